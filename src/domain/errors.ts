@@ -1,0 +1,52 @@
+/**
+ * Errors are values with a code (CONVENTIONS.md). A transport maps a CustosError once:
+ * HTTP transports to application/problem+json with `httpStatus`, DICOM transports to
+ * `dicomStatus` (PS3.7 Annex C status codes, also used as STOW-RS FailureReason).
+ */
+export interface CustosErrorInit {
+  /** Stable machine-readable code, e.g. 'dicom.truncated', 'auth.missing-token'. */
+  code: string;
+  /** What is wrong, in words a user can act on. */
+  message: string;
+  httpStatus?: number;
+  /** PS3.7 C.x / PS3.18 FailureReason value. */
+  dicomStatus?: number;
+  /** Extra, non-sensitive fields for problem+json (never PHI). */
+  detail?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class CustosError extends Error {
+  readonly code: string;
+  readonly httpStatus: number;
+  readonly dicomStatus: number | undefined;
+  readonly detail: Record<string, unknown> | undefined;
+
+  constructor(init: CustosErrorInit) {
+    super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'CustosError';
+    this.code = init.code;
+    this.httpStatus = init.httpStatus ?? 500;
+    this.dicomStatus = init.dicomStatus;
+    this.detail = init.detail;
+  }
+}
+
+/** PS3.7 Annex C and PS3.18 FailureReason values used across transports. */
+export const DicomStatus = {
+  Success: 0x0000,
+  Warning: 0xb000,
+  ProcessingFailure: 0x0110,
+  DuplicateSopInstance: 0x0111,
+  NoSuchSopClass: 0x0118,
+  SopClassNotSupported: 0x0122,
+  OutOfResources: 0xa700,
+  DataSetDoesNotMatchSopClass: 0xa900,
+  CannotUnderstand: 0xc000,
+  TransferSyntaxNotSupported: 0xc122,
+  /** PS3.4 B.2.3: SOP instance already stored with different content (Custos's conflict). */
+  Conflict: 0xa710,
+  NotAuthorized: 0x0124,
+} as const;
+
+export const isCustosError = (e: unknown): e is CustosError => e instanceof CustosError;

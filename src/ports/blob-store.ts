@@ -1,0 +1,43 @@
+import type { BlobId } from '../domain/ids.js';
+
+/** What the index records about a stored blob. */
+export interface StoredBlob {
+  blobId: BlobId;
+  /** Length of the original (plaintext) bytes. */
+  size: number;
+  /** SHA-256 of the original bytes, lowercase hex. */
+  sha256: string;
+}
+
+/**
+ * A blob being written. Bytes are encrypted as they arrive (never held whole in memory);
+ * nothing is visible under the blob's id until commit() has fsynced and renamed it.
+ */
+export interface BlobWriter {
+  write(chunk: Buffer): Promise<void>;
+  /** Durable after this resolves (temp file fsync, rename, directory fsync). */
+  commit(): Promise<StoredBlob>;
+  /** Discard everything written; idempotent. */
+  abort(): Promise<void>;
+}
+
+export interface BlobStore {
+  /** Start writing a new blob encrypted under `dataKey` (the study's 32-byte data key). */
+  create(dataKey: Buffer): Promise<BlobWriter>;
+  /**
+   * Read plaintext bytes [start, end) of a blob, decrypting only the chunks that cover the range.
+   * Every chunk's GCM tag is checked; when the whole blob is read and `expectSha256` is given the
+   * digest is checked too. A failure throws CustosError code 'blob.integrity' (never yields bad bytes
+   * past the failing chunk).
+   */
+  read(
+    blobId: BlobId,
+    dataKey: Buffer,
+    range?: { start: number; end: number },
+    expectSha256?: string,
+  ): AsyncIterable<Buffer>;
+  exists(blobId: BlobId): Promise<boolean>;
+  delete(blobId: BlobId): Promise<void>;
+  /** Remove temp files left by a crash (called at start). Returns how many were removed. */
+  sweepTemp(): Promise<number>;
+}
