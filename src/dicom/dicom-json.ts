@@ -1,0 +1,100 @@
+import type { Dataset, Element } from './dataset.js';
+import { tagToHex } from './tags.js';
+
+export interface DicomJsonElement {
+  vr: string;
+  Value?: unknown[];
+  BulkDataURI?: string;
+  InlineBinary?: string;
+}
+export type DicomJsonDataset = Record<string, DicomJsonElement>;
+
+export interface ToJsonOptions {
+  /**
+   * Called for every value not held in memory (bulk and encapsulated) and for binary values above
+   * `inlineBinaryMax`: return a URI to emit BulkDataURI, or undefined to leave the value out.
+   */
+  bulkDataUri?: (tagPath: number[], element: Element) => string | undefined;
+  /** Largest binary value emitted as InlineBinary (default 1 KiB). */
+  inlineBinaryMax?: number;
+}
+
+/** PS3.18 F.2.2: a PN value as its three component groups. */
+function personName(s: string): Record<string, string> {
+  const [alphabetic = '', ideographic, phonetic] = s.split('=');
+  const out: Record<string, string> = {};
+  if (alphabetic) out.Alphabetic = alphabetic;
+  if (ideographic) out.Ideographic = ideographic;
+  if (phonetic) out.Phonetic = phonetic;
+  return out;
+}
+
+function textValues(vr: string, values: string[]): unknown[] {
+  if (vr === 'PN') return values.map((v) => (v === '' ? null : personName(v)));
+  if (vr === 'IS' || vr === 'DS') {
+    // PS3.18 F.2.3: IS and DS as JSON numbers; an unparseable value stays a string rather than being lost.
+    return values.map((v) => (v === '' ? null : Number.isFinite(Number(v)) ? Number(v) : v));
+  }
+  return values.map((v) => (v === '' ? null : v));
+}
+
+/** DICOM JSON model (PS3.18 F.2) of a parsed dataset. */
+export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: number[] = []): DicomJsonDataset {
+  const out: DicomJsonDataset = {};
+  const inlineMax = opts.inlineBinaryMax ?? 1024;
+  for (const tag of [...ds.keys()].sort((a, b) => a - b)) {
+    const el = ds.get(tag)!;
+    const key = tagToHex(tag);
+    const here = [...path, tag];
+    switch (el.kind) {
+      case 'text': {
+        const nonEmpty = !(el.values.length === 1 && el.values[0] === '');
+        out[key] = nonEmpty ? { vr: el.vr, Value: textValues(el.vr, el.values) } : { vr: el.vr };
+        break;
+      }
+      case 'numbers':
+        out[key] = el.values.length ? { vr: el.vr, Value: el.values } : { vr: el.vr };
+        break;
+      case 'bigints':
+        // JSON numbers lose precision beyond 2^53; PS3.18 allows strings for such values.
+        out[key] = el.values.length
+          ? {
+              vr: el.vr,
+              Value: el.values.map((v) =>
+                v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= -BigInt(Number.MAX_SAFE_INTEGER)
+                  ? Number(v)
+                  : v.toString(),
+              ),
+            }
+          : { vr: el.vr };
+        break;
+      case 'tags':
+        out[key] = el.values.length ? { vr: 'AT', Value: el.values.map(tagToHex) } : { vr: 'AT' };
+        break;
+      case 'sequence':
+        out[key] = el.items.length
+          ? { vr: 'SQ', Value: el.items.map((item) => datasetToJson(item, opts, here)) }
+          : { vr: 'SQ' };
+        break;
+      case 'bytes': {
+        if (el.data.length === 0) out[key] = { vr: el.vr };
+        else if (el.data.length <= inlineMax || !opts.bulkDataUri)
+          out[key] = { vr: el.vr, InlineBinary: el.data.toString('base64') };
+        else {
+          const uri = opts.bulkDataUri(here, el);
+          out[key] = uri
+            ? { vr: el.vr, BulkDataURI: uri }
+            : { vr: el.vr, InlineBinary: el.data.toString('base64') };
+        }
+        break;
+      }
+      case 'bulk':
+      case 'encapsulated': {
+        const uri = opts.bulkDataUri?.(here, el);
+        out[key] = uri ? { vr: el.vr, BulkDataURI: uri } : { vr: el.vr };
+        break;
+      }
+    }
+  }
+  return out;
+}

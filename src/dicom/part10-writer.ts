@@ -1,0 +1,205 @@
+import { deflateRawSync } from 'node:zlib';
+import { CustosError } from '../domain/errors.js';
+import { LONG_VRS, TEXT_VRS } from './dataset.js';
+import { Tags, TransferSyntax } from './tags.js';
+
+export type WriteValue = string | string[] | number | number[] | bigint[] | Buffer | WriteElement[][];
+export interface WriteElement {
+  tag: number;
+  vr: string;
+  /** WriteElement[][] is a sequence: one array of elements per item. */
+  value: WriteValue;
+}
+
+export interface WriteOptions {
+  transferSyntaxUid: string;
+  implementationClassUid?: string;
+  /** Encapsulated pixel data for compressed transfer syntaxes (written with undefined length). */
+  encapsulatedPixelData?: { fragments: Buffer[]; basicOffsetTable?: number[] };
+  /** Write sequences and items with undefined length and delimiters (default: defined lengths). */
+  undefinedLengthSequences?: boolean;
+}
+
+const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1483.1';
+
+interface Enc {
+  explicit: boolean;
+  little: boolean;
+  undefinedSq: boolean;
+}
+
+const bad = (message: string) => new CustosError({ code: 'dicom.write-failed', message, httpStatus: 500 });
+
+function textBytes(vr: string, value: WriteValue): Buffer {
+  const s = Array.isArray(value) ? (value as (string | number)[]).map(String).join('\\') : String(value);
+  const b = Buffer.from(
+    s,
+    vr === 'UI' || !['SH', 'LO', 'ST', 'LT', 'UT', 'PN', 'UC'].includes(vr) ? 'latin1' : 'utf8',
+  );
+  if (b.length % 2 === 0) return b;
+  return Buffer.concat([b, Buffer.from(vr === 'UI' ? [0] : [0x20])]);
+}
+
+function numberBytes(vr: string, value: WriteValue, little: boolean): Buffer {
+  const values = (Array.isArray(value) ? value : [value]) as (number | bigint)[];
+  const size = vr === 'US' || vr === 'SS' ? 2 : vr === 'FD' || vr === 'SV' || vr === 'UV' ? 8 : 4;
+  const b = Buffer.alloc(values.length * size);
+  values.forEach((v, i) => {
+    const o = i * size;
+    const n = Number(v);
+    switch (vr) {
+      case 'US':
+        little ? b.writeUInt16LE(n, o) : b.writeUInt16BE(n, o);
+        break;
+      case 'SS':
+        little ? b.writeInt16LE(n, o) : b.writeInt16BE(n, o);
+        break;
+      case 'UL':
+        little ? b.writeUInt32LE(n, o) : b.writeUInt32BE(n, o);
+        break;
+      case 'SL':
+        little ? b.writeInt32LE(n, o) : b.writeInt32BE(n, o);
+        break;
+      case 'FL':
+        little ? b.writeFloatLE(n, o) : b.writeFloatBE(n, o);
+        break;
+      case 'FD':
+        little ? b.writeDoubleLE(n, o) : b.writeDoubleBE(n, o);
+        break;
+      case 'AT':
+        little ? b.writeUInt16LE(n >>> 16, o) : b.writeUInt16BE(n >>> 16, o);
+        little ? b.writeUInt16LE(n & 0xffff, o + 2) : b.writeUInt16BE(n & 0xffff, o + 2);
+        break;
+      case 'SV':
+        little ? b.writeBigInt64LE(BigInt(v), o) : b.writeBigInt64BE(BigInt(v), o);
+        break;
+      case 'UV':
+        little ? b.writeBigUInt64LE(BigInt(v), o) : b.writeBigUInt64BE(BigInt(v), o);
+        break;
+    }
+  });
+  return b;
+}
+
+function header(tag: number, vr: string, length: number, enc: Enc): Buffer {
+  const w16 = (b: Buffer, v: number, o: number) =>
+    enc.little ? b.writeUInt16LE(v, o) : b.writeUInt16BE(v, o);
+  const w32 = (b: Buffer, v: number, o: number) =>
+    enc.little ? b.writeUInt32LE(v >>> 0, o) : b.writeUInt32BE(v >>> 0, o);
+  if (!enc.explicit) {
+    const b = Buffer.alloc(8);
+    w16(b, tag >>> 16, 0);
+    w16(b, tag & 0xffff, 2);
+    w32(b, length, 4);
+    return b;
+  }
+  if (LONG_VRS.has(vr)) {
+    const b = Buffer.alloc(12);
+    w16(b, tag >>> 16, 0);
+    w16(b, tag & 0xffff, 2);
+    b.write(vr, 4, 'latin1');
+    w32(b, length, 8);
+    return b;
+  }
+  if (length > 0xffff) throw bad(`value of ${tag.toString(16)} (${vr}) is too long for a 16-bit length`);
+  const b = Buffer.alloc(8);
+  w16(b, tag >>> 16, 0);
+  w16(b, tag & 0xffff, 2);
+  b.write(vr, 4, 'latin1');
+  w16(b, length, 6);
+  return b;
+}
+
+function itemTag(tag: number, length: number, enc: Enc): Buffer {
+  return header(tag, '', length, { ...enc, explicit: false });
+}
+
+function encodeElements(elements: WriteElement[], enc: Enc): Buffer[] {
+  const out: Buffer[] = [];
+  for (const el of [...elements].sort((a, b) => a.tag - b.tag)) {
+    if (el.vr === 'SQ') {
+      const items = el.value as WriteElement[][];
+      const body: Buffer[] = [];
+      for (const item of items) {
+        const content = Buffer.concat(encodeElements(item, enc));
+        if (enc.undefinedSq)
+          body.push(itemTag(Tags.Item, 0xffffffff, enc), content, itemTag(Tags.ItemDelimitationItem, 0, enc));
+        else body.push(itemTag(Tags.Item, content.length, enc), content);
+      }
+      const content = Buffer.concat(body);
+      if (enc.undefinedSq)
+        out.push(
+          header(el.tag, 'SQ', 0xffffffff, enc),
+          content,
+          itemTag(Tags.SequenceDelimitationItem, 0, enc),
+        );
+      else out.push(header(el.tag, 'SQ', content.length, enc), content);
+      continue;
+    }
+    let value: Buffer;
+    if (Buffer.isBuffer(el.value)) {
+      value = el.value.length % 2 === 0 ? el.value : Buffer.concat([el.value, Buffer.alloc(1)]);
+      if (!enc.little && el.vr === 'OW') {
+        value = Buffer.from(value);
+        value.swap16();
+      }
+    } else if (TEXT_VRS.has(el.vr)) {
+      value = textBytes(el.vr, el.value);
+    } else {
+      value = numberBytes(el.vr, el.value, enc.little);
+    }
+    out.push(header(el.tag, el.vr, value.length, enc), value);
+  }
+  return out;
+}
+
+/** Write a DICOM Part 10 object (preamble, file meta information, dataset) in the given transfer syntax. */
+export function writePart10(elements: WriteElement[], opts: WriteOptions): Buffer {
+  const str = (t: number) => {
+    const e = elements.find((x) => x.tag === t);
+    return e ? String(Array.isArray(e.value) ? e.value[0] : e.value) : '';
+  };
+  const le: Enc = { explicit: true, little: true, undefinedSq: false };
+  const metaElements: WriteElement[] = [
+    { tag: Tags.FileMetaInformationVersion, vr: 'OB', value: Buffer.from([0, 1]) },
+    { tag: Tags.MediaStorageSOPClassUID, vr: 'UI', value: str(Tags.SOPClassUID) },
+    { tag: Tags.MediaStorageSOPInstanceUID, vr: 'UI', value: str(Tags.SOPInstanceUID) },
+    { tag: Tags.TransferSyntaxUID, vr: 'UI', value: opts.transferSyntaxUid },
+    {
+      tag: Tags.ImplementationClassUID,
+      vr: 'UI',
+      value: opts.implementationClassUid ?? IMPLEMENTATION_CLASS_UID,
+    },
+  ];
+  const metaBody = Buffer.concat(encodeElements(metaElements, le));
+  const groupLength = Buffer.concat([
+    header(Tags.FileMetaInformationGroupLength, 'UL', 4, le),
+    numberBytes('UL', metaBody.length, true),
+  ]);
+
+  const ts = opts.transferSyntaxUid;
+  const enc: Enc = {
+    explicit: ts !== TransferSyntax.ImplicitVRLittleEndian,
+    little: ts !== TransferSyntax.ExplicitVRBigEndian,
+    undefinedSq: opts.undefinedLengthSequences ?? false,
+  };
+  const dsElements = elements.filter(
+    (e) => e.tag >>> 16 !== 0x0002 && !(opts.encapsulatedPixelData && e.tag === Tags.PixelData),
+  );
+  const parts = encodeElements(dsElements, enc);
+  if (opts.encapsulatedPixelData) {
+    const { fragments, basicOffsetTable = [] } = opts.encapsulatedPixelData;
+    const bot = Buffer.alloc(basicOffsetTable.length * 4);
+    basicOffsetTable.forEach((v, i) => bot.writeUInt32LE(v, i * 4));
+    parts.push(header(Tags.PixelData, 'OB', 0xffffffff, enc), itemTag(Tags.Item, bot.length, enc), bot);
+    for (const f of fragments) {
+      const padded = f.length % 2 === 0 ? f : Buffer.concat([f, Buffer.alloc(1)]);
+      parts.push(itemTag(Tags.Item, padded.length, enc), padded);
+    }
+    parts.push(itemTag(Tags.SequenceDelimitationItem, 0, enc));
+  }
+  let dataset = Buffer.concat(parts);
+  if (ts === TransferSyntax.DeflatedExplicitVRLittleEndian) dataset = deflateRawSync(dataset);
+  const preamble = Buffer.alloc(128);
+  return Buffer.concat([preamble, Buffer.from('DICM', 'latin1'), groupLength, metaBody, dataset]);
+}
