@@ -44,38 +44,21 @@ function numberBytes(vr: string, value: WriteValue, little: boolean): Buffer {
   const values = (Array.isArray(value) ? value : [value]) as (number | bigint)[];
   const size = vr === 'US' || vr === 'SS' ? 2 : vr === 'FD' || vr === 'SV' || vr === 'UV' ? 8 : 4;
   const b = Buffer.alloc(values.length * size);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   values.forEach((v, i) => {
     const o = i * size;
     const n = Number(v);
-    switch (vr) {
-      case 'US':
-        little ? b.writeUInt16LE(n, o) : b.writeUInt16BE(n, o);
-        break;
-      case 'SS':
-        little ? b.writeInt16LE(n, o) : b.writeInt16BE(n, o);
-        break;
-      case 'UL':
-        little ? b.writeUInt32LE(n, o) : b.writeUInt32BE(n, o);
-        break;
-      case 'SL':
-        little ? b.writeInt32LE(n, o) : b.writeInt32BE(n, o);
-        break;
-      case 'FL':
-        little ? b.writeFloatLE(n, o) : b.writeFloatBE(n, o);
-        break;
-      case 'FD':
-        little ? b.writeDoubleLE(n, o) : b.writeDoubleBE(n, o);
-        break;
-      case 'AT':
-        little ? b.writeUInt16LE(n >>> 16, o) : b.writeUInt16BE(n >>> 16, o);
-        little ? b.writeUInt16LE(n & 0xffff, o + 2) : b.writeUInt16BE(n & 0xffff, o + 2);
-        break;
-      case 'SV':
-        little ? b.writeBigInt64LE(BigInt(v), o) : b.writeBigInt64BE(BigInt(v), o);
-        break;
-      case 'UV':
-        little ? b.writeBigUInt64LE(BigInt(v), o) : b.writeBigUInt64BE(BigInt(v), o);
-        break;
+    if (vr === 'US') dv.setUint16(o, n, little);
+    else if (vr === 'SS') dv.setInt16(o, n, little);
+    else if (vr === 'UL') dv.setUint32(o, n, little);
+    else if (vr === 'SL') dv.setInt32(o, n, little);
+    else if (vr === 'FL') dv.setFloat32(o, n, little);
+    else if (vr === 'FD') dv.setFloat64(o, n, little);
+    else if (vr === 'SV') dv.setBigInt64(o, BigInt(v), little);
+    else if (vr === 'UV') dv.setBigUint64(o, BigInt(v), little);
+    else if (vr === 'AT') {
+      dv.setUint16(o, n >>> 16, little);
+      dv.setUint16(o + 2, n & 0xffff, little);
     }
   });
   return b;
