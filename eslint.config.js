@@ -9,7 +9,17 @@ const layer = (files, patterns) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'dist', 'coverage', 'bench/out', 'test-artifacts', 'src/dicom/dictionary-data.ts'] },
+  {
+    ignores: [
+      'scratch',
+      'node_modules',
+      'dist',
+      'coverage',
+      'bench/out',
+      'test-artifacts',
+      'src/dicom/dictionary-data.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -21,12 +31,35 @@ export default tseslint.config(
   layer(
     ['src/domain/**/*.ts', 'src/dicom/**/*.ts'],
     [
-      { group: ['**/adapters/**', '**/transports/**', '**/services/**', '**/app/**'], message: 'domain is pure' },
-      { group: ['node:fs', 'node:fs/*', 'node:net', 'node:http', 'fs', 'net', 'http'], message: 'domain does no I/O' },
+      {
+        group: ['**/adapters/**', '**/transports/**', '**/services/**', '**/app/**'],
+        message: 'domain is pure',
+      },
+      {
+        group: ['node:fs', 'node:fs/*', 'node:net', 'node:http', 'fs', 'net', 'http'],
+        message: 'domain does no I/O',
+      },
     ],
   ),
-  layer(['src/services/**/*.ts'], [{ group: ['**/adapters/**', '**/transports/**', '**/app/**'], message: 'services depend on ports only' }]),
-  layer(['src/transports/**/*.ts'], [{ group: ['**/adapters/**', '**/app/**'], message: 'transports call services' }]),
-  layer(['src/adapters/**/*.ts'], [{ group: ['**/transports/**', '**/services/**', '**/app/**'], message: 'adapters implement ports' }]),
-  { files: ['bin/**/*.js', 'bench/**/*.{js,ts}', 'scripts/**/*.{js,ts}'], languageOptions: { globals: { process: 'readonly', console: 'readonly' } } },
+  layer(
+    ['src/services/**/*.ts'],
+    [
+      {
+        group: ['**/adapters/**', '**/transports/**', '**/app/**'],
+        message: 'services depend on ports only',
+      },
+    ],
+  ),
+  layer(
+    ['src/transports/**/*.ts'],
+    [{ group: ['**/adapters/**', '**/app/**'], message: 'transports call services' }],
+  ),
+  layer(
+    ['src/adapters/**/*.ts'],
+    [{ group: ['**/transports/**', '**/services/**', '**/app/**'], message: 'adapters implement ports' }],
+  ),
+  {
+    files: ['bin/**/*.js', 'bench/**/*.{js,ts}', 'scripts/**/*.{js,ts}'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
 );

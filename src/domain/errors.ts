@@ -44,8 +44,6 @@ export const DicomStatus = {
   DataSetDoesNotMatchSopClass: 0xa900,
   CannotUnderstand: 0xc000,
   TransferSyntaxNotSupported: 0xc122,
-  /** PS3.4 B.2.3: SOP instance already stored with different content (Custos's conflict). */
-  Conflict: 0xa710,
   NotAuthorized: 0x0124,
 } as const;
 

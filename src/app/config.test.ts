@@ -1,0 +1,54 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+
+const cwd = mkdtempSync(join(tmpdir(), 'custos-config-'));
+
+describe('loadConfig', () => {
+  it('defaults to ./custos-data, port 8080 and an embedded index', () => {
+    const c = loadConfig({ env: {}, cwd });
+    expect(c.dataDir).toBe(join(cwd, 'custos-data'));
+    expect(c.http.port).toBe(8080);
+    expect(c.database.url).toBeUndefined();
+    expect(c.keyFile).toBe(join(cwd, 'custos-data', 'keys', 'kek.json'));
+  });
+  it('layers file < environment < flags', () => {
+    const file = join(cwd, 'c.json');
+    writeFileSync(file, JSON.stringify({ http: { port: 9000, host: '127.0.0.1' } }));
+    expect(loadConfig({ env: {}, cwd, configFile: file }).http).toEqual({ port: 9000, host: '127.0.0.1' });
+    expect(loadConfig({ env: { CUSTOS_HTTP_PORT: '9100' }, cwd, configFile: file }).http.port).toBe(9100);
+    expect(
+      loadConfig({
+        env: { CUSTOS_HTTP_PORT: '9100' },
+        cwd,
+        configFile: file,
+        flags: { http: { port: 9200 } },
+      }).http.port,
+    ).toBe(9200);
+  });
+  it('names the bad key: unknown file setting, bad value, unknown or malformed variable', () => {
+    const file = join(cwd, 'bad.json');
+    writeFileSync(file, JSON.stringify({ http: { prot: 1 } }));
+    expect(() => loadConfig({ env: {}, cwd, configFile: file })).toThrow(
+      /http\.prot: is not a known setting/,
+    );
+    writeFileSync(file, JSON.stringify({ http: { port: 70000 } }));
+    expect(() => loadConfig({ env: {}, cwd, configFile: file })).toThrow(/http\.port/);
+    expect(() => loadConfig({ env: { CUSTOS_HTTP_PORTT: '1' }, cwd })).toThrow(
+      /CUSTOS_HTTP_PORTT: unknown environment variable/,
+    );
+    expect(() => loadConfig({ env: { CUSTOS_HTTP_PORT: 'eighty' }, cwd })).toThrow(
+      /CUSTOS_HTTP_PORT: must be a non-negative integer/,
+    );
+    expect(() => loadConfig({ env: { CUSTOS_DATABASE_URL: 'mysql://x' }, cwd })).toThrow(
+      /database\.url: must be a postgres/,
+    );
+  });
+  it('reads <dataDir>/custos.json when present', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'custos-config-data-'));
+    writeFileSync(join(dir, 'custos.json'), JSON.stringify({ http: { port: 8181 } }));
+    expect(loadConfig({ env: { CUSTOS_DATA_DIR: dir }, cwd }).http.port).toBe(8181);
+  });
+});

@@ -1,0 +1,124 @@
+import { PATIENT_STUDY_TAGS, SERIES_TAGS, pickTags, type DicomJsonObject } from './dicom-levels.js';
+
+/**
+ * The index's view of one instance, derived from its header as DICOM JSON. Pure: the ingest service
+ * persists it.
+ */
+export interface InstanceIndexRecord {
+  patient: {
+    patientId: string;
+    issuer: string;
+    name: string;
+    nameNorm: string;
+    birthDate: string;
+    sex: string;
+  };
+  study: {
+    studyUid: string;
+    date: string;
+    time: string;
+    accessionNumber: string;
+    referringPhysician: string;
+    referringPhysicianNorm: string;
+    description: string;
+    studyId: string;
+    attrs: DicomJsonObject;
+  };
+  series: {
+    seriesUid: string;
+    modality: string;
+    seriesNumber: number | null;
+    description: string;
+    bodyPart: string;
+    ppsStartDate: string;
+    ppsStartTime: string;
+    attrs: DicomJsonObject;
+  };
+  instance: {
+    sopInstanceUid: string;
+    sopClassUid: string;
+    instanceNumber: number | null;
+    rows: number | null;
+    columns: number | null;
+    numberOfFrames: number | null;
+  };
+}
+
+type PnValue = { Alphabetic?: string; Ideographic?: string; Phonetic?: string };
+
+export function firstString(json: DicomJsonObject, tag: string): string {
+  const v = json[tag]?.Value?.[0];
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'object') return pnToString(v as PnValue);
+  return String(v);
+}
+
+function firstNumber(json: DicomJsonObject, tag: string): number | null {
+  const v = json[tag]?.Value?.[0];
+  if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
+  if (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v)) return Number.parseInt(v, 10);
+  return null;
+}
+
+/** A PN value back in its DICOM string form (component groups joined by '='). */
+export function pnToString(pn: PnValue): string {
+  const groups = [pn.Alphabetic ?? '', pn.Ideographic ?? '', pn.Phonetic ?? ''];
+  while (groups.length > 1 && groups[groups.length - 1] === '') groups.pop();
+  return groups.join('=');
+}
+
+/** Case-insensitive form used for PN matching (PS3.18 requires case-insensitive PatientName matching). */
+export const normalisePersonName = (pn: string) => pn.toUpperCase();
+
+/** TM normalised to HHMMSS(.FFFFFF) so that time ranges compare as strings. */
+export function normaliseStoredTime(tm: string): string {
+  const t = tm.replace(/:/g, '').trim();
+  if (!/^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$/.test(t)) return t;
+  const [hms = '', frac] = t.split('.');
+  const base = (hms + '000000'.slice(hms.length)).slice(0, 6);
+  return frac !== undefined ? `${base}.${frac}` : base;
+}
+
+export function toIndexRecord(json: DicomJsonObject): InstanceIndexRecord {
+  const patientName = firstString(json, '00100010');
+  const refPhys = firstString(json, '00080090');
+  return {
+    patient: {
+      patientId: firstString(json, '00100020'),
+      issuer: firstString(json, '00100021'),
+      name: patientName,
+      nameNorm: normalisePersonName(patientName),
+      birthDate: firstString(json, '00100030'),
+      sex: firstString(json, '00100040'),
+    },
+    study: {
+      studyUid: firstString(json, '0020000D'),
+      date: firstString(json, '00080020'),
+      time: normaliseStoredTime(firstString(json, '00080030')),
+      accessionNumber: firstString(json, '00080050'),
+      referringPhysician: refPhys,
+      referringPhysicianNorm: normalisePersonName(refPhys),
+      description: firstString(json, '00081030'),
+      studyId: firstString(json, '00200010'),
+      attrs: pickTags(json, PATIENT_STUDY_TAGS),
+    },
+    series: {
+      seriesUid: firstString(json, '0020000E'),
+      modality: firstString(json, '00080060'),
+      seriesNumber: firstNumber(json, '00200011'),
+      description: firstString(json, '0008103E'),
+      bodyPart: firstString(json, '00180015'),
+      ppsStartDate: firstString(json, '00400244'),
+      ppsStartTime: normaliseStoredTime(firstString(json, '00400245')),
+      attrs: pickTags(json, SERIES_TAGS),
+    },
+    instance: {
+      sopInstanceUid: firstString(json, '00080018'),
+      sopClassUid: firstString(json, '00080016'),
+      instanceNumber: firstNumber(json, '00200013'),
+      rows: firstNumber(json, '00280010'),
+      columns: firstNumber(json, '00280011'),
+      numberOfFrames: firstNumber(json, '00280008'),
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { parseQidoQuery, wildcardToLike } from './qido-query.js';
+
+const q = (s: string, level: 'study' | 'series' | 'instance' = 'study') =>
+  parseQidoQuery(new URLSearchParams(s), level);
+
+describe('parseQidoQuery', () => {
+  it('reads keywords and tags alike', () => {
+    expect(q('PatientID=X').matches).toEqual([
+      { key: 'PatientID', type: 'equals', value: 'X', caseInsensitive: false },
+    ]);
+    expect(q('00100020=X').matches).toEqual([
+      { key: 'PatientID', type: 'equals', value: 'X', caseInsensitive: false },
+    ]);
+  });
+  it('matches PatientName case-insensitively, with wildcards', () => {
+    expect(q('PatientName=smi*').matches).toEqual([
+      { key: 'PatientName', type: 'wildcard', pattern: 'smi*', caseInsensitive: true },
+    ]);
+  });
+  it('parses date ranges of all three shapes and rejects malformed dates', () => {
+    expect(q('StudyDate=20230101-20230131').matches[0]).toEqual({
+      key: 'StudyDate',
+      type: 'range',
+      from: '20230101',
+      to: '20230131',
+    });
+    expect(q('StudyDate=20230101-').matches[0]).toEqual({
+      key: 'StudyDate',
+      type: 'range',
+      from: '20230101',
+    });
+    expect(q('StudyDate=-20230131').matches[0]).toEqual({ key: 'StudyDate', type: 'range', to: '20230131' });
+    expect(() => q('StudyDate=2023-01-01')).toThrow(/StudyDate/);
+    expect(() => q('StudyDate=-')).toThrow(/StudyDate/);
+  });
+  it('reads UID lists separated by comma or backslash and rejects invalid UIDs', () => {
+    expect(q('StudyInstanceUID=1.2.3,1.2.4').matches[0]).toEqual({
+      key: 'StudyInstanceUID',
+      type: 'list',
+      values: ['1.2.3', '1.2.4'],
+    });
+    expect(q('StudyInstanceUID=1.2.3\\1.2.4').matches[0]).toEqual({
+      key: 'StudyInstanceUID',
+      type: 'list',
+      values: ['1.2.3', '1.2.4'],
+    });
+    expect(() => q('StudyInstanceUID=1.02.3')).toThrow(/not a valid UID/);
+  });
+  it('treats an empty value as universal matching: returned, not filtered', () => {
+    const r = q('PatientBirthDate=');
+    expect(r.matches).toEqual([]);
+    expect(r.includeFields).toEqual(new Set(['00100030']));
+  });
+  it('collects includefield, limit and offset, and caps the limit', () => {
+    const r = q('includefield=00081030,PatientAge&limit=5&offset=10');
+    expect(r.includeFields).toEqual(new Set(['00081030', '00101010']));
+    expect(r.limit).toBe(5);
+    expect(r.offset).toBe(10);
+    expect(q('includefield=all').includeFields).toBe('all');
+    expect(q('limit=999999').limit).toBe(10000);
+    expect(() => q('limit=-1')).toThrow(/limit/);
+  });
+  it('refuses instance attributes in a study query and unknown keys', () => {
+    expect(() => q('SOPInstanceUID=1.2')).toThrow(/study-level/);
+    expect(() => q('NoSuchKeyword=1')).toThrow(/not a DICOM keyword/);
+  });
+  it('accepts but reports keys it cannot match on', () => {
+    const r = q('PatientAge=040Y');
+    expect(r.matches).toEqual([]);
+    expect(r.ignored).toEqual(['PatientAge']);
+  });
+  it('adds the URL scope as matches', () => {
+    const r = parseQidoQuery(new URLSearchParams(''), 'instance', { studyUid: '1.2', seriesUid: '1.3' });
+    expect(r.matches.map((m) => m.key)).toEqual(['StudyInstanceUID', 'SeriesInstanceUID']);
+  });
+});
+
+describe('wildcardToLike', () => {
+  it('maps * and ? and escapes LIKE metacharacters', () => {
+    expect(wildcardToLike('A*B?C')).toBe('A%B_C');
+    expect(wildcardToLike('50%_x\\')).toBe('50\\%\\_x\\\\');
+  });
+});

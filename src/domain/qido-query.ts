@@ -1,0 +1,286 @@
+import { CustosError } from './errors.js';
+import { isValidUid } from './ids.js';
+import { lookupTag, tagForKeyword } from '../dicom/dictionary.js';
+import { tagToHex } from '../dicom/tags.js';
+
+/** PS3.18 §8.3.4 query levels. */
+export type QidoLevel = 'study' | 'series' | 'instance';
+
+/** The attributes Custos matches on, per level (PS3.18 Table 10.6.1-5 and the required keys of PS3.4 C.6). */
+export type MatchKey =
+  | 'PatientName'
+  | 'PatientID'
+  | 'IssuerOfPatientID'
+  | 'PatientBirthDate'
+  | 'PatientSex'
+  | 'StudyInstanceUID'
+  | 'StudyDate'
+  | 'StudyTime'
+  | 'AccessionNumber'
+  | 'ReferringPhysicianName'
+  | 'StudyDescription'
+  | 'StudyID'
+  | 'ModalitiesInStudy'
+  | 'SeriesInstanceUID'
+  | 'Modality'
+  | 'SeriesNumber'
+  | 'SeriesDescription'
+  | 'BodyPartExamined'
+  | 'PerformedProcedureStepStartDate'
+  | 'PerformedProcedureStepStartTime'
+  | 'SOPClassUID'
+  | 'SOPInstanceUID'
+  | 'InstanceNumber';
+
+const LEVEL_OF: Record<MatchKey, QidoLevel> = {
+  PatientName: 'study',
+  PatientID: 'study',
+  IssuerOfPatientID: 'study',
+  PatientBirthDate: 'study',
+  PatientSex: 'study',
+  StudyInstanceUID: 'study',
+  StudyDate: 'study',
+  StudyTime: 'study',
+  AccessionNumber: 'study',
+  ReferringPhysicianName: 'study',
+  StudyDescription: 'study',
+  StudyID: 'study',
+  ModalitiesInStudy: 'study',
+  SeriesInstanceUID: 'series',
+  Modality: 'series',
+  SeriesNumber: 'series',
+  SeriesDescription: 'series',
+  BodyPartExamined: 'series',
+  PerformedProcedureStepStartDate: 'series',
+  PerformedProcedureStepStartTime: 'series',
+  SOPClassUID: 'instance',
+  SOPInstanceUID: 'instance',
+  InstanceNumber: 'instance',
+};
+
+type Kind = 'string' | 'pn' | 'uid' | 'date' | 'time' | 'int' | 'multi';
+const KIND_OF: Record<MatchKey, Kind> = {
+  PatientName: 'pn',
+  PatientID: 'string',
+  IssuerOfPatientID: 'string',
+  PatientBirthDate: 'date',
+  PatientSex: 'string',
+  StudyInstanceUID: 'uid',
+  StudyDate: 'date',
+  StudyTime: 'time',
+  AccessionNumber: 'string',
+  ReferringPhysicianName: 'pn',
+  StudyDescription: 'string',
+  StudyID: 'string',
+  ModalitiesInStudy: 'multi',
+  SeriesInstanceUID: 'uid',
+  Modality: 'multi',
+  SeriesNumber: 'int',
+  SeriesDescription: 'string',
+  BodyPartExamined: 'string',
+  PerformedProcedureStepStartDate: 'date',
+  PerformedProcedureStepStartTime: 'time',
+  SOPClassUID: 'uid',
+  SOPInstanceUID: 'uid',
+  InstanceNumber: 'int',
+};
+
+const ORDER: QidoLevel[] = ['study', 'series', 'instance'];
+
+export type Match =
+  | { key: MatchKey; type: 'equals'; value: string; caseInsensitive: boolean }
+  | { key: MatchKey; type: 'wildcard'; pattern: string; caseInsensitive: boolean }
+  | { key: MatchKey; type: 'range'; from?: string; to?: string }
+  | { key: MatchKey; type: 'list'; values: string[] }
+  | { key: MatchKey; type: 'int'; value: number };
+
+export interface QidoQuery {
+  level: QidoLevel;
+  matches: Match[];
+  /** Tags (8-hex uppercase) added to the default return keys, or 'all'. */
+  includeFields: Set<string> | 'all';
+  limit: number;
+  offset: number;
+  /** Query keys that were accepted but not matched (reported in a Warning header, PS3.18 §8.3.4.1). */
+  ignored: string[];
+}
+
+export interface QidoScope {
+  studyUid?: string;
+  seriesUid?: string;
+}
+
+const MAX_LIMIT = 10_000;
+
+const bad = (message: string, param: string) =>
+  new CustosError({ code: 'qido.bad-parameter', message, httpStatus: 400, detail: { parameter: param } });
+
+/** Resolve a QIDO key given as keyword or 8-hex tag to a keyword. */
+function keywordOf(key: string): string | undefined {
+  if (/^[0-9A-Fa-f]{8}$/.test(key)) return lookupTag(Number.parseInt(key, 16))?.keyword;
+  return tagForKeyword(key) !== undefined ? key : undefined;
+}
+
+function tagHexOf(key: string): string | undefined {
+  if (/^[0-9A-Fa-f]{8}$/.test(key)) return key.toUpperCase();
+  const t = tagForKeyword(key);
+  return t === undefined ? undefined : tagToHex(t);
+}
+
+const DATE_RE = /^\d{8}$/;
+const TIME_RE = /^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$/;
+
+function parseRange(key: MatchKey, raw: string, re: RegExp): Match {
+  const dash = raw.indexOf('-');
+  if (dash === -1) {
+    if (!re.test(raw)) throw bad(`${key} '${raw}' is not a valid ${KIND_OF[key]}`, key);
+    return { key, type: 'equals', value: raw, caseInsensitive: false };
+  }
+  const from = raw.slice(0, dash);
+  const to = raw.slice(dash + 1);
+  if ((from && !re.test(from)) || (to && !re.test(to)) || (!from && !to)) {
+    throw bad(`${key} range '${raw}' must be FROM-TO, FROM- or -TO`, key);
+  }
+  return { key, type: 'range', ...(from ? { from } : {}), ...(to ? { to } : {}) };
+}
+
+function stringMatch(key: MatchKey, raw: string, caseInsensitive: boolean): Match {
+  if (/[*?]/.test(raw)) {
+    if (/^\*+$/.test(raw)) return { key, type: 'wildcard', pattern: '*', caseInsensitive };
+    return { key, type: 'wildcard', pattern: raw, caseInsensitive };
+  }
+  return { key, type: 'equals', value: raw, caseInsensitive };
+}
+
+function splitList(raw: string): string[] {
+  return raw
+    .split(/[\\,]/)
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+}
+
+function parseMatch(key: MatchKey, raw: string): Match | undefined {
+  if (raw === '') return undefined; // universal matching: return the attribute, do not filter
+  switch (KIND_OF[key]) {
+    case 'pn':
+      return stringMatch(key, raw, true);
+    case 'string':
+      return stringMatch(key, raw, false);
+    case 'uid': {
+      const values = splitList(raw);
+      for (const v of values) if (!isValidUid(v)) throw bad(`${key} '${v}' is not a valid UID`, key);
+      return values.length === 1
+        ? { key, type: 'equals', value: values[0]!, caseInsensitive: false }
+        : { key, type: 'list', values };
+    }
+    case 'multi': {
+      const values = splitList(raw);
+      if (values.length === 1 && /[*?]/.test(values[0]!)) return stringMatch(key, values[0]!, false);
+      return { key, type: 'list', values };
+    }
+    case 'date':
+      return parseRange(key, raw, DATE_RE);
+    case 'time':
+      return parseRange(key, raw, TIME_RE);
+    case 'int': {
+      if (!/^-?\d+$/.test(raw)) throw bad(`${key} '${raw}' is not an integer`, key);
+      return { key, type: 'int', value: Number.parseInt(raw, 10) };
+    }
+  }
+}
+
+function parseNonNegative(name: string, raw: string): number {
+  if (!/^\d+$/.test(raw)) throw bad(`${name} must be a non-negative integer, got '${raw}'`, name);
+  return Number.parseInt(raw, 10);
+}
+
+/**
+ * Parse QIDO-RS query parameters (PS3.18 §8.3.4) into a typed query. Keys may be keywords or tags;
+ * several values for one key, or backslash/comma separated UIDs, form a list match.
+ */
+export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope: QidoScope = {}): QidoQuery {
+  const matches: Match[] = [];
+  const includes = new Set<string>();
+  let includeAll = false;
+  let limit = MAX_LIMIT;
+  let offset = 0;
+  const ignored: string[] = [];
+  const levelIndex = ORDER.indexOf(level);
+
+  for (const [rawKey, value] of params) {
+    const lower = rawKey.toLowerCase();
+    if (lower === 'includefield') {
+      for (const f of value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)) {
+        if (f.toLowerCase() === 'all') includeAll = true;
+        else {
+          const hex = tagHexOf(f);
+          if (!hex) throw bad(`includefield '${f}' is not a DICOM keyword or tag`, 'includefield');
+          includes.add(hex);
+        }
+      }
+      continue;
+    }
+    if (lower === 'limit') {
+      limit = Math.min(parseNonNegative('limit', value), MAX_LIMIT);
+      continue;
+    }
+    if (lower === 'offset') {
+      offset = parseNonNegative('offset', value);
+      continue;
+    }
+    if (lower === 'fuzzymatching') {
+      if (value !== 'true' && value !== 'false')
+        throw bad(`fuzzymatching must be true or false`, 'fuzzymatching');
+      if (value === 'true') ignored.push('fuzzymatching');
+      continue;
+    }
+    if (lower === 'charset') continue;
+    const keyword = keywordOf(rawKey.split('.')[0]!);
+    if (!keyword) throw bad(`'${rawKey}' is not a DICOM keyword, tag or QIDO parameter`, rawKey);
+    if (rawKey.includes('.')) {
+      ignored.push(rawKey); // sequence matching is not supported; the attribute is still returned
+      continue;
+    }
+    if (!(keyword in LEVEL_OF)) {
+      ignored.push(rawKey);
+      const hex = tagHexOf(keyword);
+      if (hex) includes.add(hex);
+      continue;
+    }
+    const key = keyword as MatchKey;
+    if (ORDER.indexOf(LEVEL_OF[key]) > levelIndex) {
+      throw bad(`${key} cannot be matched in a ${level}-level query`, key);
+    }
+    const hex = tagHexOf(key);
+    if (hex) includes.add(hex);
+    const m = parseMatch(key, value);
+    if (m) matches.push(m);
+  }
+
+  if (scope.studyUid)
+    matches.push({ key: 'StudyInstanceUID', type: 'equals', value: scope.studyUid, caseInsensitive: false });
+  if (scope.seriesUid)
+    matches.push({
+      key: 'SeriesInstanceUID',
+      type: 'equals',
+      value: scope.seriesUid,
+      caseInsensitive: false,
+    });
+
+  return { level, matches, includeFields: includeAll ? 'all' : includes, limit, offset, ignored };
+}
+
+/** DICOM wildcard (`*`, `?`) to a SQL LIKE pattern with `\` as the escape character. */
+export function wildcardToLike(pattern: string): string {
+  let out = '';
+  for (const ch of pattern) {
+    if (ch === '*') out += '%';
+    else if (ch === '?') out += '_';
+    else if (ch === '%' || ch === '_' || ch === '\\') out += '\\' + ch;
+    else out += ch;
+  }
+  return out;
+}

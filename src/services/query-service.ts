@@ -1,0 +1,268 @@
+import { sql, type Expression, type SqlBool } from 'kysely';
+import type { Principal } from '../domain/principal.js';
+import type { Clock } from '../ports/clock.js';
+import type { AuditLedger } from '../ports/audit-ledger.js';
+import type { IndexDb } from '../ports/database.js';
+import { wildcardToLike, type Match, type MatchKey, type QidoQuery } from '../domain/qido-query.js';
+import {
+  INSTANCE_DEFAULT_RETURN,
+  SERIES_DEFAULT_RETURN,
+  STUDY_DEFAULT_RETURN,
+  pickTags,
+  sortByTag,
+  type DicomJsonObject,
+} from '../domain/dicom-levels.js';
+import type { AccessGate } from './access-gate.js';
+
+/** Where each matchable attribute lives. Aliases: p = patients, st = studies, se = series, i = instances. */
+const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
+  PatientName: 'p.patient_name_norm',
+  PatientID: 'p.patient_id',
+  IssuerOfPatientID: 'p.issuer',
+  PatientBirthDate: 'p.birth_date',
+  PatientSex: 'p.sex',
+  StudyInstanceUID: 'st.study_uid',
+  StudyDate: 'st.study_date',
+  StudyTime: 'st.study_time',
+  AccessionNumber: 'st.accession_number',
+  ReferringPhysicianName: 'st.referring_physician_norm',
+  StudyDescription: 'st.study_description',
+  StudyID: 'st.study_id',
+  SeriesInstanceUID: 'se.series_uid',
+  Modality: 'se.modality',
+  SeriesNumber: 'se.series_number',
+  SeriesDescription: 'se.series_description',
+  BodyPartExamined: 'se.body_part',
+  PerformedProcedureStepStartDate: 'se.pps_start_date',
+  PerformedProcedureStepStartTime: 'se.pps_start_time',
+  SOPClassUID: 'i.sop_class_uid',
+  SOPInstanceUID: 'i.sop_instance_uid',
+  InstanceNumber: 'i.instance_number',
+};
+
+const TIME_KEYS = new Set<MatchKey>(['StudyTime', 'PerformedProcedureStepStartTime']);
+
+/** Times are stored as HHMMSS(.FFFFFF) padded with zeros (see normaliseTime); pad query bounds the same way. */
+export function normaliseTime(tm: string, upper = false): string {
+  const [hms = '', frac] = tm.split('.');
+  const pad = upper ? '595959'.slice(hms.length) : '000000'.slice(hms.length);
+  const base = (hms + pad).slice(0, 6);
+  if (frac !== undefined) return `${base}.${frac}`;
+  return upper ? `${base}.999999` : base;
+}
+
+function predicate(m: Match): Expression<SqlBool> {
+  if (m.key === 'ModalitiesInStudy') {
+    const sub =
+      m.type === 'list'
+        ? sql`s2.modality in (${sql.join(m.values)})`
+        : m.type === 'wildcard'
+          ? sql`s2.modality like ${wildcardToLike(m.pattern)} escape '\\'`
+          : m.type === 'equals'
+            ? sql`s2.modality = ${m.value}`
+            : sql`1 = 1`;
+    return sql<SqlBool>`exists (select 1 from series s2 where s2.study_uid = st.study_uid and ${sub})`;
+  }
+  const col = sql.ref(COLUMN[m.key]);
+  switch (m.type) {
+    case 'equals': {
+      if (TIME_KEYS.has(m.key)) {
+        return sql<SqlBool>`${col} >= ${normaliseTime(m.value)} and ${col} <= ${normaliseTime(m.value, true)}`;
+      }
+      return sql<SqlBool>`${col} = ${m.caseInsensitive ? m.value.toUpperCase() : m.value}`;
+    }
+    case 'wildcard':
+      if (m.pattern === '*') return sql<SqlBool>`1 = 1`;
+      return sql<SqlBool>`${col} like ${wildcardToLike(m.caseInsensitive ? m.pattern.toUpperCase() : m.pattern)} escape '\\'`;
+    case 'list':
+      return sql<SqlBool>`${col} in (${sql.join(m.values)})`;
+    case 'int':
+      return sql<SqlBool>`${col} = ${m.value}`;
+    case 'range': {
+      const time = TIME_KEYS.has(m.key);
+      const from = m.from === undefined ? undefined : time ? normaliseTime(m.from) : m.from;
+      const to = m.to === undefined ? undefined : time ? normaliseTime(m.to, true) : m.to;
+      // An empty stored value never matches a range (PS3.4 C.2.2.2.5).
+      if (from !== undefined && to !== undefined) return sql<SqlBool>`${col} >= ${from} and ${col} <= ${to}`;
+      if (from !== undefined) return sql<SqlBool>`${col} >= ${from}`;
+      return sql<SqlBool>`${col} <> '' and ${col} <= ${to}`;
+    }
+  }
+}
+
+export interface QueryResult {
+  results: DicomJsonObject[];
+  /** Texts for a Warning: 299 header (ignored keys, truncated results). */
+  warnings: string[];
+}
+
+const level = (key: MatchKey) => COLUMN[key as Exclude<MatchKey, 'ModalitiesInStudy'>]?.split('.')[0] ?? 'st';
+
+/**
+ * The one query service behind QIDO-RS (and later C-FIND and the console): matching in SQL, each row checked
+ * by the decision point, the query and its result count recorded before results leave.
+ */
+export class QueryService {
+  constructor(
+    private readonly index: IndexDb,
+    private readonly gate: AccessGate,
+    private readonly ledger: AuditLedger,
+    private readonly _clock: Clock,
+  ) {}
+
+  async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
+    const decision = await this.gate.require(principal, 'query', { type: 'archive' });
+    const rows = await this.select(query);
+    const results: DicomJsonObject[] = [];
+    for (const row of rows) {
+      const d = await this.gate.decide(principal, 'query', {
+        type: 'study',
+        studyUid: row.study_uid,
+        patientId: row.patient_id,
+        department: row.department,
+        classification: row.classification,
+      });
+      if (d.allowed) results.push(this.toJson(query, row, retrieveBase));
+    }
+    const warnings = query.ignored.map((k) => `the query key ${k} is not supported and was ignored`);
+    if (rows.length === query.limit + 1) {
+      results.length = Math.min(results.length, query.limit);
+      warnings.push('there are more results than the limit; use offset to page');
+    }
+    await this.ledger.append({
+      principal,
+      action: 'query',
+      outcome: 'success',
+      policy: decision.policy,
+      objects: {
+        level: query.level,
+        matches: query.matches.map((m) => ({ ...m })),
+        count: results.length,
+        studies: [...new Set(results.map((r) => r['0020000D']?.Value?.[0]))].slice(0, 1000),
+      },
+    });
+    return { results, warnings };
+  }
+
+  private async select(query: QidoQuery): Promise<Row[]> {
+    const needsSeries = query.level !== 'study' || query.matches.some((m) => level(m.key) === 'se');
+    const needsInstances = query.level === 'instance';
+    let qb = this.index.db
+      .selectFrom('studies as st')
+      .innerJoin('patients as p', 'p.pk', 'st.patient_pk')
+      .select([
+        'st.study_uid',
+        'st.attrs_json as study_attrs',
+        'st.modalities',
+        'st.num_series',
+        'st.num_instances',
+        'st.department',
+        'st.classification',
+        'p.patient_id',
+      ])
+      .where('st.status', '=', 'active');
+    if (needsSeries && query.level !== 'study') {
+      qb = qb.innerJoin('series as se', 'se.study_uid', 'st.study_uid') as typeof qb;
+    }
+    for (const m of query.matches) {
+      if (query.level === 'study' && level(m.key) === 'se') {
+        // Study-level query filtered by a series attribute: the study matches if any of its series does.
+        const col = m;
+        qb = qb.where(
+          sql<SqlBool>`exists (select 1 from series se where se.study_uid = st.study_uid and ${predicate(col)})`,
+        );
+      } else {
+        qb = qb.where(predicate(m));
+      }
+    }
+    let full;
+    if (query.level === 'study') {
+      full = qb.orderBy('st.study_date', 'desc').orderBy('st.study_time', 'desc').orderBy('st.study_uid');
+    } else if (query.level === 'series') {
+      full = qb
+        .select([
+          'se.series_uid',
+          'se.attrs_json as series_attrs',
+          'se.num_instances as series_instances',
+        ] as never[])
+        .orderBy(sql.ref('st.study_uid'))
+        .orderBy(sql.ref('se.series_number'))
+        .orderBy(sql.ref('se.series_uid'));
+    } else {
+      const withInst = (
+        needsInstances
+          ? qb.innerJoin('instances as i' as never, 'i.series_uid' as never, 'se.series_uid' as never)
+          : qb
+      ) as typeof qb;
+      full = withInst
+        .select([
+          'se.series_uid',
+          'se.attrs_json as series_attrs',
+          'i.sop_instance_uid',
+          'i.metadata_json',
+          'i.status as instance_status',
+        ] as never[])
+        .where(sql.ref('i.status'), '=', 'active')
+        .orderBy(sql.ref('se.series_uid'))
+        .orderBy(sql.ref('i.instance_number'))
+        .orderBy(sql.ref('i.sop_instance_uid'));
+    }
+    // One row more than the limit tells whether to warn that results were truncated.
+    return (await full
+      .limit(query.limit + 1)
+      .offset(query.offset)
+      .execute()) as unknown as Row[];
+  }
+
+  private toJson(query: QidoQuery, row: Row, base: string): DicomJsonObject {
+    const all: DicomJsonObject = {};
+    const studyAttrs = JSON.parse(row.study_attrs) as DicomJsonObject;
+    const studyUrl = `${base}/studies/${row.study_uid}`;
+    Object.assign(all, studyAttrs);
+    all['00080056'] = { vr: 'CS', Value: ['ONLINE'] };
+    if (row.modalities) all['00080061'] = { vr: 'CS', Value: row.modalities.split('\\') };
+    all['00201206'] = { vr: 'IS', Value: [row.num_series] };
+    all['00201208'] = { vr: 'IS', Value: [row.num_instances] };
+    let defaults: readonly string[] = STUDY_DEFAULT_RETURN;
+    all['00081190'] = { vr: 'UR', Value: [studyUrl] };
+    if (query.level !== 'study') {
+      Object.assign(all, JSON.parse(row.series_attrs!) as DicomJsonObject);
+      const seriesUrl = `${studyUrl}/series/${row.series_uid}`;
+      all['00081190'] = { vr: 'UR', Value: [seriesUrl] };
+      defaults = [...STUDY_DEFAULT_RETURN, ...SERIES_DEFAULT_RETURN];
+      if (query.level === 'series') {
+        all['00201209'] = { vr: 'IS', Value: [row.series_instances!] };
+      } else {
+        const meta = JSON.parse(row.metadata_json!) as DicomJsonObject;
+        Object.assign(all, meta);
+        all['00081190'] = { vr: 'UR', Value: [`${seriesUrl}/instances/${row.sop_instance_uid}`] };
+        all['00080056'] = { vr: 'CS', Value: ['ONLINE'] };
+        defaults = [...STUDY_DEFAULT_RETURN, ...SERIES_DEFAULT_RETURN, ...INSTANCE_DEFAULT_RETURN];
+      }
+    }
+    if (query.includeFields === 'all') return sortByTag(stripBulk(all));
+    return sortByTag(stripBulk(pickTags(all, new Set([...defaults, ...query.includeFields]))));
+  }
+}
+
+/** QIDO returns attributes, never bulk data references into the store. */
+function stripBulk(obj: DicomJsonObject): DicomJsonObject {
+  for (const [k, v] of Object.entries(obj)) if (v.BulkDataURI !== undefined) delete obj[k];
+  return obj;
+}
+
+interface Row {
+  study_uid: string;
+  study_attrs: string;
+  modalities: string;
+  num_series: number;
+  num_instances: number;
+  department: string | null;
+  classification: string;
+  patient_id: string;
+  series_uid?: string;
+  series_attrs?: string;
+  series_instances?: number;
+  sop_instance_uid?: string;
+  metadata_json?: string;
+}

@@ -1,0 +1,234 @@
+import { createInflateRaw } from 'node:zlib';
+import { CustosError } from '../domain/errors.js';
+import { asBlobId } from '../domain/ids.js';
+import type { Principal } from '../domain/principal.js';
+import type { DicomJsonObject } from '../domain/dicom-levels.js';
+import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
+import type { Action } from '../ports/policy.js';
+import type { AuditLedger } from '../ports/audit-ledger.js';
+import type { BlobStore } from '../ports/blob-store.js';
+import type { IndexDb } from '../ports/database.js';
+import type { AccessGate } from './access-gate.js';
+import type { StudyKeyService } from './study-keys.js';
+
+export interface RetrieveScope {
+  studyUid: string;
+  seriesUid?: string;
+  sopInstanceUid?: string;
+}
+
+export interface InstanceRef {
+  studyUid: string;
+  seriesUid: string;
+  sopInstanceUid: string;
+  sopClassUid: string;
+  transferSyntaxUid: string;
+  blobId: string;
+  size: number;
+  sha256: string;
+  metadata: DicomJsonObject;
+  bulk: BulkMap;
+}
+
+export interface RetrieveDeps {
+  index: IndexDb;
+  blobs: BlobStore;
+  studyKeys: StudyKeyService;
+  gate: AccessGate;
+  ledger: AuditLedger;
+}
+
+const MAX_AUDITED_UIDS = 10_000;
+
+/**
+ * Retrieval (WADO-RS, WADO-URI; later C-MOVE/C-GET): resolve the instances in scope, ask the decision point
+ * for the study, make the access record durable, and only then hand out byte streams, which decrypt chunk by
+ * chunk and verify the stored SHA-256.
+ */
+export class RetrieveService {
+  constructor(private readonly deps: RetrieveDeps) {}
+
+  /** Resolve, authorise and audit. Resolves only once the access record is durable. */
+  async open(
+    principal: Principal,
+    scope: RetrieveScope,
+    action: Action,
+    what: string,
+    detail: Record<string, unknown> = {},
+  ): Promise<InstanceRef[]> {
+    const study = await this.deps.index.db
+      .selectFrom('studies as st')
+      .innerJoin('patients as p', 'p.pk', 'st.patient_pk')
+      .select(['st.study_uid', 'st.department', 'st.classification', 'st.status', 'p.patient_id'])
+      .where('st.study_uid', '=', scope.studyUid)
+      .executeTakeFirst();
+    if (!study || study.status !== 'active') throw notFound(scope);
+    const decision = await this.deps.gate.require(principal, action, {
+      type: 'study',
+      studyUid: study.study_uid,
+      patientId: study.patient_id,
+      department: study.department,
+      classification: study.classification,
+    });
+    let q = this.deps.index.db
+      .selectFrom('instances')
+      .select([
+        'study_uid',
+        'series_uid',
+        'sop_instance_uid',
+        'sop_class_uid',
+        'transfer_syntax_uid',
+        'blob_id',
+        'size',
+        'sha256',
+        'metadata_json',
+        'bulk_json',
+      ])
+      .where('study_uid', '=', scope.studyUid)
+      .where('status', '=', 'active');
+    if (scope.seriesUid) q = q.where('series_uid', '=', scope.seriesUid);
+    if (scope.sopInstanceUid) q = q.where('sop_instance_uid', '=', scope.sopInstanceUid);
+    const rows = await q
+      .orderBy('series_uid')
+      .orderBy('instance_number')
+      .orderBy('sop_instance_uid')
+      .execute();
+    if (rows.length === 0) throw notFound(scope);
+    await this.deps.ledger.append({
+      principal,
+      action,
+      outcome: 'success',
+      policy: decision.policy,
+      patientId: study.patient_id,
+      studyUid: study.study_uid,
+      objects: {
+        what,
+        count: rows.length,
+        series: [...new Set(rows.map((r) => r.series_uid))],
+        sopInstanceUids: rows.slice(0, MAX_AUDITED_UIDS).map((r) => r.sop_instance_uid),
+        ...detail,
+      },
+    });
+    return rows.map((r) => ({
+      studyUid: r.study_uid,
+      seriesUid: r.series_uid,
+      sopInstanceUid: r.sop_instance_uid,
+      sopClassUid: r.sop_class_uid,
+      transferSyntaxUid: r.transfer_syntax_uid,
+      blobId: r.blob_id,
+      size: Number(r.size),
+      sha256: r.sha256,
+      metadata: JSON.parse(r.metadata_json) as DicomJsonObject,
+      bulk: JSON.parse(r.bulk_json) as BulkMap,
+    }));
+  }
+
+  /** The stored object, decrypted and verified. */
+  async *stream(ref: InstanceRef): AsyncGenerator<Buffer> {
+    const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
+    yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256);
+  }
+
+  /** Bytes of the given ranges of the object, in order (inflating first for deflated objects). */
+  async *ranges(ref: InstanceRef, ranges: ByteRange[]): AsyncGenerator<Buffer> {
+    const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
+    if (!ref.bulk.deflated) {
+      for (const r of ranges) {
+        if (r.length === 0) continue;
+        yield* this.deps.blobs.read(asBlobId(ref.blobId), key, { start: r.offset, end: r.offset + r.length });
+      }
+      return;
+    }
+    yield* inflatedRanges(
+      this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256),
+      ref.bulk.datasetStart,
+      ranges,
+    );
+  }
+
+  frames(ref: InstanceRef, frameNumbers: number[]): ByteRange[][] {
+    const m = ref.metadata;
+    const num = (tag: string, fallback: number) => {
+      const v = m[tag]?.Value?.[0];
+      return typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : fallback;
+    };
+    return frameRanges(
+      ref.bulk,
+      {
+        rows: num('00280010', 0),
+        columns: num('00280011', 0),
+        samplesPerPixel: num('00280002', 1),
+        bitsAllocated: num('00280100', 16),
+        numberOfFrames: num('00280008', 1),
+      },
+      frameNumbers,
+    );
+  }
+
+  bulkRange(ref: InstanceRef, tagPath: string): ByteRange {
+    const path = tagPath.toUpperCase();
+    const el =
+      ref.bulk.elements[path] ??
+      (ref.bulk.pixel?.tagPath === path && !ref.bulk.pixel.encapsulated ? ref.bulk.pixel : undefined);
+    if (!el)
+      throw new CustosError({
+        code: 'wado.bulkdata-not-found',
+        message: `no bulk data at ${tagPath} in this instance`,
+        httpStatus: 404,
+      });
+    return { offset: el.offset, length: el.length };
+  }
+}
+
+const notFound = (scope: RetrieveScope) =>
+  new CustosError({
+    code: 'wado.not-found',
+    message: scope.sopInstanceUid
+      ? `instance ${scope.sopInstanceUid} is not in the archive`
+      : scope.seriesUid
+        ? `series ${scope.seriesUid} is not in the archive`
+        : `study ${scope.studyUid} is not in the archive`,
+    httpStatus: 404,
+  });
+
+/** Inflate a deflated-transfer-syntax object's dataset and yield the requested ranges of the inflated bytes. */
+async function* inflatedRanges(
+  stored: AsyncIterable<Buffer>,
+  datasetStart: number,
+  ranges: ByteRange[],
+): AsyncGenerator<Buffer> {
+  const inflate = createInflateRaw();
+  const feed = (async () => {
+    let pos = 0;
+    try {
+      for await (const chunk of stored) {
+        const start = Math.max(0, datasetStart - pos);
+        pos += chunk.length;
+        if (start >= chunk.length) continue;
+        if (!inflate.write(start ? chunk.subarray(start) : chunk))
+          await new Promise((r) => inflate.once('drain', r));
+      }
+      inflate.end();
+    } catch (err) {
+      inflate.destroy(err as Error);
+    }
+  })();
+  const sorted = [...ranges];
+  let idx = 0;
+  let pos = 0;
+  for await (const chunk of inflate as AsyncIterable<Buffer>) {
+    const chunkEnd = pos + chunk.length;
+    while (idx < sorted.length) {
+      const r = sorted[idx]!;
+      const from = Math.max(r.offset, pos);
+      const to = Math.min(r.offset + r.length, chunkEnd);
+      if (from < to) yield chunk.subarray(from - pos, to - pos);
+      if (r.offset + r.length <= chunkEnd) idx++;
+      else break;
+    }
+    pos = chunkEnd;
+    if (idx >= sorted.length) break;
+  }
+  inflate.destroy();
+  await feed.catch(() => undefined);
+}

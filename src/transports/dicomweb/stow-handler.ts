@@ -1,0 +1,184 @@
+import type { IncomingMessage } from 'node:http';
+import { CustosError, DicomStatus } from '../../domain/errors.js';
+import type { IngestService } from '../../services/ingest-service.js';
+import { IngestFailure } from '../../services/ingest-service.js';
+import { parseMediaType } from '../http/content-type.js';
+import { readMultipart } from '../http/multipart-reader.js';
+import type { RequestContext } from '../server/router.js';
+import { sendJson } from './responses.js';
+
+export interface StowOptions {
+  maxRequestBytes: number;
+}
+
+type Item = Record<string, { vr: string; Value?: unknown[] }>;
+
+/** Human-readable reason per failed item; sent as Warning headers since the dataset has no place for text. */
+const reasons = new WeakMap<Item, string>();
+const warningText = (s: string) => `299 custos "${s.replace(/["\\\r\n]/g, ' ')}"`;
+
+/** Counts request bytes and stops the upload once it passes the limit (for bodies without Content-Length). */
+async function* limited(req: IncomingMessage, max: number): AsyncGenerator<Buffer> {
+  let seen = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    seen += chunk.length;
+    if (seen > max) {
+      throw new CustosError({
+        code: 'stow.too-large',
+        message: `the request body exceeds the ${max}-byte limit`,
+        httpStatus: 413,
+        dicomStatus: DicomStatus.OutOfResources,
+      });
+    }
+    yield chunk;
+  }
+}
+
+/**
+ * STOW-RS (PS3.18 §10.5): each part of a multipart/related request goes through the one ingest pipeline in
+ * turn; a failing part is reported in FailedSOPSequence and does not stop the others.
+ */
+export function stowHandler(ingest: IngestService, opts: StowOptions) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const { req } = ctx;
+    const ct = parseMediaType(req.headers['content-type'] ?? '');
+    if (ct.type !== 'multipart/related') {
+      throw new CustosError({
+        code: 'stow.unsupported-media-type',
+        message: `STOW-RS needs Content-Type multipart/related; type="application/dicom", not '${ct.type || '(none)'}'`,
+        httpStatus: 415,
+      });
+    }
+    const rootType = ct.params.type?.toLowerCase();
+    if (rootType !== undefined && rootType !== 'application/dicom') {
+      throw new CustosError({
+        code: 'stow.unsupported-media-type',
+        message: `Custos stores application/dicom parts; multipart type '${rootType}' is not supported`,
+        httpStatus: 415,
+      });
+    }
+    const boundary = ct.params.boundary;
+    if (!boundary)
+      throw new CustosError({
+        code: 'stow.no-boundary',
+        message: 'the multipart/related Content-Type has no boundary parameter',
+        httpStatus: 400,
+      });
+    const declared = Number(req.headers['content-length'] ?? NaN);
+    if (Number.isFinite(declared) && declared > opts.maxRequestBytes) {
+      throw new CustosError({
+        code: 'stow.too-large',
+        message: `the request body of ${declared} bytes exceeds the ${opts.maxRequestBytes}-byte limit`,
+        httpStatus: 413,
+      });
+    }
+
+    const base = `${ctx.origin}/dicom-web`;
+    const referenced: Item[] = [];
+    const failed: Item[] = [];
+    const studies = new Set<string>();
+    let warnings = 0;
+    let parts = 0;
+    let requestError: CustosError | undefined;
+    try {
+      for await (const part of readMultipart(limited(req, opts.maxRequestBytes), boundary)) {
+        parts++;
+        const partType = (
+          part.contentType ? parseMediaType(part.contentType).type : 'application/dicom'
+        ).toLowerCase();
+        if (partType !== 'application/dicom') {
+          for await (const _ of part.body) void _;
+          failed.push(
+            failure(
+              undefined,
+              undefined,
+              DicomStatus.SopClassNotSupported,
+              `part ${parts} has media type ${partType}, not application/dicom`,
+            ),
+          );
+          continue;
+        }
+        try {
+          const outcome = await ingest.ingest(ctx.principal, part.body, {
+            channel: 'stow-rs',
+            ...(ctx.params.study ? { expectedStudyUid: ctx.params.study } : {}),
+          });
+          studies.add(outcome.studyUid);
+          const item: Item = {
+            '00081150': { vr: 'UI', Value: [outcome.sopClassUid] },
+            '00081155': { vr: 'UI', Value: [outcome.sopInstanceUid] },
+            '00081190': {
+              vr: 'UR',
+              Value: [
+                `${base}/studies/${outcome.studyUid}/series/${outcome.seriesUid}/instances/${outcome.sopInstanceUid}`,
+              ],
+            },
+          };
+          if (outcome.warnings.length > 0) {
+            warnings++;
+            // PS3.18 Table 10.5.3-3: WarningReason B000 "coercion of data elements" is the closest generic warning.
+            item['00081196'] = { vr: 'US', Value: [DicomStatus.Warning] };
+          }
+          referenced.push(item);
+        } catch (err) {
+          if (err instanceof IngestFailure) {
+            const cause = err.cause;
+            // A broken request body (truncated multipart, over the size limit) ends the request after this part.
+            if (
+              cause instanceof CustosError &&
+              (cause.code.startsWith('multipart.') || cause.code === 'stow.too-large')
+            )
+              requestError = cause;
+            failed.push(
+              failure(
+                err.sopClassUid,
+                err.sopInstanceUid,
+                err.dicomStatus ?? DicomStatus.ProcessingFailure,
+                err.message,
+              ),
+            );
+            if (requestError) break;
+          } else {
+            throw err;
+          }
+        }
+      }
+    } catch (err) {
+      if (!(err instanceof CustosError)) throw err;
+      if (parts === 0) throw err;
+      requestError = err;
+    }
+    if (parts === 0) {
+      throw new CustosError({
+        code: 'stow.empty',
+        message: 'the multipart/related body contains no parts',
+        httpStatus: 400,
+      });
+    }
+
+    const body: Item = {};
+    if (studies.size === 1) body['00081190'] = { vr: 'UR', Value: [`${base}/studies/${[...studies][0]}`] };
+    if (failed.length) body['00081198'] = { vr: 'SQ', Value: failed };
+    if (referenced.length) body['00081199'] = { vr: 'SQ', Value: referenced };
+    // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings, 409 none stored.
+    const status = referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 ? 202 : 200;
+    const texts = failed.slice(0, 20).map((f) => warningText(reasons.get(f) ?? 'failed'));
+    if (requestError) texts.push(warningText(requestError.message));
+    if (texts.length) ctx.res.setHeader('Warning', texts);
+    sendJson(ctx.res, status, body, 'application/dicom+json');
+  };
+}
+
+function failure(
+  sopClassUid: string | undefined,
+  sopInstanceUid: string | undefined,
+  reason: number,
+  text: string,
+): Item {
+  const item: Item = {};
+  if (sopClassUid) item['00081150'] = { vr: 'UI', Value: [sopClassUid] };
+  if (sopInstanceUid) item['00081155'] = { vr: 'UI', Value: [sopInstanceUid] };
+  item['00081197'] = { vr: 'US', Value: [reason] };
+  reasons.set(item, text);
+  return item;
+}

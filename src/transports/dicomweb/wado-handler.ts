@@ -1,0 +1,198 @@
+import { CustosError } from '../../domain/errors.js';
+import type { DicomJsonObject } from '../../domain/dicom-levels.js';
+import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
+import { multipartBoundary, writeMultipart } from '../http/multipart-writer.js';
+import type { RequestContext } from '../server/router.js';
+import { acceptDicom, acceptJson, acceptsTransferSyntax, framePartType } from './negotiation.js';
+import { pipeBody, sendJson } from './responses.js';
+
+const scopeOf = (ctx: RequestContext): RetrieveScope => ({
+  studyUid: ctx.params.study!,
+  ...(ctx.params.series ? { seriesUid: ctx.params.series } : {}),
+  ...(ctx.params.instance ? { sopInstanceUid: ctx.params.instance } : {}),
+});
+
+const instanceUrl = (base: string, r: InstanceRef) =>
+  `${base}/studies/${r.studyUid}/series/${r.seriesUid}/instances/${r.sopInstanceUid}`;
+
+/** WADO-RS retrieve of a study, series or instance as multipart/related application/dicom (PS3.18 §10.4). */
+export function retrieveInstancesHandler(retrieve: RetrieveService) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const accepted = acceptDicom(ctx.req.headers.accept);
+    const refs = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs instances');
+    const refused = refs.find((r) => !acceptsTransferSyntax(accepted, r.transferSyntaxUid));
+    if (refused) {
+      throw new CustosError({
+        code: 'http.not-acceptable',
+        message: `instance ${refused.sopInstanceUid} is stored as ${refused.transferSyntaxUid} and Custos does not transcode; accept transfer-syntax=* or that syntax`,
+        httpStatus: 406,
+      });
+    }
+    const boundary = multipartBoundary();
+    ctx.res.writeHead(200, {
+      'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+    });
+    async function* parts() {
+      for (const r of refs) {
+        yield {
+          contentType: `application/dicom; transfer-syntax=${r.transferSyntaxUid}`,
+          headers: { 'Content-Length': String(r.size) },
+          body: retrieve.stream(r),
+        };
+      }
+    }
+    await pipeBody(ctx.res, writeMultipart(parts(), boundary));
+  };
+}
+
+/** WADO-RS metadata (PS3.18 §10.4.1.1.2): DICOM JSON with BulkDataURIs that point back at this server. */
+export function metadataHandler(retrieve: RetrieveService) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const media = acceptJson(ctx.req.headers.accept, 'metadata');
+    const refs = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-metadata', 'wado-rs metadata');
+    const base = `${ctx.origin}/dicom-web`;
+    const out = refs.map((r) => withBulkUris(r.metadata, `${instanceUrl(base, r)}/bulkdata/`));
+    sendJson(ctx.res, 200, out, media);
+  };
+}
+
+function withBulkUris(json: DicomJsonObject, prefix: string): DicomJsonObject {
+  const walk = (obj: DicomJsonObject): DicomJsonObject => {
+    const out: DicomJsonObject = {};
+    for (const [tag, el] of Object.entries(obj)) {
+      if (typeof el.BulkDataURI === 'string' && el.BulkDataURI.startsWith('bulk:')) {
+        out[tag] = { vr: el.vr, BulkDataURI: prefix + el.BulkDataURI.slice(5) };
+      } else if (el.vr === 'SQ' && Array.isArray(el.Value)) {
+        out[tag] = { vr: 'SQ', Value: (el.Value as DicomJsonObject[]).map(walk) };
+      } else {
+        out[tag] = el;
+      }
+    }
+    return out;
+  };
+  return walk(json);
+}
+
+function parseFrameList(raw: string): number[] {
+  const frames = raw.split(',').map((s) => s.trim());
+  if (frames.length === 0 || frames.some((f) => !/^[1-9]\d*$/.test(f))) {
+    throw new CustosError({
+      code: 'wado.bad-frame-list',
+      message: `frame list '${raw}' must be comma-separated positive integers`,
+      httpStatus: 400,
+    });
+  }
+  return frames.map(Number);
+}
+
+/** WADO-RS frames (PS3.18 §10.4.1.1.4): one part per requested frame, read by byte range, not whole objects. */
+export function framesHandler(retrieve: RetrieveService) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const frames = parseFrameList(ctx.params.frames!);
+    const [ref] = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs frames', {
+      frames,
+    });
+    const ranges = retrieve.frames(ref!, frames);
+    const partType = framePartType(ref!.transferSyntaxUid, ctx.req.headers.accept);
+    await sendParts(
+      ctx,
+      partType,
+      ranges.map((r) => retrieve.ranges(ref!, r)),
+      ranges.map((r) => r.reduce((n, x) => n + x.length, 0)),
+    );
+  };
+}
+
+/** WADO-RS bulk data (PS3.18 §10.4.1.1.5) for the BulkDataURIs that metadata hands out. */
+export function bulkdataHandler(retrieve: RetrieveService) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const [ref] = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs bulkdata', {
+      tagPath: ctx.params.tagpath,
+    });
+    const path = ctx.params.tagpath!.toUpperCase();
+    const px = ref!.bulk.pixel;
+    if (px && px.tagPath === path && px.encapsulated) {
+      const n = Number(ref!.metadata['00280008']?.Value?.[0] ?? 1) || 1;
+      const ranges = retrieve.frames(
+        ref!,
+        Array.from({ length: n }, (_, i) => i + 1),
+      );
+      const partType = framePartType(ref!.transferSyntaxUid, ctx.req.headers.accept);
+      await sendParts(
+        ctx,
+        partType,
+        ranges.map((r) => retrieve.ranges(ref!, r)),
+        ranges.map((r) => r.reduce((s, x) => s + x.length, 0)),
+      );
+      return;
+    }
+    const range = retrieve.bulkRange(ref!, path);
+    const partType = framePartType(
+      px && px.tagPath === path ? ref!.transferSyntaxUid : '1.2.840.10008.1.2.1',
+      ctx.req.headers.accept,
+    );
+    await sendParts(ctx, partType, [retrieve.ranges(ref!, [range])], [range.length]);
+  };
+}
+
+async function sendParts(
+  ctx: RequestContext,
+  partType: string,
+  bodies: AsyncIterable<Buffer>[],
+  lengths: number[],
+): Promise<void> {
+  const boundary = multipartBoundary();
+  const inner = partType.split(';')[0]!;
+  ctx.res.writeHead(200, { 'Content-Type': `multipart/related; type="${inner}"; boundary=${boundary}` });
+  async function* parts() {
+    for (let i = 0; i < bodies.length; i++)
+      yield { contentType: partType, headers: { 'Content-Length': String(lengths[i]) }, body: bodies[i]! };
+  }
+  await pipeBody(ctx.res, writeMultipart(parts(), boundary));
+}
+
+/** WADO-URI (PS3.18 §9): application/dicom of one instance. */
+export function wadoUriHandler(retrieve: RetrieveService) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const q = ctx.query;
+    const bad = (message: string, parameter: string) =>
+      new CustosError({ code: 'wado-uri.bad-parameter', message, httpStatus: 400, detail: { parameter } });
+    if (q.get('requestType') !== 'WADO') throw bad(`requestType must be WADO`, 'requestType');
+    const studyUid = q.get('studyUID');
+    const seriesUid = q.get('seriesUID');
+    const objectUid = q.get('objectUID');
+    if (!studyUid) throw bad('studyUID is required', 'studyUID');
+    if (!seriesUid) throw bad('seriesUID is required', 'seriesUID');
+    if (!objectUid) throw bad('objectUID is required', 'objectUID');
+    const contentTypes = (q.get('contentType') ?? 'image/jpeg').split(',').map((s) => s.trim().toLowerCase());
+    if (!contentTypes.includes('application/dicom') && !contentTypes.includes('*/*')) {
+      throw new CustosError({
+        code: 'http.not-acceptable',
+        message: `WADO-URI contentType ${contentTypes.join(',')} needs server-side rendering, which Custos does not provide yet; request contentType=application/dicom`,
+        httpStatus: 406,
+      });
+    }
+    const wantTs = q.get('transferSyntax');
+    const [ref] = await retrieve.open(
+      ctx.principal,
+      { studyUid, seriesUid, sopInstanceUid: objectUid },
+      'view-pixels',
+      'wado-uri',
+    );
+    if (wantTs && wantTs !== ref!.transferSyntaxUid) {
+      throw new CustosError({
+        code: 'http.not-acceptable',
+        message: `the instance is stored as ${ref!.transferSyntaxUid}; Custos does not transcode`,
+        httpStatus: 406,
+      });
+    }
+    ctx.res.writeHead(200, {
+      'Content-Type': 'application/dicom',
+      'Content-Length': String(ref!.size),
+      'Content-Disposition': `attachment; filename="${ref!.sopInstanceUid}.dcm"`,
+    });
+    await pipeBody(ctx.res, retrieve.stream(ref!));
+  };
+}
+
+export { sendJson };

@@ -1,0 +1,121 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CustosError } from '../../domain/errors.js';
+import { asUserId } from '../../domain/ids.js';
+import type { Principal } from '../../domain/principal.js';
+import { sendProblem } from '../http/problem.js';
+import type { Router } from './router.js';
+
+export interface Authenticator {
+  authenticateBearer(authorization: string | undefined, source: string): Promise<Principal>;
+}
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  router: Router;
+  auth: Authenticator;
+  /** Called for unexpected (non-CustosError) failures; never receives request bodies. */
+  onError?: (err: unknown) => void;
+}
+
+const anonymous = (source: string): Principal => ({
+  kind: 'user',
+  id: asUserId('anonymous'),
+  name: 'anonymous',
+  role: 'none',
+  source,
+});
+
+/**
+ * The HTTP transport: routing, authentication of every non-public route, and one place that maps errors to
+ * application/problem+json. Handlers never see an unauthenticated request.
+ */
+export class HttpServer {
+  private readonly server: Server;
+
+  constructor(private readonly opts: HttpServerOptions) {
+    this.server = createServer(
+      { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 },
+      (req, res) => {
+        void this.handle(req, res);
+      },
+    );
+    this.server.on('connection', (socket) => socket.setNoDelay(true));
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = this.server.address() as AddressInfo;
+    return { host: addr.address, port: addr.port };
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const source = req.socket.remoteAddress ?? 'unknown';
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+    } catch {
+      sendProblem(
+        res,
+        new CustosError({
+          code: 'http.bad-url',
+          message: 'the request URL cannot be parsed',
+          httpStatus: 400,
+        }),
+      );
+      return;
+    }
+    try {
+      const found = this.opts.router.match(req.method ?? 'GET', url.pathname.replace(/\/+$/, '') || '/');
+      if (!found) {
+        throw new CustosError({
+          code: 'http.not-found',
+          message: `no resource at ${url.pathname}`,
+          httpStatus: 404,
+        });
+      }
+      if ('allowed' in found) {
+        res.setHeader('Allow', found.allowed.join(', '));
+        throw new CustosError({
+          code: 'http.method-not-allowed',
+          message: `${req.method} is not allowed on ${url.pathname}`,
+          httpStatus: 405,
+        });
+      }
+      const principal =
+        found.route.auth === 'public'
+          ? anonymous(source)
+          : await this.opts.auth.authenticateBearer(req.headers.authorization, source);
+      await found.route.handler({
+        req,
+        res,
+        params: found.params,
+        query: url.searchParams,
+        principal,
+        origin: `${(req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`,
+        source,
+      });
+    } catch (err) {
+      if (!(err instanceof CustosError)) this.opts.onError?.(err);
+      if (err instanceof CustosError && err.httpStatus === 401)
+        res.setHeader('WWW-Authenticate', 'Bearer realm="custos"');
+      sendProblem(res, err, url.pathname);
+      // A request whose body was not read (e.g. refused before STOW parsed it) must not poison keep-alive.
+      if (!req.complete) req.resume();
+    }
+  }
+}

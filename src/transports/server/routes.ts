@@ -1,0 +1,206 @@
+import type { IncomingMessage } from 'node:http';
+import { CustosError } from '../../domain/errors.js';
+import type { AuthService } from '../../services/auth-service.js';
+import type { IngestService } from '../../services/ingest-service.js';
+import type { QueryService } from '../../services/query-service.js';
+import type { RetrieveService } from '../../services/retrieve-service.js';
+import { qidoHandler } from '../dicomweb/qido-handler.js';
+import { sendJson } from '../dicomweb/responses.js';
+import { stowHandler } from '../dicomweb/stow-handler.js';
+import {
+  bulkdataHandler,
+  framesHandler,
+  metadataHandler,
+  retrieveInstancesHandler,
+  wadoUriHandler,
+} from '../dicomweb/wado-handler.js';
+import { Router, type Route } from './router.js';
+
+export interface RouteServices {
+  auth: AuthService;
+  ingest: IngestService;
+  query: QueryService;
+  retrieve: RetrieveService;
+  config: { limits: { maxRequestBytes: number } };
+}
+
+const DW = '/dicom-web';
+const INSTANCE = `${DW}/studies/:study/series/:series/instances/:instance`;
+
+async function readSmallJson(req: IncomingMessage, max = 16 * 1024): Promise<unknown> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > max)
+      throw new CustosError({
+        code: 'http.body-too-large',
+        message: `the JSON body exceeds ${max} bytes`,
+        httpStatus: 413,
+      });
+    chunks.push(c);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new CustosError({
+      code: 'http.bad-json',
+      message: 'the request body is not valid JSON',
+      httpStatus: 400,
+    });
+  }
+}
+
+/** Every HTTP route of Custos. Anything that returns data is 'bearer'; the route-enumeration test holds that. */
+export function buildRouter(s: RouteServices): Router {
+  const r = new Router();
+  const dicomweb: Route[] = [
+    {
+      method: 'POST',
+      path: `${DW}/studies`,
+      auth: 'bearer',
+      summary: 'STOW-RS store instances',
+      handler: stowHandler(s.ingest, s.config.limits),
+    },
+    {
+      method: 'POST',
+      path: `${DW}/studies/:study`,
+      auth: 'bearer',
+      summary: 'STOW-RS store instances of one study',
+      handler: stowHandler(s.ingest, s.config.limits),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies`,
+      auth: 'bearer',
+      summary: 'QIDO-RS search studies',
+      handler: qidoHandler(s.query, 'study'),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/series`,
+      auth: 'bearer',
+      summary: 'QIDO-RS search all series',
+      handler: qidoHandler(s.query, 'series'),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/instances`,
+      auth: 'bearer',
+      summary: 'QIDO-RS search all instances',
+      handler: qidoHandler(s.query, 'instance'),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/series`,
+      auth: 'bearer',
+      summary: "QIDO-RS search a study's series",
+      handler: qidoHandler(s.query, 'series'),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/instances`,
+      auth: 'bearer',
+      summary: "QIDO-RS search a study's instances",
+      handler: qidoHandler(s.query, 'instance'),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/series/:series/instances`,
+      auth: 'bearer',
+      summary: "QIDO-RS search a series' instances",
+      handler: qidoHandler(s.query, 'instance'),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study`,
+      auth: 'bearer',
+      summary: 'WADO-RS retrieve study',
+      handler: retrieveInstancesHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/series/:series`,
+      auth: 'bearer',
+      summary: 'WADO-RS retrieve series',
+      handler: retrieveInstancesHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: INSTANCE,
+      auth: 'bearer',
+      summary: 'WADO-RS retrieve instance',
+      handler: retrieveInstancesHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/metadata`,
+      auth: 'bearer',
+      summary: 'WADO-RS study metadata',
+      handler: metadataHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/series/:series/metadata`,
+      auth: 'bearer',
+      summary: 'WADO-RS series metadata',
+      handler: metadataHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${INSTANCE}/metadata`,
+      auth: 'bearer',
+      summary: 'WADO-RS instance metadata',
+      handler: metadataHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${INSTANCE}/frames/:frames`,
+      auth: 'bearer',
+      summary: 'WADO-RS frames',
+      handler: framesHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${INSTANCE}/bulkdata/:tagpath`,
+      auth: 'bearer',
+      summary: 'WADO-RS bulk data',
+      handler: bulkdataHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: '/wado',
+      auth: 'bearer',
+      summary: 'WADO-URI retrieve one instance',
+      handler: wadoUriHandler(s.retrieve),
+    },
+  ];
+  const api: Route[] = [
+    {
+      method: 'GET',
+      path: '/api/health',
+      auth: 'public',
+      summary: 'liveness: carries no data',
+      handler: async (ctx) => sendJson(ctx.res, 200, { status: 'ok' }, 'application/json'),
+    },
+    {
+      method: 'POST',
+      path: '/api/auth/login',
+      auth: 'public',
+      summary: 'exchange a username and password for a bearer token',
+      handler: async (ctx) => {
+        const body = (await readSmallJson(ctx.req)) as { username?: unknown; password?: unknown };
+        if (typeof body?.username !== 'string' || typeof body?.password !== 'string') {
+          throw new CustosError({
+            code: 'auth.bad-request',
+            message: 'send {"username": "...", "password": "..."}',
+            httpStatus: 400,
+          });
+        }
+        const t = await s.auth.login(body.username, body.password, ctx.source);
+        sendJson(ctx.res, 200, { token: t.token, expiresAt: t.expiresAt }, 'application/json');
+      },
+    },
+  ];
+  return r.add(...dicomweb, ...api);
+}

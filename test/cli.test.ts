@@ -1,0 +1,109 @@
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main, type CliIO } from '../src/app/cli.js';
+import { makeInstance, uid } from './support/fixtures.js';
+
+function io(cwd: string, stop?: Promise<string>): CliIO & { stdout: string; stderr: string } {
+  const o = {
+    stdout: '',
+    stderr: '',
+    out: (s: string) => void (o.stdout += s),
+    err: (s: string) => void (o.stderr += s),
+    env: {},
+    cwd,
+    stopSignal: () => stop ?? new Promise<string>(() => undefined),
+    isTTY: false,
+  };
+  return o;
+}
+
+describe('custos CLI', () => {
+  let cwd: string;
+  beforeAll(async () => {
+    cwd = await mkdtemp(join(tmpdir(), 'custos-cli-'));
+  });
+  afterAll(async () => {
+    await rm(cwd, { recursive: true, force: true });
+  });
+
+  it('serve initialises the data directory once: keyfile 0600, one-time password printed once, then listens', async () => {
+    let stop!: (s: string) => void;
+    const stopped = new Promise<string>((r) => (stop = r));
+    const first = io(cwd, stopped);
+    const running = main(['serve', '--data', 'd1', '--http-port', '0', '--http-host', '127.0.0.1'], first);
+    for (let i = 0; i < 200 && !first.stdout.includes('listening on'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const m = /listening on (http:\/\/127\.0\.0\.1:(\d+))/.exec(first.stdout);
+    expect(m, first.stdout + first.stderr).not.toBeNull();
+    const password = /one-time password:\s+(\S+)/.exec(first.stdout)![1]!;
+    expect(password.length).toBeGreaterThanOrEqual(16);
+    const login = await fetch(`${m![1]}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'admin', password }),
+    });
+    expect(login.status).toBe(200);
+    const { token } = (await login.json()) as { token: string };
+    const studies = await fetch(`${m![1]}/dicom-web/studies`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    expect(studies.status).toBe(200);
+    stop('SIGTERM');
+    expect(await running).toBe(0);
+    const keyMode = (await stat(join(cwd, 'd1', 'keys', 'kek.json'))).mode & 0o777;
+    expect(keyMode).toBe(0o600);
+    expect((await readFile(join(cwd, 'd1', 'index.sqlite'))).includes(Buffer.from(password))).toBe(false);
+
+    const tokenIo = io(cwd);
+    expect(await main(['token', 'create', '--user', 'admin', '--data', 'd1'], tokenIo)).toBe(0);
+    expect(tokenIo.stdout).toMatch(/^cst_[A-Za-z0-9_-]{40,}\n$/);
+    expect(tokenIo.stderr).not.toMatch(/one-time password/);
+  });
+
+  it('token create names an unknown account', async () => {
+    const o = io(cwd);
+    expect(await main(['token', 'create', '--user', 'nobody', '--data', 'd1'], o)).toBe(2);
+    expect(o.stderr).toMatch(/no active account named 'nobody'/);
+  });
+
+  it('refuses a bad configuration naming the key', async () => {
+    const o = io(cwd);
+    o.env = { CUSTOS_HTTP_PORT: 'x' };
+    expect(await main(['token', 'create', '--user', 'admin', '--data', 'd1'], o)).toBe(2);
+    expect(o.stderr).toMatch(/CUSTOS_HTTP_PORT/);
+  });
+
+  it('import is idempotent and reports conflicts and unreadable files without overwriting', async () => {
+    const src = join(cwd, 'incoming');
+    await mkdir(join(src, 'a', 'b'), { recursive: true });
+    const study = uid(1);
+    const series = uid(2);
+    const sops = [uid(3), uid(4), uid(5)];
+    for (const [i, sop] of sops.entries()) {
+      await writeFile(
+        join(src, 'a', i === 0 ? 'x.dcm' : join('b', `${i}.dcm`)),
+        makeInstance({ studyUid: study, seriesUid: series, sopInstanceUid: sop, instanceNumber: i + 1 }),
+      );
+    }
+    await writeFile(join(src, 'notes.txt'), 'not a DICOM file');
+    const first = io(cwd);
+    expect(await main(['import', src, '--data', 'd2'], first)).toBe(3);
+    expect(JSON.parse(first.stdout)).toEqual({ stored: 3, unchanged: 0, conflicts: 0, failed: 1 });
+    expect(first.stderr).toMatch(/failed notes\.txt/);
+
+    const again = io(cwd);
+    expect(await main(['import', src, '--data', 'd2'], again)).toBe(3);
+    expect(JSON.parse(again.stdout)).toEqual({ stored: 0, unchanged: 3, conflicts: 0, failed: 1 });
+
+    await writeFile(
+      join(src, 'a', 'x.dcm'),
+      makeInstance({ studyUid: study, seriesUid: series, sopInstanceUid: sops[0]!, instanceNumber: 42 }),
+    );
+    const third = io(cwd);
+    await main(['import', src, '--data', 'd2'], third);
+    expect(JSON.parse(third.stdout)).toEqual({ stored: 0, unchanged: 2, conflicts: 1, failed: 1 });
+    expect(third.stderr).toMatch(/conflict a\/x\.dcm: SOP instance .* already stored with different content/);
+  });
+});

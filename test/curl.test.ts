@@ -1,0 +1,83 @@
+// DICOMweb with curl, the way an administrator scripts it (the README's commands).
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+import { makeInstance, stowBody, uid } from './support/fixtures.js';
+
+const run = promisify(execFile);
+
+describe.each(backends())('curl against Custos on %s', (backend) => {
+  let s: TestServer;
+  let dir: string;
+  const study = uid(1);
+  const series = uid(2);
+  const sop = uid(3);
+  const dcm = makeInstance({
+    studyUid: study,
+    seriesUid: series,
+    sopInstanceUid: sop,
+    patientId: 'CURL-1',
+    patientName: 'Curl^Carla',
+  });
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    dir = await mkdtemp(join(tmpdir(), 'custos-curl-'));
+  });
+  afterAll(async () => {
+    await s.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const curl = async (...args: string[]) => {
+    const { stdout } = await run('curl', ['-sS', '-H', `Authorization: Bearer ${s.token}`, ...args], {
+      encoding: 'buffer',
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    return stdout;
+  };
+
+  it('stores with STOW-RS, finds with QIDO-RS and retrieves with WADO-URI', async () => {
+    const { body, contentType } = stowBody([{ bytes: dcm }]);
+    await writeFile(join(dir, 'body.bin'), body);
+    const stowOut = await curl(
+      '-w',
+      '\n%{http_code}',
+      '-X',
+      'POST',
+      '-H',
+      `Content-Type: ${contentType}`,
+      '--data-binary',
+      `@${join(dir, 'body.bin')}`,
+      `${s.dicomweb}/studies`,
+    );
+    const lines = stowOut.toString().trim().split('\n');
+    expect(lines.at(-1)).toBe('200');
+    expect(lines.slice(0, -1).join('\n')).toContain(sop);
+
+    const found = JSON.parse((await curl(`${s.dicomweb}/studies?PatientName=curl*`)).toString()) as Record<
+      string,
+      { Value: unknown[] }
+    >[];
+    expect(found.map((r) => r['0020000D']!.Value[0])).toEqual([study]);
+
+    const out = join(dir, 'out.dcm');
+    await curl(
+      '-o',
+      out,
+      `${s.url}/wado?requestType=WADO&studyUID=${study}&seriesUID=${series}&objectUID=${sop}&contentType=application/dicom`,
+    );
+    expect(await readFile(out)).toEqual(dcm);
+  });
+
+  it('gets application/problem+json for a request without a token', async () => {
+    const { stdout } = await run('curl', ['-sS', '-i', `${s.dicomweb}/studies`]);
+    expect(stdout).toMatch(/^HTTP\/1\.1 401/);
+    expect(stdout.toLowerCase()).toContain('content-type: application/problem+json');
+  });
+});

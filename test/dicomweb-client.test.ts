@@ -1,0 +1,105 @@
+// The peer the OHIF viewer uses: dicomweb-client, in Node through an XMLHttpRequest implementation (xhr2).
+import { createRequire } from 'node:module';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+import { makeInstance, pixelBytes, uid } from './support/fixtures.js';
+
+const require = createRequire(import.meta.url);
+(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest ??= require('xhr2');
+const { api } = require('dicomweb-client') as {
+  api: { DICOMwebClient: new (o: { url: string; headers: Record<string, string> }) => DicomwebClient };
+};
+
+interface DicomwebClient {
+  storeInstances(o: { datasets: ArrayBuffer[] }): Promise<unknown>;
+  searchForStudies(o?: {
+    queryParams?: Record<string, string>;
+  }): Promise<Record<string, { Value?: unknown[] }>[]>;
+  searchForSeries(o: { studyInstanceUID: string }): Promise<Record<string, { Value?: unknown[] }>[]>;
+  searchForInstances(o: {
+    studyInstanceUID: string;
+    seriesInstanceUID?: string;
+  }): Promise<Record<string, { Value?: unknown[] }>[]>;
+  retrieveStudyMetadata(o: {
+    studyInstanceUID: string;
+  }): Promise<Record<string, { Value?: unknown[]; BulkDataURI?: string }>[]>;
+  retrieveInstance(o: {
+    studyInstanceUID: string;
+    seriesInstanceUID: string;
+    sopInstanceUID: string;
+  }): Promise<ArrayBuffer>;
+  retrieveStudy(o: { studyInstanceUID: string }): Promise<ArrayBuffer[]>;
+  retrieveInstanceFrames(o: {
+    studyInstanceUID: string;
+    seriesInstanceUID: string;
+    sopInstanceUID: string;
+    frameNumbers: number[];
+  }): Promise<ArrayBuffer[]>;
+}
+
+const toArrayBuffer = (b: Buffer) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+
+describe.each(backends())('dicomweb-client (OHIF) against Custos on %s', (backend) => {
+  let s: TestServer;
+  let client: DicomwebClient;
+  const study = uid(1);
+  const series = uid(2);
+  const sops = [uid(3), uid(4)];
+  const bytes = sops.map((sop, i) =>
+    makeInstance({
+      studyUid: study,
+      seriesUid: series,
+      sopInstanceUid: sop,
+      instanceNumber: i + 1,
+      patientName: 'Client^Test',
+      patientId: 'DWC-1',
+      rows: 6,
+      columns: 6,
+      frames: 2,
+    }),
+  );
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    client = new api.DICOMwebClient({ url: s.dicomweb, headers: { Authorization: `Bearer ${s.token}` } });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  it('stores with storeInstances', async () => {
+    await client.storeInstances({ datasets: bytes.map(toArrayBuffer) });
+    const found = await client.searchForStudies({ queryParams: { PatientID: 'DWC-1' } });
+    expect(found.map((r) => r['0020000D']!.Value![0])).toEqual([study]);
+  });
+
+  it('searches series and instances', async () => {
+    const ser = await client.searchForSeries({ studyInstanceUID: study });
+    expect(ser.map((r) => r['0020000E']!.Value![0])).toEqual([series]);
+    const inst = await client.searchForInstances({ studyInstanceUID: study, seriesInstanceUID: series });
+    expect(inst.map((r) => r['00080018']!.Value![0])).toEqual(sops);
+  });
+
+  it('retrieves metadata, instances, the study and frames', async () => {
+    const meta = await client.retrieveStudyMetadata({ studyInstanceUID: study });
+    expect(meta.length).toBe(2);
+    expect(meta[0]!['00100020']!.Value).toEqual(['DWC-1']);
+    const one = await client.retrieveInstance({
+      studyInstanceUID: study,
+      seriesInstanceUID: series,
+      sopInstanceUID: sops[1]!,
+    });
+    expect(Buffer.from(one)).toEqual(bytes[1]);
+    const all = await client.retrieveStudy({ studyInstanceUID: study });
+    expect(all.map((b) => Buffer.from(b))).toEqual(bytes);
+    const frames = await client.retrieveInstanceFrames({
+      studyInstanceUID: study,
+      seriesInstanceUID: series,
+      sopInstanceUID: sops[0]!,
+      frameNumbers: [2],
+    });
+    expect(frames.length).toBe(1);
+    expect(Buffer.from(frames[0]!)).toEqual(pixelBytes(6, 6, 2).subarray(72, 144));
+  });
+});

@@ -1,0 +1,387 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+import { makeInstance, MR_IMAGE, pixelBytes, stowBody, uid } from './support/fixtures.js';
+import { multipartParts } from './support/http.js';
+
+type Json = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) yield* walk(p);
+    else yield p;
+  }
+}
+
+describe.each(backends())('DICOMweb on %s', (backend) => {
+  let s: TestServer;
+  const auth = () => ({ Authorization: `Bearer ${s.token}` });
+  const study1 = uid(1);
+  const study2 = uid(2);
+  const series1 = uid(3);
+  const series2 = uid(4);
+  const series3 = uid(5);
+  const sops = [uid(6), uid(7), uid(8)];
+  const multiSop = uid(9);
+  const objects = new Map<string, Buffer>();
+
+  const stow = async (parts: { bytes: Buffer; contentType?: string }[], path = '/studies') => {
+    const { body, contentType } = stowBody(parts);
+    return fetch(`${s.dicomweb}${path}`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+  };
+  const qido = async (path: string) => {
+    const res = await fetch(`${s.dicomweb}${path}`, {
+      headers: { ...auth(), Accept: 'application/dicom+json' },
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    return (await res.json()) as Json[];
+  };
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    objects.set(
+      sops[0]!,
+      makeInstance({
+        studyUid: study1,
+        seriesUid: series1,
+        sopInstanceUid: sops[0]!,
+        patientName: 'Müller^Anna',
+        patientId: 'PAT-A',
+        studyDate: '20230110',
+        instanceNumber: 1,
+      }),
+    );
+    objects.set(
+      sops[1]!,
+      makeInstance({
+        studyUid: study1,
+        seriesUid: series1,
+        sopInstanceUid: sops[1]!,
+        patientName: 'Müller^Anna',
+        patientId: 'PAT-A',
+        studyDate: '20230110',
+        instanceNumber: 2,
+      }),
+    );
+    objects.set(
+      sops[2]!,
+      makeInstance({
+        studyUid: study2,
+        seriesUid: series2,
+        sopInstanceUid: sops[2]!,
+        patientName: 'Smith^John',
+        patientId: 'PAT-B',
+        studyDate: '20230305',
+        modality: 'MR',
+        sopClassUid: MR_IMAGE,
+        accessionNumber: 'ACC-77',
+      }),
+    );
+    objects.set(
+      multiSop,
+      makeInstance({
+        studyUid: study2,
+        seriesUid: series3,
+        sopInstanceUid: multiSop,
+        patientName: 'Smith^John',
+        patientId: 'PAT-B',
+        studyDate: '20230305',
+        modality: 'MR',
+        sopClassUid: MR_IMAGE,
+        rows: 4,
+        columns: 5,
+        frames: 3,
+        accessionNumber: 'ACC-77',
+      }),
+    );
+    const res = await stow([...objects.values()].map((bytes) => ({ bytes })));
+    expect(res.status, await res.clone().text()).toBe(200);
+  });
+  afterAll(async () => {
+    expect(s.unexpected).toEqual([]);
+    await s.stop();
+  });
+
+  it('refuses a request without a bearer token with problem+json and WWW-Authenticate', async () => {
+    const res = await fetch(`${s.dicomweb}/studies`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    const body = (await res.json()) as { status: number; detail: string };
+    expect(body.status).toBe(401);
+  });
+
+  it('refuses a forged token', async () => {
+    const res = await fetch(`${s.dicomweb}/studies`, { headers: { Authorization: 'Bearer cst_forged' } });
+    expect(res.status).toBe(401);
+  });
+
+  it('answers STOW-RS with ReferencedSOPSequence and a RetrieveURL per instance', async () => {
+    const sop = uid(10);
+    const res = await stow([
+      { bytes: makeInstance({ studyUid: uid(11), seriesUid: uid(12), sopInstanceUid: sop }) },
+    ]);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/application\/dicom\+json/);
+    const body = (await res.json()) as Json;
+    const ref = body['00081199']!.Value![0] as Json;
+    expect(ref['00081155']!.Value).toEqual([sop]);
+    expect(ref['00081150']!.Value).toEqual(['1.2.840.10008.5.1.4.1.1.2']);
+    expect(String(ref['00081190']!.Value![0])).toContain(`/instances/${sop}`);
+  });
+
+  it('finds studies by PatientID, case-insensitive PatientName prefix, date range, modality and UID list', async () => {
+    expect((await qido('/studies?PatientID=PAT-A')).map((r) => r['0020000D']!.Value![0])).toEqual([study1]);
+    expect((await qido('/studies?PatientName=müll*')).map((r) => r['0020000D']!.Value![0])).toEqual([study1]);
+    expect((await qido('/studies?PatientName=SMITH^JOHN')).map((r) => r['0020000D']!.Value![0])).toEqual([
+      study2,
+    ]);
+    expect(
+      (await qido('/studies?StudyDate=20230301-20230331')).map((r) => r['0020000D']!.Value![0]),
+    ).toContain(study2);
+    expect(
+      (await qido('/studies?StudyDate=20230301-20230331')).map((r) => r['0020000D']!.Value![0]),
+    ).not.toContain(study1);
+    expect((await qido('/studies?ModalitiesInStudy=MR&PatientID=PAT-B')).length).toBe(1);
+    expect((await qido('/studies?ModalitiesInStudy=MR&PatientID=PAT-A')).length).toBe(0);
+    const both = await qido(`/studies?StudyInstanceUID=${study1},${study2}`);
+    expect(both.map((r) => r['0020000D']!.Value![0]).sort()).toEqual([study1, study2].sort());
+    expect((await qido('/studies?AccessionNumber=ACC-7?')).map((r) => r['0020000D']!.Value![0])).toEqual([
+      study2,
+    ]);
+  });
+
+  it('returns the default study attributes, counts and modalities', async () => {
+    const [row] = await qido(`/studies?StudyInstanceUID=${study2}`);
+    expect(row!['00100010']!.Value).toEqual([{ Alphabetic: 'Smith^John' }]);
+    expect(row!['00080061']!.Value).toEqual(['MR']);
+    expect(row!['00201206']!.Value).toEqual([2]);
+    expect(row!['00201208']!.Value).toEqual([2]);
+    expect(String(row!['00081190']!.Value![0])).toMatch(new RegExp(`/dicom-web/studies/${study2}$`));
+    expect(row!['00081030']).toBeDefined();
+    expect(row!['00100030']).toBeDefined();
+  });
+
+  it('honours includefield, limit and offset', async () => {
+    const without = await qido(`/studies?StudyInstanceUID=${study1}`);
+    expect(without[0]!['00080005']).toBeDefined();
+    const all = await qido('/studies?limit=1');
+    expect(all.length).toBe(1);
+    const page2 = await qido('/studies?limit=1&offset=1');
+    expect(page2.length).toBe(1);
+    expect(page2[0]!['0020000D']!.Value![0]).not.toBe(all[0]!['0020000D']!.Value![0]);
+    const series = await qido(`/studies/${study2}/series?includefield=00080070`);
+    expect(series.length).toBe(2);
+    const included = await qido(`/studies/${study1}/instances?includefield=all`);
+    expect(included[0]!['00280010']!.Value).toEqual([8]);
+  });
+
+  it('searches series and instances, scoped and unscoped', async () => {
+    const series = await qido(`/series?Modality=MR&PatientID=PAT-B`);
+    expect(series.map((r) => r['0020000E']!.Value![0]).sort()).toEqual([series2, series3].sort());
+    expect(series[0]!['00201209']!.Value).toEqual([1]);
+    const inst = await qido(`/studies/${study1}/series/${series1}/instances`);
+    expect(inst.map((r) => r['00080018']!.Value![0])).toEqual([sops[0], sops[1]]);
+    const byNumber = await qido(`/instances?InstanceNumber=2&PatientID=PAT-A`);
+    expect(byNumber.map((r) => r['00080018']!.Value![0])).toEqual([sops[1]]);
+  });
+
+  it('rejects a malformed QIDO parameter with problem+json naming it', async () => {
+    const res = await fetch(`${s.dicomweb}/studies?StudyDate=2023-01-01`, { headers: auth() });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { detail: string; parameter: string };
+    expect(body.parameter).toBe('StudyDate');
+  });
+
+  it('retrieves a whole study as multipart/related application/dicom, byte for byte', async () => {
+    const res = await fetch(`${s.dicomweb}/studies/${study1}`, {
+      headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+    });
+    expect(res.status).toBe(200);
+    const parts = await multipartParts(res);
+    expect(parts.length).toBe(2);
+    const got = parts.map((p) => p.body);
+    expect(got).toContainEqual(objects.get(sops[0]!));
+    expect(got).toContainEqual(objects.get(sops[1]!));
+    expect(parts[0]!.contentType).toMatch(/^application\/dicom/);
+  });
+
+  it('serves metadata whose BulkDataURI returns the pixel data', async () => {
+    const res = await fetch(
+      `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}/metadata`,
+      { headers: auth() },
+    );
+    expect(res.status).toBe(200);
+    const [meta] = (await res.json()) as Json[];
+    expect(meta!['00100010']!.Value).toEqual([{ Alphabetic: 'Smith^John' }]);
+    const uri = meta!['7FE00010']!.BulkDataURI!;
+    expect(uri).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/dicom-web\/studies\//);
+    const bulk = await fetch(uri, { headers: auth() });
+    expect(bulk.status).toBe(200);
+    const [part] = await multipartParts(bulk);
+    expect(part!.body).toEqual(pixelBytes(4, 5, 3));
+  });
+
+  it('retrieves single frames by byte range', async () => {
+    const res = await fetch(
+      `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}/frames/3,1`,
+      {
+        headers: {
+          ...auth(),
+          Accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+        },
+      },
+    );
+    expect(res.status).toBe(200);
+    const parts = await multipartParts(res);
+    const all = pixelBytes(4, 5, 3);
+    const frame = 4 * 5 * 2;
+    expect(parts.map((p) => p.body)).toEqual([all.subarray(2 * frame, 3 * frame), all.subarray(0, frame)]);
+    const missing = await fetch(
+      `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}/frames/4`,
+      { headers: auth() },
+    );
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/problem\+json/);
+  });
+
+  it('serves WADO-URI application/dicom and explains why rendered JPEG is not available', async () => {
+    const q = `requestType=WADO&studyUID=${study1}&seriesUID=${series1}&objectUID=${sops[0]}`;
+    const res = await fetch(`${s.url}/wado?${q}&contentType=application/dicom`, { headers: auth() });
+    expect(res.status).toBe(200);
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(objects.get(sops[0]!));
+    const jpeg = await fetch(`${s.url}/wado?${q}`, { headers: auth() });
+    expect(jpeg.status).toBe(406);
+    const bad = await fetch(`${s.url}/wado?requestType=WADO&studyUID=${study1}`, { headers: auth() });
+    expect(bad.status).toBe(400);
+  });
+
+  it('answers 404 problem+json for an unknown study', async () => {
+    const res = await fetch(`${s.dicomweb}/studies/1.2.3.4.5`, { headers: auth() });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+  });
+
+  it('stores the good instances of a request and names what is wrong with the others (202)', async () => {
+    const good = uid(20);
+    const noSop = makeInstance({
+      studyUid: uid(21),
+      seriesUid: uid(22),
+      sopInstanceUid: uid(23),
+      omit: [0x00080018],
+    });
+    const truncated = makeInstance({
+      studyUid: uid(24),
+      seriesUid: uid(25),
+      sopInstanceUid: uid(26),
+    }).subarray(0, 300);
+    const res = await stow([
+      { bytes: noSop },
+      { bytes: makeInstance({ studyUid: uid(27), seriesUid: uid(28), sopInstanceUid: good }) },
+      { bytes: truncated },
+      { bytes: Buffer.from('not dicom at all') },
+    ]);
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as Json;
+    expect((body['00081199']!.Value as Json[]).map((i) => i['00081155']!.Value![0])).toEqual([good]);
+    const failed = body['00081198']!.Value as Json[];
+    expect(failed.length).toBe(3);
+    expect(failed.map((f) => f['00081197']!.Value![0])).toEqual([0xa900, 0xc000, 0xc000]);
+    expect(res.headers.get('warning')).toMatch(/SOPInstanceUID/);
+    expect((await qido(`/instances?SOPInstanceUID=${good}`)).length).toBe(1);
+  });
+
+  it('answers 409 when nothing could be stored', async () => {
+    const res = await stow([{ bytes: Buffer.from('garbage') }]);
+    expect(res.status).toBe(409);
+  });
+
+  it('treats the same instance with the same bytes as a no-op and with other bytes as a conflict', async () => {
+    const same = await stow([{ bytes: objects.get(sops[0]!)! }]);
+    expect(same.status).toBe(200);
+    const changed = makeInstance({
+      studyUid: study1,
+      seriesUid: series1,
+      sopInstanceUid: sops[0]!,
+      patientName: 'Müller^Anna',
+      patientId: 'PAT-A',
+      studyDate: '20230110',
+      instanceNumber: 99,
+    });
+    const conflict = await stow([{ bytes: changed }]);
+    expect(conflict.status).toBe(409);
+    const body = (await conflict.json()) as Json;
+    expect((body['00081198']!.Value as Json[])[0]!['00081197']!.Value).toEqual([0x0111]);
+    const res = await fetch(`${s.dicomweb}/studies/${study1}/series/${series1}/instances/${sops[0]}`, {
+      headers: auth(),
+    });
+    expect((await multipartParts(res))[0]!.body).toEqual(objects.get(sops[0]!));
+  });
+
+  it('refuses an instance whose study differs from the STOW URL', async () => {
+    const res = await stow(
+      [{ bytes: makeInstance({ studyUid: uid(30), seriesUid: uid(31), sopInstanceUid: uid(32) }) }],
+      `/studies/${study1}`,
+    );
+    expect(res.status).toBe(409);
+    const body = (await res.json()) as Json;
+    expect((body['00081198']!.Value as Json[])[0]!['00081197']!.Value).toEqual([0xa900]);
+  });
+
+  it('refuses a wrong content type with 415 problem+json', async () => {
+    const res = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(415);
+    expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+    const ok = await fetch(`${s.url}/api/health`);
+    expect(ok.status).toBe(200);
+  });
+
+  it('keeps no patient name in clear anywhere in the data directory', async () => {
+    const needles = [
+      Buffer.from('Smith^John'),
+      Buffer.from('Müller^Anna', 'utf8'),
+      Buffer.from('Müller^Anna', 'latin1'),
+      Buffer.from('SMITH^JOHN'),
+    ];
+    let files = 0;
+    for await (const f of walk(s.dataDir)) {
+      files++;
+      const bytes = await readFile(f);
+      for (const n of needles) expect(bytes.includes(n), `${f} contains ${n.toString()}`).toBe(false);
+    }
+    expect(files).toBeGreaterThan(3);
+  });
+
+  it('records stores, queries and retrieves in the ledger, and the ledger refuses edits', async () => {
+    const rows = await s.app.index.db
+      .selectFrom('audit_log')
+      .select(['action', 'outcome', 'study_uid'])
+      .execute();
+    const actions = new Set(rows.map((r) => `${r.action}:${r.outcome}`));
+    for (const a of [
+      'store:success',
+      'store:failure',
+      'query:success',
+      'view-pixels:success',
+      'view-metadata:success',
+      'token-use:failure',
+    ]) {
+      expect(actions, a).toContain(a);
+    }
+    await expect(s.app.index.db.updateTable('audit_log').set({ outcome: 'x' }).execute()).rejects.toThrow(
+      /append-only/,
+    );
+    await expect(s.app.index.db.deleteFrom('audit_log').execute()).rejects.toThrow(/append-only/);
+  });
+});

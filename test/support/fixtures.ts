@@ -1,0 +1,116 @@
+import { writePart10, type WriteElement } from '../../src/dicom/part10-writer.js';
+
+/** Deterministic, generated test objects (CONVENTIONS.md: no binary fixtures of unknown origin). */
+export interface FixtureSpec {
+  patientId?: string;
+  patientName?: string;
+  birthDate?: string;
+  sex?: string;
+  studyUid: string;
+  seriesUid: string;
+  sopInstanceUid: string;
+  sopClassUid?: string;
+  modality?: string;
+  studyDate?: string;
+  studyTime?: string;
+  accessionNumber?: string;
+  referringPhysician?: string;
+  studyDescription?: string;
+  seriesNumber?: number;
+  instanceNumber?: number;
+  rows?: number;
+  columns?: number;
+  frames?: number;
+  charset?: string;
+  transferSyntaxUid?: string;
+  /** Extra elements (override by tag). */
+  extra?: WriteElement[];
+  /** Omit these tags entirely (to build invalid objects). */
+  omit?: number[];
+}
+
+export const CT_IMAGE = '1.2.840.10008.5.1.4.1.1.2';
+export const MR_IMAGE = '1.2.840.10008.5.1.4.1.1.4';
+export const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+export const IMPLICIT_LE = '1.2.840.10008.1.2';
+
+/** Pixel value at (frame, row, col): distinct per frame so frame retrieval can be checked byte for byte. */
+export const pixelValue = (frame: number, row: number, col: number) =>
+  (frame * 1000 + row * 7 + col * 3) & 0xffff;
+
+export function pixelBytes(rows: number, columns: number, frames: number): Buffer {
+  const buf = Buffer.alloc(rows * columns * frames * 2);
+  let o = 0;
+  for (let f = 0; f < frames; f++)
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < columns; c++) {
+        buf.writeUInt16LE(pixelValue(f, r, c), o);
+        o += 2;
+      }
+  return buf;
+}
+
+export function makeInstance(spec: FixtureSpec): Buffer {
+  const rows = spec.rows ?? 8;
+  const columns = spec.columns ?? 8;
+  const frames = spec.frames ?? 1;
+  const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+  const els: WriteElement[] = [
+    { tag: t(0x0008, 0x0005), vr: 'CS', value: spec.charset ?? 'ISO_IR 192' },
+    { tag: t(0x0008, 0x0016), vr: 'UI', value: spec.sopClassUid ?? CT_IMAGE },
+    { tag: t(0x0008, 0x0018), vr: 'UI', value: spec.sopInstanceUid },
+    { tag: t(0x0008, 0x0020), vr: 'DA', value: spec.studyDate ?? '20240115' },
+    { tag: t(0x0008, 0x0030), vr: 'TM', value: spec.studyTime ?? '101500' },
+    { tag: t(0x0008, 0x0050), vr: 'SH', value: spec.accessionNumber ?? 'ACC0001' },
+    { tag: t(0x0008, 0x0060), vr: 'CS', value: spec.modality ?? 'CT' },
+    { tag: t(0x0008, 0x0090), vr: 'PN', value: spec.referringPhysician ?? 'House^Gregory' },
+    { tag: t(0x0008, 0x1030), vr: 'LO', value: spec.studyDescription ?? 'CT HEAD' },
+    { tag: t(0x0010, 0x0010), vr: 'PN', value: spec.patientName ?? 'Doe^Jane' },
+    { tag: t(0x0010, 0x0020), vr: 'LO', value: spec.patientId ?? 'PID-1' },
+    { tag: t(0x0010, 0x0030), vr: 'DA', value: spec.birthDate ?? '19700101' },
+    { tag: t(0x0010, 0x0040), vr: 'CS', value: spec.sex ?? 'F' },
+    { tag: t(0x0020, 0x000d), vr: 'UI', value: spec.studyUid },
+    { tag: t(0x0020, 0x000e), vr: 'UI', value: spec.seriesUid },
+    { tag: t(0x0020, 0x0010), vr: 'SH', value: 'S1' },
+    { tag: t(0x0020, 0x0011), vr: 'IS', value: String(spec.seriesNumber ?? 1) },
+    { tag: t(0x0020, 0x0013), vr: 'IS', value: String(spec.instanceNumber ?? 1) },
+    { tag: t(0x0028, 0x0002), vr: 'US', value: 1 },
+    { tag: t(0x0028, 0x0004), vr: 'CS', value: 'MONOCHROME2' },
+    ...(frames > 1 ? [{ tag: t(0x0028, 0x0008), vr: 'IS', value: String(frames) }] : []),
+    { tag: t(0x0028, 0x0010), vr: 'US', value: rows },
+    { tag: t(0x0028, 0x0011), vr: 'US', value: columns },
+    { tag: t(0x0028, 0x0100), vr: 'US', value: 16 },
+    { tag: t(0x0028, 0x0101), vr: 'US', value: 16 },
+    { tag: t(0x0028, 0x0102), vr: 'US', value: 15 },
+    { tag: t(0x0028, 0x0103), vr: 'US', value: 0 },
+    { tag: t(0x7fe0, 0x0010), vr: 'OW', value: pixelBytes(rows, columns, frames) },
+  ];
+  const extra = new Map((spec.extra ?? []).map((e) => [e.tag, e]));
+  const omit = new Set(spec.omit ?? []);
+  const merged = els.filter((e) => !extra.has(e.tag) && !omit.has(e.tag)).concat([...extra.values()]);
+  return writePart10(merged, { transferSyntaxUid: spec.transferSyntaxUid ?? EXPLICIT_LE });
+}
+
+let counter = 0;
+/** A fresh UID under a test root. */
+export const uid = (label = 1) => `2.25.${process.pid}${Date.now() % 100000}${label}${++counter}`;
+
+/** Body and Content-Type for a STOW-RS request. */
+export function stowBody(
+  parts: { bytes: Buffer; contentType?: string }[],
+  boundary = 'custos-test-boundary-7d3f',
+): { body: Buffer; contentType: string } {
+  const chunks: Buffer[] = [];
+  for (const p of parts) {
+    chunks.push(
+      Buffer.from(`--${boundary}\r\nContent-Type: ${p.contentType ?? 'application/dicom'}\r\n\r\n`),
+    );
+    chunks.push(p.bytes);
+    chunks.push(Buffer.from('\r\n'));
+  }
+  chunks.push(Buffer.from(`--${boundary}--\r\n`));
+  return {
+    body: Buffer.concat(chunks),
+    contentType: `multipart/related; type="application/dicom"; boundary=${boundary}`,
+  };
+}

@@ -1,0 +1,61 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type CustosConfig } from '../../src/app/config.js';
+import { openApp, type CustosApp } from '../../src/app/custos-app.js';
+import { startServer } from '../../src/app/serve.js';
+import { dropPostgresSchema } from '../../src/adapters/sql/open-index-db.js';
+import { systemPrincipal } from '../../src/services/auth-service.js';
+import { postgresUrl, type Backend } from './backends.js';
+
+export interface TestServer {
+  url: string;
+  dicomweb: string;
+  token: string;
+  app: CustosApp;
+  dataDir: string;
+  config: CustosConfig;
+  /** Errors the server reported as unexpected (tests assert there are none). */
+  unexpected: unknown[];
+  stop(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  limits?: Partial<CustosConfig['limits']>;
+}
+
+/** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
+export async function startTestServer(backend: Backend, opts: TestServerOptions = {}): Promise<TestServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'custos-test-'));
+  const schema = backend === 'postgres' ? `custos_test_${randomBytes(6).toString('hex')}` : undefined;
+  const base = loadConfig({
+    env: {},
+    cwd: dataDir,
+    flags: { dataDir, http: { host: '127.0.0.1', port: 0 } },
+  });
+  const config: CustosConfig = {
+    ...base,
+    limits: { ...base.limits, ...opts.limits },
+    database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
+  };
+  const app = await openApp(config);
+  const unexpected: unknown[] = [];
+  const server = await startServer(app, (err) => unexpected.push(err));
+  const { token } = await app.auth.createToken(systemPrincipal('test'), config.admin.username);
+  return {
+    url: server.url,
+    dicomweb: `${server.url}/dicom-web`,
+    token,
+    app,
+    dataDir,
+    config,
+    unexpected,
+    stop: async () => {
+      await server.close();
+      await app.close();
+      if (schema) await dropPostgresSchema(postgresUrl!, schema);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
