@@ -53,7 +53,9 @@ describe('FsBlobStore', () => {
       const data = randomBytes(size);
       const stored = await put(data, 7);
       expect(stored.size).toBe(size);
-      expect(stored.sha256).toBe((await import('node:crypto')).createHash('sha256').update(data).digest('hex'));
+      expect(stored.sha256).toBe(
+        (await import('node:crypto')).createHash('sha256').update(data).digest('hex'),
+      );
       expect(await collect(store.read(stored.blobId, key, undefined, stored.sha256))).toEqual(data);
     }
   });
@@ -66,12 +68,19 @@ describe('FsBlobStore', () => {
       const b = a + Math.floor(Math.random() * (data.length - a));
       expect(await collect(store.read(blobId, key, { start: a, end: b }))).toEqual(data.subarray(a, b));
     }
-    expect(await code(collect(store.read(blobId, key, { start: 0, end: data.length + 1 })))).toBe('blob.bad-range');
+    expect(await code(collect(store.read(blobId, key, { start: 0, end: data.length + 1 })))).toBe(
+      'blob.bad-range',
+    );
   });
 
   it('detects a flipped byte in ciphertext, tag or header, a wrong key, and a wrong checksum', async () => {
     const data = randomBytes(3 * CHUNK);
-    for (const offset of [HEADER_SIZE + 5, HEADER_SIZE + CHUNK + 3 /* first tag */, 12 /* header: chunk size */, 20 /* nonce prefix */]) {
+    for (const offset of [
+      HEADER_SIZE + 5,
+      HEADER_SIZE + CHUNK + 3 /* first tag */,
+      12 /* header: chunk size */,
+      20 /* nonce prefix */,
+    ]) {
       const { blobId } = await put(data);
       const bytes = await readFile(pathOf(blobId));
       bytes[offset]! ^= 0x01;
@@ -80,7 +89,11 @@ describe('FsBlobStore', () => {
     }
     const { blobId, sha256 } = await put(data);
     expect(await code(collect(store.read(blobId, randomBytes(32))))).toBe('blob.integrity');
-    expect(await code(collect(store.read(blobId, key, undefined, sha256.replace(/^./, sha256[0] === 'a' ? 'b' : 'a'))))).toBe('blob.integrity');
+    expect(
+      await code(
+        collect(store.read(blobId, key, undefined, sha256.replace(/^./, sha256[0] === 'a' ? 'b' : 'a'))),
+      ),
+    ).toBe('blob.integrity');
   });
 
   it('detects truncation, swapped chunks and a chunk spliced in from another object', async () => {

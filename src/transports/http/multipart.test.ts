@@ -25,7 +25,8 @@ async function collectAll(it: AsyncIterable<Buffer>) {
 
 async function readAll(body: Buffer, boundary: string, sizes = [7]) {
   const parts: { type: string | undefined; body: Buffer }[] = [];
-  for await (const p of readMultipart(chunks(body, sizes), boundary)) parts.push({ type: p.contentType, body: await collectAll(p.body) });
+  for await (const p of readMultipart(chunks(body, sizes), boundary))
+    parts.push({ type: p.contentType, body: await collectAll(p.body) });
   return parts;
 }
 
@@ -38,12 +39,17 @@ async function write(parts: Buffer[], boundary: string) {
 
 describe('media types', () => {
   it('parses quoted parameters with separators inside', () => {
-    expect(parseMediaType('Multipart/Related; type="application/dicom"; boundary="a;b,c"')).toEqual({ type: 'multipart/related', params: { type: 'application/dicom', boundary: 'a;b,c' } });
+    expect(parseMediaType('Multipart/Related; type="application/dicom"; boundary="a;b,c"')).toEqual({
+      type: 'multipart/related',
+      params: { type: 'application/dicom', boundary: 'a;b,c' },
+    });
     expect(parseMediaType('')).toEqual({ type: '', params: {} });
     expect(() => parseMediaType('not a type')).toThrow(CustosError);
   });
   it('orders Accept entries by q, stable, and does not split quoted commas', () => {
-    const a = parseAccept('application/json;q=0.5, multipart/related; type="application/dicom"; transfer-syntax=*, */*;q=0.1');
+    const a = parseAccept(
+      'application/json;q=0.5, multipart/related; type="application/dicom"; transfer-syntax=*, */*;q=0.1',
+    );
     expect(a.map((e) => e.type)).toEqual(['multipart/related', 'application/json', '*/*']);
     expect(a[0]!.params).toEqual({ type: 'application/dicom', 'transfer-syntax': '*' });
     expect(parseAccept('a/b; x="1,2"').length).toBe(1);
@@ -55,7 +61,10 @@ describe('multipart/related', () => {
   it('round-trips any parts under any chunking', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.oneof(fc.uint8Array({ maxLength: 3 }), fc.uint8Array({ minLength: 60, maxLength: 200 })), { minLength: 1, maxLength: 5 }),
+        fc.array(
+          fc.oneof(fc.uint8Array({ maxLength: 3 }), fc.uint8Array({ minLength: 60, maxLength: 200 })),
+          { minLength: 1, maxLength: 5 },
+        ),
         fc.array(fc.integer({ min: 1, max: 80 }), { minLength: 1, maxLength: 4 }),
         async (parts, sizes) => {
           const bodies = parts.map((p) => Buffer.from(p));
@@ -76,7 +85,11 @@ describe('multipart/related', () => {
   });
 
   it('ignores a preamble and an epilogue', async () => {
-    const wire = Buffer.concat([Buffer.from('preamble text\r\n'), await write([Buffer.from('one')], 'B'), Buffer.from('epilogue')]);
+    const wire = Buffer.concat([
+      Buffer.from('preamble text\r\n'),
+      await write([Buffer.from('one')], 'B'),
+      Buffer.from('epilogue'),
+    ]);
     expect((await readAll(wire, 'B')).map((g) => g.body.toString())).toEqual(['one']);
   });
 
@@ -114,18 +127,24 @@ describe('multipart/related', () => {
     const wire = await write(parts, 'sock-b');
     const server = createServer(async (req, res) => {
       const got: number[] = [];
-      for await (const p of readMultipart(req as AsyncIterable<Buffer>, 'sock-b')) got.push((await collectAll(p.body)).length);
+      for await (const p of readMultipart(req as AsyncIterable<Buffer>, 'sock-b'))
+        got.push((await collectAll(p.body)).length);
       res.end(JSON.stringify(got));
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
     const stream = new ReadableStream<Uint8Array>({
       async start(c) {
-        for (let i = 0, k = 1; i < wire.length; i += k * 997, k++) c.enqueue(wire.subarray(i, Math.min(wire.length, i + k * 997)));
+        for (let i = 0, k = 1; i < wire.length; i += k * 997, k++)
+          c.enqueue(wire.subarray(i, Math.min(wire.length, i + k * 997)));
         c.close();
       },
     });
-    const res = await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: stream, duplex: 'half' } as RequestInit);
+    const res = await fetch(`http://127.0.0.1:${port}/`, {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
     expect(await res.json()).toEqual([300_000, 4]);
     server.close();
   });
