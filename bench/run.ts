@@ -52,7 +52,7 @@ async function dataset(set: SetName): Promise<{ files: string[]; bytes: number }
 }
 
 /** POST one STOW-RS request whose parts are streamed from disk. Returns the HTTP status. */
-function stowFiles(peer: Peer, files: string[]): Promise<number> {
+function stowFiles(peer: Peer, files: string[]): Promise<{ status: number; body: string }> {
   const boundary = 'bench-boundary-2f9c1e';
   const url = new URL(`${peer.dicomweb}/studies`);
   return new Promise((resolve, reject) => {
@@ -70,8 +70,14 @@ function stowFiles(peer: Peer, files: string[]): Promise<number> {
         },
       },
       (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: `${res.headers.warning ?? ''} ${body.slice(0, 2000)}`,
+          }),
+        );
       },
     );
     req.on('error', reject);
@@ -97,8 +103,8 @@ async function stow(peer: Peer, files: string[], concurrency: number, batch: num
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < batches.length) {
-        const status = await stowFiles(peer, batches[next++]!);
-        if (status !== 200) throw new Error(`${peer.name} STOW-RS answered ${status}`);
+        const { status, body } = await stowFiles(peer, batches[next++]!);
+        if (status !== 200) throw new Error(`${peer.name} STOW-RS answered ${status}: ${body}`);
       }
     }),
   );
@@ -273,7 +279,7 @@ async function main() {
       resetPeakRss(peers.custos.pid);
       const before = peakRss(peers.custos.pid);
       const t0 = performance.now();
-      const status = await stowFiles(peers.custos, [file]);
+      const { status } = await stowFiles(peers.custos, [file]);
       const secs = (performance.now() - t0) / 1000;
       const size = (await stat(file)).size;
       const after = peakRss(peers.custos.pid);

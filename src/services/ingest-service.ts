@@ -29,6 +29,11 @@ export interface IngestContext {
   channel: 'stow-rs' | 'import' | 'c-store';
   /** STOW-RS to /studies/{uid}: the instance must belong to that study (PS3.18 §10.5.1). */
   expectedStudyUid?: string;
+  /**
+   * Called once every byte of the source has been read, before the object is committed: lets a transport
+   * receive the next object while this one is made durable and indexed.
+   */
+  onReceived?: () => void;
 }
 
 export interface IngestDeps {
@@ -121,6 +126,7 @@ export class IngestService {
           );
         }
       }
+      ctx.onReceived?.();
       parsed = await parser.end();
       if (!writer) {
         writer = await this.openWriter(parser.peekString(Tags.StudyInstanceUID), ctx);
@@ -337,20 +343,6 @@ export class IngestService {
           .set((eb) => ({ num_instances: eb('num_instances', '+', 1) }))
           .where('series_uid', '=', r.series.seriesUid)
           .execute();
-        let modalities: string | undefined;
-        if (newSeries) {
-          const mods = await trx
-            .selectFrom('series')
-            .select('modality')
-            .distinct()
-            .where('study_uid', '=', r.study.studyUid)
-            .execute();
-          modalities = mods
-            .map((m) => m.modality)
-            .filter(Boolean)
-            .sort()
-            .join('\\');
-        }
         await trx
           .updateTable('studies')
           .set((eb) => ({
@@ -358,10 +350,28 @@ export class IngestService {
             num_series: eb('num_series', '+', newSeries ? 1 : 0),
             total_bytes: eb('total_bytes', '+', blob.size),
             updated_at: now,
-            ...(modalities !== undefined ? { modalities } : {}),
           }))
           .where('study_uid', '=', r.study.studyUid)
           .execute();
+        if (newSeries) {
+          // Read after the update above holds the study row, so a concurrent new series is seen committed.
+          const mods = await trx
+            .selectFrom('series')
+            .select('modality')
+            .distinct()
+            .where('study_uid', '=', r.study.studyUid)
+            .execute();
+          const modalities = mods
+            .map((m) => m.modality)
+            .filter(Boolean)
+            .sort()
+            .join('\\');
+          await trx
+            .updateTable('studies')
+            .set({ modalities })
+            .where('study_uid', '=', r.study.studyUid)
+            .execute();
+        }
         await this.deps.ledger.appendIn(trx, {
           principal,
           action: 'store',

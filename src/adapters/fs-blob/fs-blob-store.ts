@@ -135,6 +135,8 @@ export class FsBlobStore implements BlobStore {
         const buf = Buffer.allocUnsafe(len);
         const { bytesRead } = await fh.read(buf, 0, len, pos);
         if (bytesRead !== len) throw integrity(blobId, i);
+        // One yield per batch: fewer, larger writes downstream (a socket drains per write, not per byte).
+        const out: Buffer[] = [];
         for (let k = 0; k < n; k++) {
           const index = i + k;
           const sealed = buf.subarray(k * sealedSize, Math.min(len, (k + 1) * sealedSize));
@@ -148,8 +150,9 @@ export class FsBlobStore implements BlobStore {
           const from = Math.max(start, chunkStart) - chunkStart;
           const to = Math.min(end, chunkStart + plain.length) - chunkStart;
           hash?.update(plain);
-          if (to > from) yield plain.subarray(from, to);
+          if (to > from) out.push(plain.subarray(from, to));
         }
+        if (out.length) yield out.length === 1 ? out[0]! : Buffer.concat(out);
       }
       if (hash && hash.digest('hex') !== expectSha256) {
         throw new CustosError({

@@ -17,6 +17,9 @@ type Item = Record<string, { vr: string; Value?: unknown[] }>;
 const reasons = new WeakMap<Item, string>();
 const warningText = (s: string) => `299 custos "${s.replace(/["\\\r\n]/g, ' ')}"`;
 
+/** Parts whose commit may still be running while the next part is received. */
+const MAX_INFLIGHT = 4;
+
 /** Counts request bytes and stops the upload once it passes the limit (for bodies without Content-Length). */
 async function* limited(req: IncomingMessage, max: number): AsyncGenerator<Buffer> {
   let seen = 0;
@@ -74,86 +77,104 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     }
 
     const base = `${ctx.origin}/dicom-web`;
-    const referenced: Item[] = [];
-    const failed: Item[] = [];
-    const studies = new Set<string>();
-    let warnings = 0;
+    // One slot per part, filled in part order whatever order the commits finish in.
+    const results: ({ ok: Item; studyUid: string; warned: boolean } | { failed: Item })[] = [];
     let parts = 0;
     let requestError: CustosError | undefined;
+    const inflight = new Set<Promise<void>>();
     try {
       for await (const part of readMultipart(limited(req, opts.maxRequestBytes), boundary)) {
-        parts++;
+        const slot = parts++;
         const partType = (
           part.contentType ? parseMediaType(part.contentType).type : 'application/dicom'
         ).toLowerCase();
         if (partType !== 'application/dicom') {
           for await (const _ of part.body) void _;
-          failed.push(
-            failure(
+          results[slot] = {
+            failed: failure(
               undefined,
               undefined,
               DicomStatus.SopClassNotSupported,
-              `part ${parts} has media type ${partType}, not application/dicom`,
+              `part ${slot + 1} has media type ${partType}, not application/dicom`,
             ),
-          );
+          };
           continue;
         }
-        try {
-          const outcome = await ingest.ingest(ctx.principal, part.body, {
+        let received!: () => void;
+        const bodyRead = new Promise<void>((resolve) => (received = resolve));
+        const task: Promise<void> = ingest
+          .ingest(ctx.principal, part.body, {
             channel: 'stow-rs',
+            onReceived: received,
             ...(ctx.params.study ? { expectedStudyUid: ctx.params.study } : {}),
-          });
-          studies.add(outcome.studyUid);
-          const item: Item = {
-            '00081150': { vr: 'UI', Value: [outcome.sopClassUid] },
-            '00081155': { vr: 'UI', Value: [outcome.sopInstanceUid] },
-            '00081190': {
-              vr: 'UR',
-              Value: [
-                `${base}/studies/${outcome.studyUid}/series/${outcome.seriesUid}/instances/${outcome.sopInstanceUid}`,
-              ],
+          })
+          .then(
+            (outcome) => {
+              const item: Item = {
+                '00081150': { vr: 'UI', Value: [outcome.sopClassUid] },
+                '00081155': { vr: 'UI', Value: [outcome.sopInstanceUid] },
+                '00081190': {
+                  vr: 'UR',
+                  Value: [
+                    `${base}/studies/${outcome.studyUid}/series/${outcome.seriesUid}/instances/${outcome.sopInstanceUid}`,
+                  ],
+                },
+              };
+              // PS3.18 Table 10.5.3-3: WarningReason B000 "coercion of data elements" is the closest generic warning.
+              if (outcome.warnings.length > 0) item['00081196'] = { vr: 'US', Value: [DicomStatus.Warning] };
+              results[slot] = { ok: item, studyUid: outcome.studyUid, warned: outcome.warnings.length > 0 };
             },
-          };
-          if (outcome.warnings.length > 0) {
-            warnings++;
-            // PS3.18 Table 10.5.3-3: WarningReason B000 "coercion of data elements" is the closest generic warning.
-            item['00081196'] = { vr: 'US', Value: [DicomStatus.Warning] };
-          }
-          referenced.push(item);
-        } catch (err) {
-          if (err instanceof IngestFailure) {
-            const cause = err.cause;
-            // A broken request body (truncated multipart, over the size limit) ends the request after this part.
-            if (
-              cause instanceof CustosError &&
-              (cause.code.startsWith('multipart.') || cause.code === 'stow.too-large')
-            )
-              requestError = cause;
-            failed.push(
-              failure(
-                err.sopClassUid,
-                err.sopInstanceUid,
-                err.dicomStatus ?? DicomStatus.ProcessingFailure,
-                err.message,
-              ),
-            );
-            if (requestError) break;
-          } else {
-            throw err;
-          }
-        }
+            (err: unknown) => {
+              if (!(err instanceof IngestFailure)) throw err;
+              const cause = err.cause;
+              // A broken request body (truncated multipart, over the size limit) ends the request after this part.
+              if (
+                cause instanceof CustosError &&
+                (cause.code.startsWith('multipart.') || cause.code === 'stow.too-large')
+              )
+                requestError ??= cause;
+              results[slot] = {
+                failed: failure(
+                  err.sopClassUid,
+                  err.sopInstanceUid,
+                  err.dicomStatus ?? DicomStatus.ProcessingFailure,
+                  err.message,
+                ),
+              };
+            },
+          );
+        inflight.add(task);
+        void task.finally(() => inflight.delete(task)).catch(() => undefined);
+        // The next part can be read once this one's bytes are in; its commit (fsync, index, audit) overlaps.
+        await Promise.race([bodyRead, task]);
+        if (inflight.size >= MAX_INFLIGHT) await Promise.race(inflight);
+        if (requestError) break;
       }
     } catch (err) {
+      await Promise.allSettled(inflight);
       if (!(err instanceof CustosError)) throw err;
       if (parts === 0) throw err;
-      requestError = err;
+      requestError ??= err;
     }
+    await Promise.all(inflight);
     if (parts === 0) {
       throw new CustosError({
         code: 'stow.empty',
         message: 'the multipart/related body contains no parts',
         httpStatus: 400,
       });
+    }
+    const referenced: Item[] = [];
+    const failed: Item[] = [];
+    const studies = new Set<string>();
+    let warnings = 0;
+    for (const r of results) {
+      if (!r) continue;
+      if ('ok' in r) {
+        referenced.push(r.ok);
+        studies.add(r.studyUid);
+        if (r.warned) warnings++;
+      } else failed.push(r.failed);
     }
 
     const body: Item = {};
