@@ -61,7 +61,7 @@ const DEFAULTS = {
   dataDir: './custos-data',
   http: { host: '0.0.0.0', port: 8080 },
   database: {},
-  blob: { chunkSize: 64 * 1024, fsync: true },
+  blob: { chunkSize: 256 * 1024, fsync: true },
   limits: {
     maxRequestBytes: 64 * 1024 ** 3,
     maxInstanceBytes: 16 * 1024 ** 3,
