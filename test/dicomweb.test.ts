@@ -5,6 +5,7 @@ import { backends } from './support/backends.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { makeInstance, MR_IMAGE, pixelBytes, stowBody, uid } from './support/fixtures.js';
 import { multipartParts } from './support/http.js';
+import jpegJs from 'jpeg-js';
 
 type Json = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
 
@@ -252,15 +253,33 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(missing.headers.get('content-type')).toMatch(/problem\+json/);
   });
 
-  it('serves WADO-URI application/dicom and explains why rendered JPEG is not available', async () => {
+  it('serves WADO-URI as application/dicom, and as a rendered JPEG by default', async () => {
     const q = `requestType=WADO&studyUID=${study1}&seriesUID=${series1}&objectUID=${sops[0]}`;
     const res = await fetch(`${s.url}/wado?${q}&contentType=application/dicom`, { headers: auth() });
     expect(res.status).toBe(200);
     expect(Buffer.from(await res.arrayBuffer())).toEqual(objects.get(sops[0]!));
     const jpeg = await fetch(`${s.url}/wado?${q}`, { headers: auth() });
-    expect(jpeg.status).toBe(406);
+    expect(jpeg.status).toBe(200);
+    expect(jpeg.headers.get('content-type')).toBe('image/jpeg');
+    const img = jpegJs.decode(Buffer.from(await jpeg.arrayBuffer()));
+    expect([img.width, img.height]).toEqual([8, 8]);
+    // Pixel values rise along each row (pixelValue), so the rendered grey does too.
+    expect(img.data[4 * 7]!).toBeGreaterThan(img.data[0]! + 50);
+    const png = await fetch(`${s.url}/wado?${q}&contentType=image/png`, { headers: auth() });
+    expect(png.status).toBe(406);
     const bad = await fetch(`${s.url}/wado?requestType=WADO&studyUID=${study1}`, { headers: auth() });
     expect(bad.status).toBe(400);
+  });
+
+  it('renders a chosen frame with WADO-RS rendered', async () => {
+    const base = `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}`;
+    const one = await fetch(`${base}/frames/2/rendered`, { headers: { ...auth(), Accept: 'image/jpeg' } });
+    expect(one.status, await one.clone().text()).toBe(200);
+    const img = jpegJs.decode(Buffer.from(await one.arrayBuffer()));
+    expect([img.width, img.height]).toEqual([5, 4]);
+    const first = await fetch(`${base}/rendered`, { headers: auth() });
+    expect(first.status, await first.clone().text()).toBe(200);
+    expect((await fetch(`${base}/frames/9/rendered`, { headers: auth() })).status).toBe(404);
   });
 
   it('answers 404 problem+json for an unknown study', async () => {

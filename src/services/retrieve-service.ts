@@ -1,9 +1,11 @@
 import { createInflateRaw } from 'node:zlib';
+import jpeg from 'jpeg-js';
 import { CustosError } from '../domain/errors.js';
 import { asBlobId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
+import { renderToRgba } from '../domain/render.js';
 import type { Action } from '../ports/policy.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
@@ -40,6 +42,12 @@ export interface RetrieveDeps {
 }
 
 const MAX_AUDITED_UIDS = 10_000;
+const NATIVE_SYNTAXES = new Set([
+  '1.2.840.10008.1.2',
+  '1.2.840.10008.1.2.1',
+  '1.2.840.10008.1.2.1.99',
+  '1.2.840.10008.1.2.2',
+]);
 
 /**
  * Retrieval (WADO-RS, WADO-URI; later C-MOVE/C-GET): resolve the instances in scope, ask the decision point
@@ -169,6 +177,53 @@ export class RetrieveService {
       },
       frameNumbers,
     );
+  }
+
+  /**
+   * One frame rendered as JPEG for consumer display (WADO-URI, WADO-RS rendered). Only natively encoded pixel
+   * data is rendered: Custos has no decoders for compressed transfer syntaxes.
+   */
+  async renderJpeg(
+    ref: InstanceRef,
+    frame: number,
+    opts: { windowCenter?: number; windowWidth?: number; quality?: number } = {},
+  ): Promise<Buffer> {
+    if (!NATIVE_SYNTAXES.has(ref.transferSyntaxUid)) {
+      throw new CustosError({
+        code: 'render.unsupported',
+        message: `the instance is stored compressed (${ref.transferSyntaxUid}); Custos renders natively encoded images only: request application/dicom`,
+        httpStatus: 406,
+      });
+    }
+    const m = ref.metadata;
+    const num = (tag: string, fallback?: number) => {
+      const v = m[tag]?.Value?.[0];
+      const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+      return Number.isFinite(n) ? n : fallback;
+    };
+    const [ranges] = this.frames(ref, [frame]);
+    const chunks: Buffer[] = [];
+    for await (const b of this.ranges(ref, ranges!)) chunks.push(b);
+    const center = opts.windowCenter ?? num('00281050');
+    const width = opts.windowWidth ?? num('00281051');
+    const rows = num('00280010', 0)!;
+    const columns = num('00280011', 0)!;
+    const rgba = renderToRgba(Buffer.concat(chunks), {
+      rows,
+      columns,
+      samplesPerPixel: num('00280002', 1)!,
+      bitsAllocated: num('00280100', 16)!,
+      bitsStored: num('00280101', num('00280100', 16))!,
+      pixelRepresentation: num('00280103', 0)!,
+      photometric: String(m['00280004']?.Value?.[0] ?? 'MONOCHROME2'),
+      planarConfiguration: num('00280006', 0)!,
+      bigEndian: ref.transferSyntaxUid === '1.2.840.10008.1.2.2',
+      rescaleSlope: num('00281053', 1)!,
+      rescaleIntercept: num('00281052', 0)!,
+      ...(center !== undefined ? { windowCenter: center } : {}),
+      ...(width !== undefined ? { windowWidth: width } : {}),
+    });
+    return jpeg.encode({ data: rgba, width: columns, height: rows }, opts.quality ?? 90).data;
   }
 
   bulkRange(ref: InstanceRef, tagPath: string): ByteRange {

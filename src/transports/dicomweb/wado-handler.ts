@@ -165,12 +165,28 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     if (!seriesUid) throw bad('seriesUID is required', 'seriesUID');
     if (!objectUid) throw bad('objectUID is required', 'objectUID');
     const contentTypes = (q.get('contentType') ?? 'image/jpeg').split(',').map((s) => s.trim().toLowerCase());
-    if (!contentTypes.includes('application/dicom') && !contentTypes.includes('*/*')) {
+    const wantsDicom = contentTypes.includes('application/dicom');
+    if (!wantsDicom && !contentTypes.includes('image/jpeg') && !contentTypes.includes('*/*')) {
       throw new CustosError({
         code: 'http.not-acceptable',
-        message: `WADO-URI contentType ${contentTypes.join(',')} needs server-side rendering, which Custos does not provide yet; request contentType=application/dicom`,
+        message: `WADO-URI contentType ${contentTypes.join(',')} is not available: use image/jpeg or application/dicom`,
         httpStatus: 406,
       });
+    }
+    if (!wantsDicom) {
+      const [ref] = await retrieve.open(
+        ctx.principal,
+        { studyUid, seriesUid, sopInstanceUid: objectUid },
+        'view-pixels',
+        'wado-uri rendered',
+      );
+      const jpegBytes = await retrieve.renderJpeg(ref!, intParam(q.get('frameNumber'), 'frameNumber') ?? 1, {
+        ...optionalNumber(q.get('windowCenter'), 'windowCenter', 'windowCenter'),
+        ...optionalNumber(q.get('windowWidth'), 'windowWidth', 'windowWidth'),
+        ...optionalNumber(q.get('imageQuality'), 'imageQuality', 'quality'),
+      });
+      sendImage(ctx, jpegBytes);
+      return;
     }
     const wantTs = q.get('transferSyntax');
     const [ref] = await retrieve.open(
@@ -192,6 +208,69 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       'Content-Disposition': `attachment; filename="${ref!.sopInstanceUid}.dcm"`,
     });
     await pipeBody(ctx.res, retrieve.stream(ref!));
+  };
+}
+
+function intParam(raw: string | null, name: string): number | undefined {
+  if (raw === null) return undefined;
+  if (!/^[1-9]\d*$/.test(raw))
+    throw new CustosError({
+      code: 'wado.bad-parameter',
+      message: `${name} must be a positive integer`,
+      httpStatus: 400,
+      detail: { parameter: name },
+    });
+  return Number(raw);
+}
+
+function optionalNumber(raw: string | null, name: string, key: string): Record<string, number> {
+  if (raw === null) return {};
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n))
+    throw new CustosError({
+      code: 'wado.bad-parameter',
+      message: `${name} must be a number`,
+      httpStatus: 400,
+      detail: { parameter: name },
+    });
+  return { [key]: n };
+}
+
+function sendImage(ctx: RequestContext, bytes: Buffer) {
+  ctx.res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': bytes.length });
+  ctx.res.end(bytes);
+}
+
+/** WADO-RS rendered (PS3.18 §10.4.1.1.3): an instance's first frame, or one frame, as image/jpeg. */
+export function renderedHandler(retrieve: RetrieveService) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const accept = ctx.req.headers.accept;
+    if (accept && !/image\/jpeg|image\/\*|\*\/\*/.test(accept)) {
+      throw new CustosError({
+        code: 'http.not-acceptable',
+        message: `rendered images are image/jpeg; Accept was '${accept}'`,
+        httpStatus: 406,
+      });
+    }
+    const frames = ctx.params.frames ? parseFrameList(ctx.params.frames) : [1];
+    if (frames.length !== 1)
+      throw new CustosError({
+        code: 'wado.bad-frame-list',
+        message: 'rendered frames are served one at a time',
+        httpStatus: 400,
+      });
+    const [ref] = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs rendered', {
+      frames,
+    });
+    const q = ctx.query;
+    sendImage(
+      ctx,
+      await retrieve.renderJpeg(ref!, frames[0]!, {
+        ...optionalNumber(q.get('window')?.split(',')[0] ?? null, 'window', 'windowCenter'),
+        ...optionalNumber(q.get('window')?.split(',')[1] ?? null, 'window', 'windowWidth'),
+        ...optionalNumber(q.get('quality'), 'quality', 'quality'),
+      }),
+    );
   };
 }
 

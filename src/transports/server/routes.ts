@@ -12,6 +12,7 @@ import {
   framesHandler,
   metadataHandler,
   retrieveInstancesHandler,
+  renderedHandler,
   wadoUriHandler,
 } from '../dicomweb/wado-handler.js';
 import { Router, type Route } from './router.js';
@@ -166,6 +167,20 @@ export function buildRouter(s: RouteServices): Router {
       auth: 'bearer',
       summary: 'WADO-RS bulk data',
       handler: bulkdataHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${INSTANCE}/rendered`,
+      auth: 'bearer',
+      summary: 'WADO-RS rendered instance (JPEG)',
+      handler: renderedHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${INSTANCE}/frames/:frames/rendered`,
+      auth: 'bearer',
+      summary: 'WADO-RS rendered frame (JPEG)',
+      handler: renderedHandler(s.retrieve),
     },
     {
       method: 'GET',
