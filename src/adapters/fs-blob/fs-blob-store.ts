@@ -128,15 +128,16 @@ export class FsBlobStore implements BlobStore {
       const first = Math.floor(start / chunkSize);
       const last = Math.max(first, Math.ceil(end / chunkSize) - 1);
       const perBatch = Math.max(1, Math.floor(READ_BATCH_BYTES / sealedSize));
+      // Ciphertext lands in one reused buffer; each decrypted chunk is fresh memory that the consumer keeps.
+      let buf: Buffer | undefined;
       for (let i = first; i <= Math.min(last, chunks - 1); i += perBatch) {
         const n = Math.min(perBatch, Math.min(last, chunks - 1) - i + 1);
         const pos = HEADER_SIZE + i * sealedSize;
         const len = Math.min(n * sealedSize, fileSize - pos);
-        const buf = Buffer.allocUnsafe(len);
+        if (!buf || buf.length < len)
+          buf = Buffer.allocUnsafe(Math.min(perBatch * sealedSize, fileSize - pos));
         const { bytesRead } = await fh.read(buf, 0, len, pos);
         if (bytesRead !== len) throw integrity(blobId, i);
-        // One yield per batch: fewer, larger writes downstream (a socket drains per write, not per byte).
-        const out: Buffer[] = [];
         for (let k = 0; k < n; k++) {
           const index = i + k;
           const sealed = buf.subarray(k * sealedSize, Math.min(len, (k + 1) * sealedSize));
@@ -150,9 +151,8 @@ export class FsBlobStore implements BlobStore {
           const from = Math.max(start, chunkStart) - chunkStart;
           const to = Math.min(end, chunkStart + plain.length) - chunkStart;
           hash?.update(plain);
-          if (to > from) out.push(plain.subarray(from, to));
+          if (to > from) yield plain.subarray(from, to);
         }
-        if (out.length) yield out.length === 1 ? out[0]! : Buffer.concat(out);
       }
       if (hash && hash.digest('hex') !== expectSha256) {
         throw new CustosError({
