@@ -33,11 +33,13 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .option('--data <dir>', 'data directory')
     .option('--http-port <port>', 'HTTP port (0 = any free port)', parsePort)
     .option('--http-host <host>', 'address to listen on')
-    .action(async (opts: { data?: string; httpPort?: number; httpHost?: string }) => {
+    .option('--workers <n>', 'server processes sharing the port (default 1)', parsePositive)
+    .action(async (opts: { data?: string; httpPort?: number; httpHost?: string; workers?: number }) => {
       const { serve } = await import('./serve.js');
       const http: Record<string, unknown> = {};
       if (opts.httpPort !== undefined) http.port = opts.httpPort;
       if (opts.httpHost !== undefined) http.host = opts.httpHost;
+      if (opts.workers !== undefined) http.workers = opts.workers;
       exitCode = await serve(
         config({
           ...(opts.data ? { dataDir: opts.data } : {}),

@@ -14,6 +14,8 @@ const ConfigSchema = z
       .object({
         host: z.string().min(1),
         port: z.number().int().min(0).max(65535),
+        /** Server processes sharing the port (node:cluster); 1 runs in-process. */
+        workers: z.number().int().min(1).max(64),
       })
       .strict(),
     database: z
@@ -59,7 +61,7 @@ export type CustosConfig = z.infer<typeof ConfigSchema> & { keyFile: string };
 
 const DEFAULTS = {
   dataDir: './custos-data',
-  http: { host: '0.0.0.0', port: 8080 },
+  http: { host: '0.0.0.0', port: 8080, workers: 1 },
   database: {},
   blob: { chunkSize: 256 * 1024, fsync: true },
   limits: {
@@ -77,6 +79,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> =
   CUSTOS_DATA_DIR: { path: ['dataDir'], type: 'string' },
   CUSTOS_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
   CUSTOS_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
+  CUSTOS_HTTP_WORKERS: { path: ['http', 'workers'], type: 'int' },
   CUSTOS_DATABASE_URL: { path: ['database', 'url'], type: 'string' },
   CUSTOS_DATABASE_SCHEMA: { path: ['database', 'schema'], type: 'string' },
   CUSTOS_KEY_FILE: { path: ['keyFile'], type: 'string' },

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { CliIO } from './cli.js';
 import type { CustosConfig } from './config.js';
 import { firstStartBanner, openApp, type CustosApp } from './custos-app.js';
@@ -35,6 +36,7 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
 }
 
 export async function serve(config: CustosConfig, io: CliIO): Promise<number> {
+  if (config.http.workers > 1) return cluster.isPrimary ? servePrimary(config, io) : serveWorker(config, io);
   const app = await openApp(config);
   if (app.firstStart) io.out(firstStartBanner(app.firstStart));
   const server = await startServer(app, (err) =>
@@ -48,5 +50,54 @@ export async function serve(config: CustosConfig, io: CliIO): Promise<number> {
   io.err(`custos: ${signal}, shutting down\n`);
   await server.close();
   await app.close();
+  return 0;
+}
+
+/**
+ * Several server processes on one port (node:cluster): the primary initialises the data directory once, then
+ * forks workers that each open the index and blob store and accept connections. SQLite in WAL mode and
+ * PostgreSQL both take concurrent writers; nothing else is shared between workers.
+ */
+async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
+  const app = await openApp(config);
+  if (app.firstStart) io.out(firstStartBanner(app.firstStart));
+  await app.close();
+  const workers = Array.from({ length: config.http.workers }, () => cluster.fork());
+  const port = await new Promise<number>((resolve, reject) => {
+    cluster.once('listening', (_w, address) => resolve(address.port));
+    cluster.once('exit', (w, code) =>
+      reject(new Error(`worker ${w.process.pid} exited with ${code} before listening`)),
+    );
+  });
+  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  io.out(
+    `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'}), ${workers.length} worker processes\n`,
+  );
+  io.out(`custos: listening on http://${host}:${port} (DICOMweb at http://${host}:${port}/dicom-web)\n`);
+  const signal = await io.stopSignal();
+  io.err(`custos: ${signal}, shutting down\n`);
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.isDead()) return resolve();
+          w.once('exit', () => resolve());
+          w.process.kill('SIGTERM');
+        }),
+    ),
+  );
+  return 0;
+}
+
+async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
+  const app = await openApp(config);
+  const server = await startServer(app, (err) =>
+    io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+  );
+  await io.stopSignal();
+  await server.close();
+  await app.close();
+  // The IPC channel to the primary would keep this process alive.
+  cluster.worker?.disconnect();
   return 0;
 }

@@ -1,5 +1,14 @@
 import Database from 'better-sqlite3-multiple-ciphers';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  SqliteDriver,
+  sql,
+  type DatabaseConnection,
+  type Driver,
+} from 'kysely';
 import pg from 'pg';
 import type { DatabaseSchema, IndexDb } from '../../ports/database.js';
 import { CustosError } from '../../domain/errors.js';
@@ -16,6 +25,26 @@ export type IndexDbConfig =
       key: Buffer;
     }
   | { kind: 'postgres'; url: string; schema?: string; poolSize?: number };
+
+/**
+ * SQLite write transactions start IMMEDIATE: a deferred transaction that reads and then writes cannot wait for
+ * another process's write lock (SQLite answers "database is locked" at once to avoid a deadlock), which is what
+ * several `serve --workers` processes, or `custos import` beside a server, would hit.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly cfg: ConstructorParameters<typeof SqliteDialect>[0]) {
+    super(cfg);
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.cfg);
+  }
+}
 
 // PostgreSQL returns BIGINT as string by default; our counters fit in a double.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -47,7 +76,7 @@ async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
   // Same LIKE semantics as PostgreSQL: wildcard matching is case-sensitive unless a service upper-cases both sides.
   raw.pragma('case_sensitive_like = ON');
   raw.pragma('busy_timeout = 10000');
-  const db = new Kysely<DatabaseSchema>({ dialect: new SqliteDialect({ database: raw }) });
+  const db = new Kysely<DatabaseSchema>({ dialect: new ImmediateSqliteDialect({ database: raw }) });
   await migrateToLatest(db as Kysely<unknown>, 'sqlite');
   return {
     db,

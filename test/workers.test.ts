@@ -1,0 +1,88 @@
+// `custos serve --workers 2`: several processes on one port over one data directory.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { makeInstance, stowBody, uid } from './support/fixtures.js';
+
+const run = promisify(execFile);
+const child = join(import.meta.dirname, 'support', 'cli-child.ts');
+
+describe('serve with worker processes', () => {
+  it('initialises once, serves from every worker, and stops cleanly', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'custos-workers-'));
+    const proc = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        child,
+        'serve',
+        '--data',
+        data,
+        '--http-port',
+        '0',
+        '--http-host',
+        '127.0.0.1',
+        '--workers',
+        '2',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    for (let i = 0; i < 300 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+    expect(url, out).toBeDefined();
+    expect(out.match(/one-time password/g)?.length).toBe(1);
+    expect(out).toMatch(/2 worker processes/);
+    const children = (await readFile(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8'))
+      .trim()
+      .split(/\s+/);
+    expect(children.length).toBe(2);
+
+    const { stdout: token } = await run(process.execPath, [
+      '--import',
+      'tsx',
+      child,
+      'token',
+      'create',
+      '--user',
+      'admin',
+      '--data',
+      data,
+    ]);
+    const auth = { Authorization: `Bearer ${token.trim()}` };
+    // Several connections at once, so both workers take requests; every write lands in the one index.
+    const stows = Array.from({ length: 8 }, async (_, i) => {
+      const { body, contentType } = stowBody([
+        {
+          bytes: makeInstance({
+            studyUid: uid(100 + i),
+            seriesUid: uid(200 + i),
+            sopInstanceUid: uid(300 + i),
+            patientId: 'WRK',
+          }),
+        },
+      ]);
+      const res = await fetch(`${url}/dicom-web/studies`, {
+        method: 'POST',
+        headers: { ...auth, 'Content-Type': contentType, Connection: 'close' },
+        body,
+      });
+      return res.status;
+    });
+    expect(await Promise.all(stows)).toEqual(Array(8).fill(200));
+    const found = (await (
+      await fetch(`${url}/dicom-web/studies?PatientID=WRK`, { headers: auth })
+    ).json()) as unknown[];
+    expect(found.length).toBe(8);
+
+    proc.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => proc.once('exit', r));
+    expect(code).toBe(0);
+    await rm(data, { recursive: true, force: true });
+  });
+});
