@@ -1,45 +1,79 @@
-// Custos as a user runs it (built bin, SQLite + filesystem, encryption and checksums on), on loopback.
+// Custos as a user runs it: the built `bin/custos.js` with its defaults (SQLite index, encrypted and checksummed
+// filesystem blobs), on loopback, with a throw-away data directory and an API token.
 import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Peer } from './proc.js';
+import { benchError, stopChild, tail, type Peer } from './proc.js';
 
 const run = promisify(execFile);
-const bin = join(import.meta.dirname, '..', 'bin', 'custos.js');
+const root = join(import.meta.dirname, '..');
+const bin = join(root, 'bin', 'custos.js');
 
-export async function startCustos(): Promise<Peer> {
+export interface CustosOptions {
+  /** `--workers` (server processes sharing the port); omitted: the CLI default. */
+  workers?: number;
+}
+
+export async function startCustos(opts: CustosOptions = {}): Promise<Peer> {
+  if (!existsSync(join(root, 'dist', 'app', 'cli.js')))
+    throw benchError('custos-not-built', 'Custos is not built: run `npm run build` first');
   const dir = await mkdtemp(join(tmpdir(), 'custos-bench-'));
+  // The benchmark measures the defaults, not whatever CUSTOS_* the caller's shell happens to export.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CUSTOS_')));
-  const child = spawn(
-    process.execPath,
-    [bin, 'serve', '--data', dir, '--http-port', '0', '--http-host', '127.0.0.1'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+?)\s/.exec(out);
-      if (m) resolve(m[1]!);
-    });
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => reject(new Error(`custos exited ${code}: ${err}`)));
-  });
-  const { stdout } = await run(process.execPath, [bin, 'token', 'create', '--user', 'admin', '--data', dir], {
-    env,
-  });
-  return {
-    name: 'Custos',
-    dicomweb: `${url}/dicom-web`,
-    headers: { Authorization: `Bearer ${stdout.trim()}` },
-    pid: child.pid!,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-      await rm(dir, { recursive: true, force: true });
-    },
+  const args = [bin, 'serve', '--data', dir, '--http-port', '0', '--http-host', '127.0.0.1'];
+  if (opts.workers !== undefined) args.push('--workers', String(opts.workers));
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const errors = tail(child.stderr);
+  const cleanup = async () => {
+    await stopChild(child);
+    await rm(dir, { recursive: true, force: true });
   };
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      const onData = (d: Buffer) => {
+        // Bounded: only the start-up banner matters (it holds the one-time password, which we never keep).
+        out = (out + d.toString()).slice(-8000);
+        const m = /listening on (http:\/\/[^\s)]+)/.exec(out);
+        if (m) {
+          child.stdout.off('data', onData);
+          child.stdout.resume();
+          resolve(m[1]!);
+        }
+      };
+      child.stdout.on('data', onData);
+      child.once('exit', (code, signal) =>
+        reject(
+          benchError('custos-exited', `custos serve exited (${code ?? signal}) while starting: ${errors()}`),
+        ),
+      );
+      setTimeout(
+        () => reject(benchError('timeout', `custos serve did not print "listening on" in 60 s: ${errors()}`)),
+        60_000,
+      ).unref();
+    });
+    const { stdout } = await run(
+      process.execPath,
+      [bin, 'token', 'create', '--user', 'admin', '--data', dir],
+      {
+        env,
+      },
+    );
+    const token = stdout.trim();
+    if (!token || token.includes('\n'))
+      throw benchError('custos-token', `custos token create printed no single token line`);
+    return {
+      name: 'Custos',
+      dicomweb: `${url}/dicom-web`,
+      headers: { Authorization: `Bearer ${token}` },
+      pid: child.pid!,
+      stop: cleanup,
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
 }

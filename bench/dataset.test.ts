@@ -1,36 +1,107 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { getNumber, getString } from '../src/dicom/dataset.js';
 import { parsePart10 } from '../src/dicom/part10-parser.js';
-import { getString } from '../src/dicom/dataset.js';
 import { Tags } from '../src/dicom/tags.js';
-import { generateInstances, multiframeHeader } from './dataset.js';
+import {
+  FAMILY_NAMES,
+  generateInstances,
+  multiframeFrame,
+  multiframeHeader,
+  uidRoot,
+  type SetName,
+} from './dataset.js';
 
-const digest = (n: number, seed: number) => {
+function digest(set: SetName, seed: number, n: number): string {
   const h = createHash('sha256');
   let i = 0;
-  for (const inst of generateInstances('tiny', seed)) {
+  for (const inst of generateInstances(set, seed)) {
     h.update(inst.path).update(inst.bytes);
     if (++i >= n) break;
   }
   return h.digest('hex');
-};
+}
+
+function take(set: SetName, seed: number, n: number) {
+  const out = [];
+  for (const inst of generateInstances(set, seed)) {
+    out.push(inst);
+    if (out.length >= n) break;
+  }
+  return out;
+}
 
 describe('benchmark dataset generator', () => {
   it('is deterministic: the same seed gives the same bytes, another seed other bytes', () => {
-    expect(digest(50, 42)).toBe(digest(50, 42));
-    expect(digest(50, 42)).not.toBe(digest(50, 43));
+    expect(digest('tiny', 42, 50)).toBe(digest('tiny', 42, 50));
+    expect(digest('tiny', 42, 50)).not.toBe(digest('tiny', 43, 50));
+    expect(digest('large', 42, 3)).toBe(digest('large', 42, 3));
+    expect(digest('large', 42, 3)).not.toBe(digest('large', 43, 3));
   });
-  it('writes objects that parse back with realistic headers', async () => {
-    const first = generateInstances('tiny', 42).next().value!;
-    const p = await parsePart10(first.bytes);
-    expect(getString(p.dataset, Tags.PatientID)).toMatch(/^T\d{6}$/);
-    expect(getString(p.dataset, Tags.PatientName)).toMatch(/\^/);
-    expect(getString(p.dataset, Tags.StudyDate)).toMatch(/^202[1-5]\d{4}$/);
-    expect(p.pixelData?.length).toBe(16 * 16 * 2);
+
+  it('writes objects that parse back with realistic headers at the path they are filed under', async () => {
+    for (const inst of [...take('tiny', 42, 20), ...take('large', 42, 2)]) {
+      const { dataset, pixelData } = await parsePart10(inst.bytes);
+      const [patient, study, series, file] = inst.path.split('/');
+      expect(getString(dataset, Tags.PatientID)).toBe(patient);
+      expect(getString(dataset, Tags.StudyInstanceUID)).toBe(study);
+      expect(getString(dataset, Tags.SeriesInstanceUID)).toBe(series);
+      expect(file).toBe(`${getString(dataset, Tags.InstanceNumber)}.dcm`);
+      expect(getString(dataset, Tags.StudyDate)).toMatch(/^202[1-4](0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$/);
+      expect(getString(dataset, Tags.SOPClassUID)).toMatch(/^1\.2\.840\.10008\.5\.1\.4\.1\.1\./);
+      const rows = getNumber(dataset, Tags.Rows)!;
+      const columns = getNumber(dataset, Tags.Columns)!;
+      expect(pixelData?.length).toBe(rows * columns * 2);
+    }
+    const [ct] = take('large', 42, 1);
+    const { dataset } = await parsePart10(ct!.bytes);
+    expect(getString(dataset, Tags.Modality)).toBe('CT');
+    expect(getString(dataset, Tags.SOPClassUID)).toBe('1.2.840.10008.5.1.4.1.1.2');
+    expect([getNumber(dataset, Tags.Rows), getNumber(dataset, Tags.Columns)]).toEqual([512, 512]);
   });
-  it('declares the multi-frame pixel length it will stream', async () => {
-    const { header, pixelBytes } = multiframeHeader(3, 4, 4);
-    const p = await parsePart10(Buffer.concat([header, Buffer.alloc(pixelBytes)]));
-    expect(p.pixelData?.length).toBe(96);
+
+  it('declares the character set of non-ASCII names, in Latin-1 and UTF-8, and they decode back', async () => {
+    const seen = new Map<string, string>();
+    for (const inst of take('tiny', 42, 400)) {
+      const { dataset } = await parsePart10(inst.bytes);
+      const charset = getString(dataset, Tags.SpecificCharacterSet) ?? 'default';
+      const name = getString(dataset, Tags.PatientName)!;
+      expect(FAMILY_NAMES).toContain(name.split('^')[0]);
+      if (charset === 'default') expect(name).toMatch(/^[\x20-\x7e]+$/);
+      else expect(name).toMatch(/[^\x20-\x7e]/);
+      seen.set(charset, name);
+    }
+    expect([...seen.keys()].sort()).toEqual(['ISO_IR 100', 'ISO_IR 192', 'default']);
+  });
+
+  it('gives the tiny set 10,000 instances in 5,000 studies, and no UID shared with the large set', () => {
+    const studies = new Set<string>();
+    const patients = new Set<string>();
+    let instances = 0;
+    for (const inst of generateInstances('tiny', 42)) {
+      const [patient, study] = inst.path.split('/');
+      patients.add(patient!);
+      studies.add(study!);
+      instances++;
+    }
+    expect(instances).toBe(10_000);
+    expect(studies.size).toBe(5_000);
+    expect(patients.size).toBeGreaterThan(1_000);
+    expect(uidRoot('tiny', 42)).not.toBe(uidRoot('large', 42));
+    for (const inst of take('large', 42, 5)) expect(studies.has(inst.path.split('/')[1]!)).toBe(false);
+  });
+
+  it('streams a multi-frame object whose declared pixel length matches the frames that follow', async () => {
+    const frames = 3;
+    const { header, pixelBytes, sopInstanceUid } = multiframeHeader(frames, 8, 4);
+    async function* stream() {
+      yield header;
+      for (let i = 0; i < frames; i++) yield multiframeFrame(8, 4, i);
+    }
+    const p = await parsePart10(stream());
+    expect(getString(p.dataset, Tags.SOPInstanceUID)).toBe(sopInstanceUid);
+    expect(getString(p.dataset, Tags.NumberOfFrames)).toBe('3');
+    expect(p.pixelData?.length).toBe(pixelBytes);
+    expect(p.byteLength).toBe(header.length + pixelBytes);
   });
 });

@@ -233,11 +233,7 @@ export function* generateInstances(set: SetName, seed = 42): Generator<Generated
   const patientInfo: Patient[] = Array.from({ length: patients }, (_, p) => {
     const name = `${pick(FAMILY_NAMES)}^${pick(GIVEN)}`;
     // Non-ASCII names: Latin-1 ones are written in ISO_IR 100 about half the time, the rest in UTF-8.
-    const charset = isAscii(name)
-      ? undefined
-      : isLatin1(name) && rand() < 0.5
-        ? 'ISO_IR 100'
-        : 'ISO_IR 192';
+    const charset = isAscii(name) ? undefined : isLatin1(name) && rand() < 0.5 ? 'ISO_IR 100' : 'ISO_IR 192';
     const birth = `${1935 + Math.floor(rand() * 80)}${pad2(1 + Math.floor(rand() * 12))}${pad2(1 + Math.floor(rand() * 28))}`;
     const x = rand();
     return {

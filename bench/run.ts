@@ -1,27 +1,49 @@
 // Side-by-side benchmark: Custos and Orthanc in one run, same data, same client. Prints figures and ratios.
-//   npm run build && npx tsx bench/run.ts [--only stow,qido,wado,big] [--concurrency 3] [--batch 20]
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+//   npm run build && npx tsx bench/run.ts [--only stow,qido,wado,big] [--large DIR] [--tiny DIR] [--seed 42]
+//     [--concurrency 3] [--batch 20] [--queries 200] [--frames 500] [--workers N]
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { generateToDir } from './generate.js';
-import { mulberry32, multiframeHeader, type SetName } from './dataset.js';
+import {
+  DATASET_VERSION,
+  FAMILY_NAMES,
+  mulberry32,
+  multiframeFrame,
+  multiframeHeader,
+  type SetName,
+} from './dataset.js';
 import { startCustos } from './custos.js';
 import { startOrthanc } from './orthanc.js';
-import { peakRss, resetPeakRss, type Peer } from './proc.js';
+import { benchError, descendants, peakRss, resetPeakRss, threadCount, type Peer } from './proc.js';
 
 const { values: args } = parseArgs({
   options: {
     only: { type: 'string', default: 'stow,qido,wado,big' },
+    large: { type: 'string' },
+    tiny: { type: 'string' },
+    seed: { type: 'string', default: '42' },
     concurrency: { type: 'string', default: '3' },
     batch: { type: 'string', default: '20' },
     queries: { type: 'string', default: '200' },
+    frames: { type: 'string', default: '500' },
+    workers: { type: 'string' },
   },
 });
 const only = new Set(args.only!.split(','));
+const seed = Number(args.seed);
+const concurrency = Number(args.concurrency);
+const batchSize = Number(args.batch);
+const queryCount = Number(args.queries);
 const OUT = join(import.meta.dirname, 'out');
 const DATA = join(OUT, 'data');
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+// ---------------------------------------------------------------------------------------------- datasets
 
 async function* walk(dir: string): AsyncGenerator<string> {
   const entries = await readdir(dir, { withFileTypes: true });
@@ -29,31 +51,92 @@ async function* walk(dir: string): AsyncGenerator<string> {
   for (const e of entries) {
     const p = join(dir, e.name);
     if (e.isDirectory()) yield* walk(p);
-    else yield p;
+    else if (e.name.endsWith('.dcm')) yield p;
   }
 }
 
-async function dataset(set: SetName): Promise<{ files: string[]; bytes: number }> {
-  const dir = join(DATA, `${set}-42`);
+interface FileSet {
+  dir: string;
+  files: string[];
+  bytes: number;
+  /** Study Instance UIDs, from the <patient>/<study>/<series>/<n>.dcm layout. */
+  studies: string[];
+}
+
+/** A set from --large/--tiny DIR as given, or from the cache keyed by set, seed and generator version. */
+async function dataset(set: SetName, given: string | undefined): Promise<FileSet> {
+  const dir = given ?? join(DATA, `${set}-${seed}-v${DATASET_VERSION}`);
   const marker = join(dir, '.complete');
-  if (!(await stat(marker).catch(() => undefined))) {
-    process.stderr.write(`generating the ${set} set in ${dir} ...\n`);
-    await generateToDir(set, dir, 42);
-    await writeFile(marker, 'ok');
+  if (!(await stat(marker).catch(() => undefined)) && !(given && (await stat(dir).catch(() => undefined)))) {
+    log(`generating the ${set} set (seed ${seed}) in ${dir} ...`);
+    await rm(dir, { recursive: true, force: true });
+    await generateToDir(set, dir, seed);
+    await writeFile(marker, `${set} ${seed} v${DATASET_VERSION}\n`);
   }
   const files: string[] = [];
   let bytes = 0;
   for await (const f of walk(dir)) {
-    if (f.endsWith('.complete')) continue;
     files.push(f);
     bytes += (await stat(f)).size;
   }
-  return { files, bytes };
+  if (files.length === 0) throw benchError('no-data', `no .dcm files under ${dir}`);
+  const studies = [...new Set(files.map((f) => f.split('/').at(-3)!))];
+  return { dir, files, bytes, studies };
 }
 
-/** POST one STOW-RS request whose parts are streamed from disk. Returns the HTTP status. */
-function stowFiles(peer: Peer, files: string[]): Promise<{ status: number; body: string }> {
-  const boundary = 'bench-boundary-2f9c1e';
+/** Cached sets of older generator versions would never be used again; they are large. */
+async function dropStaleCaches(): Promise<void> {
+  for (const name of await readdir(DATA).catch(() => [] as string[])) {
+    const current = new RegExp(`-v${DATASET_VERSION}(\\.dcm)?$`);
+    if (/^(large|tiny|multiframe)-/.test(name) && !current.test(name)) {
+      log(`removing stale cached dataset ${name}`);
+      await rm(join(DATA, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/** Read every file once so that neither server pays for cold disk reads in the timed runs. */
+async function warmPageCache(files: string[]): Promise<void> {
+  for (const f of files) for await (const _ of createReadStream(f, { highWaterMark: 1 << 20 }));
+}
+
+/** The ~1 GB multi-frame object, written frame by frame (never whole in memory). */
+async function multiframeFile(frames: number): Promise<{ file: string; studyUid: string; size: number }> {
+  const rows = 1024;
+  const columns = 1024;
+  const file = join(DATA, `multiframe-${frames}x${rows}x${columns}-${seed}-v${DATASET_VERSION}.dcm`);
+  const { header, pixelBytes, studyUid } = multiframeHeader(frames, rows, columns, seed);
+  if (!(await stat(file).catch(() => undefined))) {
+    log(
+      `generating the ${((header.length + pixelBytes) / 1e9).toFixed(2)} GB multi-frame object in ${file} ...`,
+    );
+    const partial = `${file}.partial`;
+    const out = createWriteStream(partial);
+    const write = async (b: Buffer) => {
+      if (!out.write(b)) await new Promise<void>((r) => out.once('drain', () => r()));
+    };
+    await write(header);
+    for (let i = 0; i < frames; i++) await write(multiframeFrame(rows, columns, i));
+    await new Promise<void>((resolve, reject) =>
+      out.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
+    await rename(partial, file);
+  }
+  return { file, studyUid, size: (await stat(file)).size };
+}
+
+// ---------------------------------------------------------------------------------------------- DICOMweb client
+
+interface StowResult {
+  status: number;
+  stored: number;
+  failed: number;
+  detail: string;
+}
+
+/** POST one STOW-RS request whose parts are streamed from disk (PS3.18 §10.5), chunked, with back-pressure. */
+function stowFiles(peer: Peer, files: string[]): Promise<StowResult> {
+  const boundary = `bench-${Math.random().toString(16).slice(2)}`;
   const url = new URL(`${peer.dicomweb}/studies`);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -62,22 +145,35 @@ function stowFiles(peer: Peer, files: string[]): Promise<{ status: number; body:
         port: url.port,
         path: url.pathname,
         method: 'POST',
-        agent: false,
         headers: {
           ...peer.headers,
+          Accept: 'application/dicom+json',
           'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
           'Transfer-Encoding': 'chunked',
         },
       },
       (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () =>
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let stored = 0;
+          let failed = 0;
+          try {
+            const body = JSON.parse(text) as Record<string, { Value?: unknown[] }>;
+            stored = body['00081199']?.Value?.length ?? 0; // ReferencedSOPSequence
+            failed = body['00081198']?.Value?.length ?? 0; // FailedSOPSequence
+          } catch {
+            /* not JSON: status and detail tell */
+          }
           resolve({
             status: res.statusCode ?? 0,
-            body: `${res.headers.warning ?? ''} ${body.slice(0, 2000)}`,
-          }),
-        );
+            stored,
+            failed,
+            detail: `${res.headers.warning ?? ''} ${text.slice(0, 1000)}`,
+          });
+        });
       },
     );
     req.on('error', reject);
@@ -85,9 +181,8 @@ function stowFiles(peer: Peer, files: string[]): Promise<{ status: number; body:
     (async () => {
       for (const f of files) {
         req.write(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`);
-        for await (const chunk of createReadStream(f, { highWaterMark: 1 << 20 })) {
+        for await (const chunk of createReadStream(f, { highWaterMark: 1 << 20 }))
           if (!req.write(chunk)) await new Promise((r) => req.once('drain', r));
-        }
         req.write('\r\n');
       }
       req.end(`--${boundary}--\r\n`);
@@ -95,7 +190,8 @@ function stowFiles(peer: Peer, files: string[]): Promise<{ status: number; body:
   });
 }
 
-async function stow(peer: Peer, files: string[], concurrency: number, batch: number): Promise<number> {
+/** STOW-RS every file, `batch` per request, `concurrency` requests in flight; seconds taken. */
+async function stow(peer: Peer, files: string[], batch: number): Promise<number> {
   const batches: string[][] = [];
   for (let i = 0; i < files.length; i += batch) batches.push(files.slice(i, i + batch));
   let next = 0;
@@ -103,48 +199,65 @@ async function stow(peer: Peer, files: string[], concurrency: number, batch: num
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < batches.length) {
-        const { status, body } = await stowFiles(peer, batches[next++]!);
-        if (status !== 200) throw new Error(`${peer.name} STOW-RS answered ${status}: ${body}`);
+        const b = batches[next++]!;
+        const r = await stowFiles(peer, b);
+        // PS3.18 §10.5.3: 200 only when every instance was stored.
+        if (r.status !== 200 || r.failed > 0 || r.stored !== b.length)
+          throw benchError(
+            'stow-failed',
+            `${peer.name} STOW-RS answered ${r.status}, ${r.stored}/${b.length} stored, ${r.failed} failed: ${r.detail}`,
+          );
       }
     }),
   );
   return (performance.now() - t0) / 1000;
 }
 
+async function qido(peer: Peer, path: string): Promise<Record<string, { Value?: unknown[] }>[]> {
+  const res = await fetch(`${peer.dicomweb}${path}`, {
+    headers: { ...peer.headers, Accept: 'application/dicom+json' },
+  });
+  if (res.status === 204) {
+    await res.arrayBuffer();
+    return [];
+  }
+  if (res.status !== 200)
+    throw benchError('qido-failed', `${peer.name} ${path} answered ${res.status}: ${await res.text()}`);
+  return (await res.json()) as Record<string, { Value?: unknown[] }>[];
+}
+
+/** Instances held, summed from NumberOfStudyRelatedInstances over every study. */
 async function countInstances(peer: Peer): Promise<number> {
   let n = 0;
   for (let offset = 0; ; offset += 1000) {
-    const res = await fetch(`${peer.dicomweb}/studies?limit=1000&offset=${offset}&includefield=00201208`, {
-      headers: { ...peer.headers, Accept: 'application/dicom+json' },
-    });
-    if (res.status === 204) break;
-    const rows = (await res.json()) as Record<string, { Value?: number[] }>[];
+    const rows = await qido(peer, `/studies?limit=1000&offset=${offset}&includefield=00201208`);
     for (const r of rows) n += Number(r['00201208']?.Value?.[0] ?? 0);
     if (rows.length < 1000) break;
   }
   return n;
 }
 
-const pct = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+async function expectCount(peer: Peer, expected: number): Promise<void> {
+  const n = await countInstances(peer);
+  if (n !== expected)
+    throw benchError('count-mismatch', `${peer.name} holds ${n} instances, expected ${expected}`);
+}
 
-async function latency(peer: Peer, paths: string[]): Promise<{ p50: number; p95: number; results: number }> {
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+
+async function latency(peer: Peer, paths: string[]): Promise<{ p50: number; p95: number; counts: number[] }> {
+  for (const p of paths.slice(0, 10)) await qido(peer, p); // warm-up: connections, caches, JIT
   const times: number[] = [];
-  let results = 0;
-  for (const p of paths.slice(0, 10))
-    await (await fetch(`${peer.dicomweb}${p}`, { headers: peer.headers })).arrayBuffer(); // warm-up
+  const counts: number[] = [];
   for (const p of paths) {
     const t0 = performance.now();
-    const res = await fetch(`${peer.dicomweb}${p}`, {
-      headers: { ...peer.headers, Accept: 'application/dicom+json' },
-    });
-    const body = res.status === 204 ? '[]' : await res.text();
+    const rows = await qido(peer, p);
     times.push(performance.now() - t0);
-    if (res.status !== 200 && res.status !== 204) throw new Error(`${peer.name} ${p} answered ${res.status}`);
-    results += (JSON.parse(body) as unknown[]).length;
+    counts.push(rows.length);
   }
   times.sort((a, b) => a - b);
-  return { p50: pct(times, 50), p95: pct(times, 95), results };
+  return { p50: pct(times, 50), p95: pct(times, 95), counts };
 }
 
 async function retrieveStudies(peer: Peer, studies: string[]): Promise<{ bytes: number; secs: number }> {
@@ -154,145 +267,288 @@ async function retrieveStudies(peer: Peer, studies: string[]): Promise<{ bytes: 
     const res = await fetch(`${peer.dicomweb}/studies/${s}`, {
       headers: { ...peer.headers, Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
     });
-    if (res.status !== 200) throw new Error(`${peer.name} WADO-RS ${s} answered ${res.status}`);
+    if (res.status !== 200 || !res.body)
+      throw benchError('wado-failed', `${peer.name} WADO-RS ${s} answered ${res.status}`);
     for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) bytes += c.length;
   }
   return { bytes, secs: (performance.now() - t0) / 1000 };
 }
 
+// ---------------------------------------------------------------------------------------------- memory
+
+/** Peak RSS of a server: its own VmHWM plus that of any worker processes (an upper bound if there are any). */
+function treePeak(pid: number): { bytes: number; processes: number; threads: number } {
+  const pids = [pid, ...descendants(pid)];
+  return {
+    bytes: pids.reduce((sum, p) => sum + (peakRss(p) || 0), 0),
+    processes: pids.length,
+    threads: threadCount(pid),
+  };
+}
+
+/** Samples the current RSS of a process tree every 50 ms; the maximum, independent of VmHWM resets. */
+function sampleRss(pid: number): { stop(): number } {
+  let max = 0;
+  const read = () => {
+    let sum = 0;
+    for (const p of [pid, ...descendants(pid)]) {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+        sum += m ? Number(m[1]) * 1024 : 0;
+      } catch {
+        /* gone */
+      }
+    }
+    max = Math.max(max, sum);
+  };
+  const timer = setInterval(read, 50);
+  read();
+  return {
+    stop() {
+      clearInterval(timer);
+      read();
+      return max;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- report
+
 type Row = { metric: string; custos: number; orthanc: number; unit: string; better: 'higher' | 'lower' };
 const rows: Row[] = [];
+const notes: string[] = [];
 const record = (metric: string, custos: number, orthanc: number, unit: string, better: Row['better']) => {
   rows.push({ metric, custos, orthanc, unit, better });
-  process.stderr.write(
-    `  ${metric}: Custos ${custos.toFixed(2)} ${unit}, Orthanc ${orthanc.toFixed(2)} ${unit}\n`,
-  );
+  log(`  ${metric}: Custos ${custos.toFixed(2)} ${unit}, Orthanc ${orthanc.toFixed(2)} ${unit}`);
+};
+const note = (s: string) => {
+  notes.push(s);
+  log(`  note: ${s}`);
 };
 
+function lastDayOfMonth(y: number, m: number): number {
+  return new Date(Date.UTC(y, m, 0)).getUTCDate();
+}
+
+function queries(n: number): [string, string[]][] {
+  const rand = mulberry32(seed ^ 0x51d0);
+  const pids = Array.from(
+    { length: n },
+    () => `/studies?PatientID=T${String(1 + Math.floor(rand() * 2000)).padStart(6, '0')}`,
+  );
+  const months = Array.from({ length: n }, () => {
+    const y = 2021 + Math.floor(rand() * 4);
+    const m = 1 + Math.floor(rand() * 12);
+    const mm = String(m).padStart(2, '0');
+    return `/studies?StudyDate=${y}${mm}01-${y}${mm}${lastDayOfMonth(y, m)}`;
+  });
+  // Three-letter prefixes of the generator's family names, in varied case (PN matching ignores case).
+  const prefixes = FAMILY_NAMES.map((f, i) => {
+    const p = [...f].slice(0, 3).join('');
+    return i % 2 === 0 ? p.toUpperCase() : p.toLowerCase();
+  });
+  const names = Array.from(
+    { length: n },
+    (_, i) => `/studies?PatientName=${encodeURIComponent(prefixes[i % prefixes.length]!)}*`,
+  );
+  const mods = Array.from(
+    { length: n },
+    (_, i) => `/studies?ModalitiesInStudy=${['MR', 'CT', 'CR', 'MG', 'US'][i % 5]}`,
+  );
+  return [
+    ['by PatientID', pids],
+    ['by one-month StudyDate', months],
+    ['by PatientName prefix', names],
+    ['by ModalitiesInStudy', mods],
+  ];
+}
+
+function versions(): Record<string, string> {
+  const v = (cmd: string, a: string[]) => {
+    try {
+      return execFileSync(cmd, a, { encoding: 'utf8' }).split('\n')[0]!.trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    node: process.version,
+    orthanc: v('Orthanc', ['--version']),
+    orthancDicomweb: v('dpkg-query', ['-W', '-f=${Version}', 'orthanc-dicomweb']),
+    cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`,
+    memory: `${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
+  };
+}
+
 async function main() {
-  await mkdir(OUT, { recursive: true });
-  const large = only.has('stow') || only.has('wado') ? await dataset('large') : undefined;
-  const tiny = only.has('qido') ? await dataset('tiny') : undefined;
-  const concurrency = Number(args.concurrency);
-  const batch = Number(args.batch);
-  const peers = { custos: await startCustos(), orthanc: await startOrthanc() };
-  const rss: Record<string, number> = {};
+  const started = performance.now();
+  await mkdir(DATA, { recursive: true });
+  await dropStaleCaches();
+  const large = only.has('stow') || only.has('wado') ? await dataset('large', args.large) : undefined;
+  const tiny = only.has('qido') ? await dataset('tiny', args.tiny) : undefined;
+  const big = only.has('big') ? await multiframeFile(Number(args.frames)) : undefined;
+  if (large) await warmPageCache(large.files);
+  if (tiny) await warmPageCache(tiny.files);
+
+  const peers = {
+    custos: await startCustos(args.workers ? { workers: Number(args.workers) } : {}),
+    orthanc: await startOrthanc(),
+  };
+  const held: Record<keyof typeof peers, number> = { custos: 0, orthanc: 0 };
+  const summary: Record<string, unknown> = {};
   try {
-    if (large && only.has('stow')) {
-      process.stderr.write(
-        `STOW-RS of ${large.files.length} instances, ${(large.bytes / 1e6).toFixed(0)} MB (${concurrency} concurrent requests of ${batch})\n`,
-      );
+    if (large) {
+      const label = `${large.files.length} instances, ${(large.bytes / 1e6).toFixed(0)} MB in ${large.studies.length} studies`;
+      log(`STOW-RS of the large set: ${label} (${concurrency} concurrent requests of ${batchSize})`);
       const secs: Record<string, number> = {};
-      for (const [k, p] of Object.entries(peers)) {
-        secs[k] = await stow(p, large.files, concurrency, batch);
-        const n = await countInstances(p);
-        if (n !== large.files.length)
-          throw new Error(`${p.name} holds ${n} instances, expected ${large.files.length}`);
+      for (const [k, p] of Object.entries(peers) as [keyof typeof peers, Peer][]) {
+        secs[k] = await stow(p, large.files, batchSize);
+        held[k] += large.files.length;
+        await expectCount(p, held[k]);
       }
-      record(
-        'STOW-RS instances/s',
-        large.files.length / secs.custos!,
-        large.files.length / secs.orthanc!,
-        'inst/s',
-        'higher',
-      );
-      record(
-        'STOW-RS MB/s',
-        large.bytes / 1e6 / secs.custos!,
-        large.bytes / 1e6 / secs.orthanc!,
-        'MB/s',
-        'higher',
-      );
+      summary.large = {
+        dir: large.dir,
+        instances: large.files.length,
+        bytes: large.bytes,
+        studies: large.studies.length,
+      };
+      if (only.has('stow')) {
+        const n = large.files.length;
+        record('STOW-RS ingest', n / secs.custos!, n / secs.orthanc!, 'inst/s', 'higher');
+        record(
+          'STOW-RS ingest',
+          large.bytes / 1e6 / secs.custos!,
+          large.bytes / 1e6 / secs.orthanc!,
+          'MB/s',
+          'higher',
+        );
+      }
     }
     if (large && only.has('wado')) {
-      if (!only.has('stow'))
-        for (const p of Object.values(peers)) await stow(p, large.files, concurrency, batch);
-      const studies = [...new Set(large.files.map((f) => f.split('/').at(-3)!))];
+      log(`WADO-RS whole-study retrieve of ${large.studies.length} studies`);
       const r: Record<string, { bytes: number; secs: number }> = {};
-      for (const [k, p] of Object.entries(peers)) r[k] = await retrieveStudies(p, studies);
+      for (const [k, p] of Object.entries(peers)) {
+        r[k] = await retrieveStudies(p, large.studies);
+        // Multipart framing adds bytes; a short answer means instances went missing.
+        if (r[k]!.bytes < large.bytes)
+          throw benchError(
+            'wado-short',
+            `${p.name} returned ${r[k]!.bytes} bytes for ${large.bytes} bytes stored`,
+          );
+      }
       record(
-        'WADO-RS study retrieve MB/s',
+        'WADO-RS study retrieve',
         r.custos!.bytes / 1e6 / r.custos!.secs,
         r.orthanc!.bytes / 1e6 / r.orthanc!.secs,
         'MB/s',
         'higher',
       );
     }
-    if (tiny && only.has('qido')) {
-      process.stderr.write(`ingesting the tiny set (${tiny.files.length} instances) into both\n`);
-      for (const p of Object.values(peers)) await stow(p, tiny.files, concurrency, 100);
-      const rand = mulberry32(7);
-      const n = Number(args.queries);
-      const pids = Array.from(
-        { length: n },
-        () => `/studies?PatientID=T${String(1 + Math.floor(rand() * 2000)).padStart(6, '0')}`,
+    if (tiny) {
+      log(
+        `ingesting the tiny set (${tiny.files.length} instances in ${tiny.studies.length} studies) into both`,
       );
-      const months = Array.from({ length: n }, () => {
-        const y = 2021 + Math.floor(rand() * 4);
-        const m = String(1 + Math.floor(rand() * 12)).padStart(2, '0');
-        return `/studies?StudyDate=${y}${m}01-${y}${m}28`;
-      });
-      const prefixes = ['SMI', 'MÜL', 'GAR', 'NGU', 'KOW', 'DUB', 'ROS', 'JEN', 'BRO', 'TAN'];
-      const names = Array.from(
-        { length: n },
-        (_, i) => `/studies?PatientName=${encodeURIComponent(prefixes[i % prefixes.length]!.toLowerCase())}*`,
+      const secs: Record<string, number> = {};
+      for (const [k, p] of Object.entries(peers) as [keyof typeof peers, Peer][]) {
+        secs[k] = await stow(p, tiny.files, 100);
+        held[k] += tiny.files.length;
+        await expectCount(p, held[k]);
+      }
+      summary.tiny = {
+        dir: tiny.dir,
+        instances: tiny.files.length,
+        bytes: tiny.bytes,
+        studies: tiny.studies.length,
+      };
+      record(
+        'STOW-RS small instances (tiny set)',
+        tiny.files.length / secs.custos!,
+        tiny.files.length / secs.orthanc!,
+        'inst/s',
+        'higher',
       );
-      const mods = Array.from(
-        { length: n },
-        (_, i) => `/studies?ModalitiesInStudy=${['MR', 'CT', 'CR', 'MG', 'US'][i % 5]}`,
-      );
-      for (const [label, paths] of [
-        ['by PatientID', pids],
-        ['by one-month StudyDate', months],
-        ['by PatientName prefix', names],
-        ['by ModalitiesInStudy', mods],
-      ] as const) {
-        const r: Record<string, { p50: number; p95: number; results: number }> = {};
-        for (const [k, p] of Object.entries(peers)) r[k] = await latency(p, paths);
-        if (r.custos!.results !== r.orthanc!.results)
-          process.stderr.write(
-            `  note: ${label}: Custos returned ${r.custos!.results} rows, Orthanc ${r.orthanc!.results}\n`,
+      log(`QIDO-RS: ${queryCount} queries of each kind, one at a time, keep-alive`);
+      for (const [label, paths] of queries(queryCount)) {
+        const r = {
+          custos: await latency(peers.custos, paths),
+          orthanc: await latency(peers.orthanc, paths),
+        };
+        const differ = paths.filter((_, i) => r.custos.counts[i] !== r.orthanc.counts[i]);
+        const total = (c: number[]) => c.reduce((a, b) => a + b, 0);
+        if (differ.length)
+          note(
+            `QIDO ${label}: ${differ.length}/${paths.length} queries returned different study counts ` +
+              `(Custos ${total(r.custos.counts)} rows, Orthanc ${total(r.orthanc.counts)}), e.g. ${differ.slice(0, 3).join(' ')}`,
           );
-        record(`QIDO ${label} p50`, r.custos!.p50, r.orthanc!.p50, 'ms', 'lower');
-        record(`QIDO ${label} p95`, r.custos!.p95, r.orthanc!.p95, 'ms', 'lower');
+        record(`QIDO ${label} p50`, r.custos.p50, r.orthanc.p50, 'ms', 'lower');
+        record(`QIDO ${label} p95`, r.custos.p95, r.orthanc.p95, 'ms', 'lower');
       }
     }
-    rss.custos = peakRss(peers.custos.pid);
-    rss.orthanc = peakRss(peers.orthanc.pid);
-    record('peak RSS', rss.custos / 1e6, rss.orthanc / 1e6, 'MB', 'lower');
+    const rss = { custos: treePeak(peers.custos.pid), orthanc: treePeak(peers.orthanc.pid) };
+    record('peak RSS (VmHWM) over the run', rss.custos.bytes / 1e6, rss.orthanc.bytes / 1e6, 'MB', 'lower');
+    note(
+      `process structure: Custos ${rss.custos.processes} process(es), ${rss.custos.threads} threads in the main one; ` +
+        `Orthanc ${rss.orthanc.processes} process(es), ${rss.orthanc.threads} threads (peak RSS sums the process tree)`,
+    );
 
-    if (only.has('big')) {
-      // One ~1 GB multi-frame object, streamed from disk: Custos's peak RSS while ingesting it.
-      const file = join(DATA, 'multiframe-1g.dcm');
-      if (!(await stat(file).catch(() => undefined))) {
-        const { header, pixelBytes } = multiframeHeader(500, 1024, 1024);
-        const out = createWriteStream(file);
-        out.write(header);
-        const block = Buffer.alloc(1 << 20);
-        for (let i = 0; i < block.length; i += 2) block.writeUInt16LE(i & 0xfff, i);
-        for (let left = pixelBytes; left > 0; left -= block.length) {
-          if (!out.write(left >= block.length ? block : block.subarray(0, left)))
-            await new Promise<void>((r) => out.once('drain', () => r()));
-        }
-        await new Promise<void>((r) => out.end(() => r()));
-      }
-      resetPeakRss(peers.custos.pid);
-      const before = peakRss(peers.custos.pid);
-      const t0 = performance.now();
-      const { status } = await stowFiles(peers.custos, [file]);
-      const secs = (performance.now() - t0) / 1000;
-      const size = (await stat(file)).size;
-      const after = peakRss(peers.custos.pid);
-      process.stderr.write(
-        `  1 GB multi-frame STOW-RS: status ${status}, ${(size / 1e6 / secs).toFixed(0)} MB/s, Custos peak RSS ${(after / 1e6).toFixed(0)} MB (before: ${(before / 1e6).toFixed(0)} MB)\n`,
+    if (big) {
+      log(
+        `STOW-RS of one ${(big.size / 1e9).toFixed(2)} GB multi-frame object to Custos, streamed from disk`,
       );
+      const reset = [peers.custos.pid, ...descendants(peers.custos.pid)].every(resetPeakRss);
+      const sampler = sampleRss(peers.custos.pid);
+      const t0 = performance.now();
+      const r = await stowFiles(peers.custos, [big.file]);
+      const secs = (performance.now() - t0) / 1000;
+      const sampled = sampler.stop();
+      const peak = reset ? treePeak(peers.custos.pid).bytes : sampled;
+      if (r.status !== 200 || r.stored !== 1)
+        throw benchError('big-stow-failed', `Custos answered ${r.status} to the 1 GB object: ${r.detail}`);
+      const [study] = await qido(
+        peers.custos,
+        `/studies?StudyInstanceUID=${big.studyUid}&includefield=00201208`,
+      );
+      if (Number(study?.['00201208']?.Value?.[0]) !== 1)
+        throw benchError('big-missing', 'Custos did not list the 1 GB object after storing it');
+      log(`  stored in ${secs.toFixed(1)} s (${(big.size / 1e6 / secs).toFixed(0)} MB/s)`);
       rows.push({
-        metric: '1 GB object: Custos peak RSS',
-        custos: after / 1e6,
+        metric: '1 GB object STOW: Custos peak RSS',
+        custos: peak / 1e6,
         orthanc: NaN,
         unit: 'MB',
         better: 'lower',
       });
+      rows.push({
+        metric: '1 GB object STOW: Custos rate',
+        custos: big.size / 1e6 / secs,
+        orthanc: NaN,
+        unit: 'MB/s',
+        better: 'higher',
+      });
+      log(
+        `  Custos peak RSS while ingesting: ${(peak / 1e6).toFixed(0)} MB (target < 300 MB; sampled VmRSS max ${(sampled / 1e6).toFixed(0)} MB)`,
+      );
+
+      const sampler2 = sampleRss(peers.custos.pid);
+      const back = await retrieveStudies(peers.custos, [big.studyUid]);
+      const retrievePeak = sampler2.stop();
+      if (back.bytes < big.size)
+        throw benchError('big-short', `Custos returned ${back.bytes} of ${big.size} bytes`);
+      rows.push({
+        metric: '1 GB object WADO: Custos max RSS',
+        custos: retrievePeak / 1e6,
+        orthanc: NaN,
+        unit: 'MB',
+        better: 'lower',
+      });
+      rows.push({
+        metric: '1 GB object WADO: Custos rate',
+        custos: back.bytes / 1e6 / back.secs,
+        orthanc: NaN,
+        unit: 'MB/s',
+        better: 'higher',
+      });
+      summary.big = { file: big.file, bytes: big.size, peakRssTargetMet: peak < 300e6 };
     }
   } finally {
     await peers.custos.stop();
@@ -300,18 +556,38 @@ async function main() {
   }
 
   const w = Math.max(...rows.map((r) => r.metric.length));
+  const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(2).padStart(10) : '-'.padStart(10));
   console.log(
     `\n${'metric'.padEnd(w)}  ${'Custos'.padStart(10)}  ${'Orthanc'.padStart(10)}  unit    Custos/Orthanc`,
   );
   for (const r of rows) {
-    const ratio = Number.isFinite(r.orthanc) ? r.custos / r.orthanc : NaN;
+    const ratio = r.custos / r.orthanc;
     console.log(
-      `${r.metric.padEnd(w)}  ${r.custos.toFixed(2).padStart(10)}  ${Number.isFinite(r.orthanc) ? r.orthanc.toFixed(2).padStart(10) : '         -'}  ${r.unit.padEnd(6)}  ${Number.isFinite(ratio) ? ratio.toFixed(2) + '×' : '-'}${r.better === 'lower' ? ' (lower is better)' : ''}`,
+      `${r.metric.padEnd(w)}  ${fmt(r.custos)}  ${fmt(r.orthanc)}  ${r.unit.padEnd(6)}  ` +
+        `${Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '-'}${Number.isFinite(ratio) ? (r.better === 'lower' ? ' (lower is better)' : ' (higher is better)') : ''}`,
     );
   }
-  const summary = join(OUT, `summary-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(summary, JSON.stringify({ rows, args }, null, 2));
-  console.log(`\nsummary: ${summary}`);
+  for (const n of notes) console.log(`note: ${n}`);
+  const minutes = (performance.now() - started) / 60_000;
+  console.log(`\nwhole run: ${minutes.toFixed(1)} min`);
+  const file = join(OUT, `summary-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(
+    file,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        args,
+        environment: versions(),
+        datasets: summary,
+        rows: rows.map((r) => ({ ...r, ratio: r.custos / r.orthanc })),
+        notes,
+        minutes,
+      },
+      (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v),
+      2,
+    ),
+  );
+  console.log(`summary: ${file}`);
 }
 
 main().catch((err) => {
