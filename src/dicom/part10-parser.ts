@@ -276,7 +276,7 @@ export class Part10Parser {
     return true;
   }
 
-  private async skip(q: ByteQueue, n: number, what: string): Promise<void> {
+  private async discard(q: ByteQueue, n: number, what: string): Promise<void> {
     while (n > 0) {
       if (q.buffered === 0) await this.need(q, 1, what);
       const k = Math.min(n, q.buffered);
@@ -508,7 +508,7 @@ export class Part10Parser {
       (PIXEL_TAGS.has(tag) && depth === 0) ||
       ((BINARY_VRS.has(vr) || vr === 'UT') && length > this.opts.maxInlineValueBytes)
     ) {
-      await this.skip(q, length, `the value of ${tagToHex(tag)}`);
+      await this.discard(q, length, `the value of ${tagToHex(tag)}`);
       element = { vr, kind: 'bulk', offset: valueOffset, length };
     } else {
       this.headerBytes += length;
@@ -609,7 +609,7 @@ export class Part10Parser {
         continue;
       }
       fragments.push({ offset: q.position, length });
-      await this.skip(q, length, 'a pixel data fragment');
+      await this.discard(q, length, 'a pixel data fragment');
     }
     return { vr, kind: 'encapsulated', offset, basicOffsetTable: basicOffsetTable ?? [], fragments };
   }
