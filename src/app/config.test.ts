@@ -17,7 +17,11 @@ describe('loadConfig', () => {
   it('layers file < environment < flags', () => {
     const file = join(cwd, 'c.json');
     writeFileSync(file, JSON.stringify({ http: { port: 9000, host: '127.0.0.1' } }));
-    expect(loadConfig({ env: {}, cwd, configFile: file }).http).toEqual({ port: 9000, host: '127.0.0.1', workers: 1 });
+    expect(loadConfig({ env: {}, cwd, configFile: file }).http).toEqual({
+      port: 9000,
+      host: '127.0.0.1',
+      workers: 1,
+    });
     expect(loadConfig({ env: { CUSTOS_HTTP_PORT: '9100' }, cwd, configFile: file }).http.port).toBe(9100);
     expect(
       loadConfig({
