@@ -65,7 +65,15 @@ describe('crash during STOW-RS', () => {
         second.subarray(0, second.length / 2),
       ]),
     );
-    // Give the server time to store the first instance and start writing the second.
+    // Wait until the first instance is committed (QIDO sees only committed rows) and the second is being written.
+    const committed = async () => {
+      const res = await fetch(`${url}/dicom-web/instances?SOPInstanceUID=${whole}`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      return ((await res.json()) as unknown[]).length === 1;
+    };
+    for (let i = 0; i < 250 && !(await committed()); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await committed()).toBe(true);
     for (let i = 0; i < 100 && (await files(join(dataDir, 'blobs', 'tmp'))).length === 0; i++)
       await new Promise((r) => setTimeout(r, 20));
     expect((await files(join(dataDir, 'blobs', 'tmp'))).length).toBe(1);
