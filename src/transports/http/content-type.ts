@@ -1,81 +1,188 @@
 import { CustosError } from '../../domain/errors.js';
 
 export interface MediaType {
-  /** Lower-cased type/subtype; '' for an empty header. */
+  /** Lower-cased `type/subtype`; '' for an empty header (the caller decides whether that is allowed). */
   type: string;
-  /** Parameter names lower-cased, quoted values unquoted. */
+  /** Parameter names lower-cased; quoted values unquoted with their backslash escapes resolved. */
   params: Record<string, string>;
 }
 
 export interface AcceptEntry extends MediaType {
+  /** RFC 9110 §12.4.2 weight, 0..1; 1 when absent. Not repeated in `params`. */
   q: number;
 }
 
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const badHeader = (header: string) =>
+const badContentType = (header: string, why: string) =>
   new CustosError({
     code: 'http.bad-content-type',
-    message: `'${header.slice(0, 100)}' is not a media type`,
+    message: `'${header.slice(0, 120)}' is not a valid media type: ${why}`,
     httpStatus: 400,
   });
 
-/** Split on `sep` outside double-quoted strings (RFC 9110 §5.6.4 quoted-string with backslash escapes). */
-function splitOutsideQuotes(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i]!;
-    if (quoted && ch === '\\' && i + 1 < s.length) {
-      cur += ch + s[++i];
-      continue;
+// RFC 9110 §5.6.2 tchar.
+const TCHAR = /[!#$%&'*+.^_`|~0-9A-Za-z-]/;
+const isTchar = (ch: string | undefined): boolean => ch !== undefined && TCHAR.test(ch);
+const isWs = (ch: string | undefined): boolean => ch === ' ' || ch === '\t';
+
+/**
+ * A small cursor parser over one header value, following RFC 9110 §5.6 (tokens, quoted-strings, OWS). Accept
+ * and Content-Type share it so that `;` and `,` inside quoted strings never split anything.
+ */
+class Cursor {
+  pos = 0;
+  constructor(
+    readonly s: string,
+    private readonly fail: (why: string) => CustosError,
+  ) {}
+
+  get done(): boolean {
+    return this.pos >= this.s.length;
+  }
+  peek(): string | undefined {
+    return this.s[this.pos];
+  }
+  skipWs(): void {
+    while (isWs(this.s[this.pos])) this.pos++;
+  }
+  token(what: string): string {
+    const start = this.pos;
+    while (isTchar(this.s[this.pos])) this.pos++;
+    if (this.pos === start) throw this.fail(`expected ${what} at offset ${start}`);
+    return this.s.slice(start, this.pos);
+  }
+  /** RFC 9110 §5.6.4 quoted-string; the cursor sits on the opening quote. */
+  quoted(): string {
+    const start = this.pos++;
+    let out = '';
+    while (this.pos < this.s.length) {
+      const ch = this.s[this.pos++]!;
+      if (ch === '"') return out;
+      if (ch === '\\') {
+        if (this.pos >= this.s.length) break;
+        out += this.s[this.pos++];
+      } else out += ch;
     }
-    if (ch === '"') quoted = !quoted;
-    if (ch === sep && !quoted) {
-      out.push(cur);
-      cur = '';
-    } else cur += ch;
+    throw this.fail(`unterminated quoted string at offset ${start}`);
   }
-  out.push(cur);
-  return out;
+
+  /**
+   * An unquoted parameter value. RFC 9110 allows only a token, but clients send `type=application/dicom` and
+   * boundaries with `/`, `:`, `=` or `?` unquoted; accepting any run up to the next separator is unambiguous.
+   */
+  bareValue(stop: string | undefined): string {
+    const start = this.pos;
+    for (;;) {
+      const ch = this.s[this.pos];
+      if (ch === undefined || ch === ';' || ch === stop || ch === '"' || isWs(ch)) break;
+      if (ch < ' ' || ch === '\x7f') throw this.fail(`control character at offset ${this.pos}`);
+      this.pos++;
+    }
+    return this.s.slice(start, this.pos);
+  }
+
+  /** `type/subtype` (lower-cased). */
+  mediaRange(allowBareStar: boolean): string {
+    const type = this.token('a media type');
+    this.skipWs();
+    // Some clients (Java's HttpURLConnection default Accept) send a bare `*`; it can only mean `*/*`.
+    if (allowBareStar && type === '*' && this.peek() !== '/') return '*/*';
+    if (this.peek() !== '/') throw this.fail(`expected '/' after '${type}'`);
+    this.pos++;
+    this.skipWs();
+    const subtype = this.token('a media subtype');
+    return `${type}/${subtype}`.toLowerCase();
+  }
+
+  /**
+   * `*( OWS ";" OWS [ parameter ] )` up to the end or a top-level `stop` character (`,` in Accept). A parameter
+   * without `=` or with an empty value is kept with the value ''. The first occurrence of a name wins.
+   */
+  parameters(stop: string | undefined, onParam: (name: string, value: string) => void): void {
+    for (;;) {
+      this.skipWs();
+      if (this.done || this.peek() === stop) return;
+      if (this.peek() !== ';') throw this.fail(`unexpected '${this.peek()}' at offset ${this.pos}`);
+      this.pos++;
+      this.skipWs();
+      if (this.done || this.peek() === ';' || this.peek() === stop) continue;
+      const name = this.token('a parameter name').toLowerCase();
+      this.skipWs();
+      let value = '';
+      if (this.peek() === '=') {
+        this.pos++;
+        this.skipWs();
+        if (this.peek() === '"') value = this.quoted();
+        else value = this.bareValue(stop);
+      }
+      onParam(name, value);
+    }
+  }
 }
 
-function unquote(v: string): string {
-  const t = v.trim();
-  if (t.length >= 2 && t.startsWith('"') && t.endsWith('"')) return t.slice(1, -1).replace(/\\(.)/g, '$1');
-  return t;
-}
-
-/** RFC 9110 §8.3.1 media type with parameters. */
+/**
+ * RFC 9110 §8.3.1 Content-Type: `type/subtype *( OWS ";" OWS parameter )`. An empty (or all-blank) header
+ * yields `{ type: '' }` so that handlers can answer 415 with their own wording; anything else that is not a
+ * media type throws `http.bad-content-type` (400).
+ */
 export function parseMediaType(header: string): MediaType {
-  const [typePart = '', ...paramParts] = splitOutsideQuotes(header, ';');
-  const type = typePart.trim().toLowerCase();
-  if (type === '' && paramParts.length === 0) return { type: '', params: {} };
-  if (!TOKEN.test(type)) throw badHeader(header);
+  const c = new Cursor(header, (why) => badContentType(header, why));
+  c.skipWs();
+  if (c.done) return { type: '', params: {} };
+  const type = c.mediaRange(false);
   const params: Record<string, string> = {};
-  for (const p of paramParts) {
-    if (p.trim() === '') continue;
-    const eq = p.indexOf('=');
-    if (eq <= 0) continue;
-    params[p.slice(0, eq).trim().toLowerCase()] = unquote(p.slice(eq + 1));
-  }
+  c.parameters(undefined, (name, value) => {
+    if (!(name in params)) params[name] = value;
+  });
   return { type, params };
 }
 
-/** An Accept header (RFC 9110 §12.5.1) as entries ordered by q, highest first, stable otherwise. */
+/**
+ * RFC 9110 §12.4.2 qvalue; leniently also `.5` and more than three decimals, which real clients send. Anything
+ * that is not a number in 0..1 makes the header unusable.
+ */
+function parseQ(raw: string, fail: (why: string) => CustosError): number {
+  if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(raw)) throw fail(`q value '${raw}' is not a number`);
+  const q = Number(raw);
+  if (q < 0 || q > 1) throw fail(`q value '${raw}' is outside 0..1`);
+  return q;
+}
+
+/**
+ * An Accept header (RFC 9110 §12.5.1) as used by DICOMweb (PS3.18 §8.7.3 / §8.7.5), e.g.
+ * `multipart/related; type="application/dicom"; transfer-syntax=*, application/dicom+json;q=0.5` and the
+ * wildcard ranges (`type/*` and the any-type range).
+ * Entries come back ordered by q, highest first; entries of equal q keep the client's order (stable), so a
+ * server can fall back on the listing order among equal weights. `q` itself is removed from `params`;
+ * parameters after `q` (accept-ext) are kept there too. A missing or blank header yields `[]`. A malformed
+ * header throws `http.bad-accept` (400).
+ */
 export function parseAccept(header: string | undefined): AcceptEntry[] {
-  if (!header || header.trim() === '') return [];
+  if (header === undefined) return [];
+  const fail = (why: string) =>
+    new CustosError({
+      code: 'http.bad-accept',
+      message: `the Accept header '${header.slice(0, 120)}' cannot be parsed: ${why}`,
+      httpStatus: 400,
+    });
+  const c = new Cursor(header, fail);
   const entries: AcceptEntry[] = [];
-  for (const part of splitOutsideQuotes(header, ',')) {
-    if (part.trim() === '') continue;
-    const mt = parseMediaType(part);
-    const qRaw = mt.params.q;
-    delete mt.params.q;
-    const q = qRaw === undefined ? 1 : Number(qRaw);
-    entries.push({ ...mt, q: Number.isFinite(q) ? Math.min(1, Math.max(0, q)) : 1 });
+  for (;;) {
+    c.skipWs();
+    if (c.done) break;
+    // RFC 9110 §5.6.1: empty list elements are allowed and ignored.
+    if (c.peek() === ',') {
+      c.pos++;
+      continue;
+    }
+    const type = c.mediaRange(true);
+    const params: Record<string, string> = {};
+    let q: number | undefined;
+    c.parameters(',', (name, value) => {
+      if (name === 'q') q ??= parseQ(value, fail);
+      else if (!(name in params)) params[name] = value;
+    });
+    entries.push({ type, params, q: q ?? 1 });
   }
-  return entries
-    .map((e, i) => ({ e, i }))
-    .sort((a, b) => b.e.q - a.e.q || a.i - b.i)
-    .map(({ e }) => e);
+  // Array.prototype.sort is stable (ES2019), so equal weights keep the client's order.
+  return entries.sort((a, b) => b.q - a.q);
 }

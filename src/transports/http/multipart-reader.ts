@@ -1,144 +1,296 @@
 import { CustosError } from '../../domain/errors.js';
 
 export interface MultipartPart {
-  /** Header names lower-cased. */
+  /** Part header names lower-cased; repeated headers joined with ', ' (RFC 9110 §5.3). */
   headers: Record<string, string>;
+  /** The part's raw Content-Type header, if any (RFC 2387 §3.1: absent means the root `type`). */
   contentType: string | undefined;
-  /** The part's bytes, streamed. Throws `multipart.truncated` if the body ends before the part does. */
+  /**
+   * The part's bytes, streamed with back-pressure. It throws `multipart.truncated` when the request body ends
+   * before the part's closing delimiter, so a half-received part is never mistaken for a complete one. Read it
+   * before asking the reader for the next part: the reader then drains whatever is left, and a body read after
+   * that throws `multipart.part-skipped`.
+   */
   body: AsyncIterable<Buffer>;
 }
 
 export interface MultipartLimits {
+  /** Most parts accepted in one body (default 100,000); more throws `multipart.too-many-parts` (413). */
   maxParts?: number;
+  /** Most bytes of headers in one part (default 16 KiB); more throws `multipart.bad-header` (400). */
   maxHeaderBytes?: number;
 }
 
-const err = (code: string, message: string) =>
-  new CustosError({ code: `multipart.${code}`, message, httpStatus: 400 });
-const CRLF = Buffer.from('\r\n');
-const HEADER_END = Buffer.from('\r\n\r\n');
+const fail = (code: string, message: string, httpStatus = 400) =>
+  new CustosError({ code: `multipart.${code}`, message, httpStatus });
+
+const truncated = (where: string) =>
+  fail('truncated', `the request body ended ${where}, before the closing multipart delimiter`);
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
+/** RFC 2046 §5.1.1 limits boundaries to 70 characters; be lenient, but keep the lookahead small. */
+const MAX_BOUNDARY = 200;
+/** Transport padding (RFC 2046 §5.1.1 LWSP after a delimiter) tolerated before its CRLF. */
+const MAX_PADDING = 1024;
+
+const toBuffer = (c: Buffer | Uint8Array | string): Buffer =>
+  Buffer.isBuffer(c)
+    ? c
+    : typeof c === 'string'
+      ? Buffer.from(c, 'latin1')
+      : Buffer.from(c.buffer, c.byteOffset, c.byteLength);
 
 /**
- * Streaming reader for multipart/related bodies (RFC 2046 §5.1, RFC 2387). Parts are yielded in order; each
- * part's body streams with back-pressure and only a delimiter's length of lookahead is held. Moving to the
- * next part drains what the consumer left of the previous one.
+ * The byte stream of one request body with the primitives the multipart grammar needs. It holds at most the
+ * current source chunk plus a pattern's length of carried-over lookahead; large chunks are sliced, never copied.
+ */
+class ByteStream {
+  /** Unconsumed bytes: a slice of the current chunk, or a small carry (< 2 × pattern length) joined to one. */
+  private buf: Buffer;
+  private ended = false;
+  private readonly it: AsyncIterator<Buffer | Uint8Array | string>;
+
+  constructor(source: AsyncIterable<Buffer | Uint8Array | string>, initial: Buffer) {
+    this.it = source[Symbol.asyncIterator]();
+    this.buf = initial;
+  }
+
+  private async nextChunk(): Promise<Buffer | undefined> {
+    while (!this.ended) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.ended = true;
+        return undefined;
+      }
+      const chunk = toBuffer(r.value);
+      if (chunk.length > 0) return chunk;
+    }
+    return undefined;
+  }
+
+  /** Make at least `n` bytes available (fewer only at the end of the stream); only used for n ≤ 2. */
+  async fill(n: number): Promise<boolean> {
+    while (this.buf.length < n) {
+      const chunk = await this.nextChunk();
+      if (!chunk) return false;
+      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    }
+    return true;
+  }
+
+  startsWith(pattern: Buffer): boolean {
+    return (
+      this.buf.length >= pattern.length &&
+      this.buf.compare(pattern, 0, pattern.length, 0, pattern.length) === 0
+    );
+  }
+
+  skip(n: number): void {
+    this.buf = this.buf.subarray(n);
+  }
+
+  /**
+   * Yields the bytes before the next occurrence of `pattern` and consumes the pattern; returns whether it was
+   * found (false: the stream ended first, and everything before the end was yielded).
+   *
+   * The search inside a chunk is `Buffer#indexOf`, which Node implements natively with the Boyer–Moore–Horspool
+   * family of searches (src/string_search.h, the V8 algorithm), so each byte is examined about once and usually
+   * far less. A match split across chunks is found by searching only a window of `carry + pattern.length - 1`
+   * bytes of the next chunk, so a large chunk is never concatenated or searched twice.
+   */
+  async *until(pattern: Buffer): AsyncGenerator<Buffer, boolean> {
+    const keep = pattern.length - 1;
+    for (;;) {
+      const i = this.buf.indexOf(pattern);
+      if (i >= 0) {
+        const out = this.buf.subarray(0, i);
+        this.buf = this.buf.subarray(i + pattern.length);
+        if (out.length > 0) yield out;
+        return true;
+      }
+      // No match: all but the last `keep` bytes are settled (they cannot start a match).
+      if (this.buf.length > keep) {
+        const out = this.buf.subarray(0, this.buf.length - keep);
+        this.buf = this.buf.subarray(this.buf.length - keep);
+        yield out;
+      }
+      const chunk = await this.nextChunk();
+      if (!chunk) {
+        const rest = this.buf;
+        this.buf = Buffer.alloc(0);
+        if (rest.length > 0) yield rest;
+        return false;
+      }
+      const carry = this.buf;
+      if (carry.length === 0) {
+        this.buf = chunk;
+      } else if (chunk.length < pattern.length) {
+        // Both small (carry < pattern length): joining them costs less than the bookkeeping.
+        this.buf = Buffer.concat([carry, chunk]);
+      } else {
+        // A match starting inside the carry ends within the first `keep` bytes of the chunk.
+        const window = Buffer.concat([carry, chunk.subarray(0, keep)]);
+        const j = window.indexOf(pattern);
+        if (j >= 0) {
+          this.buf = chunk.subarray(j + pattern.length - carry.length);
+          if (j > 0) yield carry.subarray(0, j);
+          return true;
+        }
+        this.buf = chunk;
+        yield carry;
+      }
+    }
+  }
+}
+
+type BodyState = 'open' | 'complete' | 'failed' | 'skipped';
+
+/**
+ * Streaming reader for a multipart/related request body (RFC 2387, grammar of RFC 2046 §5.1.1), as STOW-RS
+ * sends it (PS3.18 §10.5). Parts are yielded in order, each with its body as a stream; the reader never holds
+ * more than one source chunk plus a delimiter's length of lookahead, whatever the part sizes.
+ *
+ * - The preamble before the first `--boundary` line and the epilogue after `--boundary--` are ignored (§5.1.1).
+ * - A delimiter is `CRLF--boundary` (the CRLF belongs to the delimiter, not to the body); the boundary text
+ *   elsewhere in a body (not at the start of a line) is data.
+ * - Errors are `CustosError`s: `multipart.no-boundary` (the first delimiter never comes), `multipart.truncated`
+ *   (the body ends before `--boundary--`; thrown by the part's body iterator when it happens inside a part),
+ *   `multipart.bad-header` (part headers malformed or over `maxHeaderBytes`, or text after a delimiter),
+ *   `multipart.too-many-parts`.
+ * - The reader never closes or destroys `source` (an HTTP request must stay usable for the response); stopping
+ *   early leaves the rest of the source unread.
+ * - One consumer at a time: do not ask for the next part while a `body.next()` is pending.
  */
 export async function* readMultipart(
-  source: AsyncIterable<Buffer>,
+  source: AsyncIterable<Buffer | Uint8Array | string>,
   boundary: string,
   limits: MultipartLimits = {},
 ): AsyncGenerator<MultipartPart> {
   const maxParts = limits.maxParts ?? 100_000;
   const maxHeaderBytes = limits.maxHeaderBytes ?? 16 * 1024;
-  if (boundary.length === 0 || boundary.length > 200)
-    throw err('no-boundary', 'the multipart boundary must be 1 to 200 characters');
-  const it = source[Symbol.asyncIterator]();
-  let buf: Buffer = Buffer.alloc(0);
-  let ended = false;
-  const pull = async (): Promise<boolean> => {
-    if (ended) return false;
-    const r = await it.next();
-    if (r.done) {
-      ended = true;
-      return false;
-    }
-    const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
-    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-    return true;
-  };
+  if (boundary.length === 0 || boundary.length > MAX_BOUNDARY || /[\r\n]/.test(boundary))
+    throw fail('no-boundary', `the multipart boundary must be 1 to ${MAX_BOUNDARY} characters on one line`);
 
-  const dash = Buffer.from(`--${boundary}`, 'latin1');
   const delimiter = Buffer.from(`\r\n--${boundary}`, 'latin1');
+  const closeMark = Buffer.from('--', 'latin1');
+  // RFC 2046 §5.1.1: the first dash-boundary may open the body without a preceding CRLF; a virtual CRLF in
+  // front lets the same delimiter search find it and treats the preamble as a discarded part.
+  const input = new ByteStream(source, CRLF);
 
-  // Preamble: up to the first dash-boundary (at the very start, or after a CRLF).
+  const preamble = input.until(delimiter);
   for (;;) {
-    const i = buf.indexOf(dash);
-    if (i >= 0 && (i === 0 || (i >= 2 && buf[i - 2] === 0x0d && buf[i - 1] === 0x0a))) {
-      buf = buf.subarray(i + dash.length);
+    const r = await preamble.next();
+    if (r.done) {
+      if (!r.value)
+        throw fail('no-boundary', `the body does not contain the multipart boundary '${boundary}'`);
       break;
     }
-    if (i >= 0) {
-      buf = buf.subarray(i + 1);
-      continue;
-    }
-    if (buf.length > dash.length + 2) buf = buf.subarray(buf.length - dash.length - 2);
-    if (!(await pull())) throw err('no-boundary', `the body does not contain the boundary '${boundary}'`);
   }
 
   let parts = 0;
   for (;;) {
-    // After a delimiter: "--" closes the body; otherwise optional whitespace and CRLF, then headers.
-    while (buf.length < 2)
-      if (!(await pull())) throw err('truncated', 'the body ends right after a boundary');
-    if (buf[0] === 0x2d && buf[1] === 0x2d) return;
-    let eol = buf.indexOf(CRLF);
-    while (eol < 0) {
-      if (buf.length > 1024) throw err('bad-header', 'garbage after a boundary delimiter');
-      if (!(await pull())) throw err('truncated', 'the body ends inside a boundary line');
-      eol = buf.indexOf(CRLF);
-    }
-    if (buf.subarray(0, eol).toString('latin1').trim() !== '')
-      throw err('bad-header', 'unexpected characters after a boundary delimiter');
-    buf = buf.subarray(eol + 2);
+    // After a delimiter: `--` closes the body, otherwise transport padding, CRLF, then the part.
+    if (!(await input.fill(2))) throw truncated('right after a boundary delimiter');
+    if (input.startsWith(closeMark)) return;
 
-    if (++parts > maxParts) throw err('too-many-parts', `more than ${maxParts} parts`);
-    // Headers end at an empty line (which may come immediately: a part with no headers).
-    let headerEnd = buf.subarray(0, 2).equals(CRLF) ? -2 : buf.indexOf(HEADER_END);
-    while (headerEnd === -1) {
-      if (buf.length > maxHeaderBytes) throw err('bad-header', `part headers exceed ${maxHeaderBytes} bytes`);
-      if (!(await pull())) throw err('truncated', 'the body ends inside part headers');
-      headerEnd = buf.length >= 2 && buf.subarray(0, 2).equals(CRLF) ? -2 : buf.indexOf(HEADER_END);
-    }
-    const headers: Record<string, string> = {};
-    if (headerEnd >= 0) {
-      for (const line of buf.subarray(0, headerEnd).toString('latin1').split('\r\n')) {
-        const colon = line.indexOf(':');
-        if (colon <= 0) throw err('bad-header', `malformed part header line '${line.slice(0, 80)}'`);
-        headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-      }
-      buf = buf.subarray(headerEnd + 4);
-    } else {
-      buf = buf.subarray(2);
-    }
+    if (++parts > maxParts) throw fail('too-many-parts', `the body has more than ${maxParts} parts`, 413);
 
-    let done = false;
-    const gen = (async function* (): AsyncGenerator<Buffer> {
-      for (;;) {
-        const i = buf.indexOf(delimiter);
-        if (i >= 0) {
-          const out = buf.subarray(0, i);
-          buf = buf.subarray(i + delimiter.length);
-          done = true;
-          if (out.length) yield out;
-          return;
-        }
-        const safe = buf.length - (delimiter.length - 1);
-        if (safe > 0) {
-          const out = buf.subarray(0, safe);
-          buf = buf.subarray(safe);
-          yield out;
-        }
-        if (!(await pull())) {
-          done = true;
-          throw err(
-            'truncated',
-            'the request body ended inside a part (no closing boundary): the part is incomplete',
-          );
-        }
+    const headerBytes: Buffer[] = [];
+    let headerLength = 0;
+    // The delimiter line's own CRLF is left in front of the headers, so "no headers" is simply CRLF CRLF.
+    const headerScan = input.until(HEADER_END);
+    for (;;) {
+      const r = await headerScan.next();
+      if (r.done) {
+        if (!r.value) throw truncated(`in the headers of part ${parts}`);
+        break;
       }
-    })();
-    // The consumer may stop early (break / return): that must not end the underlying generator, which the
-    // reader drains before the next part.
-    const body: AsyncIterable<Buffer> = {
-      [Symbol.asyncIterator]: () => ({
-        next: () => (done ? Promise.resolve({ done: true, value: undefined }) : gen.next()),
-        return: async () => ({ done: true, value: undefined }),
-      }),
+      headerLength += r.value.length;
+      if (headerLength > maxHeaderBytes + MAX_PADDING)
+        throw fail('bad-header', `the headers of part ${parts} exceed ${maxHeaderBytes} bytes`);
+      headerBytes.push(r.value);
+    }
+    const headers = parseHeaders(Buffer.concat(headerBytes, headerLength), parts, maxHeaderBytes);
+
+    let state = 'open' as BodyState;
+    let failure: unknown;
+    const scan = input.until(delimiter);
+    const partNo = parts;
+    const next = async (): Promise<IteratorResult<Buffer, undefined>> => {
+      if (state === 'complete') return { done: true, value: undefined };
+      if (state === 'failed') throw failure;
+      if (state === 'skipped')
+        throw fail(
+          'part-skipped',
+          `part ${partNo} was read after the reader moved on to the next part; its bytes are gone`,
+          500,
+        );
+      let r: IteratorResult<Buffer, boolean>;
+      try {
+        r = await scan.next();
+      } catch (e) {
+        // The source failed (socket error, a size limit upstream): that error, not `truncated`, is the cause.
+        state = 'failed';
+        failure = e;
+        throw e;
+      }
+      if (!r.done) return r;
+      if (r.value) {
+        state = 'complete';
+        return { done: true, value: undefined };
+      }
+      state = 'failed';
+      failure = truncated(`inside part ${partNo}`);
+      throw failure;
     };
-    yield { headers, contentType: headers['content-type'], body };
-    while (!done) {
-      const r = await gen.next();
-      if (r.done) break;
+    // A consumer that stops reading early (break) must not end the scan: the reader drains it below.
+    const iterator: AsyncIterator<Buffer, undefined> = {
+      next,
+      return: async () => ({ done: true, value: undefined }),
+    };
+    yield {
+      headers,
+      contentType: headers['content-type'],
+      body: { [Symbol.asyncIterator]: () => iterator },
+    };
+    if (state === 'failed') throw failure;
+    if (state === 'open') {
+      // The consumer moved on: discard the rest of this part (this throws `truncated` if it never ends).
+      while (!(await next()).done);
+      state = 'skipped';
     }
   }
+}
+
+/**
+ * RFC 2046 §5.1.1 / RFC 5322 §2.2 header block. `block` starts with the CRLF that ended the delimiter line,
+ * preceded by optional transport padding; obsolete line folding (RFC 5322 §2.2.3) is unfolded.
+ */
+function parseHeaders(block: Buffer, part: number, maxHeaderBytes: number): Record<string, string> {
+  const text = block.toString('latin1');
+  const firstBreak = text.indexOf('\r\n');
+  const padding = firstBreak < 0 ? text : text.slice(0, firstBreak);
+  if (padding.length > MAX_PADDING || !/^[ \t]*$/.test(padding))
+    throw fail('bad-header', `unexpected text after the boundary delimiter before part ${part}`);
+  const lines = firstBreak < 0 ? '' : text.slice(firstBreak + 2);
+  if (lines.length > maxHeaderBytes)
+    throw fail('bad-header', `the headers of part ${part} exceed ${maxHeaderBytes} bytes`);
+  const headers: Record<string, string> = {};
+  if (lines === '') return headers;
+  const unfolded: string[] = [];
+  for (const line of lines.split('\r\n')) {
+    if ((line.startsWith(' ') || line.startsWith('\t')) && unfolded.length > 0)
+      unfolded[unfolded.length - 1] += ` ${line.trim()}`;
+    else unfolded.push(line);
+  }
+  for (const line of unfolded) {
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon).toLowerCase() : '';
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name))
+      throw fail('bad-header', `part ${part} has a malformed header line '${line.slice(0, 80)}'`);
+    const value = line.slice(colon + 1).trim();
+    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  }
+  return headers;
 }

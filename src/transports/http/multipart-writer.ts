@@ -1,27 +1,71 @@
 import { randomBytes } from 'node:crypto';
+import { CustosError } from '../../domain/errors.js';
 
+/**
+ * A fresh boundary for one response: 128 random bits, so it cannot plausibly occur in any part
+ * (RFC 2046 §5.1.1 requires that it does not). Only token characters, so it needs no quoting in Content-Type.
+ */
 export function multipartBoundary(): string {
   return `custos-${randomBytes(16).toString('hex')}`;
 }
 
 export interface OutgoingPart {
+  /** The part's Content-Type, e.g. `application/dicom; transfer-syntax=1.2.840.10008.1.2.1`. */
   contentType: string;
+  /** Further part headers (e.g. Content-Location, PS3.18 §8.6.1.2). */
   headers?: Record<string, string>;
-  body: AsyncIterable<Buffer> | Buffer;
+  body: AsyncIterable<Buffer | Uint8Array> | Buffer;
 }
 
-/** A multipart/related body (RFC 2046 §5.1.1, RFC 2387), streamed part by part. */
+const badPart = (message: string) =>
+  new CustosError({ code: 'multipart.bad-header', message, httpStatus: 500 });
+
+// RFC 2046 §5.1.1 bchars; at most 70, not ending in a space.
+const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function headerLine(name: string, value: string): string {
+  // A CR or LF in a value would let it inject headers or end the header block (response splitting).
+  if (!HEADER_NAME.test(name) || /[\r\n\0]/.test(value))
+    throw badPart(
+      `refusing to write the multipart header '${name.slice(0, 60)}': invalid name or line break`,
+    );
+  return `${name}: ${value}\r\n`;
+}
+
+/**
+ * A multipart/related body (RFC 2387; framing per RFC 2046 §5.1.1), streamed part by part with back-pressure
+ * (the consumer pulls). The wire is, for parts P1..Pn:
+ *
+ *     --b CRLF headers CRLF body1  CRLF --b CRLF headers CRLF body2 ... CRLF --b-- CRLF
+ *
+ * The CRLF before each `--b` belongs to the delimiter, not to the preceding body, so bodies go out unchanged
+ * (a body may itself end in CRLF). Zero parts produce only the close delimiter, which RFC 2046 does not allow:
+ * callers answer an empty result with a status code instead of a multipart body.
+ */
 export async function* writeMultipart(
-  parts: AsyncIterable<OutgoingPart>,
+  parts: AsyncIterable<OutgoingPart> | Iterable<OutgoingPart>,
   boundary: string,
 ): AsyncGenerator<Buffer> {
+  if (!BOUNDARY.test(boundary))
+    throw badPart(`'${boundary.slice(0, 80)}' is not a valid multipart boundary (RFC 2046 §5.1.1)`);
+  let first = true;
   for await (const part of parts) {
-    let head = `--${boundary}\r\nContent-Type: ${part.contentType}\r\n`;
-    for (const [k, v] of Object.entries(part.headers ?? {})) head += `${k}: ${v}\r\n`;
-    yield Buffer.from(head + '\r\n', 'latin1');
-    if (Buffer.isBuffer(part.body)) yield part.body;
-    else yield* part.body;
-    yield Buffer.from('\r\n', 'latin1');
+    let head = `${first ? '' : '\r\n'}--${boundary}\r\n${headerLine('Content-Type', part.contentType)}`;
+    for (const [name, value] of Object.entries(part.headers ?? {})) {
+      if (name.toLowerCase() === 'content-type') continue;
+      head += headerLine(name, value);
+    }
+    first = false;
+    yield Buffer.from(`${head}\r\n`, 'latin1');
+    if (Buffer.isBuffer(part.body)) {
+      if (part.body.length > 0) yield part.body;
+    } else {
+      for await (const chunk of part.body) {
+        if (chunk.length === 0) continue;
+        yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      }
+    }
   }
-  yield Buffer.from(`--${boundary}--\r\n`, 'latin1');
+  yield Buffer.from(`${first ? '' : '\r\n'}--${boundary}--\r\n`, 'latin1');
 }
