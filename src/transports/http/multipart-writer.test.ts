@@ -60,7 +60,7 @@ describe('writeMultipart', () => {
   it('makes distinct token-only boundaries', () => {
     const seen = new Set(Array.from({ length: 100 }, () => multipartBoundary()));
     expect(seen.size).toBe(100);
-    for (const b of seen) expect(b).toMatch(/^[0-9A-Za-z-]{1,70}$/);
+    for (const b of seen) expect(b).toMatch(/^[0-9a-f]{32}$/);
   });
 });
 

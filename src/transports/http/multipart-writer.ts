@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { CustosError } from '../../domain/errors.js';
 
 /**
- * A fresh boundary for one response: 128 random bits, so it cannot plausibly occur in any part
+ * A fresh boundary for one response: 32 hex digits (128 random bits), so it cannot plausibly occur in any part
  * (RFC 2046 §5.1.1 requires that it does not). Only token characters, so it needs no quoting in Content-Type.
  */
 export function multipartBoundary(): string {
-  return `custos-${randomBytes(16).toString('hex')}`;
+  return randomBytes(16).toString('hex');
 }
 
 export interface OutgoingPart {

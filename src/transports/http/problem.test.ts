@@ -29,7 +29,7 @@ describe('problemBody', () => {
       type: 'urn:custos:problem:internal',
       title: 'Internal Server Error',
       status: 500,
-      detail: 'an internal error occurred; it has been logged',
+      detail: 'internal error',
       code: 'internal',
     });
     expect(JSON.stringify(problemBody('a thrown string'))).not.toContain('thrown string');

@@ -37,7 +37,7 @@ export function problemBody(err: CustosError | unknown, instance?: string): Reco
     type: 'urn:custos:problem:internal',
     title: STATUS_CODES[500],
     status: 500,
-    detail: 'an internal error occurred; it has been logged',
+    detail: 'internal error',
     code: 'internal',
     ...(instance ? { instance } : {}),
   };
