@@ -1,21 +1,43 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 
 /**
- * Chunked AES-256-GCM object format (ARCHITECTURE.md invariant 4: a frame or byte range is read without
- * decrypting the whole object).
+ * Chunked AES-256-GCM object format, "CUSTOSB1" version 1 (ARCHITECTURE.md invariant 4: a frame or byte range
+ * is read without decrypting the whole object).
  *
- *   header (32 bytes): "CUSTOSB1" | u32 version | u32 chunkSize | 8-byte random nonce prefix | 8 reserved
- *   chunk i:           ciphertext (chunkSize bytes; the final chunk 0..chunkSize) | 16-byte GCM tag
+ *   header (32 bytes)  "CUSTOSB1" | u32 version | u32 chunkSize | 8-byte random nonce prefix | u64 plaintext length
+ *   chunk i            ciphertext of min(chunkSize, rest) plaintext bytes | 16-byte GCM tag
  *
- * Nonce = prefix || u32 i. AAD = header || u32 i || u8 final. Binding the header, the index and the final flag
- * to every chunk makes truncation, reordering, splicing chunks between objects and header edits fail
- * authentication. The plaintext length follows from the file size.
+ * All integers are big-endian. Every object has at least one chunk: an empty object is one empty final chunk, and
+ * an object whose length is a multiple of chunkSize ends with a full final chunk (no trailing empty chunk), so the
+ * chunk count and the file size follow from the plaintext length alone (see `expectedFileSize`).
+ *
+ * Nonce of chunk i = prefix || u32 i. The prefix is 64 random bits per object; the data key is per study, so a
+ * nonce repeats only if two objects of one study draw the same prefix (about n²/2^65 for n objects).
+ *
+ * AAD of chunk i = header[0..24) || u32 i || u8 final || u64 (final ? plaintext length : 0). Binding the fixed
+ * header, the index and the final flag to every chunk makes header edits, reordering, truncation at a chunk
+ * boundary and splicing chunks between objects (different prefix, so different nonce and AAD) fail authentication.
+ * The length is written into the header at commit, after the chunks, so only the final chunk can bind it; a reader
+ * also checks it against the file size before decrypting anything, which catches truncation on range reads that
+ * never touch the final chunk.
  */
 export const MAGIC = Buffer.from('CUSTOSB1', 'latin1');
+export const FORMAT_VERSION = 1;
 export const HEADER_SIZE = 32;
 export const TAG_SIZE = 16;
-export const FORMAT_VERSION = 1;
+/** Upper bound on chunkSize, so that a reader never allocates more than this for one chunk of a hostile file. */
+export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+/** Chunk indexes are u32 in the nonce. */
+export const MAX_CHUNKS = 2 ** 32;
 
+const FIXED_HEADER = 24;
+const AAD_SIZE = FIXED_HEADER + 4 + 1 + 8;
+
+export function isValidChunkSize(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 1 && n <= MAX_CHUNK_SIZE;
+}
+
+/** The header as written before the length is known (length field zero); `setHeaderLength` completes it. */
 export function makeHeader(chunkSize: number, noncePrefix: Buffer): Buffer {
   const h = Buffer.alloc(HEADER_SIZE);
   MAGIC.copy(h, 0);
@@ -25,63 +47,83 @@ export function makeHeader(chunkSize: number, noncePrefix: Buffer): Buffer {
   return h;
 }
 
+export function setHeaderLength(header: Buffer, plaintextLength: number): void {
+  header.writeBigUInt64BE(BigInt(plaintextLength), 24);
+}
+
 export interface ParsedHeader {
   chunkSize: number;
   noncePrefix: Buffer;
+  plaintextLength: number;
 }
 
+/** Undefined when the header is not a version-1 header this reader can trust to size its buffers. */
 export function parseHeader(h: Buffer): ParsedHeader | undefined {
   if (h.length < HEADER_SIZE || !h.subarray(0, 8).equals(MAGIC) || h.readUInt32BE(8) !== FORMAT_VERSION)
     return undefined;
   const chunkSize = h.readUInt32BE(12);
-  if (chunkSize < 1) return undefined;
-  return { chunkSize, noncePrefix: h.subarray(16, 24) };
+  const length = h.readBigUInt64BE(24);
+  if (!isValidChunkSize(chunkSize) || length > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return { chunkSize, noncePrefix: h.subarray(16, 24), plaintextLength: Number(length) };
+}
+
+export function chunkCount(plaintextLength: number, chunkSize: number): number {
+  return Math.max(1, Math.ceil(plaintextLength / chunkSize));
+}
+
+export function expectedFileSize(plaintextLength: number, chunkSize: number): number {
+  return HEADER_SIZE + plaintextLength + chunkCount(plaintextLength, chunkSize) * TAG_SIZE;
 }
 
 function nonce(prefix: Buffer, index: number): Buffer {
-  const n = Buffer.alloc(12);
+  const n = Buffer.allocUnsafe(12);
   prefix.copy(n, 0, 0, 8);
   n.writeUInt32BE(index, 8);
   return n;
 }
 
-function aad(header: Buffer, index: number, final: boolean): Buffer {
-  const a = Buffer.alloc(HEADER_SIZE + 5);
-  header.copy(a, 0, 0, HEADER_SIZE);
-  a.writeUInt32BE(index, HEADER_SIZE);
-  a[HEADER_SIZE + 4] = final ? 1 : 0;
+function aad(header: Buffer, index: number, finalLength: number | undefined): Buffer {
+  const a = Buffer.alloc(AAD_SIZE);
+  header.copy(a, 0, 0, FIXED_HEADER);
+  a.writeUInt32BE(index, FIXED_HEADER);
+  if (finalLength !== undefined) {
+    a[FIXED_HEADER + 4] = 1;
+    a.writeBigUInt64BE(BigInt(finalLength), FIXED_HEADER + 5);
+  }
   return a;
 }
 
-/** Encrypt one chunk given as pieces (no concatenation); returns ciphertext pieces followed by the tag. */
+/**
+ * Encrypt one chunk. `finalLength` is the object's plaintext length when this is the final chunk, undefined
+ * otherwise. Returns [ciphertext, tag] as separate buffers so that the caller can gather-write them.
+ */
 export function sealChunk(
   key: Buffer,
   header: Buffer,
-  noncePrefix: Buffer,
   index: number,
-  final: boolean,
-  pieces: Buffer[],
-): Buffer[] {
-  const c = createCipheriv('aes-256-gcm', key, nonce(noncePrefix, index));
-  c.setAAD(aad(header, index, final));
-  const out = pieces.map((p) => c.update(p));
-  const last = c.final();
-  if (last.length) out.push(last);
-  out.push(c.getAuthTag());
-  return out;
+  finalLength: number | undefined,
+  plaintext: Buffer,
+): [Buffer, Buffer] {
+  const c = createCipheriv('aes-256-gcm', key, nonce(header.subarray(16, 24), index));
+  c.setAAD(aad(header, index, finalLength));
+  const body = c.update(plaintext);
+  // GCM is a stream mode: final() emits nothing, it only computes the tag.
+  c.final();
+  return [body, c.getAuthTag()];
 }
 
-/** Decrypt and authenticate one chunk; throws if the tag does not verify. */
+/** Decrypt and authenticate one sealed chunk (ciphertext || tag); throws if the tag does not verify. */
 export function openChunk(
   key: Buffer,
   header: Buffer,
-  noncePrefix: Buffer,
   index: number,
-  final: boolean,
+  finalLength: number | undefined,
   sealed: Buffer,
 ): Buffer {
-  const d = createDecipheriv('aes-256-gcm', key, nonce(noncePrefix, index));
-  d.setAAD(aad(header, index, final));
+  const d = createDecipheriv('aes-256-gcm', key, nonce(header.subarray(16, 24), index), {
+    authTagLength: TAG_SIZE,
+  });
+  d.setAAD(aad(header, index, finalLength));
   d.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE));
   const body = d.update(sealed.subarray(0, sealed.length - TAG_SIZE));
   d.final();

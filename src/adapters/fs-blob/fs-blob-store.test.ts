@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CustosError } from '../../domain/errors.js';
 import type { BlobId } from '../../domain/ids.js';
@@ -9,7 +10,9 @@ import { FsBlobStore } from './fs-blob-store.js';
 import { HEADER_SIZE, TAG_SIZE } from './chunked-aead.js';
 
 const CHUNK = 4096;
+const SEALED = CHUNK + TAG_SIZE;
 const key = randomBytes(32);
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -25,11 +28,22 @@ async function* files(dir: string): AsyncGenerator<string> {
   }
 }
 
-const code = async (p: Promise<unknown>) =>
-  p.then(
-    () => 'no error',
-    (e: unknown) => (e instanceof CustosError ? e.code : String(e)),
-  );
+async function fileList(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const f of files(dir)) out.push(f);
+  return out;
+}
+
+/** The error a read fails with (as a CustosError), or undefined when it succeeds. */
+async function readError(it: AsyncIterable<Buffer>): Promise<CustosError | undefined> {
+  try {
+    await collect(it);
+    return undefined;
+  } catch (e) {
+    expect(e).toBeInstanceOf(CustosError);
+    return e as CustosError;
+  }
+}
 
 describe('FsBlobStore', () => {
   let root: string;
@@ -40,145 +54,301 @@ describe('FsBlobStore', () => {
   });
   afterEach(() => rm(root, { recursive: true, force: true }));
 
-  const put = async (data: Buffer, pieces = 3, k = key) => {
-    const w = await store.create(k);
+  const put = async (data: Buffer, pieces = 3, k = key, s = store) => {
+    const w = await s.create(k);
     const step = Math.max(1, Math.ceil(data.length / pieces));
     for (let i = 0; i < data.length; i += step) await w.write(data.subarray(i, i + step));
     return w.commit();
   };
   const pathOf = (id: string) => join(root, 'objects', id.slice(0, 2), id.slice(2, 4), id);
+  const patch = async (id: string, edit: (bytes: Buffer) => void) => {
+    const bytes = await readFile(pathOf(id));
+    edit(bytes);
+    await writeFile(pathOf(id), bytes);
+  };
 
-  it('round-trips objects of every size around the chunk boundary, with SHA-256', async () => {
-    for (const size of [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * 1024 * 1024 + 17]) {
-      const data = randomBytes(size);
-      const stored = await put(data, 7);
-      expect(stored.size).toBe(size);
-      expect(stored.sha256).toBe(
-        (await import('node:crypto')).createHash('sha256').update(data).digest('hex'),
-      );
-      expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(
+  it('round-trips objects of every size around the chunk boundary, with size and SHA-256', async () => {
+    for (const size of [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 3 * 1024 * 1024 + 17]) {
+      for (const pieces of [1, 7]) {
+        const data = randomBytes(size);
+        const stored = await put(data, pieces);
+        expect(stored).toMatchObject({ size, sha256: sha(data) });
+        expect(stored.blobId).toMatch(/^[0-9a-f]{32}$/);
+        expect(await store.exists(stored.blobId)).toBe(true);
+        const back = await collect(store.read(stored.blobId, key, undefined, stored.sha256));
+        expect(back.equals(data), `size ${size} in ${pieces} pieces`).toBe(true);
+      }
+    }
+  });
+
+  it('lays objects out as objects/ab/cd/<id> and writes one final chunk even for an empty object', async () => {
+    const { blobId } = await put(Buffer.alloc(0));
+    expect((await stat(pathOf(blobId))).size).toBe(HEADER_SIZE + TAG_SIZE);
+    const full = await put(randomBytes(2 * CHUNK));
+    expect((await stat(pathOf(full.blobId))).size).toBe(HEADER_SIZE + 2 * SEALED);
+    expect(await readdir(join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('writes with the default 64 KiB chunks and without fsync too', async () => {
+    const plain = new FsBlobStore({ root, fsync: false });
+    const data = randomBytes(5 * 64 * 1024 + 3);
+    const stored = await put(data, 1, key, plain);
+    expect((await stat(pathOf(stored.blobId))).size).toBe(HEADER_SIZE + data.length + 6 * TAG_SIZE);
+    expect((await collect(plain.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+    // The chunk size is read from the header, so a store configured differently reads the same object.
+    expect((await collect(store.read(stored.blobId, key))).equals(data)).toBe(true);
+  });
+
+  it('keeps what was written even when the caller reuses its buffer after write() resolves', async () => {
+    const data = randomBytes(10 * CHUNK + 999);
+    const w = await store.create(key);
+    const scratch = Buffer.alloc(1500);
+    for (let i = 0; i < data.length; i += scratch.length) {
+      const n = data.copy(scratch, 0, i, i + scratch.length);
+      await w.write(scratch.subarray(0, n));
+      scratch.fill(0xee);
+    }
+    const stored = await w.commit();
+    expect(stored.sha256).toBe(sha(data));
+    expect((await collect(store.read(stored.blobId, key))).equals(data)).toBe(true);
+  });
+
+  it('reads any byte range as exactly the plaintext slice', async () => {
+    const data = randomBytes(10 * CHUNK + 123);
+    const { blobId } = await put(data);
+    await fc.assert(
+      fc.asyncProperty(fc.nat(data.length), fc.nat(data.length), async (a, b) => {
+        const [start, end] = a <= b ? [a, b] : [b, a];
+        const got = await collect(store.read(blobId, key, { start, end }));
+        expect(got.equals(data.subarray(start, end)), `${start}-${end}`).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+    for (const [start, end] of [
+      [CHUNK - 1, CHUNK + 1],
+      [CHUNK, 2 * CHUNK],
+      [0, data.length],
+      [data.length, data.length],
+      [10 * CHUNK, data.length],
+    ] as const) {
+      expect((await collect(store.read(blobId, key, { start, end }))).equals(data.subarray(start, end))).toBe(
         true,
       );
     }
-  });
-
-  it('reads arbitrary ranges by decrypting only the chunks that cover them', async () => {
-    const data = randomBytes(10 * CHUNK + 123);
-    const { blobId } = await put(data);
-    for (let i = 0; i < 200; i++) {
-      const a = Math.floor(Math.random() * data.length);
-      const b = a + Math.floor(Math.random() * (data.length - a));
-      expect(
-        (await collect(store.read(blobId, key, { start: a, end: b }))).equals(data.subarray(a, b)),
-        `${a}-${b}`,
-      ).toBe(true);
-    }
-    expect(await code(collect(store.read(blobId, key, { start: 0, end: data.length + 1 })))).toBe(
-      'blob.bad-range',
-    );
-  });
-
-  it('detects a flipped byte in ciphertext, tag or header, a wrong key, and a wrong checksum', async () => {
-    const data = randomBytes(3 * CHUNK);
-    for (const offset of [
-      HEADER_SIZE + 5,
-      HEADER_SIZE + CHUNK + 3 /* first tag */,
-      12 /* header: chunk size */,
-      20 /* nonce prefix */,
+    for (const range of [
+      { start: 0, end: data.length + 1 },
+      { start: 5, end: 4 },
+      { start: -1, end: 4 },
+      { start: 0.5, end: 4 },
     ]) {
-      const { blobId } = await put(data);
-      const bytes = await readFile(pathOf(blobId));
+      expect(await readError(store.read(blobId, key, range))).toMatchObject({
+        code: 'blob.bad-range',
+        httpStatus: 416,
+      });
+    }
+  });
+
+  it('detects a flipped byte in any chunk ciphertext or tag, naming the blob and the chunk', async () => {
+    const data = randomBytes(3 * CHUNK + 100);
+    const { blobId } = await put(data);
+    const original = await readFile(pathOf(blobId));
+    for (let chunk = 0; chunk < 4; chunk++) {
+      const bodyLength = chunk < 3 ? CHUNK : 100;
+      for (const within of [0, bodyLength - 1, bodyLength /* first tag byte */, bodyLength + TAG_SIZE - 1]) {
+        const bytes = Buffer.from(original);
+        bytes[HEADER_SIZE + chunk * SEALED + within]! ^= 0x01;
+        await writeFile(pathOf(blobId), bytes);
+        const err = await readError(store.read(blobId, key));
+        expect(err, `chunk ${chunk} +${within}`).toMatchObject({
+          code: 'blob.integrity',
+          httpStatus: 500,
+          detail: { blobId, chunk },
+        });
+        expect(err?.message).toContain(blobId);
+        expect(err?.message).toContain(`chunk ${chunk}`);
+      }
+    }
+  });
+
+  it('detects a flipped bit in every header byte, on whole and on range reads', async () => {
+    const data = randomBytes(3 * CHUNK + 100);
+    const { blobId } = await put(data);
+    const original = await readFile(pathOf(blobId));
+    for (let offset = 0; offset < HEADER_SIZE; offset++) {
+      const bytes = Buffer.from(original);
       bytes[offset]! ^= 0x01;
       await writeFile(pathOf(blobId), bytes);
-      expect(await code(collect(store.read(blobId, key)))).toBe('blob.integrity');
+      expect((await readError(store.read(blobId, key)))?.code, `header byte ${offset}`).toBe(
+        'blob.integrity',
+      );
+      expect(
+        (await readError(store.read(blobId, key, { start: 0, end: 10 })))?.code,
+        `header byte ${offset}`,
+      ).toBe('blob.integrity');
     }
-    const { blobId, sha256 } = await put(data);
-    expect(await code(collect(store.read(blobId, randomBytes(32))))).toBe('blob.integrity');
-    expect(
-      await code(
-        collect(store.read(blobId, key, undefined, sha256.replace(/^./, sha256[0] === 'a' ? 'b' : 'a'))),
-      ),
-    ).toBe('blob.integrity');
   });
 
-  it('detects truncation, swapped chunks and a chunk spliced in from another object', async () => {
-    const data = randomBytes(4 * CHUNK + 10);
-    const sealed = CHUNK + TAG_SIZE;
+  it('detects truncation by one chunk, also when the header length is patched to match', async () => {
+    const data = randomBytes(4 * CHUNK);
     const a = await put(data);
-    await truncate(pathOf(a.blobId), HEADER_SIZE + 4 * sealed);
-    expect(await code(collect(store.read(a.blobId, key)))).toBe('blob.integrity');
+    await truncate(pathOf(a.blobId), HEADER_SIZE + 3 * SEALED);
+    expect((await readError(store.read(a.blobId, key)))?.code).toBe('blob.integrity');
+    // A range read that never touches the lost chunk still notices that the file is shorter than recorded.
+    expect((await readError(store.read(a.blobId, key, { start: 0, end: 10 })))?.code).toBe('blob.integrity');
 
     const b = await put(data);
-    const bytes = await readFile(pathOf(b.blobId));
-    const c1 = Buffer.from(bytes.subarray(HEADER_SIZE, HEADER_SIZE + sealed));
-    bytes.copy(bytes, HEADER_SIZE, HEADER_SIZE + sealed, HEADER_SIZE + 2 * sealed);
-    c1.copy(bytes, HEADER_SIZE + sealed);
-    await writeFile(pathOf(b.blobId), bytes);
-    expect(await code(collect(store.read(b.blobId, key)))).toBe('blob.integrity');
+    await truncate(pathOf(b.blobId), HEADER_SIZE + 3 * SEALED);
+    await patch(b.blobId, (bytes) => bytes.writeBigUInt64BE(BigInt(3 * CHUNK), 24));
+    // Chunk 2 was sealed as "not final", so it cannot pass as the last chunk.
+    expect(await readError(store.read(b.blobId, key))).toMatchObject({
+      code: 'blob.integrity',
+      detail: { chunk: 2 },
+    });
+
+    const c = await put(randomBytes(4 * CHUNK + 10));
+    await truncate(pathOf(c.blobId), HEADER_SIZE + 4 * SEALED);
+    expect((await readError(store.read(c.blobId, key)))?.code).toBe('blob.integrity');
+  });
+
+  it('detects two swapped chunks and a chunk spliced in from another object under the same key', async () => {
+    const data = randomBytes(4 * CHUNK + 10);
+    const b = await put(data);
+    await patch(b.blobId, (bytes) => {
+      const c0 = Buffer.from(bytes.subarray(HEADER_SIZE, HEADER_SIZE + SEALED));
+      bytes.copy(bytes, HEADER_SIZE, HEADER_SIZE + SEALED, HEADER_SIZE + 2 * SEALED);
+      c0.copy(bytes, HEADER_SIZE + SEALED);
+    });
+    expect(await readError(store.read(b.blobId, key))).toMatchObject({
+      code: 'blob.integrity',
+      detail: { chunk: 0 },
+    });
 
     const c = await put(data);
     const d = await put(data);
-    const cb = await readFile(pathOf(c.blobId));
-    const db = await readFile(pathOf(d.blobId));
-    db.copy(cb, HEADER_SIZE + sealed, HEADER_SIZE + sealed, HEADER_SIZE + 2 * sealed);
-    await writeFile(pathOf(c.blobId), cb);
-    expect(await code(collect(store.read(c.blobId, key)))).toBe('blob.integrity');
+    const donor = await readFile(pathOf(d.blobId));
+    await patch(c.blobId, (bytes) =>
+      donor.copy(bytes, HEADER_SIZE + SEALED, HEADER_SIZE + SEALED, HEADER_SIZE + 2 * SEALED),
+    );
+    expect(await readError(store.read(c.blobId, key))).toMatchObject({
+      code: 'blob.integrity',
+      detail: { chunk: 1 },
+    });
+    // Even the donor's header along with its chunk does not help: the other chunks then fail.
+    await patch(c.blobId, (bytes) => donor.copy(bytes, 0, 0, HEADER_SIZE));
+    expect((await readError(store.read(c.blobId, key)))?.code).toBe('blob.integrity');
+  });
+
+  it('refuses to decrypt under a wrong key', async () => {
+    const { blobId } = await put(randomBytes(CHUNK + 1));
+    expect(await readError(store.read(blobId, randomBytes(32)))).toMatchObject({
+      code: 'blob.integrity',
+      detail: { chunk: 0 },
+    });
+    expect(
+      (await readError(store.read(blobId, randomBytes(32), { start: CHUNK, end: CHUNK + 1 })))?.code,
+    ).toBe('blob.integrity');
+  });
+
+  it('detects a SHA-256 mismatch and holds back the final chunk when it does', async () => {
+    const data = randomBytes(3 * CHUNK + 7);
+    const { blobId, sha256 } = await put(data);
+    const wrong = sha256.replace(/^./, sha256[0] === 'a' ? 'b' : 'a');
+    const got: Buffer[] = [];
+    let failure: unknown;
+    try {
+      for await (const b of store.read(blobId, key, undefined, wrong)) got.push(b);
+    } catch (e) {
+      failure = e;
+    }
+    expect(failure).toMatchObject({ code: 'blob.integrity', httpStatus: 500 });
+    const prefix = Buffer.concat(got);
+    expect(prefix.length).toBe(3 * CHUNK);
+    expect(prefix.equals(data.subarray(0, prefix.length))).toBe(true);
+    // The digest applies to whole reads only; a range read with a digest is served by the tags alone.
+    expect(
+      (await collect(store.read(blobId, key, { start: 1, end: 9 }, wrong))).equals(data.subarray(1, 9)),
+    ).toBe(true);
   });
 
   it('never yields a byte of a chunk that fails authentication', async () => {
     const data = randomBytes(3 * CHUNK);
     const { blobId } = await put(data);
-    const bytes = await readFile(pathOf(blobId));
-    bytes[HEADER_SIZE + 2 * (CHUNK + TAG_SIZE) + 1]! ^= 0xff;
-    await writeFile(pathOf(blobId), bytes);
+    await patch(blobId, (bytes) => {
+      bytes[HEADER_SIZE + 2 * SEALED + 1]! ^= 0xff;
+    });
     const got: Buffer[] = [];
     await expect(
       (async () => {
         for await (const b of store.read(blobId, key)) got.push(b);
       })(),
     ).rejects.toThrow(/chunk 2/);
-    // Whatever was yielded before the failure is a verified prefix that stops before the bad chunk.
     const prefix = Buffer.concat(got);
     expect(prefix.length).toBeLessThanOrEqual(2 * CHUNK);
     expect(prefix.equals(data.subarray(0, prefix.length))).toBe(true);
   });
 
-  it('leaves nothing behind on abort, and nothing visible after a crash before commit', async () => {
+  it('leaves nothing in objects/ nor tmp/ after abort, and abort is idempotent', async () => {
     const w = await store.create(key);
-    await w.write(randomBytes(3 * CHUNK));
+    await w.write(randomBytes(3 * 1024 * 1024));
     await w.abort();
     await w.abort();
-    expect(await readdir(join(root, 'tmp'))).toEqual([]);
-    expect(await readdir(join(root, 'objects')).catch(() => [])).toEqual([]);
-
-    const crashed = await store.create(key);
-    await crashed.write(randomBytes(2 * 1024 * 1024));
-    // The process "dies" here: a new store on the same root sees no object and sweeps the temp file.
-    const after = new FsBlobStore({ root, chunkSize: CHUNK });
-    expect(await readdir(join(root, 'objects')).catch(() => [])).toEqual([]);
-    expect(await after.sweepTemp()).toBe(1);
-    expect(await readdir(join(root, 'tmp'))).toEqual([]);
+    expect(await fileList(root)).toEqual([]);
+    await expect(w.write(Buffer.from('x'))).rejects.toMatchObject({ code: 'blob.closed' });
+    await expect(w.commit()).rejects.toMatchObject({ code: 'blob.closed' });
   });
 
-  it('reports a missing blob as not found, and deletes idempotently', async () => {
+  it('shows no blob after a crash before commit, and sweepTemp removes the temp file', async () => {
+    const crashed = await store.create(key);
+    await crashed.write(randomBytes(2 * 1024 * 1024 + 5));
+    // The process "dies" here. A new store on the same root sees no object, and sweeps the leftover.
+    const after = new FsBlobStore({ root, chunkSize: CHUNK });
+    expect(await fileList(join(root, 'objects'))).toEqual([]);
+    expect((await readdir(join(root, 'tmp'))).length).toBe(1);
+    expect(await after.sweepTemp()).toBe(1);
+    expect(await fileList(root)).toEqual([]);
+    expect(await after.sweepTemp()).toBe(0);
+  });
+
+  it('does not sweep the temp file of its own writer that is still open', async () => {
+    const w = await store.create(key);
+    await w.write(randomBytes(100));
+    expect(await store.sweepTemp()).toBe(0);
+    const stored = await w.commit();
+    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).length).toBe(100);
+  });
+
+  it('refuses a write() that overlaps the previous one, and a data key of the wrong size', async () => {
+    const w = await store.create(key);
+    const first = w.write(randomBytes(3 * 1024 * 1024));
+    await expect(w.write(Buffer.from('x'))).rejects.toMatchObject({ code: 'blob.concurrent-write' });
+    await first;
+    await w.abort();
+    await expect(store.create(randomBytes(16))).rejects.toMatchObject({ code: 'blob.bad-key' });
+  });
+
+  it('reports a missing blob as not found (404), and deletes idempotently', async () => {
     const { blobId } = await put(randomBytes(10));
-    expect(await store.exists(blobId)).toBe(true);
     await store.delete(blobId);
     await store.delete(blobId);
     expect(await store.exists(blobId)).toBe(false);
-    expect(await code(collect(store.read(blobId, key)))).toBe('blob.not-found');
-    expect(await code(collect(store.read('../../etc/passwd' as BlobId, key)))).toBe('blob.bad-id');
+    expect(await readError(store.read(blobId, key))).toMatchObject({
+      code: 'blob.not-found',
+      httpStatus: 404,
+    });
+    expect((await readError(store.read('../../etc/passwd' as BlobId, key)))?.code).toBe('blob.bad-id');
   });
 
-  it('stores no plaintext: a marker written many times appears in no file', async () => {
+  it('stores no plaintext: a marker written many times appears in no file, during or after the write', async () => {
     const marker = Buffer.from('DOE^JANE^CUSTOSMARKER');
-    await put(Buffer.concat(Array.from({ length: 2000 }, () => marker)));
+    const many = Buffer.concat(Array.from({ length: 5000 }, () => marker));
+    const open = await store.create(key);
+    await open.write(many);
+    await put(many, 9);
     await put(marker);
-    let n = 0;
-    for await (const f of files(root)) {
-      n++;
-      expect((await readFile(f)).includes(marker)).toBe(false);
-    }
-    expect(n).toBe(2);
+    const seen = await fileList(root);
+    expect(seen.length).toBe(3);
+    for (const f of seen) expect((await readFile(f)).includes(marker), f).toBe(false);
+    await open.commit();
+    for (const f of await fileList(root)) expect((await readFile(f)).includes(marker), f).toBe(false);
   });
 });

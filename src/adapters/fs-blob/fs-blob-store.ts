@@ -1,83 +1,178 @@
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
 import { asBlobId, type BlobId } from '../../domain/ids.js';
 import type { BlobStore, BlobWriter, StoredBlob } from '../../ports/blob-store.js';
-import { HEADER_SIZE, TAG_SIZE, makeHeader, openChunk, parseHeader, sealChunk } from './chunked-aead.js';
+import {
+  HEADER_SIZE,
+  MAX_CHUNKS,
+  TAG_SIZE,
+  chunkCount,
+  expectedFileSize,
+  isValidChunkSize,
+  makeHeader,
+  openChunk,
+  parseHeader,
+  sealChunk,
+  setHeaderLength,
+} from './chunked-aead.js';
 
 export interface FsBlobStoreOptions {
   root: string;
-  /** Plaintext bytes per authenticated chunk (default 64 KiB). */
+  /** Plaintext bytes per authenticated chunk (default 64 KiB). Existing objects keep the size they were written with. */
   chunkSize?: number;
   /** fsync files and directories before a blob becomes visible (default true). */
   fsync?: boolean;
 }
 
+export const DEFAULT_CHUNK_SIZE = 64 * 1024;
+/** Ciphertext gathered before one positional write: large sequential writes, few syscalls. */
 const FLUSH_BYTES = 1024 * 1024;
+/** Ciphertext fetched by one positional read (rounded to whole chunks). */
 const READ_BATCH_BYTES = 1024 * 1024;
+/**
+ * With fsync on, a background fdatasync is started after this many bytes so the disk writes back while the
+ * next bytes are encrypted, instead of all at once in commit().
+ */
+const EARLY_SYNC_BYTES = 32 * 1024 * 1024;
+const TMP_SUFFIX = '.partial';
+const BLOB_ID_RE = /^[0-9a-f]{32}$/;
 
-const integrity = (blobId: string, chunk: number | string) =>
+const integrity = (blobId: string, chunk: number | string, why: string) =>
   new CustosError({
     code: 'blob.integrity',
-    message: `stored object ${blobId} failed its integrity check at chunk ${chunk}: it will not be served`,
+    message: `stored object ${blobId} failed its integrity check at chunk ${chunk} (${why}); it is not served`,
     httpStatus: 500,
+    detail: { blobId, chunk },
   });
 
+const isErrno = (e: unknown, code: string) => (e as NodeJS.ErrnoException | undefined)?.code === code;
+
+async function fsyncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
 /**
- * Encrypted, checksummed blobs on the local filesystem (see chunked-aead.ts for the format). Writes go to tmp/,
- * are fsynced and renamed into objects/ab/cd/<id>, then the directory is fsynced: a blob is either complete
- * and durable or invisible.
+ * Encrypted, checksummed blobs on the local filesystem (format: chunked-aead.ts).
+ *
+ * Layout: `root/objects/ab/cd/<blobId>` for committed objects and `root/tmp/<blobId>.partial` for writes in
+ * flight. A writer encrypts into tmp/, fdatasyncs, renames into objects/ and fsyncs the directory, so an object
+ * is either complete and durable or absent; `sweepTemp()` removes what a crash left in tmp/.
  */
 export class FsBlobStore implements BlobStore {
+  readonly root: string;
   private readonly chunkSize: number;
   private readonly fsync: boolean;
-  private readonly knownDirs = new Set<string>();
+  /** Directories known to exist (and, for those this process created, whose entry is durable). */
+  private readonly dirs = new Map<string, Promise<void>>();
+  /** Temp files of writers of this instance that are still open: sweepTemp leaves them alone. */
+  private readonly inFlight = new Set<string>();
 
-  constructor(private readonly opts: FsBlobStoreOptions) {
-    this.chunkSize = opts.chunkSize ?? 64 * 1024;
+  constructor(opts: FsBlobStoreOptions) {
+    this.root = resolve(opts.root);
+    this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.fsync = opts.fsync ?? true;
+    if (!isValidChunkSize(this.chunkSize)) {
+      throw new CustosError({
+        code: 'config.invalid',
+        message: `blob chunk size ${this.chunkSize} is not an integer between 1 and 64 MiB`,
+      });
+    }
   }
 
   private pathOf(id: string): string {
-    if (!/^[0-9a-f]{32}$/.test(id))
+    if (!BLOB_ID_RE.test(id))
       throw new CustosError({ code: 'blob.bad-id', message: `'${id}' is not a blob id`, httpStatus: 400 });
-    return join(this.opts.root, 'objects', id.slice(0, 2), id.slice(2, 4), id);
+    return join(this.root, 'objects', id.slice(0, 2), id.slice(2, 4), id);
+  }
+
+  /**
+   * mkdir -p that also makes each newly created entry durable (fsync of its parent), memoised so that concurrent
+   * commits into a new directory all wait for the same fsync.
+   */
+  private ensureDir(dir: string): Promise<void> {
+    let p = this.dirs.get(dir);
+    if (!p) {
+      p = (async () => {
+        if (dir === this.root || dirname(dir) === dir) {
+          await mkdir(dir, { recursive: true, mode: 0o700 });
+          return;
+        }
+        await this.ensureDir(dirname(dir));
+        try {
+          await mkdir(dir, { mode: 0o700 });
+        } catch (e) {
+          if (isErrno(e, 'EEXIST')) return;
+          throw e;
+        }
+        if (this.fsync) await fsyncDir(dirname(dir));
+      })();
+      this.dirs.set(dir, p);
+      p.catch(() => this.dirs.delete(dir));
+    }
+    return p;
   }
 
   async create(dataKey: Buffer): Promise<BlobWriter> {
-    const tmpDir = join(this.opts.root, 'tmp');
-    if (!this.knownDirs.has(tmpDir)) {
-      await mkdir(tmpDir, { recursive: true, mode: 0o700 });
-      this.knownDirs.add(tmpDir);
-    }
+    if (dataKey.length !== 32)
+      throw new CustosError({ code: 'blob.bad-key', message: 'a blob data key must be 32 bytes (AES-256)' });
+    const tmpDir = join(this.root, 'tmp');
+    await this.ensureDir(tmpDir);
     const id = randomBytes(16).toString('hex');
-    const tmpPath = join(tmpDir, `${id}.partial`);
+    const tmpPath = join(tmpDir, id + TMP_SUFFIX);
     const fh = await open(tmpPath, 'wx', 0o600);
-    return new FsBlobWriter(this, fh, tmpPath, id, dataKey, this.chunkSize);
+    this.inFlight.add(tmpPath);
+    return new FsBlobWriter(
+      {
+        publish: (h) => this.publish(h, tmpPath, id),
+        discard: (h) => this.discard(h, tmpPath),
+      },
+      fh,
+      id,
+      dataKey,
+      this.chunkSize,
+      this.fsync,
+    );
   }
 
-  /** @internal the writer's commit: durable rename into place. */
-  async publish(fh: FileHandle, tmpPath: string, id: string): Promise<void> {
+  private async publish(fh: FileHandle, tmpPath: string, id: string): Promise<void> {
     if (this.fsync) await fh.datasync();
     await fh.close();
     const finalPath = this.pathOf(id);
-    const dir = join(finalPath, '..');
-    if (!this.knownDirs.has(dir)) {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      this.knownDirs.add(dir);
-    }
+    const dir = dirname(finalPath);
+    await this.ensureDir(dir);
     await rename(tmpPath, finalPath);
+    this.inFlight.delete(tmpPath);
     if (this.fsync) {
-      const d = await open(dir, 'r');
       try {
-        await d.sync();
-      } finally {
-        await d.close();
+        await fsyncDir(dir);
+      } catch (e) {
+        // The caller will treat the write as failed, so the object must not stay visible as an orphan.
+        await rm(finalPath, { force: true });
+        throw e;
       }
     }
   }
 
+  private async discard(fh: FileHandle, tmpPath: string): Promise<void> {
+    await fh.close().catch(() => undefined);
+    await rm(tmpPath, { force: true });
+    this.inFlight.delete(tmpPath);
+  }
+
+  /**
+   * Yields plaintext [start, end) of the blob. Each chunk's GCM tag is verified before any byte of that chunk
+   * is yielded, so a failure stops the stream at the first bad chunk. With `expectSha256` on a whole-object read
+   * the digest is checked too; the final chunk is held back until the digest matches, so a consumer that sees
+   * the stream end normally has received exactly the recorded bytes (earlier chunks were already yielded, each
+   * authenticated by its tag).
+   */
   async *read(
     blobId: BlobId,
     dataKey: Buffer,
@@ -88,195 +183,343 @@ export class FsBlobStore implements BlobStore {
     try {
       fh = await open(this.pathOf(blobId), 'r');
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (isErrno(cause, 'ENOENT')) {
         throw new CustosError({
           code: 'blob.not-found',
-          message: `stored object ${blobId} is missing`,
+          message: `stored object ${blobId} is missing from the blob store`,
           httpStatus: 404,
+          detail: { blobId },
           cause,
         });
       }
       throw cause;
     }
+    let prefetch: Promise<unknown> | undefined;
     try {
       const { size: fileSize } = await fh.stat();
       const header = Buffer.alloc(HEADER_SIZE);
-      if (
-        fileSize < HEADER_SIZE + TAG_SIZE ||
-        (await fh.read(header, 0, HEADER_SIZE, 0)).bytesRead !== HEADER_SIZE
-      )
-        throw integrity(blobId, 'header');
-      const parsed = parseHeader(header);
-      if (!parsed) throw integrity(blobId, 'header');
-      const { chunkSize, noncePrefix } = parsed;
-      const sealedSize = chunkSize + TAG_SIZE;
-      const chunks = Math.max(1, Math.ceil((fileSize - HEADER_SIZE) / sealedSize));
-      const plainSize = fileSize - HEADER_SIZE - chunks * TAG_SIZE;
-      if (plainSize < 0) throw integrity(blobId, 'length');
+      const { bytesRead: headerRead } = await fh.read(header, 0, HEADER_SIZE, 0);
+      const parsed = headerRead === HEADER_SIZE ? parseHeader(header) : undefined;
+      if (!parsed) throw integrity(blobId, 'header', 'not a CUSTOSB1 version 1 header');
+      const { chunkSize, plaintextLength: length } = parsed;
+      if (fileSize !== expectedFileSize(length, chunkSize))
+        throw integrity(blobId, 'header', 'file size does not match the recorded length');
+
       const start = range?.start ?? 0;
-      const end = range?.end ?? plainSize;
-      if (start < 0 || end > plainSize || start > end) {
+      const end = range?.end ?? length;
+      if (
+        !Number.isSafeInteger(start) ||
+        !Number.isSafeInteger(end) ||
+        start < 0 ||
+        end > length ||
+        start > end
+      ) {
         throw new CustosError({
           code: 'blob.bad-range',
-          message: `range ${start}-${end} is outside the object of ${plainSize} bytes`,
+          message: `byte range ${start}-${end} is outside the object of ${length} bytes`,
           httpStatus: 416,
         });
       }
-      const whole = start === 0 && end === plainSize;
-      const hash: Hash | undefined = whole && expectSha256 ? createHash('sha256') : undefined;
+      const whole = start === 0 && end === length;
       if (start === end && !whole) return;
+      const hash = whole && expectSha256 !== undefined ? createHash('sha256') : undefined;
+
+      const chunks = chunkCount(length, chunkSize);
+      const sealedSize = chunkSize + TAG_SIZE;
       const first = Math.floor(start / chunkSize);
-      const last = Math.max(first, Math.ceil(end / chunkSize) - 1);
+      const last = Math.min(chunks - 1, Math.max(first, Math.ceil(end / chunkSize) - 1));
       const perBatch = Math.max(1, Math.floor(READ_BATCH_BYTES / sealedSize));
-      // Ciphertext lands in one reused buffer; each decrypted chunk is fresh memory that the consumer keeps.
-      let buf: Buffer | undefined;
-      for (let i = first; i <= Math.min(last, chunks - 1); i += perBatch) {
-        const n = Math.min(perBatch, Math.min(last, chunks - 1) - i + 1);
-        const pos = HEADER_SIZE + i * sealedSize;
-        const len = Math.min(n * sealedSize, fileSize - pos);
-        if (!buf || buf.length < len)
-          buf = Buffer.allocUnsafe(Math.min(perBatch * sealedSize, fileSize - pos));
-        const { bytesRead } = await fh.read(buf, 0, len, pos);
-        if (bytesRead !== len) throw integrity(blobId, i);
+      // Whole sealed chunks from chunk i up to the batch size, the last wanted chunk, or the end of the file.
+      const batchBytes = (i: number) =>
+        Math.min(Math.min(perBatch, last - i + 1) * sealedSize, fileSize - (HEADER_SIZE + i * sealedSize));
+      // Two buffers when there is more than one batch: the next batch is read (in the libuv pool) while this one
+      // is decrypted.
+      const bufs = [Buffer.allocUnsafe(batchBytes(first))];
+      if (last - first + 1 > perBatch) bufs.push(Buffer.allocUnsafe(batchBytes(first)));
+      const readBatch = (i: number, buf: Buffer) => {
+        const len = batchBytes(i);
+        return fh.read(buf, 0, len, HEADER_SIZE + i * sealedSize).then(({ bytesRead }) => {
+          if (bytesRead !== len) throw integrity(blobId, i, 'short read');
+          return buf.subarray(0, len);
+        });
+      };
+      let pending = readBatch(first, bufs[0]!);
+      prefetch = pending;
+      let held: Buffer | undefined;
+      for (let i = first, turn = 0; i <= last; i += perBatch, turn ^= 1) {
+        const batch = await pending;
+        if (i + perBatch <= last) {
+          pending = readBatch(i + perBatch, bufs[turn ^ 1]!);
+          // A consumer that stops early must not leave a read racing the close below.
+          prefetch = pending.catch(() => undefined);
+        }
+        const n = Math.min(perBatch, last - i + 1);
         for (let k = 0; k < n; k++) {
           const index = i + k;
-          const sealed = buf.subarray(k * sealedSize, Math.min(len, (k + 1) * sealedSize));
+          const sealed = batch.subarray(k * sealedSize, Math.min(batch.length, (k + 1) * sealedSize));
+          const isFinal = index === chunks - 1;
           let plain: Buffer;
           try {
-            plain = openChunk(dataKey, header, noncePrefix, index, index === chunks - 1, sealed);
-          } catch {
-            throw integrity(blobId, index);
+            plain = openChunk(dataKey, header, index, isFinal ? length : undefined, sealed);
+          } catch (cause) {
+            throw Object.assign(integrity(blobId, index, 'authentication tag mismatch'), { cause });
           }
+          hash?.update(plain);
           const chunkStart = index * chunkSize;
           const from = Math.max(start, chunkStart) - chunkStart;
           const to = Math.min(end, chunkStart + plain.length) - chunkStart;
-          hash?.update(plain);
-          if (to > from) yield plain.subarray(from, to);
+          const slice = plain.subarray(from, to);
+          if (hash && isFinal) held = slice;
+          else if (slice.length > 0) yield slice;
         }
       }
-      if (hash && hash.digest('hex') !== expectSha256) {
-        throw new CustosError({
-          code: 'blob.integrity',
-          message: `stored object ${blobId} does not match its recorded SHA-256`,
-          httpStatus: 500,
-        });
+      if (hash) {
+        if (hash.digest('hex') !== expectSha256?.toLowerCase()) {
+          throw new CustosError({
+            code: 'blob.integrity',
+            message: `stored object ${blobId} does not match its recorded SHA-256; it is not served`,
+            httpStatus: 500,
+            detail: { blobId, chunk: 'sha256' },
+          });
+        }
+        if (held && held.length > 0) yield held;
       }
     } finally {
+      await prefetch?.catch(() => undefined);
       await fh.close();
     }
   }
 
   async exists(blobId: BlobId): Promise<boolean> {
-    return stat(this.pathOf(blobId)).then(
-      () => true,
-      () => false,
-    );
+    try {
+      await stat(this.pathOf(blobId));
+      return true;
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return false;
+      throw e;
+    }
   }
 
   async delete(blobId: BlobId): Promise<void> {
-    await unlink(this.pathOf(blobId)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') throw e;
-    });
+    try {
+      await unlink(this.pathOf(blobId));
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw e;
+    }
   }
 
+  /** Removes everything in tmp/ except the temp files of this instance's open writers. */
   async sweepTemp(): Promise<number> {
-    const dir = join(this.opts.root, 'tmp');
-    const names = await readdir(dir).catch(() => [] as string[]);
-    for (const n of names) await rm(join(dir, n), { force: true });
-    return names.length;
+    const dir = join(this.root, 'tmp');
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return 0;
+      throw e;
+    }
+    let removed = 0;
+    for (const n of names) {
+      const p = join(dir, n);
+      if (this.inFlight.has(p)) continue;
+      await rm(p, { force: true, recursive: true });
+      removed++;
+    }
+    return removed;
   }
 }
 
+interface WriterHooks {
+  publish(fh: FileHandle): Promise<void>;
+  discard(fh: FileHandle): Promise<void>;
+}
+
+/**
+ * Encrypts as bytes arrive. Whole chunks are sealed straight from the caller's buffer; only a partial tail is
+ * copied (into `staging`), so the caller may reuse its buffer once write() resolves. Ciphertext is gathered up to
+ * FLUSH_BYTES and written with one positional writev while the next batch is being encrypted; write() waits only
+ * when a second batch is full before the first has reached the disk (back-pressure, bounded memory).
+ */
 class FsBlobWriter implements BlobWriter {
+  readonly #key: Buffer;
   private readonly hash = createHash('sha256');
   private readonly header: Buffer;
-  private readonly noncePrefix = randomBytes(8);
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly staging: Buffer;
+  private staged = 0;
   private out: Buffer[] = [];
   private outBytes = 0;
-  private filePos = 0;
+  private filePos = HEADER_SIZE;
+  private inflight: Promise<void> | undefined;
+  private syncing: Promise<void> | undefined;
+  private syncedTo = 0;
+  private failure: unknown;
   private index = 0;
   private size = 0;
-  private closed = false;
+  private state: 'open' | 'committing' | 'done' = 'open';
+  private writing = false;
 
   constructor(
-    private readonly store: FsBlobStore,
+    private readonly hooks: WriterHooks,
     private readonly fh: FileHandle,
-    private readonly tmpPath: string,
     private readonly id: string,
-    private readonly key: Buffer,
+    key: Buffer,
     private readonly chunkSize: number,
+    private readonly earlySync: boolean,
   ) {
-    this.header = makeHeader(chunkSize, this.noncePrefix);
-    this.out.push(this.header);
-    this.outBytes = HEADER_SIZE;
+    this.#key = key;
+    this.header = makeHeader(chunkSize, randomBytes(8));
+    this.staging = Buffer.allocUnsafe(chunkSize);
   }
 
-  /** Take `n` bytes off the pending list as pieces, without copying. */
-  private takePending(n: number): Buffer[] {
-    const pieces: Buffer[] = [];
-    while (n > 0) {
-      const head = this.pending[0]!;
-      if (head.length <= n) {
-        pieces.push(head);
-        this.pending.shift();
-        n -= head.length;
-        this.pendingBytes -= head.length;
-      } else {
-        pieces.push(head.subarray(0, n));
-        this.pending[0] = head.subarray(n);
-        this.pendingBytes -= n;
-        n = 0;
-      }
+  private seal(plaintext: Buffer, finalLength: number | undefined) {
+    if (this.index >= MAX_CHUNKS) {
+      throw new CustosError({
+        code: 'blob.too-large',
+        message: `an object may have at most 2^32 chunks of ${this.chunkSize} bytes`,
+        httpStatus: 413,
+      });
     }
-    return pieces;
+    const [body, tag] = sealChunk(this.#key, this.header, this.index++, finalLength, plaintext);
+    this.out.push(body, tag);
+    this.outBytes += body.length + TAG_SIZE;
   }
 
-  private seal(final: boolean, pieces: Buffer[]) {
-    for (const b of sealChunk(this.key, this.header, this.noncePrefix, this.index++, final, pieces)) {
-      this.out.push(b);
-      this.outBytes += b.length;
-    }
-  }
-
-  private async flush() {
-    if (this.outBytes === 0) return;
+  /** Starts writing the gathered ciphertext; waits for the previous write first (at most one in flight). */
+  private async flush(): Promise<void> {
+    if (this.inflight) await this.inflight;
+    if (this.failure) throw this.failure;
+    // abort() may have closed the file while a write() that was not awaited was still encrypting.
+    if (this.state === 'done') throw this.closedError('write');
     const bufs = this.out;
     const len = this.outBytes;
+    const pos = this.filePos;
     this.out = [];
     this.outBytes = 0;
-    const { bytesWritten } = await this.fh.writev(bufs, this.filePos);
-    if (bytesWritten !== len)
-      throw new CustosError({ code: 'blob.write-failed', message: 'short write to the blob store' });
     this.filePos += len;
+    this.inflight = this.fh.writev(bufs, pos).then(
+      ({ bytesWritten }) => {
+        if (bytesWritten !== len)
+          this.failure = new CustosError({
+            code: 'blob.write-failed',
+            message: 'short write to the blob store',
+          });
+      },
+      (e: unknown) => {
+        this.failure = e;
+      },
+    );
+    if (this.earlySync && !this.syncing && this.filePos - this.syncedTo >= EARLY_SYNC_BYTES) {
+      const upTo = this.filePos;
+      const written = this.inflight;
+      // Linux may report a writeback error to one fsync only, so a failed early sync fails the commit.
+      this.syncing = written
+        .then(() => this.fh.datasync())
+        .then(
+          () => {
+            this.syncedTo = upTo;
+            this.syncing = undefined;
+          },
+          (e: unknown) => {
+            this.failure = e;
+            this.syncing = undefined;
+          },
+        );
+    }
+  }
+
+  /** Resolves when no write or background sync of this writer is running. */
+  private async settle(): Promise<void> {
+    await this.inflight;
+    await this.syncing;
+  }
+
+  private closedError(what: string) {
+    return new CustosError({
+      code: 'blob.closed',
+      message: `${what} on a blob writer that was committed or aborted`,
+    });
+  }
+
+  private overlapError(what: string) {
+    return new CustosError({
+      code: 'blob.concurrent-write',
+      message: `${what} was called before the previous write() resolved`,
+    });
   }
 
   async write(chunk: Buffer): Promise<void> {
-    if (this.closed) throw new CustosError({ code: 'blob.closed', message: 'write after commit or abort' });
-    if (chunk.length === 0) return;
+    if (this.state !== 'open') throw this.closedError('write');
+    if (this.writing) throw this.overlapError('write()');
+    if (this.failure) throw this.failure;
+    this.writing = true;
+    try {
+      await this.accept(chunk);
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async accept(chunk: Buffer): Promise<void> {
+    const cs = this.chunkSize;
     this.hash.update(chunk);
     this.size += chunk.length;
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    // A chunk is sealed only once a byte after it exists, so the final chunk is always known as final.
-    while (this.pendingBytes > this.chunkSize) this.seal(false, this.takePending(this.chunkSize));
+    let off = 0;
+    // A chunk is sealed only once a byte after it exists, so the final chunk is always known to be final.
+    while (off < chunk.length) {
+      if (this.staged === cs) {
+        this.seal(this.staging, undefined);
+        this.staged = 0;
+      }
+      if (this.staged === 0 && chunk.length - off > cs) {
+        this.seal(chunk.subarray(off, off + cs), undefined);
+        off += cs;
+        // One large write() must not turn into an equally large ciphertext backlog.
+        if (this.outBytes >= FLUSH_BYTES) await this.flush();
+        continue;
+      }
+      const n = Math.min(cs - this.staged, chunk.length - off);
+      chunk.copy(this.staging, this.staged, off, off + n);
+      this.staged += n;
+      off += n;
+    }
     if (this.outBytes >= FLUSH_BYTES) await this.flush();
   }
 
   async commit(): Promise<StoredBlob> {
-    if (this.closed) throw new CustosError({ code: 'blob.closed', message: 'commit after commit or abort' });
-    this.seal(true, this.takePending(this.pendingBytes));
-    await this.flush();
-    this.closed = true;
-    await this.store.publish(this.fh, this.tmpPath, this.id);
-    return { blobId: asBlobId(this.id), size: this.size, sha256: this.hash.digest('hex') };
+    if (this.state !== 'open') throw this.closedError('commit');
+    if (this.writing) throw this.overlapError('commit()');
+    this.state = 'committing';
+    try {
+      if (this.failure) throw this.failure;
+      this.seal(this.staging.subarray(0, this.staged), this.size);
+      setHeaderLength(this.header, this.size);
+      if (this.filePos === HEADER_SIZE) {
+        // Nothing flushed yet (a small object): header and chunks in one write.
+        this.out.unshift(this.header);
+        this.outBytes += HEADER_SIZE;
+        this.filePos = 0;
+        await this.flush();
+      } else {
+        await this.flush();
+        await this.fh.write(this.header, 0, HEADER_SIZE, 0);
+      }
+      await this.settle();
+      if (this.failure) throw this.failure;
+      await this.hooks.publish(this.fh);
+      this.state = 'done';
+      return { blobId: asBlobId(this.id), size: this.size, sha256: this.hash.digest('hex') };
+    } catch (e) {
+      this.state = 'done';
+      await this.settle();
+      await this.hooks.discard(this.fh).catch(() => undefined);
+      throw e;
+    }
   }
 
   async abort(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.fh.close().catch(() => undefined);
-    await rm(this.tmpPath, { force: true });
+    if (this.state !== 'open') return;
+    this.state = 'done';
+    await this.settle();
+    await this.hooks.discard(this.fh);
   }
 }
