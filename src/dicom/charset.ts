@@ -1,7 +1,9 @@
 /**
  * Specific Character Set (0008,0005) to a text decoder (PS3.3 C.12.1.1.2, PS3.5 §6.1). Node ships full ICU, so
- * TextDecoder covers the single-byte ISO 8859 parts, UTF-8, GB18030/GBK and ISO 2022 JP.
+ * TextDecoder covers the ISO 8859 parts, UTF-8, GB18030/GBK, EUC-KR and ISO 2022 JP.
  */
+
+/** Single-valued defined terms without code extensions (PS3.3 Table C.12-2 and C.12-5). */
 const SINGLE: Record<string, string> = {
   '': 'latin1',
   ISO_IR_6: 'latin1',
@@ -15,30 +17,60 @@ const SINGLE: Record<string, string> = {
   ISO_IR_138: 'iso-8859-8',
   ISO_IR_148: 'iso-8859-9',
   ISO_IR_203: 'iso-8859-15',
-  ISO_IR_13: 'shift_jis',
+  ISO_IR_13: 'jis-x0201',
   ISO_IR_166: 'windows-874',
   ISO_IR_192: 'utf-8',
   GB18030: 'gb18030',
   GBK: 'gbk',
 };
-const EXTENSION: Record<string, string> = {
-  ISO_2022_IR_6: 'latin1',
-  ISO_2022_IR_100: 'latin1',
-  ISO_2022_IR_101: 'iso-8859-2',
-  ISO_2022_IR_109: 'iso-8859-3',
-  ISO_2022_IR_110: 'iso-8859-4',
-  ISO_2022_IR_144: 'iso-8859-5',
-  ISO_2022_IR_127: 'iso-8859-6',
-  ISO_2022_IR_126: 'iso-8859-7',
-  ISO_2022_IR_138: 'iso-8859-8',
-  ISO_2022_IR_148: 'iso-8859-9',
-  ISO_2022_IR_203: 'iso-8859-15',
-  ISO_2022_IR_13: 'shift_jis',
-  ISO_2022_IR_166: 'windows-874',
-  ISO_2022_IR_87: 'iso-2022-jp',
-  ISO_2022_IR_159: 'iso-2022-jp',
-  ISO_2022_IR_149: 'euc-kr',
-  ISO_2022_IR_58: 'gb2312',
+
+/**
+ * One graphic character set reachable through ISO 2022 escapes (PS3.3 Table C.12-3 and C.12-4). `g` is the
+ * code element it is designated to; `decoder` decodes a run of bytes in that set.
+ */
+interface G {
+  g: 0 | 1;
+  decoder: string;
+}
+const ASCII: G = { g: 0, decoder: 'latin1' };
+const ESCAPES: Record<string, G> = {
+  '\x1b(B': ASCII,
+  '\x1b(J': { g: 0, decoder: 'jis-x0201' },
+  '\x1b)I': { g: 1, decoder: 'jis-x0201-kana' },
+  '\x1b-A': { g: 1, decoder: 'latin1' },
+  '\x1b-B': { g: 1, decoder: 'iso-8859-2' },
+  '\x1b-C': { g: 1, decoder: 'iso-8859-3' },
+  '\x1b-D': { g: 1, decoder: 'iso-8859-4' },
+  '\x1b-L': { g: 1, decoder: 'iso-8859-5' },
+  '\x1b-G': { g: 1, decoder: 'iso-8859-6' },
+  '\x1b-F': { g: 1, decoder: 'iso-8859-7' },
+  '\x1b-H': { g: 1, decoder: 'iso-8859-8' },
+  '\x1b-M': { g: 1, decoder: 'iso-8859-9' },
+  '\x1b-b': { g: 1, decoder: 'iso-8859-15' },
+  '\x1b-T': { g: 1, decoder: 'windows-874' },
+  '\x1b$B': { g: 0, decoder: 'jis-x0208' },
+  '\x1b$)C': { g: 1, decoder: 'euc-kr' },
+  '\x1b$)A': { g: 1, decoder: 'gbk' },
+};
+/** The escape each ISO 2022 defined term stands for; its set is active at the start of a value when named first. */
+const EXTENSION: Record<string, string[]> = {
+  ISO_2022_IR_6: ['\x1b(B'],
+  ISO_2022_IR_100: ['\x1b-A'],
+  ISO_2022_IR_101: ['\x1b-B'],
+  ISO_2022_IR_109: ['\x1b-C'],
+  ISO_2022_IR_110: ['\x1b-D'],
+  ISO_2022_IR_144: ['\x1b-L'],
+  ISO_2022_IR_127: ['\x1b-G'],
+  ISO_2022_IR_126: ['\x1b-F'],
+  ISO_2022_IR_138: ['\x1b-H'],
+  ISO_2022_IR_148: ['\x1b-M'],
+  ISO_2022_IR_203: ['\x1b-b'],
+  ISO_2022_IR_166: ['\x1b-T'],
+  ISO_2022_IR_13: ['\x1b(J', '\x1b)I'],
+  ISO_2022_IR_87: ['\x1b$B'],
+  ISO_2022_IR_159: ['\x1b$(D'],
+  ISO_2022_IR_149: ['\x1b$)C'],
+  ISO_2022_IR_58: ['\x1b$)A'],
 };
 
 export interface TextDecoding {
@@ -47,15 +79,118 @@ export interface TextDecoding {
   warning?: string;
 }
 
-const cache = new Map<string, TextDecoding>();
+const decoders = new Map<string, (b: Buffer) => string>();
 
 function decoderFor(label: string): (b: Buffer) => string {
-  if (label === 'latin1') return (b) => b.toString('latin1');
-  if (label === 'utf-8') return (b) => b.toString('utf8');
-  const d = new TextDecoder(label);
-  return (b) => d.decode(b);
+  const hit = decoders.get(label);
+  if (hit) return hit;
+  let d: (b: Buffer) => string;
+  if (label === 'latin1') d = (b) => b.toString('latin1');
+  else if (label === 'utf-8') d = (b) => b.toString('utf8');
+  else if (label === 'jis-x0201' || label === 'jis-x0201-kana') {
+    // JIS X 0201: its G0 half is ASCII except 0x7E (overline) and 0x5C (yen, but kept as a backslash: PS3.5 §6.1.3
+    // keeps it the value delimiter); its G1 half is half-width katakana (0xA1-0xDF to U+FF61-U+FF9F). '-kana' is the
+    // G1 half alone, beside ASCII in G0.
+    const roman = label === 'jis-x0201';
+    d = (b) => {
+      let out = '';
+      for (const byte of b) {
+        if (roman && byte === 0x7e) out += '\u203e';
+        else if (byte < 0x80) out += String.fromCharCode(byte);
+        else if (byte >= 0xa1 && byte <= 0xdf) out += String.fromCharCode(0xff61 + byte - 0xa1);
+        else out += '\ufffd';
+      }
+      return out;
+    };
+  } else if (label === 'jis-x0208') {
+    // A run of JIS X 0208 bytes (designated to G0): the ISO-2022-JP decoder reads it once the escape is restored.
+    const jp = new TextDecoder('iso-2022-jp');
+    d = (b) =>
+      jp.decode(Buffer.concat([Buffer.from('\x1b$B', 'latin1'), b, Buffer.from('\x1b(B', 'latin1')]));
+  } else {
+    const td = new TextDecoder(label);
+    d = (b) => td.decode(b);
+  }
+  decoders.set(label, d);
+  return d;
 }
 
+/**
+ * PS3.5 §6.1.2.5: ISO 2022 code extensions. Escape sequences switch G0 (bytes 0x21-0x7E) or G1 (0xA1-0xFE)
+ * to another set; each run between escapes is decoded with the sets active at that point.
+ */
+function iso2022Decoder(initial: string[]): { decode: (b: Buffer) => string; unsupported: string[] } {
+  const unsupported: string[] = [];
+  const start = { g0: ASCII, g1: undefined as G | undefined };
+  for (const esc of initial) {
+    const set = ESCAPES[esc];
+    if (!set) continue;
+    if (set.g === 0) start.g0 = set;
+    else start.g1 = set;
+  }
+  const decode = (b: Buffer): string => {
+    let g0 = start.g0;
+    let g1 = start.g1;
+    let out = '';
+    let runStart = 0;
+    const flush = (end: number) => {
+      if (end <= runStart) return;
+      out += decodeRun(b.subarray(runStart, end), g0, g1);
+    };
+    for (let i = 0; i < b.length; i++) {
+      if (b[i] !== 0x1b) continue;
+      flush(i);
+      let matched = false;
+      for (const len of [3, 4]) {
+        const esc = b.toString('latin1', i, i + len);
+        const set = ESCAPES[esc];
+        if (set) {
+          if (set.g === 0) g0 = set;
+          else g1 = set;
+          i += len - 1;
+          matched = true;
+          break;
+        }
+      }
+      if (!matched) {
+        // An escape to a set we cannot decode (e.g. JIS X 0212): its bytes come out as '?' runs, not garbage.
+        const esc = b.toString('latin1', i, i + 4);
+        if (!unsupported.includes(esc)) unsupported.push(esc);
+        g0 = { g: 0, decoder: 'unknown' };
+        i += esc.startsWith('\x1b$(') || esc.startsWith('\x1b$)') ? 3 : 2;
+      }
+      runStart = i + 1;
+    }
+    flush(b.length);
+    return out;
+  };
+  return { decode, unsupported };
+}
+
+function decodeRun(run: Buffer, g0: G, g1: G | undefined): string {
+  if (g0.decoder === 'unknown') return '?'.repeat(Math.ceil(run.length / 2));
+  if (g0.decoder === 'jis-x0208') {
+    // Control characters (CR, LF, TAB, FF) stay single bytes even while JIS X 0208 is in G0.
+    return decoderFor('jis-x0208')(run);
+  }
+  if (!g1 || g1.decoder === 'latin1') return decoderFor(g0.decoder)(run);
+  // G0 is a single-byte set, G1 gives meaning to the high half: decode high bytes with the G1 set.
+  if (g0.decoder === 'latin1') return decoderFor(g1.decoder)(run);
+  let out = '';
+  let i = 0;
+  while (i < run.length) {
+    let j = i;
+    const high = run[i]! >= 0x80;
+    while (j < run.length && run[j]! >= 0x80 === high) j++;
+    out += decoderFor(high ? g1.decoder : g0.decoder)(run.subarray(i, j));
+    i = j;
+  }
+  return out;
+}
+
+const cache = new Map<string, TextDecoding>();
+
+/** The decoder for a Specific Character Set value list (undefined or empty: the default repertoire). */
 export function textDecoding(values: string[] | undefined): TextDecoding {
   const key = (values ?? []).join('\\');
   const hit = cache.get(key);
@@ -64,17 +199,18 @@ export function textDecoding(values: string[] | undefined): TextDecoding {
   let result: TextDecoding;
   if (norm.length <= 1 && SINGLE[norm[0] ?? ''] !== undefined) {
     result = { decode: decoderFor(SINGLE[norm[0] ?? '']!) };
-  } else if (norm.every((v) => v === '' || EXTENSION[v] !== undefined)) {
-    // Code extensions: when a multi-byte set is named, its ISO 2022 decoder handles the escape sequences;
-    // otherwise the first single-byte set applies.
-    const multi = norm
-      .map((v) => EXTENSION[v])
-      .find((l) => l === 'iso-2022-jp' || l === 'euc-kr' || l === 'gb2312');
-    const label = multi ?? EXTENSION[norm.find((v) => v !== '') ?? 'ISO_2022_IR_6']!;
+  } else if (norm.every((v) => v === '' || EXTENSION[v] !== undefined || SINGLE[v] !== undefined)) {
+    // PS3.3 C.12.1.1.2: with code extensions, value 1 is the set active at the start of every value (empty value 1 is
+    // ASCII); a single-byte term without ISO 2022 in value 1 is treated as its ISO 2022 twin.
+    const first = norm[0] ?? '';
+    const initial = EXTENSION[first] ?? EXTENSION[first.replace(/^ISO_IR/, 'ISO_2022_IR')] ?? [];
+    const named = norm.flatMap((v) => EXTENSION[v] ?? EXTENSION[v.replace(/^ISO_IR/, 'ISO_2022_IR')] ?? []);
+    const unsupported = named.filter((e) => !ESCAPES[e]);
+    const dec = iso2022Decoder(initial);
     result = {
-      decode: decoderFor(label),
-      ...(norm.length > 1 && multi !== 'iso-2022-jp'
-        ? { warning: `character set ${key}: ISO 2022 code extensions decoded approximately as ${label}` }
+      decode: dec.decode,
+      ...(unsupported.length
+        ? { warning: `character set ${key}: ${unsupported.length} of its code extensions cannot be decoded` }
         : {}),
     };
   } else {
@@ -85,4 +221,17 @@ export function textDecoding(values: string[] | undefined): TextDecoding {
   }
   cache.set(key, result);
   return result;
+}
+
+/**
+ * Encoder for the writer: UTF-8 for ISO_IR 192, ISO 8859-1 for ISO_IR 100 and the default repertoire.
+ * Other sets cannot be encoded by Node (TextEncoder only writes UTF-8): callers pass those values as bytes.
+ */
+export function textEncoding(values: string[] | undefined): (s: string) => Buffer | undefined {
+  const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
+  const first = norm[0] ?? '';
+  if (norm.length <= 1 && first === 'ISO_IR_192') return (s) => Buffer.from(s, 'utf8');
+  if (norm.length <= 1 && (first === '' || first === 'ISO_IR_100' || first === 'ISO_IR_6'))
+    return (s) => ([...s].every((c) => c.charCodeAt(0) <= 0xff) ? Buffer.from(s, 'latin1') : undefined);
+  return (s) => ([...s].every((c) => c.charCodeAt(0) < 0x80) ? Buffer.from(s, 'latin1') : undefined);
 }

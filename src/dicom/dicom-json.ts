@@ -1,5 +1,7 @@
 import type { Dataset, Element } from './dataset.js';
-import { tagToHex } from './tags.js';
+import { Tags, tagToHex } from './tags.js';
+
+const PIXEL_TAGS = new Set<number>([Tags.PixelData, Tags.FloatPixelData, Tags.DoubleFloatPixelData]);
 
 export interface DicomJsonElement {
   vr: string;
@@ -77,8 +79,10 @@ export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: numbe
           : { vr: 'SQ' };
         break;
       case 'bytes': {
+        // Pixel data is offered as bulk data even when small: viewers fetch frames, not InlineBinary.
+        const preferBulk = PIXEL_TAGS.has(tag) || el.data.length > inlineMax;
         if (el.data.length === 0) out[key] = { vr: el.vr };
-        else if (el.data.length <= inlineMax || !opts.bulkDataUri)
+        else if (!preferBulk || !opts.bulkDataUri)
           out[key] = { vr: el.vr, InlineBinary: el.data.toString('base64') };
         else {
           const uri = opts.bulkDataUri(here, el);

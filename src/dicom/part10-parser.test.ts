@@ -60,7 +60,7 @@ describe('Part10Parser', () => {
     });
   }
 
-  it('reads nested sequences of undefined length, and items overriding the character set', async () => {
+  it('reads nested sequences of defined and undefined length', async () => {
     const seq: WriteElement = {
       tag: Tags.RequestAttributesSequence,
       vr: 'SQ',
@@ -260,5 +260,287 @@ describe('Part10Parser', () => {
     const p = await parsePart10(file);
     expect(getStrings(p.dataset, Tags.ImageType)).toEqual(['ORIGINAL', 'PRIMARY', 'AXIAL']);
     expect(datasetToJson(p.dataset)['00280030']!.Value).toEqual([0.5, 0.25]);
+  });
+});
+
+/** Explicit VR LE element bytes, for structures the writer does not produce. */
+function el(t: number, vr: string, value: Buffer, length = value.length): Buffer {
+  const long = ['OB', 'OW', 'OF', 'OD', 'OL', 'OV', 'SQ', 'UC', 'UR', 'UT', 'UN', 'SV', 'UV'].includes(vr);
+  const h = Buffer.alloc(long ? 12 : 8);
+  h.writeUInt16LE(t >>> 16, 0);
+  h.writeUInt16LE(t & 0xffff, 2);
+  h.write(vr, 4, 'latin1');
+  if (long) h.writeUInt32LE(length >>> 0, 8);
+  else h.writeUInt16LE(length, 6);
+  return Buffer.concat([h, value]);
+}
+/** Implicit VR LE element (also item and delimiter tags). */
+function imp(t: number, value: Buffer, length = value.length): Buffer {
+  const h = Buffer.alloc(8);
+  h.writeUInt16LE(t >>> 16, 0);
+  h.writeUInt16LE(t & 0xffff, 2);
+  h.writeUInt32LE(length >>> 0, 4);
+  return Buffer.concat([h, value]);
+}
+const U = 0xffffffff;
+/** A Part 10 file around hand-made explicit VR LE dataset bytes. */
+function fileWith(dataset: Buffer, ts: string = TransferSyntax.ExplicitVRLittleEndian): Buffer {
+  const head = writePart10(
+    [
+      { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
+      { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2.3' },
+    ],
+    { transferSyntaxUid: ts },
+  );
+  return Buffer.concat([head, dataset]);
+}
+
+describe('Part10Parser structures', () => {
+  it('reads an explicit UN of undefined length as an implicit VR little endian sequence (PS3.5 §6.2.2)', async () => {
+    const inner = imp(Tags.PatientID, Buffer.from('ID42'));
+    const un = Buffer.concat([
+      el(tag(0x0009, 0x0010), 'LO', Buffer.from('ACME')),
+      el(tag(0x0009, 0x1001), 'UN', Buffer.alloc(0), U),
+      imp(Tags.Item, Buffer.alloc(0), U),
+      inner,
+      imp(Tags.ItemDelimitationItem, Buffer.alloc(0)),
+      imp(Tags.SequenceDelimitationItem, Buffer.alloc(0)),
+      el(Tags.PatientName, 'PN', Buffer.from('After^Un')),
+    ]);
+    const p = await parsePart10(chunked(fileWith(un), 7));
+    const seq = p.dataset.get(tag(0x0009, 0x1001));
+    expect(seq?.kind).toBe('sequence');
+    expect(getString((seq as { items: Dataset[] }).items[0]!, Tags.PatientID)).toBe('ID42');
+    // Back in explicit VR after the sequence.
+    expect(getString(p.dataset, Tags.PatientName)).toBe('After^Un');
+  });
+
+  it('reads encapsulated pixel data nested in an icon image sequence and reports only the top-level one', async () => {
+    const frag = (b: Buffer) => imp(Tags.Item, b);
+    const iconItem = Buffer.concat([
+      el(Tags.Rows, 'US', Buffer.from([1, 0])),
+      el(Tags.PixelData, 'OB', Buffer.alloc(0), U),
+      frag(Buffer.alloc(0)),
+      frag(Buffer.from('icon')),
+      imp(Tags.SequenceDelimitationItem, Buffer.alloc(0)),
+    ]);
+    const ds = Buffer.concat([
+      el(Tags.IconImageSequence, 'SQ', Buffer.concat([imp(Tags.Item, iconItem)])),
+      el(Tags.PixelData, 'OB', Buffer.alloc(0), U),
+      frag(Buffer.alloc(0)),
+      frag(Buffer.from('main-frame')),
+      imp(Tags.SequenceDelimitationItem, Buffer.alloc(0)),
+    ]);
+    const file = fileWith(ds, TransferSyntax.JPEGBaseline);
+    const p = await parsePart10(chunked(file, 3));
+    const icon = (p.dataset.get(Tags.IconImageSequence) as { items: Dataset[] }).items[0]!;
+    const iconPx = icon.get(Tags.PixelData);
+    expect(iconPx?.kind).toBe('encapsulated');
+    expect(
+      p.pixelData?.fragments?.map((f) => file.toString('latin1', f.offset, f.offset + f.length)),
+    ).toEqual(['main-frame']);
+    expect(p.pixelData?.basicOffsetTable).toEqual([]);
+  });
+
+  it('accepts odd value lengths with a warning', async () => {
+    const ds = Buffer.concat([
+      el(Tags.PatientID, 'LO', Buffer.from('ODD')),
+      el(Tags.PatientSex, 'CS', Buffer.from('F ')),
+    ]);
+    const p = await parsePart10(fileWith(ds));
+    expect(getString(p.dataset, Tags.PatientID)).toBe('ODD');
+    expect(getString(p.dataset, Tags.PatientSex)).toBe('F');
+    expect(p.warnings.join()).toMatch(/odd length 3/);
+  });
+
+  it('reads zero-length items, sequences and values without looping', async () => {
+    const ds = Buffer.concat([
+      el(
+        Tags.OtherPatientIDsSequence,
+        'SQ',
+        Buffer.concat([imp(Tags.Item, Buffer.alloc(0)), imp(Tags.Item, Buffer.alloc(0))]),
+      ),
+      el(Tags.PatientComments, 'LT', Buffer.alloc(0)),
+      el(Tags.ReferencedSeriesSequence, 'SQ', Buffer.alloc(0), U),
+      imp(Tags.SequenceDelimitationItem, Buffer.alloc(0)),
+    ]);
+    const p = await parsePart10(fileWith(ds));
+    expect((p.dataset.get(Tags.OtherPatientIDsSequence) as { items: Dataset[] }).items).toEqual([
+      new Map(),
+      new Map(),
+    ]);
+    expect((p.dataset.get(Tags.ReferencedSeriesSequence) as { items: Dataset[] }).items).toEqual([]);
+    expect(getStrings(p.dataset, Tags.PatientComments)).toEqual(['']);
+  });
+
+  it('applies a Specific Character Set given inside an item to that item only', async () => {
+    const item = Buffer.concat([
+      el(Tags.SpecificCharacterSet, 'CS', Buffer.from('ISO_IR 144')),
+      el(Tags.PatientName, 'PN', Buffer.from([0xb8, 0xd2, 0xd0, 0xdd])),
+    ]);
+    const ds = Buffer.concat([
+      el(Tags.SpecificCharacterSet, 'CS', Buffer.from('ISO_IR 100')),
+      el(Tags.PatientName, 'PN', Buffer.from([0x4d, 0xfc])),
+      el(Tags.OtherPatientIDsSequence, 'SQ', Buffer.alloc(0), U),
+      imp(Tags.Item, Buffer.alloc(0), U),
+      item,
+      imp(Tags.ItemDelimitationItem, Buffer.alloc(0)),
+      imp(Tags.Item, el(Tags.PatientID, 'LO', Buffer.from([0x4d, 0xfc]))),
+      imp(Tags.SequenceDelimitationItem, Buffer.alloc(0)),
+      el(Tags.StudyDescription, 'LO', Buffer.from([0x4d, 0xfc])),
+    ]);
+    const p = await parsePart10(fileWith(ds));
+    const items = (p.dataset.get(Tags.OtherPatientIDsSequence) as { items: Dataset[] }).items;
+    expect(getString(items[0]!, Tags.PatientName)).toBe('Иван');
+    expect(getString(items[1]!, Tags.PatientID)).toBe('Mü');
+    expect(getString(p.dataset, Tags.PatientName)).toBe('Mü');
+    expect(getString(p.dataset, Tags.StudyDescription)).toBe('Mü');
+  });
+
+  it('reads a bare dataset without preamble only when allowed, guessing explicit or implicit VR', async () => {
+    const explicit = Buffer.concat([
+      el(Tags.PatientID, 'LO', Buffer.from('P1')),
+      el(Tags.PatientSex, 'CS', Buffer.from('M ')),
+    ]);
+    const implicit = Buffer.concat([
+      imp(Tags.PatientID, Buffer.from('P2')),
+      imp(Tags.PatientSex, Buffer.from('F ')),
+    ]);
+    await expectCode(parsePart10(explicit), 'dicom.bad-preamble');
+    const a = await parsePart10(explicit, { allowNoPreamble: true });
+    expect(getString(a.dataset, Tags.PatientID)).toBe('P1');
+    expect(a.transferSyntaxUid).toBe(TransferSyntax.ExplicitVRLittleEndian);
+    const b = await parsePart10(implicit, { allowNoPreamble: true });
+    expect(getString(b.dataset, Tags.PatientSex)).toBe('F');
+    expect(b.transferSyntaxUid).toBe(TransferSyntax.ImplicitVRLittleEndian);
+  });
+
+  it('reads values past maxInlineValueBytes as bulk references with their file offsets', async () => {
+    const big = Buffer.alloc(5000, 9);
+    const file = writePart10(base([{ tag: tag(0x0019, 0x1001), vr: 'OB', value: big }]), {
+      transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian,
+    });
+    const p = await parsePart10(chunked(file, 999), { maxInlineValueBytes: 4096 });
+    const e = p.dataset.get(tag(0x0019, 0x1001));
+    expect(e?.kind).toBe('bulk');
+    const { offset, length } = e as { offset: number; length: number };
+    expect(file.subarray(offset, offset + length)).toEqual(big);
+  });
+
+  it('keeps memory bounded when a small deflated input inflates to hundreds of megabytes', async () => {
+    const { createDeflateRaw } = await import('node:zlib');
+    const header = writePart10(base([{ tag: Tags.PixelData, vr: 'OW', value: Buffer.alloc(0) }]), {
+      transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian,
+    });
+    const size = 256 * 1024 * 1024;
+    const ds = header.subarray(header.indexOf(Buffer.from([0x08, 0x00, 0x05, 0x00])));
+    const lenAt = ds.length - 4;
+    const dsHead = Buffer.from(ds);
+    dsHead.writeUInt32LE(size, lenAt);
+    // Deflate the dataset with a 256 MiB zero pixel value, streaming so the test holds only the compressed bytes.
+    const deflater = createDeflateRaw({ level: 9 });
+    const compressed: Buffer[] = [];
+    deflater.on('data', (d: Buffer) => compressed.push(d));
+    const done = new Promise((r) => deflater.on('end', r));
+    deflater.write(dsHead);
+    const zeros = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < size / zeros.length; i++) {
+      if (!deflater.write(zeros)) await new Promise((r) => deflater.once('drain', r));
+    }
+    deflater.end();
+    await done;
+    const body = Buffer.concat(compressed);
+    expect(body.length).toBeLessThan(2 * 1024 * 1024);
+    const meta = writePart10(base(), { transferSyntaxUid: TransferSyntax.DeflatedExplicitVRLittleEndian });
+    const metaEnd = meta.indexOf(Buffer.from('1.2.840.10008.1.2.1.99', 'latin1')) + 22;
+    const file = Buffer.concat([meta.subarray(0, metaEnd), body]);
+
+    const before = process.memoryUsage().arrayBuffers;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers)), 1);
+    const p = await parsePart10(file); // one write: the whole compressed object at once
+    clearInterval(sampler);
+    peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+    expect(p.deflated).toBe(true);
+    expect(p.pixelData?.length).toBe(size);
+    expect(peak - before).toBeLessThan(64 * 1024 * 1024);
+  });
+});
+
+describe('Part10Parser refuses malformed structure', () => {
+  it('an unknown transfer syntax', () => {
+    const file = fileWith(el(Tags.PatientID, 'LO', Buffer.from('P1')));
+    // A private transfer syntax UID of the same length, so the meta group stays consistent.
+    const at = file.indexOf(Buffer.from(TransferSyntax.ExplicitVRLittleEndian, 'latin1'));
+    file.write('1.2.840.11361.5.2.1', at, 'latin1');
+    return expectCode(parsePart10(file), 'dicom.unsupported-transfer-syntax');
+  });
+
+  it('a defined-length item whose undefined-length sequence runs past the item end', async () => {
+    const nested = Buffer.concat([
+      el(Tags.ReferencedSOPSequence, 'SQ', Buffer.alloc(0), U),
+      imp(Tags.Item, el(Tags.ReferencedSOPInstanceUID, 'UI', Buffer.from('1.2.3.4\0'))),
+      imp(Tags.SequenceDelimitationItem, Buffer.alloc(0)),
+    ]);
+    // The item claims 20 bytes; its content is longer.
+    const item = imp(Tags.Item, nested, 20);
+    const ds = el(Tags.ReferencedSeriesSequence, 'SQ', item, item.length);
+    const err = await parsePart10(fileWith(ds)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CustosError);
+    expect((err as CustosError).code).toBe('dicom.bad-length');
+    expect((err as CustosError).message).toMatch(/\(0008,1199\) ReferencedSOPSequence|\(0008,1155\)/);
+    expect((err as CustosError).message).toMatch(/at byte \d+/);
+  });
+
+  it('an item tag where an element should be, and a delimiter at the top level', async () => {
+    await expectCode(parsePart10(fileWith(imp(Tags.Item, Buffer.alloc(0)))), 'dicom.bad-structure');
+    await expectCode(
+      parsePart10(fileWith(imp(Tags.ItemDelimitationItem, Buffer.alloc(0)))),
+      'dicom.bad-structure',
+    );
+  });
+
+  it('a fragment that is not an item, and a Basic Offset Table not a multiple of 4', async () => {
+    const notItem = Buffer.concat([
+      el(Tags.PixelData, 'OB', Buffer.alloc(0), U),
+      el(Tags.PatientID, 'LO', Buffer.from('xx')),
+    ]);
+    await expectCode(parsePart10(fileWith(notItem, TransferSyntax.JPEGBaseline)), 'dicom.bad-structure');
+    const badBot = Buffer.concat([
+      el(Tags.PixelData, 'OB', Buffer.alloc(0), U),
+      imp(Tags.Item, Buffer.alloc(6)),
+    ]);
+    await expectCode(parsePart10(fileWith(badBot, TransferSyntax.JPEGBaseline)), 'dicom.bad-length');
+  });
+
+  it('a numeric value whose length is not a multiple of its size', () =>
+    expectCode(parsePart10(fileWith(el(Tags.Rows, 'US', Buffer.from([1, 0, 2])))), 'dicom.bad-length'));
+
+  it('a truncated pixel data value, naming the element and where the bytes ran out', async () => {
+    const file = fileWith(el(Tags.PixelData, 'OW', Buffer.alloc(10), 1000));
+    const err = (await parsePart10(file).catch((e: unknown) => e)) as CustosError;
+    expect(err.code).toBe('dicom.truncated');
+    expect(err.message).toContain('(7FE0,0010) PixelData');
+    expect(err.message).toContain(`at byte ${file.length}`);
+    expect(err.httpStatus).toBe(400);
+  });
+
+  it('a corrupt deflate stream', async () => {
+    const file = writePart10(base(), { transferSyntaxUid: TransferSyntax.DeflatedExplicitVRLittleEndian });
+    const metaEnd = file.indexOf(Buffer.from('1.2.840.10008.1.2.1.99', 'latin1')) + 22;
+    const corrupt = Buffer.concat([file.subarray(0, metaEnd), Buffer.alloc(40, 0xff)]);
+    await expectCode(parsePart10(corrupt), 'dicom.bad-deflate');
+  });
+
+  it('sequences nested deeper than maxDepth', async () => {
+    let inner = el(Tags.PatientID, 'LO', Buffer.from('xx'));
+    for (let i = 0; i < 5; i++) inner = el(Tags.OtherPatientIDsSequence, 'SQ', imp(Tags.Item, inner));
+    await expectCode(parsePart10(fileWith(inner), { maxDepth: 3 }), 'dicom.too-deep');
+    expect((await parsePart10(fileWith(inner), { maxDepth: 5 })).dataset.size).toBeGreaterThan(0);
+  });
+
+  it('a declared length near 4 GiB on a header value, without allocating it', async () => {
+    const file = fileWith(el(Tags.PatientComments, 'UT', Buffer.alloc(0), 0xfffffff0));
+    await expectCode(parsePart10(file), 'dicom.truncated');
   });
 });

@@ -2,7 +2,6 @@ import { createInflateRaw, type InflateRaw } from 'node:zlib';
 import { CustosError, DicomStatus } from '../domain/errors.js';
 import { textDecoding, type TextDecoding } from './charset.js';
 import {
-  BINARY_VRS,
   CHARSET_VRS,
   KNOWN_VRS,
   LONG_VRS,
@@ -15,6 +14,7 @@ import {
 } from './dataset.js';
 import { lookupTag } from './dictionary.js';
 import { Tags, TransferSyntax, tagToHex } from './tags.js';
+import { transferSyntaxEncoding } from './transfer-syntax.js';
 
 export interface ParserOptions {
   /** Binary values larger than this are recorded as bulk references and not buffered (default 256 KiB). */
@@ -36,6 +36,7 @@ export interface PixelDataInfo {
   length: number;
   encapsulated: boolean;
   basicOffsetTable?: number[];
+  /** Absolute offsets of each fragment's bytes (after its item header) and their lengths. */
   fragments?: { offset: number; length: number }[];
   deflated: boolean;
 }
@@ -46,7 +47,10 @@ export interface ParsedPart10 {
   transferSyntaxUid: string;
   /** Total bytes of the stored object. */
   byteLength: number;
-  /** Where the dataset starts after the file meta group. */
+  /**
+   * Where the dataset starts after the file meta group. For a deflated object, offsets in the dataset count
+   * from here in the inflated stream: offset = datasetStart + position in the inflated bytes.
+   */
   datasetStart: number;
   deflated: boolean;
   pixelData?: PixelDataInfo;
@@ -55,6 +59,8 @@ export interface ParsedPart10 {
 
 const UNDEFINED = 0xffffffff;
 const PIXEL_TAGS = new Set<number>([Tags.PixelData, Tags.FloatPixelData, Tags.DoubleFloatPixelData]);
+/** Inflated bytes held ahead of the parser before the inflater is paused (deflate expands up to ~1000x). */
+const INFLATE_HIGH_WATER = 1024 * 1024;
 
 const fail = (code: string, message: string, offset?: number) =>
   new CustosError({
@@ -64,6 +70,13 @@ const fail = (code: string, message: string, offset?: number) =>
     dicomStatus: DicomStatus.CannotUnderstand,
     ...(offset === undefined ? {} : { detail: { offset } }),
   });
+
+/** '(0010,0010) PatientName' for messages. */
+function label(tag: number): string {
+  const hex = tagToHex(tag);
+  const kw = lookupTag(tag)?.keyword;
+  return `(${hex.slice(0, 4)},${hex.slice(4)})${kw ? ` ${kw}` : ''}`;
+}
 
 /** Bytes received but not yet parsed, as a list of chunks; `position` counts bytes consumed since the start. */
 class ByteQueue {
@@ -81,6 +94,7 @@ class ByteQueue {
 
   /** The next n bytes (n <= buffered), copied only when they span chunks. */
   peek(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
     const first = this.chunks[0]!;
     if (first.length - this.head >= n) return first.subarray(this.head, this.head + n);
     const out = Buffer.allocUnsafe(n);
@@ -137,6 +151,12 @@ interface Ctx {
   text: TextDecoding;
 }
 
+interface Parsed {
+  tag: number;
+  element: Element;
+  valueOffset: number;
+}
+
 /**
  * Streaming DICOM Part 10 parser (PS3.10 §7, PS3.5 §7). Push bytes with write(); the parser keeps only what it
  * has not parsed yet, skips pixel data and large binary values without buffering them, and records where they
@@ -157,7 +177,7 @@ export class Part10Parser {
   private lastTopTag = -1;
   private readonly main: Dataset = new Map();
   private readonly warnings: string[] = [];
-  bytesSeen = 0;
+  private bytes = 0;
 
   constructor(opts: ParserOptions = {}) {
     this.opts = {
@@ -168,31 +188,36 @@ export class Part10Parser {
     };
     this.result = this.run().then(
       (r) => {
-        this.finished = true;
-        this.signalIdle();
+        this.finish();
         return r;
       },
       (err: unknown) => {
-        this.finished = true;
+        // Anything but a CustosError here is a parser defect; it still ends as a dicom.* error for the caller.
         this.error =
           err instanceof CustosError
             ? err
-            : fail('malformed', `the object cannot be parsed: ${(err as Error)?.message ?? String(err)}`);
-        this.inflater?.destroy();
-        this.signalIdle();
+            : fail('parser-fault', `the object cannot be parsed: ${(err as Error)?.message ?? String(err)}`);
+        this.finish();
         throw this.error;
       },
     );
     this.result.catch(() => undefined);
   }
 
+  /** Bytes written so far. */
+  get bytesSeen(): number {
+    return this.bytes;
+  }
+
   /** Feed the next bytes. Resolves once the parser has consumed what it can (bounded memory). */
   async write(chunk: Buffer): Promise<void> {
     if (this.error) throw this.error;
-    this.bytesSeen += chunk.length;
+    this.bytes += chunk.length;
+    // Bytes after the end of the dataset (e.g. past a deflate stream's end) are counted, not parsed.
     if (this.finished) return;
     if (this.inflater) {
-      // A failed inflater may never call back: its error ends the wait as well.
+      // The write callback comes once zlib has taken the chunk; a failed inflater may never call back, so its
+      // end is awaited as well.
       await Promise.race([
         new Promise<void>((resolve) => this.inflater!.write(chunk, () => resolve())),
         this.inflaterDone,
@@ -208,7 +233,7 @@ export class Part10Parser {
   async end(): Promise<ParsedPart10> {
     if (!this.error && !this.finished) {
       if (this.inflater) {
-        this.inflater.end();
+        if (!this.inflater.writableEnded) this.inflater.end();
         await this.inflaterDone;
       }
       this.data.ended = true;
@@ -228,14 +253,25 @@ export class Part10Parser {
     return this.finished || this.lastTopTag > tag;
   }
 
+  private finish() {
+    this.finished = true;
+    // Whatever zlib still holds after the dataset ended is trailing data.
+    this.inflater?.destroy();
+    this.signalIdle();
+  }
+
   private pump(): Promise<void> {
     if (this.finished) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.idle = resolve;
-      const w = this.waiter;
-      this.waiter = undefined;
-      if (w) w();
+      this.wake();
     });
+  }
+
+  private wake() {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
   }
 
   private signalIdle() {
@@ -244,34 +280,33 @@ export class Part10Parser {
     f?.();
   }
 
+  /** Park the parser until more bytes arrive (or the input ends). */
+  private wait(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.waiter = resolve;
+      if (this.inflater?.isPaused()) this.inflater.resume();
+      this.signalIdle();
+    });
+  }
+
   private async need(q: ByteQueue, n: number, what: string): Promise<void> {
     while (q.buffered < n) {
-      if (q.ended) throw fail('truncated', `the object ends inside ${what}`, q.position + q.buffered);
-      await new Promise<void>((resolve) => {
-        this.waiter = resolve;
-        this.signalIdle();
-      });
+      if (q.ended)
+        throw this.error ?? fail('truncated', `the object ends inside ${what}`, q.position + q.buffered);
+      await this.wait();
     }
   }
 
   /** Wait until n bytes are buffered or the stream ended. */
   private async fill(q: ByteQueue, n: number): Promise<void> {
-    while (q.buffered < n && !q.ended) {
-      await new Promise<void>((resolve) => {
-        this.waiter = resolve;
-        this.signalIdle();
-      });
-    }
+    while (q.buffered < n && !q.ended) await this.wait();
   }
 
   /** Wait until a byte is buffered or the stream ended; false at the end. */
   private async more(q: ByteQueue): Promise<boolean> {
     while (q.buffered === 0) {
       if (q.ended) return false;
-      await new Promise<void>((resolve) => {
-        this.waiter = resolve;
-        this.signalIdle();
-      });
+      await this.wait();
     }
     return true;
   }
@@ -295,7 +330,9 @@ export class Part10Parser {
       if (!this.opts.allowNoPreamble || q.buffered < 8) {
         throw fail(
           'bad-preamble',
-          `not a DICOM Part 10 object: expected "DICM" after a 128-byte preamble, found ${JSON.stringify(magic || '(too short)')}`,
+          `not a DICOM Part 10 object: expected "DICM" after a 128-byte preamble, found ${
+            magic ? JSON.stringify(magic) : `only ${q.buffered} bytes`
+          }`,
           128,
         );
       }
@@ -308,11 +345,19 @@ export class Part10Parser {
     const metaCtx: Ctx = { q, explicit: true, little: true, text: textDecoding(undefined) };
     let tsUid: string;
     if (hasPreamble || q.peek(2).readUInt16LE(0) === 0x0002) {
+      // PS3.10 §7.1: the file meta information is explicit VR little endian whatever the transfer syntax.
+      let metaEnd: number | undefined;
       while (await this.more(q)) {
-        await this.need(q, 2, 'an element tag');
+        await this.need(q, 2, 'the file meta information');
         if (q.peek(2).readUInt16LE(0) !== 0x0002) break;
-        await this.element(metaCtx, meta, undefined, 0, false);
+        const el = await this.element(metaCtx, meta, undefined, 0, false);
+        if (el?.tag === Tags.FileMetaInformationGroupLength && el.element.kind === 'numbers')
+          metaEnd = q.position + (el.element.values[0] ?? 0);
       }
+      if (metaEnd !== undefined && metaEnd !== q.position)
+        this.warnings.push(
+          `File Meta Information Group Length says the group ends at byte ${metaEnd}, it ends at ${q.position}`,
+        );
       const ts = getString(meta, Tags.TransferSyntaxUID);
       if (!ts)
         throw fail(
@@ -322,65 +367,44 @@ export class Part10Parser {
         );
       tsUid = ts;
     } else {
-      tsUid = TransferSyntax.ImplicitVRLittleEndian;
-      this.warnings.push('no preamble or file meta information: read as implicit VR little endian');
+      // A bare dataset: explicit VR when bytes 4-5 spell a VR (PS3.5 §7.1.2), else implicit VR little endian.
+      const head = q.peek(Math.min(q.buffered, 8));
+      const explicit = head.length >= 6 && KNOWN_VRS.has(head.toString('latin1', 4, 6));
+      tsUid = explicit ? TransferSyntax.ExplicitVRLittleEndian : TransferSyntax.ImplicitVRLittleEndian;
+      this.warnings.push(
+        `no preamble or file meta information: read as ${explicit ? 'explicit' : 'implicit'} VR little endian`,
+      );
     }
-    if (!/^[0-9.]{1,64}$/.test(tsUid))
-      throw fail('unsupported-transfer-syntax', `Transfer Syntax UID '${tsUid}' is not a UID`);
+    const encoding = transferSyntaxEncoding(tsUid);
+    if (!encoding)
+      throw fail(
+        'unsupported-transfer-syntax',
+        `Transfer Syntax UID (0002,0010) '${tsUid}' is not a transfer syntax this archive can read`,
+        q.position,
+      );
 
     const datasetStart = q.position;
-    const deflated = tsUid === TransferSyntax.DeflatedExplicitVRLittleEndian;
-    if (deflated) this.startInflating();
+    const deflated = encoding.deflated;
+    if (deflated) this.startInflating(datasetStart);
     const ctx: Ctx = {
       q: this.data,
-      explicit: tsUid !== TransferSyntax.ImplicitVRLittleEndian,
-      little: tsUid !== TransferSyntax.ExplicitVRBigEndian,
+      explicit: encoding.explicit,
+      little: encoding.little,
       text: textDecoding(undefined),
     };
     let pixelData: PixelDataInfo | undefined;
     while (await this.more(ctx.q)) {
       const el = await this.element(ctx, this.main, undefined, 0, true);
-      if (el && PIXEL_TAGS.has(el.tag) && !pixelData) {
-        const e = el.element;
-        if (e.kind === 'encapsulated') {
-          pixelData = {
-            tag: el.tag,
-            vr: e.vr,
-            offset: e.offset,
-            length: -1,
-            encapsulated: true,
-            basicOffsetTable: e.basicOffsetTable,
-            fragments: e.fragments,
-            deflated,
-          };
-        } else if (e.kind === 'bulk') {
-          pixelData = {
-            tag: el.tag,
-            vr: e.vr,
-            offset: e.offset,
-            length: e.length,
-            encapsulated: false,
-            deflated,
-          };
-        } else if (e.kind === 'bytes') {
-          pixelData = {
-            tag: el.tag,
-            vr: e.vr,
-            offset: el.valueOffset,
-            length: e.data.length,
-            encapsulated: false,
-            deflated,
-          };
-        }
-      }
+      if (!el) throw fail('bad-structure', 'an item delimiter outside any item', ctx.q.position - 8);
+      if (PIXEL_TAGS.has(el.tag) && !pixelData) pixelData = pixelInfo(el, deflated);
     }
-    if (deflated && this.raw.buffered > 0)
-      this.warnings.push('bytes after the end of the deflated dataset were ignored');
+    // A failed inflater ends the inflated stream early: that is its error, not a short dataset.
+    if (this.error) throw this.error;
     return {
       fileMeta: meta,
       dataset: this.main,
       transferSyntaxUid: tsUid,
-      byteLength: this.bytesSeen,
+      byteLength: this.bytes,
       datasetStart,
       deflated,
       ...(pixelData ? { pixelData } : {}),
@@ -388,30 +412,39 @@ export class Part10Parser {
     };
   }
 
-  private startInflating() {
+  /**
+   * PS3.5 A.5: the dataset after the file meta information is one raw deflate stream. Inflated bytes are
+   * numbered from `datasetStart` so offsets read like those of the inflated object. The inflater is paused while
+   * more than INFLATE_HIGH_WATER bytes wait, so a small input that inflates hugely cannot fill memory.
+   */
+  private startInflating(datasetStart: number) {
     const inflated = new ByteQueue();
+    inflated.position = datasetStart;
     const inflater = createInflateRaw();
     this.inflater = inflater;
     this.data = inflated;
     inflater.on('data', (d: Buffer) => {
+      if (this.finished) return;
       inflated.push(d);
-      const w = this.waiter;
-      this.waiter = undefined;
-      w?.();
+      if (inflated.buffered >= INFLATE_HIGH_WATER) inflater.pause();
+      this.wake();
     });
     this.inflaterDone = new Promise<void>((resolve) => {
-      inflater.on('end', () => resolve());
-      inflater.on('close', () => resolve());
+      const ended = () => {
+        inflated.ended = true;
+        this.wake();
+        resolve();
+      };
+      inflater.on('end', ended);
+      inflater.on('close', ended);
       inflater.on('error', (err) => {
         this.error ??= fail('bad-deflate', `the deflated dataset cannot be inflated: ${err.message}`);
-        inflated.ended = true;
-        const w = this.waiter;
-        this.waiter = undefined;
-        w?.();
-        resolve();
+        ended();
       });
     });
     for (const c of this.raw.drain()) inflater.write(c);
+    // end() may have come before the file meta group was through: the input is already complete.
+    if (this.raw.ended) inflater.end();
   }
 
   private u16(ctx: Ctx, b: Buffer, o: number) {
@@ -421,30 +454,42 @@ export class Part10Parser {
     return ctx.little ? b.readUInt32LE(o) : b.readUInt32BE(o);
   }
 
+  private beyond(what: string, start: number, length: number, limit: number | undefined) {
+    if (limit !== undefined && start + length > limit)
+      return fail(
+        'bad-length',
+        `${what} declares ${length} bytes, more than its enclosing item or sequence holds (it ends at byte ${limit})`,
+        start,
+      );
+    return undefined;
+  }
+
   /**
    * Parse one element into `ds`. Returns undefined when an item delimiter ended the enclosing item.
-   * `end` bounds a defined-length enclosing item.
+   * `limit` is where the innermost enclosing defined-length item or sequence ends.
    */
   private async element(
     ctx: Ctx,
     ds: Dataset,
-    end: number | undefined,
+    limit: number | undefined,
     depth: number,
     top: boolean,
-  ): Promise<{ tag: number; element: Element; valueOffset: number } | undefined> {
+  ): Promise<Parsed | undefined> {
     const { q } = ctx;
     const start = q.position;
+    const tooLong = this.beyond('an element header', start, 8, limit);
+    if (tooLong) throw tooLong;
     await this.need(q, 8, 'an element header');
     let head = q.peek(8);
     const group = this.u16(ctx, head, 0);
     const elem = this.u16(ctx, head, 2);
     const tag = ((group << 16) | elem) >>> 0;
     if (group === 0xfffe) {
-      if (tag === Tags.ItemDelimitationItem) {
+      if (tag === Tags.ItemDelimitationItem && depth > 0) {
         q.drop(8);
         return undefined;
       }
-      throw fail('bad-structure', `unexpected ${tagToHex(tag)} inside a dataset`, start);
+      throw fail('bad-structure', `unexpected ${label(tag)} inside a dataset`, start);
     }
     let vr: string;
     let length: number;
@@ -452,13 +497,11 @@ export class Part10Parser {
     if (ctx.explicit) {
       vr = head.toString('latin1', 4, 6);
       if (!KNOWN_VRS.has(vr))
-        throw fail(
-          'bad-vr',
-          `element (${tagToHex(tag).slice(0, 4)},${tagToHex(tag).slice(4)}) has an invalid VR ${JSON.stringify(vr)}`,
-          start + 4,
-        );
+        throw fail('bad-vr', `element ${label(tag)} has an invalid VR ${JSON.stringify(vr)}`, start + 4);
       if (LONG_VRS.has(vr)) {
-        await this.need(q, 12, 'an element header');
+        const over = this.beyond(`element ${label(tag)}`, start, 12, limit);
+        if (over) throw over;
+        await this.need(q, 12, `the header of ${label(tag)}`);
         head = q.peek(12);
         length = this.u32(ctx, head, 8);
         headerLen = 12;
@@ -475,141 +518,173 @@ export class Part10Parser {
     }
     const valueOffset = start + headerLen;
     if (top) {
-      if (tag <= this.lastTopTag) this.warnings.push(`element ${tagToHex(tag)} is out of ascending order`);
+      if (tag <= this.lastTopTag) this.warnings.push(`element ${label(tag)} is out of ascending order`);
       this.lastTopTag = Math.max(this.lastTopTag, tag);
     }
-    if (length !== UNDEFINED && end !== undefined && valueOffset + length > end) {
-      throw fail(
-        'bad-length',
-        `element ${tagToHex(tag)} declares ${length} bytes, more than its enclosing item holds`,
-        start,
-      );
+    if (length !== UNDEFINED) {
+      const over = this.beyond(`element ${label(tag)}`, valueOffset, length, limit);
+      if (over) throw over;
+      if (length % 2 === 1) this.warnOnce(`element ${label(tag)} has an odd length ${length} (PS3.5 §7.1.1)`);
     }
     q.drop(headerLen);
 
     let element: Element;
     if (length === UNDEFINED) {
-      if (PIXEL_TAGS.has(tag) && depth === 0 && vr !== 'SQ') {
-        element = await this.encapsulated(ctx, vr, valueOffset);
-      } else if (vr === 'SQ' || vr === 'UN') {
-        // PS3.5 §6.2.2: UN with undefined length holds an implicit VR little endian sequence.
+      if (PIXEL_TAGS.has(tag) && vr !== 'SQ') {
+        element = await this.encapsulated(ctx, tag, vr, valueOffset, limit);
+      } else if (vr === 'SQ' || vr === 'UN' || !ctx.explicit) {
+        // PS3.5 §6.2.2: UN with undefined length holds an implicit VR little endian sequence; in an implicit VR
+        // dataset only a sequence can have an undefined length (PS3.5 §7.5.1).
         const itemCtx: Ctx = vr === 'UN' ? { ...ctx, explicit: false, little: true } : ctx;
-        element = { vr: 'SQ', kind: 'sequence', items: await this.items(itemCtx, undefined, depth + 1) };
+        element = {
+          vr: 'SQ',
+          kind: 'sequence',
+          items: await this.items(itemCtx, tag, undefined, limit, depth + 1),
+        };
       } else {
         throw fail(
           'bad-length',
-          `element ${tagToHex(tag)} (${vr}) has an undefined length, which only sequences and pixel data may have`,
+          `element ${label(tag)} (${vr}) has an undefined length, which only sequences and pixel data may have`,
           start,
         );
       }
     } else if (vr === 'SQ') {
-      element = { vr: 'SQ', kind: 'sequence', items: await this.items(ctx, valueOffset + length, depth + 1) };
+      const end = valueOffset + length;
+      element = { vr: 'SQ', kind: 'sequence', items: await this.items(ctx, tag, end, end, depth + 1) };
     } else if (
       (PIXEL_TAGS.has(tag) && depth === 0) ||
-      ((BINARY_VRS.has(vr) || vr === 'UT') && length > this.opts.maxInlineValueBytes)
+      (LONG_VRS.has(vr) && length > this.opts.maxInlineValueBytes)
     ) {
-      await this.discard(q, length, `the value of ${tagToHex(tag)}`);
+      await this.discard(q, length, `the value of ${label(tag)}`);
       element = { vr, kind: 'bulk', offset: valueOffset, length };
     } else {
-      this.headerBytes += length;
-      if (this.headerBytes > this.opts.maxHeaderBytes) {
-        throw new CustosError({
-          code: 'dicom.header-too-large',
-          message: `the header exceeds ${this.opts.maxHeaderBytes} bytes of values (at element ${tagToHex(tag)})`,
-          httpStatus: 413,
-          dicomStatus: DicomStatus.OutOfResources,
-        });
-      }
-      await this.need(q, length, `the value of ${tagToHex(tag)}`);
-      element = this.decode(ctx, tag, vr, q.take(length), start);
+      this.count(length, tag);
+      await this.need(q, length, `the value of ${label(tag)}`);
+      element = this.decode(ctx, tag, vr, q.take(length), valueOffset);
       if (tag === Tags.SpecificCharacterSet && element.kind === 'text') {
         ctx.text = textDecoding(element.values);
-        if (ctx.text.warning && !this.warnings.includes(ctx.text.warning))
-          this.warnings.push(ctx.text.warning);
+        if (ctx.text.warning) this.warnOnce(ctx.text.warning);
       }
     }
     ds.set(tag, element);
     return { tag, element, valueOffset };
   }
 
-  private async items(ctx: Ctx, end: number | undefined, depth: number): Promise<Dataset[]> {
+  private warnOnce(w: string) {
+    if (!this.warnings.includes(w) && this.warnings.length < 100) this.warnings.push(w);
+  }
+
+  /** Account for bytes about to be held in memory; refuse once the header limit is passed. */
+  private count(length: number, tag: number) {
+    this.headerBytes += length;
+    if (this.headerBytes > this.opts.maxHeaderBytes) {
+      throw new CustosError({
+        code: 'dicom.header-too-large',
+        message: `the header exceeds ${this.opts.maxHeaderBytes} bytes of values (at element ${label(tag)})`,
+        httpStatus: 413,
+        dicomStatus: DicomStatus.OutOfResources,
+      });
+    }
+  }
+
+  /** Items of a sequence; `end` is where a defined-length sequence ends, `limit` the enclosing bound. */
+  private async items(
+    ctx: Ctx,
+    seqTag: number,
+    end: number | undefined,
+    limit: number | undefined,
+    depth: number,
+  ): Promise<Dataset[]> {
     if (depth > this.opts.maxDepth)
       throw fail('too-deep', `sequences are nested more than ${this.opts.maxDepth} deep`, ctx.q.position);
     const { q } = ctx;
     const items: Dataset[] = [];
     for (;;) {
-      if (end !== undefined && q.position >= end) {
-        if (q.position > end)
-          throw fail('bad-length', 'a sequence item runs past the end of its sequence', q.position);
-        return items;
-      }
+      if (end !== undefined && q.position >= end) return items;
       const start = q.position;
-      await this.need(q, 8, 'a sequence item');
+      const over = this.beyond(`an item of ${label(seqTag)}`, start, 8, limit);
+      if (over) throw over;
+      await this.need(q, 8, `an item of ${label(seqTag)}`);
       const h = q.peek(8);
       const tag = ((this.u16(ctx, h, 0) << 16) | this.u16(ctx, h, 2)) >>> 0;
       const length = this.u32(ctx, h, 4);
       if (tag === Tags.SequenceDelimitationItem) {
         q.drop(8);
-        if (end !== undefined) this.warnings.push('sequence delimiter inside a defined-length sequence');
+        if (end !== undefined) this.warnOnce(`sequence delimiter inside the defined-length ${label(seqTag)}`);
         return items;
       }
       if (tag !== Tags.Item)
-        throw fail('bad-structure', `expected a sequence item, found ${tagToHex(tag)}`, start);
-      if (length !== UNDEFINED && end !== undefined && start + 8 + length > end) {
-        throw fail(
-          'bad-length',
-          `a sequence item declares ${length} bytes, more than its sequence holds`,
-          start,
-        );
+        throw fail('bad-structure', `expected an item of ${label(seqTag)}, found ${label(tag)}`, start);
+      if (length !== UNDEFINED) {
+        const tooLong = this.beyond(`an item of ${label(seqTag)}`, start + 8, length, limit);
+        if (tooLong) throw tooLong;
       }
       q.drop(8);
       const item: Dataset = new Map();
+      // PS3.5 §7.5: an item may carry its own Specific Character Set, which holds inside that item only.
       const itemCtx: Ctx = { ...ctx };
       if (length === UNDEFINED) {
-        while ((await this.element(itemCtx, item, end, depth, false)) !== undefined) {
+        while ((await this.element(itemCtx, item, limit, depth, false)) !== undefined) {
           /* until the item delimiter */
         }
       } else {
         const itemEnd = start + 8 + length;
         while (q.position < itemEnd) {
-          if ((await this.element(itemCtx, item, itemEnd, depth, false)) === undefined) {
-            this.warnings.push('item delimiter inside a defined-length item');
-          }
+          if ((await this.element(itemCtx, item, itemEnd, depth, false)) === undefined)
+            this.warnOnce(`item delimiter inside a defined-length item of ${label(seqTag)}`);
         }
       }
       items.push(item);
     }
   }
 
-  private async encapsulated(ctx: Ctx, vr: string, offset: number): Promise<Element> {
+  /** PS3.5 A.4: encapsulated pixel data, a Basic Offset Table item then one item per fragment. */
+  private async encapsulated(
+    ctx: Ctx,
+    tag: number,
+    vr: string,
+    offset: number,
+    limit: number | undefined,
+  ): Promise<Element> {
     const { q } = ctx;
     const fragments: { offset: number; length: number }[] = [];
     let basicOffsetTable: number[] | undefined;
     for (;;) {
       const start = q.position;
-      await this.need(q, 8, 'encapsulated pixel data');
+      const over = this.beyond(`a fragment of ${label(tag)}`, start, 8, limit);
+      if (over) throw over;
+      await this.need(q, 8, `the encapsulated ${label(tag)}`);
       const h = q.take(8);
-      const tag = ((h.readUInt16LE(0) << 16) | h.readUInt16LE(2)) >>> 0;
-      const length = h.readUInt32LE(4);
-      if (tag === Tags.SequenceDelimitationItem) break;
-      if (tag !== Tags.Item)
-        throw fail('bad-structure', `expected a pixel data fragment item, found ${tagToHex(tag)}`, start);
+      const itemTag = ((this.u16(ctx, h, 0) << 16) | this.u16(ctx, h, 2)) >>> 0;
+      const length = this.u32(ctx, h, 4);
+      if (itemTag === Tags.SequenceDelimitationItem) break;
+      if (itemTag !== Tags.Item)
+        throw fail(
+          'bad-structure',
+          `expected a fragment item of ${label(tag)}, found ${label(itemTag)}`,
+          start,
+        );
       if (length === UNDEFINED)
-        throw fail('bad-length', 'a pixel data fragment has an undefined length', start);
+        throw fail('bad-length', `a fragment of ${label(tag)} has an undefined length`, start);
+      const tooLong = this.beyond(`a fragment of ${label(tag)}`, start + 8, length, limit);
+      if (tooLong) throw tooLong;
       if (basicOffsetTable === undefined) {
-        // PS3.5 A.4: the first item is the Basic Offset Table (possibly empty).
+        // The first item is the Basic Offset Table (possibly empty): one 32-bit offset per frame.
         if (length % 4 !== 0)
-          throw fail('bad-length', `the Basic Offset Table length ${length} is not a multiple of 4`, start);
-        if (length > this.opts.maxInlineValueBytes * 16)
-          throw fail('bad-length', `the Basic Offset Table of ${length} bytes is implausibly large`, start);
-        await this.need(q, length, 'the Basic Offset Table');
+          throw fail(
+            'bad-length',
+            `the Basic Offset Table of ${label(tag)} has length ${length}, not a multiple of 4`,
+            start,
+          );
+        this.count(length, tag);
+        await this.need(q, length, `the Basic Offset Table of ${label(tag)}`);
         const b = q.take(length);
         basicOffsetTable = [];
-        for (let i = 0; i < length; i += 4) basicOffsetTable.push(b.readUInt32LE(i));
+        for (let i = 0; i < length; i += 4) basicOffsetTable.push(this.u32(ctx, b, i));
         continue;
       }
       fragments.push({ offset: q.position, length });
-      await this.discard(q, length, 'a pixel data fragment');
+      await this.discard(q, length, `a fragment of ${label(tag)}`);
     }
     return { vr, kind: 'encapsulated', offset, basicOffsetTable: basicOffsetTable ?? [], fragments };
   }
@@ -622,7 +697,12 @@ export class Part10Parser {
       return {
         vr,
         kind: 'text',
-        values: UNSPLIT_VRS.has(vr) || vr === 'PN' ? values : values.map((v) => v.trim()),
+        // PS3.5 §6.2: trailing spaces never count; leading ones do in PN and UC.
+        values: UNSPLIT_VRS.has(vr)
+          ? values
+          : vr === 'PN' || vr === 'UC'
+            ? values.map((v) => v.trimEnd())
+            : values.map((v) => v.trim()),
       };
     }
     const size =
@@ -633,11 +713,28 @@ export class Part10Parser {
           : vr === 'FD' || vr === 'SV' || vr === 'UV'
             ? 8
             : 0;
-    if (size === 0) return { vr, kind: 'bytes', data: Buffer.from(b) };
+    if (size === 0) {
+      // Small binary values are held in little endian whatever the transfer syntax, so their JSON form
+      // (InlineBinary) does not depend on how the object was encoded.
+      const data = Buffer.from(b);
+      const word = vr === 'OW' ? 2 : vr === 'OF' || vr === 'OL' ? 4 : vr === 'OD' || vr === 'OV' ? 8 : 1;
+      if (!ctx.little && word > 1) {
+        if (data.length % word !== 0)
+          throw fail(
+            'bad-length',
+            `element ${label(tag)} (${vr}) has length ${data.length}, not a multiple of ${word}`,
+            at,
+          );
+        if (word === 2) data.swap16();
+        else if (word === 4) data.swap32();
+        else data.swap64();
+      }
+      return { vr, kind: 'bytes', data };
+    }
     if (b.length % size !== 0) {
       throw fail(
         'bad-length',
-        `element ${tagToHex(tag)} (${vr}) has length ${b.length}, not a multiple of ${size}`,
+        `element ${label(tag)} (${vr}) has length ${b.length}, not a multiple of ${size}`,
         at,
       );
     }
@@ -695,12 +792,39 @@ export class Part10Parser {
   }
 }
 
+function pixelInfo(el: Parsed, deflated: boolean): PixelDataInfo | undefined {
+  const e = el.element;
+  if (e.kind === 'encapsulated')
+    return {
+      tag: el.tag,
+      vr: e.vr,
+      offset: e.offset,
+      length: -1,
+      encapsulated: true,
+      basicOffsetTable: e.basicOffsetTable,
+      fragments: e.fragments,
+      deflated,
+    };
+  if (e.kind === 'bulk')
+    return { tag: el.tag, vr: e.vr, offset: e.offset, length: e.length, encapsulated: false, deflated };
+  if (e.kind === 'bytes')
+    return {
+      tag: el.tag,
+      vr: e.vr,
+      offset: el.valueOffset,
+      length: e.data.length,
+      encapsulated: false,
+      deflated,
+    };
+  return undefined;
+}
+
 /** VR of an element in an implicit VR dataset (PS3.5 §7.1.3): from the dictionary; private creators are LO. */
 function implicitVr(tag: number): string {
   const group = tag >>> 16;
   const elem = tag & 0xffff;
+  if (elem === 0) return 'UL';
   if (group % 2 === 1 && elem >= 0x10 && elem <= 0xff) return 'LO';
-  if (group % 2 === 1 && elem === 0) return 'UL';
   if (group % 2 === 1) return 'UN';
   const vr = lookupTag(tag)?.vr;
   return vr && KNOWN_VRS.has(vr) ? vr : 'UN';
@@ -720,4 +844,5 @@ export async function parsePart10(
   return parser.end();
 }
 
-export { getString } from './dataset.js';
+export { getNumber, getNumbers, getString, getStrings } from './dataset.js';
+export type { Dataset, Element } from './dataset.js';

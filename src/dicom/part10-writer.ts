@@ -1,7 +1,9 @@
 import { deflateRawSync } from 'node:zlib';
 import { CustosError } from '../domain/errors.js';
-import { LONG_VRS, TEXT_VRS } from './dataset.js';
-import { Tags, TransferSyntax } from './tags.js';
+import { textEncoding } from './charset.js';
+import { CHARSET_VRS, LONG_VRS, TEXT_VRS } from './dataset.js';
+import { Tags, tagToHex } from './tags.js';
+import { transferSyntaxEncoding } from './transfer-syntax.js';
 
 export type WriteValue = string | string[] | number | number[] | bigint[] | Buffer | WriteElement[][];
 export interface WriteElement {
@@ -26,16 +28,20 @@ interface Enc {
   explicit: boolean;
   little: boolean;
   undefinedSq: boolean;
+  /** Encoder for SH, LO, ST, LT, UT, PN, UC under the Specific Character Set in force. */
+  text: (s: string) => Buffer | undefined;
 }
 
 const bad = (message: string) => new CustosError({ code: 'dicom.write-failed', message, httpStatus: 500 });
 
-function textBytes(vr: string, value: WriteValue): Buffer {
+/** PS3.5 §6.2: text padded to even length with a space, UI with NUL. Buffers are written as given. */
+function textBytes(tag: number, vr: string, value: WriteValue, enc: Enc): Buffer {
   const s = Array.isArray(value) ? (value as (string | number)[]).map(String).join('\\') : String(value);
-  const b = Buffer.from(
-    s,
-    vr === 'UI' || !['SH', 'LO', 'ST', 'LT', 'UT', 'PN', 'UC'].includes(vr) ? 'latin1' : 'utf8',
-  );
+  const b = CHARSET_VRS.has(vr) ? enc.text(s) : Buffer.from(s, 'latin1');
+  if (!b)
+    throw bad(
+      `value of ${tagToHex(tag)} (${vr}) cannot be encoded in the dataset's Specific Character Set: pass it as bytes`,
+    );
   if (b.length % 2 === 0) return b;
   return Buffer.concat([b, Buffer.from(vr === 'UI' ? [0] : [0x20])]);
 }
@@ -97,8 +103,21 @@ function itemTag(tag: number, length: number, enc: Enc): Buffer {
   return header(tag, '', length, { ...enc, explicit: false });
 }
 
-function encodeElements(elements: WriteElement[], enc: Enc): Buffer[] {
+/** Bytes per word of the binary VRs whose byte order follows the transfer syntax (PS3.5 §7.3). */
+const WORD: Record<string, number> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };
+
+function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
   const out: Buffer[] = [];
+  // PS3.5 §7.5: a Specific Character Set inside an item applies to that item.
+  const cs = elements.find((e) => e.tag === Tags.SpecificCharacterSet);
+  const enc: Enc = cs
+    ? {
+        ...parent,
+        text: textEncoding(
+          Array.isArray(cs.value) ? (cs.value as string[]).map(String) : [String(cs.value as string)],
+        ),
+      }
+    : parent;
   for (const el of [...elements].sort((a, b) => a.tag - b.tag)) {
     if (el.vr === 'SQ') {
       const items = el.value as WriteElement[][];
@@ -121,13 +140,20 @@ function encodeElements(elements: WriteElement[], enc: Enc): Buffer[] {
     }
     let value: Buffer;
     if (Buffer.isBuffer(el.value)) {
-      value = el.value.length % 2 === 0 ? el.value : Buffer.concat([el.value, Buffer.alloc(1)]);
-      if (!enc.little && el.vr === 'OW') {
+      const pad = TEXT_VRS.has(el.vr) && el.vr !== 'UI' ? 0x20 : 0;
+      value = el.value.length % 2 === 0 ? el.value : Buffer.concat([el.value, Buffer.of(pad)]);
+      const word = WORD[el.vr];
+      // Binary values are given little endian; big endian objects hold their words swapped.
+      if (!enc.little && word) {
+        if (value.length % word !== 0)
+          throw bad(`value of ${tagToHex(el.tag)} (${el.vr}) is not a whole number of ${word}-byte words`);
         value = Buffer.from(value);
-        value.swap16();
+        if (word === 2) value.swap16();
+        else if (word === 4) value.swap32();
+        else value.swap64();
       }
     } else if (TEXT_VRS.has(el.vr)) {
-      value = textBytes(el.vr, el.value);
+      value = textBytes(el.tag, el.vr, el.value, enc);
     } else {
       value = numberBytes(el.vr, el.value, enc.little);
     }
@@ -142,7 +168,11 @@ export function writePart10(elements: WriteElement[], opts: WriteOptions): Buffe
     const e = elements.find((x) => x.tag === t);
     return e ? String(Array.isArray(e.value) ? e.value[0] : e.value) : '';
   };
-  const le: Enc = { explicit: true, little: true, undefinedSq: false };
+  const ts = opts.transferSyntaxUid;
+  const encoding = transferSyntaxEncoding(ts);
+  if (!encoding) throw bad(`cannot write transfer syntax ${ts}`);
+  const defaultText = textEncoding(undefined);
+  const le: Enc = { explicit: true, little: true, undefinedSq: false, text: defaultText };
   const metaElements: WriteElement[] = [
     { tag: Tags.FileMetaInformationVersion, vr: 'OB', value: Buffer.from([0, 1]) },
     { tag: Tags.MediaStorageSOPClassUID, vr: 'UI', value: str(Tags.SOPClassUID) },
@@ -160,11 +190,11 @@ export function writePart10(elements: WriteElement[], opts: WriteOptions): Buffe
     numberBytes('UL', metaBody.length, true),
   ]);
 
-  const ts = opts.transferSyntaxUid;
   const enc: Enc = {
-    explicit: ts !== TransferSyntax.ImplicitVRLittleEndian,
-    little: ts !== TransferSyntax.ExplicitVRBigEndian,
+    explicit: encoding.explicit,
+    little: encoding.little,
     undefinedSq: opts.undefinedLengthSequences ?? false,
+    text: defaultText,
   };
   const dsElements = elements.filter(
     (e) => e.tag >>> 16 !== 0x0002 && !(opts.encapsulatedPixelData && e.tag === Tags.PixelData),
@@ -182,7 +212,7 @@ export function writePart10(elements: WriteElement[], opts: WriteOptions): Buffe
     parts.push(itemTag(Tags.SequenceDelimitationItem, 0, enc));
   }
   let dataset = Buffer.concat(parts);
-  if (ts === TransferSyntax.DeflatedExplicitVRLittleEndian) dataset = deflateRawSync(dataset);
+  if (encoding.deflated) dataset = deflateRawSync(dataset);
   const preamble = Buffer.alloc(128);
   return Buffer.concat([preamble, Buffer.from('DICM', 'latin1'), groupLength, metaBody, dataset]);
 }

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { textDecoding, textEncoding } from './charset.js';
+
+const esc = (s: string) => Buffer.from(s, 'latin1');
+const decode = (cs: string[] | undefined, bytes: Buffer) => textDecoding(cs).decode(bytes);
+
+describe('textDecoding', () => {
+  it('reads the default repertoire and ISO_IR 100 (Latin-1)', () => {
+    expect(decode(undefined, Buffer.from('Doe^John'))).toBe('Doe^John');
+    expect(decode(['ISO_IR 100'], Buffer.from([0x4d, 0xfc, 0x6c, 0x6c, 0x65, 0x72]))).toBe('Müller');
+  });
+
+  it('reads ISO_IR 192 (UTF-8) Japanese and Greek', () => {
+    expect(decode(['ISO_IR 192'], Buffer.from('山田^太郎', 'utf8'))).toBe('山田^太郎');
+    expect(decode(['ISO_IR 192'], Buffer.from('Γιώργος', 'utf8'))).toBe('Γιώργος');
+  });
+
+  it('reads the single-byte ISO 8859 parts and Thai', () => {
+    expect(decode(['ISO_IR 144'], Buffer.from([0xb8, 0xd2, 0xd0, 0xdd, 0xde, 0xd2]))).toBe('Иванов');
+    expect(decode(['ISO_IR 126'], Buffer.from([0xc4, 0xe9, 0xef, 0xed, 0xf5, 0xf3, 0xe9, 0xef, 0xf2]))).toBe(
+      'Διονυσιος',
+    );
+    expect(decode(['ISO_IR 101'], Buffer.from([0xa3, 0xf3, 0x64, 0xbc]))).toBe('Łódź');
+    expect(decode(['ISO_IR 138'], Buffer.from([0xf9, 0xf8, 0xe5, 0xef]))).toBe('שרון');
+    expect(decode(['ISO_IR 127'], Buffer.from([0xe2, 0xc8, 0xc7, 0xe6, 0xea]))).toBe('قباني');
+    expect(decode(['ISO_IR 148'], Buffer.from([0xfe, 0x69]))).toBe('şi');
+    expect(decode(['ISO_IR 166'], Buffer.from([0xb9, 0xd2, 0xc2]))).toBe('นาย');
+  });
+
+  it('reads GB18030 and GBK', () => {
+    const wang = Buffer.concat([
+      esc('Wang^XiaoDong='),
+      Buffer.from([0xcd, 0xf5, 0x5e, 0xd0, 0xa1, 0xb6, 0xab]),
+    ]);
+    expect(decode(['GB18030'], wang)).toBe('Wang^XiaoDong=王^小东');
+    expect(decode(['GBK'], wang)).toBe('Wang^XiaoDong=王^小东');
+  });
+
+  it('reads ISO 2022 IR 87 kanji behind escapes (PS3.5 H.3.2)', () => {
+    const b = Buffer.concat([
+      esc('Yamada^Tarou='),
+      esc('\x1b$B'),
+      Buffer.from([0x3b, 0x33, 0x45, 0x44]),
+      esc('\x1b(B^\x1b$B'),
+      Buffer.from([0x42, 0x40, 0x4f, 0x3a]),
+      esc('\x1b(B'),
+    ]);
+    const d = textDecoding(['', 'ISO 2022 IR 87']);
+    expect(d.decode(b)).toBe('Yamada^Tarou=山田^太郎');
+    expect(d.warning).toBeUndefined();
+  });
+
+  it('reads ISO 2022 IR 13 half-width katakana with IR 87 kanji (PS3.5 H.3.1)', () => {
+    const b = Buffer.concat([
+      Buffer.from([0xd4, 0xcf, 0xc0, 0xde, 0x5e, 0xc0, 0xdb, 0xb3]),
+      esc('=\x1b$B'),
+      Buffer.from([0x3b, 0x33, 0x45, 0x44]),
+      esc('\x1b(J^\x1b$B'),
+      Buffer.from([0x42, 0x40, 0x4f, 0x3a]),
+      esc('\x1b(J'),
+    ]);
+    expect(decode(['ISO 2022 IR 13', 'ISO 2022 IR 87'], b)).toBe('ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎');
+  });
+
+  it('reads ISO 2022 IR 149 Korean in G1 (PS3.5 I.2)', () => {
+    const b = Buffer.concat([
+      esc('Hong^Gildong=\x1b$)C'),
+      Buffer.from([0xfb, 0xf3]),
+      esc('^\x1b$)C'),
+      Buffer.from([0xd1, 0xce, 0xd4, 0xd7]),
+      esc('=\x1b$)C'),
+      Buffer.from([0xc8, 0xab]),
+      esc('^\x1b$)C'),
+      Buffer.from([0xb1, 0xe6, 0xb5, 0xbf]),
+    ]);
+    expect(decode(['', 'ISO 2022 IR 149'], b)).toBe('Hong^Gildong=洪^吉洞=홍^길동');
+  });
+
+  it('switches between single-byte sets with escapes (ISO 2022 IR 100 and IR 144)', () => {
+    const b = Buffer.concat([
+      Buffer.from([0x4d, 0xfc]),
+      esc('^\x1b-L'),
+      Buffer.from([0xb8, 0xd2, 0xd0, 0xdd]),
+    ]);
+    expect(decode(['ISO 2022 IR 100', 'ISO 2022 IR 144'], b)).toBe('Mü^Иван');
+  });
+
+  it('warns about sets it cannot decode and unknown terms, and still returns text', () => {
+    const jisx0212 = textDecoding(['', 'ISO 2022 IR 159']);
+    expect(jisx0212.warning).toMatch(/cannot be decoded/);
+    expect(jisx0212.decode(Buffer.concat([esc('A\x1b$(D'), Buffer.from([0x30, 0x21]), esc('\x1b(BZ')]))).toBe(
+      'A?Z',
+    );
+    const unknown = textDecoding(['ISO_IR 999']);
+    expect(unknown.warning).toMatch(/ISO_IR 999/);
+    expect(unknown.decode(Buffer.from('abc'))).toBe('abc');
+  });
+});
+
+describe('textEncoding', () => {
+  it('encodes UTF-8 and Latin-1 and refuses what the set cannot hold', () => {
+    expect(textEncoding(['ISO_IR 192'])('山')).toEqual(Buffer.from('山', 'utf8'));
+    expect(textEncoding(['ISO_IR 100'])('ü')).toEqual(Buffer.from([0xfc]));
+    expect(textEncoding(['ISO_IR 100'])('山')).toBeUndefined();
+    expect(textEncoding(['ISO_IR 144'])('Иван')).toBeUndefined();
+    expect(textEncoding(['ISO_IR 144'])('Ivan')).toEqual(Buffer.from('Ivan'));
+  });
+});

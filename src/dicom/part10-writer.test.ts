@@ -1,0 +1,192 @@
+import { describe, expect, it } from 'vitest';
+import { CustosError } from '../domain/errors.js';
+import { getNumbers, getString, getStrings, type Dataset, type Element } from './dataset.js';
+import { parsePart10 } from './part10-parser.js';
+import { writePart10, type WriteElement } from './part10-writer.js';
+import { Tags, TransferSyntax, tag } from './tags.js';
+
+const every: WriteElement[] = [
+  { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 192' },
+  { tag: Tags.ImageType, vr: 'CS', value: ['ORIGINAL', 'PRIMARY'] },
+  { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
+  { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2.3.4.5' },
+  { tag: Tags.StudyDate, vr: 'DA', value: '20240229' },
+  { tag: Tags.StudyTime, vr: 'TM', value: '235959.5' },
+  { tag: Tags.PatientName, vr: 'PN', value: 'Ωμέγα^Σοφία' },
+  { tag: Tags.PatientAge, vr: 'AS', value: '042Y' },
+  { tag: Tags.PatientComments, vr: 'LT', value: ' leading space kept\\no split' },
+  { tag: Tags.SeriesNumber, vr: 'IS', value: 7 },
+  { tag: Tags.PixelSpacing, vr: 'DS', value: ['0.5', '0.25'] },
+  { tag: Tags.RetrieveURL, vr: 'UR', value: 'https://example.org/wado' },
+  { tag: tag(0x0018, 0x9219), vr: 'SS', value: [-2, 3] },
+  { tag: tag(0x0018, 0x1310), vr: 'US', value: [0, 256, 256, 0] },
+  { tag: tag(0x0018, 0x6020), vr: 'SL', value: -70000 },
+  { tag: tag(0x0020, 0x9228), vr: 'UL', value: 4000000000 },
+  { tag: tag(0x0018, 0x9089), vr: 'FD', value: [0.1, -1e300] },
+  { tag: tag(0x0018, 0x0013), vr: 'FL', value: 1.5 },
+  { tag: tag(0x0072, 0x0082), vr: 'SV', value: [-(2n ** 62n), 5n] },
+  { tag: tag(0x0072, 0x0083), vr: 'UV', value: [2n ** 64n - 1n] },
+  { tag: tag(0x0020, 0x9165), vr: 'AT', value: [Tags.PatientName, Tags.PixelData] },
+  { tag: tag(0x0028, 0x1201), vr: 'OW', value: Buffer.from([1, 2, 3, 4]) },
+  { tag: tag(0x0066, 0x0016), vr: 'OF', value: Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]) },
+  { tag: tag(0x0066, 0x0040), vr: 'OL', value: Buffer.from([9, 8, 7, 6]) },
+  { tag: tag(0x0066, 0x0022), vr: 'OD', value: Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]) },
+  { tag: tag(0x0019, 0x0010), vr: 'LO', value: 'PRIVATE CREATOR' },
+  { tag: tag(0x0019, 0x1001), vr: 'OB', value: Buffer.from([0xde, 0xad, 0xbe]) },
+  {
+    tag: Tags.ReferencedSeriesSequence,
+    vr: 'SQ',
+    value: [
+      [
+        { tag: Tags.SeriesInstanceUID, vr: 'UI', value: '1.2.3.9' },
+        {
+          tag: Tags.ReferencedSOPSequence,
+          vr: 'SQ',
+          value: [[{ tag: Tags.ReferencedSOPInstanceUID, vr: 'UI', value: '1.2.3.9.1' }], []],
+        },
+      ],
+    ],
+  },
+  { tag: Tags.PixelData, vr: 'OW', value: Buffer.from([1, 0, 2, 0, 3, 0, 4, 0]) },
+];
+
+/** The values a reader sees, independent of encoding: what the round trip must preserve. */
+function values(ds: Dataset): unknown {
+  const out: Record<string, unknown> = {};
+  for (const [t, e] of [...ds].sort((a, b) => a[0] - b[0])) out[t.toString(16)] = valueOf(e);
+  return out;
+}
+function valueOf(e: Element): unknown {
+  switch (e.kind) {
+    case 'text':
+    case 'numbers':
+    case 'bigints':
+    case 'tags':
+      return e.values;
+    case 'bytes':
+      return e.data.toString('hex');
+    case 'sequence':
+      return e.items.map(values);
+    default:
+      return e.kind;
+  }
+}
+
+const native = [
+  TransferSyntax.ExplicitVRLittleEndian,
+  TransferSyntax.ImplicitVRLittleEndian,
+  TransferSyntax.ExplicitVRBigEndian,
+  TransferSyntax.DeflatedExplicitVRLittleEndian,
+];
+
+describe('writePart10', () => {
+  it('writes a preamble, DICM and a file meta group naming the SOP instance and transfer syntax', async () => {
+    const file = writePart10(every, { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian });
+    expect(file.subarray(0, 128).every((b) => b === 0)).toBe(true);
+    expect(file.toString('latin1', 128, 132)).toBe('DICM');
+    const p = await parsePart10(file);
+    expect(getString(p.fileMeta, Tags.MediaStorageSOPClassUID)).toBe('1.2.840.10008.5.1.4.1.1.7');
+    expect(getString(p.fileMeta, Tags.MediaStorageSOPInstanceUID)).toBe('1.2.3.4.5');
+    expect(getString(p.fileMeta, Tags.TransferSyntaxUID)).toBe(TransferSyntax.ExplicitVRLittleEndian);
+    // PS3.10 §7.1: the group length counts the bytes of the rest of group 0002.
+    const groupLength = getNumbers(p.fileMeta, Tags.FileMetaInformationGroupLength)![0]!;
+    expect(132 + 12 + groupLength).toBe(p.datasetStart);
+    expect(p.warnings).toEqual([]);
+  });
+
+  for (const ts of native) {
+    it(`round-trips every VR, nested sequences and big values through ${ts}`, async () => {
+      const reference = await parsePart10(
+        writePart10(every, { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian }),
+      );
+      for (const undefinedLengthSequences of [false, true]) {
+        const file = writePart10(every, { transferSyntaxUid: ts, undefinedLengthSequences });
+        const p = await parsePart10(file, { maxInlineValueBytes: 1 << 20 });
+        const got = values(p.dataset) as Record<string, unknown>;
+        const want = values(reference.dataset) as Record<string, unknown>;
+        expect(got).toEqual(want);
+        expect(getString(p.dataset, Tags.PatientName)).toBe('Ωμέγα^Σοφία');
+        expect(getStrings(p.dataset, Tags.PatientComments)).toEqual([' leading space kept\\no split']);
+        expect(p.dataset.get(Tags.PixelData)?.kind).toBe('bulk');
+        expect(p.pixelData?.length).toBe(8);
+      }
+    });
+  }
+
+  it('pads odd values: text with a space, UI with NUL, bytes with 0', () => {
+    const file = writePart10(
+      [
+        { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.3' },
+        { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2' },
+        { tag: Tags.PatientID, vr: 'LO', value: 'ABC' },
+        { tag: tag(0x0019, 0x1001), vr: 'OB', value: Buffer.from([7]) },
+      ],
+      { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian },
+    );
+    expect(file.includes(Buffer.from('1.2.3\0', 'latin1'))).toBe(true);
+    expect(file.includes(Buffer.from('ABC ', 'latin1'))).toBe(true);
+    expect(file.subarray(-2)).toEqual(Buffer.from([7, 0]));
+  });
+
+  it('encodes text in the Specific Character Set of the dataset and of each item', async () => {
+    const file = writePart10(
+      [
+        { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 100' },
+        { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2' },
+        { tag: Tags.PatientName, vr: 'PN', value: 'Müller^Jürgen' },
+        {
+          tag: Tags.OtherPatientIDsSequence,
+          vr: 'SQ',
+          value: [
+            [
+              { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 192' },
+              { tag: Tags.PatientID, vr: 'LO', value: '山田' },
+            ],
+          ],
+        },
+      ],
+      { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian },
+    );
+    expect(file.includes(Buffer.from('Müller^Jürgen', 'latin1'))).toBe(true);
+    expect(file.includes(Buffer.from('山田', 'utf8'))).toBe(true);
+    const p = await parsePart10(file);
+    expect(getString(p.dataset, Tags.PatientName)).toBe('Müller^Jürgen');
+    const item = (p.dataset.get(Tags.OtherPatientIDsSequence) as { items: Dataset[] }).items[0]!;
+    expect(getString(item, Tags.PatientID)).toBe('山田');
+  });
+
+  it('refuses text its character set cannot encode, so nothing is written garbled', () => {
+    const attempt = () =>
+      writePart10(
+        [
+          { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 100' },
+          { tag: Tags.PatientName, vr: 'PN', value: '山田' },
+        ],
+        { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian },
+      );
+    expect(attempt).toThrow(CustosError);
+    expect(attempt).toThrow(/Specific Character Set/);
+  });
+
+  it('writes encapsulated pixel data with an undefined length, a Basic Offset Table and padded fragments', async () => {
+    const file = writePart10(every, {
+      transferSyntaxUid: TransferSyntax.JPEG2000Lossless,
+      encapsulatedPixelData: { fragments: [Buffer.from('abc'), Buffer.from('defg')], basicOffsetTable: [0] },
+    });
+    const p = await parsePart10(file);
+    const px = p.pixelData!;
+    expect(px.encapsulated).toBe(true);
+    expect(px.length).toBe(-1);
+    expect(px.basicOffsetTable).toEqual([0]);
+    expect(px.fragments!.map((f) => file.subarray(f.offset, f.offset + f.length).toString('latin1'))).toEqual(
+      ['abc\0', 'defg'],
+    );
+    // The value starts with the Basic Offset Table item tag (FFFE,E000).
+    expect(file.readUInt16LE(px.offset)).toBe(0xfffe);
+    expect(file.subarray(-8)).toEqual(Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]));
+  });
+
+  it('refuses a transfer syntax it cannot encode', () => {
+    expect(() => writePart10(every, { transferSyntaxUid: '1.2.3.4' })).toThrow(CustosError);
+  });
+});

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { lookupTag, tagForKeyword } from './dictionary.js';
+import { Tags, parseTagHex, tag, tagToHex } from './tags.js';
+
+describe('tags', () => {
+  it('packs group and element into an unsigned 32-bit number', () => {
+    expect(tag(0x0010, 0x0010)).toBe(0x00100010);
+    expect(tag(0xfffe, 0xe000)).toBe(0xfffee000);
+    expect(tag(0xfffe, 0xe000)).toBeGreaterThan(0);
+  });
+
+  it('prints tags as 8 upper-case hex digits, the DICOM JSON key form', () => {
+    expect(tagToHex(Tags.PixelData)).toBe('7FE00010');
+    expect(tagToHex(Tags.StudyInstanceUID)).toBe('0020000D');
+    expect(tagToHex(tag(0x0008, 0x0005))).toBe('00080005');
+  });
+
+  it('parses the usual written forms and rejects others', () => {
+    expect(parseTagHex('0010,0010')).toBe(Tags.PatientName);
+    expect(parseTagHex('00100010')).toBe(Tags.PatientName);
+    expect(parseTagHex('(7fe0,0010)')).toBe(Tags.PixelData);
+    expect(parseTagHex('0010,001')).toBeUndefined();
+    expect(parseTagHex('PatientName')).toBeUndefined();
+  });
+
+  it('names every Tags entry after its PS3.6 keyword', () => {
+    for (const [keyword, t] of Object.entries(Tags)) {
+      expect(tagForKeyword(keyword), keyword).toBe(t);
+      expect(lookupTag(t)?.keyword, keyword).toBe(keyword);
+    }
+  });
+});

@@ -1,0 +1,28 @@
+import { TransferSyntax } from './tags.js';
+
+/** How a transfer syntax encodes the dataset after the file meta information (PS3.5 §10, Annex A). */
+export interface TransferSyntaxEncoding {
+  explicit: boolean;
+  little: boolean;
+  deflated: boolean;
+}
+
+/**
+ * The encoding of a transfer syntax, or undefined when it is not one Custos can read. Every DICOM transfer
+ * syntax other than implicit VR LE, explicit VR BE and the deflated one is explicit VR little endian (PS3.5 A.4:
+ * encapsulated ones differ only in the pixel data, which the parser recognises by its undefined length), so any
+ * UID under the standard's 1.2.840.10008.1.2 arc reads that way. Private transfer syntaxes may encode anything.
+ */
+export function transferSyntaxEncoding(uid: string): TransferSyntaxEncoding | undefined {
+  switch (uid) {
+    case TransferSyntax.ImplicitVRLittleEndian:
+      return { explicit: false, little: true, deflated: false };
+    case TransferSyntax.ExplicitVRBigEndian:
+      return { explicit: true, little: false, deflated: false };
+    case TransferSyntax.DeflatedExplicitVRLittleEndian:
+      return { explicit: true, little: true, deflated: true };
+  }
+  if (/^1\.2\.840\.10008\.1\.2\.[1-9][0-9]*(\.[1-9][0-9]*)*$/.test(uid))
+    return { explicit: true, little: true, deflated: false };
+  return undefined;
+}
