@@ -1,24 +1,84 @@
 import type { Principal } from '../domain/principal.js';
+import type { AuditObjects, AuditOutcome, AuditRecord } from '../domain/audit-record.js';
 
+/** What a service reports; the ledger adds sequence, time, node and chain. */
 export interface AuditEvent {
   principal: Principal;
   action: string;
-  outcome: 'success' | 'denied' | 'failure';
+  outcome: AuditOutcome;
   /** The policy that decided, or 'n/a' for events no policy decides (e.g. a failed login). */
   policy: string;
   patientId?: string;
   studyUid?: string;
   /** Which objects: series / SOP instance UIDs, or a query and its result count. */
-  objects?: Record<string, unknown>;
+  objects?: AuditObjects;
+  /** Interface the request came through: 'dicomweb', 'dimse', 'admin-api', 'cli', 'fhir', 'console'. */
+  channel?: string;
+  /** Purpose of use and break-glass reason, when the caller gave them. */
+  purpose?: string;
+  breakGlassReason?: string;
   detail?: Record<string, unknown>;
 }
 
 /**
- * Append-only audit ledger (issue 5 adds chaining, signatures and export). `append` resolves only once the
- * record is durable, so a read's record exists before its data leaves the process. `appendIn` writes in a
- * caller's transaction so a mutation and its record commit together.
+ * Append-only, hash-chained audit ledger. `append` resolves only once the record is durable (group commit: one
+ * transaction carries every record queued meanwhile), so a read's record exists before its data leaves the
+ * process. `appendIn` writes in a caller's transaction so a mutation and its record commit together.
  */
 export interface AuditLedger {
   append(event: AuditEvent): Promise<void>;
   appendIn(trx: unknown, event: AuditEvent): Promise<void>;
+}
+
+/** Filters for reading the ledger; every field narrows (AND). Times are ISO 8601 UTC, `until` exclusive. */
+export interface AuditFilter {
+  patientId?: string;
+  studyUid?: string;
+  actor?: string;
+  action?: string[];
+  outcome?: AuditOutcome;
+  since?: string;
+  until?: string;
+  /** Records with seq below this (for paging newest-first) or above it (oldest-first). */
+  beforeSeq?: number;
+  afterSeq?: number;
+  order?: 'asc' | 'desc';
+  limit: number;
+}
+
+/** A stored chain row, as verification and export read it back. */
+export interface LedgerRow {
+  seq: number;
+  prevHash: string;
+  hash: string;
+  /** The record's canonical JSON, exactly as hashed. */
+  text: string;
+  /** Denormalised search columns, checked against the record by verification. */
+  columns: {
+    ts: string;
+    actor: string;
+    action: string;
+    outcome: string;
+    patientId: string;
+    studyUid: string;
+  };
+}
+
+export interface SignedCheckpoint {
+  seq: number;
+  hash: string;
+  ts: string;
+  node: string;
+  keyId: string;
+  /** Base64 Ed25519 signature over the checkpoint body's canonical JSON (every field above). */
+  signature: string;
+}
+
+/** Reading side of the ledger: search, ordered scans for verification and export, checkpoints. */
+export interface AuditStore {
+  search(filter: AuditFilter): Promise<AuditRecord[]>;
+  /** Rows with seq > afterSeq in seq order, at most `limit`. */
+  rowsAfter(afterSeq: number, limit: number): Promise<LedgerRow[]>;
+  checkpoints(): Promise<SignedCheckpoint[]>;
+  head(): Promise<{ seq: number; hash: string }>;
 }

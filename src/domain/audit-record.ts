@@ -1,0 +1,84 @@
+/**
+ * One audit ledger record: who did what to which objects, when, from where and why. This is the exact value
+ * the chain hashes (in canonical JSON), and the single source every export (JSONL, DICOM PS3.15 A.5, FHIR
+ * AuditEvent) is derived from.
+ */
+export interface AuditRecord {
+  /** Record format version. */
+  v: 1;
+  /** Position in the chain: 1, 2, 3, … without gaps. */
+  seq: number;
+  /** UTC, millisecond precision, ISO 8601 (`2026-11-23T08:49:20.123Z`). */
+  ts: string;
+  /** Who: the authenticated principal (a user, a registered DICOM AE and its bound account, or the system). */
+  actor: AuditActor;
+  /** What: the action attempted and how it ended, and the policy that decided. */
+  action: AuditAction | string;
+  outcome: AuditOutcome;
+  /** Identifier of the deciding policy, or 'n/a' where no policy decides (a failed login). */
+  policy: string;
+  /** Which objects. */
+  patientId?: string;
+  studyUid?: string;
+  objects?: AuditObjects;
+  /** Where: network source (client address, AE host), the interface, and the Custos node that recorded it. */
+  source: string;
+  channel?: string;
+  node: string;
+  /** Why: purpose of use (e.g. TREAT, HRESCH) and, for break-glass, the reason the user gave. */
+  purpose?: string;
+  breakGlassReason?: string;
+  /** Anything else worth keeping (error codes, reasons, changed fields). */
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditActor {
+  kind: 'user' | 'ae' | 'system';
+  id: string;
+  name: string;
+  role: string;
+  /** How the principal authenticated: 'password', 'token:<id>', 'oidc', 'tls-cert', 'cli'. */
+  via?: string;
+  /** For a DICOM AE: its title (name is the title too; kept explicit for exports). */
+  aeTitle?: string;
+}
+
+export type AuditOutcome = 'success' | 'denied' | 'failure';
+
+/** The action vocabulary. Services may record others, but these are the ones exports map to standard codes. */
+export type AuditAction =
+  | 'login'
+  | 'logout'
+  | 'mfa'
+  | 'token-use'
+  | 'token-create'
+  | 'token-revoke'
+  | 'account-create'
+  | 'account-change'
+  | 'query'
+  | 'view-metadata'
+  | 'view-pixels'
+  | 'store'
+  | 'export-clinical'
+  | 'export-deidentified'
+  | 'print'
+  | 'correct-header'
+  | 'request-deletion'
+  | 'approve-deletion'
+  | 'delete'
+  | 'policy-apply'
+  | 'config-change'
+  | 'break-glass'
+  | 'alert'
+  | 'read-audit'
+  | 'dicom-associate'
+  | 'administer';
+
+export interface AuditObjects {
+  seriesUids?: string[];
+  sopInstanceUids?: string[];
+  /** For queries: what was asked (attribute → value) and how many results were returned. */
+  query?: Record<string, unknown>;
+  count?: number;
+  [key: string]: unknown;
+}
