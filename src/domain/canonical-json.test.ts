@@ -22,9 +22,9 @@ describe('canonicalJson (RFC 8785)', () => {
   });
 
   it('writes numbers in shortest ECMAScript form and literals as JSON does', () => {
-    expect(
-      canonicalJson({ b: [1e21, 1e-7, 0.000001, -0, 1 / 3, 4.5, 2e-3], a: null, c: true }),
-    ).toBe('{"a":null,"b":[1e+21,1e-7,0.000001,0,0.3333333333333333,4.5,0.002],"c":true}');
+    expect(canonicalJson({ b: [1e21, 1e-7, 0.000001, -0, 1 / 3, 4.5, 2e-3], a: null, c: true })).toBe(
+      '{"a":null,"b":[1e+21,1e-7,0.000001,0,0.3333333333333333,4.5,0.002],"c":true}',
+    );
   });
 
   it('gives the same text whatever order members were built in, and omits undefined members', () => {
