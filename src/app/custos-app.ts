@@ -41,7 +41,17 @@ export interface CustosApp {
   close(): Promise<void>;
 }
 
-export async function openApp(config: CustosConfig, clock: Clock = systemClock): Promise<CustosApp> {
+export interface OpenAppOptions {
+  clock?: Clock;
+  /**
+   * Wrap the ledger the services write to. Benchmarks use it to measure what auditing costs; nothing in the
+   * product passes it (every configuration audits).
+   */
+  wrapLedger?: (ledger: AuditLedger) => AuditLedger;
+}
+
+export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
+  const clock = options.clock ?? systemClock;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const sqlitePath = join(config.dataDir, 'index.sqlite');
   const keys = await openOrCreateKeys(config, sqlitePath);
@@ -60,11 +70,12 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     fsync: config.blob.fsync,
   });
   await blobs.sweepTemp();
-  const ledger = new SqlLedger(index, clock, config.nodeName);
+  const sqlLedger = new SqlLedger(index, clock, config.nodeName);
+  const ledger = options.wrapLedger ? options.wrapLedger(sqlLedger) : sqlLedger;
   const gate = new AccessGate(new AdministratorOnlyPolicy(), ledger);
   const audit = new AuditService({
     ledger,
-    store: ledger,
+    store: sqlLedger,
     gate,
     signer: await LedgerSigningKey.openOrCreate(config.audit.signingKeyFile),
     sink: new CheckpointFile(config.audit.checkpointFile),
@@ -83,7 +94,7 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     blobs,
     keys,
     ledger,
-    auditStore: ledger,
+    auditStore: sqlLedger,
     audit,
     auth,
     ingest,
@@ -92,13 +103,14 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {
-        await ledger.drain();
+        await sqlLedger.drain();
         // Seal what this process appended. A ledger that no longer verifies is not signed: the refusal is
         // already recorded as a security alert, and `custos audit verify` names the place.
         await audit.checkpoint().catch((err: unknown) => {
           if (!(err instanceof CustosError && err.code === 'audit.tampered')) throw err;
         });
       } finally {
+        await sqlLedger.close();
         await index.close();
       }
     },
