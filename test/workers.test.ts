@@ -94,7 +94,15 @@ describe('serve with worker processes', () => {
     proc.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => proc.once('exit', r));
     expect(code).toBe(0);
-    const verified = await run(process.execPath, ['--import', 'tsx', child, 'audit', 'verify', '--data', data]);
+    const verified = await run(process.execPath, [
+      '--import',
+      'tsx',
+      child,
+      'audit',
+      'verify',
+      '--data',
+      data,
+    ]);
     expect(verified.stdout).toMatch(/^ledger OK: \d+ records/);
     const records = Number(/ledger OK: (\d+) records/.exec(verified.stdout)![1]);
     expect(records).toBeGreaterThanOrEqual(8 + 40 + 1);
