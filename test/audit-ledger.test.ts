@@ -1,7 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { main, type CliIO } from '../src/app/cli.js';
+import { main } from '../src/app/cli.js';
+import { captureIO } from './support/cli-io.js';
 import type { CustosApp } from '../src/app/custos-app.js';
 import type { AuditRecord } from '../src/domain/audit-record.js';
 import { canonicalJson } from '../src/domain/canonical-json.js';
@@ -23,20 +24,6 @@ const someone = (name: string): Principal => ({
 
 /** Reads the ledger; the built-in administrator role is the one the first-day policy lets do so. */
 const auditor: Principal = { ...someone('auditor'), role: 'administrator' };
-
-function cliIO(cwd: string): CliIO & { stdout: string; stderr: string } {
-  const o = {
-    stdout: '',
-    stderr: '',
-    out: (s: string) => void (o.stdout += s),
-    err: (s: string) => void (o.stderr += s),
-    env: {},
-    cwd,
-    stopSignal: () => new Promise<string>(() => undefined),
-    isTTY: false,
-  };
-  return o;
-}
 
 /** Append n events as three people looking at five patients' studies, then seal them. */
 async function fill(app: CustosApp, n: number): Promise<void> {
@@ -419,7 +406,7 @@ describe.each(backends())('a consistent rewrite of the whole ledger on %s', (bac
         ? { database: { url: s.config.database.url, schema: s.config.database.schema } }
         : {};
     await writeFile(cfgFile, JSON.stringify(dbConfig));
-    const out = cliIO(s.dataDir);
+    const out = captureIO(s.dataDir);
     const code = await main(['audit', 'verify', '--data', s.dataDir], out);
     expect(code, out.stderr).toBe(1);
     expect(out.stdout).toMatch(
@@ -491,7 +478,8 @@ describe.each(backends())('audited events on %s', (backend) => {
     const found = (await readdir(`${s.dataDir}/blobs`, { recursive: true })).find((f) => f.endsWith(blob_id));
     const file = `${s.dataDir}/blobs/${found}`;
     const bytes = await readFile(file);
-    bytes[bytes.length - 40] ^= 0x01;
+    const at = bytes.length - 40;
+    bytes[at] = bytes[at]! ^ 0x01;
     await writeFile(file, bytes);
     const served = await fetch(`${s.dicomweb}/studies/${studyUid}/series/${series}/instances/${sop}`, {
       headers: auth,
