@@ -67,6 +67,39 @@ const ConfigSchema = z
         checkSeconds: z.number().int().min(1).max(86_400),
       })
       .strict(),
+    /** Bearer tokens from the organisation's OpenID Connect identity provider (absent: local accounts only). */
+    oidc: z
+      .object({
+        issuer: z.string().url(),
+        audience: z.string().min(1),
+        /** Default: from the issuer's discovery document. */
+        jwksUri: z.string().url().optional(),
+        algorithms: z
+          .array(
+            z.enum([
+              'RS256',
+              'RS384',
+              'RS512',
+              'PS256',
+              'PS384',
+              'PS512',
+              'ES256',
+              'ES384',
+              'ES512',
+              'EdDSA',
+            ]),
+          )
+          .min(1)
+          .default(['RS256', 'ES256']),
+        usernameClaim: z.string().min(1).default('preferred_username'),
+        roleClaim: z.string().min(1).default('roles'),
+        departmentClaim: z.string().min(1).default('department'),
+        /** Identity-provider role value → Custos role. */
+        roleMap: z.record(z.string()).default({}),
+        clockToleranceSeconds: z.number().int().min(0).max(300).default(30),
+      })
+      .strict()
+      .optional(),
     /** This Custos node's name in audit records (default: the host name). */
     nodeName: z.string().min(1).max(255),
     audit: z
@@ -124,6 +157,9 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> =
   CUSTOS_MAX_HEADER_BYTES: { path: ['limits', 'maxHeaderBytes'], type: 'int' },
   CUSTOS_ADMIN_USERNAME: { path: ['admin', 'username'], type: 'string' },
   CUSTOS_NODE_NAME: { path: ['nodeName'], type: 'string' },
+  CUSTOS_OIDC_ISSUER: { path: ['oidc', 'issuer'], type: 'string' },
+  CUSTOS_OIDC_AUDIENCE: { path: ['oidc', 'audience'], type: 'string' },
+  CUSTOS_OIDC_JWKS_URI: { path: ['oidc', 'jwksUri'], type: 'string' },
   CUSTOS_FIXITY_INTERVAL_DAYS: { path: ['fixity', 'intervalDays'], type: 'int' },
   CUSTOS_FIXITY_BYTES_PER_SECOND: { path: ['fixity', 'bytesPerSecond'], type: 'int' },
   CUSTOS_FIXITY_SLICE_SECONDS: { path: ['fixity', 'sliceSeconds'], type: 'int' },

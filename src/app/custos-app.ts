@@ -15,6 +15,8 @@ import type { KeyStore } from '../ports/key-store.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { AuditLedger, AuditStore } from '../ports/audit-ledger.js';
 import { AuditService } from '../services/audit-service.js';
+import { JoseOidcVerifier } from '../adapters/oidc/jose-oidc-verifier.js';
+import { KNOWN_ROLES } from '../domain/principal.js';
 import { FixityService } from '../services/fixity-service.js';
 import { AccessGate } from '../services/access-gate.js';
 import { AuthService } from '../services/auth-service.js';
@@ -86,7 +88,12 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   await audit.recordConfiguration(auditableSettings(config));
   const studyKeys = new StudyKeyService(index, keys, clock);
-  const auth = new AuthService(index, ledger, clock);
+  const auth = new AuthService(
+    index,
+    ledger,
+    clock,
+    config.oidc ? new JoseOidcVerifier({ ...config.oidc, knownRoles: KNOWN_ROLES }) : undefined,
+  );
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
   const ingest = new IngestService({ index, blobs, studyKeys, gate, ledger, clock, limits: config.limits });
   const query = new QueryService(index, gate, ledger, clock);

@@ -4,6 +4,7 @@ import { CustosError } from '../domain/errors.js';
 import { asUserId } from '../domain/ids.js';
 import { ADMINISTRATOR_ROLE, type Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
+import type { IdentityTokenVerifier, VerifiedIdentity } from '../ports/identity-tokens.js';
 import type { Clock } from '../ports/clock.js';
 import type { IndexDb } from '../ports/database.js';
 
@@ -28,13 +29,68 @@ export class AuthService {
     private readonly index: IndexDb,
     private readonly ledger: AuditLedger,
     private readonly clock: Clock,
+    /** The organisation's identity provider, when OIDC is configured. */
+    private readonly oidc?: IdentityTokenVerifier,
   ) {}
+
+  /**
+   * A JWT from the identity provider: verified against its JWKS, then refused if a local (e.g. SCIM-provisioned)
+   * account of that name exists and is deactivated, so deprovisioning takes effect at once.
+   */
+  private async authenticateOidc(token: string, source: string): Promise<Principal> {
+    const refuse = async (reason: string, err: CustosError) => {
+      await this.ledger.append({
+        principal: {
+          kind: 'user',
+          id: asUserId('unknown'),
+          name: 'unknown',
+          role: 'none',
+          source,
+          via: 'oidc',
+        },
+        action: 'token-use',
+        outcome: 'failure',
+        policy: 'n/a',
+        detail: { reason },
+      });
+      throw err;
+    };
+    let identity: VerifiedIdentity;
+    try {
+      identity = await this.oidc!.verify(token);
+    } catch (err) {
+      if (err instanceof CustosError) return refuse(err.message, err);
+      throw err;
+    }
+    const local = await this.index.db
+      .selectFrom('users')
+      .select(['pk', 'active'])
+      .where('username', '=', identity.username)
+      .executeTakeFirst();
+    if (local && !local.active)
+      return refuse(
+        `account ${identity.username} is deactivated`,
+        unauthenticated(`the account ${identity.username} is deactivated`),
+      );
+    return {
+      kind: 'user',
+      id: asUserId(local ? String(local.pk) : `oidc:${identity.subject}`),
+      name: identity.username,
+      // No role that maps: the principal can authenticate but every policy denies it.
+      role: identity.role ?? 'none',
+      source,
+      via: 'oidc',
+      ...(identity.department ? { department: identity.department } : {}),
+    };
+  }
 
   async authenticateBearer(authorization: string | undefined, source: string): Promise<Principal> {
     if (!authorization) throw unauthenticated('this request needs an Authorization: Bearer <token> header');
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (!m) throw unauthenticated('the Authorization header must be "Bearer <token>"');
     const token = m[1]!;
+    if (this.oidc && !token.startsWith(TOKEN_PREFIX) && token.split('.').length === 3)
+      return this.authenticateOidc(token, source);
     const now = this.clock.now().toISOString();
     const row = token.startsWith(TOKEN_PREFIX)
       ? await this.index.db

@@ -23,6 +23,8 @@ export interface TestServer {
 
 export interface TestServerOptions {
   limits?: Partial<CustosConfig['limits']>;
+  /** Any other change to the configuration the server starts with. */
+  configure?: (config: CustosConfig) => CustosConfig;
 }
 
 /** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
@@ -39,7 +41,7 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     limits: { ...base.limits, ...opts.limits },
     database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
   };
-  const app = await openApp(config);
+  const app = await openApp(opts.configure ? opts.configure(config) : config);
   const unexpected: unknown[] = [];
   const server = await startServer(app, (err) => unexpected.push(err));
   const { token } = await app.auth.createToken(systemPrincipal('test'), config.admin.username);
