@@ -95,11 +95,7 @@ describe.each(backends())('OIDC bearer tokens on %s', (backend) => {
     ['not yet valid', () => token({ nbf: now() + 600 }), /nbf/],
     ['for another audience', () => token({ aud: 'someone-else' }), /aud/],
     ['from another issuer', () => token({ iss: 'https://evil.example' }), /iss/],
-    [
-      'signed by a key the issuer does not publish',
-      () => token({}, { key: undefined, kid: 'k1' }).then(() => token({}, { key: idp.other })),
-      /signature/,
-    ],
+    ['signed by a key the issuer does not publish', () => token({}, { key: idp.other }), /signature/],
     ['with a key id the JWKS lacks', () => token({}, { kid: 'nope' }), /no key/],
   ])('refuses a token %s, with 401 problem+json, and records the attempt', async (_name, make, why) => {
     const res = await qido(await make());

@@ -278,6 +278,9 @@ export async function migrateToLatest(
     provider: new InCodeProvider(dialect),
     migrationTableName: 'custos_migrations',
     migrationLockTableName: 'custos_migrations_lock',
+    // Migrations are developed on parallel branches and numbered apart; a database that already ran a later one
+    // must still take an earlier-numbered one that arrived afterwards.
+    allowUnorderedMigrations: true,
     // Without the schema named, Kysely looks for its tables in every schema and takes another
     // installation's (or test's) migration tables in the same database for ours.
     ...(schema ? { migrationTableSchema: schema } : {}),
