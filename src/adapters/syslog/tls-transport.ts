@@ -1,0 +1,147 @@
+import { isIP } from 'node:net';
+import { connect, type TLSSocket } from 'node:tls';
+import { CustosError } from '../../domain/errors.js';
+import { octetCountingFrame } from './rfc5424.js';
+
+export interface SyslogTransport {
+  /** Sends the messages in order; resolves once each was written to the transport, rejects on any failure. */
+  send(messages: readonly Buffer[]): Promise<void>;
+  connection(): { epoch: number; open: boolean };
+  close(): Promise<void>;
+}
+
+export interface TlsSyslogOptions {
+  host: string;
+  port: number;
+  /** PEM: CA certificate(s) that signed the repository's certificate (default: Node's built-in roots). */
+  ca?: string | Buffer;
+  /** PEM client certificate and key, for repositories that authenticate the sender (IHE ATNA node auth). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Name the server certificate must carry; defaults to host when it is a name. */
+  serverName?: string;
+  connectTimeoutMs?: number;
+}
+
+/**
+ * RFC 5425 syslog over TLS: one long-lived connection, TLS 1.2 or later, server certificate always verified,
+ * each message framed by octet counting. RFC 5425 has no application acknowledgement: a write that completed
+ * reached the local TCP stack, not necessarily the repository; see `connection()` for how the forwarder narrows
+ * that window.
+ */
+export class TlsSyslogTransport implements SyslogTransport {
+  private socket: TLSSocket | undefined;
+  private connecting: Promise<TLSSocket> | undefined;
+  private epoch = 0;
+  private open = false;
+
+  constructor(private readonly opts: TlsSyslogOptions) {}
+
+  connection() {
+    return { epoch: this.epoch, open: this.open };
+  }
+
+  private connect(): Promise<TLSSocket> {
+    if (this.socket && this.open) return Promise.resolve(this.socket);
+    this.connecting ??= new Promise<TLSSocket>((resolve, reject) => {
+      const { host, port } = this.opts;
+      const socket = connect({
+        host,
+        port,
+        minVersion: 'TLSv1.2',
+        rejectUnauthorized: true,
+        ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+        ...(this.opts.cert ? { cert: this.opts.cert } : {}),
+        ...(this.opts.key ? { key: this.opts.key } : {}),
+        ...((this.opts.serverName ?? (isIP(host) ? undefined : host))
+          ? { servername: this.opts.serverName ?? host }
+          : {}),
+      });
+      const timer = setTimeout(
+        () =>
+          socket.destroy(new Error(`no TLS connection within ${this.opts.connectTimeoutMs ?? 10_000} ms`)),
+        this.opts.connectTimeoutMs ?? 10_000,
+      );
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        this.epoch++;
+        this.open = true;
+        this.socket = socket;
+        this.connecting = undefined;
+        resolve(socket);
+      });
+      // A receiver sends nothing (RFC 5425 §4.3); reading keeps the socket flowing so a close is noticed.
+      socket.on('data', () => {});
+      socket.on('end', () => socket.destroy());
+      socket.on('error', (err) => {
+        clearTimeout(timer);
+        if (this.connecting) {
+          this.connecting = undefined;
+          reject(
+            new CustosError({
+              code: 'syslog.connect-failed',
+              message: `cannot reach the audit record repository at ${host}:${port} over TLS: ${err.message}`,
+              cause: err,
+            }),
+          );
+        }
+      });
+      socket.on('close', () => {
+        clearTimeout(timer);
+        if (this.socket === socket) {
+          this.open = false;
+          this.socket = undefined;
+        }
+        if (this.connecting) {
+          this.connecting = undefined;
+          reject(
+            new CustosError({
+              code: 'syslog.connect-failed',
+              message: `the audit record repository at ${host}:${port} closed the TLS connection`,
+            }),
+          );
+        }
+      });
+    });
+    return this.connecting;
+  }
+
+  async send(messages: readonly Buffer[]): Promise<void> {
+    if (!messages.length) return;
+    const socket = await this.connect();
+    const writes = messages.map(
+      (m) =>
+        new Promise<void>((resolve, reject) => {
+          socket.write(octetCountingFrame(m), (err) => (err ? reject(err) : resolve()));
+        }),
+    );
+    try {
+      await Promise.all(writes);
+    } catch (err) {
+      socket.destroy();
+      throw new CustosError({
+        code: 'syslog.send-failed',
+        message: `sending to the audit record repository failed: ${(err as Error).message}`,
+        cause: err,
+      });
+    }
+    if (socket.destroyed) {
+      throw new CustosError({
+        code: 'syslog.send-failed',
+        message: 'the TLS connection to the audit record repository closed while sending',
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    this.open = false;
+    if (!socket) return;
+    await new Promise<void>((resolve) => {
+      socket.once('close', () => resolve());
+      socket.end();
+      setTimeout(() => socket.destroy(), 2000).unref();
+    });
+  }
+}
