@@ -384,7 +384,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
 
   it('records stores, queries and retrieves in the ledger, and the ledger refuses edits', async () => {
     const rows = await s.app.index.db
-      .selectFrom('audit_log')
+      .selectFrom('audit_ledger')
       .select(['action', 'outcome', 'study_uid'])
       .execute();
     const actions = new Set(rows.map((r) => `${r.action}:${r.outcome}`));
@@ -398,9 +398,9 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     ]) {
       expect(actions, a).toContain(a);
     }
-    await expect(s.app.index.db.updateTable('audit_log').set({ outcome: 'x' }).execute()).rejects.toThrow(
+    await expect(s.app.index.db.updateTable('audit_ledger').set({ outcome: 'x' }).execute()).rejects.toThrow(
       /append-only/,
     );
-    await expect(s.app.index.db.deleteFrom('audit_log').execute()).rejects.toThrow(/append-only/);
+    await expect(s.app.index.db.deleteFrom('audit_ledger').execute()).rejects.toThrow(/append-only/);
   });
 });

@@ -40,7 +40,7 @@ describe('every route', () => {
       expect(res.headers.get('content-type'), `${r.method} ${r.path}`).toMatch(/^application\/problem\+json/);
     }
     const successes = await s.app.index.db
-      .selectFrom('audit_log')
+      .selectFrom('audit_ledger')
       .select('action')
       .where('outcome', '=', 'success')
       .where('action', 'not in', ['account-create', 'token-create'])
@@ -56,7 +56,7 @@ describe('every route', () => {
     });
     expect(res.status).toBe(401);
     const rows = await s.app.index.db
-      .selectFrom('audit_log')
+      .selectFrom('audit_ledger')
       .select(['action', 'outcome'])
       .where('action', '=', 'login')
       .execute();

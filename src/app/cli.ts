@@ -86,6 +86,156 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       });
     });
 
+  const audit = program.command('audit').description('the audit ledger: verify, search, disclosures, export');
+  const cliPrincipal = async () => {
+    const { systemPrincipal } = await import('../services/auth-service.js');
+    const { userInfo } = await import('node:os');
+    return systemPrincipal(`cli:${userInfo().username}`);
+  };
+  audit
+    .command('verify')
+    .description(
+      'recompute the hash chain, check the signed checkpoints; exit 1 and name the first bad seq if tampered',
+    )
+    .option('--data <dir>', 'data directory')
+    .option('--json', 'print the report as JSON')
+    .action(async (opts: { data?: string; json?: boolean }) => {
+      const { withApp } = await import('./custos-app.js');
+      await withApp(
+        config(opts.data ? { dataDir: opts.data } : {}),
+        async (app) => {
+          const started = Date.now();
+          const report = await app.audit.verify(await cliPrincipal(), 'cli');
+          const seconds = (Date.now() - started) / 1000;
+          if (opts.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
+          else {
+            io.out(
+              report.ok
+                ? `ledger OK: ${report.records} records, head ${report.head.hash.slice(0, 16)}…, ${report.checkpoints.verifiedAgainstChain} checkpoint matches (${report.checkpoints.database} in the database, ${report.checkpoints.external} external), ${seconds.toFixed(1)} s\n`
+                : `ledger TAMPERED at seq ${report.problem!.seq} (${report.problem!.kind}): ${report.problem!.message}\n`,
+            );
+            for (const w of report.warnings) io.err(`warning: ${w}\n`);
+          }
+          if (!report.ok) exitCode = 1;
+        },
+        io.err,
+      );
+    });
+  const withFilterOptions = (c: Command) =>
+    c
+      .option('--data <dir>', 'data directory')
+      .option('--patient <id>', 'Patient ID')
+      .option('--study <uid>', 'Study Instance UID')
+      .option('--user <name>', 'account name or AE title that acted')
+      .option('--action <list>', 'actions, comma-separated (e.g. view-pixels,query)')
+      .option('--outcome <o>', 'success, denied or failure')
+      .option('--since <time>', 'from this date or ISO time (inclusive)')
+      .option('--until <time>', 'up to this date or ISO time (exclusive)');
+  withFilterOptions(audit.command('search').description('search the ledger, newest first'))
+    .option('--limit <n>', 'at most this many records (default 100, at most 10000)')
+    .option('--before <seq>', 'records older than this seq (paging)')
+    .option('--json', 'JSON lines instead of a table')
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      const { withApp } = await import('./custos-app.js');
+      const { parseAuditFilter } = await import('../transports/admin/audit-filter.js');
+      const filter = parseAuditFilter(opts as Record<string, string | undefined>, {
+        limit: 100,
+        maxLimit: 10_000,
+      });
+      await withApp(
+        config(typeof opts.data === 'string' ? { dataDir: opts.data } : {}),
+        async (app) => {
+          const records = await app.audit.search(await cliPrincipal(), filter, 'cli');
+          for (const r of records) {
+            io.out(
+              opts.json
+                ? `${JSON.stringify(r)}\n`
+                : `${String(r.seq).padStart(8)}  ${r.ts}  ${r.actor.name.padEnd(16)} ${r.action.padEnd(14)} ${r.outcome.padEnd(8)} ${r.patientId ?? ''} ${r.studyUid ?? ''}\n`,
+            );
+          }
+          if (!opts.json) io.err(`${records.length} records\n`);
+        },
+        io.err,
+      );
+    });
+  audit
+    .command('disclosures')
+    .description("accounting of disclosures: everyone who accessed one patient's studies")
+    .requiredOption('--patient <id>', 'Patient ID')
+    .option('--data <dir>', 'data directory')
+    .option('--since <time>', 'from this date or ISO time')
+    .option('--until <time>', 'up to this date or ISO time (exclusive)')
+    .option('--json', 'print JSON')
+    .action(
+      async (opts: { patient: string; data?: string; since?: string; until?: string; json?: boolean }) => {
+        const { withApp } = await import('./custos-app.js');
+        const { parseInstant } = await import('../transports/admin/audit-filter.js');
+        const range = {
+          ...(opts.since ? { since: parseInstant('since', opts.since) } : {}),
+          ...(opts.until ? { until: parseInstant('until', opts.until) } : {}),
+        };
+        await withApp(
+          config(opts.data ? { dataDir: opts.data } : {}),
+          async (app) => {
+            const result = await app.audit.disclosures(await cliPrincipal(), opts.patient, range, 'cli');
+            if (opts.json) io.out(`${JSON.stringify(result, null, 2)}\n`);
+            else {
+              io.out(
+                `Disclosures of patient ${result.patientId}: ${result.disclosures.length} people, ${result.records} accesses\n`,
+              );
+              for (const d of result.disclosures)
+                io.out(
+                  `  ${d.actor} (${d.role})${d.breakGlass ? ' BREAK-GLASS' : ''}: ${d.count}× ${d.actions.join(', ')}, ${d.first} … ${d.last}, from ${d.sources.join(', ')}\n`,
+                );
+            }
+          },
+          io.err,
+        );
+      },
+    );
+  withFilterOptions(audit.command('export').description('export records oldest first to stdout'))
+    .option('--format <f>', 'jsonl', 'jsonl')
+    .action(async (opts: Record<string, string | undefined>) => {
+      const { withApp } = await import('./custos-app.js');
+      const { parseAuditFilter } = await import('../transports/admin/audit-filter.js');
+      const {
+        limit: _l,
+        order: _o,
+        beforeSeq: _b,
+        ...filter
+      } = parseAuditFilter(opts, { limit: 1, maxLimit: 1 });
+      const format = opts.format ?? 'jsonl';
+      if (format !== 'jsonl')
+        throw new CustosError({ code: 'cli.bad-format', message: `--format must be jsonl, got '${format}'` });
+      await withApp(
+        config(opts.data ? { dataDir: opts.data } : {}),
+        async (app) => {
+          for await (const r of app.audit.export(await cliPrincipal(), filter, format, 'cli'))
+            io.out(`${JSON.stringify(r)}\n`);
+        },
+        io.err,
+      );
+    });
+  audit
+    .command('checkpoint')
+    .description('verify what is new and sign the ledger head now (a running server does this periodically)')
+    .option('--data <dir>', 'data directory')
+    .action(async (opts: { data?: string }) => {
+      const { withApp } = await import('./custos-app.js');
+      await withApp(
+        config(opts.data ? { dataDir: opts.data } : {}),
+        async (app) => {
+          const c = await app.audit.checkpoint();
+          io.out(
+            c
+              ? `signed checkpoint at seq ${c.seq} (${c.hash.slice(0, 16)}…), key ${c.keyId}\n`
+              : 'nothing new to sign\n',
+          );
+        },
+        io.err,
+      );
+    });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CustosError } from '../domain/errors.js';
@@ -54,10 +55,28 @@ const ConfigSchema = z
       })
       .strict(),
     admin: z.object({ username: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/) }).strict(),
+    /** This Custos node's name in audit records (default: the host name). */
+    nodeName: z.string().min(1).max(255),
+    audit: z
+      .object({
+        /** Ed25519 key that signs ledger checkpoints; default <dataDir>/keys/audit-signing.pem. */
+        signingKeyFile: z.string().min(1).optional(),
+        /**
+         * External append-only file every signed checkpoint is also written to; default
+         * <dataDir>/audit/checkpoints.jsonl. Put it on another volume so a database rewrite shows.
+         */
+        checkpointFile: z.string().min(1).optional(),
+        /** How often a running server signs the ledger head (seconds). */
+        checkpointSeconds: z.number().int().min(1).max(86_400),
+      })
+      .strict(),
   })
   .strict();
 
-export type CustosConfig = z.infer<typeof ConfigSchema> & { keyFile: string };
+export type CustosConfig = z.infer<typeof ConfigSchema> & {
+  keyFile: string;
+  audit: { signingKeyFile: string; checkpointFile: string };
+};
 
 const DEFAULTS = {
   dataDir: './custos-data',
@@ -70,6 +89,8 @@ const DEFAULTS = {
     maxHeaderBytes: 64 * 1024 ** 2,
   },
   admin: { username: 'admin' },
+  nodeName: hostname(),
+  audit: { checkpointSeconds: 60 },
 };
 
 type Json = Record<string, unknown>;
@@ -89,6 +110,10 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> =
   CUSTOS_MAX_INSTANCE_BYTES: { path: ['limits', 'maxInstanceBytes'], type: 'int' },
   CUSTOS_MAX_HEADER_BYTES: { path: ['limits', 'maxHeaderBytes'], type: 'int' },
   CUSTOS_ADMIN_USERNAME: { path: ['admin', 'username'], type: 'string' },
+  CUSTOS_NODE_NAME: { path: ['nodeName'], type: 'string' },
+  CUSTOS_AUDIT_SIGNING_KEY_FILE: { path: ['audit', 'signingKeyFile'], type: 'string' },
+  CUSTOS_AUDIT_CHECKPOINT_FILE: { path: ['audit', 'checkpointFile'], type: 'string' },
+  CUSTOS_AUDIT_CHECKPOINT_SECONDS: { path: ['audit', 'checkpointSeconds'], type: 'int' },
 };
 /** Variables read elsewhere by design (test harness), not configuration. */
 const ENV_IGNORED = /^CUSTOS_TEST_/;
@@ -172,5 +197,14 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
   const cfg = parsed.data;
   const dataDir = isAbsolute(cfg.dataDir) ? cfg.dataDir : resolve(input.cwd, cfg.dataDir);
   const keyFile = cfg.keyFile ? resolve(input.cwd, cfg.keyFile) : join(dataDir, 'keys', 'kek.json');
-  return { ...cfg, dataDir, keyFile };
+  const audit = {
+    ...cfg.audit,
+    signingKeyFile: cfg.audit.signingKeyFile
+      ? resolve(input.cwd, cfg.audit.signingKeyFile)
+      : join(dataDir, 'keys', 'audit-signing.pem'),
+    checkpointFile: cfg.audit.checkpointFile
+      ? resolve(input.cwd, cfg.audit.checkpointFile)
+      : join(dataDir, 'audit', 'checkpoints.jsonl'),
+  };
+  return { ...cfg, dataDir, keyFile, audit };
 }

@@ -5,13 +5,16 @@ import { CustosError } from '../domain/errors.js';
 import { FsBlobStore } from '../adapters/fs-blob/fs-blob-store.js';
 import { KeyfileKeyStore } from '../adapters/keyfile/keyfile-key-store.js';
 import { openIndexDb } from '../adapters/sql/open-index-db.js';
-import { SqlAuditLedger } from '../adapters/sql/sql-audit-ledger.js';
+import { SqlLedger } from '../adapters/sql/sql-ledger.js';
+import { LedgerSigningKey } from '../adapters/keyfile/ledger-signing-key.js';
+import { CheckpointFile } from '../adapters/checkpoint-file/checkpoint-file.js';
 import { AdministratorOnlyPolicy } from '../adapters/policy/administrator-policy.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { IndexDb } from '../ports/database.js';
 import type { KeyStore } from '../ports/key-store.js';
 import { systemClock, type Clock } from '../ports/clock.js';
-import type { AuditLedger } from '../ports/audit-ledger.js';
+import type { AuditLedger, AuditStore } from '../ports/audit-ledger.js';
+import { AuditService } from '../services/audit-service.js';
 import { AccessGate } from '../services/access-gate.js';
 import { AuthService } from '../services/auth-service.js';
 import { IngestService } from '../services/ingest-service.js';
@@ -27,6 +30,8 @@ export interface CustosApp {
   blobs: BlobStore;
   keys: KeyStore;
   ledger: AuditLedger;
+  auditStore: AuditStore;
+  audit: AuditService;
   auth: AuthService;
   ingest: IngestService;
   query: QueryService;
@@ -55,8 +60,17 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     fsync: config.blob.fsync,
   });
   await blobs.sweepTemp();
-  const ledger = new SqlAuditLedger(index, clock);
+  const ledger = new SqlLedger(index, clock, config.nodeName);
   const gate = new AccessGate(new AdministratorOnlyPolicy(), ledger);
+  const audit = new AuditService({
+    ledger,
+    store: ledger,
+    gate,
+    signer: await LedgerSigningKey.openOrCreate(config.audit.signingKeyFile),
+    sink: new CheckpointFile(config.audit.checkpointFile),
+    clock,
+    node: config.nodeName,
+  });
   const studyKeys = new StudyKeyService(index, keys, clock);
   const auth = new AuthService(index, ledger, clock);
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
@@ -69,12 +83,25 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     blobs,
     keys,
     ledger,
+    auditStore: ledger,
+    audit,
     auth,
     ingest,
     query,
     retrieve,
     ...(firstStart ? { firstStart } : {}),
-    close: () => index.close(),
+    close: async () => {
+      try {
+        await ledger.drain();
+        // Seal what this process appended. A ledger that no longer verifies is not signed: the refusal is
+        // already recorded as a security alert, and `custos audit verify` names the place.
+        await audit.checkpoint().catch((err: unknown) => {
+          if (!(err instanceof CustosError && err.code === 'audit.tampered')) throw err;
+        });
+      } finally {
+        await index.close();
+      }
+    },
   };
 }
 

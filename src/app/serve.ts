@@ -23,6 +23,11 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     ...(onError ? { onError } : {}),
   });
   const { port } = await http.listen();
+  // Seal the ledger periodically; a ledger that fails verification is reported (and alerted), never signed.
+  const sealer = setInterval(() => {
+    app.audit.checkpoint().catch((err: unknown) => onError?.(err));
+  }, app.config.audit.checkpointSeconds * 1000);
+  sealer.unref();
   const shownHost =
     app.config.http.host === '0.0.0.0' || app.config.http.host === '::' ? '127.0.0.1' : app.config.http.host;
   return {
@@ -30,6 +35,7 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     port,
     url: `http://${shownHost}:${port}`,
     close: async () => {
+      clearInterval(sealer);
       await http.close();
     },
   };

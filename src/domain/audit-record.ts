@@ -82,3 +82,51 @@ export interface AuditObjects {
   count?: number;
   [key: string]: unknown;
 }
+
+/** The fields of an audit event a service reports (the ledger port's AuditEvent has this shape). */
+export interface AuditEventFields {
+  principal: {
+    kind: AuditActor['kind'];
+    id: string;
+    name: string;
+    role: string;
+    source: string;
+    via?: string;
+  };
+  action: string;
+  outcome: AuditOutcome;
+  policy: string;
+  patientId?: string;
+  studyUid?: string;
+  objects?: AuditObjects;
+  channel?: string;
+  purpose?: string;
+  breakGlassReason?: string;
+  detail?: Record<string, unknown>;
+}
+
+/** Build the record (all but its seq) from an event, the time it is recorded and the recording node. */
+export function recordOf(e: AuditEventFields, at: Date, node: string): Omit<AuditRecord, 'seq'> {
+  const p = e.principal;
+  const actor: AuditActor = { kind: p.kind, id: String(p.id), name: p.name, role: p.role };
+  if (p.via) actor.via = p.via;
+  if (p.kind === 'ae') actor.aeTitle = p.name;
+  const r: Omit<AuditRecord, 'seq'> = {
+    v: 1,
+    ts: at.toISOString(),
+    actor,
+    action: e.action,
+    outcome: e.outcome,
+    policy: e.policy,
+    source: p.source,
+    node,
+  };
+  if (e.patientId) r.patientId = e.patientId;
+  if (e.studyUid) r.studyUid = e.studyUid;
+  if (e.objects && Object.keys(e.objects).length) r.objects = e.objects;
+  if (e.channel) r.channel = e.channel;
+  if (e.purpose) r.purpose = e.purpose;
+  if (e.breakGlassReason) r.breakGlassReason = e.breakGlassReason;
+  if (e.detail && Object.keys(e.detail).length) r.detail = e.detail;
+  return r;
+}

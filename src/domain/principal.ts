@@ -9,6 +9,8 @@ export interface Principal {
   role: string;
   /** Network source: client address for HTTP, calling host for DIMSE, 'cli' for local commands. */
   source: string;
+  /** How it authenticated ('password', 'token:<id>', 'tls-cert', …), recorded with every audit record. */
+  via?: string;
 }
 
 /** The built-in administrator role of the first start (issue 4 adds the governance roles). */

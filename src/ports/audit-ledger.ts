@@ -81,4 +81,30 @@ export interface AuditStore {
   rowsAfter(afterSeq: number, limit: number): Promise<LedgerRow[]>;
   checkpoints(): Promise<SignedCheckpoint[]>;
   head(): Promise<{ seq: number; hash: string }>;
+  /**
+   * Sign the chain at `at` (a point the caller has just verified) and store the checkpoint, unless a newer
+   * checkpoint already covers it or the row at `at.seq` no longer has that hash.
+   */
+  checkpoint(
+    signer: LedgerSigner,
+    node: string,
+    now: Date,
+    at: { seq: number; hash: string },
+  ): Promise<SignedCheckpoint | undefined>;
+}
+
+/** Signs ledger checkpoints (Ed25519, a key of its own: never the key-encryption key). */
+export interface LedgerSigner {
+  readonly keyId: string;
+  readonly publicKeyPem: string;
+  /** Base64 signature over the message. */
+  sign(message: Buffer): string;
+}
+
+/** Somewhere outside the database that checkpoints are also appended to, so a rewrite of the database shows. */
+export interface CheckpointSink {
+  /** Human-readable location, for messages. */
+  readonly location: string;
+  append(checkpoint: SignedCheckpoint): Promise<void>;
+  readAll(): Promise<SignedCheckpoint[]>;
 }

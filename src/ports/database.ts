@@ -108,19 +108,28 @@ export interface ApiTokensTable {
   revoked_at: string | null;
 }
 
-export interface AuditLogTable {
-  seq: Generated<number>;
+/** One hash-chained ledger record; the search columns are copies of fields of `record`. */
+export interface AuditLedgerTable {
+  seq: number;
   ts: string;
   actor: string;
-  actor_role: string;
   action: string;
   outcome: string;
-  policy: string;
   patient_id: string;
   study_uid: string;
-  objects_json: string;
-  source: string;
-  detail_json: string;
+  /** The record's canonical JSON (RFC 8785), exactly the bytes hashed. */
+  record: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditCheckpointsTable {
+  seq: number;
+  hash: string;
+  ts: string;
+  node: string;
+  key_id: string;
+  signature: string;
 }
 
 export interface DatabaseSchema {
@@ -131,7 +140,8 @@ export interface DatabaseSchema {
   instances: InstancesTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
-  audit_log: AuditLogTable;
+  audit_ledger: AuditLedgerTable;
+  audit_checkpoints: AuditCheckpointsTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

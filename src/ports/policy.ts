@@ -1,7 +1,7 @@
 import type { Principal } from '../domain/principal.js';
 
 /** Actions a policy can allow (ARCHITECTURE.md; issue 4 extends the set and moves them to Cedar). */
-export type Action = 'query' | 'view-metadata' | 'view-pixels' | 'store' | 'administer';
+export type Action = 'query' | 'view-metadata' | 'view-pixels' | 'store' | 'read-audit' | 'administer';
 
 /** What the action is on. Study-level facts are what policies scope by. */
 export interface ResourceRef {

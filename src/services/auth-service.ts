@@ -40,7 +40,15 @@ export class AuthService {
       ? await this.index.db
           .selectFrom('api_tokens as t')
           .innerJoin('users as u', 'u.pk', 't.user_pk')
-          .select(['u.pk', 'u.username', 'u.role', 'u.active', 't.expires_at', 't.revoked_at'])
+          .select([
+            'u.pk',
+            'u.username',
+            'u.role',
+            'u.active',
+            't.pk as token_pk',
+            't.expires_at',
+            't.revoked_at',
+          ])
           .where('t.token_hash', '=', hashToken(token))
           .executeTakeFirst()
       : undefined;
@@ -59,7 +67,14 @@ export class AuthService {
       });
       throw unauthenticated('the bearer token is unknown, expired or revoked');
     }
-    return { kind: 'user', id: asUserId(String(row.pk)), name: row.username, role: row.role, source };
+    return {
+      kind: 'user',
+      id: asUserId(String(row.pk)),
+      name: row.username,
+      role: row.role,
+      source,
+      via: `token:${row.token_pk}`,
+    };
   }
 
   /** First start: create the administrator with a one-time password that is returned (and printed) once. */
@@ -152,6 +167,7 @@ export class AuthService {
       name: username,
       role: user?.role ?? 'none',
       source,
+      via: 'password',
     };
     if (!ok) {
       await this.ledger.append({

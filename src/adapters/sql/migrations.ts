@@ -185,6 +185,57 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         }
       },
     },
+    '0002-ledger': {
+      // The hash-chained ledger replaces the first-day audit_log table (no deployment ever kept records in it).
+      async up(db: Kysely<unknown>) {
+        await db.schema.dropTable('audit_log').execute();
+        const seqType = dialect === 'postgres' ? 'bigint' : 'integer';
+        await db.schema
+          .createTable('audit_ledger')
+          // Assigned by the ledger under its write lock: 1, 2, 3, … without gaps, so a gap means a removal.
+          .addColumn('seq', seqType, (c) => c.primaryKey())
+          .addColumn('ts', 'text', (c) => c.notNull())
+          .addColumn('actor', 'text', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('patient_id', 'text', (c) => c.notNull())
+          .addColumn('study_uid', 'text', (c) => c.notNull())
+          .addColumn('record', 'text', (c) => c.notNull())
+          .addColumn('prev_hash', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .execute();
+        for (const col of ['patient_id', 'study_uid', 'actor', 'action'] as const) {
+          await db.schema
+            .createIndex(`audit_ledger_${col}`)
+            .on('audit_ledger')
+            .columns([col, 'seq'])
+            .execute();
+        }
+        await db.schema.createIndex('audit_ledger_ts').on('audit_ledger').column('ts').execute();
+        await db.schema
+          .createTable('audit_checkpoints')
+          .addColumn('seq', seqType, (c) => c.primaryKey())
+          .addColumn('hash', 'text', (c) => c.notNull())
+          .addColumn('ts', 'text', (c) => c.notNull())
+          .addColumn('node', 'text', (c) => c.notNull())
+          .addColumn('key_id', 'text', (c) => c.notNull())
+          .addColumn('signature', 'text', (c) => c.notNull())
+          .execute();
+        for (const table of ['audit_ledger', 'audit_checkpoints']) {
+          if (dialect === 'sqlite') {
+            await sql`create trigger ${sql.raw(`${table}_no_update`)} before update on ${sql.table(table)}
+                      begin select raise(abort, ${sql.lit(`${table} is append-only`)}); end`.execute(db);
+            await sql`create trigger ${sql.raw(`${table}_no_delete`)} before delete on ${sql.table(table)}
+                      begin select raise(abort, ${sql.lit(`${table} is append-only`)}); end`.execute(db);
+          } else {
+            await sql`create or replace function custos_refuse_ledger_change() returns trigger language plpgsql as $$
+                      begin raise exception '% is append-only', TG_TABLE_NAME; end $$`.execute(db);
+            await sql`create trigger ${sql.raw(`${table}_append_only`)} before update or delete or truncate on ${sql.table(table)}
+                      for each statement execute function custos_refuse_ledger_change()`.execute(db);
+          }
+        }
+      },
+    },
     // Issue 5, standards out: the syslog forwarder's cursor into the ledger and its lease (one forwarder at a
     // time across workers and nodes). Self-contained: nothing else refers to this table.
     '0005-audit-forward': {
@@ -209,12 +260,19 @@ class InCodeProvider implements MigrationProvider {
   }
 }
 
-export async function migrateToLatest(db: Kysely<unknown>, dialect: SqlDialectName): Promise<string[]> {
+export async function migrateToLatest(
+  db: Kysely<unknown>,
+  dialect: SqlDialectName,
+  schema?: string,
+): Promise<string[]> {
   const migrator = new Migrator({
     db,
     provider: new InCodeProvider(dialect),
     migrationTableName: 'custos_migrations',
     migrationLockTableName: 'custos_migrations_lock',
+    // Without the schema named, Kysely looks for its tables in every schema and takes another
+    // installation's (or test's) migration tables in the same database for ours.
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

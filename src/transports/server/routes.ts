@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { CustosError } from '../../domain/errors.js';
+import type { AuditService } from '../../services/audit-service.js';
 import type { AuthService } from '../../services/auth-service.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
@@ -15,6 +16,7 @@ import {
   renderedHandler,
   wadoUriHandler,
 } from '../dicomweb/wado-handler.js';
+import { auditRoutes } from '../admin/audit-routes.js';
 import { Router, type Route } from './router.js';
 
 export interface RouteServices {
@@ -22,6 +24,7 @@ export interface RouteServices {
   ingest: IngestService;
   query: QueryService;
   retrieve: RetrieveService;
+  audit: AuditService;
   config: { limits: { maxRequestBytes: number } };
 }
 
@@ -217,5 +220,5 @@ export function buildRouter(s: RouteServices): Router {
       },
     },
   ];
-  return r.add(...dicomweb, ...api);
+  return r.add(...dicomweb, ...api, ...auditRoutes(s.audit));
 }

@@ -1,0 +1,129 @@
+import { CustosError } from '../../domain/errors.js';
+import type { AuditService } from '../../services/audit-service.js';
+import { sendJson } from '../dicomweb/responses.js';
+import type { RequestContext, Route } from '../server/router.js';
+import { AUDIT_FILTER_KEYS, parseAuditFilter, parseInstant, type AuditFilterInput } from './audit-filter.js';
+
+const JSON_TYPE = 'application/json';
+
+function filterInput(ctx: RequestContext): AuditFilterInput {
+  const input: AuditFilterInput = {};
+  for (const k of AUDIT_FILTER_KEYS) {
+    const v = ctx.query.get(k);
+    if (v !== null) input[k] = v;
+  }
+  return input;
+}
+
+function rejectUnknown(ctx: RequestContext, known: readonly string[]): void {
+  for (const k of ctx.query.keys()) {
+    if (!known.includes(k))
+      throw new CustosError({
+        code: 'audit.bad-filter',
+        message: `${k}: unknown parameter (known: ${known.join(', ')})`,
+        httpStatus: 400,
+        detail: { parameter: k },
+      });
+  }
+}
+
+/** The audit part of the admin API: search, accounting of disclosures, verification, export. */
+export function auditRoutes(audit: AuditService): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/api/audit/records',
+      auth: 'bearer',
+      summary: 'search the audit ledger (newest first; page with before=<seq of the last record>)',
+      handler: async (ctx) => {
+        rejectUnknown(ctx, AUDIT_FILTER_KEYS);
+        const filter = parseAuditFilter(filterInput(ctx), { limit: 100, maxLimit: 1000 });
+        const records = await audit.search(ctx.principal, filter, 'admin-api');
+        const last = records[records.length - 1];
+        const next =
+          records.length === filter.limit && last
+            ? filter.order === 'asc'
+              ? { after: last.seq }
+              : { before: last.seq }
+            : null;
+        sendJson(ctx.res, 200, { records, next }, JSON_TYPE);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/audit/disclosures',
+      auth: 'bearer',
+      summary: "accounting of disclosures: everyone who accessed one patient's studies",
+      handler: async (ctx) => {
+        rejectUnknown(ctx, ['patient', 'since', 'until']);
+        const patient = ctx.query.get('patient');
+        if (!patient)
+          throw new CustosError({
+            code: 'audit.bad-filter',
+            message: 'patient: required (the Patient ID whose disclosures to account for)',
+            httpStatus: 400,
+            detail: { parameter: 'patient' },
+          });
+        const since = ctx.query.get('since');
+        const until = ctx.query.get('until');
+        const result = await audit.disclosures(
+          ctx.principal,
+          patient,
+          {
+            ...(since ? { since: parseInstant('since', since) } : {}),
+            ...(until ? { until: parseInstant('until', until) } : {}),
+          },
+          'admin-api',
+        );
+        sendJson(ctx.res, 200, result, JSON_TYPE);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/audit/verify',
+      auth: 'bearer',
+      summary: 'recompute the hash chain and check every signed checkpoint',
+      handler: async (ctx) => {
+        rejectUnknown(ctx, []);
+        const report = await audit.verify(ctx.principal, 'admin-api');
+        sendJson(ctx.res, report.ok ? 200 : 409, report, JSON_TYPE);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/audit/export',
+      auth: 'bearer',
+      summary: 'export audit records oldest first as JSON lines (format=jsonl)',
+      handler: async (ctx) => {
+        rejectUnknown(ctx, [...AUDIT_FILTER_KEYS.filter((k) => k !== 'limit' && k !== 'before'), 'format']);
+        const format = ctx.query.get('format') ?? 'jsonl';
+        if (format !== 'jsonl')
+          throw new CustosError({
+            code: 'audit.bad-filter',
+            message: `format: must be jsonl, got '${format}'`,
+            httpStatus: 400,
+            detail: { parameter: 'format' },
+          });
+        const {
+          limit: _l,
+          order: _o,
+          beforeSeq: _b,
+          ...filter
+        } = parseAuditFilter(filterInput(ctx), {
+          limit: 1,
+          maxLimit: 1,
+        });
+        const records = audit.export(ctx.principal, filter, format, 'admin-api');
+        // Pull the first record before the status line, so a refusal still becomes a problem+json response.
+        const first = await records.next();
+        ctx.res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8' });
+        if (!first.done) ctx.res.write(`${JSON.stringify(first.value)}\n`);
+        for await (const r of records) {
+          if (!ctx.res.write(`${JSON.stringify(r)}\n`))
+            await new Promise((res) => ctx.res.once('drain', res));
+        }
+        ctx.res.end();
+      },
+    },
+  ];
+}
