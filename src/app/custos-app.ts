@@ -21,6 +21,8 @@ import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
 import { RetrieveService } from '../services/retrieve-service.js';
 import { StudyKeyService } from '../services/study-keys.js';
+import type { AuditForwarder } from '../services/audit-forwarder.js';
+import { buildAuditForwarder } from './audit-forwarding.js';
 import type { CustosConfig } from './config.js';
 
 /** The composition root: the only place that knows every concrete adapter. */
@@ -32,6 +34,8 @@ export interface CustosApp {
   ledger: AuditLedger;
   auditStore: AuditStore;
   audit: AuditService;
+  /** Forwards the ledger to the configured audit record repository (syslog); started by a server only. */
+  auditForwarder?: AuditForwarder;
   auth: AuthService;
   ingest: IngestService;
   query: QueryService;
@@ -71,6 +75,7 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     clock,
     node: config.nodeName,
   });
+  const auditForwarder = await buildAuditForwarder(config, index, ledger, clock);
   const studyKeys = new StudyKeyService(index, keys, clock);
   const auth = new AuthService(index, ledger, clock);
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
@@ -85,6 +90,7 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     ledger,
     auditStore: ledger,
     audit,
+    ...(auditForwarder ? { auditForwarder } : {}),
     auth,
     ingest,
     query,
@@ -92,6 +98,7 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {
+        await auditForwarder?.stop();
         await ledger.drain();
         // Seal what this process appended. A ledger that no longer verifies is not signed: the refusal is
         // already recorded as a security alert, and `custos audit verify` names the place.

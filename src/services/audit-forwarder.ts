@@ -58,7 +58,11 @@ export class AuditForwarder {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
 
-  constructor(private readonly o: AuditForwarderOptions) {}
+  private onError: ((err: unknown) => void) | undefined;
+
+  constructor(private readonly o: AuditForwarderOptions) {
+    this.onError = o.onError;
+  }
 
   status(): ForwarderStatus {
     return {
@@ -70,8 +74,10 @@ export class AuditForwarder {
     };
   }
 
-  start(): void {
+  /** Starts forwarding in the background; `onError` (if given) replaces the constructor's error callback. */
+  start(onError?: (err: unknown) => void): void {
     if (!this.stopped) return;
+    if (onError) this.onError = onError;
     this.stopped = false;
     this.loop = this.run();
   }
@@ -112,7 +118,7 @@ export class AuditForwarder {
       } catch (err) {
         this.failures++;
         this.lastError = err instanceof Error ? err.message : String(err);
-        this.o.onError?.(err);
+        this.onError?.(err);
         // Whatever was written since the last commit may not have arrived: send it again.
         this.sent = this.committed;
         const b = this.o.backoff ?? { initialMs: 500, maxMs: 60_000 };
@@ -124,7 +130,7 @@ export class AuditForwarder {
       await this.confirm();
       if (this.holding) await this.o.lease.release(this.o.owner);
     } catch (err) {
-      this.o.onError?.(err);
+      this.onError?.(err);
     }
     this.holding = false;
   }
