@@ -81,6 +81,7 @@ for (const backend of backends()) {
       ledger = new SqlLedger(index, systemClock, 'node-1');
     });
     afterAll(async () => {
+      await ledger.close();
       await index.close();
       await drop();
     });

@@ -45,7 +45,17 @@ export interface CustosApp {
   close(): Promise<void>;
 }
 
-export async function openApp(config: CustosConfig, clock: Clock = systemClock): Promise<CustosApp> {
+export interface OpenAppOptions {
+  clock?: Clock;
+  /**
+   * Wrap the ledger the services write to. Benchmarks use it to measure what auditing costs; nothing in the
+   * product passes it (every configuration audits).
+   */
+  wrapLedger?: (ledger: AuditLedger) => AuditLedger;
+}
+
+export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
+  const clock = options.clock ?? systemClock;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const sqlitePath = join(config.dataDir, 'index.sqlite');
   const keys = await openOrCreateKeys(config, sqlitePath);
@@ -64,18 +74,19 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     fsync: config.blob.fsync,
   });
   await blobs.sweepTemp();
-  const ledger = new SqlLedger(index, clock, config.nodeName);
+  const sqlLedger = new SqlLedger(index, clock, config.nodeName);
+  const ledger = options.wrapLedger ? options.wrapLedger(sqlLedger) : sqlLedger;
   const gate = new AccessGate(new AdministratorOnlyPolicy(), ledger);
   const audit = new AuditService({
     ledger,
-    store: ledger,
+    store: sqlLedger,
     gate,
     signer: await LedgerSigningKey.openOrCreate(config.audit.signingKeyFile),
     sink: new CheckpointFile(config.audit.checkpointFile),
     clock,
     node: config.nodeName,
   });
-  const auditForwarder = await buildAuditForwarder(config, index, ledger, clock);
+  const auditForwarder = await buildAuditForwarder(config, index, sqlLedger, clock);
   const studyKeys = new StudyKeyService(index, keys, clock);
   const auth = new AuthService(index, ledger, clock);
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
@@ -88,7 +99,7 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     blobs,
     keys,
     ledger,
-    auditStore: ledger,
+    auditStore: sqlLedger,
     audit,
     ...(auditForwarder ? { auditForwarder } : {}),
     auth,
@@ -99,13 +110,14 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     close: async () => {
       try {
         await auditForwarder?.stop();
-        await ledger.drain();
+        await sqlLedger.drain();
         // Seal what this process appended. A ledger that no longer verifies is not signed: the refusal is
         // already recorded as a security alert, and `custos audit verify` names the place.
         await audit.checkpoint().catch((err: unknown) => {
           if (!(err instanceof CustosError && err.code === 'audit.tampered')) throw err;
         });
       } finally {
+        await sqlLedger.close();
         await index.close();
       }
     },

@@ -54,6 +54,8 @@ const NATIVE_SYNTAXES = new Set([
  * for the study, make the access record durable, and only then hand out byte streams, which decrypt chunk by
  * chunk and verify the stored SHA-256.
  */
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+
 export class RetrieveService {
   constructor(private readonly deps: RetrieveDeps) {}
 
@@ -64,6 +66,7 @@ export class RetrieveService {
     action: Action,
     what: string,
     detail: Record<string, unknown> = {},
+    opts: { readAhead?: boolean } = {},
   ): Promise<InstanceRef[]> {
     const study = await this.deps.index.db
       .selectFrom('studies as st')
@@ -103,6 +106,21 @@ export class RetrieveService {
       .orderBy('sop_instance_uid')
       .execute();
     if (rows.length === 0) throw notFound(scope);
+    const refs: InstanceRef[] = rows.map((r) => ({
+      studyUid: r.study_uid,
+      seriesUid: r.series_uid,
+      sopInstanceUid: r.sop_instance_uid,
+      sopClassUid: r.sop_class_uid,
+      transferSyntaxUid: r.transfer_syntax_uid,
+      blobId: r.blob_id,
+      size: Number(r.size),
+      sha256: r.sha256,
+      metadata: JSON.parse(r.metadata_json) as DicomJsonObject,
+      bulk: JSON.parse(r.bulk_json) as BulkMap,
+    }));
+    // While the access record is being made durable, read and decrypt the first object into memory: the wait
+    // for the commit overlaps with disk and cipher work, and no byte leaves before open() returns.
+    if (opts.readAhead) this.readAhead.set(refs[0]!, prefetch(this.stream(refs[0]!), READ_AHEAD_BYTES));
     await this.deps.ledger.append({
       principal,
       action,
@@ -118,29 +136,27 @@ export class RetrieveService {
         ...detail,
       },
     });
-    return rows.map((r) => ({
-      studyUid: r.study_uid,
-      seriesUid: r.series_uid,
-      sopInstanceUid: r.sop_instance_uid,
-      sopClassUid: r.sop_class_uid,
-      transferSyntaxUid: r.transfer_syntax_uid,
-      blobId: r.blob_id,
-      size: Number(r.size),
-      sha256: r.sha256,
-      metadata: JSON.parse(r.metadata_json) as DicomJsonObject,
-      bulk: JSON.parse(r.bulk_json) as BulkMap,
-    }));
+    return refs;
   }
+
+  /** Objects opened with readAhead: the read already under way, consumed once by stream(). */
+  private readonly readAhead = new WeakMap<InstanceRef, AsyncIterable<Buffer>>();
 
   /** The stored object, decrypted and verified. */
   async *stream(ref: InstanceRef): AsyncGenerator<Buffer> {
+    const started = this.readAhead.get(ref);
+    if (started) {
+      this.readAhead.delete(ref);
+      yield* started;
+      return;
+    }
     const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
     yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256);
   }
 
   /** The stored object, read ahead of its consumer by up to 8 MiB. */
   prefetched(ref: InstanceRef): AsyncIterable<Buffer> {
-    return prefetch(this.stream(ref), 8 * 1024 * 1024);
+    return prefetch(this.stream(ref), READ_AHEAD_BYTES);
   }
 
   /** Bytes of the given ranges of the object, in order (inflating first for deflated objects). */

@@ -1,4 +1,3 @@
-import Database from 'better-sqlite3-multiple-ciphers';
 import {
   CompiledQuery,
   Kysely,
@@ -13,6 +12,7 @@ import pg from 'pg';
 import type { DatabaseSchema, IndexDb } from '../../ports/database.js';
 import { CustosError } from '../../domain/errors.js';
 import { migrateToLatest } from './migrations.js';
+import { openSqliteHandle } from './sqlite-handle.js';
 
 export type IndexDbConfig =
   | {
@@ -46,6 +46,17 @@ class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
+/** The SQLite index, with what another connection to the same file needs. */
+export interface SqliteIndexDb extends IndexDb {
+  readonly dialect: 'sqlite';
+  /** Where the file is and its page key, so the ledger's writer thread can open a connection of its own. */
+  readonly path: string;
+  readonly key: Buffer;
+}
+
+export const isSqliteIndex = (index: IndexDb): index is SqliteIndexDb =>
+  index.dialect === 'sqlite' && 'path' in index;
+
 // PostgreSQL returns BIGINT as string by default; our counters fit in a double.
 pg.types.setTypeParser(20, (v) => Number(v));
 
@@ -55,34 +66,17 @@ export async function openIndexDb(config: IndexDbConfig): Promise<IndexDb> {
 }
 
 async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
-  let raw: Database.Database;
-  try {
-    raw = new Database(path);
-    raw.pragma(`cipher='chacha20'`);
-    raw.pragma(`key="x'${key.toString('hex')}'"`);
-    // Touch the schema: a wrong key surfaces here, not at the first query.
-    raw.prepare('select count(*) from sqlite_master').get();
-  } catch (err) {
-    throw new CustosError({
-      code: 'db.open-failed',
-      message: `cannot open the index database at ${path}: ${(err as Error).message} (wrong key-encryption key for this data directory?)`,
-      cause: err,
-    });
-  }
-  raw.pragma('journal_mode = WAL');
-  // FULL: a committed transaction (and its audit record) survives power loss.
-  raw.pragma('synchronous = FULL');
-  raw.pragma('foreign_keys = ON');
-  // Same LIKE semantics as PostgreSQL: wildcard matching is case-sensitive unless a service upper-cases both sides.
-  raw.pragma('case_sensitive_like = ON');
-  raw.pragma('busy_timeout = 10000');
+  const raw = openSqliteHandle(path, key);
   const db = new Kysely<DatabaseSchema>({ dialect: new ImmediateSqliteDialect({ database: raw }) });
   await migrateToLatest(db as Kysely<unknown>, 'sqlite');
-  return {
+  const index: SqliteIndexDb = {
     db,
     dialect: 'sqlite',
     close: () => db.destroy(),
+    path,
+    key,
   };
+  return index;
 }
 
 async function openPostgres(url: string, schema: string | undefined, poolSize: number): Promise<IndexDb> {

@@ -12,6 +12,8 @@ import type {
 } from '../../ports/audit-ledger.js';
 import type { Clock } from '../../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../../ports/database.js';
+import { isSqliteIndex } from './open-index-db.js';
+import { SqliteLedgerWriter } from './sqlite-ledger-writer.js';
 
 type Db = Kysely<DatabaseSchema>;
 
@@ -39,11 +41,24 @@ export class SqlLedger implements AuditLedger, AuditStore {
   private queue: Pending[] = [];
   private flushing = false;
 
+  /** SQLite: batches commit on a thread of its own (a synchronous COMMIT would stall the event loop). */
+  private readonly sqliteWriter: SqliteLedgerWriter | undefined;
+
   constructor(
     private readonly index: IndexDb,
     private readonly clock: Clock,
     private readonly node: string,
-  ) {}
+  ) {
+    this.sqliteWriter = isSqliteIndex(index)
+      ? new SqliteLedgerWriter({ path: index.path, key: index.key, node })
+      : undefined;
+  }
+
+  /** Drain what is queued and stop the writer thread. */
+  async close(): Promise<void> {
+    await this.drain();
+    await this.sqliteWriter?.close();
+  }
 
   append(event: AuditEvent): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -70,7 +85,8 @@ export class SqlLedger implements AuditLedger, AuditStore {
       while (this.queue.length) {
         const batch = this.queue.splice(0, MAX_BATCH);
         try {
-          await this.index.db.transaction().execute((trx) => this.write(trx, batch));
+          if (this.sqliteWriter) await this.sqliteWriter.write(batch);
+          else await this.index.db.transaction().execute((trx) => this.write(trx, batch));
           for (const p of batch) p.resolve();
         } catch (err) {
           for (const p of batch) p.reject(err);

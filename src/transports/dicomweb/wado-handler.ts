@@ -19,7 +19,14 @@ const instanceUrl = (base: string, r: InstanceRef) =>
 export function retrieveInstancesHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
     const accepted = acceptDicom(ctx.req.headers.accept);
-    const refs = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs instances');
+    const refs = await retrieve.open(
+      ctx.principal,
+      scopeOf(ctx),
+      'view-pixels',
+      'wado-rs instances',
+      {},
+      { readAhead: true },
+    );
     const refused = refs.find((r) => !acceptsTransferSyntax(accepted, r.transferSyntaxUid));
     if (refused) {
       throw new CustosError({
@@ -194,6 +201,8 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       { studyUid, seriesUid, sopInstanceUid: objectUid },
       'view-pixels',
       'wado-uri',
+      {},
+      { readAhead: true },
     );
     if (wantTs && wantTs !== ref!.transferSyntaxUid) {
       throw new CustosError({

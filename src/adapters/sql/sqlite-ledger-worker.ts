@@ -1,0 +1,65 @@
+// The ledger's SQLite writer thread: commits group-committed batches on a connection of its own, so the
+// synchronous COMMIT (and its fsync) never stalls the server's event loop. Messages: { id, items } → { id } or
+// { id, error }.
+import { parentPort, workerData } from 'node:worker_threads';
+import { recordOf, type AuditEventFields } from '../../domain/audit-record.js';
+import { chainRecords, GENESIS_HASH } from '../../domain/ledger-chain.js';
+import { openSqliteHandle } from './sqlite-handle.js';
+
+export interface LedgerWorkerData {
+  path: string;
+  key: Uint8Array;
+  node: string;
+}
+export interface LedgerBatch {
+  id: number;
+  items: { event: AuditEventFields; at: number }[];
+}
+export interface LedgerBatchResult {
+  id: number;
+  error?: string;
+}
+
+const data = workerData as LedgerWorkerData;
+const db = openSqliteHandle(data.path, Buffer.from(data.key));
+const head = db.prepare('select seq, hash from audit_ledger order by seq desc limit 1');
+const insert = db.prepare(
+  `insert into audit_ledger (seq, ts, actor, action, outcome, patient_id, study_uid, record, prev_hash, hash)
+   values (@seq, @ts, @actor, @action, @outcome, @patient_id, @study_uid, @record, @prev_hash, @hash)`,
+);
+// BEGIN IMMEDIATE: the head is read under the write lock, so every process's records chain onto the true last one.
+const commit = db.transaction((items: LedgerBatch['items']) => {
+  const last = (head.get() as { seq: number; hash: string } | undefined) ?? { seq: 0, hash: GENESIS_HASH };
+  const rows = chainRecords(
+    last,
+    items.map((i) => recordOf(i.event, new Date(i.at), data.node)),
+  );
+  for (const r of rows) {
+    insert.run({
+      seq: r.seq,
+      ts: r.columns.ts,
+      actor: r.columns.actor,
+      action: r.columns.action,
+      outcome: r.columns.outcome,
+      patient_id: r.columns.patientId,
+      study_uid: r.columns.studyUid,
+      record: r.text,
+      prev_hash: r.prevHash,
+      hash: r.hash,
+    });
+  }
+});
+
+parentPort!.on('message', (batch: LedgerBatch | 'close') => {
+  if (batch === 'close') {
+    db.close();
+    parentPort!.close();
+    return;
+  }
+  try {
+    commit.immediate(batch.items);
+    parentPort!.postMessage({ id: batch.id } satisfies LedgerBatchResult);
+  } catch (err) {
+    parentPort!.postMessage({ id: batch.id, error: (err as Error).message } satisfies LedgerBatchResult);
+  }
+});

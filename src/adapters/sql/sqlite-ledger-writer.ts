@@ -1,0 +1,121 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { CustosError } from '../../domain/errors.js';
+import type { AuditEventFields } from '../../domain/audit-record.js';
+import type { LedgerBatch, LedgerBatchResult, LedgerWorkerData } from './sqlite-ledger-worker.js';
+
+/**
+ * Main-thread side of the ledger's SQLite writer thread. One batch is in flight at a time (the ledger queues
+ * what arrives meanwhile into the next), so the thread never competes with itself for the write lock.
+ */
+export class SqliteLedgerWriter {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (e: unknown) => void }>();
+
+  constructor(private readonly data: LedgerWorkerData) {}
+
+  private starting: Promise<Worker> | undefined;
+
+  private async start(): Promise<Worker> {
+    const worker = new Worker(await workerScript(), { workerData: this.data });
+    worker.unref();
+    worker.on('message', (m: LedgerBatchResult) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.error === undefined) p.resolve();
+      else
+        p.reject(
+          new CustosError({
+            code: 'audit.append-failed',
+            message: `the audit ledger refused a batch: ${m.error}`,
+          }),
+        );
+    });
+    const fail = (err: unknown) => {
+      this.worker = undefined;
+      for (const p of this.pending.values())
+        p.reject(
+          new CustosError({
+            code: 'audit.append-failed',
+            message: `the audit ledger writer stopped: ${(err as Error)?.message ?? String(err)}`,
+            cause: err,
+          }),
+        );
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (this.pending.size) fail(new Error(`exited with code ${code}`));
+      this.worker = undefined;
+    });
+    this.worker = worker;
+    return worker;
+  }
+
+  private async current(): Promise<Worker> {
+    if (this.worker) return this.worker;
+    this.starting ??= this.start().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  async write(items: { event: AuditEventFields; at: Date }[]): Promise<void> {
+    const worker = await this.current();
+    const id = this.nextId++;
+    const msg: LedgerBatch = { id, items: items.map((i) => ({ event: i.event, at: i.at.getTime() })) };
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage(msg);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined);
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = undefined;
+    await new Promise<void>((resolve) => {
+      worker.once('exit', () => resolve());
+      worker.postMessage('close');
+    });
+  }
+}
+
+let sourceBundle: Promise<URL> | undefined;
+
+/**
+ * The worker's script. A build runs the compiled `.js` beside this file. From source (vitest, tsx) Node cannot
+ * load TypeScript in a worker thread, so the worker is bundled once per process with esbuild (a dev dependency,
+ * never reached from a build) into node_modules/.cache, where its one native dependency still resolves.
+ */
+async function workerScript(): Promise<URL> {
+  if (!import.meta.url.endsWith('.ts')) return new URL('./sqlite-ledger-worker.js', import.meta.url);
+  sourceBundle ??= (async () => {
+    const { build } = await import('esbuild');
+    const here = fileURLToPath(new URL('.', import.meta.url));
+    const cache = fileURLToPath(new URL('../../../node_modules/.cache/custos/', import.meta.url));
+    await mkdir(cache, { recursive: true });
+    const result = await build({
+      entryPoints: [`${here}sqlite-ledger-worker.ts`],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      write: false,
+      external: ['better-sqlite3-multiple-ciphers'],
+      logLevel: 'silent',
+    });
+    // Named by content: every test process shares one file per version of the worker's code.
+    const contents = result.outputFiles[0]!.contents;
+    const out = `${cache}ledger-worker-${createHash('sha256').update(contents).digest('hex').slice(0, 16)}.mjs`;
+    if (!existsSync(out)) {
+      await writeFile(`${out}.${process.pid}.tmp`, contents);
+      await rename(`${out}.${process.pid}.tmp`, out);
+    }
+    return pathToFileURL(out);
+  })();
+  return sourceBundle;
+}
