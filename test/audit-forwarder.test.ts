@@ -137,6 +137,23 @@ for (const backend of backends()) {
       });
     });
 
+    it('leases to one owner at a time, hands over after expiry and fences the old owner out', async () => {
+      const lease = new SqlForwardLease(index, `fence-${backend}`);
+      const t = (s: number) => new Date(Date.UTC(2026, 10, 23, 9, 0, s)).toISOString();
+      expect(await lease.acquire('A', t(0), t(10))).toEqual({ cursor: 0 });
+      expect(await lease.commit('A', 5, t(10))).toBe(true);
+      expect(await lease.acquire('B', t(5), t(15))).toBeUndefined();
+      expect(await lease.acquire('A', t(6), t(16))).toEqual({ cursor: 5 });
+      // A stalls past its lease: B takes over from the committed cursor, and A's late commit is refused.
+      expect(await lease.acquire('B', t(17), t(27))).toEqual({ cursor: 5 });
+      expect(await lease.commit('A', 9, t(30))).toBe(false);
+      expect(await lease.commit('B', 7, t(27))).toBe(true);
+      // The cursor never goes back.
+      expect(await lease.commit('B', 6, t(27))).toBe(false);
+      await lease.release('B');
+      expect(await lease.acquire('C', t(18), t(28))).toEqual({ cursor: 7 });
+    });
+
     it('forwards over UDP', async () => {
       const rx = await startUdpReceiver();
       const fwd = new AuditForwarder({
@@ -172,6 +189,7 @@ for (const backend of backends()) {
           owner,
           idleMs: 20,
           leaseMs: 60_000,
+          standbyMs: 100,
         });
       const a = mk('A');
       const b = mk('B');

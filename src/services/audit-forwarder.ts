@@ -14,6 +14,8 @@ export interface AuditForwarderOptions {
   /** Pause when the ledger has nothing new. */
   idleMs?: number;
   leaseMs?: number;
+  /** How often a forwarder that does not hold the lease checks whether it may take over (at most leaseMs/2). */
+  standbyMs?: number;
   /** Retry delays after a failure: doubling from `initial` up to `max`. */
   backoff?: { initialMs: number; maxMs: number };
   /** Unexpected errors and delivery failures, for the operator's log. */
@@ -52,6 +54,8 @@ export class AuditForwarder {
   /** Connection epoch the records in (committed, sent] were written on. */
   private sentEpoch = -1;
   private holding = false;
+  /** When the lease must next be renewed (epoch ms). */
+  private renewAt = 0;
   private failures = 0;
   private lastError: string | undefined;
   private stopped = true;
@@ -143,8 +147,11 @@ export class AuditForwarder {
       this.sent = this.committed;
       return;
     }
-    if (await this.o.lease.commit(this.o.owner, this.sent, this.until())) this.committed = this.sent;
-    else this.lostLease();
+    const nowMs = this.o.clock.now().getTime();
+    if (await this.o.lease.commit(this.o.owner, this.sent, this.until())) {
+      this.committed = this.sent;
+      this.renewAt = nowMs + this.leaseMs / 3;
+    } else this.lostLease();
   }
 
   private lostLease() {
@@ -154,20 +161,25 @@ export class AuditForwarder {
 
   /** One round: hold the lease, confirm the previous batch, send the next. Answers how long to pause. */
   private async round(): Promise<number> {
-    const now = this.o.clock.now().toISOString();
-    const lease = await this.o.lease.acquire(this.o.owner, now, this.until());
-    if (!lease) {
-      this.holding = false;
-      return Math.min(this.leaseMs / 2, 5_000);
-    }
-    if (!this.holding || lease.cursor > this.committed) {
-      // Newly taken (or taken over): start from what the last holder persisted.
-      this.holding = true;
-      this.committed = this.sent = lease.cursor;
+    const nowMs = this.o.clock.now().getTime();
+    // The lease is renewed once a third of it has passed (a commit renews it too), not on every batch: each
+    // renewal is a write transaction, which on SQLite competes with the ledger for the one write lock.
+    if (!this.holding || nowMs >= this.renewAt) {
+      const lease = await this.o.lease.acquire(this.o.owner, new Date(nowMs).toISOString(), this.until());
+      if (!lease) {
+        this.holding = false;
+        return Math.min(this.leaseMs / 2, this.o.standbyMs ?? 5_000);
+      }
+      this.renewAt = nowMs + this.leaseMs / 3;
+      if (!this.holding || lease.cursor > this.committed) {
+        // Newly taken (or taken over): start from what the last holder persisted.
+        this.holding = true;
+        this.committed = this.sent = lease.cursor;
+      }
     }
     await this.confirm();
     if (!this.holding) return 0;
-    const rows = await this.o.store.rowsAfter(this.sent, this.o.batchSize ?? 200);
+    const rows = await this.o.store.rowsAfter(this.sent, this.o.batchSize ?? 500);
     if (!rows.length) return this.o.idleMs ?? 1_000;
     const records = rows.map((r) => JSON.parse(r.text) as AuditRecord);
     await this.o.sink.deliver(records);
