@@ -2,7 +2,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { toDicomAuditXml, STUDY_ROOT_FIND, xmlEscape } from './audit-dicom.js';
 import type { AuditRecord } from './audit-record.js';
-import { sampleRecord } from './audit-test-records.js';
+import { sampleRecord } from '../../test/support/audit-records.js';
 
 const REPEATED = new Set([
   'ActiveParticipant',

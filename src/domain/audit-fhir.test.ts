@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { auditSearchset, DCM_SYSTEM, DICOM_UID_SYSTEM, toFhirAuditEvent } from './audit-fhir.js';
 import type { AuditRecord } from './audit-record.js';
-import { sampleRecord } from './audit-test-records.js';
+import { sampleRecord } from '../../test/support/audit-records.js';
 
 const ev = (over: Partial<AuditRecord> = {}) => toFhirAuditEvent(sampleRecord(over));
 const codes = (cs: { system: string; code: string }[] | undefined) =>

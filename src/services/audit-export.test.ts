@@ -1,7 +1,7 @@
 import { XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../domain/audit-record.js';
-import { sampleRecord } from '../domain/audit-test-records.js';
+import { sampleRecord } from '../../test/support/audit-records.js';
 import { exportRecords, type AuditExportFormat } from './audit-export.js';
 
 async function* some(): AsyncIterable<AuditRecord> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../domain/audit-record.js';
-import { sampleRecord } from '../domain/audit-test-records.js';
+import { sampleRecord } from '../../test/support/audit-records.js';
 import type { AuditStore, LedgerRow } from '../ports/audit-ledger.js';
 import type { AuditSink, ForwardLease } from '../ports/audit-sink.js';
 import { systemClock } from '../ports/clock.js';

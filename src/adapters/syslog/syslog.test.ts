@@ -1,6 +1,6 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sampleRecord } from '../../domain/audit-test-records.js';
+import { sampleRecord } from '../../../test/support/audit-records.js';
 import { makeTestPki, type TestPki } from '../../../test/support/tls-certs.js';
 import { startTlsReceiver, startUdpReceiver } from '../../../test/support/syslog-receiver.js';
 import { formatSyslog, octetCountingFrame, parseOctetCounted } from './rfc5424.js';

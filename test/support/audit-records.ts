@@ -1,4 +1,4 @@
-import type { AuditRecord } from './audit-record.js';
+import type { AuditRecord } from '../../src/domain/audit-record.js';
 
 /** A deterministic record for export tests: a user reading one study. Tests override what they exercise. */
 export function sampleRecord(over: Partial<AuditRecord> = {}): AuditRecord {
