@@ -1,7 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { main, type CliIO } from '../src/app/cli.js';
+import { main } from '../src/app/cli.js';
+import { captureIO } from './support/cli-io.js';
 import type { CustosApp } from '../src/app/custos-app.js';
 import type { AuditRecord } from '../src/domain/audit-record.js';
 import { canonicalJson } from '../src/domain/canonical-json.js';
@@ -23,20 +24,6 @@ const someone = (name: string): Principal => ({
 
 /** Reads the ledger; the built-in administrator role is the one the first-day policy lets do so. */
 const auditor: Principal = { ...someone('auditor'), role: 'administrator' };
-
-function cliIO(cwd: string): CliIO & { stdout: string; stderr: string } {
-  const o = {
-    stdout: '',
-    stderr: '',
-    out: (s: string) => void (o.stdout += s),
-    err: (s: string) => void (o.stderr += s),
-    env: {},
-    cwd,
-    stopSignal: () => new Promise<string>(() => undefined),
-    isTTY: false,
-  };
-  return o;
-}
 
 /** Append n events as three people looking at five patients' studies, then seal them. */
 async function fill(app: CustosApp, n: number): Promise<void> {
@@ -419,12 +406,93 @@ describe.each(backends())('a consistent rewrite of the whole ledger on %s', (bac
         ? { database: { url: s.config.database.url, schema: s.config.database.schema } }
         : {};
     await writeFile(cfgFile, JSON.stringify(dbConfig));
-    const out = cliIO(s.dataDir);
+    const out = captureIO(s.dataDir);
     const code = await main(['audit', 'verify', '--data', s.dataDir], out);
     expect(code, out.stderr).toBe(1);
     expect(out.stdout).toMatch(
       new RegExp(`TAMPERED at seq 1 \\(changed\\).*at seq ${signed.seq}.*external signed checkpoint`),
     );
     expect(await readFile(s.config.audit.checkpointFile, 'utf8')).toContain(`"seq":${signed.seq}`);
+  });
+});
+
+describe.each(backends())('audited events on %s', (backend) => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it('logout revokes the token it was made with and is recorded', async () => {
+    const { token } = await s.app.auth.createToken(auditor, 'admin', { name: 'session' });
+    const auth = { Authorization: `Bearer ${token}` };
+    expect((await fetch(`${s.url}/api/auth/logout`, { method: 'POST', headers: auth })).status).toBe(204);
+    const after = await fetch(`${s.dicomweb}/studies`, { headers: auth });
+    expect(after.status).toBe(401);
+    const [rec] = await s.app.auditStore.search({ action: ['logout'], limit: 1 });
+    expect(rec).toMatchObject({
+      actor: { name: 'admin', via: expect.stringMatching(/^token:\d+$/) },
+      outcome: 'success',
+    });
+  });
+
+  it('records the configuration at first start and what changed at a later start, without secrets', async () => {
+    const [first] = await s.app.auditStore.search({ action: ['config-change'], limit: 1 });
+    expect(first?.detail).toMatchObject({ first: true, settings: { dataDir: s.dataDir } });
+    const { openApp, auditableSettings } = await import('../src/app/custos-app.js');
+    const masked = JSON.stringify(
+      auditableSettings({ ...s.config, database: { url: 'postgres://custos:s3cret@db.example/pacs' } }),
+    );
+    expect(masked).toContain('postgres://custos:***@db.example/pacs');
+    expect(masked).not.toContain('s3cret');
+    const again = await openApp({ ...s.config, audit: { ...s.config.audit, checkpointSeconds: 7 } });
+    await again.close();
+    const [latest] = await s.app.auditStore.search({ action: ['config-change'], limit: 1 });
+    expect(latest?.detail?.changed).toEqual(['audit.checkpointSeconds']);
+    const same = await openApp({ ...s.config, audit: { ...s.config.audit, checkpointSeconds: 7 } });
+    await same.close();
+    expect((await s.app.auditStore.search({ action: ['config-change'], limit: 10 })).length).toBe(2);
+  });
+
+  it('raises an alert when a stored object fails its integrity check, and serves none of it', async () => {
+    const studyUid = uid(1);
+    const series = uid(2);
+    const sop = uid(3);
+    const { body, contentType } = stowBody([
+      { bytes: makeInstance({ studyUid, seriesUid: series, sopInstanceUid: sop, patientId: 'ROT' }) },
+    ]);
+    const auth = { Authorization: `Bearer ${s.token}` };
+    await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': contentType },
+      body,
+    });
+    const { blob_id } = await s.app.index.db
+      .selectFrom('instances')
+      .select('blob_id')
+      .where('sop_instance_uid', '=', sop)
+      .executeTakeFirstOrThrow();
+    const { readdir } = await import('node:fs/promises');
+    const found = (await readdir(`${s.dataDir}/blobs`, { recursive: true })).find((f) => f.endsWith(blob_id));
+    const file = `${s.dataDir}/blobs/${found}`;
+    const bytes = await readFile(file);
+    const at = bytes.length - 40;
+    bytes[at] = bytes[at]! ^ 0x01;
+    await writeFile(file, bytes);
+    const served = await fetch(`${s.dicomweb}/studies/${studyUid}/series/${series}/instances/${sop}`, {
+      headers: auth,
+    })
+      .then((r) => r.arrayBuffer())
+      .then((b) => b.byteLength)
+      .catch(() => 'aborted');
+    expect(served).toBe('aborted');
+    const [alert] = await s.app.auditStore.search({ action: ['alert'], studyUid, limit: 1 });
+    expect(alert).toMatchObject({
+      outcome: 'failure',
+      detail: { alert: 'object-integrity' },
+      objects: { sopInstanceUids: [sop] },
+    });
   });
 });

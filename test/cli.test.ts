@@ -2,22 +2,9 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main, type CliIO } from '../src/app/cli.js';
+import { main } from '../src/app/cli.js';
+import { captureIO as io } from './support/cli-io.js';
 import { makeInstance, uid } from './support/fixtures.js';
-
-function io(cwd: string, stop?: Promise<string>): CliIO & { stdout: string; stderr: string } {
-  const o = {
-    stdout: '',
-    stderr: '',
-    out: (s: string) => void (o.stdout += s),
-    err: (s: string) => void (o.stderr += s),
-    env: {},
-    cwd,
-    stopSignal: () => stop ?? new Promise<string>(() => undefined),
-    isTTY: false,
-  };
-  return o;
-}
 
 describe('custos CLI', () => {
   let cwd: string;

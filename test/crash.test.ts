@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/app/config.js';
+import { systemPrincipal } from '../src/services/auth-service.js';
 import { openApp } from '../src/app/custos-app.js';
 import { makeInstance, uid } from './support/fixtures.js';
 
@@ -91,6 +92,12 @@ describe('crash during STOW-RS', () => {
       expect((await files(join(dataDir, 'blobs', 'objects'))).sort()).toEqual(
         rows.map((r) => r.blob_id).sort(),
       );
+      // The ledger committed with the index: one store record for the stored object, none for the half-sent one,
+      // and the chain intact.
+      const stores = await app.auditStore.search({ action: ['store'], outcome: 'success', limit: 10 });
+      expect(stores.map((r) => r.objects?.sopInstanceUid)).toEqual([whole]);
+      const report = await app.audit.verify(systemPrincipal('test'));
+      expect(report.ok, JSON.stringify(report.problem)).toBe(true);
     } finally {
       await app.close();
       await rm(dataDir, { recursive: true, force: true });

@@ -79,10 +79,33 @@ describe('serve with worker processes', () => {
       await fetch(`${url}/dicom-web/studies?PatientID=WRK`, { headers: auth })
     ).json()) as unknown[];
     expect(found.length).toBe(8);
+    // Both processes append to the one ledger at once: their records must still form one gapless chain.
+    const queries = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        const res = await fetch(`${url}/dicom-web/studies?PatientID=WRK`, {
+          headers: { ...auth, Connection: 'close' },
+        });
+        await res.arrayBuffer();
+        return res.status;
+      }),
+    );
+    expect(queries).toEqual(Array(40).fill(200));
 
     proc.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => proc.once('exit', r));
     expect(code).toBe(0);
+    const verified = await run(process.execPath, [
+      '--import',
+      'tsx',
+      child,
+      'audit',
+      'verify',
+      '--data',
+      data,
+    ]);
+    expect(verified.stdout).toMatch(/^ledger OK: \d+ records/);
+    const records = Number(/ledger OK: (\d+) records/.exec(verified.stdout)![1]);
+    expect(records).toBeGreaterThanOrEqual(8 + 40 + 1);
     await rm(data, { recursive: true, force: true });
   });
 });

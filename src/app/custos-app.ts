@@ -86,6 +86,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     clock,
     node: config.nodeName,
   });
+  await audit.recordConfiguration(auditableSettings(config));
   const auditForwarder = await buildAuditForwarder(config, index, sqlLedger, clock);
   const studyKeys = new StudyKeyService(index, keys, clock);
   const auth = new AuthService(index, ledger, clock);
@@ -122,6 +123,16 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
       }
     },
   };
+}
+
+/** The configuration as recorded in the ledger: everything but secrets (a password in the database URL). */
+export function auditableSettings(config: CustosConfig): Record<string, unknown> {
+  const settings = JSON.parse(JSON.stringify(config)) as Record<string, unknown> & {
+    database: { url?: string };
+  };
+  if (settings.database.url)
+    settings.database.url = settings.database.url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
+  return settings;
 }
 
 async function openOrCreateKeys(config: CustosConfig, sqlitePath: string): Promise<KeyStore> {

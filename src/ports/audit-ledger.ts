@@ -1,23 +1,10 @@
 import type { Principal } from '../domain/principal.js';
-import type { AuditObjects, AuditOutcome, AuditRecord } from '../domain/audit-record.js';
+import type { AuditEventFields, AuditRecord, AuditOutcome } from '../domain/audit-record.js';
+import type { ChainRow, Checkpoint } from '../domain/ledger-chain.js';
 
 /** What a service reports; the ledger adds sequence, time, node and chain. */
-export interface AuditEvent {
+export interface AuditEvent extends AuditEventFields {
   principal: Principal;
-  action: string;
-  outcome: AuditOutcome;
-  /** The policy that decided, or 'n/a' for events no policy decides (e.g. a failed login). */
-  policy: string;
-  patientId?: string;
-  studyUid?: string;
-  /** Which objects: series / SOP instance UIDs, or a query and its result count. */
-  objects?: AuditObjects;
-  /** Interface the request came through: 'dicomweb', 'dimse', 'admin-api', 'cli', 'fhir', 'console'. */
-  channel?: string;
-  /** Purpose of use and break-glass reason, when the caller gave them. */
-  purpose?: string;
-  breakGlassReason?: string;
-  detail?: Record<string, unknown>;
 }
 
 /**
@@ -47,32 +34,10 @@ export interface AuditFilter {
 }
 
 /** A stored chain row, as verification and export read it back. */
-export interface LedgerRow {
-  seq: number;
-  prevHash: string;
-  hash: string;
-  /** The record's canonical JSON, exactly as hashed. */
-  text: string;
-  /** Denormalised search columns, checked against the record by verification. */
-  columns: {
-    ts: string;
-    actor: string;
-    action: string;
-    outcome: string;
-    patientId: string;
-    studyUid: string;
-  };
-}
+export type LedgerRow = ChainRow;
 
-export interface SignedCheckpoint {
-  seq: number;
-  hash: string;
-  ts: string;
-  node: string;
-  keyId: string;
-  /** Base64 Ed25519 signature over the checkpoint body's canonical JSON (every field above). */
-  signature: string;
-}
+/** A signed checkpoint: the chain's head at `seq`, signed with the ledger key. */
+export type SignedCheckpoint = Checkpoint;
 
 /** Reading side of the ledger: search, ordered scans for verification and export, checkpoints. */
 export interface AuditStore {

@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../domain/canonical-json.js';
 import { CustosError } from '../domain/errors.js';
 import { asUserId } from '../domain/ids.js';
 import {
@@ -121,6 +123,32 @@ export class AuditService {
       this.sealed = last;
     }
     return c;
+  }
+
+  /**
+   * Record the effective configuration when it differs from the last one recorded (at every start): which
+   * settings changed, and the whole (secret-free) configuration, so the ledger answers "what ran when".
+   */
+  async recordConfiguration(settings: Record<string, unknown>): Promise<string[] | undefined> {
+    const fingerprint = createHash('sha256').update(canonicalJson(settings)).digest('hex');
+    const last = (await this.deps.store.search({ action: ['config-change'], limit: 1 }))[0];
+    if (last?.detail?.fingerprint === fingerprint) return undefined;
+    const before = (last?.detail?.settings ?? {}) as Record<string, unknown>;
+    const changed = changedPaths(before, settings);
+    await this.deps.ledger.append({
+      principal: {
+        kind: 'system',
+        id: asUserId('system'),
+        name: 'system:config',
+        role: 'system',
+        source: this.deps.node,
+      },
+      action: 'config-change',
+      outcome: 'success',
+      policy: 'n/a',
+      detail: { fingerprint, changed, settings, ...(last ? {} : { first: true }) },
+    });
+    return changed;
   }
 
   async search(principal: Principal, filter: AuditFilter, channel?: string): Promise<AuditRecord[]> {
@@ -262,4 +290,18 @@ export class AuditService {
       objects: { query: { operation, ...filter }, ...(count !== undefined ? { count } : {}) },
     });
   }
+}
+
+/** Dotted paths whose values differ between two settings objects (added, removed or changed). */
+export function changedPaths(a: Record<string, unknown>, b: Record<string, unknown>, prefix = ''): string[] {
+  const out: string[] = [];
+  for (const k of [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()) {
+    const x = a[k];
+    const y = b[k];
+    const isObj = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+    if (isObj(x) && isObj(y))
+      out.push(...changedPaths(x as Record<string, unknown>, y as Record<string, unknown>, `${prefix}${k}.`));
+    else if (canonicalJson(x ?? null) !== canonicalJson(y ?? null)) out.push(`${prefix}${k}`);
+  }
+  return out;
 }

@@ -182,6 +182,27 @@ export class AuthService {
     await this.ledger.append({ principal, action: 'login', outcome: 'success', policy: 'n/a' });
     return this.createToken(principal, username, { name: 'login', ttlDays: ttlHours / 24 });
   }
+
+  /** End a session: the token the request came with stops working at once. */
+  async logout(principal: Principal): Promise<void> {
+    const m = /^token:(\d+)$/.exec(principal.via ?? '');
+    if (!m) {
+      throw new CustosError({
+        code: 'auth.not-a-session',
+        message: 'logout ends the token this request was made with; this request did not use one',
+        httpStatus: 400,
+      });
+    }
+    await this.index.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('api_tokens')
+        .set({ revoked_at: this.clock.now().toISOString() })
+        .where('pk', '=', Number(m[1]))
+        .where('revoked_at', 'is', null)
+        .execute();
+      await this.ledger.appendIn(trx, { principal, action: 'logout', outcome: 'success', policy: 'n/a' });
+    });
+  }
 }
 
 export const systemPrincipal = (what: string): Principal => ({

@@ -1,7 +1,7 @@
 import { createInflateRaw } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { CustosError } from '../domain/errors.js';
-import { asBlobId } from '../domain/ids.js';
+import { asBlobId, asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
@@ -120,7 +120,7 @@ export class RetrieveService {
     }));
     // While the access record is being made durable, read and decrypt the first object into memory: the wait
     // for the commit overlaps with disk and cipher work, and no byte leaves before open() returns.
-    if (opts.readAhead) this.readAhead.set(refs[0]!, prefetch(this.stream(refs[0]!), READ_AHEAD_BYTES));
+    if (opts.readAhead) this.readAhead.set(refs[0]!, prefetch(this.read(refs[0]!), READ_AHEAD_BYTES));
     await this.deps.ledger.append({
       principal,
       action,
@@ -143,15 +143,47 @@ export class RetrieveService {
   private readonly readAhead = new WeakMap<InstanceRef, AsyncIterable<Buffer>>();
 
   /** The stored object, decrypted and verified. */
-  async *stream(ref: InstanceRef): AsyncGenerator<Buffer> {
+  stream(ref: InstanceRef): AsyncGenerator<Buffer> {
     const started = this.readAhead.get(ref);
     if (started) {
       this.readAhead.delete(ref);
-      yield* started;
-      return;
+      return this.alerting(ref, started);
     }
+    return this.alerting(ref, this.read(ref));
+  }
+
+  private async *read(ref: InstanceRef): AsyncGenerator<Buffer> {
     const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
     yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256);
+  }
+
+  /**
+   * A stored object that fails its integrity check is never served (the blob store throws before yielding bad
+   * bytes); it is also a security event: record an alert before the caller learns of the failure.
+   */
+  private async *alerting(ref: InstanceRef, source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      yield* source;
+    } catch (err) {
+      if (err instanceof CustosError && err.code === 'blob.integrity') {
+        await this.deps.ledger.append({
+          principal: {
+            kind: 'system',
+            id: asUserId('system'),
+            name: 'system:integrity',
+            role: 'system',
+            source: 'retrieve',
+          },
+          action: 'alert',
+          outcome: 'failure',
+          policy: 'n/a',
+          studyUid: ref.studyUid,
+          objects: { sopInstanceUids: [ref.sopInstanceUid], blobId: ref.blobId },
+          detail: { alert: 'object-integrity', reason: err.message },
+        });
+      }
+      throw err;
+    }
   }
 
   /** The stored object, read ahead of its consumer by up to 8 MiB. */
@@ -160,7 +192,11 @@ export class RetrieveService {
   }
 
   /** Bytes of the given ranges of the object, in order (inflating first for deflated objects). */
-  async *ranges(ref: InstanceRef, ranges: ByteRange[]): AsyncGenerator<Buffer> {
+  ranges(ref: InstanceRef, ranges: ByteRange[]): AsyncGenerator<Buffer> {
+    return this.alerting(ref, this.readRanges(ref, ranges));
+  }
+
+  private async *readRanges(ref: InstanceRef, ranges: ByteRange[]): AsyncGenerator<Buffer> {
     const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
     if (!ref.bulk.deflated) {
       for (const r of ranges) {

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { recordOf, type AuditRecord } from '../../domain/audit-record.js';
-import { chainRecords, checkpointMessage, GENESIS_HASH, type ChainRow } from '../../domain/ledger-chain.js';
+import { chainRecords, checkpointMessage, GENESIS_HASH } from '../../domain/ledger-chain.js';
 import type {
   AuditEvent,
   AuditFilter,
@@ -14,6 +14,7 @@ import type { Clock } from '../../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../../ports/database.js';
 import { isSqliteIndex } from './open-index-db.js';
 import { SqliteLedgerWriter } from './sqlite-ledger-writer.js';
+import { ledgerTableRow } from './ledger-row.js';
 
 type Db = Kysely<DatabaseSchema>;
 
@@ -123,7 +124,7 @@ export class SqlLedger implements AuditLedger, AuditStore {
     for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
       await trx
         .insertInto('audit_ledger')
-        .values(rows.slice(i, i + INSERT_CHUNK).map(toDbRow))
+        .values(rows.slice(i, i + INSERT_CHUNK).map(ledgerTableRow))
         .execute();
     }
   }
@@ -217,19 +218,4 @@ export class SqlLedger implements AuditLedger, AuditStore {
       return c;
     });
   }
-}
-
-function toDbRow(r: ChainRow) {
-  return {
-    seq: r.seq,
-    ts: r.columns.ts,
-    actor: r.columns.actor,
-    action: r.columns.action,
-    outcome: r.columns.outcome,
-    patient_id: r.columns.patientId,
-    study_uid: r.columns.studyUid,
-    record: r.text,
-    prev_hash: r.prevHash,
-    hash: r.hash,
-  };
 }

@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { recordOf, type AuditEventFields } from '../../domain/audit-record.js';
 import { chainRecords, GENESIS_HASH } from '../../domain/ledger-chain.js';
+import { ledgerTableRow } from './ledger-row.js';
 import { openSqliteHandle } from './sqlite-handle.js';
 
 export interface LedgerWorkerData {
@@ -34,20 +35,7 @@ const commit = db.transaction((items: LedgerBatch['items']) => {
     last,
     items.map((i) => recordOf(i.event, new Date(i.at), data.node)),
   );
-  for (const r of rows) {
-    insert.run({
-      seq: r.seq,
-      ts: r.columns.ts,
-      actor: r.columns.actor,
-      action: r.columns.action,
-      outcome: r.columns.outcome,
-      patient_id: r.columns.patientId,
-      study_uid: r.columns.studyUid,
-      record: r.text,
-      prev_hash: r.prevHash,
-      hash: r.hash,
-    });
-  }
+  for (const r of rows) insert.run(ledgerTableRow(r));
 });
 
 parentPort!.on('message', (batch: LedgerBatch | 'close') => {

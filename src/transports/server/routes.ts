@@ -220,6 +220,16 @@ export function buildRouter(s: RouteServices): Router {
         sendJson(ctx.res, 200, { token: t.token, expiresAt: t.expiresAt }, 'application/json');
       },
     },
+    {
+      method: 'POST',
+      path: '/api/auth/logout',
+      auth: 'bearer',
+      summary: 'revoke the bearer token this request carries (end of session)',
+      handler: async (ctx) => {
+        await s.auth.logout(ctx.principal);
+        ctx.res.writeHead(204).end();
+      },
+    },
   ];
   return r.add(...dicomweb, ...api, ...auditRoutes(s.audit), ...fhirRoutes(s.audit));
 }
