@@ -14,6 +14,8 @@ export interface AuditForwarderOptions {
   /** Pause when the ledger has nothing new. */
   idleMs?: number;
   leaseMs?: number;
+  /** How long stop() lets a delivery in progress finish before closing the sink under it. */
+  stopGraceMs?: number;
   /** How often a forwarder that does not hold the lease checks whether it may take over (at most leaseMs/2). */
   standbyMs?: number;
   /** Retry delays after a failure: doubling from `initial` up to `max`. */
@@ -86,12 +88,24 @@ export class AuditForwarder {
     this.loop = this.run();
   }
 
-  /** Stops after the current round, persists what is confirmed, gives the lease up. */
+  /**
+   * Stops after the current round, persists what is confirmed, gives the lease up and closes the sink. A
+   * delivery stuck on an unresponsive repository is cut after `stopGraceMs` by closing the sink under it.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
-    await this.loop;
-    this.loop = undefined;
+    if (this.loop) {
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), this.o.stopGraceMs ?? 5_000);
+      });
+      if ((await Promise.race([this.loop, graceOver])) === 'late') await this.o.sink.close();
+      clearTimeout(timer);
+      await this.loop;
+      this.loop = undefined;
+    }
+    await this.o.sink.close();
   }
 
   private get leaseMs() {

@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleRecord } from '../../../test/support/audit-records.js';
@@ -159,6 +161,35 @@ describe('syslog over TLS (RFC 5425) to a loopback receiver', () => {
       }
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('syslog over TLS to a repository that stops reading', () => {
+  it('gives up on the connection when writes are not accepted in time', async () => {
+    const pki = makeTestPki();
+    const sockets: import('node:tls').TLSSocket[] = [];
+    const server = createTlsServer({ cert: pki.serverCert, key: pki.serverKey }, (socket) => {
+      socket.pause(); // accept the connection, never read from it
+      sockets.push(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const t = new TlsSyslogTransport({
+      host: '127.0.0.1',
+      port: (server.address() as AddressInfo).port,
+      ca: pki.ca,
+      sendTimeoutMs: 300,
+    });
+    try {
+      const big = Buffer.alloc(1024 * 1024, 0x41);
+      await expect(t.send(Array.from({ length: 64 }, () => big))).rejects.toMatchObject({
+        code: 'syslog.send-failed',
+      });
+      expect(t.connection().open).toBe(false);
+    } finally {
+      await t.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 });

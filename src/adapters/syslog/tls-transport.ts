@@ -21,6 +21,8 @@ export interface TlsSyslogOptions {
   /** Name the server certificate must carry; defaults to host when it is a name. */
   serverName?: string;
   connectTimeoutMs?: number;
+  /** How long a batch of writes may wait for the socket to accept them. */
+  sendTimeoutMs?: number;
 }
 
 /**
@@ -32,6 +34,8 @@ export interface TlsSyslogOptions {
 export class TlsSyslogTransport implements SyslogTransport {
   private socket: TLSSocket | undefined;
   private connecting: Promise<TLSSocket> | undefined;
+  /** The socket of a connection attempt still in its handshake. */
+  private pending: TLSSocket | undefined;
   private epoch = 0;
   private open = false;
 
@@ -57,6 +61,7 @@ export class TlsSyslogTransport implements SyslogTransport {
           ? { servername: this.opts.serverName ?? host }
           : {}),
       });
+      this.pending = socket;
       const timer = setTimeout(
         () =>
           socket.destroy(new Error(`no TLS connection within ${this.opts.connectTimeoutMs ?? 10_000} ms`)),
@@ -67,6 +72,7 @@ export class TlsSyslogTransport implements SyslogTransport {
         this.epoch++;
         this.open = true;
         this.socket = socket;
+        this.pending = undefined;
         this.connecting = undefined;
         resolve(socket);
       });
@@ -88,6 +94,7 @@ export class TlsSyslogTransport implements SyslogTransport {
       });
       socket.on('close', () => {
         clearTimeout(timer);
+        if (this.pending === socket) this.pending = undefined;
         if (this.socket === socket) {
           this.open = false;
           this.socket = undefined;
@@ -115,15 +122,32 @@ export class TlsSyslogTransport implements SyslogTransport {
           socket.write(octetCountingFrame(m), (err) => (err ? reject(err) : resolve()));
         }),
     );
+    // A repository that stops reading fills the socket buffer and the writes never complete: give up on the
+    // connection after sendTimeoutMs so the forwarder retries (and stop() is not held forever).
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`writes not accepted within ${this.opts.sendTimeoutMs ?? 30_000} ms`)),
+        this.opts.sendTimeoutMs ?? 30_000,
+      );
+    });
     try {
-      await Promise.all(writes);
+      const all = Promise.all(writes);
+      all.catch(() => {}); // settled by the race below; a later rejection must not go unhandled
+      await Promise.race([all, timeout]);
     } catch (err) {
       socket.destroy();
+      if (this.socket === socket) {
+        this.socket = undefined;
+        this.open = false;
+      }
       throw new CustosError({
         code: 'syslog.send-failed',
         message: `sending to the audit record repository failed: ${(err as Error).message}`,
         cause: err,
       });
+    } finally {
+      clearTimeout(timer);
     }
     if (socket.destroyed) {
       throw new CustosError({
@@ -134,10 +158,11 @@ export class TlsSyslogTransport implements SyslogTransport {
   }
 
   async close(): Promise<void> {
+    this.pending?.destroy();
     const socket = this.socket;
     this.socket = undefined;
     this.open = false;
-    if (!socket) return;
+    if (!socket || socket.destroyed) return;
     await new Promise<void>((resolve) => {
       socket.once('close', () => resolve());
       socket.end();

@@ -51,7 +51,11 @@ export class UdpSyslogTransport implements SyslogTransport {
     }
   }
 
+  private closed = false;
+
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 }
