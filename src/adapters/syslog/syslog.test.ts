@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleRecord } from '../../../test/support/audit-records.js';
@@ -168,7 +168,7 @@ describe('syslog over TLS (RFC 5425) to a loopback receiver', () => {
 describe('syslog over TLS to a repository that stops reading', () => {
   it('gives up on the connection when writes are not accepted in time', async () => {
     const pki = makeTestPki();
-    const sockets: import('node:tls').TLSSocket[] = [];
+    const sockets: TLSSocket[] = [];
     const server = createTlsServer({ cert: pki.serverCert, key: pki.serverKey }, (socket) => {
       socket.pause(); // accept the connection, never read from it
       sockets.push(socket);
