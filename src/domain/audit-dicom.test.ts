@@ -102,6 +102,19 @@ describe('DICOM audit message (PS3.15 A.5)', () => {
     expect(failed.ei.EventOutcomeDescription).toBe('failed: bad username or password');
   });
 
+  it('reports a second factor and a token use as User Authentication logins', () => {
+    for (const action of ['mfa', 'token-use']) {
+      const a = message({ action, patientId: undefined, studyUid: undefined, objects: undefined });
+      expect([action, a.eventId, a.action, a.types]).toEqual([action, '110114', 'E', ['DCM:110122']]);
+    }
+  });
+
+  it('maps correct-header to DICOM Instances Accessed with action U (amendment)', () => {
+    const c = message({ action: 'correct-header' });
+    expect([c.eventId, c.action]).toEqual(['110103', 'U']);
+    expect(objectOfType(c.objects, '110180')!['@ParticipantObjectDataLifeCycle']).toBe('3');
+  });
+
   it('describes the requestor with user id, requestor flag, IP access point and role; the archive as non-requestor', () => {
     const { participants } = message({});
     const [user, archive] = participants;
@@ -254,6 +267,10 @@ describe('DICOM audit message (PS3.15 A.5)', () => {
       ['account-create', 'DCM:110137'],
       ['account-change', 'DCM:110137'],
       ['token-create', 'DCM:110137'],
+      ['token-revoke', 'DCM:110137'],
+      ['administer', 'DCM:110131'],
+      ['request-deletion', 'DCM:110135'],
+      ['approve-deletion', 'DCM:110135'],
       ['break-glass', 'DCM:110127'],
       ['dicom-associate', 'DCM:110126'],
       ['alert', 'urn:custos:audit-action:alert'],
