@@ -142,7 +142,8 @@ describe('AuditForwarder delivery semantics', () => {
     await until(() => fwd.status().committed === 6);
     await fwd.stop();
     expect(delivered).toEqual([3, 4, 5, 6]);
-    expect(errors).toHaveLength(3);
+    // Three failures in a row are reported once: the first of the run.
+    expect(errors).toHaveLength(1);
     const gaps = attempts.slice(1, 4).map((t, i) => t - attempts[i]!);
     expect(gaps[0]).toBeGreaterThanOrEqual(35);
     expect(gaps[1]).toBeGreaterThanOrEqual(75);

@@ -20,7 +20,7 @@ export interface AuditForwarderOptions {
   standbyMs?: number;
   /** Retry delays after a failure: doubling from `initial` up to `max`. */
   backoff?: { initialMs: number; maxMs: number };
-  /** Unexpected errors and delivery failures, for the operator's log. */
+  /** Delivery failures (the first of a run, then every 20th) and unexpected errors, for the operator's log. */
   onError?: (err: unknown) => void;
 }
 
@@ -136,7 +136,9 @@ export class AuditForwarder {
       } catch (err) {
         this.failures++;
         this.lastError = err instanceof Error ? err.message : String(err);
-        this.onError?.(err);
+        // A repository down for hours would otherwise log every retry: report the first failure of a run and
+        // then every 20th (status() always has the latest).
+        if (this.failures === 1 || this.failures % 20 === 0) this.onError?.(err);
         // Whatever was written since the last commit may not have arrived: send it again.
         this.sent = this.committed;
         const b = this.o.backoff ?? { initialMs: 500, maxMs: 60_000 };
