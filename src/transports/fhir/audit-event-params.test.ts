@@ -53,6 +53,7 @@ describe('FHIR AuditEvent search parameters', () => {
     expect(parse('date=gt2026-11-23')).toMatchObject({ since: '2026-11-24T00:00:00.000Z' });
     expect(parse('date=le2026')).toMatchObject({ until: '2027-01-01T00:00:00.000Z' });
     expect(parse('date=ge2026-11-23T10:00:00%2B02:00')).toMatchObject({ since: '2026-11-23T08:00:00.000Z' });
+    expect(parse('date=ge2026-11-23T10:00:00+02:00')).toMatchObject({ since: '2026-11-23T08:00:00.000Z' });
     expect(parse('date=eq2026-11-23T08:49:20.123Z')).toMatchObject({
       since: '2026-11-23T08:49:20.123Z',
       until: '2026-11-23T08:49:20.124Z',

@@ -125,7 +125,8 @@ export function parseAuditEventSearch(q: URLSearchParams): AuditFilter {
     const prefix = m[1] ?? 'eq';
     if (!['eq', 'gt', 'lt', 'ge', 'le'].includes(prefix))
       throw bad('date', `prefix '${prefix}' is not supported (use eq, ge, le, gt or lt)`);
-    const r = dateRange(m[2]!);
+    // An unencoded '+' of a zone offset arrives as a space (form decoding); put it back.
+    const r = dateRange(m[2]!.replace(/ (\d{2}:\d{2})$/, '+$1'));
     if (!r) throw bad('date', `'${m[2]}' is not a FHIR date or dateTime (a time needs a zone, e.g. Z)`);
     const since = prefix === 'eq' || prefix === 'ge' ? r.lo : prefix === 'gt' ? r.hi : undefined;
     const until = prefix === 'eq' || prefix === 'le' ? r.hi : prefix === 'lt' ? r.lo : undefined;
