@@ -13,7 +13,7 @@ import { backends } from './support/backends.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { startTlsReceiver, type ReceivedSyslog, type SyslogReceiver } from './support/syslog-receiver.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
-import { makeTestPki } from './support/tls-certs.js';
+import { makeTestPki, type TestPki } from './support/tls-certs.js';
 
 interface Coded {
   '@csd-code': string;
@@ -41,6 +41,7 @@ for (const backend of backends()) {
     let s: TestServer;
     let rx: SyslogReceiver;
     let pkiDir: string;
+    let serverPki: TestPki;
     let auth: Record<string, string>;
     const patientA = `AO-A-${backend}`;
     const patientB = `AO-B-${backend}`;
@@ -65,7 +66,8 @@ for (const backend of backends()) {
       e.subtype!.find((c) => c.system === 'urn:custos:audit-action')!.code;
 
     beforeAll(async () => {
-      const pki = makeTestPki();
+      serverPki = makeTestPki();
+      const pki = serverPki;
       pkiDir = await mkdtemp(join(tmpdir(), 'custos-arr-'));
       await writeFile(join(pkiDir, 'ca.pem'), pki.ca);
       rx = await startTlsReceiver({ cert: pki.serverCert, key: pki.serverKey });
@@ -306,6 +308,55 @@ for (const backend of backends()) {
           return [rec.ts, standardEvent(rec.action).eventId.code];
         }),
       );
+    });
+
+    it('keeps forwarding through a repository outage: records made meanwhile arrive once it is back', async () => {
+      const port = rx.port;
+      const before = rx.messages.length;
+      await rx.close();
+      const patientC = `AO-C-${backend}`;
+      const studyC = uid(7);
+      const { body, contentType } = stowBody([
+        {
+          bytes: makeInstance({
+            studyUid: studyC,
+            seriesUid: uid(8),
+            sopInstanceUid: uid(9),
+            patientId: patientC,
+          }),
+        },
+      ]);
+      const stow = await fetch(`${s.dicomweb}/studies`, {
+        method: 'POST',
+        headers: { ...auth, 'Content-Type': contentType },
+        body,
+      });
+      expect(stow.status).toBe(200);
+      const t0 = Date.now();
+      while (s.app.auditForwarder!.status().consecutiveFailures < 1 && Date.now() - t0 < 15_000)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(s.app.auditForwarder!.status().consecutiveFailures).toBeGreaterThanOrEqual(1);
+      expect(rx.messages.length).toBe(before);
+      const pki = makeTestPki();
+      // The repository comes back on the same port with a new certificate from a CA Custos does not trust:
+      // nothing may be delivered to it.
+      const impostor = await startTlsReceiver({ cert: pki.serverCert, key: pki.serverKey, port });
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(impostor.messages).toEqual([]);
+      await impostor.close();
+      rx = await startTlsReceiver({ cert: serverPki.serverCert, key: serverPki.serverKey, port });
+      const t1 = Date.now();
+      const storedC = () =>
+        rx.messages
+          .map(auditMessage)
+          .filter((m) =>
+            (m.ParticipantObjectIdentification ?? []).some((o) => o['@ParticipantObjectID'] === studyC),
+          );
+      while (!storedC().length && Date.now() - t1 < 20_000) await new Promise((r) => setTimeout(r, 100));
+      expect(storedC().map((m) => m.EventIdentification.EventID['@csd-code'])).toEqual(['110104']);
+      // The outage was reported to the operator once (the first failure of the run), and nothing else went wrong.
+      expect(s.unexpected.map((e) => (e as { code?: string }).code)).toEqual(['syslog.connect-failed']);
+      s.unexpected.length = 0;
     });
   });
 }
