@@ -236,6 +236,22 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       );
     });
 
+  program
+    .command('fixity')
+    .description('re-verify stored objects against their checksums and authentication tags')
+    .command('run')
+    .description('check every stored object now (exit 1 if any is corrupt)')
+    .option('--data <dir>', 'data directory')
+    .option('--rate <MBps>', 'read at most this many MB per second (default: unlimited)', parsePositive)
+    .option('--no-progress', 'no progress bar')
+    .action(async (opts: { data?: string; rate?: number; progress: boolean }) => {
+      const { runFixity } = await import('./fixity-command.js');
+      exitCode = await runFixity(config(opts.data ? { dataDir: opts.data } : {}), io, {
+        progress: opts.progress,
+        ...(opts.rate ? { bytesPerSecond: opts.rate * 1_000_000 } : {}),
+      });
+    });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

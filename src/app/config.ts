@@ -55,6 +55,18 @@ const ConfigSchema = z
       })
       .strict(),
     admin: z.object({ username: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/) }).strict(),
+    fixity: z
+      .object({
+        /** A scheduled pass starts this long after the previous one ended (days; 0 turns the schedule off). */
+        intervalDays: z.number().min(0).max(3650),
+        /** Read rate limit of the scheduled pass, bytes per second (0: unlimited). */
+        bytesPerSecond: z.number().int().min(0),
+        /** How long each scheduled slice may run before yielding (seconds); the pass resumes later. */
+        sliceSeconds: z.number().int().min(1).max(86_400),
+        /** How often a running server looks whether a slice is due (seconds). */
+        checkSeconds: z.number().int().min(1).max(86_400),
+      })
+      .strict(),
     /** This Custos node's name in audit records (default: the host name). */
     nodeName: z.string().min(1).max(255),
     audit: z
@@ -134,6 +146,7 @@ const DEFAULTS = {
   },
   admin: { username: 'admin' },
   nodeName: hostname(),
+  fixity: { intervalDays: 30, bytesPerSecond: 50 * 1024 * 1024, sliceSeconds: 60, checkSeconds: 300 },
   audit: { checkpointSeconds: 60 },
 };
 
@@ -155,6 +168,10 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> =
   CUSTOS_MAX_HEADER_BYTES: { path: ['limits', 'maxHeaderBytes'], type: 'int' },
   CUSTOS_ADMIN_USERNAME: { path: ['admin', 'username'], type: 'string' },
   CUSTOS_NODE_NAME: { path: ['nodeName'], type: 'string' },
+  CUSTOS_FIXITY_INTERVAL_DAYS: { path: ['fixity', 'intervalDays'], type: 'int' },
+  CUSTOS_FIXITY_BYTES_PER_SECOND: { path: ['fixity', 'bytesPerSecond'], type: 'int' },
+  CUSTOS_FIXITY_SLICE_SECONDS: { path: ['fixity', 'sliceSeconds'], type: 'int' },
+  CUSTOS_FIXITY_CHECK_SECONDS: { path: ['fixity', 'checkSeconds'], type: 'int' },
   CUSTOS_AUDIT_SIGNING_KEY_FILE: { path: ['audit', 'signingKeyFile'], type: 'string' },
   CUSTOS_AUDIT_CHECKPOINT_FILE: { path: ['audit', 'checkpointFile'], type: 'string' },
   CUSTOS_AUDIT_CHECKPOINT_SECONDS: { path: ['audit', 'checkpointSeconds'], type: 'int' },

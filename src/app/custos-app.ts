@@ -15,6 +15,7 @@ import type { KeyStore } from '../ports/key-store.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { AuditLedger, AuditStore } from '../ports/audit-ledger.js';
 import { AuditService } from '../services/audit-service.js';
+import { FixityService } from '../services/fixity-service.js';
 import { AccessGate } from '../services/access-gate.js';
 import { AuthService } from '../services/auth-service.js';
 import { IngestService } from '../services/ingest-service.js';
@@ -36,6 +37,7 @@ export interface CustosApp {
   audit: AuditService;
   /** Forwards the ledger to the configured audit record repository (syslog); started by a server only. */
   auditForwarder?: AuditForwarder;
+  fixity: FixityService;
   auth: AuthService;
   ingest: IngestService;
   query: QueryService;
@@ -94,6 +96,14 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const ingest = new IngestService({ index, blobs, studyKeys, gate, ledger, clock, limits: config.limits });
   const query = new QueryService(index, gate, ledger, clock);
   const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger });
+  const fixity = new FixityService({
+    index,
+    blobs,
+    studyKeys,
+    ledger,
+    clock,
+    node: `${config.nodeName}:${process.pid}`,
+  });
   return {
     config,
     index,
@@ -103,6 +113,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     auditStore: sqlLedger,
     audit,
     ...(auditForwarder ? { auditForwarder } : {}),
+    fixity,
     auth,
     ingest,
     query,

@@ -23,6 +23,24 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     ...(onError ? { onError } : {}),
   });
   const { port } = await http.listen();
+  // Fixity: a rate-limited slice of the scheduled pass whenever one is due (one process at a time holds it).
+  const fx = app.config.fixity;
+  const stopping = new AbortController();
+  let slice: Promise<unknown> | undefined;
+  const fixity = setInterval(() => {
+    if (fx.intervalDays === 0 || slice) return;
+    slice = app.fixity
+      .runScheduled({
+        intervalSeconds: fx.intervalDays * 86_400,
+        bytesPerSecond: fx.bytesPerSecond,
+        maxSeconds: fx.sliceSeconds,
+        signal: stopping.signal,
+      })
+      .catch((err: unknown) => onError?.(err))
+      .finally(() => (slice = undefined));
+  }, fx.checkSeconds * 1000);
+  fixity.unref();
+
   // Seal the ledger periodically; a ledger that fails verification is reported (and alerted), never signed.
   const sealer = setInterval(() => {
     app.audit.checkpoint().catch((err: unknown) => onError?.(err));
@@ -30,6 +48,7 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
   sealer.unref();
   // Forward the ledger to the audit record repository; the lease lets one worker or node do it at a time.
   app.auditForwarder?.start(onError);
+
   const shownHost =
     app.config.http.host === '0.0.0.0' || app.config.http.host === '::' ? '127.0.0.1' : app.config.http.host;
   return {
@@ -39,6 +58,9 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     close: async () => {
       clearInterval(sealer);
       await app.auditForwarder?.stop();
+      clearInterval(fixity);
+      stopping.abort();
+      await slice;
       await http.close();
     },
   };

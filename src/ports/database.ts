@@ -85,6 +85,19 @@ export interface InstancesTable {
   bulk_json: string;
   status: string;
   created_at: string;
+  /** 'unverified' | 'ok' | 'corrupt', set by the fixity job. */
+  fixity_status: Generated<string>;
+  fixity_checked_at: string | null;
+}
+
+export interface JobStateTable {
+  name: string;
+  cursor: string;
+  pass_started_at: string | null;
+  last_pass_completed_at: string | null;
+  lease_owner: string | null;
+  lease_until: string | null;
+  stats_json: string;
 }
 
 export interface UsersTable {
@@ -142,6 +155,7 @@ export interface DatabaseSchema {
   api_tokens: ApiTokensTable;
   audit_ledger: AuditLedgerTable;
   audit_checkpoints: AuditCheckpointsTable;
+  job_state: JobStateTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

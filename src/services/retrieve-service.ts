@@ -95,6 +95,7 @@ export class RetrieveService {
         'sha256',
         'metadata_json',
         'bulk_json',
+        'fixity_status',
       ])
       .where('study_uid', '=', scope.studyUid)
       .where('status', '=', 'active');
@@ -106,6 +107,22 @@ export class RetrieveService {
       .orderBy('sop_instance_uid')
       .execute();
     if (rows.length === 0) throw notFound(scope);
+    const corrupt = action === 'view-pixels' ? rows.filter((r) => r.fixity_status === 'corrupt') : [];
+    if (corrupt.length) {
+      // Fail loudly rather than serve bytes known to be bad: the fixity job found these objects damaged.
+      throw new CustosError({
+        code: 'object.corrupt',
+        message: `${corrupt.length === 1 ? 'instance' : 'instances'} ${corrupt
+          .slice(0, 5)
+          .map((r) => r.sop_instance_uid)
+          .join(
+            ', ',
+          )}${corrupt.length > 5 ? ', …' : ''} failed the fixity check and will not be served; restore from backup (docs/fixity.md)`,
+        httpStatus: 500,
+        dicomStatus: 0xa701,
+        detail: { corrupt: corrupt.length },
+      });
+    }
     const refs: InstanceRef[] = rows.map((r) => ({
       studyUid: r.study_uid,
       seriesUid: r.series_uid,

@@ -250,6 +250,28 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    '0007-fixity': {
+      async up(db: Kysely<unknown>) {
+        // 'unverified' until the first fixity pass, then 'ok' or 'corrupt' (never served; see docs/fixity.md).
+        await db.schema
+          .alterTable('instances')
+          .addColumn('fixity_status', 'text', (c) => c.notNull().defaultTo('unverified'))
+          .execute();
+        await db.schema.alterTable('instances').addColumn('fixity_checked_at', 'text').execute();
+        await db.schema.createIndex('instances_fixity').on('instances').column('fixity_status').execute();
+        // Long-running jobs: where a pass has got to (resumable) and who holds it (one process at a time).
+        await db.schema
+          .createTable('job_state')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('cursor', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('pass_started_at', 'text')
+          .addColumn('last_pass_completed_at', 'text')
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', 'text')
+          .addColumn('stats_json', 'text', (c) => c.notNull().defaultTo('{}'))
+          .execute();
+      },
+    },
   };
 }
 

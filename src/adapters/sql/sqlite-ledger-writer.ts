@@ -27,6 +27,8 @@ export class SqliteLedgerWriter {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
+      // Idle, the thread must not keep the process alive; with a batch in flight, it must.
+      if (this.pending.size === 0) worker.unref();
       if (m.error === undefined) p.resolve();
       else
         p.reject(
@@ -69,6 +71,7 @@ export class SqliteLedgerWriter {
     const msg: LedgerBatch = { id, items: items.map((i) => ({ event: i.event, at: i.at.getTime() })) };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
+      worker.ref();
       worker.postMessage(msg);
     });
   }
@@ -80,6 +83,7 @@ export class SqliteLedgerWriter {
     this.worker = undefined;
     await new Promise<void>((resolve) => {
       worker.once('exit', () => resolve());
+      worker.ref();
       worker.postMessage('close');
     });
   }
@@ -95,11 +99,11 @@ let sourceBundle: Promise<URL> | undefined;
 async function workerScript(): Promise<URL> {
   if (!import.meta.url.endsWith('.ts')) return new URL('./sqlite-ledger-worker.js', import.meta.url);
   sourceBundle ??= (async () => {
-    const { build } = await import('esbuild');
+    const esbuild = await import('esbuild');
     const here = fileURLToPath(new URL('.', import.meta.url));
     const cache = fileURLToPath(new URL('../../../node_modules/.cache/custos/', import.meta.url));
     await mkdir(cache, { recursive: true });
-    const result = await build({
+    const result = await esbuild.build({
       entryPoints: [`${here}sqlite-ledger-worker.ts`],
       bundle: true,
       platform: 'node',
@@ -108,6 +112,8 @@ async function workerScript(): Promise<URL> {
       external: ['better-sqlite3-multiple-ciphers'],
       logLevel: 'silent',
     });
+    // esbuild's service process would otherwise outlive the need (and show up as a child of the server).
+    await esbuild.stop();
     // Named by content: every test process shares one file per version of the worker's code.
     const contents = result.outputFiles[0]!.contents;
     const out = `${cache}ledger-worker-${createHash('sha256').update(contents).digest('hex').slice(0, 16)}.mjs`;

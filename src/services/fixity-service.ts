@@ -1,0 +1,298 @@
+import { CustosError } from '../domain/errors.js';
+import { asBlobId, asUserId } from '../domain/ids.js';
+import type { Principal } from '../domain/principal.js';
+import type { AuditLedger } from '../ports/audit-ledger.js';
+import type { BlobStore } from '../ports/blob-store.js';
+import type { Clock } from '../ports/clock.js';
+import type { IndexDb } from '../ports/database.js';
+import type { StudyKeyService } from './study-keys.js';
+
+export interface FixityDeps {
+  index: IndexDb;
+  blobs: BlobStore;
+  studyKeys: StudyKeyService;
+  ledger: AuditLedger;
+  clock: Clock;
+  /** Names this process as a lease holder. */
+  node: string;
+}
+
+export interface FixityOptions {
+  /** Read at most this many bytes per second (0: no limit). */
+  bytesPerSecond?: number;
+  /** Stop after this long (a scheduled slice); the pass resumes where it stopped. */
+  maxSeconds?: number;
+  onProgress?: (p: FixityProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface FixityProgress {
+  checked: number;
+  bytes: number;
+  corrupt: number;
+  total: number;
+  totalBytes: number;
+}
+
+export interface CorruptObject {
+  sopInstanceUid: string;
+  studyUid: string;
+  blobId: string;
+  reason: string;
+}
+
+export interface FixityReport {
+  checked: number;
+  bytes: number;
+  ok: number;
+  corrupt: CorruptObject[];
+  seconds: number;
+  /** The pass reached the last object (false: stopped by time, signal, or a scheduled slice). */
+  complete: boolean;
+}
+
+const JOB = 'fixity';
+const PAGE = 200;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Re-verifies stored objects against their SHA-256 and every chunk's authentication tag (ARCHITECTURE.md
+ * invariant 5). A failing object is marked corrupt (retrieve then refuses it before sending a byte), and an
+ * alert is recorded in the same transaction as the mark. Passes are rate-limited and resumable: the scheduled
+ * job keeps its cursor in job_state under a lease, so one process at a time works on it and a restart goes on
+ * where the last one stopped.
+ */
+export class FixityService {
+  constructor(private readonly deps: FixityDeps) {}
+
+  private readonly system: Principal = {
+    kind: 'system',
+    id: asUserId('system'),
+    name: 'system:fixity',
+    role: 'system',
+    source: 'fixity',
+  };
+
+  /** A whole pass now, from the first object (`custos fixity run`), recorded as run by `principal`. */
+  async runPass(principal: Principal, opts: FixityOptions = {}): Promise<FixityReport> {
+    const report = await this.check('', opts);
+    await this.recordPass(principal, report.report, 'on-demand');
+    return report.report;
+  }
+
+  /**
+   * One slice of the scheduled pass, if one is due (a pass is due `intervalSeconds` after the last one ended)
+   * and no other process holds the job. Returns undefined when there was nothing to do.
+   */
+  async runScheduled(opts: FixityOptions & { intervalSeconds: number }): Promise<FixityReport | undefined> {
+    const now = this.deps.clock.now();
+    const leaseSeconds = (opts.maxSeconds ?? 60) * 2 + 60;
+    if (!(await this.acquire(now, leaseSeconds))) return undefined;
+    try {
+      const st = await this.deps.index.db
+        .selectFrom('job_state')
+        .selectAll()
+        .where('name', '=', JOB)
+        .executeTakeFirstOrThrow();
+      if (!st.pass_started_at) {
+        const last = st.last_pass_completed_at ? Date.parse(st.last_pass_completed_at) : 0;
+        if (now.getTime() - last < opts.intervalSeconds * 1000) return undefined;
+        await this.deps.index.db
+          .updateTable('job_state')
+          .set({ pass_started_at: now.toISOString(), cursor: '', stats_json: '{}' })
+          .where('name', '=', JOB)
+          .execute();
+        st.cursor = '';
+        st.stats_json = '{}';
+      }
+      const { report, cursor } = await this.check(st.cursor, opts, (c) => this.saveCursor(c));
+      const before = JSON.parse(st.stats_json) as { checked?: number; bytes?: number; corrupt?: number };
+      const stats = {
+        checked: (before.checked ?? 0) + report.checked,
+        bytes: (before.bytes ?? 0) + report.bytes,
+        corrupt: (before.corrupt ?? 0) + report.corrupt.length,
+      };
+      if (report.complete) {
+        await this.deps.index.db
+          .updateTable('job_state')
+          .set({
+            cursor: '',
+            pass_started_at: null,
+            last_pass_completed_at: this.deps.clock.now().toISOString(),
+            stats_json: JSON.stringify(stats),
+          })
+          .where('name', '=', JOB)
+          .execute();
+        await this.recordPass(this.system, { ...report, ...stats, corrupt: report.corrupt }, 'scheduled');
+      } else {
+        await this.deps.index.db
+          .updateTable('job_state')
+          .set({ cursor, stats_json: JSON.stringify(stats) })
+          .where('name', '=', JOB)
+          .execute();
+      }
+      return report;
+    } finally {
+      await this.deps.index.db
+        .updateTable('job_state')
+        .set({ lease_owner: null, lease_until: null })
+        .where('name', '=', JOB)
+        .where('lease_owner', '=', this.deps.node)
+        .execute();
+    }
+  }
+
+  private async acquire(now: Date, seconds: number): Promise<boolean> {
+    const db = this.deps.index.db;
+    const exists = await db.selectFrom('job_state').select('name').where('name', '=', JOB).executeTakeFirst();
+    if (!exists) {
+      await db
+        .insertInto('job_state')
+        .values({ name: JOB, cursor: '', stats_json: '{}' })
+        .onConflict((oc) => oc.column('name').doNothing())
+        .execute();
+    }
+    const r = await db
+      .updateTable('job_state')
+      .set({
+        lease_owner: this.deps.node,
+        lease_until: new Date(now.getTime() + seconds * 1000).toISOString(),
+      })
+      .where('name', '=', JOB)
+      .where((eb) =>
+        eb.or([
+          eb('lease_until', 'is', null),
+          eb('lease_until', '<', now.toISOString()),
+          eb('lease_owner', '=', this.deps.node),
+        ]),
+      )
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  private async saveCursor(cursor: string): Promise<void> {
+    await this.deps.index.db.updateTable('job_state').set({ cursor }).where('name', '=', JOB).execute();
+  }
+
+  private async check(
+    from: string,
+    opts: FixityOptions,
+    checkpoint?: (cursor: string) => Promise<void>,
+  ): Promise<{ report: FixityReport; cursor: string }> {
+    const db = this.deps.index.db;
+    const started = Date.now();
+    const totals = await db
+      .selectFrom('instances')
+      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('size').as('bytes')])
+      .where('sop_instance_uid', '>', from)
+      .executeTakeFirstOrThrow();
+    const progress: FixityProgress = {
+      checked: 0,
+      bytes: 0,
+      corrupt: 0,
+      total: Number(totals.n),
+      totalBytes: Number(totals.bytes ?? 0),
+    };
+    const report: FixityReport = { checked: 0, bytes: 0, ok: 0, corrupt: [], seconds: 0, complete: false };
+    let cursor = from;
+    const deadline = opts.maxSeconds ? started + opts.maxSeconds * 1000 : Infinity;
+    for (;;) {
+      const rows = await db
+        .selectFrom('instances')
+        .select(['sop_instance_uid', 'study_uid', 'blob_id', 'sha256', 'size'])
+        .where('sop_instance_uid', '>', cursor)
+        .orderBy('sop_instance_uid')
+        .limit(PAGE)
+        .execute();
+      for (const row of rows) {
+        if (opts.signal?.aborted || Date.now() >= deadline) {
+          report.seconds = (Date.now() - started) / 1000;
+          return { report, cursor };
+        }
+        const failure = await this.verify(row);
+        const at = this.deps.clock.now().toISOString();
+        if (failure) {
+          const bad: CorruptObject = {
+            sopInstanceUid: row.sop_instance_uid,
+            studyUid: row.study_uid,
+            blobId: row.blob_id,
+            reason: failure,
+          };
+          report.corrupt.push(bad);
+          progress.corrupt += 1;
+          await db.transaction().execute(async (trx) => {
+            await trx
+              .updateTable('instances')
+              .set({ fixity_status: 'corrupt', fixity_checked_at: at })
+              .where('sop_instance_uid', '=', row.sop_instance_uid)
+              .execute();
+            await this.deps.ledger.appendIn(trx, {
+              principal: this.system,
+              action: 'alert',
+              outcome: 'failure',
+              policy: 'n/a',
+              studyUid: row.study_uid,
+              objects: { sopInstanceUids: [row.sop_instance_uid], blobId: row.blob_id },
+              detail: { alert: 'object-integrity', found: 'fixity', reason: failure },
+            });
+          });
+        } else {
+          report.ok += 1;
+          await db
+            .updateTable('instances')
+            .set({ fixity_status: 'ok', fixity_checked_at: at })
+            .where('sop_instance_uid', '=', row.sop_instance_uid)
+            .execute();
+        }
+        cursor = row.sop_instance_uid;
+        report.checked += 1;
+        report.bytes += Number(row.size);
+        progress.checked = report.checked;
+        progress.bytes = report.bytes;
+        opts.onProgress?.(progress);
+        if (checkpoint && report.checked % 50 === 0) await checkpoint(cursor);
+        if (opts.bytesPerSecond) {
+          const due = started + (report.bytes / opts.bytesPerSecond) * 1000;
+          if (due > Date.now()) await sleep(due - Date.now());
+        }
+      }
+      if (rows.length < PAGE) break;
+    }
+    report.complete = true;
+    report.seconds = (Date.now() - started) / 1000;
+    return { report, cursor };
+  }
+
+  /** Read the whole object through the blob store's checks. Returns why it failed, or undefined when sound. */
+  private async verify(row: {
+    study_uid: string;
+    blob_id: string;
+    sha256: string;
+  }): Promise<string | undefined> {
+    try {
+      const key = await this.deps.studyKeys.keyForRead(row.study_uid);
+      for await (const chunk of this.deps.blobs.read(asBlobId(row.blob_id), key, undefined, row.sha256)) {
+        void chunk;
+      }
+      return undefined;
+    } catch (err) {
+      // Tag or digest mismatch, truncation, a missing file: each means the archive no longer holds the object.
+      if (err instanceof CustosError && err.code.startsWith('blob.')) return err.message;
+      throw err;
+    }
+  }
+
+  private async recordPass(principal: Principal, r: FixityReport, kind: string): Promise<void> {
+    await this.deps.ledger.append({
+      principal,
+      action: 'fixity-check',
+      outcome: r.corrupt.length ? 'failure' : 'success',
+      policy: 'n/a',
+      objects: {
+        count: r.checked,
+        sopInstanceUids: r.corrupt.slice(0, 1000).map((c) => c.sopInstanceUid),
+      },
+      detail: { kind, bytes: r.bytes, corrupt: r.corrupt.length, complete: r.complete, seconds: r.seconds },
+    });
+  }
+}
