@@ -208,6 +208,26 @@ describe.each(backends())('audit ledger on %s', (backend) => {
     expect(lines.every((r) => r.actor.name === 'user1')).toBe(true);
     expect(lines.map((r) => r.seq)).toEqual([...lines.map((r) => r.seq)].sort((a, b) => a - b));
 
+    const fhir = await fetch(`${s.url}/api/audit/export?format=fhir&user=user1`, { headers: auth });
+    expect(fhir.headers.get('content-type')).toMatch(/^application\/fhir\+ndjson/);
+    const events = (await fhir.text())
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { resourceType: string; id: string });
+    expect(events.map((e) => e.resourceType)).toEqual(Array(lines.length).fill('AuditEvent'));
+    expect(events.map((e) => Number(e.id))).toEqual(lines.map((r) => r.seq));
+    const xml = await (
+      await fetch(`${s.url}/api/audit/export?format=dicom&user=user1`, { headers: auth })
+    ).text();
+    expect(
+      xml
+        .trim()
+        .split('\n')
+        .every((l) => /^<\?xml .*<AuditMessage.*<\/AuditMessage>$/.test(l)),
+    ).toBe(true);
+    const badFormat = await fetch(`${s.url}/api/audit/export?format=csv`, { headers: auth });
+    expect(await badFormat.json()).toMatchObject({ status: 400, parameter: 'format' });
+
     const reads = await s.app.auditStore.search({ action: ['read-audit'], actor: 'admin', limit: 50 });
     const ops = reads.map((r) => (r.objects?.query as { operation: string }).operation);
     expect(ops).toEqual(expect.arrayContaining(['search', 'disclosures', 'export']));

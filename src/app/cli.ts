@@ -194,10 +194,15 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       },
     );
   withFilterOptions(audit.command('export').description('export records oldest first to stdout'))
-    .option('--format <f>', 'jsonl', 'jsonl')
+    .option(
+      '--format <f>',
+      'jsonl (records as stored), dicom (PS3.15 A.5 XML, one per line) or fhir (AuditEvent NDJSON)',
+      'jsonl',
+    )
     .action(async (opts: Record<string, string | undefined>) => {
       const { withApp } = await import('./custos-app.js');
       const { parseAuditFilter } = await import('../transports/admin/audit-filter.js');
+      const { exportRecords, AUDIT_EXPORT_FORMATS } = await import('../services/audit-export.js');
       const {
         limit: _l,
         order: _o,
@@ -205,13 +210,21 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         ...filter
       } = parseAuditFilter(opts, { limit: 1, maxLimit: 1 });
       const format = opts.format ?? 'jsonl';
-      if (format !== 'jsonl')
-        throw new CustosError({ code: 'cli.bad-format', message: `--format must be jsonl, got '${format}'` });
+      if (format !== 'jsonl' && !(AUDIT_EXPORT_FORMATS as readonly string[]).includes(format))
+        throw new CustosError({
+          code: 'cli.bad-format',
+          message: `--format must be jsonl, ${AUDIT_EXPORT_FORMATS.join(' or ')}, got '${format}'`,
+        });
       await withApp(
         config(opts.data ? { dataDir: opts.data } : {}),
         async (app) => {
-          for await (const r of app.audit.export(await cliPrincipal(), filter, format, 'cli'))
-            io.out(`${JSON.stringify(r)}\n`);
+          const records = app.audit.export(await cliPrincipal(), filter, format, 'cli');
+          if (format === 'jsonl') for await (const r of records) io.out(`${JSON.stringify(r)}\n`);
+          else
+            for await (const line of exportRecords(records, format as 'dicom' | 'fhir', {
+              auditSourceId: app.config.nodeName,
+            }))
+              io.out(line);
         },
         io.err,
       );

@@ -50,6 +50,61 @@ describe('loadConfig', () => {
       /database\.url: must be a postgres/,
     );
   });
+  it('configures the audit record repository (syslog) from the file or CUSTOS_AUDIT_SYSLOG_*, with per-transport ports', () => {
+    expect(loadConfig({ env: {}, cwd }).audit.syslog).toBeUndefined();
+    expect(
+      loadConfig({
+        env: {
+          CUSTOS_AUDIT_SYSLOG_TRANSPORT: 'tls',
+          CUSTOS_AUDIT_SYSLOG_HOST: 'arr.example.org',
+          CUSTOS_AUDIT_SYSLOG_CA: 'pki/ca.pem',
+          CUSTOS_AUDIT_SYSLOG_CERT: 'pki/me.pem',
+          CUSTOS_AUDIT_SYSLOG_KEY: 'pki/me.key',
+        },
+        cwd,
+      }).audit.syslog,
+    ).toEqual({
+      transport: 'tls',
+      host: 'arr.example.org',
+      port: 6514,
+      ca: join(cwd, 'pki', 'ca.pem'),
+      cert: join(cwd, 'pki', 'me.pem'),
+      key: join(cwd, 'pki', 'me.key'),
+    });
+    const file = join(cwd, 'syslog.json');
+    writeFileSync(file, JSON.stringify({ audit: { syslog: { transport: 'udp', host: '10.0.0.5' } } }));
+    expect(
+      loadConfig({ env: { CUSTOS_AUDIT_SYSLOG_PORT: '1514' }, cwd, configFile: file }).audit.syslog,
+    ).toEqual({
+      transport: 'udp',
+      host: '10.0.0.5',
+      port: 1514,
+    });
+    expect(loadConfig({ env: {}, cwd, configFile: file }).audit.syslog!.port).toBe(514);
+    expect(() => loadConfig({ env: { CUSTOS_AUDIT_SYSLOG_HOST: 'h' }, cwd })).toThrow(
+      /audit\.syslog\.transport/,
+    );
+    expect(() =>
+      loadConfig({ env: { CUSTOS_AUDIT_SYSLOG_TRANSPORT: 'tcp', CUSTOS_AUDIT_SYSLOG_HOST: 'h' }, cwd }),
+    ).toThrow(/audit\.syslog\.transport/);
+    expect(() =>
+      loadConfig({
+        env: { CUSTOS_AUDIT_SYSLOG_CA: 'ca.pem', CUSTOS_AUDIT_SYSLOG_HOST: 'h' },
+        cwd,
+        configFile: file,
+      }),
+    ).toThrow(/audit\.syslog\.ca: applies to transport tls only/);
+    expect(() =>
+      loadConfig({
+        env: {
+          CUSTOS_AUDIT_SYSLOG_TRANSPORT: 'tls',
+          CUSTOS_AUDIT_SYSLOG_HOST: 'h',
+          CUSTOS_AUDIT_SYSLOG_CERT: 'c',
+        },
+        cwd,
+      }),
+    ).toThrow(/audit\.syslog\.key: required with cert/);
+  });
   it('reads <dataDir>/custos.json when present', () => {
     const dir = mkdtempSync(join(tmpdir(), 'custos-config-data-'));
     writeFileSync(join(dir, 'custos.json'), JSON.stringify({ http: { port: 8181 } }));

@@ -113,15 +113,59 @@ const ConfigSchema = z
         checkpointFile: z.string().min(1).optional(),
         /** How often a running server signs the ledger head (seconds). */
         checkpointSeconds: z.number().int().min(1).max(86_400),
+        /**
+         * Audit record repository (IHE ATNA): every ledger record is forwarded as a DICOM audit message (PS3.15
+         * A.5) by syslog over TLS (RFC 5425, port 6514 by default) or UDP (RFC 5426, port 514). Absent: no
+         * forwarding. ca / cert / key are PEM files (CA of the repository; client certificate and key).
+         */
+        syslog: z
+          .object({
+            transport: z.enum(['tls', 'udp']),
+            host: z.string().min(1),
+            port: z.number().int().min(1).max(65535).optional(),
+            ca: z.string().min(1).optional(),
+            cert: z.string().min(1).optional(),
+            key: z.string().min(1).optional(),
+          })
+          .strict()
+          .superRefine((s, ctx) => {
+            if (s.transport === 'udp')
+              for (const k of ['ca', 'cert', 'key'] as const)
+                if (s[k])
+                  ctx.addIssue({ code: 'custom', path: [k], message: 'applies to transport tls only' });
+            if (s.cert && !s.key)
+              ctx.addIssue({ code: 'custom', path: ['key'], message: 'required with cert' });
+            if (s.key && !s.cert)
+              ctx.addIssue({ code: 'custom', path: ['cert'], message: 'required with key' });
+          })
+          .optional(),
       })
       .strict(),
   })
   .strict();
 
-export type CustosConfig = z.infer<typeof ConfigSchema> & {
+type SyslogInput = NonNullable<z.infer<typeof ConfigSchema>['audit']['syslog']>;
+/** The audit repository after loading: port defaulted per transport, PEM paths absolute. */
+export type SyslogConfig = SyslogInput & { port: number };
+
+export type CustosConfig = Omit<z.infer<typeof ConfigSchema>, 'audit'> & {
   keyFile: string;
-  audit: { signingKeyFile: string; checkpointFile: string };
+  audit: Omit<z.infer<typeof ConfigSchema>['audit'], 'syslog'> & {
+    signingKeyFile: string;
+    checkpointFile: string;
+    syslog?: SyslogConfig;
+  };
 };
+
+function resolveSyslog(s: SyslogInput, cwd: string): SyslogConfig {
+  return {
+    ...s,
+    port: s.port ?? (s.transport === 'tls' ? 6514 : 514),
+    ...(s.ca ? { ca: resolve(cwd, s.ca) } : {}),
+    ...(s.cert ? { cert: resolve(cwd, s.cert) } : {}),
+    ...(s.key ? { key: resolve(cwd, s.key) } : {}),
+  };
+}
 
 const DEFAULTS = {
   dataDir: './custos-data',
@@ -167,6 +211,12 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> =
   CUSTOS_AUDIT_SIGNING_KEY_FILE: { path: ['audit', 'signingKeyFile'], type: 'string' },
   CUSTOS_AUDIT_CHECKPOINT_FILE: { path: ['audit', 'checkpointFile'], type: 'string' },
   CUSTOS_AUDIT_CHECKPOINT_SECONDS: { path: ['audit', 'checkpointSeconds'], type: 'int' },
+  CUSTOS_AUDIT_SYSLOG_TRANSPORT: { path: ['audit', 'syslog', 'transport'], type: 'string' },
+  CUSTOS_AUDIT_SYSLOG_HOST: { path: ['audit', 'syslog', 'host'], type: 'string' },
+  CUSTOS_AUDIT_SYSLOG_PORT: { path: ['audit', 'syslog', 'port'], type: 'int' },
+  CUSTOS_AUDIT_SYSLOG_CA: { path: ['audit', 'syslog', 'ca'], type: 'string' },
+  CUSTOS_AUDIT_SYSLOG_CERT: { path: ['audit', 'syslog', 'cert'], type: 'string' },
+  CUSTOS_AUDIT_SYSLOG_KEY: { path: ['audit', 'syslog', 'key'], type: 'string' },
 };
 /** Variables read elsewhere by design (test harness), not configuration. */
 const ENV_IGNORED = /^CUSTOS_TEST_/;
@@ -250,14 +300,16 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
   const cfg = parsed.data;
   const dataDir = isAbsolute(cfg.dataDir) ? cfg.dataDir : resolve(input.cwd, cfg.dataDir);
   const keyFile = cfg.keyFile ? resolve(input.cwd, cfg.keyFile) : join(dataDir, 'keys', 'kek.json');
+  const { syslog, ...auditRest } = cfg.audit;
   const audit = {
-    ...cfg.audit,
+    ...auditRest,
     signingKeyFile: cfg.audit.signingKeyFile
       ? resolve(input.cwd, cfg.audit.signingKeyFile)
       : join(dataDir, 'keys', 'audit-signing.pem'),
     checkpointFile: cfg.audit.checkpointFile
       ? resolve(input.cwd, cfg.audit.checkpointFile)
       : join(dataDir, 'audit', 'checkpoints.jsonl'),
+    ...(syslog ? { syslog: resolveSyslog(syslog, input.cwd) } : {}),
   };
   return { ...cfg, dataDir, keyFile, audit };
 }

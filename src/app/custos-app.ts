@@ -24,6 +24,8 @@ import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
 import { RetrieveService } from '../services/retrieve-service.js';
 import { StudyKeyService } from '../services/study-keys.js';
+import type { AuditForwarder } from '../services/audit-forwarder.js';
+import { buildAuditForwarder } from './audit-forwarding.js';
 import type { CustosConfig } from './config.js';
 
 /** The composition root: the only place that knows every concrete adapter. */
@@ -35,6 +37,8 @@ export interface CustosApp {
   ledger: AuditLedger;
   auditStore: AuditStore;
   audit: AuditService;
+  /** Forwards the ledger to the configured audit record repository (syslog); started by a server only. */
+  auditForwarder?: AuditForwarder;
   fixity: FixityService;
   auth: AuthService;
   ingest: IngestService;
@@ -87,6 +91,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     node: config.nodeName,
   });
   await audit.recordConfiguration(auditableSettings(config));
+  const auditForwarder = await buildAuditForwarder(config, index, sqlLedger, clock);
   const studyKeys = new StudyKeyService(index, keys, clock);
   const auth = new AuthService(
     index,
@@ -114,6 +119,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     ledger,
     auditStore: sqlLedger,
     audit,
+    ...(auditForwarder ? { auditForwarder } : {}),
     fixity,
     auth,
     ingest,
@@ -122,6 +128,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {
+        await auditForwarder?.stop();
         await sqlLedger.drain();
         // Seal what this process appended. A ledger that no longer verifies is not signed: the refusal is
         // already recorded as a security alert, and `custos audit verify` names the place.

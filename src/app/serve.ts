@@ -46,6 +46,8 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     app.audit.checkpoint().catch((err: unknown) => onError?.(err));
   }, app.config.audit.checkpointSeconds * 1000);
   sealer.unref();
+  // Forward the ledger to the audit record repository; the lease lets one worker or node do it at a time.
+  app.auditForwarder?.start(onError);
 
   const shownHost =
     app.config.http.host === '0.0.0.0' || app.config.http.host === '::' ? '127.0.0.1' : app.config.http.host;
@@ -55,6 +57,7 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     url: `http://${shownHost}:${port}`,
     close: async () => {
       clearInterval(sealer);
+      await app.auditForwarder?.stop();
       clearInterval(fixity);
       stopping.abort();
       await slice;

@@ -23,6 +23,8 @@ export interface TestServer {
 
 export interface TestServerOptions {
   limits?: Partial<CustosConfig['limits']>;
+  /** Audit settings to add (e.g. a syslog repository the test started). */
+  audit?: Partial<CustosConfig['audit']>;
   /** Any other change to the configuration the server starts with. */
   configure?: (config: CustosConfig) => CustosConfig;
 }
@@ -39,6 +41,7 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
   const config: CustosConfig = {
     ...base,
     limits: { ...base.limits, ...opts.limits },
+    audit: { ...base.audit, ...opts.audit },
     database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
   };
   const app = await openApp(opts.configure ? opts.configure(config) : config);

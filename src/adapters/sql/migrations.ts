@@ -236,6 +236,20 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         }
       },
     },
+    // Issue 5, standards out: the syslog forwarder's cursor into the ledger and its lease (one forwarder at a
+    // time across workers and nodes). Self-contained: nothing else refers to this table.
+    '0005-audit-forward': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('audit_forward')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('cursor', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('lease_owner', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('lease_until', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('updated_at', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+      },
+    },
     '0007-fixity': {
       async up(db: Kysely<unknown>) {
         // 'unverified' until the first fixity pass, then 'ok' or 'corrupt' (never served; see docs/fixity.md).

@@ -1,5 +1,6 @@
 import { CustosError } from '../../domain/errors.js';
 import type { AuditService } from '../../services/audit-service.js';
+import { AUDIT_EXPORT_FORMATS, exportRecords, type AuditExportFormat } from '../../services/audit-export.js';
 import { sendJson } from '../dicomweb/responses.js';
 import type { RequestContext, Route } from '../server/router.js';
 import { AUDIT_FILTER_KEYS, parseAuditFilter, parseInstant, type AuditFilterInput } from './audit-filter.js';
@@ -93,14 +94,15 @@ export function auditRoutes(audit: AuditService): Route[] {
       method: 'GET',
       path: '/api/audit/export',
       auth: 'bearer',
-      summary: 'export audit records oldest first as JSON lines (format=jsonl)',
+      summary:
+        'export audit records oldest first: format=jsonl, dicom (PS3.15 A.5 XML per line) or fhir (AuditEvent NDJSON)',
       handler: async (ctx) => {
         rejectUnknown(ctx, [...AUDIT_FILTER_KEYS.filter((k) => k !== 'limit' && k !== 'before'), 'format']);
         const format = ctx.query.get('format') ?? 'jsonl';
-        if (format !== 'jsonl')
+        if (format !== 'jsonl' && !(AUDIT_EXPORT_FORMATS as readonly string[]).includes(format))
           throw new CustosError({
             code: 'audit.bad-filter',
-            message: `format: must be jsonl, got '${format}'`,
+            message: `format: must be jsonl, ${AUDIT_EXPORT_FORMATS.join(' or ')}, got '${format}'`,
             httpStatus: 400,
             detail: { parameter: 'format' },
           });
@@ -114,13 +116,20 @@ export function auditRoutes(audit: AuditService): Route[] {
           maxLimit: 1,
         });
         const records = audit.export(ctx.principal, filter, format, 'admin-api');
-        // Pull the first record before the status line, so a refusal still becomes a problem+json response.
-        const first = await records.next();
-        ctx.res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8' });
-        if (!first.done) ctx.res.write(`${JSON.stringify(first.value)}\n`);
-        for await (const r of records) {
-          if (!ctx.res.write(`${JSON.stringify(r)}\n`))
-            await new Promise((res) => ctx.res.once('drain', res));
+        const lines =
+          format === 'jsonl'
+            ? (async function* () {
+                for await (const r of records) yield `${JSON.stringify(r)}\n`;
+              })()
+            : exportRecords(records, format as AuditExportFormat)[Symbol.asyncIterator]();
+        // Pull the first line before the status line, so a refusal still becomes a problem+json response.
+        const first = await lines.next();
+        ctx.res.writeHead(200, {
+          'Content-Type': `${format === 'fhir' ? 'application/fhir+ndjson' : 'application/x-ndjson'}; charset=utf-8`,
+        });
+        if (!first.done) ctx.res.write(first.value);
+        for (let next = await lines.next(); !next.done; next = await lines.next()) {
+          if (!ctx.res.write(next.value)) await new Promise((res) => ctx.res.once('drain', res));
         }
         ctx.res.end();
       },

@@ -17,6 +17,7 @@ import {
   wadoUriHandler,
 } from '../dicomweb/wado-handler.js';
 import { auditRoutes } from '../admin/audit-routes.js';
+import { fhirRoutes } from '../fhir/fhir-routes.js';
 import { Router, type Route } from './router.js';
 
 export interface RouteServices {
@@ -230,5 +231,5 @@ export function buildRouter(s: RouteServices): Router {
       },
     },
   ];
-  return r.add(...dicomweb, ...api, ...auditRoutes(s.audit));
+  return r.add(...dicomweb, ...api, ...auditRoutes(s.audit), ...fhirRoutes(s.audit));
 }

@@ -1,0 +1,82 @@
+import { auditSearchset, toFhirAuditEvent } from '../../domain/audit-fhir.js';
+import { CustosError } from '../../domain/errors.js';
+import type { AuditService } from '../../services/audit-service.js';
+import { sendJson } from '../dicomweb/responses.js';
+import type { RequestContext, Route } from '../server/router.js';
+import { parseAuditEventSearch } from './audit-event-params.js';
+
+const FHIR_JSON = 'application/fhir+json';
+export const FHIR_BASE = '/fhir/r4';
+
+/**
+ * FHIR R4 read-only endpoint for the audit ledger (IHE BALP consumers, e.g. an ATNA FHIR repository or a privacy
+ * dashboard): AuditEvent search and read. Both go through AuditService, so the 'read-audit' decision is taken
+ * and the read itself is recorded in the ledger before any record leaves.
+ */
+export function fhirRoutes(audit: AuditService): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: `${FHIR_BASE}/AuditEvent`,
+      auth: 'bearer',
+      summary: 'FHIR R4 AuditEvent search (patient, date, agent, entity, action, _count), newest first',
+      handler: async (ctx: RequestContext) => {
+        const filter = parseAuditEventSearch(ctx.query);
+        const records = await audit.search(ctx.principal, filter, 'fhir');
+        const base = `${ctx.origin}${FHIR_BASE}`;
+        const self = `${base}/AuditEvent${ctx.query.size ? `?${ctx.query.toString()}` : ''}`;
+        const last = records[records.length - 1];
+        let next: string | undefined;
+        if (last && records.length === filter.limit) {
+          const q = new URLSearchParams(ctx.query);
+          q.set('_cursor', String(last.seq));
+          next = `${base}/AuditEvent?${q.toString()}`;
+        }
+        const bundle = auditSearchset({
+          events: records.map((r) => toFhirAuditEvent(r)),
+          baseUrl: base,
+          selfUrl: self,
+          ...(next ? { nextUrl: next } : {}),
+        });
+        sendJson(ctx.res, 200, bundle, FHIR_JSON);
+      },
+    },
+    {
+      method: 'GET',
+      path: `${FHIR_BASE}/AuditEvent/:id`,
+      auth: 'bearer',
+      summary: 'FHIR R4 AuditEvent read (id = ledger sequence number)',
+      handler: async (ctx: RequestContext) => {
+        const id = ctx.params.id!;
+        if (!/^[1-9]\d{0,15}$/.test(id))
+          throw new CustosError({
+            code: 'fhir.bad-parameter',
+            message: `id: an AuditEvent id is a ledger sequence number (1, 2, …), got '${id}'`,
+            httpStatus: 400,
+            detail: { parameter: 'id' },
+          });
+        for (const k of ctx.query.keys())
+          if (k !== '_format')
+            throw new CustosError({
+              code: 'fhir.bad-parameter',
+              message: `${k}: unknown parameter for a read`,
+              httpStatus: 400,
+              detail: { parameter: k },
+            });
+        const seq = Number(id);
+        const [record] = await audit.search(
+          ctx.principal,
+          { afterSeq: seq - 1, order: 'asc', limit: 1 },
+          'fhir',
+        );
+        if (!record || record.seq !== seq)
+          throw new CustosError({
+            code: 'fhir.not-found',
+            message: `no AuditEvent ${id}`,
+            httpStatus: 404,
+          });
+        sendJson(ctx.res, 200, toFhirAuditEvent(record), FHIR_JSON);
+      },
+    },
+  ];
+}
