@@ -136,7 +136,17 @@ describe.each(backends())('audit ledger on %s', (backend) => {
         })
       ).status,
     ).toBe(200);
-    expect((await fetch(`${s.dicomweb}/studies?PatientID=LEDGER-1`, { headers: auth })).status).toBe(200);
+    expect(
+      (
+        await fetch(`${s.dicomweb}/studies?PatientID=LEDGER-1`, {
+          headers: { ...auth, 'X-Purpose-Of-Use': 'treat' },
+        })
+      ).status,
+    ).toBe(200);
+    const badPurpose = await fetch(`${s.dicomweb}/studies`, {
+      headers: { ...auth, 'X-Purpose-Of-Use': 'to <snoop>' },
+    });
+    expect(badPurpose.status).toBe(400);
     const wado = await fetch(`${s.dicomweb}/studies/${studyUid}/series/${series}/instances/${sop}`, {
       headers: auth,
     });
@@ -162,6 +172,7 @@ describe.each(backends())('audit ledger on %s', (backend) => {
     expect(view.objects?.sopInstanceUids).toEqual([sop]);
     const query = (await s.app.auditStore.search({ action: ['query'], actor: 'admin', limit: 1 }))[0]!;
     expect(query.objects).toMatchObject({ count: 1, matches: [{ key: 'PatientID', value: 'LEDGER-1' }] });
+    expect(query.purpose).toBe('TREAT');
   });
 
   it('serves search, paging, disclosures and export in the admin API, and records each read', async () => {

@@ -92,6 +92,7 @@ export interface AuditEventFields {
     role: string;
     source: string;
     via?: string;
+    purpose?: string;
   };
   action: string;
   outcome: AuditOutcome;
@@ -125,7 +126,8 @@ export function recordOf(e: AuditEventFields, at: Date, node: string): Omit<Audi
   if (e.studyUid) r.studyUid = e.studyUid;
   if (e.objects && Object.keys(e.objects).length) r.objects = e.objects;
   if (e.channel) r.channel = e.channel;
-  if (e.purpose) r.purpose = e.purpose;
+  const purpose = e.purpose ?? p.purpose;
+  if (purpose) r.purpose = purpose;
   if (e.breakGlassReason) r.breakGlassReason = e.breakGlassReason;
   if (e.detail && Object.keys(e.detail).length) r.detail = e.detail;
   return r;

@@ -13,6 +13,8 @@ export interface Principal {
   via?: string;
   /** The department the principal works in (policies scope by it). */
   department?: string;
+  /** Purpose of use the caller declared for this request (HL7 PurposeOfUse code), recorded in the ledger. */
+  purpose?: string;
 }
 
 /** The built-in administrator role of the first start (issue 4 adds the governance roles). */

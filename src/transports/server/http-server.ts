@@ -96,10 +96,12 @@ export class HttpServer {
           httpStatus: 405,
         });
       }
-      const principal =
+      const authenticated =
         found.route.auth === 'public'
           ? anonymous(source)
           : await this.opts.auth.authenticateBearer(req.headers.authorization, source);
+      const purpose = purposeOfUse(req.headers['x-purpose-of-use']);
+      const principal = purpose ? { ...authenticated, purpose } : authenticated;
       await found.route.handler({
         req,
         res,
@@ -118,4 +120,20 @@ export class HttpServer {
       if (!req.complete) req.resume();
     }
   }
+}
+
+/**
+ * Why the caller accesses data (recorded with every audit record it causes): the `X-Purpose-Of-Use` header, a
+ * code of the HL7 PurposeOfUse value set such as TREAT, ETREAT, HPAYMT, HRESCH, PUBHLTH.
+ */
+function purposeOfUse(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const v = (Array.isArray(header) ? header[0] : header)!.trim();
+  if (!/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(v))
+    throw new CustosError({
+      code: 'http.bad-purpose',
+      message: `X-Purpose-Of-Use must be a purpose-of-use code such as TREAT or HRESCH, got '${v.slice(0, 80)}'`,
+      httpStatus: 400,
+    });
+  return v.toUpperCase();
 }
