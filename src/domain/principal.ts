@@ -9,7 +9,33 @@ export interface Principal {
   role: string;
   /** Network source: client address for HTTP, calling host for DIMSE, 'cli' for local commands. */
   source: string;
+  /** The account's department (scopes department-bound roles). */
+  department?: string | null;
+  /** The account's physician name as a DICOM PN ('Family^Given'), matched to ReferringPhysicianName. */
+  physicianName?: string | null;
+  /** An explicit physician identifier, matched to Referring Physician Identification Sequence code values. */
+  physicianId?: string | null;
+  /** Research projects the account is a member of. */
+  projects?: readonly string[];
 }
 
-/** The built-in administrator role of the first start (issue 4 adds the governance roles). */
+/**
+ * The built-in role of the first-start account (docs/access-control.md lists what it may do); the governance
+ * roles are in ROLES.
+ */
 export const ADMINISTRATOR_ROLE = 'administrator';
+
+/** Roles the shipped policies know (issue 4), as SCIM `roles` values and in `custos user add --role`. */
+export const ROLES = [
+  'radiologist',
+  'technologist',
+  'referring-physician',
+  'student',
+  'sysadmin',
+  'data-owner',
+  'data-steward',
+  'data-custodian',
+  'privacy-officer',
+  'researcher',
+  ADMINISTRATOR_ROLE,
+] as const;

@@ -1,20 +1,49 @@
 import type { Principal } from '../domain/principal.js';
 
-/** Actions a policy can allow (ARCHITECTURE.md; issue 4 extends the set and moves them to Cedar). */
-export type Action = 'query' | 'view-metadata' | 'view-pixels' | 'store' | 'administer';
+/**
+ * Actions a policy can allow (docs/access-control.md). Archive-wide actions (store, query's first check,
+ * read-audit, administer) are decided on the archive; the others on one study.
+ */
+export const ACTIONS = [
+  'query',
+  'view-metadata',
+  'view-pixels',
+  'store',
+  'export-clinical',
+  'print',
+  'correct-header',
+  'request-deletion',
+  'approve-deletion',
+  'export-deidentified',
+  'read-audit',
+  'administer',
+] as const;
+export type Action = (typeof ACTIONS)[number];
 
-/** What the action is on. Study-level facts are what policies scope by. */
+/** What the action is on. Study-level facts, read from the index, are what policies scope by. */
 export interface ResourceRef {
   type: 'archive' | 'study' | 'account';
   studyUid?: string;
   patientId?: string;
   department?: string | null;
   classification?: string;
+  /** ReferringPhysicianName (0008,0090) as stored. */
+  referringPhysicianName?: string;
+  /** Code values of Referring Physician Identification Sequence (0008,0096). */
+  referringPhysicianIds?: readonly string[];
+  /** The study's data owner (account name), when one is recorded. */
+  owner?: string | null;
+  /** Account ids on the study's order / care team. */
+  careTeam?: readonly string[];
+  /** Research projects the study is enrolled in. */
+  projects?: readonly string[];
+  /** Account ids with an unexpired explicit grant on the study. */
+  grantees?: readonly string[];
 }
 
 export interface Decision {
   allowed: boolean;
-  /** Identifier of the policy that decided (allow or deny), recorded in the audit ledger. */
+  /** Identifier(s) of the policy that decided (allow or deny), recorded in the audit ledger. */
   policy: string;
   reason: string;
 }
@@ -22,4 +51,29 @@ export interface Decision {
 /** The single policy decision point every transport reaches through the services. */
 export interface PolicyDecisionPoint {
   decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision>;
+}
+
+/** A problem found in a policy file, located for the person editing it (1-based line and column). */
+export interface PolicyProblem {
+  message: string;
+  line: number;
+  column: number;
+  /** The @id of the policy concerned, when the problem is inside one. */
+  policyId?: string;
+  help?: string;
+}
+
+/** Parses and validates policy text against the schema shipped with Custos. */
+export interface PolicyValidator {
+  validate(text: string): PolicyProblem[];
+  /** The policy set shipped with Custos, installed as version 1 on first start. */
+  defaultPolicyText(): string;
+}
+
+/** Where the decision point reads the active policy set from (the policy_versions table in the index). */
+export interface PolicySetSource {
+  /** The active version number: cheap, called often to notice an apply from another process. */
+  activeVersion(): Promise<number>;
+  /** The text of one version. */
+  text(version: number): Promise<string>;
 }
