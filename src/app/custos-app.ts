@@ -6,13 +6,16 @@ import { FsBlobStore } from '../adapters/fs-blob/fs-blob-store.js';
 import { KeyfileKeyStore } from '../adapters/keyfile/keyfile-key-store.js';
 import { openIndexDb } from '../adapters/sql/open-index-db.js';
 import { SqlAuditLedger } from '../adapters/sql/sql-audit-ledger.js';
-import { AdministratorOnlyPolicy } from '../adapters/policy/administrator-policy.js';
+import { CedarPolicyDecisionPoint, CedarPolicyValidator } from '../adapters/policy/cedar-policy.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { IndexDb } from '../ports/database.js';
 import type { KeyStore } from '../ports/key-store.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import { AccessGate } from '../services/access-gate.js';
+import { AccountService } from '../services/account-service.js';
+import { PolicyService } from '../services/policy-service.js';
+import { StudyFacts } from '../services/study-facts.js';
 import { AuthService } from '../services/auth-service.js';
 import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
@@ -28,6 +31,8 @@ export interface CustosApp {
   keys: KeyStore;
   ledger: AuditLedger;
   auth: AuthService;
+  accounts: AccountService;
+  policies: PolicyService;
   ingest: IngestService;
   query: QueryService;
   retrieve: RetrieveService;
@@ -56,13 +61,19 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
   });
   await blobs.sweepTemp();
   const ledger = new SqlAuditLedger(index, clock);
-  const gate = new AccessGate(new AdministratorOnlyPolicy(), ledger);
+  const policies = new PolicyService(index, ledger, new CedarPolicyValidator(), clock);
+  await policies.installDefault();
+  const pdp = new CedarPolicyDecisionPoint(policies);
+  policies.onApplied(() => pdp.invalidate());
+  const gate = new AccessGate(pdp, ledger);
   const studyKeys = new StudyKeyService(index, keys, clock);
   const auth = new AuthService(index, ledger, clock);
+  const accounts = new AccountService(index, ledger, clock);
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
+  const facts = new StudyFacts(index, clock);
   const ingest = new IngestService({ index, blobs, studyKeys, gate, ledger, clock, limits: config.limits });
-  const query = new QueryService(index, gate, ledger, clock);
-  const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger });
+  const query = new QueryService(index, gate, ledger, clock, facts);
+  const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger, facts });
   return {
     config,
     index,
@@ -70,6 +81,8 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     keys,
     ledger,
     auth,
+    accounts,
+    policies,
     ingest,
     query,
     retrieve,

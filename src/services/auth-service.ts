@@ -40,7 +40,17 @@ export class AuthService {
       ? await this.index.db
           .selectFrom('api_tokens as t')
           .innerJoin('users as u', 'u.pk', 't.user_pk')
-          .select(['u.pk', 'u.username', 'u.role', 'u.active', 't.expires_at', 't.revoked_at'])
+          .select([
+            'u.pk',
+            'u.username',
+            'u.role',
+            'u.active',
+            'u.department',
+            'u.physician_name',
+            'u.physician_id',
+            't.expires_at',
+            't.revoked_at',
+          ])
           .where('t.token_hash', '=', hashToken(token))
           .executeTakeFirst()
       : undefined;
@@ -59,7 +69,22 @@ export class AuthService {
       });
       throw unauthenticated('the bearer token is unknown, expired or revoked');
     }
-    return { kind: 'user', id: asUserId(String(row.pk)), name: row.username, role: row.role, source };
+    const projects = await this.index.db
+      .selectFrom('project_members')
+      .select('project')
+      .where('user_pk', '=', row.pk)
+      .execute();
+    return {
+      kind: 'user',
+      id: asUserId(String(row.pk)),
+      name: row.username,
+      role: row.role,
+      source,
+      department: row.department,
+      physicianName: row.physician_name,
+      physicianId: row.physician_id,
+      projects: projects.map((p) => p.project),
+    };
   }
 
   /** First start: create the administrator with a one-time password that is returned (and printed) once. */
