@@ -184,6 +184,8 @@ export function requestEntities(
 export interface CedarPdpOptions {
   /** How long a known active version is trusted before the source is asked again (ms). Default 1000. */
   refreshMs?: number;
+  /** Decisions remembered per policy version (least recently used dropped first); 0 turns memoisation off. Default 20,000. */
+  memoSize?: number;
 }
 
 let nextSetId = 0;
@@ -194,16 +196,19 @@ let nextSetId = 0;
  * made by any process sharing the database. Deny by default: no permit, or any error, refuses.
  */
 export class CedarPolicyDecisionPoint implements PolicyDecisionPoint {
-  private active?: { version: number; setId: string };
+  private active?: { version: number; setId: string; order: Map<string, number> };
   private checkedAt = -Infinity;
   private refreshing?: Promise<void>;
   private readonly refreshMs: number;
+  private readonly memoSize: number;
+  private readonly memo = new Map<string, Decision>();
 
   constructor(
     private readonly source: PolicySetSource,
     opts: CedarPdpOptions = {},
   ) {
     this.refreshMs = opts.refreshMs ?? 1000;
+    this.memoSize = opts.memoSize ?? 20_000;
   }
 
   /** Forget the version check so that the next decision reads the active version (after an apply). */
@@ -212,8 +217,32 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint {
   }
 
   async decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
-    const { version, setId } = await this.current();
+    const { version, setId, order } = await this.current();
     const req = requestEntities(principal, resource);
+    // A decision is a pure function of the policy version and the request's entities: the same viewer paging
+    // through the same studies is answered from memory (one wasm call costs ~100 µs, see bench/policy.ts).
+    const key = `${version}\u0000${action}\u0000${JSON.stringify(req.entities)}`;
+    const known = this.memo.get(key);
+    if (known) {
+      this.memo.delete(key);
+      this.memo.set(key, known);
+      return known;
+    }
+    const decision = Object.freeze(this.evaluate(version, setId, order, principal, action, resource, req));
+    this.memo.set(key, decision);
+    if (this.memo.size > this.memoSize) this.memo.delete(this.memo.keys().next().value!);
+    return decision;
+  }
+
+  private evaluate(
+    version: number,
+    setId: string,
+    order: Map<string, number>,
+    principal: Principal,
+    action: Action,
+    resource: ResourceRef,
+    req: ReturnType<typeof requestEntities>,
+  ): Decision {
     const answer = cedar.statefulIsAuthorized({
       principal: req.principal,
       action: uid('Action', action),
@@ -230,7 +259,8 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint {
       };
     }
     const { decision, diagnostics } = answer.response;
-    const ids = diagnostics.reason;
+    // Cedar reports the satisfied policies in no fixed order; the ledger gets them in file order.
+    const ids = [...diagnostics.reason].sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
     const errors = diagnostics.errors.length
       ? `; policies in error: ${diagnostics.errors.map((e) => `${e.policyId} (${e.error.message})`).join(', ')}`
       : '';
@@ -255,7 +285,7 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint {
     };
   }
 
-  private async current(): Promise<{ version: number; setId: string }> {
+  private async current(): Promise<{ version: number; setId: string; order: Map<string, number> }> {
     if (this.active && performance.now() - this.checkedAt < this.refreshMs) return this.active;
     this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
     await this.refreshing;
@@ -281,7 +311,9 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint {
           message: `active policy version ${version} does not parse: ${parsed.errors.map((e) => e.message).join('; ')}`,
         });
       }
-      this.active = { version, setId };
+      const order = new Map(Object.keys(compiled.policies).map((id, i) => [id, i]));
+      this.active = { version, setId, order };
+      this.memo.clear();
     }
     this.checkedAt = performance.now();
   }
