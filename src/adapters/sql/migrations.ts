@@ -276,12 +276,19 @@ class InCodeProvider implements MigrationProvider {
   }
 }
 
-export async function migrateToLatest(db: Kysely<unknown>, dialect: SqlDialectName): Promise<string[]> {
+export async function migrateToLatest(
+  db: Kysely<unknown>,
+  dialect: SqlDialectName,
+  schema?: string,
+): Promise<string[]> {
   const migrator = new Migrator({
     db,
     provider: new InCodeProvider(dialect),
     migrationTableName: 'custos_migrations',
     migrationLockTableName: 'custos_migrations_lock',
+    // Kysely looks for its tables in every schema unless told which: a database shared by several Custos
+    // schemas (the PostgreSQL tests) would otherwise find another schema's lock table and skip creating its own.
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
