@@ -355,4 +355,22 @@ describe.each(backends())('access control through DICOMweb on %s', (backend) => 
     }
     expect(seen).toEqual([study.cardiology, study.byPhysicianId].sort());
   });
+
+  it('fills the principal of a bearer token with the account facts and research projects', async () => {
+    await s.app.accounts.addToProject(operator, 'LUNG-1', { username: 'refdoc' });
+    await s.app.accounts.addToProject(operator, 'LUNG-1', { studyUid: study.cardiology });
+    const p = await s.app.auth.authenticateBearer(`Bearer ${tokens.refdoc}`, '127.0.0.1');
+    expect(p).toMatchObject({
+      role: 'referring-physician',
+      physicianName: 'smith^john',
+      physicianId: null,
+      department: null,
+      projects: ['LUNG-1'],
+    });
+    const facts = await s.app.index.db
+      .selectFrom('study_projects')
+      .select(['project', 'study_uid'])
+      .execute();
+    expect(facts).toEqual([{ project: 'LUNG-1', study_uid: study.cardiology }]);
+  });
 });

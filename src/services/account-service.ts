@@ -54,8 +54,12 @@ export class AccountService {
         httpStatus: 400,
       });
     }
-    const exists = await this.userPk(a.username).catch(() => undefined);
-    if (exists !== undefined) {
+    const exists = await this.index.db
+      .selectFrom('users')
+      .select('pk')
+      .where('username', '=', a.username)
+      .executeTakeFirst();
+    if (exists) {
       throw new CustosError({
         code: 'account.exists',
         message: `an account named '${a.username}' already exists`,
