@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp } from '../src/app/custos-app.js';
+import { CedarPolicyDecisionPoint } from '../src/adapters/policy/cedar-policy.js';
+import { scopePredicate } from '../src/services/query-service.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
@@ -139,6 +141,27 @@ describe.each(backends())('access control through DICOMweb on %s', (backend) => 
       department: 'Cardiology',
       referring_physician_ids: 'NPI-555',
     });
+  });
+
+  it('narrows lists in SQL with the partially evaluated policies, leaving the rest to the row check', async () => {
+    const pdp = new CedarPolicyDecisionPoint(s.app.policies);
+    const inScope = async (who: string) => {
+      const principal = await s.app.auth.authenticateBearer(`Bearer ${tokens[who]}`, 'test');
+      const filter = await pdp.studyFilter(principal, 'query');
+      const rows = await s.app.index.db
+        .selectFrom('studies as st')
+        .select('st.study_uid')
+        .where(scopePredicate(filter, new Date().toISOString()))
+        .execute();
+      return rows.map((r) => r.study_uid).sort();
+    };
+    // The restricted study of the department passes the narrowing; the forbid is decided row by row.
+    expect(await inScope('rad')).toEqual([study.radiology, study.restricted].sort());
+    expect(await inScope('refdoc')).toEqual([study.radiology, study.restricted].sort());
+    expect(await inScope('refid')).toEqual([study.byPhysicianId]);
+    expect(await inScope('onc')).toEqual([study.radiology, study.restricted, study.careTeam].sort());
+    expect(await inScope('sys')).toEqual([]);
+    expect(await inScope('admin')).toHaveLength(5);
   });
 
   it('shows a radiologist only the studies of their department in QIDO (department compared case-insensitively)', async () => {

@@ -77,3 +77,30 @@ export interface PolicySetSource {
   /** The text of one version. */
   text(version: number): Promise<string>;
 }
+
+/**
+ * A condition on study facts that holds for every study a principal may be allowed an action on: lists are
+ * narrowed in SQL with it, then every row is still decided. It may admit more than the policies allow (a
+ * superset, never less), so anything the narrowing cannot express is `all`.
+ */
+export type StudyFilter =
+  | { kind: 'all' }
+  | { kind: 'none' }
+  | { kind: 'and'; of: StudyFilter[] }
+  | { kind: 'or'; of: StudyFilter[] }
+  /** The study's department, trimmed and lower-cased, equals value (ASCII only). */
+  | { kind: 'department'; value: string }
+  | { kind: 'classification'; value: string }
+  | { kind: 'owner'; value: string }
+  /** The upper-cased ReferringPhysicianName contains one of these upper-cased family names. */
+  | { kind: 'referring-name'; familyNames: string[] }
+  /** The stored referring physician identifiers contain one of these. */
+  | { kind: 'referring-id'; ids: string[] }
+  | { kind: 'care-team'; userId: string }
+  | { kind: 'grantee'; userId: string }
+  | { kind: 'project'; projects: string[] };
+
+/** Optional capability of a decision point: the SQL-expressible scope of an action for a principal. */
+export interface StudyFilterSource {
+  studyFilter(principal: Principal, action: Action): Promise<StudyFilter>;
+}

@@ -12,6 +12,7 @@ import {
   sortByTag,
   type DicomJsonObject,
 } from '../domain/dicom-levels.js';
+import type { StudyFilter } from '../ports/policy.js';
 import type { AccessGate } from './access-gate.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts, type StudyFactsRow } from './study-facts.js';
 
@@ -91,6 +92,54 @@ function predicate(m: Match): Expression<SqlBool> {
   }
 }
 
+const likeLiteral = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+const userPk = (id: string) => (/^\d{1,15}$/.test(id) ? Number(id) : -1);
+
+/**
+ * The decision point's scope of a list as SQL over studies (st): the same policies, partially evaluated. It
+ * admits at least every study the policies allow; each row is decided afterwards all the same.
+ */
+export function scopePredicate(f: StudyFilter, now: string): Expression<SqlBool> {
+  switch (f.kind) {
+    case 'all':
+      return sql<SqlBool>`1 = 1`;
+    case 'none':
+      return sql<SqlBool>`1 = 0`;
+    case 'and':
+      return sql<SqlBool>`(${sql.join(
+        f.of.map((x) => scopePredicate(x, now)),
+        sql` and `,
+      )})`;
+    case 'or':
+      return sql<SqlBool>`(${sql.join(
+        f.of.map((x) => scopePredicate(x, now)),
+        sql` or `,
+      )})`;
+    case 'department':
+      return sql<SqlBool>`lower(trim(coalesce(st.department, ''))) = ${f.value}`;
+    case 'classification':
+      return sql<SqlBool>`st.classification = ${f.value}`;
+    case 'owner':
+      return sql<SqlBool>`st.owner = ${f.value}`;
+    case 'referring-name':
+      return sql<SqlBool>`(${sql.join(
+        f.familyNames.map((n) => sql`st.referring_physician_norm like ${likeLiteral(n)} escape '\\'`),
+        sql` or `,
+      )})`;
+    case 'referring-id':
+      return sql<SqlBool>`(${sql.join(
+        f.ids.map((id) => sql`st.referring_physician_ids like ${likeLiteral(id)} escape '\\'`),
+        sql` or `,
+      )})`;
+    case 'care-team':
+      return sql<SqlBool>`exists (select 1 from care_team ct where ct.study_uid = st.study_uid and ct.user_pk = ${userPk(f.userId)})`;
+    case 'grantee':
+      return sql<SqlBool>`exists (select 1 from study_grants g where g.study_uid = st.study_uid and g.user_pk = ${userPk(f.userId)} and g.expires_at > ${now})`;
+    case 'project':
+      return sql<SqlBool>`exists (select 1 from study_projects sp where sp.study_uid = st.study_uid and sp.project in (${sql.join(f.projects)}))`;
+  }
+}
+
 export interface QueryResult {
   results: DicomJsonObject[];
   /** Texts for a Warning: 299 header (ignored keys, truncated results). */
@@ -108,19 +157,23 @@ export class QueryService {
     private readonly index: IndexDb,
     private readonly gate: AccessGate,
     private readonly ledger: AuditLedger,
-    private readonly _clock: Clock,
+    private readonly clock: Clock,
     private readonly facts: StudyFacts,
   ) {}
 
   async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
     const decision = await this.gate.require(principal, 'query', { type: 'archive' });
+    const scope = scopePredicate(
+      await this.gate.narrowing(principal, 'query'),
+      this.clock.now().toISOString(),
+    );
     // Every matching row is checked by the decision point with its study's facts; offset and limit count
     // the rows the principal may see, so pages stay whole when some matches are refused.
     const batch = query.offset + query.limit + 1;
     const visible: Row[] = [];
     let skipped = 0;
     for (let sqlOffset = 0; visible.length <= query.limit; sqlOffset += batch) {
-      const rows = await this.select(query, sqlOffset, batch);
+      const rows = await this.select(query, scope, sqlOffset, batch);
       const refs = await this.facts.resources(rows);
       for (const row of rows) {
         const d = await this.gate.decide(principal, 'query', refs.get(row.study_uid)!);
@@ -150,7 +203,12 @@ export class QueryService {
     return { results, warnings };
   }
 
-  private async select(query: QidoQuery, offset: number, limit: number): Promise<Row[]> {
+  private async select(
+    query: QidoQuery,
+    scope: Expression<SqlBool>,
+    offset: number,
+    limit: number,
+  ): Promise<Row[]> {
     const needsSeries = query.level !== 'study' || query.matches.some((m) => level(m.key) === 'se');
     const needsInstances = query.level === 'instance';
     let qb = this.index.db
@@ -163,7 +221,8 @@ export class QueryService {
         'st.num_series',
         'st.num_instances',
       ])
-      .where('st.status', '=', 'active');
+      .where('st.status', '=', 'active')
+      .where(scope);
     if (needsSeries && query.level !== 'study') {
       qb = qb.innerJoin('series as se', 'se.study_uid', 'st.study_uid') as typeof qb;
     }

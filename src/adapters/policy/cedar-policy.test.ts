@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { asUserId } from '../../domain/ids.js';
 import { ROLES, type Principal } from '../../domain/principal.js';
-import { ACTIONS, type Action, type PolicySetSource, type ResourceRef } from '../../ports/policy.js';
+import {
+  ACTIONS,
+  type Action,
+  type PolicySetSource,
+  type ResourceRef,
+  type StudyFilter,
+} from '../../ports/policy.js';
 import { CedarPolicyDecisionPoint, CedarPolicyValidator } from './cedar-policy.js';
 
 const validator = new CedarPolicyValidator();
@@ -236,5 +242,75 @@ describe('Cedar policy validation', () => {
     expect(validator.validate(dup)).toEqual([
       expect.objectContaining({ line: 3, policyId: 'a', message: "duplicate policy id 'a'" }),
     ]);
+  });
+});
+
+/** What the SQL of QueryService.scopePredicate computes, over a ResourceRef. */
+function admits(f: StudyFilter, r: ResourceRef): boolean {
+  switch (f.kind) {
+    case 'all':
+      return true;
+    case 'none':
+      return false;
+    case 'and':
+      return f.of.every((x) => admits(x, r));
+    case 'or':
+      return f.of.some((x) => admits(x, r));
+    case 'department':
+      return (r.department ?? '').trim().toLowerCase() === f.value;
+    case 'classification':
+      return r.classification === f.value;
+    case 'owner':
+      return r.owner === f.value;
+    case 'referring-name':
+      return f.familyNames.some((n) => (r.referringPhysicianName ?? '').toUpperCase().includes(n));
+    case 'referring-id':
+      return f.ids.some((id) => (r.referringPhysicianIds ?? []).join('\\').includes(id));
+    case 'care-team':
+      return (r.careTeam ?? []).includes(f.userId);
+    case 'grantee':
+      return (r.grantees ?? []).includes(f.userId);
+    case 'project':
+      return f.projects.some((p) => (r.projects ?? []).includes(p));
+  }
+}
+
+describe('list narrowing from partial evaluation', () => {
+  const pdp = new CedarPolicyDecisionPoint(new MemorySource());
+  const studyScopes = Object.entries(SCOPES).filter(([, r]) => r.type === 'study');
+
+  it('admits every study the policies allow, for every role, action and scope', async () => {
+    for (const role of ROLES)
+      for (const action of ACTIONS) {
+        const filter = await pdp.studyFilter(user(role), action);
+        for (const [scope, ref] of studyScopes) {
+          if ((await pdp.decide(user(role), action, ref)).allowed)
+            expect(admits(filter, ref), `${role} ${action} ${scope}: ${JSON.stringify(filter)}`).toBe(true);
+        }
+      }
+  });
+
+  it('narrows to the scope rules of the role', async () => {
+    expect(await pdp.studyFilter(user('sysadmin'), 'query')).toEqual({ kind: 'none' });
+    expect(await pdp.studyFilter(user('administrator'), 'query')).toEqual({ kind: 'all' });
+    expect(await pdp.studyFilter(user('student'), 'query')).toEqual({ kind: 'grantee', userId: '42' });
+    const rad = await pdp.studyFilter(user('radiologist'), 'query');
+    expect(rad.kind).toBe('or');
+    expect(rad.kind === 'or' && rad.of).toEqual(
+      expect.arrayContaining([
+        { kind: 'department', value: 'radiology' },
+        { kind: 'care-team', userId: '42' },
+        { kind: 'grantee', userId: '42' },
+      ]),
+    );
+    const ref = await pdp.studyFilter(user('referring-physician'), 'view-pixels');
+    expect(ref.kind === 'or' && ref.of).toEqual(
+      expect.arrayContaining([
+        { kind: 'referring-name', familyNames: ['SMITH'] },
+        { kind: 'referring-id', ids: ['P123'] },
+      ]),
+    );
+    // Studies the radiologist may not see are left out; the row-by-row decision remains the authority.
+    expect(admits(rad, SCOPES.none!)).toBe(false);
   });
 });

@@ -12,7 +12,10 @@ import type {
   PolicySetSource,
   PolicyValidator,
   ResourceRef,
+  StudyFilter,
+  StudyFilterSource,
 } from '../../ports/policy.js';
+import { filterOfResiduals } from './cedar-narrowing.js';
 
 /** The schema and default policies shipped with Custos (the repository's policies/ directory). */
 const POLICY_DIR = fileURLToPath(new URL('../../../policies/', import.meta.url));
@@ -195,8 +198,14 @@ let nextSetId = 0;
  * engine's cache; a version check against the source, at most every refreshMs, notices a `policy apply`
  * made by any process sharing the database. Deny by default: no permit, or any error, refuses.
  */
-export class CedarPolicyDecisionPoint implements PolicyDecisionPoint {
-  private active?: { version: number; setId: string; order: Map<string, number> };
+export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilterSource {
+  private active?: {
+    version: number;
+    setId: string;
+    order: Map<string, number>;
+    policies: Record<string, string>;
+  };
+  private readonly filters = new Map<string, StudyFilter>();
   private checkedAt = -Infinity;
   private refreshing?: Promise<void>;
   private readonly refreshMs: number;
@@ -285,7 +294,38 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint {
     };
   }
 
-  private async current(): Promise<{ version: number; setId: string; order: Map<string, number> }> {
+  /**
+   * The scope of an action for a principal as a filter on study facts, from Cedar's partial evaluation with
+   * the study unknown: lists are narrowed in SQL with it, and each row is still decided.
+   */
+  async studyFilter(principal: Principal, action: Action): Promise<StudyFilter> {
+    const { version, policies } = await this.current();
+    const req = requestEntities(principal, { type: 'archive' });
+    const entities = req.entities;
+    const key = `${version}\u0000${action}\u0000${JSON.stringify(entities)}`;
+    const known = this.filters.get(key);
+    if (known) return known;
+    const answer = cedar.isAuthorizedPartial({
+      principal: req.principal,
+      action: uid('Action', action),
+      resource: null,
+      context: {},
+      policies: { staticPolicies: policies },
+      entities,
+    });
+    const filter: StudyFilter =
+      answer.type === 'residuals' ? filterOfResiduals(answer.response) : { kind: 'all' };
+    this.filters.set(key, filter);
+    if (this.filters.size > 1000) this.filters.delete(this.filters.keys().next().value!);
+    return filter;
+  }
+
+  private async current(): Promise<{
+    version: number;
+    setId: string;
+    order: Map<string, number>;
+    policies: Record<string, string>;
+  }> {
     if (this.active && performance.now() - this.checkedAt < this.refreshMs) return this.active;
     this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
     await this.refreshing;
@@ -312,8 +352,9 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint {
         });
       }
       const order = new Map(Object.keys(compiled.policies).map((id, i) => [id, i]));
-      this.active = { version, setId, order };
+      this.active = { version, setId, order, policies: compiled.policies };
       this.memo.clear();
+      this.filters.clear();
     }
     this.checkedAt = performance.now();
   }
