@@ -163,7 +163,7 @@ describe.each(backends())('audit ledger on %s', (backend) => {
         via: expect.stringMatching(/^token:\d+$/),
       },
       outcome: 'success',
-      policy: 'builtin:administrator-allow',
+      policy: 'archive-store',
       studyUid,
       source: '127.0.0.1',
       node: s.config.nodeName,

@@ -8,7 +8,7 @@ import { openIndexDb } from '../adapters/sql/open-index-db.js';
 import { SqlLedger } from '../adapters/sql/sql-ledger.js';
 import { LedgerSigningKey } from '../adapters/keyfile/ledger-signing-key.js';
 import { CheckpointFile } from '../adapters/checkpoint-file/checkpoint-file.js';
-import { AdministratorOnlyPolicy } from '../adapters/policy/administrator-policy.js';
+import { CedarPolicyDecisionPoint, CedarPolicyValidator } from '../adapters/policy/cedar-policy.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { IndexDb } from '../ports/database.js';
 import type { KeyStore } from '../ports/key-store.js';
@@ -16,9 +16,12 @@ import { systemClock, type Clock } from '../ports/clock.js';
 import type { AuditLedger, AuditStore } from '../ports/audit-ledger.js';
 import { AuditService } from '../services/audit-service.js';
 import { JoseOidcVerifier } from '../adapters/oidc/jose-oidc-verifier.js';
-import { KNOWN_ROLES } from '../domain/principal.js';
+import { ROLES } from '../domain/principal.js';
 import { FixityService } from '../services/fixity-service.js';
 import { AccessGate } from '../services/access-gate.js';
+import { AccountService } from '../services/account-service.js';
+import { PolicyService } from '../services/policy-service.js';
+import { StudyFacts } from '../services/study-facts.js';
 import { AuthService } from '../services/auth-service.js';
 import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
@@ -41,6 +44,8 @@ export interface CustosApp {
   auditForwarder?: AuditForwarder;
   fixity: FixityService;
   auth: AuthService;
+  accounts: AccountService;
+  policies: PolicyService;
   ingest: IngestService;
   query: QueryService;
   retrieve: RetrieveService;
@@ -80,7 +85,11 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   await blobs.sweepTemp();
   const sqlLedger = new SqlLedger(index, clock, config.nodeName);
   const ledger = options.wrapLedger ? options.wrapLedger(sqlLedger) : sqlLedger;
-  const gate = new AccessGate(new AdministratorOnlyPolicy(), ledger);
+  const policies = new PolicyService(index, ledger, new CedarPolicyValidator(), clock);
+  await policies.installDefault();
+  const pdp = new CedarPolicyDecisionPoint(policies);
+  policies.onApplied(() => pdp.invalidate());
+  const gate = new AccessGate(pdp, ledger);
   const audit = new AuditService({
     ledger,
     store: sqlLedger,
@@ -97,12 +106,14 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     index,
     ledger,
     clock,
-    config.oidc ? new JoseOidcVerifier({ ...config.oidc, knownRoles: KNOWN_ROLES }) : undefined,
+    config.oidc ? new JoseOidcVerifier({ ...config.oidc, knownRoles: ROLES }) : undefined,
   );
+  const accounts = new AccountService(index, ledger, clock);
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
+  const facts = new StudyFacts(index, clock);
   const ingest = new IngestService({ index, blobs, studyKeys, gate, ledger, clock, limits: config.limits });
-  const query = new QueryService(index, gate, ledger, clock);
-  const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger });
+  const query = new QueryService(index, gate, ledger, clock, facts);
+  const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger, facts });
   const fixity = new FixityService({
     index,
     blobs,
@@ -122,6 +133,8 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     ...(auditForwarder ? { auditForwarder } : {}),
     fixity,
     auth,
+    accounts,
+    policies,
     ingest,
     query,
     retrieve,

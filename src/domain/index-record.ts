@@ -20,6 +20,10 @@ export interface InstanceIndexRecord {
     accessionNumber: string;
     referringPhysician: string;
     referringPhysicianNorm: string;
+    /** Code values of Referring Physician Identification Sequence (0008,0096) > Person Identification Code Sequence (0040,1101). */
+    referringPhysicianIds: string[];
+    /** InstitutionalDepartmentName (0008,1040): the study's department for access scopes, '' when absent. */
+    department: string;
     description: string;
     studyId: string;
     attrs: DicomJsonObject;
@@ -67,6 +71,19 @@ export function pnToString(pn: PnValue): string {
   return groups.join('=');
 }
 
+function referringPhysicianIds(json: DicomJsonObject): string[] {
+  const ids: string[] = [];
+  for (const person of (json['00080096']?.Value ?? []) as DicomJsonObject[]) {
+    if (typeof person !== 'object' || person === null) continue;
+    for (const code of (person['00401101']?.Value ?? []) as DicomJsonObject[]) {
+      if (typeof code !== 'object' || code === null) continue;
+      const value = firstString(code, '00080100').trim();
+      if (value && !ids.includes(value)) ids.push(value);
+    }
+  }
+  return ids;
+}
+
 /** Case-insensitive form used for PN matching (PS3.18 requires case-insensitive PatientName matching). */
 export const normalisePersonName = (pn: string) => pn.toUpperCase();
 
@@ -98,6 +115,8 @@ export function toIndexRecord(json: DicomJsonObject): InstanceIndexRecord {
       accessionNumber: firstString(json, '00080050'),
       referringPhysician: refPhys,
       referringPhysicianNorm: normalisePersonName(refPhys),
+      referringPhysicianIds: referringPhysicianIds(json),
+      department: firstString(json, '00081040').trim(),
       description: firstString(json, '00081030'),
       studyId: firstString(json, '00200010'),
       attrs: pickTags(json, PATIENT_STUDY_TAGS),

@@ -11,17 +11,26 @@ export interface Principal {
   source: string;
   /** How it authenticated ('password', 'token:<id>', 'oidc', 'tls-cert', …), recorded with every audit record. */
   via?: string;
-  /** The department the principal works in (policies scope by it). */
-  department?: string;
   /** Purpose of use the caller declared for this request (HL7 PurposeOfUse code), recorded in the ledger. */
   purpose?: string;
+  /** The account's department (scopes department-bound roles). */
+  department?: string | null;
+  /** The account's physician name as a DICOM PN ('Family^Given'), matched to ReferringPhysicianName. */
+  physicianName?: string | null;
+  /** An explicit physician identifier, matched to Referring Physician Identification Sequence code values. */
+  physicianId?: string | null;
+  /** Research projects the account is a member of. */
+  projects?: readonly string[];
 }
 
-/** The built-in administrator role of the first start (issue 4 adds the governance roles). */
+/**
+ * The built-in role of the first-start account (docs/access-control.md lists what it may do); the governance
+ * roles are in ROLES.
+ */
 export const ADMINISTRATOR_ROLE = 'administrator';
 
-/** The governance roles (ARCHITECTURE.md users; issue 4), as SCIM `roles` values and in configuration. */
-export const GOVERNANCE_ROLES = [
+/** Roles the shipped policies know (issue 4), as SCIM `roles` values and in `custos user add --role`. */
+export const ROLES = [
   'radiologist',
   'technologist',
   'referring-physician',
@@ -32,6 +41,5 @@ export const GOVERNANCE_ROLES = [
   'data-custodian',
   'privacy-officer',
   'researcher',
+  ADMINISTRATOR_ROLE,
 ] as const;
-
-export const KNOWN_ROLES: readonly string[] = [ADMINISTRATOR_ROLE, ...GOVERNANCE_ROLES];

@@ -43,6 +43,8 @@ export interface StudiesTable {
   status: string;
   created_at: string;
   updated_at: string;
+  /** Code values of Referring Physician Identification Sequence (0008,0096), joined by backslash. */
+  referring_physician_ids: Generated<string>;
 }
 
 export interface StudyKeysTable {
@@ -108,6 +110,53 @@ export interface UsersTable {
   password_hash: string | null;
   active: number;
   created_at: string;
+  /** Access-control facts (migration 0004-policy). */
+  department: string | null;
+  /** DICOM PN ('Family^Given'), matched to ReferringPhysicianName. */
+  physician_name: string | null;
+  physician_id: string | null;
+}
+
+/** Versioned policy sets (never updated or deleted); the highest version is active. */
+export interface PolicyVersionsTable {
+  version: number;
+  text: string;
+  sha256: string;
+  applied_by: string;
+  applied_at: string;
+  comment: string;
+}
+
+/** Explicit, expiring grants of one study to one account (needed for restricted studies and students). */
+export interface StudyGrantsTable {
+  pk: Generated<number>;
+  user_pk: number;
+  study_uid: string;
+  granted_by: string;
+  granted_at: string;
+  expires_at: string;
+  reason: string;
+}
+
+/** Order / care-team relationships (filled by HL7 orders). */
+export interface CareTeamTable {
+  study_uid: string;
+  user_pk: number;
+  relationship: string;
+  source: string;
+  added_at: string;
+}
+
+export interface ProjectMembersTable {
+  project: string;
+  user_pk: number;
+  added_at: string;
+}
+
+export interface StudyProjectsTable {
+  project: string;
+  study_uid: string;
+  added_at: string;
 }
 
 export interface ApiTokensTable {
@@ -156,6 +205,11 @@ export interface DatabaseSchema {
   audit_ledger: AuditLedgerTable;
   audit_checkpoints: AuditCheckpointsTable;
   job_state: JobStateTable;
+  policy_versions: PolicyVersionsTable;
+  study_grants: StudyGrantsTable;
+  care_team: CareTeamTable;
+  project_members: ProjectMembersTable;
+  study_projects: StudyProjectsTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

@@ -1,7 +1,14 @@
 import { CustosError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
-import type { Action, Decision, PolicyDecisionPoint, ResourceRef } from '../ports/policy.js';
+import type {
+  Action,
+  Decision,
+  PolicyDecisionPoint,
+  ResourceRef,
+  StudyFilter,
+  StudyFilterSource,
+} from '../ports/policy.js';
 
 /**
  * The one door to data: asks the policy decision point and, on deny, records the refusal before the caller
@@ -34,6 +41,12 @@ export class AccessGate {
       });
     }
     return decision;
+  }
+
+  /** What lists may be narrowed to in SQL before each row is decided (`all` when the decision point cannot say). */
+  async narrowing(principal: Principal, action: Action): Promise<StudyFilter> {
+    const source = this.pdp as Partial<StudyFilterSource>;
+    return source.studyFilter ? source.studyFilter(principal, action) : { kind: 'all' };
   }
 
   /** Decide without throwing: used to filter list results row by row. */

@@ -102,6 +102,9 @@ export class AuthService {
             'u.role',
             'u.active',
             't.pk as token_pk',
+            'u.department',
+            'u.physician_name',
+            'u.physician_id',
             't.expires_at',
             't.revoked_at',
           ])
@@ -123,6 +126,11 @@ export class AuthService {
       });
       throw unauthenticated('the bearer token is unknown, expired or revoked');
     }
+    const projects = await this.index.db
+      .selectFrom('project_members')
+      .select('project')
+      .where('user_pk', '=', row.pk)
+      .execute();
     return {
       kind: 'user',
       id: asUserId(String(row.pk)),
@@ -130,6 +138,10 @@ export class AuthService {
       role: row.role,
       source,
       via: `token:${row.token_pk}`,
+      department: row.department,
+      physicianName: row.physician_name,
+      physicianId: row.physician_id,
+      projects: projects.map((p) => p.project),
     };
   }
 

@@ -12,7 +12,9 @@ import {
   sortByTag,
   type DicomJsonObject,
 } from '../domain/dicom-levels.js';
+import type { StudyFilter } from '../ports/policy.js';
 import type { AccessGate } from './access-gate.js';
+import { STUDY_FACT_COLUMNS, type StudyFacts, type StudyFactsRow } from './study-facts.js';
 
 /** Where each matchable attribute lives. Aliases: p = patients, st = studies, se = series, i = instances. */
 const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
@@ -90,6 +92,54 @@ function predicate(m: Match): Expression<SqlBool> {
   }
 }
 
+const likeLiteral = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+const userPk = (id: string) => (/^\d{1,15}$/.test(id) ? Number(id) : -1);
+
+/**
+ * The decision point's scope of a list as SQL over studies (st): the same policies, partially evaluated. It
+ * admits at least every study the policies allow; each row is decided afterwards all the same.
+ */
+export function scopePredicate(f: StudyFilter, now: string): Expression<SqlBool> {
+  switch (f.kind) {
+    case 'all':
+      return sql<SqlBool>`1 = 1`;
+    case 'none':
+      return sql<SqlBool>`1 = 0`;
+    case 'and':
+      return sql<SqlBool>`(${sql.join(
+        f.of.map((x) => scopePredicate(x, now)),
+        sql` and `,
+      )})`;
+    case 'or':
+      return sql<SqlBool>`(${sql.join(
+        f.of.map((x) => scopePredicate(x, now)),
+        sql` or `,
+      )})`;
+    case 'department':
+      return sql<SqlBool>`lower(trim(coalesce(st.department, ''))) = ${f.value}`;
+    case 'classification':
+      return sql<SqlBool>`st.classification = ${f.value}`;
+    case 'owner':
+      return sql<SqlBool>`st.owner = ${f.value}`;
+    case 'referring-name':
+      return sql<SqlBool>`(${sql.join(
+        f.familyNames.map((n) => sql`st.referring_physician_norm like ${likeLiteral(n)} escape '\\'`),
+        sql` or `,
+      )})`;
+    case 'referring-id':
+      return sql<SqlBool>`(${sql.join(
+        f.ids.map((id) => sql`st.referring_physician_ids like ${likeLiteral(id)} escape '\\'`),
+        sql` or `,
+      )})`;
+    case 'care-team':
+      return sql<SqlBool>`exists (select 1 from care_team ct where ct.study_uid = st.study_uid and ct.user_pk = ${userPk(f.userId)})`;
+    case 'grantee':
+      return sql<SqlBool>`exists (select 1 from study_grants g where g.study_uid = st.study_uid and g.user_pk = ${userPk(f.userId)} and g.expires_at > ${now})`;
+    case 'project':
+      return sql<SqlBool>`exists (select 1 from study_projects sp where sp.study_uid = st.study_uid and sp.project in (${sql.join(f.projects)}))`;
+  }
+}
+
 export interface QueryResult {
   results: DicomJsonObject[];
   /** Texts for a Warning: 299 header (ignored keys, truncated results). */
@@ -107,26 +157,35 @@ export class QueryService {
     private readonly index: IndexDb,
     private readonly gate: AccessGate,
     private readonly ledger: AuditLedger,
-    private readonly _clock: Clock,
+    private readonly clock: Clock,
+    private readonly facts: StudyFacts,
   ) {}
 
   async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
     const decision = await this.gate.require(principal, 'query', { type: 'archive' });
-    const rows = await this.select(query);
-    const results: DicomJsonObject[] = [];
-    for (const row of rows) {
-      const d = await this.gate.decide(principal, 'query', {
-        type: 'study',
-        studyUid: row.study_uid,
-        patientId: row.patient_id,
-        department: row.department,
-        classification: row.classification,
-      });
-      if (d.allowed) results.push(this.toJson(query, row, retrieveBase));
+    const scope = scopePredicate(
+      await this.gate.narrowing(principal, 'query'),
+      this.clock.now().toISOString(),
+    );
+    // Every matching row is checked by the decision point with its study's facts; offset and limit count
+    // the rows the principal may see, so pages stay whole when some matches are refused.
+    const batch = query.offset + query.limit + 1;
+    const visible: Row[] = [];
+    let skipped = 0;
+    for (let sqlOffset = 0; visible.length <= query.limit; sqlOffset += batch) {
+      const rows = await this.select(query, scope, sqlOffset, batch);
+      const refs = await this.facts.resources(rows);
+      for (const row of rows) {
+        const d = await this.gate.decide(principal, 'query', refs.get(row.study_uid)!);
+        if (!d.allowed) continue;
+        if (skipped < query.offset) skipped++;
+        else if (visible.push(row) > query.limit) break;
+      }
+      if (rows.length < batch) break;
     }
+    const results = visible.slice(0, query.limit).map((row) => this.toJson(query, row, retrieveBase));
     const warnings = query.ignored.map((k) => `the query key ${k} is not supported and was ignored`);
-    if (rows.length === query.limit + 1) {
-      results.length = Math.min(results.length, query.limit);
+    if (visible.length > query.limit) {
       warnings.push('there are more results than the limit; use offset to page');
     }
     await this.ledger.append({
@@ -144,23 +203,26 @@ export class QueryService {
     return { results, warnings };
   }
 
-  private async select(query: QidoQuery): Promise<Row[]> {
+  private async select(
+    query: QidoQuery,
+    scope: Expression<SqlBool>,
+    offset: number,
+    limit: number,
+  ): Promise<Row[]> {
     const needsSeries = query.level !== 'study' || query.matches.some((m) => level(m.key) === 'se');
     const needsInstances = query.level === 'instance';
     let qb = this.index.db
       .selectFrom('studies as st')
       .innerJoin('patients as p', 'p.pk', 'st.patient_pk')
       .select([
-        'st.study_uid',
+        ...STUDY_FACT_COLUMNS,
         'st.attrs_json as study_attrs',
         'st.modalities',
         'st.num_series',
         'st.num_instances',
-        'st.department',
-        'st.classification',
-        'p.patient_id',
       ])
-      .where('st.status', '=', 'active');
+      .where('st.status', '=', 'active')
+      .where(scope);
     if (needsSeries && query.level !== 'study') {
       qb = qb.innerJoin('series as se', 'se.study_uid', 'st.study_uid') as typeof qb;
     }
@@ -207,11 +269,7 @@ export class QueryService {
         .orderBy(sql.ref('i.instance_number'))
         .orderBy(sql.ref('i.sop_instance_uid'));
     }
-    // One row more than the limit tells whether to warn that results were truncated.
-    return (await full
-      .limit(query.limit + 1)
-      .offset(query.offset)
-      .execute()) as unknown as Row[];
+    return (await full.limit(limit).offset(offset).execute()) as unknown as Row[];
   }
 
   private toJson(query: QidoQuery, row: Row, base: string): DicomJsonObject {
@@ -251,15 +309,11 @@ function stripBulk(obj: DicomJsonObject): DicomJsonObject {
   return obj;
 }
 
-interface Row {
-  study_uid: string;
+interface Row extends StudyFactsRow {
   study_attrs: string;
   modalities: string;
   num_series: number;
   num_instances: number;
-  department: string | null;
-  classification: string;
-  patient_id: string;
   series_uid?: string;
   series_attrs?: string;
   series_instances?: number;

@@ -12,6 +12,7 @@ import type { BlobStore } from '../ports/blob-store.js';
 import type { IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
 import { prefetch } from './prefetch.js';
+import { STUDY_FACT_COLUMNS, type StudyFacts } from './study-facts.js';
 import type { StudyKeyService } from './study-keys.js';
 
 export interface RetrieveScope {
@@ -39,6 +40,7 @@ export interface RetrieveDeps {
   studyKeys: StudyKeyService;
   gate: AccessGate;
   ledger: AuditLedger;
+  facts: StudyFacts;
 }
 
 const MAX_AUDITED_UIDS = 10_000;
@@ -71,17 +73,11 @@ export class RetrieveService {
     const study = await this.deps.index.db
       .selectFrom('studies as st')
       .innerJoin('patients as p', 'p.pk', 'st.patient_pk')
-      .select(['st.study_uid', 'st.department', 'st.classification', 'st.status', 'p.patient_id'])
+      .select([...STUDY_FACT_COLUMNS, 'st.status'])
       .where('st.study_uid', '=', scope.studyUid)
       .executeTakeFirst();
     if (!study || study.status !== 'active') throw notFound(scope);
-    const decision = await this.deps.gate.require(principal, action, {
-      type: 'study',
-      studyUid: study.study_uid,
-      patientId: study.patient_id,
-      department: study.department,
-      classification: study.classification,
-    });
+    const decision = await this.deps.gate.require(principal, action, await this.deps.facts.resource(study));
     let q = this.deps.index.db
       .selectFrom('instances')
       .select([

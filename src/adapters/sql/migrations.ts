@@ -272,6 +272,87 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    // Issue 4 (access control): the account facts policies scope by, the study facts that are not in
+    // 0001-index, the relationships (care team, research projects, explicit grants) and the versioned policy
+    // sets. Self-contained: it touches only users and studies from 0001-index.
+    '0004-policy': {
+      async up(db: Kysely<unknown>) {
+        // One column per statement: SQLite's ALTER TABLE adds one at a time.
+        for (const col of ['department', 'physician_name', 'physician_id']) {
+          await db.schema.alterTable('users').addColumn(col, 'text').execute();
+        }
+        // Code values of Referring Physician Identification Sequence (0008,0096), joined by backslash.
+        await db.schema
+          .alterTable('studies')
+          .addColumn('referring_physician_ids', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema.createIndex('studies_department').on('studies').column('department').execute();
+
+        await db.schema
+          .createTable('policy_versions')
+          .addColumn('version', 'integer', (c) => c.primaryKey())
+          .addColumn('text', 'text', (c) => c.notNull())
+          .addColumn('sha256', 'text', (c) => c.notNull())
+          .addColumn('applied_by', 'text', (c) => c.notNull())
+          .addColumn('applied_at', 'text', (c) => c.notNull())
+          .addColumn('comment', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        // Policy versions are history: never rewritten, never removed (ARCHITECTURE.md invariant 7).
+        if (dialect === 'sqlite') {
+          await sql`create trigger policy_versions_no_update before update on policy_versions
+                    begin select raise(abort, 'policy_versions is append-only'); end`.execute(db);
+          await sql`create trigger policy_versions_no_delete before delete on policy_versions
+                    begin select raise(abort, 'policy_versions is append-only'); end`.execute(db);
+        } else {
+          await sql`create or replace function custos_refuse_policy_change() returns trigger language plpgsql as $$
+                    begin raise exception 'policy_versions is append-only'; end $$`.execute(db);
+          await sql`create trigger policy_versions_append_only before update or delete or truncate on policy_versions
+                    for each statement execute function custos_refuse_policy_change()`.execute(db);
+        }
+
+        await withAutoPk(db.schema.createTable('study_grants'), 'pk')
+          .addColumn('user_pk', 'integer', (c) => c.notNull().references('users.pk'))
+          .addColumn('study_uid', 'text', (c) => c.notNull())
+          .addColumn('granted_by', 'text', (c) => c.notNull())
+          .addColumn('granted_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema
+          .createIndex('study_grants_study')
+          .on('study_grants')
+          .columns(['study_uid', 'user_pk'])
+          .execute();
+
+        // Filled by HL7 orders later (ordering provider, care team members of the order).
+        await db.schema
+          .createTable('care_team')
+          .addColumn('study_uid', 'text', (c) => c.notNull())
+          .addColumn('user_pk', 'integer', (c) => c.notNull().references('users.pk'))
+          .addColumn('relationship', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('source', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('added_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('care_team_pk', ['study_uid', 'user_pk'])
+          .execute();
+        await db.schema.createIndex('care_team_user').on('care_team').column('user_pk').execute();
+
+        await db.schema
+          .createTable('project_members')
+          .addColumn('project', 'text', (c) => c.notNull())
+          .addColumn('user_pk', 'integer', (c) => c.notNull().references('users.pk'))
+          .addColumn('added_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('project_members_pk', ['project', 'user_pk'])
+          .execute();
+        await db.schema.createIndex('project_members_user').on('project_members').column('user_pk').execute();
+        await db.schema
+          .createTable('study_projects')
+          .addColumn('project', 'text', (c) => c.notNull())
+          .addColumn('study_uid', 'text', (c) => c.notNull())
+          .addColumn('added_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('study_projects_pk', ['study_uid', 'project'])
+          .execute();
+      },
+    },
   };
 }
 

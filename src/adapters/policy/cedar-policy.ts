@@ -1,0 +1,361 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { CustosError } from '../../domain/errors.js';
+import { personNameKeys } from '../../domain/person-name.js';
+import type { Principal } from '../../domain/principal.js';
+import type {
+  Action,
+  Decision,
+  PolicyDecisionPoint,
+  PolicyProblem,
+  PolicySetSource,
+  PolicyValidator,
+  ResourceRef,
+  StudyFilter,
+  StudyFilterSource,
+} from '../../ports/policy.js';
+import { filterOfResiduals } from './cedar-narrowing.js';
+
+/** The schema and default policies shipped with Custos (the repository's policies/ directory). */
+const POLICY_DIR = fileURLToPath(new URL('../../../policies/', import.meta.url));
+export const SCHEMA_FILE = `${POLICY_DIR}custos.cedarschema`;
+export const DEFAULT_POLICY_FILE = `${POLICY_DIR}default.cedar`;
+
+const NS = 'Custos';
+
+/** Line and column (1-based) of a byte offset into text: Cedar reports UTF-8 byte offsets. */
+export function lineColumn(text: string, byteOffset: number): { line: number; column: number } {
+  const before = Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8');
+  const lines = before.split('\n');
+  return { line: lines.length, column: [...lines[lines.length - 1]!].length + 1 };
+}
+
+function problemsOf(text: string, errors: cedar.DetailedError[], policyId?: string): PolicyProblem[] {
+  return errors.map((e) => {
+    const at = e.sourceLocations?.[0];
+    const label = at?.label ? `: ${at.label}` : '';
+    return {
+      message: e.message + label,
+      ...(at ? lineColumn(text, at.start) : { line: 1, column: 1 }),
+      ...(policyId ? { policyId } : {}),
+      ...(e.help ? { help: e.help } : {}),
+    };
+  });
+}
+
+interface Compiled {
+  /** Policies keyed by their @id, in file order. */
+  policies: Record<string, string>;
+  /** Cedar's positional id (policy0, policy1, ...) to @id, for validator messages. */
+  idByPosition: Map<string, string>;
+  problems: PolicyProblem[];
+}
+
+/** Split a policy file into its policies keyed by @id (the id recorded with every decision). */
+function compile(text: string): Compiled {
+  const policies: Record<string, string> = {};
+  const idByPosition = new Map<string, string>();
+  const parts = cedar.policySetTextToParts(text);
+  if (parts.type === 'failure') return { policies, idByPosition, problems: problemsOf(text, parts.errors) };
+  const problems: PolicyProblem[] = [];
+  for (const tpl of parts.policy_templates) {
+    const at = text.indexOf(tpl);
+    problems.push({
+      message: 'policy templates are not supported: write static policies',
+      ...lineColumn(text, Buffer.byteLength(text.slice(0, Math.max(at, 0)))),
+    });
+  }
+  // The parts come back in no particular order; Cedar numbers policies (policy0, ...) in file order.
+  // Claim the longest parts first so that a short policy is not found inside a longer one.
+  const claimed: [number, number][] = [];
+  const free = (at: number, len: number) => claimed.every(([s, e]) => at + len <= s || at >= e);
+  const located = [...parts.policies]
+    .sort((a, b) => b.length - a.length)
+    .map((p) => {
+      let at = text.indexOf(p);
+      while (at >= 0 && !free(at, p.length)) at = text.indexOf(p, at + 1);
+      if (at >= 0) claimed.push([at, at + p.length]);
+      return { p, at };
+    });
+  located.sort((a, b) => a.at - b.at);
+  located.forEach(({ p, at }, i) => {
+    const where = lineColumn(text, Buffer.byteLength(text.slice(0, Math.max(at, 0))));
+    const json = cedar.policyToJson(p);
+    const id = json.type === 'success' ? json.json.annotations?.id : undefined;
+    if (!id) {
+      problems.push({
+        message: 'every policy needs an @id("...") annotation: the audit ledger records it',
+        ...where,
+      });
+      return;
+    }
+    if (policies[id] !== undefined) {
+      problems.push({ message: `duplicate policy id '${id}'`, policyId: id, ...where });
+      return;
+    }
+    policies[id] = p;
+    idByPosition.set(`policy${i}`, id);
+  });
+  return { policies, idByPosition, problems };
+}
+
+/** Parse and validate policy files against the shipped schema (strict mode). */
+export class CedarPolicyValidator implements PolicyValidator {
+  readonly schema: string;
+
+  constructor(schemaFile = SCHEMA_FILE) {
+    this.schema = readFileSync(schemaFile, 'utf8');
+    const parsed = cedar.checkParseSchema(this.schema);
+    if (parsed.type === 'failure') {
+      throw new CustosError({
+        code: 'policy.bad-schema',
+        message: `the Cedar schema ${schemaFile} does not parse: ${parsed.errors.map((e) => e.message).join('; ')}`,
+      });
+    }
+  }
+
+  validate(text: string): PolicyProblem[] {
+    const parsed = cedar.checkParsePolicySet({ staticPolicies: text });
+    if (parsed.type === 'failure') return problemsOf(text, parsed.errors);
+    const compiled = compile(text);
+    if (compiled.problems.length) return compiled.problems;
+    const answer = cedar.validate({
+      schema: this.schema,
+      policies: { staticPolicies: text },
+      validationSettings: { mode: 'strict' },
+    });
+    if (answer.type === 'failure') return problemsOf(text, answer.errors);
+    return answer.validationErrors.flatMap((v) => {
+      const id = compiled.idByPosition.get(v.policyId) ?? v.policyId;
+      const [p] = problemsOf(text, [v.error], id);
+      // Cedar names policies by position (policy4); the editor knows them by @id.
+      return [{ ...p!, message: p!.message.replaceAll(`\`${v.policyId}\``, `'${id}'`) }];
+    });
+  }
+
+  defaultPolicyText(): string {
+    return readFileSync(DEFAULT_POLICY_FILE, 'utf8');
+  }
+}
+
+const uid = (type: string, id: string): cedar.TypeAndId => ({ type: `${NS}::${type}`, id });
+const normDept = (d: string | null | undefined) => (d ?? '').trim().toLowerCase();
+const principalUid = (p: Principal) => (p.kind === 'user' ? String(p.id) : `${p.kind}:${p.id}`);
+
+/** The Cedar entities of one request: the principal, its role and the resource. */
+export function requestEntities(
+  principal: Principal,
+  resource: ResourceRef,
+): { principal: cedar.TypeAndId; resource: cedar.TypeAndId; entities: cedar.EntityJson[] } {
+  const p = uid('User', principalUid(principal));
+  const role = uid('Role', principal.role);
+  const entities: cedar.EntityJson[] = [
+    { uid: role, attrs: {}, parents: [] },
+    {
+      uid: p,
+      attrs: {
+        uid: principalUid(principal),
+        name: principal.name,
+        department: normDept(principal.department),
+        physicianNames: personNameKeys(principal.physicianName),
+        physicianId: (principal.physicianId ?? '').trim(),
+        projects: [...(principal.projects ?? [])],
+      },
+      parents: [role],
+    },
+  ];
+  if (resource.type !== 'study') return { principal: p, resource: uid('Archive', 'custos'), entities };
+  const r = uid('Study', resource.studyUid ?? '');
+  entities.push({
+    uid: r,
+    attrs: {
+      department: normDept(resource.department),
+      classification: resource.classification ?? 'normal',
+      owner: resource.owner ?? '',
+      referringPhysicianNames: personNameKeys(resource.referringPhysicianName),
+      referringPhysicianIds: [...(resource.referringPhysicianIds ?? [])],
+      careTeam: [...(resource.careTeam ?? [])],
+      projects: [...(resource.projects ?? [])],
+      grantees: [...(resource.grantees ?? [])],
+    },
+    parents: [],
+  });
+  return { principal: p, resource: r, entities };
+}
+
+export interface CedarPdpOptions {
+  /** How long a known active version is trusted before the source is asked again (ms). Default 1000. */
+  refreshMs?: number;
+  /** Decisions remembered per policy version (least recently used dropped first); 0 turns memoisation off. Default 20,000. */
+  memoSize?: number;
+}
+
+let nextSetId = 0;
+
+/**
+ * The Cedar policy decision point. The active policy set is parsed once per version and kept in the
+ * engine's cache; a version check against the source, at most every refreshMs, notices a `policy apply`
+ * made by any process sharing the database. Deny by default: no permit, or any error, refuses.
+ */
+export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilterSource {
+  private active?: {
+    version: number;
+    setId: string;
+    order: Map<string, number>;
+    policies: Record<string, string>;
+  };
+  private readonly filters = new Map<string, StudyFilter>();
+  private checkedAt = -Infinity;
+  private refreshing?: Promise<void>;
+  private readonly refreshMs: number;
+  private readonly memoSize: number;
+  private readonly memo = new Map<string, Decision>();
+
+  constructor(
+    private readonly source: PolicySetSource,
+    opts: CedarPdpOptions = {},
+  ) {
+    this.refreshMs = opts.refreshMs ?? 1000;
+    this.memoSize = opts.memoSize ?? 20_000;
+  }
+
+  /** Forget the version check so that the next decision reads the active version (after an apply). */
+  invalidate(): void {
+    this.checkedAt = -Infinity;
+  }
+
+  async decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
+    const { version, setId, order } = await this.current();
+    const req = requestEntities(principal, resource);
+    // A decision is a pure function of the policy version and the request's entities: the same viewer paging
+    // through the same studies is answered from memory (a wasm call costs a few hundred µs: bench/policy.ts).
+    const key = `${version}\u0000${action}\u0000${JSON.stringify(req.entities)}`;
+    const known = this.memo.get(key);
+    if (known) {
+      this.memo.delete(key);
+      this.memo.set(key, known);
+      return known;
+    }
+    const decision = Object.freeze(this.evaluate(version, setId, order, principal, action, resource, req));
+    this.memo.set(key, decision);
+    if (this.memo.size > this.memoSize) this.memo.delete(this.memo.keys().next().value!);
+    return decision;
+  }
+
+  private evaluate(
+    version: number,
+    setId: string,
+    order: Map<string, number>,
+    principal: Principal,
+    action: Action,
+    resource: ResourceRef,
+    req: ReturnType<typeof requestEntities>,
+  ): Decision {
+    const answer = cedar.statefulIsAuthorized({
+      principal: req.principal,
+      action: uid('Action', action),
+      resource: req.resource,
+      context: {},
+      entities: req.entities,
+      preparsedPolicySetId: setId,
+    });
+    if (answer.type === 'failure') {
+      return {
+        allowed: false,
+        policy: 'default-deny',
+        reason: `the request could not be evaluated: ${answer.errors.map((e) => e.message).join('; ')}`,
+      };
+    }
+    const { decision, diagnostics } = answer.response;
+    // Cedar reports the satisfied policies in no fixed order; the ledger gets them in file order.
+    const ids = [...diagnostics.reason].sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+    const errors = diagnostics.errors.length
+      ? `; policies in error: ${diagnostics.errors.map((e) => `${e.policyId} (${e.error.message})`).join(', ')}`
+      : '';
+    if (decision === 'allow') {
+      return {
+        allowed: true,
+        policy: ids.join(','),
+        reason: `permitted by ${ids.join(', ')} (policy version ${version})`,
+      };
+    }
+    if (ids.length) {
+      return {
+        allowed: false,
+        policy: ids.join(','),
+        reason: `forbidden by ${ids.join(', ')} (policy version ${version})${errors}`,
+      };
+    }
+    return {
+      allowed: false,
+      policy: 'default-deny',
+      reason: `no policy permits ${action} for role '${principal.role}' on this ${resource.type === 'study' ? 'study' : 'archive'} (policy version ${version})${errors}`,
+    };
+  }
+
+  /**
+   * The scope of an action for a principal as a filter on study facts, from Cedar's partial evaluation with
+   * the study unknown: lists are narrowed in SQL with it, and each row is still decided.
+   */
+  async studyFilter(principal: Principal, action: Action): Promise<StudyFilter> {
+    const { version, policies } = await this.current();
+    const req = requestEntities(principal, { type: 'archive' });
+    const entities = req.entities;
+    const key = `${version}\u0000${action}\u0000${JSON.stringify(entities)}`;
+    const known = this.filters.get(key);
+    if (known) return known;
+    const answer = cedar.isAuthorizedPartial({
+      principal: req.principal,
+      action: uid('Action', action),
+      resource: null,
+      context: {},
+      policies: { staticPolicies: policies },
+      entities,
+    });
+    const filter: StudyFilter =
+      answer.type === 'residuals' ? filterOfResiduals(answer.response) : { kind: 'all' };
+    this.filters.set(key, filter);
+    if (this.filters.size > 1000) this.filters.delete(this.filters.keys().next().value!);
+    return filter;
+  }
+
+  private async current(): Promise<{
+    version: number;
+    setId: string;
+    order: Map<string, number>;
+    policies: Record<string, string>;
+  }> {
+    if (this.active && performance.now() - this.checkedAt < this.refreshMs) return this.active;
+    this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
+    await this.refreshing;
+    return this.active!;
+  }
+
+  private async refresh(): Promise<void> {
+    const version = await this.source.activeVersion();
+    if (this.active?.version !== version) {
+      const text = await this.source.text(version);
+      const compiled = compile(text);
+      if (compiled.problems.length) {
+        throw new CustosError({
+          code: 'policy.unusable',
+          message: `active policy version ${version} does not compile: ${compiled.problems.map((p) => `${p.line}:${p.column} ${p.message}`).join('; ')}`,
+        });
+      }
+      const setId = `custos-v${version}-${nextSetId++}`;
+      const parsed = cedar.preparsePolicySet(setId, { staticPolicies: compiled.policies });
+      if (parsed.type === 'failure') {
+        throw new CustosError({
+          code: 'policy.unusable',
+          message: `active policy version ${version} does not parse: ${parsed.errors.map((e) => e.message).join('; ')}`,
+        });
+      }
+      const order = new Map(Object.keys(compiled.policies).map((id, i) => [id, i]));
+      this.active = { version, setId, order, policies: compiled.policies };
+      this.memo.clear();
+      this.filters.clear();
+    }
+    this.checkedAt = performance.now();
+  }
+}

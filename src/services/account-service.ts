@@ -1,0 +1,237 @@
+import { randomBytes } from 'node:crypto';
+import argon2 from 'argon2';
+import { CustosError } from '../domain/errors.js';
+import { ROLES, type Principal } from '../domain/principal.js';
+import type { AuditLedger } from '../ports/audit-ledger.js';
+import type { Clock } from '../ports/clock.js';
+import type { IndexDb } from '../ports/database.js';
+
+export interface NewAccount {
+  username: string;
+  role: string;
+  displayName?: string;
+  department?: string;
+  /** DICOM PN, 'Family^Given'. */
+  physicianName?: string;
+  physicianId?: string;
+}
+
+export interface AccountSummary {
+  username: string;
+  role: string;
+  department: string | null;
+  physicianName: string | null;
+  physicianId: string | null;
+  active: boolean;
+  projects: string[];
+}
+
+/**
+ * Minimal account management for access control: accounts with the facts policies scope by, and the
+ * relationships kept beside studies (grants, care teams, research projects). Every change is audited in the
+ * transaction that makes it.
+ */
+export class AccountService {
+  constructor(
+    private readonly index: IndexDb,
+    private readonly ledger: AuditLedger,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Create an account with a one-time password, returned once. */
+  async add(actor: Principal, a: NewAccount): Promise<{ username: string; password: string }> {
+    if (!(ROLES as readonly string[]).includes(a.role)) {
+      throw new CustosError({
+        code: 'account.bad-role',
+        message: `unknown role '${a.role}': one of ${ROLES.join(', ')}`,
+        httpStatus: 400,
+      });
+    }
+    if (!/^[A-Za-z0-9._@-]{1,64}$/.test(a.username)) {
+      throw new CustosError({
+        code: 'account.bad-name',
+        message: `account names are 1-64 letters, digits and . _ @ -; got '${a.username}'`,
+        httpStatus: 400,
+      });
+    }
+    const exists = await this.index.db
+      .selectFrom('users')
+      .select('pk')
+      .where('username', '=', a.username)
+      .executeTakeFirst();
+    if (exists) {
+      throw new CustosError({
+        code: 'account.exists',
+        message: `an account named '${a.username}' already exists`,
+        httpStatus: 409,
+      });
+    }
+    const password = randomBytes(15).toString('base64url');
+    const hash = await argon2.hash(password, { type: argon2.argon2id });
+    await this.index.db.transaction().execute(async (trx) => {
+      const created = await trx
+        .insertInto('users')
+        .values({
+          username: a.username,
+          display_name: a.displayName ?? '',
+          role: a.role,
+          password_hash: hash,
+          active: 1,
+          created_at: this.clock.now().toISOString(),
+          department: a.department?.trim() || null,
+          physician_name: a.physicianName?.trim() || null,
+          physician_id: a.physicianId?.trim() || null,
+        })
+        .returning('pk')
+        .executeTakeFirstOrThrow();
+      await this.ledger.appendIn(trx, {
+        principal: actor,
+        action: 'account-create',
+        outcome: 'success',
+        policy: 'builtin:local-operator',
+        objects: {
+          user: a.username,
+          userPk: created.pk,
+          role: a.role,
+          department: a.department ?? null,
+          physicianName: a.physicianName ?? null,
+          physicianId: a.physicianId ?? null,
+        },
+      });
+    });
+    return { username: a.username, password };
+  }
+
+  async list(): Promise<AccountSummary[]> {
+    const [users, members] = await Promise.all([
+      this.index.db
+        .selectFrom('users')
+        .select(['pk', 'username', 'role', 'department', 'physician_name', 'physician_id', 'active'])
+        .orderBy('username')
+        .execute(),
+      this.index.db.selectFrom('project_members').select(['user_pk', 'project']).orderBy('project').execute(),
+    ]);
+    return users.map((u) => ({
+      username: u.username,
+      role: u.role,
+      department: u.department,
+      physicianName: u.physician_name,
+      physicianId: u.physician_id,
+      active: !!u.active,
+      projects: members.filter((m) => m.user_pk === u.pk).map((m) => m.project),
+    }));
+  }
+
+  /** An explicit grant of one study to one account until it expires (restricted studies, students). */
+  async grant(
+    actor: Principal,
+    username: string,
+    studyUid: string,
+    opts: { days: number; reason: string },
+  ): Promise<{ expiresAt: string }> {
+    const userPk = await this.userPk(username);
+    const now = this.clock.now();
+    const expiresAt = new Date(now.getTime() + opts.days * 86_400_000).toISOString();
+    await this.index.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('study_grants')
+        .values({
+          user_pk: userPk,
+          study_uid: studyUid,
+          granted_by: actor.name,
+          granted_at: now.toISOString(),
+          expires_at: expiresAt,
+          reason: opts.reason,
+        })
+        .execute();
+      await this.ledger.appendIn(trx, {
+        principal: actor,
+        action: 'grant-create',
+        outcome: 'success',
+        policy: 'builtin:local-operator',
+        studyUid,
+        objects: { user: username, expiresAt, reason: opts.reason },
+      });
+    });
+    return { expiresAt };
+  }
+
+  /** Care-team relationship of an account to a study (what HL7 orders will fill). */
+  async addToCareTeam(
+    actor: Principal,
+    username: string,
+    studyUid: string,
+    relationship = '',
+  ): Promise<void> {
+    const userPk = await this.userPk(username);
+    await this.index.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('care_team')
+        .values({
+          study_uid: studyUid,
+          user_pk: userPk,
+          relationship,
+          source: actor.name,
+          added_at: this.clock.now().toISOString(),
+        })
+        .onConflict((oc) => oc.columns(['study_uid', 'user_pk']).doNothing())
+        .execute();
+      await this.ledger.appendIn(trx, {
+        principal: actor,
+        action: 'care-team-add',
+        outcome: 'success',
+        policy: 'builtin:local-operator',
+        studyUid,
+        objects: { user: username, relationship },
+      });
+    });
+  }
+
+  /** Research project membership of an account, and enrolment of studies in the project. */
+  async addToProject(
+    actor: Principal,
+    project: string,
+    who: { username?: string; studyUid?: string },
+  ): Promise<void> {
+    const now = this.clock.now().toISOString();
+    const userPk = who.username ? await this.userPk(who.username) : undefined;
+    await this.index.db.transaction().execute(async (trx) => {
+      if (userPk !== undefined)
+        await trx
+          .insertInto('project_members')
+          .values({ project, user_pk: userPk, added_at: now })
+          .onConflict((oc) => oc.columns(['project', 'user_pk']).doNothing())
+          .execute();
+      if (who.studyUid)
+        await trx
+          .insertInto('study_projects')
+          .values({ project, study_uid: who.studyUid, added_at: now })
+          .onConflict((oc) => oc.columns(['study_uid', 'project']).doNothing())
+          .execute();
+      await this.ledger.appendIn(trx, {
+        principal: actor,
+        action: 'project-add',
+        outcome: 'success',
+        policy: 'builtin:local-operator',
+        ...(who.studyUid ? { studyUid: who.studyUid } : {}),
+        objects: { project, ...(who.username ? { user: who.username } : {}) },
+      });
+    });
+  }
+
+  private async userPk(username: string): Promise<number> {
+    const u = await this.index.db
+      .selectFrom('users')
+      .select('pk')
+      .where('username', '=', username)
+      .executeTakeFirst();
+    if (!u) {
+      throw new CustosError({
+        code: 'auth.no-such-user',
+        message: `no account named '${username}'`,
+        httpStatus: 404,
+      });
+    }
+    return u.pk;
+  }
+}

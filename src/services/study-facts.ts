@@ -1,0 +1,99 @@
+import type { Clock } from '../ports/clock.js';
+import type { IndexDb } from '../ports/database.js';
+import type { ResourceRef } from '../ports/policy.js';
+
+/** The study columns a decision needs, as the query and retrieve services select them. */
+export interface StudyFactsRow {
+  study_uid: string;
+  patient_id: string;
+  department: string | null;
+  classification: string;
+  owner: string | null;
+  referring_physician_name: string;
+  referring_physician_ids: string;
+}
+
+/** Columns to select (with studies as `st` and patients as `p`) to fill a StudyFactsRow. */
+export const STUDY_FACT_COLUMNS = [
+  'st.study_uid',
+  'p.patient_id',
+  'st.department',
+  'st.classification',
+  'st.owner',
+  'st.referring_physician_name',
+  'st.referring_physician_ids',
+] as const;
+
+const BATCH = 500;
+
+/**
+ * The facts policies scope a study by, from the index: its own columns plus the relationships kept beside it
+ * (care team, research projects, unexpired grants). Loaded for many studies at once so that a QIDO page
+ * costs three queries, not three per row.
+ */
+export class StudyFacts {
+  constructor(
+    private readonly index: IndexDb,
+    private readonly clock: Clock,
+  ) {}
+
+  async resources(rows: readonly StudyFactsRow[]): Promise<Map<string, ResourceRef>> {
+    const byUid = new Map<string, StudyFactsRow>();
+    for (const r of rows) byUid.set(r.study_uid, r);
+    const uids = [...byUid.keys()];
+    const careTeam = new Map<string, string[]>();
+    const projects = new Map<string, string[]>();
+    const grantees = new Map<string, string[]>();
+    const add = (m: Map<string, string[]>, k: string, v: string) => {
+      const list = m.get(k);
+      if (list) list.push(v);
+      else m.set(k, [v]);
+    };
+    const now = this.clock.now().toISOString();
+    for (let i = 0; i < uids.length; i += BATCH) {
+      const chunk = uids.slice(i, i + BATCH);
+      const [team, proj, grants] = await Promise.all([
+        this.index.db
+          .selectFrom('care_team')
+          .select(['study_uid', 'user_pk'])
+          .where('study_uid', 'in', chunk)
+          .execute(),
+        this.index.db
+          .selectFrom('study_projects')
+          .select(['study_uid', 'project'])
+          .where('study_uid', 'in', chunk)
+          .execute(),
+        this.index.db
+          .selectFrom('study_grants')
+          .select(['study_uid', 'user_pk'])
+          .where('study_uid', 'in', chunk)
+          .where('expires_at', '>', now)
+          .execute(),
+      ]);
+      for (const t of team) add(careTeam, t.study_uid, String(t.user_pk));
+      for (const p of proj) add(projects, p.study_uid, p.project);
+      for (const g of grants) add(grantees, g.study_uid, String(g.user_pk));
+    }
+    const out = new Map<string, ResourceRef>();
+    for (const [uid, r] of byUid) {
+      out.set(uid, {
+        type: 'study',
+        studyUid: uid,
+        patientId: r.patient_id,
+        department: r.department,
+        classification: r.classification,
+        owner: r.owner,
+        referringPhysicianName: r.referring_physician_name,
+        referringPhysicianIds: r.referring_physician_ids ? r.referring_physician_ids.split('\\') : [],
+        careTeam: careTeam.get(uid) ?? [],
+        projects: projects.get(uid) ?? [],
+        grantees: grantees.get(uid) ?? [],
+      });
+    }
+    return out;
+  }
+
+  async resource(row: StudyFactsRow): Promise<ResourceRef> {
+    return (await this.resources([row])).get(row.study_uid)!;
+  }
+}

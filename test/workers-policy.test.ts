@@ -1,0 +1,86 @@
+// A policy applied by `custos policy apply` (its own process) reaches every `serve --workers` process.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_POLICY_FILE } from '../src/adapters/policy/cedar-policy.js';
+
+const run = promisify(execFile);
+const child = join(import.meta.dirname, 'support', 'cli-child.ts');
+
+describe('policy versions across worker processes', () => {
+  it('every worker decides with a version applied by another process', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'custos-workers-policy-'));
+    const proc = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        child,
+        'serve',
+        '--data',
+        data,
+        '--http-port',
+        '0',
+        '--http-host',
+        '127.0.0.1',
+        '--workers',
+        '2',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      let out = '';
+      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      for (let i = 0; i < 300 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+      expect(url, out).toBeDefined();
+      const cli = (...args: string[]) =>
+        run(process.execPath, ['--import', 'tsx', child, ...args, '--data', data]);
+      const { stdout: token } = await cli('token', 'create', '--user', 'admin');
+      // New connections each time, so that both workers answer.
+      const statuses = () =>
+        Promise.all(
+          Array.from({ length: 8 }, async () => {
+            const res = await fetch(`${url}/dicom-web/studies`, {
+              headers: { Authorization: `Bearer ${token.trim()}`, Connection: 'close' },
+            });
+            await res.arrayBuffer();
+            return res.status;
+          }),
+        );
+      expect(await statuses()).toEqual(Array(8).fill(200));
+
+      // Version 2: the first-start administrator may no longer search.
+      const text = (await readFile(DEFAULT_POLICY_FILE, 'utf8')).replace(
+        /(@id\("archive-query"\)[\s\S]*?Custos::Role::"data-steward"),\s*Custos::Role::"administrator"\]/,
+        '$1]',
+      );
+      expect(text).not.toBe(await readFile(DEFAULT_POLICY_FILE, 'utf8'));
+      await writeFile(join(data, 'v2.cedar'), text);
+      const applied = await cli(
+        'policy',
+        'apply',
+        join(data, 'v2.cedar'),
+        '--comment',
+        'no searches by admin',
+      );
+      expect(applied.stderr).toMatch(/as policy version 2/);
+
+      let last: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        last = await statuses();
+        if (last.every((s) => s === 403)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(last).toEqual(Array(8).fill(403));
+    } finally {
+      proc.kill('SIGTERM');
+      const code = await new Promise<number | null>((r) => proc.once('exit', r));
+      expect(code).toBe(0);
+      await rm(data, { recursive: true, force: true });
+    }
+  });
+});
