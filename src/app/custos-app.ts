@@ -18,6 +18,7 @@ import { AuditService } from '../services/audit-service.js';
 import { JoseOidcVerifier } from '../adapters/oidc/jose-oidc-verifier.js';
 import { ROLES } from '../domain/principal.js';
 import { FixityService } from '../services/fixity-service.js';
+import { ScimService } from '../services/scim-service.js';
 import { AccessGate } from '../services/access-gate.js';
 import { AccountService } from '../services/account-service.js';
 import { PolicyService } from '../services/policy-service.js';
@@ -43,6 +44,7 @@ export interface CustosApp {
   /** Forwards the ledger to the configured audit record repository (syslog); started by a server only. */
   auditForwarder?: AuditForwarder;
   fixity: FixityService;
+  scim: ScimService;
   auth: AuthService;
   accounts: AccountService;
   policies: PolicyService;
@@ -114,6 +116,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const ingest = new IngestService({ index, blobs, studyKeys, gate, ledger, clock, limits: config.limits });
   const query = new QueryService(index, gate, ledger, clock, facts);
   const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger, facts });
+  const scim = new ScimService(index, gate, ledger, clock);
   const fixity = new FixityService({
     index,
     blobs,
@@ -132,6 +135,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     audit,
     ...(auditForwarder ? { auditForwarder } : {}),
     fixity,
+    scim,
     auth,
     accounts,
     policies,

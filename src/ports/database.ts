@@ -115,6 +115,27 @@ export interface UsersTable {
   /** DICOM PN ('Family^Given'), matched to ReferringPhysicianName. */
   physician_name: string | null;
   physician_id: string | null;
+  /** Managed by the identity provider over SCIM (migration 0009-scim). */
+  external_id: string | null;
+  email: string | null;
+  given_name: string | null;
+  family_name: string | null;
+  updated_at: string | null;
+  /** Set by SCIM DELETE: the account is gone for SCIM and for sign-in; its row stays for the audit trail. */
+  deleted_at: string | null;
+}
+
+export interface ScimGroupsTable {
+  id: string;
+  display_name: string;
+  external_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ScimGroupMembersTable {
+  group_id: string;
+  user_pk: number;
 }
 
 /** Versioned policy sets (never updated or deleted); the highest version is active. */
@@ -210,6 +231,8 @@ export interface DatabaseSchema {
   care_team: CareTeamTable;
   project_members: ProjectMembersTable;
   study_projects: StudyProjectsTable;
+  scim_groups: ScimGroupsTable;
+  scim_group_members: ScimGroupMembersTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

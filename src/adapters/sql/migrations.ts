@@ -353,6 +353,28 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    // Issue 4, SCIM 2.0: what an identity provider manages about an account, and its groups.
+    '0009-scim': {
+      async up(db: Kysely<unknown>) {
+        for (const col of ['external_id', 'email', 'given_name', 'family_name', 'updated_at', 'deleted_at']) {
+          await db.schema.alterTable('users').addColumn(col, 'text').execute();
+        }
+        await db.schema
+          .createTable('scim_groups')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('display_name', 'text', (c) => c.notNull().unique())
+          .addColumn('external_id', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('scim_group_members')
+          .addColumn('group_id', 'text', (c) => c.notNull().references('scim_groups.id').onDelete('cascade'))
+          .addColumn('user_pk', 'integer', (c) => c.notNull().references('users.pk'))
+          .addPrimaryKeyConstraint('scim_group_members_pk', ['group_id', 'user_pk'])
+          .execute();
+      },
+    },
   };
 }
 

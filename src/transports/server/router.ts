@@ -17,7 +17,7 @@ export interface RequestContext {
 export type Handler = (ctx: RequestContext) => Promise<void>;
 
 export interface Route {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD';
   /** Path pattern: literal segments and `:name` parameters. */
   path: string;
   /**

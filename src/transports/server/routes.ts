@@ -1,6 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import { CustosError } from '../../domain/errors.js';
 import type { AuditService } from '../../services/audit-service.js';
+import type { ScimService } from '../../services/scim-service.js';
 import type { AuthService } from '../../services/auth-service.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
@@ -18,6 +18,8 @@ import {
 } from '../dicomweb/wado-handler.js';
 import { auditRoutes } from '../admin/audit-routes.js';
 import { fhirRoutes } from '../fhir/fhir-routes.js';
+import { readSmallJson } from '../http/json-body.js';
+import { scimRoutes } from '../scim/scim-routes.js';
 import { Router, type Route } from './router.js';
 
 export interface RouteServices {
@@ -26,35 +28,12 @@ export interface RouteServices {
   query: QueryService;
   retrieve: RetrieveService;
   audit: AuditService;
+  scim: ScimService;
   config: { limits: { maxRequestBytes: number } };
 }
 
 const DW = '/dicom-web';
 const INSTANCE = `${DW}/studies/:study/series/:series/instances/:instance`;
-
-async function readSmallJson(req: IncomingMessage, max = 16 * 1024): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > max)
-      throw new CustosError({
-        code: 'http.body-too-large',
-        message: `the JSON body exceeds ${max} bytes`,
-        httpStatus: 413,
-      });
-    chunks.push(c);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new CustosError({
-      code: 'http.bad-json',
-      message: 'the request body is not valid JSON',
-      httpStatus: 400,
-    });
-  }
-}
 
 /** Every HTTP route of Custos. Anything that returns data is 'bearer'; the route-enumeration test holds that. */
 export function buildRouter(s: RouteServices): Router {
@@ -231,5 +210,5 @@ export function buildRouter(s: RouteServices): Router {
       },
     },
   ];
-  return r.add(...dicomweb, ...api, ...auditRoutes(s.audit), ...fhirRoutes(s.audit));
+  return r.add(...dicomweb, ...api, ...auditRoutes(s.audit), ...scimRoutes(s.scim), ...fhirRoutes(s.audit));
 }
