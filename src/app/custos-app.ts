@@ -21,6 +21,7 @@ import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
 import { RetrieveService } from '../services/retrieve-service.js';
 import { StudyKeyService } from '../services/study-keys.js';
+import { PatientFeedService } from '../services/patient-feed.js';
 import type { CustosConfig } from './config.js';
 
 /** The composition root: the only place that knows every concrete adapter. */
@@ -36,6 +37,9 @@ export interface CustosApp {
   ingest: IngestService;
   query: QueryService;
   retrieve: RetrieveService;
+  /** The patient index and order feed (HL7 ADT, ORM, OMI). */
+  feed: PatientFeedService;
+  clock: Clock;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -89,6 +93,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const ingest = new IngestService({ index, blobs, studyKeys, gate, ledger, clock, limits: config.limits });
   const query = new QueryService(index, gate, ledger, clock);
   const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger });
+  const feed = new PatientFeedService({ index, ledger, clock });
   return {
     config,
     index,
@@ -101,6 +106,8 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     ingest,
     query,
     retrieve,
+    feed,
+    clock,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

@@ -17,14 +17,20 @@ export interface PatientIdentity {
   issuer: string;
 }
 
+/**
+ * Demographics as the message gives them. HL7 distinguishes a field left empty (not sent: keep what is known,
+ * v2.5.1 §2.5.3) from the null value "" (delete it): absent fields are undefined here, deleted ones ''.
+ */
 export interface Demographics extends PatientIdentity {
   /** PatientName as DICOM PN: family^given^middle^prefix^suffix. */
-  name: string;
-  /** DICOM DA (YYYYMMDD) or ''. */
-  birthDate: string;
-  /** DICOM PatientSex: M, F, O or ''. */
-  sex: string;
+  name?: string;
+  /** DICOM DA (YYYYMMDD). */
+  birthDate?: string;
+  /** DICOM PatientSex: M, F or O. */
+  sex?: string;
 }
+
+const HL7_NULL = '""';
 
 export interface Physician {
   /** XCN-1, the provider's identifier; '' when the sender gave only a name. */
@@ -182,12 +188,17 @@ function readIdentifier(
 function readDemographics(pid: Hl7Segment, seq: number): Demographics {
   // PID-2 (external id) was where older senders put the patient id; v2.5.1 keeps it in PID-3.
   const identity = readIdentifier(pid, 3, 'PID', seq, 'patient identifier list');
-  return {
-    ...identity,
-    name: personName(repetitions(pid, 5)[0], 0),
-    birthDate: readDate(value(pid, 7), { segment: 'PID', sequence: seq, field: 7 }),
-    sex: readSex(value(pid, 8), seq),
-  };
+  const out: Demographics = { ...identity };
+  const rawName = value(pid, 5);
+  if (rawName === HL7_NULL) out.name = '';
+  else if (rawName !== '' || repetitions(pid, 5).length > 0) out.name = personName(repetitions(pid, 5)[0], 0);
+  const rawDate = value(pid, 7);
+  if (rawDate === HL7_NULL) out.birthDate = '';
+  else if (rawDate !== '') out.birthDate = readDate(rawDate, { segment: 'PID', sequence: seq, field: 7 });
+  const rawSex = value(pid, 8);
+  if (rawSex === HL7_NULL) out.sex = '';
+  else if (rawSex !== '') out.sex = readSex(rawSex, seq);
+  return out;
 }
 
 /**
@@ -205,7 +216,6 @@ function personName(rep: string[][] | undefined, offset: number): string {
 }
 
 function readDate(raw: string, location: { segment: string; sequence: number; field: number }): string {
-  if (raw === '') return '';
   if (!/^\d{4}(\d{2}(\d{2})?)?/.test(raw))
     throw new Hl7Error({
       code: Hl7ErrorCode.DataTypeError,
@@ -219,7 +229,6 @@ function readDate(raw: string, location: { segment: string; sequence: number; fi
 /** HL7 table 0001 (administrative sex) → DICOM PatientSex (M, F, O). */
 function readSex(raw: string, seq: number): string {
   switch (raw) {
-    case '':
     case 'U':
       return '';
     case 'M':

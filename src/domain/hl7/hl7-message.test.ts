@@ -195,6 +195,14 @@ describe('feed commands', () => {
     });
   });
 
+  it('keeps fields the message leaves empty and clears fields sent as ""', () => {
+    const text = adtMessage('A08', '1', adam).replace('|19610615|M|', '||""|');
+    const cmd = readFeedCommand(parseHl7(text));
+    if (cmd.kind !== 'patient-update') throw new Error('expected an update');
+    expect(cmd.patients[0]).not.toHaveProperty('birthDate');
+    expect(cmd.patients[0]!.sex).toBe('');
+  });
+
   it('reads A04 and A08 the same way', () => {
     for (const e of ['A04', 'A08'] as const) {
       const cmd = readFeedCommand(parseHl7(adtMessage(e, '1', { ...adam, family: 'NEWNAME', sex: 'F' })));
@@ -213,7 +221,7 @@ describe('feed commands', () => {
       event: 'A40',
       merges: [
         {
-          surviving: { patientId: 'MR1', issuer: 'XYZ', name: 'MAIDENNAME^EVE', birthDate: '', sex: '' },
+          surviving: { patientId: 'MR1', issuer: 'XYZ', name: 'MAIDENNAME^EVE' },
           merged: { patientId: 'MR2', issuer: 'XYZ' },
         },
       ],
