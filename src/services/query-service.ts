@@ -13,6 +13,7 @@ import {
   type DicomJsonObject,
 } from '../domain/dicom-levels.js';
 import type { AccessGate } from './access-gate.js';
+import { applyToJson, patientCorrections } from './header-overlay.js';
 
 /** Where each matchable attribute lives. Aliases: p = patients, st = studies, se = series, i = instances. */
 const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
@@ -159,6 +160,10 @@ export class QueryService {
         'st.department',
         'st.classification',
         'p.patient_id',
+        'p.issuer',
+        'p.patient_name',
+        'p.birth_date',
+        'p.sex',
       ])
       .where('st.status', '=', 'active');
     if (needsSeries && query.level !== 'study') {
@@ -240,8 +245,19 @@ export class QueryService {
         defaults = [...STUDY_DEFAULT_RETURN, ...SERIES_DEFAULT_RETURN, ...INSTANCE_DEFAULT_RETURN];
       }
     }
-    if (query.includeFields === 'all') return sortByTag(stripBulk(all));
-    return sortByTag(stripBulk(pickTags(all, new Set([...defaults, ...query.includeFields]))));
+    // The patient index is the authority for the patient module (HL7 ADT updates and merges).
+    const current = applyToJson(
+      all,
+      patientCorrections(all, {
+        patientId: row.patient_id,
+        issuer: row.issuer,
+        name: row.patient_name,
+        birthDate: row.birth_date,
+        sex: row.sex,
+      }),
+    );
+    if (query.includeFields === 'all') return sortByTag(stripBulk(current));
+    return sortByTag(stripBulk(pickTags(current, new Set([...defaults, ...query.includeFields]))));
   }
 }
 
@@ -260,6 +276,10 @@ interface Row {
   department: string | null;
   classification: string;
   patient_id: string;
+  issuer: string;
+  patient_name: string;
+  birth_date: string;
+  sex: string;
   series_uid?: string;
   series_attrs?: string;
   series_instances?: number;
