@@ -74,6 +74,122 @@ async function makeCertificate(dir: string): Promise<{ cert: string; key: string
   return { cert, key };
 }
 
+/** A CA and a client certificate it signed, for MLLP/TLS with client certificates. */
+async function makeClientCertificate(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const ca = join(dir, 'ca.pem');
+  const caKey = join(dir, 'ca-key.pem');
+  const cert = join(dir, 'client.pem');
+  const key = join(dir, 'client-key.pem');
+  const csr = join(dir, 'client.csr');
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  execFileSync('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=custos-test-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+    '-keyout',
+    caKey,
+    '-out',
+    ca,
+  ]);
+  execFileSync('openssl', ['req', ...ec, '-subj', '/CN=ris.hosp', '-keyout', key, '-out', csr]);
+  execFileSync('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-out',
+    cert,
+  ]);
+  return { ca, cert, key };
+}
+
+describe.each(backends())('MLLP listener limits on %s', (backend) => {
+  let s: TestServer;
+  let dir: string;
+  let serverCert: Buffer;
+  let client: { ca: string; cert: string; key: string };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'custos-hl7-mtls-'));
+    const server = await makeCertificate(dir);
+    serverCert = await readFile(server.cert);
+    client = await makeClientCertificate(dir);
+    s = await startTestServer(backend, {
+      hl7: {
+        port: 0,
+        senders: SENDERS,
+        idleTimeoutSeconds: 1,
+        tls: { port: 0, ...server, ca: client.ca, requireClientCert: true },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await s?.stop();
+    await rm(dir, { recursive: true, force: true });
+    expect(s.unexpected).toEqual([]);
+  });
+
+  it('closes a connection that stays silent past hl7.idleTimeoutSeconds, and keeps listening', async () => {
+    const idle = await MllpClient.connect(s.hl7Port!);
+    for (let i = 0; i < 50 && !idle.isClosed; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(idle.isClosed).toBe(true);
+    const next = await MllpClient.connect(s.hl7Port!);
+    try {
+      const ack = ackOf(
+        await next.send(adtMessage('A08', 'AFTER-IDLE', { id: 'IDLE-1', family: 'A', given: 'B' })),
+      );
+      expect(ack.code).toBe('AA');
+    } finally {
+      await next.close();
+    }
+  });
+
+  it('requires a client certificate from hl7.tls.ca when requireClientCert is set, and records its subject', async () => {
+    const message = adtMessage('A08', 'MTLS-1', { id: 'MTLS-1', family: 'A', given: 'B' });
+    const withoutCert = async () => {
+      const c = await MllpClient.connect(s.hl7TlsPort!, { ca: serverCert });
+      try {
+        return await c.send(message);
+      } finally {
+        await c.close();
+      }
+    };
+    await expect(withoutCert()).rejects.toThrow();
+    const c = await MllpClient.connect(s.hl7TlsPort!, {
+      ca: serverCert,
+      cert: await readFile(client.cert),
+      key: await readFile(client.key),
+    });
+    try {
+      expect(ackOf(await c.send(message))).toMatchObject({ code: 'AA', controlId: 'MTLS-1' });
+    } finally {
+      await c.close();
+    }
+    const [record] = await s.app.auditStore.search({
+      action: ['hl7-patient-update'],
+      patientId: 'MTLS-1',
+      limit: 1,
+    });
+    expect(record!.actor.via).toBe('tls-cert:ris.hosp');
+  });
+});
+
 describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
   let s: TestServer;
   let certDir: string;
