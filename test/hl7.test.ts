@@ -416,23 +416,17 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
   });
 
   it('records ORM^O01 and OMI^O23 orders with their care relationships', async () => {
-    const orm = ackOf(
-      await client.send(
-        ormMessage(
-          nextControl(),
-          { id: newId, family: 'EVERYMAN', given: 'ADAM' },
-          {
-            placer: `PL-${run}`,
-            filler: `FL-${run}`,
-            accession: `ACC-${run}`,
-            procedure: ['71020', 'CHEST PA AND LATERAL'],
-            ordering: ['4567', 'ORDERING', 'OTTO'],
-            referring: ['7890', 'REFER', 'RITA'],
-            service: 'CAR',
-          },
-        ),
-      ),
-    );
+    const order = {
+      placer: `PL-${run}`,
+      filler: `FL-${run}`,
+      accession: `ACC-${run}`,
+      procedure: ['71020', 'CHEST PA AND LATERAL'] as [string, string],
+      ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
+      referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
+      service: 'CAR',
+    };
+    const adam = { id: newId, family: 'EVERYMAN', given: 'ADAM' };
+    const orm = ackOf(await client.send(ormMessage(nextControl(), adam, order)));
     expect(orm.code).toBe('AA');
     const omi = ackOf(
       await client.send(
@@ -510,18 +504,7 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
       { physician_id: '9012', relationship: 'ordering', patient_id: `OMI-${run}` },
     ]);
     // A cancel for the same order updates it.
-    const cancel = ormMessage(
-      nextControl(),
-      { id: newId, family: 'EVERYMAN', given: 'ADAM' },
-      {
-        placer: `PL-${run}`,
-        filler: `FL-${run}`,
-        accession: `ACC-${run}`,
-        procedure: ['71020', 'CHEST PA AND LATERAL'],
-        ordering: ['4567', 'ORDERING', 'OTTO'],
-        referring: ['7890', 'REFER', 'RITA'],
-      },
-    ).replace('ORC|NW|', 'ORC|CA|');
+    const cancel = ormMessage(nextControl(), adam, order).replace('ORC|NW|', 'ORC|CA|');
     expect(ackOf(await client.send(cancel)).code).toBe('AA');
     const cancelled = await s.app.index.db
       .selectFrom('orders')

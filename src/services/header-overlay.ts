@@ -66,6 +66,14 @@ export function applyToJson(
   return out;
 }
 
+/** Why a deflated object with corrections is not served as bytes. */
+export const cannotCorrectDeflated = (sopInstanceUid: string) =>
+  new CustosError({
+    code: 'overlay.deflated',
+    message: `instance ${sopInstanceUid} is stored in the deflated transfer syntax and its header has corrections (the patient index changed since it was stored); Custos does not re-deflate objects to serve corrected headers: retrieve its metadata instead`,
+    httpStatus: 406,
+  });
+
 /** What a header rewrite needs to know about the stored object. */
 export interface StoredObject {
   sopInstanceUid: string;
@@ -93,11 +101,7 @@ export async function rewriteHeader(
 ): Promise<{ size: number; body: AsyncIterable<Buffer> }> {
   const encoding = transferSyntaxEncoding(obj.transferSyntaxUid);
   if (obj.bulk.deflated || !encoding || encoding.deflated) {
-    throw new CustosError({
-      code: 'overlay.deflated',
-      message: `instance ${obj.sopInstanceUid} is stored in the deflated transfer syntax and its header has corrections (the patient index changed since it was stored); Custos does not re-deflate objects to serve corrected headers: retrieve its metadata instead`,
-      httpStatus: 406,
-    });
+    throw cannotCorrectDeflated(obj.sopInstanceUid);
   }
   const px = obj.bulk.pixel;
   // The pixel data element's header precedes its value: 12 bytes in explicit VR (OB/OW), 8 in implicit VR.

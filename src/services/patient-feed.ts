@@ -204,6 +204,31 @@ export class PatientFeedService {
     return studies.map((s) => s.study_uid);
   }
 
+  private async recordMerge(
+    trx: Trx,
+    event: string,
+    prior: PatientIdentity,
+    priorPk: number | null,
+    survivorPk: number,
+    studiesMoved: number,
+    info: FeedMessageInfo,
+  ) {
+    await trx
+      .insertInto('patient_merges')
+      .values({
+        event,
+        prior_patient_id: prior.patientId,
+        prior_issuer: prior.issuer,
+        prior_patient_pk: priorPk,
+        surviving_patient_pk: survivorPk,
+        studies_moved: studiesMoved,
+        sender: info.sender,
+        message_control_id: info.controlId,
+        merged_at: this.now(),
+      })
+      .execute();
+  }
+
   /**
    * A40/A34 merge: the surviving patient (PID) takes the studies, orders and care relationships of the merged
    * identifier (MRG-1). The merged patient's row stays (empty) so that its history reads back, and the merge
@@ -231,20 +256,7 @@ export class PatientFeedService {
         mergedRows.map((r) => r.pk),
         survivorPk,
       );
-      await trx
-        .insertInto('patient_merges')
-        .values({
-          event,
-          prior_patient_id: merged.patientId,
-          prior_issuer: merged.issuer,
-          prior_patient_pk: mergedRows[0]?.pk ?? null,
-          surviving_patient_pk: survivorPk,
-          studies_moved: moved.length,
-          sender: info.sender,
-          message_control_id: info.controlId,
-          merged_at: this.now(),
-        })
-        .execute();
+      await this.recordMerge(trx, event, merged, mergedRows[0]?.pk ?? null, survivorPk, moved.length, info);
       await this.deps.ledger.appendIn(trx, {
         principal,
         action: 'hl7-patient-merge',
@@ -306,20 +318,7 @@ export class PatientFeedService {
         .select('study_uid')
         .where('patient_pk', '=', keep!.pk)
         .execute();
-      await trx
-        .insertInto('patient_merges')
-        .values({
-          event,
-          prior_patient_id: from.patientId,
-          prior_issuer: from.issuer,
-          prior_patient_pk: keep!.pk,
-          surviving_patient_pk: keep!.pk,
-          studies_moved: moved.length,
-          sender: info.sender,
-          message_control_id: info.controlId,
-          merged_at: this.now(),
-        })
-        .execute();
+      await this.recordMerge(trx, event, from, keep!.pk, keep!.pk, moved.length, info);
       await this.deps.ledger.appendIn(trx, {
         principal,
         action: 'hl7-patient-identifier-change',

@@ -13,7 +13,13 @@ import type { IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
 import { prefetch } from './prefetch.js';
 import type { StudyKeyService } from './study-keys.js';
-import { applyToJson, patientCorrections, rewriteHeader, type HeaderCorrection } from './header-overlay.js';
+import {
+  applyToJson,
+  cannotCorrectDeflated,
+  patientCorrections,
+  rewriteHeader,
+  type HeaderCorrection,
+} from './header-overlay.js';
 
 export interface RetrieveScope {
   studyUid: string;
@@ -228,12 +234,7 @@ export class RetrieveService {
   /** Refuse before any byte is sent when an object's corrected header cannot be served (deflated objects). */
   assertServable(refs: InstanceRef[]): void {
     const bad = refs.find((r) => r.corrections.length > 0 && r.bulk.deflated);
-    if (bad)
-      throw new CustosError({
-        code: 'overlay.deflated',
-        message: `instance ${bad.sopInstanceUid} is stored in the deflated transfer syntax and its header has corrections (the patient index changed since it was stored); Custos does not re-deflate objects to serve corrected headers: retrieve its metadata instead`,
-        httpStatus: 406,
-      });
+    if (bad) throw cannotCorrectDeflated(bad.sopInstanceUid);
   }
 
   /** The stored object, read ahead of its consumer by up to 8 MiB. */

@@ -3,6 +3,7 @@ import {
   encodeMessage,
   encodeSegment,
   hl7Timestamp,
+  type Hl7Header,
   type Hl7Location,
   type Hl7Problem,
 } from './hl7-message.js';
@@ -11,15 +12,7 @@ import {
 export type AckCode = 'AA' | 'AE' | 'AR';
 
 /** What an ACK answers: the header of the message (or as much of it as could be read). */
-export interface AckRequest {
-  sendingApplication: string;
-  sendingFacility: string;
-  receivingApplication: string;
-  receivingFacility: string;
-  controlId: string;
-  version: string;
-  triggerEvent: string;
-}
+export type AckRequest = Omit<Hl7Header, 'messageCode'>;
 
 export interface AckInput {
   request: AckRequest;

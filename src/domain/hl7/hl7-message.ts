@@ -264,11 +264,8 @@ export function parseHl7(text: string): Hl7Message {
   return msg;
 }
 
-/**
- * The MSH fields of a message that may not parse, best effort, to address an ACK to its sender (sending
- * application and facility, control id, version, message type).
- */
-export function peekHeader(text: string): {
+/** The MSH fields that address a reply. */
+export interface Hl7Header {
   sendingApplication: string;
   sendingFacility: string;
   receivingApplication: string;
@@ -277,7 +274,13 @@ export function peekHeader(text: string): {
   version: string;
   messageCode: string;
   triggerEvent: string;
-} {
+}
+
+/**
+ * The MSH fields of a message that may not parse, best effort, to address an ACK to its sender (sending
+ * application and facility, control id, version, message type).
+ */
+export function peekHeader(text: string): Hl7Header {
   const line = splitSegments(text.trimStart()).find((l) => l.startsWith('MSH')) ?? '';
   const sep = line[3] ?? '|';
   const comp = line[4] ?? '^';
