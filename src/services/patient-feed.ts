@@ -111,9 +111,12 @@ export class PatientFeedService {
           sex: p.sex ?? '',
           created_at: this.now(),
         })
+        // Another connection may create the same patient meanwhile: then update the row it made.
+        .onConflict((oc) => oc.columns(['patient_id', 'issuer']).doNothing())
         .returning('pk')
-        .executeTakeFirstOrThrow();
-      return { pk: inserted.pk };
+        .executeTakeFirst();
+      if (inserted) return { pk: inserted.pk };
+      return this.upsertDemographics(trx, p, overwrite);
     }
     const exact = rows.find((r) => r.issuer === p.issuer) ?? rows[0]!;
     const changes = demographicColumns(p);
@@ -130,7 +133,7 @@ export class PatientFeedService {
     }
     return {
       pk: exact.pk,
-      before: { patientName: exact.patient_name, birthDate: exact.birth_date, sex: exact.sex },
+      before: { patient_name: exact.patient_name, birth_date: exact.birth_date, sex: exact.sex },
     };
   }
 
