@@ -597,6 +597,39 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     );
   });
 
+  it('declines to serve the bytes of a deflated object whose header needs a correction, and says why', async () => {
+    const study = uid(11);
+    const series = uid(12);
+    const sop = uid(13);
+    const bytes = makeInstance({
+      studyUid: study,
+      seriesUid: series,
+      sopInstanceUid: sop,
+      patientId: newId,
+      patientName: 'Stale^Name',
+      transferSyntaxUid: '1.2.840.10008.1.2.1.99',
+    });
+    const { body, contentType } = stowBody([{ bytes }]);
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stow.status, await stow.clone().text()).toBe(200);
+    const res = await fetch(`${s.dicomweb}/studies/${study}`, {
+      headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+    });
+    expect(res.status).toBe(406);
+    const problem = (await res.json()) as { detail?: string; title?: string };
+    expect(JSON.stringify(problem)).toMatch(/deflated transfer syntax .* Custos does not re-deflate/);
+    const meta = await fetch(`${s.dicomweb}/studies/${study}/metadata`, {
+      headers: { ...auth(), Accept: 'application/dicom+json' },
+    });
+    const [instance] = (await meta.json()) as Json[];
+    expect(pnText(instance!, '00100010')).not.toBe('Stale^Name');
+    expect(instance!['00100020']?.Value).toEqual([newId]);
+  });
+
   it('rejects and audits a sender that is not on the allow-list', async () => {
     const msg = adtMessage(
       'A08',
