@@ -386,6 +386,67 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     });
     expect(record).toMatchObject({ outcome: 'success', objects: { studies: [studyOld], count: 1 } });
     expect(record!.detail).toMatchObject({ merged: { patientId: oldId }, surviving: { patientId: newId } });
+
+    // An image of the merged patient that arrives late, still under the old PatientID, joins its study under the
+    // surviving patient.
+    const late = makeInstance({
+      studyUid: studyOld,
+      seriesUid: series[0]!,
+      sopInstanceUid: uid(14),
+      patientId: oldId,
+      patientName: 'Duplicate^Adam',
+      instanceNumber: 2,
+    });
+    const { body, contentType } = stowBody([{ bytes: late }]);
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stow.status, await stow.clone().text()).toBe(200);
+    const [joined] = await qido(`/studies?StudyInstanceUID=${studyOld}`);
+    expect(joined!['00100020']?.Value).toEqual([newId]);
+    expect(joined!['00201208']?.Value).toEqual([2]);
+    expect(await qido(`/studies?PatientID=${oldId}`)).toEqual([]);
+  });
+
+  it('files images that arrive after the ADT under the patient the feed created, with its demographics', async () => {
+    const first = `FIRST-${run}`;
+    const ack = ackOf(
+      await client.send(
+        adtMessage('A04', nextControl(), { id: first, family: 'FEED', given: 'FIRST', sex: 'F' }),
+      ),
+    );
+    expect(ack.code).toBe('AA');
+    const study = uid(15);
+    // The modality knows the PatientID but not its assigning authority, and has the name wrong.
+    const { body, contentType } = stowBody([
+      {
+        bytes: makeInstance({
+          studyUid: study,
+          seriesUid: uid(16),
+          sopInstanceUid: uid(17),
+          patientId: first,
+          patientName: 'Wrong^Name',
+          sex: 'M',
+        }),
+      },
+    ]);
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stow.status, await stow.clone().text()).toBe(200);
+    const [hit] = await qido(`/studies?PatientID=${first}&includefield=00100040`);
+    expect(pnText(hit!, '00100010')).toBe('FEED^FIRST^^^III');
+    expect(hit!['00100040']?.Value).toEqual(['F']);
+    const rows = await s.app.index.db
+      .selectFrom('patients')
+      .select('issuer')
+      .where('patient_id', '=', first)
+      .execute();
+    expect(rows).toEqual([{ issuer: 'GOOD HEALTH HOSPITAL' }]);
   });
 
   it('changes a patient identifier with ADT^A47 and refuses a change onto an existing patient', async () => {
