@@ -269,8 +269,8 @@ const CANCELLING_CONTROLS = new Set(['CA', 'OC', 'DC', 'CR', 'OD']);
 
 /**
  * The orders of an ORM^O01 (ORM_O01: PID, PV1, then ORC with its OBR) or OMI^O23 (OMI_O23: PID, PV1, then ORC,
- * TQ1, OBR, IPC). Each ORC starts an order; the OBR and IPC after it complete it. Accession number: IPC-1 for
- * OMI (IHE RAD TF-2 Table 4.4-1), OBR-18 (placer field 1) for ORM as the IHE Scheduled Workflow profile uses it.
+ * TQ1, OBR, IPC). Each ORC starts an order; the OBR and IPC after it complete it. Accession number: IPC-1 when
+ * present (OMI, IHE RAD TF-2 §4.4), else OBR-18 (placer field 1), where IHE Scheduled Workflow puts it in ORM.
  */
 function readOrders(msg: Hl7Message): OrderCommand[] {
   const pid = msg.segment('PID');
@@ -319,12 +319,13 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
       current.procedureCode = value(s, 4, 1);
       current.procedureText = value(s, 4, 2);
       current.orderingPhysician ??= physician(repetitions(s, 16)[0]);
-      if (msg.messageCode === 'ORM') current.accessionNumber ||= value(s, 18);
+      current.accessionNumber ||= value(s, 18);
       current.department ||= value(s, 24);
       if (current.procedureCode === '' && current.procedureText === '')
         throw missing('OBR', obrSeq, 4, 'universal service identifier');
     } else if (s.id === 'IPC' && current) {
-      current.accessionNumber ||= value(s, 1);
+      // IPC-1 is the accession number of an imaging order; it takes precedence over OBR-18.
+      if (value(s, 1) !== '') current.accessionNumber = value(s, 1);
       current.studyInstanceUid ||= value(s, 3);
       current.modality ||= value(s, 5);
     }
