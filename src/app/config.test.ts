@@ -7,6 +7,37 @@ import { loadConfig } from './config.js';
 const cwd = mkdtempSync(join(tmpdir(), 'custos-config-'));
 
 describe('loadConfig', () => {
+  it('leaves HL7 off by default and reads hl7.* from CUSTOS_HL7_* variables', () => {
+    expect(loadConfig({ env: {}, cwd }).hl7).toMatchObject({
+      port: null,
+      senders: [],
+      maxMessageBytes: 1048576,
+    });
+    const c = loadConfig({
+      env: {
+        CUSTOS_HL7_PORT: '2575',
+        CUSTOS_HL7_SENDERS: 'ADT1^GOOD HEALTH HOSPITAL, RIS^HOSP',
+        CUSTOS_HL7_IDLE_TIMEOUT_SECONDS: '60',
+        CUSTOS_HL7_TLS_PORT: '2576',
+        CUSTOS_HL7_TLS_CERT: 'tls/cert.pem',
+        CUSTOS_HL7_TLS_KEY: 'tls/key.pem',
+        CUSTOS_HL7_TLS_REQUIRE_CLIENT_CERT: 'true',
+      },
+      cwd,
+    });
+    expect(c.hl7).toMatchObject({
+      port: 2575,
+      senders: ['ADT1^GOOD HEALTH HOSPITAL', 'RIS^HOSP'],
+      idleTimeoutSeconds: 60,
+      tls: {
+        port: 2576,
+        cert: join(cwd, 'tls/cert.pem'),
+        key: join(cwd, 'tls/key.pem'),
+        requireClientCert: true,
+      },
+    });
+    expect(() => loadConfig({ env: { CUSTOS_HL7_SENDERS: 'NOFACILITY' }, cwd })).toThrow(/hl7.senders.0/);
+  });
   it('defaults to ./custos-data, port 8080 and an embedded index', () => {
     const c = loadConfig({ env: {}, cwd });
     expect(c.dataDir).toBe(join(cwd, 'custos-data'));

@@ -141,6 +141,38 @@ const ConfigSchema = z
           .optional(),
       })
       .strict(),
+    hl7: z
+      .object({
+        /** MLLP listener port; null (the default) leaves HL7 off. */
+        port: z.number().int().min(0).max(65535).nullable(),
+        /** Interface to listen on; default: http.host. */
+        host: z.string().min(1).optional(),
+        /** Senders allowed to feed the archive, as 'APP^FACILITY' (MSH-3^MSH-4); others get AR and are audited. */
+        senders: z.array(z.string().regex(/^[^^]+\^[^^]*$/, "must be 'APPLICATION^FACILITY'")),
+        /** Largest message accepted (bytes inside one MLLP frame). */
+        maxMessageBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(64 * 1024 * 1024),
+        /** A connection silent for this long is closed. */
+        idleTimeoutSeconds: z.number().int().min(1).max(86_400),
+        /** MSH-3 and MSH-4 of the ACKs the archive sends. */
+        application: z.string().min(1),
+        facility: z.string().min(1),
+        /** MLLP over TLS (1.2 or later) on a port of its own. */
+        tls: z
+          .object({
+            port: z.number().int().min(0).max(65535),
+            cert: z.string().min(1),
+            key: z.string().min(1),
+            ca: z.string().min(1).optional(),
+            requireClientCert: z.boolean().default(false),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict(),
   })
   .strict();
 
@@ -181,12 +213,20 @@ const DEFAULTS = {
   nodeName: hostname(),
   fixity: { intervalDays: 30, bytesPerSecond: 50 * 1024 * 1024, sliceSeconds: 60, checkSeconds: 300 },
   audit: { checkpointSeconds: 60 },
+  hl7: {
+    port: null,
+    senders: [],
+    maxMessageBytes: 1024 * 1024,
+    idleTimeoutSeconds: 300,
+    application: 'CUSTOS',
+    facility: 'CUSTOS',
+  },
 };
 
 type Json = Record<string, unknown>;
 
 /** Environment variables and the config path each one sets. */
-const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> = {
+const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'list' }> = {
   CUSTOS_DATA_DIR: { path: ['dataDir'], type: 'string' },
   CUSTOS_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
   CUSTOS_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
@@ -217,6 +257,18 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' }> =
   CUSTOS_AUDIT_SYSLOG_CA: { path: ['audit', 'syslog', 'ca'], type: 'string' },
   CUSTOS_AUDIT_SYSLOG_CERT: { path: ['audit', 'syslog', 'cert'], type: 'string' },
   CUSTOS_AUDIT_SYSLOG_KEY: { path: ['audit', 'syslog', 'key'], type: 'string' },
+  CUSTOS_HL7_PORT: { path: ['hl7', 'port'], type: 'int' },
+  CUSTOS_HL7_HOST: { path: ['hl7', 'host'], type: 'string' },
+  CUSTOS_HL7_SENDERS: { path: ['hl7', 'senders'], type: 'list' },
+  CUSTOS_HL7_MAX_MESSAGE_BYTES: { path: ['hl7', 'maxMessageBytes'], type: 'int' },
+  CUSTOS_HL7_IDLE_TIMEOUT_SECONDS: { path: ['hl7', 'idleTimeoutSeconds'], type: 'int' },
+  CUSTOS_HL7_APPLICATION: { path: ['hl7', 'application'], type: 'string' },
+  CUSTOS_HL7_FACILITY: { path: ['hl7', 'facility'], type: 'string' },
+  CUSTOS_HL7_TLS_PORT: { path: ['hl7', 'tls', 'port'], type: 'int' },
+  CUSTOS_HL7_TLS_CERT: { path: ['hl7', 'tls', 'cert'], type: 'string' },
+  CUSTOS_HL7_TLS_KEY: { path: ['hl7', 'tls', 'key'], type: 'string' },
+  CUSTOS_HL7_TLS_CA: { path: ['hl7', 'tls', 'ca'], type: 'string' },
+  CUSTOS_HL7_TLS_REQUIRE_CLIENT_CERT: { path: ['hl7', 'tls', 'requireClientCert'], type: 'bool' },
 };
 /** Variables read elsewhere by design (test harness), not configuration. */
 const ENV_IGNORED = /^CUSTOS_TEST_/;
@@ -259,6 +311,12 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
       if (!['true', 'false', '1', '0'].includes(raw))
         throw configError(name, `must be true or false, got '${raw}'`);
       value = raw === 'true' || raw === '1';
+    } else if (spec.type === 'list') {
+      // Comma-separated; empty entries dropped (CUSTOS_HL7_SENDERS='ADT1^HOSP,RIS^HOSP').
+      value = raw
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v !== '');
     }
     setPath(out, spec.path, value);
   }
@@ -311,5 +369,16 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
       : join(dataDir, 'audit', 'checkpoints.jsonl'),
     ...(syslog ? { syslog: resolveSyslog(syslog, input.cwd) } : {}),
   };
-  return { ...cfg, dataDir, keyFile, audit };
+  const hl7 = cfg.hl7.tls
+    ? {
+        ...cfg.hl7,
+        tls: {
+          ...cfg.hl7.tls,
+          cert: resolve(input.cwd, cfg.hl7.tls.cert),
+          key: resolve(input.cwd, cfg.hl7.tls.key),
+          ...(cfg.hl7.tls.ca ? { ca: resolve(input.cwd, cfg.hl7.tls.ca) } : {}),
+        },
+      }
+    : cfg.hl7;
+  return { ...cfg, dataDir, keyFile, audit, hl7 };
 }

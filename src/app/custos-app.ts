@@ -30,6 +30,7 @@ import { RetrieveService } from '../services/retrieve-service.js';
 import { StudyKeyService } from '../services/study-keys.js';
 import type { AuditForwarder } from '../services/audit-forwarder.js';
 import { buildAuditForwarder } from './audit-forwarding.js';
+import { PatientFeedService } from '../services/patient-feed.js';
 import type { CustosConfig } from './config.js';
 
 /** The composition root: the only place that knows every concrete adapter. */
@@ -51,6 +52,9 @@ export interface CustosApp {
   ingest: IngestService;
   query: QueryService;
   retrieve: RetrieveService;
+  /** The patient index and order feed (HL7 ADT, ORM, OMI). */
+  feed: PatientFeedService;
+  clock: Clock;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -125,6 +129,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     clock,
     node: `${config.nodeName}:${process.pid}`,
   });
+  const feed = new PatientFeedService({ index, ledger, clock });
   return {
     config,
     index,
@@ -142,6 +147,8 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     ingest,
     query,
     retrieve,
+    feed,
+    clock,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

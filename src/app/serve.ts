@@ -4,11 +4,14 @@ import type { CustosConfig } from './config.js';
 import { firstStartBanner, openApp, type CustosApp } from './custos-app.js';
 import { HttpServer } from '../transports/server/http-server.js';
 import { buildRouter } from '../transports/server/routes.js';
+import { startHl7 } from './hl7-listeners.js';
 
 export interface RunningServer {
   app: CustosApp;
   url: string;
   port: number;
+  /** MLLP ports when HL7 is on (hl7.port, hl7.tls.port). */
+  hl7?: { port?: number; tlsPort?: number };
   close(): Promise<void>;
 }
 
@@ -23,6 +26,13 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     ...(onError ? { onError } : {}),
   });
   const { port } = await http.listen();
+  let hl7: Awaited<ReturnType<typeof startHl7>>;
+  try {
+    hl7 = await startHl7(app, onError);
+  } catch (err) {
+    await http.close();
+    throw err;
+  }
   // Fixity: a rate-limited slice of the scheduled pass whenever one is due (one process at a time holds it).
   const fx = app.config.fixity;
   const stopping = new AbortController();
@@ -55,12 +65,14 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     app,
     port,
     url: `http://${shownHost}:${port}`,
+    ...(hl7.ports ? { hl7: hl7.ports } : {}),
     close: async () => {
       clearInterval(sealer);
       await app.auditForwarder?.stop();
       clearInterval(fixity);
       stopping.abort();
       await slice;
+      await hl7.close();
       await http.close();
     },
   };
@@ -77,6 +89,7 @@ export async function serve(config: CustosConfig, io: CliIO): Promise<number> {
     `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'})\n`,
   );
   io.out(`custos: listening on ${server.url} (DICOMweb at ${server.url}/dicom-web)\n`);
+  if (server.hl7) io.out(hl7Banner(config, server.hl7));
   const signal = await io.stopSignal();
   io.err(`custos: ${signal}, shutting down\n`);
   await server.close();
@@ -118,6 +131,17 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
     ),
   );
   return 0;
+}
+
+function hl7Banner(config: CustosConfig, ports: { port?: number; tlsPort?: number }): string {
+  const where = [
+    ports.port !== undefined ? `MLLP port ${ports.port}` : '',
+    ports.tlsPort !== undefined ? `MLLP/TLS port ${ports.tlsPort}` : '',
+  ].filter(Boolean);
+  const senders = config.hl7.senders.length
+    ? `senders ${config.hl7.senders.join(', ')}`
+    : 'no senders allowed yet (set hl7.senders): every message will be rejected';
+  return `custos: HL7 v2 on ${where.join(' and ')}; ${senders}\n`;
 }
 
 async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {

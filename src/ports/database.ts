@@ -215,6 +215,56 @@ export interface AuditCheckpointsTable {
   signature: string;
 }
 
+/** An order received over HL7 (ORM^O01, OMI^O23): the "valid order" a study is checked against. */
+export interface OrdersTable {
+  pk: Generated<number>;
+  order_key: string;
+  placer_order_number: string;
+  filler_order_number: string;
+  accession_number: string;
+  patient_pk: number;
+  ordering_physician_id: string;
+  ordering_physician_name: string;
+  referring_physician_id: string;
+  referring_physician_name: string;
+  department: string;
+  procedure_code: string;
+  procedure_text: string;
+  study_instance_uid: string;
+  modality: string;
+  order_control: string;
+  status: string;
+  sender: string;
+  message_control_id: string;
+  received_at: string;
+  updated_at: string;
+}
+
+/** A physician's relationship to a patient established by an order; access policies scope by it. */
+export interface CareRelationshipsTable {
+  pk: Generated<number>;
+  patient_pk: number;
+  physician_id: string;
+  physician_name: string;
+  relationship: string;
+  order_pk: number;
+  created_at: string;
+}
+
+/** One patient merge or identifier change applied from an HL7 feed (A40, A34, A47). */
+export interface PatientMergesTable {
+  pk: Generated<number>;
+  event: string;
+  prior_patient_id: string;
+  prior_issuer: string;
+  prior_patient_pk: number | null;
+  surviving_patient_pk: number;
+  studies_moved: number;
+  sender: string;
+  message_control_id: string;
+  merged_at: string;
+}
+
 export interface DatabaseSchema {
   patients: PatientsTable;
   studies: StudiesTable;
@@ -233,6 +283,9 @@ export interface DatabaseSchema {
   study_projects: StudyProjectsTable;
   scim_groups: ScimGroupsTable;
   scim_group_members: ScimGroupMembersTable;
+  orders: OrdersTable;
+  care_relationships: CareRelationshipsTable;
+  patient_merges: PatientMergesTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

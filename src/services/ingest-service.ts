@@ -432,18 +432,42 @@ export class IngestService {
   }
 }
 
+/**
+ * The patient the index already knows for an object's PatientID (patient-feed.ts, docs/hl7.md): an object
+ * without IssuerOfPatientID belongs to the patient known under that ID whatever its assigning authority (an HL7
+ * A01 usually comes before the images), and an identifier merged away by A40/A34 leads to the surviving patient,
+ * so late images of a merged patient join their study.
+ */
+async function knownPatient(
+  trx: Kysely<DatabaseSchema>,
+  patientId: string,
+  issuer: string,
+): Promise<number | undefined> {
+  let q = trx.selectFrom('patients').select(['pk', 'issuer']).where('patient_id', '=', patientId);
+  if (issuer !== '') q = q.where('issuer', '=', issuer);
+  const rows = await q.orderBy('pk').execute();
+  let pk = (rows.find((p) => p.issuer === issuer) ?? rows[0])?.pk;
+  for (let hops = 0; pk !== undefined && hops < 16; hops++) {
+    const merged = await trx
+      .selectFrom('patient_merges')
+      .select('surviving_patient_pk')
+      .where('prior_patient_pk', '=', pk)
+      .where('event', 'in', ['A40', 'A34'])
+      .orderBy('pk', 'desc')
+      .executeTakeFirst();
+    if (!merged || merged.surviving_patient_pk === pk) break;
+    pk = merged.surviving_patient_pk;
+  }
+  return pk;
+}
+
 async function upsertPatient(
   trx: Kysely<DatabaseSchema>,
   r: InstanceIndexRecord,
   now: string,
 ): Promise<number> {
-  const found = await trx
-    .selectFrom('patients')
-    .select('pk')
-    .where('patient_id', '=', r.patient.patientId)
-    .where('issuer', '=', r.patient.issuer)
-    .executeTakeFirst();
-  if (found) return found.pk;
+  const known = await knownPatient(trx, r.patient.patientId, r.patient.issuer);
+  if (known !== undefined) return known;
   await trx
     .insertInto('patients')
     .values({

@@ -15,6 +15,7 @@ import {
 import type { StudyFilter } from '../ports/policy.js';
 import type { AccessGate } from './access-gate.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts, type StudyFactsRow } from './study-facts.js';
+import { applyToJson, patientCorrections } from './header-overlay.js';
 
 /** Where each matchable attribute lives. Aliases: p = patients, st = studies, se = series, i = instances. */
 const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
@@ -132,7 +133,11 @@ export function scopePredicate(f: StudyFilter, now: string): Expression<SqlBool>
         sql` or `,
       )})`;
     case 'care-team':
-      return sql<SqlBool>`exists (select 1 from care_team ct where ct.study_uid = st.study_uid and ct.user_pk = ${userPk(f.userId)})`;
+      // The same two sources as StudyFacts: explicit care-team rows, and HL7 orders for the study's patient whose
+      // ordering or referring physician is this account (by physician identifier).
+      return sql<SqlBool>`(exists (select 1 from care_team ct where ct.study_uid = st.study_uid and ct.user_pk = ${userPk(f.userId)})
+        or exists (select 1 from care_relationships cr join users u on u.physician_id = cr.physician_id
+                   where cr.patient_pk = st.patient_pk and cr.physician_id <> '' and u.active = 1 and u.pk = ${userPk(f.userId)}))`;
     case 'grantee':
       return sql<SqlBool>`exists (select 1 from study_grants g where g.study_uid = st.study_uid and g.user_pk = ${userPk(f.userId)} and g.expires_at > ${now})`;
     case 'project':
@@ -220,6 +225,10 @@ export class QueryService {
         'st.modalities',
         'st.num_series',
         'st.num_instances',
+        'p.issuer',
+        'p.patient_name',
+        'p.birth_date',
+        'p.sex',
       ])
       .where('st.status', '=', 'active')
       .where(scope);
@@ -298,8 +307,19 @@ export class QueryService {
         defaults = [...STUDY_DEFAULT_RETURN, ...SERIES_DEFAULT_RETURN, ...INSTANCE_DEFAULT_RETURN];
       }
     }
-    if (query.includeFields === 'all') return sortByTag(stripBulk(all));
-    return sortByTag(stripBulk(pickTags(all, new Set([...defaults, ...query.includeFields]))));
+    // The patient index is the authority for the patient module (HL7 ADT updates and merges).
+    const current = applyToJson(
+      all,
+      patientCorrections(all, {
+        patientId: row.patient_id,
+        issuer: row.issuer,
+        name: row.patient_name,
+        birthDate: row.birth_date,
+        sex: row.sex,
+      }),
+    );
+    if (query.includeFields === 'all') return sortByTag(stripBulk(current));
+    return sortByTag(stripBulk(pickTags(current, new Set([...defaults, ...query.includeFields]))));
   }
 }
 
@@ -314,6 +334,10 @@ interface Row extends StudyFactsRow {
   modalities: string;
   num_series: number;
   num_instances: number;
+  issuer: string;
+  patient_name: string;
+  birth_date: string;
+  sex: string;
   series_uid?: string;
   series_attrs?: string;
   series_instances?: number;

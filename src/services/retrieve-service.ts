@@ -14,6 +14,13 @@ import type { AccessGate } from './access-gate.js';
 import { prefetch } from './prefetch.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts } from './study-facts.js';
 import type { StudyKeyService } from './study-keys.js';
+import {
+  applyToJson,
+  cannotCorrectDeflated,
+  patientCorrections,
+  rewriteHeader,
+  type HeaderCorrection,
+} from './header-overlay.js';
 
 export interface RetrieveScope {
   studyUid: string;
@@ -30,8 +37,11 @@ export interface InstanceRef {
   blobId: string;
   size: number;
   sha256: string;
+  /** The header as served: stored metadata with the corrections applied. */
   metadata: DicomJsonObject;
   bulk: BulkMap;
+  /** Where the served header differs from the stored one (the patient index changed since it was stored). */
+  corrections: HeaderCorrection[];
 }
 
 export interface RetrieveDeps {
@@ -73,7 +83,7 @@ export class RetrieveService {
     const study = await this.deps.index.db
       .selectFrom('studies as st')
       .innerJoin('patients as p', 'p.pk', 'st.patient_pk')
-      .select([...STUDY_FACT_COLUMNS, 'st.status'])
+      .select([...STUDY_FACT_COLUMNS, 'st.status', 'p.issuer', 'p.patient_name', 'p.birth_date', 'p.sex'])
       .where('st.study_uid', '=', scope.studyUid)
       .executeTakeFirst();
     if (!study || study.status !== 'active') throw notFound(scope);
@@ -119,21 +129,34 @@ export class RetrieveService {
         detail: { corrupt: corrupt.length },
       });
     }
-    const refs: InstanceRef[] = rows.map((r) => ({
-      studyUid: r.study_uid,
-      seriesUid: r.series_uid,
-      sopInstanceUid: r.sop_instance_uid,
-      sopClassUid: r.sop_class_uid,
-      transferSyntaxUid: r.transfer_syntax_uid,
-      blobId: r.blob_id,
-      size: Number(r.size),
-      sha256: r.sha256,
-      metadata: JSON.parse(r.metadata_json) as DicomJsonObject,
-      bulk: JSON.parse(r.bulk_json) as BulkMap,
-    }));
+    const patient = {
+      patientId: study.patient_id,
+      issuer: study.issuer,
+      name: study.patient_name,
+      birthDate: study.birth_date,
+      sex: study.sex,
+    };
+    const refs: InstanceRef[] = rows.map((r) => {
+      const stored = JSON.parse(r.metadata_json) as DicomJsonObject;
+      const corrections = patientCorrections(stored, patient);
+      return {
+        studyUid: r.study_uid,
+        seriesUid: r.series_uid,
+        sopInstanceUid: r.sop_instance_uid,
+        sopClassUid: r.sop_class_uid,
+        transferSyntaxUid: r.transfer_syntax_uid,
+        blobId: r.blob_id,
+        size: Number(r.size),
+        sha256: r.sha256,
+        metadata: applyToJson(stored, corrections),
+        bulk: JSON.parse(r.bulk_json) as BulkMap,
+        corrections,
+      };
+    });
     // While the access record is being made durable, read and decrypt the first object into memory: the wait
     // for the commit overlaps with disk and cipher work, and no byte leaves before open() returns.
-    if (opts.readAhead) this.readAhead.set(refs[0]!, prefetch(this.read(refs[0]!), READ_AHEAD_BYTES));
+    if (opts.readAhead && refs[0]!.corrections.length === 0)
+      this.readAhead.set(refs[0]!, prefetch(this.read(refs[0]!), READ_AHEAD_BYTES));
     await this.deps.ledger.append({
       principal,
       action,
@@ -197,6 +220,24 @@ export class RetrieveService {
       }
       throw err;
     }
+  }
+
+  /**
+   * The object as it is served: the stored bytes when its header needs no correction, otherwise the header
+   * rewritten with the corrections and the rest of the stored object streamed unchanged.
+   */
+  async served(ref: InstanceRef): Promise<{ size: number; body: AsyncIterable<Buffer> }> {
+    if (ref.corrections.length === 0) return { size: ref.size, body: this.stream(ref) };
+    const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
+    return rewriteHeader(ref, ref.corrections, (start, end) =>
+      this.alerting(ref, this.deps.blobs.read(asBlobId(ref.blobId), key, { start, end })),
+    );
+  }
+
+  /** Refuse before any byte is sent when an object's corrected header cannot be served (deflated objects). */
+  assertServable(refs: InstanceRef[]): void {
+    const bad = refs.find((r) => r.corrections.length > 0 && r.bulk.deflated);
+    if (bad) throw cannotCorrectDeflated(bad.sopInstanceUid);
   }
 
   /** The stored object, read ahead of its consumer by up to 8 MiB. */

@@ -52,7 +52,7 @@ export class StudyFacts {
     const now = this.clock.now().toISOString();
     for (let i = 0; i < uids.length; i += BATCH) {
       const chunk = uids.slice(i, i + BATCH);
-      const [team, proj, grants] = await Promise.all([
+      const [team, proj, grants, ordered] = await Promise.all([
         this.index.db
           .selectFrom('care_team')
           .select(['study_uid', 'user_pk'])
@@ -69,8 +69,19 @@ export class StudyFacts {
           .where('study_uid', 'in', chunk)
           .where('expires_at', '>', now)
           .execute(),
+        // Care relationships from HL7 orders (ORM/OMI): the ordering or referring physician of an order for the
+        // study's patient, linked to the account that carries that physician identifier.
+        this.index.db
+          .selectFrom('studies as st')
+          .innerJoin('care_relationships as cr', 'cr.patient_pk', 'st.patient_pk')
+          .innerJoin('users as u', 'u.physician_id', 'cr.physician_id')
+          .select(['st.study_uid', 'u.pk as user_pk'])
+          .where('st.study_uid', 'in', chunk)
+          .where('cr.physician_id', '!=', '')
+          .where('u.active', '=', 1)
+          .execute(),
       ]);
-      for (const t of team) add(careTeam, t.study_uid, String(t.user_pk));
+      for (const t of [...team, ...ordered]) add(careTeam, t.study_uid, String(t.user_pk));
       for (const p of proj) add(projects, p.study_uid, p.project);
       for (const g of grants) add(grantees, g.study_uid, String(g.user_pk));
     }

@@ -16,6 +16,9 @@ export interface TestServer {
   app: CustosApp;
   dataDir: string;
   config: CustosConfig;
+  /** MLLP ports when the options turned HL7 on. */
+  hl7Port?: number;
+  hl7TlsPort?: number;
   /** Errors the server reported as unexpected (tests assert there are none). */
   unexpected: unknown[];
   stop(): Promise<void>;
@@ -27,6 +30,7 @@ export interface TestServerOptions {
   audit?: Partial<CustosConfig['audit']>;
   /** Any other change to the configuration the server starts with. */
   configure?: (config: CustosConfig) => CustosConfig;
+  hl7?: Partial<CustosConfig['hl7']>;
 }
 
 /** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
@@ -42,6 +46,7 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     ...base,
     limits: { ...base.limits, ...opts.limits },
     audit: { ...base.audit, ...opts.audit },
+    hl7: { ...base.hl7, ...opts.hl7 },
     database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
   };
   const app = await openApp(opts.configure ? opts.configure(config) : config);
@@ -52,6 +57,8 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     url: server.url,
     dicomweb: `${server.url}/dicom-web`,
     token,
+    ...(server.hl7?.port !== undefined ? { hl7Port: server.hl7.port } : {}),
+    ...(server.hl7?.tlsPort !== undefined ? { hl7TlsPort: server.hl7.tlsPort } : {}),
     app,
     dataDir,
     config,

@@ -375,6 +375,70 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    '0006-hl7': {
+      // HL7 v2 feeds (issue 6): orders, the care relationships they establish, and the record of patient merges.
+      async up(db: Kysely<unknown>) {
+        await withAutoPk(db.schema.createTable('orders'), 'pk')
+          // Placer order number, else filler order number: what later messages about the same order carry.
+          .addColumn('order_key', 'text', (c) => c.notNull().unique())
+          .addColumn('placer_order_number', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('filler_order_number', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('accession_number', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('patient_pk', 'integer', (c) => c.notNull().references('patients.pk'))
+          .addColumn('ordering_physician_id', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('ordering_physician_name', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('referring_physician_id', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('referring_physician_name', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('department', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('procedure_code', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('procedure_text', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('study_instance_uid', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('modality', 'text', (c) => c.notNull().defaultTo(''))
+          .addColumn('order_control', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('sender', 'text', (c) => c.notNull())
+          .addColumn('message_control_id', 'text', (c) => c.notNull())
+          .addColumn('received_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('orders_accession').on('orders').column('accession_number').execute();
+        await db.schema.createIndex('orders_patient').on('orders').column('patient_pk').execute();
+
+        await withAutoPk(db.schema.createTable('care_relationships'), 'pk')
+          .addColumn('patient_pk', 'integer', (c) => c.notNull().references('patients.pk'))
+          .addColumn('physician_id', 'text', (c) => c.notNull())
+          .addColumn('physician_name', 'text', (c) => c.notNull())
+          /** 'ordering' | 'referring'. */
+          .addColumn('relationship', 'text', (c) => c.notNull())
+          .addColumn('order_pk', 'integer', (c) => c.notNull().references('orders.pk'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addUniqueConstraint('care_relationships_unique', [
+            'patient_pk',
+            'physician_id',
+            'physician_name',
+            'relationship',
+            'order_pk',
+          ])
+          .execute();
+        await db.schema
+          .createIndex('care_relationships_physician')
+          .on('care_relationships')
+          .columns(['physician_id', 'patient_pk'])
+          .execute();
+
+        await withAutoPk(db.schema.createTable('patient_merges'), 'pk')
+          .addColumn('event', 'text', (c) => c.notNull())
+          .addColumn('prior_patient_id', 'text', (c) => c.notNull())
+          .addColumn('prior_issuer', 'text', (c) => c.notNull())
+          .addColumn('prior_patient_pk', 'integer')
+          .addColumn('surviving_patient_pk', 'integer', (c) => c.notNull().references('patients.pk'))
+          .addColumn('studies_moved', 'integer', (c) => c.notNull())
+          .addColumn('sender', 'text', (c) => c.notNull())
+          .addColumn('message_control_id', 'text', (c) => c.notNull())
+          .addColumn('merged_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -35,16 +35,19 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
         httpStatus: 406,
       });
     }
+    retrieve.assertServable(refs);
     const boundary = multipartBoundary();
     ctx.res.writeHead(200, {
       'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
     });
     async function* parts() {
       for (const r of refs) {
+        // Served headers follow the patient index (header-overlay.ts); stored bytes are never changed.
+        const served = await retrieve.served(r);
         yield {
           contentType: `application/dicom; transfer-syntax=${r.transferSyntaxUid}`,
-          headers: { 'Content-Length': String(r.size) },
-          body: retrieve.stream(r),
+          headers: { 'Content-Length': String(served.size) },
+          body: served.body,
         };
       }
     }
@@ -211,12 +214,14 @@ export function wadoUriHandler(retrieve: RetrieveService) {
         httpStatus: 406,
       });
     }
+    retrieve.assertServable([ref!]);
+    const served = await retrieve.served(ref!);
     ctx.res.writeHead(200, {
       'Content-Type': 'application/dicom',
-      'Content-Length': String(ref!.size),
+      'Content-Length': String(served.size),
       'Content-Disposition': `attachment; filename="${ref!.sopInstanceUid}.dcm"`,
     });
-    await pipeBody(ctx.res, retrieve.stream(ref!));
+    await pipeBody(ctx.res, served.body);
   };
 }
 

@@ -1,0 +1,74 @@
+import { readFile } from 'node:fs/promises';
+import { CustosError } from '../domain/errors.js';
+import { Hl7Handler } from '../transports/hl7/hl7-handler.js';
+import { MllpServer } from '../transports/hl7/mllp-server.js';
+import type { CustosApp } from './custos-app.js';
+
+/**
+ * Start the HL7 v2 MLLP listeners the configuration asks for: plain MLLP on hl7.port and MLLP over TLS on
+ * hl7.tls.port. Nothing listens when neither is set (HL7 is off by default).
+ */
+export async function startHl7(
+  app: CustosApp,
+  onError?: (err: unknown) => void,
+): Promise<{ ports?: { port?: number; tlsPort?: number }; close(): Promise<void> }> {
+  const cfg = app.config.hl7;
+  if (cfg.port === null && !cfg.tls) return { close: async () => undefined };
+  const handler = new Hl7Handler({
+    feed: app.feed,
+    clock: app.clock,
+    senders: cfg.senders,
+    self: { application: cfg.application, facility: cfg.facility },
+    ...(onError ? { onError } : {}),
+  });
+  const common = {
+    host: cfg.host ?? app.config.http.host,
+    handler,
+    maxMessageBytes: cfg.maxMessageBytes,
+    idleTimeoutMs: cfg.idleTimeoutSeconds * 1000,
+    ...(onError ? { onError } : {}),
+  };
+  const servers: MllpServer[] = [];
+  const ports: { port?: number; tlsPort?: number } = {};
+  try {
+    if (cfg.port !== null) {
+      const plain = new MllpServer({ ...common, port: cfg.port });
+      servers.push(plain);
+      ports.port = await plain.listen();
+    }
+    if (cfg.tls) {
+      const read = async (path: string, key: string) => {
+        try {
+          return await readFile(path);
+        } catch (err) {
+          throw new CustosError({
+            code: 'config.invalid',
+            message: `configuration hl7.tls.${key}: cannot read ${path}: ${(err as Error).message}`,
+            detail: { key: `hl7.tls.${key}` },
+          });
+        }
+      };
+      const secure = new MllpServer({
+        ...common,
+        port: cfg.tls.port,
+        tls: {
+          cert: await read(cfg.tls.cert, 'cert'),
+          key: await read(cfg.tls.key, 'key'),
+          ...(cfg.tls.ca ? { ca: await read(cfg.tls.ca, 'ca') } : {}),
+          requireClientCert: cfg.tls.requireClientCert,
+        },
+      });
+      servers.push(secure);
+      ports.tlsPort = await secure.listen();
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.close()));
+    throw err;
+  }
+  return {
+    ports,
+    close: async () => {
+      await Promise.all(servers.map((s) => s.close()));
+    },
+  };
+}

@@ -1,0 +1,339 @@
+import {
+  Hl7Error,
+  Hl7ErrorCode,
+  repetitions,
+  value,
+  type Hl7Message,
+  type Hl7Segment,
+} from './hl7-message.js';
+
+/**
+ * What a patient or order feed message asks the archive to do, read from the message once (types at the edge):
+ * the patient feed service acts on these values and never looks at HL7 again.
+ */
+export interface PatientIdentity {
+  patientId: string;
+  /** Assigning authority (CX-4, namespace id), '' when the sender gave none. */
+  issuer: string;
+}
+
+/**
+ * Demographics as the message gives them. HL7 distinguishes a field left empty (not sent: keep what is known,
+ * v2.5.1 §2.5.3) from the null value "" (delete it): absent fields are undefined here, deleted ones ''.
+ */
+export interface Demographics extends PatientIdentity {
+  /** PatientName as DICOM PN: family^given^middle^prefix^suffix. */
+  name?: string;
+  /** DICOM DA (YYYYMMDD). */
+  birthDate?: string;
+  /** DICOM PatientSex: M, F or O. */
+  sex?: string;
+}
+
+const HL7_NULL = '""';
+
+export interface Physician {
+  /** XCN-1, the provider's identifier; '' when the sender gave only a name. */
+  id: string;
+  /** DICOM PN of XCN-2 onwards. */
+  name: string;
+}
+
+export interface OrderCommand {
+  patient: Demographics;
+  orderControl: string;
+  placerOrderNumber: string;
+  fillerOrderNumber: string;
+  accessionNumber: string;
+  status: string;
+  procedureCode: string;
+  procedureText: string;
+  department: string;
+  orderingPhysician: Physician | undefined;
+  referringPhysician: Physician | undefined;
+  /** For OMI: Study Instance UID the order system assigned (IPC-3), '' otherwise. */
+  studyInstanceUid: string;
+  modality: string;
+}
+
+export type FeedCommand =
+  | { kind: 'patient-update'; event: string; patients: Demographics[] }
+  | { kind: 'patient-merge'; event: string; merges: { surviving: Demographics; merged: PatientIdentity }[] }
+  | { kind: 'identifier-change'; event: string; changes: { to: Demographics; from: PatientIdentity }[] }
+  | { kind: 'order'; event: string; orders: OrderCommand[] };
+
+const UPDATE_EVENTS = new Set(['A01', 'A04', 'A05', 'A08', 'A28', 'A31']);
+// A34 (merge patient information, patient ID only) and A40 (merge patient, patient identifier list) both merge.
+const MERGE_EVENTS = new Set(['A34', 'A40']);
+// A46 (change patient ID, withdrawn in 2.4) and A47 (change patient identifier list) rename one identifier.
+const CHANGE_EVENTS = new Set(['A46', 'A47']);
+
+const missing = (segment: string, sequence: number, field: number, what: string, component?: number) =>
+  new Hl7Error({
+    code: Hl7ErrorCode.RequiredFieldMissing,
+    message: `${segment}-${field}${component ? `.${component}` : ''} (${what}) is required and empty`,
+    location: { segment, sequence, field, ...(component ? { component } : {}) },
+  });
+
+/** Read a message into the command it carries, or throw Hl7Error naming what is missing or unsupported. */
+export function readFeedCommand(msg: Hl7Message): FeedCommand {
+  const code = msg.messageCode;
+  const event = msg.triggerEvent;
+  if (code === 'ADT') {
+    if (UPDATE_EVENTS.has(event)) return { kind: 'patient-update', event, patients: readPids(msg) };
+    if (MERGE_EVENTS.has(event)) {
+      return {
+        kind: 'patient-merge',
+        event,
+        merges: readPidMrgPairs(msg).map(([pid, mrg]) => ({ surviving: pid, merged: mrg })),
+      };
+    }
+    if (CHANGE_EVENTS.has(event)) {
+      return {
+        kind: 'identifier-change',
+        event,
+        changes: readPidMrgPairs(msg).map(([pid, mrg]) => ({ to: pid, from: mrg })),
+      };
+    }
+    throw new Hl7Error({
+      code: Hl7ErrorCode.UnsupportedEventCode,
+      message: `ADT event ${event} is not supported (supported: ${[...UPDATE_EVENTS, ...MERGE_EVENTS, ...CHANGE_EVENTS].join(', ')})`,
+      location: { segment: 'MSH', sequence: 1, field: 9, component: 2 },
+    });
+  }
+  if ((code === 'ORM' && event === 'O01') || (code === 'OMI' && event === 'O23')) {
+    return { kind: 'order', event: `${code}^${event}`, orders: readOrders(msg) };
+  }
+  if (code === 'ORM' || code === 'OMI') {
+    throw new Hl7Error({
+      code: Hl7ErrorCode.UnsupportedEventCode,
+      message: `${code} event ${event} is not supported (supported: ORM^O01, OMI^O23)`,
+      location: { segment: 'MSH', sequence: 1, field: 9, component: 2 },
+    });
+  }
+  throw new Hl7Error({
+    code: Hl7ErrorCode.UnsupportedMessageType,
+    message: `message type ${code}^${event} is not supported (supported: ADT, ORM^O01, OMI^O23)`,
+    location: { segment: 'MSH', sequence: 1, field: 9, component: 1 },
+  });
+}
+
+function readPids(msg: Hl7Message): Demographics[] {
+  const pids = msg.all('PID');
+  if (pids.length === 0) throw segmentMissing('PID', msg);
+  return pids.map((pid, i) => readDemographics(pid, i + 1));
+}
+
+const segmentMissing = (id: string, msg: Hl7Message) =>
+  new Hl7Error({
+    code: Hl7ErrorCode.SegmentSequenceError,
+    message: `${msg.messageCode}^${msg.triggerEvent} requires a ${id} segment and has none`,
+    location: { segment: id },
+  });
+
+/** Each PID with the MRG that follows it (the PATIENT group of ADT_A39/ADT_A30). */
+function readPidMrgPairs(msg: Hl7Message): [Demographics, PatientIdentity][] {
+  const out: [Demographics, PatientIdentity][] = [];
+  let pid: Hl7Segment | undefined;
+  let pidSeq = 0;
+  let mrgSeq = 0;
+  for (const s of msg.segments) {
+    if (s.id === 'PID') {
+      pid = s;
+      pidSeq++;
+    } else if (s.id === 'MRG') {
+      mrgSeq++;
+      if (!pid)
+        throw new Hl7Error({
+          code: Hl7ErrorCode.SegmentSequenceError,
+          message: 'an MRG segment must follow the PID of the surviving patient',
+          location: { segment: 'MRG', sequence: mrgSeq },
+        });
+      const merged = readIdentifier(s, 1, 'MRG', mrgSeq, 'prior patient identifier list');
+      out.push([readDemographics(pid, pidSeq), merged]);
+      pid = undefined;
+    }
+  }
+  if (out.length === 0) {
+    if (pidSeq === 0) throw segmentMissing('PID', msg);
+    throw segmentMissing('MRG', msg);
+  }
+  return out;
+}
+
+/**
+ * The patient identifier of a CX list: the repetition typed MR (medical record number) when there is one, else
+ * the first. DICOM PatientID is one value; other repetitions are not indexed.
+ */
+function readIdentifier(
+  seg: Hl7Segment,
+  field: number,
+  id: string,
+  seq: number,
+  what: string,
+): PatientIdentity {
+  const reps = repetitions(seg, field);
+  const chosen = reps.find((r) => r[4]?.[0] === 'MR') ?? reps[0];
+  const patientId = chosen?.[0]?.[0] ?? '';
+  if (patientId === '') throw missing(id, seq, field, what, reps.length ? 1 : undefined);
+  if (patientId.length > 64)
+    throw new Hl7Error({
+      code: Hl7ErrorCode.DataTypeError,
+      message: `${id}-${field}.1 (${what}) is ${patientId.length} characters; DICOM PatientID holds at most 64`,
+      location: { segment: id, sequence: seq, field, component: 1 },
+    });
+  return { patientId, issuer: chosen?.[3]?.[0] ?? '' };
+}
+
+function readDemographics(pid: Hl7Segment, seq: number): Demographics {
+  // PID-2 (external id) was where older senders put the patient id; v2.5.1 keeps it in PID-3.
+  const identity = readIdentifier(pid, 3, 'PID', seq, 'patient identifier list');
+  const out: Demographics = { ...identity };
+  const rawName = value(pid, 5);
+  if (rawName === HL7_NULL) out.name = '';
+  else if (rawName !== '' || repetitions(pid, 5).length > 0) out.name = personName(repetitions(pid, 5)[0], 0);
+  const rawDate = value(pid, 7);
+  if (rawDate === HL7_NULL) out.birthDate = '';
+  else if (rawDate !== '') out.birthDate = readDate(rawDate, { segment: 'PID', sequence: seq, field: 7 });
+  const rawSex = value(pid, 8);
+  if (rawSex === HL7_NULL) out.sex = '';
+  else if (rawSex !== '') out.sex = readSex(rawSex, seq);
+  return out;
+}
+
+/**
+ * XPN/XCN → DICOM PN. HL7 orders family, given, second, suffix, prefix; DICOM orders family, given, middle,
+ * prefix, suffix (PS3.5 §6.2.1.1). `offset` skips XCN-1 (the id).
+ */
+function personName(rep: string[][] | undefined, offset: number): string {
+  if (!rep) return '';
+  const c = (n: number) => rep[offset + n - 1]?.[0] ?? '';
+  // XPN-1 is FN (family name) whose first subcomponent is the surname.
+  const family = rep[offset]?.[0] ?? '';
+  const parts = [family, c(2), c(3), c(5), c(4)];
+  while (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
+  return parts.join('^');
+}
+
+function readDate(raw: string, location: { segment: string; sequence: number; field: number }): string {
+  if (!/^\d{4}(\d{2}(\d{2})?)?/.test(raw))
+    throw new Hl7Error({
+      code: Hl7ErrorCode.DataTypeError,
+      message: `${location.segment}-${location.field} '${raw}' is not a date (YYYY[MM[DD]]…)`,
+      location,
+    });
+  // DICOM DA holds a full date only; a partial HL7 date (year or year and month) cannot be represented.
+  return /^\d{8}/.test(raw) ? raw.slice(0, 8) : '';
+}
+
+/** HL7 table 0001 (administrative sex) → DICOM PatientSex (M, F, O). */
+function readSex(raw: string, seq: number): string {
+  switch (raw) {
+    case 'U':
+      return '';
+    case 'M':
+    case 'F':
+    case 'O':
+      return raw;
+    case 'A':
+    case 'N':
+      return 'O';
+    default:
+      throw new Hl7Error({
+        code: Hl7ErrorCode.TableValueNotFound,
+        message: `PID-8 (administrative sex) '${raw}' is not in HL7 table 0001 (F, M, O, U, A, N)`,
+        location: { segment: 'PID', sequence: seq, field: 8 },
+      });
+  }
+}
+
+function physician(rep: string[][] | undefined): Physician | undefined {
+  if (!rep) return undefined;
+  const id = rep[0]?.[0] ?? '';
+  const name = personName(rep, 1);
+  return id === '' && name === '' ? undefined : { id, name };
+}
+
+const ORDER_STATUS: Record<string, string> = {
+  A: 'in-progress',
+  CA: 'cancelled',
+  CM: 'completed',
+  DC: 'discontinued',
+  ER: 'error',
+  HD: 'on-hold',
+  IP: 'in-progress',
+  RP: 'replaced',
+  SC: 'scheduled',
+};
+const CANCELLING_CONTROLS = new Set(['CA', 'OC', 'DC', 'CR', 'OD']);
+
+/**
+ * The orders of an ORM^O01 (ORM_O01: PID, PV1, then ORC with its OBR) or OMI^O23 (OMI_O23: PID, PV1, then ORC,
+ * TQ1, OBR, IPC). Each ORC starts an order; the OBR and IPC after it complete it. Accession number: IPC-1 when
+ * present (OMI, IHE RAD TF-2 §4.4), else OBR-18 (placer field 1), where IHE Scheduled Workflow puts it in ORM.
+ */
+function readOrders(msg: Hl7Message): OrderCommand[] {
+  const pid = msg.segment('PID');
+  if (!pid) throw segmentMissing('PID', msg);
+  const patient = readDemographics(pid, 1);
+  const pv1 = msg.segment('PV1');
+  const referring = physician(repetitions(pv1, 8)[0]);
+  const hospitalService = value(pv1, 10);
+  const out: OrderCommand[] = [];
+  let orc: Hl7Segment | undefined;
+  let orcSeq = 0;
+  let obrSeq = 0;
+  let current: OrderCommand | undefined;
+  for (const s of msg.segments) {
+    if (s.id === 'ORC') {
+      orc = s;
+      orcSeq++;
+      const control = value(s, 1);
+      if (control === '') throw missing('ORC', orcSeq, 1, 'order control');
+      current = {
+        patient,
+        orderControl: control,
+        placerOrderNumber: value(s, 2),
+        fillerOrderNumber: value(s, 3),
+        accessionNumber: '',
+        status: CANCELLING_CONTROLS.has(control) ? 'cancelled' : (ORDER_STATUS[value(s, 5)] ?? 'scheduled'),
+        procedureCode: '',
+        procedureText: '',
+        department: hospitalService,
+        orderingPhysician: physician(repetitions(s, 12)[0]),
+        referringPhysician: referring,
+        studyInstanceUid: '',
+        modality: '',
+      };
+      out.push(current);
+    } else if (s.id === 'OBR') {
+      obrSeq++;
+      if (!current || !orc)
+        throw new Hl7Error({
+          code: Hl7ErrorCode.SegmentSequenceError,
+          message: 'an OBR segment must follow its ORC',
+          location: { segment: 'OBR', sequence: obrSeq },
+        });
+      current.placerOrderNumber ||= value(s, 2);
+      current.fillerOrderNumber ||= value(s, 3);
+      current.procedureCode = value(s, 4, 1);
+      current.procedureText = value(s, 4, 2);
+      current.orderingPhysician ??= physician(repetitions(s, 16)[0]);
+      current.accessionNumber ||= value(s, 18);
+      current.department ||= value(s, 24);
+      if (current.procedureCode === '' && current.procedureText === '')
+        throw missing('OBR', obrSeq, 4, 'universal service identifier');
+    } else if (s.id === 'IPC' && current) {
+      // IPC-1 is the accession number of an imaging order; it takes precedence over OBR-18.
+      if (value(s, 1) !== '') current.accessionNumber = value(s, 1);
+      current.studyInstanceUid ||= value(s, 3);
+      current.modality ||= value(s, 5);
+    }
+  }
+  if (out.length === 0) throw segmentMissing('ORC', msg);
+  out.forEach((o, i) => {
+    if (o.placerOrderNumber === '' && o.fillerOrderNumber === '')
+      throw missing('ORC', i + 1, 2, 'placer order number (or ORC-3 filler order number)');
+  });
+  return out;
+}

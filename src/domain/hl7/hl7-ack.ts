@@ -1,0 +1,80 @@
+import {
+  HL7_ERROR_TEXT,
+  encodeMessage,
+  encodeSegment,
+  hl7Timestamp,
+  type Hl7Header,
+  type Hl7Location,
+  type Hl7Problem,
+} from './hl7-message.js';
+
+/** Original-mode acknowledgment codes (HL7 table 0008): accept, error, reject. */
+export type AckCode = 'AA' | 'AE' | 'AR';
+
+/** What an ACK answers: the header of the message (or as much of it as could be read). */
+export type AckRequest = Omit<Hl7Header, 'messageCode'>;
+
+export interface AckInput {
+  request: AckRequest;
+  code: AckCode;
+  /** Problems to report, one ERR segment each (none for a plain AA). */
+  problems?: Hl7Problem[];
+  /** Control id of the ACK itself (MSH-10). */
+  controlId: string;
+  now: Date;
+  /** Our application/facility, used when the message did not name the receiver. */
+  self: { application: string; facility: string };
+}
+
+const SUPPORTED_VERSIONS = /^2\.[1-9](\.\d+)?$/;
+
+function location(l: Hl7Location | undefined): (string | string[])[] {
+  if (!l) return [];
+  const n = (v: number | undefined) => (v === undefined ? '' : String(v));
+  return [
+    l.segment,
+    n(l.sequence ?? 1),
+    n(l.field),
+    n(l.repetition ?? (l.field ? 1 : undefined)),
+    n(l.component),
+    n(l.subcomponent),
+  ];
+}
+
+/**
+ * An ACK (v2.5.1 §2.14.1): MSH addressed back to the sender, MSA with the acknowledgment code and the original
+ * control id, and one ERR per problem with ERR-2 location (ERL), ERR-3 the table 0357 code, ERR-4 severity and
+ * ERR-8 the user message. MSA-3 repeats the first message for receivers that predate ERR-8.
+ */
+export function buildAck(input: AckInput): string {
+  const r = input.request;
+  const version = SUPPORTED_VERSIONS.test(r.version) ? r.version : '2.5.1';
+  const msh = encodeSegment('MSH', [
+    r.receivingApplication || input.self.application,
+    r.receivingFacility || input.self.facility,
+    r.sendingApplication,
+    r.sendingFacility,
+    hl7Timestamp(input.now),
+    '',
+    ['ACK', r.triggerEvent, 'ACK'],
+    input.controlId,
+    'P',
+    version,
+  ]);
+  const problems = input.problems ?? [];
+  const first = problems[0];
+  const msa = encodeSegment('MSA', [input.code, r.controlId, first ? first.message.slice(0, 80) : '']);
+  const errs = problems.map((p) =>
+    encodeSegment('ERR', [
+      '',
+      location(p.location),
+      [String(p.code), HL7_ERROR_TEXT[p.code], 'HL70357'],
+      p.severity ?? 'E',
+      '',
+      '',
+      '',
+      p.message,
+    ]),
+  );
+  return encodeMessage([msh, msa, ...errs]);
+}

@@ -1,0 +1,416 @@
+/**
+ * HL7 v2 messages (v2.5.1 Chapter 2): parse the ER7 ("pipe and hat") encoding into segments, fields,
+ * repetitions, components and subcomponents with escape sequences resolved, and encode the other way. Pure: no
+ * I/O, no clock.
+ */
+
+/** The encoding characters a message declares in MSH-1 and MSH-2 (v2.5.1 §2.5.4). */
+export interface Hl7Delimiters {
+  field: string;
+  component: string;
+  repetition: string;
+  escape: string;
+  subcomponent: string;
+}
+
+export const DEFAULT_DELIMITERS: Hl7Delimiters = {
+  field: '|',
+  component: '^',
+  repetition: '~',
+  escape: '\\',
+  subcomponent: '&',
+};
+
+/** A field: its repetitions, each a list of components, each a list of subcomponents (unescaped text). */
+export type Hl7Field = string[][][];
+
+export interface Hl7Segment {
+  id: string;
+  /** fields[n] is field n as the standard numbers it (fields[0] is unused; for MSH, MSH-1 is the separator). */
+  fields: Hl7Field[];
+}
+
+/** HL7 table 0357 (message error condition codes) as used in ERR-3. */
+export const Hl7ErrorCode = {
+  SegmentSequenceError: 100,
+  RequiredFieldMissing: 101,
+  DataTypeError: 102,
+  TableValueNotFound: 103,
+  UnsupportedMessageType: 200,
+  UnsupportedEventCode: 201,
+  UnsupportedProcessingId: 202,
+  UnsupportedVersionId: 203,
+  UnknownKeyIdentifier: 204,
+  DuplicateKeyIdentifier: 205,
+  ApplicationRecordLocked: 206,
+  ApplicationInternalError: 207,
+} as const;
+export type Hl7ErrorCodeValue = (typeof Hl7ErrorCode)[keyof typeof Hl7ErrorCode];
+
+export const HL7_ERROR_TEXT: Record<Hl7ErrorCodeValue, string> = {
+  100: 'Segment sequence error',
+  101: 'Required field missing',
+  102: 'Data type error',
+  103: 'Table value not found',
+  200: 'Unsupported message type',
+  201: 'Unsupported event code',
+  202: 'Unsupported processing id',
+  203: 'Unsupported version id',
+  204: 'Unknown key identifier',
+  205: 'Duplicate key identifier',
+  206: 'Application record locked',
+  207: 'Application internal error',
+};
+
+/** Where in a message a problem is (ERR-2, data type ERL): segment id, its sequence, field, component. */
+export interface Hl7Location {
+  segment: string;
+  /** 1-based occurrence of the segment in the message. */
+  sequence?: number;
+  field?: number;
+  repetition?: number;
+  component?: number;
+  subcomponent?: number;
+}
+
+/** A problem with a message, as the ACK's ERR segment reports it. */
+export interface Hl7Problem {
+  code: Hl7ErrorCodeValue;
+  /** What was wrong, in words the sending system's operator can act on (ERR-8). */
+  message: string;
+  location?: Hl7Location;
+  severity?: 'E' | 'W';
+}
+
+export class Hl7Error extends Error {
+  constructor(readonly problem: Hl7Problem) {
+    super(problem.message);
+    this.name = 'Hl7Error';
+  }
+}
+
+const SEGMENT_ID = /^[A-Z][A-Z0-9]{2}$/;
+
+/** A parsed message with typed access to its header. */
+export class Hl7Message {
+  constructor(
+    readonly delimiters: Hl7Delimiters,
+    readonly segments: Hl7Segment[],
+  ) {}
+
+  /** The first segment with this id, or the n-th (1-based) when `occurrence` is given. */
+  segment(id: string, occurrence = 1): Hl7Segment | undefined {
+    let n = 0;
+    for (const s of this.segments) if (s.id === id && ++n === occurrence) return s;
+    return undefined;
+  }
+
+  all(id: string): Hl7Segment[] {
+    return this.segments.filter((s) => s.id === id);
+  }
+
+  get msh(): Hl7Segment {
+    return this.segments[0]!;
+  }
+
+  get messageCode(): string {
+    return value(this.msh, 9, 1);
+  }
+  get triggerEvent(): string {
+    return value(this.msh, 9, 2);
+  }
+  get messageStructure(): string {
+    return value(this.msh, 9, 3);
+  }
+  get controlId(): string {
+    return value(this.msh, 10);
+  }
+  get processingId(): string {
+    return value(this.msh, 11);
+  }
+  get version(): string {
+    return value(this.msh, 12);
+  }
+  get sendingApplication(): string {
+    return value(this.msh, 3);
+  }
+  get sendingFacility(): string {
+    return value(this.msh, 4);
+  }
+  get receivingApplication(): string {
+    return value(this.msh, 5);
+  }
+  get receivingFacility(): string {
+    return value(this.msh, 6);
+  }
+  /** MSH-18 character set (first repetition); empty means ASCII (v2.5.1 §2.15.9.18). */
+  get characterSet(): string {
+    return value(this.msh, 18);
+  }
+}
+
+/** Text at field/repetition/component/subcomponent (1-based), '' when absent. */
+export function value(
+  seg: Hl7Segment | undefined,
+  field: number,
+  component = 1,
+  subcomponent = 1,
+  rep = 1,
+): string {
+  return seg?.fields[field]?.[rep - 1]?.[component - 1]?.[subcomponent - 1] ?? '';
+}
+
+/** Every repetition of a field. */
+export function repetitions(seg: Hl7Segment | undefined, field: number): string[][][] {
+  return seg?.fields[field] ?? [];
+}
+
+/**
+ * Split the segments of a message: v2.5.1 §2.5.1 terminates segments with a carriage return; linefeeds and
+ * CRLF pairs, which file transfers and some senders introduce, are tolerated.
+ */
+function splitSegments(text: string): string[] {
+  return text.split(/\r\n|\r|\n/).filter((s) => s.trim() !== '');
+}
+
+/**
+ * Parse one message. Throws Hl7Error with a table 0357 code and location when the message cannot be read; the
+ * header fields needed to address an ACK are kept by `peekHeader` for that case.
+ */
+export function parseHl7(text: string): Hl7Message {
+  const lines = splitSegments(text.trimStart());
+  const first = lines[0];
+  if (!first || !first.startsWith('MSH')) {
+    throw new Hl7Error({
+      code: Hl7ErrorCode.SegmentSequenceError,
+      message: first
+        ? `the message must begin with an MSH segment, but it begins with '${first.slice(0, 3)}'`
+        : 'the message is empty: it must begin with an MSH segment',
+      location: { segment: first ? first.slice(0, 3) : 'MSH', sequence: 1 },
+    });
+  }
+  if (first.length < 8) {
+    throw new Hl7Error({
+      code: Hl7ErrorCode.RequiredFieldMissing,
+      message: 'MSH-1 and MSH-2 (the field separator and encoding characters) are missing',
+      location: { segment: 'MSH', sequence: 1, field: 2 },
+    });
+  }
+  const field = first[3]!;
+  const enc = first.slice(4, first.indexOf(field, 4) === -1 ? undefined : first.indexOf(field, 4));
+  if (
+    enc.length < 4 ||
+    new Set([field, ...enc.slice(0, 4)]).size !== 5 ||
+    /[A-Za-z0-9\s]/.test(field + enc)
+  ) {
+    throw new Hl7Error({
+      code: Hl7ErrorCode.DataTypeError,
+      message: `MSH-2 must hold four distinct encoding characters (component, repetition, escape, subcomponent), got '${enc}'`,
+      location: { segment: 'MSH', sequence: 1, field: 2 },
+    });
+  }
+  const d: Hl7Delimiters = {
+    field,
+    component: enc[0]!,
+    repetition: enc[1]!,
+    escape: enc[2]!,
+    subcomponent: enc[3]!,
+  };
+  const segments: Hl7Segment[] = [];
+  const seen = new Map<string, number>();
+  for (const line of lines) {
+    const id = line.slice(0, 3);
+    const n = (seen.get(id) ?? 0) + 1;
+    seen.set(id, n);
+    if (!SEGMENT_ID.test(id) || (line.length > 3 && line[3] !== field)) {
+      throw new Hl7Error({
+        code: Hl7ErrorCode.SegmentSequenceError,
+        message: `'${line.slice(0, 20)}' is not a segment: a segment starts with a three-character id followed by '${field}'`,
+        location: { segment: SEGMENT_ID.test(id) ? id : '', sequence: n },
+      });
+    }
+    const raw = line.split(field);
+    const fields: Hl7Field[] = [[]];
+    if (id === 'MSH') {
+      // MSH-1 is the field separator itself and MSH-2 the encoding characters, taken literally.
+      fields.push([[[field]]], [[[raw[1]!]]]);
+      for (const f of raw.slice(2)) fields.push(parseField(f, d));
+    } else {
+      for (const f of raw.slice(1)) fields.push(parseField(f, d));
+    }
+    segments.push({ id, fields });
+  }
+  const msg = new Hl7Message(d, segments);
+  const required: [number, string][] = [
+    [9, 'MSH-9 (message type)'],
+    [10, 'MSH-10 (message control id)'],
+    [11, 'MSH-11 (processing id)'],
+    [12, 'MSH-12 (version id)'],
+  ];
+  for (const [f, name] of required) {
+    if (value(msg.msh, f) === '')
+      throw new Hl7Error({
+        code: Hl7ErrorCode.RequiredFieldMissing,
+        message: `${name} is required and empty`,
+        location: { segment: 'MSH', sequence: 1, field: f },
+      });
+  }
+  if (value(msg.msh, 9, 2) === '' && msg.messageCode !== 'ACK')
+    throw new Hl7Error({
+      code: Hl7ErrorCode.RequiredFieldMissing,
+      message: 'MSH-9.2 (trigger event) is required and empty',
+      location: { segment: 'MSH', sequence: 1, field: 9, component: 2 },
+    });
+  return msg;
+}
+
+/** The MSH fields that address a reply. */
+export interface Hl7Header {
+  sendingApplication: string;
+  sendingFacility: string;
+  receivingApplication: string;
+  receivingFacility: string;
+  controlId: string;
+  version: string;
+  messageCode: string;
+  triggerEvent: string;
+}
+
+/**
+ * The MSH fields of a message that may not parse, best effort, to address an ACK to its sender (sending
+ * application and facility, control id, version, message type).
+ */
+export function peekHeader(text: string): Hl7Header {
+  const line = splitSegments(text.trimStart()).find((l) => l.startsWith('MSH')) ?? '';
+  const sep = line[3] ?? '|';
+  const comp = line[4] ?? '^';
+  const f = line.split(sep);
+  // f[1] is MSH-2, so MSH-n is f[n - 1].
+  const at = (n: number) => f[n - 1] ?? '';
+  const first = (s: string) => s.split(comp)[0] ?? '';
+  return {
+    sendingApplication: first(at(3)),
+    sendingFacility: first(at(4)),
+    receivingApplication: first(at(5)),
+    receivingFacility: first(at(6)),
+    controlId: at(10),
+    version: first(at(12)),
+    messageCode: first(at(9)),
+    triggerEvent: at(9).split(comp)[1] ?? '',
+  };
+}
+
+function parseField(raw: string, d: Hl7Delimiters): string[][][] {
+  if (raw === '') return [];
+  return raw
+    .split(d.repetition)
+    .map((rep) => rep.split(d.component).map((c) => c.split(d.subcomponent).map((s) => unescapeHl7(s, d))));
+}
+
+/**
+ * Resolve escape sequences (v2.5.1 §2.7): \F\ \S\ \T\ \R\ \E\ stand for the delimiters, \Xhh..\ for bytes given
+ * in hexadecimal (read as Latin-1 when they are not valid UTF-8). Formatting sequences (\H\ \N\ \.br\ …) carry
+ * no text and are dropped; an unterminated escape is kept literally.
+ */
+export function unescapeHl7(s: string, d: Hl7Delimiters = DEFAULT_DELIMITERS): string {
+  if (!s.includes(d.escape)) return s;
+  let out = '';
+  let i = 0;
+  while (i < s.length) {
+    const ch = s[i]!;
+    if (ch !== d.escape) {
+      out += ch;
+      i++;
+      continue;
+    }
+    const end = s.indexOf(d.escape, i + 1);
+    if (end === -1) {
+      out += s.slice(i);
+      break;
+    }
+    const seq = s.slice(i + 1, end);
+    i = end + 1;
+    switch (seq) {
+      case 'F':
+        out += d.field;
+        continue;
+      case 'S':
+        out += d.component;
+        continue;
+      case 'T':
+        out += d.subcomponent;
+        continue;
+      case 'R':
+        out += d.repetition;
+        continue;
+      case 'E':
+        out += d.escape;
+        continue;
+    }
+    if (/^X([0-9A-Fa-f]{2})+$/.test(seq)) {
+      const bytes = Buffer.from(seq.slice(1), 'hex');
+      const utf8 = bytes.toString('utf8');
+      out += utf8.includes('\uFFFD') ? bytes.toString('latin1') : utf8;
+      continue;
+    }
+    if (/^(H|N|\.[a-z]{2}[+-]?\d*|C[0-9A-Fa-f]{4}|M[0-9A-Fa-f]{4,6}|Z.*)$/.test(seq)) continue;
+    out += d.escape + seq + d.escape;
+  }
+  return out;
+}
+
+/** Escape text so that it reads back as the same text in any field position (v2.5.1 §2.7.1). */
+export function escapeHl7(s: string, d: Hl7Delimiters = DEFAULT_DELIMITERS): string {
+  let out = '';
+  for (const ch of s) {
+    if (ch === d.escape) out += `${d.escape}E${d.escape}`;
+    else if (ch === d.field) out += `${d.escape}F${d.escape}`;
+    else if (ch === d.component) out += `${d.escape}S${d.escape}`;
+    else if (ch === d.subcomponent) out += `${d.escape}T${d.escape}`;
+    else if (ch === d.repetition) out += `${d.escape}R${d.escape}`;
+    else if (ch === '\r') out += `${d.escape}X0D${d.escape}`;
+    else if (ch === '\n') out += `${d.escape}X0A${d.escape}`;
+    else out += ch;
+  }
+  return out;
+}
+
+/** A field to encode: text, or components (each text or subcomponents), or repetitions of those. */
+export type Hl7FieldValue =
+  string | (string | string[])[] | { repetitions: (string | (string | string[])[])[] };
+
+/** Encode a segment from its field values (fields[0] is field 1; for MSH, field 3 onwards). */
+export function encodeSegment(
+  id: string,
+  fields: Hl7FieldValue[],
+  d: Hl7Delimiters = DEFAULT_DELIMITERS,
+): string {
+  const one = (v: string | (string | string[])[]): string =>
+    typeof v === 'string'
+      ? escapeHl7(v, d)
+      : v
+          .map((c) =>
+            typeof c === 'string' ? escapeHl7(c, d) : c.map((s) => escapeHl7(s, d)).join(d.subcomponent),
+          )
+          .join(d.component);
+  const encoded = fields.map((f) =>
+    typeof f === 'object' && !Array.isArray(f) ? f.repetitions.map(one).join(d.repetition) : one(f),
+  );
+  // Trailing empty fields are left off (v2.5.1 §2.5.3).
+  while (encoded.length > 0 && encoded[encoded.length - 1] === '') encoded.pop();
+  if (id === 'MSH') {
+    const enc = d.component + d.repetition + d.escape + d.subcomponent;
+    return ['MSH', enc, ...encoded].join(d.field);
+  }
+  return [id, ...encoded].join(d.field);
+}
+
+/** Join encoded segments into a message: each segment terminated by a carriage return. */
+export function encodeMessage(segments: string[]): string {
+  return segments.map((s) => `${s}\r`).join('');
+}
+
+/** HL7 DTM (YYYYMMDDHHMMSS+ZZZZ) of a UTC instant. */
+export function hl7Timestamp(at: Date): string {
+  return `${at.toISOString().replace(/[-:T]/g, '').slice(0, 14)}+0000`;
+}

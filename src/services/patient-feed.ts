@@ -1,0 +1,458 @@
+import type { Transaction } from 'kysely';
+import type { Principal } from '../domain/principal.js';
+import { normalisePersonName } from '../domain/index-record.js';
+import { Hl7Error, Hl7ErrorCode } from '../domain/hl7/hl7-message.js';
+import type {
+  Demographics,
+  FeedCommand,
+  OrderCommand,
+  PatientIdentity,
+} from '../domain/hl7/feed-commands.js';
+import type { AuditLedger } from '../ports/audit-ledger.js';
+import type { Clock } from '../ports/clock.js';
+import type { DatabaseSchema, IndexDb } from '../ports/database.js';
+
+type Trx = Transaction<DatabaseSchema>;
+
+/** Which message a command came from, for the records. */
+export interface FeedMessageInfo {
+  /** 'APP^FACILITY' of the sender (MSH-3^MSH-4). */
+  sender: string;
+  controlId: string;
+  messageType: string;
+}
+
+export interface FeedOutcome {
+  /** One line per effect, for logs and tests. */
+  summary: string;
+}
+
+/** The policy id recorded for feed changes: the sender passed the configured allow-list (hl7.senders). */
+export const FEED_POLICY = 'config:hl7.senders';
+const MAX_AUDITED_STUDIES = 1000;
+
+/**
+ * The authoritative patient index and order list, fed by HL7 ADT and order messages. Each message's effect and
+ * its audit record commit in one transaction, so the ledger never shows a change that did not happen (or the
+ * other way round).
+ *
+ * Identity rule: a patient is (PatientID, issuer). A DICOM object without IssuerOfPatientID files its study
+ * under issuer ''; an HL7 identifier with an assigning authority also applies to those rows, since a DICOM
+ * modality rarely knows the authority its worklist's PatientID came from.
+ */
+export class PatientFeedService {
+  constructor(private readonly deps: { index: IndexDb; ledger: AuditLedger; clock: Clock }) {}
+
+  async apply(principal: Principal, cmd: FeedCommand, info: FeedMessageInfo): Promise<FeedOutcome> {
+    return this.deps.index.db.transaction().execute(async (trx) => {
+      switch (cmd.kind) {
+        case 'patient-update':
+          return this.update(trx, principal, cmd.event, cmd.patients, info);
+        case 'patient-merge':
+          return this.merge(trx, principal, cmd.event, cmd.merges, info);
+        case 'identifier-change':
+          return this.changeIdentifier(trx, principal, cmd.event, cmd.changes, info);
+        case 'order':
+          return this.orders(trx, principal, cmd.event, cmd.orders, info);
+      }
+    });
+  }
+
+  /** Record a message that was refused or failed, so every message's fate is in the ledger. */
+  async recordRefusal(
+    principal: Principal,
+    action: string,
+    outcome: 'denied' | 'failure',
+    info: FeedMessageInfo,
+    reason: string,
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
+    await this.deps.ledger.append({
+      principal,
+      action,
+      outcome,
+      policy: FEED_POLICY,
+      channel: 'hl7',
+      detail: { ...messageDetail(info), reason, ...extra },
+    });
+  }
+
+  private now(): string {
+    return this.deps.clock.now().toISOString();
+  }
+
+  /** Rows of the patient index that this identifier names (see the identity rule above). */
+  private async rowsFor(trx: Trx, id: PatientIdentity) {
+    return trx
+      .selectFrom('patients')
+      .select(['pk', 'patient_id', 'issuer', 'patient_name', 'birth_date', 'sex'])
+      .where('patient_id', '=', id.patientId)
+      .where((eb) => eb.or([eb('issuer', '=', id.issuer), eb('issuer', '=', '')]))
+      .orderBy('pk')
+      .execute();
+  }
+
+  /** Set demographics on every row the identifier names, creating the patient when none does. Returns the pk. */
+  private async upsertDemographics(
+    trx: Trx,
+    p: Demographics,
+    overwrite = true,
+  ): Promise<{ pk: number; before?: Record<string, string> }> {
+    const rows = await this.rowsFor(trx, p);
+    if (rows.length === 0) {
+      const inserted = await trx
+        .insertInto('patients')
+        .values({
+          patient_id: p.patientId,
+          issuer: p.issuer,
+          patient_name: p.name ?? '',
+          patient_name_norm: normalisePersonName(p.name ?? ''),
+          birth_date: p.birthDate ?? '',
+          sex: p.sex ?? '',
+          created_at: this.now(),
+        })
+        // Another connection may create the same patient meanwhile: then update the row it made.
+        .onConflict((oc) => oc.columns(['patient_id', 'issuer']).doNothing())
+        .returning('pk')
+        .executeTakeFirst();
+      if (inserted) return { pk: inserted.pk };
+      return this.upsertDemographics(trx, p, overwrite);
+    }
+    const exact = rows.find((r) => r.issuer === p.issuer) ?? rows[0]!;
+    const changes = demographicColumns(p);
+    if (overwrite && Object.keys(changes).length > 0) {
+      await trx
+        .updateTable('patients')
+        .set(changes)
+        .where(
+          'pk',
+          'in',
+          rows.map((r) => r.pk),
+        )
+        .execute();
+    }
+    return {
+      pk: exact.pk,
+      before: { patient_name: exact.patient_name, birth_date: exact.birth_date, sex: exact.sex },
+    };
+  }
+
+  private async update(
+    trx: Trx,
+    principal: Principal,
+    event: string,
+    patients: Demographics[],
+    info: FeedMessageInfo,
+  ) {
+    const lines: string[] = [];
+    for (const p of patients) {
+      const { before } = await this.upsertDemographics(trx, p);
+      await this.deps.ledger.appendIn(trx, {
+        principal,
+        action: 'hl7-patient-update',
+        outcome: 'success',
+        policy: FEED_POLICY,
+        channel: 'hl7',
+        patientId: p.patientId,
+        detail: {
+          ...messageDetail(info),
+          event,
+          issuer: p.issuer,
+          created: before === undefined,
+          ...(before ? { before } : {}),
+          after: demographicColumns(p),
+        },
+      });
+      lines.push(`${before ? 'updated' : 'created'} patient ${p.patientId}`);
+    }
+    return { summary: lines.join('; ') };
+  }
+
+  /** Move every study, order and care relationship of `fromPks` to `toPk`; returns the moved study UIDs. */
+  private async moveStudies(trx: Trx, fromPks: number[], toPk: number): Promise<string[]> {
+    if (fromPks.length === 0) return [];
+    const studies = await trx
+      .selectFrom('studies')
+      .select('study_uid')
+      .where('patient_pk', 'in', fromPks)
+      .orderBy('study_uid')
+      .execute();
+    await trx
+      .updateTable('studies')
+      .set({ patient_pk: toPk, updated_at: this.now() })
+      .where('patient_pk', 'in', fromPks)
+      .execute();
+    await trx.updateTable('orders').set({ patient_pk: toPk }).where('patient_pk', 'in', fromPks).execute();
+    // Relationships already held with the surviving patient stay once; the merged duplicates go with their pk.
+    const rels = await trx
+      .selectFrom('care_relationships')
+      .selectAll()
+      .where('patient_pk', 'in', fromPks)
+      .execute();
+    for (const r of rels) {
+      await trx
+        .insertInto('care_relationships')
+        .values({
+          patient_pk: toPk,
+          physician_id: r.physician_id,
+          physician_name: r.physician_name,
+          relationship: r.relationship,
+          order_pk: r.order_pk,
+          created_at: r.created_at,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    }
+    if (rels.length) await trx.deleteFrom('care_relationships').where('patient_pk', 'in', fromPks).execute();
+    return studies.map((s) => s.study_uid);
+  }
+
+  private async recordMerge(
+    trx: Trx,
+    event: string,
+    prior: PatientIdentity,
+    priorPk: number | null,
+    survivorPk: number,
+    studiesMoved: number,
+    info: FeedMessageInfo,
+  ) {
+    await trx
+      .insertInto('patient_merges')
+      .values({
+        event,
+        prior_patient_id: prior.patientId,
+        prior_issuer: prior.issuer,
+        prior_patient_pk: priorPk,
+        surviving_patient_pk: survivorPk,
+        studies_moved: studiesMoved,
+        sender: info.sender,
+        message_control_id: info.controlId,
+        merged_at: this.now(),
+      })
+      .execute();
+  }
+
+  /**
+   * A40/A34 merge: the surviving patient (PID) takes the studies, orders and care relationships of the merged
+   * identifier (MRG-1). The merged patient's row stays (empty) so that its history reads back, and the merge
+   * is kept in patient_merges.
+   */
+  private async merge(
+    trx: Trx,
+    principal: Principal,
+    event: string,
+    merges: { surviving: Demographics; merged: PatientIdentity }[],
+    info: FeedMessageInfo,
+  ) {
+    const lines: string[] = [];
+    for (const { surviving, merged } of merges) {
+      if (surviving.patientId === merged.patientId && surviving.issuer === merged.issuer)
+        throw new Hl7Error({
+          code: Hl7ErrorCode.DuplicateKeyIdentifier,
+          message: `MRG-1 names the surviving patient ${surviving.patientId} itself: a patient cannot be merged into itself`,
+          location: { segment: 'MRG', sequence: 1, field: 1 },
+        });
+      const { pk: survivorPk } = await this.upsertDemographics(trx, surviving);
+      const mergedRows = (await this.rowsFor(trx, merged)).filter((r) => r.pk !== survivorPk);
+      const moved = await this.moveStudies(
+        trx,
+        mergedRows.map((r) => r.pk),
+        survivorPk,
+      );
+      await this.recordMerge(trx, event, merged, mergedRows[0]?.pk ?? null, survivorPk, moved.length, info);
+      await this.deps.ledger.appendIn(trx, {
+        principal,
+        action: 'hl7-patient-merge',
+        outcome: 'success',
+        policy: FEED_POLICY,
+        channel: 'hl7',
+        patientId: surviving.patientId,
+        objects: { studies: moved.slice(0, MAX_AUDITED_STUDIES), count: moved.length },
+        detail: {
+          ...messageDetail(info),
+          event,
+          surviving: { patientId: surviving.patientId, issuer: surviving.issuer },
+          merged: { patientId: merged.patientId, issuer: merged.issuer },
+          mergedKnown: mergedRows.length > 0,
+        },
+      });
+      lines.push(`merged ${merged.patientId} into ${surviving.patientId} (${moved.length} studies moved)`);
+    }
+    return { summary: lines.join('; ') };
+  }
+
+  /** A47: the patient known as `from` is known as `to` from now on. `to` must not already name a patient. */
+  private async changeIdentifier(
+    trx: Trx,
+    principal: Principal,
+    event: string,
+    changes: { to: Demographics; from: PatientIdentity }[],
+    info: FeedMessageInfo,
+  ) {
+    const lines: string[] = [];
+    for (const { to, from } of changes) {
+      const fromRows = await this.rowsFor(trx, from);
+      if (fromRows.length === 0)
+        throw new Hl7Error({
+          code: Hl7ErrorCode.UnknownKeyIdentifier,
+          message: `MRG-1 names patient ${from.patientId}${from.issuer ? ` (${from.issuer})` : ''}, which is not in the patient index`,
+          location: { segment: 'MRG', sequence: 1, field: 1 },
+        });
+      const taken = (await this.rowsFor(trx, to)).filter((r) => !fromRows.some((f) => f.pk === r.pk));
+      if (taken.length > 0)
+        throw new Hl7Error({
+          code: Hl7ErrorCode.DuplicateKeyIdentifier,
+          message: `PID-3 ${to.patientId} already names another patient: use A40 to merge two patients`,
+          location: { segment: 'PID', sequence: 1, field: 3 },
+        });
+      const [keep, ...rest] = fromRows;
+      const moved = await this.moveStudies(
+        trx,
+        rest.map((r) => r.pk),
+        keep!.pk,
+      );
+      await trx
+        .updateTable('patients')
+        .set({ patient_id: to.patientId, issuer: to.issuer, ...demographicColumns(to) })
+        .where('pk', '=', keep!.pk)
+        .execute();
+      const studies = await trx
+        .selectFrom('studies')
+        .select('study_uid')
+        .where('patient_pk', '=', keep!.pk)
+        .execute();
+      await this.recordMerge(trx, event, from, keep!.pk, keep!.pk, moved.length, info);
+      await this.deps.ledger.appendIn(trx, {
+        principal,
+        action: 'hl7-patient-identifier-change',
+        outcome: 'success',
+        policy: FEED_POLICY,
+        channel: 'hl7',
+        patientId: to.patientId,
+        objects: {
+          studies: studies.map((s) => s.study_uid).slice(0, MAX_AUDITED_STUDIES),
+          count: studies.length,
+        },
+        detail: {
+          ...messageDetail(info),
+          event,
+          from: { patientId: from.patientId, issuer: from.issuer },
+          to: { patientId: to.patientId, issuer: to.issuer },
+        },
+      });
+      lines.push(`patient ${from.patientId} is now ${to.patientId}`);
+    }
+    return { summary: lines.join('; ') };
+  }
+
+  private async orders(
+    trx: Trx,
+    principal: Principal,
+    event: string,
+    orders: OrderCommand[],
+    info: FeedMessageInfo,
+  ) {
+    const lines: string[] = [];
+    for (const o of orders) {
+      // An order names its patient; the ADT feed, not the order system, is the authority for demographics.
+      const { pk: patientPk } = await this.upsertDemographics(trx, o.patient, false);
+      const orderKey = o.placerOrderNumber || o.fillerOrderNumber;
+      const now = this.now();
+      const fields = {
+        placer_order_number: o.placerOrderNumber,
+        filler_order_number: o.fillerOrderNumber,
+        accession_number: o.accessionNumber,
+        patient_pk: patientPk,
+        ordering_physician_id: o.orderingPhysician?.id ?? '',
+        ordering_physician_name: o.orderingPhysician?.name ?? '',
+        referring_physician_id: o.referringPhysician?.id ?? '',
+        referring_physician_name: o.referringPhysician?.name ?? '',
+        department: o.department,
+        procedure_code: o.procedureCode,
+        procedure_text: o.procedureText,
+        study_instance_uid: o.studyInstanceUid,
+        modality: o.modality,
+        order_control: o.orderControl,
+        status: o.status,
+        sender: info.sender,
+        message_control_id: info.controlId,
+        updated_at: now,
+      };
+      const existing = await trx
+        .selectFrom('orders')
+        .select(['pk', 'status'])
+        .where('order_key', '=', orderKey)
+        .executeTakeFirst();
+      let orderPk: number;
+      if (existing) {
+        // A later message may leave fields empty that an earlier one filled: keep what is known.
+        const changes = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== ''));
+        await trx.updateTable('orders').set(changes).where('pk', '=', existing.pk).execute();
+        orderPk = existing.pk;
+      } else {
+        const inserted = await trx
+          .insertInto('orders')
+          .values({ ...fields, order_key: orderKey, received_at: now })
+          .returning('pk')
+          .executeTakeFirstOrThrow();
+        orderPk = inserted.pk;
+      }
+      const relationships: [string, { id: string; name: string } | undefined][] = [
+        ['ordering', o.orderingPhysician],
+        ['referring', o.referringPhysician],
+      ];
+      for (const [relationship, who] of relationships) {
+        if (!who) continue;
+        await trx
+          .insertInto('care_relationships')
+          .values({
+            patient_pk: patientPk,
+            physician_id: who.id,
+            physician_name: who.name,
+            relationship,
+            order_pk: orderPk,
+            created_at: now,
+          })
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+      }
+      await this.deps.ledger.appendIn(trx, {
+        principal,
+        action: 'hl7-order',
+        outcome: 'success',
+        policy: FEED_POLICY,
+        channel: 'hl7',
+        patientId: o.patient.patientId,
+        ...(o.studyInstanceUid ? { studyUid: o.studyInstanceUid } : {}),
+        detail: {
+          ...messageDetail(info),
+          event,
+          order: orderKey,
+          orderControl: o.orderControl,
+          accessionNumber: o.accessionNumber,
+          status: o.status,
+          ...(existing ? { previousStatus: existing.status } : { created: true }),
+          procedure: o.procedureCode,
+          department: o.department,
+          orderingPhysician: o.orderingPhysician?.id || o.orderingPhysician?.name || '',
+          referringPhysician: o.referringPhysician?.id || o.referringPhysician?.name || '',
+        },
+      });
+      lines.push(`${existing ? 'updated' : 'created'} order ${orderKey} (${o.status})`);
+    }
+    return { summary: lines.join('; ') };
+  }
+}
+
+/** The patient columns a message sets: fields it sent (possibly as "" to clear them), never those it left out. */
+function demographicColumns(p: Demographics) {
+  return {
+    ...(p.name !== undefined ? { patient_name: p.name, patient_name_norm: normalisePersonName(p.name) } : {}),
+    ...(p.birthDate !== undefined ? { birth_date: p.birthDate } : {}),
+    ...(p.sex !== undefined ? { sex: p.sex } : {}),
+  };
+}
+
+function messageDetail(info: FeedMessageInfo) {
+  return { sender: info.sender, controlId: info.controlId, messageType: info.messageType };
+}

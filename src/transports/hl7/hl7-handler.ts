@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto';
+import { buildAck, type AckCode, type AckRequest } from '../../domain/hl7/hl7-ack.js';
+import { readFeedCommand } from '../../domain/hl7/feed-commands.js';
+import {
+  Hl7Error,
+  Hl7ErrorCode,
+  parseHl7,
+  peekHeader,
+  type Hl7Problem,
+} from '../../domain/hl7/hl7-message.js';
+import { asUserId } from '../../domain/ids.js';
+import type { Principal } from '../../domain/principal.js';
+import type { Clock } from '../../ports/clock.js';
+import type { FeedMessageInfo, PatientFeedService } from '../../services/patient-feed.js';
+
+/** Who is on the other end of an MLLP connection. */
+export interface Hl7Peer {
+  address: string;
+  tls: boolean;
+  /** Subject CN of a verified client certificate. */
+  certificateSubject?: string;
+}
+
+export interface Hl7HandlerOptions {
+  feed: PatientFeedService;
+  clock: Clock;
+  /** Allowed senders as 'APP^FACILITY' (MSH-3^MSH-4); everything else is rejected (deny by default). */
+  senders: readonly string[];
+  self: { application: string; facility: string };
+  onError?: (err: unknown) => void;
+}
+
+/** Codes that reject the message as such (MSH-9, -11, -12 unacceptable, v2.5.1 §2.9.2.1) rather than its content. */
+const REJECT_CODES = new Set<number>([
+  Hl7ErrorCode.UnsupportedMessageType,
+  Hl7ErrorCode.UnsupportedEventCode,
+  Hl7ErrorCode.UnsupportedProcessingId,
+  Hl7ErrorCode.UnsupportedVersionId,
+]);
+
+/**
+ * One HL7 message in, one ACK out: never throws, so a bad message costs only its own AE/AR. Each message's
+ * fate (applied, refused, failed) is in the audit ledger.
+ */
+export class Hl7Handler {
+  private readonly senders: Set<string>;
+  constructor(private readonly opts: Hl7HandlerOptions) {
+    this.senders = new Set(opts.senders);
+  }
+
+  async handle(text: string, peer: Hl7Peer): Promise<string> {
+    const header = peekHeader(text);
+    const request: AckRequest = { ...header };
+    const sender = `${header.sendingApplication}^${header.sendingFacility}`;
+    const info: FeedMessageInfo = {
+      sender,
+      controlId: header.controlId,
+      messageType: `${header.messageCode}^${header.triggerEvent}`,
+    };
+    const principal = this.principal(sender, peer);
+    try {
+      let msg;
+      try {
+        msg = parseHl7(text);
+      } catch (err) {
+        if (!(err instanceof Hl7Error)) throw err;
+        // A message without a readable MSH cannot be attributed to an allowed sender; it is rejected outright.
+        const code: AckCode =
+          err.problem.location?.segment === 'MSH' || !text.trimStart().startsWith('MSH') ? 'AR' : 'AE';
+        await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, err.problem.message, {
+          hl7Error: err.problem.code,
+          peer: peer.address,
+        });
+        return this.ack(request, code, [err.problem]);
+      }
+      if (!this.senders.has(sender)) {
+        const problem: Hl7Problem = {
+          code: Hl7ErrorCode.ApplicationInternalError,
+          message: `sending application ${sender} (MSH-3^MSH-4) is not allowed to send to this archive: add it to hl7.senders`,
+          location: { segment: 'MSH', sequence: 1, field: 3 },
+        };
+        await this.opts.feed.recordRefusal(principal, 'hl7-message', 'denied', info, problem.message, {
+          peer: peer.address,
+        });
+        return this.ack(request, 'AR', [problem]);
+      }
+      if (msg.processingId !== 'P') {
+        const problem: Hl7Problem = {
+          code: Hl7ErrorCode.UnsupportedProcessingId,
+          message: `processing id '${msg.processingId}' is not accepted: the archive applies production (P) messages only`,
+          location: { segment: 'MSH', sequence: 1, field: 11 },
+        };
+        await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, problem.message);
+        return this.ack(request, 'AR', [problem]);
+      }
+      try {
+        const command = readFeedCommand(msg);
+        await this.opts.feed.apply(principal, command, info);
+        return this.ack(request, 'AA', []);
+      } catch (err) {
+        if (!(err instanceof Hl7Error)) throw err;
+        await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, err.problem.message, {
+          hl7Error: err.problem.code,
+        });
+        return this.ack(request, REJECT_CODES.has(err.problem.code) ? 'AR' : 'AE', [err.problem]);
+      }
+    } catch (err) {
+      this.opts.onError?.(err);
+      const problem: Hl7Problem = {
+        code: Hl7ErrorCode.ApplicationInternalError,
+        message: `the archive could not apply the message (${err instanceof Error ? err.message : String(err)}); it was not applied: send it again`,
+      };
+      await this.opts.feed
+        .recordRefusal(principal, 'hl7-message', 'failure', info, problem.message)
+        .catch((e: unknown) => this.opts.onError?.(e));
+      return this.ack(request, 'AE', [problem]);
+    }
+  }
+
+  /** The reply to bytes that arrived outside any MLLP frame. */
+  async garbage(bytes: Buffer, peer: Hl7Peer): Promise<string> {
+    const problem: Hl7Problem = {
+      code: Hl7ErrorCode.SegmentSequenceError,
+      message: `${bytes.length} byte(s) arrived outside an MLLP frame (a message starts with 0x0B and ends with 0x1C 0x0D) and were ignored`,
+    };
+    await this.opts.feed.recordRefusal(
+      this.principal('unknown', peer),
+      'hl7-message',
+      'failure',
+      emptyInfo,
+      problem.message,
+      {
+        peer: peer.address,
+      },
+    );
+    return this.ack(emptyRequest, 'AR', [problem]);
+  }
+
+  /** The reply to a frame longer than hl7.maxMessageBytes. */
+  async oversize(head: Buffer, size: number, limit: number, peer: Hl7Peer): Promise<string> {
+    const header = peekHeader(head.toString('utf8'));
+    const sender = `${header.sendingApplication}^${header.sendingFacility}`;
+    const problem: Hl7Problem = {
+      code: Hl7ErrorCode.ApplicationInternalError,
+      message: `the message is ${size} bytes, more than the ${limit} bytes this archive accepts (hl7.maxMessageBytes); it was not applied`,
+    };
+    await this.opts.feed.recordRefusal(
+      this.principal(sender, peer),
+      'hl7-message',
+      'failure',
+      { sender, controlId: header.controlId, messageType: `${header.messageCode}^${header.triggerEvent}` },
+      problem.message,
+      { peer: peer.address },
+    );
+    return this.ack({ ...header }, 'AR', [problem]);
+  }
+
+  private ack(request: AckRequest, code: AckCode, problems: Hl7Problem[]): string {
+    return buildAck({
+      request,
+      code,
+      problems,
+      controlId: randomBytes(8).toString('hex'),
+      now: this.opts.clock.now(),
+      self: this.opts.self,
+    });
+  }
+
+  private principal(sender: string, peer: Hl7Peer): Principal {
+    return {
+      kind: 'system',
+      id: asUserId(`hl7:${sender}`),
+      name: `hl7:${sender}`,
+      role: 'hl7-sender',
+      source: peer.address,
+      via: peer.certificateSubject ? `tls-cert:${peer.certificateSubject}` : peer.tls ? 'mllp-tls' : 'mllp',
+    };
+  }
+}
+
+const emptyInfo: FeedMessageInfo = { sender: '', controlId: '', messageType: '' };
+const emptyRequest: AckRequest = {
+  sendingApplication: '',
+  sendingFacility: '',
+  receivingApplication: '',
+  receivingFacility: '',
+  controlId: '',
+  version: '2.5.1',
+  triggerEvent: '',
+};

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { MllpDecoder, mllpFrame } from './mllp-decoder.js';
+
+const frames = (events: ReturnType<MllpDecoder['push']>) =>
+  events.map((e) => (e.kind === 'frame' ? e.payload.toString() : e.kind));
+
+describe('MLLP decoder', () => {
+  it('reassembles a frame split across reads and splits several frames in one read', () => {
+    const d = new MllpDecoder(1024);
+    const a = mllpFrame('MSH|A\r');
+    const b = mllpFrame('MSH|B\r');
+    expect(frames(d.push(a.subarray(0, 3)))).toEqual([]);
+    expect(frames(d.push(Buffer.concat([a.subarray(3), b, b.subarray(0, 2)])))).toEqual([
+      'MSH|A\r',
+      'MSH|B\r',
+    ]);
+    expect(frames(d.push(b.subarray(2)))).toEqual(['MSH|B\r']);
+  });
+
+  it('splits the end block itself across reads and tolerates FS without CR', () => {
+    const d = new MllpDecoder(1024);
+    const a = mllpFrame('MSH|A\r');
+    expect(frames(d.push(a.subarray(0, a.length - 1)))).toEqual(['MSH|A\r']);
+    expect(
+      frames(
+        d.push(Buffer.concat([a.subarray(a.length - 1), Buffer.from('\x0bMSH|B\r\x1c\x0bMSH|C\x1c\r')])),
+      ),
+    ).toEqual(['MSH|B\r', 'MSH|C']);
+  });
+
+  it('reports bytes outside frames, but not whitespace between frames', () => {
+    const d = new MllpDecoder(1024);
+    expect(frames(d.push(Buffer.concat([Buffer.from('\r\n  '), mllpFrame('MSH|A')])))).toEqual(['MSH|A']);
+    const events = d.push(Buffer.concat([Buffer.from('junk'), mllpFrame('MSH|B')]));
+    expect(events[0]).toEqual({ kind: 'garbage', bytes: Buffer.from('junk') });
+    expect(frames(events.slice(1))).toEqual(['MSH|B']);
+  });
+
+  it('drops an over-long frame as it arrives, keeping its head, and reads the next frame', () => {
+    const d = new MllpDecoder(2048);
+    const big = mllpFrame(`MSH|^~\\&|APP|FAC|||1||ADT^A08|BIG|P|2.5.1\r${'x'.repeat(10_000)}`);
+    const events = [];
+    for (let i = 0; i < big.length; i += 700) events.push(...d.push(big.subarray(i, i + 700)));
+    expect(events).toHaveLength(1);
+    const ev = events[0]!;
+    if (ev.kind !== 'oversize') throw new Error('expected oversize');
+    expect(ev.size).toBe(big.length - 3);
+    expect(ev.head.toString().startsWith('MSH|^~\\&|APP|FAC')).toBe(true);
+    expect(ev.head.length).toBeLessThanOrEqual(4096);
+    expect(frames(d.push(mllpFrame('MSH|next')))).toEqual(['MSH|next']);
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * Minimal Lower Layer Protocol framing (HL7 v2.5.1 Appendix C.4; IHE ITI TF-2 Appendix C): each message is
+ * sent as <VT=0x0B> message <FS=0x1C><CR=0x0D>. A TCP read may hold part of a frame or several frames; the
+ * decoder keeps what it has not finished and reports, in order, each frame, each run of bytes outside a frame,
+ * and each frame that exceeded the size limit (whose content is dropped as it arrives, never buffered whole).
+ */
+export const MLLP_START = 0x0b;
+export const MLLP_END = 0x1c;
+export const MLLP_CR = 0x0d;
+
+export type MllpEvent =
+  | { kind: 'frame'; payload: Buffer }
+  /** Bytes that arrived outside a frame (other than whitespace, which senders put between frames). */
+  | { kind: 'garbage'; bytes: Buffer }
+  /** A frame larger than the limit: its first bytes (to address a reply) and its full size. */
+  | { kind: 'oversize'; head: Buffer; size: number };
+
+const HEAD_BYTES = 4096;
+
+export class MllpDecoder {
+  private inFrame = false;
+  private parts: Buffer[] = [];
+  private size = 0;
+  private oversize = false;
+  private garbage: Buffer[] = [];
+  private garbageSize = 0;
+  /** True after FS, waiting for the CR that completes the end block. */
+  private afterEnd = false;
+
+  constructor(private readonly maxMessageBytes: number) {}
+
+  push(chunk: Buffer): MllpEvent[] {
+    const events: MllpEvent[] = [];
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.afterEnd) {
+        this.afterEnd = false;
+        // FS without its CR is tolerated: the frame has ended either way.
+        if (chunk[i] === MLLP_CR) i++;
+        continue;
+      }
+      if (!this.inFrame) {
+        const start = chunk.indexOf(MLLP_START, i);
+        const stop = start === -1 ? chunk.length : start;
+        if (stop > i) this.addGarbage(chunk.subarray(i, stop));
+        if (start === -1) break;
+        this.flushGarbage(events);
+        this.inFrame = true;
+        this.parts = [];
+        this.size = 0;
+        this.oversize = false;
+        i = start + 1;
+        continue;
+      }
+      const end = chunk.indexOf(MLLP_END, i);
+      const stop = end === -1 ? chunk.length : end;
+      this.addToFrame(chunk.subarray(i, stop));
+      if (end === -1) break;
+      events.push(this.finishFrame());
+      this.inFrame = false;
+      this.afterEnd = true;
+      i = end + 1;
+    }
+    return events;
+  }
+
+  /** Bytes buffered in an unfinished frame (for an idle connection's report). */
+  get pending(): number {
+    return this.inFrame ? this.size : this.garbageSize;
+  }
+
+  private addToFrame(bytes: Buffer) {
+    if (bytes.length === 0) return;
+    const before = this.size;
+    this.size += bytes.length;
+    if (this.size > this.maxMessageBytes) {
+      if (!this.oversize) {
+        // Keep only the head, to read MSH from; everything else of an over-long frame is discarded.
+        const head = Buffer.concat([...this.parts, bytes]).subarray(0, HEAD_BYTES);
+        this.parts = [Buffer.from(head)];
+        this.oversize = true;
+      } else if (before < HEAD_BYTES) {
+        this.parts.push(Buffer.from(bytes.subarray(0, HEAD_BYTES - before)));
+      }
+      return;
+    }
+    this.parts.push(Buffer.from(bytes));
+  }
+
+  private finishFrame(): MllpEvent {
+    const payload = Buffer.concat(this.parts);
+    this.parts = [];
+    if (this.oversize) return { kind: 'oversize', head: payload.subarray(0, HEAD_BYTES), size: this.size };
+    return { kind: 'frame', payload };
+  }
+
+  private addGarbage(bytes: Buffer) {
+    // Whitespace and stray CR/LF between frames are common and harmless.
+    if (/^[\s]*$/.test(bytes.toString('latin1')) && this.garbageSize === 0) return;
+    if (this.garbageSize < HEAD_BYTES)
+      this.garbage.push(Buffer.from(bytes.subarray(0, HEAD_BYTES - this.garbageSize)));
+    this.garbageSize += bytes.length;
+  }
+
+  private flushGarbage(events: MllpEvent[]) {
+    if (this.garbageSize === 0) return;
+    events.push({ kind: 'garbage', bytes: Buffer.concat(this.garbage) });
+    this.garbage = [];
+    this.garbageSize = 0;
+  }
+}
+
+/** Wrap a message in an MLLP frame. */
+export function mllpFrame(message: string): Buffer {
+  return Buffer.concat([Buffer.of(MLLP_START), Buffer.from(message, 'utf8'), Buffer.of(MLLP_END, MLLP_CR)]);
+}

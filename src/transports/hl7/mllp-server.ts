@@ -1,0 +1,105 @@
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import type { Hl7Handler, Hl7Peer } from './hl7-handler.js';
+import { MllpDecoder, mllpFrame } from './mllp-decoder.js';
+
+export interface MllpServerOptions {
+  host: string;
+  port: number;
+  handler: Hl7Handler;
+  maxMessageBytes: number;
+  idleTimeoutMs: number;
+  /** PEM material for MLLP over TLS (TLS 1.2 or later). */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer; requireClientCert: boolean };
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * An MLLP listener. Messages on one connection are handled one after another and answered in the order they
+ * came (a sender pairs ACKs with messages by order); a bad frame is answered and the connection keeps going.
+ */
+export class MllpServer {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly opts: MllpServerOptions) {
+    const onConnection = (socket: Socket) => this.serve(socket);
+    this.server = opts.tls
+      ? createTlsServer(
+          {
+            cert: opts.tls.cert,
+            key: opts.tls.key,
+            ...(opts.tls.ca ? { ca: opts.tls.ca } : {}),
+            requestCert: opts.tls.requireClientCert,
+            rejectUnauthorized: opts.tls.requireClientCert,
+            minVersion: 'TLSv1.2',
+          },
+          onConnection,
+        )
+      : createTcpServer(onConnection);
+    // A failed handshake or a reset connection is the peer's problem, not the listener's.
+    this.server.on('tlsClientError', () => undefined);
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server.on('error', (err) => this.opts.onError?.(err));
+    const address = this.server.address();
+    return typeof address === 'object' && address ? address.port : this.opts.port;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private serve(socket: Socket) {
+    this.sockets.add(socket);
+    const tlsSocket = this.opts.tls ? (socket as TLSSocket) : undefined;
+    const cert = tlsSocket?.authorized ? tlsSocket.getPeerCertificate() : undefined;
+    const subject = cert?.subject?.CN;
+    const peer: Hl7Peer = {
+      address: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`,
+      tls: tlsSocket !== undefined,
+      ...(typeof subject === 'string' ? { certificateSubject: subject } : {}),
+    };
+    const decoder = new MllpDecoder(this.opts.maxMessageBytes);
+    const handler = this.opts.handler;
+    let chain: Promise<void> = Promise.resolve();
+    const reply = (make: () => Promise<string>) => {
+      chain = chain.then(async () => {
+        const ack = await make();
+        if (!socket.destroyed) socket.write(mllpFrame(ack));
+      });
+      chain.catch((err: unknown) => this.opts.onError?.(err));
+    };
+    socket.setTimeout(this.opts.idleTimeoutMs, () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      for (const ev of decoder.push(chunk)) {
+        if (ev.kind === 'frame') reply(() => handler.handle(decodeText(ev.payload), peer));
+        else if (ev.kind === 'garbage') reply(() => handler.garbage(ev.bytes, peer));
+        else reply(() => handler.oversize(ev.head, ev.size, this.opts.maxMessageBytes, peer));
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.sockets.delete(socket));
+  }
+}
+
+/**
+ * Message bytes as text: UTF-8 when they are valid UTF-8 (MSH-18 'UNICODE UTF-8', and plain ASCII), otherwise
+ * ISO 8859-1 (MSH-18 '8859/1', the usual 8-bit character set of v2 senders).
+ */
+function decodeText(bytes: Buffer): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return bytes.toString('latin1');
+  }
+}

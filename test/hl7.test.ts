@@ -1,0 +1,816 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePart10 } from '../src/dicom/part10-parser.js';
+import { getString } from '../src/dicom/dataset.js';
+import { Tags } from '../src/dicom/tags.js';
+import { parseHl7, value } from '../src/domain/hl7/hl7-message.js';
+import {
+  adtMessage,
+  changeIdMessage,
+  mergeMessage,
+  omiMessage,
+  ormMessage,
+} from '../src/domain/hl7/hl7-examples.js';
+import { systemPrincipal } from '../src/services/auth-service.js';
+import { MllpDecoder, mllpFrame } from '../src/transports/hl7/mllp-decoder.js';
+import { backends } from './support/backends.js';
+import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { collect, multipartParts } from './support/http.js';
+import { MllpClient } from './support/mllp-client.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+type Json = Record<string, { vr: string; Value?: unknown[] }>;
+
+const SENDERS = ['ADT1^GOOD HEALTH HOSPITAL', 'REGADT^MCM', 'RIS^HOSP'];
+const MAX_MESSAGE_BYTES = 16 * 1024;
+
+/** The MSA and ERR of an ACK. */
+function ackOf(text: string) {
+  const ack = parseHl7(text);
+  const err = ack.segment('ERR');
+  return {
+    code: value(ack.segment('MSA'), 1),
+    controlId: value(ack.segment('MSA'), 2),
+    errorCode: value(err, 3, 1),
+    errorLocation: [value(err, 2, 1), value(err, 2, 3)].filter(Boolean).join('-'),
+    severity: value(err, 4),
+    userMessage: value(err, 8),
+    receivingApplication: ack.receivingApplication,
+  };
+}
+
+const pnText = (json: Json, tag: string) => {
+  const v = json[tag]?.Value?.[0];
+  return typeof v === 'object' && v !== null ? (v as { Alphabetic?: string }).Alphabetic : v;
+};
+
+/** A self-signed server certificate for 127.0.0.1, made with the openssl command-line tool. */
+async function makeCertificate(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, 'hl7-cert.pem');
+  const key = join(dir, 'hl7-key.pem');
+  execFileSync('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=custos-hl7-test',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ]);
+  return { cert, key };
+}
+
+/** A CA and a client certificate it signed, for MLLP/TLS with client certificates. */
+async function makeClientCertificate(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const ca = join(dir, 'ca.pem');
+  const caKey = join(dir, 'ca-key.pem');
+  const cert = join(dir, 'client.pem');
+  const key = join(dir, 'client-key.pem');
+  const csr = join(dir, 'client.csr');
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  execFileSync('openssl', [
+    'req',
+    '-x509',
+    ...ec,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=custos-test-ca',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+    '-keyout',
+    caKey,
+    '-out',
+    ca,
+  ]);
+  execFileSync('openssl', ['req', ...ec, '-subj', '/CN=ris.hosp', '-keyout', key, '-out', csr]);
+  execFileSync('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-out',
+    cert,
+  ]);
+  return { ca, cert, key };
+}
+
+describe.each(backends())('MLLP listener limits on %s', (backend) => {
+  let s: TestServer;
+  let dir: string;
+  let serverCert: Buffer;
+  let client: { ca: string; cert: string; key: string };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'custos-hl7-mtls-'));
+    const server = await makeCertificate(dir);
+    serverCert = await readFile(server.cert);
+    client = await makeClientCertificate(dir);
+    s = await startTestServer(backend, {
+      hl7: {
+        port: 0,
+        senders: SENDERS,
+        idleTimeoutSeconds: 1,
+        tls: { port: 0, ...server, ca: client.ca, requireClientCert: true },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    await s?.stop();
+    await rm(dir, { recursive: true, force: true });
+    expect(s.unexpected).toEqual([]);
+  });
+
+  it('closes a connection that stays silent past hl7.idleTimeoutSeconds, and keeps listening', async () => {
+    const idle = await MllpClient.connect(s.hl7Port!);
+    for (let i = 0; i < 50 && !idle.isClosed; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(idle.isClosed).toBe(true);
+    const next = await MllpClient.connect(s.hl7Port!);
+    try {
+      const ack = ackOf(
+        await next.send(adtMessage('A08', 'AFTER-IDLE', { id: 'IDLE-1', family: 'A', given: 'B' })),
+      );
+      expect(ack.code).toBe('AA');
+    } finally {
+      await next.close();
+    }
+  });
+
+  it('requires a client certificate from hl7.tls.ca when requireClientCert is set, and records its subject', async () => {
+    const message = adtMessage('A08', 'MTLS-1', { id: 'MTLS-1', family: 'A', given: 'B' });
+    const withoutCert = async () => {
+      const c = await MllpClient.connect(s.hl7TlsPort!, { ca: serverCert });
+      try {
+        return await c.send(message);
+      } finally {
+        await c.close();
+      }
+    };
+    await expect(withoutCert()).rejects.toThrow();
+    const c = await MllpClient.connect(s.hl7TlsPort!, {
+      ca: serverCert,
+      cert: await readFile(client.cert),
+      key: await readFile(client.key),
+    });
+    try {
+      expect(ackOf(await c.send(message))).toMatchObject({ code: 'AA', controlId: 'MTLS-1' });
+    } finally {
+      await c.close();
+    }
+    const [record] = await s.app.auditStore.search({
+      action: ['hl7-patient-update'],
+      patientId: 'MTLS-1',
+      limit: 1,
+    });
+    expect(record!.actor.via).toBe('tls-cert:ris.hosp');
+  });
+});
+
+describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
+  let s: TestServer;
+  let certDir: string;
+  let certPem: Buffer;
+  let client: MllpClient;
+  const auth = () => ({ Authorization: `Bearer ${s.token}` });
+  const studyOld = uid(1);
+  const studyNew = uid(2);
+  const series = [uid(3), uid(4)];
+  const sops = [uid(5), uid(6)];
+  const run = uid(7).slice(-8);
+  const oldId = `OLD-${run}`;
+  const newId = `NEW-${run}`;
+  const stored = new Map<string, Buffer>();
+  let control = 0;
+  const nextControl = () => `MSG${run}-${++control}`;
+
+  const qido = async (path: string) => {
+    const res = await fetch(`${s.dicomweb}${path}`, {
+      headers: { ...auth(), Accept: 'application/dicom+json' },
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    return (await res.json()) as Json[];
+  };
+
+  beforeAll(async () => {
+    certDir = await mkdtemp(join(tmpdir(), 'custos-hl7-cert-'));
+    const { cert, key } = await makeCertificate(certDir);
+    certPem = await readFile(cert);
+    s = await startTestServer(backend, {
+      hl7: {
+        port: 0,
+        senders: SENDERS,
+        maxMessageBytes: MAX_MESSAGE_BYTES,
+        tls: { port: 0, cert, key, requireClientCert: false },
+      },
+    });
+    const objects = [
+      makeInstance({
+        studyUid: studyOld,
+        seriesUid: series[0]!,
+        sopInstanceUid: sops[0]!,
+        patientId: oldId,
+        patientName: 'Duplicate^Adam',
+        birthDate: '19610615',
+        sex: 'M',
+      }),
+      makeInstance({
+        studyUid: studyNew,
+        seriesUid: series[1]!,
+        sopInstanceUid: sops[1]!,
+        patientId: newId,
+        patientName: 'Everyman^Adam',
+        birthDate: '19610615',
+        sex: 'M',
+      }),
+    ];
+    objects.forEach((o, i) => stored.set(sops[i]!, o));
+    const { body, contentType } = stowBody(objects.map((bytes) => ({ bytes })));
+    const res = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    client = await MllpClient.connect(s.hl7Port!);
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await s?.stop();
+    await rm(certDir, { recursive: true, force: true });
+    expect(s.unexpected).toEqual([]);
+  });
+
+  it('applies ADT^A01 then A08 to the patient index, and QIDO shows the current demographics', async () => {
+    const a01 = ackOf(
+      await client.send(
+        adtMessage('A01', nextControl(), { id: newId, family: 'EVERYMAN', given: 'ADAM', middle: 'A' }),
+      ),
+    );
+    expect(a01).toMatchObject({ code: 'AA', controlId: `MSG${run}-1`, receivingApplication: 'ADT1' });
+    let [hit] = await qido(`/studies?PatientID=${newId}`);
+    expect(pnText(hit!, '00100010')).toBe('EVERYMAN^ADAM^A^^III');
+
+    const a08 = ackOf(
+      await client.send(
+        adtMessage('A08', nextControl(), {
+          id: newId,
+          family: 'EVERYMAN-SMITH',
+          given: 'ADAM',
+          birth: '19610616',
+          sex: 'O',
+        }),
+      ),
+    );
+    expect(a08.code).toBe('AA');
+    [hit] = await qido(`/studies?PatientID=${newId}&includefield=00100030,00100040`);
+    expect(pnText(hit!, '00100010')).toBe('EVERYMAN-SMITH^ADAM^^^III');
+    expect(hit!['00100030']?.Value).toEqual(['19610616']);
+    expect(hit!['00100040']?.Value).toEqual(['O']);
+    // QIDO matches on the index too.
+    expect(await qido(`/studies?PatientName=EVERYMAN-SMITH*`)).toHaveLength(1);
+
+    const records = await s.app.auditStore.search({
+      action: ['hl7-patient-update'],
+      patientId: newId,
+      limit: 10,
+    });
+    expect(records).toHaveLength(2);
+    expect(records[0]).toMatchObject({
+      outcome: 'success',
+      channel: 'hl7',
+      actor: { name: 'hl7:ADT1^GOOD HEALTH HOSPITAL' },
+    });
+    expect(records[0]!.detail).toMatchObject({ event: 'A08', after: { birth_date: '19610616', sex: 'O' } });
+  });
+
+  it('merges with ADT^A40: the merged patient’s studies move, and QIDO, WADO-RS metadata and served bytes follow', async () => {
+    const before = await s.app.index.db
+      .selectFrom('instances')
+      .select(['sha256'])
+      .where('sop_instance_uid', '=', sops[0]!)
+      .executeTakeFirstOrThrow();
+    const ack = ackOf(
+      await client.send(
+        mergeMessage(nextControl(), { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' }, oldId),
+      ),
+    );
+    expect(ack.code).toBe('AA');
+
+    const found = await qido(`/studies?PatientID=${newId}`);
+    expect(found.map((r) => r['0020000D']?.Value?.[0]).sort()).toEqual([studyOld, studyNew].sort());
+    expect(await qido(`/studies?PatientID=${oldId}`)).toEqual([]);
+    const moved = found.find((r) => r['0020000D']?.Value?.[0] === studyOld)!;
+    expect(moved['00100020']?.Value).toEqual([newId]);
+    expect(pnText(moved, '00100010')).toBe('EVERYMAN-SMITH^ADAM');
+
+    const meta = await fetch(`${s.dicomweb}/studies/${studyOld}/metadata`, {
+      headers: { ...auth(), Accept: 'application/dicom+json' },
+    });
+    expect(meta.status).toBe(200);
+    const [instance] = (await meta.json()) as Json[];
+    expect(instance!['00100020']?.Value).toEqual([newId]);
+    expect(pnText(instance!, '00100010')).toBe('EVERYMAN-SMITH^ADAM');
+    expect(instance!['00100030']?.Value).toEqual(['19610616']);
+
+    // WADO-RS instance bytes: header corrected, same transfer syntax, pixel data untouched.
+    const res = await fetch(`${s.dicomweb}/studies/${studyOld}`, {
+      headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+    });
+    expect(res.status).toBe(200);
+    const [part] = await multipartParts(res);
+    const served = await parsePart10(part!.body);
+    const original = await parsePart10(stored.get(sops[0]!)!);
+    expect(getString(served.dataset, Tags.PatientID)).toBe(newId);
+    expect(getString(served.dataset, Tags.PatientName)).toBe('EVERYMAN-SMITH^ADAM');
+    expect(getString(served.dataset, Tags.PatientBirthDate)).toBe('19610616');
+    expect(served.transferSyntaxUid).toBe(original.transferSyntaxUid);
+    expect(getString(served.dataset, Tags.SOPInstanceUID)).toBe(sops[0]);
+    const pixels = (bytes: Buffer, p: typeof served) =>
+      bytes.subarray(p.pixelData!.offset, p.pixelData!.offset + p.pixelData!.length);
+    expect(pixels(part!.body, served).equals(pixels(stored.get(sops[0]!)!, original))).toBe(true);
+
+    // WADO-URI serves the same corrected object.
+    const uri = await fetch(
+      `${s.url}/wado?requestType=WADO&studyUID=${studyOld}&seriesUID=${series[0]}&objectUID=${sops[0]}&contentType=application/dicom`,
+      { headers: auth() },
+    );
+    expect(uri.status).toBe(200);
+    const uriBytes = Buffer.from(await uri.arrayBuffer());
+    expect(uriBytes.equals(part!.body)).toBe(true);
+    expect(Number(uri.headers.get('content-length'))).toBe(uriBytes.length);
+
+    // The stored object is unchanged: same checksum, same bytes.
+    const after = await s.app.index.db
+      .selectFrom('instances')
+      .select(['sha256'])
+      .where('sop_instance_uid', '=', sops[0]!)
+      .executeTakeFirstOrThrow();
+    expect(after.sha256).toBe(before.sha256);
+    const [ref] = await s.app.retrieve.open(
+      systemPrincipal('test'),
+      { studyUid: studyOld },
+      'view-pixels',
+      'test',
+    );
+    expect((await collect(s.app.retrieve.stream(ref!))).equals(stored.get(sops[0]!)!)).toBe(true);
+
+    const [record] = await s.app.auditStore.search({
+      action: ['hl7-patient-merge'],
+      patientId: newId,
+      limit: 1,
+    });
+    expect(record).toMatchObject({ outcome: 'success', objects: { studies: [studyOld], count: 1 } });
+    expect(record!.detail).toMatchObject({ merged: { patientId: oldId }, surviving: { patientId: newId } });
+
+    // An image of the merged patient that arrives late, still under the old PatientID, joins its study under the
+    // surviving patient.
+    const late = makeInstance({
+      studyUid: studyOld,
+      seriesUid: series[0]!,
+      sopInstanceUid: uid(14),
+      patientId: oldId,
+      patientName: 'Duplicate^Adam',
+      instanceNumber: 2,
+    });
+    const { body, contentType } = stowBody([{ bytes: late }]);
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stow.status, await stow.clone().text()).toBe(200);
+    const [joined] = await qido(`/studies?StudyInstanceUID=${studyOld}`);
+    expect(joined!['00100020']?.Value).toEqual([newId]);
+    expect(joined!['00201208']?.Value).toEqual([2]);
+    expect(await qido(`/studies?PatientID=${oldId}`)).toEqual([]);
+  });
+
+  it('files images that arrive after the ADT under the patient the feed created, with its demographics', async () => {
+    const first = `FIRST-${run}`;
+    const ack = ackOf(
+      await client.send(
+        adtMessage('A04', nextControl(), { id: first, family: 'FEED', given: 'FIRST', sex: 'F' }),
+      ),
+    );
+    expect(ack.code).toBe('AA');
+    const study = uid(15);
+    // The modality knows the PatientID but not its assigning authority, and has the name wrong.
+    const { body, contentType } = stowBody([
+      {
+        bytes: makeInstance({
+          studyUid: study,
+          seriesUid: uid(16),
+          sopInstanceUid: uid(17),
+          patientId: first,
+          patientName: 'Wrong^Name',
+          sex: 'M',
+        }),
+      },
+    ]);
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stow.status, await stow.clone().text()).toBe(200);
+    const [hit] = await qido(`/studies?PatientID=${first}&includefield=00100040`);
+    expect(pnText(hit!, '00100010')).toBe('FEED^FIRST^^^III');
+    expect(hit!['00100040']?.Value).toEqual(['F']);
+    const rows = await s.app.index.db
+      .selectFrom('patients')
+      .select('issuer')
+      .where('patient_id', '=', first)
+      .execute();
+    expect(rows).toEqual([{ issuer: 'GOOD HEALTH HOSPITAL' }]);
+  });
+
+  it('changes a patient identifier with ADT^A47 and refuses a change onto an existing patient', async () => {
+    const renamed = `REN-${run}`;
+    const ack = ackOf(
+      await client.send(
+        changeIdMessage(nextControl(), { id: renamed, family: 'EVERYMAN-SMITH', given: 'ADAM' }, newId),
+      ),
+    );
+    expect(ack.code).toBe('AA');
+    expect(await qido(`/studies?PatientID=${renamed}`)).toHaveLength(2);
+    expect(await qido(`/studies?PatientID=${newId}`)).toEqual([]);
+    // Back again, so the other tests find the patient where they expect it.
+    expect(
+      ackOf(
+        await client.send(
+          changeIdMessage(nextControl(), { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' }, renamed),
+        ),
+      ).code,
+    ).toBe('AA');
+    const unknown = ackOf(
+      await client.send(
+        changeIdMessage(nextControl(), { id: `X-${run}`, family: 'A', given: 'B' }, `NOBODY-${run}`),
+      ),
+    );
+    expect(unknown).toMatchObject({ code: 'AE', errorCode: '204', errorLocation: 'MRG-1' });
+    expect(unknown.userMessage).toMatch(/not in the patient index/);
+  });
+
+  it('records ORM^O01 and OMI^O23 orders with their care relationships', async () => {
+    const order = {
+      placer: `PL-${run}`,
+      filler: `FL-${run}`,
+      accession: `ACC-${run}`,
+      procedure: ['71020', 'CHEST PA AND LATERAL'] as [string, string],
+      ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
+      referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
+      service: 'CAR',
+    };
+    const adam = { id: newId, family: 'EVERYMAN', given: 'ADAM' };
+    const orm = ackOf(await client.send(ormMessage(nextControl(), adam, order)));
+    expect(orm.code).toBe('AA');
+    const omi = ackOf(
+      await client.send(
+        omiMessage(
+          nextControl(),
+          { id: `OMI-${run}`, family: 'DOE', given: 'JOHN' },
+          {
+            placer: `PL2-${run}`,
+            filler: `FL2-${run}`,
+            accession: `ACC2-${run}`,
+            procedure: ['CTHEAD', 'CT HEAD W/O CONTRAST'],
+            ordering: ['9012', 'ORDER', 'OSCAR'],
+            referring: ['5678', 'REFER', 'RITA'],
+            studyUid: studyNew,
+            modality: 'CT',
+          },
+        ),
+      ),
+    );
+    expect(omi.code).toBe('AA');
+    const orders = await s.app.index.db
+      .selectFrom('orders as o')
+      .innerJoin('patients as p', 'p.pk', 'o.patient_pk')
+      .select([
+        'o.accession_number',
+        'o.placer_order_number',
+        'o.filler_order_number',
+        'o.ordering_physician_name',
+        'o.referring_physician_name',
+        'o.department',
+        'o.procedure_code',
+        'o.procedure_text',
+        'o.status',
+        'o.study_instance_uid',
+        'o.received_at',
+        'p.patient_id',
+      ])
+      .where('o.accession_number', 'in', [`ACC-${run}`, `ACC2-${run}`])
+      .orderBy('o.accession_number')
+      .execute();
+    expect(orders).toMatchObject([
+      {
+        accession_number: `ACC-${run}`,
+        placer_order_number: `PL-${run}`,
+        filler_order_number: `FL-${run}`,
+        ordering_physician_name: 'ORDERING^OTTO',
+        referring_physician_name: 'REFER^RITA',
+        department: 'CAR',
+        procedure_code: '71020',
+        procedure_text: 'CHEST PA AND LATERAL',
+        status: 'scheduled',
+        patient_id: newId,
+      },
+      {
+        accession_number: `ACC2-${run}`,
+        ordering_physician_name: 'ORDER^OSCAR',
+        department: 'RAD',
+        procedure_code: 'CTHEAD',
+        study_instance_uid: studyNew,
+        patient_id: `OMI-${run}`,
+      },
+    ]);
+    expect(orders[0]!.received_at).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    const relationships = await s.app.index.db
+      .selectFrom('care_relationships as c')
+      .innerJoin('patients as p', 'p.pk', 'c.patient_pk')
+      .select(['c.physician_id', 'c.relationship', 'p.patient_id'])
+      .where('p.patient_id', 'in', [newId, `OMI-${run}`])
+      .orderBy('c.physician_id')
+      .execute();
+    expect(relationships).toEqual([
+      { physician_id: '4567', relationship: 'ordering', patient_id: newId },
+      { physician_id: '5678', relationship: 'referring', patient_id: `OMI-${run}` },
+      { physician_id: '7890', relationship: 'referring', patient_id: newId },
+      { physician_id: '9012', relationship: 'ordering', patient_id: `OMI-${run}` },
+    ]);
+    // A cancel for the same order updates it.
+    const cancel = ormMessage(nextControl(), adam, order).replace('ORC|NW|', 'ORC|CA|');
+    expect(ackOf(await client.send(cancel)).code).toBe('AA');
+    const cancelled = await s.app.index.db
+      .selectFrom('orders')
+      .select('status')
+      .where('placer_order_number', '=', `PL-${run}`)
+      .executeTakeFirstOrThrow();
+    expect(cancelled.status).toBe('cancelled');
+    const records = await s.app.auditStore.search({ action: ['hl7-order'], limit: 10 });
+    expect(records.length).toBeGreaterThanOrEqual(3);
+    expect(records.find((r) => r.detail?.accessionNumber === `ACC2-${run}`)).toMatchObject({
+      patientId: `OMI-${run}`,
+      studyUid: studyNew,
+    });
+  });
+
+  it("lets an order's ordering physician see the patient's studies (care relationship) and no one else", async () => {
+    const operator = {
+      kind: 'system' as const,
+      id: 'x' as never,
+      name: 'system:test',
+      role: 'administrator',
+      source: 'test',
+    };
+    await s.app.accounts.add(operator, {
+      username: `otto-${run}`,
+      role: 'referring-physician',
+      physicianId: '4567',
+    });
+    await s.app.accounts.add(operator, {
+      username: `nemo-${run}`,
+      role: 'referring-physician',
+      physicianId: '0000',
+    });
+    const look = async (user: string) => {
+      const { token } = await s.app.auth.createToken(operator, user);
+      const res = await fetch(`${s.dicomweb}/studies?PatientID=${newId}`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { '00100020': { Value: string[] } }[];
+    };
+    // An order for the patient whose studies are archived (identifier and assigning authority as in the images).
+    const ack = ackOf(
+      await client.send(
+        ormMessage(
+          nextControl(),
+          { id: newId, family: 'EVERYMAN', given: 'ADAM', authority: 'XYZ' },
+          {
+            placer: `PL3-${run}`,
+            filler: `FL3-${run}`,
+            accession: `ACC3-${run}`,
+            procedure: ['71020', 'CHEST PA AND LATERAL'],
+            ordering: ['4567', 'ORDERING', 'OTTO'],
+            referring: ['7890', 'REFER', 'RITA'],
+            service: 'CAR',
+          },
+        ),
+      ),
+    );
+    expect(ack.code).toBe('AA');
+    const seen = await look(`otto-${run}`);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen.every((r) => r['00100020'].Value[0] === newId)).toBe(true);
+    expect(await look(`nemo-${run}`)).toEqual([]);
+  });
+  it('answers malformed input with AE/AR and an ERR naming the problem, and keeps serving', async () => {
+    const c = await MllpClient.connect(s.hl7Port!);
+    try {
+      // Garbage between frames, then a good message in the same packet.
+      const good1 = adtMessage('A08', 'GOOD-1', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' });
+      c.write(Buffer.concat([Buffer.from('hello there\r\n'), mllpFrame(good1)]));
+      const garbage = ackOf(await c.next());
+      expect(garbage).toMatchObject({ code: 'AR', errorCode: '100' });
+      expect(garbage.userMessage).toMatch(/outside an MLLP frame/);
+      expect(ackOf(await c.next())).toMatchObject({ code: 'AA', controlId: 'GOOD-1' });
+
+      // No MSH.
+      const noMsh = ackOf(await c.send('PID|||123^^^HOSP^MR||DOE^JOHN\r'));
+      expect(noMsh).toMatchObject({ code: 'AR', errorCode: '100' });
+      expect(noMsh.userMessage).toMatch(/must begin with an MSH segment/);
+
+      // Unknown message type and unknown ADT event.
+      const zzz = ackOf(
+        await c.send('MSH|^~\\&|RIS|HOSP|CUSTOS|RAD|20240101||ZZZ^Z99^ZZZ|Z-1|P|2.5.1\rPID|||1\r'),
+      );
+      expect(zzz).toMatchObject({ code: 'AR', errorCode: '200', controlId: 'Z-1', errorLocation: 'MSH-9' });
+      const a03 = adtMessage('A01', 'A03-1', { id: newId, family: 'X', given: 'Y' }).replace(
+        'ADT^A01',
+        'ADT^A03',
+      );
+      expect(ackOf(await c.send(a03))).toMatchObject({ code: 'AR', errorCode: '201' });
+
+      // Missing PID-3.
+      const noId = adtMessage('A01', 'NOID-1', { id: newId, family: 'X', given: 'Y' }).replace(
+        /PID\|1\|\|[^|]*\|/,
+        'PID|1|||',
+      );
+      const missing = ackOf(await c.send(noId));
+      expect(missing).toMatchObject({ code: 'AE', errorCode: '101', errorLocation: 'PID-3', severity: 'E' });
+      expect(missing.userMessage).toMatch(/PID-3 \(patient identifier list\) is required/);
+
+      // An over-long frame, split over many writes.
+      const long = adtMessage('A08', 'LONG-1', {
+        id: newId,
+        family: 'X'.repeat(MAX_MESSAGE_BYTES),
+        given: 'Y',
+      });
+      const framed = mllpFrame(long);
+      for (let i = 0; i < framed.length; i += 1000) c.write(framed.subarray(i, i + 1000));
+      const tooLong = ackOf(await c.next());
+      expect(tooLong).toMatchObject({ code: 'AR', errorCode: '207', controlId: 'LONG-1' });
+      expect(tooLong.userMessage).toMatch(/more than the 16384 bytes/);
+
+      // One message split byte by byte, and two messages in one write: replies come in order.
+      const split = mllpFrame(
+        adtMessage('A08', 'SPLIT-1', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' }),
+      );
+      for (const b of split) c.write(Buffer.of(b));
+      expect(ackOf(await c.next())).toMatchObject({ code: 'AA', controlId: 'SPLIT-1' });
+      c.write(
+        Buffer.concat([
+          mllpFrame(adtMessage('A08', 'PAIR-1', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' })),
+          mllpFrame(adtMessage('A08', 'PAIR-2', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' })),
+        ]),
+      );
+      expect(ackOf(await c.next()).controlId).toBe('PAIR-1');
+      expect(ackOf(await c.next()).controlId).toBe('PAIR-2');
+      expect(c.isClosed).toBe(false);
+    } finally {
+      await c.close();
+    }
+    // The failures are in the ledger.
+    const failures = await s.app.auditStore.search({
+      action: ['hl7-message'],
+      outcome: 'failure',
+      limit: 50,
+    });
+    expect(failures.map((r) => r.detail?.controlId)).toEqual(
+      expect.arrayContaining(['Z-1', 'A03-1', 'NOID-1', 'LONG-1']),
+    );
+  });
+
+  it('declines to serve the bytes of a deflated object whose header needs a correction, and says why', async () => {
+    const study = uid(11);
+    const series = uid(12);
+    const sop = uid(13);
+    const bytes = makeInstance({
+      studyUid: study,
+      seriesUid: series,
+      sopInstanceUid: sop,
+      patientId: newId,
+      patientName: 'Stale^Name',
+      transferSyntaxUid: '1.2.840.10008.1.2.1.99',
+    });
+    const { body, contentType } = stowBody([{ bytes }]);
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stow.status, await stow.clone().text()).toBe(200);
+    const res = await fetch(`${s.dicomweb}/studies/${study}`, {
+      headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+    });
+    expect(res.status).toBe(406);
+    const problem = (await res.json()) as { detail?: string; title?: string };
+    expect(JSON.stringify(problem)).toMatch(/deflated transfer syntax .* Custos does not re-deflate/);
+    const meta = await fetch(`${s.dicomweb}/studies/${study}/metadata`, {
+      headers: { ...auth(), Accept: 'application/dicom+json' },
+    });
+    const [instance] = (await meta.json()) as Json[];
+    expect(pnText(instance!, '00100010')).not.toBe('Stale^Name');
+    expect(instance!['00100020']?.Value).toEqual([newId]);
+  });
+
+  it('rejects and audits a sender that is not on the allow-list', async () => {
+    const msg = adtMessage(
+      'A08',
+      'INTRUDER-1',
+      { id: newId, family: 'MALLORY', given: 'EVE' },
+      'EVIL^ELSEWHERE',
+    );
+    const ack = ackOf(await client.send(msg));
+    expect(ack).toMatchObject({ code: 'AR', errorLocation: 'MSH-3' });
+    expect(ack.userMessage).toMatch(/EVIL\^ELSEWHERE .* not allowed/);
+    const [hit] = await qido(`/studies?PatientID=${newId}`);
+    expect(pnText(hit!, '00100010')).not.toMatch(/MALLORY/);
+    const [record] = await s.app.auditStore.search({ action: ['hl7-message'], outcome: 'denied', limit: 1 });
+    expect(record).toMatchObject({
+      actor: { name: 'hl7:EVIL^ELSEWHERE' },
+      detail: { controlId: 'INTRUDER-1' },
+    });
+  });
+
+  it('accepts messages over MLLP with TLS 1.2 or later', async () => {
+    const c = await MllpClient.connect(s.hl7TlsPort!, { ca: certPem, minVersion: 'TLSv1.2' });
+    try {
+      const ack = ackOf(
+        await c.send(adtMessage('A08', 'TLS-1', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' })),
+      );
+      expect(ack).toMatchObject({ code: 'AA', controlId: 'TLS-1' });
+    } finally {
+      await c.close();
+    }
+    const [record] = await s.app.auditStore.search({ action: ['hl7-patient-update'], limit: 1 });
+    expect(record!.detail).toMatchObject({ controlId: 'TLS-1' });
+    expect(record!.actor.via).toBe('mllp-tls');
+    // A plain-text MLLP client on the TLS port gets no HL7 answer.
+    const plain = await MllpClient.connect(s.hl7TlsPort!);
+    plain.write(mllpFrame(adtMessage('A08', 'PLAIN-1', { id: newId, family: 'X', given: 'Y' })));
+    await expect(plain.next(5000)).rejects.toThrow();
+    await plain.close();
+  });
+
+  it('talks to mllp_send (python3-hl7, Debian), a real MLLP client', async () => {
+    expect(existsSync('/usr/bin/mllp_send'), 'install the Debian package python3-hl7 for mllp_send').toBe(
+      true,
+    );
+    const file = join(certDir, 'messages.hl7');
+    await writeFile(
+      file,
+      Buffer.concat([
+        mllpFrame(adtMessage('A08', 'PY-1', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' })),
+        mllpFrame('MSH|^~\\&|RIS|HOSP|CUSTOS|RAD|20240101||ZZZ^Z99|PY-2|P|2.5.1\r'),
+      ]),
+    );
+    const out = await new Promise<Buffer>((resolve, reject) => {
+      const child = spawn('mllp_send', ['--port', String(s.hl7Port), '--file', file, '127.0.0.1']);
+      const stdout: Buffer[] = [];
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => stdout.push(d));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+      child.on('error', reject);
+      child.on('close', (code) =>
+        code === 0
+          ? resolve(Buffer.concat(stdout))
+          : reject(new Error(`mllp_send exited ${code}: ${stderr}`)),
+      );
+    });
+    // mllp_send prints each reply as it received it, MLLP frame included.
+    const acks = new MllpDecoder(1024 * 1024)
+      .push(out)
+      .flatMap((ev) => (ev.kind === 'frame' ? [ev.payload.toString('utf8')] : []));
+    expect(acks).toHaveLength(2);
+    expect(ackOf(acks[0]!)).toMatchObject({ code: 'AA', controlId: 'PY-1' });
+    expect(ackOf(acks[1]!)).toMatchObject({ code: 'AR', controlId: 'PY-2', errorCode: '200' });
+  });
+});
