@@ -6,6 +6,7 @@ import { FsBlobStore } from '../adapters/fs-blob/fs-blob-store.js';
 import { KeyfileKeyStore } from '../adapters/keyfile/keyfile-key-store.js';
 import { openIndexDb } from '../adapters/sql/open-index-db.js';
 import { SqlLedger } from '../adapters/sql/sql-ledger.js';
+import { SqlOrderLookup } from '../adapters/sql/sql-order-lookup.js';
 import { LedgerSigningKey } from '../adapters/keyfile/ledger-signing-key.js';
 import { CheckpointFile } from '../adapters/checkpoint-file/checkpoint-file.js';
 import { AdministratorOnlyPolicy } from '../adapters/policy/administrator-policy.js';
@@ -88,7 +89,17 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const studyKeys = new StudyKeyService(index, keys, clock);
   const auth = new AuthService(index, ledger, clock);
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
-  const ingest = new IngestService({ index, blobs, studyKeys, gate, ledger, clock, limits: config.limits });
+  const ingest = new IngestService({
+    index,
+    blobs,
+    studyKeys,
+    gate,
+    ledger,
+    clock,
+    limits: config.limits,
+    validation: config.validation,
+    orders: new SqlOrderLookup(index),
+  });
   const query = new QueryService(index, gate, ledger, clock);
   const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger });
   const fixity = new FixityService({

@@ -1,11 +1,12 @@
 import type { Principal } from '../domain/principal.js';
 
 /** Actions a policy can allow (ARCHITECTURE.md; issue 4 extends the set and moves them to Cedar). */
-export type Action = 'query' | 'view-metadata' | 'view-pixels' | 'store' | 'read-audit' | 'administer';
+export type Action =
+  'query' | 'view-metadata' | 'view-pixels' | 'store' | 'read-audit' | 'administer' | 'correct-header';
 
 /** What the action is on. Study-level facts are what policies scope by. */
 export interface ResourceRef {
-  type: 'archive' | 'study' | 'account';
+  type: 'archive' | 'study' | 'account' | 'quarantine';
   studyUid?: string;
   patientId?: string;
   department?: string | null;
