@@ -22,6 +22,8 @@ import { AuthService } from '../services/auth-service.js';
 import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
 import { RetrieveService } from '../services/retrieve-service.js';
+import { CorrectionOverlay } from '../services/correction-overlay.js';
+import { QuarantineService } from '../services/quarantine-service.js';
 import { StudyKeyService } from '../services/study-keys.js';
 import type { CustosConfig } from './config.js';
 
@@ -39,6 +41,7 @@ export interface CustosApp {
   ingest: IngestService;
   query: QueryService;
   retrieve: RetrieveService;
+  quarantine: QuarantineService;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -101,7 +104,18 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     orders: new SqlOrderLookup(index),
   });
   const query = new QueryService(index, gate, ledger, clock);
-  const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger });
+  const overlay = new CorrectionOverlay(index, blobs, studyKeys);
+  const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger, overlay });
+  const quarantine = new QuarantineService({
+    index,
+    blobs,
+    studyKeys,
+    gate,
+    ledger,
+    clock,
+    ingest,
+    overlay,
+  });
   const fixity = new FixityService({
     index,
     blobs,
@@ -123,6 +137,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     ingest,
     query,
     retrieve,
+    quarantine,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

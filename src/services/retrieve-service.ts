@@ -13,6 +13,7 @@ import type { IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
 import { prefetch } from './prefetch.js';
 import type { StudyKeyService } from './study-keys.js';
+import type { CorrectedHeader, CorrectionOverlay } from './correction-overlay.js';
 
 export interface RetrieveScope {
   studyUid: string;
@@ -31,6 +32,8 @@ export interface InstanceRef {
   sha256: string;
   metadata: DicomJsonObject;
   bulk: BulkMap;
+  /** Set when the instance has header corrections: the header served in place of the stored one. */
+  corrected?: CorrectedHeader;
 }
 
 export interface RetrieveDeps {
@@ -39,6 +42,7 @@ export interface RetrieveDeps {
   studyKeys: StudyKeyService;
   gate: AccessGate;
   ledger: AuditLedger;
+  overlay: CorrectionOverlay;
 }
 
 const MAX_AUDITED_UIDS = 10_000;
@@ -135,6 +139,17 @@ export class RetrieveService {
       metadata: JSON.parse(r.metadata_json) as DicomJsonObject,
       bulk: JSON.parse(r.bulk_json) as BulkMap,
     }));
+    if (action === 'view-pixels') {
+      // Instances released from quarantine with corrections are served with the corrected header (the stored
+      // bytes stay as received); their size as served follows from the rewritten header.
+      const corrections = await this.deps.overlay.forStudy(scope.studyUid);
+      for (const ref of refs) {
+        const c = corrections.get(ref.sopInstanceUid);
+        if (!c) continue;
+        ref.corrected = await this.deps.overlay.correctedHeader(ref, c);
+        ref.size = ref.corrected.size;
+      }
+    }
     // While the access record is being made durable, read and decrypt the first object into memory: the wait
     // for the commit overlaps with disk and cipher work, and no byte leaves before open() returns.
     if (opts.readAhead) this.readAhead.set(refs[0]!, prefetch(this.read(refs[0]!), READ_AHEAD_BYTES));
@@ -170,6 +185,10 @@ export class RetrieveService {
   }
 
   private async *read(ref: InstanceRef): AsyncGenerator<Buffer> {
+    if (ref.corrected) {
+      yield* this.deps.overlay.serve(ref, ref.corrected);
+      return;
+    }
     const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
     yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256);
   }

@@ -23,6 +23,7 @@ export interface TestServer {
 
 export interface TestServerOptions {
   limits?: Partial<CustosConfig['limits']>;
+  validation?: Partial<CustosConfig['validation']>;
 }
 
 /** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
@@ -37,6 +38,7 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
   const config: CustosConfig = {
     ...base,
     limits: { ...base.limits, ...opts.limits },
+    validation: { ...base.validation, ...opts.validation },
     database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
   };
   const app = await openApp(config);

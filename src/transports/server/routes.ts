@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { CustosError } from '../../domain/errors.js';
 import type { AuditService } from '../../services/audit-service.js';
 import type { AuthService } from '../../services/auth-service.js';
@@ -17,6 +16,9 @@ import {
   wadoUriHandler,
 } from '../dicomweb/wado-handler.js';
 import { auditRoutes } from '../admin/audit-routes.js';
+import { quarantineRoutes } from '../admin/quarantine-routes.js';
+import { readSmallJson } from '../http/json-body.js';
+import type { QuarantineService } from '../../services/quarantine-service.js';
 import { Router, type Route } from './router.js';
 
 export interface RouteServices {
@@ -25,35 +27,12 @@ export interface RouteServices {
   query: QueryService;
   retrieve: RetrieveService;
   audit: AuditService;
+  quarantine: QuarantineService;
   config: { limits: { maxRequestBytes: number } };
 }
 
 const DW = '/dicom-web';
 const INSTANCE = `${DW}/studies/:study/series/:series/instances/:instance`;
-
-async function readSmallJson(req: IncomingMessage, max = 16 * 1024): Promise<unknown> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const c of req as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > max)
-      throw new CustosError({
-        code: 'http.body-too-large',
-        message: `the JSON body exceeds ${max} bytes`,
-        httpStatus: 413,
-      });
-    chunks.push(c);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new CustosError({
-      code: 'http.bad-json',
-      message: 'the request body is not valid JSON',
-      httpStatus: 400,
-    });
-  }
-}
 
 /** Every HTTP route of Custos. Anything that returns data is 'bearer'; the route-enumeration test holds that. */
 export function buildRouter(s: RouteServices): Router {
@@ -230,5 +209,5 @@ export function buildRouter(s: RouteServices): Router {
       },
     },
   ];
-  return r.add(...dicomweb, ...api, ...auditRoutes(s.audit));
+  return r.add(...dicomweb, ...api, ...auditRoutes(s.audit), ...quarantineRoutes(s.quarantine));
 }
