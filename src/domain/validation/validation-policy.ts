@@ -55,8 +55,8 @@ export function decide(level: ValidationLevel, defects: Defect[]): ValidationDec
 export function levelFor(
   settings: {
     default: ValidationLevel;
-    byAe: Record<string, ValidationLevel>;
-    byChannel: Record<string, ValidationLevel>;
+    byAe: Partial<Record<string, ValidationLevel>>;
+    byChannel: Partial<Record<string, ValidationLevel>>;
   },
   sender: { aeTitle?: string; channel: string },
 ): ValidationLevel {
