@@ -161,7 +161,8 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
     id: 'nm-image',
     source: 'C.8.4.9 Table C.8-9 NM Image Module',
     type1: ['ImageType'],
-    type2: [],
+    // CountsAccumulated was missing from the first curated list; dciodvfy's NMImage module has it as Type 2.
+    type2: ['CountsAccumulated'],
   },
   {
     id: 'nm-isotope',
