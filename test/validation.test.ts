@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
 import { dropPostgresSchema } from '../src/adapters/sql/open-index-db.js';
@@ -316,6 +317,25 @@ describe.each(backends())('validation at ingest and quarantine on %s', (backend)
 
     for (const action of ['release', 'reject', 'correct-header', 'view-metadata', 'administer'])
       expect((await ledger(s, action)).length, action).toBeGreaterThan(0);
+  });
+
+  it('quarantines an AccessionNumber that matches no order once orders are known (last: it adds an orders table)', async () => {
+    // The HL7 order feed (a parallel branch) creates and fills `orders`; until then the check answers 'unknown'.
+    const before = spec({ accessionNumber: 'ACC-NO-ORDER' });
+    expect((await client(s).stow([makeInstance(before)])).status).toBe(200);
+    await sql`create table orders (accession_number text not null)`.execute(s.app.index.db);
+    await sql`insert into orders (accession_number) values ('ACC-ORDERED')`.execute(s.app.index.db);
+    const ordered = spec({ accessionNumber: 'ACC-ORDERED' });
+    const unordered = spec({ accessionNumber: 'ACC-NO-ORDER' });
+    const res = await client(s).stow([makeInstance(ordered), makeInstance(unordered)]);
+    expect(res.status).toBe(202);
+    const items = ((await res.json()) as Record<string, { Value: Item[] }>)['00081199']!.Value;
+    const bySop = new Map(items.map((i) => [i['00081155']!.Value![0], i]));
+    expect(bySop.get(ordered.sopInstanceUid)!['00081196']).toBeUndefined();
+    expect(bySop.get(unordered.sopInstanceUid)!['00081196']!.Value).toEqual([0xb007]);
+    expect(res.headers.get('warning')).toMatch(
+      /\(0008,0050\) AccessionNumber 'ACC-NO-ORDER' matches no known order/,
+    );
   });
 
   it('runs the same workflow through custos import and custos quarantine', async () => {

@@ -7,9 +7,13 @@ import type { AccessionCheck, OrderLookup } from '../../ports/order-lookup.js';
  * created by the HL7 migration; until it exists, or while it is empty, every answer is 'unknown'.
  */
 export class SqlOrderLookup implements OrderLookup {
+  /** Tables appear only through migrations, which run before the process serves: a found table stays found. */
+  private exists = false;
+
   constructor(private readonly index: IndexDb) {}
 
   private async tableExists(): Promise<boolean> {
+    if (this.exists) return true;
     const q =
       this.index.dialect === 'postgres'
         ? sql<{ present: boolean }>`select to_regclass('orders') is not null as present`
@@ -17,7 +21,8 @@ export class SqlOrderLookup implements OrderLookup {
             present: number;
           }>`select count(*) > 0 as present from sqlite_master where type = 'table' and name = 'orders'`;
     const row = (await q.execute(this.index.db)).rows[0];
-    return Boolean(row?.present);
+    this.exists = Boolean(row?.present);
+    return this.exists;
   }
 
   async checkAccession(accessionNumber: string): Promise<AccessionCheck> {
