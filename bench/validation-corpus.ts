@@ -61,6 +61,29 @@ const PLANE: Attrs = [
   ['SliceThickness', 'DS', '1'],
 ];
 
+/** Digital X-Ray (For Presentation); Mammography refines it (later entries override). */
+const DX_ATTRS: Attrs = [
+  ...COMMON,
+  ...IMAGE16,
+  ['Modality', 'CS', 'DX'],
+  ['PresentationIntentType', 'CS', 'FOR PRESENTATION'],
+  ['ImageType', 'CS', ['ORIGINAL', 'PRIMARY']],
+  ['ImageLaterality', 'CS', 'U'],
+  ['PatientOrientation', 'CS', ['A', 'F']],
+  ['PixelIntensityRelationship', 'CS', 'LIN'],
+  ['PixelIntensityRelationshipSign', 'SS', 1],
+  ['RescaleIntercept', 'DS', '0'],
+  ['RescaleSlope', 'DS', '1'],
+  ['RescaleType', 'LO', 'US'],
+  ['PresentationLUTShape', 'CS', 'IDENTITY'],
+  ['LossyImageCompression', 'CS', '00'],
+  ['BurnedInAnnotation', 'CS', 'NO'],
+  ['ImagerPixelSpacing', 'DS', ['0.1', '0.1']],
+  ['DetectorType', 'CS', 'DIRECT'],
+  ['WindowCenter', 'DS', '2048'],
+  ['WindowWidth', 'DS', '4096'],
+];
+
 export interface CorpusClass {
   name: string;
   sopClassUid: string;
@@ -146,27 +169,7 @@ export const CLASSES: CorpusClass[] = [
     // Laterality (General Series, 2C) may not be present when Image Laterality is, or for an unpaired part.
     drop: ['Laterality'],
     sopClassUid: '1.2.840.10008.5.1.4.1.1.1.1',
-    attrs: [
-      ...COMMON,
-      ...IMAGE16,
-      ['Modality', 'CS', 'DX'],
-      ['PresentationIntentType', 'CS', 'FOR PRESENTATION'],
-      ['ImageType', 'CS', ['ORIGINAL', 'PRIMARY']],
-      ['ImageLaterality', 'CS', 'U'],
-      ['PatientOrientation', 'CS', ['A', 'F']],
-      ['PixelIntensityRelationship', 'CS', 'LIN'],
-      ['PixelIntensityRelationshipSign', 'SS', 1],
-      ['RescaleIntercept', 'DS', '0'],
-      ['RescaleSlope', 'DS', '1'],
-      ['RescaleType', 'LO', 'US'],
-      ['PresentationLUTShape', 'CS', 'IDENTITY'],
-      ['LossyImageCompression', 'CS', '00'],
-      ['BurnedInAnnotation', 'CS', 'NO'],
-      ['ImagerPixelSpacing', 'DS', ['0.1', '0.1']],
-      ['DetectorType', 'CS', 'DIRECT'],
-      ['WindowCenter', 'DS', '2048'],
-      ['WindowWidth', 'DS', '4096'],
-    ],
+    attrs: DX_ATTRS,
     extra: [
       el('AnatomicRegionSequence', 'SQ', [code('51185008', 'SCT', 'Chest')]),
       el('AcquisitionContextSequence', 'SQ', []),
@@ -182,27 +185,12 @@ export const CLASSES: CorpusClass[] = [
     drop: ['Laterality'],
     sopClassUid: '1.2.840.10008.5.1.4.1.1.1.2',
     attrs: [
-      ...COMMON,
-      ...IMAGE16,
+      ...DX_ATTRS,
       ['Modality', 'CS', 'MG'],
-      ['PresentationIntentType', 'CS', 'FOR PRESENTATION'],
-      ['ImageType', 'CS', ['ORIGINAL', 'PRIMARY']],
       ['ImageLaterality', 'CS', 'L'],
       ['PatientOrientation', 'CS', ['A', 'R']],
-      ['PixelIntensityRelationship', 'CS', 'LIN'],
-      ['PixelIntensityRelationshipSign', 'SS', 1],
-      ['RescaleIntercept', 'DS', '0'],
-      ['RescaleSlope', 'DS', '1'],
-      ['RescaleType', 'LO', 'US'],
-      ['PresentationLUTShape', 'CS', 'IDENTITY'],
-      ['LossyImageCompression', 'CS', '00'],
-      ['BurnedInAnnotation', 'CS', 'NO'],
-      ['ImagerPixelSpacing', 'DS', ['0.1', '0.1']],
-      ['DetectorType', 'CS', 'DIRECT'],
       ['PositionerType', 'CS', 'MAMMOGRAPHIC'],
       ['OrganExposed', 'CS', 'BREAST'],
-      ['WindowCenter', 'DS', '2048'],
-      ['WindowWidth', 'DS', '4096'],
     ],
     extra: [
       el('AnatomicRegionSequence', 'SQ', [code('76752008', 'SCT', 'Breast')]),

@@ -350,15 +350,7 @@ export class IngestService {
     level: ValidationLevel,
     defects: ClassifiedDefect[],
   ): Promise<IngestOutcome> {
-    const base = {
-      sopInstanceUid: r.instance.sopInstanceUid,
-      sopClassUid: r.instance.sopClassUid,
-      studyUid: r.study.studyUid,
-      seriesUid: r.series.seriesUid,
-      size: blob.size,
-      warnings: header.warnings,
-      defects,
-    };
+    const base = outcomeBase(r, header, blob, defects);
     const archived = await this.deps.index.db
       .selectFrom('instances')
       .select('sha256')
@@ -456,15 +448,7 @@ export class IngestService {
     },
   ): Promise<IngestOutcome> {
     const { json, bulk } = header;
-    const base = {
-      sopInstanceUid: r.instance.sopInstanceUid,
-      sopClassUid: r.instance.sopClassUid,
-      studyUid: r.study.studyUid,
-      seriesUid: r.series.seriesUid,
-      size: blob.size,
-      warnings: header.warnings,
-      defects,
-    };
+    const base = outcomeBase(r, header, blob, defects);
     const existing = await this.deps.index.db
       .selectFrom('instances')
       .select(['sha256', 'study_uid'])
@@ -663,6 +647,23 @@ export class IngestService {
       detail: { sopInstanceUid: base.sopInstanceUid },
     });
   }
+}
+
+function outcomeBase(
+  r: InstanceIndexRecord,
+  header: HeaderForIndex,
+  blob: StoredBlob,
+  defects: ClassifiedDefect[],
+): Omit<IngestOutcome, 'status'> {
+  return {
+    sopInstanceUid: r.instance.sopInstanceUid,
+    sopClassUid: r.instance.sopClassUid,
+    studyUid: r.study.studyUid,
+    seriesUid: r.series.seriesUid,
+    size: blob.size,
+    warnings: header.warnings,
+    defects,
+  };
 }
 
 async function upsertPatient(
