@@ -20,6 +20,7 @@ import {
   type HeaderCorrections,
 } from '../dicom/header-rewrite.js';
 import { parsePart10 } from '../dicom/part10-parser.js';
+import type { Dataset } from '../dicom/dataset.js';
 import { lookupTag } from '../dicom/dictionary.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
@@ -182,12 +183,25 @@ export class QuarantineService {
     if (row.status !== 'quarantined') throw notPending(row);
     const corrections = JSON.parse(row.corrections_json) as HeaderCorrections;
     const key = await this.deps.studyKeys.keyForRead(row.study_uid);
-    const parsed = await parsePart10(this.deps.blobs.read(asBlobId(row.blob_id), key, undefined, row.sha256));
-    const corrected = applyToJson(JSON.parse(row.metadata_json) as DicomJsonObject, corrections);
+    const bulk = JSON.parse(row.bulk_json) as BulkMap;
+    // Only the header is re-validated: read up to the first bulk value (the whole object when deflated).
+    const parsed = await parsePart10(
+      bulk.deflated
+        ? this.deps.blobs.read(asBlobId(row.blob_id), key, undefined, row.sha256)
+        : this.deps.blobs.read(asBlobId(row.blob_id), key, {
+            start: 0,
+            end: headerEnd(bulk, row.transfer_syntax_uid, Number(row.size)).offset,
+          }),
+    );
+    const stored = JSON.parse(row.metadata_json) as DicomJsonObject;
+    const corrected = applyToJson(stored, corrections);
     const record = toIndexRecord(corrected);
     const verdict = decide(
       row.level as ValidationLevel,
-      await this.deps.ingest.check(applyToDataset(parsed.dataset, corrections), record),
+      await this.deps.ingest.check(
+        applyToDataset(withBulkValues(parsed.dataset, bulk, stored), corrections),
+        record,
+      ),
     );
     if (verdict.outcome === 'rejected' || verdict.outcome === 'quarantined') {
       const remaining = verdict.defects.filter((d) => d.disposition !== 'warn');
@@ -214,7 +228,7 @@ export class QuarantineService {
       record,
       {
         json: corrected,
-        bulk: JSON.parse(row.bulk_json) as BulkMap,
+        bulk,
         transferSyntaxUid: row.transfer_syntax_uid,
         warnings,
       },
@@ -301,6 +315,36 @@ export class QuarantineService {
     if (!row) throw notFound(id);
     return row;
   }
+}
+
+/** The header read up to the first bulk value, with the bulk values after it known by where they are stored. */
+function withBulkValues(ds: Dataset, bulk: BulkMap, json: DicomJsonObject): Dataset {
+  const out: Dataset = new Map(ds);
+  const vrOf = (hex: string) => json[hex]?.vr ?? 'OB';
+  for (const [path, el] of Object.entries(bulk.elements)) {
+    if (path.includes('.')) continue;
+    out.set(Number.parseInt(path, 16) >>> 0, {
+      vr: vrOf(path),
+      kind: 'bulk',
+      offset: el.offset,
+      length: el.length,
+    });
+  }
+  const px = bulk.pixel;
+  if (px)
+    out.set(
+      Number.parseInt(px.tagPath, 16) >>> 0,
+      px.encapsulated
+        ? {
+            vr: vrOf(px.tagPath),
+            kind: 'encapsulated',
+            offset: px.offset,
+            basicOffsetTable: px.basicOffsetTable ?? [],
+            fragments: px.fragments ?? [],
+          }
+        : { vr: vrOf(px.tagPath), kind: 'bulk', offset: px.offset, length: px.length },
+    );
+  return out;
 }
 
 const notPending = (row: { id: string; status: string }) =>
