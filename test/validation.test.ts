@@ -118,6 +118,11 @@ describe.each(backends())('validation at ingest and quarantine on %s', (backend)
       );
       expect(got.status).toBe(200);
     }
+    // A warning travels with the store record.
+    const stores = await ledger(s, 'store');
+    expect(
+      stores.some((r) => r.record.includes(warn.sopInstanceUid) && r.record.includes('KVP Type 2 missing')),
+    ).toBe(true);
     // The data steward is told: a quarantine record and an alert, both naming the defect.
     const q = await ledger(s, 'quarantine');
     expect(

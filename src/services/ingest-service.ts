@@ -602,7 +602,14 @@ export class IngestService {
             channel: ctx.channel,
             size: blob.size,
           },
-          ...(extra?.audit ? { detail: extra.audit } : {}),
+          ...(defects.length || extra?.audit
+            ? {
+                detail: {
+                  ...(defects.length ? { validation: defects.map((d) => d.message) } : {}),
+                  ...extra?.audit,
+                },
+              }
+            : {}),
         });
         if (extra) await extra.inTransaction(trx);
       });
