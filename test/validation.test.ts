@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
 import { dropPostgresSchema } from '../src/adapters/sql/open-index-db.js';
 import { asBlobId } from '../src/domain/ids.js';
+import { systemPrincipal } from '../src/services/auth-service.js';
 import { parsePart10 } from '../src/dicom/part10-parser.js';
 import { getString } from '../src/dicom/dataset.js';
 import { Tags } from '../src/dicom/tags.js';
@@ -322,6 +323,37 @@ describe.each(backends())('validation at ingest and quarantine on %s', (backend)
 
     for (const action of ['release', 'reject', 'correct-header', 'view-metadata', 'administer'])
       expect((await ledger(s, action)).length, action).toBeGreaterThan(0);
+  });
+
+  it('refuses the quarantine to an account no policy allows, and records the refusal', async () => {
+    await s.app.index.db
+      .insertInto('users')
+      .values({
+        username: 'tech1',
+        display_name: 'Technologist',
+        role: 'technologist',
+        password_hash: null,
+        active: 1,
+        created_at: new Date().toISOString(),
+      })
+      .execute();
+    const { token } = await s.app.auth.createToken(systemPrincipal('test'), 'tech1');
+    const headers = { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' };
+    const list = await fetch(`${s.url}/api/quarantine`, { headers });
+    expect(list.status).toBe(403);
+    const correct = await fetch(`${s.url}/api/quarantine/any/corrections`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ PatientID: 'X' }),
+    });
+    expect(correct.status).toBe(403);
+    const denied = await s.app.index.db
+      .selectFrom('audit_ledger')
+      .select(['action', 'actor'])
+      .where('outcome', '=', 'denied')
+      .where('actor', '=', 'tech1')
+      .execute();
+    expect(denied.map((d) => d.action).sort()).toEqual(['administer', 'correct-header']);
   });
 
   it('quarantines an AccessionNumber that matches no order once orders are known (last: it adds an orders table)', async () => {
