@@ -77,12 +77,24 @@ describe('custos CLI', () => {
     await writeFile(join(src, 'notes.txt'), 'not a DICOM file');
     const first = io(cwd);
     expect(await main(['import', src, '--data', 'd2'], first)).toBe(3);
-    expect(JSON.parse(first.stdout)).toEqual({ stored: 3, unchanged: 0, conflicts: 0, failed: 1 });
+    expect(JSON.parse(first.stdout)).toEqual({
+      stored: 3,
+      unchanged: 0,
+      quarantined: 0,
+      conflicts: 0,
+      failed: 1,
+    });
     expect(first.stderr).toMatch(/failed notes\.txt/);
 
     const again = io(cwd);
     expect(await main(['import', src, '--data', 'd2'], again)).toBe(3);
-    expect(JSON.parse(again.stdout)).toEqual({ stored: 0, unchanged: 3, conflicts: 0, failed: 1 });
+    expect(JSON.parse(again.stdout)).toEqual({
+      stored: 0,
+      unchanged: 3,
+      quarantined: 0,
+      conflicts: 0,
+      failed: 1,
+    });
 
     await writeFile(
       join(src, 'a', 'x.dcm'),
@@ -90,7 +102,13 @@ describe('custos CLI', () => {
     );
     const third = io(cwd);
     await main(['import', src, '--data', 'd2'], third);
-    expect(JSON.parse(third.stdout)).toEqual({ stored: 0, unchanged: 2, conflicts: 1, failed: 1 });
+    expect(JSON.parse(third.stdout)).toEqual({
+      stored: 0,
+      unchanged: 2,
+      quarantined: 0,
+      conflicts: 1,
+      failed: 1,
+    });
     expect(third.stderr).toMatch(/conflict a\/x\.dcm: SOP instance .* already stored with different content/);
   });
 });

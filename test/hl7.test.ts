@@ -718,6 +718,8 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
       sopInstanceUid: sop,
       patientId: newId,
       patientName: 'Stale^Name',
+      // Orders are known by now (earlier tests): the accession must match one, or validation quarantines it.
+      accessionNumber: `ACC-${run}`,
       transferSyntaxUid: '1.2.840.10008.1.2.1.99',
     });
     const { body, contentType } = stowBody([{ bytes }]);

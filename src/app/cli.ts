@@ -411,6 +411,130 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       );
     });
 
+  const quarantine = program
+    .command('quarantine')
+    .description("the data steward's quarantine: list, show, correct, release, reject (docs/validation.md)");
+  // The quarantine is worked by a named data steward, never by an anonymous operator: the account must exist,
+  // be active, and its role is what the policy decision point sees.
+  const actingAs = (app: CustosApp, account: string) => app.auth.localPrincipal(account, 'cli');
+  const withQuarantine = async (data: string | undefined, fn: (app: CustosApp) => Promise<void>) => {
+    const { withApp } = await import('./custos-app.js');
+    await withApp(config(data ? { dataDir: data } : {}), fn, io.err);
+  };
+  quarantine
+    .command('list')
+    .requiredOption('--as <account>', 'the data steward account acting (recorded in the ledger)')
+    .description('objects in quarantine, newest first')
+    .option('--data <dir>', 'data directory')
+    .option('--status <s>', 'quarantined, released or rejected', 'quarantined')
+    .option('--limit <n>', 'at most this many (default 50)', parsePositive)
+    .option('--offset <n>', 'skip this many (paging)')
+    .option('--json', 'JSON instead of a table')
+    .action(
+      async (opts: {
+        data?: string;
+        status: string;
+        limit?: number;
+        offset?: string;
+        json?: boolean;
+        as: string;
+      }) => {
+        if (!['quarantined', 'released', 'rejected'].includes(opts.status))
+          throw new CustosError({
+            code: 'cli.bad-status',
+            message: `--status must be quarantined, released or rejected, got '${opts.status}'`,
+          });
+        const offset = opts.offset === undefined ? 0 : Number(opts.offset);
+        if (!Number.isInteger(offset) || offset < 0)
+          throw new CustosError({
+            code: 'cli.bad-number',
+            message: `--offset must be a non-negative integer`,
+          });
+        await withQuarantine(opts.data, async (app) => {
+          const { entries, total } = await app.quarantine.list(await actingAs(app, opts.as), {
+            status: opts.status as 'quarantined' | 'released' | 'rejected',
+            limit: opts.limit ?? 50,
+            offset,
+          });
+          if (opts.json) io.out(`${JSON.stringify({ entries, total })}\n`);
+          else {
+            for (const e of entries)
+              io.out(
+                `${e.id}  ${e.createdAt}  ${e.status.padEnd(11)} ${e.sender.padEnd(16)} ${e.reasons.join('; ')}\n`,
+              );
+            io.err(`${entries.length} of ${total} ${opts.status}\n`);
+          }
+        });
+      },
+    );
+  quarantine
+    .command('show')
+    .requiredOption('--as <account>', 'the data steward account acting (recorded in the ledger)')
+    .description('defects, corrections and header (DICOM JSON) of one quarantined object')
+    .argument('<id>', 'quarantine id')
+    .option('--data <dir>', 'data directory')
+    .action(async (id: string, opts: { data?: string; as: string }) => {
+      await withQuarantine(opts.data, async (app) => {
+        io.out(`${JSON.stringify(await app.quarantine.show(await actingAs(app, opts.as), id), null, 2)}\n`);
+      });
+    });
+  quarantine
+    .command('correct')
+    .requiredOption('--as <account>', 'the data steward account acting (recorded in the ledger)')
+    .description(
+      "correct header attributes: TAG=VALUE … (TAG as '(0010,0020)', 00100020 or PatientID; values separated by backslash)",
+    )
+    .argument('<id>', 'quarantine id')
+    .argument('<changes...>', 'TAG=VALUE pairs')
+    .option('--data <dir>', 'data directory')
+    .action(async (id: string, changes: string[], opts: { data?: string; as: string }) => {
+      const input: Record<string, string[]> = {};
+      for (const c of changes) {
+        const eq = c.indexOf('=');
+        if (eq <= 0)
+          throw new CustosError({ code: 'cli.bad-correction', message: `'${c}' is not TAG=VALUE` });
+        input[c.slice(0, eq)] = c.slice(eq + 1).split('\\');
+      }
+      await withQuarantine(opts.data, async (app) => {
+        const d = await app.quarantine.correct(await actingAs(app, opts.as), id, input);
+        const { correctionLabel } = await import('../services/quarantine-service.js');
+        for (const [hex, values] of Object.entries(d.corrections))
+          io.out(`${correctionLabel(hex)} = ${values.join('\\')}\n`);
+      });
+    });
+  quarantine
+    .command('release')
+    .requiredOption('--as <account>', 'the data steward account acting (recorded in the ledger)')
+    .description('re-validate with the corrections and release into the archive (exit 1 if still invalid)')
+    .argument('<id>', 'quarantine id')
+    .option('--data <dir>', 'data directory')
+    .action(async (id: string, opts: { data?: string; as: string }) => {
+      await withQuarantine(opts.data, async (app) => {
+        try {
+          const r = await app.quarantine.release(await actingAs(app, opts.as), id);
+          io.out(`released ${r.sopInstanceUid} into study ${r.studyUid}\n`);
+          for (const w of r.warnings) io.err(`warning: ${w}\n`);
+        } catch (err) {
+          if (!(err instanceof CustosError && err.code === 'quarantine.still-invalid')) throw err;
+          io.err(`custos: ${err.message}\n`);
+          exitCode = 1;
+        }
+      });
+    });
+  quarantine
+    .command('reject')
+    .requiredOption('--as <account>', 'the data steward account acting (recorded in the ledger)')
+    .description('reject an object for good; its bytes stay encrypted, marked rejected')
+    .argument('<id>', 'quarantine id')
+    .requiredOption('--reason <text>', 'why (recorded in the ledger)')
+    .option('--data <dir>', 'data directory')
+    .action(async (id: string, opts: { data?: string; reason: string; as: string }) => {
+      await withQuarantine(opts.data, async (app) => {
+        const r = await app.quarantine.reject(await actingAs(app, opts.as), id, opts.reason);
+        io.out(`rejected ${r.sopInstanceUid}: ${opts.reason}\n`);
+      });
+    });
+
   program
     .command('fixity')
     .description('re-verify stored objects against their checksums and authentication tags')

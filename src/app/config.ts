@@ -4,6 +4,8 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CustosError } from '../domain/errors.js';
 
+const ValidationLevelSchema = z.enum(['strict', 'standard', 'lenient']);
+
 /**
  * Configuration: defaults < config file < CUSTOS_* environment < command-line flags. Loaded and validated once
  * (CONVENTIONS.md: nothing reads process.env outside this module); every error names the offending key.
@@ -100,6 +102,18 @@ const ConfigSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Header validation at ingest (docs/validation.md): 'strict' rejects every defect, 'standard' quarantines
+     * missing Type 1 and patient-identity defects and warns on the rest, 'lenient' warns. The sending AE's own
+     * level wins over its channel's, which wins over the default.
+     */
+    validation: z
+      .object({
+        default: ValidationLevelSchema,
+        byAe: z.record(z.string().regex(/^[ -[\]-~]{1,16}$/, 'must be an AE title'), ValidationLevelSchema),
+        byChannel: z.record(z.enum(['stow-rs', 'import', 'c-store']), ValidationLevelSchema),
+      })
+      .strict(),
     /** This Custos node's name in audit records (default: the host name). */
     nodeName: z.string().min(1).max(255),
     audit: z
@@ -221,6 +235,7 @@ const DEFAULTS = {
     application: 'CUSTOS',
     facility: 'CUSTOS',
   },
+  validation: { default: 'standard', byAe: {}, byChannel: {} },
 };
 
 type Json = Record<string, unknown>;
@@ -244,6 +259,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_OIDC_ISSUER: { path: ['oidc', 'issuer'], type: 'string' },
   CUSTOS_OIDC_AUDIENCE: { path: ['oidc', 'audience'], type: 'string' },
   CUSTOS_OIDC_JWKS_URI: { path: ['oidc', 'jwksUri'], type: 'string' },
+  CUSTOS_VALIDATION_DEFAULT: { path: ['validation', 'default'], type: 'string' },
   CUSTOS_FIXITY_INTERVAL_DAYS: { path: ['fixity', 'intervalDays'], type: 'int' },
   CUSTOS_FIXITY_BYTES_PER_SECOND: { path: ['fixity', 'bytesPerSecond'], type: 'int' },
   CUSTOS_FIXITY_SLICE_SECONDS: { path: ['fixity', 'sliceSeconds'], type: 'int' },

@@ -6,6 +6,7 @@ import { FsBlobStore } from '../adapters/fs-blob/fs-blob-store.js';
 import { KeyfileKeyStore } from '../adapters/keyfile/keyfile-key-store.js';
 import { openIndexDb } from '../adapters/sql/open-index-db.js';
 import { SqlLedger } from '../adapters/sql/sql-ledger.js';
+import { SqlOrderLookup } from '../adapters/sql/sql-order-lookup.js';
 import { LedgerSigningKey } from '../adapters/keyfile/ledger-signing-key.js';
 import { CheckpointFile } from '../adapters/checkpoint-file/checkpoint-file.js';
 import { CedarPolicyDecisionPoint, CedarPolicyValidator } from '../adapters/policy/cedar-policy.js';
@@ -27,6 +28,8 @@ import { AuthService } from '../services/auth-service.js';
 import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
 import { RetrieveService } from '../services/retrieve-service.js';
+import { CorrectionOverlay } from '../services/correction-overlay.js';
+import { QuarantineService } from '../services/quarantine-service.js';
 import { StudyKeyService } from '../services/study-keys.js';
 import type { AuditForwarder } from '../services/audit-forwarder.js';
 import { buildAuditForwarder } from './audit-forwarding.js';
@@ -55,6 +58,7 @@ export interface CustosApp {
   /** The patient index and order feed (HL7 ADT, ORM, OMI). */
   feed: PatientFeedService;
   clock: Clock;
+  quarantine: QuarantineService;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -117,9 +121,30 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const accounts = new AccountService(index, ledger, clock);
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
   const facts = new StudyFacts(index, clock);
-  const ingest = new IngestService({ index, blobs, studyKeys, gate, ledger, clock, limits: config.limits });
+  const ingest = new IngestService({
+    index,
+    blobs,
+    studyKeys,
+    gate,
+    ledger,
+    clock,
+    limits: config.limits,
+    validation: config.validation,
+    orders: new SqlOrderLookup(index),
+  });
   const query = new QueryService(index, gate, ledger, clock, facts);
-  const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger, facts });
+  const overlay = new CorrectionOverlay(index, blobs, studyKeys);
+  const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger, facts, overlay });
+  const quarantine = new QuarantineService({
+    index,
+    blobs,
+    studyKeys,
+    gate,
+    ledger,
+    clock,
+    ingest,
+    overlay,
+  });
   const scim = new ScimService(index, gate, ledger, clock);
   const fixity = new FixityService({
     index,
@@ -149,6 +174,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     retrieve,
     feed,
     clock,
+    quarantine,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

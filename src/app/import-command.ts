@@ -21,6 +21,10 @@ async function* files(dir: string): AsyncGenerator<string> {
 export interface ImportSummary {
   stored: number;
   duplicates: number;
+  /** Kept in quarantine for the data steward (docs/validation.md). */
+  quarantined: { path: string; id: string; reasons: string[] }[];
+  /** Stored, with validation warnings. */
+  warned: number;
   conflicts: { path: string; message: string }[];
   failed: { path: string; message: string }[];
   bytes: number;
@@ -46,7 +50,15 @@ export async function runImport(
     paths.push(p);
     total += (await stat(p)).size;
   }
-  const summary: ImportSummary = { stored: 0, duplicates: 0, conflicts: [], failed: [], bytes: 0 };
+  const summary: ImportSummary = {
+    stored: 0,
+    duplicates: 0,
+    quarantined: [],
+    warned: 0,
+    conflicts: [],
+    failed: [],
+    bytes: 0,
+  };
   const started = Date.now();
   await withApp(
     config,
@@ -75,8 +87,15 @@ export async function runImport(
               createReadStream(p, { highWaterMark: 1024 * 1024 }),
               { channel: 'import' },
             );
-            if (outcome.status === 'stored') summary.stored++;
+            if (outcome.status === 'quarantined')
+              summary.quarantined.push({
+                path: relative(root, p),
+                id: outcome.quarantineId!,
+                reasons: outcome.defects.filter((d) => d.disposition === 'quarantine').map((d) => d.message),
+              });
+            else if (outcome.status === 'stored') summary.stored++;
             else summary.duplicates++;
+            if (outcome.status === 'stored' && outcome.defects.length) summary.warned++;
             summary.bytes += outcome.size;
           } catch (err) {
             const message = err instanceof Error ? err.message : String(err);
@@ -98,11 +117,13 @@ export async function runImport(
   io.err(
     [
       `import of ${root}: ${paths.length} files (${(total / 1e6).toFixed(1)} MB) in ${secs.toFixed(1)} s`,
-      `  stored:     ${summary.stored}`,
+      `  stored:     ${summary.stored} (${summary.warned} with validation warnings)`,
+      `  quarantined: ${summary.quarantined.length} (kept encrypted for the data steward: custos quarantine list)`,
       `  unchanged:  ${summary.duplicates} (already stored with the same bytes)`,
       `  conflicts:  ${summary.conflicts.length} (already stored with different bytes; not overwritten)`,
       `  failed:     ${summary.failed.length}`,
       ...[
+        ...summary.quarantined.map((q) => `  quarantined ${q.path} as ${q.id}: ${q.reasons.join('; ')}`),
         ...summary.conflicts.map((c) => `  conflict ${c.path}: ${c.message}`),
         ...summary.failed.map((f) => `  failed ${f.path}: ${f.message}`),
       ].slice(0, 50),
@@ -113,6 +134,7 @@ export async function runImport(
     JSON.stringify({
       stored: summary.stored,
       unchanged: summary.duplicates,
+      quarantined: summary.quarantined.length,
       conflicts: summary.conflicts.length,
       failed: summary.failed.length,
     }) + '\n',

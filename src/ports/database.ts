@@ -265,7 +265,51 @@ export interface PatientMergesTable {
   merged_at: string;
 }
 
+/**
+ * An object that failed validation and was kept rather than archived (docs/validation.md): its bytes are in the
+ * blob store, encrypted under the study's key like any instance; nothing here is visible to query or retrieve.
+ */
+export interface QuarantineTable {
+  id: string;
+  sop_instance_uid: string;
+  sop_class_uid: string;
+  study_uid: string;
+  series_uid: string;
+  patient_id: string;
+  transfer_syntax_uid: string;
+  blob_id: string;
+  size: number;
+  sha256: string;
+  /** Header as stored (DICOM JSON with bulk placeholders), before any correction. */
+  metadata_json: string;
+  bulk_json: string;
+  /** Defects found at ingest, each with its disposition. */
+  defects_json: string;
+  /** Corrections made by the data steward: { 'GGGGEEEE': string[] }. */
+  corrections_json: string;
+  /** 'quarantined' | 'released' | 'rejected'. */
+  status: string;
+  level: string;
+  channel: string;
+  sender: string;
+  reason: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Header corrections served over the stored bytes of an archived instance (the correction overlay). */
+export interface HeaderCorrectionsTable {
+  sop_instance_uid: string;
+  study_uid: string;
+  /** { 'GGGGEEEE': string[] }, applied to the stored header on retrieve. */
+  corrections_json: string;
+  quarantine_id: string | null;
+  created_at: string;
+}
+
 export interface DatabaseSchema {
+  quarantine: QuarantineTable;
+  header_corrections: HeaderCorrectionsTable;
   patients: PatientsTable;
   studies: StudiesTable;
   study_keys: StudyKeysTable;

@@ -251,6 +251,35 @@ export class AuthService {
     return this.createToken(principal, username, { name: 'login', ttlDays: ttlHours / 24 });
   }
 
+  /**
+   * The principal of a local account acting through the command line (`--as`): it must exist and be active; its
+   * role and facts are what the policy decision point sees, and the ledger names it.
+   */
+  async localPrincipal(username: string, source: string): Promise<Principal> {
+    const row = await this.index.db
+      .selectFrom('users')
+      .select(['pk', 'username', 'role', 'active', 'department', 'physician_name', 'physician_id'])
+      .where('username', '=', username)
+      .executeTakeFirst();
+    if (!row || !row.active)
+      throw new CustosError({
+        code: 'auth.no-such-user',
+        message: `no active account named '${username}'`,
+        httpStatus: 404,
+      });
+    return {
+      kind: 'user',
+      id: asUserId(String(row.pk)),
+      name: row.username,
+      role: row.role,
+      source,
+      via: 'cli',
+      department: row.department,
+      physicianName: row.physician_name,
+      physicianId: row.physician_id,
+    };
+  }
+
   /** End a session: the token the request came with stops working at once. */
   async logout(principal: Principal): Promise<void> {
     const m = /^token:(\d+)$/.exec(principal.via ?? '');

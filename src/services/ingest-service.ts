@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { CustosError, DicomStatus } from '../domain/errors.js';
 import { isValidUid } from '../domain/ids.js';
@@ -12,16 +13,37 @@ import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
 import { describeBulk, type BulkMap } from './bulk-map.js';
+import type { Dataset } from '../dicom/dataset.js';
+import { attributeLabel, validateHeader, type Defect } from '../domain/validation/validate-header.js';
+import {
+  decide,
+  levelFor,
+  type ClassifiedDefect,
+  type ValidationLevel,
+} from '../domain/validation/validation-policy.js';
+import type { OrderLookup } from '../ports/order-lookup.js';
 import type { StudyKeyService } from './study-keys.js';
 
 export interface IngestOutcome {
-  status: 'stored' | 'duplicate';
+  /** 'quarantined': kept encrypted in quarantine for the data steward, not in the archive (docs/validation.md). */
+  status: 'stored' | 'duplicate' | 'quarantined';
   sopInstanceUid: string;
   sopClassUid: string;
   studyUid: string;
   seriesUid: string;
   size: number;
+  /** Parser warnings and validation defects that did not stop the object. */
   warnings: string[];
+  /** Validation defects with what each one caused. */
+  defects: ClassifiedDefect[];
+  /** Set when status is 'quarantined'. */
+  quarantineId?: string;
+}
+
+export interface ValidationSettings {
+  default: ValidationLevel;
+  byAe: Record<string, ValidationLevel>;
+  byChannel: Partial<Record<string, ValidationLevel>>;
 }
 
 export interface IngestContext {
@@ -29,6 +51,8 @@ export interface IngestContext {
   channel: 'stow-rs' | 'import' | 'c-store';
   /** STOW-RS to /studies/{uid}: the instance must belong to that study (PS3.18 §10.5.1). */
   expectedStudyUid?: string;
+  /** DICOM calling AE title (C-STORE), which selects `validation.byAe`. */
+  callingAeTitle?: string;
   /**
    * Called once every byte of the source has been read, before the object is committed: lets a transport
    * receive the next object while this one is made durable and indexed.
@@ -44,6 +68,18 @@ export interface IngestDeps {
   ledger: AuditLedger;
   clock: Clock;
   limits: { maxInstanceBytes: number; maxHeaderBytes: number };
+  validation: ValidationSettings;
+  orders: OrderLookup;
+  /** Identifier of a new quarantine entry (default: a random UUID). */
+  newId?: () => string;
+}
+
+/** What the index needs of an instance's header, whether it came from the parser or from quarantine. */
+export interface HeaderForIndex {
+  json: DicomJsonObject;
+  bulk: BulkMap;
+  transferSyntaxUid: string;
+  warnings: string[];
 }
 
 /** Failure that still knows which SOP instance it concerned (for STOW FailedSOPSequence). */
@@ -72,6 +108,26 @@ const invalid = (attribute: string, message: string) =>
     dicomStatus: DicomStatus.DataSetDoesNotMatchSopClass,
     detail: { attribute },
   });
+
+/** A rejection names every defect that rejected the object; the first one's attribute is the headline. */
+function rejection(defects: ClassifiedDefect[]): CustosError {
+  const rejecting = defects.filter((d) => d.disposition === 'reject');
+  const first = rejecting[0]!;
+  return new CustosError({
+    code: 'ingest.validation-failed',
+    message: `rejected: ${rejecting
+      .slice(0, 5)
+      .map((d) => d.message)
+      .join('; ')}${rejecting.length > 5 ? `; and ${rejecting.length - 5} more` : ''}`,
+    httpStatus: 400,
+    // PS3.18 Table 10.5.3-2 / PS3.4 C.4.2.1.4: A900 "Data Set does not match SOP Class".
+    dicomStatus: DicomStatus.DataSetDoesNotMatchSopClass,
+    detail: {
+      attribute: first.attribute ?? null,
+      defects: rejecting.map((d) => ({ kind: d.kind, attribute: d.attribute ?? null, message: d.message })),
+    },
+  });
+}
 
 /**
  * The one ingest pipeline (STOW-RS, C-STORE and import all call it): stream-parse the header while encrypting
@@ -135,8 +191,39 @@ export class IngestService {
       const json = this.headerJson(parsed);
       const record = toIndexRecord(json);
       this.validate(record, ctx);
+      const level = levelFor(this.deps.validation, {
+        ...(ctx.callingAeTitle !== undefined
+          ? { aeTitle: ctx.callingAeTitle }
+          : principal.kind === 'ae'
+            ? { aeTitle: principal.name }
+            : {}),
+        channel: ctx.channel,
+      });
+      const verdict = decide(level, await this.check(parsed.dataset, record));
+      if (verdict.outcome === 'rejected') throw rejection(verdict.defects);
       stored = await writer.commit();
-      const outcome = await this.index(principal, decision.policy, record, json, parsed, stored, ctx);
+      const header: HeaderForIndex = {
+        json,
+        bulk: describeBulk(parsed).bulk,
+        transferSyntaxUid: parsed.transferSyntaxUid,
+        warnings: [
+          ...parsed.warnings,
+          ...verdict.defects.filter((d) => d.disposition === 'warn').map((d) => d.message),
+        ],
+      };
+      const outcome =
+        verdict.outcome === 'quarantined'
+          ? await this.quarantine(
+              principal,
+              decision.policy,
+              record,
+              header,
+              stored,
+              ctx,
+              level,
+              verdict.defects,
+            )
+          : await this.index(principal, decision.policy, record, header, stored, ctx, verdict.defects);
       if (outcome.status === 'duplicate') await this.deps.blobs.delete(stored.blobId);
       return outcome;
     } catch (err) {
@@ -215,23 +302,158 @@ export class IngestService {
     }
   }
 
-  private async index(
+  /**
+   * Every defect of the header (required attributes, value syntax, VM) and of its place in the archive: a study
+   * never under two patients, an AccessionNumber that matches a known order when orders are known.
+   */
+  async check(ds: Dataset, r: InstanceIndexRecord): Promise<Defect[]> {
+    const defects = validateHeader(ds).defects;
+    const filed = await this.deps.index.db
+      .selectFrom('studies as st')
+      .select(['st.patient_pk'])
+      .where('st.study_uid', '=', r.study.studyUid)
+      .executeTakeFirst();
+    // The object's patient as the patient index resolves it (an identifier merged away by HL7 A40/A34 leads to
+    // the surviving patient, an object without an issuer to the patient known under its ID), so late images of
+    // a merged patient join their study instead of looking like a second patient.
+    const own = filed
+      ? await knownPatient(this.deps.index.db, r.patient.patientId, r.patient.issuer)
+      : undefined;
+    if (filed && own !== filed.patient_pk) {
+      defects.push({
+        kind: 'study-patient-conflict',
+        tag: '00100020',
+        attribute: attributeLabel(Tags.PatientID),
+        message: `${attributeLabel(Tags.PatientID)} does not match: study ${r.study.studyUid} is already filed under another patient`,
+      });
+    }
+    if (r.study.accessionNumber) {
+      const order = await this.deps.orders.checkAccession(r.study.accessionNumber);
+      if (order === 'not-found') {
+        defects.push({
+          kind: 'unknown-accession',
+          tag: '00080050',
+          attribute: attributeLabel(Tags.AccessionNumber),
+          message: `${attributeLabel(Tags.AccessionNumber)} '${r.study.accessionNumber}' matches no known order`,
+        });
+      }
+    }
+    return defects;
+  }
+
+  /**
+   * Keep a defective object for the data steward: its blob stays (encrypted under the study key), the entry and
+   * its audit and alert records commit together. Nothing about it is visible to query or retrieve.
+   */
+  private async quarantine(
     principal: Principal,
     policy: string,
     r: InstanceIndexRecord,
-    json: DicomJsonObject,
-    parsed: ParsedPart10,
+    header: HeaderForIndex,
     blob: StoredBlob,
     ctx: IngestContext,
+    level: ValidationLevel,
+    defects: ClassifiedDefect[],
   ): Promise<IngestOutcome> {
-    const base = {
-      sopInstanceUid: r.instance.sopInstanceUid,
-      sopClassUid: r.instance.sopClassUid,
-      studyUid: r.study.studyUid,
-      seriesUid: r.series.seriesUid,
-      size: blob.size,
-      warnings: parsed.warnings,
-    };
+    const base = outcomeBase(r, header, blob, defects);
+    const archived = await this.deps.index.db
+      .selectFrom('instances')
+      .select('sha256')
+      .where('sop_instance_uid', '=', r.instance.sopInstanceUid)
+      .executeTakeFirst();
+    if (archived) return this.duplicateOrConflict(principal, policy, archived.sha256, blob, base, ctx);
+    const held = await this.deps.index.db
+      .selectFrom('quarantine')
+      .select('id')
+      .where('sop_instance_uid', '=', r.instance.sopInstanceUid)
+      .where('sha256', '=', blob.sha256)
+      .where('status', '=', 'quarantined')
+      .executeTakeFirst();
+    if (held) return { status: 'duplicate', ...base, quarantineId: held.id };
+    const id = (this.deps.newId ?? randomUUID)();
+    const now = this.deps.clock.now().toISOString();
+    const reasons = defects.filter((d) => d.disposition === 'quarantine').map((d) => d.message);
+    const sender = ctx.callingAeTitle ?? principal.name;
+    await this.deps.index.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('quarantine')
+        .values({
+          id,
+          sop_instance_uid: r.instance.sopInstanceUid,
+          sop_class_uid: r.instance.sopClassUid,
+          study_uid: r.study.studyUid,
+          series_uid: r.series.seriesUid,
+          patient_id: r.patient.patientId,
+          transfer_syntax_uid: header.transferSyntaxUid,
+          blob_id: blob.blobId,
+          size: blob.size,
+          sha256: blob.sha256,
+          metadata_json: JSON.stringify(header.json),
+          bulk_json: JSON.stringify(header.bulk),
+          defects_json: JSON.stringify(defects),
+          corrections_json: '{}',
+          status: 'quarantined',
+          level,
+          channel: ctx.channel,
+          sender,
+          reason: null,
+          created_at: now,
+          updated_at: now,
+        })
+        .execute();
+      const objects = {
+        quarantineId: id,
+        seriesUid: r.series.seriesUid,
+        sopInstanceUid: r.instance.sopInstanceUid,
+        sopClassUid: r.instance.sopClassUid,
+        channel: ctx.channel,
+        size: blob.size,
+      };
+      await this.deps.ledger.appendIn(trx, {
+        principal,
+        action: 'quarantine',
+        outcome: 'success',
+        policy,
+        patientId: r.patient.patientId,
+        studyUid: r.study.studyUid,
+        objects,
+        detail: { level, reasons, sender },
+      });
+      // The data steward's notification: an alert record the alerting issue routes to its notifiers.
+      await this.deps.ledger.appendIn(trx, {
+        principal,
+        action: 'alert',
+        outcome: 'success',
+        policy,
+        patientId: r.patient.patientId,
+        studyUid: r.study.studyUid,
+        objects,
+        detail: { alert: 'quarantine', notify: 'data-steward', reasons },
+      });
+    });
+    return { status: 'quarantined', ...base, quarantineId: id };
+  }
+
+  /**
+   * File an instance in the index (patient, study, series, instance) and record the store, in one transaction.
+   * Used at ingest and when the data steward releases an object from quarantine (`extra` then marks the
+   * quarantine entry and stores the header corrections in the same transaction).
+   */
+  async index(
+    principal: Principal,
+    policy: string,
+    r: InstanceIndexRecord,
+    header: HeaderForIndex,
+    blob: StoredBlob,
+    ctx: IngestContext,
+    defects: ClassifiedDefect[],
+    extra?: {
+      inTransaction: (trx: Kysely<DatabaseSchema>) => Promise<void>;
+      audit?: Record<string, unknown>;
+    },
+  ): Promise<IngestOutcome> {
+    const { json, bulk } = header;
+    const base = outcomeBase(r, header, blob, defects);
     const existing = await this.deps.index.db
       .selectFrom('instances')
       .select(['sha256', 'study_uid'])
@@ -239,7 +461,6 @@ export class IngestService {
       .executeTakeFirst();
     if (existing) return this.duplicateOrConflict(principal, policy, existing.sha256, blob, base, ctx);
 
-    const bulk: BulkMap = describeBulk(parsed).bulk;
     const now = this.deps.clock.now().toISOString();
     try {
       await this.deps.index.db.transaction().execute(async (trx) => {
@@ -326,7 +547,7 @@ export class IngestService {
             study_uid: r.study.studyUid,
             sop_class_uid: r.instance.sopClassUid,
             instance_number: r.instance.instanceNumber,
-            transfer_syntax_uid: parsed.transferSyntaxUid,
+            transfer_syntax_uid: header.transferSyntaxUid,
             blob_id: blob.blobId,
             size: blob.size,
             sha256: blob.sha256,
@@ -387,7 +608,16 @@ export class IngestService {
             channel: ctx.channel,
             size: blob.size,
           },
+          ...(defects.length || extra?.audit
+            ? {
+                detail: {
+                  ...(defects.length ? { validation: defects.map((d) => d.message) } : {}),
+                  ...extra?.audit,
+                },
+              }
+            : {}),
         });
+        if (extra) await extra.inTransaction(trx);
       });
     } catch (err) {
       // A concurrent writer stored the same SOP instance between our check and our insert.
@@ -459,6 +689,23 @@ async function knownPatient(
     pk = merged.surviving_patient_pk;
   }
   return pk;
+}
+
+function outcomeBase(
+  r: InstanceIndexRecord,
+  header: HeaderForIndex,
+  blob: StoredBlob,
+  defects: ClassifiedDefect[],
+): Omit<IngestOutcome, 'status'> {
+  return {
+    sopInstanceUid: r.instance.sopInstanceUid,
+    sopClassUid: r.instance.sopClassUid,
+    studyUid: r.study.studyUid,
+    seriesUid: r.series.seriesUid,
+    size: blob.size,
+    warnings: header.warnings,
+    defects,
+  };
 }
 
 async function upsertPatient(

@@ -21,6 +21,7 @@ import {
   rewriteHeader,
   type HeaderCorrection,
 } from './header-overlay.js';
+import type { CorrectedHeader, CorrectionOverlay } from './correction-overlay.js';
 
 export interface RetrieveScope {
   studyUid: string;
@@ -42,6 +43,8 @@ export interface InstanceRef {
   bulk: BulkMap;
   /** Where the served header differs from the stored one (the patient index changed since it was stored). */
   corrections: HeaderCorrection[];
+  /** Set when the instance was released from quarantine with corrections: the header served in its place. */
+  corrected?: CorrectedHeader;
 }
 
 export interface RetrieveDeps {
@@ -51,6 +54,7 @@ export interface RetrieveDeps {
   gate: AccessGate;
   ledger: AuditLedger;
   facts: StudyFacts;
+  overlay: CorrectionOverlay;
 }
 
 const MAX_AUDITED_UIDS = 10_000;
@@ -153,6 +157,17 @@ export class RetrieveService {
         corrections,
       };
     });
+    if (action === 'view-pixels') {
+      // Instances released from quarantine with corrections are served with the corrected header (the stored
+      // bytes stay as received); their size as served follows from the rewritten header.
+      const corrections = await this.deps.overlay.forStudy(scope.studyUid);
+      for (const ref of refs) {
+        const c = corrections.get(ref.sopInstanceUid);
+        if (!c) continue;
+        ref.corrected = await this.deps.overlay.correctedHeader(ref, c);
+        ref.size = ref.corrected.size;
+      }
+    }
     // While the access record is being made durable, read and decrypt the first object into memory: the wait
     // for the commit overlaps with disk and cipher work, and no byte leaves before open() returns.
     if (opts.readAhead && refs[0]!.corrections.length === 0)
@@ -189,6 +204,10 @@ export class RetrieveService {
   }
 
   private async *read(ref: InstanceRef): AsyncGenerator<Buffer> {
+    if (ref.corrected) {
+      yield* this.deps.overlay.serve(ref, ref.corrected);
+      return;
+    }
     const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
     yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256);
   }
@@ -227,7 +246,9 @@ export class RetrieveService {
    * rewritten with the corrections and the rest of the stored object streamed unchanged.
    */
   async served(ref: InstanceRef): Promise<{ size: number; body: AsyncIterable<Buffer> }> {
-    if (ref.corrections.length === 0) return { size: ref.size, body: this.stream(ref) };
+    // A header corrected in quarantine is served by the correction overlay (read() takes that path); patient
+    // index changes made after its release show in its metadata but not yet in its served bytes.
+    if (ref.corrected || ref.corrections.length === 0) return { size: ref.size, body: this.stream(ref) };
     const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
     return rewriteHeader(ref, ref.corrections, (start, end) =>
       this.alerting(ref, this.deps.blobs.read(asBlobId(ref.blobId), key, { start, end })),

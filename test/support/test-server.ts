@@ -31,6 +31,7 @@ export interface TestServerOptions {
   /** Any other change to the configuration the server starts with. */
   configure?: (config: CustosConfig) => CustosConfig;
   hl7?: Partial<CustosConfig['hl7']>;
+  validation?: Partial<CustosConfig['validation']>;
 }
 
 /** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
@@ -47,6 +48,7 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     limits: { ...base.limits, ...opts.limits },
     audit: { ...base.audit, ...opts.audit },
     hl7: { ...base.hl7, ...opts.hl7 },
+    validation: { ...base.validation, ...opts.validation },
     database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
   };
   const app = await openApp(opts.configure ? opts.configure(config) : config);

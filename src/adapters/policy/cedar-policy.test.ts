@@ -120,7 +120,7 @@ const EXPECTED: Record<string, Partial<Record<Scope, Action[]>>> = {
     'restricted-department-grant': ['query', 'view-metadata', 'approve-deletion'],
   },
   'data-steward': {
-    archive: ['query', 'store'],
+    archive: ['query', 'store', 'correct-header'],
     ...everyStudy(STEWARD),
     'restricted-department-grant': STEWARD,
   },

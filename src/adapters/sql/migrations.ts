@@ -439,6 +439,55 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    '0008-quality': {
+      // Validation outcomes (docs/validation.md): objects kept in quarantine, and header corrections served over
+      // the stored bytes of released instances.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('quarantine')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('sop_instance_uid', 'text', (c) => c.notNull())
+          .addColumn('sop_class_uid', 'text', (c) => c.notNull())
+          .addColumn('study_uid', 'text', (c) => c.notNull())
+          .addColumn('series_uid', 'text', (c) => c.notNull())
+          .addColumn('patient_id', 'text', (c) => c.notNull())
+          .addColumn('transfer_syntax_uid', 'text', (c) => c.notNull())
+          .addColumn('blob_id', 'text', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('sha256', 'text', (c) => c.notNull())
+          .addColumn('metadata_json', 'text', (c) => c.notNull())
+          .addColumn('bulk_json', 'text', (c) => c.notNull())
+          .addColumn('defects_json', 'text', (c) => c.notNull())
+          .addColumn('corrections_json', 'text', (c) => c.notNull().defaultTo('{}'))
+          .addColumn('status', 'text', (c) => c.notNull().defaultTo('quarantined'))
+          .addColumn('level', 'text', (c) => c.notNull())
+          .addColumn('channel', 'text', (c) => c.notNull())
+          .addColumn('sender', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('quarantine_status_created')
+          .on('quarantine')
+          .columns(['status', 'created_at'])
+          .execute();
+        await db.schema.createIndex('quarantine_sop').on('quarantine').column('sop_instance_uid').execute();
+        await db.schema
+          .createTable('header_corrections')
+          .addColumn('sop_instance_uid', 'text', (c) => c.primaryKey())
+          .addColumn('study_uid', 'text', (c) => c.notNull())
+          .addColumn('corrections_json', 'text', (c) => c.notNull())
+          .addColumn('quarantine_id', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('header_corrections_study')
+          .on('header_corrections')
+          .column('study_uid')
+          .execute();
+      },
+    },
   };
 }
 

@@ -17,6 +17,9 @@ type Item = Record<string, { vr: string; Value?: unknown[] }>;
 const reasons = new WeakMap<Item, string>();
 const warningText = (s: string) => `299 custos "${s.replace(/["\\\r\n]/g, ' ')}"`;
 
+/** PS3.18 Table 10.5.3-3 WarningReason B007: Data Set does not match SOP Class. */
+const WARNING_DATASET_MISMATCH = 0xb007;
+
 /** Parts whose commit may still be running while the next part is received. */
 const MAX_INFLIGHT = 4;
 
@@ -78,7 +81,7 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
 
     const base = `${ctx.origin}/dicom-web`;
     // One slot per part, filled in part order whatever order the commits finish in.
-    const results: ({ ok: Item; studyUid: string; warned: boolean } | { failed: Item })[] = [];
+    const results: ({ ok: Item; studyUid?: string; texts: string[] } | { failed: Item })[] = [];
     let parts = 0;
     let requestError: CustosError | undefined;
     const inflight = new Set<Promise<void>>();
@@ -113,16 +116,41 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
               const item: Item = {
                 '00081150': { vr: 'UI', Value: [outcome.sopClassUid] },
                 '00081155': { vr: 'UI', Value: [outcome.sopInstanceUid] },
-                '00081190': {
-                  vr: 'UR',
-                  Value: [
-                    `${base}/studies/${outcome.studyUid}/series/${outcome.seriesUid}/instances/${outcome.sopInstanceUid}`,
-                  ],
-                },
               };
-              // PS3.18 Table 10.5.3-3: WarningReason B000 "coercion of data elements" is the closest generic warning.
-              if (outcome.warnings.length > 0) item['00081196'] = { vr: 'US', Value: [DicomStatus.Warning] };
-              results[slot] = { ok: item, studyUid: outcome.studyUid, warned: outcome.warnings.length > 0 };
+              if (outcome.status === 'quarantined' || outcome.quarantineId) {
+                // Stored but quarantined: kept for the data steward, not retrievable, so no RetrieveURL.
+                // PS3.18 Table 10.5.3-3: B007 "Data Set does not match SOP Class".
+                item['00081196'] = { vr: 'US', Value: [WARNING_DATASET_MISMATCH] };
+                const reasons = outcome.defects
+                  .filter((d) => d.disposition === 'quarantine')
+                  .map((d) => d.message);
+                results[slot] = {
+                  ok: item,
+                  texts: [
+                    `${outcome.sopInstanceUid} stored in quarantine ${outcome.quarantineId} (not in the archive until a data steward releases it): ${reasons.join('; ')}`,
+                  ],
+                };
+                return;
+              }
+              item['00081190'] = {
+                vr: 'UR',
+                Value: [
+                  `${base}/studies/${outcome.studyUid}/series/${outcome.seriesUid}/instances/${outcome.sopInstanceUid}`,
+                ],
+              };
+              if (outcome.warnings.length > 0) {
+                // PS3.18 Table 10.5.3-3: B007 for validation findings, else B000 "coercion of data elements".
+                const validation = outcome.defects.some((d) => d.disposition === 'warn');
+                item['00081196'] = {
+                  vr: 'US',
+                  Value: [validation ? WARNING_DATASET_MISMATCH : DicomStatus.Warning],
+                };
+              }
+              results[slot] = {
+                ok: item,
+                studyUid: outcome.studyUid,
+                texts: outcome.warnings.map((w) => `${outcome.sopInstanceUid}: ${w}`),
+              };
             },
             (err: unknown) => {
               if (!(err instanceof IngestFailure)) throw err;
@@ -168,12 +196,16 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     const failed: Item[] = [];
     const studies = new Set<string>();
     let warnings = 0;
+    const warned: string[] = [];
     for (const r of results) {
       if (!r) continue;
       if ('ok' in r) {
         referenced.push(r.ok);
-        studies.add(r.studyUid);
-        if (r.warned) warnings++;
+        if (r.studyUid) studies.add(r.studyUid);
+        if (r.texts.length) {
+          warnings++;
+          warned.push(...r.texts);
+        }
       } else failed.push(r.failed);
     }
 
@@ -183,7 +215,10 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     if (referenced.length) body['00081199'] = { vr: 'SQ', Value: referenced };
     // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings, 409 none stored.
     const status = referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 ? 202 : 200;
-    const texts = failed.slice(0, 20).map((f) => warningText(reasons.get(f) ?? 'failed'));
+    const texts = [
+      ...failed.slice(0, 20).map((f) => warningText(reasons.get(f) ?? 'failed')),
+      ...warned.slice(0, 20).map(warningText),
+    ];
     if (requestError) texts.push(warningText(requestError.message));
     if (texts.length) ctx.res.setHeader('Warning', texts);
     sendJson(ctx.res, status, body, 'application/dicom+json');

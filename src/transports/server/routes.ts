@@ -20,6 +20,8 @@ import { auditRoutes } from '../admin/audit-routes.js';
 import { fhirRoutes } from '../fhir/fhir-routes.js';
 import { readSmallJson } from '../http/json-body.js';
 import { scimRoutes } from '../scim/scim-routes.js';
+import { quarantineRoutes } from '../admin/quarantine-routes.js';
+import type { QuarantineService } from '../../services/quarantine-service.js';
 import { Router, type Route } from './router.js';
 
 export interface RouteServices {
@@ -29,6 +31,7 @@ export interface RouteServices {
   retrieve: RetrieveService;
   audit: AuditService;
   scim: ScimService;
+  quarantine: QuarantineService;
   config: { limits: { maxRequestBytes: number } };
 }
 
@@ -210,5 +213,12 @@ export function buildRouter(s: RouteServices): Router {
       },
     },
   ];
-  return r.add(...dicomweb, ...api, ...auditRoutes(s.audit), ...scimRoutes(s.scim), ...fhirRoutes(s.audit));
+  return r.add(
+    ...dicomweb,
+    ...api,
+    ...auditRoutes(s.audit),
+    ...quarantineRoutes(s.quarantine),
+    ...scimRoutes(s.scim),
+    ...fhirRoutes(s.audit),
+  );
 }

@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import type { BulkMap } from '../domain/frames.js';
+import { getString } from './dataset.js';
+import {
+  applyToJson,
+  assertCorrectable,
+  headerEnd,
+  parseCorrections,
+  rewriteHeader,
+} from './header-rewrite.js';
+import { parsePart10 } from './part10-parser.js';
+import { writePart10, type WriteElement } from './part10-writer.js';
+import { Tags, TransferSyntax } from './tags.js';
+
+const pixels = Buffer.from(Array.from({ length: 64 }, (_, i) => i));
+
+function object(ts: string): Buffer {
+  const els: WriteElement[] = [
+    { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 192' },
+    { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
+    { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2.3.4' },
+    { tag: Tags.PatientName, vr: 'PN', value: 'Müller^Anna' },
+    { tag: Tags.PatientID, vr: 'LO', value: 'OLD' },
+    { tag: Tags.StudyInstanceUID, vr: 'UI', value: '1.2.3' },
+    {
+      tag: Tags.ReferencedImageSequence,
+      vr: 'SQ',
+      value: [[{ tag: Tags.ReferencedSOPInstanceUID, vr: 'UI', value: '1.2.9' }]],
+    },
+    { tag: Tags.Rows, vr: 'US', value: 8 },
+    { tag: Tags.PixelData, vr: 'OW', value: pixels },
+  ];
+  return writePart10(els, { transferSyntaxUid: ts });
+}
+
+async function bulkOf(bytes: Buffer): Promise<BulkMap> {
+  const p = await parsePart10(bytes);
+  return {
+    datasetStart: p.datasetStart,
+    deflated: false,
+    elements: {},
+    pixel: {
+      tagPath: '7FE00010',
+      offset: p.pixelData!.offset,
+      length: p.pixelData!.length,
+      encapsulated: false,
+    },
+  };
+}
+
+describe('header rewrite', () => {
+  for (const ts of [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian]) {
+    it(`replaces corrected attributes and keeps everything after the header byte for byte (${ts})`, async () => {
+      const bytes = object(ts);
+      const end = headerEnd(await bulkOf(bytes), ts, bytes.length);
+      expect(end.tag).toBe(Tags.PixelData);
+      const corrections = parseCorrections({ '(0010,0020)': 'NEW-ID', PatientName: 'Müller^Änne' });
+      assertCorrectable(corrections, end);
+      const header = await rewriteHeader(bytes.subarray(0, end.offset), corrections);
+      const served = Buffer.concat([header, bytes.subarray(end.offset)]);
+      const p = await parsePart10(served);
+      expect(p.transferSyntaxUid).toBe(ts);
+      expect(getString(p.dataset, Tags.PatientID)).toBe('NEW-ID');
+      expect(getString(p.dataset, Tags.PatientName)).toBe('Müller^Änne');
+      expect(getString(p.dataset, Tags.SOPInstanceUID)).toBe('1.2.3.4');
+      const seq = p.dataset.get(Tags.ReferencedImageSequence);
+      expect(seq?.kind === 'sequence' && getString(seq.items[0]!, Tags.ReferencedSOPInstanceUID)).toBe(
+        '1.2.9',
+      );
+      expect(served.subarray(served.length - pixels.length)).toEqual(pixels);
+    });
+  }
+
+  it('refuses corrections of the study UID, of binary attributes, of unknown tags and of backslash-joined values', () => {
+    expect(() => parseCorrections({ StudyInstanceUID: '1.2' })).toThrow(/cannot be corrected/);
+    expect(() => parseCorrections({ Rows: '2' })).toThrow(/only text attributes/);
+    expect(() => parseCorrections({ NoSuchKeyword: 'x' })).toThrow(/not a tag/);
+    expect(() => parseCorrections({ '(0009,0010)': 'x' })).toThrow(/not a standard attribute/);
+    expect(() => parseCorrections({ PatientID: 'a\\b' })).toThrow(/array/);
+    expect(parseCorrections({ '00080008': ['ORIGINAL', 'PRIMARY'] })).toEqual({
+      '00080008': ['ORIGINAL', 'PRIMARY'],
+    });
+  });
+
+  it('refuses a correction behind the first bulk value', () => {
+    expect(() => assertCorrectable({ '7FE00010': ['x'] }, { tag: Tags.PixelData })).toThrow(/bulk data/);
+  });
+
+  it('encodes corrected values in DICOM JSON as PS3.18 Annex F does', () => {
+    const json = applyToJson(
+      { '00100010': { vr: 'PN', Value: [{ Alphabetic: 'Old' }] } },
+      { '00100010': ['New^Name'], '00201041': ['1.5'], '00100020': [] },
+    );
+    expect(json['00100010']).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'New^Name' }] });
+    expect(json['00201041']).toEqual({ vr: 'DS', Value: [1.5] });
+    expect(json['00100020']).toEqual({ vr: 'LO' });
+  });
+});

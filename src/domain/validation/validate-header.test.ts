@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import type { Dataset, Element } from '../../dicom/dataset.js';
+import { tagForKeyword } from '../../dicom/dictionary.js';
+import { validateHeader } from './validate-header.js';
+import { decide, levelFor } from './validation-policy.js';
+
+const text = (vr: string, ...values: string[]): Element => ({ vr, kind: 'text', values });
+const num = (vr: string, ...values: number[]): Element => ({ vr, kind: 'numbers', values });
+
+function ds(entries: Record<string, Element>, omit: string[] = []): Dataset {
+  const m: Dataset = new Map();
+  for (const [kw, el] of Object.entries(entries)) if (!omit.includes(kw)) m.set(tagForKeyword(kw)!, el);
+  return m;
+}
+
+/** A CT image header with every unconditional Type 1 and Type 2 attribute of its modules. */
+const CT: Record<string, Element> = {
+  SOPClassUID: text('UI', '1.2.840.10008.5.1.4.1.1.2'),
+  SOPInstanceUID: text('UI', '1.2.3.4'),
+  ImageType: text('CS', 'ORIGINAL', 'PRIMARY', 'AXIAL'),
+  StudyDate: text('DA', '20240115'),
+  StudyTime: text('TM', '101500'),
+  AccessionNumber: text('SH', 'ACC1'),
+  Modality: text('CS', 'CT'),
+  Manufacturer: text('LO', 'Custos'),
+  ReferringPhysicianName: text('PN', ''),
+  PatientName: text('PN', 'Doe^Jane'),
+  PatientID: text('LO', 'PID-1'),
+  PatientBirthDate: text('DA', ''),
+  PatientSex: text('CS', 'F'),
+  KVP: text('DS', '120'),
+  SliceThickness: text('DS', '1'),
+  StudyInstanceUID: text('UI', '1.2.3'),
+  SeriesInstanceUID: text('UI', '1.2.3.5'),
+  StudyID: text('SH', 'S1'),
+  SeriesNumber: text('IS', '1'),
+  AcquisitionNumber: text('IS', '1'),
+  InstanceNumber: text('IS', '1'),
+  ImagePositionPatient: text('DS', '0', '0', '0'),
+  ImageOrientationPatient: text('DS', '1', '0', '0', '0', '1', '0'),
+  FrameOfReferenceUID: text('UI', '1.2.3.6'),
+  PositionReferenceIndicator: text('LO', ''),
+  SamplesPerPixel: num('US', 1),
+  PhotometricInterpretation: text('CS', 'MONOCHROME2'),
+  Rows: num('US', 2),
+  Columns: num('US', 2),
+  PixelSpacing: text('DS', '0.5', '0.5'),
+  BitsAllocated: num('US', 16),
+  BitsStored: num('US', 12),
+  HighBit: num('US', 11),
+  PixelRepresentation: num('US', 0),
+  RescaleIntercept: text('DS', '-1024'),
+  RescaleSlope: text('DS', '1'),
+  PixelData: { vr: 'OW', kind: 'bytes', data: Buffer.alloc(8) },
+};
+
+describe('validateHeader', () => {
+  it('finds nothing wrong with a complete CT image and names the modules of the CT Image IOD', () => {
+    const v = validateHeader(ds(CT));
+    expect(v.defects).toEqual([]);
+    expect(v.iod).toBe('ct-image');
+    expect(v.modules).toEqual(expect.arrayContaining(['patient', 'ct-image', 'image-plane', 'sop-common']));
+  });
+  it('names a missing Type 2 attribute with its module table', () => {
+    const [d] = validateHeader(ds(CT, ['PatientID'])).defects;
+    expect(d).toMatchObject({ kind: 'type2-missing', tag: '00100020' });
+    expect(d!.message).toMatch(/^\(0010,0020\) PatientID Type 2 missing \(C\.7\.1\.1 Table C\.7-1/);
+  });
+  it('tells a missing Type 1 attribute from an empty one', () => {
+    expect(validateHeader(ds(CT, ['Modality'])).defects[0]).toMatchObject({
+      kind: 'type1-missing',
+      tag: '00080060',
+    });
+    expect(validateHeader(ds({ ...CT, Modality: text('CS', '') })).defects[0]).toMatchObject({
+      kind: 'type1-empty',
+      tag: '00080060',
+    });
+  });
+  it('allows an empty Type 2 attribute', () => {
+    expect(validateHeader(ds({ ...CT, PatientName: text('PN', '') })).defects).toEqual([]);
+  });
+  it('reports a bad date, time and UID', () => {
+    const kinds = validateHeader(
+      ds({
+        ...CT,
+        StudyDate: text('DA', '20241341'),
+        StudyTime: text('TM', '25'),
+        FrameOfReferenceUID: text('UI', '1.02'),
+      }),
+    ).defects.map((d) => [d.kind, d.tag]);
+    expect(kinds).toEqual(
+      expect.arrayContaining([
+        ['invalid-value', '00080020'],
+        ['invalid-value', '00080030'],
+        ['invalid-value', '00200052'],
+      ]),
+    );
+  });
+  it('reports a value multiplicity the dictionary does not allow', () => {
+    const d = validateHeader(ds({ ...CT, PatientID: text('LO', 'A', 'B') })).defects;
+    expect(d).toEqual([expect.objectContaining({ kind: 'invalid-vm', tag: '00100020' })]);
+  });
+  it('checks values inside sequences', () => {
+    const item: Dataset = new Map([[tagForKeyword('ReferencedSOPInstanceUID')!, text('UI', 'x.y')]]);
+    const d = validateHeader(
+      ds({ ...CT, ReferencedImageSequence: { vr: 'SQ', kind: 'sequence', items: [item] } }),
+    ).defects;
+    expect(d).toEqual([expect.objectContaining({ kind: 'invalid-value', tag: '00081140.00081155' })]);
+  });
+  it('checks a conditional module only when its key attribute is present', () => {
+    expect(validateHeader(ds(CT)).modules).not.toContain('contrast-bolus');
+    const withAgent = validateHeader(
+      ds({
+        ...CT,
+        ContrastBolusRoute: text('LO', 'IV'),
+        ContrastBolusAgentSequence: { vr: 'SQ', kind: 'sequence', items: [] },
+      }),
+    );
+    expect(withAgent.modules).toContain('contrast-bolus');
+    expect(withAgent.defects).toEqual([expect.objectContaining({ kind: 'type2-missing', tag: '00180010' })]);
+  });
+  it('checks an unknown SOP class against the modules every composite IOD has, with a warning', () => {
+    const v = validateHeader(ds({ ...CT, SOPClassUID: text('UI', '1.2.3.999') }, ['PatientSex']));
+    expect(v.iod).toBeUndefined();
+    expect(v.defects.map((d) => d.kind)).toEqual(['unknown-sop-class', 'type2-missing']);
+  });
+  it('requires the Encapsulated Document attributes of an encapsulated PDF', () => {
+    const v = validateHeader(ds({ ...CT, SOPClassUID: text('UI', '1.2.840.10008.5.1.4.1.1.104.1') }));
+    expect(v.iod).toBe('encapsulated-pdf');
+    expect(v.defects.map((d) => d.attribute)).toEqual(
+      expect.arrayContaining(['(0042,0012) MIMETypeOfEncapsulatedDocument', '(0008,0064) ConversionType']),
+    );
+  });
+});
+
+describe('validation policy', () => {
+  const missingPid = validateHeader(ds(CT, ['PatientID'])).defects;
+  const missingKvp = validateHeader(ds(CT, ['KVP'])).defects;
+  const missingModality = validateHeader(ds(CT, ['Modality'])).defects;
+  it('strict rejects any missing attribute', () => {
+    expect(decide('strict', missingKvp).outcome).toBe('rejected');
+    expect(decide('strict', missingPid).outcome).toBe('rejected');
+  });
+  it('standard quarantines missing Type 1 and identity defects, warns on other Type 2', () => {
+    expect(decide('standard', missingModality).outcome).toBe('quarantined');
+    expect(decide('standard', missingPid).outcome).toBe('quarantined');
+    expect(decide('standard', missingKvp).outcome).toBe('warning');
+    expect(decide('standard', []).outcome).toBe('accepted');
+  });
+  it('lenient warns, but never files a study under a second patient', () => {
+    expect(decide('lenient', missingModality).outcome).toBe('warning');
+    expect(decide('lenient', [{ kind: 'study-patient-conflict', message: 'x' }]).outcome).toBe('quarantined');
+    expect(decide('strict', [{ kind: 'study-patient-conflict', message: 'x' }]).outcome).toBe('rejected');
+  });
+  it('an accession number with no order quarantines unless lenient', () => {
+    expect(decide('standard', [{ kind: 'unknown-accession', message: 'x' }]).outcome).toBe('quarantined');
+    expect(decide('lenient', [{ kind: 'unknown-accession', message: 'x' }]).outcome).toBe('warning');
+  });
+  it('takes the level of the sending AE, then the channel, then the default', () => {
+    const s = {
+      default: 'standard' as const,
+      byAe: { CT01: 'strict' as const },
+      byChannel: { import: 'lenient' as const },
+    };
+    expect(levelFor(s, { aeTitle: 'CT01', channel: 'c-store' })).toBe('strict');
+    expect(levelFor(s, { aeTitle: 'OTHER', channel: 'import' })).toBe('lenient');
+    expect(levelFor(s, { channel: 'stow-rs' })).toBe('standard');
+  });
+});

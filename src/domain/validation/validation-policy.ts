@@ -1,0 +1,68 @@
+import type { Defect } from './validate-header.js';
+
+/**
+ * What happens to an object with defects, by strictness level (docs/validation.md):
+ *
+ * - strict: every defect rejects the object (the sender must fix and resend), except an AccessionNumber with
+ *   no matching order (quarantined) and an unknown SOP class (a warning).
+ * - standard (default): missing or empty Type 1, and any defect of a patient identity attribute, quarantine;
+ *   other Type 2 and value defects are warnings.
+ * - lenient: everything is a warning, except a study filed under another patient (always quarantined: an
+ *   archive never mixes two patients' images in one study).
+ */
+export type ValidationLevel = 'strict' | 'standard' | 'lenient';
+export const VALIDATION_LEVELS: readonly ValidationLevel[] = ['strict', 'standard', 'lenient'];
+
+export type Disposition = 'reject' | 'quarantine' | 'warn';
+export type ValidationOutcome = 'accepted' | 'warning' | 'quarantined' | 'rejected';
+
+/** Attributes that say whose images these are: a defect here may file a study under the wrong patient. */
+const IDENTITY_TAGS = new Set(['00100010', '00100020', '00100021']);
+
+export function dispositionOf(level: ValidationLevel, d: Defect): Disposition {
+  if (d.kind === 'study-patient-conflict') return level === 'strict' ? 'reject' : 'quarantine';
+  if (d.kind === 'unknown-sop-class') return 'warn';
+  if (d.kind === 'unknown-accession') return level === 'lenient' ? 'warn' : 'quarantine';
+  if (level === 'strict') return 'reject';
+  if (level === 'lenient') return 'warn';
+  if (d.kind === 'type1-missing' || d.kind === 'type1-empty') return 'quarantine';
+  return d.tag !== undefined && IDENTITY_TAGS.has(d.tag) ? 'quarantine' : 'warn';
+}
+
+export interface ClassifiedDefect extends Defect {
+  disposition: Disposition;
+}
+
+export interface ValidationDecision {
+  outcome: ValidationOutcome;
+  defects: ClassifiedDefect[];
+}
+
+export function decide(level: ValidationLevel, defects: Defect[]): ValidationDecision {
+  const classified = defects.map((d) => ({ ...d, disposition: dispositionOf(level, d) }));
+  const has = (x: Disposition) => classified.some((d) => d.disposition === x);
+  const outcome: ValidationOutcome = has('reject')
+    ? 'rejected'
+    : has('quarantine')
+      ? 'quarantined'
+      : classified.length
+        ? 'warning'
+        : 'accepted';
+  return { outcome, defects: classified };
+}
+
+/** Resolve the level for one object: the sending AE's own setting, then the channel's, then the default. */
+export function levelFor(
+  settings: {
+    default: ValidationLevel;
+    byAe: Partial<Record<string, ValidationLevel>>;
+    byChannel: Partial<Record<string, ValidationLevel>>;
+  },
+  sender: { aeTitle?: string; channel: string },
+): ValidationLevel {
+  return (
+    (sender.aeTitle !== undefined ? settings.byAe[sender.aeTitle] : undefined) ??
+    settings.byChannel[sender.channel] ??
+    settings.default
+  );
+}

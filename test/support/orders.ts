@@ -1,0 +1,51 @@
+import type { Kysely } from 'kysely';
+import type { DatabaseSchema } from '../../src/ports/database.js';
+
+/** An order as the HL7 feed records one (ORM^O01), for tests that need "a known order". */
+export async function insertOrder(
+  db: Kysely<DatabaseSchema>,
+  accession: string,
+  patientId = 'ORDER-PATIENT',
+) {
+  const now = new Date().toISOString();
+  const patient =
+    (await db.selectFrom('patients').select('pk').where('patient_id', '=', patientId).executeTakeFirst()) ??
+    (await db
+      .insertInto('patients')
+      .values({
+        patient_id: patientId,
+        issuer: '',
+        patient_name: '',
+        patient_name_norm: '',
+        birth_date: '',
+        sex: '',
+        created_at: now,
+      })
+      .returning('pk')
+      .executeTakeFirstOrThrow());
+  await db
+    .insertInto('orders')
+    .values({
+      order_key: `test:${accession}`,
+      placer_order_number: `PL-${accession}`,
+      filler_order_number: '',
+      accession_number: accession,
+      patient_pk: patient.pk,
+      ordering_physician_id: '',
+      ordering_physician_name: '',
+      referring_physician_id: '',
+      referring_physician_name: '',
+      department: '',
+      procedure_code: '',
+      procedure_text: '',
+      study_instance_uid: '',
+      modality: '',
+      order_control: 'NW',
+      status: 'scheduled',
+      sender: 'TEST^TEST',
+      message_control_id: `test-${accession}`,
+      received_at: now,
+      updated_at: now,
+    })
+    .execute();
+}
