@@ -23,7 +23,20 @@ export async function startCustos(opts: CustosOptions = {}): Promise<Peer> {
   const dir = await mkdtemp(join(tmpdir(), 'custos-bench-'));
   // The benchmark measures the defaults, not whatever CUSTOS_* the caller's shell happens to export.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CUSTOS_')));
-  const args = [bin, 'serve', '--data', dir, '--http-port', '0', '--http-host', '127.0.0.1'];
+  const args = [
+    bin,
+    'serve',
+    '--data',
+    dir,
+    '--http-port',
+    '0',
+    '--http-host',
+    '127.0.0.1',
+    '--dicom-port',
+    '0',
+    '--dicom-host',
+    '127.0.0.1',
+  ];
   if (opts.workers !== undefined) args.push('--workers', String(opts.workers));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   const errors = tail(child.stderr);

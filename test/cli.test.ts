@@ -32,7 +32,10 @@ describe('custos CLI', () => {
     let stop!: (s: string) => void;
     const stopped = new Promise<string>((r) => (stop = r));
     const first = io(cwd, stopped);
-    const running = main(['serve', '--data', 'd1', '--http-port', '0', '--http-host', '127.0.0.1'], first);
+    const running = main(
+      ['serve', '--data', 'd1', '--http-port', '0', '--http-host', '127.0.0.1', '--dicom-port', '0'],
+      first,
+    );
     for (let i = 0; i < 200 && !first.stdout.includes('listening on'); i++)
       await new Promise((r) => setTimeout(r, 50));
     const m = /listening on (http:\/\/127\.0\.0\.1:(\d+))/.exec(first.stdout);

@@ -13,6 +13,7 @@ import type { KeyStore } from '../ports/key-store.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import { AccessGate } from '../services/access-gate.js';
+import { AeRegistry } from '../services/ae-registry.js';
 import { AuthService } from '../services/auth-service.js';
 import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
@@ -31,6 +32,8 @@ export interface CustosApp {
   ingest: IngestService;
   query: QueryService;
   retrieve: RetrieveService;
+  /** DICOM application entities allowed to associate (issue 3). */
+  aes: AeRegistry;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -63,6 +66,7 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
   const ingest = new IngestService({ index, blobs, studyKeys, gate, ledger, clock, limits: config.limits });
   const query = new QueryService(index, gate, ledger, clock);
   const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger });
+  const aes = new AeRegistry(index, gate, ledger, clock);
   return {
     config,
     index,
@@ -73,6 +77,7 @@ export async function openApp(config: CustosConfig, clock: Clock = systemClock):
     ingest,
     query,
     retrieve,
+    aes,
     ...(firstStart ? { firstStart } : {}),
     close: () => index.close(),
   };

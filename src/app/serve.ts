@@ -4,16 +4,77 @@ import type { CustosConfig } from './config.js';
 import { firstStartBanner, openApp, type CustosApp } from './custos-app.js';
 import { HttpServer } from '../transports/server/http-server.js';
 import { buildRouter } from '../transports/server/routes.js';
+import { readFile } from 'node:fs/promises';
+import { DimseServer } from '../transports/dimse/dimse-server.js';
+import { DimseServices } from '../transports/dimse/dimse-services.js';
 
 export interface RunningServer {
   app: CustosApp;
   url: string;
   port: number;
+  /** DIMSE ports actually bound (null when that listener is off or DIMSE was not started). */
+  dicomPort: number | null;
+  dicomTlsPort: number | null;
   close(): Promise<void>;
 }
 
+export interface StartOptions {
+  /** Start the DIMSE listeners too (default true); with --workers only one process runs them. */
+  dimse?: boolean;
+}
+
+/** The DIMSE listeners on an opened app (issue 3). */
+export async function startDimse(
+  app: CustosApp,
+  onError?: (err: unknown) => void,
+): Promise<{
+  server: DimseServer;
+  port: number | null;
+  tlsPort: number | null;
+}> {
+  const d = app.config.dicom;
+  const services = new DimseServices({
+    ingest: app.ingest,
+    query: app.query,
+    retrieve: app.retrieve,
+    registry: app.aes,
+    ledger: app.ledger,
+    aeTitle: d.aeTitle,
+    connectTimeoutMs: d.connectTimeoutMs,
+  });
+  const tls = d.tls
+    ? {
+        port: d.tls.port,
+        host: d.host,
+        cert: await readFile(d.tls.cert),
+        key: await readFile(d.tls.key),
+        ...(d.tls.ca ? { ca: await readFile(d.tls.ca) } : {}),
+        requireClientCert: d.tls.requireClientCert,
+      }
+    : undefined;
+  const server = new DimseServer(
+    services,
+    {
+      aeTitle: d.aeTitle,
+      maxPduLength: d.maxPduLength,
+      artimMs: d.artimTimeoutMs,
+      idleMs: d.idleTimeoutMs,
+      host: d.host,
+      port: d.port,
+      tls,
+    },
+    onError,
+  );
+  const ports = await server.listen();
+  return { server, port: ports.port, tlsPort: ports.tlsPort };
+}
+
 /** Start the archive's network services on an opened app. */
-export async function startServer(app: CustosApp, onError?: (err: unknown) => void): Promise<RunningServer> {
+export async function startServer(
+  app: CustosApp,
+  onError?: (err: unknown) => void,
+  opts: StartOptions = {},
+): Promise<RunningServer> {
   const router = buildRouter(app);
   const http = new HttpServer({
     host: app.config.http.host,
@@ -23,13 +84,25 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     ...(onError ? { onError } : {}),
   });
   const { port } = await http.listen();
+  let dimse: Awaited<ReturnType<typeof startDimse>> | undefined;
+  if (opts.dimse !== false) {
+    try {
+      dimse = await startDimse(app, onError);
+    } catch (err) {
+      await http.close();
+      throw err;
+    }
+  }
   const shownHost =
     app.config.http.host === '0.0.0.0' || app.config.http.host === '::' ? '127.0.0.1' : app.config.http.host;
   return {
     app,
     port,
     url: `http://${shownHost}:${port}`,
+    dicomPort: dimse?.port ?? null,
+    dicomTlsPort: dimse?.tlsPort ?? null,
     close: async () => {
+      await dimse?.server.close();
       await http.close();
     },
   };
@@ -46,6 +119,7 @@ export async function serve(config: CustosConfig, io: CliIO): Promise<number> {
     `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'})\n`,
   );
   io.out(`custos: listening on ${server.url} (DICOMweb at ${server.url}/dicom-web)\n`);
+  io.out(dimseBanner(config, server.dicomPort, server.dicomTlsPort));
   const signal = await io.stopSignal();
   io.err(`custos: ${signal}, shutting down\n`);
   await server.close();
@@ -61,7 +135,11 @@ export async function serve(config: CustosConfig, io: CliIO): Promise<number> {
 async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   const app = await openApp(config);
   if (app.firstStart) io.out(firstStartBanner(app.firstStart));
-  await app.close();
+  // DIMSE runs in the primary only: one listener per port without cluster round-robin of long-lived, stateful
+  // associations, and C-MOVE/commitment reports leave from one place. HTTP is what the workers scale.
+  const dimse = await startDimse(app, (err) =>
+    io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+  );
   const workers = Array.from({ length: config.http.workers }, () => cluster.fork());
   const port = await new Promise<number>((resolve, reject) => {
     cluster.once('listening', (_w, address) => resolve(address.port));
@@ -74,8 +152,11 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
     `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'}), ${workers.length} worker processes\n`,
   );
   io.out(`custos: listening on http://${host}:${port} (DICOMweb at http://${host}:${port}/dicom-web)\n`);
+  io.out(dimseBanner(config, dimse.port, dimse.tlsPort));
   const signal = await io.stopSignal();
   io.err(`custos: ${signal}, shutting down\n`);
+  await dimse.server.close();
+  await app.close();
   await Promise.all(
     workers.map(
       (w) =>
@@ -91,8 +172,13 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
 
 async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
   const app = await openApp(config);
-  const server = await startServer(app, (err) =>
-    io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+  const server = await startServer(
+    app,
+    (err) =>
+      io.err(
+        `custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      ),
+    { dimse: false },
   );
   await io.stopSignal();
   await server.close();
@@ -100,4 +186,14 @@ async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
   // The IPC channel to the primary would keep this process alive.
   cluster.worker?.disconnect();
   return 0;
+}
+
+function dimseBanner(config: CustosConfig, port: number | null, tlsPort: number | null): string {
+  const parts = [
+    ...(port !== null ? [`port ${port}`] : []),
+    ...(tlsPort !== null ? [`TLS port ${tlsPort}`] : []),
+  ];
+  return parts.length
+    ? `custos: DICOM AE ${config.dicom.aeTitle} on ${parts.join(' and ')}\n`
+    : 'custos: DICOM listeners off\n';
 }

@@ -123,6 +123,19 @@ export interface AuditLogTable {
   detail_json: string;
 }
 
+/** A DICOM application entity allowed to associate (issue 3). */
+export interface ApplicationEntitiesTable {
+  pk: Generated<number>;
+  title: string;
+  host: string;
+  port: number;
+  /** SHA-256 of the TLS client certificate (DER, lower-case hex) the AE must present, if any. */
+  cert_sha256: string | null;
+  /** The account whose role the AE acts with; null = no role (everything denied). */
+  user_pk: number | null;
+  created_at: string;
+}
+
 export interface DatabaseSchema {
   patients: PatientsTable;
   studies: StudiesTable;
@@ -132,6 +145,7 @@ export interface DatabaseSchema {
   users: UsersTable;
   api_tokens: ApiTokensTable;
   audit_log: AuditLogTable;
+  application_entities: ApplicationEntitiesTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

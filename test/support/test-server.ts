@@ -11,6 +11,9 @@ import { postgresUrl, type Backend } from './backends.js';
 
 export interface TestServer {
   url: string;
+  /** Bound DIMSE ports (null when off). */
+  dicomPort: number | null;
+  dicomTlsPort: number | null;
   dicomweb: string;
   token: string;
   app: CustosApp;
@@ -23,6 +26,8 @@ export interface TestServer {
 
 export interface TestServerOptions {
   limits?: Partial<CustosConfig['limits']>;
+  /** DIMSE settings over the test defaults (loopback, port 0). */
+  dicom?: Record<string, unknown>;
 }
 
 /** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
@@ -32,7 +37,11 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
   const base = loadConfig({
     env: {},
     cwd: dataDir,
-    flags: { dataDir, http: { host: '127.0.0.1', port: 0 } },
+    flags: {
+      dataDir,
+      http: { host: '127.0.0.1', port: 0 },
+      dicom: { host: '127.0.0.1', port: 0, ...opts.dicom },
+    },
   });
   const config: CustosConfig = {
     ...base,
@@ -45,6 +54,8 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
   const { token } = await app.auth.createToken(systemPrincipal('test'), config.admin.username);
   return {
     url: server.url,
+    dicomPort: server.dicomPort,
+    dicomTlsPort: server.dicomTlsPort,
     dicomweb: `${server.url}/dicom-web`,
     token,
     app,

@@ -185,6 +185,20 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         }
       },
     },
+    // Issue 3: the DICOM application entities allowed to associate, each bound to a host (and optionally a TLS
+    // client certificate) and to the account whose role the policy decision point sees.
+    '0003-dimse': {
+      async up(db: Kysely<unknown>) {
+        await withAutoPk(db.schema.createTable('application_entities'), 'pk')
+          .addColumn('title', 'text', (c) => c.notNull().unique())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('port', 'integer', (c) => c.notNull())
+          .addColumn('cert_sha256', 'text')
+          .addColumn('user_pk', 'integer', (c) => c.references('users.pk'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

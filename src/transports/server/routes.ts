@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { CustosError } from '../../domain/errors.js';
+import type { AeRegistry } from '../../services/ae-registry.js';
 import type { AuthService } from '../../services/auth-service.js';
+import { aeRoutes } from '../admin/ae-routes.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { RetrieveService } from '../../services/retrieve-service.js';
@@ -22,6 +24,7 @@ export interface RouteServices {
   ingest: IngestService;
   query: QueryService;
   retrieve: RetrieveService;
+  aes: AeRegistry;
   config: { limits: { maxRequestBytes: number } };
 }
 
@@ -217,5 +220,5 @@ export function buildRouter(s: RouteServices): Router {
       },
     },
   ];
-  return r.add(...dicomweb, ...api);
+  return r.add(...dicomweb, ...api, ...aeRoutes(s.aes, (req) => readSmallJson(req, 64 * 1024)));
 }

@@ -1,0 +1,354 @@
+// Issue 3: DIMSE services against real dcmtk peers, on every backend.
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemPrincipal } from '../src/services/auth-service.js';
+import { backends } from './support/backends.js';
+import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
+import { makeInstance, uid } from './support/fixtures.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+const admin = systemPrincipal('test');
+
+async function countRows(s: TestServer, table: 'instances' | 'studies') {
+  const r = await s.app.index.db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+async function blobFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      if (e.isDirectory()) await walk(join(d, e.name));
+      else out.push(join(d, e.name));
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+for (const backend of backends()) {
+  describe(`DIMSE with dcmtk (${backend})`, () => {
+    let s: TestServer;
+    let work: string;
+    let port: string;
+    const study = uid(1);
+    const series = uid(2);
+    const files: string[] = [];
+    const sops: string[] = [];
+
+    beforeAll(async () => {
+      s = await startTestServer(backend);
+      port = String(s.dicomPort);
+      work = await mkdtemp(join(tmpdir(), 'custos-dimse-'));
+      await s.app.aes.add(admin, { title: 'TESTSCU', host: '127.0.0.1', port: 104, user: 'admin' });
+      await s.app.aes.add(admin, { title: 'NOROLE', host: '127.0.0.1', port: 104 });
+      await s.app.aes.add(admin, { title: 'ELSEWHERE', host: '192.0.2.7', port: 104, user: 'admin' });
+      for (let i = 0; i < 3; i++) {
+        const sop = uid(3);
+        sops.push(sop);
+        const f = join(work, `in${i}.dcm`);
+        await writeFile(
+          f,
+          makeInstance({
+            studyUid: study,
+            seriesUid: series,
+            sopInstanceUid: sop,
+            patientId: 'PID-DIMSE',
+            patientName: 'Dimse^Dora',
+            instanceNumber: i + 1,
+            rows: 64,
+            columns: 64,
+          }),
+        );
+        files.push(f);
+      }
+    });
+
+    afterAll(async () => {
+      await s.stop();
+      await rm(work, { recursive: true, force: true });
+    });
+
+    const scu = ['-aet', 'TESTSCU', '-aec', 'CUSTOS'];
+
+    it('answers C-ECHO from a registered AE', async () => {
+      const r = await dcmtk('echoscu', [...scu, '127.0.0.1', port]);
+      expect(r.code, r.stderr).toBe(0);
+    });
+
+    it('rejects an unregistered calling AE with A-ASSOCIATE-RJ and audits the attempt', async () => {
+      const r = await dcmtk('echoscu', ['-aet', 'STRANGER', '-aec', 'CUSTOS', '127.0.0.1', port]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr + r.stdout).toMatch(/Calling AE Title Not Recognized/i);
+      const rows = await s.app.index.db
+        .selectFrom('audit_log')
+        .select(['actor', 'outcome', 'detail_json'])
+        .where('action', '=', 'dicom-associate')
+        .where('actor', '=', 'STRANGER')
+        .execute();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.outcome).toBe('denied');
+    });
+
+    it('rejects a registered AE calling from another host', async () => {
+      const r = await dcmtk('echoscu', ['-aet', 'ELSEWHERE', '-aec', 'CUSTOS', '127.0.0.1', port]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr + r.stdout).toMatch(/Calling AE Title Not Recognized/i);
+      const row = await s.app.index.db
+        .selectFrom('audit_log')
+        .select(['detail_json'])
+        .where('action', '=', 'dicom-associate')
+        .where('actor', '=', 'ELSEWHERE')
+        .executeTakeFirstOrThrow();
+      expect(row.detail_json).toContain('192.0.2.7');
+    });
+
+    it('rejects a wrong called AE title', async () => {
+      const r = await dcmtk('echoscu', ['-aet', 'TESTSCU', '-aec', 'NOTUS', '127.0.0.1', port]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr + r.stdout).toMatch(/Called AE Title Not Recognized/i);
+    });
+
+    it('stores instances by C-STORE through the one ingest pipeline', async () => {
+      const r = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
+      expect(r.code, r.stderr).toBe(0);
+      const rows = await s.app.index.db
+        .selectFrom('instances')
+        .select(['sop_instance_uid', 'transfer_syntax_uid'])
+        .where('study_uid', '=', study)
+        .execute();
+      expect(rows.map((x) => x.sop_instance_uid).sort()).toEqual([...sops].sort());
+      const audit = await s.app.index.db
+        .selectFrom('audit_log')
+        .select(['objects_json'])
+        .where('action', '=', 'store')
+        .where('outcome', '=', 'success')
+        .where('actor', '=', 'TESTSCU')
+        .execute();
+      expect(audit).toHaveLength(3);
+      expect(audit[0]!.objects_json).toContain('"channel":"c-store"');
+      // Stored as received: the bytes read back are the Part 10 file dcmtk sent (dataset identical).
+      const refs = await s.app.retrieve.open(
+        admin,
+        { studyUid: study, sopInstanceUid: sops[0]! },
+        'view-pixels',
+        'test',
+      );
+      const chunks: Buffer[] = [];
+      for await (const c of s.app.retrieve.stream(refs[0]!)) chunks.push(c);
+      const stored = Buffer.concat(chunks);
+      const original = makeInstance({
+        studyUid: study,
+        seriesUid: series,
+        sopInstanceUid: sops[0]!,
+        patientId: 'PID-DIMSE',
+        patientName: 'Dimse^Dora',
+        instanceNumber: 1,
+        rows: 64,
+        columns: 64,
+      });
+      const tail = original.subarray(original.length - 8192);
+      expect(stored.subarray(stored.length - 8192).equals(tail)).toBe(true);
+    });
+
+    it('refuses C-STORE from an AE without a role: 0x0124 and nothing stored', async () => {
+      const sop = uid(4);
+      const f = join(work, 'norole.dcm');
+      await writeFile(f, makeInstance({ studyUid: uid(5), seriesUid: uid(6), sopInstanceUid: sop }));
+      const r = await dcmtk('storescu', ['-v', '-aet', 'NOROLE', '-aec', 'CUSTOS', '127.0.0.1', port, f]);
+      expect(r.stderr).toMatch(/Store Response \(Unknown Status: 0x124\)/);
+      const found = await s.app.index.db
+        .selectFrom('instances')
+        .select('sop_instance_uid')
+        .where('sop_instance_uid', '=', sop)
+        .execute();
+      expect(found).toEqual([]);
+    });
+
+    for (const [model, flag] of [
+      ['patient root', '-P'],
+      ['study root', '-S'],
+    ] as const) {
+      it(`answers C-FIND at every level (${model})`, async () => {
+        const levels = flag === '-P' ? ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] : ['STUDY', 'SERIES', 'IMAGE'];
+        for (const level of levels) {
+          const keys = [
+            '-k',
+            `QueryRetrieveLevel=${level}`,
+            '-k',
+            'PatientID=PID-DIMSE',
+            '-k',
+            'PatientName',
+          ];
+          if (level !== 'PATIENT') keys.push('-k', 'StudyInstanceUID', '-k', 'StudyDate');
+          if (level === 'SERIES' || level === 'IMAGE')
+            keys.push('-k', `StudyInstanceUID=${study}`, '-k', 'SeriesInstanceUID', '-k', 'Modality');
+          if (level === 'IMAGE')
+            keys.push('-k', `SeriesInstanceUID=${series}`, '-k', 'SOPInstanceUID', '-k', 'InstanceNumber');
+          const r = await dcmtk('findscu', ['-v', ...scu, flag, '127.0.0.1', port, ...keys]);
+          expect(r.code, `${level}: ${r.stderr}`).toBe(0);
+          const answers = (r.stderr.match(/Find Response: \d+ \(Pending\)/g) ?? []).length;
+          expect(answers, `${level}: ${r.stderr}`).toBe(level === 'IMAGE' ? 3 : 1);
+          expect(r.stderr).toContain('Dimse^Dora');
+          if (level === 'IMAGE') for (const sop of sops) expect(r.stderr).toContain(sop);
+          if (level === 'STUDY') expect(r.stderr).toContain(study);
+        }
+      });
+    }
+
+    it('answers C-FIND with no matches and a precise status for a bad level', async () => {
+      const none = await dcmtk('findscu', [
+        '-v',
+        ...scu,
+        '-S',
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        'PatientID=NOBODY',
+      ]);
+      expect(none.code).toBe(0);
+      expect(none.stderr).not.toMatch(/Pending/);
+      const bad = await dcmtk('findscu', [
+        '-v',
+        ...scu,
+        '-S',
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=PATIENT',
+        '-k',
+        'PatientID',
+      ]);
+      expect(bad.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+    });
+
+    it('moves a study by C-MOVE to a registered storescp destination', async () => {
+      const destPort = await freePort();
+      const out = await mkdtemp(join(work, 'move-'));
+      const scp = spawnDcmtk('storescp', ['-aet', 'DEST', '-od', out, String(destPort)]);
+      try {
+        await s.app.aes.add(admin, { title: 'DEST', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        const r = await dcmtk('movescu', [
+          ...scu,
+          '-S',
+          '-aem',
+          'DEST',
+          '127.0.0.1',
+          port,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${study}`,
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).not.toMatch(/Failed/i);
+        const received = await readdir(out);
+        expect(received).toHaveLength(3);
+        const unknown = await dcmtk('movescu', [
+          ...scu,
+          '-S',
+          '-aem',
+          'NOWHERE',
+          '127.0.0.1',
+          port,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${study}`,
+        ]);
+        expect(unknown.stderr).toMatch(/Refused: MoveDestinationUnknown/);
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
+    it('retrieves a series by C-GET on the same association', async () => {
+      const out = await mkdtemp(join(work, 'get-'));
+      const r = await dcmtk('getscu', [
+        ...scu,
+        '-S',
+        '-od',
+        out,
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=SERIES',
+        '-k',
+        `StudyInstanceUID=${study}`,
+        '-k',
+        `SeriesInstanceUID=${series}`,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await readdir(out)).toHaveLength(3);
+    });
+
+    it('takes 10 concurrent storescu associations', async () => {
+      const st = uid(7);
+      const dir = await mkdtemp(join(work, 'conc-'));
+      const runs = [];
+      for (let i = 0; i < 10; i++) {
+        const f = join(dir, `c${i}.dcm`);
+        await writeFile(
+          f,
+          makeInstance({ studyUid: st, seriesUid: uid(8), sopInstanceUid: uid(9), rows: 128, columns: 128 }),
+        );
+        runs.push(dcmtk('storescu', [...scu, '127.0.0.1', port, f]));
+      }
+      const results = await Promise.all(runs);
+      for (const r of results) expect(r.code, r.stderr).toBe(0);
+      const n = await s.app.index.db
+        .selectFrom('instances')
+        .select('sop_instance_uid')
+        .where('study_uid', '=', st)
+        .execute();
+      expect(n).toHaveLength(10);
+    });
+
+    it('aborts on a malformed PDU and still answers C-ECHO', async () => {
+      const reply = await new Promise<Buffer>((resolve) => {
+        const c = connect(Number(port), '127.0.0.1');
+        const got: Buffer[] = [];
+        c.on('data', (d: Buffer) => got.push(d));
+        c.on('close', () => resolve(Buffer.concat(got)));
+        c.on('error', () => undefined);
+        c.write(Buffer.from([0x09, 0, 0, 0, 0, 4, 1, 2, 3, 4]));
+      });
+      expect(reply[0]).toBe(0x07); // A-ABORT
+      const r = await dcmtk('echoscu', [...scu, '127.0.0.1', port]);
+      expect(r.code, r.stderr).toBe(0);
+    });
+
+    it('leaves nothing stored when the peer disconnects in the middle of a C-STORE', async () => {
+      const before = await countRows(s, 'instances');
+      const blobsBefore = (await blobFiles(join(s.dataDir, 'blobs'))).length;
+      const { rawAssociateAndCutStore } = await import('./support/raw-scu.js');
+      await rawAssociateAndCutStore(
+        Number(port),
+        'TESTSCU',
+        'CUSTOS',
+        makeInstance({
+          studyUid: uid(10),
+          seriesUid: uid(11),
+          sopInstanceUid: uid(12),
+          rows: 512,
+          columns: 512,
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await countRows(s, 'instances')).toBe(before);
+      expect((await blobFiles(join(s.dataDir, 'blobs'))).length).toBe(blobsBefore);
+      const r = await dcmtk('echoscu', [...scu, '127.0.0.1', port]);
+      expect(r.code).toBe(0);
+      expect(s.unexpected).toEqual([]);
+    });
+  });
+}
