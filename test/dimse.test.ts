@@ -1,13 +1,15 @@
 // Issue 3: DIMSE services against real dcmtk peers, on every backend.
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { inflateRawSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
-import { makeInstance, uid } from './support/fixtures.js';
+import { CT_IMAGE, makeInstance, uid } from './support/fixtures.js';
+import { writePart10, type WriteElement } from '../src/dicom/part10-writer.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 const admin = systemPrincipal('test');
@@ -43,7 +45,7 @@ for (const backend of backends()) {
     const sops: string[] = [];
 
     beforeAll(async () => {
-      s = await startTestServer(backend);
+      s = await startTestServer(backend, { dicom: { artimTimeoutMs: 1000, idleTimeoutMs: 2000 } });
       port = String(s.dicomPort);
       work = await mkdtemp(join(tmpdir(), 'custos-dimse-'));
       await s.app.aes.add(admin, { title: 'TESTSCU', host: '127.0.0.1', port: 104, user: 'admin' });
@@ -311,6 +313,111 @@ for (const backend of backends()) {
         .where('study_uid', '=', st)
         .execute();
       expect(n).toHaveLength(10);
+    });
+
+    it('stores every accepted transfer syntax as received (native, deflated, JPEG, JPEG-LS, JPEG 2000, RLE)', async () => {
+      // storescu's option that proposes each transfer syntax (it proposes uncompressed ones only by default).
+      const proposal: Record<string, string> = {
+        '1.2.840.10008.1.2': '-xi',
+        '1.2.840.10008.1.2.1.99': '-xd',
+        '1.2.840.10008.1.2.4.50': '-xy',
+        '1.2.840.10008.1.2.4.51': '-xx',
+        '1.2.840.10008.1.2.4.70': '-xs',
+        '1.2.840.10008.1.2.4.80': '-xt',
+        '1.2.840.10008.1.2.4.81': '-xu',
+        '1.2.840.10008.1.2.4.90': '-xv',
+        '1.2.840.10008.1.2.4.91': '-xw',
+        '1.2.840.10008.1.2.5': '-xr',
+      };
+      const syntaxes = Object.keys(proposal);
+      const st = uid(20);
+      const dir = await mkdtemp(join(work, 'ts-'));
+      const expected = new Map<string, { ts: string; dataset: Buffer }>();
+      for (const [i, ts] of syntaxes.entries()) {
+        const sop = uid(21);
+        const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+        const els: WriteElement[] = [
+          { tag: t(0x0008, 0x0016), vr: 'UI', value: CT_IMAGE },
+          { tag: t(0x0008, 0x0018), vr: 'UI', value: sop },
+          { tag: t(0x0008, 0x0060), vr: 'CS', value: 'CT' },
+          { tag: t(0x0010, 0x0020), vr: 'LO', value: 'PID-TS' },
+          { tag: t(0x0020, 0x000d), vr: 'UI', value: st },
+          { tag: t(0x0020, 0x000e), vr: 'UI', value: uid(22) },
+          { tag: t(0x0028, 0x0002), vr: 'US', value: 1 },
+          { tag: t(0x0028, 0x0004), vr: 'CS', value: 'MONOCHROME2' },
+          { tag: t(0x0028, 0x0010), vr: 'US', value: 16 },
+          { tag: t(0x0028, 0x0011), vr: 'US', value: 16 },
+          { tag: t(0x0028, 0x0100), vr: 'US', value: 8 },
+          { tag: t(0x0028, 0x0101), vr: 'US', value: 8 },
+          { tag: t(0x0028, 0x0102), vr: 'US', value: 7 },
+          { tag: t(0x0028, 0x0103), vr: 'US', value: 0 },
+        ];
+        const native = ts === '1.2.840.10008.1.2' || ts === '1.2.840.10008.1.2.1.99';
+        if (native) els.push({ tag: t(0x7fe0, 0x0010), vr: 'OW', value: Buffer.alloc(256, i) });
+        const bytes = writePart10(els, {
+          transferSyntaxUid: ts,
+          ...(native
+            ? {}
+            : { encapsulatedPixelData: { fragments: [Buffer.alloc(200, i + 1), Buffer.alloc(57, 9)] } }),
+        });
+        const f = join(dir, `${i}.dcm`);
+        await writeFile(f, bytes);
+        expected.set(sop, { ts, dataset: bytes.subarray(132 + 12 + bytes.readUInt32LE(140)) });
+        const r = await dcmtk('storescu', [...scu, '-R', proposal[ts]!, '127.0.0.1', port, f]);
+        expect(r.code, `${ts}: ${r.stderr}`).toBe(0);
+        expect(r.stderr, ts).not.toMatch(/convert/);
+      }
+      const rows = await s.app.index.db
+        .selectFrom('instances')
+        .select(['sop_instance_uid', 'transfer_syntax_uid'])
+        .where('study_uid', '=', st)
+        .execute();
+      expect(rows).toHaveLength(syntaxes.length);
+      for (const row of rows) {
+        const want = expected.get(row.sop_instance_uid)!;
+        expect(row.transfer_syntax_uid).toBe(want.ts);
+        const [ref] = await s.app.retrieve.open(
+          admin,
+          { studyUid: st, sopInstanceUid: row.sop_instance_uid },
+          'view-pixels',
+          'test',
+        );
+        const chunks: Buffer[] = [];
+        for await (const c of s.app.retrieve.stream(ref!)) chunks.push(c);
+        const stored = Buffer.concat(chunks);
+        const got = stored.subarray(ref!.bulk.datasetStart);
+        // dcmtk re-deflates what it sends; the deflated data set is stored as received, so compare inflated.
+        const plain = (b: Buffer) => (want.ts === '1.2.840.10008.1.2.1.99' ? inflateRawSync(b) : b);
+        expect(plain(got).equals(plain(want.dataset)), want.ts).toBe(true);
+      }
+    });
+
+    it('aborts a connection that sends no A-ASSOCIATE-RQ within ARTIM, and an idle association', async () => {
+      const waitClose = (write?: Buffer) =>
+        new Promise<{ bytes: Buffer; ms: number }>((resolve) => {
+          const t0 = performance.now();
+          const c = connect(Number(port), '127.0.0.1');
+          const got: Buffer[] = [];
+          c.on('data', (d: Buffer) => got.push(d));
+          c.on('close', () => resolve({ bytes: Buffer.concat(got), ms: performance.now() - t0 }));
+          c.on('error', () => undefined);
+          if (write) c.write(write);
+        });
+      const silent = await waitClose();
+      expect(silent.bytes[0]).toBe(0x07);
+      expect(silent.ms).toBeGreaterThan(900);
+      const { encodeAssociateRq } = await import('../src/transports/dimse/pdu.js');
+      const idle = await waitClose(
+        encodeAssociateRq(
+          'CUSTOS',
+          'TESTSCU',
+          [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: ['1.2.840.10008.1.2'] }],
+          16384,
+        ),
+      );
+      expect(idle.bytes[0]).toBe(0x02); // A-ASSOCIATE-AC, then ...
+      expect(idle.bytes.at(-10)).toBe(0x07); // ... A-ABORT after the idle timeout
+      expect(idle.ms).toBeGreaterThan(1900);
     });
 
     it('aborts on a malformed PDU and still answers C-ECHO', async () => {

@@ -95,7 +95,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         const { withApp } = await import('./custos-app.js');
         const { systemPrincipal } = await import('../services/auth-service.js');
         const { certificateSha256 } = await import('./certificate.js');
-        const certSha256 = opts.cert ? await certificateSha256(opts.cert) : undefined;
+        const { resolve } = await import('node:path');
+        const certSha256 = opts.cert ? await certificateSha256(resolve(io.cwd, opts.cert)) : undefined;
         await withApp(
           config(opts.data ? { dataDir: opts.data } : {}),
           async (app) => {

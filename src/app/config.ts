@@ -73,6 +73,8 @@ const ConfigSchema = z
         artimTimeoutMs: z.number().int().min(100),
         idleTimeoutMs: z.number().int().min(0),
         connectTimeoutMs: z.number().int().min(100),
+        /** When C-STORE answers success: once durable and indexed, or once received and validated. */
+        storeAck: z.enum(['committed', 'received']),
         tls: z
           .object({
             port: z.number().int().min(0).max(65535),
@@ -109,6 +111,7 @@ const DEFAULTS = {
     artimTimeoutMs: 30_000,
     idleTimeoutMs: 300_000,
     connectTimeoutMs: 10_000,
+    storeAck: 'committed',
   },
 };
 
@@ -135,6 +138,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'p
   CUSTOS_DICOM_MAX_PDU_LENGTH: { path: ['dicom', 'maxPduLength'], type: 'int' },
   CUSTOS_DICOM_ARTIM_TIMEOUT_MS: { path: ['dicom', 'artimTimeoutMs'], type: 'int' },
   CUSTOS_DICOM_IDLE_TIMEOUT_MS: { path: ['dicom', 'idleTimeoutMs'], type: 'int' },
+  CUSTOS_DICOM_STORE_ACK: { path: ['dicom', 'storeAck'], type: 'string' },
   CUSTOS_DICOM_TLS_PORT: { path: ['dicom', 'tls', 'port'], type: 'int' },
   CUSTOS_DICOM_TLS_CERT: { path: ['dicom', 'tls', 'cert'], type: 'string' },
   CUSTOS_DICOM_TLS_KEY: { path: ['dicom', 'tls', 'key'], type: 'string' },

@@ -41,6 +41,7 @@ export async function startDimse(
     ledger: app.ledger,
     aeTitle: d.aeTitle,
     connectTimeoutMs: d.connectTimeoutMs,
+    storeAck: d.storeAck,
   });
   const tls = d.tls
     ? {

@@ -82,6 +82,7 @@ export class DimseServer {
     for (const s of this.sockets) s.destroy();
     await Promise.all(closing);
     await Promise.allSettled([...this.associations]);
+    await this.services.drain();
   }
 }
 

@@ -29,7 +29,12 @@ export interface DimseServiceDeps {
   aeTitle: string;
   /** Timeout for outgoing associations (C-MOVE destinations, commitment reports). */
   connectTimeoutMs: number;
-  tlsForOutgoing?: { cert: Buffer; key: Buffer; ca?: Buffer } | undefined;
+  /**
+   * When C-STORE answers success: 'committed' (default) once the object is durable and indexed; 'received' once
+   * it is received, parsed and validated, with the commit finishing in the background (PS3.4 B.4.1: Storage
+   * Commitment is the protocol's assurance of safekeeping, and Custos's commitment waits for such commits).
+   */
+  storeAck: 'committed' | 'received';
 }
 
 const failureStatus = (err: unknown, fallback: number = DicomStatus.ProcessingFailure): number =>
@@ -39,6 +44,8 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 
 export class DimseServices {
   readonly commitment: StorageCommitment;
+  /** Commits still running after an early ('received') C-STORE answer, by SOP Instance UID. */
+  private readonly committing = new Map<string, Promise<unknown>>();
 
   constructor(readonly deps: DimseServiceDeps) {
     this.commitment = new StorageCommitment(this);
@@ -75,11 +82,30 @@ export class DimseServices {
           status = DicomStatus.DataSetDoesNotMatchSopClass;
           comment = `SOP class ${sopClass} is not the presentation context's ${ctx.abstractSyntax}`;
         } else {
-          const outcome = await this.deps.ingest.ingest(a.principal!, source(), { channel: 'c-store' });
-          if (outcome.sopInstanceUid !== sopInstance && sopInstance) {
+          let validated: ((uid: string) => void) | undefined;
+          const early = new Promise<string>((resolve) => (validated = resolve));
+          const ingest = this.deps.ingest.ingest(a.principal!, source(), {
+            channel: 'c-store',
+            ...(this.deps.storeAck === 'received'
+              ? { onValidated: (ids) => validated!(ids.sopInstanceUid) }
+              : {}),
+          });
+          const first = await Promise.race([ingest.then((o) => o.sopInstanceUid), early]);
+          const settled = ingest.then(
+            () => undefined,
+            () => undefined,
+          );
+          if (this.deps.storeAck === 'received') {
+            this.committing.set(first, settled);
+            void settled.finally(() => {
+              if (this.committing.get(first) === settled) this.committing.delete(first);
+            });
+          }
+          const uidStored = this.deps.storeAck === 'received' ? first : (await ingest).sopInstanceUid;
+          if (uidStored !== sopInstance && sopInstance) {
             // Stored under the UID in the data set; the command said otherwise (PS3.4 B.2.3 warning).
             status = 0xb007;
-            comment = `data set SOP Instance UID ${outcome.sopInstanceUid} differs from the command's`;
+            comment = `data set SOP Instance UID ${uidStored} differs from the command's`;
           }
         }
       } catch (err) {
@@ -259,6 +285,16 @@ export class DimseServices {
       if (end > start) yield pos >= start ? chunk : chunk.subarray(start - pos);
       pos = end;
     }
+  }
+
+  /** Wait until a C-STORE acknowledged early has been committed (or failed). */
+  async settled(sopInstanceUid: string): Promise<void> {
+    await this.committing.get(sopInstanceUid);
+  }
+
+  /** Wait for every background commit (server shutdown). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.committing.values()]);
   }
 
   /** Principal check used by services that are not the ingest/query/retrieve ones. */

@@ -75,6 +75,7 @@ export class StorageCommitment {
     const committed: Ref[] = [];
     const failed: (Ref & { reason: number })[] = [];
     for (const r of refs) {
+      await this.s.settled(r.sopInstanceUid);
       const found = await this.s.deps.retrieve.verifyStored(r.sopInstanceUid);
       if (!found) failed.push({ ...r, reason: NO_SUCH_OBJECT_INSTANCE });
       else if (found.sopClassUid !== r.sopClassUid) failed.push({ ...r, reason: CLASS_INSTANCE_CONFLICT });
