@@ -1,5 +1,5 @@
 // Side-by-side benchmark: Custos and Orthanc in one run, same data, same client. Prints figures and ratios.
-//   npm run build && npx tsx bench/run.ts [--only stow,qido,wado,big,cstore] [--large DIR] [--tiny DIR] [--seed 42]
+//   npm run build && npx tsx bench/run.ts [--only stow,qido,wado,big,cstore,cfind] [--large DIR] [--tiny DIR] [--seed 42]
 //     [--concurrency 3] [--batch 20] [--queries 200] [--frames 500] [--workers N]
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -392,7 +392,7 @@ async function main() {
   if (tiny) await warmPageCache(tiny.files);
 
   const summary: Record<string, unknown> = {};
-  if (only.has('cstore')) await cstoreBench(summary);
+  if (only.has('cstore') || only.has('cfind')) await cstoreBench(summary);
   if (!['stow', 'wado', 'qido', 'big'].some((k) => only.has(k))) return report(started, summary);
 
   const peers = {
@@ -573,7 +573,8 @@ async function cstoreBench(summary: Record<string, unknown>) {
   const patients = [...new Set(large.files.map((f) => f.split('/').slice(0, -3).join('/')))];
   const label = `${large.files.length} instances, ${(large.bytes / 1e6).toFixed(0)} MB`;
   summary.cstore = { instances: large.files.length, bytes: large.bytes, patients: patients.length };
-  for (const parallel of [1, 4]) {
+  // --only cfind: the C-FIND comparison alone (it runs on the peers of the 4-process C-STORE).
+  for (const parallel of only.has('cstore') ? [1, 4] : [4]) {
     const groups: string[][] = Array.from({ length: parallel }, () => []);
     patients.forEach((p, i) => groups[i % parallel]!.push(p));
     log(`C-STORE of the large set (${label}) with ${parallel} storescu process(es)`);
@@ -581,13 +582,16 @@ async function cstoreBench(summary: Record<string, unknown>) {
     const secs: Record<string, number> = {};
     try {
       for (const [k, p] of Object.entries(peers)) {
+        if (!only.has('cstore')) break;
         secs[k] = await cstore(p, BENCH_AE, groups);
         await expectCount(p, large.files.length);
       }
       const what = parallel === 1 ? 'C-STORE ingest (1 storescu)' : `C-STORE ingest (${parallel} storescu)`;
       const n = large.files.length;
-      record(what, n / secs.custos!, n / secs.orthanc!, 'inst/s', 'higher');
-      record(what, large.bytes / 1e6 / secs.custos!, large.bytes / 1e6 / secs.orthanc!, 'MB/s', 'higher');
+      if (only.has('cstore')) {
+        record(what, n / secs.custos!, n / secs.orthanc!, 'inst/s', 'higher');
+        record(what, large.bytes / 1e6 / secs.custos!, large.bytes / 1e6 / secs.orthanc!, 'MB/s', 'higher');
+      }
       if (parallel === 1) {
         // The same with dicom.storeAck 'received': success once received and validated, commit in the background.
         const early = await startCustos({ storeAck: 'received' });
@@ -620,7 +624,7 @@ async function cstoreBench(summary: Record<string, unknown>) {
       if (parallel === 4) {
         log(`STUDY-level C-FIND vs QIDO-RS on Custos with the tiny set (${tiny.files.length} instances)`);
         await stow(peers.custos, tiny.files, 100);
-        await expectCount(peers.custos, large.files.length + tiny.files.length);
+        await expectCount(peers.custos, (only.has('cstore') ? large.files.length : 0) + tiny.files.length);
         for (const [name, paths] of queries(queryCount)) {
           const identifiers = paths.map((p) =>
             [...new URL(p, 'http://x').searchParams].map(([k, v]) => {

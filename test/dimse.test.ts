@@ -420,6 +420,28 @@ for (const backend of backends()) {
       expect(idle.ms).toBeGreaterThan(1900);
     });
 
+    it('aborts an association whose peer stalls in the middle of a C-STORE, and stores nothing', async () => {
+      const before = await countRows(s, 'instances');
+      const { rawAssociateAndCutStore } = await import('./support/raw-scu.js');
+      const t0 = performance.now();
+      const sent = await rawAssociateAndCutStore(
+        Number(port),
+        'TESTSCU',
+        'CUSTOS',
+        makeInstance({
+          studyUid: uid(13),
+          seriesUid: uid(14),
+          sopInstanceUid: uid(15),
+          rows: 256,
+          columns: 256,
+        }),
+        { stall: true },
+      );
+      expect(sent[0]).toBe(0x07); // A-ABORT after the idle timeout
+      expect(performance.now() - t0).toBeGreaterThan(1900);
+      expect(await countRows(s, 'instances')).toBe(before);
+    });
+
     it('aborts on a malformed PDU and still answers C-ECHO', async () => {
       const reply = await new Promise<Buffer>((resolve) => {
         const c = connect(Number(port), '127.0.0.1');

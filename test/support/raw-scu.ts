@@ -3,12 +3,14 @@ import { connect } from 'node:net';
 import { encodeCommand } from '../../src/transports/dimse/command.js';
 import { encodeAssociateRq, pdvHeader } from '../../src/transports/dimse/pdu.js';
 
+/** With `stall`, the SCU stops sending but keeps the connection open; resolves with what Custos sent then. */
 export async function rawAssociateAndCutStore(
   port: number,
   calling: string,
   called: string,
   part10: Buffer,
-): Promise<void> {
+  opts: { stall?: boolean } = {},
+): Promise<Buffer> {
   const metaLength = part10.readUInt32LE(132 + 8);
   const dataset = part10.subarray(132 + 12 + metaLength);
   const socket = connect(port, '127.0.0.1');
@@ -41,6 +43,13 @@ export async function rawAssociateAndCutStore(
     const piece = half.subarray(o, Math.min(o + 16384, half.length));
     socket.write(Buffer.concat([pdvHeader(1, false, false, piece.length), piece]));
   }
+  if (opts.stall) {
+    const got: Buffer[] = [];
+    socket.on('data', (d: Buffer) => got.push(d));
+    await new Promise((r) => socket.once('close', r));
+    return Buffer.concat(got);
+  }
   await new Promise((r) => setTimeout(r, 200));
   socket.destroy();
+  return Buffer.alloc(0);
 }

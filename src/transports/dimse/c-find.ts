@@ -104,6 +104,7 @@ export async function cFind(
   }
   const { results } = await s.deps.query.search(a.principal!, query, '');
   const rows = level === 'PATIENT' ? groupByPatient(results) : results;
+  let batch: Promise<void>[] = [];
   for (const row of rows) {
     if (a.isCancelled(cmd.messageId ?? -1)) {
       await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0xfe00);
@@ -119,18 +120,26 @@ export async function cFind(
       else elements.push(have.get(r.tag) ?? { tag: r.tag, vr: r.vr, value: r.vr === 'SQ' ? [] : '' });
     }
     elements.sort((x, y) => x.tag - y.tag);
-    await a.conn!.send(
-      ctx.id,
-      {
-        affectedSopClassUid: ctx.abstractSyntax,
-        commandField: Cmd.CFindRsp,
-        messageIdBeingRespondedTo: cmd.messageId ?? 0,
-        commandDataSetType: 0x0000,
-        status: 0xff00,
-      },
-      encodeDataset(elements, ctx.transferSyntax),
+    // Not awaited one by one (the connection keeps them in order); every 64 the socket catches up and C-CANCEL is seen.
+    batch.push(
+      a.conn!.send(
+        ctx.id,
+        {
+          affectedSopClassUid: ctx.abstractSyntax,
+          commandField: Cmd.CFindRsp,
+          messageIdBeingRespondedTo: cmd.messageId ?? 0,
+          commandDataSetType: 0x0000,
+          status: 0xff00,
+        },
+        encodeDataset(elements, ctx.transferSyntax),
+      ),
     );
+    if (batch.length >= 64) {
+      await Promise.all(batch);
+      batch = [];
+    }
   }
+  await Promise.all(batch);
   await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
 }
 

@@ -110,6 +110,11 @@ export class DimseConnection {
     private peerMaxPdu: number,
   ) {}
 
+  /** True while the peer owes us the rest of a message (command or data set fragments). */
+  get midMessage(): boolean {
+    return this.dataSink !== undefined || this.commandParts.length > 0;
+  }
+
   setPeerMaxPdu(n: number) {
     this.peerMaxPdu = n;
   }
@@ -242,7 +247,24 @@ export class DimseConnection {
   private async write(contextId: number, cmd: Command, data?: Buffer | AsyncIterable<Buffer>) {
     if (this.socket.destroyed) throw new Error('the association is closed');
     const frag = this.fragmentSize();
-    await this.writeBuffer(contextId, true, encodeCommand(cmd), true, frag);
+    const command = encodeCommand(cmd);
+    if (Buffer.isBuffer(data) && command.length + data.length + 12 <= frag) {
+      // A small message (C-FIND answer, response with an identifier): both PDVs in one PDU, one socket write.
+      const pdu = Buffer.allocUnsafe(6 + 12 + command.length + data.length);
+      const h = pdvHeader(contextId, true, true, command.length);
+      h.copy(pdu, 0, 0, 6);
+      pdu.writeUInt32BE(12 + command.length + data.length, 2);
+      h.copy(pdu, 6, 6, 12);
+      command.copy(pdu, 12);
+      const o = 12 + command.length;
+      pdu.writeUInt32BE(data.length + 2, o);
+      pdu[o + 4] = contextId;
+      pdu[o + 5] = 0x02;
+      data.copy(pdu, o + 6);
+      if (!this.socket.write(pdu)) await drain(this.socket);
+      return;
+    }
+    await this.writeBuffer(contextId, true, command, true, frag);
     if (data === undefined) return;
     if (Buffer.isBuffer(data)) {
       await this.writeBuffer(contextId, false, data, true, frag);

@@ -5,7 +5,7 @@
  */
 import type { DicomJsonObject } from '../../domain/dicom-levels.js';
 import { parsePart10, type Dataset } from '../../dicom/part10-parser.js';
-import { writePart10, type WriteElement } from '../../dicom/part10-writer.js';
+import { writeDataset, type WriteElement } from '../../dicom/part10-writer.js';
 import { Tags } from '../../dicom/tags.js';
 
 const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1483.2';
@@ -73,10 +73,7 @@ export async function parseDataset(bytes: Buffer, transferSyntaxUid: string): Pr
 
 /** Encode elements as a bare data set in `transferSyntaxUid` (implicit or explicit VR little endian). */
 export function encodeDataset(elements: WriteElement[], transferSyntaxUid: string): Buffer {
-  const file = writePart10(elements, { transferSyntaxUid });
-  // 128-byte preamble, "DICM", then (0002,0000) UL as explicit VR LE: 8 header bytes and a 4-byte value.
-  const metaLength = file.readUInt32LE(132 + 8);
-  return file.subarray(132 + 12 + metaLength);
+  return writeDataset(elements, transferSyntaxUid);
 }
 
 /** DICOM JSON (as the query service returns it) back to elements for the DIMSE wire. */

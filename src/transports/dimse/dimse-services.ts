@@ -3,22 +3,20 @@
  * query, retrieve), so authorisation, narrowing and auditing are the same whatever the transport.
  */
 import { CustosError, DicomStatus } from '../../domain/errors.js';
-import type { Principal } from '../../domain/principal.js';
 import type { Dataset } from '../../dicom/dataset.js';
 import type { AuditLedger } from '../../ports/audit-ledger.js';
 import type { AeRegistry } from '../../services/ae-registry.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { InstanceRef, RetrieveService } from '../../services/retrieve-service.js';
-import { Cmd, NO_DATASET, type Command } from './command.js';
+import { Cmd, type Command } from './command.js';
 import { DataQueue, type DataSink } from './connection.js';
-import { fileMetaHeader, parseDataset } from './dimse-dataset.js';
+import { encodeDataset, fileMetaHeader, parseDataset } from './dimse-dataset.js';
 import { cFind } from './c-find.js';
 import { resolveRetrieve } from './c-retrieve.js';
 import { StorageCommitment } from './storage-commitment.js';
 import { openScuAssociation, type StoreTarget } from './scu-association.js';
 import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
-import { Sop } from './sop-classes.js';
 
 export interface DimseServiceDeps {
   ingest: IngestService;
@@ -254,7 +252,6 @@ export class DimseServices {
     const counts = { completed, failed: failedUids.length, warning, ...(cancelled ? { remaining } : {}) };
     if (failedUids.length) {
       // PS3.4 C.4.2.1.3.1: the final response lists the failed SOP instances.
-      const { encodeDataset } = await import('./dimse-dataset.js');
       const ident = encodeDataset(
         [{ tag: 0x00080058, vr: 'UI', value: failedUids }],
         a.contexts.get(ctx.id)!.transferSyntax,
@@ -295,11 +292,6 @@ export class DimseServices {
   /** Wait for every background commit (server shutdown). */
   async drain(): Promise<void> {
     await Promise.allSettled([...this.committing.values()]);
-  }
-
-  /** Principal check used by services that are not the ingest/query/retrieve ones. */
-  principalOf(a: ScpAssociation): Principal {
-    return a.principal!;
   }
 }
 
@@ -344,5 +336,3 @@ function getTarget(a: ScpAssociation): StoreTarget {
     release: async () => undefined,
   };
 }
-
-export { NO_DATASET, Sop };

@@ -77,7 +77,6 @@ export class ScpAssociation {
   /** Track work in progress so the idle timer never aborts an association that is busy on our side. */
   async track<T>(work: Promise<T>): Promise<T> {
     this.busy++;
-    this.disarm();
     try {
       return await work;
     } finally {
@@ -119,7 +118,8 @@ export class ScpAssociation {
     this.disarm();
     if (ms <= 0) return;
     this.timer = setTimeout(() => {
-      if (this.busy > 0) return;
+      // Busy on our side (a C-MOVE, a commit) is not idleness; a peer silent in the middle of a message is.
+      if (this.busy > 0 && !this.conn?.midMessage) return this.arm(ms, why);
       void this.abort(AbortReason.NotSpecified, why);
     }, ms);
     this.timer.unref();
@@ -148,7 +148,7 @@ export class ScpAssociation {
       await this.associate(pdu);
       return;
     }
-    if (this.state === 'established' && this.busy === 0) this.arm(this.opts.idleMs, 'DIMSE idle timeout');
+    if (this.state === 'established') this.arm(this.opts.idleMs, 'DIMSE idle timeout');
     switch (pdu.type) {
       case 'p-data':
         if (this.state !== 'established')

@@ -8,7 +8,7 @@ import { DicomStatus } from '../../domain/errors.js';
 import type { Dataset } from '../../dicom/dataset.js';
 import type { WriteElement } from '../../dicom/part10-writer.js';
 import { Cmd, type Command } from './command.js';
-import { encodeDataset, parseDataset } from './dimse-dataset.js';
+import { encodeDataset } from './dimse-dataset.js';
 import type { DimseServices } from './dimse-services.js';
 import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
 import { openScuAssociation } from './scu-association.js';
@@ -151,5 +151,3 @@ export class StorageCommitment {
     }
   }
 }
-
-export { parseDataset };
