@@ -481,3 +481,73 @@ for (const backend of backends()) {
     });
   });
 }
+
+for (const backend of backends()) {
+  describe(`C-STORE with dicom.storeAck 'received' (${backend})`, () => {
+    it('answers once each object is received and validated; every object is committed and audited after', async () => {
+      const s = await startTestServer(backend, { dicom: { storeAck: 'received' } });
+      const work = await mkdtemp(join(tmpdir(), 'custos-dimse-ack-'));
+      try {
+        await s.app.aes.add(admin, { title: 'ACKSCU', host: '127.0.0.1', port: 104, user: 'admin' });
+        const study = uid(30);
+        const files: string[] = [];
+        for (let i = 0; i < 5; i++) {
+          const f = join(work, `${i}.dcm`);
+          await writeFile(
+            f,
+            makeInstance({
+              studyUid: study,
+              seriesUid: uid(31),
+              sopInstanceUid: uid(32),
+              rows: 128,
+              columns: 128,
+            }),
+          );
+          files.push(f);
+        }
+        const bad = join(work, 'bad.dcm');
+        await writeFile(
+          bad,
+          makeInstance({ studyUid: 'not a uid', seriesUid: uid(33), sopInstanceUid: uid(34) }),
+        );
+        const r = await dcmtk('storescu', [
+          '-v',
+          '-aet',
+          'ACKSCU',
+          '-aec',
+          'CUSTOS',
+          '127.0.0.1',
+          String(s.dicomPort),
+          ...files,
+          bad,
+        ]);
+        // Validation still happens before the answer: the bad object is refused with its precise status.
+        expect(r.stderr).toMatch(/Store Response \(Error: DataSetDoesNotMatchSOPClass\)|0xa900/i);
+        expect((r.stderr.match(/Store Response \(Success\)/g) ?? []).length).toBe(5);
+        let n = 0;
+        for (let i = 0; i < 100 && n < 5; i++) {
+          n = (
+            await s.app.index.db
+              .selectFrom('instances')
+              .select('sop_instance_uid')
+              .where('study_uid', '=', study)
+              .execute()
+          ).length;
+          if (n < 5) await new Promise((res) => setTimeout(res, 50));
+        }
+        expect(n).toBe(5);
+        const audit = await s.app.index.db
+          .selectFrom('audit_log')
+          .select('outcome')
+          .where('action', '=', 'store')
+          .where('actor', '=', 'ACKSCU')
+          .execute();
+        expect(audit.filter((a) => a.outcome === 'success')).toHaveLength(5);
+        expect(audit.filter((a) => a.outcome === 'failure')).toHaveLength(1);
+      } finally {
+        await s.stop();
+        await rm(work, { recursive: true, force: true });
+      }
+    });
+  });
+}
