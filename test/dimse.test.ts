@@ -293,6 +293,78 @@ for (const backend of backends()) {
       expect(await readdir(out)).toHaveLength(3);
     });
 
+    it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
+      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
+      const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const COMMIT = '1.2.840.10008.1.20.1';
+      let event:
+        ((e: { cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }) => void) | undefined;
+      const reported = new Promise<{ cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }>(
+        (r) => (event = r),
+      );
+      const scuA = await openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'TESTSCU',
+        contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        timeoutMs: 5000,
+        onRequest: (ctx, cmd, data) => event!({ cmd, data: data!, ctx, id: cmd.messageId! }),
+      });
+      try {
+        const ctx = scuA.context(COMMIT)!;
+        const missing = uid(40);
+        const item = (sop: string) => [
+          { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
+          { tag: 0x00081155, vr: 'UI', value: sop },
+        ];
+        const rsp = await scuA.request(
+          ctx.id,
+          {
+            commandField: 0x0130,
+            messageId: scuA.conn.messageId(),
+            requestedSopClassUid: COMMIT,
+            requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+            actionTypeId: 1,
+            commandDataSetType: 0,
+          },
+          encodeDataset(
+            [
+              { tag: 0x00081195, vr: 'UI', value: '2.25.777' },
+              { tag: 0x00081199, vr: 'SQ', value: [item(sops[0]!), item(missing)] },
+            ],
+            ctx.transferSyntax,
+          ),
+        );
+        expect(rsp.cmd.status).toBe(0);
+        const ev = await reported;
+        expect(ev.cmd.eventTypeId).toBe(2);
+        const ds = await parseDataset(ev.data, ctx.transferSyntax);
+        const seqUids = (tag: number) => {
+          const el = ds.get(tag);
+          return el?.kind === 'sequence'
+            ? el.items.map((i) => {
+                const u = i.get(0x00081155);
+                return u?.kind === 'text' ? u.values[0] : undefined;
+              })
+            : [];
+        };
+        expect(seqUids(0x00081199)).toEqual([sops[0]]);
+        expect(seqUids(0x00081198)).toEqual([missing]);
+        await scuA.conn.send(ev.ctx, {
+          affectedSopClassUid: COMMIT,
+          commandField: 0x8100,
+          messageIdBeingRespondedTo: ev.id,
+          commandDataSetType: 0x0101,
+          status: 0,
+          affectedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+          eventTypeId: 2,
+        });
+      } finally {
+        await scuA.release();
+      }
+    });
+
     it('takes 10 concurrent storescu associations', async () => {
       const st = uid(7);
       const dir = await mkdtemp(join(work, 'conc-'));

@@ -35,6 +35,8 @@ export interface ScuOptions {
   contexts: { abstractSyntax: string; transferSyntaxes: string[] }[];
   roles?: RoleSelection[];
   timeoutMs: number;
+  /** Requests the peer sends us on this association (e.g. an N-EVENT-REPORT of storage commitment). */
+  onRequest?: (contextId: number, cmd: Command, data: Buffer | undefined) => void;
 }
 
 export interface ScuAssociation extends StoreTarget {
@@ -93,7 +95,24 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
                 if (p && c.result === ContextResult.Acceptance)
                   accepted.set(c.id, { abstractSyntax: p.abstractSyntax, transferSyntax: c.transferSyntax });
               }
-              conn = new DimseConnection(socket, { command: () => undefined }, pdu.user.maxPduLength);
+              conn = new DimseConnection(
+                socket,
+                {
+                  command: (ctxId, cmd) => {
+                    const handle = opts.onRequest;
+                    if (cmd.commandDataSetType === 0x0101) {
+                      handle?.(ctxId, cmd, undefined);
+                      return undefined;
+                    }
+                    return {
+                      kind: 'buffer',
+                      limit: 4 * 1024 * 1024,
+                      done: (data) => handle?.(ctxId, cmd, data),
+                    };
+                  },
+                },
+                pdu.user.maxPduLength,
+              );
               resolve();
             } else if (pdu.type === 'associate-rj') {
               clearTimeout(timer);
