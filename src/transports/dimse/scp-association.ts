@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
 import { Cmd, NO_DATASET, type Command } from './command.js';
 import { DimseConnection, type DataSink } from './connection.js';
@@ -189,7 +190,7 @@ export class ScpAssociation {
       await this.services.ledger.append({
         principal: {
           kind: 'ae',
-          id: `ae:${rq.callingAe}` as never,
+          id: asUserId(`ae:${rq.callingAe}`),
           name: rq.callingAe,
           role: 'none',
           source: address,
