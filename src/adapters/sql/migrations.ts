@@ -209,14 +209,28 @@ class InCodeProvider implements MigrationProvider {
   }
 }
 
-export async function migrateToLatest(db: Kysely<unknown>, dialect: SqlDialectName): Promise<string[]> {
+export async function migrateToLatest(
+  db: Kysely<unknown>,
+  dialect: SqlDialectName,
+  /** PostgreSQL schema the index lives in; the migration tables are looked up there and nowhere else. */
+  schema?: string,
+): Promise<string[]> {
   const migrator = new Migrator({
     db,
     provider: new InCodeProvider(dialect),
     migrationTableName: 'custos_migrations',
     migrationLockTableName: 'custos_migrations_lock',
+    // Without a schema, Kysely takes a custos_migrations table in ANY schema of the database as ours, so a second
+    // Custos schema in the same database (tests, several archives) was never migrated.
+    ...(dialect === 'postgres' ? { migrationTableSchema: schema ?? 'public' } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
+  let { error, results } = await migrator.migrateToLatest();
+  // Kysely checks for its tables by introspecting every schema of the database; a schema dropped by another
+  // session during that query fails it with 3F000 (invalid_schema_name). Nothing was migrated: try again.
+  for (let i = 0; i < 3 && (error as { code?: string } | undefined)?.code === '3F000'; i++) {
+    await new Promise((r) => setTimeout(r, 50 * (i + 1)));
+    ({ error, results } = await migrator.migrateToLatest());
+  }
   if (error) {
     throw new CustosError({
       code: 'db.migration-failed',

@@ -113,7 +113,7 @@ async function openPostgres(url: string, schema: string | undefined, poolSize: n
     });
   }
   const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) });
-  await migrateToLatest(db as Kysely<unknown>, 'postgres');
+  await migrateToLatest(db as Kysely<unknown>, 'postgres', schema);
   await sql`select 1`.execute(db);
   return { db, dialect: 'postgres', close: () => db.destroy() };
 }
