@@ -12,9 +12,16 @@ const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'bin', 'custos.js');
 
+/** The calling AE title of the benchmark's DIMSE clients. */
+export const BENCH_AE = 'BENCHSCU';
+
 export interface CustosOptions {
   /** `--workers` (server processes sharing the port); omitted: the CLI default. */
   workers?: number;
+  /** `dicom.storeAck` (C-STORE success once committed, the default, or once received and validated). */
+  storeAck?: 'committed' | 'received';
+  /** Write a V8 CPU profile of the server into this directory (node --cpu-prof). */
+  cpuProf?: string;
 }
 
 export async function startCustos(opts: CustosOptions = {}): Promise<Peer> {
@@ -23,14 +30,32 @@ export async function startCustos(opts: CustosOptions = {}): Promise<Peer> {
   const dir = await mkdtemp(join(tmpdir(), 'custos-bench-'));
   // The benchmark measures the defaults, not whatever CUSTOS_* the caller's shell happens to export.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CUSTOS_')));
-  const args = [bin, 'serve', '--data', dir, '--http-port', '0', '--http-host', '127.0.0.1'];
+  const args = [
+    bin,
+    'serve',
+    '--data',
+    dir,
+    '--http-port',
+    '0',
+    '--http-host',
+    '127.0.0.1',
+    '--dicom-port',
+    '0',
+    '--dicom-host',
+    '127.0.0.1',
+  ];
   if (opts.workers !== undefined) args.push('--workers', String(opts.workers));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  if (opts.cpuProf) args.unshift('--cpu-prof', `--cpu-prof-dir=${opts.cpuProf}`);
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: opts.storeAck ? { ...env, CUSTOS_DICOM_STORE_ACK: opts.storeAck } : env,
+  });
   const errors = tail(child.stderr);
   const cleanup = async () => {
     await stopChild(child);
     await rm(dir, { recursive: true, force: true });
   };
+  let dicomPort = 0;
   try {
     const url = await new Promise<string>((resolve, reject) => {
       let out = '';
@@ -38,9 +63,11 @@ export async function startCustos(opts: CustosOptions = {}): Promise<Peer> {
         // Bounded: only the start-up banner matters (it holds the one-time password, which we never keep).
         out = (out + d.toString()).slice(-8000);
         const m = /listening on (http:\/\/[^\s)]+)/.exec(out);
-        if (m) {
+        const dp = /DICOM AE \S+ on port (\d+)/.exec(out);
+        if (m && dp) {
           child.stdout.off('data', onData);
           child.stdout.resume();
+          dicomPort = Number(dp[1]);
           resolve(m[1]!);
         }
       };
@@ -65,11 +92,21 @@ export async function startCustos(opts: CustosOptions = {}): Promise<Peer> {
     const token = stdout.trim();
     if (!token || token.includes('\n'))
       throw benchError('custos-token', `custos token create printed no single token line`);
+    // The benchmark's DIMSE client, registered like any AE (bound to the administrator account).
+    const ae = await fetch(`${url}/api/admin/aes`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ title: BENCH_AE, host: '127.0.0.1', port: 104, user: 'admin' }),
+    });
+    if (ae.status !== 201)
+      throw benchError('custos-ae', `registering ${BENCH_AE} answered ${ae.status}: ${await ae.text()}`);
     return {
       name: 'Custos',
       dicomweb: `${url}/dicom-web`,
       headers: { Authorization: `Bearer ${token}` },
       pid: child.pid!,
+      dicomPort,
+      aet: 'CUSTOS',
       stop: cleanup,
     };
   } catch (err) {

@@ -83,6 +83,8 @@ export async function startOrthanc(): Promise<Peer> {
     dicomweb: `${base}/dicom-web`,
     headers: {},
     pid: child.pid!,
+    dicomPort,
+    aet: 'ORTHANC',
     stop: cleanup,
   };
 }

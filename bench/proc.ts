@@ -127,5 +127,8 @@ export interface Peer {
   dicomweb: string;
   headers: Record<string, string>;
   pid: number;
+  /** DIMSE listener and AE title (issue 3 C-STORE / C-FIND figures). */
+  dicomPort: number;
+  aet: string;
   stop(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 // Side-by-side benchmark: Custos and Orthanc in one run, same data, same client. Prints figures and ratios.
-//   npm run build && npx tsx bench/run.ts [--only stow,qido,wado,big] [--large DIR] [--tiny DIR] [--seed 42]
+//   npm run build && npx tsx bench/run.ts [--only stow,qido,wado,big,cstore,cfind] [--large DIR] [--tiny DIR] [--seed 42]
 //     [--concurrency 3] [--batch 20] [--queries 200] [--frames 500] [--workers N]
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -17,7 +17,8 @@ import {
   multiframeHeader,
   type SetName,
 } from './dataset.js';
-import { startCustos } from './custos.js';
+import { BENCH_AE, startCustos } from './custos.js';
+import { cfindLatency, cstore } from './dimse.js';
 import { startOrthanc } from './orthanc.js';
 import { benchError, descendants, peakRss, resetPeakRss, threadCount, type Peer } from './proc.js';
 
@@ -390,12 +391,15 @@ async function main() {
   if (large) await warmPageCache(large.files);
   if (tiny) await warmPageCache(tiny.files);
 
+  const summary: Record<string, unknown> = {};
+  if (only.has('cstore') || only.has('cfind')) await cstoreBench(summary);
+  if (!['stow', 'wado', 'qido', 'big'].some((k) => only.has(k))) return report(started, summary);
+
   const peers = {
     custos: await startCustos(args.workers ? { workers: Number(args.workers) } : {}),
     orthanc: await startOrthanc(),
   };
   const held: Record<keyof typeof peers, number> = { custos: 0, orthanc: 0 };
-  const summary: Record<string, unknown> = {};
   try {
     if (large) {
       const label = `${large.files.length} instances, ${(large.bytes / 1e6).toFixed(0)} MB in ${large.studies.length} studies`;
@@ -554,7 +558,121 @@ async function main() {
     await peers.custos.stop();
     await peers.orthanc.stop();
   }
+  await report(started, summary);
+}
 
+/**
+ * Issue 3: C-STORE with dcmtk's storescu into each peer (the large set, one process, then 4 processes on fresh
+ * peers), and STUDY-level C-FIND p95 next to QIDO-RS p95 on the tiny (10,000-instance) set.
+ */
+async function cstoreBench(summary: Record<string, unknown>) {
+  const large = await dataset('large', args.large);
+  const tiny = await dataset('tiny', args.tiny);
+  await warmPageCache(large.files);
+  await warmPageCache(tiny.files);
+  const patients = [...new Set(large.files.map((f) => f.split('/').slice(0, -3).join('/')))];
+  const label = `${large.files.length} instances, ${(large.bytes / 1e6).toFixed(0)} MB`;
+  summary.cstore = { instances: large.files.length, bytes: large.bytes, patients: patients.length };
+  // --only cfind: the C-FIND comparison alone (it runs on the peers of the 4-process C-STORE).
+  for (const parallel of only.has('cstore') ? [1, 4] : [4]) {
+    const groups: string[][] = Array.from({ length: parallel }, () => []);
+    patients.forEach((p, i) => groups[i % parallel]!.push(p));
+    log(`C-STORE of the large set (${label}) with ${parallel} storescu process(es)`);
+    const peers = { custos: await startCustos(), orthanc: await startOrthanc() };
+    const secs: Record<string, number> = {};
+    try {
+      for (const [k, p] of Object.entries(peers)) {
+        if (!only.has('cstore')) break;
+        secs[k] = await cstore(p, BENCH_AE, groups);
+        await expectCount(p, large.files.length);
+      }
+      const what = parallel === 1 ? 'C-STORE ingest (1 storescu)' : `C-STORE ingest (${parallel} storescu)`;
+      const n = large.files.length;
+      if (only.has('cstore')) {
+        record(what, n / secs.custos!, n / secs.orthanc!, 'inst/s', 'higher');
+        record(what, large.bytes / 1e6 / secs.custos!, large.bytes / 1e6 / secs.orthanc!, 'MB/s', 'higher');
+      }
+      if (parallel === 1) {
+        // The same with dicom.storeAck 'received': success once received and validated, commit in the background.
+        const early = await startCustos({ storeAck: 'received' });
+        try {
+          const t0 = performance.now();
+          const t = await cstore(early, BENCH_AE, groups);
+          // Background commits finish after the last answer: wait until every instance is indexed.
+          for (let i = 0; (await countInstances(early)) < n; i++) {
+            if (i > 600)
+              throw benchError('count-mismatch', 'storeAck=received: not all instances were committed');
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          await expectCount(early, n);
+          const all = (performance.now() - t0) / 1000;
+          record(`${what}, storeAck=received`, n / t, n / secs.orthanc!, 'inst/s', 'higher');
+          record(
+            `${what}, storeAck=received`,
+            large.bytes / 1e6 / t,
+            large.bytes / 1e6 / secs.orthanc!,
+            'MB/s',
+            'higher',
+          );
+          note(
+            `storeAck=received: storescu done after ${t.toFixed(1)} s, every instance committed after ${all.toFixed(1)} s`,
+          );
+        } finally {
+          await early.stop();
+        }
+      }
+      if (parallel === 4) {
+        log(`STUDY-level C-FIND vs QIDO-RS on Custos with the tiny set (${tiny.files.length} instances)`);
+        await stow(peers.custos, tiny.files, 100);
+        await expectCount(peers.custos, (only.has('cstore') ? large.files.length : 0) + tiny.files.length);
+        for (const [name, paths] of queries(queryCount)) {
+          const identifiers = paths.map((p) =>
+            [...new URL(p, 'http://x').searchParams].map(([k, v]) => {
+              const spec: Record<string, [number, string]> = {
+                PatientID: [0x00100020, 'LO'],
+                StudyDate: [0x00080020, 'DA'],
+                PatientName: [0x00100010, 'PN'],
+                ModalitiesInStudy: [0x00080061, 'CS'],
+              };
+              const [key, vr] = spec[k]!;
+              return { key, vr, value: v };
+            }),
+          );
+          const q = await latency(peers.custos, paths);
+          const c = await cfindLatency(peers.custos, BENCH_AE, identifiers);
+          const differ = paths.filter((_, i) => q.counts[i] !== c.counts[i]).length;
+          if (differ)
+            note(
+              `C-FIND ${name}: ${differ}/${paths.length} queries matched a different number of studies than QIDO`,
+            );
+          rows.push({
+            metric: `Custos QIDO-RS ${name} p95`,
+            custos: q.p95,
+            orthanc: NaN,
+            unit: 'ms',
+            better: 'lower',
+          });
+          rows.push({
+            metric: `Custos C-FIND STUDY ${name} p95`,
+            custos: c.p95,
+            orthanc: NaN,
+            unit: 'ms',
+            better: 'lower',
+          });
+          note(
+            `C-FIND STUDY ${name}: p50 ${c.p50.toFixed(2)} ms, p95 ${c.p95.toFixed(2)} ms; QIDO p50 ${q.p50.toFixed(2)}, p95 ${q.p95.toFixed(2)} ms; ` +
+              `C-FIND p95 − QIDO p95 = ${(c.p95 - q.p95).toFixed(2)} ms (target ≤ 5 ms)`,
+          );
+        }
+      }
+    } finally {
+      await peers.custos.stop();
+      await peers.orthanc.stop();
+    }
+  }
+}
+
+async function report(started: number, summary: Record<string, unknown>) {
   const w = Math.max(...rows.map((r) => r.metric.length));
   const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(2).padStart(10) : '-'.padStart(10));
   console.log(

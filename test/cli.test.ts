@@ -19,7 +19,10 @@ describe('custos CLI', () => {
     let stop!: (s: string) => void;
     const stopped = new Promise<string>((r) => (stop = r));
     const first = io(cwd, stopped);
-    const running = main(['serve', '--data', 'd1', '--http-port', '0', '--http-host', '127.0.0.1'], first);
+    const running = main(
+      ['serve', '--data', 'd1', '--http-port', '0', '--http-host', '127.0.0.1', '--dicom-port', '0'],
+      first,
+    );
     for (let i = 0; i < 200 && !first.stdout.includes('listening on'); i++)
       await new Promise((r) => setTimeout(r, 50));
     const m = /listening on (http:\/\/127\.0\.0\.1:(\d+))/.exec(first.stdout);
@@ -53,6 +56,70 @@ describe('custos CLI', () => {
     const o = io(cwd);
     expect(await main(['token', 'create', '--user', 'nobody', '--data', 'd1'], o)).toBe(2);
     expect(o.stderr).toMatch(/no active account named 'nobody'/);
+  });
+
+  it('ae add, list and remove manage the AE registry; a certificate is stored as its SHA-256', async () => {
+    const { execFileSync } = await import('node:child_process');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=ws',
+        '-keyout',
+        'ws.key',
+        '-out',
+        'ws.crt',
+      ],
+      { cwd, stdio: 'ignore' },
+    );
+    const fp = execFileSync('openssl', ['x509', '-in', 'ws.crt', '-noout', '-fingerprint', '-sha256'], {
+      cwd,
+      encoding: 'utf8',
+    })
+      .split('=')[1]!
+      .trim()
+      .replace(/:/g, '')
+      .toLowerCase();
+    const add = io(cwd);
+    expect(
+      await main(
+        ['ae', 'add', 'CT1', '--host', '10.1.2.3', '--port', '104', '--user', 'admin', '--data', 'd1'],
+        add,
+      ),
+    ).toBe(0);
+    expect(
+      await main(
+        ['ae', 'add', 'WS7', '--host', 'localhost', '--port', '11112', '--cert', 'ws.crt', '--data', 'd1'],
+        io(cwd),
+      ),
+    ).toBe(0);
+    const dup = io(cwd);
+    expect(await main(['ae', 'add', 'CT1', '--host', '10.1.2.3', '--port', '104', '--data', 'd1'], dup)).toBe(
+      2,
+    );
+    expect(dup.stderr).toMatch(/already registered/);
+    const bad = io(cwd);
+    expect(
+      await main(['ae', 'add', 'WAY_TOO_LONG_AE_TITLE', '--host', 'h', '--port', '1', '--data', 'd1'], bad),
+    ).toBe(2);
+    expect(bad.stderr).toMatch(/1-16 printable ASCII/);
+    const list = io(cwd);
+    expect(await main(['ae', 'list', '--data', 'd1'], list)).toBe(0);
+    expect(list.stdout).toBe(`CT1\t10.1.2.3\t104\tadmin\t-\nWS7\tlocalhost\t11112\t-\t${fp}\n`);
+    expect(await main(['ae', 'remove', 'CT1', '--data', 'd1'], io(cwd))).toBe(0);
+    const gone = io(cwd);
+    expect(await main(['ae', 'remove', 'CT1', '--data', 'd1'], gone)).toBe(2);
+    expect(gone.stderr).toMatch(/no application entity with the title 'CT1'/);
+    const after = io(cwd);
+    await main(['ae', 'list', '--data', 'd1'], after);
+    expect(after.stdout).toBe(`WS7\tlocalhost\t11112\t-\t${fp}\n`);
   });
 
   it('refuses a bad configuration naming the key', async () => {

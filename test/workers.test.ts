@@ -28,6 +28,10 @@ describe('serve with worker processes', () => {
         '127.0.0.1',
         '--workers',
         '2',
+        '--dicom-port',
+        '0',
+        '--dicom-host',
+        '127.0.0.1',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -38,18 +38,114 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .option('--http-port <port>', 'HTTP port (0 = any free port)', parsePort)
     .option('--http-host <host>', 'address to listen on')
     .option('--workers <n>', 'server processes sharing the port (default 1)', parsePositive)
-    .action(async (opts: { data?: string; httpPort?: number; httpHost?: string; workers?: number }) => {
-      const { serve } = await import('./serve.js');
-      const http: Record<string, unknown> = {};
-      if (opts.httpPort !== undefined) http.port = opts.httpPort;
-      if (opts.httpHost !== undefined) http.host = opts.httpHost;
-      if (opts.workers !== undefined) http.workers = opts.workers;
-      exitCode = await serve(
-        config({
-          ...(opts.data ? { dataDir: opts.data } : {}),
-          ...(Object.keys(http).length ? { http } : {}),
-        }),
-        io,
+    .option(
+      '--dicom-port <port>',
+      "DIMSE port (default 11112; 0 = any free port; 'off' = no plain listener)",
+      parsePortOrOff,
+    )
+    .option('--dicom-host <host>', 'address the DIMSE listeners bind')
+    .option(
+      '--dicom-tls-port <port>',
+      'DICOM TLS port (needs dicom.tls.cert and key in the config)',
+      parsePort,
+    )
+    .option('--ae-title <title>', 'our AE title (default CUSTOS)')
+    .action(
+      async (opts: {
+        data?: string;
+        httpPort?: number;
+        httpHost?: string;
+        workers?: number;
+        dicomPort?: number | null;
+        dicomHost?: string;
+        dicomTlsPort?: number;
+        aeTitle?: string;
+      }) => {
+        const { serve } = await import('./serve.js');
+        const http: Record<string, unknown> = {};
+        if (opts.httpPort !== undefined) http.port = opts.httpPort;
+        if (opts.httpHost !== undefined) http.host = opts.httpHost;
+        if (opts.workers !== undefined) http.workers = opts.workers;
+        const dicom: Record<string, unknown> = {};
+        if (opts.dicomPort !== undefined) dicom.port = opts.dicomPort;
+        if (opts.dicomHost !== undefined) dicom.host = opts.dicomHost;
+        if (opts.aeTitle !== undefined) dicom.aeTitle = opts.aeTitle;
+        if (opts.dicomTlsPort !== undefined) dicom.tls = { port: opts.dicomTlsPort };
+        exitCode = await serve(
+          config({
+            ...(opts.data ? { dataDir: opts.data } : {}),
+            ...(Object.keys(http).length ? { http } : {}),
+            ...(Object.keys(dicom).length ? { dicom } : {}),
+          }),
+          io,
+        );
+      },
+    );
+
+  const ae = program.command('ae').description('DICOM application entities allowed to associate');
+  ae.command('add')
+    .description('register an AE: it may call from HOST, and C-MOVE sends to HOST:PORT')
+    .argument('<title>', 'AE title')
+    .requiredOption('--host <host>', 'host the AE calls from and listens on')
+    .requiredOption('--port <port>', 'port the AE listens on', parsePort)
+    .option('--cert <file>', 'PEM client certificate the AE must present over DICOM TLS')
+    .option('--user <account>', 'account whose role the AE acts with')
+    .option('--data <dir>', 'data directory')
+    .action(
+      async (
+        title: string,
+        opts: { host: string; port: number; cert?: string; user?: string; data?: string },
+      ) => {
+        const { withApp } = await import('./custos-app.js');
+        const { systemPrincipal } = await import('../services/auth-service.js');
+        const { certificateSha256 } = await import('./certificate.js');
+        const { resolve } = await import('node:path');
+        const certSha256 = opts.cert ? await certificateSha256(resolve(io.cwd, opts.cert)) : undefined;
+        await withApp(
+          config(opts.data ? { dataDir: opts.data } : {}),
+          async (app) => {
+            const e = await app.aes.add(systemPrincipal('cli'), {
+              title,
+              host: opts.host,
+              port: opts.port,
+              ...(certSha256 ? { certSha256 } : {}),
+              ...(opts.user ? { user: opts.user } : {}),
+            });
+            io.err(`custos: AE ${e.title} registered (${e.host}:${e.port})\n`);
+          },
+          io.err,
+        );
+      },
+    );
+  ae.command('list')
+    .description('list registered AEs (tab-separated: title, host, port, user, certificate SHA-256)')
+    .option('--data <dir>', 'data directory')
+    .action(async (opts: { data?: string }) => {
+      const { withApp } = await import('./custos-app.js');
+      const { systemPrincipal } = await import('../services/auth-service.js');
+      await withApp(
+        config(opts.data ? { dataDir: opts.data } : {}),
+        async (app) => {
+          for (const e of await app.aes.list(systemPrincipal('cli')))
+            io.out(`${e.title}\t${e.host}\t${e.port}\t${e.user ?? '-'}\t${e.certSha256 ?? '-'}\n`);
+        },
+        io.err,
+      );
+    });
+  ae.command('remove')
+    .description('remove a registered AE')
+    .argument('<title>', 'AE title')
+    .option('--data <dir>', 'data directory')
+    .action(async (title: string, opts: { data?: string }) => {
+      const { withApp } = await import('./custos-app.js');
+      const { systemPrincipal } = await import('../services/auth-service.js');
+      await withApp(
+        config(opts.data ? { dataDir: opts.data } : {}),
+        async (app) => {
+          await app.aes.remove(systemPrincipal('cli'), title);
+          io.err(`custos: AE ${title} removed\n`);
+        },
+        io.err,
       );
     });
 
@@ -591,6 +687,17 @@ function parsePort(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || n > 65535)
     throw new CustosError({ code: 'cli.bad-port', message: `--http-port must be 0..65535, got '${v}'` });
+  return n;
+}
+
+function parsePortOrOff(v: string): number | null {
+  if (v === 'off') return null;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535)
+    throw new CustosError({
+      code: 'cli.bad-port',
+      message: `--dicom-port must be 0..65535 or 'off', got '${v}'`,
+    });
   return n;
 }
 

@@ -141,4 +141,36 @@ describe('loadConfig', () => {
     writeFileSync(join(dir, 'custos.json'), JSON.stringify({ http: { port: 8181 } }));
     expect(loadConfig({ env: { CUSTOS_DATA_DIR: dir }, cwd }).http.port).toBe(8181);
   });
+  it('dicom: port 11112 and AE CUSTOS by default, CUSTOS_DICOM_PORT=off switches the plain port off, TLS paths resolve', () => {
+    const c = loadConfig({ env: {}, cwd });
+    expect(c.dicom.port).toBe(11112);
+    expect(c.dicom.aeTitle).toBe('CUSTOS');
+    expect(c.dicom.storeAck).toBe('committed');
+    expect(c.dicom.tls).toBeUndefined();
+    const off = loadConfig({
+      env: {
+        CUSTOS_DICOM_PORT: 'off',
+        CUSTOS_DICOM_TLS_PORT: '2762',
+        CUSTOS_DICOM_TLS_CERT: 's.crt',
+        CUSTOS_DICOM_TLS_KEY: 's.key',
+      },
+      cwd,
+    });
+    expect(off.dicom.port).toBeNull();
+    expect(off.dicom.tls).toEqual({
+      port: 2762,
+      cert: join(cwd, 's.crt'),
+      key: join(cwd, 's.key'),
+      requireClientCert: false,
+    });
+    expect(() => loadConfig({ env: { CUSTOS_DICOM_PORT: 'none' }, cwd })).toThrow(
+      /CUSTOS_DICOM_PORT: must be a port number or 'off'/,
+    );
+    expect(() => loadConfig({ env: {}, cwd, flags: { dicom: { aeTitle: 'A\\B' } } })).toThrow(
+      /dicom\.aeTitle/,
+    );
+    expect(() => loadConfig({ env: {}, cwd, flags: { dicom: { aeTitle: 'SEVENTEEN_CHARS_X' } } })).toThrow(
+      /dicom\.aeTitle/,
+    );
+  });
 });

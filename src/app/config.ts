@@ -187,6 +187,39 @@ const ConfigSchema = z
           .optional(),
       })
       .strict(),
+    /** DIMSE (issue 3): plain port (null = off), AE title, TLS listener, timeouts. */
+    dicom: z
+      .object({
+        port: z.number().int().min(0).max(65535).nullable(),
+        host: z.string().min(1),
+        aeTitle: z
+          .string()
+          .regex(
+            /^[\x21-\x5b\x5d-\x7e]([\x20-\x5b\x5d-\x7e]{0,14}[\x21-\x5b\x5d-\x7e])?$/,
+            'must be 1-16 printable ASCII characters, no backslash, no leading or trailing space',
+          ),
+        maxPduLength: z
+          .number()
+          .int()
+          .min(4096)
+          .max(16 * 1024 * 1024),
+        artimTimeoutMs: z.number().int().min(100),
+        idleTimeoutMs: z.number().int().min(0),
+        connectTimeoutMs: z.number().int().min(100),
+        /** When C-STORE answers success: once durable and indexed, or once received and validated. */
+        storeAck: z.enum(['committed', 'received']),
+        tls: z
+          .object({
+            port: z.number().int().min(0).max(65535),
+            cert: z.string().min(1),
+            key: z.string().min(1),
+            ca: z.string().min(1).optional(),
+            requireClientCert: z.boolean().default(false),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict(),
   })
   .strict();
 
@@ -236,12 +269,22 @@ const DEFAULTS = {
     facility: 'CUSTOS',
   },
   validation: { default: 'standard', byAe: {}, byChannel: {} },
+  dicom: {
+    port: 11112,
+    host: '0.0.0.0',
+    aeTitle: 'CUSTOS',
+    maxPduLength: 1024 * 1024,
+    artimTimeoutMs: 30_000,
+    idleTimeoutMs: 300_000,
+    connectTimeoutMs: 10_000,
+    storeAck: 'committed',
+  },
 };
 
 type Json = Record<string, unknown>;
 
 /** Environment variables and the config path each one sets. */
-const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'list' }> = {
+const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'list' | 'port-or-off' }> = {
   CUSTOS_DATA_DIR: { path: ['dataDir'], type: 'string' },
   CUSTOS_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
   CUSTOS_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
@@ -285,6 +328,18 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_HL7_TLS_KEY: { path: ['hl7', 'tls', 'key'], type: 'string' },
   CUSTOS_HL7_TLS_CA: { path: ['hl7', 'tls', 'ca'], type: 'string' },
   CUSTOS_HL7_TLS_REQUIRE_CLIENT_CERT: { path: ['hl7', 'tls', 'requireClientCert'], type: 'bool' },
+  CUSTOS_DICOM_PORT: { path: ['dicom', 'port'], type: 'port-or-off' },
+  CUSTOS_DICOM_HOST: { path: ['dicom', 'host'], type: 'string' },
+  CUSTOS_DICOM_AE_TITLE: { path: ['dicom', 'aeTitle'], type: 'string' },
+  CUSTOS_DICOM_MAX_PDU_LENGTH: { path: ['dicom', 'maxPduLength'], type: 'int' },
+  CUSTOS_DICOM_ARTIM_TIMEOUT_MS: { path: ['dicom', 'artimTimeoutMs'], type: 'int' },
+  CUSTOS_DICOM_IDLE_TIMEOUT_MS: { path: ['dicom', 'idleTimeoutMs'], type: 'int' },
+  CUSTOS_DICOM_STORE_ACK: { path: ['dicom', 'storeAck'], type: 'string' },
+  CUSTOS_DICOM_TLS_PORT: { path: ['dicom', 'tls', 'port'], type: 'int' },
+  CUSTOS_DICOM_TLS_CERT: { path: ['dicom', 'tls', 'cert'], type: 'string' },
+  CUSTOS_DICOM_TLS_KEY: { path: ['dicom', 'tls', 'key'], type: 'string' },
+  CUSTOS_DICOM_TLS_CA: { path: ['dicom', 'tls', 'ca'], type: 'string' },
+  CUSTOS_DICOM_TLS_REQUIRE_CLIENT_CERT: { path: ['dicom', 'tls', 'requireClientCert'], type: 'bool' },
 };
 /** Variables read elsewhere by design (test harness), not configuration. */
 const ENV_IGNORED = /^CUSTOS_TEST_/;
@@ -320,7 +375,11 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
     if (!spec)
       throw configError(name, `unknown environment variable (known: ${Object.keys(ENV).join(', ')})`);
     let value: unknown = raw;
-    if (spec.type === 'int') {
+    if (spec.type === 'port-or-off') {
+      if (raw !== 'off' && !/^\d+$/.test(raw))
+        throw configError(name, `must be a port number or 'off', got '${raw}'`);
+      value = raw === 'off' ? null : Number(raw);
+    } else if (spec.type === 'int') {
       if (!/^\d+$/.test(raw)) throw configError(name, `must be a non-negative integer, got '${raw}'`);
       value = Number(raw);
     } else if (spec.type === 'bool') {
@@ -396,5 +455,20 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
         },
       }
     : cfg.hl7;
-  return { ...cfg, dataDir, keyFile, audit, hl7 };
+  const dicomTls = cfg.dicom.tls
+    ? {
+        ...cfg.dicom.tls,
+        cert: resolve(input.cwd, cfg.dicom.tls.cert),
+        key: resolve(input.cwd, cfg.dicom.tls.key),
+        ...(cfg.dicom.tls.ca ? { ca: resolve(input.cwd, cfg.dicom.tls.ca) } : {}),
+      }
+    : undefined;
+  return {
+    ...cfg,
+    dataDir,
+    keyFile,
+    audit,
+    hl7,
+    dicom: { ...cfg.dicom, ...(dicomTls ? { tls: dicomTls } : {}) },
+  };
 }

@@ -24,6 +24,7 @@ import { AccessGate } from '../services/access-gate.js';
 import { AccountService } from '../services/account-service.js';
 import { PolicyService } from '../services/policy-service.js';
 import { StudyFacts } from '../services/study-facts.js';
+import { AeRegistry } from '../services/ae-registry.js';
 import { AuthService } from '../services/auth-service.js';
 import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
@@ -59,6 +60,8 @@ export interface CustosApp {
   feed: PatientFeedService;
   clock: Clock;
   quarantine: QuarantineService;
+  /** DICOM application entities allowed to associate (issue 3). */
+  aes: AeRegistry;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -155,6 +158,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     node: `${config.nodeName}:${process.pid}`,
   });
   const feed = new PatientFeedService({ index, ledger, clock });
+  const aes = new AeRegistry(index, gate, ledger, clock);
   return {
     config,
     index,
@@ -175,6 +179,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     feed,
     clock,
     quarantine,
+    aes,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

@@ -5,6 +5,9 @@ import { firstStartBanner, openApp, type CustosApp } from './custos-app.js';
 import { HttpServer } from '../transports/server/http-server.js';
 import { buildRouter } from '../transports/server/routes.js';
 import { startHl7 } from './hl7-listeners.js';
+import { readFile } from 'node:fs/promises';
+import { DimseServer } from '../transports/dimse/dimse-server.js';
+import { DimseServices } from '../transports/dimse/dimse-services.js';
 
 export interface RunningServer {
   app: CustosApp;
@@ -12,11 +15,70 @@ export interface RunningServer {
   port: number;
   /** MLLP ports when HL7 is on (hl7.port, hl7.tls.port). */
   hl7?: { port?: number; tlsPort?: number };
+  /** DIMSE ports actually bound (null when that listener is off or DIMSE was not started). */
+  dicomPort: number | null;
+  dicomTlsPort: number | null;
   close(): Promise<void>;
 }
 
+export interface StartOptions {
+  /** Start the DIMSE listeners too (default true); with --workers only one process runs them. */
+  dimse?: boolean;
+}
+
+/** The DIMSE listeners on an opened app (issue 3). */
+export async function startDimse(
+  app: CustosApp,
+  onError?: (err: unknown) => void,
+): Promise<{
+  server: DimseServer;
+  port: number | null;
+  tlsPort: number | null;
+}> {
+  const d = app.config.dicom;
+  const services = new DimseServices({
+    ingest: app.ingest,
+    query: app.query,
+    retrieve: app.retrieve,
+    registry: app.aes,
+    ledger: app.ledger,
+    aeTitle: d.aeTitle,
+    connectTimeoutMs: d.connectTimeoutMs,
+    storeAck: d.storeAck,
+  });
+  const tls = d.tls
+    ? {
+        port: d.tls.port,
+        host: d.host,
+        cert: await readFile(d.tls.cert),
+        key: await readFile(d.tls.key),
+        ...(d.tls.ca ? { ca: await readFile(d.tls.ca) } : {}),
+        requireClientCert: d.tls.requireClientCert,
+      }
+    : undefined;
+  const server = new DimseServer(
+    services,
+    {
+      aeTitle: d.aeTitle,
+      maxPduLength: d.maxPduLength,
+      artimMs: d.artimTimeoutMs,
+      idleMs: d.idleTimeoutMs,
+      host: d.host,
+      port: d.port,
+      tls,
+    },
+    onError,
+  );
+  const ports = await server.listen();
+  return { server, port: ports.port, tlsPort: ports.tlsPort };
+}
+
 /** Start the archive's network services on an opened app. */
-export async function startServer(app: CustosApp, onError?: (err: unknown) => void): Promise<RunningServer> {
+export async function startServer(
+  app: CustosApp,
+  onError?: (err: unknown) => void,
+  opts: StartOptions = {},
+): Promise<RunningServer> {
   const router = buildRouter(app);
   const http = new HttpServer({
     host: app.config.http.host,
@@ -59,6 +121,15 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
   // Forward the ledger to the audit record repository; the lease lets one worker or node do it at a time.
   app.auditForwarder?.start(onError);
 
+  let dimse: Awaited<ReturnType<typeof startDimse>> | undefined;
+  if (opts.dimse !== false) {
+    try {
+      dimse = await startDimse(app, onError);
+    } catch (err) {
+      await http.close();
+      throw err;
+    }
+  }
   const shownHost =
     app.config.http.host === '0.0.0.0' || app.config.http.host === '::' ? '127.0.0.1' : app.config.http.host;
   return {
@@ -66,7 +137,10 @@ export async function startServer(app: CustosApp, onError?: (err: unknown) => vo
     port,
     url: `http://${shownHost}:${port}`,
     ...(hl7.ports ? { hl7: hl7.ports } : {}),
+    dicomPort: dimse?.port ?? null,
+    dicomTlsPort: dimse?.tlsPort ?? null,
     close: async () => {
+      await dimse?.server.close();
       clearInterval(sealer);
       await app.auditForwarder?.stop();
       clearInterval(fixity);
@@ -90,6 +164,7 @@ export async function serve(config: CustosConfig, io: CliIO): Promise<number> {
   );
   io.out(`custos: listening on ${server.url} (DICOMweb at ${server.url}/dicom-web)\n`);
   if (server.hl7) io.out(hl7Banner(config, server.hl7));
+  io.out(dimseBanner(config, server.dicomPort, server.dicomTlsPort));
   const signal = await io.stopSignal();
   io.err(`custos: ${signal}, shutting down\n`);
   await server.close();
@@ -105,7 +180,11 @@ export async function serve(config: CustosConfig, io: CliIO): Promise<number> {
 async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   const app = await openApp(config);
   if (app.firstStart) io.out(firstStartBanner(app.firstStart));
-  await app.close();
+  // DIMSE runs in the primary only: one listener per port without cluster round-robin of long-lived, stateful
+  // associations, and C-MOVE/commitment reports leave from one place. HTTP is what the workers scale.
+  const dimse = await startDimse(app, (err) =>
+    io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+  );
   const workers = Array.from({ length: config.http.workers }, () => cluster.fork());
   const port = await new Promise<number>((resolve, reject) => {
     cluster.once('listening', (_w, address) => resolve(address.port));
@@ -118,8 +197,11 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
     `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'}), ${workers.length} worker processes\n`,
   );
   io.out(`custos: listening on http://${host}:${port} (DICOMweb at http://${host}:${port}/dicom-web)\n`);
+  io.out(dimseBanner(config, dimse.port, dimse.tlsPort));
   const signal = await io.stopSignal();
   io.err(`custos: ${signal}, shutting down\n`);
+  await dimse.server.close();
+  await app.close();
   await Promise.all(
     workers.map(
       (w) =>
@@ -146,8 +228,13 @@ function hl7Banner(config: CustosConfig, ports: { port?: number; tlsPort?: numbe
 
 async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
   const app = await openApp(config);
-  const server = await startServer(app, (err) =>
-    io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
+  const server = await startServer(
+    app,
+    (err) =>
+      io.err(
+        `custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      ),
+    { dimse: false },
   );
   await io.stopSignal();
   await server.close();
@@ -155,4 +242,14 @@ async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
   // The IPC channel to the primary would keep this process alive.
   cluster.worker?.disconnect();
   return 0;
+}
+
+function dimseBanner(config: CustosConfig, port: number | null, tlsPort: number | null): string {
+  const parts = [
+    ...(port !== null ? [`port ${port}`] : []),
+    ...(tlsPort !== null ? [`TLS port ${tlsPort}`] : []),
+  ];
+  return parts.length
+    ? `custos: DICOM AE ${config.dicom.aeTitle} on ${parts.join(' and ')}\n`
+    : 'custos: DICOM listeners off\n';
 }

@@ -162,6 +162,23 @@ function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
   return out;
 }
 
+/**
+ * Write a bare data set (no preamble, no file meta information) in a non-deflated transfer syntax: what a DIMSE
+ * message carries (PS3.7 §6.3.1).
+ */
+export function writeDataset(elements: WriteElement[], transferSyntaxUid: string): Buffer {
+  const encoding = transferSyntaxEncoding(transferSyntaxUid);
+  if (!encoding || encoding.deflated) throw bad(`cannot write a bare data set in ${transferSyntaxUid}`);
+  return Buffer.concat(
+    encodeElements(elements, {
+      explicit: encoding.explicit,
+      little: encoding.little,
+      undefinedSq: false,
+      text: textEncoding(undefined),
+    }),
+  );
+}
+
 /** Write a DICOM Part 10 object (preamble, file meta information, dataset) in the given transfer syntax. */
 export function writePart10(elements: WriteElement[], opts: WriteOptions): Buffer {
   const str = (t: number) => {

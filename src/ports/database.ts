@@ -307,6 +307,31 @@ export interface HeaderCorrectionsTable {
   created_at: string;
 }
 
+/** A DICOM application entity allowed to associate (issue 3). */
+export interface ApplicationEntitiesTable {
+  pk: Generated<number>;
+  title: string;
+  host: string;
+  port: number;
+  /** SHA-256 of the TLS client certificate (DER, lower-case hex) the AE must present, if any. */
+  cert_sha256: string | null;
+  /** The account whose role the AE acts with; null = no role (everything denied). */
+  user_pk: number | null;
+  created_at: string;
+}
+
+export interface ApplicationEntitiesTable {
+  pk: Generated<number>;
+  title: string;
+  host: string;
+  port: number;
+  /** SHA-256 of the TLS client certificate (DER, lower-case hex) the AE must present, if any. */
+  cert_sha256: string | null;
+  /** The account whose role the AE acts with; null = no role (everything denied). */
+  user_pk: number | null;
+  created_at: string;
+}
+
 export interface DatabaseSchema {
   quarantine: QuarantineTable;
   header_corrections: HeaderCorrectionsTable;
@@ -330,6 +355,7 @@ export interface DatabaseSchema {
   orders: OrdersTable;
   care_relationships: CareRelationshipsTable;
   patient_merges: PatientMergesTable;
+  application_entities: ApplicationEntitiesTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

@@ -58,6 +58,12 @@ export interface IngestContext {
    * receive the next object while this one is made durable and indexed.
    */
   onReceived?: () => void;
+  /**
+   * Called once the whole object is received, parsed and its identifiers validated, just before it is made
+   * durable and indexed: a transport that acknowledges at this point (DIMSE with `dicom.storeAck` 'received')
+   * lets the sender go on while the commit runs; a later failure is still recorded in the ledger.
+   */
+  onValidated?: (ids: { sopInstanceUid: string; sopClassUid: string; studyUid: string }) => void;
 }
 
 export interface IngestDeps {
@@ -201,6 +207,11 @@ export class IngestService {
       });
       const verdict = decide(level, await this.check(parsed.dataset, record));
       if (verdict.outcome === 'rejected') throw rejection(verdict.defects);
+      ctx.onValidated?.({
+        sopInstanceUid: record.instance.sopInstanceUid,
+        sopClassUid: record.instance.sopClassUid,
+        studyUid: record.study.studyUid,
+      });
       stored = await writer.commit();
       const header: HeaderForIndex = {
         json,

@@ -192,6 +192,27 @@ export class RetrieveService {
 
   /** Objects opened with readAhead: the read already under way, consumed once by stream(). */
   private readonly readAhead = new WeakMap<InstanceRef, AsyncIterable<Buffer>>();
+  /**
+   * Storage commitment (issue 3): is the instance indexed and active, and do its stored bytes still match the
+   * SHA-256 recorded at ingest? Reads the whole object; the blob store checks every chunk and the digest.
+   */
+  async verifyStored(sopInstanceUid: string): Promise<{ sopClassUid: string; intact: boolean } | undefined> {
+    const row = await this.deps.index.db
+      .selectFrom('instances')
+      .select(['study_uid', 'sop_class_uid', 'blob_id', 'sha256', 'status'])
+      .where('sop_instance_uid', '=', sopInstanceUid)
+      .executeTakeFirst();
+    if (!row || row.status !== 'active') return undefined;
+    try {
+      const key = await this.deps.studyKeys.keyForRead(row.study_uid);
+      for await (const _chunk of this.deps.blobs.read(asBlobId(row.blob_id), key, undefined, row.sha256)) {
+        // reading to the end is the check
+      }
+      return { sopClassUid: row.sop_class_uid, intact: true };
+    } catch {
+      return { sopClassUid: row.sop_class_uid, intact: false };
+    }
+  }
 
   /** The stored object, decrypted and verified. */
   stream(ref: InstanceRef): AsyncGenerator<Buffer> {

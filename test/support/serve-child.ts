@@ -8,7 +8,7 @@ const dataDir = process.argv[2]!;
 const config = loadConfig({
   env: {},
   cwd: dataDir,
-  flags: { dataDir, http: { host: '127.0.0.1', port: 0 } },
+  flags: { dataDir, http: { host: '127.0.0.1', port: 0 }, dicom: { host: '127.0.0.1', port: 0 } },
 });
 const app = await openApp(config);
 const server = await startServer(app);

@@ -11,6 +11,9 @@ import { postgresUrl, type Backend } from './backends.js';
 
 export interface TestServer {
   url: string;
+  /** Bound DIMSE ports (null when off). */
+  dicomPort: number | null;
+  dicomTlsPort: number | null;
   dicomweb: string;
   token: string;
   app: CustosApp;
@@ -32,6 +35,8 @@ export interface TestServerOptions {
   configure?: (config: CustosConfig) => CustosConfig;
   hl7?: Partial<CustosConfig['hl7']>;
   validation?: Partial<CustosConfig['validation']>;
+  /** DIMSE settings over the test defaults (loopback, port 0). */
+  dicom?: Record<string, unknown>;
 }
 
 /** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
@@ -41,7 +46,11 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
   const base = loadConfig({
     env: {},
     cwd: dataDir,
-    flags: { dataDir, http: { host: '127.0.0.1', port: 0 } },
+    flags: {
+      dataDir,
+      http: { host: '127.0.0.1', port: 0 },
+      dicom: { host: '127.0.0.1', port: 0, ...opts.dicom },
+    },
   });
   const config: CustosConfig = {
     ...base,
@@ -57,6 +66,8 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
   const { token } = await app.auth.createToken(systemPrincipal('test'), config.admin.username);
   return {
     url: server.url,
+    dicomPort: server.dicomPort,
+    dicomTlsPort: server.dicomTlsPort,
     dicomweb: `${server.url}/dicom-web`,
     token,
     ...(server.hl7?.port !== undefined ? { hl7Port: server.hl7.port } : {}),

@@ -488,6 +488,18 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    '0003-dimse': {
+      async up(db: Kysely<unknown>) {
+        await withAutoPk(db.schema.createTable('application_entities'), 'pk')
+          .addColumn('title', 'text', (c) => c.notNull().unique())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('port', 'integer', (c) => c.notNull())
+          .addColumn('cert_sha256', 'text')
+          .addColumn('user_pk', 'integer', (c) => c.references('users.pk'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 
@@ -513,9 +525,15 @@ export async function migrateToLatest(
     allowUnorderedMigrations: true,
     // Without the schema named, Kysely looks for its tables in every schema and takes another
     // installation's (or test's) migration tables in the same database for ours.
-    ...(schema ? { migrationTableSchema: schema } : {}),
+    ...(dialect === 'postgres' ? { migrationTableSchema: schema ?? 'public' } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
+  let { error, results } = await migrator.migrateToLatest();
+  // Kysely checks for its tables by introspecting every schema of the database; a schema dropped by another
+  // session during that query fails it with 3F000 (invalid_schema_name). Nothing was migrated: try again.
+  for (let i = 0; i < 3 && (error as { code?: string } | undefined)?.code === '3F000'; i++) {
+    await new Promise((r) => setTimeout(r, 50 * (i + 1)));
+    ({ error, results } = await migrator.migrateToLatest());
+  }
   if (error) {
     throw new CustosError({
       code: 'db.migration-failed',

@@ -1,7 +1,9 @@
 import { CustosError } from '../../domain/errors.js';
 import type { AuditService } from '../../services/audit-service.js';
 import type { ScimService } from '../../services/scim-service.js';
+import type { AeRegistry } from '../../services/ae-registry.js';
 import type { AuthService } from '../../services/auth-service.js';
+import { aeRoutes } from '../admin/ae-routes.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { RetrieveService } from '../../services/retrieve-service.js';
@@ -32,6 +34,7 @@ export interface RouteServices {
   audit: AuditService;
   scim: ScimService;
   quarantine: QuarantineService;
+  aes: AeRegistry;
   config: { limits: { maxRequestBytes: number } };
 }
 
@@ -220,5 +223,6 @@ export function buildRouter(s: RouteServices): Router {
     ...quarantineRoutes(s.quarantine),
     ...scimRoutes(s.scim),
     ...fhirRoutes(s.audit),
+    ...aeRoutes(s.aes, (req) => readSmallJson(req, 64 * 1024)),
   );
 }

@@ -1,0 +1,182 @@
+/**
+ * C-FIND (PS3.4 C.4.1) for Patient Root and Study Root: the identifier becomes a QIDO query, run by the one
+ * QueryService (same SQL narrowing, same per-row decision, same audit record); each match goes back as a
+ * pending response holding exactly the requested keys.
+ */
+import { CustosError, DicomStatus } from '../../domain/errors.js';
+import type { DicomJsonObject } from '../../domain/dicom-levels.js';
+import { parseQidoQuery, type QidoLevel } from '../../domain/qido-query.js';
+import type { Dataset, Element } from '../../dicom/dataset.js';
+import { lookupTag } from '../../dicom/dictionary.js';
+import type { WriteElement } from '../../dicom/part10-writer.js';
+import { Tags, tagToHex } from '../../dicom/tags.js';
+import { Cmd, type Command } from './command.js';
+import { encodeDataset, jsonToElements, SPECIFIC_CHARACTER_SET_UTF8 } from './dimse-dataset.js';
+import type { DimseServices } from './dimse-services.js';
+import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
+import { Sop } from './sop-classes.js';
+
+export const QUERY_RETRIEVE_LEVEL = 0x00080052;
+const RETRIEVE_AE_TITLE = 0x00080054;
+
+export type DimseLevel = 'PATIENT' | 'STUDY' | 'SERIES' | 'IMAGE';
+
+const PATIENT_KEYS = new Set([
+  'PatientName',
+  'PatientID',
+  'IssuerOfPatientID',
+  'PatientBirthDate',
+  'PatientSex',
+]);
+/** Attributes computed per patient (PS3.4 C.6.1.1.2). */
+const NUMBER_OF_PATIENT_RELATED_STUDIES = 0x00201200;
+
+export const badIdentifier = (message: string) =>
+  new CustosError({
+    code: 'dimse.bad-identifier',
+    message,
+    dicomStatus: DicomStatus.DataSetDoesNotMatchSopClass,
+  });
+
+/** PS3.4 C.4.1.1.3.1: the Query/Retrieve Level and whether the information model allows it. */
+export function queryLevel(ds: Dataset, model: string): DimseLevel {
+  const el = ds.get(QUERY_RETRIEVE_LEVEL);
+  const level = el?.kind === 'text' ? (el.values[0] ?? '').trim().toUpperCase() : '';
+  if (!['PATIENT', 'STUDY', 'SERIES', 'IMAGE'].includes(level))
+    throw badIdentifier(
+      `Query/Retrieve Level (0008,0052) '${level}' must be PATIENT, STUDY, SERIES or IMAGE`,
+    );
+  const studyRoot = model === Sop.StudyRootFind || model === Sop.StudyRootMove || model === Sop.StudyRootGet;
+  if (studyRoot && level === 'PATIENT') throw badIdentifier('the Study Root model has no PATIENT level');
+  return level as DimseLevel;
+}
+
+function textOf(el: Element): string | undefined {
+  if (el.kind === 'text') return el.values.join('\\');
+  if (el.kind === 'numbers' || el.kind === 'bigints') return el.values.map(String).join('\\');
+  return undefined;
+}
+
+const QIDO_LEVEL: Record<DimseLevel, QidoLevel> = {
+  PATIENT: 'study',
+  STUDY: 'study',
+  SERIES: 'series',
+  IMAGE: 'instance',
+};
+const LEVEL_RANK: Record<DimseLevel, number> = { PATIENT: 0, STUDY: 1, SERIES: 2, IMAGE: 3 };
+const RANK_OF_QIDO: Record<QidoLevel, number> = { study: 1, series: 2, instance: 3 };
+
+export async function cFind(
+  s: DimseServices,
+  a: ScpAssociation,
+  ctx: NegotiatedContext,
+  cmd: Command,
+  ds: Dataset,
+): Promise<void> {
+  const level = queryLevel(ds, ctx.abstractSyntax);
+  const params = new URLSearchParams();
+  const requested: { tag: number; vr: string }[] = [];
+  const include: string[] = [];
+  for (const [tag, el] of ds) {
+    if (tag === Tags.SpecificCharacterSet || tag === QUERY_RETRIEVE_LEVEL || tag >>> 16 === 0x0002) continue;
+    requested.push({ tag, vr: el.vr });
+    const keyword = lookupTag(tag)?.keyword;
+    const value = textOf(el);
+    if (!keyword || el.kind === 'sequence' || tag === RETRIEVE_AE_TITLE) continue;
+    if (level === 'PATIENT' && !PATIENT_KEYS.has(keyword)) {
+      if (value) throw badIdentifier(`${keyword} cannot be matched at the PATIENT level`);
+      continue;
+    }
+    const keyLevel = keyRank(keyword);
+    if (level !== 'PATIENT' && keyLevel !== undefined && keyLevel > LEVEL_RANK[level]) {
+      if (value) throw badIdentifier(`${keyword} cannot be matched at the ${level} level`);
+      continue;
+    }
+    if (keyLevel !== undefined && value) params.append(keyword, value.replace(/\\/g, ','));
+    else include.push(tagToHex(tag));
+  }
+  if (include.length) params.set('includefield', include.join(','));
+  let query;
+  try {
+    query = parseQidoQuery(params, QIDO_LEVEL[level]);
+  } catch (err) {
+    throw badIdentifier((err as Error).message);
+  }
+  const { results } = await s.deps.query.search(a.principal!, query, '');
+  const rows = level === 'PATIENT' ? groupByPatient(results) : results;
+  let batch: Promise<void>[] = [];
+  for (const row of rows) {
+    if (a.isCancelled(cmd.messageId ?? -1)) {
+      await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0xfe00);
+      return;
+    }
+    const elements: WriteElement[] = [
+      SPECIFIC_CHARACTER_SET_UTF8,
+      { tag: QUERY_RETRIEVE_LEVEL, vr: 'CS', value: level },
+    ];
+    const have = new Map(jsonToElements(row).map((e) => [e.tag, e]));
+    for (const r of requested) {
+      if (r.tag === RETRIEVE_AE_TITLE) elements.push({ tag: r.tag, vr: 'AE', value: s.deps.aeTitle });
+      else elements.push(have.get(r.tag) ?? { tag: r.tag, vr: r.vr, value: r.vr === 'SQ' ? [] : '' });
+    }
+    elements.sort((x, y) => x.tag - y.tag);
+    // Not awaited one by one (the connection keeps them in order); every 64 the socket catches up and C-CANCEL is seen.
+    batch.push(
+      a.conn!.send(
+        ctx.id,
+        {
+          affectedSopClassUid: ctx.abstractSyntax,
+          commandField: Cmd.CFindRsp,
+          messageIdBeingRespondedTo: cmd.messageId ?? 0,
+          commandDataSetType: 0x0000,
+          status: 0xff00,
+        },
+        encodeDataset(elements, ctx.transferSyntax),
+      ),
+    );
+    if (batch.length >= 64) {
+      await Promise.all(batch);
+      batch = [];
+    }
+  }
+  await Promise.all(batch);
+  await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
+}
+
+/** Rank of the level a matching key belongs to (1 study, 2 series, 3 image), if it is one QIDO matches on. */
+function keyRank(keyword: string): number | undefined {
+  try {
+    const q = parseQidoQuery(new URLSearchParams([[keyword, '']]), 'instance');
+    if (q.ignored.length) return undefined;
+  } catch {
+    return undefined;
+  }
+  for (const lvl of ['study', 'series', 'instance'] as const) {
+    try {
+      parseQidoQuery(new URLSearchParams([[keyword, '']]), lvl);
+      return RANK_OF_QIDO[lvl];
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
+}
+
+/** PATIENT level: one answer per patient among the studies the caller may see. */
+function groupByPatient(studies: DicomJsonObject[]): DicomJsonObject[] {
+  const byPatient = new Map<string, { row: DicomJsonObject; studies: number }>();
+  for (const st of studies) {
+    const id = `${String(st['00100020']?.Value?.[0] ?? '')}|${String(st['00100021']?.Value?.[0] ?? '')}`;
+    const seen = byPatient.get(id);
+    if (seen) seen.studies++;
+    else {
+      const row: DicomJsonObject = {};
+      for (const [k, v] of Object.entries(st)) if (k.startsWith('0010')) row[k] = v;
+      byPatient.set(id, { row, studies: 1 });
+    }
+  }
+  return [...byPatient.values()].map(({ row, studies }) => ({
+    ...row,
+    [tagToHex(NUMBER_OF_PATIENT_RELATED_STUDIES)]: { vr: 'IS', Value: [studies] },
+  }));
+}

@@ -1,0 +1,66 @@
+/**
+ * C-MOVE / C-GET identifiers (PS3.4 C.4.2.1.4, C.4.3.1.3): unique keys down to the retrieve level, resolved
+ * through the one RetrieveService, which decides per study and records the access before any byte leaves.
+ */
+import { CustosError } from '../../domain/errors.js';
+import type { Principal } from '../../domain/principal.js';
+import { isValidUid } from '../../domain/ids.js';
+import { parseQidoQuery } from '../../domain/qido-query.js';
+import type { Dataset } from '../../dicom/dataset.js';
+import { Tags } from '../../dicom/tags.js';
+import type { InstanceRef, RetrieveScope } from '../../services/retrieve-service.js';
+import { badIdentifier, queryLevel } from './c-find.js';
+import type { DimseServices } from './dimse-services.js';
+
+function uids(ds: Dataset, tag: number, name: string): string[] {
+  const el = ds.get(tag);
+  const values = el?.kind === 'text' ? el.values.map((v) => v.trim()).filter(Boolean) : [];
+  for (const v of values) if (!isValidUid(v)) throw badIdentifier(`${name} '${v}' is not a valid UID`);
+  return values;
+}
+
+export async function resolveRetrieve(
+  s: DimseServices,
+  principal: Principal,
+  model: string,
+  ds: Dataset,
+  what: 'c-move' | 'c-get',
+  detail: Record<string, unknown>,
+): Promise<InstanceRef[]> {
+  const level = queryLevel(ds, model);
+  const studies = uids(ds, Tags.StudyInstanceUID, 'StudyInstanceUID');
+  const series = uids(ds, Tags.SeriesInstanceUID, 'SeriesInstanceUID');
+  const instances = uids(ds, Tags.SOPInstanceUID, 'SOPInstanceUID');
+  const scopes: RetrieveScope[] = [];
+  if (level === 'PATIENT') {
+    const el = ds.get(Tags.PatientID);
+    const pid = el?.kind === 'text' ? (el.values[0] ?? '').trim() : '';
+    if (!pid) throw badIdentifier('a PATIENT-level retrieve needs Patient ID (0010,0020)');
+    const q = parseQidoQuery(new URLSearchParams([['PatientID', pid]]), 'study');
+    const found = await s.deps.query.search(principal, q, '');
+    for (const st of found.results) scopes.push({ studyUid: String(st['0020000D']?.Value?.[0]) });
+  } else if (level === 'STUDY') {
+    if (!studies.length) throw badIdentifier('a STUDY-level retrieve needs Study Instance UID (0020,000D)');
+    for (const st of studies) scopes.push({ studyUid: st });
+  } else if (level === 'SERIES') {
+    if (studies.length !== 1 || !series.length)
+      throw badIdentifier('a SERIES-level retrieve needs one Study Instance UID and Series Instance UIDs');
+    for (const se of series) scopes.push({ studyUid: studies[0]!, seriesUid: se });
+  } else {
+    if (studies.length !== 1 || series.length !== 1 || !instances.length)
+      throw badIdentifier('an IMAGE-level retrieve needs one Study, one Series and SOP Instance UIDs');
+    for (const i of instances)
+      scopes.push({ studyUid: studies[0]!, seriesUid: series[0]!, sopInstanceUid: i });
+  }
+  const refs: InstanceRef[] = [];
+  for (const scope of scopes) {
+    try {
+      refs.push(...(await s.deps.retrieve.open(principal, scope, 'view-pixels', what, detail)));
+    } catch (err) {
+      // An unknown UID matches nothing (zero sub-operations); refusals and other failures are the answer.
+      if (err instanceof CustosError && err.code === 'wado.not-found') continue;
+      throw err;
+    }
+  }
+  return refs;
+}

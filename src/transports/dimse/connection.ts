@@ -1,0 +1,334 @@
+/**
+ * One DICOM upper-layer connection after association: P-DATA-TF framing of DIMSE messages in both directions
+ * (PS3.8 §9.3.5, PS3.7 §6.3.1), with back-pressure. The association roles (acceptor in scp-association.ts,
+ * requestor in scu-association.ts) sit on top of it.
+ */
+import type { Socket } from 'node:net';
+import { decodeCommand, encodeCommand, hasDataset, type Command } from './command.js';
+import { AbortReason, PduError, pdvHeader, type Pdv } from './pdu.js';
+
+/** Bytes of one received data set handed to a consumer as they arrive; the reader waits while it is full. */
+export class DataQueue implements AsyncIterable<Buffer> {
+  private items: Buffer[] = [];
+  private bytes = 0;
+  private ended = false;
+  private error: Error | undefined;
+  private closed = false;
+  private wakeConsumer: (() => void) | undefined;
+  private wakeProducer: (() => void) | undefined;
+
+  constructor(private readonly highWater = 4 * 1024 * 1024) {}
+
+  async push(b: Buffer): Promise<void> {
+    if (this.closed) return;
+    this.items.push(b);
+    this.bytes += b.length;
+    this.wake();
+    while (this.bytes > this.highWater && !this.closed) {
+      await new Promise<void>((r) => (this.wakeProducer = r));
+    }
+  }
+
+  end() {
+    this.ended = true;
+    this.wake();
+  }
+
+  fail(err: Error) {
+    this.error = err;
+    this.wake();
+  }
+
+  /** The consumer stopped (e.g. the store was refused): later bytes are dropped, the reader never waits. */
+  close() {
+    this.closed = true;
+    this.items = [];
+    this.bytes = 0;
+    const p = this.wakeProducer;
+    this.wakeProducer = undefined;
+    p?.();
+  }
+
+  private wake() {
+    const c = this.wakeConsumer;
+    this.wakeConsumer = undefined;
+    c?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    try {
+      for (;;) {
+        if (this.error) throw this.error;
+        const b = this.items.shift();
+        if (b) {
+          this.bytes -= b.length;
+          if (this.bytes <= this.highWater) {
+            const p = this.wakeProducer;
+            this.wakeProducer = undefined;
+            p?.();
+          }
+          yield b;
+          continue;
+        }
+        if (this.ended) return;
+        await new Promise<void>((r) => (this.wakeConsumer = r));
+      }
+    } finally {
+      this.close();
+    }
+  }
+}
+
+/** What the role layer wants done with a message's data set. */
+export type DataSink =
+  { kind: 'stream'; queue: DataQueue } | { kind: 'buffer'; limit: number; done: (data: Buffer) => void };
+
+export interface MessageHandler {
+  /** A request (or response) command arrived; for one with a data set, say where its bytes go. */
+  command(contextId: number, cmd: Command): DataSink | undefined;
+}
+
+const MAX_COMMAND_BYTES = 64 * 1024;
+
+/** Assembles PDVs into DIMSE messages and writes messages as PDVs no larger than the peer accepts. */
+export class DimseConnection {
+  private commandParts: Buffer[] = [];
+  private commandBytes = 0;
+  private commandContext = -1;
+  private dataSink: DataSink | undefined;
+  private dataContext = -1;
+  private dataParts: Buffer[] = [];
+  private dataBytes = 0;
+  private writeChain: Promise<void> = Promise.resolve();
+  private nextMessageId = 1;
+  private readonly waiting = new Map<number, { resolve: (c: Command, data?: Buffer) => void }>();
+
+  constructor(
+    readonly socket: Socket,
+    private readonly handler: MessageHandler,
+    /** The peer's maximum PDU length (0 = no limit: Custos then sends 1 MiB PDUs). */
+    private peerMaxPdu: number,
+  ) {}
+
+  /** True while the peer owes us the rest of a message (command or data set fragments). */
+  get midMessage(): boolean {
+    return this.dataSink !== undefined || this.commandParts.length > 0;
+  }
+
+  setPeerMaxPdu(n: number) {
+    this.peerMaxPdu = n;
+  }
+
+  messageId(): number {
+    const id = this.nextMessageId;
+    this.nextMessageId = (this.nextMessageId % 0xffff) + 1;
+    return id;
+  }
+
+  /** Feed the PDVs of one P-DATA-TF PDU. Resolves when a streaming consumer has room again. */
+  async receive(pdvs: Pdv[], contextKnown: (id: number) => boolean): Promise<void> {
+    for (const pdv of pdvs) {
+      if (!contextKnown(pdv.contextId))
+        throw new PduError(
+          `a PDV on presentation context ${pdv.contextId}, which was not accepted`,
+          AbortReason.UnexpectedPduParameter,
+        );
+      if (pdv.command) {
+        if (this.dataSink)
+          throw new PduError('a command fragment arrived inside a data set', AbortReason.UnexpectedPdu);
+        if (this.commandContext !== -1 && this.commandContext !== pdv.contextId)
+          throw new PduError(
+            'command fragments on two presentation contexts',
+            AbortReason.UnexpectedPduParameter,
+          );
+        this.commandContext = pdv.contextId;
+        this.commandParts.push(pdv.data);
+        this.commandBytes += pdv.data.length;
+        if (this.commandBytes > MAX_COMMAND_BYTES)
+          throw new PduError('a DIMSE command set larger than 64 KiB');
+        if (pdv.last) this.commandDone();
+        continue;
+      }
+      const sink = this.dataSink;
+      if (!sink || pdv.contextId !== this.dataContext)
+        throw new PduError('a data fragment that no command announced', AbortReason.UnexpectedPdu);
+      if (sink.kind === 'stream') {
+        if (pdv.data.length) await sink.queue.push(pdv.data);
+      } else {
+        this.dataBytes += pdv.data.length;
+        if (this.dataBytes > sink.limit)
+          throw new PduError(`a data set larger than ${sink.limit} bytes for this command`);
+        this.dataParts.push(pdv.data);
+      }
+      if (pdv.last) {
+        this.dataSink = undefined;
+        if (sink.kind === 'stream') sink.queue.end();
+        else {
+          const data = Buffer.concat(this.dataParts);
+          this.dataParts = [];
+          this.dataBytes = 0;
+          sink.done(data);
+        }
+      }
+    }
+  }
+
+  private commandDone() {
+    const bytes = this.commandParts.length === 1 ? this.commandParts[0]! : Buffer.concat(this.commandParts);
+    const ctx = this.commandContext;
+    this.commandParts = [];
+    this.commandBytes = 0;
+    this.commandContext = -1;
+    const cmd = decodeCommand(bytes);
+    if (cmd.commandField & 0x8000 && cmd.messageIdBeingRespondedTo !== undefined) {
+      const w = this.waiting.get(cmd.messageIdBeingRespondedTo);
+      if (w) {
+        if (!hasDataset(cmd)) {
+          if (!isPending(cmd)) this.waiting.delete(cmd.messageIdBeingRespondedTo);
+          w.resolve(cmd);
+          return;
+        }
+        this.dataContext = ctx;
+        this.dataSink = {
+          kind: 'buffer',
+          limit: 4 * 1024 * 1024,
+          done: (data) => {
+            if (!isPending(cmd)) this.waiting.delete(cmd.messageIdBeingRespondedTo!);
+            w.resolve(cmd, data);
+          },
+        };
+        return;
+      }
+    }
+    const sink = this.handler.command(ctx, cmd);
+    if (hasDataset(cmd)) {
+      if (!sink) throw new PduError('a data set for a command that takes none', AbortReason.UnexpectedPdu);
+      this.dataContext = ctx;
+      this.dataSink = sink;
+    }
+  }
+
+  /** A streaming data set was cut off (peer gone, abort): its consumer sees the error. */
+  failPending(err: Error) {
+    if (this.dataSink?.kind === 'stream') this.dataSink.queue.fail(err);
+    this.dataSink = undefined;
+    for (const w of this.waiting.values())
+      w.resolve({ commandField: 0xffff, commandDataSetType: 0x0101, status: 0xa702 });
+    this.waiting.clear();
+  }
+
+  /** Wait for the final response to a request of ours; `onPending` sees pending ones (C-MOVE-RSP). */
+  awaitResponse(
+    messageId: number,
+    onPending?: (c: Command) => void,
+  ): Promise<{ cmd: Command; data?: Buffer }> {
+    return new Promise((resolve) => {
+      this.waiting.set(messageId, {
+        resolve: (cmd, data) => {
+          if (isPending(cmd)) onPending?.(cmd);
+          else resolve({ cmd, ...(data ? { data } : {}) });
+        },
+      });
+    });
+  }
+
+  /** Send a message: its command, then its data set (bytes or a stream), as PDVs; messages never interleave. */
+  send(contextId: number, cmd: Command, data?: Buffer | AsyncIterable<Buffer>): Promise<void> {
+    const run = this.writeChain.then(() => this.write(contextId, cmd, data));
+    this.writeChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private fragmentSize(): number {
+    const max = this.peerMaxPdu === 0 ? 1024 * 1024 : this.peerMaxPdu;
+    return Math.max(max - 6, 64);
+  }
+
+  private async write(contextId: number, cmd: Command, data?: Buffer | AsyncIterable<Buffer>) {
+    if (this.socket.destroyed) throw new Error('the association is closed');
+    const frag = this.fragmentSize();
+    const command = encodeCommand(cmd);
+    if (Buffer.isBuffer(data) && command.length + data.length + 12 <= frag) {
+      // A small message (C-FIND answer, response with an identifier): both PDVs in one PDU, one socket write.
+      const pdu = Buffer.allocUnsafe(6 + 12 + command.length + data.length);
+      const h = pdvHeader(contextId, true, true, command.length);
+      h.copy(pdu, 0, 0, 6);
+      pdu.writeUInt32BE(12 + command.length + data.length, 2);
+      h.copy(pdu, 6, 6, 12);
+      command.copy(pdu, 12);
+      const o = 12 + command.length;
+      pdu.writeUInt32BE(data.length + 2, o);
+      pdu[o + 4] = contextId;
+      pdu[o + 5] = 0x02;
+      data.copy(pdu, o + 6);
+      if (!this.socket.write(pdu)) await drain(this.socket);
+      return;
+    }
+    await this.writeBuffer(contextId, true, command, true, frag);
+    if (data === undefined) return;
+    if (Buffer.isBuffer(data)) {
+      await this.writeBuffer(contextId, false, data, true, frag);
+      return;
+    }
+    let carry: Buffer[] = [];
+    let carryBytes = 0;
+    for await (const chunk of data) {
+      carry.push(chunk);
+      carryBytes += chunk.length;
+      if (carryBytes > frag) {
+        const joined = carry.length === 1 ? carry[0]! : Buffer.concat(carry);
+        const whole = Math.floor((joined.length - 1) / frag) * frag;
+        await this.writeBuffer(contextId, false, joined.subarray(0, whole), false, frag);
+        carry = [joined.subarray(whole)];
+        carryBytes = joined.length - whole;
+      }
+    }
+    await this.writeBuffer(
+      contextId,
+      false,
+      carry.length === 1 ? carry[0]! : Buffer.concat(carry),
+      true,
+      frag,
+    );
+  }
+
+  /** Write `bytes` as PDVs of at most `frag` bytes; the last one carries the last-fragment flag if `last`. */
+  private async writeBuffer(contextId: number, command: boolean, bytes: Buffer, last: boolean, frag: number) {
+    let o = 0;
+    do {
+      const n = Math.min(frag, bytes.length - o);
+      const isLast = last && o + n >= bytes.length;
+      this.socket.cork();
+      this.socket.write(pdvHeader(contextId, command, isLast, n));
+      const ok = this.socket.write(bytes.subarray(o, o + n));
+      this.socket.uncork();
+      o += n;
+      if (!ok) await drain(this.socket);
+    } while (o < bytes.length);
+  }
+
+  /** Raw PDU write (association, release, abort). */
+  writeRaw(pdu: Buffer): Promise<void> {
+    const run = this.writeChain.then(async () => {
+      if (this.socket.destroyed) return;
+      if (!this.socket.write(pdu)) await drain(this.socket);
+    });
+    this.writeChain = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export const isPending = (c: Command) => c.status === 0xff00 || c.status === 0xff01;
+
+function drain(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) return resolve();
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}

@@ -1,0 +1,338 @@
+/**
+ * The DIMSE services Custos provides as SCP. Each one calls the same service as its DICOMweb twin (ingest,
+ * query, retrieve), so authorisation, narrowing and auditing are the same whatever the transport.
+ */
+import { CustosError, DicomStatus } from '../../domain/errors.js';
+import type { Dataset } from '../../dicom/dataset.js';
+import type { AuditLedger } from '../../ports/audit-ledger.js';
+import type { AeRegistry } from '../../services/ae-registry.js';
+import type { IngestService } from '../../services/ingest-service.js';
+import type { QueryService } from '../../services/query-service.js';
+import type { InstanceRef, RetrieveService } from '../../services/retrieve-service.js';
+import { Cmd, type Command } from './command.js';
+import { DataQueue, type DataSink } from './connection.js';
+import { encodeDataset, fileMetaHeader, parseDataset } from './dimse-dataset.js';
+import { cFind } from './c-find.js';
+import { resolveRetrieve } from './c-retrieve.js';
+import { StorageCommitment } from './storage-commitment.js';
+import { openScuAssociation, type StoreTarget } from './scu-association.js';
+import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
+
+export interface DimseServiceDeps {
+  ingest: IngestService;
+  query: QueryService;
+  retrieve: RetrieveService;
+  registry: AeRegistry;
+  ledger: AuditLedger;
+  aeTitle: string;
+  /** Timeout for outgoing associations (C-MOVE destinations, commitment reports). */
+  connectTimeoutMs: number;
+  /**
+   * When C-STORE answers success: 'committed' (default) once the object is durable and indexed; 'received' once
+   * it is received, parsed and validated, with the commit finishing in the background (PS3.4 B.4.1: Storage
+   * Commitment is the protocol's assurance of safekeeping, and Custos's commitment waits for such commits).
+   */
+  storeAck: 'committed' | 'received';
+}
+
+const failureStatus = (err: unknown, fallback: number = DicomStatus.ProcessingFailure): number =>
+  err instanceof CustosError && err.dicomStatus !== undefined ? err.dicomStatus : fallback;
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export class DimseServices {
+  readonly commitment: StorageCommitment;
+  /** Commits still running after an early ('received') C-STORE answer, by SOP Instance UID. */
+  private readonly committing = new Map<string, Promise<unknown>>();
+
+  constructor(readonly deps: DimseServiceDeps) {
+    this.commitment = new StorageCommitment(this);
+  }
+
+  get registry(): AeRegistry {
+    return this.deps.registry;
+  }
+
+  get ledger(): AuditLedger {
+    return this.deps.ledger;
+  }
+
+  /**
+   * C-STORE (PS3.4 B.2): the data set streams into the one ingest pipeline behind a Part 10 file meta header
+   * built from the command. A peer that goes away before the last fragment makes the source fail, so the ingest
+   * aborts its blob and nothing is stored.
+   */
+  store(a: ScpAssociation, ctx: NegotiatedContext, cmd: Command): DataSink {
+    const queue = new DataQueue();
+    const sopClass = cmd.affectedSopClassUid ?? ctx.abstractSyntax;
+    const sopInstance = cmd.affectedSopInstanceUid ?? '';
+    const header = fileMetaHeader(sopClass, sopInstance, ctx.transferSyntax, a.callingAe);
+    async function* source(): AsyncGenerator<Buffer> {
+      yield header;
+      yield* queue;
+    }
+    const work = async () => {
+      let status: number = DicomStatus.Success;
+      let comment: string | undefined;
+      try {
+        if (sopClass !== ctx.abstractSyntax) {
+          queue.close();
+          status = DicomStatus.DataSetDoesNotMatchSopClass;
+          comment = `SOP class ${sopClass} is not the presentation context's ${ctx.abstractSyntax}`;
+        } else {
+          let validated: ((uid: string) => void) | undefined;
+          const early = new Promise<string>((resolve) => (validated = resolve));
+          const ingest = this.deps.ingest.ingest(a.principal!, source(), {
+            channel: 'c-store',
+            ...(this.deps.storeAck === 'received'
+              ? { onValidated: (ids) => validated!(ids.sopInstanceUid) }
+              : {}),
+          });
+          const first = await Promise.race([ingest.then((o) => o.sopInstanceUid), early]);
+          const settled = ingest.then(
+            () => undefined,
+            () => undefined,
+          );
+          if (this.deps.storeAck === 'received') {
+            this.committing.set(first, settled);
+            void settled.finally(() => {
+              if (this.committing.get(first) === settled) this.committing.delete(first);
+            });
+          }
+          const uidStored = this.deps.storeAck === 'received' ? first : (await ingest).sopInstanceUid;
+          if (uidStored !== sopInstance && sopInstance) {
+            // Stored under the UID in the data set; the command said otherwise (PS3.4 B.2.3 warning).
+            status = 0xb007;
+            comment = `data set SOP Instance UID ${uidStored} differs from the command's`;
+          }
+        }
+      } catch (err) {
+        queue.close();
+        if (!a.open) return;
+        status = failureStatus(err);
+        comment = message(err);
+      }
+      if (!a.open) return;
+      await a.respond(ctx.id, cmd, Cmd.CStoreRsp, status, comment);
+    };
+    void a.track(work()).catch(() => undefined);
+    return { kind: 'stream', queue };
+  }
+
+  /** Commands with a small data set: C-FIND, C-MOVE, C-GET, N-ACTION. */
+  async dispatch(a: ScpAssociation, ctx: NegotiatedContext, cmd: Command, data: Buffer): Promise<void> {
+    let ds: Dataset;
+    const rspField = cmd.commandField | 0x8000;
+    try {
+      ds = await parseDataset(data, ctx.transferSyntax);
+    } catch (err) {
+      await a.respond(
+        ctx.id,
+        cmd,
+        rspField,
+        DicomStatus.CannotUnderstand,
+        `the data set cannot be parsed: ${message(err)}`,
+      );
+      return;
+    }
+    try {
+      switch (cmd.commandField) {
+        case Cmd.CFindRq:
+          return await cFind(this, a, ctx, cmd, ds);
+        case Cmd.CMoveRq:
+        case Cmd.CGetRq:
+          return await this.retrieveOp(a, ctx, cmd, ds);
+        case Cmd.NActionRq:
+          return await this.commitment.request(a, ctx, cmd, ds);
+      }
+    } catch (err) {
+      if (!a.open) return;
+      await a.respond(ctx.id, cmd, rspField, failureStatus(err, 0xc000), message(err));
+    }
+  }
+
+  /** C-MOVE (PS3.4 C.4.2) and C-GET (C.4.3): sub-operations are C-STOREs, to the destination or to the caller. */
+  private async retrieveOp(
+    a: ScpAssociation,
+    ctx: NegotiatedContext,
+    cmd: Command,
+    ds: Dataset,
+  ): Promise<void> {
+    const move = cmd.commandField === Cmd.CMoveRq;
+    const rspField = move ? Cmd.CMoveRsp : Cmd.CGetRsp;
+    let target: StoreTarget | undefined;
+    let destinationTitle: string | undefined;
+    if (move) {
+      destinationTitle = (cmd.moveDestination ?? '').trim();
+      const dest = destinationTitle ? await this.deps.registry.find(destinationTitle) : undefined;
+      if (!dest) {
+        await a.respond(
+          ctx.id,
+          cmd,
+          rspField,
+          0xa801,
+          `move destination '${destinationTitle}' is not a registered AE`,
+        );
+        return;
+      }
+    }
+    const refs = await resolveRetrieve(
+      this,
+      a.principal!,
+      ctx.abstractSyntax,
+      ds,
+      move ? 'c-move' : 'c-get',
+      {
+        ...(destinationTitle ? { destination: destinationTitle } : {}),
+      },
+    );
+    const failedUids: string[] = [];
+    let completed = 0;
+    let warning = 0;
+    let remaining = refs.length;
+    try {
+      if (move) {
+        const dest = (await this.deps.registry.find(destinationTitle!))!;
+        target = await openScuAssociation({
+          host: dest.host,
+          port: dest.port,
+          calledAe: dest.title,
+          callingAe: this.deps.aeTitle,
+          contexts: storageContexts(refs),
+          timeoutMs: this.deps.connectTimeoutMs,
+        });
+      } else {
+        target = getTarget(a);
+      }
+      for (const ref of refs) {
+        if (a.isCancelled(cmd.messageId ?? -1)) break;
+        const status = await target
+          .store(
+            ref,
+            this.dataSetOf(ref),
+            move ? { ae: a.callingAe, messageId: cmd.messageId ?? 0 } : undefined,
+          )
+          .catch(() => 0xa702);
+        remaining--;
+        if (status === 0) completed++;
+        else if ((status & 0xf000) === 0xb000) warning++;
+        else failedUids.push(ref.sopInstanceUid);
+        if (remaining > 0 && a.open)
+          await a.respond(ctx.id, cmd, rspField, 0xff00, undefined, {
+            remaining,
+            completed,
+            failed: failedUids.length,
+            warning,
+          });
+      }
+    } catch (err) {
+      for (const r of refs.slice(completed + warning + failedUids.length)) failedUids.push(r.sopInstanceUid);
+      remaining = 0;
+      if (move && a.open) {
+        await a.respond(
+          ctx.id,
+          cmd,
+          rspField,
+          0xa801,
+          `cannot store to '${destinationTitle}': ${message(err)}`,
+          {
+            completed,
+            failed: failedUids.length,
+            warning,
+          },
+        );
+        return;
+      }
+    } finally {
+      if (move) await target?.release().catch(() => undefined);
+    }
+    if (!a.open) return;
+    const cancelled = a.isCancelled(cmd.messageId ?? -1);
+    const status = cancelled ? 0xfe00 : failedUids.length || warning ? 0xb000 : 0;
+    const counts = { completed, failed: failedUids.length, warning, ...(cancelled ? { remaining } : {}) };
+    if (failedUids.length) {
+      // PS3.4 C.4.2.1.3.1: the final response lists the failed SOP instances.
+      const ident = encodeDataset(
+        [{ tag: 0x00080058, vr: 'UI', value: failedUids }],
+        a.contexts.get(ctx.id)!.transferSyntax,
+      );
+      await a.conn!.send(
+        ctx.id,
+        {
+          affectedSopClassUid: ctx.abstractSyntax,
+          commandField: rspField,
+          messageIdBeingRespondedTo: cmd.messageId ?? 0,
+          commandDataSetType: 0x0000,
+          status,
+          ...counts,
+        },
+        ident,
+      );
+      return;
+    }
+    await a.respond(ctx.id, cmd, rspField, status, undefined, counts);
+  }
+
+  /** The stored object's data set: the bytes after its file meta information (deflated ones stay deflated). */
+  async *dataSetOf(ref: InstanceRef): AsyncGenerator<Buffer> {
+    let pos = 0;
+    const start = ref.bulk.datasetStart;
+    for await (const chunk of this.deps.retrieve.stream(ref)) {
+      const end = pos + chunk.length;
+      if (end > start) yield pos >= start ? chunk : chunk.subarray(start - pos);
+      pos = end;
+    }
+  }
+
+  /** Wait until a C-STORE acknowledged early has been committed (or failed). */
+  async settled(sopInstanceUid: string): Promise<void> {
+    await this.committing.get(sopInstanceUid);
+  }
+
+  /** Wait for every background commit (server shutdown). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.committing.values()]);
+  }
+}
+
+/** One presentation context per (SOP class, stored transfer syntax) of the instances to send. */
+function storageContexts(refs: InstanceRef[]) {
+  const seen = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  for (const r of refs) {
+    const key = `${r.sopClassUid}|${r.transferSyntaxUid}`;
+    if (!seen.has(key))
+      seen.set(key, { abstractSyntax: r.sopClassUid, transferSyntaxes: [r.transferSyntaxUid] });
+  }
+  return [...seen.values()].slice(0, 128);
+}
+
+/** C-GET: store back over the caller's own association, on a context it accepted with the SCP role. */
+function getTarget(a: ScpAssociation): StoreTarget {
+  return {
+    async store(ref, data) {
+      const ctx = [...a.contexts.values()].find(
+        (c) => c.abstractSyntax === ref.sopClassUid && c.transferSyntax === ref.transferSyntaxUid,
+      );
+      if (!ctx || !a.peerScpRoles.has(ref.sopClassUid)) {
+        // Drain nothing: the instance cannot be sent in its stored form on this association.
+        return 0xa702;
+      }
+      const messageId = a.conn!.messageId();
+      const response = a.conn!.awaitResponse(messageId);
+      await a.conn!.send(
+        ctx.id,
+        {
+          affectedSopClassUid: ref.sopClassUid,
+          commandField: Cmd.CStoreRq,
+          messageId,
+          priority: 0,
+          commandDataSetType: 0x0000,
+          affectedSopInstanceUid: ref.sopInstanceUid,
+        },
+        data,
+      );
+      return (await response).cmd.status ?? 0xa702;
+    },
+    release: async () => undefined,
+  };
+}

@@ -1,0 +1,410 @@
+/**
+ * DICOM upper layer protocol data units (PS3.8 §9.3): decoding from a byte stream and encoding. Lengths and
+ * numbers in PDU headers are big endian (PS3.8 §9.3.1); the DIMSE messages carried inside are little endian.
+ */
+
+export const PduType = {
+  AssociateRq: 0x01,
+  AssociateAc: 0x02,
+  AssociateRj: 0x03,
+  PData: 0x04,
+  ReleaseRq: 0x05,
+  ReleaseRp: 0x06,
+  Abort: 0x07,
+} as const;
+
+export const APPLICATION_CONTEXT = '1.2.840.10008.3.1.1.1';
+
+/** PS3.8 §9.3.7 A-ABORT reasons when the source is the service provider (2). */
+export const AbortReason = {
+  NotSpecified: 0,
+  UnrecognizedPdu: 1,
+  UnexpectedPdu: 2,
+  UnrecognizedPduParameter: 4,
+  UnexpectedPduParameter: 5,
+  InvalidPduParameterValue: 6,
+} as const;
+
+/** PS3.8 Table 9-21: A-ASSOCIATE-RJ result, source and reason. */
+export const RejectReason = {
+  NoReason: 1,
+  ApplicationContextNotSupported: 2,
+  CallingAeNotRecognized: 3,
+  CalledAeNotRecognized: 7,
+} as const;
+
+export interface ProposedContext {
+  id: number;
+  abstractSyntax: string;
+  transferSyntaxes: string[];
+}
+
+export interface RoleSelection {
+  sopClassUid: string;
+  scu: boolean;
+  scp: boolean;
+}
+
+export interface UserInformation {
+  maxPduLength: number;
+  implementationClassUid?: string;
+  implementationVersionName?: string;
+  roles: RoleSelection[];
+}
+
+export interface AssociateRq {
+  type: 'associate-rq';
+  calledAe: string;
+  callingAe: string;
+  applicationContext: string;
+  contexts: ProposedContext[];
+  user: UserInformation;
+}
+
+/** PS3.8 Table 9-18 presentation context results. */
+export const ContextResult = {
+  Acceptance: 0,
+  UserRejection: 1,
+  NoReason: 2,
+  AbstractSyntaxNotSupported: 3,
+  TransferSyntaxesNotSupported: 4,
+} as const;
+
+export interface AcceptedContext {
+  id: number;
+  result: number;
+  transferSyntax: string;
+}
+
+export interface AssociateAc {
+  type: 'associate-ac';
+  calledAe: string;
+  callingAe: string;
+  applicationContext: string;
+  contexts: AcceptedContext[];
+  user: UserInformation;
+}
+
+export interface AssociateRj {
+  type: 'associate-rj';
+  result: number;
+  source: number;
+  reason: number;
+}
+
+export interface Pdv {
+  contextId: number;
+  command: boolean;
+  last: boolean;
+  data: Buffer;
+}
+
+export type Pdu =
+  | AssociateRq
+  | AssociateAc
+  | AssociateRj
+  | { type: 'p-data'; pdvs: Pdv[] }
+  | { type: 'release-rq' }
+  | { type: 'release-rp' }
+  | { type: 'abort'; source: number; reason: number };
+
+/** A PDU that violates PS3.8: the association is aborted with `reason`. */
+export class PduError extends Error {
+  constructor(
+    message: string,
+    readonly reason: number = AbortReason.InvalidPduParameterValue,
+  ) {
+    super(message);
+    this.name = 'PduError';
+  }
+}
+
+const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1483.2';
+const IMPLEMENTATION_VERSION = 'CUSTOS_0_1';
+
+/** Incremental framing: push socket bytes, take whole PDUs. Holds at most one PDU plus one socket chunk. */
+export class PduFramer {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly maxPduLength: number) {}
+
+  push(chunk: Buffer) {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /** The next whole PDU (type byte and body), or undefined when more bytes are needed. */
+  next(): { type: number; body: Buffer } | undefined {
+    if (this.buffered < 6) return undefined;
+    const head = this.peek(6);
+    const type = head[0]!;
+    const length = head.readUInt32BE(2);
+    if (type < PduType.AssociateRq || type > PduType.Abort)
+      throw new PduError(`unknown PDU type 0x${type.toString(16)}`, AbortReason.UnrecognizedPdu);
+    // Our advertised maximum applies to P-DATA-TF; association PDUs carry names and are bounded separately.
+    const limit = type === PduType.PData ? this.maxPduLength + 6 : 64 * 1024;
+    if (length > limit)
+      throw new PduError(
+        `PDU of ${length} bytes exceeds the ${limit}-byte limit`,
+        AbortReason.InvalidPduParameterValue,
+      );
+    if (this.buffered < 6 + length) return undefined;
+    const all = this.take(6 + length);
+    return { type, body: all.subarray(6) };
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!.subarray(0, n);
+    const joined = Buffer.concat(this.chunks);
+    this.chunks = [joined];
+    return joined.subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      const joined = Buffer.concat(this.chunks);
+      out = joined.subarray(0, n);
+      this.chunks = joined.length > n ? [joined.subarray(n)] : [];
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
+
+const aeText = (b: Buffer, at: number) => b.toString('latin1', at, at + 16).trim();
+const uidText = (b: Buffer) => b.toString('latin1').replace(/\0+$/, '').trim();
+
+function need(b: Buffer, n: number, what: string) {
+  if (b.length < n) throw new PduError(`${what} is truncated`, AbortReason.InvalidPduParameterValue);
+}
+
+/** Walk `type(1) reserved(1) length(2)` items. */
+function* items(b: Buffer, what: string): Generator<{ type: number; value: Buffer }> {
+  let o = 0;
+  while (o < b.length) {
+    need(b.subarray(o), 4, what);
+    const type = b[o]!;
+    const len = b.readUInt16BE(o + 2);
+    if (o + 4 + len > b.length) throw new PduError(`an item of ${what} overruns its PDU`);
+    yield { type, value: b.subarray(o + 4, o + 4 + len) };
+    o += 4 + len;
+  }
+}
+
+function decodeUserInfo(v: Buffer): UserInformation {
+  const user: UserInformation = { maxPduLength: 0, roles: [] };
+  for (const sub of items(v, 'the user information item')) {
+    if (sub.type === 0x51) {
+      need(sub.value, 4, 'the maximum length sub-item');
+      user.maxPduLength = sub.value.readUInt32BE(0);
+    } else if (sub.type === 0x52) user.implementationClassUid = uidText(sub.value);
+    else if (sub.type === 0x55) user.implementationVersionName = sub.value.toString('latin1').trim();
+    else if (sub.type === 0x54) {
+      need(sub.value, 2, 'the role selection sub-item');
+      const n = sub.value.readUInt16BE(0);
+      need(sub.value, 4 + n, 'the role selection sub-item');
+      user.roles.push({
+        sopClassUid: uidText(sub.value.subarray(2, 2 + n)),
+        scu: sub.value[2 + n] === 1,
+        scp: sub.value[3 + n] === 1,
+      });
+    }
+  }
+  return user;
+}
+
+function decodeAssociate(type: number, body: Buffer): AssociateRq | AssociateAc {
+  need(body, 68, 'the A-ASSOCIATE PDU');
+  if ((body.readUInt16BE(0) & 1) === 0)
+    throw new PduError('protocol version 1 is not offered', AbortReason.InvalidPduParameterValue);
+  const calledAe = aeText(body, 4);
+  const callingAe = aeText(body, 20);
+  let applicationContext = '';
+  const rqContexts: ProposedContext[] = [];
+  const acContexts: AcceptedContext[] = [];
+  let user: UserInformation = { maxPduLength: 0, roles: [] };
+  let sawUser = false;
+  for (const it of items(body.subarray(68), 'the A-ASSOCIATE PDU')) {
+    if (it.type === 0x10) applicationContext = uidText(it.value);
+    else if (it.type === 0x20 && type === PduType.AssociateRq) {
+      need(it.value, 4, 'a presentation context item');
+      const ctx: ProposedContext = { id: it.value[0]!, abstractSyntax: '', transferSyntaxes: [] };
+      for (const sub of items(it.value.subarray(4), 'a presentation context item')) {
+        if (sub.type === 0x30) ctx.abstractSyntax = uidText(sub.value);
+        else if (sub.type === 0x40) ctx.transferSyntaxes.push(uidText(sub.value));
+      }
+      if (!ctx.abstractSyntax || ctx.transferSyntaxes.length === 0 || ctx.id % 2 === 0)
+        throw new PduError(`presentation context ${ctx.id} is malformed`);
+      rqContexts.push(ctx);
+    } else if (it.type === 0x21 && type === PduType.AssociateAc) {
+      need(it.value, 4, 'a presentation context item');
+      let ts = '';
+      for (const sub of items(it.value.subarray(4), 'a presentation context item'))
+        if (sub.type === 0x40) ts = uidText(sub.value);
+      acContexts.push({ id: it.value[0]!, result: it.value[2]!, transferSyntax: ts });
+    } else if (it.type === 0x50) {
+      user = decodeUserInfo(it.value);
+      sawUser = true;
+    } else {
+      throw new PduError(
+        `unexpected item 0x${it.type.toString(16)} in an A-ASSOCIATE PDU`,
+        AbortReason.UnexpectedPduParameter,
+      );
+    }
+  }
+  if (!applicationContext) throw new PduError('the A-ASSOCIATE PDU has no application context');
+  if (!sawUser) throw new PduError('the A-ASSOCIATE PDU has no user information item');
+  return type === PduType.AssociateRq
+    ? { type: 'associate-rq', calledAe, callingAe, applicationContext, contexts: rqContexts, user }
+    : { type: 'associate-ac', calledAe, callingAe, applicationContext, contexts: acContexts, user };
+}
+
+export function decodePdu(type: number, body: Buffer): Pdu {
+  switch (type) {
+    case PduType.AssociateRq:
+    case PduType.AssociateAc:
+      return decodeAssociate(type, body);
+    case PduType.AssociateRj:
+      need(body, 4, 'the A-ASSOCIATE-RJ PDU');
+      return { type: 'associate-rj', result: body[1]!, source: body[2]!, reason: body[3]! };
+    case PduType.PData: {
+      const pdvs: Pdv[] = [];
+      let o = 0;
+      while (o < body.length) {
+        need(body.subarray(o), 6, 'a PDV item');
+        const len = body.readUInt32BE(o);
+        if (len < 2 || o + 4 + len > body.length)
+          throw new PduError('a PDV item length overruns its P-DATA-TF PDU');
+        const mch = body[o + 5]!;
+        pdvs.push({
+          contextId: body[o + 4]!,
+          command: (mch & 1) === 1,
+          last: (mch & 2) === 2,
+          data: body.subarray(o + 6, o + 4 + len),
+        });
+        o += 4 + len;
+      }
+      if (pdvs.length === 0) throw new PduError('a P-DATA-TF PDU without PDV items');
+      return { type: 'p-data', pdvs };
+    }
+    case PduType.ReleaseRq:
+      return { type: 'release-rq' };
+    case PduType.ReleaseRp:
+      return { type: 'release-rp' };
+    case PduType.Abort:
+      need(body, 4, 'the A-ABORT PDU');
+      return { type: 'abort', source: body[2]!, reason: body[3]! };
+  }
+  throw new PduError(`unknown PDU type 0x${type.toString(16)}`, AbortReason.UnrecognizedPdu);
+}
+
+function item(type: number, value: Buffer): Buffer {
+  const h = Buffer.alloc(4);
+  h[0] = type;
+  h.writeUInt16BE(value.length, 2);
+  return Buffer.concat([h, value]);
+}
+
+function pdu(type: number, body: Buffer): Buffer {
+  const h = Buffer.alloc(6);
+  h[0] = type;
+  h.writeUInt32BE(body.length, 2);
+  return Buffer.concat([h, body]);
+}
+
+const ae16 = (s: string) => Buffer.from(s.padEnd(16, ' ').slice(0, 16), 'latin1');
+
+function userInfo(maxPduLength: number, roles: RoleSelection[]): Buffer {
+  const max = Buffer.alloc(4);
+  max.writeUInt32BE(maxPduLength);
+  const subs = [
+    item(0x51, max),
+    item(0x52, Buffer.from(IMPLEMENTATION_CLASS_UID, 'latin1')),
+    ...roles.map((r) => {
+      const uid = Buffer.from(r.sopClassUid, 'latin1');
+      const v = Buffer.alloc(4 + uid.length);
+      v.writeUInt16BE(uid.length, 0);
+      uid.copy(v, 2);
+      v[2 + uid.length] = r.scu ? 1 : 0;
+      v[3 + uid.length] = r.scp ? 1 : 0;
+      return item(0x54, v);
+    }),
+    item(0x55, Buffer.from(IMPLEMENTATION_VERSION, 'latin1')),
+  ];
+  return item(0x50, Buffer.concat(subs));
+}
+
+function associateHeader(called: string, calling: string): Buffer {
+  const h = Buffer.alloc(68);
+  h.writeUInt16BE(1, 0);
+  ae16(called).copy(h, 4);
+  ae16(calling).copy(h, 20);
+  return h;
+}
+
+export function encodeAssociateAc(
+  rq: AssociateRq,
+  contexts: AcceptedContext[],
+  maxPduLength: number,
+  roles: RoleSelection[],
+): Buffer {
+  const parts = [
+    associateHeader(rq.calledAe, rq.callingAe),
+    item(0x10, Buffer.from(APPLICATION_CONTEXT, 'latin1')),
+  ];
+  for (const c of contexts) {
+    const head = Buffer.from([c.id, 0, c.result, 0]);
+    parts.push(item(0x21, Buffer.concat([head, item(0x40, Buffer.from(c.transferSyntax, 'latin1'))])));
+  }
+  parts.push(userInfo(maxPduLength, roles));
+  return pdu(PduType.AssociateAc, Buffer.concat(parts));
+}
+
+export function encodeAssociateRq(
+  calledAe: string,
+  callingAe: string,
+  contexts: ProposedContext[],
+  maxPduLength: number,
+  roles: RoleSelection[] = [],
+): Buffer {
+  const parts = [
+    associateHeader(calledAe, callingAe),
+    item(0x10, Buffer.from(APPLICATION_CONTEXT, 'latin1')),
+  ];
+  for (const c of contexts) {
+    const subs = [
+      item(0x30, Buffer.from(c.abstractSyntax, 'latin1')),
+      ...c.transferSyntaxes.map((t) => item(0x40, Buffer.from(t, 'latin1'))),
+    ];
+    parts.push(item(0x20, Buffer.concat([Buffer.from([c.id, 0, 0, 0]), ...subs])));
+  }
+  parts.push(userInfo(maxPduLength, roles));
+  return pdu(PduType.AssociateRq, Buffer.concat(parts));
+}
+
+export const encodeAssociateRj = (result: number, source: number, reason: number) =>
+  pdu(PduType.AssociateRj, Buffer.from([0, result, source, reason]));
+
+export const encodeReleaseRq = () => pdu(PduType.ReleaseRq, Buffer.alloc(4));
+export const encodeReleaseRp = () => pdu(PduType.ReleaseRp, Buffer.alloc(4));
+/** Source 0 = service user, 2 = service provider (PS3.8 Table 9-26). */
+export const encodeAbort = (source: number, reason: number) =>
+  pdu(PduType.Abort, Buffer.from([0, 0, source, reason]));
+
+/** The 6-byte PDU header plus 6-byte PDV header for one PDV of `length` bytes, to write before its data. */
+export function pdvHeader(contextId: number, command: boolean, last: boolean, length: number): Buffer {
+  const h = Buffer.alloc(12);
+  h[0] = PduType.PData;
+  h.writeUInt32BE(length + 6, 2);
+  h.writeUInt32BE(length + 2, 6);
+  h[10] = contextId;
+  h[11] = (command ? 1 : 0) | (last ? 2 : 0);
+  return h;
+}

@@ -1,0 +1,333 @@
+/**
+ * The acceptor side of one association (PS3.8 §9.2 state machine, reduced to what an SCP needs): ARTIM until
+ * the A-ASSOCIATE-RQ, AE admission against the registry, presentation context negotiation, then DIMSE messages
+ * until release or abort. Malformed PDUs end in an A-ABORT; nothing here can take the process down.
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { asUserId } from '../../domain/ids.js';
+import type { Principal } from '../../domain/principal.js';
+import { Cmd, NO_DATASET, type Command } from './command.js';
+import { DimseConnection, type DataSink } from './connection.js';
+import {
+  AbortReason,
+  APPLICATION_CONTEXT,
+  ContextResult,
+  decodePdu,
+  encodeAbort,
+  encodeAssociateAc,
+  encodeAssociateRj,
+  encodeReleaseRp,
+  PduError,
+  PduFramer,
+  RejectReason,
+  type AcceptedContext,
+  type AssociateRq,
+  type RoleSelection,
+} from './pdu.js';
+import { isStorageSopClass, PLAIN_SYNTAXES, QUERY_RETRIEVE, Sop, STORAGE_SYNTAXES } from './sop-classes.js';
+import type { DimseServices } from './dimse-services.js';
+
+export interface ScpOptions {
+  aeTitle: string;
+  maxPduLength: number;
+  /** ARTIM (PS3.8 §9.1.5): time allowed for the A-ASSOCIATE-RQ and for the peer to close after release/reject. */
+  artimMs: number;
+  /** DIMSE idle timeout: an established association with no traffic and nothing in progress is aborted. */
+  idleMs: number;
+}
+
+export interface NegotiatedContext {
+  id: number;
+  abstractSyntax: string;
+  transferSyntax: string;
+}
+
+export class ScpAssociation {
+  private readonly framer: PduFramer;
+  private state: 'awaiting-rq' | 'established' | 'released' | 'closed' = 'awaiting-rq';
+  private timer: NodeJS.Timeout | undefined;
+  readonly contexts = new Map<number, NegotiatedContext>();
+  /** SOP classes for which the peer accepted the SCP role (C-GET sub-operations go to it). */
+  readonly peerScpRoles = new Set<string>();
+  conn: DimseConnection | undefined;
+  principal: Principal | undefined;
+  callingAe = '';
+  private busy = 0;
+  private readonly cancelled = new Set<number>();
+
+  constructor(
+    readonly socket: Socket,
+    private readonly services: DimseServices,
+    readonly opts: ScpOptions,
+    private readonly onError: (err: unknown) => void,
+  ) {
+    this.framer = new PduFramer(opts.maxPduLength);
+    socket.setNoDelay(true);
+    this.arm(opts.artimMs, 'no A-ASSOCIATE-RQ within the ARTIM timeout');
+  }
+
+  get open(): boolean {
+    return this.state === 'established' && !this.socket.destroyed;
+  }
+
+  isCancelled(messageId: number): boolean {
+    return this.cancelled.has(messageId);
+  }
+
+  /** Track work in progress so the idle timer never aborts an association that is busy on our side. */
+  async track<T>(work: Promise<T>): Promise<T> {
+    this.busy++;
+    try {
+      return await work;
+    } finally {
+      this.busy--;
+      if (this.busy === 0 && this.state === 'established') this.arm(this.opts.idleMs, 'DIMSE idle timeout');
+    }
+  }
+
+  async run(): Promise<void> {
+    try {
+      // Errors are handled inside the loop: leaving a for-await destroys the socket before the A-ABORT is out.
+      for await (const chunk of this.socket as AsyncIterable<Buffer>) {
+        try {
+          this.framer.push(chunk);
+          for (let next = this.framer.next(); next; next = this.framer.next()) {
+            await this.handle(decodePdu(next.type, next.body));
+            if (this.state === 'closed') return;
+          }
+        } catch (err) {
+          if (err instanceof PduError) await this.abort(err.reason);
+          else if (!this.socket.destroyed) {
+            this.onError(err);
+            await this.abort(AbortReason.NotSpecified);
+          }
+          return;
+        }
+      }
+    } catch {
+      // socket errors (reset by peer): the finally below cleans up
+    } finally {
+      this.disarm();
+      this.state = 'closed';
+      this.conn?.failPending(new Error('the peer closed the association before the data set ended'));
+      this.socket.destroy();
+    }
+  }
+
+  private arm(ms: number, why: string) {
+    this.disarm();
+    if (ms <= 0) return;
+    this.timer = setTimeout(() => {
+      // Busy on our side (a C-MOVE, a commit) is not idleness; a peer silent in the middle of a message is.
+      if (this.busy > 0 && !this.conn?.midMessage) return this.arm(ms, why);
+      void this.abort(AbortReason.NotSpecified, why);
+    }, ms);
+    this.timer.unref();
+  }
+
+  private disarm() {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  async abort(reason: number, _why?: string) {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.conn?.failPending(new Error('the association was aborted'));
+    if (!this.socket.destroyed) {
+      await new Promise<void>((resolve) => this.socket.write(encodeAbort(2, reason), () => resolve()));
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 500).unref();
+    }
+  }
+
+  private async handle(pdu: ReturnType<typeof decodePdu>) {
+    if (this.state === 'awaiting-rq') {
+      if (pdu.type !== 'associate-rq')
+        throw new PduError(`${pdu.type} before A-ASSOCIATE-RQ`, AbortReason.UnexpectedPdu);
+      await this.associate(pdu);
+      return;
+    }
+    if (this.state === 'established') this.arm(this.opts.idleMs, 'DIMSE idle timeout');
+    switch (pdu.type) {
+      case 'p-data':
+        if (this.state !== 'established')
+          throw new PduError('P-DATA-TF outside an association', AbortReason.UnexpectedPdu);
+        await this.conn!.receive(pdu.pdvs, (id) => this.contexts.has(id));
+        return;
+      case 'release-rq':
+        this.state = 'released';
+        await this.conn!.writeRaw(encodeReleaseRp());
+        this.arm(this.opts.artimMs, 'peer did not close after release');
+        this.socket.end();
+        return;
+      case 'abort':
+        this.state = 'closed';
+        this.conn?.failPending(new Error('the peer aborted the association'));
+        this.socket.destroy();
+        return;
+      default:
+        throw new PduError(`unexpected ${pdu.type} on an established association`, AbortReason.UnexpectedPdu);
+    }
+  }
+
+  private async reject(reason: number, result = 1) {
+    this.state = 'closed';
+    await new Promise<void>((resolve) =>
+      this.socket.write(encodeAssociateRj(result, 1, reason), () => resolve()),
+    );
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), this.opts.artimMs).unref();
+  }
+
+  private async associate(rq: AssociateRq) {
+    const address = this.socket.remoteAddress ?? 'unknown';
+    this.callingAe = rq.callingAe;
+    if (rq.applicationContext !== APPLICATION_CONTEXT)
+      return this.reject(RejectReason.ApplicationContextNotSupported);
+    if (rq.calledAe !== this.opts.aeTitle) {
+      await this.services.ledger.append({
+        principal: {
+          kind: 'ae',
+          id: asUserId(`ae:${rq.callingAe}`),
+          name: rq.callingAe,
+          role: 'none',
+          source: address,
+        },
+        action: 'dicom-associate',
+        outcome: 'denied',
+        policy: 'builtin:ae-registry',
+        detail: { reason: `called AE title '${rq.calledAe}' is not '${this.opts.aeTitle}'` },
+      });
+      return this.reject(RejectReason.CalledAeNotRecognized);
+    }
+    const tlsSocket = this.socket as TLSSocket;
+    const tls = tlsSocket.encrypted === true;
+    const cert = tls ? tlsSocket.getPeerCertificate() : undefined;
+    const certSha256 = cert?.fingerprint256 ? cert.fingerprint256.replace(/:/g, '').toLowerCase() : undefined;
+    const admission = await this.services.registry.admit({
+      callingAe: rq.callingAe,
+      address,
+      tls,
+      ...(certSha256 ? { certSha256 } : {}),
+    });
+    if (!admission.admitted) return this.reject(RejectReason.CallingAeNotRecognized);
+    this.principal = admission.principal;
+
+    const accepted: AcceptedContext[] = [];
+    const proposedRoles = new Map(rq.user.roles.map((r) => [r.sopClassUid, r]));
+    const roles: RoleSelection[] = [];
+    for (const c of rq.contexts) {
+      const choice = chooseSyntax(c.abstractSyntax, c.transferSyntaxes);
+      accepted.push({ id: c.id, result: choice.result, transferSyntax: choice.ts ?? c.transferSyntaxes[0]! });
+      if (choice.result === ContextResult.Acceptance) {
+        this.contexts.set(c.id, { id: c.id, abstractSyntax: c.abstractSyntax, transferSyntax: choice.ts! });
+        const role = proposedRoles.get(c.abstractSyntax);
+        if (
+          role &&
+          isStorageSopClass(c.abstractSyntax) &&
+          !roles.some((r) => r.sopClassUid === c.abstractSyntax)
+        ) {
+          // PS3.7 D.3.3.4: accept the roles as proposed; an SCP role for the requestor enables C-GET to it.
+          roles.push({ sopClassUid: role.sopClassUid, scu: role.scu, scp: role.scp });
+          if (role.scp) this.peerScpRoles.add(role.sopClassUid);
+        }
+      }
+    }
+    this.conn = new DimseConnection(
+      this.socket,
+      { command: (ctx, cmd) => this.command(ctx, cmd) },
+      rq.user.maxPduLength,
+    );
+    this.state = 'established';
+    await this.services.ledger.append({
+      principal: this.principal,
+      action: 'dicom-associate',
+      outcome: 'success',
+      policy: 'builtin:ae-registry',
+      detail: {
+        tls,
+        accepted: accepted.filter((a) => a.result === 0).length,
+        proposed: rq.contexts.length,
+      },
+    });
+    await this.conn.writeRaw(encodeAssociateAc(rq, accepted, this.opts.maxPduLength, roles));
+    this.arm(this.opts.idleMs, 'DIMSE idle timeout');
+  }
+
+  private command(contextId: number, cmd: Command): DataSink | undefined {
+    const ctx = this.contexts.get(contextId)!;
+    if (cmd.commandField === Cmd.CCancelRq) {
+      if (cmd.messageIdBeingRespondedTo !== undefined) this.cancelled.add(cmd.messageIdBeingRespondedTo);
+      return undefined;
+    }
+    const run = (work: () => Promise<void>) => {
+      void this.track(work()).catch((err: unknown) => {
+        if (this.open) this.onError(err);
+      });
+    };
+    switch (cmd.commandField) {
+      case Cmd.CEchoRq:
+        run(() => this.respond(contextId, cmd, Cmd.CEchoRsp, 0));
+        return undefined;
+      case Cmd.CStoreRq: {
+        const sink = this.services.store(this, ctx, cmd);
+        return sink;
+      }
+      case Cmd.CFindRq:
+      case Cmd.CMoveRq:
+      case Cmd.CGetRq:
+      case Cmd.NActionRq:
+        return {
+          kind: 'buffer',
+          limit: 1024 * 1024,
+          done: (data) => run(() => this.services.dispatch(this, ctx, cmd, data)),
+        };
+      default:
+        run(() => this.respond(contextId, cmd, cmd.commandField | 0x8000, 0x0211, 'unrecognised operation'));
+        return cmd.commandDataSetType !== NO_DATASET
+          ? { kind: 'buffer', limit: 1024 * 1024, done: () => undefined }
+          : undefined;
+    }
+  }
+
+  /** A response without a data set. */
+  respond(
+    contextId: number,
+    rq: Command,
+    field: number,
+    status: number,
+    errorComment?: string,
+    extra: Partial<Command> = {},
+  ): Promise<void> {
+    const ctx = this.contexts.get(contextId);
+    const sopClass = rq.affectedSopClassUid ?? rq.requestedSopClassUid ?? ctx?.abstractSyntax;
+    return this.conn!.send(contextId, {
+      ...(sopClass ? { affectedSopClassUid: sopClass } : {}),
+      commandField: field,
+      messageIdBeingRespondedTo: rq.messageId ?? 0,
+      commandDataSetType: NO_DATASET,
+      status,
+      ...(errorComment ? { errorComment: errorComment.slice(0, 64) } : {}),
+      ...(rq.affectedSopInstanceUid ? { affectedSopInstanceUid: rq.affectedSopInstanceUid } : {}),
+      ...extra,
+    });
+  }
+}
+
+function chooseSyntax(abstractSyntax: string, proposed: string[]): { result: number; ts?: string } {
+  let allowed: ReadonlySet<string>;
+  if (isStorageSopClass(abstractSyntax)) allowed = STORAGE_SYNTAXES;
+  else if (
+    abstractSyntax === Sop.Verification ||
+    abstractSyntax === Sop.StorageCommitmentPush ||
+    QUERY_RETRIEVE.has(abstractSyntax)
+  )
+    allowed = new Set<string>(PLAIN_SYNTAXES);
+  else return { result: ContextResult.AbstractSyntaxNotSupported };
+  const ts = proposed.find((t) => allowed.has(t));
+  return ts
+    ? { result: ContextResult.Acceptance, ts }
+    : { result: ContextResult.TransferSyntaxesNotSupported };
+}

@@ -1,0 +1,210 @@
+/**
+ * The requestor side: an outgoing association Custos opens to a registered AE, for C-MOVE sub-operations and
+ * for Storage Commitment reports sent after the requester's association has closed.
+ */
+import { connect, type Socket } from 'node:net';
+import type { InstanceRef } from '../../services/retrieve-service.js';
+import { Cmd, type Command } from './command.js';
+import { DimseConnection } from './connection.js';
+import {
+  ContextResult,
+  decodePdu,
+  encodeAbort,
+  encodeAssociateRq,
+  encodeReleaseRq,
+  PduError,
+  PduFramer,
+  type RoleSelection,
+} from './pdu.js';
+
+export interface StoreTarget {
+  /** Send one instance; resolves with the peer's C-STORE status. */
+  store(
+    ref: InstanceRef,
+    data: AsyncIterable<Buffer>,
+    moveOriginator?: { ae: string; messageId: number },
+  ): Promise<number>;
+  release(): Promise<void>;
+}
+
+export interface ScuOptions {
+  host: string;
+  port: number;
+  calledAe: string;
+  callingAe: string;
+  contexts: { abstractSyntax: string; transferSyntaxes: string[] }[];
+  roles?: RoleSelection[];
+  timeoutMs: number;
+  /** Requests the peer sends us on this association (e.g. an N-EVENT-REPORT of storage commitment). */
+  onRequest?: (contextId: number, cmd: Command, data: Buffer | undefined) => void;
+}
+
+export interface ScuAssociation extends StoreTarget {
+  /** Accepted context id and transfer syntax for an abstract syntax (and transfer syntax, if given). */
+  context(
+    abstractSyntax: string,
+    transferSyntax?: string,
+  ): { id: number; transferSyntax: string } | undefined;
+  request(contextId: number, cmd: Command, data?: Buffer): Promise<{ cmd: Command; data?: Buffer }>;
+  conn: DimseConnection;
+}
+
+const MAX_PDU = 1024 * 1024;
+
+const failure = (message: string) => Object.assign(new Error(message), { code: 'dimse.scu-failed' });
+
+export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociation> {
+  const socket: Socket = await new Promise((resolve, reject) => {
+    const s = connect({ host: opts.host, port: opts.port, noDelay: true });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(failure(`no connection to ${opts.host}:${opts.port} within ${opts.timeoutMs} ms`));
+    }, opts.timeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      resolve(s);
+    });
+    s.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+  socket.setNoDelay(true);
+  socket.on('error', () => undefined);
+  const proposed = opts.contexts.map((c, i) => ({ id: i * 2 + 1, ...c }));
+  const accepted = new Map<number, { abstractSyntax: string; transferSyntax: string }>();
+  const framer = new PduFramer(MAX_PDU);
+  let conn: DimseConnection | undefined;
+  let releaseDone: (() => void) | undefined;
+
+  const established = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(failure(`no association answer from ${opts.calledAe}`)),
+      opts.timeoutMs,
+    );
+    void (async () => {
+      try {
+        for await (const chunk of socket as AsyncIterable<Buffer>) {
+          framer.push(chunk);
+          for (let next = framer.next(); next; next = framer.next()) {
+            const pdu = decodePdu(next.type, next.body);
+            if (pdu.type === 'associate-ac') {
+              clearTimeout(timer);
+              for (const c of pdu.contexts) {
+                const p = proposed.find((x) => x.id === c.id);
+                if (p && c.result === ContextResult.Acceptance)
+                  accepted.set(c.id, { abstractSyntax: p.abstractSyntax, transferSyntax: c.transferSyntax });
+              }
+              conn = new DimseConnection(
+                socket,
+                {
+                  command: (ctxId, cmd) => {
+                    const handle = opts.onRequest;
+                    if (cmd.commandDataSetType === 0x0101) {
+                      handle?.(ctxId, cmd, undefined);
+                      return undefined;
+                    }
+                    return {
+                      kind: 'buffer',
+                      limit: 4 * 1024 * 1024,
+                      done: (data) => handle?.(ctxId, cmd, data),
+                    };
+                  },
+                },
+                pdu.user.maxPduLength,
+              );
+              resolve();
+            } else if (pdu.type === 'associate-rj') {
+              clearTimeout(timer);
+              reject(
+                failure(
+                  `${opts.calledAe} rejected the association (result ${pdu.result}, reason ${pdu.reason})`,
+                ),
+              );
+              socket.destroy();
+              return;
+            } else if (pdu.type === 'p-data' && conn) {
+              await conn.receive(pdu.pdvs, (id) => accepted.has(id));
+            } else if (pdu.type === 'release-rp') {
+              releaseDone?.();
+              socket.end();
+              return;
+            } else if (pdu.type === 'abort') {
+              conn?.failPending(failure('the peer aborted'));
+              reject(failure(`${opts.calledAe} aborted the association`));
+              socket.destroy();
+              return;
+            } else if (pdu.type === 'release-rq') {
+              socket.destroy();
+              return;
+            }
+          }
+        }
+        reject(failure(`${opts.calledAe} closed the connection`));
+      } catch (err) {
+        if (err instanceof PduError) socket.write(encodeAbort(0, err.reason));
+        conn?.failPending(err as Error);
+        reject(err as Error);
+        socket.destroy();
+      } finally {
+        conn?.failPending(failure('the association closed'));
+        releaseDone?.();
+      }
+    })();
+  });
+  socket.write(encodeAssociateRq(opts.calledAe, opts.callingAe, proposed, MAX_PDU, opts.roles ?? []));
+  try {
+    await established;
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+  const c = conn!;
+  const context = (abstractSyntax: string, transferSyntax?: string) => {
+    for (const [id, a] of accepted)
+      if (a.abstractSyntax === abstractSyntax && (!transferSyntax || a.transferSyntax === transferSyntax))
+        return { id, transferSyntax: a.transferSyntax };
+    return undefined;
+  };
+  const request = async (contextId: number, cmd: Command, data?: Buffer) => {
+    const response = c.awaitResponse(cmd.messageId!);
+    await c.send(contextId, cmd, data);
+    return response;
+  };
+  return {
+    conn: c,
+    context,
+    request,
+    async store(ref, data, moveOriginator) {
+      const ctx = context(ref.sopClassUid, ref.transferSyntaxUid);
+      if (!ctx) return 0xa702;
+      const messageId = c.messageId();
+      const response = c.awaitResponse(messageId);
+      await c.send(
+        ctx.id,
+        {
+          affectedSopClassUid: ref.sopClassUid,
+          commandField: Cmd.CStoreRq,
+          messageId,
+          priority: 0,
+          commandDataSetType: 0x0000,
+          affectedSopInstanceUid: ref.sopInstanceUid,
+          ...(moveOriginator
+            ? { moveOriginatorAe: moveOriginator.ae, moveOriginatorMessageId: moveOriginator.messageId }
+            : {}),
+        },
+        data,
+      );
+      return (await response).cmd.status ?? 0xa702;
+    },
+    async release() {
+      if (socket.destroyed) return;
+      const done = new Promise<void>((r) => (releaseDone = r));
+      await c.writeRaw(encodeReleaseRq());
+      const timer = setTimeout(() => socket.destroy(), opts.timeoutMs);
+      await done;
+      clearTimeout(timer);
+      socket.destroy();
+    },
+  };
+}

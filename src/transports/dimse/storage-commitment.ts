@@ -1,0 +1,153 @@
+/**
+ * Storage Commitment Push Model SCP (PS3.4 Annex J): N-ACTION asks Custos to commit to instances; Custos
+ * answers at once, checks each instance (indexed, active, stored bytes matching their SHA-256), then reports
+ * with N-EVENT-REPORT on the same association if it is still open, otherwise on a new one to the requester's
+ * registered address (with the SCP role, PS3.4 J.3.3).
+ */
+import { DicomStatus } from '../../domain/errors.js';
+import type { Dataset } from '../../dicom/dataset.js';
+import type { WriteElement } from '../../dicom/part10-writer.js';
+import { Cmd, type Command } from './command.js';
+import { encodeDataset } from './dimse-dataset.js';
+import type { DimseServices } from './dimse-services.js';
+import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
+import { openScuAssociation } from './scu-association.js';
+import { PLAIN_SYNTAXES, Sop } from './sop-classes.js';
+
+const TRANSACTION_UID = 0x00081195;
+const REFERENCED_SOP_SEQUENCE = 0x00081199;
+const FAILED_SOP_SEQUENCE = 0x00081198;
+const REFERENCED_SOP_CLASS_UID = 0x00081150;
+const REFERENCED_SOP_INSTANCE_UID = 0x00081155;
+const FAILURE_REASON = 0x00081197;
+/** PS3.4 J.3.2.1.1 failure reasons. */
+const NO_SUCH_OBJECT_INSTANCE = 0x0112;
+const CLASS_INSTANCE_CONFLICT = 0x0119;
+
+interface Ref {
+  sopClassUid: string;
+  sopInstanceUid: string;
+}
+
+const text = (ds: Dataset, tag: number) => {
+  const el = ds.get(tag);
+  return el?.kind === 'text' ? (el.values[0] ?? '').trim() : '';
+};
+
+export class StorageCommitment {
+  constructor(private readonly s: DimseServices) {}
+
+  async request(a: ScpAssociation, ctx: NegotiatedContext, cmd: Command, ds: Dataset): Promise<void> {
+    const bad = (status: number, comment: string) => a.respond(ctx.id, cmd, Cmd.NActionRsp, status, comment);
+    if (
+      ctx.abstractSyntax !== Sop.StorageCommitmentPush ||
+      cmd.requestedSopClassUid !== Sop.StorageCommitmentPush
+    )
+      return bad(DicomStatus.NoSuchSopClass, 'N-ACTION is supported for Storage Commitment Push Model only');
+    if (cmd.requestedSopInstanceUid !== Sop.StorageCommitmentPushInstance)
+      return bad(0x0117, `the Requested SOP Instance must be ${Sop.StorageCommitmentPushInstance}`);
+    if (cmd.actionTypeId !== 1)
+      return bad(0x0123, 'the only Action Type ID is 1 (request storage commitment)');
+    const transactionUid = text(ds, TRANSACTION_UID);
+    const seq = ds.get(REFERENCED_SOP_SEQUENCE);
+    if (!transactionUid || seq?.kind !== 'sequence' || seq.items.length === 0)
+      return bad(
+        0x0120,
+        'Transaction UID (0008,1195) and a non-empty Referenced SOP Sequence (0008,1199) are required',
+      );
+    const refs: Ref[] = seq.items.map((item) => ({
+      sopClassUid: text(item, REFERENCED_SOP_CLASS_UID),
+      sopInstanceUid: text(item, REFERENCED_SOP_INSTANCE_UID),
+    }));
+    await a.conn!.send(ctx.id, {
+      affectedSopClassUid: Sop.StorageCommitmentPush,
+      commandField: Cmd.NActionRsp,
+      messageIdBeingRespondedTo: cmd.messageId ?? 0,
+      commandDataSetType: 0x0101,
+      status: 0,
+      affectedSopInstanceUid: Sop.StorageCommitmentPushInstance,
+      actionTypeId: 1,
+    });
+    await this.report(a, ctx, transactionUid, refs);
+  }
+
+  private async report(a: ScpAssociation, ctx: NegotiatedContext, transactionUid: string, refs: Ref[]) {
+    const committed: Ref[] = [];
+    const failed: (Ref & { reason: number })[] = [];
+    for (const r of refs) {
+      await this.s.settled(r.sopInstanceUid);
+      const found = await this.s.deps.retrieve.verifyStored(r.sopInstanceUid);
+      if (!found) failed.push({ ...r, reason: NO_SUCH_OBJECT_INSTANCE });
+      else if (found.sopClassUid !== r.sopClassUid) failed.push({ ...r, reason: CLASS_INSTANCE_CONFLICT });
+      else if (!found.intact) failed.push({ ...r, reason: DicomStatus.ProcessingFailure });
+      else committed.push(r);
+    }
+    await this.s.deps.ledger.append({
+      principal: a.principal!,
+      action: 'storage-commit',
+      outcome: failed.length ? 'failure' : 'success',
+      policy: 'builtin:ae-registry',
+      objects: {
+        transactionUid,
+        committed: committed.map((r) => r.sopInstanceUid).slice(0, 10_000),
+        failed: failed.map((r) => r.sopInstanceUid).slice(0, 10_000),
+      },
+    });
+    const item = (r: Ref): WriteElement[] => [
+      { tag: REFERENCED_SOP_CLASS_UID, vr: 'UI', value: r.sopClassUid },
+      { tag: REFERENCED_SOP_INSTANCE_UID, vr: 'UI', value: r.sopInstanceUid },
+    ];
+    const elements: WriteElement[] = [
+      { tag: TRANSACTION_UID, vr: 'UI', value: transactionUid },
+      ...(failed.length
+        ? [
+            {
+              tag: FAILED_SOP_SEQUENCE,
+              vr: 'SQ',
+              value: failed.map((r) => [...item(r), { tag: FAILURE_REASON, vr: 'US', value: r.reason }]),
+            },
+          ]
+        : []),
+      ...(committed.length ? [{ tag: REFERENCED_SOP_SEQUENCE, vr: 'SQ', value: committed.map(item) }] : []),
+    ];
+    const eventTypeId = failed.length ? 2 : 1;
+    const send = async (conn: ScpAssociation['conn'], contextId: number, ts: string) => {
+      const messageId = conn!.messageId();
+      const response = conn!.awaitResponse(messageId);
+      await conn!.send(
+        contextId,
+        {
+          affectedSopClassUid: Sop.StorageCommitmentPush,
+          commandField: Cmd.NEventReportRq,
+          messageId,
+          commandDataSetType: 0x0000,
+          affectedSopInstanceUid: Sop.StorageCommitmentPushInstance,
+          eventTypeId,
+        },
+        encodeDataset(elements, ts),
+      );
+      return response;
+    };
+    if (a.open) {
+      await send(a.conn, ctx.id, ctx.transferSyntax);
+      return;
+    }
+    const peer = await this.s.deps.registry.find(a.callingAe);
+    if (!peer) return;
+    const scu = await openScuAssociation({
+      host: peer.host,
+      port: peer.port,
+      calledAe: peer.title,
+      callingAe: this.s.deps.aeTitle,
+      contexts: [{ abstractSyntax: Sop.StorageCommitmentPush, transferSyntaxes: [...PLAIN_SYNTAXES] }],
+      roles: [{ sopClassUid: Sop.StorageCommitmentPush, scu: false, scp: true }],
+      timeoutMs: this.s.deps.connectTimeoutMs,
+    });
+    try {
+      const c = scu.context(Sop.StorageCommitmentPush);
+      if (c) await send(scu.conn, c.id, c.transferSyntax);
+    } finally {
+      await scu.release().catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,133 @@
+// Issue 3: Orthanc as a PACS peer: it stores a study into Custos by C-STORE, retrieves one by C-MOVE, and asks
+// Custos for storage commitment (report on a new association back to Orthanc).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemPrincipal } from '../src/services/auth-service.js';
+import { backends } from './support/backends.js';
+import { makeInstance, uid } from './support/fixtures.js';
+import { startOrthancPeer, type OrthancPeer } from './support/orthanc.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+const admin = systemPrincipal('test');
+
+for (const backend of backends()) {
+  describe(`Orthanc as a DIMSE peer (${backend})`, () => {
+    let s: TestServer;
+    let orthanc: OrthancPeer;
+
+    beforeAll(async () => {
+      s = await startTestServer(backend);
+      orthanc = await startOrthancPeer({ CUSTOS: ['CUSTOS', '127.0.0.1', s.dicomPort!] });
+      await s.app.aes.add(admin, {
+        title: 'ORTHANC',
+        host: '127.0.0.1',
+        port: orthanc.dicomPort,
+        user: 'admin',
+      });
+    });
+
+    afterAll(async () => {
+      await orthanc?.stop();
+      await s?.stop();
+    });
+
+    it('receives a study Orthanc sends by C-STORE, then Orthanc retrieves another by C-MOVE', async () => {
+      const study = uid(1);
+      const series = uid(2);
+      const sops = [uid(3), uid(3), uid(3)];
+      for (const [i, sop] of sops.entries()) {
+        await orthanc.api(
+          'POST',
+          '/instances',
+          makeInstance({
+            studyUid: study,
+            seriesUid: series,
+            sopInstanceUid: sop,
+            instanceNumber: i + 1,
+            patientId: 'PID-ORTHANC',
+          }),
+        );
+      }
+      const studies = await orthanc.api<string[]>('GET', '/studies');
+      expect(studies).toHaveLength(1);
+      await orthanc.api('POST', '/modalities/CUSTOS/store', { Resources: studies, Synchronous: true });
+      const stored = await s.app.index.db
+        .selectFrom('instances')
+        .select('sop_instance_uid')
+        .where('study_uid', '=', study)
+        .execute();
+      expect(stored.map((r) => r.sop_instance_uid).sort()).toEqual([...sops].sort());
+
+      // A study only Custos has: Orthanc asks Custos to move it to Orthanc.
+      const other = uid(4);
+      const otherSops = [uid(5), uid(5)];
+      for (const sop of otherSops) {
+        const bytes = makeInstance({
+          studyUid: other,
+          seriesUid: uid(6),
+          sopInstanceUid: sop,
+          patientId: 'PID-MOVE',
+        });
+        await s.app.ingest.ingest(
+          admin,
+          (async function* () {
+            yield bytes;
+          })(),
+          { channel: 'import' },
+        );
+      }
+      await orthanc.api('POST', '/modalities/CUSTOS/move', {
+        Level: 'Study',
+        Resources: [{ StudyInstanceUID: other }],
+        TargetAet: 'ORTHANC',
+        Synchronous: true,
+      });
+      const found = await orthanc.api<{ ID: string }[]>('POST', '/tools/find', {
+        Level: 'Instance',
+        Query: { StudyInstanceUID: other },
+      });
+      expect(found).toHaveLength(2);
+    });
+
+    it('commits to stored instances and reports a missing one as failed (N-ACTION, N-EVENT-REPORT)', async () => {
+      const study = uid(7);
+      const sop = uid(8);
+      const bytes = makeInstance({ studyUid: study, seriesUid: uid(9), sopInstanceUid: sop });
+      await s.app.ingest.ingest(
+        admin,
+        (async function* () {
+          yield bytes;
+        })(),
+        { channel: 'import' },
+      );
+      const missing = uid(10);
+      const ct = '1.2.840.10008.5.1.4.1.1.2';
+      const job = await orthanc.api<{ ID: string; Path: string }>(
+        'POST',
+        '/modalities/CUSTOS/storage-commitment',
+        {
+          DicomInstances: [
+            [ct, sop],
+            [ct, missing],
+          ],
+          Timeout: 30,
+        },
+      );
+      let report: { Status: string; Success: unknown[]; Failures: { SOPInstanceUID: string }[] } | undefined;
+      for (let i = 0; i < 100; i++) {
+        report = await orthanc.api('GET', job.Path);
+        if (report!.Status !== 'Pending') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(report!.Status).toBe('Failure');
+      expect(JSON.stringify(report!.Success)).toContain(sop);
+      expect(JSON.stringify(report!.Failures)).toContain(missing);
+      const audit = await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['outcome', 'record'])
+        .where('action', '=', 'storage-commit')
+        .execute();
+      expect(audit).toHaveLength(1);
+      expect(audit[0]!.record).toContain(missing);
+    });
+  });
+}

@@ -1,0 +1,640 @@
+// Issue 3: DIMSE services against real dcmtk peers, on every backend.
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { inflateRawSync } from 'node:zlib';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemPrincipal } from '../src/services/auth-service.js';
+import { backends } from './support/backends.js';
+import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
+import { CT_IMAGE, makeInstance, uid } from './support/fixtures.js';
+import { writePart10, type WriteElement } from '../src/dicom/part10-writer.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+const admin = systemPrincipal('test');
+
+async function countRows(s: TestServer, table: 'instances' | 'studies') {
+  const r = await s.app.index.db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
+  return Number(r.n);
+}
+
+async function blobFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      if (e.isDirectory()) await walk(join(d, e.name));
+      else out.push(join(d, e.name));
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+for (const backend of backends()) {
+  describe(`DIMSE with dcmtk (${backend})`, () => {
+    let s: TestServer;
+    let work: string;
+    let port: string;
+    const study = uid(1);
+    const series = uid(2);
+    const files: string[] = [];
+    const sops: string[] = [];
+
+    beforeAll(async () => {
+      s = await startTestServer(backend, {
+        dicom: { artimTimeoutMs: 1000, idleTimeoutMs: 2000 },
+        // The transfer-syntax objects carry only what the codec needs; header validation is not what they test.
+        validation: { byAe: { TSSCU: 'lenient' } },
+      });
+      port = String(s.dicomPort);
+      work = await mkdtemp(join(tmpdir(), 'custos-dimse-'));
+      await s.app.aes.add(admin, { title: 'TESTSCU', host: '127.0.0.1', port: 104, user: 'admin' });
+      await s.app.aes.add(admin, { title: 'NOROLE', host: '127.0.0.1', port: 104 });
+      await s.app.aes.add(admin, { title: 'TSSCU', host: '127.0.0.1', port: 104, user: 'admin' });
+      await s.app.aes.add(admin, { title: 'ELSEWHERE', host: '192.0.2.7', port: 104, user: 'admin' });
+      for (let i = 0; i < 3; i++) {
+        const sop = uid(3);
+        sops.push(sop);
+        const f = join(work, `in${i}.dcm`);
+        await writeFile(
+          f,
+          makeInstance({
+            studyUid: study,
+            seriesUid: series,
+            sopInstanceUid: sop,
+            patientId: 'PID-DIMSE',
+            patientName: 'Dimse^Dora',
+            instanceNumber: i + 1,
+            rows: 64,
+            columns: 64,
+          }),
+        );
+        files.push(f);
+      }
+    });
+
+    afterAll(async () => {
+      await s.stop();
+      await rm(work, { recursive: true, force: true });
+    });
+
+    const scu = ['-aet', 'TESTSCU', '-aec', 'CUSTOS'];
+
+    it('answers C-ECHO from a registered AE', async () => {
+      const r = await dcmtk('echoscu', [...scu, '127.0.0.1', port]);
+      expect(r.code, r.stderr).toBe(0);
+    });
+
+    it('rejects an unregistered calling AE with A-ASSOCIATE-RJ and audits the attempt', async () => {
+      const r = await dcmtk('echoscu', ['-aet', 'STRANGER', '-aec', 'CUSTOS', '127.0.0.1', port]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr + r.stdout).toMatch(/Calling AE Title Not Recognized/i);
+      const rows = await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['actor', 'outcome', 'record'])
+        .where('action', '=', 'dicom-associate')
+        .where('actor', '=', 'STRANGER')
+        .execute();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.outcome).toBe('denied');
+    });
+
+    it('rejects a registered AE calling from another host', async () => {
+      const r = await dcmtk('echoscu', ['-aet', 'ELSEWHERE', '-aec', 'CUSTOS', '127.0.0.1', port]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr + r.stdout).toMatch(/Calling AE Title Not Recognized/i);
+      const row = await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['record'])
+        .where('action', '=', 'dicom-associate')
+        .where('actor', '=', 'ELSEWHERE')
+        .executeTakeFirstOrThrow();
+      expect(row.record).toContain('192.0.2.7');
+    });
+
+    it('rejects a wrong called AE title', async () => {
+      const r = await dcmtk('echoscu', ['-aet', 'TESTSCU', '-aec', 'NOTUS', '127.0.0.1', port]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr + r.stdout).toMatch(/Called AE Title Not Recognized/i);
+    });
+
+    it('stores instances by C-STORE through the one ingest pipeline', async () => {
+      const r = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
+      expect(r.code, r.stderr).toBe(0);
+      const rows = await s.app.index.db
+        .selectFrom('instances')
+        .select(['sop_instance_uid', 'transfer_syntax_uid'])
+        .where('study_uid', '=', study)
+        .execute();
+      expect(rows.map((x) => x.sop_instance_uid).sort()).toEqual([...sops].sort());
+      const audit = await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['record'])
+        .where('action', '=', 'store')
+        .where('outcome', '=', 'success')
+        .where('actor', '=', 'TESTSCU')
+        .execute();
+      expect(audit).toHaveLength(3);
+      expect(audit[0]!.record).toContain('"channel":"c-store"');
+      // Stored as received: the bytes read back are the Part 10 file dcmtk sent (dataset identical).
+      const refs = await s.app.retrieve.open(
+        admin,
+        { studyUid: study, sopInstanceUid: sops[0]! },
+        'view-pixels',
+        'test',
+      );
+      const chunks: Buffer[] = [];
+      for await (const c of s.app.retrieve.stream(refs[0]!)) chunks.push(c);
+      const stored = Buffer.concat(chunks);
+      const original = makeInstance({
+        studyUid: study,
+        seriesUid: series,
+        sopInstanceUid: sops[0]!,
+        patientId: 'PID-DIMSE',
+        patientName: 'Dimse^Dora',
+        instanceNumber: 1,
+        rows: 64,
+        columns: 64,
+      });
+      const tail = original.subarray(original.length - 8192);
+      expect(stored.subarray(stored.length - 8192).equals(tail)).toBe(true);
+    });
+
+    it('refuses C-STORE from an AE without a role: 0x0124 and nothing stored', async () => {
+      const sop = uid(4);
+      const f = join(work, 'norole.dcm');
+      await writeFile(f, makeInstance({ studyUid: uid(5), seriesUid: uid(6), sopInstanceUid: sop }));
+      const r = await dcmtk('storescu', ['-v', '-aet', 'NOROLE', '-aec', 'CUSTOS', '127.0.0.1', port, f]);
+      expect(r.stderr).toMatch(/Store Response \(Unknown Status: 0x124\)/);
+      const found = await s.app.index.db
+        .selectFrom('instances')
+        .select('sop_instance_uid')
+        .where('sop_instance_uid', '=', sop)
+        .execute();
+      expect(found).toEqual([]);
+    });
+
+    for (const [model, flag] of [
+      ['patient root', '-P'],
+      ['study root', '-S'],
+    ] as const) {
+      it(`answers C-FIND at every level (${model})`, async () => {
+        const levels = flag === '-P' ? ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] : ['STUDY', 'SERIES', 'IMAGE'];
+        for (const level of levels) {
+          const keys = [
+            '-k',
+            `QueryRetrieveLevel=${level}`,
+            '-k',
+            'PatientID=PID-DIMSE',
+            '-k',
+            'PatientName',
+          ];
+          if (level !== 'PATIENT') keys.push('-k', 'StudyInstanceUID', '-k', 'StudyDate');
+          if (level === 'SERIES' || level === 'IMAGE')
+            keys.push('-k', `StudyInstanceUID=${study}`, '-k', 'SeriesInstanceUID', '-k', 'Modality');
+          if (level === 'IMAGE')
+            keys.push('-k', `SeriesInstanceUID=${series}`, '-k', 'SOPInstanceUID', '-k', 'InstanceNumber');
+          const r = await dcmtk('findscu', ['-v', ...scu, flag, '127.0.0.1', port, ...keys]);
+          expect(r.code, `${level}: ${r.stderr}`).toBe(0);
+          const answers = (r.stderr.match(/Find Response: \d+ \(Pending\)/g) ?? []).length;
+          expect(answers, `${level}: ${r.stderr}`).toBe(level === 'IMAGE' ? 3 : 1);
+          expect(r.stderr).toContain('Dimse^Dora');
+          if (level === 'IMAGE') for (const sop of sops) expect(r.stderr).toContain(sop);
+          if (level === 'STUDY') expect(r.stderr).toContain(study);
+        }
+      });
+    }
+
+    it('answers C-FIND with no matches and a precise status for a bad level', async () => {
+      const none = await dcmtk('findscu', [
+        '-v',
+        ...scu,
+        '-S',
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        'PatientID=NOBODY',
+      ]);
+      expect(none.code).toBe(0);
+      expect(none.stderr).not.toMatch(/Pending/);
+      const bad = await dcmtk('findscu', [
+        '-v',
+        ...scu,
+        '-S',
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=PATIENT',
+        '-k',
+        'PatientID',
+      ]);
+      expect(bad.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+    });
+
+    it('moves a study by C-MOVE to a registered storescp destination', async () => {
+      const destPort = await freePort();
+      const out = await mkdtemp(join(work, 'move-'));
+      const scp = spawnDcmtk('storescp', ['-aet', 'DEST', '-od', out, String(destPort)]);
+      try {
+        await s.app.aes.add(admin, { title: 'DEST', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        const r = await dcmtk('movescu', [
+          ...scu,
+          '-S',
+          '-aem',
+          'DEST',
+          '127.0.0.1',
+          port,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${study}`,
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).not.toMatch(/Failed/i);
+        const received = await readdir(out);
+        expect(received).toHaveLength(3);
+        const unknown = await dcmtk('movescu', [
+          ...scu,
+          '-S',
+          '-aem',
+          'NOWHERE',
+          '127.0.0.1',
+          port,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${study}`,
+        ]);
+        expect(unknown.stderr).toMatch(/Refused: MoveDestinationUnknown/);
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
+    it('retrieves a series by C-GET on the same association', async () => {
+      const out = await mkdtemp(join(work, 'get-'));
+      const r = await dcmtk('getscu', [
+        ...scu,
+        '-S',
+        '-od',
+        out,
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=SERIES',
+        '-k',
+        `StudyInstanceUID=${study}`,
+        '-k',
+        `SeriesInstanceUID=${series}`,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await readdir(out)).toHaveLength(3);
+    });
+
+    it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
+      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
+      const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const COMMIT = '1.2.840.10008.1.20.1';
+      let event:
+        ((e: { cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }) => void) | undefined;
+      const reported = new Promise<{ cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }>(
+        (r) => (event = r),
+      );
+      const scuA = await openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'TESTSCU',
+        contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        timeoutMs: 5000,
+        onRequest: (ctx, cmd, data) => event!({ cmd, data: data!, ctx, id: cmd.messageId! }),
+      });
+      try {
+        const ctx = scuA.context(COMMIT)!;
+        const missing = uid(40);
+        const item = (sop: string) => [
+          { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
+          { tag: 0x00081155, vr: 'UI', value: sop },
+        ];
+        const rsp = await scuA.request(
+          ctx.id,
+          {
+            commandField: 0x0130,
+            messageId: scuA.conn.messageId(),
+            requestedSopClassUid: COMMIT,
+            requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+            actionTypeId: 1,
+            commandDataSetType: 0,
+          },
+          encodeDataset(
+            [
+              { tag: 0x00081195, vr: 'UI', value: '2.25.777' },
+              { tag: 0x00081199, vr: 'SQ', value: [item(sops[0]!), item(missing)] },
+            ],
+            ctx.transferSyntax,
+          ),
+        );
+        expect(rsp.cmd.status).toBe(0);
+        const ev = await reported;
+        expect(ev.cmd.eventTypeId).toBe(2);
+        const ds = await parseDataset(ev.data, ctx.transferSyntax);
+        const seqUids = (tag: number) => {
+          const el = ds.get(tag);
+          return el?.kind === 'sequence'
+            ? el.items.map((i) => {
+                const u = i.get(0x00081155);
+                return u?.kind === 'text' ? u.values[0] : undefined;
+              })
+            : [];
+        };
+        expect(seqUids(0x00081199)).toEqual([sops[0]]);
+        expect(seqUids(0x00081198)).toEqual([missing]);
+        await scuA.conn.send(ev.ctx, {
+          affectedSopClassUid: COMMIT,
+          commandField: 0x8100,
+          messageIdBeingRespondedTo: ev.id,
+          commandDataSetType: 0x0101,
+          status: 0,
+          affectedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+          eventTypeId: 2,
+        });
+      } finally {
+        await scuA.release();
+      }
+    });
+
+    it('takes 10 concurrent storescu associations', async () => {
+      const st = uid(7);
+      const dir = await mkdtemp(join(work, 'conc-'));
+      const runs = [];
+      for (let i = 0; i < 10; i++) {
+        const f = join(dir, `c${i}.dcm`);
+        await writeFile(
+          f,
+          makeInstance({ studyUid: st, seriesUid: uid(8), sopInstanceUid: uid(9), rows: 128, columns: 128 }),
+        );
+        runs.push(dcmtk('storescu', [...scu, '127.0.0.1', port, f]));
+      }
+      const results = await Promise.all(runs);
+      for (const r of results) expect(r.code, r.stderr).toBe(0);
+      const n = await s.app.index.db
+        .selectFrom('instances')
+        .select('sop_instance_uid')
+        .where('study_uid', '=', st)
+        .execute();
+      expect(n).toHaveLength(10);
+    });
+
+    it('stores every accepted transfer syntax as received (native, deflated, JPEG, JPEG-LS, JPEG 2000, RLE)', async () => {
+      // storescu's option that proposes each transfer syntax (it proposes uncompressed ones only by default).
+      const proposal: Record<string, string> = {
+        '1.2.840.10008.1.2': '-xi',
+        '1.2.840.10008.1.2.1.99': '-xd',
+        '1.2.840.10008.1.2.4.50': '-xy',
+        '1.2.840.10008.1.2.4.51': '-xx',
+        '1.2.840.10008.1.2.4.70': '-xs',
+        '1.2.840.10008.1.2.4.80': '-xt',
+        '1.2.840.10008.1.2.4.81': '-xu',
+        '1.2.840.10008.1.2.4.90': '-xv',
+        '1.2.840.10008.1.2.4.91': '-xw',
+        '1.2.840.10008.1.2.5': '-xr',
+      };
+      const syntaxes = Object.keys(proposal);
+      const st = uid(20);
+      const dir = await mkdtemp(join(work, 'ts-'));
+      const expected = new Map<string, { ts: string; dataset: Buffer }>();
+      for (const [i, ts] of syntaxes.entries()) {
+        const sop = uid(21);
+        const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+        const els: WriteElement[] = [
+          { tag: t(0x0008, 0x0016), vr: 'UI', value: CT_IMAGE },
+          { tag: t(0x0008, 0x0018), vr: 'UI', value: sop },
+          { tag: t(0x0008, 0x0060), vr: 'CS', value: 'CT' },
+          { tag: t(0x0010, 0x0020), vr: 'LO', value: 'PID-TS' },
+          { tag: t(0x0020, 0x000d), vr: 'UI', value: st },
+          { tag: t(0x0020, 0x000e), vr: 'UI', value: uid(22) },
+          { tag: t(0x0028, 0x0002), vr: 'US', value: 1 },
+          { tag: t(0x0028, 0x0004), vr: 'CS', value: 'MONOCHROME2' },
+          { tag: t(0x0028, 0x0010), vr: 'US', value: 16 },
+          { tag: t(0x0028, 0x0011), vr: 'US', value: 16 },
+          { tag: t(0x0028, 0x0100), vr: 'US', value: 8 },
+          { tag: t(0x0028, 0x0101), vr: 'US', value: 8 },
+          { tag: t(0x0028, 0x0102), vr: 'US', value: 7 },
+          { tag: t(0x0028, 0x0103), vr: 'US', value: 0 },
+        ];
+        const native = ts === '1.2.840.10008.1.2' || ts === '1.2.840.10008.1.2.1.99';
+        if (native) els.push({ tag: t(0x7fe0, 0x0010), vr: 'OW', value: Buffer.alloc(256, i) });
+        const bytes = writePart10(els, {
+          transferSyntaxUid: ts,
+          ...(native
+            ? {}
+            : { encapsulatedPixelData: { fragments: [Buffer.alloc(200, i + 1), Buffer.alloc(57, 9)] } }),
+        });
+        const f = join(dir, `${i}.dcm`);
+        await writeFile(f, bytes);
+        expected.set(sop, { ts, dataset: bytes.subarray(132 + 12 + bytes.readUInt32LE(140)) });
+        const r = await dcmtk('storescu', [
+          '-aet',
+          'TSSCU',
+          '-aec',
+          'CUSTOS',
+          '-R',
+          proposal[ts]!,
+          '127.0.0.1',
+          port,
+          f,
+        ]);
+        expect(r.code, `${ts}: ${r.stderr}`).toBe(0);
+        expect(r.stderr, ts).not.toMatch(/convert/);
+      }
+      const rows = await s.app.index.db
+        .selectFrom('instances')
+        .select(['sop_instance_uid', 'transfer_syntax_uid'])
+        .where('study_uid', '=', st)
+        .execute();
+      expect(rows).toHaveLength(syntaxes.length);
+      for (const row of rows) {
+        const want = expected.get(row.sop_instance_uid)!;
+        expect(row.transfer_syntax_uid).toBe(want.ts);
+        const [ref] = await s.app.retrieve.open(
+          admin,
+          { studyUid: st, sopInstanceUid: row.sop_instance_uid },
+          'view-pixels',
+          'test',
+        );
+        const chunks: Buffer[] = [];
+        for await (const c of s.app.retrieve.stream(ref!)) chunks.push(c);
+        const stored = Buffer.concat(chunks);
+        const got = stored.subarray(ref!.bulk.datasetStart);
+        // dcmtk re-deflates what it sends; the deflated data set is stored as received, so compare inflated.
+        const plain = (b: Buffer) => (want.ts === '1.2.840.10008.1.2.1.99' ? inflateRawSync(b) : b);
+        expect(plain(got).equals(plain(want.dataset)), want.ts).toBe(true);
+      }
+    });
+
+    it('aborts a connection that sends no A-ASSOCIATE-RQ within ARTIM, and an idle association', async () => {
+      const waitClose = (write?: Buffer) =>
+        new Promise<{ bytes: Buffer; ms: number }>((resolve) => {
+          const t0 = performance.now();
+          const c = connect(Number(port), '127.0.0.1');
+          const got: Buffer[] = [];
+          c.on('data', (d: Buffer) => got.push(d));
+          c.on('close', () => resolve({ bytes: Buffer.concat(got), ms: performance.now() - t0 }));
+          c.on('error', () => undefined);
+          if (write) c.write(write);
+        });
+      const silent = await waitClose();
+      expect(silent.bytes[0]).toBe(0x07);
+      expect(silent.ms).toBeGreaterThan(900);
+      const { encodeAssociateRq } = await import('../src/transports/dimse/pdu.js');
+      const idle = await waitClose(
+        encodeAssociateRq(
+          'CUSTOS',
+          'TESTSCU',
+          [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: ['1.2.840.10008.1.2'] }],
+          16384,
+        ),
+      );
+      expect(idle.bytes[0]).toBe(0x02); // A-ASSOCIATE-AC, then ...
+      expect(idle.bytes.at(-10)).toBe(0x07); // ... A-ABORT after the idle timeout
+      expect(idle.ms).toBeGreaterThan(1900);
+    });
+
+    it('aborts an association whose peer stalls in the middle of a C-STORE, and stores nothing', async () => {
+      const before = await countRows(s, 'instances');
+      const { rawAssociateAndCutStore } = await import('./support/raw-scu.js');
+      const t0 = performance.now();
+      const sent = await rawAssociateAndCutStore(
+        Number(port),
+        'TESTSCU',
+        'CUSTOS',
+        makeInstance({
+          studyUid: uid(13),
+          seriesUid: uid(14),
+          sopInstanceUid: uid(15),
+          rows: 256,
+          columns: 256,
+        }),
+        { stall: true },
+      );
+      expect(sent[0]).toBe(0x07); // A-ABORT after the idle timeout
+      expect(performance.now() - t0).toBeGreaterThan(1900);
+      expect(await countRows(s, 'instances')).toBe(before);
+    });
+
+    it('aborts on a malformed PDU and still answers C-ECHO', async () => {
+      const reply = await new Promise<Buffer>((resolve) => {
+        const c = connect(Number(port), '127.0.0.1');
+        const got: Buffer[] = [];
+        c.on('data', (d: Buffer) => got.push(d));
+        c.on('close', () => resolve(Buffer.concat(got)));
+        c.on('error', () => undefined);
+        c.write(Buffer.from([0x09, 0, 0, 0, 0, 4, 1, 2, 3, 4]));
+      });
+      expect(reply[0]).toBe(0x07); // A-ABORT
+      const r = await dcmtk('echoscu', [...scu, '127.0.0.1', port]);
+      expect(r.code, r.stderr).toBe(0);
+    });
+
+    it('leaves nothing stored when the peer disconnects in the middle of a C-STORE', async () => {
+      const before = await countRows(s, 'instances');
+      const blobsBefore = (await blobFiles(join(s.dataDir, 'blobs'))).length;
+      const { rawAssociateAndCutStore } = await import('./support/raw-scu.js');
+      await rawAssociateAndCutStore(
+        Number(port),
+        'TESTSCU',
+        'CUSTOS',
+        makeInstance({
+          studyUid: uid(10),
+          seriesUid: uid(11),
+          sopInstanceUid: uid(12),
+          rows: 512,
+          columns: 512,
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await countRows(s, 'instances')).toBe(before);
+      expect((await blobFiles(join(s.dataDir, 'blobs'))).length).toBe(blobsBefore);
+      const r = await dcmtk('echoscu', [...scu, '127.0.0.1', port]);
+      expect(r.code).toBe(0);
+      expect(s.unexpected).toEqual([]);
+    });
+  });
+}
+
+for (const backend of backends()) {
+  describe(`C-STORE with dicom.storeAck 'received' (${backend})`, () => {
+    it('answers once each object is received and validated; every object is committed and audited after', async () => {
+      const s = await startTestServer(backend, { dicom: { storeAck: 'received' } });
+      const work = await mkdtemp(join(tmpdir(), 'custos-dimse-ack-'));
+      try {
+        await s.app.aes.add(admin, { title: 'ACKSCU', host: '127.0.0.1', port: 104, user: 'admin' });
+        const study = uid(30);
+        const files: string[] = [];
+        for (let i = 0; i < 5; i++) {
+          const f = join(work, `${i}.dcm`);
+          await writeFile(
+            f,
+            makeInstance({
+              studyUid: study,
+              seriesUid: uid(31),
+              sopInstanceUid: uid(32),
+              rows: 128,
+              columns: 128,
+            }),
+          );
+          files.push(f);
+        }
+        const bad = join(work, 'bad.dcm');
+        await writeFile(
+          bad,
+          makeInstance({ studyUid: 'not a uid', seriesUid: uid(33), sopInstanceUid: uid(34) }),
+        );
+        const r = await dcmtk('storescu', [
+          '-v',
+          '-aet',
+          'ACKSCU',
+          '-aec',
+          'CUSTOS',
+          '127.0.0.1',
+          String(s.dicomPort),
+          ...files,
+          bad,
+        ]);
+        // Validation still happens before the answer: the bad object is refused with its precise status.
+        expect(r.stderr).toMatch(/Store Response \(Error: DataSetDoesNotMatchSOPClass\)|0xa900/i);
+        expect((r.stderr.match(/Store Response \(Success\)/g) ?? []).length).toBe(5);
+        let n = 0;
+        for (let i = 0; i < 100 && n < 5; i++) {
+          n = (
+            await s.app.index.db
+              .selectFrom('instances')
+              .select('sop_instance_uid')
+              .where('study_uid', '=', study)
+              .execute()
+          ).length;
+          if (n < 5) await new Promise((res) => setTimeout(res, 50));
+        }
+        expect(n).toBe(5);
+        const audit = await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select('outcome')
+          .where('action', '=', 'store')
+          .where('actor', '=', 'ACKSCU')
+          .execute();
+        expect(audit.filter((a) => a.outcome === 'success')).toHaveLength(5);
+        expect(audit.filter((a) => a.outcome === 'failure')).toHaveLength(1);
+      } finally {
+        await s.stop();
+        await rm(work, { recursive: true, force: true });
+      }
+    });
+  });
+}
