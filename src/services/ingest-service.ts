@@ -314,6 +314,36 @@ export class IngestService {
   }
 
   /**
+   * The header's patient demographics against the patient index (fed by HL7 ADT): a name, birth date or sex the
+   * index knows differently. Compared only where both sides have a value; names as PN, ignoring case and padding.
+   */
+  private async demographicsDefects(patientPk: number, r: InstanceIndexRecord): Promise<Defect[]> {
+    const known = await this.deps.index.db
+      .selectFrom('patients')
+      .select(['patient_name_norm', 'birth_date', 'sex'])
+      .where('pk', '=', patientPk)
+      .executeTakeFirst();
+    if (!known) return [];
+    const out: Defect[] = [];
+    const differs = (index: string, header: string) => index !== '' && header !== '' && index !== header;
+    const checks: [string, number, string, string][] = [
+      ['00100010', Tags.PatientName, known.patient_name_norm, r.patient.nameNorm],
+      ['00100030', Tags.PatientBirthDate, known.birth_date, r.patient.birthDate],
+      ['00100040', Tags.PatientSex, known.sex, r.patient.sex],
+    ];
+    for (const [tag, t, index, header] of checks) {
+      if (differs(index, header))
+        out.push({
+          kind: 'patient-index-mismatch',
+          tag,
+          attribute: attributeLabel(t),
+          message: `${attributeLabel(t)} differs from the patient index for PatientID '${r.patient.patientId}'`,
+        });
+    }
+    return out;
+  }
+
+  /**
    * Every defect of the header (required attributes, value syntax, VM) and of its place in the archive: a study
    * never under two patients, an AccessionNumber that matches a known order when orders are known.
    */
@@ -327,9 +357,10 @@ export class IngestService {
     // The object's patient as the patient index resolves it (an identifier merged away by HL7 A40/A34 leads to
     // the surviving patient, an object without an issuer to the patient known under its ID), so late images of
     // a merged patient join their study instead of looking like a second patient.
-    const own = filed
+    const own = r.patient.patientId
       ? await knownPatient(this.deps.index.db, r.patient.patientId, r.patient.issuer)
       : undefined;
+    if (own !== undefined) defects.push(...(await this.demographicsDefects(own, r)));
     if (filed && own !== filed.patient_pk) {
       defects.push({
         kind: 'study-patient-conflict',

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { tagForKeyword } from '../../dicom/dictionary.js';
 import { validateHeader } from './validate-header.js';
-import { decide, levelFor } from './validation-policy.js';
+import { decide, dispositionOf, levelFor } from './validation-policy.js';
 
 const text = (vr: string, ...values: string[]): Element => ({ vr, kind: 'text', values });
 const num = (vr: string, ...values: number[]): Element => ({ vr, kind: 'numbers', values });
@@ -165,5 +165,19 @@ describe('validation policy', () => {
     expect(levelFor(s, { aeTitle: 'CT01', channel: 'c-store' })).toBe('strict');
     expect(levelFor(s, { aeTitle: 'OTHER', channel: 'import' })).toBe('lenient');
     expect(levelFor(s, { channel: 'stow-rs' })).toBe('standard');
+  });
+});
+
+describe('patient index mismatch disposition', () => {
+  it('warns at standard and lenient, and quarantines under strict', () => {
+    const d = {
+      kind: 'patient-index-mismatch' as const,
+      tag: '00100010',
+      attribute: '(0010,0010) PatientName',
+      message: 'differs from the patient index',
+    };
+    expect(dispositionOf('standard', d)).toBe('warn');
+    expect(dispositionOf('lenient', d)).toBe('warn');
+    expect(dispositionOf('strict', d)).toBe('quarantine');
   });
 });

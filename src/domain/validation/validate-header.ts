@@ -13,6 +13,7 @@ export type DefectKind =
   | 'invalid-vm'
   | 'unknown-sop-class'
   | 'study-patient-conflict'
+  | 'patient-index-mismatch'
   | 'unknown-accession';
 
 /** One thing wrong with a header. `attribute` is '(gggg,eeee) Keyword', with a path for nested elements. */

@@ -7,6 +7,8 @@ import type { Defect } from './validate-header.js';
  *   no matching order (quarantined) and an unknown SOP class (a warning).
  * - standard (default): missing or empty Type 1, and any defect of a patient identity attribute, quarantine;
  *   other Type 2 and value defects are warnings.
+ * - a header whose patient name, birth date or sex disagree with the patient index: quarantined under strict,
+ *   a warning otherwise.
  * - lenient: everything is a warning, except a study filed under another patient (always quarantined: an
  *   archive never mixes two patients' images in one study).
  */
@@ -22,6 +24,9 @@ const IDENTITY_TAGS = new Set(['00100010', '00100020', '00100021']);
 export function dispositionOf(level: ValidationLevel, d: Defect): Disposition {
   if (d.kind === 'study-patient-conflict') return level === 'strict' ? 'reject' : 'quarantine';
   if (d.kind === 'unknown-sop-class') return 'warn';
+  // The patient index (HL7 ADT) knows this patient with other demographics: served headers follow the index
+  // anyway, so a warning, except under strict where a data steward looks first.
+  if (d.kind === 'patient-index-mismatch') return level === 'strict' ? 'quarantine' : 'warn';
   if (d.kind === 'unknown-accession') return level === 'lenient' ? 'warn' : 'quarantine';
   if (level === 'strict') return 'reject';
   if (level === 'lenient') return 'warn';
