@@ -15,7 +15,8 @@ const dataDir = positionals[0]!;
 const config = loadConfig({
   env: {},
   cwd: dataDir,
-  flags: { dataDir, http: { host: '127.0.0.1', port: 0 } },
+  // HTTP only: the figure is about DICOMweb, and two DIMSE listeners would want the same default port.
+  flags: { dataDir, http: { host: '127.0.0.1', port: 0 }, dicom: { port: null } },
 });
 const app = await openApp(
   config,
