@@ -320,18 +320,6 @@ export interface ApplicationEntitiesTable {
   created_at: string;
 }
 
-export interface ApplicationEntitiesTable {
-  pk: Generated<number>;
-  title: string;
-  host: string;
-  port: number;
-  /** SHA-256 of the TLS client certificate (DER, lower-case hex) the AE must present, if any. */
-  cert_sha256: string | null;
-  /** The account whose role the AE acts with; null = no role (everything denied). */
-  user_pk: number | null;
-  created_at: string;
-}
-
 export interface DatabaseSchema {
   quarantine: QuarantineTable;
   header_corrections: HeaderCorrectionsTable;
