@@ -89,6 +89,12 @@ export async function startCustos(opts: CustosOptions = {}): Promise<Peer> {
         env,
       },
     );
+    // A server that dies mid-run must say why, not leave the next request to fail with "other side closed".
+    let stopping = false;
+    child.once('exit', (code, signal) => {
+      if (!stopping)
+        process.stderr.write(`custos serve exited during the run (${code ?? signal}): ${errors()}\n`);
+    });
     const token = stdout.trim();
     if (!token || token.includes('\n'))
       throw benchError('custos-token', `custos token create printed no single token line`);
@@ -107,7 +113,10 @@ export async function startCustos(opts: CustosOptions = {}): Promise<Peer> {
       pid: child.pid!,
       dicomPort,
       aet: 'CUSTOS',
-      stop: cleanup,
+      stop: async () => {
+        stopping = true;
+        await cleanup();
+      },
     };
   } catch (err) {
     await cleanup();
