@@ -1,10 +1,11 @@
 import { CustosError } from '../domain/errors.js';
-import { asBlobId, asUserId } from '../domain/ids.js';
+import { asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { Clock } from '../ports/clock.js';
 import type { IndexDb } from '../ports/database.js';
+import { readStoredToEnd } from './stored-object-check.js';
 import type { StudyKeyService } from './study-keys.js';
 
 export interface FixityDeps {
@@ -270,10 +271,7 @@ export class FixityService {
     sha256: string;
   }): Promise<string | undefined> {
     try {
-      const key = await this.deps.studyKeys.keyForRead(row.study_uid);
-      for await (const chunk of this.deps.blobs.read(asBlobId(row.blob_id), key, undefined, row.sha256)) {
-        void chunk;
-      }
+      await readStoredToEnd(this.deps, row);
       return undefined;
     } catch (err) {
       // Tag or digest mismatch, truncation, a missing file: each means the archive no longer holds the object.

@@ -12,6 +12,7 @@ import type { BlobStore } from '../ports/blob-store.js';
 import type { IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
 import { prefetch } from './prefetch.js';
+import { readStoredToEnd } from './stored-object-check.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts } from './study-facts.js';
 import type { StudyKeyService } from './study-keys.js';
 import {
@@ -204,10 +205,7 @@ export class RetrieveService {
       .executeTakeFirst();
     if (!row || row.status !== 'active') return undefined;
     try {
-      const key = await this.deps.studyKeys.keyForRead(row.study_uid);
-      for await (const _chunk of this.deps.blobs.read(asBlobId(row.blob_id), key, undefined, row.sha256)) {
-        // reading to the end is the check
-      }
+      await readStoredToEnd(this.deps, row);
       return { sopClassUid: row.sop_class_uid, intact: true };
     } catch {
       return { sopClassUid: row.sop_class_uid, intact: false };

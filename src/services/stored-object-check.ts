@@ -1,0 +1,16 @@
+import { asBlobId } from '../domain/ids.js';
+import type { BlobStore } from '../ports/blob-store.js';
+import type { StudyKeyService } from './study-keys.js';
+
+/**
+ * Read a stored object to its end through the blob store's checks (every chunk's tag, then the SHA-256 recorded
+ * at ingest). Resolves when the object is intact; throws the blob store's error when it is not. The one check
+ * behind fixity passes and storage commitment.
+ */
+export async function readStoredToEnd(
+  deps: { blobs: BlobStore; studyKeys: StudyKeyService },
+  row: { study_uid: string; blob_id: string; sha256: string },
+): Promise<void> {
+  const key = await deps.studyKeys.keyForRead(row.study_uid);
+  for await (const chunk of deps.blobs.read(asBlobId(row.blob_id), key, undefined, row.sha256)) void chunk;
+}
