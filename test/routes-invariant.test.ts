@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRouter } from '../src/transports/server/routes.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
-const PUBLIC = new Set(['GET /api/health', 'POST /api/auth/login']);
+const PUBLIC = new Set(['GET /api/health', 'POST /api/auth/login', 'GET /api/openapi.json']);
 
 describe('every route', () => {
   let s: TestServer;

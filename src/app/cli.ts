@@ -50,8 +50,10 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       parsePort,
     )
     .option('--ae-title <title>', 'our AE title (default CUSTOS)')
+    .option('--demo', 'seed synthetic patients, studies and one account per role (docs/console.md)')
     .action(
       async (opts: {
+        demo?: boolean;
         data?: string;
         httpPort?: number;
         httpHost?: string;
@@ -78,6 +80,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
             ...(Object.keys(dicom).length ? { dicom } : {}),
           }),
           io,
+          { demo: opts.demo === true },
         );
       },
     );

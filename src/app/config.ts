@@ -19,6 +19,8 @@ const ConfigSchema = z
         port: z.number().int().min(0).max(65535),
         /** Server processes sharing the port (node:cluster); 1 runs in-process. */
         workers: z.number().int().min(1).max(64),
+        /** Directory of the built web console served at / (default: dist/console of this installation). */
+        consoleDir: z.string().min(1).optional(),
       })
       .strict(),
     database: z
@@ -289,6 +291,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
   CUSTOS_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
   CUSTOS_HTTP_WORKERS: { path: ['http', 'workers'], type: 'int' },
+  CUSTOS_HTTP_CONSOLE_DIR: { path: ['http', 'consoleDir'], type: 'string' },
   CUSTOS_DATABASE_URL: { path: ['database', 'url'], type: 'string' },
   CUSTOS_DATABASE_SCHEMA: { path: ['database', 'schema'], type: 'string' },
   CUSTOS_KEY_FILE: { path: ['keyFile'], type: 'string' },

@@ -36,6 +36,7 @@ import type { AuditForwarder } from '../services/audit-forwarder.js';
 import { buildAuditForwarder } from './audit-forwarding.js';
 import { PatientFeedService } from '../services/patient-feed.js';
 import type { CustosConfig } from './config.js';
+import { ConsoleService } from '../services/console-service.js';
 
 /** The composition root: the only place that knows every concrete adapter. */
 export interface CustosApp {
@@ -62,6 +63,8 @@ export interface CustosApp {
   quarantine: QuarantineService;
   /** DICOM application entities allowed to associate (issue 3). */
   aes: AeRegistry;
+  /** What the web console reads beyond the other APIs: study pages, activity figures. */
+  consoleData: ConsoleService;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -159,6 +162,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   const feed = new PatientFeedService({ index, ledger, clock });
   const aes = new AeRegistry(index, gate, ledger, clock);
+  const consoleData = new ConsoleService({ index, gate, ledger, auditStore: sqlLedger, facts, clock });
   return {
     config,
     index,
@@ -180,6 +184,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     clock,
     quarantine,
     aes,
+    consoleData,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

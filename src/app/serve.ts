@@ -8,6 +8,12 @@ import { startHl7 } from './hl7-listeners.js';
 import { readFile } from 'node:fs/promises';
 import { DimseServer } from '../transports/dimse/dimse-server.js';
 import { DimseServices } from '../transports/dimse/dimse-services.js';
+import { consoleFiles } from '../transports/http/static-files.js';
+import { demoBanner, seedDemo } from './demo.js';
+import { fileURLToPath } from 'node:url';
+
+/** Where `npm run build` puts the web console (dist/console), from src/app and dist/app alike. */
+export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
 
 export interface RunningServer {
   app: CustosApp;
@@ -85,6 +91,7 @@ export async function startServer(
     port: app.config.http.port,
     router,
     auth: app.auth,
+    fallback: consoleFiles(app.config.http.consoleDir ?? CONSOLE_DIR),
     ...(onError ? { onError } : {}),
   });
   const { port } = await http.listen();
@@ -152,10 +159,11 @@ export async function startServer(
   };
 }
 
-export async function serve(config: CustosConfig, io: CliIO): Promise<number> {
+export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: boolean } = {}): Promise<number> {
   if (config.http.workers > 1) return cluster.isPrimary ? servePrimary(config, io) : serveWorker(config, io);
   const app = await openApp(config);
   if (app.firstStart) io.out(firstStartBanner(app.firstStart));
+  const demo = opts.demo ? await seedDemo(app) : undefined;
   const server = await startServer(app, (err) =>
     io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   );
@@ -165,6 +173,7 @@ export async function serve(config: CustosConfig, io: CliIO): Promise<number> {
   io.out(`custos: listening on ${server.url} (DICOMweb at ${server.url}/dicom-web)\n`);
   if (server.hl7) io.out(hl7Banner(config, server.hl7));
   io.out(dimseBanner(config, server.dicomPort, server.dicomTlsPort));
+  if (demo) io.out(demoBanner(demo, server.url));
   const signal = await io.stopSignal();
   io.err(`custos: ${signal}, shutting down\n`);
   await server.close();

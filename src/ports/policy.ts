@@ -17,6 +17,7 @@ export const ACTIONS = [
   'export-deidentified',
   'read-audit',
   'administer',
+  'view-activity',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 

@@ -1,4 +1,5 @@
 import { sql, type Expression, type SqlBool } from 'kysely';
+import { CustosError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Clock } from '../ports/clock.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
@@ -145,6 +146,24 @@ export function scopePredicate(f: StudyFilter, now: string): Expression<SqlBool>
   }
 }
 
+/** One study as the console's study browser lists it: what identifies it and its governance state. */
+export interface BrowsedStudy {
+  studyUid: string;
+  patientId: string;
+  patientName: string;
+  studyDate: string;
+  accessionNumber: string;
+  studyDescription: string;
+  modalities: string[];
+  numSeries: number;
+  numInstances: number;
+  owner: string | null;
+  department: string | null;
+  classification: string;
+  retentionUntil: string | null;
+  status: string;
+}
+
 export interface QueryResult {
   results: DicomJsonObject[];
   /** Texts for a Warning: 299 header (ignored keys, truncated results). */
@@ -167,6 +186,64 @@ export class QueryService {
   ) {}
 
   async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
+    const { rows, more, policy } = await this.visibleRows(principal, query);
+    const results = rows.map((row) => this.toJson(query, row, retrieveBase));
+    const warnings = query.ignored.map((k) => `the query key ${k} is not supported and was ignored`);
+    if (more) {
+      warnings.push('there are more results than the limit; use offset to page');
+    }
+    await this.recordQuery(principal, query, policy, results.length, [
+      ...new Set(results.map((r) => r['0020000D']?.Value?.[0] as string | undefined)),
+    ]);
+    return { results, warnings };
+  }
+
+  /**
+   * The console's study browser: the same matching, narrowing and per-row decisions as QIDO at study level, with
+   * the governance columns of each study instead of DICOM JSON. Recorded like any query.
+   */
+  async browseStudies(
+    principal: Principal,
+    query: QidoQuery,
+    channel: string,
+  ): Promise<{ studies: BrowsedStudy[]; more: boolean }> {
+    if (query.level !== 'study')
+      throw new CustosError({ code: 'query.bad-level', message: 'the study browser lists studies only' });
+    const { rows, more, policy } = await this.visibleRows(principal, query);
+    const studies = rows.map(
+      (r): BrowsedStudy => ({
+        studyUid: r.study_uid,
+        patientId: r.patient_id,
+        patientName: r.patient_name,
+        studyDate: r.study_date,
+        accessionNumber: r.accession_number,
+        studyDescription: r.study_description,
+        modalities: r.modalities ? r.modalities.split('\\') : [],
+        numSeries: Number(r.num_series),
+        numInstances: Number(r.num_instances),
+        owner: r.owner,
+        department: r.department,
+        classification: r.classification,
+        retentionUntil: r.retention_until,
+        status: r.status,
+      }),
+    );
+    await this.recordQuery(
+      principal,
+      query,
+      policy,
+      studies.length,
+      studies.map((s) => s.studyUid),
+      channel,
+    );
+    return { studies, more };
+  }
+
+  /** Rows matching the query that the principal may see: narrowed in SQL, then each row decided. */
+  private async visibleRows(
+    principal: Principal,
+    query: QidoQuery,
+  ): Promise<{ rows: Row[]; more: boolean; policy: string }> {
     const decision = await this.gate.require(principal, 'query', { type: 'archive' });
     const scope = scopePredicate(
       await this.gate.narrowing(principal, 'query'),
@@ -188,24 +265,30 @@ export class QueryService {
       }
       if (rows.length < batch) break;
     }
-    const results = visible.slice(0, query.limit).map((row) => this.toJson(query, row, retrieveBase));
-    const warnings = query.ignored.map((k) => `the query key ${k} is not supported and was ignored`);
-    if (visible.length > query.limit) {
-      warnings.push('there are more results than the limit; use offset to page');
-    }
+    return { rows: visible.slice(0, query.limit), more: visible.length > query.limit, policy: decision.policy };
+  }
+
+  private async recordQuery(
+    principal: Principal,
+    query: QidoQuery,
+    policy: string,
+    count: number,
+    studyUids: (string | undefined)[],
+    channel?: string,
+  ): Promise<void> {
     await this.ledger.append({
       principal,
       action: 'query',
       outcome: 'success',
-      policy: decision.policy,
+      policy,
+      ...(channel ? { channel } : {}),
       objects: {
         level: query.level,
         matches: query.matches.map((m) => ({ ...m })),
-        count: results.length,
-        studies: [...new Set(results.map((r) => r['0020000D']?.Value?.[0]))].slice(0, 1000),
+        count,
+        studies: studyUids.slice(0, 1000),
       },
     });
-    return { results, warnings };
   }
 
   private async select(
@@ -225,6 +308,11 @@ export class QueryService {
         'st.modalities',
         'st.num_series',
         'st.num_instances',
+        'st.accession_number',
+        'st.study_description',
+        'st.study_date',
+        'st.retention_until',
+        'st.status',
         'p.issuer',
         'p.patient_name',
         'p.birth_date',
@@ -334,6 +422,11 @@ interface Row extends StudyFactsRow {
   modalities: string;
   num_series: number;
   num_instances: number;
+  accession_number: string;
+  study_description: string;
+  study_date: string;
+  retention_until: string | null;
+  status: string;
   issuer: string;
   patient_name: string;
   birth_date: string;

@@ -15,6 +15,8 @@ export interface HttpServerOptions {
   port: number;
   router: Router;
   auth: Authenticator;
+  /** Answers what no route matches (the web console's files); returns false to leave it a 404. */
+  fallback?: (req: IncomingMessage, res: ServerResponse, pathname: string) => Promise<boolean>;
   /** Called for unexpected (non-CustosError) failures; never receives request bodies. */
   onError?: (err: unknown) => void;
 }
@@ -82,6 +84,7 @@ export class HttpServer {
     try {
       const found = this.opts.router.match(req.method ?? 'GET', url.pathname.replace(/\/+$/, '') || '/');
       if (!found) {
+        if (this.opts.fallback && (await this.opts.fallback(req, res, url.pathname))) return;
         throw new CustosError({
           code: 'http.not-found',
           message: `no resource at ${url.pathname}`,

@@ -1,0 +1,197 @@
+// The console's own admin API (docs/console.md): study browser, study page, activity figures, the OpenAPI
+// description held to the router, and the static console files served beside the APIs.
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_ACCOUNTS, seedDemo, type DemoSeed } from '../src/app/demo.js';
+import { OPENAPI, openApiPath } from '../src/transports/admin/openapi.js';
+import { buildRouter } from '../src/transports/server/routes.js';
+import { backends } from './support/backends.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+for (const backend of backends()) {
+  describe(`console API (${backend})`, () => {
+    let s: TestServer;
+    let seed: DemoSeed;
+    let consoleDir: string;
+    const tokens = new Map<string, string>();
+
+    beforeAll(async () => {
+      consoleDir = await mkdtemp(join(tmpdir(), 'custos-console-files-'));
+      await mkdir(join(consoleDir, 'assets'));
+      await writeFile(join(consoleDir, 'index.html'), '<!doctype html><title>Custos</title>');
+      await writeFile(join(consoleDir, 'assets', 'app-1a2b3c.js'), 'console.log(1)');
+      s = await startTestServer(backend, {
+        configure: (c) => ({ ...c, http: { ...c.http, consoleDir } }),
+      });
+      seed = await seedDemo(s.app);
+      for (const a of seed.accounts) {
+        const res = await fetch(`${s.url}/api/auth/login`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ username: a.username, password: a.password }),
+        });
+        expect(res.status, a.username).toBe(200);
+        tokens.set(a.role, ((await res.json()) as { token: string }).token);
+      }
+    }, 120_000);
+    afterAll(async () => {
+      await s?.stop();
+      await rm(consoleDir, { recursive: true, force: true });
+    });
+
+    const get = (role: string, path: string) =>
+      fetch(`${s.url}${path}`, { headers: { Authorization: `Bearer ${tokens.get(role)}` } });
+
+    interface Listed {
+      studies: { studyUid: string; department: string | null; classification: string; status: string }[];
+      more: boolean;
+    }
+
+    it('seeds one account per role and synthetic studies through the ingest pipeline, one quarantined', () => {
+      expect(seed.accounts.map((a) => a.role).sort()).toEqual(DEMO_ACCOUNTS.map((a) => a.role).sort());
+      expect(seed.stored).toBe(36);
+      expect(seed.quarantined).toBe(2);
+    });
+
+    it('lists every study for the data steward, with governance columns', async () => {
+      const res = await get('data-steward', '/api/studies?limit=100');
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as Listed;
+      expect(body.studies).toHaveLength(12);
+      expect(body.more).toBe(false);
+      expect(body.studies[0]).toMatchObject({ classification: 'normal', status: 'active' });
+      expect(new Set(body.studies.map((x) => x.department))).toEqual(new Set(['Radiology', 'Cardiology']));
+    });
+
+    it("narrows the radiologist to the department's studies and the referring physician to his patients", async () => {
+      const rad = (await (await get('radiologist', '/api/studies?limit=100')).json()) as Listed;
+      expect(rad.studies).toHaveLength(9);
+      expect(rad.studies.every((x) => x.department === 'Radiology')).toBe(true);
+      const ref = (await (await get('referring-physician', '/api/studies?limit=100')).json()) as Listed;
+      expect(ref.studies).toHaveLength(4);
+    });
+
+    it('matches like QIDO and pages over what the caller may see', async () => {
+      const mr = (await (await get('data-steward', '/api/studies?ModalitiesInStudy=MR')).json()) as Listed;
+      expect(mr.studies).toHaveLength(4);
+      const page = (await (await get('radiologist', '/api/studies?limit=5&offset=5')).json()) as Listed;
+      expect(page.studies).toHaveLength(4);
+      const first = (await (await get('radiologist', '/api/studies?limit=5')).json()) as Listed;
+      expect(first.more).toBe(true);
+      const bad = await get('data-steward', '/api/studies?StudyDate=yesterday');
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { code: string }).code).toBe('qido.bad-parameter');
+      const unknown = await get('data-steward', '/api/studies?Foo=1');
+      expect(unknown.status).toBe(400);
+      expect(((await unknown.json()) as { detail: string }).detail).toMatch(/Foo: unknown parameter/);
+    });
+
+    it('refuses the study browser to a role no policy lets query, and records the refusal', async () => {
+      const res = await get('privacy-officer', '/api/studies');
+      expect(res.status).toBe(403);
+      const denied = await s.app.auditStore.search({
+        actor: 'privacy.weber',
+        outcome: 'denied',
+        action: ['query'],
+        limit: 5,
+      });
+      expect(denied.length).toBeGreaterThan(0);
+    });
+
+    it('shows a study page by what each role may see: metadata, access history, or a refusal', async () => {
+      const all = (await (await get('data-steward', '/api/studies?limit=100')).json()) as Listed;
+      const radiology = all.studies.find((x) => x.department === 'Radiology')!.studyUid;
+      const cardiology = all.studies.find((x) => x.department === 'Cardiology')!.studyUid;
+
+      const rad = await get('radiologist', `/api/studies/${radiology}`);
+      expect(rad.status).toBe(200);
+      const radPage = (await rad.json()) as {
+        study: { patientName?: string };
+        series: unknown[] | null;
+        accessHistory: unknown;
+        permissions: { viewMetadata: boolean; readAudit: boolean };
+      };
+      expect(radPage.series!.length).toBeGreaterThan(0);
+      expect(radPage.study.patientName).toBeTruthy();
+      expect(radPage.accessHistory).toBeNull();
+      expect(radPage.permissions).toEqual({ viewMetadata: true, readAudit: false });
+
+      expect((await get('radiologist', `/api/studies/${cardiology}`)).status).toBe(403);
+
+      const po = (await (await get('privacy-officer', `/api/studies/${radiology}`)).json()) as {
+        study: { patientName?: string };
+        series: unknown;
+        accessHistory: { records: { actor: string; action: string }[] };
+      };
+      expect(po.series).toBeNull();
+      expect(po.study.patientName).toBeUndefined();
+      // The radiologist's read above is in the study's own history.
+      expect(po.accessHistory.records).toEqual(
+        expect.arrayContaining([expect.objectContaining({ actor: 'rad.rossi', action: 'view-metadata' })]),
+      );
+
+      const owner = (await (await get('data-owner', `/api/studies/${radiology}`)).json()) as {
+        accessHistory: { records: unknown[] } | null;
+      };
+      expect(owner.accessHistory?.records.length).toBeGreaterThan(0);
+      expect((await get('data-owner', `/api/studies/${cardiology}`)).status).toBe(403);
+
+      const missing = await get('data-steward', '/api/studies/1.2.3.4.5.6');
+      expect(missing.status).toBe(404);
+    });
+
+    it('counts ingest, refusals and break-glass per day for governance roles only', async () => {
+      const res = await get('data-steward', '/api/kpis/activity');
+      expect(res.status).toBe(200);
+      const a = (await res.json()) as {
+        byDay: { day: string; ingested: number; denied: number }[];
+        totals: { ingested: number; denied: number; breakGlass: number };
+      };
+      expect(a.byDay).toHaveLength(30);
+      expect(a.totals.ingested).toBe(seed.stored);
+      expect(a.totals.denied).toBeGreaterThanOrEqual(3);
+      expect((await get('radiologist', '/api/kpis/activity')).status).toBe(403);
+      const bad = await get('privacy-officer', '/api/kpis/activity?from=2026-02-01&to=2026-01-01');
+      expect(bad.status).toBe(400);
+      expect(((await bad.json()) as { code: string }).code).toBe('kpi.bad-range');
+    });
+
+    it('describes every /api route of the router in the OpenAPI description, and nothing it lacks', async () => {
+      const routes = buildRouter(s.app)
+        .routes()
+        .filter((r) => r.path.startsWith('/api/') || r.path === '/api');
+      const described = OPENAPI.paths as Record<string, Record<string, { 'x-custos-pending'?: string }>>;
+      for (const r of routes)
+        expect(described[openApiPath(r.path)]?.[r.method.toLowerCase()], `${r.method} ${r.path}`).toBeDefined();
+      const routed = new Set(routes.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`));
+      for (const [path, ops] of Object.entries(described))
+        for (const [method, o] of Object.entries(ops))
+          if (!o['x-custos-pending'])
+            expect(routed.has(`${method} ${path}`), `${method} ${path} is described but not routed`).toBe(true);
+      const served = await fetch(`${s.url}/api/openapi.json`);
+      expect(served.status).toBe(200);
+      expect(((await served.json()) as { openapi: string }).openapi).toBe('3.1.0');
+    });
+
+    it('serves the console with its headers, client routes, and leaves API 404s alone', async () => {
+      const index = await fetch(`${s.url}/`);
+      expect(index.status).toBe(200);
+      expect(index.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(index.headers.get('content-security-policy')).toMatch(/^default-src 'self'/);
+      expect(index.headers.get('cache-control')).toMatch(/no-cache/);
+      const route = await fetch(`${s.url}/studies/1.2.3`);
+      expect(route.status).toBe(200);
+      expect(await route.text()).toContain('<title>Custos</title>');
+      const asset = await fetch(`${s.url}/assets/app-1a2b3c.js`);
+      expect(asset.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+      expect(asset.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+      expect((await fetch(`${s.url}/assets/missing.js`)).status).toBe(404);
+      expect((await fetch(`${s.url}/%2e%2e/%2e%2e/etc/passwd`)).status).toBe(404);
+      const api = await fetch(`${s.url}/api/nothing-here`);
+      expect(api.status).toBe(404);
+      expect(api.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    });
+  });
+}
