@@ -1,4 +1,5 @@
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 // Layering (ARCHITECTURE.md): transports -> services -> domain/ports; adapters implement ports;
@@ -18,6 +19,7 @@ export default tseslint.config(
       'bench/out',
       'test-artifacts',
       'src/dicom/dictionary-data.ts',
+      'console/src/api/schema.d.ts',
     ],
   },
   js.configs.recommended,
@@ -61,5 +63,20 @@ export default tseslint.config(
   {
     files: ['bin/**/*.js', 'bench/**/*.{js,ts}', 'scripts/**/*.{js,ts}'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  // The web console runs in the browser and talks only to the admin API (never imports the server's code).
+  {
+    files: ['console/**/*.{ts,tsx}'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/src/*/**', '../../src/**'], message: 'the console talks to the admin API only' },
+          ],
+        },
+      ],
+    },
   },
 );

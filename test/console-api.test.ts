@@ -164,12 +164,17 @@ for (const backend of backends()) {
         .filter((r) => r.path.startsWith('/api/') || r.path === '/api');
       const described = OPENAPI.paths as Record<string, Record<string, { 'x-custos-pending'?: string }>>;
       for (const r of routes)
-        expect(described[openApiPath(r.path)]?.[r.method.toLowerCase()], `${r.method} ${r.path}`).toBeDefined();
+        expect(
+          described[openApiPath(r.path)]?.[r.method.toLowerCase()],
+          `${r.method} ${r.path}`,
+        ).toBeDefined();
       const routed = new Set(routes.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.path)}`));
       for (const [path, ops] of Object.entries(described))
         for (const [method, o] of Object.entries(ops))
           if (!o['x-custos-pending'])
-            expect(routed.has(`${method} ${path}`), `${method} ${path} is described but not routed`).toBe(true);
+            expect(routed.has(`${method} ${path}`), `${method} ${path} is described but not routed`).toBe(
+              true,
+            );
       const served = await fetch(`${s.url}/api/openapi.json`);
       expect(served.status).toBe(200);
       expect(((await served.json()) as { openapi: string }).openapi).toBe('3.1.0');
@@ -190,7 +195,9 @@ for (const backend of backends()) {
       expect((await fetch(`${s.url}/assets/missing.js`)).status).toBe(404);
       // An escaped traversal never leaves the console directory.
       expect((await fetch(`${s.url}/..%2f..%2f..%2fetc%2fhostname`)).status).toBe(404);
-      expect(await (await fetch(`${s.url}/%2e%2e/%2e%2e/etc/hostname`)).text()).toContain('<title>Custos</title>');
+      expect(await (await fetch(`${s.url}/%2e%2e/%2e%2e/etc/hostname`)).text()).toContain(
+        '<title>Custos</title>',
+      );
       const api = await fetch(`${s.url}/api/nothing-here`);
       expect(api.status).toBe(404);
       expect(api.headers.get('content-type')).toMatch(/^application\/problem\+json/);

@@ -57,7 +57,18 @@ interface DemoStudy {
   defective?: boolean;
 }
 
-const FAMILY = ['Martin', 'Bernard', 'Dubois', 'Thomas', 'Robert', 'Richard', 'Petit', 'Durand', 'Leroy', 'Moreau'];
+const FAMILY = [
+  'Martin',
+  'Bernard',
+  'Dubois',
+  'Thomas',
+  'Robert',
+  'Richard',
+  'Petit',
+  'Durand',
+  'Leroy',
+  'Moreau',
+];
 const GIVEN = ['Alice', 'Bruno', 'Chloe', 'David', 'Emma', 'Felix', 'Gina', 'Hugo', 'Ines', 'Jules'];
 const REFERRING = ['House^Gregory', 'Wilson^James', 'Cuddy^Lisa'];
 const DESCRIPTIONS = { CT: ['CT HEAD', 'CT CHEST', 'CT ABDOMEN'], MR: ['MR BRAIN', 'MR KNEE', 'MR SPINE'] };
@@ -98,7 +109,8 @@ function instance(s: DemoStudy, series: number, n: number): Buffer {
   const cols = 16;
   const pixels = Buffer.alloc(rows * cols * 2);
   for (let r = 0; r < rows; r++)
-    for (let c = 0; c < cols; c++) pixels.writeUInt16LE(((r * 37 + c * 11 + n * 101) % 1024) * 4, (r * cols + c) * 2);
+    for (let c = 0; c < cols; c++)
+      pixels.writeUInt16LE(((r * 37 + c * 11 + n * 101) % 1024) * 4, (r * cols + c) * 2);
   const sopClass = s.modality === 'CT' ? CT_IMAGE : MR_IMAGE;
   const els: WriteElement[] = [
     { tag: t(0x0008, 0x0005), vr: 'CS', value: 'ISO_IR 192' },
@@ -138,7 +150,9 @@ function instance(s: DemoStudy, series: number, n: number): Buffer {
     { tag: t(0x0020, 0x0011), vr: 'IS', value: String(series) },
     ...(s.modality === 'CT' ? [{ tag: t(0x0020, 0x0012), vr: 'IS', value: '1' } as WriteElement] : []),
     { tag: t(0x0020, 0x0013), vr: 'IS', value: String(n) },
-    ...(s.defective ? [] : [{ tag: t(0x0020, 0x0032), vr: 'DS', value: ['0', '0', String(n)] } as WriteElement]),
+    ...(s.defective
+      ? []
+      : [{ tag: t(0x0020, 0x0032), vr: 'DS', value: ['0', '0', String(n)] } as WriteElement]),
     { tag: t(0x0020, 0x0037), vr: 'DS', value: ['1', '0', '0', '0', '1', '0'] },
     { tag: t(0x0020, 0x0052), vr: 'UI', value: `${studyUid}.1` },
     { tag: t(0x0020, 0x1040), vr: 'LO', value: '' },

@@ -28,6 +28,28 @@ describe('audit export in standard formats', () => {
     expect(out.map((l) => /<EventID csd-code="(\d+)"/.exec(l)![1])).toEqual(['110114', '110112', '110104']);
   });
 
+  it('writes CSV with a header after the first record, quoting, and no spreadsheet formulas', async () => {
+    async function* tricky(): AsyncIterable<AuditRecord> {
+      yield sampleRecord({
+        seq: 7,
+        action: 'view-pixels',
+        breakGlassReason: '=HYPERLINK("x"), "urgent"\nsee',
+      });
+    }
+    const out: string[] = [];
+    for await (const l of exportRecords(tricky(), 'csv')) out.push(l);
+    expect(out).toHaveLength(1);
+    const [header, row] = out[0]!.split('\r\n');
+    expect(header).toBe(
+      'seq,ts,actor,role,kind,action,outcome,policy,patientId,studyUid,source,channel,purpose,breakGlassReason',
+    );
+    expect(row!.startsWith('7,')).toBe(true);
+    expect(out[0]).toContain(`"'=HYPERLINK(""x""), ""urgent""\nsee"`);
+    const empty: string[] = [];
+    for await (const l of exportRecords((async function* () {})(), 'csv')) empty.push(l);
+    expect(empty).toEqual([`${header}\r\n`]);
+  });
+
   it('writes FHIR AuditEvent NDJSON', async () => {
     const out = await lines('fhir');
     const parsed = out.map(

@@ -3,8 +3,53 @@ import { toFhirAuditEvent, type FhirAuditOptions } from '../domain/audit-fhir.js
 import type { AuditRecord } from '../domain/audit-record.js';
 import { CustosError } from '../domain/errors.js';
 
-export type AuditExportFormat = 'dicom' | 'fhir';
-export const AUDIT_EXPORT_FORMATS: readonly AuditExportFormat[] = ['dicom', 'fhir'];
+export type AuditExportFormat = 'dicom' | 'fhir' | 'csv';
+export const AUDIT_EXPORT_FORMATS: readonly AuditExportFormat[] = ['dicom', 'fhir', 'csv'];
+
+/** Columns of the CSV export (a spreadsheet view of the ledger for the console; JSONL is the complete record). */
+export const AUDIT_CSV_COLUMNS = [
+  'seq',
+  'ts',
+  'actor',
+  'role',
+  'kind',
+  'action',
+  'outcome',
+  'policy',
+  'patientId',
+  'studyUid',
+  'source',
+  'channel',
+  'purpose',
+  'breakGlassReason',
+] as const;
+
+/** One RFC 4180 field; a leading = + - @ is quoted with an apostrophe so no spreadsheet runs it as a formula. */
+function csvField(v: unknown): string {
+  let text = v === undefined || v === null ? '' : String(v);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function csvLine(r: AuditRecord): string {
+  const values: Record<(typeof AUDIT_CSV_COLUMNS)[number], unknown> = {
+    seq: r.seq,
+    ts: r.ts,
+    actor: r.actor.name,
+    role: r.actor.role,
+    kind: r.actor.kind,
+    action: r.action,
+    outcome: r.outcome,
+    policy: r.policy,
+    patientId: r.patientId,
+    studyUid: r.studyUid,
+    source: r.source,
+    channel: r.channel,
+    purpose: r.purpose,
+    breakGlassReason: r.breakGlassReason,
+  };
+  return `${AUDIT_CSV_COLUMNS.map((c) => csvField(values[c])).join(',')}\r\n`;
+}
 
 /**
  * Audit records in a standard format, one line each: `dicom` is one PS3.15 A.5 AuditMessage (XML, with its
@@ -24,6 +69,17 @@ export async function* exportRecords(
       httpStatus: 400,
       detail: { parameter: 'format' },
     });
+  if (format === 'csv') {
+    // The header follows the first record, so that a refusal (decided when the first record is pulled) still
+    // reaches the caller before anything is written.
+    let header = `${AUDIT_CSV_COLUMNS.join(',')}\r\n`;
+    for await (const r of records) {
+      yield `${header}${csvLine(r)}`;
+      header = '';
+    }
+    if (header) yield header;
+    return;
+  }
   for await (const r of records) {
     // Both serialisations escape line breaks inside values, so a line is always exactly one record.
     yield format === 'dicom'

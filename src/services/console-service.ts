@@ -249,7 +249,11 @@ export class ConsoleService {
    * Activity per UTC day between two dates (inclusive): instances archived (index), refused accesses and
    * break-glass openings (ledger). Counts only: no names, no patients.
    */
-  async activity(principal: Principal, range: { from?: string; to?: string }, channel: string): Promise<Activity> {
+  async activity(
+    principal: Principal,
+    range: { from?: string; to?: string },
+    channel: string,
+  ): Promise<Activity> {
     const decision = await this.deps.gate.require(principal, 'view-activity', { type: 'archive' });
     const today = this.deps.clock.now().toISOString().slice(0, 10);
     const to = range.to ?? today;

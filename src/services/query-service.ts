@@ -210,24 +210,22 @@ export class QueryService {
     if (query.level !== 'study')
       throw new CustosError({ code: 'query.bad-level', message: 'the study browser lists studies only' });
     const { rows, more, policy } = await this.visibleRows(principal, query);
-    const studies = rows.map(
-      (r): BrowsedStudy => ({
-        studyUid: r.study_uid,
-        patientId: r.patient_id,
-        patientName: r.patient_name,
-        studyDate: r.study_date,
-        accessionNumber: r.accession_number,
-        studyDescription: r.study_description,
-        modalities: r.modalities ? r.modalities.split('\\') : [],
-        numSeries: Number(r.num_series),
-        numInstances: Number(r.num_instances),
-        owner: r.owner,
-        department: r.department,
-        classification: r.classification,
-        retentionUntil: r.retention_until,
-        status: r.status,
-      }),
-    );
+    const studies = rows.map((r): BrowsedStudy => ({
+      studyUid: r.study_uid,
+      patientId: r.patient_id,
+      patientName: r.patient_name,
+      studyDate: r.study_date,
+      accessionNumber: r.accession_number,
+      studyDescription: r.study_description,
+      modalities: r.modalities ? r.modalities.split('\\') : [],
+      numSeries: Number(r.num_series),
+      numInstances: Number(r.num_instances),
+      owner: r.owner,
+      department: r.department,
+      classification: r.classification,
+      retentionUntil: r.retention_until,
+      status: r.status,
+    }));
     await this.recordQuery(
       principal,
       query,
@@ -265,7 +263,11 @@ export class QueryService {
       }
       if (rows.length < batch) break;
     }
-    return { rows: visible.slice(0, query.limit), more: visible.length > query.limit, policy: decision.policy };
+    return {
+      rows: visible.slice(0, query.limit),
+      more: visible.length > query.limit,
+      policy: decision.policy,
+    };
   }
 
   private async recordQuery(

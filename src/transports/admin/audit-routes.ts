@@ -95,7 +95,7 @@ export function auditRoutes(audit: AuditService): Route[] {
       path: '/api/audit/export',
       auth: 'bearer',
       summary:
-        'export audit records oldest first: format=jsonl, dicom (PS3.15 A.5 XML per line) or fhir (AuditEvent NDJSON)',
+        'export audit records oldest first: format=jsonl, dicom (PS3.15 A.5 XML per line), fhir (AuditEvent NDJSON) or csv',
       handler: async (ctx) => {
         rejectUnknown(ctx, [...AUDIT_FILTER_KEYS.filter((k) => k !== 'limit' && k !== 'before'), 'format']);
         const format = ctx.query.get('format') ?? 'jsonl';
@@ -124,9 +124,17 @@ export function auditRoutes(audit: AuditService): Route[] {
             : exportRecords(records, format as AuditExportFormat)[Symbol.asyncIterator]();
         // Pull the first line before the status line, so a refusal still becomes a problem+json response.
         const first = await lines.next();
-        ctx.res.writeHead(200, {
-          'Content-Type': `${format === 'fhir' ? 'application/fhir+ndjson' : 'application/x-ndjson'}; charset=utf-8`,
-        });
+        ctx.res.writeHead(
+          200,
+          format === 'csv'
+            ? {
+                'Content-Type': 'text/csv; charset=utf-8; header=present',
+                'Content-Disposition': 'attachment; filename="custos-audit.csv"',
+              }
+            : {
+                'Content-Type': `${format === 'fhir' ? 'application/fhir+ndjson' : 'application/x-ndjson'}; charset=utf-8`,
+              },
+        );
         if (!first.done) ctx.res.write(first.value);
         for (let next = await lines.next(); !next.done; next = await lines.next()) {
           if (!ctx.res.write(next.value)) await new Promise((res) => ctx.res.once('drain', res));

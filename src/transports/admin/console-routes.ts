@@ -59,7 +59,8 @@ export function consoleRoutes(query: QueryService, console: ConsoleService): Rou
       method: 'GET',
       path: '/api/studies',
       auth: 'bearer',
-      summary: 'study browser: QIDO-like study search with governance columns, narrowed to what the caller may see',
+      summary:
+        'study browser: QIDO-like study search with governance columns, narrowed to what the caller may see',
       handler: async (ctx) => {
         rejectUnknown(ctx, [...STUDY_KEYS, 'limit', 'offset'], 'studies.bad-parameter');
         const limit = pageParam(ctx, 'limit', 50, 1, MAX_LIMIT);
@@ -77,7 +78,8 @@ export function consoleRoutes(query: QueryService, console: ConsoleService): Rou
       method: 'GET',
       path: '/api/studies/:uid',
       auth: 'bearer',
-      summary: "one study's governance state, series and own access history, as far as the caller may see them",
+      summary:
+        "one study's governance state, series and own access history, as far as the caller may see them",
       handler: async (ctx) => {
         rejectUnknown(ctx, [], 'studies.bad-parameter');
         sendJson(ctx.res, 200, await console.study(ctx.principal, ctx.params.uid!, 'admin-api'), JSON_TYPE);

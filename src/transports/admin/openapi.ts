@@ -70,10 +70,12 @@ const auditFilterParams = [
 ];
 
 const schemas: Record<string, Schema> = {
-  Problem: obj(
-    { type: str, title: str, status: int, detail: str, code: str, instance: str },
-    ['type', 'title', 'instance', 'detail'],
-  ),
+  Problem: obj({ type: str, title: str, status: int, detail: str, code: str, instance: str }, [
+    'type',
+    'title',
+    'instance',
+    'detail',
+  ]),
   Session: obj(
     {
       username: str,
@@ -88,21 +90,17 @@ const schemas: Record<string, Schema> = {
       sessionExpiresAt: str,
       token: str,
     },
-    [
-      'role',
-      'displayName',
-      'department',
-      'mfaEnrolled',
-      'mfaRequired',
-      'mfaEnrollmentRequired',
-      'mustChangePassword',
-      'sessionExpiresAt',
-      'token',
-      'username',
-    ],
+    ['mfaEnrollmentRequired', 'mustChangePassword', 'expiresAt', 'sessionExpiresAt', 'token'],
   ),
   ApiToken: obj(
-    { id: str, name: str, createdAt: str, expiresAt: nullable(str), revokedAt: nullable(str), lastUsedAt: nullable(str) },
+    {
+      id: str,
+      name: str,
+      createdAt: str,
+      expiresAt: nullable(str),
+      revokedAt: nullable(str),
+      lastUsedAt: nullable(str),
+    },
     ['lastUsedAt'],
   ),
   NewToken: obj({ id: str, token: str, expiresAt: nullable(str) }),
@@ -312,8 +310,18 @@ const schemas: Record<string, Schema> = {
   QualityKpis: obj({
     objects: obj({ total: int, accepted: int, acceptedWithWarnings: int, quarantined: int, rejected: int }),
     headerCorrectPercent: nullable({ type: 'number' }),
-    quarantine: obj({ open: int, oldestAgeHours: nullable({ type: 'number' }), medianAgeHours: nullable({ type: 'number' }) }),
-    reconciliations: obj({ merges: int, identifierChanges: int, corrections: int, releases: int, rejections: int }),
+    quarantine: obj({
+      open: int,
+      oldestAgeHours: nullable({ type: 'number' }),
+      medianAgeHours: nullable({ type: 'number' }),
+    }),
+    reconciliations: obj({
+      merges: int,
+      identifierChanges: int,
+      corrections: int,
+      releases: int,
+      rejections: int,
+    }),
     byDay: arr(obj({ day: str, accepted: int, acceptedWithWarnings: int, quarantined: int, rejected: int })),
   }),
 };
@@ -428,7 +436,14 @@ const paths: Record<string, Record<string, Op>> = {
       tags: ['users'],
       requestBody: body(
         obj(
-          { username: str, role: str, displayName: str, department: str, physicianName: str, physicianId: str },
+          {
+            username: str,
+            role: str,
+            displayName: str,
+            department: str,
+            physicianName: str,
+            physicianId: str,
+          },
           ['displayName', 'department', 'physicianName', 'physicianId'],
         ),
       ),
@@ -571,7 +586,10 @@ const paths: Record<string, Record<string, Op>> = {
       summary: 'ingest volume, denied accesses and break-glass openings per day',
       operationId: 'activityKpis',
       tags: ['kpis'],
-      parameters: [qp('from', 'YYYY-MM-DD (default: 29 days before to)'), qp('to', 'YYYY-MM-DD (default: today)')],
+      parameters: [
+        qp('from', 'YYYY-MM-DD (default: 29 days before to)'),
+        qp('to', 'YYYY-MM-DD (default: today)'),
+      ],
       responses: { '200': json(ref('Activity')) },
     }),
   },
@@ -635,7 +653,12 @@ const paths: Record<string, Record<string, Op>> = {
         qp('limit', '1..1000 (default 100)', int),
       ],
       responses: {
-        '200': json(obj({ records: arr(ref('AuditRecord')), next: nullable(obj({ before: int, after: int }, ['before', 'after'])) })),
+        '200': json(
+          obj({
+            records: arr(ref('AuditRecord')),
+            next: nullable(obj({ before: int, after: int }, ['before', 'after'])),
+          }),
+        ),
       },
     }),
   },
@@ -657,7 +680,10 @@ const paths: Record<string, Record<string, Op>> = {
       summary: 'recompute the hash chain and check every signed checkpoint',
       operationId: 'auditVerify',
       tags: ['audit'],
-      responses: { '200': json(ref('VerifyReport')), '409': json(ref('VerifyReport'), 'the ledger does not verify') },
+      responses: {
+        '200': json(ref('VerifyReport')),
+        '409': json(ref('VerifyReport'), 'the ledger does not verify'),
+      },
     }),
   },
   '/api/audit/export': {
@@ -668,10 +694,13 @@ const paths: Record<string, Record<string, Op>> = {
       parameters: [
         ...auditFilterParams,
         qp('after', 'records with seq above this', int),
-        qp('format', 'jsonl (default), dicom or fhir', { enum: ['jsonl', 'dicom', 'fhir'] }),
+        qp('format', 'jsonl (default), dicom, fhir or csv', { enum: ['jsonl', 'dicom', 'fhir', 'csv'] }),
       ],
       responses: {
-        '200': { description: 'one record per line', content: { 'application/x-ndjson': { schema: str } } },
+        '200': {
+          description: 'one record per line',
+          content: { 'application/x-ndjson': { schema: str }, 'text/csv': { schema: str } },
+        },
       },
     }),
   },

@@ -22,7 +22,8 @@ const API_PREFIXES = ['/api', '/dicom-web', '/wado', '/scim', '/fhir'];
 
 /** Headers on everything the console is served with (docs/console.md). */
 export const CONSOLE_SECURITY_HEADERS: Record<string, string> = {
-  'Content-Security-Policy': "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+  'Content-Security-Policy':
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
   'X-Frame-Options': 'DENY',
@@ -72,7 +73,9 @@ export function consoleFiles(root: string): StaticHandler {
       ...CONSOLE_SECURITY_HEADERS,
       'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
       'Content-Length': info.size,
-      'Cache-Control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache, no-store, must-revalidate',
+      'Cache-Control': immutable
+        ? 'public, max-age=31536000, immutable'
+        : 'no-cache, no-store, must-revalidate',
     });
     if (req.method === 'HEAD') {
       res.end();

@@ -1,0 +1,45 @@
+import createClient from 'openapi-fetch';
+import type { components, paths } from './schema';
+
+export type Schemas = components['schemas'];
+
+/**
+ * The one client of the admin API, typed from its OpenAPI description. The session is the HttpOnly cookie set
+ * at login: no token is kept by the console. Every request carries the header the server requires of
+ * cookie-authenticated unsafe requests (CSRF defence).
+ */
+export const api = createClient<paths>({
+  baseUrl: window.location.origin,
+  credentials: 'same-origin',
+  headers: { 'X-Requested-With': 'custos-console' },
+});
+
+/** A refused or failed call, with the problem+json code and the server's message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Problem {
+  code?: string;
+  detail?: string;
+  title?: string;
+}
+
+/** The data of an openapi-fetch result, or an ApiError naming what the server said. */
+export function unwrap<T>(r: { data?: T; error?: unknown; response: Response }): T {
+  if (!r.response.ok) {
+    const p = (r.error ?? {}) as Problem;
+    throw new ApiError(
+      r.response.status,
+      p.code ?? `http.${r.response.status}`,
+      p.detail ?? p.title ?? r.response.statusText,
+    );
+  }
+  return r.data as T;
+}

@@ -1,0 +1,51 @@
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { createContext, useContext, type ReactNode } from 'react';
+import { api, ApiError, unwrap, type Schemas } from './api/client';
+
+export type Session = Schemas['Session'];
+
+interface AuthValue {
+  session: Session | null;
+  loading: boolean;
+  refresh: () => Promise<void>;
+  logout: () => Promise<void>;
+}
+
+const AuthContext = createContext<AuthValue | null>(null);
+
+/** Who is signed in, from GET /api/auth/me (the session cookie); null when nobody is. */
+export function AuthProvider({ children }: { children: ReactNode }) {
+  const qc = useQueryClient();
+  const me = useQuery({
+    queryKey: ['me'],
+    queryFn: async () => {
+      try {
+        return unwrap(await api.GET('/api/auth/me'));
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) return null;
+        throw err;
+      }
+    },
+    retry: false,
+    staleTime: 60_000,
+  });
+  const value: AuthValue = {
+    session: me.data ?? null,
+    loading: me.isPending,
+    refresh: async () => {
+      await qc.invalidateQueries({ queryKey: ['me'] });
+    },
+    logout: async () => {
+      await api.POST('/api/auth/logout');
+      qc.clear();
+      qc.setQueryData(['me'], null);
+    },
+  };
+  return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
+}
+
+export function useAuth(): AuthValue {
+  const v = useContext(AuthContext);
+  if (!v) throw new Error('useAuth outside AuthProvider');
+  return v;
+}

@@ -1,0 +1,204 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { ColumnDef } from '@tanstack/react-table';
+import { useState, type FormEvent } from 'react';
+import { Link, useNavigate, useParams } from 'react-router';
+import { api, unwrap, type Schemas } from '../api/client';
+import { DataTable } from '../components/DataTable';
+import { Empty, ErrorState, Loading } from '../components/States';
+
+type Entry = Schemas['QuarantineSummary'];
+const columns: ColumnDef<Entry, unknown>[] = [
+  { header: 'Received', accessorFn: (e) => new Date(e.createdAt).toLocaleString() },
+  { header: 'Patient ID', accessorKey: 'patientId' },
+  { header: 'Reasons', accessorFn: (e) => e.reasons.join('; ') },
+  { header: 'Channel', accessorKey: 'channel' },
+  { header: 'Sender', accessorKey: 'sender' },
+  { header: 'Status', accessorKey: 'status' },
+];
+
+/** The data steward's quarantine queue: objects held at ingest for header defects. */
+export function QuarantineQueue() {
+  const [status, setStatus] = useState<'quarantined' | 'released' | 'rejected'>('quarantined');
+  const navigate = useNavigate();
+  const list = useQuery({
+    queryKey: ['quarantine', status],
+    queryFn: async () =>
+      unwrap(await api.GET('/api/quarantine', { params: { query: { status, limit: 200 } } })),
+  });
+  return (
+    <section aria-labelledby="q-title">
+      <h1 id="q-title">Quarantine</h1>
+      <div className="field inline">
+        <label htmlFor="q-status">Status</label>
+        <select id="q-status" value={status} onChange={(e) => setStatus(e.target.value as typeof status)}>
+          <option value="quarantined">held</option>
+          <option value="released">released</option>
+          <option value="rejected">rejected</option>
+        </select>
+      </div>
+      {list.isPending ? (
+        <Loading what="the quarantine" />
+      ) : list.isError ? (
+        <ErrorState error={list.error} />
+      ) : list.data.entries.length === 0 ? (
+        <Empty>Nothing {status === 'quarantined' ? 'is held' : `was ${status}`}.</Empty>
+      ) : (
+        <>
+          <p className="muted">{list.data.total} objects</p>
+          <DataTable
+            data={list.data.entries}
+            columns={columns}
+            caption="Quarantined objects"
+            onRowOpen={(e) => navigate(`/quarantine/${e.id}`)}
+            rowLabel={(e) => `Inspect quarantined object ${e.id}`}
+          />
+        </>
+      )}
+    </section>
+  );
+}
+
+/** Inspect one held object: its defects, header, corrections; correct, release or reject it. */
+export function QuarantineItem() {
+  const { id = '' } = useParams();
+  const qc = useQueryClient();
+  const navigate = useNavigate();
+  const [tag, setTag] = useState('');
+  const [value, setValue] = useState('');
+  const [reason, setReason] = useState('');
+  const item = useQuery({
+    queryKey: ['quarantine-item', id],
+    queryFn: async () => unwrap(await api.GET('/api/quarantine/{id}', { params: { path: { id } } })),
+  });
+  const done = async () => {
+    await qc.invalidateQueries({ queryKey: ['quarantine'] });
+    await qc.invalidateQueries({ queryKey: ['quarantine-item', id] });
+  };
+  const correct = useMutation({
+    mutationFn: async () =>
+      unwrap(
+        await api.POST('/api/quarantine/{id}/corrections', {
+          params: { path: { id } },
+          body: { [tag.trim()]: value },
+        }),
+      ),
+    onSuccess: async () => {
+      setTag('');
+      setValue('');
+      await done();
+    },
+  });
+  const release = useMutation({
+    mutationFn: async () =>
+      unwrap(await api.POST('/api/quarantine/{id}/release', { params: { path: { id } } })),
+    onSuccess: async () => {
+      await done();
+      navigate('/quarantine');
+    },
+  });
+  const reject = useMutation({
+    mutationFn: async () =>
+      unwrap(await api.POST('/api/quarantine/{id}/reject', { params: { path: { id } }, body: { reason } })),
+    onSuccess: async () => {
+      await done();
+      navigate('/quarantine');
+    },
+  });
+  if (item.isPending) return <Loading what="the quarantined object" />;
+  if (item.isError) return <ErrorState error={item.error} />;
+  const q = item.data;
+  const header = Object.entries(q.corrected as Record<string, { vr?: string; Value?: unknown[] }>)
+    .filter(([, v]) => v.vr !== 'OB' && v.vr !== 'OW' && v.vr !== 'SQ')
+    .slice(0, 80);
+  const onCorrect = (e: FormEvent) => {
+    e.preventDefault();
+    correct.mutate();
+  };
+  return (
+    <section aria-labelledby="qi-title">
+      <h1 id="qi-title">Quarantined object</h1>
+      <p className="uid">{q.id}</p>
+      <p>
+        Patient {q.patientId} · status <span className="badge">{q.status}</span>
+      </p>
+      <h2>Defects</h2>
+      <ul>
+        {q.reasons.map((r) => (
+          <li key={r}>{r}</li>
+        ))}
+      </ul>
+      {q.status === 'quarantined' ? (
+        <div className="cards">
+          <form className="card" onSubmit={onCorrect} aria-labelledby="correct-title">
+            <h2 id="correct-title">Correct an attribute</h2>
+            <label htmlFor="c-tag">Attribute (keyword or (gggg,eeee))</label>
+            <input
+              id="c-tag"
+              value={tag}
+              onChange={(e) => setTag(e.target.value)}
+              placeholder="(0020,0032)"
+              required
+            />
+            <label htmlFor="c-value">New value (multiple values separated by \)</label>
+            <input id="c-value" value={value} onChange={(e) => setValue(e.target.value)} required />
+            <button type="submit" disabled={correct.isPending}>
+              Save correction
+            </button>
+            {correct.isError ? <ErrorState error={correct.error} /> : null}
+          </form>
+          <div className="card">
+            <h2>Decide</h2>
+            <button type="button" onClick={() => release.mutate()} disabled={release.isPending}>
+              Release into the archive
+            </button>
+            {release.isError ? <ErrorState error={release.error} /> : null}
+            <form
+              onSubmit={(e) => {
+                e.preventDefault();
+                reject.mutate();
+              }}
+            >
+              <label htmlFor="r-reason">Reason for rejecting</label>
+              <input id="r-reason" value={reason} onChange={(e) => setReason(e.target.value)} required />
+              <button type="submit" className="danger" disabled={reject.isPending}>
+                Reject for good
+              </button>
+            </form>
+            {reject.isError ? <ErrorState error={reject.error} /> : null}
+          </div>
+        </div>
+      ) : null}
+      <h2>Corrections</h2>
+      {Object.keys(q.corrections).length === 0 ? (
+        <Empty>No correction yet.</Empty>
+      ) : (
+        <ul>
+          {Object.entries(q.corrections).map(([t, v]) => (
+            <li key={t}>
+              <code>{t}</code> = {v.join('\\')}
+            </li>
+          ))}
+        </ul>
+      )}
+      <details>
+        <summary>Header (with corrections)</summary>
+        <table aria-label="Header attributes">
+          <tbody>
+            {header.map(([t, v]) => (
+              <tr key={t}>
+                <th scope="row">
+                  <code>{t}</code>
+                </th>
+                <td>{v.vr}</td>
+                <td>{JSON.stringify(v.Value ?? '')}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </details>
+      <p>
+        <Link to="/quarantine">Back to the queue</Link>
+      </p>
+    </section>
+  );
+}

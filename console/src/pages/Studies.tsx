@@ -1,0 +1,140 @@
+import { keepPreviousData, useQuery } from '@tanstack/react-query';
+import type { ColumnDef } from '@tanstack/react-table';
+import { useState, type FormEvent } from 'react';
+import { useNavigate, useSearchParams } from 'react-router';
+import { api, unwrap, type Schemas } from '../api/client';
+import { DataTable } from '../components/DataTable';
+import { Empty, ErrorState, Loading } from '../components/States';
+import { useAuth } from '../auth';
+import { BREAK_GLASS_ROLES } from '../roles';
+
+type Study = Schemas['BrowsedStudy'];
+const FIELDS = [
+  ['PatientName', 'Patient name', 'Doe^J*'],
+  ['PatientID', 'Patient ID', 'PID-1'],
+  ['StudyDate', 'Study date', '20240101-20241231'],
+  ['ModalitiesInStudy', 'Modality', 'CT'],
+  ['AccessionNumber', 'Accession', 'ACC*'],
+] as const;
+const PAGE = 25;
+
+export const dicomDate = (d: string) =>
+  /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d;
+export const personName = (pn: string) => pn.replace(/\^+$/, '').replace(/\^/g, ', ');
+
+const columns: ColumnDef<Study, unknown>[] = [
+  { header: 'Patient', accessorFn: (s) => personName(s.patientName) },
+  { header: 'Patient ID', accessorKey: 'patientId' },
+  { header: 'Date', accessorFn: (s) => dicomDate(s.studyDate) },
+  { header: 'Description', accessorKey: 'studyDescription' },
+  { header: 'Modalities', accessorFn: (s) => s.modalities.join(', ') },
+  { header: 'Accession', accessorKey: 'accessionNumber' },
+  { header: 'Department', accessorFn: (s) => s.department ?? '—' },
+  {
+    header: 'Classification',
+    accessorKey: 'classification',
+    cell: (c) => <span className={`badge ${String(c.getValue())}`}>{String(c.getValue())}</span>,
+  },
+  { header: 'Images', accessorKey: 'numInstances' },
+];
+
+/** The study browser: a QIDO-like search over what the signed-in account may see (the server narrows it). */
+export function Studies() {
+  const [params, setParams] = useSearchParams();
+  const navigate = useNavigate();
+  const { session } = useAuth();
+  const offset = Number(params.get('offset') ?? 0);
+  const filters = Object.fromEntries(FIELDS.map(([k]) => [k, params.get(k) ?? '']));
+  const [draft, setDraft] = useState<Record<string, string>>(filters);
+  const [openUid, setOpenUid] = useState('');
+
+  const query = useQuery({
+    queryKey: ['studies', filters, offset],
+    queryFn: async () =>
+      unwrap(
+        await api.GET('/api/studies', {
+          params: {
+            query: {
+              ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v)),
+              limit: PAGE,
+              offset,
+            },
+          },
+        }),
+      ),
+    placeholderData: keepPreviousData,
+  });
+
+  const search = (e: FormEvent) => {
+    e.preventDefault();
+    const next = new URLSearchParams();
+    for (const [k, v] of Object.entries(draft)) if (v.trim()) next.set(k, v.trim());
+    setParams(next);
+  };
+  const page = (o: number) => {
+    const next = new URLSearchParams(params);
+    next.set('offset', String(o));
+    setParams(next);
+  };
+
+  return (
+    <section aria-labelledby="studies-title">
+      <h1 id="studies-title">Studies</h1>
+      <form className="filters" onSubmit={search} role="search" aria-label="Search studies">
+        {FIELDS.map(([k, label, example]) => (
+          <div key={k} className="field">
+            <label htmlFor={`f-${k}`}>{label}</label>
+            <input
+              id={`f-${k}`}
+              value={draft[k] ?? ''}
+              placeholder={example}
+              onChange={(e) => setDraft({ ...draft, [k]: e.target.value })}
+            />
+          </div>
+        ))}
+        <button type="submit">Search</button>
+      </form>
+      {query.isPending ? (
+        <Loading what="studies" />
+      ) : query.isError ? (
+        <ErrorState error={query.error} />
+      ) : query.data.studies.length === 0 ? (
+        <Empty>No study you may see matches this search.</Empty>
+      ) : (
+        <>
+          <DataTable
+            data={query.data.studies}
+            columns={columns}
+            caption="Studies you may see"
+            onRowOpen={(s) => navigate(`/studies/${s.studyUid}`)}
+            rowLabel={(s) => `Open study ${s.accessionNumber || s.studyUid}`}
+          />
+          <nav className="pager" aria-label="Pages">
+            <button type="button" disabled={offset === 0} onClick={() => page(Math.max(0, offset - PAGE))}>
+              Previous
+            </button>
+            <span>
+              {offset + 1}–{offset + query.data.studies.length}
+            </span>
+            <button type="button" disabled={!query.data.more} onClick={() => page(offset + PAGE)}>
+              Next
+            </button>
+          </nav>
+        </>
+      )}
+      {session && BREAK_GLASS_ROLES.includes(session.role) ? (
+        <form
+          className="open-uid"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (openUid.trim()) navigate(`/studies/${openUid.trim()}`);
+          }}
+        >
+          <label htmlFor="open-uid">Study not listed? Open it by Study Instance UID</label>
+          <input id="open-uid" value={openUid} onChange={(e) => setOpenUid(e.target.value)} />
+          <button type="submit">Open</button>
+        </form>
+      ) : null}
+    </section>
+  );
+}

@@ -1,0 +1,409 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState, type FormEvent } from 'react';
+import { api, ApiError, unwrap } from '../api/client';
+import { Empty, ErrorState, Loading } from '../components/States';
+
+const ROLES = [
+  'radiologist',
+  'technologist',
+  'referring-physician',
+  'student',
+  'sysadmin',
+  'data-owner',
+  'data-steward',
+  'data-custodian',
+  'privacy-officer',
+  'researcher',
+];
+
+/** Accounts, their MFA and tokens, and the DICOM application entities allowed to associate. */
+export function Users() {
+  return (
+    <section aria-labelledby="users-title">
+      <h1 id="users-title">Users, roles and AEs</h1>
+      <Accounts />
+      <ApplicationEntities />
+    </section>
+  );
+}
+
+function Accounts() {
+  const qc = useQueryClient();
+  const [form, setForm] = useState({ username: '', role: 'radiologist', displayName: '', department: '' });
+  const [secret, setSecret] = useState<{ label: string; value: string } | null>(null);
+  const [tokensOf, setTokensOf] = useState<string | null>(null);
+  const users = useQuery({
+    queryKey: ['users'],
+    queryFn: async () => unwrap(await api.GET('/api/admin/users')),
+    retry: false,
+  });
+  const refresh = () => qc.invalidateQueries({ queryKey: ['users'] });
+  const create = useMutation({
+    mutationFn: async () =>
+      unwrap(
+        await api.POST('/api/admin/users', {
+          body: {
+            username: form.username,
+            role: form.role,
+            ...(form.displayName ? { displayName: form.displayName } : {}),
+            ...(form.department ? { department: form.department } : {}),
+          },
+        }),
+      ),
+    onSuccess: async (r) => {
+      setSecret({ label: `One-time password of ${r.username}`, value: r.password });
+      setForm({ ...form, username: '', displayName: '' });
+      await refresh();
+    },
+  });
+  const action = useMutation({
+    mutationFn: async ({
+      kind,
+      username,
+    }: {
+      kind: 'deactivate' | 'activate' | 'mfa' | 'unlock';
+      username: string;
+    }) => {
+      const path = { params: { path: { username } } };
+      if (kind === 'mfa') return unwrap(await api.POST('/api/admin/users/{username}/mfa/reset', path));
+      if (kind === 'unlock') return unwrap(await api.POST('/api/admin/users/{username}/unlock', path));
+      return unwrap(
+        await api.PATCH('/api/admin/users/{username}', { ...path, body: { active: kind === 'activate' } }),
+      );
+    },
+    onSuccess: refresh,
+  });
+  // Left out, not faked, while the archive has no account administration API.
+  if (users.isError && users.error instanceof ApiError && users.error.code === 'http.not-found') return null;
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    create.mutate();
+  };
+  return (
+    <>
+      <h2>Accounts</h2>
+      {secret ? (
+        <div className="secret-box" role="status">
+          <strong>{secret.label}</strong> (shown once): <code className="secret">{secret.value}</code>
+          <button type="button" onClick={() => setSecret(null)}>
+            Done
+          </button>
+        </div>
+      ) : null}
+      <form className="filters" onSubmit={submit} aria-label="Create an account">
+        <div className="field">
+          <label htmlFor="u-name">Account name</label>
+          <input
+            id="u-name"
+            value={form.username}
+            onChange={(e) => setForm({ ...form, username: e.target.value })}
+            required
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="u-display">Full name</label>
+          <input
+            id="u-display"
+            value={form.displayName}
+            onChange={(e) => setForm({ ...form, displayName: e.target.value })}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="u-role">Role</label>
+          <select id="u-role" value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value })}>
+            {ROLES.map((r) => (
+              <option key={r}>{r}</option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor="u-dept">Department</label>
+          <input
+            id="u-dept"
+            value={form.department}
+            onChange={(e) => setForm({ ...form, department: e.target.value })}
+          />
+        </div>
+        <button type="submit" disabled={create.isPending}>
+          Create account
+        </button>
+      </form>
+      {create.isError ? <ErrorState error={create.error} /> : null}
+      {action.isError ? <ErrorState error={action.error} /> : null}
+      {users.isPending ? (
+        <Loading what="accounts" />
+      ) : users.isError ? (
+        <ErrorState error={users.error} />
+      ) : users.data.length === 0 ? (
+        <Empty>No accounts.</Empty>
+      ) : (
+        <div className="table-wrap">
+          <table aria-label="Accounts">
+            <thead>
+              <tr>
+                <th scope="col">Account</th>
+                <th scope="col">Name</th>
+                <th scope="col">Role</th>
+                <th scope="col">Department</th>
+                <th scope="col">MFA</th>
+                <th scope="col">Status</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {users.data.map((u) => (
+                <tr key={u.username}>
+                  <td>{u.username}</td>
+                  <td>{u.displayName}</td>
+                  <td>{u.role}</td>
+                  <td>{u.department ?? ''}</td>
+                  <td>{u.mfaEnrolled ? 'enrolled' : '—'}</td>
+                  <td>{u.active ? (u.lockedUntil ? 'locked' : 'active') : 'deactivated'}</td>
+                  <td className="row-actions">
+                    <button
+                      type="button"
+                      onClick={() =>
+                        action.mutate({ kind: u.active ? 'deactivate' : 'activate', username: u.username })
+                      }
+                      aria-label={`${u.active ? 'Deactivate' : 'Activate'} ${u.username}`}
+                    >
+                      {u.active ? 'Deactivate' : 'Activate'}
+                    </button>
+                    {u.mfaEnrolled ? (
+                      <button
+                        type="button"
+                        onClick={() => action.mutate({ kind: 'mfa', username: u.username })}
+                        aria-label={`Reset MFA of ${u.username}`}
+                      >
+                        Reset MFA
+                      </button>
+                    ) : null}
+                    {u.lockedUntil ? (
+                      <button
+                        type="button"
+                        onClick={() => action.mutate({ kind: 'unlock', username: u.username })}
+                        aria-label={`Unlock ${u.username}`}
+                      >
+                        Unlock
+                      </button>
+                    ) : null}
+                    <button
+                      type="button"
+                      onClick={() => setTokensOf(u.username)}
+                      aria-label={`Tokens of ${u.username}`}
+                    >
+                      Tokens
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {tokensOf ? (
+        <Tokens
+          username={tokensOf}
+          onToken={(v) => setSecret({ label: `Token for ${tokensOf}`, value: v })}
+        />
+      ) : null}
+    </>
+  );
+}
+
+function Tokens({ username, onToken }: { username: string; onToken: (token: string) => void }) {
+  const qc = useQueryClient();
+  const [name, setName] = useState('');
+  const [days, setDays] = useState(90);
+  const tokens = useQuery({
+    queryKey: ['tokens', username],
+    queryFn: async () =>
+      unwrap(await api.GET('/api/admin/users/{username}/tokens', { params: { path: { username } } })),
+  });
+  const create = useMutation({
+    mutationFn: async () =>
+      unwrap(
+        await api.POST('/api/admin/users/{username}/tokens', {
+          params: { path: { username } },
+          body: { name, ttlDays: days },
+        }),
+      ),
+    onSuccess: async (t) => {
+      onToken(t.token);
+      setName('');
+      await qc.invalidateQueries({ queryKey: ['tokens', username] });
+    },
+  });
+  const revoke = useMutation({
+    mutationFn: async (id: string) =>
+      unwrap(
+        await api.DELETE('/api/admin/users/{username}/tokens/{id}', { params: { path: { username, id } } }),
+      ),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ['tokens', username] }),
+  });
+  return (
+    <div className="card">
+      <h3>API tokens of {username}</h3>
+      {tokens.isPending ? (
+        <Loading what="tokens" />
+      ) : tokens.isError ? (
+        <ErrorState error={tokens.error} />
+      ) : tokens.data.length === 0 ? (
+        <Empty>No tokens.</Empty>
+      ) : (
+        <ul>
+          {tokens.data.map((t) => (
+            <li key={t.id}>
+              {t.name} · created {new Date(t.createdAt).toLocaleDateString()}
+              {t.revokedAt ? (
+                ' · revoked'
+              ) : (
+                <button
+                  type="button"
+                  onClick={() => revoke.mutate(t.id)}
+                  aria-label={`Revoke token ${t.name}`}
+                >
+                  Revoke
+                </button>
+              )}
+            </li>
+          ))}
+        </ul>
+      )}
+      <form
+        className="filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          create.mutate();
+        }}
+      >
+        <div className="field">
+          <label htmlFor="t-name">Token name</label>
+          <input id="t-name" value={name} onChange={(e) => setName(e.target.value)} required />
+        </div>
+        <div className="field">
+          <label htmlFor="t-days">Valid for (days)</label>
+          <input
+            id="t-days"
+            type="number"
+            min={1}
+            max={365}
+            value={days}
+            onChange={(e) => setDays(Number(e.target.value))}
+          />
+        </div>
+        <button type="submit">Create token</button>
+      </form>
+      {create.isError ? <ErrorState error={create.error} /> : null}
+    </div>
+  );
+}
+
+function ApplicationEntities() {
+  const qc = useQueryClient();
+  const [form, setForm] = useState({ title: '', host: '', port: '104' });
+  const aes = useQuery({ queryKey: ['aes'], queryFn: async () => unwrap(await api.GET('/api/admin/aes')) });
+  const add = useMutation({
+    mutationFn: async () =>
+      unwrap(
+        await api.POST('/api/admin/aes', {
+          body: { title: form.title, host: form.host, port: Number(form.port) },
+        }),
+      ),
+    onSuccess: async () => {
+      setForm({ title: '', host: '', port: '104' });
+      await qc.invalidateQueries({ queryKey: ['aes'] });
+    },
+  });
+  const remove = useMutation({
+    mutationFn: async (title: string) =>
+      unwrap(await api.DELETE('/api/admin/aes/{title}', { params: { path: { title } } })),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ['aes'] }),
+  });
+  return (
+    <>
+      <h2>DICOM application entities</h2>
+      <form
+        className="filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          add.mutate();
+        }}
+        aria-label="Register an application entity"
+      >
+        <div className="field">
+          <label htmlFor="ae-title">AE title</label>
+          <input
+            id="ae-title"
+            value={form.title}
+            onChange={(e) => setForm({ ...form, title: e.target.value })}
+            required
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="ae-host">Host</label>
+          <input
+            id="ae-host"
+            value={form.host}
+            onChange={(e) => setForm({ ...form, host: e.target.value })}
+            required
+          />
+        </div>
+        <div className="field">
+          <label htmlFor="ae-port">Port</label>
+          <input
+            id="ae-port"
+            type="number"
+            value={form.port}
+            onChange={(e) => setForm({ ...form, port: e.target.value })}
+            required
+          />
+        </div>
+        <button type="submit">Register</button>
+      </form>
+      {add.isError ? <ErrorState error={add.error} /> : null}
+      {aes.isPending ? (
+        <Loading what="application entities" />
+      ) : aes.isError ? (
+        <ErrorState error={aes.error} />
+      ) : aes.data.length === 0 ? (
+        <Empty>No application entity is registered: every association is refused.</Empty>
+      ) : (
+        <div className="table-wrap">
+          <table aria-label="Application entities">
+            <thead>
+              <tr>
+                <th scope="col">AE title</th>
+                <th scope="col">Host</th>
+                <th scope="col">Port</th>
+                <th scope="col">Account</th>
+                <th scope="col">TLS certificate</th>
+                <th scope="col">Actions</th>
+              </tr>
+            </thead>
+            <tbody>
+              {aes.data.map((a) => (
+                <tr key={a.title}>
+                  <td>{a.title}</td>
+                  <td>{a.host}</td>
+                  <td>{a.port}</td>
+                  <td>{a.user ?? '—'}</td>
+                  <td>{a.certSha256 ? `${a.certSha256.slice(0, 12)}…` : '—'}</td>
+                  <td>
+                    <button
+                      type="button"
+                      onClick={() => remove.mutate(a.title)}
+                      aria-label={`Remove ${a.title}`}
+                    >
+                      Remove
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </>
+  );
+}
