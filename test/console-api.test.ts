@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_ACCOUNTS, seedDemo, type DemoSeed } from '../src/app/demo.js';
 import { OPENAPI, openApiPath } from '../src/transports/admin/openapi.js';
 import { buildRouter } from '../src/transports/server/routes.js';
+import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
@@ -26,15 +27,9 @@ for (const backend of backends()) {
         configure: (c) => ({ ...c, http: { ...c.http, consoleDir } }),
       });
       seed = await seedDemo(s.app);
-      for (const a of seed.accounts) {
-        const res = await fetch(`${s.url}/api/auth/login`, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ username: a.username, password: a.password }),
-        });
-        expect(res.status, a.username).toBe(200);
-        tokens.set(a.role, ((await res.json()) as { token: string }).token);
-      }
+      // Tokens issued to each account (as `custos token create` does): this suite is about what each role gets.
+      for (const a of seed.accounts)
+        tokens.set(a.role, (await s.app.auth.createToken(systemPrincipal('test'), a.username)).token);
     }, 120_000);
     afterAll(async () => {
       await s?.stop();

@@ -8,7 +8,7 @@ import { QuarantineItem, QuarantineQueue } from './pages/Quarantine';
 import { Studies } from './pages/Studies';
 import { Study } from './pages/Study';
 import { Users } from './pages/Users';
-import { SCREEN_LABELS, screensFor, type Screen } from './roles';
+import { SCREEN_LABELS, screensFor, STUDY_PAGE_ROLES, type Screen } from './roles';
 
 const PATHS: Record<Screen, string> = {
   dashboard: '/dashboard',
@@ -61,7 +61,9 @@ export function App() {
           />
           {allowed('dashboard') ? <Route path="/dashboard" element={<Dashboard />} /> : null}
           {allowed('studies') ? <Route path="/studies" element={<Studies />} /> : null}
-          {allowed('studies') ? <Route path="/studies/:uid" element={<Study />} /> : null}
+          {STUDY_PAGE_ROLES.includes(session.role) ? (
+            <Route path="/studies/:uid" element={<Study />} />
+          ) : null}
           {allowed('audit') ? <Route path="/audit" element={<Audit />} /> : null}
           {allowed('quarantine') ? <Route path="/quarantine" element={<QuarantineQueue />} /> : null}
           {allowed('quarantine') ? <Route path="/quarantine/:id" element={<QuarantineItem />} /> : null}

@@ -13,7 +13,6 @@ const SCREENS: Record<Screen, readonly string[]> = {
     'student',
     'data-owner',
     'data-steward',
-    'privacy-officer',
     'administrator',
   ],
   audit: ['privacy-officer', 'data-owner', 'administrator'],
@@ -28,6 +27,9 @@ export const SCREEN_LABELS: Record<Screen, string> = {
   quarantine: 'Quarantine',
   users: 'Users & AEs',
 };
+
+/** Study pages are also reached from the audit (the privacy officer reads a study's access history). */
+export const STUDY_PAGE_ROLES = [...SCREENS.studies, 'privacy-officer'];
 
 export function screensFor(role: string): Screen[] {
   return (Object.keys(SCREENS) as Screen[]).filter((s) => SCREENS[s].includes(role));

@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { ColumnDef } from '@tanstack/react-table';
 import { useState, type FormEvent } from 'react';
+import { Link } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useAuth } from '../auth';
 import { DataTable } from '../components/DataTable';
@@ -29,6 +30,16 @@ const recordColumns: ColumnDef<AuditRecord, unknown>[] = [
     cell: (c) => <span className={`badge ${String(c.getValue())}`}>{String(c.getValue())}</span>,
   },
   { header: 'Patient', accessorFn: (r) => r.patientId ?? '' },
+  {
+    header: 'Study',
+    accessorFn: (r) => r.studyUid ?? '',
+    cell: (c) =>
+      c.getValue() ? (
+        <Link to={`/studies/${String(c.getValue())}`} aria-label={`Study ${String(c.getValue())}`}>
+          {`…${String(c.getValue()).slice(-8)}`}
+        </Link>
+      ) : null,
+  },
   { header: 'Policy', accessorKey: 'policy' },
   { header: 'Break-glass reason', accessorFn: (r) => r.breakGlassReason ?? '' },
 ];
