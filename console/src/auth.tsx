@@ -37,8 +37,10 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     },
     logout: async () => {
       await api.POST('/api/auth/logout');
-      qc.clear();
+      // Signed out first, then nothing of the session's data stays in memory. (clear() would also detach
+      // this provider's own query from the cache, and the page would not notice the sign-out.)
       qc.setQueryData(['me'], null);
+      qc.removeQueries({ predicate: (q) => q.queryKey[0] !== 'me' });
     },
   };
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;

@@ -2053,7 +2053,7 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    [key: string]: string;
+                    [key: string]: string | string[];
                 };
             };
         };

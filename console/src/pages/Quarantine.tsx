@@ -79,7 +79,8 @@ export function QuarantineItem() {
       unwrap(
         await api.POST('/api/quarantine/{id}/corrections', {
           params: { path: { id } },
-          body: { [tag.trim()]: value },
+          // Several values (DICOM's backslash-separated VM > 1) go as an array.
+          body: { [tag.trim()]: value.includes('\\') ? value.split('\\') : value },
         }),
       ),
     onSuccess: async () => {

@@ -742,7 +742,7 @@ const paths: Record<string, Record<string, Op>> = {
       operationId: 'correctQuarantine',
       tags: ['quarantine'],
       parameters: [pp('id', 'quarantine id')],
-      requestBody: body({ type: 'object', additionalProperties: str }),
+      requestBody: body({ type: 'object', additionalProperties: { oneOf: [str, arr(str)] } }),
       responses: { '200': json(ref('QuarantineDetail')) },
     }),
   },
