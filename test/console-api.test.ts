@@ -133,8 +133,11 @@ for (const backend of backends()) {
       expect(owner.accessHistory?.records.length).toBeGreaterThan(0);
       expect((await get('data-owner', `/api/studies/${cardiology}`)).status).toBe(403);
 
-      const missing = await get('data-steward', '/api/studies/1.2.3.4.5.6');
-      expect(missing.status).toBe(404);
+      // An unknown study: 404 to whoever may read any study, the same 403 as a forbidden one to anyone else.
+      expect((await get('data-steward', '/api/studies/1.2.3.4.5.6')).status).toBe(404);
+      const guessed = await get('radiologist', '/api/studies/1.2.3.4.5.6');
+      expect(guessed.status).toBe(403);
+      expect(((await guessed.json()) as { code: string }).code).toBe('access.denied');
     });
 
     it('counts ingest, refusals and break-glass per day for governance roles only', async () => {

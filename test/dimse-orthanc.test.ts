@@ -1,11 +1,16 @@
 // Issue 3: Orthanc as a PACS peer: it stores a study into Custos by C-STORE, retrieves one by C-MOVE, and asks
-// Custos for storage commitment (report on a new association back to Orthanc).
+// Custos for storage commitment (report on a new association back to Orthanc); the same over DICOM TLS both ways.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certificateSha256 } from '../src/app/certificate.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { startOrthancPeer, type OrthancPeer } from './support/orthanc.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { PEER_EXT, writePki } from './support/tls-certs.js';
 
 const admin = systemPrincipal('test');
 
@@ -128,6 +133,94 @@ for (const backend of backends()) {
         .execute();
       expect(audit).toHaveLength(1);
       expect(audit[0]!.record).toContain(missing);
+    });
+  });
+
+  describe(`Orthanc as a DIMSE peer over DICOM TLS (${backend})`, () => {
+    let s: TestServer;
+    let orthanc: OrthancPeer;
+    let dir: string;
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'custos-orthanc-tls-'));
+      writePki(dir, { keyType: 'rsa', cas: ['ca'], leaves: { custos: PEER_EXT, orthanc: PEER_EXT } });
+      // TLS only on both sides: a plain association cannot happen.
+      s = await startTestServer(backend, {
+        dicom: {
+          port: null,
+          tls: {
+            port: 0,
+            cert: join(dir, 'custos.crt'),
+            key: join(dir, 'custos.key'),
+            ca: join(dir, 'ca.crt'),
+            requireClientCert: true,
+          },
+        },
+      });
+      orthanc = await startOrthancPeer(
+        { CUSTOS: { AET: 'CUSTOS', Host: '127.0.0.1', Port: s.dicomTlsPort!, UseDicomTls: true } },
+        {
+          tls: {
+            cert: join(dir, 'orthanc.crt'),
+            key: join(dir, 'orthanc.key'),
+            trusted: join(dir, 'ca.crt'),
+          },
+        },
+      );
+      await s.app.aes.add(admin, {
+        title: 'ORTHANC',
+        host: '127.0.0.1',
+        port: orthanc.dicomPort,
+        user: 'admin',
+        certSha256: await certificateSha256(join(dir, 'orthanc.crt')),
+      });
+    });
+
+    afterAll(async () => {
+      await orthanc?.stop();
+      await s?.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    it('stores by C-STORE over TLS, and C-MOVE over TLS sends the study back to Orthanc over TLS', async () => {
+      const study = uid(1);
+      const sops = [uid(3), uid(3)];
+      for (const [i, sop] of sops.entries())
+        await orthanc.api(
+          'POST',
+          '/instances',
+          makeInstance({
+            studyUid: study,
+            seriesUid: uid(2),
+            sopInstanceUid: sop,
+            instanceNumber: i + 1,
+            patientId: 'PID-ORTLS',
+          }),
+        );
+      const [id] = await orthanc.api<string[]>('GET', '/studies');
+      await orthanc.api('POST', '/modalities/CUSTOS/store', { Resources: [id], Synchronous: true });
+      const stored = await s.app.index.db
+        .selectFrom('instances')
+        .select('sop_instance_uid')
+        .where('study_uid', '=', study)
+        .execute();
+      expect(stored.map((r) => r.sop_instance_uid).sort()).toEqual([...sops].sort());
+
+      // Orthanc forgets the study, then asks Custos to move it back: Custos calls Orthanc's TLS port.
+      await orthanc.api('DELETE', `/studies/${id}`);
+      await orthanc.api('POST', '/modalities/CUSTOS/move', {
+        Level: 'Study',
+        Resources: [{ StudyInstanceUID: study }],
+        TargetAet: 'ORTHANC',
+        Synchronous: true,
+      });
+      const found = await orthanc.api<{ ID: string }[]>('POST', '/tools/find', {
+        Level: 'Instance',
+        Query: { StudyInstanceUID: study },
+      });
+      expect(found).toHaveLength(2);
+      const moves = await s.app.auditStore.search({ actor: 'ORTHANC', action: ['view-pixels'], limit: 10 });
+      expect(moves.length).toBeGreaterThan(0);
     });
   });
 }

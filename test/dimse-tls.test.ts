@@ -1,6 +1,6 @@
-// Issue 3: DICOM TLS (PS3.15 Annex B) with dcmtk's +tls, client certificates bound to AE entries.
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+// Issue 3: DICOM TLS (PS3.15 Annex B) with dcmtk's +tls, client certificates bound to AE entries; C-MOVE to a
+// destination registered with a certificate (Custos calls it over TLS), and C-GET over TLS.
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,66 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateSha256 } from '../src/app/certificate.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk } from './support/dcmtk.js';
+import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { CLIENT_EXT, PEER_EXT, writePki } from './support/tls-certs.js';
 
 const admin = systemPrincipal('test');
-
-/** A throwaway CA, a server certificate for 127.0.0.1 and two client certificates, made with openssl. */
-function makePki(dir: string) {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
-  ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=Custos Test CA',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-  );
-  const leaf = (name: string, ext: string) => {
-    ssl(
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      `/CN=${name}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-    );
-    execFileSync('sh', ['-c', `printf '%s\\n' '${ext}' > ${name}.ext`], { cwd: dir });
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-      '-out',
-      `${name}.crt`,
-    );
-  };
-  leaf('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost');
-  leaf('client', 'extendedKeyUsage=clientAuth');
-  leaf('rogue', 'extendedKeyUsage=clientAuth');
-}
 
 for (const backend of backends()) {
   describe(`DICOM TLS with dcmtk (${backend})`, () => {
@@ -81,7 +27,11 @@ for (const backend of backends()) {
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'custos-tls-'));
-      makePki(dir);
+      writePki(dir, {
+        keyType: 'rsa',
+        cas: ['ca'],
+        leaves: { server: PEER_EXT, client: CLIENT_EXT, rogue: CLIENT_EXT },
+      });
       s = await startTestServer(backend, {
         dicom: {
           port: null,
@@ -182,6 +132,176 @@ for (const backend of backends()) {
         c.once('error', (e) => resolve(e));
       });
       expect(err).toBeDefined();
+    });
+  });
+
+  describe(`C-MOVE and C-GET over DICOM TLS (${backend})`, () => {
+    let s: TestServer;
+    let dir: string;
+    const study = uid(11);
+    const series = uid(12);
+    const tlsArgs = () => ['+tls', join(dir, 'dest.key'), join(dir, 'dest.crt'), '+cf', join(dir, 'ca.crt')];
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'custos-tls-move-'));
+      writePki(dir, {
+        keyType: 'rsa',
+        cas: ['ca'],
+        leaves: { server: PEER_EXT, dest: PEER_EXT, other: PEER_EXT, client: CLIENT_EXT },
+      });
+      s = await startTestServer(backend, {
+        dicom: {
+          port: 0,
+          tls: {
+            port: 0,
+            cert: join(dir, 'server.crt'),
+            key: join(dir, 'server.key'),
+            ca: join(dir, 'ca.crt'),
+            requireClientCert: true,
+          },
+        },
+      });
+      await s.app.aes.add(admin, { title: 'MOVER', host: '127.0.0.1', port: 104, user: 'admin' });
+      await s.app.aes.add(admin, {
+        title: 'TLSGET',
+        host: '127.0.0.1',
+        port: 104,
+        user: 'admin',
+        certSha256: await certificateSha256(join(dir, 'client.crt')),
+      });
+      for (let i = 0; i < 2; i++) {
+        const f = join(dir, `in${i}.dcm`);
+        await writeFile(
+          f,
+          makeInstance({
+            studyUid: study,
+            seriesUid: series,
+            sopInstanceUid: uid(20 + i),
+            patientId: 'PID-TLSMV',
+          }),
+        );
+        const r = await dcmtk('storescu', [
+          '-aet',
+          'MOVER',
+          '-aec',
+          'CUSTOS',
+          '127.0.0.1',
+          String(s.dicomPort),
+          f,
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+      }
+    });
+
+    afterAll(async () => {
+      await s.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    const move = (destination: string) =>
+      dcmtk('movescu', [
+        '-d',
+        '-aet',
+        'MOVER',
+        '-aec',
+        'CUSTOS',
+        '-S',
+        '-aem',
+        destination,
+        '127.0.0.1',
+        String(s.dicomPort),
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${study}`,
+      ]);
+
+    it('calls a destination registered with a certificate over TLS, presenting its own certificate', async () => {
+      const destPort = await freePort();
+      const out = await mkdtemp(join(dir, 'move-'));
+      // storescp +tls requires and verifies Custos's client certificate against the CA.
+      const scp = spawnDcmtk('storescp', [...tlsArgs(), '-aet', 'TLSDEST', '-od', out, String(destPort)]);
+      try {
+        await s.app.aes.add(admin, {
+          title: 'TLSDEST',
+          host: '127.0.0.1',
+          port: destPort,
+          certSha256: await certificateSha256(join(dir, 'dest.crt')),
+        });
+        await new Promise((r) => setTimeout(r, 300));
+        const r = await move('TLSDEST');
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr, r.stderr).not.toMatch(/^[WEF]: /m);
+        expect(await readdir(out)).toHaveLength(2);
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
+    it('refuses to send to a TLS destination whose certificate is not the registered one', async () => {
+      const destPort = await freePort();
+      const out = await mkdtemp(join(dir, 'move-'));
+      // Same CA, another certificate: the chain verifies but the pin does not.
+      const scp = spawnDcmtk('storescp', [
+        '+tls',
+        join(dir, 'other.key'),
+        join(dir, 'other.crt'),
+        '+cf',
+        join(dir, 'ca.crt'),
+        '-aet',
+        'PINNED',
+        '-od',
+        out,
+        String(destPort),
+      ]);
+      try {
+        await s.app.aes.add(admin, {
+          title: 'PINNED',
+          host: '127.0.0.1',
+          port: destPort,
+          certSha256: await certificateSha256(join(dir, 'dest.crt')),
+        });
+        await new Promise((r) => setTimeout(r, 300));
+        const r = await move('PINNED');
+        // The move is refused with the reason in the Error Comment; nothing reaches the impostor.
+        expect(r.stderr).toMatch(/Refused: MoveDestinationUnknown/);
+        expect(r.stderr).toMatch(/LO \[TLS certificate is not the one registered.*ErrorComment/);
+        expect(await readdir(out)).toHaveLength(0);
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
+    it('serves C-GET over TLS (getscu through an OpenSSL tunnel presenting the registered certificate)', async () => {
+      // dcmtk 3.6.7's getscu has no TLS options; socat's OPENSSL address is a real TLS client in front of it.
+      const local = await freePort();
+      const tunnel = spawnDcmtk('socat', [
+        `TCP-LISTEN:${local},bind=127.0.0.1,reuseaddr`,
+        `OPENSSL:127.0.0.1:${s.dicomTlsPort},cert=${join(dir, 'client.crt')},key=${join(dir, 'client.key')},cafile=${join(dir, 'ca.crt')},openssl-min-proto-version=TLS1.2`,
+      ]);
+      try {
+        await new Promise((r) => setTimeout(r, 300));
+        const out = await mkdtemp(join(dir, 'get-'));
+        const r = await dcmtk('getscu', [
+          '-aet',
+          'TLSGET',
+          '-aec',
+          'CUSTOS',
+          '-S',
+          '-od',
+          out,
+          '127.0.0.1',
+          String(local),
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${study}`,
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(await readdir(out)).toHaveLength(2);
+      } finally {
+        await stopChild(tunnel);
+      }
     });
   });
 }

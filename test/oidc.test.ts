@@ -106,6 +106,21 @@ describe.each(backends())('OIDC bearer tokens on %s', (backend) => {
     expect(rec?.actor.via).toBe('oidc');
   });
 
+  it('refuses a token whose claims were changed after signing, and records the attempt', async () => {
+    const [header, payload, signature] = (await token()).split('.') as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Record<string, unknown>;
+    const forged = Buffer.from(JSON.stringify({ ...claims, preferred_username: 'mallory' })).toString(
+      'base64url',
+    );
+    const res = await qido(`${header}.${forged}.${signature}`);
+    expect(res.status).toBe(401);
+    expect((await res.json()) as { detail: string }).toMatchObject({
+      detail: expect.stringMatching(/signature/),
+    });
+    const [rec] = await s.app.auditStore.search({ action: ['token-use'], outcome: 'failure', limit: 1 });
+    expect(rec?.actor.via).toBe('oidc');
+  });
+
   it("refuses alg 'none' and an HMAC signed with the issuer's public key", async () => {
     const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const claims = {

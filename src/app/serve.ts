@@ -42,16 +42,6 @@ export async function startDimse(
   tlsPort: number | null;
 }> {
   const d = app.config.dicom;
-  const services = new DimseServices({
-    ingest: app.ingest,
-    query: app.query,
-    retrieve: app.retrieve,
-    registry: app.aes,
-    ledger: app.ledger,
-    aeTitle: d.aeTitle,
-    connectTimeoutMs: d.connectTimeoutMs,
-    storeAck: d.storeAck,
-  });
   const tls = d.tls
     ? {
         port: d.tls.port,
@@ -62,6 +52,17 @@ export async function startDimse(
         requireClientCert: d.tls.requireClientCert,
       }
     : undefined;
+  const services = new DimseServices({
+    ingest: app.ingest,
+    query: app.query,
+    retrieve: app.retrieve,
+    registry: app.aes,
+    ledger: app.ledger,
+    aeTitle: d.aeTitle,
+    connectTimeoutMs: d.connectTimeoutMs,
+    storeAck: d.storeAck,
+    tlsClient: tls && { cert: tls.cert, key: tls.key, ca: tls.ca },
+  });
   const server = new DimseServer(
     services,
     {

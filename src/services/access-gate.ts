@@ -35,7 +35,12 @@ export class AccessGate {
       });
       throw new CustosError({
         code: 'access.denied',
-        message: `${principal.name} may not ${action} ${resource.type === 'study' ? 'this study' : resource.type}: ${decision.reason}`,
+        // For a study the answer names neither the deciding policy nor the study's facts (restricted, another
+        // department...), and is the same for a study that does not exist: the ledger keeps the reason.
+        message:
+          resource.type === 'study'
+            ? `${principal.name} may not ${action} this study, or it is not in the archive`
+            : `${principal.name} may not ${action} ${resource.type}: ${decision.reason}`,
         httpStatus: 403,
         dicomStatus: 0x0124,
       });

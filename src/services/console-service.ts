@@ -129,8 +129,9 @@ export class ConsoleService {
       .where('st.study_uid', '=', studyUid)
       .executeTakeFirst();
     if (!row) {
-      // Decided before answering, so that "no such study" is told only to someone who may query the archive.
-      await gate.require(principal, 'query', { type: 'archive' });
+      // Decided as a study without facts (as retrieve does): whoever could not open an unknown study gets the
+      // same refusal as for a forbidden one, so a refusal says nothing about whether the study exists.
+      await gate.require(principal, 'view-metadata', { type: 'study', studyUid });
       throw new CustosError({
         code: 'study.not-found',
         message: `no study ${studyUid} in the archive`,

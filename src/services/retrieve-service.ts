@@ -91,7 +91,12 @@ export class RetrieveService {
       .select([...STUDY_FACT_COLUMNS, 'st.status', 'p.issuer', 'p.patient_name', 'p.birth_date', 'p.sex'])
       .where('st.study_uid', '=', scope.studyUid)
       .executeTakeFirst();
-    if (!study || study.status !== 'active') throw notFound(scope);
+    if (!study || study.status !== 'active') {
+      // Decide as if the study existed with no facts: whoever could not open an unknown study gets the same
+      // refusal as for a forbidden one, so a refusal says nothing about whether the study exists.
+      await this.deps.gate.require(principal, action, { type: 'study', studyUid: scope.studyUid });
+      throw notFound(scope);
+    }
     const decision = await this.deps.gate.require(principal, action, await this.deps.facts.resource(study));
     let q = this.deps.index.db
       .selectFrom('instances')

@@ -13,8 +13,16 @@ export interface OrthancPeer {
   api<T = unknown>(method: string, path: string, body?: unknown): Promise<T>;
 }
 
+/** A modality Orthanc knows: [AET, host, port], or the object form (to call it over DICOM TLS). */
+export type OrthancModality =
+  [string, string, number] | { AET: string; Host: string; Port: number; UseDicomTls?: boolean };
+
 export async function startOrthancPeer(
-  modalities: Record<string, [string, string, number]>,
+  modalities: Record<string, OrthancModality>,
+  opts: {
+    /** DICOM TLS on Orthanc's DICOM port (incoming and, per modality, outgoing): PEM files. */
+    tls?: { cert: string; key: string; trusted: string };
+  } = {},
 ): Promise<OrthancPeer> {
   const dir = await mkdtemp(join(tmpdir(), 'orthanc-test-'));
   const httpPort = await freePort();
@@ -33,6 +41,15 @@ export async function startOrthancPeer(
     Plugins: [],
     TcpNoDelay: true,
     SaveJobs: false,
+    ...(opts.tls
+      ? {
+          DicomTlsEnabled: true,
+          DicomTlsCertificate: opts.tls.cert,
+          DicomTlsPrivateKey: opts.tls.key,
+          DicomTlsTrustedCertificates: opts.tls.trusted,
+          DicomTlsRemoteCertificateRequired: true,
+        }
+      : {}),
   };
   await writeFile(join(dir, 'orthanc.json'), JSON.stringify(config));
   const child = spawn('Orthanc', [join(dir, 'orthanc.json')], {

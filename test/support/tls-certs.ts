@@ -13,76 +13,83 @@ export interface TestPki {
   otherCa: string;
 }
 
-/** A throw-away CA with a server certificate for 127.0.0.1 / localhost and a client certificate (openssl). */
+/** For a server on loopback: 127.0.0.1 and localhost. */
+export const SERVER_EXT = 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n';
+/** For a peer that both listens and calls out (a DICOM AE): server and client use. */
+export const PEER_EXT = 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n';
+export const CLIENT_EXT = 'extendedKeyUsage=clientAuth\n';
+
+/**
+ * Write a throw-away PKI into `dir` with openssl: one CA per name in `cas` (`<name>.crt`, `<name>.key`) and leaf
+ * certificates signed by the first CA (`<leaf>.crt`, `<leaf>.key`), each with its extensions. RSA where a peer
+ * (dcmtk) is pickiest about key types; EC P-256 otherwise, which is faster to make.
+ */
+export function writePki(
+  dir: string,
+  opts: { keyType: 'rsa' | 'ec'; cas: string[]; leaves: Record<string, string> },
+): void {
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const newKey =
+    opts.keyType === 'rsa'
+      ? ['-newkey', 'rsa:2048']
+      : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+  for (const name of opts.cas) {
+    ssl(
+      'req',
+      '-x509',
+      ...newKey,
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+    );
+  }
+  const ca = opts.cas[0]!;
+  for (const [name, ext] of Object.entries(opts.leaves)) {
+    ssl('req', ...newKey, '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
+    writeFileSync(join(dir, `${name}.ext`), ext);
+    ssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${ca}.crt`,
+      '-CAkey',
+      `${ca}.key`,
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.crt`,
+    );
+  }
+}
+
+/** A throw-away CA with a server certificate for 127.0.0.1 / localhost and a client certificate, in memory. */
 export function makeTestPki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'custos-pki-'));
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   try {
-    const ca = (name: string) => {
-      ssl(
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${name}`,
-        '-keyout',
-        `${name}.key`,
-        '-out',
-        `${name}.pem`,
-      );
-    };
-    ca('test-ca');
-    ca('other-ca');
-    const leaf = (name: string, ext: string) => {
-      ssl(
-        'req',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-subj',
-        `/CN=${name}`,
-        '-keyout',
-        `${name}.key`,
-        '-out',
-        `${name}.csr`,
-      );
-      writeFileSync(join(dir, `${name}.ext`), ext);
-      ssl(
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'test-ca.pem',
-        '-CAkey',
-        'test-ca.key',
-        '-CAcreateserial',
-        '-days',
-        '2',
-        '-extfile',
-        `${name}.ext`,
-        '-out',
-        `${name}.pem`,
-      );
-    };
-    leaf('server', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-    leaf('client', 'extendedKeyUsage=clientAuth\n');
+    writePki(dir, {
+      keyType: 'ec',
+      cas: ['test-ca', 'other-ca'],
+      leaves: { server: SERVER_EXT, client: CLIENT_EXT },
+    });
     const read = (f: string) => readFileSync(join(dir, f), 'utf8');
     return {
-      ca: read('test-ca.pem'),
-      serverCert: read('server.pem'),
+      ca: read('test-ca.crt'),
+      serverCert: read('server.crt'),
       serverKey: read('server.key'),
-      clientCert: read('client.pem'),
+      clientCert: read('client.crt'),
       clientKey: read('client.key'),
-      otherCa: read('other-ca.pem'),
+      otherCa: read('other-ca.crt'),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -5,7 +5,7 @@
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { Dataset } from '../../dicom/dataset.js';
 import type { AuditLedger } from '../../ports/audit-ledger.js';
-import type { AeRegistry } from '../../services/ae-registry.js';
+import type { AeEntry, AeRegistry } from '../../services/ae-registry.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { InstanceRef, RetrieveService } from '../../services/retrieve-service.js';
@@ -15,7 +15,7 @@ import { encodeDataset, fileMetaHeader, parseDataset } from './dimse-dataset.js'
 import { cFind } from './c-find.js';
 import { resolveRetrieve } from './c-retrieve.js';
 import { StorageCommitment } from './storage-commitment.js';
-import { openScuAssociation, type StoreTarget } from './scu-association.js';
+import { openScuAssociation, type ScuOptions, type StoreTarget } from './scu-association.js';
 import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
 
 export interface DimseServiceDeps {
@@ -33,6 +33,11 @@ export interface DimseServiceDeps {
    * Commitment is the protocol's assurance of safekeeping, and Custos's commitment waits for such commits).
    */
   storeAck: 'committed' | 'received';
+  /**
+   * Custos's DICOM TLS certificate, key and CA, presented when it calls an AE registered with a certificate
+   * (C-MOVE destinations, storage commitment reports). Without it such AEs cannot be called.
+   */
+  tlsClient?: { cert: Buffer; key: Buffer; ca?: Buffer | undefined } | undefined;
 }
 
 const failureStatus = (err: unknown, fallback: number = DicomStatus.ProcessingFailure): number =>
@@ -47,6 +52,32 @@ export class DimseServices {
 
   constructor(readonly deps: DimseServiceDeps) {
     this.commitment = new StorageCommitment(this);
+  }
+
+  /**
+   * Where and how to call a registered AE: over TLS, pinned to its registered certificate, when it has one (an
+   * AE that authenticates to Custos with a certificate is called the same way); otherwise plain TCP.
+   */
+  callOptions(
+    dest: AeEntry,
+  ): Pick<ScuOptions, 'host' | 'port' | 'calledAe' | 'callingAe' | 'timeoutMs' | 'tls'> {
+    const base = {
+      host: dest.host,
+      port: dest.port,
+      calledAe: dest.title,
+      callingAe: this.deps.aeTitle,
+      timeoutMs: this.deps.connectTimeoutMs,
+    };
+    if (!dest.certSha256) return base;
+    const t = this.deps.tlsClient;
+    if (!t)
+      throw new CustosError({
+        code: 'dimse.no-tls-client',
+        // Reaches the caller as an LO Error Comment: the reason first.
+        message: `no dicom.tls certificate to call '${dest.title}' (registered with a TLS certificate)`,
+        dicomStatus: DicomStatus.ProcessingFailure,
+      });
+    return { ...base, tls: { cert: t.cert, key: t.key, ca: t.ca, pinSha256: dest.certSha256 } };
   }
 
   get registry(): AeRegistry {
@@ -193,14 +224,7 @@ export class DimseServices {
     try {
       if (move) {
         const dest = (await this.deps.registry.find(destinationTitle!))!;
-        target = await openScuAssociation({
-          host: dest.host,
-          port: dest.port,
-          calledAe: dest.title,
-          callingAe: this.deps.aeTitle,
-          contexts: storageContexts(refs),
-          timeoutMs: this.deps.connectTimeoutMs,
-        });
+        target = await openScuAssociation({ ...this.callOptions(dest), contexts: storageContexts(refs) });
       } else {
         target = getTarget(a);
       }
@@ -234,7 +258,8 @@ export class DimseServices {
           cmd,
           rspField,
           0xa801,
-          `cannot store to '${destinationTitle}': ${message(err)}`,
+          // LO: the first 64 characters reach the caller, so the reason comes first.
+          `${message(err)} (${destinationTitle})`,
           {
             completed,
             failed: failedUids.length,

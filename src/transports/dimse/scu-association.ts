@@ -2,7 +2,9 @@
  * The requestor side: an outgoing association Custos opens to a registered AE, for C-MOVE sub-operations and
  * for Storage Commitment reports sent after the requester's association has closed.
  */
+import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import type { InstanceRef } from '../../services/retrieve-service.js';
 import { Cmd, type Command } from './command.js';
 import { DimseConnection } from './connection.js';
@@ -27,6 +29,20 @@ export interface StoreTarget {
   release(): Promise<void>;
 }
 
+/**
+ * DICOM TLS (PS3.15 Annex B) for an outgoing association: Custos presents its own certificate, and the peer's
+ * certificate must be the one registered for its AE (SHA-256 of the DER, as for incoming associations); with a CA
+ * configured the chain must verify against it too. The host name is not checked: the pin is stronger, and
+ * modalities are commonly addressed by IP without a matching subjectAltName.
+ */
+export interface ScuTls {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer | undefined;
+  /** SHA-256 of the peer certificate's DER, lower-case hex without colons. */
+  pinSha256: string;
+}
+
 export interface ScuOptions {
   host: string;
   port: number;
@@ -35,6 +51,8 @@ export interface ScuOptions {
   contexts: { abstractSyntax: string; transferSyntaxes: string[] }[];
   roles?: RoleSelection[];
   timeoutMs: number;
+  /** Call the peer over TLS (its AE entry has a registered certificate). */
+  tls?: ScuTls | undefined;
   /** Requests the peer sends us on this association (e.g. an N-EVENT-REPORT of storage commitment). */
   onRequest?: (contextId: number, cmd: Command, data: Buffer | undefined) => void;
 }
@@ -53,20 +71,49 @@ const MAX_PDU = 1024 * 1024;
 
 const failure = (message: string) => Object.assign(new Error(message), { code: 'dimse.scu-failed' });
 
+function pinMismatch(cert: PeerCertificate, pinSha256: string): Error | undefined {
+  if (!cert?.raw) return failure('no TLS certificate presented');
+  const got = createHash('sha256').update(cert.raw).digest('hex');
+  return got === pinSha256
+    ? undefined
+    : failure(`TLS certificate is not the one registered (SHA-256 ${got})`);
+}
+
 export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociation> {
   const socket: Socket = await new Promise((resolve, reject) => {
-    const s = connect({ host: opts.host, port: opts.port, noDelay: true });
+    const tls = opts.tls;
+    const s = tls
+      ? tlsConnect({
+          host: opts.host,
+          port: opts.port,
+          cert: tls.cert,
+          key: tls.key,
+          minVersion: 'TLSv1.2',
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          // Without a CA the pin alone authenticates the peer (checked on secureConnect).
+          rejectUnauthorized: !!tls.ca,
+          checkServerIdentity: (_host: string, cert: PeerCertificate) => pinMismatch(cert, tls.pinSha256),
+        })
+      : connect({ host: opts.host, port: opts.port, noDelay: true });
     const timer = setTimeout(() => {
       s.destroy();
       reject(failure(`no connection to ${opts.host}:${opts.port} within ${opts.timeoutMs} ms`));
     }, opts.timeoutMs);
-    s.once('connect', () => {
+    s.once(tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
+      const wrong =
+        tls && pinMismatch((s as ReturnType<typeof tlsConnect>).getPeerCertificate(), tls.pinSha256);
+      if (wrong) {
+        s.destroy();
+        reject(wrong);
+        return;
+      }
       resolve(s);
     });
     s.once('error', (err) => {
       clearTimeout(timer);
-      reject(err);
+      const known = (err as { code?: string }).code === 'dimse.scu-failed';
+      reject(known ? err : failure(`${opts.calledAe} at ${opts.host}:${opts.port}: ${err.message}`));
     });
   });
   socket.setNoDelay(true);

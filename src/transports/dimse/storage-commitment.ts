@@ -135,13 +135,9 @@ export class StorageCommitment {
     const peer = await this.s.deps.registry.find(a.callingAe);
     if (!peer) return;
     const scu = await openScuAssociation({
-      host: peer.host,
-      port: peer.port,
-      calledAe: peer.title,
-      callingAe: this.s.deps.aeTitle,
+      ...this.s.callOptions(peer),
       contexts: [{ abstractSyntax: Sop.StorageCommitmentPush, transferSyntaxes: [...PLAIN_SYNTAXES] }],
       roles: [{ sopClassUid: Sop.StorageCommitmentPush, scu: false, scp: true }],
-      timeoutMs: this.s.deps.connectTimeoutMs,
     });
     try {
       const c = scu.context(Sop.StorageCommitmentPush);
