@@ -236,7 +236,13 @@ describe.each(backends())('audit ledger on %s', (backend) => {
         .split('\n')
         .every((l) => /^<\?xml .*<AuditMessage.*<\/AuditMessage>$/.test(l)),
     ).toBe(true);
-    const badFormat = await fetch(`${s.url}/api/audit/export?format=csv`, { headers: auth });
+    const csv = await fetch(`${s.url}/api/audit/export?format=csv&user=user1`, { headers: auth });
+    expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
+    expect(csv.headers.get('content-disposition')).toBe('attachment; filename="custos-audit.csv"');
+    const rows = (await csv.text()).trim().split('\r\n');
+    expect(rows[0]).toMatch(/^seq,ts,actor,role,kind,action,outcome,policy/);
+    expect(rows.slice(1).map((r) => Number(r.split(',')[0]))).toEqual(lines.map((r) => r.seq));
+    const badFormat = await fetch(`${s.url}/api/audit/export?format=xlsx`, { headers: auth });
     expect(await badFormat.json()).toMatchObject({ status: 400, parameter: 'format' });
 
     const reads = await s.app.auditStore.search({ action: ['read-audit'], actor: 'admin', limit: 50 });

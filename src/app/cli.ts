@@ -457,7 +457,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   withFilterOptions(audit.command('export').description('export records oldest first to stdout'))
     .option(
       '--format <f>',
-      'jsonl (records as stored), dicom (PS3.15 A.5 XML, one per line) or fhir (AuditEvent NDJSON)',
+      'jsonl (records as stored), dicom (PS3.15 A.5 XML, one per line), fhir (AuditEvent NDJSON) or csv',
       'jsonl',
     )
     .action(async (opts: Record<string, string | undefined>) => {
@@ -482,7 +482,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
           const records = app.audit.export(await cliPrincipal(), filter, format, 'cli');
           if (format === 'jsonl') for await (const r of records) io.out(`${JSON.stringify(r)}\n`);
           else
-            for await (const line of exportRecords(records, format as 'dicom' | 'fhir', {
+            for await (const line of exportRecords(records, format as 'dicom' | 'fhir' | 'csv', {
               auditSourceId: app.config.nodeName,
             }))
               io.out(line);
