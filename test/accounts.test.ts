@@ -300,6 +300,20 @@ describe.each(backends())('accounts on %s', (backend) => {
     expect(refusals).toHaveLength(3);
   });
 
+  it('counts concurrent failures one by one: eight at once lock the account once, after the fifth', async () => {
+    await createUser('tech6', 'technologist');
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => login('tech6', `parallel-guess-${i}`)),
+    );
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toEqual([401, 401, 401, 401, 423, 423, 423, 423]);
+    const locks = (await ledger('account-change')).filter(
+      (r) => r.objects?.user === 'tech6' && r.detail.change === 'lock',
+    );
+    expect(locks).toHaveLength(1);
+    expect(locks[0]!.detail.failures).toBe(5);
+  });
+
   it('ends a console session after the idle timeout and after the absolute timeout, cookie and token alike', async () => {
     await setPassword('tech2', await createUser('tech2', 'technologist'), 'copper-lantern-58-fjord');
     const a = await login('tech2', 'copper-lantern-58-fjord');

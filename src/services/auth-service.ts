@@ -15,7 +15,7 @@ import type { IdentityTokenVerifier, VerifiedIdentity } from '../ports/identity-
 import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 import type { KeyStore } from '../ports/key-store.js';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { TotpSecretBox } from './totp-secrets.js';
 
 const TOKEN_PREFIX = 'cst_';
@@ -636,29 +636,28 @@ export class AuthService {
 
   /** A failed password or code: counted in the lockout window; the failure that reaches the limit locks. */
   private async countFailure(
-    user: { pk: number; username: string; failed_logins: number; failure_window_start: string | null },
+    user: { pk: number; username: string },
     principal: Principal,
     reason: string,
     err: CustosError,
   ): Promise<never> {
     const now = this.clock.now();
     const { maxFailures, windowMinutes, lockMinutes } = this.settings.lockout;
-    const inWindow =
-      user.failure_window_start !== null &&
-      Date.parse(user.failure_window_start) > now.getTime() - windowMinutes * 60_000;
-    const failures = inWindow ? user.failed_logins + 1 : 1;
-    const lock = maxFailures > 0 && failures >= maxFailures;
-    const lockedUntil = lock ? new Date(now.getTime() + lockMinutes * 60_000).toISOString() : null;
-    await this.index.db.transaction().execute(async (trx) => {
-      await trx
+    const cutoff = new Date(now.getTime() - windowMinutes * 60_000).toISOString();
+    const lockedUntil = new Date(now.getTime() + lockMinutes * 60_000).toISOString();
+    const locked = await this.index.db.transaction().execute(async (trx) => {
+      // Counted in the database, so concurrent failures cannot each read the same count and slip past the limit.
+      const inWindow = sql<boolean>`failure_window_start is not null and failure_window_start > ${cutoff}`;
+      const counted = await trx
         .updateTable('users')
         .set({
-          failed_logins: lock ? 0 : failures,
-          failure_window_start: lock ? null : inWindow ? user.failure_window_start : now.toISOString(),
-          ...(lock ? { locked_until: lockedUntil } : {}),
+          failed_logins: sql<number>`case when ${inWindow} then failed_logins + 1 else 1 end`,
+          failure_window_start: sql<string>`case when ${inWindow} then failure_window_start else ${now.toISOString()} end`,
         })
         .where('pk', '=', user.pk)
-        .execute();
+        .returning(['failed_logins', 'locked_until'])
+        .executeTakeFirstOrThrow();
+      const failures = Number(counted.failed_logins);
       await this.ledger.appendIn(trx, {
         principal,
         action: 'login',
@@ -666,17 +665,25 @@ export class AuthService {
         policy: 'n/a',
         detail: { reason, failures },
       });
-      if (lock)
-        await this.ledger.appendIn(trx, {
-          principal: systemPrincipal('lockout'),
-          action: 'account-change',
-          outcome: 'success',
-          policy: 'builtin:lockout',
-          objects: { user: user.username, userPk: user.pk },
-          detail: { change: 'lock', failures, windowMinutes, lockedUntil },
-        });
+      if (counted.locked_until !== null && counted.locked_until > now.toISOString())
+        return counted.locked_until;
+      if (maxFailures === 0 || failures < maxFailures) return undefined;
+      await trx
+        .updateTable('users')
+        .set({ failed_logins: 0, failure_window_start: null, locked_until: lockedUntil })
+        .where('pk', '=', user.pk)
+        .execute();
+      await this.ledger.appendIn(trx, {
+        principal: systemPrincipal('lockout'),
+        action: 'account-change',
+        outcome: 'success',
+        policy: 'builtin:lockout',
+        objects: { user: user.username, userPk: user.pk },
+        detail: { change: 'lock', failures, windowMinutes, lockedUntil },
+      });
+      return lockedUntil;
     });
-    throw lock ? lockedError(lockedUntil!) : err;
+    throw locked ? lockedError(locked) : err;
   }
 
   /** The signed-in account as the console shows it. */
