@@ -448,6 +448,11 @@ export class AuthService {
     return { id, token, expiresAt };
   }
 
+  /** The local account name of the caller (own tokens); 404 for an OIDC identity without a local account. */
+  async ownUsername(principal: Principal): Promise<string> {
+    return (await this.localUser(principal)).username;
+  }
+
   /** API tokens of one account (never the secrets), newest first. */
   async listTokens(username: string): Promise<TokenSummary[]> {
     const rows = await this.index.db
@@ -688,17 +693,7 @@ export class AuthService {
 
   /** The signed-in account as the console shows it. */
   async me(principal: Principal): Promise<Record<string, unknown>> {
-    const user = await this.index.db
-      .selectFrom('users')
-      .select(['username', 'role', 'display_name', 'department', 'totp_secret', 'must_change_password'])
-      .where('pk', '=', Number(principal.id))
-      .executeTakeFirst();
-    if (!user || principal.kind !== 'user' || !/^\d+$/.test(principal.id))
-      throw new CustosError({
-        code: 'auth.not-a-local-account',
-        message: `${principal.name} is not a local account`,
-        httpStatus: 404,
-      });
+    const user = await this.localUser(principal);
     const m = /^session:(\d+)$/.exec(principal.via ?? '');
     const session = m
       ? await this.index.db

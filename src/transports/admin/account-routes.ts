@@ -137,7 +137,8 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       path: '/api/auth/tokens',
       auth: 'bearer',
       summary: "the caller's own API tokens (never the secrets)",
-      handler: async (ctx) => sendJson(ctx.res, 200, await auth.listTokens(ctx.principal.name), JSON_TYPE),
+      handler: async (ctx) =>
+        sendJson(ctx.res, 200, await auth.listTokens(await auth.ownUsername(ctx.principal)), JSON_TYPE),
     },
     {
       method: 'POST',
@@ -146,8 +147,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       summary: 'create an API token for oneself: {"name", "ttlDays"}; the token is shown once',
       handler: async (ctx) => {
         const req = tokenRequest(await objectBody(ctx, 'auth.bad-request', '{"name", "ttlDays"}'));
-        const me = await auth.me(ctx.principal); // a local account only
-        const t = await auth.createToken(ctx.principal, String(me.username), {
+        const t = await auth.createToken(ctx.principal, await auth.ownUsername(ctx.principal), {
           ...req,
           policy: 'builtin:self-service',
         });
@@ -161,10 +161,9 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       auth: 'bearer',
       summary: "revoke one of the caller's own API tokens",
       handler: async (ctx) => {
-        const me = await auth.me(ctx.principal);
         await auth.revokeToken(
           ctx.principal,
-          String(me.username),
+          await auth.ownUsername(ctx.principal),
           tokenId(ctx.params.id!),
           'builtin:self-service',
         );
