@@ -26,6 +26,7 @@ import { PolicyService } from '../services/policy-service.js';
 import { StudyFacts } from '../services/study-facts.js';
 import { AeRegistry } from '../services/ae-registry.js';
 import { AuthService } from '../services/auth-service.js';
+import { UserAdminService } from '../services/user-admin-service.js';
 import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
 import { RetrieveService } from '../services/retrieve-service.js';
@@ -52,6 +53,8 @@ export interface CustosApp {
   scim: ScimService;
   auth: AuthService;
   accounts: AccountService;
+  /** User administration through the 'administer' decision (console and CLI). */
+  userAdmin: UserAdminService;
   policies: PolicyService;
   ingest: IngestService;
   query: QueryService;
@@ -120,8 +123,10 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     ledger,
     clock,
     config.oidc ? new JoseOidcVerifier({ ...config.oidc, knownRoles: ROLES }) : undefined,
+    { settings: config.auth, keys },
   );
-  const accounts = new AccountService(index, ledger, clock);
+  const accounts = new AccountService(index, ledger, clock, config.auth.password);
+  const userAdmin = new UserAdminService(index, gate, ledger, clock, accounts, auth);
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
   const facts = new StudyFacts(index, clock);
   const ingest = new IngestService({
@@ -172,6 +177,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     scim,
     auth,
     accounts,
+    userAdmin,
     policies,
     ingest,
     query,

@@ -500,6 +500,42 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    // Issue 4 item 1 (accounts): lockout, TOTP, forced password change, token last use, console sessions.
+    '0010-accounts': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .alterTable('users')
+          .addColumn('must_change_password', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .alterTable('users')
+          .addColumn('failed_logins', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        for (const col of [
+          'failure_window_start',
+          'locked_until',
+          'totp_secret',
+          'totp_pending',
+          'totp_enrolled_at',
+        ])
+          await db.schema.alterTable('users').addColumn(col, 'text').execute();
+        await db.schema.alterTable('users').addColumn('totp_last_step', 'integer').execute();
+        await db.schema.alterTable('api_tokens').addColumn('last_used_at', 'text').execute();
+        await withAutoPk(db.schema.createTable('sessions'), 'pk')
+          .addColumn('id_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('user_pk', 'integer', (c) => c.notNull().references('users.pk'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('last_seen_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('idle_seconds', 'integer', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .addColumn('mfa_passed', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('source', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema.createIndex('sessions_user').on('sessions').column('user_pk').execute();
+      },
+    },
   };
 }
 
