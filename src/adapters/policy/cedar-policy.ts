@@ -161,6 +161,7 @@ export function requestEntities(
         physicianNames: personNameKeys(principal.physicianName),
         physicianId: (principal.physicianId ?? '').trim(),
         projects: [...(principal.projects ?? [])],
+        breakGlassStudies: [...(principal.breakGlassStudies ?? [])],
       },
       parents: [role],
     },
@@ -170,6 +171,7 @@ export function requestEntities(
   entities.push({
     uid: r,
     attrs: {
+      uid: resource.studyUid ?? '',
       department: normDept(resource.department),
       classification: resource.classification ?? 'normal',
       owner: resource.owner ?? '',

@@ -25,6 +25,8 @@ import { scimRoutes } from '../scim/scim-routes.js';
 import { quarantineRoutes } from '../admin/quarantine-routes.js';
 import type { QuarantineService } from '../../services/quarantine-service.js';
 import { Router, type Route } from './router.js';
+import { breakGlassRoutes } from '../admin/break-glass-routes.js';
+import type { BreakGlassService } from '../../services/break-glass-service.js';
 
 export interface RouteServices {
   auth: AuthService;
@@ -35,6 +37,7 @@ export interface RouteServices {
   scim: ScimService;
   quarantine: QuarantineService;
   aes: AeRegistry;
+  breakGlass: BreakGlassService;
   config: { limits: { maxRequestBytes: number } };
 }
 
@@ -224,5 +227,6 @@ export function buildRouter(s: RouteServices): Router {
     ...scimRoutes(s.scim),
     ...fhirRoutes(s.audit),
     ...aeRoutes(s.aes, (req) => readSmallJson(req, 64 * 1024)),
+    ...breakGlassRoutes(s.breakGlass, (req) => readSmallJson(req, 16 * 1024)),
   );
 }
