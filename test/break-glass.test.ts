@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../src/domain/audit-record.js';
+import { main } from '../src/app/cli.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
+import { captureIO } from './support/cli-io.js';
 import { backends } from './support/backends.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -308,5 +310,69 @@ describe.each(backends())('break-glass on %s', (backend) => {
       .filter((r) => r.outcome === 'denied')
       .slice(-1);
     expect(denied).toMatchObject({ policy: 'default-deny' });
+  });
+});
+
+describe('custos break-glass list|review', () => {
+  let s: TestServer;
+  const studyUid = uid(45);
+
+  beforeAll(async () => {
+    s = await startTestServer('sqlite');
+    const { body, contentType } = stowBody([
+      {
+        bytes: makeInstance({
+          studyUid,
+          seriesUid: uid(51),
+          sopInstanceUid: uid(61),
+          patientId: 'PID-BG-CLI',
+          extra: [{ tag: t(0x0008, 0x1040), vr: 'LO', value: 'Cardiology' }],
+        }),
+      },
+    ]);
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
+      body,
+    });
+    expect(stow.status).toBe(200);
+    const operator = systemPrincipal('test');
+    await s.app.accounts.add(operator, { username: 'doc', role: 'referring-physician' });
+    await s.app.accounts.add(operator, { username: 'po', role: 'privacy-officer' });
+    await s.app.accounts.add(operator, { username: 'rad', role: 'radiologist', department: 'Radiology' });
+    const doc = await s.app.auth.localPrincipal('doc', 'test');
+    await s.app.breakGlass.open(doc, { studyUid, reason: 'Night shift, patient deteriorating' });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  const cli = async (...args: string[]) => {
+    const o = captureIO(s.dataDir);
+    const code = await main([...args, '--data', s.dataDir], o);
+    return { code, out: o.stdout, err: o.stderr };
+  };
+
+  it('lists windows for the privacy officer, reviews one, and refuses a radiologist', async () => {
+    const list = await cli('break-glass', 'list', '--as', 'po', '--unreviewed', '--json');
+    expect(list.code, list.err).toBe(0);
+    const [item] = JSON.parse(list.out) as { id: string; username: string; reason: string }[];
+    expect(item).toMatchObject({ username: 'doc', reason: 'Night shift, patient deteriorating' });
+    const review = await cli(
+      'break-glass',
+      'review',
+      item!.id,
+      '--as',
+      'po',
+      '--note',
+      'Called the ward: justified',
+    );
+    expect(review.code, review.err).toBe(0);
+    expect(review.out).toMatch(/reviewed by po .*: Called the ward: justified/);
+    const none = await cli('break-glass', 'list', '--as', 'po', '--unreviewed', '--json');
+    expect(JSON.parse(none.out)).toEqual([]);
+    const refused = await cli('break-glass', 'list', '--as', 'rad');
+    expect(refused.code).not.toBe(0);
+    expect(refused.err).toMatch(/rad may not review-break-glass/);
   });
 });
