@@ -77,6 +77,12 @@ export interface OpenAppOptions {
    * product passes it (every configuration audits).
    */
   wrapLedger?: (ledger: AuditLedger) => AuditLedger;
+  /**
+   * Replace the access gate the services decide through. bench/policy-overhead.ts uses it to measure what
+   * enforcement costs against a gate that allows everything (defined in bench/ only); nothing in the product
+   * passes it, and no configuration, environment variable or flag reaches it.
+   */
+  wrapGate?: (gate: AccessGate) => AccessGate;
 }
 
 export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
@@ -106,7 +112,8 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const pdp = new CedarPolicyDecisionPoint(policies);
   policies.onApplied(() => pdp.invalidate());
   const breakGlassWindows = new OpenBreakGlassWindows(index, clock);
-  const gate = new AccessGate(pdp, ledger, breakGlassWindows);
+  const realGate = new AccessGate(pdp, ledger, breakGlassWindows);
+  const gate = options.wrapGate ? options.wrapGate(realGate) : realGate;
   const audit = new AuditService({
     ledger,
     store: sqlLedger,
