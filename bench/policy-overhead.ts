@@ -4,7 +4,9 @@
  * (bench/policy.ts). A measurement script, not a test: it prints, it asserts nothing but that both sides
  * answered the same.
  *
- *   npx tsx bench/policy-overhead.ts [--queries 100] [--seed 42] [--decisions 100000]
+ *   npx tsx bench/policy-overhead.ts [--queries 100] [--seed 42] [--decisions 100000] [--prepared DIR]
+ *
+ * --prepared DIR keeps the prepared data directory (and token) in DIR and reuses it on the next run.
  *
  * One data directory is prepared in this process (the tiny set ingested through the ingest service, a
  * radiologist account of the Radiology department, which every tiny-set study belongs to, so both sides return
@@ -15,7 +17,7 @@
  * sent to both, one request at a time, in alternating blocks so that machine noise falls on both alike.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -31,6 +33,7 @@ const { values: args } = parseArgs({
     queries: { type: 'string', default: '100' },
     seed: { type: 'string', default: '42' },
     decisions: { type: 'string', default: '100000' },
+    prepared: { type: 'string' },
   },
 });
 const queryCount = Number(args.queries);
@@ -38,11 +41,19 @@ const seed = Number(args.seed);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 const root = await mkdtemp(join(tmpdir(), 'custos-policy-bench-'));
+const prepared = args.prepared ?? join(root, 'prepared');
 const dirs = { on: join(root, 'on'), off: join(root, 'off') };
 const children: ChildProcess[] = [];
 
 async function prepare(): Promise<string> {
-  const config = loadConfig({ env: {}, cwd: dirs.on, flags: { dataDir: dirs.on } });
+  const tokenFile = join(prepared, 'bench-token');
+  const known = await readFile(tokenFile, 'utf8').catch(() => undefined);
+  if (known) {
+    log(`reusing the prepared data in ${prepared}`);
+    return known.trim();
+  }
+  await rm(prepared, { recursive: true, force: true });
+  const config = loadConfig({ env: {}, cwd: prepared, flags: { dataDir: prepared } });
   // Preparation only: the timed part reads the index, never the blobs, so the ingest need not fsync.
   const app = await openApp({ ...config, blob: { ...config.blob, fsync: false } });
   try {
@@ -67,9 +78,13 @@ async function prepare(): Promise<string> {
       role: 'radiologist',
       department: 'Radiology',
     });
-    return (await app.auth.createToken(principal, 'bench-rad')).token;
-  } finally {
+    const { token } = await app.auth.createToken(principal, 'bench-rad');
     await app.close();
+    await writeFile(tokenFile, `${token}\n`);
+    return token;
+  } catch (err) {
+    await app.close();
+    throw err;
   }
 }
 
@@ -90,7 +105,11 @@ async function serve(mode: 'on' | 'off'): Promise<string> {
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (line) resolve((JSON.parse(line) as { url: string }).url);
     });
-    child.once('exit', (code) => reject(new Error(`policy-serve (${mode}) exited with ${code}`)));
+    child.once('exit', (code, signal) => {
+      // A server dying mid-run must say which one (the V8 crash in bench/README.md's note).
+      log(`policy-serve (enforcement ${mode}) exited: ${code ?? signal}`);
+      reject(new Error(`policy-serve (${mode}) exited with ${code ?? signal}`));
+    });
   });
 }
 
@@ -100,9 +119,10 @@ const pct = (xs: number[], p: number) => {
 };
 
 try {
-  log(`preparing the tiny set (seed ${seed}) in ${dirs.on} ...`);
+  log(`preparing the tiny set (seed ${seed}) in ${prepared} ...`);
   const token = await prepare();
-  await cp(dirs.on, dirs.off, { recursive: true });
+  await cp(prepared, dirs.on, { recursive: true });
+  await cp(prepared, dirs.off, { recursive: true });
   const base = { on: await serve('on'), off: await serve('off') };
   const headers = { Authorization: `Bearer ${token}`, Accept: 'application/dicom+json' };
   const qido = async (mode: 'on' | 'off', path: string) => {

@@ -8,7 +8,7 @@ import {
   type ResourceRef,
   type StudyFilter,
 } from '../../ports/policy.js';
-import { CedarPolicyDecisionPoint, CedarPolicyValidator } from './cedar-policy.js';
+import { CedarPolicyDecisionPoint, CedarPolicyValidator, studyIdentityMatters } from './cedar-policy.js';
 
 const validator = new CedarPolicyValidator();
 const DEFAULT = validator.defaultPolicyText();
@@ -226,6 +226,57 @@ describe('break-glass in the default policies', () => {
     expect(admits(f, { ...base, studyUid: '1.2.4' })).toBe(false);
     // No window: the break-glass policy adds nothing to the list scope.
     expect(await pdp.studyFilter(user('student'), 'query')).toEqual({ kind: 'grantee', userId: '42' });
+  });
+});
+
+describe('remembered decisions shared by studies with the same facts', () => {
+  const memoSize = (pdp: CedarPolicyDecisionPoint) =>
+    (pdp as unknown as { memo: Map<string, unknown> }).memo.size;
+  const dept = SCOPES.department!;
+
+  it('the shipped policies name no study except in the break-glass check', () => {
+    expect(studyIdentityMatters({ all: DEFAULT })).toBe(false);
+    for (const cond of [
+      'resource.uid == "1.2.3"',
+      'resource == Custos::Study::"1.2.3"',
+      'resource in [Custos::Study::"1.2.3"]',
+      'resource["uid"] == "1.2.3"',
+      'principal.breakGlassStudies.contains(resource.uid) || resource.uid like "1.2.*"',
+    ])
+      expect(
+        studyIdentityMatters({ p: `forbid (principal, action, resource) when { ${cond} };` }),
+        cond,
+      ).toBe(true);
+  });
+
+  it('answers many studies with the same facts from one entry, unless the principal holds a window', async () => {
+    const pdp = new CedarPolicyDecisionPoint(new MemorySource());
+    for (let i = 0; i < 50; i++) {
+      const d = await pdp.decide(user('radiologist'), 'query', { ...dept, studyUid: `1.2.${i}` });
+      expect(d.allowed).toBe(true);
+    }
+    expect(memoSize(pdp)).toBe(1);
+    const glass = { ...user('radiologist'), breakGlassStudies: ['1.2.3'] };
+    expect((await pdp.decide(glass, 'query', { ...base, studyUid: '1.2.3' })).allowed).toBe(true);
+    expect((await pdp.decide(glass, 'query', { ...base, studyUid: '1.2.4' })).allowed).toBe(false);
+    expect(memoSize(pdp)).toBe(3);
+  });
+
+  it('keeps decisions per study when a policy names a study', async () => {
+    const src = new MemorySource();
+    src.versions = [
+      `${DEFAULT}\n@id("not-this-one")\nforbid (principal, action, resource is Custos::Study) when { resource.uid == "1.2.3" };\n`,
+    ];
+    const pdp = new CedarPolicyDecisionPoint(src);
+    expect(
+      (await pdp.decide(user('radiologist'), 'view-pixels', { ...dept, studyUid: '1.2.4' })).allowed,
+    ).toBe(true);
+    expect(
+      await pdp.decide(user('radiologist'), 'view-pixels', { ...dept, studyUid: '1.2.3' }),
+    ).toMatchObject({
+      allowed: false,
+      policy: 'not-this-one',
+    });
   });
 });
 

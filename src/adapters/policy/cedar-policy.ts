@@ -195,6 +195,20 @@ export interface CedarPdpOptions {
 
 let nextSetId = 0;
 
+/** The one use of a study's identity in the shipped policies: false for every study when the set is empty. */
+const BREAK_GLASS_CHECK =
+  /principal\s*\.\s*breakGlassStudies\s*\.\s*contains\s*\(\s*resource\s*\.\s*uid\s*\)/g;
+
+/**
+ * Whether a decision may depend on which study it is, beyond the study's facts: a policy naming a study
+ * (`resource.uid`, `resource == Custos::Study::"…"`, `resource in …`, `resource["uid"]`), other than the
+ * break-glass check. Textual and conservative: anything that looks like it (comments included) counts.
+ */
+export function studyIdentityMatters(policies: Record<string, string>): boolean {
+  const text = Object.values(policies).join('\n').replace(BREAK_GLASS_CHECK, '');
+  return /resource\s*\.\s*uid|resource\s*\[|resource\s*(==|!=|in\b)|Study\s*::\s*"/.test(text);
+}
+
 /**
  * The Cedar policy decision point. The active policy set is parsed once per version and kept in the
  * engine's cache; a version check against the source, at most every refreshMs, notices a `policy apply`
@@ -206,6 +220,8 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
     setId: string;
     order: Map<string, number>;
     policies: Record<string, string>;
+    /** See studyIdentityMatters: when false, studies with the same facts share remembered decisions. */
+    byStudy: boolean;
   };
   private readonly filters = new Map<string, StudyFilter>();
   private checkedAt = -Infinity;
@@ -228,11 +244,22 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
   }
 
   async decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
-    const { version, setId, order } = await this.current();
+    const { version, setId, order, byStudy } = await this.current();
     const req = requestEntities(principal, resource);
     // A decision is a pure function of the policy version and the request's entities: the same viewer paging
     // through the same studies is answered from memory (a wasm call costs a few hundred µs: bench/policy.ts).
-    const key = `${version}\u0000${action}\u0000${JSON.stringify(req.entities)}`;
+    // Unless a policy names studies, or the principal holds break-glass windows, it does not depend on which
+    // study it is: studies with the same facts (department, physician, classification, …) share one entry, so
+    // a QIDO page over many similar studies costs a few evaluations, not one per row.
+    const shared = !byStudy && resource.type === 'study' && !principal.breakGlassStudies?.length;
+    const keyEntities = shared
+      ? req.entities.map((e) =>
+          e.uid === req.resource
+            ? { ...e, uid: { ...req.resource, id: '*' }, attrs: { ...e.attrs, uid: '*' } }
+            : e,
+        )
+      : req.entities;
+    const key = `${version}\u0000${action}\u0000${JSON.stringify(keyEntities)}`;
     const known = this.memo.get(key);
     if (known) {
       this.memo.delete(key);
@@ -327,6 +354,7 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
     setId: string;
     order: Map<string, number>;
     policies: Record<string, string>;
+    byStudy: boolean;
   }> {
     if (this.active && performance.now() - this.checkedAt < this.refreshMs) return this.active;
     this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
@@ -354,7 +382,13 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
         });
       }
       const order = new Map(Object.keys(compiled.policies).map((id, i) => [id, i]));
-      this.active = { version, setId, order, policies: compiled.policies };
+      this.active = {
+        version,
+        setId,
+        order,
+        policies: compiled.policies,
+        byStudy: studyIdentityMatters(compiled.policies),
+      };
       this.memo.clear();
       this.filters.clear();
     }
