@@ -133,9 +133,12 @@ describe.each(backends())('break-glass on %s', (backend) => {
       const res = await open(who, { studyUid: study.target, reason });
       expect(res.status, who).toBe(403);
       expect(((await res.json()) as { code: string }).code).toBe('access.denied');
+      // The same answer for a study that does not exist: a refusal says nothing about existence.
+      expect((await open(who, { studyUid: '1.2.3.999', reason })).status, who).toBe(403);
       const denied = await records({ actor: who, action: ['break-glass'] });
       expect(denied).toEqual([
         expect.objectContaining({ outcome: 'denied', policy: 'default-deny', studyUid: study.target }),
+        expect.objectContaining({ outcome: 'denied', policy: 'default-deny', studyUid: '1.2.3.999' }),
       ]);
     }
   });
