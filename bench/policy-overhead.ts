@@ -44,6 +44,7 @@ const root = await mkdtemp(join(tmpdir(), 'custos-policy-bench-'));
 const prepared = args.prepared ?? join(root, 'prepared');
 const dirs = { on: join(root, 'on'), off: join(root, 'off') };
 const children: ChildProcess[] = [];
+let stopping = false;
 
 async function prepare(): Promise<string> {
   const tokenFile = join(prepared, 'bench-token');
@@ -107,7 +108,7 @@ async function serve(mode: 'on' | 'off'): Promise<string> {
     });
     child.once('exit', (code, signal) => {
       // A server dying mid-run must say which one (the V8 crash in bench/README.md's note).
-      log(`policy-serve (enforcement ${mode}) exited: ${code ?? signal}`);
+      if (!stopping) log(`policy-serve (enforcement ${mode}) exited during the run: ${code ?? signal}`);
       reject(new Error(`policy-serve (${mode}) exited with ${code ?? signal}`));
     });
   });
@@ -167,6 +168,7 @@ try {
     `  ${'all queries'.padEnd(24)} p50 ${pct(all.on, 50).toFixed(2).padStart(7)} vs ${pct(all.off, 50).toFixed(2).padStart(7)} ms   p95 ${p95on.toFixed(2).padStart(7)} vs ${p95off.toFixed(2).padStart(7)} ms   p95 ratio ${(p95on / p95off).toFixed(3)} (overhead ${((p95on / p95off - 1) * 100).toFixed(1)}%, target < 20%)`,
   );
 } finally {
+  stopping = true;
   for (const c of children) {
     if (c.exitCode === null) {
       await new Promise((resolve) => {

@@ -186,6 +186,38 @@ export function requestEntities(
   return { principal: p, resource: r, entities };
 }
 
+/**
+ * Everything requestEntities builds the entities from, as one string: equal keys give equal entities (up to the
+ * study's identity when `anyStudy`, see studyIdentityMatters).
+ */
+function requestKey(p: Principal, r: ResourceRef, anyStudy: boolean): string {
+  return JSON.stringify([
+    p.kind,
+    p.id,
+    p.name,
+    p.role,
+    p.department ?? null,
+    p.physicianName ?? null,
+    p.physicianId ?? null,
+    p.projects ?? [],
+    p.breakGlassStudies ?? [],
+    r.type,
+    ...(r.type === 'study'
+      ? [
+          anyStudy ? '*' : (r.studyUid ?? ''),
+          r.department ?? null,
+          r.classification ?? null,
+          r.owner ?? null,
+          r.referringPhysicianName ?? null,
+          r.referringPhysicianIds ?? [],
+          r.careTeam ?? [],
+          r.projects ?? [],
+          r.grantees ?? [],
+        ]
+      : []),
+  ]);
+}
+
 export interface CedarPdpOptions {
   /** How long a known active version is trusted before the source is asked again (ms). Default 1000. */
   refreshMs?: number;
@@ -245,27 +277,22 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
 
   async decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
     const { version, setId, order, byStudy } = await this.current();
-    const req = requestEntities(principal, resource);
     // A decision is a pure function of the policy version and the request's entities: the same viewer paging
     // through the same studies is answered from memory (a wasm call costs a few hundred µs: bench/policy.ts).
     // Unless a policy names studies, or the principal holds break-glass windows, it does not depend on which
     // study it is: studies with the same facts (department, physician, classification, …) share one entry, so
     // a QIDO page over many similar studies costs a few evaluations, not one per row.
+    // The key is made of the raw inputs the entities are built from (cheaper than building them: a QIDO page
+    // asks once per row); the entities are built only when Cedar has to evaluate.
     const shared = !byStudy && resource.type === 'study' && !principal.breakGlassStudies?.length;
-    const keyEntities = shared
-      ? req.entities.map((e) =>
-          e.uid === req.resource
-            ? { ...e, uid: { ...req.resource, id: '*' }, attrs: { ...e.attrs, uid: '*' } }
-            : e,
-        )
-      : req.entities;
-    const key = `${version}\u0000${action}\u0000${JSON.stringify(keyEntities)}`;
+    const key = `${version}\u0000${action}\u0000${requestKey(principal, resource, shared)}`;
     const known = this.memo.get(key);
     if (known) {
       this.memo.delete(key);
       this.memo.set(key, known);
       return known;
     }
+    const req = requestEntities(principal, resource);
     const decision = Object.freeze(this.evaluate(version, setId, order, principal, action, resource, req));
     this.memo.set(key, decision);
     if (this.memo.size > this.memoSize) this.memo.delete(this.memo.keys().next().value!);
