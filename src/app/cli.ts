@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { ROLES } from '../domain/principal.js';
 import { loadConfig, type CustosConfig } from './config.js';
 import type { CustosApp } from './custos-app.js';
+import { addBreakGlassCommands } from './break-glass-command.js';
 
 /**
  * `custos` command line. Thin: parses arguments, loads config, calls into the composition root. Output meant
@@ -666,6 +667,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         io.out(`rejected ${r.sopInstanceUid}: ${opts.reason}\n`);
       });
     });
+
+  addBreakGlassCommands(program, config, io);
 
   program
     .command('fixity')

@@ -257,6 +257,17 @@ const ConfigSchema = z
           .optional(),
       })
       .strict(),
+    /** Break-glass windows (docs/access-control.md): default length, and the longest a request may ask for. */
+    breakGlass: z
+      .object({
+        minutes: z.number().int().min(1).max(1440),
+        maxMinutes: z.number().int().min(1).max(1440),
+      })
+      .strict()
+      .refine((b) => b.minutes <= b.maxMinutes, {
+        path: ['minutes'],
+        message: 'must not exceed breakGlass.maxMinutes',
+      }),
   })
   .strict();
 
@@ -336,6 +347,7 @@ const DEFAULTS = {
     connectTimeoutMs: 10_000,
     storeAck: 'committed',
   },
+  breakGlass: { minutes: 60, maxMinutes: 240 },
 };
 
 type Json = Record<string, unknown>;
@@ -397,6 +409,8 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_DICOM_ARTIM_TIMEOUT_MS: { path: ['dicom', 'artimTimeoutMs'], type: 'int' },
   CUSTOS_DICOM_IDLE_TIMEOUT_MS: { path: ['dicom', 'idleTimeoutMs'], type: 'int' },
   CUSTOS_DICOM_STORE_ACK: { path: ['dicom', 'storeAck'], type: 'string' },
+  CUSTOS_BREAK_GLASS_MINUTES: { path: ['breakGlass', 'minutes'], type: 'int' },
+  CUSTOS_BREAK_GLASS_MAX_MINUTES: { path: ['breakGlass', 'maxMinutes'], type: 'int' },
   CUSTOS_DICOM_TLS_PORT: { path: ['dicom', 'tls', 'port'], type: 'int' },
   CUSTOS_DICOM_TLS_CERT: { path: ['dicom', 'tls', 'cert'], type: 'string' },
   CUSTOS_DICOM_TLS_KEY: { path: ['dicom', 'tls', 'key'], type: 'string' },

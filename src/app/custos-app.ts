@@ -24,6 +24,7 @@ import { AccessGate } from '../services/access-gate.js';
 import { AccountService } from '../services/account-service.js';
 import { PolicyService } from '../services/policy-service.js';
 import { StudyFacts } from '../services/study-facts.js';
+import { BreakGlassService, OpenBreakGlassWindows } from '../services/break-glass-service.js';
 import { AeRegistry } from '../services/ae-registry.js';
 import { AuthService } from '../services/auth-service.js';
 import { UserAdminService } from '../services/user-admin-service.js';
@@ -65,6 +66,8 @@ export interface CustosApp {
   quarantine: QuarantineService;
   /** DICOM application entities allowed to associate (issue 3). */
   aes: AeRegistry;
+  /** Emergency access windows and the privacy officer's report of them. */
+  breakGlass: BreakGlassService;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -77,6 +80,12 @@ export interface OpenAppOptions {
    * product passes it (every configuration audits).
    */
   wrapLedger?: (ledger: AuditLedger) => AuditLedger;
+  /**
+   * Replace the access gate the services decide through. bench/policy-overhead.ts uses it to measure what
+   * enforcement costs against a gate that allows everything (defined in bench/ only); nothing in the product
+   * passes it, and no configuration, environment variable or flag reaches it.
+   */
+  wrapGate?: (gate: AccessGate) => AccessGate;
 }
 
 export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
@@ -105,7 +114,9 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   await policies.installDefault();
   const pdp = new CedarPolicyDecisionPoint(policies);
   policies.onApplied(() => pdp.invalidate());
-  const gate = new AccessGate(pdp, ledger);
+  const breakGlassWindows = new OpenBreakGlassWindows(index, clock);
+  const realGate = new AccessGate(pdp, ledger, breakGlassWindows);
+  const gate = options.wrapGate ? options.wrapGate(realGate) : realGate;
   const audit = new AuditService({
     ledger,
     store: sqlLedger,
@@ -164,6 +175,16 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   const feed = new PatientFeedService({ index, ledger, clock });
   const aes = new AeRegistry(index, gate, ledger, clock);
+  const breakGlass = new BreakGlassService({
+    index,
+    gate,
+    ledger,
+    store: sqlLedger,
+    clock,
+    facts,
+    windows: breakGlassWindows,
+    settings: config.breakGlass,
+  });
   return {
     config,
     index,
@@ -186,6 +207,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     clock,
     quarantine,
     aes,
+    breakGlass,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

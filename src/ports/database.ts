@@ -352,6 +352,22 @@ export interface ApplicationEntitiesTable {
   created_at: string;
 }
 
+/** Break-glass windows: a study opened outside the account's scope, with the reason, until expires_at. */
+export interface BreakGlassTable {
+  id: string;
+  user_pk: number;
+  username: string;
+  role: string;
+  study_uid: string;
+  patient_id: string;
+  reason: string;
+  opened_at: string;
+  expires_at: string;
+  reviewed_by: string | null;
+  reviewed_at: string | null;
+  review_note: string | null;
+}
+
 export interface DatabaseSchema {
   quarantine: QuarantineTable;
   header_corrections: HeaderCorrectionsTable;
@@ -377,6 +393,7 @@ export interface DatabaseSchema {
   care_relationships: CareRelationshipsTable;
   patient_merges: PatientMergesTable;
   application_entities: ApplicationEntitiesTable;
+  break_glass: BreakGlassTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

@@ -12,7 +12,7 @@ import {
   sortByTag,
   type DicomJsonObject,
 } from '../domain/dicom-levels.js';
-import type { StudyFilter } from '../ports/policy.js';
+import type { Decision, StudyFilter } from '../ports/policy.js';
 import type { AccessGate } from './access-gate.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts, type StudyFactsRow } from './study-facts.js';
 import { applyToJson, patientCorrections } from './header-overlay.js';
@@ -142,6 +142,8 @@ export function scopePredicate(f: StudyFilter, now: string): Expression<SqlBool>
       return sql<SqlBool>`exists (select 1 from study_grants g where g.study_uid = st.study_uid and g.user_pk = ${userPk(f.userId)} and g.expires_at > ${now})`;
     case 'project':
       return sql<SqlBool>`exists (select 1 from study_projects sp where sp.study_uid = st.study_uid and sp.project in (${sql.join(f.projects)}))`;
+    case 'study':
+      return sql<SqlBool>`st.study_uid in (${sql.join(f.uids)})`;
   }
 }
 
@@ -176,6 +178,7 @@ export class QueryService {
     // the rows the principal may see, so pages stay whole when some matches are refused.
     const batch = query.offset + query.limit + 1;
     const visible: Row[] = [];
+    const breakGlass = new Map<string, Decision>();
     let skipped = 0;
     for (let sqlOffset = 0; visible.length <= query.limit; sqlOffset += batch) {
       const rows = await this.select(query, scope, sqlOffset, batch);
@@ -184,7 +187,10 @@ export class QueryService {
         const d = await this.gate.decide(principal, 'query', refs.get(row.study_uid)!);
         if (!d.allowed) continue;
         if (skipped < query.offset) skipped++;
-        else if (visible.push(row) > query.limit) break;
+        else {
+          if (visible.length < query.limit && d.breakGlass) breakGlass.set(row.study_uid, d);
+          if (visible.push(row) > query.limit) break;
+        }
       }
       if (rows.length < batch) break;
     }
@@ -193,11 +199,19 @@ export class QueryService {
     if (visible.length > query.limit) {
       warnings.push('there are more results than the limit; use offset to page');
     }
+    // Results a break-glass window let through: the record names the windows, their reasons and policies.
+    const glass = [...breakGlass.values()];
     await this.ledger.append({
       principal,
       action: 'query',
       outcome: 'success',
-      policy: decision.policy,
+      policy: [...new Set([decision.policy, ...glass.map((d) => d.policy)])].join(','),
+      ...(glass.length
+        ? {
+            breakGlassReason: [...new Set(glass.map((d) => d.breakGlass!.reason))].join(' | '),
+            detail: { breakGlass: [...new Set(glass.flatMap((d) => d.breakGlass!.ids))] },
+          }
+        : {}),
       objects: {
         level: query.level,
         matches: query.matches.map((m) => ({ ...m })),

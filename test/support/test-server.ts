@@ -38,7 +38,7 @@ export interface TestServerOptions {
   validation?: Partial<CustosConfig['validation']>;
   /** DIMSE settings over the test defaults (loopback, port 0). */
   dicom?: Record<string, unknown>;
-  /** The clock the app runs on (session timeouts, lockout, TOTP). */
+  /** The clock the app runs on (default: the system clock; session timeouts, lockout, TOTP, break-glass). */
   clock?: Clock;
 }
 

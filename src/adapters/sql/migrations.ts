@@ -536,6 +536,33 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.createIndex('sessions_user').on('sessions').column('user_pk').execute();
       },
     },
+    '0011-break-glass': {
+      async up(db: Kysely<unknown>) {
+        // Emergency access windows (docs/access-control.md): who opened which study, why, until when, and the
+        // privacy officer's review. The decisions themselves are in the ledger; this table scopes them.
+        await db.schema
+          .createTable('break_glass')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('user_pk', 'integer', (c) => c.notNull().references('users.pk'))
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('study_uid', 'text', (c) => c.notNull())
+          .addColumn('patient_id', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('opened_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('reviewed_by', 'text')
+          .addColumn('reviewed_at', 'text')
+          .addColumn('review_note', 'text')
+          .execute();
+        await db.schema
+          .createIndex('break_glass_user_expires')
+          .on('break_glass')
+          .columns(['user_pk', 'expires_at'])
+          .execute();
+        await db.schema.createIndex('break_glass_opened').on('break_glass').column('opened_at').execute();
+      },
+    },
   };
 }
 

@@ -26,6 +26,8 @@ import { scimRoutes } from '../scim/scim-routes.js';
 import { quarantineRoutes } from '../admin/quarantine-routes.js';
 import type { QuarantineService } from '../../services/quarantine-service.js';
 import { Router, type Route } from './router.js';
+import { breakGlassRoutes } from '../admin/break-glass-routes.js';
+import type { BreakGlassService } from '../../services/break-glass-service.js';
 
 export interface RouteServices {
   auth: AuthService;
@@ -37,6 +39,7 @@ export interface RouteServices {
   quarantine: QuarantineService;
   aes: AeRegistry;
   userAdmin: UserAdminService;
+  breakGlass: BreakGlassService;
   config: { limits: { maxRequestBytes: number } };
 }
 
@@ -199,5 +202,6 @@ export function buildRouter(s: RouteServices): Router {
     ...fhirRoutes(s.audit),
     ...aeRoutes(s.aes, (req) => readSmallJson(req, 64 * 1024)),
     ...accountRoutes(s.auth, s.userAdmin),
+    ...breakGlassRoutes(s.breakGlass, (req) => readSmallJson(req, 16 * 1024)),
   );
 }
