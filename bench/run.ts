@@ -9,14 +9,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { generateToDir } from './generate.js';
-import {
-  DATASET_VERSION,
-  FAMILY_NAMES,
-  mulberry32,
-  multiframeFrame,
-  multiframeHeader,
-  type SetName,
-} from './dataset.js';
+import { qidoQueries } from './qido-queries.js';
+import { DATASET_VERSION, multiframeFrame, multiframeHeader, type SetName } from './dataset.js';
 import { BENCH_AE, startCustos } from './custos.js';
 import { cfindLatency, cstore } from './dimse.js';
 import { startOrthanc } from './orthanc.js';
@@ -327,43 +321,6 @@ const note = (s: string) => {
   log(`  note: ${s}`);
 };
 
-function lastDayOfMonth(y: number, m: number): number {
-  return new Date(Date.UTC(y, m, 0)).getUTCDate();
-}
-
-function queries(n: number): [string, string[]][] {
-  const rand = mulberry32(seed ^ 0x51d0);
-  const pids = Array.from(
-    { length: n },
-    () => `/studies?PatientID=T${String(1 + Math.floor(rand() * 2000)).padStart(6, '0')}`,
-  );
-  const months = Array.from({ length: n }, () => {
-    const y = 2021 + Math.floor(rand() * 4);
-    const m = 1 + Math.floor(rand() * 12);
-    const mm = String(m).padStart(2, '0');
-    return `/studies?StudyDate=${y}${mm}01-${y}${mm}${lastDayOfMonth(y, m)}`;
-  });
-  // Three-letter prefixes of the generator's family names, in varied case (PN matching ignores case).
-  const prefixes = FAMILY_NAMES.map((f, i) => {
-    const p = [...f].slice(0, 3).join('');
-    return i % 2 === 0 ? p.toUpperCase() : p.toLowerCase();
-  });
-  const names = Array.from(
-    { length: n },
-    (_, i) => `/studies?PatientName=${encodeURIComponent(prefixes[i % prefixes.length]!)}*`,
-  );
-  const mods = Array.from(
-    { length: n },
-    (_, i) => `/studies?ModalitiesInStudy=${['MR', 'CT', 'CR', 'MG', 'US'][i % 5]}`,
-  );
-  return [
-    ['by PatientID', pids],
-    ['by one-month StudyDate', months],
-    ['by PatientName prefix', names],
-    ['by ModalitiesInStudy', mods],
-  ];
-}
-
 function versions(): Record<string, string> {
   const v = (cmd: string, a: string[]) => {
     try {
@@ -472,7 +429,7 @@ async function main() {
         'higher',
       );
       log(`QIDO-RS: ${queryCount} queries of each kind, one at a time, keep-alive`);
-      for (const [label, paths] of queries(queryCount)) {
+      for (const [label, paths] of qidoQueries(queryCount, seed)) {
         const r = {
           custos: await latency(peers.custos, paths),
           orthanc: await latency(peers.orthanc, paths),
@@ -625,7 +582,7 @@ async function cstoreBench(summary: Record<string, unknown>) {
         log(`STUDY-level C-FIND vs QIDO-RS on Custos with the tiny set (${tiny.files.length} instances)`);
         await stow(peers.custos, tiny.files, 100);
         await expectCount(peers.custos, (only.has('cstore') ? large.files.length : 0) + tiny.files.length);
-        for (const [name, paths] of queries(queryCount)) {
+        for (const [name, paths] of qidoQueries(queryCount, seed)) {
           const identifiers = paths.map((p) =>
             [...new URL(p, 'http://x').searchParams].map(([k, v]) => {
               const spec: Record<string, [number, string]> = {

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { base32Decode, totp } from '../src/domain/totp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
 import { captureIO as io } from './support/cli-io.js';
@@ -35,11 +36,35 @@ describe('custos CLI', () => {
       body: JSON.stringify({ username: 'admin', password }),
     });
     expect(login.status).toBe(200);
-    const { token } = (await login.json()) as { token: string };
-    const studies = await fetch(`${m![1]}/dicom-web/studies`, {
-      headers: { Authorization: `Bearer ${token}` },
+    const signedIn = (await login.json()) as {
+      token: string;
+      mustChangePassword: boolean;
+      mfaRequired: boolean;
+    };
+    expect(signedIn).toMatchObject({ mustChangePassword: true, mfaRequired: true });
+    const headers = { Authorization: `Bearer ${signedIn.token}`, 'Content-Type': 'application/json' };
+    const studies = () => fetch(`${m![1]}/dicom-web/studies`, { headers }).then((r) => r.status);
+    // The one-time password must be changed, and the administrator must enrol TOTP, before anything else.
+    expect(await studies()).toBe(403);
+    const changed = await fetch(`${m![1]}/api/auth/password`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ currentPassword: password, newPassword: 'heron-basalt-82-lumen' }),
     });
-    expect(studies.status).toBe(200);
+    expect(changed.status).toBe(204);
+    expect(await studies()).toBe(403);
+    const enrol = (await (
+      await fetch(`${m![1]}/api/auth/mfa/enroll`, { method: 'POST', headers })
+    ).json()) as {
+      secret: string;
+    };
+    const confirmed = await fetch(`${m![1]}/api/auth/mfa/confirm`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ code: totp(base32Decode(enrol.secret), new Date()) }),
+    });
+    expect(confirmed.status).toBe(200);
+    expect(await studies()).toBe(200);
     stop('SIGTERM');
     expect(await running).toBe(0);
     const keyMode = (await stat(join(cwd, 'd1', 'keys', 'kek.json'))).mode & 0o777;

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { ROLES } from '../domain/principal.js';
 import { loadConfig, type CustosConfig } from './config.js';
 import type { CustosApp } from './custos-app.js';
+import { addBreakGlassCommands } from './break-glass-command.js';
 
 /**
  * `custos` command line. Thin: parses arguments, loads config, calls into the composition root. Output meant
@@ -239,6 +240,42 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         );
       });
     });
+
+  // docs/accounts.md: the operator's equivalents of the console's user administration (decided as 'administer').
+  const userAction = (
+    name: string,
+    description: string,
+    run: (app: CustosApp, username: string) => Promise<string | void>,
+  ) =>
+    user
+      .command(name)
+      .description(description)
+      .argument('<name>', 'account name')
+      .option('--data <dir>', 'data directory')
+      .action(async (username: string, opts: { data?: string }) => {
+        await withData(opts.data, async (app) => {
+          const shown = await run(app, username);
+          if (shown !== undefined) io.out(`${shown}\n`);
+          io.err(`custos: ${name} ${username}: done\n`);
+        });
+      });
+  userAction('deactivate', 'deactivate an account: its sessions and tokens end at once', async (app, u) => {
+    await app.userAdmin.change(await operator(), u, { active: false });
+  });
+  userAction('activate', 'activate a deactivated account', async (app, u) => {
+    await app.userAdmin.change(await operator(), u, { active: true });
+  });
+  userAction('reset-mfa', "remove an account's TOTP second factor (it enrols again)", async (app, u) => {
+    await app.userAdmin.resetMfa(await operator(), u);
+  });
+  userAction('unlock', 'unlock an account locked after failed sign-ins', async (app, u) => {
+    await app.userAdmin.unlock(await operator(), u);
+  });
+  userAction(
+    'reset-password',
+    'set and print a new one-time password (shown once); ends every session and token of the account',
+    async (app, u) => (await app.userAdmin.resetPassword(await operator(), u)).password,
+  );
 
   program
     .command('grant')
@@ -633,6 +670,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         io.out(`rejected ${r.sopInstanceUid}: ${opts.reason}\n`);
       });
     });
+
+  addBreakGlassCommands(program, config, io);
 
   program
     .command('fixity')

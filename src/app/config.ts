@@ -71,6 +71,43 @@ const ConfigSchema = z
         checkSeconds: z.number().int().min(1).max(86_400),
       })
       .strict(),
+    /** Local accounts (docs/accounts.md): password policy, lockout, TOTP, console sessions. */
+    auth: z
+      .object({
+        password: z
+          .object({
+            minLength: z.number().int().min(8).max(256),
+            maxLength: z.number().int().min(8).max(1024),
+            rejectUsername: z.boolean(),
+            rejectCommon: z.boolean(),
+          })
+          .strict()
+          .refine((p) => p.maxLength >= p.minLength, { message: 'maxLength must be at least minLength' }),
+        lockout: z
+          .object({
+            /** Failed logins within windowMinutes that lock the account (0 turns lockout off). */
+            maxFailures: z.number().int().min(0).max(1000),
+            windowMinutes: z.number().int().min(1).max(10_080),
+            lockMinutes: z.number().int().min(1).max(525_600),
+          })
+          .strict(),
+        mfa: z
+          .object({
+            /** Roles that must use TOTP (default: every role the shipped policies let export, delete or administer). */
+            requiredRoles: z.array(z.string().min(1)),
+            requireForAll: z.boolean(),
+            /** Issuer shown in authenticator apps. */
+            issuer: z.string().min(1).max(64),
+          })
+          .strict(),
+        session: z
+          .object({
+            idleMinutes: z.number().int().min(1).max(1440),
+            absoluteHours: z.number().min(0.1).max(168),
+          })
+          .strict(),
+      })
+      .strict(),
     /** Bearer tokens from the organisation's OpenID Connect identity provider (absent: local accounts only). */
     oidc: z
       .object({
@@ -222,6 +259,17 @@ const ConfigSchema = z
           .optional(),
       })
       .strict(),
+    /** Break-glass windows (docs/access-control.md): default length, and the longest a request may ask for. */
+    breakGlass: z
+      .object({
+        minutes: z.number().int().min(1).max(1440),
+        maxMinutes: z.number().int().min(1).max(1440),
+      })
+      .strict()
+      .refine((b) => b.minutes <= b.maxMinutes, {
+        path: ['minutes'],
+        message: 'must not exceed breakGlass.maxMinutes',
+      }),
   })
   .strict();
 
@@ -259,6 +307,26 @@ const DEFAULTS = {
     maxHeaderBytes: 64 * 1024 ** 2,
   },
   admin: { username: 'admin' },
+  auth: {
+    password: { minLength: 12, maxLength: 256, rejectUsername: true, rejectCommon: true },
+    lockout: { maxFailures: 5, windowMinutes: 15, lockMinutes: 15 },
+    // docs/accounts.md: the roles policies/default.cedar permits export-clinical, export-deidentified,
+    // approve-deletion or administer (which includes applying policies); a unit test holds the list to the file.
+    mfa: {
+      requiredRoles: [
+        'radiologist',
+        'referring-physician',
+        'researcher',
+        'data-owner',
+        'sysadmin',
+        'data-custodian',
+        'administrator',
+      ],
+      requireForAll: false,
+      issuer: 'Custos',
+    },
+    session: { idleMinutes: 15, absoluteHours: 8 },
+  },
   nodeName: hostname(),
   fixity: { intervalDays: 30, bytesPerSecond: 50 * 1024 * 1024, sliceSeconds: 60, checkSeconds: 300 },
   audit: { checkpointSeconds: 60 },
@@ -281,6 +349,7 @@ const DEFAULTS = {
     connectTimeoutMs: 10_000,
     storeAck: 'committed',
   },
+  breakGlass: { minutes: 60, maxMinutes: 240 },
 };
 
 type Json = Record<string, unknown>;
@@ -302,6 +371,11 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_MAX_HEADER_BYTES: { path: ['limits', 'maxHeaderBytes'], type: 'int' },
   CUSTOS_ADMIN_USERNAME: { path: ['admin', 'username'], type: 'string' },
   CUSTOS_NODE_NAME: { path: ['nodeName'], type: 'string' },
+  CUSTOS_AUTH_MFA_REQUIRED_ROLES: { path: ['auth', 'mfa', 'requiredRoles'], type: 'list' },
+  CUSTOS_AUTH_MFA_REQUIRE_FOR_ALL: { path: ['auth', 'mfa', 'requireForAll'], type: 'bool' },
+  CUSTOS_AUTH_SESSION_IDLE_MINUTES: { path: ['auth', 'session', 'idleMinutes'], type: 'int' },
+  CUSTOS_AUTH_SESSION_ABSOLUTE_HOURS: { path: ['auth', 'session', 'absoluteHours'], type: 'int' },
+  CUSTOS_AUTH_LOCKOUT_MAX_FAILURES: { path: ['auth', 'lockout', 'maxFailures'], type: 'int' },
   CUSTOS_OIDC_ISSUER: { path: ['oidc', 'issuer'], type: 'string' },
   CUSTOS_OIDC_AUDIENCE: { path: ['oidc', 'audience'], type: 'string' },
   CUSTOS_OIDC_JWKS_URI: { path: ['oidc', 'jwksUri'], type: 'string' },
@@ -338,6 +412,8 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_DICOM_ARTIM_TIMEOUT_MS: { path: ['dicom', 'artimTimeoutMs'], type: 'int' },
   CUSTOS_DICOM_IDLE_TIMEOUT_MS: { path: ['dicom', 'idleTimeoutMs'], type: 'int' },
   CUSTOS_DICOM_STORE_ACK: { path: ['dicom', 'storeAck'], type: 'string' },
+  CUSTOS_BREAK_GLASS_MINUTES: { path: ['breakGlass', 'minutes'], type: 'int' },
+  CUSTOS_BREAK_GLASS_MAX_MINUTES: { path: ['breakGlass', 'maxMinutes'], type: 'int' },
   CUSTOS_DICOM_TLS_PORT: { path: ['dicom', 'tls', 'port'], type: 'int' },
   CUSTOS_DICOM_TLS_CERT: { path: ['dicom', 'tls', 'cert'], type: 'string' },
   CUSTOS_DICOM_TLS_KEY: { path: ['dicom', 'tls', 'key'], type: 'string' },

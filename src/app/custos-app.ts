@@ -24,8 +24,10 @@ import { AccessGate } from '../services/access-gate.js';
 import { AccountService } from '../services/account-service.js';
 import { PolicyService } from '../services/policy-service.js';
 import { StudyFacts } from '../services/study-facts.js';
+import { BreakGlassService, OpenBreakGlassWindows } from '../services/break-glass-service.js';
 import { AeRegistry } from '../services/ae-registry.js';
 import { AuthService } from '../services/auth-service.js';
+import { UserAdminService } from '../services/user-admin-service.js';
 import { IngestService } from '../services/ingest-service.js';
 import { QueryService } from '../services/query-service.js';
 import { RetrieveService } from '../services/retrieve-service.js';
@@ -53,6 +55,8 @@ export interface CustosApp {
   scim: ScimService;
   auth: AuthService;
   accounts: AccountService;
+  /** User administration through the 'administer' decision (console and CLI). */
+  userAdmin: UserAdminService;
   policies: PolicyService;
   ingest: IngestService;
   query: QueryService;
@@ -65,6 +69,8 @@ export interface CustosApp {
   aes: AeRegistry;
   /** What the web console reads beyond the other APIs: study pages, activity figures. */
   consoleData: ConsoleService;
+  /** Emergency access windows and the privacy officer's report of them. */
+  breakGlass: BreakGlassService;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -77,6 +83,12 @@ export interface OpenAppOptions {
    * product passes it (every configuration audits).
    */
   wrapLedger?: (ledger: AuditLedger) => AuditLedger;
+  /**
+   * Replace the access gate the services decide through. bench/policy-overhead.ts uses it to measure what
+   * enforcement costs against a gate that allows everything (defined in bench/ only); nothing in the product
+   * passes it, and no configuration, environment variable or flag reaches it.
+   */
+  wrapGate?: (gate: AccessGate) => AccessGate;
 }
 
 export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
@@ -105,7 +117,9 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   await policies.installDefault();
   const pdp = new CedarPolicyDecisionPoint(policies);
   policies.onApplied(() => pdp.invalidate());
-  const gate = new AccessGate(pdp, ledger);
+  const breakGlassWindows = new OpenBreakGlassWindows(index, clock);
+  const realGate = new AccessGate(pdp, ledger, breakGlassWindows);
+  const gate = options.wrapGate ? options.wrapGate(realGate) : realGate;
   const audit = new AuditService({
     ledger,
     store: sqlLedger,
@@ -123,8 +137,10 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     ledger,
     clock,
     config.oidc ? new JoseOidcVerifier({ ...config.oidc, knownRoles: ROLES }) : undefined,
+    { settings: config.auth, keys },
   );
-  const accounts = new AccountService(index, ledger, clock);
+  const accounts = new AccountService(index, ledger, clock, config.auth.password);
+  const userAdmin = new UserAdminService(index, gate, ledger, clock, accounts, auth);
   const firstStart = await auth.bootstrapAdministrator(config.admin.username);
   const facts = new StudyFacts(index, clock);
   const ingest = new IngestService({
@@ -163,6 +179,16 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const feed = new PatientFeedService({ index, ledger, clock });
   const aes = new AeRegistry(index, gate, ledger, clock);
   const consoleData = new ConsoleService({ index, gate, ledger, auditStore: sqlLedger, facts, clock });
+  const breakGlass = new BreakGlassService({
+    index,
+    gate,
+    ledger,
+    store: sqlLedger,
+    clock,
+    facts,
+    windows: breakGlassWindows,
+    settings: config.breakGlass,
+  });
   return {
     config,
     index,
@@ -176,6 +202,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     scim,
     auth,
     accounts,
+    userAdmin,
     policies,
     ingest,
     query,
@@ -185,6 +212,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     quarantine,
     aes,
     consoleData,
+    breakGlass,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { writePart10, type WriteElement } from '../dicom/part10-writer.js';
+import { base32Decode, totp } from '../domain/totp.js';
 import { ROLES } from '../domain/principal.js';
 import { systemPrincipal } from '../services/auth-service.js';
 import type { CustosApp } from './custos-app.js';
@@ -178,8 +179,11 @@ function instance(s: DemoStudy, series: number, n: number): Buffer {
 }
 
 export interface DemoSeed {
-  /** Accounts created now, with their one-time passwords (empty when the demo was seeded before). */
-  accounts: { username: string; role: string; password: string }[];
+  /**
+   * Accounts created now, each with the password it signs in with and, for roles that must have a second
+   * factor, the TOTP secret (base32) to add to an authenticator app. Empty when the demo was seeded before.
+   */
+  accounts: { username: string; role: string; password: string; totpSecret?: string }[];
   stored: number;
   quarantined: number;
 }
@@ -200,8 +204,18 @@ export async function seedDemo(app: CustosApp): Promise<DemoSeed> {
   const accounts: DemoSeed['accounts'] = [];
   for (const a of DEMO_ACCOUNTS) {
     if (!(ROLES as readonly string[]).includes(a.role)) continue;
-    const { password } = await app.accounts.add(actor, a);
-    accounts.push({ username: a.username, role: a.role, password });
+    // Through the same services a person would use: a one-time password, changed by its owner, then TOTP
+    // enrolled and confirmed with a computed code where the role requires it. All of it is in the ledger.
+    const { password: oneTime } = await app.accounts.add(actor, a);
+    const owner = await app.auth.localPrincipal(a.username, 'demo');
+    const password = `demo-${randomBytes(9).toString('base64url')}`;
+    await app.auth.changePassword(owner, oneTime, password);
+    let totpSecret: string | undefined;
+    if (app.auth.mfaRequired(a.role)) {
+      totpSecret = (await app.auth.mfaEnroll(owner)).secret;
+      await app.auth.mfaConfirm(owner, totp(base32Decode(totpSecret), app.clock.now()));
+    }
+    accounts.push({ username: a.username, role: a.role, password, ...(totpSecret ? { totpSecret } : {}) });
   }
   let stored = 0;
   let quarantined = 0;
@@ -230,8 +244,12 @@ export function demoBanner(seed: DemoSeed, url: string): string {
   return [
     '',
     `Custos demo: ${seed.stored} synthetic instances archived, ${seed.quarantined} in the quarantine.`,
-    `Open ${url}/ and sign in as one of (one-time passwords, shown once):`,
-    ...seed.accounts.map((a) => `  ${a.username.padEnd(width)}  ${a.password}  (${a.role})`),
+    `Open ${url}/ and sign in as one of these accounts (shown once; the TOTP secret goes into an`,
+    'authenticator app, or: oathtool --totp -b SECRET):',
+    ...seed.accounts.map(
+      (a) =>
+        `  ${a.username.padEnd(width)}  ${a.password}  ${(a.role + ')').padEnd(20, ' ').replace(/^/, '(')}${a.totpSecret ? `  TOTP ${a.totpSecret}` : ''}`,
+    ),
     '',
   ].join('\n');
 }

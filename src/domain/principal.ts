@@ -21,6 +21,8 @@ export interface Principal {
   physicianId?: string | null;
   /** Research projects the account is a member of. */
   projects?: readonly string[];
+  /** Studies of the account's open break-glass windows: filled in by the access gate, never by a transport. */
+  breakGlassStudies?: readonly string[];
 }
 
 /**

@@ -123,6 +123,36 @@ export interface UsersTable {
   updated_at: string | null;
   /** Set by SCIM DELETE: the account is gone for SCIM and for sign-in; its row stays for the audit trail. */
   deleted_at: string | null;
+  /** Migration 0010-accounts: a one-time password was set; every session is confined until it is changed. */
+  must_change_password: Generated<number>;
+  /** Failed logins counted since failure_window_start (lockout). */
+  failed_logins: Generated<number>;
+  failure_window_start: string | null;
+  locked_until: string | null;
+  /** TOTP secret, AES-256-GCM under a key derived from the KEK (docs/accounts.md); null until confirmed. */
+  totp_secret: string | null;
+  /** A secret issued by enrolment and not yet confirmed with a code. */
+  totp_pending: string | null;
+  totp_enrolled_at: string | null;
+  /** The last time step whose code was accepted: a code is never accepted twice. */
+  totp_last_step: number | null;
+}
+
+/** Console sessions (migration 0010-accounts): the cookie and the login token are two keys to one session. */
+export interface SessionsTable {
+  pk: Generated<number>;
+  /** SHA-256 of the custos_session cookie value. */
+  id_hash: string;
+  /** SHA-256 of the bearer token returned by the same login. */
+  token_hash: string;
+  user_pk: number;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  idle_seconds: number;
+  revoked_at: string | null;
+  mfa_passed: Generated<number>;
+  source: string;
 }
 
 export interface ScimGroupsTable {
@@ -189,6 +219,8 @@ export interface ApiTokensTable {
   created_at: string;
   expires_at: string | null;
   revoked_at: string | null;
+  /** Migration 0010-accounts; updated at most once a minute. */
+  last_used_at: string | null;
 }
 
 /** One hash-chained ledger record; the search columns are copies of fields of `record`. */
@@ -320,6 +352,22 @@ export interface ApplicationEntitiesTable {
   created_at: string;
 }
 
+/** Break-glass windows: a study opened outside the account's scope, with the reason, until expires_at. */
+export interface BreakGlassTable {
+  id: string;
+  user_pk: number;
+  username: string;
+  role: string;
+  study_uid: string;
+  patient_id: string;
+  reason: string;
+  opened_at: string;
+  expires_at: string;
+  reviewed_by: string | null;
+  reviewed_at: string | null;
+  review_note: string | null;
+}
+
 export interface DatabaseSchema {
   quarantine: QuarantineTable;
   header_corrections: HeaderCorrectionsTable;
@@ -330,6 +378,7 @@ export interface DatabaseSchema {
   instances: InstancesTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
+  sessions: SessionsTable;
   audit_ledger: AuditLedgerTable;
   audit_checkpoints: AuditCheckpointsTable;
   job_state: JobStateTable;
@@ -344,6 +393,7 @@ export interface DatabaseSchema {
   care_relationships: CareRelationshipsTable;
   patient_merges: PatientMergesTable;
   application_entities: ApplicationEntitiesTable;
+  break_glass: BreakGlassTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

@@ -18,6 +18,8 @@ export const ACTIONS = [
   'read-audit',
   'administer',
   'view-activity',
+  'break-glass',
+  'review-break-glass',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 
@@ -47,6 +49,11 @@ export interface Decision {
   /** Identifier(s) of the policy that decided (allow or deny), recorded in the audit ledger. */
   policy: string;
   reason: string;
+  /**
+   * Set by the access gate when the principal holds an open break-glass window on the study: the windows and
+   * the reason given, which every record of the access carries (docs/access-control.md).
+   */
+  breakGlass?: { ids: string[]; reason: string };
 }
 
 /** The single policy decision point every transport reaches through the services. */
@@ -99,7 +106,9 @@ export type StudyFilter =
   | { kind: 'referring-id'; ids: string[] }
   | { kind: 'care-team'; userId: string }
   | { kind: 'grantee'; userId: string }
-  | { kind: 'project'; projects: string[] };
+  | { kind: 'project'; projects: string[] }
+  /** The Study Instance UID is one of these (an open break-glass window names its study). */
+  | { kind: 'study'; uids: string[] };
 
 /** Optional capability of a decision point: the SQL-expressible scope of an action for a principal. */
 export interface StudyFilterSource {

@@ -10,19 +10,39 @@ import type {
   StudyFilterSource,
 } from '../ports/policy.js';
 
+/** An open break-glass window of the principal: one study, the reason given, until expiresAt. */
+export interface BreakGlassWindow {
+  id: string;
+  studyUid: string;
+  reason: string;
+  expiresAt: string;
+}
+
+/** Where the gate learns a principal's open break-glass windows (the break_glass table). */
+export interface BreakGlassWindowSource {
+  /** Unexpired windows of this principal, now. */
+  openFor(principal: Principal): Promise<readonly BreakGlassWindow[]>;
+}
+
 /**
  * The one door to data: asks the policy decision point and, on deny, records the refusal before the caller
  * learns of it. Allowed accesses are recorded by the service that performs them, with the deciding policy, so
  * that one record names both the decision and the objects touched.
+ *
+ * Break-glass: the principal's open windows are added to its facts before every decision (so the break-glass
+ * policy can permit those studies, in row checks and in SQL narrowing alike), and an allowed decision on a
+ * study with an open window carries the window and its reason for the access record.
  */
 export class AccessGate {
   constructor(
     private readonly pdp: PolicyDecisionPoint,
     private readonly ledger: AuditLedger,
+    private readonly breakGlass?: BreakGlassWindowSource,
   ) {}
 
   async require(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
-    const decision = await this.pdp.decide(principal, action, resource);
+    const { scoped, windows } = await this.withWindows(principal);
+    const decision = await this.pdp.decide(scoped, action, resource);
     if (!decision.allowed) {
       await this.ledger.append({
         principal,
@@ -45,17 +65,46 @@ export class AccessGate {
         dicomStatus: 0x0124,
       });
     }
-    return decision;
+    return marked(decision, resource, windows);
   }
 
   /** What lists may be narrowed to in SQL before each row is decided (`all` when the decision point cannot say). */
   async narrowing(principal: Principal, action: Action): Promise<StudyFilter> {
     const source = this.pdp as Partial<StudyFilterSource>;
-    return source.studyFilter ? source.studyFilter(principal, action) : { kind: 'all' };
+    if (!source.studyFilter) return { kind: 'all' };
+    const { scoped } = await this.withWindows(principal);
+    return source.studyFilter(scoped, action);
   }
 
   /** Decide without throwing: used to filter list results row by row. */
-  decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
-    return this.pdp.decide(principal, action, resource);
+  async decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
+    const { scoped, windows } = await this.withWindows(principal);
+    return marked(await this.pdp.decide(scoped, action, resource), resource, windows);
   }
+
+  private async withWindows(
+    principal: Principal,
+  ): Promise<{ scoped: Principal; windows: readonly BreakGlassWindow[] }> {
+    const windows = this.breakGlass ? await this.breakGlass.openFor(principal) : [];
+    if (!windows.length) {
+      // Only the gate fills breakGlassStudies: whatever a caller put there is not a window.
+      const { breakGlassStudies: _ignored, ...scoped } = principal;
+      return { scoped: principal.breakGlassStudies ? scoped : principal, windows };
+    }
+    return {
+      scoped: { ...principal, breakGlassStudies: [...new Set(windows.map((w) => w.studyUid))].sort() },
+      windows,
+    };
+  }
+}
+
+/** An allowed decision on a study the principal holds a window on names the windows and the reason given. */
+function marked(decision: Decision, resource: ResourceRef, windows: readonly BreakGlassWindow[]): Decision {
+  if (!decision.allowed || resource.type !== 'study' || !windows.length) return decision;
+  const mine = windows.filter((w) => w.studyUid === resource.studyUid);
+  if (!mine.length) return decision;
+  return {
+    ...decision,
+    breakGlass: { ids: mine.map((w) => w.id), reason: [...new Set(mine.map((w) => w.reason))].join(' | ') },
+  };
 }

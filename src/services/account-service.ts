@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
 import { CustosError } from '../domain/errors.js';
+import { DEFAULT_PASSWORD_POLICY, generatePassword, type PasswordPolicy } from '../domain/password-policy.js';
 import { ROLES, type Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
@@ -36,10 +36,15 @@ export class AccountService {
     private readonly index: IndexDb,
     private readonly ledger: AuditLedger,
     private readonly clock: Clock,
+    private readonly passwordPolicy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
   ) {}
 
-  /** Create an account with a one-time password, returned once. */
-  async add(actor: Principal, a: NewAccount): Promise<{ username: string; password: string }> {
+  /** Create an account with a one-time password, returned once and to be changed at first sign-in. */
+  async add(
+    actor: Principal,
+    a: NewAccount,
+    policy = 'builtin:local-operator',
+  ): Promise<{ username: string; password: string }> {
     if (!(ROLES as readonly string[]).includes(a.role)) {
       throw new CustosError({
         code: 'account.bad-role',
@@ -66,7 +71,7 @@ export class AccountService {
         httpStatus: 409,
       });
     }
-    const password = randomBytes(15).toString('base64url');
+    const password = generatePassword(this.passwordPolicy, a.username);
     const hash = await argon2.hash(password, { type: argon2.argon2id });
     await this.index.db.transaction().execute(async (trx) => {
       const created = await trx
@@ -81,6 +86,7 @@ export class AccountService {
           department: a.department?.trim() || null,
           physician_name: a.physicianName?.trim() || null,
           physician_id: a.physicianId?.trim() || null,
+          must_change_password: 1,
         })
         .returning('pk')
         .executeTakeFirstOrThrow();
@@ -88,7 +94,7 @@ export class AccountService {
         principal: actor,
         action: 'account-create',
         outcome: 'success',
-        policy: 'builtin:local-operator',
+        policy,
         objects: {
           user: a.username,
           userPk: created.pk,

@@ -3,12 +3,70 @@ import argon2 from 'argon2';
 import { CustosError } from '../domain/errors.js';
 import { asUserId } from '../domain/ids.js';
 import { ADMINISTRATOR_ROLE, type Principal } from '../domain/principal.js';
+import {
+  checkPassword,
+  DEFAULT_PASSWORD_POLICY,
+  generatePassword,
+  type PasswordPolicy,
+} from '../domain/password-policy.js';
+import { base32Encode, matchTotp, otpauthUri } from '../domain/totp.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { IdentityTokenVerifier, VerifiedIdentity } from '../ports/identity-tokens.js';
 import type { Clock } from '../ports/clock.js';
-import type { IndexDb } from '../ports/database.js';
+import type { DatabaseSchema, IndexDb } from '../ports/database.js';
+import type { KeyStore } from '../ports/key-store.js';
+import { sql, type Kysely } from 'kysely';
+import { TotpSecretBox } from './totp-secrets.js';
 
 const TOKEN_PREFIX = 'cst_';
+
+export interface AuthSettings {
+  password: PasswordPolicy;
+  lockout: { maxFailures: number; windowMinutes: number; lockMinutes: number };
+  mfa: { requiredRoles: readonly string[]; requireForAll: boolean; issuer: string };
+  session: { idleMinutes: number; absoluteHours: number };
+}
+
+export const DEFAULT_AUTH_SETTINGS: AuthSettings = {
+  password: DEFAULT_PASSWORD_POLICY,
+  lockout: { maxFailures: 5, windowMinutes: 15, lockMinutes: 15 },
+  mfa: { requiredRoles: [], requireForAll: false, issuer: 'Custos' },
+  session: { idleMinutes: 15, absoluteHours: 8 },
+};
+
+/** What the HTTP transport hands in to authenticate one request. */
+export interface RequestCredentials {
+  authorization: string | undefined;
+  cookie: string | undefined;
+  method: string;
+  path: string;
+  /** The X-Requested-With header (the CSRF rule for cookie-authenticated unsafe methods). */
+  requestedWith: string | undefined;
+  source: string;
+}
+
+export interface LoginResult {
+  username: string;
+  role: string;
+  displayName: string;
+  department: string | null;
+  mfaEnrolled: boolean;
+  mfaRequired: boolean;
+  mfaEnrollmentRequired: boolean;
+  mustChangePassword: boolean;
+  expiresAt: string;
+  /** Bearer form of the session (scripts). */
+  token: string;
+  /** Value of the custos_session cookie. */
+  sessionId: string;
+}
+
+export const SESSION_COOKIE = 'custos_session';
+
+/** Paths a confined session (password to change, MFA to enrol) may still call. */
+const CONFINED_PATHS = /^\/api\/auth\/(me|password|logout|mfa\/[a-z]+)$/;
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+export const CSRF_HEADER_VALUE = 'custos-console';
 
 export const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
 
@@ -16,6 +74,7 @@ const unauthenticated = (message: string) =>
   new CustosError({ code: 'auth.unauthenticated', message, httpStatus: 401 });
 
 export interface CreatedToken {
+  id: number;
   token: string;
   expiresAt: string | null;
 }
@@ -25,13 +84,25 @@ export interface CreatedToken {
  * sessions, MFA, OIDC and SCIM behind this service.
  */
 export class AuthService {
+  readonly settings: AuthSettings;
+  private readonly totpBox: TotpSecretBox | undefined;
+
   constructor(
     private readonly index: IndexDb,
     private readonly ledger: AuditLedger,
     private readonly clock: Clock,
     /** The organisation's identity provider, when OIDC is configured. */
     private readonly oidc?: IdentityTokenVerifier,
-  ) {}
+    opts: { settings?: AuthSettings; keys?: KeyStore } = {},
+  ) {
+    this.settings = opts.settings ?? DEFAULT_AUTH_SETTINGS;
+    this.totpBox = opts.keys ? new TotpSecretBox(opts.keys) : undefined;
+  }
+
+  /** Whether the role must use a second factor (auth.mfa.requiredRoles, auth.mfa.requireForAll). */
+  mfaRequired(role: string): boolean {
+    return this.settings.mfa.requireForAll || this.settings.mfa.requiredRoles.includes(role);
+  }
 
   /**
    * A JWT from the identity provider: verified against its JWKS, then refused if a local (e.g. SCIM-provisioned)
@@ -84,48 +155,140 @@ export class AuthService {
     };
   }
 
+  /** Bearer token only (tests, tools): a session's token is refused outside the paths a confined session may use. */
   async authenticateBearer(authorization: string | undefined, source: string): Promise<Principal> {
-    if (!authorization) throw unauthenticated('this request needs an Authorization: Bearer <token> header');
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (!m) throw unauthenticated('the Authorization header must be "Bearer <token>"');
-    const token = m[1]!;
-    if (this.oidc && !token.startsWith(TOKEN_PREFIX) && token.split('.').length === 3)
-      return this.authenticateOidc(token, source);
-    const now = this.clock.now().toISOString();
-    const row = token.startsWith(TOKEN_PREFIX)
-      ? await this.index.db
-          .selectFrom('api_tokens as t')
-          .innerJoin('users as u', 'u.pk', 't.user_pk')
-          .select([
-            'u.pk',
-            'u.username',
-            'u.role',
-            'u.active',
-            't.pk as token_pk',
-            'u.department',
-            'u.physician_name',
-            'u.physician_id',
-            't.expires_at',
-            't.revoked_at',
-          ])
-          .where('t.token_hash', '=', hashToken(token))
-          .executeTakeFirst()
-      : undefined;
-    if (
-      !row ||
-      row.revoked_at !== null ||
-      (row.expires_at !== null && row.expires_at <= now) ||
-      !row.active
-    ) {
-      await this.ledger.append({
-        principal: { kind: 'user', id: asUserId('unknown'), name: 'unknown', role: 'none', source },
-        action: 'token-use',
-        outcome: 'failure',
-        policy: 'n/a',
-        detail: { reason: !row ? 'unknown token' : 'token expired, revoked or account inactive' },
-      });
-      throw unauthenticated('the bearer token is unknown, expired or revoked');
+    return this.authenticate({
+      authorization,
+      cookie: undefined,
+      method: 'GET',
+      path: '',
+      requestedWith: undefined,
+      source,
+    });
+  }
+
+  /**
+   * One request: `Authorization: Bearer` (API token, a session's login token, or an OIDC JWT) or, without it, the
+   * custos_session cookie. Cookie-authenticated unsafe methods must carry X-Requested-With: custos-console
+   * (a cross-site form cannot set it). A session whose account must change its password or enrol MFA reaches
+   * only /api/auth/me, /api/auth/password, /api/auth/logout and /api/auth/mfa/*.
+   */
+  async authenticate(c: RequestCredentials): Promise<Principal> {
+    let resolved: { principal: Principal; confinement?: 'password' | 'mfa' };
+    let byCookie = false;
+    if (c.authorization) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(c.authorization);
+      if (!m) throw unauthenticated('the Authorization header must be "Bearer <token>"');
+      const token = m[1]!;
+      if (this.oidc && !token.startsWith(TOKEN_PREFIX) && token.split('.').length === 3)
+        return this.authenticateOidc(token, c.source);
+      resolved =
+        (await this.apiToken(token, c.source)) ?? (await this.session('token_hash', token, c.source));
+    } else {
+      const sid = sessionCookie(c.cookie);
+      if (sid === undefined)
+        throw unauthenticated(
+          'this request needs an Authorization: Bearer <token> header or a console session',
+        );
+      byCookie = true;
+      resolved = await this.session('id_hash', sid, c.source);
     }
+    const { principal, confinement } = resolved;
+    if (byCookie && UNSAFE.has(c.method.toUpperCase()) && c.requestedWith !== CSRF_HEADER_VALUE) {
+      await this.ledger.append({
+        principal,
+        action: 'token-use',
+        outcome: 'denied',
+        policy: 'builtin:csrf',
+        detail: { reason: 'cookie-authenticated request without X-Requested-With', path: c.path },
+      });
+      throw new CustosError({
+        code: 'auth.csrf',
+        message: `a ${c.method} with the session cookie must carry the header X-Requested-With: ${CSRF_HEADER_VALUE}`,
+        httpStatus: 403,
+      });
+    }
+    if (confinement && !CONFINED_PATHS.test(c.path)) {
+      throw confinement === 'password'
+        ? new CustosError({
+            code: 'auth.password-change-required',
+            message:
+              'this account has a one-time password: change it (POST /api/auth/password) before anything else',
+            httpStatus: 403,
+          })
+        : new CustosError({
+            code: 'auth.mfa-enrollment-required',
+            message: `the role ${principal.role} needs a second factor: enrol TOTP (POST /api/auth/mfa/enroll, then /api/auth/mfa/confirm) before anything else`,
+            httpStatus: 403,
+          });
+    }
+    return principal;
+  }
+
+  private async refuseToken(source: string, reason: string): Promise<never> {
+    await this.ledger.append({
+      principal: { kind: 'user', id: asUserId('unknown'), name: 'unknown', role: 'none', source },
+      action: 'token-use',
+      outcome: 'failure',
+      policy: 'n/a',
+      detail: { reason },
+    });
+    throw unauthenticated('the bearer token or session is unknown, expired or revoked');
+  }
+
+  /** An API token (api_tokens); undefined when the token is not one, so the caller can try sessions. */
+  private async apiToken(token: string, source: string): Promise<{ principal: Principal } | undefined> {
+    if (!token.startsWith(TOKEN_PREFIX)) return this.refuseToken(source, 'unknown token');
+    const now = this.clock.now();
+    const row = await this.index.db
+      .selectFrom('api_tokens as t')
+      .innerJoin('users as u', 'u.pk', 't.user_pk')
+      .select([
+        'u.pk',
+        'u.username',
+        'u.role',
+        'u.active',
+        't.pk as token_pk',
+        'u.department',
+        'u.physician_name',
+        'u.physician_id',
+        't.expires_at',
+        't.revoked_at',
+        't.last_used_at',
+      ])
+      .where('t.token_hash', '=', hashToken(token))
+      .executeTakeFirst();
+    if (!row) return undefined;
+    if (
+      row.revoked_at !== null ||
+      (row.expires_at !== null && row.expires_at <= now.toISOString()) ||
+      !row.active
+    )
+      return this.refuseToken(source, 'token expired, revoked or account inactive');
+    // Last use to the minute: one write per token per minute, not per request.
+    if (row.last_used_at === null || Date.parse(row.last_used_at) <= now.getTime() - 60_000)
+      await this.index.db
+        .updateTable('api_tokens')
+        .set({ last_used_at: now.toISOString() })
+        .where('pk', '=', row.token_pk)
+        .execute();
+    return {
+      principal: await this.userPrincipal({ ...row, via: `token:${row.token_pk}` }, source),
+    };
+  }
+
+  private async userPrincipal(
+    row: {
+      pk: number;
+      username: string;
+      role: string;
+      department: string | null;
+      physician_name: string | null;
+      physician_id: string | null;
+      via: string;
+    },
+    source: string,
+  ): Promise<Principal> {
     const projects = await this.index.db
       .selectFrom('project_members')
       .select('project')
@@ -137,12 +300,73 @@ export class AuthService {
       name: row.username,
       role: row.role,
       source,
-      via: `token:${row.token_pk}`,
+      via: row.via,
       department: row.department,
       physicianName: row.physician_name,
       physicianId: row.physician_id,
       projects: projects.map((p) => p.project),
     };
+  }
+
+  /** A console session by its cookie or its login token: revoked, idle, past its absolute expiry → refused. */
+  private async session(
+    column: 'id_hash' | 'token_hash',
+    secret: string,
+    source: string,
+  ): Promise<{ principal: Principal; confinement?: 'password' | 'mfa' }> {
+    const now = this.clock.now();
+    const row = await this.index.db
+      .selectFrom('sessions as s')
+      .innerJoin('users as u', 'u.pk', 's.user_pk')
+      .select([
+        'u.pk',
+        'u.username',
+        'u.role',
+        'u.active',
+        'u.department',
+        'u.physician_name',
+        'u.physician_id',
+        'u.must_change_password',
+        'u.totp_secret',
+        's.pk as session_pk',
+        's.expires_at',
+        's.last_seen_at',
+        's.idle_seconds',
+        's.revoked_at',
+      ])
+      .where(`s.${column}`, '=', hashToken(secret))
+      .executeTakeFirst();
+    if (!row) return this.refuseToken(source, 'unknown token or session');
+    const idle = now.getTime() - Date.parse(row.last_seen_at) >= row.idle_seconds * 1000;
+    const ended = row.expires_at <= now.toISOString();
+    if (row.revoked_at !== null || !row.active || idle || ended) {
+      if (row.revoked_at === null && (idle || ended))
+        await this.index.db
+          .updateTable('sessions')
+          .set({ revoked_at: now.toISOString() })
+          .where('pk', '=', row.session_pk)
+          .execute();
+      return this.refuseToken(
+        source,
+        row.revoked_at !== null || !row.active
+          ? 'session ended or account inactive'
+          : idle
+            ? 'session idle timeout'
+            : 'session absolute timeout',
+      );
+    }
+    await this.index.db
+      .updateTable('sessions')
+      .set({ last_seen_at: now.toISOString() })
+      .where('pk', '=', row.session_pk)
+      .execute();
+    const principal = await this.userPrincipal({ ...row, via: `session:${row.session_pk}` }, source);
+    const confinement = row.must_change_password
+      ? ('password' as const)
+      : this.mfaRequired(row.role) && !row.totp_secret
+        ? ('mfa' as const)
+        : undefined;
+    return confinement ? { principal, confinement } : { principal };
   }
 
   /** First start: create the administrator with a one-time password that is returned (and printed) once. */
@@ -151,7 +375,7 @@ export class AuthService {
   ): Promise<{ username: string; password: string } | undefined> {
     const any = await this.index.db.selectFrom('users').select('pk').limit(1).executeTakeFirst();
     if (any) return undefined;
-    const password = randomBytes(15).toString('base64url');
+    const password = generatePassword(this.settings.password, username);
     const hash = await argon2.hash(password, { type: argon2.argon2id });
     await this.index.db.transaction().execute(async (trx) => {
       const created = await trx
@@ -163,6 +387,7 @@ export class AuthService {
           password_hash: hash,
           active: 1,
           created_at: this.clock.now().toISOString(),
+          must_change_password: 1,
         })
         .returning('pk')
         .executeTakeFirstOrThrow();
@@ -180,7 +405,7 @@ export class AuthService {
   async createToken(
     actor: Principal,
     username: string,
-    opts: { name?: string; ttlDays?: number } = {},
+    opts: { name?: string; ttlDays?: number; policy?: string } = {},
   ): Promise<CreatedToken> {
     const user = await this.index.db
       .selectFrom('users')
@@ -197,8 +422,8 @@ export class AuthService {
     const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
     const now = this.clock.now();
     const expiresAt = opts.ttlDays ? new Date(now.getTime() + opts.ttlDays * 86_400_000).toISOString() : null;
-    await this.index.db.transaction().execute(async (trx) => {
-      await trx
+    const id = await this.index.db.transaction().execute(async (trx) => {
+      const created = await trx
         .insertInto('api_tokens')
         .values({
           user_pk: user.pk,
@@ -207,28 +432,96 @@ export class AuthService {
           created_at: now.toISOString(),
           expires_at: expiresAt,
           revoked_at: null,
+          last_used_at: null,
         })
-        .execute();
+        .returning('pk')
+        .executeTakeFirstOrThrow();
       await this.ledger.appendIn(trx, {
         principal: actor,
         action: 'token-create',
         outcome: 'success',
-        policy: 'builtin:local-operator',
-        objects: { user: username, name: opts.name ?? '', expiresAt },
+        policy: opts.policy ?? 'builtin:local-operator',
+        objects: { user: username, tokenId: created.pk, name: opts.name ?? '', expiresAt },
       });
+      return created.pk;
     });
-    return { token, expiresAt };
+    return { id, token, expiresAt };
   }
 
-  /** Password login: returns a token valid for `ttlHours` (a session token for scripts and the console). */
-  async login(username: string, password: string, source: string, ttlHours = 12): Promise<CreatedToken> {
+  /** The local account name of the caller (own tokens); 404 for an OIDC identity without a local account. */
+  async ownUsername(principal: Principal): Promise<string> {
+    return (await this.localUser(principal)).username;
+  }
+
+  /** API tokens of one account (never the secrets), newest first. */
+  async listTokens(username: string): Promise<TokenSummary[]> {
+    const rows = await this.index.db
+      .selectFrom('api_tokens as t')
+      .innerJoin('users as u', 'u.pk', 't.user_pk')
+      .select(['t.pk', 't.name', 't.created_at', 't.expires_at', 't.revoked_at', 't.last_used_at'])
+      .where('u.username', '=', username)
+      .orderBy('t.pk', 'desc')
+      .execute();
+    return rows.map((r) => ({
+      id: r.pk,
+      name: r.name,
+      createdAt: r.created_at,
+      expiresAt: r.expires_at,
+      revokedAt: r.revoked_at,
+      lastUsedAt: r.last_used_at,
+    }));
+  }
+
+  /** Revoke one token of one account; a token of another account is "not found" (owner scoping). */
+  async revokeToken(actor: Principal, username: string, id: number, policy: string): Promise<void> {
+    await this.index.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .selectFrom('api_tokens as t')
+        .innerJoin('users as u', 'u.pk', 't.user_pk')
+        .select(['t.pk', 't.revoked_at'])
+        .where('u.username', '=', username)
+        .where('t.pk', '=', id)
+        .executeTakeFirst();
+      if (!row)
+        throw new CustosError({
+          code: 'auth.no-such-token',
+          message: `the account ${username} has no token ${id}`,
+          httpStatus: 404,
+        });
+      if (row.revoked_at === null)
+        await trx
+          .updateTable('api_tokens')
+          .set({ revoked_at: this.clock.now().toISOString() })
+          .where('pk', '=', id)
+          .execute();
+      await this.ledger.appendIn(trx, {
+        principal: actor,
+        action: 'token-revoke',
+        outcome: 'success',
+        policy,
+        objects: { user: username, tokenId: id },
+        ...(row.revoked_at !== null ? { detail: { alreadyRevoked: row.revoked_at } } : {}),
+      });
+    });
+  }
+
+  /**
+   * Password login with lockout and TOTP: a console session (cookie) whose bearer form is the returned token.
+   * A locked account is refused with auth.locked before the password is looked at, so the answer says nothing
+   * about the password.
+   */
+  async login(
+    username: string,
+    password: string,
+    source: string,
+    opts: { totp?: string } = {},
+  ): Promise<LoginResult> {
+    const now = this.clock.now();
     const user = await this.index.db
       .selectFrom('users')
-      .select(['pk', 'username', 'role', 'password_hash', 'active'])
+      .selectAll()
       .where('username', '=', username)
       .executeTakeFirst();
-    const ok =
-      !!user && !!user.active && !!user.password_hash && (await argon2.verify(user.password_hash, password));
     const principal: Principal = {
       kind: 'user',
       id: asUserId(user ? String(user.pk) : 'unknown'),
@@ -237,18 +530,346 @@ export class AuthService {
       source,
       via: 'password',
     };
-    if (!ok) {
+    const fail = async (reason: string, err: CustosError): Promise<never> => {
       await this.ledger.append({
         principal,
         action: 'login',
         outcome: 'failure',
         policy: 'n/a',
-        detail: { reason: 'bad username or password' },
+        detail: { reason },
       });
-      throw unauthenticated('the username or password is wrong');
+      throw err;
+    };
+    const wrong = unauthenticated('the username or password is wrong');
+    if (!user || !user.active || !user.password_hash) {
+      // Same work as a real check, so timing does not tell which accounts exist.
+      await argon2.verify(DUMMY_HASH, password).catch(() => false);
+      return fail(!user ? 'no such account' : 'account inactive or without a password', wrong);
     }
-    await this.ledger.append({ principal, action: 'login', outcome: 'success', policy: 'n/a' });
-    return this.createToken(principal, username, { name: 'login', ttlDays: ttlHours / 24 });
+    if (user.locked_until !== null && user.locked_until > now.toISOString())
+      return fail('account locked', lockedError(user.locked_until));
+    const passwordOk = await argon2.verify(user.password_hash, password);
+    if (!passwordOk) return this.countFailure(user, principal, 'bad password', wrong);
+    let mfaPassed = false;
+    let totpStep: number | undefined;
+    if (user.totp_secret) {
+      if (!opts.totp)
+        return fail(
+          'second factor missing',
+          new CustosError({
+            code: 'auth.mfa-required',
+            message: 'this account uses TOTP: send the current 6-digit code as "totp"',
+            httpStatus: 401,
+          }),
+        );
+      const secret = await this.box().open(user.totp_secret, user.pk);
+      totpStep = matchTotp(secret, opts.totp, now);
+      const invalid = new CustosError({
+        code: 'auth.mfa-invalid',
+        message: 'the TOTP code is wrong, expired or was already used',
+        httpStatus: 401,
+      });
+      if (totpStep === undefined) return this.countFailure(user, principal, 'bad TOTP code', invalid);
+      if (user.totp_last_step !== null && totpStep <= user.totp_last_step)
+        return this.countFailure(user, principal, 'TOTP code reused', invalid);
+      mfaPassed = true;
+    }
+    const settings = this.settings.session;
+    const sessionId = randomBytes(32).toString('base64url');
+    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const expiresAt = new Date(now.getTime() + settings.absoluteHours * 3_600_000).toISOString();
+    await this.index.db.transaction().execute(async (trx) => {
+      const wasLocked = user.locked_until !== null;
+      await trx
+        .updateTable('users')
+        .set({
+          failed_logins: 0,
+          failure_window_start: null,
+          locked_until: null,
+          ...(totpStep !== undefined ? { totp_last_step: totpStep } : {}),
+        })
+        .where('pk', '=', user.pk)
+        .execute();
+      if (wasLocked)
+        await this.ledger.appendIn(trx, {
+          principal: systemPrincipal('lockout'),
+          action: 'account-change',
+          outcome: 'success',
+          policy: 'builtin:lockout',
+          objects: { user: username, userPk: user.pk },
+          detail: { change: 'unlock', reason: 'lock expired', lockedUntil: user.locked_until },
+        });
+      const created = await trx
+        .insertInto('sessions')
+        .values({
+          id_hash: hashToken(sessionId),
+          token_hash: hashToken(token),
+          user_pk: user.pk,
+          created_at: now.toISOString(),
+          last_seen_at: now.toISOString(),
+          expires_at: expiresAt,
+          idle_seconds: settings.idleMinutes * 60,
+          revoked_at: null,
+          mfa_passed: mfaPassed ? 1 : 0,
+          source,
+        })
+        .returning('pk')
+        .executeTakeFirstOrThrow();
+      await this.ledger.appendIn(trx, {
+        principal: { ...principal, via: `session:${created.pk}` },
+        action: 'login',
+        outcome: 'success',
+        policy: 'n/a',
+        detail: { mfa: mfaPassed, expiresAt },
+      });
+    });
+    const mfaRequired = this.mfaRequired(user.role);
+    return {
+      username: user.username,
+      role: user.role,
+      displayName: user.display_name,
+      department: user.department,
+      mfaEnrolled: !!user.totp_secret,
+      mfaRequired,
+      mfaEnrollmentRequired: mfaRequired && !user.totp_secret,
+      mustChangePassword: !!user.must_change_password,
+      expiresAt,
+      token,
+      sessionId,
+    };
+  }
+
+  /** A failed password or code: counted in the lockout window; the failure that reaches the limit locks. */
+  private async countFailure(
+    user: { pk: number; username: string },
+    principal: Principal,
+    reason: string,
+    err: CustosError,
+  ): Promise<never> {
+    const now = this.clock.now();
+    const { maxFailures, windowMinutes, lockMinutes } = this.settings.lockout;
+    const cutoff = new Date(now.getTime() - windowMinutes * 60_000).toISOString();
+    const lockedUntil = new Date(now.getTime() + lockMinutes * 60_000).toISOString();
+    const locked = await this.index.db.transaction().execute(async (trx) => {
+      // Counted in the database, so concurrent failures cannot each read the same count and slip past the limit.
+      const inWindow = sql<boolean>`failure_window_start is not null and failure_window_start > ${cutoff}`;
+      const counted = await trx
+        .updateTable('users')
+        .set({
+          failed_logins: sql<number>`case when ${inWindow} then failed_logins + 1 else 1 end`,
+          failure_window_start: sql<string>`case when ${inWindow} then failure_window_start else ${now.toISOString()} end`,
+        })
+        .where('pk', '=', user.pk)
+        .returning(['failed_logins', 'locked_until'])
+        .executeTakeFirstOrThrow();
+      const failures = Number(counted.failed_logins);
+      await this.ledger.appendIn(trx, {
+        principal,
+        action: 'login',
+        outcome: 'failure',
+        policy: 'n/a',
+        detail: { reason, failures },
+      });
+      if (counted.locked_until !== null && counted.locked_until > now.toISOString())
+        return counted.locked_until;
+      if (maxFailures === 0 || failures < maxFailures) return undefined;
+      await trx
+        .updateTable('users')
+        .set({ failed_logins: 0, failure_window_start: null, locked_until: lockedUntil })
+        .where('pk', '=', user.pk)
+        .execute();
+      await this.ledger.appendIn(trx, {
+        principal: systemPrincipal('lockout'),
+        action: 'account-change',
+        outcome: 'success',
+        policy: 'builtin:lockout',
+        objects: { user: user.username, userPk: user.pk },
+        detail: { change: 'lock', failures, windowMinutes, lockedUntil },
+      });
+      return lockedUntil;
+    });
+    throw locked ? lockedError(locked) : err;
+  }
+
+  /** The signed-in account as the console shows it. */
+  async me(principal: Principal): Promise<Record<string, unknown>> {
+    const user = await this.localUser(principal);
+    const m = /^session:(\d+)$/.exec(principal.via ?? '');
+    const session = m
+      ? await this.index.db
+          .selectFrom('sessions')
+          .select(['expires_at', 'last_seen_at', 'idle_seconds'])
+          .where('pk', '=', Number(m[1]))
+          .executeTakeFirst()
+      : undefined;
+    const mfaRequired = this.mfaRequired(user.role);
+    return {
+      username: user.username,
+      role: user.role,
+      displayName: user.display_name,
+      department: user.department,
+      mfaEnrolled: !!user.totp_secret,
+      mfaRequired,
+      mfaEnrollmentRequired: mfaRequired && !user.totp_secret,
+      mustChangePassword: !!user.must_change_password,
+      sessionExpiresAt: session?.expires_at ?? null,
+      ...(session
+        ? {
+            sessionIdleExpiresAt: new Date(
+              Date.parse(session.last_seen_at) + session.idle_seconds * 1000,
+            ).toISOString(),
+          }
+        : {}),
+    };
+  }
+
+  private box(): TotpSecretBox {
+    if (!this.totpBox)
+      throw new CustosError({
+        code: 'auth.mfa-unavailable',
+        message: 'TOTP needs the key store, which this process was started without',
+        httpStatus: 500,
+      });
+    return this.totpBox;
+  }
+
+  private async localUser(principal: Principal) {
+    const user =
+      principal.kind === 'user' && /^\d+$/.test(principal.id)
+        ? await this.index.db
+            .selectFrom('users')
+            .selectAll()
+            .where('pk', '=', Number(principal.id))
+            .executeTakeFirst()
+        : undefined;
+    if (!user)
+      throw new CustosError({
+        code: 'auth.not-a-local-account',
+        message: `${principal.name} is not a local account`,
+        httpStatus: 404,
+      });
+    return user;
+  }
+
+  /** Start TOTP enrolment: a new secret, kept pending until a code from it is confirmed. */
+  async mfaEnroll(principal: Principal): Promise<{ secret: string; otpauthUri: string }> {
+    const user = await this.localUser(principal);
+    if (user.totp_secret)
+      throw new CustosError({
+        code: 'auth.mfa-already-enrolled',
+        message: 'this account already has TOTP; an administrator resets it before a new enrolment',
+        httpStatus: 409,
+      });
+    const secret = randomBytes(20);
+    const sealed = await this.box().seal(secret, user.pk);
+    await this.index.db.transaction().execute(async (trx) => {
+      await trx.updateTable('users').set({ totp_pending: sealed }).where('pk', '=', user.pk).execute();
+      await this.ledger.appendIn(trx, {
+        principal,
+        action: 'mfa',
+        outcome: 'success',
+        policy: 'builtin:self-service',
+        objects: { user: user.username },
+        detail: { change: 'enrol-start' },
+      });
+    });
+    return {
+      secret: base32Encode(secret),
+      otpauthUri: otpauthUri(this.settings.mfa.issuer, user.username, secret),
+    };
+  }
+
+  /** Confirm enrolment with a code from the new secret; from then on login asks for a code. */
+  async mfaConfirm(principal: Principal, code: string): Promise<{ mfaEnrolled: true }> {
+    const user = await this.localUser(principal);
+    if (!user.totp_pending)
+      throw new CustosError({
+        code: 'auth.mfa-not-enrolling',
+        message: 'no TOTP enrolment is pending: POST /api/auth/mfa/enroll first',
+        httpStatus: 409,
+      });
+    const now = this.clock.now();
+    const step = matchTotp(await this.box().open(user.totp_pending, user.pk), code, now);
+    if (step === undefined) {
+      await this.ledger.append({
+        principal,
+        action: 'mfa',
+        outcome: 'failure',
+        policy: 'builtin:self-service',
+        objects: { user: user.username },
+        detail: { change: 'enrol-confirm', reason: 'bad code' },
+      });
+      throw new CustosError({
+        code: 'auth.mfa-invalid',
+        message: 'the code does not match the secret being enrolled (check the device clock)',
+        httpStatus: 400,
+      });
+    }
+    await this.index.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('users')
+        .set({
+          totp_secret: user.totp_pending,
+          totp_pending: null,
+          totp_enrolled_at: now.toISOString(),
+          totp_last_step: step,
+        })
+        .where('pk', '=', user.pk)
+        .execute();
+      const m = /^session:(\d+)$/.exec(principal.via ?? '');
+      if (m)
+        await trx.updateTable('sessions').set({ mfa_passed: 1 }).where('pk', '=', Number(m[1])).execute();
+      await this.ledger.appendIn(trx, {
+        principal,
+        action: 'mfa',
+        outcome: 'success',
+        policy: 'builtin:self-service',
+        objects: { user: user.username },
+        detail: { change: 'enrolled' },
+      });
+    });
+    return { mfaEnrolled: true };
+  }
+
+  /** Change one's own password: the current one is checked, the new one must meet the policy. */
+  async changePassword(principal: Principal, current: string, next: string): Promise<void> {
+    const user = await this.localUser(principal);
+    if (!user.password_hash || !(await argon2.verify(user.password_hash, current))) {
+      await this.ledger.append({
+        principal,
+        action: 'account-change',
+        outcome: 'failure',
+        policy: 'builtin:self-service',
+        objects: { user: user.username },
+        detail: { change: 'password', reason: 'current password wrong' },
+      });
+      throw unauthenticated('the current password is wrong');
+    }
+    checkPassword(this.settings.password, user.username, next);
+    if (await argon2.verify(user.password_hash, next))
+      throw new CustosError({
+        code: 'account.weak-password',
+        message:
+          'the password does not meet the password policy: the new password must differ from the current one',
+        httpStatus: 400,
+        detail: { rule: 'reuse' },
+      });
+    const hash = await argon2.hash(next, { type: argon2.argon2id });
+    await this.index.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('users')
+        .set({ password_hash: hash, must_change_password: 0 })
+        .where('pk', '=', user.pk)
+        .execute();
+      await this.ledger.appendIn(trx, {
+        principal,
+        action: 'account-change',
+        outcome: 'success',
+        policy: 'builtin:self-service',
+        objects: { user: user.username },
+        detail: { change: 'password' },
+      });
+    });
   }
 
   /**
@@ -280,27 +901,81 @@ export class AuthService {
     };
   }
 
-  /** End a session: the token the request came with stops working at once. */
+  /** End a session: the token or session this request was made with stops working at once. */
   async logout(principal: Principal): Promise<void> {
-    const m = /^token:(\d+)$/.exec(principal.via ?? '');
+    const m = /^(token|session):(\d+)$/.exec(principal.via ?? '');
     if (!m) {
       throw new CustosError({
         code: 'auth.not-a-session',
-        message: 'logout ends the token this request was made with; this request did not use one',
+        message: 'logout ends the token or session this request was made with; this request used neither',
         httpStatus: 400,
       });
     }
     await this.index.db.transaction().execute(async (trx) => {
       await trx
-        .updateTable('api_tokens')
+        .updateTable(m[1] === 'token' ? 'api_tokens' : 'sessions')
         .set({ revoked_at: this.clock.now().toISOString() })
-        .where('pk', '=', Number(m[1]))
+        .where('pk', '=', Number(m[2]))
         .where('revoked_at', 'is', null)
         .execute();
       await this.ledger.appendIn(trx, { principal, action: 'logout', outcome: 'success', policy: 'n/a' });
     });
   }
 }
+
+/** Every session and API token of an account ends now (deactivation, password reset): in the caller's transaction. */
+export async function revokeCredentials(
+  db: Kysely<DatabaseSchema>,
+  userPk: number,
+  now: string,
+): Promise<void> {
+  await db
+    .updateTable('api_tokens')
+    .set({ revoked_at: now })
+    .where('user_pk', '=', userPk)
+    .where('revoked_at', 'is', null)
+    .execute();
+  await db
+    .updateTable('sessions')
+    .set({ revoked_at: now })
+    .where('user_pk', '=', userPk)
+    .where('revoked_at', 'is', null)
+    .execute();
+}
+
+export interface TokenSummary {
+  id: number;
+  name: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+/** The value of the custos_session cookie in a Cookie header. */
+export function sessionCookie(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) {
+      const v = part.slice(eq + 1).trim();
+      return /^[A-Za-z0-9_-]{20,100}$/.test(v) ? v : undefined;
+    }
+  }
+  return undefined;
+}
+
+const lockedError = (until: string) =>
+  new CustosError({
+    code: 'auth.locked',
+    message: `the account is locked after repeated failed sign-ins until ${until}, or until an administrator unlocks it`,
+    httpStatus: 423,
+    detail: { lockedUntil: until },
+  });
+
+// argon2id of a random string nobody knows: verified against for unknown accounts.
+const DUMMY_HASH =
+  '$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$Jc0CD6bwsB8cN3L0gvUqR3rjMgWjQvztNrMH9NCqmf8';
 
 export const systemPrincipal = (what: string): Principal => ({
   kind: 'system',

@@ -200,6 +200,9 @@ export class ConsoleService {
         studyUid,
         channel,
         objects: { studies: [studyUid], level: 'study', count: 1 },
+        ...(view.breakGlass
+          ? { breakGlassReason: view.breakGlass.reason, detail: { breakGlass: view.breakGlass.ids } }
+          : {}),
       });
     }
     let accessHistory: StudyPage['accessHistory'] = null;

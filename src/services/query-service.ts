@@ -13,7 +13,7 @@ import {
   sortByTag,
   type DicomJsonObject,
 } from '../domain/dicom-levels.js';
-import type { StudyFilter } from '../ports/policy.js';
+import type { Decision, StudyFilter } from '../ports/policy.js';
 import type { AccessGate } from './access-gate.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts, type StudyFactsRow } from './study-facts.js';
 import { applyToJson, patientCorrections } from './header-overlay.js';
@@ -143,6 +143,8 @@ export function scopePredicate(f: StudyFilter, now: string): Expression<SqlBool>
       return sql<SqlBool>`exists (select 1 from study_grants g where g.study_uid = st.study_uid and g.user_pk = ${userPk(f.userId)} and g.expires_at > ${now})`;
     case 'project':
       return sql<SqlBool>`exists (select 1 from study_projects sp where sp.study_uid = st.study_uid and sp.project in (${sql.join(f.projects)}))`;
+    case 'study':
+      return sql<SqlBool>`st.study_uid in (${sql.join(f.uids)})`;
   }
 }
 
@@ -186,13 +188,13 @@ export class QueryService {
   ) {}
 
   async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
-    const { rows, more, policy } = await this.visibleRows(principal, query);
+    const { rows, more, policy, glass } = await this.visibleRows(principal, query);
     const results = rows.map((row) => this.toJson(query, row, retrieveBase));
     const warnings = query.ignored.map((k) => `the query key ${k} is not supported and was ignored`);
     if (more) {
       warnings.push('there are more results than the limit; use offset to page');
     }
-    await this.recordQuery(principal, query, policy, results.length, [
+    await this.recordQuery(principal, query, policy, glass, results.length, [
       ...new Set(results.map((r) => r['0020000D']?.Value?.[0] as string | undefined)),
     ]);
     return { results, warnings };
@@ -209,7 +211,7 @@ export class QueryService {
   ): Promise<{ studies: BrowsedStudy[]; more: boolean }> {
     if (query.level !== 'study')
       throw new CustosError({ code: 'query.bad-level', message: 'the study browser lists studies only' });
-    const { rows, more, policy } = await this.visibleRows(principal, query);
+    const { rows, more, policy, glass } = await this.visibleRows(principal, query);
     const studies = rows.map((r): BrowsedStudy => ({
       studyUid: r.study_uid,
       patientId: r.patient_id,
@@ -230,6 +232,7 @@ export class QueryService {
       principal,
       query,
       policy,
+      glass,
       studies.length,
       studies.map((s) => s.studyUid),
       channel,
@@ -241,7 +244,7 @@ export class QueryService {
   private async visibleRows(
     principal: Principal,
     query: QidoQuery,
-  ): Promise<{ rows: Row[]; more: boolean; policy: string }> {
+  ): Promise<{ rows: Row[]; more: boolean; policy: string; glass: Decision[] }> {
     const decision = await this.gate.require(principal, 'query', { type: 'archive' });
     const scope = scopePredicate(
       await this.gate.narrowing(principal, 'query'),
@@ -251,6 +254,7 @@ export class QueryService {
     // the rows the principal may see, so pages stay whole when some matches are refused.
     const batch = query.offset + query.limit + 1;
     const visible: Row[] = [];
+    const breakGlass = new Map<string, Decision>();
     let skipped = 0;
     for (let sqlOffset = 0; visible.length <= query.limit; sqlOffset += batch) {
       const rows = await this.select(query, scope, sqlOffset, batch);
@@ -259,7 +263,10 @@ export class QueryService {
         const d = await this.gate.decide(principal, 'query', refs.get(row.study_uid)!);
         if (!d.allowed) continue;
         if (skipped < query.offset) skipped++;
-        else if (visible.push(row) > query.limit) break;
+        else {
+          if (visible.length < query.limit && d.breakGlass) breakGlass.set(row.study_uid, d);
+          if (visible.push(row) > query.limit) break;
+        }
       }
       if (rows.length < batch) break;
     }
@@ -267,13 +274,16 @@ export class QueryService {
       rows: visible.slice(0, query.limit),
       more: visible.length > query.limit,
       policy: decision.policy,
+      glass: [...breakGlass.values()],
     };
   }
 
+  /** The query's record; results a break-glass window let through name the windows, reasons and policies. */
   private async recordQuery(
     principal: Principal,
     query: QidoQuery,
     policy: string,
+    glass: Decision[],
     count: number,
     studyUids: (string | undefined)[],
     channel?: string,
@@ -282,8 +292,14 @@ export class QueryService {
       principal,
       action: 'query',
       outcome: 'success',
-      policy,
+      policy: [...new Set([policy, ...glass.map((d) => d.policy)])].join(','),
       ...(channel ? { channel } : {}),
+      ...(glass.length
+        ? {
+            breakGlassReason: [...new Set(glass.map((d) => d.breakGlass!.reason))].join(' | '),
+            detail: { breakGlass: [...new Set(glass.flatMap((d) => d.breakGlass!.ids))] },
+          }
+        : {}),
       objects: {
         level: query.level,
         matches: query.matches.map((m) => ({ ...m })),

@@ -185,6 +185,9 @@ export class RetrieveService {
       policy: decision.policy,
       patientId: study.patient_id,
       studyUid: study.study_uid,
+      ...(decision.breakGlass
+        ? { breakGlassReason: decision.breakGlass.reason, detail: { breakGlass: decision.breakGlass.ids } }
+        : {}),
       objects: {
         what,
         count: rows.length,

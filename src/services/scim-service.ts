@@ -6,6 +6,7 @@ import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
 import type { Updateable } from 'kysely';
 import type { DatabaseSchema, IndexDb, UsersTable } from '../ports/database.js';
+import { revokeCredentials } from './auth-service.js';
 import type { AccessGate } from './access-gate.js';
 
 export const SCIM_USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -385,13 +386,9 @@ export class ScimService {
     });
   }
 
+  /** Tokens and console sessions alike (ARCHITECTURE.md: deactivation revokes sessions at once). */
   private async revokeTokens(db: Kysely<DatabaseSchema>, userPk: number, now: string) {
-    await db
-      .updateTable('api_tokens')
-      .set({ revoked_at: now })
-      .where('user_pk', '=', userPk)
-      .where('revoked_at', 'is', null)
-      .execute();
+    await revokeCredentials(db, userPk, now);
   }
 
   private async write(

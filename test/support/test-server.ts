@@ -8,6 +8,7 @@ import { startServer } from '../../src/app/serve.js';
 import { dropPostgresSchema } from '../../src/adapters/sql/open-index-db.js';
 import { systemPrincipal } from '../../src/services/auth-service.js';
 import { postgresUrl, type Backend } from './backends.js';
+import type { Clock } from '../../src/ports/clock.js';
 
 export interface TestServer {
   url: string;
@@ -37,6 +38,8 @@ export interface TestServerOptions {
   validation?: Partial<CustosConfig['validation']>;
   /** DIMSE settings over the test defaults (loopback, port 0). */
   dicom?: Record<string, unknown>;
+  /** The clock the app runs on (default: the system clock; session timeouts, lockout, TOTP, break-glass). */
+  clock?: Clock;
 }
 
 /** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
@@ -60,7 +63,10 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     validation: { ...base.validation, ...opts.validation },
     database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
   };
-  const app = await openApp(opts.configure ? opts.configure(config) : config);
+  const app = await openApp(
+    opts.configure ? opts.configure(config) : config,
+    opts.clock ? { clock: opts.clock } : {},
+  );
   const unexpected: unknown[] = [];
   const server = await startServer(app, (err) => unexpected.push(err));
   const { token } = await app.auth.createToken(systemPrincipal('test'), config.admin.username);

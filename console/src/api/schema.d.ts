@@ -626,7 +626,7 @@ export interface components {
             token?: string;
         };
         ApiToken: {
-            id: string;
+            id: number;
             name: string;
             createdAt: string;
             expiresAt: string | null;
@@ -634,7 +634,7 @@ export interface components {
             lastUsedAt?: string | null;
         };
         NewToken: {
-            id: string;
+            id: number;
             token: string;
             expiresAt: string | null;
         };
@@ -1773,7 +1773,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["BreakGlassItem"][];
+                    "application/json": {
+                        id: string;
+                        studyUid: string;
+                        reason: string;
+                        expiresAt: string;
+                    }[];
                 };
             };
             400: components["responses"]["Problem"];

@@ -235,9 +235,11 @@ function Tokens({ username, onToken }: { username: string; onToken: (token: stri
     },
   });
   const revoke = useMutation({
-    mutationFn: async (id: string) =>
+    mutationFn: async (id: number) =>
       unwrap(
-        await api.DELETE('/api/admin/users/{username}/tokens/{id}', { params: { path: { username, id } } }),
+        await api.DELETE('/api/admin/users/{username}/tokens/{id}', {
+          params: { path: { username, id: String(id) } },
+        }),
       ),
     onSuccess: () => qc.invalidateQueries({ queryKey: ['tokens', username] }),
   });

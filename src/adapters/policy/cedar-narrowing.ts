@@ -71,11 +71,17 @@ export function filterOf(e: Expr): StudyFilter {
     if (attr === 'department') return /^[\x20-\x7e]*$/.test(value) ? { kind: 'department', value } : ALL;
     if (attr === 'classification') return { kind: 'classification', value };
     if (attr === 'owner') return { kind: 'owner', value };
+    if (attr === 'uid') return { kind: 'study', uids: [value] };
     return ALL;
   }
   for (const op of ['contains', 'containsAny'] as const) {
     if (!(op in o)) continue;
     const { left, right } = o[op] as { left: Expr; right: Expr };
+    // A known set containing the study's own UID: the principal's break-glass studies.
+    if (op === 'contains' && resourceAttr(right) === 'uid') {
+      const uids = strings(literal(left));
+      return !uids ? ALL : uids.length ? { kind: 'study', uids } : NONE;
+    }
     const attr = resourceAttr(left);
     const raw = literal(right);
     const values = op === 'contains' ? (typeof raw === 'string' ? [raw] : undefined) : strings(raw);

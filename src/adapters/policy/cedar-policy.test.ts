@@ -8,7 +8,7 @@ import {
   type ResourceRef,
   type StudyFilter,
 } from '../../ports/policy.js';
-import { CedarPolicyDecisionPoint, CedarPolicyValidator } from './cedar-policy.js';
+import { CedarPolicyDecisionPoint, CedarPolicyValidator, studyIdentityMatters } from './cedar-policy.js';
 
 const validator = new CedarPolicyValidator();
 const DEFAULT = validator.defaultPolicyText();
@@ -114,7 +114,7 @@ const EXPECTED: Record<string, Partial<Record<Scope, Action[]>>> = {
   student: { archive: ['query'], grant: READ, 'restricted-department-grant': READ },
   sysadmin: { archive: ['administer'] },
   'data-owner': {
-    archive: ['query', 'view-activity'],
+    archive: ['query', 'view-activity', 'review-break-glass'],
     department: ['query', 'view-metadata', 'approve-deletion', 'read-audit'],
     owner: ['query', 'view-metadata', 'approve-deletion', 'read-audit'],
     'restricted-department-grant': ['query', 'view-metadata', 'approve-deletion', 'read-audit'],
@@ -125,7 +125,7 @@ const EXPECTED: Record<string, Partial<Record<Scope, Action[]>>> = {
     'restricted-department-grant': STEWARD,
   },
   'data-custodian': { archive: ['administer', 'view-activity'] },
-  'privacy-officer': { archive: ['read-audit', 'view-activity'] },
+  'privacy-officer': { archive: ['read-audit', 'view-activity', 'review-break-glass'] },
   researcher: { project: ['export-deidentified'] },
   administrator: {
     archive: ['query', 'store', 'read-audit', 'administer', 'view-activity'],
@@ -133,6 +133,11 @@ const EXPECTED: Record<string, Partial<Record<Scope, Action[]>>> = {
     'restricted-department-grant': READ,
   },
 };
+
+// Clinicians may open break-glass on any study, restricted ones included (break-glass-open).
+for (const role of ['radiologist', 'technologist', 'referring-physician'])
+  for (const scope of Object.keys(SCOPES) as Scope[])
+    if (scope !== 'archive') EXPECTED[role]![scope] = [...(EXPECTED[role]![scope] ?? []), 'break-glass'];
 
 describe('default Cedar policies: role x action x scope', () => {
   const pdp = new CedarPolicyDecisionPoint(new MemorySource());
@@ -183,6 +188,95 @@ describe('default Cedar policies: role x action x scope', () => {
     const ae: Principal = { kind: 'ae', id: asUserId('CT1'), name: 'CT1', role: 'technologist', source: 'x' };
     expect((await pdp.decide(ae, 'store', { type: 'archive' })).allowed).toBe(true);
     expect((await pdp.decide(ae, 'view-pixels', SCOPES.department!)).allowed).toBe(false);
+  });
+});
+
+describe('break-glass in the default policies', () => {
+  const pdp = new CedarPolicyDecisionPoint(new MemorySource());
+  const withWindow = (role: string, ...studies: string[]): Principal => ({
+    ...user(role),
+    breakGlassStudies: studies,
+  });
+
+  it('an open window permits reading that study only, by break-glass-read, restricted or not', async () => {
+    for (const action of READ) {
+      const d = await pdp.decide(withWindow('radiologist', '1.2.3'), action, base);
+      expect(d).toMatchObject({ allowed: true, policy: 'break-glass-read' });
+      const r = await pdp.decide(withWindow('radiologist', '1.2.3'), action, {
+        ...base,
+        classification: 'restricted',
+      });
+      expect(r).toMatchObject({ allowed: true, policy: 'break-glass-read' });
+      const other = await pdp.decide(withWindow('radiologist', '1.2.3'), action, {
+        ...base,
+        studyUid: '1.2.4',
+      });
+      expect(other).toMatchObject({ allowed: false, policy: 'default-deny' });
+    }
+    for (const action of ['print', 'export-clinical', 'correct-header', 'request-deletion'] as Action[])
+      expect((await pdp.decide(withWindow('radiologist', '1.2.3'), action, base)).allowed).toBe(false);
+  });
+
+  it('narrows lists to the window studies besides the role scope', async () => {
+    const f = await pdp.studyFilter(withWindow('radiologist', '1.2.3', '1.2.9'), 'query');
+    expect(f.kind === 'or' && f.of).toEqual(
+      expect.arrayContaining([{ kind: 'study', uids: ['1.2.3', '1.2.9'] }]),
+    );
+    expect(admits(f, base)).toBe(true);
+    expect(admits(f, { ...base, studyUid: '1.2.4' })).toBe(false);
+    // No window: the break-glass policy adds nothing to the list scope.
+    expect(await pdp.studyFilter(user('student'), 'query')).toEqual({ kind: 'grantee', userId: '42' });
+  });
+});
+
+describe('remembered decisions shared by studies with the same facts', () => {
+  const memoSize = (pdp: CedarPolicyDecisionPoint) =>
+    (pdp as unknown as { memo: Map<string, unknown> }).memo.size;
+  const dept = SCOPES.department!;
+
+  it('the shipped policies name no study except in the break-glass check', () => {
+    expect(studyIdentityMatters({ all: DEFAULT })).toBe(false);
+    for (const cond of [
+      'resource.uid == "1.2.3"',
+      'resource == Custos::Study::"1.2.3"',
+      'resource in [Custos::Study::"1.2.3"]',
+      'resource["uid"] == "1.2.3"',
+      'principal.breakGlassStudies.contains(resource.uid) || resource.uid like "1.2.*"',
+    ])
+      expect(
+        studyIdentityMatters({ p: `forbid (principal, action, resource) when { ${cond} };` }),
+        cond,
+      ).toBe(true);
+  });
+
+  it('answers many studies with the same facts from one entry, unless the principal holds a window', async () => {
+    const pdp = new CedarPolicyDecisionPoint(new MemorySource());
+    for (let i = 0; i < 50; i++) {
+      const d = await pdp.decide(user('radiologist'), 'query', { ...dept, studyUid: `1.2.${i}` });
+      expect(d.allowed).toBe(true);
+    }
+    expect(memoSize(pdp)).toBe(1);
+    const glass = { ...user('radiologist'), breakGlassStudies: ['1.2.3'] };
+    expect((await pdp.decide(glass, 'query', { ...base, studyUid: '1.2.3' })).allowed).toBe(true);
+    expect((await pdp.decide(glass, 'query', { ...base, studyUid: '1.2.4' })).allowed).toBe(false);
+    expect(memoSize(pdp)).toBe(3);
+  });
+
+  it('keeps decisions per study when a policy names a study', async () => {
+    const src = new MemorySource();
+    src.versions = [
+      `${DEFAULT}\n@id("not-this-one")\nforbid (principal, action, resource is Custos::Study) when { resource.uid == "1.2.3" };\n`,
+    ];
+    const pdp = new CedarPolicyDecisionPoint(src);
+    expect(
+      (await pdp.decide(user('radiologist'), 'view-pixels', { ...dept, studyUid: '1.2.4' })).allowed,
+    ).toBe(true);
+    expect(
+      await pdp.decide(user('radiologist'), 'view-pixels', { ...dept, studyUid: '1.2.3' }),
+    ).toMatchObject({
+      allowed: false,
+      policy: 'not-this-one',
+    });
   });
 });
 
@@ -272,6 +366,8 @@ function admits(f: StudyFilter, r: ResourceRef): boolean {
       return (r.grantees ?? []).includes(f.userId);
     case 'project':
       return f.projects.some((p) => (r.projects ?? []).includes(p));
+    case 'study':
+      return f.uids.includes(r.studyUid ?? '');
   }
 }
 

@@ -161,6 +161,7 @@ export function requestEntities(
         physicianNames: personNameKeys(principal.physicianName),
         physicianId: (principal.physicianId ?? '').trim(),
         projects: [...(principal.projects ?? [])],
+        breakGlassStudies: [...(principal.breakGlassStudies ?? [])],
       },
       parents: [role],
     },
@@ -170,6 +171,7 @@ export function requestEntities(
   entities.push({
     uid: r,
     attrs: {
+      uid: resource.studyUid ?? '',
       department: normDept(resource.department),
       classification: resource.classification ?? 'normal',
       owner: resource.owner ?? '',
@@ -184,6 +186,38 @@ export function requestEntities(
   return { principal: p, resource: r, entities };
 }
 
+/**
+ * Everything requestEntities builds the entities from, as one string: equal keys give equal entities (up to the
+ * study's identity when `anyStudy`, see studyIdentityMatters).
+ */
+function requestKey(p: Principal, r: ResourceRef, anyStudy: boolean): string {
+  return JSON.stringify([
+    p.kind,
+    p.id,
+    p.name,
+    p.role,
+    p.department ?? null,
+    p.physicianName ?? null,
+    p.physicianId ?? null,
+    p.projects ?? [],
+    p.breakGlassStudies ?? [],
+    r.type,
+    ...(r.type === 'study'
+      ? [
+          anyStudy ? '*' : (r.studyUid ?? ''),
+          r.department ?? null,
+          r.classification ?? null,
+          r.owner ?? null,
+          r.referringPhysicianName ?? null,
+          r.referringPhysicianIds ?? [],
+          r.careTeam ?? [],
+          r.projects ?? [],
+          r.grantees ?? [],
+        ]
+      : []),
+  ]);
+}
+
 export interface CedarPdpOptions {
   /** How long a known active version is trusted before the source is asked again (ms). Default 1000. */
   refreshMs?: number;
@@ -192,6 +226,20 @@ export interface CedarPdpOptions {
 }
 
 let nextSetId = 0;
+
+/** The one use of a study's identity in the shipped policies: false for every study when the set is empty. */
+const BREAK_GLASS_CHECK =
+  /principal\s*\.\s*breakGlassStudies\s*\.\s*contains\s*\(\s*resource\s*\.\s*uid\s*\)/g;
+
+/**
+ * Whether a decision may depend on which study it is, beyond the study's facts: a policy naming a study
+ * (`resource.uid`, `resource == Custos::Study::"…"`, `resource in …`, `resource["uid"]`), other than the
+ * break-glass check. Textual and conservative: anything that looks like it (comments included) counts.
+ */
+export function studyIdentityMatters(policies: Record<string, string>): boolean {
+  const text = Object.values(policies).join('\n').replace(BREAK_GLASS_CHECK, '');
+  return /resource\s*\.\s*uid|resource\s*\[|resource\s*(==|!=|in\b)|Study\s*::\s*"/.test(text);
+}
 
 /**
  * The Cedar policy decision point. The active policy set is parsed once per version and kept in the
@@ -204,6 +252,8 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
     setId: string;
     order: Map<string, number>;
     policies: Record<string, string>;
+    /** See studyIdentityMatters: when false, studies with the same facts share remembered decisions. */
+    byStudy: boolean;
   };
   private readonly filters = new Map<string, StudyFilter>();
   private checkedAt = -Infinity;
@@ -226,17 +276,23 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
   }
 
   async decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
-    const { version, setId, order } = await this.current();
-    const req = requestEntities(principal, resource);
+    const { version, setId, order, byStudy } = await this.current();
     // A decision is a pure function of the policy version and the request's entities: the same viewer paging
     // through the same studies is answered from memory (a wasm call costs a few hundred µs: bench/policy.ts).
-    const key = `${version}\u0000${action}\u0000${JSON.stringify(req.entities)}`;
+    // Unless a policy names studies, or the principal holds break-glass windows, it does not depend on which
+    // study it is: studies with the same facts (department, physician, classification, …) share one entry, so
+    // a QIDO page over many similar studies costs a few evaluations, not one per row.
+    // The key is made of the raw inputs the entities are built from (cheaper than building them: a QIDO page
+    // asks once per row); the entities are built only when Cedar has to evaluate.
+    const shared = !byStudy && resource.type === 'study' && !principal.breakGlassStudies?.length;
+    const key = `${version}\u0000${action}\u0000${requestKey(principal, resource, shared)}`;
     const known = this.memo.get(key);
     if (known) {
       this.memo.delete(key);
       this.memo.set(key, known);
       return known;
     }
+    const req = requestEntities(principal, resource);
     const decision = Object.freeze(this.evaluate(version, setId, order, principal, action, resource, req));
     this.memo.set(key, decision);
     if (this.memo.size > this.memoSize) this.memo.delete(this.memo.keys().next().value!);
@@ -325,6 +381,7 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
     setId: string;
     order: Map<string, number>;
     policies: Record<string, string>;
+    byStudy: boolean;
   }> {
     if (this.active && performance.now() - this.checkedAt < this.refreshMs) return this.active;
     this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined));
@@ -352,7 +409,13 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
         });
       }
       const order = new Map(Object.keys(compiled.policies).map((id, i) => [id, i]));
-      this.active = { version, setId, order, policies: compiled.policies };
+      this.active = {
+        version,
+        setId,
+        order,
+        policies: compiled.policies,
+        byStudy: studyIdentityMatters(compiled.policies),
+      };
       this.memo.clear();
       this.filters.clear();
     }

@@ -500,6 +500,69 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    // Issue 4 item 1 (accounts): lockout, TOTP, forced password change, token last use, console sessions.
+    '0010-accounts': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .alterTable('users')
+          .addColumn('must_change_password', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .alterTable('users')
+          .addColumn('failed_logins', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        for (const col of [
+          'failure_window_start',
+          'locked_until',
+          'totp_secret',
+          'totp_pending',
+          'totp_enrolled_at',
+        ])
+          await db.schema.alterTable('users').addColumn(col, 'text').execute();
+        await db.schema.alterTable('users').addColumn('totp_last_step', 'integer').execute();
+        await db.schema.alterTable('api_tokens').addColumn('last_used_at', 'text').execute();
+        await withAutoPk(db.schema.createTable('sessions'), 'pk')
+          .addColumn('id_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('user_pk', 'integer', (c) => c.notNull().references('users.pk'))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('last_seen_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('idle_seconds', 'integer', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .addColumn('mfa_passed', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('source', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await db.schema.createIndex('sessions_user').on('sessions').column('user_pk').execute();
+      },
+    },
+    '0011-break-glass': {
+      async up(db: Kysely<unknown>) {
+        // Emergency access windows (docs/access-control.md): who opened which study, why, until when, and the
+        // privacy officer's review. The decisions themselves are in the ledger; this table scopes them.
+        await db.schema
+          .createTable('break_glass')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('user_pk', 'integer', (c) => c.notNull().references('users.pk'))
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('study_uid', 'text', (c) => c.notNull())
+          .addColumn('patient_id', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text', (c) => c.notNull())
+          .addColumn('opened_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('reviewed_by', 'text')
+          .addColumn('reviewed_at', 'text')
+          .addColumn('review_note', 'text')
+          .execute();
+        await db.schema
+          .createIndex('break_glass_user_expires')
+          .on('break_glass')
+          .columns(['user_pk', 'expires_at'])
+          .execute();
+        await db.schema.createIndex('break_glass_opened').on('break_glass').column('opened_at').execute();
+      },
+    },
   };
 }
 

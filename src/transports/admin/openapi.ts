@@ -94,7 +94,7 @@ const schemas: Record<string, Schema> = {
   ),
   ApiToken: obj(
     {
-      id: str,
+      id: int,
       name: str,
       createdAt: str,
       expiresAt: nullable(str),
@@ -103,7 +103,7 @@ const schemas: Record<string, Schema> = {
     },
     ['lastUsedAt'],
   ),
-  NewToken: obj({ id: str, token: str, expiresAt: nullable(str) }),
+  NewToken: obj({ id: int, token: str, expiresAt: nullable(str) }),
   TokenRequest: obj({ name: str, ttlDays: int }),
   User: obj(
     {
@@ -366,7 +366,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/auth/me': {
-    get: pending('accounts', {
+    get: op({
       summary: 'who this session is',
       operationId: 'me',
       tags: ['auth'],
@@ -374,7 +374,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/auth/mfa/enroll': {
-    post: pending('accounts', {
+    post: op({
       summary: 'start TOTP enrolment',
       operationId: 'mfaEnroll',
       tags: ['auth'],
@@ -382,7 +382,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/auth/mfa/confirm': {
-    post: pending('accounts', {
+    post: op({
       summary: 'confirm TOTP enrolment with a first code',
       operationId: 'mfaConfirm',
       tags: ['auth'],
@@ -391,7 +391,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/auth/password': {
-    post: pending('accounts', {
+    post: op({
       summary: 'change the own password',
       operationId: 'changePassword',
       tags: ['auth'],
@@ -400,13 +400,13 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/auth/tokens': {
-    get: pending('accounts', {
+    get: op({
       summary: 'the own API tokens',
       operationId: 'listOwnTokens',
       tags: ['auth'],
       responses: { '200': json(arr(ref('ApiToken'))) },
     }),
-    post: pending('accounts', {
+    post: op({
       summary: 'create an own API token (shown once)',
       operationId: 'createOwnToken',
       tags: ['auth'],
@@ -415,7 +415,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/auth/tokens/{id}': {
-    delete: pending('accounts', {
+    delete: op({
       summary: 'revoke an own API token',
       operationId: 'revokeOwnToken',
       tags: ['auth'],
@@ -424,13 +424,13 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/admin/users': {
-    get: pending('accounts', {
+    get: op({
       summary: 'list accounts',
       operationId: 'listUsers',
       tags: ['users'],
       responses: { '200': json(arr(ref('User'))) },
     }),
-    post: pending('accounts', {
+    post: op({
       summary: 'create an account (returns a one-time password)',
       operationId: 'createUser',
       tags: ['users'],
@@ -451,7 +451,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/admin/users/{username}': {
-    patch: pending('accounts', {
+    patch: op({
       summary: 'change or deactivate an account',
       operationId: 'updateUser',
       tags: ['users'],
@@ -473,7 +473,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/admin/users/{username}/mfa/reset': {
-    post: pending('accounts', {
+    post: op({
       summary: "reset an account's MFA",
       operationId: 'resetUserMfa',
       tags: ['users'],
@@ -482,7 +482,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/admin/users/{username}/unlock': {
-    post: pending('accounts', {
+    post: op({
       summary: 'unlock a locked account',
       operationId: 'unlockUser',
       tags: ['users'],
@@ -491,7 +491,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/admin/users/{username}/password/reset': {
-    post: pending('accounts', {
+    post: op({
       summary: 'issue a new one-time password',
       operationId: 'resetUserPassword',
       tags: ['users'],
@@ -500,14 +500,14 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/admin/users/{username}/tokens': {
-    get: pending('accounts', {
+    get: op({
       summary: "an account's API tokens",
       operationId: 'listUserTokens',
       tags: ['users'],
       parameters: [userPath],
       responses: { '200': json(arr(ref('ApiToken'))) },
     }),
-    post: pending('accounts', {
+    post: op({
       summary: 'create an API token for an account (a named system)',
       operationId: 'createUserToken',
       tags: ['users'],
@@ -517,7 +517,7 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/admin/users/{username}/tokens/{id}': {
-    delete: pending('accounts', {
+    delete: op({
       summary: "revoke an account's API token",
       operationId: 'revokeUserToken',
       tags: ['users'],
@@ -603,14 +603,14 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/break-glass': {
-    post: pending('breakglass', {
+    post: op({
       summary: 'open a study outside the own scope for a limited time, giving a reason',
       operationId: 'openBreakGlass',
       tags: ['break-glass'],
       requestBody: body(obj({ studyUid: str, reason: str })),
       responses: { '201': json(ref('BreakGlassWindow')) },
     }),
-    get: pending('breakglass', {
+    get: op({
       summary: 'break-glass report for review',
       operationId: 'listBreakGlass',
       tags: ['break-glass'],
@@ -624,15 +624,15 @@ const paths: Record<string, Record<string, Op>> = {
     }),
   },
   '/api/break-glass/active': {
-    get: pending('breakglass', {
+    get: op({
       summary: "the caller's open break-glass windows",
       operationId: 'activeBreakGlass',
       tags: ['break-glass'],
-      responses: { '200': json(arr(ref('BreakGlassItem'))) },
+      responses: { '200': json(arr(obj({ id: str, studyUid: str, reason: str, expiresAt: str }))) },
     }),
   },
   '/api/break-glass/{id}/review': {
-    post: pending('breakglass', {
+    post: op({
       summary: 'record the review of a break-glass access',
       operationId: 'reviewBreakGlass',
       tags: ['break-glass'],

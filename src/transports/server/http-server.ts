@@ -7,7 +7,15 @@ import { sendProblem } from '../http/problem.js';
 import type { Router } from './router.js';
 
 export interface Authenticator {
-  authenticateBearer(authorization: string | undefined, source: string): Promise<Principal>;
+  /** Bearer token or console session cookie, with the CSRF and confined-session rules (AuthService). */
+  authenticate(c: {
+    authorization: string | undefined;
+    cookie: string | undefined;
+    method: string;
+    path: string;
+    requestedWith: string | undefined;
+    source: string;
+  }): Promise<Principal>;
 }
 
 export interface HttpServerOptions {
@@ -99,10 +107,18 @@ export class HttpServer {
           httpStatus: 405,
         });
       }
+      const requestedWith = req.headers['x-requested-with'];
       const authenticated =
         found.route.auth === 'public'
           ? anonymous(source)
-          : await this.opts.auth.authenticateBearer(req.headers.authorization, source);
+          : await this.opts.auth.authenticate({
+              authorization: req.headers.authorization,
+              cookie: req.headers.cookie,
+              method: req.method ?? 'GET',
+              path: found.route.path,
+              requestedWith: Array.isArray(requestedWith) ? requestedWith[0] : requestedWith,
+              source,
+            });
       const purpose = purposeOfUse(req.headers['x-purpose-of-use']);
       const principal = purpose ? { ...authenticated, purpose } : authenticated;
       await found.route.handler({

@@ -1,8 +1,9 @@
-import { CustosError } from '../../domain/errors.js';
 import type { AuditService } from '../../services/audit-service.js';
 import type { ScimService } from '../../services/scim-service.js';
 import type { AeRegistry } from '../../services/ae-registry.js';
 import type { AuthService } from '../../services/auth-service.js';
+import type { UserAdminService } from '../../services/user-admin-service.js';
+import { accountRoutes } from '../admin/account-routes.js';
 import { aeRoutes } from '../admin/ae-routes.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
@@ -27,6 +28,8 @@ import type { QuarantineService } from '../../services/quarantine-service.js';
 import { Router, type Route } from './router.js';
 import { consoleRoutes } from '../admin/console-routes.js';
 import type { ConsoleService } from '../../services/console-service.js';
+import { breakGlassRoutes } from '../admin/break-glass-routes.js';
+import type { BreakGlassService } from '../../services/break-glass-service.js';
 
 export interface RouteServices {
   auth: AuthService;
@@ -38,6 +41,8 @@ export interface RouteServices {
   quarantine: QuarantineService;
   aes: AeRegistry;
   consoleData: ConsoleService;
+  userAdmin: UserAdminService;
+  breakGlass: BreakGlassService;
   config: { limits: { maxRequestBytes: number } };
 }
 
@@ -190,34 +195,6 @@ export function buildRouter(s: RouteServices): Router {
       summary: 'liveness: carries no data',
       handler: async (ctx) => sendJson(ctx.res, 200, { status: 'ok' }, 'application/json'),
     },
-    {
-      method: 'POST',
-      path: '/api/auth/login',
-      auth: 'public',
-      summary: 'exchange a username and password for a bearer token',
-      handler: async (ctx) => {
-        const body = (await readSmallJson(ctx.req)) as { username?: unknown; password?: unknown };
-        if (typeof body?.username !== 'string' || typeof body?.password !== 'string') {
-          throw new CustosError({
-            code: 'auth.bad-request',
-            message: 'send {"username": "...", "password": "..."}',
-            httpStatus: 400,
-          });
-        }
-        const t = await s.auth.login(body.username, body.password, ctx.source);
-        sendJson(ctx.res, 200, { token: t.token, expiresAt: t.expiresAt }, 'application/json');
-      },
-    },
-    {
-      method: 'POST',
-      path: '/api/auth/logout',
-      auth: 'bearer',
-      summary: 'revoke the bearer token this request carries (end of session)',
-      handler: async (ctx) => {
-        await s.auth.logout(ctx.principal);
-        ctx.res.writeHead(204).end();
-      },
-    },
   ];
   return r.add(
     ...dicomweb,
@@ -228,5 +205,7 @@ export function buildRouter(s: RouteServices): Router {
     ...fhirRoutes(s.audit),
     ...aeRoutes(s.aes, (req) => readSmallJson(req, 64 * 1024)),
     ...consoleRoutes(s.query, s.consoleData),
+    ...accountRoutes(s.auth, s.userAdmin),
+    ...breakGlassRoutes(s.breakGlass, (req) => readSmallJson(req, 16 * 1024)),
   );
 }

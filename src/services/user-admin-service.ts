@@ -1,0 +1,246 @@
+import argon2 from 'argon2';
+import type { Kysely } from 'kysely';
+import { CustosError } from '../domain/errors.js';
+import { generatePassword } from '../domain/password-policy.js';
+import { ROLES, type Principal } from '../domain/principal.js';
+import type { AuditLedger } from '../ports/audit-ledger.js';
+import type { Clock } from '../ports/clock.js';
+import type { DatabaseSchema, IndexDb } from '../ports/database.js';
+import type { AccessGate } from './access-gate.js';
+import type { AccountService, NewAccount } from './account-service.js';
+import { revokeCredentials, type AuthService, type CreatedToken, type TokenSummary } from './auth-service.js';
+
+export interface AdminUserView {
+  username: string;
+  displayName: string;
+  role: string;
+  department: string | null;
+  physicianName: string | null;
+  physicianId: string | null;
+  active: boolean;
+  mfaEnrolled: boolean;
+  lockedUntil: string | null;
+  mustChangePassword: boolean;
+  projects: string[];
+}
+
+export interface UserChange {
+  active?: boolean;
+  role?: string;
+  displayName?: string;
+  department?: string | null;
+  physicianName?: string | null;
+  physicianId?: string | null;
+}
+
+const noSuchUser = (username: string) =>
+  new CustosError({ code: 'auth.no-such-user', message: `no account named '${username}'`, httpStatus: 404 });
+
+/**
+ * User administration for the console and the CLI (docs/accounts.md): every call is decided by the policy
+ * decision point as the 'administer' action on the archive and recorded in the ledger in the transaction that
+ * makes the change. Deactivation and password reset end the account's sessions and tokens in that transaction.
+ */
+export class UserAdminService {
+  constructor(
+    private readonly index: IndexDb,
+    private readonly gate: AccessGate,
+    private readonly ledger: AuditLedger,
+    private readonly clock: Clock,
+    private readonly accounts: AccountService,
+    private readonly auth: AuthService,
+  ) {}
+
+  private allow(actor: Principal) {
+    return this.gate.require(actor, 'administer', { type: 'archive' });
+  }
+
+  async list(actor: Principal): Promise<AdminUserView[]> {
+    await this.allow(actor);
+    const [users, members] = await Promise.all([
+      this.index.db
+        .selectFrom('users')
+        .selectAll()
+        .where('deleted_at', 'is', null)
+        .orderBy('username')
+        .execute(),
+      this.index.db.selectFrom('project_members').select(['user_pk', 'project']).orderBy('project').execute(),
+    ]);
+    const now = this.clock.now().toISOString();
+    return users.map((u) => ({
+      username: u.username,
+      displayName: u.display_name,
+      role: u.role,
+      department: u.department,
+      physicianName: u.physician_name,
+      physicianId: u.physician_id,
+      active: !!u.active,
+      mfaEnrolled: !!u.totp_secret,
+      lockedUntil: u.locked_until !== null && u.locked_until > now ? u.locked_until : null,
+      mustChangePassword: !!u.must_change_password,
+      projects: members.filter((m) => m.user_pk === u.pk).map((m) => m.project),
+    }));
+  }
+
+  async get(actor: Principal, username: string): Promise<AdminUserView> {
+    const found = (await this.list(actor)).find((u) => u.username === username);
+    if (!found) throw noSuchUser(username);
+    return found;
+  }
+
+  async create(actor: Principal, a: NewAccount): Promise<{ username: string; password: string }> {
+    const decision = await this.allow(actor);
+    return this.accounts.add(actor, a, decision.policy);
+  }
+
+  private async row(db: Kysely<DatabaseSchema>, username: string) {
+    const u = await db
+      .selectFrom('users')
+      .selectAll()
+      .where('username', '=', username)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (!u) throw noSuchUser(username);
+    return u;
+  }
+
+  async change(actor: Principal, username: string, c: UserChange): Promise<AdminUserView> {
+    const decision = await this.allow(actor);
+    if (c.role !== undefined && !(ROLES as readonly string[]).includes(c.role))
+      throw new CustosError({
+        code: 'account.bad-role',
+        message: `unknown role '${c.role}': one of ${ROLES.join(', ')}`,
+        httpStatus: 400,
+      });
+    if (c.active === false && actor.kind === 'user' && actor.name === username)
+      throw new CustosError({
+        code: 'account.self-deactivation',
+        message: 'an administrator cannot deactivate their own account',
+        httpStatus: 409,
+      });
+    await this.index.db.transaction().execute(async (trx) => {
+      const before = await this.row(trx, username);
+      const set = {
+        ...(c.active !== undefined ? { active: c.active ? 1 : 0 } : {}),
+        ...(c.role !== undefined ? { role: c.role } : {}),
+        ...(c.displayName !== undefined ? { display_name: c.displayName } : {}),
+        ...(c.department !== undefined ? { department: c.department?.trim() || null } : {}),
+        ...(c.physicianName !== undefined ? { physician_name: c.physicianName?.trim() || null } : {}),
+        ...(c.physicianId !== undefined ? { physician_id: c.physicianId?.trim() || null } : {}),
+      };
+      const now = this.clock.now().toISOString();
+      const changed = Object.entries(set)
+        .filter(([k, v]) => (before as Record<string, unknown>)[k] !== v)
+        .map(([k]) => k);
+      if (changed.length) {
+        await trx
+          .updateTable('users')
+          .set({ ...set, updated_at: now })
+          .where('pk', '=', before.pk)
+          .execute();
+      }
+      const deactivated = before.active === 1 && c.active === false;
+      if (deactivated) await revokeCredentials(trx, before.pk, now);
+      await this.ledger.appendIn(trx, {
+        principal: actor,
+        action: 'account-change',
+        outcome: 'success',
+        policy: decision.policy,
+        objects: { user: username, userPk: before.pk },
+        detail: {
+          changed,
+          ...(c.role !== undefined && c.role !== before.role
+            ? { role: { from: before.role, to: c.role } }
+            : {}),
+          ...(c.active !== undefined && (c.active ? 1 : 0) !== before.active ? { active: c.active } : {}),
+          ...(deactivated ? { sessionsAndTokensRevoked: true } : {}),
+        },
+      });
+    });
+    return this.get(actor, username);
+  }
+
+  /** Remove the account's TOTP: it enrols again at its next sign-in (if its role requires it). */
+  async resetMfa(actor: Principal, username: string): Promise<void> {
+    await this.simpleChange(actor, username, 'mfa', { change: 'mfa-reset' }, async (trx, pk) => {
+      await trx
+        .updateTable('users')
+        .set({ totp_secret: null, totp_pending: null, totp_enrolled_at: null, totp_last_step: null })
+        .where('pk', '=', pk)
+        .execute();
+    });
+  }
+
+  async unlock(actor: Principal, username: string): Promise<void> {
+    await this.simpleChange(actor, username, 'account-change', { change: 'unlock' }, async (trx, pk) => {
+      await trx
+        .updateTable('users')
+        .set({ locked_until: null, failed_logins: 0, failure_window_start: null })
+        .where('pk', '=', pk)
+        .execute();
+    });
+  }
+
+  /** A new one-time password, shown once; every session and token of the account ends now. */
+  async resetPassword(actor: Principal, username: string): Promise<{ password: string }> {
+    const password = generatePassword(this.auth.settings.password, username);
+    const hash = await argon2.hash(password, { type: argon2.argon2id });
+    await this.simpleChange(
+      actor,
+      username,
+      'account-change',
+      { change: 'password-reset', sessionsAndTokensRevoked: true },
+      async (trx, pk) => {
+        await trx
+          .updateTable('users')
+          .set({ password_hash: hash, must_change_password: 1, locked_until: null, failed_logins: 0 })
+          .where('pk', '=', pk)
+          .execute();
+        await revokeCredentials(trx, pk, this.clock.now().toISOString());
+      },
+    );
+    return { password };
+  }
+
+  private async simpleChange(
+    actor: Principal,
+    username: string,
+    action: 'mfa' | 'account-change',
+    detail: Record<string, unknown>,
+    apply: (trx: Kysely<DatabaseSchema>, pk: number) => Promise<void>,
+  ): Promise<void> {
+    const decision = await this.allow(actor);
+    await this.index.db.transaction().execute(async (trx) => {
+      const u = await this.row(trx, username);
+      await apply(trx, u.pk);
+      await this.ledger.appendIn(trx, {
+        principal: actor,
+        action,
+        outcome: 'success',
+        policy: decision.policy,
+        objects: { user: username, userPk: u.pk },
+        detail,
+      });
+    });
+  }
+
+  async listTokens(actor: Principal, username: string): Promise<TokenSummary[]> {
+    await this.allow(actor);
+    await this.row(this.index.db, username);
+    return this.auth.listTokens(username);
+  }
+
+  async createToken(
+    actor: Principal,
+    username: string,
+    opts: { name: string; ttlDays?: number },
+  ): Promise<CreatedToken> {
+    const decision = await this.allow(actor);
+    return this.auth.createToken(actor, username, { ...opts, policy: decision.policy });
+  }
+
+  async revokeToken(actor: Principal, username: string, id: number): Promise<void> {
+    const decision = await this.allow(actor);
+    await this.auth.revokeToken(actor, username, id, decision.policy);
+  }
+}

@@ -1,0 +1,89 @@
+// The operator's user administration commands (docs/accounts.md, docs/cli.md), on SQLite: they act through
+// the same UserAdminService as the HTTP routes, which test/accounts.test.ts runs on every backend.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src/app/cli.js';
+import { loadConfig } from '../src/app/config.js';
+import { withApp } from '../src/app/custos-app.js';
+import { captureIO } from './support/cli-io.js';
+
+describe('custos user deactivate | activate | unlock | reset-password | reset-mfa', () => {
+  let cwd: string;
+  const run = async (...args: string[]) => {
+    const o = captureIO(cwd);
+    const code = await main([...args, '--data', 'd'], o);
+    return { code, out: o.stdout, err: o.stderr };
+  };
+  const inApp = <T>(fn: Parameters<typeof withApp<T>>[1]) =>
+    withApp(loadConfig({ env: {}, cwd, flags: { dataDir: join(cwd, 'd') } }), fn, () => undefined);
+
+  beforeAll(async () => {
+    cwd = await mkdtemp(join(tmpdir(), 'custos-accounts-cli-'));
+  });
+  afterAll(() => rm(cwd, { recursive: true, force: true }));
+
+  it('deactivates (ending tokens), activates, resets the password and MFA, unlocks; each recorded', async () => {
+    const added = await run('user', 'add', 'tech9', '--role', 'technologist');
+    expect(added.code).toBe(0);
+    const oneTime = added.out.trim();
+    const token = (await run('token', 'create', '--user', 'tech9')).out.trim();
+    expect(token).toMatch(/^cst_/);
+
+    expect((await run('user', 'deactivate', 'tech9')).code).toBe(0);
+    await inApp(async (app) => {
+      await expect(app.auth.authenticateBearer(`Bearer ${token}`, 'test')).rejects.toMatchObject({
+        code: 'auth.unauthenticated',
+      });
+      await expect(app.auth.login('tech9', oneTime, 'test')).rejects.toMatchObject({
+        code: 'auth.unauthenticated',
+      });
+    });
+    expect((await run('user', 'activate', 'tech9')).code).toBe(0);
+
+    const reset = await run('user', 'reset-password', 'tech9');
+    expect(reset.code).toBe(0);
+    const fresh = reset.out.trim();
+    expect(fresh).toMatch(/^[A-Za-z0-9_-]{20}$/);
+    await inApp(async (app) => {
+      await expect(app.auth.login('tech9', oneTime, 'test')).rejects.toMatchObject({
+        code: 'auth.unauthenticated',
+      });
+      const l = await app.auth.login('tech9', fresh, 'test');
+      expect(l.mustChangePassword).toBe(true);
+      for (let i = 0; i < 5; i++) await app.auth.login('tech9', 'wrong', 'test').catch(() => undefined);
+      await expect(app.auth.login('tech9', fresh, 'test')).rejects.toMatchObject({ code: 'auth.locked' });
+    });
+    expect((await run('user', 'unlock', 'tech9')).code).toBe(0);
+    expect((await run('user', 'reset-mfa', 'tech9')).code).toBe(0);
+    const unknown = await run('user', 'unlock', 'nobody');
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/no account named 'nobody'/);
+
+    await inApp(async (app) => {
+      expect((await app.auth.login('tech9', fresh, 'test')).username).toBe('tech9');
+      const records = await app.auditStore.search({
+        action: ['account-change', 'mfa'],
+        order: 'asc',
+        limit: 100,
+      });
+      expect(
+        records
+          .filter((r) => r.objects?.user === 'tech9')
+          .map((r) => [
+            r.actor.name,
+            r.policy,
+            r.detail?.change ?? (r.detail?.active === false ? 'deactivate' : 'activate'),
+          ]),
+      ).toEqual([
+        ['system:cli', 'archive-administer', 'deactivate'],
+        ['system:cli', 'archive-administer', 'activate'],
+        ['system:cli', 'archive-administer', 'password-reset'],
+        ['system:lockout', 'builtin:lockout', 'lock'],
+        ['system:cli', 'archive-administer', 'unlock'],
+        ['system:cli', 'archive-administer', 'mfa-reset'],
+      ]);
+    });
+  });
+});

@@ -1,0 +1,332 @@
+// The web console end to end (issue 7): a real Custos with the demo data, the built console, and Debian's
+// Chromium driven by playwright-core. Each screen is exercised as the roles that use it (and as roles that must
+// not), asserting what each sees and can do. Screenshots land in test-artifacts/console/.
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONSOLE_DIR } from '../src/app/serve.js';
+import { seedDemo, type DemoSeed } from '../src/app/demo.js';
+import { base32Decode, totp, totpStep } from '../src/domain/totp.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+const SHOTS = join(process.cwd(), 'test-artifacts', 'console');
+const LAPTOP = { width: 1366, height: 900 };
+const TABLET = { width: 820, height: 1180 };
+
+describe('web console in Chromium', { timeout: 180_000 }, () => {
+  let s: TestServer;
+  let seed: DemoSeed;
+  let browser: Browser;
+  /** The last TOTP step used per account: a code is accepted once, so the next sign-in waits for a new one. */
+  const usedStep = new Map<string, number>();
+
+  beforeAll(async () => {
+    // No skip: the console must be built (npm install runs the build) and Chromium installed (.ci/run does).
+    if (!existsSync(join(CONSOLE_DIR, 'index.html')))
+      throw new Error(`the console is not built in ${CONSOLE_DIR}: run npm run build`);
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
+    await mkdir(SHOTS, { recursive: true });
+    s = await startTestServer('sqlite');
+    seed = await seedDemo(s.app);
+    const step = totpStep(s.app.clock.now());
+    for (const a of seed.accounts) if (a.totpSecret) usedStep.set(a.username, step);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  }, 180_000);
+  afterAll(async () => {
+    await browser?.close();
+    await s?.stop();
+  });
+
+  const account = (role: string) => seed.accounts.find((a) => a.role === role)!;
+
+  async function freshCode(username: string, secret: string): Promise<string> {
+    for (;;) {
+      const step = totpStep(new Date());
+      if (step > (usedStep.get(username) ?? -1)) {
+        usedStep.set(username, step);
+        return totp(base32Decode(secret), new Date());
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  async function signIn(role: string, viewport = LAPTOP): Promise<{ context: BrowserContext; page: Page }> {
+    const a = account(role);
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    await page.goto(`${s.url}/`);
+    await page.getByLabel('Account name').fill(a.username);
+    await page.getByLabel('Password').fill(a.password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    if (a.totpSecret) {
+      await page.getByLabel('Authenticator code').fill(await freshCode(a.username, a.totpSecret));
+      await page.getByRole('button', { name: 'Sign in' }).click();
+    }
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    return { context, page };
+  }
+
+  const navLinks = async (page: Page) =>
+    (await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).sort();
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const studyRows = (page: Page) => page.getByRole('table').first().locator('tbody tr');
+
+  let cardiologyStudy = '';
+  let newAccountPassword = '';
+
+  it('data steward: studies, quarantine and dashboard; no audit, no users; works at tablet width', async () => {
+    const { context, page } = await signIn('data-steward');
+    expect(await navLinks(page)).toEqual(['Dashboard', 'Quarantine', 'Studies']);
+    // Lands on its first screen: the dashboard, with the activity figures from the seeded archive.
+    await expect.poll(() => page.getByText('Images archived').first().isVisible()).toBe(true);
+    const archived = page.getByRole('list', { name: 'Activity totals' }).getByRole('listitem').first();
+    expect(await archived.textContent()).toContain(String(seed.stored));
+    expect(await page.locator('figure.chart canvas').count()).toBeGreaterThanOrEqual(2);
+    await shot(page, 'dashboard-data-steward');
+
+    await page.getByRole('link', { name: 'Studies' }).click();
+    await studyRows(page).first().waitFor();
+    expect(await studyRows(page).count()).toBe(12);
+    await shot(page, 'studies-data-steward');
+    const cardiologyRow = studyRows(page).filter({ hasText: 'Cardiology' }).first();
+    await cardiologyRow.click();
+    await page.getByRole('heading', { name: 'Governance' }).waitFor();
+    cardiologyStudy = page.url().split('/studies/')[1]!;
+    expect(await page.getByText('Cardiology').first().isVisible()).toBe(true);
+    expect(
+      await page
+        .getByText("The access history is shown to the privacy officer and the study's data owner.")
+        .isVisible(),
+    ).toBe(true);
+    await shot(page, 'study-data-steward');
+
+    // The quarantine queue: inspect, correct, release.
+    await page.getByRole('link', { name: 'Quarantine' }).click();
+    await studyRows(page).first().waitFor();
+    expect(await studyRows(page).count()).toBe(seed.quarantined);
+    await shot(page, 'quarantine-data-steward');
+    await studyRows(page).first().click();
+    await page.getByRole('heading', { name: 'Defects' }).waitFor();
+    expect(await page.locator('main').textContent()).toMatch(/ImagePositionPatient|0020,0032/);
+    await page.getByLabel('Attribute (keyword or (gggg,eeee))').fill('(0020,0032)');
+    await page.getByLabel('New value (multiple values separated by \\)').fill('0\\0\\1');
+    await page.getByRole('button', { name: 'Save correction' }).click();
+    await page.locator('main li').filter({ hasText: '0\\0\\1' }).waitFor();
+    await shot(page, 'quarantine-item-data-steward');
+    await page.getByRole('button', { name: 'Release into the archive' }).click();
+    await page.getByRole('heading', { name: 'Quarantine', exact: true }).waitFor();
+    await expect.poll(() => studyRows(page).count()).toBe(seed.quarantined - 1);
+
+    // A screen the role does not have is not there, even by URL.
+    await page.goto(`${s.url}/audit`);
+    await page.getByRole('heading', { name: 'Not available' }).waitFor();
+    await page.goto(`${s.url}/users`);
+    await page.getByRole('heading', { name: 'Not available' }).waitFor();
+
+    // Tablet width: navigation and the study table stay usable.
+    await page.setViewportSize(TABLET);
+    await page.goto(`${s.url}/studies`);
+    await studyRows(page).first().waitFor();
+    expect(await page.getByRole('link', { name: 'Quarantine' }).isVisible()).toBe(true);
+    await shot(page, 'studies-data-steward-tablet');
+    await context.close();
+  });
+
+  it("radiologist: signs in with TOTP, sees the department's studies only, breaks the glass with a reason", async () => {
+    const { context, page } = await signIn('radiologist');
+    expect(await navLinks(page)).toEqual(['Studies']);
+    await studyRows(page).first().waitFor();
+    // Nine Radiology studies seeded, and the one the steward released from the quarantine above.
+    expect(await studyRows(page).count()).toBe(10);
+    expect(await studyRows(page).filter({ hasText: 'Cardiology' }).count()).toBe(0);
+    await shot(page, 'studies-radiologist');
+
+    // Keyboard: a row opens with Enter.
+    await studyRows(page).first().focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Series' }).waitFor();
+    expect(await page.getByRole('heading', { name: 'Access history' }).isVisible()).toBe(true);
+    await page.goBack();
+
+    // A study outside the department: refused, and offered break-glass.
+    await page.getByLabel('Study not listed? Open it by Study Instance UID').fill(cardiologyStudy);
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    await page.getByText('Not permitted').waitFor();
+    await page.getByRole('button', { name: 'Break glass…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Break glass' });
+    await dialog.waitFor();
+    await dialog.getByLabel('Reason (at least 10 characters)').fill('short');
+    expect(await dialog.getByRole('button', { name: 'Open the study' }).isDisabled()).toBe(true);
+    await dialog
+      .getByLabel('Reason (at least 10 characters)')
+      .fill('Stroke alert in the ED, prior imaging needed now');
+    await shot(page, 'break-glass-radiologist');
+    await dialog.getByRole('button', { name: 'Open the study' }).click();
+    await page.getByRole('heading', { name: 'Series' }).waitFor();
+    expect(await page.getByText('Cardiology').first().isVisible()).toBe(true);
+    await shot(page, 'study-break-glass-radiologist');
+
+    await page.goto(`${s.url}/dashboard`);
+    await page.getByRole('heading', { name: 'Not available' }).waitFor();
+    await context.close();
+  });
+
+  it("referring physician: only his patients' studies, no governance screens, no break-glass on his own", async () => {
+    const { context, page } = await signIn('referring-physician');
+    expect(await navLinks(page)).toEqual(['Studies']);
+    await studyRows(page).first().waitFor();
+    // His four, and the released one (Dr House referred it too).
+    expect(await studyRows(page).count()).toBe(5);
+    await page.getByLabel('Modality').fill('MR');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect
+      .poll(() => page.getByText('No study you may see matches this search.').isVisible())
+      .toBe(true);
+    await shot(page, 'studies-referring-physician');
+    for (const path of ['/quarantine', '/audit', '/dashboard'])
+      await page
+        .goto(`${s.url}${path}`)
+        .then(() => page.getByRole('heading', { name: 'Not available' }).waitFor());
+    await context.close();
+  });
+
+  it('privacy officer: audit search, disclosures, CSV export, break-glass review, a study access history', async () => {
+    const { context, page } = await signIn('privacy-officer');
+    expect(await navLinks(page)).toEqual(['Audit', 'Dashboard']);
+    await page.getByRole('link', { name: 'Audit' }).click();
+    await studyRows(page).first().waitFor();
+    await page.getByLabel('Outcome').selectOption('denied');
+    await page.getByLabel('Account', { exact: true }).fill('rad.rossi');
+    await page.getByRole('button', { name: 'Search' }).first().click();
+    await expect.poll(async () => (await studyRows(page).first().textContent()) ?? '').toContain('denied');
+    await shot(page, 'audit-privacy-officer');
+
+    const csv = await page.request.get(
+      `${s.url}${await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href')}`,
+    );
+    expect(csv.status()).toBe(200);
+    expect(csv.headers()['content-type']).toMatch(/^text\/csv/);
+    const lines = (await csv.text()).trim().split('\r\n');
+    expect(lines[0]).toMatch(/^seq,ts,actor,role/);
+    expect(lines.slice(1).every((l) => l.includes('rad.rossi') && l.includes('denied'))).toBe(true);
+
+    await page.locator('#d-patient').fill('DEMO-1000');
+    await page.getByRole('button', { name: 'Account', exact: true }).click();
+    await page.getByRole('table', { name: 'Disclosures for patient DEMO-1000' }).waitFor();
+    expect(
+      await page.getByRole('table', { name: 'Disclosures for patient DEMO-1000' }).textContent(),
+    ).toContain('rad.rossi');
+
+    const review = page.locator('.cards-list li').filter({ hasText: 'rad.rossi' });
+    await review.waitFor();
+    expect(await review.textContent()).toContain('Stroke alert in the ED');
+    await shot(page, 'break-glass-review-privacy-officer');
+    await review.getByLabel('Review note').fill('Justified: stroke pathway');
+    await review.getByRole('button', { name: 'Mark reviewed' }).click();
+    await page.getByText('No break-glass access awaits review.').waitFor();
+
+    await page.goto(`${s.url}/studies/${cardiologyStudy}`);
+    const history = page.getByRole('table', { name: 'Access history' });
+    await history.waitFor();
+    expect(await history.textContent()).toContain('break-glass');
+    expect(await page.getByText("Your role may not read this study's series.").isVisible()).toBe(true);
+    await shot(page, 'study-history-privacy-officer');
+    await page.goto(`${s.url}/studies`);
+    await page.getByRole('heading', { name: 'Not available' }).waitFor();
+    await context.close();
+  });
+
+  it('sysadmin: users, tokens and AEs; no studies, no audit', async () => {
+    const { context, page } = await signIn('sysadmin');
+    expect(await navLinks(page)).toEqual(['Users & AEs']);
+    await page.getByRole('table', { name: 'Accounts' }).waitFor();
+    await page.getByLabel('Account name').fill('rad.new');
+    await page.locator('#u-role').selectOption('radiologist');
+    await page.getByLabel('Department').fill('Radiology');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByText('One-time password of rad.new').waitFor();
+    newAccountPassword = (await page.locator('.secret-box code').textContent())!;
+    await page.getByRole('button', { name: 'Done' }).click();
+    await page.getByRole('button', { name: 'Deactivate rad.new' }).click();
+    await page.getByRole('button', { name: 'Activate rad.new' }).click();
+    await page.getByRole('button', { name: 'Deactivate rad.new' }).waitFor();
+
+    await page.getByRole('button', { name: 'Tokens of steward.kim' }).click();
+    await page.getByLabel('Token name').fill('pacs-bridge');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    await page.getByText('Token for steward.kim').waitFor();
+    expect(await page.locator('.secret-box code').textContent()).toMatch(/^cst_/);
+    await page.getByRole('button', { name: 'Done' }).click();
+
+    await page.getByLabel('AE title').fill('CT_ROOM1');
+    await page.getByLabel('Host').fill('10.0.0.21');
+    await page.getByLabel('Port').fill('104');
+    await page.getByRole('button', { name: 'Register' }).click();
+    await page.getByRole('table', { name: 'Application entities' }).getByText('CT_ROOM1').waitFor();
+    await shot(page, 'users-sysadmin');
+    await page.goto(`${s.url}/studies`);
+    await page.getByRole('heading', { name: 'Not available' }).waitFor();
+    await context.close();
+  });
+
+  it('a new account: the first sign-in changes the one-time password, then enrols TOTP as the role requires', async () => {
+    const context = await browser.newContext({ viewport: LAPTOP });
+    const page = await context.newPage();
+    await page.goto(`${s.url}/`);
+    await page.getByLabel('Account name').fill('rad.new');
+    await page.getByLabel('Password').fill(newAccountPassword);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Choose your password' }).waitFor();
+    await page.getByLabel('Current password').fill(newAccountPassword);
+    await page.getByLabel('New password (at least 12 characters)').fill('password1234');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByRole('alert').filter({ hasText: 'password' }).waitFor();
+    await shot(page, 'first-login-weak-password');
+    await page.getByLabel('New password (at least 12 characters)').fill('violet-harbour-lantern-42');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.getByRole('heading', { name: 'Set up two-factor sign-in' }).waitFor();
+    await page.getByRole('button', { name: 'Show my key' }).click();
+    const secret = (await page.locator('code.secret').textContent())!;
+    await shot(page, 'first-login-mfa');
+    await page.getByLabel('Code shown by the app').fill(await freshCode('rad.new', secret));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    expect(await navLinks(page)).toEqual(['Studies']);
+    await context.close();
+  });
+
+  it('keeps no token in the page: the session is the HttpOnly cookie, and signing out ends it', async () => {
+    const { context, page } = await signIn('data-owner');
+    expect(await navLinks(page)).toEqual(['Audit', 'Dashboard', 'Studies']);
+    expect(
+      await page.evaluate(
+        '({ cookie: document.cookie, stored: localStorage.length + sessionStorage.length })',
+      ),
+    ).toEqual({
+      cookie: '',
+      stored: 0,
+    });
+    const cookies = await context.cookies();
+    expect(cookies.find((c) => c.name === 'custos_session')).toMatchObject({
+      httpOnly: true,
+      sameSite: 'Strict',
+    });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    expect((await page.request.get(`${s.url}/api/studies`)).status()).toBe(401);
+    await context.close();
+  });
+});
