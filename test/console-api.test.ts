@@ -4,7 +4,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_ACCOUNTS, seedDemo, type DemoSeed } from '../src/app/demo.js';
+import { DEMO_ACCOUNTS, demoBanner, seedDemo, type DemoSeed } from '../src/app/demo.js';
 import { OPENAPI, openApiPath } from '../src/transports/admin/openapi.js';
 import { buildRouter } from '../src/transports/server/routes.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
@@ -48,6 +48,16 @@ for (const backend of backends()) {
       expect(seed.accounts.map((a) => a.role).sort()).toEqual(DEMO_ACCOUNTS.map((a) => a.role).sort());
       expect(seed.stored).toBe(36);
       expect(seed.quarantined).toBe(2);
+      // The roles that must use a second factor get an enrolled TOTP secret; the others do not.
+      expect(seed.accounts.find((a) => a.role === 'radiologist')!.totpSecret).toMatch(/^[A-Z2-7]{32}$/);
+      expect(seed.accounts.find((a) => a.role === 'data-steward')!.totpSecret).toBeUndefined();
+    });
+
+    it('seeds once: a second --demo start changes nothing and says so', async () => {
+      const again = await seedDemo(s.app);
+      expect(again).toEqual({ accounts: [], stored: 0, quarantined: 0 });
+      expect(demoBanner(again, s.url)).toMatch(/already seeded/);
+      expect(demoBanner(seed, s.url)).toContain('steward.kim');
     });
 
     it('lists every study for the data steward, with governance columns', async () => {

@@ -246,9 +246,8 @@ export function demoBanner(seed: DemoSeed, url: string): string {
     `Custos demo: ${seed.stored} synthetic instances archived, ${seed.quarantined} in the quarantine.`,
     `Open ${url}/ and sign in as one of these accounts (shown once; the TOTP secret goes into an`,
     'authenticator app, or: oathtool --totp -b SECRET):',
-    ...seed.accounts.map(
-      (a) =>
-        `  ${a.username.padEnd(width)}  ${a.password}  ${(a.role + ')').padEnd(20, ' ').replace(/^/, '(')}${a.totpSecret ? `  TOTP ${a.totpSecret}` : ''}`,
+    ...seed.accounts.map((a) =>
+      `  ${a.username.padEnd(width)}  ${a.password}  ${`(${a.role})`.padEnd(22)}${a.totpSecret ? `TOTP ${a.totpSecret}` : ''}`.trimEnd(),
     ),
     '',
   ].join('\n');
