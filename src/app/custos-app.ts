@@ -31,6 +31,7 @@ import { QueryService } from '../services/query-service.js';
 import { RetrieveService } from '../services/retrieve-service.js';
 import { CorrectionOverlay } from '../services/correction-overlay.js';
 import { QuarantineService } from '../services/quarantine-service.js';
+import { QualityKpiService } from '../services/quality-kpi-service.js';
 import { StudyKeyService } from '../services/study-keys.js';
 import type { AuditForwarder } from '../services/audit-forwarder.js';
 import { buildAuditForwarder } from './audit-forwarding.js';
@@ -60,6 +61,8 @@ export interface CustosApp {
   feed: PatientFeedService;
   clock: Clock;
   quarantine: QuarantineService;
+  /** Data-quality KPIs (issue 6). */
+  qualityKpis: QualityKpiService;
   /** DICOM application entities allowed to associate (issue 3). */
   aes: AeRegistry;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
@@ -159,6 +162,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   const feed = new PatientFeedService({ index, ledger, clock });
   const aes = new AeRegistry(index, gate, ledger, clock);
+  const qualityKpis = new QualityKpiService({ index, gate, ledger, clock });
   return {
     config,
     index,
@@ -179,6 +183,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     feed,
     clock,
     quarantine,
+    qualityKpis,
     aes,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {

@@ -17,6 +17,8 @@ export const ACTIONS = [
   'export-deidentified',
   'read-audit',
   'administer',
+  // Issue 6: the data-quality KPIs (GET /api/quality/kpis), archive-wide.
+  'read-quality-kpis',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 

@@ -114,18 +114,18 @@ const EXPECTED: Record<string, Partial<Record<Scope, Action[]>>> = {
   student: { archive: ['query'], grant: READ, 'restricted-department-grant': READ },
   sysadmin: { archive: ['administer'] },
   'data-owner': {
-    archive: ['query'],
+    archive: ['query', 'read-quality-kpis'],
     department: ['query', 'view-metadata', 'approve-deletion'],
     owner: ['query', 'view-metadata', 'approve-deletion'],
     'restricted-department-grant': ['query', 'view-metadata', 'approve-deletion'],
   },
   'data-steward': {
-    archive: ['query', 'store', 'correct-header'],
+    archive: ['query', 'store', 'correct-header', 'read-quality-kpis'],
     ...everyStudy(STEWARD),
     'restricted-department-grant': STEWARD,
   },
-  'data-custodian': { archive: ['administer'] },
-  'privacy-officer': { archive: ['read-audit'] },
+  'data-custodian': { archive: ['administer', 'read-quality-kpis'] },
+  'privacy-officer': { archive: ['read-audit', 'read-quality-kpis'] },
   researcher: { project: ['export-deidentified'] },
   administrator: {
     archive: ['query', 'store', 'read-audit', 'administer'],
