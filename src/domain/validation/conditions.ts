@@ -145,7 +145,7 @@ export function parseConditionText(text: string): Condition | undefined {
     const keyword = keywordOfTag(value[2]!, value[3]!);
     if (!keyword) return undefined;
     const raw = value[5]!
-      .split(/,\s+|\s+or\s+/)
+      .split(/,\s+(?:or\s+)?|\s+or\s+/)
       .map((v) => v.trim())
       .filter(Boolean);
     const values: string[] = [];
