@@ -77,6 +77,8 @@ export interface OpenAppOptions {
    * product passes it (every configuration audits).
    */
   wrapLedger?: (ledger: AuditLedger) => AuditLedger;
+  /** false: skip header validation at ingest. Only bench/validation-cost.ts passes it, to measure its cost. */
+  validateHeaders?: boolean;
 }
 
 export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
@@ -137,6 +139,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     limits: config.limits,
     validation: config.validation,
     orders: new SqlOrderLookup(index),
+    ...(options.validateHeaders === false ? { validateHeaders: false } : {}),
   });
   const query = new QueryService(index, gate, ledger, clock, facts);
   const overlay = new CorrectionOverlay(index, blobs, studyKeys);
