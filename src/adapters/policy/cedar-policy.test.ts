@@ -114,18 +114,18 @@ const EXPECTED: Record<string, Partial<Record<Scope, Action[]>>> = {
   student: { archive: ['query'], grant: READ, 'restricted-department-grant': READ },
   sysadmin: { archive: ['administer'] },
   'data-owner': {
-    archive: ['query', 'review-break-glass'],
+    archive: ['query', 'review-break-glass', 'read-quality-kpis'],
     department: ['query', 'view-metadata', 'approve-deletion'],
     owner: ['query', 'view-metadata', 'approve-deletion'],
     'restricted-department-grant': ['query', 'view-metadata', 'approve-deletion'],
   },
   'data-steward': {
-    archive: ['query', 'store', 'correct-header'],
+    archive: ['query', 'store', 'correct-header', 'read-quality-kpis'],
     ...everyStudy(STEWARD),
     'restricted-department-grant': STEWARD,
   },
-  'data-custodian': { archive: ['administer'] },
-  'privacy-officer': { archive: ['read-audit', 'review-break-glass'] },
+  'data-custodian': { archive: ['administer', 'read-quality-kpis'] },
+  'privacy-officer': { archive: ['read-audit', 'review-break-glass', 'read-quality-kpis'] },
   researcher: { project: ['export-deidentified'] },
   administrator: {
     archive: ['query', 'store', 'read-audit', 'administer'],

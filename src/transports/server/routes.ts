@@ -24,7 +24,9 @@ import { fhirRoutes } from '../fhir/fhir-routes.js';
 import { readSmallJson } from '../http/json-body.js';
 import { scimRoutes } from '../scim/scim-routes.js';
 import { quarantineRoutes } from '../admin/quarantine-routes.js';
+import { qualityRoutes } from '../admin/quality-routes.js';
 import type { QuarantineService } from '../../services/quarantine-service.js';
+import type { QualityKpiService } from '../../services/quality-kpi-service.js';
 import { Router, type Route } from './router.js';
 import { breakGlassRoutes } from '../admin/break-glass-routes.js';
 import type { BreakGlassService } from '../../services/break-glass-service.js';
@@ -37,6 +39,7 @@ export interface RouteServices {
   audit: AuditService;
   scim: ScimService;
   quarantine: QuarantineService;
+  qualityKpis: QualityKpiService;
   aes: AeRegistry;
   userAdmin: UserAdminService;
   breakGlass: BreakGlassService;
@@ -198,6 +201,7 @@ export function buildRouter(s: RouteServices): Router {
     ...api,
     ...auditRoutes(s.audit),
     ...quarantineRoutes(s.quarantine),
+    ...qualityRoutes(s.qualityKpis),
     ...scimRoutes(s.scim),
     ...fhirRoutes(s.audit),
     ...aeRoutes(s.aes, (req) => readSmallJson(req, 64 * 1024)),
