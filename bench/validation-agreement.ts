@@ -62,7 +62,7 @@ async function main() {
         for (const l of theirs) validFindings.push(`${obj.name}: dciodvfy: ${l}`);
         continue;
       }
-      const hex = tagToHex(tagForKeyword(obj.defect.keyword)!);
+      const hex = obj.defect.path ?? tagToHex(tagForKeyword(obj.defect.keyword)!);
       const c = custos.some((d) => d.tag === hex);
       const t = theirs.some((l) => mentions(l, obj.defect!.keyword));
       const row = rows.get(obj.defect.class) ?? { both: 0, custos: 0, dciodvfy: 0, neither: 0, n: 0 };

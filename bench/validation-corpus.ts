@@ -371,13 +371,193 @@ export const CLASSES: CorpusClass[] = [
 
 /** Defect classes the corpus injects; each names the attribute it breaks. */
 export type DefectClass =
-  'missing Type 1' | 'empty Type 1' | 'missing Type 2' | 'bad DA' | 'bad TM' | 'bad UI' | 'wrong VM';
+  | 'missing Type 1'
+  | 'empty Type 1'
+  | 'missing Type 2'
+  | 'bad DA'
+  | 'bad TM'
+  | 'bad UI'
+  | 'wrong VM'
+  | 'missing Type 1C/2C'
+  | 'sequence item';
 
 export interface CorpusObject {
   name: string;
   sopClass: string;
-  defect?: { class: DefectClass; keyword: string };
+  /** `path`: dotted hex tags of the broken attribute when it sits inside a sequence item. */
+  defect?: { class: DefectClass; keyword: string; path?: string };
   bytes: Buffer;
+}
+
+/**
+ * Objects whose defect needs more than one attribute changed: a condition that holds (Type 1C/2C), or an item of
+ * a sequence with an attribute missing. Each starts from a valid object of its class.
+ */
+interface Variant {
+  base: string;
+  class: DefectClass;
+  /** The broken attribute, and its path when inside an item. */
+  keyword: string;
+  path?: string;
+  set?: Attrs;
+  extra?: WriteElement[];
+  remove?: string[];
+}
+
+const at = (keyword: string) => tagForKeyword(keyword)!;
+const item = (...els: WriteElement[]) => els;
+const RGB8: Attrs = [
+  ['SamplesPerPixel', 'US', 3],
+  ['PhotometricInterpretation', 'CS', 'RGB'],
+  ['BitsAllocated', 'US', 8],
+  ['BitsStored', 'US', 8],
+  ['HighBit', 'US', 7],
+  ['PixelData', 'OB', Buffer.alloc(4 * 4 * 3, 0x33)],
+];
+const PALETTE8: Attrs = [
+  ['PhotometricInterpretation', 'CS', 'PALETTE COLOR'],
+  ['BitsAllocated', 'US', 8],
+  ['BitsStored', 'US', 8],
+  ['HighBit', 'US', 7],
+  ['PixelData', 'OB', Buffer.alloc(16, 0x01)],
+  ['RedPaletteColorLookupTableDescriptor', 'US', [256, 0, 16]],
+  ['GreenPaletteColorLookupTableDescriptor', 'US', [256, 0, 16]],
+  ['BluePaletteColorLookupTableDescriptor', 'US', [256, 0, 16]],
+  ['RedPaletteColorLookupTableData', 'OW', Buffer.alloc(512, 0x10)],
+  ['GreenPaletteColorLookupTableData', 'OW', Buffer.alloc(512, 0x20)],
+  ['BluePaletteColorLookupTableData', 'OW', Buffer.alloc(512, 0x30)],
+];
+const XA_CINE: Attrs = [
+  ['NumberOfFrames', 'IS', '2'],
+  ['FrameIncrementPointer', 'AT', [at('FrameTime')]],
+  ['FrameTime', 'DS', '33.3'],
+  ['PixelData', 'OW', pixels16(2 * 16)],
+];
+const REF_IMAGE = (withInstance: boolean) =>
+  el('ReferencedImageSequence', 'SQ', [
+    item(
+      el('ReferencedSOPClassUID', 'UI', '1.2.840.10008.5.1.4.1.1.2'),
+      ...(withInstance ? [el('ReferencedSOPInstanceUID', 'UI', '2.25.3001')] : []),
+    ),
+  ]);
+
+export const VARIANTS: Variant[] = [
+  // Image Pixel Module: Planar Configuration 1C when Samples per Pixel > 1.
+  { base: 'SC', class: 'missing Type 1C/2C', keyword: 'PlanarConfiguration', set: RGB8 },
+  // Image Pixel Module: palette descriptors 1C when Photometric Interpretation is PALETTE COLOR.
+  {
+    base: 'SC',
+    class: 'missing Type 1C/2C',
+    keyword: 'RedPaletteColorLookupTableDescriptor',
+    set: PALETTE8,
+    remove: ['RedPaletteColorLookupTableDescriptor'],
+  },
+  // VOI LUT Module (DX: required FOR PRESENTATION): Window Width 1C when Window Center is present.
+  { base: 'DX', class: 'missing Type 1C/2C', keyword: 'WindowWidth', remove: ['WindowWidth'] },
+  // MR Image Module: Inversion Time 2C when Scanning Sequence includes IR.
+  {
+    base: 'MR',
+    class: 'missing Type 1C/2C',
+    keyword: 'InversionTime',
+    set: [['ScanningSequence', 'CS', 'IR']],
+  },
+  // Cine Module (XA: required when Frame Increment Pointer is Frame Time): Frame Time 1C.
+  {
+    base: 'XA',
+    class: 'missing Type 1C/2C',
+    keyword: 'FrameTime',
+    set: XA_CINE,
+    remove: ['FrameTime'],
+  },
+  // Multi-frame Module: the pixel data holds two frames and Number of Frames is missing.
+  {
+    base: 'XA',
+    class: 'missing Type 1C/2C',
+    keyword: 'NumberOfFrames',
+    set: XA_CINE,
+    remove: ['NumberOfFrames'],
+  },
+  // Frame of Reference Module (SC: required if Image Position/Orientation (Patient) are present).
+  {
+    base: 'SC',
+    class: 'missing Type 1C/2C',
+    keyword: 'FrameOfReferenceUID',
+    set: PLANE.filter(([k]) => k !== 'FrameOfReferenceUID'),
+  },
+  // Items: Image SOP Instance Reference Macro in General Image's Referenced Image Sequence.
+  {
+    base: 'CT',
+    class: 'sequence item',
+    keyword: 'ReferencedSOPInstanceUID',
+    path: '00081140.00081155',
+    extra: [REF_IMAGE(false)],
+  },
+  // Items: SOP Instance Reference Macro in General Study's Referenced Study Sequence.
+  {
+    base: 'CR',
+    class: 'sequence item',
+    keyword: 'ReferencedSOPClassUID',
+    path: '00081110.00081150',
+    extra: [el('ReferencedStudySequence', 'SQ', [item(el('ReferencedSOPInstanceUID', 'UI', '2.25.3002'))])],
+  },
+  // Items: Code Sequence Macro (Code Meaning 1) in DX Anatomy Imaged's Anatomic Region Sequence.
+  {
+    base: 'DX',
+    class: 'sequence item',
+    keyword: 'CodeMeaning',
+    path: '00082218.00080104',
+    extra: [
+      el('AnatomicRegionSequence', 'SQ', [
+        item(el('CodeValue', 'SH', '51185008'), el('CodingSchemeDesignator', 'SH', 'SCT')),
+      ]),
+    ],
+  },
+  // Items: Code Sequence Macro (Coding Scheme Designator 1C) in Mammography's View Code Sequence.
+  {
+    base: 'MG',
+    class: 'sequence item',
+    keyword: 'CodingSchemeDesignator',
+    path: '00540220.00080102',
+    extra: [
+      el('ViewCodeSequence', 'SQ', [
+        item(
+          el('CodeValue', 'SH', '399162004'),
+          el('CodeMeaning', 'LO', 'cranio-caudal'),
+          el('ViewModifierCodeSequence', 'SQ', []),
+        ),
+      ]),
+    ],
+  },
+  // Items: Other Patient IDs Sequence (Patient Module): Type of Patient ID 1.
+  {
+    base: 'MR',
+    class: 'sequence item',
+    keyword: 'TypeOfPatientID',
+    path: '00101002.00100022',
+    extra: [el('OtherPatientIDsSequence', 'SQ', [item(el('PatientID', 'LO', 'OTHER-1'))])],
+  },
+  // Items: Code Sequence Macro in the Encapsulated Document's Concept Name Code Sequence.
+  {
+    base: 'PDF',
+    class: 'sequence item',
+    keyword: 'CodeMeaning',
+    path: '0040A043.00080104',
+    extra: [
+      el('ConceptNameCodeSequence', 'SQ', [
+        item(el('CodeValue', 'SH', '18748-4'), el('CodingSchemeDesignator', 'SH', 'LN')),
+      ]),
+    ],
+  },
+];
+
+function buildVariant(v: Variant, n: number): Buffer {
+  const c = CLASSES.find((x) => x.name === v.base)!;
+  return build(
+    { ...c, attrs: [...c.attrs, ...(v.set ?? [])], extra: [...(c.extra ?? []), ...(v.extra ?? [])] },
+    n,
+    undefined,
+    v.remove,
+  );
 }
 
 /** The attribute each defect class breaks, per SOP class (a Type 1 attribute every class has: Modality). */
@@ -401,6 +581,7 @@ function build(
   c: CorpusClass,
   n: number,
   change?: { keyword: string; value: [string, Value] | null },
+  remove: string[] = [],
 ): Buffer {
   // Later entries override earlier ones of the same attribute (a class refining the common set).
   const byTag = new Map<number, WriteElement>();
@@ -411,7 +592,7 @@ function build(
     ...(c.extra ?? []),
   ])
     byTag.set(e.tag, e);
-  for (const k of c.drop ?? []) byTag.delete(tagForKeyword(k)!);
+  for (const k of [...(c.drop ?? []), ...remove]) byTag.delete(tagForKeyword(k)!);
   const els = [...byTag.values()];
   if (!change) return writePart10(els, { transferSyntaxUid: '1.2.840.10008.1.2.1' });
   const tag = tagForKeyword(change.keyword)!;
@@ -441,6 +622,14 @@ export function corpus(): CorpusObject[] {
         bytes: build(c, n++, { keyword: inj.keyword, value: inj.value ?? null }),
       });
     }
+  }
+  for (const v of VARIANTS) {
+    out.push({
+      name: `${v.base}-${v.class.replace(/[ /]/g, '-')}-${v.path ? `${v.path}-` : ''}${v.keyword}`,
+      sopClass: v.base,
+      defect: { class: v.class, keyword: v.keyword, ...(v.path ? { path: v.path } : {}) },
+      bytes: buildVariant(v, n++),
+    });
   }
   return out;
 }

@@ -33,6 +33,7 @@ import { QueryService } from '../services/query-service.js';
 import { RetrieveService } from '../services/retrieve-service.js';
 import { CorrectionOverlay } from '../services/correction-overlay.js';
 import { QuarantineService } from '../services/quarantine-service.js';
+import { QualityKpiService } from '../services/quality-kpi-service.js';
 import { StudyKeyService } from '../services/study-keys.js';
 import type { AuditForwarder } from '../services/audit-forwarder.js';
 import { buildAuditForwarder } from './audit-forwarding.js';
@@ -65,6 +66,8 @@ export interface CustosApp {
   feed: PatientFeedService;
   clock: Clock;
   quarantine: QuarantineService;
+  /** Data-quality KPIs (issue 6). */
+  qualityKpis: QualityKpiService;
   /** DICOM application entities allowed to associate (issue 3). */
   aes: AeRegistry;
   /** What the web console reads beyond the other APIs: study pages, activity figures. */
@@ -89,6 +92,8 @@ export interface OpenAppOptions {
    * passes it, and no configuration, environment variable or flag reaches it.
    */
   wrapGate?: (gate: AccessGate) => AccessGate;
+  /** false: skip header validation at ingest. Only bench/validation-cost.ts passes it, to measure its cost. */
+  validateHeaders?: boolean;
 }
 
 export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
@@ -153,6 +158,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     limits: config.limits,
     validation: config.validation,
     orders: new SqlOrderLookup(index),
+    ...(options.validateHeaders === false ? { validateHeaders: false } : {}),
   });
   const query = new QueryService(index, gate, ledger, clock, facts);
   const overlay = new CorrectionOverlay(index, blobs, studyKeys);
@@ -189,6 +195,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     windows: breakGlassWindows,
     settings: config.breakGlass,
   });
+  const qualityKpis = new QualityKpiService({ index, gate, ledger, clock });
   return {
     config,
     index,
@@ -210,6 +217,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     feed,
     clock,
     quarantine,
+    qualityKpis,
     aes,
     consoleData,
     breakGlass,

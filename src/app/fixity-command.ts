@@ -50,7 +50,10 @@ export async function runFixity(
       `  corrupt: ${report.corrupt.length}`,
       ...report.corrupt
         .slice(0, 50)
-        .map((c) => `  CORRUPT ${c.sopInstanceUid} (study ${c.studyUid}): ${c.reason}`),
+        .map(
+          (c) =>
+            `  CORRUPT ${c.sopInstanceUid} (study ${c.studyUid}${c.quarantineId ? `, in quarantine ${c.quarantineId}` : ''}): ${c.reason}`,
+        ),
       '',
     ].join('\n'),
   );

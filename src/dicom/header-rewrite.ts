@@ -152,5 +152,23 @@ export async function rewriteHeader(prefix: Buffer, corrections: HeaderCorrectio
     maxHeaderBytes: prefix.length * 2 + 1024,
   });
   const ds = applyToDataset(parsed.dataset, corrections);
-  return writePart10(toWriteElements(ds), { transferSyntaxUid: parsed.transferSyntaxUid });
+  const written = writePart10(toWriteElements(ds), { transferSyntaxUid: parsed.transferSyntaxUid });
+  // Serve the stored preamble and file meta information byte for byte: only the dataset is rewritten, so the
+  // stored dataset offset (DIMSE sends the bytes after it) still holds for the served object.
+  const writtenDatasetStart = 144 + written.readUInt32LE(140);
+  return Buffer.concat([prefix.subarray(0, parsed.datasetStart), written.subarray(writtenDatasetStart)]);
+}
+
+/**
+ * One set of corrections from the two sources that change a served header, in a defined order: first what a
+ * data steward corrected when releasing the object from quarantine, then what the patient index (HL7 ADT
+ * merges, identifier and demographic updates) says now. The patient index wins for the attributes it holds
+ * (PatientName, PatientID, IssuerOfPatientID, PatientBirthDate, PatientSex): it is the later and
+ * authoritative reconciliation of who the patient is; the steward's corrections stand for every other attribute.
+ */
+export function mergeCorrections(
+  steward: HeaderCorrections | undefined,
+  patientIndex: HeaderCorrections,
+): HeaderCorrections {
+  return { ...(steward ?? {}), ...patientIndex };
 }

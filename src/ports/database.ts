@@ -327,6 +327,9 @@ export interface QuarantineTable {
   reason: string | null;
   created_at: string;
   updated_at: string;
+  /** 'unverified' | 'ok' | 'corrupt', set by the fixity job (migration 0012-quality). */
+  fixity_status: Generated<string>;
+  fixity_checked_at: string | null;
 }
 
 /** Header corrections served over the stored bytes of an archived instance (the correction overlay). */

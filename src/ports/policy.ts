@@ -20,6 +20,8 @@ export const ACTIONS = [
   'view-activity',
   'break-glass',
   'review-break-glass',
+  // Issue 6: the data-quality KPIs (GET /api/quality/kpis), archive-wide.
+  'read-quality-kpis',
 ] as const;
 export type Action = (typeof ACTIONS)[number];
 

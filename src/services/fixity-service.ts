@@ -4,7 +4,8 @@ import type { Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { Clock } from '../ports/clock.js';
-import type { IndexDb } from '../ports/database.js';
+import type { Kysely } from 'kysely';
+import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 import { readStoredToEnd } from './stored-object-check.js';
 import type { StudyKeyService } from './study-keys.js';
 
@@ -40,6 +41,8 @@ export interface CorruptObject {
   studyUid: string;
   blobId: string;
   reason: string;
+  /** Set when the corrupt blob is a quarantined object's raw bytes (quarantine entry id). */
+  quarantineId?: string;
 }
 
 export interface FixityReport {
@@ -54,11 +57,28 @@ export interface FixityReport {
 
 const JOB = 'fixity';
 const PAGE = 200;
+/**
+ * A pass verifies archived instances (cursor: the last SOP instance UID checked), then the raw bytes kept in
+ * quarantine, entries still quarantined or rejected (cursor: this prefix and the last entry id). Released
+ * entries share their blob with the archived instance and are checked as that.
+ */
+const QUARANTINE_CURSOR = 'q:';
+const HELD = ['quarantined', 'rejected'];
+
+interface BlobRow {
+  /** The instance's SOP instance UID, or the quarantine entry's id. */
+  key: string;
+  sop_instance_uid: string;
+  study_uid: string;
+  blob_id: string;
+  sha256: string;
+  size: number;
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Re-verifies stored objects against their SHA-256 and every chunk's authentication tag (ARCHITECTURE.md
- * invariant 5). A failing object is marked corrupt (retrieve then refuses it before sending a byte), and an
+ * Re-verifies stored objects, archived and quarantined, against their SHA-256 and every chunk's authentication
+ * tag (ARCHITECTURE.md invariant 5). A failing object is marked corrupt (retrieve then refuses it before sending a byte), and an
  * alert is recorded in the same transaction as the mark. Passes are rate-limited and resumable: the scheduled
  * job keeps its cursor in job_state under a lease, so one process at a time works on it and a restart goes on
  * where the last one stopped.
@@ -182,86 +202,139 @@ export class FixityService {
   ): Promise<{ report: FixityReport; cursor: string }> {
     const db = this.deps.index.db;
     const started = Date.now();
-    const totals = await db
-      .selectFrom('instances')
+    const inQuarantine = from.startsWith(QUARANTINE_CURSOR);
+    const after = inQuarantine ? from.slice(QUARANTINE_CURSOR.length) : from;
+    // A pass resumed inside the quarantine phase has no archived instances left to check.
+    const archived = inQuarantine
+      ? { n: 0, bytes: 0 }
+      : await db
+          .selectFrom('instances')
+          .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('size').as('bytes')])
+          .where('sop_instance_uid', '>', after)
+          .executeTakeFirstOrThrow();
+    const held = await db
+      .selectFrom('quarantine')
       .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('size').as('bytes')])
-      .where('sop_instance_uid', '>', from)
+      .where('status', 'in', HELD)
+      .where('id', '>', inQuarantine ? after : '')
       .executeTakeFirstOrThrow();
     const progress: FixityProgress = {
       checked: 0,
       bytes: 0,
       corrupt: 0,
-      total: Number(totals.n),
-      totalBytes: Number(totals.bytes ?? 0),
+      total: Number(archived.n) + Number(held.n),
+      totalBytes: Number(archived.bytes ?? 0) + Number(held.bytes ?? 0),
     };
     const report: FixityReport = { checked: 0, bytes: 0, ok: 0, corrupt: [], seconds: 0, complete: false };
-    let cursor = from;
     const deadline = opts.maxSeconds ? started + opts.maxSeconds * 1000 : Infinity;
-    for (;;) {
-      const rows = await db
-        .selectFrom('instances')
-        .select(['sop_instance_uid', 'study_uid', 'blob_id', 'sha256', 'size'])
-        .where('sop_instance_uid', '>', cursor)
-        .orderBy('sop_instance_uid')
-        .limit(PAGE)
-        .execute();
-      for (const row of rows) {
-        if (opts.signal?.aborted || Date.now() >= deadline) {
-          report.seconds = (Date.now() - started) / 1000;
-          return { report, cursor };
+    const phases = [
+      {
+        prefix: '',
+        page: (c: string) =>
+          db
+            .selectFrom('instances')
+            .select(['sop_instance_uid as key', 'sop_instance_uid', 'study_uid', 'blob_id', 'sha256', 'size'])
+            .where('sop_instance_uid', '>', c)
+            .orderBy('sop_instance_uid')
+            .limit(PAGE)
+            .execute(),
+      },
+      {
+        prefix: QUARANTINE_CURSOR,
+        page: (c: string) =>
+          db
+            .selectFrom('quarantine')
+            .select(['id as key', 'sop_instance_uid', 'study_uid', 'blob_id', 'sha256', 'size'])
+            .where('status', 'in', HELD)
+            .where('id', '>', c)
+            .orderBy('id')
+            .limit(PAGE)
+            .execute(),
+      },
+    ];
+    let cursor = from;
+    for (const phase of inQuarantine ? phases.slice(1) : phases) {
+      let position = phase.prefix === '' ? after : inQuarantine ? after : '';
+      for (;;) {
+        const rows: BlobRow[] = await phase.page(position);
+        for (const row of rows) {
+          if (opts.signal?.aborted || Date.now() >= deadline) {
+            report.seconds = (Date.now() - started) / 1000;
+            return { report, cursor };
+          }
+          await this.checkOne(row, phase.prefix === QUARANTINE_CURSOR, report);
+          progress.corrupt = report.corrupt.length;
+          position = row.key;
+          cursor = phase.prefix + row.key;
+          report.checked += 1;
+          report.bytes += Number(row.size);
+          progress.checked = report.checked;
+          progress.bytes = report.bytes;
+          opts.onProgress?.(progress);
+          if (checkpoint && report.checked % 50 === 0) await checkpoint(cursor);
+          if (opts.bytesPerSecond) {
+            const due = started + (report.bytes / opts.bytesPerSecond) * 1000;
+            if (due > Date.now()) await sleep(due - Date.now());
+          }
         }
-        const failure = await this.verify(row);
-        const at = this.deps.clock.now().toISOString();
-        if (failure) {
-          const bad: CorruptObject = {
-            sopInstanceUid: row.sop_instance_uid,
-            studyUid: row.study_uid,
-            blobId: row.blob_id,
-            reason: failure,
-          };
-          report.corrupt.push(bad);
-          progress.corrupt += 1;
-          await db.transaction().execute(async (trx) => {
-            await trx
-              .updateTable('instances')
-              .set({ fixity_status: 'corrupt', fixity_checked_at: at })
-              .where('sop_instance_uid', '=', row.sop_instance_uid)
-              .execute();
-            await this.deps.ledger.appendIn(trx, {
-              principal: this.system,
-              action: 'alert',
-              outcome: 'failure',
-              policy: 'n/a',
-              studyUid: row.study_uid,
-              objects: { sopInstanceUids: [row.sop_instance_uid], blobId: row.blob_id },
-              detail: { alert: 'object-integrity', found: 'fixity', reason: failure },
-            });
-          });
-        } else {
-          report.ok += 1;
-          await db
-            .updateTable('instances')
-            .set({ fixity_status: 'ok', fixity_checked_at: at })
-            .where('sop_instance_uid', '=', row.sop_instance_uid)
-            .execute();
-        }
-        cursor = row.sop_instance_uid;
-        report.checked += 1;
-        report.bytes += Number(row.size);
-        progress.checked = report.checked;
-        progress.bytes = report.bytes;
-        opts.onProgress?.(progress);
-        if (checkpoint && report.checked % 50 === 0) await checkpoint(cursor);
-        if (opts.bytesPerSecond) {
-          const due = started + (report.bytes / opts.bytesPerSecond) * 1000;
-          if (due > Date.now()) await sleep(due - Date.now());
-        }
+        if (rows.length < PAGE) break;
       }
-      if (rows.length < PAGE) break;
     }
     report.complete = true;
     report.seconds = (Date.now() - started) / 1000;
     return { report, cursor };
+  }
+
+  /** Verify one blob; mark it (instance or quarantine entry) and, when it fails, alert in the same transaction. */
+  private async checkOne(row: BlobRow, quarantined: boolean, report: FixityReport): Promise<void> {
+    const db = this.deps.index.db;
+    const failure = await this.verify(row);
+    const at = this.deps.clock.now().toISOString();
+    const mark = (trx: Kysely<DatabaseSchema>, status: 'ok' | 'corrupt') =>
+      quarantined
+        ? trx
+            .updateTable('quarantine')
+            .set({ fixity_status: status, fixity_checked_at: at })
+            .where('id', '=', row.key)
+            .execute()
+        : trx
+            .updateTable('instances')
+            .set({ fixity_status: status, fixity_checked_at: at })
+            .where('sop_instance_uid', '=', row.key)
+            .execute();
+    if (!failure) {
+      report.ok += 1;
+      await mark(db, 'ok');
+      return;
+    }
+    report.corrupt.push({
+      sopInstanceUid: row.sop_instance_uid,
+      studyUid: row.study_uid,
+      blobId: row.blob_id,
+      reason: failure,
+      ...(quarantined ? { quarantineId: row.key } : {}),
+    });
+    await db.transaction().execute(async (trx) => {
+      await mark(trx, 'corrupt');
+      await this.deps.ledger.appendIn(trx, {
+        principal: this.system,
+        action: 'alert',
+        outcome: 'failure',
+        policy: 'n/a',
+        studyUid: row.study_uid,
+        objects: {
+          sopInstanceUids: [row.sop_instance_uid],
+          blobId: row.blob_id,
+          ...(quarantined ? { quarantineId: row.key } : {}),
+        },
+        detail: {
+          alert: 'object-integrity',
+          found: 'fixity',
+          ...(quarantined ? { where: 'quarantine' } : {}),
+          reason: failure,
+        },
+      });
+    });
   }
 
   /** Read the whole object through the blob store's checks. Returns why it failed, or undefined when sound. */

@@ -4,37 +4,14 @@ import { parsePart10 } from '../dicom/part10-parser.js';
 import { Tags } from '../dicom/tags.js';
 import { datasetToJson } from '../dicom/dicom-json.js';
 import { makeInstance } from '../../test/support/fixtures.js';
-import { applyToJson, patientCorrections, rewriteHeader, type StoredObject } from './header-overlay.js';
+import { headerEnd, mergeCorrections, parseCorrections, rewriteHeader } from '../dicom/header-rewrite.js';
+import { applyToJson, asHeaderCorrections, patientCorrections } from './header-overlay.js';
 
 const patient = { patientId: 'NEW-1', issuer: '', name: 'Everyman^Adam', birthDate: '19610616', sex: 'M' };
 
-async function stored(bytes: Buffer): Promise<StoredObject & { json: ReturnType<typeof datasetToJson> }> {
+async function stored(bytes: Buffer) {
   const p = await parsePart10(bytes);
-  return {
-    sopInstanceUid: getString(p.dataset, Tags.SOPInstanceUID)!,
-    transferSyntaxUid: p.transferSyntaxUid,
-    size: bytes.length,
-    bulk: {
-      datasetStart: p.datasetStart,
-      deflated: p.deflated,
-      ...(p.pixelData
-        ? { pixel: { offset: p.pixelData.offset, encapsulated: p.pixelData.encapsulated } }
-        : {}),
-    },
-    json: datasetToJson(p.dataset),
-  };
-}
-
-const reader = (bytes: Buffer) =>
-  async function* (start: number, end: number) {
-    // Small reads, as a chunked store delivers them.
-    for (let i = start; i < end; i += 100) yield bytes.subarray(i, Math.min(end, i + 100));
-  };
-
-async function collect(it: AsyncIterable<Buffer>) {
-  const parts: Buffer[] = [];
-  for await (const b of it) parts.push(b);
-  return Buffer.concat(parts);
+  return { json: datasetToJson(p.dataset) };
 }
 
 describe('header overlay', () => {
@@ -63,7 +40,7 @@ describe('header overlay', () => {
     ['implicit VR little endian', '1.2.840.10008.1.2'],
     ['explicit VR big endian', '1.2.840.10008.1.2.2'],
   ] as const) {
-    it(`rewrites the header of a ${label} object and keeps its meta, pixel data and transfer syntax`, async () => {
+    it(`rewrites the header of a ${label} object with steward and patient-index corrections, patient index winning`, async () => {
       const bytes = makeInstance({
         studyUid: '1.2.3',
         seriesUid: '1.2.3.4',
@@ -74,40 +51,48 @@ describe('header overlay', () => {
         extra: [{ tag: 0x00081140, vr: 'SQ', value: [[{ tag: 0x00081155, vr: 'UI', value: '1.2.3.9' }]] }],
       });
       const o = await stored(bytes);
-      const served = await rewriteHeader(
-        o,
-        patientCorrections(o.json, { ...patient, name: 'Everyman-Smith^Adam' }),
-        reader(bytes),
+      const p = await parsePart10(bytes);
+      const bulk = {
+        datasetStart: p.datasetStart,
+        deflated: false,
+        elements: {},
+        pixel: {
+          tagPath: '7FE00010',
+          offset: p.pixelData!.offset,
+          length: p.pixelData!.length,
+          encapsulated: false,
+        },
+      };
+      const end = headerEnd(bulk, ts, bytes.length);
+      // The steward corrected the study description and (before the ADT merge) the patient ID.
+      const steward = parseCorrections({ StudyDescription: 'CT CHEST', PatientID: 'STEWARD-1' });
+      const merged = mergeCorrections(
+        steward,
+        asHeaderCorrections(patientCorrections(o.json, { ...patient, name: 'Everyman-Smith^Adam' })),
       );
-      const out = await collect(served.body);
-      expect(out.length).toBe(served.size);
+      const header = await rewriteHeader(bytes.subarray(0, end.offset), merged);
+      const out = Buffer.concat([header, bytes.subarray(end.offset)]);
       const before = await parsePart10(bytes);
       const after = await parsePart10(out);
       expect(after.transferSyntaxUid).toBe(ts);
       expect(getString(after.dataset, Tags.PatientID)).toBe('NEW-1');
       expect(getString(after.dataset, Tags.PatientName)).toBe('Everyman-Smith^Adam');
       expect(getString(after.dataset, Tags.PatientBirthDate)).toBe('19610616');
+      expect(getString(after.dataset, Tags.StudyDescription)).toBe('CT CHEST');
       expect(getString(after.dataset, Tags.StudyInstanceUID)).toBe('1.2.3');
       expect(after.dataset.get(0x00081140)).toEqual(before.dataset.get(0x00081140));
-      // File meta information as stored, byte for byte.
+      // File meta information as stored, byte for byte (DIMSE sends the bytes after the stored dataset start).
+      expect(after.datasetStart).toBe(before.datasetStart);
       expect(out.subarray(0, before.datasetStart).equals(bytes.subarray(0, before.datasetStart))).toBe(true);
-      const px = (b: Buffer, p: typeof after) =>
-        b.subarray(p.pixelData!.offset, p.pixelData!.offset + p.pixelData!.length);
+      const px = (b: Buffer, q: typeof after) =>
+        b.subarray(q.pixelData!.offset, q.pixelData!.offset + q.pixelData!.length);
       expect(px(out, after).equals(px(bytes, before))).toBe(true);
     });
   }
 
-  it('declines a deflated object with a reason', async () => {
-    const bytes = makeInstance({
-      studyUid: '1.2.3',
-      seriesUid: '1.2.3.4',
-      sopInstanceUid: '1.2.3.4.5',
-      patientId: 'OLD-1',
-      transferSyntaxUid: '1.2.840.10008.1.2.1.99',
-    });
-    const o = await stored(bytes);
-    await expect(rewriteHeader(o, patientCorrections(o.json, patient), reader(bytes))).rejects.toThrow(
-      /deflated/,
-    );
+  it('declines a deflated object with a reason', () => {
+    expect(() =>
+      headerEnd({ datasetStart: 200, deflated: true, elements: {} }, '1.2.840.10008.1.2.1.99', 1000),
+    ).toThrow(/deflated/);
   });
 });

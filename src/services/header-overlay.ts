@@ -1,15 +1,13 @@
 import { CustosError } from '../domain/errors.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
-import type { Dataset, Element } from '../dicom/dataset.js';
-import { parsePart10 } from '../dicom/part10-parser.js';
-import { writePart10, type WriteElement } from '../dicom/part10-writer.js';
-import { transferSyntaxEncoding } from '../dicom/transfer-syntax.js';
+import type { HeaderCorrections } from '../dicom/header-rewrite.js';
 
 /**
  * Served headers follow the archive's knowledge (IHE Patient Information Reconciliation; issue 6 quarantine
  * corrections): what a retrieve serves may differ from the stored object in a few top-level attributes. The
- * stored bytes never change. A correction set is computed here, applied to DICOM JSON here, and written into a
- * Part 10 header here; nowhere else.
+ * stored bytes never change. The patient-index correction set is computed here and applied to DICOM JSON here;
+ * served bytes are rewritten by the one header rewrite, src/dicom/header-rewrite.ts (through
+ * CorrectionOverlay), together with a data steward's corrections.
  */
 export interface HeaderCorrection {
   /** Tag as 8 upper-case hex digits (DICOM JSON key). */
@@ -74,97 +72,7 @@ export const cannotCorrectDeflated = (sopInstanceUid: string) =>
     httpStatus: 406,
   });
 
-/** What a header rewrite needs to know about the stored object. */
-export interface StoredObject {
-  sopInstanceUid: string;
-  transferSyntaxUid: string;
-  size: number;
-  bulk: {
-    datasetStart: number;
-    deflated: boolean;
-    pixel?: { offset: number; encapsulated: boolean };
-  };
-}
-
-/** Reads a byte range [start, end) of the stored object, decrypted and authenticated. */
-export type RangeReader = (start: number, end: number) => AsyncIterable<Buffer>;
-
-/**
- * The object as served with corrections: the stored preamble and file meta information unchanged, the dataset
- * up to the pixel data parsed and written again with the corrections, then the stored pixel data and whatever
- * follows it streamed unchanged (same transfer syntax, no pixel byte touched).
- */
-export async function rewriteHeader(
-  obj: StoredObject,
-  corrections: readonly HeaderCorrection[],
-  read: RangeReader,
-): Promise<{ size: number; body: AsyncIterable<Buffer> }> {
-  const encoding = transferSyntaxEncoding(obj.transferSyntaxUid);
-  if (obj.bulk.deflated || !encoding || encoding.deflated) {
-    throw cannotCorrectDeflated(obj.sopInstanceUid);
-  }
-  const px = obj.bulk.pixel;
-  // The pixel data element's header precedes its value: 12 bytes in explicit VR (OB/OW), 8 in implicit VR.
-  const headerEnd = px ? px.offset - (encoding.explicit ? 12 : 8) : obj.size;
-  const head = await collect(read(0, headerEnd));
-  const parsed = await parsePart10(head, {
-    maxInlineValueBytes: headerEnd + 1,
-    maxHeaderBytes: headerEnd + 1,
-  });
-  const corrected = new Map(parsed.dataset);
-  for (const c of corrections) {
-    const tag = parseInt(c.tag, 16);
-    corrected.set(tag, { vr: c.vr, kind: 'text', values: c.value === '' ? [] : [c.value] });
-  }
-  const elements = toWriteElements(corrected, obj.sopInstanceUid);
-  // Write a full object and keep only its dataset: the stored file meta information is served as it was.
-  const written = writePart10(elements, { transferSyntaxUid: obj.transferSyntaxUid });
-  const metaLength = written.readUInt32LE(140);
-  const dataset = written.subarray(144 + metaLength);
-  const preambleAndMeta = head.subarray(0, parsed.datasetStart);
-  const size = preambleAndMeta.length + dataset.length + (obj.size - headerEnd);
-  async function* body(): AsyncGenerator<Buffer> {
-    yield preambleAndMeta;
-    yield dataset;
-    if (headerEnd < obj.size) yield* read(headerEnd, obj.size);
-  }
-  return { size, body: body() };
-}
-
-async function collect(source: AsyncIterable<Buffer>): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const b of source) parts.push(b);
-  return Buffer.concat(parts);
-}
-
-function toWriteElements(ds: Dataset, sop: string): WriteElement[] {
-  const out: WriteElement[] = [];
-  for (const [tag, el] of ds) {
-    // File meta is kept from the stored bytes; group lengths (retired) would be wrong after a change.
-    if (tag >>> 16 === 0x0002 || (tag & 0xffff) === 0) continue;
-    out.push({ tag, vr: el.vr, value: valueOf(el, tag, sop) });
-  }
-  return out;
-}
-
-function valueOf(el: Element, tag: number, sop: string): WriteElement['value'] {
-  switch (el.kind) {
-    case 'text':
-      return el.values;
-    case 'numbers':
-    case 'tags':
-      return el.values;
-    case 'bigints':
-      return el.values;
-    case 'bytes':
-      return el.data;
-    case 'sequence':
-      return el.items.map((item) => toWriteElements(item, sop));
-    default:
-      throw new CustosError({
-        code: 'overlay.unsupported',
-        message: `instance ${sop}: element ${tag.toString(16).padStart(8, '0')} before the pixel data is not held in the header, so a corrected header cannot be written`,
-        httpStatus: 500,
-      });
-  }
+/** The patient-index corrections in the form the one header rewrite (src/dicom/header-rewrite.ts) takes. */
+export function asHeaderCorrections(corrections: readonly HeaderCorrection[]): HeaderCorrections {
+  return Object.fromEntries(corrections.map((c) => [c.tag, c.value === '' ? [] : [c.value]]));
 }

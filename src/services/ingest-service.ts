@@ -78,6 +78,12 @@ export interface IngestDeps {
   orders: OrderLookup;
   /** Identifier of a new quarantine entry (default: a random UUID). */
   newId?: () => string;
+  /**
+   * false only in bench/validation-cost.ts (through OpenAppOptions, never from configuration): skip the header
+   * checks of src/domain/validation to measure what they cost. The archive-placement checks (a study under a
+   * second patient, unknown accession numbers, the patient index) still run.
+   */
+  validateHeaders?: boolean;
 }
 
 /** What the index needs of an instance's header, whether it came from the parser or from quarantine. */
@@ -348,7 +354,7 @@ export class IngestService {
    * never under two patients, an AccessionNumber that matches a known order when orders are known.
    */
   async check(ds: Dataset, r: InstanceIndexRecord): Promise<Defect[]> {
-    const defects = validateHeader(ds).defects;
+    const defects = this.deps.validateHeaders === false ? [] : validateHeader(ds).defects;
     const filed = await this.deps.index.db
       .selectFrom('studies as st')
       .select(['st.patient_pk'])

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { CustosError } from '../domain/errors.js';
 import { asBlobId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
@@ -25,11 +25,13 @@ import { lookupTag } from '../dicom/dictionary.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { Clock } from '../ports/clock.js';
-import type { DatabaseSchema, IndexDb, QuarantineTable } from '../ports/database.js';
+import type { DatabaseSchema, IndexDb, QuarantineTable as QuarantineColumns } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
 import type { CorrectionOverlay } from './correction-overlay.js';
 import type { IngestContext, IngestService } from './ingest-service.js';
 import type { StudyKeyService } from './study-keys.js';
+
+type QuarantineTable = Selectable<QuarantineColumns>;
 
 export interface QuarantineDeps {
   index: IndexDb;

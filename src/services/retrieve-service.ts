@@ -15,11 +15,12 @@ import { prefetch } from './prefetch.js';
 import { readStoredToEnd } from './stored-object-check.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts } from './study-facts.js';
 import type { StudyKeyService } from './study-keys.js';
+import { mergeCorrections } from '../dicom/header-rewrite.js';
 import {
   applyToJson,
+  asHeaderCorrections,
   cannotCorrectDeflated,
   patientCorrections,
-  rewriteHeader,
   type HeaderCorrection,
 } from './header-overlay.js';
 import type { CorrectedHeader, CorrectionOverlay } from './correction-overlay.js';
@@ -44,7 +45,12 @@ export interface InstanceRef {
   bulk: BulkMap;
   /** Where the served header differs from the stored one (the patient index changed since it was stored). */
   corrections: HeaderCorrection[];
-  /** Set when the instance was released from quarantine with corrections: the header served in its place. */
+  /** True when the served bytes need a rewritten header (steward corrections and/or patient-index ones). */
+  rewritten: boolean;
+  /**
+   * The header served in place of the stored one (view-pixels only): a data steward's quarantine corrections
+   * and the patient index's, merged by mergeCorrections (patient index wins for the patient attributes).
+   */
   corrected?: CorrectedHeader;
 }
 
@@ -161,23 +167,30 @@ export class RetrieveService {
         metadata: applyToJson(stored, corrections),
         bulk: JSON.parse(r.bulk_json) as BulkMap,
         corrections,
+        rewritten: corrections.length > 0,
       };
     });
     if (action === 'view-pixels') {
-      // Instances released from quarantine with corrections are served with the corrected header (the stored
-      // bytes stay as received); their size as served follows from the rewritten header.
-      const corrections = await this.deps.overlay.forStudy(scope.studyUid);
+      // One header rewrite for every byte-serving path (WADO-RS, WADO-URI, C-GET, C-MOVE): a data steward's
+      // quarantine corrections first, then the patient index's on top (mergeCorrections). The stored bytes stay
+      // as received; the size as served follows from the rewritten header. Deflated objects are not rewritten
+      // (assertServable and read() refuse them).
+      const steward = await this.deps.overlay.forStudy(scope.studyUid);
       for (const ref of refs) {
-        const c = corrections.get(ref.sopInstanceUid);
-        if (!c) continue;
-        ref.corrected = await this.deps.overlay.correctedHeader(ref, c);
+        const merged = mergeCorrections(
+          steward.get(ref.sopInstanceUid),
+          asHeaderCorrections(ref.corrections),
+        );
+        if (Object.keys(merged).length === 0) continue;
+        ref.rewritten = true;
+        if (ref.bulk.deflated) continue;
+        ref.corrected = await this.deps.overlay.correctedHeader(ref, merged);
         ref.size = ref.corrected.size;
       }
     }
     // While the access record is being made durable, read and decrypt the first object into memory: the wait
     // for the commit overlaps with disk and cipher work, and no byte leaves before open() returns.
-    if (opts.readAhead && refs[0]!.corrections.length === 0)
-      this.readAhead.set(refs[0]!, prefetch(this.read(refs[0]!), READ_AHEAD_BYTES));
+    if (opts.readAhead) this.readAhead.set(refs[0]!, prefetch(this.read(refs[0]!), READ_AHEAD_BYTES));
     await this.deps.ledger.append({
       principal,
       action,
@@ -235,6 +248,7 @@ export class RetrieveService {
       yield* this.deps.overlay.serve(ref, ref.corrected);
       return;
     }
+    if (ref.rewritten) throw cannotCorrectDeflated(ref.sopInstanceUid);
     const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
     yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256);
   }
@@ -270,21 +284,15 @@ export class RetrieveService {
 
   /**
    * The object as it is served: the stored bytes when its header needs no correction, otherwise the header
-   * rewritten with the corrections and the rest of the stored object streamed unchanged.
+   * rewritten with the merged corrections (open()) and the rest of the stored object streamed unchanged.
    */
-  async served(ref: InstanceRef): Promise<{ size: number; body: AsyncIterable<Buffer> }> {
-    // A header corrected in quarantine is served by the correction overlay (read() takes that path); patient
-    // index changes made after its release show in its metadata but not yet in its served bytes.
-    if (ref.corrected || ref.corrections.length === 0) return { size: ref.size, body: this.stream(ref) };
-    const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
-    return rewriteHeader(ref, ref.corrections, (start, end) =>
-      this.alerting(ref, this.deps.blobs.read(asBlobId(ref.blobId), key, { start, end })),
-    );
+  served(ref: InstanceRef): { size: number; body: AsyncIterable<Buffer> } {
+    return { size: ref.size, body: this.stream(ref) };
   }
 
   /** Refuse before any byte is sent when an object's corrected header cannot be served (deflated objects). */
   assertServable(refs: InstanceRef[]): void {
-    const bad = refs.find((r) => r.corrections.length > 0 && r.bulk.deflated);
+    const bad = refs.find((r) => r.rewritten && !r.corrected && r.bulk.deflated);
     if (bad) throw cannotCorrectDeflated(bad.sopInstanceUid);
   }
 

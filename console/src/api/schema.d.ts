@@ -857,6 +857,8 @@ export interface components {
             reviewNote: string | null;
         };
         QualityKpis: {
+            from: string;
+            to: string;
             objects: {
                 total: number;
                 accepted: number;

@@ -114,18 +114,18 @@ const EXPECTED: Record<string, Partial<Record<Scope, Action[]>>> = {
   student: { archive: ['query'], grant: READ, 'restricted-department-grant': READ },
   sysadmin: { archive: ['administer'] },
   'data-owner': {
-    archive: ['query', 'view-activity', 'review-break-glass'],
+    archive: ['query', 'view-activity', 'review-break-glass', 'read-quality-kpis'],
     department: ['query', 'view-metadata', 'approve-deletion', 'read-audit'],
     owner: ['query', 'view-metadata', 'approve-deletion', 'read-audit'],
     'restricted-department-grant': ['query', 'view-metadata', 'approve-deletion', 'read-audit'],
   },
   'data-steward': {
-    archive: ['query', 'store', 'correct-header', 'view-activity'],
+    archive: ['query', 'store', 'correct-header', 'view-activity', 'read-quality-kpis'],
     ...everyStudy(STEWARD),
     'restricted-department-grant': STEWARD,
   },
-  'data-custodian': { archive: ['administer', 'view-activity'] },
-  'privacy-officer': { archive: ['read-audit', 'view-activity', 'review-break-glass'] },
+  'data-custodian': { archive: ['administer', 'view-activity', 'read-quality-kpis'] },
+  'privacy-officer': { archive: ['read-audit', 'view-activity', 'review-break-glass', 'read-quality-kpis'] },
   researcher: { project: ['export-deidentified'] },
   administrator: {
     archive: ['query', 'store', 'read-audit', 'administer', 'view-activity'],

@@ -563,6 +563,17 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.createIndex('break_glass_opened').on('break_glass').column('opened_at').execute();
       },
     },
+    // Issue 6 (data quality): quarantined objects' raw bytes are verified by the fixity job like archived ones
+    // (docs/fixity.md). Self-contained: it touches only quarantine, from 0008-quality.
+    '0012-quality': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .alterTable('quarantine')
+          .addColumn('fixity_status', 'text', (c) => c.notNull().defaultTo('unverified'))
+          .execute();
+        await db.schema.alterTable('quarantine').addColumn('fixity_checked_at', 'text').execute();
+      },
+    },
   };
 }
 

@@ -2,3 +2,601 @@
 // ciod_to_modules.json). Do not edit. One line per SOP class: uid|iod|module:usage,…
 export const IOD_MODULES_DATA =
   '1.2.840.10008.5.1.4.1.1.1|computed-radiography-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,cr-series:M,clinical-trial-series:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:C,display-shutter:U,device:U,specimen:U,cr-image:M,overlay-plane:U,modality-lut:U,voi-lut:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.1.1|digital-x-ray-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,dx-series:M,frame-of-reference:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:U,display-shutter:U,device:U,intervention:U,specimen:U,dx-anatomy-imaged:M,dx-image:M,dx-detector:M,x-ray-collimator:U,dx-positioning:U,x-ray-tomography-acquisition:U,x-ray-acquisition-dose:U,x-ray-generation:U,x-ray-filtration:U,x-ray-grid:U,overlay-plane:C,voi-lut:C,image-histogram:U,acquisition-context:M,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.1.1.1|digital-x-ray-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,dx-series:M,frame-of-reference:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:U,display-shutter:U,device:U,intervention:U,specimen:U,dx-anatomy-imaged:M,dx-image:M,dx-detector:M,x-ray-collimator:U,dx-positioning:U,x-ray-tomography-acquisition:U,x-ray-acquisition-dose:U,x-ray-generation:U,x-ray-filtration:U,x-ray-grid:U,overlay-plane:C,voi-lut:C,image-histogram:U,acquisition-context:M,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.1.2|digital-mammography-x-ray-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,dx-series:M,mammography-series:M,frame-of-reference:C,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:U,display-shutter:U,device:U,intervention:U,specimen:U,dx-anatomy-imaged:M,dx-image:M,dx-detector:M,x-ray-collimator:U,dx-positioning:U,x-ray-tomography-acquisition:U,x-ray-acquisition-dose:U,x-ray-generation:U,x-ray-filtration:U,x-ray-grid:U,mammography-image:M,overlay-plane:C,voi-lut:C,image-histogram:U,acquisition-context:M,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.1.2.1|digital-mammography-x-ray-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,dx-series:M,mammography-series:M,frame-of-reference:C,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:U,display-shutter:U,device:U,intervention:U,specimen:U,dx-anatomy-imaged:M,dx-image:M,dx-detector:M,x-ray-collimator:U,dx-positioning:U,x-ray-tomography-acquisition:U,x-ray-acquisition-dose:U,x-ray-generation:U,x-ray-filtration:U,x-ray-grid:U,mammography-image:M,overlay-plane:C,voi-lut:C,image-histogram:U,acquisition-context:M,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.1.3|digital-intra-oral-x-ray-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,dx-series:M,intra-oral-series:M,frame-of-reference:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:U,display-shutter:U,device:U,intervention:U,specimen:U,dx-anatomy-imaged:M,dx-image:M,dx-detector:M,x-ray-collimator:U,dx-positioning:U,x-ray-tomography-acquisition:U,x-ray-acquisition-dose:U,x-ray-generation:U,x-ray-filtration:U,x-ray-grid:U,intra-oral-image:M,overlay-plane:C,voi-lut:C,image-histogram:U,acquisition-context:M,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.1.3.1|digital-intra-oral-x-ray-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,dx-series:M,intra-oral-series:M,frame-of-reference:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:U,display-shutter:U,device:U,intervention:U,specimen:U,dx-anatomy-imaged:M,dx-image:M,dx-detector:M,x-ray-collimator:U,dx-positioning:U,x-ray-tomography-acquisition:U,x-ray-acquisition-dose:U,x-ray-generation:U,x-ray-filtration:U,x-ray-grid:U,intra-oral-image:M,overlay-plane:C,voi-lut:C,image-histogram:U,acquisition-context:M,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.2|ct-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:C,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-plane:M,image-pixel:M,contrast-bolus:C,device:U,specimen:U,ct-image:M,multi-energy-ct-image:C,overlay-plane:U,voi-lut:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.2.1|enhanced-ct-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,ct-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,enhanced-contrast-bolus:C,enhanced-ct-image-multi-frame-functional-groups:M,multi-frame-dimension:M,cardiac-synchronization:C,respiratory-synchronization:C,supplemental-palette-color-lookup-table:C,acquisition-context:M,device:U,specimen:U,enhanced-ct-image:M,enhanced-multi-energy-ct-acquisition:C,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.2.2|legacy-converted-enhanced-ct-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,ct-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:U,general-equipment:M,enhanced-general-equipment:U,image-pixel:M,contrast-bolus:U,enhanced-contrast-bolus:U,legacy-converted-enhanced-ct-image-multi-frame-functional-groups:M,multi-frame-dimension:U,cardiac-synchronization:U,respiratory-synchronization:U,acquisition-context:M,device:U,specimen:U,enhanced-ct-image:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.3.1|ultrasound-multi-frame-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:U,synchronization:C,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:C,cine:M,multi-frame:M,frame-pointers:U,palette-color-lookup-table:C,device:U,specimen:U,us-region-calibration:U,us-image:M,overlay-plane:U,multi-frame-overlay:U,voi-lut:U,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.4|mr-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-plane:M,image-pixel:M,contrast-bolus:C,device:U,specimen:U,mr-image:M,overlay-plane:U,voi-lut:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.4.1|enhanced-mr-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,mr-series:M,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,enhanced-contrast-bolus:C,enhanced-mr-image-multi-frame-functional-groups:M,multi-frame-dimension:M,cardiac-synchronization:C,respiratory-synchronization:C,bulk-motion-synchronization:C,supplemental-palette-color-lookup-table:C,acquisition-context:M,device:U,specimen:U,enhanced-mr-image:M,mr-pulse-sequence:C,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.4.2|mr-spectroscopy|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,mr-series:M,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,enhanced-contrast-bolus:C,mr-spectroscopy-multi-frame-functional-groups:M,multi-frame-dimension:M,cardiac-synchronization:C,respiratory-synchronization:C,bulk-motion-synchronization:C,acquisition-context:M,specimen:U,mr-spectroscopy:M,mr-spectroscopy-pulse-sequence:C,mr-spectroscopy-data:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.4.3|enhanced-mr-color-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,mr-series:M,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,enhanced-contrast-bolus:C,enhanced-mr-color-image-multi-frame-functional-groups:M,multi-frame-dimension:M,cardiac-synchronization:C,respiratory-synchronization:C,bulk-motion-synchronization:C,acquisition-context:M,specimen:C,device:U,enhanced-mr-image:M,mr-pulse-sequence:C,icc-profile:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.4.4|legacy-converted-enhanced-mr-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,mr-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:U,general-equipment:M,enhanced-general-equipment:U,image-pixel:M,contrast-bolus:U,enhanced-contrast-bolus:U,legacy-converted-enhanced-mr-image-multi-frame-functional-groups:M,multi-frame-dimension:U,cardiac-synchronization:U,respiratory-synchronization:U,bulk-motion-synchronization:U,acquisition-context:M,device:U,specimen:U,enhanced-mr-image:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.6.1|ultrasound-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:U,synchronization:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:C,palette-color-lookup-table:C,device:U,specimen:U,us-region-calibration:U,us-image:M,overlay-plane:U,voi-lut:U,icc-profile:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.6.2|enhanced-us-volume|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,enhanced-us-series:M,clinical-trial-series:U,frame-of-reference:M,ultrasound-frame-of-reference:M,synchronization:M,general-equipment:M,enhanced-general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,enhanced-contrast-bolus:C,enhanced-us-volume-multi-frame-functional-groups:M,multi-frame-dimension:M,cardiac-synchronization:C,respiratory-synchronization:C,device:U,acquisition-context:M,specimen:U,enhanced-palette-color-lookup-table:U,enhanced-us-image:M,ivus-image:C,excluded-intervals:U,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.6.3|photoacoustic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,enhanced-series:M,clinical-trial-series:U,frame-of-reference:M,ultrasound-frame-of-reference:M,synchronization:M,general-equipment:M,enhanced-general-equipment:M,general-image:M,general-reference:U,image-pixel:M,enhanced-contrast-bolus:C,photoacoustic-image-multi-frame-functional-groups:M,multi-frame-dimension:M,device:U,specimen:U,acquisition-context:M,supplemental-palette-color-lookup-table:C,photoacoustic-image:M,photoacoustic-acquisition-parameters:M,photoacoustic-transducer:U,photoacoustic-reconstruction:U,icc-profile:C,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.7|secondary-capture-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:C,synchronization:U,general-equipment:U,sc-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-plane:U,image-pixel:M,device:U,specimen:U,sc-image:M,overlay-plane:U,modality-lut:U,voi-lut:U,icc-profile:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.7.1|multi-frame-single-bit-secondary-capture-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:U,sc-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,cine:C,multi-frame:M,frame-pointers:U,device:U,specimen:U,sc-image:U,sc-multi-frame-image:M,sc-multi-frame-vector:C,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.7.2|multi-frame-grayscale-byte-secondary-capture-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:U,sc-equipment:M,frame-of-reference:C,synchronization:U,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,cine:C,multi-frame:M,frame-pointers:U,device:U,multi-frame-grayscale-byte-secondary-capture-image-multi-frame-functional-groups:U,multi-frame-dimension:U,specimen:U,sc-image:U,sc-multi-frame-image:M,sc-multi-frame-vector:C,voi-lut:C,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.7.3|multi-frame-grayscale-word-secondary-capture-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:U,sc-equipment:M,frame-of-reference:C,synchronization:U,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,cine:C,multi-frame:M,frame-pointers:U,device:U,multi-frame-grayscale-word-secondary-capture-image-multi-frame-functional-groups:U,multi-frame-dimension:U,specimen:U,sc-image:U,sc-multi-frame-image:M,sc-multi-frame-vector:C,voi-lut:C,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.7.4|multi-frame-true-color-secondary-capture-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:C,synchronization:U,general-equipment:U,sc-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,cine:C,multi-frame:M,frame-pointers:U,device:U,multi-frame-true-color-secondary-capture-image-multi-frame-functional-groups:U,multi-frame-dimension:U,specimen:U,sc-image:U,sc-multi-frame-image:M,sc-multi-frame-vector:C,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.9.1.1|12-lead-ecg|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.1.2|general-ecg|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.1.3|ambulatory-ecg|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:U,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.1.4|general-32-bit-ecg|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.2.1|hemodynamic-waveform|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:C,general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.3.1|basic-cardiac-electrophysiology-waveform|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:C,general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.4.1|basic-voice-audio-waveform|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.4.2|general-audio-waveform|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:M,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.5.1|arterial-pulse-waveform|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:M,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.6.1|respiratory-waveform|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:M,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.6.2|multi-channel-respiratory-waveform|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:U,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.7.1|routine-scalp-electroencephalogram|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:M,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.7.2|electromyogram|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:U,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.7.3|electrooculogram|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:U,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.7.4|sleep-electroencephalogram|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:U,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.9.8.1|body-position-waveform|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,enhanced-general-equipment:M,waveform-identification:M,waveform:M,acquisition-context:U,waveform-annotation:C,sop-common:M\n1.2.840.10008.5.1.4.1.1.11.1|grayscale-softcopy-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,general-equipment:M,presentation-state-identification:M,presentation-state-relationship:M,presentation-state-shutter:M,presentation-state-mask:M,mask:C,display-shutter:C,bitmap-display-shutter:C,overlay-plane:C,overlay-activation:C,displayed-area:M,graphic-annotation:C,spatial-transformation:C,graphic-layer:C,graphic-group:U,modality-lut:C,softcopy-voi-lut:C,softcopy-presentation-lut:M,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.11.2|color-softcopy-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,general-equipment:M,presentation-state-identification:M,presentation-state-relationship:M,presentation-state-shutter:M,display-shutter:C,bitmap-display-shutter:C,overlay-plane:C,overlay-activation:C,displayed-area:M,graphic-annotation:C,spatial-transformation:C,graphic-layer:C,graphic-group:U,icc-profile:M,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.11.3|pseudo-color-softcopy-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,general-equipment:M,presentation-state-identification:M,presentation-state-relationship:M,presentation-state-shutter:M,presentation-state-mask:M,mask:C,display-shutter:C,bitmap-display-shutter:C,overlay-plane:C,overlay-activation:C,displayed-area:M,graphic-annotation:C,spatial-transformation:C,graphic-layer:C,graphic-group:U,modality-lut:C,softcopy-voi-lut:C,palette-color-lookup-table:M,icc-profile:M,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.11.4|blending-softcopy-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,general-equipment:M,presentation-state-identification:M,presentation-state-blending:M,displayed-area:M,graphic-annotation:C,spatial-transformation:C,graphic-layer:C,graphic-group:U,palette-color-lookup-table:M,icc-profile:M,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.11.5|xa-xrf-grayscale-softcopy-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,general-equipment:M,enhanced-general-equipment:M,presentation-state-identification:M,presentation-state-relationship:M,presentation-state-shutter:M,bitmap-display-shutter:C,overlay-plane:C,overlay-activation:C,displayed-area:M,graphic-annotation:C,spatial-transformation:C,graphic-layer:C,softcopy-voi-lut:C,xa-xrf-presentation-state-mask:C,xa-xrf-presentation-state-shutter:C,xa-xrf-presentation-state-presentation:C,softcopy-presentation-lut:M,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.11.6|planar-mpr-volumetric-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,volumetric-presentation-state-identification:M,volumetric-presentation-state-relationship:M,volume-cropping:C,presentation-view-description:M,multi-planar-reconstruction-geometry:M,mpr-volumetric-presentation-state-display:M,volumetric-graphic-annotation:U,graphic-annotation:U,graphic-layer:C,graphic-group:U,presentation-animation:U,sop-common:M,common-instance-reference:M\n1.2.840.10008.5.1.4.1.1.11.7|planar-mpr-volumetric-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,volumetric-presentation-state-identification:M,volumetric-presentation-state-relationship:M,volume-cropping:C,presentation-view-description:M,multi-planar-reconstruction-geometry:M,mpr-volumetric-presentation-state-display:M,volumetric-graphic-annotation:U,graphic-annotation:U,graphic-layer:C,graphic-group:U,presentation-animation:U,sop-common:M,common-instance-reference:M\n1.2.840.10008.5.1.4.1.1.11.8|advanced-blending-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,presentation-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,presentation-state-identification:M,advanced-blending-presentation-state:M,advanced-blending-presentation-state-display:M,displayed-area:U,graphic-annotation:U,spatial-transformation:C,graphic-layer:C,graphic-group:U,icc-profile:M,common-instance-reference:M,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.11.9|volume-rendering-volumetric-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,volumetric-presentation-state-identification:M,volumetric-presentation-state-relationship:M,volume-cropping:C,presentation-view-description:M,volume-render-geometry:M,render-shading:U,render-display:M,volumetric-graphic-annotation:U,graphic-annotation:U,graphic-layer:C,graphic-group:U,presentation-animation:U,sop-common:M,common-instance-reference:M\n1.2.840.10008.5.1.4.1.1.11.10|volume-rendering-volumetric-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,volumetric-presentation-state-identification:M,volumetric-presentation-state-relationship:M,volume-cropping:C,presentation-view-description:M,volume-render-geometry:M,render-shading:U,render-display:M,volumetric-graphic-annotation:U,graphic-annotation:U,graphic-layer:C,graphic-group:U,presentation-animation:U,sop-common:M,common-instance-reference:M\n1.2.840.10008.5.1.4.1.1.11.11|volume-rendering-volumetric-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,volumetric-presentation-state-identification:M,volumetric-presentation-state-relationship:M,volume-cropping:C,presentation-view-description:M,volume-render-geometry:M,render-shading:U,render-display:M,volumetric-graphic-annotation:U,graphic-annotation:U,graphic-layer:C,graphic-group:U,presentation-animation:U,sop-common:M,common-instance-reference:M\n1.2.840.10008.5.1.4.1.1.11.12|variable-modality-lut-softcopy-presentation-state|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,general-equipment:M,presentation-state-identification:M,presentation-state-relationship:M,presentation-state-shutter:M,presentation-state-mask:M,mask:C,display-shutter:C,bitmap-display-shutter:C,overlay-plane:C,overlay-activation:C,displayed-area:M,graphic-annotation:C,spatial-transformation:C,graphic-layer:C,graphic-group:U,variable-modality-lut:C,softcopy-voi-lut:C,softcopy-presentation-lut:C,icc-profile:C,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.12.1|x-ray-angiographic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:C,cine:C,multi-frame:C,frame-pointers:U,mask:C,display-shutter:U,device:U,intervention:U,specimen:U,x-ray-image:M,x-ray-acquisition:M,x-ray-collimator:U,x-ray-table:C,xa-positioner:M,dx-detector:U,overlay-plane:U,multi-frame-overlay:C,modality-lut:C,voi-lut:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.12.1.1|enhanced-xa-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,xa-xrf-series:M,clinical-trial-series:U,frame-of-reference:C,synchronization:C,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,enhanced-contrast-bolus:C,mask:U,device:U,intervention:U,acquisition-context:M,enhanced-xa-image-multi-frame-functional-groups:M,multi-frame-dimension:U,cardiac-synchronization:C,respiratory-synchronization:C,specimen:U,x-ray-filtration:U,x-ray-grid:U,enhanced-xa-xrf-image:M,xa-xrf-acquisition:C,x-ray-image-intensifier:C,x-ray-detector:C,xa-xrf-multi-frame-presentation:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.12.2|x-ray-radiofluoroscopic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:C,cine:C,multi-frame:C,frame-pointers:U,mask:C,display-shutter:U,device:U,intervention:U,specimen:U,x-ray-image:M,x-ray-acquisition:M,x-ray-collimator:U,x-ray-table:U,xrf-positioner:U,x-ray-tomography-acquisition:C,dx-detector:U,overlay-plane:U,multi-frame-overlay:C,modality-lut:C,voi-lut:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.12.2.1|enhanced-xrf-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,xa-xrf-series:M,clinical-trial-series:U,frame-of-reference:U,synchronization:U,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,enhanced-contrast-bolus:C,mask:U,device:U,intervention:U,acquisition-context:M,enhanced-xrf-image-multi-frame-functional-groups:M,multi-frame-dimension:U,cardiac-synchronization:C,respiratory-synchronization:C,specimen:U,x-ray-tomography-acquisition:U,x-ray-filtration:U,x-ray-grid:U,enhanced-xa-xrf-image:M,xa-xrf-acquisition:C,x-ray-image-intensifier:C,x-ray-detector:C,xa-xrf-multi-frame-presentation:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.13.1.1|x-ray-3d-angiographic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-series:M,frame-of-reference:M,synchronization:U,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,enhanced-contrast-bolus:C,device:U,intervention:U,acquisition-context:M,x-ray-3d-angiographic-image-multi-frame-functional-groups:M,multi-frame-dimension:U,cardiac-synchronization:C,respiratory-synchronization:C,patient-orientation:U,image---equipment-coordinate-relationship:U,specimen:U,x-ray-3d-image:M,x-ray-3d-angiographic-image-contributing-sources:U,x-ray-3d-angiographic-acquisition:U,x-ray-3d-reconstruction:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.13.1.2|x-ray-3d-craniofacial-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,enhanced-contrast-bolus:C,device:U,intervention:U,acquisition-context:M,x-ray-3d-craniofacial-image-multi-frame-functional-groups:M,multi-frame-dimension:U,patient-orientation:U,image---equipment-coordinate-relationship:U,specimen:U,x-ray-3d-image:M,x-ray-3d-craniofacial-image-contributing-sources:U,x-ray-3d-craniofacial-acquisition:U,x-ray-3d-reconstruction:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.13.1.3|breast-tomosynthesis-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-mammography-series:M,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,enhanced-contrast-bolus:C,device:U,intervention:U,acquisition-context:M,breast-tomosynthesis-image-multi-frame-functional-groups:M,multi-frame-dimension:U,image---equipment-coordinate-relationship:U,specimen:U,x-ray-3d-image:M,breast-tomosynthesis-contributing-sources:U,breast-tomosynthesis-acquisition:U,x-ray-3d-reconstruction:U,breast-view:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.13.1.4|breast-projection-x-ray-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,dx-series:M,enhanced-mammography-series:M,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,enhanced-mammography-image:M,breast-view:M,image-pixel:M,enhanced-contrast-bolus:C,device:U,intervention:U,acquisition-context:M,breast-projection-x-ray-image-multi-frame-functional-groups:M,multi-frame-dimension:U,patient-orientation:M,specimen:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.13.1.5|breast-projection-x-ray-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,dx-series:M,enhanced-mammography-series:M,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,enhanced-mammography-image:M,breast-view:M,image-pixel:M,enhanced-contrast-bolus:C,device:U,intervention:U,acquisition-context:M,breast-projection-x-ray-image-multi-frame-functional-groups:M,multi-frame-dimension:U,patient-orientation:M,specimen:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.14.1|intravascular-optical-coherence-tomography-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,intravascular-oct-series:M,frame-of-reference:M,synchronization:M,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,supplemental-palette-color-lookup-table:C,enhanced-contrast-bolus:M,intravascular-optical-coherence-tomography-image-multi-frame-functional-groups:M,multi-frame-dimension:M,device:U,acquisition-context:M,cardiac-synchronization:C,intravascular-oct-image:M,intravascular-oct-acquisition-parameters:M,intravascular-oct-processing-parameters:C,intravascular-image-acquisition-parameters:M,sop-common:M,common-instance-reference:M,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.14.2|intravascular-optical-coherence-tomography-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,intravascular-oct-series:M,frame-of-reference:M,synchronization:M,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,supplemental-palette-color-lookup-table:C,enhanced-contrast-bolus:M,intravascular-optical-coherence-tomography-image-multi-frame-functional-groups:M,multi-frame-dimension:M,device:U,acquisition-context:M,cardiac-synchronization:C,intravascular-oct-image:M,intravascular-oct-acquisition-parameters:M,intravascular-oct-processing-parameters:C,intravascular-image-acquisition-parameters:M,sop-common:M,common-instance-reference:M,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.20|nuclear-medicine-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,nm-pet-patient-orientation:M,frame-of-reference:U,synchronization:C,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,acquisition-context:U,device:U,specimen:U,nm-image-pixel:M,multi-frame:M,nm-multi-frame:M,nm-image:M,nm-isotope:M,nm-detector:M,nm-tomo-acquisition:C,nm-multi-gated-acquisition:C,nm-phase:C,nm-reconstruction:C,overlay-plane:U,multi-frame-overlay:U,voi-lut:U,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.30|parametric-map|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,parametric-map-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:U,general-equipment:M,enhanced-general-equipment:M,general-acquisition:U,multi-resolution-pyramid:U,general-image:M,general-reference:U,microscope-slide-layer-tile-organization:C,image-pixel:C,floating-point-image-pixel:C,double-floating-point-image-pixel:C,parametric-map-image:M,parametric-map-multi-frame-functional-groups:M,multi-frame-dimension:M,palette-color-lookup-table:C,cardiac-synchronization:U,respiratory-synchronization:U,bulk-motion-synchronization:U,acquisition-context:M,device:U,specimen:U,common-instance-reference:C,sop-common:M,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.66|raw-data|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:U,synchronization:C,general-equipment:M,acquisition-context:M,specimen:U,raw-data:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.66.1|spatial-registration|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,spatial-registration-series:M,frame-of-reference:M,general-equipment:M,spatial-registration:M,common-instance-reference:M,general-reference:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.66.2|spatial-fiducials|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,spatial-fiducials-series:M,general-equipment:M,spatial-fiducials:M,common-instance-reference:M,general-reference:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.66.3|deformable-spatial-registration|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,spatial-registration-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,deformable-spatial-registration:M,common-instance-reference:M,general-reference:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.66.4|segmentation|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,segmentation-series:M,clinical-trial-series:U,frame-of-reference:C,general-equipment:M,enhanced-general-equipment:M,general-acquisition:U,multi-resolution-pyramid:U,general-image:M,general-reference:U,microscope-slide-layer-tile-organization:C,image-pixel:M,segmentation-image:M,segmentation-multi-frame-functional-groups:M,multi-frame-dimension:M,specimen:U,common-instance-reference:C,sop-common:M,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.66.5|surface-segmentation|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,segmentation-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,surface-segmentation:M,surface-mesh:M,common-instance-reference:C,general-reference:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.66.6|tractography-results|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,tractography-results-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,tractography-results:M,specimen:U,common-instance-reference:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.67|real-world-value-mapping|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,real-world-value-mapping-series:M,general-equipment:M,real-world-value-mapping:M,common-instance-reference:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.68.1|surface-scan-mesh|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,optical-surface-scanner-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,surface-mesh:M,uv-mapping:U,scan-procedure:M,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.68.2|surface-scan-point-cloud|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,optical-surface-scanner-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,point-cloud:M,uv-mapping:U,scan-procedure:M,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.77.1.1|vl-endoscopic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,acquisition-context:M,device:U,specimen:U,vl-image:M,overlay-plane:U,icc-profile:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.77.1.1.1|video-endoscopic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,cine:M,multi-frame:M,image-pixel:M,acquisition-context:M,device:U,specimen:C,vl-image:M,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.2|vl-microscopic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,acquisition-context:M,device:U,specimen:C,vl-image:M,optical-path:U,overlay-plane:U,icc-profile:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.77.1.2.1|video-microscopic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,cine:M,multi-frame:M,image-pixel:M,acquisition-context:M,device:U,specimen:C,vl-image:M,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.3|vl-slide-coordinates-microscopic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,acquisition-context:M,device:U,specimen:M,vl-image:M,slide-coordinates:M,optical-path:U,overlay-plane:U,icc-profile:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.77.1.4|vl-photographic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:M,vl-photographic-equipment:U,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,acquisition-context:M,device:U,specimen:C,vl-image:M,vl-photographic-acquisition:U,vl-photographic-geolocation:U,overlay-plane:U,icc-profile:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.77.1.4.1|video-photographic-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,cine:M,multi-frame:M,image-pixel:M,acquisition-context:M,device:U,specimen:C,vl-image:M,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.5.1|ophthalmic-photography-8-bit-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,ophthalmic-photography-series:M,clinical-trial-series:U,synchronization:M,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,enhanced-contrast-bolus:C,cine:C,multi-frame:M,device:U,acquisition-context:U,ophthalmic-photography-image:M,ocular-region-imaged:M,ophthalmic-photography-acquisition-parameters:M,ophthalmic-photographic-parameters:M,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.5.2|ophthalmic-photography-16-bit-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,ophthalmic-photography-series:M,clinical-trial-series:U,synchronization:M,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,enhanced-contrast-bolus:C,cine:C,multi-frame:M,device:U,acquisition-context:U,ophthalmic-photography-image:M,ocular-region-imaged:M,ophthalmic-photography-acquisition-parameters:M,ophthalmic-photographic-parameters:M,icc-profile:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.5.3|stereometric-relationship|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,stereometric-series:M,general-equipment:M,stereometric-relationship:M,common-instance-reference:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.77.1.5.4|ophthalmic-tomography-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,ophthalmic-tomography-series:M,frame-of-reference:C,synchronization:C,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,enhanced-contrast-bolus:C,ophthalmic-tomography-image-multi-frame-functional-groups:M,multi-frame-dimension:M,acquisition-context:M,cardiac-synchronization:C,ophthalmic-tomography-image:M,ophthalmic-tomography-acquisition-parameters:M,ophthalmic-tomography-parameters:M,ocular-region-imaged:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.5.5|wide-field-ophthalmic-photography-stereographic-projection-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,ophthalmic-photography-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:M,general-equipment:M,enhanced-general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,enhanced-contrast-bolus:C,cine:C,multi-frame:M,acquisition-context:U,ophthalmic-photography-image:M,wide-field-ophthalmic-photography-stereographic-projection:M,wide-field-ophthalmic-photography-quality-rating:C,ocular-region-imaged:M,ophthalmic-photography-acquisition-parameters:M,ophthalmic-photographic-parameters:M,icc-profile:C,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.5.6|wide-field-ophthalmic-photography-3d-coordinates-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,ophthalmic-photography-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:M,general-equipment:M,enhanced-general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,enhanced-contrast-bolus:C,cine:C,multi-frame:M,acquisition-context:U,ophthalmic-photography-image:M,wide-field-ophthalmic-photography-3d-coordinates:M,wide-field-ophthalmic-photography-quality-rating:C,ocular-region-imaged:M,ophthalmic-photography-acquisition-parameters:M,ophthalmic-photographic-parameters:M,icc-profile:C,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.5.7|ophthalmic-optical-coherence-tomography-en-face-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,ophthalmic-tomography-en-face-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,general-acquisition:M,general-image:M,image-pixel:M,palette-color-lookup-table:C,ophthalmic-optical-coherence-tomography-en-face-image:M,ocular-region-imaged:M,ophthalmic-optical-coherence-tomography-en-face-image-quality-rating:C,icc-profile:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.77.1.5.8|ophthalmic-optical-coherence-tomography-b-scan-volume-analysis|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,ophthalmic-tomography-b-scan-volume-analysis-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,ophthalmic-optical-coherence-tomography-b-scan-volume-analysis-image:M,ophthalmic-optical-coherence-tomography-b-scan-volume-analysis-multi-frame-functional-groups:M,multi-frame-dimension:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.6|vl-whole-slide-microscopy-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,whole-slide-microscopy-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,general-acquisition:M,multi-resolution-pyramid:U,general-image:M,general-reference:U,microscope-slide-layer-tile-organization:M,image-pixel:M,acquisition-context:M,vl-whole-slide-microscopy-image-multi-frame-functional-groups:M,multi-frame-dimension:M,specimen:M,whole-slide-microscopy-image:M,optical-path:M,slide-label:C,sop-common:M,common-instance-reference:M,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.7|dermoscopic-photography-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,vl-photographic-equipment:U,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,acquisition-context:M,vl-image:M,vl-photographic-acquisition:U,dermoscopic-image:M,icc-profile:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.77.1.8|confocal-microscopy-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,confocal-microscopy-image-multi-frame-functional-groups:M,multi-frame-dimension:M,specimen:C,acquisition-context:M,confocal-microscopy-image:M,cutaneous-confocal-microscopy-image-acquisition-parameters:C,optical-path:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.77.1.9|confocal-microscopy-tiled-pyramidal-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,general-acquisition:M,multi-resolution-pyramid:U,general-image:M,general-reference:U,microscope-slide-layer-tile-organization:C,image-pixel:M,confocal-microscopy-tiled-pyramidal-image-multi-frame-functional-groups:M,multi-frame-dimension:M,specimen:C,acquisition-context:M,confocal-microscopy-image:M,confocal-microscopy-tiled-pyramidal-image:M,cutaneous-confocal-microscopy-image-acquisition-parameters:C,optical-path:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.78.1|lensometry-measurements|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,lensometry-measurements-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,general-ophthalmic-refractive-measurements:M,lensometry-measurements:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.78.2|autorefraction-measurements|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,autorefraction-measurements-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,general-ophthalmic-refractive-measurements:M,autorefraction-measurements:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.78.3|keratometry-measurements|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,keratometry-measurements-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,general-ophthalmic-refractive-measurements:M,keratometry-measurements:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.78.4|subjective-refraction-measurements|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,subjective-refraction-measurements-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,general-ophthalmic-refractive-measurements:M,subjective-refraction-measurements:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.78.5|visual-acuity-measurements|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,visual-acuity-measurements-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,general-ophthalmic-refractive-measurements:M,visual-acuity-measurements:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.78.6|spectacle-prescription-report|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.78.7|ophthalmic-axial-measurements|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,ophthalmic-axial-measurements-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,ophthalmic-axial-measurements:M,general-ophthalmic-refractive-measurements:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.78.8|intraocular-lens-calculations|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,intraocular-lens-calculations-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,intraocular-lens-calculations:M,general-ophthalmic-refractive-measurements:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.79.1|macular-grid-thickness-and-volume-report|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.80.1|ophthalmic-visual-field-static-perimetry-measurements|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,visual-field-static-perimetry-measurements-series:M,general-equipment:M,enhanced-general-equipment:M,visual-field-static-perimetry-test-parameters:M,visual-field-static-perimetry-test-reliability:M,visual-field-static-perimetry-test-measurements:M,visual-field-static-perimetry-test-results:M,ophthalmic-patient-clinical-information-and-test-lens-parameters:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.81.1|ophthalmic-thickness-map|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,ophthalmic-thickness-map-series:M,general-equipment:M,enhanced-general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,supplemental-palette-color-lookup-table:C,bitmap-display-shutter:C,ophthalmic-thickness-map:M,ophthalmic-thickness-map-quality-rating:C,ophthalmic-photography-acquisition-parameters:M,acquisition-context:M,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.82.1|corneal-topography-map|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,corneal-topography-map-series:M,general-equipment:M,enhanced-general-equipment:M,frame-of-reference:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,palette-color-lookup-table:M,corneal-topography-map-image:M,corneal-topography-map-analysis:M,ophthalmic-photography-acquisition-parameters:M,acquisition-context:M,icc-profile:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.11|basic-text-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.22|enhanced-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.33|comprehensive-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.34|comprehensive-3d-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.35|extensible-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.40|procedure-log|patient:M,clinical-trial-subject:U,general-study:M,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:M,general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.50|mammography-cad-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.59|key-object-selection-document|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,key-object-document-series:M,clinical-trial-series:U,general-equipment:M,key-object-document:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.65|chest-cad-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:U,general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.67|x-ray-radiation-dose-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:C,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.68|radiopharmaceutical-radiation-dose-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:C,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.69|colon-cad-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.70|implantation-plan-sr-document|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.71|acquisition-context-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:C,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.72|simplified-adult-echo-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:C,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,timezone:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.73|patient-radiation-dose-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:C,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.74|planned-imaging-agent-administration-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.75|performed-imaging-agent-administration-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:M,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.88.76|enhanced-x-ray-radiation-dose-sr|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,sr-document-series:M,clinical-trial-series:U,synchronization:C,general-equipment:M,enhanced-general-equipment:M,sr-document-general:M,sr-document-content:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.90.1|content-assessment-results|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,content-assessment-results:M,sop-common:M,common-instance-reference:M\n1.2.840.10008.5.1.4.1.1.91.1|microscopy-bulk-simple-annotations|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,microscopy-bulk-simple-annotations-series:M,clinical-trial-series:U,frame-of-reference:C,general-equipment:M,enhanced-general-equipment:M,microscopy-bulk-simple-annotations:M,icc-profile:U,specimen:U,common-instance-reference:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.104.1|encapsulated-pdf|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,encapsulated-document-series:M,clinical-trial-series:U,general-equipment:M,sc-equipment:M,encapsulated-document:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.104.2|encapsulated-cda|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,encapsulated-document-series:M,clinical-trial-series:U,general-equipment:M,sc-equipment:M,encapsulated-document:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.104.3|encapsulated-stl|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,encapsulated-document-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,encapsulated-document:M,manufacturing-3d-model:M,icc-profile:U,sop-common:M,common-instance-reference:C\n1.2.840.10008.5.1.4.1.1.104.4|encapsulated-obj|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,encapsulated-document-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,encapsulated-document:M,manufacturing-3d-model:M,icc-profile:U,sop-common:M,common-instance-reference:C\n1.2.840.10008.5.1.4.1.1.104.5|encapsulated-mtl|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,encapsulated-document-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,encapsulated-document:M,manufacturing-3d-model:M,icc-profile:U,sop-common:M,common-instance-reference:C\n1.2.840.10008.5.1.4.1.1.128|positron-emission-tomography-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,pet-series:M,pet-isotope:M,pet-multi-gated-acquisition:C,nm-pet-patient-orientation:M,frame-of-reference:M,synchronization:C,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-plane:M,image-pixel:M,device:U,specimen:U,pet-image:M,overlay-plane:U,voi-lut:U,acquisition-context:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.130|enhanced-pet-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,enhanced-pet-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,image-pixel:M,intervention:U,acquisition-context:M,enhanced-pet-image-multi-frame-functional-groups:M,multi-frame-dimension:M,cardiac-synchronization:C,respiratory-synchronization:C,specimen:U,enhanced-pet-isotope:M,enhanced-pet-acquisition:M,enhanced-pet-image:M,enhanced-pet-corrections:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.128.1|legacy-converted-enhanced-pet-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,enhanced-pet-series:M,clinical-trial-series:U,frame-of-reference:M,synchronization:U,general-equipment:M,enhanced-general-equipment:U,image-pixel:M,intervention:U,acquisition-context:M,legacy-converted-enhanced-pet-image-multi-frame-functional-groups:M,multi-frame-dimension:U,cardiac-synchronization:U,respiratory-synchronization:U,specimen:U,enhanced-pet-image:M,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.131|basic-structured-display|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,presentation-series:M,general-equipment:M,enhanced-general-equipment:U,structured-display:M,structured-display-image-box:M,structured-display-annotation:U,common-instance-reference:M,specimen:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.200.2|ct-performed-procedure-protocol|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-series:M,ct-protocol-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,protocol-context:M,patient-protocol-context:U,instructions:U,patient-positioning:U,performed-ct-acquisition:U,performed-ct-reconstruction:U,performed-storage:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.200.8|xa-performed-procedure-protocol|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-series:M,xa-protocol-series:M,frame-of-reference:M,general-equipment:M,enhanced-general-equipment:M,protocol-context:M,patient-protocol-context:U,instructions:U,patient-positioning:U,performed-xa-acquisition:U,performed-xa-reconstruction:U,performed-storage:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.481.1|rt-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,rt-series:M,clinical-trial-series:U,frame-of-reference:U,general-equipment:M,general-acquisition:M,general-image:M,general-reference:U,image-pixel:M,contrast-bolus:C,cine:C,multi-frame:C,device:U,rt-image:M,modality-lut:U,voi-lut:U,approval:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.481.2|rt-dose|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,rt-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,general-image:C,image-plane:C,image-pixel:C,multi-frame:C,rt-dose:M,rt-dvh:U,sop-common:M,common-instance-reference:U,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.481.3|rt-structure-set|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,rt-series:M,clinical-trial-series:U,general-equipment:M,frame-of-reference:U,structure-set:M,roi-contour:M,rt-roi-observations:M,approval:U,general-reference:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.481.4|rt-beams-treatment-record|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,rt-series:M,clinical-trial-series:U,general-equipment:M,rt-general-treatment-record:M,rt-patient-setup:U,rt-treatment-machine-record:M,measured-dose-reference-record:U,calculated-dose-reference-record:U,rt-beams-session-record:M,rt-treatment-summary-record:U,general-reference:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.481.5|rt-plan|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,rt-series:M,clinical-trial-series:U,frame-of-reference:U,general-equipment:M,rt-general-plan:M,rt-prescription:U,rt-tolerance-tables:U,rt-patient-setup:U,rt-fraction-scheme:U,rt-beams:C,rt-brachy-application-setups:C,approval:U,general-reference:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.481.6|rt-brachy-treatment-record|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,rt-series:M,clinical-trial-series:U,general-equipment:M,rt-general-treatment-record:M,rt-patient-setup:U,rt-treatment-machine-record:M,measured-dose-reference-record:U,calculated-dose-reference-record:U,rt-brachy-session-record:M,rt-treatment-summary-record:U,general-reference:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.481.7|rt-treatment-summary-record|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,rt-series:M,clinical-trial-series:U,general-equipment:M,rt-general-treatment-record:M,rt-treatment-summary-record:M,general-reference:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.481.8|rt-ion-plan|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,rt-series:M,clinical-trial-series:U,frame-of-reference:M,general-equipment:M,rt-general-plan:M,rt-prescription:U,rt-ion-tolerance-tables:U,rt-patient-setup:U,rt-fraction-scheme:U,rt-ion-beams:C,approval:U,general-reference:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.481.9|rt-ion-beams-treatment-record|patient:M,clinical-trial-subject:U,general-study:M,clinical-trial-study:U,patient-study:U,rt-series:M,clinical-trial-series:U,general-equipment:M,rt-general-treatment-record:M,rt-patient-setup:U,rt-treatment-machine-record:M,measured-dose-reference-record:U,calculated-dose-reference-record:U,rt-ion-beams-session-record:M,rt-treatment-summary-record:U,general-reference:U,sop-common:M,common-instance-reference:U\n1.2.840.10008.5.1.4.1.1.481.10|rt-physician-intent|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,general-reference:M,rt-physician-intent:M,rt-enhanced-prescription:U,rt-treatment-phase-intent:C,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.11|rt-segment-annotation|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,rt-segment-annotation:M,segment-reference:M,general-reference:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.12|rt-radiation-set|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,frame-of-reference:M,general-reference:M,rt-radiation-set:M,rt-dose-contribution:C,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.13|c-arm-photon-electron-radiation|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,frame-of-reference:M,general-reference:M,rt-delivery-device-common:M,rt-radiation-common:M,c-arm-photon-electron-delivery-device:M,c-arm-photon-electron-beam:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.14|tomotherapeutic-radiation|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,frame-of-reference:M,general-reference:M,rt-delivery-device-common:M,rt-radiation-common:M,tomotherapeutic-delivery-device:M,tomotherapeutic-beam:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.15|robotic-arm-radiation|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,frame-of-reference:M,general-reference:M,rt-delivery-device-common:M,rt-radiation-common:M,robotic-arm-delivery-device:M,robotic-arm-path:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.16|rt-radiation-record-set|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,general-reference:M,rt-radiation-record-set:M,rt-dose-contribution-record:C,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.17|rt-radiation-salvage-record|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,frame-of-reference:U,general-reference:M,rt-delivery-device-common:M,rt-radiation-record-common:M,rt-radiation-salvage-record:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.18|tomotherapeutic-radiation-record|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,frame-of-reference:M,synchronization:C,general-reference:M,rt-delivery-device-common:M,rt-radiation-record-common:M,tomotherapeutic-delivery-device:M,tomotherapeutic-beam:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.19|c-arm-photon-electron-radiation-record|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,frame-of-reference:M,synchronization:C,general-reference:M,rt-delivery-device-common:M,rt-radiation-record-common:M,c-arm-photon-electron-delivery-device:M,c-arm-photon-electron-beam:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.20|robotic-arm-radiation-record|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,frame-of-reference:M,synchronization:C,general-reference:M,rt-delivery-device-common:M,rt-radiation-record-common:M,robotic-arm-delivery-device:M,robotic-arm-path:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.21|rt-radiation-set-delivery-instruction|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,general-reference:M,rt-radiation-set-delivery-instruction:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.22|rt-treatment-preparation|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,general-reference:M,rt-treatment-preparation:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.23|enhanced-rt-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,general-reference:M,image-pixel:M,enhanced-rt-image-multi-frame-functional-groups:M,multi-frame-dimension:M,cardiac-synchronization:C,respiratory-synchronization:C,enhanced-contrast-bolus:C,device:U,enhanced-rt-image-device:M,enhanced-rt-image:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M,frame-extraction:C\n1.2.840.10008.5.1.4.1.1.481.24|enhanced-continuous-rt-image|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,frame-of-reference:M,synchronization:C,general-equipment:M,enhanced-general-equipment:M,general-reference:M,image-pixel:M,sparse-multi-frame-functional-groups:M,cardiac-synchronization:C,respiratory-synchronization:C,enhanced-contrast-bolus:C,device:U,enhanced-rt-image-device:M,enhanced-rt-image:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.1.1.481.25|rt-patient-position-acquisition-instruction|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,enhanced-rt-series:M,general-equipment:M,enhanced-general-equipment:M,general-reference:M,rt-patient-position-acquisition-device:M,rt-patient-position-acquisition-instruction:M,sop-common:M,common-instance-reference:M,radiotherapy-common-instance:M\n1.2.840.10008.5.1.4.34.7|rt-beams-delivery-instruction|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:M,rt-beams-delivery-instruction:M,common-instance-reference:C,general-reference:U,sop-common:M\n1.2.840.10008.5.1.4.34.10|rt-brachy-application-setup-delivery-instruction|patient:M,clinical-trial-subject:U,general-study:M,patient-study:U,clinical-trial-study:U,general-series:M,clinical-trial-series:U,general-equipment:M,enhanced-general-equipment:M,rt-brachy-application-setup-delivery-instruction:M,common-instance-reference:M,general-reference:U,sop-common:M\n1.2.840.10008.1.3.10|basic-directory|file-set-identification:M,directory-information:U\n1.2.840.10008.5.1.4.38.1|hanging-protocol|sop-common:M,hanging-protocol-definition:M,hanging-protocol-environment:M,hanging-protocol-display:M\n1.2.840.10008.5.1.4.39.1|color-palette|sop-common:M,color-palette-definition:M,palette-color-lookup-table:M,icc-profile:M\n1.2.840.10008.5.1.4.43.1|generic-implant-template|generic-implant-template-description:M,generic-implant-template-2d-drawings:U,generic-implant-template-3d-models:U,generic-implant-template-mating-features:U,generic-implant-template-planning-landmarks:U,sop-common:M,surface-mesh:C\n1.2.840.10008.5.1.4.44.1|implant-assembly-template|implant-assembly-template:M,sop-common:M\n1.2.840.10008.5.1.4.45.1|implant-template-group|implant-template-group:M,sop-common:M\n1.2.840.10008.5.1.4.1.1.200.1|ct-defined-procedure-protocol|general-equipment:M,enhanced-general-equipment:M,protocol-context:M,clinical-trial-context:U,patient-specification:U,equipment-specification:M,instructions:U,patient-positioning:U,general-defined-acquisition:U,general-defined-reconstruction:U,defined-storage:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.200.3|protocol-approval|general-equipment:M,enhanced-general-equipment:M,sop-common:M,protocol-approval:M\n1.2.840.10008.5.1.4.1.1.200.7|xa-defined-procedure-protocol|general-equipment:M,enhanced-general-equipment:M,protocol-context:M,clinical-trial-context:U,patient-specification:U,equipment-specification:M,instructions:U,patient-positioning:U,general-defined-acquisition:U,general-defined-reconstruction:U,defined-storage:U,sop-common:M\n1.2.840.10008.5.1.4.1.1.201.1|inventory|general-equipment:M,inventory:M,sop-common:M';
+
+/** PS3.3 Annex A condition text of the conditional (C) modules, per IOD and module. */
+export const MODULE_CONDITIONS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  'computed-radiography-image': { 'contrast-bolus': 'Required if contrast media was used in this image' },
+  'ct-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'contrast-bolus': 'Required if contrast media was used in this image',
+    'multi-energy-ct-image': 'Required if Multi-energy CT Acquisition (0018,9361) is YES.',
+  },
+  'mr-image': { 'contrast-bolus': 'Required if contrast media was used in this image' },
+  'nuclear-medicine-image': {
+    synchronization: 'Required if time synchronization was applied',
+    'nm-tomo-acquisition':
+      'Required if Image Type (0008,0008) Value 3 is TOMO, GATED TOMO, RECON TOMO or RECON GATED TOMO',
+    'nm-multi-gated-acquisition':
+      'Required if Image Type (0008,0008) Value 3 is GATED, GATED TOMO, or RECON GATED TOMO',
+    'nm-phase': 'Required if Image Type (0008,0008) Value 3 is DYNAMIC',
+    'nm-reconstruction': 'Required if Image Type (0008,0008) Value 3 is RECON TOMO or RECON GATED TOMO',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'ultrasound-image': {
+    'contrast-bolus': 'Required if contrast media was used in this image',
+    'palette-color-lookup-table':
+      'Required if Photometric Interpretation (0028,0004) has a value of PALETTE COLOR',
+  },
+  'ultrasound-multi-frame-image': {
+    synchronization: 'Required if Modality (0008,0060) = IVUS.\n\nMay be present otherwise.',
+    'contrast-bolus': 'Required if contrast media was used in this image.',
+    'palette-color-lookup-table':
+      'Required if Photometric Interpretation (0028,0004) has a value of PALETTE COLOR',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'secondary-capture-image': {
+    'frame-of-reference':
+      'Required if Image Position (Patient) (0020,0032) or Image Orientation (Patient) (0020,0037) are present. May be present otherwise.',
+  },
+  'multi-frame-single-bit-secondary-capture-image': {
+    cine: 'Required if Frame Increment Pointer (0028,0009) is Frame Time (0018,1063) or Frame Time Vector (0018,1065)',
+    'sc-multi-frame-vector': 'Required if Number of Frames is greater than 1',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'multi-frame-grayscale-byte-secondary-capture-image': {
+    'frame-of-reference':
+      'Required if Pixel Measures or Plane Position (Patient) or Plane Orientation (Patient) Functional Group Macros Present',
+    cine: 'Required if Frame Increment Pointer (0028,0009) is Frame Time (0018,1063) or Frame Time Vector (0018,1065)',
+    'sc-multi-frame-vector': 'Required if Number of Frames is greater than 1',
+    'voi-lut': 'Required if the VOI LUT stage is not an identity transformation',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'multi-frame-grayscale-word-secondary-capture-image': {
+    'frame-of-reference':
+      'Required if Pixel Measures or Plane Position (Patient) or Plane Orientation (Patient) Functional Group Macros Present',
+    cine: 'Required if Frame Increment Pointer (0028,0009) is Frame Time (0018,1063) or Frame Time Vector (0018,1065)',
+    'sc-multi-frame-vector': 'Required if Number of Frames is greater than 1',
+    'voi-lut': 'Required if the VOI LUT stage is not an identity transformation',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'multi-frame-true-color-secondary-capture-image': {
+    'frame-of-reference':
+      'Required if Pixel Measures or Plane Position (Patient) or Plane Orientation (Patient) Functional Group Macros Present',
+    cine: 'Required if Frame Increment Pointer (0028,0009) is Frame Time (0018,1063) or Frame Time Vector (0018,1065)',
+    'sc-multi-frame-vector': 'Required if Number of Frames is greater than 1',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'x-ray-angiographic-image': {
+    'contrast-bolus': 'Required if contrast media was used in this Image',
+    cine: 'Required if pixel data is Multi-frame Cine data',
+    'multi-frame': 'Required if pixel data is Multi-frame Cine data',
+    mask: 'Required if the Image may be subtracted',
+    'x-ray-table': 'Required if Image is created with table motion, may be present otherwise',
+    'multi-frame-overlay': 'Required if Overlay data contains multiple frames.',
+    'modality-lut':
+      'Required if Pixel Intensity Relationship (0028,1040) is LOG\n\nU - Optional if Pixel Intensity Relationship (0028,1040) is DISP',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'x-ray-radiofluoroscopic-image': {
+    'contrast-bolus': 'Required if contrast media was used in this Image',
+    cine: 'Required if pixel data is Multi-frame Cine Data',
+    'multi-frame': 'Required if pixel data is Multi-frame Cine Data',
+    mask: 'Required if the Image may be subtracted',
+    'x-ray-tomography-acquisition': 'Required if Scan Option (0018,0022) is TOMO',
+    'multi-frame-overlay': 'Required if Overlay Data contains multiple frames',
+    'modality-lut':
+      'Required if Pixel Intensity Relationship (0028,1040) is LOG\n\nU - Optional if Pixel Intensity Relationship (0028,1040) is DISP',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'rt-image': {
+    'contrast-bolus': 'Required if contrast media was used in this image.',
+    cine: 'Required if multi-frame image is a cine image.',
+    'multi-frame': 'Required if pixel data is multi-frame data.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'rt-dose': {
+    'general-image': 'Required if dose data contains grid-based doses.',
+    'image-plane': 'Required if dose data contains grid-based doses.',
+    'image-pixel': 'Required if dose data contains grid-based doses.',
+    'multi-frame': 'Required if dose data contains grid-based doses and pixel data is multi-frame data.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'rt-plan': {
+    'rt-beams':
+      'Required if RT Fraction Scheme Module exists and Number of Beams (300A,0080) is greater than zero for one or more fraction groups. Shall not be present, if RT Brachy Application Setups Module is present. May be present otherwise.',
+    'rt-brachy-application-setups':
+      'Required if RT Fraction Scheme Module exists and Number of Brachy Application Setups (300A,00A0) is greater than zero for one or more fraction groups. Shall not be present, if RT Beams Module is present. May be present otherwise.',
+  },
+  'positron-emission-tomography-image': {
+    'pet-multi-gated-acquisition': 'Required if Series Type (0054,1000) Value 1 is GATED.',
+    synchronization: 'Required if time synchronization was applied',
+  },
+  'digital-x-ray-image': {
+    'overlay-plane': 'Required if graphic annotation is present - See Section A.26.4',
+    'voi-lut':
+      'Required if Presentation Intent Type (0008,0068) is FOR PRESENTATION. Shall not be present otherwise. See Note 6.',
+  },
+  'digital-mammography-x-ray-image': {
+    'frame-of-reference': 'Required if multiple images are obtained without releasing breast compression',
+    'overlay-plane': 'Required if graphic annotation is present - See Section A.27.3',
+    'voi-lut':
+      'Required if Presentation Intent Type (0008,0068) is FOR PRESENTATION. Shall not be present otherwise.',
+  },
+  'digital-intra-oral-x-ray-image': {
+    'overlay-plane': 'Required if graphic annotation is present - See Section A.28.3',
+    'voi-lut':
+      'Required if Presentation Intent Type (0008,0068) is FOR PRESENTATION. Shall not be present otherwise.',
+  },
+  'vl-microscopic-image': { specimen: 'Required if Imaging Subject is a specimen' },
+  'vl-photographic-image': { specimen: 'Required if Imaging Subject is a specimen' },
+  'video-endoscopic-image': {
+    specimen: 'Required if the Imaging Subject is a Specimen',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'video-microscopic-image': {
+    specimen: 'Required if the Imaging Subject is a Specimen',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'video-photographic-image': {
+    specimen: 'Required if the Imaging Subject is a Specimen',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'vl-whole-slide-microscopy-image': {
+    'slide-label': 'Required if Image Type (0008,0008) Value 3 is LABEL; may be present otherwise',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'real-time-video-endoscopic-image': {
+    'frame-of-reference':
+      'Required if multiple Instances are spatially related or if the Camera Position Functional Group Macro is present in the Current Frame Functional Groups Module',
+    specimen: 'Required if the Imaging Subject is a Specimen',
+  },
+  'real-time-video-photographic-image': {
+    'frame-of-reference':
+      'Required if multiple Instances are spatially related or if the Camera Position Functional Group Module is present in the Current Frame Functional Groups Module',
+    specimen: 'Required if the Imaging Subject is a Specimen',
+  },
+  'grayscale-softcopy-presentation-state': {
+    mask: 'Required if the referenced image(s) are multi-frame and are to be subtracted',
+    'display-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the Bitmap Display Shutter Module is not present',
+    'bitmap-display-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the Display Shutter Module is not present',
+    'overlay-plane':
+      'Required if Overlay is to be applied to referenced image(s) or the Bitmap Display Shutter Module is present.',
+    'overlay-activation':
+      'Required if referenced image contains overlay data that is to be displayed or Presentation State Instance contains Overlay data other than Bitmap Shutter',
+    'graphic-annotation': 'Required if Graphic Annotations are to be applied to referenced image(s)',
+    'spatial-transformation': 'Required if rotation or flipping are to be applied to referenced image(s)',
+    'graphic-layer': 'Required if Graphic Annotations or Overlays are to be applied to referenced image(s)',
+    'modality-lut': 'Required if a Modality LUT is to be applied to referenced image(s)',
+    'softcopy-voi-lut': 'Required if a VOI LUT is to be applied to referenced image(s)',
+  },
+  'color-softcopy-presentation-state': {
+    'display-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the Bitmap Display Shutter Module is not present',
+    'bitmap-display-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the Display Shutter Module is not present',
+    'overlay-plane':
+      'Required if Overlay is to be applied to referenced image(s) or the Bitmap Display Shutter Module is present.',
+    'overlay-activation':
+      'Required if referenced image contains overlay data that is to be displayed or Presentation State Instance contains Overlay data other than Bitmap Shutter',
+    'graphic-annotation': 'Required if Graphic Annotations are to be applied to referenced image(s)',
+    'spatial-transformation':
+      'Required if rotation, flipping or magnification are to be applied to referenced image(s)',
+    'graphic-layer': 'Required if Graphic Annotations or Overlays are to be applied to referenced image(s)',
+  },
+  'pseudo-color-softcopy-presentation-state': {
+    mask: 'Required if the referenced image(s) are multi-frame and are to be subtracted',
+    'display-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the Bitmap Display Shutter Module is not present',
+    'bitmap-display-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the Display Shutter Module is not present',
+    'overlay-plane':
+      'Required if Overlay is to be applied to referenced image(s) or the Bitmap Display Shutter Module is present.',
+    'overlay-activation':
+      'Required if referenced image contains overlay data that is to be displayed or Presentation State Instance contains Overlay data other than Bitmap Shutter',
+    'graphic-annotation': 'Required if Graphic Annotations are to be applied to referenced image(s)',
+    'spatial-transformation': 'Required if rotation or flipping are to be applied to referenced image(s)',
+    'graphic-layer': 'Required if Graphic Annotations or Overlays are to be applied to referenced image(s)',
+    'modality-lut': 'Required if a Modality LUT is to be applied to referenced image(s)',
+    'softcopy-voi-lut': 'Required if a VOI LUT is to be applied to referenced image(s)',
+  },
+  'blending-softcopy-presentation-state': {
+    'graphic-annotation': 'Required if Graphic Annotations are to be applied',
+    'spatial-transformation': 'Required if rotation or flipping are to be applied',
+    'graphic-layer': 'Required if Graphic Annotation Module is present.',
+  },
+  'xa-xrf-grayscale-softcopy-presentation-state': {
+    'bitmap-display-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the XA/XRF Presentation State Shutter Module is not present',
+    'overlay-plane':
+      'Required if Overlay is to be applied to referenced image(s) or the Bitmap Display Shutter Module is present.',
+    'overlay-activation':
+      'Required if referenced image contains overlay data that is to be displayed or Presentation State Instance contains Overlay data other than Bitmap Shutter',
+    'graphic-annotation': 'Required if Graphic Annotations are to be applied to referenced image(s)',
+    'spatial-transformation': 'Required if rotation or flipping are to be applied to referenced image(s)',
+    'graphic-layer': 'Required if Graphic Annotations or Overlays are to be applied to referenced image(s)',
+    'softcopy-voi-lut': 'Required if a VOI LUT is to be applied to referenced image(s)',
+    'xa-xrf-presentation-state-mask': 'Required if the referenced image(s) are to be subtracted',
+    'xa-xrf-presentation-state-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the Bitmap Display Shutter Module is not present',
+    'xa-xrf-presentation-state-presentation':
+      'Required if the referenced image(s) are to be displayed with a prescribed preference',
+  },
+  'advanced-blending-presentation-state': {
+    'spatial-transformation': 'Required if rotation or flipping are to be applied',
+    'graphic-layer': 'Required if Graphic Annotation Module is present.',
+  },
+  'variable-modality-lut-softcopy-presentation-state': {
+    mask: 'Required if the referenced image(s) are multi-frame and are to be subtracted',
+    'display-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the Bitmap Display Shutter Module is not present',
+    'bitmap-display-shutter':
+      'Required if a Display Shutter is to be applied to referenced image(s) and the Display Shutter Module is not present',
+    'overlay-plane':
+      'Required if Overlay is to be applied to referenced image(s) or the Bitmap Display Shutter Module is present.',
+    'overlay-activation':
+      'Required if referenced image contains overlay data that is to be displayed or Presentation State Instance contains Overlay data other than Bitmap Shutter',
+    'graphic-annotation': 'Required if Graphic Annotations are to be applied to referenced image(s)',
+    'spatial-transformation': 'Required if rotation or flipping are to be applied to referenced image(s)',
+    'graphic-layer': 'Required if Graphic Annotations or Overlays are to be applied to referenced image(s)',
+    'variable-modality-lut': 'Required if a Modality LUT is to be applied to referenced image(s)',
+    'softcopy-voi-lut': 'Required if a VOI LUT is to be applied to referenced image(s)',
+    'softcopy-presentation-lut': 'Required if the Palette Color Lookup Table Module is not present',
+    'icc-profile': 'Required if the Palette Color Lookup Table Module is present',
+  },
+  '12-lead-ecg': { 'waveform-annotation': 'Required if annotation is present.' },
+  'general-ecg': { 'waveform-annotation': 'Required if annotation is present.' },
+  'ambulatory-ecg': { 'waveform-annotation': 'Required if annotation is present.' },
+  'hemodynamic-waveform': {
+    synchronization: 'Required if Waveform Originality (003A,0004) is ORIGINAL; may be present otherwise',
+    'waveform-annotation': 'Required if annotation is present.',
+  },
+  'basic-cardiac-electrophysiology-waveform': {
+    synchronization:
+      'Required if Waveform Originality (003A,0004) value is ORIGINAL; may be present otherwise',
+    'waveform-annotation': 'Required if annotation is present.',
+  },
+  'arterial-pulse-waveform': { 'waveform-annotation': 'Required if annotation is present.' },
+  'respiratory-waveform': { 'waveform-annotation': 'Required if annotation is present.' },
+  'general-audio-waveform': { 'waveform-annotation': 'Required if annotation is present.' },
+  'routine-scalp-electroencephalogram': { 'waveform-annotation': 'Required if annotation is present' },
+  electromyogram: { 'waveform-annotation': 'Required if annotation is present' },
+  electrooculogram: { 'waveform-annotation': 'Required if annotation is present' },
+  'sleep-electroencephalogram': { 'waveform-annotation': 'Required if annotation is present' },
+  'multi-channel-respiratory-waveform': { 'waveform-annotation': 'Required if annotation is present' },
+  'body-position-waveform': { 'waveform-annotation': 'Required if annotation is present' },
+  'general-32-bit-ecg': { 'waveform-annotation': 'Required if annotation is present.' },
+  'x-ray-radiation-dose-sr': {
+    synchronization:
+      'shall be present if system time is synchronized to an external reference. May be present otherwise.',
+  },
+  'radiopharmaceutical-radiation-dose-sr': {
+    synchronization:
+      'shall be present if system time is synchronized to an external reference. May be present otherwise.',
+  },
+  'acquisition-context-sr': { synchronization: 'Required if time synchronization was applied' },
+  'simplified-adult-echo-sr': { synchronization: 'Required if time synchronization was applied' },
+  'patient-radiation-dose-sr': {
+    synchronization:
+      'shall be present if system time is synchronized to an external reference. May be present otherwise.',
+  },
+  'enhanced-x-ray-radiation-dose-sr': {
+    synchronization:
+      'shall be present if system time is synchronized to an external reference. May be present otherwise.',
+  },
+  'enhanced-mr-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'enhanced-contrast-bolus': 'Required if contrast media were applied.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied.',
+    'respiratory-synchronization': 'Required if respiratory synchronization was applied.',
+    'bulk-motion-synchronization': 'Required if bulk motion synchronization was applied.',
+    'supplemental-palette-color-lookup-table':
+      'Required if Pixel Presentation (0008,9205) in the Enhanced MR Image Module equals COLOR or MIXED.',
+    'mr-pulse-sequence':
+      'Required if Image Type (0008,0008) Value 1 is ORIGINAL or MIXED. May be present otherwise.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'mr-spectroscopy': {
+    synchronization: 'Required if time synchronization was applied.',
+    'enhanced-contrast-bolus': 'Required if contrast media were applied.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied.',
+    'respiratory-synchronization': 'Required if respiratory synchronization was applied.',
+    'bulk-motion-synchronization': 'Required if bulk motion synchronization was applied.',
+    'mr-spectroscopy-pulse-sequence':
+      'Required if Image Type (0008,0008) Value 1 is ORIGINAL. May be present otherwise.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'enhanced-mr-color-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'enhanced-contrast-bolus': 'Required if contrast media were applied.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied.',
+    'respiratory-synchronization': 'Required if respiratory synchronization was applied.',
+    'bulk-motion-synchronization': 'Required if bulk motion synchronization was applied.',
+    specimen: 'Required if Imaging Subject is a specimen',
+    'mr-pulse-sequence':
+      'Required if Image Type (0008,0008) Value 1 is ORIGINAL or MIXED. May be present otherwise.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'raw-data': { synchronization: 'Required if time synchronization was applied.' },
+  'enhanced-ct-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'enhanced-contrast-bolus': 'Required if contrast media was applied.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied.',
+    'respiratory-synchronization': 'Required if respiratory synchronization was applied.',
+    'supplemental-palette-color-lookup-table':
+      'Required if Pixel Presentation (0008,9205) in the Enhanced CT Image Module equals COLOR or MIXED.',
+    'enhanced-multi-energy-ct-acquisition': 'Required if Multi-energy CT Acquisition (0018,9361) is YES.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'ophthalmic-photography-8-bit-image': {
+    'enhanced-contrast-bolus': 'Required if contrast was administered, see Section A.41.4.2',
+    cine: 'Required if there is a sequential temporal relationship between all frames',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'ophthalmic-photography-16-bit-image': {
+    'enhanced-contrast-bolus': 'Required if contrast was administered; See Section A.42.4.2',
+    cine: 'Required if there is a sequential temporal relationship between all frames',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'enhanced-xa-image': {
+    'frame-of-reference':
+      'Required if C-arm Positioner Tabletop Relationship (0018,9474) equals YES. May be present otherwise.',
+    synchronization:
+      'Required if C-arm Positioner Tabletop Relationship (0018,9474) equals YES. May be present otherwise.',
+    'enhanced-contrast-bolus':
+      'Required if contrast media was applied and the system is able to register contrast usage.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied.',
+    'respiratory-synchronization': 'Required if respiratory synchronization was applied.',
+    'xa-xrf-acquisition':
+      'Required if Image Type (0008,0008) Value 1 equals ORIGINAL. May be present otherwise.',
+    'x-ray-image-intensifier':
+      'Required if X-Ray Receptor Type (0018,9420) is present and equals IMG_INTENSIFIER.',
+    'x-ray-detector': 'Required if X-Ray Receptor Type (0018,9420) is present and equals DIGITAL_DETECTOR.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'enhanced-xrf-image': {
+    'enhanced-contrast-bolus':
+      'Required if contrast media was applied and the system is able to register contrast usage.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied.',
+    'respiratory-synchronization': 'Required if respiratory synchronization was applied.',
+    'xa-xrf-acquisition':
+      'Required if Image Type (0008,0008) Value 1 equals ORIGINAL. May be present otherwise.',
+    'x-ray-image-intensifier':
+      'Required if X-Ray Receptor Type (0018,9420) is present and equals IMG_INTENSIFIER.',
+    'x-ray-detector': 'Required if X-Ray Receptor Type (0018,9420) is present and equals DIGITAL_DETECTOR.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'rt-ion-plan': {
+    'rt-ion-beams':
+      'Required if RT Fraction Scheme Module is included and Number of Beams (300A,0080) is greater than zero for one or more fraction groups',
+  },
+  segmentation: {
+    'frame-of-reference':
+      'Required if Derivation Image Functional Group (C.7.6.16.2.6) is not present. May be present otherwise.',
+    'microscope-slide-layer-tile-organization':
+      'Required if Dimension Organization Type (0020,9311) is present with a value of TILED_FULL. May be present otherwise.',
+    'common-instance-reference': 'Required if Derivation Image Functional Group (C.7.6.16.2.6) is present.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'ophthalmic-tomography-image': {
+    'frame-of-reference':
+      'Required if Ophthalmic Photography Reference Image available or if Ophthalmic Volumetric Properties Flag (0022,1622) is YES. May be present otherwise.',
+    synchronization: 'Required if Ophthalmic Photography Reference Image available',
+    'enhanced-contrast-bolus': 'Required if contrast was administered',
+    'cardiac-synchronization': 'Required if cardiac synchronization was used',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'x-ray-3d-angiographic-image': {
+    'enhanced-contrast-bolus': 'Required if contrast media was applied.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied.',
+    'respiratory-synchronization': 'Required if respiratory synchronization was applied.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'x-ray-3d-craniofacial-image': {
+    'enhanced-contrast-bolus': 'Required if contrast media was applied.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'breast-tomosynthesis-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'enhanced-contrast-bolus': 'Required if contrast media was applied.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'enhanced-pet-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied.',
+    'respiratory-synchronization': 'Required if respiratory synchronization was applied.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'surface-segmentation': {
+    'common-instance-reference': 'Required if the surface has been derived from another SOP Instance',
+  },
+  'enhanced-us-volume': {
+    'enhanced-contrast-bolus':
+      'Required if contrast media was applied. See Section A.59.3.1.2 for baseline context group ID.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied.',
+    'respiratory-synchronization': 'Required if respiratory synchronization was applied.',
+    'ivus-image': 'Required if Modality = IVUS',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'generic-implant-template': {
+    'surface-mesh': 'Required if Generic Implant Template 3D Models Module is present.',
+  },
+  'rt-beams-delivery-instruction': {
+    'common-instance-reference':
+      'Required if not conveyed by a Unified Procedure Step. May be present otherwise.',
+  },
+  'intravascular-optical-coherence-tomography-image': {
+    'supplemental-palette-color-lookup-table':
+      'Required if Pixel Presentation (0008,9205) in the Intravascular OCT Image Module equals COLOR.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was used',
+    'intravascular-oct-processing-parameters':
+      'Required if Presentation Intent Type (0008,0068) is FOR PROCESSING.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'ophthalmic-thickness-map': {
+    'supplemental-palette-color-lookup-table': 'Required if Pixel Presentation (0008,9205) equals COLOR',
+    'bitmap-display-shutter': 'Required if a Shutter is to be applied to the image',
+    'ophthalmic-thickness-map-quality-rating':
+      'Required if a quality rating value exists for the ophthalmic map',
+  },
+  'legacy-converted-enhanced-ct-image': {
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'legacy-converted-enhanced-mr-image': {
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'legacy-converted-enhanced-pet-image': {
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'breast-projection-x-ray-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'enhanced-contrast-bolus': 'Required if contrast media was applied.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'parametric-map': {
+    'microscope-slide-layer-tile-organization':
+      'Required if Dimension Organization Type (0020,9311) is present with a value of TILED_FULL. May be present otherwise.',
+    'image-pixel': 'Required if integer pixels',
+    'floating-point-image-pixel': 'Required if 32 bit floating point pixels',
+    'double-floating-point-image-pixel': 'Required if 64 bit floating point pixels',
+    'palette-color-lookup-table':
+      'Required if Pixel Presentation (0008,9205) in the Parametric Map image Module equals COLOR_RANGE and Palette Color Lookup Table UID (0028,1199) is not present.',
+    'common-instance-reference':
+      'Required if Referenced Image Functional Group (Section C.7.6.16.2.5) or Derivation Image Functional Group (Section C.7.6.16.2.6) is present.',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'wide-field-ophthalmic-photography-stereographic-projection-image': {
+    'enhanced-contrast-bolus': 'Required if contrast was administered; see A.76.4.2',
+    cine: 'Required if there is a sequential temporal relationship between all frames',
+    'wide-field-ophthalmic-photography-quality-rating':
+      'Required if a quality rating value exists for this SOP Instance',
+    'icc-profile': 'Required if Photometric Interpretation (0028,0004) is not MONOCHROME2',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'wide-field-ophthalmic-photography-3d-coordinates-image': {
+    'enhanced-contrast-bolus': 'Required if contrast was administered; see A.77.4.2',
+    cine: 'Required if there is a sequential temporal relationship between all frames',
+    'wide-field-ophthalmic-photography-quality-rating':
+      'Required if a quality rating value exists for this SOP Instance',
+    'icc-profile': 'Required if Photometric Interpretation (0028,0004) is not MONOCHROME2',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'planar-mpr-volumetric-presentation-state': {
+    'volume-cropping': 'Required if Global Crop (0070,120B) or any value of Crop (0070,1204) is YES',
+    'graphic-layer':
+      'Required if Graphic Layer (0070,0002) is present in the Volumetric Graphic Annotation Module or the Graphic Annotation Module',
+  },
+  'volume-rendering-volumetric-presentation-state': {
+    'volume-cropping': 'Required if Global Crop (0070,120B) or any value of Crop (0070,1204) is YES',
+    'graphic-layer':
+      'Required if Graphic Layer (0070,0002) is present in the Volumetric Graphic Annotation Module or Graphic Annotation Module',
+  },
+  'ophthalmic-optical-coherence-tomography-en-face-image': {
+    'palette-color-lookup-table':
+      'Required if Photometric Interpretation (0028,0004) has a value of PALETTE COLOR',
+    'ophthalmic-optical-coherence-tomography-en-face-image-quality-rating':
+      'Required if device calculates quality rating',
+  },
+  'ophthalmic-optical-coherence-tomography-b-scan-volume-analysis': {
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'encapsulated-stl': { 'common-instance-reference': 'Required if other Instances are referenced' },
+  'encapsulated-obj': { 'common-instance-reference': 'Required if other Instances are referenced' },
+  'encapsulated-mtl': { 'common-instance-reference': 'Required if other Instances are referenced' },
+  'rt-physician-intent': {
+    'rt-treatment-phase-intent':
+      'Required if RT Treatment Phase Intent Presence Flag (3010,0045) equals YES.',
+  },
+  'rt-radiation-set': { 'rt-dose-contribution': 'Required if the dose delivered is tracked.' },
+  'rt-radiation-record-set': { 'rt-dose-contribution-record': 'Required if the dose delivered is tracked.' },
+  'c-arm-photon-electron-radiation-record': {
+    synchronization: 'Required if time synchronization was applied',
+  },
+  'tomotherapeutic-radiation-record': { synchronization: 'Required if time synchronization was applied' },
+  'robotic-arm-radiation-record': { synchronization: 'Required if time synchronization was applied' },
+  'enhanced-rt-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied for image acquisition',
+    'respiratory-synchronization':
+      'Required if respiratory synchronization was applied for image acquisition.',
+    'enhanced-contrast-bolus': 'Required if contrast media was used',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'enhanced-continuous-rt-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'cardiac-synchronization': 'Required if cardiac synchronization was applied for image acquisition.',
+    'respiratory-synchronization':
+      'Required if respiratory synchronization was applied for image acquisition.',
+    'enhanced-contrast-bolus': 'Required if contrast media was used',
+  },
+  'microscopy-bulk-simple-annotations': {
+    'frame-of-reference': 'Required if Annotation Coordinate Type (006A,0001) is 3D',
+  },
+  'photoacoustic-image': {
+    'enhanced-contrast-bolus': 'Required if contrast media was used in this image',
+    'supplemental-palette-color-lookup-table':
+      'Required if Pixel Presentation (0008,9205) in the Photoacoustic Image Module equals COLOR',
+    'icc-profile':
+      'Required if Pixel Presentation (0008,9205) in the Photoacoustic Image Module equals TRUE_COLOR or COLOR (Section A.89.3.1.2)',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'confocal-microscopy-image': {
+    synchronization: 'Required if time synchronization was applied',
+    specimen: 'Required if the Imaging Subject is a Specimen',
+    'cutaneous-confocal-microscopy-image-acquisition-parameters':
+      'Required for cutaneous confocal microscopy',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+  'confocal-microscopy-tiled-pyramidal-image': {
+    synchronization: 'Required if time synchronization was applied.',
+    'microscope-slide-layer-tile-organization':
+      'Required for slide microscopy imaging. May be present otherwise',
+    specimen: 'Required if the Imaging Subject is a Specimen',
+    'cutaneous-confocal-microscopy-image-acquisition-parameters':
+      'Required for cutaneous confocal microscopy',
+    'frame-extraction':
+      'Required if the SOP Instance was created in response to a Frame-Level retrieve request',
+  },
+};

@@ -1,14 +1,39 @@
+import type { Condition } from './conditions.js';
+
 /**
  * Required attributes of the PS3.3 modules Custos validates, curated by hand from the module tables of PS3.3
  * (the machine-readable copy in ../shared/data/dicom-standard has no module-to-attribute table, see its
- * SOURCE.md). Only unconditional requirements are listed: Type 1 (present, not empty) and Type 2 (present, may
- * be empty). Type 1C/2C attributes depend on conditions Custos does not evaluate and are left out, as are
- * Type 3. Each entry cites its table; the lists were cross-checked against dciodvfy (dicom3tools) on the
- * corpus of bench/validation-agreement.ts.
+ * SOURCE.md). Type 1 (present, not empty) and Type 2 (present, may be empty); Type 1C/2C where the condition
+ * can be decided from the dataset (`conditional`, with the condition in the standard's words); the required
+ * attributes of the items of sequences the module defines (`sequences`, from the macro tables of PS3.3 §10).
+ * Type 3 is not checked. Each entry cites its table; the lists were cross-checked against dciodvfy
+ * (dicom3tools) on the corpus of bench/validation-agreement.ts. docs/validation.md lists every condition that
+ * is evaluated and those that are not.
  *
  * `keys`: for modules an IOD uses conditionally (C) or optionally (U), the attributes whose presence shows
- * the module is there; such a module is checked only when one of its keys is present.
+ * the module is there; such a module is checked when one of its keys is present, or when its PS3.3 Annex A
+ * condition (ciod_to_modules.json) can be evaluated and holds. `appliesWhen`: a further mechanical condition
+ * under which the module is required.
  */
+export interface ConditionalAttribute {
+  keyword: string;
+  type: 1 | 2;
+  when: Condition;
+  /** The condition as PS3.3 states it. */
+  text: string;
+}
+
+/** Required attributes of each item of a sequence (the item's macro or module sub-table). */
+export interface SequenceRequirement {
+  keyword: string;
+  /** The macro or table that defines the items, e.g. 'Table 10-3 Image SOP Instance Reference Macro'. */
+  macro: string;
+  type1: readonly string[];
+  type2?: readonly string[];
+  conditional?: readonly ConditionalAttribute[];
+  sequences?: readonly SequenceRequirement[];
+}
+
 export interface ModuleRequirement {
   /** Module id as in ciod_to_modules.json. */
   id: string;
@@ -17,7 +42,62 @@ export interface ModuleRequirement {
   type1: readonly string[];
   type2: readonly string[];
   keys?: readonly string[];
+  appliesWhen?: Condition;
+  conditional?: readonly ConditionalAttribute[];
+  sequences?: readonly SequenceRequirement[];
 }
+
+/** PS3.3 Table 8.8-1 Code Sequence Macro (Basic Code Sequence Macro attributes). */
+const codeItem = (keyword: string, nested: readonly SequenceRequirement[] = []): SequenceRequirement => ({
+  keyword,
+  macro: 'Table 8.8-1 Code Sequence Macro',
+  type1: ['CodeMeaning'],
+  conditional: [
+    {
+      keyword: 'CodeValue',
+      type: 1,
+      when: { kind: 'absent', all: ['LongCodeValue', 'URNCodeValue'] },
+      text: 'Required if the value of Code Value is not a URN or URL and its length is 16 characters or less (i.e. neither Long Code Value nor URN Code Value is present)',
+    },
+    {
+      keyword: 'CodingSchemeDesignator',
+      type: 1,
+      when: { kind: 'present', any: ['CodeValue', 'LongCodeValue'] },
+      text: 'Required if Code Value or Long Code Value is present',
+    },
+  ],
+  ...(nested.length ? { sequences: nested } : {}),
+});
+
+/** PS3.3 Table 10-11 SOP Instance Reference Macro. */
+const sopReference = (keyword: string): SequenceRequirement => ({
+  keyword,
+  macro: 'Table 10-11 SOP Instance Reference Macro',
+  type1: ['ReferencedSOPClassUID', 'ReferencedSOPInstanceUID'],
+});
+
+/** PS3.3 Table 10-3 Image SOP Instance Reference Macro. */
+const imageReference = (keyword: string): SequenceRequirement => ({
+  keyword,
+  macro: 'Table 10-3 Image SOP Instance Reference Macro',
+  type1: ['ReferencedSOPClassUID', 'ReferencedSOPInstanceUID'],
+});
+
+const PALETTE: Condition = { kind: 'value', keyword: 'PhotometricInterpretation', in: ['PALETTE COLOR'] };
+const PALETTE_TEXT = 'Required if Photometric Interpretation (0028,0004) has a value of PALETTE COLOR';
+const paletteDescriptors = (['Red', 'Green', 'Blue'] as const).map((c): ConditionalAttribute => ({
+  keyword: `${c}PaletteColorLookupTableDescriptor`,
+  type: 1,
+  when: PALETTE,
+  text: PALETTE_TEXT,
+}));
+const paletteData = (when: Condition, text: string) =>
+  (['Red', 'Green', 'Blue'] as const).map((c): ConditionalAttribute => ({
+    keyword: `${c}PaletteColorLookupTableData`,
+    type: 1,
+    when,
+    text,
+  }));
 
 const IMAGE_PIXEL_DESCRIPTION = ['SamplesPerPixel', 'PhotometricInterpretation', 'BitsAllocated'] as const;
 
@@ -27,18 +107,28 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
     source: 'C.7.1.1 Table C.7-1 Patient Module',
     type1: [],
     type2: ['PatientName', 'PatientID', 'PatientBirthDate', 'PatientSex'],
+    sequences: [
+      sopReference('ReferencedPatientSequence'),
+      {
+        keyword: 'OtherPatientIDsSequence',
+        macro: 'Table C.7-1 Other Patient IDs Sequence',
+        type1: ['PatientID', 'TypeOfPatientID'],
+      },
+    ],
   },
   {
     id: 'general-study',
     source: 'C.7.2.1 Table C.7-3 General Study Module',
     type1: ['StudyInstanceUID'],
     type2: ['StudyDate', 'StudyTime', 'ReferringPhysicianName', 'StudyID', 'AccessionNumber'],
+    sequences: [sopReference('ReferencedStudySequence'), codeItem('ProcedureCodeSequence')],
   },
   {
     id: 'general-series',
     source: 'C.7.3.1 Table C.7-5a General Series Module',
     type1: ['Modality', 'SeriesInstanceUID'],
     type2: ['SeriesNumber'],
+    sequences: [sopReference('ReferencedPerformedProcedureStepSequence')],
   },
   {
     id: 'frame-of-reference',
@@ -65,6 +155,11 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
     source: 'C.7.6.1 Table C.7-9 General Image Module',
     type1: [],
     type2: ['InstanceNumber'],
+    sequences: [
+      imageReference('ReferencedImageSequence'),
+      imageReference('SourceImageSequence'),
+      codeItem('DerivationCodeSequence'),
+    ],
   },
   {
     id: 'image-plane',
@@ -87,6 +182,21 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
       'PixelData',
     ],
     type2: [],
+    conditional: [
+      {
+        keyword: 'PlanarConfiguration',
+        type: 1,
+        when: { kind: 'greater', keyword: 'SamplesPerPixel', than: 1 },
+        text: 'Required if Samples per Pixel (0028,0002) has a value greater than 1',
+      },
+      ...paletteDescriptors,
+      // The Image Pixel Module has no segmented LUTs; an object that sends them (Palette Color Lookup Table
+      // Module) instead of the plain data is not flagged here.
+      ...paletteData(
+        { kind: 'all', of: [PALETTE, { kind: 'absent', all: ['SegmentedRedPaletteColorLookupTableData'] }] },
+        `${PALETTE_TEXT} (and no segmented palette data is sent)`,
+      ),
+    ],
   },
   {
     id: 'contrast-bolus',
@@ -94,6 +204,31 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
     type1: [],
     type2: ['ContrastBolusAgent'],
     keys: ['ContrastBolusAgent', 'ContrastBolusAgentSequence'],
+    sequences: [codeItem('ContrastBolusAgentSequence')],
+  },
+  {
+    id: 'cine',
+    source: 'C.7.6.5 Table C.7-13 Cine Module',
+    type1: [],
+    type2: [],
+    keys: ['FrameTime', 'FrameTimeVector'],
+    // Annex A (US Multi-frame, and the sense of "Multi-frame Cine data" elsewhere): required if Frame Increment
+    // Pointer is Frame Time or Frame Time Vector.
+    appliesWhen: { kind: 'value', keyword: 'FrameIncrementPointer', in: ['FrameTime', 'FrameTimeVector'] },
+    conditional: [
+      {
+        keyword: 'FrameTime',
+        type: 1,
+        when: { kind: 'value', keyword: 'FrameIncrementPointer', in: ['FrameTime'] },
+        text: 'Required if Frame Increment Pointer (0028,0009) points to Frame Time',
+      },
+      {
+        keyword: 'FrameTimeVector',
+        type: 1,
+        when: { kind: 'value', keyword: 'FrameIncrementPointer', in: ['FrameTimeVector'] },
+        text: 'Required if Frame Increment Pointer (0028,0009) points to Frame Time Vector',
+      },
+    ],
   },
   {
     id: 'multi-frame',
@@ -101,12 +236,23 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
     type1: ['NumberOfFrames', 'FrameIncrementPointer'],
     type2: [],
     keys: ['NumberOfFrames'],
+    // Annex A: "Required if pixel data is Multi-frame Cine data"; what can be decided is that the pixel data
+    // holds more than one frame (its length), which needs Number of Frames whatever else it is.
+    appliesWhen: { kind: 'multi-frame-pixel-data' },
   },
   {
     id: 'acquisition-context',
     source: 'C.7.6.14 Table C.7.6.14-1 Acquisition Context Module',
     type1: [],
     type2: ['AcquisitionContextSequence'],
+    sequences: [
+      {
+        keyword: 'AcquisitionContextSequence',
+        macro: 'Table C.7.6.14-1 Acquisition Context Sequence',
+        type1: ['ConceptNameCodeSequence'],
+        sequences: [codeItem('ConceptNameCodeSequence')],
+      },
+    ],
   },
   {
     id: 'cr-series',
@@ -138,12 +284,24 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
     source: 'C.8.3.1 Table C.8-4 MR Image Module',
     type1: ['ImageType', ...IMAGE_PIXEL_DESCRIPTION, 'ScanningSequence', 'SequenceVariant'],
     type2: ['ScanOptions', 'MRAcquisitionType', 'EchoTime', 'EchoTrainLength'],
+    conditional: [
+      {
+        keyword: 'InversionTime',
+        type: 2,
+        when: { kind: 'value', keyword: 'ScanningSequence', in: ['IR'] },
+        text: 'Required if Scanning Sequence (0018,0020) has values of IR',
+      },
+    ],
   },
   {
     id: 'nm-pet-patient-orientation',
     source: 'C.8.4.6 Table C.8-5 NM/PET Patient Orientation Module',
     type1: [],
     type2: ['PatientOrientationCodeSequence', 'PatientGantryRelationshipCodeSequence'],
+    sequences: [
+      codeItem('PatientOrientationCodeSequence', [codeItem('PatientOrientationModifierCodeSequence')]),
+      codeItem('PatientGantryRelationshipCodeSequence'),
+    ],
   },
   {
     id: 'nm-image-pixel',
@@ -259,6 +417,7 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
     source: 'C.8.11.2 Table C.8-69 DX Anatomy Imaged Module (with Table 10-6 General Anatomy Required Macro)',
     type1: ['ImageLaterality'],
     type2: ['AnatomicRegionSequence'],
+    sequences: [codeItem('AnatomicRegionSequence', [codeItem('AnatomicRegionModifierSequence')])],
   },
   {
     id: 'dx-image',
@@ -298,6 +457,7 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
     source: 'C.8.11.7 Table C.8-74 Mammography Image Module',
     type1: ['ImageType', 'ImageLaterality', 'PositionerType', 'OrganExposed', 'ViewCodeSequence'],
     type2: [],
+    sequences: [codeItem('ViewCodeSequence', [codeItem('ViewModifierCodeSequence')])],
   },
   {
     id: 'encapsulated-document-series',
@@ -310,12 +470,70 @@ export const MODULE_REQUIREMENTS: readonly ModuleRequirement[] = [
     source: 'C.24.2 Table C.24-2 Encapsulated Document Module',
     type1: ['InstanceNumber', 'BurnedInAnnotation', 'MIMETypeOfEncapsulatedDocument', 'EncapsulatedDocument'],
     type2: ['ContentDate', 'ContentTime', 'AcquisitionDateTime', 'DocumentTitle', 'ConceptNameCodeSequence'],
+    sequences: [codeItem('ConceptNameCodeSequence')],
+  },
+  {
+    id: 'palette-color-lookup-table',
+    source: 'C.7.9 Table C.7-23 Palette Color Lookup Table Module',
+    type1: [
+      'RedPaletteColorLookupTableDescriptor',
+      'GreenPaletteColorLookupTableDescriptor',
+      'BluePaletteColorLookupTableDescriptor',
+    ],
+    type2: [],
+    keys: ['RedPaletteColorLookupTableDescriptor'],
+    conditional: paletteData(
+      { kind: 'absent', all: ['SegmentedRedPaletteColorLookupTableData'] },
+      'Required if segmented data is not present (Segmented Red Palette Color Lookup Table Data (0028,1221))',
+    ),
+  },
+  {
+    id: 'modality-lut',
+    source: 'C.11.1 Table C.11-1 Modality LUT Module',
+    type1: [],
+    type2: [],
+    keys: ['ModalityLUTSequence', 'RescaleIntercept'],
+    conditional: (['RescaleIntercept', 'RescaleSlope', 'RescaleType'] as const).map((keyword) => ({
+      keyword,
+      type: 1 as const,
+      when: { kind: 'absent' as const, all: ['ModalityLUTSequence'] },
+      text: 'Required if Modality LUT Sequence (0028,3000) is not present',
+    })),
+  },
+  {
+    id: 'voi-lut',
+    source: 'C.11.2 Table C.11-2b VOI LUT Module (VOI LUT Macro, Table C.11-2b)',
+    type1: [],
+    type2: [],
+    keys: ['WindowCenter', 'VOILUTSequence'],
+    conditional: [
+      {
+        keyword: 'WindowCenter',
+        type: 1,
+        when: { kind: 'absent', all: ['VOILUTSequence'] },
+        text: 'Required if VOI LUT Sequence (0028,3010) is not present',
+      },
+      {
+        keyword: 'WindowWidth',
+        type: 1,
+        when: { kind: 'present', any: ['WindowCenter'] },
+        text: 'Required if Window Center (0028,1050) is present',
+      },
+    ],
   },
   {
     id: 'sop-common',
     source: 'C.12.1 Table C.12-1 SOP Common Module',
     type1: ['SOPClassUID', 'SOPInstanceUID'],
     type2: [],
+    conditional: [
+      {
+        keyword: 'SpecificCharacterSet',
+        type: 1,
+        when: { kind: 'non-default-repertoire' },
+        text: 'Required if an expanded or replacement character set is used',
+      },
+    ],
   },
 ];
 

@@ -101,11 +101,128 @@ describe('validateHeader', () => {
     expect(d).toEqual([expect.objectContaining({ kind: 'invalid-vm', tag: '00100020' })]);
   });
   it('checks values inside sequences', () => {
-    const item: Dataset = new Map([[tagForKeyword('ReferencedSOPInstanceUID')!, text('UI', 'x.y')]]);
+    const item: Dataset = new Map([
+      [tagForKeyword('ReferencedSOPClassUID')!, text('UI', '1.2.840.10008.5.1.4.1.1.2')],
+      [tagForKeyword('ReferencedSOPInstanceUID')!, text('UI', 'x.y')],
+    ]);
     const d = validateHeader(
       ds({ ...CT, ReferencedImageSequence: { vr: 'SQ', kind: 'sequence', items: [item] } }),
     ).defects;
-    expect(d).toEqual([expect.objectContaining({ kind: 'invalid-value', tag: '00081140.00081155' })]);
+    expect(d).toEqual([
+      expect.objectContaining({
+        kind: 'invalid-value',
+        tag: '00081140.00081155',
+        attribute: 'ReferencedImageSequence[0].ReferencedSOPInstanceUID (0008,1155)',
+      }),
+    ]);
+  });
+  it('requires the attributes of sequence items, naming the path', () => {
+    const ok: Dataset = new Map([
+      [tagForKeyword('ReferencedSOPClassUID')!, text('UI', '1.2.840.10008.5.1.4.1.1.2')],
+      [tagForKeyword('ReferencedSOPInstanceUID')!, text('UI', '1.2.3')],
+    ]);
+    const broken: Dataset = new Map([
+      [tagForKeyword('ReferencedSOPClassUID')!, text('UI', '1.2.840.10008.5.1.4.1.1.2')],
+    ]);
+    const d = validateHeader(
+      ds({ ...CT, ReferencedImageSequence: { vr: 'SQ', kind: 'sequence', items: [ok, broken] } }),
+    ).defects;
+    expect(d).toEqual([
+      expect.objectContaining({
+        kind: 'type1-missing',
+        tag: '00081140.00081155',
+        attribute: 'ReferencedImageSequence[1].ReferencedSOPInstanceUID (0008,1155)',
+        message: expect.stringMatching(
+          /^ReferencedImageSequence\[1\]\.ReferencedSOPInstanceUID \(0008,1155\) Type 1 missing \(C\.7\.6\.1 .*Table 10-3 Image SOP Instance Reference Macro\)$/,
+        ),
+      }),
+    ]);
+    // A code item: Code Meaning is Type 1; Coding Scheme Designator 1C once a Code Value is given.
+    const code: Dataset = new Map([[tagForKeyword('CodeValue')!, text('SH', 'T-D0010')]]);
+    const nested = validateHeader(
+      ds({ ...CT, ProcedureCodeSequence: { vr: 'SQ', kind: 'sequence', items: [code] } }),
+    ).defects;
+    expect(nested.map((x) => [x.kind, x.attribute])).toEqual([
+      ['type1-missing', 'ProcedureCodeSequence[0].CodeMeaning (0008,0104)'],
+      ['type1c-missing', 'ProcedureCodeSequence[0].CodingSchemeDesignator (0008,0102)'],
+    ]);
+  });
+  it('evaluates Type 1C conditions of the Image Pixel module', () => {
+    const rgb = validateHeader(
+      ds({
+        ...CT,
+        SamplesPerPixel: { vr: 'US', kind: 'numbers', values: [3] },
+        PhotometricInterpretation: text('CS', 'RGB'),
+      }),
+    ).defects;
+    expect(rgb).toEqual([
+      expect.objectContaining({
+        kind: 'type1c-missing',
+        tag: '00280006',
+        message: expect.stringMatching(
+          /PlanarConfiguration Type 1C missing .*Samples per Pixel .* greater than 1/,
+        ),
+      }),
+    ]);
+    const palette = validateHeader(
+      ds({
+        ...CT,
+        SOPClassUID: text('UI', '1.2.840.10008.5.1.4.1.1.7'),
+        ConversionType: text('CS', 'WSD'),
+        PhotometricInterpretation: text('CS', 'PALETTE COLOR'),
+        RedPaletteColorLookupTableDescriptor: { vr: 'US', kind: 'numbers', values: [256, 0, 8] },
+      }),
+    ).defects.filter((x) => x.kind === 'type1c-missing' && /Palette/.test(x.attribute!));
+    expect(palette.map((x) => x.attribute)).toEqual([
+      '(0028,1102) GreenPaletteColorLookupTableDescriptor',
+      '(0028,1103) BluePaletteColorLookupTableDescriptor',
+      '(0028,1201) RedPaletteColorLookupTableData',
+      '(0028,1202) GreenPaletteColorLookupTableData',
+      '(0028,1203) BluePaletteColorLookupTableData',
+    ]);
+  });
+  it('requires Specific Character Set once text leaves the default repertoire', () => {
+    const latin = { ...CT, PatientName: text('PN', 'Müller^Jürgen') };
+    expect(validateHeader(ds(latin)).defects).toEqual([
+      expect.objectContaining({ kind: 'type1c-missing', tag: '00080005' }),
+    ]);
+    expect(validateHeader(ds({ ...latin, SpecificCharacterSet: text('CS', 'ISO_IR 100') })).defects).toEqual(
+      [],
+    );
+  });
+  it('requires Number of Frames when the pixel data holds more than one frame', () => {
+    const xa = {
+      ...CT,
+      SOPClassUID: text('UI', '1.2.840.10008.5.1.4.1.1.12.1'),
+    };
+    const oneFrame = validateHeader(
+      ds({ ...xa, PixelData: { vr: 'OW', kind: 'bulk', offset: 0, length: 8 } }),
+    );
+    expect(oneFrame.modules).not.toContain('multi-frame');
+    const twoFrames = validateHeader(
+      ds({ ...xa, PixelData: { vr: 'OW', kind: 'bulk', offset: 0, length: 16 } }),
+    );
+    expect(twoFrames.modules).toContain('multi-frame');
+    expect(twoFrames.defects.filter((x) => x.tag === '00280008')).toEqual([
+      expect.objectContaining({ kind: 'type1-missing' }),
+    ]);
+  });
+  it('requires a conditional module when its PS3.3 Annex A condition is mechanical and holds', () => {
+    // Frame of Reference: "Required if Image Position (Patient) or Image Orientation (Patient) are present".
+    const sc = {
+      ...CT,
+      SOPClassUID: text('UI', '1.2.840.10008.5.1.4.1.1.7'),
+      ConversionType: text('CS', 'WSD'),
+    };
+    expect(validateHeader(ds(sc)).modules).toContain('frame-of-reference');
+    const v = validateHeader(ds(sc, ['FrameOfReferenceUID']));
+    expect(v.defects.filter((x) => x.tag === '00200052')).toEqual([
+      expect.objectContaining({ kind: 'type1-missing' }),
+    ]);
+    const flat = validateHeader(
+      ds(sc, ['FrameOfReferenceUID', 'ImagePositionPatient', 'ImageOrientationPatient']),
+    );
+    expect(flat.modules).not.toContain('frame-of-reference');
   });
   it('checks a conditional module only when its key attribute is present', () => {
     expect(validateHeader(ds(CT)).modules).not.toContain('contrast-bolus');

@@ -1,14 +1,23 @@
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag, tagForKeyword } from '../../dicom/dictionary.js';
 import { Tags, tagToHex } from '../../dicom/tags.js';
-import { IOD_MODULES_DATA } from './iod-modules-data.js';
-import { MODULE_BY_ID, type ModuleRequirement } from './module-requirements.js';
+import { evaluate, describeCondition, parseConditionText, type Condition } from './conditions.js';
+import { IOD_MODULES_DATA, MODULE_CONDITIONS } from './iod-modules-data.js';
+import {
+  MODULE_BY_ID,
+  type ConditionalAttribute,
+  type ModuleRequirement,
+  type SequenceRequirement,
+} from './module-requirements.js';
 import { checkValue, checkVm } from './vr-rules.js';
 
 export type DefectKind =
   | 'type1-missing'
   | 'type1-empty'
   | 'type2-missing'
+  | 'type1c-missing'
+  | 'type1c-empty'
+  | 'type2c-missing'
   | 'invalid-value'
   | 'invalid-vm'
   | 'unknown-sop-class'
@@ -79,6 +88,17 @@ function isEmpty(e: Element): boolean {
   }
 }
 
+const moduleConditions = new Map<string, Condition | null>();
+/** The Annex A condition of a conditional module of an IOD, parsed once; null when it is not mechanical. */
+export function moduleCondition(iod: string, moduleId: string): Condition | null {
+  const key = `${iod}|${moduleId}`;
+  if (!moduleConditions.has(key)) {
+    const text = MODULE_CONDITIONS[iod]?.[moduleId];
+    moduleConditions.set(key, (text && parseConditionText(text)) || null);
+  }
+  return moduleConditions.get(key)!;
+}
+
 /** The modules of the object's IOD that apply to this dataset (PS3.3 Annex A via ciod_to_modules.json). */
 export function applicableModules(ds: Dataset, sopClassUid: string): ModuleRequirement[] {
   const entry = iodFor(sopClassUid);
@@ -88,7 +108,13 @@ export function applicableModules(ds: Dataset, sopClassUid: string): ModuleRequi
           const req = MODULE_BY_ID.get(m.id);
           if (!req) return false;
           if (m.usage === 'M') return true;
-          // Conditional and user modules: checked when the object carries them (one of their key attributes).
+          // A conditional module whose Annex A condition is mechanical and holds is required.
+          if (m.usage === 'C') {
+            const when = moduleCondition(entry.iod, m.id);
+            if (when && evaluate(ds, when)) return true;
+          }
+          if (req.appliesWhen && evaluate(ds, req.appliesWhen)) return true;
+          // Otherwise conditional and user modules are checked when the object carries them (a key attribute).
           return (req.keys ?? []).some((k) => {
             const t = tagForKeyword(k);
             return t !== undefined && ds.has(t);
@@ -99,54 +125,121 @@ export function applicableModules(ds: Dataset, sopClassUid: string): ModuleRequi
   return ids.map((id) => MODULE_BY_ID.get(id)!).filter(Boolean);
 }
 
+interface Level {
+  /** Dataset the attributes are looked up in: the object, or one sequence item. */
+  ds: Dataset;
+  /** 'ReferencedImageSequence[0].' inside an item; '' at the top level. */
+  path: string;
+  /** Dotted hex tags of the enclosing sequences, for Defect.tag. */
+  hexPath: string[];
+  /** Where the requirement comes from: the module table, then the item's macro. */
+  source: string;
+}
+
+function missingOrEmpty(ds: Dataset, tag: number, type: 1 | 2): 'missing' | 'empty' | undefined {
+  const el = ds.get(tag);
+  if (!el) return 'missing';
+  return type === 1 && isEmpty(el) ? 'empty' : undefined;
+}
+
+function checkAttributes(
+  at: Level,
+  out: Defect[],
+  seen: Set<string>,
+  required: { keyword: string; type: 1 | 2; condition?: ConditionalAttribute }[],
+  moduleName: string,
+): void {
+  for (const r of required) {
+    const tag = tagForKeyword(r.keyword);
+    if (tag === undefined) continue;
+    if (r.condition && !evaluate(at.ds, r.condition.when)) continue;
+    const problem = missingOrEmpty(at.ds, tag, r.type);
+    if (!problem) continue;
+    const c = r.condition ? 'C' : '';
+    const kind = `type${r.type}${c.toLowerCase()}-${problem}` as DefectKind;
+    const label = at.path
+      ? `${at.path}${r.keyword} ${attributeLabel(tag).split(' ')[0]}`
+      : attributeLabel(tag);
+    const hex = [...at.hexPath, tagToHex(tag)].join('.');
+    const key = `${kind}:${hex}:${at.path}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const why = r.condition ? `; ${r.condition.text} (${describeCondition(r.condition.when)})` : '';
+    out.push({
+      kind,
+      tag: hex,
+      attribute: label,
+      module: moduleName,
+      message: `${label} Type ${r.type}${c} ${problem} (${at.source}${why})`,
+    });
+  }
+}
+
+function checkSequence(
+  at: Level,
+  seq: SequenceRequirement,
+  out: Defect[],
+  seen: Set<string>,
+  moduleName: string,
+) {
+  const tag = tagForKeyword(seq.keyword);
+  const el = tag === undefined ? undefined : at.ds.get(tag);
+  if (tag === undefined || el?.kind !== 'sequence') return;
+  el.items.forEach((item, i) => {
+    const inner: Level = {
+      ds: item,
+      path: `${at.path}${seq.keyword}[${i}].`,
+      hexPath: [...at.hexPath, tagToHex(tag)],
+      source: `${at.source}; ${seq.macro}`,
+    };
+    checkAttributes(
+      inner,
+      out,
+      seen,
+      [
+        ...seq.type1.map((keyword) => ({ keyword, type: 1 as const })),
+        ...(seq.type2 ?? []).map((keyword) => ({ keyword, type: 2 as const })),
+        ...(seq.conditional ?? []).map((c) => ({ keyword: c.keyword, type: c.type, condition: c })),
+      ],
+      moduleName,
+    );
+    for (const nested of seq.sequences ?? []) checkSequence(inner, nested, out, seen, moduleName);
+  });
+}
+
 function requirementDefects(ds: Dataset, modules: ModuleRequirement[]): Defect[] {
   const out: Defect[] = [];
   const seen = new Set<string>();
   for (const mod of modules) {
-    const name = mod.source;
-    for (const [type, keywords] of [
-      [1, mod.type1],
-      [2, mod.type2],
-    ] as const) {
-      for (const kw of keywords) {
-        const tag = tagForKeyword(kw);
-        if (tag === undefined) continue;
-        const el = ds.get(tag);
-        const label = attributeLabel(tag);
-        let kind: DefectKind | undefined;
-        let message = '';
-        if (!el) {
-          kind = type === 1 ? 'type1-missing' : 'type2-missing';
-          message = `${label} Type ${type} missing`;
-        } else if (type === 1 && isEmpty(el)) {
-          kind = 'type1-empty';
-          message = `${label} Type 1 empty`;
-        }
-        if (!kind) continue;
-        const key = `${kind}:${tag}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        out.push({
-          kind,
-          tag: tagToHex(tag),
-          attribute: label,
-          module: name,
-          message: `${message} (${name})`,
-        });
-      }
-    }
+    const top: Level = { ds, path: '', hexPath: [], source: mod.source };
+    checkAttributes(
+      top,
+      out,
+      seen,
+      [
+        ...mod.type1.map((keyword) => ({ keyword, type: 1 as const })),
+        ...mod.type2.map((keyword) => ({ keyword, type: 2 as const })),
+        ...(mod.conditional ?? []).map((c) => ({ keyword: c.keyword, type: c.type, condition: c })),
+      ],
+      mod.source,
+    );
+    for (const seq of mod.sequences ?? []) checkSequence(top, seq, out, seen, mod.source);
   }
   return out;
 }
 
-function valueDefects(ds: Dataset, path: string[], out: Defect[]): void {
+function valueDefects(ds: Dataset, path: string[], out: Defect[], named = ''): void {
   for (const [tag, el] of ds) {
     const group = tag >>> 16;
     if (group === 0x0002 || group % 2 === 1 || (tag & 0xffff) === 0) continue;
     const here = [...path, tagToHex(tag)];
-    const label = `${path.length ? `${path.map((p) => `(${p.slice(0, 4)},${p.slice(4)})`).join('>')}>` : ''}${attributeLabel(tag)}`;
+    // Inside items the attribute is named by its path: 'ReferencedImageSequence[0].ReferencedSOPInstanceUID (0008,1155)'.
+    const label = named
+      ? `${named}${lookupTag(tag)?.keyword ?? tagToHex(tag)} ${attributeLabel(tag).split(' ')[0]}`
+      : attributeLabel(tag);
     if (el.kind === 'sequence') {
-      for (const item of el.items) valueDefects(item, here, out);
+      const kw = lookupTag(tag)?.keyword ?? tagToHex(tag);
+      el.items.forEach((item, i) => valueDefects(item, here, out, `${named}${kw}[${i}].`));
       continue;
     }
     let values: string[] | undefined;

@@ -5,8 +5,8 @@ import type { Defect } from './validate-header.js';
  *
  * - strict: every defect rejects the object (the sender must fix and resend), except an AccessionNumber with
  *   no matching order (quarantined) and an unknown SOP class (a warning).
- * - standard (default): missing or empty Type 1, and any defect of a patient identity attribute, quarantine;
- *   other Type 2 and value defects are warnings.
+ * - standard (default): missing or empty Type 1 or 1C (condition met), and any defect of a patient identity
+ *   attribute, quarantine; Type 2/2C, value defects and anything missing inside a sequence item are warnings.
  * - a header whose patient name, birth date or sex disagree with the patient index: quarantined under strict,
  *   a warning otherwise.
  * - lenient: everything is a warning, except a study filed under another patient (always quarantined: an
@@ -30,7 +30,16 @@ export function dispositionOf(level: ValidationLevel, d: Defect): Disposition {
   if (d.kind === 'unknown-accession') return level === 'lenient' ? 'warn' : 'quarantine';
   if (level === 'strict') return 'reject';
   if (level === 'lenient') return 'warn';
-  if (d.kind === 'type1-missing' || d.kind === 'type1-empty') return 'quarantine';
+  // Inside a sequence item (tag is a dotted path) a missing attribute is a warning: the object's identity and
+  // pixels do not depend on it, and the item usually sits in a Type 3 sequence.
+  if (d.tag?.includes('.')) return 'warn';
+  if (
+    d.kind === 'type1-missing' ||
+    d.kind === 'type1-empty' ||
+    d.kind === 'type1c-missing' ||
+    d.kind === 'type1c-empty'
+  )
+    return 'quarantine';
   return d.tag !== undefined && IDENTITY_TAGS.has(d.tag) ? 'quarantine' : 'warn';
 }
 

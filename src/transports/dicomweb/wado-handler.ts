@@ -42,8 +42,8 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
     });
     async function* parts() {
       for (const r of refs) {
-        // Served headers follow the patient index (header-overlay.ts); stored bytes are never changed.
-        const served = await retrieve.served(r);
+        // Served headers carry steward and patient-index corrections (one rewrite, RetrieveService.open); stored bytes never change.
+        const served = retrieve.served(r);
         yield {
           contentType: `application/dicom; transfer-syntax=${r.transferSyntaxUid}`,
           headers: { 'Content-Length': String(served.size) },
@@ -215,7 +215,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       });
     }
     retrieve.assertServable([ref!]);
-    const served = await retrieve.served(ref!);
+    const served = retrieve.served(ref!);
     ctx.res.writeHead(200, {
       'Content-Type': 'application/dicom',
       'Content-Length': String(served.size),

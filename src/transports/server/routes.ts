@@ -24,7 +24,9 @@ import { fhirRoutes } from '../fhir/fhir-routes.js';
 import { readSmallJson } from '../http/json-body.js';
 import { scimRoutes } from '../scim/scim-routes.js';
 import { quarantineRoutes } from '../admin/quarantine-routes.js';
+import { qualityRoutes } from '../admin/quality-routes.js';
 import type { QuarantineService } from '../../services/quarantine-service.js';
+import type { QualityKpiService } from '../../services/quality-kpi-service.js';
 import { Router, type Route } from './router.js';
 import { consoleRoutes } from '../admin/console-routes.js';
 import type { ConsoleService } from '../../services/console-service.js';
@@ -39,6 +41,7 @@ export interface RouteServices {
   audit: AuditService;
   scim: ScimService;
   quarantine: QuarantineService;
+  qualityKpis: QualityKpiService;
   aes: AeRegistry;
   consoleData: ConsoleService;
   userAdmin: UserAdminService;
@@ -201,6 +204,7 @@ export function buildRouter(s: RouteServices): Router {
     ...api,
     ...auditRoutes(s.audit),
     ...quarantineRoutes(s.quarantine),
+    ...qualityRoutes(s.qualityKpis),
     ...scimRoutes(s.scim),
     ...fhirRoutes(s.audit),
     ...aeRoutes(s.aes, (req) => readSmallJson(req, 64 * 1024)),
