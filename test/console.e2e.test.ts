@@ -249,7 +249,7 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
-  it('sysadmin: users, tokens and AEs; no studies, no audit', async () => {
+  it('sysadmin: users, roles, tokens and AEs; no studies, no audit', async () => {
     const { context, page } = await signIn('sysadmin');
     expect(await navLinks(page)).toEqual(['Users & AEs']);
     await page.getByRole('table', { name: 'Accounts' }).waitFor();
@@ -263,6 +263,10 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Deactivate rad.new' }).click();
     await page.getByRole('button', { name: 'Activate rad.new' }).click();
     await page.getByRole('button', { name: 'Deactivate rad.new' }).waitFor();
+
+    await page.getByLabel('Role of student.li').selectOption('technologist');
+    await page.reload();
+    await expect.poll(() => page.getByLabel('Role of student.li').inputValue()).toBe('technologist');
 
     await page.getByRole('button', { name: 'Tokens of steward.kim' }).click();
     await page.getByLabel('Token name').fill('pacs-bridge');

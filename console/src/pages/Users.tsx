@@ -73,6 +73,13 @@ function Accounts() {
     },
     onSuccess: refresh,
   });
+  const setRole = useMutation({
+    mutationFn: async ({ username, role }: { username: string; role: string }) =>
+      unwrap(
+        await api.PATCH('/api/admin/users/{username}', { params: { path: { username } }, body: { role } }),
+      ),
+    onSuccess: refresh,
+  });
   // Left out, not faked, while the archive has no account administration API.
   if (users.isError && users.error instanceof ApiError && users.error.code === 'http.not-found') return null;
   const submit = (e: FormEvent) => {
@@ -130,6 +137,7 @@ function Accounts() {
       </form>
       {create.isError ? <ErrorState error={create.error} /> : null}
       {action.isError ? <ErrorState error={action.error} /> : null}
+      {setRole.isError ? <ErrorState error={setRole.error} /> : null}
       {users.isPending ? (
         <Loading what="accounts" />
       ) : users.isError ? (
@@ -155,7 +163,17 @@ function Accounts() {
                 <tr key={u.username}>
                   <td>{u.username}</td>
                   <td>{u.displayName}</td>
-                  <td>{u.role}</td>
+                  <td>
+                    <select
+                      aria-label={`Role of ${u.username}`}
+                      value={u.role}
+                      onChange={(e) => setRole.mutate({ username: u.username, role: e.target.value })}
+                    >
+                      {(ROLES.includes(u.role) ? ROLES : [u.role, ...ROLES]).map((r) => (
+                        <option key={r}>{r}</option>
+                      ))}
+                    </select>
+                  </td>
                   <td>{u.department ?? ''}</td>
                   <td>{u.mfaEnrolled ? 'enrolled' : '—'}</td>
                   <td>{u.active ? (u.lockedUntil ? 'locked' : 'active') : 'deactivated'}</td>
