@@ -14,7 +14,7 @@ import { DATASET_VERSION, multiframeFrame, multiframeHeader, type SetName } from
 import { BENCH_AE, startCustos } from './custos.js';
 import { cfindLatency, cstore } from './dimse.js';
 import { startOrthanc } from './orthanc.js';
-import { benchError, descendants, peakRss, resetPeakRss, threadCount, type Peer } from './proc.js';
+import { benchError, cpuMs, descendants, peakRss, resetPeakRss, threadCount, type Peer } from './proc.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -595,8 +595,22 @@ async function cstoreBench(summary: Record<string, unknown>) {
               return { key, vr, value: v };
             }),
           );
+          // CPU time per query next to the latencies: on a busy machine wall-clock percentiles wander, CPU less so.
+          const cpu = () => ({ server: cpuMs(peers.custos.pid), client: process.cpuUsage() });
+          const perQuery = (a: ReturnType<typeof cpu>) => {
+            const b = cpu();
+            const client = process.cpuUsage(a.client);
+            return {
+              server: (b.server - a.server) / (paths.length + 10),
+              client: (client.user + client.system) / 1000 / (paths.length + 10),
+            };
+          };
+          let t = cpu();
           const q = await latency(peers.custos, paths);
+          const qCpu = perQuery(t);
+          t = cpu();
           const c = await cfindLatency(peers.custos, BENCH_AE, identifiers);
+          const cCpu = perQuery(t);
           const differ = paths.filter((_, i) => q.counts[i] !== c.counts[i]).length;
           if (differ)
             note(
@@ -618,7 +632,9 @@ async function cstoreBench(summary: Record<string, unknown>) {
           });
           note(
             `C-FIND STUDY ${name}: p50 ${c.p50.toFixed(2)} ms, p95 ${c.p95.toFixed(2)} ms; QIDO p50 ${q.p50.toFixed(2)}, p95 ${q.p95.toFixed(2)} ms; ` +
-              `C-FIND p95 − QIDO p95 = ${(c.p95 - q.p95).toFixed(2)} ms (target ≤ 5 ms)`,
+              `C-FIND p95 − QIDO p95 = ${(c.p95 - q.p95).toFixed(2)} ms (target ≤ 5 ms); ` +
+              `CPU per query (incl. warm-up): C-FIND server ${cCpu.server.toFixed(2)} + client ${cCpu.client.toFixed(2)} ms, ` +
+              `QIDO server ${qCpu.server.toFixed(2)} + client ${qCpu.client.toFixed(2)} ms`,
           );
         }
       }
