@@ -4,15 +4,14 @@
 // inlined Cedar's wasm call; a lazy deoptimization inside it was fatal. No C-STORE is needed.
 //   npm run build && npx tsx bench/v8crash-repro.ts [--runs 3] [--first 300]
 // Prints one line per run: "no crash" or the server's exit and the last of its stderr.
-import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCustos } from './custos.js';
 import { DATASET_VERSION } from './dataset.js';
 import { generateToDir } from './generate.js';
 import { benchError, type Peer } from './proc.js';
+import { stowFiles } from './stow-client.js';
 
 const { values: args } = parseArgs({
   options: { runs: { type: 'string', default: '3' }, first: { type: 'string', default: '300' } },
@@ -30,38 +29,8 @@ async function files(dir: string): Promise<string[]> {
   return out;
 }
 
-function stow(peer: Peer, batch: string[]): Promise<number> {
-  const boundary = `repro-${Math.random().toString(16).slice(2)}`;
-  const url = new URL(`${peer.dicomweb}/studies`);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
-        method: 'POST',
-        headers: {
-          ...peer.headers,
-          Accept: 'application/dicom+json',
-          'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
-        },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', reject);
-    (async () => {
-      for (const f of batch) {
-        req.write(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`);
-        for await (const c of createReadStream(f))
-          if (!req.write(c)) await new Promise((r) => req.once('drain', r));
-        req.write('\r\n');
-      }
-      req.end(`--${boundary}--\r\n`);
-    })().catch(reject);
-  });
+async function stow(peer: Peer, batch: string[]): Promise<number> {
+  return (await stowFiles(peer, batch)).status;
 }
 
 /** Every study, 1,000 per page, as the benchmark counts instances. */
