@@ -90,9 +90,12 @@ export async function startCustos(opts: CustosOptions = {}): Promise<Peer> {
       },
     );
     // A server that dies mid-run must say why, not leave the next request to fail with "other side closed".
+    // 'close', not 'exit': by then its stderr is read to the end (a V8 fatal error prints its trace last). A death
+    // by any other cause than our stop is reported even when the failed request already made the run stop it.
     let stopping = false;
-    child.once('exit', (code, signal) => {
-      if (!stopping)
+    child.once('close', (code, signal) => {
+      const ours = stopping && (code === 0 || signal === 'SIGTERM' || signal === 'SIGKILL');
+      if (!ours)
         process.stderr.write(`custos serve exited during the run (${code ?? signal}): ${errors()}\n`);
     });
     const token = stdout.trim();

@@ -84,6 +84,18 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
+/** CPU time (user + system, all threads) a process has used so far, in ms; NaN once it has gone. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name: state is field 3, utime 14 and stime 15, in clock ticks (USER_HZ, 100/s on Linux).
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Number of threads of a process. */
 export function threadCount(pid: number): number {
   try {

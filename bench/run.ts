@@ -3,18 +3,18 @@
 //     [--concurrency 3] [--batch 20] [--queries 200] [--frames 500] [--workers N]
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { generateToDir } from './generate.js';
 import { qidoQueries } from './qido-queries.js';
+import { stowFiles } from './stow-client.js';
 import { DATASET_VERSION, multiframeFrame, multiframeHeader, type SetName } from './dataset.js';
 import { BENCH_AE, startCustos } from './custos.js';
 import { cfindLatency, cstore } from './dimse.js';
 import { startOrthanc } from './orthanc.js';
-import { benchError, descendants, peakRss, resetPeakRss, threadCount, type Peer } from './proc.js';
+import { benchError, cpuMs, descendants, peakRss, resetPeakRss, threadCount, type Peer } from './proc.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -121,69 +121,6 @@ async function multiframeFile(frames: number): Promise<{ file: string; studyUid:
 }
 
 // ---------------------------------------------------------------------------------------------- DICOMweb client
-
-interface StowResult {
-  status: number;
-  stored: number;
-  failed: number;
-  detail: string;
-}
-
-/** POST one STOW-RS request whose parts are streamed from disk (PS3.18 §10.5), chunked, with back-pressure. */
-function stowFiles(peer: Peer, files: string[]): Promise<StowResult> {
-  const boundary = `bench-${Math.random().toString(16).slice(2)}`;
-  const url = new URL(`${peer.dicomweb}/studies`);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
-        method: 'POST',
-        headers: {
-          ...peer.headers,
-          Accept: 'application/dicom+json',
-          'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
-          'Transfer-Encoding': 'chunked',
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (d: Buffer) => chunks.push(d));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          let stored = 0;
-          let failed = 0;
-          try {
-            const body = JSON.parse(text) as Record<string, { Value?: unknown[] }>;
-            stored = body['00081199']?.Value?.length ?? 0; // ReferencedSOPSequence
-            failed = body['00081198']?.Value?.length ?? 0; // FailedSOPSequence
-          } catch {
-            /* not JSON: status and detail tell */
-          }
-          resolve({
-            status: res.statusCode ?? 0,
-            stored,
-            failed,
-            detail: `${res.headers.warning ?? ''} ${text.slice(0, 1000)}`,
-          });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.setNoDelay(true);
-    (async () => {
-      for (const f of files) {
-        req.write(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`);
-        for await (const chunk of createReadStream(f, { highWaterMark: 1 << 20 }))
-          if (!req.write(chunk)) await new Promise((r) => req.once('drain', r));
-        req.write('\r\n');
-      }
-      req.end(`--${boundary}--\r\n`);
-    })().catch(reject);
-  });
-}
 
 /** STOW-RS every file, `batch` per request, `concurrency` requests in flight; seconds taken. */
 async function stow(peer: Peer, files: string[], batch: number): Promise<number> {
@@ -595,8 +532,22 @@ async function cstoreBench(summary: Record<string, unknown>) {
               return { key, vr, value: v };
             }),
           );
+          // CPU time per query next to the latencies: on a busy machine wall-clock percentiles wander, CPU less so.
+          const cpu = () => ({ server: cpuMs(peers.custos.pid), client: process.cpuUsage() });
+          const perQuery = (a: ReturnType<typeof cpu>) => {
+            const b = cpu();
+            const client = process.cpuUsage(a.client);
+            return {
+              server: (b.server - a.server) / (paths.length + 10),
+              client: (client.user + client.system) / 1000 / (paths.length + 10),
+            };
+          };
+          let t = cpu();
           const q = await latency(peers.custos, paths);
+          const qCpu = perQuery(t);
+          t = cpu();
           const c = await cfindLatency(peers.custos, BENCH_AE, identifiers);
+          const cCpu = perQuery(t);
           const differ = paths.filter((_, i) => q.counts[i] !== c.counts[i]).length;
           if (differ)
             note(
@@ -618,7 +569,9 @@ async function cstoreBench(summary: Record<string, unknown>) {
           });
           note(
             `C-FIND STUDY ${name}: p50 ${c.p50.toFixed(2)} ms, p95 ${c.p95.toFixed(2)} ms; QIDO p50 ${q.p50.toFixed(2)}, p95 ${q.p95.toFixed(2)} ms; ` +
-              `C-FIND p95 − QIDO p95 = ${(c.p95 - q.p95).toFixed(2)} ms (target ≤ 5 ms)`,
+              `C-FIND p95 − QIDO p95 = ${(c.p95 - q.p95).toFixed(2)} ms (target ≤ 5 ms); ` +
+              `CPU per query (incl. warm-up): C-FIND server ${cCpu.server.toFixed(2)} + client ${cCpu.client.toFixed(2)} ms, ` +
+              `QIDO server ${qCpu.server.toFixed(2)} + client ${qCpu.client.toFixed(2)} ms`,
           );
         }
       }

@@ -638,3 +638,75 @@ for (const backend of backends()) {
     });
   });
 }
+
+for (const backend of backends()) {
+  describe(`C-FIND with many matches (${backend})`, () => {
+    it('answers 150 IMAGE-level matches (several write batches) each exactly once, at a 4 KiB peer PDU', async () => {
+      const s = await startTestServer(backend);
+      const work = await mkdtemp(join(tmpdir(), 'custos-dimse-find-'));
+      try {
+        await s.app.aes.add(admin, { title: 'FINDSCU', host: '127.0.0.1', port: 104, user: 'admin' });
+        const study = uid(40);
+        const series = uid(41);
+        const sops: string[] = [];
+        const files: string[] = [];
+        for (let i = 0; i < 150; i++) {
+          const sop = uid(42);
+          sops.push(sop);
+          const f = join(work, `${i}.dcm`);
+          await writeFile(
+            f,
+            makeInstance({
+              studyUid: study,
+              seriesUid: series,
+              sopInstanceUid: sop,
+              patientId: 'PID-MANY',
+              instanceNumber: i + 1,
+            }),
+          );
+          files.push(f);
+        }
+        const stored = await dcmtk('storescu', [
+          '-aet',
+          'FINDSCU',
+          '-aec',
+          'CUSTOS',
+          '127.0.0.1',
+          String(s.dicomPort),
+          ...files,
+        ]);
+        expect(stored.code, stored.stderr).toBe(0);
+        const r = await dcmtk('findscu', [
+          '-v',
+          '-aet',
+          'FINDSCU',
+          '-aec',
+          'CUSTOS',
+          '--max-pdu',
+          '4096',
+          '-S',
+          '127.0.0.1',
+          String(s.dicomPort),
+          '-k',
+          'QueryRetrieveLevel=IMAGE',
+          '-k',
+          `StudyInstanceUID=${study}`,
+          '-k',
+          `SeriesInstanceUID=${series}`,
+          '-k',
+          'SOPInstanceUID',
+          '-k',
+          'InstanceNumber',
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        expect((r.stderr.match(/Find Response: \d+ \(Pending\)/g) ?? []).length).toBe(150);
+        expect(r.stderr).toMatch(/Final Find Response \(Success\)/);
+        for (const sop of sops) expect(r.stderr.split(sop).length - 1, sop).toBe(1);
+        expect(s.unexpected).toEqual([]);
+      } finally {
+        await s.stop();
+        await rm(work, { recursive: true, force: true });
+      }
+    });
+  });
+}

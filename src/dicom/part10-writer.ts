@@ -37,14 +37,23 @@ const bad = (message: string) => new CustosError({ code: 'dicom.write-failed', m
 /** PS3.5 §6.2: text padded to even length with a space, UI with NUL. Buffers are written as given. */
 function textBytes(tag: number, vr: string, value: WriteValue, enc: Enc): Buffer {
   const s = Array.isArray(value) ? (value as (string | number)[]).map(String).join('\\') : String(value);
-  const b = CHARSET_VRS.has(vr) ? enc.text(s) : Buffer.from(s, 'latin1');
+  if (!CHARSET_VRS.has(vr)) {
+    // One allocation with room for the padding byte (latin1: one byte per code unit).
+    const b = Buffer.allocUnsafe(s.length + (s.length % 2));
+    b.write(s, 0, 'latin1');
+    if (s.length % 2) b[s.length] = vr === 'UI' ? 0 : 0x20;
+    return b;
+  }
+  const b = enc.text(s);
   if (!b)
     throw bad(
       `value of ${tagToHex(tag)} (${vr}) cannot be encoded in the dataset's Specific Character Set: pass it as bytes`,
     );
   if (b.length % 2 === 0) return b;
-  return Buffer.concat([b, Buffer.from(vr === 'UI' ? [0] : [0x20])]);
+  return Buffer.concat([b, PAD_SPACE]);
 }
+
+const PAD_SPACE = Buffer.from([0x20]);
 
 function numberBytes(vr: string, value: WriteValue, little: boolean): Buffer {
   const values = (Array.isArray(value) ? value : [value]) as (number | bigint)[];
@@ -70,32 +79,43 @@ function numberBytes(vr: string, value: WriteValue, little: boolean): Buffer {
   return b;
 }
 
-function header(tag: number, vr: string, length: number, enc: Enc): Buffer {
-  const w16 = (b: Buffer, v: number, o: number) =>
-    enc.little ? b.writeUInt16LE(v, o) : b.writeUInt16BE(v, o);
-  const w32 = (b: Buffer, v: number, o: number) =>
-    enc.little ? b.writeUInt32LE(v >>> 0, o) : b.writeUInt32BE(v >>> 0, o);
-  if (!enc.explicit) {
-    const b = Buffer.alloc(8);
-    w16(b, tag >>> 16, 0);
-    w16(b, tag & 0xffff, 2);
-    w32(b, length, 4);
-    return b;
+/** Bytes of an element header (PS3.5 §7.1): 8, or 12 for explicit VR with a 32-bit length. */
+const headerSize = (vr: string, enc: Enc) => (enc.explicit && LONG_VRS.has(vr) ? 12 : 8);
+
+/** Write an element header into `b` at `o`; returns the offset after it. */
+function putHeader(b: Buffer, o: number, tag: number, vr: string, length: number, enc: Enc): number {
+  const group = tag >>> 16;
+  const element = tag & 0xffff;
+  if (enc.little) {
+    b.writeUInt16LE(group, o);
+    b.writeUInt16LE(element, o + 2);
+  } else {
+    b.writeUInt16BE(group, o);
+    b.writeUInt16BE(element, o + 2);
   }
+  if (!enc.explicit) {
+    if (enc.little) b.writeUInt32LE(length >>> 0, o + 4);
+    else b.writeUInt32BE(length >>> 0, o + 4);
+    return o + 8;
+  }
+  b[o + 4] = vr.charCodeAt(0);
+  b[o + 5] = vr.charCodeAt(1);
   if (LONG_VRS.has(vr)) {
-    const b = Buffer.alloc(12);
-    w16(b, tag >>> 16, 0);
-    w16(b, tag & 0xffff, 2);
-    b.write(vr, 4, 'latin1');
-    w32(b, length, 8);
-    return b;
+    b[o + 6] = 0;
+    b[o + 7] = 0;
+    if (enc.little) b.writeUInt32LE(length >>> 0, o + 8);
+    else b.writeUInt32BE(length >>> 0, o + 8);
+    return o + 12;
   }
   if (length > 0xffff) throw bad(`value of ${tag.toString(16)} (${vr}) is too long for a 16-bit length`);
-  const b = Buffer.alloc(8);
-  w16(b, tag >>> 16, 0);
-  w16(b, tag & 0xffff, 2);
-  b.write(vr, 4, 'latin1');
-  w16(b, length, 6);
+  if (enc.little) b.writeUInt16LE(length, o + 6);
+  else b.writeUInt16BE(length, o + 6);
+  return o + 8;
+}
+
+function header(tag: number, vr: string, length: number, enc: Enc): Buffer {
+  const b = Buffer.allocUnsafe(headerSize(vr, enc));
+  putHeader(b, 0, tag, vr, length, enc);
   return b;
 }
 
@@ -118,8 +138,25 @@ function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
         ),
       }
     : parent;
+  // Consecutive elements other than sequences are written into one buffer, headers in place (a data set of short
+  // values, like a C-FIND answer, is then one allocation and one copy per value).
+  let run: { el: WriteElement; value: Buffer }[] = [];
+  let runBytes = 0;
+  const flush = () => {
+    if (run.length === 0) return;
+    const b = Buffer.allocUnsafe(runBytes);
+    let o = 0;
+    for (const { el, value } of run) {
+      o = putHeader(b, o, el.tag, el.vr, value.length, enc);
+      o += value.copy(b, o);
+    }
+    out.push(b);
+    run = [];
+    runBytes = 0;
+  };
   for (const el of [...elements].sort((a, b) => a.tag - b.tag)) {
     if (el.vr === 'SQ') {
+      flush();
       const items = el.value as WriteElement[][];
       const body: Buffer[] = [];
       for (const item of items) {
@@ -157,8 +194,18 @@ function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
     } else {
       value = numberBytes(el.vr, el.value, enc.little);
     }
-    out.push(header(el.tag, el.vr, value.length, enc), value);
+    if (enc.explicit && !LONG_VRS.has(el.vr) && value.length > 0xffff)
+      throw bad(`value of ${el.tag.toString(16)} (${el.vr}) is too long for a 16-bit length`);
+    // Large values (pixel data, long text) are not copied: they follow the run as they are.
+    if (value.length > 4096) {
+      flush();
+      out.push(header(el.tag, el.vr, value.length, enc), value);
+      continue;
+    }
+    run.push({ el, value });
+    runBytes += headerSize(el.vr, enc) + value.length;
   }
+  flush();
   return out;
 }
 
@@ -169,14 +216,13 @@ function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
 export function writeDataset(elements: WriteElement[], transferSyntaxUid: string): Buffer {
   const encoding = transferSyntaxEncoding(transferSyntaxUid);
   if (!encoding || encoding.deflated) throw bad(`cannot write a bare data set in ${transferSyntaxUid}`);
-  return Buffer.concat(
-    encodeElements(elements, {
-      explicit: encoding.explicit,
-      little: encoding.little,
-      undefinedSq: false,
-      text: textEncoding(undefined),
-    }),
-  );
+  const parts = encodeElements(elements, {
+    explicit: encoding.explicit,
+    little: encoding.little,
+    undefinedSq: false,
+    text: textEncoding(undefined),
+  });
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 /** Write a DICOM Part 10 object (preamble, file meta information, dataset) in the given transfer syntax. */

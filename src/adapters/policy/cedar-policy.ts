@@ -1,3 +1,5 @@
+// First: it switches off the V8 optimization that crashes Node 20 on Cedar's externref calls.
+import './v8-wasm-call-guard.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';

@@ -10,7 +10,7 @@ import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
 import type { WriteElement } from '../../dicom/part10-writer.js';
 import { Tags, tagToHex } from '../../dicom/tags.js';
-import { Cmd, type Command } from './command.js';
+import { Cmd, encodeCommand, type Command } from './command.js';
 import { encodeDataset, jsonToElements, SPECIFIC_CHARACTER_SET_UTF8 } from './dimse-dataset.js';
 import type { DimseServices } from './dimse-services.js';
 import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
@@ -104,7 +104,15 @@ export async function cFind(
   }
   const { results } = await s.deps.query.search(a.principal!, query, '');
   const rows = level === 'PATIENT' ? groupByPatient(results) : results;
-  let batch: Promise<void>[] = [];
+  // Every pending answer carries the same command set (PS3.7 §9.3.2.2): encoded once per query.
+  const pending = encodeCommand({
+    affectedSopClassUid: ctx.abstractSyntax,
+    commandField: Cmd.CFindRsp,
+    messageIdBeingRespondedTo: cmd.messageId ?? 0,
+    commandDataSetType: 0x0000,
+    status: 0xff00,
+  });
+  let batch: { command: Buffer; data: Buffer }[] = [];
   for (const row of rows) {
     if (a.isCancelled(cmd.messageId ?? -1)) {
       await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0xfe00);
@@ -119,32 +127,32 @@ export async function cFind(
       if (r.tag === RETRIEVE_AE_TITLE) elements.push({ tag: r.tag, vr: 'AE', value: s.deps.aeTitle });
       else elements.push(have.get(r.tag) ?? { tag: r.tag, vr: r.vr, value: r.vr === 'SQ' ? [] : '' });
     }
-    elements.sort((x, y) => x.tag - y.tag);
-    // Not awaited one by one (the connection keeps them in order); every 64 the socket catches up and C-CANCEL is seen.
-    batch.push(
-      a.conn!.send(
-        ctx.id,
-        {
-          affectedSopClassUid: ctx.abstractSyntax,
-          commandField: Cmd.CFindRsp,
-          messageIdBeingRespondedTo: cmd.messageId ?? 0,
-          commandDataSetType: 0x0000,
-          status: 0xff00,
-        },
-        encodeDataset(elements, ctx.transferSyntax),
-      ),
-    );
+    batch.push({ command: pending, data: encodeDataset(elements, ctx.transferSyntax) });
+    // 64 answers per socket write; between batches the socket catches up and a C-CANCEL is seen.
     if (batch.length >= 64) {
-      await Promise.all(batch);
+      await a.conn!.sendBatch(ctx.id, batch);
       batch = [];
     }
   }
-  await Promise.all(batch);
+  if (batch.length) await a.conn!.sendBatch(ctx.id, batch);
   await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
 }
 
-/** Rank of the level a matching key belongs to (1 study, 2 series, 3 image), if it is one QIDO matches on. */
+const keyRanks = new Map<string, number | undefined>();
+
+/**
+ * Rank of the level a matching key belongs to (1 study, 2 series, 3 image), if it is one QIDO matches on. It is
+ * asked of every key of every identifier and costs up to four query parses: remembered per keyword (a fixed
+ * set, the data dictionary's).
+ */
 function keyRank(keyword: string): number | undefined {
+  if (keyRanks.has(keyword)) return keyRanks.get(keyword);
+  const rank = computeKeyRank(keyword);
+  keyRanks.set(keyword, rank);
+  return rank;
+}
+
+function computeKeyRank(keyword: string): number | undefined {
   try {
     const q = parseQidoQuery(new URLSearchParams([[keyword, '']]), 'instance');
     if (q.ignored.length) return undefined;

@@ -234,7 +234,19 @@ export class DimseConnection {
 
   /** Send a message: its command, then its data set (bytes or a stream), as PDVs; messages never interleave. */
   send(contextId: number, cmd: Command, data?: Buffer | AsyncIterable<Buffer>): Promise<void> {
-    const run = this.writeChain.then(() => this.write(contextId, cmd, data));
+    const run = this.writeChain.then(() => this.write(contextId, encodeCommand(cmd), data));
+    this.writeChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Send several messages, each an encoded command set (`encodeCommand`) and a data set, in order: each small
+   * one is the same single P-DATA-TF PDU `send` makes of it, and consecutive small ones leave in one socket
+   * write (C-FIND answers: one write per batch instead of one per match). A message too large for one PDU is
+   * written as `send` writes it.
+   */
+  sendBatch(contextId: number, messages: readonly { command: Buffer; data: Buffer }[]): Promise<void> {
+    const run = this.writeChain.then(() => this.writeBatch(contextId, messages));
     this.writeChain = run.catch(() => undefined);
     return run;
   }
@@ -244,23 +256,61 @@ export class DimseConnection {
     return Math.max(max - 6, 64);
   }
 
-  private async write(contextId: number, cmd: Command, data?: Buffer | AsyncIterable<Buffer>) {
+  /** Bytes of the single PDU holding a small message (command PDV and data PDV), if it fits in `frag`. */
+  private static smallMessageBytes(command: Buffer, data: Buffer, frag: number): number | undefined {
+    const n = 6 + 12 + command.length + data.length;
+    return command.length + data.length + 12 <= frag ? n : undefined;
+  }
+
+  /** Write the single PDU of a small message (see smallMessageBytes) into `pdu` at `at`; returns the end. */
+  private static putSmallMessage(pdu: Buffer, at: number, contextId: number, command: Buffer, data: Buffer) {
+    const h = pdvHeader(contextId, true, true, command.length);
+    h.copy(pdu, at, 0, 6);
+    pdu.writeUInt32BE(12 + command.length + data.length, at + 2);
+    h.copy(pdu, at + 6, 6, 12);
+    command.copy(pdu, at + 12);
+    const o = at + 12 + command.length;
+    pdu.writeUInt32BE(data.length + 2, o);
+    pdu[o + 4] = contextId;
+    pdu[o + 5] = 0x02;
+    data.copy(pdu, o + 6);
+    return o + 6 + data.length;
+  }
+
+  private async writeBatch(contextId: number, messages: readonly { command: Buffer; data: Buffer }[]) {
     if (this.socket.destroyed) throw new Error('the association is closed');
     const frag = this.fragmentSize();
-    const command = encodeCommand(cmd);
-    if (Buffer.isBuffer(data) && command.length + data.length + 12 <= frag) {
+    let i = 0;
+    while (i < messages.length) {
+      // The run of small messages from i on goes out as one buffer.
+      let bytes = 0;
+      let j = i;
+      for (; j < messages.length; j++) {
+        const n = DimseConnection.smallMessageBytes(messages[j]!.command, messages[j]!.data, frag);
+        if (n === undefined) break;
+        bytes += n;
+      }
+      if (j === i) {
+        await this.write(contextId, messages[i]!.command, messages[i]!.data);
+        i++;
+        continue;
+      }
+      const out = Buffer.allocUnsafe(bytes);
+      let at = 0;
+      for (; i < j; i++)
+        at = DimseConnection.putSmallMessage(out, at, contextId, messages[i]!.command, messages[i]!.data);
+      if (!this.socket.write(out)) await drain(this.socket);
+    }
+  }
+
+  private async write(contextId: number, command: Buffer, data?: Buffer | AsyncIterable<Buffer>) {
+    if (this.socket.destroyed) throw new Error('the association is closed');
+    const frag = this.fragmentSize();
+    const small = Buffer.isBuffer(data) ? DimseConnection.smallMessageBytes(command, data, frag) : undefined;
+    if (small !== undefined && Buffer.isBuffer(data)) {
       // A small message (C-FIND answer, response with an identifier): both PDVs in one PDU, one socket write.
-      const pdu = Buffer.allocUnsafe(6 + 12 + command.length + data.length);
-      const h = pdvHeader(contextId, true, true, command.length);
-      h.copy(pdu, 0, 0, 6);
-      pdu.writeUInt32BE(12 + command.length + data.length, 2);
-      h.copy(pdu, 6, 6, 12);
-      command.copy(pdu, 12);
-      const o = 12 + command.length;
-      pdu.writeUInt32BE(data.length + 2, o);
-      pdu[o + 4] = contextId;
-      pdu[o + 5] = 0x02;
-      data.copy(pdu, o + 6);
+      const pdu = Buffer.allocUnsafe(small);
+      DimseConnection.putSmallMessage(pdu, 0, contextId, command, data);
       if (!this.socket.write(pdu)) await drain(this.socket);
       return;
     }
