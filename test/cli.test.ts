@@ -147,6 +147,23 @@ describe('custos CLI', () => {
     expect(after.stdout).toBe(`WS7\tlocalhost\t11112\t-\t${fp}\n`);
   });
 
+  it('serve --dicom-port off starts without the plain DIMSE listener, and a bad port is named', async () => {
+    let stop!: (s: string) => void;
+    const stopped = new Promise<string>((r) => (stop = r));
+    const o = io(cwd, stopped);
+    const running = main(
+      ['serve', '--data', 'd-off', '--http-port', '0', '--http-host', '127.0.0.1', '--dicom-port', 'off'],
+      o,
+    );
+    for (let i = 0; i < 200 && !o.stdout.includes('DICOM'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(o.stdout, o.stderr).toContain('custos: DICOM listeners off');
+    stop('SIGTERM');
+    expect(await running).toBe(0);
+    const bad = io(cwd);
+    expect(await main(['serve', '--data', 'd-off', '--dicom-port', 'of'], bad)).not.toBe(0);
+    expect(bad.stderr).toMatch(/--dicom-port must be 0\.\.65535 or 'off', got 'of'/);
+  });
+
   it('refuses a bad configuration naming the key', async () => {
     const o = io(cwd);
     o.env = { CUSTOS_HTTP_PORT: 'x' };

@@ -59,7 +59,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         httpPort?: number;
         httpHost?: string;
         workers?: number;
-        dicomPort?: number | null;
+        dicomPort?: number | 'off';
         dicomHost?: string;
         dicomTlsPort?: number;
         aeTitle?: string;
@@ -70,7 +70,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         if (opts.httpHost !== undefined) http.host = opts.httpHost;
         if (opts.workers !== undefined) http.workers = opts.workers;
         const dicom: Record<string, unknown> = {};
-        if (opts.dicomPort !== undefined) dicom.port = opts.dicomPort;
+        if (opts.dicomPort !== undefined) dicom.port = opts.dicomPort === 'off' ? null : opts.dicomPort;
         if (opts.dicomHost !== undefined) dicom.host = opts.dicomHost;
         if (opts.aeTitle !== undefined) dicom.aeTitle = opts.aeTitle;
         if (opts.dicomTlsPort !== undefined) dicom.tls = { port: opts.dicomTlsPort };
@@ -732,8 +732,9 @@ function parsePort(v: string): number {
   return n;
 }
 
-function parsePortOrOff(v: string): number | null {
-  if (v === 'off') return null;
+/** 'off' stays a string: commander turns a parser's null into ''. The action maps it to null. */
+function parsePortOrOff(v: string): number | 'off' {
+  if (v === 'off') return 'off';
   const n = Number(v);
   if (!/^\d+$/.test(v) || n > 65535)
     throw new CustosError({
