@@ -623,16 +623,8 @@ export class AuthService {
         detail: { mfa: mfaPassed, expiresAt },
       });
     });
-    const mfaRequired = this.mfaRequired(user.role);
     return {
-      username: user.username,
-      role: user.role,
-      displayName: user.display_name,
-      department: user.department,
-      mfaEnrolled: !!user.totp_secret,
-      mfaRequired,
-      mfaEnrollmentRequired: mfaRequired && !user.totp_secret,
-      mustChangePassword: !!user.must_change_password,
+      ...this.accountState(user),
       expiresAt,
       token,
       sessionId,
@@ -692,16 +684,15 @@ export class AuthService {
   }
 
   /** The signed-in account as the console shows it. */
-  async me(principal: Principal): Promise<Record<string, unknown>> {
-    const user = await this.localUser(principal);
-    const m = /^session:(\d+)$/.exec(principal.via ?? '');
-    const session = m
-      ? await this.index.db
-          .selectFrom('sessions')
-          .select(['expires_at', 'last_seen_at', 'idle_seconds'])
-          .where('pk', '=', Number(m[1]))
-          .executeTakeFirst()
-      : undefined;
+  /** What the console needs to know of an account: who, and what stands between it and the archive. */
+  private accountState(user: {
+    username: string;
+    role: string;
+    display_name: string;
+    department: string | null;
+    totp_secret: string | null;
+    must_change_password: number;
+  }) {
     const mfaRequired = this.mfaRequired(user.role);
     return {
       username: user.username,
@@ -712,6 +703,21 @@ export class AuthService {
       mfaRequired,
       mfaEnrollmentRequired: mfaRequired && !user.totp_secret,
       mustChangePassword: !!user.must_change_password,
+    };
+  }
+
+  async me(principal: Principal): Promise<Record<string, unknown>> {
+    const user = await this.localUser(principal);
+    const m = /^session:(\d+)$/.exec(principal.via ?? '');
+    const session = m
+      ? await this.index.db
+          .selectFrom('sessions')
+          .select(['expires_at', 'last_seen_at', 'idle_seconds'])
+          .where('pk', '=', Number(m[1]))
+          .executeTakeFirst()
+      : undefined;
+    return {
+      ...this.accountState(user),
       sessionExpiresAt: session?.expires_at ?? null,
       ...(session
         ? {
