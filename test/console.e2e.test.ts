@@ -2,7 +2,8 @@
 // Chromium driven by playwright-core. Each screen is exercised as the roles that use it (and as roles that must
 // not), asserting what each sees and can do. Screenshots land in test-artifacts/console/.
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,8 +81,24 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
 
   const navLinks = async (page: Page) =>
     (await page.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents()).sort();
-  const shot = (page: Page, name: string) =>
-    page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  /** axe-core's serious and critical WCAG 2 A/AA findings on each screen shot, by screen. */
+  const accessibility = new Map<string, string[]>();
+  let axeSource = '';
+  async function audit(page: Page, name: string) {
+    axeSource ||= await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+    // Evaluated through the DevTools protocol, which the page's CSP does not govern.
+    await page.evaluate(axeSource);
+    const violations = (await page.evaluate(
+      `axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'], resultTypes: ['violations'] })
+        .then((r) => r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')))`,
+    )) as string[];
+    accessibility.set(name, violations);
+  }
+  const shot = async (page: Page, name: string) => {
+    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+    await audit(page, name);
+  };
   const studyRows = (page: Page) => page.getByRole('table').first().locator('tbody tr');
 
   let cardiologyStudy = '';
@@ -310,6 +327,12 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
     expect(await navLinks(page)).toEqual(['Studies']);
     await context.close();
+  });
+
+  it('every screen shot above passes axe-core (WCAG 2.1 A and AA: no serious or critical finding)', () => {
+    expect(accessibility.size).toBeGreaterThanOrEqual(10);
+    const failing = Object.fromEntries([...accessibility].filter(([, v]) => v.length));
+    expect(failing).toEqual({});
   });
 
   it('keeps no token in the page: the session is the HttpOnly cookie, and signing out ends it', async () => {
