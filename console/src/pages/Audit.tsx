@@ -35,7 +35,11 @@ const recordColumns: ColumnDef<AuditRecord, unknown>[] = [
     accessorFn: (r) => r.studyUid ?? '',
     cell: (c) =>
       c.getValue() ? (
-        <Link to={`/studies/${String(c.getValue())}`} aria-label={`Study ${String(c.getValue())}`}>
+        // The visible text starts the accessible name (WCAG 2.5.3), the full UID follows.
+        <Link
+          to={`/studies/${String(c.getValue())}`}
+          aria-label={`…${String(c.getValue()).slice(-8)}: study ${String(c.getValue())}`}
+        >
           {`…${String(c.getValue()).slice(-8)}`}
         </Link>
       ) : null,

@@ -50,43 +50,47 @@ export function Study() {
       <h1 id="study-title">{s.studyDescription || 'Study'}</h1>
       <p className="uid">{s.studyUid}</p>
       <div className="cards">
-        <dl className="card" aria-label="Governance state">
-          <h2>Governance</h2>
-          <dt>Owner</dt>
-          <dd>{s.owner ?? 'not assigned'}</dd>
-          <dt>Department</dt>
-          <dd>{s.department ?? 'none'}</dd>
-          <dt>Classification</dt>
-          <dd>
-            <span className={`badge ${s.classification}`}>{s.classification}</span>
-          </dd>
-          <dt>Retention until</dt>
-          <dd>{s.retentionUntil ?? 'no rule applied yet'}</dd>
-          <dt>Status</dt>
-          <dd>{s.status}</dd>
-        </dl>
-        <dl className="card" aria-label="Study">
-          <h2>Study</h2>
-          <dt>Patient</dt>
-          <dd>
-            {s.patientName !== undefined ? `${personName(s.patientName)} · ` : ''}
-            {s.patientId}
-          </dd>
-          <dt>Date</dt>
-          <dd>{dicomDate(s.studyDate)}</dd>
-          {s.accessionNumber !== undefined ? (
-            <>
-              <dt>Accession</dt>
-              <dd>{s.accessionNumber}</dd>
-            </>
-          ) : null}
-          <dt>Modalities</dt>
-          <dd>{s.modalities.join(', ')}</dd>
-          <dt>Size</dt>
-          <dd>
-            {s.numSeries} series, {s.numInstances} images, {(s.totalBytes / 1024).toFixed(0)} KiB
-          </dd>
-        </dl>
+        <section className="card" aria-labelledby="governance-title">
+          <h2 id="governance-title">Governance</h2>
+          <dl aria-label="Governance state">
+            <dt>Owner</dt>
+            <dd>{s.owner ?? 'not assigned'}</dd>
+            <dt>Department</dt>
+            <dd>{s.department ?? 'none'}</dd>
+            <dt>Classification</dt>
+            <dd>
+              <span className={`badge ${s.classification}`}>{s.classification}</span>
+            </dd>
+            <dt>Retention until</dt>
+            <dd>{s.retentionUntil ?? 'no rule applied yet'}</dd>
+            <dt>Status</dt>
+            <dd>{s.status}</dd>
+          </dl>
+        </section>
+        <section className="card" aria-labelledby="study-facts-title">
+          <h2 id="study-facts-title">Study</h2>
+          <dl aria-label="Study">
+            <dt>Patient</dt>
+            <dd>
+              {s.patientName !== undefined ? `${personName(s.patientName)} · ` : ''}
+              {s.patientId}
+            </dd>
+            <dt>Date</dt>
+            <dd>{dicomDate(s.studyDate)}</dd>
+            {s.accessionNumber !== undefined ? (
+              <>
+                <dt>Accession</dt>
+                <dd>{s.accessionNumber}</dd>
+              </>
+            ) : null}
+            <dt>Modalities</dt>
+            <dd>{s.modalities.join(', ')}</dd>
+            <dt>Size</dt>
+            <dd>
+              {s.numSeries} series, {s.numInstances} images, {(s.totalBytes / 1024).toFixed(0)} KiB
+            </dd>
+          </dl>
+        </section>
       </div>
       <h2>Series</h2>
       {series === null ? (
