@@ -19,6 +19,8 @@ const { values } = parseArgs({
     instances: { type: 'string', default: '2000' },
     batch: { type: 'string', default: '50' },
     blocks: { type: 'string', default: '10' },
+    // A/A run: both servers validate, so the printed "cost" is the harness's own noise floor.
+    same: { type: 'boolean', default: false },
   },
 });
 const total = Number(values.instances);
@@ -88,7 +90,9 @@ for (const i of generateInstances('tiny', 42)) {
   if (instances.length >= total) break;
 }
 const on = await start('validation on', []);
-const off = await start('validation off', ['--no-validation']);
+const off = values.same
+  ? await start('validation on (second server, --same)', [])
+  : await start('validation off', ['--no-validation']);
 try {
   // Warm both (JIT, SQLite page cache) with one batch that is not counted.
   const warm = instances.splice(0, batch);
