@@ -68,6 +68,12 @@ const CONFINED_PATHS = /^\/api\/auth\/(me|password|logout|mfa\/[a-z]+)$/;
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export const CSRF_HEADER_VALUE = 'custos-console';
 
+/** The console session a request came with (principal.via 'session:<pk>'), if it came with one. */
+const sessionPk = (principal: Principal): number | undefined => {
+  const m = /^session:(\d+)$/.exec(principal.via ?? '');
+  return m ? Number(m[1]) : undefined;
+};
+
 export const hashToken = (token: string) => createHash('sha256').update(token, 'utf8').digest('hex');
 
 const unauthenticated = (message: string) =>
@@ -708,14 +714,15 @@ export class AuthService {
 
   async me(principal: Principal): Promise<Record<string, unknown>> {
     const user = await this.localUser(principal);
-    const m = /^session:(\d+)$/.exec(principal.via ?? '');
-    const session = m
-      ? await this.index.db
-          .selectFrom('sessions')
-          .select(['expires_at', 'last_seen_at', 'idle_seconds'])
-          .where('pk', '=', Number(m[1]))
-          .executeTakeFirst()
-      : undefined;
+    const pk = sessionPk(principal);
+    const session =
+      pk !== undefined
+        ? await this.index.db
+            .selectFrom('sessions')
+            .select(['expires_at', 'last_seen_at', 'idle_seconds'])
+            .where('pk', '=', pk)
+            .executeTakeFirst()
+        : undefined;
     return {
       ...this.accountState(user),
       sessionExpiresAt: session?.expires_at ?? null,
@@ -822,9 +829,9 @@ export class AuthService {
         })
         .where('pk', '=', user.pk)
         .execute();
-      const m = /^session:(\d+)$/.exec(principal.via ?? '');
-      if (m)
-        await trx.updateTable('sessions').set({ mfa_passed: 1 }).where('pk', '=', Number(m[1])).execute();
+      const pk = sessionPk(principal);
+      if (pk !== undefined)
+        await trx.updateTable('sessions').set({ mfa_passed: 1 }).where('pk', '=', pk).execute();
       await this.ledger.appendIn(trx, {
         principal,
         action: 'mfa',

@@ -15,7 +15,7 @@ import { encodeDataset, fileMetaHeader, parseDataset } from './dimse-dataset.js'
 import { cFind } from './c-find.js';
 import { resolveRetrieve } from './c-retrieve.js';
 import { StorageCommitment } from './storage-commitment.js';
-import { openScuAssociation, type ScuOptions, type StoreTarget } from './scu-association.js';
+import { cStore, openScuAssociation, type ScuOptions, type StoreTarget } from './scu-association.js';
 import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
 
 export interface DimseServiceDeps {
@@ -342,21 +342,7 @@ function getTarget(a: ScpAssociation): StoreTarget {
         // Drain nothing: the instance cannot be sent in its stored form on this association.
         return 0xa702;
       }
-      const messageId = a.conn!.messageId();
-      const response = a.conn!.awaitResponse(messageId);
-      await a.conn!.send(
-        ctx.id,
-        {
-          affectedSopClassUid: ref.sopClassUid,
-          commandField: Cmd.CStoreRq,
-          messageId,
-          priority: 0,
-          commandDataSetType: 0x0000,
-          affectedSopInstanceUid: ref.sopInstanceUid,
-        },
-        data,
-      );
-      return (await response).cmd.status ?? 0xa702;
+      return cStore(a.conn!, ctx.id, ref, data);
     },
     release: async () => undefined,
   };

@@ -71,6 +71,37 @@ const MAX_PDU = 1024 * 1024;
 
 const failure = (message: string) => Object.assign(new Error(message), { code: 'dimse.scu-failed' });
 
+/**
+ * One C-STORE sub-operation on an established connection (C-MOVE to a destination, C-GET back to the caller):
+ * sends the instance and resolves with the peer's status.
+ */
+export async function cStore(
+  conn: DimseConnection,
+  contextId: number,
+  ref: InstanceRef,
+  data: AsyncIterable<Buffer>,
+  moveOriginator?: { ae: string; messageId: number },
+): Promise<number> {
+  const messageId = conn.messageId();
+  const response = conn.awaitResponse(messageId);
+  await conn.send(
+    contextId,
+    {
+      affectedSopClassUid: ref.sopClassUid,
+      commandField: Cmd.CStoreRq,
+      messageId,
+      priority: 0,
+      commandDataSetType: 0x0000,
+      affectedSopInstanceUid: ref.sopInstanceUid,
+      ...(moveOriginator
+        ? { moveOriginatorAe: moveOriginator.ae, moveOriginatorMessageId: moveOriginator.messageId }
+        : {}),
+    },
+    data,
+  );
+  return (await response).cmd.status ?? 0xa702;
+}
+
 function pinMismatch(cert: PeerCertificate, pinSha256: string): Error | undefined {
   if (!cert?.raw) return failure('no TLS certificate presented');
   const got = createHash('sha256').update(cert.raw).digest('hex');
@@ -225,24 +256,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
     async store(ref, data, moveOriginator) {
       const ctx = context(ref.sopClassUid, ref.transferSyntaxUid);
       if (!ctx) return 0xa702;
-      const messageId = c.messageId();
-      const response = c.awaitResponse(messageId);
-      await c.send(
-        ctx.id,
-        {
-          affectedSopClassUid: ref.sopClassUid,
-          commandField: Cmd.CStoreRq,
-          messageId,
-          priority: 0,
-          commandDataSetType: 0x0000,
-          affectedSopInstanceUid: ref.sopInstanceUid,
-          ...(moveOriginator
-            ? { moveOriginatorAe: moveOriginator.ae, moveOriginatorMessageId: moveOriginator.messageId }
-            : {}),
-        },
-        data,
-      );
-      return (await response).cmd.status ?? 0xa702;
+      return cStore(c, ctx.id, ref, data, moveOriginator);
     },
     async release() {
       if (socket.destroyed) return;
