@@ -1,44 +1,18 @@
 // A policy applied by `custos policy apply` (its own process) reaches every `serve --workers` process.
-import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY_FILE } from '../src/adapters/policy/cedar-policy.js';
-
-const run = promisify(execFile);
-const child = join(import.meta.dirname, 'support', 'cli-child.ts');
+import { cliOn, startWorkersServe } from './support/serve-workers.js';
 
 describe('policy versions across worker processes', () => {
   it('every worker decides with a version applied by another process', async () => {
     const data = await mkdtemp(join(tmpdir(), 'custos-workers-policy-'));
-    const proc = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        child,
-        'serve',
-        '--data',
-        data,
-        '--http-port',
-        '0',
-        '--http-host',
-        '127.0.0.1',
-        '--workers',
-        '2',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const { proc, url, out } = await startWorkersServe(data);
     try {
-      let out = '';
-      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      for (let i = 0; i < 300 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
-      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
-      expect(url, out).toBeDefined();
-      const cli = (...args: string[]) =>
-        run(process.execPath, ['--import', 'tsx', child, ...args, '--data', data]);
+      expect(url, out()).toBeDefined();
+      const cli = (...args: string[]) => cliOn(data, ...args);
       const { stdout: token } = await cli('token', 'create', '--user', 'admin');
       // New connections each time, so that both workers answer.
       const statuses = () =>

@@ -1,44 +1,20 @@
 // `custos serve --workers 2`: several processes on one port over one data directory.
-import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-
-const run = promisify(execFile);
-const child = join(import.meta.dirname, 'support', 'cli-child.ts');
+import { cliOn, startWorkersServe } from './support/serve-workers.js';
 
 describe('serve with worker processes', () => {
   it('initialises once, serves from every worker, and stops cleanly', async () => {
     const data = await mkdtemp(join(tmpdir(), 'custos-workers-'));
-    const proc = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        child,
-        'serve',
-        '--data',
-        data,
-        '--http-port',
-        '0',
-        '--http-host',
-        '127.0.0.1',
-        '--workers',
-        '2',
-        '--dicom-port',
-        '0',
-        '--dicom-host',
-        '127.0.0.1',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    for (let i = 0; i < 300 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
-    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+    const {
+      proc,
+      url,
+      out: printed,
+    } = await startWorkersServe(data, ['--dicom-port', '0', '--dicom-host', '127.0.0.1']);
+    const out = printed();
     expect(url, out).toBeDefined();
     expect(out.match(/one-time password/g)?.length).toBe(1);
     expect(out).toMatch(/2 worker processes/);
@@ -47,17 +23,7 @@ describe('serve with worker processes', () => {
       .split(/\s+/);
     expect(children.length).toBe(2);
 
-    const { stdout: token } = await run(process.execPath, [
-      '--import',
-      'tsx',
-      child,
-      'token',
-      'create',
-      '--user',
-      'admin',
-      '--data',
-      data,
-    ]);
+    const { stdout: token } = await cliOn(data, 'token', 'create', '--user', 'admin');
     const auth = { Authorization: `Bearer ${token.trim()}` };
     // Several connections at once, so both workers take requests; every write lands in the one index.
     const stows = Array.from({ length: 8 }, async (_, i) => {
@@ -98,15 +64,7 @@ describe('serve with worker processes', () => {
     proc.kill('SIGTERM');
     const code = await new Promise<number | null>((r) => proc.once('exit', r));
     expect(code).toBe(0);
-    const verified = await run(process.execPath, [
-      '--import',
-      'tsx',
-      child,
-      'audit',
-      'verify',
-      '--data',
-      data,
-    ]);
+    const verified = await cliOn(data, 'audit', 'verify');
     expect(verified.stdout).toMatch(/^ledger OK: \d+ records/);
     const records = Number(/ledger OK: (\d+) records/.exec(verified.stdout)![1]);
     expect(records).toBeGreaterThanOrEqual(8 + 40 + 1);
