@@ -3,7 +3,7 @@
 // the same instances STOW-RS'd into each, in alternating blocks so machine noise falls on both; instances/s of
 // each and the ratio. Then, in this process, the CPU time of validateHeader alone per instance, beside the
 // server's time per instance, as a second view of the same cost.
-//   npx tsx bench/validation-cost.ts [--instances 2000] [--batch 50] [--blocks 10]
+//   npx tsx bench/validation-cost.ts [--instances 8000] [--batch 50] [--blocks 40]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,13 +12,13 @@ import { parseArgs } from 'node:util';
 import { parsePart10 } from '../src/dicom/part10-parser.js';
 import { validateHeader } from '../src/domain/validation/validate-header.js';
 import { generateInstances } from './dataset.js';
-import { stopChild, tail } from './proc.js';
+import { cpuMs, stopChild, tail } from './proc.js';
 
 const { values } = parseArgs({
   options: {
-    instances: { type: 'string', default: '2000' },
+    instances: { type: 'string', default: '8000' },
     batch: { type: 'string', default: '50' },
-    blocks: { type: 'string', default: '10' },
+    blocks: { type: 'string', default: '40' },
     // A/A run: both servers validate, so the printed "cost" is the harness's own noise floor.
     same: { type: 'boolean', default: false },
   },
@@ -34,6 +34,8 @@ interface Server {
   child: ChildProcess;
   dir: string;
   ms: number;
+  /** CPU time of the server process (all its threads) spent in the counted requests. */
+  cpu: number;
   stored: number;
 }
 
@@ -55,7 +57,7 @@ async function start(name: string, args: string[]): Promise<Server> {
     child.once('exit', (code) => reject(new Error(`${name} exited ${code}: ${errors()}`)));
   });
   const { url, token } = JSON.parse(line) as { url: string; token: string };
-  return { name, url, token, child, dir, ms: 0, stored: 0 };
+  return { name, url, token, child, dir, ms: 0, cpu: 0, stored: 0 };
 }
 
 async function stow(s: Server, parts: Buffer[]): Promise<void> {
@@ -70,6 +72,7 @@ async function stow(s: Server, parts: Buffer[]): Promise<void> {
   }
   chunks.push(Buffer.from(`--${boundary}--\r\n`));
   const started = performance.now();
+  const cpuBefore = cpuMs(s.child.pid!);
   const res = await fetch(`${s.url}/dicom-web/studies`, {
     method: 'POST',
     headers: {
@@ -80,6 +83,7 @@ async function stow(s: Server, parts: Buffer[]): Promise<void> {
   });
   const text = await res.text();
   s.ms += performance.now() - started;
+  s.cpu += cpuMs(s.child.pid!) - cpuBefore;
   if (res.status !== 200) throw new Error(`${s.name}: STOW answered ${res.status}: ${text.slice(0, 500)}`);
   s.stored += parts.length;
 }
@@ -98,7 +102,7 @@ try {
   const warm = instances.splice(0, batch);
   await stow(on, warm);
   await stow(off, warm);
-  on.ms = off.ms = on.stored = off.stored = 0;
+  on.ms = off.ms = on.cpu = off.cpu = on.stored = off.stored = 0;
   const perBlock = Math.ceil(instances.length / blocks);
   for (let b = 0; b < blocks; b++) {
     const block = instances.slice(b * perBlock, (b + 1) * perBlock);
@@ -124,6 +128,11 @@ console.log(
 );
 console.log(
   `  ratio on/off: ${(rate(on) / rate(off)).toFixed(3)} (validation costs ${((1 - rate(on) / rate(off)) * 100).toFixed(1)} % of throughput)`,
+);
+// Server CPU per instance: less sensitive than wall-clock to fsync latency and other processes' load.
+const cpuPer = (s: Server) => s.cpu / s.stored;
+console.log(
+  `  server CPU per instance: on ${cpuPer(on).toFixed(2)} ms, off ${cpuPer(off).toFixed(2)} ms, ratio ${(cpuPer(on) / cpuPer(off)).toFixed(3)}`,
 );
 
 // validateHeader alone, on the same instances' parsed headers.

@@ -142,25 +142,56 @@ function missingOrEmpty(ds: Dataset, tag: number, type: 1 | 2): 'missing' | 'emp
   return type === 1 && isEmpty(el) ? 'empty' : undefined;
 }
 
+/** One required attribute with its tag resolved (unknown keywords are dropped when a list is compiled). */
+interface Required {
+  keyword: string;
+  tag: number;
+  type: 1 | 2;
+  condition?: ConditionalAttribute;
+}
+
+/**
+ * The required attributes of a module or sequence item, tags resolved once per requirement object: validation
+ * runs on every ingested object, so nothing here is rebuilt per object.
+ */
+const compiled = new WeakMap<object, Required[]>();
+function requiredOf(req: {
+  type1: readonly string[];
+  type2?: readonly string[];
+  conditional?: readonly ConditionalAttribute[];
+}): Required[] {
+  let list = compiled.get(req);
+  if (!list) {
+    list = [];
+    const add = (keyword: string, type: 1 | 2, condition?: ConditionalAttribute) => {
+      const tag = tagForKeyword(keyword);
+      if (tag !== undefined) list!.push({ keyword, tag, type, ...(condition ? { condition } : {}) });
+    };
+    for (const k of req.type1) add(k, 1);
+    for (const k of req.type2 ?? []) add(k, 2);
+    for (const c of req.conditional ?? []) add(c.keyword, c.type, c);
+    compiled.set(req, list);
+  }
+  return list;
+}
+
 function checkAttributes(
   at: Level,
   out: Defect[],
   seen: Set<string>,
-  required: { keyword: string; type: 1 | 2; condition?: ConditionalAttribute }[],
+  required: Required[],
   moduleName: string,
 ): void {
   for (const r of required) {
-    const tag = tagForKeyword(r.keyword);
-    if (tag === undefined) continue;
     if (r.condition && !evaluate(at.ds, r.condition.when)) continue;
-    const problem = missingOrEmpty(at.ds, tag, r.type);
+    const problem = missingOrEmpty(at.ds, r.tag, r.type);
     if (!problem) continue;
     const c = r.condition ? 'C' : '';
     const kind = `type${r.type}${c.toLowerCase()}-${problem}` as DefectKind;
     const label = at.path
-      ? `${at.path}${r.keyword} ${attributeLabel(tag).split(' ')[0]}`
-      : attributeLabel(tag);
-    const hex = [...at.hexPath, tagToHex(tag)].join('.');
+      ? `${at.path}${r.keyword} ${attributeLabel(r.tag).split(' ')[0]}`
+      : attributeLabel(r.tag);
+    const hex = [...at.hexPath, tagToHex(r.tag)].join('.');
     const key = `${kind}:${hex}:${at.path}`;
     if (seen.has(key)) continue;
     seen.add(key);
@@ -192,17 +223,7 @@ function checkSequence(
       hexPath: [...at.hexPath, tagToHex(tag)],
       source: `${at.source}; ${seq.macro}`,
     };
-    checkAttributes(
-      inner,
-      out,
-      seen,
-      [
-        ...seq.type1.map((keyword) => ({ keyword, type: 1 as const })),
-        ...(seq.type2 ?? []).map((keyword) => ({ keyword, type: 2 as const })),
-        ...(seq.conditional ?? []).map((c) => ({ keyword: c.keyword, type: c.type, condition: c })),
-      ],
-      moduleName,
-    );
+    checkAttributes(inner, out, seen, requiredOf(seq), moduleName);
     for (const nested of seq.sequences ?? []) checkSequence(inner, nested, out, seen, moduleName);
   });
 }
@@ -212,66 +233,70 @@ function requirementDefects(ds: Dataset, modules: ModuleRequirement[]): Defect[]
   const seen = new Set<string>();
   for (const mod of modules) {
     const top: Level = { ds, path: '', hexPath: [], source: mod.source };
-    checkAttributes(
-      top,
-      out,
-      seen,
-      [
-        ...mod.type1.map((keyword) => ({ keyword, type: 1 as const })),
-        ...mod.type2.map((keyword) => ({ keyword, type: 2 as const })),
-        ...(mod.conditional ?? []).map((c) => ({ keyword: c.keyword, type: c.type, condition: c })),
-      ],
-      mod.source,
-    );
+    checkAttributes(top, out, seen, requiredOf(mod), mod.source);
     for (const seq of mod.sequences ?? []) checkSequence(top, seq, out, seen, mod.source);
   }
   return out;
 }
 
-function valueDefects(ds: Dataset, path: string[], out: Defect[], named = ''): void {
+/**
+ * Where an element sits, for a defect's `tag` and `attribute`: built only when the element has a defect, since
+ * almost none do and validation runs on every ingested object.
+ */
+interface Place {
+  /** Dotted hex tags of the enclosing sequences. */
+  hexPath: string;
+  /** 'ReferencedImageSequence[0].' inside an item; '' at the top level. */
+  named: string;
+}
+
+function placeOf(at: Place, tag: number, keyword: string | undefined): { tag: string; attribute: string } {
+  const hex = tagToHex(tag);
+  // Inside items the attribute is named by its path: 'ReferencedImageSequence[0].ReferencedSOPInstanceUID (0008,1155)'.
+  const label = at.named
+    ? `${at.named}${keyword ?? hex} ${attributeLabel(tag).split(' ')[0]}`
+    : attributeLabel(tag);
+  return { tag: at.hexPath ? `${at.hexPath}.${hex}` : hex, attribute: label };
+}
+
+function valueDefects(ds: Dataset, at: Place, out: Defect[]): void {
   for (const [tag, el] of ds) {
     const group = tag >>> 16;
     if (group === 0x0002 || group % 2 === 1 || (tag & 0xffff) === 0) continue;
-    const here = [...path, tagToHex(tag)];
-    // Inside items the attribute is named by its path: 'ReferencedImageSequence[0].ReferencedSOPInstanceUID (0008,1155)'.
-    const label = named
-      ? `${named}${lookupTag(tag)?.keyword ?? tagToHex(tag)} ${attributeLabel(tag).split(' ')[0]}`
-      : attributeLabel(tag);
+    const dict = lookupTag(tag);
     if (el.kind === 'sequence') {
-      const kw = lookupTag(tag)?.keyword ?? tagToHex(tag);
-      el.items.forEach((item, i) => valueDefects(item, here, out, `${named}${kw}[${i}].`));
+      const hex = tagToHex(tag);
+      const kw = dict?.keyword ?? hex;
+      const hexPath = at.hexPath ? `${at.hexPath}.${hex}` : hex;
+      el.items.forEach((item, i) => valueDefects(item, { hexPath, named: `${at.named}${kw}[${i}].` }, out));
       continue;
     }
-    let values: string[] | undefined;
     let count: number | undefined;
     if (el.kind === 'text') {
-      values = el.values;
-      count = el.values.length === 1 && el.values[0] === '' ? 0 : el.values.length;
-    } else if (el.kind === 'numbers' || el.kind === 'bigints' || el.kind === 'tags') {
-      count = el.values.length;
-    }
-    if (values) {
+      const values = el.values;
+      count = values.length === 1 && values[0] === '' ? 0 : values.length;
       for (const v of values) {
         if (v === '') continue;
         const why = checkValue(el.vr, v);
         if (why) {
+          const place = placeOf(at, tag, dict?.keyword);
           out.push({
             kind: 'invalid-value',
-            tag: here.join('.'),
-            attribute: label,
-            message: `${label} invalid ${el.vr}: ${why}`,
+            ...place,
+            message: `${place.attribute} invalid ${el.vr}: ${why}`,
           });
           break;
         }
       }
+    } else if (el.kind === 'numbers' || el.kind === 'bigints' || el.kind === 'tags') {
+      count = el.values.length;
     }
-    const dict = lookupTag(tag);
     if (count !== undefined && count > 0 && dict && !dict.retired && !checkVm(count, dict.vm)) {
+      const place = placeOf(at, tag, dict.keyword);
       out.push({
         kind: 'invalid-vm',
-        tag: here.join('.'),
-        attribute: label,
-        message: `${label} has ${count} values; PS3.6 allows VM ${dict.vm}`,
+        ...place,
+        message: `${place.attribute} has ${count} values; PS3.6 allows VM ${dict.vm}`,
       });
     }
   }
@@ -300,6 +325,6 @@ export function validateHeader(ds: Dataset): HeaderValidation {
     });
   }
   defects.push(...requirementDefects(ds, modules));
-  valueDefects(ds, [], defects);
+  valueDefects(ds, { hexPath: '', named: '' }, defects);
   return { ...(entry ? { iod: entry.iod } : {}), modules: modules.map((m) => m.id), defects };
 }

@@ -118,21 +118,43 @@ export function checkValue(vr: string, v: string): string | undefined {
   return undefined;
 }
 
+/** A PS3.6 value multiplicity as a test on the number of values; an unparseable VM accepts any count. */
+function vmRule(vm: string): (count: number) => boolean {
+  const fixed = /^(\d+)$/.exec(vm);
+  if (fixed) {
+    const n = Number(fixed[1]);
+    return (count) => count === n;
+  }
+  const range = /^(\d+)-(\d+)$/.exec(vm);
+  if (range) {
+    const [lo, hi] = [Number(range[1]), Number(range[2])];
+    return (count) => count >= lo && count <= hi;
+  }
+  const open = /^(\d+)-n$/.exec(vm);
+  if (open) {
+    const lo = Number(open[1]);
+    return (count) => count >= lo;
+  }
+  const multiple = /^(\d+)-(\d+)n$/.exec(vm);
+  if (multiple) {
+    const [lo, step] = [Number(multiple[1]), Number(multiple[2])];
+    return (count) => count >= lo && count % step === 0;
+  }
+  return () => true;
+}
+
+/** Parsed once per distinct VM string (the dictionary has a few dozen). */
+const vmRules = new Map<string, (count: number) => boolean>();
+
 /**
  * Whether `count` values satisfy a PS3.6 value multiplicity: '1', '3', '1-3', '1-n', '2-n', '2-2n', '3-3n'.
  * An unparseable VM is not held against the value.
  */
 export function checkVm(count: number, vm: string): boolean {
-  const fixed = /^(\d+)$/.exec(vm);
-  if (fixed) return count === Number(fixed[1]);
-  const range = /^(\d+)-(\d+)$/.exec(vm);
-  if (range) return count >= Number(range[1]) && count <= Number(range[2]);
-  const open = /^(\d+)-n$/.exec(vm);
-  if (open) return count >= Number(open[1]);
-  const multiple = /^(\d+)-(\d+)n$/.exec(vm);
-  if (multiple) {
-    const step = Number(multiple[2]);
-    return count >= Number(multiple[1]) && count % step === 0;
+  let rule = vmRules.get(vm);
+  if (!rule) {
+    rule = vmRule(vm);
+    vmRules.set(vm, rule);
   }
-  return true;
+  return rule(count);
 }
