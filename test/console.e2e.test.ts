@@ -100,6 +100,14 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await audit(page, name);
   };
   const studyRows = (page: Page) => page.getByRole('table').first().locator('tbody tr');
+  /**
+   * After following a link: the new screen's heading first (until then the rows of the screen being left are
+   * still on the page), then its table once it holds `count` rows.
+   */
+  async function rowsOf(page: Page, heading: string, count: number) {
+    await page.getByRole('heading', { name: heading, exact: true }).waitFor();
+    await expect.poll(() => studyRows(page).count()).toBe(count);
+  }
 
   let cardiologyStudy = '';
   let newAccountPassword = '';
@@ -115,8 +123,7 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await shot(page, 'dashboard-data-steward');
 
     await page.getByRole('link', { name: 'Studies' }).click();
-    await studyRows(page).first().waitFor();
-    expect(await studyRows(page).count()).toBe(12);
+    await rowsOf(page, 'Studies', 12);
     await shot(page, 'studies-data-steward');
     const cardiologyRow = studyRows(page).filter({ hasText: 'Cardiology' }).first();
     await cardiologyRow.click();
@@ -132,8 +139,7 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
 
     // The quarantine queue: inspect, correct, release.
     await page.getByRole('link', { name: 'Quarantine' }).click();
-    await studyRows(page).first().waitFor();
-    expect(await studyRows(page).count()).toBe(seed.quarantined);
+    await rowsOf(page, 'Quarantine', seed.quarantined);
     await shot(page, 'quarantine-data-steward');
     await studyRows(page).first().click();
     await page.getByRole('heading', { name: 'Defects' }).waitFor();

@@ -221,7 +221,7 @@ export class IngestService {
       stored = await writer.commit();
       const header: HeaderForIndex = {
         json,
-        bulk: describeBulk(parsed).bulk,
+        bulk: this.described(parsed).bulk,
         transferSyntaxUid: parsed.transferSyntaxUid,
         warnings: [
           ...parsed.warnings,
@@ -290,14 +290,18 @@ export class IngestService {
     return this.deps.blobs.create(key);
   }
 
-  private readonly jsonCache = new WeakMap<ParsedPart10, DicomJsonObject>();
-  private headerJson(parsed: ParsedPart10): DicomJsonObject {
-    let json = this.jsonCache.get(parsed);
-    if (!json) {
-      json = describeBulk(parsed).json;
-      this.jsonCache.set(parsed, json);
+  /** The header as DICOM JSON and its bulk data map, built once per parsed object. */
+  private readonly describedCache = new WeakMap<ParsedPart10, { json: DicomJsonObject; bulk: BulkMap }>();
+  private described(parsed: ParsedPart10): { json: DicomJsonObject; bulk: BulkMap } {
+    let d = this.describedCache.get(parsed);
+    if (!d) {
+      d = describeBulk(parsed);
+      this.describedCache.set(parsed, d);
     }
-    return json;
+    return d;
+  }
+  private headerJson(parsed: ParsedPart10): DicomJsonObject {
+    return this.described(parsed).json;
   }
 
   private validate(r: InstanceIndexRecord, ctx: IngestContext) {

@@ -13,6 +13,7 @@ import type { DatabaseSchema, IndexDb } from '../../ports/database.js';
 import { CustosError } from '../../domain/errors.js';
 import { migrateToLatest } from './migrations.js';
 import { openSqliteHandle } from './sqlite-handle.js';
+import { GroupCommitSqlite } from './sqlite-group-commit.js';
 
 export type IndexDbConfig =
   | {
@@ -32,17 +33,31 @@ export type IndexDbConfig =
  * several `serve --workers` processes, or `custos import` beside a server, would hit.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
+  constructor(private readonly database: GroupCommitSqlite) {
+    super({ database });
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
   }
+
+  /**
+   * Group commit (sqlite-group-commit.ts): the connection is handed on first, so other transactions run while
+   * this one's WAL sync is in flight, and then the caller waits until what it committed is durable.
+   */
+  override async releaseConnection(): Promise<void> {
+    const committed = this.database.takeCommitted();
+    await super.releaseConnection();
+    if (committed) await this.database.durable();
+  }
 }
 
-class ImmediateSqliteDialect extends SqliteDialect {
-  constructor(private readonly cfg: ConstructorParameters<typeof SqliteDialect>[0]) {
-    super(cfg);
+export class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly database: GroupCommitSqlite) {
+    super({ database });
   }
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.cfg);
+    return new ImmediateSqliteDriver(this.database);
   }
 }
 
@@ -66,8 +81,8 @@ export async function openIndexDb(config: IndexDbConfig): Promise<IndexDb> {
 }
 
 async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
-  const raw = openSqliteHandle(path, key);
-  const db = new Kysely<DatabaseSchema>({ dialect: new ImmediateSqliteDialect({ database: raw }) });
+  const connection = new GroupCommitSqlite(openSqliteHandle(path, key), path);
+  const db = new Kysely<DatabaseSchema>({ dialect: new ImmediateSqliteDialect(connection) });
   await migrateToLatest(db as Kysely<unknown>, 'sqlite');
   const index: SqliteIndexDb = {
     db,
