@@ -234,6 +234,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
       } finally {
         await sqlLedger.close();
         await index.close();
+        await blobs.close();
       }
     },
   };

@@ -29,3 +29,34 @@ describe('prefetch', () => {
     expect(got).toEqual([0, 1, 2]);
   });
 });
+
+describe('prefetch close', () => {
+  async function* tracked(n: number, state: { closed: boolean; read: number }) {
+    try {
+      for (let i = 0; i < n; i++) {
+        state.read++;
+        yield Buffer.alloc(10, i);
+      }
+    } finally {
+      state.closed = true;
+    }
+  }
+  it('releases a source that is never consumed', async () => {
+    const state = { closed: false, read: 0 };
+    const p = prefetch(tracked(100, state), 30);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(state.read).toBe(3);
+    expect(state.closed).toBe(false);
+    await p.close();
+    expect(state.closed).toBe(true);
+    expect(state.read).toBe(3);
+  });
+  it('releases the source when the consumer stops early, and not twice', async () => {
+    const state = { closed: false, read: 0 };
+    const p = prefetch(tracked(100, state), 30);
+    for await (const b of p) if (b[0] === 1) break;
+    expect(state.closed).toBe(true);
+    await p.close();
+    expect(state.read).toBeLessThan(10);
+  });
+});

@@ -1,12 +1,19 @@
+/** A byte stream being read ahead of its consumer; `close()` stops it and releases its source. */
+export interface Prefetched extends AsyncIterable<Buffer> {
+  /** For a stream that will not be consumed (to the end): stop reading and close the source. Idempotent. */
+  close(): Promise<void>;
+}
+
 /**
  * Start reading a byte stream ahead of its consumer, holding at most `maxBytes`: lets the next object's
- * decryption and disk reads overlap with sending the current one.
+ * decryption and disk reads overlap with sending the current one. A consumer that stops early closes the source.
  */
-export function prefetch(source: AsyncIterable<Buffer>, maxBytes: number): AsyncIterable<Buffer> {
+export function prefetch(source: AsyncIterable<Buffer>, maxBytes: number): Prefetched {
   const it = source[Symbol.asyncIterator]();
   const queue: Buffer[] = [];
   let queued = 0;
   let done = false;
+  let closed: Promise<void> | undefined;
   let failure: unknown;
   let wake: (() => void) | undefined;
   let pulling: Promise<void> | undefined;
@@ -32,21 +39,43 @@ export function prefetch(source: AsyncIterable<Buffer>, maxBytes: number): Async
   };
   pulling = pull();
 
+  const close = (): Promise<void> => {
+    closed ??= (async () => {
+      const finished = done;
+      done = true;
+      queue.length = 0;
+      queued = 0;
+      await pulling;
+      // A source that ended (or failed) has released what it held; one suspended mid-way is told to stop.
+      if (!finished && failure === undefined) await it.return?.();
+    })();
+    return closed;
+  };
+
   return {
+    close,
     async *[Symbol.asyncIterator]() {
-      for (;;) {
-        if (queue.length > 0) {
-          const b = queue.shift()!;
-          queued -= b.length;
-          if (!pulling && !done) pulling = pull();
-          yield b;
-          continue;
+      let ended = false;
+      try {
+        for (;;) {
+          if (queue.length > 0) {
+            const b = queue.shift()!;
+            queued -= b.length;
+            if (!pulling && !done) pulling = pull();
+            yield b;
+            continue;
+          }
+          if (failure !== undefined) throw failure;
+          if (done) {
+            ended = true;
+            return;
+          }
+          if (!pulling) pulling = pull();
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
         }
-        if (failure !== undefined) throw failure;
-        if (done) return;
-        if (!pulling) pulling = pull();
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
+      } finally {
+        if (!ended) await close();
       }
     },
   };

@@ -11,7 +11,7 @@ import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
 import type { IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
-import { prefetch } from './prefetch.js';
+import { prefetch, type Prefetched } from './prefetch.js';
 import { readStoredToEnd } from './stored-object-check.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts } from './study-facts.js';
 import type { StudyKeyService } from './study-keys.js';
@@ -296,9 +296,35 @@ export class RetrieveService {
     if (bad) throw cannotCorrectDeflated(bad.sopInstanceUid);
   }
 
-  /** The stored object, read ahead of its consumer by up to 8 MiB. */
-  prefetched(ref: InstanceRef): AsyncIterable<Buffer> {
-    return prefetch(this.stream(ref), READ_AHEAD_BYTES);
+  /**
+   * Each object as served (`served`), in order, with the next ones read and decrypted ahead while the current
+   * one is sent: up to READ_AHEAD_BYTES of objects beyond the current one (at least the next), each held to
+   * READ_AHEAD_BYTES. Objects read ahead but never sent (the client went away) are closed.
+   */
+  async *servedInOrder(
+    refs: InstanceRef[],
+  ): AsyncGenerator<{ ref: InstanceRef; size: number; body: AsyncIterable<Buffer> }> {
+    const ahead: { ref: InstanceRef; size: number; body: Prefetched }[] = [];
+    let next = 0;
+    const fill = () => {
+      let bytes = ahead.reduce((sum, a) => sum + a.size, 0);
+      while (next < refs.length && (ahead.length < 2 || bytes + refs[next]!.size <= READ_AHEAD_BYTES)) {
+        const ref = refs[next++]!;
+        const { size, body } = this.served(ref);
+        ahead.push({ ref, size, body: prefetch(body, READ_AHEAD_BYTES) });
+        bytes += size;
+      }
+    };
+    try {
+      for (;;) {
+        fill();
+        const item = ahead.shift();
+        if (!item) return;
+        yield item;
+      }
+    } finally {
+      await Promise.all(ahead.map((a) => a.body.close()));
+    }
   }
 
   /** Bytes of the given ranges of the object, in order (inflating first for deflated objects). */

@@ -41,11 +41,11 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
     });
     async function* parts() {
-      for (const r of refs) {
-        // Served headers carry steward and patient-index corrections (one rewrite, RetrieveService.open); stored bytes never change.
-        const served = retrieve.served(r);
+      // Served headers carry steward and patient-index corrections (one rewrite, RetrieveService.open); stored
+      // bytes never change. The next objects are read and decrypted while this one is sent.
+      for await (const served of retrieve.servedInOrder(refs)) {
         yield {
-          contentType: `application/dicom; transfer-syntax=${r.transferSyntaxUid}`,
+          contentType: `application/dicom; transfer-syntax=${served.ref.transferSyntaxUid}`,
           headers: { 'Content-Length': String(served.size) },
           body: served.body,
         };
