@@ -222,6 +222,11 @@ export class FsBlobStore implements BlobStore {
     let prefetch: Promise<unknown> | undefined;
     try {
       const { size: fileSize } = await fh.stat();
+      // A whole object small enough for the workers: one read of the file, the worker checks its header too.
+      if (!range && expectSha256 !== undefined && this.decrypt && fileSize <= WORKER_READ_MAX_BYTES) {
+        yield* this.readInWorker(fh, blobId, dataKey, fileSize, expectSha256);
+        return;
+      }
       const header = Buffer.alloc(HEADER_SIZE);
       const { bytesRead: headerRead } = await fh.read(header, 0, HEADER_SIZE, 0);
       const parsed = headerRead === HEADER_SIZE ? parseHeader(header) : undefined;
@@ -247,10 +252,6 @@ export class FsBlobStore implements BlobStore {
       }
       const whole = start === 0 && end === length;
       if (start === end && !whole) return;
-      if (whole && expectSha256 !== undefined && this.decrypt && fileSize <= WORKER_READ_MAX_BYTES) {
-        yield* this.readInWorker(fh, blobId, dataKey, fileSize, expectSha256);
-        return;
-      }
       const hash = whole && expectSha256 !== undefined ? createHash('sha256') : undefined;
 
       const chunks = chunkCount(length, chunkSize);
@@ -332,7 +333,9 @@ export class FsBlobStore implements BlobStore {
       throw integrity(
         blobId,
         opened.failed,
-        opened.failed === 'header' ? 'not a valid object file' : 'authentication tag mismatch',
+        opened.failed === 'header'
+          ? 'not a CUSTOSB1 version 1 header, or the file size does not match the recorded length'
+          : 'authentication tag mismatch',
       );
     }
     for (let at = 0; at < opened.plaintext.length; at += YIELD_BYTES)
