@@ -234,7 +234,6 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
       } finally {
         await sqlLedger.close();
         await index.close();
-        await blobs.close();
       }
     },
   };

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 
 /**
  * Chunked AES-256-GCM object format, "CUSTOSB1" version 1 (ARCHITECTURE.md invariant 4: a frame or byte range
@@ -128,37 +128,4 @@ export function openChunk(
   const body = d.update(sealed.subarray(0, sealed.length - TAG_SIZE));
   d.final();
   return body;
-}
-
-/** What opening a whole object found: its plaintext, or the first thing that failed. */
-export type OpenedObject = { plaintext: Buffer } | { failed: number | 'header' | 'sha256' };
-
-/**
- * Decrypt and authenticate a whole object file (header and every sealed chunk) and check the SHA-256 of its
- * plaintext. The plaintext is one buffer with an ArrayBuffer of its own, so a worker thread can transfer it.
- */
-export function openObject(key: Buffer, file: Buffer, expectSha256: string): OpenedObject {
-  const header = file.subarray(0, HEADER_SIZE);
-  const parsed = parseHeader(header);
-  if (!parsed || file.length !== expectedFileSize(parsed.plaintextLength, parsed.chunkSize))
-    return { failed: 'header' };
-  const { chunkSize, plaintextLength: length } = parsed;
-  const plaintext = Buffer.allocUnsafeSlow(length);
-  const hash = createHash('sha256');
-  const chunks = chunkCount(length, chunkSize);
-  const sealedSize = chunkSize + TAG_SIZE;
-  for (let i = 0; i < chunks; i++) {
-    const from = HEADER_SIZE + i * sealedSize;
-    const sealed = file.subarray(from, Math.min(file.length, from + sealedSize));
-    let plain: Buffer;
-    try {
-      plain = openChunk(key, header, i, i === chunks - 1 ? length : undefined, sealed);
-    } catch {
-      return { failed: i };
-    }
-    hash.update(plain);
-    plain.copy(plaintext, i * chunkSize);
-  }
-  if (hash.digest('hex') !== expectSha256.toLowerCase()) return { failed: 'sha256' };
-  return { plaintext };
 }

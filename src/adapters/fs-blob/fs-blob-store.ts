@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
 import { asBlobId, type BlobId } from '../../domain/ids.js';
@@ -18,7 +17,6 @@ import {
   sealChunk,
   setHeaderLength,
 } from './chunked-aead.js';
-import { DecryptPool } from './decrypt-pool.js';
 
 export interface FsBlobStoreOptions {
   root: string;
@@ -26,11 +24,6 @@ export interface FsBlobStoreOptions {
   chunkSize?: number;
   /** fsync files and directories before a blob becomes visible (default true). */
   fsync?: boolean;
-  /**
-   * Worker threads that decrypt and verify whole-object reads of up to WORKER_READ_MAX_BYTES (default: one per
-   * core, at most 4; 0 keeps all of it on the calling thread).
-   */
-  decryptWorkers?: number;
 }
 
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;
@@ -43,13 +36,6 @@ const READ_BATCH_BYTES = 1024 * 1024;
  * next bytes are encrypted, instead of all at once in commit().
  */
 const EARLY_SYNC_BYTES = 32 * 1024 * 1024;
-/**
- * Whole-object reads of files up to this size go to the decryption workers in one piece; larger objects (and
- * ranges) stream chunk by chunk on the calling thread, so memory stays bounded by the read batch.
- */
-export const WORKER_READ_MAX_BYTES = 32 * 1024 * 1024;
-/** Piece size in which a worker-opened object is handed to the consumer. */
-const YIELD_BYTES = 1024 * 1024;
 const TMP_SUFFIX = '.partial';
 const BLOB_ID_RE = /^[0-9a-f]{32}$/;
 
@@ -59,14 +45,6 @@ const integrity = (blobId: string, chunk: number | string, why: string) =>
     message: `stored object ${blobId} failed its integrity check at chunk ${chunk} (${why}); it is not served`,
     httpStatus: 500,
     detail: { blobId, chunk },
-  });
-
-const digestMismatch = (blobId: string) =>
-  new CustosError({
-    code: 'blob.integrity',
-    message: `stored object ${blobId} does not match its recorded SHA-256; it is not served`,
-    httpStatus: 500,
-    detail: { blobId, chunk: 'sha256' },
   });
 
 const isErrno = (e: unknown, code: string) => (e as NodeJS.ErrnoException | undefined)?.code === code;
@@ -95,14 +73,11 @@ export class FsBlobStore implements BlobStore {
   private readonly dirs = new Map<string, Promise<void>>();
   /** Temp files of writers of this instance that are still open: sweepTemp leaves them alone. */
   private readonly inFlight = new Set<string>();
-  private readonly decrypt: DecryptPool | undefined;
 
   constructor(opts: FsBlobStoreOptions) {
     this.root = resolve(opts.root);
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.fsync = opts.fsync ?? true;
-    const workers = opts.decryptWorkers ?? Math.min(4, availableParallelism());
-    this.decrypt = workers > 0 ? new DecryptPool(workers) : undefined;
     if (!isValidChunkSize(this.chunkSize)) {
       throw new CustosError({
         code: 'config.invalid',
@@ -222,11 +197,6 @@ export class FsBlobStore implements BlobStore {
     let prefetch: Promise<unknown> | undefined;
     try {
       const { size: fileSize } = await fh.stat();
-      // A whole object small enough for the workers: one read of the file, the worker checks its header too.
-      if (!range && expectSha256 !== undefined && this.decrypt && fileSize <= WORKER_READ_MAX_BYTES) {
-        yield* this.readInWorker(fh, blobId, dataKey, fileSize, expectSha256);
-        return;
-      }
       const header = Buffer.alloc(HEADER_SIZE);
       const { bytesRead: headerRead } = await fh.read(header, 0, HEADER_SIZE, 0);
       const parsed = headerRead === HEADER_SIZE ? parseHeader(header) : undefined;
@@ -304,47 +274,20 @@ export class FsBlobStore implements BlobStore {
         }
       }
       if (hash) {
-        if (hash.digest('hex') !== expectSha256?.toLowerCase()) throw digestMismatch(blobId);
+        if (hash.digest('hex') !== expectSha256?.toLowerCase()) {
+          throw new CustosError({
+            code: 'blob.integrity',
+            message: `stored object ${blobId} does not match its recorded SHA-256; it is not served`,
+            httpStatus: 500,
+            detail: { blobId, chunk: 'sha256' },
+          });
+        }
         if (held && held.length > 0) yield held;
       }
     } finally {
       await prefetch?.catch(() => undefined);
       await fh.close();
     }
-  }
-
-  /**
-   * A whole object opened by a decryption worker: the file read in one piece, decrypted, authenticated and
-   * checked against its SHA-256 before any byte is yielded.
-   */
-  private async *readInWorker(
-    fh: FileHandle,
-    blobId: BlobId,
-    dataKey: Buffer,
-    fileSize: number,
-    expectSha256: string,
-  ): AsyncGenerator<Buffer> {
-    const file = Buffer.allocUnsafeSlow(fileSize);
-    const { bytesRead } = await fh.read(file, 0, fileSize, 0);
-    if (bytesRead !== fileSize) throw integrity(blobId, 'header', 'short read');
-    const opened = await this.decrypt!.open(dataKey, file, expectSha256);
-    if ('failed' in opened) {
-      if (opened.failed === 'sha256') throw digestMismatch(blobId);
-      throw integrity(
-        blobId,
-        opened.failed,
-        opened.failed === 'header'
-          ? 'not a CUSTOSB1 version 1 header, or the file size does not match the recorded length'
-          : 'authentication tag mismatch',
-      );
-    }
-    for (let at = 0; at < opened.plaintext.length; at += YIELD_BYTES)
-      yield opened.plaintext.subarray(at, at + YIELD_BYTES);
-  }
-
-  /** Stop the decryption workers (tests; a server process just exits, idle workers do not hold it). */
-  async close(): Promise<void> {
-    await this.decrypt?.close();
   }
 
   async exists(blobId: BlobId): Promise<boolean> {
