@@ -9,7 +9,6 @@ import {
   INSTANCE_DEFAULT_RETURN,
   SERIES_DEFAULT_RETURN,
   STUDY_DEFAULT_RETURN,
-  pickTags,
   sortByTag,
   type DicomJsonObject,
 } from '../domain/dicom-levels.js';
@@ -189,7 +188,8 @@ export class QueryService {
 
   async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
     const { rows, more, policy, glass } = await this.visibleRows(principal, query);
-    const results = rows.map((row) => this.toJson(query, row, retrieveBase));
+    const fields = returnedFields(query);
+    const results = rows.map((row) => this.toJson(query, fields, row, retrieveBase));
     const warnings = query.ignored.map((k) => `the query key ${k} is not supported and was ignored`);
     if (more) {
       warnings.push('there are more results than the limit; use offset to page');
@@ -387,7 +387,12 @@ export class QueryService {
     return (await full.limit(limit).offset(offset).execute()) as unknown as Row[];
   }
 
-  private toJson(query: QidoQuery, row: Row, base: string): DicomJsonObject {
+  private toJson(
+    query: QidoQuery,
+    fields: readonly string[] | 'all',
+    row: Row,
+    base: string,
+  ): DicomJsonObject {
     const all: DicomJsonObject = {};
     const studyAttrs = JSON.parse(row.study_attrs) as DicomJsonObject;
     const studyUrl = `${base}/studies/${row.study_uid}`;
@@ -396,13 +401,11 @@ export class QueryService {
     if (row.modalities) all['00080061'] = { vr: 'CS', Value: row.modalities.split('\\') };
     all['00201206'] = { vr: 'IS', Value: [row.num_series] };
     all['00201208'] = { vr: 'IS', Value: [row.num_instances] };
-    let defaults: readonly string[] = STUDY_DEFAULT_RETURN;
     all['00081190'] = { vr: 'UR', Value: [studyUrl] };
     if (query.level !== 'study') {
       Object.assign(all, JSON.parse(row.series_attrs!) as DicomJsonObject);
       const seriesUrl = `${studyUrl}/series/${row.series_uid}`;
       all['00081190'] = { vr: 'UR', Value: [seriesUrl] };
-      defaults = [...STUDY_DEFAULT_RETURN, ...SERIES_DEFAULT_RETURN];
       if (query.level === 'series') {
         all['00201209'] = { vr: 'IS', Value: [row.series_instances!] };
       } else {
@@ -410,7 +413,6 @@ export class QueryService {
         Object.assign(all, meta);
         all['00081190'] = { vr: 'UR', Value: [`${seriesUrl}/instances/${row.sop_instance_uid}`] };
         all['00080056'] = { vr: 'CS', Value: ['ONLINE'] };
-        defaults = [...STUDY_DEFAULT_RETURN, ...SERIES_DEFAULT_RETURN, ...INSTANCE_DEFAULT_RETURN];
       }
     }
     // The patient index is the authority for the patient module (HL7 ADT updates and merges).
@@ -424,9 +426,30 @@ export class QueryService {
         sex: row.sex,
       }),
     );
-    if (query.includeFields === 'all') return sortByTag(stripBulk(current));
-    return sortByTag(stripBulk(pickTags(current, new Set([...defaults, ...query.includeFields]))));
+    if (fields === 'all') return sortByTag(stripBulk(current));
+    // `fields` is sorted, so the result is in tag order without sorting each row.
+    const out: DicomJsonObject = {};
+    for (const t of fields) {
+      const v = current[t];
+      if (v !== undefined && v.BulkDataURI === undefined) out[t] = v;
+    }
+    return out;
   }
+}
+
+/**
+ * The attributes a QIDO response returns at the query's level: the level's defaults (PS3.18 Tables 10.6.3-3 to
+ * -5) and the includefield keys, sorted by tag; worked out once per query, not per row.
+ */
+function returnedFields(query: QidoQuery): readonly string[] | 'all' {
+  if (query.includeFields === 'all') return 'all';
+  const defaults =
+    query.level === 'study'
+      ? STUDY_DEFAULT_RETURN
+      : query.level === 'series'
+        ? [...STUDY_DEFAULT_RETURN, ...SERIES_DEFAULT_RETURN]
+        : [...STUDY_DEFAULT_RETURN, ...SERIES_DEFAULT_RETURN, ...INSTANCE_DEFAULT_RETURN];
+  return [...new Set([...defaults, ...query.includeFields])].sort();
 }
 
 /** QIDO returns attributes, never bulk data references into the store. */
