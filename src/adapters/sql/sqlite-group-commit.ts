@@ -30,7 +30,7 @@ export class GroupCommitSqlite implements SqliteDatabase {
   private syncing: Promise<void> | undefined;
   private next: Promise<void> | undefined;
   private walDirSynced = false;
-  /** Number of WAL fdatasyncs started (tests and benchmarks read it). */
+  /** Number of WAL fdatasyncs started (the tests read it). */
   syncs = 0;
 
   constructor(

@@ -125,13 +125,9 @@ export function applicableModules(ds: Dataset, sopClassUid: string): ModuleRequi
   return ids.map((id) => MODULE_BY_ID.get(id)!).filter(Boolean);
 }
 
-interface Level {
+interface Level extends Place {
   /** Dataset the attributes are looked up in: the object, or one sequence item. */
   ds: Dataset;
-  /** 'ReferencedImageSequence[0].' inside an item; '' at the top level. */
-  path: string;
-  /** Dotted hex tags of the enclosing sequences, for Defect.tag. */
-  hexPath: string[];
   /** Where the requirement comes from: the module table, then the item's macro. */
   source: string;
 }
@@ -188,11 +184,8 @@ function checkAttributes(
     if (!problem) continue;
     const c = r.condition ? 'C' : '';
     const kind = `type${r.type}${c.toLowerCase()}-${problem}` as DefectKind;
-    const label = at.path
-      ? `${at.path}${r.keyword} ${attributeLabel(r.tag).split(' ')[0]}`
-      : attributeLabel(r.tag);
-    const hex = [...at.hexPath, tagToHex(r.tag)].join('.');
-    const key = `${kind}:${hex}:${at.path}`;
+    const { tag: hex, attribute: label } = placeOf(at, r.tag, r.keyword);
+    const key = `${kind}:${hex}:${at.named}`;
     if (seen.has(key)) continue;
     seen.add(key);
     const why = r.condition ? `; ${r.condition.text} (${describeCondition(r.condition.when)})` : '';
@@ -219,8 +212,8 @@ function checkSequence(
   el.items.forEach((item, i) => {
     const inner: Level = {
       ds: item,
-      path: `${at.path}${seq.keyword}[${i}].`,
-      hexPath: [...at.hexPath, tagToHex(tag)],
+      named: `${at.named}${seq.keyword}[${i}].`,
+      hexPath: at.hexPath ? `${at.hexPath}.${tagToHex(tag)}` : tagToHex(tag),
       source: `${at.source}; ${seq.macro}`,
     };
     checkAttributes(inner, out, seen, requiredOf(seq), moduleName);
@@ -232,7 +225,7 @@ function requirementDefects(ds: Dataset, modules: ModuleRequirement[]): Defect[]
   const out: Defect[] = [];
   const seen = new Set<string>();
   for (const mod of modules) {
-    const top: Level = { ds, path: '', hexPath: [], source: mod.source };
+    const top: Level = { ds, named: '', hexPath: '', source: mod.source };
     checkAttributes(top, out, seen, requiredOf(mod), mod.source);
     for (const seq of mod.sequences ?? []) checkSequence(top, seq, out, seen, mod.source);
   }
@@ -240,8 +233,8 @@ function requirementDefects(ds: Dataset, modules: ModuleRequirement[]): Defect[]
 }
 
 /**
- * Where an element sits, for a defect's `tag` and `attribute`: built only when the element has a defect, since
- * almost none do and validation runs on every ingested object.
+ * Where an element sits, for a defect's `tag` and `attribute` (placeOf): the strings are built only when an
+ * element has a defect, since almost none do and validation runs on every ingested object.
  */
 interface Place {
   /** Dotted hex tags of the enclosing sequences. */
