@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CustosError } from '../../domain/errors.js';
@@ -45,12 +45,12 @@ async function readError(it: AsyncIterable<Buffer>): Promise<CustosError | undef
   }
 }
 
-describe('FsBlobStore', () => {
+describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlineIo) => {
   let root: string;
   let store: FsBlobStore;
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'custos-blob-'));
-    store = new FsBlobStore({ root, chunkSize: CHUNK });
+    store = new FsBlobStore({ root, chunkSize: CHUNK, inlineIo });
   });
   afterEach(() => rm(root, { recursive: true, force: true }));
 
@@ -60,7 +60,7 @@ describe('FsBlobStore', () => {
     for (let i = 0; i < data.length; i += step) await w.write(data.subarray(i, i + step));
     return w.commit();
   };
-  const pathOf = (id: string) => join(root, 'objects', id.slice(0, 2), id.slice(2, 4), id);
+  const pathOf = (id: string) => join(root, 'objects', id.slice(0, 2), id);
   const patch = async (id: string, edit: (bytes: Buffer) => void) => {
     const bytes = await readFile(pathOf(id));
     edit(bytes);
@@ -81,7 +81,23 @@ describe('FsBlobStore', () => {
     }
   });
 
-  it('lays objects out as objects/ab/cd/<id> and writes one final chunk even for an empty object', async () => {
+  it('reads, finds and deletes objects of the earlier objects/ab/cd/<id> layout', async () => {
+    const data = randomBytes(3 * CHUNK + 5);
+    const stored = await put(data);
+    const legacy = join(root, 'objects', stored.blobId.slice(0, 2), stored.blobId.slice(2, 4), stored.blobId);
+    await mkdir(dirname(legacy), { recursive: true });
+    await rename(pathOf(stored.blobId), legacy);
+    expect(await store.exists(stored.blobId)).toBe(true);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+    expect(
+      (await collect(store.read(stored.blobId, key, { start: 1, end: 9 }))).equals(data.subarray(1, 9)),
+    ).toBe(true);
+    await store.delete(stored.blobId);
+    expect(await store.exists(stored.blobId)).toBe(false);
+    await expect(stat(legacy)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('lays objects out as objects/ab/<id> and writes one final chunk even for an empty object', async () => {
     const { blobId } = await put(Buffer.alloc(0));
     expect((await stat(pathOf(blobId))).size).toBe(HEADER_SIZE + TAG_SIZE);
     const full = await put(randomBytes(2 * CHUNK));
@@ -90,7 +106,7 @@ describe('FsBlobStore', () => {
   });
 
   it('writes with the default 64 KiB chunks and without fsync too', async () => {
-    const plain = new FsBlobStore({ root, fsync: false });
+    const plain = new FsBlobStore({ root, fsync: false, inlineIo });
     const data = randomBytes(5 * 64 * 1024 + 3);
     const stored = await put(data, 1, key, plain);
     expect((await stat(pathOf(stored.blobId))).size).toBe(HEADER_SIZE + data.length + 6 * TAG_SIZE);
@@ -301,7 +317,7 @@ describe('FsBlobStore', () => {
     const crashed = await store.create(key);
     await crashed.write(randomBytes(2 * 1024 * 1024 + 5));
     // The process "dies" here. A new store on the same root sees no object, and sweeps the leftover.
-    const after = new FsBlobStore({ root, chunkSize: CHUNK });
+    const after = new FsBlobStore({ root, chunkSize: CHUNK, inlineIo });
     expect(await fileList(join(root, 'objects'))).toEqual([]);
     expect((await readdir(join(root, 'tmp'))).length).toBe(1);
     expect(await after.sweepTemp()).toBe(1);

@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
 import { asBlobId, type BlobId } from '../../domain/ids.js';
 import type { BlobStore, BlobWriter, StoredBlob } from '../../ports/blob-store.js';
+import { asyncFileIo, inlineFileIo, type BlobFileIo } from './blob-file-io.js';
 import {
   HEADER_SIZE,
   MAX_CHUNKS,
@@ -24,6 +25,11 @@ export interface FsBlobStoreOptions {
   chunkSize?: number;
   /** fsync files and directories before a blob becomes visible (default true). */
   fsync?: boolean;
+  /**
+   * Writers make the calls that only touch the page cache on the calling thread (blob-file-io.ts
+   * `inlineFileIo`); for a store on a thread of its own, never on the server's event loop (default false).
+   */
+  inlineIo?: boolean;
 }
 
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;
@@ -49,19 +55,11 @@ const integrity = (blobId: string, chunk: number | string, why: string) =>
 
 const isErrno = (e: unknown, code: string) => (e as NodeJS.ErrnoException | undefined)?.code === code;
 
-async function fsyncDir(dir: string): Promise<void> {
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
-
 /**
  * Encrypted, checksummed blobs on the local filesystem (format: chunked-aead.ts).
  *
- * Layout: `root/objects/ab/cd/<blobId>` for committed objects and `root/tmp/<blobId>.partial` for writes in
+ * Layout: `root/objects/ab/<blobId>` for committed objects (`objects/ab/cd/<blobId>` in archives written before,
+ * still read) and `root/tmp/<blobId>.partial` for writes in
  * flight. A writer encrypts into tmp/, fdatasyncs, renames into objects/ and fsyncs the directory, so an object
  * is either complete and durable or absent; `sweepTemp()` removes what a crash left in tmp/.
  */
@@ -69,6 +67,7 @@ export class FsBlobStore implements BlobStore {
   readonly root: string;
   private readonly chunkSize: number;
   private readonly fsync: boolean;
+  private readonly io: BlobFileIo;
   /** Directories known to exist (and, for those this process created, whose entry is durable). */
   private readonly dirs = new Map<string, Promise<void>>();
   /** Temp files of writers of this instance that are still open: sweepTemp leaves them alone. */
@@ -78,6 +77,7 @@ export class FsBlobStore implements BlobStore {
     this.root = resolve(opts.root);
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.fsync = opts.fsync ?? true;
+    this.io = opts.inlineIo ? inlineFileIo : asyncFileIo;
     if (!isValidChunkSize(this.chunkSize)) {
       throw new CustosError({
         code: 'config.invalid',
@@ -86,9 +86,18 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /**
+   * Where an object is written: `objects/ab/<id>`, 256 directories that exist after the first few hundred
+   * objects, so an object's commit seldom has a directory to create and make durable first.
+   */
   private pathOf(id: string): string {
     if (!BLOB_ID_RE.test(id))
       throw new CustosError({ code: 'blob.bad-id', message: `'${id}' is not a blob id`, httpStatus: 400 });
+    return join(this.root, 'objects', id.slice(0, 2), id);
+  }
+
+  /** Where archives written before the flatter layout keep their objects (`objects/ab/cd/<id>`); still read. */
+  private legacyPathOf(id: string): string {
     return join(this.root, 'objects', id.slice(0, 2), id.slice(2, 4), id);
   }
 
@@ -106,12 +115,12 @@ export class FsBlobStore implements BlobStore {
         }
         await this.ensureDir(dirname(dir));
         try {
-          await mkdir(dir, { mode: 0o700 });
+          await this.io.mkdir(dir);
         } catch (e) {
           if (isErrno(e, 'EEXIST')) return;
           throw e;
         }
-        if (this.fsync) await fsyncDir(dirname(dir));
+        if (this.fsync) await this.io.syncDir(dirname(dir));
       })();
       this.dirs.set(dir, p);
       p.catch(() => this.dirs.delete(dir));
@@ -126,14 +135,15 @@ export class FsBlobStore implements BlobStore {
     await this.ensureDir(tmpDir);
     const id = randomBytes(16).toString('hex');
     const tmpPath = join(tmpDir, id + TMP_SUFFIX);
-    const fh = await open(tmpPath, 'wx', 0o600);
+    const fd = await this.io.openNew(tmpPath);
     this.inFlight.add(tmpPath);
     return new FsBlobWriter(
       {
-        publish: (h) => this.publish(h, tmpPath, id),
-        discard: (h) => this.discard(h, tmpPath),
+        publish: (fd) => this.publish(fd, tmpPath, id),
+        discard: (fd) => this.discard(fd, tmpPath),
       },
-      fh,
+      this.io,
+      fd,
       id,
       dataKey,
       this.chunkSize,
@@ -141,28 +151,31 @@ export class FsBlobStore implements BlobStore {
     );
   }
 
-  private async publish(fh: FileHandle, tmpPath: string, id: string): Promise<void> {
-    if (this.fsync) await fh.datasync();
-    await fh.close();
+  private async publish(fd: number, tmpPath: string, id: string): Promise<void> {
+    try {
+      if (this.fsync) await this.io.datasync(fd);
+    } finally {
+      await this.io.close(fd);
+    }
     const finalPath = this.pathOf(id);
     const dir = dirname(finalPath);
     await this.ensureDir(dir);
-    await rename(tmpPath, finalPath);
+    await this.io.rename(tmpPath, finalPath);
     this.inFlight.delete(tmpPath);
     if (this.fsync) {
       try {
-        await fsyncDir(dir);
+        await this.io.syncDir(dir);
       } catch (e) {
         // The caller will treat the write as failed, so the object must not stay visible as an orphan.
-        await rm(finalPath, { force: true });
+        await this.io.remove(finalPath);
         throw e;
       }
     }
   }
 
-  private async discard(fh: FileHandle, tmpPath: string): Promise<void> {
-    await fh.close().catch(() => undefined);
-    await rm(tmpPath, { force: true });
+  private async discard(fd: number | undefined, tmpPath: string): Promise<void> {
+    if (fd !== undefined) await this.io.close(fd).catch(() => undefined);
+    await this.io.remove(tmpPath);
     this.inFlight.delete(tmpPath);
   }
 
@@ -181,7 +194,10 @@ export class FsBlobStore implements BlobStore {
   ): AsyncGenerator<Buffer> {
     let fh: FileHandle;
     try {
-      fh = await open(this.pathOf(blobId), 'r');
+      fh = await open(this.pathOf(blobId), 'r').catch((e: unknown) => {
+        if (isErrno(e, 'ENOENT')) return open(this.legacyPathOf(blobId), 'r');
+        throw e;
+      });
     } catch (cause) {
       if (isErrno(cause, 'ENOENT')) {
         throw new CustosError({
@@ -291,20 +307,24 @@ export class FsBlobStore implements BlobStore {
   }
 
   async exists(blobId: BlobId): Promise<boolean> {
-    try {
-      await stat(this.pathOf(blobId));
-      return true;
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) return false;
-      throw e;
+    for (const path of [this.pathOf(blobId), this.legacyPathOf(blobId)]) {
+      try {
+        await stat(path);
+        return true;
+      } catch (e) {
+        if (!isErrno(e, 'ENOENT')) throw e;
+      }
     }
+    return false;
   }
 
   async delete(blobId: BlobId): Promise<void> {
-    try {
-      await unlink(this.pathOf(blobId));
-    } catch (e) {
-      if (!isErrno(e, 'ENOENT')) throw e;
+    for (const path of [this.pathOf(blobId), this.legacyPathOf(blobId)]) {
+      try {
+        await unlink(path);
+      } catch (e) {
+        if (!isErrno(e, 'ENOENT')) throw e;
+      }
     }
   }
 
@@ -330,8 +350,10 @@ export class FsBlobStore implements BlobStore {
 }
 
 interface WriterHooks {
-  publish(fh: FileHandle): Promise<void>;
-  discard(fh: FileHandle): Promise<void>;
+  /** Makes the written file durable and visible under its id; closes `fd` whatever happens. */
+  publish(fd: number): Promise<void>;
+  /** Removes the temp file; closes `fd` unless publish already did (undefined). */
+  discard(fd: number | undefined): Promise<void>;
 }
 
 /**
@@ -358,9 +380,13 @@ class FsBlobWriter implements BlobWriter {
   private state: 'open' | 'committing' | 'done' = 'open';
   private writing = false;
 
+  /** Set once publish() has closed the file. */
+  private closed = false;
+
   constructor(
     private readonly hooks: WriterHooks,
-    private readonly fh: FileHandle,
+    private readonly io: BlobFileIo,
+    private readonly fd: number,
     private readonly id: string,
     key: Buffer,
     private readonly chunkSize: number,
@@ -396,8 +422,8 @@ class FsBlobWriter implements BlobWriter {
     this.out = [];
     this.outBytes = 0;
     this.filePos += len;
-    this.inflight = this.fh.writev(bufs, pos).then(
-      ({ bytesWritten }) => {
+    this.inflight = this.io.writev(this.fd, bufs, pos).then(
+      (bytesWritten) => {
         if (bytesWritten !== len)
           this.failure = new CustosError({
             code: 'blob.write-failed',
@@ -413,7 +439,7 @@ class FsBlobWriter implements BlobWriter {
       const written = this.inflight;
       // Linux may report a writeback error to one fsync only, so a failed early sync fails the commit.
       this.syncing = written
-        .then(() => this.fh.datasync())
+        .then(() => this.io.datasync(this.fd))
         .then(
           () => {
             this.syncedTo = upTo;
@@ -501,17 +527,18 @@ class FsBlobWriter implements BlobWriter {
         await this.flush();
       } else {
         await this.flush();
-        await this.fh.write(this.header, 0, HEADER_SIZE, 0);
+        await this.io.write(this.fd, this.header, 0);
       }
       await this.settle();
       if (this.failure) throw this.failure;
-      await this.hooks.publish(this.fh);
+      this.closed = true;
+      await this.hooks.publish(this.fd);
       this.state = 'done';
       return { blobId: asBlobId(this.id), size: this.size, sha256: this.hash.digest('hex') };
     } catch (e) {
       this.state = 'done';
       await this.settle();
-      await this.hooks.discard(this.fh).catch(() => undefined);
+      await this.hooks.discard(this.closed ? undefined : this.fd).catch(() => undefined);
       throw e;
     }
   }
@@ -520,6 +547,6 @@ class FsBlobWriter implements BlobWriter {
     if (this.state !== 'open') return;
     this.state = 'done';
     await this.settle();
-    await this.hooks.discard(this.fh);
+    await this.hooks.discard(this.fd);
   }
 }

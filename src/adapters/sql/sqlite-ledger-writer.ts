@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
+import { workerScript } from '../worker-script.js';
 import type { AuditEventFields } from '../../domain/audit-record.js';
 import type { LedgerBatch, LedgerBatchResult, LedgerWorkerData } from './sqlite-ledger-worker.js';
 
@@ -21,7 +18,10 @@ export class SqliteLedgerWriter {
   private starting: Promise<Worker> | undefined;
 
   private async start(): Promise<Worker> {
-    const worker = new Worker(await workerScript(), { workerData: this.data });
+    const worker = new Worker(
+      await workerScript(import.meta.url, 'sqlite-ledger-worker', ['better-sqlite3-multiple-ciphers']),
+      { workerData: this.data },
+    );
     worker.unref();
     worker.on('message', (m: LedgerBatchResult) => {
       const p = this.pending.get(m.id);
@@ -87,41 +87,4 @@ export class SqliteLedgerWriter {
       worker.postMessage('close');
     });
   }
-}
-
-let sourceBundle: Promise<URL> | undefined;
-
-/**
- * The worker's script. A build runs the compiled `.js` beside this file. From source (vitest, tsx) Node cannot
- * load TypeScript in a worker thread, so the worker is bundled once per process with esbuild (a dev dependency,
- * never reached from a build) into node_modules/.cache, where its one native dependency still resolves.
- */
-async function workerScript(): Promise<URL> {
-  if (!import.meta.url.endsWith('.ts')) return new URL('./sqlite-ledger-worker.js', import.meta.url);
-  sourceBundle ??= (async () => {
-    const esbuild = await import('esbuild');
-    const here = fileURLToPath(new URL('.', import.meta.url));
-    const cache = fileURLToPath(new URL('../../../node_modules/.cache/custos/', import.meta.url));
-    await mkdir(cache, { recursive: true });
-    const result = await esbuild.build({
-      entryPoints: [`${here}sqlite-ledger-worker.ts`],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      write: false,
-      external: ['better-sqlite3-multiple-ciphers'],
-      logLevel: 'silent',
-    });
-    // esbuild's service process would otherwise outlive the need (and show up as a child of the server).
-    await esbuild.stop();
-    // Named by content: every test process shares one file per version of the worker's code.
-    const contents = result.outputFiles[0]!.contents;
-    const out = `${cache}ledger-worker-${createHash('sha256').update(contents).digest('hex').slice(0, 16)}.mjs`;
-    if (!existsSync(out)) {
-      await writeFile(`${out}.${process.pid}.tmp`, contents);
-      await rename(`${out}.${process.pid}.tmp`, out);
-    }
-    return pathToFileURL(out);
-  })();
-  return sourceBundle;
 }

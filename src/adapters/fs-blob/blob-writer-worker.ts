@@ -1,0 +1,144 @@
+// The blob writer thread (threaded-blob-store.ts): hashes, encrypts and writes objects with FsBlobStore's own
+// writer, so that neither the cipher work nor the file system calls (open, write, fdatasync, rename, directory
+// fsync, each a hop to the libuv pool) run on the server's event loop. Messages are `ToWorker` / `FromWorker`.
+import { parentPort, workerData } from 'node:worker_threads';
+import { CustosError } from '../../domain/errors.js';
+import type { BlobWriter, StoredBlob } from '../../ports/blob-store.js';
+import { FsBlobStore, type FsBlobStoreOptions } from './fs-blob-store.js';
+
+export type ToWorker =
+  | { op: 'create'; w: number; key: Uint8Array }
+  /** `buf` holds `len` plaintext bytes; it is transferred here and back again with the ack. */
+  | { op: 'write'; w: number; buf: ArrayBuffer; len: number }
+  | { op: 'commit'; w: number }
+  | { op: 'abort'; w: number }
+  | { op: 'sweep'; w: number }
+  | { op: 'close' };
+
+export interface SerializedError {
+  code: string;
+  message: string;
+  httpStatus?: number;
+  dicomStatus?: number;
+  detail?: Record<string, unknown>;
+}
+
+export type FromWorker =
+  | { op: 'ack'; w: number; buf: ArrayBuffer; error?: SerializedError }
+  | { op: 'committed'; w: number; stored: StoredBlob }
+  | { op: 'swept'; w: number; removed: number }
+  | { op: 'done'; w: number; error?: SerializedError };
+
+export function serializeError(err: unknown): SerializedError {
+  if (err instanceof CustosError) {
+    return {
+      code: err.code,
+      message: err.message,
+      httpStatus: err.httpStatus,
+      ...(err.dicomStatus !== undefined ? { dicomStatus: err.dicomStatus } : {}),
+      ...(err.detail ? { detail: err.detail } : {}),
+    };
+  }
+  const e = err as NodeJS.ErrnoException | undefined;
+  return {
+    code: 'blob.write-failed',
+    message: `writing to the blob store failed: ${e?.message ?? String(err)}`,
+    ...(e?.code ? { detail: { errno: e.code } } : {}),
+  };
+}
+
+interface Open {
+  writer: Promise<BlobWriter>;
+  /** This writer's operations, one after the other (a BlobWriter takes one call at a time). */
+  chain: Promise<void>;
+  failure?: unknown;
+}
+
+if (parentPort) {
+  const port = parentPort;
+  // This thread does nothing else: the page-cache calls are made inline, only the fsyncs go to the pool.
+  const store = new FsBlobStore({ ...(workerData as FsBlobStoreOptions), inlineIo: true });
+  const open = new Map<number, Open>();
+  const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+  const step = (o: Open, fn: (writer: BlobWriter) => Promise<void>) => {
+    o.chain = o.chain.then(async () => {
+      try {
+        await fn(await o.writer);
+      } catch (err) {
+        o.failure ??= err;
+      }
+    });
+  };
+
+  port.on('message', (m: ToWorker) => {
+    switch (m.op) {
+      case 'create': {
+        const writer = store.create(Buffer.from(m.key.buffer, m.key.byteOffset, m.key.byteLength));
+        const o: Open = { writer, chain: Promise.resolve() };
+        writer.catch((err: unknown) => (o.failure ??= err));
+        open.set(m.w, o);
+        return;
+      }
+      case 'write': {
+        const o = open.get(m.w)!;
+        step(o, async (writer) => {
+          if (o.failure === undefined) await writer.write(Buffer.from(m.buf, 0, m.len));
+        });
+        // FsBlobWriter keeps no reference to what it was given once write() resolved: the buffer goes back.
+        void o.chain.then(() =>
+          post(
+            { op: 'ack', w: m.w, buf: m.buf, ...(o.failure ? { error: serializeError(o.failure) } : {}) },
+            [m.buf],
+          ),
+        );
+        return;
+      }
+      case 'commit': {
+        const o = open.get(m.w)!;
+        open.delete(m.w);
+        void o.chain.then(async () => {
+          try {
+            const writer = await o.writer;
+            if (o.failure !== undefined) {
+              await writer.abort();
+              throw o.failure;
+            }
+            post({ op: 'committed', w: m.w, stored: await writer.commit() });
+          } catch (err) {
+            post({ op: 'done', w: m.w, error: serializeError(err) });
+          }
+        });
+        return;
+      }
+      case 'abort': {
+        const o = open.get(m.w);
+        open.delete(m.w);
+        // A writer whose file could not even be created has nothing to abort.
+        const finished = o
+          ? o.chain.then(() =>
+              o.writer.then(
+                (writer) => writer.abort(),
+                () => undefined,
+              ),
+            )
+          : Promise.resolve();
+        void finished.then(
+          () => post({ op: 'done', w: m.w }),
+          (err: unknown) => post({ op: 'done', w: m.w, error: serializeError(err) }),
+        );
+        return;
+      }
+      case 'sweep': {
+        void store.sweepTemp().then(
+          (removed) => post({ op: 'swept', w: m.w, removed }),
+          (err: unknown) => post({ op: 'done', w: m.w, error: serializeError(err) }),
+        );
+        return;
+      }
+      case 'close':
+        port.close();
+        return;
+    }
+  });
+}

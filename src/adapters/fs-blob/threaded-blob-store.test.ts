@@ -1,0 +1,176 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FsBlobStore } from './fs-blob-store.js';
+import { ThreadedBlobStore } from './threaded-blob-store.js';
+import { expectedFileSize } from './chunked-aead.js';
+
+const CHUNK = 4096;
+const key = randomBytes(32);
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
+  const out: Buffer[] = [];
+  for await (const b of it) out.push(b);
+  return Buffer.concat(out);
+}
+
+async function fileList(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await fileList(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+async function until(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+describe('ThreadedBlobStore', () => {
+  let root: string;
+  let store: ThreadedBlobStore;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'custos-tblob-'));
+    store = new ThreadedBlobStore({ root, chunkSize: CHUNK });
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const put = async (data: Buffer, pieces = 3) => {
+    const w = await store.create(key);
+    const step = Math.max(1, Math.ceil(data.length / pieces));
+    for (let i = 0; i < data.length; i += step) await w.write(data.subarray(i, i + step));
+    return w.commit();
+  };
+
+  it('writes on its thread what FsBlobStore reads back: every size around the chunk and staging boundaries', async () => {
+    const plain = new FsBlobStore({ root, chunkSize: CHUNK });
+    const mib = 1024 * 1024;
+    for (const size of [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, mib - 1, mib, mib + 1, 3 * mib + 17]) {
+      for (const pieces of [1, 7]) {
+        const data = randomBytes(size);
+        const stored = await put(data, pieces);
+        expect(stored).toMatchObject({ size, sha256: sha(data) });
+        expect((await stat(join(root, 'objects', stored.blobId.slice(0, 2), stored.blobId))).size).toBe(
+          expectedFileSize(size, CHUNK),
+        );
+        const back = await collect(plain.read(stored.blobId, key, undefined, stored.sha256));
+        expect(back.equals(data), `size ${size} in ${pieces} pieces`).toBe(true);
+        if (size > 1) {
+          const range = await collect(store.read(stored.blobId, key, { start: 1, end: size - 1 }));
+          expect(range.equals(data.subarray(1, size - 1))).toBe(true);
+        }
+      }
+    }
+    expect(await readdir(join(root, 'tmp'))).toEqual([]);
+  });
+
+  it('keeps what was written even when the caller reuses its buffer after write() resolves', async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 999);
+    const w = await store.create(key);
+    const scratch = Buffer.alloc(70_000);
+    for (let i = 0; i < data.length; i += scratch.length) {
+      const n = data.copy(scratch, 0, i, i + scratch.length);
+      await w.write(scratch.subarray(0, n));
+      scratch.fill(0xee);
+    }
+    const stored = await w.commit();
+    expect(stored.sha256).toBe(sha(data));
+    expect((await collect(store.read(stored.blobId, key))).equals(data)).toBe(true);
+  });
+
+  it('keeps concurrent writers apart', async () => {
+    const datas = Array.from({ length: 12 }, (_, i) => randomBytes(200_000 * i + 5));
+    const stored = await Promise.all(datas.map((d, i) => put(d, 1 + (i % 5))));
+    for (const [i, s] of stored.entries()) {
+      expect(s.sha256).toBe(sha(datas[i]!));
+      expect((await collect(store.read(s.blobId, key, undefined, s.sha256))).equals(datas[i]!)).toBe(true);
+    }
+  });
+
+  it('leaves nothing behind after abort, and abort is idempotent', async () => {
+    const w = await store.create(key);
+    await w.write(randomBytes(3 * 1024 * 1024));
+    await w.abort();
+    await w.abort();
+    expect(await fileList(root)).toEqual([]);
+    await expect(w.write(Buffer.from('x'))).rejects.toMatchObject({ code: 'blob.closed' });
+    await expect(w.commit()).rejects.toMatchObject({ code: 'blob.closed' });
+  });
+
+  it('refuses a write() that overlaps the previous one, and a data key of the wrong size', async () => {
+    const w = await store.create(key);
+    // More than the thread may hold for one writer: the first write waits for the thread.
+    const first = w.write(randomBytes(5 * 1024 * 1024));
+    await expect(w.write(Buffer.from('x'))).rejects.toMatchObject({ code: 'blob.concurrent-write' });
+    await expect(w.commit()).rejects.toMatchObject({ code: 'blob.concurrent-write' });
+    await first;
+    await w.abort();
+    await expect(store.create(randomBytes(16))).rejects.toMatchObject({ code: 'blob.bad-key' });
+  });
+
+  it('reports a file system failure on the thread as a CustosError, stores nothing, and goes on working', async () => {
+    // tmp/ is a file: the thread cannot create the object's temp file.
+    await writeFile(join(root, 'tmp'), 'not a directory');
+    const w = await store.create(key);
+    const failed = (async () => {
+      await w.write(randomBytes(3 * 1024 * 1024));
+      return w.commit();
+    })();
+    await expect(failed).rejects.toMatchObject({ code: 'blob.write-failed' });
+    await w.abort();
+    expect(await fileList(join(root, 'objects'))).toEqual([]);
+    await rm(join(root, 'tmp'));
+    // A new store: FsBlobStore remembers the directories it has seen, and it saw a tmp/ (the file).
+    await store.close();
+    store = new ThreadedBlobStore({ root, chunkSize: CHUNK });
+    const data = randomBytes(10_000);
+    expect((await put(data)).sha256).toBe(sha(data));
+  });
+
+  it('fails the open writers when the thread is stopped, and starts a new thread for the next writer', async () => {
+    const w = await store.create(key);
+    await w.write(randomBytes(1000));
+    await store.close();
+    await expect(w.commit()).rejects.toMatchObject({ code: 'blob.write-failed' });
+    const data = randomBytes(5000);
+    const stored = await put(data);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+  });
+
+  it('does not sweep the temp files of its open writers, and sweeps a crashed one', async () => {
+    const crashed = new ThreadedBlobStore({ root, chunkSize: CHUNK });
+    const left = await crashed.create(key);
+    await left.write(randomBytes(2 * 1024 * 1024 + 5));
+    await until(async () => (await readdir(join(root, 'tmp')).catch(() => [])).length === 1);
+    const w = await store.create(key);
+    await w.write(randomBytes(2 * 1024 * 1024 + 5));
+    await until(async () => (await readdir(join(root, 'tmp'))).length === 2);
+    // The other store's writer is what a crashed process leaves; this store's own stays.
+    expect(await store.sweepTemp()).toBe(1);
+    expect((await readdir(join(root, 'tmp'))).length).toBe(1);
+    const stored = await w.commit();
+    expect(stored.size).toBe(2 * 1024 * 1024 + 5);
+    await crashed.close();
+  });
+
+  it('stores no plaintext: a marker written many times appears in no file, during or after the write', async () => {
+    const marker = Buffer.from('DOE^JANE^CUSTOSMARKER');
+    const many = Buffer.concat(Array.from({ length: 100_000 }, () => marker));
+    const open = await store.create(key);
+    await open.write(many);
+    await put(many, 9);
+    await until(async () => (await fileList(root)).length === 2);
+    for (const f of await fileList(root)) expect((await readFile(f)).includes(marker), f).toBe(false);
+    const stored = await open.commit();
+    expect(stored.size).toBe(many.length);
+    for (const f of await fileList(root)) expect((await readFile(f)).includes(marker), f).toBe(false);
+  });
+});

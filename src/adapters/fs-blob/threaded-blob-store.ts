@@ -1,0 +1,263 @@
+import { Worker } from 'node:worker_threads';
+import { CustosError } from '../../domain/errors.js';
+import type { BlobId } from '../../domain/ids.js';
+import type { BlobStore, BlobWriter, StoredBlob } from '../../ports/blob-store.js';
+import { workerScript } from '../worker-script.js';
+import type { FromWorker, SerializedError, ToWorker } from './blob-writer-worker.js';
+import { FsBlobStore, type FsBlobStoreOptions } from './fs-blob-store.js';
+
+/** Plaintext gathered on the event loop before it is handed to the writer thread in one message. */
+const STAGING_BYTES = 1024 * 1024;
+/** Staging buffers of one writer the thread may hold at once; write() waits beyond that (back-pressure). */
+const MAX_IN_FLIGHT = 2;
+/** Staging buffers kept for reuse when idle (fresh ones cost page faults on every first touch). */
+const MAX_FREE = 8;
+
+const stopped = (why: string): SerializedError => ({
+  code: 'blob.write-failed',
+  message: `the blob writer thread stopped (${why}); the object was not stored`,
+});
+
+const toError = (e: SerializedError) =>
+  new CustosError({
+    code: e.code,
+    message: e.message,
+    ...(e.httpStatus !== undefined ? { httpStatus: e.httpStatus } : {}),
+    ...(e.dicomStatus !== undefined ? { dicomStatus: e.dicomStatus } : {}),
+    ...(e.detail ? { detail: e.detail } : {}),
+  });
+
+/**
+ * FsBlobStore whose writers run on a thread of their own (blob-writer-worker.ts): the event loop only copies
+ * arriving bytes into 1 MiB staging buffers and hands them over; hashing, AES-GCM, the file writes and the
+ * fsyncs of commit() happen on the writer thread. Same format, layout and guarantees as FsBlobStore, which
+ * still serves reads, `exists` and `delete` here. The thread starts with the first write and does not keep the
+ * process alive while no writer is open.
+ */
+export class ThreadedBlobStore implements BlobStore {
+  readonly root: string;
+  private readonly local: FsBlobStore;
+  private worker: Worker | undefined;
+  private starting: Promise<Worker> | undefined;
+  private nextId = 1;
+  /** Open writers and pending requests, by id: each gets the thread's messages about it. */
+  private readonly listeners = new Map<number, (m: FromWorker) => void>();
+  private readonly free: ArrayBuffer[] = [];
+
+  constructor(private readonly opts: FsBlobStoreOptions) {
+    this.local = new FsBlobStore(opts);
+    this.root = this.local.root;
+  }
+
+  private async start(): Promise<Worker> {
+    const worker = new Worker(await workerScript(import.meta.url, 'blob-writer-worker'), {
+      workerData: { root: this.root, chunkSize: this.opts.chunkSize, fsync: this.opts.fsync },
+    });
+    worker.unref();
+    worker.on('message', (m: FromWorker) => this.listeners.get(m.w)?.(m));
+    const fail = (why: string) => {
+      if (this.worker === worker) this.worker = undefined;
+      for (const [w, listener] of [...this.listeners]) listener({ op: 'done', w, error: stopped(why) });
+    };
+    worker.on('error', (err) => fail(err.message));
+    worker.on('exit', (code) => fail(`exit code ${code}`));
+    this.worker = worker;
+    return worker;
+  }
+
+  private async thread(): Promise<Worker> {
+    if (this.worker) return this.worker;
+    this.starting ??= this.start().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  /** Register a listener for id `w`; the thread keeps the process alive while any is registered. */
+  listen(w: number, listener: (m: FromWorker) => void): void {
+    this.listeners.set(w, listener);
+    this.worker?.ref();
+  }
+
+  unlisten(w: number): void {
+    this.listeners.delete(w);
+    if (this.listeners.size === 0) this.worker?.unref();
+  }
+
+  post(worker: Worker, m: ToWorker, transfer: ArrayBuffer[] = []): void {
+    worker.postMessage(m, transfer);
+  }
+
+  takeBuffer(): ArrayBuffer {
+    return this.free.pop() ?? new ArrayBuffer(STAGING_BYTES);
+  }
+
+  returnBuffer(buf: ArrayBuffer): void {
+    if (this.free.length < MAX_FREE && buf.byteLength === STAGING_BYTES) this.free.push(buf);
+  }
+
+  async create(dataKey: Buffer): Promise<BlobWriter> {
+    if (dataKey.length !== 32)
+      throw new CustosError({ code: 'blob.bad-key', message: 'a blob data key must be 32 bytes (AES-256)' });
+    const worker = await this.thread();
+    const w = this.nextId++;
+    const writer = new ThreadBlobWriter(this, worker, w);
+    this.listen(w, (m) => writer.receive(m));
+    this.post(worker, { op: 'create', w, key: new Uint8Array(dataKey) });
+    return writer;
+  }
+
+  read(
+    blobId: BlobId,
+    dataKey: Buffer,
+    range?: { start: number; end: number },
+    expectSha256?: string,
+  ): AsyncIterable<Buffer> {
+    return this.local.read(blobId, dataKey, range, expectSha256);
+  }
+
+  exists(blobId: BlobId): Promise<boolean> {
+    return this.local.exists(blobId);
+  }
+
+  delete(blobId: BlobId): Promise<void> {
+    return this.local.delete(blobId);
+  }
+
+  /** Removes what a crash left in tmp/; once the thread runs, it sweeps itself (it knows its open writers). */
+  async sweepTemp(): Promise<number> {
+    const worker = this.worker;
+    if (!worker) return this.local.sweepTemp();
+    const w = this.nextId++;
+    return new Promise<number>((resolve, reject) => {
+      this.listen(w, (m) => {
+        this.unlisten(w);
+        if (m.op === 'swept') resolve(m.removed);
+        else reject(toError(m.op === 'done' && m.error ? m.error : stopped('no answer')));
+      });
+      this.post(worker, { op: 'sweep', w });
+    });
+  }
+
+  /** Stops the writer thread (open writers fail). */
+  async close(): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined);
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = undefined;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    worker.ref();
+    this.post(worker, { op: 'close' });
+    await exited;
+  }
+}
+
+/** The event loop's half of a writer: copies into staging buffers, sends them, waits for the thread's answer. */
+class ThreadBlobWriter implements BlobWriter {
+  private staging: ArrayBuffer | undefined;
+  private staged = 0;
+  private inFlight = 0;
+  private failure: CustosError | undefined;
+  private state: 'open' | 'committing' | 'done' = 'open';
+  private writing = false;
+  /** Woken by every ack and by the final answer. */
+  private wake: (() => void) | undefined;
+  private final: FromWorker | undefined;
+
+  constructor(
+    private readonly store: ThreadedBlobStore,
+    private readonly worker: Worker,
+    private readonly w: number,
+  ) {}
+
+  receive(m: FromWorker): void {
+    if (m.op === 'ack') {
+      this.inFlight--;
+      this.store.returnBuffer(m.buf);
+      if (m.error) this.failure ??= toError(m.error);
+    } else {
+      this.final = m;
+      if (m.op === 'done' && m.error) this.failure ??= toError(m.error);
+      this.store.unlisten(this.w);
+    }
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  private waitForMessage(): Promise<void> {
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  private closedError(what: string) {
+    return new CustosError({
+      code: 'blob.closed',
+      message: `${what} on a blob writer that was committed or aborted`,
+    });
+  }
+
+  private send(): void {
+    const buf = this.staging!;
+    this.staging = undefined;
+    this.inFlight++;
+    this.store.post(this.worker, { op: 'write', w: this.w, buf, len: this.staged }, [buf]);
+    this.staged = 0;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    if (this.state !== 'open') throw this.closedError('write');
+    if (this.writing)
+      throw new CustosError({
+        code: 'blob.concurrent-write',
+        message: 'write() was called before the previous write() resolved',
+      });
+    if (this.failure) throw this.failure;
+    this.writing = true;
+    try {
+      let off = 0;
+      while (off < chunk.length) {
+        this.staging ??= this.store.takeBuffer();
+        const n = Math.min(STAGING_BYTES - this.staged, chunk.length - off);
+        chunk.copy(new Uint8Array(this.staging, this.staged, n), 0, off, off + n);
+        this.staged += n;
+        off += n;
+        if (this.staged === STAGING_BYTES) {
+          this.send();
+          while (this.inFlight >= MAX_IN_FLIGHT && !this.final) await this.waitForMessage();
+          if (this.failure) throw this.failure;
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  async commit(): Promise<StoredBlob> {
+    if (this.state !== 'open') throw this.closedError('commit');
+    if (this.writing)
+      throw new CustosError({
+        code: 'blob.concurrent-write',
+        message: 'commit() was called before the previous write() resolved',
+      });
+    this.state = 'committing';
+    try {
+      if (this.staged > 0) this.send();
+      else if (this.staging) this.store.returnBuffer(this.staging);
+      this.staging = undefined;
+      this.store.post(this.worker, { op: 'commit', w: this.w });
+      while (!this.final) await this.waitForMessage();
+      if (this.final.op === 'committed') return this.final.stored;
+      throw this.failure ?? toError(stopped('no answer'));
+    } finally {
+      this.state = 'done';
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'done';
+    if (this.staging) this.store.returnBuffer(this.staging);
+    this.staging = undefined;
+    if (this.final) return;
+    this.store.post(this.worker, { op: 'abort', w: this.w });
+    while (!this.final) await this.waitForMessage();
+  }
+}
