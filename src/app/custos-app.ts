@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CustosError } from '../domain/errors.js';
-import { FsBlobStore } from '../adapters/fs-blob/fs-blob-store.js';
+import { TransactionBatcher } from '../services/transaction-batcher.js';
+import { ThreadedBlobStore } from '../adapters/fs-blob/threaded-blob-store.js';
 import { KeyfileKeyStore } from '../adapters/keyfile/keyfile-key-store.js';
 import { openIndexDb } from '../adapters/sql/open-index-db.js';
 import { SqlLedger } from '../adapters/sql/sql-ledger.js';
@@ -110,7 +111,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
         }
       : { kind: 'sqlite', path: sqlitePath, key: await keys.deriveSecret('custos/sqlite-index/v1', 32) },
   );
-  const blobs = new FsBlobStore({
+  const blobs = new ThreadedBlobStore({
     root: join(config.dataDir, 'blobs'),
     chunkSize: config.blob.chunkSize,
     fsync: config.blob.fsync,
@@ -136,7 +137,9 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   await audit.recordConfiguration(auditableSettings(config));
   const auditForwarder = await buildAuditForwarder(config, index, sqlLedger, clock);
-  const studyKeys = new StudyKeyService(index, keys, clock);
+  // One group commit for the index writes of ingest: new study keys and instance rows share transactions.
+  const indexWrites = new TransactionBatcher(index.db);
+  const studyKeys = new StudyKeyService(index, keys, clock, undefined, indexWrites);
   const auth = new AuthService(
     index,
     ledger,
@@ -150,6 +153,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const facts = new StudyFacts(index, clock);
   const ingest = new IngestService({
     index,
+    writes: indexWrites,
     blobs,
     studyKeys,
     gate,
@@ -233,6 +237,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
         });
       } finally {
         await sqlLedger.close();
+        await blobs.close();
         await index.close();
       }
     },

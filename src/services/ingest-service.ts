@@ -23,6 +23,7 @@ import {
 } from '../domain/validation/validation-policy.js';
 import type { OrderLookup } from '../ports/order-lookup.js';
 import type { StudyKeyService } from './study-keys.js';
+import { TransactionBatcher } from './transaction-batcher.js';
 
 export interface IngestOutcome {
   /** 'quarantined': kept encrypted in quarantine for the data steward, not in the archive (docs/validation.md). */
@@ -76,6 +77,8 @@ export interface IngestDeps {
   limits: { maxInstanceBytes: number; maxHeaderBytes: number };
   validation: ValidationSettings;
   orders: OrderLookup;
+  /** The group commit that index writes join (shared with the study keys; default: one of its own). */
+  writes?: TransactionBatcher;
   /** Identifier of a new quarantine entry (default: a random UUID). */
   newId?: () => string;
   /**
@@ -147,7 +150,12 @@ function rejection(defects: ClassifiedDefect[]): CustosError {
  * transaction. Nothing is visible until that transaction commits; a failure removes the blob.
  */
 export class IngestService {
-  constructor(private readonly deps: IngestDeps) {}
+  /** Index transactions of concurrent ingests commit together (group commit). */
+  private readonly writes: TransactionBatcher;
+
+  constructor(private readonly deps: IngestDeps) {
+    this.writes = deps.writes ?? new TransactionBatcher(deps.index.db);
+  }
 
   async ingest(
     principal: Principal,
@@ -506,16 +514,16 @@ export class IngestService {
   ): Promise<IngestOutcome> {
     const { json, bulk } = header;
     const base = outcomeBase(r, header, blob, defects);
-    const existing = await this.deps.index.db
-      .selectFrom('instances')
-      .select(['sha256', 'study_uid'])
-      .where('sop_instance_uid', '=', r.instance.sopInstanceUid)
-      .executeTakeFirst();
-    if (existing) return this.duplicateOrConflict(principal, policy, existing.sha256, blob, base, ctx);
-
     const now = this.deps.clock.now().toISOString();
+    let filed: { existingSha256?: string };
     try {
-      await this.deps.index.db.transaction().execute(async (trx) => {
+      filed = await this.writes.run(async (trx) => {
+        const existing = await trx
+          .selectFrom('instances')
+          .select('sha256')
+          .where('sop_instance_uid', '=', r.instance.sopInstanceUid)
+          .executeTakeFirst();
+        if (existing) return { existingSha256: existing.sha256 };
         const patientPk = await upsertPatient(trx, r, now);
         const newStudy = await trx
           .insertInto('studies')
@@ -670,6 +678,7 @@ export class IngestService {
             : {}),
         });
         if (extra) await extra.inTransaction(trx);
+        return {};
       });
     } catch (err) {
       // A concurrent writer stored the same SOP instance between our check and our insert.
@@ -682,6 +691,8 @@ export class IngestService {
         return this.duplicateOrConflict(principal, policy, again.sha256, blob, base, ctx);
       throw err;
     }
+    if (filed.existingSha256 !== undefined)
+      return this.duplicateOrConflict(principal, policy, filed.existingSha256, blob, base, ctx);
     return { status: 'stored', ...base };
   }
 
