@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
@@ -18,6 +18,15 @@ class HeldSyncs extends GroupCommitSqlite {
   override durable(): Promise<void> {
     if (!this.holding) return super.durable();
     return new Promise((resolve) => this.held.push(resolve));
+  }
+}
+
+/** A connection on a disk whose fdatasync fails once `failing` is set. */
+class FailingSyncs extends GroupCommitSqlite {
+  failing = false;
+  protected override datasync(wal: FileHandle): Promise<void> {
+    if (!this.failing) return super.datasync(wal);
+    return Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
   }
 }
 
@@ -104,14 +113,13 @@ describe('GroupCommitSqlite (the server connection to the SQLite index)', () => 
   });
 
   it('does not sync after a read, and fails a write whose sync fails', async () => {
-    const { conn, db } = await connect();
+    const { conn, db } = await connect(FailingSyncs);
     const before = conn.syncs;
     await db.selectFrom('t').selectAll().execute();
     expect(conn.syncs).toBe(before);
-    // The WAL's directory is gone: the sync cannot open the WAL and the write's caller hears of it.
-    await rm(`${path}-wal`, { force: true });
-    await rm(dir, { recursive: true, force: true });
-    await expect(db.insertInto('t').values({ id: 9, v: 'x' }).execute()).rejects.toThrow(/ENOENT/);
+    // The disk fails the WAL's fdatasync: the write's caller hears of it.
+    (conn as FailingSyncs).failing = true;
+    await expect(db.insertInto('t').values({ id: 9, v: 'x' }).execute()).rejects.toThrow(/EIO/);
   });
 
   it('reuses prepared statements, and gives a statement still iterating a fresh one', async () => {

@@ -1,10 +1,12 @@
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type Database from 'better-sqlite3-multiple-ciphers';
 import type { SqliteDatabase, SqliteStatement } from 'kysely';
 
 /** Prepared statements kept per connection: the index's queries are a few hundred distinct texts. */
 const STATEMENT_CACHE_SIZE = 500;
+/** WAL pages (4 KiB) after which this connection checkpoints itself, when the ledger thread did not. */
+const SAFETY_NET_CHECKPOINT_PAGES = 8192;
 
 /**
  * The server's connection to the SQLite index, as Kysely's driver sees it: prepared statements are reused, and
@@ -30,6 +32,7 @@ export class GroupCommitSqlite implements SqliteDatabase {
   private syncing: Promise<void> | undefined;
   private next: Promise<void> | undefined;
   private walDirSynced = false;
+  private wal: FileHandle | undefined;
   /** Number of WAL fdatasyncs started (the tests read it). */
   syncs = 0;
 
@@ -38,6 +41,11 @@ export class GroupCommitSqlite implements SqliteDatabase {
     private readonly path: string,
   ) {
     raw.pragma('synchronous = NORMAL');
+    // Checkpoints are the ledger writer thread's job (sqlite-ledger-worker.ts); this connection checkpoints
+    // only as a safety net, should that thread not run, once the WAL holds 32 MiB. A restarted WAL is cut back
+    // to 4 MiB.
+    raw.pragma(`wal_autocheckpoint = ${SAFETY_NET_CHECKPOINT_PAGES}`);
+    raw.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
   }
 
   prepare(sql: string): SqliteStatement {
@@ -63,6 +71,9 @@ export class GroupCommitSqlite implements SqliteDatabase {
   close(): void {
     this.statements.clear();
     this.raw.close();
+    // No sync can be running: the driver waits for durable() before it hands a connection on or closes it.
+    void this.wal?.close().catch(() => undefined);
+    this.wal = undefined;
   }
 
   /**
@@ -100,24 +111,33 @@ export class GroupCommitSqlite implements SqliteDatabase {
     return run;
   }
 
+  /** The fdatasync of the WAL (a seam for tests: a disk that fails its syncs is hard to come by). */
+  protected datasync(wal: FileHandle): Promise<void> {
+    return wal.datasync();
+  }
+
   /**
-   * fdatasync of the WAL file, opened afresh each time so a WAL SQLite recreated is never missed; the first
-   * time also the directory, which holds the WAL's entry. Without a WAL file, the database file.
+   * fdatasync of the WAL file; the first time also of the directory, which holds the WAL's entry. The WAL is
+   * opened once and kept: SQLite deletes it only when the last connection closes, and this one is open until
+   * close(); a restarted WAL is the same file, overwritten from its start. Without a WAL file (not in WAL mode
+   * after all) the commit went to the database file itself, which is synced instead, opened each time.
    */
   private async syncWal(): Promise<void> {
-    let fh;
-    try {
-      fh = await open(`${this.path}-wal`, 'r');
-    } catch (e) {
-      // No WAL file (not in WAL mode after all): the commit went to the database file itself.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      fh = await open(this.path, 'r');
+    if (!this.wal) {
+      try {
+        this.wal = await open(`${this.path}-wal`, 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        const db = await open(this.path, 'r');
+        try {
+          await db.datasync();
+        } finally {
+          await db.close();
+        }
+        return;
+      }
     }
-    try {
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
+    await this.datasync(this.wal);
     if (!this.walDirSynced) {
       const dir = await open(dirname(this.path), 'r');
       try {
