@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
 import type { BlobId } from '../../domain/ids.js';
@@ -50,6 +51,9 @@ export class ThreadedBlobStore implements BlobStore {
   }
 
   private async start(): Promise<Worker> {
+    // The writer thread collects its dead ciphertext buffers itself (blob-writer-worker.ts): V8 gives `gc` to the
+    // contexts created after this flag is set, the thread's among them (the server's own context has none).
+    setFlagsFromString('--expose-gc');
     const worker = new Worker(await workerScript(import.meta.url, 'blob-writer-worker'), {
       workerData: { root: this.root, chunkSize: this.opts.chunkSize, fsync: this.opts.fsync },
     });

@@ -1,6 +1,6 @@
 import type { ChainRow } from '../../domain/ledger-chain.js';
 
-/** A chained record as the audit_ledger table stores it (both writers: Kysely and the SQLite writer thread). */
+/** A chained record as the audit_ledger table stores it. */
 export function ledgerTableRow(r: ChainRow) {
   return {
     seq: r.seq,

@@ -14,6 +14,7 @@ import { CustosError } from '../../domain/errors.js';
 import { migrateToLatest } from './migrations.js';
 import { openSqliteHandle } from './sqlite-handle.js';
 import { GroupCommitSqlite } from './sqlite-group-commit.js';
+import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 
 export type IndexDbConfig =
   | {
@@ -64,7 +65,7 @@ export class ImmediateSqliteDialect extends SqliteDialect {
 /** The SQLite index, with what another connection to the same file needs. */
 export interface SqliteIndexDb extends IndexDb {
   readonly dialect: 'sqlite';
-  /** Where the file is and its page key, so the ledger's writer thread can open a connection of its own. */
+  /** Where the file is and its page key, for a connection of another thread or process. */
   readonly path: string;
   readonly key: Buffer;
 }
@@ -84,10 +85,14 @@ async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
   const connection = new GroupCommitSqlite(openSqliteHandle(path, key), path);
   const db = new Kysely<DatabaseSchema>({ dialect: new ImmediateSqliteDialect(connection) });
   await migrateToLatest(db as Kysely<unknown>, 'sqlite');
+  const checkpointer = await SqliteCheckpointer.start({ path, key });
   const index: SqliteIndexDb = {
     db,
     dialect: 'sqlite',
-    close: () => db.destroy(),
+    close: async () => {
+      await checkpointer.close();
+      await db.destroy();
+    },
     path,
     key,
   };

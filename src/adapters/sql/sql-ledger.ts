@@ -12,8 +12,6 @@ import type {
 } from '../../ports/audit-ledger.js';
 import type { Clock } from '../../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../../ports/database.js';
-import { isSqliteIndex } from './open-index-db.js';
-import { SqliteLedgerWriter } from './sqlite-ledger-writer.js';
 import { ledgerTableRow } from './ledger-row.js';
 
 type Db = Kysely<DatabaseSchema>;
@@ -42,23 +40,19 @@ export class SqlLedger implements AuditLedger, AuditStore {
   private queue: Pending[] = [];
   private flushing = false;
 
-  /** SQLite: batches commit on a thread of its own (a synchronous COMMIT would stall the event loop). */
-  private readonly sqliteWriter: SqliteLedgerWriter | undefined;
-
+  /**
+   * Batches commit on the server's own connection. On SQLite that connection syncs the WAL off the event loop
+   * (sqlite-group-commit.ts); a second connection would make the server's drop its page cache after each commit.
+   */
   constructor(
     private readonly index: IndexDb,
     private readonly clock: Clock,
     private readonly node: string,
-  ) {
-    this.sqliteWriter = isSqliteIndex(index)
-      ? new SqliteLedgerWriter({ path: index.path, key: index.key, node })
-      : undefined;
-  }
+  ) {}
 
-  /** Drain what is queued and stop the writer thread. */
+  /** Drain what is queued. */
   async close(): Promise<void> {
     await this.drain();
-    await this.sqliteWriter?.close();
   }
 
   append(event: AuditEvent): Promise<void> {
@@ -86,8 +80,7 @@ export class SqlLedger implements AuditLedger, AuditStore {
       while (this.queue.length) {
         const batch = this.queue.splice(0, MAX_BATCH);
         try {
-          if (this.sqliteWriter) await this.sqliteWriter.write(batch);
-          else await this.index.db.transaction().execute((trx) => this.write(trx, batch));
+          await this.index.db.transaction().execute((trx) => this.write(trx, batch));
           for (const p of batch) p.resolve();
         } catch (err) {
           for (const p of batch) p.reject(err);

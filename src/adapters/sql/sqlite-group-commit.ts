@@ -41,11 +41,9 @@ export class GroupCommitSqlite implements SqliteDatabase {
     private readonly path: string,
   ) {
     raw.pragma('synchronous = NORMAL');
-    // Checkpoints are the ledger writer thread's job (sqlite-ledger-worker.ts); this connection checkpoints
-    // only as a safety net, should that thread not run, once the WAL holds 32 MiB. A restarted WAL is cut back
-    // to 4 MiB.
+    // Checkpoints are the checkpoint thread's job (sqlite-checkpoint-worker.ts); this connection checkpoints
+    // only as a safety net, should that thread not run, once the WAL holds 32 MiB.
     raw.pragma(`wal_autocheckpoint = ${SAFETY_NET_CHECKPOINT_PAGES}`);
-    raw.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
   }
 
   prepare(sql: string): SqliteStatement {

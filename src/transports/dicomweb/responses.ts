@@ -6,12 +6,14 @@ export function sendJson(
   body: unknown,
   contentType = 'application/dicom+json',
 ): void {
-  const text = JSON.stringify(body);
+  // Encoded once: the length and the bytes sent come from the same buffer (Buffer.byteLength and then end(text)
+  // would walk a long string with non-Latin-1 names twice).
+  const bytes = Buffer.from(JSON.stringify(body), 'utf8');
   res.writeHead(status, {
     'Content-Type': `${contentType}; charset=utf-8`,
-    'Content-Length': Buffer.byteLength(text),
+    'Content-Length': bytes.length,
   });
-  res.end(text);
+  res.end(bytes);
 }
 
 /** Write an async byte stream to the response with back-pressure; a mid-stream failure aborts the connection. */
