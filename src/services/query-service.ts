@@ -16,6 +16,7 @@ import type { Decision, StudyFilter } from '../ports/policy.js';
 import type { AccessGate } from './access-gate.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts, type StudyFactsRow } from './study-facts.js';
 import { applyToJson, patientCorrections } from './header-overlay.js';
+import { jsonMembers } from '../domain/json-members.js';
 
 /** Where each matchable attribute lives. Aliases: p = patients, st = studies, se = series, i = instances. */
 const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
@@ -186,17 +187,54 @@ export class QueryService {
     private readonly facts: StudyFacts,
   ) {}
 
+  /** Matching rows the principal may see, as DICOM JSON objects (C-FIND, C-MOVE/C-GET matching). */
   async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
+    return this.answer(principal, query, (rows) => {
+      const fields = returnedFields(query);
+      return rows.map((row) => this.toJson(query, fields, row, retrieveBase));
+    });
+  }
+
+  /**
+   * The same answer as search(), as the text of the DICOM JSON array (QIDO-RS): study-level rows are spliced
+   * from their stored DICOM JSON (jsonMembers) rather than parsed and serialised again; the text is the same.
+   */
+  async searchText(
+    principal: Principal,
+    query: QidoQuery,
+    retrieveBase: string,
+  ): Promise<{ text: string; count: number; warnings: string[] }> {
+    const { results, warnings } = await this.answer(principal, query, (rows) => {
+      const fields = returnedFields(query);
+      return rows.map(
+        (row) =>
+          (query.level === 'study' && fields !== 'all' && this.studyRowText(fields, row, retrieveBase)) ||
+          JSON.stringify(this.toJson(query, fields, row, retrieveBase)),
+      );
+    });
+    return { text: `[${results.join(',')}]`, count: results.length, warnings };
+  }
+
+  private async answer<T>(
+    principal: Principal,
+    query: QidoQuery,
+    present: (rows: Row[]) => T[],
+  ): Promise<{ results: T[]; warnings: string[] }> {
     const { rows, more, policy, glass } = await this.visibleRows(principal, query);
-    const fields = returnedFields(query);
-    const results = rows.map((row) => this.toJson(query, fields, row, retrieveBase));
+    // The record names what is disclosed, so it can be written before the rows are presented: its commit and WAL
+    // sync run meanwhile (one turn of the event loop lets the commit reach its sync), and nothing is returned
+    // before it is durable.
+    const recorded = this.recordQuery(principal, query, policy, glass, rows.length, [
+      ...new Set(rows.map((r) => r.study_uid)),
+    ]);
+    recorded.catch(() => undefined);
+    await new Promise((resolve) => setImmediate(resolve));
+    const results = present(rows);
     const warnings = query.ignored.map((k) => `the query key ${k} is not supported and was ignored`);
     if (more) {
       warnings.push('there are more results than the limit; use offset to page');
     }
-    await this.recordQuery(principal, query, policy, glass, results.length, [
-      ...new Set(results.map((r) => r['0020000D']?.Value?.[0] as string | undefined)),
-    ]);
+    await recorded;
     return { results, warnings };
   }
 
@@ -387,38 +425,95 @@ export class QueryService {
     return (await full.limit(limit).offset(offset).execute()) as unknown as Row[];
   }
 
+  /**
+   * JSON.stringify(toJson(row)) for a study-level row and a field list, built from the member texts of the stored
+   * study attributes: only the patient attributes are parsed (to compare them with the patient index). Undefined
+   * when the stored text cannot be split (the caller then takes the general path).
+   */
+  private studyRowText(fields: readonly string[], row: Row, base: string): string | undefined {
+    const stored = jsonMembers(row.study_attrs);
+    if (!stored) return undefined;
+    const computed = new Map<string, string>([
+      ['00080056', '{"vr":"CS","Value":["ONLINE"]}'],
+      ['00201206', JSON.stringify({ vr: 'IS', Value: [row.num_series] })],
+      ['00201208', JSON.stringify({ vr: 'IS', Value: [row.num_instances] })],
+      ['00081190', JSON.stringify({ vr: 'UR', Value: [`${base}/studies/${row.study_uid}`] })],
+    ]);
+    if (row.modalities)
+      computed.set('00080061', JSON.stringify({ vr: 'CS', Value: row.modalities.split('\\') }));
+    const patient: DicomJsonObject = {};
+    for (const tag of PATIENT_TAGS) {
+      const v = computed.get(tag) ?? stored.get(tag);
+      if (v !== undefined) patient[tag] = JSON.parse(v) as DicomJsonObject[string];
+    }
+    const corrections = patientCorrections(patient, {
+      patientId: row.patient_id,
+      issuer: row.issuer,
+      name: row.patient_name,
+      birthDate: row.birth_date,
+      sex: row.sex,
+    });
+    const corrected = applyToJson({}, corrections);
+    let out = '';
+    for (const t of fields) {
+      const fix = corrected[t];
+      const v = fix !== undefined ? JSON.stringify(fix) : (computed.get(t) ?? stored.get(t));
+      if (v === undefined || v.includes('"BulkDataURI":')) continue;
+      out += `${out ? ',' : '{'}"${t}":${v}`;
+    }
+    return out ? `${out}}` : '{}';
+  }
+
   private toJson(
     query: QidoQuery,
     fields: readonly string[] | 'all',
     row: Row,
     base: string,
   ): DicomJsonObject {
-    const all: DicomJsonObject = {};
-    const studyAttrs = JSON.parse(row.study_attrs) as DicomJsonObject;
+    // Layers, later ones winning: stored study attributes, the study's computed ones, then (below study level)
+    // the series' and the instance's. Looked up per returned field instead of merged into one object per row.
     const studyUrl = `${base}/studies/${row.study_uid}`;
-    Object.assign(all, studyAttrs);
-    all['00080056'] = { vr: 'CS', Value: ['ONLINE'] };
-    if (row.modalities) all['00080061'] = { vr: 'CS', Value: row.modalities.split('\\') };
-    all['00201206'] = { vr: 'IS', Value: [row.num_series] };
-    all['00201208'] = { vr: 'IS', Value: [row.num_instances] };
-    all['00081190'] = { vr: 'UR', Value: [studyUrl] };
+    const studyComputed: DicomJsonObject = {
+      '00080056': { vr: 'CS', Value: ['ONLINE'] },
+      '00201206': { vr: 'IS', Value: [row.num_series] },
+      '00201208': { vr: 'IS', Value: [row.num_instances] },
+      '00081190': { vr: 'UR', Value: [studyUrl] },
+    };
+    if (row.modalities) studyComputed['00080061'] = { vr: 'CS', Value: row.modalities.split('\\') };
+    const layers: DicomJsonObject[] = [JSON.parse(row.study_attrs) as DicomJsonObject, studyComputed];
     if (query.level !== 'study') {
-      Object.assign(all, JSON.parse(row.series_attrs!) as DicomJsonObject);
       const seriesUrl = `${studyUrl}/series/${row.series_uid}`;
-      all['00081190'] = { vr: 'UR', Value: [seriesUrl] };
+      layers.push(JSON.parse(row.series_attrs!) as DicomJsonObject);
       if (query.level === 'series') {
-        all['00201209'] = { vr: 'IS', Value: [row.series_instances!] };
+        layers.push({
+          '00081190': { vr: 'UR', Value: [seriesUrl] },
+          '00201209': { vr: 'IS', Value: [row.series_instances!] },
+        });
       } else {
-        const meta = JSON.parse(row.metadata_json!) as DicomJsonObject;
-        Object.assign(all, meta);
-        all['00081190'] = { vr: 'UR', Value: [`${seriesUrl}/instances/${row.sop_instance_uid}`] };
-        all['00080056'] = { vr: 'CS', Value: ['ONLINE'] };
+        layers.push({ '00081190': { vr: 'UR', Value: [seriesUrl] } });
+        layers.push(JSON.parse(row.metadata_json!) as DicomJsonObject);
+        layers.push({
+          '00081190': { vr: 'UR', Value: [`${seriesUrl}/instances/${row.sop_instance_uid}`] },
+          '00080056': { vr: 'CS', Value: ['ONLINE'] },
+        });
       }
     }
+    const lookup = (tag: string) => {
+      for (let i = layers.length - 1; i >= 0; i--) {
+        const v = layers[i]![tag];
+        if (v !== undefined) return v;
+      }
+      return undefined;
+    };
     // The patient index is the authority for the patient module (HL7 ADT updates and merges).
-    const current = applyToJson(
-      all,
-      patientCorrections(all, {
+    const patient: DicomJsonObject = {};
+    for (const tag of PATIENT_TAGS) {
+      const v = lookup(tag);
+      if (v !== undefined) patient[tag] = v;
+    }
+    const corrected = applyToJson(
+      patient,
+      patientCorrections(patient, {
         patientId: row.patient_id,
         issuer: row.issuer,
         name: row.patient_name,
@@ -426,16 +521,22 @@ export class QueryService {
         sex: row.sex,
       }),
     );
-    if (fields === 'all') return sortByTag(stripBulk(current));
+    if (fields === 'all') {
+      const all: DicomJsonObject = Object.assign({}, ...layers, corrected);
+      return sortByTag(stripBulk(all));
+    }
     // `fields` is sorted, so the result is in tag order without sorting each row.
     const out: DicomJsonObject = {};
     for (const t of fields) {
-      const v = current[t];
+      const v = corrected[t] ?? lookup(t);
       if (v !== undefined && v.BulkDataURI === undefined) out[t] = v;
     }
     return out;
   }
 }
+
+/** The patient module attributes the patient index corrects (header-overlay.ts patientCorrections). */
+const PATIENT_TAGS = ['00100010', '00100020', '00100021', '00100030', '00100040'] as const;
 
 /**
  * The attributes a QIDO response returns at the query's level: the level's defaults (PS3.18 Tables 10.6.3-3 to

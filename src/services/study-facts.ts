@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Clock } from '../ports/clock.js';
 import type { IndexDb } from '../ports/database.js';
 import type { ResourceRef } from '../ports/policy.js';
@@ -28,8 +29,9 @@ const BATCH = 500;
 
 /**
  * The facts policies scope a study by, from the index: its own columns plus the relationships kept beside it
- * (care team, research projects, unexpired grants). Loaded for many studies at once so that a QIDO page
- * costs three queries, not three per row.
+ * (care team, research projects, unexpired grants, care relationships from orders). Loaded for many studies at
+ * once so that a QIDO page costs a query per relationship, not one per row, and none for a relationship no study
+ * has.
  */
 export class StudyFacts {
   constructor(
@@ -50,36 +52,48 @@ export class StudyFacts {
       else m.set(k, [v]);
     };
     const now = this.clock.now().toISOString();
-    for (let i = 0; i < uids.length; i += BATCH) {
+    // Which relationship tables hold anything at all (one query): an archive without care teams, projects, grants
+    // or order feeds then costs no query per page for them.
+    const held = uids.length ? await this.heldRelations() : undefined;
+    for (let i = 0; held && i < uids.length; i += BATCH) {
       const chunk = uids.slice(i, i + BATCH);
+      const none = Promise.resolve([] as { study_uid: string; user_pk: number }[]);
       const [team, proj, grants, ordered] = await Promise.all([
-        this.index.db
-          .selectFrom('care_team')
-          .select(['study_uid', 'user_pk'])
-          .where('study_uid', 'in', chunk)
-          .execute(),
-        this.index.db
-          .selectFrom('study_projects')
-          .select(['study_uid', 'project'])
-          .where('study_uid', 'in', chunk)
-          .execute(),
-        this.index.db
-          .selectFrom('study_grants')
-          .select(['study_uid', 'user_pk'])
-          .where('study_uid', 'in', chunk)
-          .where('expires_at', '>', now)
-          .execute(),
+        held.careTeam
+          ? this.index.db
+              .selectFrom('care_team')
+              .select(['study_uid', 'user_pk'])
+              .where('study_uid', 'in', chunk)
+              .execute()
+          : none,
+        held.projects
+          ? this.index.db
+              .selectFrom('study_projects')
+              .select(['study_uid', 'project'])
+              .where('study_uid', 'in', chunk)
+              .execute()
+          : Promise.resolve([] as { study_uid: string; project: string }[]),
+        held.grants
+          ? this.index.db
+              .selectFrom('study_grants')
+              .select(['study_uid', 'user_pk'])
+              .where('study_uid', 'in', chunk)
+              .where('expires_at', '>', now)
+              .execute()
+          : none,
         // Care relationships from HL7 orders (ORM/OMI): the ordering or referring physician of an order for the
         // study's patient, linked to the account that carries that physician identifier.
-        this.index.db
-          .selectFrom('studies as st')
-          .innerJoin('care_relationships as cr', 'cr.patient_pk', 'st.patient_pk')
-          .innerJoin('users as u', 'u.physician_id', 'cr.physician_id')
-          .select(['st.study_uid', 'u.pk as user_pk'])
-          .where('st.study_uid', 'in', chunk)
-          .where('cr.physician_id', '!=', '')
-          .where('u.active', '=', 1)
-          .execute(),
+        held.careRelationships
+          ? this.index.db
+              .selectFrom('studies as st')
+              .innerJoin('care_relationships as cr', 'cr.patient_pk', 'st.patient_pk')
+              .innerJoin('users as u', 'u.physician_id', 'cr.physician_id')
+              .select(['st.study_uid', 'u.pk as user_pk'])
+              .where('st.study_uid', 'in', chunk)
+              .where('cr.physician_id', '!=', '')
+              .where('u.active', '=', 1)
+              .execute()
+          : none,
       ]);
       for (const t of [...team, ...ordered]) add(careTeam, t.study_uid, String(t.user_pk));
       for (const p of proj) add(projects, p.study_uid, p.project);
@@ -102,6 +116,23 @@ export class StudyFacts {
       });
     }
     return out;
+  }
+
+  private async heldRelations(): Promise<{
+    careTeam: boolean;
+    projects: boolean;
+    grants: boolean;
+    careRelationships: boolean;
+  }> {
+    const { rows } = await sql<{ ct: unknown; sp: unknown; sg: unknown; cr: unknown }>`select
+        exists (select 1 from care_team) as ct,
+        exists (select 1 from study_projects) as sp,
+        exists (select 1 from study_grants) as sg,
+        exists (select 1 from care_relationships) as cr`.execute(this.index.db);
+    const r = rows[0]!;
+    // SQLite answers 1/0, PostgreSQL true/false.
+    const yes = (v: unknown) => v === true || Number(v) === 1;
+    return { careTeam: yes(r.ct), projects: yes(r.sp), grants: yes(r.sg), careRelationships: yes(r.cr) };
   }
 
   async resource(row: StudyFactsRow): Promise<ResourceRef> {

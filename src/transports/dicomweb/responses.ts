@@ -6,9 +6,19 @@ export function sendJson(
   body: unknown,
   contentType = 'application/dicom+json',
 ): void {
+  sendJsonText(res, status, JSON.stringify(body), contentType);
+}
+
+/** A body already serialised as JSON text. */
+export function sendJsonText(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  contentType = 'application/dicom+json',
+): void {
   // Encoded once: the length and the bytes sent come from the same buffer (Buffer.byteLength and then end(text)
   // would walk a long string with non-Latin-1 names twice).
-  const bytes = Buffer.from(JSON.stringify(body), 'utf8');
+  const bytes = Buffer.from(text, 'utf8');
   res.writeHead(status, {
     'Content-Type': `${contentType}; charset=utf-8`,
     'Content-Length': bytes.length,
