@@ -25,6 +25,10 @@ export class AllowAllGate extends AccessGate {
     return ALLOW;
   }
 
+  override async decideEach(_p: unknown, _a: unknown, resources: readonly unknown[]): Promise<Decision[]> {
+    return resources.map(() => ALLOW);
+  }
+
   override async narrowing(): Promise<StudyFilter> {
     return { kind: 'all' };
   }

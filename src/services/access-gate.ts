@@ -78,8 +78,20 @@ export class AccessGate {
 
   /** Decide without throwing: used to filter list results row by row. */
   async decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
+    return (await this.decideEach(principal, action, [resource]))[0]!;
+  }
+
+  /** decide() for each of many resources (a page of a list), the principal's windows looked up once. */
+  async decideEach(
+    principal: Principal,
+    action: Action,
+    resources: readonly ResourceRef[],
+  ): Promise<Decision[]> {
     const { scoped, windows } = await this.withWindows(principal);
-    return marked(await this.pdp.decide(scoped, action, resource), resource, windows);
+    const out: Decision[] = [];
+    for (const resource of resources)
+      out.push(marked(await this.pdp.decide(scoped, action, resource), resource, windows));
+    return out;
   }
 
   private async withWindows(

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sql, type Expression, type SqlBool } from 'kysely';
 import { CustosError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
@@ -16,7 +17,7 @@ import type { Decision, StudyFilter } from '../ports/policy.js';
 import type { AccessGate } from './access-gate.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts, type StudyFactsRow } from './study-facts.js';
 import { applyToJson, patientCorrections } from './header-overlay.js';
-import { jsonMembers } from '../domain/json-members.js';
+import { RenderedRows } from './rendered-rows.js';
 
 /** Where each matchable attribute lives. Aliases: p = patients, st = studies, se = series, i = instances. */
 const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
@@ -179,6 +180,8 @@ const level = (key: MatchKey) => COLUMN[key as Exclude<MatchKey, 'ModalitiesInSt
  * by the decision point, the query and its result count recorded before results leave.
  */
 export class QueryService {
+  private readonly rendered = new RenderedRows();
+
   constructor(
     private readonly index: IndexDb,
     private readonly gate: AccessGate,
@@ -187,7 +190,7 @@ export class QueryService {
     private readonly facts: StudyFacts,
   ) {}
 
-  /** Matching rows the principal may see, as DICOM JSON objects (C-FIND, C-MOVE/C-GET matching). */
+  /** Matching rows the principal may see, as DICOM JSON objects (QIDO-RS, C-FIND, C-MOVE/C-GET matching). */
   async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
     return this.answer(principal, query, (rows) => {
       const fields = returnedFields(query);
@@ -196,23 +199,26 @@ export class QueryService {
   }
 
   /**
-   * The same answer as search(), as the text of the DICOM JSON array (QIDO-RS): study-level rows are spliced
-   * from their stored DICOM JSON (jsonMembers) rather than parsed and serialised again; the text is the same.
+   * search() for QIDO-RS: each row as the UTF-8 bytes of its DICOM JSON. Study-level rows are remembered by the
+   * inputs they were made from (RenderedRows), so a study asked for again is not parsed, corrected, serialised and
+   * encoded again.
    */
-  async searchText(
+  async searchJsonRows(
     principal: Principal,
     query: QidoQuery,
     retrieveBase: string,
-  ): Promise<{ text: string; count: number; warnings: string[] }> {
+  ): Promise<{ rows: Buffer[]; warnings: string[] }> {
     const { results, warnings } = await this.answer(principal, query, (rows) => {
       const fields = returnedFields(query);
-      return rows.map(
-        (row) =>
-          (query.level === 'study' && fields !== 'all' && this.studyRowText(fields, row, retrieveBase)) ||
-          JSON.stringify(this.toJson(query, fields, row, retrieveBase)),
+      const render = (row: Row) => JSON.stringify(this.toJson(query, fields, row, retrieveBase));
+      if (query.level !== 'study' || fields === 'all')
+        return rows.map((row) => Buffer.from(render(row), 'utf8'));
+      const fieldsKey = `${fields.join(',')}\u0000${retrieveBase}`;
+      return rows.map((row) =>
+        this.rendered.get(row.study_uid, renderKey(fieldsKey, row), () => render(row)),
       );
     });
-    return { text: `[${results.join(',')}]`, count: results.length, warnings };
+    return { rows: results, warnings };
   }
 
   private async answer<T>(
@@ -220,7 +226,7 @@ export class QueryService {
     query: QidoQuery,
     present: (rows: Row[]) => T[],
   ): Promise<{ results: T[]; warnings: string[] }> {
-    const { rows, more, policy, glass } = await this.visibleRows(principal, query);
+    const { rows, more, policy, glass } = await this.visibleRows(principal, query, 'dicom');
     // The record names what is disclosed, so it can be written before the rows are presented: its commit and WAL
     // sync run meanwhile (one turn of the event loop lets the commit reach its sync), and nothing is returned
     // before it is durable.
@@ -249,22 +255,22 @@ export class QueryService {
   ): Promise<{ studies: BrowsedStudy[]; more: boolean }> {
     if (query.level !== 'study')
       throw new CustosError({ code: 'query.bad-level', message: 'the study browser lists studies only' });
-    const { rows, more, policy, glass } = await this.visibleRows(principal, query);
+    const { rows, more, policy, glass } = await this.visibleRows(principal, query, 'browse');
     const studies = rows.map((r): BrowsedStudy => ({
       studyUid: r.study_uid,
       patientId: r.patient_id,
       patientName: r.patient_name,
-      studyDate: r.study_date,
-      accessionNumber: r.accession_number,
-      studyDescription: r.study_description,
+      studyDate: r.study_date!,
+      accessionNumber: r.accession_number!,
+      studyDescription: r.study_description!,
       modalities: r.modalities ? r.modalities.split('\\') : [],
       numSeries: Number(r.num_series),
       numInstances: Number(r.num_instances),
       owner: r.owner,
       department: r.department,
       classification: r.classification,
-      retentionUntil: r.retention_until,
-      status: r.status,
+      retentionUntil: r.retention_until ?? null,
+      status: r.status!,
     }));
     await this.recordQuery(
       principal,
@@ -282,6 +288,7 @@ export class QueryService {
   private async visibleRows(
     principal: Principal,
     query: QidoQuery,
+    purpose: Purpose,
   ): Promise<{ rows: Row[]; more: boolean; policy: string; glass: Decision[] }> {
     const decision = await this.gate.require(principal, 'query', { type: 'archive' });
     const scope = scopePredicate(
@@ -295,10 +302,15 @@ export class QueryService {
     const breakGlass = new Map<string, Decision>();
     let skipped = 0;
     for (let sqlOffset = 0; visible.length <= query.limit; sqlOffset += batch) {
-      const rows = await this.select(query, scope, sqlOffset, batch);
+      const rows = await this.select(query, scope, sqlOffset, batch, purpose);
       const refs = await this.facts.resources(rows);
-      for (const row of rows) {
-        const d = await this.gate.decide(principal, 'query', refs.get(row.study_uid)!);
+      const decisions = await this.gate.decideEach(
+        principal,
+        'query',
+        rows.map((row) => refs.get(row.study_uid)!),
+      );
+      for (const [i, row] of rows.entries()) {
+        const d = decisions[i]!;
         if (!d.allowed) continue;
         if (skipped < query.offset) skipped++;
         else {
@@ -352,28 +364,34 @@ export class QueryService {
     scope: Expression<SqlBool>,
     offset: number,
     limit: number,
+    purpose: Purpose,
   ): Promise<Row[]> {
     const needsSeries = query.level !== 'study' || query.matches.some((m) => level(m.key) === 'se');
     const needsInstances = query.level === 'instance';
+    // Only the columns the answer is made of: every row of a page is read, sorted and handed over with them.
     let qb = this.index.db
       .selectFrom('studies as st')
       .innerJoin('patients as p', 'p.pk', 'st.patient_pk')
       .select([
         ...STUDY_FACT_COLUMNS,
-        'st.attrs_json as study_attrs',
         'st.modalities',
         'st.num_series',
         'st.num_instances',
-        'st.accession_number',
-        'st.study_description',
-        'st.study_date',
-        'st.retention_until',
-        'st.status',
         'p.issuer',
         'p.patient_name',
         'p.birth_date',
         'p.sex',
       ])
+      .$if(purpose === 'dicom', (q) => q.select('st.attrs_json as study_attrs'))
+      .$if(purpose === 'browse', (q) =>
+        q.select([
+          'st.accession_number',
+          'st.study_description',
+          'st.study_date',
+          'st.retention_until',
+          'st.status',
+        ]),
+      )
       .where('st.status', '=', 'active')
       .where(scope);
     if (needsSeries && query.level !== 'study') {
@@ -425,45 +443,6 @@ export class QueryService {
     return (await full.limit(limit).offset(offset).execute()) as unknown as Row[];
   }
 
-  /**
-   * JSON.stringify(toJson(row)) for a study-level row and a field list, built from the member texts of the stored
-   * study attributes: only the patient attributes are parsed (to compare them with the patient index). Undefined
-   * when the stored text cannot be split (the caller then takes the general path).
-   */
-  private studyRowText(fields: readonly string[], row: Row, base: string): string | undefined {
-    const stored = jsonMembers(row.study_attrs);
-    if (!stored) return undefined;
-    const computed = new Map<string, string>([
-      ['00080056', '{"vr":"CS","Value":["ONLINE"]}'],
-      ['00201206', JSON.stringify({ vr: 'IS', Value: [row.num_series] })],
-      ['00201208', JSON.stringify({ vr: 'IS', Value: [row.num_instances] })],
-      ['00081190', JSON.stringify({ vr: 'UR', Value: [`${base}/studies/${row.study_uid}`] })],
-    ]);
-    if (row.modalities)
-      computed.set('00080061', JSON.stringify({ vr: 'CS', Value: row.modalities.split('\\') }));
-    const patient: DicomJsonObject = {};
-    for (const tag of PATIENT_TAGS) {
-      const v = computed.get(tag) ?? stored.get(tag);
-      if (v !== undefined) patient[tag] = JSON.parse(v) as DicomJsonObject[string];
-    }
-    const corrections = patientCorrections(patient, {
-      patientId: row.patient_id,
-      issuer: row.issuer,
-      name: row.patient_name,
-      birthDate: row.birth_date,
-      sex: row.sex,
-    });
-    const corrected = applyToJson({}, corrections);
-    let out = '';
-    for (const t of fields) {
-      const fix = corrected[t];
-      const v = fix !== undefined ? JSON.stringify(fix) : (computed.get(t) ?? stored.get(t));
-      if (v === undefined || v.includes('"BulkDataURI":')) continue;
-      out += `${out ? ',' : '{'}"${t}":${v}`;
-    }
-    return out ? `${out}}` : '{}';
-  }
-
   private toJson(
     query: QidoQuery,
     fields: readonly string[] | 'all',
@@ -480,7 +459,7 @@ export class QueryService {
       '00081190': { vr: 'UR', Value: [studyUrl] },
     };
     if (row.modalities) studyComputed['00080061'] = { vr: 'CS', Value: row.modalities.split('\\') };
-    const layers: DicomJsonObject[] = [JSON.parse(row.study_attrs) as DicomJsonObject, studyComputed];
+    const layers: DicomJsonObject[] = [JSON.parse(row.study_attrs!) as DicomJsonObject, studyComputed];
     if (query.level !== 'study') {
       const seriesUrl = `${studyUrl}/series/${row.series_uid}`;
       layers.push(JSON.parse(row.series_attrs!) as DicomJsonObject);
@@ -535,6 +514,26 @@ export class QueryService {
   }
 }
 
+/**
+ * Everything a study-level row's DICOM JSON is made of besides its UID (toJson): the fields and base URL, the
+ * stored study attributes (by digest), the counts and modalities, and the patient index's values.
+ */
+function renderKey(fieldsKey: string, row: Row): string {
+  const attrs = createHash('sha1').update(row.study_attrs!).digest('base64');
+  return [
+    fieldsKey,
+    attrs,
+    row.modalities,
+    row.num_series,
+    row.num_instances,
+    row.patient_id,
+    row.issuer,
+    row.patient_name,
+    row.birth_date,
+    row.sex,
+  ].join('\u0000');
+}
+
 /** The patient module attributes the patient index corrects (header-overlay.ts patientCorrections). */
 const PATIENT_TAGS = ['00100010', '00100020', '00100021', '00100030', '00100040'] as const;
 
@@ -559,20 +558,26 @@ function stripBulk(obj: DicomJsonObject): DicomJsonObject {
   return obj;
 }
 
+/** What a list is for: DICOM JSON (QIDO-RS, C-FIND) or the console's study browser. */
+type Purpose = 'dicom' | 'browse';
+
+/** A row of the list query; the fields after the patient's are there for one purpose only. */
 interface Row extends StudyFactsRow {
-  study_attrs: string;
   modalities: string;
   num_series: number;
   num_instances: number;
-  accession_number: string;
-  study_description: string;
-  study_date: string;
-  retention_until: string | null;
-  status: string;
   issuer: string;
   patient_name: string;
   birth_date: string;
   sex: string;
+  /** 'dicom' */
+  study_attrs?: string;
+  /** 'browse' */
+  accession_number?: string;
+  study_description?: string;
+  study_date?: string;
+  retention_until?: string | null;
+  status?: string;
   series_uid?: string;
   series_attrs?: string;
   series_instances?: number;

@@ -2,7 +2,7 @@ import { parseQidoQuery, type QidoLevel } from '../../domain/qido-query.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { RequestContext } from '../server/router.js';
 import { acceptJson } from './negotiation.js';
-import { sendJsonText } from './responses.js';
+import { jsonArray, sendJsonBytes } from './responses.js';
 
 /** QIDO-RS (PS3.18 §10.6) at study, series and instance level, optionally scoped by the URL. */
 export function qidoHandler(query: QueryService, level: QidoLevel) {
@@ -12,12 +12,12 @@ export function qidoHandler(query: QueryService, level: QidoLevel) {
       ...(ctx.params.study ? { studyUid: ctx.params.study } : {}),
       ...(ctx.params.series ? { seriesUid: ctx.params.series } : {}),
     });
-    const { text, warnings } = await query.searchText(ctx.principal, q, `${ctx.origin}/dicom-web`);
+    const { rows, warnings } = await query.searchJsonRows(ctx.principal, q, `${ctx.origin}/dicom-web`);
     if (warnings.length)
       ctx.res.setHeader(
         'Warning',
         warnings.map((w) => `299 custos "${w}"`),
       );
-    sendJsonText(ctx.res, 200, text, media);
+    sendJsonBytes(ctx.res, 200, jsonArray(rows), media);
   };
 }

@@ -6,24 +6,48 @@ export function sendJson(
   body: unknown,
   contentType = 'application/dicom+json',
 ): void {
-  sendJsonText(res, status, JSON.stringify(body), contentType);
+  sendJsonBytes(res, status, encodeJson(body), contentType);
 }
 
-/** A body already serialised as JSON text. */
-export function sendJsonText(
+/** A body already encoded as UTF-8 JSON. */
+export function sendJsonBytes(
   res: ServerResponse,
   status: number,
-  text: string,
+  bytes: Buffer,
   contentType = 'application/dicom+json',
 ): void {
-  // Encoded once: the length and the bytes sent come from the same buffer (Buffer.byteLength and then end(text)
-  // would walk a long string with non-Latin-1 names twice).
-  const bytes = Buffer.from(text, 'utf8');
   res.writeHead(status, {
     'Content-Type': `${contentType}; charset=utf-8`,
     'Content-Length': bytes.length,
   });
   res.end(bytes);
+}
+
+const OPEN = Buffer.from('[');
+const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from(']');
+
+/**
+ * The UTF-8 bytes of JSON.stringify(body). An array (a QIDO result, a metadata response) is encoded element by
+ * element: one name outside Latin-1 makes V8 hold the whole text as UTF-16, and transcoding a few hundred KiB of
+ * it costs more than encoding the elements apart, most of which stay one-byte. Encoded once: the length sent is
+ * the length of these bytes.
+ */
+export function encodeJson(body: unknown): Buffer {
+  if (!Array.isArray(body)) return Buffer.from(JSON.stringify(body), 'utf8');
+  // JSON.stringify writes an array's undefined, function or symbol elements as null.
+  return jsonArray(body.map((e) => Buffer.from(JSON.stringify(e) ?? 'null', 'utf8')));
+}
+
+/** A JSON array of elements already encoded. */
+export function jsonArray(elements: readonly Buffer[]): Buffer {
+  const parts: Buffer[] = [OPEN];
+  for (let i = 0; i < elements.length; i++) {
+    if (i > 0) parts.push(COMMA);
+    parts.push(elements[i]!);
+  }
+  parts.push(CLOSE);
+  return Buffer.concat(parts);
 }
 
 /** Write an async byte stream to the response with back-pressure; a mid-stream failure aborts the connection. */
