@@ -61,7 +61,7 @@ interface Open {
  * collection every RECLAIM_BYTES frees them; on this thread's small heap it takes a fraction of a millisecond.
  * `gc` exists when the server started this thread with --expose-gc (threaded-blob-store.ts).
  */
-const RECLAIM_BYTES = 8 * 1024 * 1024;
+const RECLAIM_BYTES = 4 * 1024 * 1024;
 const collect = (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc;
 let sinceCollect = 0;
 const written = (n: number) => {

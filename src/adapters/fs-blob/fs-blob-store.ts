@@ -33,7 +33,11 @@ export interface FsBlobStoreOptions {
 }
 
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;
-/** Ciphertext gathered before one positional write: large sequential writes, few syscalls. */
+/**
+ * Ciphertext gathered before one positional write in the pool: large sequential writes, few syscalls, and the
+ * next batch is encrypted while one is written. With inline calls a write does not overlap anything, so each
+ * sealed chunk is written at once and nothing more than a chunk of ciphertext is held per writer.
+ */
 const FLUSH_BYTES = 1024 * 1024;
 /** Ciphertext fetched by one positional read (rounded to whole chunks). */
 const READ_BATCH_BYTES = 1024 * 1024;
@@ -148,6 +152,7 @@ export class FsBlobStore implements BlobStore {
       dataKey,
       this.chunkSize,
       this.fsync,
+      this.io === inlineFileIo ? 0 : FLUSH_BYTES,
     );
   }
 
@@ -391,6 +396,7 @@ class FsBlobWriter implements BlobWriter {
     key: Buffer,
     private readonly chunkSize: number,
     private readonly earlySync: boolean,
+    private readonly flushBytes: number,
   ) {
     this.#key = key;
     this.header = makeHeader(chunkSize, randomBytes(8));
@@ -500,7 +506,7 @@ class FsBlobWriter implements BlobWriter {
         this.seal(chunk.subarray(off, off + cs), undefined);
         off += cs;
         // One large write() must not turn into an equally large ciphertext backlog.
-        if (this.outBytes >= FLUSH_BYTES) await this.flush();
+        if (this.outBytes > 0 && this.outBytes >= this.flushBytes) await this.flush();
         continue;
       }
       const n = Math.min(cs - this.staged, chunk.length - off);
@@ -508,7 +514,7 @@ class FsBlobWriter implements BlobWriter {
       this.staged += n;
       off += n;
     }
-    if (this.outBytes >= FLUSH_BYTES) await this.flush();
+    if (this.outBytes > 0 && this.outBytes >= this.flushBytes) await this.flush();
   }
 
   async commit(): Promise<StoredBlob> {

@@ -56,6 +56,9 @@ export class ThreadedBlobStore implements BlobStore {
     setFlagsFromString('--expose-gc');
     const worker = new Worker(await workerScript(import.meta.url, 'blob-writer-worker'), {
       workerData: { root: this.root, chunkSize: this.opts.chunkSize, fsync: this.opts.fsync },
+      // Its JS heap holds a few small objects per open writer: a small young generation keeps it (and the
+      // resident memory it reserves) small.
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 },
     });
     worker.unref();
     worker.on('message', (m: FromWorker) => this.listeners.get(m.w)?.(m));

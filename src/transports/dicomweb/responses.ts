@@ -9,18 +9,29 @@ export function sendJson(
   sendJsonBytes(res, status, encodeJson(body), contentType);
 }
 
-/** A body already encoded as UTF-8 JSON. */
+/**
+ * A body already encoded as UTF-8 JSON, whole or in pieces. Pieces are written as they are (one gathered write),
+ * not joined first: a large answer would otherwise be copied once more into a buffer that only lives until sent.
+ */
 export function sendJsonBytes(
   res: ServerResponse,
   status: number,
-  bytes: Buffer,
+  bytes: Buffer | readonly Buffer[],
   contentType = 'application/dicom+json',
 ): void {
+  const pieces = Buffer.isBuffer(bytes) ? [bytes] : bytes;
   res.writeHead(status, {
     'Content-Type': `${contentType}; charset=utf-8`,
-    'Content-Length': bytes.length,
+    'Content-Length': pieces.reduce((n, b) => n + b.length, 0),
   });
-  res.end(bytes);
+  if (pieces.length === 1) {
+    res.end(pieces[0]);
+    return;
+  }
+  res.cork();
+  for (const b of pieces) res.write(b);
+  res.uncork();
+  res.end();
 }
 
 const OPEN = Buffer.from('[');
@@ -36,18 +47,18 @@ const CLOSE = Buffer.from(']');
 export function encodeJson(body: unknown): Buffer {
   if (!Array.isArray(body)) return Buffer.from(JSON.stringify(body), 'utf8');
   // JSON.stringify writes an array's undefined, function or symbol elements as null.
-  return jsonArray(body.map((e) => Buffer.from(JSON.stringify(e) ?? 'null', 'utf8')));
+  return Buffer.concat(jsonArray(body.map((e) => Buffer.from(JSON.stringify(e) ?? 'null', 'utf8'))));
 }
 
-/** A JSON array of elements already encoded. */
-export function jsonArray(elements: readonly Buffer[]): Buffer {
+/** A JSON array of elements already encoded, as the pieces to send. */
+export function jsonArray(elements: readonly Buffer[]): Buffer[] {
   const parts: Buffer[] = [OPEN];
   for (let i = 0; i < elements.length; i++) {
     if (i > 0) parts.push(COMMA);
     parts.push(elements[i]!);
   }
   parts.push(CLOSE);
-  return Buffer.concat(parts);
+  return parts;
 }
 
 /** Write an async byte stream to the response with back-pressure; a mid-stream failure aborts the connection. */
