@@ -28,6 +28,10 @@ describe('custos CLI', () => {
       await new Promise((r) => setTimeout(r, 50));
     const m = /listening on (http:\/\/127\.0\.0\.1:(\d+))/.exec(first.stdout);
     expect(m, first.stdout + first.stderr).not.toBeNull();
+    // `npm run build` built the native helper (src/app/memory-return.ts), and the server started its thread.
+    expect(first.stdout).toContain(
+      'custos: freed memory is returned to the system when work ends, and every 30 s or 64 MiB of growth while it goes on',
+    );
     const password = /one-time password:\s+(\S+)/.exec(first.stdout)![1]!;
     expect(password.length).toBeGreaterThanOrEqual(16);
     const login = await fetch(`${m![1]}/api/auth/login`, {

@@ -59,6 +59,16 @@ const ConfigSchema = z
       })
       .strict(),
     admin: z.object({ username: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/) }).strict(),
+    /** Returning freed memory to the operating system (docs/operations.md). */
+    memory: z
+      .object({
+        /**
+         * Give back the C allocator's freed memory (glibc malloc_trim, on a thread of its own) when work ends, and
+         * while it goes on whenever the resident set grew by this many MiB and every 30 s; 0 turns it off.
+         */
+        trimGrowthMiB: z.number().int().min(0).max(65_536),
+      })
+      .strict(),
     fixity: z
       .object({
         /** A scheduled pass starts this long after the previous one ended (days; 0 turns the schedule off). */
@@ -328,6 +338,7 @@ const DEFAULTS = {
     session: { idleMinutes: 15, absoluteHours: 8 },
   },
   nodeName: hostname(),
+  memory: { trimGrowthMiB: 64 },
   fixity: { intervalDays: 30, bytesPerSecond: 50 * 1024 * 1024, sliceSeconds: 60, checkSeconds: 300 },
   audit: { checkpointSeconds: 60 },
   hl7: {
@@ -380,6 +391,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_OIDC_AUDIENCE: { path: ['oidc', 'audience'], type: 'string' },
   CUSTOS_OIDC_JWKS_URI: { path: ['oidc', 'jwksUri'], type: 'string' },
   CUSTOS_VALIDATION_DEFAULT: { path: ['validation', 'default'], type: 'string' },
+  CUSTOS_MEMORY_TRIM_GROWTH_MIB: { path: ['memory', 'trimGrowthMiB'], type: 'int' },
   CUSTOS_FIXITY_INTERVAL_DAYS: { path: ['fixity', 'intervalDays'], type: 'int' },
   CUSTOS_FIXITY_BYTES_PER_SECOND: { path: ['fixity', 'bytesPerSecond'], type: 'int' },
   CUSTOS_FIXITY_SLICE_SECONDS: { path: ['fixity', 'sliceSeconds'], type: 'int' },

@@ -11,6 +11,7 @@ import { DimseServices } from '../transports/dimse/dimse-services.js';
 import { consoleFiles } from '../transports/http/static-files.js';
 import { demoBanner, seedDemo } from './demo.js';
 import { fileURLToPath } from 'node:url';
+import { startMemoryReturn } from './memory-return.js';
 
 /** Where `npm run build` puts the web console (dist/console), from src/app and dist/app alike. */
 export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
@@ -175,6 +176,7 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
   if (server.hl7) io.out(hl7Banner(config, server.hl7));
   io.out(dimseBanner(config, server.dicomPort, server.dicomTlsPort));
   if (demo) io.out(demoBanner(demo, server.url));
+  io.out(`custos: ${startMemoryReturn(config.memory.trimGrowthMiB)}\n`);
   const signal = await io.stopSignal();
   io.err(`custos: ${signal}, shutting down\n`);
   await server.close();
@@ -208,6 +210,7 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   );
   io.out(`custos: listening on http://${host}:${port} (DICOMweb at http://${host}:${port}/dicom-web)\n`);
   io.out(dimseBanner(config, dimse.port, dimse.tlsPort));
+  io.out(`custos: ${startMemoryReturn(config.memory.trimGrowthMiB)} (in each process)\n`);
   const signal = await io.stopSignal();
   io.err(`custos: ${signal}, shutting down\n`);
   await dimse.server.close();
@@ -246,6 +249,7 @@ async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
       ),
     { dimse: false },
   );
+  startMemoryReturn(config.memory.trimGrowthMiB);
   await io.stopSignal();
   await server.close();
   await app.close();

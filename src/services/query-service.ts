@@ -199,20 +199,18 @@ export class QueryService {
   }
 
   /**
-   * search() for QIDO-RS: each row as the UTF-8 bytes of its DICOM JSON. Study-level rows are remembered by the
-   * inputs they were made from (RenderedRows), so a study asked for again is not parsed, corrected, serialised and
-   * encoded again.
+   * search() for QIDO-RS: each row as the text of its DICOM JSON. Study-level rows are remembered by the inputs
+   * they were made from (RenderedRows), so a study asked for again is not parsed, corrected and serialised again.
    */
   async searchJsonRows(
     principal: Principal,
     query: QidoQuery,
     retrieveBase: string,
-  ): Promise<{ rows: Buffer[]; warnings: string[] }> {
+  ): Promise<{ rows: string[]; warnings: string[] }> {
     const { results, warnings } = await this.answer(principal, query, (rows) => {
       const fields = returnedFields(query);
       const render = (row: Row) => JSON.stringify(this.toJson(query, fields, row, retrieveBase));
-      if (query.level !== 'study' || fields === 'all')
-        return rows.map((row) => Buffer.from(render(row), 'utf8'));
+      if (query.level !== 'study' || fields === 'all') return rows.map(render);
       const fieldsKey = `${fields.join(',')}\u0000${retrieveBase}`;
       return rows.map((row) =>
         this.rendered.get(row.study_uid, renderKey(fieldsKey, row), () => render(row)),
@@ -515,14 +513,12 @@ export class QueryService {
 }
 
 /**
- * Everything a study-level row's DICOM JSON is made of besides its UID (toJson): the fields and base URL, the
- * stored study attributes (by digest), the counts and modalities, and the patient index's values.
+ * A digest of everything a study-level row's DICOM JSON is made of besides its UID (toJson): the fields and base
+ * URL, the stored study attributes, the counts and modalities, and the patient index's values.
  */
 function renderKey(fieldsKey: string, row: Row): string {
-  const attrs = createHash('sha1').update(row.study_attrs!).digest('base64');
-  return [
-    fieldsKey,
-    attrs,
+  const hash = createHash('sha256').update(fieldsKey).update('\u0000').update(row.study_attrs!);
+  for (const v of [
     row.modalities,
     row.num_series,
     row.num_instances,
@@ -531,7 +527,9 @@ function renderKey(fieldsKey: string, row: Row): string {
     row.patient_name,
     row.birth_date,
     row.sex,
-  ].join('\u0000');
+  ])
+    hash.update(v === null || v === undefined ? '\u0000\u0001' : `\u0000${String(v)}`);
+  return hash.digest('base64');
 }
 
 /** The patient module attributes the patient index corrects (header-overlay.ts patientCorrections). */

@@ -1,42 +1,50 @@
 /**
- * QIDO-RS rows as UTF-8 JSON, remembered by what they were made from: viewers and worklists ask for the same
+ * QIDO-RS rows as JSON text, remembered by what they were made from: viewers and worklists ask for the same
  * studies again and again, and turning a row into DICOM JSON (parse the stored attributes, apply the patient
- * index, serialise, encode) costs more than the query that found it. An entry is used only when its key, which
- * holds every input of the rendering, is equal: a changed row (an instance added, an HL7 update of the patient,
- * other requested fields or base URL) is rendered afresh. Bounded by entries and bytes, least recently used out.
+ * index, serialise) costs more than the query that found it. An entry is used only when its key, a digest of every
+ * input of the rendering, is equal: a changed row (an instance added, an HL7 update of the patient, other
+ * requested fields or base URL) is rendered afresh.
+ *
+ * Bounded by entries and characters. Once full, only every `admitEvery`-th row rendered anew goes in (in place
+ * of the least recently used): a query that sweeps more studies than fit, again and again (a worklist by
+ * modality over years), would otherwise push out every row before it is asked for again, so that nothing is
+ * ever found and every row is kept only to become garbage. Kept as strings, on the JavaScript heap: as Buffers,
+ * evicted rows were malloc'd memory that V8 let pile up by tens of MiB before it collected them.
  */
 export class RenderedRows {
-  private readonly rows = new Map<string, { key: string; bytes: Buffer }>();
-  private bytes = 0;
+  private readonly rows = new Map<string, { key: string; text: string }>();
+  private chars = 0;
+  private refused = 0;
 
   constructor(
-    private readonly maxEntries = 5000,
-    private readonly maxBytes = 8 * 1024 * 1024,
+    private readonly maxEntries = 20_000,
+    private readonly maxChars = 16 * 1024 * 1024,
+    private readonly admitEvery = 8,
   ) {}
 
-  /** The bytes for row `id` rendered from `key`, rendering (and remembering) them when not known. */
-  get(id: string, key: string, render: () => string): Buffer {
+  /** The text of row `id` rendered from `key`, rendering (and maybe remembering) it when not known. */
+  get(id: string, key: string, render: () => string): string {
     const known = this.rows.get(id);
     if (known) {
       this.rows.delete(id);
       if (known.key === key) {
         this.rows.set(id, known);
-        return known.bytes;
+        return known.text;
       }
-      this.bytes -= known.bytes.length;
+      this.chars -= known.text.length;
     }
     const text = render();
-    // A buffer of its own: a small Buffer.from() is a slice of a shared 8 KiB pool, which it would keep alive.
-    const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text, 'utf8'));
-    bytes.write(text, 'utf8');
-    this.rows.set(id, { key, bytes });
-    this.bytes += bytes.length;
-    while (this.rows.size > this.maxEntries || this.bytes > this.maxBytes) {
+    if (text.length > this.maxChars) return text;
+    const full = this.rows.size >= this.maxEntries || this.chars + text.length > this.maxChars;
+    if (full && ++this.refused % this.admitEvery !== 0) return text;
+    this.rows.set(id, { key, text });
+    this.chars += text.length;
+    while (this.rows.size > this.maxEntries || this.chars > this.maxChars) {
       const [oldest, entry] = this.rows.entries().next().value!;
       this.rows.delete(oldest);
-      this.bytes -= entry.bytes.length;
+      this.chars -= entry.text.length;
     }
-    return bytes;
+    return text;
   }
 
   get size(): number {

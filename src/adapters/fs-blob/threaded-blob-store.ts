@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
 import type { BlobId } from '../../domain/ids.js';
@@ -13,6 +14,15 @@ const STAGING_BYTES = 1024 * 1024;
 const MAX_IN_FLIGHT = 2;
 /** Staging buffers kept for reuse when idle (fresh ones cost page faults on every first touch). */
 const MAX_FREE = 8;
+/**
+ * Bytes copied into staging buffers on the event loop between two young-generation collections there. What
+ * arrives from a socket (a STOW-RS or C-STORE body) comes in new buffers outside the JS heap, 64 KiB at a time;
+ * each is dead once copied, but V8 collects them only when its young generation fills with JS objects or when
+ * tens of MiB of them piled up: while a 1 GB object streamed in, ~35 MiB of dead socket buffers stayed resident.
+ */
+const COLLECT_BYTES = 16 * 1024 * 1024;
+
+type Collect = (options: { type: 'minor' }) => void;
 
 const stopped = (why: string): SerializedError => ({
   code: 'blob.write-failed',
@@ -44,6 +54,8 @@ export class ThreadedBlobStore implements BlobStore {
   /** Open writers and pending requests, by id: each gets the thread's messages about it. */
   private readonly listeners = new Map<number, (m: FromWorker) => void>();
   private readonly free: ArrayBuffer[] = [];
+  private collect: Collect | undefined;
+  private sinceCollect = 0;
 
   constructor(private readonly opts: FsBlobStoreOptions) {
     this.local = new FsBlobStore(opts);
@@ -51,9 +63,11 @@ export class ThreadedBlobStore implements BlobStore {
   }
 
   private async start(): Promise<Worker> {
-    // The writer thread collects its dead ciphertext buffers itself (blob-writer-worker.ts): V8 gives `gc` to the
-    // contexts created after this flag is set, the thread's among them (the server's own context has none).
+    // The writer thread collects its dead ciphertext buffers itself (blob-writer-worker.ts), and the event loop its
+    // dead socket buffers (copied()): V8 gives `gc` to the contexts created after this flag is set, the thread's
+    // and a throw-away one here among them (the server's own context has none).
     setFlagsFromString('--expose-gc');
+    this.collect ??= runInNewContext('gc') as Collect;
     const worker = new Worker(await workerScript(import.meta.url, 'blob-writer-worker'), {
       workerData: { root: this.root, chunkSize: this.opts.chunkSize, fsync: this.opts.fsync },
       // Its JS heap holds a few small objects per open writer: a small young generation keeps it (and the
@@ -91,6 +105,14 @@ export class ThreadedBlobStore implements BlobStore {
 
   post(worker: Worker, m: ToWorker, transfer: ArrayBuffer[] = []): void {
     worker.postMessage(m, transfer);
+  }
+
+  /** `n` more bytes were copied on the event loop: collect the young generation every COLLECT_BYTES. */
+  copied(n: number): void {
+    this.sinceCollect += n;
+    if (this.sinceCollect < COLLECT_BYTES || !this.collect) return;
+    this.sinceCollect = 0;
+    this.collect({ type: 'minor' });
   }
 
   takeBuffer(): ArrayBuffer {
@@ -232,6 +254,7 @@ class ThreadBlobWriter implements BlobWriter {
           if (this.failure) throw this.failure;
         }
       }
+      this.store.copied(chunk.length);
     } finally {
       this.writing = false;
     }

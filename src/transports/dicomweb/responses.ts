@@ -9,27 +9,32 @@ export function sendJson(
   sendJsonBytes(res, status, encodeJson(body), contentType);
 }
 
+/** A piece of a JSON body: UTF-8 bytes, or text that is encoded as it is written. */
+export type JsonPiece = Buffer | string;
+
 /**
- * A body already encoded as UTF-8 JSON, whole or in pieces. Pieces are written as they are (one gathered write),
- * not joined first: a large answer would otherwise be copied once more into a buffer that only lives until sent.
+ * A body already encoded as JSON, whole or in pieces. Pieces are written as they are (one gathered write), not
+ * joined first: a large answer would otherwise be copied once more into a buffer that only lives until sent.
  */
 export function sendJsonBytes(
   res: ServerResponse,
   status: number,
-  bytes: Buffer | readonly Buffer[],
+  body: Buffer | readonly JsonPiece[],
   contentType = 'application/dicom+json',
 ): void {
-  const pieces = Buffer.isBuffer(bytes) ? [bytes] : bytes;
+  const pieces = Buffer.isBuffer(body) ? [body] : body;
+  let length = 0;
+  for (const p of pieces) length += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length;
   res.writeHead(status, {
     'Content-Type': `${contentType}; charset=utf-8`,
-    'Content-Length': pieces.reduce((n, b) => n + b.length, 0),
+    'Content-Length': length,
   });
   if (pieces.length === 1) {
     res.end(pieces[0]);
     return;
   }
   res.cork();
-  for (const b of pieces) res.write(b);
+  for (const p of pieces) res.write(p);
   res.uncork();
   res.end();
 }
@@ -51,8 +56,8 @@ export function encodeJson(body: unknown): Buffer {
 }
 
 /** A JSON array of elements already encoded, as the pieces to send. */
-export function jsonArray(elements: readonly Buffer[]): Buffer[] {
-  const parts: Buffer[] = [OPEN];
+export function jsonArray<T extends JsonPiece>(elements: readonly T[]): (T | Buffer)[] {
+  const parts: (T | Buffer)[] = [OPEN];
   for (let i = 0; i < elements.length; i++) {
     if (i > 0) parts.push(COMMA);
     parts.push(elements[i]!);
