@@ -7,10 +7,12 @@
 //
 // A plain thread of this module does it, so the event loop never waits for a trim. Every `intervalMs` it reads
 // the resident set and the process's CPU time from /proc/self. It trims when the work that used the memory has
-// just ended (an interval in which the process used less than a quarter of a core, after one in which it used
-// more), when the resident set grew by `growthBytes` since the last trim even though work goes on, and once per
-// `periodMs` of uninterrupted work. Trimming in the middle of streaming work costs more than it saves: the next
-// buffers fault the released pages back in (WADO-RS ran ~20% slower with a trim at every 16 MiB of growth).
+// ended (QUIET_INTERVALS intervals in a row in which the process used less than a quarter of a core, after one
+// in which it used more: a client that pauses between queries is not an end), when the resident set grew by
+// `growthBytes` since the last trim even though work goes on, and once per `periodMs` of uninterrupted work.
+// Trimming in the middle of work costs more than it saves: the next buffers fault the released pages back in,
+// and the trim holds each arena's lock while it walks it (WADO-RS ran ~20% slower with a trim at every 16 MiB
+// of growth).
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -21,6 +23,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/** Quiet intervals in a row that count as the end of work. */
+#define QUIET_INTERVALS 4
 
 static atomic_int running;
 static atomic_long trims;
@@ -78,6 +83,7 @@ static void *watch(void *unused) {
   long base = resident_pages();
   long cpu = cpu_ticks();
   int worked = 0;  // some interval since the last trim was busy
+  int quiet = 0;   // quiet intervals in a row
   long since = 0;  // milliseconds since the last trim
   for (;;) {
     struct timespec pause = {interval_ms / 1000, (interval_ms % 1000) * 1000000L};
@@ -90,10 +96,15 @@ static void *watch(void *unused) {
     // Busy: at least a quarter of a core over the interval.
     int busy = (cpu_now - cpu) * 1000 * 4 >= interval_ms * ticks_per_second;
     cpu = cpu_now;
-    if (busy) worked = 1;
+    if (busy) {
+      worked = 1;
+      quiet = 0;
+    } else {
+      quiet++;
+    }
     if (now < base) base = now;
     int grown = now - base >= growth_pages;
-    int ended = worked && !busy;
+    int ended = worked && quiet >= QUIET_INTERVALS;
     int long_work = worked && since >= period_ms;
     if (grown || ended || long_work) {
       trim();
