@@ -2,27 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql, type Transaction } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dropPostgresSchema, openIndexDb } from '../src/adapters/sql/open-index-db.js';
-import type { DatabaseSchema, IndexDb } from '../src/ports/database.js';
+import type { IndexDb } from '../src/ports/database.js';
 import { TransactionBatcher } from '../src/services/transaction-batcher.js';
 import { backends, postgresUrl } from './support/backends.js';
-
-const addPatient = (trx: Transaction<DatabaseSchema>, patientId: string) =>
-  trx
-    .insertInto('patients')
-    .values({
-      patient_id: patientId,
-      issuer: '',
-      patient_name: '',
-      patient_name_norm: '',
-      birth_date: '',
-      sex: '',
-      created_at: new Date().toISOString(),
-    })
-    .returning('pk')
-    .executeTakeFirstOrThrow();
+import { insertPatient } from './support/orders.js';
 
 const storedPatients = async (index: IndexDb, prefix: string) =>
   (
@@ -59,7 +45,7 @@ describe.each(backends())('TransactionBatcher on %s', (backend) => {
     const work = (i: number) =>
       batcher.run(async (trx) => {
         seen.push(trx);
-        await addPatient(trx, `GROUP-${String(i).padStart(2, '0')}`);
+        await insertPatient(trx, `GROUP-${String(i).padStart(2, '0')}`);
         return i * 10;
       });
     // Submitted in one tick: one transaction.
@@ -78,15 +64,15 @@ describe.each(backends())('TransactionBatcher on %s', (backend) => {
   it('rolls back a failing work alone, also after an SQL error, and commits the others', async () => {
     const batcher = new TransactionBatcher(index.db);
     const outcomes = await Promise.allSettled([
-      batcher.run((trx) => addPatient(trx, 'ALONE-A')),
+      batcher.run((trx) => insertPatient(trx, 'ALONE-A')),
       batcher.run(async (trx) => {
-        await addPatient(trx, 'ALONE-B');
+        await insertPatient(trx, 'ALONE-B');
         throw new Error('work B gives up after writing');
       }),
-      batcher.run((trx) => addPatient(trx, 'ALONE-C')),
+      batcher.run((trx) => insertPatient(trx, 'ALONE-C')),
       // The same patient again: a unique-constraint violation (PostgreSQL aborts the transaction on it).
-      batcher.run((trx) => addPatient(trx, 'ALONE-C')),
-      batcher.run((trx) => addPatient(trx, 'ALONE-D')),
+      batcher.run((trx) => insertPatient(trx, 'ALONE-C')),
+      batcher.run((trx) => insertPatient(trx, 'ALONE-D')),
     ]);
     expect(outcomes.map((o) => o.status)).toEqual([
       'fulfilled',
@@ -105,7 +91,7 @@ describe.each(backends())('TransactionBatcher on %s', (backend) => {
     const batcher = new TransactionBatcher(index.db);
     await expect(
       batcher.run(async (trx) => {
-        await addPatient(trx, 'LONE-A');
+        await insertPatient(trx, 'LONE-A');
         throw new Error('no');
       }),
     ).rejects.toThrow('no');
@@ -131,8 +117,8 @@ describe('TransactionBatcher on sqlite, a failing commit', () => {
   it('fails every work of a batch whose commit fails', async () => {
     const batcher = new TransactionBatcher(index.db);
     const outcomes = await Promise.allSettled([
-      batcher.run((trx) => addPatient(trx, 'COMMIT-A')),
-      batcher.run((trx) => addPatient(trx, 'COMMIT-B')),
+      batcher.run((trx) => insertPatient(trx, 'COMMIT-A')),
+      batcher.run((trx) => insertPatient(trx, 'COMMIT-B')),
       batcher.run(async (trx) => {
         // A study of a patient that does not exist, with the foreign key checked only at COMMIT.
         await sql`pragma defer_foreign_keys = on`.execute(trx);

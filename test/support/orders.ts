@@ -1,6 +1,23 @@
 import type { Kysely } from 'kysely';
 import type { DatabaseSchema } from '../../src/ports/database.js';
 
+/** A patient with nothing but its ID (`db` may be a transaction); its new primary key. */
+export function insertPatient(db: Kysely<DatabaseSchema>, patientId: string) {
+  return db
+    .insertInto('patients')
+    .values({
+      patient_id: patientId,
+      issuer: '',
+      patient_name: '',
+      patient_name_norm: '',
+      birth_date: '',
+      sex: '',
+      created_at: new Date().toISOString(),
+    })
+    .returning('pk')
+    .executeTakeFirstOrThrow();
+}
+
 /** An order as the HL7 feed records one (ORM^O01), for tests that need "a known order". */
 export async function insertOrder(
   db: Kysely<DatabaseSchema>,
@@ -10,19 +27,7 @@ export async function insertOrder(
   const now = new Date().toISOString();
   const patient =
     (await db.selectFrom('patients').select('pk').where('patient_id', '=', patientId).executeTakeFirst()) ??
-    (await db
-      .insertInto('patients')
-      .values({
-        patient_id: patientId,
-        issuer: '',
-        patient_name: '',
-        patient_name_norm: '',
-        birth_date: '',
-        sex: '',
-        created_at: now,
-      })
-      .returning('pk')
-      .executeTakeFirstOrThrow());
+    (await insertPatient(db, patientId));
   await db
     .insertInto('orders')
     .values({

@@ -44,15 +44,15 @@ const COMMA = Buffer.from(',');
 const CLOSE = Buffer.from(']');
 
 /**
- * The UTF-8 bytes of JSON.stringify(body). An array (a QIDO result, a metadata response) is encoded element by
- * element: one name outside Latin-1 makes V8 hold the whole text as UTF-16, and transcoding a few hundred KiB of
- * it costs more than encoding the elements apart, most of which stay one-byte. Encoded once: the length sent is
- * the length of these bytes.
+ * The UTF-8 bytes of JSON.stringify(body), as the pieces to send. An array (a QIDO result, a metadata response)
+ * is encoded element by element: one name outside Latin-1 makes V8 hold the whole text as UTF-16, and
+ * transcoding a few hundred KiB of it costs more than encoding the elements apart, most of which stay one-byte.
+ * Encoded once: the length sent is the length of these bytes.
  */
-export function encodeJson(body: unknown): Buffer {
-  if (!Array.isArray(body)) return Buffer.from(JSON.stringify(body), 'utf8');
+export function encodeJson(body: unknown): Buffer[] {
+  if (!Array.isArray(body)) return [Buffer.from(JSON.stringify(body), 'utf8')];
   // JSON.stringify writes an array's undefined, function or symbol elements as null.
-  return Buffer.concat(jsonArray(body.map((e) => Buffer.from(JSON.stringify(e) ?? 'null', 'utf8'))));
+  return jsonArray(body.map((e) => Buffer.from(JSON.stringify(e) ?? 'null', 'utf8')));
 }
 
 /** A JSON array of elements already encoded, as the pieces to send. */
