@@ -1,9 +1,11 @@
-// QIDO-RS remembers rendered study rows (src/services/rendered-rows.ts): what it answers must still follow every
-// change of a study and its patient, and stay what the object path (C-FIND's) builds. Runs on every backend.
+// QIDO-RS and C-FIND remember rendered study rows (src/services/rendered-rows.ts): what they answer must still
+// follow every change of a study and its patient, QIDO-RS's stay what the object path builds, and C-FIND's follow
+// the keys each request asks for. Runs on every backend.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adtMessage } from '../src/domain/hl7/hl7-examples.js';
 import { parseQidoQuery } from '../src/domain/qido-query.js';
 import { backends } from './support/backends.js';
+import { dcmtk } from './support/dcmtk.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { MllpClient } from './support/mllp-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -55,8 +57,37 @@ describe.each(backends())('QIDO-RS rows remembered between queries on %s', (back
     return JSON.parse(text) as Item[];
   };
 
+  /** findscu at STUDY level for this study with `keys` (return keys, no value): the one answer's dump. */
+  const cfind = async (...keys: string[]) => {
+    const r = await dcmtk('findscu', [
+      '-v',
+      '-aet',
+      'RENDERSCU',
+      '-aec',
+      'CUSTOS',
+      '-S',
+      '127.0.0.1',
+      String(s.dicomPort),
+      '-k',
+      'QueryRetrieveLevel=STUDY',
+      '-k',
+      `StudyInstanceUID=${study}`,
+      ...keys.flatMap((k) => ['-k', k]),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((r.stderr.match(/Find Response: \d+ \(Pending\)/g) ?? []).length, r.stderr).toBe(1);
+    return r.stderr.slice(r.stderr.indexOf('Find Response: 1 (Pending)'));
+  };
+  /** The value findscu's dump shows for `keyword`, padding trimmed; undefined when the answer lacks it. */
+  const dumped = (dump: string, keyword: string) =>
+    new RegExp(`^I: \\([0-9a-f]{4},[0-9a-f]{4}\\) \\w\\w \\[(.*?) *\\] +#.*\\b${keyword}$`, 'm').exec(
+      dump,
+    )?.[1];
+
   beforeAll(async () => {
     s = await startTestServer(backend, { hl7: { port: 0, senders: ['ADT1^GOOD HEALTH HOSPITAL'] } });
+    const admin = await s.app.auth.authenticateBearer(`Bearer ${s.token}`, 'test');
+    await s.app.aes.add(admin, { title: 'RENDERSCU', host: '127.0.0.1', port: 104, user: 'admin' });
   });
   afterAll(async () => {
     await s?.stop();
@@ -72,6 +103,11 @@ describe.each(backends())('QIDO-RS rows remembered between queries on %s', (back
     expect(row!['00080061']).toEqual({ vr: 'CS', Value: ['CT'] });
     // Asked again: the same answer.
     expect(await qido(q)).toEqual([row]);
+    const keys = ['PatientName', 'PatientBirthDate', 'ModalitiesInStudy', 'NumberOfStudyRelatedInstances'];
+    let dump = await cfind(...keys);
+    expect(dumped(dump, 'NumberOfStudyRelatedInstances')).toBe('1');
+    expect(dumped(dump, 'ModalitiesInStudy')).toBe('CT');
+    expect(await cfind(...keys)).toBe(dump);
 
     // Another instance of the same series: only the instance count changes.
     await store(seriesA, uid(6));
@@ -85,6 +121,10 @@ describe.each(backends())('QIDO-RS rows remembered between queries on %s', (back
     expect(row!['00201208']).toEqual({ vr: 'IS', Value: [3] });
     expect(row!['00080061']).toEqual({ vr: 'CS', Value: ['CT', 'MR'] });
     expect(row!['00100010']).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'Before^Ann' }] });
+    dump = await cfind(...keys);
+    expect(dumped(dump, 'NumberOfStudyRelatedInstances')).toBe('3');
+    expect(dumped(dump, 'ModalitiesInStudy')).toBe('CT\\MR');
+    expect(dumped(dump, 'PatientName')).toBe('Before^Ann');
 
     // The patient index changes one value at a time (HL7 A08): the name, then the birth date.
     const update = async (n: number, name: string, birth: string) => {
@@ -111,6 +151,15 @@ describe.each(backends())('QIDO-RS rows remembered between queries on %s', (back
     await update(2, 'AFTER', '19700202');
     [row] = await qido(q);
     expect(row!['00100030']).toEqual({ vr: 'DA', Value: ['19700202'] });
+    dump = await cfind(...keys);
+    expect(dumped(dump, 'PatientName')).toBe('AFTER^ANN^^^III');
+    expect(dumped(dump, 'PatientBirthDate')).toBe('19700202');
+    // Other keys asked for: an answer with exactly those.
+    const other = await cfind('PatientAge', 'StudyDate');
+    expect(dumped(other, 'PatientAge')).toBe('054Y');
+    expect(dumped(other, 'PatientName')).toBeUndefined();
+    expect(dumped(other, 'ModalitiesInStudy')).toBeUndefined();
+    expect(await cfind(...keys)).toBe(dump);
 
     const [wider] = await qido(`${q}&includefield=00101010`);
     expect(wider!['00101010']).toEqual({ vr: 'AS', Value: ['054Y'] });

@@ -181,6 +181,8 @@ const level = (key: MatchKey) => COLUMN[key as Exclude<MatchKey, 'ModalitiesInSt
  */
 export class QueryService {
   private readonly rendered = new RenderedRows();
+  /** C-FIND's study-level identifiers, as latin1 text of their bytes (searchEncoded). */
+  private readonly encoded = new RenderedRows(20_000, 8 * 1024 * 1024);
 
   constructor(
     private readonly index: IndexDb,
@@ -207,16 +209,43 @@ export class QueryService {
     query: QidoQuery,
     retrieveBase: string,
   ): Promise<{ rows: string[]; warnings: string[] }> {
-    const { results, warnings } = await this.answer(principal, query, (rows) => {
-      const fields = returnedFields(query);
-      const render = (row: Row) => JSON.stringify(this.toJson(query, fields, row, retrieveBase));
-      if (query.level !== 'study' || fields === 'all') return rows.map(render);
-      const fieldsKey = `${fields.join(',')}\u0000${retrieveBase}`;
-      return rows.map((row) =>
-        this.rendered.get(row.study_uid, renderKey(fieldsKey, row), () => render(row)),
-      );
-    });
+    const { results, warnings } = await this.answer(principal, query, (rows) =>
+      this.present(query, rows, retrieveBase, this.rendered, '', (json) => JSON.stringify(json)),
+    );
     return { rows: results, warnings };
+  }
+
+  /**
+   * search() for C-FIND: each row as the bytes `encode` makes of its DICOM JSON (a response identifier).
+   * Study-level rows are remembered like QIDO-RS's, in a cache of their own, by their inputs and by `variant`,
+   * which must name everything `encode` depends on besides the JSON (requested keys, transfer syntax).
+   */
+  async searchEncoded(
+    principal: Principal,
+    query: QidoQuery,
+    variant: string,
+    encode: (json: DicomJsonObject) => Buffer,
+  ): Promise<Buffer[]> {
+    const { results } = await this.answer(principal, query, (rows) =>
+      this.present(query, rows, '', this.encoded, variant, (json) => encode(json).toString('latin1')),
+    );
+    return results.map((text) => Buffer.from(text, 'latin1'));
+  }
+
+  /** Rows rendered as text; study-level rows through `cache`, keyed by their inputs and `variant`. */
+  private present(
+    query: QidoQuery,
+    rows: Row[],
+    retrieveBase: string,
+    cache: RenderedRows,
+    variant: string,
+    text: (json: DicomJsonObject) => string,
+  ): string[] {
+    const fields = returnedFields(query);
+    const render = (row: Row) => text(this.toJson(query, fields, row, retrieveBase));
+    if (query.level !== 'study' || fields === 'all') return rows.map(render);
+    const fieldsKey = `${fields.join(',')}\u0000${retrieveBase}\u0000${variant}`;
+    return rows.map((row) => cache.get(row.study_uid, renderKey(fieldsKey, row), () => render(row)));
   }
 
   private async answer<T>(

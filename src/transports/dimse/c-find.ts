@@ -102,22 +102,7 @@ export async function cFind(
   } catch (err) {
     throw badIdentifier((err as Error).message);
   }
-  const { results } = await s.deps.query.search(a.principal!, query, '');
-  const rows = level === 'PATIENT' ? groupByPatient(results) : results;
-  // Every pending answer carries the same command set (PS3.7 §9.3.2.2): encoded once per query.
-  const pending = encodeCommand({
-    affectedSopClassUid: ctx.abstractSyntax,
-    commandField: Cmd.CFindRsp,
-    messageIdBeingRespondedTo: cmd.messageId ?? 0,
-    commandDataSetType: 0x0000,
-    status: 0xff00,
-  });
-  let batch: { command: Buffer; data: Buffer }[] = [];
-  for (const row of rows) {
-    if (a.isCancelled(cmd.messageId ?? -1)) {
-      await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0xfe00);
-      return;
-    }
+  const identifier = (row: DicomJsonObject): Buffer => {
     const elements: WriteElement[] = [
       SPECIFIC_CHARACTER_SET_UTF8,
       { tag: QUERY_RETRIEVE_LEVEL, vr: 'CS', value: level },
@@ -127,7 +112,32 @@ export async function cFind(
       if (r.tag === RETRIEVE_AE_TITLE) elements.push({ tag: r.tag, vr: 'AE', value: s.deps.aeTitle });
       else elements.push(have.get(r.tag) ?? { tag: r.tag, vr: r.vr, value: r.vr === 'SQ' ? [] : '' });
     }
-    batch.push({ command: pending, data: encodeDataset(elements, ctx.transferSyntax) });
+    return encodeDataset(elements, ctx.transferSyntax);
+  };
+  let answers: Buffer[];
+  if (level === 'PATIENT') {
+    const { results } = await s.deps.query.search(a.principal!, query, '');
+    answers = groupByPatient(results).map(identifier);
+  } else {
+    // Everything an identifier depends on besides its row, so that QueryService remembers it per study with it.
+    const variant = [level, ctx.transferSyntax, s.deps.aeTitle, ...requested.map((r) => `${r.tag}:${r.vr}`)];
+    answers = await s.deps.query.searchEncoded(a.principal!, query, variant.join(' '), identifier);
+  }
+  // Every pending answer carries the same command set (PS3.7 §9.3.2.2): encoded once per query.
+  const pending = encodeCommand({
+    affectedSopClassUid: ctx.abstractSyntax,
+    commandField: Cmd.CFindRsp,
+    messageIdBeingRespondedTo: cmd.messageId ?? 0,
+    commandDataSetType: 0x0000,
+    status: 0xff00,
+  });
+  let batch: { command: Buffer; data: Buffer }[] = [];
+  for (const data of answers) {
+    if (a.isCancelled(cmd.messageId ?? -1)) {
+      await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0xfe00);
+      return;
+    }
+    batch.push({ command: pending, data });
     // 64 answers per socket write; between batches the socket catches up and a C-CANCEL is seen.
     if (batch.length >= 64) {
       await a.conn!.sendBatch(ctx.id, batch);
