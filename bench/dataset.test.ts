@@ -91,6 +91,32 @@ describe('benchmark dataset generator', () => {
     for (const inst of take('large', 42, 5)) expect(studies.has(inst.path.split('/')[1]!)).toBe(false);
   });
 
+  it('gives the warm-up set 2,110 instances in 21 studies of patients and UIDs no measured set uses', async () => {
+    const studies = new Set<string>();
+    const patients = new Set<string>();
+    let instances = 0;
+    let fullSize = 0;
+    for (const inst of generateInstances('warmup', 42)) {
+      const [patient, study] = inst.path.split('/');
+      patients.add(patient!);
+      studies.add(study!);
+      instances++;
+      if (inst.bytes.length > 512 * 512 * 2) fullSize++;
+    }
+    expect(instances).toBe(2_110);
+    expect(studies.size).toBe(21);
+    expect(fullSize).toBe(110);
+    expect([...patients].every((p) => /^W\d{6}$/.test(p))).toBe(true);
+    for (const set of ['large', 'tiny'] as const) {
+      expect(uidRoot('warmup', 42)).not.toBe(uidRoot(set, 42));
+      const [first] = take(set, 42, 1);
+      expect(patients.has(first!.path.split('/')[0]!)).toBe(false);
+    }
+    const [one] = take('warmup', 42, 1);
+    const { dataset } = await parsePart10(one!.bytes);
+    expect(getString(dataset, Tags.StudyInstanceUID)).toBe(`${uidRoot('warmup', 42)}.1`);
+  });
+
   it('streams a multi-frame object whose declared pixel length matches the frames that follow', async () => {
     const frames = 3;
     const { header, pixelBytes, sopInstanceUid } = multiframeHeader(frames, 8, 4);

@@ -1,4 +1,4 @@
-// npx tsx bench/generate.ts --set large|tiny --out DIR [--seed N]
+// npx tsx bench/generate.ts --set large|tiny|warmup --out DIR [--seed N]
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,10 +29,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       seed: { type: 'string', default: '42' },
     },
   });
-  if (!values.out || (values.set !== 'large' && values.set !== 'tiny')) {
-    console.error('usage: npx tsx bench/generate.ts --set large|tiny --out DIR [--seed N]');
+  if (!values.out || !['large', 'tiny', 'warmup'].includes(values.set!)) {
+    console.error('usage: npx tsx bench/generate.ts --set large|tiny|warmup --out DIR [--seed N]');
     process.exit(2);
   }
-  const r = await generateToDir(values.set, values.out, Number(values.seed));
+  const r = await generateToDir(values.set as SetName, values.out, Number(values.seed));
   console.log(`${values.set}: ${r.files} files, ${(r.bytes / 1e6).toFixed(1)} MB in ${values.out}`);
 }

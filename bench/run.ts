@@ -1,6 +1,6 @@
 // Side-by-side benchmark: Custos and Orthanc in one run, same data, same client. Prints figures and ratios.
 //   npm run build && npx tsx bench/run.ts [--only stow,qido,wado,big,cstore,cfind] [--large DIR] [--tiny DIR] [--seed 42]
-//     [--concurrency 3] [--batch 20] [--queries 200] [--frames 500] [--workers N]
+//     [--concurrency 3] [--batch 20] [--queries 200] [--frames 500] [--workers N] [--cold]
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
@@ -27,11 +27,14 @@ const { values: args } = parseArgs({
     queries: { type: 'string', default: '200' },
     frames: { type: 'string', default: '500' },
     workers: { type: 'string' },
+    cold: { type: 'boolean', default: false },
   },
 });
 const only = new Set(args.only!.split(','));
 const seed = Number(args.seed);
 const concurrency = Number(args.concurrency);
+/** Store the warm-up set into each server before its timed ingest (not with --cold). */
+const warmUp = !args.cold;
 const batchSize = Number(args.batch);
 const queryCount = Number(args.queries);
 const OUT = join(import.meta.dirname, 'out');
@@ -298,9 +301,11 @@ async function main() {
   await mkdir(DATA, { recursive: true });
   await dropStaleCaches();
   const large = only.has('stow') || only.has('wado') ? await dataset('large', args.large) : undefined;
+  const warm = large && warmUp ? await dataset('warmup', undefined) : undefined;
   const tiny = only.has('qido') ? await dataset('tiny', args.tiny) : undefined;
   const big = only.has('big') ? await multiframeFile(Number(args.frames)) : undefined;
   if (large) await warmPageCache(large.files);
+  if (warm) await warmPageCache(warm.files);
   if (tiny) await warmPageCache(tiny.files);
 
   const summary: Record<string, unknown> = {};
@@ -317,7 +322,12 @@ async function main() {
       const label = `${large.files.length} instances, ${(large.bytes / 1e6).toFixed(0)} MB in ${large.studies.length} studies`;
       log(`STOW-RS of the large set: ${label} (${concurrency} concurrent requests of ${batchSize})`);
       const secs: Record<string, number> = {};
+      if (warm) log(`  each server first stores the warm-up set (${warm.files.length} instances), untimed`);
       for (const [k, p] of Object.entries(peers) as [keyof typeof peers, Peer][]) {
+        if (warm) {
+          await stow(p, warm.files, batchSize);
+          held[k] += warm.files.length;
+        }
         settle();
         secs[k] = await stow(p, large.files, batchSize);
         held[k] += large.files.length;
@@ -328,6 +338,7 @@ async function main() {
         instances: large.files.length,
         bytes: large.bytes,
         studies: large.studies.length,
+        warmUp: warm ? { instances: warm.files.length, bytes: warm.bytes } : false,
       };
       if (only.has('stow')) {
         const n = large.files.length;
@@ -491,9 +502,22 @@ async function main() {
 async function cstoreBench(summary: Record<string, unknown>) {
   const large = await dataset('large', args.large);
   const tiny = await dataset('tiny', args.tiny);
+  const warm = warmUp && only.has('cstore') ? await dataset('warmup', undefined) : undefined;
   await warmPageCache(large.files);
   await warmPageCache(tiny.files);
-  const patients = [...new Set(large.files.map((f) => f.split('/').slice(0, -3).join('/')))];
+  if (warm) await warmPageCache(warm.files);
+  const patientDirs = (set: FileSet) => [
+    ...new Set(set.files.map((f) => f.split('/').slice(0, -3).join('/'))),
+  ];
+  const patients = patientDirs(large);
+  /** The warm-up set by one storescu, untimed; the number of instances it added. */
+  const warmDimse = async (p: Peer) => {
+    if (!warm) return 0;
+    await cstore(p, BENCH_AE, [patientDirs(warm)]);
+    return warm.files.length;
+  };
+  if (warm)
+    log(`  each server first stores the warm-up set (${warm.files.length} instances) by C-STORE, untimed`);
   const label = `${large.files.length} instances, ${(large.bytes / 1e6).toFixed(0)} MB`;
   summary.cstore = { instances: large.files.length, bytes: large.bytes, patients: patients.length };
   // --only cfind: the C-FIND comparison alone (it runs on the peers of the 4-process C-STORE).
@@ -503,12 +527,15 @@ async function cstoreBench(summary: Record<string, unknown>) {
     log(`C-STORE of the large set (${label}) with ${parallel} storescu process(es)`);
     const peers = { custos: await startCustos(), orthanc: await startOrthanc() };
     const secs: Record<string, number> = {};
+    const held: Record<string, number> = { custos: 0, orthanc: 0 };
     try {
       for (const [k, p] of Object.entries(peers)) {
         if (!only.has('cstore')) break;
+        held[k] = await warmDimse(p);
         settle();
         secs[k] = await cstore(p, BENCH_AE, groups);
-        await expectCount(p, large.files.length);
+        held[k] += large.files.length;
+        await expectCount(p, held[k]);
       }
       const what = parallel === 1 ? 'C-STORE ingest (1 storescu)' : `C-STORE ingest (${parallel} storescu)`;
       const n = large.files.length;
@@ -520,16 +547,17 @@ async function cstoreBench(summary: Record<string, unknown>) {
         // The same with dicom.storeAck 'received': success once received and validated, commit in the background.
         const early = await startCustos({ storeAck: 'received' });
         try {
+          const before = await warmDimse(early);
           settle();
           const t0 = performance.now();
           const t = await cstore(early, BENCH_AE, groups);
           // Background commits finish after the last answer: wait until every instance is indexed.
-          for (let i = 0; (await countInstances(early)) < n; i++) {
+          for (let i = 0; (await countInstances(early)) < before + n; i++) {
             if (i > 600)
               throw benchError('count-mismatch', 'storeAck=received: not all instances were committed');
             await new Promise((r) => setTimeout(r, 100));
           }
-          await expectCount(early, n);
+          await expectCount(early, before + n);
           const all = (performance.now() - t0) / 1000;
           record(`${what}, storeAck=received`, n / t, n / secs.orthanc!, 'inst/s', 'higher');
           record(
@@ -549,7 +577,7 @@ async function cstoreBench(summary: Record<string, unknown>) {
       if (parallel === 4) {
         log(`STUDY-level C-FIND vs QIDO-RS on Custos with the tiny set (${tiny.files.length} instances)`);
         await stow(peers.custos, tiny.files, 100);
-        await expectCount(peers.custos, (only.has('cstore') ? large.files.length : 0) + tiny.files.length);
+        await expectCount(peers.custos, held.custos! + tiny.files.length);
         for (const [name, paths] of qidoQueries(queryCount, seed)) {
           const identifiers = paths.map((p) =>
             [...new URL(p, 'http://x').searchParams].map(([k, v]) => {
