@@ -357,6 +357,8 @@ async function main() {
         `WADO-RS whole-study retrieve of ${large.studies.length} studies, ${WADO_PASSES} passes per server, alternating`,
       );
       const rates: Record<string, number[]> = { custos: [], orthanc: [] };
+      // Untimed, like the warm-up ingest: each server retrieves the warm-up set's studies once first.
+      if (warm) for (const p of Object.values(peers)) await retrieveStudies(p, warm.studies);
       for (let pass = 0; pass < WADO_PASSES; pass++) {
         for (const [k, p] of Object.entries(peers)) {
           settle();

@@ -2,11 +2,15 @@ import {
   close,
   closeSync,
   fdatasync,
+  fstat,
+  fstatSync,
   fsync,
   mkdir,
   mkdirSync,
   open,
   openSync,
+  read,
+  readSync,
   rename,
   renameSync,
   rm,
@@ -18,7 +22,7 @@ import {
 import { promisify } from 'node:util';
 
 /**
- * The file system calls a blob writer makes, on file descriptors. Two ways to make them:
+ * The file system calls a blob writer and reader make, on file descriptors. Two ways to make them:
  *
  * - `asyncFileIo`: every call in the libuv pool, for a writer on the server's event loop, which must never wait
  *   for the disk.
@@ -40,10 +44,17 @@ export interface BlobFileIo {
   /** Makes the directory's entries durable (fsync of the directory). */
   syncDir(dir: string): Promise<void>;
   remove(path: string): Promise<void>;
+  /** Open an existing file for reading. */
+  openRead(path: string): Promise<number>;
+  /** Size in bytes of an open file. */
+  size(fd: number): Promise<number>;
+  /** Read up to `length` bytes at `position` into the start of `buf`; the number read. */
+  read(fd: number, buf: Buffer, length: number, position: number): Promise<number>;
 }
 
 const p = {
   open: promisify(open),
+  fstat: promisify(fstat),
   close: promisify(close),
   fdatasync: promisify(fdatasync),
   fsync: promisify(fsync),
@@ -77,6 +88,12 @@ export const asyncFileIo: BlobFileIo = {
     }
   },
   remove: (path) => p.rm(path, { force: true }),
+  openRead: (path) => p.open(path, 'r'),
+  size: async (fd) => (await p.fstat(fd)).size,
+  read: (fd, buf, length, position) =>
+    new Promise((resolve, reject) =>
+      read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))),
+    ),
 };
 
 /** Runs `fn` now and reports its outcome as a promise (a throw becomes a rejection). */
@@ -105,4 +122,7 @@ export const inlineFileIo: BlobFileIo = {
     }
   },
   remove: (path) => now(() => rmSync(path, { force: true })),
+  openRead: (path) => now(() => openSync(path, 'r')),
+  size: (fd) => now(() => fstatSync(fd).size),
+  read: (fd, buf, length, position) => now(() => readSync(fd, buf, 0, length, position)),
 };

@@ -1,8 +1,10 @@
-// The blob writer thread (threaded-blob-store.ts): hashes, encrypts and writes objects with FsBlobStore's own
-// writer, so that neither the cipher work nor the file system calls (open, write, fdatasync, rename, directory
-// fsync, each a hop to the libuv pool) run on the server's event loop. Messages are `ToWorker` / `FromWorker`.
+// The blob thread (threaded-blob-store.ts): hashes, encrypts and writes objects with FsBlobStore's own writer,
+// and reads, decrypts and checks them with its reader, so that neither the cipher and hash work nor the file
+// system calls (open, read, write, fdatasync, rename, directory fsync, each a hop to the libuv pool) run on the
+// server's event loop. Messages are `ToWorker` / `FromWorker`.
 import { parentPort, workerData } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
+import type { BlobId } from '../../domain/ids.js';
 import type { BlobWriter, StoredBlob } from '../../ports/blob-store.js';
 import { FsBlobStore, type FsBlobStoreOptions } from './fs-blob-store.js';
 
@@ -13,6 +15,19 @@ export type ToWorker =
   | { op: 'commit'; w: number }
   | { op: 'abort'; w: number }
   | { op: 'sweep'; w: number }
+  /** Stream the plaintext of a blob (FsBlobStore.read) as `data` messages, then `end` or a failed `done`. */
+  | {
+      op: 'read';
+      w: number;
+      blobId: string;
+      key: Uint8Array;
+      range?: { start: number; end: number };
+      sha256?: string;
+    }
+  /** The reader took one `data` message: one more may be sent. */
+  | { op: 'more'; w: number }
+  /** The reader stopped early: the read ends without a further message. */
+  | { op: 'cancel'; w: number }
   | { op: 'close' };
 
 export interface SerializedError {
@@ -27,9 +42,13 @@ export type FromWorker =
   | { op: 'ack'; w: number; buf: ArrayBuffer; error?: SerializedError }
   | { op: 'committed'; w: number; stored: StoredBlob }
   | { op: 'swept'; w: number; removed: number }
-  | { op: 'done'; w: number; error?: SerializedError };
+  /** Plaintext pieces in order; their buffers are transferred. */
+  | { op: 'data'; w: number; chunks: Uint8Array[] }
+  | { op: 'end'; w: number }
+  /** `stopped`: not from the thread, which stopped (threaded-blob-store.ts), for the reason given. */
+  | { op: 'done'; w: number; error?: SerializedError; stopped?: string };
 
-export function serializeError(err: unknown): SerializedError {
+export function serializeError(err: unknown, doing: 'writing' | 'reading' = 'writing'): SerializedError {
   if (err instanceof CustosError) {
     return {
       code: err.code,
@@ -41,8 +60,8 @@ export function serializeError(err: unknown): SerializedError {
   }
   const e = err as NodeJS.ErrnoException | undefined;
   return {
-    code: 'blob.write-failed',
-    message: `writing to the blob store failed: ${e?.message ?? String(err)}`,
+    code: doing === 'writing' ? 'blob.write-failed' : 'blob.read-failed',
+    message: `${doing} ${doing === 'writing' ? 'to' : 'from'} the blob store failed: ${e?.message ?? String(err)}`,
     ...(e?.code ? { detail: { errno: e.code } } : {}),
   };
 }
@@ -71,11 +90,72 @@ const written = (n: number) => {
   collect({ type: 'minor' });
 };
 
+/** Plaintext gathered into one `data` message. */
+const READ_MESSAGE_BYTES = 1024 * 1024;
+/** `data` messages of one read the event loop has not taken yet; the read waits beyond that. */
+const READ_AHEAD = 2;
+
+interface Reading {
+  credit: number;
+  cancelled: boolean;
+  wake?: () => void;
+}
+
 if (parentPort) {
   const port = parentPort;
   // This thread does nothing else: the page-cache calls are made inline, only the fsyncs go to the pool.
   const store = new FsBlobStore({ ...(workerData as FsBlobStoreOptions), inlineIo: true });
   const open = new Map<number, Open>();
+  const reads = new Map<number, Reading>();
+
+  /** One read: FsBlobStore's reader (tags, SHA-256, the final piece held back) with flow control and cancel. */
+  const read = async (m: Extract<ToWorker, { op: 'read' }>) => {
+    const rd: Reading = { credit: READ_AHEAD, cancelled: false };
+    reads.set(m.w, rd);
+    const key = Buffer.from(m.key.buffer, m.key.byteOffset, m.key.byteLength);
+    const pieces = store.read(m.blobId as BlobId, key, m.range, m.sha256)[Symbol.asyncIterator]();
+    let chunks: Uint8Array[] = [];
+    let transfer: ArrayBuffer[] = [];
+    let bytes = 0;
+    const send = async () => {
+      while (rd.credit === 0 && !rd.cancelled) await new Promise<void>((r) => (rd.wake = r));
+      if (rd.cancelled) return;
+      rd.credit--;
+      post({ op: 'data', w: m.w, chunks }, transfer);
+      written(bytes);
+      chunks = [];
+      transfer = [];
+      bytes = 0;
+    };
+    try {
+      for (;;) {
+        const { value, done } = await pieces.next();
+        if (done || rd.cancelled) break;
+        // A decrypted chunk is a buffer of its own and goes as it is; a part of one (a range's ends) is copied
+        // into one (never a slice of Buffer's shared pool, which must not leave this thread).
+        const own =
+          value.byteOffset === 0 &&
+          value.buffer.byteLength === value.length &&
+          value.buffer instanceof ArrayBuffer
+            ? new Uint8Array(value.buffer, 0, value.length)
+            : new Uint8Array(value);
+        chunks.push(own);
+        transfer.push(own.buffer as ArrayBuffer);
+        bytes += own.length;
+        if (bytes >= READ_MESSAGE_BYTES) await send();
+        if (rd.cancelled) break;
+      }
+      if (!rd.cancelled && chunks.length) await send();
+      if (!rd.cancelled) post({ op: 'end', w: m.w });
+    } catch (err) {
+      // What came before the failure was authenticated: it goes first, as FsBlobStore's reader yields it.
+      if (!rd.cancelled && chunks.length) await send();
+      if (!rd.cancelled) post({ op: 'done', w: m.w, error: serializeError(err, 'reading') });
+    } finally {
+      reads.delete(m.w);
+      await pieces.return?.(undefined);
+    }
+  };
   const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
   const step = (o: Open, fn: (writer: BlobWriter) => Promise<void>) => {
@@ -145,6 +225,20 @@ if (parentPort) {
           () => post({ op: 'done', w: m.w }),
           (err: unknown) => post({ op: 'done', w: m.w, error: serializeError(err) }),
         );
+        return;
+      }
+      case 'read':
+        void read(m);
+        return;
+      case 'more':
+      case 'cancel': {
+        const rd = reads.get(m.w);
+        if (!rd) return;
+        if (m.op === 'more') rd.credit++;
+        else rd.cancelled = true;
+        const wake = rd.wake;
+        rd.wake = undefined;
+        wake?.();
         return;
       }
       case 'sweep': {

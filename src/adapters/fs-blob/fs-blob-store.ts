@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
 import { asBlobId, type BlobId } from '../../domain/ids.js';
@@ -26,7 +26,7 @@ export interface FsBlobStoreOptions {
   /** fsync files and directories before a blob becomes visible (default true). */
   fsync?: boolean;
   /**
-   * Writers make the calls that only touch the page cache on the calling thread (blob-file-io.ts
+   * Writers and readers make the calls that only touch the page cache on the calling thread (blob-file-io.ts
    * `inlineFileIo`); for a store on a thread of its own, never on the server's event loop (default false).
    */
   inlineIo?: boolean;
@@ -41,6 +41,8 @@ export const DEFAULT_CHUNK_SIZE = 64 * 1024;
 const FLUSH_BYTES = 1024 * 1024;
 /** Ciphertext fetched by one positional read (rounded to whole chunks). */
 const READ_BATCH_BYTES = 1024 * 1024;
+/** Batch buffers kept for reuse between reads (readBuffers). */
+const READ_BUFFERS_KEPT = 4;
 /**
  * With fsync on, a background fdatasync is started after this many bytes so the disk writes back while the
  * next bytes are encrypted, instead of all at once in commit().
@@ -76,6 +78,11 @@ export class FsBlobStore implements BlobStore {
   private readonly dirs = new Map<string, Promise<void>>();
   /** Temp files of writers of this instance that are still open: sweepTemp leaves them alone. */
   private readonly inFlight = new Set<string>();
+  /**
+   * Ciphertext batch buffers of finished reads, for the next ones: a retrieve of many objects would otherwise
+   * allocate two for each, and the C heap keeps the high-water mark of what was freed but not yet collected.
+   */
+  private readonly readBuffers: Buffer[] = [];
 
   constructor(opts: FsBlobStoreOptions) {
     this.root = resolve(opts.root);
@@ -197,10 +204,10 @@ export class FsBlobStore implements BlobStore {
     range?: { start: number; end: number },
     expectSha256?: string,
   ): AsyncGenerator<Buffer> {
-    let fh: FileHandle;
+    let fd: number;
     try {
-      fh = await open(this.pathOf(blobId), 'r').catch((e: unknown) => {
-        if (isErrno(e, 'ENOENT')) return open(this.legacyPathOf(blobId), 'r');
+      fd = await this.io.openRead(this.pathOf(blobId)).catch((e: unknown) => {
+        if (isErrno(e, 'ENOENT')) return this.io.openRead(this.legacyPathOf(blobId));
         throw e;
       });
     } catch (cause) {
@@ -216,10 +223,12 @@ export class FsBlobStore implements BlobStore {
       throw cause;
     }
     let prefetch: Promise<unknown> | undefined;
+    const bufs: Buffer[] = [];
+    let pooled = false;
     try {
-      const { size: fileSize } = await fh.stat();
+      const fileSize = await this.io.size(fd);
       const header = Buffer.alloc(HEADER_SIZE);
-      const { bytesRead: headerRead } = await fh.read(header, 0, HEADER_SIZE, 0);
+      const headerRead = await this.io.read(fd, header, HEADER_SIZE, 0);
       const parsed = headerRead === HEADER_SIZE ? parseHeader(header) : undefined;
       if (!parsed) throw integrity(blobId, 'header', 'not a CUSTOSB1 version 1 header');
       const { chunkSize, plaintextLength: length } = parsed;
@@ -255,11 +264,16 @@ export class FsBlobStore implements BlobStore {
         Math.min(Math.min(perBatch, last - i + 1) * sealedSize, fileSize - (HEADER_SIZE + i * sealedSize));
       // Two buffers when there is more than one batch: the next batch is read (in the libuv pool) while this one
       // is decrypted.
-      const bufs = [Buffer.allocUnsafe(batchBytes(first))];
-      if (last - first + 1 > perBatch) bufs.push(Buffer.allocUnsafe(batchBytes(first)));
+      pooled = perBatch * sealedSize <= READ_BATCH_BYTES;
+      const take = () =>
+        pooled
+          ? (this.readBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_BATCH_BYTES))
+          : Buffer.allocUnsafe(batchBytes(first));
+      bufs.push(take());
+      if (last - first + 1 > perBatch) bufs.push(take());
       const readBatch = (i: number, buf: Buffer) => {
         const len = batchBytes(i);
-        return fh.read(buf, 0, len, HEADER_SIZE + i * sealedSize).then(({ bytesRead }) => {
+        return this.io.read(fd, buf, len, HEADER_SIZE + i * sealedSize).then((bytesRead) => {
           if (bytesRead !== len) throw integrity(blobId, i, 'short read');
           return buf.subarray(0, len);
         });
@@ -307,7 +321,9 @@ export class FsBlobStore implements BlobStore {
       }
     } finally {
       await prefetch?.catch(() => undefined);
-      await fh.close();
+      await this.io.close(fd);
+      if (pooled)
+        for (const b of bufs) if (this.readBuffers.length < READ_BUFFERS_KEPT) this.readBuffers.push(b);
     }
   }
 

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsBlobStore } from './fs-blob-store.js';
 import { ThreadedBlobStore } from './threaded-blob-store.js';
+import { asBlobId } from '../../domain/ids.js';
 import { expectedFileSize } from './chunked-aead.js';
 
 const CHUNK = 4096;
@@ -159,6 +160,116 @@ describe('ThreadedBlobStore', () => {
     const stored = await w.commit();
     expect(stored.size).toBe(2 * 1024 * 1024 + 5);
     await crashed.close();
+  });
+
+  /** Descriptors this process holds open (the thread's among them: it is a thread of this process). */
+  const openFds = async () => (await readdir('/proc/self/fd')).length;
+
+  it('reads on its thread: whole objects and ranges as FsBlobStore reads them, more than a message at a time', async () => {
+    const plain = new FsBlobStore({ root, chunkSize: CHUNK });
+    const mib = 1024 * 1024;
+    for (const size of [0, 1, CHUNK - 1, CHUNK + 1, mib + 3, 5 * mib + 17]) {
+      const data = randomBytes(size);
+      const stored = await put(data);
+      const pieces: Buffer[] = [];
+      for await (const b of store.read(stored.blobId, key, undefined, stored.sha256)) pieces.push(b);
+      expect(Buffer.concat(pieces).equals(data), `size ${size}`).toBe(true);
+      // The same pieces as the reader on the event loop yields, one decrypted chunk each.
+      const direct: number[] = [];
+      for await (const b of plain.read(stored.blobId, key, undefined, stored.sha256)) direct.push(b.length);
+      expect(pieces.map((b) => b.length)).toEqual(direct);
+      for (const [start, end] of [
+        [0, size],
+        [Math.floor(size / 3), Math.floor((2 * size) / 3)],
+        [size, size],
+      ] as const) {
+        const range = await collect(store.read(stored.blobId, key, { start, end }));
+        expect(range.equals(data.subarray(start, end)), `size ${size} range ${start}-${end}`).toBe(true);
+      }
+    }
+  });
+
+  it('serves concurrent reads and writes on the one thread without mixing them up', async () => {
+    const datas = Array.from({ length: 6 }, (_, i) => randomBytes(700_000 * i + 11));
+    const stored = await Promise.all(datas.map((d) => put(d)));
+    const more = datas.map(() => randomBytes(1_500_000));
+    const [back, written] = await Promise.all([
+      Promise.all(stored.map((s) => collect(store.read(s.blobId, key, undefined, s.sha256)))),
+      Promise.all(more.map((d) => put(d, 4))),
+    ]);
+    for (const [i, b] of back.entries()) expect(b.equals(datas[i]!)).toBe(true);
+    for (const [i, s] of written.entries()) expect(s.sha256).toBe(sha(more[i]!));
+  });
+
+  it('stops a read its consumer leaves early, closing the file, and goes on serving', async () => {
+    const data = randomBytes(8 * 1024 * 1024);
+    const stored = await put(data);
+    await collect(store.read(stored.blobId, key)); // the thread is running and has settled
+    const before = await openFds();
+    for (let i = 0; i < 5; i++) {
+      for await (const b of store.read(stored.blobId, key, undefined, stored.sha256)) {
+        expect(b.equals(data.subarray(0, b.length))).toBe(true);
+        break;
+      }
+    }
+    await until(async () => (await openFds()) === before);
+    expect(await openFds()).toBe(before);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+  });
+
+  it('reports what the thread finds wrong as FsBlobStore does: missing, tampered, another digest, bad range', async () => {
+    await expect(collect(store.read(asBlobId('ab'.repeat(16)), key))).rejects.toMatchObject({
+      code: 'blob.not-found',
+      httpStatus: 404,
+    });
+    const data = randomBytes(5 * CHUNK + 100);
+    const stored = await put(data);
+    await expect(
+      collect(store.read(stored.blobId, key, { start: 10, end: data.length + 1 })),
+    ).rejects.toMatchObject({
+      code: 'blob.bad-range',
+      httpStatus: 416,
+    });
+    // Another digest: every piece but the final one arrives, then the failure; the final piece never does.
+    const got: Buffer[] = [];
+    await expect(
+      (async () => {
+        for await (const b of store.read(stored.blobId, key, undefined, sha(Buffer.from('other'))))
+          got.push(b);
+      })(),
+    ).rejects.toMatchObject({ code: 'blob.integrity' });
+    expect(Buffer.concat(got).equals(data.subarray(0, 5 * CHUNK))).toBe(true);
+    // One flipped ciphertext byte in the third chunk: the first two arrive, then the failure names the chunk.
+    const path = join(root, 'objects', stored.blobId.slice(0, 2), stored.blobId);
+    const fh = await open(path, 'r+');
+    const at = 32 + 2 * (CHUNK + 16) + 7;
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0]! ^= 1;
+    await fh.write(b, 0, 1, at);
+    await fh.close();
+    got.length = 0;
+    await expect(
+      (async () => {
+        for await (const piece of store.read(stored.blobId, key)) got.push(piece);
+      })(),
+    ).rejects.toMatchObject({ code: 'blob.integrity', detail: { blobId: stored.blobId, chunk: 2 } });
+    expect(Buffer.concat(got).equals(data.subarray(0, 2 * CHUNK))).toBe(true);
+  });
+
+  it('fails a read in progress when the thread is stopped, and reads again on a new thread', async () => {
+    const data = randomBytes(6 * 1024 * 1024);
+    const stored = await put(data);
+    const reading = (async () => {
+      let n = 0;
+      for await (const b of store.read(stored.blobId, key, undefined, stored.sha256)) {
+        n += b.length;
+        if (n === b.length) await store.close();
+      }
+      return n;
+    })();
+    await expect(reading).rejects.toMatchObject({ code: 'blob.read-failed' });
+    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
   });
 
   it('stores no plaintext: a marker written many times appears in no file, during or after the write', async () => {

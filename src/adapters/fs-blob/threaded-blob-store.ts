@@ -15,9 +15,10 @@ const MAX_IN_FLIGHT = 2;
 /** Staging buffers kept for reuse when idle (fresh ones cost page faults on every first touch). */
 const MAX_FREE = 8;
 /**
- * Bytes copied into staging buffers on the event loop between two young-generation collections there. What
- * arrives from a socket (a STOW-RS or C-STORE body) comes in new buffers outside the JS heap, 64 KiB at a time;
- * each is dead once copied, but V8 collects them only when its young generation fills with JS objects or when
+ * Bytes of short-lived buffers outside the JS heap on the event loop between two young-generation collections
+ * there (garbage()). What arrives from a socket (a STOW-RS or C-STORE body) comes in new buffers, 64 KiB at a
+ * time, each dead once copied into a staging buffer; what a read brings from the thread comes in the thread's
+ * buffers, each dead once sent on. V8 collects them only when its young generation fills with JS objects or when
  * tens of MiB of them piled up: while a 1 GB object streamed in, ~35 MiB of dead socket buffers stayed resident.
  */
 const COLLECT_BYTES = 16 * 1024 * 1024;
@@ -27,6 +28,11 @@ type Collect = (options: { type: 'minor' }) => void;
 const stopped = (why: string): SerializedError => ({
   code: 'blob.write-failed',
   message: `the blob writer thread stopped (${why}); the object was not stored`,
+});
+
+const readStopped = (why: string): SerializedError => ({
+  code: 'blob.read-failed',
+  message: `the blob thread stopped (${why}); the object could not be read to its end`,
 });
 
 const toError = (e: SerializedError) =>
@@ -64,7 +70,7 @@ export class ThreadedBlobStore implements BlobStore {
 
   private async start(): Promise<Worker> {
     // The writer thread collects its dead ciphertext buffers itself (blob-writer-worker.ts), and the event loop its
-    // dead socket buffers (copied()): V8 gives `gc` to the contexts created after this flag is set, the thread's
+    // dead socket and read buffers (garbage()): V8 gives `gc` to the contexts created after this flag is set, the thread's
     // and a throw-away one here among them (the server's own context has none).
     setFlagsFromString('--expose-gc');
     this.collect ??= runInNewContext('gc') as Collect;
@@ -78,7 +84,8 @@ export class ThreadedBlobStore implements BlobStore {
     worker.on('message', (m: FromWorker) => this.listeners.get(m.w)?.(m));
     const fail = (why: string) => {
       if (this.worker === worker) this.worker = undefined;
-      for (const [w, listener] of [...this.listeners]) listener({ op: 'done', w, error: stopped(why) });
+      for (const [w, listener] of [...this.listeners])
+        listener({ op: 'done', w, error: stopped(why), stopped: why });
     };
     worker.on('error', (err) => fail(err.message));
     worker.on('exit', (code) => fail(`exit code ${code}`));
@@ -107,8 +114,8 @@ export class ThreadedBlobStore implements BlobStore {
     worker.postMessage(m, transfer);
   }
 
-  /** `n` more bytes were copied on the event loop: collect the young generation every COLLECT_BYTES. */
-  copied(n: number): void {
+  /** `n` more bytes of such buffers passed through the event loop: a minor collection every COLLECT_BYTES. */
+  garbage(n: number): void {
     this.sinceCollect += n;
     if (this.sinceCollect < COLLECT_BYTES || !this.collect) return;
     this.sinceCollect = 0;
@@ -134,13 +141,61 @@ export class ThreadedBlobStore implements BlobStore {
     return writer;
   }
 
-  read(
+  /**
+   * FsBlobStore's read on the thread: it reads, decrypts and checks (chunk tags, the SHA-256 of a whole object,
+   * the final piece held back until it matches) and sends the plaintext here about 1 MiB at a time, at most
+   * two messages ahead of the consumer. A consumer that stops early cancels the read there.
+   */
+  async *read(
     blobId: BlobId,
     dataKey: Buffer,
     range?: { start: number; end: number },
     expectSha256?: string,
-  ): AsyncIterable<Buffer> {
-    return this.local.read(blobId, dataKey, range, expectSha256);
+  ): AsyncGenerator<Buffer> {
+    const worker = await this.thread();
+    const w = this.nextId++;
+    const inbox: FromWorker[] = [];
+    let wake: (() => void) | undefined;
+    this.listen(w, (m) => {
+      inbox.push(m);
+      const wakeUp = wake;
+      wake = undefined;
+      wakeUp?.();
+    });
+    let finished = false;
+    try {
+      this.post(worker, {
+        op: 'read',
+        w,
+        blobId,
+        key: new Uint8Array(dataKey),
+        ...(range ? { range } : {}),
+        ...(expectSha256 !== undefined ? { sha256: expectSha256 } : {}),
+      });
+      for (;;) {
+        while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));
+        const m = inbox.shift()!;
+        if (m.op === 'data') {
+          this.post(worker, { op: 'more', w });
+          let bytes = 0;
+          for (const c of m.chunks) {
+            bytes += c.byteLength;
+            yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+          }
+          this.garbage(bytes);
+        } else if (m.op === 'end') {
+          finished = true;
+          return;
+        } else {
+          finished = true;
+          if (m.op === 'done' && m.error && m.stopped === undefined) throw toError(m.error);
+          throw toError(readStopped(m.op === 'done' && m.stopped !== undefined ? m.stopped : 'no answer'));
+        }
+      }
+    } finally {
+      this.unlisten(w);
+      if (!finished && this.worker === worker) this.post(worker, { op: 'cancel', w });
+    }
   }
 
   exists(blobId: BlobId): Promise<boolean> {
@@ -254,7 +309,7 @@ class ThreadBlobWriter implements BlobWriter {
           if (this.failure) throw this.failure;
         }
       }
-      this.store.copied(chunk.length);
+      this.store.garbage(chunk.length);
     } finally {
       this.writing = false;
     }
