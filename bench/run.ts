@@ -187,7 +187,7 @@ const pct = (sorted: number[], p: number) =>
  * of its own fsyncs (a QIDO-RS answer waits for its audit record's WAL sync). Each phase starts clean.
  */
 /** Whole-study retrieve runs per server (the median is reported): one run of ~3 s wanders by ±30 % here. */
-const WADO_PASSES = 3;
+const WADO_PASSES = 5;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
