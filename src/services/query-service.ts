@@ -194,7 +194,7 @@ export class QueryService {
 
   /** Matching rows the principal may see, as DICOM JSON objects (QIDO-RS, C-FIND, C-MOVE/C-GET matching). */
   async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
-    return this.answer(principal, query, (rows) => {
+    return this.answer(principal, query, 'dicom', async (rows) => {
       const fields = returnedFields(query);
       return rows.map((row) => this.toJson(query, fields, row, retrieveBase));
     });
@@ -209,7 +209,7 @@ export class QueryService {
     query: QidoQuery,
     retrieveBase: string,
   ): Promise<{ rows: string[]; warnings: string[] }> {
-    const { results, warnings } = await this.answer(principal, query, (rows) =>
+    const { results, warnings } = await this.answer(principal, query, presentedBy(query), (rows) =>
       this.present(query, rows, retrieveBase, this.rendered, '', (json) => JSON.stringify(json)),
     );
     return { rows: results, warnings };
@@ -226,34 +226,60 @@ export class QueryService {
     variant: string,
     encode: (json: DicomJsonObject) => Buffer,
   ): Promise<Buffer[]> {
-    const { results } = await this.answer(principal, query, (rows) =>
+    const { results } = await this.answer(principal, query, presentedBy(query), (rows) =>
       this.present(query, rows, '', this.encoded, variant, (json) => encode(json).toString('latin1')),
     );
     return results.map((text) => Buffer.from(text, 'latin1'));
   }
 
-  /** Rows rendered as text; study-level rows through `cache`, keyed by their inputs and `variant`. */
-  private present(
+  /**
+   * Rows rendered as text; study-level rows through `cache`, keyed by their inputs and `variant`. Those rows come
+   * without their stored attributes (presentedBy): only the studies the cache does not hold are read for them.
+   */
+  private async present(
     query: QidoQuery,
     rows: Row[],
     retrieveBase: string,
     cache: RenderedRows,
     variant: string,
     text: (json: DicomJsonObject) => string,
-  ): string[] {
+  ): Promise<string[]> {
     const fields = returnedFields(query);
     const render = (row: Row) => text(this.toJson(query, fields, row, retrieveBase));
-    if (query.level !== 'study' || fields === 'all') return rows.map(render);
+    if (presentedBy(query) === 'dicom' || fields === 'all') return rows.map(render);
     const fieldsKey = `${fields.join(',')}\u0000${retrieveBase}\u0000${variant}`;
-    return rows.map((row) => cache.get(row.study_uid, renderKey(fieldsKey, row), () => render(row)));
+    const keys = rows.map((row) => renderKey(fieldsKey, row));
+    const known = rows.map((row, i) => cache.peek(row.study_uid, keys[i]!));
+    const missing = rows.filter((_, i) => known[i] === undefined);
+    await this.loadStudyAttrs(missing);
+    return rows.map((row, i) => known[i] ?? cache.get(row.study_uid, keys[i]!, () => render(row)));
+  }
+
+  /** The stored study attributes of rows selected without them ('rendered'). */
+  private async loadStudyAttrs(rows: Row[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += ATTRS_BATCH) {
+      const batch = rows.slice(i, i + ATTRS_BATCH);
+      const found = await this.index.db
+        .selectFrom('studies')
+        .select(['study_uid', 'attrs_json'])
+        .where(
+          'study_uid',
+          'in',
+          batch.map((r) => r.study_uid),
+        )
+        .execute();
+      const attrs = new Map(found.map((f) => [f.study_uid, f.attrs_json]));
+      for (const row of batch) row.study_attrs = attrs.get(row.study_uid) ?? '{}';
+    }
   }
 
   private async answer<T>(
     principal: Principal,
     query: QidoQuery,
-    present: (rows: Row[]) => T[],
+    purpose: 'dicom' | 'rendered',
+    present: (rows: Row[]) => Promise<T[]>,
   ): Promise<{ results: T[]; warnings: string[] }> {
-    const { rows, more, policy, glass } = await this.visibleRows(principal, query, 'dicom');
+    const { rows, more, policy, glass } = await this.visibleRows(principal, query, purpose);
     // The record names what is disclosed, so it can be written before the rows are presented: its commit and WAL
     // sync run meanwhile (one turn of the event loop lets the commit reach its sync), and nothing is returned
     // before it is durable.
@@ -262,7 +288,7 @@ export class QueryService {
     ]);
     recorded.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
-    const results = present(rows);
+    const results = await present(rows);
     const warnings = query.ignored.map((k) => `the query key ${k} is not supported and was ignored`);
     if (more) {
       warnings.push('there are more results than the limit; use offset to page');
@@ -410,6 +436,9 @@ export class QueryService {
         'p.sex',
       ])
       .$if(purpose === 'dicom', (q) => q.select('st.attrs_json as study_attrs'))
+      .$if(purpose === 'rendered', (q) =>
+        q.select(['st.created_at as study_created', 'st.updated_at as study_updated']),
+      )
       .$if(purpose === 'browse', (q) =>
         q.select([
           'st.accession_number',
@@ -543,11 +572,16 @@ export class QueryService {
 
 /**
  * A digest of everything a study-level row's DICOM JSON is made of besides its UID (toJson): the fields and base
- * URL, the stored study attributes, the counts and modalities, and the patient index's values.
+ * URL, the stored study attributes, the counts and modalities, and the patient index's values. The stored
+ * attributes stand in by the row's creation and update times: they are written when the study row is created
+ * (ingest) and never changed, and every change of a study row sets its updated_at. So a row is recognised
+ * without reading its attributes, which are most of its bytes.
  */
 function renderKey(fieldsKey: string, row: Row): string {
-  const hash = createHash('sha256').update(fieldsKey).update('\u0000').update(row.study_attrs!);
+  const hash = createHash('sha256').update(fieldsKey);
   for (const v of [
+    row.study_created,
+    row.study_updated,
     row.modalities,
     row.num_series,
     row.num_instances,
@@ -585,8 +619,20 @@ function stripBulk(obj: DicomJsonObject): DicomJsonObject {
   return obj;
 }
 
-/** What a list is for: DICOM JSON (QIDO-RS, C-FIND) or the console's study browser. */
-type Purpose = 'dicom' | 'browse';
+/**
+ * What a list is for: DICOM JSON (QIDO-RS, C-FIND), the same through a cache of rendered study rows ('rendered':
+ * rows without their stored attributes, which are read only for studies the cache does not hold), or the
+ * console's study browser.
+ */
+type Purpose = 'dicom' | 'rendered' | 'browse';
+
+/** Stored attributes read per query for the studies a cache does not hold. */
+const ATTRS_BATCH = 500;
+
+/** Study-level rows with the default or listed fields go through a cache of rendered rows (present()). */
+function presentedBy(query: QidoQuery): 'dicom' | 'rendered' {
+  return query.level === 'study' && returnedFields(query) !== 'all' ? 'rendered' : 'dicom';
+}
 
 /** A row of the list query; the fields after the patient's are there for one purpose only. */
 interface Row extends StudyFactsRow {
@@ -597,8 +643,11 @@ interface Row extends StudyFactsRow {
   patient_name: string;
   birth_date: string;
   sex: string;
-  /** 'dicom' */
+  /** 'dicom', and 'rendered' once read (present()) */
   study_attrs?: string;
+  /** 'rendered' */
+  study_created?: string;
+  study_updated?: string;
   /** 'browse' */
   accession_number?: string;
   study_description?: string;

@@ -18,6 +18,20 @@ describe('RenderedRows', () => {
     expect(rows.size).toBe(1);
   });
 
+  it('peeks at a row without rendering: only under its key, and a peek counts as a use', () => {
+    const rows = new RenderedRows(2, 1000, 1);
+    expect(rows.peek('a', 'k')).toBeUndefined();
+    rows.get('a', 'k', () => 'A');
+    rows.get('b', 'k', () => 'B');
+    expect(rows.peek('a', 'other')).toBeUndefined();
+    expect(rows.peek('a', 'k')).toBe('A');
+    // 'a' was used last, so a third row pushes out 'b'.
+    rows.get('c', 'k', () => 'C');
+    expect(rows.peek('a', 'k')).toBe('A');
+    expect(rows.peek('b', 'k')).toBeUndefined();
+    expect(rows.size).toBe(2);
+  });
+
   it('drops the least recently used rows beyond its entry and character bounds', () => {
     const rows = new RenderedRows(3, 1000, 1);
     for (const id of ['a', 'b', 'c']) rows.get(id, 'k', () => id);

@@ -22,6 +22,15 @@ export class RenderedRows {
     private readonly admitEvery = 8,
   ) {}
 
+  /** The text of row `id` if it is known as rendered from `key` (then it counts as used), else undefined. */
+  peek(id: string, key: string): string | undefined {
+    const known = this.rows.get(id);
+    if (!known || known.key !== key) return undefined;
+    this.rows.delete(id);
+    this.rows.set(id, known);
+    return known.text;
+  }
+
   /** The text of row `id` rendered from `key`, rendering (and maybe remembering) it when not known. */
   get(id: string, key: string, render: () => string): string {
     const known = this.rows.get(id);
