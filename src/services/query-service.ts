@@ -209,8 +209,13 @@ export class QueryService {
     query: QidoQuery,
     retrieveBase: string,
   ): Promise<{ rows: string[]; warnings: string[] }> {
-    const { results, warnings } = await this.answer(principal, query, presentedBy(query), (rows) =>
-      this.present(query, rows, retrieveBase, this.rendered, '', (json) => JSON.stringify(json)),
+    const { results, warnings } = await this.searchRendered(
+      principal,
+      query,
+      retrieveBase,
+      this.rendered,
+      '',
+      (json) => JSON.stringify(json),
     );
     return { rows: results, warnings };
   }
@@ -226,33 +231,36 @@ export class QueryService {
     variant: string,
     encode: (json: DicomJsonObject) => Buffer,
   ): Promise<Buffer[]> {
-    const { results } = await this.answer(principal, query, presentedBy(query), (rows) =>
-      this.present(query, rows, '', this.encoded, variant, (json) => encode(json).toString('latin1')),
+    const { results } = await this.searchRendered(principal, query, '', this.encoded, variant, (json) =>
+      encode(json).toString('latin1'),
     );
     return results.map((text) => Buffer.from(text, 'latin1'));
   }
 
   /**
-   * Rows rendered as text; study-level rows through `cache`, keyed by their inputs and `variant`. Those rows come
-   * without their stored attributes (presentedBy): only the studies the cache does not hold are read for them.
+   * Matching rows rendered as text. Study-level rows with the default or listed fields go through `cache`, keyed
+   * by their inputs and `variant`; they are selected without their stored attributes ('rendered'), which are
+   * read only for the studies the cache does not hold.
    */
-  private async present(
+  private searchRendered(
+    principal: Principal,
     query: QidoQuery,
-    rows: Row[],
     retrieveBase: string,
     cache: RenderedRows,
     variant: string,
     text: (json: DicomJsonObject) => string,
-  ): Promise<string[]> {
+  ): Promise<{ results: string[]; warnings: string[] }> {
     const fields = returnedFields(query);
     const render = (row: Row) => text(this.toJson(query, fields, row, retrieveBase));
-    if (presentedBy(query) === 'dicom' || fields === 'all') return rows.map(render);
+    if (query.level !== 'study' || fields === 'all')
+      return this.answer(principal, query, 'dicom', async (rows) => rows.map(render));
     const fieldsKey = `${fields.join(',')}\u0000${retrieveBase}\u0000${variant}`;
-    const keys = rows.map((row) => renderKey(fieldsKey, row));
-    const known = rows.map((row, i) => cache.peek(row.study_uid, keys[i]!));
-    const missing = rows.filter((_, i) => known[i] === undefined);
-    await this.loadStudyAttrs(missing);
-    return rows.map((row, i) => known[i] ?? cache.get(row.study_uid, keys[i]!, () => render(row)));
+    return this.answer(principal, query, 'rendered', async (rows) => {
+      const keys = rows.map((row) => renderKey(fieldsKey, row));
+      const known = rows.map((row, i) => cache.peek(row.study_uid, keys[i]!));
+      await this.loadStudyAttrs(rows.filter((_, i) => known[i] === undefined));
+      return rows.map((row, i) => known[i] ?? cache.get(row.study_uid, keys[i]!, () => render(row)));
+    });
   }
 
   /** The stored study attributes of rows selected without them ('rendered'). */
@@ -629,11 +637,6 @@ type Purpose = 'dicom' | 'rendered' | 'browse';
 /** Stored attributes read per query for the studies a cache does not hold. */
 const ATTRS_BATCH = 500;
 
-/** Study-level rows with the default or listed fields go through a cache of rendered rows (present()). */
-function presentedBy(query: QidoQuery): 'dicom' | 'rendered' {
-  return query.level === 'study' && returnedFields(query) !== 'all' ? 'rendered' : 'dicom';
-}
-
 /** A row of the list query; the fields after the patient's are there for one purpose only. */
 interface Row extends StudyFactsRow {
   modalities: string;
@@ -643,7 +646,7 @@ interface Row extends StudyFactsRow {
   patient_name: string;
   birth_date: string;
   sex: string;
-  /** 'dicom', and 'rendered' once read (present()) */
+  /** 'dicom', and 'rendered' once read (searchRendered()) */
   study_attrs?: string;
   /** 'rendered' */
   study_created?: string;
