@@ -4,8 +4,9 @@ import { writePart10, type WriteElement } from '../src/dicom/part10-writer.js';
 import { Tags, TransferSyntax, tag } from '../src/dicom/tags.js';
 
 /**
- * `large` and `tiny` are measured; `warmup` (small instances and one CT series, of patients of its own) is stored into each server before a timed ingest, so that what is timed is a running
- * server, not Custos's just-in-time compiler meeting the ingest code for the first time.
+ * `large` and `tiny` are measured; `warmup` (small instances and one CT series, of patients of its own) is
+ * stored into each server before a timed ingest, so that what is timed is a running server, not Custos's
+ * just-in-time compiler meeting the ingest code for the first time.
  */
 export type SetName = 'large' | 'tiny' | 'warmup';
 

@@ -181,11 +181,6 @@ async function expectCount(peer: Peer, expected: number): Promise<void> {
 const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
-/**
- * Writes out the page cache's dirty pages before a timed phase: Orthanc stores without fsync, so the kernel writes
- * its data back during whatever runs next, and a Custos phase after it would wait behind that writeback in each
- * of its own fsyncs (a QIDO-RS answer waits for its audit record's WAL sync). Each phase starts clean.
- */
 /** Whole-study retrieve runs per server (the median is reported): one run of ~3 s wanders by ±30 % here. */
 const WADO_PASSES = 5;
 
@@ -194,6 +189,11 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
+/**
+ * Writes out the page cache's dirty pages before a timed phase: Orthanc stores without fsync, so the kernel writes
+ * its data back during whatever runs next, and a Custos phase after it would wait behind that writeback in each
+ * of its own fsyncs (a QIDO-RS answer waits for its audit record's WAL sync). Each phase starts clean.
+ */
 function settle(): void {
   execFileSync('sync');
 }
