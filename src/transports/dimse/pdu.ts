@@ -122,10 +122,29 @@ export class PduError extends Error {
 const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1483.2';
 const IMPLEMENTATION_VERSION = 'CUSTOS_0_1';
 
-/** Incremental framing: push socket bytes, take whole PDUs. Holds at most one PDU plus one socket chunk. */
+/** A piece of a PDV item's value; `last` only on the final piece of the item that ends a message. */
+export interface PdvPiece extends Pdv {
+  type: typeof PduType.PData;
+}
+
+/**
+ * Incremental framing: push socket bytes, take whole PDUs. Holds at most one PDU plus one socket chunk.
+ *
+ * With `next(true)`, a P-DATA-TF PDU is not gathered whole: its PDV items come out as pieces (`PdvPiece`) as
+ * their bytes arrive, each at most one socket chunk, with the item and PDU lengths checked as they go. A peer
+ * may send a whole data set as one PDU of our maximum (dcmtk's storescu sends a 580 KB CT image as one 1 MiB
+ * PDU): taken whole, the PDU was held and joined in memory, and nothing of the object reached the ingest (the
+ * Part 10 parser, the blob writer) until its last byte had come. Streamed, the object is parsed while it arrives
+ * and an association holds no more than a socket chunk beyond what the ingest has taken (back-pressure).
+ */
 export class PduFramer {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  /** Bytes of the current P-DATA-TF PDU not yet taken (streaming only; 0: between PDUs). */
+  private pduLeft = 0;
+  /** Value bytes of the current PDV item not yet taken, and that item's header. */
+  private itemLeft = 0;
+  private item = { contextId: 0, command: false, last: false };
 
   constructor(private readonly maxPduLength: number) {}
 
@@ -134,8 +153,14 @@ export class PduFramer {
     this.buffered += chunk.length;
   }
 
-  /** The next whole PDU (type byte and body), or undefined when more bytes are needed. */
-  next(): { type: number; body: Buffer } | undefined {
+  /**
+   * The next whole PDU (type byte and body), or with `streamPData` the next piece of a P-DATA-TF PDU's PDV
+   * items; undefined when more bytes are needed. One framer is read one way throughout.
+   */
+  next(): { type: number; body: Buffer } | undefined;
+  next(streamPData: true): { type: number; body: Buffer } | PdvPiece | undefined;
+  next(streamPData = false): { type: number; body: Buffer } | PdvPiece | undefined {
+    if (this.pduLeft > 0) return this.nextPiece();
     if (this.buffered < 6) return undefined;
     const head = this.peek(6);
     const type = head[0]!;
@@ -149,9 +174,36 @@ export class PduFramer {
         `PDU of ${length} bytes exceeds the ${limit}-byte limit`,
         AbortReason.InvalidPduParameterValue,
       );
+    if (type === PduType.PData && streamPData) {
+      if (length === 0) throw new PduError('a P-DATA-TF PDU without PDV items');
+      this.take(6);
+      this.pduLeft = length;
+      return this.nextPiece();
+    }
     if (this.buffered < 6 + length) return undefined;
     const all = this.take(6 + length);
     return { type, body: all.subarray(6) };
+  }
+
+  private nextPiece(): PdvPiece | undefined {
+    if (this.itemLeft === 0) {
+      if (this.pduLeft < 6) throw new PduError('a PDV item is truncated');
+      if (this.buffered < 6) return undefined;
+      const h = this.take(6);
+      const len = h.readUInt32BE(0);
+      if (len < 2 || 4 + len > this.pduLeft)
+        throw new PduError('a PDV item length overruns its P-DATA-TF PDU');
+      const mch = h[5]!;
+      this.item = { contextId: h[4]!, command: (mch & 1) === 1, last: (mch & 2) === 2 };
+      this.pduLeft -= 6;
+      this.itemLeft = len - 2;
+      if (this.itemLeft === 0) return { type: PduType.PData, ...this.item, data: Buffer.alloc(0) };
+    }
+    if (this.buffered === 0) return undefined;
+    const data = this.take(Math.min(this.itemLeft, this.chunks[0]!.length));
+    this.itemLeft -= data.length;
+    this.pduLeft -= data.length;
+    return { type: PduType.PData, ...this.item, last: this.item.last && this.itemLeft === 0, data };
   }
 
   private peek(n: number): Buffer {

@@ -92,8 +92,18 @@ export class ScpAssociation {
       for await (const chunk of this.socket as AsyncIterable<Buffer>) {
         try {
           this.framer.push(chunk);
-          for (let next = this.framer.next(); next; next = this.framer.next()) {
-            await this.handle(decodePdu(next.type, next.body));
+          for (let next = this.framer.next(true); next; next = this.framer.next(true)) {
+            // A P-DATA-TF PDU comes in pieces of its PDV items, each handled as it arrives (pdu.ts).
+            await this.handle(
+              'body' in next
+                ? decodePdu(next.type, next.body)
+                : {
+                    type: 'p-data',
+                    pdvs: [
+                      { contextId: next.contextId, command: next.command, last: next.last, data: next.data },
+                    ],
+                  },
+            );
             if (this.state === 'closed') return;
           }
         } catch (err) {
