@@ -95,6 +95,11 @@ export interface OpenAppOptions {
   wrapGate?: (gate: AccessGate) => AccessGate;
   /** false: skip header validation at ingest. Only bench/validation-cost.ts passes it, to measure its cost. */
   validateHeaders?: boolean;
+  /**
+   * Wrap the blob store the ingest writes to. Tests use it to make a blob fail at the moment it is made durable
+   * (a failing fdatasync cannot be caused on demand); nothing in the product passes it.
+   */
+  wrapBlobs?: (blobs: BlobStore) => BlobStore;
 }
 
 export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
@@ -154,7 +159,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const ingest = new IngestService({
     index,
     writes: indexWrites,
-    blobs,
+    blobs: options.wrapBlobs ? options.wrapBlobs(blobs) : blobs,
     studyKeys,
     gate,
     ledger,

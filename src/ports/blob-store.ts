@@ -15,8 +15,13 @@ export interface StoredBlob {
  */
 export interface BlobWriter {
   write(chunk: Buffer): Promise<void>;
-  /** Durable after this resolves (temp file fsync, rename, directory fsync). */
-  commit(): Promise<StoredBlob>;
+  /**
+   * Durable after this resolves (temp file fsync, rename, directory fsync). `sealed`, when given, is called as
+   * soon as every byte is hashed and the blob's id, size and digest are known, before the writes that make it
+   * durable: a caller may prepare what refers to the blob meanwhile, but must not make that visible before
+   * commit() resolved (the blob may yet fail to become durable).
+   */
+  commit(sealed?: (blob: StoredBlob) => void): Promise<StoredBlob>;
   /** Discard everything written; idempotent. */
   abort(): Promise<void>;
 }

@@ -164,6 +164,8 @@ export class IngestService {
   ): Promise<IngestOutcome> {
     const decision = await this.deps.gate.require(principal, 'store', { type: 'archive' });
     let writer: BlobWriter | undefined;
+    /** Set once commit() was called: the blob's durability, which settles either way. */
+    let committing: Promise<StoredBlob> | undefined;
     let stored: StoredBlob | undefined;
     let parsed: ParsedPart10 | undefined;
     try {
@@ -226,7 +228,14 @@ export class IngestService {
         sopClassUid: record.instance.sopClassUid,
         studyUid: record.study.studyUid,
       });
-      stored = await writer.commit();
+      // The index rows are written while the blob is made durable (its fdatasync, rename and directory fsync):
+      // they need only its id, size and digest, known once it is sealed; the index transaction commits only
+      // after the blob is durable (index()), so the index never refers to a blob a crash could lose.
+      let onSealed!: (blob: StoredBlob) => void;
+      const sealed = new Promise<StoredBlob>((resolve) => (onSealed = resolve));
+      committing = writer.commit(onSealed);
+      committing.catch(() => undefined); // awaited below, or in the catch
+      const blob = await Promise.race([sealed, committing]);
       const header: HeaderForIndex = {
         json,
         bulk: this.described(parsed).bulk,
@@ -243,17 +252,22 @@ export class IngestService {
               decision.policy,
               record,
               header,
-              stored,
+              await committing,
               ctx,
               level,
               verdict.defects,
             )
-          : await this.index(principal, decision.policy, record, header, stored, ctx, verdict.defects);
+          : await this.index(principal, decision.policy, record, header, blob, ctx, verdict.defects, {
+              durable: committing,
+            });
+      stored = await committing;
       if (outcome.status === 'duplicate') await this.deps.blobs.delete(stored.blobId);
       return outcome;
     } catch (err) {
-      if (writer && !stored) await writer.abort();
-      else if (stored) await this.deps.blobs.delete(stored.blobId);
+      // A blob that became durable is removed again; one that did not was discarded by its writer.
+      if (committing) stored = await committing.catch(() => undefined);
+      else if (writer) await writer.abort();
+      if (stored) await this.deps.blobs.delete(stored.blobId);
       const base =
         err instanceof CustosError
           ? err
@@ -508,8 +522,14 @@ export class IngestService {
     ctx: IngestContext,
     defects: ClassifiedDefect[],
     extra?: {
-      inTransaction: (trx: Kysely<DatabaseSchema>) => Promise<void>;
+      inTransaction?: (trx: Kysely<DatabaseSchema>) => Promise<void>;
       audit?: Record<string, unknown>;
+      /**
+       * The blob's commit, when it is still being made durable: the transaction writes its rows meanwhile and
+       * commits only once this resolved (a failure rolls the rows back). The wait holds the index's write
+       * transaction open for what remains of the blob's syncs, about a millisecond.
+       */
+      durable?: Promise<unknown>;
     },
   ): Promise<IngestOutcome> {
     const { json, bulk } = header;
@@ -677,7 +697,8 @@ export class IngestService {
               }
             : {}),
         });
-        if (extra) await extra.inTransaction(trx);
+        if (extra?.inTransaction) await extra.inTransaction(trx);
+        if (extra?.durable) await extra.durable;
         return {};
       });
     } catch (err) {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadConfig, type CustosConfig } from '../../src/app/config.js';
-import { openApp, type CustosApp } from '../../src/app/custos-app.js';
+import { openApp, type CustosApp, type OpenAppOptions } from '../../src/app/custos-app.js';
 import { startServer } from '../../src/app/serve.js';
 import { dropPostgresSchema } from '../../src/adapters/sql/open-index-db.js';
 import { systemPrincipal } from '../../src/services/auth-service.js';
@@ -40,6 +40,8 @@ export interface TestServerOptions {
   dicom?: Record<string, unknown>;
   /** The clock the app runs on (default: the system clock; session timeouts, lockout, TOTP, break-glass). */
   clock?: Clock;
+  /** Wrap the blob store the ingest writes to (OpenAppOptions.wrapBlobs). */
+  wrapBlobs?: OpenAppOptions['wrapBlobs'];
 }
 
 /** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
@@ -63,10 +65,10 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     validation: { ...base.validation, ...opts.validation },
     database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
   };
-  const app = await openApp(
-    opts.configure ? opts.configure(config) : config,
-    opts.clock ? { clock: opts.clock } : {},
-  );
+  const app = await openApp(opts.configure ? opts.configure(config) : config, {
+    ...(opts.clock ? { clock: opts.clock } : {}),
+    ...(opts.wrapBlobs ? { wrapBlobs: opts.wrapBlobs } : {}),
+  });
   const unexpected: unknown[] = [];
   const server = await startServer(app, (err) => unexpected.push(err));
   const { token } = await app.auth.createToken(systemPrincipal('test'), config.admin.username);

@@ -12,7 +12,8 @@ export type ToWorker =
   | { op: 'create'; w: number; key: Uint8Array }
   /** `buf` holds `len` plaintext bytes; it is transferred here and back again with the ack. */
   | { op: 'write'; w: number; buf: ArrayBuffer; len: number }
-  | { op: 'commit'; w: number }
+  /** With `sealed`, a `sealed` message goes out once the blob's digest is known, before it is made durable. */
+  | { op: 'commit'; w: number; sealed?: boolean }
   | { op: 'abort'; w: number }
   | { op: 'sweep'; w: number }
   /** Stream the plaintext of a blob (FsBlobStore.read) as `data` messages, then `end` or a failed `done`. */
@@ -40,6 +41,7 @@ export interface SerializedError {
 
 export type FromWorker =
   | { op: 'ack'; w: number; buf: ArrayBuffer; error?: SerializedError }
+  | { op: 'sealed'; w: number; stored: StoredBlob }
   | { op: 'committed'; w: number; stored: StoredBlob }
   | { op: 'swept'; w: number; removed: number }
   /** Plaintext pieces in order; their buffers are transferred. */
@@ -202,7 +204,10 @@ if (parentPort) {
               await writer.abort();
               throw o.failure;
             }
-            post({ op: 'committed', w: m.w, stored: await writer.commit() });
+            const sealed = m.sealed
+              ? (stored: StoredBlob) => post({ op: 'sealed', w: m.w, stored })
+              : undefined;
+            post({ op: 'committed', w: m.w, stored: await writer.commit(sealed) });
           } catch (err) {
             post({ op: 'done', w: m.w, error: serializeError(err) });
           }

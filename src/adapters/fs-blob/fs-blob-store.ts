@@ -533,7 +533,7 @@ class FsBlobWriter implements BlobWriter {
     if (this.outBytes > 0 && this.outBytes >= this.flushBytes) await this.flush();
   }
 
-  async commit(): Promise<StoredBlob> {
+  async commit(sealed?: (blob: StoredBlob) => void): Promise<StoredBlob> {
     if (this.state !== 'open') throw this.closedError('commit');
     if (this.writing) throw this.overlapError('commit()');
     this.state = 'committing';
@@ -541,6 +541,8 @@ class FsBlobWriter implements BlobWriter {
       if (this.failure) throw this.failure;
       this.seal(this.staging.subarray(0, this.staged), this.size);
       setHeaderLength(this.header, this.size);
+      const stored = { blobId: asBlobId(this.id), size: this.size, sha256: this.hash.digest('hex') };
+      sealed?.(stored);
       if (this.filePos === HEADER_SIZE) {
         // Nothing flushed yet (a small object): header and chunks in one write.
         this.out.unshift(this.header);
@@ -556,7 +558,7 @@ class FsBlobWriter implements BlobWriter {
       this.closed = true;
       await this.hooks.publish(this.fd);
       this.state = 'done';
-      return { blobId: asBlobId(this.id), size: this.size, sha256: this.hash.digest('hex') };
+      return stored;
     } catch (e) {
       this.state = 'done';
       await this.settle();

@@ -136,6 +136,35 @@ describe('ThreadedBlobStore', () => {
     expect((await put(data)).sha256).toBe(sha(data));
   });
 
+  it("tells commit()'s caller the id, size and digest once sealed, before the blob is durable", async () => {
+    const data = randomBytes(1_500_000);
+    const events: string[] = [];
+    let seen: unknown;
+    const w = await store.create(key);
+    await w.write(data);
+    const stored = await w
+      .commit((blob) => {
+        events.push('sealed');
+        seen = blob;
+      })
+      .finally(() => events.push('committed'));
+    expect(events).toEqual(['sealed', 'committed']);
+    expect(seen).toEqual(stored);
+    expect(stored).toMatchObject({ size: data.length, sha256: sha(data) });
+    expect(await collect(store.read(stored.blobId, key, undefined, stored.sha256))).toEqual(data);
+  });
+
+  it('fails a commit whose blob cannot be published after it was sealed, and leaves nothing behind', async () => {
+    // objects/ is a file: the sealed object cannot be renamed into place.
+    await writeFile(join(root, 'objects'), 'not a directory');
+    const w = await store.create(key);
+    await w.write(randomBytes(200_000));
+    let sealed = 0;
+    await expect(w.commit(() => sealed++)).rejects.toMatchObject({ code: 'blob.write-failed' });
+    expect(sealed).toBe(1);
+    expect(await fileList(join(root, 'tmp'))).toEqual([]);
+  });
+
   it('fails the open writers when the thread is stopped, and starts a new thread for the next writer', async () => {
     const w = await store.create(key);
     await w.write(randomBytes(1000));

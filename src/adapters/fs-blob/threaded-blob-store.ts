@@ -245,6 +245,7 @@ class ThreadBlobWriter implements BlobWriter {
   /** Woken by every ack and by the final answer. */
   private wake: (() => void) | undefined;
   private final: FromWorker | undefined;
+  private sealed: ((blob: StoredBlob) => void) | undefined;
 
   constructor(
     private readonly store: ThreadedBlobStore,
@@ -253,6 +254,10 @@ class ThreadBlobWriter implements BlobWriter {
   ) {}
 
   receive(m: FromWorker): void {
+    if (m.op === 'sealed') {
+      this.sealed?.(m.stored);
+      return;
+    }
     if (m.op === 'ack') {
       this.inFlight--;
       this.store.returnBuffer(m.buf);
@@ -315,7 +320,7 @@ class ThreadBlobWriter implements BlobWriter {
     }
   }
 
-  async commit(): Promise<StoredBlob> {
+  async commit(sealed?: (blob: StoredBlob) => void): Promise<StoredBlob> {
     if (this.state !== 'open') throw this.closedError('commit');
     if (this.writing)
       throw new CustosError({
@@ -327,7 +332,8 @@ class ThreadBlobWriter implements BlobWriter {
       if (this.staged > 0) this.send();
       else if (this.staging) this.store.returnBuffer(this.staging);
       this.staging = undefined;
-      this.store.post(this.worker, { op: 'commit', w: this.w });
+      this.sealed = sealed;
+      this.store.post(this.worker, { op: 'commit', w: this.w, ...(sealed ? { sealed: true } : {}) });
       while (!this.final) await this.waitForMessage();
       if (this.final.op === 'committed') return this.final.stored;
       throw this.failure ?? toError(stopped('no answer'));
