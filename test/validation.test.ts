@@ -180,6 +180,15 @@ describe.each(backends())('validation at ingest and quarantine on %s', (backend)
       .where('sop_instance_uid', '=', bad.sopInstanceUid)
       .execute();
     expect(nothing).toEqual([]);
+    // Its blob, made durable while the checks ran, was removed again: every object file is an indexed or
+    // quarantined object's.
+    const files: string[] = [];
+    for await (const f of walk(join(strict.dataDir, 'blobs', 'objects'))) files.push(f.split('/').pop()!);
+    const kept = [
+      ...(await strict.app.index.db.selectFrom('instances').select('blob_id').execute()),
+      ...(await strict.app.index.db.selectFrom('quarantine').select('blob_id').execute()),
+    ].map((r) => r.blob_id);
+    expect(files.sort()).toEqual(kept.sort());
   });
 
   it('never files a study under a second Patient ID: quarantined (standard), refused (strict)', async () => {

@@ -213,6 +213,15 @@ export class IngestService {
       const json = this.headerJson(parsed);
       const record = toIndexRecord(json);
       this.validate(record, ctx);
+      // The blob is finished and made durable (hashing, encryption and writes on the blob thread, then its
+      // fdatasync, rename and directory fsync) while the header is checked against the index and the index rows
+      // are written: those need only its id, size and digest, known once it is sealed. The index transaction
+      // commits only after the blob is durable (index()), so the index never refers to a blob a crash could
+      // lose; an object the checks reject has its blob removed again.
+      let onSealed!: (blob: StoredBlob) => void;
+      const sealed = new Promise<StoredBlob>((resolve) => (onSealed = resolve));
+      committing = writer.commit(onSealed);
+      committing.catch(() => undefined); // awaited below, or in the catch
       const level = levelFor(this.deps.validation, {
         ...(ctx.callingAeTitle !== undefined
           ? { aeTitle: ctx.callingAeTitle }
@@ -228,13 +237,6 @@ export class IngestService {
         sopClassUid: record.instance.sopClassUid,
         studyUid: record.study.studyUid,
       });
-      // The index rows are written while the blob is made durable (its fdatasync, rename and directory fsync):
-      // they need only its id, size and digest, known once it is sealed; the index transaction commits only
-      // after the blob is durable (index()), so the index never refers to a blob a crash could lose.
-      let onSealed!: (blob: StoredBlob) => void;
-      const sealed = new Promise<StoredBlob>((resolve) => (onSealed = resolve));
-      committing = writer.commit(onSealed);
-      committing.catch(() => undefined); // awaited below, or in the catch
       const blob = await Promise.race([sealed, committing]);
       const header: HeaderForIndex = {
         json,
