@@ -1,13 +1,13 @@
 // The index rows of an instance are written while its blob is made durable, and commit only once it is: a blob
 // that fails at that last step (its fdatasync, rename or directory fsync) leaves no row, no ledger record of a
 // store, no file, and the other instances of the same request are stored.
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CustosError } from '../src/domain/errors.js';
 import type { BlobStore, BlobWriter, StoredBlob } from '../src/ports/blob-store.js';
 import { backends } from './support/backends.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { fileNames } from './support/files.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 type Json = Record<string, { vr: string; Value?: Json[] | string[] | number[] }>;
@@ -48,15 +48,6 @@ function failingCommits(failing: string, events: string[]) {
       };
     },
   });
-}
-
-async function files(d: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-    if (e.isDirectory()) out.push(...(await files(join(d, e.name))));
-    else out.push(e.name);
-  }
-  return out;
 }
 
 describe.each(backends())('a blob that fails to become durable, on %s', (backend) => {
@@ -109,10 +100,10 @@ describe.each(backends())('a blob that fails to become durable, on %s', (backend
       .where('study_uid', '=', studyUid)
       .executeTakeFirstOrThrow();
     expect(study).toEqual({ num_instances: 2, num_series: 1 });
-    expect((await files(join(s.dataDir, 'blobs', 'objects'))).sort()).toEqual(
+    expect((await fileNames(join(s.dataDir, 'blobs', 'objects'))).sort()).toEqual(
       rows.map((r) => r.blob_id).sort(),
     );
-    expect(await files(join(s.dataDir, 'blobs', 'tmp'))).toEqual([]);
+    expect(await fileNames(join(s.dataDir, 'blobs', 'tmp'))).toEqual([]);
 
     const stores = await s.app.auditStore.search({ action: ['store'], limit: 20 });
     const stored = stores.filter((r) => r.outcome === 'success').map((r) => r.objects?.sopInstanceUid);

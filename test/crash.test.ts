@@ -1,7 +1,7 @@
 // A server killed (SIGKILL) in the middle of a STOW-RS upload: after restart no half-written object is visible,
 // the index points at no missing blob, and the archive works.
 import { spawn } from 'node:child_process';
-import { readdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,15 +10,7 @@ import { loadConfig } from '../src/app/config.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { openApp } from '../src/app/custos-app.js';
 import { makeInstance, uid } from './support/fixtures.js';
-
-async function files(d: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-    if (e.isDirectory()) out.push(...(await files(join(d, e.name))));
-    else out.push(e.name);
-  }
-  return out;
-}
+import { fileNames } from './support/files.js';
 
 describe('crash during STOW-RS', () => {
   it('leaves a consistent archive after SIGKILL mid-upload', async () => {
@@ -75,21 +67,21 @@ describe('crash during STOW-RS', () => {
     };
     for (let i = 0; i < 250 && !(await committed()); i++) await new Promise((r) => setTimeout(r, 20));
     expect(await committed()).toBe(true);
-    for (let i = 0; i < 100 && (await files(join(dataDir, 'blobs', 'tmp'))).length === 0; i++)
+    for (let i = 0; i < 100 && (await fileNames(join(dataDir, 'blobs', 'tmp'))).length === 0; i++)
       await new Promise((r) => setTimeout(r, 20));
-    expect((await files(join(dataDir, 'blobs', 'tmp'))).length).toBe(1);
+    expect((await fileNames(join(dataDir, 'blobs', 'tmp'))).length).toBe(1);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
 
     const app = await openApp(loadConfig({ env: {}, cwd: dataDir, flags: { dataDir } }));
     try {
-      expect(await files(join(dataDir, 'blobs', 'tmp'))).toEqual([]);
+      expect(await fileNames(join(dataDir, 'blobs', 'tmp'))).toEqual([]);
       const rows = await app.index.db
         .selectFrom('instances')
         .select(['sop_instance_uid', 'blob_id'])
         .execute();
       expect(rows.map((r) => r.sop_instance_uid)).toEqual([whole]);
-      expect((await files(join(dataDir, 'blobs', 'objects'))).sort()).toEqual(
+      expect((await fileNames(join(dataDir, 'blobs', 'objects'))).sort()).toEqual(
         rows.map((r) => r.blob_id).sort(),
       );
       // The ledger committed with the index: one store record for the stored object, none for the half-sent one,
