@@ -151,7 +151,7 @@ describe('ThreadedBlobStore', () => {
     expect(events).toEqual(['sealed', 'committed']);
     expect(seen).toEqual(stored);
     expect(stored).toMatchObject({ size: data.length, sha256: sha(data) });
-    expect(await collect(store.read(stored.blobId, key, undefined, stored.sha256))).toEqual(data);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
   });
 
   it('fails a commit whose blob cannot be published after it was sealed, and leaves nothing behind', async () => {
