@@ -2,16 +2,7 @@
 // decodePdu finds in it, however the socket splits the bytes, and must reject the same malformed lengths.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  decodePdu,
-  encodeReleaseRq,
-  PduError,
-  PduFramer,
-  PduType,
-  pdvHeader,
-  type Pdv,
-  type PdvPiece,
-} from './pdu.js';
+import { decodePdu, encodeReleaseRq, PduError, PduFramer, PduType, pdvHeader, type Pdv } from './pdu.js';
 
 /** One P-DATA-TF PDU of these PDVs (pdvHeader's 12 bytes are a PDU header and one PDV header). */
 function pData(pdvs: Pdv[]): Buffer {
@@ -26,7 +17,7 @@ function pData(pdvs: Pdv[]): Buffer {
 
 /** Feeds `bytes` in the given split and reads the framer the streaming way. */
 function stream(framer: PduFramer, bytes: Buffer, cuts: number[]) {
-  const out: ({ type: number; body: Buffer } | PdvPiece)[] = [];
+  const out: ({ type: number; body: Buffer } | Pdv)[] = [];
   let at = 0;
   for (const end of [...cuts.filter((c) => c > 0 && c < bytes.length).sort((a, b) => a - b), bytes.length]) {
     framer.push(bytes.subarray(at, end));
@@ -57,7 +48,7 @@ describe('PduFramer', () => {
             const d = decodePdu(PduType.PData, pData(p).subarray(6));
             return d.type === 'p-data' ? d.pdvs : [];
           });
-          const pieces = out.filter((o): o is PdvPiece => !('body' in o));
+          const pieces = out.filter((o): o is Pdv => !('body' in o));
           const whole = out.filter((o) => 'body' in o);
           expect(whole).toHaveLength(1);
           expect((whole[0] as { type: number }).type).toBe(PduType.ReleaseRq);
@@ -88,7 +79,7 @@ describe('PduFramer', () => {
     const wire = pData([{ contextId: 1, command: false, last: true, data }]);
     const framer = new PduFramer(1 << 20);
     framer.push(wire.subarray(0, 65_536));
-    const first = framer.next(true) as PdvPiece;
+    const first = framer.next(true) as Pdv;
     expect(first.data.length).toBe(65_536 - 12);
     expect(first.last).toBe(false);
     expect(framer.next(true)).toBeUndefined();

@@ -122,16 +122,22 @@ export class PduError extends Error {
 const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1483.2';
 const IMPLEMENTATION_VERSION = 'CUSTOS_0_1';
 
-/** A piece of a PDV item's value; `last` only on the final piece of the item that ends a message. */
-export interface PdvPiece extends Pdv {
-  type: typeof PduType.PData;
+/**
+ * The 6-byte header of a PDV item (PS3.8 §9.3.5.1) with `room` bytes left in its P-DATA-TF PDU: the item's
+ * context, message control header and value length, checked against the PDU.
+ */
+function pdvItemHeader(h: Buffer, room: number): Omit<Pdv, 'data'> & { valueLength: number } {
+  const len = h.readUInt32BE(0);
+  if (len < 2 || 4 + len > room) throw new PduError('a PDV item length overruns its P-DATA-TF PDU');
+  const mch = h[5]!;
+  return { contextId: h[4]!, command: (mch & 1) === 1, last: (mch & 2) === 2, valueLength: len - 2 };
 }
 
 /**
  * Incremental framing: push socket bytes, take whole PDUs. Holds at most one PDU plus one socket chunk.
  *
- * With `next(true)`, a P-DATA-TF PDU is not gathered whole: its PDV items come out as pieces (`PdvPiece`) as
- * their bytes arrive, each at most one socket chunk, with the item and PDU lengths checked as they go. A peer
+ * With `next(true)`, a P-DATA-TF PDU is not gathered whole: its PDV items come out as pieces (a `Pdv` holding
+ * part of an item's value; `last` only on the final piece of an item that ends a message) as their bytes arrive, each at most one socket chunk, with the item and PDU lengths checked as they go. A peer
  * may send a whole data set as one PDU of our maximum (dcmtk's storescu sends a 580 KB CT image as one 1 MiB
  * PDU): taken whole, the PDU was held and joined in memory, and nothing of the object reached the ingest (the
  * Part 10 parser, the blob writer) until its last byte had come. Streamed, the object is parsed while it arrives
@@ -158,8 +164,8 @@ export class PduFramer {
    * items; undefined when more bytes are needed. One framer is read one way throughout.
    */
   next(): { type: number; body: Buffer } | undefined;
-  next(streamPData: true): { type: number; body: Buffer } | PdvPiece | undefined;
-  next(streamPData = false): { type: number; body: Buffer } | PdvPiece | undefined {
+  next(streamPData: true): { type: number; body: Buffer } | Pdv | undefined;
+  next(streamPData = false): { type: number; body: Buffer } | Pdv | undefined {
     if (this.pduLeft > 0) return this.nextPiece();
     if (this.buffered < 6) return undefined;
     const head = this.peek(6);
@@ -185,25 +191,21 @@ export class PduFramer {
     return { type, body: all.subarray(6) };
   }
 
-  private nextPiece(): PdvPiece | undefined {
+  private nextPiece(): Pdv | undefined {
     if (this.itemLeft === 0) {
       if (this.pduLeft < 6) throw new PduError('a PDV item is truncated');
       if (this.buffered < 6) return undefined;
-      const h = this.take(6);
-      const len = h.readUInt32BE(0);
-      if (len < 2 || 4 + len > this.pduLeft)
-        throw new PduError('a PDV item length overruns its P-DATA-TF PDU');
-      const mch = h[5]!;
-      this.item = { contextId: h[4]!, command: (mch & 1) === 1, last: (mch & 2) === 2 };
+      const { valueLength, ...item } = pdvItemHeader(this.take(6), this.pduLeft);
+      this.item = item;
       this.pduLeft -= 6;
-      this.itemLeft = len - 2;
-      if (this.itemLeft === 0) return { type: PduType.PData, ...this.item, data: Buffer.alloc(0) };
+      this.itemLeft = valueLength;
+      if (this.itemLeft === 0) return { ...this.item, data: Buffer.alloc(0) };
     }
     if (this.buffered === 0) return undefined;
     const data = this.take(Math.min(this.itemLeft, this.chunks[0]!.length));
     this.itemLeft -= data.length;
     this.pduLeft -= data.length;
-    return { type: PduType.PData, ...this.item, last: this.item.last && this.itemLeft === 0, data };
+    return { ...this.item, last: this.item.last && this.itemLeft === 0, data };
   }
 
   private peek(n: number): Buffer {
@@ -331,17 +333,9 @@ export function decodePdu(type: number, body: Buffer): Pdu {
       let o = 0;
       while (o < body.length) {
         need(body.subarray(o), 6, 'a PDV item');
-        const len = body.readUInt32BE(o);
-        if (len < 2 || o + 4 + len > body.length)
-          throw new PduError('a PDV item length overruns its P-DATA-TF PDU');
-        const mch = body[o + 5]!;
-        pdvs.push({
-          contextId: body[o + 4]!,
-          command: (mch & 1) === 1,
-          last: (mch & 2) === 2,
-          data: body.subarray(o + 6, o + 4 + len),
-        });
-        o += 4 + len;
+        const { valueLength, ...item } = pdvItemHeader(body.subarray(o, o + 6), body.length - o);
+        pdvs.push({ ...item, data: body.subarray(o + 6, o + 6 + valueLength) });
+        o += 6 + valueLength;
       }
       if (pdvs.length === 0) throw new PduError('a P-DATA-TF PDU without PDV items');
       return { type: 'p-data', pdvs };

@@ -95,14 +95,7 @@ export class ScpAssociation {
           for (let next = this.framer.next(true); next; next = this.framer.next(true)) {
             // A P-DATA-TF PDU comes in pieces of its PDV items, each handled as it arrives (pdu.ts).
             await this.handle(
-              'body' in next
-                ? decodePdu(next.type, next.body)
-                : {
-                    type: 'p-data',
-                    pdvs: [
-                      { contextId: next.contextId, command: next.command, last: next.last, data: next.data },
-                    ],
-                  },
+              'body' in next ? decodePdu(next.type, next.body) : { type: 'p-data', pdvs: [next] },
             );
             if (this.state === 'closed') return;
           }
