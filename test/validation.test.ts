@@ -16,6 +16,7 @@ import { backends, postgresUrl } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
 import { makeInstance, pixelBytes, stowBody, uid, type FixtureSpec } from './support/fixtures.js';
 import { collect, multipartParts } from './support/http.js';
+import { fileNames } from './support/files.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { insertOrder } from './support/orders.js';
 
@@ -182,8 +183,7 @@ describe.each(backends())('validation at ingest and quarantine on %s', (backend)
     expect(nothing).toEqual([]);
     // Its blob, made durable while the checks ran, was removed again: every object file is an indexed or
     // quarantined object's.
-    const files: string[] = [];
-    for await (const f of walk(join(strict.dataDir, 'blobs', 'objects'))) files.push(f.split('/').pop()!);
+    const files = await fileNames(join(strict.dataDir, 'blobs', 'objects'));
     const kept = [
       ...(await strict.app.index.db.selectFrom('instances').select('blob_id').execute()),
       ...(await strict.app.index.db.selectFrom('quarantine').select('blob_id').execute()),
