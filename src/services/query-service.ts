@@ -254,7 +254,10 @@ export class QueryService {
     const render = (row: Row) => text(this.toJson(query, fields, row, retrieveBase));
     if (query.level !== 'study' || fields === 'all')
       return this.answer(principal, query, 'dicom', async (rows) => rows.map(render));
-    const fieldsKey = `${fields.join(',')}\u0000${retrieveBase}\u0000${variant}`;
+    // What every row's rendering depends on besides the row, digested once per query to keep the keys short.
+    const fieldsKey = createHash('sha256')
+      .update(`${fields.join(',')}\u0000${retrieveBase}\u0000${variant}`)
+      .digest('base64');
     return this.answer(principal, query, 'rendered', async (rows) => {
       const keys = rows.map((row) => renderKey(fieldsKey, row));
       const known = rows.map((row, i) => cache.peek(row.study_uid, keys[i]!));
@@ -586,21 +589,24 @@ export class QueryService {
  * without reading its attributes, which are most of its bytes.
  */
 function renderKey(fieldsKey: string, row: Row): string {
-  const hash = createHash('sha256').update(fieldsKey);
-  for (const v of [
-    row.study_created,
-    row.study_updated,
-    row.modalities,
-    row.num_series,
-    row.num_instances,
-    row.patient_id,
-    row.issuer,
-    row.patient_name,
-    row.birth_date,
-    row.sex,
-  ])
-    hash.update(v === null || v === undefined ? '\u0000\u0001' : `\u0000${String(v)}`);
-  return hash.digest('base64');
+  // The inputs themselves, not a digest of them: a digest per row (eleven calls into the hash) cost ~3 µs a row,
+  // more than the rest of a cached row; the key is kept once per remembered study. A null input is '\u0001'
+  // without the separator, so it differs from every string, 'null' and '' included.
+  const part = (v: string | number | null | undefined) =>
+    v === null || v === undefined ? '\u0001' : `\u0000${String(v)}`;
+  return (
+    fieldsKey +
+    part(row.study_created) +
+    part(row.study_updated) +
+    part(row.modalities) +
+    part(row.num_series) +
+    part(row.num_instances) +
+    part(row.patient_id) +
+    part(row.issuer) +
+    part(row.patient_name) +
+    part(row.birth_date) +
+    part(row.sex)
+  );
 }
 
 /** The patient module attributes the patient index corrects (header-overlay.ts patientCorrections). */

@@ -1,7 +1,7 @@
 /**
  * QIDO-RS rows as JSON text, remembered by what they were made from: viewers and worklists ask for the same
  * studies again and again, and turning a row into DICOM JSON (parse the stored attributes, apply the patient
- * index, serialise) costs more than the query that found it. An entry is used only when its key, a digest of every
+ * index, serialise) costs more than the query that found it. An entry is used only when its key, made of every
  * input of the rendering, is equal: a changed row (an instance added, an HL7 update of the patient, other
  * requested fields or base URL) is rendered afresh.
  *

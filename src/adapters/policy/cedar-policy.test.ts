@@ -262,6 +262,34 @@ describe('remembered decisions shared by studies with the same facts', () => {
     expect(memoSize(pdp)).toBe(3);
   });
 
+  it('decideEach answers a page of studies in order, as evaluating each alone would', async () => {
+    const page: ResourceRef[] = [
+      ...Object.values(SCOPES),
+      { ...dept, studyUid: '9.1' },
+      { ...base, classification: 'restricted' },
+      { ...dept, classification: 'restricted', studyUid: '9.2' },
+    ];
+    for (const role of ['radiologist', 'referring-physician', 'student', 'researcher']) {
+      for (const principal of [user(role), { ...user(role), breakGlassStudies: ['1.2.3'] }]) {
+        // Memoisation off: every study evaluated by Cedar on its own.
+        const one = new CedarPolicyDecisionPoint(new MemorySource(), { memoSize: 0 });
+        const each = await new CedarPolicyDecisionPoint(new MemorySource()).decideEach(
+          principal,
+          'query',
+          page,
+        );
+        const singly = [];
+        for (const r of page) singly.push(await one.decide(principal, 'query', r));
+        expect(each, role).toEqual(singly);
+      }
+    }
+    // Not every answer is the same: the check compares allows with denies.
+    const pdp = new CedarPolicyDecisionPoint(new MemorySource());
+    const answers = (await pdp.decideEach(user('radiologist'), 'query', page)).map((d) => d.allowed);
+    expect(answers).toContain(true);
+    expect(answers).toContain(false);
+  });
+
   it('keeps decisions per study when a policy names a study', async () => {
     const src = new MemorySource();
     src.versions = [

@@ -189,10 +189,10 @@ export function requestEntities(
 }
 
 /**
- * Everything requestEntities builds the entities from, as one string: equal keys give equal entities (up to the
- * study's identity when `anyStudy`, see studyIdentityMatters).
+ * Everything requestEntities builds the entities from, as strings: equal keys give equal entities (up to the
+ * study's identity when `anyStudy`, see studyIdentityMatters). The principal's part is made once per decideEach.
  */
-function requestKey(p: Principal, r: ResourceRef, anyStudy: boolean): string {
+function principalKey(p: Principal): string {
   return JSON.stringify([
     p.kind,
     p.id,
@@ -203,6 +203,11 @@ function requestKey(p: Principal, r: ResourceRef, anyStudy: boolean): string {
     p.physicianId ?? null,
     p.projects ?? [],
     p.breakGlassStudies ?? [],
+  ]);
+}
+
+function resourceKey(r: ResourceRef, anyStudy: boolean): string {
+  return JSON.stringify([
     r.type,
     ...(r.type === 'study'
       ? [
@@ -278,6 +283,15 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
   }
 
   async decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
+    return (await this.decideEach(principal, action, [resource]))[0]!;
+  }
+
+  /** decide() for each of many resources (a page of a list): the version checked and the principal keyed once. */
+  async decideEach(
+    principal: Principal,
+    action: Action,
+    resources: readonly ResourceRef[],
+  ): Promise<Decision[]> {
     const { version, setId, order, byStudy } = await this.current();
     // A decision is a pure function of the policy version and the request's entities: the same viewer paging
     // through the same studies is answered from memory (a wasm call costs a few hundred µs: bench/policy.ts).
@@ -286,19 +300,22 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
     // a QIDO page over many similar studies costs a few evaluations, not one per row.
     // The key is made of the raw inputs the entities are built from (cheaper than building them: a QIDO page
     // asks once per row); the entities are built only when Cedar has to evaluate.
-    const shared = !byStudy && resource.type === 'study' && !principal.breakGlassStudies?.length;
-    const key = `${version}\u0000${action}\u0000${requestKey(principal, resource, shared)}`;
-    const known = this.memo.get(key);
-    if (known) {
-      this.memo.delete(key);
-      this.memo.set(key, known);
-      return known;
-    }
-    const req = requestEntities(principal, resource);
-    const decision = Object.freeze(this.evaluate(version, setId, order, principal, action, resource, req));
-    this.memo.set(key, decision);
-    if (this.memo.size > this.memoSize) this.memo.delete(this.memo.keys().next().value!);
-    return decision;
+    const shared = !byStudy && !principal.breakGlassStudies?.length;
+    const prefix = `${version}\u0000${action}\u0000${principalKey(principal)}`;
+    return resources.map((resource) => {
+      const key = `${prefix}\u0000${resourceKey(resource, shared && resource.type === 'study')}`;
+      const known = this.memo.get(key);
+      if (known) {
+        this.memo.delete(key);
+        this.memo.set(key, known);
+        return known;
+      }
+      const req = requestEntities(principal, resource);
+      const decision = Object.freeze(this.evaluate(version, setId, order, principal, action, resource, req));
+      this.memo.set(key, decision);
+      if (this.memo.size > this.memoSize) this.memo.delete(this.memo.keys().next().value!);
+      return decision;
+    });
   }
 
   private evaluate(
