@@ -14,7 +14,10 @@ const nothing = async () => undefined;
 
 export class AllowAllGate extends AccessGate {
   constructor() {
-    super({ decide: async () => ALLOW }, { append: nothing, appendIn: nothing });
+    super(
+      { decide: async () => ALLOW, decideEach: async (_p, _a, resources) => resources.map(() => ALLOW) },
+      { append: nothing, appendIn: nothing },
+    );
   }
 
   override async require(): Promise<Decision> {

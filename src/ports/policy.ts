@@ -61,8 +61,8 @@ export interface Decision {
 /** The single policy decision point every transport reaches through the services. */
 export interface PolicyDecisionPoint {
   decide(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision>;
-  /** decide() for each resource in order, where the decision point can do it cheaper than one call each. */
-  decideEach?(principal: Principal, action: Action, resources: readonly ResourceRef[]): Promise<Decision[]>;
+  /** decide() for each resource, in order (a page of a list: cheaper than one call each). */
+  decideEach(principal: Principal, action: Action, resources: readonly ResourceRef[]): Promise<Decision[]>;
 }
 
 /** A problem found in a policy file, located for the person editing it (1-based line and column). */

@@ -88,14 +88,8 @@ export class AccessGate {
     resources: readonly ResourceRef[],
   ): Promise<Decision[]> {
     const { scoped, windows } = await this.withWindows(principal);
-    if (this.pdp.decideEach) {
-      const decisions = await this.pdp.decideEach(scoped, action, resources);
-      return decisions.map((d, i) => marked(d, resources[i]!, windows));
-    }
-    const out: Decision[] = [];
-    for (const resource of resources)
-      out.push(marked(await this.pdp.decide(scoped, action, resource), resource, windows));
-    return out;
+    const decisions = await this.pdp.decideEach(scoped, action, resources);
+    return decisions.map((d, i) => marked(d, resources[i]!, windows));
   }
 
   private async withWindows(
