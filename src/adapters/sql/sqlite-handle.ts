@@ -36,5 +36,11 @@ export function openSqliteHandle(path: string, key: Buffer): Database.Database {
   // (64 MiB filled up with instance rows and kept the server over its 300 MB budget while storing a 1 GB object).
   raw.pragma('cache_size = -16384');
   raw.pragma(`journal_size_limit = ${WAL_TRUNCATE_BYTES}`);
+  // Statement journals in memory. A group commit (transaction-batcher.ts) runs each writer in a savepoint, and
+  // SQLite keeps the pages a savepoint may have to restore in a statement journal that spills to a temporary file
+  // past 64 KiB: one pwrite a page for the rest of the transaction. Those pages are never needed after a crash (a
+  // transaction that did not commit is simply absent from the WAL), so nothing durable moves. Temporary tables
+  // and sorts live in memory too; the index's queries sort pages of a bounded size (limit), not whole tables.
+  raw.pragma('temp_store = MEMORY');
   return raw;
 }
