@@ -15,6 +15,7 @@ import { migrateToLatest } from './migrations.js';
 import { openSqliteHandle } from './sqlite-handle.js';
 import { GroupCommitSqlite } from './sqlite-group-commit.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
+import { sqliteLimitLiterals } from './sqlite-limit-literals.js';
 
 export type IndexDbConfig =
   | {
@@ -83,7 +84,10 @@ export async function openIndexDb(config: IndexDbConfig): Promise<IndexDb> {
 
 async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
   const connection = new GroupCommitSqlite(openSqliteHandle(path, key), path);
-  const db = new Kysely<DatabaseSchema>({ dialect: new ImmediateSqliteDialect(connection) });
+  const db = new Kysely<DatabaseSchema>({
+    dialect: new ImmediateSqliteDialect(connection),
+    plugins: [sqliteLimitLiterals],
+  });
   await migrateToLatest(db as Kysely<unknown>, 'sqlite');
   const checkpointer = await SqliteCheckpointer.start({ path, key });
   const index: SqliteIndexDb = {
