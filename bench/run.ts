@@ -184,6 +184,20 @@ const pct = (sorted: number[], p: number) =>
 /** Whole-study retrieve runs per server (the median is reported): one run of ~3 s wanders by ±30 % here. */
 const WADO_PASSES = 5;
 
+/** The machine's CPU ticks from /proc/stat: all, and idle + iowait. */
+function machineTicks(): { total: number; idle: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { total: f.reduce((a, b) => a + b, 0), idle: f[3]! + f[4]! };
+}
+
+/**
+ * Share of the machine's CPU time left idle between two readings: near 0 means the run was bound by CPU (server,
+ * benchmark client and kernel together), not by the disk or by waiting.
+ */
+function idlePercent(a: { total: number; idle: number }, b: { total: number; idle: number }): number {
+  return (100 * (b.idle - a.idle)) / Math.max(1, b.total - a.total);
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
@@ -322,6 +336,7 @@ async function main() {
       const label = `${large.files.length} instances, ${(large.bytes / 1e6).toFixed(0)} MB in ${large.studies.length} studies`;
       log(`STOW-RS of the large set: ${label} (${concurrency} concurrent requests of ${batchSize})`);
       const secs: Record<string, number> = {};
+      const cpuPerMb: Record<string, number> = {};
       if (warm) log(`  each server first stores the warm-up set (${warm.files.length} instances), untimed`);
       for (const [k, p] of Object.entries(peers) as [keyof typeof peers, Peer][]) {
         if (warm) {
@@ -329,7 +344,16 @@ async function main() {
           held[k] += warm.files.length;
         }
         settle();
+        const before = { server: cpuMs(p.pid), client: process.cpuUsage(), machine: machineTicks() };
         secs[k] = await stow(p, large.files, batchSize);
+        const client = process.cpuUsage(before.client);
+        const machine = machineTicks();
+        const mb = large.bytes / 1e6;
+        cpuPerMb[k] = (cpuMs(p.pid) - before.server) / mb;
+        note(
+          `STOW-RS into ${p.name}: server CPU ${cpuPerMb[k]!.toFixed(2)} ms/MB, benchmark client ${((client.user + client.system) / 1000 / mb).toFixed(2)} ms/MB; ` +
+            `machine idle ${idlePercent(before.machine, machine).toFixed(0)} % of ${cpus().length} cores`,
+        );
         held[k] += large.files.length;
         await expectCount(p, held[k]);
       }
@@ -342,6 +366,7 @@ async function main() {
       };
       if (only.has('stow')) {
         const n = large.files.length;
+        record('STOW-RS server CPU per MB', cpuPerMb.custos!, cpuPerMb.orthanc!, 'ms', 'lower');
         record('STOW-RS ingest', n / secs.custos!, n / secs.orthanc!, 'inst/s', 'higher');
         record(
           'STOW-RS ingest',
