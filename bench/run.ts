@@ -1,6 +1,6 @@
 // Side-by-side benchmark: Custos and Orthanc in one run, same data, same client. Prints figures and ratios.
 //   npm run build && npx tsx bench/run.ts [--only stow,qido,wado,big,cstore,cfind] [--large DIR] [--tiny DIR] [--seed 42]
-//     [--concurrency 3] [--batch 20] [--queries 200] [--frames 500] [--workers N] [--cold]
+//     [--concurrency 3] [--batch 20] [--queries 200] [--frames 500] [--workers N] [--cold] [--cstore-rounds 3]
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
@@ -14,7 +14,16 @@ import { DATASET_VERSION, multiframeFrame, multiframeHeader, type SetName } from
 import { BENCH_AE, startCustos } from './custos.js';
 import { cfindLatency, cstore } from './dimse.js';
 import { startOrthanc } from './orthanc.js';
-import { benchError, cpuMs, descendants, peakRss, resetPeakRss, threadCount, type Peer } from './proc.js';
+import {
+  benchError,
+  cpuMs,
+  descendants,
+  exitedChildrenCpuMs,
+  peakRss,
+  resetPeakRss,
+  threadCount,
+  type Peer,
+} from './proc.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -28,6 +37,7 @@ const { values: args } = parseArgs({
     frames: { type: 'string', default: '500' },
     workers: { type: 'string' },
     cold: { type: 'boolean', default: false },
+    'cstore-rounds': { type: 'string', default: '3' },
   },
 });
 const only = new Set(args.only!.split(','));
@@ -37,6 +47,8 @@ const concurrency = Number(args.concurrency);
 const warmUp = !args.cold;
 const batchSize = Number(args.batch);
 const queryCount = Number(args.queries);
+/** C-STORE rounds per process count, each on fresh peers, the order alternating; the median round is reported. */
+const cstoreRounds = Math.max(1, Number(args['cstore-rounds']));
 const OUT = join(import.meta.dirname, 'out');
 const DATA = join(OUT, 'data');
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -551,25 +563,77 @@ async function cstoreBench(summary: Record<string, unknown>) {
   for (const parallel of only.has('cstore') ? [1, 4] : [4]) {
     const groups: string[][] = Array.from({ length: parallel }, () => []);
     patients.forEach((p, i) => groups[i % parallel]!.push(p));
-    log(`C-STORE of the large set (${label}) with ${parallel} storescu process(es)`);
-    const peers = { custos: await startCustos(), orthanc: await startOrthanc() };
-    const secs: Record<string, number> = {};
+    const rounds = only.has('cstore') ? cstoreRounds : 1;
+    log(
+      `C-STORE of the large set (${label}) with ${parallel} storescu process(es), ${rounds} round(s) on fresh peers, the order alternating`,
+    );
+    const n = large.files.length;
+    const rates: Record<string, number[]> = { custos: [], orthanc: [] };
+    /** Server CPU time (all threads and processes) per MB stored, each round. */
+    const cpuPerMb: Record<string, number[]> = { custos: [], orthanc: [] };
+    /** The storescu processes' CPU time per MB, each round. */
+    const clientPerMb: Record<string, number[]> = { custos: [], orthanc: [] };
+    let peers: { custos: Peer; orthanc: Peer } | undefined;
     const held: Record<string, number> = { custos: 0, orthanc: 0 };
     try {
-      for (const [k, p] of Object.entries(peers)) {
+      for (let round = 0; round < rounds; round++) {
+        // Fresh peers each round (the set would be duplicates the second time); the last round's peers stay for
+        // what follows (C-FIND).
+        if (peers) await stopPeers(peers);
+        peers = undefined;
+        const fresh = await startCustos();
+        const orthanc = await startOrthanc().catch(async (e: unknown) => {
+          await fresh.stop();
+          throw e;
+        });
+        peers = { custos: fresh, orthanc };
+        held.custos = held.orthanc = 0;
         if (!only.has('cstore')) break;
-        held[k] = await warmDimse(p);
-        settle();
-        secs[k] = await cstore(p, BENCH_AE, groups);
-        held[k] += large.files.length;
-        await expectCount(p, held[k]);
+        const order = (
+          round % 2 === 0 ? ['custos', 'orthanc'] : ['orthanc', 'custos']
+        ) as (keyof typeof peers)[];
+        for (const k of order) {
+          const p = peers[k];
+          held[k] = await warmDimse(p);
+          settle();
+          const cpu0 = { server: cpuMs(p.pid), client: exitedChildrenCpuMs() };
+          const secs = await cstore(p, BENCH_AE, groups);
+          cpuPerMb[k]!.push((cpuMs(p.pid) - cpu0.server) / (large.bytes / 1e6));
+          clientPerMb[k]!.push((exitedChildrenCpuMs() - cpu0.client) / (large.bytes / 1e6));
+          held[k] += n;
+          await expectCount(p, held[k]);
+          rates[k]!.push(n / secs);
+        }
+        const [c, o] = [rates.custos!.at(-1)!, rates.orthanc!.at(-1)!];
+        log(
+          `  round ${round + 1} (${order.join(' first, ')} second): Custos ${c.toFixed(1)} inst/s, Orthanc ${o.toFixed(1)} inst/s, ${(c / o).toFixed(2)}×`,
+        );
       }
       const what = parallel === 1 ? 'C-STORE ingest (1 storescu)' : `C-STORE ingest (${parallel} storescu)`;
-      const n = large.files.length;
+      const mbPerInstance = large.bytes / 1e6 / n;
       if (only.has('cstore')) {
-        record(what, n / secs.custos!, n / secs.orthanc!, 'inst/s', 'higher');
-        record(what, large.bytes / 1e6 / secs.custos!, large.bytes / 1e6 / secs.orthanc!, 'MB/s', 'higher');
+        const [c, o] = [median(rates.custos!), median(rates.orthanc!)];
+        const suffix = rounds > 1 ? `, median of ${rounds} rounds` : '';
+        record(`${what}${suffix}`, c, o, 'inst/s', 'higher');
+        record(`${what}${suffix}`, c * mbPerInstance, o * mbPerInstance, 'MB/s', 'higher');
+        record(
+          `${what}: server CPU per MB${suffix}`,
+          median(cpuPerMb.custos!),
+          median(cpuPerMb.orthanc!),
+          'ms',
+          'lower',
+        );
+        note(
+          `${what}: storescu CPU per MB (median) into Custos ${median(clientPerMb.custos!).toFixed(2)} ms, into Orthanc ${median(clientPerMb.orthanc!).toFixed(2)} ms`,
+        );
+        if (rounds > 1)
+          note(
+            `${what}: per round Custos/Orthanc ${rates.custos!.map((r, i) => (r / rates.orthanc![i]!).toFixed(2)).join(', ')}× ` +
+              `(Custos ${rates.custos!.map((r) => r.toFixed(1)).join(', ')}; Orthanc ${rates.orthanc!.map((r) => r.toFixed(1)).join(', ')} inst/s)`,
+          );
       }
+      if (!peers) throw benchError('no-peers', 'no C-STORE round ran');
+      const custos = peers.custos;
       if (parallel === 1) {
         // The same with dicom.storeAck 'received': success once received and validated, commit in the background.
         const early = await startCustos({ storeAck: 'received' });
@@ -586,14 +650,10 @@ async function cstoreBench(summary: Record<string, unknown>) {
           }
           await expectCount(early, before + n);
           const all = (performance.now() - t0) / 1000;
-          record(`${what}, storeAck=received`, n / t, n / secs.orthanc!, 'inst/s', 'higher');
-          record(
-            `${what}, storeAck=received`,
-            large.bytes / 1e6 / t,
-            large.bytes / 1e6 / secs.orthanc!,
-            'MB/s',
-            'higher',
-          );
+          // One run, next to the median of the rounds' Orthanc rates.
+          const o = median(rates.orthanc!);
+          record(`${what}, storeAck=received`, n / t, o, 'inst/s', 'higher');
+          record(`${what}, storeAck=received`, (n / t) * mbPerInstance, o * mbPerInstance, 'MB/s', 'higher');
           note(
             `storeAck=received: storescu done after ${t.toFixed(1)} s, every instance committed after ${all.toFixed(1)} s`,
           );
@@ -603,8 +663,8 @@ async function cstoreBench(summary: Record<string, unknown>) {
       }
       if (parallel === 4) {
         log(`STUDY-level C-FIND vs QIDO-RS on Custos with the tiny set (${tiny.files.length} instances)`);
-        await stow(peers.custos, tiny.files, 100);
-        await expectCount(peers.custos, held.custos! + tiny.files.length);
+        await stow(custos, tiny.files, 100);
+        await expectCount(custos, held.custos! + tiny.files.length);
         for (const [name, paths] of qidoQueries(queryCount, seed)) {
           const identifiers = paths.map((p) =>
             [...new URL(p, 'http://x').searchParams].map(([k, v]) => {
@@ -619,7 +679,7 @@ async function cstoreBench(summary: Record<string, unknown>) {
             }),
           );
           // CPU time per query next to the latencies: on a busy machine wall-clock percentiles wander, CPU less so.
-          const cpu = () => ({ server: cpuMs(peers.custos.pid), client: process.cpuUsage() });
+          const cpu = () => ({ server: cpuMs(custos.pid), client: process.cpuUsage() });
           const perQuery = (a: ReturnType<typeof cpu>) => {
             const b = cpu();
             const client = process.cpuUsage(a.client);
@@ -629,11 +689,11 @@ async function cstoreBench(summary: Record<string, unknown>) {
             };
           };
           let t = cpu();
-          const q = await latency(peers.custos, paths);
+          const q = await latency(custos, paths);
           const qCpu = perQuery(t);
           t = cpu();
           settle();
-          const c = await cfindLatency(peers.custos, BENCH_AE, identifiers);
+          const c = await cfindLatency(custos, BENCH_AE, identifiers);
           const cCpu = perQuery(t);
           const differ = paths.filter((_, i) => q.counts[i] !== c.counts[i]).length;
           if (differ)
@@ -663,10 +723,14 @@ async function cstoreBench(summary: Record<string, unknown>) {
         }
       }
     } finally {
-      await peers.custos.stop();
-      await peers.orthanc.stop();
+      if (peers) await stopPeers(peers);
     }
   }
+}
+
+async function stopPeers(peers: { custos: Peer; orthanc: Peer }) {
+  await peers.custos.stop();
+  await peers.orthanc.stop();
 }
 
 async function report(started: number, summary: Record<string, unknown>) {
