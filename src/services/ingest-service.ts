@@ -10,7 +10,7 @@ import { Tags } from '../dicom/tags.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore, BlobWriter, StoredBlob } from '../ports/blob-store.js';
 import type { Clock } from '../ports/clock.js';
-import type { DatabaseSchema, IndexDb } from '../ports/database.js';
+import type { DatabaseSchema, IndexDb, SqlDialectName } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
 import { describeBulk, type BulkMap } from './bulk-map.js';
 import type { Dataset } from '../dicom/dataset.js';
@@ -23,6 +23,7 @@ import {
 } from '../domain/validation/validation-policy.js';
 import type { OrderLookup } from '../ports/order-lookup.js';
 import type { StudyKeyService } from './study-keys.js';
+import { PreparedQuery } from './prepared-query.js';
 import { TransactionBatcher } from './transaction-batcher.js';
 
 export interface IngestOutcome {
@@ -352,11 +353,7 @@ export class IngestService {
    * index knows differently. Compared only where both sides have a value; names as PN, ignoring case and padding.
    */
   private async demographicsDefects(patientPk: number, r: InstanceIndexRecord): Promise<Defect[]> {
-    const known = await this.deps.index.db
-      .selectFrom('patients')
-      .select(['patient_name_norm', 'birth_date', 'sex'])
-      .where('pk', '=', patientPk)
-      .executeTakeFirst();
+    const known = await Q.demographics.first(this.deps.index.db, this.deps.index.dialect, { pk: patientPk });
     if (!known) return [];
     const out: Defect[] = [];
     const differs = (index: string, header: string) => index !== '' && header !== '' && index !== header;
@@ -383,16 +380,14 @@ export class IngestService {
    */
   async check(ds: Dataset, r: InstanceIndexRecord): Promise<Defect[]> {
     const defects = this.deps.validateHeaders === false ? [] : validateHeader(ds).defects;
-    const filed = await this.deps.index.db
-      .selectFrom('studies as st')
-      .select(['st.patient_pk'])
-      .where('st.study_uid', '=', r.study.studyUid)
-      .executeTakeFirst();
+    const filed = await Q.studyPatient.first(this.deps.index.db, this.deps.index.dialect, {
+      studyUid: r.study.studyUid,
+    });
     // The object's patient as the patient index resolves it (an identifier merged away by HL7 A40/A34 leads to
     // the surviving patient, an object without an issuer to the patient known under its ID), so late images of
     // a merged patient join their study instead of looking like a second patient.
     const own = r.patient.patientId
-      ? await knownPatient(this.deps.index.db, r.patient.patientId, r.patient.issuer)
+      ? await knownPatient(this.deps.index.db, this.deps.index.dialect, r.patient.patientId, r.patient.issuer)
       : undefined;
     if (own !== undefined) defects.push(...(await this.demographicsDefects(own, r)));
     if (filed && own !== filed.patient_pk) {
@@ -540,48 +535,30 @@ export class IngestService {
     let filed: { existingSha256?: string };
     try {
       filed = await this.writes.run(async (trx) => {
-        const existing = await trx
-          .selectFrom('instances')
-          .select('sha256')
-          .where('sop_instance_uid', '=', r.instance.sopInstanceUid)
-          .executeTakeFirst();
+        const dialect = this.deps.index.dialect;
+        const existing = await Q.instanceSha.first(trx, dialect, {
+          sopInstanceUid: r.instance.sopInstanceUid,
+        });
         if (existing) return { existingSha256: existing.sha256 };
-        const patientPk = await upsertPatient(trx, r, now);
-        const newStudy = await trx
-          .insertInto('studies')
-          .values({
-            study_uid: r.study.studyUid,
-            patient_pk: patientPk,
-            study_date: r.study.date,
-            study_time: r.study.time,
-            accession_number: r.study.accessionNumber,
-            referring_physician_name: r.study.referringPhysician,
-            referring_physician_norm: r.study.referringPhysicianNorm,
-            study_description: r.study.description,
-            study_id: r.study.studyId,
-            modalities: '',
-            attrs_json: JSON.stringify(r.study.attrs),
-            num_series: 0,
-            num_instances: 0,
-            total_bytes: 0,
-            referring_physician_ids: r.study.referringPhysicianIds.join('\\'),
-            owner: null,
-            department: r.study.department || null,
-            classification: 'normal',
-            retention_until: null,
-            status: 'active',
-            created_at: now,
-            updated_at: now,
-          })
-          .onConflict((oc) => oc.column('study_uid').doNothing())
-          .returning('study_uid')
-          .executeTakeFirst();
+        const patientPk = await upsertPatient(trx, dialect, r, now);
+        const newStudy = await Q.insertStudy.first(trx, dialect, {
+          studyUid: r.study.studyUid,
+          patientPk,
+          date: r.study.date,
+          time: r.study.time,
+          accessionNumber: r.study.accessionNumber,
+          referringPhysician: r.study.referringPhysician,
+          referringPhysicianNorm: r.study.referringPhysicianNorm,
+          description: r.study.description,
+          studyId: r.study.studyId,
+          attrsJson: JSON.stringify(r.study.attrs),
+          referringPhysicianIds: r.study.referringPhysicianIds.join('\\'),
+          department: r.study.department || null,
+          now,
+        });
         if (!newStudy) {
-          const owner = await trx
-            .selectFrom('studies')
-            .select('patient_pk')
-            .where('study_uid', '=', r.study.studyUid)
-            .executeTakeFirstOrThrow();
+          const owner = await Q.studyPatient.first(trx, dialect, { studyUid: r.study.studyUid });
+          if (!owner) throw new Error(`study ${r.study.studyUid} was neither inserted nor found`);
           if (owner.patient_pk !== patientPk) {
             // A Study Instance UID never spans two patients (issue 6 makes this a quarantine case).
             throw invalid(
@@ -590,30 +567,21 @@ export class IngestService {
             );
           }
         }
-        const newSeries = await trx
-          .insertInto('series')
-          .values({
-            series_uid: r.series.seriesUid,
-            study_uid: r.study.studyUid,
-            modality: r.series.modality,
-            series_number: r.series.seriesNumber,
-            series_description: r.series.description,
-            body_part: r.series.bodyPart,
-            pps_start_date: r.series.ppsStartDate,
-            pps_start_time: r.series.ppsStartTime,
-            attrs_json: JSON.stringify(r.series.attrs),
-            num_instances: 0,
-            created_at: now,
-          })
-          .onConflict((oc) => oc.column('series_uid').doNothing())
-          .returning('series_uid')
-          .executeTakeFirst();
+        const newSeries = await Q.insertSeries.first(trx, dialect, {
+          seriesUid: r.series.seriesUid,
+          studyUid: r.study.studyUid,
+          modality: r.series.modality,
+          seriesNumber: r.series.seriesNumber,
+          description: r.series.description,
+          bodyPart: r.series.bodyPart,
+          ppsStartDate: r.series.ppsStartDate,
+          ppsStartTime: r.series.ppsStartTime,
+          attrsJson: JSON.stringify(r.series.attrs),
+          now,
+        });
         if (!newSeries) {
-          const s = await trx
-            .selectFrom('series')
-            .select('study_uid')
-            .where('series_uid', '=', r.series.seriesUid)
-            .executeTakeFirstOrThrow();
+          const s = await Q.seriesStudy.first(trx, dialect, { seriesUid: r.series.seriesUid });
+          if (!s) throw new Error(`series ${r.series.seriesUid} was neither inserted nor found`);
           if (s.study_uid !== r.study.studyUid) {
             throw invalid(
               'SeriesInstanceUID',
@@ -621,42 +589,30 @@ export class IngestService {
             );
           }
         }
-        await trx
-          .insertInto('instances')
-          .values({
-            sop_instance_uid: r.instance.sopInstanceUid,
-            series_uid: r.series.seriesUid,
-            study_uid: r.study.studyUid,
-            sop_class_uid: r.instance.sopClassUid,
-            instance_number: r.instance.instanceNumber,
-            transfer_syntax_uid: header.transferSyntaxUid,
-            blob_id: blob.blobId,
-            size: blob.size,
-            sha256: blob.sha256,
-            rows: r.instance.rows,
-            columns: r.instance.columns,
-            number_of_frames: r.instance.numberOfFrames,
-            metadata_json: JSON.stringify(json),
-            bulk_json: JSON.stringify(bulk),
-            status: 'active',
-            created_at: now,
-          })
-          .execute();
-        await trx
-          .updateTable('series')
-          .set((eb) => ({ num_instances: eb('num_instances', '+', 1) }))
-          .where('series_uid', '=', r.series.seriesUid)
-          .execute();
-        await trx
-          .updateTable('studies')
-          .set((eb) => ({
-            num_instances: eb('num_instances', '+', 1),
-            num_series: eb('num_series', '+', newSeries ? 1 : 0),
-            total_bytes: eb('total_bytes', '+', blob.size),
-            updated_at: now,
-          }))
-          .where('study_uid', '=', r.study.studyUid)
-          .execute();
+        await Q.insertInstance.execute(trx, dialect, {
+          sopInstanceUid: r.instance.sopInstanceUid,
+          seriesUid: r.series.seriesUid,
+          studyUid: r.study.studyUid,
+          sopClassUid: r.instance.sopClassUid,
+          instanceNumber: r.instance.instanceNumber,
+          transferSyntaxUid: header.transferSyntaxUid,
+          blobId: blob.blobId,
+          size: blob.size,
+          sha256: blob.sha256,
+          rows: r.instance.rows,
+          columns: r.instance.columns,
+          numberOfFrames: r.instance.numberOfFrames,
+          metadataJson: JSON.stringify(json),
+          bulkJson: JSON.stringify(bulk),
+          now,
+        });
+        await Q.countInSeries.execute(trx, dialect, { seriesUid: r.series.seriesUid });
+        await Q.countInStudy.execute(trx, dialect, {
+          newSeries: newSeries ? 1 : 0,
+          size: blob.size,
+          now,
+          studyUid: r.study.studyUid,
+        });
         if (newSeries) {
           // Read after the update above holds the study row, so a concurrent new series is seen committed.
           const mods = await trx
@@ -756,21 +712,17 @@ export class IngestService {
  */
 async function knownPatient(
   trx: Kysely<DatabaseSchema>,
+  dialect: SqlDialectName,
   patientId: string,
   issuer: string,
 ): Promise<number | undefined> {
-  let q = trx.selectFrom('patients').select(['pk', 'issuer']).where('patient_id', '=', patientId);
-  if (issuer !== '') q = q.where('issuer', '=', issuer);
-  const rows = await q.orderBy('pk').execute();
+  const rows =
+    issuer !== ''
+      ? await Q.patientsByIdAndIssuer.rows(trx, dialect, { patientId, issuer })
+      : await Q.patientsById.rows(trx, dialect, { patientId });
   let pk = (rows.find((p) => p.issuer === issuer) ?? rows[0])?.pk;
   for (let hops = 0; pk !== undefined && hops < 16; hops++) {
-    const merged = await trx
-      .selectFrom('patient_merges')
-      .select('surviving_patient_pk')
-      .where('prior_patient_pk', '=', pk)
-      .where('event', 'in', ['A40', 'A34'])
-      .orderBy('pk', 'desc')
-      .executeTakeFirst();
+    const merged = await Q.mergedInto.first(trx, dialect, { pk });
     if (!merged || merged.surviving_patient_pk === pk) break;
     pk = merged.surviving_patient_pk;
   }
@@ -796,29 +748,228 @@ function outcomeBase(
 
 async function upsertPatient(
   trx: Kysely<DatabaseSchema>,
+  dialect: SqlDialectName,
   r: InstanceIndexRecord,
   now: string,
 ): Promise<number> {
-  const known = await knownPatient(trx, r.patient.patientId, r.patient.issuer);
+  const known = await knownPatient(trx, dialect, r.patient.patientId, r.patient.issuer);
   if (known !== undefined) return known;
-  await trx
-    .insertInto('patients')
-    .values({
-      patient_id: r.patient.patientId,
-      issuer: r.patient.issuer,
-      patient_name: r.patient.name,
-      patient_name_norm: r.patient.nameNorm,
-      birth_date: r.patient.birthDate,
-      sex: r.patient.sex,
-      created_at: now,
-    })
-    .onConflict((oc) => oc.columns(['patient_id', 'issuer']).doNothing())
-    .execute();
-  const row = await trx
-    .selectFrom('patients')
-    .select('pk')
-    .where('patient_id', '=', r.patient.patientId)
-    .where('issuer', '=', r.patient.issuer)
-    .executeTakeFirstOrThrow();
+  const { patientId, issuer } = r.patient;
+  await Q.insertPatient.execute(trx, dialect, {
+    patientId,
+    issuer,
+    name: r.patient.name,
+    nameNorm: r.patient.nameNorm,
+    birthDate: r.patient.birthDate,
+    sex: r.patient.sex,
+    now,
+  });
+  const row = await Q.patientsByIdAndIssuer.first(trx, dialect, { patientId, issuer });
+  if (!row) throw new Error(`patient ${patientId} was neither inserted nor found`);
   return row.pk;
 }
+
+/**
+ * The statements every stored object runs, each built and compiled once per dialect (prepared-query.ts). `p.x`
+ * stands in for the argument `x` of each run; the types say what a run passes.
+ */
+const Q = {
+  instanceSha: new PreparedQuery((db, p: { sopInstanceUid: string }) =>
+    db.selectFrom('instances').select('sha256').where('sop_instance_uid', '=', p.sopInstanceUid),
+  ),
+  studyPatient: new PreparedQuery((db, p: { studyUid: string }) =>
+    db.selectFrom('studies').select('patient_pk').where('study_uid', '=', p.studyUid),
+  ),
+  seriesStudy: new PreparedQuery((db, p: { seriesUid: string }) =>
+    db.selectFrom('series').select('study_uid').where('series_uid', '=', p.seriesUid),
+  ),
+  demographics: new PreparedQuery((db, p: { pk: number }) =>
+    db.selectFrom('patients').select(['patient_name_norm', 'birth_date', 'sex']).where('pk', '=', p.pk),
+  ),
+  patientsById: new PreparedQuery((db, p: { patientId: string }) =>
+    db.selectFrom('patients').select(['pk', 'issuer']).where('patient_id', '=', p.patientId).orderBy('pk'),
+  ),
+  patientsByIdAndIssuer: new PreparedQuery((db, p: { patientId: string; issuer: string }) =>
+    db
+      .selectFrom('patients')
+      .select(['pk', 'issuer'])
+      .where('patient_id', '=', p.patientId)
+      .where('issuer', '=', p.issuer)
+      .orderBy('pk'),
+  ),
+  mergedInto: new PreparedQuery((db, p: { pk: number }) =>
+    db
+      .selectFrom('patient_merges')
+      .select('surviving_patient_pk')
+      .where('prior_patient_pk', '=', p.pk)
+      .where('event', 'in', ['A40', 'A34'])
+      .orderBy('pk', 'desc')
+      .limit(1),
+  ),
+  insertPatient: new PreparedQuery(
+    (
+      db,
+      p: {
+        patientId: string;
+        issuer: string;
+        name: string;
+        nameNorm: string;
+        birthDate: string;
+        sex: string;
+        now: string;
+      },
+    ) =>
+      db
+        .insertInto('patients')
+        .values({
+          patient_id: p.patientId,
+          issuer: p.issuer,
+          patient_name: p.name,
+          patient_name_norm: p.nameNorm,
+          birth_date: p.birthDate,
+          sex: p.sex,
+          created_at: p.now,
+        })
+        .onConflict((oc) => oc.columns(['patient_id', 'issuer']).doNothing()),
+  ),
+  insertStudy: new PreparedQuery(
+    (
+      db,
+      p: {
+        studyUid: string;
+        patientPk: number;
+        date: string;
+        time: string;
+        accessionNumber: string;
+        referringPhysician: string;
+        referringPhysicianNorm: string;
+        description: string;
+        studyId: string;
+        attrsJson: string;
+        referringPhysicianIds: string;
+        department: string | null;
+        now: string;
+      },
+    ) =>
+      db
+        .insertInto('studies')
+        .values({
+          study_uid: p.studyUid,
+          patient_pk: p.patientPk,
+          study_date: p.date,
+          study_time: p.time,
+          accession_number: p.accessionNumber,
+          referring_physician_name: p.referringPhysician,
+          referring_physician_norm: p.referringPhysicianNorm,
+          study_description: p.description,
+          study_id: p.studyId,
+          modalities: '',
+          attrs_json: p.attrsJson,
+          num_series: 0,
+          num_instances: 0,
+          total_bytes: 0,
+          referring_physician_ids: p.referringPhysicianIds,
+          owner: null,
+          department: p.department,
+          classification: 'normal',
+          retention_until: null,
+          status: 'active',
+          created_at: p.now,
+          updated_at: p.now,
+        })
+        .onConflict((oc) => oc.column('study_uid').doNothing())
+        .returning('study_uid'),
+  ),
+  insertSeries: new PreparedQuery(
+    (
+      db,
+      p: {
+        seriesUid: string;
+        studyUid: string;
+        modality: string;
+        seriesNumber: number | null;
+        description: string;
+        bodyPart: string;
+        ppsStartDate: string;
+        ppsStartTime: string;
+        attrsJson: string;
+        now: string;
+      },
+    ) =>
+      db
+        .insertInto('series')
+        .values({
+          series_uid: p.seriesUid,
+          study_uid: p.studyUid,
+          modality: p.modality,
+          series_number: p.seriesNumber,
+          series_description: p.description,
+          body_part: p.bodyPart,
+          pps_start_date: p.ppsStartDate,
+          pps_start_time: p.ppsStartTime,
+          attrs_json: p.attrsJson,
+          num_instances: 0,
+          created_at: p.now,
+        })
+        .onConflict((oc) => oc.column('series_uid').doNothing())
+        .returning('series_uid'),
+  ),
+  insertInstance: new PreparedQuery(
+    (
+      db,
+      p: {
+        sopInstanceUid: string;
+        seriesUid: string;
+        studyUid: string;
+        sopClassUid: string;
+        instanceNumber: number | null;
+        transferSyntaxUid: string;
+        blobId: string;
+        size: number;
+        sha256: string;
+        rows: number | null;
+        columns: number | null;
+        numberOfFrames: number | null;
+        metadataJson: string;
+        bulkJson: string;
+        now: string;
+      },
+    ) =>
+      db.insertInto('instances').values({
+        sop_instance_uid: p.sopInstanceUid,
+        series_uid: p.seriesUid,
+        study_uid: p.studyUid,
+        sop_class_uid: p.sopClassUid,
+        instance_number: p.instanceNumber,
+        transfer_syntax_uid: p.transferSyntaxUid,
+        blob_id: p.blobId,
+        size: p.size,
+        sha256: p.sha256,
+        rows: p.rows,
+        columns: p.columns,
+        number_of_frames: p.numberOfFrames,
+        metadata_json: p.metadataJson,
+        bulk_json: p.bulkJson,
+        status: 'active',
+        created_at: p.now,
+      }),
+  ),
+  countInSeries: new PreparedQuery((db, p: { seriesUid: string }) =>
+    db
+      .updateTable('series')
+      .set((eb) => ({ num_instances: eb('num_instances', '+', 1) }))
+      .where('series_uid', '=', p.seriesUid),
+  ),
+  countInStudy: new PreparedQuery(
+    (db, p: { newSeries: number; size: number; now: string; studyUid: string }) =>
+      db
+        .updateTable('studies')
+        .set((eb) => ({
+          num_instances: eb('num_instances', '+', 1),
+          num_series: eb('num_series', '+', p.newSeries),
+          total_bytes: eb('total_bytes', '+', p.size),
+          updated_at: p.now,
+        }))
+        .where('study_uid', '=', p.studyUid),
+  ),
+};
