@@ -568,14 +568,8 @@ export class IngestService {
           }
         }
         const newSeries = await Q.insertSeries.first(trx, dialect, {
-          seriesUid: r.series.seriesUid,
+          ...r.series,
           studyUid: r.study.studyUid,
-          modality: r.series.modality,
-          seriesNumber: r.series.seriesNumber,
-          description: r.series.description,
-          bodyPart: r.series.bodyPart,
-          ppsStartDate: r.series.ppsStartDate,
-          ppsStartTime: r.series.ppsStartTime,
           attrsJson: JSON.stringify(r.series.attrs),
           now,
         });
@@ -755,15 +749,7 @@ async function upsertPatient(
   const known = await knownPatient(trx, dialect, r.patient.patientId, r.patient.issuer);
   if (known !== undefined) return known;
   const { patientId, issuer } = r.patient;
-  await Q.insertPatient.execute(trx, dialect, {
-    patientId,
-    issuer,
-    name: r.patient.name,
-    nameNorm: r.patient.nameNorm,
-    birthDate: r.patient.birthDate,
-    sex: r.patient.sex,
-    now,
-  });
+  await Q.insertPatient.execute(trx, dialect, { ...r.patient, now });
   const row = await Q.patientsByIdAndIssuer.first(trx, dialect, { patientId, issuer });
   if (!row) throw new Error(`patient ${patientId} was neither inserted nor found`);
   return row.pk;
@@ -806,31 +792,19 @@ const Q = {
       .orderBy('pk', 'desc')
       .limit(1),
   ),
-  insertPatient: new PreparedQuery(
-    (
-      db,
-      p: {
-        patientId: string;
-        issuer: string;
-        name: string;
-        nameNorm: string;
-        birthDate: string;
-        sex: string;
-        now: string;
-      },
-    ) =>
-      db
-        .insertInto('patients')
-        .values({
-          patient_id: p.patientId,
-          issuer: p.issuer,
-          patient_name: p.name,
-          patient_name_norm: p.nameNorm,
-          birth_date: p.birthDate,
-          sex: p.sex,
-          created_at: p.now,
-        })
-        .onConflict((oc) => oc.columns(['patient_id', 'issuer']).doNothing()),
+  insertPatient: new PreparedQuery((db, p: InstanceIndexRecord['patient'] & { now: string }) =>
+    db
+      .insertInto('patients')
+      .values({
+        patient_id: p.patientId,
+        issuer: p.issuer,
+        patient_name: p.name,
+        patient_name_norm: p.nameNorm,
+        birth_date: p.birthDate,
+        sex: p.sex,
+        created_at: p.now,
+      })
+      .onConflict((oc) => oc.columns(['patient_id', 'issuer']).doNothing()),
   ),
   insertStudy: new PreparedQuery(
     (
@@ -883,18 +857,7 @@ const Q = {
   insertSeries: new PreparedQuery(
     (
       db,
-      p: {
-        seriesUid: string;
-        studyUid: string;
-        modality: string;
-        seriesNumber: number | null;
-        description: string;
-        bodyPart: string;
-        ppsStartDate: string;
-        ppsStartTime: string;
-        attrsJson: string;
-        now: string;
-      },
+      p: Omit<InstanceIndexRecord['series'], 'attrs'> & { studyUid: string; attrsJson: string; now: string },
     ) =>
       db
         .insertInto('series')
