@@ -84,13 +84,20 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
+/**
+ * The sum of two clock-tick fields of /proc/<pid>/stat (numbered as in proc(5)), in ms. The fields after the
+ * command name start at field 3; ticks are USER_HZ, 100/s on Linux.
+ */
+function statTicksMs(pid: number | 'self', a: number, b: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[a - 3]) + Number(f[b - 3])) * 1000) / 100;
+}
+
 /** CPU time (user + system, all threads) a process has used so far, in ms; NaN once it has gone. */
 export function cpuMs(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name: state is field 3, utime 14 and stime 15, in clock ticks (USER_HZ, 100/s on Linux).
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+    return statTicksMs(pid, 14, 15); // utime, stime
   } catch {
     return NaN;
   }
@@ -98,10 +105,7 @@ export function cpuMs(pid: number): number {
 
 /** CPU time (user + system) of this process's children that have exited and been waited for, in ms. */
 export function exitedChildrenCpuMs(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  // cutime and cstime are fields 16 and 17.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[13]) + Number(f[14])) * 1000) / 100;
+  return statTicksMs('self', 16, 17); // cutime, cstime
 }
 
 /** Number of threads of a process. */
