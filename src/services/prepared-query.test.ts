@@ -88,6 +88,16 @@ describe('PreparedQuery (built and compiled once, run with new arguments)', () =
     expect(await byStudy.rows(db, 'sqlite', { study: 'T' })).toEqual([]);
   });
 
+  it('refuses a build that writes an argument into the SQL text instead of binding it', async () => {
+    const db = await connect();
+    const misused = new PreparedQuery((d, p: { column: string }) =>
+      d.selectFrom('series').select(p.column as 'series_uid'),
+    );
+    await expect(misused.rows(db, 'sqlite', { column: 'series_uid' })).rejects.toThrow(
+      /written into the SQL text, not bound/,
+    );
+  });
+
   it('refuses a run that lacks an argument instead of binding nothing', async () => {
     const db = await connect();
     await expect(

@@ -26,9 +26,10 @@ interface Template {
  *
  * `build` receives `p`, whose every property is a stand-in for the argument of that name; it must use each one
  * only as a value Kysely binds as a parameter (a compared value, an inserted or updated value), never to choose
- * the query's shape, since it runs once. The stand-ins are strings; numbers may stand in for them (they are
- * bound as given). Values written in `build` itself are fixed. An argument missing at run time is an error, not
- * an omitted column.
+ * the query's shape, since it runs once. A stand-in is a string even where its argument is a number; each run
+ * binds the argument's own value. A stand-in that ends up in the SQL text instead of among the parameters is an
+ * error when the query is first built. Values written in `build` itself are fixed. An argument missing at run time
+ * is an error, not an omitted column.
  */
 export class PreparedQuery<A extends Record<string, unknown>, R> {
   private readonly templates = new Map<SqlDialectName, Template>();
@@ -40,6 +41,10 @@ export class PreparedQuery<A extends Record<string, unknown>, R> {
     if (!t) {
       const p = new Proxy({} as A, { get: (_, name) => placeholder(String(name)) });
       const compiled = this.build(db, p).compile();
+      if (compiled.sql.includes(placeholder('')[0]!))
+        throw new Error(
+          `prepared query: an argument was written into the SQL text, not bound: ${compiled.sql}`,
+        );
       t = {
         sql: compiled.sql,
         query: compiled.query,
