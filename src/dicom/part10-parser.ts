@@ -71,6 +71,10 @@ const fail = (code: string, message: string, offset?: number) =>
     ...(offset === undefined ? {} : { detail: { offset } }),
   });
 
+/** Whether `length` bytes from `start` run past `limit`, the end of the enclosing item or sequence (if any). */
+const past = (start: number, length: number, limit: number | undefined) =>
+  limit !== undefined && start + length > limit;
+
 /** '(0010,0010) PatientName' for messages. */
 function label(tag: number): string {
   const hex = tagToHex(tag);
@@ -311,9 +315,10 @@ export class Part10Parser {
     return true;
   }
 
-  private async discard(q: ByteQueue, n: number, what: string): Promise<void> {
+  /** Skip n bytes; `what` names them in the error if the object ends first. */
+  private async discard(q: ByteQueue, n: number, what: () => string): Promise<void> {
     while (n > 0) {
-      if (q.buffered === 0) await this.need(q, 1, what);
+      if (q.buffered === 0) await this.need(q, 1, what());
       const k = Math.min(n, q.buffered);
       q.drop(k);
       n -= k;
@@ -348,7 +353,7 @@ export class Part10Parser {
       // PS3.10 §7.1: the file meta information is explicit VR little endian whatever the transfer syntax.
       let metaEnd: number | undefined;
       while (await this.more(q)) {
-        await this.need(q, 2, 'the file meta information');
+        if (q.buffered < 2) await this.need(q, 2, 'the file meta information');
         if (q.peek(2).readUInt16LE(0) !== 0x0002) break;
         const el = await this.element(metaCtx, meta, undefined, 0, false);
         if (el?.tag === Tags.FileMetaInformationGroupLength && el.element.kind === 'numbers')
@@ -454,14 +459,16 @@ export class Part10Parser {
     return ctx.little ? b.readUInt32LE(o) : b.readUInt32BE(o);
   }
 
+  /**
+   * The error for `what`, declared at `start` with `length` bytes, running past `limit` (where the enclosing
+   * item or sequence ends). Call sites test `past()` first, so that no message is built for a well-formed value.
+   */
   private beyond(what: string, start: number, length: number, limit: number | undefined) {
-    if (limit !== undefined && start + length > limit)
-      return fail(
-        'bad-length',
-        `${what} declares ${length} bytes, more than its enclosing item or sequence holds (it ends at byte ${limit})`,
-        start,
-      );
-    return undefined;
+    return fail(
+      'bad-length',
+      `${what} declares ${length} bytes, more than its enclosing item or sequence holds (it ends at byte ${limit})`,
+      start,
+    );
   }
 
   /**
@@ -477,9 +484,8 @@ export class Part10Parser {
   ): Promise<Parsed | undefined> {
     const { q } = ctx;
     const start = q.position;
-    const tooLong = this.beyond('an element header', start, 8, limit);
-    if (tooLong) throw tooLong;
-    await this.need(q, 8, 'an element header');
+    if (past(start, 8, limit)) throw this.beyond('an element header', start, 8, limit);
+    if (q.buffered < 8) await this.need(q, 8, 'an element header');
     let head = q.peek(8);
     const group = this.u16(ctx, head, 0);
     const elem = this.u16(ctx, head, 2);
@@ -499,9 +505,8 @@ export class Part10Parser {
       if (!KNOWN_VRS.has(vr))
         throw fail('bad-vr', `element ${label(tag)} has an invalid VR ${JSON.stringify(vr)}`, start + 4);
       if (LONG_VRS.has(vr)) {
-        const over = this.beyond(`element ${label(tag)}`, start, 12, limit);
-        if (over) throw over;
-        await this.need(q, 12, `the header of ${label(tag)}`);
+        if (past(start, 12, limit)) throw this.beyond(`element ${label(tag)}`, start, 12, limit);
+        if (q.buffered < 12) await this.need(q, 12, `the header of ${label(tag)}`);
         head = q.peek(12);
         length = this.u32(ctx, head, 8);
         headerLen = 12;
@@ -522,8 +527,8 @@ export class Part10Parser {
       this.lastTopTag = Math.max(this.lastTopTag, tag);
     }
     if (length !== UNDEFINED) {
-      const over = this.beyond(`element ${label(tag)}`, valueOffset, length, limit);
-      if (over) throw over;
+      if (past(valueOffset, length, limit))
+        throw this.beyond(`element ${label(tag)}`, valueOffset, length, limit);
       if (length % 2 === 1) this.warnOnce(`element ${label(tag)} has an odd length ${length} (PS3.5 §7.1.1)`);
     }
     q.drop(headerLen);
@@ -555,11 +560,11 @@ export class Part10Parser {
       (PIXEL_TAGS.has(tag) && depth === 0) ||
       (LONG_VRS.has(vr) && length > this.opts.maxInlineValueBytes)
     ) {
-      await this.discard(q, length, `the value of ${label(tag)}`);
+      await this.discard(q, length, () => `the value of ${label(tag)}`);
       element = { vr, kind: 'bulk', offset: valueOffset, length };
     } else {
       this.count(length, tag);
-      await this.need(q, length, `the value of ${label(tag)}`);
+      if (q.buffered < length) await this.need(q, length, `the value of ${label(tag)}`);
       element = this.decode(ctx, tag, vr, q.take(length), valueOffset);
       if (tag === Tags.SpecificCharacterSet && element.kind === 'text') {
         ctx.text = textDecoding(element.values);
@@ -602,9 +607,8 @@ export class Part10Parser {
     for (;;) {
       if (end !== undefined && q.position >= end) return items;
       const start = q.position;
-      const over = this.beyond(`an item of ${label(seqTag)}`, start, 8, limit);
-      if (over) throw over;
-      await this.need(q, 8, `an item of ${label(seqTag)}`);
+      if (past(start, 8, limit)) throw this.beyond(`an item of ${label(seqTag)}`, start, 8, limit);
+      if (q.buffered < 8) await this.need(q, 8, `an item of ${label(seqTag)}`);
       const h = q.peek(8);
       const tag = ((this.u16(ctx, h, 0) << 16) | this.u16(ctx, h, 2)) >>> 0;
       const length = this.u32(ctx, h, 4);
@@ -616,8 +620,8 @@ export class Part10Parser {
       if (tag !== Tags.Item)
         throw fail('bad-structure', `expected an item of ${label(seqTag)}, found ${label(tag)}`, start);
       if (length !== UNDEFINED) {
-        const tooLong = this.beyond(`an item of ${label(seqTag)}`, start + 8, length, limit);
-        if (tooLong) throw tooLong;
+        if (past(start + 8, length, limit))
+          throw this.beyond(`an item of ${label(seqTag)}`, start + 8, length, limit);
       }
       q.drop(8);
       const item: Dataset = new Map();
@@ -651,9 +655,8 @@ export class Part10Parser {
     let basicOffsetTable: number[] | undefined;
     for (;;) {
       const start = q.position;
-      const over = this.beyond(`a fragment of ${label(tag)}`, start, 8, limit);
-      if (over) throw over;
-      await this.need(q, 8, `the encapsulated ${label(tag)}`);
+      if (past(start, 8, limit)) throw this.beyond(`a fragment of ${label(tag)}`, start, 8, limit);
+      if (q.buffered < 8) await this.need(q, 8, `the encapsulated ${label(tag)}`);
       const h = q.take(8);
       const itemTag = ((this.u16(ctx, h, 0) << 16) | this.u16(ctx, h, 2)) >>> 0;
       const length = this.u32(ctx, h, 4);
@@ -666,8 +669,8 @@ export class Part10Parser {
         );
       if (length === UNDEFINED)
         throw fail('bad-length', `a fragment of ${label(tag)} has an undefined length`, start);
-      const tooLong = this.beyond(`a fragment of ${label(tag)}`, start + 8, length, limit);
-      if (tooLong) throw tooLong;
+      if (past(start + 8, length, limit))
+        throw this.beyond(`a fragment of ${label(tag)}`, start + 8, length, limit);
       if (basicOffsetTable === undefined) {
         // The first item is the Basic Offset Table (possibly empty): one 32-bit offset per frame.
         if (length % 4 !== 0)
@@ -677,14 +680,14 @@ export class Part10Parser {
             start,
           );
         this.count(length, tag);
-        await this.need(q, length, `the Basic Offset Table of ${label(tag)}`);
+        if (q.buffered < length) await this.need(q, length, `the Basic Offset Table of ${label(tag)}`);
         const b = q.take(length);
         basicOffsetTable = [];
         for (let i = 0; i < length; i += 4) basicOffsetTable.push(this.u32(ctx, b, i));
         continue;
       }
       fragments.push({ offset: q.position, length });
-      await this.discard(q, length, `a fragment of ${label(tag)}`);
+      await this.discard(q, length, () => `a fragment of ${label(tag)}`);
     }
     return { vr, kind: 'encapsulated', offset, basicOffsetTable: basicOffsetTable ?? [], fragments };
   }
