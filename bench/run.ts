@@ -1,6 +1,7 @@
 // Side-by-side benchmark: Custos and Orthanc in one run, same data, same client. Prints figures and ratios.
 //   npm run build && npx tsx bench/run.ts [--only stow,qido,wado,big,cstore,cfind] [--large DIR] [--tiny DIR] [--seed 42]
 //     [--concurrency 3] [--batch 20] [--queries 200] [--frames 500] [--workers N] [--cold] [--cstore-rounds 3]
+//     [--stow-rounds 3]
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string' },
     cold: { type: 'boolean', default: false },
     'cstore-rounds': { type: 'string', default: '3' },
+    'stow-rounds': { type: 'string', default: '3' },
   },
 });
 const only = new Set(args.only!.split(','));
@@ -49,6 +51,8 @@ const batchSize = Number(args.batch);
 const queryCount = Number(args.queries);
 /** C-STORE rounds per process count, each on fresh peers, the order alternating; the median round is reported. */
 const cstoreRounds = Math.max(1, Number(args['cstore-rounds']));
+/** STOW-RS rounds of the large set, each on fresh peers, the order alternating; the median round is reported. */
+const stowRounds = Math.max(1, Number(args['stow-rounds']));
 const OUT = join(import.meta.dirname, 'out');
 const DATA = join(OUT, 'data');
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -338,36 +342,65 @@ async function main() {
   if (only.has('cstore') || only.has('cfind')) await cstoreBench(summary);
   if (!['stow', 'wado', 'qido', 'big'].some((k) => only.has(k))) return report(started, summary);
 
-  const peers = {
-    custos: await startCustos(args.workers ? { workers: Number(args.workers) } : {}),
-    orthanc: await startOrthanc(),
+  const custosOpts = args.workers ? { workers: Number(args.workers) } : {};
+  const startPeers = async () => {
+    const custos = await startCustos(custosOpts);
+    const orthanc = await startOrthanc().catch(async (e: unknown) => {
+      await custos.stop();
+      throw e;
+    });
+    return { custos, orthanc };
   };
+  let peers = await startPeers();
   const held: Record<keyof typeof peers, number> = { custos: 0, orthanc: 0 };
   try {
     if (large) {
       const label = `${large.files.length} instances, ${(large.bytes / 1e6).toFixed(0)} MB in ${large.studies.length} studies`;
-      log(`STOW-RS of the large set: ${label} (${concurrency} concurrent requests of ${batchSize})`);
-      const secs: Record<string, number> = {};
-      const cpuPerMb: Record<string, number> = {};
+      // Without 'stow' the set is stored once, for WADO-RS.
+      const rounds = only.has('stow') ? stowRounds : 1;
+      log(
+        `STOW-RS of the large set: ${label} (${concurrency} concurrent requests of ${batchSize}), ${rounds} round(s) on fresh peers, the order alternating`,
+      );
+      const rates: Record<keyof typeof peers, number[]> = { custos: [], orthanc: [] };
+      const cpuPerMb: Record<keyof typeof peers, number[]> = { custos: [], orthanc: [] };
+      const mb = large.bytes / 1e6;
       if (warm) log(`  each server first stores the warm-up set (${warm.files.length} instances), untimed`);
-      for (const [k, p] of Object.entries(peers) as [keyof typeof peers, Peer][]) {
-        if (warm) {
-          await stow(p, warm.files, batchSize);
-          held[k] += warm.files.length;
+      for (let round = 0; round < rounds; round++) {
+        // Fresh peers each round (the set would be duplicates the second time); the last round's peers stay for
+        // what follows (WADO-RS, QIDO-RS, the 1 GB object).
+        if (round > 0) {
+          await stopPeers(peers);
+          peers = await startPeers();
+          held.custos = held.orthanc = 0;
         }
-        settle();
-        const before = { server: cpuMs(p.pid), client: process.cpuUsage(), machine: machineTicks() };
-        secs[k] = await stow(p, large.files, batchSize);
-        const client = process.cpuUsage(before.client);
-        const machine = machineTicks();
-        const mb = large.bytes / 1e6;
-        cpuPerMb[k] = (cpuMs(p.pid) - before.server) / mb;
-        note(
-          `STOW-RS into ${p.name}: server CPU ${cpuPerMb[k]!.toFixed(2)} ms/MB, benchmark client ${((client.user + client.system) / 1000 / mb).toFixed(2)} ms/MB; ` +
-            `machine idle ${idlePercent(before.machine, machine).toFixed(0)} % of ${cpus().length} cores`,
+        const order = (
+          round % 2 === 0 ? ['custos', 'orthanc'] : ['orthanc', 'custos']
+        ) as (keyof typeof peers)[];
+        for (const k of order) {
+          const p = peers[k];
+          if (warm) {
+            await stow(p, warm.files, batchSize);
+            held[k] += warm.files.length;
+          }
+          settle();
+          const before = { server: cpuMs(p.pid), client: process.cpuUsage(), machine: machineTicks() };
+          const secs = await stow(p, large.files, batchSize);
+          const client = process.cpuUsage(before.client);
+          const machine = machineTicks();
+          cpuPerMb[k].push((cpuMs(p.pid) - before.server) / mb);
+          rates[k].push(mb / secs);
+          note(
+            `STOW-RS into ${p.name}, round ${round + 1}: ${(mb / secs).toFixed(1)} MB/s, server CPU ${cpuPerMb[k].at(-1)!.toFixed(2)} ms/MB, ` +
+              `benchmark client ${((client.user + client.system) / 1000 / mb).toFixed(2)} ms/MB; ` +
+              `machine idle ${idlePercent(before.machine, machine).toFixed(0)} % of ${cpus().length} cores`,
+          );
+          held[k] += large.files.length;
+          await expectCount(p, held[k]);
+        }
+        const [c, o] = [rates.custos.at(-1)!, rates.orthanc.at(-1)!];
+        log(
+          `  round ${round + 1} (${order.join(' first, ')} second): Custos ${c.toFixed(1)} MB/s, Orthanc ${o.toFixed(1)} MB/s, ${(c / o).toFixed(2)}×`,
         );
-        held[k] += large.files.length;
-        await expectCount(p, held[k]);
       }
       summary.large = {
         dir: large.dir,
@@ -375,18 +408,26 @@ async function main() {
         bytes: large.bytes,
         studies: large.studies.length,
         warmUp: warm ? { instances: warm.files.length, bytes: warm.bytes } : false,
+        stowRounds: rounds,
       };
       if (only.has('stow')) {
-        const n = large.files.length;
-        record('STOW-RS server CPU per MB', cpuPerMb.custos!, cpuPerMb.orthanc!, 'ms', 'lower');
-        record('STOW-RS ingest', n / secs.custos!, n / secs.orthanc!, 'inst/s', 'higher');
+        const perInstance = large.files.length / mb;
+        const suffix = rounds > 1 ? `, median of ${rounds} rounds` : '';
+        const [c, o] = [median(rates.custos), median(rates.orthanc)];
         record(
-          'STOW-RS ingest',
-          large.bytes / 1e6 / secs.custos!,
-          large.bytes / 1e6 / secs.orthanc!,
-          'MB/s',
-          'higher',
+          `STOW-RS server CPU per MB${suffix}`,
+          median(cpuPerMb.custos),
+          median(cpuPerMb.orthanc),
+          'ms',
+          'lower',
         );
+        record(`STOW-RS ingest${suffix}`, c * perInstance, o * perInstance, 'inst/s', 'higher');
+        record(`STOW-RS ingest${suffix}`, c, o, 'MB/s', 'higher');
+        if (rounds > 1)
+          note(
+            `STOW-RS: per round Custos/Orthanc ${rates.custos.map((r, i) => (r / rates.orthanc[i]!).toFixed(2)).join(', ')}× ` +
+              `(Custos ${rates.custos.map((r) => r.toFixed(1)).join(', ')}; Orthanc ${rates.orthanc.map((r) => r.toFixed(1)).join(', ')} MB/s)`,
+          );
       }
     }
     if (large && only.has('wado')) {
@@ -528,8 +569,7 @@ async function main() {
       summary.big = { file: big.file, bytes: big.size, peakRssTargetMet: peak < 300e6 };
     }
   } finally {
-    await peers.custos.stop();
-    await peers.orthanc.stop();
+    await stopPeers(peers);
   }
   await report(started, summary);
 }
