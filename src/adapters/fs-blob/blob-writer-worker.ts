@@ -12,8 +12,11 @@ export type ToWorker =
   | { op: 'create'; w: number; key: Uint8Array }
   /** `buf` holds `len` plaintext bytes; it is transferred here and back again with the ack. */
   | { op: 'write'; w: number; buf: ArrayBuffer; len: number }
-  /** With `sealed`, a `sealed` message goes out once the blob's digest is known, before it is made durable. */
-  | { op: 'commit'; w: number; sealed?: boolean }
+  /**
+   * With `sealed`, a `sealed` message goes out once the blob's digest is known, before it is made durable. `buf`
+   * holds the last `len` plaintext bytes (a final write in the same message); it comes back with the first answer.
+   */
+  | { op: 'commit'; w: number; sealed?: boolean; buf?: ArrayBuffer; len?: number }
   | { op: 'abort'; w: number }
   | { op: 'sweep'; w: number }
   /** Stream the plaintext of a blob (FsBlobStore.read) as `data` messages, then `end` or a failed `done`. */
@@ -41,14 +44,15 @@ export interface SerializedError {
 
 export type FromWorker =
   | { op: 'ack'; w: number; buf: ArrayBuffer; error?: SerializedError }
-  | { op: 'sealed'; w: number; stored: StoredBlob }
-  | { op: 'committed'; w: number; stored: StoredBlob }
+  /** `buf`: a commit's final staging buffer, given back (on the first of `sealed`, `committed`, `done`). */
+  | { op: 'sealed'; w: number; stored: StoredBlob; buf?: ArrayBuffer }
+  | { op: 'committed'; w: number; stored: StoredBlob; buf?: ArrayBuffer }
   | { op: 'swept'; w: number; removed: number }
   /** Plaintext pieces in order; their buffers are transferred. */
   | { op: 'data'; w: number; chunks: Uint8Array[] }
   | { op: 'end'; w: number }
   /** `stopped`: not from the thread, which stopped (threaded-blob-store.ts), for the reason given. */
-  | { op: 'done'; w: number; error?: SerializedError; stopped?: string };
+  | { op: 'done'; w: number; error?: SerializedError; stopped?: string; buf?: ArrayBuffer };
 
 export function serializeError(err: unknown, doing: 'writing' | 'reading' = 'writing'): SerializedError {
   if (err instanceof CustosError) {
@@ -170,6 +174,13 @@ if (parentPort) {
     });
   };
 
+  /** Queue `len` bytes of `buf` for the writer (nothing once it failed); FsBlobWriter keeps no reference after. */
+  const write = (o: Open, buf: ArrayBuffer, len: number) =>
+    step(o, async (writer) => {
+      if (o.failure === undefined) await writer.write(Buffer.from(buf, 0, len));
+      written(len);
+    });
+
   port.on('message', (m: ToWorker) => {
     switch (m.op) {
       case 'create': {
@@ -181,10 +192,7 @@ if (parentPort) {
       }
       case 'write': {
         const o = open.get(m.w)!;
-        step(o, async (writer) => {
-          if (o.failure === undefined) await writer.write(Buffer.from(m.buf, 0, m.len));
-          written(m.len);
-        });
+        write(o, m.buf, m.len);
         // FsBlobWriter keeps no reference to what it was given once write() resolved: the buffer goes back.
         void o.chain.then(() =>
           post(
@@ -197,6 +205,15 @@ if (parentPort) {
       case 'commit': {
         const o = open.get(m.w)!;
         open.delete(m.w);
+        if (m.buf) write(o, m.buf, m.len ?? 0);
+        // The final staging buffer rides back on the first answer, so a small object costs one message each way
+        // fewer than a separate write and its ack.
+        let giveBack = m.buf;
+        const answer = (a: Extract<FromWorker, { op: 'sealed' | 'committed' | 'done' }>) => {
+          const buf = giveBack;
+          giveBack = undefined;
+          post(buf ? { ...a, buf } : a, buf ? [buf] : []);
+        };
         void o.chain.then(async () => {
           try {
             const writer = await o.writer;
@@ -205,11 +222,11 @@ if (parentPort) {
               throw o.failure;
             }
             const sealed = m.sealed
-              ? (stored: StoredBlob) => post({ op: 'sealed', w: m.w, stored })
+              ? (stored: StoredBlob) => answer({ op: 'sealed', w: m.w, stored })
               : undefined;
-            post({ op: 'committed', w: m.w, stored: await writer.commit(sealed) });
+            answer({ op: 'committed', w: m.w, stored: await writer.commit(sealed) });
           } catch (err) {
-            post({ op: 'done', w: m.w, error: serializeError(err) });
+            answer({ op: 'done', w: m.w, error: serializeError(err) });
           }
         });
         return;

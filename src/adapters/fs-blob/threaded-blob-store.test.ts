@@ -136,6 +136,35 @@ describe('ThreadedBlobStore', () => {
     expect((await put(data)).sha256).toBe(sha(data));
   });
 
+  it('sends the last staged bytes with the commit and gets the staging buffer back, also when the write fails', async () => {
+    const pooled = () => (store as unknown as { free: ArrayBuffer[] }).free.length;
+    const sent: string[] = [];
+    const post = store.post.bind(store);
+    store.post = (worker, m, transfer) => {
+      sent.push(m.op);
+      post(worker, m, transfer);
+    };
+    const data = randomBytes(300_000);
+    const w = await store.create(key);
+    await w.write(data);
+    expect(pooled()).toBe(0); // the one staging buffer holds the object, not yet sent
+    let sealedPooled = -1;
+    const stored = await w.commit(() => (sealedPooled = pooled()));
+    expect(sealedPooled).toBe(1); // back with the `sealed` answer, before the blob is durable
+    expect(pooled()).toBe(1);
+    expect(sent).toEqual(['create', 'commit']);
+    expect(await collect(new FsBlobStore({ root, chunkSize: CHUNK }).read(stored.blobId, key))).toEqual(data);
+    // A commit whose file cannot be created fails and still gives the buffer back.
+    await rm(join(root, 'tmp'), { recursive: true, force: true });
+    await writeFile(join(root, 'tmp'), 'not a directory');
+    await store.close();
+    store = new ThreadedBlobStore({ root, chunkSize: CHUNK });
+    const failing = await store.create(key);
+    await failing.write(data);
+    await expect(failing.commit()).rejects.toMatchObject({ code: 'blob.write-failed' });
+    expect(pooled()).toBe(1);
+  });
+
   it("tells commit()'s caller the id, size and digest once sealed, before the blob is durable", async () => {
     const data = randomBytes(1_500_000);
     const events: string[] = [];

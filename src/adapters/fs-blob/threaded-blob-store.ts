@@ -254,6 +254,8 @@ class ThreadBlobWriter implements BlobWriter {
   ) {}
 
   receive(m: FromWorker): void {
+    if ((m.op === 'sealed' || m.op === 'committed' || m.op === 'done') && m.buf)
+      this.store.returnBuffer(m.buf);
     if (m.op === 'sealed') {
       this.sealed?.(m.stored);
       return;
@@ -329,11 +331,22 @@ class ThreadBlobWriter implements BlobWriter {
       });
     this.state = 'committing';
     try {
-      if (this.staged > 0) this.send();
-      else if (this.staging) this.store.returnBuffer(this.staging);
+      // The last staged bytes go with the commit (one message, no ack); the thread gives the buffer back.
+      const buf = this.staged > 0 ? this.staging : undefined;
+      if (!buf && this.staging) this.store.returnBuffer(this.staging);
       this.staging = undefined;
       this.sealed = sealed;
-      this.store.post(this.worker, { op: 'commit', w: this.w, ...(sealed ? { sealed: true } : {}) });
+      this.store.post(
+        this.worker,
+        {
+          op: 'commit',
+          w: this.w,
+          ...(sealed ? { sealed: true } : {}),
+          ...(buf ? { buf, len: this.staged } : {}),
+        },
+        buf ? [buf] : [],
+      );
+      this.staged = 0;
       while (!this.final) await this.waitForMessage();
       if (this.final.op === 'committed') return this.final.stored;
       throw this.failure ?? toError(stopped('no answer'));
