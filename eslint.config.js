@@ -64,12 +64,6 @@ export default tseslint.config(
     files: ['bin/**/*.js', 'bench/**/*.{js,ts}', 'scripts/**/*.{js,ts}'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
-  // bin/ is CommonJS (bin/package.json): it runs, and may set process-wide options, before the ES module loader.
-  {
-    files: ['bin/**/*.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly' } },
-    rules: { '@typescript-eslint/no-require-imports': 'off' },
-  },
   // The web console runs in the browser and talks only to the admin API (never imports the server's code).
   {
     files: ['console/**/*.{ts,tsx}'],

@@ -10,14 +10,6 @@
 
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
-// V8 collects the young generation with helper threads and frees dead ArrayBuffers on another one. Custos's young
-// generations hold little that survives (~0.4 MB a collection while objects stream in), so on the machines it runs
-// on (a few cores, busy with the event loop, the blob thread and the disk) handing that work out and waiting for it
-// costs more than it saves: the blob thread's collections, which free the ciphertext buffers it has written, took
-// about half their time with these off (bench/README.md, 4 Dec 2026). Major collections keep their helpers.
-require('node:v8').setFlagsFromString('--no-parallel-scavenge');
-require('node:v8').setFlagsFromString('--no-concurrent-array-buffer-sweeping');
-
 import('../dist/app/cli.js')
   .then(({ main }) => main(process.argv.slice(2)))
   .then(

@@ -83,10 +83,13 @@ interface Open {
  * Every write turns plaintext into new ciphertext buffers (Node's cipher has no output-buffer form). They die at
  * once, but they live outside the JS heap, and this thread allocates almost nothing else on it: left alone, V8
  * would let tens of MiB of them pile up before its external-memory heuristic collects. A young-generation
- * collection every RECLAIM_BYTES frees them; on this thread's small heap it takes a fraction of a millisecond.
- * `gc` exists when the server started this thread with --expose-gc (threaded-blob-store.ts).
+ * collection every RECLAIM_BYTES frees them. Each costs ~0.9 ms whatever it frees on a busy 2-core machine (V8
+ * hands the work to helper threads and waits for them), so not too often: every 4 MiB, 141 collections took
+ * 109–160 ms of the thread's time during a 606 MB STOW-RS; every 16 MiB, 41–43 took 58–75 ms, and the 1 GB
+ * upload peaked at 245 MB (bench/README.md, 4 Dec 2026 midday). `gc` exists when the server started this thread
+ * with --expose-gc (threaded-blob-store.ts).
  */
-const RECLAIM_BYTES = 4 * 1024 * 1024;
+const RECLAIM_BYTES = 16 * 1024 * 1024;
 const collect = (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc;
 let sinceCollect = 0;
 const written = (n: number) => {
