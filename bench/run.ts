@@ -343,15 +343,7 @@ async function main() {
   if (!['stow', 'wado', 'qido', 'big'].some((k) => only.has(k))) return report(started, summary);
 
   const custosOpts = args.workers ? { workers: Number(args.workers) } : {};
-  const startPeers = async () => {
-    const custos = await startCustos(custosOpts);
-    const orthanc = await startOrthanc().catch(async (e: unknown) => {
-      await custos.stop();
-      throw e;
-    });
-    return { custos, orthanc };
-  };
-  let peers = await startPeers();
+  let peers = await startPeers(custosOpts);
   const held: Record<keyof typeof peers, number> = { custos: 0, orthanc: 0 };
   try {
     if (large) {
@@ -370,12 +362,10 @@ async function main() {
         // what follows (WADO-RS, QIDO-RS, the 1 GB object).
         if (round > 0) {
           await stopPeers(peers);
-          peers = await startPeers();
+          peers = await startPeers(custosOpts);
           held.custos = held.orthanc = 0;
         }
-        const order = (
-          round % 2 === 0 ? ['custos', 'orthanc'] : ['orthanc', 'custos']
-        ) as (keyof typeof peers)[];
+        const order = roundOrder(round);
         for (const k of order) {
           const p = peers[k];
           if (warm) {
@@ -423,11 +413,7 @@ async function main() {
         );
         record(`STOW-RS ingest${suffix}`, c * perInstance, o * perInstance, 'inst/s', 'higher');
         record(`STOW-RS ingest${suffix}`, c, o, 'MB/s', 'higher');
-        if (rounds > 1)
-          note(
-            `STOW-RS: per round Custos/Orthanc ${rates.custos.map((r, i) => (r / rates.orthanc[i]!).toFixed(2)).join(', ')}× ` +
-              `(Custos ${rates.custos.map((r) => r.toFixed(1)).join(', ')}; Orthanc ${rates.orthanc.map((r) => r.toFixed(1)).join(', ')} MB/s)`,
-          );
+        if (rounds > 1) perRoundNote('STOW-RS', rates, 'MB/s');
       }
     }
     if (large && only.has('wado')) {
@@ -608,12 +594,12 @@ async function cstoreBench(summary: Record<string, unknown>) {
       `C-STORE of the large set (${label}) with ${parallel} storescu process(es), ${rounds} round(s) on fresh peers, the order alternating`,
     );
     const n = large.files.length;
-    const rates: Record<string, number[]> = { custos: [], orthanc: [] };
+    const rates: Record<keyof Peers, number[]> = { custos: [], orthanc: [] };
     /** Server CPU time (all threads and processes) per MB stored, each round. */
     const cpuPerMb: Record<string, number[]> = { custos: [], orthanc: [] };
     /** The storescu processes' CPU time per MB, each round. */
     const clientPerMb: Record<string, number[]> = { custos: [], orthanc: [] };
-    let peers: { custos: Peer; orthanc: Peer } | undefined;
+    let peers: Peers | undefined;
     const held: Record<string, number> = { custos: 0, orthanc: 0 };
     try {
       for (let round = 0; round < rounds; round++) {
@@ -621,17 +607,10 @@ async function cstoreBench(summary: Record<string, unknown>) {
         // what follows (C-FIND).
         if (peers) await stopPeers(peers);
         peers = undefined;
-        const fresh = await startCustos();
-        const orthanc = await startOrthanc().catch(async (e: unknown) => {
-          await fresh.stop();
-          throw e;
-        });
-        peers = { custos: fresh, orthanc };
+        peers = await startPeers();
         held.custos = held.orthanc = 0;
         if (!only.has('cstore')) break;
-        const order = (
-          round % 2 === 0 ? ['custos', 'orthanc'] : ['orthanc', 'custos']
-        ) as (keyof typeof peers)[];
+        const order = roundOrder(round);
         for (const k of order) {
           const p = peers[k];
           held[k] = await warmDimse(p);
@@ -666,11 +645,7 @@ async function cstoreBench(summary: Record<string, unknown>) {
         note(
           `${what}: storescu CPU per MB (median) into Custos ${median(clientPerMb.custos!).toFixed(2)} ms, into Orthanc ${median(clientPerMb.orthanc!).toFixed(2)} ms`,
         );
-        if (rounds > 1)
-          note(
-            `${what}: per round Custos/Orthanc ${rates.custos!.map((r, i) => (r / rates.orthanc![i]!).toFixed(2)).join(', ')}× ` +
-              `(Custos ${rates.custos!.map((r) => r.toFixed(1)).join(', ')}; Orthanc ${rates.orthanc!.map((r) => r.toFixed(1)).join(', ')} inst/s)`,
-          );
+        if (rounds > 1) perRoundNote(what, rates, 'inst/s');
       }
       if (!peers) throw benchError('no-peers', 'no C-STORE round ran');
       const custos = peers.custos;
@@ -768,9 +743,34 @@ async function cstoreBench(summary: Record<string, unknown>) {
   }
 }
 
-async function stopPeers(peers: { custos: Peer; orthanc: Peer }) {
+type Peers = { custos: Peer; orthanc: Peer };
+
+/** A fresh Custos and a fresh Orthanc; Custos is stopped again if Orthanc does not start. */
+async function startPeers(custosOpts: Parameters<typeof startCustos>[0] = {}): Promise<Peers> {
+  const custos = await startCustos(custosOpts);
+  const orthanc = await startOrthanc().catch(async (e: unknown) => {
+    await custos.stop();
+    throw e;
+  });
+  return { custos, orthanc };
+}
+
+async function stopPeers(peers: Peers) {
   await peers.custos.stop();
   await peers.orthanc.stop();
+}
+
+/** The order of the servers in a round: Custos first in the odd rounds (counted from 1), Orthanc in the even. */
+function roundOrder(round: number): (keyof Peers)[] {
+  return round % 2 === 0 ? ['custos', 'orthanc'] : ['orthanc', 'custos'];
+}
+
+/** The note with each round's ratio and rates. */
+function perRoundNote(what: string, rates: Record<keyof Peers, number[]>, unit: string) {
+  note(
+    `${what}: per round Custos/Orthanc ${rates.custos.map((r, i) => (r / rates.orthanc[i]!).toFixed(2)).join(', ')}× ` +
+      `(Custos ${rates.custos.map((r) => r.toFixed(1)).join(', ')}; Orthanc ${rates.orthanc.map((r) => r.toFixed(1)).join(', ')} ${unit})`,
+  );
 }
 
 async function report(started: number, summary: Record<string, unknown>) {
