@@ -126,24 +126,27 @@ export function decodeCommand(b: Buffer): Command {
     const len = b.readUInt32LE(o + 4);
     if (group !== 0 || o + 8 + len > b.length)
       throw new PduError('the DIMSE command set has an element outside group 0000 or overrunning it');
-    const value = b.subarray(o + 8, o + 8 + len);
-    o += 8 + len;
+    const at = o + 8;
+    o = at + len;
     const field = BY_ELEMENT.get(element);
     if (!field) continue; // retired or unknown command elements (e.g. 0000,0000 group length) are ignored
     const [, key, vr] = field;
     const rec = cmd as Record<string, unknown>;
+    // Values are read where they lie: every message, each pending C-FIND answer among them, is decoded here.
     if (vr === 'US') {
       if (len < 2) throw new PduError(`command element (0000,${element.toString(16)}) is too short`);
-      rec[key] = value.readUInt16LE(0);
-    } else if (vr === 'UL') rec[key] = value.readUInt32LE(0);
-    else if (vr === 'AT') {
+      rec[key] = b.readUInt16LE(at);
+    } else if (vr === 'UL') {
+      if (len < 4) throw new PduError(`command element (0000,${element.toString(16)}) is too short`);
+      rec[key] = b.readUInt32LE(at);
+    } else if (vr === 'AT') {
       const tags: number[] = [];
       for (let i = 0; i + 4 <= len; i += 4)
-        tags.push(((value.readUInt16LE(i) << 16) | value.readUInt16LE(i + 2)) >>> 0);
+        tags.push(((b.readUInt16LE(at + i) << 16) | b.readUInt16LE(at + i + 2)) >>> 0);
       rec[key] = tags;
     } else
-      rec[key] = value
-        .toString('latin1')
+      rec[key] = b
+        .toString('latin1', at, o)
         .replace(/[\0 ]+$/, '')
         .trim();
   }

@@ -19,11 +19,16 @@ export class DataQueue implements AsyncIterable<Buffer> {
 
   constructor(private readonly highWater = 4 * 1024 * 1024) {}
 
-  async push(b: Buffer): Promise<void> {
-    if (this.closed) return;
+  /** Queue `b`; a promise, resolved once the consumer has made room, when the queue is over its high water. */
+  push(b: Buffer): Promise<void> | undefined {
+    if (this.closed) return undefined;
     this.items.push(b);
     this.bytes += b.length;
     this.wake();
+    return this.bytes > this.highWater ? this.room() : undefined;
+  }
+
+  private async room(): Promise<void> {
     while (this.bytes > this.highWater && !this.closed) {
       await new Promise<void>((r) => (this.wakeProducer = r));
     }
@@ -125,52 +130,66 @@ export class DimseConnection {
     return id;
   }
 
-  /** Feed the PDVs of one P-DATA-TF PDU. Resolves when a streaming consumer has room again. */
-  async receive(pdvs: Pdv[], contextKnown: (id: number) => boolean): Promise<void> {
-    for (const pdv of pdvs) {
-      if (!contextKnown(pdv.contextId))
+  /**
+   * Feed the PDVs of one P-DATA-TF PDU. Returns a promise when a streaming consumer must make room before the
+   * next PDU is read, else undefined: most PDUs (commands, C-FIND answers, buffered data sets) are taken at once,
+   * without a promise and a turn of the microtask queue each.
+   */
+  receive(pdvs: Pdv[], contextKnown: (id: number) => boolean): Promise<void> | undefined {
+    for (let i = 0; i < pdvs.length; i++) {
+      const room = this.receivePdv(pdvs[i]!, contextKnown);
+      if (room)
+        return i + 1 === pdvs.length ? room : room.then(() => this.receive(pdvs.slice(i + 1), contextKnown));
+    }
+    return undefined;
+  }
+
+  /** One PDV; a promise when its bytes went to a streaming consumer that is full. */
+  private receivePdv(pdv: Pdv, contextKnown: (id: number) => boolean): Promise<void> | undefined {
+    if (!contextKnown(pdv.contextId))
+      throw new PduError(
+        `a PDV on presentation context ${pdv.contextId}, which was not accepted`,
+        AbortReason.UnexpectedPduParameter,
+      );
+    if (pdv.command) {
+      if (this.dataSink)
+        throw new PduError('a command fragment arrived inside a data set', AbortReason.UnexpectedPdu);
+      if (this.commandContext !== -1 && this.commandContext !== pdv.contextId)
         throw new PduError(
-          `a PDV on presentation context ${pdv.contextId}, which was not accepted`,
+          'command fragments on two presentation contexts',
           AbortReason.UnexpectedPduParameter,
         );
-      if (pdv.command) {
-        if (this.dataSink)
-          throw new PduError('a command fragment arrived inside a data set', AbortReason.UnexpectedPdu);
-        if (this.commandContext !== -1 && this.commandContext !== pdv.contextId)
-          throw new PduError(
-            'command fragments on two presentation contexts',
-            AbortReason.UnexpectedPduParameter,
-          );
-        this.commandContext = pdv.contextId;
-        this.commandParts.push(pdv.data);
-        this.commandBytes += pdv.data.length;
-        if (this.commandBytes > MAX_COMMAND_BYTES)
-          throw new PduError('a DIMSE command set larger than 64 KiB');
-        if (pdv.last) this.commandDone();
-        continue;
-      }
-      const sink = this.dataSink;
-      if (!sink || pdv.contextId !== this.dataContext)
-        throw new PduError('a data fragment that no command announced', AbortReason.UnexpectedPdu);
-      if (sink.kind === 'stream') {
-        if (pdv.data.length) await sink.queue.push(pdv.data);
-      } else {
-        this.dataBytes += pdv.data.length;
-        if (this.dataBytes > sink.limit)
-          throw new PduError(`a data set larger than ${sink.limit} bytes for this command`);
-        this.dataParts.push(pdv.data);
-      }
-      if (pdv.last) {
-        this.dataSink = undefined;
-        if (sink.kind === 'stream') sink.queue.end();
-        else {
-          const data = Buffer.concat(this.dataParts);
-          this.dataParts = [];
-          this.dataBytes = 0;
-          sink.done(data);
-        }
+      this.commandContext = pdv.contextId;
+      this.commandParts.push(pdv.data);
+      this.commandBytes += pdv.data.length;
+      if (this.commandBytes > MAX_COMMAND_BYTES) throw new PduError('a DIMSE command set larger than 64 KiB');
+      if (pdv.last) this.commandDone();
+      return undefined;
+    }
+    const sink = this.dataSink;
+    if (!sink || pdv.contextId !== this.dataContext)
+      throw new PduError('a data fragment that no command announced', AbortReason.UnexpectedPdu);
+    let room: Promise<void> | undefined;
+    if (sink.kind === 'stream') {
+      // Queued before the end is marked, so the consumer sees every byte, then the end.
+      if (pdv.data.length) room = sink.queue.push(pdv.data);
+    } else {
+      this.dataBytes += pdv.data.length;
+      if (this.dataBytes > sink.limit)
+        throw new PduError(`a data set larger than ${sink.limit} bytes for this command`);
+      this.dataParts.push(pdv.data);
+    }
+    if (pdv.last) {
+      this.dataSink = undefined;
+      if (sink.kind === 'stream') sink.queue.end();
+      else {
+        const data = Buffer.concat(this.dataParts);
+        this.dataParts = [];
+        this.dataBytes = 0;
+        sink.done(data);
       }
     }
+    return room;
   }
 
   private commandDone() {

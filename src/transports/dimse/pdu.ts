@@ -126,11 +126,12 @@ const IMPLEMENTATION_VERSION = 'CUSTOS_0_1';
  * The 6-byte header of a PDV item (PS3.8 §9.3.5.1) with `room` bytes left in its P-DATA-TF PDU: the item's
  * context, message control header and value length, checked against the PDU.
  */
-function pdvItemHeader(h: Buffer, room: number): Omit<Pdv, 'data'> & { valueLength: number } {
-  const len = h.readUInt32BE(0);
+/** The PDV item header at `at` in `b`, whose P-DATA-TF PDU has `room` bytes left from there. */
+function pdvItemHeader(b: Buffer, at: number, room: number): Omit<Pdv, 'data'> & { valueLength: number } {
+  const len = b.readUInt32BE(at);
   if (len < 2 || 4 + len > room) throw new PduError('a PDV item length overruns its P-DATA-TF PDU');
-  const mch = h[5]!;
-  return { contextId: h[4]!, command: (mch & 1) === 1, last: (mch & 2) === 2, valueLength: len - 2 };
+  const mch = b[at + 5]!;
+  return { contextId: b[at + 4]!, command: (mch & 1) === 1, last: (mch & 2) === 2, valueLength: len - 2 };
 }
 
 /**
@@ -195,7 +196,7 @@ export class PduFramer {
     if (this.itemLeft === 0) {
       if (this.pduLeft < 6) throw new PduError('a PDV item is truncated');
       if (this.buffered < 6) return undefined;
-      const { valueLength, ...item } = pdvItemHeader(this.take(6), this.pduLeft);
+      const { valueLength, ...item } = pdvItemHeader(this.take(6), 0, this.pduLeft);
       this.item = item;
       this.pduLeft -= 6;
       this.itemLeft = valueLength;
@@ -329,13 +330,16 @@ export function decodePdu(type: number, body: Buffer): Pdu {
       need(body, 4, 'the A-ASSOCIATE-RJ PDU');
       return { type: 'associate-rj', result: body[1]!, source: body[2]!, reason: body[3]! };
     case PduType.PData: {
+      // Read in place, without a copy of each header or a spread: a C-FIND answer is one PDU of two items, and
+      // a query can bring thousands of them.
       const pdvs: Pdv[] = [];
       let o = 0;
       while (o < body.length) {
-        need(body.subarray(o), 6, 'a PDV item');
-        const { valueLength, ...item } = pdvItemHeader(body.subarray(o, o + 6), body.length - o);
-        pdvs.push({ ...item, data: body.subarray(o + 6, o + 6 + valueLength) });
-        o += 6 + valueLength;
+        need(body, o + 6, 'a PDV item');
+        const h = pdvItemHeader(body, o, body.length - o);
+        const data = body.subarray(o + 6, o + 6 + h.valueLength);
+        pdvs.push({ contextId: h.contextId, command: h.command, last: h.last, data });
+        o += 6 + h.valueLength;
       }
       if (pdvs.length === 0) throw new PduError('a P-DATA-TF PDU without PDV items');
       return { type: 'p-data', pdvs };

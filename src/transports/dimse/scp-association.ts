@@ -157,7 +157,10 @@ export class ScpAssociation {
       case 'p-data':
         if (this.state !== 'established')
           throw new PduError('P-DATA-TF outside an association', AbortReason.UnexpectedPdu);
-        await this.conn!.receive(pdu.pdvs, (id) => this.contexts.has(id));
+        {
+          const room = this.conn!.receive(pdu.pdvs, (id) => this.contexts.has(id));
+          if (room) await room;
+        }
         return;
       case 'release-rq':
         this.state = 'released';

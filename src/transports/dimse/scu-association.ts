@@ -202,7 +202,8 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
               socket.destroy();
               return;
             } else if (pdu.type === 'p-data' && conn) {
-              await conn.receive(pdu.pdvs, (id) => accepted.has(id));
+              const room = conn.receive(pdu.pdvs, (id) => accepted.has(id));
+              if (room) await room;
             } else if (pdu.type === 'release-rp') {
               releaseDone?.();
               socket.end();
