@@ -2,7 +2,7 @@
 // and a streaming consumer's back-pressure still holding the reader.
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { Cmd, decodeCommand, encodeCommand } from './command.js';
+import { Cmd, decodeCommand, encodeCommand, type Command } from './command.js';
 import { DataQueue, DimseConnection, type DataSink } from './connection.js';
 import { decodePdu, PduError, pdvHeader, PduType, type Pdv } from './pdu.js';
 
@@ -98,25 +98,18 @@ describe('DimseConnection.receive', () => {
 });
 
 describe('decodeCommand', () => {
-  it('reads every field of a command set where it lies', () => {
-    const cmd = decodeCommand(
-      encodeCommand({
-        affectedSopClassUid: FIND,
-        commandField: Cmd.CFindRsp,
-        messageIdBeingRespondedTo: 300,
-        commandDataSetType: 0x0101,
-        status: 0xa700,
-        errorComment: 'out of resources',
-      }),
-    );
-    expect(cmd).toMatchObject({
-      affectedSopClassUid: FIND,
-      commandField: Cmd.CFindRsp,
+  it('reads every field of a command set where it lies: US, UI and LO text with their padding, AT', () => {
+    const sent: Command = {
+      affectedSopClassUid: '1.2.840.10008.5.1.4.1.1.2', // odd length: padded with a NUL on the wire
+      commandField: Cmd.CStoreRsp,
       messageIdBeingRespondedTo: 300,
       commandDataSetType: 0x0101,
-      status: 0xa700,
-      errorComment: 'out of resources',
-    });
+      status: 0xa900,
+      offendingElement: [0x00100020, 0x0020000d],
+      errorComment: 'Patient ID missing', // even length
+      affectedSopInstanceUid: '1.2.3.4',
+    };
+    expect(decodeCommand(encodeCommand(sent))).toEqual(sent);
   });
 
   it.each([
