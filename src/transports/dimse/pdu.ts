@@ -123,10 +123,9 @@ const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1483.2';
 const IMPLEMENTATION_VERSION = 'CUSTOS_0_1';
 
 /**
- * The 6-byte header of a PDV item (PS3.8 §9.3.5.1) with `room` bytes left in its P-DATA-TF PDU: the item's
- * context, message control header and value length, checked against the PDU.
+ * The 6-byte header of a PDV item (PS3.8 §9.3.5.1) at `at` in `b`, with `room` bytes left in its P-DATA-TF PDU
+ * from there: the item's context, message control header and value length, checked against the PDU.
  */
-/** The PDV item header at `at` in `b`, whose P-DATA-TF PDU has `room` bytes left from there. */
 function pdvItemHeader(b: Buffer, at: number, room: number): Omit<Pdv, 'data'> & { valueLength: number } {
   const len = b.readUInt32BE(at);
   if (len < 2 || 4 + len > room) throw new PduError('a PDV item length overruns its P-DATA-TF PDU');
@@ -330,7 +329,7 @@ export function decodePdu(type: number, body: Buffer): Pdu {
       need(body, 4, 'the A-ASSOCIATE-RJ PDU');
       return { type: 'associate-rj', result: body[1]!, source: body[2]!, reason: body[3]! };
     case PduType.PData: {
-      // Read in place, without a copy of each header or a spread: a C-FIND answer is one PDU of two items, and
+      // Read in place, without a view of each header or a spread: a C-FIND answer is one PDU of two items, and
       // a query can bring thousands of them.
       const pdvs: Pdv[] = [];
       let o = 0;
