@@ -133,13 +133,11 @@ export function decodeCommand(b: Buffer): Command {
     const [, key, vr] = field;
     const rec = cmd as Record<string, unknown>;
     // Values are read where they lie: every message, each pending C-FIND answer among them, is decoded here.
-    if (vr === 'US') {
-      if (len < 2) throw new PduError(`command element (0000,${element.toString(16)}) is too short`);
-      rec[key] = b.readUInt16LE(at);
-    } else if (vr === 'UL') {
-      if (len < 4) throw new PduError(`command element (0000,${element.toString(16)}) is too short`);
-      rec[key] = b.readUInt32LE(at);
-    } else if (vr === 'AT') {
+    if (len < (vr === 'US' ? 2 : vr === 'UL' ? 4 : 0))
+      throw new PduError(`command element (0000,${element.toString(16)}) is too short`);
+    if (vr === 'US') rec[key] = b.readUInt16LE(at);
+    else if (vr === 'UL') rec[key] = b.readUInt32LE(at);
+    else if (vr === 'AT') {
       const tags: number[] = [];
       for (let i = 0; i + 4 <= len; i += 4)
         tags.push(((b.readUInt16LE(at + i) << 16) | b.readUInt16LE(at + i + 2)) >>> 0);
