@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,13 +7,16 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CustosError } from '../../domain/errors.js';
 import type { BlobId } from '../../domain/ids.js';
-import { FsBlobStore } from './fs-blob-store.js';
+import { FsBlobStore, tempDirName } from './fs-blob-store.js';
 import { HEADER_SIZE, TAG_SIZE } from './chunked-aead.js';
 
 const CHUNK = 4096;
 const SEALED = CHUNK + TAG_SIZE;
 const key = randomBytes(32);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** The pid of a process that has exited (and been reaped). */
+const exitedPid = () => spawnSync(process.execPath, ['-e', '']).pid!;
 
 async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -102,7 +106,7 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
     expect((await stat(pathOf(blobId))).size).toBe(HEADER_SIZE + TAG_SIZE);
     const full = await put(randomBytes(2 * CHUNK));
     expect((await stat(pathOf(full.blobId))).size).toBe(HEADER_SIZE + 2 * SEALED);
-    expect(await readdir(join(root, 'tmp'))).toEqual([]);
+    expect(await fileList(join(root, 'tmp'))).toEqual([]);
   });
 
   it('writes with the default 64 KiB chunks and without fsync too', async () => {
@@ -316,13 +320,42 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
   it('shows no blob after a crash before commit, and sweepTemp removes the temp file', async () => {
     const crashed = await store.create(key);
     await crashed.write(randomBytes(2 * 1024 * 1024 + 5));
-    // The process "dies" here. A new store on the same root sees no object, and sweeps the leftover.
+    // The process "dies" here: its temp directory now bears the name of a process that has exited. A new store on
+    // the same root sees no object, and sweeps the leftover.
+    const [own] = await readdir(join(root, 'tmp'));
+    await rename(join(root, 'tmp', own!), join(root, 'tmp', tempDirName(exitedPid(), '1', 'deadbeef')));
     const after = new FsBlobStore({ root, chunkSize: CHUNK, inlineIo });
     expect(await fileList(join(root, 'objects'))).toEqual([]);
-    expect((await readdir(join(root, 'tmp'))).length).toBe(1);
+    expect((await fileList(join(root, 'tmp'))).length).toBe(1);
     expect(await after.sweepTemp()).toBe(1);
     expect(await fileList(root)).toEqual([]);
+    expect(await readdir(join(root, 'tmp'))).toEqual([]);
     expect(await after.sweepTemp()).toBe(0);
+  });
+
+  it('leaves the temp files of live processes and other hosts alone, and sweeps a reused pid and the old layout', async () => {
+    const w = await store.create(key);
+    await w.write(randomBytes(100));
+    const tmp = join(root, 'tmp');
+    const [own] = await readdir(tmp);
+    // Another store over the same root (a CLI command, another server process; here in this process) starts
+    // while the first one writes.
+    const other = new FsBlobStore({ root, chunkSize: CHUNK, inlineIo });
+    expect(await other.sweepTemp()).toBe(0);
+    // A process of another host sharing the directory: this host cannot tell whether it runs.
+    const remote = tempDirName(process.pid, '1', 'abcdef01', 'other-host');
+    // A process that died, whose pid now belongs to one started later (this one): the start ticks differ.
+    const reused = tempDirName(process.pid, '1', 'abcdef02');
+    for (const d of [remote, reused]) {
+      await mkdir(join(tmp, d));
+      await writeFile(join(tmp, d, `${'0'.repeat(32)}.partial`), 'x');
+    }
+    // A temp file of the layout before owner directories.
+    await writeFile(join(tmp, `${'1'.repeat(32)}.partial`), 'y');
+    expect(await other.sweepTemp()).toBe(2);
+    expect((await readdir(tmp)).sort()).toEqual([own, remote].sort());
+    const stored = await w.commit();
+    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).length).toBe(100);
   });
 
   it('does not sweep the temp file of its own writer that is still open', async () => {

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync, type Dirent } from 'node:fs';
 import { mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
 import { asBlobId, type BlobId } from '../../domain/ids.js';
@@ -61,13 +63,49 @@ const integrity = (blobId: string, chunk: number | string, why: string) =>
 
 const isErrno = (e: unknown, code: string) => (e as NodeJS.ErrnoException | undefined)?.code === code;
 
+/** When a process started (clock ticks since boot, field 22 of /proc/<pid>/stat); undefined without /proc. */
+function startTicks(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** This machine's name as it appears in temp directory names. */
+const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+/** `tmp/<pid>.<start ticks>.<8 hex>@<host>`: the temp directory of one store of one process. */
+const OWNER_RE = /^(\d+)\.(\d+)\.[0-9a-f]{8}@(.+)$/;
+
+/** The name of a store's temp directory under tmp/ (OWNER_RE); `ticks` '0' where /proc does not tell. */
+export function tempDirName(pid: number, ticks: string, tag: string, host = HOST): string {
+  return `${pid}.${ticks}.${tag}@${host}`;
+}
+
+/**
+ * Whether the process that named a temp directory still runs: its pid exists and, where /proc tells, started
+ * when the name says (a pid reused by another process after a crash does not keep the leftovers alive).
+ */
+function ownerAlive(pid: number, ticks: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    if (isErrno(e, 'ESRCH')) return false;
+  }
+  const now = ticks === '0' ? undefined : startTicks(pid);
+  return now === undefined || now === ticks;
+}
+
 /**
  * Encrypted, checksummed blobs on the local filesystem (format: chunked-aead.ts).
  *
  * Layout: `root/objects/ab/<blobId>` for committed objects (`objects/ab/cd/<blobId>` in archives written before,
- * still read) and `root/tmp/<blobId>.partial` for writes in
- * flight. A writer encrypts into tmp/, fdatasyncs, renames into objects/ and fsyncs the directory, so an object
- * is either complete and durable or absent; `sweepTemp()` removes what a crash left in tmp/.
+ * still read) and `root/tmp/<owner>/<blobId>.partial` for writes in flight, where `<owner>` names the store and
+ * its process (`<pid>.<start ticks>.<random>@<host>`). A writer encrypts into its temp file, fdatasyncs, renames
+ * into objects/ and fsyncs the directory, so an object is either complete and durable or absent; `sweepTemp()`
+ * removes what a crash left in tmp/: the temp directories of processes of this host that no longer run, never
+ * those of a server or command still writing (a CLI command opens the data directory while the server runs).
  */
 export class FsBlobStore implements BlobStore {
   readonly root: string;
@@ -76,6 +114,8 @@ export class FsBlobStore implements BlobStore {
   private readonly io: BlobFileIo;
   /** Directories known to exist (and, for those this process created, whose entry is durable). */
   private readonly dirs = new Map<string, Promise<void>>();
+  /** This store's own temp directory (tmp/<owner>), created with its first writer. */
+  private readonly tmpDir: string;
   /** Temp files of writers of this instance that are still open: sweepTemp leaves them alone. */
   private readonly inFlight = new Set<string>();
   /**
@@ -89,6 +129,8 @@ export class FsBlobStore implements BlobStore {
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.fsync = opts.fsync ?? true;
     this.io = opts.inlineIo ? inlineFileIo : asyncFileIo;
+    const tag = randomBytes(4).toString('hex');
+    this.tmpDir = join(this.root, 'tmp', tempDirName(process.pid, startTicks(process.pid) ?? '0', tag));
     if (!isValidChunkSize(this.chunkSize)) {
       throw new CustosError({
         code: 'config.invalid',
@@ -142,10 +184,9 @@ export class FsBlobStore implements BlobStore {
   async create(dataKey: Buffer): Promise<BlobWriter> {
     if (dataKey.length !== 32)
       throw new CustosError({ code: 'blob.bad-key', message: 'a blob data key must be 32 bytes (AES-256)' });
-    const tmpDir = join(this.root, 'tmp');
-    await this.ensureDir(tmpDir);
+    await this.ensureDir(this.tmpDir);
     const id = randomBytes(16).toString('hex');
-    const tmpPath = join(tmpDir, id + TMP_SUFFIX);
+    const tmpPath = join(this.tmpDir, id + TMP_SUFFIX);
     const fd = await this.io.openNew(tmpPath);
     this.inFlight.add(tmpPath);
     return new FsBlobWriter(
@@ -349,22 +390,38 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  /** Removes everything in tmp/ except the temp files of this instance's open writers. */
+  /**
+   * Removes what crashed writers left in tmp/: this store's temp files but those of its open writers, the temp
+   * directories of processes of this host that no longer run, and temp files of the layout before owner
+   * directories (tmp/<blobId>.partial). Directories of live processes (a server receiving objects while a CLI
+   * command starts, another store of this process) and of other hosts are left alone. Returns the files removed.
+   */
   async sweepTemp(): Promise<number> {
     const dir = join(this.root, 'tmp');
-    let names: string[];
+    let entries: Dirent[];
     try {
-      names = await readdir(dir);
+      entries = await readdir(dir, { withFileTypes: true });
     } catch (e) {
       if (isErrno(e, 'ENOENT')) return 0;
       throw e;
     }
     let removed = 0;
-    for (const n of names) {
-      const p = join(dir, n);
-      if (this.inFlight.has(p)) continue;
-      await rm(p, { force: true, recursive: true });
-      removed++;
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (!e.isDirectory()) {
+        await rm(p, { force: true });
+        removed++;
+        continue;
+      }
+      const own = p === this.tmpDir;
+      const owner = OWNER_RE.exec(e.name);
+      if (!own && (!owner || owner[3] !== HOST || ownerAlive(Number(owner[1]), owner[2]!))) continue;
+      for (const n of await readdir(p).catch(() => [])) {
+        if (own && this.inFlight.has(join(p, n))) continue;
+        await rm(join(p, n), { force: true, recursive: true });
+        removed++;
+      }
+      if (!own) await rm(p, { force: true, recursive: true });
     }
     return removed;
   }

@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FsBlobStore } from './fs-blob-store.js';
+import { FsBlobStore, tempDirName } from './fs-blob-store.js';
 import { ThreadedBlobStore } from './threaded-blob-store.js';
 import { asBlobId } from '../../domain/ids.js';
 import { expectedFileSize } from './chunked-aead.js';
@@ -70,7 +71,7 @@ describe('ThreadedBlobStore', () => {
         }
       }
     }
-    expect(await readdir(join(root, 'tmp'))).toEqual([]);
+    expect(await fileList(join(root, 'tmp'))).toEqual([]);
   });
 
   it('keeps what was written even when the caller reuses its buffer after write() resolves', async () => {
@@ -204,17 +205,22 @@ describe('ThreadedBlobStore', () => {
     expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
   });
 
-  it('does not sweep the temp files of its open writers, and sweeps a crashed one', async () => {
+  it('does not sweep the temp files of its open writers nor those of a live store, and sweeps a crashed one', async () => {
     const crashed = new ThreadedBlobStore({ root, chunkSize: CHUNK });
     const left = await crashed.create(key);
     await left.write(randomBytes(2 * 1024 * 1024 + 5));
-    await until(async () => (await readdir(join(root, 'tmp')).catch(() => [])).length === 1);
+    await until(async () => (await fileList(join(root, 'tmp'))).length === 1);
+    const [theirs] = await readdir(join(root, 'tmp'));
     const w = await store.create(key);
     await w.write(randomBytes(2 * 1024 * 1024 + 5));
-    await until(async () => (await readdir(join(root, 'tmp'))).length === 2);
-    // The other store's writer is what a crashed process leaves; this store's own stays.
+    await until(async () => (await fileList(join(root, 'tmp'))).length === 2);
+    // Both writers belong to stores of a running process: nothing to sweep.
+    expect(await store.sweepTemp()).toBe(0);
+    // The other store's process "dies": its temp directory now bears the name of a process that has exited.
+    const dead = tempDirName(spawnSync(process.execPath, ['-e', '']).pid!, '1', 'deadbeef');
+    await rename(join(root, 'tmp', theirs!), join(root, 'tmp', dead));
     expect(await store.sweepTemp()).toBe(1);
-    expect((await readdir(join(root, 'tmp'))).length).toBe(1);
+    expect((await fileList(join(root, 'tmp'))).length).toBe(1);
     const stored = await w.commit();
     expect(stored.size).toBe(2 * 1024 * 1024 + 5);
     await crashed.close();
