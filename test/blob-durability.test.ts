@@ -21,6 +21,7 @@ function failingCommits(failing: string, events: string[]) {
   return (inner: BlobStore): BlobStore => ({
     read: (...args) => inner.read(...args),
     exists: (id) => inner.exists(id),
+    list: (prefix) => inner.list(prefix),
     delete: (id) => inner.delete(id),
     sweepTemp: () => inner.sweepTemp(),
     async create(key: Buffer): Promise<BlobWriter> {

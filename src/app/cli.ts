@@ -673,9 +673,10 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
 
   addBreakGlassCommands(program, config, io);
 
-  program
+  const fixity = program
     .command('fixity')
-    .description('re-verify stored objects against their checksums and authentication tags')
+    .description('re-verify stored objects against their checksums and authentication tags');
+  fixity
     .command('run')
     .description('check every stored object now (exit 1 if any is corrupt)')
     .option('--data <dir>', 'data directory')
@@ -686,6 +687,19 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       exitCode = await runFixity(config(opts.data ? { dataDir: opts.data } : {}), io, {
         progress: opts.progress,
         ...(opts.rate ? { bytesPerSecond: opts.rate * 1_000_000 } : {}),
+      });
+    });
+  fixity
+    .command('orphans')
+    .description('list blobs that no stored instance refers to (left by a crash); --remove deletes them')
+    .option('--data <dir>', 'data directory')
+    .option('--remove', 'delete the orphans found')
+    .option('--min-age-hours <n>', 'count only blobs written at least this many hours ago', parseCount, 24)
+    .action(async (opts: { data?: string; remove?: boolean; minAgeHours: number }) => {
+      const { runOrphans } = await import('./fixity-command.js');
+      exitCode = await runOrphans(config(opts.data ? { dataDir: opts.data } : {}), io, {
+        remove: !!opts.remove,
+        minAgeHours: opts.minAgeHours,
       });
     });
 
@@ -742,6 +756,12 @@ function parsePortOrOff(v: string): number | 'off' {
       message: `--dicom-port must be 0..65535 or 'off', got '${v}'`,
     });
   return n;
+}
+
+function parseCount(v: string): number {
+  if (!/^\d+$/.test(v))
+    throw new CustosError({ code: 'cli.bad-number', message: `expected a whole number, got '${v}'` });
+  return Number(v);
 }
 
 function parsePositive(v: string): number {

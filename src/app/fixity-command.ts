@@ -60,3 +60,46 @@ export async function runFixity(
   io.out(`${JSON.stringify({ checked: report.checked, ok: report.ok, corrupt: report.corrupt.length })}\n`);
   return report.corrupt.length ? 1 : 0;
 }
+
+/**
+ * `custos fixity orphans`: blobs nothing in the index refers to (left by a crash between a blob's commit and its
+ * index transaction). Lists them; with `remove` deletes them. Exit 1 while orphans remain.
+ */
+export async function runOrphans(
+  config: CustosConfig,
+  io: CliIO,
+  opts: { remove: boolean; minAgeHours: number },
+): Promise<number> {
+  const report = await withApp(
+    config,
+    (app) =>
+      app.fixity.findOrphans(systemPrincipal(`cli:${userInfo().username}`), {
+        remove: opts.remove,
+        minAgeSeconds: opts.minAgeHours * 3600,
+      }),
+    io.err,
+  );
+  const remaining = report.orphans.length - report.removed;
+  io.err(
+    [
+      `fixity: ${report.listed} blobs listed in ${report.seconds.toFixed(1)} s`,
+      `  orphans: ${report.orphans.length} (${(report.orphanBytes / 1e6).toFixed(1)} MB) referred to by no instance and no quarantine entry, written more than ${opts.minAgeHours} h ago`,
+      ...report.orphans
+        .slice(0, 50)
+        .map(
+          (o) =>
+            `  ${opts.remove ? 'REMOVED' : 'ORPHAN'} ${o.blobId} (${o.storedBytes} bytes, written ${o.modifiedAt})`,
+        ),
+      ...(report.orphans.length > 50 ? [`  … and ${report.orphans.length - 50} more`] : []),
+      ...(report.young
+        ? [`  not considered: ${report.young} blobs written within the last ${opts.minAgeHours} h`]
+        : []),
+      remaining ? '  run again with --remove to delete them' : `  removed: ${report.removed}`,
+      '',
+    ].join('\n'),
+  );
+  io.out(
+    `${JSON.stringify({ listed: report.listed, orphans: report.orphans.length, removed: report.removed, young: report.young })}\n`,
+  );
+  return remaining ? 1 : 0;
+}

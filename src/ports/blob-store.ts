@@ -9,6 +9,14 @@ export interface StoredBlob {
   sha256: string;
 }
 
+/** A committed blob as the store lists it. */
+export interface ListedBlob {
+  blobId: BlobId;
+  /** Bytes the blob takes in the store (ciphertext, headers and tags). */
+  storedBytes: number;
+  modifiedAt: Date;
+}
+
 /**
  * A blob being written. Bytes are encrypted as they arrive (never held whole in memory);
  * nothing is visible under the blob's id until commit() has fsynced and renamed it.
@@ -42,6 +50,11 @@ export interface BlobStore {
     expectSha256?: string,
   ): AsyncIterable<Buffer>;
   exists(blobId: BlobId): Promise<boolean>;
+  /**
+   * The committed blobs whose ids start with `prefix` (lowercase hex, possibly empty), with their stored size
+   * and when they were written, in no particular order: for reconciling the store with the index.
+   */
+  list(prefix: string): AsyncIterable<ListedBlob>;
   delete(blobId: BlobId): Promise<void>;
   /** Remove temp files left by a crash (called at start). Returns how many were removed. */
   sweepTemp(): Promise<number>;

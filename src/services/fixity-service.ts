@@ -2,7 +2,7 @@ import { CustosError } from '../domain/errors.js';
 import { asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
-import type { BlobStore } from '../ports/blob-store.js';
+import type { BlobStore, ListedBlob } from '../ports/blob-store.js';
 import type { Clock } from '../ports/clock.js';
 import type { Kysely } from 'kysely';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
@@ -54,6 +54,32 @@ export interface FixityReport {
   /** The pass reached the last object (false: stopped by time, signal, or a scheduled slice). */
   complete: boolean;
 }
+
+export interface OrphanBlob {
+  blobId: string;
+  storedBytes: number;
+  /** When the file was last written (ISO 8601). */
+  modifiedAt: string;
+}
+
+export interface OrphanReport {
+  /** Committed blobs in the store. */
+  listed: number;
+  /** Blobs no instance and no quarantine entry refers to, written before the age limit. */
+  orphans: OrphanBlob[];
+  orphanBytes: number;
+  /** Orphans deleted (with `remove`). */
+  removed: number;
+  /** Blobs written within the age limit: not considered (an ingest may be committing one now). */
+  young: number;
+  seconds: number;
+}
+
+/**
+ * Blob ids are reconciled one first hex digit at a time: memory holds a sixteenth of the store's ids, and each
+ * table is read once per group (blob_id has no index: ingest does not pay for one).
+ */
+const ID_GROUPS = '0123456789abcdef';
 
 const JOB = 'fixity';
 const PAGE = 200;
@@ -351,6 +377,73 @@ export class FixityService {
       if (err instanceof CustosError && err.code.startsWith('blob.')) return err.message;
       throw err;
     }
+  }
+
+  /**
+   * The other direction of fixity: blobs in the store that nothing in the index refers to. A crash between a
+   * blob becoming durable and its index transaction committing leaves one (encrypted, unreachable by any
+   * request, never covered by retention or deletion). Only blobs written more than `minAgeSeconds` ago count: an
+   * ingest commits its index transaction moments after its blob. With `remove` they are deleted. The run is
+   * recorded in the ledger (`fixity-check`, detail.kind `orphan-blobs`, with the ids).
+   */
+  async findOrphans(
+    principal: Principal,
+    opts: { remove: boolean; minAgeSeconds: number },
+  ): Promise<OrphanReport> {
+    const started = Date.now();
+    const db = this.deps.index.db;
+    const cutoff = this.deps.clock.now().getTime() - opts.minAgeSeconds * 1000;
+    const report: OrphanReport = { listed: 0, orphans: [], orphanBytes: 0, removed: 0, young: 0, seconds: 0 };
+    for (const group of ID_GROUPS) {
+      const candidates = new Map<string, ListedBlob>();
+      for await (const blob of this.deps.blobs.list(group)) {
+        report.listed++;
+        if (blob.modifiedAt.getTime() > cutoff) report.young++;
+        else candidates.set(blob.blobId, blob);
+      }
+      if (!candidates.size) continue;
+      const upper = String.fromCharCode(group.charCodeAt(0) + 1);
+      for (const table of ['instances', 'quarantine'] as const) {
+        const rows = await db
+          .selectFrom(table)
+          .select('blob_id')
+          .where('blob_id', '>=', group)
+          .where('blob_id', '<', upper)
+          .execute();
+        for (const r of rows) candidates.delete(r.blob_id);
+      }
+      for (const blob of candidates.values()) {
+        report.orphans.push({
+          blobId: blob.blobId,
+          storedBytes: blob.storedBytes,
+          modifiedAt: blob.modifiedAt.toISOString(),
+        });
+        report.orphanBytes += blob.storedBytes;
+        if (opts.remove) {
+          await this.deps.blobs.delete(blob.blobId);
+          report.removed++;
+        }
+      }
+    }
+    report.seconds = (Date.now() - started) / 1000;
+    await this.deps.ledger.append({
+      principal,
+      action: 'fixity-check',
+      outcome: 'success',
+      policy: 'n/a',
+      objects: { count: report.orphans.length },
+      detail: {
+        kind: 'orphan-blobs',
+        listed: report.listed,
+        orphans: report.orphans.length,
+        orphanBytes: report.orphanBytes,
+        removed: report.removed,
+        young: report.young,
+        minAgeSeconds: opts.minAgeSeconds,
+        blobIds: report.orphans.slice(0, 1000).map((o) => o.blobId),
+      },
+    });
+    return report;
   }
 
   private async recordPass(principal: Principal, r: FixityReport, kind: string): Promise<void> {

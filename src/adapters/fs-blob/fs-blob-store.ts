@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
 import { asBlobId, type BlobId } from '../../domain/ids.js';
-import type { BlobStore, BlobWriter, StoredBlob } from '../../ports/blob-store.js';
+import type { BlobStore, BlobWriter, ListedBlob, StoredBlob } from '../../ports/blob-store.js';
 import { asyncFileIo, inlineFileIo, type BlobFileIo } from './blob-file-io.js';
 import {
   HEADER_SIZE,
@@ -378,6 +378,29 @@ export class FsBlobStore implements BlobStore {
       }
     }
     return false;
+  }
+
+  /** objects/ab/<id> and, of the earlier layout, objects/ab/cd/<id>; temp files are not listed. */
+  async *list(prefix: string): AsyncGenerator<ListedBlob> {
+    const top = join(this.root, 'objects');
+    const names = async (dir: string) => await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const ab of await names(top)) {
+      if (!ab.isDirectory() || !/^[0-9a-f]{2}$/.test(ab.name) || !ab.name.startsWith(prefix.slice(0, 2)))
+        continue;
+      const dir = join(top, ab.name);
+      for (const e of await names(dir)) {
+        const files = e.isDirectory()
+          ? /^[0-9a-f]{2}$/.test(e.name)
+            ? (await names(join(dir, e.name))).map((f) => ({ f, at: join(dir, e.name, f.name) }))
+            : []
+          : [{ f: e, at: join(dir, e.name) }];
+        for (const { f, at } of files) {
+          if (!f.isFile() || !BLOB_ID_RE.test(f.name) || !f.name.startsWith(prefix)) continue;
+          const st = await stat(at).catch(() => undefined);
+          if (st) yield { blobId: asBlobId(f.name), storedBytes: st.size, modifiedAt: st.mtime };
+        }
+      }
+    }
   }
 
   async delete(blobId: BlobId): Promise<void> {

@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
 import type { BlobId } from '../../domain/ids.js';
-import type { BlobStore, BlobWriter, StoredBlob } from '../../ports/blob-store.js';
+import type { BlobStore, BlobWriter, ListedBlob, StoredBlob } from '../../ports/blob-store.js';
 import { workerScript } from '../worker-script.js';
 import type { FromWorker, SerializedError, ToWorker } from './blob-writer-worker.js';
 import { FsBlobStore, type FsBlobStoreOptions } from './fs-blob-store.js';
@@ -200,6 +200,10 @@ export class ThreadedBlobStore implements BlobStore {
 
   exists(blobId: BlobId): Promise<boolean> {
     return this.local.exists(blobId);
+  }
+
+  list(prefix: string): AsyncIterable<ListedBlob> {
+    return this.local.list(prefix);
   }
 
   delete(blobId: BlobId): Promise<void> {
