@@ -16,7 +16,6 @@ import { startTestServer, type TestServer } from './support/test-server.js';
 describe.each(backends())('orphan blobs on %s', (backend) => {
   let s: TestServer;
   const studyUid = uid(1);
-  const sops = Array.from({ length: 3 }, (_, i) => uid(10 + i));
   const held = uid(20);
   const auth = () => ({ Authorization: `Bearer ${s.token}` });
   const blobPath = (id: string) => join(s.dataDir, 'blobs', 'objects', id.slice(0, 2), id);
@@ -39,37 +38,49 @@ describe.each(backends())('orphan blobs on %s', (backend) => {
     return { code, io, summary: JSON.parse(io.stdout.trim().split('\n').at(-1)!) as Record<string, number> };
   };
 
-  beforeAll(async () => {
-    s = await startTestServer(backend);
-    const { body, contentType } = stowBody([
-      ...sops.map((sop, i) => ({
-        bytes: makeInstance({
-          studyUid,
-          seriesUid: uid(2),
-          sopInstanceUid: sop,
-          patientId: 'ORPH',
-          instanceNumber: i + 1,
-        }),
-      })),
-      // Without Modality (Type 1): quarantined at the default level, its raw bytes kept as a blob.
-      {
-        bytes: makeInstance({
-          studyUid,
-          seriesUid: uid(3),
-          sopInstanceUid: held,
-          patientId: 'ORPH',
-          omit: [0x00080060],
-        }),
-      },
-    ]);
+  /** STOW-RS these objects; every one must be stored or quarantined. */
+  const stow = async (objects: Buffer[]) => {
+    const { body, contentType } = stowBody(objects.map((bytes) => ({ bytes })));
     const res = await fetch(`${s.dicomweb}/studies`, {
       method: 'POST',
       headers: { ...auth(), 'Content-Type': contentType, Accept: 'application/dicom+json' },
       body,
     });
     expect(res.status).toBeLessThan(300);
-    expect(await blobIds('instances')).toHaveLength(3);
+  };
+  /** Blobs in the store once set up: the instances, and the quarantined object's. */
+  let blobs = 0;
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    // Without Modality (Type 1): quarantined at the default level, its raw bytes kept as a blob.
+    await stow([
+      makeInstance({
+        studyUid,
+        seriesUid: uid(3),
+        sopInstanceUid: held,
+        patientId: 'ORPH',
+        omit: [0x00080060],
+      }),
+    ]);
     expect(await blobIds('quarantine')).toHaveLength(1);
+    // Instances until their blob ids start with every hex digit: the check compares one first digit at a time.
+    for (let round = 0; round < 20; round++) {
+      if (new Set((await blobIds('instances')).map((id) => id[0])).size === 16) break;
+      await stow(
+        Array.from({ length: 25 }, (_, i) =>
+          makeInstance({
+            studyUid,
+            seriesUid: uid(2),
+            sopInstanceUid: uid(1000 + round * 25 + i),
+            patientId: 'ORPH',
+          }),
+        ),
+      );
+    }
+    const ids = await blobIds('instances');
+    expect(new Set(ids.map((id) => id[0])).size).toBe(16);
+    blobs = ids.length + 1;
     if (backend === 'postgres')
       await writeFile(
         join(s.dataDir, 'custos.json'),
@@ -83,7 +94,7 @@ describe.each(backends())('orphan blobs on %s', (backend) => {
   it('finds no orphan where every blob is an instance or a quarantine entry', async () => {
     const { code, summary } = await cli('--min-age-hours', '0');
     expect(code).toBe(0);
-    expect(summary).toEqual({ listed: 4, orphans: 0, removed: 0, young: 0 });
+    expect(summary).toEqual({ listed: blobs, orphans: 0, removed: 0, young: 0 });
   });
 
   it('lists a blob nothing refers to, leaves it until --remove, then removes only it', async () => {
@@ -91,18 +102,18 @@ describe.each(backends())('orphan blobs on %s', (backend) => {
     // Written just now: within the default age limit (24 h) it may be an ingest committing; not counted.
     const recent = await cli();
     expect(recent.code).toBe(0);
-    expect(recent.summary).toEqual({ listed: 5, orphans: 0, removed: 0, young: 5 });
+    expect(recent.summary).toEqual({ listed: blobs + 1, orphans: 0, removed: 0, young: blobs + 1 });
 
     const listed = await cli('--min-age-hours', '0');
     expect(listed.code, listed.io.stderr).toBe(1);
-    expect(listed.summary).toEqual({ listed: 5, orphans: 1, removed: 0, young: 0 });
+    expect(listed.summary).toEqual({ listed: blobs + 1, orphans: 1, removed: 0, young: 0 });
     expect(listed.io.stderr).toContain(`ORPHAN ${stray.blobId}`);
     expect(listed.io.stderr).toContain('--remove');
     expect(await exists(stray.blobId)).toBe(true);
 
     const removed = await cli('--min-age-hours', '0', '--remove');
     expect(removed.code, removed.io.stderr).toBe(0);
-    expect(removed.summary).toEqual({ listed: 5, orphans: 1, removed: 1, young: 0 });
+    expect(removed.summary).toEqual({ listed: blobs + 1, orphans: 1, removed: 1, young: 0 });
     expect(removed.io.stderr).toContain(`REMOVED ${stray.blobId}`);
     expect(await exists(stray.blobId)).toBe(false);
     for (const id of [...(await blobIds('instances')), ...(await blobIds('quarantine'))])
@@ -110,7 +121,7 @@ describe.each(backends())('orphan blobs on %s', (backend) => {
 
     // Every archived and quarantined object still reads back whole.
     const pass = await s.app.fixity.runPass(systemPrincipal('test'));
-    expect(pass).toMatchObject({ checked: 4, ok: 4, corrupt: [] });
+    expect(pass).toMatchObject({ checked: blobs, ok: blobs, corrupt: [] });
     const res = await fetch(`${s.dicomweb}/studies/${studyUid}`, { headers: auth() });
     expect(res.status).toBe(200);
     await res.arrayBuffer();
