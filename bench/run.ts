@@ -780,10 +780,14 @@ function roundOrder(round: number): (keyof Peers)[] {
   return round % 2 === 0 ? ['custos', 'orthanc'] : ['orthanc', 'custos'];
 }
 
-/** The note with each round's ratio and rates. */
+/**
+ * The note with each round's ratio and rates, and the median of the rounds' ratios: each ratio pairs two runs of
+ * the same minutes, so a slow round of one server does not move it the way it moves the ratio of the medians.
+ */
 function perRoundNote(what: string, rates: Record<keyof Peers, number[]>, unit: string) {
+  const ratios = rates.custos.map((r, i) => r / rates.orthanc[i]!);
   note(
-    `${what}: per round Custos/Orthanc ${rates.custos.map((r, i) => (r / rates.orthanc[i]!).toFixed(2)).join(', ')}× ` +
+    `${what}: per round Custos/Orthanc ${ratios.map((r) => r.toFixed(2)).join(', ')}×, median ${median(ratios).toFixed(2)}× ` +
       `(Custos ${rates.custos.map((r) => r.toFixed(1)).join(', ')}; Orthanc ${rates.orthanc.map((r) => r.toFixed(1)).join(', ')} ${unit})`,
   );
 }
