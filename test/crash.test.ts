@@ -1,8 +1,6 @@
 // A server killed (SIGKILL) in the middle of a STOW-RS upload: after restart no half-written object is visible,
 // the index points at no missing blob, and the archive works.
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,23 +9,12 @@ import { systemPrincipal } from '../src/services/auth-service.js';
 import { openApp } from '../src/app/custos-app.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { fileNames } from './support/files.js';
+import { openStow, startChildServer } from './support/child-server.js';
 
 describe('crash during STOW-RS', () => {
   it('leaves a consistent archive after SIGKILL mid-upload', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'custos-crash-'));
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(import.meta.dirname, 'support', 'serve-child.ts'), dataDir],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    const { url, token } = await new Promise<{ url: string; token: string }>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!));
-      });
-      child.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-    });
+    const { child, url, token } = await startChildServer(dataDir);
     const whole = uid(1);
     const first = makeInstance({ studyUid: uid(2), seriesUid: uid(3), sopInstanceUid: whole });
     const second = makeInstance({
@@ -37,18 +24,7 @@ describe('crash during STOW-RS', () => {
       rows: 512,
       columns: 512,
     });
-    const u = new URL(`${url}/dicom-web/studies`);
-    const req = request({
-      host: u.hostname,
-      port: u.port,
-      path: u.pathname,
-      method: 'POST',
-      headers: {
-        Authorization: `Bearer ${token}`,
-        'Content-Type': 'multipart/related; type="application/dicom"; boundary=K',
-        'Transfer-Encoding': 'chunked',
-      },
-    });
+    const req = openStow(url, token);
     req.on('error', () => undefined);
     req.write(
       Buffer.concat([

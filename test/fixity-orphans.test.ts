@@ -2,7 +2,7 @@
 // index transaction leaves one) are listed, and removed on request; archived and quarantined objects never are.
 // Runs on every backend.
 import { randomBytes } from 'node:crypto';
-import { stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
@@ -11,7 +11,7 @@ import type { StoredBlob } from '../src/ports/blob-store.js';
 import { backends } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
 
 describe.each(backends())('orphan blobs on %s', (backend) => {
   let s: TestServer;
@@ -81,11 +81,7 @@ describe.each(backends())('orphan blobs on %s', (backend) => {
     const ids = await blobIds('instances');
     expect(new Set(ids.map((id) => id[0])).size).toBe(16);
     blobs = ids.length + 1;
-    if (backend === 'postgres')
-      await writeFile(
-        join(s.dataDir, 'custos.json'),
-        JSON.stringify({ database: { url: s.config.database.url, schema: s.config.database.schema } }),
-      );
+    await shareIndexWithCli(s);
   });
   afterAll(async () => {
     await s?.stop();

@@ -7,7 +7,7 @@ import { main } from '../src/app/cli.js';
 import { backends } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
 
 const MODALITY = 0x00080060;
 
@@ -52,11 +52,7 @@ describe.each(backends())('fixity of quarantined objects on %s', (backend) => {
       body,
     });
     expect(res.status).toBe(202);
-    if (backend === 'postgres')
-      await writeFile(
-        join(s.dataDir, 'custos.json'),
-        JSON.stringify({ database: { url: s.config.database.url, schema: s.config.database.schema } }),
-      );
+    await shareIndexWithCli(s);
   });
   afterAll(async () => {
     await s?.stop();

@@ -6,7 +6,7 @@ import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
 
 describe.each(backends())('fixity on %s', (backend) => {
   let s: TestServer;
@@ -53,11 +53,7 @@ describe.each(backends())('fixity on %s', (backend) => {
       body,
     });
     expect(res.status).toBe(200);
-    if (backend === 'postgres')
-      await writeFile(
-        join(s.dataDir, 'custos.json'),
-        JSON.stringify({ database: { url: s.config.database.url, schema: s.config.database.schema } }),
-      );
+    await shareIndexWithCli(s);
   });
   afterAll(async () => {
     await s?.stop();

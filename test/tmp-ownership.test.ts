@@ -1,48 +1,18 @@
 // Temp files belong to the process writing them: a CLI command (or a second server process) that opens the same
 // data directory while a server receives an object must not remove that object's temp file; one that finds the
 // temp files of a process that died removes them.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeInstance, uid } from './support/fixtures.js';
 import { fileNames } from './support/files.js';
 import { cliOn } from './support/serve-workers.js';
-
-async function startChild(dataDir: string): Promise<{ child: ChildProcess; url: string; token: string }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(import.meta.dirname, 'support', 'serve-child.ts'), dataDir],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const started = await new Promise<{ url: string; token: string }>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!));
-    });
-    child.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-  });
-  return { child, ...started };
-}
+import { openStow, startChildServer } from './support/child-server.js';
 
 /** A STOW-RS request of one instance whose first half is sent now and the rest when `finish` is called. */
 function halfSent(url: string, token: string, instance: Buffer) {
-  const u = new URL(`${url}/dicom-web/studies`);
-  const req = request({
-    host: u.hostname,
-    port: u.port,
-    path: u.pathname,
-    method: 'POST',
-    headers: {
-      Authorization: `Bearer ${token}`,
-      Accept: 'application/dicom+json',
-      'Content-Type': 'multipart/related; type="application/dicom"; boundary=K',
-      'Transfer-Encoding': 'chunked',
-    },
-  });
+  const req = openStow(url, token);
   const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
     req.on('error', reject);
     req.on('response', (res) => {
@@ -85,7 +55,7 @@ describe('temp files of writes in flight', () => {
 
   it('a CLI command run during an upload leaves its temp file alone, and the upload is stored', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'custos-tmp-owner-'));
-    const { child, url, token } = await startChild(dataDir);
+    const { child, url, token } = await startChildServer(dataDir);
     cleanups.push(async () => {
       child.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });
@@ -117,7 +87,7 @@ describe('temp files of writes in flight', () => {
 
   it("a process's start removes the temp files of a process that was killed mid-upload", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'custos-tmp-dead-'));
-    const first = await startChild(dataDir);
+    const first = await startChildServer(dataDir);
     cleanups.push(async () => {
       first.child.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -92,3 +92,16 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     },
   };
 }
+
+/**
+ * Lets a CLI command run with `--data s.dataDir` find the test server's index: on PostgreSQL the data directory
+ * gets a custos.json naming the database and schema (on SQLite the index is in the directory already).
+ */
+export async function shareIndexWithCli(s: TestServer): Promise<void> {
+  if (!s.config.database.url) return;
+  await writeFile(
+    join(s.dataDir, 'custos.json'),
+    JSON.stringify({ database: { url: s.config.database.url, schema: s.config.database.schema } }),
+  );
+}
+
