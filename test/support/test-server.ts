@@ -104,4 +104,3 @@ export async function shareIndexWithCli(s: TestServer): Promise<void> {
     JSON.stringify({ database: { url: s.config.database.url, schema: s.config.database.schema } }),
   );
 }
-
