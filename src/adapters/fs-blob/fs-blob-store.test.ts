@@ -101,6 +101,35 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
     await expect(stat(legacy)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('lists committed blobs of both layouts by id prefix, with their stored size, and no temp file', async () => {
+    const a = await put(randomBytes(CHUNK + 1));
+    const b = await put(randomBytes(10));
+    const legacy = join(root, 'objects', b.blobId.slice(0, 2), b.blobId.slice(2, 4), b.blobId);
+    await mkdir(dirname(legacy), { recursive: true });
+    await rename(pathOf(b.blobId), legacy);
+    const open = await store.create(key);
+    await open.write(randomBytes(100));
+    const all = async (prefix: string) => {
+      const out: { blobId: string; storedBytes: number }[] = [];
+      for await (const l of store.list(prefix)) out.push({ blobId: l.blobId, storedBytes: l.storedBytes });
+      return out.sort((x, y) => x.blobId.localeCompare(y.blobId));
+    };
+    expect(await all('')).toEqual(
+      [
+        { blobId: a.blobId, storedBytes: HEADER_SIZE + SEALED + TAG_SIZE + 1 },
+        { blobId: b.blobId, storedBytes: HEADER_SIZE + TAG_SIZE + 10 },
+      ].sort((x, y) => x.blobId.localeCompare(y.blobId)),
+    );
+    for (const { blobId } of [a, b]) {
+      expect((await all(blobId.slice(0, 1))).map((l) => l.blobId)).toContain(blobId);
+      expect((await all(blobId.slice(0, 3))).map((l) => l.blobId)).toContain(blobId);
+      expect(await all(blobId)).toHaveLength(1);
+    }
+    const other = '0123456789abcdef'.split('').find((d) => d !== a.blobId[0] && d !== b.blobId[0])!;
+    expect(await all(other)).toEqual([]);
+    await open.abort();
+  });
+
   it('lays objects out as objects/ab/<id> and writes one final chunk even for an empty object', async () => {
     const { blobId } = await put(Buffer.alloc(0));
     expect((await stat(pathOf(blobId))).size).toBe(HEADER_SIZE + TAG_SIZE);
