@@ -63,6 +63,18 @@ const integrity = (blobId: string, chunk: number | string, why: string) =>
 
 const isErrno = (e: unknown, code: string) => (e as NodeJS.ErrnoException | undefined)?.code === code;
 
+/** A two-hex-digit directory of objects/ (objects/ab/, and objects/ab/cd/ of the earlier layout). */
+const SHARD_RE = /^[0-9a-f]{2}$/;
+const entriesOf = async (dir: string): Promise<Dirent[]> =>
+  readdir(dir, { withFileTypes: true }).catch(() => []);
+
+/** `f` in `dir` as list() yields it, when it is a blob whose id starts with `prefix`. */
+async function* listed(dir: string, f: Dirent, prefix: string): AsyncGenerator<ListedBlob> {
+  if (!f.isFile() || !BLOB_ID_RE.test(f.name) || !f.name.startsWith(prefix)) return;
+  const st = await stat(join(dir, f.name)).catch(() => undefined);
+  if (st) yield { blobId: asBlobId(f.name), storedBytes: st.size, modifiedAt: st.mtime };
+}
+
 /** When a process started (clock ticks since boot, field 22 of /proc/<pid>/stat); undefined without /proc. */
 function startTicks(pid: number): string | undefined {
   try {
@@ -383,22 +395,13 @@ export class FsBlobStore implements BlobStore {
   /** objects/ab/<id> and, of the earlier layout, objects/ab/cd/<id>; temp files are not listed. */
   async *list(prefix: string): AsyncGenerator<ListedBlob> {
     const top = join(this.root, 'objects');
-    const names = async (dir: string) => await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const ab of await names(top)) {
-      if (!ab.isDirectory() || !/^[0-9a-f]{2}$/.test(ab.name) || !ab.name.startsWith(prefix.slice(0, 2)))
-        continue;
+    for (const ab of await entriesOf(top)) {
+      if (!ab.isDirectory() || !SHARD_RE.test(ab.name) || !ab.name.startsWith(prefix.slice(0, 2))) continue;
       const dir = join(top, ab.name);
-      for (const e of await names(dir)) {
-        const files = e.isDirectory()
-          ? /^[0-9a-f]{2}$/.test(e.name)
-            ? (await names(join(dir, e.name))).map((f) => ({ f, at: join(dir, e.name, f.name) }))
-            : []
-          : [{ f: e, at: join(dir, e.name) }];
-        for (const { f, at } of files) {
-          if (!f.isFile() || !BLOB_ID_RE.test(f.name) || !f.name.startsWith(prefix)) continue;
-          const st = await stat(at).catch(() => undefined);
-          if (st) yield { blobId: asBlobId(f.name), storedBytes: st.size, modifiedAt: st.mtime };
-        }
+      for (const e of await entriesOf(dir)) {
+        if (!e.isDirectory()) yield* listed(dir, e, prefix);
+        else if (SHARD_RE.test(e.name))
+          for (const f of await entriesOf(join(dir, e.name))) yield* listed(join(dir, e.name), f, prefix);
       }
     }
   }
