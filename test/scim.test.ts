@@ -188,6 +188,53 @@ describe.each(backends())('SCIM 2.0 on %s', (backend) => {
     });
   });
 
+  it('pages users by startIndex and count as RFC 7644 §3.4.2.4 says, past any cap on the count', async () => {
+    for (const n of ['page1', 'page2', 'page3'])
+      expect((await call('POST', '/Users', { userName: n, active: true })).status).toBe(201);
+    const all = await call('GET', '/Users');
+    const names = (all.body.Resources as Json[]).map((u) => u.userName as string);
+    expect(names).toEqual(expect.arrayContaining(['page1', 'page2', 'page3']));
+    const total = all.body.totalResults as number;
+
+    const second = await call('GET', '/Users?startIndex=2&count=1');
+    expect(second.body).toMatchObject({ totalResults: total, startIndex: 2, itemsPerPage: 1 });
+    expect((second.body.Resources as Json[])[0]!.userName).toBe(names[1]);
+    // Beyond the results: an empty page at the index asked for. (Capping startIndex at 1,000, as the count is,
+    // gave a client paging past 1,000 users the same page again and again.)
+    expect((await call('GET', '/Users?startIndex=1500&count=10')).body).toMatchObject({
+      totalResults: total,
+      startIndex: 1500,
+      itemsPerPage: 0,
+      Resources: [],
+    });
+    // Below the minimum: taken as 1 and 0; a count above 1,000 as 1,000.
+    expect((await call('GET', '/Users?startIndex=0&count=1')).body).toMatchObject({
+      startIndex: 1,
+      itemsPerPage: 1,
+    });
+    expect((await call('GET', '/Users?count=-3')).body).toMatchObject({ itemsPerPage: 0, Resources: [] });
+    expect((await call('GET', '/Users?count=5000')).body).toMatchObject({ itemsPerPage: total });
+    // Groups page alike (they used to come all at once, each page saying startIndex 1).
+    const groups: string[] = [];
+    for (const n of ['Page A', 'Page B', 'Page C'])
+      groups.push((await call('POST', '/Groups', { displayName: n })).body.id as string);
+    const g2 = await call('GET', '/Groups?startIndex=2&count=1');
+    expect(g2.body).toMatchObject({ startIndex: 2, itemsPerPage: 1, Resources: [{ id: groups[1] }] });
+    expect(g2.body.totalResults).toBeGreaterThanOrEqual(3);
+    expect((await call('GET', '/Groups?startIndex=1500')).body).toMatchObject({
+      startIndex: 1500,
+      Resources: [],
+    });
+    for (const id of groups) expect((await call('DELETE', `/Groups/${id}`)).status).toBe(204);
+    expect(await call('GET', '/Users?startIndex=two')).toMatchObject({
+      status: 400,
+      body: {
+        scimType: 'invalidValue',
+        detail: expect.stringContaining("startIndex must be an integer, got 'two'"),
+      },
+    });
+  });
+
   it('refuses an account that may not administer, and records the refusal', async () => {
     await s.app.accounts.add(
       { kind: 'system', id: 'x' as never, name: 'system:test', role: 'administrator', source: 'test' },

@@ -498,7 +498,13 @@ export class ScimService {
     }
   }
 
-  async listGroups(principal: Principal, filter: string | undefined, base: string) {
+  async listGroups(
+    principal: Principal,
+    filter: string | undefined,
+    startIndex: number,
+    count: number,
+    base: string,
+  ) {
     await this.allow(principal);
     let q = this.index.db.selectFrom('scim_groups').select('id');
     if (filter !== undefined) {
@@ -506,13 +512,14 @@ export class ScimService {
       if (!m) throw scimError(400, `unsupported filter '${filter}': use displayName eq "…"`, 'invalidFilter');
       q = q.where('display_name', '=', m[1]!.replace(/\\(.)/g, '$1'));
     }
-    const ids = await q.orderBy('created_at').execute();
+    const ids = await q.orderBy('created_at').orderBy('id').execute();
     const resources = [];
-    for (const { id } of ids) resources.push(await this.groupResource(this.index.db, id, base));
+    for (const { id } of ids.slice(startIndex - 1, startIndex - 1 + count))
+      resources.push(await this.groupResource(this.index.db, id, base));
     return {
       schemas: [SCIM_LIST],
-      totalResults: resources.length,
-      startIndex: 1,
+      totalResults: ids.length,
+      startIndex,
       itemsPerPage: resources.length,
       Resources: resources,
     };

@@ -34,14 +34,24 @@ function scim(handler: Handler): Handler {
   };
 }
 
+/** `startIndex` and `count` of a list request. */
+const page = (ctx: RequestContext): [number, number] => [
+  intParam(ctx, 'startIndex', 1, 1, Number.MAX_SAFE_INTEGER),
+  intParam(ctx, 'count', 100, 0, 1000),
+];
+
 const base = (ctx: RequestContext) => `${ctx.origin}${BASE}`;
 
-function intParam(ctx: RequestContext, name: string, fallback: number, min: number): number {
+/**
+ * `startIndex` and `count` (RFC 7644 §3.4.2.4): a value below `min` is taken as `min` (a startIndex under 1 as 1, a
+ * negative count as 0), and a count above 1,000 as 1,000. Only the count is capped: a startIndex beyond the
+ * results gives an empty page, where a capped one would hand a client paging past 1,000 users the same page again.
+ */
+function intParam(ctx: RequestContext, name: string, fallback: number, min: number, max: number): number {
   const raw = ctx.query.get(name);
   if (raw === null) return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < min)
-    throw scimError(400, `${name} must be an integer ≥ ${min}`, 'invalidValue');
-  return Math.min(Number(raw), 1000);
+  if (!/^-?\d+$/.test(raw)) throw scimError(400, `${name} must be an integer, got '${raw}'`, 'invalidValue');
+  return Math.min(Math.max(Number(raw), min), max);
 }
 
 async function body(ctx: RequestContext): Promise<Record<string, unknown>> {
@@ -84,13 +94,7 @@ export function scimRoutes(svc: ScimService): Route[] {
       send(
         ctx,
         200,
-        await svc.listUsers(
-          ctx.principal,
-          ctx.query.get('filter') ?? undefined,
-          intParam(ctx, 'startIndex', 1, 1),
-          intParam(ctx, 'count', 100, 0),
-          base(ctx),
-        ),
+        await svc.listUsers(ctx.principal, ctx.query.get('filter') ?? undefined, ...page(ctx), base(ctx)),
       ),
     ),
     route('POST', '/Users', 'create a user', async (ctx) => {
@@ -117,7 +121,11 @@ export function scimRoutes(svc: ScimService): Route[] {
       },
     ),
     route('GET', '/Groups', 'list groups (filter displayName eq)', async (ctx) =>
-      send(ctx, 200, await svc.listGroups(ctx.principal, ctx.query.get('filter') ?? undefined, base(ctx))),
+      send(
+        ctx,
+        200,
+        await svc.listGroups(ctx.principal, ctx.query.get('filter') ?? undefined, ...page(ctx), base(ctx)),
+      ),
     ),
     route('POST', '/Groups', 'create a group', async (ctx) => {
       const created = await svc.createGroup(ctx.principal, await body(ctx), base(ctx));
