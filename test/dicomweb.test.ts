@@ -201,6 +201,42 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(body.parameter).toBe('StudyDate');
   });
 
+  it('stores an IS value beyond 32 bits as sent, and answers numbers no query can hold with 400', async () => {
+    // Seen in the wild; the index's integer columns are 32-bit on PostgreSQL, where this used to fail the
+    // instance (0110) while SQLite stored it.
+    const sop = uid(30);
+    const res = await stow([
+      {
+        bytes: makeInstance({
+          studyUid: uid(31),
+          seriesUid: uid(32),
+          sopInstanceUid: sop,
+          seriesNumber: 99999999999,
+          instanceNumber: 2147483648,
+        }),
+      },
+    ]);
+    // Stored, with the validation's warning (B007, data set does not match the SOP class: the IS values).
+    expect(res.status, await res.clone().text()).toBe(202);
+    const body = (await res.json()) as Json;
+    const ref = (body['00081199']!.Value as Json[])[0]!;
+    expect(ref['00081155']!.Value).toEqual([sop]);
+    expect(ref['00081196']!.Value).toEqual([0xb007]);
+    const [found] = await qido(`/instances?SOPInstanceUID=${sop}&includefield=SeriesNumber`);
+    expect(found!['00200011']!.Value).toEqual([99999999999]);
+    expect(found!['00200013']!.Value).toEqual([2147483648]);
+    for (const [path, parameter, detail] of [
+      ['/series?SeriesNumber=99999999999', 'SeriesNumber', 'outside the range of an IS value'],
+      ['/instances?InstanceNumber=-2147483649', 'InstanceNumber', 'outside the range of an IS value'],
+      ['/studies?offset=9223372036854775807', 'offset', 'offset must be at most 9007199254740991'],
+    ]) {
+      const bad = await fetch(`${s.dicomweb}${path}`, { headers: auth() });
+      expect(bad.status, path).toBe(400);
+      expect(bad.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(await bad.json()).toMatchObject({ parameter, detail: expect.stringContaining(detail) });
+    }
+  });
+
   it('retrieves a whole study as multipart/related application/dicom, byte for byte', async () => {
     const res = await fetch(`${s.dicomweb}/studies/${study1}`, {
       headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },

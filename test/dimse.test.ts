@@ -209,7 +209,7 @@ for (const backend of backends()) {
       });
     }
 
-    it('answers C-FIND with no matches and a precise status for a bad level', async () => {
+    it('answers C-FIND with no matches and a precise status for a bad level or key', async () => {
       const none = await dcmtk('findscu', [
         '-v',
         ...scu,
@@ -235,6 +235,21 @@ for (const backend of backends()) {
         'PatientID',
       ]);
       expect(bad.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+      // A number no IS value can hold (a database error on PostgreSQL before 4 Dec 2026): the same status.
+      const big = await dcmtk('findscu', [
+        '-v',
+        ...scu,
+        '-S',
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=SERIES',
+        '-k',
+        'SeriesNumber=99999999999',
+        '-k',
+        'SeriesInstanceUID',
+      ]);
+      expect(big.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
     });
 
     it('moves a study by C-MOVE to a registered storescp destination', async () => {

@@ -1,3 +1,4 @@
+import { inIsRange } from './validation/vr-rules.js';
 import { PATIENT_STUDY_TAGS, SERIES_TAGS, pickTags, type DicomJsonObject } from './dicom-levels.js';
 
 /**
@@ -57,11 +58,20 @@ export function firstString(json: DicomJsonObject, tag: string): string {
   return String(v);
 }
 
+/**
+ * The first value as an integer for the index, or null. A value outside IS's 32-bit range (seen in the wild:
+ * SeriesNumber 99999999999) is not indexed: both dialects' integer columns are 32-bit on PostgreSQL, and the
+ * object keeps the value as sent.
+ */
 function firstNumber(json: DicomJsonObject, tag: string): number | null {
   const v = json[tag]?.Value?.[0];
-  if (typeof v === 'number' && Number.isFinite(v)) return Math.trunc(v);
-  if (typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v)) return Number.parseInt(v, 10);
-  return null;
+  const n =
+    typeof v === 'number' && Number.isFinite(v)
+      ? Math.trunc(v)
+      : typeof v === 'string' && /^\s*[-+]?\d+\s*$/.test(v)
+        ? Number.parseInt(v, 10)
+        : null;
+  return n !== null && inIsRange(n) ? n : null;
 }
 
 /** A PN value back in its DICOM string form (component groups joined by '='). */

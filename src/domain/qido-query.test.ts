@@ -60,6 +60,25 @@ describe('parseQidoQuery', () => {
     expect(q('includefield=all').includeFields).toBe('all');
     expect(q('limit=999999').limit).toBe(10000);
     expect(() => q('limit=-1')).toThrow(/limit/);
+    // Numbers past what a 64-bit OFFSET or an exact double holds: a 400 naming the bound, not a database error.
+    expect(q('limit=99999999999999999999').limit).toBe(10000);
+    expect(q('offset=9007199254740991').offset).toBe(9007199254740991);
+    for (const big of ['9007199254740992', '9223372036854775807', '99999999999999999999'])
+      expect(() => q(`offset=${big}`)).toThrow(`offset must be at most 9007199254740991, got '${big}'`);
+  });
+  it('matches IS attributes as 32-bit integers and refuses a number outside that range', () => {
+    expect(q('SeriesNumber=-2147483648&Modality=CT', 'series').matches).toContainEqual({
+      key: 'SeriesNumber',
+      type: 'int',
+      value: -2147483648,
+    });
+    expect(q('InstanceNumber=2147483647', 'instance').matches).toEqual([
+      { key: 'InstanceNumber', type: 'int', value: 2147483647 },
+    ]);
+    for (const big of ['2147483648', '-2147483649', '99999999999999999999'])
+      expect(() => q(`SeriesNumber=${big}`, 'series')).toThrow(
+        `SeriesNumber '${big}' is outside the range of an IS value (-2147483648 to 2147483647)`,
+      );
   });
   it('refuses instance attributes in a study query and unknown keys', () => {
     expect(() => q('SOPInstanceUID=1.2')).toThrow(/study-level/);

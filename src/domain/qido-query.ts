@@ -1,5 +1,6 @@
 import { CustosError } from './errors.js';
 import { isValidUid } from './ids.js';
+import { inIsRange, IS_MAX, IS_MIN } from './validation/vr-rules.js';
 import { lookupTag, tagForKeyword } from '../dicom/dictionary.js';
 import { tagToHex } from '../dicom/tags.js';
 
@@ -184,7 +185,11 @@ function parseMatch(key: MatchKey, raw: string): Match | undefined {
       return parseRange(key, raw, TIME_RE);
     case 'int': {
       if (!/^-?\d+$/.test(raw)) throw bad(`${key} '${raw}' is not an integer`, key);
-      return { key, type: 'int', value: Number.parseInt(raw, 10) };
+      const value = Number.parseInt(raw, 10);
+      // An IS value is 32-bit (PS3.5): a larger one is no value of the attribute, not a query for none.
+      if (!inIsRange(value))
+        throw bad(`${key} '${raw}' is outside the range of an IS value (${IS_MIN} to ${IS_MAX})`, key);
+      return { key, type: 'int', value };
     }
   }
 }
@@ -229,6 +234,10 @@ export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope:
     }
     if (lower === 'offset') {
       offset = parseNonNegative('offset', value);
+      // Beyond 2^53 - 1 the number is no longer exact, and the databases' 64-bit OFFSET ends soon after. (A
+      // limit above the server's maximum is only lowered to it.)
+      if (!Number.isSafeInteger(offset))
+        throw bad(`offset must be at most ${Number.MAX_SAFE_INTEGER}, got '${value}'`, 'offset');
       continue;
     }
     if (lower === 'fuzzymatching') {

@@ -74,12 +74,16 @@ export function checkCS(v: string): string | undefined {
   return undefined;
 }
 
+/** The range of an IS value (PS3.5 Table 6.2-1), and of the index's integer columns that hold one. */
+export const IS_MIN = -(2 ** 31);
+export const IS_MAX = 2 ** 31 - 1;
+export const inIsRange = (n: number) => Number.isInteger(n) && n >= IS_MIN && n <= IS_MAX;
+
 /** IS: an integer in -2^31..2^31-1, at most 12 characters. */
 export function checkIS(v: string): string | undefined {
   if (v.length > 12) return `'${v}' is longer than 12 characters`;
   if (!/^[+-]?\d+$/.test(v)) return `'${v}' is not an integer string`;
-  const n = Number(v);
-  if (n < -(2 ** 31) || n > 2 ** 31 - 1) return `'${v}' is outside the 32-bit signed range`;
+  if (!inIsRange(Number(v))) return `'${v}' is outside the 32-bit signed range`;
   return undefined;
 }
 
