@@ -229,7 +229,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       ['/series?SeriesNumber=99999999999', 'SeriesNumber', 'outside the range of an IS value'],
       ['/instances?InstanceNumber=-2147483649', 'InstanceNumber', 'outside the range of an IS value'],
       ['/studies?offset=9223372036854775807', 'offset', 'offset must be at most 9007199254740991'],
-    ]) {
+    ] as const) {
       const bad = await fetch(`${s.dicomweb}${path}`, { headers: auth() });
       expect(bad.status, path).toBe(400);
       expect(bad.headers.get('content-type')).toMatch(/^application\/problem\+json/);

@@ -153,6 +153,36 @@ describe.each(backends())('validation at ingest and quarantine on %s', (backend)
     ).toBe(true);
   });
 
+  it('takes a NUL inside a text value: a warning on StudyDescription, quarantine on PatientName and PatientID', async () => {
+    // Before 4 Dec 2026 the first failed on PostgreSQL (0110: its text takes no NUL) and stored on SQLite, and a
+    // warning quoting a NUL (or any non-Latin-1 character) made the whole answer a 500 after storing.
+    const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+    const described = spec({ extra: [{ tag: t(0x0008, 0x1030), vr: 'LO', value: 'CT\0HEAD' }] });
+    const named = spec({ patientName: 'Doe\0^山田' });
+    const identified = spec({ patientId: 'PID\x007' });
+    const res = await client(s).stow([described, named, identified].map((o) => makeInstance(o)));
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as Record<string, { Value: Item[] }>;
+    const bySop = new Map(body['00081199']!.Value.map((i) => [i['00081155']!.Value![0], i]));
+    for (const o of [described, named, identified])
+      expect(bySop.get(o.sopInstanceUid)!['00081196']!.Value).toEqual([0xb007]);
+    expect(bySop.get(described.sopInstanceUid)!['00081190']).toBeDefined();
+    expect(bySop.get(named.sopInstanceUid)!['00081190']).toBeUndefined();
+    expect(bySop.get(identified.sopInstanceUid)!['00081190']).toBeUndefined();
+    const warning = res.headers.get('warning')!;
+    expect(warning).toContain(
+      "StudyDescription invalid LO: 'CTU+0000HEAD' contains the control character U+0000",
+    );
+    expect(warning).toMatch(/stored in quarantine .*PatientName invalid PN: 'DoeU\+0000\^U\+5C71U\+7530'/);
+    expect(warning).toMatch(/stored in quarantine .*PatientID invalid LO: 'PIDU\+00007'/);
+    // Archived as sent; the index holds the description without the NUL, which is what a query can name.
+    const found = (await (
+      await client(s).get(`/dicom-web/studies?StudyDescription=CTHEAD`, 'application/dicom+json')
+    ).json()) as Item[];
+    expect(found.map((r) => r['0020000D']!.Value![0])).toEqual([described.studyUid]);
+    expect(found[0]!['00081030']!.Value).toEqual(['CT\0HEAD']);
+  });
+
   it('keeps quarantined bytes encrypted: the patient name is nowhere in clear in the data directory', async () => {
     const rows = await s.app.index.db.selectFrom('quarantine').select(['blob_id', 'size']).execute();
     expect(rows.length).toBeGreaterThan(0);

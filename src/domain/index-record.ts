@@ -51,11 +51,15 @@ export interface InstanceIndexRecord {
 
 type PnValue = { Alphabetic?: string; Ideographic?: string; Phonetic?: string };
 
+/**
+ * The first value as the index keeps it. NULs are left out: PostgreSQL's text takes none (an object with one
+ * inside a LO failed to store there, and stored on SQLite), and no query can name one. The object keeps its value.
+ */
 export function firstString(json: DicomJsonObject, tag: string): string {
   const v = json[tag]?.Value?.[0];
   if (v === undefined || v === null) return '';
-  if (typeof v === 'object') return pnToString(v as PnValue);
-  return String(v);
+  const s = typeof v === 'object' ? pnToString(v as PnValue) : String(v);
+  return s.includes('\0') ? s.replaceAll('\0', '') : s;
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   checkPN,
   checkTM,
   checkUI,
+  checkValue,
   checkVm,
 } from './vr-rules.js';
 
@@ -59,6 +60,18 @@ describe('VR rules', () => {
     expect(checkDS('abc')).toBeDefined();
     expect(checkAS('045Y')).toBeUndefined();
     expect(checkAS('45Y')).toBeDefined();
+  });
+  it('text VRs refuse the control characters PS3.5 excludes, and let ESC (and in reports TAB, CR, LF, FF) pass', () => {
+    expect(checkValue('LO', 'CT\0HEAD')).toBe("'CT\0HEAD' contains the control character U+0000");
+    expect(checkValue('SH', 'A\x07')).toBe("'A\x07' contains the control character U+0007");
+    expect(checkValue('LO', 'Yamada\x1b$B;3ED\x1b(B')).toBeUndefined();
+    expect(checkValue('AE', 'MOD\x1bA')).toBeDefined();
+    expect(checkValue('LT', 'Findings:\r\n\tnone.\f')).toBeUndefined();
+    expect(checkValue('UT', 'a\0b')).toBeDefined();
+    expect(checkValue('LO', 'x'.repeat(60) + '\0')).toBe(
+      `'${'x'.repeat(40)}…' contains the control character U+0000`,
+    );
+    expect(checkValue('LO', 'Müller')).toBeUndefined();
   });
   it('VM forms of PS3.6', () => {
     expect(checkVm(1, '1')).toBe(true);

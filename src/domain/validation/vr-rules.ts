@@ -113,12 +113,37 @@ const BY_VR: Record<string, (v: string) => string | undefined> = {
   AS: checkAS,
 };
 
+/**
+ * Control characters each text VR forbids (PS3.5 Table 6.2-1): all but ESC (ISO 2022 code extensions) in SH, LO
+ * and UC, all in AE; in ST, LT and UT also all but LF, FF and CR, where TAB, common in reports, is let pass too.
+ * A NUL inside a value is the usual case: a C string copied with its terminator or garbage after it.
+ */
+/* eslint-disable no-control-regex */
+const SINGLE_LINE = /[\x00-\x1a\x1c-\x1f\x7f]/;
+const CONTROL: Record<string, RegExp> = {
+  AE: /[\x00-\x1f\x7f]/,
+  SH: SINGLE_LINE,
+  LO: SINGLE_LINE,
+  UC: SINGLE_LINE,
+  ST: /[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]/,
+  LT: /[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]/,
+  UT: /[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]/,
+};
+/* eslint-enable no-control-regex */
+
 /** Why one (non-empty) value of this VR is invalid, or undefined. */
 export function checkValue(vr: string, v: string): string | undefined {
   const rule = BY_VR[vr];
   if (rule) return rule(v);
   const max = MAX_CHARS[vr];
   if (max !== undefined && v.length > max) return `'${v.slice(0, 40)}…' is longer than ${max} characters`;
+  const control = CONTROL[vr]?.exec(v);
+  if (control)
+    return `'${v.slice(0, 40)}${v.length > 40 ? '…' : ''}' contains the control character U+${control[0]
+      .charCodeAt(0)
+      .toString(16)
+      .toUpperCase()
+      .padStart(4, '0')}`;
   return undefined;
 }
 

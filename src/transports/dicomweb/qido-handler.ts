@@ -2,7 +2,7 @@ import { parseQidoQuery, type QidoLevel } from '../../domain/qido-query.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { RequestContext } from '../server/router.js';
 import { acceptJson } from './negotiation.js';
-import { jsonArray, sendJsonBytes } from './responses.js';
+import { jsonArray, sendJsonBytes, warning299 } from './responses.js';
 
 /** QIDO-RS (PS3.18 §10.6) at study, series and instance level, optionally scoped by the URL. */
 export function qidoHandler(query: QueryService, level: QidoLevel) {
@@ -13,11 +13,7 @@ export function qidoHandler(query: QueryService, level: QidoLevel) {
       ...(ctx.params.series ? { seriesUid: ctx.params.series } : {}),
     });
     const { rows, warnings } = await query.searchJsonRows(ctx.principal, q, `${ctx.origin}/dicom-web`);
-    if (warnings.length)
-      ctx.res.setHeader(
-        'Warning',
-        warnings.map((w) => `299 custos "${w}"`),
-      );
+    if (warnings.length) ctx.res.setHeader('Warning', warnings.map(warning299));
     sendJsonBytes(ctx.res, 200, jsonArray(rows), media);
   };
 }

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeJson } from './responses.js';
+import { ServerResponse, IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
+import { encodeJson, warning299 } from './responses.js';
 
 describe('encodeJson', () => {
   it('gives the UTF-8 bytes of JSON.stringify in pieces, for arrays element by element', () => {
@@ -15,5 +17,27 @@ describe('encodeJson', () => {
     );
     const odd = [undefined, () => 1, Symbol('s'), 'Πα', 'Müller', 1];
     expect(Buffer.concat(encodeJson(odd)).toString()).toBe(JSON.stringify(odd));
+  });
+});
+
+describe('warning299', () => {
+  it('makes a header value Node takes of any text, keeping printable ASCII as it is', () => {
+    const res = new ServerResponse(new IncomingMessage(new Socket()));
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (text) => {
+        const value = warning299(text);
+        expect(() => res.setHeader('Warning', [value])).not.toThrow();
+        expect(value).toMatch(/^299 custos "[\x20-\x7e]*"$/);
+        expect(value.slice(12, -1)).not.toMatch(/["\\]/);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(warning299(`PatientName 'Doe\0^Jane': bad`)).toBe(
+      `299 custos "PatientName 'DoeU+0000^Jane': bad"`,
+    );
+    expect(warning299('山田^太郎 "x" a\\b\r\n')).toBe(
+      `299 custos "U+5C71U+7530^U+592AU+90CE 'x' a/bU+000DU+000A"`,
+    );
+    expect(warning299('🙂')).toBe('299 custos "U+1F642"');
   });
 });

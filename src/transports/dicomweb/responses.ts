@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { asciiText } from '../../domain/ascii-text.js';
 
 export function sendJson(
   res: ServerResponse,
@@ -90,4 +91,12 @@ export async function pipeBody(res: ServerResponse, body: AsyncIterable<Buffer>)
     // Headers are gone: the only honest signal left is to cut the connection so the client sees a broken body.
     res.destroy(err instanceof Error ? err : new Error(String(err)));
   }
+}
+
+/**
+ * A `Warning: 299` header value (RFC 7234 §5.5) carrying `text`, which often quotes a value from a stored object:
+ * in printable ASCII (asciiText), with `"` and `\` written as `'` and `/` inside the quoted string.
+ */
+export function warning299(text: string): string {
+  return `299 custos "${asciiText(text).replace(/["\\]/g, (c) => (c === '"' ? "'" : '/'))}"`;
 }

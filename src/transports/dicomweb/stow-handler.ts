@@ -5,7 +5,7 @@ import { IngestFailure } from '../../services/ingest-service.js';
 import { parseMediaType } from '../http/content-type.js';
 import { readMultipart } from '../http/multipart-reader.js';
 import type { RequestContext } from '../server/router.js';
-import { sendJson } from './responses.js';
+import { sendJson, warning299 } from './responses.js';
 
 export interface StowOptions {
   maxRequestBytes: number;
@@ -15,7 +15,6 @@ type Item = Record<string, { vr: string; Value?: unknown[] }>;
 
 /** Human-readable reason per failed item; sent as Warning headers since the dataset has no place for text. */
 const reasons = new WeakMap<Item, string>();
-const warningText = (s: string) => `299 custos "${s.replace(/["\\\r\n]/g, ' ')}"`;
 
 /** PS3.18 Table 10.5.3-3 WarningReason B007: Data Set does not match SOP Class. */
 const WARNING_DATASET_MISMATCH = 0xb007;
@@ -216,10 +215,10 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings, 409 none stored.
     const status = referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 ? 202 : 200;
     const texts = [
-      ...failed.slice(0, 20).map((f) => warningText(reasons.get(f) ?? 'failed')),
-      ...warned.slice(0, 20).map(warningText),
+      ...failed.slice(0, 20).map((f) => warning299(reasons.get(f) ?? 'failed')),
+      ...warned.slice(0, 20).map(warning299),
     ];
-    if (requestError) texts.push(warningText(requestError.message));
+    if (requestError) texts.push(warning299(requestError.message));
     if (texts.length) ctx.res.setHeader('Warning', texts);
     sendJson(ctx.res, status, body, 'application/dicom+json');
   };
