@@ -164,6 +164,59 @@ for (const backend of backends()) {
       expect(stored.subarray(stored.length - 8192).equals(tail)).toBe(true);
     });
 
+    it('answers B007 naming the finding for an object archived with warnings or held in quarantine, as STOW-RS does', async () => {
+      // Before 4 Dec 2026 both were answered Success: the modality never heard of them.
+      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+      const warned = join(work, 'warned.dcm');
+      const held = join(work, 'held.dcm');
+      const warnedSop = uid(7);
+      const heldSop = uid(7);
+      await writeFile(
+        warned,
+        makeInstance({
+          studyUid: uid(8),
+          seriesUid: uid(9),
+          sopInstanceUid: warnedSop,
+          extra: [{ tag: t(0x0008, 0x1030), vr: 'LO', value: 'CT\0HEAD' }],
+        }),
+      );
+      await writeFile(
+        held,
+        makeInstance({
+          studyUid: uid(8),
+          seriesUid: uid(9),
+          sopInstanceUid: heldSop,
+          patientName: 'Doe\0^山田',
+        }),
+      );
+      const r = await dcmtk('storescu', ['-d', ...scu, '127.0.0.1', port, warned, held]);
+      expect(r.code, r.stderr).toBe(0);
+      const statuses = r.stderr.match(/DIMSE Status +: 0x[0-9a-f]{4}/g) ?? [];
+      expect(statuses).toEqual([
+        'DIMSE Status                  : 0xb007',
+        'DIMSE Status                  : 0xb007',
+      ]);
+      // The Error Comment (LO, default repertoire) quotes the value in printable ASCII.
+      expect(r.stderr).toContain(
+        "(0000,0902) LO [(0008,1030) StudyDescription invalid LO: 'CTU+0000HEAD' contains]",
+      );
+      expect(r.stderr).toContain(
+        "(0000,0902) LO [quarantined: (0010,0010) PatientName invalid PN: 'DoeU+0000^U+5C]",
+      );
+      const archived = await s.app.index.db
+        .selectFrom('instances')
+        .select('sop_instance_uid')
+        .where('sop_instance_uid', 'in', [warnedSop, heldSop])
+        .execute();
+      expect(archived.map((x) => x.sop_instance_uid)).toEqual([warnedSop]);
+      const quarantined = await s.app.index.db
+        .selectFrom('quarantine')
+        .select('sop_instance_uid')
+        .where('sop_instance_uid', '=', heldSop)
+        .execute();
+      expect(quarantined).toHaveLength(1);
+    });
+
     it('refuses C-STORE from an AE without a role: 0x0124 and nothing stored', async () => {
       const sop = uid(4);
       const f = join(work, 'norole.dcm');
@@ -612,6 +665,16 @@ for (const backend of backends()) {
           bad,
           makeInstance({ studyUid: 'not a uid', seriesUid: uid(33), sopInstanceUid: uid(34) }),
         );
+        const held = join(work, 'held.dcm');
+        await writeFile(
+          held,
+          makeInstance({
+            studyUid: uid(35),
+            seriesUid: uid(36),
+            sopInstanceUid: uid(37),
+            patientName: 'Doe\0^Jo',
+          }),
+        );
         const r = await dcmtk('storescu', [
           '-v',
           '-aet',
@@ -621,11 +684,14 @@ for (const backend of backends()) {
           '127.0.0.1',
           String(s.dicomPort),
           ...files,
-          bad,
+          held,
+          bad, // last: storescu stops at a failure
         ]);
-        // Validation still happens before the answer: the bad object is refused with its precise status.
+        // Validation still happens before the answer: the bad object is refused with its precise status, the
+        // one held for the data steward answered B007.
         expect(r.stderr).toMatch(/Store Response \(Error: DataSetDoesNotMatchSOPClass\)|0xa900/i);
         expect((r.stderr.match(/Store Response \(Success\)/g) ?? []).length).toBe(5);
+        expect(r.stderr).toMatch(/Store Response \(Warning: DataSetDoesNotMatchSOPClass\)/);
         let n = 0;
         for (let i = 0; i < 100 && n < 5; i++) {
           n = (
@@ -646,6 +712,8 @@ for (const backend of backends()) {
           .execute();
         expect(audit.filter((a) => a.outcome === 'success')).toHaveLength(5);
         expect(audit.filter((a) => a.outcome === 'failure')).toHaveLength(1);
+        const quarantine = await s.app.index.db.selectFrom('quarantine').select('sop_instance_uid').execute();
+        expect(quarantine).toHaveLength(1);
       } finally {
         await s.stop();
         await rm(work, { recursive: true, force: true });

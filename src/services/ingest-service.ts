@@ -19,6 +19,7 @@ import {
   decide,
   levelFor,
   type ClassifiedDefect,
+  type ValidationDecision,
   type ValidationLevel,
 } from '../domain/validation/validation-policy.js';
 import type { OrderLookup } from '../ports/order-lookup.js';
@@ -65,7 +66,13 @@ export interface IngestContext {
    * durable and indexed: a transport that acknowledges at this point (DIMSE with `dicom.storeAck` 'received')
    * lets the sender go on while the commit runs; a later failure is still recorded in the ledger.
    */
-  onValidated?: (ids: { sopInstanceUid: string; sopClassUid: string; studyUid: string }) => void;
+  onValidated?: (ids: {
+    sopInstanceUid: string;
+    sopClassUid: string;
+    studyUid: string;
+    /** What validation decided: accepted, with warnings, or to quarantine (a rejection throws instead). */
+    validation: ValidationDecision;
+  }) => void;
 }
 
 export interface IngestDeps {
@@ -237,6 +244,7 @@ export class IngestService {
         sopInstanceUid: record.instance.sopInstanceUid,
         sopClassUid: record.instance.sopClassUid,
         studyUid: record.study.studyUid,
+        validation: verdict,
       });
       const blob = await Promise.race([sealed, committing]);
       const header: HeaderForIndex = {

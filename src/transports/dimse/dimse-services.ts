@@ -4,6 +4,7 @@
  */
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { Dataset } from '../../dicom/dataset.js';
+import type { ClassifiedDefect } from '../../domain/validation/validation-policy.js';
 import type { AuditLedger } from '../../ports/audit-ledger.js';
 import type { AeEntry, AeRegistry } from '../../services/ae-registry.js';
 import type { IngestService } from '../../services/ingest-service.js';
@@ -111,15 +112,39 @@ export class DimseServices {
           status = DicomStatus.DataSetDoesNotMatchSopClass;
           comment = `SOP class ${sopClass} is not the presentation context's ${ctx.abstractSyntax}`;
         } else {
-          let validated: ((uid: string) => void) | undefined;
-          const early = new Promise<string>((resolve) => (validated = resolve));
+          let validated: ((v: { uid: string; status: StoredStatus }) => void) | undefined;
+          const early = new Promise<{ uid: string; status: StoredStatus }>(
+            (resolve) => (validated = resolve),
+          );
           const ingest = this.deps.ingest.ingest(a.principal!, source(), {
             channel: 'c-store',
             ...(this.deps.storeAck === 'received'
-              ? { onValidated: (ids) => validated!(ids.sopInstanceUid) }
+              ? {
+                  onValidated: (ids) =>
+                    validated!({
+                      uid: ids.sopInstanceUid,
+                      status: storedStatus({
+                        quarantined: ids.validation.outcome === 'quarantined',
+                        defects: ids.validation.defects,
+                        warnings: [],
+                      }),
+                    }),
+                }
               : {}),
           });
-          const first = await Promise.race([ingest.then((o) => o.sopInstanceUid), early]);
+          const done = await Promise.race([
+            ingest.then((o) => ({
+              uid: o.sopInstanceUid,
+              status: storedStatus({
+                quarantined: o.status === 'quarantined' || o.quarantineId !== undefined,
+                defects: o.defects,
+                warnings: o.warnings,
+              }),
+            })),
+            early,
+          ]);
+          const first = done.uid;
+          ({ status, comment } = done.status);
           const settled = ingest.then(
             () => undefined,
             () => undefined,
@@ -346,4 +371,27 @@ function getTarget(a: ScpAssociation): StoreTarget {
     },
     release: async () => undefined,
   };
+}
+
+type StoredStatus = { status: number; comment?: string };
+
+/**
+ * The C-STORE status of an object that was kept, as STOW-RS reports it (docs/validation.md): B007, "data set
+ * does not match SOP class" (PS3.4 Table B.2-1), when validation found defects, whether the object was archived
+ * with warnings or kept in quarantine for the data steward; B000, "coercion of data elements", for the parser's
+ * other warnings; else success. The Error Comment names the first finding (64 characters at most).
+ */
+function storedStatus(v: {
+  quarantined: boolean;
+  defects: readonly ClassifiedDefect[];
+  warnings: readonly string[];
+}): StoredStatus {
+  if (v.quarantined) {
+    const reason = v.defects.find((d) => d.disposition === 'quarantine')?.message;
+    return { status: 0xb007, comment: `quarantined${reason ? `: ${reason}` : ''}` };
+  }
+  const warned = v.defects.find((d) => d.disposition === 'warn');
+  if (warned) return { status: 0xb007, comment: warned.message };
+  if (v.warnings.length) return { status: DicomStatus.Warning, comment: v.warnings[0]! };
+  return { status: DicomStatus.Success };
 }

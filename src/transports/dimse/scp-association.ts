@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { asciiText } from '../../domain/ascii-text.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
 import { Cmd, NO_DATASET, type Command } from './command.js';
@@ -315,7 +316,8 @@ export class ScpAssociation {
       messageIdBeingRespondedTo: rq.messageId ?? 0,
       commandDataSetType: NO_DATASET,
       status,
-      ...(errorComment ? { errorComment: errorComment.slice(0, 64) } : {}),
+      // A command set is in the default repertoire; the comment often quotes a value from the data set.
+      ...(errorComment ? { errorComment: asciiText(errorComment).slice(0, 64) } : {}),
       ...(rq.affectedSopInstanceUid ? { affectedSopInstanceUid: rq.affectedSopInstanceUid } : {}),
       ...extra,
     });
