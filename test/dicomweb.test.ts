@@ -316,6 +316,21 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     const first = await fetch(`${base}/rendered`, { headers: auth() });
     expect(first.status, await first.clone().text()).toBe(200);
     expect((await fetch(`${base}/frames/9/rendered`, { headers: auth() })).status).toBe(404);
+    // A window and a quality are taken; a width of 0 or less, or a quality outside 1..100, is a 400 naming the
+    // parameter (a quality of 500 was an image before).
+    expect((await fetch(`${base}/rendered?window=100,50&quality=80`, { headers: auth() })).status).toBe(200);
+    const uri = `${s.url}/wado?requestType=WADO&studyUID=${study2}&seriesUID=${series3}&objectUID=${multiSop}`;
+    for (const [url, parameter] of [
+      [`${base}/rendered?window=100,0`, 'window'],
+      [`${base}/rendered?quality=500`, 'quality'],
+      [`${base}/frames/1/rendered?quality=7.5`, 'quality'],
+      [`${uri}&windowCenter=10&windowWidth=-1`, 'windowWidth'],
+      [`${uri}&imageQuality=0`, 'imageQuality'],
+    ] as const) {
+      const bad = await fetch(url, { headers: auth() });
+      expect(bad.status, url).toBe(400);
+      expect(await bad.json()).toMatchObject({ code: 'wado.bad-parameter', parameter });
+    }
   });
 
   it('answers 404 problem+json for an unknown study', async () => {

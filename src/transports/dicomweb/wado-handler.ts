@@ -190,11 +190,15 @@ export function wadoUriHandler(retrieve: RetrieveService) {
         'view-pixels',
         'wado-uri rendered',
       );
-      const jpegBytes = await retrieve.renderJpeg(ref!, intParam(q.get('frameNumber'), 'frameNumber') ?? 1, {
-        ...optionalNumber(q.get('windowCenter'), 'windowCenter', 'windowCenter'),
-        ...optionalNumber(q.get('windowWidth'), 'windowWidth', 'windowWidth'),
-        ...optionalNumber(q.get('imageQuality'), 'imageQuality', 'quality'),
-      });
+      const jpegBytes = await retrieve.renderJpeg(
+        ref!,
+        intParam(q.get('frameNumber'), 'frameNumber') ?? 1,
+        renderOptions(
+          [q.get('windowCenter'), 'windowCenter'],
+          [q.get('windowWidth'), 'windowWidth'],
+          [q.get('imageQuality'), 'imageQuality'],
+        ),
+      );
       sendImage(ctx, jpegBytes);
       return;
     }
@@ -225,29 +229,47 @@ export function wadoUriHandler(retrieve: RetrieveService) {
   };
 }
 
+const badParameter = (name: string, message: string) =>
+  new CustosError({ code: 'wado.bad-parameter', message, httpStatus: 400, detail: { parameter: name } });
+
 function intParam(raw: string | null, name: string): number | undefined {
   if (raw === null) return undefined;
-  if (!/^[1-9]\d*$/.test(raw))
-    throw new CustosError({
-      code: 'wado.bad-parameter',
-      message: `${name} must be a positive integer`,
-      httpStatus: 400,
-      detail: { parameter: name },
-    });
+  if (!/^[1-9]\d*$/.test(raw)) throw badParameter(name, `${name} must be a positive integer`);
   return Number(raw);
 }
 
-function optionalNumber(raw: string | null, name: string, key: string): Record<string, number> {
-  if (raw === null) return {};
+/** A number parameter, or undefined when absent. */
+function optionalNumber(raw: string | null, name: string): number | undefined {
+  if (raw === null) return undefined;
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n))
-    throw new CustosError({
-      code: 'wado.bad-parameter',
-      message: `${name} must be a number`,
-      httpStatus: 400,
-      detail: { parameter: name },
-    });
-  return { [key]: n };
+  if (raw.trim() === '' || !Number.isFinite(n)) throw badParameter(name, `${name} must be a number`);
+  return n;
+}
+
+type Param = [raw: string | null, name: string];
+
+/**
+ * A rendered image's window and quality (WADO-RS `window` and `quality`, WADO-URI `windowCenter`, `windowWidth`
+ * and `imageQuality`): a window width greater than 0 (PS3.3 C.11.2.1.2) and a quality from 1 to 100 (PS3.18);
+ * anything else is a 400 naming the parameter, not an image.
+ */
+function renderOptions(
+  center: Param,
+  width: Param,
+  quality: Param,
+): { windowCenter?: number; windowWidth?: number; quality?: number } {
+  const c = optionalNumber(...center);
+  const w = optionalNumber(...width);
+  const qy = optionalNumber(...quality);
+  if (w !== undefined && w <= 0)
+    throw badParameter(width[1], `the window width must be greater than 0, got ${w}`);
+  if (qy !== undefined && !(Number.isInteger(qy) && qy >= 1 && qy <= 100))
+    throw badParameter(quality[1], `${quality[1]} must be an integer from 1 to 100, got '${quality[0]}'`);
+  return {
+    ...(c !== undefined ? { windowCenter: c } : {}),
+    ...(w !== undefined ? { windowWidth: w } : {}),
+    ...(qy !== undefined ? { quality: qy } : {}),
+  };
 }
 
 function sendImage(ctx: RequestContext, bytes: Buffer) {
@@ -279,11 +301,15 @@ export function renderedHandler(retrieve: RetrieveService) {
     const q = ctx.query;
     sendImage(
       ctx,
-      await retrieve.renderJpeg(ref!, frames[0]!, {
-        ...optionalNumber(q.get('window')?.split(',')[0] ?? null, 'window', 'windowCenter'),
-        ...optionalNumber(q.get('window')?.split(',')[1] ?? null, 'window', 'windowWidth'),
-        ...optionalNumber(q.get('quality'), 'quality', 'quality'),
-      }),
+      await retrieve.renderJpeg(
+        ref!,
+        frames[0]!,
+        renderOptions(
+          [q.get('window')?.split(',')[0] ?? null, 'window'],
+          [q.get('window')?.split(',')[1] ?? null, 'window'],
+          [q.get('quality'), 'quality'],
+        ),
+      ),
     );
   };
 }
