@@ -5,6 +5,7 @@ import { base32Decode, totp } from '../src/domain/totp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
 import { captureIO as io } from './support/cli-io.js';
+import { dcmtk } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 
 describe('custos CLI', () => {
@@ -195,6 +196,7 @@ describe('custos CLI', () => {
       unchanged: 0,
       quarantined: 0,
       conflicts: 0,
+      skipped: 0,
       failed: 1,
     });
     expect(first.stderr).toMatch(/failed notes\.txt/);
@@ -206,6 +208,7 @@ describe('custos CLI', () => {
       unchanged: 3,
       quarantined: 0,
       conflicts: 0,
+      skipped: 0,
       failed: 1,
     });
 
@@ -220,8 +223,34 @@ describe('custos CLI', () => {
       unchanged: 2,
       quarantined: 0,
       conflicts: 1,
+      skipped: 0,
       failed: 1,
     });
     expect(third.stderr).toMatch(/conflict a\/x\.dcm: SOP instance .* already stored with different content/);
+  });
+
+  it('imports a patient CD: the DICOMDIR dcmmkdir wrote is skipped, not a failure', async () => {
+    const cd = join(cwd, 'cd');
+    await mkdir(join(cd, 'DICOM'), { recursive: true });
+    const study = uid(6);
+    for (const i of [1, 2])
+      await writeFile(
+        join(cd, 'DICOM', `IM${i}`),
+        makeInstance({ studyUid: study, seriesUid: uid(7), sopInstanceUid: uid(8), instanceNumber: i }),
+      );
+    const made = await dcmtk('dcmmkdir', ['+r', '--invent', 'DICOM/IM1', 'DICOM/IM2'], { cwd: cd });
+    expect(made.code, made.stderr).toBe(0);
+    const o = io(cwd);
+    // Before 4 Dec 2026 the DICOMDIR was "failed: the object has no Study Instance UID" and the exit status 3.
+    expect(await main(['import', cd, '--data', 'd3'], o)).toBe(0);
+    expect(JSON.parse(o.stdout)).toEqual({
+      stored: 2,
+      unchanged: 0,
+      quarantined: 0,
+      conflicts: 0,
+      skipped: 1,
+      failed: 0,
+    });
+    expect(o.stderr).toMatch(/skipped: +1 \(DICOMDIR: the index of a medium, not an object\)/);
   });
 });

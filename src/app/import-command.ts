@@ -26,6 +26,8 @@ export interface ImportSummary {
   /** Stored, with validation warnings. */
   warned: number;
   conflicts: { path: string; message: string }[];
+  /** DICOMDIR files: the index of a medium, not objects. */
+  skipped: string[];
   failed: { path: string; message: string }[];
   bytes: number;
 }
@@ -56,6 +58,7 @@ export async function runImport(
     quarantined: [],
     warned: 0,
     conflicts: [],
+    skipped: [],
     failed: [],
     bytes: 0,
   };
@@ -101,6 +104,8 @@ export async function runImport(
             const message = err instanceof Error ? err.message : String(err);
             const entry = { path: relative(root, p), message };
             if (err instanceof CustosError && err.code === 'ingest.conflict') summary.conflicts.push(entry);
+            else if (err instanceof CustosError && err.code === 'ingest.media-directory')
+              summary.skipped.push(entry.path);
             else summary.failed.push(entry);
           }
           done++;
@@ -121,6 +126,9 @@ export async function runImport(
       `  quarantined: ${summary.quarantined.length} (kept encrypted for the data steward: custos quarantine list)`,
       `  unchanged:  ${summary.duplicates} (already stored with the same bytes)`,
       `  conflicts:  ${summary.conflicts.length} (already stored with different bytes; not overwritten)`,
+      ...(summary.skipped.length
+        ? [`  skipped:    ${summary.skipped.length} (DICOMDIR: the index of a medium, not an object)`]
+        : []),
       `  failed:     ${summary.failed.length}`,
       ...[
         ...summary.quarantined.map((q) => `  quarantined ${q.path} as ${q.id}: ${q.reasons.join('; ')}`),
@@ -136,6 +144,7 @@ export async function runImport(
       unchanged: summary.duplicates,
       quarantined: summary.quarantined.length,
       conflicts: summary.conflicts.length,
+      skipped: summary.skipped.length,
       failed: summary.failed.length,
     }) + '\n',
   );

@@ -13,7 +13,7 @@ import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb, SqlDialectName } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
 import { describeBulk, type BulkMap } from './bulk-map.js';
-import type { Dataset } from '../dicom/dataset.js';
+import { getString, type Dataset } from '../dicom/dataset.js';
 import { attributeLabel, validateHeader, type Defect } from '../domain/validation/validate-header.js';
 import {
   decide,
@@ -123,6 +123,19 @@ export class IngestFailure extends CustosError {
   }
 }
 
+/** Media Storage Directory Storage (PS3.10 §7.2, PS3.3 Annex F): a DICOMDIR file. */
+export const MEDIA_STORAGE_DIRECTORY = '1.2.840.10008.1.3.10';
+
+/** A DICOMDIR is the index of a medium (a patient CD), not an object: `custos import` skips it. */
+const mediaDirectory = () =>
+  new CustosError({
+    code: 'ingest.media-directory',
+    message:
+      'a DICOMDIR (Media Storage Directory, 1.2.840.10008.1.3.10) indexes the files of a medium; it is not an object to archive',
+    httpStatus: 400,
+    dicomStatus: DicomStatus.SopClassNotSupported,
+  });
+
 const invalid = (attribute: string, message: string) =>
   new CustosError({
     code: 'ingest.invalid-attribute',
@@ -215,7 +228,10 @@ export class IngestService {
       ctx.onReceived?.();
       parsed = await parser.end();
       if (!writer) {
-        writer = await this.openWriter(parser.peekString(Tags.StudyInstanceUID), ctx);
+        const studyUid = parser.peekString(Tags.StudyInstanceUID);
+        if (!studyUid && getString(parsed.fileMeta, Tags.MediaStorageSOPClassUID) === MEDIA_STORAGE_DIRECTORY)
+          throw mediaDirectory();
+        writer = await this.openWriter(studyUid, ctx);
         for (const p of pending) await writer.write(p);
       }
       const json = this.headerJson(parsed);
