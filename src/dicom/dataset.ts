@@ -4,7 +4,8 @@ export type Element =
   | { vr: string; kind: 'numbers'; values: number[] }
   | { vr: string; kind: 'bigints'; values: bigint[] }
   | { vr: 'AT'; kind: 'tags'; values: number[] }
-  | { vr: string; kind: 'bytes'; data: Buffer }
+  /** A binary value held in memory; `offset`, where a parser knows it, as for `bulk`. */
+  | { vr: string; kind: 'bytes'; data: Buffer; offset?: number }
   /** A value not held in memory: `offset` is its absolute byte position in the Part 10 stream. */
   | { vr: string; kind: 'bulk'; offset: number; length: number }
   | { vr: 'SQ'; kind: 'sequence'; items: Dataset[] }

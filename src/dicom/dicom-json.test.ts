@@ -88,10 +88,11 @@ describe('datasetToJson (PS3.18 F.2)', () => {
     expect(json['00191002']).toEqual({ vr: 'OB', BulkDataURI: 'bulk/1' });
     expect((json['00081115']!.Value as Record<string, unknown>[])[0]!['00191003']).toEqual({
       vr: 'UN',
-      BulkDataURI: 'bulk/2',
+      BulkDataURI: 'bulk/3',
     });
     expect(json['7FE00010']).toEqual({ vr: 'OW', BulkDataURI: 'bulk/1' });
-    expect(paths).toEqual(['81115/191003', '191002', '7fe00010']);
+    // Nested: the sequence's tag, the item's index, the value's tag.
+    expect(paths).toEqual(['81115/0/191003', '191002', '7fe00010']);
   });
 
   it('without a callback, inlines what it holds and drops bulk references to bare VRs', () => {

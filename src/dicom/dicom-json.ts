@@ -14,7 +14,8 @@ export type DicomJsonDataset = Record<string, DicomJsonElement>;
 export interface ToJsonOptions {
   /**
    * Called for every value not held in memory (bulk and encapsulated) and for binary values above
-   * `inlineBinaryMax`: return a URI to emit BulkDataURI, or undefined to leave the value out.
+   * `inlineBinaryMax`: return a URI to emit BulkDataURI, or undefined to leave the value out. `tagPath` names the
+   * value: its tag, after the tag and item index (from 0) of each sequence it is nested in.
    */
   bulkDataUri?: (tagPath: number[], element: Element) => string | undefined;
   /** Largest binary value emitted as InlineBinary (default 1 KiB). */
@@ -75,7 +76,7 @@ export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: numbe
         break;
       case 'sequence':
         out[key] = el.items.length
-          ? { vr: 'SQ', Value: el.items.map((item) => datasetToJson(item, opts, here)) }
+          ? { vr: 'SQ', Value: el.items.map((item, i) => datasetToJson(item, opts, [...here, i])) }
           : { vr: 'SQ' };
         break;
       case 'bytes': {

@@ -732,7 +732,7 @@ export class Part10Parser {
         else if (word === 4) data.swap32();
         else data.swap64();
       }
-      return { vr, kind: 'bytes', data };
+      return { vr, kind: 'bytes', data, offset: at };
     }
     if (b.length % size !== 0) {
       throw fail(

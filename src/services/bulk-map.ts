@@ -12,10 +12,24 @@ export type { BulkMap };
  */
 export function describeBulk(parsed: ParsedPart10): { json: DicomJsonObject; bulk: BulkMap } {
   const bulk: BulkMap = { datasetStart: parsed.datasetStart, deflated: parsed.deflated, elements: {} };
+  // Words of a big endian object (retired, but still met) would be served in its byte order while the part says
+  // little endian; the parser holds them swapped already, so they stay inline.
+  const bigEndian = parsed.transferSyntaxUid === '1.2.840.10008.1.2.2';
   const json = datasetToJson(parsed.dataset, {
+    // Called for values too large to go inline (datasetToJson's inlineBinaryMax): those the parser left in the
+    // file, and binary ones it read (up to its maxInlineValueBytes), which are served from the file alike. A
+    // Siemens CSA header (OB, ~100 KB in every MR image) would otherwise travel as base64 in every metadata answer.
     bulkDataUri: (path, el) => {
-      const key = path.map(tagToHex).join('.');
+      // Tags in hex, item indexes in decimal: 7FE00010, 00540016.1.00181072. Without the index, two items'
+      // values of one tag had one key, and the first item's URI served the last item's bytes.
+      const key = path.map((step, i) => (i % 2 ? String(step) : tagToHex(step))).join('.');
       if (el.kind === 'bulk') bulk.elements[key] = { offset: el.offset, length: el.length };
+      else if (
+        el.kind === 'bytes' &&
+        el.offset !== undefined &&
+        (!bigEndian || el.vr === 'OB' || el.vr === 'UN')
+      )
+        bulk.elements[key] = { offset: el.offset, length: el.data.length };
       else if (el.kind !== 'encapsulated') return undefined;
       return `bulk:${key}`;
     },
