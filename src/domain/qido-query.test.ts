@@ -33,6 +33,14 @@ describe('parseQidoQuery', () => {
     expect(q('StudyDate=-20230131').matches[0]).toEqual({ key: 'StudyDate', type: 'range', to: '20230131' });
     expect(() => q('StudyDate=2023-01-01')).toThrow(/StudyDate/);
     expect(() => q('StudyDate=-')).toThrow(/StudyDate/);
+    // Digits are not enough: a date that does not exist, a time past 23:59, are refused naming why.
+    expect(() => q('StudyDate=20240230')).toThrow(
+      "StudyDate '20240230' is not a valid date: day 30 does not exist in month 2 of 2024",
+    );
+    expect(() => q('StudyDate=99999999-')).toThrow(/StudyDate range '99999999-' .*month 99 is not 01\.\.12/);
+    expect(() => q('StudyTime=250000')).toThrow(/StudyTime '250000' is not a valid time/);
+    expect(q('StudyDate=20240229').matches[0]).toMatchObject({ type: 'equals', value: '20240229' });
+    expect(q('StudyTime=235960.5').matches[0]).toMatchObject({ type: 'equals', value: '235960.5' });
   });
   it('reads UID lists separated by comma or backslash and rejects invalid UIDs', () => {
     expect(q('StudyInstanceUID=1.2.3,1.2.4').matches[0]).toEqual({

@@ -1,6 +1,6 @@
 import { CustosError } from './errors.js';
 import { isValidUid } from './ids.js';
-import { inIsRange, IS_MAX, IS_MIN } from './validation/vr-rules.js';
+import { checkDA, checkTM, inIsRange, IS_MAX, IS_MIN } from './validation/vr-rules.js';
 import { lookupTag, tagForKeyword } from '../dicom/dictionary.js';
 import { tagToHex } from '../dicom/tags.js';
 
@@ -128,19 +128,20 @@ function tagHexOf(key: string): string | undefined {
   return t === undefined ? undefined : tagToHex(t);
 }
 
-const DATE_RE = /^\d{8}$/;
-const TIME_RE = /^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$/;
-
-function parseRange(key: MatchKey, raw: string, re: RegExp): Match {
+/** A DA or TM value, range or single, each side checked as its VR says (a real calendar date, a 24-hour time). */
+function parseRange(key: MatchKey, raw: string, check: (v: string) => string | undefined): Match {
   const dash = raw.indexOf('-');
   if (dash === -1) {
-    if (!re.test(raw)) throw bad(`${key} '${raw}' is not a valid ${KIND_OF[key]}`, key);
+    const why = check(raw);
+    if (why) throw bad(`${key} '${raw}' is not a valid ${KIND_OF[key]}: ${why}`, key);
     return { key, type: 'equals', value: raw, caseInsensitive: false };
   }
   const from = raw.slice(0, dash);
   const to = raw.slice(dash + 1);
-  if ((from && !re.test(from)) || (to && !re.test(to)) || (!from && !to)) {
-    throw bad(`${key} range '${raw}' must be FROM-TO, FROM- or -TO`, key);
+  if (!from && !to) throw bad(`${key} range '${raw}' must be FROM-TO, FROM- or -TO`, key);
+  for (const side of [from, to]) {
+    const why = side ? check(side) : undefined;
+    if (why) throw bad(`${key} range '${raw}' must be FROM-TO, FROM- or -TO: ${why}`, key);
   }
   return { key, type: 'range', ...(from ? { from } : {}), ...(to ? { to } : {}) };
 }
@@ -180,9 +181,9 @@ function parseMatch(key: MatchKey, raw: string): Match | undefined {
       return { key, type: 'list', values };
     }
     case 'date':
-      return parseRange(key, raw, DATE_RE);
+      return parseRange(key, raw, checkDA);
     case 'time':
-      return parseRange(key, raw, TIME_RE);
+      return parseRange(key, raw, checkTM);
     case 'int': {
       if (!/^-?\d+$/.test(raw)) throw bad(`${key} '${raw}' is not an integer`, key);
       const value = Number.parseInt(raw, 10);
