@@ -321,6 +321,46 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     },
   );
 
+  it('serves a Japanese name in three component groups as stored, split in DICOM JSON (ISO 2022 IR 87)', async () => {
+    // Before 4 Dec 2026 the served header compared only the Alphabetic group with the patient index, so such a
+    // name was "corrected": the retrieve failed (500) and JSON carried the whole name as Alphabetic.
+    const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+    const jis = (hex: string) => Buffer.from(`1b2442${hex}1b2842`, 'hex');
+    const name = Buffer.concat([
+      Buffer.from('Yamada^Tarou='),
+      jis('3b334544'),
+      Buffer.from('^'),
+      jis('42404f3a'),
+      Buffer.from('=Yamada^Tarou'),
+    ]);
+    const ids = { studyUid: uid(43), seriesUid: uid(44), sopInstanceUid: uid(45) };
+    const bytes = makeInstance({
+      ...ids,
+      patientId: `JP-${uid(46)}`,
+      extra: [
+        { tag: t(0x0008, 0x0005), vr: 'CS', value: ['', 'ISO 2022 IR 87'] },
+        {
+          tag: t(0x0010, 0x0010),
+          vr: 'PN',
+          value: name.length % 2 ? Buffer.concat([name, Buffer.from(' ')]) : name,
+        },
+      ],
+    });
+    const res = await stow([{ bytes }]);
+    expect(res.status, await res.clone().text()).toBe(200);
+    const groups = [{ Alphabetic: 'Yamada^Tarou', Ideographic: '山田^太郎', Phonetic: 'Yamada^Tarou' }];
+    const [study] = await qido(`/studies?StudyInstanceUID=${ids.studyUid}`);
+    expect(study!['00100010']!.Value).toEqual(groups);
+    expect((await qido(`/studies?PatientName=yamada*&StudyInstanceUID=${ids.studyUid}`)).length).toBe(1);
+    const [meta] = (await (
+      await fetch(`${s.dicomweb}/studies/${ids.studyUid}/metadata`, { headers: auth() })
+    ).json()) as Json[];
+    expect(meta!['00100010']!.Value).toEqual(groups);
+    const retrieved = await fetch(`${s.dicomweb}/studies/${ids.studyUid}`, { headers: auth() });
+    expect(retrieved.status, await retrieved.clone().text()).toBe(200);
+    expect((await multipartParts(retrieved))[0]!.body).toEqual(bytes);
+  });
+
   it('retrieves single frames by byte range', async () => {
     const res = await fetch(
       `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}/frames/3,1`,

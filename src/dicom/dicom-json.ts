@@ -23,7 +23,7 @@ export interface ToJsonOptions {
 }
 
 /** PS3.18 F.2.2: a PN value as its three component groups. */
-function personName(s: string): Record<string, string> {
+export function personName(s: string): Record<string, string> {
   const [alphabetic = '', ideographic, phonetic] = s.split('=');
   const out: Record<string, string> = {};
   if (alphabetic) out.Alphabetic = alphabetic;

@@ -71,6 +71,44 @@ describe('header rewrite', () => {
     });
   }
 
+  it('serves a header whose text its character set cannot take back in UTF-8 (ISO 2022 IR 87, GB18030, a correction)', async () => {
+    // Yamada^Tarou=山田^太郎 in ISO 2022 IR 87: JIS X 0208 between ESC $ B and ESC ( B (PS3.5 Annex H).
+    const jis = (hex: string) => Buffer.from(`1b2442${hex}1b2842`, 'hex');
+    const japanese = Buffer.concat([
+      Buffer.from('Yamada^Tarou='),
+      jis('3b334544'),
+      Buffer.from('^'),
+      jis('42404f3a'),
+    ]);
+    const cases: [string[], Buffer, string, Record<string, string>][] = [
+      [['', 'ISO 2022 IR 87'], japanese, 'Yamada^Tarou=山田^太郎', { '(0010,0020)': 'NEW-ID' }],
+      [['GB18030'], Buffer.from('cdf55ed0a1c3f7', 'hex'), '王^小明', { '(0010,0020)': 'NEW-ID' }],
+      [['ISO_IR 100'], Buffer.from('M\xfcller^Anna', 'latin1'), 'Müller^Anna', { PatientName: '山田^太郎' }],
+    ];
+    for (const [charset, name, decoded, wanted] of cases) {
+      const padded = name.length % 2 ? Buffer.concat([name, Buffer.from(' ')]) : name;
+      const bytes = writePart10(
+        [
+          { tag: Tags.SpecificCharacterSet, vr: 'CS', value: charset },
+          { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
+          { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2.3.4' },
+          { tag: Tags.PatientName, vr: 'PN', value: padded },
+          { tag: Tags.PatientID, vr: 'LO', value: 'OLD' },
+          { tag: Tags.StudyInstanceUID, vr: 'UI', value: '1.2.3' },
+          { tag: Tags.PixelData, vr: 'OW', value: pixels },
+        ],
+        { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian },
+      );
+      expect(getString((await parsePart10(bytes)).dataset, Tags.PatientName)).toBe(decoded);
+      const end = headerEnd(await bulkOf(bytes), TransferSyntax.ExplicitVRLittleEndian, bytes.length);
+      const header = await rewriteHeader(bytes.subarray(0, end.offset), parseCorrections(wanted));
+      const p = await parsePart10(Buffer.concat([header, bytes.subarray(end.offset)]));
+      expect(getString(p.dataset, Tags.SpecificCharacterSet)).toBe('ISO_IR 192');
+      expect(getString(p.dataset, Tags.PatientName)).toBe(wanted.PatientName ?? decoded);
+      expect(getString(p.dataset, Tags.PatientID)).toBe(wanted['(0010,0020)'] ?? 'OLD');
+    }
+  });
+
   it('refuses corrections of the study UID, of binary attributes, of unknown tags and of backslash-joined values', () => {
     expect(() => parseCorrections({ StudyInstanceUID: '1.2' })).toThrow(/cannot be corrected/);
     expect(() => parseCorrections({ Rows: '2' })).toThrow(/only text attributes/);

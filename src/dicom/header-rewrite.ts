@@ -152,7 +152,19 @@ export async function rewriteHeader(prefix: Buffer, corrections: HeaderCorrectio
     maxHeaderBytes: prefix.length * 2 + 1024,
   });
   const ds = applyToDataset(parsed.dataset, corrections);
-  const written = writePart10(toWriteElements(ds), { transferSyntaxUid: parsed.transferSyntaxUid });
+  const write = () => writePart10(toWriteElements(ds), { transferSyntaxUid: parsed.transferSyntaxUid });
+  let written: Buffer;
+  try {
+    written = write();
+  } catch (err) {
+    if (!(err instanceof CustosError) || err.code !== 'dicom.not-encodable') throw err;
+    // The header's text (decoded, corrections included) does not fit its character set as this writer encodes
+    // it: only UTF-8, Latin-1 and ASCII are written (charset.ts). Serve it in UTF-8 instead, every text value
+    // re-encoded, rather than not at all: a Japanese name (ISO 2022 IR 87), a GB18030 one, or a correction in
+    // another script made the object unretrievable.
+    ds.set(Tags.SpecificCharacterSet, { vr: 'CS', kind: 'text', values: ['ISO_IR 192'] });
+    written = write();
+  }
   // Serve the stored preamble and file meta information byte for byte: only the dataset is rewritten, so the
   // stored dataset offset (DIMSE sends the bytes after it) still holds for the served object.
   const writtenDatasetStart = 144 + written.readUInt32LE(140);

@@ -46,9 +46,11 @@ function textBytes(tag: number, vr: string, value: WriteValue, enc: Enc): Buffer
   }
   const b = enc.text(s);
   if (!b)
-    throw bad(
-      `value of ${tagToHex(tag)} (${vr}) cannot be encoded in the dataset's Specific Character Set: pass it as bytes`,
-    );
+    throw new CustosError({
+      code: 'dicom.not-encodable',
+      message: `value of ${tagToHex(tag)} (${vr}) cannot be encoded in the dataset's Specific Character Set: pass it as bytes`,
+      httpStatus: 500,
+    });
   if (b.length % 2 === 0) return b;
   return Buffer.concat([b, PAD_SPACE]);
 }

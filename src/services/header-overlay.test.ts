@@ -35,6 +35,28 @@ describe('header overlay', () => {
     expect(patientCorrections(json, patient)).toEqual([]);
   });
 
+  it('compares and corrects a name with all its component groups (alphabetic, ideographic, phonetic)', async () => {
+    const o = await stored(
+      makeInstance({
+        studyUid: '1.2.3',
+        seriesUid: '1.2.3.4',
+        sopInstanceUid: '1.2.3.4.5',
+        patientId: 'NEW-1',
+        patientName: 'Yamada^Tarou=山田^太郎=やまだ^たろう',
+        birthDate: '19610616',
+        sex: 'M',
+      }),
+    );
+    const index = { ...patient, name: 'Yamada^Tarou=山田^太郎=やまだ^たろう' };
+    // The index holds the whole name; comparing the Alphabetic group alone made a "correction" of every such name.
+    expect(patientCorrections(o.json, index)).toEqual([]);
+    const renamed = applyToJson(
+      o.json,
+      patientCorrections(o.json, { ...index, name: 'Yamada^Taro=山田^太郎' }),
+    );
+    expect(renamed['00100010']?.Value).toEqual([{ Alphabetic: 'Yamada^Taro', Ideographic: '山田^太郎' }]);
+  });
+
   for (const [label, ts] of [
     ['explicit VR little endian', '1.2.840.10008.1.2.1'],
     ['implicit VR little endian', '1.2.840.10008.1.2'],

@@ -1,6 +1,8 @@
 import { CustosError } from '../domain/errors.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
+import { personName } from '../dicom/dicom-json.js';
 import type { HeaderCorrections } from '../dicom/header-rewrite.js';
+import { firstString } from '../domain/index-record.js';
 
 /**
  * Served headers follow the archive's knowledge (IHE Patient Information Reconciliation; issue 6 quarantine
@@ -26,12 +28,12 @@ export interface PatientIndexValues {
   sex: string;
 }
 
-const jsonText = (json: DicomJsonObject, tag: string): string => {
-  const v = json[tag]?.Value?.[0];
-  if (v === undefined || v === null) return '';
-  if (typeof v === 'object') return String((v as { Alphabetic?: string }).Alphabetic ?? '');
-  return String(v);
-};
+/**
+ * A value in the string form the patient index keeps: a PN with all its component groups joined by '=' (as
+ * index-record's firstString). Comparing only the Alphabetic group called every multi-group name
+ * ("Yamada^Tarou=山田^太郎") different from the index, and the "correction" then failed the object's retrieve.
+ */
+const jsonText = (json: DicomJsonObject, tag: string): string => firstString(json, tag);
 
 /** The corrections that make a header agree with the patient index (only attributes that differ). */
 export function patientCorrections(
@@ -58,7 +60,7 @@ export function applyToJson(
   const out: DicomJsonObject = { ...json };
   for (const c of corrections) {
     if (c.value === '') out[c.tag] = { vr: c.vr };
-    else if (c.vr === 'PN') out[c.tag] = { vr: 'PN', Value: [{ Alphabetic: c.value }] };
+    else if (c.vr === 'PN') out[c.tag] = { vr: 'PN', Value: [personName(c.value)] };
     else out[c.tag] = { vr: c.vr, Value: [c.value] };
   }
   return out;
