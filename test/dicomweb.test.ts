@@ -400,6 +400,17 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(png.status).toBe(406);
     const bad = await fetch(`${s.url}/wado?requestType=WADO&studyUID=${study1}`, { headers: auth() });
     expect(bad.status).toBe(400);
+    // Asked to anonymize, which Custos does not do on retrieve: an error, never the identified object instead.
+    const anon = await fetch(`${s.url}/wado?${q}&contentType=application/dicom&anonymize=yes`, {
+      headers: auth(),
+    });
+    expect(anon.status).toBe(501);
+    expect(await anon.json()).toMatchObject({
+      code: 'wado-uri.anonymize-unsupported',
+      parameter: 'anonymize',
+    });
+    const anonNo = await fetch(`${s.url}/wado?${q}&anonymize=no`, { headers: auth() });
+    expect(anonNo.status).toBe(400);
   });
 
   it('renders a chosen frame with WADO-RS rendered', async () => {

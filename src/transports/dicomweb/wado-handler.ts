@@ -174,6 +174,19 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     if (!studyUid) throw bad('studyUID is required', 'studyUID');
     if (!seriesUid) throw bad('seriesUID is required', 'seriesUID');
     if (!objectUid) throw bad('objectUID is required', 'objectUID');
+    // PS3.18 §9.4.2.3: a server that cannot anonymize may answer with an error. Serving the identified object in
+    // its place, as until 4 Dec 2026, would hand a teaching file or a trial what it asked not to get.
+    const anonymize = q.get('anonymize');
+    if (anonymize !== null) {
+      if (anonymize !== 'yes') throw bad(`anonymize must be 'yes', got '${anonymize}'`, 'anonymize');
+      throw new CustosError({
+        code: 'wado-uri.anonymize-unsupported',
+        message:
+          'Custos does not de-identify on retrieve (anonymize=yes), and does not serve the identified object instead',
+        httpStatus: 501,
+        detail: { parameter: 'anonymize' },
+      });
+    }
     const contentTypes = (q.get('contentType') ?? 'image/jpeg').split(',').map((s) => s.trim().toLowerCase());
     const wantsDicom = contentTypes.includes('application/dicom');
     if (!wantsDicom && !contentTypes.includes('image/jpeg') && !contentTypes.includes('*/*')) {
