@@ -152,6 +152,20 @@ describe('readMultipart', () => {
       ).toHaveLength(2000);
     });
 
+    it('names bare LF line endings when the end of the headers never comes', async () => {
+      // A script writing "\n" where multipart needs CRLF: the reader used to say the headers were too long.
+      const body = wire(`--b\nContent-Type: application/dicom\n\n${'x'.repeat(3000)}\n--b--\n`);
+      for (const size of [body.length, 64]) {
+        const r = (await readAll(chunked(body, [size]), 'b', { maxHeaderBytes: 1000 }).catch(
+          (e: unknown) => e,
+        )) as CustosError;
+        expect(errorCode(r)).toBe('multipart.bad-header');
+        expect(r.message).toBe(
+          'the headers of part 1 end with a bare LF, not CRLF: multipart/related needs CRLF line endings (RFC 2046 §5.1.1)',
+        );
+      }
+    });
+
     it('throws bad-header for header lines without a name and for text after a delimiter', async () => {
       for (const body of [
         '--b\r\nno colon\r\n\r\nz\r\n--b--',

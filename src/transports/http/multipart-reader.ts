@@ -207,9 +207,17 @@ export async function* readMultipart(
         break;
       }
       headerLength += r.value.length;
-      if (headerLength > maxHeaderBytes + MAX_PADDING)
-        throw fail('bad-header', `the headers of part ${parts} exceed ${maxHeaderBytes} bytes`);
       headerBytes.push(r.value);
+      if (headerLength > maxHeaderBytes + MAX_PADDING) {
+        // Most often not long headers but lines ended by a bare LF: the CRLF CRLF that ends them never comes.
+        const lfOnly = /(^|[^\r])\n(\r?\n)/.test(Buffer.concat(headerBytes).toString('latin1'));
+        throw fail(
+          'bad-header',
+          lfOnly
+            ? `the headers of part ${parts} end with a bare LF, not CRLF: multipart/related needs CRLF line endings (RFC 2046 §5.1.1)`
+            : `the headers of part ${parts} exceed ${maxHeaderBytes} bytes`,
+        );
+      }
     }
     const headers = parseHeaders(Buffer.concat(headerBytes, headerLength), parts, maxHeaderBytes);
 
