@@ -200,24 +200,25 @@ export async function* readMultipart(
     let headerLength = 0;
     // The delimiter line's own CRLF is left in front of the headers, so "no headers" is simply CRLF CRLF.
     const headerScan = input.until(HEADER_END);
+    // Most often not long or cut headers but lines ended by a bare LF: the CRLF CRLF that ends them never comes.
+    const lfOnly = () => /(^|[^\r])\n(\r?\n)/.test(Buffer.concat(headerBytes).toString('latin1'));
+    const bareLf = () =>
+      fail(
+        'bad-header',
+        `the headers of part ${parts} end with a bare LF, not CRLF: multipart/related needs CRLF line endings (RFC 2046 §5.1.1)`,
+      );
     for (;;) {
       const r = await headerScan.next();
       if (r.done) {
-        if (!r.value) throw truncated(`in the headers of part ${parts}`);
+        if (!r.value) throw lfOnly() ? bareLf() : truncated(`in the headers of part ${parts}`);
         break;
       }
       headerLength += r.value.length;
       headerBytes.push(r.value);
-      if (headerLength > maxHeaderBytes + MAX_PADDING) {
-        // Most often not long headers but lines ended by a bare LF: the CRLF CRLF that ends them never comes.
-        const lfOnly = /(^|[^\r])\n(\r?\n)/.test(Buffer.concat(headerBytes).toString('latin1'));
-        throw fail(
-          'bad-header',
-          lfOnly
-            ? `the headers of part ${parts} end with a bare LF, not CRLF: multipart/related needs CRLF line endings (RFC 2046 §5.1.1)`
-            : `the headers of part ${parts} exceed ${maxHeaderBytes} bytes`,
-        );
-      }
+      if (headerLength > maxHeaderBytes + MAX_PADDING)
+        throw lfOnly()
+          ? bareLf()
+          : fail('bad-header', `the headers of part ${parts} exceed ${maxHeaderBytes} bytes`);
     }
     const headers = parseHeaders(Buffer.concat(headerBytes, headerLength), parts, maxHeaderBytes);
 
