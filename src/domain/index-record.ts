@@ -64,8 +64,8 @@ export function firstString(json: DicomJsonObject, tag: string): string {
 
 /**
  * The first value as an integer for the index, or null. A value outside IS's 32-bit range (seen in the wild:
- * SeriesNumber 99999999999) is not indexed: both dialects' integer columns are 32-bit on PostgreSQL, and the
- * object keeps the value as sent.
+ * SeriesNumber 99999999999) is not indexed, on either dialect: the index's integer columns are 32-bit on
+ * PostgreSQL. The object keeps the value as sent.
  */
 function firstNumber(json: DicomJsonObject, tag: string): number | null {
   const v = json[tag]?.Value?.[0];

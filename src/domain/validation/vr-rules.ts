@@ -3,6 +3,8 @@
  * function returns why a value is wrong, or undefined when it is acceptable.
  */
 
+import { asciiText } from '../ascii-text.js';
+
 const DAYS_IN_MONTH = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 function checkDate(y: number, m: number, d: number): string | undefined {
@@ -139,11 +141,7 @@ export function checkValue(vr: string, v: string): string | undefined {
   if (max !== undefined && v.length > max) return `'${v.slice(0, 40)}…' is longer than ${max} characters`;
   const control = CONTROL[vr]?.exec(v);
   if (control)
-    return `'${v.slice(0, 40)}${v.length > 40 ? '…' : ''}' contains the control character U+${control[0]
-      .charCodeAt(0)
-      .toString(16)
-      .toUpperCase()
-      .padStart(4, '0')}`;
+    return `'${v.slice(0, 40)}${v.length > 40 ? '…' : ''}' contains the control character ${asciiText(control[0])}`;
   return undefined;
 }
 
