@@ -3,7 +3,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
-import { makeInstance, MR_IMAGE, pixelBytes, stowBody, uid } from './support/fixtures.js';
+import {
+  makeInstance,
+  MR_IMAGE,
+  pixelBytes,
+  stowBody,
+  uid,
+  YAMADA_ISO_2022_IR_87,
+} from './support/fixtures.js';
 import { multipartParts } from './support/http.js';
 import jpegJs from 'jpeg-js';
 
@@ -325,14 +332,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     // Before 4 Dec 2026 the served header compared only the Alphabetic group with the patient index, so such a
     // name was "corrected": the retrieve failed (500) and JSON carried the whole name as Alphabetic.
     const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
-    const jis = (hex: string) => Buffer.from(`1b2442${hex}1b2842`, 'hex');
-    const name = Buffer.concat([
-      Buffer.from('Yamada^Tarou='),
-      jis('3b334544'),
-      Buffer.from('^'),
-      jis('42404f3a'),
-      Buffer.from('=Yamada^Tarou'),
-    ]);
+    const name = Buffer.concat([YAMADA_ISO_2022_IR_87, Buffer.from('=Yamada^Tarou')]);
     const ids = { studyUid: uid(43), seriesUid: uid(44), sopInstanceUid: uid(45) };
     const bytes = makeInstance({
       ...ids,

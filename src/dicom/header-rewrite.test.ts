@@ -11,6 +11,7 @@ import {
 import { parsePart10 } from './part10-parser.js';
 import { writePart10, type WriteElement } from './part10-writer.js';
 import { Tags, TransferSyntax } from './tags.js';
+import { YAMADA_ISO_2022_IR_87 } from '../../test/support/fixtures.js';
 
 const pixels = Buffer.from(Array.from({ length: 64 }, (_, i) => i));
 
@@ -72,16 +73,8 @@ describe('header rewrite', () => {
   }
 
   it('serves a header whose text its character set cannot take back in UTF-8 (ISO 2022 IR 87, GB18030, a correction)', async () => {
-    // Yamada^Tarou=山田^太郎 in ISO 2022 IR 87: JIS X 0208 between ESC $ B and ESC ( B (PS3.5 Annex H).
-    const jis = (hex: string) => Buffer.from(`1b2442${hex}1b2842`, 'hex');
-    const japanese = Buffer.concat([
-      Buffer.from('Yamada^Tarou='),
-      jis('3b334544'),
-      Buffer.from('^'),
-      jis('42404f3a'),
-    ]);
     const cases: [string[], Buffer, string, Record<string, string>][] = [
-      [['', 'ISO 2022 IR 87'], japanese, 'Yamada^Tarou=山田^太郎', { '(0010,0020)': 'NEW-ID' }],
+      [['', 'ISO 2022 IR 87'], YAMADA_ISO_2022_IR_87, 'Yamada^Tarou=山田^太郎', { '(0010,0020)': 'NEW-ID' }],
       [['GB18030'], Buffer.from('cdf55ed0a1c3f7', 'hex'), '王^小明', { '(0010,0020)': 'NEW-ID' }],
       [['ISO_IR 100'], Buffer.from('M\xfcller^Anna', 'latin1'), 'Müller^Anna', { PatientName: '山田^太郎' }],
     ];

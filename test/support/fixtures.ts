@@ -35,6 +35,17 @@ export const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 export const IMPLICIT_LE = '1.2.840.10008.1.2';
 
 /** Pixel value at (frame, row, col): distinct per frame so frame retrieval can be checked byte for byte. */
+/**
+ * Yamada^Tarou=山田^太郎 as a PN value in ISO 2022 IR 87 (Specific Character Set `\ISO 2022 IR 87`): the
+ * ideographic group in JIS X 0208 between ESC $ B and ESC ( B (PS3.5 Annex H). Not padded.
+ */
+export const YAMADA_ISO_2022_IR_87 = Buffer.concat([
+  Buffer.from('Yamada^Tarou='),
+  Buffer.from('1b24423b3345441b2842', 'hex'),
+  Buffer.from('^'),
+  Buffer.from('1b244242404f3a1b2842', 'hex'),
+]);
+
 export const pixelValue = (frame: number, row: number, col: number) =>
   (frame * 1000 + row * 7 + col * 3) & 0xffff;
 
