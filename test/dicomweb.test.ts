@@ -10,6 +10,7 @@ import {
   stowBody,
   uid,
   YAMADA_ISO_2022_IR_87,
+  CT_IMAGE,
 } from './support/fixtures.js';
 import { multipartParts } from './support/http.js';
 import jpegJs from 'jpeg-js';
@@ -501,14 +502,21 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect((await multipartParts(res))[0]!.body).toEqual(objects.get(sops[0]!));
   });
 
-  it('refuses an instance whose study differs from the STOW URL', async () => {
+  it('refuses an instance whose study differs from the STOW URL, naming it in FailedSOPSequence', async () => {
+    const sop = uid(32);
     const res = await stow(
-      [{ bytes: makeInstance({ studyUid: uid(30), seriesUid: uid(31), sopInstanceUid: uid(32) }) }],
+      [{ bytes: makeInstance({ studyUid: uid(30), seriesUid: uid(31), sopInstanceUid: sop }) }],
       `/studies/${study1}`,
     );
     expect(res.status).toBe(409);
     const body = (await res.json()) as Json;
-    expect((body['00081198']!.Value as Json[])[0]!['00081197']!.Value).toEqual([0xa900]);
+    // Refused before the object's end, it used to be an item with the FailureReason alone (PS3.18 Table
+    // 10.5.3-2 has the SOP Class and Instance UIDs in it too).
+    expect((body['00081198']!.Value as Json[])[0]).toEqual({
+      '00081150': { vr: 'UI', Value: [CT_IMAGE] },
+      '00081155': { vr: 'UI', Value: [sop] },
+      '00081197': { vr: 'US', Value: [0xa900] },
+    });
   });
 
   it('refuses a wrong content type with 415 problem+json', async () => {

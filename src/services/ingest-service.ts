@@ -189,8 +189,9 @@ export class IngestService {
     let committing: Promise<StoredBlob> | undefined;
     let stored: StoredBlob | undefined;
     let parsed: ParsedPart10 | undefined;
+    let parser: Part10Parser | undefined;
     try {
-      const parser = new Part10Parser({ maxHeaderBytes: this.deps.limits.maxHeaderBytes });
+      parser = new Part10Parser({ maxHeaderBytes: this.deps.limits.maxHeaderBytes });
       // Bytes are held back only until the Study Instance UID is known, because the blob is encrypted under
       // that study's data key; the parser sees that UID long before pixel data in a well-formed object.
       let pending: Buffer[] = [];
@@ -304,8 +305,15 @@ export class IngestService {
               dicomStatus: DicomStatus.ProcessingFailure,
               cause: err,
             });
-      const sopClassUid = parsed ? (this.safeString(parsed, Tags.SOPClassUID) ?? undefined) : undefined;
-      const sopInstanceUid = parsed ? (this.safeString(parsed, Tags.SOPInstanceUID) ?? undefined) : undefined;
+      // Also for an object refused before its end (a study other than the URL's, a blob that could not be opened):
+      // the parser has usually read its SOP UIDs by then, and the failure names them (FailedSOPSequence, ledger).
+      const uidOf = (tag: number) => {
+        if (parsed) return this.safeString(parsed, tag);
+        const v = parser?.peekString(tag);
+        return v !== undefined && isValidUid(v) ? v : undefined;
+      };
+      const sopClassUid = uidOf(Tags.SOPClassUID);
+      const sopInstanceUid = uidOf(Tags.SOPInstanceUID);
       await this.deps.ledger.append({
         principal,
         action: 'store',
