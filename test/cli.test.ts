@@ -1,4 +1,5 @@
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { base32Decode, totp } from '../src/domain/totp.js';
@@ -167,6 +168,25 @@ describe('custos CLI', () => {
     const bad = io(cwd);
     expect(await main(['serve', '--data', 'd-off', '--dicom-port', 'of'], bad)).not.toBe(0);
     expect(bad.stderr).toMatch(/--dicom-port must be 0\.\.65535 or 'off', got 'of'/);
+  });
+
+  it('serve names the service and the setting when its port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = String((taken.address() as AddressInfo).port);
+    try {
+      const http = io(cwd);
+      const args = ['serve', '--data', 'd-busy', '--http-host', '127.0.0.1', '--dicom-host', '127.0.0.1'];
+      expect(await main([...args, '--http-port', port, '--dicom-port', '0'], http)).not.toBe(0);
+      expect(http.stderr).toContain(
+        `custos: HTTP cannot listen on 127.0.0.1:${port}: another process already listens there; choose another port with http.port (--http-port)`,
+      );
+      const dicom = io(cwd);
+      expect(await main([...args, '--http-port', '0', '--dicom-port', port], dicom)).not.toBe(0);
+      expect(dicom.stderr).toContain(`custos: DICOM cannot listen on 127.0.0.1:${port}: another process`);
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
   });
 
   it('refuses a bad configuration naming the key', async () => {

@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { CustosError } from '../domain/errors.js';
 import type { CliIO } from './cli.js';
 import type { CustosConfig } from './config.js';
 import { firstStartBanner, openApp, type CustosApp } from './custos-app.js';
@@ -77,8 +78,34 @@ export async function startDimse(
     },
     onError,
   );
-  const ports = await server.listen();
+  const ports = await listening(
+    'DICOM',
+    "dicom.port (--dicom-port; 'off' turns it off) or dicom.tls.port",
+    () => server.listen(),
+  );
   return { server, port: ports.port, tlsPort: ports.tlsPort };
+}
+
+/**
+ * Start a listener, turning "port in use" and "no permission" into an error that says which service and which
+ * setting (Node says only `listen EADDRINUSE: address already in use 0.0.0.0:8080`).
+ */
+async function listening<T>(service: string, setting: string, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES') throw err;
+    throw new CustosError({
+      code: 'serve.cannot-listen',
+      message: `${service} cannot listen on ${e.address ?? ''}:${e.port ?? '?'}: ${
+        e.code === 'EADDRINUSE'
+          ? 'another process already listens there'
+          : 'this user may not listen on that port'
+      }; choose another port with ${setting}`,
+      cause: err,
+    });
+  }
 }
 
 /** Start the archive's network services on an opened app. */
@@ -96,13 +123,24 @@ export async function startServer(
     fallback: consoleFiles(app.config.http.consoleDir ?? CONSOLE_DIR),
     ...(onError ? { onError } : {}),
   });
-  const { port } = await http.listen();
+  const { port } = await listening('HTTP', 'http.port (--http-port)', () => http.listen());
   let hl7: Awaited<ReturnType<typeof startHl7>>;
   try {
-    hl7 = await startHl7(app, onError);
+    hl7 = await listening('HL7 (MLLP)', 'hl7.port or hl7.tls.port', () => startHl7(app, onError));
   } catch (err) {
     await http.close();
     throw err;
+  }
+  // Every listener before any timer: a port that is taken leaves nothing running behind the error.
+  let dimse: Awaited<ReturnType<typeof startDimse>> | undefined;
+  if (opts.dimse !== false) {
+    try {
+      dimse = await startDimse(app, onError);
+    } catch (err) {
+      await hl7.close();
+      await http.close();
+      throw err;
+    }
   }
   // Fixity: a rate-limited slice of the scheduled pass whenever one is due (one process at a time holds it).
   const fx = app.config.fixity;
@@ -130,15 +168,6 @@ export async function startServer(
   // Forward the ledger to the audit record repository; the lease lets one worker or node do it at a time.
   app.auditForwarder?.start(onError);
 
-  let dimse: Awaited<ReturnType<typeof startDimse>> | undefined;
-  if (opts.dimse !== false) {
-    try {
-      dimse = await startDimse(app, onError);
-    } catch (err) {
-      await http.close();
-      throw err;
-    }
-  }
   const shownHost =
     app.config.http.host === '0.0.0.0' || app.config.http.host === '::' ? '127.0.0.1' : app.config.http.host;
   return {
