@@ -258,6 +258,39 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(parts[0]!.contentType).toMatch(/^application\/dicom/);
   });
 
+  it('serves one instance as application/dicom alone when asked, and refuses that for a study (406)', async () => {
+    // PS3.18 §10.4.4: a single part media type is for a single item. Until 4 Dec 2026 `Accept: application/dicom`
+    // got the multipart answer, so `curl -H 'Accept: application/dicom' … -o x.dcm` saved no DICOM file.
+    const inst = `${s.dicomweb}/studies/${study1}/series/${series1}/instances/${sops[0]}`;
+    for (const accept of [
+      'application/dicom',
+      'application/dicom; transfer-syntax=1.2.840.10008.1.2.1',
+      'multipart/related; type="application/dicom"; q=0.5, application/dicom',
+    ]) {
+      const one = await fetch(inst, { headers: { ...auth(), Accept: accept } });
+      expect(one.status, accept).toBe(200);
+      expect(one.headers.get('content-type')).toBe('application/dicom; transfer-syntax=1.2.840.10008.1.2.1');
+      expect(Buffer.from(await one.arrayBuffer())).toEqual(objects.get(sops[0]!));
+    }
+    // Multipart where the client prefers it or leaves it open.
+    for (const accept of ['*/*', 'multipart/related; type="application/dicom", application/dicom; q=0.5']) {
+      const res = await fetch(inst, { headers: { ...auth(), Accept: accept } });
+      expect(res.headers.get('content-type'), accept).toMatch(
+        /^multipart\/related; type="application\/dicom"/,
+      );
+      expect((await multipartParts(res))[0]!.body).toEqual(objects.get(sops[0]!));
+    }
+    const study = await fetch(`${s.dicomweb}/studies/${study1}`, {
+      headers: { ...auth(), Accept: 'application/dicom' },
+    });
+    expect(study.status).toBe(406);
+    expect(await study.json()).toMatchObject({ code: 'http.not-acceptable' });
+    const other = await fetch(inst, {
+      headers: { ...auth(), Accept: 'application/dicom; transfer-syntax=1.2.840.10008.1.2.4.50' },
+    });
+    expect(other.status).toBe(406);
+  });
+
   it('serves metadata whose BulkDataURI returns the pixel data', async () => {
     const res = await fetch(
       `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}/metadata`,

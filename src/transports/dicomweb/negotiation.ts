@@ -26,34 +26,42 @@ export function acceptJson(
   throw notAcceptable(what, accept ?? '');
 }
 
+/** One acceptable form of WADO-RS instances: multipart/related, or a single application/dicom part. */
+export interface DicomForm {
+  single: boolean;
+  /** The transfer syntax asked for, '*' for any. */
+  transferSyntax: string;
+  q: number;
+}
+
 /**
- * WADO-RS instance retrieval (PS3.18 §8.7.3.5): multipart/related with application/dicom parts. Custos serves
- * objects as stored (no transcoding), so a specific transfer syntax is acceptable only when it is the stored one.
- * Returns the transfer syntaxes the client accepts ('*' for any).
+ * WADO-RS instance retrieval (PS3.18 §8.7.3.5, §10.4.4): multipart/related with application/dicom parts, or, for
+ * one instance, application/dicom alone (a single part media type). Custos serves objects as stored (no
+ * transcoding), so a specific transfer syntax is acceptable only when it is the stored one. Returns the acceptable
+ * forms, most wanted first (by q, then by their order in the header).
  */
-export function acceptDicom(accept: string | undefined): Set<string> {
+export function acceptDicom(accept: string | undefined): DicomForm[] {
   const entries = parseAccept(accept);
-  if (entries.length === 0) return new Set(['*']);
-  const ok = new Set<string>();
+  if (entries.length === 0) return [{ single: false, transferSyntax: '*', q: 1 }];
+  const forms: DicomForm[] = [];
   for (const e of entries) {
     if (e.q === 0) continue;
     const partType = (e.params.type ?? 'application/dicom').toLowerCase();
-    const isDicom =
+    const multipart =
       e.type === '*/*' ||
-      (e.type === 'multipart/related' && partType === 'application/dicom') ||
-      e.type === 'application/dicom' ||
-      (e.type === 'multipart/*' && partType === 'application/dicom');
-    if (!isDicom) continue;
-    ok.add(e.params['transfer-syntax'] ?? '*');
+      ((e.type === 'multipart/related' || e.type === 'multipart/*') && partType === 'application/dicom');
+    if (!multipart && e.type !== 'application/dicom') continue;
+    forms.push({ single: !multipart, transferSyntax: e.params['transfer-syntax'] ?? '*', q: e.q });
   }
-  if (ok.size === 0) throw notAcceptable('DICOM instances', accept ?? '');
-  return ok;
+  if (forms.length === 0) throw notAcceptable('DICOM instances', accept ?? '');
+  // Array.prototype.sort is stable: equal q keep the header's order.
+  return forms.sort((a, b) => b.q - a.q);
 }
 
-export function acceptsTransferSyntax(accepted: Set<string>, ts: string): boolean {
+export function acceptsTransferSyntax(form: DicomForm, ts: string): boolean {
   // PS3.18 §8.7.3.5.2 names Explicit VR Little Endian the default; a client that names none is served what is
   // stored, since Custos does not transcode.
-  return accepted.has('*') || accepted.has(ts);
+  return form.transferSyntax === '*' || form.transferSyntax === ts;
 }
 
 const FRAME_MEDIA: Record<string, string> = {

@@ -15,10 +15,22 @@ const scopeOf = (ctx: RequestContext): RetrieveScope => ({
 const instanceUrl = (base: string, r: InstanceRef) =>
   `${base}/studies/${r.studyUid}/series/${r.seriesUid}/instances/${r.sopInstanceUid}`;
 
-/** WADO-RS retrieve of a study, series or instance as multipart/related application/dicom (PS3.18 §10.4). */
+/**
+ * WADO-RS retrieve of a study, series or instance (PS3.18 §10.4) as multipart/related application/dicom, or one
+ * instance as application/dicom alone when that is what the client prefers (§10.4.4: a single part media type is
+ * for a single response item; for a study or series it is ignored, and a 406 follows when nothing else is left).
+ */
 export function retrieveInstancesHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
-    const accepted = acceptDicom(ctx.req.headers.accept);
+    const oneInstance = ctx.params.instance !== undefined;
+    const forms = acceptDicom(ctx.req.headers.accept).filter((f) => oneInstance || !f.single);
+    if (forms.length === 0)
+      throw new CustosError({
+        code: 'http.not-acceptable',
+        message:
+          'application/dicom alone is for one instance; a study or series comes as multipart/related; type="application/dicom"',
+        httpStatus: 406,
+      });
     const refs = await retrieve.open(
       ctx.principal,
       scopeOf(ctx),
@@ -27,8 +39,10 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       {},
       { readAhead: true },
     );
-    const refused = refs.find((r) => !acceptsTransferSyntax(accepted, r.transferSyntaxUid));
-    if (refused) {
+    // The most wanted form that every object can be served in (as stored).
+    const form = forms.find((f) => refs.every((r) => acceptsTransferSyntax(f, r.transferSyntaxUid)));
+    if (!form) {
+      const refused = refs.find((r) => !forms.some((f) => acceptsTransferSyntax(f, r.transferSyntaxUid)))!;
       throw new CustosError({
         code: 'http.not-acceptable',
         message: `instance ${refused.sopInstanceUid} is stored as ${refused.transferSyntaxUid} and Custos does not transcode; accept transfer-syntax=* or that syntax`,
@@ -36,6 +50,16 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       });
     }
     retrieve.assertServable(refs);
+    if (form.single) {
+      const ref = refs[0]!;
+      const served = retrieve.served(ref);
+      ctx.res.writeHead(200, {
+        'Content-Type': `application/dicom; transfer-syntax=${ref.transferSyntaxUid}`,
+        'Content-Length': String(served.size),
+      });
+      await pipeBody(ctx.res, served.body);
+      return;
+    }
     const boundary = multipartBoundary();
     ctx.res.writeHead(200, {
       'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
