@@ -36,6 +36,8 @@ export class CustosError extends Error {
 export const DicomStatus = {
   Success: 0x0000,
   Warning: 0xb000,
+  /** B007: stored, but the data set does not match the SOP class (PS3.4 Table B.2-1, PS3.18 Table 10.5.3-3). */
+  DataSetMismatchWarning: 0xb007,
   ProcessingFailure: 0x0110,
   DuplicateSopInstance: 0x0111,
   NoSuchSopClass: 0x0118,

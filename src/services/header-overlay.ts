@@ -28,13 +28,6 @@ export interface PatientIndexValues {
   sex: string;
 }
 
-/**
- * A value in the string form the patient index keeps: a PN with all its component groups joined by '=' (as
- * index-record's firstString). Comparing only the Alphabetic group called every multi-group name
- * ("Yamada^Tarou=山田^太郎") different from the index, and the "correction" then failed the object's retrieve.
- */
-const jsonText = (json: DicomJsonObject, tag: string): string => firstString(json, tag);
-
 /** The corrections that make a header agree with the patient index (only attributes that differ). */
 export function patientCorrections(
   metadata: DicomJsonObject,
@@ -48,7 +41,9 @@ export function patientCorrections(
   ];
   // An index row without an issuer says nothing about IssuerOfPatientID; one with an issuer is the authority.
   if (patient.issuer !== '') wanted.push({ tag: '00100021', vr: 'LO', value: patient.issuer });
-  return wanted.filter((c) => jsonText(metadata, c.tag) !== c.value);
+  // The header's value in the string form the index keeps (a PN with all its component groups joined by '='):
+  // comparing only the Alphabetic group called every multi-group name ("Yamada^Tarou=山田^太郎") a change.
+  return wanted.filter((c) => firstString(metadata, c.tag) !== c.value);
 }
 
 /** DICOM JSON with the corrections applied (a new object; the input is not changed). */

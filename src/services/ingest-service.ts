@@ -43,6 +43,34 @@ export interface IngestOutcome {
   quarantineId?: string;
 }
 
+/** Whether an object went to (or already was in) the quarantine rather than the archive. */
+export const heldInQuarantine = (o: IngestOutcome) =>
+  o.status === 'quarantined' || o.quarantineId !== undefined;
+
+/**
+ * The warning every interface reports for an object that was kept, or undefined for plain success: B007 (the data
+ * set does not match its SOP class) when validation found defects, whether the object was archived with warnings
+ * or held in quarantine for the data steward; B000 (coercion of data elements) for the parser's other warnings.
+ * `finding` is the first reason, for an interface with room for one (a DIMSE Error Comment).
+ */
+export function keptWarning(v: {
+  quarantined: boolean;
+  defects: readonly ClassifiedDefect[];
+  warnings: readonly string[];
+}): { status: number; finding: string } | undefined {
+  if (v.quarantined) {
+    const reason = v.defects.find((d) => d.disposition === 'quarantine')?.message;
+    return {
+      status: DicomStatus.DataSetMismatchWarning,
+      finding: `quarantined${reason ? `: ${reason}` : ''}`,
+    };
+  }
+  const warned = v.defects.find((d) => d.disposition === 'warn');
+  if (warned) return { status: DicomStatus.DataSetMismatchWarning, finding: warned.message };
+  if (v.warnings.length) return { status: DicomStatus.Warning, finding: v.warnings[0]! };
+  return undefined;
+}
+
 export interface ValidationSettings {
   default: ValidationLevel;
   byAe: Record<string, ValidationLevel>;

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { IngestService } from '../../services/ingest-service.js';
-import { IngestFailure } from '../../services/ingest-service.js';
+import { heldInQuarantine, IngestFailure, keptWarning } from '../../services/ingest-service.js';
 import { parseMediaType } from '../http/content-type.js';
 import { readMultipart } from '../http/multipart-reader.js';
 import type { RequestContext } from '../server/router.js';
@@ -15,9 +15,6 @@ type Item = Record<string, { vr: string; Value?: unknown[] }>;
 
 /** Human-readable reason per failed item; sent as Warning headers since the dataset has no place for text. */
 const reasons = new WeakMap<Item, string>();
-
-/** PS3.18 Table 10.5.3-3 WarningReason B007: Data Set does not match SOP Class. */
-const WARNING_DATASET_MISMATCH = 0xb007;
 
 /** Parts whose commit may still be running while the next part is received. */
 const MAX_INFLIGHT = 4;
@@ -116,10 +113,12 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
                 '00081150': { vr: 'UI', Value: [outcome.sopClassUid] },
                 '00081155': { vr: 'UI', Value: [outcome.sopInstanceUid] },
               };
-              if (outcome.status === 'quarantined' || outcome.quarantineId) {
+              // PS3.18 Table 10.5.3-3 WarningReason, as C-STORE reports it (keptWarning).
+              const quarantined = heldInQuarantine(outcome);
+              const warning = keptWarning({ ...outcome, quarantined });
+              if (warning) item['00081196'] = { vr: 'US', Value: [warning.status] };
+              if (quarantined) {
                 // Stored but quarantined: kept for the data steward, not retrievable, so no RetrieveURL.
-                // PS3.18 Table 10.5.3-3: B007 "Data Set does not match SOP Class".
-                item['00081196'] = { vr: 'US', Value: [WARNING_DATASET_MISMATCH] };
                 const reasons = outcome.defects
                   .filter((d) => d.disposition === 'quarantine')
                   .map((d) => d.message);
@@ -137,14 +136,6 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
                   `${base}/studies/${outcome.studyUid}/series/${outcome.seriesUid}/instances/${outcome.sopInstanceUid}`,
                 ],
               };
-              if (outcome.warnings.length > 0) {
-                // PS3.18 Table 10.5.3-3: B007 for validation findings, else B000 "coercion of data elements".
-                const validation = outcome.defects.some((d) => d.disposition === 'warn');
-                item['00081196'] = {
-                  vr: 'US',
-                  Value: [validation ? WARNING_DATASET_MISMATCH : DicomStatus.Warning],
-                };
-              }
               results[slot] = {
                 ok: item,
                 studyUid: outcome.studyUid,

@@ -4,10 +4,9 @@
  */
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { Dataset } from '../../dicom/dataset.js';
-import type { ClassifiedDefect } from '../../domain/validation/validation-policy.js';
 import type { AuditLedger } from '../../ports/audit-ledger.js';
 import type { AeEntry, AeRegistry } from '../../services/ae-registry.js';
-import type { IngestService } from '../../services/ingest-service.js';
+import { heldInQuarantine, keptWarning, type IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { InstanceRef, RetrieveService } from '../../services/retrieve-service.js';
 import { Cmd, type Command } from './command.js';
@@ -136,7 +135,7 @@ export class DimseServices {
             ingest.then((o) => ({
               uid: o.sopInstanceUid,
               status: storedStatus({
-                quarantined: o.status === 'quarantined' || o.quarantineId !== undefined,
+                quarantined: heldInQuarantine(o),
                 defects: o.defects,
                 warnings: o.warnings,
               }),
@@ -158,7 +157,7 @@ export class DimseServices {
           const uidStored = this.deps.storeAck === 'received' ? first : (await ingest).sopInstanceUid;
           if (uidStored !== sopInstance && sopInstance) {
             // Stored under the UID in the data set; the command said otherwise (PS3.4 B.2.3 warning).
-            status = 0xb007;
+            status = DicomStatus.DataSetMismatchWarning;
             comment = `data set SOP Instance UID ${uidStored} differs from the command's`;
           }
         }
@@ -375,23 +374,8 @@ function getTarget(a: ScpAssociation): StoreTarget {
 
 type StoredStatus = { status: number; comment?: string };
 
-/**
- * The C-STORE status of an object that was kept, as STOW-RS reports it (docs/validation.md): B007, "data set
- * does not match SOP class" (PS3.4 Table B.2-1), when validation found defects, whether the object was archived
- * with warnings or kept in quarantine for the data steward; B000, "coercion of data elements", for the parser's
- * other warnings; else success. The Error Comment names the first finding (64 characters at most).
- */
-function storedStatus(v: {
-  quarantined: boolean;
-  defects: readonly ClassifiedDefect[];
-  warnings: readonly string[];
-}): StoredStatus {
-  if (v.quarantined) {
-    const reason = v.defects.find((d) => d.disposition === 'quarantine')?.message;
-    return { status: 0xb007, comment: `quarantined${reason ? `: ${reason}` : ''}` };
-  }
-  const warned = v.defects.find((d) => d.disposition === 'warn');
-  if (warned) return { status: 0xb007, comment: warned.message };
-  if (v.warnings.length) return { status: DicomStatus.Warning, comment: v.warnings[0]! };
-  return { status: DicomStatus.Success };
+/** The C-STORE status of an object that was kept, as STOW-RS reports it; the Error Comment names the finding. */
+function storedStatus(v: Parameters<typeof keptWarning>[0]): StoredStatus {
+  const w = keptWarning(v);
+  return w ? { status: w.status, comment: w.finding } : { status: DicomStatus.Success };
 }
