@@ -49,6 +49,9 @@ for (const backend of backends()) {
         dicom: { artimTimeoutMs: 1000, idleTimeoutMs: 2000 },
         // The transfer-syntax objects carry only what the codec needs; header validation is not what they test.
         validation: { byAe: { TSSCU: 'lenient' } },
+        // C-FIND and C-MOVE/C-GET read their matches in pages of this size: the 3-instance series and the
+        // 3-study patient below span two pages.
+        limits: { maxQueryResults: 2 },
       });
       port = String(s.dicomPort);
       work = await mkdtemp(join(tmpdir(), 'custos-dimse-'));
@@ -261,6 +264,68 @@ for (const backend of backends()) {
         }
       });
     }
+
+    it('answers every match by C-FIND and C-GET, past one page of query results (limits.maxQueryResults)', async () => {
+      const studies = [uid(7), uid(7), uid(7)];
+      for (const [i, st] of studies.entries()) {
+        const bytes = makeInstance({
+          studyUid: st,
+          seriesUid: uid(8),
+          sopInstanceUid: uid(9),
+          patientId: 'PID-PAGES',
+          patientName: 'Pages^Paula',
+          studyDate: `2024010${i + 1}`,
+        });
+        await s.app.ingest.ingest(
+          admin,
+          (async function* () {
+            yield bytes;
+          })(),
+          { channel: 'import' },
+        );
+      }
+      const find = (level: string, ...keys: string[]) =>
+        dcmtk('findscu', [
+          '-v',
+          ...scu,
+          '-P',
+          '127.0.0.1',
+          port,
+          '-k',
+          `QueryRetrieveLevel=${level}`,
+          ...keys,
+        ]);
+      const patient = await find(
+        'PATIENT',
+        '-k',
+        'PatientID=PID-PAGES',
+        '-k',
+        'NumberOfPatientRelatedStudies',
+      );
+      expect(patient.code, patient.stderr).toBe(0);
+      expect(patient.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(1);
+      expect(patient.stderr).toMatch(/\(0020,1200\) IS \[3 ?\]/);
+      const study = await find('STUDY', '-k', 'PatientID=PID-PAGES', '-k', 'StudyInstanceUID');
+      expect(study.code, study.stderr).toBe(0);
+      expect(study.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(3);
+      for (const st of studies) expect(study.stderr).toContain(st);
+      expect(study.stderr).toMatch(/Final Find Response \(Success\)/);
+      const out = await mkdtemp(join(work, 'get-patient-'));
+      const got = await dcmtk('getscu', [
+        ...scu,
+        '-P',
+        '-od',
+        out,
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=PATIENT',
+        '-k',
+        'PatientID=PID-PAGES',
+      ]);
+      expect(got.code, got.stderr).toBe(0);
+      expect(await readdir(out)).toHaveLength(3);
+    });
 
     it('answers C-FIND with no matches and a precise status for a bad level or key', async () => {
       const none = await dcmtk('findscu', [

@@ -56,6 +56,8 @@ const ConfigSchema = z
         maxInstanceBytes: z.number().int().positive(),
         /** Most header bytes buffered before the Study Instance UID is known. */
         maxHeaderBytes: z.number().int().positive(),
+        /** Most matches one QIDO-RS answer (or one C-FIND page) holds. */
+        maxQueryResults: z.number().int().min(1).max(10_000),
       })
       .strict(),
     admin: z.object({ username: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/) }).strict(),
@@ -315,6 +317,7 @@ const DEFAULTS = {
     maxRequestBytes: 64 * 1024 ** 3,
     maxInstanceBytes: 16 * 1024 ** 3,
     maxHeaderBytes: 64 * 1024 ** 2,
+    maxQueryResults: 10_000,
   },
   admin: { username: 'admin' },
   auth: {
@@ -380,6 +383,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_MAX_REQUEST_BYTES: { path: ['limits', 'maxRequestBytes'], type: 'int' },
   CUSTOS_MAX_INSTANCE_BYTES: { path: ['limits', 'maxInstanceBytes'], type: 'int' },
   CUSTOS_MAX_HEADER_BYTES: { path: ['limits', 'maxHeaderBytes'], type: 'int' },
+  CUSTOS_MAX_QUERY_RESULTS: { path: ['limits', 'maxQueryResults'], type: 'int' },
   CUSTOS_ADMIN_USERNAME: { path: ['admin', 'username'], type: 'string' },
   CUSTOS_NODE_NAME: { path: ['nodeName'], type: 'string' },
   CUSTOS_AUTH_MFA_REQUIRED_ROLES: { path: ['auth', 'mfa', 'requiredRoles'], type: 'list' },

@@ -169,7 +169,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     orders: new SqlOrderLookup(index),
     ...(options.validateHeaders === false ? { validateHeaders: false } : {}),
   });
-  const query = new QueryService(index, gate, ledger, clock, facts);
+  const query = new QueryService(index, gate, ledger, clock, facts, config.limits.maxQueryResults);
   const overlay = new CorrectionOverlay(index, blobs, studyKeys);
   const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger, facts, overlay });
   const quarantine = new QuarantineService({

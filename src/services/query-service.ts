@@ -171,6 +171,8 @@ export interface QueryResult {
   results: DicomJsonObject[];
   /** Texts for a Warning: 299 header (ignored keys, truncated results). */
   warnings: string[];
+  /** More rows match beyond `offset + limit`: the next page starts at `offset + limit`. */
+  more: boolean;
 }
 
 const level = (key: MatchKey) => COLUMN[key as Exclude<MatchKey, 'ModalitiesInStudy'>]?.split('.')[0] ?? 'st';
@@ -190,6 +192,8 @@ export class QueryService {
     private readonly ledger: AuditLedger,
     private readonly clock: Clock,
     private readonly facts: StudyFacts,
+    /** Most rows one answer holds (`limits.maxQueryResults`); a query's larger `limit` is lowered to it. */
+    private readonly maxResults = 10_000,
   ) {}
 
   /** Matching rows the principal may see, as DICOM JSON objects (QIDO-RS, C-FIND, C-MOVE/C-GET matching). */
@@ -230,11 +234,11 @@ export class QueryService {
     query: QidoQuery,
     variant: string,
     encode: (json: DicomJsonObject) => Buffer,
-  ): Promise<Buffer[]> {
-    const { results } = await this.searchRendered(principal, query, '', this.encoded, variant, (json) =>
+  ): Promise<{ answers: Buffer[]; more: boolean }> {
+    const { results, more } = await this.searchRendered(principal, query, '', this.encoded, variant, (json) =>
       encode(json).toString('latin1'),
     );
-    return results.map((text) => Buffer.from(text, 'latin1'));
+    return { answers: results.map((text) => Buffer.from(text, 'latin1')), more };
   }
 
   /**
@@ -249,7 +253,7 @@ export class QueryService {
     cache: RenderedRows,
     variant: string,
     text: (json: DicomJsonObject) => string,
-  ): Promise<{ results: string[]; warnings: string[] }> {
+  ): Promise<{ results: string[]; warnings: string[]; more: boolean }> {
     const fields = returnedFields(query);
     const render = (row: Row) => text(this.toJson(query, fields, row, retrieveBase));
     if (query.level !== 'study' || fields === 'all')
@@ -289,7 +293,7 @@ export class QueryService {
     query: QidoQuery,
     purpose: 'dicom' | 'rendered',
     present: (rows: Row[]) => Promise<T[]>,
-  ): Promise<{ results: T[]; warnings: string[] }> {
+  ): Promise<{ results: T[]; warnings: string[]; more: boolean }> {
     const { rows, more, policy, glass } = await this.visibleRows(principal, query, purpose);
     // The record names what is disclosed, so it can be written before the rows are presented: its commit and WAL
     // sync run meanwhile (one turn of the event loop lets the commit reach its sync), and nothing is returned
@@ -305,7 +309,7 @@ export class QueryService {
       warnings.push('there are more results than the limit; use offset to page');
     }
     await recorded;
-    return { results, warnings };
+    return { results, warnings, more };
   }
 
   /**
@@ -361,11 +365,12 @@ export class QueryService {
     );
     // Every matching row is checked by the decision point with its study's facts; offset and limit count
     // the rows the principal may see, so pages stay whole when some matches are refused.
-    const batch = query.offset + query.limit + 1;
+    const limit = Math.min(query.limit, this.maxResults);
+    const batch = query.offset + limit + 1;
     const visible: Row[] = [];
     const breakGlass = new Map<string, Decision>();
     let skipped = 0;
-    for (let sqlOffset = 0; visible.length <= query.limit; sqlOffset += batch) {
+    for (let sqlOffset = 0; visible.length <= limit; sqlOffset += batch) {
       const rows = await this.select(query, scope, sqlOffset, batch, purpose);
       const refs = await this.facts.resources(rows);
       const decisions = await this.gate.decideEach(
@@ -378,15 +383,15 @@ export class QueryService {
         if (!d.allowed) continue;
         if (skipped < query.offset) skipped++;
         else {
-          if (visible.length < query.limit && d.breakGlass) breakGlass.set(row.study_uid, d);
-          if (visible.push(row) > query.limit) break;
+          if (visible.length < limit && d.breakGlass) breakGlass.set(row.study_uid, d);
+          if (visible.push(row) > limit) break;
         }
       }
       if (rows.length < batch) break;
     }
     return {
-      rows: visible.slice(0, query.limit),
-      more: visible.length > query.limit,
+      rows: visible.slice(0, limit),
+      more: visible.length > limit,
       policy: decision.policy,
       glass: [...breakGlass.values()],
     };

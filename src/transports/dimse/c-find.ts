@@ -114,15 +114,6 @@ export async function cFind(
     }
     return encodeDataset(elements, ctx.transferSyntax);
   };
-  let answers: Buffer[];
-  if (level === 'PATIENT') {
-    const { results } = await s.deps.query.search(a.principal!, query, '');
-    answers = groupByPatient(results).map(identifier);
-  } else {
-    // Everything an identifier depends on besides its row, so that QueryService remembers it per study with it.
-    const variant = [level, ctx.transferSyntax, s.deps.aeTitle, ...requested.map((r) => `${r.tag}:${r.vr}`)];
-    answers = await s.deps.query.searchEncoded(a.principal!, query, variant.join(' '), identifier);
-  }
   // Every pending answer carries the same command set (PS3.7 §9.3.2.2): encoded once per query.
   const pending = encodeCommand({
     affectedSopClassUid: ctx.abstractSyntax,
@@ -131,20 +122,51 @@ export async function cFind(
     commandDataSetType: 0x0000,
     status: 0xff00,
   });
-  let batch: { command: Buffer; data: Buffer }[] = [];
-  for (const data of answers) {
-    if (a.isCancelled(cmd.messageId ?? -1)) {
-      await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0xfe00);
-      return;
+  /** Sends answers as pending responses; false when the SCU cancelled (the final response is then sent). */
+  const send = async (answers: Buffer[]): Promise<boolean> => {
+    let batch: { command: Buffer; data: Buffer }[] = [];
+    for (const data of answers) {
+      if (a.isCancelled(cmd.messageId ?? -1)) {
+        await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0xfe00);
+        return false;
+      }
+      batch.push({ command: pending, data });
+      // 64 answers per socket write; between batches the socket catches up and a C-CANCEL is seen.
+      if (batch.length >= 64) {
+        await a.conn!.sendBatch(ctx.id, batch);
+        batch = [];
+      }
     }
-    batch.push({ command: pending, data });
-    // 64 answers per socket write; between batches the socket catches up and a C-CANCEL is seen.
-    if (batch.length >= 64) {
-      await a.conn!.sendBatch(ctx.id, batch);
-      batch = [];
+    if (batch.length) await a.conn!.sendBatch(ctx.id, batch);
+    return true;
+  };
+  // A C-FIND answers every match (PS3.4 C.4.1.3.1). Where QIDO-RS stops at its page size
+  // (limits.maxQueryResults) and says so in a Warning header, C-FIND has no such status: it goes on page after
+  // page, each recorded like a QIDO-RS page.
+  if (level === 'PATIENT') {
+    const patients = new PatientGroups();
+    for (let offset = 0; ;) {
+      const { results, more } = await s.deps.query.search(a.principal!, { ...query, offset }, '');
+      patients.add(results);
+      if (!more) break;
+      offset += results.length;
+    }
+    if (!(await send(patients.rows().map(identifier)))) return;
+  } else {
+    // Everything an identifier depends on besides its row, so that QueryService remembers it per study with it.
+    const variant = [level, ctx.transferSyntax, s.deps.aeTitle, ...requested.map((r) => `${r.tag}:${r.vr}`)];
+    for (let offset = 0; ;) {
+      const { answers, more } = await s.deps.query.searchEncoded(
+        a.principal!,
+        { ...query, offset },
+        variant.join(' '),
+        identifier,
+      );
+      if (!(await send(answers))) return;
+      if (!more) break;
+      offset += answers.length;
     }
   }
-  if (batch.length) await a.conn!.sendBatch(ctx.id, batch);
   await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
 }
 
@@ -180,21 +202,27 @@ function computeKeyRank(keyword: string): number | undefined {
   return undefined;
 }
 
-/** PATIENT level: one answer per patient among the studies the caller may see. */
-function groupByPatient(studies: DicomJsonObject[]): DicomJsonObject[] {
-  const byPatient = new Map<string, { row: DicomJsonObject; studies: number }>();
-  for (const st of studies) {
-    const id = `${String(st['00100020']?.Value?.[0] ?? '')}|${String(st['00100021']?.Value?.[0] ?? '')}`;
-    const seen = byPatient.get(id);
-    if (seen) seen.studies++;
-    else {
-      const row: DicomJsonObject = {};
-      for (const [k, v] of Object.entries(st)) if (k.startsWith('0010')) row[k] = v;
-      byPatient.set(id, { row, studies: 1 });
+/** PATIENT level: one answer per patient among the studies the caller may see, gathered page by page. */
+class PatientGroups {
+  private readonly byPatient = new Map<string, { row: DicomJsonObject; studies: number }>();
+
+  add(studies: DicomJsonObject[]): void {
+    for (const st of studies) {
+      const id = `${String(st['00100020']?.Value?.[0] ?? '')}|${String(st['00100021']?.Value?.[0] ?? '')}`;
+      const seen = this.byPatient.get(id);
+      if (seen) seen.studies++;
+      else {
+        const row: DicomJsonObject = {};
+        for (const [k, v] of Object.entries(st)) if (k.startsWith('0010')) row[k] = v;
+        this.byPatient.set(id, { row, studies: 1 });
+      }
     }
   }
-  return [...byPatient.values()].map(({ row, studies }) => ({
-    ...row,
-    [tagToHex(NUMBER_OF_PATIENT_RELATED_STUDIES)]: { vr: 'IS', Value: [studies] },
-  }));
+
+  rows(): DicomJsonObject[] {
+    return [...this.byPatient.values()].map(({ row, studies }) => ({
+      ...row,
+      [tagToHex(NUMBER_OF_PATIENT_RELATED_STUDIES)]: { vr: 'IS', Value: [studies] },
+    }));
+  }
 }

@@ -37,8 +37,13 @@ export async function resolveRetrieve(
     const pid = el?.kind === 'text' ? (el.values[0] ?? '').trim() : '';
     if (!pid) throw badIdentifier('a PATIENT-level retrieve needs Patient ID (0010,0020)');
     const q = parseQidoQuery(new URLSearchParams([['PatientID', pid]]), 'study');
-    const found = await s.deps.query.search(principal, q, '');
-    for (const st of found.results) scopes.push({ studyUid: String(st['0020000D']?.Value?.[0]) });
+    // Every study of the patient, page after page (limits.maxQueryResults), as C-FIND answers them.
+    for (let offset = 0; ;) {
+      const { results, more } = await s.deps.query.search(principal, { ...q, offset }, '');
+      for (const st of results) scopes.push({ studyUid: String(st['0020000D']?.Value?.[0]) });
+      if (!more) break;
+      offset += results.length;
+    }
   } else if (level === 'STUDY') {
     if (!studies.length) throw badIdentifier('a STUDY-level retrieve needs Study Instance UID (0020,000D)');
     for (const st of studies) scopes.push({ studyUid: st });
