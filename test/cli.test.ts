@@ -208,7 +208,12 @@ describe('custos CLI', () => {
         makeInstance({ studyUid: study, seriesUid: series, sopInstanceUid: sop, instanceNumber: i + 1 }),
       );
     }
+    // A file that is not DICOM is skipped; one that is DICOM but cut short is a failure (exit status 3).
     await writeFile(join(src, 'notes.txt'), 'not a DICOM file');
+    await writeFile(
+      join(src, 'cut.dcm'),
+      makeInstance({ studyUid: study, seriesUid: series, sopInstanceUid: uid(5) }).subarray(0, 300),
+    );
     const first = io(cwd);
     expect(await main(['import', src, '--data', 'd2'], first)).toBe(3);
     expect(JSON.parse(first.stdout)).toEqual({
@@ -216,10 +221,11 @@ describe('custos CLI', () => {
       unchanged: 0,
       quarantined: 0,
       conflicts: 0,
-      skipped: 0,
+      skipped: 1,
       failed: 1,
     });
-    expect(first.stderr).toMatch(/failed notes\.txt/);
+    expect(first.stderr).toMatch(/failed cut\.dcm: the object ends inside the value of/);
+    expect(first.stderr).toContain('skipped notes.txt: not DICOM');
 
     const again = io(cwd);
     expect(await main(['import', src, '--data', 'd2'], again)).toBe(3);
@@ -228,7 +234,7 @@ describe('custos CLI', () => {
       unchanged: 3,
       quarantined: 0,
       conflicts: 0,
-      skipped: 0,
+      skipped: 1,
       failed: 1,
     });
 
@@ -243,15 +249,21 @@ describe('custos CLI', () => {
       unchanged: 2,
       quarantined: 0,
       conflicts: 1,
-      skipped: 0,
+      skipped: 1,
       failed: 1,
     });
     expect(third.stderr).toMatch(/conflict a\/x\.dcm: SOP instance .* already stored with different content/);
   });
 
-  it('imports a patient CD: the DICOMDIR dcmmkdir wrote is skipped, not a failure', async () => {
+  it('imports a patient CD: the DICOMDIR dcmmkdir wrote and the non-DICOM files are skipped, not failures', async () => {
     const cd = join(cwd, 'cd');
     await mkdir(join(cd, 'DICOM'), { recursive: true });
+    // What else such a disc holds: a viewer, its page, autorun and readme files (none has the "DICM" mark).
+    await mkdir(join(cd, 'VIEWER'));
+    await writeFile(join(cd, 'VIEWER', 'viewer.exe'), (await readFile(process.execPath)).subarray(0, 8192));
+    await writeFile(join(cd, 'VIEWER', 'index.html'), '<html><body>Patient CD</body></html>');
+    await writeFile(join(cd, 'AUTORUN.INF'), '[autorun]\r\nopen=VIEWER\\viewer.exe\r\n');
+    await writeFile(join(cd, 'README.TXT'), '');
     const study = uid(6);
     for (const i of [1, 2])
       await writeFile(
@@ -261,16 +273,22 @@ describe('custos CLI', () => {
     const made = await dcmtk('dcmmkdir', ['+r', '--invent', 'DICOM/IM1', 'DICOM/IM2'], { cwd: cd });
     expect(made.code, made.stderr).toBe(0);
     const o = io(cwd);
-    // Before 4 Dec 2026 the DICOMDIR was "failed: the object has no Study Instance UID" and the exit status 3.
+    // Before 4 Dec 2026 the DICOMDIR was "failed: the object has no Study Instance UID", and before 5 Dec the
+    // other four were failures too ('not a DICOM Part 10 object'): exit status 3 for a readable disc.
     expect(await main(['import', cd, '--data', 'd3'], o)).toBe(0);
     expect(JSON.parse(o.stdout)).toEqual({
       stored: 2,
       unchanged: 0,
       quarantined: 0,
       conflicts: 0,
-      skipped: 1,
+      skipped: 5,
       failed: 0,
     });
-    expect(o.stderr).toMatch(/skipped: +1 \(DICOMDIR: the index of a medium, not an object\)/);
+    expect(o.stderr).toContain(
+      'skipped:    5 (1 DICOMDIR: the index of a medium, not an object; 4 not DICOM Part 10: no "DICM" after the 128-byte preamble)',
+    );
+    for (const f of ['VIEWER/viewer.exe', 'VIEWER/index.html', 'AUTORUN.INF', 'README.TXT'])
+      expect(o.stderr).toContain(`skipped ${f}: not DICOM`);
+    expect(o.stderr).toContain('skipped DICOMDIR: a DICOMDIR');
   });
 });

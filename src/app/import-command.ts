@@ -26,8 +26,11 @@ export interface ImportSummary {
   /** Stored, with validation warnings. */
   warned: number;
   conflicts: { path: string; message: string }[];
-  /** DICOMDIR files: the index of a medium, not objects. */
-  skipped: string[];
+  /**
+   * Files that are not objects to archive: a DICOMDIR (the index of a medium) and files without the Part 10
+   * "DICM" mark (a patient CD's viewer, its README, autorun files).
+   */
+  skipped: { path: string; why: 'DICOMDIR' | 'not DICOM' }[];
   failed: { path: string; message: string }[];
   bytes: number;
 }
@@ -105,7 +108,9 @@ export async function runImport(
             const entry = { path: relative(root, p), message };
             if (err instanceof CustosError && err.code === 'ingest.conflict') summary.conflicts.push(entry);
             else if (err instanceof CustosError && err.code === 'ingest.media-directory')
-              summary.skipped.push(entry.path);
+              summary.skipped.push({ path: entry.path, why: 'DICOMDIR' });
+            else if (err instanceof CustosError && err.code === 'dicom.bad-preamble')
+              summary.skipped.push({ path: entry.path, why: 'not DICOM' });
             else summary.failed.push(entry);
           }
           done++;
@@ -127,13 +132,16 @@ export async function runImport(
       `  unchanged:  ${summary.duplicates} (already stored with the same bytes)`,
       `  conflicts:  ${summary.conflicts.length} (already stored with different bytes; not overwritten)`,
       ...(summary.skipped.length
-        ? [`  skipped:    ${summary.skipped.length} (DICOMDIR: the index of a medium, not an object)`]
+        ? [`  skipped:    ${summary.skipped.length} (${skippedKinds(summary)})`]
         : []),
       `  failed:     ${summary.failed.length}`,
       ...[
         ...summary.quarantined.map((q) => `  quarantined ${q.path} as ${q.id}: ${q.reasons.join('; ')}`),
         ...summary.conflicts.map((c) => `  conflict ${c.path}: ${c.message}`),
         ...summary.failed.map((f) => `  failed ${f.path}: ${f.message}`),
+        ...summary.skipped.map(
+          (k) => `  skipped ${k.path}: ${k.why === 'DICOMDIR' ? 'a DICOMDIR' : 'not DICOM'}`,
+        ),
       ].slice(0, 50),
       '',
     ].join('\n'),
@@ -149,4 +157,14 @@ export async function runImport(
     }) + '\n',
   );
   return summary.failed.length + summary.conflicts.length > 0 ? 3 : 0;
+}
+
+/** "1 DICOMDIR, 12 not DICOM Part 10 files (no "DICM" mark)" */
+function skippedKinds(summary: ImportSummary): string {
+  const dirs = summary.skipped.filter((k) => k.why === 'DICOMDIR').length;
+  const other = summary.skipped.length - dirs;
+  return [
+    ...(dirs ? [`${dirs} DICOMDIR: the index of a medium, not an object`] : []),
+    ...(other ? [`${other} not DICOM Part 10: no "DICM" after the 128-byte preamble`] : []),
+  ].join('; ');
 }
