@@ -409,6 +409,25 @@ for (const backend of backends()) {
       } finally {
         await stopChild(scp);
       }
+      // Registered but nobody listens there now: every sub-operation failed, each named, and why (0xA702, as
+      // dcmtk's own Q/R SCP answers; it was 0xA801, "unknown destination", before 5 Dec 2026).
+      const gone = await dcmtk('movescu', [
+        '-d',
+        ...scu,
+        '-S',
+        '-aem',
+        'DEST',
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${study}`,
+      ]);
+      expect(gone.stderr).toMatch(/Move response with error status \(Refused: OutOfResourcesSubOperations\)/);
+      expect(gone.stderr).toMatch(/Failed Suboperations +: 3/);
+      for (const sop of sops) expect(gone.stderr).toContain(sop);
+      expect(gone.stderr).toContain(`LO [DEST at 127.0.0.1:${destPort}: connect ECONNREFUSED`);
     });
 
     it('retrieves a series by C-GET on the same association', async () => {

@@ -2,6 +2,7 @@
  * The DIMSE services Custos provides as SCP. Each one calls the same service as its DICOMweb twin (ingest,
  * query, retrieve), so authorisation, narrowing and auditing are the same whatever the transport.
  */
+import { asciiText } from '../../domain/ascii-text.js';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { Dataset } from '../../dicom/dataset.js';
 import type { AuditLedger } from '../../ports/audit-ledger.js';
@@ -245,16 +246,21 @@ export class DimseServices {
     let completed = 0;
     let warning = 0;
     let remaining = refs.length;
+    /** Why the sub-operations stopped short, for the final response's Error Comment. */
+    let stopped: string | undefined;
     try {
-      if (move) {
+      if (move && refs.length) {
         const dest = (await this.deps.registry.find(destinationTitle!))!;
+        // Registered but unreachable (refused, timed out, rejected, not the pinned certificate): every
+        // sub-operation fails (PS3.4 C.4.2.3.1), as dcmtk's own Q/R SCP answers it; 0xA801 would tell the caller
+        // the title is unknown, which it is not. The error names the AE, its address and what went wrong.
         target = await openScuAssociation({ ...this.callOptions(dest), contexts: storageContexts(refs) });
-      } else {
+      } else if (!move) {
         target = getTarget(a);
       }
       for (const ref of refs) {
         if (a.isCancelled(cmd.messageId ?? -1)) break;
-        const status = await target
+        const status = await target!
           .store(
             ref,
             this.dataSetOf(ref),
@@ -274,30 +280,24 @@ export class DimseServices {
           });
       }
     } catch (err) {
+      // The destination could not be called, or the association to it broke: what was not sent has failed.
       for (const r of refs.slice(completed + warning + failedUids.length)) failedUids.push(r.sopInstanceUid);
       remaining = 0;
-      if (move && a.open) {
-        await a.respond(
-          ctx.id,
-          cmd,
-          rspField,
-          0xa801,
-          // LO: the first 64 characters reach the caller, so the reason comes first.
-          `${message(err)} (${destinationTitle})`,
-          {
-            completed,
-            failed: failedUids.length,
-            warning,
-          },
-        );
-        return;
-      }
+      stopped = message(err);
     } finally {
       if (move) await target?.release().catch(() => undefined);
     }
     if (!a.open) return;
     const cancelled = a.isCancelled(cmd.messageId ?? -1);
-    const status = cancelled ? 0xfe00 : failedUids.length || warning ? 0xb000 : 0;
+    // PS3.4 C.4.2.3.1 / C.4.3.3.1: every sub-operation failed is a failure (Refused: Out of Resources, unable to
+    // perform sub-operations), some failed or with warnings a warning.
+    const status = cancelled
+      ? 0xfe00
+      : failedUids.length && completed + warning === 0
+        ? 0xa702
+        : failedUids.length || warning
+          ? 0xb000
+          : 0;
     const counts = { completed, failed: failedUids.length, warning, ...(cancelled ? { remaining } : {}) };
     if (failedUids.length) {
       // PS3.4 C.4.2.1.3.1: the final response lists the failed SOP instances.
@@ -313,6 +313,8 @@ export class DimseServices {
           messageIdBeingRespondedTo: cmd.messageId ?? 0,
           commandDataSetType: 0x0000,
           status,
+          // LO: the first 64 characters reach the caller, so the reason comes first.
+          ...(stopped ? { errorComment: asciiText(stopped).slice(0, 64) } : {}),
           ...counts,
         },
         ident,
