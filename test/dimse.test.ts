@@ -450,6 +450,46 @@ for (const backend of backends()) {
       expect(await readdir(out)).toHaveLength(3);
     });
 
+    it('warns a C-STORE sender whose data set repeats the file meta group, and keeps the header it built', async () => {
+      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
+      const sop = uid(41);
+      const file = makeInstance({ studyUid: uid(42), seriesUid: uid(43), sopInstanceUid: sop });
+      const metaEnd = 132 + 12 + file.readUInt32LE(140);
+      const scuA = await openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'TESTSCU',
+        contexts: [{ abstractSyntax: CT_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2.1'] }],
+        timeoutMs: 5000,
+      });
+      try {
+        // The data set as such a sender puts it on the wire: its file's meta group, then the data set.
+        const rsp = await scuA.request(
+          scuA.context(CT_IMAGE)!.id,
+          {
+            commandField: 0x0001,
+            messageId: scuA.conn.messageId(),
+            affectedSopClassUid: CT_IMAGE,
+            affectedSopInstanceUid: sop,
+            priority: 0,
+            commandDataSetType: 0,
+          },
+          file.subarray(132),
+        );
+        expect(rsp.cmd.status).toBe(0xb000);
+        expect(rsp.cmd.errorComment).toMatch(/^file meta elements repeated in the data set: \(0002,0000\)/);
+      } finally {
+        await scuA.release();
+      }
+      const [row] = await s.app.index.db
+        .selectFrom('instances')
+        .select(['transfer_syntax_uid'])
+        .where('sop_instance_uid', '=', sop)
+        .execute();
+      expect(row?.transfer_syntax_uid).toBe('1.2.840.10008.1.2.1');
+    });
+
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
       const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');

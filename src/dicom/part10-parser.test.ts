@@ -139,6 +139,27 @@ describe('Part10Parser', () => {
     ]);
   });
 
+  it('keeps the first file meta header when the data set repeats one, and says so', async () => {
+    // A sender that writes its file's meta group into the data set of a C-STORE: Custos's header comes first,
+    // the sender's copy (here naming another transfer syntax) follows it. Before 5 Dec 2026 the copy silently
+    // replaced the header's values and no warning was given.
+    const file = writePart10(base(), { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian });
+    const metaEnd = 132 + 12 + file.readUInt32LE(140);
+    const copy = writePart10(base(), { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian });
+    const copyMeta = copy.subarray(132, metaEnd);
+    const uidAt = copyMeta.indexOf(TransferSyntax.ExplicitVRLittleEndian);
+    copyMeta.write('1.2.840.10008.1.2.2\0', uidAt, 'latin1'); // Big Endian, same length with padding
+    const twice = Buffer.concat([file.subarray(0, metaEnd), copyMeta, file.subarray(metaEnd)]);
+    const parsed = await parsePart10(twice);
+    expect(parsed.transferSyntaxUid).toBe(TransferSyntax.ExplicitVRLittleEndian);
+    expect(getString(parsed.dataset, Tags.PatientName)).toBe('Doe^John');
+    expect([...parsed.dataset.keys()].filter((t) => t >>> 16 === 2)).toEqual([]);
+    expect(parsed.warnings).toHaveLength(1);
+    expect(parsed.warnings[0]).toMatch(
+      /^file meta elements repeated in the data set: \(0002,0000\), \(0002,0001\), \(0002,0002\), \(0002,0003\), \(0002,0010\)/,
+    );
+  });
+
   it('reports an unknown character set as a warning and still decodes', async () => {
     const file = writePart10(
       [

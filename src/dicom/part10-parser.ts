@@ -352,14 +352,28 @@ export class Part10Parser {
     if (hasPreamble || q.peek(2).readUInt16LE(0) === 0x0002) {
       // PS3.10 §7.1: the file meta information is explicit VR little endian whatever the transfer syntax.
       let metaEnd: number | undefined;
+      // A second copy of the header inside the data set (a sender that wrote its file's meta group over the
+      // network): the first occurrence of each element is the header, the repeats are set aside and reported.
+      const repeated: Dataset = new Map();
       while (await this.more(q)) {
-        if (q.buffered < 2) await this.need(q, 2, 'the file meta information');
-        if (q.peek(2).readUInt16LE(0) !== 0x0002) break;
-        const el = await this.element(metaCtx, meta, undefined, 0, false);
-        if (el?.tag === Tags.FileMetaInformationGroupLength && el.element.kind === 'numbers')
+        if (q.buffered < 4) await this.need(q, 4, 'the file meta information');
+        const head = q.peek(4);
+        if (head.readUInt16LE(0) !== 0x0002) break;
+        const tag = ((0x0002 << 16) | head.readUInt16LE(2)) >>> 0;
+        const el = await this.element(metaCtx, meta.has(tag) ? repeated : meta, undefined, 0, false);
+        if (
+          !repeated.has(tag) &&
+          el?.tag === Tags.FileMetaInformationGroupLength &&
+          el.element.kind === 'numbers'
+        )
           metaEnd = q.position + (el.element.values[0] ?? 0);
       }
-      if (metaEnd !== undefined && metaEnd !== q.position)
+      if (repeated.size)
+        this.warnings.push(
+          `file meta elements repeated in the data set: ${[...repeated.keys()].map((t) => label(t).split(' ')[0]).join(', ')} ` +
+            '(group 0002 belongs in the file meta header only, PS3.10 §7.1); the first of each was used',
+        );
+      else if (metaEnd !== undefined && metaEnd !== q.position)
         this.warnings.push(
           `File Meta Information Group Length says the group ends at byte ${metaEnd}, it ends at ${q.position}`,
         );
