@@ -454,7 +454,6 @@ for (const backend of backends()) {
       const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const sop = uid(41);
       const file = makeInstance({ studyUid: uid(42), seriesUid: uid(43), sopInstanceUid: sop });
-      const metaEnd = 132 + 12 + file.readUInt32LE(140);
       const scuA = await openScuAssociation({
         host: '127.0.0.1',
         port: Number(port),
