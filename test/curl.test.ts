@@ -75,6 +75,37 @@ describe.each(backends())('curl against Custos on %s', (backend) => {
     expect(await readFile(out)).toEqual(dcm);
   });
 
+  it('sends metadata and QIDO-RS answers gzip-compressed to a client that accepts gzip (curl --compressed)', async () => {
+    // Stored by the test above; a viewer's browser always sends Accept-Encoding: gzip.
+    const url = `${s.dicomweb}/studies/${study}/metadata`;
+    const plain = await curl('-D', join(dir, 'plain.h'), url);
+    const packed = await curl('--compressed', '-D', join(dir, 'packed.h'), '-w', '%{size_download}', url);
+    const plainHeaders = (await readFile(join(dir, 'plain.h'), 'latin1')).toLowerCase();
+    const packedHeaders = (await readFile(join(dir, 'packed.h'), 'latin1')).toLowerCase();
+    expect(plainHeaders).not.toContain('content-encoding');
+    expect(packedHeaders).toContain('content-encoding: gzip');
+    expect(packedHeaders).toContain('vary: accept-encoding');
+    // curl inflated the body and appended the bytes it received: the same JSON, fewer bytes on the wire.
+    const json = plain.toString();
+    expect(json.length).toBeGreaterThan(1024);
+    const received = Number(packed.toString().slice(json.length));
+    expect(packed.toString().slice(0, json.length)).toBe(json);
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(json.length / 2);
+    const refused = await curl('-D', '-', '-o', '/dev/null', '-H', 'Accept-Encoding: gzip;q=0, br', url);
+    expect(refused.toString().toLowerCase()).not.toContain('content-encoding');
+    const qido = await curl(
+      '-D',
+      '-',
+      '-o',
+      '/dev/null',
+      '-H',
+      'Accept-Encoding: gzip',
+      `${s.dicomweb}/instances?includefield=all`,
+    );
+    expect(qido.toString().toLowerCase()).toContain('content-encoding: gzip');
+  });
+
   it('gets application/problem+json for a request without a token', async () => {
     const { stdout } = await run('curl', ['-sS', '-i', `${s.dicomweb}/studies`]);
     expect(stdout).toMatch(/^HTTP\/1\.1 401/);

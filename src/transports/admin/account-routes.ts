@@ -75,7 +75,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
         ctx.res.setHeader('Cache-Control', 'no-store');
         const { sessionId: _cookie, ...shown } = r;
         void _cookie;
-        sendJson(ctx.res, 200, shown, JSON_TYPE);
+        await sendJson(ctx.res, 200, shown, JSON_TYPE);
       },
     },
     {
@@ -118,7 +118,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       handler: async (ctx) => {
         drain(ctx);
         ctx.res.setHeader('Cache-Control', 'no-store');
-        sendJson(ctx.res, 200, await auth.mfaEnroll(ctx.principal), JSON_TYPE);
+        await sendJson(ctx.res, 200, await auth.mfaEnroll(ctx.principal), JSON_TYPE);
       },
     },
     {
@@ -129,7 +129,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       handler: async (ctx) => {
         const body = await objectBody(ctx, 'auth.bad-request', '{"code": "123456"}');
         if (typeof body.code !== 'string') throw bad('auth.bad-request', '"code" must be a string', 'code');
-        sendJson(ctx.res, 200, await auth.mfaConfirm(ctx.principal, body.code), JSON_TYPE);
+        await sendJson(ctx.res, 200, await auth.mfaConfirm(ctx.principal, body.code), JSON_TYPE);
       },
     },
     {
@@ -138,7 +138,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       auth: 'bearer',
       summary: "the caller's own API tokens (never the secrets)",
       handler: async (ctx) =>
-        sendJson(ctx.res, 200, await auth.listTokens(await auth.ownUsername(ctx.principal)), JSON_TYPE),
+        await sendJson(ctx.res, 200, await auth.listTokens(await auth.ownUsername(ctx.principal)), JSON_TYPE),
     },
     {
       method: 'POST',
@@ -152,7 +152,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
           policy: 'builtin:self-service',
         });
         ctx.res.setHeader('Cache-Control', 'no-store');
-        sendJson(ctx.res, 201, { id: t.id, token: t.token, expiresAt: t.expiresAt }, JSON_TYPE);
+        await sendJson(ctx.res, 201, { id: t.id, token: t.token, expiresAt: t.expiresAt }, JSON_TYPE);
       },
     },
     {
@@ -198,7 +198,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
           ...(text('physicianId') !== undefined ? { physicianId: text('physicianId')! } : {}),
         });
         ctx.res.setHeader('Cache-Control', 'no-store');
-        sendJson(ctx.res, 201, created, JSON_TYPE);
+        await sendJson(ctx.res, 201, created, JSON_TYPE);
       },
     },
     {
@@ -227,7 +227,12 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
           const v = optionalText(body, k);
           if (v !== undefined) change[k] = v;
         }
-        sendJson(ctx.res, 200, await users.change(ctx.principal, ctx.params.username!, change), JSON_TYPE);
+        await sendJson(
+          ctx.res,
+          200,
+          await users.change(ctx.principal, ctx.params.username!, change),
+          JSON_TYPE,
+        );
       },
     },
     {
@@ -260,7 +265,12 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       handler: async (ctx) => {
         drain(ctx);
         ctx.res.setHeader('Cache-Control', 'no-store');
-        sendJson(ctx.res, 200, await users.resetPassword(ctx.principal, ctx.params.username!), JSON_TYPE);
+        await sendJson(
+          ctx.res,
+          200,
+          await users.resetPassword(ctx.principal, ctx.params.username!),
+          JSON_TYPE,
+        );
       },
     },
     {
@@ -269,7 +279,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       auth: 'bearer',
       summary: "an account's API tokens",
       handler: async (ctx) =>
-        sendJson(ctx.res, 200, await users.listTokens(ctx.principal, ctx.params.username!), JSON_TYPE),
+        await sendJson(ctx.res, 200, await users.listTokens(ctx.principal, ctx.params.username!), JSON_TYPE),
     },
     {
       method: 'POST',
@@ -280,7 +290,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
         const req = tokenRequest(await objectBody(ctx, 'auth.bad-request', '{"name", "ttlDays"}'));
         const t = await users.createToken(ctx.principal, ctx.params.username!, req);
         ctx.res.setHeader('Cache-Control', 'no-store');
-        sendJson(ctx.res, 201, { id: t.id, token: t.token, expiresAt: t.expiresAt }, JSON_TYPE);
+        await sendJson(ctx.res, 201, { id: t.id, token: t.token, expiresAt: t.expiresAt }, JSON_TYPE);
       },
     },
     {

@@ -52,7 +52,7 @@ export function aeRoutes(aes: AeRegistry, readJson: (req: IncomingMessage) => Pr
           ...(user ? { user } : {}),
           ...(fingerprint ? { certSha256: fingerprint } : {}),
         });
-        sendJson(ctx.res, 201, entry, 'application/json');
+        await sendJson(ctx.res, 201, entry, 'application/json');
       },
     },
     {

@@ -47,7 +47,7 @@ export function auditRoutes(audit: AuditService): Route[] {
               ? { after: last.seq }
               : { before: last.seq }
             : null;
-        sendJson(ctx.res, 200, { records, next }, JSON_TYPE);
+        await sendJson(ctx.res, 200, { records, next }, JSON_TYPE);
       },
     },
     {
@@ -76,7 +76,7 @@ export function auditRoutes(audit: AuditService): Route[] {
           },
           'admin-api',
         );
-        sendJson(ctx.res, 200, result, JSON_TYPE);
+        await sendJson(ctx.res, 200, result, JSON_TYPE);
       },
     },
     {
@@ -87,7 +87,7 @@ export function auditRoutes(audit: AuditService): Route[] {
       handler: async (ctx) => {
         rejectUnknown(ctx, []);
         const report = await audit.verify(ctx.principal, 'admin-api');
-        sendJson(ctx.res, report.ok ? 200 : 409, report, JSON_TYPE);
+        await sendJson(ctx.res, report.ok ? 200 : 409, report, JSON_TYPE);
       },
     },
     {

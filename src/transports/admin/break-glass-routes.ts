@@ -79,7 +79,7 @@ export function breakGlassRoutes(
           reason,
           ...(minutes !== undefined ? { minutes } : {}),
         });
-        sendJson(ctx.res, 201, opened, JSON_TYPE);
+        await sendJson(ctx.res, 201, opened, JSON_TYPE);
       },
     },
     {
@@ -95,7 +95,12 @@ export function breakGlassRoutes(
       auth: 'bearer',
       summary: "the privacy officer's report of break-glass windows (from, to, username, reviewed)",
       handler: async (ctx) =>
-        sendJson(ctx.res, 200, await breakGlass.list(ctx.principal, listFilter(ctx), 'admin-api'), JSON_TYPE),
+        await sendJson(
+          ctx.res,
+          200,
+          await breakGlass.list(ctx.principal, listFilter(ctx), 'admin-api'),
+          JSON_TYPE,
+        ),
     },
     {
       method: 'POST',
@@ -106,7 +111,7 @@ export function breakGlassRoutes(
         const body = (await readJson(ctx.req)) as Record<string, unknown> | null;
         if (!body || typeof body !== 'object' || typeof body.note !== 'string')
           throw badRequest('send a JSON object {"note": "..."}', 'note');
-        sendJson(
+        await sendJson(
           ctx.res,
           200,
           await breakGlass.review(ctx.principal, ctx.params.id!, body.note, 'admin-api'),

@@ -71,7 +71,7 @@ export function consoleRoutes(query: QueryService, console: ConsoleService): Rou
           if (v !== null && v.trim() !== '') params.set(k, v.trim());
         }
         const q = { ...parseQidoQuery(params, 'study'), limit, offset };
-        sendJson(ctx.res, 200, await query.browseStudies(ctx.principal, q, 'admin-api'), JSON_TYPE);
+        await sendJson(ctx.res, 200, await query.browseStudies(ctx.principal, q, 'admin-api'), JSON_TYPE);
       },
     },
     {
@@ -82,7 +82,12 @@ export function consoleRoutes(query: QueryService, console: ConsoleService): Rou
         "one study's governance state, series and own access history, as far as the caller may see them",
       handler: async (ctx) => {
         rejectUnknown(ctx, [], 'studies.bad-parameter');
-        sendJson(ctx.res, 200, await console.study(ctx.principal, ctx.params.uid!, 'admin-api'), JSON_TYPE);
+        await sendJson(
+          ctx.res,
+          200,
+          await console.study(ctx.principal, ctx.params.uid!, 'admin-api'),
+          JSON_TYPE,
+        );
       },
     },
     {
@@ -94,7 +99,7 @@ export function consoleRoutes(query: QueryService, console: ConsoleService): Rou
         rejectUnknown(ctx, ['from', 'to'], 'kpi.bad-range');
         const from = ctx.query.get('from');
         const to = ctx.query.get('to');
-        sendJson(
+        await sendJson(
           ctx.res,
           200,
           await console.activity(

@@ -28,7 +28,7 @@ export function qualityRoutes(kpis: QualityKpiService): Route[] {
           ...(from !== null ? { from } : {}),
           ...(to !== null ? { to } : {}),
         });
-        sendJson(ctx.res, 200, body, 'application/json');
+        await sendJson(ctx.res, 200, body, 'application/json');
       },
     },
   ];

@@ -50,7 +50,7 @@ export function quarantineRoutes(q: QuarantineService): Route[] {
           offset,
         });
         const next = offset + entries.length < total ? { offset: offset + entries.length, limit } : null;
-        sendJson(ctx.res, 200, { entries, total, next }, JSON_TYPE);
+        await sendJson(ctx.res, 200, { entries, total, next }, JSON_TYPE);
       },
     },
     {
@@ -67,7 +67,7 @@ export function quarantineRoutes(q: QuarantineService): Route[] {
       summary: 'correct header attributes of a quarantined object: {"(0010,0020)": "new value", …}',
       handler: async (ctx) => {
         const body = objectBody(await readSmallJson(ctx.req), 'of {"(gggg,eeee)": "new value"}');
-        sendJson(ctx.res, 200, await q.correct(ctx.principal, ctx.params.id!, body), JSON_TYPE);
+        await sendJson(ctx.res, 200, await q.correct(ctx.principal, ctx.params.id!, body), JSON_TYPE);
       },
     },
     {
@@ -76,7 +76,7 @@ export function quarantineRoutes(q: QuarantineService): Route[] {
       auth: 'bearer',
       summary: 're-validate with the corrections and release into the archive',
       handler: async (ctx) =>
-        sendJson(ctx.res, 200, await q.release(ctx.principal, ctx.params.id!), JSON_TYPE),
+        await sendJson(ctx.res, 200, await q.release(ctx.principal, ctx.params.id!), JSON_TYPE),
     },
     {
       method: 'POST',
@@ -86,7 +86,7 @@ export function quarantineRoutes(q: QuarantineService): Route[] {
       handler: async (ctx) => {
         const body = objectBody(await readSmallJson(ctx.req), '{"reason": "…"}');
         if (typeof body.reason !== 'string') throw badParam('reason', 'required, a string');
-        sendJson(ctx.res, 200, await q.reject(ctx.principal, ctx.params.id!, body.reason), JSON_TYPE);
+        await sendJson(ctx.res, 200, await q.reject(ctx.principal, ctx.params.id!, body.reason), JSON_TYPE);
       },
     },
   ];

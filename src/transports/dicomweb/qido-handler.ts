@@ -14,6 +14,6 @@ export function qidoHandler(query: QueryService, level: QidoLevel) {
     });
     const { rows, warnings } = await query.searchJsonRows(ctx.principal, q, `${ctx.origin}/dicom-web`);
     if (warnings.length) ctx.res.setHeader('Warning', warnings.map(warning299));
-    sendJsonBytes(ctx.res, 200, jsonArray(rows), media);
+    await sendJsonBytes(ctx.res, 200, jsonArray(rows), media);
   };
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ServerResponse, IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
-import { encodeJson, warning299 } from './responses.js';
+import { acceptsGzip, encodeJson, warning299 } from './responses.js';
 
 describe('encodeJson', () => {
   it('gives the UTF-8 bytes of JSON.stringify in pieces, for arrays element by element', () => {
@@ -39,5 +39,20 @@ describe('warning299', () => {
       `299 custos "U+5C71U+7530^U+592AU+90CE 'x' a/bU+000DU+000A"`,
     );
     expect(warning299('🙂')).toBe('299 custos "U+1F642"');
+  });
+});
+
+describe('acceptsGzip', () => {
+  it('takes gzip when named or covered by * with a q above 0', () => {
+    expect(acceptsGzip('gzip, deflate, br')).toBe(true);
+    expect(acceptsGzip('br;q=1.0, GZIP;q=0.5')).toBe(true);
+    expect(acceptsGzip('x-gzip')).toBe(true);
+    expect(acceptsGzip('*')).toBe(true);
+    expect(acceptsGzip('gzip;q=0')).toBe(false);
+    expect(acceptsGzip('gzip;q=0, *')).toBe(false);
+    expect(acceptsGzip('*;q=0')).toBe(false);
+    expect(acceptsGzip('br, deflate')).toBe(false);
+    expect(acceptsGzip('identity')).toBe(false);
+    expect(acceptsGzip(undefined)).toBe(false);
   });
 });

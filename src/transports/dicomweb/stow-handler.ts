@@ -211,7 +211,7 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     ];
     if (requestError) texts.push(warning299(requestError.message));
     if (texts.length) ctx.res.setHeader('Warning', texts);
-    sendJson(ctx.res, status, body, 'application/dicom+json');
+    await sendJson(ctx.res, status, body, 'application/dicom+json');
   };
 }
 

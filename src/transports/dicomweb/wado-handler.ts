@@ -86,7 +86,7 @@ export function metadataHandler(retrieve: RetrieveService) {
     const refs = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-metadata', 'wado-rs metadata');
     const base = `${ctx.origin}/dicom-web`;
     const out = refs.map((r) => withBulkUris(r.metadata, `${instanceUrl(base, r)}/bulkdata/`));
-    sendJson(ctx.res, 200, out, media);
+    await sendJson(ctx.res, 200, out, media);
   };
 }
 

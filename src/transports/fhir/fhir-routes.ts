@@ -38,7 +38,7 @@ export function fhirRoutes(audit: AuditService): Route[] {
           selfUrl: self,
           ...(next ? { nextUrl: next } : {}),
         });
-        sendJson(ctx.res, 200, bundle, FHIR_JSON);
+        await sendJson(ctx.res, 200, bundle, FHIR_JSON);
       },
     },
     {
@@ -75,7 +75,7 @@ export function fhirRoutes(audit: AuditService): Route[] {
             message: `no AuditEvent ${id}`,
             httpStatus: 404,
           });
-        sendJson(ctx.res, 200, toFhirAuditEvent(record), FHIR_JSON);
+        await sendJson(ctx.res, 200, toFhirAuditEvent(record), FHIR_JSON);
       },
     },
   ];
