@@ -52,6 +52,7 @@ describe('loadConfig', () => {
       port: 9000,
       host: '127.0.0.1',
       workers: 1,
+      corsOrigins: [],
     });
     expect(loadConfig({ env: { CUSTOS_HTTP_PORT: '9100' }, cwd, configFile: file }).http.port).toBe(9100);
     expect(
@@ -136,6 +137,22 @@ describe('loadConfig', () => {
       }),
     ).toThrow(/audit\.syslog\.key: required with cert/);
   });
+  it('reads http.corsOrigins from CUSTOS_HTTP_CORS_ORIGINS and names a value that is not an origin', () => {
+    expect(loadConfig({ env: {}, cwd }).http.corsOrigins).toEqual([]);
+    expect(
+      loadConfig({
+        env: { CUSTOS_HTTP_CORS_ORIGINS: 'https://viewer.example.org,http://10.0.0.5:3000' },
+        cwd,
+      }).http.corsOrigins,
+    ).toEqual(['https://viewer.example.org', 'http://10.0.0.5:3000']);
+    expect(loadConfig({ env: { CUSTOS_HTTP_CORS_ORIGINS: '*' }, cwd }).http.corsOrigins).toEqual(['*']);
+    // What a browser sends in Origin has no path, not even '/': a value with one would never match.
+    for (const bad of ['https://viewer.example.org/', 'viewer.example.org', 'ftp://viewer.example.org'])
+      expect(() => loadConfig({ env: { CUSTOS_HTTP_CORS_ORIGINS: bad }, cwd })).toThrow(
+        /http\.corsOrigins\.0.*must be an origin/,
+      );
+  });
+
   it('reads <dataDir>/custos.json when present', () => {
     const dir = mkdtempSync(join(tmpdir(), 'custos-config-data-'));
     writeFileSync(join(dir, 'custos.json'), JSON.stringify({ http: { port: 8181 } }));

@@ -21,6 +21,16 @@ const ConfigSchema = z
         workers: z.number().int().min(1).max(64),
         /** Directory of the built web console served at / (default: dist/console of this installation). */
         consoleDir: z.string().min(1).optional(),
+        /**
+         * Web origins (`https://viewer.example.org`, or `*`) whose pages may call DICOMweb with a bearer token
+         * (CORS, docs/dicomweb.md); none by default.
+         */
+        corsOrigins: z.array(
+          z.string().refine((o) => o === '*' || isOrigin(o), {
+            message:
+              "must be an origin such as 'https://viewer.example.org' (scheme, host, optional port) or '*'",
+          }),
+        ),
       })
       .strict(),
     database: z
@@ -310,7 +320,7 @@ function resolveSyslog(s: SyslogInput, cwd: string): SyslogConfig {
 
 const DEFAULTS = {
   dataDir: './custos-data',
-  http: { host: '0.0.0.0', port: 8080, workers: 1 },
+  http: { host: '0.0.0.0', port: 8080, workers: 1, corsOrigins: [] },
   database: {},
   blob: { chunkSize: 256 * 1024, fsync: true },
   limits: {
@@ -375,6 +385,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
   CUSTOS_HTTP_WORKERS: { path: ['http', 'workers'], type: 'int' },
   CUSTOS_HTTP_CONSOLE_DIR: { path: ['http', 'consoleDir'], type: 'string' },
+  CUSTOS_HTTP_CORS_ORIGINS: { path: ['http', 'corsOrigins'], type: 'list' },
   CUSTOS_DATABASE_URL: { path: ['database', 'url'], type: 'string' },
   CUSTOS_DATABASE_SCHEMA: { path: ['database', 'schema'], type: 'string' },
   CUSTOS_KEY_FILE: { path: ['keyFile'], type: 'string' },
@@ -566,4 +577,14 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
     hl7,
     dicom: { ...cfg.dicom, ...(dicomTls ? { tls: dicomTls } : {}) },
   };
+}
+
+/** 'https://host[:port]' exactly as a browser sends it in an Origin header: no path, no trailing slash. */
+function isOrigin(text: string): boolean {
+  try {
+    const u = new URL(text);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === text;
+  } catch {
+    return false;
+  }
 }

@@ -121,6 +121,7 @@ export async function startServer(
     router,
     auth: app.auth,
     fallback: consoleFiles(app.config.http.consoleDir ?? CONSOLE_DIR),
+    corsOrigins: app.config.http.corsOrigins,
     ...(onError ? { onError } : {}),
   });
   const { port } = await listening('HTTP', 'http.port (--http-port)', () => http.listen());

@@ -36,7 +36,11 @@ export async function sendJsonBytes(
   const pieces = Buffer.isBuffer(body) ? [body] : body;
   let length = 0;
   for (const p of pieces) length += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length;
-  const headers = { 'Content-Type': `${contentType}; charset=utf-8`, Vary: 'Accept-Encoding' };
+  const vary = res.getHeader('Vary');
+  const headers = {
+    'Content-Type': `${contentType}; charset=utf-8`,
+    Vary: vary ? `${String(vary)}, Accept-Encoding` : 'Accept-Encoding',
+  };
   if (length >= GZIP_MIN_BYTES && acceptsGzip(res.req?.headers['accept-encoding'])) {
     const plain = Buffer.concat(
       pieces.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p)),

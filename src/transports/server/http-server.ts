@@ -27,7 +27,16 @@ export interface HttpServerOptions {
   fallback?: (req: IncomingMessage, res: ServerResponse, pathname: string) => Promise<boolean>;
   /** Called for unexpected (non-CustosError) failures; never receives request bodies. */
   onError?: (err: unknown) => void;
+  /** Origins whose pages may call DICOMweb (CORS); `*` for any. */
+  corsOrigins?: readonly string[];
 }
+
+/** Where CORS applies: DICOMweb and WADO-URI, what a viewer on another origin calls. Not the console's API. */
+const CORS_PATH = /^\/(dicom-web|wado)(\/|$)/;
+/** Request headers a viewer sends besides the CORS-safelisted ones. */
+const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, Accept, X-Purpose-Of-Use';
+/** Response headers a viewer's script may read besides the safelisted ones (STOW-RS and QIDO-RS warnings). */
+const CORS_EXPOSE_HEADERS = 'Warning, Content-Location, Location, Content-Encoding';
 
 const anonymous = (source: string): Principal => ({
   kind: 'user',
@@ -73,6 +82,40 @@ export class HttpServer {
     });
   }
 
+  /**
+   * CORS (Fetch standard) for DICOMweb, so that a viewer served from another origin (OHIF, say) can call it with
+   * a bearer token: an allowed Origin gets Access-Control-Allow-Origin on every answer, and its preflight (OPTIONS
+   * with Access-Control-Request-Method) is answered here, before authentication, since a browser sends it
+   * without credentials; it discloses nothing. Cookies are never allowed cross-origin (no Allow-Credentials), so
+   * the console's session stays same-origin. Returns true when it has answered the request.
+   */
+  private cors(req: IncomingMessage, res: ServerResponse, pathname: string): boolean {
+    const origin = req.headers.origin;
+    if (!origin || !CORS_PATH.test(pathname)) return false;
+    const allowed = this.opts.corsOrigins ?? [];
+    const preflight = req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
+    res.setHeader('Vary', 'Origin');
+    if (!allowed.includes('*') && !allowed.includes(origin)) {
+      if (!preflight) return false;
+      throw new CustosError({
+        code: 'http.cors-origin-not-allowed',
+        message: `pages from ${origin} may not call this server: add the origin to http.corsOrigins`,
+        httpStatus: 403,
+      });
+    }
+    res.setHeader('Access-Control-Allow-Origin', origin);
+    res.setHeader('Access-Control-Expose-Headers', CORS_EXPOSE_HEADERS);
+    if (!preflight) return false;
+    res.writeHead(204, {
+      'Access-Control-Allow-Methods': 'GET, HEAD, POST',
+      'Access-Control-Allow-Headers': CORS_ALLOW_HEADERS,
+      'Access-Control-Max-Age': '600',
+      'Content-Length': 0,
+    });
+    res.end();
+    return true;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const source = req.socket.remoteAddress ?? 'unknown';
     let url: URL;
@@ -90,6 +133,7 @@ export class HttpServer {
       return;
     }
     try {
+      if (this.cors(req, res, url.pathname)) return;
       const found = this.opts.router.match(req.method ?? 'GET', url.pathname.replace(/\/+$/, '') || '/');
       if (!found) {
         if (this.opts.fallback && (await this.opts.fallback(req, res, url.pathname))) return;

@@ -1,0 +1,127 @@
+// A viewer served from another origin (as OHIF usually is) calls DICOMweb from real Chromium: CORS.
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--no-first-run',
+];
+
+describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { timeout: 120_000 }, () => {
+  let viewer: Server;
+  let viewerPort: number;
+  let s: TestServer;
+  let browser: Browser;
+  const study = uid(1);
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
+    // The "viewer": an empty page on its own port, so its origin differs from Custos's.
+    viewer = createServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end('<!doctype html><title>viewer</title>');
+    });
+    await new Promise<void>((r) => viewer.listen(0, '127.0.0.1', r));
+    viewerPort = (viewer.address() as AddressInfo).port;
+    s = await startTestServer('sqlite', {
+      configure: (c) => ({ ...c, http: { ...c.http, corsOrigins: [`http://127.0.0.1:${viewerPort}`] } }),
+    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await s?.stop();
+    await new Promise((r) => viewer?.close(r));
+  });
+
+  async function pageAt(origin: string): Promise<Page> {
+    const page = await browser.newPage();
+    await page.goto(`${origin}/`);
+    return page;
+  }
+
+  it('stores, queries and reads metadata with a bearer token from an allowed origin', async () => {
+    const page = await pageAt(`http://127.0.0.1:${viewerPort}`);
+    try {
+      const { body, contentType } = stowBody([
+        {
+          bytes: makeInstance({
+            studyUid: study,
+            seriesUid: uid(2),
+            sopInstanceUid: uid(3),
+            patientId: 'CORS-1',
+          }),
+        },
+      ]);
+      const out = await page.evaluate(
+        async ({ base, token, body64, contentType, study }) => {
+          const auth = { Authorization: `Bearer ${token}` };
+          const bytes = Uint8Array.from(atob(body64), (c) => c.charCodeAt(0));
+          // Not a "simple" request (Authorization, multipart/related): the browser sends a preflight first.
+          const stow = await fetch(`${base}/studies`, {
+            method: 'POST',
+            headers: { ...auth, 'Content-Type': contentType, Accept: 'application/dicom+json' },
+            body: bytes,
+          });
+          const qido = await fetch(`${base}/studies?PatientID=CORS-1&fuzzymatching=true`, { headers: auth });
+          const meta = await fetch(`${base}/studies/${study}/metadata`, { headers: auth });
+          return {
+            stow: stow.status,
+            qido: qido.status,
+            found: ((await qido.json()) as Record<string, { Value: string[] }>[]).map(
+              (r) => r['0020000D']!.Value[0],
+            ),
+            // Readable by the page only because Custos exposes it.
+            warning: qido.headers.get('Warning'),
+            meta: meta.status,
+            metaInstances: ((await meta.json()) as unknown[]).length,
+          };
+        },
+        { base: s.dicomweb, token: s.token, body64: body.toString('base64'), contentType, study },
+      );
+      expect(out).toEqual({
+        stow: 200,
+        qido: 200,
+        found: [study],
+        warning: expect.stringContaining('fuzzymatching'),
+        meta: 200,
+        metaInstances: 1,
+      });
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('is refused by the browser from an origin not in http.corsOrigins, and for the console API', async () => {
+    // localhost and 127.0.0.1 are different origins: only the latter is allowed.
+    const other = await pageAt(`http://localhost:${viewerPort}`);
+    const allowed = await pageAt(`http://127.0.0.1:${viewerPort}`);
+    try {
+      const call = (page: Page, url: string) =>
+        page.evaluate(
+          async ({ url, token }) =>
+            fetch(url, { headers: { Authorization: `Bearer ${token}` } }).then(
+              (r) => `status ${r.status}`,
+              (e: Error) => `blocked: ${e.name}`,
+            ),
+          { url, token: s.token },
+        );
+      expect(await call(other, `${s.dicomweb}/studies`)).toBe('blocked: TypeError');
+      // The admin API behind the web console is same-origin only, whatever http.corsOrigins says.
+      expect(await call(allowed, `${s.url}/api/admin/aes`)).toBe('blocked: TypeError');
+      expect(await call(allowed, `${s.dicomweb}/studies`)).toBe('status 200');
+    } finally {
+      await other.close();
+      await allowed.close();
+    }
+  });
+});
