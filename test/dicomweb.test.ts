@@ -473,6 +473,60 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     }
   });
 
+  it('serves thumbnails of a study, series and instance, and rendered images scaled to a viewport', async () => {
+    const get = (url: string) => fetch(url, { headers: auth() });
+    const size = async (res: Response) => {
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(res.headers.get('content-type')).toBe('image/jpeg');
+      const img = jpegJs.decode(Buffer.from(await res.arrayBuffer()));
+      return [img.width, img.height];
+    };
+    const series = `${s.dicomweb}/studies/${study1}/series/${series1}`;
+    // The 8 × 8 images: a thumbnail fits 128 × 128 unless a viewport says otherwise (before 5 Dec 2026 these
+    // were 404s, and a viewport was ignored).
+    expect(await size(await get(`${s.dicomweb}/studies/${study1}/thumbnail`))).toEqual([128, 128]);
+    expect(await size(await get(`${series}/thumbnail?viewport=16,4`))).toEqual([4, 4]);
+    expect(await size(await get(`${series}/instances/${sops[1]}/thumbnail?viewport=2,2`))).toEqual([2, 2]);
+    // The 5 × 4 multi-frame image: fitted to 10 × 10 it is 10 × 8; its 2 × 4 region at column 1, mirrored, 5 × 10.
+    const multi = `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}`;
+    expect(await size(await get(`${multi}/rendered?viewport=10,10`))).toEqual([10, 8]);
+    expect(await size(await get(`${multi}/frames/2/rendered?viewport=10,10,1,0,-2,4`))).toEqual([5, 10]);
+    const uri = `${s.url}/wado?requestType=WADO&studyUID=${study2}&seriesUID=${series3}&objectUID=${multiSop}`;
+    expect(await size(await get(`${uri}&columns=20`))).toEqual([20, 16]);
+    expect(await size(await get(`${uri}&rows=2&columns=2`))).toEqual([2, 2]);
+    // A thumbnail opens, decides and records the one instance it shows: the series' middle one (the first of 2).
+    const records = await s.app.index.db
+      .selectFrom('audit_ledger')
+      .select(['record'])
+      .where('action', '=', 'view-pixels')
+      .where('study_uid', '=', study1)
+      .execute();
+    const thumbs = records
+      .map((r) => JSON.parse(r.record) as { objects?: { what?: string; sopInstanceUids?: string[] } })
+      .filter((r) => r.objects?.what === 'wado-rs thumbnail')
+      .map((r) => r.objects?.sopInstanceUids);
+    expect(thumbs).toEqual([[sops[0]], [sops[0]], [sops[1]]]);
+    // Bad viewports are 400s naming the parameter, and open nothing.
+    const before = records.length;
+    for (const [url, parameter] of [
+      [`${series}/thumbnail?viewport=0,10`, 'viewport'],
+      [`${multi}/rendered?viewport=10`, 'viewport'],
+      [`${multi}/rendered?viewport=10,10,4,0,3,1`, 'viewport'],
+      [`${uri}&rows=5000`, 'rows'],
+    ] as const) {
+      const bad = await get(url);
+      expect(bad.status, url).toBe(400);
+      expect(await bad.json()).toMatchObject({ code: 'wado.bad-parameter', parameter });
+    }
+    const after = await s.app.index.db
+      .selectFrom('audit_ledger')
+      .select(['record'])
+      .where('action', '=', 'view-pixels')
+      .where('study_uid', '=', study1)
+      .execute();
+    expect(after.length).toBe(before);
+  });
+
   it('answers 404 problem+json for an unknown study', async () => {
     const res = await fetch(`${s.dicomweb}/studies/1.2.3.4.5`, { headers: auth() });
     expect(res.status).toBe(404);

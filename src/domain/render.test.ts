@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderToRgba, type RenderParams } from './render.js';
+import { fitToViewport, parseViewport, renderToRgba, type RenderParams } from './render.js';
 
 const base: RenderParams = {
   rows: 1,
@@ -52,5 +52,75 @@ describe('renderToRgba', () => {
         bitsAllocated: 8,
       }),
     ).toThrow(/colour/);
+  });
+});
+
+describe('viewport (PS3.18 §8.3.5.1.3)', () => {
+  /** A width × height RGBA image whose red channel is `value(x, y)`. */
+  const image = (width: number, height: number, value: (x: number, y: number) => number) => {
+    const b = Buffer.alloc(width * height * 4, 255);
+    for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) b[(y * width + x) * 4] = value(x, y);
+    return b;
+  };
+  const reds = (r: { data: Buffer; width: number; height: number }) =>
+    Array.from({ length: r.height }, (_, y) =>
+      Array.from({ length: r.width }, (_, x) => r.data[(y * r.width + x) * 4]),
+    );
+
+  it('parses vw,vh and vw,vh,sx,sy,sw,sh and names what is wrong', () => {
+    expect(parseViewport('128,64')).toEqual({ width: 128, height: 64 });
+    expect(parseViewport('10,10,2,3,-4,5')).toEqual({
+      width: 10,
+      height: 10,
+      region: { x: 2, y: 3, width: -4, height: 5 },
+    });
+    expect(parseViewport('10,10,,,,')).toEqual({
+      width: 10,
+      height: 10,
+      region: { x: 0, y: 0, width: 0, height: 0 },
+    });
+    for (const bad of ['128', '0,10', '10,5000', 'a,b', '10,10,1,1,0,4', '10,10,-1,0,4,4', '1.5,2'])
+      expect(() => parseViewport(bad), bad).toThrow(/viewport/);
+  });
+
+  it('averages what each output pixel covers, keeping the aspect ratio', () => {
+    // 4 × 2 into 2 × 2: the image becomes 2 × 1, each pixel the mean of a 2 × 2 block.
+    const src = image(4, 2, (x, y) => [10, 20, 30, 40][x]! + y * 100);
+    const out = fitToViewport(src, 4, 2, { width: 2, height: 2 });
+    expect([out.width, out.height]).toEqual([2, 1]);
+    expect(reds(out)).toEqual([[(10 + 20 + 110 + 120) / 4, (30 + 40 + 130 + 140) / 4]]);
+  });
+
+  it('enlarges to fit, each output pixel taking the nearest source pixel', () => {
+    const out = fitToViewport(
+      image(2, 1, (x) => (x ? 200 : 50)),
+      2,
+      1,
+      { width: 4, height: 4 },
+    );
+    expect([out.width, out.height]).toEqual([4, 2]);
+    expect(reds(out)).toEqual([
+      [50, 50, 200, 200],
+      [50, 50, 200, 200],
+    ]);
+  });
+
+  it('cuts the region out, mirroring an axis whose size is negative, and refuses one outside the image', () => {
+    const src = image(3, 2, (x, y) => 10 * x + 100 * y);
+    expect(
+      reds(fitToViewport(src, 3, 2, { width: 2, height: 2, region: { x: 1, y: 0, width: 2, height: 2 } })),
+    ).toEqual([
+      [10, 20],
+      [110, 120],
+    ]);
+    expect(
+      reds(fitToViewport(src, 3, 2, { width: 3, height: 2, region: { x: 0, y: 0, width: -3, height: 0 } })),
+    ).toEqual([
+      [20, 10, 0],
+      [120, 110, 100],
+    ]);
+    expect(() =>
+      fitToViewport(src, 3, 2, { width: 2, height: 2, region: { x: 2, y: 0, width: 2, height: 1 } }),
+    ).toThrow(/not inside the 3 × 2 image/);
   });
 });

@@ -86,3 +86,100 @@ export function renderToRgba(frame: Buffer, p: RenderParams): Buffer {
 }
 
 const clamp = (v: number) => (v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v));
+
+/** The `viewport` of a rendered image (PS3.18 §8.3.5.1.3): the size to fit it in, and optionally a region of it. */
+export interface Viewport {
+  width: number;
+  height: number;
+  /** Columns sx … sx+|sw|−1 and rows sy … sy+|sh|−1 of the image; a negative sw or sh mirrors that axis. */
+  region?: { x: number; y: number; width: number; height: number };
+}
+
+/** Largest viewport side: a 4096 × 4096 RGBA image is 64 MiB before it is encoded. */
+export const MAX_VIEWPORT = 4096;
+
+const badViewport = (message: string) =>
+  new CustosError({
+    code: 'wado.bad-parameter',
+    message: `viewport ${message}`,
+    httpStatus: 400,
+    detail: { parameter: 'viewport' },
+  });
+
+/** `vw,vh` or `vw,vh,sx,sy,sw,sh`; sx and sy may be empty (0), sw and sh empty (to the image's edge). */
+export function parseViewport(text: string): Viewport {
+  const parts = text.split(',').map((p) => p.trim());
+  if (parts.length !== 2 && parts.length !== 6)
+    throw badViewport(`must be vw,vh or vw,vh,sx,sy,sw,sh, got '${text}'`);
+  const int = (p: string, name: string) => {
+    if (!/^-?\d+$/.test(p)) throw badViewport(`${name} must be an integer, got '${p}'`);
+    return Number(p);
+  };
+  const width = int(parts[0]!, 'vw');
+  const height = int(parts[1]!, 'vh');
+  if (width < 1 || height < 1 || width > MAX_VIEWPORT || height > MAX_VIEWPORT)
+    throw badViewport(`vw and vh must be from 1 to ${MAX_VIEWPORT}, got ${width},${height}`);
+  if (parts.length === 2) return { width, height };
+  const opt = (p: string, name: string) => (p === '' ? undefined : int(p, name));
+  const x = opt(parts[2]!, 'sx') ?? 0;
+  const y = opt(parts[3]!, 'sy') ?? 0;
+  const sw = opt(parts[4]!, 'sw');
+  const sh = opt(parts[5]!, 'sh');
+  if (x < 0 || y < 0) throw badViewport(`sx and sy must not be negative, got ${x},${y}`);
+  if (sw === 0 || sh === 0) throw badViewport('sw and sh must not be 0');
+  return { width, height, region: { x, y, width: sw ?? 0, height: sh ?? 0 } };
+}
+
+/**
+ * An RGBA image (or the viewport's region of it) scaled to fit the viewport with its aspect ratio kept: each
+ * output pixel is the mean of the source pixels it covers (at least the nearest one, when enlarging).
+ */
+export function fitToViewport(
+  rgba: Buffer,
+  width: number,
+  height: number,
+  vp: Viewport,
+): { data: Buffer; width: number; height: number } {
+  const r = vp.region;
+  const x0 = r?.x ?? 0;
+  const y0 = r?.y ?? 0;
+  // An empty sw/sh (0 here) runs to the image's edge.
+  const sw = r && r.width !== 0 ? r.width : width - x0;
+  const sh = r && r.height !== 0 ? r.height : height - y0;
+  const rw = Math.abs(sw);
+  const rh = Math.abs(sh);
+  if (x0 + rw > width || y0 + rh > height || rw < 1 || rh < 1)
+    throw badViewport(`region ${x0},${y0},${sw},${sh} is not inside the ${width} × ${height} image`);
+  const scale = Math.min(vp.width / rw, vp.height / rh);
+  const ow = Math.max(1, Math.min(vp.width, Math.round(rw * scale)));
+  const oh = Math.max(1, Math.min(vp.height, Math.round(rh * scale)));
+  const out = Buffer.alloc(ow * oh * 4);
+  for (let oy = 0; oy < oh; oy++) {
+    const ya = Math.floor((oy * rh) / oh);
+    const yb = Math.max(ya + 1, Math.ceil(((oy + 1) * rh) / oh));
+    const ty = sh < 0 ? oh - 1 - oy : oy;
+    for (let ox = 0; ox < ow; ox++) {
+      const xa = Math.floor((ox * rw) / ow);
+      const xb = Math.max(xa + 1, Math.ceil(((ox + 1) * rw) / ow));
+      let red = 0;
+      let green = 0;
+      let blue = 0;
+      for (let y = ya; y < yb; y++) {
+        let at = ((y0 + y) * width + x0 + xa) * 4;
+        for (let x = xa; x < xb; x++, at += 4) {
+          red += rgba[at]!;
+          green += rgba[at + 1]!;
+          blue += rgba[at + 2]!;
+        }
+      }
+      const n = (yb - ya) * (xb - xa);
+      const tx = sw < 0 ? ow - 1 - ox : ox;
+      const o = (ty * ow + tx) * 4;
+      out[o] = Math.round(red / n);
+      out[o + 1] = Math.round(green / n);
+      out[o + 2] = Math.round(blue / n);
+      out[o + 3] = 255;
+    }
+  }
+  return { data: out, width: ow, height: oh };
+}

@@ -5,7 +5,7 @@ import { asBlobId, asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
-import { renderToRgba } from '../domain/render.js';
+import { fitToViewport, renderToRgba, type Viewport } from '../domain/render.js';
 import type { Action } from '../ports/policy.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
@@ -89,7 +89,14 @@ export class RetrieveService {
     action: Action,
     what: string,
     detail: Record<string, unknown> = {},
-    opts: { readAhead?: boolean } = {},
+    opts: {
+      readAhead?: boolean;
+      /**
+       * Open one instance that stands for the scope (a thumbnail): of the first series holding a natively
+       * encoded instance (the order is the series UIDs'), its middle one by instance number. Only it is recorded.
+       */
+      representative?: boolean;
+    } = {},
   ): Promise<InstanceRef[]> {
     const study = await this.deps.index.db
       .selectFrom('studies as st')
@@ -123,12 +130,19 @@ export class RetrieveService {
       .where('status', '=', 'active');
     if (scope.seriesUid) q = q.where('series_uid', '=', scope.seriesUid);
     if (scope.sopInstanceUid) q = q.where('sop_instance_uid', '=', scope.sopInstanceUid);
-    const rows = await q
-      .orderBy('series_uid')
-      .orderBy('instance_number')
-      .orderBy('sop_instance_uid')
-      .execute();
+    let rows = await q.orderBy('series_uid').orderBy('instance_number').orderBy('sop_instance_uid').execute();
     if (rows.length === 0) throw notFound(scope);
+    if (opts.representative) {
+      const native = rows.filter((r) => NATIVE_SYNTAXES.has(r.transfer_syntax_uid));
+      const series = native.filter((r) => r.series_uid === native[0]?.series_uid);
+      if (!series.length)
+        throw new CustosError({
+          code: 'render.unsupported',
+          message: `no instance here is stored natively encoded (all ${rows.length} are compressed); Custos renders natively encoded images only`,
+          httpStatus: 406,
+        });
+      rows = [series[Math.floor((series.length - 1) / 2)]!];
+    }
     const corrupt = action === 'view-pixels' ? rows.filter((r) => r.fixity_status === 'corrupt') : [];
     if (corrupt.length) {
       // Fail loudly rather than serve bytes known to be bad: the fixity job found these objects damaged.
@@ -374,7 +388,7 @@ export class RetrieveService {
   async renderJpeg(
     ref: InstanceRef,
     frame: number,
-    opts: { windowCenter?: number; windowWidth?: number; quality?: number } = {},
+    opts: { windowCenter?: number; windowWidth?: number; quality?: number; viewport?: Viewport } = {},
   ): Promise<Buffer> {
     if (!NATIVE_SYNTAXES.has(ref.transferSyntaxUid)) {
       throw new CustosError({
@@ -411,7 +425,10 @@ export class RetrieveService {
       ...(center !== undefined ? { windowCenter: center } : {}),
       ...(width !== undefined ? { windowWidth: width } : {}),
     });
-    return jpeg.encode({ data: rgba, width: columns, height: rows }, opts.quality ?? 90).data;
+    const image = opts.viewport
+      ? fitToViewport(rgba, columns, rows, opts.viewport)
+      : { data: rgba, width: columns, height: rows };
+    return jpeg.encode(image, opts.quality ?? 90).data;
   }
 
   bulkRange(ref: InstanceRef, tagPath: string): ByteRange {

@@ -1,5 +1,6 @@
 import { CustosError } from '../../domain/errors.js';
 import type { DicomJsonObject } from '../../domain/dicom-levels.js';
+import { MAX_VIEWPORT, parseViewport } from '../../domain/render.js';
 import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
 import { multipartBoundary, writeMultipart } from '../http/multipart-writer.js';
 import type { RequestContext } from '../server/router.js';
@@ -221,21 +222,34 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       });
     }
     if (!wantsDicom) {
+      // Parameters first: a bad one is a 400 before anything is opened or recorded.
+      const frame = intParam(q.get('frameNumber'), 'frameNumber') ?? 1;
+      const rows = intParam(q.get('rows'), 'rows');
+      const columns = intParam(q.get('columns'), 'columns');
+      for (const [name, v] of [
+        ['rows', rows],
+        ['columns', columns],
+      ] as const)
+        if (v !== undefined && v > MAX_VIEWPORT)
+          throw badParameter(name, `${name} must be at most ${MAX_VIEWPORT}, got ${v}`);
+      const options = {
+        ...renderOptions(
+          [q.get('windowCenter'), 'windowCenter'],
+          [q.get('windowWidth'), 'windowWidth'],
+          [q.get('imageQuality'), 'imageQuality'],
+        ),
+        // PS3.18 §9.4.1.1.3-4: scaled to these rows and columns, the aspect ratio kept (one alone bounds its axis).
+        ...(rows !== undefined || columns !== undefined
+          ? { viewport: parseViewport(`${columns ?? MAX_VIEWPORT},${rows ?? MAX_VIEWPORT}`) }
+          : {}),
+      };
       const [ref] = await retrieve.open(
         ctx.principal,
         { studyUid, seriesUid, sopInstanceUid: objectUid },
         'view-pixels',
         'wado-uri rendered',
       );
-      const jpegBytes = await retrieve.renderJpeg(
-        ref!,
-        intParam(q.get('frameNumber'), 'frameNumber') ?? 1,
-        renderOptions(
-          [q.get('windowCenter'), 'windowCenter'],
-          [q.get('windowWidth'), 'windowWidth'],
-          [q.get('imageQuality'), 'imageQuality'],
-        ),
-      );
+      const jpegBytes = await retrieve.renderJpeg(ref!, frame, options);
       sendImage(ctx, jpegBytes);
       return;
     }
@@ -332,22 +346,58 @@ export function renderedHandler(retrieve: RetrieveService) {
         message: 'rendered frames are served one at a time',
         httpStatus: 400,
       });
+    // Parameters first: a bad one is a 400 before anything is opened or recorded.
+    const options = renderedOptions(ctx.query);
     const [ref] = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs rendered', {
       frames,
     });
-    const q = ctx.query;
-    sendImage(
-      ctx,
-      await retrieve.renderJpeg(
-        ref!,
-        frames[0]!,
-        renderOptions(
-          [q.get('window')?.split(',')[0] ?? null, 'window'],
-          [q.get('window')?.split(',')[1] ?? null, 'window'],
-          [q.get('quality'), 'quality'],
-        ),
-      ),
+    sendImage(ctx, await retrieve.renderJpeg(ref!, frames[0]!, options));
+  };
+}
+
+/** WADO-RS rendered parameters (PS3.18 §8.3.5.1): window, quality and viewport. */
+function renderedOptions(q: URLSearchParams, defaultViewport?: string) {
+  const viewport = q.get('viewport') ?? defaultViewport;
+  return {
+    ...renderOptions(
+      [q.get('window')?.split(',')[0] ?? null, 'window'],
+      [q.get('window')?.split(',')[1] ?? null, 'window'],
+      [q.get('quality'), 'quality'],
+    ),
+    ...(viewport !== undefined ? { viewport: parseViewport(viewport) } : {}),
+  };
+}
+
+/** Side of the square a thumbnail fits in when the request names no viewport. */
+const THUMBNAIL_SIZE = 128;
+
+/**
+ * WADO-RS thumbnails (PS3.18 §10.4.1.1.4) of a study, series or instance: one representative instance's first
+ * frame, rendered and scaled to fit the viewport (128 × 128 by default). Only that instance is opened, decided
+ * and recorded.
+ */
+export function thumbnailHandler(retrieve: RetrieveService) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const accept = ctx.req.headers.accept;
+    if (accept && !/image\/jpeg|image\/\*|\*\/\*/.test(accept)) {
+      throw new CustosError({
+        code: 'http.not-acceptable',
+        message: `thumbnails are image/jpeg; Accept was '${accept}'`,
+        httpStatus: 406,
+      });
+    }
+    const options = renderedOptions(ctx.query, `${THUMBNAIL_SIZE},${THUMBNAIL_SIZE}`);
+    const [ref] = await retrieve.open(
+      ctx.principal,
+      scopeOf(ctx),
+      'view-pixels',
+      'wado-rs thumbnail',
+      {},
+      {
+        representative: true,
+      },
     );
+    sendImage(ctx, await retrieve.renderJpeg(ref!, 1, options));
   };
 }
 

@@ -17,6 +17,7 @@ import {
   metadataHandler,
   retrieveInstancesHandler,
   renderedHandler,
+  thumbnailHandler,
   wadoUriHandler,
 } from '../dicomweb/wado-handler.js';
 import { auditRoutes } from '../admin/audit-routes.js';
@@ -181,6 +182,27 @@ export function buildRouter(s: RouteServices): Router {
       auth: 'bearer',
       summary: 'WADO-RS rendered frame (JPEG)',
       handler: renderedHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/thumbnail`,
+      auth: 'bearer',
+      summary: 'WADO-RS study thumbnail (JPEG)',
+      handler: thumbnailHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/series/:series/thumbnail`,
+      auth: 'bearer',
+      summary: 'WADO-RS series thumbnail (JPEG)',
+      handler: thumbnailHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${INSTANCE}/thumbnail`,
+      auth: 'bearer',
+      summary: 'WADO-RS instance thumbnail (JPEG)',
+      handler: thumbnailHandler(s.retrieve),
     },
     {
       method: 'GET',
