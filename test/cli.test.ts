@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -255,6 +255,37 @@ describe('custos CLI', () => {
       failed: 1,
     });
     expect(third.stderr).toMatch(/conflict a\/x\.dcm: SOP instance .* already stored with different content/);
+  });
+
+  it('import follows symbolic links, reads each directory once, and names a link to nothing', async () => {
+    const real = join(cwd, 'links-real');
+    const view = join(cwd, 'links-view');
+    await mkdir(real, { recursive: true });
+    await mkdir(view, { recursive: true });
+    const study = uid(11);
+    for (const [i, file] of [join(real, '1.dcm'), join(real, '2.dcm'), join(cwd, 'links-3.dcm')].entries())
+      await writeFile(
+        file,
+        makeInstance({ studyUid: study, seriesUid: uid(12), sopInstanceUid: uid(13), instanceNumber: i + 1 }),
+      );
+    await symlink(join(cwd, 'links-3.dcm'), join(view, 'three.dcm')); // a file
+    await symlink(real, join(view, 'series')); // a directory: 1.dcm and 2.dcm
+    await symlink(view, join(view, 'up')); // back up the tree
+    await symlink(join(cwd, 'nowhere'), join(view, 'gone.dcm'));
+    const o = io(cwd);
+    // Before 5 Dec 2026 every link was passed over: "0 files", exit 0, nothing stored.
+    expect(await main(['import', view, '--data', 'd4'], o)).toBe(3);
+    expect(JSON.parse(o.stdout)).toEqual({
+      stored: 3,
+      unchanged: 0,
+      quarantined: 0,
+      conflicts: 0,
+      skipped: 0,
+      failed: 1,
+    });
+    // The loop ('up') is read once, as the directory it leads back to.
+    expect(o.stderr).toContain(`import of ${view}: 3 files`);
+    expect(o.stderr).toContain('failed gone.dcm: a symbolic link to nothing');
   });
 
   it('imports a patient CD: the DICOMDIR dcmmkdir wrote and the non-DICOM files are skipped, not failures', async () => {

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { CustosError } from '../domain/errors.js';
@@ -8,13 +8,35 @@ import type { CliIO } from './cli.js';
 import type { CustosConfig } from './config.js';
 import { withApp } from './custos-app.js';
 
-async function* files(dir: string): AsyncGenerator<string> {
+/**
+ * Every file under `dir`, in name order. Symbolic links are followed (a sorted view of an export, a mounted
+ * medium's links), each directory read once by its real path so a link back up the tree ends; a link that leads
+ * nowhere is yielded with the reason, to be listed as failed.
+ */
+async function* files(
+  dir: string,
+  seen = new Set<string>(),
+): AsyncGenerator<{ path: string; problem?: string }> {
+  const real = await realpath(dir);
+  if (seen.has(real)) return;
+  seen.add(real);
   const entries = await readdir(dir, { withFileTypes: true });
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const e of entries) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) yield* files(p);
-    else if (e.isFile()) yield p;
+    let isDir = e.isDirectory();
+    let isFile = e.isFile();
+    if (e.isSymbolicLink()) {
+      const target = await stat(p).catch(() => undefined);
+      if (!target) {
+        yield { path: p, problem: 'a symbolic link to nothing' };
+        continue;
+      }
+      isDir = target.isDirectory();
+      isFile = target.isFile();
+    }
+    if (isDir) yield* files(p, seen);
+    else if (isFile) yield { path: p };
   }
 }
 
@@ -50,10 +72,15 @@ export async function runImport(
   if (!info?.isDirectory())
     throw new CustosError({ code: 'import.not-a-directory', message: `${root} is not a directory` });
   const paths: string[] = [];
+  const unreadable: { path: string; message: string }[] = [];
   let total = 0;
-  for await (const p of files(root)) {
-    paths.push(p);
-    total += (await stat(p)).size;
+  for await (const f of files(root)) {
+    if (f.problem) {
+      unreadable.push({ path: relative(root, f.path), message: f.problem });
+      continue;
+    }
+    paths.push(f.path);
+    total += (await stat(f.path)).size;
   }
   const summary: ImportSummary = {
     stored: 0,
@@ -62,7 +89,7 @@ export async function runImport(
     warned: 0,
     conflicts: [],
     skipped: [],
-    failed: [],
+    failed: unreadable,
     bytes: 0,
   };
   const started = Date.now();
