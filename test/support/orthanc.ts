@@ -1,9 +1,13 @@
-// Orthanc (Debian package) as a PACS peer for DIMSE interop tests, with a temporary storage and index.
+// Orthanc (Debian package) as a PACS peer for DIMSE and DICOMweb interop tests, with a temporary storage and index.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, stopChild } from './dcmtk.js';
+
+/** Where Debian's orthanc-dicomweb package puts the plugin. */
+const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
 
 export interface OrthancPeer {
   base: string;
@@ -22,8 +26,15 @@ export async function startOrthancPeer(
   opts: {
     /** DICOM TLS on Orthanc's DICOM port (incoming and, per modality, outgoing): PEM files. */
     tls?: { cert: string; key: string; trusted: string };
+    /**
+     * Load Debian's DICOMweb plugin (orthanc-dicomweb) with these remote DICOMweb servers, which Orthanc then
+     * pushes to (STOW-RS), pulls from (WADO-RS) and queries (QIDO-RS) through /dicom-web/servers/{name}/….
+     */
+    dicomWebServers?: Record<string, { Url: string; HttpHeaders?: Record<string, string> }>;
   } = {},
 ): Promise<OrthancPeer> {
+  if (opts.dicomWebServers && !existsSync(DICOMWEB_PLUGIN))
+    throw new Error(`${DICOMWEB_PLUGIN} is missing: apt-get install orthanc-dicomweb`);
   const dir = await mkdtemp(join(tmpdir(), 'orthanc-test-'));
   const httpPort = await freePort();
   const dicomPort = await freePort();
@@ -38,7 +49,10 @@ export async function startOrthancPeer(
     AuthenticationEnabled: false,
     DicomModalities: modalities,
     DicomScuTimeout: 20,
-    Plugins: [],
+    Plugins: opts.dicomWebServers ? [DICOMWEB_PLUGIN] : [],
+    ...(opts.dicomWebServers
+      ? { DicomWeb: { Enable: true, Root: '/dicom-web/', Servers: opts.dicomWebServers } }
+      : {}),
     TcpNoDelay: true,
     SaveJobs: false,
     ...(opts.tls
