@@ -1,5 +1,6 @@
 // The peer the OHIF viewer uses: dicomweb-client, in Node through an XMLHttpRequest implementation (xhr2).
 import { createRequire } from 'node:module';
+import jpegJs from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -30,6 +31,13 @@ interface DicomwebClient {
     sopInstanceUID: string;
   }): Promise<ArrayBuffer>;
   retrieveStudy(o: { studyInstanceUID: string }): Promise<ArrayBuffer[]>;
+  retrieveBulkData(o: { BulkDataURI: string }): Promise<ArrayBuffer[]>;
+  retrieveInstanceThumbnail(o: {
+    studyInstanceUID: string;
+    seriesInstanceUID: string;
+    sopInstanceUID: string;
+    queryParams?: Record<string, string>;
+  }): Promise<ArrayBuffer[]>;
   retrieveInstanceFrames(o: {
     studyInstanceUID: string;
     seriesInstanceUID: string;
@@ -101,5 +109,22 @@ describe.each(backends())('dicomweb-client (OHIF) against Custos on %s', (backen
     });
     expect(frames.length).toBe(1);
     expect(Buffer.from(frames[0]!)).toEqual(pixelBytes(6, 6, 2).subarray(72, 144));
+  });
+
+  it('follows a metadata BulkDataURI and fetches a thumbnail', async () => {
+    const [meta] = await client.retrieveStudyMetadata({ studyInstanceUID: study });
+    const uri = meta!['7FE00010']!.BulkDataURI!;
+    expect(uri).toMatch(/\/bulkdata\/7FE00010$/);
+    const [pixels] = await client.retrieveBulkData({ BulkDataURI: uri });
+    expect(Buffer.from(pixels!)).toEqual(pixelBytes(6, 6, 2));
+    // The library hands a single-part answer back as a list of one.
+    const [thumb] = await client.retrieveInstanceThumbnail({
+      studyInstanceUID: study,
+      seriesInstanceUID: series,
+      sopInstanceUID: sops[0]!,
+      queryParams: { viewport: '3,3' },
+    });
+    const img = jpegJs.decode(Buffer.from(thumb!));
+    expect([img.width, img.height]).toEqual([3, 3]);
   });
 });
