@@ -5,23 +5,14 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DIR } from '../src/app/serve.js';
 import { seedDemo, type DemoSeed } from '../src/app/demo.js';
 import { base32Decode, totp, totpStep } from '../src/domain/totp.js';
+import { launchChromium } from './support/chromium.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 const SHOTS = join(process.cwd(), 'test-artifacts', 'console');
 const LAPTOP = { width: 1366, height: 900 };
 const TABLET = { width: 820, height: 1180 };
@@ -37,13 +28,12 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     // No skip: the console must be built (npm install runs the build) and Chromium installed (.ci/run does).
     if (!existsSync(join(CONSOLE_DIR, 'index.html')))
       throw new Error(`the console is not built in ${CONSOLE_DIR}: run npm run build`);
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
     await mkdir(SHOTS, { recursive: true });
     s = await startTestServer('sqlite');
     seed = await seedDemo(s.app);
     const step = totpStep(s.app.clock.now());
     for (const a of seed.accounts) if (a.totpSecret) usedStep.set(a.username, step);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
   }, 180_000);
   afterAll(async () => {
     await browser?.close();

@@ -1,20 +1,11 @@
 // A viewer served from another origin (as OHIF usually is) calls DICOMweb from real Chromium: CORS.
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { launchChromium } from './support/chromium.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--no-first-run',
-];
 
 describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { timeout: 120_000 }, () => {
   let viewer: Server;
@@ -24,7 +15,6 @@ describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { 
   const study = uid(1);
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
     // The "viewer": an empty page on its own port, so its origin differs from Custos's.
     viewer = createServer((_req, res) => {
       res.writeHead(200, { 'Content-Type': 'text/html' });
@@ -35,7 +25,7 @@ describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { 
     s = await startTestServer('sqlite', {
       configure: (c) => ({ ...c, http: { ...c.http, corsOrigins: [`http://127.0.0.1:${viewerPort}`] } }),
     });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await browser?.close();

@@ -373,57 +373,37 @@ for (const backend of backends()) {
     it('moves a study by C-MOVE to a registered storescp destination', async () => {
       const destPort = await freePort();
       const out = await mkdtemp(join(work, 'move-'));
+      const move = (destination: string, ...flags: string[]) =>
+        dcmtk('movescu', [
+          ...flags,
+          ...scu,
+          '-S',
+          '-aem',
+          destination,
+          '127.0.0.1',
+          port,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${study}`,
+        ]);
       const scp = spawnDcmtk('storescp', ['-aet', 'DEST', '-od', out, String(destPort)]);
       try {
         await s.app.aes.add(admin, { title: 'DEST', host: '127.0.0.1', port: destPort });
         await new Promise((r) => setTimeout(r, 300));
-        const r = await dcmtk('movescu', [
-          ...scu,
-          '-S',
-          '-aem',
-          'DEST',
-          '127.0.0.1',
-          port,
-          '-k',
-          'QueryRetrieveLevel=STUDY',
-          '-k',
-          `StudyInstanceUID=${study}`,
-        ]);
+        const r = await move('DEST');
         expect(r.code, r.stderr).toBe(0);
         expect(r.stderr).not.toMatch(/Failed/i);
         const received = await readdir(out);
         expect(received).toHaveLength(3);
-        const unknown = await dcmtk('movescu', [
-          ...scu,
-          '-S',
-          '-aem',
-          'NOWHERE',
-          '127.0.0.1',
-          port,
-          '-k',
-          'QueryRetrieveLevel=STUDY',
-          '-k',
-          `StudyInstanceUID=${study}`,
-        ]);
+        const unknown = await move('NOWHERE');
         expect(unknown.stderr).toMatch(/Refused: MoveDestinationUnknown/);
       } finally {
         await stopChild(scp);
       }
       // Registered but nobody listens there now: every sub-operation failed, each named, and why (0xA702, as
       // dcmtk's own Q/R SCP answers; it was 0xA801, "unknown destination", before 5 Dec 2026).
-      const gone = await dcmtk('movescu', [
-        '-d',
-        ...scu,
-        '-S',
-        '-aem',
-        'DEST',
-        '127.0.0.1',
-        port,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        `StudyInstanceUID=${study}`,
-      ]);
+      const gone = await move('DEST', '-d');
       expect(gone.stderr).toMatch(/Move response with error status \(Refused: OutOfResourcesSubOperations\)/);
       expect(gone.stderr).toMatch(/Failed Suboperations +: 3/);
       for (const sop of sops) expect(gone.stderr).toContain(sop);

@@ -323,6 +323,18 @@ function renderOptions(
   };
 }
 
+/** Rendered images and thumbnails are image/jpeg: an Accept that leaves it out is a 406. */
+function acceptJpeg(ctx: RequestContext, what: string): void {
+  const accept = ctx.req.headers.accept;
+  if (accept && !/image\/jpeg|image\/\*|\*\/\*/.test(accept)) {
+    throw new CustosError({
+      code: 'http.not-acceptable',
+      message: `${what} are image/jpeg; Accept was '${accept}'`,
+      httpStatus: 406,
+    });
+  }
+}
+
 function sendImage(ctx: RequestContext, bytes: Buffer) {
   ctx.res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': bytes.length });
   ctx.res.end(bytes);
@@ -331,14 +343,7 @@ function sendImage(ctx: RequestContext, bytes: Buffer) {
 /** WADO-RS rendered (PS3.18 §10.4.1.1.3): an instance's first frame, or one frame, as image/jpeg. */
 export function renderedHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
-    const accept = ctx.req.headers.accept;
-    if (accept && !/image\/jpeg|image\/\*|\*\/\*/.test(accept)) {
-      throw new CustosError({
-        code: 'http.not-acceptable',
-        message: `rendered images are image/jpeg; Accept was '${accept}'`,
-        httpStatus: 406,
-      });
-    }
+    acceptJpeg(ctx, 'rendered images');
     const frames = ctx.params.frames ? parseFrameList(ctx.params.frames) : [1];
     if (frames.length !== 1)
       throw new CustosError({
@@ -378,14 +383,7 @@ const THUMBNAIL_SIZE = 128;
  */
 export function thumbnailHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
-    const accept = ctx.req.headers.accept;
-    if (accept && !/image\/jpeg|image\/\*|\*\/\*/.test(accept)) {
-      throw new CustosError({
-        code: 'http.not-acceptable',
-        message: `thumbnails are image/jpeg; Accept was '${accept}'`,
-        httpStatus: 406,
-      });
-    }
+    acceptJpeg(ctx, 'thumbnails');
     const options = renderedOptions(ctx.query, `${THUMBNAIL_SIZE},${THUMBNAIL_SIZE}`);
     const [ref] = await retrieve.open(
       ctx.principal,
