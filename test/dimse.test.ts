@@ -92,6 +92,85 @@ for (const backend of backends()) {
       expect(r.code, r.stderr).toBe(0);
     });
 
+    it('takes a User Identity token (PS3.7 D.3.3.7): its user becomes the principal; a bad one is refused', async () => {
+      const f = files[0]!;
+      const associations = () =>
+        s.app.index.db
+          .selectFrom('audit_ledger')
+          .select(['actor', 'outcome', 'record'])
+          .where('action', '=', 'dicom-associate')
+          .orderBy('seq', 'desc')
+          .limit(1)
+          .executeTakeFirstOrThrow();
+      // The token of the server's admin account as the passcode of user 'admin', a positive response asked for:
+      // before 5 Dec 2026 dcmtk gave up ("Positive response requested but none received").
+      const ok = await dcmtk('storescu', [
+        ...scu,
+        '--user',
+        'admin',
+        '--password',
+        s.token,
+        '--pos-response',
+        '127.0.0.1',
+        port,
+        f,
+      ]);
+      expect(ok.code, ok.stderr).toBe(0);
+      const accepted = await associations();
+      expect(accepted.outcome).toBe('success');
+      expect(JSON.parse(accepted.record)).toMatchObject({
+        actor: { kind: 'user', name: 'admin' },
+        detail: { ae: 'TESTSCU', userIdentity: 2 },
+      });
+      // A user whose role may not store: associated as that user, the store is refused by the decision point.
+      await s.app.accounts.add(admin, { username: 'dimse-student', role: 'student' });
+      const { token } = await s.app.auth.createToken(admin, 'dimse-student');
+      const sop = uid(44);
+      const other = join(work, 'student.dcm');
+      await writeFile(other, makeInstance({ studyUid: uid(45), seriesUid: uid(46), sopInstanceUid: sop }));
+      const refused = await dcmtk('storescu', [
+        '-v',
+        ...scu,
+        '--user',
+        'dimse-student',
+        '--password',
+        token,
+        '--pos-response',
+        '127.0.0.1',
+        port,
+        other,
+      ]);
+      expect(refused.stderr).toMatch(/Store Response \(Unknown Status: 0x124\)|Refused: NotAuthorized/);
+      expect(
+        await s.app.index.db
+          .selectFrom('instances')
+          .select('sop_instance_uid')
+          .where('sop_instance_uid', '=', sop)
+          .execute(),
+      ).toEqual([]);
+      // A passcode that is no token, or another user's: no association, and the attempt is recorded.
+      for (const [user, passcode, why] of [
+        ['admin', 'not-a-token', /user identity \(type 2\)/],
+        ['dimse-student', s.token, /the passcode is not a token of user 'dimse-student'/],
+      ] as const) {
+        const r = await dcmtk('storescu', [
+          ...scu,
+          '--user',
+          user,
+          '--password',
+          passcode,
+          '127.0.0.1',
+          port,
+          f,
+        ]);
+        expect(r.code).not.toBe(0);
+        expect(r.stderr + r.stdout).toMatch(/Association Rejected/);
+        const denied = await associations();
+        expect(denied.outcome).toBe('denied');
+        expect(JSON.parse(denied.record).detail.reason).toMatch(why);
+      }
+    });
+
     it('rejects an unregistered calling AE with A-ASSOCIATE-RJ and audits the attempt', async () => {
       const r = await dcmtk('echoscu', ['-aet', 'STRANGER', '-aec', 'CUSTOS', '127.0.0.1', port]);
       expect(r.code).not.toBe(0);

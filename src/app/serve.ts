@@ -64,6 +64,7 @@ export async function startDimse(
     connectTimeoutMs: d.connectTimeoutMs,
     storeAck: d.storeAck,
     tlsClient: tls && { cert: tls.cert, key: tls.key, ca: tls.ca },
+    authenticate: (token, source) => app.auth.authenticateBearer(`Bearer ${token}`, source),
   });
   const server = new DimseServer(
     services,

@@ -5,6 +5,7 @@
 import { asciiText } from '../../domain/ascii-text.js';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { Dataset } from '../../dicom/dataset.js';
+import type { Principal } from '../../domain/principal.js';
 import type { AuditLedger } from '../../ports/audit-ledger.js';
 import type { AeEntry, AeRegistry } from '../../services/ae-registry.js';
 import { heldInQuarantine, keptWarning, type IngestService } from '../../services/ingest-service.js';
@@ -39,6 +40,11 @@ export interface DimseServiceDeps {
    * (C-MOVE destinations, storage commitment reports). Without it such AEs cannot be called.
    */
   tlsClient?: { cert: Buffer; key: Buffer; ca?: Buffer | undefined } | undefined;
+  /**
+   * Authenticates the token an association's User Identity carries (PS3.7 D.3.3.7) as a DICOMweb bearer token
+   * is (an API token or an OIDC JWT); without it, user identities are not taken.
+   */
+  authenticate?: (token: string, source: string) => Promise<Principal>;
 }
 
 const failureStatus = (err: unknown, fallback: number = DicomStatus.ProcessingFailure): number =>
@@ -81,6 +87,11 @@ export class DimseServices {
     return { ...base, tls: { cert: t.cert, key: t.key, ca: t.ca, pinSha256: dest.certSha256 } };
   }
 
+  /** The principal a User Identity's token stands for; undefined when this server does not take them. */
+  async identify(token: string, source: string): Promise<Principal | undefined> {
+    return this.deps.authenticate?.(token, source);
+  }
+
   get registry(): AeRegistry {
     return this.deps.registry;
   }
@@ -118,6 +129,8 @@ export class DimseServices {
           );
           const ingest = this.deps.ingest.ingest(a.principal!, source(), {
             channel: 'c-store',
+            // The AE's validation level (validation.byAe) holds when a user identity is the principal too.
+            callingAeTitle: a.callingAe,
             ...(this.deps.storeAck === 'received'
               ? {
                   onValidated: (ids) =>

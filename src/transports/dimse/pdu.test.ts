@@ -108,3 +108,64 @@ describe('PduFramer', () => {
     }).toThrow(PduError);
   });
 });
+
+describe('A-ASSOCIATE-RQ user identity (PS3.7 D.3.3.7.1)', () => {
+  const item = (type: number, value: Buffer) => {
+    const h = Buffer.alloc(4);
+    h[0] = type;
+    h.writeUInt16BE(value.length, 2);
+    return Buffer.concat([h, value]);
+  };
+  /** The body of an A-ASSOCIATE-RQ whose user information carries these sub-items after the maximum length. */
+  const rqBody = (userSubs: Buffer[]) => {
+    const head = Buffer.alloc(68);
+    head.writeUInt16BE(1, 0);
+    head.write('CUSTOS'.padEnd(16), 4, 'latin1');
+    head.write('SCU'.padEnd(16), 20, 'latin1');
+    const context = item(
+      0x20,
+      Buffer.concat([
+        Buffer.from([1, 0, 0, 0]),
+        item(0x30, Buffer.from('1.2.840.10008.1.1')),
+        item(0x40, Buffer.from('1.2.840.10008.1.2')),
+      ]),
+    );
+    const max = Buffer.alloc(4);
+    max.writeUInt32BE(16384);
+    return Buffer.concat([
+      head,
+      item(0x10, Buffer.from('1.2.840.10008.3.1.1.1')),
+      context,
+      item(0x50, Buffer.concat([item(0x51, max), ...userSubs])),
+    ]);
+  };
+  /** type(1) positive-response(1) primary-length(2) primary secondary-length(2) secondary */
+  const identity = (type: number, positive: boolean, primary: string, secondary: string, lie = 0) => {
+    const p = Buffer.from(primary);
+    const s = Buffer.from(secondary);
+    const v = Buffer.alloc(6 + p.length + s.length);
+    v[0] = type;
+    v[1] = positive ? 1 : 0;
+    v.writeUInt16BE(p.length + lie, 2);
+    p.copy(v, 4);
+    v.writeUInt16BE(s.length, 4 + p.length);
+    s.copy(v, 6 + p.length);
+    return item(0x58, v);
+  };
+
+  it('reads the type, the positive-response request and both fields', () => {
+    const rq = decodePdu(PduType.AssociateRq, rqBody([identity(2, true, 'rad', 'cst_token')]));
+    expect(rq.type === 'associate-rq' && rq.user.identity).toEqual({
+      type: 2,
+      positiveResponseRequested: true,
+      primary: Buffer.from('rad'),
+      secondary: Buffer.from('cst_token'),
+    });
+  });
+
+  it('refuses a sub-item whose field lengths overrun it (an A-ABORT, not a crash)', () => {
+    expect(() => decodePdu(PduType.AssociateRq, rqBody([identity(2, true, 'rad', 'x', 40)]))).toThrow(
+      PduError,
+    );
+  });
+});

@@ -45,11 +45,21 @@ export interface RoleSelection {
   scp: boolean;
 }
 
+/** PS3.7 D.3.3.7.1 User Identity sub-item of an A-ASSOCIATE-RQ. */
+export interface UserIdentity {
+  /** 1 username, 2 username and passcode, 3 Kerberos, 4 SAML, 5 JSON Web Token. */
+  type: number;
+  positiveResponseRequested: boolean;
+  primary: Buffer;
+  secondary: Buffer;
+}
+
 export interface UserInformation {
   maxPduLength: number;
   implementationClassUid?: string;
   implementationVersionName?: string;
   roles: RoleSelection[];
+  identity?: UserIdentity;
 }
 
 export interface AssociateRq {
@@ -269,6 +279,18 @@ function decodeUserInfo(v: Buffer): UserInformation {
         scu: sub.value[2 + n] === 1,
         scp: sub.value[3 + n] === 1,
       });
+    } else if (sub.type === 0x58) {
+      need(sub.value, 4, 'the user identity sub-item');
+      const primaryLength = sub.value.readUInt16BE(2);
+      need(sub.value, 6 + primaryLength, 'the user identity sub-item');
+      const secondaryLength = sub.value.readUInt16BE(4 + primaryLength);
+      need(sub.value, 6 + primaryLength + secondaryLength, 'the user identity sub-item');
+      user.identity = {
+        type: sub.value[0]!,
+        positiveResponseRequested: sub.value[1] === 1,
+        primary: sub.value.subarray(4, 4 + primaryLength),
+        secondary: sub.value.subarray(6 + primaryLength, 6 + primaryLength + secondaryLength),
+      };
     }
   }
   return user;
@@ -370,7 +392,7 @@ function pdu(type: number, body: Buffer): Buffer {
 
 const ae16 = (s: string) => Buffer.from(s.padEnd(16, ' ').slice(0, 16), 'latin1');
 
-function userInfo(maxPduLength: number, roles: RoleSelection[]): Buffer {
+function userInfo(maxPduLength: number, roles: RoleSelection[], identityResponse?: Buffer): Buffer {
   const max = Buffer.alloc(4);
   max.writeUInt32BE(maxPduLength);
   const subs = [
@@ -387,6 +409,13 @@ function userInfo(maxPduLength: number, roles: RoleSelection[]): Buffer {
     }),
     item(0x55, Buffer.from(IMPLEMENTATION_VERSION, 'latin1')),
   ];
+  if (identityResponse) {
+    // PS3.7 D.3.3.7.2: the server response's length, then the response (empty for user name and passcode).
+    const v = Buffer.alloc(2 + identityResponse.length);
+    v.writeUInt16BE(identityResponse.length, 0);
+    identityResponse.copy(v, 2);
+    subs.push(item(0x59, v));
+  }
   return item(0x50, Buffer.concat(subs));
 }
 
@@ -403,6 +432,8 @@ export function encodeAssociateAc(
   contexts: AcceptedContext[],
   maxPduLength: number,
   roles: RoleSelection[],
+  /** The User Identity server response, when the requestor asked for a positive response and was identified. */
+  identityResponse?: Buffer,
 ): Buffer {
   const parts = [
     associateHeader(rq.calledAe, rq.callingAe),
@@ -412,7 +443,7 @@ export function encodeAssociateAc(
     const head = Buffer.from([c.id, 0, c.result, 0]);
     parts.push(item(0x21, Buffer.concat([head, item(0x40, Buffer.from(c.transferSyntax, 'latin1'))])));
   }
-  parts.push(userInfo(maxPduLength, roles));
+  parts.push(userInfo(maxPduLength, roles, identityResponse));
   return pdu(PduType.AssociateAc, Buffer.concat(parts));
 }
 

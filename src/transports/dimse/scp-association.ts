@@ -188,6 +188,48 @@ export class ScpAssociation {
     setTimeout(() => this.socket.destroy(), this.opts.artimMs).unref();
   }
 
+  /**
+   * User Identity negotiation (PS3.7 D.3.3.7): a token (type 5, "JSON Web Token", or the passcode of type 2 with
+   * the user name it belongs to) authenticated like a DICOMweb bearer token makes its user the association's
+   * principal in place of the calling AE's, so the decision point decides, and the ledger records, for that
+   * person. A token that does not authenticate refuses the association (recorded). Types 1, 3 and 4 (a bare
+   * user name, Kerberos, SAML) are not verified: the AE's principal stays and no positive response is given.
+   */
+  private async userIdentity(
+    rq: AssociateRq,
+    address: string,
+  ): Promise<{ type: number; response: Buffer | undefined } | 'refused' | undefined> {
+    const identity = rq.user.identity;
+    if (!identity || (identity.type !== 2 && identity.type !== 5)) return undefined;
+    const token = (identity.type === 2 ? identity.secondary : identity.primary).toString('utf8').trim();
+    let reason: string | undefined;
+    let who: Principal | undefined;
+    try {
+      who = await this.services.identify(token, address);
+      if (!who) reason = 'this server does not take user identities';
+      else if (identity.type === 2 && who.name !== identity.primary.toString('utf8').trim())
+        reason = `the passcode is not a token of user '${identity.primary.toString('utf8').trim()}'`;
+    } catch (err) {
+      reason = err instanceof Error ? err.message : String(err);
+    }
+    if (reason || !who) {
+      await this.services.ledger.append({
+        principal: this.principal!,
+        action: 'dicom-associate',
+        outcome: 'denied',
+        policy: 'builtin:user-identity',
+        detail: { reason: `user identity (type ${identity.type}): ${reason}` },
+      });
+      return 'refused';
+    }
+    this.principal = { ...who, source: address };
+    // D.3.3.7.2: the server response is empty for a user name and passcode; a JWT is answered the same way.
+    return {
+      type: identity.type,
+      response: identity.positiveResponseRequested ? Buffer.alloc(0) : undefined,
+    };
+  }
+
   private async associate(rq: AssociateRq) {
     const address = this.socket.remoteAddress ?? 'unknown';
     this.callingAe = rq.callingAe;
@@ -221,6 +263,8 @@ export class ScpAssociation {
     });
     if (!admission.admitted) return this.reject(RejectReason.CallingAeNotRecognized);
     this.principal = admission.principal;
+    const identified = await this.userIdentity(rq, address);
+    if (identified === 'refused') return this.reject(RejectReason.NoReason);
 
     const accepted: AcceptedContext[] = [];
     const proposedRoles = new Map(rq.user.roles.map((r) => [r.sopClassUid, r]));
@@ -257,9 +301,12 @@ export class ScpAssociation {
         tls,
         accepted: accepted.filter((a) => a.result === 0).length,
         proposed: rq.contexts.length,
+        ...(identified ? { ae: rq.callingAe, userIdentity: identified.type } : {}),
       },
     });
-    await this.conn.writeRaw(encodeAssociateAc(rq, accepted, this.opts.maxPduLength, roles));
+    await this.conn.writeRaw(
+      encodeAssociateAc(rq, accepted, this.opts.maxPduLength, roles, identified?.response),
+    );
     this.arm(this.opts.idleMs, 'DIMSE idle timeout');
   }
 
