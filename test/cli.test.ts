@@ -273,7 +273,7 @@ describe('custos CLI', () => {
     await symlink(view, join(view, 'up')); // back up the tree
     await symlink(join(cwd, 'nowhere'), join(view, 'gone.dcm'));
     const o = io(cwd);
-    // Before 5 Dec 2026 every link was passed over: "0 files", exit 0, nothing stored.
+    // Until 4 Dec 2026 every link was passed over: "0 files", exit 0, nothing stored.
     expect(await main(['import', view, '--data', 'd4'], o)).toBe(3);
     expect(JSON.parse(o.stdout)).toEqual({
       stored: 3,
@@ -306,7 +306,7 @@ describe('custos CLI', () => {
     const made = await dcmtk('dcmmkdir', ['+r', '--invent', 'DICOM/IM1', 'DICOM/IM2'], { cwd: cd });
     expect(made.code, made.stderr).toBe(0);
     const o = io(cwd);
-    // Before 4 Dec 2026 the DICOMDIR was "failed: the object has no Study Instance UID", and before 5 Dec the
+    // Before 4 Dec 2026 the DICOMDIR was "failed: the object has no Study Instance UID", and until 4 Dec night the
     // other four were failures too ('not a DICOM Part 10 object'): exit status 3 for a readable disc.
     expect(await main(['import', cd, '--data', 'd3'], o)).toBe(0);
     expect(JSON.parse(o.stdout)).toEqual({

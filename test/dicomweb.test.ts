@@ -482,7 +482,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       return [img.width, img.height];
     };
     const series = `${s.dicomweb}/studies/${study1}/series/${series1}`;
-    // The 8 × 8 images: a thumbnail fits 128 × 128 unless a viewport says otherwise (before 5 Dec 2026 these
+    // The 8 × 8 images: a thumbnail fits 128 × 128 unless a viewport says otherwise (until 4 Dec 2026 these
     // were 404s, and a viewport was ignored).
     expect(await size(await get(`${s.dicomweb}/studies/${study1}/thumbnail`))).toEqual([128, 128]);
     expect(await size(await get(`${series}/thumbnail?viewport=16,4`))).toEqual([4, 4]);

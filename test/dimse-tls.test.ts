@@ -264,7 +264,7 @@ for (const backend of backends()) {
         await new Promise((r) => setTimeout(r, 300));
         const r = await move('PINNED');
         // The move is refused with the reason in the Error Comment; nothing reaches the impostor. Every
-        // sub-operation failed (0xA702; before 5 Dec 2026 0xA801, which says the title is not known).
+        // sub-operation failed (0xA702; until 4 Dec 2026 0xA801, which says the title is not known).
         expect(r.stderr).toMatch(/Move response with error status \(Refused: OutOfResourcesSubOperations\)/);
         expect(r.stderr).toMatch(/LO \[TLS certificate is not the one registered.*ErrorComment/);
         expect(await readdir(out)).toHaveLength(0);

@@ -103,7 +103,7 @@ for (const backend of backends()) {
           .limit(1)
           .executeTakeFirstOrThrow();
       // The token of the server's admin account as the passcode of user 'admin', a positive response asked for:
-      // before 5 Dec 2026 dcmtk gave up ("Positive response requested but none received").
+      // until 4 Dec 2026 dcmtk gave up ("Positive response requested but none received").
       const ok = await dcmtk('storescu', [
         ...scu,
         '--user',
@@ -481,7 +481,7 @@ for (const backend of backends()) {
         await stopChild(scp);
       }
       // Registered but nobody listens there now: every sub-operation failed, each named, and why (0xA702, as
-      // dcmtk's own Q/R SCP answers; it was 0xA801, "unknown destination", before 5 Dec 2026).
+      // dcmtk's own Q/R SCP answers; it was 0xA801, "unknown destination", until 4 Dec 2026).
       const gone = await move('DEST', '-d');
       expect(gone.stderr).toMatch(/Move response with error status \(Refused: OutOfResourcesSubOperations\)/);
       expect(gone.stderr).toMatch(/Failed Suboperations +: 3/);

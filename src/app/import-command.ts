@@ -186,7 +186,7 @@ export async function runImport(
   return summary.failed.length + summary.conflicts.length > 0 ? 3 : 0;
 }
 
-/** "1 DICOMDIR, 12 not DICOM Part 10 files (no "DICM" mark)" */
+/** What the skipped files were, counted by kind: "1 DICOMDIR: …; 12 not DICOM Part 10: …". */
 function skippedKinds(summary: ImportSummary): string {
   const dirs = summary.skipped.filter((k) => k.why === 'DICOMDIR').length;
   const other = summary.skipped.length - dirs;

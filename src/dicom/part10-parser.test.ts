@@ -141,7 +141,7 @@ describe('Part10Parser', () => {
 
   it('keeps the first file meta header when the data set repeats one, and says so', async () => {
     // A sender that writes its file's meta group into the data set of a C-STORE: Custos's header comes first,
-    // the sender's copy (here naming another transfer syntax) follows it. Before 5 Dec 2026 the copy silently
+    // the sender's copy (here naming another transfer syntax) follows it. Until 4 Dec 2026 the copy silently
     // replaced the header's values and no warning was given.
     const file = writePart10(base(), { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian });
     const metaEnd = 132 + 12 + file.readUInt32LE(140);

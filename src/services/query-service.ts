@@ -171,7 +171,7 @@ export interface QueryResult {
   results: DicomJsonObject[];
   /** Texts for a Warning: 299 header (ignored keys, truncated results). */
   warnings: string[];
-  /** More rows match beyond `offset + limit`: the next page starts at `offset + limit`. */
+  /** More rows match beyond this page: the next one starts `results.length` rows further on. */
   more: boolean;
 }
 
