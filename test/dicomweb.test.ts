@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -521,6 +522,54 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       expect(await bad.json()).toMatchObject({ code: 'wado.bad-parameter', parameter });
     }
     expect((await pixelRecords()).length).toBe(before);
+  });
+
+  it('answers QIDO-RS and metadata in DICOM XML (PS3.19) when asked for multipart/related application/dicom+xml', async () => {
+    const xmlAccept = { ...auth(), Accept: 'multipart/related; type="application/dicom+xml"' };
+    const wellFormed = (xml: string) =>
+      execFileSync(
+        'python3',
+        ['-c', 'import sys, xml.dom.minidom; xml.dom.minidom.parseString(sys.stdin.buffer.read())'],
+        {
+          input: xml,
+        },
+      );
+    const qido = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A`, { headers: xmlAccept });
+    expect(qido.status, await qido.clone().text()).toBe(200);
+    expect(qido.headers.get('content-type')).toMatch(
+      /^multipart\/related; type="application\/dicom\+xml"; boundary=/,
+    );
+    const [study] = await multipartParts(qido);
+    expect(study!.contentType).toBe('application/dicom+xml; charset=utf-8');
+    const text = study!.body.toString('utf8');
+    wellFormed(text);
+    expect(text).toContain(
+      `<DicomAttribute tag="0020000D" vr="UI" keyword="StudyInstanceUID"><Value number="1">${study1}</Value>`,
+    );
+    expect(text).toContain(
+      '<PersonName number="1"><Alphabetic><FamilyName>Müller</FamilyName><GivenName>Anna</GivenName></Alphabetic></PersonName>',
+    );
+    // Metadata: one document per instance, pixel data by BulkData URI.
+    const meta = await fetch(`${s.dicomweb}/studies/${study1}/series/${series1}/metadata`, {
+      headers: xmlAccept,
+    });
+    expect(meta.status).toBe(200);
+    const parts = await multipartParts(meta);
+    expect(parts).toHaveLength(2);
+    for (const p of parts) {
+      wellFormed(p.body.toString('utf8'));
+      expect(p.body.toString('utf8')).toMatch(
+        /<DicomAttribute tag="7FE00010" vr="OW" keyword="PixelData"><BulkData uri="[^"]+\/bulkdata\/7FE00010"\/>/,
+      );
+    }
+    // No match: 204, since a multipart body needs a part (it was a 406 for XML before 4 Dec 2026 night).
+    const none = await fetch(`${s.dicomweb}/studies?PatientID=NOBODY`, { headers: xmlAccept });
+    expect(none.status).toBe(204);
+    // JSON stays the default and the choice for */*.
+    const json = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A`, {
+      headers: { ...auth(), Accept: '*/*' },
+    });
+    expect(json.headers.get('content-type')).toMatch(/^application\/dicom\+json/);
   });
 
   it('answers 404 problem+json for an unknown study', async () => {

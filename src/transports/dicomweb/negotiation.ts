@@ -9,10 +9,17 @@ const notAcceptable = (what: string, offered: string) =>
   });
 
 /** QIDO-RS and metadata responses: DICOM JSON (PS3.18 §8.7.3.2). */
+/** The multipart form of DICOM XML (PS3.18 §8.7.3.3): one application/dicom+xml part per data set. */
+export const DICOM_XML_MULTIPART = 'multipart/related; type="application/dicom+xml"';
+
+/**
+ * QIDO-RS results and WADO-RS metadata: DICOM JSON (the default), plain JSON, or DICOM XML as multipart/related
+ * parts (PS3.18 §8.7.3.3 lists both models), in the order of the client's preference.
+ */
 export function acceptJson(
   accept: string | undefined,
   what: string,
-): 'application/dicom+json' | 'application/json' {
+): 'application/dicom+json' | 'application/json' | typeof DICOM_XML_MULTIPART {
   const entries = parseAccept(accept);
   if (entries.length === 0) return 'application/dicom+json';
   for (const e of entries) {
@@ -21,7 +28,7 @@ export function acceptJson(
       return 'application/dicom+json';
     if (e.type === 'application/json') return 'application/json';
     if (e.type === 'multipart/related' && (e.params.type ?? '').toLowerCase() === 'application/dicom+xml')
-      continue;
+      return DICOM_XML_MULTIPART;
   }
   throw notAcceptable(what, accept ?? '');
 }

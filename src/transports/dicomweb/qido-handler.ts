@@ -1,8 +1,9 @@
 import { parseQidoQuery, type QidoLevel } from '../../domain/qido-query.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { RequestContext } from '../server/router.js';
-import { acceptJson } from './negotiation.js';
-import { jsonArray, sendJsonBytes, warning299 } from './responses.js';
+import type { DicomJsonObject } from '../../domain/dicom-levels.js';
+import { acceptJson, DICOM_XML_MULTIPART } from './negotiation.js';
+import { jsonArray, sendDicomXml, sendJsonBytes, warning299 } from './responses.js';
 
 /** QIDO-RS (PS3.18 §10.6) at study, series and instance level, optionally scoped by the URL. */
 export function qidoHandler(query: QueryService, level: QidoLevel) {
@@ -14,6 +15,11 @@ export function qidoHandler(query: QueryService, level: QidoLevel) {
     });
     const { rows, warnings } = await query.searchJsonRows(ctx.principal, q, `${ctx.origin}/dicom-web`);
     if (warnings.length) ctx.res.setHeader('Warning', warnings.map(warning299));
-    await sendJsonBytes(ctx.res, 200, jsonArray(rows), media);
+    if (media === DICOM_XML_MULTIPART)
+      await sendDicomXml(
+        ctx.res,
+        rows.map((r) => JSON.parse(r) as DicomJsonObject),
+      );
+    else await sendJsonBytes(ctx.res, 200, jsonArray(rows), media);
   };
 }

@@ -2,6 +2,9 @@ import type { ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { asciiText } from '../../domain/ascii-text.js';
+import type { DicomJsonObject } from '../../domain/dicom-levels.js';
+import { nativeDicomXml } from '../../dicom/dicom-xml.js';
+import { multipartBoundary } from '../http/multipart-writer.js';
 
 const gzipAsync = promisify(gzip);
 
@@ -27,18 +30,50 @@ const GZIP_MIN_BYTES = 1024;
  * gzip-compressed (RFC 9110 §8.4), compressed off the event loop: study metadata of a 2,000-slice CT is several
  * MB of JSON that compresses about tenfold.
  */
-export async function sendJsonBytes(
+export function sendJsonBytes(
   res: ServerResponse,
   status: number,
   body: Buffer | readonly JsonPiece[],
   contentType = 'application/dicom+json',
+): Promise<void> {
+  return sendText(res, status, body, `${contentType}; charset=utf-8`);
+}
+
+/**
+ * QIDO-RS results or WADO-RS metadata as `multipart/related; type="application/dicom+xml"`: one Native DICOM
+ * Model document per data set (PS3.18 §8.7.3.3, PS3.19). No data set is a 204, a multipart body needing a part.
+ */
+export function sendDicomXml(res: ServerResponse, objects: readonly DicomJsonObject[]): Promise<void> {
+  if (objects.length === 0) {
+    res.writeHead(204);
+    res.end();
+    return Promise.resolve();
+  }
+  const boundary = multipartBoundary();
+  const pieces: JsonPiece[] = [];
+  for (const o of objects)
+    pieces.push(
+      `--${boundary}\r\nContent-Type: application/dicom+xml; charset=utf-8\r\n\r\n`,
+      nativeDicomXml(o),
+      '\r\n',
+    );
+  pieces.push(`--${boundary}--\r\n`);
+  return sendText(res, 200, pieces, `multipart/related; type="application/dicom+xml"; boundary=${boundary}`);
+}
+
+/** Text in pieces, gzip-compressed when the request takes it (sendJsonBytes). */
+async function sendText(
+  res: ServerResponse,
+  status: number,
+  body: Buffer | readonly JsonPiece[],
+  contentType: string,
 ): Promise<void> {
   const pieces = Buffer.isBuffer(body) ? [body] : body;
   let length = 0;
   for (const p of pieces) length += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length;
   const vary = res.getHeader('Vary');
   const headers = {
-    'Content-Type': `${contentType}; charset=utf-8`,
+    'Content-Type': contentType,
     Vary: vary ? `${String(vary)}, Accept-Encoding` : 'Accept-Encoding',
   };
   if (length >= GZIP_MIN_BYTES && acceptsGzip(res.req?.headers['accept-encoding'])) {

@@ -4,8 +4,14 @@ import { MAX_VIEWPORT, parseViewport } from '../../domain/render.js';
 import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
 import { multipartBoundary, writeMultipart } from '../http/multipart-writer.js';
 import type { RequestContext } from '../server/router.js';
-import { acceptDicom, acceptJson, acceptsTransferSyntax, framePartType } from './negotiation.js';
-import { pipeBody, sendJson } from './responses.js';
+import {
+  acceptDicom,
+  acceptJson,
+  acceptsTransferSyntax,
+  DICOM_XML_MULTIPART,
+  framePartType,
+} from './negotiation.js';
+import { pipeBody, sendDicomXml, sendJson } from './responses.js';
 
 const scopeOf = (ctx: RequestContext): RetrieveScope => ({
   studyUid: ctx.params.study!,
@@ -87,7 +93,8 @@ export function metadataHandler(retrieve: RetrieveService) {
     const refs = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-metadata', 'wado-rs metadata');
     const base = `${ctx.origin}/dicom-web`;
     const out = refs.map((r) => withBulkUris(r.metadata, `${instanceUrl(base, r)}/bulkdata/`));
-    await sendJson(ctx.res, 200, out, media);
+    if (media === DICOM_XML_MULTIPART) await sendDicomXml(ctx.res, out);
+    else await sendJson(ctx.res, 200, out, media);
   };
 }
 
