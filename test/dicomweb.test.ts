@@ -565,6 +565,28 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     // No match: 204, since a multipart body needs a part (it was a 406 for XML before 4 Dec 2026 night).
     const none = await fetch(`${s.dicomweb}/studies?PatientID=NOBODY`, { headers: xmlAccept });
     expect(none.status).toBe(204);
+    // The STOW-RS response too, when the client prefers XML: one document (it was always JSON before).
+    const sop = uid(60);
+    const { body, contentType } = stowBody([
+      { bytes: makeInstance({ studyUid: uid(61), seriesUid: uid(62), sopInstanceUid: sop }) },
+    ]);
+    const stored = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: {
+        ...auth(),
+        'Content-Type': contentType,
+        Accept: 'application/dicom+xml, application/dicom+json;q=0.5',
+      },
+      body,
+    });
+    expect(stored.status).toBe(200);
+    expect(stored.headers.get('content-type')).toBe('application/dicom+xml; charset=utf-8');
+    const answer = await stored.text();
+    wellFormed(answer);
+    expect(answer).toContain(
+      '<DicomAttribute tag="00081199" vr="SQ" keyword="ReferencedSOPSequence"><Item number="1">',
+    );
+    expect(answer).toContain(`<Value number="1">${sop}</Value>`);
     // JSON stays the default and the choice for */*.
     const json = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A`, {
       headers: { ...auth(), Accept: '*/*' },

@@ -122,3 +122,16 @@ export function framePartType(storedTs: string, accept: string | undefined): str
   }
   throw notAcceptable(`frames stored as ${storedTs} (no transcoding)`, accept ?? '');
 }
+
+/**
+ * The STOW-RS response's model (PS3.18 §10.5.3): DICOM XML when the client prefers `application/dicom+xml` to the
+ * JSON types, DICOM JSON otherwise (also when Accept names neither: the answer reports what was stored).
+ */
+export function stowResponseXml(accept: string | undefined): boolean {
+  for (const e of parseAccept(accept)) {
+    if (e.q === 0) continue;
+    if (e.type === 'application/dicom+xml') return true;
+    if (['application/dicom+json', 'application/json', 'application/*', '*/*'].includes(e.type)) return false;
+  }
+  return false;
+}

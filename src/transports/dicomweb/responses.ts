@@ -61,6 +61,11 @@ export function sendDicomXml(res: ServerResponse, objects: readonly DicomJsonObj
   return sendText(res, 200, pieces, `multipart/related; type="application/dicom+xml"; boundary=${boundary}`);
 }
 
+/** One data set as a DICOM XML document (the STOW-RS response when the client prefers XML, PS3.18 §10.5.3). */
+export function sendDicomXmlDocument(res: ServerResponse, status: number, obj: DicomJsonObject): Promise<void> {
+  return sendText(res, status, [nativeDicomXml(obj)], 'application/dicom+xml; charset=utf-8');
+}
+
 /** Text in pieces, gzip-compressed when the request takes it (sendJsonBytes). */
 async function sendText(
   res: ServerResponse,

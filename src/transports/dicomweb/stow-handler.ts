@@ -5,7 +5,8 @@ import { heldInQuarantine, IngestFailure, keptWarning } from '../../services/ing
 import { parseMediaType } from '../http/content-type.js';
 import { readMultipart } from '../http/multipart-reader.js';
 import type { RequestContext } from '../server/router.js';
-import { sendJson, warning299 } from './responses.js';
+import { stowResponseXml } from './negotiation.js';
+import { sendDicomXmlDocument, sendJson, warning299 } from './responses.js';
 
 export interface StowOptions {
   maxRequestBytes: number;
@@ -211,7 +212,8 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     ];
     if (requestError) texts.push(warning299(requestError.message));
     if (texts.length) ctx.res.setHeader('Warning', texts);
-    await sendJson(ctx.res, status, body, 'application/dicom+json');
+    if (stowResponseXml(ctx.req.headers.accept)) await sendDicomXmlDocument(ctx.res, status, body);
+    else await sendJson(ctx.res, status, body, 'application/dicom+json');
   };
 }
 
