@@ -62,7 +62,11 @@ export function sendDicomXml(res: ServerResponse, objects: readonly DicomJsonObj
 }
 
 /** One data set as a DICOM XML document (the STOW-RS response when the client prefers XML, PS3.18 §10.5.3). */
-export function sendDicomXmlDocument(res: ServerResponse, status: number, obj: DicomJsonObject): Promise<void> {
+export function sendDicomXmlDocument(
+  res: ServerResponse,
+  status: number,
+  obj: DicomJsonObject,
+): Promise<void> {
   return sendText(res, status, [nativeDicomXml(obj)], 'application/dicom+xml; charset=utf-8');
 }
 
