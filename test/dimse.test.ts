@@ -22,6 +22,15 @@ async function countRows(s: TestServer, table: 'instances' | 'studies') {
   return Number(r.n);
 }
 
+/** The instances indexed with this study or SOP Instance UID (or one of these SOP Instance UIDs). */
+function storedInstances(s: TestServer, column: 'study_uid' | 'sop_instance_uid', value: string | string[]) {
+  return s.app.index.db
+    .selectFrom('instances')
+    .select(['sop_instance_uid', 'transfer_syntax_uid'])
+    .where(column, Array.isArray(value) ? 'in' : '=', value)
+    .execute();
+}
+
 async function blobFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (d: string) => {
@@ -141,13 +150,7 @@ for (const backend of backends()) {
         other,
       ]);
       expect(refused.stderr).toMatch(/Store Response \(Unknown Status: 0x124\)|Refused: NotAuthorized/);
-      expect(
-        await s.app.index.db
-          .selectFrom('instances')
-          .select('sop_instance_uid')
-          .where('sop_instance_uid', '=', sop)
-          .execute(),
-      ).toEqual([]);
+      expect(await storedInstances(s, 'sop_instance_uid', sop)).toEqual([]);
       // A passcode that is no token, or another user's: no association, and the attempt is recorded.
       for (const [user, passcode, why] of [
         ['admin', 'not-a-token', /user identity \(type 2\)/],
@@ -207,11 +210,7 @@ for (const backend of backends()) {
     it('stores instances by C-STORE through the one ingest pipeline', async () => {
       const r = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
       expect(r.code, r.stderr).toBe(0);
-      const rows = await s.app.index.db
-        .selectFrom('instances')
-        .select(['sop_instance_uid', 'transfer_syntax_uid'])
-        .where('study_uid', '=', study)
-        .execute();
+      const rows = await storedInstances(s, 'study_uid', study);
       expect(rows.map((x) => x.sop_instance_uid).sort()).toEqual([...sops].sort());
       const audit = await s.app.index.db
         .selectFrom('audit_ledger')
@@ -285,11 +284,7 @@ for (const backend of backends()) {
       expect(r.stderr).toContain(
         "(0000,0902) LO [quarantined: (0010,0010) PatientName invalid PN: 'DoeU+0000^U+5C]",
       );
-      const archived = await s.app.index.db
-        .selectFrom('instances')
-        .select('sop_instance_uid')
-        .where('sop_instance_uid', 'in', [warnedSop, heldSop])
-        .execute();
+      const archived = await storedInstances(s, 'sop_instance_uid', [warnedSop, heldSop]);
       expect(archived.map((x) => x.sop_instance_uid)).toEqual([warnedSop]);
       const quarantined = await s.app.index.db
         .selectFrom('quarantine')
@@ -305,11 +300,7 @@ for (const backend of backends()) {
       await writeFile(f, makeInstance({ studyUid: uid(5), seriesUid: uid(6), sopInstanceUid: sop }));
       const r = await dcmtk('storescu', ['-v', '-aet', 'NOROLE', '-aec', 'CUSTOS', '127.0.0.1', port, f]);
       expect(r.stderr).toMatch(/Store Response \(Unknown Status: 0x124\)/);
-      const found = await s.app.index.db
-        .selectFrom('instances')
-        .select('sop_instance_uid')
-        .where('sop_instance_uid', '=', sop)
-        .execute();
+      const found = await storedInstances(s, 'sop_instance_uid', sop);
       expect(found).toEqual([]);
     });
 
@@ -540,11 +531,7 @@ for (const backend of backends()) {
       } finally {
         await scuA.release();
       }
-      const [row] = await s.app.index.db
-        .selectFrom('instances')
-        .select(['transfer_syntax_uid'])
-        .where('sop_instance_uid', '=', sop)
-        .execute();
+      const [row] = await storedInstances(s, 'sop_instance_uid', sop);
       expect(row?.transfer_syntax_uid).toBe('1.2.840.10008.1.2.1');
     });
 
@@ -634,11 +621,7 @@ for (const backend of backends()) {
       }
       const results = await Promise.all(runs);
       for (const r of results) expect(r.code, r.stderr).toBe(0);
-      const n = await s.app.index.db
-        .selectFrom('instances')
-        .select('sop_instance_uid')
-        .where('study_uid', '=', st)
-        .execute();
+      const n = await storedInstances(s, 'study_uid', st);
       expect(n).toHaveLength(10);
     });
 
@@ -704,11 +687,7 @@ for (const backend of backends()) {
         expect(r.code, `${ts}: ${r.stderr}`).toBe(0);
         expect(r.stderr, ts).not.toMatch(/convert/);
       }
-      const rows = await s.app.index.db
-        .selectFrom('instances')
-        .select(['sop_instance_uid', 'transfer_syntax_uid'])
-        .where('study_uid', '=', st)
-        .execute();
+      const rows = await storedInstances(s, 'study_uid', st);
       expect(rows).toHaveLength(syntaxes.length);
       for (const row of rows) {
         const want = expected.get(row.sop_instance_uid)!;
@@ -876,13 +855,7 @@ for (const backend of backends()) {
         expect(r.stderr).toMatch(/Store Response \(Warning: DataSetDoesNotMatchSOPClass\)/);
         let n = 0;
         for (let i = 0; i < 100 && n < 5; i++) {
-          n = (
-            await s.app.index.db
-              .selectFrom('instances')
-              .select('sop_instance_uid')
-              .where('study_uid', '=', study)
-              .execute()
-          ).length;
+          n = (await storedInstances(s, 'study_uid', study)).length;
           if (n < 5) await new Promise((res) => setTimeout(res, 50));
         }
         expect(n).toBe(5);

@@ -201,14 +201,15 @@ export class ScpAssociation {
   ): Promise<{ type: number; response: Buffer | undefined } | 'refused' | undefined> {
     const identity = rq.user.identity;
     if (!identity || (identity.type !== 2 && identity.type !== 5)) return undefined;
-    const token = (identity.type === 2 ? identity.secondary : identity.primary).toString('utf8').trim();
+    const primary = identity.primary.toString('utf8').trim();
+    const token = identity.type === 2 ? identity.secondary.toString('utf8').trim() : primary;
     let reason: string | undefined;
     let who: Principal | undefined;
     try {
       who = await this.services.identify(token, address);
       if (!who) reason = 'this server does not take user identities';
-      else if (identity.type === 2 && who.name !== identity.primary.toString('utf8').trim())
-        reason = `the passcode is not a token of user '${identity.primary.toString('utf8').trim()}'`;
+      else if (identity.type === 2 && who.name !== primary)
+        reason = `the passcode is not a token of user '${primary}'`;
     } catch (err) {
       reason = err instanceof Error ? err.message : String(err);
     }
