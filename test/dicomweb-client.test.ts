@@ -9,7 +9,13 @@ import { makeInstance, pixelBytes, uid } from './support/fixtures.js';
 const require = createRequire(import.meta.url);
 (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest ??= require('xhr2');
 const { api } = require('dicomweb-client') as {
-  api: { DICOMwebClient: new (o: { url: string; headers: Record<string, string> }) => DicomwebClient };
+  api: {
+    DICOMwebClient: new (o: {
+      url: string;
+      headers: Record<string, string>;
+      singlepart?: string;
+    }) => DicomwebClient;
+  };
 };
 
 interface DicomwebClient {
@@ -31,7 +37,11 @@ interface DicomwebClient {
     sopInstanceUID: string;
   }): Promise<ArrayBuffer>;
   retrieveStudy(o: { studyInstanceUID: string }): Promise<ArrayBuffer[]>;
-  retrieveBulkData(o: { BulkDataURI: string }): Promise<ArrayBuffer[]>;
+  retrieveBulkData(o: {
+    BulkDataURI: string;
+    byteRange?: number[];
+    headers?: Record<string, string>;
+  }): Promise<ArrayBuffer[]>;
   retrieveInstanceThumbnail(o: {
     studyInstanceUID: string;
     seriesInstanceUID: string;
@@ -117,6 +127,19 @@ describe.each(backends())('dicomweb-client (OHIF) against Custos on %s', (backen
     expect(uri).toMatch(/\/bulkdata\/7FE00010$/);
     const [pixels] = await client.retrieveBulkData({ BulkDataURI: uri });
     expect(Buffer.from(pixels!)).toEqual(pixelBytes(6, 6, 2));
+    // A byte range of it (the library sends Range and takes the 206), and the single part form OHIF can ask for.
+    const [some] = await client.retrieveBulkData({ BulkDataURI: uri, byteRange: [10, 29] });
+    expect(Buffer.from(some!)).toEqual(pixelBytes(6, 6, 2).subarray(10, 30));
+    const single = new api.DICOMwebClient({
+      url: s.dicomweb,
+      headers: { Authorization: `Bearer ${s.token}` },
+      singlepart: 'bulkdata',
+    });
+    const [whole] = await single.retrieveBulkData({
+      BulkDataURI: uri,
+      headers: { Accept: 'application/octet-stream' },
+    });
+    expect(Buffer.from(whole!)).toEqual(pixelBytes(6, 6, 2));
     // The library hands a single-part answer back as a list of one.
     const [thumb] = await client.retrieveInstanceThumbnail({
       studyInstanceUID: study,

@@ -96,8 +96,9 @@ export interface OpenAppOptions {
   /** false: skip header validation at ingest. Only bench/validation-cost.ts passes it, to measure its cost. */
   validateHeaders?: boolean;
   /**
-   * Wrap the blob store the ingest writes to. Tests use it to make a blob fail at the moment it is made durable
-   * (a failing fdatasync cannot be caused on demand); nothing in the product passes it.
+   * Wrap the blob store the ingest writes to and WADO reads from. Tests use it to make a blob fail at the moment
+   * it is made durable (a failing fdatasync cannot be caused on demand) and to count what a retrieve reads;
+   * nothing in the product passes it.
    */
   wrapBlobs?: (blobs: BlobStore) => BlobStore;
 }
@@ -122,6 +123,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     fsync: config.blob.fsync,
   });
   await blobs.sweepTemp();
+  const wrapped = options.wrapBlobs ? options.wrapBlobs(blobs) : blobs;
   const sqlLedger = new SqlLedger(index, clock, config.nodeName);
   const ledger = options.wrapLedger ? options.wrapLedger(sqlLedger) : sqlLedger;
   const policies = new PolicyService(index, ledger, new CedarPolicyValidator(), clock);
@@ -159,7 +161,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const ingest = new IngestService({
     index,
     writes: indexWrites,
-    blobs: options.wrapBlobs ? options.wrapBlobs(blobs) : blobs,
+    blobs: wrapped,
     studyKeys,
     gate,
     ledger,
@@ -171,7 +173,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   const query = new QueryService(index, gate, ledger, clock, facts, config.limits.maxQueryResults);
   const overlay = new CorrectionOverlay(index, blobs, studyKeys);
-  const retrieve = new RetrieveService({ index, blobs, studyKeys, gate, ledger, facts, overlay });
+  const retrieve = new RetrieveService({ index, blobs: wrapped, studyKeys, gate, ledger, facts, overlay });
   const quarantine = new QuarantineService({
     index,
     blobs,

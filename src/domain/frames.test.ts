@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { frameRanges, type BulkMap } from './frames.js';
+import { frameRanges, sliceRanges, type BulkMap } from './frames.js';
 
 const geometry = { rows: 2, columns: 3, samplesPerPixel: 1, bitsAllocated: 16, numberOfFrames: 3 };
 
@@ -73,5 +73,24 @@ describe('frameRanges', () => {
     expect(() => frameRanges({ datasetStart: 0, deflated: false, elements: {} }, geometry, [1])).toThrow(
       /no pixel data/,
     );
+  });
+});
+
+describe('sliceRanges', () => {
+  const ranges = [
+    { offset: 100, length: 10 },
+    { offset: 500, length: 5 },
+    { offset: 900, length: 20 },
+  ];
+  it('maps bytes of the value the ranges make up onto the object', () => {
+    expect(sliceRanges(ranges, 0, 34)).toEqual(ranges);
+    expect(sliceRanges(ranges, 2, 3)).toEqual([{ offset: 102, length: 2 }]);
+    expect(sliceRanges(ranges, 8, 16)).toEqual([
+      { offset: 108, length: 2 },
+      { offset: 500, length: 5 },
+      { offset: 900, length: 2 },
+    ]);
+    expect(sliceRanges(ranges, 15, 15)).toEqual([{ offset: 900, length: 1 }]);
+    expect(sliceRanges(ranges, 30, 34)).toEqual([{ offset: 915, length: 5 }]);
   });
 });

@@ -28,6 +28,23 @@ export interface ImageGeometry {
 
 export type ByteRange = { offset: number; length: number };
 
+/**
+ * Bytes `start` to `end` (inclusive) of the value the ranges make up end to end, as ranges of the object: what
+ * a byte range request (RFC 9110 §14) of a frame or a bulk data value reads.
+ */
+export function sliceRanges(ranges: ByteRange[], start: number, end: number): ByteRange[] {
+  const out: ByteRange[] = [];
+  let at = 0;
+  for (const r of ranges) {
+    const from = Math.max(start, at);
+    const to = Math.min(end + 1, at + r.length);
+    if (from < to) out.push({ offset: r.offset + (from - at), length: to - from });
+    at += r.length;
+    if (at > end) break;
+  }
+  return out;
+}
+
 const notFound = (message: string) =>
   new CustosError({ code: 'wado.frame-not-found', message, httpStatus: 404 });
 

@@ -10,15 +10,15 @@ export async function collect(it: AsyncIterable<Buffer>): Promise<Buffer> {
 /** Read a multipart/related response into its parts (tests only handle small bodies). */
 export async function multipartParts(
   res: Response,
-): Promise<{ contentType: string | undefined; body: Buffer }[]> {
+): Promise<{ contentType: string | undefined; headers: Record<string, string>; body: Buffer }[]> {
   const ct = parseMediaType(res.headers.get('content-type') ?? '');
   const boundary = ct.params.boundary;
   if (!boundary) throw new Error(`response is not multipart: ${res.headers.get('content-type')}`);
   const source = (async function* () {
     for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) yield Buffer.from(c);
   })();
-  const out: { contentType: string | undefined; body: Buffer }[] = [];
+  const out: { contentType: string | undefined; headers: Record<string, string>; body: Buffer }[] = [];
   for await (const part of readMultipart(source, boundary))
-    out.push({ contentType: part.contentType, body: await collect(part.body) });
+    out.push({ contentType: part.contentType, headers: part.headers, body: await collect(part.body) });
   return out;
 }

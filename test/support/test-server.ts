@@ -40,7 +40,7 @@ export interface TestServerOptions {
   dicom?: Record<string, unknown>;
   /** The clock the app runs on (default: the system clock; session timeouts, lockout, TOTP, break-glass). */
   clock?: Clock;
-  /** Wrap the blob store the ingest writes to (OpenAppOptions.wrapBlobs). */
+  /** Wrap the blob store the ingest writes to and WADO reads from (OpenAppOptions.wrapBlobs). */
   wrapBlobs?: OpenAppOptions['wrapBlobs'];
 }
 

@@ -96,21 +96,32 @@ const NATIVE = new Set([
   '1.2.840.10008.1.2.2',
 ]);
 
+/** How frames or bulk data go out: the media type of the part (or of the body), and whether in one part alone. */
+export interface FrameForm {
+  type: string;
+  /**
+   * The client asked for the media type itself, not `multipart/related` (PS3.18 §8.7.3.3 single part bulk data
+   * media types): the body is the value alone, which only one frame or value can be.
+   */
+  single: boolean;
+}
+
 /**
  * Frames and bulk data (PS3.18 §8.7.3.3): native pixel data goes out as application/octet-stream, encapsulated
- * frames in their own media type; each part names the transfer syntax.
+ * frames in their own media type; each part names the transfer syntax. A wildcard or no Accept gets
+ * multipart/related, the default; a bare media type asks for the single part form.
  */
-export function framePartType(storedTs: string, accept: string | undefined): string {
+export function frameForm(storedTs: string, accept: string | undefined): FrameForm {
   const native = NATIVE.has(storedTs);
   const media = native ? 'application/octet-stream' : (FRAME_MEDIA[storedTs] ?? 'application/octet-stream');
   // Native frames are little endian explicit-VR bytes except for the (retired) big endian syntax.
   const ts = native ? (storedTs === '1.2.840.10008.1.2.2' ? storedTs : '1.2.840.10008.1.2.1') : storedTs;
   const entries = parseAccept(accept);
-  if (entries.length === 0) return `${media}; transfer-syntax=${ts}`;
+  if (entries.length === 0) return { type: `${media}; transfer-syntax=${ts}`, single: false };
   for (const e of entries) {
     if (e.q === 0) continue;
-    const inner =
-      e.type === 'multipart/related' ? (e.params.type ?? 'application/octet-stream').toLowerCase() : e.type;
+    const multipart = e.type === 'multipart/related';
+    const inner = multipart ? (e.params.type ?? 'application/octet-stream').toLowerCase() : e.type;
     const wantTs = e.params['transfer-syntax'];
     const typeOk =
       inner === '*/*' ||
@@ -118,7 +129,10 @@ export function framePartType(storedTs: string, accept: string | undefined): str
       inner === 'application/octet-stream' ||
       (inner.endsWith('/*') && media.startsWith(inner.slice(0, -1)));
     if (typeOk && (wantTs === undefined || wantTs === '*' || wantTs === ts))
-      return `${inner === 'application/octet-stream' ? 'application/octet-stream' : media}; transfer-syntax=${ts}`;
+      return {
+        type: `${inner === 'application/octet-stream' ? 'application/octet-stream' : media}; transfer-syntax=${ts}`,
+        single: !multipart && inner !== '*/*',
+      };
   }
   throw notAcceptable(`frames stored as ${storedTs} (no transcoding)`, accept ?? '');
 }

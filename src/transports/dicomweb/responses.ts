@@ -147,8 +147,16 @@ export function jsonArray<T extends JsonPiece>(elements: readonly T[]): (T | Buf
   return parts;
 }
 
-/** Write an async byte stream to the response with back-pressure; a mid-stream failure aborts the connection. */
+/**
+ * Write an async byte stream to the response with back-pressure; a mid-stream failure aborts the connection. A
+ * HEAD request gets the headers alone: the body is not read (no object is decrypted only to be thrown away).
+ */
 export async function pipeBody(res: ServerResponse, body: AsyncIterable<Buffer>): Promise<void> {
+  if (res.req?.method === 'HEAD') {
+    await body[Symbol.asyncIterator]().return?.();
+    res.end();
+    return;
+  }
   try {
     for await (const chunk of body) {
       if (!res.write(chunk)) {

@@ -1,7 +1,9 @@
 import { CustosError } from '../../domain/errors.js';
 import type { DicomJsonObject } from '../../domain/dicom-levels.js';
+import { sliceRanges, type ByteRange } from '../../domain/frames.js';
 import { MAX_VIEWPORT, parseViewport } from '../../domain/render.js';
 import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
+import { parseByteRange, type ByteSpan } from '../http/byte-range.js';
 import { multipartBoundary, writeMultipart } from '../http/multipart-writer.js';
 import type { RequestContext } from '../server/router.js';
 import {
@@ -9,7 +11,8 @@ import {
   acceptJson,
   acceptsTransferSyntax,
   DICOM_XML_MULTIPART,
-  framePartType,
+  frameForm,
+  type FrameForm,
 } from './negotiation.js';
 import { pipeBody, sendDicomXml, sendJson } from './responses.js';
 
@@ -44,7 +47,8 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       'view-pixels',
       'wado-rs instances',
       {},
-      { readAhead: true },
+      // A HEAD request reads nothing (pipeBody).
+      { readAhead: ctx.req.method !== 'HEAD' },
     );
     // The most wanted form that every object can be served in (as stored).
     const form = forms.find((f) => refs.every((r) => acceptsTransferSyntax(f, r.transferSyntaxUid)));
@@ -134,14 +138,8 @@ export function framesHandler(retrieve: RetrieveService) {
     const [ref] = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs frames', {
       frames,
     });
-    const ranges = retrieve.frames(ref!, frames);
-    const partType = framePartType(ref!.transferSyntaxUid, ctx.req.headers.accept);
-    await sendParts(
-      ctx,
-      partType,
-      ranges.map((r) => retrieve.ranges(ref!, r)),
-      ranges.map((r) => r.reduce((n, x) => n + x.length, 0)),
-    );
+    const form = frameForm(ref!.transferSyntaxUid, ctx.req.headers.accept);
+    await sendValues(ctx, retrieve, ref!, form, retrieve.frames(ref!, frames));
   };
 }
 
@@ -155,40 +153,78 @@ export function bulkdataHandler(retrieve: RetrieveService) {
     const px = ref!.bulk.pixel;
     if (px && px.tagPath === path && px.encapsulated) {
       const n = Number(ref!.metadata['00280008']?.Value?.[0] ?? 1) || 1;
-      const ranges = retrieve.frames(
-        ref!,
-        Array.from({ length: n }, (_, i) => i + 1),
-      );
-      const partType = framePartType(ref!.transferSyntaxUid, ctx.req.headers.accept);
-      await sendParts(
-        ctx,
-        partType,
-        ranges.map((r) => retrieve.ranges(ref!, r)),
-        ranges.map((r) => r.reduce((s, x) => s + x.length, 0)),
-      );
+      const frames = Array.from({ length: n }, (_, i) => i + 1);
+      const form = frameForm(ref!.transferSyntaxUid, ctx.req.headers.accept);
+      await sendValues(ctx, retrieve, ref!, form, retrieve.frames(ref!, frames));
       return;
     }
     const range = retrieve.bulkRange(ref!, path);
-    const partType = framePartType(
+    const form = frameForm(
       px && px.tagPath === path ? ref!.transferSyntaxUid : '1.2.840.10008.1.2.1',
       ctx.req.headers.accept,
     );
-    await sendParts(ctx, partType, [retrieve.ranges(ref!, [range])], [range.length]);
+    await sendValues(ctx, retrieve, ref!, form, [[range]]);
   };
 }
 
-async function sendParts(
+/**
+ * Frames or bulk data values, each made of byte ranges of the stored object: one part each in multipart/related,
+ * or the one value as the body when the client asked for the single part form. A `Range` header applies to a
+ * lone value (PS3.18 §8.3.5.1: only the bytes asked for of the bulk data): 206, with Content-Range naming them.
+ */
+async function sendValues(
   ctx: RequestContext,
-  partType: string,
-  bodies: AsyncIterable<Buffer>[],
-  lengths: number[],
+  retrieve: RetrieveService,
+  ref: InstanceRef,
+  form: FrameForm,
+  values: ByteRange[][],
 ): Promise<void> {
+  if (form.single && values.length !== 1)
+    throw new CustosError({
+      code: 'http.not-acceptable',
+      message: `${values.length} frames cannot go out as a single part ${form.type.split(';')[0]!}; ask for multipart/related`,
+      httpStatus: 406,
+    });
+  let span: ByteSpan | undefined;
+  if (values.length === 1) {
+    const total = values[0]!.reduce((n, x) => n + x.length, 0);
+    try {
+      span = parseByteRange(ctx.req.headers.range, total);
+    } catch (err) {
+      ctx.res.setHeader('Content-Range', `bytes */${total}`);
+      throw err;
+    }
+    if (span) values = [sliceRanges(values[0]!, span.start, span.end)];
+  }
+  const lengths = values.map((r) => r.reduce((n, x) => n + x.length, 0));
+  const status = span ? 206 : 200;
+  const contentRange: Record<string, string> = span
+    ? { 'Content-Range': `bytes ${span.start}-${span.end}/${span.total}` }
+    : {};
+  const ranges: Record<string, string> = values.length === 1 ? { 'Accept-Ranges': 'bytes' } : {};
+  if (form.single) {
+    ctx.res.writeHead(status, {
+      'Content-Type': form.type,
+      'Content-Length': String(lengths[0]),
+      ...ranges,
+      ...contentRange,
+    });
+    await pipeBody(ctx.res, retrieve.ranges(ref, values[0]!));
+    return;
+  }
   const boundary = multipartBoundary();
-  const inner = partType.split(';')[0]!;
-  ctx.res.writeHead(200, { 'Content-Type': `multipart/related; type="${inner}"; boundary=${boundary}` });
+  const inner = form.type.split(';')[0]!;
+  ctx.res.writeHead(status, {
+    'Content-Type': `multipart/related; type="${inner}"; boundary=${boundary}`,
+    ...ranges,
+  });
   async function* parts() {
-    for (let i = 0; i < bodies.length; i++)
-      yield { contentType: partType, headers: { 'Content-Length': String(lengths[i]) }, body: bodies[i]! };
+    for (let i = 0; i < values.length; i++)
+      yield {
+        contentType: form.type,
+        headers: { 'Content-Length': String(lengths[i]), ...contentRange },
+        body: retrieve.ranges(ref, values[i]!),
+      };
   }
   await pipeBody(ctx.res, writeMultipart(parts(), boundary));
 }
@@ -267,7 +303,8 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       'view-pixels',
       'wado-uri',
       {},
-      { readAhead: true },
+      // A HEAD request reads nothing (pipeBody).
+      { readAhead: ctx.req.method !== 'HEAD' },
     );
     if (wantTs && wantTs !== ref!.transferSyntaxUid) {
       throw new CustosError({
