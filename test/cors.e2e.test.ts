@@ -41,19 +41,21 @@ describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { 
 
   it('stores, queries and reads metadata with a bearer token from an allowed origin', async () => {
     const page = await pageAt(`http://127.0.0.1:${viewerPort}`);
+    const series = uid(2);
+    const sop = uid(3);
     try {
       const { body, contentType } = stowBody([
         {
           bytes: makeInstance({
             studyUid: study,
-            seriesUid: uid(2),
-            sopInstanceUid: uid(3),
+            seriesUid: series,
+            sopInstanceUid: sop,
             patientId: 'CORS-1',
           }),
         },
       ]);
       const out = await page.evaluate(
-        async ({ base, token, body64, contentType, study }) => {
+        async ({ base, token, body64, contentType, study, series, sop }) => {
           const auth = { Authorization: `Bearer ${token}` };
           const bytes = Uint8Array.from(atob(body64), (c) => c.charCodeAt(0));
           // Not a "simple" request (Authorization, multipart/related): the browser sends a preflight first.
@@ -64,6 +66,13 @@ describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { 
           });
           const qido = await fetch(`${base}/studies?PatientID=CORS-1&fuzzymatching=true`, { headers: auth });
           const meta = await fetch(`${base}/studies/${study}/metadata`, { headers: auth });
+          // A suffix range is not a CORS-safelisted Range value: the preflight must allow the header.
+          const tail = await fetch(
+            `${base}/studies/${study}/series/${series}/instances/${sop}/bulkdata/7FE00010`,
+            {
+              headers: { ...auth, Accept: 'application/octet-stream', Range: 'bytes=-16' },
+            },
+          );
           return {
             stow: stow.status,
             qido: qido.status,
@@ -74,9 +83,20 @@ describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { 
             warning: qido.headers.get('Warning'),
             meta: meta.status,
             metaInstances: ((await meta.json()) as unknown[]).length,
+            tail: tail.status,
+            tailRange: tail.headers.get('Content-Range'),
+            tailBytes: (await tail.arrayBuffer()).byteLength,
           };
         },
-        { base: s.dicomweb, token: s.token, body64: body.toString('base64'), contentType, study },
+        {
+          base: s.dicomweb,
+          token: s.token,
+          body64: body.toString('base64'),
+          contentType,
+          study,
+          series,
+          sop,
+        },
       );
       expect(out).toEqual({
         stow: 200,
@@ -85,6 +105,10 @@ describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { 
         warning: expect.stringContaining('fuzzymatching'),
         meta: 200,
         metaInstances: 1,
+        // 8 × 8 × 16 bits of pixel data; Content-Range readable because Custos exposes it.
+        tail: 206,
+        tailRange: 'bytes 112-127/128',
+        tailBytes: 16,
       });
     } finally {
       await page.close();

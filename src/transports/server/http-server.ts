@@ -33,10 +33,14 @@ export interface HttpServerOptions {
 
 /** Where CORS applies: DICOMweb and WADO-URI, what a viewer on another origin calls. Not the console's API. */
 const CORS_PATH = /^\/(dicom-web|wado)(\/|$)/;
-/** Request headers a viewer sends besides the CORS-safelisted ones. */
-const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, Accept, X-Purpose-Of-Use';
-/** Response headers a viewer's script may read besides the safelisted ones (STOW-RS and QIDO-RS warnings). */
-const CORS_EXPOSE_HEADERS = 'Warning, Content-Location, Location, Content-Encoding';
+/** Request headers a viewer sends besides the CORS-safelisted ones (Range: byte ranges of frames and bulk data). */
+const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, Accept, X-Purpose-Of-Use, Range';
+/**
+ * Response headers a viewer's script may read besides the safelisted ones: STOW-RS and QIDO-RS warnings, and what
+ * a byte range answer says (Content-Range, Accept-Ranges).
+ */
+const CORS_EXPOSE_HEADERS =
+  'Warning, Content-Location, Location, Content-Encoding, Content-Range, Accept-Ranges';
 
 const anonymous = (source: string): Principal => ({
   kind: 'user',
