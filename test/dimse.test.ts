@@ -1,5 +1,5 @@
 // Issue 3: DIMSE services against real dcmtk peers, on every backend.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { inflateRawSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,9 @@ import { backends } from './support/backends.js';
 import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
 import { CT_IMAGE, makeInstance, uid } from './support/fixtures.js';
 import { writePart10, type WriteElement } from '../src/dicom/part10-writer.js';
+import { getString, parsePart10 } from '../src/dicom/part10-parser.js';
+import { datasetToJson } from '../src/dicom/dicom-json.js';
+import { Tags } from '../src/dicom/tags.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 const admin = systemPrincipal('test');
@@ -498,6 +501,116 @@ for (const backend of backends()) {
       ]);
       expect(r.code, r.stderr).toBe(0);
       expect(await readdir(out)).toHaveLength(3);
+    });
+
+    it('sends objects stored in Explicit VR Little Endian as Implicit VR Little Endian to peers taking only that', async () => {
+      // storescp +xi (a C-MOVE destination) and getscu +xi (C-GET) accept the DICOM default transfer syntax alone
+      // (PS3.5 §10.1). Until 5 Dec 2026 every sub-operation to them failed: Custos sent only the stored syntax.
+      const refs = await s.app.retrieve.open(admin, { studyUid: study }, 'view-pixels', 'test');
+      expect(refs.map((r) => r.transferSyntaxUid)).toEqual(sops.map(() => '1.2.840.10008.1.2.1'));
+      const originals = new Map<string, string>();
+      for (const f of files) {
+        const p = await parsePart10(await readFile(f));
+        originals.set(getString(p.dataset, Tags.SOPInstanceUID)!, JSON.stringify(datasetToJson(p.dataset)));
+      }
+      const check = async (dir: string) => {
+        const names = await readdir(dir);
+        expect(names).toHaveLength(3);
+        for (const n of names) {
+          const p = await parsePart10(await readFile(join(dir, n)));
+          expect(p.transferSyntaxUid, `${dir}/${n}`).toBe('1.2.840.10008.1.2');
+          const sop = getString(p.dataset, Tags.SOPInstanceUID)!;
+          // The same elements and values, read back from implicit VR through the data dictionary.
+          expect(JSON.stringify(datasetToJson(p.dataset)), sop).toBe(originals.get(sop));
+        }
+      };
+      const destPort = await freePort();
+      const moved = await mkdtemp(join(work, 'move-implicit-'));
+      const scp = spawnDcmtk('storescp', ['+xi', '-aet', 'IMPLICIT', '-od', moved, String(destPort)]);
+      try {
+        await s.app.aes.add(admin, { title: 'IMPLICIT', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        const r = await dcmtk('movescu', [
+          ...scu,
+          '-S',
+          '-aem',
+          'IMPLICIT',
+          '127.0.0.1',
+          port,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${study}`,
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).not.toMatch(/Failed|Warning/i);
+      } finally {
+        await stopChild(scp);
+      }
+      await check(moved);
+      // dcmtk 3.6.7's getscu cannot be told to take implicit VR alone (its +xi proposes explicit VR only), so the
+      // C-GET requestor is Custos's own SCU, proposing the storage context in implicit VR little endian only.
+      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
+      const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const IMPLICIT = '1.2.840.10008.1.2';
+      const GET = '1.2.840.10008.5.1.4.1.2.2.3';
+      const received: { ts: string | undefined; data: Buffer }[] = [];
+      let scuA: Awaited<ReturnType<typeof openScuAssociation>> | undefined;
+      scuA = await openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'TESTSCU',
+        contexts: [
+          { abstractSyntax: GET, transferSyntaxes: [IMPLICIT] },
+          { abstractSyntax: CT_IMAGE, transferSyntaxes: [IMPLICIT] },
+        ],
+        roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
+        timeoutMs: 5000,
+        onRequest: (ctxId, cmd, data) => {
+          received.push({ ts: scuA!.context(CT_IMAGE)?.transferSyntax, data: data! });
+          void scuA!.conn.send(ctxId, {
+            commandField: 0x8001,
+            messageIdBeingRespondedTo: cmd.messageId!,
+            affectedSopClassUid: cmd.affectedSopClassUid!,
+            affectedSopInstanceUid: cmd.affectedSopInstanceUid!,
+            commandDataSetType: 0x0101,
+            status: 0,
+          });
+        },
+      });
+      try {
+        const identifier = encodeDataset(
+          [
+            { tag: 0x00080052, vr: 'CS', value: 'SERIES' },
+            { tag: Tags.StudyInstanceUID, vr: 'UI', value: study },
+            { tag: Tags.SeriesInstanceUID, vr: 'UI', value: series },
+          ],
+          IMPLICIT,
+        );
+        const rsp = await scuA.request(
+          scuA.context(GET)!.id,
+          {
+            commandField: 0x0010,
+            messageId: scuA.conn.messageId(),
+            affectedSopClassUid: GET,
+            priority: 0,
+            commandDataSetType: 0,
+          },
+          identifier,
+        );
+        expect(rsp.cmd.status).toBe(0);
+        expect(rsp.cmd.completed).toBe(3);
+      } finally {
+        await scuA.release();
+      }
+      expect(received).toHaveLength(3);
+      for (const r of received) {
+        expect(r.ts).toBe(IMPLICIT);
+        const ds = await parseDataset(r.data, IMPLICIT);
+        const sop = getString(ds, Tags.SOPInstanceUID)!;
+        expect(JSON.stringify(datasetToJson(ds)), sop).toBe(originals.get(sop));
+      }
     });
 
     it('warns a C-STORE sender whose data set repeats the file meta group, and keeps the header it built', async () => {

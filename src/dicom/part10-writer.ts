@@ -215,13 +215,17 @@ function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
  * Write a bare data set (no preamble, no file meta information) in a non-deflated transfer syntax: what a DIMSE
  * message carries (PS3.7 §6.3.1).
  */
-export function writeDataset(elements: WriteElement[], transferSyntaxUid: string): Buffer {
+export function writeDataset(
+  elements: WriteElement[],
+  transferSyntaxUid: string,
+  opts: { undefinedLengthSequences?: boolean } = {},
+): Buffer {
   const encoding = transferSyntaxEncoding(transferSyntaxUid);
   if (!encoding || encoding.deflated) throw bad(`cannot write a bare data set in ${transferSyntaxUid}`);
   const parts = encodeElements(elements, {
     explicit: encoding.explicit,
     little: encoding.little,
-    undefinedSq: false,
+    undefinedSq: opts.undefinedLengthSequences ?? false,
     text: textEncoding(undefined),
   });
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);

@@ -5,6 +5,7 @@
 import { asciiText } from '../../domain/ascii-text.js';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { Dataset } from '../../dicom/dataset.js';
+import { TransferSyntax } from '../../dicom/tags.js';
 import type { Principal } from '../../domain/principal.js';
 import type { AuditLedger } from '../../ports/audit-ledger.js';
 import type { AeEntry, AeRegistry } from '../../services/ae-registry.js';
@@ -17,7 +18,13 @@ import { encodeDataset, fileMetaHeader, parseDataset } from './dimse-dataset.js'
 import { cFind } from './c-find.js';
 import { resolveRetrieve } from './c-retrieve.js';
 import { StorageCommitment } from './storage-commitment.js';
-import { cStore, openScuAssociation, type ScuOptions, type StoreTarget } from './scu-association.js';
+import {
+  cStore,
+  openScuAssociation,
+  sendable,
+  type ScuOptions,
+  type StoreTarget,
+} from './scu-association.js';
 import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
 
 export interface DimseServiceDeps {
@@ -359,13 +366,23 @@ export class DimseServices {
   }
 }
 
-/** One presentation context per (SOP class, stored transfer syntax) of the instances to send. */
+/**
+ * One presentation context per (SOP class, stored transfer syntax) of the instances to send. An object stored in
+ * Explicit VR Little Endian is offered in Implicit VR Little Endian too, the default transfer syntax every AE
+ * takes (PS3.5 §10.1), for a destination that accepts nothing else (sendable).
+ */
 function storageContexts(refs: InstanceRef[]) {
   const seen = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
   for (const r of refs) {
     const key = `${r.sopClassUid}|${r.transferSyntaxUid}`;
     if (!seen.has(key))
-      seen.set(key, { abstractSyntax: r.sopClassUid, transferSyntaxes: [r.transferSyntaxUid] });
+      seen.set(key, {
+        abstractSyntax: r.sopClassUid,
+        transferSyntaxes:
+          r.transferSyntaxUid === TransferSyntax.ExplicitVRLittleEndian
+            ? [r.transferSyntaxUid, TransferSyntax.ImplicitVRLittleEndian]
+            : [r.transferSyntaxUid],
+      });
   }
   return [...seen.values()].slice(0, 128);
 }
@@ -374,14 +391,19 @@ function storageContexts(refs: InstanceRef[]) {
 function getTarget(a: ScpAssociation): StoreTarget {
   return {
     async store(ref, data) {
-      const ctx = [...a.contexts.values()].find(
-        (c) => c.abstractSyntax === ref.sopClassUid && c.transferSyntax === ref.transferSyntaxUid,
-      );
-      if (!ctx || !a.peerScpRoles.has(ref.sopClassUid)) {
-        // Drain nothing: the instance cannot be sent in its stored form on this association.
-        return 0xa702;
-      }
-      return cStore(a.conn!, ctx.id, ref, data);
+      const out = a.peerScpRoles.has(ref.sopClassUid)
+        ? sendable(
+            ref,
+            data,
+            (ts) =>
+              [...a.contexts.values()].find(
+                (c) => c.abstractSyntax === ref.sopClassUid && c.transferSyntax === ts,
+              )?.id,
+          )
+        : undefined;
+      // Drain nothing: the instance cannot be sent in a form this association took.
+      if (!out) return 0xa702;
+      return cStore(a.conn!, out.contextId, ref, out.data);
     },
     release: async () => undefined,
   };

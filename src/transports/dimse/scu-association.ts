@@ -5,6 +5,8 @@
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { toImplicitVrLittleEndian } from '../../dicom/implicit-vr.js';
+import { TransferSyntax } from '../../dicom/tags.js';
 import type { InstanceRef } from '../../services/retrieve-service.js';
 import { Cmd, type Command } from './command.js';
 import { DimseConnection } from './connection.js';
@@ -70,6 +72,24 @@ export interface ScuAssociation extends StoreTarget {
 const MAX_PDU = 1024 * 1024;
 
 const failure = (message: string) => Object.assign(new Error(message), { code: 'dimse.scu-failed' });
+
+/**
+ * How an instance goes out on the contexts accepted for it (`accepted(transferSyntax)` is a context id or
+ * undefined): in its stored transfer syntax when that was accepted; an Explicit VR Little Endian one also
+ * converted to Implicit VR Little Endian (the same values, other element headers). Custos does not transcode
+ * otherwise: undefined when neither was accepted.
+ */
+export function sendable(
+  ref: InstanceRef,
+  data: AsyncIterable<Buffer>,
+  accepted: (transferSyntax: string) => number | undefined,
+): { contextId: number; data: AsyncIterable<Buffer> } | undefined {
+  const stored = accepted(ref.transferSyntaxUid);
+  if (stored !== undefined) return { contextId: stored, data };
+  if (ref.transferSyntaxUid !== TransferSyntax.ExplicitVRLittleEndian) return undefined;
+  const implicit = accepted(TransferSyntax.ImplicitVRLittleEndian);
+  return implicit === undefined ? undefined : { contextId: implicit, data: toImplicitVrLittleEndian(data) };
+}
 
 /**
  * One C-STORE sub-operation on an established connection (C-MOVE to a destination, C-GET back to the caller):
@@ -255,9 +275,9 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
     context,
     request,
     async store(ref, data, moveOriginator) {
-      const ctx = context(ref.sopClassUid, ref.transferSyntaxUid);
-      if (!ctx) return 0xa702;
-      return cStore(c, ctx.id, ref, data, moveOriginator);
+      const out = sendable(ref, data, (ts) => context(ref.sopClassUid, ts)?.id);
+      if (!out) return 0xa702;
+      return cStore(c, out.contextId, ref, out.data, moveOriginator);
     },
     async release() {
       if (socket.destroyed) return;

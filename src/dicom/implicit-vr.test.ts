@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { CustosError } from '../domain/errors.js';
+import { toImplicitVrLittleEndian } from './implicit-vr.js';
+import { writeDataset, type WriteElement } from './part10-writer.js';
+import { tag } from './tags.js';
+
+const EXPLICIT = '1.2.840.10008.1.2.1';
+const IMPLICIT = '1.2.840.10008.1.2';
+
+async function convert(bytes: Buffer, piece = bytes.length): Promise<Buffer> {
+  async function* source() {
+    for (let i = 0; i < bytes.length; i += piece) yield bytes.subarray(i, i + piece);
+  }
+  const out: Buffer[] = [];
+  for await (const b of toImplicitVrLittleEndian(source())) out.push(b);
+  return Buffer.concat(out);
+}
+
+const pixels = Buffer.alloc(70_000);
+for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7) & 0xff;
+
+/** Short and long header forms, nested sequences with long-form values inside, an empty sequence, pixel data. */
+const elements: WriteElement[] = [
+  { tag: tag(0x0008, 0x0016), vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
+  { tag: tag(0x0008, 0x0018), vr: 'UI', value: '2.25.1' },
+  {
+    tag: tag(0x0008, 0x1115),
+    vr: 'SQ',
+    value: [
+      [
+        { tag: tag(0x0008, 0x1150), vr: 'UI', value: '1.2.3' },
+        {
+          tag: tag(0x0008, 0x114a),
+          vr: 'SQ',
+          value: [[{ tag: tag(0x0040, 0xa160), vr: 'UT', value: 'a long text '.repeat(20) }], []],
+        },
+        { tag: tag(0x0009, 0x1001), vr: 'OB', value: Buffer.from([1, 2, 3, 4]) },
+      ],
+    ],
+  },
+  { tag: tag(0x0010, 0x0010), vr: 'PN', value: 'Doe^Jane' },
+  { tag: tag(0x0018, 0x0050), vr: 'DS', value: '1.25' },
+  { tag: tag(0x0020, 0x1209), vr: 'SQ', value: [] },
+  { tag: tag(0x0028, 0x0010), vr: 'US', value: 100 },
+  { tag: tag(0x0028, 0x0011), vr: 'US', value: 1000 },
+  { tag: tag(0x7fe0, 0x0010), vr: 'OW', value: pixels },
+];
+
+describe('toImplicitVrLittleEndian', () => {
+  it('writes what an implicit VR writer writes (sequences of undefined length), in any piece sizes', async () => {
+    const want = writeDataset(elements, IMPLICIT, { undefinedLengthSequences: true });
+    for (const undefinedLengthSequences of [false, true]) {
+      const explicit = writeDataset(elements, EXPLICIT, { undefinedLengthSequences });
+      for (const piece of [explicit.length, 65536, 4096, 7, 1])
+        expect(await convert(explicit, piece), `${undefinedLengthSequences} ${piece}`).toEqual(want);
+    }
+  });
+
+  it('leaves out group lengths, whose values would be wrong', async () => {
+    const withLength: WriteElement[] = [{ tag: tag(0x0008, 0x0000), vr: 'UL', value: 1234 }, ...elements];
+    const explicit = writeDataset(withLength, EXPLICIT);
+    expect(await convert(explicit, 1000)).toEqual(
+      writeDataset(elements, IMPLICIT, { undefinedLengthSequences: true }),
+    );
+  });
+
+  it('fails with dicom.cannot-convert on a cut data set, or a value of undefined length', async () => {
+    const explicit = writeDataset(elements, EXPLICIT);
+    for (const cut of [explicit.subarray(0, explicit.length - 10), explicit.subarray(0, 5)]) {
+      const err = await convert(cut, 4096).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CustosError);
+      expect((err as CustosError).code).toBe('dicom.cannot-convert');
+    }
+    // Encapsulated pixel data (undefined length) has no implicit VR form.
+    const encapsulated = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x42, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+    const err = await convert(encapsulated).catch((e: unknown) => e);
+    expect((err as CustosError).message).toMatch(/\(7FE00010\) OB has undefined length/);
+  });
+
+  it('copies a UN value of undefined length, already implicit VR inside (PS3.5 §6.2.2)', async () => {
+    // (0009,1010) UN, undefined length: an item of undefined length holding (0009,1011) LO "AB" and a nested
+    // sequence of undefined length with one item of defined length; then the delimiters; then (0010,0010).
+    const le32 = (n: number) => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(n >>> 0);
+      return b;
+    };
+    const el = (g: number, e: number, length: number) =>
+      Buffer.concat([Buffer.from([g & 0xff, g >> 8, e & 0xff, e >> 8]), le32(length)]);
+    const inner = Buffer.concat([
+      el(0xfffe, 0xe000, 0xffffffff),
+      el(0x0009, 0x1011, 2),
+      Buffer.from('AB'),
+      el(0x0009, 0x1012, 0xffffffff),
+      el(0xfffe, 0xe000, 10),
+      el(0x0009, 0x1013, 2),
+      Buffer.from('CD'),
+      el(0xfffe, 0xe0dd, 0),
+      el(0xfffe, 0xe00d, 0),
+      el(0xfffe, 0xe0dd, 0),
+    ]);
+    const name = writeDataset([{ tag: tag(0x0010, 0x0010), vr: 'PN', value: 'Doe^Jane' }], EXPLICIT);
+    const explicit = Buffer.concat([
+      Buffer.from([0x09, 0x00, 0x10, 0x10, 0x55, 0x4e, 0, 0]),
+      le32(0xffffffff),
+      inner,
+      name,
+    ]);
+    const want = Buffer.concat([
+      el(0x0009, 0x1010, 0xffffffff),
+      inner,
+      writeDataset([{ tag: tag(0x0010, 0x0010), vr: 'PN', value: 'Doe^Jane' }], IMPLICIT),
+    ]);
+    for (const piece of [explicit.length, 3]) expect(await convert(explicit, piece)).toEqual(want);
+  });
+});
