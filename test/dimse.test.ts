@@ -555,8 +555,7 @@ for (const backend of backends()) {
       const IMPLICIT = '1.2.840.10008.1.2';
       const GET = '1.2.840.10008.5.1.4.1.2.2.3';
       const received: { ts: string | undefined; data: Buffer }[] = [];
-      let scuA: Awaited<ReturnType<typeof openScuAssociation>> | undefined;
-      scuA = await openScuAssociation({
+      const scuA: Awaited<ReturnType<typeof openScuAssociation>> = await openScuAssociation({
         host: '127.0.0.1',
         port: Number(port),
         calledAe: 'CUSTOS',
@@ -568,8 +567,8 @@ for (const backend of backends()) {
         roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
         timeoutMs: 5000,
         onRequest: (ctxId, cmd, data) => {
-          received.push({ ts: scuA!.context(CT_IMAGE)?.transferSyntax, data: data! });
-          void scuA!.conn.send(ctxId, {
+          received.push({ ts: scuA.context(CT_IMAGE)?.transferSyntax, data: data! });
+          void scuA.conn.send(ctxId, {
             commandField: 0x8001,
             messageIdBeingRespondedTo: cmd.messageId!,
             affectedSopClassUid: cmd.affectedSopClassUid!,
