@@ -495,6 +495,11 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     const uri = `${s.url}/wado?requestType=WADO&studyUID=${study2}&seriesUID=${series3}&objectUID=${multiSop}`;
     expect(await size(await get(`${uri}&columns=20`))).toEqual([20, 16]);
     expect(await size(await get(`${uri}&rows=2&columns=2`))).toEqual([2, 2]);
+    // WADO-URI region (PS3.18 §8.2.4), fractions of the 5 × 4 image: columns 1–2 and rows 0–1, at its own size,
+    // or scaled by columns. It was ignored until 5 Dec 2026 (the whole image came back).
+    expect(await size(await get(`${uri}&region=0.2,0,0.6,0.5`))).toEqual([2, 2]);
+    expect(await size(await get(`${uri}&region=0.2,0,0.6,0.5&columns=20`))).toEqual([20, 20]);
+    expect(await size(await get(`${uri}&region=0,0,1,1`))).toEqual([5, 4]);
     // A thumbnail opens, decides and records the one instance it shows: the series' middle one (the first of 2).
     const pixelRecords = () =>
       s.app.index.db
@@ -516,6 +521,9 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       [`${multi}/rendered?viewport=10`, 'viewport'],
       [`${multi}/rendered?viewport=10,10,4,0,3,1`, 'viewport'],
       [`${uri}&rows=5000`, 'rows'],
+      [`${uri}&region=0.5,0,0.4,1`, 'region'],
+      [`${uri}&region=0,0,1`, 'region'],
+      [`${uri}&region=0,0,1.5,1`, 'region'],
     ] as const) {
       const bad = await get(url);
       expect(bad.status, url).toBe(400);

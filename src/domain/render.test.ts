@@ -105,6 +105,22 @@ describe('viewport (PS3.18 §8.3.5.1.3)', () => {
     ]);
   });
 
+  it('cuts out a region given in fractions of the image, and enlarges it only when allowed', () => {
+    const src = image(5, 4, (x, y) => 10 * x + 100 * y);
+    const fraction = { x0: 0.2, y0: 0, x1: 0.6, y1: 0.5 };
+    // Columns floor(0.2 × 5) = 1 to ceil(0.6 × 5) − 1 = 2, rows 0 to ceil(0.5 × 4) − 1 = 1.
+    expect(reds(fitToViewport(src, 5, 4, { width: 4096, height: 4096, fraction, shrinkOnly: true }))).toEqual(
+      [
+        [10, 20],
+        [110, 120],
+      ],
+    );
+    const big = fitToViewport(src, 5, 4, { width: 4, height: 4, fraction });
+    expect([big.width, big.height]).toEqual([4, 4]);
+    const small = fitToViewport(src, 5, 4, { width: 4, height: 4, shrinkOnly: true });
+    expect([small.width, small.height]).toEqual([4, 3]);
+  });
+
   it('cuts the region out, mirroring an axis whose size is negative, and refuses one outside the image', () => {
     const src = image(3, 2, (x, y) => 10 * x + 100 * y);
     expect(

@@ -93,6 +93,13 @@ export interface Viewport {
   height: number;
   /** Columns sx … sx+|sw|−1 and rows sy … sy+|sh|−1 of the image; a negative sw or sh mirrors that axis. */
   region?: { x: number; y: number; width: number; height: number };
+  /**
+   * A region given as fractions of the image's width and height, 0 to 1 from the top left (WADO-URI `region`,
+   * PS3.18 §8.2.4): the pixels it touches.
+   */
+  fraction?: { x0: number; y0: number; x1: number; y1: number };
+  /** Never enlarge: the viewport only bounds the size (a region asked for without rows or columns). */
+  shrinkOnly?: boolean;
 }
 
 /** Largest viewport side: a 4096 × 4096 RGBA image is 64 MiB before it is encoded. */
@@ -140,7 +147,19 @@ export function fitToViewport(
   height: number,
   vp: Viewport,
 ): { data: Buffer; width: number; height: number } {
-  const r = vp.region;
+  const f = vp.fraction;
+  const r = f
+    ? {
+        x: Math.min(width - 1, Math.floor(f.x0 * width)),
+        y: Math.min(height - 1, Math.floor(f.y0 * height)),
+        width: 0,
+        height: 0,
+      }
+    : vp.region;
+  if (f && r) {
+    r.width = Math.max(1, Math.ceil(f.x1 * width) - r.x);
+    r.height = Math.max(1, Math.ceil(f.y1 * height) - r.y);
+  }
   const x0 = r?.x ?? 0;
   const y0 = r?.y ?? 0;
   // An empty sw/sh (0 here) runs to the image's edge.
@@ -150,7 +169,7 @@ export function fitToViewport(
   const rh = Math.abs(sh);
   if (x0 + rw > width || y0 + rh > height || rw < 1 || rh < 1)
     throw badViewport(`region ${x0},${y0},${sw},${sh} is not inside the ${width} × ${height} image`);
-  const scale = Math.min(vp.width / rw, vp.height / rh);
+  const scale = Math.min(vp.width / rw, vp.height / rh, vp.shrinkOnly ? 1 : Infinity);
   const ow = Math.max(1, Math.min(vp.width, Math.round(rw * scale)));
   const oh = Math.max(1, Math.min(vp.height, Math.round(rh * scale)));
   const out = Buffer.alloc(ow * oh * 4);

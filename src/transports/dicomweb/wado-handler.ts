@@ -275,15 +275,24 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       ] as const)
         if (v !== undefined && v > MAX_VIEWPORT)
           throw badParameter(name, `${name} must be at most ${MAX_VIEWPORT}, got ${v}`);
+      const region = regionParam(q.get('region'));
+      const sized = rows !== undefined || columns !== undefined;
       const options = {
         ...renderOptions(
           [q.get('windowCenter'), 'windowCenter'],
           [q.get('windowWidth'), 'windowWidth'],
           [q.get('imageQuality'), 'imageQuality'],
         ),
-        // PS3.18 §9.4.1.1.3-4: scaled to these rows and columns, the aspect ratio kept (one alone bounds its axis).
-        ...(rows !== undefined || columns !== undefined
-          ? { viewport: parseViewport(`${columns ?? MAX_VIEWPORT},${rows ?? MAX_VIEWPORT}`) }
+        // PS3.18 §9.4.1.1.3-4: scaled to these rows and columns, the aspect ratio kept (one alone bounds its axis);
+        // §8.2.4: the region first cut out of the image, at its own size when no rows or columns are given.
+        ...(sized || region
+          ? {
+              viewport: {
+                ...parseViewport(`${columns ?? MAX_VIEWPORT},${rows ?? MAX_VIEWPORT}`),
+                ...(region ? { fraction: region } : {}),
+                ...(sized ? {} : { shrinkOnly: true }),
+              },
+            }
           : {}),
       };
       const [ref] = await retrieve.open(
@@ -322,6 +331,19 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     });
     await pipeBody(ctx.res, served.body);
   };
+}
+
+/** WADO-URI `region=xmin,ymin,xmax,ymax` (PS3.18 §8.2.4): fractions of the image, 0 to 1, top left first. */
+function regionParam(raw: string | null): { x0: number; y0: number; x1: number; y1: number } | undefined {
+  if (raw === null) return undefined;
+  const v = raw.split(',').map((p) => (/^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(p) ? Number(p) : NaN));
+  const [x0, y0, x1, y1] = v as [number, number, number, number];
+  if (v.length !== 4 || v.some((n) => !(n >= 0 && n <= 1)) || !(x0 < x1 && y0 < y1))
+    throw badParameter(
+      'region',
+      `region must be xmin,ymin,xmax,ymax, fractions from 0 to 1 with xmin < xmax and ymin < ymax, got '${raw}'`,
+    );
+  return { x0, y0, x1, y1 };
 }
 
 const badParameter = (name: string, message: string) =>
