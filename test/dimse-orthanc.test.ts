@@ -91,6 +91,27 @@ for (const backend of backends()) {
         Query: { StudyInstanceUID: other },
       });
       expect(found).toHaveLength(2);
+
+      // Orthanc as a workstation querying the archive by C-FIND (its query/retrieve page), at every level. Its
+      // IMAGE-level identifier starts with an empty (0002,0003) in implicit VR: until 5 Dec 2026 Custos read that
+      // as the header's explicit VR and answered 0xC000.
+      const query = async (Level: string, Query: Record<string, string>) => {
+        const q = await orthanc.api<{ ID: string }>('POST', '/modalities/CUSTOS/query', { Level, Query });
+        return orthanc.api<Record<string, string>[]>('GET', `/queries/${q.ID}/answers?expand&simplify`);
+      };
+      const patients = await query('Patient', { PatientID: 'PID-MOVE', NumberOfPatientRelatedStudies: '' });
+      expect(patients.map((a) => [a.PatientID, a.NumberOfPatientRelatedStudies])).toEqual([
+        ['PID-MOVE', '1'],
+      ]);
+      const studyAnswers = await query('Study', { PatientID: 'PID-MOVE', ModalitiesInStudy: '' });
+      expect(studyAnswers.map((a) => [a.StudyInstanceUID, a.ModalitiesInStudy])).toEqual([[other, 'CT']]);
+      const seriesAnswers = await query('Series', {
+        StudyInstanceUID: other,
+        NumberOfSeriesRelatedInstances: '',
+      });
+      expect(seriesAnswers.map((a) => a.NumberOfSeriesRelatedInstances)).toEqual(['1', '1']);
+      const instances = await query('Instance', { StudyInstanceUID: other, SOPInstanceUID: '' });
+      expect(instances.map((a) => a.SOPInstanceUID).sort()).toEqual([...otherSops].sort());
     });
 
     it('commits to stored instances and reports a missing one as failed (N-ACTION, N-EVENT-REPORT)', async () => {

@@ -160,6 +160,24 @@ describe('Part10Parser', () => {
     );
   });
 
+  it('reads a group 0002 element past the header in the data set’s implicit VR, and sets it aside', async () => {
+    // Orthanc 1.10's IMAGE-level C-FIND identifier, on an implicit VR context: an empty (0002,0003) first. Until
+    // 5 Dec 2026 it was read as the header's explicit VR ("invalid VR") and the whole identifier failed.
+    const file = writePart10(base(), { transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian });
+    const metaEnd = 132 + 12 + file.readUInt32LE(140);
+    const stray = Buffer.from([0x02, 0x00, 0x03, 0x00, 0, 0, 0, 0]); // (0002,0003), implicit VR, length 0
+    const parsed = await parsePart10(
+      Buffer.concat([file.subarray(0, metaEnd), stray, file.subarray(metaEnd)]),
+    );
+    expect(parsed.transferSyntaxUid).toBe(TransferSyntax.ImplicitVRLittleEndian);
+    expect(getString(parsed.dataset, Tags.PatientName)).toBe('Doe^John');
+    expect(getString(parsed.fileMeta, Tags.MediaStorageSOPInstanceUID)).not.toBe('');
+    expect([...parsed.dataset.keys()].filter((t) => t >>> 16 === 2)).toEqual([]);
+    expect(parsed.warnings).toEqual([
+      expect.stringMatching(/^file meta elements repeated in the data set: \(0002,0003\)/),
+    ]);
+  });
+
   it('reports an unknown character set as a warning and still decodes', async () => {
     const file = writePart10(
       [

@@ -360,7 +360,26 @@ export class Part10Parser {
         const head = q.peek(4);
         if (head.readUInt16LE(0) !== 0x0002) break;
         const tag = ((0x0002 << 16) | head.readUInt16LE(2)) >>> 0;
-        const el = await this.element(metaCtx, meta.has(tag) ? repeated : meta, undefined, 0, false);
+        // Past the length the group length gave, a group 0002 element is in the data set, in the data set's
+        // encoding: Orthanc 1.10 starts an IMAGE-level C-FIND identifier with an empty (0002,0003), in implicit VR
+        // on an implicit VR context. Read as the header's explicit VR it failed the whole identifier.
+        let ctx = metaCtx;
+        if (metaEnd !== undefined && q.position >= metaEnd) {
+          const enc = transferSyntaxEncoding(getString(meta, Tags.TransferSyntaxUID) ?? '');
+          if (!enc || enc.deflated || !enc.little) break; // read (or refused) with the data set
+          if (!enc.explicit) {
+            if (q.buffered < 6) await this.need(q, 6, 'an element');
+            // A sender's own explicit VR copy of its header stays readable as such (a VR where the length is).
+            if (!KNOWN_VRS.has(q.peek(6).toString('latin1', 4, 6))) ctx = { ...metaCtx, explicit: false };
+          }
+        }
+        const el = await this.element(
+          ctx,
+          meta.has(tag) || ctx !== metaCtx ? repeated : meta,
+          undefined,
+          0,
+          false,
+        );
         if (
           !repeated.has(tag) &&
           el?.tag === Tags.FileMetaInformationGroupLength &&
