@@ -112,6 +112,41 @@ for (const backend of backends()) {
       expect(seriesAnswers.map((a) => a.NumberOfSeriesRelatedInstances)).toEqual(['1', '1']);
       const instances = await query('Instance', { StudyInstanceUID: other, SOPInstanceUID: '' });
       expect(instances.map((a) => a.SOPInstanceUID).sort()).toEqual([...otherSops].sort());
+
+      // A whole patient: Orthanc asks for it by a Study Root C-MOVE at PATIENT level, which Custos refused with
+      // 0xA900 ("the Study Root model has no PATIENT level") until 5 Dec 2026. Both of the patient's studies move.
+      const patientStudies = [uid(7), uid(8)];
+      for (const st of patientStudies) {
+        const bytes = makeInstance({
+          studyUid: st,
+          seriesUid: uid(9),
+          sopInstanceUid: uid(10),
+          patientId: 'PID-WHOLE',
+        });
+        await s.app.ingest.ingest(
+          admin,
+          (async function* () {
+            yield bytes;
+          })(),
+          { channel: 'import' },
+        );
+      }
+      await orthanc.api('POST', '/modalities/CUSTOS/move', {
+        Level: 'Patient',
+        Resources: [{ PatientID: 'PID-WHOLE' }],
+        TargetAet: 'ORTHANC',
+        Synchronous: true,
+      });
+      const moved = await orthanc.api<{ MainDicomTags: { StudyInstanceUID: string } }[]>(
+        'POST',
+        '/tools/find',
+        {
+          Level: 'Study',
+          Query: { PatientID: 'PID-WHOLE' },
+          Expand: true,
+        },
+      );
+      expect(moved.map((x) => x.MainDicomTags.StudyInstanceUID).sort()).toEqual([...patientStudies].sort());
     });
 
     it('commits to stored instances and reports a missing one as failed (N-ACTION, N-EVENT-REPORT)', async () => {

@@ -38,8 +38,13 @@ export const badIdentifier = (message: string) =>
     dicomStatus: DicomStatus.DataSetDoesNotMatchSopClass,
   });
 
-/** PS3.4 C.4.1.1.3.1: the Query/Retrieve Level and whether the information model allows it. */
-export function queryLevel(ds: Dataset, model: string): DimseLevel {
+/**
+ * PS3.4 C.4.1.1.3.1: the Query/Retrieve Level and whether the information model allows it. With
+ * `patientRetrieve`, a Study Root C-MOVE or C-GET may name the PATIENT level (the patient's every study): Orthanc
+ * 1.10 retrieves a patient that way, and Orthanc as an SCP takes it; the Study Root C-FIND still has no PATIENT
+ * level.
+ */
+export function queryLevel(ds: Dataset, model: string, opts: { patientRetrieve?: boolean } = {}): DimseLevel {
   const el = ds.get(QUERY_RETRIEVE_LEVEL);
   const level = el?.kind === 'text' ? (el.values[0] ?? '').trim().toUpperCase() : '';
   if (!['PATIENT', 'STUDY', 'SERIES', 'IMAGE'].includes(level))
@@ -47,7 +52,8 @@ export function queryLevel(ds: Dataset, model: string): DimseLevel {
       `Query/Retrieve Level (0008,0052) '${level}' must be PATIENT, STUDY, SERIES or IMAGE`,
     );
   const studyRoot = model === Sop.StudyRootFind || model === Sop.StudyRootMove || model === Sop.StudyRootGet;
-  if (studyRoot && level === 'PATIENT') throw badIdentifier('the Study Root model has no PATIENT level');
+  if (studyRoot && level === 'PATIENT' && !opts.patientRetrieve)
+    throw badIdentifier('the Study Root model has no PATIENT level');
   return level as DimseLevel;
 }
 

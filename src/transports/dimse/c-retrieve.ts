@@ -27,7 +27,7 @@ export async function resolveRetrieve(
   what: 'c-move' | 'c-get',
   detail: Record<string, unknown>,
 ): Promise<InstanceRef[]> {
-  const level = queryLevel(ds, model);
+  const level = queryLevel(ds, model, { patientRetrieve: true });
   const studies = uids(ds, Tags.StudyInstanceUID, 'StudyInstanceUID');
   const series = uids(ds, Tags.SeriesInstanceUID, 'SeriesInstanceUID');
   const instances = uids(ds, Tags.SOPInstanceUID, 'SOPInstanceUID');
