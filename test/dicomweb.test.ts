@@ -360,6 +360,12 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       // 2026 (the inflated bytes were counted from 0, the parser's offsets from the dataset's start).
       expect(await fetchBulk(`${base}/frames/1`)).toEqual(pixelBytes(8, 8, 1));
       expect(await fetchBulk(`${base}/bulkdata/7FE00010`)).toEqual(pixelBytes(8, 8, 1));
+      // A byte range of it, cut from the inflated data set when the object is deflated.
+      const part = await fetch(`${base}/bulkdata/7FE00010`, {
+        headers: { ...auth(), Accept: 'application/octet-stream', Range: 'bytes=10-19' },
+      });
+      expect(part.status).toBe(206);
+      expect(Buffer.from(await part.arrayBuffer())).toEqual(pixelBytes(8, 8, 1).subarray(10, 20));
     },
   );
 
