@@ -14,6 +14,17 @@ import { PEER_EXT, writePki } from './support/tls-certs.js';
 
 const admin = systemPrincipal('test');
 
+/** Store an object in Custos directly (an import), not through Orthanc. */
+async function importInto(s: TestServer, bytes: Buffer): Promise<void> {
+  await s.app.ingest.ingest(
+    admin,
+    (async function* () {
+      yield bytes;
+    })(),
+    { channel: 'import' },
+  );
+}
+
 for (const backend of backends()) {
   describe(`Orthanc as a DIMSE peer (${backend})`, () => {
     let s: TestServer;
@@ -72,13 +83,7 @@ for (const backend of backends()) {
           sopInstanceUid: sop,
           patientId: 'PID-MOVE',
         });
-        await s.app.ingest.ingest(
-          admin,
-          (async function* () {
-            yield bytes;
-          })(),
-          { channel: 'import' },
-        );
+        await importInto(s, bytes);
       }
       await orthanc.api('POST', '/modalities/CUSTOS/move', {
         Level: 'Study',
@@ -123,13 +128,7 @@ for (const backend of backends()) {
           sopInstanceUid: uid(10),
           patientId: 'PID-WHOLE',
         });
-        await s.app.ingest.ingest(
-          admin,
-          (async function* () {
-            yield bytes;
-          })(),
-          { channel: 'import' },
-        );
+        await importInto(s, bytes);
       }
       await orthanc.api('POST', '/modalities/CUSTOS/move', {
         Level: 'Patient',

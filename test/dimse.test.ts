@@ -98,6 +98,21 @@ for (const backend of backends()) {
     });
 
     const scu = ['-aet', 'TESTSCU', '-aec', 'CUSTOS'];
+    /** movescu of the test study (Study Root) to a registered destination. */
+    const moveStudy = (destination: string, ...flags: string[]) =>
+      dcmtk('movescu', [
+        ...flags,
+        ...scu,
+        '-S',
+        '-aem',
+        destination,
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        `StudyInstanceUID=${study}`,
+      ]);
 
     it('answers C-ECHO from a registered AE', async () => {
       const r = await dcmtk('echoscu', [...scu, '127.0.0.1', port]);
@@ -446,20 +461,7 @@ for (const backend of backends()) {
     it('moves a study by C-MOVE to a registered storescp destination', async () => {
       const destPort = await freePort();
       const out = await mkdtemp(join(work, 'move-'));
-      const move = (destination: string, ...flags: string[]) =>
-        dcmtk('movescu', [
-          ...flags,
-          ...scu,
-          '-S',
-          '-aem',
-          destination,
-          '127.0.0.1',
-          port,
-          '-k',
-          'QueryRetrieveLevel=STUDY',
-          '-k',
-          `StudyInstanceUID=${study}`,
-        ]);
+      const move = (destination: string, ...flags: string[]) => moveStudy(destination, ...flags);
       const scp = spawnDcmtk('storescp', ['-aet', 'DEST', '-od', out, String(destPort)]);
       try {
         await s.app.aes.add(admin, { title: 'DEST', host: '127.0.0.1', port: destPort });
@@ -530,18 +532,7 @@ for (const backend of backends()) {
       try {
         await s.app.aes.add(admin, { title: 'IMPLICIT', host: '127.0.0.1', port: destPort });
         await new Promise((r) => setTimeout(r, 300));
-        const r = await dcmtk('movescu', [
-          ...scu,
-          '-S',
-          '-aem',
-          'IMPLICIT',
-          '127.0.0.1',
-          port,
-          '-k',
-          'QueryRetrieveLevel=STUDY',
-          '-k',
-          `StudyInstanceUID=${study}`,
-        ]);
+        const r = await moveStudy('IMPLICIT');
         expect(r.code, r.stderr).toBe(0);
         expect(r.stderr).not.toMatch(/Failed|Warning/i);
       } finally {
