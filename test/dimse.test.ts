@@ -471,6 +471,11 @@ for (const backend of backends()) {
         expect(r.stderr).not.toMatch(/Failed/i);
         const received = await readdir(out);
         expect(received).toHaveLength(3);
+        // storescp takes explicit and implicit VR: the objects go in the form they were stored in.
+        for (const f of received)
+          expect((await parsePart10(await readFile(join(out, f)))).transferSyntaxUid).toBe(
+            '1.2.840.10008.1.2.1',
+          );
         const unknown = await move('NOWHERE');
         expect(unknown.stderr).toMatch(/Refused: MoveDestinationUnknown/);
       } finally {

@@ -170,7 +170,7 @@ export function bulkdataHandler(retrieve: RetrieveService) {
 /**
  * Frames or bulk data values, each made of byte ranges of the stored object: one part each in multipart/related,
  * or the one value as the body when the client asked for the single part form. A `Range` header applies to a
- * lone value (PS3.18 §8.3.5.1: only the bytes asked for of the bulk data): 206, with Content-Range naming them.
+ * lone value (PS3.18's bulk data response: only the bytes asked for): 206, with Content-Range naming them.
  */
 async function sendValues(
   ctx: RequestContext,

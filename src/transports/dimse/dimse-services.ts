@@ -367,24 +367,30 @@ export class DimseServices {
 }
 
 /**
- * One presentation context per (SOP class, stored transfer syntax) of the instances to send. An object stored in
- * Explicit VR Little Endian is offered in Implicit VR Little Endian too, the default transfer syntax every AE
- * takes (PS3.5 §10.1), for a destination that accepts nothing else (sendable).
+ * One presentation context per (SOP class, stored transfer syntax) of the instances to send. For an object stored
+ * in Explicit VR Little Endian, another context offers its class in Implicit VR Little Endian, the default
+ * transfer syntax every AE takes (PS3.5 §10.1), for a destination that accepts nothing else (sendable). A context
+ * of its own, not a second syntax in the first: an acceptor that takes both keeps the stored form for the object
+ * (private elements keep their VRs), whatever order it prefers syntaxes in. The stored forms come first in the
+ * 128 contexts an association may carry.
  */
 function storageContexts(refs: InstanceRef[]) {
-  const seen = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  const stored = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
   for (const r of refs) {
     const key = `${r.sopClassUid}|${r.transferSyntaxUid}`;
-    if (!seen.has(key))
-      seen.set(key, {
-        abstractSyntax: r.sopClassUid,
-        transferSyntaxes:
-          r.transferSyntaxUid === TransferSyntax.ExplicitVRLittleEndian
-            ? [r.transferSyntaxUid, TransferSyntax.ImplicitVRLittleEndian]
-            : [r.transferSyntaxUid],
+    if (!stored.has(key))
+      stored.set(key, { abstractSyntax: r.sopClassUid, transferSyntaxes: [r.transferSyntaxUid] });
+  }
+  const fallbacks = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  for (const c of stored.values()) {
+    const key = `${c.abstractSyntax}|${TransferSyntax.ImplicitVRLittleEndian}`;
+    if (c.transferSyntaxes[0] === TransferSyntax.ExplicitVRLittleEndian && !stored.has(key))
+      fallbacks.set(key, {
+        abstractSyntax: c.abstractSyntax,
+        transferSyntaxes: [TransferSyntax.ImplicitVRLittleEndian],
       });
   }
-  return [...seen.values()].slice(0, 128);
+  return [...stored.values(), ...fallbacks.values()].slice(0, 128);
 }
 
 /** C-GET: store back over the caller's own association, on a context it accepted with the SCP role. */
