@@ -14,6 +14,7 @@ import { getString, parsePart10 } from '../src/dicom/part10-parser.js';
 import { datasetToJson } from '../src/dicom/dicom-json.js';
 import { Tags } from '../src/dicom/tags.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { multipartParts } from './support/http.js';
 
 const admin = systemPrincipal('test');
 
@@ -606,6 +607,52 @@ for (const backend of backends()) {
         const sop = getString(ds, Tags.SOPInstanceUID)!;
         expect(JSON.stringify(datasetToJson(ds)), sop).toBe(originals.get(sop));
       }
+    });
+
+    it('serves an object a modality sent in Implicit VR Little Endian over WADO in Explicit VR Little Endian', async () => {
+      // PS3.18 §8.7.3: implicit VR "shall not be used with Web Services"; explicit VR is the default. Until 5 Dec
+      // 2026 WADO-RS and WADO-URI served such an object as stored, in implicit VR.
+      const ids = { studyUid: uid(51), seriesUid: uid(52), sopInstanceUid: uid(53) };
+      const original = makeInstance({ ...ids, patientId: 'PID-IMPLICIT', rows: 64, columns: 64 });
+      const f = join(work, 'implicit.dcm');
+      await writeFile(f, original);
+      const sent = await dcmtk('storescu', [...scu, '-xi', '127.0.0.1', port, f]);
+      expect(sent.code, sent.stderr).toBe(0);
+      const [row] = await storedInstances(s, 'sop_instance_uid', ids.sopInstanceUid);
+      expect(row?.transfer_syntax_uid).toBe('1.2.840.10008.1.2');
+      const want = JSON.stringify(datasetToJson((await parsePart10(original)).dataset));
+      const auth = { Authorization: `Bearer ${s.token}` };
+      const base = `${s.url}/dicom-web/studies/${ids.studyUid}`;
+      const instance = `${base}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}`;
+      const explicitOf = async (bytes: Buffer) => {
+        const p = await parsePart10(bytes);
+        expect(p.transferSyntaxUid).toBe('1.2.840.10008.1.2.1');
+        expect(JSON.stringify(datasetToJson(p.dataset))).toBe(want);
+      };
+      for (const accept of [undefined, 'multipart/related; type="application/dicom"; transfer-syntax=*']) {
+        const res = await fetch(base, { headers: { ...auth, ...(accept ? { Accept: accept } : {}) } });
+        expect(res.status).toBe(200);
+        const parts = await multipartParts(res);
+        expect(parts.map((p) => p.contentType)).toEqual([
+          'application/dicom; transfer-syntax=1.2.840.10008.1.2.1',
+        ]);
+        await explicitOf(parts[0]!.body);
+      }
+      const single = await fetch(instance, { headers: { ...auth, Accept: 'application/dicom' } });
+      expect(single.headers.get('content-type')).toBe(
+        'application/dicom; transfer-syntax=1.2.840.10008.1.2.1',
+      );
+      await explicitOf(Buffer.from(await single.arrayBuffer()));
+      // Asked for by name, implicit VR comes as stored.
+      const asStored = await fetch(instance, {
+        headers: { ...auth, Accept: 'application/dicom; transfer-syntax=1.2.840.10008.1.2' },
+      });
+      const stored = await parsePart10(Buffer.from(await asStored.arrayBuffer()));
+      expect(stored.transferSyntaxUid).toBe('1.2.840.10008.1.2');
+      const uri = `${s.url}/wado?requestType=WADO&contentType=application/dicom&studyUID=${ids.studyUid}&seriesUID=${ids.seriesUid}&objectUID=${ids.sopInstanceUid}`;
+      await explicitOf(Buffer.from(await (await fetch(uri, { headers: auth })).arrayBuffer()));
+      const jpeg = await fetch(`${uri}&transferSyntax=1.2.840.10008.1.2.4.50`, { headers: auth });
+      expect(jpeg.status).toBe(406);
     });
 
     it('warns a C-STORE sender whose data set repeats the file meta group, and keeps the header it built', async () => {

@@ -1,20 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { CustosError } from '../domain/errors.js';
-import { toImplicitVrLittleEndian } from './implicit-vr.js';
-import { writeDataset, type WriteElement } from './part10-writer.js';
-import { tag } from './tags.js';
+import { explicitPart10, toExplicitVrLittleEndian, toImplicitVrLittleEndian } from './implicit-vr.js';
+import { datasetToJson } from './dicom-json.js';
+import { getString, parsePart10 } from './part10-parser.js';
+import { writeDataset, writePart10, type WriteElement } from './part10-writer.js';
+import { tag, Tags } from './tags.js';
 
 const EXPLICIT = '1.2.840.10008.1.2.1';
 const IMPLICIT = '1.2.840.10008.1.2';
 
-async function convert(bytes: Buffer, piece = bytes.length): Promise<Buffer> {
+async function convertWith(
+  converter: (source: AsyncIterable<Buffer>) => AsyncIterable<Buffer>,
+  bytes: Buffer,
+  piece = bytes.length,
+): Promise<Buffer> {
   async function* source() {
     for (let i = 0; i < bytes.length; i += piece) yield bytes.subarray(i, i + piece);
   }
   const out: Buffer[] = [];
-  for await (const b of toImplicitVrLittleEndian(source())) out.push(b);
+  for await (const b of converter(source())) out.push(b);
   return Buffer.concat(out);
 }
+
+const convert = (bytes: Buffer, piece = bytes.length) => convertWith(toImplicitVrLittleEndian, bytes, piece);
 
 const pixels = Buffer.alloc(70_000);
 for (let i = 0; i < pixels.length; i++) pixels[i] = (i * 7) & 0xff;
@@ -112,5 +120,72 @@ describe('toImplicitVrLittleEndian', () => {
       writeDataset([{ tag: tag(0x0010, 0x0010), vr: 'PN', value: 'Doe^Jane' }], IMPLICIT),
     ]);
     for (const piece of [explicit.length, 3]) expect(await convert(explicit, piece)).toEqual(want);
+  });
+});
+
+describe('toExplicitVrLittleEndian and explicitPart10', () => {
+  const pixelsOf = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 13) & 0xff));
+  /** VRs as the dictionary and the pixel description give them: what the converter must write. */
+  const image: WriteElement[] = [
+    { tag: tag(0x0008, 0x0016), vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.2' },
+    { tag: tag(0x0008, 0x0018), vr: 'UI', value: '2.25.7' },
+    {
+      tag: tag(0x0008, 0x1115),
+      vr: 'SQ',
+      value: [[{ tag: tag(0x0008, 0x1150), vr: 'UI', value: '1.2.3' }], []],
+    },
+    { tag: tag(0x0009, 0x0010), vr: 'LO', value: 'ACME 1.0' },
+    { tag: tag(0x0010, 0x0010), vr: 'PN', value: 'Doe^Jane' },
+    { tag: tag(0x0028, 0x0010), vr: 'US', value: 10 },
+    { tag: tag(0x0028, 0x0011), vr: 'US', value: 3500 },
+    { tag: tag(0x0028, 0x0100), vr: 'US', value: 16 },
+    { tag: tag(0x0028, 0x0103), vr: 'US', value: 1 },
+    { tag: tag(0x0028, 0x0106), vr: 'SS', value: -5 },
+    { tag: tag(0x0040, 0xa160), vr: 'UT', value: 'text '.repeat(30) },
+    { tag: tag(0x7fe0, 0x0010), vr: 'OW', value: pixelsOf(70_000) },
+  ];
+
+  it('writes what an explicit VR writer writes, VRs from the dictionary and the pixel description', async () => {
+    const want = writeDataset(image, EXPLICIT, { undefinedLengthSequences: true });
+    for (const undefinedLengthSequences of [false, true]) {
+      const implicit = writeDataset(image, IMPLICIT, { undefinedLengthSequences });
+      for (const piece of [implicit.length, 4096, 7])
+        expect(await convertWith(toExplicitVrLittleEndian, implicit, piece)).toEqual(want);
+    }
+  });
+
+  it('gives private and unknown values UN, and a value too long for its VR UN too', async () => {
+    const implicit = writeDataset(
+      [
+        { tag: tag(0x0009, 0x1001), vr: 'OB', value: Buffer.from([1, 2, 3, 4]) },
+        { tag: tag(0x0010, 0x4000), vr: 'LT', value: 'x'.repeat(70_000) },
+      ],
+      IMPLICIT,
+    );
+    const out = await convertWith(toExplicitVrLittleEndian, implicit);
+    expect(out.subarray(0, 16)).toEqual(
+      Buffer.from([0x09, 0, 0x01, 0x10, 0x55, 0x4e, 0, 0, 4, 0, 0, 0, 1, 2, 3, 4]),
+    );
+    // (0010,4000) LT, 70,000 bytes: no 16-bit length holds it.
+    expect(out.toString('latin1', 20, 22)).toBe('UN');
+    expect(out.readUInt32LE(24)).toBe(70_000);
+  });
+
+  it('turns a whole implicit VR object into an explicit VR one that parses to the same data set', async () => {
+    const implicit = writePart10(image, { transferSyntaxUid: IMPLICIT });
+    const out = await convertWith(explicitPart10, implicit, 100);
+    // The same as the object written in explicit VR to begin with (read from implicit VR, (0028,0106) would be US).
+    const before = await parsePart10(writePart10(image, { transferSyntaxUid: EXPLICIT }));
+    const after = await parsePart10(out);
+    expect(after.transferSyntaxUid).toBe(EXPLICIT);
+    expect(after.warnings).toEqual([]);
+    expect(datasetToJson(after.dataset)).toEqual(datasetToJson(before.dataset));
+    expect(getString(after.fileMeta, Tags.MediaStorageSOPInstanceUID)).toBe('2.25.7');
+  });
+
+  it('comes back to the same explicit VR bytes from implicit VR', async () => {
+    const explicit = writeDataset(image, EXPLICIT, { undefinedLengthSequences: true });
+    const implicit = await convert(explicit, 1000);
+    expect(await convertWith(toExplicitVrLittleEndian, implicit, 1000)).toEqual(explicit);
   });
 });

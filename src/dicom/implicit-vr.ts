@@ -1,10 +1,14 @@
-// Explicit VR Little Endian data set → Implicit VR Little Endian, streamed. Implicit VR Little Endian is the
-// DICOM default transfer syntax that every application entity supports (PS3.5 §10.1); an archive that stored an
-// object in Explicit VR Little Endian sends it so to a C-MOVE destination or C-GET requestor that accepts nothing
-// else. The values are the same bytes in both: only element headers change (PS3.5 §7.1.2, §7.1.3).
+// Explicit VR Little Endian ↔ Implicit VR Little Endian, streamed. The values are the same bytes in both: only
+// element headers change (PS3.5 §7.1.2, §7.1.3).
+// - To implicit: the DICOM default transfer syntax every application entity supports (PS3.5 §10.1); an object
+//   stored in explicit VR goes so to a C-MOVE destination or C-GET requestor that accepts nothing else.
+// - To explicit: DICOMweb does not use implicit VR (PS3.18 §8.7.3: "shall not be used with Web Services"; Explicit
+//   VR Little Endian is the default, and every origin server converts to it); an object a modality sent by
+//   C-STORE in implicit VR goes out of WADO in explicit VR.
 import { CustosError } from '../domain/errors.js';
 import { LONG_VRS } from './dataset.js';
-import { tagToHex } from './tags.js';
+import { implicitVr } from './part10-parser.js';
+import { tagToHex, TransferSyntax } from './tags.js';
 
 const ITEM = 0xfffee000;
 const ITEM_END = 0xfffee00d;
@@ -13,11 +17,10 @@ const UNDEFINED = 0xffffffff;
 /** Values up to this size are copied whole; larger ones (pixel data) go through in the pieces they came in. */
 const SMALL = 64 * 1024;
 
-const unconvertible = (message: string) =>
-  new CustosError({
-    code: 'dicom.cannot-convert',
-    message: `cannot send as Implicit VR Little Endian: ${message}`,
-  });
+const IMPLICIT_NAME = 'Implicit VR Little Endian';
+const EXPLICIT_NAME = 'Explicit VR Little Endian';
+const unconvertible = (message: string, to: string) =>
+  new CustosError({ code: 'dicom.cannot-convert', message: `cannot send as ${to}: ${message}` });
 
 /** Reads a byte stream in exact amounts without holding more than one incoming piece beyond what is asked. */
 class Reader {
@@ -25,7 +28,10 @@ class Reader {
   private readonly it: AsyncIterator<Buffer>;
   /** Bytes consumed so far. */
   pos = 0;
-  constructor(source: AsyncIterable<Buffer>) {
+  constructor(
+    source: AsyncIterable<Buffer>,
+    private readonly to: string,
+  ) {
     this.it = source[Symbol.asyncIterator]();
   }
   /** True once `n` bytes are buffered; false at the end of the stream with fewer. */
@@ -39,7 +45,7 @@ class Reader {
   }
   async take(n: number): Promise<Buffer> {
     if (!(await this.fill(n)))
-      throw unconvertible(`the data set ends inside an element (at byte ${this.pos})`);
+      throw unconvertible(`the data set ends inside an element (at byte ${this.pos})`, this.to);
     const out = this.buf.subarray(0, n);
     this.buf = this.buf.subarray(n);
     this.pos += n;
@@ -49,7 +55,7 @@ class Reader {
   async *pass(n: number): AsyncGenerator<Buffer> {
     while (n > 0) {
       if (this.buf.length === 0 && !(await this.fill(1)))
-        throw unconvertible(`the data set ends inside a value (at byte ${this.pos})`);
+        throw unconvertible(`the data set ends inside a value (at byte ${this.pos})`, this.to);
       const piece = this.buf.subarray(0, Math.min(n, this.buf.length));
       this.buf = this.buf.subarray(piece.length);
       this.pos += piece.length;
@@ -77,7 +83,8 @@ function header(tag: number, length: number): Buffer {
  * `dicom.cannot-convert`.
  */
 export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const r = new Reader(source);
+  const to = IMPLICIT_NAME;
+  const r = new Reader(source, to);
   /** Where each open container of defined length ends in the input, and what closes it in the output. */
   const ends: { at: number; close: number }[] = [];
   /**
@@ -98,12 +105,12 @@ export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
     }
     while (ends.length && r.pos >= ends.at(-1)!.at) {
       if (r.pos > ends.at(-1)!.at)
-        throw unconvertible(`an element runs past the end of its item (at byte ${r.pos})`);
+        throw unconvertible(`an element runs past the end of its item (at byte ${r.pos})`, to);
       yield header(ends.pop()!.close, 0);
     }
     if (!(await r.fill(8))) {
-      if (ends.length) throw unconvertible('the data set ends inside a sequence');
-      if (await r.fill(1)) throw unconvertible(`the data set ends inside an element (at byte ${r.pos})`);
+      if (ends.length) throw unconvertible('the data set ends inside a sequence', to);
+      if (await r.fill(1)) throw unconvertible(`the data set ends inside an element (at byte ${r.pos})`, to);
       return;
     }
     const h = await r.take(8);
@@ -126,7 +133,7 @@ export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
       continue;
     }
     if (length === UNDEFINED) {
-      if (vr !== 'UN') throw unconvertible(`(${tagToHex(tag)}) ${vr} has undefined length`);
+      if (vr !== 'UN') throw unconvertible(`(${tagToHex(tag)}) ${vr} has undefined length`, to);
       yield header(tag, UNDEFINED);
       raw = 1;
       continue;
@@ -142,4 +149,136 @@ export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
     yield header(tag, length);
     yield* r.pass(length);
   }
+}
+
+/** "US or SS" attributes of the image pixel description: SS when Pixel Representation (0028,0103) is 1. */
+const SIGNED_WITH_PIXELS = new Set([
+  0x00280104, 0x00280105, 0x00280106, 0x00280107, 0x00280108, 0x00280109, 0x00280110, 0x00280111, 0x00280120,
+  0x00280121, 0x00409211, 0x00409216,
+]);
+
+function explicitHeader(tag: number, vr: string, length: number): Buffer {
+  const long = LONG_VRS.has(vr);
+  const b = Buffer.allocUnsafe(long ? 12 : 8);
+  b.writeUInt16LE(tag >>> 16, 0);
+  b.writeUInt16LE(tag & 0xffff, 2);
+  b.write(vr, 4, 'latin1');
+  if (long) {
+    b.writeUInt16LE(0, 6);
+    b.writeUInt32LE(length, 8);
+  } else b.writeUInt16LE(length, 6);
+  return b;
+}
+
+/**
+ * The data set (no file meta information) of an Implicit VR Little Endian object, encoded as Explicit VR Little
+ * Endian. Each VR comes from the data dictionary as when the object is parsed (private creators LO, other private
+ * and unknown elements UN, pixel data OW or OB by Bits Allocated, US or SS by Pixel Representation); a value too
+ * long for its VR's 16-bit length goes as UN (PS3.18 §8.7.3.4 note 3). An element of undefined length is a
+ * sequence (PS3.5 §7.5.1), known or private. Sequences and items of defined length go out with undefined length,
+ * the long explicit headers being 4 bytes longer; group lengths are left out; a private value of defined length
+ * stays as it is, as UN (a private sequence so encoded keeps its implicit VR content, PS3.5 §6.2.2).
+ */
+export async function* toExplicitVrLittleEndian(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const to = EXPLICIT_NAME;
+  const r = new Reader(source, to);
+  const ends: { at: number; close: number }[] = [];
+  let bitsAllocated = 16;
+  let signed = false;
+  for (;;) {
+    while (ends.length && r.pos >= ends.at(-1)!.at) {
+      if (r.pos > ends.at(-1)!.at)
+        throw unconvertible(`an element runs past the end of its item (at byte ${r.pos})`, to);
+      yield header(ends.pop()!.close, 0);
+    }
+    if (!(await r.fill(8))) {
+      if (ends.length) throw unconvertible('the data set ends inside a sequence', to);
+      if (await r.fill(1)) throw unconvertible(`the data set ends inside an element (at byte ${r.pos})`, to);
+      return;
+    }
+    const h = await r.take(8);
+    const tag = ((h.readUInt16LE(0) << 16) | h.readUInt16LE(2)) >>> 0;
+    const length = h.readUInt32LE(4);
+    if (tag === ITEM || tag === ITEM_END || tag === SEQUENCE_END) {
+      if (tag === ITEM && length !== UNDEFINED) {
+        yield header(ITEM, UNDEFINED);
+        ends.push({ at: r.pos + length, close: ITEM_END });
+      } else yield h;
+      continue;
+    }
+    let vr = implicitVr(tag);
+    if (length === UNDEFINED || vr === 'SQ') {
+      if (tag === 0x7fe00010) throw unconvertible('(7FE00010) pixel data has undefined length', to);
+      yield explicitHeader(tag, 'SQ', UNDEFINED);
+      if (length !== UNDEFINED) ends.push({ at: r.pos + length, close: SEQUENCE_END });
+      continue;
+    }
+    if ((tag & 0xffff) === 0) {
+      for await (const piece of r.pass(length)) void piece; // a group length: dropped
+      continue;
+    }
+    if (tag === 0x7fe00010) vr = bitsAllocated > 8 ? 'OW' : 'OB';
+    else if (signed && SIGNED_WITH_PIXELS.has(tag)) vr = 'SS';
+    if (!LONG_VRS.has(vr) && length > 0xfffe) vr = 'UN';
+    if (length <= SMALL) {
+      const value = await r.take(length);
+      if (ends.length === 0 && length === 2) {
+        if (tag === 0x00280100) bitsAllocated = value.readUInt16LE(0);
+        if (tag === 0x00280103) signed = value.readUInt16LE(0) === 1;
+      }
+      yield Buffer.concat([explicitHeader(tag, vr, length), value]);
+      continue;
+    }
+    yield explicitHeader(tag, vr, length);
+    yield* r.pass(length);
+  }
+}
+
+/**
+ * A Part 10 object in Implicit VR Little Endian (preamble, file meta information, data set), streamed out in
+ * Explicit VR Little Endian: the header's Transfer Syntax UID says so (and its group length is recomputed), the
+ * data set goes through toExplicitVrLittleEndian.
+ */
+export async function* explicitPart10(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const to = EXPLICIT_NAME;
+  const it = source[Symbol.asyncIterator]();
+  // The preamble and header are read here; what comes after them goes on to the data set's converter.
+  let head = Buffer.alloc(0);
+  const more = async () => {
+    const n = await it.next();
+    if (n.done) throw unconvertible('the object ends inside its file meta information', to);
+    head = Buffer.concat([head, n.value]);
+  };
+  while (head.length < 132 + 12) await more();
+  if (head.toString('latin1', 128, 132) !== 'DICM') throw unconvertible('no Part 10 preamble', to);
+  const elements: Buffer[] = [];
+  let at = 132;
+  for (;;) {
+    while (head.length < at + 8) await more();
+    if (head.readUInt16LE(at) !== 0x0002) break;
+    const tag = ((0x0002 << 16) | head.readUInt16LE(at + 2)) >>> 0;
+    const vr = head.toString('latin1', at + 4, at + 6);
+    const long = LONG_VRS.has(vr);
+    if (long) while (head.length < at + 12) await more();
+    const length = long ? head.readUInt32LE(at + 8) : head.readUInt16LE(at + 6);
+    const size = (long ? 12 : 8) + length;
+    while (head.length < at + size) await more();
+    if (tag === 0x00020010) {
+      const uid = Buffer.from(`${TransferSyntax.ExplicitVRLittleEndian}\0`, 'latin1');
+      elements.push(explicitHeader(tag, 'UI', uid.length), uid);
+    } else if (tag !== 0x00020000) elements.push(head.subarray(at, at + size));
+    at += size;
+  }
+  const meta = Buffer.concat(elements);
+  const groupLength = explicitHeader(0x00020000, 'UL', 4);
+  const value = Buffer.alloc(4);
+  value.writeUInt32LE(meta.length);
+  yield Buffer.concat([head.subarray(0, 132), groupLength, value, meta]);
+  const rest = head.subarray(at);
+  yield* toExplicitVrLittleEndian(
+    (async function* () {
+      if (rest.length) yield rest;
+      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+    })(),
+  );
 }

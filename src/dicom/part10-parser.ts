@@ -856,7 +856,7 @@ function pixelInfo(el: Parsed, deflated: boolean): PixelDataInfo | undefined {
 }
 
 /** VR of an element in an implicit VR dataset (PS3.5 §7.1.3): from the dictionary; private creators are LO. */
-function implicitVr(tag: number): string {
+export function implicitVr(tag: number): string {
   const group = tag >>> 16;
   const elem = tag & 0xffff;
   if (elem === 0) return 'UL';

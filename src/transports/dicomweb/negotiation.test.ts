@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { frameForm } from './negotiation.js';
+import { frameForm, servedSyntax } from './negotiation.js';
 
 const EXPLICIT = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -36,5 +36,22 @@ describe('frameForm', () => {
     expect(() => frameForm(EXPLICIT, 'application/octet-stream; transfer-syntax=1.2.840.10008.1.2')).toThrow(
       /no transcoding/,
     );
+  });
+});
+
+describe('servedSyntax', () => {
+  const form = (transferSyntax: string) => ({ single: false, transferSyntax, q: 1 });
+  const IMPLICIT = '1.2.840.10008.1.2';
+  it('serves implicit VR objects in explicit VR unless implicit VR is asked for by name', () => {
+    expect(servedSyntax(form('*'), IMPLICIT)).toBe(EXPLICIT);
+    expect(servedSyntax(form(EXPLICIT), IMPLICIT)).toBe(EXPLICIT);
+    expect(servedSyntax(form(IMPLICIT), IMPLICIT)).toBe(IMPLICIT);
+    expect(servedSyntax(form(JPEG_BASELINE), IMPLICIT)).toBeUndefined();
+  });
+  it('serves every other object as stored, or not at all', () => {
+    expect(servedSyntax(form('*'), JPEG_BASELINE)).toBe(JPEG_BASELINE);
+    expect(servedSyntax(form(JPEG_BASELINE), JPEG_BASELINE)).toBe(JPEG_BASELINE);
+    expect(servedSyntax(form(EXPLICIT), JPEG_BASELINE)).toBeUndefined();
+    expect(servedSyntax(form(IMPLICIT), EXPLICIT)).toBeUndefined();
   });
 });

@@ -65,10 +65,24 @@ export function acceptDicom(accept: string | undefined): DicomForm[] {
   return forms.sort((a, b) => b.q - a.q);
 }
 
+const IMPLICIT_VR = '1.2.840.10008.1.2';
+const EXPLICIT_VR = '1.2.840.10008.1.2.1';
+
+/**
+ * The transfer syntax an object stored in `ts` goes out in for this form: as stored, except that an object stored
+ * in Implicit VR Little Endian goes in Explicit VR Little Endian (PS3.18 §8.7.3: implicit VR "shall not be used
+ * with Web Services"; explicit VR is the default, and every origin server converts to it), unless the client
+ * asked for implicit VR by name. Other syntaxes are not transcoded: undefined when the form takes none of them.
+ */
+export function servedSyntax(form: DicomForm, ts: string): string | undefined {
+  const want = form.transferSyntax;
+  if (ts === IMPLICIT_VR && want !== IMPLICIT_VR)
+    return want === '*' || want === EXPLICIT_VR ? EXPLICIT_VR : undefined;
+  return want === '*' || want === ts ? ts : undefined;
+}
+
 export function acceptsTransferSyntax(form: DicomForm, ts: string): boolean {
-  // PS3.18 §8.7.3.5.2 names Explicit VR Little Endian the default; a client that names none is served what is
-  // stored, since Custos does not transcode.
-  return form.transferSyntax === '*' || form.transferSyntax === ts;
+  return servedSyntax(form, ts) !== undefined;
 }
 
 const FRAME_MEDIA: Record<string, string> = {

@@ -1,5 +1,6 @@
 import { CustosError } from '../../domain/errors.js';
 import type { DicomJsonObject } from '../../domain/dicom-levels.js';
+import { explicitPart10 } from '../../dicom/implicit-vr.js';
 import { sliceRanges, type ByteRange } from '../../domain/frames.js';
 import { MAX_VIEWPORT, parseViewport } from '../../domain/render.js';
 import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
@@ -11,6 +12,8 @@ import {
   acceptJson,
   acceptsTransferSyntax,
   DICOM_XML_MULTIPART,
+  servedSyntax,
+  type DicomForm,
   frameForm,
   type FrameForm,
 } from './negotiation.js';
@@ -50,25 +53,22 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       // A HEAD request reads nothing (pipeBody).
       { readAhead: ctx.req.method !== 'HEAD' },
     );
-    // The most wanted form that every object can be served in (as stored).
+    // The most wanted form that every object can be served in (as stored, implicit VR as explicit VR).
     const form = forms.find((f) => refs.every((r) => acceptsTransferSyntax(f, r.transferSyntaxUid)));
     if (!form) {
       const refused = refs.find((r) => !forms.some((f) => acceptsTransferSyntax(f, r.transferSyntaxUid)))!;
       throw new CustosError({
         code: 'http.not-acceptable',
-        message: `instance ${refused.sopInstanceUid} is stored as ${refused.transferSyntaxUid} and Custos does not transcode; accept transfer-syntax=* or that syntax`,
+        message: `instance ${refused.sopInstanceUid} is stored as ${refused.transferSyntaxUid} and Custos does not transcode it; accept transfer-syntax=* or that syntax`,
         httpStatus: 406,
       });
     }
     retrieve.assertServable(refs);
+    const chosen = form;
     if (form.single) {
-      const ref = refs[0]!;
-      const served = retrieve.served(ref);
-      ctx.res.writeHead(200, {
-        'Content-Type': `application/dicom; transfer-syntax=${ref.transferSyntaxUid}`,
-        'Content-Length': String(served.size),
-      });
-      await pipeBody(ctx.res, served.body);
+      const out = inSyntax(form, { ref: refs[0]!, ...retrieve.served(refs[0]!) });
+      ctx.res.writeHead(200, { 'Content-Type': out.contentType, ...out.headers });
+      await pipeBody(ctx.res, out.body);
       return;
     }
     const boundary = multipartBoundary();
@@ -78,15 +78,26 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
     async function* parts() {
       // Served headers carry steward and patient-index corrections (one rewrite, RetrieveService.open); stored
       // bytes never change. The next objects are read and decrypted while this one is sent.
-      for await (const served of retrieve.servedInOrder(refs)) {
-        yield {
-          contentType: `application/dicom; transfer-syntax=${served.ref.transferSyntaxUid}`,
-          headers: { 'Content-Length': String(served.size) },
-          body: served.body,
-        };
-      }
+      for await (const served of retrieve.servedInOrder(refs)) yield inSyntax(chosen, served);
     }
     await pipeBody(ctx.res, writeMultipart(parts(), boundary));
+  };
+}
+
+/**
+ * An object as served, in the transfer syntax the form gets (servedSyntax): as stored with its length, or
+ * converted from implicit to explicit VR on the way, whose length is known only once sent.
+ */
+function inSyntax(
+  form: DicomForm,
+  served: { ref: InstanceRef; size: number; body: AsyncIterable<Buffer> },
+): { contentType: string; headers: Record<string, string>; body: AsyncIterable<Buffer> } {
+  const ts = servedSyntax(form, served.ref.transferSyntaxUid)!;
+  const converted = ts !== served.ref.transferSyntaxUid;
+  return {
+    contentType: `application/dicom; transfer-syntax=${ts}`,
+    headers: converted ? {} : { 'Content-Length': String(served.size) },
+    body: converted ? explicitPart10(served.body) : served.body,
   };
 }
 
@@ -315,21 +326,23 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       // A HEAD request reads nothing (pipeBody).
       { readAhead: ctx.req.method !== 'HEAD' },
     );
-    if (wantTs && wantTs !== ref!.transferSyntaxUid) {
+    // PS3.18 §8.2.11: Explicit VR Little Endian by default; an implicit VR object is converted to it.
+    const form: DicomForm = { single: true, transferSyntax: wantTs ?? '*', q: 1 };
+    if (!acceptsTransferSyntax(form, ref!.transferSyntaxUid)) {
       throw new CustosError({
         code: 'http.not-acceptable',
-        message: `the instance is stored as ${ref!.transferSyntaxUid}; Custos does not transcode`,
+        message: `the instance is stored as ${ref!.transferSyntaxUid}; Custos does not transcode it to ${wantTs}`,
         httpStatus: 406,
       });
     }
     retrieve.assertServable([ref!]);
-    const served = retrieve.served(ref!);
+    const out = inSyntax(form, { ref: ref!, ...retrieve.served(ref!) });
     ctx.res.writeHead(200, {
       'Content-Type': 'application/dicom',
-      'Content-Length': String(served.size),
+      ...out.headers,
       'Content-Disposition': `attachment; filename="${ref!.sopInstanceUid}.dcm"`,
     });
-    await pipeBody(ctx.res, served.body);
+    await pipeBody(ctx.res, out.body);
   };
 }
 
