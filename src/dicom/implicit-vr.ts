@@ -73,20 +73,81 @@ function header(tag: number, length: number): Buffer {
   return b;
 }
 
+const tagOf = (h: Buffer) => ((h.readUInt16LE(0) << 16) | h.readUInt16LE(2)) >>> 0;
+
+/**
+ * What both conversions share: reading the data set element by element, items and delimiters passed on, and
+ * every sequence and item of defined length turned into one of undefined length with its delimiter (element
+ * headers differ in length between the two encodings, so the lengths around them would be wrong).
+ */
+class Walk {
+  readonly r: Reader;
+  /** Where each open container of defined length ends in the input, and what closes it in the output. */
+  private readonly ends: { at: number; close: number }[] = [];
+  constructor(
+    source: AsyncIterable<Buffer>,
+    readonly to: string,
+  ) {
+    this.r = new Reader(source, to);
+  }
+  /** At the data set's top level (not inside a sequence). */
+  get top(): boolean {
+    return this.ends.length === 0;
+  }
+  /** Yields delimiters and items up to the next element, and returns its first 8 bytes (undefined: the end). */
+  async *next(): AsyncGenerator<Buffer, Buffer | undefined> {
+    const { r, ends, to } = this;
+    for (;;) {
+      while (ends.length && r.pos >= ends.at(-1)!.at) {
+        if (r.pos > ends.at(-1)!.at)
+          throw unconvertible(`an element runs past the end of its item (at byte ${r.pos})`, to);
+        yield header(ends.pop()!.close, 0);
+      }
+      if (!(await r.fill(8))) {
+        if (ends.length) throw unconvertible('the data set ends inside a sequence', to);
+        if (await r.fill(1))
+          throw unconvertible(`the data set ends inside an element (at byte ${r.pos})`, to);
+        return undefined;
+      }
+      const h = await r.take(8);
+      const tag = tagOf(h);
+      if (tag !== ITEM && tag !== ITEM_END && tag !== SEQUENCE_END) return h;
+      const length = h.readUInt32LE(4);
+      if (tag === ITEM && length !== UNDEFINED) {
+        yield header(ITEM, UNDEFINED);
+        ends.push({ at: r.pos + length, close: ITEM_END });
+      } else yield h;
+    }
+  }
+  /** A sequence whose header went out with undefined length: one of defined `length` is closed where it ends. */
+  sequence(length: number): void {
+    if (length !== UNDEFINED) this.ends.push({ at: this.r.pos + length, close: SEQUENCE_END });
+  }
+  /** A value after its new header: whole when small, else in the pieces it comes in. */
+  async *value(head: Buffer, length: number): AsyncGenerator<Buffer> {
+    if (length <= SMALL) {
+      yield Buffer.concat([head, await this.r.take(length)]);
+      return;
+    }
+    yield head;
+    yield* this.r.pass(length);
+  }
+  /** A value left out (a group length). */
+  async skip(length: number): Promise<void> {
+    for await (const piece of this.r.pass(length)) void piece;
+  }
+}
+
 /**
  * The data set (no file meta information) of an Explicit VR Little Endian object, encoded as Implicit VR Little
- * Endian. Sequences and items of defined length become undefined length with their delimiters, because element
- * headers of the long form are 4 bytes shorter in implicit VR and would change the lengths around them; group
- * length elements (gggg,0000), retired in the data set and wrong after that change, are left out. A UN value of
- * undefined length holds implicit VR already and is copied. Any other value of undefined length (encapsulated
- * pixel data, which a native object never has) or a data set cut short fails the stream with
- * `dicom.cannot-convert`.
+ * Endian (Walk: sequences and items of undefined length). Group length elements (gggg,0000), retired in the data
+ * set and wrong after the change, are left out. A UN value of undefined length holds implicit VR already and is
+ * copied. Any other value of undefined length (encapsulated pixel data, which a native object never has) or a
+ * data set cut short fails the stream with `dicom.cannot-convert`.
  */
 export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const to = IMPLICIT_NAME;
-  const r = new Reader(source, to);
-  /** Where each open container of defined length ends in the input, and what closes it in the output. */
-  const ends: { at: number; close: number }[] = [];
+  const w = new Walk(source, IMPLICIT_NAME);
+  const r = w.r;
   /**
    * Inside a UN value of undefined length, whose content is already in Implicit VR Little Endian (PS3.5 §6.2.2):
    * the elements of undefined length (items, sequences) not yet closed by their delimiters. Copied as they are.
@@ -95,7 +156,7 @@ export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
   for (;;) {
     if (raw > 0) {
       const h = await r.take(8);
-      const tag = ((h.readUInt16LE(0) << 16) | h.readUInt16LE(2)) >>> 0;
+      const tag = tagOf(h);
       const length = h.readUInt32LE(4);
       yield h;
       if (tag === ITEM_END || tag === SEQUENCE_END) raw--;
@@ -103,51 +164,20 @@ export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
       else yield* r.pass(length);
       continue;
     }
-    while (ends.length && r.pos >= ends.at(-1)!.at) {
-      if (r.pos > ends.at(-1)!.at)
-        throw unconvertible(`an element runs past the end of its item (at byte ${r.pos})`, to);
-      yield header(ends.pop()!.close, 0);
-    }
-    if (!(await r.fill(8))) {
-      if (ends.length) throw unconvertible('the data set ends inside a sequence', to);
-      if (await r.fill(1)) throw unconvertible(`the data set ends inside an element (at byte ${r.pos})`, to);
-      return;
-    }
-    const h = await r.take(8);
-    const tag = ((h.readUInt16LE(0) << 16) | h.readUInt16LE(2)) >>> 0;
-    if (tag === ITEM || tag === ITEM_END || tag === SEQUENCE_END) {
-      const length = h.readUInt32LE(4);
-      if (tag === ITEM && length !== UNDEFINED) {
-        yield header(ITEM, UNDEFINED);
-        ends.push({ at: r.pos + length, close: ITEM_END });
-      } else yield h;
-      continue;
-    }
+    const h = yield* w.next();
+    if (!h) return;
+    const tag = tagOf(h);
     const vr = h.toString('latin1', 4, 6);
-    let length: number;
-    if (LONG_VRS.has(vr)) length = (await r.take(4)).readUInt32LE(0);
-    else length = h.readUInt16LE(6);
+    const length = LONG_VRS.has(vr) ? (await r.take(4)).readUInt32LE(0) : h.readUInt16LE(6);
     if (vr === 'SQ') {
       yield header(tag, UNDEFINED);
-      if (length !== UNDEFINED) ends.push({ at: r.pos + length, close: SEQUENCE_END });
-      continue;
-    }
-    if (length === UNDEFINED) {
-      if (vr !== 'UN') throw unconvertible(`(${tagToHex(tag)}) ${vr} has undefined length`, to);
+      w.sequence(length);
+    } else if (length === UNDEFINED) {
+      if (vr !== 'UN') throw unconvertible(`(${tagToHex(tag)}) ${vr} has undefined length`, w.to);
       yield header(tag, UNDEFINED);
       raw = 1;
-      continue;
-    }
-    if ((tag & 0xffff) === 0) {
-      for await (const piece of r.pass(length)) void piece; // a group length: dropped
-      continue;
-    }
-    if (length <= SMALL) {
-      yield Buffer.concat([header(tag, length), await r.take(length)]);
-      continue;
-    }
-    yield header(tag, length);
-    yield* r.pass(length);
+    } else if ((tag & 0xffff) === 0) await w.skip(length);
+    else yield* w.value(header(tag, length), length);
   }
 }
 
@@ -172,65 +202,44 @@ function explicitHeader(tag: number, vr: string, length: number): Buffer {
 
 /**
  * The data set (no file meta information) of an Implicit VR Little Endian object, encoded as Explicit VR Little
- * Endian. Each VR comes from the data dictionary as when the object is parsed (private creators LO, other private
- * and unknown elements UN, pixel data OW or OB by Bits Allocated, US or SS by Pixel Representation); a value too
- * long for its VR's 16-bit length goes as UN (PS3.18 §8.7.3.4 note 3). An element of undefined length is a
- * sequence (PS3.5 §7.5.1), known or private. Sequences and items of defined length go out with undefined length,
- * the long explicit headers being 4 bytes longer; group lengths are left out; a private value of defined length
- * stays as it is, as UN (a private sequence so encoded keeps its implicit VR content, PS3.5 §6.2.2).
+ * Endian (Walk: sequences and items of undefined length). Each VR comes from the data dictionary as when the
+ * object is parsed (private creators LO, other private and unknown elements UN, pixel data OW or OB by Bits
+ * Allocated, US or SS by Pixel Representation); a value too long for its VR's 16-bit length goes as UN (PS3.18
+ * §8.7.3.4 note 3). An element of undefined length is a sequence (PS3.5 §7.5.1), known or private. Group lengths
+ * are left out; a private value of defined length stays as it is, as UN (a private sequence so encoded keeps its
+ * implicit VR content, PS3.5 §6.2.2).
  */
 export async function* toExplicitVrLittleEndian(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const to = EXPLICIT_NAME;
-  const r = new Reader(source, to);
-  const ends: { at: number; close: number }[] = [];
+  const w = new Walk(source, EXPLICIT_NAME);
   let bitsAllocated = 16;
   let signed = false;
   for (;;) {
-    while (ends.length && r.pos >= ends.at(-1)!.at) {
-      if (r.pos > ends.at(-1)!.at)
-        throw unconvertible(`an element runs past the end of its item (at byte ${r.pos})`, to);
-      yield header(ends.pop()!.close, 0);
-    }
-    if (!(await r.fill(8))) {
-      if (ends.length) throw unconvertible('the data set ends inside a sequence', to);
-      if (await r.fill(1)) throw unconvertible(`the data set ends inside an element (at byte ${r.pos})`, to);
-      return;
-    }
-    const h = await r.take(8);
-    const tag = ((h.readUInt16LE(0) << 16) | h.readUInt16LE(2)) >>> 0;
+    const h = yield* w.next();
+    if (!h) return;
+    const tag = tagOf(h);
     const length = h.readUInt32LE(4);
-    if (tag === ITEM || tag === ITEM_END || tag === SEQUENCE_END) {
-      if (tag === ITEM && length !== UNDEFINED) {
-        yield header(ITEM, UNDEFINED);
-        ends.push({ at: r.pos + length, close: ITEM_END });
-      } else yield h;
-      continue;
-    }
     let vr = implicitVr(tag);
     if (length === UNDEFINED || vr === 'SQ') {
-      if (tag === 0x7fe00010) throw unconvertible('(7FE00010) pixel data has undefined length', to);
+      if (tag === 0x7fe00010) throw unconvertible('(7FE00010) pixel data has undefined length', w.to);
       yield explicitHeader(tag, 'SQ', UNDEFINED);
-      if (length !== UNDEFINED) ends.push({ at: r.pos + length, close: SEQUENCE_END });
+      w.sequence(length);
       continue;
     }
     if ((tag & 0xffff) === 0) {
-      for await (const piece of r.pass(length)) void piece; // a group length: dropped
+      await w.skip(length);
       continue;
     }
     if (tag === 0x7fe00010) vr = bitsAllocated > 8 ? 'OW' : 'OB';
     else if (signed && SIGNED_WITH_PIXELS.has(tag)) vr = 'SS';
     if (!LONG_VRS.has(vr) && length > 0xfffe) vr = 'UN';
-    if (length <= SMALL) {
-      const value = await r.take(length);
-      if (ends.length === 0 && length === 2) {
-        if (tag === 0x00280100) bitsAllocated = value.readUInt16LE(0);
-        if (tag === 0x00280103) signed = value.readUInt16LE(0) === 1;
-      }
-      yield Buffer.concat([explicitHeader(tag, vr, length), value]);
+    if (w.top && length === 2 && (tag === 0x00280100 || tag === 0x00280103)) {
+      const value = await w.r.take(2);
+      if (tag === 0x00280100) bitsAllocated = value.readUInt16LE(0);
+      else signed = value.readUInt16LE(0) === 1;
+      yield Buffer.concat([explicitHeader(tag, vr, 2), value]);
       continue;
     }
-    yield explicitHeader(tag, vr, length);
-    yield* r.pass(length);
+    yield* w.value(explicitHeader(tag, vr, length), length);
   }
 }
 
