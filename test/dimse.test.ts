@@ -642,7 +642,29 @@ for (const backend of backends()) {
       expect(single.headers.get('content-type')).toBe(
         'application/dicom; transfer-syntax=1.2.840.10008.1.2.1',
       );
-      await explicitOf(Buffer.from(await single.arrayBuffer()));
+      const converted = Buffer.from(await single.arrayBuffer());
+      await explicitOf(converted);
+      // Element for element what dcmtk's own conversion gives (dcmconv +ti, then +te), sequence lengths aside.
+      const dump = async (file: string) =>
+        (await dcmtk('dcmdump', ['-q', '-M', '+L', file])).stdout
+          .split('\n')
+          .filter((l) => !l.startsWith('(0002'))
+          .map((l) =>
+            l
+              .replace(/#.*/, '')
+              .replace(/\((Sequence|Item) with (un)?defined length/, '($1')
+              .replace(/ for re-encod[a-z.]*\)/, ')')
+              .trimEnd(),
+          );
+      await writeFile(join(work, 'converted.dcm'), converted);
+      expect((await dcmtk('dcmconv', ['+ti', f, join(work, 'implicit-ref.dcm')])).code).toBe(0);
+      expect(
+        (await dcmtk('dcmconv', ['+te', join(work, 'implicit-ref.dcm'), join(work, 'explicit-ref.dcm')]))
+          .code,
+      ).toBe(0);
+      const ours = await dump(join(work, 'converted.dcm'));
+      expect(ours.length).toBeGreaterThan(30);
+      expect(ours).toEqual(await dump(join(work, 'explicit-ref.dcm')));
       // Asked for by name, implicit VR comes as stored.
       const asStored = await fetch(instance, {
         headers: { ...auth, Accept: 'application/dicom; transfer-syntax=1.2.840.10008.1.2' },
