@@ -1,7 +1,7 @@
 // WADO-RS byte ranges (PS3.18: "If the Range header is specified in the request, the server shall return only the
 // specified bytes of the bulk data object"), single part frames and bulk data, and HEAD without reading objects.
-// Until 5 Dec 2026 a Range header was ignored (200, the whole value), `Accept: application/octet-stream` got a
-// multipart answer, and a HEAD read and decrypted every object it named only to drop the bytes.
+// Until 5 Dec 2026 a Range header was ignored (200, the whole value or object), `Accept: application/octet-stream`
+// got a multipart answer, and a HEAD read and decrypted every object it named only to drop the bytes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../src/ports/blob-store.js';
 import { backends } from './support/backends.js';
@@ -148,6 +148,34 @@ describe.each(backends())('WADO-RS ranges, single parts and HEAD on %s', (backen
       expect(res.status, range).toBe(200);
       expect(Buffer.from(await res.arrayBuffer()), range).toEqual(pixels);
     }
+  });
+
+  it('resumes the download of a whole object: a Range of it reads only those bytes (WADO-RS, WADO-URI)', async () => {
+    const whole = await get('', { Accept: 'application/dicom' });
+    expect(whole.status).toBe(200);
+    expect(whole.headers.get('accept-ranges')).toBe('bytes');
+    const bytes = Buffer.from(await whole.arrayBuffer());
+    reads.length = 0;
+    const rest = await get('', { Accept: 'application/dicom', Range: 'bytes=1000-' });
+    expect(rest.status).toBe(206);
+    expect(rest.headers.get('content-range')).toBe(`bytes 1000-${bytes.length - 1}/${bytes.length}`);
+    expect(Buffer.from(await rest.arrayBuffer())).toEqual(bytes.subarray(1000));
+    expect(reads.map((r) => r.range)).toEqual([{ start: 1000, end: bytes.length }]);
+    const uri = `${s.url}/wado?requestType=WADO&contentType=application/dicom&studyUID=${ids.studyUid}&seriesUID=${ids.seriesUid}&objectUID=${ids.sopInstanceUid}`;
+    const preamble = await fetch(uri, {
+      headers: { Authorization: `Bearer ${s.token}`, Range: 'bytes=0-131' },
+    });
+    expect(preamble.status).toBe(206);
+    expect(Buffer.from(await preamble.arrayBuffer()).toString('latin1', 128)).toBe('DICM');
+    const past = await get('', { Accept: 'application/dicom', Range: `bytes=${bytes.length}-` });
+    expect(past.status).toBe(416);
+    expect(past.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
+    // A study in multipart/related goes whole.
+    const study = await fetch(`${s.dicomweb}/studies/${ids.studyUid}`, {
+      headers: { Authorization: `Bearer ${s.token}`, Range: 'bytes=0-9' },
+    });
+    expect(study.status).toBe(200);
+    expect((await multipartParts(study))[0]!.body).toEqual(bytes);
   });
 
   it('answers HEAD with the headers of GET and reads no object', async () => {

@@ -50,8 +50,8 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       'view-pixels',
       'wado-rs instances',
       {},
-      // A HEAD request reads nothing (pipeBody).
-      { readAhead: ctx.req.method !== 'HEAD' },
+      // A HEAD request reads nothing (pipeBody), a Range request only its bytes.
+      { readAhead: ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined },
     );
     // The most wanted form that every object can be served in (as stored, implicit VR as explicit VR).
     const form = forms.find((f) => refs.every((r) => acceptsTransferSyntax(f, r.transferSyntaxUid)));
@@ -67,8 +67,7 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
     const chosen = form;
     if (form.single) {
       const out = inSyntax(form, { ref: refs[0]!, ...retrieve.served(refs[0]!) });
-      ctx.res.writeHead(200, { 'Content-Type': out.contentType, ...out.headers });
-      await pipeBody(ctx.res, out.body);
+      await sendObject(ctx, retrieve, refs[0]!, out, { 'Content-Type': out.contentType });
       return;
     }
     const boundary = multipartBoundary();
@@ -91,14 +90,62 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
 function inSyntax(
   form: DicomForm,
   served: { ref: InstanceRef; size: number; body: AsyncIterable<Buffer> },
-): { contentType: string; headers: Record<string, string>; body: AsyncIterable<Buffer> } {
+): Served {
   const ts = servedSyntax(form, served.ref.transferSyntaxUid)!;
   const converted = ts !== served.ref.transferSyntaxUid;
   return {
     contentType: `application/dicom; transfer-syntax=${ts}`,
     headers: converted ? {} : { 'Content-Length': String(served.size) },
     body: converted ? explicitPart10(served.body) : served.body,
+    converted,
   };
+}
+
+interface Served {
+  contentType: string;
+  headers: Record<string, string>;
+  body: AsyncIterable<Buffer>;
+  converted: boolean;
+}
+
+/** The one byte range a Range header asks of `total` bytes (parseByteRange); a 416 says how long the value is. */
+function rangeOf(ctx: RequestContext, total: number): ByteSpan | undefined {
+  try {
+    return parseByteRange(ctx.req.headers.range, total);
+  } catch (err) {
+    ctx.res.setHeader('Content-Range', `bytes */${total}`);
+    throw err;
+  }
+}
+
+/**
+ * One object as the whole body (WADO-RS single part, WADO-URI). When the bytes served are the stored bytes (not
+ * converted, no corrected header, not deflated), a Range header gets those bytes alone, read from the encrypted
+ * store chunk by chunk: 206, so an interrupted download of a large object resumes. Otherwise the object goes
+ * whole (200), as RFC 9110 allows.
+ */
+async function sendObject(
+  ctx: RequestContext,
+  retrieve: RetrieveService,
+  ref: InstanceRef,
+  out: Served,
+  headers: Record<string, string>,
+): Promise<void> {
+  const asStored = !out.converted && !ref.rewritten && !ref.bulk.deflated;
+  const span = asStored ? rangeOf(ctx, ref.size) : undefined;
+  if (span) {
+    const length = span.end - span.start + 1;
+    ctx.res.writeHead(206, {
+      ...headers,
+      'Content-Length': String(length),
+      'Content-Range': `bytes ${span.start}-${span.end}/${span.total}`,
+      'Accept-Ranges': 'bytes',
+    });
+    await pipeBody(ctx.res, retrieve.ranges(ref, [{ offset: span.start, length }]));
+    return;
+  }
+  ctx.res.writeHead(200, { ...headers, ...out.headers, ...(asStored ? { 'Accept-Ranges': 'bytes' } : {}) });
+  await pipeBody(ctx.res, out.body);
 }
 
 /** WADO-RS metadata (PS3.18 §10.4.1.1.2): DICOM JSON with BulkDataURIs that point back at this server. */
@@ -198,13 +245,10 @@ async function sendValues(
     });
   let span: ByteSpan | undefined;
   if (values.length === 1) {
-    const total = values[0]!.reduce((n, x) => n + x.length, 0);
-    try {
-      span = parseByteRange(ctx.req.headers.range, total);
-    } catch (err) {
-      ctx.res.setHeader('Content-Range', `bytes */${total}`);
-      throw err;
-    }
+    span = rangeOf(
+      ctx,
+      values[0]!.reduce((n, x) => n + x.length, 0),
+    );
     if (span) values = [sliceRanges(values[0]!, span.start, span.end)];
   }
   const lengths = values.map((r) => r.reduce((n, x) => n + x.length, 0));
@@ -323,8 +367,8 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       'view-pixels',
       'wado-uri',
       {},
-      // A HEAD request reads nothing (pipeBody).
-      { readAhead: ctx.req.method !== 'HEAD' },
+      // A HEAD request reads nothing (pipeBody), a Range request only its bytes.
+      { readAhead: ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined },
     );
     // PS3.18 §8.2.11: Explicit VR Little Endian by default; an implicit VR object is converted to it.
     const form: DicomForm = { single: true, transferSyntax: wantTs ?? '*', q: 1 };
@@ -337,12 +381,10 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     }
     retrieve.assertServable([ref!]);
     const out = inSyntax(form, { ref: ref!, ...retrieve.served(ref!) });
-    ctx.res.writeHead(200, {
+    await sendObject(ctx, retrieve, ref!, out, {
       'Content-Type': 'application/dicom',
-      ...out.headers,
       'Content-Disposition': `attachment; filename="${ref!.sopInstanceUid}.dcm"`,
     });
-    await pipeBody(ctx.res, out.body);
   };
 }
 
