@@ -43,9 +43,9 @@ export interface DicomForm {
 
 /**
  * WADO-RS instance retrieval (PS3.18 §8.7.3.5, §10.4.4): multipart/related with application/dicom parts, or, for
- * one instance, application/dicom alone (a single part media type). Custos serves objects as stored (no
- * transcoding), so a specific transfer syntax is acceptable only when it is the stored one. Returns the acceptable
- * forms, most wanted first (by q, then by their order in the header).
+ * one instance, application/dicom alone (a single part media type). Custos serves objects as stored, implicit VR
+ * ones in explicit VR (servedSyntax), so a specific transfer syntax is acceptable only when it is the one served.
+ * Returns the acceptable forms, most wanted first (by q, then by their order in the header).
  */
 export function acceptDicom(accept: string | undefined): DicomForm[] {
   const entries = parseAccept(accept);
