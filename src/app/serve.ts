@@ -195,11 +195,21 @@ export async function startServer(
 export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: boolean } = {}): Promise<number> {
   if (config.http.workers > 1) return cluster.isPrimary ? servePrimary(config, io) : serveWorker(config, io);
   const app = await openApp(config);
-  if (app.firstStart) io.out(firstStartBanner(app.firstStart));
-  const demo = opts.demo ? await seedDemo(app) : undefined;
-  const server = await startServer(app, (err) =>
-    io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
-  );
+  let server: Awaited<ReturnType<typeof startServer>>;
+  let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
+  try {
+    if (app.firstStart) io.out(firstStartBanner(app.firstStart));
+    demo = opts.demo ? await seedDemo(app) : undefined;
+    server = await startServer(app, (err) =>
+      io.err(
+        `custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      ),
+    );
+  } catch (err) {
+    // A port that is taken: the index, its WAL handle and the blob thread close before the error is reported.
+    await app.close();
+    throw err;
+  }
   io.out(
     `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'})\n`,
   );
