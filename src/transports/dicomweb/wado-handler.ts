@@ -370,7 +370,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       // A HEAD request reads nothing (pipeBody), a Range request only its bytes.
       { readAhead: ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined },
     );
-    // PS3.18 §8.2.11: Explicit VR Little Endian by default; an implicit VR object is converted to it.
+    // PS3.18 §8.7.3.4: Explicit VR Little Endian by default; an implicit VR object is converted to it.
     const form: DicomForm = { single: true, transferSyntax: wantTs ?? '*', q: 1 };
     if (!acceptsTransferSyntax(form, ref!.transferSyntaxUid)) {
       throw new CustosError({
