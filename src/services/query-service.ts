@@ -181,6 +181,22 @@ const level = (key: MatchKey) => COLUMN[key as Exclude<MatchKey, 'ModalitiesInSt
  * The one query service behind QIDO-RS (and later C-FIND and the console): matching in SQL, each row checked
  * by the decision point, the query and its result count recorded before results leave.
  */
+/**
+ * Every page of a search, one after the other, each asked for at the offset where the last one ended: what
+ * C-FIND, and a PATIENT-level C-MOVE or C-GET, answer in full where QIDO-RS stops at one page
+ * (limits.maxQueryResults). `page` is one call of search() or searchEncoded().
+ */
+export async function* allPages<T>(
+  page: (offset: number) => Promise<{ results: T[]; more: boolean }>,
+): AsyncGenerator<T[]> {
+  for (let offset = 0; ;) {
+    const { results, more } = await page(offset);
+    yield results;
+    if (!more) return;
+    offset += results.length;
+  }
+}
+
 export class QueryService {
   private readonly rendered = new RenderedRows();
   /** C-FIND's study-level identifiers, as latin1 text of their bytes (searchEncoded). */
@@ -234,11 +250,11 @@ export class QueryService {
     query: QidoQuery,
     variant: string,
     encode: (json: DicomJsonObject) => Buffer,
-  ): Promise<{ answers: Buffer[]; more: boolean }> {
+  ): Promise<{ results: Buffer[]; more: boolean }> {
     const { results, more } = await this.searchRendered(principal, query, '', this.encoded, variant, (json) =>
       encode(json).toString('latin1'),
     );
-    return { answers: results.map((text) => Buffer.from(text, 'latin1')), more };
+    return { results: results.map((text) => Buffer.from(text, 'latin1')), more };
   }
 
   /**

@@ -10,6 +10,7 @@ import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
 import type { WriteElement } from '../../dicom/part10-writer.js';
 import { Tags, tagToHex } from '../../dicom/tags.js';
+import { allPages } from '../../services/query-service.js';
 import { Cmd, encodeCommand, type Command } from './command.js';
 import { encodeDataset, jsonToElements, SPECIFIC_CHARACTER_SET_UTF8 } from './dimse-dataset.js';
 import type { DimseServices } from './dimse-services.js';
@@ -151,27 +152,16 @@ export async function cFind(
   // page, each recorded like a QIDO-RS page.
   if (level === 'PATIENT') {
     const patients = new PatientGroups();
-    for (let offset = 0; ;) {
-      const { results, more } = await s.deps.query.search(a.principal!, { ...query, offset }, '');
-      patients.add(results);
-      if (!more) break;
-      offset += results.length;
-    }
+    const pages = allPages((offset) => s.deps.query.search(a.principal!, { ...query, offset }, ''));
+    for await (const studies of pages) patients.add(studies);
     if (!(await send(patients.rows().map(identifier)))) return;
   } else {
     // Everything an identifier depends on besides its row, so that QueryService remembers it per study with it.
     const variant = [level, ctx.transferSyntax, s.deps.aeTitle, ...requested.map((r) => `${r.tag}:${r.vr}`)];
-    for (let offset = 0; ;) {
-      const { answers, more } = await s.deps.query.searchEncoded(
-        a.principal!,
-        { ...query, offset },
-        variant.join(' '),
-        identifier,
-      );
-      if (!(await send(answers))) return;
-      if (!more) break;
-      offset += answers.length;
-    }
+    const pages = allPages((offset) =>
+      s.deps.query.searchEncoded(a.principal!, { ...query, offset }, variant.join(' '), identifier),
+    );
+    for await (const answers of pages) if (!(await send(answers))) return;
   }
   await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
 }

@@ -8,6 +8,7 @@ import { isValidUid } from '../../domain/ids.js';
 import { parseQidoQuery } from '../../domain/qido-query.js';
 import type { Dataset } from '../../dicom/dataset.js';
 import { Tags } from '../../dicom/tags.js';
+import { allPages } from '../../services/query-service.js';
 import type { InstanceRef, RetrieveScope } from '../../services/retrieve-service.js';
 import { badIdentifier, queryLevel } from './c-find.js';
 import type { DimseServices } from './dimse-services.js';
@@ -38,12 +39,9 @@ export async function resolveRetrieve(
     if (!pid) throw badIdentifier('a PATIENT-level retrieve needs Patient ID (0010,0020)');
     const q = parseQidoQuery(new URLSearchParams([['PatientID', pid]]), 'study');
     // Every study of the patient, page after page (limits.maxQueryResults), as C-FIND answers them.
-    for (let offset = 0; ;) {
-      const { results, more } = await s.deps.query.search(principal, { ...q, offset }, '');
-      for (const st of results) scopes.push({ studyUid: String(st['0020000D']?.Value?.[0]) });
-      if (!more) break;
-      offset += results.length;
-    }
+    const pages = allPages((offset) => s.deps.query.search(principal, { ...q, offset }, ''));
+    for await (const studies of pages)
+      for (const st of studies) scopes.push({ studyUid: String(st['0020000D']?.Value?.[0]) });
   } else if (level === 'STUDY') {
     if (!studies.length) throw badIdentifier('a STUDY-level retrieve needs Study Instance UID (0020,000D)');
     for (const st of studies) scopes.push({ studyUid: st });
