@@ -1,7 +1,6 @@
 import { parseQidoQuery, type QidoLevel } from '../../domain/qido-query.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { RequestContext } from '../server/router.js';
-import type { DicomJsonObject } from '../../domain/dicom-levels.js';
 import { acceptJson, DICOM_XML_MULTIPART } from './negotiation.js';
 import { jsonArray, sendDicomXml, sendJsonBytes, warning299 } from './responses.js';
 
@@ -13,13 +12,16 @@ export function qidoHandler(query: QueryService, level: QidoLevel) {
       ...(ctx.params.study ? { studyUid: ctx.params.study } : {}),
       ...(ctx.params.series ? { seriesUid: ctx.params.series } : {}),
     });
-    const { rows, warnings } = await query.searchJsonRows(ctx.principal, q, `${ctx.origin}/dicom-web`);
+    const base = `${ctx.origin}/dicom-web`;
+    if (media === DICOM_XML_MULTIPART) {
+      // The matches as objects, for the XML writer: not as JSON text, parsed back.
+      const { results, warnings } = await query.search(ctx.principal, q, base);
+      if (warnings.length) ctx.res.setHeader('Warning', warnings.map(warning299));
+      await sendDicomXml(ctx.res, results);
+      return;
+    }
+    const { rows, warnings } = await query.searchJsonRows(ctx.principal, q, base);
     if (warnings.length) ctx.res.setHeader('Warning', warnings.map(warning299));
-    if (media === DICOM_XML_MULTIPART)
-      await sendDicomXml(
-        ctx.res,
-        rows.map((r) => JSON.parse(r) as DicomJsonObject),
-      );
-    else await sendJsonBytes(ctx.res, 200, jsonArray(rows), media);
+    await sendJsonBytes(ctx.res, 200, jsonArray(rows), media);
   };
 }
