@@ -147,19 +147,7 @@ export function fitToViewport(
   height: number,
   vp: Viewport,
 ): { data: Buffer; width: number; height: number } {
-  const f = vp.fraction;
-  const r = f
-    ? {
-        x: Math.min(width - 1, Math.floor(f.x0 * width)),
-        y: Math.min(height - 1, Math.floor(f.y0 * height)),
-        width: 0,
-        height: 0,
-      }
-    : vp.region;
-  if (f && r) {
-    r.width = Math.max(1, Math.ceil(f.x1 * width) - r.x);
-    r.height = Math.max(1, Math.ceil(f.y1 * height) - r.y);
-  }
+  const r = vp.fraction ? pixelRegion(vp.fraction, width, height) : vp.region;
   const x0 = r?.x ?? 0;
   const y0 = r?.y ?? 0;
   // An empty sw/sh (0 here) runs to the image's edge.
@@ -201,4 +189,20 @@ export function fitToViewport(
     }
   }
   return { data: out, width: ow, height: oh };
+}
+
+/** The pixels a region given in fractions of a `width` × `height` image touches (at least one). */
+function pixelRegion(
+  f: NonNullable<Viewport['fraction']>,
+  width: number,
+  height: number,
+): NonNullable<Viewport['region']> {
+  const x = Math.min(width - 1, Math.floor(f.x0 * width));
+  const y = Math.min(height - 1, Math.floor(f.y0 * height));
+  return {
+    x,
+    y,
+    width: Math.max(1, Math.ceil(f.x1 * width) - x),
+    height: Math.max(1, Math.ceil(f.y1 * height) - y),
+  };
 }
