@@ -1,3 +1,4 @@
+import { ThreadedFrameDecoder } from '../adapters/codecs/threaded-frame-decoder.js';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -173,7 +174,17 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   const query = new QueryService(index, gate, ledger, clock, facts, config.limits.maxQueryResults);
   const overlay = new CorrectionOverlay(index, blobs, studyKeys);
-  const retrieve = new RetrieveService({ index, blobs: wrapped, studyKeys, gate, ledger, facts, overlay });
+  const decoder = new ThreadedFrameDecoder();
+  const retrieve = new RetrieveService({
+    index,
+    blobs: wrapped,
+    studyKeys,
+    gate,
+    ledger,
+    facts,
+    overlay,
+    decoder,
+  });
   const quarantine = new QuarantineService({
     index,
     blobs,
@@ -244,6 +255,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
         });
       } finally {
         await sqlLedger.close();
+        await decoder.close();
         await blobs.close();
         await index.close();
       }

@@ -6,6 +6,7 @@ import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
 import { fitToViewport, renderToRgba, type Viewport } from '../domain/render.js';
+import type { FrameDecoder, FrameGeometry } from '../ports/frame-decoder.js';
 import type { Action } from '../ports/policy.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
@@ -62,6 +63,8 @@ export interface RetrieveDeps {
   ledger: AuditLedger;
   facts: StudyFacts;
   overlay: CorrectionOverlay;
+  /** Decodes compressed frames for rendering (RLE, JPEG, JPEG-LS, JPEG 2000). */
+  decoder: FrameDecoder;
 }
 
 const MAX_AUDITED_UIDS = 10_000;
@@ -133,12 +136,16 @@ export class RetrieveService {
     let rows = await q.orderBy('series_uid').orderBy('instance_number').orderBy('sop_instance_uid').execute();
     if (rows.length === 0) throw notFound(scope);
     if (opts.representative) {
-      const native = rows.filter((r) => NATIVE_SYNTAXES.has(r.transfer_syntax_uid));
-      const series = native.filter((r) => r.series_uid === native[0]?.series_uid);
+      // Natively encoded instances first (nothing to decode), then those in a transfer syntax Custos decodes.
+      const renderable =
+        rows.filter((r) => NATIVE_SYNTAXES.has(r.transfer_syntax_uid)).length > 0
+          ? rows.filter((r) => NATIVE_SYNTAXES.has(r.transfer_syntax_uid))
+          : rows.filter((r) => this.deps.decoder.decodes(r.transfer_syntax_uid));
+      const series = renderable.filter((r) => r.series_uid === renderable[0]?.series_uid);
       if (!series.length)
         throw new CustosError({
           code: 'render.unsupported',
-          message: `no instance here is stored natively encoded (all ${rows.length} are compressed); Custos renders natively encoded images only`,
+          message: `none of the ${rows.length} instances here is natively encoded or in a transfer syntax Custos decodes (${[...new Set(rows.map((r) => r.transfer_syntax_uid))].join(', ')})`,
           httpStatus: 406,
         });
       rows = [series[Math.floor((series.length - 1) / 2)]!];
@@ -382,18 +389,19 @@ export class RetrieveService {
   }
 
   /**
-   * One frame rendered as JPEG for consumer display (WADO-URI, WADO-RS rendered). Only natively encoded pixel
-   * data is rendered: Custos has no decoders for compressed transfer syntaxes.
+   * One frame rendered as JPEG for consumer display (WADO-URI, WADO-RS rendered, thumbnails). A compressed frame
+   * is decoded first, on the decode thread (RLE, 8-bit JPEG, lossless JPEG, JPEG-LS, JPEG 2000).
    */
   async renderJpeg(
     ref: InstanceRef,
     frame: number,
     opts: { windowCenter?: number; windowWidth?: number; quality?: number; viewport?: Viewport } = {},
   ): Promise<Buffer> {
-    if (!NATIVE_SYNTAXES.has(ref.transferSyntaxUid)) {
+    const native = NATIVE_SYNTAXES.has(ref.transferSyntaxUid);
+    if (!native && !this.deps.decoder.decodes(ref.transferSyntaxUid)) {
       throw new CustosError({
         code: 'render.unsupported',
-        message: `the instance is stored compressed (${ref.transferSyntaxUid}); Custos renders natively encoded images only: request application/dicom`,
+        message: `the instance is stored in ${ref.transferSyntaxUid}, which Custos does not decode for rendering: request application/dicom`,
         httpStatus: 406,
       });
     }
@@ -408,17 +416,32 @@ export class RetrieveService {
     for await (const b of this.ranges(ref, ranges!)) chunks.push(b);
     const center = opts.windowCenter ?? num('00281050');
     const width = opts.windowWidth ?? num('00281051');
-    const rows = num('00280010', 0)!;
-    const columns = num('00280011', 0)!;
-    const rgba = renderToRgba(Buffer.concat(chunks), {
-      rows,
-      columns,
+    const geometry: FrameGeometry = {
+      rows: num('00280010', 0)!,
+      columns: num('00280011', 0)!,
       samplesPerPixel: num('00280002', 1)!,
       bitsAllocated: num('00280100', 16)!,
       bitsStored: num('00280101', num('00280100', 16))!,
       pixelRepresentation: num('00280103', 0)!,
       photometric: String(m['00280004']?.Value?.[0] ?? 'MONOCHROME2'),
-      planarConfiguration: num('00280006', 0)!,
+    };
+    let pixels: Buffer = Buffer.concat(chunks);
+    let planarConfiguration = num('00280006', 0)!;
+    if (!native) {
+      const decoded = await this.deps.decoder.decode(ref.transferSyntaxUid, pixels, geometry);
+      pixels = decoded.pixels;
+      planarConfiguration = 0;
+      geometry.rows = decoded.rows;
+      geometry.columns = decoded.columns;
+      geometry.samplesPerPixel = decoded.samplesPerPixel;
+      geometry.bitsStored = Math.min(geometry.bitsStored, decoded.bitsAllocated);
+      geometry.bitsAllocated = decoded.bitsAllocated;
+      geometry.photometric = decoded.photometric;
+    }
+    const { rows, columns } = geometry;
+    const rgba = renderToRgba(pixels, {
+      ...geometry,
+      planarConfiguration,
       bigEndian: ref.transferSyntaxUid === '1.2.840.10008.1.2.2',
       rescaleSlope: num('00281053', 1)!,
       rescaleIntercept: num('00281052', 0)!,

@@ -1,0 +1,33 @@
+/** What a compressed frame claims to be, from the header (PS3.3 C.7.6.3 Image Pixel Module). */
+export interface FrameGeometry {
+  rows: number;
+  columns: number;
+  samplesPerPixel: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  pixelRepresentation: number;
+  photometric: string;
+}
+
+/**
+ * One frame decoded to native pixel data: little endian, samples interleaved (planar configuration 0), one or
+ * two bytes a sample as `bitsAllocated` says. `photometric` is what the pixels are now: a JPEG or JPEG 2000
+ * decoder turns YBR_FULL_422, YBR_ICT and YBR_RCT into RGB.
+ */
+export interface DecodedFrame {
+  pixels: Buffer;
+  rows: number;
+  columns: number;
+  samplesPerPixel: number;
+  bitsAllocated: number;
+  photometric: string;
+}
+
+/** Decodes compressed frames (RLE, JPEG, JPEG-LS, JPEG 2000) for rendering. */
+export interface FrameDecoder {
+  /** Whether frames in this transfer syntax can be decoded at all (a frame may still fail, e.g. 12-bit JPEG). */
+  decodes(transferSyntaxUid: string): boolean;
+  /** The frame's encoded bytes (its fragments concatenated); rejects with a CustosError naming what failed. */
+  decode(transferSyntaxUid: string, encoded: Buffer, geometry: FrameGeometry): Promise<DecodedFrame>;
+  close(): Promise<void>;
+}
