@@ -2,13 +2,14 @@
 // objects are made by dcmtk (dcmcrle, dcmcjpls, dcmcjpeg) and GDCM (gdcmconv --j2k) from natively encoded ones
 // the test writes; each native original is stored too, under a UID of its own, and a lossless codec must render
 // to exactly the JPEG its original renders to. Until 5 Dec 2026 every compressed object answered 406.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import jpegJs from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePart10 } from '../src/dicom/part10-parser.js';
 import { backends } from './support/backends.js';
+import { dcmtk } from './support/dcmtk.js';
 import { COLUMNS, compress, nativeObject, ROWS, type Codec, type Source } from './support/compressed.js';
 import { stowBody, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -69,12 +70,29 @@ describe.each(backends())('rendering compressed objects on %s', (backend) => {
       parts.push(await compressed(codec, kind));
     // An RLE frame whose header claims five segments where 16-bit grey has two.
     const good = sops.get('rle/mono16')!;
+    const goodMono8 = sops.get('rle/mono8')!;
     const broken = await compressed('rle', 'mono16');
     sops.set('broken', sops.get('rle/mono16')!);
     sops.set('rle/mono16', good);
     const fragment = (await parsePart10(broken)).pixelData!.fragments![0]!;
     broken.writeUInt32LE(5, fragment.offset);
     parts.push(broken);
+    // An RLE object whose header claims 20,000 × 20,000 pixels (400 megapixels).
+    const huge = await compressed('rle', 'mono8');
+    sops.set('huge', sops.get('rle/mono8')!);
+    sops.set('rle/mono8', goodMono8);
+    const hugeFile = join(dir, 'huge.dcm');
+    await writeFile(hugeFile, huge);
+    const modified = await dcmtk('dcmodify', [
+      '-nb',
+      '-m',
+      '(0028,0010)=20000',
+      '-m',
+      '(0028,0011)=20000',
+      hugeFile,
+    ]);
+    expect(modified.code, modified.stderr).toBe(0);
+    parts.push(await readFile(hugeFile));
     const { body, contentType } = stowBody(parts.map((bytes) => ({ bytes })));
     const res = await fetch(`${s.dicomweb}/studies`, {
       method: 'POST',
@@ -134,7 +152,7 @@ describe.each(backends())('rendering compressed objects on %s', (backend) => {
     expect(jpegJs.decode(Buffer.from(await thumb.arrayBuffer())).width).toBe(128);
   });
 
-  it('names what it cannot decode (12-bit JPEG) with 406, and a corrupt frame with 422; the server goes on', async () => {
+  it('names what it cannot decode (12-bit JPEG, 400 megapixels) with 406, and a corrupt frame with 422; the server goes on', async () => {
     const twelve = await rendered(sops.get('jpegExtended/mono12')!);
     expect(twelve.res.status).toBe(406);
     expect(twelve.res.headers.get('content-type')).toMatch(/problem\+json/);
@@ -147,6 +165,12 @@ describe.each(backends())('rendering compressed objects on %s', (backend) => {
     expect(JSON.parse(broken.body.toString())).toMatchObject({
       code: 'render.decode-failed',
       detail: expect.stringContaining('5 segments'),
+    });
+    const huge = await rendered(sops.get('huge')!);
+    expect(huge.res.status).toBe(406);
+    expect(JSON.parse(huge.body.toString())).toMatchObject({
+      code: 'render.unsupported',
+      detail: expect.stringContaining('20000 × 20000 pixels is larger than the 100 megapixels'),
     });
     // The object itself is still served as stored, and the next rendering works.
     const dicom = await fetch(

@@ -68,6 +68,8 @@ export interface RetrieveDeps {
 }
 
 const MAX_AUDITED_UIDS = 10_000;
+/** The largest frame rendered (rows × columns), as jpeg-js bounds the images it decodes. */
+const MAX_RENDERED_PIXELS = 100_000_000;
 const NATIVE_SYNTAXES = new Set([
   '1.2.840.10008.1.2',
   '1.2.840.10008.1.2.1',
@@ -411,9 +413,6 @@ export class RetrieveService {
       const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
       return Number.isFinite(n) ? n : fallback;
     };
-    const [ranges] = this.frames(ref, [frame]);
-    const chunks: Buffer[] = [];
-    for await (const b of this.ranges(ref, ranges!)) chunks.push(b);
     const center = opts.windowCenter ?? num('00281050');
     const width = opts.windowWidth ?? num('00281051');
     const geometry: FrameGeometry = {
@@ -425,6 +424,17 @@ export class RetrieveService {
       pixelRepresentation: num('00280103', 0)!,
       photometric: String(m['00280004']?.Value?.[0] ?? 'MONOCHROME2'),
     };
+    // Rendering holds several copies of the image (decoded, scaled, RGBA): a header claiming more than a large
+    // mammogram or a tomosynthesis frame is refused before anything is decoded or allocated for it.
+    if (geometry.rows * geometry.columns > MAX_RENDERED_PIXELS)
+      throw new CustosError({
+        code: 'render.unsupported',
+        message: `a frame of ${geometry.columns} × ${geometry.rows} pixels is larger than the ${MAX_RENDERED_PIXELS / 1e6} megapixels Custos renders: request application/dicom`,
+        httpStatus: 406,
+      });
+    const [ranges] = this.frames(ref, [frame]);
+    const chunks: Buffer[] = [];
+    for await (const b of this.ranges(ref, ranges!)) chunks.push(b);
     let pixels: Buffer = Buffer.concat(chunks);
     let planarConfiguration = num('00280006', 0)!;
     if (!native) {
