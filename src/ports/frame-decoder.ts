@@ -1,13 +1,16 @@
+import type { RenderParams } from '../domain/render.js';
+
 /** What a compressed frame claims to be, from the header (PS3.3 C.7.6.3 Image Pixel Module). */
-export interface FrameGeometry {
-  rows: number;
-  columns: number;
-  samplesPerPixel: number;
-  bitsAllocated: number;
-  bitsStored: number;
-  pixelRepresentation: number;
-  photometric: string;
-}
+export type FrameGeometry = Pick<
+  RenderParams,
+  | 'rows'
+  | 'columns'
+  | 'samplesPerPixel'
+  | 'bitsAllocated'
+  | 'bitsStored'
+  | 'pixelRepresentation'
+  | 'photometric'
+>;
 
 /**
  * One frame decoded to native pixel data: little endian, samples interleaved (planar configuration 0), one or

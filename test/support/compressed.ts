@@ -61,6 +61,23 @@ export const CODECS = {
 } as const;
 export type Codec = keyof typeof CODECS;
 
+/** Each lossless codec with the kinds of pixel data it is tested on. */
+export const LOSSLESS: [Codec, Source][] = [
+  ['rle', 'mono16'],
+  ['rle', 'mono8'],
+  ['rle', 'rgb8'],
+  ['jpegls', 'mono16'],
+  ['jpegls', 'mono8'],
+  ['jpegls', 'rgb8'],
+  ['jpegLossless', 'mono16'],
+  ['jpegLossless', 'mono8'],
+  ['jpegLosslessSv1', 'mono16'],
+  ['jpegLosslessSv1', 'rgb8'],
+  ['j2k', 'mono16'],
+  ['j2k', 'mono8'],
+  ['j2k', 'rgb8'],
+];
+
 /** A natively encoded object of `kind` (ROWS × COLUMNS), as the fixtures write it. */
 export function nativeObject(
   kind: Source,

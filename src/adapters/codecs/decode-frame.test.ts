@@ -9,11 +9,12 @@ import { parsePart10 } from '../../dicom/part10-parser.js';
 import type { FrameGeometry } from '../../ports/frame-decoder.js';
 import { dcmtk } from '../../../test/support/dcmtk.js';
 import {
+  CODECS,
   COLUMNS,
   compress,
+  LOSSLESS,
   nativeObject,
   ROWS,
-  type Codec,
   type Source,
 } from '../../../test/support/compressed.js';
 import { uid } from '../../../test/support/fixtures.js';
@@ -51,34 +52,10 @@ async function pixels(bytes: Buffer): Promise<Buffer> {
 }
 
 describe('decodeFrame on frames made by dcmtk and GDCM', () => {
-  it.each([
-    ['rle', 'mono16'],
-    ['rle', 'mono8'],
-    ['rle', 'rgb8'],
-    ['jpegls', 'mono16'],
-    ['jpegls', 'mono8'],
-    ['jpegls', 'rgb8'],
-    ['jpegLossless', 'mono16'],
-    ['jpegLossless', 'mono8'],
-    ['jpegLosslessSv1', 'mono16'],
-    ['jpegLosslessSv1', 'rgb8'],
-    ['j2k', 'mono16'],
-    ['j2k', 'mono8'],
-    ['j2k', 'rgb8'],
-  ] as [Codec, Source][])('%s %s gives back the original pixel data', async (codec, kind) => {
+  it.each(LOSSLESS)('%s %s gives back the original pixel data', async (codec, kind) => {
     const original = nativeObject(kind, ids());
     const { frame } = await compress(dir, codec, original);
-    const decoded = await decodeFrame(
-      {
-        rle: '1.2.840.10008.1.2.5',
-        jpegls: '1.2.840.10008.1.2.4.80',
-        jpegLossless: '1.2.840.10008.1.2.4.57',
-        jpegLosslessSv1: '1.2.840.10008.1.2.4.70',
-        j2k: '1.2.840.10008.1.2.4.90',
-      }[codec as string]!,
-      frame,
-      geometry(kind),
-    );
+    const decoded = await decodeFrame(CODECS[codec].ts, frame, geometry(kind));
     expect(decoded.pixels.equals(await pixels(original))).toBe(true);
     expect([decoded.rows, decoded.columns, decoded.samplesPerPixel]).toEqual([
       ROWS,
