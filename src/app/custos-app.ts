@@ -1,9 +1,9 @@
-import { ThreadedFrameDecoder } from '../adapters/codecs/threaded-frame-decoder.js';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CustosError } from '../domain/errors.js';
 import { TransactionBatcher } from '../services/transaction-batcher.js';
+import { ThreadedFrameDecoder } from '../adapters/codecs/threaded-frame-decoder.js';
 import { ThreadedBlobStore } from '../adapters/fs-blob/threaded-blob-store.js';
 import { KeyfileKeyStore } from '../adapters/keyfile/keyfile-key-store.js';
 import { openIndexDb } from '../adapters/sql/open-index-db.js';

@@ -139,10 +139,10 @@ export class RetrieveService {
     if (rows.length === 0) throw notFound(scope);
     if (opts.representative) {
       // Natively encoded instances first (nothing to decode), then those in a transfer syntax Custos decodes.
-      const renderable =
-        rows.filter((r) => NATIVE_SYNTAXES.has(r.transfer_syntax_uid)).length > 0
-          ? rows.filter((r) => NATIVE_SYNTAXES.has(r.transfer_syntax_uid))
-          : rows.filter((r) => this.deps.decoder.decodes(r.transfer_syntax_uid));
+      const native = rows.filter((r) => NATIVE_SYNTAXES.has(r.transfer_syntax_uid));
+      const renderable = native.length
+        ? native
+        : rows.filter((r) => this.deps.decoder.decodes(r.transfer_syntax_uid));
       const series = renderable.filter((r) => r.series_uid === renderable[0]?.series_uid);
       if (!series.length)
         throw new CustosError({
