@@ -10,25 +10,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePart10 } from '../src/dicom/part10-parser.js';
 import { backends } from './support/backends.js';
 import { dcmtk } from './support/dcmtk.js';
-import { COLUMNS, compress, nativeObject, ROWS, type Codec, type Source } from './support/compressed.js';
+import {
+  COLUMNS,
+  compress,
+  LOSSLESS,
+  nativeObject,
+  ROWS,
+  type Codec,
+  type Source,
+} from './support/compressed.js';
 import { stowBody, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
-const LOSSLESS: [Codec, Source][] = [
-  ['rle', 'mono16'],
-  ['rle', 'mono8'],
-  ['rle', 'rgb8'],
-  ['jpegls', 'mono16'],
-  ['jpegls', 'mono8'],
-  ['jpegls', 'rgb8'],
-  ['jpegLossless', 'mono16'],
-  ['jpegLossless', 'mono8'],
-  ['jpegLosslessSv1', 'mono16'],
-  ['jpegLosslessSv1', 'rgb8'],
-  ['j2k', 'mono16'],
-  ['j2k', 'mono8'],
-  ['j2k', 'rgb8'],
-];
 const LOSSY: [Codec, Source][] = [
   ['jpegBaseline', 'mono8'],
   ['jpegBaseline', 'rgb8'],
@@ -150,6 +143,19 @@ describe.each(backends())('rendering compressed objects on %s', (backend) => {
     });
     expect(thumb.status).toBe(200);
     expect(jpegJs.decode(Buffer.from(await thumb.arrayBuffer())).width).toBe(128);
+    // A study with compressed instances only: its thumbnail comes from one of them (406 until 5 Dec 2026).
+    const other = { studyUid: uid(5), seriesUid: uid(6), sopInstanceUid: uid(7) };
+    const { bytes } = await compress(dir, 'jpegls', nativeObject('mono8', other));
+    const { body, contentType } = stowBody([{ bytes }]);
+    const stored = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stored.status).toBe(200);
+    const studyThumb = await fetch(`${s.dicomweb}/studies/${other.studyUid}/thumbnail`, { headers: auth() });
+    expect(studyThumb.status, await studyThumb.clone().text()).toBe(200);
+    expect(studyThumb.headers.get('content-type')).toBe('image/jpeg');
   });
 
   it('names what it cannot decode (12-bit JPEG, 400 megapixels) with 406, and a corrupt frame with 422; the server goes on', async () => {
