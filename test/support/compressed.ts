@@ -53,6 +53,8 @@ export function sourceElements(kind: Source): { sopClassUid?: string; extra: Wri
 export const CODECS = {
   rle: { tool: 'dcmcrle', args: [], ts: '1.2.840.10008.1.2.5' },
   jpegls: { tool: 'dcmcjpls', args: [], ts: '1.2.840.10008.1.2.4.80' },
+  jpeglsByPlane: { tool: 'dcmcjpls', args: ['+in'], ts: '1.2.840.10008.1.2.4.80' },
+  jpeglsBySample: { tool: 'dcmcjpls', args: ['+is'], ts: '1.2.840.10008.1.2.4.80' },
   jpegLossless: { tool: 'dcmcjpeg', args: ['+el'], ts: '1.2.840.10008.1.2.4.57' },
   jpegLosslessSv1: { tool: 'dcmcjpeg', args: ['+e1'], ts: '1.2.840.10008.1.2.4.70' },
   j2k: { tool: 'gdcmconv', args: ['--j2k'], ts: '1.2.840.10008.1.2.4.90' },
@@ -69,6 +71,8 @@ export const LOSSLESS: [Codec, Source][] = [
   ['jpegls', 'mono16'],
   ['jpegls', 'mono8'],
   ['jpegls', 'rgb8'],
+  ['jpeglsByPlane', 'rgb8'],
+  ['jpeglsBySample', 'rgb8'],
   ['jpegLossless', 'mono16'],
   ['jpegLossless', 'mono8'],
   ['jpegLosslessSv1', 'mono16'],
