@@ -15,10 +15,12 @@ import {
   compress,
   LOSSLESS,
   nativeObject,
+  nativePixels,
   ROWS,
   type Codec,
   type Source,
 } from './support/compressed.js';
+import { multipartParts } from './support/http.js';
 import { stowBody, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
@@ -185,5 +187,46 @@ describe.each(backends())('rendering compressed objects on %s', (backend) => {
     );
     expect(dicom.status).toBe(200);
     expect((await rendered(sops.get('rle/mono16')!)).res.status).toBe(200);
+  });
+
+  it('decodes compressed frames to Explicit VR Little Endian when a client asks for that transfer syntax', async () => {
+    const EXPLICIT = '1.2.840.10008.1.2.1';
+    const frame = (sop: string, accept: string) =>
+      fetch(`${s.dicomweb}/studies/${study}/series/${series}/instances/${sop}/frames/1`, {
+        headers: { ...auth(), Accept: accept },
+      });
+    for (const [codec, kind] of LOSSLESS) {
+      const res = await frame(
+        sops.get(`${codec}/${kind}`)!,
+        `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT}`,
+      );
+      expect(res.status, `${codec} ${kind}: ${await res.clone().text()}`).toBe(200);
+      const parts = await multipartParts(res);
+      expect(parts).toHaveLength(1);
+      expect(parts[0]!.contentType).toBe(`application/octet-stream; transfer-syntax=${EXPLICIT}`);
+      expect(parts[0]!.body.equals(await nativePixels(kind)), `${codec} ${kind}`).toBe(true);
+    }
+    // The single part form, and the frame as stored when the client takes any syntax.
+    const sop = sops.get('jpegls/mono16')!;
+    const single = await frame(sop, `application/octet-stream; transfer-syntax=${EXPLICIT}`);
+    expect(single.status).toBe(200);
+    expect(single.headers.get('content-type')).toBe(`application/octet-stream; transfer-syntax=${EXPLICIT}`);
+    expect(Buffer.from(await single.arrayBuffer()).equals(await nativePixels('mono16'))).toBe(true);
+    const stored = await frame(sop, 'multipart/related; type="application/octet-stream"; transfer-syntax=*');
+    expect((await multipartParts(stored))[0]!.contentType).toBe(
+      'application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.80',
+    );
+    // Decoded, a lossy colour JPEG would be RGB where its header says YBR_FULL_422; 12-bit JPEG is not decoded.
+    const ybr = await frame(
+      sops.get('jpegBaseline/rgb8')!,
+      `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT}`,
+    );
+    expect(ybr.status).toBe(406);
+    expect(await ybr.json()).toMatchObject({ detail: expect.stringContaining('YBR_FULL_422') });
+    const twelve = await frame(
+      sops.get('jpegExtended/mono12')!,
+      `application/octet-stream; transfer-syntax=${EXPLICIT}`,
+    );
+    expect(twelve.status).toBe(406);
   });
 });

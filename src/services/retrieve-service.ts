@@ -6,7 +6,7 @@ import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
 import { fitToViewport, renderToRgba, type Viewport } from '../domain/render.js';
-import type { FrameDecoder, FrameGeometry } from '../ports/frame-decoder.js';
+import type { DecodedFrame, FrameDecoder, FrameGeometry } from '../ports/frame-decoder.js';
 import type { Action } from '../ports/policy.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
@@ -390,6 +390,54 @@ export class RetrieveService {
     );
   }
 
+  /** Whether compressed frames in this transfer syntax can be decoded (rendering, decoded frames). */
+  decodes(transferSyntaxUid: string): boolean {
+    return this.deps.decoder.decodes(transferSyntaxUid);
+  }
+
+  /**
+   * One compressed frame decoded to the native pixel data its header describes: WADO-RS frames asked for in
+   * Explicit VR Little Endian. Where decoding changes what the header says the pixels are (a JPEG's YBR_FULL_422
+   * or a JPEG 2000's YBR_ICT become RGB) the bytes would contradict the metadata a client reads with them: 406.
+   */
+  async decodedFrame(ref: InstanceRef, frame: number): Promise<Buffer> {
+    const g = geometryOf(ref.metadata);
+    const decoded = await this.decodeStored(ref, frame, g);
+    if (decoded.photometric !== g.photometric || decoded.bitsAllocated !== g.bitsAllocated)
+      throw new CustosError({
+        code: 'http.not-acceptable',
+        message: `decoded, this frame is ${decoded.photometric} of ${decoded.bitsAllocated}-bit samples where its header says ${g.photometric} of ${g.bitsAllocated}: ask for transfer-syntax=${ref.transferSyntaxUid} or *`,
+        httpStatus: 406,
+      });
+    return decoded.pixels;
+  }
+
+  /** The frame read from the store and, when compressed, decoded on the decode thread. */
+  private async decodeStored(ref: InstanceRef, frame: number, g: FrameGeometry): Promise<DecodedFrame> {
+    const native = NATIVE_SYNTAXES.has(ref.transferSyntaxUid);
+    if (!native && !this.deps.decoder.decodes(ref.transferSyntaxUid)) {
+      throw new CustosError({
+        code: 'render.unsupported',
+        message: `the instance is stored in ${ref.transferSyntaxUid}, which Custos does not decode: request application/dicom`,
+        httpStatus: 406,
+      });
+    }
+    // Decoding and rendering hold several copies of the image (decoded, scaled, RGBA): a header claiming more than
+    // a large mammogram or a tomosynthesis frame is refused before anything is read, decoded or allocated for it.
+    if (g.rows * g.columns > MAX_RENDERED_PIXELS)
+      throw new CustosError({
+        code: 'render.unsupported',
+        message: `a frame of ${g.columns} × ${g.rows} pixels is larger than the ${MAX_RENDERED_PIXELS / 1e6} megapixels Custos decodes and renders: request application/dicom`,
+        httpStatus: 406,
+      });
+    const [ranges] = this.frames(ref, [frame]);
+    const chunks: Buffer[] = [];
+    for await (const b of this.ranges(ref, ranges!)) chunks.push(b);
+    const stored = Buffer.concat(chunks);
+    if (!native) return this.deps.decoder.decode(ref.transferSyntaxUid, stored, g);
+    return { ...g, pixels: stored };
+  }
+
   /**
    * One frame rendered as JPEG for consumer display (WADO-URI, WADO-RS rendered, thumbnails). A compressed frame
    * is decoded first, on the decode thread (RLE, 8-bit JPEG, lossless JPEG, JPEG-LS, JPEG 2000).
@@ -399,62 +447,22 @@ export class RetrieveService {
     frame: number,
     opts: { windowCenter?: number; windowWidth?: number; quality?: number; viewport?: Viewport } = {},
   ): Promise<Buffer> {
-    const native = NATIVE_SYNTAXES.has(ref.transferSyntaxUid);
-    if (!native && !this.deps.decoder.decodes(ref.transferSyntaxUid)) {
-      throw new CustosError({
-        code: 'render.unsupported',
-        message: `the instance is stored in ${ref.transferSyntaxUid}, which Custos does not decode for rendering: request application/dicom`,
-        httpStatus: 406,
-      });
-    }
     const m = ref.metadata;
-    const num = (tag: string, fallback?: number) => {
-      const v = m[tag]?.Value?.[0];
-      const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
-      return Number.isFinite(n) ? n : fallback;
-    };
-    const center = opts.windowCenter ?? num('00281050');
-    const width = opts.windowWidth ?? num('00281051');
-    const geometry: FrameGeometry = {
-      rows: num('00280010', 0)!,
-      columns: num('00280011', 0)!,
-      samplesPerPixel: num('00280002', 1)!,
-      bitsAllocated: num('00280100', 16)!,
-      bitsStored: num('00280101', num('00280100', 16))!,
-      pixelRepresentation: num('00280103', 0)!,
-      photometric: String(m['00280004']?.Value?.[0] ?? 'MONOCHROME2'),
-    };
-    // Rendering holds several copies of the image (decoded, scaled, RGBA): a header claiming more than a large
-    // mammogram or a tomosynthesis frame is refused before anything is decoded or allocated for it.
-    if (geometry.rows * geometry.columns > MAX_RENDERED_PIXELS)
-      throw new CustosError({
-        code: 'render.unsupported',
-        message: `a frame of ${geometry.columns} × ${geometry.rows} pixels is larger than the ${MAX_RENDERED_PIXELS / 1e6} megapixels Custos renders: request application/dicom`,
-        httpStatus: 406,
-      });
-    const [ranges] = this.frames(ref, [frame]);
-    const chunks: Buffer[] = [];
-    for await (const b of this.ranges(ref, ranges!)) chunks.push(b);
-    let pixels: Buffer = Buffer.concat(chunks);
-    let planarConfiguration = num('00280006', 0)!;
-    if (!native) {
-      const decoded = await this.deps.decoder.decode(ref.transferSyntaxUid, pixels, geometry);
-      pixels = decoded.pixels;
-      planarConfiguration = 0;
-      geometry.rows = decoded.rows;
-      geometry.columns = decoded.columns;
-      geometry.samplesPerPixel = decoded.samplesPerPixel;
-      geometry.bitsStored = Math.min(geometry.bitsStored, decoded.bitsAllocated);
-      geometry.bitsAllocated = decoded.bitsAllocated;
-      geometry.photometric = decoded.photometric;
-    }
-    const { rows, columns } = geometry;
-    const rgba = renderToRgba(pixels, {
-      ...geometry,
-      planarConfiguration,
+    const g = geometryOf(m);
+    const decoded = await this.decodeStored(ref, frame, g);
+    const native = NATIVE_SYNTAXES.has(ref.transferSyntaxUid);
+    const center = opts.windowCenter ?? num(m, '00281050');
+    const width = opts.windowWidth ?? num(m, '00281051');
+    const { rows, columns } = decoded;
+    const rgba = renderToRgba(decoded.pixels, {
+      ...decoded,
+      bitsStored: Math.min(g.bitsStored, decoded.bitsAllocated),
+      pixelRepresentation: g.pixelRepresentation,
+      // A decoder hands back samples interleaved.
+      planarConfiguration: native ? (num(m, '00280006') ?? 0) : 0,
       bigEndian: ref.transferSyntaxUid === '1.2.840.10008.1.2.2',
-      rescaleSlope: num('00281053', 1)!,
-      rescaleIntercept: num('00281052', 0)!,
+      rescaleSlope: num(m, '00281053') ?? 1,
+      rescaleIntercept: num(m, '00281052') ?? 0,
       ...(center !== undefined ? { windowCenter: center } : {}),
       ...(width !== undefined ? { windowWidth: width } : {}),
     });
@@ -544,4 +552,25 @@ async function* inflatedRanges(
       code: 'retrieve.past-end',
       message: `the inflated object ends at byte ${pos}, before the requested bytes ${sorted[idx]!.offset}..${sorted[idx]!.offset + sorted[idx]!.length}`,
     });
+}
+
+/** A number of the stored header (DICOM JSON), undefined when absent or not a number. */
+function num(m: DicomJsonObject, tag: string): number | undefined {
+  const v = m[tag]?.Value?.[0];
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** The Image Pixel module's description of a frame (PS3.3 C.7.6.3), with the defaults of a 16-bit grey image. */
+function geometryOf(m: DicomJsonObject): FrameGeometry {
+  const bitsAllocated = num(m, '00280100') ?? 16;
+  return {
+    rows: num(m, '00280010') ?? 0,
+    columns: num(m, '00280011') ?? 0,
+    samplesPerPixel: num(m, '00280002') ?? 1,
+    bitsAllocated,
+    bitsStored: num(m, '00280101') ?? bitsAllocated,
+    pixelRepresentation: num(m, '00280103') ?? 0,
+    photometric: String(m['00280004']?.Value?.[0] ?? 'MONOCHROME2'),
+  };
 }

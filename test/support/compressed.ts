@@ -122,3 +122,16 @@ export async function compress(
   );
   return { bytes, sopInstanceUid: getString(parsed.dataset, t(0x0008, 0x0018))!, frame };
 }
+
+/** The pixel data value of a natively encoded object. */
+export async function pixelDataOf(bytes: Buffer): Promise<Buffer> {
+  const px = (await parsePart10(bytes, { maxInlineValueBytes: 0 })).pixelData!;
+  return bytes.subarray(px.offset, px.offset + px.length);
+}
+
+/** The native pixel data of `kind`, as nativeObject writes it. */
+export function nativePixels(kind: Source): Promise<Buffer> {
+  return pixelDataOf(
+    nativeObject(kind, { studyUid: '2.25.1', seriesUid: '2.25.2', sopInstanceUid: '2.25.3' }),
+  );
+}

@@ -5,7 +5,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parsePart10 } from '../../dicom/part10-parser.js';
 import type { FrameGeometry } from '../../ports/frame-decoder.js';
 import { dcmtk } from '../../../test/support/dcmtk.js';
 import {
@@ -14,6 +13,7 @@ import {
   compress,
   LOSSLESS,
   nativeObject,
+  pixelDataOf,
   ROWS,
   type Source,
 } from '../../../test/support/compressed.js';
@@ -45,18 +45,12 @@ function geometry(kind: Source): FrameGeometry {
   };
 }
 
-/** The native pixel data of an object. */
-async function pixels(bytes: Buffer): Promise<Buffer> {
-  const px = (await parsePart10(bytes, { maxInlineValueBytes: 0 })).pixelData!;
-  return bytes.subarray(px.offset, px.offset + px.length);
-}
-
 describe('decodeFrame on frames made by dcmtk and GDCM', () => {
   it.each(LOSSLESS)('%s %s gives back the original pixel data', async (codec, kind) => {
     const original = nativeObject(kind, ids());
     const { frame } = await compress(dir, codec, original);
     const decoded = await decodeFrame(CODECS[codec].ts, frame, geometry(kind));
-    expect(decoded.pixels.equals(await pixels(original))).toBe(true);
+    expect(decoded.pixels.equals(await pixelDataOf(original))).toBe(true);
     expect([decoded.rows, decoded.columns, decoded.samplesPerPixel]).toEqual([
       ROWS,
       COLUMNS,
@@ -72,7 +66,7 @@ describe('decodeFrame on frames made by dcmtk and GDCM', () => {
     // YBR_FULL_422 turned into RGB, colour by pixel: as Custos decodes it.
     const r = await dcmtk('dcmdjpeg', ['+cp', '+px', lossy, plain]);
     expect(r.code, r.stderr).toBe(0);
-    const reference = await pixels(await readFile(plain));
+    const reference = await pixelDataOf(await readFile(plain));
     const g = { ...geometry(kind), photometric: kind === 'rgb8' ? 'YBR_FULL_422' : 'MONOCHROME2' };
     const decoded = await decodeFrame('1.2.840.10008.1.2.4.50', frame, g);
     expect(decoded.photometric).toBe(kind === 'rgb8' ? 'RGB' : 'MONOCHROME2');

@@ -37,6 +37,34 @@ describe('frameForm', () => {
       /no transcoding/,
     );
   });
+
+  it('decodes compressed frames asked for as octet-stream in Explicit VR Little Endian, where it can', () => {
+    const want = `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT}`;
+    expect(frameForm(JPEG_BASELINE, want, true)).toEqual({
+      type: `application/octet-stream; transfer-syntax=${EXPLICIT}`,
+      single: false,
+      decode: true,
+    });
+    expect(
+      frameForm(JPEG_BASELINE, `application/octet-stream; transfer-syntax=${EXPLICIT}`, true),
+    ).toMatchObject({
+      single: true,
+      decode: true,
+    });
+    // As stored when the client takes that too (its order decides), never for another media type or syntax.
+    expect(frameForm(JPEG_BASELINE, `image/jpeg, ${want}`, true)).toEqual({
+      type: `image/jpeg; transfer-syntax=${JPEG_BASELINE}`,
+      single: true,
+    });
+    expect(() => frameForm(JPEG_BASELINE, want)).toThrow(/no transcoding/);
+    expect(() => frameForm(JPEG_BASELINE, 'image/jls; transfer-syntax=1.2.840.10008.1.2.4.80', true)).toThrow(
+      /decoded to 1.2.840.10008.1.2.1 only/,
+    );
+    expect(frameForm(EXPLICIT, want, true)).toEqual({
+      type: `application/octet-stream; transfer-syntax=${EXPLICIT}`,
+      single: false,
+    });
+  });
 });
 
 describe('servedSyntax', () => {

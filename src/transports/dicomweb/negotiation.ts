@@ -118,14 +118,20 @@ export interface FrameForm {
    * media types): the body is the value alone, which only one frame or value can be.
    */
   single: boolean;
+  /**
+   * The frames are to be decoded to Explicit VR Little Endian pixel data (the client asked for that transfer
+   * syntax; the stored one is compressed in a syntax Custos decodes).
+   */
+  decode?: boolean;
 }
 
 /**
  * Frames and bulk data (PS3.18 §8.7.3.3): native pixel data goes out as application/octet-stream, encapsulated
  * frames in their own media type; each part names the transfer syntax. A wildcard or no Accept gets
- * multipart/related, the default; a bare media type asks for the single part form.
+ * multipart/related, the default; a bare media type asks for the single part form. With `decodable`, compressed
+ * frames asked for as application/octet-stream in Explicit VR Little Endian are decoded to it (`decode`).
  */
-export function frameForm(storedTs: string, accept: string | undefined): FrameForm {
+export function frameForm(storedTs: string, accept: string | undefined, decodable = false): FrameForm {
   const native = NATIVE.has(storedTs);
   const media = native ? 'application/octet-stream' : (FRAME_MEDIA[storedTs] ?? 'application/octet-stream');
   // Native frames are little endian explicit-VR bytes except for the (retired) big endian syntax.
@@ -147,8 +153,22 @@ export function frameForm(storedTs: string, accept: string | undefined): FrameFo
         type: `${inner === 'application/octet-stream' ? 'application/octet-stream' : media}; transfer-syntax=${ts}`,
         single: !multipart && inner !== '*/*',
       };
+    if (
+      !native &&
+      decodable &&
+      (inner === 'application/octet-stream' || inner === '*/*') &&
+      wantTs === EXPLICIT_VR
+    )
+      return {
+        type: `application/octet-stream; transfer-syntax=${EXPLICIT_VR}`,
+        single: !multipart && inner !== '*/*',
+        decode: true,
+      };
   }
-  throw notAcceptable(`frames stored as ${storedTs} (no transcoding)`, accept ?? '');
+  throw notAcceptable(
+    `frames stored as ${storedTs} (${decodable ? `decoded to ${EXPLICIT_VR} only` : 'no transcoding'})`,
+    accept ?? '',
+  );
 }
 
 /**

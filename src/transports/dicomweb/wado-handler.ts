@@ -196,9 +196,59 @@ export function framesHandler(retrieve: RetrieveService) {
     const [ref] = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs frames', {
       frames,
     });
-    const form = frameForm(ref!.transferSyntaxUid, ctx.req.headers.accept);
-    await sendValues(ctx, retrieve, ref!, form, retrieve.frames(ref!, frames));
+    const form = frameForm(
+      ref!.transferSyntaxUid,
+      ctx.req.headers.accept,
+      retrieve.decodes(ref!.transferSyntaxUid),
+    );
+    if (form.decode) await sendDecoded(ctx, retrieve, ref!, form, frames);
+    else await sendValues(ctx, retrieve, ref!, form, retrieve.frames(ref!, frames));
   };
+}
+
+async function* only(bytes: Buffer): AsyncGenerator<Buffer> {
+  yield bytes;
+}
+
+/**
+ * Compressed frames decoded to Explicit VR Little Endian pixel data, one part each (or the one frame alone).
+ * The first frame is decoded before anything is sent, so that a frame that cannot be decoded, or would contradict
+ * its header once decoded, is answered with an error status. A `Range` header is not applied to decoded frames.
+ */
+async function sendDecoded(
+  ctx: RequestContext,
+  retrieve: RetrieveService,
+  ref: InstanceRef,
+  form: FrameForm,
+  frames: number[],
+): Promise<void> {
+  if (form.single && frames.length !== 1)
+    throw new CustosError({
+      code: 'http.not-acceptable',
+      message: `${frames.length} frames cannot go out as a single part application/octet-stream; ask for multipart/related`,
+      httpStatus: 406,
+    });
+  const first = await retrieve.decodedFrame(ref, frames[0]!);
+  if (form.single) {
+    ctx.res.writeHead(200, { 'Content-Type': form.type, 'Content-Length': String(first.length) });
+    await pipeBody(ctx.res, only(first));
+    return;
+  }
+  const boundary = multipartBoundary();
+  ctx.res.writeHead(200, {
+    'Content-Type': `multipart/related; type="application/octet-stream"; boundary=${boundary}`,
+  });
+  async function* parts() {
+    for (let i = 0; i < frames.length; i++) {
+      const pixels = i === 0 ? first : await retrieve.decodedFrame(ref, frames[i]!);
+      yield {
+        contentType: form.type,
+        headers: { 'Content-Length': String(pixels.length) },
+        body: only(pixels),
+      };
+    }
+  }
+  await pipeBody(ctx.res, writeMultipart(parts(), boundary));
 }
 
 /** WADO-RS bulk data (PS3.18 §10.4.1.1.5) for the BulkDataURIs that metadata hands out. */
