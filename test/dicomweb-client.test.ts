@@ -1,8 +1,12 @@
 // The peer the OHIF viewer uses: dicomweb-client, in Node through an XMLHttpRequest implementation (xhr2).
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import jpegJs from 'jpeg-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
+import { compress, nativeObject, nativePixels } from './support/compressed.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { makeInstance, pixelBytes, uid } from './support/fixtures.js';
 
@@ -53,6 +57,7 @@ interface DicomwebClient {
     seriesInstanceUID: string;
     sopInstanceUID: string;
     frameNumbers: number[];
+    mediaTypes?: { mediaType: string; transferSyntaxUID?: string }[];
   }): Promise<ArrayBuffer[]>;
 }
 
@@ -119,6 +124,25 @@ describe.each(backends())('dicomweb-client (OHIF) against Custos on %s', (backen
     });
     expect(frames.length).toBe(1);
     expect(Buffer.from(frames[0]!)).toEqual(pixelBytes(6, 6, 2).subarray(72, 144));
+  });
+
+  it('gets the frame of a JPEG-LS object decoded when it asks for Explicit VR Little Endian', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'custos-dwc-'));
+    try {
+      const ids = { studyUid: uid(5), seriesUid: uid(6), sopInstanceUid: uid(7) };
+      const { bytes: jls } = await compress(dir, 'jpegls', nativeObject('mono16', ids));
+      await client.storeInstances({ datasets: [toArrayBuffer(jls)] });
+      const [frame] = await client.retrieveInstanceFrames({
+        studyInstanceUID: ids.studyUid,
+        seriesInstanceUID: ids.seriesUid,
+        sopInstanceUID: ids.sopInstanceUid,
+        frameNumbers: [1],
+        mediaTypes: [{ mediaType: 'application/octet-stream', transferSyntaxUID: '1.2.840.10008.1.2.1' }],
+      });
+      expect(Buffer.from(frame!).equals(await nativePixels('mono16'))).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('follows a metadata BulkDataURI and fetches a thumbnail', async () => {
