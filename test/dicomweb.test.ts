@@ -538,6 +538,35 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect((await pixelRecords()).length).toBe(before);
   });
 
+  it('makes a study thumbnail of the series with the lowest Series Number, not the first series UID', async () => {
+    const studyUid = uid(40);
+    // The series UIDs sort the other way round from their numbers (until 5 Dec 2026 the UID order chose).
+    const series = [
+      { seriesUid: `${studyUid}.1`, seriesNumber: 7, sopInstanceUid: uid(41) },
+      { seriesUid: `${studyUid}.2`, seriesNumber: 2, sopInstanceUid: uid(42) },
+    ];
+    const { body, contentType } = stowBody(series.map((x) => ({ bytes: makeInstance({ studyUid, ...x }) })));
+    const stored = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stored.status).toBe(200);
+    const thumb = await fetch(`${s.dicomweb}/studies/${studyUid}/thumbnail`, { headers: auth() });
+    expect(thumb.status).toBe(200);
+    const shown = (
+      await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['record'])
+        .where('action', '=', 'view-pixels')
+        .where('study_uid', '=', studyUid)
+        .execute()
+    ).map(
+      (r) => (JSON.parse(r.record) as { objects?: { sopInstanceUids?: string[] } }).objects?.sopInstanceUids,
+    );
+    expect(shown).toEqual([[series[1]!.sopInstanceUid]]);
+  });
+
   it('answers QIDO-RS and metadata in DICOM XML (PS3.19) when asked for multipart/related application/dicom+xml', async () => {
     const xmlAccept = { ...auth(), Accept: 'multipart/related; type="application/dicom+xml"' };
     const wellFormed = (xml: string) =>

@@ -97,8 +97,9 @@ export class RetrieveService {
     opts: {
       readAhead?: boolean;
       /**
-       * Open one instance that stands for the scope (a thumbnail): of the first series holding a natively
-       * encoded instance (the order is the series UIDs'), its middle one by instance number. Only it is recorded.
+       * Open one instance that stands for the scope (a thumbnail): of the first series (by Series Number, then
+       * UID) holding a natively encoded instance, or failing that a decodable one, its middle one by instance
+       * number. Only it is recorded.
        */
       representative?: boolean;
     } = {},
@@ -143,7 +144,20 @@ export class RetrieveService {
       const renderable = native.length
         ? native
         : rows.filter((r) => this.deps.decoder.decodes(r.transfer_syntax_uid));
-      const series = renderable.filter((r) => r.series_uid === renderable[0]?.series_uid);
+      // The series a viewer lists first: the lowest Series Number (series without one last), then by UID.
+      const numbers = new Map(
+        (
+          await this.deps.index.db
+            .selectFrom('series')
+            .select(['series_uid', 'series_number'])
+            .where('study_uid', '=', scope.studyUid)
+            .execute()
+        ).map((r) => [r.series_uid, r.series_number ?? Number.MAX_SAFE_INTEGER]),
+      );
+      const first = [...new Set(renderable.map((r) => r.series_uid))].sort(
+        (a, b) => numbers.get(a)! - numbers.get(b)! || (a < b ? -1 : a > b ? 1 : 0),
+      )[0];
+      const series = renderable.filter((r) => r.series_uid === first);
       if (!series.length)
         throw new CustosError({
           code: 'render.unsupported',
