@@ -180,6 +180,35 @@ describe.each(backends())('rendering compressed objects on %s', (backend) => {
       code: 'render.unsupported',
       detail: expect.stringContaining('20000 × 20000 pixels is larger than the 100 megapixels'),
     });
+    // Each was recorded as an access and then, since nothing was served, as a failure naming why (until 5 Dec 2026
+    // the ledger showed only the access, as if the image had been sent).
+    const records = (
+      await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['record'])
+        .where('study_uid', '=', study)
+        .where('action', '=', 'view-pixels')
+        .execute()
+    ).map(
+      (r) =>
+        JSON.parse(r.record) as {
+          outcome: string;
+          objects?: { sopInstanceUids?: string[] };
+          detail?: { unserved?: string; httpStatus?: number };
+        },
+    );
+    const about = (sop: string) =>
+      records
+        .filter((r) => r.objects?.sopInstanceUids?.[0] === sop)
+        .map((r) => [r.outcome, r.detail?.unserved, r.detail?.httpStatus]);
+    expect(about(sops.get('broken')!)).toEqual([
+      ['success', undefined, undefined],
+      ['failure', 'render.decode-failed', 422],
+    ]);
+    expect(about(sops.get('huge')!)).toEqual([
+      ['success', undefined, undefined],
+      ['failure', 'render.unsupported', 406],
+    ]);
     // The object itself is still served as stored, and the next rendering works.
     const dicom = await fetch(
       `${s.dicomweb}/studies/${study}/series/${series}/instances/${sops.get('broken')!}`,

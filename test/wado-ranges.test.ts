@@ -142,6 +142,19 @@ describe.each(backends())('WADO-RS ranges, single parts and HEAD on %s', (backen
     expect(past.headers.get('content-range')).toBe(`bytes */${pixels.length}`);
     expect(past.headers.get('content-type')).toBe('application/problem+json');
     expect(((await past.json()) as { code: string }).code).toBe('http.range-not-satisfiable');
+    // Recorded as an access, then as a failure: nothing was served (until 5 Dec 2026 only the access).
+    const [last] = await s.app.index.db
+      .selectFrom('audit_ledger')
+      .select(['record'])
+      .where('study_uid', '=', ids.studyUid)
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .execute();
+    expect(JSON.parse(last!.record)).toMatchObject({
+      action: 'view-pixels',
+      outcome: 'failure',
+      detail: { unserved: 'http.range-not-satisfiable', httpStatus: 416 },
+    });
     // Several ranges, a reversed one, another unit: the whole value (RFC 9110 §14.2 lets a server ignore them).
     for (const range of ['bytes=0-1,5-6', 'bytes=9-1', 'items=0-1']) {
       const res = await get('/bulkdata/7FE00010', { Accept: 'application/octet-stream', Range: range });

@@ -249,6 +249,38 @@ export class RetrieveService {
     return refs;
   }
 
+  /**
+   * An access open() recorded as a success, which then failed before anything was sent: a second record, with
+   * outcome `failure` and what went wrong, so that the ledger does not show as served what never was.
+   */
+  async recordUnserved(
+    principal: Principal,
+    scope: RetrieveScope,
+    refs: InstanceRef[],
+    action: Action,
+    what: string,
+    err: unknown,
+  ): Promise<void> {
+    const e = err instanceof CustosError ? err : undefined;
+    await this.deps.ledger.append({
+      principal,
+      action,
+      outcome: 'failure',
+      policy: 'n/a',
+      studyUid: scope.studyUid,
+      objects: {
+        what,
+        count: refs.length,
+        sopInstanceUids: refs.slice(0, MAX_AUDITED_UIDS).map((r) => r.sopInstanceUid),
+      },
+      detail: {
+        unserved: e?.code ?? 'internal',
+        httpStatus: e?.httpStatus ?? 500,
+        reason: (e?.message ?? 'internal error').slice(0, 500),
+      },
+    });
+  }
+
   /** Objects opened with readAhead: the read already under way, consumed once by stream(). */
   private readonly readAhead = new WeakMap<InstanceRef, AsyncIterable<Buffer>>();
   /**

@@ -29,6 +29,22 @@ const instanceUrl = (base: string, r: InstanceRef) =>
   `${base}/studies/${r.studyUid}/series/${r.seriesUid}/instances/${r.sopInstanceUid}`;
 
 /**
+ * retrieve.open(): the decision and the access record. Should the request then fail before its response starts
+ * (a 406, 416 or 422 found only once the object is known: a frame that cannot be decoded, a range past its end),
+ * the server records that failure too (`ctx.unserved`), so that the ledger does not show as served what never was.
+ */
+async function opened(
+  ctx: RequestContext,
+  retrieve: RetrieveService,
+  ...args: Parameters<RetrieveService['open']> extends [unknown, ...infer Rest] ? Rest : never
+): Promise<InstanceRef[]> {
+  const [scope, action, what] = args;
+  const refs = await retrieve.open(ctx.principal, ...args);
+  ctx.unserved = (err) => retrieve.recordUnserved(ctx.principal, scope, refs, action, what, err);
+  return refs;
+}
+
+/**
  * WADO-RS retrieve of a study, series or instance (PS3.18 §10.4) as multipart/related application/dicom, or one
  * instance as application/dicom alone when that is what the client prefers (§10.4.4: a single part media type is
  * for a single response item; for a study or series it is ignored, and a 406 follows when nothing else is left).
@@ -44,8 +60,9 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
           'application/dicom alone is for one instance; a study or series comes as multipart/related; type="application/dicom"',
         httpStatus: 406,
       });
-    const refs = await retrieve.open(
-      ctx.principal,
+    const refs = await opened(
+      ctx,
+      retrieve,
       scopeOf(ctx),
       'view-pixels',
       'wado-rs instances',
@@ -152,7 +169,7 @@ async function sendObject(
 export function metadataHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
     const media = acceptJson(ctx.req.headers.accept, 'metadata');
-    const refs = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-metadata', 'wado-rs metadata');
+    const refs = await opened(ctx, retrieve, scopeOf(ctx), 'view-metadata', 'wado-rs metadata');
     const base = `${ctx.origin}/dicom-web`;
     const out = refs.map((r) => withBulkUris(r.metadata, `${instanceUrl(base, r)}/bulkdata/`));
     if (media === DICOM_XML_MULTIPART) await sendDicomXml(ctx.res, out);
@@ -193,7 +210,7 @@ function parseFrameList(raw: string): number[] {
 export function framesHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
     const frames = parseFrameList(ctx.params.frames!);
-    const [ref] = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs frames', {
+    const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs frames', {
       frames,
     });
     const form = frameForm(
@@ -254,7 +271,7 @@ async function sendDecoded(
 /** WADO-RS bulk data (PS3.18 §10.4.1.1.5) for the BulkDataURIs that metadata hands out. */
 export function bulkdataHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
-    const [ref] = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs bulkdata', {
+    const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs bulkdata', {
       tagPath: ctx.params.tagpath,
     });
     const path = ctx.params.tagpath!.toUpperCase();
@@ -400,8 +417,9 @@ export function wadoUriHandler(retrieve: RetrieveService) {
             }
           : {}),
       };
-      const [ref] = await retrieve.open(
-        ctx.principal,
+      const [ref] = await opened(
+        ctx,
+        retrieve,
         { studyUid, seriesUid, sopInstanceUid: objectUid },
         'view-pixels',
         'wado-uri rendered',
@@ -411,8 +429,9 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       return;
     }
     const wantTs = q.get('transferSyntax');
-    const [ref] = await retrieve.open(
-      ctx.principal,
+    const [ref] = await opened(
+      ctx,
+      retrieve,
       { studyUid, seriesUid, sopInstanceUid: objectUid },
       'view-pixels',
       'wado-uri',
@@ -524,7 +543,7 @@ export function renderedHandler(retrieve: RetrieveService) {
       });
     // Parameters first: a bad one is a 400 before anything is opened or recorded.
     const options = renderedOptions(ctx.query);
-    const [ref] = await retrieve.open(ctx.principal, scopeOf(ctx), 'view-pixels', 'wado-rs rendered', {
+    const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs rendered', {
       frames,
     });
     sendImage(ctx, await retrieve.renderJpeg(ref!, frames[0]!, options));
@@ -556,8 +575,9 @@ export function thumbnailHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
     acceptJpeg(ctx, 'thumbnails');
     const options = renderedOptions(ctx.query, `${THUMBNAIL_SIZE},${THUMBNAIL_SIZE}`);
-    const [ref] = await retrieve.open(
-      ctx.principal,
+    const [ref] = await opened(
+      ctx,
+      retrieve,
       scopeOf(ctx),
       'view-pixels',
       'wado-rs thumbnail',

@@ -4,7 +4,7 @@ import { CustosError } from '../../domain/errors.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
 import { sendProblem } from '../http/problem.js';
-import type { Router } from './router.js';
+import type { RequestContext, Router } from './router.js';
 
 export interface Authenticator {
   /** Bearer token or console session cookie, with the CSRF and confined-session rules (AuthService). */
@@ -136,6 +136,7 @@ export class HttpServer {
       );
       return;
     }
+    let ctx: RequestContext | undefined;
     try {
       if (this.cors(req, res, url.pathname)) return;
       const found = this.opts.router.match(req.method ?? 'GET', url.pathname.replace(/\/+$/, '') || '/');
@@ -169,7 +170,7 @@ export class HttpServer {
             });
       const purpose = purposeOfUse(req.headers['x-purpose-of-use']);
       const principal = purpose ? { ...authenticated, purpose } : authenticated;
-      await found.route.handler({
+      ctx = {
         req,
         res,
         params: found.params,
@@ -177,8 +178,11 @@ export class HttpServer {
         principal,
         origin: `${(req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`,
         source,
-      });
+      };
+      await found.route.handler(ctx);
     } catch (err) {
+      if (ctx?.unserved && !res.headersSent)
+        await ctx.unserved(err).catch((recordErr: unknown) => this.opts.onError?.(recordErr));
       if (!(err instanceof CustosError)) this.opts.onError?.(err);
       if (err instanceof CustosError && err.httpStatus === 401)
         res.setHeader('WWW-Authenticate', 'Bearer realm="custos"');

@@ -12,6 +12,11 @@ export interface RequestContext {
   origin: string;
   /** Client address, recorded in audit records. */
   source: string;
+  /**
+   * Set by a handler once it recorded an access as a success: called when the request fails before its response
+   * has started, to record that nothing was served after all.
+   */
+  unserved?: (err: unknown) => Promise<void>;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>;
