@@ -1,0 +1,54 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FrameGeometry } from '../../ports/frame-decoder.js';
+import { RLE } from './syntaxes.js';
+import { ThreadedFrameDecoder } from './threaded-frame-decoder.js';
+
+/** One 8-bit RLE segment of `n` bytes of `value` (a replicate run), with its 64-byte header. */
+function rleFrame(n: number, value: number): Buffer {
+  const header = Buffer.alloc(64);
+  header.writeUInt32LE(1, 0);
+  header.writeUInt32LE(64, 4);
+  return Buffer.concat([header, Buffer.from([257 - n, value])]);
+}
+const g: FrameGeometry = {
+  rows: 2,
+  columns: 4,
+  samplesPerPixel: 1,
+  bitsAllocated: 8,
+  bitsStored: 8,
+  pixelRepresentation: 0,
+  photometric: 'MONOCHROME2',
+};
+
+describe('ThreadedFrameDecoder', () => {
+  let decoder: ThreadedFrameDecoder | undefined;
+  afterEach(async () => {
+    await decoder?.close();
+  });
+
+  it('decodes on its thread, reports a bad frame as a 422 and goes on with the next', async () => {
+    decoder = new ThreadedFrameDecoder();
+    expect(decoder.running).toBe(false);
+    expect((await decoder.decode(RLE, rleFrame(8, 7), g)).pixels).toEqual(Buffer.alloc(8, 7));
+    await expect(decoder.decode(RLE, Buffer.alloc(10), g)).rejects.toMatchObject({
+      code: 'render.decode-failed',
+      httpStatus: 422,
+    });
+    const [a, b] = await Promise.all([
+      decoder.decode(RLE, rleFrame(8, 1), g),
+      decoder.decode(RLE, rleFrame(8, 2), g),
+    ]);
+    expect([a.pixels[0], b.pixels[0]]).toEqual([1, 2]);
+  });
+
+  it('stops its thread after idleMs without work, and starts another for the next frame', async () => {
+    decoder = new ThreadedFrameDecoder(100);
+    await decoder.decode(RLE, rleFrame(8, 3), g);
+    expect(decoder.running).toBe(true);
+    await sleep(400);
+    expect(decoder.running).toBe(false);
+    expect((await decoder.decode(RLE, rleFrame(8, 4), g)).pixels[7]).toBe(4);
+    expect(decoder.running).toBe(true);
+  });
+});
