@@ -8,7 +8,6 @@ import { Decoder as LosslessJpegDecoder } from 'jpeg-lossless-decoder-js';
 import { CustosError } from '../../domain/errors.js';
 import type { DecodedFrame, FrameGeometry } from '../../ports/frame-decoder.js';
 import { decodeRle } from './rle.js';
-
 import { DECODED_SYNTAXES, JPEG_2000, JPEG_BASELINE, JPEG_LOSSLESS, RLE } from './syntaxes.js';
 
 const failed = (ts: string, message: string) =>

@@ -223,6 +223,16 @@ export function framesHandler(retrieve: RetrieveService) {
   };
 }
 
+/** The single part form holds one frame or value; several asked for that way are a 406. */
+function assertOnePart(form: FrameForm, count: number): void {
+  if (form.single && count !== 1)
+    throw new CustosError({
+      code: 'http.not-acceptable',
+      message: `${count} frames cannot go out as a single part ${form.type.split(';')[0]!}; ask for multipart/related`,
+      httpStatus: 406,
+    });
+}
+
 async function* only(bytes: Buffer): AsyncGenerator<Buffer> {
   yield bytes;
 }
@@ -239,12 +249,7 @@ async function sendDecoded(
   form: FrameForm,
   frames: number[],
 ): Promise<void> {
-  if (form.single && frames.length !== 1)
-    throw new CustosError({
-      code: 'http.not-acceptable',
-      message: `${frames.length} frames cannot go out as a single part application/octet-stream; ask for multipart/related`,
-      httpStatus: 406,
-    });
+  assertOnePart(form, frames.length);
   const first = await retrieve.decodedFrame(ref, frames[0]!);
   if (form.single) {
     ctx.res.writeHead(200, { 'Content-Type': form.type, 'Content-Length': String(first.length) });
@@ -304,12 +309,7 @@ async function sendValues(
   form: FrameForm,
   values: ByteRange[][],
 ): Promise<void> {
-  if (form.single && values.length !== 1)
-    throw new CustosError({
-      code: 'http.not-acceptable',
-      message: `${values.length} frames cannot go out as a single part ${form.type.split(';')[0]!}; ask for multipart/related`,
-      httpStatus: 406,
-    });
+  assertOnePart(form, values.length);
   let span: ByteSpan | undefined;
   if (values.length === 1) {
     span = rangeOf(
