@@ -1030,22 +1030,28 @@ for (const backend of backends()) {
         expect(r.stderr).toMatch(/Store Response \(Error: DataSetDoesNotMatchSOPClass\)|0xa900/i);
         expect((r.stderr.match(/Store Response \(Success\)/g) ?? []).length).toBe(5);
         expect(r.stderr).toMatch(/Store Response \(Warning: DataSetDoesNotMatchSOPClass\)/);
-        let n = 0;
-        for (let i = 0; i < 100 && n < 5; i++) {
-          n = (await storedInstances(s, 'study_uid', study)).length;
-          if (n < 5) await new Promise((res) => setTimeout(res, 50));
+        // The commits run after the answers: wait (up to 10 s) until the five stored objects, the held one and
+        // every ledger record are there, then check each exactly.
+        const observe = async () => ({
+          stored: (await storedInstances(s, 'study_uid', study)).length,
+          audit: await s.app.index.db
+            .selectFrom('audit_ledger')
+            .select('outcome')
+            .where('action', '=', 'store')
+            .where('actor', '=', 'ACKSCU')
+            .execute(),
+          quarantine: await s.app.index.db.selectFrom('quarantine').select('sop_instance_uid').execute(),
+        });
+        let seen = await observe();
+        for (let i = 0; i < 200; i++) {
+          if (seen.stored >= 5 && seen.quarantine.length >= 1 && seen.audit.length >= 6) break;
+          await new Promise((res) => setTimeout(res, 50));
+          seen = await observe();
         }
-        expect(n).toBe(5);
-        const audit = await s.app.index.db
-          .selectFrom('audit_ledger')
-          .select('outcome')
-          .where('action', '=', 'store')
-          .where('actor', '=', 'ACKSCU')
-          .execute();
-        expect(audit.filter((a) => a.outcome === 'success')).toHaveLength(5);
-        expect(audit.filter((a) => a.outcome === 'failure')).toHaveLength(1);
-        const quarantine = await s.app.index.db.selectFrom('quarantine').select('sop_instance_uid').execute();
-        expect(quarantine).toHaveLength(1);
+        expect(seen.stored).toBe(5);
+        expect(seen.audit.filter((a) => a.outcome === 'success')).toHaveLength(5);
+        expect(seen.audit.filter((a) => a.outcome === 'failure')).toHaveLength(1);
+        expect(seen.quarantine).toHaveLength(1);
       } finally {
         await s.stop();
         await rm(work, { recursive: true, force: true });
