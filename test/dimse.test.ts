@@ -677,6 +677,73 @@ for (const backend of backends()) {
       expect(jpeg.status).toBe(406);
     });
 
+    it('sends an object stored in Implicit VR Little Endian to a C-MOVE destination taking explicit VR alone, converted', async () => {
+      // A storescp whose association profile (dcmtk's -xf configuration) takes CT Image Storage in Explicit VR
+      // Little Endian only. Until 5 Dec 2026 the sub-operation failed: Custos offered the stored syntax alone.
+      const ids = { studyUid: uid(54), seriesUid: uid(55), sopInstanceUid: uid(56) };
+      const original = makeInstance({ ...ids, patientId: 'PID-IMPL-MOVE', rows: 16, columns: 16 });
+      const f = join(work, 'implicit-move.dcm');
+      await writeFile(f, original);
+      const sent = await dcmtk('storescu', [...scu, '-xi', '127.0.0.1', port, f]);
+      expect(sent.code, sent.stderr).toBe(0);
+      const [row] = await storedInstances(s, 'sop_instance_uid', ids.sopInstanceUid);
+      expect(row?.transfer_syntax_uid).toBe('1.2.840.10008.1.2');
+      const cfg = join(work, 'explicit-only.cfg');
+      await writeFile(
+        cfg,
+        [
+          '[[TransferSyntaxes]]',
+          '[ExplicitLE]',
+          'TransferSyntax1 = LittleEndianExplicit',
+          '[[PresentationContexts]]',
+          '[CTExplicit]',
+          'PresentationContext1 = CTImageStorage\\ExplicitLE',
+          '[[Profiles]]',
+          '[ExplicitOnly]',
+          'PresentationContexts = CTExplicit',
+          '',
+        ].join('\n'),
+      );
+      const destPort = await freePort();
+      const out = await mkdtemp(join(work, 'move-explicit-'));
+      const scp = spawnDcmtk('storescp', [
+        '-xf',
+        cfg,
+        'ExplicitOnly',
+        '-aet',
+        'EXPLONLY',
+        '-od',
+        out,
+        String(destPort),
+      ]);
+      try {
+        await s.app.aes.add(admin, { title: 'EXPLONLY', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        const r = await dcmtk('movescu', [
+          ...scu,
+          '-S',
+          '-aem',
+          'EXPLONLY',
+          '127.0.0.1',
+          port,
+          '-k',
+          'QueryRetrieveLevel=STUDY',
+          '-k',
+          `StudyInstanceUID=${ids.studyUid}`,
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).not.toMatch(/Failed|Warning/i);
+      } finally {
+        await stopChild(scp);
+      }
+      const [name] = await readdir(out);
+      const got = await parsePart10(await readFile(join(out, name!)));
+      expect(got.transferSyntaxUid).toBe('1.2.840.10008.1.2.1');
+      expect(JSON.stringify(datasetToJson(got.dataset))).toBe(
+        JSON.stringify(datasetToJson((await parsePart10(original)).dataset)),
+      );
+    });
+
     it('warns a C-STORE sender whose data set repeats the file meta group, and keeps the header it built', async () => {
       const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const sop = uid(41);

@@ -1,7 +1,8 @@
 // Issue 6: one header rewrite. An object released from quarantine with a data steward's corrections, whose
 // patient the HL7 feed then updates, is served with both (patient index winning for the patient attributes) by
-// WADO-RS, WADO-URI, WADO-RS metadata and DIMSE C-GET. Runs on every backend.
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+// WADO-RS, WADO-URI, WADO-RS metadata and DIMSE C-GET; a compressed one alike when it is served decompressed.
+// Runs on every backend.
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,6 +29,8 @@ describe.each(backends())('served headers with steward and patient-index correct
   const study = uid(1);
   const series = uid(2);
   const sop = uid(3);
+  /** The same object compressed by dcmcrle, under a UID of its own. */
+  const rleSop = uid(4);
   const pid = `PID-BOTH-${sop.slice(-6)}`;
   let original: Buffer;
 
@@ -36,7 +39,8 @@ describe.each(backends())('served headers with steward and patient-index correct
     return bytes.subarray(p.pixelData!.offset, p.pixelData!.offset + p.pixelData!.length);
   };
   /** Both kinds of correction are in this header, and the pixel data is the stored one. */
-  const expectBoth = async (bytes: Buffer) => {
+  const expectBoth = async (bytes: Buffer, asSop = sop) => {
+    expect(getString((await parsePart10(bytes)).dataset, Tags.SOPInstanceUID)).toBe(asSop);
     const ds: Dataset = (await parsePart10(bytes)).dataset;
     // Patient index (HL7 A08) wins for the patient attributes, even the name the steward had corrected.
     expect(getString(ds, Tags.PatientName)).toBe('INDEX^IRIS^^^III');
@@ -58,7 +62,7 @@ describe.each(backends())('served headers with steward and patient-index correct
     work = await mkdtemp(join(tmpdir(), 'custos-served-header-'));
 
     // Without Modality (Type 1): quarantined at the default level.
-    original = makeInstance({
+    const fixture = () => ({
       studyUid: study,
       seriesUid: series,
       sopInstanceUid: sop,
@@ -70,7 +74,13 @@ describe.each(backends())('served headers with steward and patient-index correct
       columns: 8,
       omit: [MODALITY],
     });
-    const { body, contentType } = stowBody([{ bytes: original }]);
+    original = makeInstance(fixture());
+    const rleIn = join(work, 'rle-in.dcm');
+    const rleOut = join(work, 'rle-out.dcm');
+    await writeFile(rleIn, makeInstance({ ...fixture(), sopInstanceUid: rleSop }));
+    const rle = await dcmtk('dcmcrle', [rleIn, rleOut]);
+    expect(rle.code, rle.stderr).toBe(0);
+    const { body, contentType } = stowBody([{ bytes: original }, { bytes: await readFile(rleOut) }]);
     const stow = await fetch(`${s.dicomweb}/studies`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
@@ -86,15 +96,17 @@ describe.each(backends())('served headers with steward and patient-index correct
     const list = (await (await asSteward('/api/quarantine?limit=1000')).json()) as {
       entries: { id: string; sopInstanceUid: string }[];
     };
-    const id = list.entries.find((e) => e.sopInstanceUid === sop)!.id;
-    const fixed = await asSteward(`/api/quarantine/${id}/corrections`, {
-      Modality: 'CT',
-      StudyDescription: 'Corrected by the steward',
-      PatientName: 'Steward^Spelling',
-    });
-    expect(fixed.status, await fixed.clone().text()).toBe(200);
-    const released = await asSteward(`/api/quarantine/${id}/release`, {});
-    expect(released.status, await released.clone().text()).toBe(200);
+    for (const held of [sop, rleSop]) {
+      const id = list.entries.find((e) => e.sopInstanceUid === held)!.id;
+      const fixed = await asSteward(`/api/quarantine/${id}/corrections`, {
+        Modality: 'CT',
+        StudyDescription: 'Corrected by the steward',
+        PatientName: 'Steward^Spelling',
+      });
+      expect(fixed.status, await fixed.clone().text()).toBe(200);
+      const released = await asSteward(`/api/quarantine/${id}/release`, {});
+      expect(released.status, await released.clone().text()).toBe(200);
+    }
 
     // Then the patient feed updates the demographics of that patient.
     const mllp = await MllpClient.connect(s.hl7Port!);
@@ -139,6 +151,16 @@ describe.each(backends())('served headers with steward and patient-index correct
     const bytes = Buffer.from(await res.arrayBuffer());
     expect(Number(res.headers.get('content-length'))).toBe(bytes.length);
     await expectBoth(bytes);
+  });
+
+  it('serves both on a compressed object decompressed (WADO-RS in Explicit VR Little Endian)', async () => {
+    const res = await fetch(`${s.dicomweb}/studies/${study}/series/${series}/instances/${rleSop}`, {
+      headers: { ...auth(), Accept: 'application/dicom; transfer-syntax=1.2.840.10008.1.2.1' },
+    });
+    expect(res.status).toBe(200);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    expect((await parsePart10(bytes)).transferSyntaxUid).toBe('1.2.840.10008.1.2.1');
+    await expectBoth(bytes, rleSop);
   });
 
   it('serves both in WADO-RS metadata', async () => {

@@ -141,34 +141,61 @@ function toWriteElements(ds: Dataset): WriteElement[] {
   return out;
 }
 
+/** Parse the header bytes of a stored object (everything before its first bulk value) with every value inline. */
+async function parsePrefix(prefix: Buffer) {
+  return parsePart10(prefix, {
+    maxInlineValueBytes: prefix.length + 1,
+    maxHeaderBytes: prefix.length * 2 + 1024,
+  });
+}
+
+/**
+ * Write a rewritten header. When its text (decoded, corrections included) does not fit its character set as this
+ * writer encodes it (only UTF-8, Latin-1 and ASCII are written, charset.ts), it is written in UTF-8 instead, every
+ * text value re-encoded, rather than not at all: a Japanese name (ISO 2022 IR 87), a GB18030 one, or a correction
+ * in another script made the object unretrievable.
+ */
+function writeHeader(ds: Dataset, transferSyntaxUid: string): Buffer {
+  const write = () => writePart10(toWriteElements(ds), { transferSyntaxUid });
+  try {
+    return write();
+  } catch (err) {
+    if (!(err instanceof CustosError) || err.code !== 'dicom.not-encodable') throw err;
+    ds.set(Tags.SpecificCharacterSet, { vr: 'CS', kind: 'text', values: ['ISO_IR 192'] });
+    return write();
+  }
+}
+
 /**
  * Rewrite the header of a stored object: `prefix` is its bytes up to `headerEnd` (preamble, file meta and every
  * element before the first bulk value). Returns the new prefix in the same transfer syntax; the caller sends it
  * followed by the stored bytes from `headerEnd` on, unchanged.
  */
 export async function rewriteHeader(prefix: Buffer, corrections: HeaderCorrections): Promise<Buffer> {
-  const parsed = await parsePart10(prefix, {
-    maxInlineValueBytes: prefix.length + 1,
-    maxHeaderBytes: prefix.length * 2 + 1024,
-  });
-  const ds = applyToDataset(parsed.dataset, corrections);
-  const write = () => writePart10(toWriteElements(ds), { transferSyntaxUid: parsed.transferSyntaxUid });
-  let written: Buffer;
-  try {
-    written = write();
-  } catch (err) {
-    if (!(err instanceof CustosError) || err.code !== 'dicom.not-encodable') throw err;
-    // The header's text (decoded, corrections included) does not fit its character set as this writer encodes
-    // it: only UTF-8, Latin-1 and ASCII are written (charset.ts). Serve it in UTF-8 instead, every text value
-    // re-encoded, rather than not at all: a Japanese name (ISO 2022 IR 87), a GB18030 one, or a correction in
-    // another script made the object unretrievable.
-    ds.set(Tags.SpecificCharacterSet, { vr: 'CS', kind: 'text', values: ['ISO_IR 192'] });
-    written = write();
-  }
+  const parsed = await parsePrefix(prefix);
+  const written = writeHeader(applyToDataset(parsed.dataset, corrections), parsed.transferSyntaxUid);
   // Serve the stored preamble and file meta information byte for byte: only the dataset is rewritten, so the
   // stored dataset offset (DIMSE sends the bytes after it) still holds for the served object.
   const writtenDatasetStart = 144 + written.readUInt32LE(140);
   return Buffer.concat([prefix.subarray(0, parsed.datasetStart), written.subarray(writtenDatasetStart)]);
+}
+
+/**
+ * The header of a stored object for another transfer syntax (an object decompressed to Explicit VR Little
+ * Endian): `prefix` is its bytes up to the element the caller writes itself (pixel data); `edit` changes the
+ * parsed data set (what decoding changed: photometric interpretation, planar configuration, lossy compression).
+ * Returns a whole new preamble, file meta information (naming `transferSyntaxUid` and Custos as the
+ * implementation that wrote it) and data set, and where the data set starts.
+ */
+export async function rewriteHeaderAs(
+  prefix: Buffer,
+  transferSyntaxUid: string,
+  edit: (ds: Dataset) => void,
+): Promise<{ bytes: Buffer; datasetStart: number }> {
+  const parsed = await parsePrefix(prefix);
+  edit(parsed.dataset);
+  const bytes = writeHeader(parsed.dataset, transferSyntaxUid);
+  return { bytes, datasetStart: 144 + bytes.readUInt32LE(140) };
 }
 
 /**

@@ -97,6 +97,7 @@ export const Tags = {
   Columns: tag(0x0028, 0x0011),
   PixelSpacing: tag(0x0028, 0x0030),
   LossyImageCompression: tag(0x0028, 0x2110),
+  LossyImageCompressionMethod: tag(0x0028, 0x2114),
   BitsAllocated: tag(0x0028, 0x0100),
   BitsStored: tag(0x0028, 0x0101),
   HighBit: tag(0x0028, 0x0102),

@@ -26,7 +26,7 @@ export interface DecodedFrame {
   photometric: string;
 }
 
-/** Decodes compressed frames (RLE, JPEG, JPEG-LS, JPEG 2000) for rendering. */
+/** Decodes compressed frames (RLE, JPEG, JPEG-LS, JPEG 2000): rendering, decoded frames, decompressed objects. */
 export interface FrameDecoder {
   /** Whether frames in this transfer syntax can be decoded at all (a frame may still fail, e.g. 12-bit JPEG). */
   decodes(transferSyntaxUid: string): boolean;

@@ -16,7 +16,8 @@ import { prefetch, type Prefetched } from './prefetch.js';
 import { readStoredToEnd } from './stored-object-check.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts } from './study-facts.js';
 import type { StudyKeyService } from './study-keys.js';
-import { mergeCorrections } from '../dicom/header-rewrite.js';
+import { mergeCorrections, rewriteHeaderAs } from '../dicom/header-rewrite.js';
+import { Tags, TransferSyntax } from '../dicom/tags.js';
 import {
   applyToJson,
   asHeaderCorrections,
@@ -63,13 +64,16 @@ export interface RetrieveDeps {
   ledger: AuditLedger;
   facts: StudyFacts;
   overlay: CorrectionOverlay;
-  /** Decodes compressed frames for rendering (RLE, JPEG, JPEG-LS, JPEG 2000). */
+  /** Decodes compressed frames (RLE, JPEG, JPEG-LS, JPEG 2000): rendering, decoded frames, decompressed objects. */
   decoder: FrameDecoder;
 }
 
 const MAX_AUDITED_UIDS = 10_000;
 /** The largest frame rendered (rows × columns), as jpeg-js bounds the images it decodes. */
 const MAX_RENDERED_PIXELS = 100_000_000;
+const EXPLICIT_VR_LITTLE_ENDIAN = TransferSyntax.ExplicitVRLittleEndian;
+/** JPEG Baseline and Extended: always lossy (PS3.5 §8.2.1). */
+const LOSSY_JPEG = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51']);
 const NATIVE_SYNTAXES = new Set([
   '1.2.840.10008.1.2',
   '1.2.840.10008.1.2.1',
@@ -456,6 +460,113 @@ export class RetrieveService {
         httpStatus: 406,
       });
     return decoded.pixels;
+  }
+
+  /**
+   * Whether the object can be served decompressed (decompressed()): stored in a compressed transfer syntax Custos
+   * decodes, with encapsulated pixel data at the top level.
+   */
+  decompresses(ref: InstanceRef): boolean {
+    const px = ref.bulk.pixel;
+    return (
+      !NATIVE_SYNTAXES.has(ref.transferSyntaxUid) &&
+      this.deps.decoder.decodes(ref.transferSyntaxUid) &&
+      !ref.bulk.deflated &&
+      px !== undefined &&
+      px.encapsulated &&
+      px.tagPath === '7FE00010'
+    );
+  }
+
+  /**
+   * The object decompressed to Explicit VR Little Endian, for a client or a C-MOVE destination that does not
+   * take its compressed transfer syntax: the header as served (corrections included), rewritten where decoding
+   * changed what it says (PS3.5 §8.2: a JPEG's YBR_FULL_422 and a JPEG 2000's YBR_ICT or YBR_RCT become RGB,
+   * samples interleaved; a lossy JPEG's Lossy Image Compression becomes "01"), a new file meta information
+   * naming the new transfer syntax, then the native pixel data frame by frame, each decoded while the one before
+   * is sent. Elements after the pixel data (trailing padding, digital signatures, which the new bytes would no
+   * longer match) are left out. The first frame is decoded before this resolves, so an object Custos cannot
+   * decode fails before anything is sent; a later frame that fails ends the stream with the error.
+   */
+  async decompressed(
+    ref: InstanceRef,
+  ): Promise<{ size: number; datasetStart: number; body: AsyncIterable<Buffer> }> {
+    if (!this.decompresses(ref))
+      throw new CustosError({
+        code: 'http.not-acceptable',
+        message: `instance ${ref.sopInstanceUid} is stored as ${ref.transferSyntaxUid}, which Custos does not decompress`,
+        httpStatus: 406,
+      });
+    const g = geometryOf(ref.metadata);
+    const frames = num(ref.metadata, '00280008') ?? 1;
+    const px = ref.bulk.pixel!;
+    const first = await this.decodeStored(ref, 1, g);
+    const frameBytes = g.rows * g.columns * g.samplesPerPixel * (first.bitsAllocated / 8);
+    const check = (d: DecodedFrame, n: number) => {
+      if (
+        d.bitsAllocated !== g.bitsAllocated ||
+        d.pixels.length !== frameBytes ||
+        d.photometric !== first.photometric
+      )
+        throw new CustosError({
+          code: 'render.decode-failed',
+          message: `frame ${n} of instance ${ref.sopInstanceUid} decodes to ${d.pixels.length} bytes of ${d.bitsAllocated}-bit ${d.photometric} where its header says ${g.rows} × ${g.columns} × ${g.samplesPerPixel} ${g.bitsAllocated}-bit samples`,
+          httpStatus: 422,
+        });
+    };
+    check(first, 1);
+    // The header as served: the stored bytes up to the pixel data element, or the corrected header followed by
+    // the stored bytes between it and the pixel data.
+    const pixelStart = px.offset - 12;
+    const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
+    const from = ref.corrected ? ref.corrected.replaces : 0;
+    const chunks: Buffer[] = ref.corrected ? [ref.corrected.bytes] : [];
+    if (pixelStart > from)
+      for await (const c of this.deps.blobs.read(asBlobId(ref.blobId), key, { start: from, end: pixelStart }))
+        chunks.push(c);
+    const lossyJpeg = LOSSY_JPEG.has(ref.transferSyntaxUid);
+    const header = await rewriteHeaderAs(Buffer.concat(chunks), EXPLICIT_VR_LITTLE_ENDIAN, (ds) => {
+      ds.set(Tags.PhotometricInterpretation, { vr: 'CS', kind: 'text', values: [first.photometric] });
+      if (g.samplesPerPixel > 1) ds.set(Tags.PlanarConfiguration, { vr: 'US', kind: 'numbers', values: [0] });
+      else ds.delete(Tags.PlanarConfiguration);
+      if (lossyJpeg) {
+        ds.set(Tags.LossyImageCompression, { vr: 'CS', kind: 'text', values: ['01'] });
+        if (!ds.has(Tags.LossyImageCompressionMethod))
+          ds.set(Tags.LossyImageCompressionMethod, { vr: 'CS', kind: 'text', values: ['ISO_10918_1'] });
+      }
+      // An icon whose pixel data is encapsulated too would still be compressed: left out (it is optional).
+      const icon = ds.get(Tags.IconImageSequence);
+      if (icon?.kind === 'sequence' && icon.items.some((i) => i.get(Tags.PixelData)?.kind !== 'bytes'))
+        ds.delete(Tags.IconImageSequence);
+    });
+    const length = frames * frameBytes;
+    const padded = length + (length % 2);
+    const element = Buffer.alloc(12);
+    element.writeUInt16LE(0x7fe0, 0);
+    element.writeUInt16LE(0x0010, 2);
+    element.write(first.bitsAllocated > 8 ? 'OW' : 'OB', 4, 'latin1');
+    element.writeUInt32LE(padded, 8);
+    const decode = (n: number) => this.decodeStored(ref, n, g).then((d) => (check(d, n), d.pixels));
+    async function* body(): AsyncGenerator<Buffer> {
+      yield header.bytes;
+      yield element;
+      let next: Promise<Buffer> | undefined = frames > 1 ? decode(2) : undefined;
+      // A frame decoded ahead whose stream is abandoned must not surface as an unhandled rejection.
+      next?.catch(() => undefined);
+      try {
+        yield first.pixels;
+        for (let n = 2; n <= frames; n++) {
+          const pixels = await next!;
+          next = n < frames ? decode(n + 1) : undefined;
+          next?.catch(() => undefined);
+          yield pixels;
+        }
+      } finally {
+        await next?.catch(() => undefined);
+      }
+      if (padded !== length) yield Buffer.alloc(1);
+    }
+    return { size: header.bytes.length + 12 + padded, datasetStart: header.datasetStart, body: body() };
   }
 
   /** The frame read from the store and, when compressed, decoded on the decode thread. */

@@ -132,7 +132,7 @@ async function decodeAny(ts: string, encoded: Buffer, g: FrameGeometry): Promise
       if (precision === undefined) throw failed(ts, 'no JPEG frame header (SOF marker) found');
       if (precision !== 8)
         throw unsupported(
-          `${precision}-bit JPEG (${ts}) is not decoded for rendering; 8-bit baseline JPEG is`,
+          `${precision}-bit JPEG (${ts}) is not decoded (only 8-bit baseline and extended JPEG is)`,
         );
       // YBR_FULL_422 and YBR_FULL are the JPEG's YCbCr: turned into RGB. An RGB JPEG is left as it is.
       const img = jpeg.decode(encoded, {

@@ -72,17 +72,20 @@ const EXPLICIT_VR = '1.2.840.10008.1.2.1';
  * The transfer syntax an object stored in `ts` goes out in for this form: as stored, except that an object stored
  * in Implicit VR Little Endian goes in Explicit VR Little Endian (PS3.18 §8.7.3: implicit VR "shall not be used
  * with Web Services"; explicit VR is the default, and every origin server converts to it), unless the client
- * asked for implicit VR by name. Other syntaxes are not transcoded: undefined when the form takes none of them.
+ * asked for implicit VR by name; and that a compressed object Custos can decode (`decompressible`) goes
+ * decompressed in Explicit VR Little Endian when the client asked for that syntax by name. Other syntaxes are not
+ * transcoded: undefined when the form takes none of them.
  */
-export function servedSyntax(form: DicomForm, ts: string): string | undefined {
+export function servedSyntax(form: DicomForm, ts: string, decompressible = false): string | undefined {
   const want = form.transferSyntax;
   if (ts === IMPLICIT_VR && want !== IMPLICIT_VR)
     return want === '*' || want === EXPLICIT_VR ? EXPLICIT_VR : undefined;
+  if (want === EXPLICIT_VR && decompressible) return EXPLICIT_VR;
   return want === '*' || want === ts ? ts : undefined;
 }
 
-export function acceptsTransferSyntax(form: DicomForm, ts: string): boolean {
-  return servedSyntax(form, ts) !== undefined;
+export function acceptsTransferSyntax(form: DicomForm, ts: string, decompressible = false): boolean {
+  return servedSyntax(form, ts, decompressible) !== undefined;
 }
 
 const FRAME_MEDIA: Record<string, string> = {

@@ -60,6 +60,9 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
           'application/dicom alone is for one instance; a study or series comes as multipart/related; type="application/dicom"',
         httpStatus: 406,
       });
+    // Decompression is only for a client that names Explicit VR Little Endian: the object is then read frame by
+    // frame, not read ahead whole.
+    const mayDecompress = forms.some((f) => f.transferSyntax === EXPLICIT_VR);
     const refs = await opened(
       ctx,
       retrieve,
@@ -68,35 +71,73 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       'wado-rs instances',
       {},
       // A HEAD request reads nothing (pipeBody), a Range request only its bytes.
-      { readAhead: ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined },
+      {
+        readAhead: ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined && !mayDecompress,
+      },
     );
-    // The most wanted form that every object can be served in (as stored, implicit VR as explicit VR).
-    const form = forms.find((f) => refs.every((r) => acceptsTransferSyntax(f, r.transferSyntaxUid)));
+    const decompressible = (r: InstanceRef) => mayDecompress && retrieve.decompresses(r);
+    // The most wanted form that every object can be served in (as stored, implicit VR as explicit VR,
+    // decompressed when asked for in explicit VR).
+    const form = forms.find((f) =>
+      refs.every((r) => acceptsTransferSyntax(f, r.transferSyntaxUid, decompressible(r))),
+    );
     if (!form) {
-      const refused = refs.find((r) => !forms.some((f) => acceptsTransferSyntax(f, r.transferSyntaxUid)))!;
+      const refused = refs.find(
+        (r) => !forms.some((f) => acceptsTransferSyntax(f, r.transferSyntaxUid, decompressible(r))),
+      )!;
       throw new CustosError({
         code: 'http.not-acceptable',
-        message: `instance ${refused.sopInstanceUid} is stored as ${refused.transferSyntaxUid} and Custos does not transcode it; accept transfer-syntax=* or that syntax`,
+        message: `instance ${refused.sopInstanceUid} is stored as ${refused.transferSyntaxUid}, which Custos neither serves in the transfer syntax asked for nor decompresses; accept transfer-syntax=* or that syntax`,
         httpStatus: 406,
       });
     }
     retrieve.assertServable(refs);
     const chosen = form;
+    // decompressible() holds only for compressed objects.
+    const decompress = (r: InstanceRef) =>
+      decompressible(r) && servedSyntax(chosen, r.transferSyntaxUid, true) === EXPLICIT_VR;
     if (form.single) {
-      const out = inSyntax(form, { ref: refs[0]!, ...retrieve.served(refs[0]!) });
-      await sendObject(ctx, retrieve, refs[0]!, out, { 'Content-Type': out.contentType });
+      const ref = refs[0]!;
+      // Decompressed, the first frame is decoded before the response starts: a failure is a status.
+      const out = decompress(ref)
+        ? decompressedPart(await retrieve.decompressed(ref))
+        : inSyntax(form, { ref, ...retrieve.served(ref) });
+      await sendObject(ctx, retrieve, ref, out, { 'Content-Type': out.contentType });
       return;
     }
+    // Likewise the first object to be decompressed, before the status line.
+    const firstDecompressed = refs.find(decompress);
+    const early = firstDecompressed ? await retrieve.decompressed(firstDecompressed) : undefined;
     const boundary = multipartBoundary();
     ctx.res.writeHead(200, {
       'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
     });
-    async function* parts() {
+    async function* parts(): AsyncGenerator<Served> {
       // Served headers carry steward and patient-index corrections (one rewrite, RetrieveService.open); stored
       // bytes never change. The next objects are read and decrypted while this one is sent.
-      for await (const served of retrieve.servedInOrder(refs)) yield inSyntax(chosen, served);
+      if (!firstDecompressed) {
+        for await (const served of retrieve.servedInOrder(refs)) yield inSyntax(chosen, served);
+        return;
+      }
+      // With objects to decompress, one at a time: decoding, not reading, is what takes the time.
+      for (const ref of refs) {
+        if (!decompress(ref)) yield inSyntax(chosen, { ref, ...retrieve.served(ref) });
+        else yield decompressedPart(ref === firstDecompressed ? early! : await retrieve.decompressed(ref));
+      }
     }
     await pipeBody(ctx.res, writeMultipart(parts(), boundary));
+  };
+}
+
+const EXPLICIT_VR = '1.2.840.10008.1.2.1';
+
+/** An object decompressed to Explicit VR Little Endian (RetrieveService.decompressed), its length known. */
+function decompressedPart(d: { size: number; body: AsyncIterable<Buffer> }): Served {
+  return {
+    contentType: `application/dicom; transfer-syntax=${EXPLICIT_VR}`,
+    headers: { 'Content-Length': String(d.size) },
+    body: d.body,
+    converted: true,
   };
 }
 
@@ -436,12 +477,17 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       'view-pixels',
       'wado-uri',
       {},
-      // A HEAD request reads nothing (pipeBody), a Range request only its bytes.
-      { readAhead: ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined },
+      // A HEAD request reads nothing (pipeBody), a Range request only its bytes; an object to decompress is read
+      // frame by frame.
+      {
+        readAhead: ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined && wantTs !== EXPLICIT_VR,
+      },
     );
-    // PS3.18 §8.7.3.4: Explicit VR Little Endian by default; an implicit VR object is converted to it.
+    // PS3.18 §8.7.3.4: Explicit VR Little Endian by default; an implicit VR object is converted to it, a compressed
+    // one Custos decodes is decompressed to it when transferSyntax names it.
     const form: DicomForm = { single: true, transferSyntax: wantTs ?? '*', q: 1 };
-    if (!acceptsTransferSyntax(form, ref!.transferSyntaxUid)) {
+    const decompressible = wantTs === EXPLICIT_VR && retrieve.decompresses(ref!);
+    if (!acceptsTransferSyntax(form, ref!.transferSyntaxUid, decompressible)) {
       throw new CustosError({
         code: 'http.not-acceptable',
         message: `the instance is stored as ${ref!.transferSyntaxUid}; Custos does not transcode it to ${wantTs}`,
@@ -449,7 +495,9 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       });
     }
     retrieve.assertServable([ref!]);
-    const out = inSyntax(form, { ref: ref!, ...retrieve.served(ref!) });
+    const out = decompressible
+      ? decompressedPart(await retrieve.decompressed(ref!))
+      : inSyntax(form, { ref: ref!, ...retrieve.served(ref!) });
     await sendObject(ctx, retrieve, ref!, out, {
       'Content-Type': 'application/dicom',
       'Content-Disposition': `attachment; filename="${ref!.sopInstanceUid}.dcm"`,

@@ -269,21 +269,31 @@ export class DimseServices {
     /** Why the sub-operations stopped short, for the final response's Error Comment. */
     let stopped: string | undefined;
     try {
-      if (move && refs.length) {
-        const dest = (await this.deps.registry.find(destinationTitle!))!;
-        // Registered but unreachable (refused, timed out, rejected, not the pinned certificate): every
-        // sub-operation fails (PS3.4 C.4.2.3.1), as dcmtk's own Q/R SCP answers it; 0xA801 would tell the caller
-        // the title is unknown, which it is not. The error names the AE, its address and what went wrong.
-        target = await openScuAssociation({ ...this.callOptions(dest), contexts: storageContexts(refs) });
-      } else if (!move) {
-        target = getTarget(a);
-      }
+      const dest = move && refs.length ? (await this.deps.registry.find(destinationTitle!))! : undefined;
+      // Registered but unreachable (refused, timed out, rejected, not the pinned certificate): every
+      // sub-operation fails (PS3.4 C.4.2.3.1), as dcmtk's own Q/R SCP answers it; 0xA801 would tell the caller
+      // the title is unknown, which it is not. The error names the AE, its address and what went wrong.
+      const call = async (d: AeEntry) =>
+        openScuAssociation({
+          ...this.callOptions(d),
+          contexts: storageContexts(refs, (r) => this.deps.retrieve.decompresses(r)),
+        });
+      let outgoing = dest ? await call(dest) : undefined;
+      target = outgoing ?? (move ? undefined : getTarget(a));
       for (const ref of refs) {
         if (a.isCancelled(cmd.messageId ?? -1)) break;
+        // An object that failed part way (a later frame that does not decode) ended the association to the
+        // destination with an A-ABORT (cStore): the rest go on a new one.
+        if (dest && outgoing?.conn.socket.destroyed) target = outgoing = await call(dest);
         const status = await target!
           .store(
             ref,
-            this.dataSetOf(ref),
+            {
+              stored: this.dataSetOf(ref),
+              ...(this.deps.retrieve.decompresses(ref)
+                ? { decompressed: () => this.decompressedDataSet(ref) }
+                : {}),
+            },
             move ? { ae: a.callingAe, messageId: cmd.messageId ?? 0 } : undefined,
           )
           .catch(() => 0xa702);
@@ -344,15 +354,15 @@ export class DimseServices {
     await a.respond(ctx.id, cmd, rspField, status, undefined, counts);
   }
 
+  /** The object's data set decompressed to Explicit VR Little Endian (RetrieveService.decompressed). */
+  async decompressedDataSet(ref: InstanceRef): Promise<AsyncIterable<Buffer>> {
+    const d = await this.deps.retrieve.decompressed(ref);
+    return from(d.datasetStart, d.body);
+  }
+
   /** The stored object's data set: the bytes after its file meta information (deflated ones stay deflated). */
-  async *dataSetOf(ref: InstanceRef): AsyncGenerator<Buffer> {
-    let pos = 0;
-    const start = ref.bulk.datasetStart;
-    for await (const chunk of this.deps.retrieve.stream(ref)) {
-      const end = pos + chunk.length;
-      if (end > start) yield pos >= start ? chunk : chunk.subarray(start - pos);
-      pos = end;
-    }
+  dataSetOf(ref: InstanceRef): AsyncGenerator<Buffer> {
+    return from(ref.bulk.datasetStart, this.deps.retrieve.stream(ref));
   }
 
   /** Wait until a C-STORE acknowledged early has been committed (or failed). */
@@ -366,31 +376,47 @@ export class DimseServices {
   }
 }
 
+/** The bytes of `source` from `start` on. */
+async function* from(start: number, source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let pos = 0;
+  for await (const chunk of source) {
+    const end = pos + chunk.length;
+    if (end > start) yield pos >= start ? chunk : chunk.subarray(start - pos);
+    pos = end;
+  }
+}
+
 /**
- * One presentation context per (SOP class, stored transfer syntax) of the instances to send. For an object stored
- * in Explicit VR Little Endian, another context offers its class in Implicit VR Little Endian, the default
- * transfer syntax every AE takes (PS3.5 §10.1), for a destination that accepts nothing else (sendable). A context
- * of its own, not a second syntax in the first: an acceptor that takes both keeps the stored form for the object
- * (private elements keep their VRs), whatever order it prefers syntaxes in. The stored forms come first in the
- * 128 contexts an association may carry.
+ * One presentation context per (SOP class, stored transfer syntax) of the instances to send, then the forms
+ * sendable() converts to, for a destination that accepts no stored form: for an object stored in Explicit VR
+ * Little Endian, its class in Implicit VR Little Endian, the default transfer syntax every AE takes (PS3.5
+ * §10.1); for one stored in Implicit VR, Explicit VR Little Endian; for one stored compressed in a syntax Custos
+ * decodes (`decompresses`), both. Each a context of its own, not a second syntax in the first: an acceptor that
+ * takes several keeps the stored form for the object (private elements keep their VRs, compressed pixels stay
+ * as they are), whatever order it prefers syntaxes in. The stored forms come first in the 128 contexts an
+ * association may carry.
  */
-function storageContexts(refs: InstanceRef[]) {
+function storageContexts(refs: InstanceRef[], decompresses: (ref: InstanceRef) => boolean) {
   const stored = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
+  const alternatives = new Map<string, string[]>();
   for (const r of refs) {
     const key = `${r.sopClassUid}|${r.transferSyntaxUid}`;
     if (!stored.has(key))
       stored.set(key, { abstractSyntax: r.sopClassUid, transferSyntaxes: [r.transferSyntaxUid] });
+    const to =
+      r.transferSyntaxUid === TransferSyntax.ExplicitVRLittleEndian
+        ? [TransferSyntax.ImplicitVRLittleEndian]
+        : r.transferSyntaxUid === TransferSyntax.ImplicitVRLittleEndian
+          ? [TransferSyntax.ExplicitVRLittleEndian]
+          : decompresses(r)
+            ? [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian]
+            : [];
+    for (const ts of to) alternatives.set(`${r.sopClassUid}|${ts}`, [r.sopClassUid, ts]);
   }
-  const fallbacks = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
-  for (const c of stored.values()) {
-    const key = `${c.abstractSyntax}|${TransferSyntax.ImplicitVRLittleEndian}`;
-    if (c.transferSyntaxes[0] === TransferSyntax.ExplicitVRLittleEndian && !stored.has(key))
-      fallbacks.set(key, {
-        abstractSyntax: c.abstractSyntax,
-        transferSyntaxes: [TransferSyntax.ImplicitVRLittleEndian],
-      });
-  }
-  return [...stored.values(), ...fallbacks.values()].slice(0, 128);
+  const fallbacks = [...alternatives]
+    .filter(([key]) => !stored.has(key))
+    .map(([, [abstractSyntax, ts]]) => ({ abstractSyntax: abstractSyntax!, transferSyntaxes: [ts!] }));
+  return [...stored.values(), ...fallbacks].slice(0, 128);
 }
 
 /** C-GET: store back over the caller's own association, on a context it accepted with the SCP role. */

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
-import { toImplicitVrLittleEndian } from '../../dicom/implicit-vr.js';
+import { toExplicitVrLittleEndian, toImplicitVrLittleEndian } from '../../dicom/implicit-vr.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import type { InstanceRef } from '../../services/retrieve-service.js';
 import { Cmd, type Command } from './command.js';
@@ -21,11 +21,22 @@ import {
   type RoleSelection,
 } from './pdu.js';
 
+/** One instance to send, in the forms it can go out in. */
+export interface OutgoingObject {
+  /** Its data set as stored (the bytes after the file meta information). */
+  stored: AsyncIterable<Buffer>;
+  /**
+   * Its data set decompressed to Explicit VR Little Endian, for an object stored compressed in a syntax Custos
+   * decodes (RetrieveService.decompressed): resolves once the first frame is decoded.
+   */
+  decompressed?: () => Promise<AsyncIterable<Buffer>>;
+}
+
 export interface StoreTarget {
   /** Send one instance; resolves with the peer's C-STORE status. */
   store(
     ref: InstanceRef,
-    data: AsyncIterable<Buffer>,
+    data: OutgoingObject,
     moveOriginator?: { ae: string; messageId: number },
   ): Promise<number>;
   release(): Promise<void>;
@@ -75,20 +86,33 @@ const failure = (message: string) => Object.assign(new Error(message), { code: '
 
 /**
  * How an instance goes out on the contexts accepted for it (`accepted(transferSyntax)` is a context id or
- * undefined): in its stored transfer syntax when that was accepted; an Explicit VR Little Endian one also
- * converted to Implicit VR Little Endian (the same values, other element headers). Custos does not transcode
- * otherwise: undefined when neither was accepted.
+ * undefined): in its stored transfer syntax when that was accepted; otherwise an Explicit VR Little Endian one
+ * converted to Implicit VR Little Endian and an Implicit VR one to Explicit VR (the same values, other element
+ * headers); a compressed one Custos decodes, decompressed to Explicit VR Little Endian, or to Implicit VR Little
+ * Endian when only that was accepted. Undefined when none of these was accepted.
  */
 export function sendable(
   ref: InstanceRef,
-  data: AsyncIterable<Buffer>,
+  data: OutgoingObject,
   accepted: (transferSyntax: string) => number | undefined,
-): { contextId: number; data: AsyncIterable<Buffer> } | undefined {
+): { contextId: number; data: AsyncIterable<Buffer> | Promise<AsyncIterable<Buffer>> } | undefined {
   const stored = accepted(ref.transferSyntaxUid);
-  if (stored !== undefined) return { contextId: stored, data };
-  if (ref.transferSyntaxUid !== TransferSyntax.ExplicitVRLittleEndian) return undefined;
+  if (stored !== undefined) return { contextId: stored, data: data.stored };
+  const explicit = accepted(TransferSyntax.ExplicitVRLittleEndian);
   const implicit = accepted(TransferSyntax.ImplicitVRLittleEndian);
-  return implicit === undefined ? undefined : { contextId: implicit, data: toImplicitVrLittleEndian(data) };
+  if (ref.transferSyntaxUid === TransferSyntax.ExplicitVRLittleEndian)
+    return implicit === undefined
+      ? undefined
+      : { contextId: implicit, data: toImplicitVrLittleEndian(data.stored) };
+  if (ref.transferSyntaxUid === TransferSyntax.ImplicitVRLittleEndian)
+    return explicit === undefined
+      ? undefined
+      : { contextId: explicit, data: toExplicitVrLittleEndian(data.stored) };
+  if (!data.decompressed) return undefined;
+  if (explicit !== undefined) return { contextId: explicit, data: data.decompressed() };
+  if (implicit !== undefined)
+    return { contextId: implicit, data: data.decompressed().then((d) => toImplicitVrLittleEndian(d)) };
+  return undefined;
 }
 
 /**
@@ -99,12 +123,15 @@ export async function cStore(
   conn: DimseConnection,
   contextId: number,
   ref: InstanceRef,
-  data: AsyncIterable<Buffer>,
+  data: AsyncIterable<Buffer> | Promise<AsyncIterable<Buffer>>,
   moveOriginator?: { ae: string; messageId: number },
 ): Promise<number> {
+  // A decompressed object is ready (its first frame decoded) before its command goes: failing now costs the
+  // association nothing.
+  const body = await data;
   const messageId = conn.messageId();
   const response = conn.awaitResponse(messageId);
-  await conn.send(
+  const sent = conn.send(
     contextId,
     {
       affectedSopClassUid: ref.sopClassUid,
@@ -117,8 +144,20 @@ export async function cStore(
         ? { moveOriginatorAe: moveOriginator.ae, moveOriginatorMessageId: moveOriginator.messageId }
         : {}),
     },
-    data,
+    body,
   );
+  try {
+    await sent;
+  } catch (err) {
+    // The data set failed part way (a frame that does not decode, a stored object failing its check): the
+    // message cannot be finished or taken back, so the association ends with an A-ABORT (PS3.8 §7.3) rather than
+    // carrying on with a peer waiting for the rest of it.
+    const socket = conn.socket;
+    if (!socket.destroyed)
+      await new Promise<void>((resolve) => socket.write(encodeAbort(0, 0), () => resolve()));
+    socket.destroy();
+    throw err;
+  }
   return (await response).cmd.status ?? 0xa702;
 }
 
