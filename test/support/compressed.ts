@@ -1,7 +1,9 @@
-// Compressed test objects made by real codecs: dcmtk (dcmcrle, dcmcjpls, dcmcjpeg) and GDCM (gdcmconv --j2k)
-// compress natively encoded objects written by the fixtures (CONVENTIONS.md: no binary fixtures of unknown origin).
+// Compressed test objects made by real codecs: dcmtk (dcmcrle, dcmcjpls, dcmcjpeg), GDCM (gdcmconv --j2k) and
+// OpenJPH's reference encoder (ojph_compress, HTJ2K; the codestream is encapsulated here) compress natively encoded
+// objects written by the fixtures (CONVENTIONS.md: no binary fixtures of unknown origin).
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { rewriteHeaderAs } from '../../src/dicom/header-rewrite.js';
 import { getString, parsePart10 } from '../../src/dicom/part10-parser.js';
 import type { WriteElement } from '../../src/dicom/part10-writer.js';
 import { dcmtk } from './dcmtk.js';
@@ -60,6 +62,15 @@ export const CODECS = {
   j2k: { tool: 'gdcmconv', args: ['--j2k'], ts: '1.2.840.10008.1.2.4.90' },
   jpegBaseline: { tool: 'dcmcjpeg', args: ['+eb'], ts: '1.2.840.10008.1.2.4.50' },
   jpegExtended: { tool: 'dcmcjpeg', args: ['+ee'], ts: '1.2.840.10008.1.2.4.51' },
+  // Reversible; an RGB image with the reversible colour transform (ojph_compress's default), its header left RGB
+  // as GDCM leaves it.
+  htj2k: { tool: 'ojph_compress', args: ['-reversible', 'true'], ts: '1.2.840.10008.1.2.4.201' },
+  // RGB without the colour transform: what @cornerstonejs/codec-openjph 2.4 decodes wrongly (decode-frame.ts).
+  htj2kNoColourTransform: {
+    tool: 'ojph_compress',
+    args: ['-reversible', 'true', '-colour_trans', 'false'],
+    ts: '1.2.840.10008.1.2.4.201',
+  },
 } as const;
 export type Codec = keyof typeof CODECS;
 
@@ -80,6 +91,9 @@ export const LOSSLESS: [Codec, Source][] = [
   ['j2k', 'mono16'],
   ['j2k', 'mono8'],
   ['j2k', 'rgb8'],
+  ['htj2k', 'mono16'],
+  ['htj2k', 'mono8'],
+  ['htj2k', 'rgb8'],
 ];
 
 /** A natively encoded object of `kind` (ROWS × COLUMNS), as the fixtures write it. */
@@ -111,9 +125,14 @@ export async function compress(
   const output = join(dir, `${name}-out.dcm`);
   await writeFile(input, original);
   const { tool, args, ts } = CODECS[codec];
-  const r = await dcmtk(tool, [...args, input, output]);
-  if (r.code !== 0) throw new Error(`${tool} ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
-  const bytes = await readFile(output);
+  const bytes =
+    tool === 'ojph_compress'
+      ? await htj2kObject(dir, name, original, [...args], ts)
+      : await (async () => {
+          const r = await dcmtk(tool, [...args, input, output]);
+          if (r.code !== 0) throw new Error(`${tool} ${args.join(' ')} failed: ${r.stderr}${r.stdout}`);
+          return readFile(output);
+        })();
   const parsed = await parsePart10(bytes);
   if (parsed.transferSyntaxUid !== ts)
     throw new Error(`${tool} wrote ${parsed.transferSyntaxUid}, not ${ts}`);
@@ -121,6 +140,50 @@ export async function compress(
     parsed.pixelData!.fragments!.map((f) => bytes.subarray(f.offset, f.offset + f.length)),
   );
   return { bytes, sopInstanceUid: getString(parsed.dataset, t(0x0008, 0x0018))!, frame };
+}
+
+/**
+ * A single-frame native object as HTJ2K: its pixels written as PGM (grey) or PPM (RGB), big endian above 8 bits,
+ * compressed by ojph_compress, and the codestream encapsulated (an empty Basic Offset Table, one fragment) after
+ * the original's header, whose file meta information names `ts`.
+ */
+async function htj2kObject(dir: string, name: string, original: Buffer, args: string[], ts: string) {
+  const parsed = await parsePart10(original, { maxInlineValueBytes: 0 });
+  const num = (tag: number) => {
+    const el = parsed.dataset.get(tag);
+    return el?.kind === 'numbers' ? el.values[0]! : undefined;
+  };
+  const rows = num(t(0x0028, 0x0010))!;
+  const columns = num(t(0x0028, 0x0011))!;
+  const samples = num(t(0x0028, 0x0002)) ?? 1;
+  const bitsAllocated = num(t(0x0028, 0x0100))!;
+  const bitsStored = num(t(0x0028, 0x0101)) ?? bitsAllocated;
+  const px = parsed.pixelData!;
+  const pixels = Buffer.from(original.subarray(px.offset, px.offset + px.length));
+  if (bitsAllocated === 16) pixels.swap16();
+  const image = join(dir, `${name}.${samples === 3 ? 'ppm' : 'pgm'}`);
+  const header = `${samples === 3 ? 'P6' : 'P5'}\n${columns} ${rows}\n${2 ** bitsStored - 1}\n`;
+  await writeFile(image, Buffer.concat([Buffer.from(header, 'latin1'), pixels]));
+  const codestream = join(dir, `${name}.j2c`);
+  const r = await dcmtk('ojph_compress', ['-i', image, '-o', codestream, ...args]);
+  if (r.code !== 0) throw new Error(`ojph_compress failed: ${r.stderr}${r.stdout}`);
+  const encoded = await readFile(codestream);
+  const fragment = encoded.length % 2 ? Buffer.concat([encoded, Buffer.alloc(1)]) : encoded;
+  const item = (value: Buffer) => {
+    const h = Buffer.alloc(8);
+    h.writeUInt16LE(0xfffe, 0);
+    h.writeUInt16LE(0xe000, 2);
+    h.writeUInt32LE(value.length, 4);
+    return Buffer.concat([h, value]);
+  };
+  const element = Buffer.alloc(12);
+  element.writeUInt16LE(0x7fe0, 0);
+  element.writeUInt16LE(0x0010, 2);
+  element.write('OB', 4, 'latin1');
+  element.writeUInt32LE(0xffffffff, 8);
+  const end = Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]);
+  const head = await rewriteHeaderAs(original.subarray(0, px.offset - 12), ts, () => undefined);
+  return Buffer.concat([head.bytes, element, item(Buffer.alloc(0)), item(fragment), end]);
 }
 
 /** The pixel data value of a natively encoded object. */

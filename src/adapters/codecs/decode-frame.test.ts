@@ -45,7 +45,7 @@ function geometry(kind: Source): FrameGeometry {
   };
 }
 
-describe('decodeFrame on frames made by dcmtk and GDCM', () => {
+describe('decodeFrame on frames made by dcmtk, GDCM and OpenJPH', () => {
   it.each(LOSSLESS)('%s %s gives back the original pixel data', async (codec, kind) => {
     const original = nativeObject(kind, ids());
     const { frame } = await compress(dir, codec, original);
@@ -105,11 +105,30 @@ describe('decodeFrame on frames made by dcmtk and GDCM', () => {
     });
   });
 
+  it('refuses colour HTJ2K without the colour transform, which the WebAssembly OpenJPH decodes wrongly', async () => {
+    // OpenJPH's own command line decoder reads it back exactly: the codestream is sound.
+    const original = nativeObject('rgb8', ids());
+    const { frame } = await compress(dir, 'htj2kNoColourTransform', original);
+    const codestream = join(dir, 'no-mct.j2c');
+    await writeFile(codestream, frame);
+    const expanded = join(dir, 'no-mct.ppm');
+    const r = await dcmtk('ojph_expand', ['-i', codestream, '-o', expanded]);
+    expect(r.code, r.stderr).toBe(0);
+    const ppm = await readFile(expanded);
+    expect(ppm.subarray(ppm.length - ROWS * COLUMNS * 3).equals(await pixelDataOf(original))).toBe(true);
+    await expect(decodeFrame(CODECS.htj2k.ts, frame, geometry('rgb8'))).rejects.toMatchObject({
+      code: 'render.unsupported',
+      httpStatus: 406,
+      message: expect.stringContaining('without the reversible colour transform'),
+    });
+  });
+
   it('reports a frame that is not what its transfer syntax says with 422', async () => {
     const junk = Buffer.from('not a compressed frame at all, just some text of some length.......');
     for (const ts of [
       '1.2.840.10008.1.2.4.80',
       '1.2.840.10008.1.2.4.90',
+      '1.2.840.10008.1.2.4.201',
       '1.2.840.10008.1.2.4.57',
       '1.2.840.10008.1.2.4.50',
     ])

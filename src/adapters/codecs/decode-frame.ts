@@ -1,14 +1,14 @@
-// Decoders of compressed frames, for rendering (the decode thread runs these: codec-worker.ts). RLE is decoded
-// here (rle.ts); baseline JPEG with jpeg-js, lossless JPEG with jpeg-lossless-decoder-js, JPEG-LS with CharLS
-// and JPEG 2000 with OpenJPEG (both compiled to WebAssembly, @cornerstonejs/codec-*, the codecs the OHIF viewer
-// decodes with in the browser).
+// Decoders of compressed frames (the decode thread runs these: codec-worker.ts). RLE is decoded here (rle.ts);
+// baseline JPEG with jpeg-js, lossless JPEG with jpeg-lossless-decoder-js, JPEG-LS with CharLS, JPEG 2000 with
+// OpenJPEG and HTJ2K with OpenJPH (the last three compiled to WebAssembly, @cornerstonejs/codec-*, the codecs the
+// OHIF viewer decodes with in the browser).
 import { createRequire } from 'node:module';
 import jpeg from 'jpeg-js';
 import { Decoder as LosslessJpegDecoder } from 'jpeg-lossless-decoder-js';
 import { CustosError } from '../../domain/errors.js';
 import type { DecodedFrame, FrameGeometry } from '../../ports/frame-decoder.js';
 import { decodeRle } from './rle.js';
-import { DECODED_SYNTAXES, JPEG_2000, JPEG_BASELINE, JPEG_LOSSLESS, RLE } from './syntaxes.js';
+import { DECODED_SYNTAXES, HTJ2K, JPEG_2000, JPEG_BASELINE, JPEG_LOSSLESS, RLE } from './syntaxes.js';
 
 const failed = (ts: string, message: string) =>
   new CustosError({
@@ -20,7 +20,7 @@ const failed = (ts: string, message: string) =>
 const unsupported = (message: string) =>
   new CustosError({ code: 'render.unsupported', message, httpStatus: 406 });
 
-/** The CharLS and OpenJPEG builds: an Emscripten module each, made once per thread when first needed. */
+/** The CharLS, OpenJPEG and OpenJPH builds: an Emscripten module each, made once per thread when first needed. */
 interface WasmDecoder {
   getEncodedBuffer(length: number): Uint8Array;
   decode(): void;
@@ -31,6 +31,8 @@ interface WasmDecoder {
     bitsPerSample: number;
     componentCount: number;
     isSigned?: boolean;
+    /** OpenJPH: whether the codestream's samples went through the reversible colour transform. */
+    isUsingColorTransform?: boolean;
   };
   getInterleaveMode?(): number;
   delete(): void;
@@ -38,10 +40,16 @@ interface WasmDecoder {
 type WasmModule = Record<string, new () => WasmDecoder>;
 const require = createRequire(import.meta.url);
 const modules = new Map<string, Promise<WasmModule>>();
-function wasm(pkg: string): Promise<WasmModule> {
+/** Each build's JavaScript loader (it finds its .wasm beside it). */
+const LOADERS = {
+  charls: '@cornerstonejs/codec-charls/decodewasmjs',
+  openjpeg: '@cornerstonejs/codec-openjpeg/decodewasmjs',
+  openjph: '@cornerstonejs/codec-openjph/wasmjs',
+} as const;
+function wasm(pkg: keyof typeof LOADERS): Promise<WasmModule> {
   let m = modules.get(pkg);
   if (!m) {
-    const factory = require(`${pkg}/decodewasmjs`) as (opts: object) => Promise<WasmModule>;
+    const factory = require(LOADERS[pkg]) as (opts: object) => Promise<WasmModule>;
     // OpenJPEG reports each header it reads on stdout; nothing of it belongs in the server's output.
     m = factory({ print: () => undefined, printErr: () => undefined });
     modules.set(pkg, m);
@@ -50,10 +58,10 @@ function wasm(pkg: string): Promise<WasmModule> {
 }
 
 async function decodeWasm(
-  pkg: string,
+  pkg: keyof typeof LOADERS,
   name: string,
   encoded: Buffer,
-): Promise<Omit<DecodedFrame, 'photometric'> & { planar: boolean }> {
+): Promise<Omit<DecodedFrame, 'photometric'> & { planar: boolean; colourTransform?: boolean }> {
   const d = new (await wasm(pkg))[name]!();
   try {
     d.getEncodedBuffer(encoded.length).set(encoded);
@@ -70,6 +78,7 @@ async function decodeWasm(
       bitsAllocated,
       // CharLS hands colour back as the stream interleaves it: mode 0 is one plane after the other.
       planar: info.componentCount > 1 && d.getInterleaveMode?.() === 0,
+      ...(info.isUsingColorTransform !== undefined ? { colourTransform: info.isUsingColorTransform } : {}),
     };
   } finally {
     d.delete();
@@ -181,13 +190,21 @@ async function decodeAny(ts: string, encoded: Buffer, g: FrameGeometry): Promise
         photometric: g.photometric,
       };
     }
-    const j2k = JPEG_2000.includes(ts);
-    const d = j2k
-      ? await decodeWasm('@cornerstonejs/codec-openjpeg', 'J2KDecoder', encoded)
-      : await decodeWasm('@cornerstonejs/codec-charls', 'JpegLSDecoder', encoded);
+    const j2k = JPEG_2000.includes(ts) || HTJ2K.includes(ts);
+    const d = JPEG_2000.includes(ts)
+      ? await decodeWasm('openjpeg', 'J2KDecoder', encoded)
+      : HTJ2K.includes(ts)
+        ? await decodeWasm('openjph', 'HTJ2KDecoder', encoded)
+        : await decodeWasm('charls', 'JpegLSDecoder', encoded);
+    if (HTJ2K.includes(ts) && d.samplesPerPixel > 1 && d.colourTransform === false)
+      // OpenJPH's reference decoder (ojph_expand) reads these; the WebAssembly build's samples come back wrong
+      // (test: decode-frame.test.ts). Refused rather than served as a wrong image.
+      throw unsupported(
+        `colour HTJ2K without the reversible colour transform (${ts}) is not decoded: the decoder Custos uses returns wrong samples for it`,
+      );
     const bytes = d.bitsAllocated / 8;
     const pixels = d.planar ? interleave(d.pixels, d.samplesPerPixel, bytes) : d.pixels;
-    // JPEG 2000 undoes its colour transform (YBR_RCT, YBR_ICT) as it decodes.
+    // JPEG 2000 and HTJ2K undo their colour transform (YBR_RCT, YBR_ICT) as they decode.
     const photometric = j2k && d.samplesPerPixel === 3 ? 'RGB' : g.photometric;
     return {
       pixels,
