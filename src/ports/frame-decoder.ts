@@ -32,5 +32,7 @@ export interface FrameDecoder {
   decodes(transferSyntaxUid: string): boolean;
   /** The frame's encoded bytes (its fragments concatenated); rejects with a CustosError naming what failed. */
   decode(transferSyntaxUid: string, encoded: Buffer, geometry: FrameGeometry): Promise<DecodedFrame>;
+  /** How many frames it decodes at once (threads): how far ahead a decompressed object's frames are asked for. */
+  readonly parallelism?: number;
   close(): Promise<void>;
 }

@@ -546,23 +546,32 @@ export class RetrieveService {
     element.writeUInt16LE(0x0010, 2);
     element.write(first.bitsAllocated > 8 ? 'OW' : 'OB', 4, 'latin1');
     element.writeUInt32LE(padded, 8);
-    const decode = (n: number) => this.decodeStored(ref, n, g).then((d) => (check(d, n), d.pixels));
+    const decode = (n: number) => {
+      const p = this.decodeStored(ref, n, g).then((d) => (check(d, n), d.pixels));
+      // A frame decoded ahead whose stream is abandoned must not surface as an unhandled rejection.
+      p.catch(() => undefined);
+      return p;
+    };
+    // Frames are asked for ahead, one for each decode thread, while the one before is sent.
+    const ahead = Math.max(1, this.deps.decoder.parallelism ?? 1);
     async function* body(): AsyncGenerator<Buffer> {
       yield header.bytes;
       yield element;
-      let next: Promise<Buffer> | undefined = frames > 1 ? decode(2) : undefined;
-      // A frame decoded ahead whose stream is abandoned must not surface as an unhandled rejection.
-      next?.catch(() => undefined);
+      const queue: Promise<Buffer>[] = [];
+      let asked = 1;
+      const fill = () => {
+        while (asked < frames && queue.length < ahead) queue.push(decode(++asked));
+      };
       try {
+        fill();
         yield first.pixels;
-        for (let n = 2; n <= frames; n++) {
-          const pixels = await next!;
-          next = n < frames ? decode(n + 1) : undefined;
-          next?.catch(() => undefined);
+        while (queue.length > 0) {
+          const pixels = await queue.shift()!;
+          fill();
           yield pixels;
         }
       } finally {
-        await next?.catch(() => undefined);
+        await Promise.allSettled(queue);
       }
       if (padded !== length) yield Buffer.alloc(1);
     }

@@ -29,7 +29,7 @@ describe('ThreadedFrameDecoder', () => {
 
   it('decodes on its thread, reports a bad frame as a 422 and goes on with the next', async () => {
     decoder = new ThreadedFrameDecoder();
-    expect(decoder.running).toBe(false);
+    expect(decoder.running).toBe(0);
     expect((await decoder.decode(RLE, rleFrame(8, 7), g)).pixels).toEqual(Buffer.alloc(8, 7));
     await expect(decoder.decode(RLE, Buffer.alloc(10), g)).rejects.toMatchObject({
       code: 'render.decode-failed',
@@ -43,12 +43,28 @@ describe('ThreadedFrameDecoder', () => {
   });
 
   it('stops its thread after idleMs without work, and starts another for the next frame', async () => {
-    decoder = new ThreadedFrameDecoder(100);
+    decoder = new ThreadedFrameDecoder(100, 2);
+    // One frame at a time keeps to one thread.
     await decoder.decode(RLE, rleFrame(8, 3), g);
-    expect(decoder.running).toBe(true);
+    await decoder.decode(RLE, rleFrame(8, 5), g);
+    expect(decoder.running).toBe(1);
     await sleep(400);
-    expect(decoder.running).toBe(false);
+    expect(decoder.running).toBe(0);
     expect((await decoder.decode(RLE, rleFrame(8, 4), g)).pixels[7]).toBe(4);
-    expect(decoder.running).toBe(true);
+    expect(decoder.running).toBe(1);
+  });
+
+  it('decodes frames asked for together on as many threads as it has, each answer to its own frame', async () => {
+    decoder = new ThreadedFrameDecoder(10_000, 2);
+    expect(decoder.parallelism).toBe(2);
+    const values = Array.from({ length: 12 }, (_, i) => i + 10);
+    const frames = await Promise.all(values.map((v) => decoder!.decode(RLE, rleFrame(8, v), g)));
+    expect(frames.map((f) => f.pixels[0])).toEqual(values);
+    expect(decoder.running).toBe(2);
+    // A single thread, when so made.
+    await decoder.close();
+    decoder = new ThreadedFrameDecoder(10_000, 1);
+    await Promise.all(values.map((v) => decoder!.decode(RLE, rleFrame(8, v), g)));
+    expect(decoder.running).toBe(1);
   });
 });

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
 import type { DecodedFrame, FrameDecoder, FrameGeometry } from '../../ports/frame-decoder.js';
@@ -18,50 +19,53 @@ interface Waiting {
 const IDLE_MS = 10_000;
 
 /**
- * Decodes frames on a thread of its own (codec-worker.ts), started when the first compressed frame is rendered
- * and stopped again after `idleMs` without work. Frames are decoded one after the other in the order asked. The
- * thread never keeps the process alive; if it dies, what it was decoding fails and the next frame starts a new one.
+ * One decode thread (codec-worker.ts), started when it is first given a frame and stopped again after `idleMs`
+ * without work. Its frames are decoded one after the other in the order given. The thread never keeps the process
+ * alive; if it dies, what it was decoding fails and the next frame starts a new one.
  */
-export class ThreadedFrameDecoder implements FrameDecoder {
+class DecodeThread {
   private worker?: Promise<Worker>;
   private readonly waiting = new Map<number, Waiting>();
   private next = 0;
-  private closed = false;
   private idle?: NodeJS.Timeout;
   /** The thread once started (the promise in `worker` resolved to it). */
   private current?: Worker;
 
-  constructor(private readonly idleMs = IDLE_MS) {}
+  constructor(private readonly idleMs: number) {}
 
-  /** Whether the decode thread is running (started and not stopped for idleness). */
   get running(): boolean {
     return this.worker !== undefined;
   }
 
-  decodes(transferSyntaxUid: string): boolean {
-    return DECODED_SYNTAXES.has(transferSyntaxUid);
+  /** Frames given and not yet answered. */
+  get load(): number {
+    return this.waiting.size;
   }
 
   async decode(ts: string, encoded: Buffer, geometry: FrameGeometry): Promise<DecodedFrame> {
-    if (this.closed)
-      throw new CustosError({ code: 'render.closed', message: 'the server is stopping', httpStatus: 503 });
     clearTimeout(this.idle);
-    const worker = await this.start();
     const id = ++this.next;
     // A copy of its own to transfer: the caller's buffer may be a slice of a larger one.
     const bytes = new Uint8Array(encoded);
-    return new Promise<DecodedFrame>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+    // Counted as waiting at once, before the thread has started, so that the pool sees this thread busy.
+    const answer = new Promise<DecodedFrame>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    try {
+      const worker = await this.start();
       if (this.waiting.size === 1) worker.ref();
       const request: DecodeRequest = { id, ts, encoded: bytes, geometry };
       worker.postMessage(request, [bytes.buffer]);
-    });
+    } catch (err) {
+      this.waiting.delete(id);
+      throw err;
+    }
+    return answer;
   }
 
   private start(): Promise<Worker> {
     this.worker ??= workerScript(import.meta.url, 'codec-worker', [
       '@cornerstonejs/codec-charls',
       '@cornerstonejs/codec-openjpeg',
+      '@cornerstonejs/codec-openjph',
     ]).then((script) => {
       const worker = new Worker(script);
       worker.unref();
@@ -109,9 +113,54 @@ export class ThreadedFrameDecoder implements FrameDecoder {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
     clearTimeout(this.idle);
     const worker = await this.worker?.catch(() => undefined);
     if (worker) await worker.terminate();
+  }
+}
+
+/**
+ * Decodes frames on threads of their own (`threads` of them, by default two where the machine has two cores or
+ * more), each started when needed and stopped after `idleMs` without work. A frame goes to the thread with the
+ * fewest frames waiting, so a second request's frames, or the next frames of the same object asked for ahead,
+ * are decoded beside the first's: decoding, not reading or sending, is what a decompressed retrieve waits for
+ * (a 512 × 512 JPEG-LS frame takes ~10 ms in CharLS's WebAssembly build).
+ */
+export class ThreadedFrameDecoder implements FrameDecoder {
+  private readonly lanes: DecodeThread[];
+  private closed = false;
+
+  constructor(idleMs = IDLE_MS, threads = Math.min(2, availableParallelism())) {
+    this.lanes = Array.from({ length: Math.max(1, threads) }, () => new DecodeThread(idleMs));
+  }
+
+  /** How many decode threads are running (started and not stopped for idleness). */
+  get running(): number {
+    return this.lanes.filter((l) => l.running).length;
+  }
+
+  /** How many frames may usefully be decoded at once: one a thread. */
+  get parallelism(): number {
+    return this.lanes.length;
+  }
+
+  decodes(transferSyntaxUid: string): boolean {
+    return DECODED_SYNTAXES.has(transferSyntaxUid);
+  }
+
+  async decode(ts: string, encoded: Buffer, geometry: FrameGeometry): Promise<DecodedFrame> {
+    if (this.closed)
+      throw new CustosError({ code: 'render.closed', message: 'the server is stopping', httpStatus: 503 });
+    // The least loaded thread; among equals a running one, so that an idle pool does not start a second thread
+    // for one frame at a time.
+    const lane = this.lanes.reduce((best, l) =>
+      l.load < best.load || (l.load === best.load && l.running && !best.running) ? l : best,
+    );
+    return lane.decode(ts, encoded, geometry);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.lanes.map((l) => l.close()));
   }
 }

@@ -119,10 +119,30 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
         for await (const served of retrieve.servedInOrder(refs)) yield inSyntax(chosen, served);
         return;
       }
-      // With objects to decompress, one at a time: decoding, not reading, is what takes the time.
+      // With objects to decompress, in order, each next one to decompress prepared (its first frame decoded on a
+      // decode thread) while the one before is sent: decoding, not reading, is what takes the time.
+      const toDecompress = refs.filter(decompress);
+      /** Index in toDecompress of the object being sent. */
+      let k = 0;
+      const prepared = new Map<InstanceRef, Promise<Decompressed>>([
+        [firstDecompressed, Promise.resolve(early!)],
+      ]);
+      const prepare = (ref: InstanceRef | undefined) => {
+        if (!ref || prepared.has(ref)) return;
+        const p = retrieve.decompressed(ref);
+        p.catch(() => undefined); // awaited when its turn comes; not unhandled if the client has gone by then
+        prepared.set(ref, p);
+      };
       for (const ref of refs) {
-        if (!decompress(ref)) yield inSyntax(chosen, { ref, ...retrieve.served(ref) });
-        else yield decompressedPart(ref === firstDecompressed ? early! : await retrieve.decompressed(ref));
+        if (!decompress(ref)) {
+          yield inSyntax(chosen, { ref, ...retrieve.served(ref) });
+          continue;
+        }
+        prepare(ref);
+        prepare(toDecompress[++k]);
+        const d = await prepared.get(ref)!;
+        prepared.delete(ref);
+        yield decompressedPart(d);
       }
     }
     await pipeBody(ctx.res, writeMultipart(parts(), boundary));
@@ -131,8 +151,10 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
 
 const EXPLICIT_VR = '1.2.840.10008.1.2.1';
 
+type Decompressed = Awaited<ReturnType<RetrieveService['decompressed']>>;
+
 /** An object decompressed to Explicit VR Little Endian (RetrieveService.decompressed), its length known. */
-function decompressedPart(d: { size: number; body: AsyncIterable<Buffer> }): Served {
+function decompressedPart(d: Decompressed): Served {
   return {
     contentType: `application/dicom; transfer-syntax=${EXPLICIT_VR}`,
     headers: { 'Content-Length': String(d.size) },
