@@ -30,7 +30,11 @@ export interface DecodedFrame {
 export interface FrameDecoder {
   /** Whether frames in this transfer syntax can be decoded at all (a frame may still fail, e.g. 12-bit JPEG). */
   decodes(transferSyntaxUid: string): boolean;
-  /** The frame's encoded bytes (its fragments concatenated); rejects with a CustosError naming what failed. */
+  /**
+   * The frame's encoded bytes (its fragments concatenated); rejects with a CustosError naming what failed. The
+   * decoder may take `encoded` over (a threaded one transfers a buffer that owns its memory): the caller does not
+   * use it afterwards.
+   */
   decode(transferSyntaxUid: string, encoded: Buffer, geometry: FrameGeometry): Promise<DecodedFrame>;
   /** How many frames it decodes at once (threads): how far ahead a decompressed object's frames are asked for. */
   readonly parallelism?: number;

@@ -1,10 +1,11 @@
-// The decode thread (threaded-frame-decoder.ts): decodes compressed frames for rendering off the server's event
-// loop, where a JPEG 2000 mammogram would otherwise hold every other request for a good part of a second.
+// A decode thread (threaded-frame-decoder.ts): decodes compressed frames (rendering, decoded frames, decompressed
+// objects) off the server's event loop, where a JPEG 2000 mammogram would otherwise hold every other request for a good part of a second.
 // Messages are `DecodeRequest` / `DecodeAnswer`.
 import { parentPort } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
 import type { DecodedFrame, FrameGeometry } from '../../ports/frame-decoder.js';
 import { decodeFrame } from './decode-frame.js';
+import { transferable } from './transferable.js';
 
 export interface DecodeRequest {
   id: number;
@@ -27,8 +28,8 @@ if (parentPort) {
     const encoded = Buffer.from(m.encoded.buffer, m.encoded.byteOffset, m.encoded.byteLength);
     decodeFrame(m.ts, encoded, m.geometry).then(
       (frame) => {
-        // A buffer of its own (never a slice of Buffer's shared pool), so that it can be transferred.
-        const pixels = new Uint8Array(frame.pixels);
+        // Transferred, not copied, when the decoder's buffer owns its memory (transferable).
+        const pixels = transferable(frame.pixels);
         const answer: DecodeAnswer = { id: m.id, frame: { ...frame, pixels } };
         port.postMessage(answer, [pixels.buffer]);
       },

@@ -21,7 +21,9 @@ export function decodeRle(encoded: Buffer, g: FrameGeometry): DecodedFrame {
       `${count} segments, where ${g.samplesPerPixel} sample(s) of ${g.bitsAllocated} bits need ${segments}`,
     );
   const pixels = g.rows * g.columns;
-  const out = Buffer.alloc(pixels * segments);
+  // Every byte is written below (each segment fills its byte of every pixel, or the frame is refused), and a
+  // buffer of its own goes to the server thread without a copy (transferable.ts).
+  const out = Buffer.allocUnsafeSlow(pixels * segments);
   const stride = segments;
   for (let s = 0; s < count; s++) {
     const start = encoded.readUInt32LE(4 + 4 * s);

@@ -5,6 +5,7 @@ import type { DecodedFrame, FrameDecoder, FrameGeometry } from '../../ports/fram
 import { workerScript } from '../worker-script.js';
 import type { DecodeAnswer, DecodeRequest } from './codec-worker.js';
 import { DECODED_SYNTAXES } from './syntaxes.js';
+import { transferable } from './transferable.js';
 
 interface Waiting {
   resolve: (frame: DecodedFrame) => void;
@@ -45,8 +46,7 @@ class DecodeThread {
   async decode(ts: string, encoded: Buffer, geometry: FrameGeometry): Promise<DecodedFrame> {
     clearTimeout(this.idle);
     const id = ++this.next;
-    // A copy of its own to transfer: the caller's buffer may be a slice of a larger one.
-    const bytes = new Uint8Array(encoded);
+    const bytes = transferable(encoded);
     // Counted as waiting at once, before the thread has started, so that the pool sees this thread busy.
     const answer = new Promise<DecodedFrame>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
     try {

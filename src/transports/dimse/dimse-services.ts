@@ -22,6 +22,7 @@ import {
   cStore,
   openScuAssociation,
   sendable,
+  sendsDecompressed,
   type ScuOptions,
   type StoreTarget,
 } from './scu-association.js';
@@ -280,18 +281,28 @@ export class DimseServices {
         });
       let outgoing = dest ? await call(dest) : undefined;
       target = outgoing ?? (move ? undefined : getTarget(a));
-      for (const ref of refs) {
+      /** The next object, decompressed ahead (its first frame decoding while this one is sent). */
+      let ahead: { ref: InstanceRef; data: Promise<AsyncIterable<Buffer>> } | undefined;
+      for (const [i, ref] of refs.entries()) {
         if (a.isCancelled(cmd.messageId ?? -1)) break;
         // An object that failed part way (a later frame that does not decode) ended the association to the
         // destination with an A-ABORT (cStore): the rest go on a new one.
         if (dest && outgoing?.conn.socket.destroyed) target = outgoing = await call(dest);
+        const prepared = ahead?.ref === ref ? ahead.data : undefined;
+        const next = refs[i + 1];
+        ahead =
+          next && this.deps.retrieve.decompresses(next) && target!.sendsDecompressed(next)
+            ? { ref: next, data: this.decompressedDataSet(next) }
+            : undefined;
+        // Not unhandled should the next object never be sent (cancelled, association gone).
+        ahead?.data.catch(() => undefined);
         const status = await target!
           .store(
             ref,
             {
               stored: this.dataSetOf(ref),
               ...(this.deps.retrieve.decompresses(ref)
-                ? { decompressed: () => this.decompressedDataSet(ref) }
+                ? { decompressed: () => prepared ?? this.decompressedDataSet(ref) }
                 : {}),
             },
             move ? { ae: a.callingAe, messageId: cmd.messageId ?? 0 } : undefined,
@@ -421,18 +432,12 @@ function storageContexts(refs: InstanceRef[], decompresses: (ref: InstanceRef) =
 
 /** C-GET: store back over the caller's own association, on a context it accepted with the SCP role. */
 function getTarget(a: ScpAssociation): StoreTarget {
+  const accepted = (ref: InstanceRef) => (ts: string) =>
+    [...a.contexts.values()].find((c) => c.abstractSyntax === ref.sopClassUid && c.transferSyntax === ts)?.id;
   return {
+    sendsDecompressed: (ref) => a.peerScpRoles.has(ref.sopClassUid) && sendsDecompressed(ref, accepted(ref)),
     async store(ref, data) {
-      const out = a.peerScpRoles.has(ref.sopClassUid)
-        ? sendable(
-            ref,
-            data,
-            (ts) =>
-              [...a.contexts.values()].find(
-                (c) => c.abstractSyntax === ref.sopClassUid && c.transferSyntax === ts,
-              )?.id,
-          )
-        : undefined;
+      const out = a.peerScpRoles.has(ref.sopClassUid) ? sendable(ref, data, accepted(ref)) : undefined;
       // Drain nothing: the instance cannot be sent in a form this association took.
       if (!out) return 0xa702;
       return cStore(a.conn!, out.contextId, ref, out.data);

@@ -39,6 +39,8 @@ export interface StoreTarget {
     data: OutgoingObject,
     moveOriginator?: { ae: string; messageId: number },
   ): Promise<number>;
+  /** Whether `ref` would go decompressed (sendsDecompressed), so that it can be prepared ahead. */
+  sendsDecompressed(ref: InstanceRef): boolean;
   release(): Promise<void>;
 }
 
@@ -91,6 +93,21 @@ const failure = (message: string) => Object.assign(new Error(message), { code: '
  * headers); a compressed one Custos decodes, decompressed to Explicit VR Little Endian, or to Implicit VR Little
  * Endian when only that was accepted. Undefined when none of these was accepted.
  */
+/** Whether sendable() sends `ref` decompressed: stored compressed, and only an uncompressed form was accepted. */
+export function sendsDecompressed(
+  ref: InstanceRef,
+  accepted: (transferSyntax: string) => number | undefined,
+): boolean {
+  const ts = ref.transferSyntaxUid;
+  return (
+    ts !== TransferSyntax.ExplicitVRLittleEndian &&
+    ts !== TransferSyntax.ImplicitVRLittleEndian &&
+    accepted(ts) === undefined &&
+    (accepted(TransferSyntax.ExplicitVRLittleEndian) !== undefined ||
+      accepted(TransferSyntax.ImplicitVRLittleEndian) !== undefined)
+  );
+}
+
 export function sendable(
   ref: InstanceRef,
   data: OutgoingObject,
@@ -313,6 +330,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
     conn: c,
     context,
     request,
+    sendsDecompressed: (ref) => sendsDecompressed(ref, (ts) => context(ref.sopClassUid, ts)?.id),
     async store(ref, data, moveOriginator) {
       const out = sendable(ref, data, (ts) => context(ref.sopClassUid, ts)?.id);
       if (!out) return 0xa702;
