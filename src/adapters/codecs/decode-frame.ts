@@ -1,5 +1,5 @@
-// Decoders of compressed frames (the decode thread runs these: codec-worker.ts). RLE is decoded here (rle.ts);
-// baseline JPEG with jpeg-js, lossless JPEG with jpeg-lossless-decoder-js, JPEG-LS with CharLS, JPEG 2000 with
+// Decoders of compressed frames (the decode thread runs these: codec-worker.ts). RLE is decoded here (rle.ts), and
+// so is grey 12-bit extended JPEG (jpeg12.ts); 8-bit baseline and extended JPEG with jpeg-js, lossless JPEG with jpeg-lossless-decoder-js, JPEG-LS with CharLS, JPEG 2000 with
 // OpenJPEG and HTJ2K with OpenJPH (the last three compiled to WebAssembly, @cornerstonejs/codec-*, the codecs the
 // OHIF viewer decodes with in the browser).
 import { createRequire } from 'node:module';
@@ -7,6 +7,7 @@ import jpeg from 'jpeg-js';
 import { Decoder as LosslessJpegDecoder } from 'jpeg-lossless-decoder-js';
 import { CustosError } from '../../domain/errors.js';
 import type { DecodedFrame, FrameGeometry } from '../../ports/frame-decoder.js';
+import { decodeJpeg12, Jpeg12Error } from './jpeg12.js';
 import { decodeRle } from './rle.js';
 import { DECODED_SYNTAXES, HTJ2K, JPEG_2000, JPEG_BASELINE, JPEG_LOSSLESS, RLE } from './syntaxes.js';
 
@@ -139,10 +140,27 @@ async function decodeAny(ts: string, encoded: Buffer, g: FrameGeometry): Promise
     if (JPEG_BASELINE.includes(ts)) {
       const precision = jpegPrecision(encoded);
       if (precision === undefined) throw failed(ts, 'no JPEG frame header (SOF marker) found');
+      if (precision === 12) {
+        // Grey 12-bit extended JPEG (CT, MR): Custos's own decoder (jpeg12.ts), to 16-bit samples.
+        try {
+          const d = decodeJpeg12(encoded);
+          return {
+            pixels: d.pixels,
+            rows: d.rows,
+            columns: d.columns,
+            samplesPerPixel: 1,
+            bitsAllocated: 16,
+            photometric: g.photometric,
+          };
+        } catch (err) {
+          if (!(err instanceof Jpeg12Error)) throw err;
+          if (err.kind === 'unsupported')
+            throw unsupported(`12-bit JPEG (${ts}) with ${err.message} is not decoded`);
+          throw failed(ts, err.message);
+        }
+      }
       if (precision !== 8)
-        throw unsupported(
-          `${precision}-bit JPEG (${ts}) is not decoded (only 8-bit baseline and extended JPEG is)`,
-        );
+        throw unsupported(`${precision}-bit JPEG (${ts}) is not decoded (8 and 12 bits are)`);
       // YBR_FULL_422 and YBR_FULL are the JPEG's YCbCr: turned into RGB. An RGB JPEG is left as it is.
       const img = jpeg.decode(encoded, {
         useTArray: true,
