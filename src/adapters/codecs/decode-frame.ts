@@ -143,7 +143,7 @@ async function decodeAny(ts: string, encoded: Buffer, g: FrameGeometry): Promise
       if (precision === 12) {
         // Grey 12-bit extended JPEG (CT, MR): Custos's own decoder (jpeg12.ts), to 16-bit samples.
         try {
-          const d = decodeJpeg12(encoded);
+          const d = decodeJpeg12(encoded, g);
           return {
             pixels: d.pixels,
             rows: d.rows,

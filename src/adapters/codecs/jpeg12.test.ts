@@ -105,5 +105,40 @@ describe('decodeJpeg12', () => {
     );
     expect(kind(frame.subarray(0, sof))).toMatch(/^malformed/);
     expect(kind(Buffer.from('not a JPEG at all'))).toMatch(/^malformed: no start of image/);
+    // A frame header claiming 65535 × 65535 pixels where 48 × 64 were expected: refused before 8 GB are asked for.
+    const huge = Buffer.from(frame);
+    huge.writeUInt16BE(0xffff, sof + 5);
+    huge.writeUInt16BE(0xffff, sof + 7);
+    try {
+      decodeJpeg12(huge, { rows: 48, columns: 64 });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(Jpeg12Error);
+      expect((err as Error).message).toBe(
+        'the frame header says 65535 × 65535 pixels where the DICOM header says 64 × 48',
+      );
+    }
+  });
+
+  it('survives 3,000 corrupted streams: each decodes or is refused with a Jpeg12Error (a hang would fail the test by its timeout)', async () => {
+    const { frame } = await compress(dir, 'jpegExtended', nativeObject('mono12', ids()));
+    let seed = 12345;
+    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    const outcomes = { decoded: 0, refused: 0 };
+    for (let n = 0; n < 3000; n++) {
+      const mutated = Buffer.from(frame);
+      const edits = 1 + Math.floor(rand() * 8);
+      for (let e = 0; e < edits; e++) mutated[Math.floor(rand() * mutated.length)] = Math.floor(rand() * 256);
+      const cut = rand() < 0.2 ? Math.floor(rand() * mutated.length) : mutated.length;
+      try {
+        decodeJpeg12(mutated.subarray(0, cut), { rows: 48, columns: 64 });
+        outcomes.decoded++;
+      } catch (err) {
+        expect(err).toBeInstanceOf(Jpeg12Error);
+        outcomes.refused++;
+      }
+    }
+    expect(outcomes.decoded + outcomes.refused).toBe(3000);
+    expect(outcomes.refused).toBeGreaterThan(100);
   });
 });

@@ -121,9 +121,13 @@ const extend = (v: number, s: number) => (s === 0 ? 0 : v < 1 << (s - 1) ? v - (
 
 /**
  * Decode a one-component 12-bit (or 8-bit) extended sequential JPEG: the samples as unsigned 16-bit little endian,
- * row by row. Throws Jpeg12Error.
+ * row by row. With `expected`, a frame header of other dimensions is refused before anything is allocated for it
+ * (a header claiming 65535 × 65535 would ask for 8 GB). Throws Jpeg12Error.
  */
-export function decodeJpeg12(data: Uint8Array): {
+export function decodeJpeg12(
+  data: Uint8Array,
+  expected?: { rows: number; columns: number },
+): {
   pixels: Buffer;
   rows: number;
   columns: number;
@@ -183,6 +187,10 @@ export function decodeJpeg12(data: Uint8Array): {
       };
       if (frame.rows === 0)
         throw new Jpeg12Error('unsupported', 'the number of lines is given after the scan (DNL)');
+      if (expected && (frame.rows !== expected.rows || frame.columns !== expected.columns))
+        throw malformed(
+          `the frame header says ${frame.columns} × ${frame.rows} pixels where the DICOM header says ${expected.columns} × ${expected.rows}`,
+        );
     } else if (marker >= 0xc2 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       throw new Jpeg12Error(
         'unsupported',
