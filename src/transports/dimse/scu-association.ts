@@ -86,13 +86,6 @@ const MAX_PDU = 1024 * 1024;
 
 const failure = (message: string) => Object.assign(new Error(message), { code: 'dimse.scu-failed' });
 
-/**
- * How an instance goes out on the contexts accepted for it (`accepted(transferSyntax)` is a context id or
- * undefined): in its stored transfer syntax when that was accepted; otherwise an Explicit VR Little Endian one
- * converted to Implicit VR Little Endian and an Implicit VR one to Explicit VR (the same values, other element
- * headers); a compressed one Custos decodes, decompressed to Explicit VR Little Endian, or to Implicit VR Little
- * Endian when only that was accepted. Undefined when none of these was accepted.
- */
 /** Whether sendable() sends `ref` decompressed: stored compressed, and only an uncompressed form was accepted. */
 export function sendsDecompressed(
   ref: InstanceRef,
@@ -108,6 +101,13 @@ export function sendsDecompressed(
   );
 }
 
+/**
+ * How an instance goes out on the contexts accepted for it (`accepted(transferSyntax)` is a context id or
+ * undefined): in its stored transfer syntax when that was accepted; otherwise an Explicit VR Little Endian one
+ * converted to Implicit VR Little Endian and an Implicit VR one to Explicit VR (the same values, other element
+ * headers); a compressed one Custos decodes, decompressed to Explicit VR Little Endian, or to Implicit VR Little
+ * Endian when only that was accepted. Undefined when none of these was accepted.
+ */
 export function sendable(
   ref: InstanceRef,
   data: OutgoingObject,
