@@ -1,5 +1,6 @@
 // A decode thread (threaded-frame-decoder.ts): decodes compressed frames (rendering, decoded frames, decompressed
-// objects) off the server's event loop, where a JPEG 2000 mammogram would otherwise hold every other request for a good part of a second.
+// objects) off the server's event loop, where a JPEG 2000 mammogram would otherwise hold every other request for
+// a good part of a second.
 // Messages are `DecodeRequest` / `DecodeAnswer`.
 import { parentPort } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';

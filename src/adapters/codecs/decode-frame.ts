@@ -1,7 +1,7 @@
-// Decoders of compressed frames (the decode thread runs these: codec-worker.ts). RLE is decoded here (rle.ts), and
-// so is grey 12-bit extended JPEG (jpeg12.ts); 8-bit baseline and extended JPEG with jpeg-js, lossless JPEG with jpeg-lossless-decoder-js, JPEG-LS with CharLS, JPEG 2000 with
-// OpenJPEG and HTJ2K with OpenJPH (the last three compiled to WebAssembly, @cornerstonejs/codec-*, the codecs the
-// OHIF viewer decodes with in the browser).
+// Decoders of compressed frames (the decode threads run these: codec-worker.ts). RLE is decoded here (rle.ts),
+// and so is grey 12-bit extended JPEG (jpeg12.ts); 8-bit baseline and extended JPEG with jpeg-js, lossless JPEG
+// with jpeg-lossless-decoder-js, JPEG-LS with CharLS, JPEG 2000 with OpenJPEG and HTJ2K with OpenJPH (the last
+// three compiled to WebAssembly, @cornerstonejs/codec-*, the codecs the OHIF viewer decodes with in the browser).
 import { createRequire } from 'node:module';
 import jpeg from 'jpeg-js';
 import { Decoder as LosslessJpegDecoder } from 'jpeg-lossless-decoder-js';
