@@ -51,7 +51,8 @@ class DecodeThread {
     const answer = new Promise<DecodedFrame>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
     try {
       const worker = await this.start();
-      if (this.waiting.size === 1) worker.ref();
+      // Held by the process while it has work (idempotent; unref once the last answer is in).
+      worker.ref();
       const request: DecodeRequest = { id, ts, encoded: bytes, geometry };
       worker.postMessage(request, [bytes.buffer]);
     } catch (err) {
