@@ -28,7 +28,7 @@ export interface DecodedFrame {
 
 /** Decodes compressed frames (RLE, JPEG, JPEG-LS, JPEG 2000): rendering, decoded frames, decompressed objects. */
 export interface FrameDecoder {
-  /** Whether frames in this transfer syntax can be decoded at all (a frame may still fail, e.g. 12-bit JPEG). */
+  /** Whether frames in this transfer syntax can be decoded at all (a frame may still fail, e.g. progressive 12-bit JPEG). */
   decodes(transferSyntaxUid: string): boolean;
   /**
    * The frame's encoded bytes (its fragments concatenated); rejects with a CustosError naming what failed. The

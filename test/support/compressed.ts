@@ -186,6 +186,32 @@ async function htj2kObject(dir: string, name: string, original: Buffer, args: st
   return Buffer.concat([head.bytes, element, item(Buffer.alloc(0)), item(fragment), end]);
 }
 
+/**
+ * What dcmtk's dcmdjpeg (IJG's libjpeg) decodes a stored JPEG object to, worked in `dir`: its pixel data, the
+ * reference for a lossy JPEG decoder. Throws when dcmdjpeg fails.
+ */
+export async function dcmdjpegPixels(dir: string, bytes: Buffer): Promise<Buffer> {
+  const input = join(dir, `dcmdjpeg-${Math.random().toString(36).slice(2)}.dcm`);
+  await writeFile(input, bytes);
+  const r = await dcmtk('dcmdjpeg', [input, `${input}.plain`]);
+  if (r.code !== 0) throw new Error(`dcmdjpeg failed: ${r.stderr}${r.stdout}`);
+  return pixelDataOf(await readFile(`${input}.plain`));
+}
+
+/**
+ * The largest difference between the 16-bit little endian samples `ours` and the samples `ref`, of `refBytes`
+ * bytes each (8-bit references for 8-bit streams decoded to 16-bit samples).
+ */
+export function maxSampleDifference(ours: Buffer, ref: Buffer, refBytes: 1 | 2 = 2): number {
+  let worst = 0;
+  for (let i = 0; i < ours.length / 2; i++)
+    worst = Math.max(
+      worst,
+      Math.abs(ours.readUInt16LE(2 * i) - (refBytes === 2 ? ref.readUInt16LE(2 * i) : ref[i]!)),
+    );
+  return worst;
+}
+
 /** The pixel data value of a natively encoded object. */
 export async function pixelDataOf(bytes: Buffer): Promise<Buffer> {
   const px = (await parsePart10(bytes, { maxInlineValueBytes: 0 })).pixelData!;

@@ -208,13 +208,14 @@ async function decodeAny(ts: string, encoded: Buffer, g: FrameGeometry): Promise
         photometric: g.photometric,
       };
     }
-    const j2k = JPEG_2000.includes(ts) || HTJ2K.includes(ts);
-    const d = JPEG_2000.includes(ts)
+    const j2k = JPEG_2000.includes(ts);
+    const htj2k = HTJ2K.includes(ts);
+    const d = j2k
       ? await decodeWasm('openjpeg', 'J2KDecoder', encoded)
-      : HTJ2K.includes(ts)
+      : htj2k
         ? await decodeWasm('openjph', 'HTJ2KDecoder', encoded)
         : await decodeWasm('charls', 'JpegLSDecoder', encoded);
-    if (HTJ2K.includes(ts) && d.samplesPerPixel > 1 && d.colourTransform === false)
+    if (htj2k && d.samplesPerPixel > 1 && d.colourTransform === false)
       // OpenJPH's reference decoder (ojph_expand) reads these; the WebAssembly build's samples come back wrong
       // (test: decode-frame.test.ts). Refused rather than served as a wrong image.
       throw unsupported(
@@ -223,7 +224,7 @@ async function decodeAny(ts: string, encoded: Buffer, g: FrameGeometry): Promise
     const bytes = d.bitsAllocated / 8;
     const pixels = d.planar ? interleave(d.pixels, d.samplesPerPixel, bytes) : d.pixels;
     // JPEG 2000 and HTJ2K undo their colour transform (YBR_RCT, YBR_ICT) as they decode.
-    const photometric = j2k && d.samplesPerPixel === 3 ? 'RGB' : g.photometric;
+    const photometric = (j2k || htj2k) && d.samplesPerPixel === 3 ? 'RGB' : g.photometric;
     return {
       pixels,
       rows: d.rows,

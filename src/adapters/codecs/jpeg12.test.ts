@@ -6,7 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dcmtk } from '../../../test/support/dcmtk.js';
-import { compress, nativeObject, pixelDataOf, t } from '../../../test/support/compressed.js';
+import {
+  compress,
+  dcmdjpegPixels,
+  maxSampleDifference,
+  nativeObject,
+  t,
+} from '../../../test/support/compressed.js';
 import { makeInstance, uid } from '../../../test/support/fixtures.js';
 import { decodeJpeg12, Jpeg12Error } from './jpeg12.js';
 
@@ -19,26 +25,6 @@ afterAll(async () => {
 });
 
 const ids = () => ({ studyUid: uid(1), seriesUid: uid(2), sopInstanceUid: uid(3) });
-
-/** What dcmdjpeg (libjpeg) decodes the stored object to: its pixel data. */
-async function reference(bytes: Buffer): Promise<Buffer> {
-  const lossy = join(dir, `${Math.random().toString(36).slice(2)}.dcm`);
-  await writeFile(lossy, bytes);
-  const r = await dcmtk('dcmdjpeg', [lossy, `${lossy}.plain`]);
-  expect(r.code, r.stderr).toBe(0);
-  return pixelDataOf(await readFile(`${lossy}.plain`));
-}
-
-/** The largest difference between two 16-bit little endian sample arrays, or between 8-bit ones and 16-bit ones. */
-function worst(ours: Buffer, ref: Buffer, refBytes: 1 | 2): number {
-  let w = 0;
-  for (let i = 0; i < ours.length / 2; i++)
-    w = Math.max(
-      w,
-      Math.abs(ours.readUInt16LE(2 * i) - (refBytes === 2 ? ref.readUInt16LE(2 * i) : ref[i]!)),
-    );
-  return w;
-}
 
 describe('decodeJpeg12', () => {
   it('decodes dcmcjpeg 12-bit streams as dcmdjpeg does, partial blocks at the edges included', async () => {
@@ -60,22 +46,22 @@ describe('decodeJpeg12', () => {
     });
     for (const source of [original, nativeObject('mono12', ids())]) {
       const { bytes, frame } = await compress(dir, 'jpegExtended', source);
-      const ref = await reference(bytes);
+      const ref = await dcmdjpegPixels(dir, bytes);
       const d = decodeJpeg12(frame);
       expect(d.precision).toBe(12);
       expect(d.pixels.length).toBe(ref.length);
-      expect(worst(d.pixels, ref, 2)).toBeLessThanOrEqual(1);
+      expect(maxSampleDifference(d.pixels, ref)).toBeLessThanOrEqual(1);
     }
   });
 
   it('reads restart intervals (jpegtran -restart), each interval starting its DC prediction afresh', async () => {
     const { bytes, frame } = await compress(dir, 'jpegBaseline', nativeObject('mono8', ids()));
-    const ref = await reference(bytes);
+    const ref = await dcmdjpegPixels(dir, bytes);
     const plain = join(dir, 'plain.jpg');
     await writeFile(plain, frame);
     const without = decodeJpeg12(frame);
     expect(without.precision).toBe(8);
-    expect(worst(without.pixels, ref, 1)).toBeLessThanOrEqual(1);
+    expect(maxSampleDifference(without.pixels, ref, 1)).toBeLessThanOrEqual(1);
     for (const every of ['1B', '3B', '1']) {
       const r = await dcmtk('jpegtran', ['-restart', every, '-outfile', join(dir, `r${every}.jpg`), plain]);
       expect(r.code, r.stderr).toBe(0);

@@ -93,9 +93,9 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
     }
     retrieve.assertServable(refs);
     const chosen = form;
-    // decompressible() holds only for compressed objects.
-    const decompress = (r: InstanceRef) =>
-      decompressible(r) && servedSyntax(chosen, r.transferSyntaxUid, true) === EXPLICIT_VR;
+    // decompressible() holds only for compressed objects: the chosen form decompresses them when it names
+    // Explicit VR Little Endian (servedSyntax), and serves them as stored otherwise.
+    const decompress = (r: InstanceRef) => decompressible(r) && chosen.transferSyntax === EXPLICIT_VR;
     if (form.single) {
       const ref = refs[0]!;
       // Decompressed, the first frame is decoded before the response starts: a failure is a status.
