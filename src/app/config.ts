@@ -56,6 +56,11 @@ const ConfigSchema = z
           .min(4096)
           .max(16 * 1024 * 1024),
         fsync: z.boolean(),
+        /**
+         * Free space kept back on the blob volume (and the SQLite index's): below it new objects are refused
+         * (A700, 507) so that the index and the audit ledger can go on recording reads. 0: no reserve.
+         */
+        minFreeBytes: z.number().int().min(0),
       })
       .strict(),
     limits: z
@@ -322,7 +327,7 @@ const DEFAULTS = {
   dataDir: './custos-data',
   http: { host: '0.0.0.0', port: 8080, workers: 1, corsOrigins: [] },
   database: {},
-  blob: { chunkSize: 256 * 1024, fsync: true },
+  blob: { chunkSize: 256 * 1024, fsync: true, minFreeBytes: 256 * 1024 ** 2 },
   limits: {
     maxRequestBytes: 64 * 1024 ** 3,
     maxInstanceBytes: 16 * 1024 ** 3,
@@ -391,6 +396,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_KEY_FILE: { path: ['keyFile'], type: 'string' },
   CUSTOS_BLOB_CHUNK_SIZE: { path: ['blob', 'chunkSize'], type: 'int' },
   CUSTOS_BLOB_FSYNC: { path: ['blob', 'fsync'], type: 'bool' },
+  CUSTOS_BLOB_MIN_FREE_BYTES: { path: ['blob', 'minFreeBytes'], type: 'int' },
   CUSTOS_MAX_REQUEST_BYTES: { path: ['limits', 'maxRequestBytes'], type: 'int' },
   CUSTOS_MAX_INSTANCE_BYTES: { path: ['limits', 'maxInstanceBytes'], type: 'int' },
   CUSTOS_MAX_HEADER_BYTES: { path: ['limits', 'maxHeaderBytes'], type: 'int' },

@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CustosError } from '../domain/errors.js';
 import { TransactionBatcher } from '../services/transaction-batcher.js';
 import { ThreadedFrameDecoder } from '../adapters/codecs/threaded-frame-decoder.js';
 import { ThreadedBlobStore } from '../adapters/fs-blob/threaded-blob-store.js';
+import { VolumeReserve } from '../adapters/statfs/volume-reserve.js';
 import { KeyfileKeyStore } from '../adapters/keyfile/keyfile-key-store.js';
 import { openIndexDb } from '../adapters/sql/open-index-db.js';
 import { SqlLedger } from '../adapters/sql/sql-ledger.js';
@@ -15,6 +16,7 @@ import { CedarPolicyDecisionPoint, CedarPolicyValidator } from '../adapters/poli
 import type { BlobStore } from '../ports/blob-store.js';
 import type { IndexDb } from '../ports/database.js';
 import type { KeyStore } from '../ports/key-store.js';
+import type { StorageSpace } from '../ports/storage-space.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { AuditLedger, AuditStore } from '../ports/audit-ledger.js';
 import { AuditService } from '../services/audit-service.js';
@@ -76,6 +78,8 @@ export interface CustosApp {
   consoleData: ConsoleService;
   /** Emergency access windows and the privacy officer's report of them. */
   breakGlass: BreakGlassService;
+  /** Free space on the volumes written to, against the reserve below which ingest is refused. */
+  space: StorageSpace;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -104,6 +108,20 @@ export interface OpenAppOptions {
   wrapBlobs?: (blobs: BlobStore) => BlobStore;
 }
 
+/** The blob volume and, with the SQLite index, the data directory's, each held to `blob.minFreeBytes`. */
+async function volumeReserve(config: CustosConfig): Promise<VolumeReserve> {
+  const blobRoot = join(config.dataDir, 'blobs');
+  await mkdir(blobRoot, { recursive: true, mode: 0o700 });
+  const volumes = [{ what: 'the blob volume', path: blobRoot, device: (await stat(blobRoot)).dev }];
+  if (!config.database.url)
+    volumes.push({
+      what: "the index's volume",
+      path: config.dataDir,
+      device: (await stat(config.dataDir)).dev,
+    });
+  return new VolumeReserve(volumes, config.blob.minFreeBytes);
+}
+
 export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
   const clock = options.clock ?? systemClock;
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
@@ -124,6 +142,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     fsync: config.blob.fsync,
   });
   await blobs.sweepTemp();
+  const space = await volumeReserve(config);
   const wrapped = options.wrapBlobs ? options.wrapBlobs(blobs) : blobs;
   const sqlLedger = new SqlLedger(index, clock, config.nodeName);
   const ledger = options.wrapLedger ? options.wrapLedger(sqlLedger) : sqlLedger;
@@ -170,6 +189,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     limits: config.limits,
     validation: config.validation,
     orders: new SqlOrderLookup(index),
+    space,
     ...(options.validateHeaders === false ? { validateHeaders: false } : {}),
   });
   const query = new QueryService(index, gate, ledger, clock, facts, config.limits.maxQueryResults);
@@ -243,6 +263,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     aes,
     consoleData,
     breakGlass,
+    space,
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

@@ -3,6 +3,7 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { CustosError } from '../domain/errors.js';
+import { isStorageFull } from '../domain/storage-full.js';
 import { systemPrincipal } from '../services/auth-service.js';
 import type { CliIO } from './cli.js';
 import type { CustosConfig } from './config.js';
@@ -55,6 +56,8 @@ export interface ImportSummary {
   skipped: { path: string; why: 'DICOMDIR' | 'not DICOM' }[];
   failed: { path: string; message: string }[];
   bytes: number;
+  /** Set when the archive's storage filled up: the import stopped there, the files after it were not tried. */
+  stopped?: { reason: string; notTried: number };
 }
 
 /**
@@ -112,7 +115,7 @@ export async function runImport(
       let next = 0;
       let done = 0;
       const worker = async () => {
-        while (next < paths.length) {
+        while (next < paths.length && !summary.stopped) {
           const p = paths[next++]!;
           try {
             const outcome = await app.ingest.ingest(
@@ -139,6 +142,8 @@ export async function runImport(
             else if (err instanceof CustosError && err.code === 'dicom.bad-preamble')
               summary.skipped.push({ path: entry.path, why: 'not DICOM' });
             else summary.failed.push(entry);
+            // Every later file would be refused the same way: stop, and say how to go on.
+            if (isStorageFull(err)) summary.stopped ??= { reason: message, notTried: 0 };
           }
           done++;
           bar?.update(done, { mb: (summary.bytes / 1e6).toFixed(0) });
@@ -146,6 +151,7 @@ export async function runImport(
         }
       };
       await Promise.all([worker(), worker(), worker()]);
+      if (summary.stopped) summary.stopped.notTried = paths.length - next;
       bar?.stop();
     },
     io.err,
@@ -162,6 +168,11 @@ export async function runImport(
         ? [`  skipped:    ${summary.skipped.length} (${skippedKinds(summary)})`]
         : []),
       `  failed:     ${summary.failed.length}`,
+      ...(summary.stopped
+        ? [
+            `  stopped:    ${summary.stopped.notTried} files not tried, the archive's storage is full; free space and run the same import again (what is stored is skipped)`,
+          ]
+        : []),
       ...[
         ...summary.quarantined.map((q) => `  quarantined ${q.path} as ${q.id}: ${q.reasons.join('; ')}`),
         ...summary.conflicts.map((c) => `  conflict ${c.path}: ${c.message}`),
@@ -181,9 +192,10 @@ export async function runImport(
       conflicts: summary.conflicts.length,
       skipped: summary.skipped.length,
       failed: summary.failed.length,
+      ...(summary.stopped ? { notTried: summary.stopped.notTried } : {}),
     }) + '\n',
   );
-  return summary.failed.length + summary.conflicts.length > 0 ? 3 : 0;
+  return summary.failed.length + summary.conflicts.length > 0 || summary.stopped ? 3 : 0;
 }
 
 /** What the skipped files were, counted by kind: "1 DICOMDIR: …; 12 not DICOM Part 10: …". */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { CustosError, DicomStatus } from '../domain/errors.js';
 import { isValidUid } from '../domain/ids.js';
+import { isStorageFull } from '../domain/storage-full.js';
 import type { Principal } from '../domain/principal.js';
 import { toIndexRecord, type InstanceIndexRecord } from '../domain/index-record.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
@@ -23,6 +24,7 @@ import {
   type ValidationLevel,
 } from '../domain/validation/validation-policy.js';
 import type { OrderLookup } from '../ports/order-lookup.js';
+import type { StorageSpace } from '../ports/storage-space.js';
 import type { StudyKeyService } from './study-keys.js';
 import { PreparedQuery } from './prepared-query.js';
 import { TransactionBatcher } from './transaction-batcher.js';
@@ -113,6 +115,8 @@ export interface IngestDeps {
   limits: { maxInstanceBytes: number; maxHeaderBytes: number };
   validation: ValidationSettings;
   orders: OrderLookup;
+  /** The free-space reserve: below it every object is refused before any of it is read (absent: no reserve). */
+  space?: StorageSpace;
   /** The group commit that index writes join (shared with the study keys; default: one of its own). */
   writes?: TransactionBatcher;
   /** Identifier of a new quarantine entry (default: a random UUID). */
@@ -219,6 +223,7 @@ export class IngestService {
     let parsed: ParsedPart10 | undefined;
     let parser: Part10Parser | undefined;
     try {
+      await this.deps.space?.ensureRoom();
       parser = new Part10Parser({ maxHeaderBytes: this.deps.limits.maxHeaderBytes });
       // Bytes are held back only until the Study Instance UID is known, because the blob is encrypted under
       // that study's data key; the parser sees that UID long before pixel data in a well-formed object.
@@ -342,14 +347,36 @@ export class IngestService {
       };
       const sopClassUid = uidOf(Tags.SOPClassUID);
       const sopInstanceUid = uidOf(Tags.SOPInstanceUID);
-      await this.deps.ledger.append({
-        principal,
-        action: 'store',
-        outcome: 'failure',
-        policy: decision.policy,
-        objects: { sopInstanceUid: sopInstanceUid ?? null, channel: ctx.channel },
-        detail: { code: base.code, reason: base.message },
-      });
+      const recorded = await this.deps.ledger
+        .append({
+          principal,
+          action: 'store',
+          outcome: 'failure',
+          policy: decision.policy,
+          objects: { sopInstanceUid: sopInstanceUid ?? null, channel: ctx.channel },
+          detail: { code: base.code, reason: base.message },
+        })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      // A full disk may leave no room for the failure's own record either: the sender still learns why its object
+      // was refused (that, not the ledger's error, is what it can act on), and the message says it went unrecorded.
+      if (recorded !== undefined) {
+        if (!isStorageFull(recorded)) throw recorded;
+        throw new IngestFailure(
+          new CustosError({
+            code: base.code,
+            message: `${base.message} (the audit ledger could not record this failure: it has no room either)`,
+            httpStatus: base.httpStatus,
+            ...(base.dicomStatus !== undefined ? { dicomStatus: base.dicomStatus } : {}),
+            ...(base.detail ? { detail: base.detail } : {}),
+            cause: base,
+          }),
+          sopClassUid,
+          sopInstanceUid,
+        );
+      }
       throw new IngestFailure(base, sopClassUid, sopInstanceUid);
     }
   }

@@ -61,8 +61,14 @@ export class TransactionBatcher {
                 await sql`release savepoint batched_work`.execute(trx);
                 outcomes.push({ ok: true, value });
               } catch (error) {
-                await sql`rollback to savepoint batched_work`.execute(trx);
-                await sql`release savepoint batched_work`.execute(trx);
+                try {
+                  await sql`rollback to savepoint batched_work`.execute(trx);
+                  await sql`release savepoint batched_work`.execute(trx);
+                } catch {
+                  // The database ended the whole transaction itself (SQLite does on a full disk): every work in it
+                  // fails, with this work's error, which says why, rather than "no such savepoint".
+                  throw error;
+                }
                 outcomes.push({ ok: false, error });
               }
             }

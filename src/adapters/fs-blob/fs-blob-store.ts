@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
 import { asBlobId, type BlobId } from '../../domain/ids.js';
+import { isNoRoomErrno, storageFull } from '../../domain/storage-full.js';
 import type { BlobStore, BlobWriter, ListedBlob, StoredBlob } from '../../ports/blob-store.js';
 import { asyncFileIo, inlineFileIo, type BlobFileIo } from './blob-file-io.js';
 import {
@@ -20,6 +21,10 @@ import {
   sealChunk,
   setHeaderLength,
 } from './chunked-aead.js';
+
+/** A write that found no room on the blob volume, as the archive reports it (domain/storage-full.ts). */
+const noRoom = (e: unknown): unknown =>
+  isNoRoomErrno((e as NodeJS.ErrnoException | undefined)?.code) ? storageFull('the blob volume', e) : e;
 
 export interface FsBlobStoreOptions {
   root: string;
@@ -196,10 +201,15 @@ export class FsBlobStore implements BlobStore {
   async create(dataKey: Buffer): Promise<BlobWriter> {
     if (dataKey.length !== 32)
       throw new CustosError({ code: 'blob.bad-key', message: 'a blob data key must be 32 bytes (AES-256)' });
-    await this.ensureDir(this.tmpDir);
     const id = randomBytes(16).toString('hex');
     const tmpPath = join(this.tmpDir, id + TMP_SUFFIX);
-    const fd = await this.io.openNew(tmpPath);
+    let fd: number;
+    try {
+      await this.ensureDir(this.tmpDir);
+      fd = await this.io.openNew(tmpPath);
+    } catch (e) {
+      throw noRoom(e);
+    }
     this.inFlight.add(tmpPath);
     return new FsBlobWriter(
       {
@@ -529,14 +539,11 @@ class FsBlobWriter implements BlobWriter {
     this.filePos += len;
     this.inflight = this.io.writev(this.fd, bufs, pos).then(
       (bytesWritten) => {
-        if (bytesWritten !== len)
-          this.failure = new CustosError({
-            code: 'blob.write-failed',
-            message: 'short write to the blob store',
-          });
+        // A regular file takes fewer bytes than asked only when its volume (or the writer's quota) has no room.
+        if (bytesWritten !== len) this.failure = storageFull('the blob volume took a short write');
       },
       (e: unknown) => {
-        this.failure = e;
+        this.failure = noRoom(e);
       },
     );
     if (this.earlySync && !this.syncing && this.filePos - this.syncedTo >= EARLY_SYNC_BYTES) {
@@ -551,7 +558,7 @@ class FsBlobWriter implements BlobWriter {
             this.syncing = undefined;
           },
           (e: unknown) => {
-            this.failure = e;
+            this.failure = noRoom(e);
             this.syncing = undefined;
           },
         );
@@ -646,7 +653,7 @@ class FsBlobWriter implements BlobWriter {
       this.state = 'done';
       await this.settle();
       await this.hooks.discard(this.closed ? undefined : this.fd).catch(() => undefined);
-      throw e;
+      throw noRoom(e);
     }
   }
 

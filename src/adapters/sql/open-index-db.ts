@@ -7,6 +7,7 @@ import {
   sql,
   type DatabaseConnection,
   type Driver,
+  type PostgresDialectConfig,
 } from 'kysely';
 import pg from 'pg';
 import type { DatabaseSchema, IndexDb } from '../../ports/database.js';
@@ -16,6 +17,7 @@ import { openSqliteHandle } from './sqlite-handle.js';
 import { GroupCommitSqlite } from './sqlite-group-commit.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import { sqliteLimitLiterals } from './sqlite-limit-literals.js';
+import { translatingConnection, TranslatingPostgresDriver } from './storage-full-connection.js';
 
 export type IndexDbConfig =
   | {
@@ -39,8 +41,20 @@ class ImmediateSqliteDriver extends SqliteDriver {
     super({ database });
   }
 
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    return translatingConnection(await super.acquireConnection());
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+
+  /**
+   * Some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM) end the transaction inside SQLite already; a ROLLBACK
+   * after them would fail with "no transaction is active" and hide the error that caused it.
+   */
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.database.raw.inTransaction) await super.rollbackTransaction(connection);
   }
 
   /**
@@ -60,6 +74,16 @@ export class ImmediateSqliteDialect extends SqliteDialect {
   }
   override createDriver(): Driver {
     return new ImmediateSqliteDriver(this.database);
+  }
+}
+
+/** Kysely's PostgreSQL dialect whose errors of a full disk read as the archive's storage-full error. */
+class TranslatingPostgresDialect extends PostgresDialect {
+  constructor(private readonly config: PostgresDialectConfig) {
+    super(config);
+  }
+  override createDriver(): Driver {
+    return new TranslatingPostgresDriver(this.config);
   }
 }
 
@@ -130,7 +154,7 @@ async function openPostgres(url: string, schema: string | undefined, poolSize: n
       cause: err,
     });
   }
-  const db = new Kysely<DatabaseSchema>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DatabaseSchema>({ dialect: new TranslatingPostgresDialect({ pool }) });
   await migrateToLatest(db as Kysely<unknown>, 'postgres', schema);
   await sql`select 1`.execute(db);
   return { db, dialect: 'postgres', close: () => db.destroy() };

@@ -332,11 +332,12 @@ const userPath = pp('username', 'account name');
 const paths: Record<string, Record<string, Op>> = {
   '/api/health': {
     get: op({
-      summary: 'liveness: carries no data',
+      summary:
+        'liveness, and whether storage is below the reserve at which ingest is refused: carries no data',
       operationId: 'health',
       tags: ['system'],
       security: [],
-      responses: { '200': json(obj({ status: str })) },
+      responses: { '200': json(obj({ status: str, storage: str })) },
     }),
   },
   '/api/openapi.json': {

@@ -33,6 +33,12 @@ export const RejectReason = {
   CalledAeNotRecognized: 7,
 } as const;
 
+/**
+ * PS3.8 Table 9-21, source 3 (service provider, presentation related function): reason 2, local limit exceeded,
+ * given with result 2 (rejected-transient), which tells the requestor to try again later.
+ */
+export const PresentationLimitExceeded = { result: 2, source: 3, reason: 2 } as const;
+
 export interface ProposedContext {
   id: number;
   abstractSyntax: string;

@@ -8,6 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { asciiText } from '../../domain/ascii-text.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
+import { isStorageFull } from '../../domain/storage-full.js';
 import { Cmd, NO_DATASET, type Command } from './command.js';
 import { DimseConnection, type DataSink } from './connection.js';
 import {
@@ -21,6 +22,7 @@ import {
   encodeReleaseRp,
   PduError,
   PduFramer,
+  PresentationLimitExceeded,
   RejectReason,
   type AcceptedContext,
   type AssociateRq,
@@ -150,7 +152,15 @@ export class ScpAssociation {
     if (this.state === 'awaiting-rq') {
       if (pdu.type !== 'associate-rq')
         throw new PduError(`${pdu.type} before A-ASSOCIATE-RQ`, AbortReason.UnexpectedPdu);
-      await this.associate(pdu);
+      try {
+        await this.associate(pdu);
+      } catch (err) {
+        // No room for the association's audit record (a full index volume): nothing was answered yet, so the
+        // association is refused as transient, and the modality retries later instead of seeing it aborted.
+        if (!isStorageFull(err) || this.answered()) throw err;
+        const { result, source, reason } = PresentationLimitExceeded;
+        await this.reject(reason, result, source);
+      }
       return;
     }
     if (this.state === 'established') this.arm(this.opts.idleMs, 'DIMSE idle timeout');
@@ -179,10 +189,15 @@ export class ScpAssociation {
     }
   }
 
-  private async reject(reason: number, result = 1) {
+  /** Whether the association request was already answered with a rejection. */
+  private answered(): boolean {
+    return this.state === 'closed';
+  }
+
+  private async reject(reason: number, result = 1, source = 1) {
     this.state = 'closed';
     await new Promise<void>((resolve) =>
-      this.socket.write(encodeAssociateRj(result, 1, reason), () => resolve()),
+      this.socket.write(encodeAssociateRj(result, source, reason), () => resolve()),
     );
     this.socket.end();
     setTimeout(() => this.socket.destroy(), this.opts.artimMs).unref();

@@ -33,6 +33,7 @@ import { consoleRoutes } from '../admin/console-routes.js';
 import type { ConsoleService } from '../../services/console-service.js';
 import { breakGlassRoutes } from '../admin/break-glass-routes.js';
 import type { BreakGlassService } from '../../services/break-glass-service.js';
+import type { StorageSpace } from '../../ports/storage-space.js';
 
 export interface RouteServices {
   auth: AuthService;
@@ -47,6 +48,7 @@ export interface RouteServices {
   consoleData: ConsoleService;
   userAdmin: UserAdminService;
   breakGlass: BreakGlassService;
+  space: StorageSpace;
   config: { limits: { maxRequestBytes: number } };
 }
 
@@ -217,8 +219,16 @@ export function buildRouter(s: RouteServices): Router {
       method: 'GET',
       path: '/api/health',
       auth: 'public',
-      summary: 'liveness: carries no data',
-      handler: async (ctx) => sendJson(ctx.res, 200, { status: 'ok' }, 'application/json'),
+      summary:
+        'liveness, and whether storage is below the reserve at which ingest is refused: carries no data',
+      handler: async (ctx) => {
+        // A monitor watching this learns that new objects are refused before a modality reports it.
+        const storage = await s.space.report().then(
+          (volumes) => (volumes.some((v) => v.freeBytes < v.reserveBytes) ? 'below-reserve' : 'ok'),
+          () => 'unknown',
+        );
+        await sendJson(ctx.res, 200, { status: 'ok', storage }, 'application/json');
+      },
     },
   ];
   return r.add(

@@ -1,0 +1,59 @@
+import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CustosError } from '../../domain/errors.js';
+import { VolumeReserve } from './volume-reserve.js';
+
+const here = { what: 'the blob volume', path: tmpdir(), device: statSync(tmpdir()).dev };
+
+describe('VolumeReserve', () => {
+  it('lets objects in while the volume has more free space than the reserve', async () => {
+    await expect(new VolumeReserve([here], 1).ensureRoom()).resolves.toBeUndefined();
+  });
+
+  it('refuses with storage.full (A700, 507) naming the volume, its free space and the reserve', async () => {
+    const err = await new VolumeReserve([here], 2 ** 52).ensureRoom().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CustosError);
+    expect(err).toMatchObject({ code: 'storage.full', httpStatus: 507, dicomStatus: 0xa700 });
+    expect((err as Error).message).toMatch(
+      /the blob volume has \d+ MiB free, less than the 4294967296 MiB reserve/,
+    );
+  });
+
+  it('measures a file system once however many of its paths are named, and reports it', async () => {
+    const r = new VolumeReserve([here, { ...here, what: "the index's volume" }], 10);
+    const [only, ...rest] = await r.report();
+    expect(rest).toEqual([]);
+    expect(only).toMatchObject({ what: 'the blob volume', reserveBytes: 10 });
+    expect(only!.freeBytes).toBeGreaterThan(0);
+  });
+
+  it('asks statfs again only once a measurement is 250 ms old', async () => {
+    let now = 0;
+    const r = new VolumeReserve([here], 1, () => now);
+    const first = (await r.report())[0]!.freeBytes;
+    now = 249;
+    expect((await r.report())[0]!.freeBytes).toBe(first);
+    now = 250;
+    let measured = 0;
+    const counting = new VolumeReserve([here], 1, () => {
+      measured++;
+      return now;
+    });
+    await counting.report();
+    const afterFirst = measured;
+    await counting.report();
+    // Within 250 ms the clock is read to compare, statfs is not asked: one read for the check, none to record.
+    expect(measured - afterFirst).toBe(1);
+    now += 250;
+    await counting.report();
+    // Stale: asked again, and the new measurement's time is recorded (a second read of the clock).
+    expect(measured - afterFirst).toBe(3);
+  });
+
+  it('never refuses with a reserve of 0', async () => {
+    await expect(
+      new VolumeReserve([{ ...here, path: '/nonexistent/volume' }], 0).ensureRoom(),
+    ).resolves.toBeUndefined();
+  });
+});
