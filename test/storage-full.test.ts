@@ -21,6 +21,12 @@ const run = promisify(execFile);
 type Json = Record<string, { vr: string; Value?: unknown[] }>;
 
 const OUT_OF_RESOURCES = 0xa700;
+/** How dcmtk's storescu -v reports a C-STORE answered A700. */
+const REFUSED_OUT_OF_RESOURCES = /Store Response \((Refused: OutOfResources|Unknown Status: 0xa700)\)/i;
+
+/** One file by dcmtk's storescu from the AE the tests register, verbose: the answer's status is in stderr. */
+const storescu = (s: TestServer, file: string) =>
+  dcmtk('storescu', ['-v', '-aet', 'FULLSCU', '-aec', 'CUSTOS', '127.0.0.1', String(s.dicomPort), file]);
 
 async function stow(s: TestServer, parts: Buffer[]) {
   const { body, contentType } = stowBody(parts.map((bytes) => ({ bytes })));
@@ -112,8 +118,17 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
   it('answers C-STORE with A700 (Refused: Out of Resources), which a modality retries later', async () => {
     const f = join(work, 'ct.dcm');
     await writeFile(f, makeInstance({ studyUid: uid(5), seriesUid: uid(6), sopInstanceUid: uid(7) }));
-    const r = await dcmtk('storescu', [
+    const r = await storescu(s, f);
+    expect(r.stderr).toMatch(REFUSED_OUT_OF_RESOURCES);
+    // A refused object's data is read to its end and dropped: the association carries on with the next one.
+    const g = join(work, 'mr.dcm');
+    await writeFile(
+      g,
+      makeInstance({ studyUid: uid(5), seriesUid: uid(6), sopInstanceUid: uid(8), rows: 256, columns: 256 }),
+    );
+    const two = await dcmtk('storescu', [
       '-v',
+      '--no-halt',
       '-aet',
       'FULLSCU',
       '-aec',
@@ -121,8 +136,10 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
       '127.0.0.1',
       String(s.dicomPort),
       f,
+      g,
     ]);
-    expect(r.stderr).toMatch(/Store Response \((Refused: OutOfResources|Unknown Status: 0xa700)\)/i);
+    expect(two.stderr.match(new RegExp(REFUSED_OUT_OF_RESOURCES, 'gi'))).toHaveLength(2);
+    expect(two.stderr).toMatch(/Releasing Association/);
     expect(await instanceRows(s)).toEqual([]);
   });
 
@@ -244,22 +261,13 @@ describe.each(backends())('a data directory whose volume fills up, on %s', (back
     await writeFile(f, instance(uid(30), 99));
     // What the refused parts' cleanup freed, and the index's unused pages, taken too: the volume is full to the byte.
     await volume.fill();
-    const r = await dcmtk('storescu', [
-      '-v',
-      '-aet',
-      'FULLSCU',
-      '-aec',
-      'CUSTOS',
-      '127.0.0.1',
-      String(s.dicomPort),
-      f,
-    ]);
+    const r = await storescu(s, f);
     // SQLite: the index, whose ledger records every association, is on the full volume. PostgreSQL: only the blobs.
     if (backend === 'sqlite')
       expect(r.stderr).toMatch(
         /Association Rejected[\s\S]*Result: Rejected Transient[\s\S]*Reason: Local Limit Exceeded/,
       );
-    else expect(r.stderr).toMatch(/Store Response \((Refused: OutOfResources|Unknown Status: 0xa700)\)/i);
+    else expect(r.stderr).toMatch(REFUSED_OUT_OF_RESOURCES);
   });
 
   it('refuses a read whose audit record finds no room with 507 problem+json, and serves it once space is freed', async () => {

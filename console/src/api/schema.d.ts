@@ -7,7 +7,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** liveness: carries no data */
+        /** liveness, and whether storage is below the reserve at which ingest is refused: carries no data */
         get: operations["health"];
         put?: never;
         post?: never;
@@ -923,6 +923,7 @@ export interface operations {
                 content: {
                     "application/json": {
                         status: string;
+                        storage: string;
                     };
                 };
             };
