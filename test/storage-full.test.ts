@@ -171,7 +171,7 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
     expect(summary.failed).toBeGreaterThanOrEqual(1);
     expect(summary.failed).toBeLessThanOrEqual(3);
     expect(summary.notTried).toBe(12 - summary.failed);
-    expect(io.stderr).toMatch(/stopped: +\d+ files not tried, the archive's storage is full/);
+    expect(io.stderr).toMatch(/stopped: +\d+ files not tried: the archive's storage is full/);
   });
 });
 

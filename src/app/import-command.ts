@@ -3,7 +3,7 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { CustosError } from '../domain/errors.js';
-import { isStorageFull } from '../domain/storage-full.js';
+import { isRetryLater } from '../domain/retry-later.js';
 import { systemPrincipal } from '../services/auth-service.js';
 import type { CliIO } from './cli.js';
 import type { CustosConfig } from './config.js';
@@ -56,7 +56,7 @@ export interface ImportSummary {
   skipped: { path: string; why: 'DICOMDIR' | 'not DICOM' }[];
   failed: { path: string; message: string }[];
   bytes: number;
-  /** Set when the archive's storage filled up: the import stopped there, the files after it were not tried. */
+  /** Set when storage filled up or the index went away: the import stopped there, later files were not tried. */
   stopped?: { reason: string; notTried: number };
 }
 
@@ -142,8 +142,8 @@ export async function runImport(
             else if (err instanceof CustosError && err.code === 'dicom.bad-preamble')
               summary.skipped.push({ path: entry.path, why: 'not DICOM' });
             else summary.failed.push(entry);
-            // Every later file would be refused the same way: stop, and say how to go on.
-            if (isStorageFull(err)) summary.stopped ??= { reason: message, notTried: 0 };
+            // Every later file would be refused the same way (a full disk, the index database away): stop, say why.
+            if (isRetryLater(err)) summary.stopped ??= { reason: message, notTried: 0 };
           }
           done++;
           bar?.update(done, { mb: (summary.bytes / 1e6).toFixed(0) });
@@ -170,7 +170,7 @@ export async function runImport(
       `  failed:     ${summary.failed.length}`,
       ...(summary.stopped
         ? [
-            `  stopped:    ${summary.stopped.notTried} files not tried, the archive's storage is full; free space and run the same import again (what is stored is skipped)`,
+            `  stopped:    ${summary.stopped.notTried} files not tried: ${summary.stopped.reason}. Run the same import again once that is resolved (what is stored is skipped).`,
           ]
         : []),
       ...[

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CustosError } from './errors.js';
-import { isNoRoomErrno, isStorageFull, storageFull } from './storage-full.js';
+import { indexUnavailable, isRetryLater } from './retry-later.js';
+import { isNoRoomErrno, storageFull } from './storage-full.js';
 
 describe('storage-full errors', () => {
   it('carry A700 for DICOM and 507 for HTTP, and say where there was no room', () => {
@@ -9,11 +10,19 @@ describe('storage-full errors', () => {
     expect(e.message).toMatch(/storage is full \(the blob volume\)/);
   });
 
-  it('are recognised through the errors that wrap them', () => {
+  it('are recognised through the errors that wrap them, as is an index out of reach', () => {
     const wrapped = new CustosError({ code: 'ingest.failed', message: 'x', cause: storageFull('v') });
-    expect(isStorageFull(wrapped)).toBe(true);
-    expect(isStorageFull(new CustosError({ code: 'ingest.failed', message: 'x' }))).toBe(false);
-    expect(isStorageFull('ENOSPC')).toBe(false);
+    expect(isRetryLater(wrapped)).toBe(true);
+    expect(isRetryLater(indexUnavailable(new Error('connect ECONNREFUSED')))).toBe(true);
+    expect(isRetryLater(new CustosError({ code: 'ingest.failed', message: 'x' }))).toBe(false);
+    expect(isRetryLater('ENOSPC')).toBe(false);
+  });
+
+  it('say the index is out of reach with 503, Retry-After 5 s, and A700', () => {
+    const e = indexUnavailable(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
+    expect(e).toMatchObject({ code: 'index.unavailable', httpStatus: 503, dicomStatus: 0xa700 });
+    expect(e.detail).toEqual({ retryAfterSeconds: 5 });
+    expect(e.message).toMatch(/cannot be reached: connect ECONNREFUSED/);
   });
 
   it('come from ENOSPC and EDQUOT only', () => {

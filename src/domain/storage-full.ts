@@ -19,12 +19,5 @@ export function storageFull(where: string, cause?: unknown): CustosError {
   });
 }
 
-/** Whether `err`, or an error it was caused by, is a storage-full error. */
-export function isStorageFull(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++)
-    if (e instanceof CustosError && e.code === STORAGE_FULL) return true;
-  return false;
-}
-
 /** errno values of a write that found no room: the volume is full, or the writer's quota is used up. */
 export const isNoRoomErrno = (code: unknown): boolean => code === 'ENOSPC' || code === 'EDQUOT';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { CustosError, DicomStatus } from '../domain/errors.js';
 import { isValidUid } from '../domain/ids.js';
-import { isStorageFull } from '../domain/storage-full.js';
+import { isRetryLater } from '../domain/retry-later.js';
 import type { Principal } from '../domain/principal.js';
 import { toIndexRecord, type InstanceIndexRecord } from '../domain/index-record.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
@@ -360,14 +360,14 @@ export class IngestService {
           () => undefined,
           (e: unknown) => e,
         );
-      // A full disk may leave no room for the failure's own record either: the sender still learns why its object
-      // was refused (that, not the ledger's error, is what it can act on), and the message says it went unrecorded.
+      // A full disk or an index database out of reach may keep the failure's own record out too: the sender still
+      // learns why its object was refused (that is what it can act on), and the message says it went unrecorded.
       if (recorded !== undefined) {
-        if (!isStorageFull(recorded)) throw recorded;
+        if (!isRetryLater(recorded)) throw recorded;
         throw new IngestFailure(
           new CustosError({
             code: base.code,
-            message: `${base.message} (the audit ledger could not record this failure: it has no room either)`,
+            message: `${base.message} (the audit ledger could not record this failure either: ${(recorded as Error).message})`,
             httpStatus: base.httpStatus,
             ...(base.dicomStatus !== undefined ? { dicomStatus: base.dicomStatus } : {}),
             ...(base.detail ? { detail: base.detail } : {}),

@@ -17,7 +17,7 @@ import { openSqliteHandle } from './sqlite-handle.js';
 import { GroupCommitSqlite } from './sqlite-group-commit.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import { sqliteLimitLiterals } from './sqlite-limit-literals.js';
-import { translatingConnection, TranslatingPostgresDriver } from './storage-full-connection.js';
+import { translatingConnection, TranslatingPostgresDriver } from './translated-errors.js';
 
 export type IndexDbConfig =
   | {
@@ -139,6 +139,10 @@ async function openPostgres(url: string, schema: string | undefined, poolSize: n
     max: poolSize,
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
+  // An idle connection that PostgreSQL closes (a restart, a failover, an administrator's pg_terminate_backend) is
+  // reported here after the pool has dropped it; unheard, the 'error' event ended the whole server. The next
+  // query opens a new connection, and a query made while the database is away fails as index.unavailable.
+  pool.on('error', () => undefined);
   try {
     const client = await pool.connect();
     try {

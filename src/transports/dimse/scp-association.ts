@@ -8,7 +8,7 @@ import type { TLSSocket } from 'node:tls';
 import { asciiText } from '../../domain/ascii-text.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
-import { isStorageFull } from '../../domain/storage-full.js';
+import { isRetryLater } from '../../domain/retry-later.js';
 import { Cmd, NO_DATASET, type Command } from './command.js';
 import { DimseConnection, type DataSink } from './connection.js';
 import {
@@ -155,9 +155,10 @@ export class ScpAssociation {
       try {
         await this.associate(pdu);
       } catch (err) {
-        // No room for the association's audit record (a full index volume): nothing was answered yet, so the
-        // association is refused as transient, and the modality retries later instead of seeing it aborted.
-        if (!isStorageFull(err) || this.answered()) throw err;
+        // The association's audit record could not be written (a full index volume, the index database out of
+        // reach): nothing was answered yet, so it is refused as transient, and the modality retries later instead
+        // of seeing it aborted.
+        if (!isRetryLater(err) || this.answered()) throw err;
         const { result, source, reason } = PresentationLimitExceeded;
         await this.reject(reason, result, source);
       }

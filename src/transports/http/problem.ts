@@ -54,10 +54,13 @@ export function sendProblem(res: ServerResponse, err: CustosError | unknown, ins
     return;
   }
   const body = JSON.stringify(problemBody(err, instance));
+  const retryAfter = err instanceof CustosError ? err.detail?.retryAfterSeconds : undefined;
   res.writeHead(statusOf(err), {
     'Content-Type': 'application/problem+json',
     'Content-Length': Buffer.byteLength(body),
     'Cache-Control': 'no-store',
+    // RFC 9110 §10.2.3: with a 503, when to try again.
+    ...(typeof retryAfter === 'number' ? { 'Retry-After': String(retryAfter) } : {}),
   });
   res.end(body);
 }

@@ -1,0 +1,118 @@
+// PostgreSQL restarts (maintenance, a failover): Custos stays up, answers what it cannot do meanwhile with a
+// status that says "try again" (503 + Retry-After, an association refused as transient), and carries on by itself
+// once the database is back, with nothing lost and a ledger that verifies. Until 5 Dec 2026 the restart's
+// "terminating connection due to administrator command" on an idle pooled connection ended the server.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemPrincipal } from '../src/services/auth-service.js';
+import { dcmtk } from './support/dcmtk.js';
+import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { privatePostgres, type PrivatePostgres } from './support/private-postgres.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+type Json = Record<string, { vr: string; Value?: unknown[] }>;
+
+describe('the PostgreSQL index restarting under a running server', () => {
+  let pg: PrivatePostgres;
+  let s: TestServer;
+  let work: string;
+  const study = uid(1);
+  const series = uid(2);
+  const sops = [uid(3), uid(4), uid(5)];
+  const late = uid(6);
+  const instance = (sop: string) => makeInstance({ studyUid: study, seriesUid: series, sopInstanceUid: sop });
+
+  const stow = async (parts: Buffer[]) => {
+    const { body, contentType } = stowBody(parts.map((bytes) => ({ bytes })));
+    const res = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
+      body,
+    });
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.text() };
+  };
+  const instancesInStudy = async () => {
+    const res = await fetch(`${s.dicomweb}/studies?StudyInstanceUID=${study}&includefield=00201208`, {
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    const body = await res.text();
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body };
+  };
+
+  beforeAll(async () => {
+    pg = await privatePostgres();
+    s = await startTestServer('sqlite', { configure: (c) => ({ ...c, database: { url: pg.url } }) });
+    await s.app.aes.add(systemPrincipal('test'), {
+      title: 'PGSCU',
+      host: '127.0.0.1',
+      port: 104,
+      user: 'admin',
+    });
+    work = await mkdtemp(join(tmpdir(), 'custos-outage-'));
+    expect((await stow(sops.map(instance))).status).toBe(200);
+    await pg.stop();
+  }, 120_000);
+  afterAll(async () => {
+    expect(s.unexpected).toEqual([]);
+    await s.stop();
+    await pg.remove();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('answers a query 503 problem+json index.unavailable with Retry-After, and stays up', async () => {
+    const r = await instancesInStudy();
+    expect(r.status).toBe(503);
+    expect(r.retryAfter).toBe('5');
+    expect(JSON.parse(r.body)).toMatchObject({ code: 'index.unavailable', status: 503 });
+    expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
+  });
+
+  it('answers STOW-RS 503 without storing anything', async () => {
+    const r = await stow([instance(late)]);
+    expect(r.status).toBe(503);
+    expect(r.retryAfter).toBe('5');
+    expect(JSON.parse(r.body)).toMatchObject({ code: 'index.unavailable' });
+  });
+
+  it('refuses a DIMSE association as transient (local limit exceeded), which the modality retries', async () => {
+    const f = join(work, 'late.dcm');
+    await writeFile(f, instance(late));
+    const r = await dcmtk('storescu', [
+      '-v',
+      '-aet',
+      'PGSCU',
+      '-aec',
+      'CUSTOS',
+      '127.0.0.1',
+      String(s.dicomPort),
+      f,
+    ]);
+    expect(r.stderr).toMatch(
+      /Association Rejected[\s\S]*Result: Rejected Transient[\s\S]*Reason: Local Limit Exceeded/,
+    );
+  });
+
+  it('carries on once PostgreSQL is back: what was stored is there, new objects are stored, the ledger verifies', async () => {
+    await pg.start();
+    const r = await instancesInStudy();
+    expect(r.status).toBe(200);
+    expect((JSON.parse(r.body) as Json[])[0]!['00201208']!.Value).toEqual([sops.length]);
+    const f = join(work, 'late.dcm');
+    const stored = await dcmtk('storescu', [
+      '-v',
+      '-aet',
+      'PGSCU',
+      '-aec',
+      'CUSTOS',
+      '127.0.0.1',
+      String(s.dicomPort),
+      f,
+    ]);
+    expect(stored.stderr).toMatch(/Store Response \(Success\)/);
+    const after = await instancesInStudy();
+    expect((JSON.parse(after.body) as Json[])[0]!['00201208']!.Value).toEqual([sops.length + 1]);
+    expect((await s.app.audit.verify(systemPrincipal('test'))).ok).toBe(true);
+  });
+});
