@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
-import { dcmtk } from './support/dcmtk.js';
+import { storescuTo } from './support/dcmtk.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { privatePostgres, type PrivatePostgres } from './support/private-postgres.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -79,16 +79,7 @@ describe('the PostgreSQL index restarting under a running server', () => {
   it('refuses a DIMSE association as transient (local limit exceeded), which the modality retries', async () => {
     const f = join(work, 'late.dcm');
     await writeFile(f, instance(late));
-    const r = await dcmtk('storescu', [
-      '-v',
-      '-aet',
-      'PGSCU',
-      '-aec',
-      'CUSTOS',
-      '127.0.0.1',
-      String(s.dicomPort),
-      f,
-    ]);
+    const r = await storescuTo(s.dicomPort, 'PGSCU', [f]);
     expect(r.stderr).toMatch(
       /Association Rejected[\s\S]*Result: Rejected Transient[\s\S]*Reason: Local Limit Exceeded/,
     );
@@ -100,16 +91,7 @@ describe('the PostgreSQL index restarting under a running server', () => {
     expect(r.status).toBe(200);
     expect((JSON.parse(r.body) as Json[])[0]!['00201208']!.Value).toEqual([sops.length]);
     const f = join(work, 'late.dcm');
-    const stored = await dcmtk('storescu', [
-      '-v',
-      '-aet',
-      'PGSCU',
-      '-aec',
-      'CUSTOS',
-      '127.0.0.1',
-      String(s.dicomPort),
-      f,
-    ]);
+    const stored = await storescuTo(s.dicomPort, 'PGSCU', [f]);
     expect(stored.stderr).toMatch(/Store Response \(Success\)/);
     const after = await instancesInStudy();
     expect((JSON.parse(after.body) as Json[])[0]!['00201208']!.Value).toEqual([sops.length + 1]);

@@ -12,7 +12,7 @@ import { main } from '../src/app/cli.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
-import { dcmtk } from './support/dcmtk.js';
+import { storescuTo } from './support/dcmtk.js';
 import { fileNames } from './support/files.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
@@ -23,10 +23,6 @@ type Json = Record<string, { vr: string; Value?: unknown[] }>;
 const OUT_OF_RESOURCES = 0xa700;
 /** How dcmtk's storescu -v reports a C-STORE answered A700. */
 const REFUSED_OUT_OF_RESOURCES = /Store Response \((Refused: OutOfResources|Unknown Status: 0xa700)\)/i;
-
-/** One file by dcmtk's storescu from the AE the tests register, verbose: the answer's status is in stderr. */
-const storescu = (s: TestServer, file: string) =>
-  dcmtk('storescu', ['-v', '-aet', 'FULLSCU', '-aec', 'CUSTOS', '127.0.0.1', String(s.dicomPort), file]);
 
 async function stow(s: TestServer, parts: Buffer[]) {
   const { body, contentType } = stowBody(parts.map((bytes) => ({ bytes })));
@@ -118,7 +114,7 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
   it('answers C-STORE with A700 (Refused: Out of Resources), which a modality retries later', async () => {
     const f = join(work, 'ct.dcm');
     await writeFile(f, makeInstance({ studyUid: uid(5), seriesUid: uid(6), sopInstanceUid: uid(7) }));
-    const r = await storescu(s, f);
+    const r = await storescuTo(s.dicomPort, 'FULLSCU', [f]);
     expect(r.stderr).toMatch(REFUSED_OUT_OF_RESOURCES);
     // A refused object's data is read to its end and dropped: the association carries on with the next one.
     const g = join(work, 'mr.dcm');
@@ -126,18 +122,7 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
       g,
       makeInstance({ studyUid: uid(5), seriesUid: uid(6), sopInstanceUid: uid(8), rows: 256, columns: 256 }),
     );
-    const two = await dcmtk('storescu', [
-      '-v',
-      '--no-halt',
-      '-aet',
-      'FULLSCU',
-      '-aec',
-      'CUSTOS',
-      '127.0.0.1',
-      String(s.dicomPort),
-      f,
-      g,
-    ]);
+    const two = await storescuTo(s.dicomPort, 'FULLSCU', [f, g], '--no-halt');
     expect(two.stderr.match(new RegExp(REFUSED_OUT_OF_RESOURCES, 'gi'))).toHaveLength(2);
     expect(two.stderr).toMatch(/Releasing Association/);
     expect(await instanceRows(s)).toEqual([]);
@@ -261,7 +246,7 @@ describe.each(backends())('a data directory whose volume fills up, on %s', (back
     await writeFile(f, instance(uid(30), 99));
     // What the refused parts' cleanup freed, and the index's unused pages, taken too: the volume is full to the byte.
     await volume.fill();
-    const r = await storescu(s, f);
+    const r = await storescuTo(s.dicomPort, 'FULLSCU', [f]);
     // SQLite: the index, whose ledger records every association, is on the full volume. PostgreSQL: only the blobs.
     if (backend === 'sqlite')
       expect(r.stderr).toMatch(

@@ -66,3 +66,7 @@ export async function stopChild(child: ChildProcess): Promise<void> {
     child.kill('SIGTERM');
   });
 }
+
+/** dcmtk's storescu -v of `files` from `aet` to Custos's AE on loopback `port`: each answer's status is in stderr. */
+export const storescuTo = (port: number | null, aet: string, files: string[], ...flags: string[]) =>
+  dcmtk('storescu', ['-v', ...flags, '-aet', aet, '-aec', 'CUSTOS', '127.0.0.1', String(port), ...files]);
