@@ -10,10 +10,11 @@ export const INDEX_UNAVAILABLE = 'index.unavailable';
  * keeps running and reconnects by itself.
  */
 export function indexUnavailable(cause: unknown): CustosError {
-  const why = cause instanceof Error && cause.message ? `: ${cause.message}` : '';
+  // The driver's own words (its host and port among them) stay in `cause`, for the log: this message reaches
+  // clients, unauthenticated ones too, since checking a token needs the database.
   return new CustosError({
     code: INDEX_UNAVAILABLE,
-    message: `the index database cannot be reached${why}; try again shortly`,
+    message: 'the index database cannot be reached; try again shortly',
     httpStatus: 503,
     dicomStatus: DicomStatus.OutOfResources,
     detail: { retryAfterSeconds: 5 },

@@ -22,7 +22,8 @@ describe('storage-full errors', () => {
     const e = indexUnavailable(new Error('connect ECONNREFUSED 127.0.0.1:5432'));
     expect(e).toMatchObject({ code: 'index.unavailable', httpStatus: 503, dicomStatus: 0xa700 });
     expect(e.detail).toEqual({ retryAfterSeconds: 5 });
-    expect(e.message).toMatch(/cannot be reached: connect ECONNREFUSED/);
+    expect(e.message).toBe('the index database cannot be reached; try again shortly');
+    expect((e.cause as Error).message).toBe('connect ECONNREFUSED 127.0.0.1:5432');
   });
 
   it('come from ENOSPC and EDQUOT only', () => {

@@ -1,9 +1,9 @@
 import { PostgresDriver, type DatabaseConnection, type PostgresDialectConfig } from 'kysely';
+import { indexUnavailable } from '../../domain/retry-later.js';
+import { storageFull } from '../../domain/storage-full.js';
 
 /** What Kysely's PostgresDriver hands out and takes back (its own connection class, not exported by name). */
 type PostgresConnection = Parameters<PostgresDriver['releaseConnection']>[0];
-import { indexUnavailable } from '../../domain/retry-later.js';
-import { storageFull } from '../../domain/storage-full.js';
 
 /**
  * The database's "no room" errors, reported as the archive's storage-full error (domain/storage-full.ts) so that
