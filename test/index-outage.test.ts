@@ -67,6 +67,12 @@ describe('the PostgreSQL index restarting under a running server', () => {
     expect(r.retryAfter).toBe('5');
     expect(JSON.parse(r.body)).toMatchObject({ code: 'index.unavailable', status: 503 });
     expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
+    // The operator's log says why, once for all the pool's connections the restart closed.
+    expect(s.notices.filter((l) => l.includes('PostgreSQL index closed a connection'))).toEqual([
+      expect.stringMatching(
+        /\(57P01: terminating connection due to administrator command\); requests that need it are answered 503/,
+      ),
+    ]);
   });
 
   it('answers STOW-RS 503 without storing anything', async () => {

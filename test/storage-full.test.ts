@@ -132,6 +132,12 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
     expect((await studies(s)).status).toBe(200);
     const health = await fetch(`${s.url}/api/health`);
     expect(await health.json()).toEqual({ status: 'ok', storage: 'below-reserve' });
+    // Said once in the operator's log when the volume was first found below the reserve, not at every refusal.
+    expect(s.notices).toEqual([
+      expect.stringMatching(
+        /^the blob volume has \d+ MiB free, less than the 4294967296 MiB reserve .*: new objects are refused/,
+      ),
+    ]);
   });
 
   it('stops `custos import` at the first refusal and says how many files were not tried', async () => {

@@ -106,10 +106,15 @@ export interface OpenAppOptions {
    * nothing in the product passes it.
    */
   wrapBlobs?: (blobs: BlobStore) => BlobStore;
+  /**
+   * Lines for the operator's log about the archive's surroundings, not about one request: storage crossing its
+   * free-space reserve, the PostgreSQL index closing connections (`custos serve` prints them on stderr).
+   */
+  notice?: (line: string) => void;
 }
 
 /** The blob volume and, with the SQLite index, the data directory's, each held to `blob.minFreeBytes`. */
-async function volumeReserve(config: CustosConfig): Promise<VolumeReserve> {
+async function volumeReserve(config: CustosConfig, notice?: (line: string) => void): Promise<VolumeReserve> {
   const blobRoot = join(config.dataDir, 'blobs');
   await mkdir(blobRoot, { recursive: true, mode: 0o700 });
   const volumes = [{ what: 'the blob volume', path: blobRoot, device: (await stat(blobRoot)).dev }];
@@ -119,7 +124,7 @@ async function volumeReserve(config: CustosConfig): Promise<VolumeReserve> {
       path: config.dataDir,
       device: (await stat(config.dataDir)).dev,
     });
-  return new VolumeReserve(volumes, config.blob.minFreeBytes);
+  return new VolumeReserve(volumes, config.blob.minFreeBytes, undefined, notice);
 }
 
 export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
@@ -133,6 +138,10 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
           kind: 'postgres',
           url: config.database.url,
           ...(config.database.schema ? { schema: config.database.schema } : {}),
+          onConnectionLost: (err) =>
+            options.notice?.(
+              `the PostgreSQL index closed a connection (${(err as { code?: string }).code ?? 'no code'}: ${err.message}); requests that need it are answered 503 until it answers again`,
+            ),
         }
       : { kind: 'sqlite', path: sqlitePath, key: await keys.deriveSecret('custos/sqlite-index/v1', 32) },
   );
@@ -142,7 +151,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     fsync: config.blob.fsync,
   });
   await blobs.sweepTemp();
-  const space = await volumeReserve(config);
+  const space = await volumeReserve(config, options.notice);
   const wrapped = options.wrapBlobs ? options.wrapBlobs(blobs) : blobs;
   const sqlLedger = new SqlLedger(index, clock, config.nodeName);
   const ledger = options.wrapLedger ? options.wrapLedger(sqlLedger) : sqlLedger;

@@ -194,7 +194,7 @@ export async function startServer(
 
 export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: boolean } = {}): Promise<number> {
   if (config.http.workers > 1) return cluster.isPrimary ? servePrimary(config, io) : serveWorker(config, io);
-  const app = await openApp(config);
+  const app = await openApp(config, { notice: (line) => io.err(`custos: ${line}\n`) });
   let server: Awaited<ReturnType<typeof startServer>>;
   let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
   try {
@@ -231,7 +231,7 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
  * PostgreSQL both take concurrent writers; nothing else is shared between workers.
  */
 async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
-  const app = await openApp(config);
+  const app = await openApp(config, { notice: (line) => io.err(`custos: ${line}\n`) });
   if (app.firstStart) io.out(firstStartBanner(app.firstStart));
   // DIMSE runs in the primary only: one listener per port without cluster round-robin of long-lived, stateful
   // associations, and C-MOVE/commitment reports leave from one place. HTTP is what the workers scale.
@@ -281,7 +281,7 @@ function hl7Banner(config: CustosConfig, ports: { port?: number; tlsPort?: numbe
 }
 
 async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
-  const app = await openApp(config);
+  const app = await openApp(config, { notice: (line) => io.err(`custos: ${line}\n`) });
   const server = await startServer(
     app,
     (err) =>

@@ -25,6 +25,8 @@ export interface TestServer {
   hl7TlsPort?: number;
   /** Errors the server reported as unexpected (tests assert there are none). */
   unexpected: unknown[];
+  /** Lines for the operator's log (OpenAppOptions.notice), as `custos serve` prints them. */
+  notices: string[];
   stop(): Promise<void>;
 }
 
@@ -65,7 +67,9 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     validation: { ...base.validation, ...opts.validation },
     database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
   };
+  const notices: string[] = [];
   const app = await openApp(opts.configure ? opts.configure(config) : config, {
+    notice: (line) => notices.push(line),
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.wrapBlobs ? { wrapBlobs: opts.wrapBlobs } : {}),
   });
@@ -84,6 +88,7 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     dataDir,
     config,
     unexpected,
+    notices,
     stop: async () => {
       await server.close();
       await app.close();

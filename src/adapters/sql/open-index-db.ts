@@ -29,7 +29,14 @@ export type IndexDbConfig =
        */
       key: Buffer;
     }
-  | { kind: 'postgres'; url: string; schema?: string; poolSize?: number };
+  | {
+      kind: 'postgres';
+      url: string;
+      schema?: string;
+      poolSize?: number;
+      /** Told (at most every 10 s) when PostgreSQL closes a connection: a restart, a failover, a lost network. */
+      onConnectionLost?: (err: Error) => void;
+    };
 
 /**
  * SQLite write transactions start IMMEDIATE: a deferred transaction that reads and then writes cannot wait for
@@ -103,7 +110,7 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 export async function openIndexDb(config: IndexDbConfig): Promise<IndexDb> {
   if (config.kind === 'sqlite') return openSqlite(config.path, config.key);
-  return openPostgres(config.url, config.schema, config.poolSize ?? 10);
+  return openPostgres(config.url, config.schema, config.poolSize ?? 10, config.onConnectionLost);
 }
 
 async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
@@ -127,7 +134,12 @@ async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
   return index;
 }
 
-async function openPostgres(url: string, schema: string | undefined, poolSize: number): Promise<IndexDb> {
+async function openPostgres(
+  url: string,
+  schema: string | undefined,
+  poolSize: number,
+  onConnectionLost?: (err: Error) => void,
+): Promise<IndexDb> {
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new CustosError({
       code: 'config.invalid',
@@ -141,8 +153,14 @@ async function openPostgres(url: string, schema: string | undefined, poolSize: n
   });
   // An idle connection that PostgreSQL closes (a restart, a failover, an administrator's pg_terminate_backend) is
   // reported here after the pool has dropped it; unheard, the 'error' event ended the whole server. The next
-  // query opens a new connection, and a query made while the database is away fails as index.unavailable.
-  pool.on('error', () => undefined);
+  // query opens a new connection, and a query made while the database is away fails as index.unavailable. A
+  // restart closes every idle connection at once: the operator is told once, not once per connection.
+  let toldAt = -Infinity;
+  pool.on('error', (err) => {
+    if (performance.now() - toldAt < 10_000) return;
+    toldAt = performance.now();
+    onConnectionLost?.(err);
+  });
   try {
     const client = await pool.connect();
     try {

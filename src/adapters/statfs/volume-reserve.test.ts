@@ -51,6 +51,31 @@ describe('VolumeReserve', () => {
     expect(measured - afterFirst).toBe(3);
   });
 
+  it('tells the operator when a volume crosses the reserve, once, not at every measurement', async () => {
+    const lines: string[] = [];
+    let now = 0;
+    const r = new VolumeReserve(
+      [here],
+      2 ** 52,
+      () => now,
+      (line) => lines.push(line),
+    );
+    await r.ensureRoom().catch(() => undefined);
+    now += 250;
+    await r.ensureRoom().catch(() => undefined);
+    expect(lines).toEqual([
+      expect.stringMatching(/^the blob volume has \d+ MiB free, less than .*: new objects are refused/),
+    ]);
+    const roomy = new VolumeReserve(
+      [here],
+      1,
+      () => now,
+      (line) => lines.push(line),
+    );
+    await roomy.ensureRoom();
+    expect(lines).toHaveLength(1);
+  });
+
   it('never refuses with a reserve of 0', async () => {
     await expect(
       new VolumeReserve([{ ...here, path: '/nonexistent/volume' }], 0).ensureRoom(),

@@ -8,6 +8,8 @@ const FRESH_MS = 250;
 interface Volume {
   what: string;
   path: string;
+  /** Whether the last measurement was below the reserve. */
+  below?: boolean;
   measured?: { at: number; free: number };
   measuring?: Promise<number>;
 }
@@ -24,6 +26,8 @@ export class VolumeReserve implements StorageSpace {
     volumes: { what: string; path: string; device: number }[],
     private readonly reserveBytes: number,
     private readonly now: () => number = () => performance.now(),
+    /** Told when a volume's measured free space crosses the reserve, either way (for the operator's log). */
+    private readonly onCross?: (line: string) => void,
   ) {
     const seen = new Set<number>();
     for (const v of volumes) {
@@ -59,6 +63,14 @@ export class VolumeReserve implements StorageSpace {
         v.measuring = undefined;
         const free = s.bavail * s.bsize;
         v.measured = { at: this.now(), free };
+        const below = this.reserveBytes > 0 && free < this.reserveBytes;
+        if (below !== (v.below ?? false))
+          this.onCross?.(
+            below
+              ? `${v.what} has ${mib(free)} free, less than the ${mib(this.reserveBytes)} reserve (blob.minFreeBytes): new objects are refused until space is freed`
+              : `${v.what} has ${mib(free)} free again, above the ${mib(this.reserveBytes)} reserve: new objects are accepted`,
+          );
+        v.below = below;
         return free;
       },
       (e: unknown) => {
