@@ -84,7 +84,7 @@ export class ImmediateSqliteDialect extends SqliteDialect {
   }
 }
 
-/** Kysely's PostgreSQL dialect whose errors of a full disk read as the archive's storage-full error. */
+/** Kysely's PostgreSQL dialect whose errors of a full disk or a lost server read as the archive's (translated-errors.ts). */
 class TranslatingPostgresDialect extends PostgresDialect {
   constructor(private readonly config: PostgresDialectConfig) {
     super(config);
