@@ -14,4 +14,6 @@ export interface VolumeSpace {
   what: string;
   freeBytes: number;
   reserveBytes: number;
+  /** Whether new objects are refused for this volume's sake. */
+  belowReserve: boolean;
 }

@@ -143,10 +143,12 @@ export class IngestFailure extends CustosError {
     base: CustosError,
     readonly sopClassUid?: string,
     readonly sopInstanceUid?: string,
+    /** Said after the base's message (e.g. that the failure went unrecorded). */
+    note?: string,
   ) {
     super({
       code: base.code,
-      message: base.message,
+      message: note ? `${base.message} (${note})` : base.message,
       httpStatus: base.httpStatus,
       ...(base.dicomStatus !== undefined ? { dicomStatus: base.dicomStatus } : {}),
       ...(base.detail ? { detail: base.detail } : {}),
@@ -362,22 +364,15 @@ export class IngestService {
         );
       // A full disk or an index database out of reach may keep the failure's own record out too: the sender still
       // learns why its object was refused (that is what it can act on), and the message says it went unrecorded.
-      if (recorded !== undefined) {
-        if (!isRetryLater(recorded)) throw recorded;
-        throw new IngestFailure(
-          new CustosError({
-            code: base.code,
-            message: `${base.message} (the audit ledger could not record this failure either: ${(recorded as Error).message})`,
-            httpStatus: base.httpStatus,
-            ...(base.dicomStatus !== undefined ? { dicomStatus: base.dicomStatus } : {}),
-            ...(base.detail ? { detail: base.detail } : {}),
-            cause: base,
-          }),
-          sopClassUid,
-          sopInstanceUid,
-        );
-      }
-      throw new IngestFailure(base, sopClassUid, sopInstanceUid);
+      if (recorded !== undefined && !isRetryLater(recorded)) throw recorded;
+      throw new IngestFailure(
+        base,
+        sopClassUid,
+        sopInstanceUid,
+        recorded === undefined
+          ? undefined
+          : `the audit ledger could not record this failure either: ${(recorded as Error).message}`,
+      );
     }
   }
 

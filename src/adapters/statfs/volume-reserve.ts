@@ -41,7 +41,7 @@ export class VolumeReserve implements StorageSpace {
     if (this.reserveBytes === 0) return;
     for (const v of this.volumes) {
       const free = await this.free(v);
-      if (free < this.reserveBytes)
+      if (v.below)
         throw storageFull(
           `${v.what} has ${mib(free)} free, less than the ${mib(this.reserveBytes)} reserve (blob.minFreeBytes)`,
         );
@@ -51,7 +51,12 @@ export class VolumeReserve implements StorageSpace {
   async report(): Promise<VolumeSpace[]> {
     const out: VolumeSpace[] = [];
     for (const v of this.volumes)
-      out.push({ what: v.what, freeBytes: await this.free(v), reserveBytes: this.reserveBytes });
+      out.push({
+        what: v.what,
+        freeBytes: await this.free(v),
+        reserveBytes: this.reserveBytes,
+        belowReserve: v.below ?? false,
+      });
     return out;
   }
 
@@ -63,7 +68,7 @@ export class VolumeReserve implements StorageSpace {
         v.measuring = undefined;
         const free = s.bavail * s.bsize;
         v.measured = { at: this.now(), free };
-        const below = this.reserveBytes > 0 && free < this.reserveBytes;
+        const below = free < this.reserveBytes;
         if (below !== (v.below ?? false))
           this.onCross?.(
             below

@@ -224,7 +224,7 @@ export function buildRouter(s: RouteServices): Router {
       handler: async (ctx) => {
         // A monitor watching this learns that new objects are refused before a modality reports it.
         const storage = await s.space.report().then(
-          (volumes) => (volumes.some((v) => v.freeBytes < v.reserveBytes) ? 'below-reserve' : 'ok'),
+          (volumes) => (volumes.some((v) => v.belowReserve) ? 'below-reserve' : 'ok'),
           () => 'unknown',
         );
         await sendJson(ctx.res, 200, { status: 'ok', storage }, 'application/json');
