@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { storescuTo } from './support/dcmtk.js';
-import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { makeInstance, uid } from './support/fixtures.js';
 import { privatePostgres, type PrivatePostgres } from './support/private-postgres.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { postStow, startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
 type Json = Record<string, { vr: string; Value?: unknown[] }>;
 
@@ -25,12 +25,7 @@ describe('the PostgreSQL index restarting under a running server', () => {
   const instance = (sop: string) => makeInstance({ studyUid: study, seriesUid: series, sopInstanceUid: sop });
 
   const stow = async (parts: Buffer[]) => {
-    const { body, contentType } = stowBody(parts.map((bytes) => ({ bytes })));
-    const res = await fetch(`${s.dicomweb}/studies`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
-      body,
-    });
+    const res = await postStow(s, parts);
     return { status: res.status, retryAfter: res.headers.get('retry-after'), body: await res.text() };
   };
   const instancesInStudy = async () => {
@@ -55,14 +50,11 @@ describe('the PostgreSQL index restarting under a running server', () => {
     await pg.stop();
   }, 120_000);
   afterAll(async () => {
-    const unexpected = s?.unexpected;
-    // The cluster is stopped whatever failed before: a postmaster left behind outlives the test run.
-    try {
-      await s?.stop();
-    } finally {
-      await pg?.remove();
-      await rm(work, { recursive: true, force: true });
-    }
+    const unexpected = await stopThenCleanUp(
+      s,
+      async () => pg?.remove(),
+      () => rm(work, { recursive: true, force: true }),
+    );
     expect(unexpected).toEqual([]);
   });
 

@@ -14,8 +14,14 @@ import { backends } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
 import { storescuTo } from './support/dcmtk.js';
 import { fileNames } from './support/files.js';
-import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
+import { makeInstance, uid } from './support/fixtures.js';
+import {
+  postStow,
+  shareIndexWithCli,
+  startTestServer,
+  stopThenCleanUp,
+  type TestServer,
+} from './support/test-server.js';
 
 const run = promisify(execFile);
 type Json = Record<string, { vr: string; Value?: unknown[] }>;
@@ -25,16 +31,7 @@ const OUT_OF_RESOURCES = 0xa700;
 const REFUSED_OUT_OF_RESOURCES = /Store Response \((Refused: OutOfResources|Unknown Status: 0xa700)\)/i;
 
 async function stow(s: TestServer, parts: Buffer[]) {
-  const { body, contentType } = stowBody(parts.map((bytes) => ({ bytes })));
-  const res = await fetch(`${s.dicomweb}/studies`, {
-    method: 'POST',
-    headers: {
-      Authorization: `Bearer ${s.token}`,
-      'Content-Type': contentType,
-      Accept: 'application/dicom+json',
-    },
-    body,
-  });
+  const res = await postStow(s, parts, { Accept: 'application/dicom+json' });
   const text = await res.text();
   const json = res.headers.get('content-type')?.includes('json') ? (JSON.parse(text) as Json) : undefined;
   const items = (tag: string) => (json?.[tag]?.Value ?? []) as Json[];
@@ -88,9 +85,7 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
     work = await mkdtemp(join(tmpdir(), 'custos-reserve-'));
   });
   afterAll(async () => {
-    expect(s.unexpected).toEqual([]);
-    await s.stop();
-    await rm(work, { recursive: true, force: true });
+    expect(await stopThenCleanUp(s, () => rm(work, { recursive: true, force: true }))).toEqual([]);
   });
 
   it('refuses STOW-RS parts with FailureReason A700 and a Warning naming the reserve, storing nothing', async () => {
@@ -232,14 +227,11 @@ describe.each(backends())('a data directory whose volume fills up, on %s', (back
     );
   }, 120_000);
   afterAll(async () => {
-    const unexpected = s?.unexpected;
-    // Unmounted whatever failed before: a mount left behind outlives the test run.
-    try {
-      await s?.stop();
-    } finally {
-      await volume?.unmount();
-      await rm(work, { recursive: true, force: true });
-    }
+    const unexpected = await stopThenCleanUp(
+      s,
+      async () => volume?.unmount(),
+      () => rm(work, { recursive: true, force: true }),
+    );
     expect(unexpected).toEqual([]);
   });
 

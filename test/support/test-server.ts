@@ -8,6 +8,7 @@ import { startServer } from '../../src/app/serve.js';
 import { dropPostgresSchema } from '../../src/adapters/sql/open-index-db.js';
 import { systemPrincipal } from '../../src/services/auth-service.js';
 import { postgresUrl, type Backend } from './backends.js';
+import { stowBody } from './fixtures.js';
 import type { Clock } from '../../src/ports/clock.js';
 
 export interface TestServer {
@@ -108,4 +109,35 @@ export async function shareIndexWithCli(s: TestServer): Promise<void> {
     join(s.dataDir, 'custos.json'),
     JSON.stringify({ database: { url: s.config.database.url, schema: s.config.database.schema } }),
   );
+}
+
+/** POST one STOW-RS request of these Part 10 objects to the test server, with its administrator's token. */
+export function postStow(
+  s: TestServer,
+  parts: Buffer[],
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const { body, contentType } = stowBody(parts.map((bytes) => ({ bytes })));
+  return fetch(`${s.dicomweb}/studies`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType, ...headers },
+    body,
+  });
+}
+
+/**
+ * Stops the server, then runs each cleanup whatever failed before it (a mount or a database cluster would outlive
+ * the test run), and returns the errors the server reported as unexpected, for the caller to assert.
+ */
+export async function stopThenCleanUp(
+  s: TestServer | undefined,
+  ...cleanups: (() => Promise<unknown>)[]
+): Promise<unknown[] | undefined> {
+  const unexpected = s?.unexpected;
+  try {
+    await s?.stop();
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+  }
+  return unexpected;
 }
