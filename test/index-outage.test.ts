@@ -63,13 +63,20 @@ describe('the PostgreSQL index restarting under a running server', () => {
     expect(r.status).toBe(503);
     expect(r.retryAfter).toBe('5');
     expect(JSON.parse(r.body)).toMatchObject({ code: 'index.unavailable', status: 503 });
-    expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
-    // The operator's log says why, once for all the pool's connections the restart closed.
-    expect(s.notices.filter((l) => l.includes('PostgreSQL index closed a connection'))).toEqual([
+    // The operator's log says why, once for all the pool's connections the restart closed and all the failed
+    // requests and probes since.
+    expect(s.notices).toEqual([
       expect.stringMatching(
-        /\(57P01: terminating connection due to administrator command\); requests that need it are answered 503/,
+        /^the PostgreSQL index cannot be reached \(57P01: terminating connection due to administrator command\); requests that need it are answered 503/,
       ),
     ]);
+  });
+
+  it('says on /api/health that the index does not answer, with 200 since the process itself is fine', async () => {
+    const health = await fetch(`${s.url}/api/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok', storage: 'ok', index: 'unavailable' });
+    expect(s.notices).toHaveLength(1);
   });
 
   it('answers STOW-RS 503 without storing anything', async () => {
@@ -88,8 +95,19 @@ describe('the PostgreSQL index restarting under a running server', () => {
     );
   });
 
-  it('carries on once PostgreSQL is back: what was stored is there, new objects are stored, the ledger verifies', async () => {
+  it('says once in the log, and on /api/health, that the index answers again, without a request asking', async () => {
     await pg.start();
+    // Probed every 2 s while away: no request is needed to find it back.
+    const deadline = Date.now() + 15_000;
+    while (s.notices.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(s.notices.slice(1)).toEqual([
+      expect.stringMatching(/^the PostgreSQL index answers again \(it could not be reached for \d+ s\)$/),
+    ]);
+    const health = await fetch(`${s.url}/api/health`);
+    expect(await health.json()).toEqual({ status: 'ok', storage: 'ok', index: 'ok' });
+  });
+
+  it('carries on once PostgreSQL is back: what was stored is there, new objects are stored, the ledger verifies', async () => {
     const r = await instancesInStudy();
     expect(r.status).toBe(200);
     expect((JSON.parse(r.body) as Json[])[0]!['00201208']!.Value).toEqual([sops.length]);

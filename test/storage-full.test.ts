@@ -126,7 +126,7 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
   it('still answers queries, and says on /api/health that storage is below the reserve', async () => {
     expect((await studies(s)).status).toBe(200);
     const health = await fetch(`${s.url}/api/health`);
-    expect(await health.json()).toEqual({ status: 'ok', storage: 'below-reserve' });
+    expect(await health.json()).toEqual({ status: 'ok', storage: 'below-reserve', index: 'ok' });
     // Said once in the operator's log when the volume was first found below the reserve, not at every refusal.
     expect(s.notices).toEqual([
       expect.stringMatching(

@@ -80,6 +80,8 @@ export interface CustosApp {
   breakGlass: BreakGlassService;
   /** Free space on the volumes written to, against the reserve below which ingest is refused. */
   space: StorageSpace;
+  /** Whether the index database answers now (for /api/health). */
+  indexAnswers(): Promise<boolean>;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -108,7 +110,7 @@ export interface OpenAppOptions {
   wrapBlobs?: (blobs: BlobStore) => BlobStore;
   /**
    * Lines for the operator's log about the archive's surroundings, not about one request: storage crossing its
-   * free-space reserve, the PostgreSQL index closing connections (`custos serve` prints them on stderr).
+   * free-space reserve, the PostgreSQL index ceasing and resuming to answer (`custos serve` prints them on stderr).
    */
   notice?: (line: string) => void;
 }
@@ -138,10 +140,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
           kind: 'postgres',
           url: config.database.url,
           ...(config.database.schema ? { schema: config.database.schema } : {}),
-          onConnectionLost: (err) =>
-            options.notice?.(
-              `the PostgreSQL index closed a connection (${(err as { code?: string }).code ?? 'no code'}: ${err.message}); requests that need it are answered 503 until it answers again`,
-            ),
+          ...(options.notice ? { notice: options.notice } : {}),
         }
       : { kind: 'sqlite', path: sqlitePath, key: await keys.deriveSecret('custos/sqlite-index/v1', 32) },
   );
@@ -273,6 +272,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     consoleData,
     breakGlass,
     space,
+    indexAnswers: () => index.answers(),
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       try {

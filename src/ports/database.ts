@@ -406,6 +406,8 @@ export interface IndexDb {
   readonly db: Kysely<DatabaseSchema>;
   readonly dialect: SqlDialectName;
   close(): Promise<void>;
+  /** Whether the database answers now (for /api/health; a PostgreSQL server may be restarting). */
+  answers(): Promise<boolean>;
 }
 
 export type Timestamp = ColumnType<string, string, string>;

@@ -7,7 +7,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** liveness, and whether storage is below the reserve at which ingest is refused: carries no data */
+        /** liveness, whether storage is below the reserve at which ingest is refused, and whether the index database answers: carries no data */
         get: operations["health"];
         put?: never;
         post?: never;
@@ -924,6 +924,7 @@ export interface operations {
                     "application/json": {
                         status: string;
                         storage: string;
+                        index: string;
                     };
                 };
             };

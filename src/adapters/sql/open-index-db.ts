@@ -17,6 +17,7 @@ import { openSqliteHandle } from './sqlite-handle.js';
 import { GroupCommitSqlite } from './sqlite-group-commit.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import { sqliteLimitLiterals } from './sqlite-limit-literals.js';
+import { PostgresReachability } from './postgres-reachability.js';
 import { translatingConnection, TranslatingPostgresDriver } from './translated-errors.js';
 
 export type IndexDbConfig =
@@ -34,8 +35,8 @@ export type IndexDbConfig =
       url: string;
       schema?: string;
       poolSize?: number;
-      /** Told (at most every 10 s) when PostgreSQL closes a connection: a restart, a failover, a lost network. */
-      onConnectionLost?: (err: Error) => void;
+      /** The operator's log: told once when PostgreSQL stops answering and once when it answers again. */
+      notice?: (line: string) => void;
     };
 
 /**
@@ -86,11 +87,14 @@ export class ImmediateSqliteDialect extends SqliteDialect {
 
 /** Kysely's PostgreSQL dialect whose errors of a full disk or a lost server read as the archive's (translated-errors.ts). */
 class TranslatingPostgresDialect extends PostgresDialect {
-  constructor(private readonly config: PostgresDialectConfig) {
+  constructor(
+    private readonly config: PostgresDialectConfig,
+    private readonly onLost: (cause: unknown) => void,
+  ) {
     super(config);
   }
   override createDriver(): Driver {
-    return new TranslatingPostgresDriver(this.config);
+    return new TranslatingPostgresDriver(this.config, this.onLost);
   }
 }
 
@@ -110,7 +114,7 @@ pg.types.setTypeParser(20, (v) => Number(v));
 
 export async function openIndexDb(config: IndexDbConfig): Promise<IndexDb> {
   if (config.kind === 'sqlite') return openSqlite(config.path, config.key);
-  return openPostgres(config.url, config.schema, config.poolSize ?? 10, config.onConnectionLost);
+  return openPostgres(config.url, config.schema, config.poolSize ?? 10, config.notice);
 }
 
 async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
@@ -128,6 +132,8 @@ async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
       await checkpointer.close();
       await db.destroy();
     },
+    // The file is opened once; an error of the file itself (full, unreadable) is an answer to the request.
+    answers: async () => true,
     path,
     key,
   };
@@ -138,7 +144,7 @@ async function openPostgres(
   url: string,
   schema: string | undefined,
   poolSize: number,
-  onConnectionLost?: (err: Error) => void,
+  notice?: (line: string) => void,
 ): Promise<IndexDb> {
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new CustosError({
@@ -149,18 +155,16 @@ async function openPostgres(
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
+    // Without it a connect to a host that drops packets waits for the kernel's TCP timeout (minutes).
+    connectionTimeoutMillis: 10_000,
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
   });
+  const reachability = new PostgresReachability(() => pool.query('select 1'), notice);
   // An idle connection that PostgreSQL closes (a restart, a failover, an administrator's pg_terminate_backend) is
   // reported here after the pool has dropped it; unheard, the 'error' event ended the whole server. The next
   // query opens a new connection, and a query made while the database is away fails as index.unavailable. A
-  // restart closes every idle connection at once: the operator is told once, not once per connection.
-  let toldAt = -Infinity;
-  pool.on('error', (err) => {
-    if (performance.now() - toldAt < 10_000) return;
-    toldAt = performance.now();
-    onConnectionLost?.(err);
-  });
+  // restart closes every idle connection at once: the operator is told once, and once when it answers again.
+  pool.on('error', (err) => reachability.lost(err));
   try {
     const client = await pool.connect();
     try {
@@ -176,10 +180,20 @@ async function openPostgres(
       cause: err,
     });
   }
-  const db = new Kysely<DatabaseSchema>({ dialect: new TranslatingPostgresDialect({ pool }) });
+  const db = new Kysely<DatabaseSchema>({
+    dialect: new TranslatingPostgresDialect({ pool }, (cause) => reachability.lost(cause)),
+  });
   await migrateToLatest(db as Kysely<unknown>, 'postgres', schema);
   await sql`select 1`.execute(db);
-  return { db, dialect: 'postgres', close: () => db.destroy() };
+  return {
+    db,
+    dialect: 'postgres',
+    close: async () => {
+      reachability.close();
+      await db.destroy();
+    },
+    answers: () => reachability.check(),
+  };
 }
 
 /** Drop a test schema (PostgreSQL test isolation). */

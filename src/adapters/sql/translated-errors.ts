@@ -1,5 +1,5 @@
 import { PostgresDriver, type DatabaseConnection, type PostgresDialectConfig } from 'kysely';
-import { indexUnavailable } from '../../domain/retry-later.js';
+import { INDEX_UNAVAILABLE, indexUnavailable } from '../../domain/retry-later.js';
 import { storageFull } from '../../domain/storage-full.js';
 
 /** What Kysely's PostgresDriver hands out and takes back (its own connection class, not exported by name). */
@@ -33,31 +33,37 @@ const NETWORK = new Set([
 /**
  * PostgreSQL is down, restarting or out of reach: SQLSTATE class 08 (connection exception) and 57P01–57P03 (shut
  * down by an administrator, crashed, cannot connect now; PostgreSQL Appendix A), a refused or cut socket, or
- * node-postgres's own "Connection terminated" when the server went away mid-query.
+ * node-postgres's own errors for a connection cut or not made in time.
  */
 function lostPostgres(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string' && (code.startsWith('08') || /^57P0[123]$/.test(code) || NETWORK.has(code)))
     return true;
-  return /^Connection terminated/.test(e.message);
+  // node-postgres's own words: the server went away mid-query, or a new connection took longer than the pool's
+  // connectionTimeoutMillis (a host that drops packets rather than refusing them).
+  return /^Connection terminated|^timeout exceeded when trying to connect/.test(e.message);
 }
 
 /** A connection whose statements' errors pass through translateDatabaseError(); everything else is the driver's own. */
-export function translatingConnection(inner: DatabaseConnection): DatabaseConnection {
+export function translatingConnection(
+  inner: DatabaseConnection,
+  /** Sees each translated error and the driver's own; what it returns is thrown. */
+  seen: (translated: unknown, original: unknown) => unknown = (translated) => translated,
+): DatabaseConnection {
   return {
     executeQuery: async (query) => {
       try {
         return await inner.executeQuery(query);
       } catch (e) {
-        throw translateDatabaseError(e);
+        throw seen(translateDatabaseError(e), e);
       }
     },
     async *streamQuery(query, chunkSize) {
       try {
         yield* inner.streamQuery(query, chunkSize);
       } catch (e) {
-        throw translateDatabaseError(e);
+        throw seen(translateDatabaseError(e), e);
       }
     },
   };
@@ -67,7 +73,11 @@ export function translatingConnection(inner: DatabaseConnection): DatabaseConnec
 export class TranslatingPostgresDriver extends PostgresDriver {
   private readonly inner = new WeakMap<DatabaseConnection, PostgresConnection>();
 
-  constructor(config: PostgresDialectConfig) {
+  constructor(
+    config: PostgresDialectConfig,
+    /** Told the driver's own error each time one reads as index.unavailable. */
+    private readonly onLost: (cause: unknown) => void = () => {},
+  ) {
     super(config);
   }
 
@@ -76,11 +86,16 @@ export class TranslatingPostgresDriver extends PostgresDriver {
     try {
       connection = (await super.acquireConnection()) as PostgresConnection;
     } catch (e) {
-      throw translateDatabaseError(e);
+      throw this.heard(translateDatabaseError(e), e);
     }
-    const outer = translatingConnection(connection);
+    const outer = translatingConnection(connection, (translated, e) => this.heard(translated, e));
     this.inner.set(outer, connection);
     return outer;
+  }
+
+  private heard(translated: unknown, original: unknown): unknown {
+    if ((translated as { code?: unknown }).code === INDEX_UNAVAILABLE) this.onLost(original);
+    return translated;
   }
 
   override async releaseConnection(connection: DatabaseConnection): Promise<void> {

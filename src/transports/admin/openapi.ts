@@ -333,11 +333,11 @@ const paths: Record<string, Record<string, Op>> = {
   '/api/health': {
     get: op({
       summary:
-        'liveness, and whether storage is below the reserve at which ingest is refused: carries no data',
+        'liveness, whether storage is below the reserve at which ingest is refused, and whether the index database answers: carries no data',
       operationId: 'health',
       tags: ['system'],
       security: [],
-      responses: { '200': json(obj({ status: str, storage: str })) },
+      responses: { '200': json(obj({ status: str, storage: str, index: str })) },
     }),
   },
   '/api/openapi.json': {

@@ -49,6 +49,7 @@ export interface RouteServices {
   userAdmin: UserAdminService;
   breakGlass: BreakGlassService;
   space: StorageSpace;
+  indexAnswers(): Promise<boolean>;
   config: { limits: { maxRequestBytes: number } };
 }
 
@@ -220,14 +221,22 @@ export function buildRouter(s: RouteServices): Router {
       path: '/api/health',
       auth: 'public',
       summary:
-        'liveness, and whether storage is below the reserve at which ingest is refused: carries no data',
+        'liveness, whether storage is below the reserve at which ingest is refused, and whether the index database answers: carries no data',
       handler: async (ctx) => {
-        // A monitor watching this learns that new objects are refused before a modality reports it.
-        const storage = await s.space.report().then(
-          (volumes) => (volumes.some((v) => v.belowReserve) ? 'below-reserve' : 'ok'),
-          () => 'unknown',
-        );
-        await sendJson(ctx.res, 200, { status: 'ok', storage }, 'application/json');
+        // A monitor watching this learns that new objects are refused, or that nothing can be served, before a
+        // modality or a viewer reports it. The process answering is what 200 and "status" say: restarting it
+        // would mend neither a full disk nor a database that is away.
+        const [storage, index] = await Promise.all([
+          s.space.report().then(
+            (volumes) => (volumes.some((v) => v.belowReserve) ? 'below-reserve' : 'ok'),
+            () => 'unknown',
+          ),
+          s.indexAnswers().then(
+            (ok) => (ok ? 'ok' : 'unavailable'),
+            () => 'unavailable',
+          ),
+        ]);
+        await sendJson(ctx.res, 200, { status: 'ok', storage, index }, 'application/json');
       },
     },
   ];
