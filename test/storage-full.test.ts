@@ -3,7 +3,7 @@
 // the free-space reserve (blob.minFreeBytes) refuses before the disk is full; a volume that fills all the same
 // (a 24 MiB tmpfs as the data directory, reserve 0) gives ENOSPC and SQLITE_FULL, which must read the same way.
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +14,7 @@ import { backends } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
 import { storescuTo } from './support/dcmtk.js';
 import { fileNames } from './support/files.js';
+import { tmpfs } from './support/volumes.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import {
   postStow,
@@ -160,35 +161,6 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
     expect(io.stderr).toMatch(/stopped: +\d+ files not tried: the archive's storage is full/);
   });
 });
-
-/**
- * A tmpfs of `mib` MiB mounted for the test (mount(8) as root: CI runs as root). Its size can be raised to stand
- * for an operator freeing space.
- */
-async function tmpfs(mib: number) {
-  const dir = await mkdtemp(join(tmpdir(), 'custos-full-'));
-  await run('mount', ['-t', 'tmpfs', '-o', `size=${mib}m,mode=0700`, 'tmpfs', dir]);
-  return {
-    dir,
-    grow: (to: number) => run('mount', ['-o', `remount,size=${to}m`, dir]),
-    /** Writes a file beside the data directory until the volume has no byte left. */
-    fill: async () => {
-      const file = await open(join(dir, `filler-${Date.now()}`), 'w');
-      const block = Buffer.alloc(4096, 0x5a);
-      try {
-        for (;;) await file.write(block);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-      } finally {
-        await file.close();
-      }
-    },
-    unmount: async () => {
-      await run('umount', [dir]);
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 describe.each(backends())('a data directory whose volume fills up, on %s', (backend) => {
   let s: TestServer;

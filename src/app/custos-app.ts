@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { isRetryLater } from '../domain/retry-later.js';
 import { CustosError } from '../domain/errors.js';
 import { TransactionBatcher } from '../services/transaction-batcher.js';
 import { ThreadedFrameDecoder } from '../adapters/codecs/threaded-frame-decoder.js';
@@ -119,12 +120,15 @@ export interface OpenAppOptions {
 async function volumeReserve(config: CustosConfig, notice?: (line: string) => void): Promise<VolumeReserve> {
   const blobRoot = join(config.dataDir, 'blobs');
   await mkdir(blobRoot, { recursive: true, mode: 0o700 });
-  const volumes = [{ what: 'the blob volume', path: blobRoot, device: (await stat(blobRoot)).dev }];
+  const volumes: ConstructorParameters<typeof VolumeReserve>[0] = [
+    { what: 'the blob volume', path: blobRoot, device: (await stat(blobRoot)).dev },
+  ];
   if (!config.database.url)
     volumes.push({
       what: "the index's volume",
       path: config.dataDir,
       device: (await stat(config.dataDir)).dev,
+      holdsIndex: true,
     });
   return new VolumeReserve(volumes, config.blob.minFreeBytes, undefined, notice);
 }
@@ -151,6 +155,8 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   await blobs.sweepTemp();
   const space = await volumeReserve(config, options.notice);
+  // Where someone reads the log: told within seconds when a volume turns read-only or fills, even while idle.
+  const stopWatching = options.notice ? space.watch(5000) : () => {};
   const wrapped = options.wrapBlobs ? options.wrapBlobs(blobs) : blobs;
   const sqlLedger = new SqlLedger(index, clock, config.nodeName);
   const ledger = options.wrapLedger ? options.wrapLedger(sqlLedger) : sqlLedger;
@@ -275,12 +281,19 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     indexAnswers: () => index.answers(),
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
+      stopWatching();
       try {
         await auditForwarder?.stop();
         await sqlLedger.drain();
         // Seal what this process appended. A ledger that no longer verifies is not signed: the refusal is
         // already recorded as a security alert, and `custos audit verify` names the place.
+        // Where the ledger cannot be written (a full or failed disk, PostgreSQL away) the server still stops: the
+        // next start signs what this one could not.
         await audit.checkpoint().catch((err: unknown) => {
+          if (isRetryLater(err)) {
+            options.notice?.(`the ledger was not sealed at shutdown: ${(err as Error).message}`);
+            return;
+          }
           if (!(err instanceof CustosError && err.code === 'audit.tampered')) throw err;
         });
       } finally {

@@ -1,5 +1,5 @@
 import { CustosError, DicomStatus } from './errors.js';
-import { STORAGE_FULL } from './storage-full.js';
+import { STORAGE_FULL, STORAGE_UNWRITABLE } from './storage-full.js';
 
 /** The code of a failure to reach the index database (PostgreSQL down, restarting or out of reach). */
 export const INDEX_UNAVAILABLE = 'index.unavailable';
@@ -22,9 +22,11 @@ export function indexUnavailable(cause: unknown): CustosError {
   });
 }
 
+const RETRY_LATER = new Set([STORAGE_FULL, STORAGE_UNWRITABLE, INDEX_UNAVAILABLE]);
+
 /** Whether `err` (or an error it was caused by) is a condition that passes once an operator acts: try again later. */
 export function isRetryLater(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++)
-    if (e instanceof CustosError && (e.code === STORAGE_FULL || e.code === INDEX_UNAVAILABLE)) return true;
+    if (e instanceof CustosError && RETRY_LATER.has(e.code)) return true;
   return false;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CustosError } from './errors.js';
 import { indexUnavailable, isRetryLater } from './retry-later.js';
-import { isNoRoomErrno, storageFull } from './storage-full.js';
+import { isNoRoomErrno, storageFull, storageUnwritable, storageWriteError } from './storage-full.js';
 
 describe('storage-full errors', () => {
   it('carry A700 for DICOM and 507 for HTTP, and say where there was no room', () => {
@@ -28,5 +28,31 @@ describe('storage-full errors', () => {
 
   it('come from ENOSPC and EDQUOT only', () => {
     expect(['ENOSPC', 'EDQUOT', 'EIO', undefined].map(isNoRoomErrno)).toEqual([true, true, false, false]);
+  });
+
+  it('read a volume that refuses writes as storage.unwritable: A700, 503 with Retry-After 60 s, retry later', () => {
+    const e = storageUnwritable('the blob volume is read-only');
+    expect(e).toMatchObject({ code: 'storage.unwritable', httpStatus: 503, dicomStatus: 0xa700 });
+    expect(e.detail).toEqual({ retryAfterSeconds: 60 });
+    expect(e.message).toMatch(/cannot write to its storage \(the blob volume is read-only\)/);
+    expect(isRetryLater(new CustosError({ code: 'ingest.failed', message: 'x', cause: e }))).toBe(true);
+  });
+
+  it("tell a write's errno apart: no room, read-only, failing, or something else passed on as it came", () => {
+    const errno = (code: string) => Object.assign(new Error(code), { code });
+    const of = (code: string) => storageWriteError('the blob volume', errno(code));
+    expect(of('ENOSPC')).toMatchObject({ code: 'storage.full' });
+    expect(of('EDQUOT')).toMatchObject({ code: 'storage.full' });
+    expect(of('EROFS')).toMatchObject({
+      code: 'storage.unwritable',
+      message: expect.stringMatching(/\(the blob volume is read-only\)/),
+    });
+    expect(of('EIO')).toMatchObject({
+      code: 'storage.unwritable',
+      message: expect.stringMatching(/\(the blob volume failed a write: input\/output error\)/),
+    });
+    const other = errno('EBADF');
+    expect(storageWriteError('the blob volume', other)).toBe(other);
+    expect((of('EROFS') as Error).cause).toMatchObject({ code: 'EROFS' });
   });
 });

@@ -21,3 +21,37 @@ export function storageFull(where: string, cause?: unknown): CustosError {
 
 /** errno values of a write that found no room: the volume is full, or the writer's quota is used up. */
 export const isNoRoomErrno = (code: unknown): boolean => code === 'ENOSPC' || code === 'EDQUOT';
+
+/** The code of every "the storage refuses writes" failure: a read-only or failing volume. */
+export const STORAGE_UNWRITABLE = 'storage.unwritable';
+
+/**
+ * A volume the archive writes to refuses writes: it is mounted read-only (ext4's `errors=remount-ro`, the default
+ * on Debian, does that by itself after an I/O error; or an operator's mistake), or its device fails (EIO). Nothing
+ * that has to be written can be done: no object stored, and with the SQLite index on that volume no audit record
+ * written, so nothing served either. As with a full disk, DICOM's A700 (the modality keeps its copy and retries
+ * later) and HTTP 503 with Retry-After; unlike it, an operator must repair the volume.
+ */
+export function storageUnwritable(where: string, cause?: unknown): CustosError {
+  return new CustosError({
+    code: STORAGE_UNWRITABLE,
+    message: `the archive cannot write to its storage (${where}): nothing can be stored or recorded until an operator repairs it`,
+    httpStatus: 503,
+    dicomStatus: DicomStatus.OutOfResources,
+    detail: { retryAfterSeconds: 60 },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * A file-system error of a write to `where` ("the blob volume", "the index's volume") as the archive reports it:
+ * storage.full for no room, storage.unwritable for a read-only (EROFS) or failing (EIO) volume; anything else as it
+ * came.
+ */
+export function storageWriteError(where: string, e: unknown): unknown {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (isNoRoomErrno(code)) return storageFull(where, e);
+  if (code === 'EROFS') return storageUnwritable(`${where} is read-only`, e);
+  if (code === 'EIO') return storageUnwritable(`${where} failed a write: input/output error`, e);
+  return e;
+}

@@ -7,7 +7,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** liveness, whether storage is below the reserve at which ingest is refused, and whether the index database answers: carries no data */
+        /** liveness, whether storage refuses writes or is below the reserve at which ingest is refused, and whether the index database answers: carries no data */
         get: operations["health"];
         put?: never;
         post?: never;

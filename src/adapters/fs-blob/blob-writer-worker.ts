@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
 import type { BlobId } from '../../domain/ids.js';
-import { isNoRoomErrno, storageFull } from '../../domain/storage-full.js';
+import { storageWriteError } from '../../domain/storage-full.js';
 import type { BlobWriter, StoredBlob } from '../../ports/blob-store.js';
 import { FsBlobStore, type FsBlobStoreOptions } from './fs-blob-store.js';
 
@@ -66,8 +66,10 @@ export function serializeError(err: unknown, doing: 'writing' | 'reading' = 'wri
     };
   }
   const e = err as NodeJS.ErrnoException | undefined;
-  if (doing === 'writing' && isNoRoomErrno(e?.code))
-    return serializeError(storageFull('the blob volume', err));
+  if (doing === 'writing') {
+    const reported = storageWriteError('the blob volume', err);
+    if (reported instanceof CustosError) return serializeError(reported);
+  }
   return {
     code: doing === 'writing' ? 'blob.write-failed' : 'blob.read-failed',
     message: `${doing} ${doing === 'writing' ? 'to' : 'from'} the blob store failed: ${e?.message ?? String(err)}`,

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
 import { asBlobId, type BlobId } from '../../domain/ids.js';
-import { isNoRoomErrno, storageFull } from '../../domain/storage-full.js';
+import { storageFull, storageWriteError } from '../../domain/storage-full.js';
 import type { BlobStore, BlobWriter, ListedBlob, StoredBlob } from '../../ports/blob-store.js';
 import { asyncFileIo, inlineFileIo, type BlobFileIo } from './blob-file-io.js';
 import {
@@ -22,9 +22,8 @@ import {
   setHeaderLength,
 } from './chunked-aead.js';
 
-/** A write that found no room on the blob volume, as the archive reports it (domain/storage-full.ts). */
-const noRoom = (e: unknown): unknown =>
-  isNoRoomErrno((e as NodeJS.ErrnoException | undefined)?.code) ? storageFull('the blob volume', e) : e;
+/** A write that found no room, or a volume that refuses writes, as the archive reports it (domain/storage-full.ts). */
+const asStorageError = (e: unknown): unknown => storageWriteError('the blob volume', e);
 
 export interface FsBlobStoreOptions {
   root: string;
@@ -208,7 +207,7 @@ export class FsBlobStore implements BlobStore {
       await this.ensureDir(this.tmpDir);
       fd = await this.io.openNew(tmpPath);
     } catch (e) {
-      throw noRoom(e);
+      throw asStorageError(e);
     }
     this.inFlight.add(tmpPath);
     return new FsBlobWriter(
@@ -543,7 +542,7 @@ class FsBlobWriter implements BlobWriter {
         if (bytesWritten !== len) this.failure = storageFull('the blob volume took a short write');
       },
       (e: unknown) => {
-        this.failure = noRoom(e);
+        this.failure = asStorageError(e);
       },
     );
     if (this.earlySync && !this.syncing && this.filePos - this.syncedTo >= EARLY_SYNC_BYTES) {
@@ -558,7 +557,7 @@ class FsBlobWriter implements BlobWriter {
             this.syncing = undefined;
           },
           (e: unknown) => {
-            this.failure = noRoom(e);
+            this.failure = asStorageError(e);
             this.syncing = undefined;
           },
         );
@@ -653,7 +652,7 @@ class FsBlobWriter implements BlobWriter {
       this.state = 'done';
       await this.settle();
       await this.hooks.discard(this.closed ? undefined : this.fd).catch(() => undefined);
-      throw noRoom(e);
+      throw asStorageError(e);
     }
   }
 

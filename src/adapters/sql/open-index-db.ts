@@ -18,7 +18,11 @@ import { GroupCommitSqlite } from './sqlite-group-commit.js';
 import { SqliteCheckpointer } from './sqlite-checkpointer.js';
 import { sqliteLimitLiterals } from './sqlite-limit-literals.js';
 import { PostgresReachability } from './postgres-reachability.js';
-import { translatingConnection, TranslatingPostgresDriver } from './translated-errors.js';
+import {
+  translateDatabaseError,
+  translatingConnection,
+  TranslatingPostgresDriver,
+} from './translated-errors.js';
 
 export type IndexDbConfig =
   | {
@@ -72,7 +76,10 @@ class ImmediateSqliteDriver extends SqliteDriver {
   override async releaseConnection(): Promise<void> {
     const committed = this.database.takeCommitted();
     await super.releaseConnection();
-    if (committed) await this.database.durable();
+    if (committed)
+      await this.database.durable().catch((e: unknown) => {
+        throw translateDatabaseError(e);
+      });
   }
 }
 

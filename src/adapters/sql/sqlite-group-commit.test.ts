@@ -117,9 +117,15 @@ describe('GroupCommitSqlite (the server connection to the SQLite index)', () => 
     const before = conn.syncs;
     await db.selectFrom('t').selectAll().execute();
     expect(conn.syncs).toBe(before);
-    // The disk fails the WAL's fdatasync: the write's caller hears of it.
+    // The disk fails the WAL's fdatasync: the write's caller hears of it, as the archive's error for a failing
+    // volume with the disk's own error as its cause.
     (conn as FailingSyncs).failing = true;
-    await expect(db.insertInto('t').values({ id: 9, v: 'x' }).execute()).rejects.toThrow(/EIO/);
+    const err = await db
+      .insertInto('t')
+      .values({ id: 9, v: 'x' })
+      .execute()
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'storage.unwritable', cause: { code: 'EIO' } });
   });
 
   it('reuses prepared statements, and gives a statement still iterating a fresh one', async () => {

@@ -1,22 +1,27 @@
 import { PostgresDriver, type DatabaseConnection, type PostgresDialectConfig } from 'kysely';
 import { INDEX_UNAVAILABLE, indexUnavailable } from '../../domain/retry-later.js';
-import { storageFull } from '../../domain/storage-full.js';
+import { storageFull, storageUnwritable, storageWriteError } from '../../domain/storage-full.js';
 
 /** What Kysely's PostgresDriver hands out and takes back (its own connection class, not exported by name). */
 type PostgresConnection = Parameters<PostgresDriver['releaseConnection']>[0];
 
 /**
- * The database's "no room" errors, reported as the archive's storage-full error (domain/storage-full.ts) so that
- * every service and transport sees one code whichever dialect runs: SQLite's SQLITE_FULL (the index file or its
- * write-ahead log could not grow), PostgreSQL's disk_full (SQLSTATE 53100, PostgreSQL Appendix A). A PostgreSQL
- * that cannot be reached is the error index.unavailable (domain/retry-later.ts).
+ * The database's storage errors, reported as the archive's (domain/storage-full.ts) so that every service and
+ * transport sees one code whichever dialect runs. No room: SQLite's SQLITE_FULL (the index file or its write-ahead
+ * log could not grow), PostgreSQL's disk_full (SQLSTATE 53100, PostgreSQL Appendix A), ENOSPC from syncing the
+ * WAL. A volume that refuses writes: SQLITE_READONLY and SQLITE_IOERR with their extended codes, EROFS or EIO from
+ * syncing the WAL. A PostgreSQL that cannot be reached is the error index.unavailable (domain/retry-later.ts).
  */
 export function translateDatabaseError(e: unknown): unknown {
   const code = (e as { code?: unknown } | undefined)?.code;
   if (code === 'SQLITE_FULL') return storageFull("the index's volume", e);
+  if (typeof code === 'string' && code.startsWith('SQLITE_READONLY'))
+    return storageUnwritable("the index's volume is read-only", e);
+  if (typeof code === 'string' && code.startsWith('SQLITE_IOERR'))
+    return storageUnwritable(`the index's volume failed an input or output (${code})`, e);
   if (code === '53100') return storageFull("PostgreSQL's volume", e);
   if (lostPostgres(e)) return indexUnavailable(e);
-  return e;
+  return storageWriteError("the index's volume", e);
 }
 
 /** errno values of a connection that could not be made or was cut. */

@@ -1,5 +1,7 @@
-import { tmpdir } from 'node:os';
 import { statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CustosError } from '../../domain/errors.js';
 import { VolumeReserve } from './volume-reserve.js';
@@ -76,9 +78,64 @@ describe('VolumeReserve', () => {
     expect(lines).toHaveLength(1);
   });
 
-  it('never refuses with a reserve of 0', async () => {
-    await expect(
-      new VolumeReserve([{ ...here, path: '/nonexistent/volume' }], 0).ensureRoom(),
-    ).resolves.toBeUndefined();
+  it('never refuses for room with a reserve of 0', async () => {
+    const r = new VolumeReserve([here], 0);
+    await expect(r.ensureRoom()).resolves.toBeUndefined();
+    expect((await r.report())[0]).toMatchObject({ belowReserve: false, refusesWrites: false });
+  });
+
+  it('refuses with storage.unwritable (A700, 503) when a small write to the volume fails, tells it once, and tells when it takes writes again', async () => {
+    // A path that is a file stands for a directory whose writes fail: writing under it gives ENOTDIR, as a
+    // read-only volume gives EROFS (test/storage-unwritable.test.ts fails a real ext4 volume).
+    const base = await mkdtemp(join(tmpdir(), 'custos-reserve-'));
+    const path = join(base, 'volume');
+    await writeFile(path, 'not a directory');
+    let now = 0;
+    const lines: string[] = [];
+    const r = new VolumeReserve(
+      // The SQLite index on the blob volume: what is said of the one volume says that nothing is recorded either.
+      [
+        { what: 'the blob volume', path, device: 1 },
+        { what: "the index's volume", path, device: 1, holdsIndex: true },
+      ],
+      0,
+      () => now,
+      (line) => lines.push(line),
+    );
+    try {
+      const err = await r.ensureRoom().catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'storage.unwritable', httpStatus: 503, dicomStatus: 0xa700 });
+      expect((err as Error).message).toMatch(/\(the blob volume refuses writes: ENOTDIR: not a directory\)/);
+      now += 250;
+      expect((await r.report())[0]).toMatchObject({ refusesWrites: true });
+      expect(lines).toEqual([
+        expect.stringMatching(
+          /^the blob volume \(.*volume\) refuses writes \(ENOTDIR: not a directory\): nothing can be stored or recorded, so nothing is served either, until/,
+        ),
+      ]);
+      await rm(path);
+      await mkdir(path);
+      now += 250;
+      await expect(r.ensureRoom()).resolves.toBeUndefined();
+      expect(lines[1]).toMatch(/^the blob volume \(.*volume\) takes writes again$/);
+      expect(lines).toHaveLength(2);
+    } finally {
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  it('measures on its own while watching, and stops when told', async () => {
+    let measured = 0;
+    const r = new VolumeReserve([here], 1, () => {
+      measured++;
+      return performance.now();
+    });
+    const stop = r.watch(5);
+    await new Promise((res) => setTimeout(res, 300));
+    stop();
+    const seen = measured;
+    expect(seen).toBeGreaterThan(0);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(measured).toBe(seen);
   });
 });

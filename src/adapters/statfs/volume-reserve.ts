@@ -1,82 +1,111 @@
-import { statfs } from 'node:fs/promises';
-import { storageFull } from '../../domain/storage-full.js';
+import { constants } from 'node:fs';
+import { open, statfs, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isNoRoomErrno, storageFull, storageUnwritable } from '../../domain/storage-full.js';
 import type { StorageSpace, VolumeSpace } from '../../ports/storage-space.js';
 
 /** How long a measurement of free space is used before statfs is asked again. */
 const FRESH_MS = 250;
 
+interface Measurement {
+  at: number;
+  free: number;
+  /** Why a small write to the volume failed ("EROFS: read-only file system"); undefined when it succeeded. */
+  refused: string | undefined;
+}
+
 interface Volume {
   what: string;
   path: string;
-  /** Whether the last measurement was below the reserve. */
+  /** Whether the SQLite index is on it (its audit records too: then nothing is served while it is read-only). */
+  holdsIndex: boolean;
+  /** Whether the last measurement was below the reserve, and whether the volume refused a write. */
   below?: boolean;
-  measured?: { at: number; free: number };
-  measuring?: Promise<number>;
+  refused?: string | undefined;
+  measured?: Measurement;
+  measuring?: Promise<Measurement>;
 }
 
 /**
  * Free space by statfs(2), as an unprivileged process may use it (f_bavail), measured at most every 250 ms: at the
  * benchmark's ~200 MB/s that lets ~50 MB in past the line, which the reserve is there to absorb. Paths on the same
- * file system are measured once.
+ * file system are measured once. Whether a volume takes writes at all is tried alongside, by writing a few bytes to
+ * a file in its directory (refusal() below): ext4 after an I/O error (`errors=remount-ro`, Debian's default) refuses every
+ * write with EROFS, and since Linux 6.6 it does so without marking the mount read-only, so neither the mount flags
+ * nor access(2) tell.
  */
 export class VolumeReserve implements StorageSpace {
   private readonly volumes: Volume[] = [];
 
   constructor(
-    volumes: { what: string; path: string; device: number }[],
+    volumes: { what: string; path: string; device: number; holdsIndex?: boolean }[],
     private readonly reserveBytes: number,
     private readonly now: () => number = () => performance.now(),
-    /** Told when a volume's measured free space crosses the reserve, either way (for the operator's log). */
-    private readonly onCross?: (line: string) => void,
+    /**
+     * Told when a volume's measured free space crosses the reserve, either way, and when it starts or stops
+     * refusing writes (for the operator's log).
+     */
+    private readonly onChange?: (line: string) => void,
   ) {
-    const seen = new Set<number>();
+    const byDevice = new Map<number, Volume>();
     for (const v of volumes) {
-      if (seen.has(v.device)) continue;
-      seen.add(v.device);
-      this.volumes.push({ what: v.what, path: v.path });
+      const same = byDevice.get(v.device);
+      if (same) {
+        same.holdsIndex ||= v.holdsIndex ?? false;
+        continue;
+      }
+      const volume = { what: v.what, path: v.path, holdsIndex: v.holdsIndex ?? false };
+      byDevice.set(v.device, volume);
+      this.volumes.push(volume);
     }
   }
 
   async ensureRoom(): Promise<void> {
-    if (this.reserveBytes === 0) return;
     for (const v of this.volumes) {
-      const free = await this.free(v);
+      const m = await this.measure(v);
+      if (m.refused) throw storageUnwritable(`${v.what} refuses writes: ${m.refused}`);
       if (v.below)
         throw storageFull(
-          `${v.what} has ${mib(free)} free, less than the ${mib(this.reserveBytes)} reserve (blob.minFreeBytes)`,
+          `${v.what} has ${mib(m.free)} free, less than the ${mib(this.reserveBytes)} reserve (blob.minFreeBytes)`,
         );
     }
   }
 
   async report(): Promise<VolumeSpace[]> {
     const out: VolumeSpace[] = [];
-    for (const v of this.volumes)
+    for (const v of this.volumes) {
+      const m = await this.measure(v);
       out.push({
         what: v.what,
-        freeBytes: await this.free(v),
+        freeBytes: m.free,
         reserveBytes: this.reserveBytes,
         belowReserve: v.below ?? false,
+        refusesWrites: m.refused !== undefined,
       });
+    }
     return out;
   }
 
-  private free(v: Volume): Promise<number> {
+  /**
+   * Measures every `everyMs` as well, so that the operator's log says when a volume refuses writes or fills while
+   * nothing is being stored (reads fail then too, with the SQLite index on it). Returns the function that stops it.
+   */
+  watch(everyMs: number): () => void {
+    const timer = setInterval(() => void this.report().catch(() => undefined), everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  private measure(v: Volume): Promise<Measurement> {
     const m = v.measured;
-    if (m && this.now() - m.at < FRESH_MS) return Promise.resolve(m.free);
-    v.measuring ??= statfs(v.path).then(
-      (s) => {
+    if (m && this.now() - m.at < FRESH_MS) return Promise.resolve(m);
+    v.measuring ??= Promise.all([statfs(v.path), refusal(v.path)]).then(
+      ([s, refused]) => {
         v.measuring = undefined;
-        const free = s.bavail * s.bsize;
-        v.measured = { at: this.now(), free };
-        const below = free < this.reserveBytes;
-        if (below !== (v.below ?? false))
-          this.onCross?.(
-            below
-              ? `${v.what} has ${mib(free)} free, less than the ${mib(this.reserveBytes)} reserve (blob.minFreeBytes): new objects are refused until space is freed`
-              : `${v.what} has ${mib(free)} free again, above the ${mib(this.reserveBytes)} reserve: new objects are accepted`,
-          );
-        v.below = below;
-        return free;
+        const measured = { at: this.now(), free: s.bavail * s.bsize, refused };
+        v.measured = measured;
+        this.tell(v, measured);
+        return measured;
       },
       (e: unknown) => {
         v.measuring = undefined;
@@ -84,6 +113,58 @@ export class VolumeReserve implements StorageSpace {
       },
     );
     return v.measuring;
+  }
+
+  private tell(v: Volume, m: Measurement): void {
+    const below = this.reserveBytes > 0 && m.free < this.reserveBytes;
+    if (below !== (v.below ?? false))
+      this.onChange?.(
+        below
+          ? `${v.what} has ${mib(m.free)} free, less than the ${mib(this.reserveBytes)} reserve (blob.minFreeBytes): new objects are refused until space is freed`
+          : `${v.what} has ${mib(m.free)} free again, above the ${mib(this.reserveBytes)} reserve: new objects are accepted`,
+      );
+    v.below = below;
+    if ((m.refused === undefined) !== (v.refused === undefined))
+      this.onChange?.(
+        m.refused
+          ? `${v.what} (${v.path}) refuses writes (${m.refused}): nothing can be stored${v.holdsIndex ? ' or recorded, so nothing is served either,' : ''} until it takes writes again (a file system that turned itself read-only after an error needs repair, and custos a restart)`
+          : `${v.what} (${v.path}) takes writes again`,
+      );
+    v.refused = m.refused;
+  }
+}
+
+/** Linux's O_TMPFILE (include/uapi/asm-generic/fcntl.h: __O_TMPFILE | O_DIRECTORY); Node does not export it. */
+const O_TMPFILE = 0o20000000 | 0o200000;
+/** What open(2) answers where the file system or the kernel has no O_TMPFILE. */
+const NO_TMPFILE = new Set(['EOPNOTSUPP', 'EISDIR', 'EINVAL', 'ENOTSUP']);
+
+/**
+ * Why a write of a few bytes to `dir` failed, or undefined when it did not. The file written has no name (O_TMPFILE)
+ * and is gone when closed, so nothing is left in the archive's directories; where O_TMPFILE is not to be had, a
+ * file `.write-probe` is rewritten instead. No room is not a refusal: the reserve speaks of that, and the last
+ * bytes of a full volume are no sign of a failed one.
+ */
+async function refusal(dir: string): Promise<string | undefined> {
+  try {
+    if (process.platform === 'linux') {
+      let file: FileHandle | undefined;
+      try {
+        file = await open(dir, O_TMPFILE | constants.O_WRONLY, 0o600);
+        await file.write('custos\n');
+        return undefined;
+      } catch (e) {
+        if (!NO_TMPFILE.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+      } finally {
+        await file?.close();
+      }
+    }
+    await writeFile(join(dir, '.write-probe'), 'custos\n');
+    return undefined;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (isNoRoomErrno(err.code)) return undefined;
+    return `${err.code ?? 'no code'}: ${err.message.replace(/^[A-Z]+: /, '').replace(/, open '.*'$/, '')}`;
   }
 }
 

@@ -333,7 +333,7 @@ const paths: Record<string, Record<string, Op>> = {
   '/api/health': {
     get: op({
       summary:
-        'liveness, whether storage is below the reserve at which ingest is refused, and whether the index database answers: carries no data',
+        'liveness, whether storage refuses writes or is below the reserve at which ingest is refused, and whether the index database answers: carries no data',
       operationId: 'health',
       tags: ['system'],
       security: [],

@@ -221,14 +221,19 @@ export function buildRouter(s: RouteServices): Router {
       path: '/api/health',
       auth: 'public',
       summary:
-        'liveness, whether storage is below the reserve at which ingest is refused, and whether the index database answers: carries no data',
+        'liveness, whether storage refuses writes or is below the reserve at which ingest is refused, and whether the index database answers: carries no data',
       handler: async (ctx) => {
         // A monitor watching this learns that new objects are refused, or that nothing can be served, before a
         // modality or a viewer reports it. The process answering is what 200 and "status" say: restarting it
         // would mend neither a full disk nor a database that is away.
         const [storage, index] = await Promise.all([
           s.space.report().then(
-            (volumes) => (volumes.some((v) => v.belowReserve) ? 'below-reserve' : 'ok'),
+            (volumes) =>
+              volumes.some((v) => v.refusesWrites)
+                ? 'unwritable'
+                : volumes.some((v) => v.belowReserve)
+                  ? 'below-reserve'
+                  : 'ok',
             () => 'unknown',
           ),
           s.indexAnswers().then(
