@@ -114,6 +114,11 @@ export interface OpenAppOptions {
    * free-space reserve, the PostgreSQL index ceasing and resuming to answer (`custos serve` prints them on stderr).
    */
   notice?: (line: string) => void;
+  /**
+   * Measure the volumes this often as well as before each store, so that `notice` hears of a volume that fills or
+   * refuses writes while nothing is stored. One process of a server does it (`serve --workers`: the primary).
+   */
+  watchVolumesEveryMs?: number;
 }
 
 /** The blob volume and, with the SQLite index, the data directory's, each held to `blob.minFreeBytes`. */
@@ -155,8 +160,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   await blobs.sweepTemp();
   const space = await volumeReserve(config, options.notice);
-  // Where someone reads the log: told within seconds when a volume turns read-only or fills, even while idle.
-  const stopWatching = options.notice ? space.watch(5000) : () => {};
+  const stopWatching = options.watchVolumesEveryMs ? space.watch(options.watchVolumesEveryMs) : () => {};
   const wrapped = options.wrapBlobs ? options.wrapBlobs(blobs) : blobs;
   const sqlLedger = new SqlLedger(index, clock, config.nodeName);
   const ledger = options.wrapLedger ? options.wrapLedger(sqlLedger) : sqlLedger;

@@ -192,9 +192,15 @@ export async function startServer(
   };
 }
 
+/** The operator's log of the archive's surroundings, with the volumes watched every 5 s (custos-app.ts). */
+const serverNotices = (io: CliIO) => ({
+  notice: (line: string) => io.err(`custos: ${line}\n`),
+  watchVolumesEveryMs: 5000,
+});
+
 export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: boolean } = {}): Promise<number> {
   if (config.http.workers > 1) return cluster.isPrimary ? servePrimary(config, io) : serveWorker(config, io);
-  const app = await openApp(config, { notice: (line) => io.err(`custos: ${line}\n`) });
+  const app = await openApp(config, serverNotices(io));
   let server: Awaited<ReturnType<typeof startServer>>;
   let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
   try {
@@ -231,7 +237,7 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
  * PostgreSQL both take concurrent writers; nothing else is shared between workers.
  */
 async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
-  const app = await openApp(config, { notice: (line) => io.err(`custos: ${line}\n`) });
+  const app = await openApp(config, serverNotices(io));
   if (app.firstStart) io.out(firstStartBanner(app.firstStart));
   // DIMSE runs in the primary only: one listener per port without cluster round-robin of long-lived, stateful
   // associations, and C-MOVE/commitment reports leave from one place. HTTP is what the workers scale.
@@ -281,7 +287,11 @@ function hl7Banner(config: CustosConfig, ports: { port?: number; tlsPort?: numbe
 }
 
 async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
-  const app = await openApp(config, { notice: (line) => io.err(`custos: ${line}\n`) });
+  // The primary watches the volumes; a worker tells what it finds itself (a store refused, its own pool's
+  // connections lost), named so that the log says which process.
+  const app = await openApp(config, {
+    notice: (line) => io.err(`custos (worker ${cluster.worker?.id ?? process.pid}): ${line}\n`),
+  });
   const server = await startServer(
     app,
     (err) =>

@@ -71,6 +71,8 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
   const notices: string[] = [];
   const app = await openApp(opts.configure ? opts.configure(config) : config, {
     notice: (line) => notices.push(line),
+    // As `custos serve` does.
+    watchVolumesEveryMs: 5000,
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.wrapBlobs ? { wrapBlobs: opts.wrapBlobs } : {}),
   });
