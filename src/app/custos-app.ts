@@ -83,6 +83,8 @@ export interface CustosApp {
   space: StorageSpace;
   /** Whether the index database answers now (for /api/health). */
   indexAnswers(): Promise<boolean>;
+  /** The operator's log of the archive's surroundings (OpenAppOptions.notice; nowhere without one). */
+  notice(line: string): void;
   /** Set on the very first start only: the administrator's one-time password, to print once. */
   firstStart?: { username: string; password: string };
   close(): Promise<void>;
@@ -283,6 +285,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     breakGlass,
     space,
     indexAnswers: () => index.answers(),
+    notice: options.notice ?? (() => {}),
     ...(firstStart ? { firstStart } : {}),
     close: async () => {
       stopWatching();

@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { CustosError } from '../domain/errors.js';
 import { Hl7Handler } from '../transports/hl7/hl7-handler.js';
 import { MllpServer } from '../transports/hl7/mllp-server.js';
 import type { CustosApp } from './custos-app.js';
+import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
 /**
  * Start the HL7 v2 MLLP listeners the configuration asks for: plain MLLP on hl7.port and MLLP over TLS on
@@ -11,7 +10,7 @@ import type { CustosApp } from './custos-app.js';
 export async function startHl7(
   app: CustosApp,
   onError?: (err: unknown) => void,
-): Promise<{ ports?: { port?: number; tlsPort?: number }; close(): Promise<void> }> {
+): Promise<{ ports?: { port?: number; tlsPort?: number }; tls?: TlsMaterial; close(): Promise<void> }> {
   const cfg = app.config.hl7;
   if (cfg.port === null && !cfg.tls) return { close: async () => undefined };
   const handler = new Hl7Handler({
@@ -30,6 +29,7 @@ export async function startHl7(
   };
   const servers: MllpServer[] = [];
   const ports: { port?: number; tlsPort?: number } = {};
+  let tls: TlsMaterial | undefined;
   try {
     if (cfg.port !== null) {
       const plain = new MllpServer({ ...common, port: cfg.port });
@@ -37,24 +37,14 @@ export async function startHl7(
       ports.port = await plain.listen();
     }
     if (cfg.tls) {
-      const read = async (path: string, key: string) => {
-        try {
-          return await readFile(path);
-        } catch (err) {
-          throw new CustosError({
-            code: 'config.invalid',
-            message: `configuration hl7.tls.${key}: cannot read ${path}: ${(err as Error).message}`,
-            detail: { key: `hl7.tls.${key}` },
-          });
-        }
-      };
+      tls = await loadTlsMaterial('hl7.tls', cfg.tls);
       const secure = new MllpServer({
         ...common,
         port: cfg.tls.port,
         tls: {
-          cert: await read(cfg.tls.cert, 'cert'),
-          key: await read(cfg.tls.key, 'key'),
-          ...(cfg.tls.ca ? { ca: await read(cfg.tls.ca, 'ca') } : {}),
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.ca ? { ca: tls.ca } : {}),
           requireClientCert: cfg.tls.requireClientCert,
         },
       });
@@ -67,6 +57,7 @@ export async function startHl7(
   }
   return {
     ports,
+    ...(tls ? { tls } : {}),
     close: async () => {
       await Promise.all(servers.map((s) => s.close()));
     },

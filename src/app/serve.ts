@@ -6,13 +6,13 @@ import { firstStartBanner, openApp, type CustosApp } from './custos-app.js';
 import { HttpServer } from '../transports/server/http-server.js';
 import { buildRouter } from '../transports/server/routes.js';
 import { startHl7 } from './hl7-listeners.js';
-import { readFile } from 'node:fs/promises';
 import { DimseServer } from '../transports/dimse/dimse-server.js';
 import { DimseServices } from '../transports/dimse/dimse-services.js';
 import { consoleFiles } from '../transports/http/static-files.js';
 import { demoBanner, seedDemo } from './demo.js';
 import { fileURLToPath } from 'node:url';
 import { startMemoryReturn } from './memory-return.js';
+import { certificateExpiryNotice, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
 /** Where `npm run build` puts the web console (dist/console), from src/app and dist/app alike. */
 export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
@@ -42,18 +42,21 @@ export async function startDimse(
   server: DimseServer;
   port: number | null;
   tlsPort: number | null;
+  tls?: TlsMaterial;
 }> {
   const d = app.config.dicom;
-  const tls = d.tls
-    ? {
-        port: d.tls.port,
-        host: d.host,
-        cert: await readFile(d.tls.cert),
-        key: await readFile(d.tls.key),
-        ...(d.tls.ca ? { ca: await readFile(d.tls.ca) } : {}),
-        requireClientCert: d.tls.requireClientCert,
-      }
-    : undefined;
+  const material = d.tls ? await loadTlsMaterial('dicom.tls', d.tls) : undefined;
+  const tls =
+    d.tls && material
+      ? {
+          port: d.tls.port,
+          host: d.host,
+          cert: material.cert,
+          key: material.key,
+          ...(material.ca ? { ca: material.ca } : {}),
+          requireClientCert: d.tls.requireClientCert,
+        }
+      : undefined;
   const services = new DimseServices({
     ingest: app.ingest,
     query: app.query,
@@ -84,7 +87,7 @@ export async function startDimse(
     "dicom.port (--dicom-port; 'off' turns it off) or dicom.tls.port",
     () => server.listen(),
   );
-  return { server, port: ports.port, tlsPort: ports.tlsPort };
+  return { server, port: ports.port, tlsPort: ports.tlsPort, ...(material ? { tls: material } : {}) };
 }
 
 /**
@@ -144,6 +147,18 @@ export async function startServer(
       throw err;
     }
   }
+  // TLS certificates: said at start, and each day, when one has expired or expires within 30 days.
+  const certificates = [dimse?.tls, hl7.tls].filter((m): m is TlsMaterial => m !== undefined);
+  const checkCertificates = () => {
+    for (const m of certificates) {
+      const line = certificateExpiryNotice(m, app.clock.now());
+      if (line) app.notice(line);
+    }
+  };
+  checkCertificates();
+  const certificateCheck = setInterval(checkCertificates, 86_400_000);
+  certificateCheck.unref();
+
   // Fixity: a rate-limited slice of the scheduled pass whenever one is due (one process at a time holds it).
   const fx = app.config.fixity;
   const stopping = new AbortController();
@@ -181,6 +196,7 @@ export async function startServer(
     dicomTlsPort: dimse?.tlsPort ?? null,
     close: async () => {
       await dimse?.server.close();
+      clearInterval(certificateCheck);
       clearInterval(sealer);
       await app.auditForwarder?.stop();
       clearInterval(fixity);

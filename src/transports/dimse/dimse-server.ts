@@ -48,6 +48,16 @@ export class DimseServer {
 
   /** Start listening; resolves with the bound ports (null where a listener is off). */
   async listen(): Promise<{ port: number | null; tlsPort: number | null }> {
+    try {
+      return await this.bindAll();
+    } catch (err) {
+      // The plain port bound before the TLS one failed (taken, or bad TLS material) would keep the process alive.
+      await this.close();
+      throw err;
+    }
+  }
+
+  private async bindAll(): Promise<{ port: number | null; tlsPort: number | null }> {
     let port: number | null = null;
     let tlsPort: number | null = null;
     if (this.opts.port !== null) {

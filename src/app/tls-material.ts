@@ -1,0 +1,96 @@
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import { CustosError } from '../domain/errors.js';
+
+/** A listener's certificate, key and client CA as read and checked at start. */
+export interface TlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+  /** The setting they came from ("dicom.tls"), and the certificate's file, for what the operator is told. */
+  setting: string;
+  certFile: string;
+  subject: string;
+  notAfter: Date;
+}
+
+const DAY_MS = 86_400_000;
+/** How long before its end a certificate is said to expire soon. */
+export const EXPIRY_WARNING_DAYS = 30;
+
+/**
+ * Reads the files of a TLS listener's setting (`dicom.tls`, `hl7.tls`) and checks that they make a usable server
+ * identity, each failure naming the setting and the file: unreadable, not a certificate, a key that does not belong
+ * to the certificate. Until 5 Dec 2026 a mismatched key stopped `custos serve` with OpenSSL's words alone ("key
+ * values mismatch"), and the process did not exit.
+ */
+export async function loadTlsMaterial(
+  setting: string,
+  files: { cert: string; key: string; ca?: string },
+): Promise<TlsMaterial> {
+  const bad = (key: string, message: string, cause?: unknown) =>
+    new CustosError({
+      code: 'config.invalid',
+      message: `configuration ${setting}.${key}: ${message}`,
+      detail: { key: `${setting}.${key}` },
+      ...(cause === undefined ? {} : { cause }),
+    });
+  const read = async (key: string, path: string) => {
+    try {
+      return await readFile(path);
+    } catch (err) {
+      throw bad(key, `cannot read ${path}: ${(err as Error).message}`, err);
+    }
+  };
+  const cert = await read('cert', files.cert);
+  const key = await read('key', files.key);
+  const ca = files.ca ? await read('ca', files.ca) : undefined;
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (err) {
+    throw bad('cert', `${files.cert} is not a PEM or DER X.509 certificate`, err);
+  }
+  if (ca) {
+    try {
+      new X509Certificate(ca);
+    } catch (err) {
+      throw bad('ca', `${files.ca} is not a PEM or DER X.509 certificate`, err);
+    }
+  }
+  try {
+    createSecureContext({ cert, key, ...(ca ? { ca } : {}) });
+  } catch (err) {
+    const why = (err as Error).message.replace(/^error:[0-9A-F]+:[^:]*:[^:]*:/, '');
+    if (/key values mismatch/.test(why))
+      throw bad('key', `${files.key} is not the key of the certificate ${files.cert}`, err);
+    throw bad('key', `${files.key} cannot serve with ${files.cert}: ${why}`, err);
+  }
+  return {
+    cert,
+    key,
+    ...(ca ? { ca } : {}),
+    setting,
+    certFile: files.cert,
+    subject: x509.subject.replace(/\n/g, ', '),
+    notAfter: new Date(x509.validTo),
+  };
+}
+
+/**
+ * What the operator should hear of a certificate's validity at `now`: that it has expired (peers refuse the
+ * handshake), or that it expires within EXPIRY_WARNING_DAYS days; nothing otherwise.
+ */
+export function certificateExpiryNotice(m: TlsMaterial, now: Date): string | undefined {
+  const left = m.notAfter.getTime() - now.getTime();
+  const which = `the ${m.setting} certificate (${m.certFile}, ${m.subject})`;
+  const day = m.notAfter.toISOString().slice(0, 10);
+  if (left <= 0)
+    return `${which} expired on ${day}: TLS peers refuse the handshake until it is replaced (then restart custos)`;
+  if (left <= EXPIRY_WARNING_DAYS * DAY_MS) {
+    const days = Math.ceil(left / DAY_MS);
+    return `${which} expires on ${day}, in ${days} day${days === 1 ? '' : 's'}: replace it before then (then restart custos)`;
+  }
+  return undefined;
+}
