@@ -1,14 +1,17 @@
 // A TLS listener's certificate and key as an operator gets them wrong: each mistake is refused at start naming the
 // setting and the file, `custos serve` exits (until 5 Dec 2026 a mismatched key left it running with nothing but
 // OpenSSL's "key values mismatch" said), and a certificate that expires soon or has expired is said in the log.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
 import { certificateExpiryNotice, loadTlsMaterial } from '../src/app/tls-material.js';
 import { captureIO as io } from './support/cli-io.js';
+import { freePort } from './support/dcmtk.js';
+import { startWorkersServe } from './support/serve-workers.js';
 import { PEER_EXT, SERVER_EXT, writePki } from './support/tls-certs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'custos-tls-material-'));
@@ -22,6 +25,15 @@ const listen = async (): Promise<Server> => {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   return s;
 };
+/** The CN of the certificate a TLS listener presents. */
+const presentedOn = (port: number) =>
+  new Promise<string>((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      resolve(socket.getPeerCertificate().subject.CN as string);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
 const portOf = (s: Server) => (s.address() as AddressInfo).port;
 const close = (s: Server) => new Promise((r) => s.close(r));
 
@@ -67,11 +79,11 @@ describe('TLS material of a listener', () => {
       certificateExpiryNotice(m, new Date(m.notAfter.getTime() - msBeforeEnd));
     expect(at(31 * 86_400_000)).toBeUndefined();
     expect(at(30 * 86_400_000)).toBe(
-      `the dicom.tls certificate (${f('server.crt')}, CN=server) expires on ${day}, in 30 days: replace it before then (then restart custos)`,
+      `the dicom.tls certificate (${f('server.crt')}, CN=server) expires on ${day}, in 30 days: replace it before then (then reload: SIGHUP)`,
     );
     expect(at(3_600_000)).toMatch(/, in 1 day: replace it/);
     expect(at(0)).toBe(
-      `the dicom.tls certificate (${f('server.crt')}, CN=server) expired on ${day}: TLS peers refuse the handshake until it is replaced (then restart custos)`,
+      `the dicom.tls certificate (${f('server.crt')}, CN=server) expired on ${day}: TLS peers refuse the handshake until it is replaced (then reload: SIGHUP)`,
     );
   });
 });
@@ -139,5 +151,110 @@ describe('custos serve with DICOM TLS', () => {
     expect(o.stderr).toMatch(
       /custos: the dicom\.tls certificate \(.*server\.crt, CN=server\) expires on \d{4}-\d\d-\d\d, in 2 days: replace it/,
     );
+  });
+
+  it('presents a renewed certificate from the next handshake on after SIGHUP, and keeps the one in use when the new files are bad', async () => {
+    const live = mkdtempSync(join(tmpdir(), 'custos-tls-live-'));
+    const put = (cert: string, key: string) => {
+      copyFileSync(f(cert), join(live, 'live.crt'));
+      copyFileSync(f(key), join(live, 'live.key'));
+    };
+    put('server.crt', 'server.key');
+    let stop!: (signal: string) => void;
+    let reload!: () => void;
+    const o = io(cwd, new Promise<string>((r) => (stop = r)));
+    o.onReload = (fn) => {
+      reload = fn;
+      return () => undefined;
+    };
+    // DICOM TLS and HL7 over TLS from the same files.
+    o.env = {
+      CUSTOS_DICOM_TLS_PORT: '0',
+      CUSTOS_DICOM_TLS_CERT: join(live, 'live.crt'),
+      CUSTOS_DICOM_TLS_KEY: join(live, 'live.key'),
+      CUSTOS_HL7_TLS_PORT: '0',
+      CUSTOS_HL7_TLS_CERT: join(live, 'live.crt'),
+      CUSTOS_HL7_TLS_KEY: join(live, 'live.key'),
+    };
+    const running = main([...args, '--data', 'd-reload', '--dicom-port', 'off'], o);
+    const until = async (what: () => boolean) => {
+      const deadline = Date.now() + 30_000;
+      while (!what()) {
+        if (Date.now() > deadline) throw new Error(`timed out; stderr: ${o.stderr}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      await until(() => /DICOM AE \S+ on TLS port \d+/.test(o.stdout));
+      const dicomPort = Number(/DICOM AE \S+ on TLS port (\d+)/.exec(o.stdout)![1]);
+      const hl7Port = Number(/MLLP\/TLS port (\d+)/.exec(o.stdout)![1]);
+      const presented = async () => [await presentedOn(dicomPort), await presentedOn(hl7Port)];
+      expect(await presented()).toEqual(['server', 'server']);
+
+      put('peer.crt', 'peer.key');
+      reload();
+      await until(() => o.stderr.includes('hl7.tls certificate was reloaded'));
+      for (const setting of ['dicom', 'hl7'])
+        expect(o.stderr).toMatch(
+          new RegExp(
+            `custos: the ${setting}\\.tls certificate was reloaded: .*live\\.crt \\(CN=peer, valid until \\d{4}-\\d\\d-\\d\\d\\) is presented from the next connection on`,
+          ),
+        );
+      expect(await presented()).toEqual(['peer', 'peer']);
+
+      put('server.crt', 'peer.key');
+      reload();
+      await until(() => o.stderr.includes('hl7.tls certificate was not reloaded'));
+      for (const setting of ['dicom', 'hl7'])
+        expect(o.stderr).toMatch(
+          new RegExp(
+            `custos: the ${setting}\\.tls certificate was not reloaded, the one in use stays: configuration ${setting}\\.tls\\.key: .*live\\.key is not the key of the certificate .*live\\.crt`,
+          ),
+        );
+      expect(await presented()).toEqual(['peer', 'peer']);
+    } finally {
+      stop('SIGTERM');
+      expect(await running).toBe(0);
+      rmSync(live, { recursive: true, force: true });
+    }
+  });
+
+  it('with --workers, SIGHUP reloads the primary’s DIMSE certificate and each worker’s HL7 one', async () => {
+    const live = mkdtempSync(join(tmpdir(), 'custos-tls-live-'));
+    const put = (cert: string, key: string) => {
+      copyFileSync(f(cert), join(live, 'live.crt'));
+      copyFileSync(f(key), join(live, 'live.key'));
+    };
+    put('server.crt', 'server.key');
+    const hl7Port = await freePort();
+    const served = await startWorkersServe(join(cwd, 'd-workers'), ['--dicom-port', 'off'], {
+      CUSTOS_DICOM_TLS_PORT: '0',
+      CUSTOS_DICOM_TLS_CERT: join(live, 'live.crt'),
+      CUSTOS_DICOM_TLS_KEY: join(live, 'live.key'),
+      CUSTOS_HL7_TLS_PORT: String(hl7Port),
+      CUSTOS_HL7_TLS_CERT: join(live, 'live.crt'),
+      CUSTOS_HL7_TLS_KEY: join(live, 'live.key'),
+    });
+    const exited = new Promise((r) => served.proc.once('exit', r));
+    try {
+      expect(served.url).toBeDefined();
+      const dicomPort = Number(/DICOM AE \S+ on TLS port (\d+)/.exec(served.out())![1]);
+      put('peer.crt', 'peer.key');
+      served.proc.kill('SIGHUP');
+      const deadline = Date.now() + 30_000;
+      const reloaded = () => served.err().match(/: the (dicom|hl7)\.tls certificate was reloaded/g) ?? [];
+      while (reloaded().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(served.err()).toMatch(/^custos: the dicom\.tls certificate was reloaded: /m);
+      expect(
+        served.err().match(/^custos \(worker \d+\): the hl7\.tls certificate was reloaded: /gm),
+      ).toHaveLength(2);
+      // Whichever worker takes the connection presents the renewed certificate.
+      for (const port of [dicomPort, hl7Port, hl7Port, hl7Port, hl7Port])
+        expect(await presentedOn(port)).toBe('peer');
+    } finally {
+      served.proc.kill('SIGTERM');
+      await exited;
+      rmSync(live, { recursive: true, force: true });
+    }
   });
 });

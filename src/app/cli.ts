@@ -723,6 +723,8 @@ export interface CliIO {
   cwd: string;
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
   stopSignal(): Promise<string>;
+  /** Calls `reload` each time the process is asked to reload (SIGHUP); returns the function that stops it. */
+  onReload?(reload: () => void): () => void;
   isTTY: boolean;
 }
 
@@ -736,6 +738,10 @@ const processIO: CliIO = {
       process.once('SIGINT', () => resolve('SIGINT'));
       process.once('SIGTERM', () => resolve('SIGTERM'));
     }),
+  onReload: (reload) => {
+    process.on('SIGHUP', reload);
+    return () => void process.off('SIGHUP', reload);
+  },
   isTTY: !!process.stderr.isTTY,
 };
 

@@ -3,14 +3,20 @@ import { MllpServer } from '../transports/hl7/mllp-server.js';
 import type { CustosApp } from './custos-app.js';
 import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
+export interface Hl7Listeners {
+  ports?: { port?: number; tlsPort?: number };
+  /** The TLS listener's certificate, as read at start or at the last reload. */
+  tls?: TlsMaterial;
+  /** Reads hl7.tls's files again and presents them from the next handshake on; throws (keeping the old) if bad. */
+  reloadTls?(): Promise<TlsMaterial>;
+  close(): Promise<void>;
+}
+
 /**
  * Start the HL7 v2 MLLP listeners the configuration asks for: plain MLLP on hl7.port and MLLP over TLS on
  * hl7.tls.port. Nothing listens when neither is set (HL7 is off by default).
  */
-export async function startHl7(
-  app: CustosApp,
-  onError?: (err: unknown) => void,
-): Promise<{ ports?: { port?: number; tlsPort?: number }; tls?: TlsMaterial; close(): Promise<void> }> {
+export async function startHl7(app: CustosApp, onError?: (err: unknown) => void): Promise<Hl7Listeners> {
   const cfg = app.config.hl7;
   if (cfg.port === null && !cfg.tls) return { close: async () => undefined };
   const handler = new Hl7Handler({
@@ -55,11 +61,23 @@ export async function startHl7(
     await Promise.all(servers.map((s) => s.close()));
     throw err;
   }
-  return {
+  const secure = servers.find((srv) => srv.secure);
+  const listeners: Hl7Listeners = {
     ports,
     ...(tls ? { tls } : {}),
+    ...(cfg.tls && secure
+      ? {
+          reloadTls: async () => {
+            const renewed = await loadTlsMaterial('hl7.tls', cfg.tls!);
+            secure.useCertificate(renewed);
+            listeners.tls = renewed;
+            return renewed;
+          },
+        }
+      : {}),
     close: async () => {
       await Promise.all(servers.map((s) => s.close()));
     },
   };
+  return listeners;
 }

@@ -26,6 +26,11 @@ export interface RunningServer {
   /** DIMSE ports actually bound (null when that listener is off or DIMSE was not started). */
   dicomPort: number | null;
   dicomTlsPort: number | null;
+  /**
+   * Reads the TLS listeners' certificate files again (SIGHUP) and presents them from the next handshake on; a
+   * listener whose new files are bad keeps what it had. Returns the lines for the operator's log.
+   */
+  reloadCertificates(): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -43,6 +48,7 @@ export async function startDimse(
   port: number | null;
   tlsPort: number | null;
   tls?: TlsMaterial;
+  reloadTls?(): Promise<TlsMaterial>;
 }> {
   const d = app.config.dicom;
   const material = d.tls ? await loadTlsMaterial('dicom.tls', d.tls) : undefined;
@@ -87,7 +93,46 @@ export async function startDimse(
     "dicom.port (--dicom-port; 'off' turns it off) or dicom.tls.port",
     () => server.listen(),
   );
-  return { server, port: ports.port, tlsPort: ports.tlsPort, ...(material ? { tls: material } : {}) };
+  const dicomTls = d.tls;
+  return {
+    server,
+    port: ports.port,
+    tlsPort: ports.tlsPort,
+    ...(material && dicomTls
+      ? {
+          tls: material,
+          reloadTls: async () => {
+            const renewed = await loadTlsMaterial('dicom.tls', dicomTls);
+            server.useCertificate(renewed);
+            return renewed;
+          },
+        }
+      : {}),
+  };
+}
+
+/** Reloads each listener's certificate in turn; says what each now presents, or why it keeps the old one. */
+async function reloadEach(
+  listeners: { tls?: TlsMaterial; reloadTls?(): Promise<TlsMaterial> }[],
+  now: Date,
+): Promise<string[]> {
+  const lines: string[] = [];
+  for (const l of listeners) {
+    if (!l.reloadTls || !l.tls) continue;
+    try {
+      l.tls = await l.reloadTls();
+      lines.push(
+        `the ${l.tls.setting} certificate was reloaded: ${l.tls.certFile} (${l.tls.subject}, valid until ${l.tls.notAfter.toISOString().slice(0, 10)}) is presented from the next connection on`,
+      );
+    } catch (err) {
+      lines.push(
+        `the ${l.tls.setting} certificate was not reloaded, the one in use stays: ${(err as Error).message}`,
+      );
+    }
+    const notice = certificateExpiryNotice(l.tls, now);
+    if (notice) lines.push(notice);
+  }
+  return lines;
 }
 
 /**
@@ -148,10 +193,10 @@ export async function startServer(
     }
   }
   // TLS certificates: said at start, and each day, when one has expired or expires within 30 days.
-  const certificates = [dimse?.tls, hl7.tls].filter((m): m is TlsMaterial => m !== undefined);
+  const withTls = [dimse, hl7].filter((l) => l !== undefined);
   const checkCertificates = () => {
-    for (const m of certificates) {
-      const line = certificateExpiryNotice(m, app.clock.now());
+    for (const l of withTls) {
+      const line = l.tls && certificateExpiryNotice(l.tls, app.clock.now());
       if (line) app.notice(line);
     }
   };
@@ -194,6 +239,7 @@ export async function startServer(
     ...(hl7.ports ? { hl7: hl7.ports } : {}),
     dicomPort: dimse?.port ?? null,
     dicomTlsPort: dimse?.tlsPort ?? null,
+    reloadCertificates: () => reloadEach(withTls, app.clock.now()),
     close: async () => {
       await dimse?.server.close();
       clearInterval(certificateCheck);
@@ -216,6 +262,7 @@ const serverNotices = (io: CliIO) => ({
 
 export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: boolean } = {}): Promise<number> {
   if (config.http.workers > 1) return cluster.isPrimary ? servePrimary(config, io) : serveWorker(config, io);
+  const reloading = reloadSignal(io, 'custos');
   const app = await openApp(config, serverNotices(io));
   let server: Awaited<ReturnType<typeof startServer>>;
   let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
@@ -229,6 +276,7 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
     );
   } catch (err) {
     // A port that is taken: the index, its WAL handle and the blob thread close before the error is reported.
+    reloading.stop();
     await app.close();
     throw err;
   }
@@ -240,11 +288,45 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
   io.out(dimseBanner(config, server.dicomPort, server.dicomTlsPort));
   if (demo) io.out(demoBanner(demo, server.url));
   io.out(`custos: ${startMemoryReturn(config.memory.trimGrowthMiB)}\n`);
+  reloading.ready(() => server.reloadCertificates());
   const signal = await io.stopSignal();
+  reloading.stop();
   io.err(`custos: ${signal}, shutting down\n`);
   await server.close();
   await app.close();
   return 0;
+}
+
+/**
+ * SIGHUP (certificate reload) heard from the start, so that it never ends the process as its default action would;
+ * one that comes before the server is up is acted on once it is.
+ */
+function reloadSignal(io: CliIO, prefix: string) {
+  let reload: (() => Promise<string[]>) | undefined;
+  let pending = false;
+  const stop = io.onReload?.(() => {
+    if (reload) void tellReload(io, prefix, reload());
+    else pending = true;
+  });
+  return {
+    ready(r: () => Promise<string[]>): void {
+      reload = r;
+      if (pending) void tellReload(io, prefix, r());
+      pending = false;
+    },
+    stop: () => stop?.(),
+  };
+}
+
+/** Prints what a certificate reload did (SIGHUP), each line with the process's prefix. */
+function tellReload(io: CliIO, prefix: string, lines: Promise<string[]>): Promise<void> {
+  return lines.then(
+    (ls) =>
+      (ls.length ? ls : ['asked to reload certificates (SIGHUP), but no TLS listener runs here']).forEach(
+        (l) => io.err(`${prefix}: ${l}\n`),
+      ),
+    (err: unknown) => io.err(`${prefix}: the certificates were not reloaded: ${(err as Error).message}\n`),
+  );
 }
 
 /**
@@ -253,6 +335,7 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
  * PostgreSQL both take concurrent writers; nothing else is shared between workers.
  */
 async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
+  const reloading = reloadSignal(io, 'custos');
   const app = await openApp(config, serverNotices(io));
   if (app.firstStart) io.out(firstStartBanner(app.firstStart));
   // DIMSE runs in the primary only: one listener per port without cluster round-robin of long-lived, stateful
@@ -261,11 +344,24 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
     io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   );
   const workers = Array.from({ length: config.http.workers }, () => cluster.fork());
+  // Every worker says when its listeners are up (serveWorker): the banner below means all of them serve.
   const port = await new Promise<number>((resolve, reject) => {
-    cluster.once('listening', (_w, address) => resolve(address.port));
-    cluster.once('exit', (w, code) =>
-      reject(new Error(`worker ${w.process.pid} exited with ${code} before listening`)),
-    );
+    let ready = 0;
+    const done = () => {
+      cluster.off('message', onMessage);
+      cluster.off('exit', onExit);
+    };
+    const onMessage = (_w: unknown, m: { custos?: string; port?: number }) => {
+      if (m?.custos !== 'ready' || ++ready < workers.length) return;
+      done();
+      resolve(m.port!);
+    };
+    const onExit = (w: { process: { pid?: number } }, code: number) => {
+      done();
+      reject(new Error(`worker ${w.process.pid} exited with ${code} before listening`));
+    };
+    cluster.on('message', onMessage);
+    cluster.on('exit', onExit);
   });
   const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
   io.out(
@@ -274,7 +370,14 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   io.out(`custos: listening on http://${host}:${port} (DICOMweb at http://${host}:${port}/dicom-web)\n`);
   io.out(dimseBanner(config, dimse.port, dimse.tlsPort));
   io.out(`custos: ${startMemoryReturn(config.memory.trimGrowthMiB)} (in each process)\n`);
+  // SIGHUP: the primary's DIMSE listener reloads its certificate, and each worker its HL7 one.
+  const withTls = [dimse];
+  reloading.ready(() => {
+    for (const w of workers) if (!w.isDead()) w.process.kill('SIGHUP');
+    return reloadEach(withTls, app.clock.now());
+  });
   const signal = await io.stopSignal();
+  reloading.stop();
   io.err(`custos: ${signal}, shutting down\n`);
   await dimse.server.close();
   await app.close();
@@ -305,9 +408,9 @@ function hl7Banner(config: CustosConfig, ports: { port?: number; tlsPort?: numbe
 async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
   // The primary watches the volumes; a worker tells what it finds itself (a store refused, its own pool's
   // connections lost), named so that the log says which process.
-  const app = await openApp(config, {
-    notice: (line) => io.err(`custos (worker ${cluster.worker?.id ?? process.pid}): ${line}\n`),
-  });
+  const me = `custos (worker ${cluster.worker?.id ?? process.pid})`;
+  const reloading = reloadSignal(io, me);
+  const app = await openApp(config, { notice: (line) => io.err(`${me}: ${line}\n`) });
   const server = await startServer(
     app,
     (err) =>
@@ -317,7 +420,10 @@ async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
     { dimse: false },
   );
   startMemoryReturn(config.memory.trimGrowthMiB);
+  reloading.ready(() => server.reloadCertificates());
+  process.send?.({ custos: 'ready', port: server.port });
   await io.stopSignal();
+  reloading.stop();
   await server.close();
   await app.close();
   // The IPC channel to the primary would keep this process alive.

@@ -87,10 +87,10 @@ export function certificateExpiryNotice(m: TlsMaterial, now: Date): string | und
   const which = `the ${m.setting} certificate (${m.certFile}, ${m.subject})`;
   const day = m.notAfter.toISOString().slice(0, 10);
   if (left <= 0)
-    return `${which} expired on ${day}: TLS peers refuse the handshake until it is replaced (then restart custos)`;
+    return `${which} expired on ${day}: TLS peers refuse the handshake until it is replaced (then reload: SIGHUP)`;
   if (left <= EXPIRY_WARNING_DAYS * DAY_MS) {
     const days = Math.ceil(left / DAY_MS);
-    return `${which} expires on ${day}, in ${days} day${days === 1 ? '' : 's'}: replace it before then (then restart custos)`;
+    return `${which} expires on ${day}, in ${days} day${days === 1 ? '' : 's'}: replace it before then (then reload: SIGHUP)`;
   }
   return undefined;
 }

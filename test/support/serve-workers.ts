@@ -12,10 +12,16 @@ export interface WorkersServe {
   url: string | undefined;
   /** Everything the server printed on stdout so far. */
   out(): string;
+  /** Everything it printed on stderr so far (the operator's log). */
+  err(): string;
 }
 
-/** Start `serve --workers 2` on a free loopback port over `data`, with any further serve flags. */
-export async function startWorkersServe(data: string, extra: string[] = []): Promise<WorkersServe> {
+/** Start `serve --workers 2` on a free loopback port over `data`, with any further serve flags and environment. */
+export async function startWorkersServe(
+  data: string,
+  extra: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<WorkersServe> {
   const proc = spawn(
     process.execPath,
     [
@@ -33,13 +39,15 @@ export async function startWorkersServe(data: string, extra: string[] = []): Pro
       '2',
       ...extra,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let out = '';
+  let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   for (let i = 0; i < 300 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
   const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
-  return { proc, url, out: () => out };
+  return { proc, url, out: () => out, err: () => err };
 }
 
 /** Run a `custos` CLI command against `data` (in its own process, like an operator would). */

@@ -85,6 +85,20 @@ export class DimseServer {
     return { port, tlsPort };
   }
 
+  /**
+   * Presents this certificate from the next TLS handshake on (a renewed one); connections already made keep theirs.
+   * Calls out with it too.
+   */
+  useCertificate(m: { cert: Buffer; key: Buffer; ca?: Buffer | undefined }): void {
+    this.secure?.setSecureContext({
+      cert: m.cert,
+      key: m.key,
+      ...(m.ca ? { ca: m.ca } : {}),
+      minVersion: 'TLSv1.2',
+    });
+    this.services.useTlsClient({ cert: m.cert, key: m.key, ca: m.ca });
+  }
+
   async close(): Promise<void> {
     const closing = [this.plain, this.secure]
       .filter((s): s is Server => !!s)

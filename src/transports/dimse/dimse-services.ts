@@ -65,7 +65,16 @@ export class DimseServices {
   /** Commits still running after an early ('received') C-STORE answer, by SOP Instance UID. */
   private readonly committing = new Map<string, Promise<unknown>>();
 
+  /** deps.tlsClient, or what replaced it (useTlsClient) when the certificate was renewed. */
+  private tlsClient: DimseServiceDeps['tlsClient'];
+
+  /** Calls out with this certificate from now on (a renewed dicom.tls certificate; associations open keep theirs). */
+  useTlsClient(t: NonNullable<DimseServiceDeps['tlsClient']>): void {
+    this.tlsClient = t;
+  }
+
   constructor(readonly deps: DimseServiceDeps) {
+    this.tlsClient = deps.tlsClient;
     this.commitment = new StorageCommitment(this);
   }
 
@@ -84,7 +93,7 @@ export class DimseServices {
       timeoutMs: this.deps.connectTimeoutMs,
     };
     if (!dest.certSha256) return base;
-    const t = this.deps.tlsClient;
+    const t = this.tlsClient;
     if (!t)
       throw new CustosError({
         code: 'dimse.no-tls-client',

@@ -1,5 +1,5 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Hl7Handler, Hl7Peer } from './hl7-handler.js';
 import { MllpDecoder, mllpFrame } from './mllp-decoder.js';
 
@@ -52,6 +52,21 @@ export class MllpServer {
     this.server.on('error', (err) => this.opts.onError?.(err));
     const address = this.server.address();
     return typeof address === 'object' && address ? address.port : this.opts.port;
+  }
+
+  get secure(): boolean {
+    return this.server instanceof TlsServer;
+  }
+
+  /** Presents this certificate from the next TLS handshake on (a renewed one); connections made keep theirs. */
+  useCertificate(m: { cert: Buffer; key: Buffer; ca?: Buffer | undefined }): void {
+    if (this.server instanceof TlsServer)
+      this.server.setSecureContext({
+        cert: m.cert,
+        key: m.key,
+        ...(m.ca ? { ca: m.ca } : {}),
+        minVersion: 'TLSv1.2',
+      });
   }
 
   async close(): Promise<void> {
