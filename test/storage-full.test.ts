@@ -14,7 +14,7 @@ import { backends } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
 import { storescuTo } from './support/dcmtk.js';
 import { fileNames } from './support/files.js';
-import { tmpfs } from './support/volumes.js';
+import { serverOnVolume, tmpfs } from './support/volumes.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import {
   postStow,
@@ -183,16 +183,7 @@ describe.each(backends())('a data directory whose volume fills up, on %s', (back
   beforeAll(async () => {
     volume = await tmpfs(16);
     work = await mkdtemp(join(tmpdir(), 'custos-full-work-'));
-    s = await startTestServer(backend, {
-      // The keyfile and the ledger's signing files stay where loadConfig put them (outside this volume).
-      configure: (c) => ({ ...c, dataDir: join(volume.dir, 'data'), blob: { ...c.blob, minFreeBytes: 0 } }),
-    });
-    await s.app.aes.add(systemPrincipal('test'), {
-      title: 'FULLSCU',
-      host: '127.0.0.1',
-      port: 104,
-      user: 'admin',
-    });
+    s = await serverOnVolume(backend, volume.dir, 'FULLSCU');
     first = await stow(
       s,
       sops.map((sop, i) => instance(sop, i + 1)),

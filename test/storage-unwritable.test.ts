@@ -7,13 +7,12 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { storescuTo } from './support/dcmtk.js';
 import { fileNames } from './support/files.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { postStow, startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
-import { ext4 } from './support/volumes.js';
+import { postStow, stopThenCleanUp, type TestServer } from './support/test-server.js';
+import { ext4, serverOnVolume } from './support/volumes.js';
 
 type Json = Record<string, { vr: string; Value?: unknown[] }>;
 
@@ -35,15 +34,7 @@ describe.each(backends())('a data directory whose disk fails, on %s', (backend) 
   beforeAll(async () => {
     volume = await ext4(64);
     work = await mkdtemp(join(tmpdir(), 'custos-unwritable-'));
-    s = await startTestServer(backend, {
-      configure: (c) => ({ ...c, dataDir: join(volume.dir, 'data'), blob: { ...c.blob, minFreeBytes: 0 } }),
-    });
-    await s.app.aes.add(systemPrincipal('test'), {
-      title: 'DISKSCU',
-      host: '127.0.0.1',
-      port: 104,
-      user: 'admin',
-    });
+    s = await serverOnVolume(backend, volume.dir, 'DISKSCU');
     expect((await postStow(s, sops.map(instance))).status).toBe(200);
     await writeFile(join(work, 'late.dcm'), instance(late));
     expect(await health()).toEqual({ status: 'ok', storage: 'ok', index: 'ok' });

@@ -25,6 +25,32 @@ const listen = async (): Promise<Server> => {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   return s;
 };
+/**
+ * Certificate files where a server reads them (`live.crt`, `live.key`), which the test replaces with the PKI's, and
+ * the environment that points DICOM TLS and HL7 over TLS at them.
+ */
+function liveFiles(hl7Port = '0') {
+  const dir = mkdtempSync(join(tmpdir(), 'custos-tls-live-'));
+  const put = (cert: string, key: string) => {
+    copyFileSync(f(cert), join(dir, 'live.crt'));
+    copyFileSync(f(key), join(dir, 'live.key'));
+  };
+  put('server.crt', 'server.key');
+  const files = { CERT: join(dir, 'live.crt'), KEY: join(dir, 'live.key') };
+  return {
+    put,
+    env: {
+      CUSTOS_DICOM_TLS_PORT: '0',
+      CUSTOS_DICOM_TLS_CERT: files.CERT,
+      CUSTOS_DICOM_TLS_KEY: files.KEY,
+      CUSTOS_HL7_TLS_PORT: hl7Port,
+      CUSTOS_HL7_TLS_CERT: files.CERT,
+      CUSTOS_HL7_TLS_KEY: files.KEY,
+    },
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
 /** The CN of the certificate a TLS listener presents. */
 const presentedOn = (port: number) =>
   new Promise<string>((resolve, reject) => {
@@ -154,12 +180,7 @@ describe('custos serve with DICOM TLS', () => {
   });
 
   it('presents a renewed certificate from the next handshake on after SIGHUP, and keeps the one in use when the new files are bad', async () => {
-    const live = mkdtempSync(join(tmpdir(), 'custos-tls-live-'));
-    const put = (cert: string, key: string) => {
-      copyFileSync(f(cert), join(live, 'live.crt'));
-      copyFileSync(f(key), join(live, 'live.key'));
-    };
-    put('server.crt', 'server.key');
+    const live = liveFiles();
     let stop!: (signal: string) => void;
     let reload!: () => void;
     const o = io(cwd, new Promise<string>((r) => (stop = r)));
@@ -167,15 +188,7 @@ describe('custos serve with DICOM TLS', () => {
       reload = fn;
       return () => undefined;
     };
-    // DICOM TLS and HL7 over TLS from the same files.
-    o.env = {
-      CUSTOS_DICOM_TLS_PORT: '0',
-      CUSTOS_DICOM_TLS_CERT: join(live, 'live.crt'),
-      CUSTOS_DICOM_TLS_KEY: join(live, 'live.key'),
-      CUSTOS_HL7_TLS_PORT: '0',
-      CUSTOS_HL7_TLS_CERT: join(live, 'live.crt'),
-      CUSTOS_HL7_TLS_KEY: join(live, 'live.key'),
-    };
+    o.env = live.env;
     const running = main([...args, '--data', 'd-reload', '--dicom-port', 'off'], o);
     const until = async (what: () => boolean) => {
       const deadline = Date.now() + 30_000;
@@ -184,6 +197,11 @@ describe('custos serve with DICOM TLS', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     };
+    /** Both listeners said `what` of their certificate. */
+    const saidOfBoth = (what: (setting: string) => string) => {
+      for (const setting of ['dicom', 'hl7'])
+        expect(o.stderr).toMatch(new RegExp(`custos: the ${setting}\\.tls certificate ${what(setting)}`));
+    };
     try {
       await until(() => /DICOM AE \S+ on TLS port \d+/.test(o.stdout));
       const dicomPort = Number(/DICOM AE \S+ on TLS port (\d+)/.exec(o.stdout)![1]);
@@ -191,55 +209,40 @@ describe('custos serve with DICOM TLS', () => {
       const presented = async () => [await presentedOn(dicomPort), await presentedOn(hl7Port)];
       expect(await presented()).toEqual(['server', 'server']);
 
-      put('peer.crt', 'peer.key');
+      live.put('peer.crt', 'peer.key');
       reload();
       await until(() => o.stderr.includes('hl7.tls certificate was reloaded'));
-      for (const setting of ['dicom', 'hl7'])
-        expect(o.stderr).toMatch(
-          new RegExp(
-            `custos: the ${setting}\\.tls certificate was reloaded: .*live\\.crt \\(CN=peer, valid until \\d{4}-\\d\\d-\\d\\d\\) is presented from the next connection on`,
-          ),
-        );
+      saidOfBoth(
+        () =>
+          'was reloaded: .*live\\.crt \\(CN=peer, valid until \\d{4}-\\d\\d-\\d\\d\\) is presented from the next connection on',
+      );
       expect(await presented()).toEqual(['peer', 'peer']);
 
-      put('server.crt', 'peer.key');
+      live.put('server.crt', 'peer.key');
       reload();
       await until(() => o.stderr.includes('hl7.tls certificate was not reloaded'));
-      for (const setting of ['dicom', 'hl7'])
-        expect(o.stderr).toMatch(
-          new RegExp(
-            `custos: the ${setting}\\.tls certificate was not reloaded, the one in use stays: configuration ${setting}\\.tls\\.key: .*live\\.key is not the key of the certificate .*live\\.crt`,
-          ),
-        );
+      saidOfBoth(
+        (setting) =>
+          `was not reloaded, the one in use stays: configuration ${setting}\\.tls\\.key: .*live\\.key is not the key of the certificate .*live\\.crt`,
+      );
       expect(await presented()).toEqual(['peer', 'peer']);
     } finally {
       stop('SIGTERM');
       expect(await running).toBe(0);
-      rmSync(live, { recursive: true, force: true });
+      live.remove();
     }
   });
 
   it('with --workers, SIGHUP reloads the primary’s DIMSE certificate and each worker’s HL7 one', async () => {
-    const live = mkdtempSync(join(tmpdir(), 'custos-tls-live-'));
-    const put = (cert: string, key: string) => {
-      copyFileSync(f(cert), join(live, 'live.crt'));
-      copyFileSync(f(key), join(live, 'live.key'));
-    };
-    put('server.crt', 'server.key');
+    // The workers share a port the test chose: they do not print the HL7 one.
     const hl7Port = await freePort();
-    const served = await startWorkersServe(join(cwd, 'd-workers'), ['--dicom-port', 'off'], {
-      CUSTOS_DICOM_TLS_PORT: '0',
-      CUSTOS_DICOM_TLS_CERT: join(live, 'live.crt'),
-      CUSTOS_DICOM_TLS_KEY: join(live, 'live.key'),
-      CUSTOS_HL7_TLS_PORT: String(hl7Port),
-      CUSTOS_HL7_TLS_CERT: join(live, 'live.crt'),
-      CUSTOS_HL7_TLS_KEY: join(live, 'live.key'),
-    });
+    const live = liveFiles(String(hl7Port));
+    const served = await startWorkersServe(join(cwd, 'd-workers'), ['--dicom-port', 'off'], live.env);
     const exited = new Promise((r) => served.proc.once('exit', r));
     try {
       expect(served.url).toBeDefined();
       const dicomPort = Number(/DICOM AE \S+ on TLS port (\d+)/.exec(served.out())![1]);
-      put('peer.crt', 'peer.key');
+      live.put('peer.crt', 'peer.key');
       served.proc.kill('SIGHUP');
       const deadline = Date.now() + 30_000;
       const reloaded = () => served.err().match(/: the (dicom|hl7)\.tls certificate was reloaded/g) ?? [];
@@ -254,7 +257,7 @@ describe('custos serve with DICOM TLS', () => {
     } finally {
       served.proc.kill('SIGTERM');
       await exited;
-      rmSync(live, { recursive: true, force: true });
+      live.remove();
     }
   });
 });

@@ -5,6 +5,9 @@ import { mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { systemPrincipal } from '../../src/services/auth-service.js';
+import type { Backend } from './backends.js';
+import { startTestServer, type TestServer } from './test-server.js';
 
 const run = promisify(execFile);
 
@@ -63,4 +66,25 @@ export async function ext4(mib: number) {
       await rm(base, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A test server whose data directory is on `volumeDir` (the keyfile and the ledger's signing files stay where the
+ * test configuration puts them, outside it), with no free-space reserve, and `aeTitle` registered for loopback.
+ */
+export async function serverOnVolume(
+  backend: Backend,
+  volumeDir: string,
+  aeTitle: string,
+): Promise<TestServer> {
+  const s = await startTestServer(backend, {
+    configure: (c) => ({ ...c, dataDir: join(volumeDir, 'data'), blob: { ...c.blob, minFreeBytes: 0 } }),
+  });
+  await s.app.aes.add(systemPrincipal('test'), {
+    title: aeTitle,
+    host: '127.0.0.1',
+    port: 104,
+    user: 'admin',
+  });
+  return s;
 }
