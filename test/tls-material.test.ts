@@ -242,6 +242,11 @@ describe('custos serve with DICOM TLS', () => {
     try {
       expect(served.url).toBeDefined();
       const dicomPort = Number(/DICOM AE \S+ on TLS port (\d+)/.exec(served.out())![1]);
+      // The primary speaks of the DIMSE certificate, each worker of its HL7 one.
+      expect(served.err()).toMatch(/^custos: the dicom\.tls certificate .* expires on .*, in 2 days/m);
+      expect(
+        served.err().match(/^custos \(worker \d+\): the hl7\.tls certificate .* in 2 days/gm),
+      ).toHaveLength(2);
       live.put('peer.crt', 'peer.key');
       served.proc.kill('SIGHUP');
       const deadline = Date.now() + 30_000;

@@ -111,6 +111,23 @@ export async function startDimse(
   };
 }
 
+/**
+ * Says in the log, at start and then each day, when a listener's certificate has expired or expires within 30
+ * days (as its listener holds it, so after a reload the renewed one). Returns the function that stops it.
+ */
+function watchCertificates(app: CustosApp, listeners: { tls?: TlsMaterial }[]): () => void {
+  const check = () => {
+    for (const l of listeners) {
+      const line = l.tls && certificateExpiryNotice(l.tls, app.clock.now());
+      if (line) app.notice(line);
+    }
+  };
+  check();
+  const timer = setInterval(check, 86_400_000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** Reloads each listener's certificate in turn; says what each now presents, or why it keeps the old one. */
 async function reloadEach(
   listeners: { tls?: TlsMaterial; reloadTls?(): Promise<TlsMaterial> }[],
@@ -192,17 +209,8 @@ export async function startServer(
       throw err;
     }
   }
-  // TLS certificates: said at start, and each day, when one has expired or expires within 30 days.
   const withTls = [dimse, hl7].filter((l) => l !== undefined);
-  const checkCertificates = () => {
-    for (const l of withTls) {
-      const line = l.tls && certificateExpiryNotice(l.tls, app.clock.now());
-      if (line) app.notice(line);
-    }
-  };
-  checkCertificates();
-  const certificateCheck = setInterval(checkCertificates, 86_400_000);
-  certificateCheck.unref();
+  const stopCertificateCheck = watchCertificates(app, withTls);
 
   // Fixity: a rate-limited slice of the scheduled pass whenever one is due (one process at a time holds it).
   const fx = app.config.fixity;
@@ -242,7 +250,7 @@ export async function startServer(
     reloadCertificates: () => reloadEach(withTls, app.clock.now()),
     close: async () => {
       await dimse?.server.close();
-      clearInterval(certificateCheck);
+      stopCertificateCheck();
       clearInterval(sealer);
       await app.auditForwarder?.stop();
       clearInterval(fixity);
@@ -372,12 +380,14 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   io.out(`custos: ${startMemoryReturn(config.memory.trimGrowthMiB)} (in each process)\n`);
   // SIGHUP: the primary's DIMSE listener reloads its certificate, and each worker its HL7 one.
   const withTls = [dimse];
+  const stopCertificateCheck = watchCertificates(app, withTls);
   reloading.ready(() => {
     for (const w of workers) if (!w.isDead()) w.process.kill('SIGHUP');
     return reloadEach(withTls, app.clock.now());
   });
   const signal = await io.stopSignal();
   reloading.stop();
+  stopCertificateCheck();
   io.err(`custos: ${signal}, shutting down\n`);
   await dimse.server.close();
   await app.close();

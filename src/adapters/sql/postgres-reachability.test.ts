@@ -76,7 +76,7 @@ describe('PostgresReachability', () => {
     now = 4600;
     expect(await r.check()).toBe(true);
     expect(notices[1]).toBe('the PostgreSQL index answers again (it could not be reached for 4 s)');
-    // What a check found stands for the next second, unless the probing meanwhile found otherwise.
+    // A loss reported meanwhile is not hidden by the answer of the check before it: the next check probes again.
     now = 5000;
     r.lost(refused);
     expect(await r.check()).toBe(true);
