@@ -99,8 +99,8 @@ export interface OpenAppOptions {
   wrapLedger?: (ledger: AuditLedger) => AuditLedger;
   /**
    * Replace the access gate the services decide through. bench/policy-overhead.ts uses it to measure what
-   * enforcement costs against a gate that allows everything (defined in bench/ only); nothing in the product
-   * passes it, and no configuration, environment variable or flag reaches it.
+   * enforcement costs against a gate that allows everything (defined in bench/ only), and tests to count what is
+   * decided; nothing in the product passes it, and no configuration, environment variable or flag reaches it.
    */
   wrapGate?: (gate: AccessGate) => AccessGate;
   /** false: skip header validation at ingest. Only bench/validation-cost.ts passes it, to measure its cost. */

@@ -173,6 +173,8 @@ export interface QueryResult {
   warnings: string[];
   /** More rows match beyond this page: the next one starts `results.length` rows further on. */
   more: boolean;
+  /** Where the next page's rows begin among the SQL matches (allPages: `from`), when there is one. */
+  next: number;
 }
 
 const level = (key: MatchKey) => COLUMN[key as Exclude<MatchKey, 'ModalitiesInStudy'>]?.split('.')[0] ?? 'st';
@@ -182,18 +184,20 @@ const level = (key: MatchKey) => COLUMN[key as Exclude<MatchKey, 'ModalitiesInSt
  * by the decision point, the query and its result count recorded before results leave.
  */
 /**
- * Every page of a search, one after the other, each asked for at the offset where the last one ended: what
- * C-FIND, and a PATIENT-level C-MOVE or C-GET, answer in full where QIDO-RS stops at one page
- * (limits.maxQueryResults). `page` is one call of search() or searchEncoded().
+ * Every page of a search, one after the other, each read from where the last one ended among the matches (`from`,
+ * given to search() or searchEncoded()): what C-FIND, and a PATIENT-level C-MOVE or C-GET, answer in full where
+ * QIDO-RS stops at one page (limits.maxQueryResults). Each page reads and decides its own rows only: until 5 Dec
+ * 2026 each page was asked for by its offset among the visible rows, which read and decided every row before it
+ * again, so a C-FIND's cost grew with the square of its matches.
  */
 export async function* allPages<T>(
-  page: (offset: number) => Promise<{ results: T[]; more: boolean }>,
+  page: (from: number) => Promise<{ results: T[]; more: boolean; next: number }>,
 ): AsyncGenerator<T[]> {
-  for (let offset = 0; ;) {
-    const { results, more } = await page(offset);
+  for (let from = 0; ;) {
+    const { results, more, next } = await page(from);
     yield results;
     if (!more) return;
-    offset += results.length;
+    from = next;
   }
 }
 
@@ -213,11 +217,17 @@ export class QueryService {
   ) {}
 
   /** Matching rows the principal may see, as DICOM JSON objects (QIDO-RS, C-FIND, C-MOVE/C-GET matching). */
-  async search(principal: Principal, query: QidoQuery, retrieveBase: string): Promise<QueryResult> {
-    return this.answer(principal, query, 'dicom', async (rows) => {
-      const fields = returnedFields(query);
-      return rows.map((row) => this.toJson(query, fields, row, retrieveBase));
-    });
+  async search(principal: Principal, query: QidoQuery, retrieveBase: string, from = 0): Promise<QueryResult> {
+    return this.answer(
+      principal,
+      query,
+      'dicom',
+      async (rows) => {
+        const fields = returnedFields(query);
+        return rows.map((row) => this.toJson(query, fields, row, retrieveBase));
+      },
+      from,
+    );
   }
 
   /**
@@ -250,11 +260,18 @@ export class QueryService {
     query: QidoQuery,
     variant: string,
     encode: (json: DicomJsonObject) => Buffer,
-  ): Promise<{ results: Buffer[]; more: boolean }> {
-    const { results, more } = await this.searchRendered(principal, query, '', this.encoded, variant, (json) =>
-      encode(json).toString('latin1'),
+    from = 0,
+  ): Promise<{ results: Buffer[]; more: boolean; next: number }> {
+    const { results, more, next } = await this.searchRendered(
+      principal,
+      query,
+      '',
+      this.encoded,
+      variant,
+      (json) => encode(json).toString('latin1'),
+      from,
     );
-    return { results: results.map((text) => Buffer.from(text, 'latin1')), more };
+    return { results: results.map((text) => Buffer.from(text, 'latin1')), more, next };
   }
 
   /**
@@ -269,21 +286,28 @@ export class QueryService {
     cache: RenderedRows,
     variant: string,
     text: (json: DicomJsonObject) => string,
-  ): Promise<{ results: string[]; warnings: string[]; more: boolean }> {
+    from = 0,
+  ): Promise<{ results: string[]; warnings: string[]; more: boolean; next: number }> {
     const fields = returnedFields(query);
     const render = (row: Row) => text(this.toJson(query, fields, row, retrieveBase));
     if (query.level !== 'study' || fields === 'all')
-      return this.answer(principal, query, 'dicom', async (rows) => rows.map(render));
+      return this.answer(principal, query, 'dicom', async (rows) => rows.map(render), from);
     // What every row's rendering depends on besides the row, digested once per query to keep the keys short.
     const fieldsKey = createHash('sha256')
       .update(`${fields.join(',')}\u0000${retrieveBase}\u0000${variant}`)
       .digest('base64');
-    return this.answer(principal, query, 'rendered', async (rows) => {
-      const keys = rows.map((row) => renderKey(fieldsKey, row));
-      const known = rows.map((row, i) => cache.peek(row.study_uid, keys[i]!));
-      await this.loadStudyAttrs(rows.filter((_, i) => known[i] === undefined));
-      return rows.map((row, i) => known[i] ?? cache.get(row.study_uid, keys[i]!, () => render(row)));
-    });
+    return this.answer(
+      principal,
+      query,
+      'rendered',
+      async (rows) => {
+        const keys = rows.map((row) => renderKey(fieldsKey, row));
+        const known = rows.map((row, i) => cache.peek(row.study_uid, keys[i]!));
+        await this.loadStudyAttrs(rows.filter((_, i) => known[i] === undefined));
+        return rows.map((row, i) => known[i] ?? cache.get(row.study_uid, keys[i]!, () => render(row)));
+      },
+      from,
+    );
   }
 
   /** The stored study attributes of rows selected without them ('rendered'). */
@@ -309,8 +333,9 @@ export class QueryService {
     query: QidoQuery,
     purpose: 'dicom' | 'rendered',
     present: (rows: Row[]) => Promise<T[]>,
-  ): Promise<{ results: T[]; warnings: string[]; more: boolean }> {
-    const { rows, more, policy, glass } = await this.visibleRows(principal, query, purpose);
+    from = 0,
+  ): Promise<{ results: T[]; warnings: string[]; more: boolean; next: number }> {
+    const { rows, more, next, policy, glass } = await this.visibleRows(principal, query, purpose, from);
     // The record names what is disclosed, so it can be written before the rows are presented: its commit and WAL
     // sync run meanwhile (one turn of the event loop lets the commit reach its sync), and nothing is returned
     // before it is durable.
@@ -325,7 +350,7 @@ export class QueryService {
       warnings.push('there are more results than the limit; use offset to page');
     }
     await recorded;
-    return { results, warnings, more };
+    return { results, warnings, more, next };
   }
 
   /**
@@ -368,12 +393,17 @@ export class QueryService {
     return { studies, more };
   }
 
-  /** Rows matching the query that the principal may see: narrowed in SQL, then each row decided. */
+  /**
+   * Rows matching the query that the principal may see: narrowed in SQL, then each row decided. `from` is where
+   * among the SQL matches to begin (a previous page's `next`); `next` is where the row after the last one returned
+   * lies.
+   */
   private async visibleRows(
     principal: Principal,
     query: QidoQuery,
     purpose: Purpose,
-  ): Promise<{ rows: Row[]; more: boolean; policy: string; glass: Decision[] }> {
+    from = 0,
+  ): Promise<{ rows: Row[]; more: boolean; next: number; policy: string; glass: Decision[] }> {
     const decision = await this.gate.require(principal, 'query', { type: 'archive' });
     const scope = scopePredicate(
       await this.gate.narrowing(principal, 'query'),
@@ -386,7 +416,8 @@ export class QueryService {
     const visible: Row[] = [];
     const breakGlass = new Map<string, Decision>();
     let skipped = 0;
-    for (let sqlOffset = 0; visible.length <= limit; sqlOffset += batch) {
+    let next = from;
+    for (let sqlOffset = from; visible.length <= limit; sqlOffset += batch) {
       const rows = await this.select(query, scope, sqlOffset, batch, purpose);
       const refs = await this.facts.resources(rows);
       const decisions = await this.gate.decideEach(
@@ -400,7 +431,10 @@ export class QueryService {
         if (skipped < query.offset) skipped++;
         else {
           if (visible.length < limit && d.breakGlass) breakGlass.set(row.study_uid, d);
-          if (visible.push(row) > limit) break;
+          if (visible.push(row) > limit) {
+            next = sqlOffset + i;
+            break;
+          }
         }
       }
       if (rows.length < batch) break;
@@ -408,6 +442,7 @@ export class QueryService {
     return {
       rows: visible.slice(0, limit),
       more: visible.length > limit,
+      next,
       policy: decision.policy,
       glass: [...breakGlass.values()],
     };

@@ -45,6 +45,8 @@ export interface TestServerOptions {
   clock?: Clock;
   /** Wrap the blob store the ingest writes to and WADO reads from (OpenAppOptions.wrapBlobs). */
   wrapBlobs?: OpenAppOptions['wrapBlobs'];
+  /** Wrap the access gate the services decide through (OpenAppOptions.wrapGate), e.g. to count decisions. */
+  wrapGate?: OpenAppOptions['wrapGate'];
 }
 
 /** A real Custos on a free loopback port with a fresh data directory (and PostgreSQL schema). */
@@ -75,6 +77,7 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     watchVolumesEveryMs: 5000,
     ...(opts.clock ? { clock: opts.clock } : {}),
     ...(opts.wrapBlobs ? { wrapBlobs: opts.wrapBlobs } : {}),
+    ...(opts.wrapGate ? { wrapGate: opts.wrapGate } : {}),
   });
   const unexpected: unknown[] = [];
   const server = await startServer(app, (err) => unexpected.push(err));

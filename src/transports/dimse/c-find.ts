@@ -152,14 +152,14 @@ export async function cFind(
   // page, each recorded like a QIDO-RS page.
   if (level === 'PATIENT') {
     const patients = new PatientGroups();
-    const pages = allPages((offset) => s.deps.query.search(a.principal!, { ...query, offset }, ''));
+    const pages = allPages((from) => s.deps.query.search(a.principal!, { ...query, offset: 0 }, '', from));
     for await (const studies of pages) patients.add(studies);
     if (!(await send(patients.rows().map(identifier)))) return;
   } else {
     // Everything an identifier depends on besides its row, so that QueryService remembers it per study with it.
     const variant = [level, ctx.transferSyntax, s.deps.aeTitle, ...requested.map((r) => `${r.tag}:${r.vr}`)];
-    const pages = allPages((offset) =>
-      s.deps.query.searchEncoded(a.principal!, { ...query, offset }, variant.join(' '), identifier),
+    const pages = allPages((from) =>
+      s.deps.query.searchEncoded(a.principal!, { ...query, offset: 0 }, variant.join(' '), identifier, from),
     );
     for await (const answers of pages) if (!(await send(answers))) return;
   }

@@ -39,7 +39,7 @@ export async function resolveRetrieve(
     if (!pid) throw badIdentifier('a PATIENT-level retrieve needs Patient ID (0010,0020)');
     const q = parseQidoQuery(new URLSearchParams([['PatientID', pid]]), 'study');
     // Every study of the patient, page after page (limits.maxQueryResults), as C-FIND answers them.
-    const pages = allPages((offset) => s.deps.query.search(principal, { ...q, offset }, ''));
+    const pages = allPages((from) => s.deps.query.search(principal, { ...q, offset: 0 }, '', from));
     for await (const studies of pages)
       for (const st of studies) scopes.push({ studyUid: String(st['0020000D']?.Value?.[0]) });
   } else if (level === 'STUDY') {
