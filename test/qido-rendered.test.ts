@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adtMessage } from '../src/domain/hl7/hl7-examples.js';
 import { parseQidoQuery } from '../src/domain/qido-query.js';
 import { backends } from './support/backends.js';
-import { dcmtk } from './support/dcmtk.js';
+import { findscuTo } from './support/dcmtk.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { MllpClient } from './support/mllp-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -59,21 +59,13 @@ describe.each(backends())('QIDO-RS rows remembered between queries on %s', (back
 
   /** findscu at STUDY level for this study with `keys` (return keys, no value): the one answer's dump. */
   const cfind = async (...keys: string[]) => {
-    const r = await dcmtk('findscu', [
-      '-v',
-      '-aet',
+    const r = await findscuTo(
+      s.dicomPort,
       'RENDERSCU',
-      '-aec',
-      'CUSTOS',
-      '-S',
-      '127.0.0.1',
-      String(s.dicomPort),
-      '-k',
       'QueryRetrieveLevel=STUDY',
-      '-k',
       `StudyInstanceUID=${study}`,
-      ...keys.flatMap((k) => ['-k', k]),
-    ]);
+      ...keys,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect((r.stderr.match(/Find Response: \d+ \(Pending\)/g) ?? []).length, r.stderr).toBe(1);
     return r.stderr.slice(r.stderr.indexOf('Find Response: 1 (Pending)'));

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessGate } from '../src/services/access-gate.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk } from './support/dcmtk.js';
+import { findscuTo } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { postStow, startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
@@ -54,22 +54,7 @@ describe.each(backends())('C-FIND past one page of query results, on %s', (backe
   });
 
   const findStudies = () =>
-    dcmtk('findscu', [
-      '-v',
-      '-aet',
-      'PAGESCU',
-      '-aec',
-      'CUSTOS',
-      '-S',
-      '127.0.0.1',
-      String(s.dicomPort),
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      'PatientID=PID-PAGING',
-      '-k',
-      'StudyInstanceUID',
-    ]);
+    findscuTo(s.dicomPort, 'PAGESCU', 'QueryRetrieveLevel=STUDY', 'PatientID=PID-PAGING', 'StudyInstanceUID');
 
   it('answers each match once, decides each row about once, and records each page', async () => {
     const ledgerBefore = (await s.app.index.db.selectFrom('audit_ledger').select('seq').execute()).length;

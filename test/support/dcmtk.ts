@@ -70,3 +70,17 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 /** dcmtk's storescu -v of `files` from `aet` to Custos's AE on loopback `port`: each answer's status is in stderr. */
 export const storescuTo = (port: number | null, aet: string, files: string[], ...flags: string[]) =>
   dcmtk('storescu', ['-v', ...flags, '-aet', aet, '-aec', 'CUSTOS', '127.0.0.1', String(port), ...files]);
+
+/** dcmtk's findscu -v -S (Study Root) from `aet` to Custos's AE on loopback `port`, one `-k` per key. */
+export const findscuTo = (port: number | null, aet: string, ...keys: string[]) =>
+  dcmtk('findscu', [
+    '-v',
+    '-aet',
+    aet,
+    '-aec',
+    'CUSTOS',
+    '-S',
+    '127.0.0.1',
+    String(port),
+    ...keys.flatMap((k) => ['-k', k]),
+  ]);
