@@ -31,8 +31,8 @@ interface Volume {
  * benchmark's ~200 MB/s that lets ~50 MB in past the line, which the reserve is there to absorb. Paths on the same
  * file system are measured once. Whether a volume takes writes at all is tried alongside, by writing a few bytes to
  * a file in its directory (refusal() below): ext4 after an I/O error (`errors=remount-ro`, Debian's default) refuses every
- * write with EROFS, and since Linux 6.6 it does so without marking the mount read-only, so neither the mount flags
- * nor access(2) tell.
+ * write with EROFS, and on the kernels seen here (6.18) it does so without marking the mount read-only: the mount
+ * stays `rw` (with `emergency_ro` among its options) and access(2) answers W_OK, so only a write tells.
  */
 export class VolumeReserve implements StorageSpace {
   private readonly volumes: Volume[] = [];
