@@ -5,7 +5,7 @@ import { loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
 export interface Hl7Listeners {
   ports?: { port?: number; tlsPort?: number };
-  /** The TLS listener's certificate, as read at start or at the last reload. */
+  /** The TLS listener's certificate as read at start (serve.ts's reload puts the renewed one here). */
   tls?: TlsMaterial;
   /** Reads hl7.tls's files again and presents them from the next handshake on; throws (keeping the old) if bad. */
   reloadTls?(): Promise<TlsMaterial>;
@@ -36,6 +36,7 @@ export async function startHl7(app: CustosApp, onError?: (err: unknown) => void)
   const servers: MllpServer[] = [];
   const ports: { port?: number; tlsPort?: number } = {};
   let tls: TlsMaterial | undefined;
+  let secure: MllpServer | undefined;
   try {
     if (cfg.port !== null) {
       const plain = new MllpServer({ ...common, port: cfg.port });
@@ -44,7 +45,7 @@ export async function startHl7(app: CustosApp, onError?: (err: unknown) => void)
     }
     if (cfg.tls) {
       tls = await loadTlsMaterial('hl7.tls', cfg.tls);
-      const secure = new MllpServer({
+      secure = new MllpServer({
         ...common,
         port: cfg.tls.port,
         tls: {
@@ -61,16 +62,17 @@ export async function startHl7(app: CustosApp, onError?: (err: unknown) => void)
     await Promise.all(servers.map((s) => s.close()));
     throw err;
   }
-  const secure = servers.find((srv) => srv.secure);
-  const listeners: Hl7Listeners = {
+  // Constants for the closure below (a `let` is not narrowed inside one).
+  const tlsCfg = cfg.tls;
+  const tlsServer = secure;
+  return {
     ports,
-    ...(tls ? { tls } : {}),
-    ...(cfg.tls && secure
+    ...(tls && tlsCfg && tlsServer
       ? {
+          tls,
           reloadTls: async () => {
-            const renewed = await loadTlsMaterial('hl7.tls', cfg.tls!);
-            secure.useCertificate(renewed);
-            listeners.tls = renewed;
+            const renewed = await loadTlsMaterial('hl7.tls', tlsCfg);
+            tlsServer.useCertificate(renewed);
             return renewed;
           },
         }
@@ -79,5 +81,4 @@ export async function startHl7(app: CustosApp, onError?: (err: unknown) => void)
       await Promise.all(servers.map((s) => s.close()));
     },
   };
-  return listeners;
 }

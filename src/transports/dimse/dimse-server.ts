@@ -4,6 +4,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { serverTlsContext, type ServerTlsMaterial } from '../server/tls-context.js';
 import { ScpAssociation, type ScpOptions } from './scp-association.js';
 import type { DimseServices } from './dimse-services.js';
 
@@ -68,14 +69,7 @@ export class DimseServer {
     if (this.opts.tls) {
       const t = this.opts.tls;
       const server = createTlsServer(
-        {
-          cert: t.cert,
-          key: t.key,
-          ...(t.ca ? { ca: t.ca } : {}),
-          minVersion: 'TLSv1.2',
-          requestCert: true,
-          rejectUnauthorized: t.requireClientCert,
-        },
+        { ...serverTlsContext(t), requestCert: true, rejectUnauthorized: t.requireClientCert },
         this.accept,
       );
       server.on('tlsClientError', () => undefined);
@@ -89,13 +83,8 @@ export class DimseServer {
    * Presents this certificate from the next TLS handshake on (a renewed one); connections already made keep theirs.
    * Calls out with it too.
    */
-  useCertificate(m: { cert: Buffer; key: Buffer; ca?: Buffer | undefined }): void {
-    this.secure?.setSecureContext({
-      cert: m.cert,
-      key: m.key,
-      ...(m.ca ? { ca: m.ca } : {}),
-      minVersion: 'TLSv1.2',
-    });
+  useCertificate(m: ServerTlsMaterial): void {
+    this.secure?.setSecureContext(serverTlsContext(m));
     this.services.useTlsClient({ cert: m.cert, key: m.key, ca: m.ca });
   }
 

@@ -1,5 +1,6 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, Server as TlsServer, type TLSSocket } from 'node:tls';
+import { serverTlsContext, type ServerTlsMaterial } from '../server/tls-context.js';
 import type { Hl7Handler, Hl7Peer } from './hl7-handler.js';
 import { MllpDecoder, mllpFrame } from './mllp-decoder.js';
 
@@ -27,12 +28,9 @@ export class MllpServer {
     this.server = opts.tls
       ? createTlsServer(
           {
-            cert: opts.tls.cert,
-            key: opts.tls.key,
-            ...(opts.tls.ca ? { ca: opts.tls.ca } : {}),
+            ...serverTlsContext(opts.tls),
             requestCert: opts.tls.requireClientCert,
             rejectUnauthorized: opts.tls.requireClientCert,
-            minVersion: 'TLSv1.2',
           },
           onConnection,
         )
@@ -54,19 +52,9 @@ export class MllpServer {
     return typeof address === 'object' && address ? address.port : this.opts.port;
   }
 
-  get secure(): boolean {
-    return this.server instanceof TlsServer;
-  }
-
   /** Presents this certificate from the next TLS handshake on (a renewed one); connections made keep theirs. */
-  useCertificate(m: { cert: Buffer; key: Buffer; ca?: Buffer | undefined }): void {
-    if (this.server instanceof TlsServer)
-      this.server.setSecureContext({
-        cert: m.cert,
-        key: m.key,
-        ...(m.ca ? { ca: m.ca } : {}),
-        minVersion: 'TLSv1.2',
-      });
+  useCertificate(m: ServerTlsMaterial): void {
+    if (this.server instanceof TlsServer) this.server.setSecureContext(serverTlsContext(m));
   }
 
   async close(): Promise<void> {
