@@ -210,6 +210,64 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(body.parameter).toBe('StudyDate');
   });
 
+  it('matches StudyTime values and ranges whose bounds carry fractions of a second', async () => {
+    // Stored 10:15:00 (the fixtures' StudyTime) and 10:15:00.50; the bounds are compared as times, not strings.
+    const half = uid(63);
+    const res = await stow([
+      {
+        bytes: makeInstance({
+          studyUid: half,
+          seriesUid: uid(64),
+          sopInstanceUid: uid(65),
+          patientId: 'PAT-TIME',
+          studyTime: '101500.50',
+        }),
+      },
+    ]);
+    expect(res.status).toBe(200);
+    const studies = async (time: string) =>
+      (await qido(`/studies?StudyTime=${time}&StudyInstanceUID=${study1},${half}`))
+        .map((r) => String(r['0020000D']!.Value![0]))
+        .sort();
+    expect(await studies('101500.000-101501')).toEqual([study1, half].sort());
+    expect(await studies('101500.0')).toEqual([study1]);
+    expect(await studies('101500.5')).toEqual([half]);
+    expect(await studies('101500.500000')).toEqual([half]);
+    expect(await studies('101500.4-101500.5')).toEqual([half]);
+    expect(await studies('101500.51-')).toEqual([]);
+    expect(await studies('-101500.000')).toEqual([study1]);
+    expect(await studies('-101459.999999')).toEqual([]);
+    expect(await studies('1015-1015')).toEqual([study1, half].sort());
+  });
+
+  it('refuses a matching key given twice with 400 naming it, rather than finding nothing', async () => {
+    const res = await fetch(`${s.dicomweb}/studies?StudyInstanceUID=${study1}&StudyInstanceUID=${study2}`, {
+      headers: auth(),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      parameter: 'StudyInstanceUID',
+      detail: expect.stringMatching(/given more than once; give several values as one comma-separated list/),
+    });
+  });
+
+  it('takes the accept query parameter in place of the Accept header (PS3.18 §8.3.3.1)', async () => {
+    const json = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&accept=application/json`, {
+      headers: { ...auth(), Accept: 'image/png' },
+    });
+    expect(json.status, await json.clone().text()).toBe(200);
+    expect(json.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(((await json.json()) as Json[]).map((r) => r['0020000D']!.Value![0])).toEqual([study1]);
+    const inst = `${s.dicomweb}/studies/${study1}/series/${series1}/instances/${sops[0]}`;
+    const one = await fetch(`${inst}?accept=${encodeURIComponent('application/dicom')}`, { headers: auth() });
+    expect(one.headers.get('content-type')).toBe('application/dicom; transfer-syntax=1.2.840.10008.1.2.1');
+    expect(Buffer.from(await one.arrayBuffer())).toEqual(objects.get(sops[0]!));
+    const refused = await fetch(`${inst}/rendered?accept=image/gif`, {
+      headers: { ...auth(), Accept: 'image/jpeg' },
+    });
+    expect(refused.status).toBe(406);
+  });
+
   it('stores an IS value beyond 32 bits as sent, and answers numbers no query can hold with 400', async () => {
     // Seen in the wild; the index's integer columns are 32-bit on PostgreSQL, where this used to fail the
     // instance (0110) while SQLite stored it.
@@ -281,6 +339,10 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       );
       expect((await multipartParts(res))[0]!.body).toEqual(objects.get(sops[0]!));
     }
+    // A wildcard media range: application/* is the single part application/dicom.
+    const wild = await fetch(inst, { headers: { ...auth(), Accept: 'application/*' } });
+    expect(wild.headers.get('content-type')).toBe('application/dicom; transfer-syntax=1.2.840.10008.1.2.1');
+    expect(Buffer.from(await wild.arrayBuffer())).toEqual(objects.get(sops[0]!));
     const study = await fetch(`${s.dicomweb}/studies/${study1}`, {
       headers: { ...auth(), Accept: 'application/dicom' },
     });
@@ -417,6 +479,12 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     const all = pixelBytes(4, 5, 3);
     const frame = 4 * 5 * 2;
     expect(parts.map((p) => p.body)).toEqual([all.subarray(2 * frame, 3 * frame), all.subarray(0, frame)]);
+    const wild = await fetch(
+      `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}/frames/2`,
+      { headers: { ...auth(), Accept: 'multipart/*' } },
+    );
+    expect(wild.headers.get('content-type')).toMatch(/^multipart\/related; type="application\/octet-stream"/);
+    expect((await multipartParts(wild)).map((p) => p.body)).toEqual([all.subarray(frame, 2 * frame)]);
     const missing = await fetch(
       `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}/frames/4`,
       { headers: auth() },
@@ -439,6 +507,19 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(img.data[4 * 7]!).toBeGreaterThan(img.data[0]! + 50);
     const png = await fetch(`${s.url}/wado?${q}&contentType=image/png`, { headers: auth() });
     expect(png.status).toBe(406);
+    // contentType is a list in the client's order of preference, with q-values (PS3.18 §9.4.1.1.5).
+    for (const [list, type] of [
+      ['image/gif,image/jpeg;q=0.5', 'image/jpeg'],
+      ['image/jpeg;q=0.5,application/dicom', 'application/dicom'],
+      ['application/dicom;q=0.2,image/*', 'image/jpeg'],
+      ['image/jpeg,application/dicom', 'image/jpeg'],
+    ] as const) {
+      const r = await fetch(`${s.url}/wado?${q}&contentType=${encodeURIComponent(list)}`, {
+        headers: auth(),
+      });
+      expect(r.status, list).toBe(200);
+      expect(r.headers.get('content-type'), list).toBe(type);
+    }
     const bad = await fetch(`${s.url}/wado?requestType=WADO&studyUID=${study1}`, { headers: auth() });
     expect(bad.status).toBe(400);
     // Asked to anonymize, which Custos does not do on retrieve: an error, never the identified object instead.

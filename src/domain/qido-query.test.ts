@@ -92,6 +92,16 @@ describe('parseQidoQuery', () => {
     expect(() => q('SOPInstanceUID=1.2')).toThrow(/study-level/);
     expect(() => q('NoSuchKeyword=1')).toThrow(/not a DICOM keyword/);
   });
+  it('refuses a matching key given twice, by keyword or tag, even empty, naming it', () => {
+    expect(() => q('StudyInstanceUID=1.2&StudyInstanceUID=1.3')).toThrow(
+      /StudyInstanceUID is given more than once; give several values as one comma-separated list/,
+    );
+    expect(() => q('PatientName=doe*&00100010=smith*')).toThrow(/PatientName is given more than once/);
+    expect(() => q('PatientName=&PatientName=x')).toThrow(/PatientName is given more than once/);
+    expect(q('StudyInstanceUID=1.2,1.3').matches).toEqual([
+      { key: 'StudyInstanceUID', type: 'list', values: ['1.2', '1.3'] },
+    ]);
+  });
   it('accepts but reports keys it cannot match on', () => {
     const r = q('PatientAge=040Y');
     expect(r.matches).toEqual([]);

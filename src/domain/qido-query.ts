@@ -201,11 +201,13 @@ function parseNonNegative(name: string, raw: string): number {
 }
 
 /**
- * Parse QIDO-RS query parameters (PS3.18 §8.3.4) into a typed query. Keys may be keywords or tags;
- * several values for one key, or backslash/comma separated UIDs, form a list match.
+ * Parse QIDO-RS query parameters (PS3.18 §8.3.4) into a typed query. Keys may be keywords or tags; backslash
+ * or comma separated UIDs (and modalities) form a list match. A matching key given twice is refused: the two
+ * would be anded, which finds nothing for two UIDs and is never what the caller meant.
  */
 export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope: QidoScope = {}): QidoQuery {
   const matches: Match[] = [];
+  const seen = new Set<MatchKey>();
   const includes = new Set<string>();
   let includeAll = false;
   let limit = MAX_LIMIT;
@@ -261,9 +263,15 @@ export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope:
       continue;
     }
     const key = keyword as MatchKey;
+    if (seen.has(key))
+      throw bad(
+        `${key} is given more than once; give several values as one comma-separated list (UIDs, modalities)`,
+        rawKey,
+      );
     if (ORDER.indexOf(LEVEL_OF[key]) > levelIndex) {
       throw bad(`${key} cannot be matched in a ${level}-level query`, key);
     }
+    seen.add(key);
     const hex = tagHexOf(key);
     if (hex) includes.add(hex);
     const m = parseMatch(key, value);

@@ -1,5 +1,6 @@
 import { CustosError } from '../../domain/errors.js';
 import { parseAccept } from '../http/content-type.js';
+import type { Handler } from '../server/router.js';
 
 const notAcceptable = (what: string, offered: string) =>
   new CustosError({
@@ -57,7 +58,7 @@ export function acceptDicom(accept: string | undefined): DicomForm[] {
     const multipart =
       e.type === '*/*' ||
       ((e.type === 'multipart/related' || e.type === 'multipart/*') && partType === 'application/dicom');
-    if (!multipart && e.type !== 'application/dicom') continue;
+    if (!multipart && e.type !== 'application/dicom' && e.type !== 'application/*') continue;
     forms.push({ single: !multipart, transferSyntax: e.params['transfer-syntax'] ?? '*', q: e.q });
   }
   if (forms.length === 0) throw notAcceptable('DICOM instances', accept ?? '');
@@ -143,7 +144,7 @@ export function frameForm(storedTs: string, accept: string | undefined, decodabl
   if (entries.length === 0) return { type: `${media}; transfer-syntax=${ts}`, single: false };
   for (const e of entries) {
     if (e.q === 0) continue;
-    const multipart = e.type === 'multipart/related';
+    const multipart = e.type === 'multipart/related' || e.type === 'multipart/*';
     const inner = multipart ? (e.params.type ?? 'application/octet-stream').toLowerCase() : e.type;
     const wantTs = e.params['transfer-syntax'];
     const typeOk =
@@ -185,4 +186,20 @@ export function stowResponseXml(accept: string | undefined): boolean {
     if (['application/dicom+json', 'application/json', 'application/*', '*/*'].includes(e.type)) return false;
   }
   return false;
+}
+
+/**
+ * PS3.18 §8.3.3.1: a DICOMweb request may name the media types it accepts in the `accept` query parameter (a
+ * link a browser follows cannot set the header). Where given it stands for the Accept header field, which is
+ * then not consulted, and it is no query key of QIDO-RS.
+ */
+export function acceptQueryParameter(handler: Handler): Handler {
+  return (ctx) => {
+    const values = ctx.query.getAll('accept');
+    if (values.length > 0) {
+      ctx.req.headers.accept = values.join(', ');
+      ctx.query.delete('accept');
+    }
+    return handler(ctx);
+  };
 }

@@ -5,6 +5,7 @@ import { sliceRanges, type ByteRange } from '../../domain/frames.js';
 import { MAX_VIEWPORT, parseViewport } from '../../domain/render.js';
 import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
 import { parseByteRange, type ByteSpan } from '../http/byte-range.js';
+import { parseAccept } from '../http/content-type.js';
 import { multipartBoundary, writeMultipart } from '../http/multipart-writer.js';
 import type { RequestContext } from '../server/router.js';
 import {
@@ -440,15 +441,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
         detail: { parameter: 'anonymize' },
       });
     }
-    const contentTypes = (q.get('contentType') ?? 'image/jpeg').split(',').map((s) => s.trim().toLowerCase());
-    const wantsDicom = contentTypes.includes('application/dicom');
-    if (!wantsDicom && !contentTypes.includes('image/jpeg') && !contentTypes.includes('*/*')) {
-      throw new CustosError({
-        code: 'http.not-acceptable',
-        message: `WADO-URI contentType ${contentTypes.join(',')} is not available: use image/jpeg or application/dicom`,
-        httpStatus: 406,
-      });
-    }
+    const wantsDicom = wadoUriContentType(q.get('contentType')) === 'application/dicom';
     if (!wantsDicom) {
       // Parameters first: a bad one is a 400 before anything is opened or recorded.
       const frame = intParam(q.get('frameNumber'), 'frameNumber') ?? 1;
@@ -525,6 +518,36 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       'Content-Disposition': `attachment; filename="${ref!.sopInstanceUid}.dcm"`,
     });
   };
+}
+
+/**
+ * WADO-URI `contentType` (PS3.18 §9.4.1.1.5): media types in the client's order of preference, with q-values as in
+ * an Accept header; image/jpeg when absent or empty. The first one Custos serves wins: application/dicom, or
+ * image/jpeg (also for any image type, or any type at all).
+ */
+function wadoUriContentType(raw: string | null): 'application/dicom' | 'image/jpeg' {
+  let entries: ReturnType<typeof parseAccept>;
+  try {
+    entries = parseAccept(raw ?? '');
+  } catch {
+    throw new CustosError({
+      code: 'wado-uri.bad-parameter',
+      message: `contentType '${(raw ?? '').slice(0, 120)}' is not a list of media types`,
+      httpStatus: 400,
+      detail: { parameter: 'contentType' },
+    });
+  }
+  if (entries.length === 0) return 'image/jpeg';
+  for (const e of entries) {
+    if (e.q === 0) continue;
+    if (e.type === 'application/dicom') return 'application/dicom';
+    if (e.type === 'image/jpeg' || e.type === 'image/*' || e.type === '*/*') return 'image/jpeg';
+  }
+  throw new CustosError({
+    code: 'http.not-acceptable',
+    message: `WADO-URI contentType ${raw} is not available: use image/jpeg or application/dicom`,
+    httpStatus: 406,
+  });
 }
 
 /** WADO-URI `region=xmin,ymin,xmax,ymax` (PS3.18 §8.2.4): fractions of the image, 0 to 1, top left first. */

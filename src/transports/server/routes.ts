@@ -8,6 +8,7 @@ import { aeRoutes } from '../admin/ae-routes.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { RetrieveService } from '../../services/retrieve-service.js';
+import { acceptQueryParameter } from '../dicomweb/negotiation.js';
 import { qidoHandler } from '../dicomweb/qido-handler.js';
 import { sendJson } from '../dicomweb/responses.js';
 import { stowHandler } from '../dicomweb/stow-handler.js';
@@ -246,7 +247,9 @@ export function buildRouter(s: RouteServices): Router {
     },
   ];
   return r.add(
-    ...dicomweb,
+    ...dicomweb.map((route) =>
+      route.path.startsWith(DW) ? { ...route, handler: acceptQueryParameter(route.handler) } : route,
+    ),
     ...api,
     ...auditRoutes(s.audit),
     ...quarantineRoutes(s.quarantine),
