@@ -21,6 +21,13 @@ describe('custos user deactivate | activate | unlock | reset-password | reset-mf
 
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'custos-accounts-cli-'));
+    // The first start (`custos serve`) initialises the archive; the one-shot commands refuse a directory without one.
+    await withApp(
+      loadConfig({ env: {}, cwd, flags: { dataDir: join(cwd, 'd') } }),
+      async () => undefined,
+      () => undefined,
+      { initialise: true },
+    );
   });
   afterAll(() => rm(cwd, { recursive: true, force: true }));
 

@@ -50,6 +50,13 @@ describe.each(backends())('custos policy and user commands on %s', (backend) => 
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'custos-policy-cli-'));
     defaultText = await readFile(DEFAULT_POLICY_FILE, 'utf8');
+    // The first start (`custos serve`) initialises the archive; the one-shot commands refuse a directory without one.
+    await withApp(
+      loadConfig({ env, cwd, flags: { dataDir: join(cwd, 'd') } }),
+      async () => undefined,
+      () => undefined,
+      { initialise: true },
+    );
   });
   afterAll(async () => {
     await rm(cwd, { recursive: true, force: true });

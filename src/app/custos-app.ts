@@ -17,6 +17,12 @@ import { CedarPolicyDecisionPoint, CedarPolicyValidator } from '../adapters/poli
 import type { BlobStore } from '../ports/blob-store.js';
 import type { IndexDb } from '../ports/database.js';
 import type { KeyStore } from '../ports/key-store.js';
+import {
+  bindArchive,
+  indexHoldsArchive,
+  ledgerHasRecords,
+  refuseMissingSqliteIndex,
+} from './archive-identity.js';
 import type { StorageSpace } from '../ports/storage-space.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { AuditLedger, AuditStore } from '../ports/audit-ledger.js';
@@ -91,6 +97,11 @@ export interface CustosApp {
 }
 
 export interface OpenAppOptions {
+  /**
+   * false: refuse a data directory (and index) that holds no archive yet instead of initialising one. The
+   * one-shot commands other than `import` pass it, so that a mistyped `--data` is not made a new archive.
+   */
+  initialise?: boolean;
   clock?: Clock;
   /**
    * Wrap the ledger the services write to. Benchmarks use it to measure what auditing costs; nothing in the
@@ -142,9 +153,18 @@ async function volumeReserve(config: CustosConfig, notice?: (line: string) => vo
 
 export async function openApp(config: CustosConfig, options: OpenAppOptions = {}): Promise<CustosApp> {
   const clock = options.clock ?? systemClock;
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const initialise = options.initialise ?? true;
   const sqlitePath = join(config.dataDir, 'index.sqlite');
-  const keys = await openOrCreateKeys(config, sqlitePath);
+  if (!config.database.url) await refuseMissingSqliteIndex(config.dataDir, sqlitePath);
+  if (!initialise && !config.database.url && !existsSync(sqlitePath))
+    throw new CustosError({
+      code: 'archive.not-initialised',
+      message: `${config.dataDir} holds no archive yet: \`custos serve --data ${config.dataDir}\` initialises one`,
+    });
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  // The SQLite index is encrypted under a key derived from the keyfile, so that is opened first; a PostgreSQL
+  // index is asked first whether it holds an archive, so that a missing keyfile is not replaced by a new key.
+  const sqliteKeys = config.database.url ? undefined : await openOrCreateKeys(config, sqlitePath);
   const index = await openIndexDb(
     config.database.url
       ? {
@@ -153,8 +173,28 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
           ...(config.database.schema ? { schema: config.database.schema } : {}),
           ...(options.notice ? { notice: options.notice } : {}),
         }
-      : { kind: 'sqlite', path: sqlitePath, key: await keys.deriveSecret('custos/sqlite-index/v1', 32) },
+      : {
+          kind: 'sqlite',
+          path: sqlitePath,
+          key: await sqliteKeys!.deriveSecret('custos/sqlite-index/v1', 32),
+        },
   );
+  let keys: KeyStore;
+  try {
+    keys = sqliteKeys ?? (await openPostgresKeys(config, index, initialise));
+    const indexName = config.database.url
+      ? describePostgres(config.database.url, config.database.schema)
+      : sqlitePath;
+    await bindArchive({ index, keys, dataDir: config.dataDir, indexName, initialise, now: clock.now() });
+    if (!existsSync(config.audit.signingKeyFile) && (await ledgerHasRecords(index)))
+      throw new CustosError({
+        code: 'keys.signing-key-missing',
+        message: `the audit ledger of ${config.dataDir} holds signed records but the audit signing key ${config.audit.signingKeyFile} is missing: restore it (a new key would make every checkpoint read as tampered)`,
+      });
+  } catch (err) {
+    await index.close();
+    throw err;
+  }
   const blobs = new ThreadedBlobStore({
     root: join(config.dataDir, 'blobs'),
     chunkSize: config.blob.chunkSize,
@@ -336,13 +376,53 @@ async function openOrCreateKeys(config: CustosConfig, sqlitePath: string): Promi
   return KeyfileKeyStore.create(config.keyFile);
 }
 
+/**
+ * The keyfile beside a PostgreSQL index: opened when present; when missing, made only for an index that holds no
+ * archive yet (and only when initialising), since an archive's study keys are wrapped by the keyfile it had.
+ */
+async function openPostgresKeys(
+  config: CustosConfig,
+  index: IndexDb,
+  initialise: boolean,
+): Promise<KeyStore> {
+  if (existsSync(config.keyFile)) return KeyfileKeyStore.open(config.keyFile);
+  const where = describePostgres(config.database.url!, config.database.schema);
+  if (await indexHoldsArchive(index))
+    throw new CustosError({
+      code: 'keys.keyfile-missing',
+      message: `the PostgreSQL index ${where} holds an archive but the key-encryption keyfile ${config.keyFile} is missing: restore the keyfile (without it the archive cannot be decrypted)`,
+    });
+  if (!initialise)
+    throw new CustosError({
+      code: 'archive.not-initialised',
+      message: `${config.dataDir} holds no archive yet (with the index ${where}): \`custos serve --data ${config.dataDir}\` initialises one`,
+    });
+  await mkdir(dirname(config.keyFile), { recursive: true, mode: 0o700 });
+  await chmod(dirname(config.keyFile), 0o700);
+  return KeyfileKeyStore.create(config.keyFile);
+}
+
+/** A PostgreSQL URL for messages: without its password, with the schema. */
+function describePostgres(url: string, schema: string | undefined): string {
+  let shown = url;
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    shown = u.toString();
+  } catch {
+    // shown as configured; config validation has accepted it
+  }
+  return schema ? `${shown} (schema ${schema})` : shown;
+}
+
 /** Open, run, close: for one-shot CLI commands. */
 export async function withApp<T>(
   config: CustosConfig,
   fn: (app: CustosApp) => Promise<T>,
   say: (s: string) => void,
+  options: { initialise?: boolean } = {},
 ): Promise<T> {
-  const app = await openApp(config);
+  const app = await openApp(config, { initialise: options.initialise ?? false });
   try {
     if (app.firstStart) say(firstStartBanner(app.firstStart));
     return await fn(app);

@@ -155,6 +155,7 @@ export async function runImport(
       bar?.stop();
     },
     io.err,
+    { initialise: true },
   );
   const secs = (Date.now() - started) / 1000;
   io.err(

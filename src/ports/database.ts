@@ -371,7 +371,16 @@ export interface BreakGlassTable {
   review_note: string | null;
 }
 
+/** The archive an index belongs to, and a check of its key-encryption key (src/app/archive-identity.ts). */
+export interface ArchiveIdentityTable {
+  archive_id: string;
+  /** HMAC-SHA-256 of archive_id under a secret derived from the key-encryption key, hex. */
+  key_check: string;
+  created_at: string;
+}
+
 export interface DatabaseSchema {
+  archive_identity: ArchiveIdentityTable;
   quarantine: QuarantineTable;
   header_corrections: HeaderCorrectionsTable;
   patients: PatientsTable;

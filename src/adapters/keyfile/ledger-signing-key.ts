@@ -64,7 +64,8 @@ export class LedgerSigningKey implements LedgerSigner {
   }
 }
 
-async function writeNew(path: string, text: string, mode: number): Promise<void> {
+/** Write a small file whole or not at all: a temporary file, fsynced, renamed into place with `mode`. */
+export async function writeNew(path: string, text: string, mode: number): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'wx', mode);
   try {

@@ -574,6 +574,17 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.alterTable('quarantine').addColumn('fixity_checked_at', 'text').execute();
       },
     },
+    // What ties an index to its key-encryption key and its blob tree (src/app/archive-identity.ts): one row.
+    '0013-archive-identity': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('archive_identity')
+          .addColumn('archive_id', 'text', (c) => c.primaryKey())
+          .addColumn('key_check', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 
