@@ -414,6 +414,23 @@ for (const backend of backends()) {
       ]);
       expect(got.code, got.stderr).toBe(0);
       expect(await readdir(out)).toHaveLength(3);
+      // Patient ID is a unique key of a retrieve, matched as one value: a wildcard is refused (0xA900), never
+      // read as "every patient whose ID begins with PID-".
+      const wildOut = await mkdtemp(join(work, 'get-wild-'));
+      const wild = await dcmtk('getscu', [
+        ...scu,
+        '-P',
+        '-od',
+        wildOut,
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=PATIENT',
+        '-k',
+        'PatientID=PID-*',
+      ]);
+      expect(wild.stderr).toMatch(/DIMSE status is: Error: DataSetDoesNotMatchSOPClass/);
+      expect(await readdir(wildOut)).toHaveLength(0);
     });
 
     it('answers C-FIND with no matches and a precise status for a bad level or key', async () => {

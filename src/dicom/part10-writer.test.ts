@@ -128,6 +128,24 @@ describe('writePart10', () => {
     expect(file.subarray(-2)).toEqual(Buffer.from([7, 0]));
   });
 
+  it('writes a binary element without a value at zero length, not as a made-up 0', () => {
+    const file = writePart10(
+      [
+        { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.3' },
+        { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2' },
+        { tag: tag(0x0009, 0x1001), vr: 'UN', value: '' },
+        { tag: tag(0x0018, 0x9073), vr: 'FD', value: [] },
+        { tag: tag(0x0028, 0x0006), vr: 'US', value: '' },
+      ],
+      { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian },
+    );
+    // US: tag, 'US', 16-bit length 0, and the file ends there.
+    expect(file.subarray(-8)).toEqual(Buffer.from([0x28, 0, 0x06, 0, 0x55, 0x53, 0, 0]));
+    // UN: tag, 'UN', two reserved bytes, 32-bit length 0.
+    expect(file.includes(Buffer.from([0x09, 0, 0x01, 0x10, 0x55, 0x4e, 0, 0, 0, 0, 0, 0]))).toBe(true);
+    expect(file.includes(Buffer.from([0x18, 0, 0x73, 0x90, 0x46, 0x44, 0, 0]))).toBe(true);
+  });
+
   it('encodes text in the Specific Character Set of the dataset and of each item', async () => {
     const file = writePart10(
       [

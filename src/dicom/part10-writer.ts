@@ -193,6 +193,9 @@ function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
       }
     } else if (TEXT_VRS.has(el.vr)) {
       value = textBytes(el.tag, el.vr, el.value, enc);
+    } else if (el.value === '' || (Array.isArray(el.value) && el.value.length === 0)) {
+      // No value (a C-FIND return key the object lacks): zero length, never a 0 made up from the empty string.
+      value = Buffer.alloc(0);
     } else {
       value = numberBytes(el.vr, el.value, enc.little);
     }

@@ -37,7 +37,23 @@ export async function resolveRetrieve(
     const el = ds.get(Tags.PatientID);
     const pid = el?.kind === 'text' ? (el.values[0] ?? '').trim() : '';
     if (!pid) throw badIdentifier('a PATIENT-level retrieve needs Patient ID (0010,0020)');
-    const q = parseQidoQuery(new URLSearchParams([['PatientID', pid]]), 'study');
+    // A unique key is matched as one value (PS3.4 C.4.2.2.1): `PatientID=*` would otherwise move every patient
+    // the caller may see.
+    const issuerEl = ds.get(Tags.IssuerOfPatientID);
+    const issuer = issuerEl?.kind === 'text' ? (issuerEl.values[0] ?? '').trim() : '';
+    for (const [name, v] of [
+      ['Patient ID (0010,0020)', pid],
+      ['Issuer of Patient ID (0010,0021)', issuer],
+    ] as const)
+      if (/[*?]/.test(v))
+        throw badIdentifier(`${name} '${v}' is a unique key of a retrieve: one value, not a wildcard`);
+    const q = parseQidoQuery(
+      new URLSearchParams([
+        ['PatientID', pid],
+        ...(issuer ? ([['IssuerOfPatientID', issuer]] as [string, string][]) : []),
+      ]),
+      'study',
+    );
     // Every study of the patient, page after page (limits.maxQueryResults), as C-FIND answers them.
     const pages = allPages((from) => s.deps.query.search(principal, { ...q, offset: 0 }, '', from));
     for await (const studies of pages)
