@@ -9,6 +9,7 @@ import { asciiText } from '../../domain/ascii-text.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
 import { isRetryLater } from '../../domain/retry-later.js';
+import { TransferSyntax } from '../../dicom/tags.js';
 import { Cmd, NO_DATASET, type Command } from './command.js';
 import { DimseConnection, type DataSink } from './connection.js';
 import {
@@ -287,7 +288,11 @@ export class ScpAssociation {
     const proposedRoles = new Map(rq.user.roles.map((r) => [r.sopClassUid, r]));
     const roles: RoleSelection[] = [];
     for (const c of rq.contexts) {
-      const choice = chooseSyntax(c.abstractSyntax, c.transferSyntaxes);
+      const choice = chooseSyntax(
+        c.abstractSyntax,
+        c.transferSyntaxes,
+        proposedRoles.get(c.abstractSyntax)?.scp === true,
+      );
       accepted.push({ id: c.id, result: choice.result, transferSyntax: choice.ts ?? c.transferSyntaxes[0]! });
       if (choice.result === ContextResult.Acceptance) {
         this.contexts.set(c.id, { id: c.id, abstractSyntax: c.abstractSyntax, transferSyntax: choice.ts! });
@@ -388,7 +393,18 @@ export class ScpAssociation {
   }
 }
 
-function chooseSyntax(abstractSyntax: string, proposed: string[]): { result: number; ts?: string } {
+/**
+ * The transfer syntax of one presentation context: the first proposed that Custos takes. Where the requestor takes
+ * the SCP role for a storage class (`peerStores`: C-GET sends it the objects on this context), the one syntax
+ * must carry every object Custos may send, whatever it is stored in: Explicit, else Implicit VR Little Endian when
+ * proposed (compressed objects are decompressed to it). Until 5 Dec 2026 getscu +xs (JPEG Lossless first) got
+ * that syntax accepted, and every object not stored in it failed (0xA702).
+ */
+function chooseSyntax(
+  abstractSyntax: string,
+  proposed: string[],
+  peerStores = false,
+): { result: number; ts?: string } {
   let allowed: ReadonlySet<string>;
   if (isStorageSopClass(abstractSyntax)) allowed = STORAGE_SYNTAXES;
   else if (
@@ -398,7 +414,13 @@ function chooseSyntax(abstractSyntax: string, proposed: string[]): { result: num
   )
     allowed = new Set<string>(PLAIN_SYNTAXES);
   else return { result: ContextResult.AbstractSyntaxNotSupported };
-  const ts = proposed.find((t) => allowed.has(t));
+  const sendable = peerStores && isStorageSopClass(abstractSyntax);
+  const ts =
+    (sendable
+      ? [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian].find((t) =>
+          proposed.includes(t),
+        )
+      : undefined) ?? proposed.find((t) => allowed.has(t));
   return ts
     ? { result: ContextResult.Acceptance, ts }
     : { result: ContextResult.TransferSyntaxesNotSupported };
