@@ -888,6 +888,53 @@ for (const backend of backends()) {
       } finally {
         await scuA.release();
       }
+      // An AE that may not store is not told what is stored: 0x0124 and no report (until 5 Dec 2026 any
+      // registered AE could learn whether any SOP Instance UID was in the archive, and its class).
+      const noRole = await openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'NOROLE',
+        contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        timeoutMs: 5000,
+        onRequest: () => {
+          throw new Error('no report is sent to an AE that may not store');
+        },
+      });
+      try {
+        const ctx = noRole.context(COMMIT)!;
+        const rsp = await noRole.request(
+          ctx.id,
+          {
+            commandField: 0x0130,
+            messageId: noRole.conn.messageId(),
+            requestedSopClassUid: COMMIT,
+            requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+            actionTypeId: 1,
+            commandDataSetType: 0,
+          },
+          encodeDataset(
+            [
+              { tag: 0x00081195, vr: 'UI', value: '2.25.778' },
+              {
+                tag: 0x00081199,
+                vr: 'SQ',
+                value: [
+                  [
+                    { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
+                    { tag: 0x00081155, vr: 'UI', value: sops[0]! },
+                  ],
+                ],
+              },
+            ],
+            ctx.transferSyntax,
+          ),
+        );
+        expect(rsp.cmd.status).toBe(0x0124);
+        await new Promise((r) => setTimeout(r, 300));
+      } finally {
+        await noRole.release();
+      }
     });
 
     it('takes 10 concurrent storescu associations', async () => {

@@ -212,6 +212,14 @@ export class IngestService {
     this.writes = deps.writes ?? new TransactionBatcher(deps.index.db);
   }
 
+  /**
+   * Whether the caller may store into the archive: throws access.denied (recorded) when not. Storage
+   * Commitment asks it before it says what is stored, since only a sender of objects may ask that.
+   */
+  async requireStore(principal: Principal): Promise<void> {
+    await this.deps.gate.require(principal, 'store', { type: 'archive' });
+  }
+
   async ingest(
     principal: Principal,
     source: AsyncIterable<Buffer>,

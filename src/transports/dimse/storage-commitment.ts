@@ -4,7 +4,7 @@
  * with N-EVENT-REPORT on the same association if it is still open, otherwise on a new one to the requester's
  * registered address (with the SCP role, PS3.4 J.3.3).
  */
-import { DicomStatus } from '../../domain/errors.js';
+import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { Dataset } from '../../dicom/dataset.js';
 import type { WriteElement } from '../../dicom/part10-writer.js';
 import { Cmd, type Command } from './command.js';
@@ -55,6 +55,15 @@ export class StorageCommitment {
         0x0120,
         'Transaction UID (0008,1195) and a non-empty Referenced SOP Sequence (0008,1199) are required',
       );
+    // Whether an object is stored, and as what class, is told only to a caller that may store (the modality that
+    // sent them): until 5 Dec 2026 any registered AE could ask it of any SOP Instance UID, outside the policy.
+    try {
+      await this.s.deps.ingest.requireStore(a.principal!);
+    } catch (err) {
+      if (err instanceof CustosError && err.code === 'access.denied')
+        return bad(DicomStatus.NotAuthorized, err.message);
+      throw err;
+    }
     const refs: Ref[] = seq.items.map((item) => ({
       sopClassUid: text(item, REFERENCED_SOP_CLASS_UID),
       sopInstanceUid: text(item, REFERENCED_SOP_INSTANCE_UID),
