@@ -262,6 +262,21 @@ for (const backend of backends()) {
       });
       const tail = original.subarray(original.length - 8192);
       expect(stored.subarray(stored.length - 8192).equals(tail)).toBe(true);
+      // The same objects again from another AE (a router's retry, a second modality console): the file meta header
+      // Custos wrote names another Source AE Title, the data sets are the same, so each is the object already
+      // stored (until 5 Dec 2026: 0x0111, "already stored with different content"); so is the sender's own file.
+      const again = await dcmtk('storescu', ['-aet', 'TSSCU', '-aec', 'CUSTOS', '127.0.0.1', port, ...files]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).not.toMatch(/0x0?111|Unknown Status|Error|Fail/i);
+      const file = await s.app.ingest.ingest(
+        admin,
+        (async function* () {
+          yield await readFile(files[0]!);
+        })(),
+        { channel: 'import' },
+      );
+      expect(file.status).toBe('duplicate');
+      expect((await storedInstances(s, 'study_uid', study)).length).toBe(3);
     });
 
     it('answers B007 naming the finding for an object archived with warnings or held in quarantine, as STOW-RS does', async () => {

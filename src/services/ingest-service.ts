@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { CustosError, DicomStatus } from '../domain/errors.js';
-import { isValidUid } from '../domain/ids.js';
+import { asBlobId, isValidUid } from '../domain/ids.js';
 import { isRetryLater } from '../domain/retry-later.js';
 import type { Principal } from '../domain/principal.js';
 import { toIndexRecord, type InstanceIndexRecord } from '../domain/index-record.js';
@@ -522,7 +522,8 @@ export class IngestService {
       .select('sha256')
       .where('sop_instance_uid', '=', r.instance.sopInstanceUid)
       .executeTakeFirst();
-    if (archived) return this.duplicateOrConflict(principal, policy, archived.sha256, blob, base, ctx);
+    if (archived)
+      return this.duplicateOrConflict(principal, policy, archived.sha256, blob, header, base, ctx);
     const held = await this.deps.index.db
       .selectFrom('quarantine')
       .select('id')
@@ -751,12 +752,62 @@ export class IngestService {
         .where('sop_instance_uid', '=', r.instance.sopInstanceUid)
         .executeTakeFirst();
       if (again && again.blob_id !== blob.blobId)
-        return this.duplicateOrConflict(principal, policy, again.sha256, blob, base, ctx);
+        return this.duplicateOrConflict(
+          principal,
+          policy,
+          again.sha256,
+          blob,
+          header,
+          base,
+          ctx,
+          extra?.durable,
+        );
       throw err;
     }
     if (filed.existingSha256 !== undefined)
-      return this.duplicateOrConflict(principal, policy, filed.existingSha256, blob, base, ctx);
+      return this.duplicateOrConflict(
+        principal,
+        policy,
+        filed.existingSha256,
+        blob,
+        header,
+        base,
+        ctx,
+        extra?.durable,
+      );
     return { status: 'stored', ...base };
+  }
+
+  /**
+   * Whether an object whose bytes differ from the stored one's is the same object all the same: the same data set
+   * in the same transfer syntax, under another file meta header. A C-STORE's header is written by Custos and
+   * names the sending AE (Source AE Title), so the same object sent by a second AE, a router's retry or a later
+   * STOW-RS of the sender's file differs there alone; until 5 Dec 2026 each was refused as a conflict (0x0111,
+   * 409). Read only when the digests differ, which is rare; both blobs are compared from their data sets on.
+   */
+  private async sameDataSet(
+    blob: StoredBlob,
+    header: HeaderForIndex,
+    base: Omit<IngestOutcome, 'status'>,
+    /** The new blob's commit, when it may still be under way: its bytes are read once it is durable. */
+    durable?: Promise<unknown>,
+  ): Promise<boolean> {
+    const row = await this.deps.index.db
+      .selectFrom('instances')
+      .select(['blob_id', 'sha256', 'study_uid', 'transfer_syntax_uid', 'bulk_json', 'size'])
+      .where('sop_instance_uid', '=', base.sopInstanceUid)
+      .executeTakeFirst();
+    if (!row || row.study_uid !== base.studyUid || row.transfer_syntax_uid !== header.transferSyntaxUid)
+      return false;
+    const storedStart = (JSON.parse(row.bulk_json) as BulkMap).datasetStart;
+    const newStart = header.bulk.datasetStart;
+    if (row.size - storedStart !== blob.size - newStart) return false;
+    const key = await this.deps.studyKeys.keyForStore(base.studyUid);
+    await durable;
+    return sameBytes(
+      this.deps.blobs.read(asBlobId(row.blob_id), key, { start: storedStart, end: row.size }),
+      this.deps.blobs.read(blob.blobId, key, { start: newStart, end: blob.size }),
+    );
   }
 
   private async duplicateOrConflict(
@@ -764,10 +815,12 @@ export class IngestService {
     policy: string,
     existingSha: string,
     blob: StoredBlob,
+    header: HeaderForIndex,
     base: Omit<IngestOutcome, 'status'>,
     ctx: IngestContext,
+    durable?: Promise<unknown>,
   ): Promise<IngestOutcome> {
-    if (existingSha === blob.sha256) {
+    if (existingSha === blob.sha256 || (await this.sameDataSet(blob, header, base, durable))) {
       await this.deps.ledger.append({
         principal,
         action: 'store',
@@ -785,6 +838,48 @@ export class IngestService {
       dicomStatus: DicomStatus.DuplicateSopInstance,
       detail: { sopInstanceUid: base.sopInstanceUid },
     });
+  }
+}
+
+/** Whether two async byte streams hold the same bytes. */
+async function sameBytes(a: AsyncIterable<Buffer>, b: AsyncIterable<Buffer>): Promise<boolean> {
+  const ia = a[Symbol.asyncIterator]();
+  const ib = b[Symbol.asyncIterator]();
+  let ba: Buffer = Buffer.alloc(0);
+  let bb: Buffer = Buffer.alloc(0);
+  let doneA = false;
+  let doneB = false;
+  for (;;) {
+    if (ba.length === 0 && !doneA) {
+      const n = await ia.next();
+      if (n.done) doneA = true;
+      else ba = n.value;
+    }
+    if (bb.length === 0 && !doneB) {
+      const n = await ib.next();
+      if (n.done) doneB = true;
+      else bb = n.value;
+    }
+    if (ba.length === 0 && bb.length === 0) {
+      if (doneA && doneB) return true;
+      continue;
+    }
+    if (ba.length === 0 || bb.length === 0) {
+      if ((ba.length === 0 && doneA) || (bb.length === 0 && doneB)) {
+        await ia.return?.();
+        await ib.return?.();
+        return false;
+      }
+      continue;
+    }
+    const n = Math.min(ba.length, bb.length);
+    if (!ba.subarray(0, n).equals(bb.subarray(0, n))) {
+      await ia.return?.();
+      await ib.return?.();
+      return false;
+    }
+    ba = ba.subarray(n);
+    bb = bb.subarray(n);
   }
 }
 
