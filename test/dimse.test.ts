@@ -59,7 +59,7 @@ for (const backend of backends()) {
 
     beforeAll(async () => {
       s = await startTestServer(backend, {
-        dicom: { artimTimeoutMs: 1000, idleTimeoutMs: 2000 },
+        dicom: { artimTimeoutMs: 1000, idleTimeoutMs: 2000, responseTimeoutMs: 3000 },
         // The transfer-syntax objects carry only what the codec needs; header validation is not what they test.
         validation: { byAe: { TSSCU: 'lenient' } },
         // C-FIND and C-MOVE/C-GET read their matches in pages of this size: the 3-instance series and the
@@ -521,6 +521,35 @@ for (const backend of backends()) {
       expect(gone.stderr).toMatch(/Failed Suboperations +: 3/);
       for (const sop of sops) expect(gone.stderr).toContain(sop);
       expect(gone.stderr).toContain(`LO [DEST at 127.0.0.1:${destPort}: connect ECONNREFUSED`);
+    });
+
+    it('gives up on a C-MOVE destination that takes an object and never answers, after dicom.responseTimeoutMs', async () => {
+      // storescp --sleep-during holds each C-STORE-RSP for 60 s. Until 5 Dec 2026 the C-MOVE waited for ever
+      // (and a C-CANCEL with it); now the association to the destination is aborted after 3 s (this server's
+      // setting; 60 s by default) and every sub-operation is reported failed.
+      const destPort = await freePort();
+      const out = await mkdtemp(join(work, 'move-slow-'));
+      const scp = spawnDcmtk('storescp', [
+        '-aet',
+        'SLOWDEST',
+        '--sleep-during',
+        '60',
+        '-od',
+        out,
+        String(destPort),
+      ]);
+      try {
+        await s.app.aes.add(admin, { title: 'SLOWDEST', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        const started = Date.now();
+        const r = await moveStudy('SLOWDEST', '-d');
+        expect(Date.now() - started).toBeLessThan(10_000);
+        expect(r.stderr).toMatch(/Failed Suboperations +: 3/);
+        expect(r.stderr).toMatch(/Refused: OutOfResourcesSubOperations/);
+        expect(r.stderr).toContain('no C-STORE response within 3000 ms');
+      } finally {
+        await stopChild(scp);
+      }
     });
 
     it('retrieves a series by C-GET on the same association', async () => {

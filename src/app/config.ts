@@ -272,6 +272,11 @@ const ConfigSchema = z
         artimTimeoutMs: z.number().int().min(100),
         idleTimeoutMs: z.number().int().min(0),
         connectTimeoutMs: z.number().int().min(100),
+        /**
+         * How long Custos waits for a peer's answer to a C-STORE it sent (C-MOVE and C-GET sub-operations) before it
+         * aborts that association and counts the sub-operation failed.
+         */
+        responseTimeoutMs: z.number().int().min(100),
         /** When C-STORE answers success: once durable and indexed, or once received and validated. */
         storeAck: z.enum(['committed', 'received']),
         tls: z
@@ -376,6 +381,7 @@ const DEFAULTS = {
     artimTimeoutMs: 30_000,
     idleTimeoutMs: 300_000,
     connectTimeoutMs: 10_000,
+    responseTimeoutMs: 60_000,
     storeAck: 'committed',
   },
   breakGlass: { minutes: 60, maxMinutes: 240 },
@@ -444,6 +450,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_DICOM_MAX_PDU_LENGTH: { path: ['dicom', 'maxPduLength'], type: 'int' },
   CUSTOS_DICOM_ARTIM_TIMEOUT_MS: { path: ['dicom', 'artimTimeoutMs'], type: 'int' },
   CUSTOS_DICOM_IDLE_TIMEOUT_MS: { path: ['dicom', 'idleTimeoutMs'], type: 'int' },
+  CUSTOS_DICOM_RESPONSE_TIMEOUT_MS: { path: ['dicom', 'responseTimeoutMs'], type: 'int' },
   CUSTOS_DICOM_STORE_ACK: { path: ['dicom', 'storeAck'], type: 'string' },
   CUSTOS_BREAK_GLASS_MINUTES: { path: ['breakGlass', 'minutes'], type: 'int' },
   CUSTOS_BREAK_GLASS_MAX_MINUTES: { path: ['breakGlass', 'maxMinutes'], type: 'int' },

@@ -71,6 +71,7 @@ export async function startDimse(
     ledger: app.ledger,
     aeTitle: d.aeTitle,
     connectTimeoutMs: d.connectTimeoutMs,
+    responseTimeoutMs: d.responseTimeoutMs,
     storeAck: d.storeAck,
     tlsClient: tls && { cert: tls.cert, key: tls.key, ca: tls.ca },
     authenticate: (token, source) => app.auth.authenticateBearer(`Bearer ${token}`, source),

@@ -20,7 +20,9 @@ import { resolveRetrieve } from './c-retrieve.js';
 import { StorageCommitment } from './storage-commitment.js';
 import {
   cStore,
+  DEFAULT_RESPONSE_TIMEOUT_MS,
   openScuAssociation,
+  peerStoppedAnswering,
   sendable,
   sendsDecompressed,
   type ScuOptions,
@@ -37,6 +39,8 @@ export interface DimseServiceDeps {
   aeTitle: string;
   /** Timeout for outgoing associations (C-MOVE destinations, commitment reports). */
   connectTimeoutMs: number;
+  /** How long a C-STORE sub-operation waits for its response before the association is aborted (default 60 s). */
+  responseTimeoutMs?: number;
   /**
    * When C-STORE answers success: 'committed' (default) once the object is durable and indexed; 'received' once
    * it is received, parsed and validated, with the commit finishing in the background (PS3.4 B.4.1: Storage
@@ -84,13 +88,17 @@ export class DimseServices {
    */
   callOptions(
     dest: AeEntry,
-  ): Pick<ScuOptions, 'host' | 'port' | 'calledAe' | 'callingAe' | 'timeoutMs' | 'tls'> {
+  ): Pick<
+    ScuOptions,
+    'host' | 'port' | 'calledAe' | 'callingAe' | 'timeoutMs' | 'responseTimeoutMs' | 'tls'
+  > {
     const base = {
       host: dest.host,
       port: dest.port,
       calledAe: dest.title,
       callingAe: this.deps.aeTitle,
       timeoutMs: this.deps.connectTimeoutMs,
+      responseTimeoutMs: this.deps.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
     };
     if (!dest.certSha256) return base;
     const t = this.tlsClient;
@@ -289,7 +297,9 @@ export class DimseServices {
           contexts: storageContexts(refs, (r) => this.deps.retrieve.decompresses(r)),
         });
       let outgoing = dest ? await call(dest) : undefined;
-      target = outgoing ?? (move ? undefined : getTarget(a));
+      target =
+        outgoing ??
+        (move ? undefined : getTarget(a, this.deps.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS));
       /** The next object, decompressed ahead (its first frame decoding while this one is sent). */
       let ahead: { ref: InstanceRef; data: Promise<AsyncIterable<Buffer>> } | undefined;
       for (const [i, ref] of refs.entries()) {
@@ -316,7 +326,11 @@ export class DimseServices {
             },
             move ? { ae: a.callingAe, messageId: cmd.messageId ?? 0 } : undefined,
           )
-          .catch(() => 0xa702);
+          .catch((err: unknown) => {
+            // A peer that stopped answering ends the sub-operations; any other failure is this object's alone.
+            if (peerStoppedAnswering(err)) throw err;
+            return 0xa702;
+          });
         remaining--;
         if (status === 0) completed++;
         else if ((status & 0xf000) === 0xb000) warning++;
@@ -440,7 +454,7 @@ function storageContexts(refs: InstanceRef[], decompresses: (ref: InstanceRef) =
 }
 
 /** C-GET: store back over the caller's own association, on a context it accepted with the SCP role. */
-function getTarget(a: ScpAssociation): StoreTarget {
+function getTarget(a: ScpAssociation, responseTimeoutMs: number): StoreTarget {
   const accepted = (ref: InstanceRef) => (ts: string) =>
     [...a.contexts.values()].find((c) => c.abstractSyntax === ref.sopClassUid && c.transferSyntax === ts)?.id;
   return {
@@ -449,7 +463,7 @@ function getTarget(a: ScpAssociation): StoreTarget {
       const out = a.peerScpRoles.has(ref.sopClassUid) ? sendable(ref, data, accepted(ref)) : undefined;
       // Drain nothing: the instance cannot be sent in a form this association took.
       if (!out) return 0xa702;
-      return cStore(a.conn!, out.contextId, ref, out.data);
+      return cStore(a.conn!, out.contextId, ref, out.data, undefined, responseTimeoutMs);
     },
     release: async () => undefined,
   };

@@ -66,6 +66,8 @@ export interface ScuOptions {
   contexts: { abstractSyntax: string; transferSyntaxes: string[] }[];
   roles?: RoleSelection[];
   timeoutMs: number;
+  /** How long a C-STORE waits for its response once sent (DEFAULT_RESPONSE_TIMEOUT_MS if not given). */
+  responseTimeoutMs?: number;
   /** Call the peer over TLS (its AE entry has a registered certificate). */
   tls?: ScuTls | undefined;
   /** Requests the peer sends us on this association (e.g. an N-EVENT-REPORT of storage commitment). */
@@ -136,12 +138,16 @@ export function sendable(
  * One C-STORE sub-operation on an established connection (C-MOVE to a destination, C-GET back to the caller):
  * sends the instance and resolves with the peer's status.
  */
+/** How long a sent C-STORE waits for its response before the association is aborted. */
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 60_000;
+
 export async function cStore(
   conn: DimseConnection,
   contextId: number,
   ref: InstanceRef,
   data: AsyncIterable<Buffer> | Promise<AsyncIterable<Buffer>>,
   moveOriginator?: { ae: string; messageId: number },
+  responseTimeoutMs = DEFAULT_RESPONSE_TIMEOUT_MS,
 ): Promise<number> {
   // A decompressed object is ready (its first frame decoded) before its command goes: failing now costs the
   // association nothing.
@@ -175,8 +181,33 @@ export async function cStore(
     socket.destroy();
     throw err;
   }
-  return (await response).cmd.status ?? 0xa702;
+  // A peer that takes the object and never answers would hold the C-MOVE or C-GET (and its C-CANCEL) for ever:
+  // after the timeout the association is aborted, and this and every later sub-operation on it fail (0xA702).
+  // It rejects with `dimse.no-response`, which the caller takes as the end of its sub-operations: calling the
+  // peer again would find it as busy.
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const socket = conn.socket;
+      // The A-ABORT goes, and the socket is closed: nothing more is to be sent or waited for on it.
+      if (!socket.destroyed) socket.end(encodeAbort(0, 0), () => socket.destroy());
+      const err = Object.assign(new Error(`no C-STORE response within ${responseTimeoutMs} ms`), {
+        code: 'dimse.no-response',
+      });
+      conn.failPending(err);
+      reject(err);
+    }, responseTimeoutMs);
+  });
+  try {
+    return await Promise.race([response.then((r) => r.cmd.status ?? 0xa702), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
+
+/** Whether a sub-operation failed because the peer stopped answering (cStore's timeout). */
+export const peerStoppedAnswering = (err: unknown) =>
+  (err as { code?: string })?.code === 'dimse.no-response';
 
 function pinMismatch(cert: PeerCertificate, pinSha256: string): Error | undefined {
   if (!cert?.raw) return failure('no TLS certificate presented');
@@ -334,10 +365,10 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
     async store(ref, data, moveOriginator) {
       const out = sendable(ref, data, (ts) => context(ref.sopClassUid, ts)?.id);
       if (!out) return 0xa702;
-      return cStore(c, out.contextId, ref, out.data, moveOriginator);
+      return cStore(c, out.contextId, ref, out.data, moveOriginator, opts.responseTimeoutMs);
     },
     async release() {
-      if (socket.destroyed) return;
+      if (socket.destroyed || socket.writableEnded) return;
       const done = new Promise<void>((r) => (releaseDone = r));
       await c.writeRaw(encodeReleaseRq());
       const timer = setTimeout(() => socket.destroy(), opts.timeoutMs);
