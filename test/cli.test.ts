@@ -7,7 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
 import { captureIO as io } from './support/cli-io.js';
 import { dcmtk } from './support/dcmtk.js';
+import { execFile } from 'node:child_process';
 import { makeInstance, uid } from './support/fixtures.js';
+
+/** A shell command (deep trees, which Node's fs cannot make or remove past PATH_MAX). */
+const shell = (script: string) =>
+  new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile('bash', ['-c', script], (err, _out, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+    ),
+  );
 
 /** The JSON line `custos import` prints, every count not given being 0. */
 const importSummary = (
@@ -181,8 +190,10 @@ describe('custos CLI', () => {
     stop('SIGTERM');
     expect(await running).toBe(0);
     const bad = io(cwd);
-    expect(await main(['serve', '--data', 'd-off', '--dicom-port', 'of'], bad)).not.toBe(0);
-    expect(bad.stderr).toMatch(/--dicom-port must be 0\.\.65535 or 'off', got 'of'/);
+    expect(await main(['serve', '--data', 'd-off', '--dicom-port', 'of'], bad)).toBe(2);
+    expect(bad.stderr).toMatch(
+      /option '--dicom-port <port>' argument 'of' is invalid\. a port is a number from 0 to 65535, or 'off'/,
+    );
   });
 
   it('serve names the service and the setting when its port is taken', async () => {
@@ -275,6 +286,49 @@ describe('custos CLI', () => {
     // The loop ('up') is read once, as the directory it leads back to.
     expect(o.stderr).toContain(`import of ${view}: 3 files`);
     expect(o.stderr).toContain('failed gone.dcm: a symbolic link to nothing');
+  });
+
+  it('import names a directory it cannot read and a link loop as failed entries, and imports the rest', async () => {
+    const tree = join(cwd, 'unreadable');
+    await mkdir(tree, { recursive: true });
+    await writeFile(
+      join(tree, 'good.dcm'),
+      makeInstance({ studyUid: uid(14), seriesUid: uid(15), sopInstanceUid: uid(16) }),
+    );
+    await symlink('loop', join(tree, 'loop'));
+    // 220 levels of 20-character names: deeper down, the absolute path is longer than PATH_MAX (4096), and
+    // realpath(3) fails with ENAMETOOLONG. Until 5 Dec 2026 that ended the import, no summary, exit 1.
+    const deep = await shell(
+      `cd ${JSON.stringify(tree)} && for i in $(seq 220); do mkdir dddddddddddddddddddd && cd dddddddddddddddddddd; done`,
+    );
+    expect(deep.code, deep.stderr).toBe(0);
+    try {
+      const o = io(cwd);
+      expect(await main(['import', tree, '--data', 'd4', '--no-progress'], o)).toBe(3);
+      expect(JSON.parse(o.stdout)).toEqual(importSummary({ unchanged: 0, stored: 1, failed: 2 }));
+      expect(o.stderr).toMatch(/1 files \(.* MB\) and 2 entries that could not be read/);
+      expect(o.stderr).toMatch(
+        /failed (dddddddddddddddddddd\/)+dddddddddddddddddddd: a directory that cannot be read \(ENAMETOOLONG\)/,
+      );
+      expect(o.stderr).toContain('failed loop: a loop of symbolic links');
+    } finally {
+      await shell(`rm -rf ${JSON.stringify(tree)}`);
+    }
+  });
+
+  it('answers a usage error with exit status 2, naming the option and what it takes', async () => {
+    const o = io(cwd);
+    expect(await main(['ae', 'add', 'X', '--host', 'h', '--port', '99999', '--data', 'd1'], o)).toBe(2);
+    expect(o.stderr).toMatch(
+      /option '--port <port>' argument '99999' is invalid\. a port is a number from 0 to 65535/,
+    );
+    const days = io(cwd);
+    expect(
+      await main(['token', 'create', '--user', 'admin', '--days', '99999999999', '--data', 'd1'], days),
+    ).toBe(2);
+    expect(days.stderr).toMatch(/option '--days <n>' argument '99999999999' is invalid/);
+    expect(await main(['no-such-command'], io(cwd))).toBe(2);
+    expect(await main(['--help'], io(cwd))).toBe(0);
   });
 
   it('imports a patient CD: the DICOMDIR dcmmkdir wrote and the non-DICOM files are skipped, not failures', async () => {

@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { CustosError } from '../domain/errors.js';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -160,7 +160,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .requiredOption('--user <name>', 'account name')
     .option('--data <dir>', 'data directory')
     .option('--name <label>', 'label to recognise the token by')
-    .option('--days <n>', 'expire after N days (default: never)', parsePositive)
+    .option('--days <n>', 'expire after N days (default: never)', parseDays)
     .action(async (opts: { user: string; data?: string; name?: string; days?: number }) => {
       const { withApp } = await import('./custos-app.js');
       const { systemPrincipal } = await import('../services/auth-service.js');
@@ -283,7 +283,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .requiredOption('--user <name>', 'account name')
     .requiredOption('--study <uid>', 'Study Instance UID')
     .requiredOption('--reason <text>', 'why (recorded in the audit ledger)')
-    .option('--days <n>', 'expire after N days (default 7)', parsePositive)
+    .option('--days <n>', 'expire after N days (default 7)', parseDays)
     .option('--data <dir>', 'data directory')
     .action(async (opts: { user: string; study: string; reason: string; days?: number; data?: string }) => {
       await withData(opts.data, async (app) => {
@@ -707,7 +707,9 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // A usage error (unknown command or option, a missing or invalid argument) is 2, as docs/cli.md says;
+    // commander's own 1 was the status of policy validate's findings. --help and --version stay 0.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof CustosError) {
       io.err(`custos: ${err.message}\n`);
       return 2;
@@ -745,10 +747,10 @@ const processIO: CliIO = {
   isTTY: !!process.stderr.isTTY,
 };
 
+/** Option parsers throw commander's InvalidArgumentError, which names the option the value was given to. */
 function parsePort(v: string): number {
   const n = Number(v);
-  if (!/^\d+$/.test(v) || n > 65535)
-    throw new CustosError({ code: 'cli.bad-port', message: `--http-port must be 0..65535, got '${v}'` });
+  if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError('a port is a number from 0 to 65535.');
   return n;
 }
 
@@ -757,23 +759,28 @@ function parsePortOrOff(v: string): number | 'off' {
   if (v === 'off') return 'off';
   const n = Number(v);
   if (!/^\d+$/.test(v) || n > 65535)
-    throw new CustosError({
-      code: 'cli.bad-port',
-      message: `--dicom-port must be 0..65535 or 'off', got '${v}'`,
-    });
+    throw new InvalidArgumentError("a port is a number from 0 to 65535, or 'off'.");
+  return n;
+}
+
+/** A validity in days: 1 to 36,500 (a hundred years; beyond, the date cannot be written). */
+function parseDays(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 36_500)
+    throw new InvalidArgumentError('expected a number of days from 1 to 36500.');
   return n;
 }
 
 function parseCount(v: string): number {
-  if (!/^\d+$/.test(v))
-    throw new CustosError({ code: 'cli.bad-number', message: `expected a whole number, got '${v}'` });
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)))
+    throw new InvalidArgumentError('expected a whole number.');
   return Number(v);
 }
 
 function parsePositive(v: string): number {
   const n = Number(v);
-  if (!/^\d+$/.test(v) || n < 1)
-    throw new CustosError({ code: 'cli.bad-number', message: `expected a positive integer, got '${v}'` });
+  if (!/^\d+$/.test(v) || n < 1 || !Number.isSafeInteger(n))
+    throw new InvalidArgumentError('expected a positive whole number.');
   return n;
 }
 

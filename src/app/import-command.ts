@@ -18,19 +18,38 @@ async function* files(
   dir: string,
   seen = new Set<string>(),
 ): AsyncGenerator<{ path: string; problem?: string }> {
-  const real = await realpath(dir);
-  if (seen.has(real)) return;
-  seen.add(real);
-  const entries = await readdir(dir, { withFileTypes: true });
+  // A directory that cannot be read (lost+found for a service account, a path too long) is one failed entry,
+  // not the end of the import (until 5 Dec 2026 it ended it, with no summary).
+  let entries;
+  try {
+    const real = await realpath(dir);
+    if (seen.has(real)) return;
+    seen.add(real);
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    yield {
+      path: dir,
+      problem: `a directory that cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`,
+    };
+    return;
+  }
   entries.sort((a, b) => a.name.localeCompare(b.name));
   for (const e of entries) {
     const p = join(dir, e.name);
     let isDir = e.isDirectory();
     let isFile = e.isFile();
     if (e.isSymbolicLink()) {
-      const target = await stat(p).catch(() => undefined);
-      if (!target) {
-        yield { path: p, problem: 'a symbolic link to nothing' };
+      const target = await stat(p).catch((err: NodeJS.ErrnoException) => err);
+      if (target instanceof Error) {
+        yield {
+          path: p,
+          problem:
+            target.code === 'ENOENT'
+              ? 'a symbolic link to nothing'
+              : target.code === 'ELOOP'
+                ? 'a loop of symbolic links'
+                : `a symbolic link that cannot be followed (${target.code ?? target.message})`,
+        };
         continue;
       }
       isDir = target.isDirectory();
@@ -82,8 +101,19 @@ export async function runImport(
       unreadable.push({ path: relative(root, f.path), message: f.problem });
       continue;
     }
+    const size = await stat(f.path).then(
+      (st) => st.size,
+      (err: NodeJS.ErrnoException) => err,
+    );
+    if (size instanceof Error) {
+      unreadable.push({
+        path: relative(root, f.path),
+        message: `cannot be read (${size.code ?? size.message})`,
+      });
+      continue;
+    }
     paths.push(f.path);
-    total += (await stat(f.path)).size;
+    total += size;
   }
   const summary: ImportSummary = {
     stored: 0,
@@ -92,7 +122,7 @@ export async function runImport(
     warned: 0,
     conflicts: [],
     skipped: [],
-    failed: unreadable,
+    failed: [...unreadable],
     bytes: 0,
   };
   const started = Date.now();
@@ -114,8 +144,16 @@ export async function runImport(
       bar?.start(paths.length, 0, { mb: '0' });
       let next = 0;
       let done = 0;
+      // Ctrl-C (or SIGTERM): the files being stored are finished, no other is begun, and the summary says so.
+      // A second one ends the process at once (the signal is listened for once).
+      let interrupted: string | undefined;
+      void io.stopSignal().then((signal) => {
+        interrupted = signal;
+        bar?.stop();
+        io.err(`custos: ${signal}: finishing the files being stored, then stopping\n`);
+      });
       const worker = async () => {
-        while (next < paths.length && !summary.stopped) {
+        while (next < paths.length && !summary.stopped && !interrupted) {
           const p = paths[next++]!;
           try {
             const outcome = await app.ingest.ingest(
@@ -151,6 +189,7 @@ export async function runImport(
         }
       };
       await Promise.all([worker(), worker(), worker()]);
+      if (interrupted) summary.stopped ??= { reason: `interrupted by ${interrupted}`, notTried: 0 };
       if (summary.stopped) summary.stopped.notTried = paths.length - next;
       bar?.stop();
     },
@@ -160,7 +199,7 @@ export async function runImport(
   const secs = (Date.now() - started) / 1000;
   io.err(
     [
-      `import of ${root}: ${paths.length} files (${(total / 1e6).toFixed(1)} MB) in ${secs.toFixed(1)} s`,
+      `import of ${root}: ${paths.length} files (${(total / 1e6).toFixed(1)} MB)${unreadable.length ? ` and ${unreadable.length} entries that could not be read` : ''} in ${secs.toFixed(1)} s`,
       `  stored:     ${summary.stored} (${summary.warned} with validation warnings)`,
       `  quarantined: ${summary.quarantined.length} (kept encrypted for the data steward: custos quarantine list)`,
       `  unchanged:  ${summary.duplicates} (already stored with the same bytes)`,
@@ -174,14 +213,17 @@ export async function runImport(
             `  stopped:    ${summary.stopped.notTried} files not tried: ${summary.stopped.reason}. Run the same import again once that is resolved (what is stored is skipped).`,
           ]
         : []),
-      ...[
-        ...summary.quarantined.map((q) => `  quarantined ${q.path} as ${q.id}: ${q.reasons.join('; ')}`),
-        ...summary.conflicts.map((c) => `  conflict ${c.path}: ${c.message}`),
-        ...summary.failed.map((f) => `  failed ${f.path}: ${f.message}`),
-        ...summary.skipped.map(
-          (k) => `  skipped ${k.path}: ${k.why === 'DICOMDIR' ? 'a DICOMDIR' : 'not DICOM'}`,
-        ),
-      ].slice(0, 50),
+      ...listed(
+        [
+          ...summary.failed.map((f) => `  failed ${f.path}: ${f.message}`),
+          ...summary.conflicts.map((c) => `  conflict ${c.path}: ${c.message}`),
+          ...summary.quarantined.map((q) => `  quarantined ${q.path} as ${q.id}: ${q.reasons.join('; ')}`),
+          ...summary.skipped.map(
+            (k) => `  skipped ${k.path}: ${k.why === 'DICOMDIR' ? 'a DICOMDIR' : 'not DICOM'}`,
+          ),
+        ],
+        LISTED,
+      ),
       '',
     ].join('\n'),
   );
@@ -197,6 +239,16 @@ export async function runImport(
     }) + '\n',
   );
   return summary.failed.length + summary.conflicts.length > 0 || summary.stopped ? 3 : 0;
+}
+
+/** How many files the summary names one by one: failures first, then conflicts, quarantined, skipped. */
+const LISTED = 200;
+
+/** The first `n` lines, and a last one saying how many more there were. */
+function listed(lines: string[], n: number): string[] {
+  return lines.length <= n
+    ? lines
+    : [...lines.slice(0, n), `  … and ${lines.length - n} more (the counts above include them)`];
 }
 
 /** What the skipped files were, counted by kind: "1 DICOMDIR: …; 12 not DICOM Part 10: …". */
