@@ -153,6 +153,34 @@ describe('loadConfig', () => {
       );
   });
 
+  it("resolves a relative path in the config file against the file's directory, one from the environment against the working directory", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'custos-config-rel-'));
+    writeFileSync(
+      join(dir, 'custos.json'),
+      JSON.stringify({
+        keyFile: 'secrets/kek.json',
+        audit: { checkpointFile: 'ext/checkpoints.jsonl' },
+        dicom: { tls: { port: 2762, cert: 'tls/s.crt', key: '/etc/custos/s.key' } },
+      }),
+    );
+    for (const from of [cwd, join(cwd, 'elsewhere')]) {
+      const c = loadConfig({ env: { CUSTOS_DATA_DIR: dir }, cwd: from });
+      expect(c.keyFile).toBe(join(dir, 'secrets', 'kek.json'));
+      expect(c.audit.checkpointFile).toBe(join(dir, 'ext', 'checkpoints.jsonl'));
+      expect(c.dicom.tls).toMatchObject({ cert: join(dir, 'tls', 's.crt'), key: '/etc/custos/s.key' });
+    }
+    const env = loadConfig({ env: { CUSTOS_DATA_DIR: dir, CUSTOS_KEY_FILE: 'k.json' }, cwd });
+    expect(env.keyFile).toBe(join(cwd, 'k.json'));
+  });
+  it('refuses a config file that is not one JSON object, naming it', () => {
+    for (const text of ['[]', 'null', '"hello"', '42']) {
+      const file = join(cwd, 'not-object.json');
+      writeFileSync(file, text);
+      expect(() => loadConfig({ env: {}, cwd, configFile: file }), text).toThrow(
+        /not-object\.json: the config file must hold one JSON object of settings/,
+      );
+    }
+  });
   it('reads <dataDir>/custos.json when present', () => {
     const dir = mkdtempSync(join(tmpdir(), 'custos-config-data-'));
     writeFileSync(join(dir, 'custos.json'), JSON.stringify({ http: { port: 8181 } }));

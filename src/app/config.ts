@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CustosError } from '../domain/errors.js';
 
@@ -526,6 +526,43 @@ export interface LoadConfigInput {
   cwd: string;
 }
 
+/** The settings that name files, as paths into the config. */
+const PATH_SETTINGS = [
+  ['dataDir'],
+  ['keyFile'],
+  ['audit', 'signingKeyFile'],
+  ['audit', 'checkpointFile'],
+  ['audit', 'syslog', 'ca'],
+  ['audit', 'syslog', 'cert'],
+  ['audit', 'syslog', 'key'],
+  ['hl7', 'tls', 'cert'],
+  ['hl7', 'tls', 'key'],
+  ['hl7', 'tls', 'ca'],
+  ['dicom', 'tls', 'cert'],
+  ['dicom', 'tls', 'key'],
+  ['dicom', 'tls', 'ca'],
+];
+
+/**
+ * A relative path in the config file is relative to the file's directory, whatever directory the command runs
+ * in (until 5 Dec 2026 it was relative to the working directory, so `keyFile: "secrets/kek.json"` named another
+ * file, or none, when custos was started from elsewhere). Paths from the environment and flags stay relative to
+ * the working directory.
+ */
+function anchorPaths(filePart: Json, base: string): Json {
+  const out = structuredClone(filePart);
+  for (const path of PATH_SETTINGS) {
+    let node: unknown = out;
+    for (const key of path.slice(0, -1)) node = (node as Record<string, unknown> | undefined)?.[key];
+    const leaf = path.at(-1)!;
+    if (typeof node !== 'object' || node === null) continue;
+    const value = (node as Record<string, unknown>)[leaf];
+    if (typeof value === 'string' && value !== '' && !isAbsolute(value))
+      (node as Record<string, unknown>)[leaf] = resolve(base, value);
+  }
+  return out;
+}
+
 export function loadConfig(input: LoadConfigInput): CustosConfig {
   const envPart = fromEnv(input.env);
   const flags = input.flags ?? {};
@@ -538,6 +575,9 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
     } catch (err) {
       throw configError(filePath, `cannot read the config file: ${(err as Error).message}`);
     }
+    if (typeof filePart !== 'object' || filePart === null || Array.isArray(filePart))
+      throw configError(filePath, 'the config file must hold one JSON object of settings');
+    filePart = anchorPaths(filePart, dirname(resolve(input.cwd, filePath)));
   }
   const merged = merge(merge(merge(DEFAULTS as Json, filePart), envPart), flags);
   const parsed = ConfigSchema.safeParse(merged);
