@@ -74,6 +74,19 @@ describe('frameRanges', () => {
       /no pixel data/,
     );
   });
+  it('refuses a frame the stored pixel data does not hold whole (a header promising more frames)', () => {
+    // Three frames of 12 bytes promised, 30 bytes held: frames 1 and 2 are whole, frame 3 is cut short.
+    const bulk: BulkMap = {
+      datasetStart: 0,
+      deflated: false,
+      elements: {},
+      pixel: { tagPath: '7FE00010', offset: 0, length: 30, encapsulated: false },
+    };
+    expect(frameRanges(bulk, geometry, [2])).toEqual([[{ offset: 12, length: 12 }]]);
+    expect(() => frameRanges(bulk, geometry, [1, 3])).toThrow(
+      'frame 3 is not in the stored pixel data: the header describes 3 frame(s) of 12 bytes, the pixel data holds 30 bytes',
+    );
+  });
 });
 
 describe('sliceRanges', () => {

@@ -71,9 +71,16 @@ export function frameRanges(bulk: BulkMap, g: ImageGeometry, frames: number[]): 
       });
     }
     const size = bits / 8;
-    return frames.map((f) => [
-      { offset: px.offset + (f - 1) * size, length: Math.max(0, Math.min(size, px.length - (f - 1) * size)) },
-    ]);
+    // Pixel data shorter than its header says (Number of Frames too large, a file cut short before it was sent):
+    // a frame it does not hold whole is not served as an empty or cut body with 200, as until 5 Dec 2026.
+    for (const f of frames)
+      if (f * size > px.length)
+        throw new CustosError({
+          code: 'wado.frame-missing',
+          message: `frame ${f} is not in the stored pixel data: the header describes ${g.numberOfFrames} frame(s) of ${size} bytes, the pixel data holds ${px.length} bytes`,
+          httpStatus: 404,
+        });
+    return frames.map((f) => [{ offset: px.offset + (f - 1) * size, length: size }]);
   }
   const frags = px.fragments ?? [];
   if (frags.length === 0) throw notFound('the encapsulated pixel data has no fragments');
