@@ -183,7 +183,9 @@ export class HttpServer {
     } catch (err) {
       if (ctx?.unserved && !res.headersSent)
         await ctx.unserved(err).catch((recordErr: unknown) => this.opts.onError?.(recordErr));
-      if (!(err instanceof CustosError)) this.opts.onError?.(err);
+      // A client that went away mid-request (a STOW-RS cancelled half way) is no server error to log with a stack:
+      // its request simply ends, and nothing of it was stored.
+      if (!(err instanceof CustosError) && !clientWentAway(err, req)) this.opts.onError?.(err);
       if (err instanceof CustosError && err.httpStatus === 401)
         res.setHeader('WWW-Authenticate', 'Bearer realm="custos"');
       sendProblem(res, err, url.pathname);
@@ -191,6 +193,12 @@ export class HttpServer {
       if (!req.complete) req.resume();
     }
   }
+}
+
+/** Whether a request failed because its client closed the connection before sending all of it. */
+function clientWentAway(err: unknown, req: IncomingMessage): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'ECONNABORTED' || (req.readableAborted && !req.complete);
 }
 
 /**
