@@ -521,6 +521,25 @@ for (const backend of backends()) {
       expect(gone.stderr).toMatch(/Failed Suboperations +: 3/);
       for (const sop of sops) expect(gone.stderr).toContain(sop);
       expect(gone.stderr).toContain(`LO [DEST at 127.0.0.1:${destPort}: connect ECONNREFUSED`);
+      // Both are in the ledger as failures: the unknown destination, and the three objects DEST never got (until
+      // 5 Dec 2026 only the decision to send them was, which read as if they had gone).
+      const failures = (
+        await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select('record')
+          .where('action', '=', 'view-pixels')
+          .where('outcome', '=', 'failure')
+          .execute()
+      ).map((r) => r.record);
+      expect(failures.some((r) => r.includes('"destination":"NOWHERE"') && r.includes('0xA801'))).toBe(true);
+      expect(
+        failures.some(
+          (r) =>
+            r.includes('"destination":"DEST"') &&
+            r.includes('"unsent":3') &&
+            sops.every((u) => r.includes(u)),
+        ),
+      ).toBe(true);
     });
 
     it('gives up on a C-MOVE destination that takes an object and never answers, after dicom.responseTimeoutMs', async () => {

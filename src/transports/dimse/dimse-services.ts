@@ -260,6 +260,15 @@ export class DimseServices {
       destinationTitle = (cmd.moveDestination ?? '').trim();
       const dest = destinationTitle ? await this.deps.registry.find(destinationTitle) : undefined;
       if (!dest) {
+        // Recorded: a caller asking for objects to go to an AE nobody registered is worth an auditor's look.
+        await this.deps.ledger.append({
+          principal: a.principal!,
+          action: 'view-pixels',
+          outcome: 'failure',
+          policy: 'builtin:ae-registry',
+          channel: 'c-move',
+          detail: { destination: destinationTitle, reason: 'not a registered AE (0xA801)' },
+        });
         await a.respond(
           ctx.id,
           cmd,
@@ -351,6 +360,22 @@ export class DimseServices {
     } finally {
       if (move) await target?.release().catch(() => undefined);
     }
+    // The retrieve was recorded as decided before the first byte left; what did not reach the destination is
+    // recorded too, so that the ledger does not say objects went to an AE that never got them.
+    if (failedUids.length)
+      await this.deps.ledger.append({
+        principal: a.principal!,
+        action: 'view-pixels',
+        outcome: 'failure',
+        policy: 'n/a',
+        channel: move ? 'c-move' : 'c-get',
+        objects: { count: failedUids.length, sopInstanceUids: failedUids.slice(0, 10_000) },
+        detail: {
+          ...(destinationTitle ? { destination: destinationTitle } : {}),
+          unsent: failedUids.length,
+          ...(stopped ? { reason: stopped.slice(0, 500) } : {}),
+        },
+      });
     if (!a.open) return;
     const cancelled = a.isCancelled(cmd.messageId ?? -1);
     // PS3.4 C.4.2.3.1 / C.4.3.3.1: every sub-operation failed is a failure (Refused: Out of Resources, unable to
