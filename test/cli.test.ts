@@ -316,6 +316,19 @@ describe('custos CLI', () => {
     }
   });
 
+  it('refuses --demo on a data directory that already holds an archive, and seeds nothing', async () => {
+    const o = io(cwd);
+    expect(
+      await main(['serve', '--demo', '--data', 'd1', '--http-port', '0', '--dicom-port', 'off'], o),
+    ).toBe(2);
+    expect(o.stderr).toMatch(
+      /--demo seeds synthetic patients and demo accounts into a new data directory only; .*d1 already holds an archive/,
+    );
+    const users = io(cwd);
+    expect(await main(['user', 'list', '--data', 'd1'], users)).toBe(0);
+    expect(users.stdout).not.toMatch(/radiologist|data-owner/);
+  });
+
   it('answers a usage error with exit status 2, naming the option and what it takes', async () => {
     const o = io(cwd);
     expect(await main(['ae', 'add', 'X', '--host', 'h', '--port', '99999', '--data', 'd1'], o)).toBe(2);

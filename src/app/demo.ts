@@ -1,3 +1,4 @@
+import { CustosError } from '../domain/errors.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { writePart10, type WriteElement } from '../dicom/part10-writer.js';
 import { base32Decode, totp } from '../domain/totp.js';
@@ -188,8 +189,12 @@ export interface DemoSeed {
   quarantined: number;
 }
 
-/** Seed the demo once; a second start finds the accounts and changes nothing. */
-export async function seedDemo(app: CustosApp): Promise<DemoSeed> {
+/**
+ * Seed the demo once; a second start finds the accounts and changes nothing. `newArchive: false` (a data
+ * directory that held an archive before this start) without the demo's accounts is refused: synthetic patients
+ * and ten accounts with printed passwords have no place in a real archive.
+ */
+export async function seedDemo(app: CustosApp, opts: { newArchive?: boolean } = {}): Promise<DemoSeed> {
   const actor = systemPrincipal('demo');
   const existing = await app.index.db
     .selectFrom('users')
@@ -201,6 +206,11 @@ export async function seedDemo(app: CustosApp): Promise<DemoSeed> {
     )
     .execute();
   if (existing.length > 0) return { accounts: [], stored: 0, quarantined: 0 };
+  if (opts.newArchive === false)
+    throw new CustosError({
+      code: 'demo.not-new',
+      message: `--demo seeds synthetic patients and demo accounts into a new data directory only; ${app.config.dataDir} already holds an archive (start it without --demo, or give --data a new directory)`,
+    });
   const accounts: DemoSeed['accounts'] = [];
   for (const a of DEMO_ACCOUNTS) {
     if (!(ROLES as readonly string[]).includes(a.role)) continue;

@@ -277,7 +277,7 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
   let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
   try {
     if (app.firstStart) io.out(firstStartBanner(app.firstStart));
-    demo = opts.demo ? await seedDemo(app) : undefined;
+    demo = opts.demo ? await seedDemo(app, { newArchive: !!app.firstStart }) : undefined;
     server = await startServer(app, (err) =>
       io.err(
         `custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
