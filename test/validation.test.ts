@@ -452,6 +452,11 @@ describe.each(backends())('validation at ingest and quarantine on %s', (backend)
       expect(imported.code).toBe(0);
       expect(JSON.parse(imported.out)).toMatchObject({ stored: 1, quarantined: 1, failed: 0 });
       expect(imported.err).toMatch(/quarantined held\.dcm as \S+: \(0010,0020\) PatientID Type 2 missing/);
+      // Again: the held file is still reported as quarantined, under the same id, not as "already stored".
+      const heldId = /quarantined held\.dcm as (\S+):/.exec(imported.err)![1]!;
+      const twice = await run(['import', src]);
+      expect(JSON.parse(twice.out)).toMatchObject({ stored: 0, unchanged: 1, quarantined: 1, failed: 0 });
+      expect(twice.err).toContain(`quarantined held.dcm as ${heldId}`);
 
       // Strict for this run: the CS value 'female' is rejected, naming the attribute.
       await writeFile(join(src, 'refused.dcm'), makeInstance(refused));

@@ -161,7 +161,9 @@ export async function runImport(
               createReadStream(p, { highWaterMark: 1024 * 1024 }),
               { channel: 'import' },
             );
-            if (outcome.status === 'quarantined')
+            // A file already held in quarantine is reported as quarantined again, not as stored: it is not in
+            // the archive (until 5 Dec 2026 it counted as "unchanged: already stored").
+            if (outcome.status === 'quarantined' || outcome.quarantineId !== undefined)
               summary.quarantined.push({
                 path: relative(root, p),
                 id: outcome.quarantineId!,
