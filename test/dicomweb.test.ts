@@ -828,6 +828,20 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(await qido(`/instances?SOPInstanceUID=${sop}`)).toEqual([]);
   });
 
+  it('says once that a body ended before its closing delimiter, and keeps the whole parts before it', async () => {
+    const whole = makeInstance({ studyUid: uid(69), seriesUid: uid(70), sopInstanceUid: uid(71) });
+    const cut = makeInstance({ studyUid: uid(69), seriesUid: uid(70), sopInstanceUid: uid(72) });
+    const { body, contentType } = stowBody([{ bytes: whole }, { bytes: cut }]);
+    const res = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body: body.subarray(0, body.length - 100),
+    });
+    expect(res.status).toBe(202);
+    const warning = res.headers.get('warning') ?? '';
+    expect(warning.split('the request body ended inside part 2').length - 1, warning).toBe(1);
+  });
+
   it('refuses a wrong content type with 415 problem+json', async () => {
     const res = await fetch(`${s.dicomweb}/studies`, {
       method: 'POST',

@@ -211,7 +211,9 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
       ...warned.slice(0, 20).map(warning299),
     ];
     if (requestError) texts.push(warning299(requestError.message));
-    if (texts.length) ctx.res.setHeader('Warning', texts);
+    // A body cut short fails its last part with the same words as the request: said once (the same Warning twice
+    // until 5 Dec 2026).
+    if (texts.length) ctx.res.setHeader('Warning', [...new Set(texts)]);
     if (stowResponseXml(ctx.req.headers.accept)) await sendDicomXmlDocument(ctx.res, status, body);
     else await sendJson(ctx.res, status, body, 'application/dicom+json');
   };
