@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
@@ -463,6 +465,44 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     const retrieved = await fetch(`${s.dicomweb}/studies/${ids.studyUid}`, { headers: auth() });
     expect(retrieved.status, await retrieved.clone().text()).toBe(200);
     expect((await multipartParts(retrieved))[0]!.body).toEqual(bytes);
+  });
+
+  it('serves the frames and pixel data of a big endian object in little endian, as labelled', async () => {
+    // dcmconv +tb writes Explicit VR Big Endian (retired, still met in old archives): 16-bit words swapped.
+    const ids = { studyUid: uid(73), seriesUid: uid(74), sopInstanceUid: uid(75) };
+    const dir = mkdtempSync(join(tmpdir(), 'custos-be-'));
+    try {
+      writeFileSync(join(dir, 'le.dcm'), makeInstance({ ...ids, rows: 4, columns: 5, frames: 3 }));
+      execFileSync('dcmconv', ['+tb', join(dir, 'le.dcm'), join(dir, 'be.dcm')]);
+      const res = await stow([{ bytes: readFileSync(join(dir, 'be.dcm')) }]);
+      expect(res.status, await res.clone().text()).toBe(200);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const base = `${s.dicomweb}/studies/${ids.studyUid}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}`;
+    const all = pixelBytes(4, 5, 3);
+    const frame = 4 * 5 * 2;
+    for (const accept of [
+      undefined,
+      'multipart/related; type="application/octet-stream"; transfer-syntax=1.2.840.10008.1.2.1',
+    ]) {
+      const r = await fetch(`${base}/frames/2`, {
+        headers: { ...auth(), ...(accept ? { Accept: accept } : {}) },
+      });
+      expect(r.status, accept).toBe(200);
+      const [part] = await multipartParts(r);
+      expect(part!.headers['content-type']).toBe(
+        'application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1',
+      );
+      expect(part!.body).toEqual(all.subarray(frame, 2 * frame));
+    }
+    const single = await fetch(`${base}/bulkdata/7FE00010`, {
+      headers: { ...auth(), Accept: 'application/octet-stream' },
+    });
+    expect(single.headers.get('content-type')).toBe(
+      'application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1',
+    );
+    expect(Buffer.from(await single.arrayBuffer())).toEqual(all);
   });
 
   it('retrieves single frames by byte range', async () => {

@@ -277,14 +277,52 @@ export function framesHandler(retrieve: RetrieveService) {
     const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs frames', {
       frames,
     });
+    const swap = bigEndianPixelWords(ref!);
     const form = frameForm(
-      ref!.transferSyntaxUid,
+      nativeBigEndian(ref!) ? EXPLICIT_VR : ref!.transferSyntaxUid,
       ctx.req.headers.accept,
       retrieve.decodes(ref!.transferSyntaxUid),
     );
     if (form.decode) await sendDecoded(ctx, retrieve, ref!, form, frames);
-    else await sendValues(ctx, retrieve, ref!, form, retrieve.frames(ref!, frames));
+    else await sendValues(ctx, retrieve, ref!, form, retrieve.frames(ref!, frames), swap);
   };
+}
+
+const BIG_ENDIAN = '1.2.840.10008.1.2.2';
+
+/**
+ * The word size in which native pixel data of a (retired) Explicit VR Big Endian object is stored swapped: 2 for
+ * OW (4 or 8 when Bits Allocated says so), 0 for OB and for every other transfer syntax. Frames and the pixel
+ * bulk data of such an object go out as Explicit VR Little Endian, the default for native data (PS3.18 §8.7.3),
+ * swapped back word by word; until 5 Dec 2026 they went out in big endian, which a viewer that does not read the
+ * transfer-syntax parameter shows as noise.
+ */
+function bigEndianPixelWords(ref: InstanceRef): number {
+  if (!nativeBigEndian(ref) || ref.metadata['7FE00010']?.vr === 'OB') return 0;
+  const bits = Number(ref.metadata['00280100']?.Value?.[0] ?? 16);
+  return bits === 32 || bits === 64 ? bits / 8 : 2;
+}
+
+/** Native pixel data of an Explicit VR Big Endian object: it goes out labelled (and made) little endian. */
+function nativeBigEndian(ref: InstanceRef): boolean {
+  return ref.transferSyntaxUid === BIG_ENDIAN && ref.bulk.pixel?.encapsulated === false;
+}
+
+/** A byte stream with each `word`-byte word reversed (big to little endian); a trailing partial word as is. */
+async function* swapWords(source: AsyncIterable<Buffer>, word: number): AsyncGenerator<Buffer> {
+  let carry = Buffer.alloc(0);
+  for await (const chunk of source) {
+    const data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    const whole = data.length - (data.length % word);
+    carry = Buffer.from(data.subarray(whole));
+    if (whole === 0) continue;
+    const out = Buffer.from(data.subarray(0, whole));
+    if (word === 2) out.swap16();
+    else if (word === 4) out.swap32();
+    else out.swap64();
+    yield out;
+  }
+  if (carry.length) yield carry;
 }
 
 /** The single part form holds one frame or value; several asked for that way are a 406. */
@@ -353,11 +391,13 @@ export function bulkdataHandler(retrieve: RetrieveService) {
       return;
     }
     const range = retrieve.bulkRange(ref!, path);
+    const pixels = px && px.tagPath === path;
+    const swap = pixels ? bigEndianPixelWords(ref!) : 0;
     const form = frameForm(
-      px && px.tagPath === path ? ref!.transferSyntaxUid : '1.2.840.10008.1.2.1',
+      pixels && !nativeBigEndian(ref!) ? ref!.transferSyntaxUid : EXPLICIT_VR,
       ctx.req.headers.accept,
     );
-    await sendValues(ctx, retrieve, ref!, form, [[range]]);
+    await sendValues(ctx, retrieve, ref!, form, [[range]], swap);
   };
 }
 
@@ -372,10 +412,15 @@ async function sendValues(
   ref: InstanceRef,
   form: FrameForm,
   values: ByteRange[][],
+  /** Reverse words of this many bytes (big endian pixel data going out little endian); 0: as stored. */
+  swap = 0,
 ): Promise<void> {
   assertOnePart(form, values.length);
+  const read = (r: ByteRange[]) =>
+    swap ? swapWords(retrieve.ranges(ref, r), swap) : retrieve.ranges(ref, r);
   let span: ByteSpan | undefined;
-  if (values.length === 1) {
+  // A Range of swapped words is not applied (the whole value is sent, 200): its bytes are not the stored ones.
+  if (values.length === 1 && !swap) {
     span = rangeOf(
       ctx,
       values[0]!.reduce((n, x) => n + x.length, 0),
@@ -387,7 +432,7 @@ async function sendValues(
   const contentRange: Record<string, string> = span
     ? { 'Content-Range': `bytes ${span.start}-${span.end}/${span.total}` }
     : {};
-  const ranges: Record<string, string> = values.length === 1 ? { 'Accept-Ranges': 'bytes' } : {};
+  const ranges: Record<string, string> = values.length === 1 && !swap ? { 'Accept-Ranges': 'bytes' } : {};
   if (form.single) {
     ctx.res.writeHead(status, {
       'Content-Type': form.type,
@@ -395,7 +440,7 @@ async function sendValues(
       ...ranges,
       ...contentRange,
     });
-    await pipeBody(ctx.res, retrieve.ranges(ref, values[0]!));
+    await pipeBody(ctx.res, read(values[0]!));
     return;
   }
   const boundary = multipartBoundary();
@@ -409,7 +454,7 @@ async function sendValues(
       yield {
         contentType: form.type,
         headers: { 'Content-Length': String(lengths[i]), ...contentRange },
-        body: retrieve.ranges(ref, values[i]!),
+        body: read(values[i]!),
       };
   }
   await pipeBody(ctx.res, writeMultipart(parts(), boundary));
