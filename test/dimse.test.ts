@@ -572,45 +572,35 @@ for (const backend of backends()) {
     });
 
     it('retrieves a series by C-GET on the same association', async () => {
-      const out = await mkdtemp(join(work, 'get-'));
-      const r = await dcmtk('getscu', [
-        ...scu,
-        '-S',
-        '-od',
-        out,
-        '127.0.0.1',
-        port,
-        '-k',
-        'QueryRetrieveLevel=SERIES',
-        '-k',
-        `StudyInstanceUID=${study}`,
-        '-k',
-        `SeriesInstanceUID=${series}`,
-      ]);
+      const getSeries = async (...flags: string[]) => {
+        const out = await mkdtemp(join(work, 'get-'));
+        const r = await dcmtk('getscu', [
+          ...scu,
+          ...flags,
+          '-S',
+          '-od',
+          out,
+          '127.0.0.1',
+          port,
+          '-k',
+          'QueryRetrieveLevel=SERIES',
+          '-k',
+          `StudyInstanceUID=${study}`,
+          '-k',
+          `SeriesInstanceUID=${series}`,
+        ]);
+        return { ...r, files: await readdir(out) };
+      };
+      const r = await getSeries();
       expect(r.code, r.stderr).toBe(0);
-      expect(await readdir(out)).toHaveLength(3);
+      expect(r.files).toHaveLength(3);
       // getscu +xs proposes JPEG Lossless first in each storage context, where Custos is to send what it holds:
       // Explicit VR Little Endian is accepted instead, which carries every object (until 5 Dec 2026 the JPEG
       // syntax was, and every object stored otherwise failed with 0xA702).
-      const outXs = await mkdtemp(join(work, 'get-xs-'));
-      const xs = await dcmtk('getscu', [
-        ...scu,
-        '+xs',
-        '-S',
-        '-od',
-        outXs,
-        '127.0.0.1',
-        port,
-        '-k',
-        'QueryRetrieveLevel=SERIES',
-        '-k',
-        `StudyInstanceUID=${study}`,
-        '-k',
-        `SeriesInstanceUID=${series}`,
-      ]);
+      const xs = await getSeries('+xs');
       expect(xs.code, xs.stderr).toBe(0);
       expect(xs.stderr).not.toMatch(/Failed|0xa702/i);
-      expect(await readdir(outXs)).toHaveLength(3);
+      expect(xs.files).toHaveLength(3);
     });
 
     it('sends objects stored in Explicit VR Little Endian as Implicit VR Little Endian to peers taking only that', async () => {
