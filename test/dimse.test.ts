@@ -1153,6 +1153,19 @@ for (const backend of backends()) {
       expect(reply[0]).toBe(0x07); // A-ABORT
       const r = await dcmtk('echoscu', [...scu, '127.0.0.1', port]);
       expect(r.code, r.stderr).toBe(0);
+      // An A-ASSOCIATE-RQ that proposes no presentation context (PS3.8 §9.3.2 asks for one or more): rejected
+      // permanently (A-ASSOCIATE-RJ, result 1), where it was accepted until 5 Dec 2026.
+      const { encodeAssociateRq } = await import('../src/transports/dimse/pdu.js');
+      const rj = await new Promise<Buffer>((resolve) => {
+        const c = connect(Number(port), '127.0.0.1');
+        const got: Buffer[] = [];
+        c.on('data', (d: Buffer) => got.push(d));
+        c.on('close', () => resolve(Buffer.concat(got)));
+        c.on('error', () => undefined);
+        c.write(encodeAssociateRq('CUSTOS', 'TESTSCU', [], 16384, []));
+      });
+      expect(rj[0]).toBe(0x03); // A-ASSOCIATE-RJ
+      expect(rj[7]).toBe(1); // rejected-permanent
     });
 
     it('leaves nothing stored when the peer disconnects in the middle of a C-STORE', async () => {

@@ -253,6 +253,9 @@ export class ScpAssociation {
     this.callingAe = rq.callingAe;
     if (rq.applicationContext !== APPLICATION_CONTEXT)
       return this.reject(RejectReason.ApplicationContextNotSupported);
+    // PS3.8 §9.3.2: a request proposes one or more presentation contexts; one with none could do nothing, and was
+    // accepted until 5 Dec 2026. Rejected permanently, no reason given (as dcmtk's acceptor does).
+    if (rq.contexts.length === 0) return this.reject(RejectReason.NoReason);
     if (rq.calledAe !== this.opts.aeTitle) {
       await this.services.ledger.append({
         principal: {
