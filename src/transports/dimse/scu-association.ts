@@ -134,13 +134,13 @@ export function sendable(
   return undefined;
 }
 
+/** How long a sent C-STORE waits for its response before the association is aborted. */
+export const DEFAULT_RESPONSE_TIMEOUT_MS = 60_000;
+
 /**
  * One C-STORE sub-operation on an established connection (C-MOVE to a destination, C-GET back to the caller):
  * sends the instance and resolves with the peer's status.
  */
-/** How long a sent C-STORE waits for its response before the association is aborted. */
-export const DEFAULT_RESPONSE_TIMEOUT_MS = 60_000;
-
 export async function cStore(
   conn: DimseConnection,
   contextId: number,
