@@ -242,7 +242,13 @@ describe('custos serve with DICOM TLS', () => {
     try {
       expect(served.url).toBeDefined();
       const dicomPort = Number(/DICOM AE \S+ on TLS port (\d+)/.exec(served.out())![1]);
-      // The primary speaks of the DIMSE certificate, each worker of its HL7 one.
+      // The primary speaks of the DIMSE certificate, each worker of its HL7 one. Those lines come on stderr, the
+      // banner on stdout: two pipes, read in either order, so they are waited for.
+      const notices = () =>
+        (served.err().match(/^custos: the dicom\.tls certificate .* in 2 days/gm)?.length ?? 0) +
+        (served.err().match(/^custos \(worker \d+\): the hl7\.tls certificate .* in 2 days/gm)?.length ?? 0);
+      for (const until = Date.now() + 10_000; notices() < 3 && Date.now() < until;)
+        await new Promise((r) => setTimeout(r, 50));
       expect(served.err()).toMatch(/^custos: the dicom\.tls certificate .* expires on .*, in 2 days/m);
       expect(
         served.err().match(/^custos \(worker \d+\): the hl7\.tls certificate .* in 2 days/gm),
