@@ -41,6 +41,20 @@ async function keyCheck(keys: KeyStore, archiveId: string): Promise<string> {
     .digest('hex');
 }
 
+/** The archive id the data directory names, if it names one. */
+async function readMarker(dataDir: string): Promise<string | undefined> {
+  const markerPath = join(dataDir, MARKER);
+  return existsSync(markerPath) ? (await readFile(markerPath, 'utf8')).trim() : undefined;
+}
+
+/** A data directory that holds no archive yet, where the command may not make one. */
+export function notInitialised(dataDir: string, indexName?: string): CustosError {
+  return new CustosError({
+    code: 'archive.not-initialised',
+    message: `${dataDir} holds no archive yet${indexName ? ` (with the index ${indexName})` : ''}: \`custos serve --data ${dataDir}\` initialises one`,
+  });
+}
+
 async function holdsObjects(dataDir: string): Promise<boolean> {
   try {
     return (await readdir(join(dataDir, 'blobs', 'objects'))).length > 0;
@@ -55,8 +69,7 @@ async function holdsObjects(dataDir: string): Promise<boolean> {
  */
 export async function refuseMissingSqliteIndex(dataDir: string, sqlitePath: string): Promise<void> {
   if (existsSync(sqlitePath)) return;
-  const markerPath = join(dataDir, MARKER);
-  const marker = existsSync(markerPath) ? (await readFile(markerPath, 'utf8')).trim() : undefined;
+  const marker = await readMarker(dataDir);
   if (marker === undefined && !(await holdsObjects(dataDir))) return;
   throw new CustosError({
     code: 'archive.index-missing',
@@ -81,7 +94,7 @@ export interface BindOptions {
  */
 export async function bindArchive(o: BindOptions): Promise<void> {
   const markerPath = join(o.dataDir, MARKER);
-  const marker = existsSync(markerPath) ? (await readFile(markerPath, 'utf8')).trim() : undefined;
+  const marker = await readMarker(o.dataDir);
   const [row] = await o.index.db.selectFrom('archive_identity').selectAll().limit(1).execute();
   if (row) {
     const expected = Buffer.from(row.key_check, 'hex');
@@ -111,11 +124,7 @@ export async function bindArchive(o: BindOptions): Promise<void> {
         code: 'archive.index-empty',
         message: `the data directory ${o.dataDir} holds ${marker ? `archive ${marker}` : 'stored objects'}, but the index ${o.indexName} holds no archive: it is not this directory's index (check the database URL and schema); nothing was changed`,
       });
-    if (!o.initialise)
-      throw new CustosError({
-        code: 'archive.not-initialised',
-        message: `${o.dataDir} holds no archive yet (with the index ${o.indexName}): \`custos serve --data ${o.dataDir}\` initialises one`,
-      });
+    if (!o.initialise) throw notInitialised(o.dataDir, o.indexName);
   }
   const archiveId = randomUUID();
   await o.index.db

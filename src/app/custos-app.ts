@@ -21,6 +21,7 @@ import {
   bindArchive,
   indexHoldsArchive,
   ledgerHasRecords,
+  notInitialised,
   refuseMissingSqliteIndex,
 } from './archive-identity.js';
 import type { StorageSpace } from '../ports/storage-space.js';
@@ -156,11 +157,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   const initialise = options.initialise ?? true;
   const sqlitePath = join(config.dataDir, 'index.sqlite');
   if (!config.database.url) await refuseMissingSqliteIndex(config.dataDir, sqlitePath);
-  if (!initialise && !config.database.url && !existsSync(sqlitePath))
-    throw new CustosError({
-      code: 'archive.not-initialised',
-      message: `${config.dataDir} holds no archive yet: \`custos serve --data ${config.dataDir}\` initialises one`,
-    });
+  if (!initialise && !config.database.url && !existsSync(sqlitePath)) throw notInitialised(config.dataDir);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // The SQLite index is encrypted under a key derived from the keyfile, so that is opened first; a PostgreSQL
   // index is asked first whether it holds an archive, so that a missing keyfile is not replaced by a new key.
@@ -179,12 +176,12 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
           key: await sqliteKeys!.deriveSecret('custos/sqlite-index/v1', 32),
         },
   );
+  const indexName = config.database.url
+    ? describePostgres(config.database.url, config.database.schema)
+    : sqlitePath;
   let keys: KeyStore;
   try {
-    keys = sqliteKeys ?? (await openPostgresKeys(config, index, initialise));
-    const indexName = config.database.url
-      ? describePostgres(config.database.url, config.database.schema)
-      : sqlitePath;
+    keys = sqliteKeys ?? (await openPostgresKeys(config, index, indexName, initialise));
     await bindArchive({ index, keys, dataDir: config.dataDir, indexName, initialise, now: clock.now() });
     if (!existsSync(config.audit.signingKeyFile) && (await ledgerHasRecords(index)))
       throw new CustosError({
@@ -383,20 +380,16 @@ async function openOrCreateKeys(config: CustosConfig, sqlitePath: string): Promi
 async function openPostgresKeys(
   config: CustosConfig,
   index: IndexDb,
+  where: string,
   initialise: boolean,
 ): Promise<KeyStore> {
   if (existsSync(config.keyFile)) return KeyfileKeyStore.open(config.keyFile);
-  const where = describePostgres(config.database.url!, config.database.schema);
   if (await indexHoldsArchive(index))
     throw new CustosError({
       code: 'keys.keyfile-missing',
       message: `the PostgreSQL index ${where} holds an archive but the key-encryption keyfile ${config.keyFile} is missing: restore the keyfile (without it the archive cannot be decrypted)`,
     });
-  if (!initialise)
-    throw new CustosError({
-      code: 'archive.not-initialised',
-      message: `${config.dataDir} holds no archive yet (with the index ${where}): \`custos serve --data ${config.dataDir}\` initialises one`,
-    });
+  if (!initialise) throw notInitialised(config.dataDir, where);
   await mkdir(dirname(config.keyFile), { recursive: true, mode: 0o700 });
   await chmod(dirname(config.keyFile), 0o700);
   return KeyfileKeyStore.create(config.keyFile);

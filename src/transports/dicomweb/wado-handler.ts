@@ -1,6 +1,7 @@
 import { CustosError } from '../../domain/errors.js';
 import type { DicomJsonObject } from '../../domain/dicom-levels.js';
 import { explicitPart10 } from '../../dicom/implicit-vr.js';
+import { TransferSyntax } from '../../dicom/tags.js';
 import { sliceRanges, type ByteRange } from '../../domain/frames.js';
 import { MAX_VIEWPORT, parseViewport } from '../../domain/render.js';
 import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
@@ -288,8 +289,6 @@ export function framesHandler(retrieve: RetrieveService) {
   };
 }
 
-const BIG_ENDIAN = '1.2.840.10008.1.2.2';
-
 /**
  * The word size in which native pixel data of a (retired) Explicit VR Big Endian object is stored swapped: 2 for
  * OW (4 or 8 when Bits Allocated says so), 0 for OB and for every other transfer syntax. Frames and the pixel
@@ -305,7 +304,9 @@ function bigEndianPixelWords(ref: InstanceRef): number {
 
 /** Native pixel data of an Explicit VR Big Endian object: it goes out labelled (and made) little endian. */
 function nativeBigEndian(ref: InstanceRef): boolean {
-  return ref.transferSyntaxUid === BIG_ENDIAN && ref.bulk.pixel?.encapsulated === false;
+  return (
+    ref.transferSyntaxUid === TransferSyntax.ExplicitVRBigEndian && ref.bulk.pixel?.encapsulated === false
+  );
 }
 
 /** A byte stream with each `word`-byte word reversed (big to little endian); a trailing partial word as is. */
