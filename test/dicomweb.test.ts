@@ -838,6 +838,31 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     });
   });
 
+  it('refuses an instance whose file meta information names another SOP Instance UID, storing the rest', async () => {
+    const sop = uid(33);
+    const good = uid(36);
+    const bad = makeInstance({ studyUid: uid(34), seriesUid: uid(35), sopInstanceUid: sop });
+    // The first occurrence is the meta header's (0002,0003): made to name another instance of the same length.
+    const other = sop.slice(0, -1) + (sop.endsWith('1') ? '2' : '1');
+    bad.write(other, bad.indexOf(sop, 0, 'latin1'), 'latin1');
+    expect(bad.indexOf(sop, 0, 'latin1')).toBeGreaterThan(bad.indexOf(other, 0, 'latin1'));
+    const res = await stow([
+      { bytes: bad },
+      { bytes: makeInstance({ studyUid: uid(34), seriesUid: uid(35), sopInstanceUid: good }) },
+    ]);
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as Json;
+    expect((body['00081198']!.Value as Json[])[0]).toEqual({
+      '00081150': { vr: 'UI', Value: [CT_IMAGE] },
+      '00081155': { vr: 'UI', Value: [sop] },
+      '00081197': { vr: 'US', Value: [0xa900] },
+    });
+    expect(JSON.stringify(body['00081199'])).toContain(good);
+    expect(await qido(`/instances?SOPInstanceUID=${sop}`)).toEqual([]);
+    expect(await qido(`/instances?SOPInstanceUID=${other}`)).toEqual([]);
+    expect(await qido(`/instances?SOPInstanceUID=${good}`)).toHaveLength(1);
+  });
+
   it('takes a client that abandons a STOW-RS half way in its stride: nothing stored, nothing logged as an error', async () => {
     const sop = uid(66);
     const bytes = makeInstance({ studyUid: uid(67), seriesUid: uid(68), sopInstanceUid: sop });

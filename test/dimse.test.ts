@@ -871,6 +871,67 @@ for (const backend of backends()) {
       expect(row?.transfer_syntax_uid).toBe('1.2.840.10008.1.2.1');
     });
 
+    it('refuses a C-STORE whose data set is not the instance or class its command names (A900), storing nothing', async () => {
+      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
+      const MR_IMAGE = '1.2.840.10008.5.1.4.1.1.4';
+      const scuA = await openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'TESTSCU',
+        contexts: [
+          { abstractSyntax: CT_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
+          { abstractSyntax: MR_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
+        ],
+        timeoutMs: 5000,
+      });
+      const dataSet = (file: Buffer) => file.subarray(144 + file.readUInt32LE(140));
+      const sop = uid(44);
+      const named = uid(45);
+      const [studyUid, seriesUid] = [uid(46), uid(47)];
+      const store = (sopClass: string, instance: string, file: Buffer) =>
+        scuA.request(
+          scuA.context(sopClass)!.id,
+          {
+            commandField: 0x0001,
+            messageId: scuA.conn.messageId(),
+            affectedSopClassUid: sopClass,
+            affectedSopInstanceUid: instance,
+            priority: 0,
+            commandDataSetType: 0,
+          },
+          dataSet(file),
+        );
+      try {
+        const ct = makeInstance({ studyUid, seriesUid, sopInstanceUid: sop });
+        const byInstance = await store(CT_IMAGE, named, ct);
+        expect(byInstance.cmd.status).toBe(0xa900);
+        // An Error Comment is LO (64 characters, trailing spaces dropped): they hold the data set's UID; the
+        // ledger has the whole reason.
+        const reason = `the data set's SOP Instance UID is ${sop}, not the C-STORE request's Affected SOP Instance UID '${named}'`;
+        expect(byInstance.cmd.errorComment).toBe(reason.slice(0, 64).trimEnd());
+        const byClass = await store(MR_IMAGE, sop, ct);
+        expect(byClass.cmd.status).toBe(0xa900);
+        expect(byClass.cmd.errorComment).toMatch(
+          /^the data set's SOP Class UID is 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2, not/,
+        );
+        // The association goes on: the same object under its own UIDs is stored.
+        expect((await store(CT_IMAGE, sop, ct)).cmd.status).toBe(0);
+      } finally {
+        await scuA.release();
+      }
+      expect(await storedInstances(s, 'sop_instance_uid', [named])).toHaveLength(0);
+      expect(await storedInstances(s, 'sop_instance_uid', sop)).toHaveLength(1);
+      const wado = await fetch(`${s.dicomweb}/studies/${studyUid}/series/${seriesUid}/instances/${sop}`, {
+        headers: {
+          Authorization: `Bearer ${s.token}`,
+          Accept: 'multipart/related; type="application/dicom"',
+        },
+      });
+      const [part] = await multipartParts(wado);
+      expect(getString((await parsePart10(part!.body)).fileMeta, Tags.MediaStorageSOPInstanceUID)).toBe(sop);
+    });
+
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
       const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');

@@ -280,7 +280,7 @@ export class IngestService {
       }
       const json = this.headerJson(parsed);
       const record = toIndexRecord(json);
-      this.validate(record, ctx);
+      this.validate(record, parsed.fileMeta, ctx);
       // The blob is finished and made durable (hashing, encryption and writes on the blob thread, then its
       // fdatasync, rename and directory fsync) while the header is checked against the index and the index rows
       // are written: those need only its id, size and digest, known once it is sealed. The index transaction
@@ -419,7 +419,7 @@ export class IngestService {
     return this.described(parsed).json;
   }
 
-  private validate(r: InstanceIndexRecord, ctx: IngestContext) {
+  private validate(r: InstanceIndexRecord, fileMeta: Dataset, ctx: IngestContext) {
     const uids: [string, string, string][] = [
       ['SOPInstanceUID', '(0008,0018)', r.instance.sopInstanceUid],
       ['SOPClassUID', '(0008,0016)', r.instance.sopClassUid],
@@ -429,6 +429,24 @@ export class IngestService {
     for (const [name, tag, value] of uids) {
       if (!value) throw invalid(name, `the object has no ${name} ${tag}`);
       if (!isValidUid(value)) throw invalid(name, `${name} ${tag} '${value}' is not a valid UID`);
+    }
+    // The file meta information names the object it heads (PS3.10 §7.1); over C-STORE it is made from the request,
+    // whose Affected SOP Class and Instance UIDs must be the data set's (PS3.4 B.2.3; 0xA900, as dcmtk's storescp
+    // answers). Stored as it came, a header that disagrees would be served to every reader.
+    const meta: [string, string, number, string][] = [
+      ['SOPClassUID', 'Class', Tags.MediaStorageSOPClassUID, r.instance.sopClassUid],
+      ['SOPInstanceUID', 'Instance', Tags.MediaStorageSOPInstanceUID, r.instance.sopInstanceUid],
+    ];
+    for (const [name, kind, tag, value] of meta) {
+      const named = getString(fileMeta, tag);
+      if (named === undefined || named === value) continue;
+      throw invalid(
+        name,
+        ctx.channel === 'c-store'
+          ? // Read as an Error Comment (LO, 64 characters): the data set's UID first.
+            `the data set's SOP ${kind} UID is ${value}, not the C-STORE request's Affected SOP ${kind} UID '${named}'`
+          : `the file meta information's Media Storage SOP ${kind} UID '${named}' is not the data set's SOP ${kind} UID ${value} (PS3.10 §7.1)`,
+      );
     }
     if (ctx.expectedStudyUid && ctx.expectedStudyUid !== r.study.studyUid) {
       throw invalid(

@@ -193,12 +193,6 @@ export class DimseServices {
               if (this.committing.get(first) === settled) this.committing.delete(first);
             });
           }
-          const uidStored = this.deps.storeAck === 'received' ? first : (await ingest).sopInstanceUid;
-          if (uidStored !== sopInstance && sopInstance) {
-            // Stored under the UID in the data set; the command said otherwise (PS3.4 B.2.3 warning).
-            status = DicomStatus.DataSetMismatchWarning;
-            comment = `data set SOP Instance UID ${uidStored} differs from the command's`;
-          }
         }
       } catch (err) {
         queue.close();
