@@ -765,6 +765,36 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(res.headers.get('content-type')).toMatch(/problem\+json/);
   });
 
+  it('answers 400 problem+json naming a study, series or instance in the path that is not a UID', async () => {
+    const cases: [string, string, string, string][] = [
+      ['GET', `/studies/abc/series`, 'study', "Study Instance UID 'abc'"],
+      ['GET', `/studies/${study1}/series/1.02.3/instances`, 'series', "Series Instance UID '1.02.3'"],
+      [
+        'GET',
+        `/studies/${study1}/series/${series1}/instances/${'1'.repeat(65)}`,
+        'instance',
+        `'${'1'.repeat(64)}…'`,
+      ],
+      ['GET', `/studies/${study1}%20/metadata`, 'study', `Study Instance UID '${study1} '`],
+      ['POST', `/studies/not-a-uid`, 'study', "Study Instance UID 'not-a-uid'"],
+    ];
+    for (const [method, path, parameter, named] of cases) {
+      const res = await fetch(`${s.dicomweb}${path}`, {
+        method,
+        headers: { ...auth(), ...(method === 'POST' ? { 'Content-Type': stowBody([]).contentType } : {}) },
+        ...(method === 'POST' ? { body: stowBody([]).body } : {}),
+      });
+      expect(res.status, path).toBe(400);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      const body = (await res.json()) as { code: string; detail: string; parameter: string };
+      expect(body.code).toBe('dicomweb.bad-uid');
+      expect(body.parameter).toBe(parameter);
+      expect(body.detail).toContain(named);
+    }
+    // Without a token it is the 401 it always was: nothing about the path is answered first.
+    expect((await fetch(`${s.dicomweb}/studies/abc/series`)).status).toBe(401);
+  });
+
   it('stores the good instances of a request and names what is wrong with the others (202)', async () => {
     const good = uid(20);
     const noSop = makeInstance({

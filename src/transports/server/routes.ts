@@ -29,7 +29,9 @@ import { quarantineRoutes } from '../admin/quarantine-routes.js';
 import { qualityRoutes } from '../admin/quality-routes.js';
 import type { QuarantineService } from '../../services/quarantine-service.js';
 import type { QualityKpiService } from '../../services/quality-kpi-service.js';
-import { Router, type Route } from './router.js';
+import { Router, type Handler, type Route } from './router.js';
+import { CustosError } from '../../domain/errors.js';
+import { isValidUid } from '../../domain/ids.js';
 import { consoleRoutes } from '../admin/console-routes.js';
 import type { ConsoleService } from '../../services/console-service.js';
 import { breakGlassRoutes } from '../admin/break-glass-routes.js';
@@ -56,6 +58,32 @@ export interface RouteServices {
 
 const DW = '/dicom-web';
 const INSTANCE = `${DW}/studies/:study/series/:series/instances/:instance`;
+
+const UID_PARAMETERS = {
+  study: 'Study Instance UID',
+  series: 'Series Instance UID',
+  instance: 'SOP Instance UID',
+};
+
+/**
+ * A study, series or instance in a DICOMweb path must be a UID (PS3.18 §8.2, PS3.5 §9.1): anything else is a
+ * 400 naming it, not an empty search (200 []), a 404 or, for STOW-RS, a 409 for each instance.
+ */
+function uidParameters(handler: Handler): Handler {
+  return (ctx) => {
+    for (const [param, name] of Object.entries(UID_PARAMETERS)) {
+      const value = ctx.params[param];
+      if (value !== undefined && !isValidUid(value))
+        throw new CustosError({
+          code: 'dicomweb.bad-uid',
+          message: `${name} '${value.length > 64 ? `${value.slice(0, 64)}…` : value}' in the path is not a valid UID (PS3.5 §9.1: up to 64 digits and dots)`,
+          httpStatus: 400,
+          detail: { parameter: param },
+        });
+    }
+    return handler(ctx);
+  };
+}
 
 /** Every HTTP route of Custos. Anything that returns data is 'bearer'; the route-enumeration test holds that. */
 export function buildRouter(s: RouteServices): Router {
@@ -248,7 +276,9 @@ export function buildRouter(s: RouteServices): Router {
   ];
   return r.add(
     ...dicomweb.map((route) =>
-      route.path.startsWith(DW) ? { ...route, handler: acceptQueryParameter(route.handler) } : route,
+      route.path.startsWith(DW)
+        ? { ...route, handler: uidParameters(acceptQueryParameter(route.handler)) }
+        : route,
     ),
     ...api,
     ...auditRoutes(s.audit),
