@@ -183,6 +183,28 @@ describe.each(backends())('validation at ingest and quarantine on %s', (backend)
     expect(found[0]!['00081030']!.Value).toEqual(['CT\0HEAD']);
   });
 
+  it('holds native pixel data shorter than its header describes in quarantine (standard), refuses it (strict)', async () => {
+    const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+    // 8 × 8 × 16 bits × 3 frames = 384 bytes; 200 hold one whole frame.
+    const cut = () => spec({ extra: [{ tag: t(0x7fe0, 0x0010), vr: 'OW', value: Buffer.alloc(200) }] });
+    const held = cut();
+    const res = await client(s).stow([makeInstance({ ...held, frames: 3 })]);
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as Record<string, { Value: Item[] }>;
+    const [item] = body['00081199']!.Value;
+    expect(item!['00081196']!.Value).toEqual([0xb007]);
+    expect(item!['00081190']).toBeUndefined();
+    expect(res.headers.get('warning')).toMatch(
+      /stored in quarantine .*\(7FE0,0010\) PixelData holds 200 bytes; the Image Pixel module describes 3 frame\(s\) of 128 bytes \(384\), so only 1 whole frame\(s\)/,
+    );
+    const refused = cut();
+    const strictRes = await client(strict).stow([makeInstance({ ...refused, frames: 3 })]);
+    expect(strictRes.status).toBe(409);
+    const failed = ((await strictRes.json()) as Record<string, { Value: Item[] }>)['00081198']!.Value;
+    expect(failed[0]!['00081197']!.Value).toEqual([0xa900]);
+    expect(strictRes.headers.get('warning')).toMatch(/PixelData holds 200 bytes/);
+  });
+
   it('keeps quarantined bytes encrypted: the patient name is nowhere in clear in the data directory', async () => {
     const rows = await s.app.index.db.selectFrom('quarantine').select(['blob_id', 'size']).execute();
     expect(rows.length).toBeGreaterThan(0);

@@ -71,6 +71,30 @@ function pixelDataLength(ds: Dataset): number | undefined {
   return undefined; // encapsulated: frames are fragments, not lengths
 }
 
+/**
+ * Native pixel data shorter than the Image Pixel module describes (PS3.5 §8.1.1, PS3.3 C.7.6.3): Rows × Columns ×
+ * Samples per Pixel × Bits Allocated / 8 bytes per frame (YBR_FULL_422 holds two samples per pixel), times Number
+ * of Frames. Undefined when the pixel data is encapsulated, absent, as long as that, or the description lacks a
+ * value (a missing Type 1 attribute is reported as such).
+ */
+export function shortPixelData(
+  ds: Dataset,
+): { holds: number; needs: number; frames: number; frameBytes: number } | undefined {
+  const holds = pixelDataLength(ds);
+  const rows = firstNumber(ds, 'Rows');
+  const cols = firstNumber(ds, 'Columns');
+  const bits = firstNumber(ds, 'BitsAllocated');
+  if (holds === undefined || !rows || !cols || !bits) return undefined;
+  const photometric = valuesOf(ds.get(tagOf('PhotometricInterpretation')))[0]
+    ?.trim()
+    .toUpperCase();
+  const samples = photometric === 'YBR_FULL_422' ? 2 : (firstNumber(ds, 'SamplesPerPixel') ?? 1);
+  const frames = Math.max(1, firstNumber(ds, 'NumberOfFrames') ?? 1);
+  const needs = Math.ceil((rows * cols * samples * bits * frames) / 8);
+  if (holds >= needs) return undefined;
+  return { holds, needs, frames, frameBytes: (rows * cols * samples * bits) / 8 };
+}
+
 export function evaluate(ds: Dataset, c: Condition): boolean {
   switch (c.kind) {
     case 'present':

@@ -153,6 +153,7 @@ describe('validateHeader', () => {
         ...CT,
         SamplesPerPixel: { vr: 'US', kind: 'numbers', values: [3] },
         PhotometricInterpretation: text('CS', 'RGB'),
+        PixelData: { vr: 'OW', kind: 'bytes', data: Buffer.alloc(24) },
       }),
     ).defects;
     expect(rgb).toEqual([
@@ -206,6 +207,45 @@ describe('validateHeader', () => {
     expect(twoFrames.defects.filter((x) => x.tag === '00280008')).toEqual([
       expect.objectContaining({ kind: 'type1-missing' }),
     ]);
+  });
+  it('finds native pixel data shorter than the Image Pixel module describes, and only that', () => {
+    const px = (length: number) => ({ vr: 'OW', kind: 'bulk' as const, offset: 0, length });
+    // 2 × 2 × 16 bits = 8 bytes a frame.
+    expect(validateHeader(ds({ ...CT, PixelData: px(7) })).defects).toEqual([
+      {
+        kind: 'pixel-data-short',
+        tag: '7FE00010',
+        attribute: '(7FE0,0010) PixelData',
+        message:
+          '(7FE0,0010) PixelData holds 7 bytes; the Image Pixel module describes 1 frame(s) of 8 bytes (8), so only 0 whole frame(s) (PS3.5 §8.1.1)',
+      },
+    ]);
+    const short = (entries: Record<string, Element>) =>
+      validateHeader(ds({ ...CT, ...entries })).defects.filter((d) => d.kind === 'pixel-data-short');
+    expect(short({ NumberOfFrames: text('IS', '3'), PixelData: px(20) })[0]!.message).toContain(
+      'holds 20 bytes; the Image Pixel module describes 3 frame(s) of 8 bytes (24), so only 2 whole frame(s)',
+    );
+    expect(short({ NumberOfFrames: text('IS', '3'), PixelData: px(24) })).toEqual([]);
+    // YBR_FULL_422 holds two samples a pixel: 2 × 2 × 2 × 8 bits.
+    const ybr = {
+      SamplesPerPixel: num('US', 3),
+      PhotometricInterpretation: text('CS', 'YBR_FULL_422'),
+      BitsAllocated: num('US', 8),
+    };
+    expect(short({ ...ybr, PixelData: px(8) })).toEqual([]);
+    expect(short({ ...ybr, PixelData: px(7) })).toHaveLength(1);
+    // Encapsulated pixel data has no length to compare; a missing Rows is reported as missing, not as short.
+    expect(
+      short({
+        PixelData: { vr: 'OB', kind: 'encapsulated', fragments: [], offsets: [] } as unknown as Element,
+      }),
+    ).toEqual([]);
+    expect(validateHeader(ds(CT, ['Rows'])).defects.map((d) => d.kind)).toEqual(['type1-missing']);
+    // Quarantined by default: the data steward looks before a reader does; rejected under strict.
+    const [d] = short({ PixelData: px(4) });
+    expect(dispositionOf('standard', d!)).toBe('quarantine');
+    expect(dispositionOf('strict', d!)).toBe('reject');
+    expect(dispositionOf('lenient', d!)).toBe('warn');
   });
   it('requires a conditional module when its PS3.3 Annex A condition is mechanical and holds', () => {
     // Frame of Reference: "Required if Image Position (Patient) or Image Orientation (Patient) are present".

@@ -1,7 +1,13 @@
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag, tagForKeyword } from '../../dicom/dictionary.js';
 import { Tags, tagToHex } from '../../dicom/tags.js';
-import { evaluate, describeCondition, parseConditionText, type Condition } from './conditions.js';
+import {
+  evaluate,
+  describeCondition,
+  parseConditionText,
+  shortPixelData,
+  type Condition,
+} from './conditions.js';
 import { IOD_MODULES_DATA, MODULE_CONDITIONS } from './iod-modules-data.js';
 import {
   MODULE_BY_ID,
@@ -23,7 +29,8 @@ export type DefectKind =
   | 'unknown-sop-class'
   | 'study-patient-conflict'
   | 'patient-index-mismatch'
-  | 'unknown-accession';
+  | 'unknown-accession'
+  | 'pixel-data-short';
 
 /** One thing wrong with a header. `attribute` is '(gggg,eeee) Keyword', with a path for nested elements. */
 export interface Defect {
@@ -319,5 +326,16 @@ export function validateHeader(ds: Dataset): HeaderValidation {
   }
   defects.push(...requirementDefects(ds, modules));
   valueDefects(ds, { hexPath: '', named: '' }, defects);
+  const short = shortPixelData(ds);
+  if (short) {
+    // A viewer would show the missing frames or rows as noise, or fail; WADO-RS answers 404 for such a frame.
+    const whole = Math.floor(short.holds / short.frameBytes);
+    defects.push({
+      kind: 'pixel-data-short',
+      tag: tagToHex(Tags.PixelData),
+      attribute: attributeLabel(Tags.PixelData),
+      message: `${attributeLabel(Tags.PixelData)} holds ${short.holds} bytes; the Image Pixel module describes ${short.frames} frame(s) of ${short.frameBytes} bytes (${short.needs}), so ${whole < short.frames ? `only ${whole} whole frame(s)` : 'not every frame'} (PS3.5 §8.1.1)`,
+    });
+  }
   return { ...(entry ? { iod: entry.iod } : {}), modules: modules.map((m) => m.id), defects };
 }

@@ -9,6 +9,8 @@ import type { Defect } from './validate-header.js';
  *   attribute, quarantine; Type 2/2C, value defects and anything missing inside a sequence item are warnings.
  * - a header whose patient name, birth date or sex disagree with the patient index: quarantined under strict,
  *   a warning otherwise.
+ * - native pixel data shorter than Rows, Columns, Samples per Pixel, Bits Allocated and Number of Frames describe:
+ *   rejected under strict, quarantined under standard, a warning under lenient.
  * - lenient: everything is a warning, except a study filed under another patient (always quarantined: an
  *   archive never mixes two patients' images in one study).
  */
@@ -28,6 +30,9 @@ export function dispositionOf(level: ValidationLevel, d: Defect): Disposition {
   // anyway, so a warning, except under strict where a data steward looks first.
   if (d.kind === 'patient-index-mismatch') return level === 'strict' ? 'quarantine' : 'warn';
   if (d.kind === 'unknown-accession') return level === 'lenient' ? 'warn' : 'quarantine';
+  // Pixels missing from the object: the data steward sees it before a reader does.
+  if (d.kind === 'pixel-data-short')
+    return level === 'strict' ? 'reject' : level === 'lenient' ? 'warn' : 'quarantine';
   if (level === 'strict') return 'reject';
   if (level === 'lenient') return 'warn';
   // Inside a sequence item (tag is a dotted path) a missing attribute is a warning: the object's identity and
