@@ -265,7 +265,19 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     const one = await fetch(`${inst}?accept=${encodeURIComponent('application/dicom')}`, { headers: auth() });
     expect(one.headers.get('content-type')).toBe('application/dicom; transfer-syntax=1.2.840.10008.1.2.1');
     expect(Buffer.from(await one.arrayBuffer())).toEqual(objects.get(sops[0]!));
-    const refused = await fetch(`${inst}/rendered?accept=image/gif`, {
+    // A + typed as such reads as a space in a query string; no media type holds one.
+    for (const accept of ['application/dicom+json', 'application/dicom+json;q=0.9, application/json;q=0.1']) {
+      const plus = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&accept=${accept}`, { headers: auth() });
+      expect(plus.status, accept).toBe(200);
+      expect(plus.headers.get('content-type')).toMatch(/^application\/dicom\+json/);
+    }
+    const xml = await fetch(
+      `${s.dicomweb}/studies/${study1}/series/${series1}/instances/${sops[0]}/metadata?accept=multipart/related; type="application/dicom+xml"`,
+      { headers: auth() },
+    );
+    expect(xml.status).toBe(200);
+    expect(xml.headers.get('content-type')).toMatch(/^multipart\/related; type="application\/dicom\+xml"/);
+    const refused = await fetch(`${inst}/rendered?accept=image/tiff`, {
       headers: { ...auth(), Accept: 'image/jpeg' },
     });
     expect(refused.status).toBe(406);
@@ -546,11 +558,13 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect([img.width, img.height]).toEqual([8, 8]);
     // Pixel values rise along each row (pixelValue), so the rendered grey does too.
     expect(img.data[4 * 7]!).toBeGreaterThan(img.data[0]! + 50);
-    const png = await fetch(`${s.url}/wado?${q}&contentType=image/png`, { headers: auth() });
-    expect(png.status).toBe(406);
+    const tiff = await fetch(`${s.url}/wado?${q}&contentType=image/tiff`, { headers: auth() });
+    expect(tiff.status).toBe(406);
     // contentType is a list in the client's order of preference, with q-values (PS3.18 §9.4.1.1.5).
     for (const [list, type] of [
-      ['image/gif,image/jpeg;q=0.5', 'image/jpeg'],
+      ['image/tiff,image/jpeg;q=0.5', 'image/jpeg'],
+      ['image/png', 'image/png'],
+      ['image/gif,image/jpeg;q=0.5', 'image/gif'],
       ['image/jpeg;q=0.5,application/dicom', 'application/dicom'],
       ['application/dicom;q=0.2,image/*', 'image/jpeg'],
       ['image/jpeg,application/dicom', 'image/jpeg'],
@@ -600,6 +614,91 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       expect(bad.status, url).toBe(400);
       expect(await bad.json()).toMatchObject({ code: 'wado.bad-parameter', parameter });
     }
+  });
+
+  it('renders as JPEG, PNG or GIF as the client prefers, through the VOI LUT function the window names', async () => {
+    const base = `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}`;
+    const get = (url: string, accept?: string) =>
+      fetch(url, { headers: { ...auth(), ...(accept ? { Accept: accept } : {}) } });
+    /** The grey levels of a rendered PNG or GIF, as netpbm reads them (one a pixel). */
+    const greys = async (res: Response, type: 'image/png' | 'image/gif') => {
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(res.headers.get('content-type')).toBe(type);
+      const pnm = execFileSync(type === 'image/png' ? 'pngtopnm' : 'giftopnm', {
+        input: Buffer.from(await res.arrayBuffer()),
+      });
+      const header = /^(P[56])\s+(\d+)\s+(\d+)\s+255\s/.exec(pnm.toString('latin1', 0, 40))!;
+      expect([Number(header[2]), Number(header[3])]).toEqual([5, 4]);
+      const samples = pnm.subarray(header[0].length);
+      return [...(header[1] === 'P5' ? samples : samples.filter((_, i) => i % 3 === 0))];
+    };
+    // Frame 2's stored values, to render by hand (rescale slope 1, intercept 0).
+    const raw = Buffer.from(
+      await (await get(`${base}/frames/2`, 'application/octet-stream; transfer-syntax=*')).arrayBuffer(),
+    );
+    const values = Array.from({ length: 20 }, (_, i) => raw.readUInt16LE(2 * i));
+    const [c, w] = [values[10]!, Math.max(2, values[19]! - values[0]!)];
+    const round = (y: number) => Math.round(Math.min(255, Math.max(0, y)));
+    const expected = {
+      LINEAR: values.map((x) => round(((x - (c - 0.5)) / (w - 1) + 0.5) * 255)),
+      LINEAR_EXACT: values.map((x) => round(((x - c) / w + 0.5) * 255)),
+      SIGMOID: values.map((x) => round(255 / (1 + Math.exp((-4 * (x - c)) / w)))),
+    };
+    for (const fn of ['LINEAR', 'LINEAR_EXACT', 'SIGMOID'] as const) {
+      const png = await greys(
+        await get(`${base}/frames/2/rendered?window=${c},${w},${fn}`, 'image/png'),
+        'image/png',
+      );
+      expect(png, fn).toEqual(expected[fn]);
+      const gif = await greys(
+        await get(`${base}/frames/2/rendered?window=${c},${w},${fn.toLowerCase()}`, 'image/gif'),
+        'image/gif',
+      );
+      expect(gif, fn).toEqual(expected[fn]);
+    }
+    // LINEAR without a third value; the three differ on this frame.
+    expect(
+      await greys(await get(`${base}/frames/2/rendered?window=${c},${w}`, 'image/png'), 'image/png'),
+    ).toEqual(expected.LINEAR);
+    expect(expected.SIGMOID).not.toEqual(expected.LINEAR);
+    // The client's order decides; JPEG stays the default, also for a wildcard.
+    for (const [accept, type] of [
+      ['image/gif;q=0.4, image/png;q=0.5', 'image/png'],
+      ['image/*', 'image/jpeg'],
+      [undefined, 'image/jpeg'],
+      ['image/tiff, image/gif;q=0.1', 'image/gif'],
+    ] as const) {
+      const res = await get(`${base}/rendered`, accept);
+      expect(res.status, accept).toBe(200);
+      expect(res.headers.get('content-type'), accept).toBe(type);
+    }
+    // A multipart form of a rendered type, or a type not offered, is a 406 naming what is.
+    for (const accept of ['multipart/related; type="image/jpeg"', 'image/tiff']) {
+      const res = await get(`${base}/rendered`, accept);
+      expect(res.status, accept).toBe(406);
+      expect((await res.json()) as { detail: string }).toMatchObject({
+        detail: expect.stringContaining('image/jpeg, image/png or image/gif, each as a single part'),
+      });
+    }
+    // A thumbnail of one frame (PS3.18 §10.4.1), here at the frame's own size: the frame rendered.
+    const thumb = await greys(
+      await get(`${base}/frames/2/thumbnail?viewport=5,4&window=${c},${w}`, 'image/png'),
+      'image/png',
+    );
+    expect(thumb).toEqual(expected.LINEAR);
+    expect((await get(`${base}/frames/9/thumbnail`)).status).toBe(404);
+    const two = await get(`${base}/frames/1,2/thumbnail`);
+    expect(two.status).toBe(400);
+    // The window's function is one of three, and the window two or three values.
+    for (const window of [`${c},${w},GAMMA`, `${c}`, `${c},${w},LINEAR,1`]) {
+      const bad = await get(`${base}/rendered?window=${window}`);
+      expect(bad.status, window).toBe(400);
+      expect(await bad.json()).toMatchObject({ code: 'wado.bad-parameter', parameter: 'window' });
+    }
+    // WADO-URI's contentType takes the same three.
+    const uri = `${s.url}/wado?requestType=WADO&studyUID=${study2}&seriesUID=${series3}&objectUID=${multiSop}&frameNumber=2&windowCenter=${c}&windowWidth=${w}`;
+    expect(await greys(await get(`${uri}&contentType=image/png`), 'image/png')).toEqual(expected.LINEAR);
+    expect(await greys(await get(`${uri}&contentType=image/gif`), 'image/gif')).toEqual(expected.LINEAR);
   });
 
   it('serves thumbnails of a study, series and instance, and rendered images scaled to a viewport', async () => {
@@ -763,6 +862,66 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     const res = await fetch(`${s.dicomweb}/studies/1.2.3.4.5`, { headers: auth() });
     expect(res.status).toBe(404);
     expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+  });
+
+  it('returns no bulk data reference into the store inside a sequence item of a QIDO answer', async () => {
+    const [study, series, sop] = [uid(70), uid(71), uid(72)];
+    const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+    const res = await stow([
+      {
+        bytes: makeInstance({
+          studyUid: study,
+          seriesUid: series,
+          sopInstanceUid: sop,
+          extra: [
+            {
+              tag: t(0x0040, 0x0275),
+              vr: 'SQ',
+              value: [
+                [
+                  { tag: t(0x0040, 0x0009), vr: 'SH', value: 'SPS-1' },
+                  { tag: t(0x0040, 0x1001), vr: 'SH', value: 'RP-1' },
+                  // Too large to go inline: a BulkDataURI in WADO-RS metadata.
+                  { tag: t(0x0042, 0x0011), vr: 'OB', value: Buffer.alloc(2048, 7) },
+                ],
+              ],
+            },
+          ],
+        }),
+      },
+    ]);
+    expect(res.status).toBe(200);
+    const metadata = await (
+      await fetch(`${s.dicomweb}/studies/${study}/series/${series}/instances/${sop}/metadata`, {
+        headers: auth(),
+      })
+    ).text();
+    expect(metadata).toContain(`/bulkdata/00400275.0.00420011`);
+    for (const path of [
+      `/series?SeriesInstanceUID=${series}`,
+      `/studies/${study}/series`,
+      `/studies/${study}/instances?includefield=00400275`,
+      `/instances?SOPInstanceUID=${sop}&includefield=all`,
+    ]) {
+      const [row] = await qido(path);
+      expect(JSON.stringify(row), path).not.toContain('BulkDataURI');
+      expect(row!['00400275'], path).toEqual({
+        vr: 'SQ',
+        Value: [{ '00400009': { vr: 'SH', Value: ['SPS-1'] }, '00401001': { vr: 'SH', Value: ['RP-1'] } }],
+      });
+    }
+  });
+
+  it('warns in the words of PS3.18 §8.3.4.2 that fuzzymatching=true is not supported', async () => {
+    const res = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&fuzzymatching=true`, { headers: auth() });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('warning')).toBe(
+      '299 custos "The fuzzymatching parameter is not supported. Only literal matching has been performed."',
+    );
+    const literal = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&fuzzymatching=false`, {
+      headers: auth(),
+    });
+    expect(literal.headers.get('warning')).toBeNull();
   });
 
   it('answers 400 problem+json naming a study, series or instance in the path that is not a UID', async () => {

@@ -254,6 +254,26 @@ describe.each(backends())('rendering compressed objects on %s', (backend) => {
     expect((await multipartParts(stored))[0]!.contentType).toBe(
       'application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.80',
     );
+    // Without a transfer-syntax application/octet-stream means Explicit VR Little Endian, as dicomweb-client's
+    // retrieveInstanceFrames() asks by default (until 5 Dec 2026 it got the JPEG-LS bytes).
+    for (const accept of ['multipart/related; type="application/octet-stream"', 'application/octet-stream']) {
+      const res = await frame(sop, accept);
+      expect(res.status).toBe(200);
+      const [part] = accept.startsWith('multipart')
+        ? await multipartParts(res)
+        : [{ contentType: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) }];
+      expect(part!.contentType).toBe(`application/octet-stream; transfer-syntax=${EXPLICIT}`);
+      expect(part!.body.equals(await nativePixels('mono16')), accept).toBe(true);
+    }
+    // Where decoding would contradict the header, such a request gets the frame as stored, labelled so.
+    const colour = await frame(
+      sops.get('jpegBaseline/rgb8')!,
+      'multipart/related; type="application/octet-stream"',
+    );
+    expect(colour.status).toBe(200);
+    expect((await multipartParts(colour))[0]!.contentType).toBe(
+      'application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.50',
+    );
     // Decoded, a lossy colour JPEG would be RGB where its header says YBR_FULL_422.
     const ybr = await frame(
       sops.get('jpegBaseline/rgb8')!,

@@ -15,14 +15,21 @@ export interface RenderParams {
   rescaleIntercept: number;
   windowCenter?: number;
   windowWidth?: number;
+  /** How the window maps values to grey levels (PS3.3 C.11.2.1.3); LINEAR when absent. */
+  voiFunction?: VoiFunction;
 }
+
+/** The VOI LUT Functions of PS3.3 C.11.2.1.3 (the WADO-RS `window` parameter's third value, PS3.18 §8.3.5.1.4). */
+export const VOI_FUNCTIONS = ['LINEAR', 'LINEAR_EXACT', 'SIGMOID'] as const;
+export type VoiFunction = (typeof VOI_FUNCTIONS)[number];
 
 const unsupported = (message: string) =>
   new CustosError({ code: 'render.unsupported', message, httpStatus: 406 });
 
 /**
  * Native pixel data of one frame to 8-bit RGBA for a consumer display: modality rescale, then the window
- * (given, or the frame's full range), inverted for MONOCHROME1 (PS3.3 C.11.2.1.2 linear VOI function).
+ * (given, or the frame's full range, then always LINEAR) through its VOI LUT function, inverted for MONOCHROME1
+ * (PS3.3 C.11.2.1.2 and C.11.2.1.3).
  */
 export function renderToRgba(frame: Buffer, p: RenderParams): Buffer {
   const n = p.rows * p.columns;
@@ -66,7 +73,9 @@ export function renderToRgba(frame: Buffer, p: RenderParams): Buffer {
     raw = p.pixelRepresentation === 1 ? (raw << shift) >> shift : (raw << shift) >>> shift;
     return raw * p.rescaleSlope + p.rescaleIntercept;
   };
-  const windowed = p.windowWidth !== undefined && p.windowWidth >= 1;
+  const fn = p.voiFunction ?? 'LINEAR';
+  // LINEAR needs a width of at least 1; LINEAR_EXACT and SIGMOID any width above 0 (C.11.2.1.3).
+  const windowed = p.windowWidth !== undefined && (fn === 'LINEAR' ? p.windowWidth >= 1 : p.windowWidth > 0);
   let min = Infinity;
   let max = -Infinity;
   // The frame's full range is needed only when no window is given.
@@ -80,8 +89,15 @@ export function renderToRgba(frame: Buffer, p: RenderParams): Buffer {
   const center = windowed && p.windowCenter !== undefined ? p.windowCenter : (max + min) / 2;
   const lo = center - 0.5 - (width - 1) / 2;
   const invert = p.photometric === 'MONOCHROME1';
+  const exact = windowed && fn === 'LINEAR_EXACT';
+  const sigmoid = windowed && fn === 'SIGMOID';
   for (let i = 0; i < n; i++) {
-    let g = clamp(((value(i) - lo) / Math.max(1, width - 1)) * 255);
+    const v = value(i);
+    let g = sigmoid
+      ? clamp(255 / (1 + Math.exp((-4 * (v - center)) / width)))
+      : exact
+        ? clamp(((v - center) / width + 0.5) * 255)
+        : clamp(((v - lo) / Math.max(1, width - 1)) * 255);
     if (invert) g = 255 - g;
     out[4 * i] = g;
     out[4 * i + 1] = g;

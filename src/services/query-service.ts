@@ -352,7 +352,12 @@ export class QueryService {
     recorded.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
     const results = await present(rows);
-    const warnings = query.ignored.map((k) => `the query key ${k} is not supported and was ignored`);
+    const warnings = query.ignored.map((k) =>
+      k === 'fuzzymatching'
+        ? // PS3.18 §8.3.4.2 gives the words.
+          'The fuzzymatching parameter is not supported. Only literal matching has been performed.'
+        : `the query key ${k} is not supported and was ignored`,
+    );
     if (more) {
       warnings.push('there are more results than the limit; use offset to page');
     }
@@ -632,13 +637,14 @@ export class QueryService {
     );
     if (fields === 'all') {
       const all: DicomJsonObject = Object.assign({}, ...layers, corrected);
-      return sortByTag(stripBulk(all));
+      return sortByTag(withoutBulk(all));
     }
     // `fields` is sorted, so the result is in tag order without sorting each row.
     const out: DicomJsonObject = {};
     for (const t of fields) {
       const v = corrected[t] ?? lookup(t);
-      if (v !== undefined && v.BulkDataURI === undefined) out[t] = v;
+      if (v === undefined || v.BulkDataURI !== undefined) continue;
+      out[t] = v.vr === 'SQ' ? elementWithoutBulk(v) : v;
     }
     return out;
   }
@@ -690,10 +696,34 @@ function returnedFields(query: QidoQuery): readonly string[] | 'all' {
   return [...new Set([...defaults, ...query.includeFields])].sort();
 }
 
-/** QIDO returns attributes, never bulk data references into the store. */
-function stripBulk(obj: DicomJsonObject): DicomJsonObject {
-  for (const [k, v] of Object.entries(obj)) if (v.BulkDataURI !== undefined) delete obj[k];
+/**
+ * QIDO returns attributes, never bulk data references into the store: a value stored as bulk data is left out, at
+ * the top level and inside sequence items (until 5 Dec 2026 a binary value in a Request Attributes Sequence item
+ * went out as an unresolvable `bulk:` placeholder).
+ */
+function withoutBulk(obj: DicomJsonObject): DicomJsonObject {
+  for (const [k, v] of Object.entries(obj)) {
+    if (v.BulkDataURI !== undefined) delete obj[k];
+    else if (v.vr === 'SQ') obj[k] = elementWithoutBulk(v);
+  }
   return obj;
+}
+
+type JsonElement = DicomJsonObject[string];
+
+/** A sequence without the bulk data references in its items; itself (not a copy) when it holds none. */
+function elementWithoutBulk(v: JsonElement): JsonElement {
+  const items = v.Value as DicomJsonObject[] | undefined;
+  if (!items?.some(holdsBulk)) return v;
+  return { ...v, Value: items.map((item) => withoutBulk({ ...item })) };
+}
+
+function holdsBulk(item: DicomJsonObject): boolean {
+  for (const v of Object.values(item)) {
+    if (v.BulkDataURI !== undefined) return true;
+    if (v.vr === 'SQ' && (v.Value as DicomJsonObject[] | undefined)?.some(holdsBulk)) return true;
+  }
+  return false;
 }
 
 /**

@@ -5,7 +5,14 @@ import { asBlobId, asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
-import { fitToViewport, renderToRgba, type Viewport } from '../domain/render.js';
+import { encodeGif, encodePng } from '../domain/image-encoding.js';
+import {
+  fitToViewport,
+  renderToRgba,
+  VOI_FUNCTIONS,
+  type Viewport,
+  type VoiFunction,
+} from '../domain/render.js';
 import type { DecodedFrame, FrameDecoder, FrameGeometry } from '../ports/frame-decoder.js';
 import type { Action } from '../ports/policy.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
@@ -605,13 +612,22 @@ export class RetrieveService {
   }
 
   /**
-   * One frame rendered as JPEG for consumer display (WADO-URI, WADO-RS rendered, thumbnails). A compressed frame
-   * is decoded first, on the decode thread (RLE, 8-bit JPEG, lossless JPEG, JPEG-LS, JPEG 2000).
+   * One frame rendered for consumer display (WADO-URI, WADO-RS rendered, thumbnails) as JPEG (the default), PNG
+   * or GIF. A compressed frame is decoded first, on the decode thread (RLE, 8-bit JPEG, lossless JPEG, JPEG-LS,
+   * JPEG 2000). The VOI LUT function is the request's, else the header's VOI LUT Function (0028,1056) when its
+   * own window is used, else LINEAR.
    */
-  async renderJpeg(
+  async renderImage(
     ref: InstanceRef,
     frame: number,
-    opts: { windowCenter?: number; windowWidth?: number; quality?: number; viewport?: Viewport } = {},
+    opts: {
+      windowCenter?: number;
+      windowWidth?: number;
+      voiFunction?: VoiFunction;
+      quality?: number;
+      viewport?: Viewport;
+      format?: RenderedFormat;
+    } = {},
   ): Promise<Buffer> {
     const m = ref.metadata;
     const g = geometryOf(m);
@@ -631,10 +647,13 @@ export class RetrieveService {
       rescaleIntercept: num(m, '00281052') ?? 0,
       ...(center !== undefined ? { windowCenter: center } : {}),
       ...(width !== undefined ? { windowWidth: width } : {}),
+      voiFunction: opts.voiFunction ?? (opts.windowWidth === undefined ? headerVoiFunction(m) : 'LINEAR'),
     });
     const image = opts.viewport
       ? fitToViewport(rgba, columns, rows, opts.viewport)
       : { data: rgba, width: columns, height: rows };
+    if (opts.format === 'image/png') return encodePng(image);
+    if (opts.format === 'image/gif') return encodeGif(image);
     return jpeg.encode(image, opts.quality ?? 90).data;
   }
 
@@ -651,6 +670,16 @@ export class RetrieveService {
       });
     return { offset: el.offset, length: el.length };
   }
+}
+
+export type RenderedFormat = 'image/jpeg' | 'image/png' | 'image/gif';
+
+/** The header's VOI LUT Function (PS3.3 C.11.2.1.3), LINEAR when absent or not one Custos applies. */
+function headerVoiFunction(m: DicomJsonObject): VoiFunction {
+  const v = String(m['00281056']?.Value?.[0] ?? '')
+    .trim()
+    .toUpperCase();
+  return VOI_FUNCTIONS.includes(v as VoiFunction) ? (v as VoiFunction) : 'LINEAR';
 }
 
 const notFound = (scope: RetrieveScope) =>

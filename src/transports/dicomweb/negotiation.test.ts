@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { frameForm, servedSyntax } from './negotiation.js';
+import { frameForm, plusRestored, servedSyntax } from './negotiation.js';
 
 const EXPLICIT = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -60,6 +60,32 @@ describe('frameForm', () => {
     expect(() => frameForm(JPEG_BASELINE, 'image/jls; transfer-syntax=1.2.840.10008.1.2.4.80', true)).toThrow(
       /decoded to 1.2.840.10008.1.2.1 only/,
     );
+    // Without a transfer-syntax, application/octet-stream means Explicit VR Little Endian (PS3.18 Table 8.7.3-2):
+    // decoded where Custos can, with the stored form to fall back on; as stored where it cannot.
+    const asStored = (single: boolean) => ({
+      type: `application/octet-stream; transfer-syntax=${JPEG_BASELINE}`,
+      single,
+    });
+    expect(frameForm(JPEG_BASELINE, 'multipart/related; type="application/octet-stream"', true)).toEqual({
+      type: `application/octet-stream; transfer-syntax=${EXPLICIT}`,
+      single: false,
+      decode: true,
+      asStored: asStored(false),
+    });
+    expect(frameForm(JPEG_BASELINE, 'application/octet-stream', true)).toMatchObject({
+      single: true,
+      decode: true,
+      asStored: asStored(true),
+    });
+    expect(frameForm(JPEG_BASELINE, 'application/octet-stream', false)).toEqual(asStored(true));
+    // A wildcard or no Accept still gets the frame in its own media type.
+    expect(frameForm(JPEG_BASELINE, undefined, true)).toEqual({
+      type: `image/jpeg; transfer-syntax=${JPEG_BASELINE}`,
+      single: false,
+    });
+    expect(frameForm(JPEG_BASELINE, '*/*', true)).toMatchObject({
+      type: `image/jpeg; transfer-syntax=${JPEG_BASELINE}`,
+    });
     expect(frameForm(EXPLICIT, want, true)).toEqual({
       type: `application/octet-stream; transfer-syntax=${EXPLICIT}`,
       single: false,
@@ -81,5 +107,22 @@ describe('servedSyntax', () => {
     expect(servedSyntax(form(JPEG_BASELINE), JPEG_BASELINE)).toBe(JPEG_BASELINE);
     expect(servedSyntax(form(EXPLICIT), JPEG_BASELINE)).toBeUndefined();
     expect(servedSyntax(form(IMPLICIT), EXPLICIT)).toBeUndefined();
+  });
+});
+
+describe('plusRestored', () => {
+  it('reads a space inside a media type of the accept query parameter as the + it was typed as', () => {
+    expect(plusRestored('application/dicom json')).toBe('application/dicom+json');
+    expect(plusRestored('application/dicom json;q=0.5, application/json')).toBe(
+      'application/dicom+json;q=0.5, application/json',
+    );
+    expect(plusRestored('multipart/related; type="application/dicom xml"')).toBe(
+      'multipart/related; type="application/dicom+xml"',
+    );
+    for (const kept of [
+      'application/dicom+json',
+      'multipart/related; type="application/dicom"; transfer-syntax=*',
+    ])
+      expect(plusRestored(kept)).toBe(kept);
   });
 });

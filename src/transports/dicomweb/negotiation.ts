@@ -127,13 +127,20 @@ export interface FrameForm {
    * syntax; the stored one is compressed in a syntax Custos decodes).
    */
   decode?: boolean;
+  /**
+   * Where decoding was not asked for by name but is application/octet-stream's default transfer syntax: the form
+   * to serve the frames as stored in when decoding them would change what the header says (a lossy colour JPEG)
+   * or cannot be done, labelled with the stored syntax, as they went out until 5 Dec 2026.
+   */
+  asStored?: FrameForm;
 }
 
 /**
  * Frames and bulk data (PS3.18 §8.7.3.3): native pixel data goes out as application/octet-stream, encapsulated
  * frames in their own media type; each part names the transfer syntax. A wildcard or no Accept gets
  * multipart/related, the default; a bare media type asks for the single part form. With `decodable`, compressed
- * frames asked for as application/octet-stream in Explicit VR Little Endian are decoded to it (`decode`).
+ * frames asked for as application/octet-stream in Explicit VR Little Endian, by name or as the media type's
+ * default, are decoded to it (`decode`).
  */
 export function frameForm(storedTs: string, accept: string | undefined, decodable = false): FrameForm {
   const native = NATIVE.has(storedTs);
@@ -152,11 +159,22 @@ export function frameForm(storedTs: string, accept: string | undefined, decodabl
       inner === media ||
       inner === 'application/octet-stream' ||
       (inner.endsWith('/*') && media.startsWith(inner.slice(0, -1)));
-    if (typeOk && (wantTs === undefined || wantTs === '*' || wantTs === ts))
+    const single = !multipart && inner !== '*/*';
+    const asStored = {
+      type: `${inner === 'application/octet-stream' ? 'application/octet-stream' : media}; transfer-syntax=${ts}`,
+      single,
+    };
+    // application/octet-stream's default transfer syntax is Explicit VR Little Endian (PS3.18 Table 8.7.3-2), as
+    // dicomweb-client's retrieveInstanceFrames() and Orthanc have it: compressed frames asked for so without a
+    // transfer-syntax are decoded where Custos can (until 5 Dec 2026 they went out compressed), else as stored.
+    if (!native && decodable && inner === 'application/octet-stream' && wantTs === undefined)
       return {
-        type: `${inner === 'application/octet-stream' ? 'application/octet-stream' : media}; transfer-syntax=${ts}`,
-        single: !multipart && inner !== '*/*',
+        type: `application/octet-stream; transfer-syntax=${EXPLICIT_VR}`,
+        single,
+        decode: true,
+        asStored,
       };
+    if (typeOk && (wantTs === undefined || wantTs === '*' || wantTs === ts)) return asStored;
     if (
       !native &&
       decodable &&
@@ -173,6 +191,29 @@ export function frameForm(storedTs: string, accept: string | undefined, decodabl
     `frames stored as ${storedTs} (${decodable ? `decoded to ${EXPLICIT_VR} only` : 'no transcoding'})`,
     accept ?? '',
   );
+}
+
+export type RenderedMediaType = 'image/jpeg' | 'image/png' | 'image/gif';
+const RENDERED: readonly string[] = ['image/jpeg', 'image/png', 'image/gif'];
+
+/**
+ * Rendered images and thumbnails (PS3.18 §8.7.4): image/jpeg (the default, also for `image/*` and any type),
+ * image/png or image/gif, in the order of the client's preference; each one single part. Anything else, a
+ * multipart/related form among them, is a 406 naming what is offered.
+ */
+export function renderedMediaType(accept: string | undefined, what: string): RenderedMediaType {
+  const entries = parseAccept(accept);
+  if (entries.length === 0) return 'image/jpeg';
+  for (const e of entries) {
+    if (e.q === 0) continue;
+    if (RENDERED.includes(e.type)) return e.type as RenderedMediaType;
+    if (e.type === 'image/*' || e.type === '*/*') return 'image/jpeg';
+  }
+  throw new CustosError({
+    code: 'http.not-acceptable',
+    message: `${what} are image/jpeg, image/png or image/gif, each as a single part; Accept was '${(accept ?? '').slice(0, 200)}'`,
+    httpStatus: 406,
+  });
 }
 
 /**
@@ -197,9 +238,21 @@ export function acceptQueryParameter(handler: Handler): Handler {
   return (ctx) => {
     const values = ctx.query.getAll('accept');
     if (values.length > 0) {
-      ctx.req.headers.accept = values.join(', ');
+      ctx.req.headers.accept = values.map(plusRestored).join(', ');
       ctx.query.delete('accept');
     }
     return handler(ctx);
   };
+}
+
+const TOKEN = "[!#$%&'*.^_`|~\\w-]+";
+const SPACED_SUFFIX = new RegExp(`(${TOKEN}/${TOKEN}) (?=${TOKEN}\\s*(?:[;,"]|$))`, 'g');
+
+/**
+ * A `+` typed as such in a query string (`?accept=application/dicom+json`) reads as a space, as HTML forms encode
+ * one; no media type holds a space, so `application/dicom json` is taken for `application/dicom+json` (until 5 Dec
+ * 2026 a 400: only `%2B` worked).
+ */
+export function plusRestored(value: string): string {
+  return value.replace(SPACED_SUFFIX, '$1+');
 }

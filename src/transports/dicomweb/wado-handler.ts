@@ -3,7 +3,7 @@ import type { DicomJsonObject } from '../../domain/dicom-levels.js';
 import { explicitPart10 } from '../../dicom/implicit-vr.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import { sliceRanges, type ByteRange } from '../../domain/frames.js';
-import { MAX_VIEWPORT, parseViewport } from '../../domain/render.js';
+import { MAX_VIEWPORT, parseViewport, VOI_FUNCTIONS, type VoiFunction } from '../../domain/render.js';
 import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
 import { parseByteRange, type ByteSpan } from '../http/byte-range.js';
 import { parseAccept } from '../http/content-type.js';
@@ -18,6 +18,8 @@ import {
   type DicomForm,
   frameForm,
   type FrameForm,
+  renderedMediaType,
+  type RenderedMediaType,
 } from './negotiation.js';
 import { pipeBody, sendDicomXml, sendJson } from './responses.js';
 
@@ -284,8 +286,20 @@ export function framesHandler(retrieve: RetrieveService) {
       ctx.req.headers.accept,
       retrieve.decodes(ref!.transferSyntaxUid),
     );
-    if (form.decode) await sendDecoded(ctx, retrieve, ref!, form, frames);
-    else await sendValues(ctx, retrieve, ref!, form, retrieve.frames(ref!, frames), swap);
+    if (form.decode) {
+      const sent = await sendDecoded(ctx, retrieve, ref!, form, frames).then(
+        () => true,
+        (err: unknown) => {
+          // Decoding was the media type's default, not asked for by name: what it cannot give goes out as stored.
+          if (form.asStored && err instanceof CustosError && err.httpStatus === 406 && !ctx.res.headersSent)
+            return false;
+          throw err;
+        },
+      );
+      if (sent) return;
+    }
+    const served = form.decode ? form.asStored! : form;
+    await sendValues(ctx, retrieve, ref!, served, retrieve.frames(ref!, frames), swap);
   };
 }
 
@@ -487,8 +501,8 @@ export function wadoUriHandler(retrieve: RetrieveService) {
         detail: { parameter: 'anonymize' },
       });
     }
-    const wantsDicom = wadoUriContentType(q.get('contentType')) === 'application/dicom';
-    if (!wantsDicom) {
+    const contentType = wadoUriContentType(q.get('contentType'));
+    if (contentType !== 'application/dicom') {
       // Parameters first: a bad one is a 400 before anything is opened or recorded.
       const frame = intParam(q.get('frameNumber'), 'frameNumber') ?? 1;
       const rows = intParam(q.get('rows'), 'rows');
@@ -526,8 +540,11 @@ export function wadoUriHandler(retrieve: RetrieveService) {
         'view-pixels',
         'wado-uri rendered',
       );
-      const jpegBytes = await retrieve.renderJpeg(ref!, frame, options);
-      sendImage(ctx, jpegBytes);
+      sendImage(
+        ctx,
+        contentType,
+        await retrieve.renderImage(ref!, frame, { ...options, format: contentType }),
+      );
       return;
     }
     const wantTs = q.get('transferSyntax');
@@ -569,9 +586,9 @@ export function wadoUriHandler(retrieve: RetrieveService) {
 /**
  * WADO-URI `contentType` (PS3.18 §9.4.1.1.5): media types in the client's order of preference, with q-values as in
  * an Accept header; image/jpeg when absent or empty. The first one Custos serves wins: application/dicom, or
- * image/jpeg (also for any image type, or any type at all).
+ * image/jpeg (also for any image type, or any type at all), image/png or image/gif.
  */
-function wadoUriContentType(raw: string | null): 'application/dicom' | 'image/jpeg' {
+function wadoUriContentType(raw: string | null): 'application/dicom' | RenderedMediaType {
   let entries: ReturnType<typeof parseAccept>;
   try {
     entries = parseAccept(raw ?? '');
@@ -587,11 +604,12 @@ function wadoUriContentType(raw: string | null): 'application/dicom' | 'image/jp
   for (const e of entries) {
     if (e.q === 0) continue;
     if (e.type === 'application/dicom') return 'application/dicom';
+    if (e.type === 'image/png' || e.type === 'image/gif') return e.type;
     if (e.type === 'image/jpeg' || e.type === 'image/*' || e.type === '*/*') return 'image/jpeg';
   }
   throw new CustosError({
     code: 'http.not-acceptable',
-    message: `WADO-URI contentType ${raw} is not available: use image/jpeg or application/dicom`,
+    message: `WADO-URI contentType ${raw} is not available: use image/jpeg, image/png, image/gif or application/dicom`,
     httpStatus: 406,
   });
 }
@@ -652,27 +670,15 @@ function renderOptions(
   };
 }
 
-/** Rendered images and thumbnails are image/jpeg: an Accept that leaves it out is a 406. */
-function acceptJpeg(ctx: RequestContext, what: string): void {
-  const accept = ctx.req.headers.accept;
-  if (accept && !/image\/jpeg|image\/\*|\*\/\*/.test(accept)) {
-    throw new CustosError({
-      code: 'http.not-acceptable',
-      message: `${what} are image/jpeg; Accept was '${accept}'`,
-      httpStatus: 406,
-    });
-  }
-}
-
-function sendImage(ctx: RequestContext, bytes: Buffer) {
-  ctx.res.writeHead(200, { 'Content-Type': 'image/jpeg', 'Content-Length': bytes.length });
+function sendImage(ctx: RequestContext, type: RenderedMediaType, bytes: Buffer) {
+  ctx.res.writeHead(200, { 'Content-Type': type, 'Content-Length': bytes.length });
   ctx.res.end(bytes);
 }
 
-/** WADO-RS rendered (PS3.18 §10.4.1.1.3): an instance's first frame, or one frame, as image/jpeg. */
+/** WADO-RS rendered (PS3.18 §10.4.1.1.3): an instance's first frame, or one frame, as JPEG, PNG or GIF. */
 export function renderedHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
-    acceptJpeg(ctx, 'rendered images');
+    const format = renderedMediaType(ctx.req.headers.accept, 'rendered images');
     const frames = ctx.params.frames ? parseFrameList(ctx.params.frames) : [1];
     if (frames.length !== 1)
       throw new CustosError({
@@ -685,20 +691,36 @@ export function renderedHandler(retrieve: RetrieveService) {
     const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs rendered', {
       frames,
     });
-    sendImage(ctx, await retrieve.renderJpeg(ref!, frames[0]!, options));
+    sendImage(ctx, format, await retrieve.renderImage(ref!, frames[0]!, { ...options, format }));
   };
 }
 
-/** WADO-RS rendered parameters (PS3.18 §8.3.5.1): window, quality and viewport. */
+/**
+ * WADO-RS rendered parameters (PS3.18 §8.3.5.1): window (`center,width` and optionally its VOI LUT function,
+ * LINEAR, LINEAR_EXACT or SIGMOID, §8.3.5.1.4), quality and viewport.
+ */
 function renderedOptions(q: URLSearchParams, defaultViewport?: string) {
-  const viewport = q.get('viewport') ?? defaultViewport;
+  const window = q.get('window')?.split(',');
+  if (window && (window.length < 2 || window.length > 3))
+    throw badParameter(
+      'window',
+      `window must be center,width or center,width,function, got '${q.get('window')}'`,
+    );
+  const fn = window?.[2]?.trim().toUpperCase();
+  if (fn !== undefined && !VOI_FUNCTIONS.includes(fn as VoiFunction))
+    throw badParameter(
+      'window',
+      `the window's function must be ${VOI_FUNCTIONS.join(', ')} (PS3.18 §8.3.5.1.4), got '${window![2]}'`,
+    );
+  const size = q.get('viewport') ?? defaultViewport;
   return {
     ...renderOptions(
-      [q.get('window')?.split(',')[0] ?? null, 'window'],
-      [q.get('window')?.split(',')[1] ?? null, 'window'],
+      [window?.[0] ?? null, 'window'],
+      [window?.[1] ?? null, 'window'],
       [q.get('quality'), 'quality'],
     ),
-    ...(viewport !== undefined ? { viewport: parseViewport(viewport) } : {}),
+    ...(fn !== undefined ? { voiFunction: fn as VoiFunction } : {}),
+    ...(size !== undefined ? { viewport: parseViewport(size) } : {}),
   };
 }
 
@@ -712,7 +734,14 @@ const THUMBNAIL_SIZE = 128;
  */
 export function thumbnailHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
-    acceptJpeg(ctx, 'thumbnails');
+    const format = renderedMediaType(ctx.req.headers.accept, 'thumbnails');
+    const frames = ctx.params.frames ? parseFrameList(ctx.params.frames) : [1];
+    if (frames.length !== 1)
+      throw new CustosError({
+        code: 'wado.bad-frame-list',
+        message: 'a thumbnail is of one frame',
+        httpStatus: 400,
+      });
     const options = renderedOptions(ctx.query, `${THUMBNAIL_SIZE},${THUMBNAIL_SIZE}`);
     const [ref] = await opened(
       ctx,
@@ -720,12 +749,12 @@ export function thumbnailHandler(retrieve: RetrieveService) {
       scopeOf(ctx),
       'view-pixels',
       'wado-rs thumbnail',
-      {},
+      ctx.params.frames ? { frames } : {},
       {
         representative: true,
       },
     );
-    sendImage(ctx, await retrieve.renderJpeg(ref!, 1, options));
+    sendImage(ctx, format, await retrieve.renderImage(ref!, frames[0]!, { ...options, format }));
   };
 }
 
