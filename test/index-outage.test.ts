@@ -119,3 +119,65 @@ describe('the PostgreSQL index restarting under a running server', () => {
     expect((await s.app.audit.verify(systemPrincipal('test'))).ok).toBe(true);
   });
 });
+
+describe('PostgreSQL closing the connections of requests in flight', () => {
+  let pg: PrivatePostgres;
+  let s: TestServer;
+  beforeAll(async () => {
+    pg = await privatePostgres();
+    s = await startTestServer('sqlite', { configure: (c) => ({ ...c, database: { url: pg.url } }) });
+  }, 120_000);
+  afterAll(async () => {
+    const unexpected = await stopThenCleanUp(s, async () => pg?.remove());
+    expect(unexpected).toEqual([]);
+  });
+
+  it('answers them 503 or in full, stays up, and serves the next ones', async () => {
+    const study = uid(7);
+    const query = () =>
+      fetch(`${s.dicomweb}/studies?StudyInstanceUID=${study}&includefield=00201208`, {
+        headers: { Authorization: `Bearer ${s.token}` },
+      });
+    const statuses: number[] = [];
+    let stop = false;
+    // Queries and stores on four connections of the pool at once, until the backends have been terminated.
+    const load = async (worker: number) => {
+      for (let i = 0; !stop; i++) {
+        const res =
+          i % 2
+            ? await query()
+            : await postStow(s, [
+                makeInstance({
+                  studyUid: study,
+                  seriesUid: `${study}.${worker}`,
+                  sopInstanceUid: uid(100 + worker),
+                }),
+              ]);
+        await res.arrayBuffer();
+        statuses.push(res.status);
+      }
+    };
+    const loads = [0, 1, 2, 3].map(load);
+    await new Promise((r) => setTimeout(r, 500));
+    const terminated = await pg.psql(
+      "select count(pg_terminate_backend(pid)) from pg_stat_activity where datname = 'postgres' and pid <> pg_backend_pid()",
+    );
+    expect(Number(terminated)).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 500));
+    stop = true;
+    await Promise.all(loads);
+    expect(statuses.length).toBeGreaterThan(8);
+    expect(statuses.filter((x) => x !== 200 && x !== 409 && x !== 503)).toEqual([]);
+    // The server is up, and the connections the pool opens afterwards serve.
+    const after = await query();
+    expect(after.status).toBe(200);
+    expect(
+      (
+        await postStow(s, [
+          makeInstance({ studyUid: study, seriesUid: `${study}.9`, sopInstanceUid: uid(9) }),
+        ])
+      ).status,
+    ).toBe(200);
+    expect((await s.app.audit.verify(systemPrincipal('test'))).ok).toBe(true);
+  });
+});

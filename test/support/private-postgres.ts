@@ -27,6 +27,8 @@ export interface PrivatePostgres {
   stop(): Promise<void>;
   /** Stops it if running and removes its files. */
   remove(): Promise<void>;
+  /** One SQL statement run by psql as the superuser; what it prints, unaligned, without headers. */
+  psql(statement: string): Promise<string>;
 }
 
 export async function privatePostgres(): Promise<PrivatePostgres> {
@@ -58,6 +60,19 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
       if (running) await pg.stop();
       await rm(dir, { recursive: true, force: true });
     },
+    psql: async (statement) =>
+      (
+        await run(join(bin, 'psql'), [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(port),
+          '-U',
+          'postgres',
+          '-tAc',
+          statement,
+        ])
+      ).stdout.trim(),
   };
   await pg.start();
   return pg;

@@ -172,6 +172,10 @@ async function openPostgres(
   // query opens a new connection, and a query made while the database is away fails as index.unavailable. A
   // restart closes every idle connection at once: the operator is told once, and once when it answers again.
   pool.on('error', (err) => reachability.lost(err));
+  // The pool listens on idle connections only: one checked out for a query or a transaction when its backend is
+  // terminated emits 'error' with nobody listening, which ended the server with every request in flight (until
+  // 5 Dec 2026). Its query fails as well (index.unavailable), and the pool drops it on release.
+  pool.on('connect', (client) => client.on('error', (err) => reachability.lost(err)));
   try {
     const client = await pool.connect();
     try {
