@@ -1,6 +1,10 @@
 // Issue 3: DICOM TLS (PS3.15 Annex B) with dcmtk's +tls, client certificates bound to AE entries; C-MOVE to a
 // destination registered with a certificate (Custos calls it over TLS), and C-GET over TLS.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +36,12 @@ for (const backend of backends()) {
         cas: ['ca'],
         leaves: { server: PEER_EXT, client: CLIENT_EXT, rogue: CLIENT_EXT },
       });
+      // A client certificate of a CA the server does not trust.
+      const other = join(dir, 'other');
+      await mkdir(other);
+      writePki(other, { keyType: 'rsa', cas: ['ca'], leaves: { client: CLIENT_EXT } });
+      await copyFile(join(other, 'client.crt'), join(dir, 'other.crt'));
+      await copyFile(join(other, 'client.key'), join(dir, 'other.key'));
       s = await startTestServer(backend, {
         dicom: {
           port: null,
@@ -42,6 +52,7 @@ for (const backend of backends()) {
             ca: join(dir, 'ca.crt'),
             requireClientCert: true,
           },
+          artimTimeoutMs: 2000,
         },
       });
       port = String(s.dicomTlsPort);
@@ -70,6 +81,21 @@ for (const backend of backends()) {
     it('switches the plain port off and listens with TLS only', () => {
       expect(s.dicomPort).toBeNull();
       expect(s.dicomTlsPort).toBeGreaterThan(0);
+    });
+
+    it('closes a connection that starts no TLS handshake within the ARTIM timeout, and says so in the log', async () => {
+      // Until 5 Dec 2026 such a connection stayed open for good: 200 of them held 200 descriptors after 4 minutes.
+      const started = Date.now();
+      const closed = await new Promise<number>((resolve) => {
+        const socket = netConnect(Number(port), '127.0.0.1');
+        socket.on('error', () => undefined);
+        socket.once('close', () => resolve(Date.now() - started));
+      });
+      expect(closed).toBeGreaterThanOrEqual(1900);
+      expect(closed).toBeLessThan(10_000);
+      expect(s.notices).toContainEqual(
+        'DICOM TLS: refused a connection from 127.0.0.1: no TLS handshake within 2000 ms (the ARTIM timeout)',
+      );
     });
 
     it('answers echoscu, storescu and findscu over TLS with the registered client certificate', async () => {
@@ -111,9 +137,35 @@ for (const backend of backends()) {
       expect(rows.some((x) => x.record.includes('certificate'))).toBe(true);
     });
 
-    it('refuses a TLS handshake without a client certificate', async () => {
+    it('refuses a TLS handshake without a client certificate, or with one of another CA, and audits each', async () => {
       const r = await dcmtk('echoscu', ['+tla', '+cf', join(dir, 'ca.crt'), ...scu, '127.0.0.1', port]);
       expect(r.code).not.toBe(0);
+      const foreign = await dcmtk('echoscu', [
+        ...['+tls', join(dir, 'other.key'), join(dir, 'other.crt'), '+cf', join(dir, 'ca.crt')],
+        ...scu,
+        '127.0.0.1',
+        port,
+      ]);
+      expect(foreign.code).not.toBe(0);
+      const refused = async () =>
+        (
+          await s.app.index.db
+            .selectFrom('audit_ledger')
+            .select(['record'])
+            .where('action', '=', 'dicom-associate')
+            .where('outcome', '=', 'denied')
+            .execute()
+        )
+          .map((x) => JSON.parse(x.record) as { policy: string; detail: { reason: string } })
+          .filter((x) => x.policy === 'builtin:dicom-tls')
+          .map((x) => x.detail.reason);
+      // The ledger's append runs after the socket has closed.
+      const deadline = Date.now() + 5000;
+      while ((await refused()).length < 2 && Date.now() < deadline)
+        await new Promise((x) => setTimeout(x, 100));
+      const reasons = await refused();
+      expect(reasons).toHaveLength(2);
+      for (const reason of reasons) expect(reason).toMatch(/^TLS client certificate refused: /);
     });
 
     it('refuses TLS 1.1', async () => {
@@ -132,6 +184,30 @@ for (const backend of backends()) {
         c.once('error', (e) => resolve(e));
       });
       expect(err).toBeDefined();
+    });
+
+    it('takes only BCP 195 cipher suites: no static RSA key exchange, no CBC with SHA-1 (RFC 9325 §4.2)', async () => {
+      const handshake = (ciphers: string) =>
+        new Promise<string>((resolve) => {
+          const c = tlsConnect({
+            host: '127.0.0.1',
+            port: Number(port),
+            maxVersion: 'TLSv1.2',
+            ciphers,
+            cert: readFileSync(join(dir, 'client.crt')),
+            key: readFileSync(join(dir, 'client.key')),
+            rejectUnauthorized: false,
+          });
+          c.once('secureConnect', () => {
+            const name = c.getCipher().name;
+            c.destroy();
+            resolve(name);
+          });
+          c.once('error', (e) => resolve(`refused: ${e.message}`));
+        });
+      for (const weak of ['AES128-SHA', 'AES256-GCM-SHA384', 'ECDHE-RSA-AES128-SHA'])
+        expect(await handshake(weak), weak).toMatch(/^refused: .*handshake failure/);
+      expect(await handshake('ECDHE-RSA-AES128-GCM-SHA256')).toBe('ECDHE-RSA-AES128-GCM-SHA256');
     });
   });
 
@@ -303,6 +379,129 @@ for (const backend of backends()) {
       } finally {
         await stopChild(tunnel);
       }
+    });
+  });
+}
+
+for (const backend of backends()) {
+  describe(`DICOM TLS with client certificates optional (${backend})`, () => {
+    let s: TestServer;
+    let dir: string;
+    const scu = (ae: string) => ['-aet', ae, '-aec', 'CUSTOS'];
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'custos-tls-opt-'));
+      writePki(dir, { keyType: 'rsa', cas: ['ca'], leaves: { server: PEER_EXT, client: CLIENT_EXT } });
+      // A client certificate that expired yesterday (its notAfter a day before its notBefore, now).
+      const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+      ssl(
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=expired',
+        '-keyout',
+        'expired.key',
+        '-out',
+        'expired.csr',
+      );
+      ssl(
+        'x509',
+        '-req',
+        '-in',
+        'expired.csr',
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '-1',
+        '-out',
+        'expired.crt',
+      );
+      s = await startTestServer(backend, {
+        dicom: {
+          tls: {
+            port: 0,
+            cert: join(dir, 'server.crt'),
+            key: join(dir, 'server.key'),
+            ca: join(dir, 'ca.crt'),
+            requireClientCert: false,
+          },
+        },
+      });
+      const pin = (file: string) =>
+        new X509Certificate(readFileSync(join(dir, file))).fingerprint256.replace(/:/g, '').toLowerCase();
+      await s.app.aes.add(admin, {
+        title: 'OKSCU',
+        host: '127.0.0.1',
+        port: 104,
+        user: 'admin',
+        certSha256: pin('client.crt'),
+      });
+      // Registered before 5 Dec 2026, when an expired certificate was taken: the registry holds its fingerprint.
+      await s.app.aes.add(admin, {
+        title: 'EXPSCU',
+        host: '127.0.0.1',
+        port: 104,
+        user: 'admin',
+        certSha256: pin('expired.crt'),
+      });
+    });
+
+    afterAll(async () => {
+      await s.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    const tls = (name: string) => [
+      '+tls',
+      join(dir, `${name}.key`),
+      join(dir, `${name}.crt`),
+      '+cf',
+      join(dir, 'ca.crt'),
+    ];
+
+    it('admits an AE presenting its registered certificate', async () => {
+      const r = await dcmtk('echoscu', [
+        ...tls('client'),
+        ...scu('OKSCU'),
+        '127.0.0.1',
+        String(s.dicomTlsPort),
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+    });
+
+    it('refuses an AE presenting its registered certificate once it has expired, and audits why', async () => {
+      const r = await dcmtk('echoscu', [
+        ...tls('expired'),
+        ...scu('EXPSCU'),
+        '127.0.0.1',
+        String(s.dicomTlsPort),
+      ]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr + r.stdout).toMatch(/Calling AE Title Not Recognized/i);
+      const rows = await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['record'])
+        .where('action', '=', 'dicom-associate')
+        .where('outcome', '=', 'denied')
+        .where('actor', '=', 'EXPSCU')
+        .execute();
+      expect(rows.map((x) => (JSON.parse(x.record) as { detail: { reason: string } }).detail.reason)).toEqual(
+        [
+          expect.stringMatching(
+            /^AE 'EXPSCU' presented its registered client certificate, which is valid from \S+ to \S+ only$/,
+          ),
+        ],
+      );
+    });
+
+    it('will not register an expired certificate or a CA certificate for an AE (custos ae add --cert)', async () => {
+      await expect(certificateSha256(join(dir, 'expired.crt'))).rejects.toThrow(/is valid from .* not now$/);
+      await expect(certificateSha256(join(dir, 'ca.crt'))).rejects.toThrow(/is a CA certificate/);
     });
   });
 }

@@ -88,6 +88,7 @@ export async function startDimse(
       tls,
     },
     onError,
+    (line) => app.notice(line),
   );
   const ports = await listening(
     'DICOM',

@@ -53,6 +53,8 @@ export interface CallingPeer {
   address: string;
   /** SHA-256 of the TLS client certificate, when the association came over TLS with one. */
   certSha256?: string;
+  /** The validity period of that certificate (X.509 notBefore and notAfter). */
+  certValidity?: { notBefore: Date; notAfter: Date };
   tls: boolean;
 }
 
@@ -189,6 +191,10 @@ export class AeRegistry {
       reason = peer.certSha256
         ? `AE '${row.title}' presented a client certificate other than the registered one`
         : `AE '${row.title}' must present its registered TLS client certificate`;
+    else if (row.cert_sha256 && peer.certValidity && !validNow(peer.certValidity, this.clock.now()))
+      // The registered certificate is the AE's identity only while it is valid, as a certificate Custos calls out to
+      // is (until 5 Dec 2026 an expired one was taken here while refused there).
+      reason = `AE '${row.title}' presented its registered client certificate, which is valid from ${peer.certValidity.notBefore.toISOString()} to ${peer.certValidity.notAfter.toISOString()} only`;
     const principal: Principal = {
       kind: 'ae',
       id: asUserId(row?.user_pk != null ? String(row.user_pk) : `ae:${peer.callingAe}`),
@@ -259,4 +265,8 @@ async function hostMatches(host: string, address: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+function validNow(v: { notBefore: Date; notAfter: Date }, now: Date): boolean {
+  return now.getTime() >= v.notBefore.getTime() && now.getTime() <= v.notAfter.getTime();
 }

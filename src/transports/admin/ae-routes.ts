@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { clientCertificateFingerprint } from '../../domain/client-certificate.js';
 import type { IncomingMessage } from 'node:http';
 import { CustosError } from '../../domain/errors.js';
 import type { AeRegistry } from '../../services/ae-registry.js';
@@ -36,13 +36,9 @@ export function aeRoutes(aes: AeRegistry, readJson: (req: IncomingMessage) => Pr
         if (user !== undefined && typeof user !== 'string')
           throw badRequest('"user" must be an account name');
         let fingerprint: string | undefined;
-        if (typeof certificate === 'string') {
-          try {
-            fingerprint = new X509Certificate(certificate).fingerprint256.replace(/:/g, '').toLowerCase();
-          } catch {
-            throw badRequest('"certificate" is not a PEM X.509 certificate');
-          }
-        } else if (typeof certSha256 === 'string') fingerprint = certSha256;
+        if (typeof certificate === 'string')
+          fingerprint = clientCertificateFingerprint(certificate, new Date(), '"certificate"');
+        else if (typeof certSha256 === 'string') fingerprint = certSha256;
         else if (certificate !== undefined || certSha256 !== undefined)
           throw badRequest('"certificate" must be PEM text and "certSha256" a hex string');
         const entry = await aes.add(ctx.principal, {

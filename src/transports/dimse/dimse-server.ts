@@ -3,7 +3,8 @@
  * client certificate bound to the AE entry). Each connection becomes one ScpAssociation.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { asUserId } from '../../domain/ids.js';
 import { serverTlsContext, type ServerTlsMaterial } from '../server/tls-context.js';
 import { ScpAssociation, type ScpOptions } from './scp-association.js';
 import type { DimseServices } from './dimse-services.js';
@@ -31,11 +32,73 @@ export class DimseServer {
   private readonly sockets = new Set<Socket>();
   private readonly associations = new Set<Promise<void>>();
 
+  /** One log line per refused handshake, at most one a minute (`(and N more)`): a scanner cannot flood the log. */
+  private readonly refusals = { lastAt: -Infinity, suppressed: 0 };
+
   constructor(
     private readonly services: DimseServices,
     private readonly opts: DimseServerOptions,
     private readonly onError: (err: unknown) => void = () => undefined,
+    private readonly notice: (line: string) => void = () => undefined,
   ) {}
+
+  /**
+   * A TLS connection refused: closed (until 5 Dec 2026 one whose handshake never ended stayed open for good, its
+   * descriptor held by a peer that had said nothing), and the operator's log says why; a client certificate
+   * refused is also an authentication failure in the ledger (until then neither said anything).
+   */
+  private refuse(socket: TLSSocket, reason: string, certificate: boolean): void {
+    const address = socket.remoteAddress ?? 'unknown';
+    socket.destroy();
+    const now = Date.now();
+    if (now - this.refusals.lastAt >= 60_000) {
+      const more = this.refusals.suppressed
+        ? ` (and ${this.refusals.suppressed} more since the last such line)`
+        : '';
+      this.notice(`DICOM TLS: refused a connection from ${address}: ${reason}${more}`);
+      this.refusals.lastAt = now;
+      this.refusals.suppressed = 0;
+    } else this.refusals.suppressed++;
+    if (certificate)
+      void this.services.ledger
+        .append({
+          principal: { kind: 'ae', id: asUserId('ae:'), name: '', role: 'none', source: address },
+          action: 'dicom-associate',
+          outcome: 'denied',
+          policy: 'builtin:dicom-tls',
+          detail: { reason: `TLS client certificate refused: ${reason}`, tls: true },
+        })
+        .catch(this.onError);
+  }
+
+  /** A handshake that failed or timed out (tlsClientError). */
+  private handshakeFailed = (err: Error & { code?: string }, socket: TLSSocket) =>
+    this.refuse(
+      socket,
+      err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+        ? `no TLS handshake within ${this.opts.artimMs} ms (the ARTIM timeout)`
+        : err.message.trim(),
+      false,
+    );
+
+  /**
+   * A handshake done: with `requireClientCert`, the client's certificate must chain to the configured CA. Checked
+   * here rather than by the TLS layer, which closes such a connection without telling anyone.
+   */
+  private secured = (socket: TLSSocket) => {
+    if (this.opts.tls?.requireClientCert && !socket.authorized) {
+      const presented = Object.keys(socket.getPeerCertificate()).length > 0;
+      this.refuse(
+        socket,
+        presented
+          ? `its client certificate does not verify against dicom.tls.ca (${String(socket.authorizationError)})`
+          : 'it presented no client certificate (dicom.tls.requireClientCert)',
+        true,
+      );
+      return;
+    }
+    this.accept(socket);
+  };
 
   private accept = (socket: Socket) => {
     this.sockets.add(socket);
@@ -69,10 +132,22 @@ export class DimseServer {
     if (this.opts.tls) {
       const t = this.opts.tls;
       const server = createTlsServer(
-        { ...serverTlsContext(t), requestCert: true, rejectUnauthorized: t.requireClientCert },
-        this.accept,
+        {
+          ...serverTlsContext(t),
+          requestCert: true,
+          // requireClientCert is enforced in secured(), which says why it refuses.
+          rejectUnauthorized: false,
+          // The ARTIM timer (PS3.8 §9.1.5) starts with the connection: a handshake gets no more than it.
+          handshakeTimeout: this.opts.artimMs,
+        },
+        this.secured,
       );
-      server.on('tlsClientError', () => undefined);
+      server.on('tlsClientError', this.handshakeFailed);
+      // Connections still in their handshake are closed with the rest on close().
+      server.on('connection', (raw: Socket) => {
+        this.sockets.add(raw);
+        raw.once('close', () => this.sockets.delete(raw));
+      });
       this.secure = server;
       tlsPort = await bind(server, t.port, t.host);
     }

@@ -281,6 +281,9 @@ export class ScpAssociation {
       address,
       tls,
       ...(certSha256 ? { certSha256 } : {}),
+      ...(cert?.valid_from && cert.valid_to
+        ? { certValidity: { notBefore: new Date(cert.valid_from), notAfter: new Date(cert.valid_to) } }
+        : {}),
     });
     if (!admission.admitted) return this.reject(RejectReason.CallingAeNotRecognized);
     this.principal = admission.principal;

@@ -2,6 +2,7 @@
  * The requestor side: an outgoing association Custos opens to a registered AE, for C-MOVE sub-operations and
  * for Storage Commitment reports sent after the requester's association has closed.
  */
+import { BCP195_CIPHERS } from '../server/tls-context.js';
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
@@ -227,6 +228,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
           cert: tls.cert,
           key: tls.key,
           minVersion: 'TLSv1.2',
+          ciphers: BCP195_CIPHERS,
           ...(tls.ca ? { ca: tls.ca } : {}),
           // Without a CA the pin alone authenticates the peer (checked on secureConnect).
           rejectUnauthorized: !!tls.ca,

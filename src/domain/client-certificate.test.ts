@@ -1,0 +1,81 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { clientCertificateFingerprint } from './client-certificate.js';
+
+describe('clientCertificateFingerprint', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'custos-cert-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '30',
+    '-subj',
+    '/CN=Test CA',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+  );
+  ssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=MODALITY',
+    '-keyout',
+    'leaf.key',
+    '-out',
+    'leaf.csr',
+  );
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    'leaf.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '30',
+    '-out',
+    'leaf.crt',
+  );
+  const leaf = readFileSync(join(dir, 'leaf.crt'));
+  const now = new Date();
+
+  it('is the SHA-256 of the DER, lower-case hex, as openssl computes it', () => {
+    const der = ssl('x509', '-in', 'leaf.crt', '-outform', 'DER');
+    const openssl = ssl('x509', '-in', 'leaf.crt', '-noout', '-fingerprint', '-sha256').toString();
+    const hex = openssl.trim().split('=')[1]!.replace(/:/g, '').toLowerCase();
+    expect(clientCertificateFingerprint(leaf, now)).toBe(hex);
+    expect(clientCertificateFingerprint(der, now)).toBe(hex);
+  });
+
+  it('refuses a CA certificate, one not valid at the time, and what is no certificate, naming it', () => {
+    expect(() => clientCertificateFingerprint(readFileSync(join(dir, 'ca.crt')), now, 'ca.crt')).toThrow(
+      /^ca\.crt \(CN=Test CA\) is a CA certificate, not an AE's client certificate$/,
+    );
+    const later = new Date(now.getTime() + 40 * 86_400_000);
+    expect(() => clientCertificateFingerprint(leaf, later)).toThrow(
+      /^the certificate \(CN=MODALITY\) is valid from \S+ to \S+, not now$/,
+    );
+    const earlier = new Date(now.getTime() - 86_400_000);
+    expect(() => clientCertificateFingerprint(leaf, earlier)).toThrow(/not now/);
+    expect(() => clientCertificateFingerprint('not a certificate', now)).toThrow(
+      'the certificate is not a PEM or DER X.509 certificate',
+    );
+  });
+});
