@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clientCertificateFingerprint } from './client-certificate.js';
+import { clientCertificateFingerprint } from '../src/domain/client-certificate.js';
 
 describe('clientCertificateFingerprint', () => {
   const dir = mkdtempSync(join(tmpdir(), 'custos-cert-'));
