@@ -932,6 +932,43 @@ for (const backend of backends()) {
       expect(getString((await parsePart10(part!.body)).fileMeta, Tags.MediaStorageSOPInstanceUID)).toBe(sop);
     });
 
+    it('refuses a C-STORE whose pixel data is not encoded as its context transfer syntax says (A900)', async () => {
+      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
+      const RLE = '1.2.840.10008.1.2.5';
+      const scuA = await openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'TESTSCU',
+        contexts: [{ abstractSyntax: CT_IMAGE, transferSyntaxes: [RLE] }],
+        timeoutMs: 5000,
+      });
+      const sop = uid(48);
+      // An uncompressed data set (explicit VR little endian encoding, native pixel data) on an RLE context.
+      const file = makeInstance({ studyUid: uid(49), seriesUid: uid(50), sopInstanceUid: sop });
+      try {
+        expect(scuA.context(CT_IMAGE)?.transferSyntax).toBe(RLE);
+        const rsp = await scuA.request(
+          scuA.context(CT_IMAGE)!.id,
+          {
+            commandField: 0x0001,
+            messageId: scuA.conn.messageId(),
+            affectedSopClassUid: CT_IMAGE,
+            affectedSopInstanceUid: sop,
+            priority: 0,
+            commandDataSetType: 0,
+          },
+          file.subarray(144 + file.readUInt32LE(140)),
+        );
+        expect(rsp.cmd.status).toBe(0xa900);
+        // The Error Comment (LO) holds 64 characters of the reason.
+        expect(rsp.cmd.errorComment).toBe('native (7FE0,0010) PixelData under 1.2.840.10008.1.2.5, which en');
+      } finally {
+        await scuA.release();
+      }
+      expect(await storedInstances(s, 'sop_instance_uid', sop)).toHaveLength(0);
+    });
+
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
       const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');

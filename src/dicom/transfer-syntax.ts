@@ -26,3 +26,23 @@ export function transferSyntaxEncoding(uid: string): TransferSyntaxEncoding | un
     return { explicit: true, little: true, deflated: false };
   return undefined;
 }
+
+/**
+ * The transfer syntaxes whose pixel data is native (PS3.5 §8.1.1: a value of defined length): implicit and
+ * explicit VR little endian, deflated, and (retired) big endian. Every other standard one encapsulates it (A.4).
+ */
+const NATIVE = new Set<string>([
+  TransferSyntax.ImplicitVRLittleEndian,
+  TransferSyntax.ExplicitVRLittleEndian,
+  TransferSyntax.DeflatedExplicitVRLittleEndian,
+  TransferSyntax.ExplicitVRBigEndian,
+]);
+
+export function isNativeTransferSyntax(uid: string): boolean {
+  return NATIVE.has(uid);
+}
+
+/** JPIP Referenced (and Deflate): the pixel data is fetched from a URL, not held in the object (PS3.5 A.6, A.7). */
+export function isReferencedPixelTransferSyntax(uid: string): boolean {
+  return uid === '1.2.840.10008.1.2.4.94' || uid === '1.2.840.10008.1.2.4.95';
+}

@@ -11,9 +11,10 @@ const refused = (message: string) =>
 
 /**
  * The SHA-256 fingerprint (lower-case hex of the DER) that binds an AE to the TLS client certificate it must present
- * (`custos ae add --cert`, the admin API). Refused: what is not an X.509 certificate, a CA certificate (it would
- * stand for no one client), and one not valid now (expired, or not yet valid: the AE could not connect with it).
- * Until 5 Dec 2026 each was registered without a word.
+ * (`custos ae add --cert`, the admin API). Refused: what is not an X.509 certificate, and one not valid now
+ * (expired, or not yet valid: the AE could not connect with it; until 5 Dec 2026 it was registered without a
+ * word). A CA certificate is taken: a self-signed device certificate made by `openssl req -x509` is one, and the
+ * fingerprint, not the CA flag, binds the AE.
  */
 export function clientCertificateFingerprint(
   certificate: Buffer | string,
@@ -26,10 +27,6 @@ export function clientCertificateFingerprint(
   } catch {
     throw refused(`${named} is not a PEM or DER X.509 certificate`);
   }
-  if (cert.ca)
-    throw refused(
-      `${named} (${cert.subject.replace(/\n/g, ', ')}) is a CA certificate, not an AE's client certificate`,
-    );
   const notBefore = new Date(cert.validFrom);
   const notAfter = new Date(cert.validTo);
   if (now < notBefore || now > notAfter)

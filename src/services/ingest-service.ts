@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isNativeTransferSyntax, isReferencedPixelTransferSyntax } from '../dicom/transfer-syntax.js';
 import type { Kysely } from 'kysely';
 import { CustosError, DicomStatus } from '../domain/errors.js';
 import { asBlobId, isValidUid } from '../domain/ids.js';
@@ -280,7 +281,7 @@ export class IngestService {
       }
       const json = this.headerJson(parsed);
       const record = toIndexRecord(json);
-      this.validate(record, parsed.fileMeta, ctx);
+      this.validate(record, parsed, ctx);
       // The blob is finished and made durable (hashing, encryption and writes on the blob thread, then its
       // fdatasync, rename and directory fsync) while the header is checked against the index and the index rows
       // are written: those need only its id, size and digest, known once it is sealed. The index transaction
@@ -419,7 +420,8 @@ export class IngestService {
     return this.described(parsed).json;
   }
 
-  private validate(r: InstanceIndexRecord, fileMeta: Dataset, ctx: IngestContext) {
+  private validate(r: InstanceIndexRecord, parsed: ParsedPart10, ctx: IngestContext) {
+    const fileMeta = parsed.fileMeta;
     const uids: [string, string, string][] = [
       ['SOPInstanceUID', '(0008,0018)', r.instance.sopInstanceUid],
       ['SOPClassUID', '(0008,0016)', r.instance.sopClassUid],
@@ -453,6 +455,21 @@ export class IngestService {
         'StudyInstanceUID',
         `the object belongs to study ${r.study.studyUid}, not to ${ctx.expectedStudyUid}`,
       );
+    }
+    // Pixel data encoded as its transfer syntax says (PS3.5 §8.1.1, A.4): native pixel data labelled with a
+    // compressed syntax (a C-STORE on a JPEG or RLE context carrying uncompressed data, say) was stored, then failed
+    // every decoder, rendering and C-GET until 5 Dec 2026; and the reverse cannot be read as native pixels.
+    const px = parsed.pixelData;
+    const ts = parsed.transferSyntaxUid;
+    if (px?.tag === Tags.PixelData && !isReferencedPixelTransferSyntax(ts)) {
+      const native = isNativeTransferSyntax(ts);
+      if (native === px.encapsulated)
+        throw invalid(
+          'PixelData',
+          native
+            ? `encapsulated (7FE0,0010) PixelData under ${ts}, whose pixel data is native (a value of defined length, PS3.5 §8.1.1)`
+            : `native (7FE0,0010) PixelData under ${ts}, which encapsulates pixel data (undefined length, fragments: PS3.5 §A.4)`,
+        );
     }
   }
 

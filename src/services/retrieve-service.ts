@@ -1,4 +1,5 @@
 import { createInflateRaw } from 'node:zlib';
+import { isNativeTransferSyntax } from '../dicom/transfer-syntax.js';
 import jpeg from 'jpeg-js';
 import { CustosError } from '../domain/errors.js';
 import { asBlobId, asUserId } from '../domain/ids.js';
@@ -81,12 +82,6 @@ const MAX_RENDERED_PIXELS = 100_000_000;
 const EXPLICIT_VR_LITTLE_ENDIAN = TransferSyntax.ExplicitVRLittleEndian;
 /** JPEG Baseline and Extended: always lossy (PS3.5 §8.2.1). */
 const LOSSY_JPEG = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51']);
-const NATIVE_SYNTAXES = new Set([
-  '1.2.840.10008.1.2',
-  '1.2.840.10008.1.2.1',
-  '1.2.840.10008.1.2.1.99',
-  '1.2.840.10008.1.2.2',
-]);
 
 /**
  * Retrieval (WADO-RS, WADO-URI; later C-MOVE/C-GET): resolve the instances in scope, ask the decision point
@@ -151,7 +146,7 @@ export class RetrieveService {
     if (rows.length === 0) throw notFound(scope);
     if (opts.representative) {
       // Natively encoded instances first (nothing to decode), then those in a transfer syntax Custos decodes.
-      const native = rows.filter((r) => NATIVE_SYNTAXES.has(r.transfer_syntax_uid));
+      const native = rows.filter((r) => isNativeTransferSyntax(r.transfer_syntax_uid));
       const renderable = native.length
         ? native
         : rows.filter((r) => this.deps.decoder.decodes(r.transfer_syntax_uid));
@@ -476,7 +471,7 @@ export class RetrieveService {
   decompresses(ref: InstanceRef): boolean {
     const px = ref.bulk.pixel;
     return (
-      !NATIVE_SYNTAXES.has(ref.transferSyntaxUid) &&
+      !isNativeTransferSyntax(ref.transferSyntaxUid) &&
       this.deps.decoder.decodes(ref.transferSyntaxUid) &&
       !ref.bulk.deflated &&
       px !== undefined &&
@@ -587,7 +582,7 @@ export class RetrieveService {
 
   /** The frame read from the store and, when compressed, decoded on the decode thread. */
   private async decodeStored(ref: InstanceRef, frame: number, g: FrameGeometry): Promise<DecodedFrame> {
-    const native = NATIVE_SYNTAXES.has(ref.transferSyntaxUid);
+    const native = isNativeTransferSyntax(ref.transferSyntaxUid);
     if (!native && !this.deps.decoder.decodes(ref.transferSyntaxUid)) {
       throw new CustosError({
         code: 'render.unsupported',
@@ -632,7 +627,7 @@ export class RetrieveService {
     const m = ref.metadata;
     const g = geometryOf(m);
     const decoded = await this.decodeStored(ref, frame, g);
-    const native = NATIVE_SYNTAXES.has(ref.transferSyntaxUid);
+    const native = isNativeTransferSyntax(ref.transferSyntaxUid);
     const center = opts.windowCenter ?? num(m, '00281050');
     const width = opts.windowWidth ?? num(m, '00281051');
     const { rows, columns } = decoded;

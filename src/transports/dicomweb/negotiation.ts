@@ -1,4 +1,5 @@
 import { CustosError } from '../../domain/errors.js';
+import { isNativeTransferSyntax } from '../../dicom/transfer-syntax.js';
 import { parseAccept } from '../http/content-type.js';
 import type { Handler } from '../server/router.js';
 
@@ -107,13 +108,6 @@ const FRAME_MEDIA: Record<string, string> = {
   '1.2.840.10008.1.2.4.103': 'video/mp4',
 };
 
-const NATIVE = new Set([
-  '1.2.840.10008.1.2',
-  '1.2.840.10008.1.2.1',
-  '1.2.840.10008.1.2.1.99',
-  '1.2.840.10008.1.2.2',
-]);
-
 /** How frames or bulk data go out: the media type of the part (or of the body), and whether in one part alone. */
 export interface FrameForm {
   type: string;
@@ -143,7 +137,7 @@ export interface FrameForm {
  * default, are decoded to it (`decode`).
  */
 export function frameForm(storedTs: string, accept: string | undefined, decodable = false): FrameForm {
-  const native = NATIVE.has(storedTs);
+  const native = isNativeTransferSyntax(storedTs);
   const media = native ? 'application/octet-stream' : (FRAME_MEDIA[storedTs] ?? 'application/octet-stream');
   // Native frames are little endian explicit-VR bytes except for the (retired) big endian syntax.
   const ts = native ? (storedTs === '1.2.840.10008.1.2.2' ? storedTs : '1.2.840.10008.1.2.1') : storedTs;
