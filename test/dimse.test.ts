@@ -969,6 +969,54 @@ for (const backend of backends()) {
       expect(await storedInstances(s, 'sop_instance_uid', sop)).toHaveLength(0);
     });
 
+    it('answers a C-STORE or C-FIND request that declares no data set (C000), and goes on', async () => {
+      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
+      const FIND = '1.2.840.10008.5.1.4.1.2.2.1';
+      const scuA = await openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'TESTSCU',
+        contexts: [
+          { abstractSyntax: CT_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
+          { abstractSyntax: FIND, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
+        ],
+        timeoutMs: 5000,
+      });
+      try {
+        const store = await scuA.request(scuA.context(CT_IMAGE)!.id, {
+          commandField: 0x0001,
+          messageId: scuA.conn.messageId(),
+          affectedSopClassUid: CT_IMAGE,
+          affectedSopInstanceUid: uid(51),
+          priority: 0,
+          commandDataSetType: 0x0101,
+        });
+        expect(store.cmd.status).toBe(0xc000);
+        expect(store.cmd.errorComment).toBe(
+          'the C-STORE-RQ has no data set (Command Data Set Type 0101), which it must carry'.slice(0, 64),
+        );
+        const find = await scuA.request(scuA.context(FIND)!.id, {
+          commandField: 0x0020,
+          messageId: scuA.conn.messageId(),
+          affectedSopClassUid: FIND,
+          priority: 0,
+          commandDataSetType: 0x0101,
+        });
+        expect(find.cmd.status).toBe(0xc000);
+        // The association goes on.
+        const echo = await scuA.request(scuA.context(CT_IMAGE)!.id, {
+          commandField: 0x0030,
+          messageId: scuA.conn.messageId(),
+          affectedSopClassUid: '1.2.840.10008.1.1',
+          commandDataSetType: 0x0101,
+        });
+        expect(echo.cmd.status).toBe(0);
+      } finally {
+        await scuA.release();
+      }
+    });
+
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
       const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
@@ -1264,6 +1312,26 @@ for (const backend of backends()) {
       });
       expect(rj[0]).toBe(0x03); // A-ASSOCIATE-RJ
       expect(rj[7]).toBe(1); // rejected-permanent
+      // A requestor that does not offer protocol version 1 (bit 0 of the version): A-ASSOCIATE-RJ, source 2
+      // (ACSE), reason 2, protocol-version-not-supported (PS3.8 §9.3.2, Table 9-21); it was an A-ABORT until 5
+      // Dec 2026.
+      const v2 = encodeAssociateRq(
+        'CUSTOS',
+        'TESTSCU',
+        [{ id: 1, abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        16384,
+        [],
+      );
+      v2.writeUInt16BE(0x0002, 6);
+      const versionRj = await new Promise<Buffer>((resolve) => {
+        const c = connect(Number(port), '127.0.0.1');
+        const got: Buffer[] = [];
+        c.on('data', (d: Buffer) => got.push(d));
+        c.on('close', () => resolve(Buffer.concat(got)));
+        c.on('error', () => undefined);
+        c.write(v2);
+      });
+      expect([...versionRj.subarray(0, 10)]).toEqual([0x03, 0, 0, 0, 0, 4, 0, 1, 2, 2]);
     });
 
     it('leaves nothing stored when the peer disconnects in the middle of a C-STORE', async () => {

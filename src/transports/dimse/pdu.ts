@@ -33,6 +33,9 @@ export const RejectReason = {
   CalledAeNotRecognized: 7,
 } as const;
 
+/** PS3.8 Table 9-21, source 2 (service provider, ACSE related function): reason 2, protocol version not supported. */
+export const ProtocolVersionNotSupported = { result: 1, source: 2, reason: 2 } as const;
+
 /**
  * PS3.8 Table 9-21, source 3 (service provider, presentation related function): reason 2, local limit exceeded,
  * given with result 2 (rejected-transient), which tells the requestor to try again later.
@@ -75,6 +78,8 @@ export interface AssociateRq {
   applicationContext: string;
   contexts: ProposedContext[];
   user: UserInformation;
+  /** The requestor supports protocol version 1 (bit 0 of the protocol version field). */
+  protocolVersion1: boolean;
 }
 
 /** PS3.8 Table 9-18 presentation context results. */
@@ -304,7 +309,10 @@ function decodeUserInfo(v: Buffer): UserInformation {
 
 function decodeAssociate(type: number, body: Buffer): AssociateRq | AssociateAc {
   need(body, 68, 'the A-ASSOCIATE PDU');
-  if ((body.readUInt16BE(0) & 1) === 0)
+  // PS3.8 §9.3.2: bit 0 of the protocol version says version 1 is supported. A request without it is answered
+  // with an A-ASSOCIATE-RJ (protocol-version-not-supported), an acceptance without it is a broken peer.
+  const protocolVersion1 = (body.readUInt16BE(0) & 1) === 1;
+  if (!protocolVersion1 && type !== PduType.AssociateRq)
     throw new PduError('protocol version 1 is not offered', AbortReason.InvalidPduParameterValue);
   const calledAe = aeText(body, 4);
   const callingAe = aeText(body, 20);
@@ -344,7 +352,15 @@ function decodeAssociate(type: number, body: Buffer): AssociateRq | AssociateAc 
   if (!applicationContext) throw new PduError('the A-ASSOCIATE PDU has no application context');
   if (!sawUser) throw new PduError('the A-ASSOCIATE PDU has no user information item');
   return type === PduType.AssociateRq
-    ? { type: 'associate-rq', calledAe, callingAe, applicationContext, contexts: rqContexts, user }
+    ? {
+        type: 'associate-rq',
+        calledAe,
+        callingAe,
+        applicationContext,
+        contexts: rqContexts,
+        user,
+        protocolVersion1,
+      }
     : { type: 'associate-ac', calledAe, callingAe, applicationContext, contexts: acContexts, user };
 }
 

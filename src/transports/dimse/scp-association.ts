@@ -24,6 +24,7 @@ import {
   PduError,
   PduFramer,
   PresentationLimitExceeded,
+  ProtocolVersionNotSupported,
   RejectReason,
   type AcceptedContext,
   type AssociateRq,
@@ -46,6 +47,18 @@ export interface NegotiatedContext {
   abstractSyntax: string;
   transferSyntax: string;
 }
+
+/**
+ * Requests that carry a data set (PS3.7 Tables 9.1-1, 9.1-2, 9.1-3, 9.1-4, 10.1-4): one declared without is
+ * answered with this status (C-STORE's and C-FIND's "cannot understand", a storage commitment's processing failure).
+ */
+const DATA_SET_REQUIRED = new Map<number, { name: string; status: number }>([
+  [Cmd.CStoreRq, { name: 'C-STORE-RQ', status: 0xc000 }],
+  [Cmd.CFindRq, { name: 'C-FIND-RQ', status: 0xc000 }],
+  [Cmd.CMoveRq, { name: 'C-MOVE-RQ', status: 0xc000 }],
+  [Cmd.CGetRq, { name: 'C-GET-RQ', status: 0xc000 }],
+  [Cmd.NActionRq, { name: 'N-ACTION-RQ', status: 0x0110 }],
+]);
 
 export class ScpAssociation {
   private readonly framer: PduFramer;
@@ -251,6 +264,11 @@ export class ScpAssociation {
   private async associate(rq: AssociateRq) {
     const address = this.socket.remoteAddress ?? 'unknown';
     this.callingAe = rq.callingAe;
+    // Until 5 Dec 2026 such a request was aborted (A-ABORT) where PS3.8 §9.3.2 asks for this rejection.
+    if (!rq.protocolVersion1) {
+      const { result, source, reason } = ProtocolVersionNotSupported;
+      return this.reject(reason, result, source);
+    }
     if (rq.applicationContext !== APPLICATION_CONTEXT)
       return this.reject(RejectReason.ApplicationContextNotSupported);
     // PS3.8 §9.3.2: a request proposes one or more presentation contexts; one with none could do nothing, and was
@@ -349,6 +367,20 @@ export class ScpAssociation {
         if (this.open) this.onError(err);
       });
     };
+    const needsData = DATA_SET_REQUIRED.get(cmd.commandField);
+    if (needsData && cmd.commandDataSetType === NO_DATASET) {
+      // Until 5 Dec 2026 such a request waited for a data set that was never coming, and was never answered.
+      run(() =>
+        this.respond(
+          contextId,
+          cmd,
+          cmd.commandField | 0x8000,
+          needsData.status,
+          `the ${needsData.name} has no data set (Command Data Set Type 0101), which it must carry`,
+        ),
+      );
+      return undefined;
+    }
     switch (cmd.commandField) {
       case Cmd.CEchoRq:
         run(() => this.respond(contextId, cmd, Cmd.CEchoRsp, 0));
