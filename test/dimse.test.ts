@@ -13,7 +13,7 @@ import { writePart10, type WriteElement } from '../src/dicom/part10-writer.js';
 import { getString, parsePart10 } from '../src/dicom/part10-parser.js';
 import { datasetToJson } from '../src/dicom/dicom-json.js';
 import { Tags } from '../src/dicom/tags.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { postStow, startTestServer, type TestServer } from './support/test-server.js';
 import { multipartParts } from './support/http.js';
 
 const admin = systemPrincipal('test');
@@ -967,6 +967,79 @@ for (const backend of backends()) {
         await scuA.release();
       }
       expect(await storedInstances(s, 'sop_instance_uid', sop)).toHaveLength(0);
+    });
+
+    it('says why a C-GET sends nothing to a requestor that took no SCP role (A702 with an Error Comment)', async () => {
+      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const GET = '1.2.840.10008.5.1.4.1.2.2.3';
+      const EXPLICIT = '1.2.840.10008.1.2.1';
+      const [own, ownSeries] = [uid(52), uid(53)];
+      const stored = await postStow(
+        s,
+        [54, 55, 56].map((n) =>
+          makeInstance({ studyUid: own, seriesUid: ownSeries, sopInstanceUid: uid(n) }),
+        ),
+      );
+      expect(stored.status).toBe(200);
+      // The storage context is proposed, but without SCP/SCU Role Selection: Custos may not store over it.
+      const scuA = await openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'TESTSCU',
+        contexts: [
+          { abstractSyntax: GET, transferSyntaxes: [EXPLICIT] },
+          { abstractSyntax: CT_IMAGE, transferSyntaxes: [EXPLICIT] },
+        ],
+        timeoutMs: 5000,
+      });
+      try {
+        const rsp = await scuA.request(
+          scuA.context(GET)!.id,
+          {
+            commandField: 0x0010,
+            messageId: scuA.conn.messageId(),
+            affectedSopClassUid: GET,
+            priority: 0,
+            commandDataSetType: 0,
+          },
+          encodeDataset(
+            [
+              { tag: 0x00080052, vr: 'CS', value: 'SERIES' },
+              { tag: Tags.StudyInstanceUID, vr: 'UI', value: own },
+              { tag: Tags.SeriesInstanceUID, vr: 'UI', value: ownSeries },
+            ],
+            EXPLICIT,
+          ),
+        );
+        expect(rsp.cmd.status).toBe(0xa702);
+        expect(rsp.cmd.failed).toBe(3);
+        expect(rsp.cmd.errorComment).toBe(
+          'the C-GET requestor took no SCP role for SOP class 1.2.840.10008.5.1.4.1.1.2 (SCP/SCU Role Selection'.slice(
+            0,
+            64,
+          ),
+        );
+      } finally {
+        await scuA.release();
+      }
+      const [failure] = await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['record'])
+        .where('action', '=', 'view-pixels')
+        .where('outcome', '=', 'failure')
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .execute();
+      expect(JSON.parse(failure!.record)).toMatchObject({
+        detail: {
+          unsent: 3,
+          reason: expect.stringMatching(
+            /took no SCP role for SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2 \(SCP\/SCU Role Selection/,
+          ),
+        },
+      });
     });
 
     it('answers a C-STORE or C-FIND request that declares no data set (C000), and goes on', async () => {

@@ -21,6 +21,7 @@ import { StorageCommitment } from './storage-commitment.js';
 import {
   cStore,
   DEFAULT_RESPONSE_TIMEOUT_MS,
+  notSendable,
   openScuAssociation,
   peerStoppedAnswering,
   sendable,
@@ -289,6 +290,8 @@ export class DimseServices {
     let remaining = refs.length;
     /** Why the sub-operations stopped short, for the final response's Error Comment. */
     let stopped: string | undefined;
+    /** Why the first sub-operation that failed on its own failed (stopped says it better when both are set). */
+    let firstFailure: string | undefined;
     try {
       const dest = move && refs.length ? (await this.deps.registry.find(destinationTitle!))! : undefined;
       // Registered but unreachable (refused, timed out, rejected, not the pinned certificate): every
@@ -332,12 +335,17 @@ export class DimseServices {
           .catch((err: unknown) => {
             // A peer that stopped answering ends the sub-operations; any other failure is this object's alone.
             if (peerStoppedAnswering(err)) throw err;
+            // The reason first: an Error Comment holds 64 characters.
+            firstFailure ??= `${message(err)} (instance ${ref.sopInstanceUid})`;
             return 0xa702;
           });
         remaining--;
         if (status === 0) completed++;
         else if ((status & 0xf000) === 0xb000) warning++;
-        else failedUids.push(ref.sopInstanceUid);
+        else {
+          failedUids.push(ref.sopInstanceUid);
+          firstFailure ??= `${move ? destinationTitle : 'the C-GET requestor'} answered the C-STORE of instance ${ref.sopInstanceUid} with 0x${status.toString(16).toUpperCase().padStart(4, '0')}`;
+        }
         if (remaining > 0 && a.open)
           await a.respond(ctx.id, cmd, rspField, 0xff00, undefined, {
             remaining,
@@ -355,7 +363,9 @@ export class DimseServices {
       if (move) await target?.release().catch(() => undefined);
     }
     // The retrieve was recorded as decided before the first byte left; what did not reach the destination is
-    // recorded too, so that the ledger does not say objects went to an AE that never got them.
+    // recorded too, so that the ledger does not say objects went to an AE that never got them, and why (until 5
+    // Dec 2026 only when the association itself failed; a failure of one object's own said nothing).
+    stopped ??= firstFailure;
     if (failedUids.length)
       await this.deps.ledger.append({
         principal: a.principal!,
@@ -479,9 +489,15 @@ function getTarget(a: ScpAssociation, responseTimeoutMs: number): StoreTarget {
   return {
     sendsDecompressed: (ref) => a.peerScpRoles.has(ref.sopClassUid) && sendsDecompressed(ref, accepted(ref)),
     async store(ref, data) {
-      const out = a.peerScpRoles.has(ref.sopClassUid) ? sendable(ref, data, accepted(ref)) : undefined;
-      // Drain nothing: the instance cannot be sent in a form this association took.
-      if (!out) return 0xa702;
+      // Nothing is read: the instance cannot be sent in a form this association took.
+      if (!a.peerScpRoles.has(ref.sopClassUid))
+        throw new CustosError({
+          code: 'dimse.no-scp-role',
+          message: `the C-GET requestor took no SCP role for SOP class ${ref.sopClassUid} (SCP/SCU Role Selection, PS3.7 D.3.3.4), so nothing of it can be sent back`,
+          dicomStatus: 0xa702,
+        });
+      const out = sendable(ref, data, accepted(ref));
+      if (!out) throw notSendable(ref, 'the C-GET requestor accepted');
       return cStore(a.conn!, out.contextId, ref, out.data, undefined, responseTimeoutMs);
     },
     release: async () => undefined,

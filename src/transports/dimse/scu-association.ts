@@ -2,6 +2,7 @@
  * The requestor side: an outgoing association Custos opens to a registered AE, for C-MOVE sub-operations and
  * for Storage Commitment reports sent after the requester's association has closed.
  */
+import { CustosError } from '../../domain/errors.js';
 import { BCP195_CIPHERS } from '../server/tls-context.js';
 import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
@@ -133,6 +134,19 @@ export function sendable(
   if (implicit !== undefined)
     return { contextId: implicit, data: data.decompressed().then((d) => toImplicitVrLittleEndian(d)) };
   return undefined;
+}
+
+/**
+ * Why an instance cannot go over an association (a sub-operation failing with 0xA702): no accepted presentation
+ * context carries its SOP class in its stored transfer syntax or a form Custos converts it to. The reason reaches
+ * the C-MOVE or C-GET caller's Error Comment and the ledger.
+ */
+export function notSendable(ref: InstanceRef, accepted: string): CustosError {
+  return new CustosError({
+    code: 'dimse.not-sendable',
+    message: `${accepted} no presentation context for SOP class ${ref.sopClassUid} in ${ref.transferSyntaxUid} or a syntax Custos converts it to`,
+    dicomStatus: 0xa702,
+  });
 }
 
 /** How long a sent C-STORE waits for its response before the association is aborted. */
@@ -366,7 +380,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
     sendsDecompressed: (ref) => sendsDecompressed(ref, (ts) => context(ref.sopClassUid, ts)?.id),
     async store(ref, data, moveOriginator) {
       const out = sendable(ref, data, (ts) => context(ref.sopClassUid, ts)?.id);
-      if (!out) return 0xa702;
+      if (!out) throw notSendable(ref, `${opts.calledAe} accepted`);
       return cStore(c, out.contextId, ref, out.data, moveOriginator, opts.responseTimeoutMs);
     },
     async release() {
