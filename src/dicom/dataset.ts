@@ -16,7 +16,7 @@ export type Element =
       offset: number;
       basicOffsetTable: number[];
       /** Absolute offsets and lengths of each fragment's bytes (excluding the item headers). */
-      fragments: { offset: number; length: number }[];
+      fragments: Fragment[];
     };
 
 export type Dataset = Map<number, Element>;
@@ -87,4 +87,12 @@ export function getNumbers(ds: Dataset, t: number): number[] | undefined {
 
 export function getNumber(ds: Dataset, t: number): number | undefined {
   return getNumbers(ds, t)?.[0];
+}
+
+/** One fragment of encapsulated pixel data: where its bytes are, and whether they open a JPEG or JPEG 2000 codestream. */
+export interface Fragment {
+  offset: number;
+  length: number;
+  /** Starts with a JPEG SOI (FFD8) or JPEG 2000 SOC (FF4F) marker: the first fragment of a frame. */
+  opens?: boolean;
 }

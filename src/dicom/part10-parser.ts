@@ -1,4 +1,5 @@
 import { createInflateRaw, type InflateRaw } from 'node:zlib';
+import type { Fragment } from './dataset.js';
 import { CustosError, DicomStatus } from '../domain/errors.js';
 import { textDecoding, type TextDecoding } from './charset.js';
 import {
@@ -37,7 +38,7 @@ export interface PixelDataInfo {
   encapsulated: boolean;
   basicOffsetTable?: number[];
   /** Absolute offsets of each fragment's bytes (after its item header) and their lengths. */
-  fragments?: { offset: number; length: number }[];
+  fragments?: Fragment[];
   deflated: boolean;
 }
 
@@ -684,7 +685,7 @@ export class Part10Parser {
     limit: number | undefined,
   ): Promise<Element> {
     const { q } = ctx;
-    const fragments: { offset: number; length: number }[] = [];
+    const fragments: Fragment[] = [];
     let basicOffsetTable: number[] | undefined;
     for (;;) {
       const start = q.position;
@@ -719,7 +720,15 @@ export class Part10Parser {
         for (let i = 0; i < length; i += 4) basicOffsetTable.push(this.u32(ctx, b, i));
         continue;
       }
-      fragments.push({ offset: q.position, length });
+      // Whether it opens a JPEG (SOI, FFD8: also JPEG-LS) or JPEG 2000 (SOC, FF4F) codestream: where there is no
+      // offset table, a frame of several fragments starts at one that does (PS3.5 A.4; as dcmtk and pydicom read).
+      let opens = false;
+      if (length >= 2) {
+        if (q.buffered < 2) await this.need(q, 2, `a fragment of ${label(tag)}`);
+        const head = q.peek(2);
+        opens = head[0] === 0xff && (head[1] === 0xd8 || head[1] === 0x4f);
+      }
+      fragments.push(opens ? { offset: q.position, length, opens } : { offset: q.position, length });
       await this.discard(q, length, () => `a fragment of ${label(tag)}`);
     }
     return { vr, kind: 'encapsulated', offset, basicOffsetTable: basicOffsetTable ?? [], fragments };

@@ -13,7 +13,8 @@ export interface BulkMap {
     offset: number;
     length: number;
     encapsulated: boolean;
-    fragments?: { offset: number; length: number }[];
+    /** `opens`: the fragment starts a JPEG or JPEG 2000 codestream (recorded since 5 Dec 2026). */
+    fragments?: { offset: number; length: number; opens?: boolean }[];
     basicOffsetTable?: number[];
   };
 }
@@ -98,10 +99,18 @@ export function frameRanges(bulk: BulkMap, g: ImageGeometry, frames: number[]): 
     groups = frags.map((fr) => [fr]);
   } else if (g.numberOfFrames === 1) {
     groups = [frags];
+  } else if (frags[0]!.opens && frags.filter((fr) => fr.opens).length === g.numberOfFrames) {
+    // No offset table and frames of several fragments (dcmtk's `dcmcjpeg +fs 1`): each frame starts at a fragment
+    // that opens a codestream, as dcmtk and pydicom read them (until 5 Dec 2026 a 501).
+    groups = [];
+    for (const fr of frags) {
+      if (fr.opens) groups.push([]);
+      groups[groups.length - 1]!.push(fr);
+    }
   } else {
     throw new CustosError({
       code: 'wado.frame-boundaries-unknown',
-      message: `the object has ${g.numberOfFrames} frames in ${frags.length} fragments and no Basic Offset Table, so frames cannot be located`,
+      message: `the object has ${g.numberOfFrames} frames in ${frags.length} fragments, no Basic or Extended Offset Table, and fragments that do not each open a frame's codestream, so frames cannot be located`,
       httpStatus: 501,
     });
   }

@@ -2,7 +2,7 @@ import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import type { BulkMap } from '../domain/frames.js';
 import { datasetToJson } from '../dicom/dicom-json.js';
 import type { ParsedPart10 } from '../dicom/part10-parser.js';
-import { tagToHex } from '../dicom/tags.js';
+import { Tags, tagToHex } from '../dicom/tags.js';
 
 export type { BulkMap };
 
@@ -42,7 +42,13 @@ export function describeBulk(parsed: ParsedPart10): { json: DicomJsonObject; bul
       length: px.length,
       encapsulated: px.encapsulated,
       ...(px.fragments ? { fragments: px.fragments } : {}),
-      ...(px.basicOffsetTable ? { basicOffsetTable: px.basicOffsetTable } : {}),
+      ...(px.basicOffsetTable?.length
+        ? { basicOffsetTable: px.basicOffsetTable }
+        : px.encapsulated
+          ? extendedOffsets(parsed)
+          : px.basicOffsetTable
+            ? { basicOffsetTable: px.basicOffsetTable }
+            : {}),
     };
     // Small native pixel data stays inline in the parser's dataset; it is still served as bulk data.
     const key = tagToHex(px.tag);
@@ -50,4 +56,20 @@ export function describeBulk(parsed: ParsedPart10): { json: DicomJsonObject; bul
     json[key] = { vr: px.vr, BulkDataURI: `bulk:${key}` };
   }
   return { json, bulk };
+}
+
+/**
+ * The Extended Offset Table (7FE0,0001), where the Basic Offset Table is empty (PS3.5 A.4, PS3.3 C.7.6.3): 64-bit
+ * offsets of each frame's first fragment, counted as the Basic Offset Table's are, so frames are found the same
+ * way (until 5 Dec 2026 it was ignored, and frames of several fragments were a 501). Read where the parser kept
+ * its value (up to its inline limit, 256 KiB: 32,768 frames).
+ */
+function extendedOffsets(parsed: ParsedPart10): { basicOffsetTable?: number[] } {
+  const el = parsed.dataset.get(Tags.ExtendedOffsetTable);
+  let offsets: number[] | undefined;
+  if (el?.kind === 'bytes' && el.data.length % 8 === 0) {
+    offsets = [];
+    for (let i = 0; i < el.data.length; i += 8) offsets.push(Number(el.data.readBigUInt64LE(i)));
+  } else if (el?.kind === 'bigints') offsets = el.values.map(Number);
+  return offsets?.length && offsets.every(Number.isSafeInteger) ? { basicOffsetTable: offsets } : {};
 }

@@ -23,6 +23,8 @@ export interface FixtureSpec {
   frames?: number;
   charset?: string;
   transferSyntaxUid?: string;
+  /** Pixel data as these fragments (encapsulated) in place of the native pixel data. */
+  encapsulatedPixelData?: { fragments: Buffer[]; basicOffsetTable?: number[] };
   /** Extra elements (override by tag). */
   extra?: WriteElement[];
   /** Omit these tags entirely (to build invalid objects). */
@@ -138,7 +140,13 @@ export function makeInstance(spec: FixtureSpec): Buffer {
   const extra = new Map((spec.extra ?? []).map((e) => [e.tag, e]));
   const omit = new Set(spec.omit ?? []);
   const merged = els.filter((e) => !extra.has(e.tag) && !omit.has(e.tag)).concat([...extra.values()]);
-  return writePart10(merged, { transferSyntaxUid: spec.transferSyntaxUid ?? EXPLICIT_LE });
+  return writePart10(
+    spec.encapsulatedPixelData ? merged.filter((e) => e.tag !== t(0x7fe0, 0x0010)) : merged,
+    {
+      transferSyntaxUid: spec.transferSyntaxUid ?? EXPLICIT_LE,
+      ...(spec.encapsulatedPixelData ? { encapsulatedPixelData: spec.encapsulatedPixelData } : {}),
+    },
+  );
 }
 
 let counter = 0;
