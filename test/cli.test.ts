@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
 import { captureIO as io } from './support/cli-io.js';
 import { dcmtk } from './support/dcmtk.js';
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { makeInstance, uid } from './support/fixtures.js';
 
 /** A shell command (deep trees, which Node's fs cannot make or remove past PATH_MAX). */
@@ -286,6 +286,24 @@ describe('custos CLI', () => {
     // The loop ('up') is read once, as the directory it leads back to.
     expect(o.stderr).toContain(`import of ${view}: 3 files`);
     expect(o.stderr).toContain('failed gone.dcm: a symbolic link to nothing');
+  });
+
+  it('import names a named pipe and a link to a device as skipped, without reading them, and imports the rest', async () => {
+    const tree = join(cwd, 'special');
+    await mkdir(tree, { recursive: true });
+    await writeFile(
+      join(tree, 'a.dcm'),
+      makeInstance({ studyUid: uid(17), seriesUid: uid(18), sopInstanceUid: uid(19) }),
+    );
+    execFileSync('mkfifo', [join(tree, 'fifo.dcm')]);
+    await symlink('/dev/zero', join(tree, 'zero.dcm'));
+    const o = io(cwd);
+    // Reading either would never end; until 5 Dec 2026 both were left out of the summary without a word.
+    expect(await main(['import', tree, '--data', 'd4'], o)).toBe(0);
+    expect(JSON.parse(o.stdout)).toEqual(importSummary({ stored: 1, skipped: 2 }));
+    expect(o.stderr).toContain('skipped:    2 (2 not regular files: pipes, devices or sockets, not read)');
+    expect(o.stderr).toContain('skipped fifo.dcm: not a regular file (a named pipe)');
+    expect(o.stderr).toContain('skipped zero.dcm: not a regular file (a character device)');
   });
 
   it('import names a directory it cannot read and a link loop as failed entries, and imports the rest', async () => {

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Dirent, type Stats } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
@@ -17,7 +17,7 @@ import { withApp } from './custos-app.js';
 async function* files(
   dir: string,
   seen = new Set<string>(),
-): AsyncGenerator<{ path: string; problem?: string }> {
+): AsyncGenerator<{ path: string; problem?: string; special?: string }> {
   // A directory that cannot be read (lost+found for a service account, a path too long) is one failed entry,
   // not the end of the import (until 5 Dec 2026 it ended it, with no summary).
   let entries;
@@ -38,6 +38,7 @@ async function* files(
     const p = join(dir, e.name);
     let isDir = e.isDirectory();
     let isFile = e.isFile();
+    let kind: Dirent | Stats = e;
     if (e.isSymbolicLink()) {
       const target = await stat(p).catch((err: NodeJS.ErrnoException) => err);
       if (target instanceof Error) {
@@ -54,10 +55,22 @@ async function* files(
       }
       isDir = target.isDirectory();
       isFile = target.isFile();
+      kind = target;
     }
     if (isDir) yield* files(p, seen);
     else if (isFile) yield { path: p };
+    // Named, not read (reading a pipe would wait for a writer, a device for ever): until 5 Dec 2026 such an entry
+    // was left out of the summary without a word.
+    else yield { path: p, special: specialKind(kind) };
   }
+}
+
+function specialKind(e: Dirent | Stats): string {
+  if (e.isFIFO()) return 'a named pipe';
+  if (e.isCharacterDevice()) return 'a character device';
+  if (e.isBlockDevice()) return 'a block device';
+  if (e.isSocket()) return 'a socket';
+  return 'not a file or directory';
 }
 
 export interface ImportSummary {
@@ -72,7 +85,7 @@ export interface ImportSummary {
    * Files that are not objects to archive: a DICOMDIR (the index of a medium) and files without the Part 10
    * "DICM" mark (a patient CD's viewer, its README, autorun files).
    */
-  skipped: { path: string; why: 'DICOMDIR' | 'not DICOM' }[];
+  skipped: { path: string; why: 'DICOMDIR' | 'not DICOM' | 'not a regular file'; kind?: string }[];
   failed: { path: string; message: string }[];
   bytes: number;
   /** Set when storage filled up or the index went away: the import stopped there, later files were not tried. */
@@ -95,8 +108,13 @@ export async function runImport(
     throw new CustosError({ code: 'import.not-a-directory', message: `${root} is not a directory` });
   const paths: string[] = [];
   const unreadable: { path: string; message: string }[] = [];
+  const special: ImportSummary['skipped'] = [];
   let total = 0;
   for await (const f of files(root)) {
+    if (f.special) {
+      special.push({ path: relative(root, f.path), why: 'not a regular file', kind: f.special });
+      continue;
+    }
     if (f.problem) {
       unreadable.push({ path: relative(root, f.path), message: f.problem });
       continue;
@@ -121,7 +139,7 @@ export async function runImport(
     quarantined: [],
     warned: 0,
     conflicts: [],
-    skipped: [],
+    skipped: [...special],
     failed: [...unreadable],
     bytes: 0,
   };
@@ -221,7 +239,8 @@ export async function runImport(
           ...summary.conflicts.map((c) => `  conflict ${c.path}: ${c.message}`),
           ...summary.quarantined.map((q) => `  quarantined ${q.path} as ${q.id}: ${q.reasons.join('; ')}`),
           ...summary.skipped.map(
-            (k) => `  skipped ${k.path}: ${k.why === 'DICOMDIR' ? 'a DICOMDIR' : 'not DICOM'}`,
+            (k) =>
+              `  skipped ${k.path}: ${k.why === 'DICOMDIR' ? 'a DICOMDIR' : k.why === 'not DICOM' ? 'not DICOM' : `not a regular file (${k.kind})`}`,
           ),
         ],
         LISTED,
@@ -255,10 +274,12 @@ function listed(lines: string[], n: number): string[] {
 
 /** What the skipped files were, counted by kind: "1 DICOMDIR: …; 12 not DICOM Part 10: …". */
 function skippedKinds(summary: ImportSummary): string {
-  const dirs = summary.skipped.filter((k) => k.why === 'DICOMDIR').length;
-  const other = summary.skipped.length - dirs;
+  const count = (why: ImportSummary['skipped'][number]['why']) =>
+    summary.skipped.filter((k) => k.why === why).length;
+  const [dirs, other, special] = [count('DICOMDIR'), count('not DICOM'), count('not a regular file')];
   return [
     ...(dirs ? [`${dirs} DICOMDIR: the index of a medium, not an object`] : []),
     ...(other ? [`${other} not DICOM Part 10: no "DICM" after the 128-byte preamble`] : []),
+    ...(special ? [`${special} not regular files: pipes, devices or sockets, not read`] : []),
   ].join('; ');
 }
