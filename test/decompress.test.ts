@@ -260,6 +260,38 @@ describe.each(backends())('compressed objects served decompressed on %s', (backe
     expect(native, 'the native original comes byte for byte').toBeDefined();
   });
 
+  it('a series asked for in JPEG-LS first, else in Explicit VR Little Endian: each object in the first it can go in', async () => {
+    const JLS = '1.2.840.10008.1.2.4.80';
+    const res = await fetch(`${s.dicomweb}/studies/${study}/series/${series}`, {
+      headers: {
+        ...auth(),
+        Accept: `multipart/related; type="application/dicom"; transfer-syntax=${JLS}, multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT};q=0.5`,
+      },
+    });
+    expect(res.status).toBe(200);
+    const parts = await multipartParts(res);
+    expect(parts).toHaveLength(inMainSeries().length);
+    const bySop = new Map<string, { contentType: string; body: Buffer }>();
+    for (const part of parts)
+      bySop.set(getString((await parsePart10(part.body)).dataset, Tags.SOPInstanceUID)!, part);
+    // The JPEG-LS object as stored; until 5 Dec 2026 it was decompressed, because the native ones needed the
+    // fallback and one syntax served them all.
+    const jls = bySop.get(sops.get('jpegls/mono16')!)!;
+    expect(jls.contentType).toBe(`application/dicom; transfer-syntax=${JLS}`);
+    expect(jls.body.equals(stored.get(sops.get('jpegls/mono16')!)!)).toBe(true);
+    // The others in the fallback: native ones as stored, the other compressed ones decompressed.
+    expect(bySop.get(sops.get('mono16')!)!.contentType).toBe(AS_EXPLICIT);
+    expect(bySop.get(sops.get('rle/multi')!)!.contentType).toBe(AS_EXPLICIT);
+    // A syntax Custos would have to compress to, with no fallback: a 406 that says what it can do.
+    const refused = await fetch(`${s.dicomweb}/studies/${study}/series/${series}`, {
+      headers: { ...auth(), Accept: `multipart/related; type="application/dicom"; transfer-syntax=${JLS}` },
+    });
+    expect(refused.status).toBe(406);
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(
+      /^instance [\d.]+ cannot go out in 1\.2\.840\.10008\.1\.2\.4\.80: Custos serves it (as stored \(.+\) or in 1\.2\.840\.10008\.1\.2\.1|as stored \(.+\) or decompressed to 1\.2\.840\.10008\.1\.2\.1), and compresses or transcodes nothing else/,
+    );
+  });
+
   it('WADO-URI decompresses when transferSyntax names Explicit VR Little Endian', async () => {
     const sop = sops.get('jpegls/mono16')!;
     const q = `requestType=WADO&studyUID=${study}&seriesUID=${series}&objectUID=${sop}&contentType=application%2Fdicom`;

@@ -1,4 +1,5 @@
 import { CustosError } from '../../domain/errors.js';
+import { isNativeTransferSyntax } from '../../dicom/transfer-syntax.js';
 import type { DicomJsonObject } from '../../domain/dicom-levels.js';
 import { explicitPart10 } from '../../dicom/implicit-vr.js';
 import { TransferSyntax } from '../../dicom/tags.js';
@@ -80,26 +81,29 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       },
     );
     const decompressible = (r: InstanceRef) => mayDecompress && retrieve.decompresses(r);
-    // The most wanted form that every object can be served in (as stored, implicit VR as explicit VR,
-    // decompressed when asked for in explicit VR).
-    const form = forms.find((f) =>
-      refs.every((r) => acceptsTransferSyntax(f, r.transferSyntaxUid, decompressible(r))),
+    // Each object in the most wanted form it can be served in (as stored, implicit VR as explicit VR, decompressed
+    // when asked for in explicit VR); each part names its own syntax (PS3.18 §8.7.3.5). Until 5 Dec 2026 one form
+    // served every object, so a JPEG asked for first as JPEG was decompressed when a native object in the same
+    // study needed the fallback.
+    const formByRef = new Map(
+      refs.map((r) => [
+        r,
+        forms.find((f) => acceptsTransferSyntax(f, r.transferSyntaxUid, decompressible(r))),
+      ]),
     );
-    if (!form) {
-      const refused = refs.find(
-        (r) => !forms.some((f) => acceptsTransferSyntax(f, r.transferSyntaxUid, decompressible(r))),
-      )!;
+    const refused = refs.find((r) => !formByRef.get(r));
+    if (refused)
       throw new CustosError({
         code: 'http.not-acceptable',
-        message: `instance ${refused.sopInstanceUid} is stored as ${refused.transferSyntaxUid}, which Custos neither serves in the transfer syntax asked for nor decompresses; accept transfer-syntax=* or that syntax`,
+        message: notServable(refused, forms, retrieve.decompresses(refused)),
         httpStatus: 406,
       });
-    }
+    const formOf = (r: InstanceRef) => formByRef.get(r)!;
     retrieve.assertServable(refs);
-    const chosen = form;
-    // decompressible() holds only for compressed objects: the chosen form decompresses them when it names
-    // Explicit VR Little Endian (servedSyntax), and serves them as stored otherwise.
-    const decompress = (r: InstanceRef) => decompressible(r) && chosen.transferSyntax === EXPLICIT_VR;
+    // decompressible() holds only for compressed objects: its form decompresses one when it names Explicit VR
+    // Little Endian (servedSyntax), and serves it as stored otherwise.
+    const decompress = (r: InstanceRef) => decompressible(r) && formOf(r).transferSyntax === EXPLICIT_VR;
+    const form = formOf(refs[0]!);
     if (form.single) {
       const ref = refs[0]!;
       // Decompressed, the first frame is decoded before the response starts: a failure is a status.
@@ -120,7 +124,7 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       // Served headers carry steward and patient-index corrections (one rewrite, RetrieveService.open); stored
       // bytes never change. The next objects are read and decrypted while this one is sent.
       if (!firstDecompressed) {
-        for await (const served of retrieve.servedInOrder(refs)) yield inSyntax(chosen, served);
+        for await (const served of retrieve.servedInOrder(refs)) yield inSyntax(formOf(served.ref), served);
         return;
       }
       // With objects to decompress, in order, each next one to decompress prepared (its first frame decoded on a
@@ -139,7 +143,7 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       };
       for (const ref of refs) {
         if (!decompress(ref)) {
-          yield inSyntax(chosen, { ref, ...retrieve.served(ref) });
+          yield inSyntax(formOf(ref), { ref, ...retrieve.served(ref) });
           continue;
         }
         prepare(ref);
@@ -154,6 +158,21 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
 }
 
 const EXPLICIT_VR = '1.2.840.10008.1.2.1';
+
+/**
+ * Why an object cannot go out in any transfer syntax asked for: Custos serves an object as stored, a native one
+ * also in Explicit VR Little Endian, and decompresses one it decodes to Explicit VR Little Endian; it compresses
+ * and transcodes nothing else.
+ */
+function notServable(ref: InstanceRef, forms: DicomForm[], decodes: boolean): string {
+  const asked = [...new Set(forms.map((f) => f.transferSyntax))].join(', ');
+  const offered = isNativeTransferSyntax(ref.transferSyntaxUid)
+    ? `as stored (${ref.transferSyntaxUid}) or in ${EXPLICIT_VR}`
+    : decodes
+      ? `as stored (${ref.transferSyntaxUid}) or decompressed to ${EXPLICIT_VR}`
+      : `only as stored (${ref.transferSyntaxUid}), which Custos does not decode`;
+  return `instance ${ref.sopInstanceUid} cannot go out in ${asked}: Custos serves it ${offered}, and compresses or transcodes nothing else; accept transfer-syntax=* or one of those`;
+}
 
 type Decompressed = Awaited<ReturnType<RetrieveService['decompressed']>>;
 
