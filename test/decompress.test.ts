@@ -271,7 +271,7 @@ describe.each(backends())('compressed objects served decompressed on %s', (backe
     expect(res.status).toBe(200);
     const parts = await multipartParts(res);
     expect(parts).toHaveLength(inMainSeries().length);
-    const bySop = new Map<string, { contentType: string; body: Buffer }>();
+    const bySop = new Map<string, { contentType?: string; body: Buffer }>();
     for (const part of parts)
       bySop.set(getString((await parsePart10(part.body)).dataset, Tags.SOPInstanceUID)!, part);
     // The JPEG-LS object as stored; until 5 Dec 2026 it was decompressed, because the native ones needed the
