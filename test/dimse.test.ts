@@ -448,6 +448,59 @@ for (const backend of backends()) {
       expect(await readdir(wildOut)).toHaveLength(0);
     });
 
+    it('returns the attributes a sequence return key asks for in its item, or the items whole for an empty one', async () => {
+      const [own, ownSeries] = [uid(57), uid(58)];
+      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+      const stored = await postStow(s, [
+        makeInstance({
+          studyUid: own,
+          seriesUid: ownSeries,
+          sopInstanceUid: uid(59),
+          extra: [
+            {
+              tag: t(0x0040, 0x0275),
+              vr: 'SQ',
+              value: [
+                [
+                  { tag: t(0x0040, 0x0007), vr: 'LO', value: 'CT HEAD PLAIN' },
+                  { tag: t(0x0040, 0x0009), vr: 'SH', value: 'SPS-7' },
+                  { tag: t(0x0040, 0x1001), vr: 'SH', value: 'RP-7' },
+                ],
+              ],
+            },
+          ],
+        }),
+      ]);
+      expect(stored.status).toBe(200);
+      const find = (...keys: string[]) =>
+        dcmtk('findscu', [
+          '-v',
+          ...scu,
+          '-S',
+          '127.0.0.1',
+          port,
+          '-k',
+          'QueryRetrieveLevel=SERIES',
+          '-k',
+          `StudyInstanceUID=${own}`,
+          '-k',
+          'SeriesInstanceUID',
+          ...keys,
+        ]);
+      const narrowed = await find('-k', '(0040,0275)[0].(0040,0009)', '-k', '(0040,0275)[0].(0040,0008)');
+      expect(narrowed.code, narrowed.stderr).toBe(0);
+      const answer = narrowed.stderr.slice(narrowed.stderr.indexOf('Find Response: 1 (Pending)'));
+      expect(answer).toMatch(/\(0040,0009\) SH \[SPS-7 ?\]/);
+      expect(answer).toMatch(/\(0040,0008\) SQ \(Sequence with (explicit|undefined) length #=0\)/);
+      // Not asked for: until 5 Dec 2026 every attribute of the item came back.
+      expect(answer).not.toContain('CT HEAD PLAIN');
+      expect(answer).not.toContain('RP-7');
+      const whole = await find('-k', 'RequestAttributesSequence');
+      expect(whole.code, whole.stderr).toBe(0);
+      const all = whole.stderr.slice(whole.stderr.indexOf('Find Response: 1 (Pending)'));
+      for (const v of ['CT HEAD PLAIN', 'SPS-7', 'RP-7']) expect(all).toContain(v);
+    });
+
     it('answers C-FIND with no matches and a precise status for a bad level or key', async () => {
       const none = await dcmtk('findscu', [
         '-v',

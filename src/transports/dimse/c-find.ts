@@ -82,13 +82,18 @@ export async function cFind(
 ): Promise<void> {
   const level = queryLevel(ds, ctx.abstractSyntax);
   const params = new URLSearchParams();
-  const requested: { tag: number; vr: string }[] = [];
+  const requested: { tag: number; vr: string; itemKeys?: { tag: number; vr: string }[] }[] = [];
   const include: string[] = [];
   for (const [tag, el] of ds) {
     if (tag === Tags.SpecificCharacterSet || tag === QUERY_RETRIEVE_LEVEL || tag >>> 16 === 0x0002) continue;
-    requested.push({ tag, vr: el.vr });
+    // A sequence return key with an item of keys asks for those attributes of each item; an empty one (or none),
+    // for the items whole (PS3.4 C.2.2.1.3). Until 5 Dec 2026 every item came whole either way.
+    const first = el.kind === 'sequence' ? el.items[0] : undefined;
+    const itemKeys = first?.size ? [...first].map(([t, e]) => ({ tag: t, vr: e.vr })) : undefined;
+    requested.push({ tag, vr: el.vr, ...(itemKeys ? { itemKeys } : {}) });
     const keyword = lookupTag(tag)?.keyword;
     const value = textOf(el);
+    if (keyword && el.kind === 'sequence' && keyRank(keyword) === undefined) include.push(tagToHex(tag));
     if (!keyword || el.kind === 'sequence' || tag === RETRIEVE_AE_TITLE) continue;
     if (level === 'PATIENT' && !PATIENT_KEYS.has(keyword)) {
       if (value) throw badIdentifier(`${keyword} cannot be matched at the PATIENT level`);
@@ -117,7 +122,15 @@ export async function cFind(
     const have = new Map(jsonToElements(row).map((e) => [e.tag, e]));
     for (const r of requested) {
       if (r.tag === RETRIEVE_AE_TITLE) elements.push({ tag: r.tag, vr: 'AE', value: s.deps.aeTitle });
-      else elements.push(have.get(r.tag) ?? { tag: r.tag, vr: r.vr, value: r.vr === 'SQ' ? [] : '' });
+      else {
+        const found = have.get(r.tag);
+        if (found && r.itemKeys && Array.isArray(found.value))
+          elements.push({
+            ...found,
+            value: (found.value as WriteElement[][]).map((item) => itemWith(item, r.itemKeys!)),
+          });
+        else elements.push(found ?? { tag: r.tag, vr: r.vr, value: r.vr === 'SQ' ? [] : '' });
+      }
     }
     return encodeDataset(elements, ctx.transferSyntax);
   };
@@ -157,13 +170,26 @@ export async function cFind(
     if (!(await send(patients.rows().map(identifier)))) return;
   } else {
     // Everything an identifier depends on besides its row, so that QueryService remembers it per study with it.
-    const variant = [level, ctx.transferSyntax, s.deps.aeTitle, ...requested.map((r) => `${r.tag}:${r.vr}`)];
+    const variant = [
+      level,
+      ctx.transferSyntax,
+      s.deps.aeTitle,
+      ...requested.map(
+        (r) => `${r.tag}:${r.vr}${r.itemKeys ? `(${r.itemKeys.map((k) => k.tag).join(',')})` : ''}`,
+      ),
+    ];
     const pages = allPages((from) =>
       s.deps.query.searchEncoded(a.principal!, { ...query, offset: 0 }, variant.join(' '), identifier, from),
     );
     for await (const answers of pages) if (!(await send(answers))) return;
   }
   await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
+}
+
+/** An item of a sequence return key: the attributes asked for, each as stored or empty (zero length). */
+function itemWith(item: WriteElement[], keys: { tag: number; vr: string }[]): WriteElement[] {
+  const have = new Map(item.map((e) => [e.tag, e]));
+  return keys.map((k) => have.get(k.tag) ?? { tag: k.tag, vr: k.vr, value: k.vr === 'SQ' ? [] : '' });
 }
 
 const keyRanks = new Map<string, number | undefined>();
