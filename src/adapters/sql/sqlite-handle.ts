@@ -1,3 +1,5 @@
+import { accessSync, constants } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { CustosError } from '../../domain/errors.js';
 
@@ -10,7 +12,7 @@ export const WAL_TRUNCATE_BYTES = 4 * 1024 * 1024;
  * several processes can share it.
  */
 export function openSqliteHandle(path: string, key: Buffer): Database.Database {
-  let raw: Database.Database;
+  let raw: Database.Database | undefined;
   try {
     raw = new Database(path);
     raw.pragma(`cipher='chacha20'`);
@@ -18,9 +20,12 @@ export function openSqliteHandle(path: string, key: Buffer): Database.Database {
     // Touch the schema: a wrong key surfaces here, not at the first query.
     raw.prepare('select count(*) from sqlite_master').get();
   } catch (err) {
+    // A handle that opened the file and then failed (a wrong key, a directory it cannot write) is closed: its
+    // descriptor would otherwise stay until the process ends.
+    raw?.close();
     throw new CustosError({
       code: 'db.open-failed',
-      message: `cannot open the index database at ${path}: ${(err as Error).message} (wrong key-encryption key for this data directory?)`,
+      message: `cannot open the index database at ${path}: ${(err as Error).message} (${openFailureHint(path, err)})`,
       cause: err,
     });
   }
@@ -43,4 +48,21 @@ export function openSqliteHandle(path: string, key: Buffer): Database.Database {
   // and sorts live in memory too; the index's queries sort pages of a bounded size (limit), not whole tables.
   raw.pragma('temp_store = MEMORY');
   return raw;
+}
+
+/**
+ * What an index that does not open most likely means: a wrong key only when SQLite read the file and found no
+ * database in it; a directory it cannot write (a read-only mount, a service account without the right) when it
+ * could not open it. Until 5 Dec 2026 every failure suggested a wrong key.
+ */
+function openFailureHint(path: string, err: unknown): string {
+  const code = (err as { code?: string }).code;
+  if (code === 'SQLITE_NOTADB') return 'wrong key-encryption key for this data directory?';
+  const dir = dirname(path);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    return `the data directory ${dir} cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): the index writes its write-ahead log beside the database`;
+  }
+  return code === 'SQLITE_CANTOPEN' ? 'the file or its directory cannot be opened' : 'see the error';
 }
