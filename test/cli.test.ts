@@ -196,7 +196,7 @@ describe('custos CLI', () => {
     );
   });
 
-  it('serve names the service and the setting when its port is taken', async () => {
+  it('serve names the service and the setting when its port is taken or its address is not this machine', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
     const port = String((taken.address() as AddressInfo).port);
@@ -213,6 +213,24 @@ describe('custos CLI', () => {
     } finally {
       await new Promise((r) => taken.close(r));
     }
+    // An address that is not this machine's (192.0.2.0/24 is for documentation, RFC 5737): until 5 Dec 2026 Node's
+    // "listen EADDRNOTAVAIL: address not available" alone.
+    const elsewhere = io(cwd);
+    const args = [
+      'serve',
+      '--data',
+      'd-busy',
+      '--http-port',
+      '0',
+      '--dicom-port',
+      '0',
+      '--dicom-host',
+      '127.0.0.1',
+    ];
+    expect(await main([...args, '--http-host', '192.0.2.7'], elsewhere)).not.toBe(0);
+    expect(elsewhere.stderr).toContain(
+      'custos: HTTP cannot listen on 192.0.2.7: not an address of this machine; choose one of its addresses (or 0.0.0.0 for all) with http.host (--http-host)',
+    );
   });
 
   it('refuses a bad configuration naming the key', async () => {

@@ -93,6 +93,7 @@ export async function startDimse(
   const ports = await listening(
     'DICOM',
     "dicom.port (--dicom-port; 'off' turns it off) or dicom.tls.port",
+    'dicom.host (--dicom-host)',
     () => server.listen(),
   );
   const dicomTls = d.tls;
@@ -155,22 +156,30 @@ async function reloadEach(
 }
 
 /**
- * Start a listener, turning "port in use" and "no permission" into an error that says which service and which
- * setting (Node says only `listen EADDRINUSE: address already in use 0.0.0.0:8080`).
+ * Start a listener, turning "port in use", "no permission" and "no such address" into an error that says which
+ * service and which setting (Node says only `listen EADDRINUSE: address already in use 0.0.0.0:8080`, or
+ * `listen EADDRNOTAVAIL: address not available 10.0.0.9`, as until 5 Dec 2026 for the latter).
  */
-async function listening<T>(service: string, setting: string, start: () => Promise<T>): Promise<T> {
+async function listening<T>(
+  service: string,
+  setting: string,
+  hostSetting: string,
+  start: () => Promise<T>,
+): Promise<T> {
   try {
     return await start();
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-    if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES') throw err;
+    if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES' && e.code !== 'EADDRNOTAVAIL') throw err;
     throw new CustosError({
       code: 'serve.cannot-listen',
-      message: `${service} cannot listen on ${e.address ?? ''}:${e.port ?? '?'}: ${
+      message: `${service} cannot listen on ${e.address ?? ''}${e.port !== undefined ? `:${e.port}` : ''}: ${
         e.code === 'EADDRINUSE'
-          ? 'another process already listens there'
-          : 'this user may not listen on that port'
-      }; choose another port with ${setting}`,
+          ? `another process already listens there; choose another port with ${setting}`
+          : e.code === 'EACCES'
+            ? `this user may not listen on that port; choose another port with ${setting}`
+            : `not an address of this machine; choose one of its addresses (or 0.0.0.0 for all) with ${hostSetting}`
+      }`,
       cause: err,
     });
   }
@@ -192,10 +201,14 @@ export async function startServer(
     corsOrigins: app.config.http.corsOrigins,
     ...(onError ? { onError } : {}),
   });
-  const { port } = await listening('HTTP', 'http.port (--http-port)', () => http.listen());
+  const { port } = await listening('HTTP', 'http.port (--http-port)', 'http.host (--http-host)', () =>
+    http.listen(),
+  );
   let hl7: Awaited<ReturnType<typeof startHl7>>;
   try {
-    hl7 = await listening('HL7 (MLLP)', 'hl7.port or hl7.tls.port', () => startHl7(app, onError));
+    hl7 = await listening('HL7 (MLLP)', 'hl7.port or hl7.tls.port', 'hl7.host (default: http.host)', () =>
+      startHl7(app, onError),
+    );
   } catch (err) {
     await http.close();
     throw err;
