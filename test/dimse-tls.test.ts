@@ -19,6 +19,28 @@ import { CLIENT_EXT, PEER_EXT, writePki } from './support/tls-certs.js';
 
 const admin = systemPrincipal('test');
 
+/** The reasons of the denied association records in the ledger, of one calling AE or one policy. */
+async function deniedReasons(s: TestServer, of: { actor?: string; policy?: string }): Promise<string[]> {
+  const rows = await s.app.index.db
+    .selectFrom('audit_ledger')
+    .select(['record', 'actor'])
+    .where('action', '=', 'dicom-associate')
+    .where('outcome', '=', 'denied')
+    .orderBy('seq')
+    .execute();
+  return rows
+    .map((r) => ({
+      ...(JSON.parse(r.record) as { policy: string; detail: { reason: string } }),
+      actor: r.actor,
+    }))
+    .filter(
+      (r) =>
+        (of.actor === undefined || r.actor === of.actor) &&
+        (of.policy === undefined || r.policy === of.policy),
+    )
+    .map((r) => r.detail.reason);
+}
+
 for (const backend of backends()) {
   describe(`DICOM TLS with dcmtk (${backend})`, () => {
     let s: TestServer;
@@ -127,14 +149,7 @@ for (const backend of backends()) {
       const r = await dcmtk('echoscu', [...rogue, ...scu, '127.0.0.1', port]);
       expect(r.code).not.toBe(0);
       expect(r.stderr + r.stdout).toMatch(/Calling AE Title Not Recognized/i);
-      const rows = await s.app.index.db
-        .selectFrom('audit_ledger')
-        .select(['record'])
-        .where('action', '=', 'dicom-associate')
-        .where('outcome', '=', 'denied')
-        .where('actor', '=', 'TLSSCU')
-        .execute();
-      expect(rows.some((x) => x.record.includes('certificate'))).toBe(true);
+      expect((await deniedReasons(s, { actor: 'TLSSCU' })).some((x) => x.includes('certificate'))).toBe(true);
     });
 
     it('refuses a TLS handshake without a client certificate, or with one of another CA, and audits each', async () => {
@@ -147,18 +162,7 @@ for (const backend of backends()) {
         port,
       ]);
       expect(foreign.code).not.toBe(0);
-      const refused = async () =>
-        (
-          await s.app.index.db
-            .selectFrom('audit_ledger')
-            .select(['record'])
-            .where('action', '=', 'dicom-associate')
-            .where('outcome', '=', 'denied')
-            .execute()
-        )
-          .map((x) => JSON.parse(x.record) as { policy: string; detail: { reason: string } })
-          .filter((x) => x.policy === 'builtin:dicom-tls')
-          .map((x) => x.detail.reason);
+      const refused = () => deniedReasons(s, { policy: 'builtin:dicom-tls' });
       // The ledger's append runs after the socket has closed.
       const deadline = Date.now() + 5000;
       while ((await refused()).length < 2 && Date.now() < deadline)
@@ -483,20 +487,12 @@ for (const backend of backends()) {
       ]);
       expect(r.code).not.toBe(0);
       expect(r.stderr + r.stdout).toMatch(/Calling AE Title Not Recognized/i);
-      const rows = await s.app.index.db
-        .selectFrom('audit_ledger')
-        .select(['record'])
-        .where('action', '=', 'dicom-associate')
-        .where('outcome', '=', 'denied')
-        .where('actor', '=', 'EXPSCU')
-        .execute();
-      expect(rows.map((x) => (JSON.parse(x.record) as { detail: { reason: string } }).detail.reason)).toEqual(
-        [
-          expect.stringMatching(
-            /^AE 'EXPSCU' presented its registered client certificate, which is valid from \S+ to \S+ only$/,
-          ),
-        ],
-      );
+      const reasons = await deniedReasons(s, { actor: 'EXPSCU' });
+      expect(reasons).toEqual([
+        expect.stringMatching(
+          /^AE 'EXPSCU' presented its registered client certificate, which is valid from \S+ to \S+ only$/,
+        ),
+      ]);
     });
 
     it('will not register an expired certificate for an AE (custos ae add --cert)', async () => {

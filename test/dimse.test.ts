@@ -15,6 +15,7 @@ import { datasetToJson } from '../src/dicom/dicom-json.js';
 import { Tags } from '../src/dicom/tags.js';
 import { postStow, startTestServer, type TestServer } from './support/test-server.js';
 import { multipartParts } from './support/http.js';
+import { openScuAssociation, type ScuOptions } from '../src/transports/dimse/scu-association.js';
 
 const admin = systemPrincipal('test');
 
@@ -99,6 +100,41 @@ for (const backend of backends()) {
     });
 
     const scu = ['-aet', 'TESTSCU', '-aec', 'CUSTOS'];
+    /** An association of Custos's own requestor (for what dcmtk's tools cannot send), as TESTSCU unless named. */
+    const associate = (
+      opts: Omit<ScuOptions, 'host' | 'port' | 'calledAe' | 'callingAe' | 'timeoutMs'> & {
+        callingAe?: string;
+      },
+    ) =>
+      openScuAssociation({
+        host: '127.0.0.1',
+        port: Number(port),
+        calledAe: 'CUSTOS',
+        callingAe: 'TESTSCU',
+        timeoutMs: 5000,
+        ...opts,
+      });
+    /** A C-STORE-RQ on the association's context for `sopClass`: with this data set, or declaring none. */
+    const storeRq = (
+      scuA: Awaited<ReturnType<typeof associate>>,
+      sopClass: string,
+      sopInstance: string,
+      data?: Buffer,
+    ) =>
+      scuA.request(
+        scuA.context(sopClass)!.id,
+        {
+          commandField: 0x0001,
+          messageId: scuA.conn.messageId(),
+          affectedSopClassUid: sopClass,
+          affectedSopInstanceUid: sopInstance,
+          priority: 0,
+          commandDataSetType: data ? 0 : 0x0101,
+        },
+        data,
+      );
+    /** A Part 10 file's data set, as a C-STORE carries it (after the file meta information). */
+    const dataSetOf = (file: Buffer) => file.subarray(144 + file.readUInt32LE(140));
     /** movescu of the test study (Study Root) to a registered destination. */
     const moveStudy = (destination: string, ...flags: string[]) =>
       dcmtk('movescu', [
@@ -692,22 +728,16 @@ for (const backend of backends()) {
       await check(moved);
       // dcmtk 3.6.7's getscu cannot be told to take implicit VR alone (its +xi proposes explicit VR only), so the
       // C-GET requestor is Custos's own SCU, proposing the storage context in implicit VR little endian only.
-      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       const IMPLICIT = '1.2.840.10008.1.2';
       const GET = '1.2.840.10008.5.1.4.1.2.2.3';
       const received: { ts: string | undefined; data: Buffer }[] = [];
-      const scuA: Awaited<ReturnType<typeof openScuAssociation>> = await openScuAssociation({
-        host: '127.0.0.1',
-        port: Number(port),
-        calledAe: 'CUSTOS',
-        callingAe: 'TESTSCU',
+      const scuA: Awaited<ReturnType<typeof associate>> = await associate({
         contexts: [
           { abstractSyntax: GET, transferSyntaxes: [IMPLICIT] },
           { abstractSyntax: CT_IMAGE, transferSyntaxes: [IMPLICIT] },
         ],
         roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
-        timeoutMs: 5000,
         onRequest: (ctxId, cmd, data) => {
           received.push({ ts: scuA.context(CT_IMAGE)?.transferSyntax, data: data! });
           void scuA.conn.send(ctxId, {
@@ -890,31 +920,14 @@ for (const backend of backends()) {
     });
 
     it('warns a C-STORE sender whose data set repeats the file meta group, and keeps the header it built', async () => {
-      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const sop = uid(41);
       const file = makeInstance({ studyUid: uid(42), seriesUid: uid(43), sopInstanceUid: sop });
-      const scuA = await openScuAssociation({
-        host: '127.0.0.1',
-        port: Number(port),
-        calledAe: 'CUSTOS',
-        callingAe: 'TESTSCU',
+      const scuA = await associate({
         contexts: [{ abstractSyntax: CT_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2.1'] }],
-        timeoutMs: 5000,
       });
       try {
         // The data set as such a sender puts it on the wire: its file's meta group, then the data set.
-        const rsp = await scuA.request(
-          scuA.context(CT_IMAGE)!.id,
-          {
-            commandField: 0x0001,
-            messageId: scuA.conn.messageId(),
-            affectedSopClassUid: CT_IMAGE,
-            affectedSopInstanceUid: sop,
-            priority: 0,
-            commandDataSetType: 0,
-          },
-          file.subarray(132),
-        );
+        const rsp = await storeRq(scuA, CT_IMAGE, sop, file.subarray(132));
         expect(rsp.cmd.status).toBe(0xb000);
         expect(rsp.cmd.errorComment).toMatch(/^file meta elements repeated in the data set: \(0002,0000\)/);
       } finally {
@@ -925,36 +938,18 @@ for (const backend of backends()) {
     });
 
     it('refuses a C-STORE whose data set is not the instance or class its command names (A900), storing nothing', async () => {
-      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const MR_IMAGE = '1.2.840.10008.5.1.4.1.1.4';
-      const scuA = await openScuAssociation({
-        host: '127.0.0.1',
-        port: Number(port),
-        calledAe: 'CUSTOS',
-        callingAe: 'TESTSCU',
+      const scuA = await associate({
         contexts: [
           { abstractSyntax: CT_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
           { abstractSyntax: MR_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
         ],
-        timeoutMs: 5000,
       });
-      const dataSet = (file: Buffer) => file.subarray(144 + file.readUInt32LE(140));
       const sop = uid(44);
       const named = uid(45);
       const [studyUid, seriesUid] = [uid(46), uid(47)];
       const store = (sopClass: string, instance: string, file: Buffer) =>
-        scuA.request(
-          scuA.context(sopClass)!.id,
-          {
-            commandField: 0x0001,
-            messageId: scuA.conn.messageId(),
-            affectedSopClassUid: sopClass,
-            affectedSopInstanceUid: instance,
-            priority: 0,
-            commandDataSetType: 0,
-          },
-          dataSet(file),
-        );
+        storeRq(scuA, sopClass, instance, dataSetOf(file));
       try {
         const ct = makeInstance({ studyUid, seriesUid, sopInstanceUid: sop });
         const byInstance = await store(CT_IMAGE, named, ct);
@@ -986,33 +981,16 @@ for (const backend of backends()) {
     });
 
     it('refuses a C-STORE whose pixel data is not encoded as its context transfer syntax says (A900)', async () => {
-      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const RLE = '1.2.840.10008.1.2.5';
-      const scuA = await openScuAssociation({
-        host: '127.0.0.1',
-        port: Number(port),
-        calledAe: 'CUSTOS',
-        callingAe: 'TESTSCU',
+      const scuA = await associate({
         contexts: [{ abstractSyntax: CT_IMAGE, transferSyntaxes: [RLE] }],
-        timeoutMs: 5000,
       });
       const sop = uid(48);
       // An uncompressed data set (explicit VR little endian encoding, native pixel data) on an RLE context.
       const file = makeInstance({ studyUid: uid(49), seriesUid: uid(50), sopInstanceUid: sop });
       try {
         expect(scuA.context(CT_IMAGE)?.transferSyntax).toBe(RLE);
-        const rsp = await scuA.request(
-          scuA.context(CT_IMAGE)!.id,
-          {
-            commandField: 0x0001,
-            messageId: scuA.conn.messageId(),
-            affectedSopClassUid: CT_IMAGE,
-            affectedSopInstanceUid: sop,
-            priority: 0,
-            commandDataSetType: 0,
-          },
-          file.subarray(144 + file.readUInt32LE(140)),
-        );
+        const rsp = await storeRq(scuA, CT_IMAGE, sop, dataSetOf(file));
         expect(rsp.cmd.status).toBe(0xa900);
         // The Error Comment (LO) holds 64 characters of the reason.
         expect(rsp.cmd.errorComment).toBe('native (7FE0,0010) PixelData under 1.2.840.10008.1.2.5, which en');
@@ -1023,7 +1001,6 @@ for (const backend of backends()) {
     });
 
     it('says why a C-GET sends nothing to a requestor that took no SCP role (A702 with an Error Comment)', async () => {
-      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       const GET = '1.2.840.10008.5.1.4.1.2.2.3';
       const EXPLICIT = '1.2.840.10008.1.2.1';
@@ -1036,16 +1013,11 @@ for (const backend of backends()) {
       );
       expect(stored.status).toBe(200);
       // The storage context is proposed, but without SCP/SCU Role Selection: Custos may not store over it.
-      const scuA = await openScuAssociation({
-        host: '127.0.0.1',
-        port: Number(port),
-        calledAe: 'CUSTOS',
-        callingAe: 'TESTSCU',
+      const scuA = await associate({
         contexts: [
           { abstractSyntax: GET, transferSyntaxes: [EXPLICIT] },
           { abstractSyntax: CT_IMAGE, transferSyntaxes: [EXPLICIT] },
         ],
-        timeoutMs: 5000,
       });
       try {
         const rsp = await scuA.request(
@@ -1096,28 +1068,15 @@ for (const backend of backends()) {
     });
 
     it('answers a C-STORE or C-FIND request that declares no data set (C000), and goes on', async () => {
-      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const FIND = '1.2.840.10008.5.1.4.1.2.2.1';
-      const scuA = await openScuAssociation({
-        host: '127.0.0.1',
-        port: Number(port),
-        calledAe: 'CUSTOS',
-        callingAe: 'TESTSCU',
+      const scuA = await associate({
         contexts: [
           { abstractSyntax: CT_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
           { abstractSyntax: FIND, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
         ],
-        timeoutMs: 5000,
       });
       try {
-        const store = await scuA.request(scuA.context(CT_IMAGE)!.id, {
-          commandField: 0x0001,
-          messageId: scuA.conn.messageId(),
-          affectedSopClassUid: CT_IMAGE,
-          affectedSopInstanceUid: uid(51),
-          priority: 0,
-          commandDataSetType: 0x0101,
-        });
+        const store = await storeRq(scuA, CT_IMAGE, uid(51));
         expect(store.cmd.status).toBe(0xc000);
         expect(store.cmd.errorComment).toBe(
           'the C-STORE-RQ has no data set (Command Data Set Type 0101), which it must carry'.slice(0, 64),
@@ -1144,7 +1103,6 @@ for (const backend of backends()) {
     });
 
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
-      const { openScuAssociation } = await import('../src/transports/dimse/scu-association.js');
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       const COMMIT = '1.2.840.10008.1.20.1';
       let event:
@@ -1152,13 +1110,8 @@ for (const backend of backends()) {
       const reported = new Promise<{ cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }>(
         (r) => (event = r),
       );
-      const scuA = await openScuAssociation({
-        host: '127.0.0.1',
-        port: Number(port),
-        calledAe: 'CUSTOS',
-        callingAe: 'TESTSCU',
+      const scuA = await associate({
         contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
-        timeoutMs: 5000,
         onRequest: (ctx, cmd, data) => event!({ cmd, data: data!, ctx, id: cmd.messageId! }),
       });
       try {
@@ -1215,13 +1168,9 @@ for (const backend of backends()) {
       }
       // An AE that may not store is not told what is stored: 0x0124 and no report (until 5 Dec 2026 any
       // registered AE could learn whether any SOP Instance UID was in the archive, and its class).
-      const noRole = await openScuAssociation({
-        host: '127.0.0.1',
-        port: Number(port),
-        calledAe: 'CUSTOS',
+      const noRole = await associate({
         callingAe: 'NOROLE',
         contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
-        timeoutMs: 5000,
         onRequest: () => {
           throw new Error('no report is sent to an AE that may not store');
         },
