@@ -4,55 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clientCertificateFingerprint } from '../src/domain/client-certificate.js';
+import { CLIENT_EXT, writePki } from './support/tls-certs.js';
 
 describe('clientCertificateFingerprint', () => {
   const dir = mkdtempSync(join(tmpdir(), 'custos-cert-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '30',
-    '-subj',
-    '/CN=Test CA',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-  );
-  ssl(
-    'req',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-subj',
-    '/CN=MODALITY',
-    '-keyout',
-    'leaf.key',
-    '-out',
-    'leaf.csr',
-  );
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    'leaf.csr',
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '30',
-    '-out',
-    'leaf.crt',
-  );
+  writePki(dir, { keyType: 'rsa', cas: ['ca'], leaves: { leaf: CLIENT_EXT } });
   const leaf = readFileSync(join(dir, 'leaf.crt'));
   const now = new Date();
 
@@ -69,9 +27,9 @@ describe('clientCertificateFingerprint', () => {
     expect(clientCertificateFingerprint(readFileSync(join(dir, 'ca.crt')), now, 'ca.crt')).toMatch(
       /^[0-9a-f]{64}$/,
     );
-    const later = new Date(now.getTime() + 40 * 86_400_000);
+    const later = new Date(now.getTime() + 3 * 86_400_000);
     expect(() => clientCertificateFingerprint(leaf, later)).toThrow(
-      /^the certificate \(CN=MODALITY\) is valid from \S+ to \S+, not now$/,
+      /^the certificate \(CN=leaf\) is valid from \S+ to \S+, not now$/,
     );
     const earlier = new Date(now.getTime() - 86_400_000);
     expect(() => clientCertificateFingerprint(leaf, earlier)).toThrow(/not now/);

@@ -1,6 +1,5 @@
 // Issue 3: DICOM TLS (PS3.15 Annex B) with dcmtk's +tls, client certificates bound to AE entries; C-MOVE to a
 // destination registered with a certificate (Custos calls it over TLS), and C-GET over TLS.
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -395,36 +394,13 @@ for (const backend of backends()) {
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'custos-tls-opt-'));
-      writePki(dir, { keyType: 'rsa', cas: ['ca'], leaves: { server: PEER_EXT, client: CLIENT_EXT } });
-      // A client certificate that expired yesterday (its notAfter a day before its notBefore, now).
-      const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-      ssl(
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-subj',
-        '/CN=expired',
-        '-keyout',
-        'expired.key',
-        '-out',
-        'expired.csr',
-      );
-      ssl(
-        'x509',
-        '-req',
-        '-in',
-        'expired.csr',
-        '-CA',
-        'ca.crt',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-days',
-        '-1',
-        '-out',
-        'expired.crt',
-      );
+      // `expired`: a client certificate that expired yesterday (its notAfter a day before its notBefore, now).
+      writePki(dir, {
+        keyType: 'rsa',
+        cas: ['ca'],
+        leaves: { server: PEER_EXT, client: CLIENT_EXT, expired: CLIENT_EXT },
+        leafDays: { expired: -1 },
+      });
       s = await startTestServer(backend, {
         dicom: {
           tls: {

@@ -26,7 +26,13 @@ export const CLIENT_EXT = 'extendedKeyUsage=clientAuth\n';
  */
 export function writePki(
   dir: string,
-  opts: { keyType: 'rsa' | 'ec'; cas: string[]; leaves: Record<string, string> },
+  opts: {
+    keyType: 'rsa' | 'ec';
+    cas: string[];
+    leaves: Record<string, string>;
+    /** Days a leaf is valid for, by name (2 unless given): -1 makes one that expired a day ago. */
+    leafDays?: Record<string, number>;
+  },
 ): void {
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const newKey =
@@ -64,7 +70,7 @@ export function writePki(
       `${ca}.key`,
       '-CAcreateserial',
       '-days',
-      '2',
+      String(opts.leafDays?.[name] ?? 2),
       '-extfile',
       `${name}.ext`,
       '-out',
