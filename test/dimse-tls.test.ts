@@ -211,6 +211,8 @@ for (const backend of backends()) {
       for (const weak of ['AES128-SHA', 'AES256-GCM-SHA384', 'ECDHE-RSA-AES128-SHA'])
         expect(await handshake(weak), weak).toMatch(/^refused: .*handshake failure/);
       expect(await handshake('ECDHE-RSA-AES128-GCM-SHA256')).toBe('ECDHE-RSA-AES128-GCM-SHA256');
+      // The DHE suites BCP 195 recommends too, on RFC 7919's groups (without dhparam none was offered).
+      expect(await handshake('DHE-RSA-AES128-GCM-SHA256')).toBe('DHE-RSA-AES128-GCM-SHA256');
     });
   });
 

@@ -504,6 +504,8 @@ for (const backend of backends()) {
                 ],
               ],
             },
+            { tag: t(0x0009, 0x0010), vr: 'LO', value: 'CUSTOS TEST' },
+            { tag: t(0x0009, 0x1001), vr: 'LO', value: 'private value' },
           ],
         }),
       ]);
@@ -535,6 +537,139 @@ for (const backend of backends()) {
       expect(whole.code, whole.stderr).toBe(0);
       const all = whole.stderr.slice(whole.stderr.indexOf('Find Response: 1 (Pending)'));
       for (const v of ['CT HEAD PLAIN', 'SPS-7', 'RP-7']) expect(all).toContain(v);
+      // A private return key: its value at the IMAGE level, where every attribute is kept (until 5 Dec 2026 it
+      // came back at zero length); left out at the STUDY level, which does not keep it, rather than answered
+      // as if the object had no value.
+      const findAt = (level: string, ...keys: string[]) =>
+        dcmtk('findscu', [
+          '-v',
+          ...scu,
+          '-S',
+          '127.0.0.1',
+          port,
+          '-k',
+          `QueryRetrieveLevel=${level}`,
+          '-k',
+          `StudyInstanceUID=${own}`,
+          ...keys,
+        ]);
+      const image = await findAt(
+        'IMAGE',
+        '-k',
+        `SeriesInstanceUID=${ownSeries}`,
+        '-k',
+        'SOPInstanceUID',
+        '-k',
+        '(0009,0010)',
+        '-k',
+        '(0009,1001)',
+      );
+      expect(image.code, image.stderr).toBe(0);
+      const imageAnswer = image.stderr.slice(image.stderr.indexOf('Find Response: 1 (Pending)'));
+      expect(imageAnswer).toContain('CUSTOS TEST');
+      expect(imageAnswer).toContain('private value');
+      const study = await findAt('STUDY', '-k', '(0009,1001)', '-k', 'StudyDescription');
+      expect(study.code, study.stderr).toBe(0);
+      const studyAnswer = study.stderr.slice(study.stderr.indexOf('Find Response: 1 (Pending)'));
+      expect(studyAnswer).toMatch(/\(0008,1030\) LO \[CT HEAD ?\]/);
+      expect(studyAnswer).not.toMatch(/\(0009,1001\)/);
+    });
+
+    it('sends a deflated object inflated to a C-GET requestor and a C-MOVE destination that do not take deflate', async () => {
+      const [own, ownSeries, sop] = [uid(60), uid(61), uid(62)];
+      const original = makeInstance({ studyUid: own, seriesUid: ownSeries, sopInstanceUid: sop });
+      await writeFile(join(work, 'plain.dcm'), original);
+      const conv = await dcmtk('dcmconv', ['+td', join(work, 'plain.dcm'), join(work, 'deflated.dcm')]);
+      expect(conv.code, conv.stderr).toBe(0);
+      const deflated = await readFile(join(work, 'deflated.dcm'));
+      expect((await parsePart10(deflated)).transferSyntaxUid).toBe('1.2.840.10008.1.2.1.99');
+      expect((await postStow(s, [deflated])).status).toBe(200);
+      const keys = [
+        '-k',
+        'QueryRetrieveLevel=SERIES',
+        '-k',
+        `StudyInstanceUID=${own}`,
+        '-k',
+        `SeriesInstanceUID=${ownSeries}`,
+      ];
+      const same = async (dir: string) => {
+        const [name] = await readdir(dir);
+        const got = await parsePart10(await readFile(join(dir, name!)));
+        expect(['1.2.840.10008.1.2.1', '1.2.840.10008.1.2']).toContain(got.transferSyntaxUid);
+        expect(JSON.stringify(datasetToJson(got.dataset))).toBe(
+          JSON.stringify(datasetToJson((await parsePart10(original)).dataset)),
+        );
+      };
+      // getscu proposes Explicit and Implicit VR Little Endian; until 5 Dec 2026 this was 0xA702.
+      const got = await mkdtemp(join(work, 'get-deflated-'));
+      const r = await dcmtk('getscu', [...scu, '-S', '-od', got, '127.0.0.1', port, ...keys]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/Failed|0xa702/i);
+      await same(got);
+      // storescp with its defaults takes uncompressed syntaxes only, deflate not among them.
+      const destPort = await freePort();
+      const moved = await mkdtemp(join(work, 'moved-deflated-'));
+      const scp = spawnDcmtk('storescp', ['-aet', 'INFLATED', '-od', moved, String(destPort)]);
+      try {
+        await s.app.aes.add(admin, { title: 'INFLATED', host: '127.0.0.1', port: destPort });
+        await new Promise((x) => setTimeout(x, 300));
+        const m = await dcmtk('movescu', [...scu, '-S', '-aem', 'INFLATED', '127.0.0.1', port, ...keys]);
+        expect(m.code, m.stderr).toBe(0);
+        expect(m.stderr).not.toMatch(/Failed|0xa702/i);
+      } finally {
+        await stopChild(scp);
+      }
+      await same(moved);
+    });
+
+    it("lets an AE bound to a department's radiologist find that department's studies, as the account would", async () => {
+      await s.app.accounts.add(admin, {
+        username: 'dimse-rad',
+        role: 'radiologist',
+        department: 'Neuroradiology',
+      });
+      await s.app.aes.add(admin, { title: 'RADWS', host: '127.0.0.1', port: 104, user: 'dimse-rad' });
+      const [mine, theirs] = [uid(63), uid(64)];
+      const department = (name: string) => [{ tag: 0x00081040, vr: 'LO', value: name }];
+      const stored = await postStow(s, [
+        makeInstance({
+          studyUid: mine,
+          seriesUid: uid(65),
+          sopInstanceUid: uid(66),
+          patientId: 'PID-DEPT',
+          extra: department('Neuroradiology'),
+        }),
+        makeInstance({
+          studyUid: theirs,
+          seriesUid: uid(67),
+          sopInstanceUid: uid(68),
+          patientId: 'PID-DEPT',
+          extra: department('Cardiology'),
+        }),
+      ]);
+      expect(stored.status).toBe(200);
+      const r = await dcmtk('findscu', [
+        '-v',
+        '-aet',
+        'RADWS',
+        '-aec',
+        'CUSTOS',
+        '-S',
+        '127.0.0.1',
+        port,
+        '-k',
+        'QueryRetrieveLevel=STUDY',
+        '-k',
+        'PatientID=PID-DEPT',
+        '-k',
+        'StudyInstanceUID',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      // Until 5 Dec 2026 the AE had the account's role but not its department: no study matched, and C-FIND
+      // said Success with nothing.
+      expect(r.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(1);
+      expect(r.stderr).toContain(mine);
+      expect(r.stderr).not.toContain(theirs);
     });
 
     it('answers C-FIND with no matches and a precise status for a bad level or key', async () => {
@@ -956,12 +1091,12 @@ for (const backend of backends()) {
         expect(byInstance.cmd.status).toBe(0xa900);
         // An Error Comment is LO (64 characters, trailing spaces dropped): they hold the data set's UID; the
         // ledger has the whole reason.
-        const reason = `the data set's SOP Instance UID is ${sop}, not the C-STORE request's Affected SOP Instance UID '${named}'`;
+        const reason = `SOP Instance UID differs: data set ${sop}, C-STORE request (Affected SOP Instance UID) '${named}'`;
         expect(byInstance.cmd.errorComment).toBe(reason.slice(0, 64).trimEnd());
         const byClass = await store(MR_IMAGE, sop, ct);
         expect(byClass.cmd.status).toBe(0xa900);
         expect(byClass.cmd.errorComment).toMatch(
-          /^the data set's SOP Class UID is 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2, not/,
+          /^SOP Class UID differs: data set 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2, C-ST/,
         );
         // The association goes on: the same object under its own UIDs is stored.
         expect((await store(CT_IMAGE, sop, ct)).cmd.status).toBe(0);
@@ -1041,7 +1176,7 @@ for (const backend of backends()) {
         expect(rsp.cmd.status).toBe(0xa702);
         expect(rsp.cmd.failed).toBe(3);
         expect(rsp.cmd.errorComment).toBe(
-          'the C-GET requestor took no SCP role for SOP class 1.2.840.10008.5.1.4.1.1.2 (SCP/SCU Role Selection'.slice(
+          'no SCP role for 1.2.840.10008.5.1.4.1.1.2: the C-GET requestor took none (SCP/SCU Role Selection'.slice(
             0,
             64,
           ),
@@ -1061,7 +1196,7 @@ for (const backend of backends()) {
         detail: {
           unsent: 3,
           reason: expect.stringMatching(
-            /took no SCP role for SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2 \(SCP\/SCU Role Selection/,
+            /^no SCP role for 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2: the C-GET requestor took none \(SCP\/SCU Role Selection/,
           ),
         },
       });

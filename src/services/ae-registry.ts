@@ -201,6 +201,12 @@ export class AeRegistry {
       name: peer.callingAe.trim(),
       role: row?.role && row.active ? row.role : 'none',
       source: address,
+      // The account's facts go with its role, so that a policy scoped to a department (or to a physician's own
+      // patients) decides for the AE as for the account; until 5 Dec 2026 only the role did, and an AE bound to a
+      // radiologist's account stored but found nothing.
+      ...(row?.active && row.department ? { department: row.department } : {}),
+      ...(row?.active && row.physician_name ? { physicianName: row.physician_name } : {}),
+      ...(row?.active && row.physician_id ? { physicianId: row.physician_id } : {}),
     };
     if (reason || !row) {
       await this.ledger.append({
@@ -229,6 +235,9 @@ export class AeRegistry {
         'u.username',
         'u.role',
         'u.active',
+        'u.department',
+        'u.physician_name',
+        'u.physician_id',
       ]);
   }
 }
@@ -243,6 +252,9 @@ interface Row {
   username: string | null;
   role: string | null;
   active: number | null;
+  department: string | null;
+  physician_name: string | null;
+  physician_id: string | null;
 }
 
 const toEntry = (r: Row): AeEntry => ({

@@ -445,8 +445,8 @@ export class IngestService {
       throw invalid(
         name,
         ctx.channel === 'c-store'
-          ? // Read as an Error Comment (LO, 64 characters): the data set's UID first.
-            `the data set's SOP ${kind} UID is ${value}, not the C-STORE request's Affected SOP ${kind} UID '${named}'`
+          ? // Read as an Error Comment (LO, 64 characters): what differs first, then the data set's UID.
+            `SOP ${kind} UID differs: data set ${value}, C-STORE request (Affected SOP ${kind} UID) '${named}'`
           : `the file meta information's Media Storage SOP ${kind} UID '${named}' is not the data set's SOP ${kind} UID ${value} (PS3.10 §7.1)`,
       );
     }

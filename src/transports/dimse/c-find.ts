@@ -4,7 +4,13 @@
  * pending response holding exactly the requested keys.
  */
 import { CustosError, DicomStatus } from '../../domain/errors.js';
-import type { DicomJsonObject } from '../../domain/dicom-levels.js';
+import {
+  PATIENT_STUDY_TAGS,
+  SERIES_DEFAULT_RETURN,
+  SERIES_TAGS,
+  STUDY_DEFAULT_RETURN,
+  type DicomJsonObject,
+} from '../../domain/dicom-levels.js';
 import { parseQidoQuery, type QidoLevel } from '../../domain/qido-query.js';
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
@@ -93,7 +99,10 @@ export async function cFind(
     requested.push({ tag, vr: el.vr, ...(itemKeys ? { itemKeys } : {}) });
     const keyword = lookupTag(tag)?.keyword;
     const value = textOf(el);
-    if (keyword && el.kind === 'sequence' && keyRank(keyword) === undefined) include.push(tagToHex(tag));
+    // Return keys that are no matching key (sequences, private tags, any attribute the query does not match on)
+    // are asked of the query as includefield, so that their values come back; until 5 Dec 2026 sequences and
+    // private tags came back at zero length, as if the object had no value.
+    if ((!keyword || el.kind === 'sequence') && tag !== RETRIEVE_AE_TITLE) include.push(tagToHex(tag));
     if (!keyword || el.kind === 'sequence' || tag === RETRIEVE_AE_TITLE) continue;
     if (level === 'PATIENT' && !PATIENT_KEYS.has(keyword)) {
       if (value) throw badIdentifier(`${keyword} cannot be matched at the PATIENT level`);
@@ -124,6 +133,10 @@ export async function cFind(
       if (r.tag === RETRIEVE_AE_TITLE) elements.push({ tag: r.tag, vr: 'AE', value: s.deps.aeTitle });
       else {
         const found = have.get(r.tag);
+        // An attribute this level does not keep (a sequence or private tag of the instances, asked of a study) is
+        // left out, as PS3.4 C.4.1.1.3.2 has an unsupported optional key: zero length would say the object has
+        // no value (until 5 Dec 2026 it did).
+        if (!found && !keptAt(level, r.tag)) continue;
         if (found && r.itemKeys && Array.isArray(found.value))
           elements.push({
             ...found,
@@ -184,6 +197,23 @@ export async function cFind(
     for await (const answers of pages) if (!(await send(answers))) return;
   }
   await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
+}
+
+const STUDY_KEPT = new Set([...PATIENT_STUDY_TAGS, ...STUDY_DEFAULT_RETURN]);
+const SERIES_KEPT = new Set([...STUDY_KEPT, ...SERIES_TAGS, ...SERIES_DEFAULT_RETURN]);
+
+/**
+ * Whether the index keeps this attribute for matches at this level, so that its absence means the object has no
+ * value: a study or patient keeps the patient and study module attributes, a series those and its own, an image
+ * every attribute of the instance. Matching keys are kept at their levels too.
+ */
+function keptAt(level: DimseLevel, tag: number): boolean {
+  if (level === 'IMAGE') return true;
+  const hex = tagToHex(tag);
+  if ((level === 'SERIES' ? SERIES_KEPT : STUDY_KEPT).has(hex)) return true;
+  const keyword = lookupTag(tag)?.keyword;
+  const rank = keyword ? keyRank(keyword) : undefined;
+  return rank !== undefined && rank <= LEVEL_RANK[level];
 }
 
 /** An item of a sequence return key: the attributes asked for, each as stored or empty (zero length). */

@@ -471,7 +471,7 @@ function storageContexts(refs: InstanceRef[], decompresses: (ref: InstanceRef) =
         ? [TransferSyntax.ImplicitVRLittleEndian]
         : r.transferSyntaxUid === TransferSyntax.ImplicitVRLittleEndian
           ? [TransferSyntax.ExplicitVRLittleEndian]
-          : decompresses(r)
+          : decompresses(r) || r.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian
             ? [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian]
             : [];
     for (const ts of to) alternatives.set(`${r.sopClassUid}|${ts}`, [r.sopClassUid, ts]);
@@ -493,11 +493,11 @@ function getTarget(a: ScpAssociation, responseTimeoutMs: number): StoreTarget {
       if (!a.peerScpRoles.has(ref.sopClassUid))
         throw new CustosError({
           code: 'dimse.no-scp-role',
-          message: `the C-GET requestor took no SCP role for SOP class ${ref.sopClassUid} (SCP/SCU Role Selection, PS3.7 D.3.3.4), so nothing of it can be sent back`,
+          message: `no SCP role for ${ref.sopClassUid}: the C-GET requestor took none (SCP/SCU Role Selection, PS3.7 D.3.3.4), so nothing of it can be sent back`,
           dicomStatus: 0xa702,
         });
       const out = sendable(ref, data, accepted(ref));
-      if (!out) throw notSendable(ref, 'the C-GET requestor accepted');
+      if (!out) throw notSendable(ref, 'the C-GET requestor');
       return cStore(a.conn!, out.contextId, ref, out.data, undefined, responseTimeoutMs);
     },
     release: async () => undefined,

@@ -2,6 +2,8 @@
  * The requestor side: an outgoing association Custos opens to a registered AE, for C-MOVE sub-operations and
  * for Storage Commitment reports sent after the requester's association has closed.
  */
+import { pipeline, Readable } from 'node:stream';
+import { createInflateRaw } from 'node:zlib';
 import { CustosError } from '../../domain/errors.js';
 import { BCP195_CIPHERS } from '../server/tls-context.js';
 import { createHash } from 'node:crypto';
@@ -99,6 +101,7 @@ export function sendsDecompressed(
   return (
     ts !== TransferSyntax.ExplicitVRLittleEndian &&
     ts !== TransferSyntax.ImplicitVRLittleEndian &&
+    ts !== TransferSyntax.DeflatedExplicitVRLittleEndian &&
     accepted(ts) === undefined &&
     (accepted(TransferSyntax.ExplicitVRLittleEndian) !== undefined ||
       accepted(TransferSyntax.ImplicitVRLittleEndian) !== undefined)
@@ -129,6 +132,15 @@ export function sendable(
     return explicit === undefined
       ? undefined
       : { contextId: explicit, data: toExplicitVrLittleEndian(data.stored) };
+  // Deflated Explicit VR Little Endian is Explicit VR Little Endian deflated (PS3.5 A.5): inflated, it goes as
+  // that, or converted to Implicit VR. Until 5 Dec 2026 such an object reached no peer that did not take deflate
+  // (0xA702), and no C-GET requestor at all.
+  if (ref.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian) {
+    if (explicit !== undefined) return { contextId: explicit, data: inflated(data.stored) };
+    if (implicit !== undefined)
+      return { contextId: implicit, data: toImplicitVrLittleEndian(inflated(data.stored)) };
+    return undefined;
+  }
   if (!data.decompressed) return undefined;
   if (explicit !== undefined) return { contextId: explicit, data: data.decompressed() };
   if (implicit !== undefined)
@@ -141,12 +153,19 @@ export function sendable(
  * context carries its SOP class in its stored transfer syntax or a form Custos converts it to. The reason reaches
  * the C-MOVE or C-GET caller's Error Comment and the ledger.
  */
-export function notSendable(ref: InstanceRef, accepted: string): CustosError {
+export function notSendable(ref: InstanceRef, peer: string): CustosError {
   return new CustosError({
     code: 'dimse.not-sendable',
-    message: `${accepted} no presentation context for SOP class ${ref.sopClassUid} in ${ref.transferSyntaxUid} or a syntax Custos converts it to`,
+    // An Error Comment holds 64 characters: the SOP class within them.
+    message: `no context ${peer} accepted takes ${ref.sopClassUid} in ${ref.transferSyntaxUid} or a syntax Custos converts it to`,
     dicomStatus: 0xa702,
   });
+}
+
+/** A deflated data set's bytes inflated (raw deflate, PS3.5 A.5), as they arrive. */
+async function* inflated(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const out = pipeline(Readable.from(source), createInflateRaw(), () => undefined);
+  for await (const chunk of out) yield chunk as Buffer;
 }
 
 /** How long a sent C-STORE waits for its response before the association is aborted. */
@@ -380,7 +399,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
     sendsDecompressed: (ref) => sendsDecompressed(ref, (ts) => context(ref.sopClassUid, ts)?.id),
     async store(ref, data, moveOriginator) {
       const out = sendable(ref, data, (ts) => context(ref.sopClassUid, ts)?.id);
-      if (!out) throw notSendable(ref, `${opts.calledAe} accepted`);
+      if (!out) throw notSendable(ref, opts.calledAe);
       return cStore(c, out.contextId, ref, out.data, moveOriginator, opts.responseTimeoutMs);
     },
     async release() {

@@ -38,4 +38,6 @@ export const serverTlsContext = (m: ServerTlsMaterial): SecureContextOptions => 
   minVersion: 'TLSv1.2',
   ciphers: BCP195_CIPHERS,
   honorCipherOrder: true,
+  // The DHE suites need Diffie-Hellman parameters: the well-known RFC 7919 groups (OpenSSL's choice).
+  dhparam: 'auto',
 });
