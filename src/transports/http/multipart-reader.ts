@@ -1,4 +1,4 @@
-import { CustosError } from '../../domain/errors.js';
+import { CustosError, DicomStatus } from '../../domain/errors.js';
 
 export interface MultipartPart {
   /** Part header names lower-cased; repeated headers joined with ', ' (RFC 9110 §5.3). */
@@ -24,8 +24,17 @@ export interface MultipartLimits {
 const fail = (code: string, message: string, httpStatus = 400) =>
   new CustosError({ code: `multipart.${code}`, message, httpStatus });
 
+/**
+ * A part the body ended inside of is an object cut short: for STOW-RS, FailureReason 0xC000 (cannot understand),
+ * as the same object truncated inside a complete body gets (until 5 Dec 2026 0x0110, processing failure).
+ */
 const truncated = (where: string) =>
-  fail('truncated', `the request body ended ${where}, before the closing multipart delimiter`);
+  new CustosError({
+    code: 'multipart.truncated',
+    message: `the request body ended ${where}, before the closing multipart delimiter`,
+    httpStatus: 400,
+    dicomStatus: DicomStatus.CannotUnderstand,
+  });
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
