@@ -70,4 +70,41 @@ describe('serve with worker processes', () => {
     expect(records).toBeGreaterThanOrEqual(8 + 40 + 1);
     await rm(data, { recursive: true, force: true });
   });
+
+  it('replaces a worker that dies, and stops with status 1 when workers keep dying', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'custos-workers-'));
+    const { proc, url, err } = await startWorkersServe(data, ['--dicom-port', 'off']);
+    expect(url, err()).toBeDefined();
+    const children = async () =>
+      (await readFile(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8'))
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean);
+    const waitFor = async (what: () => boolean | Promise<boolean>) => {
+      for (let i = 0; i < 300 && !(await what()); i++) await new Promise((r) => setTimeout(r, 50));
+    };
+    const exited = new Promise<number | null>((r) => proc.once('exit', r));
+    // Killed: said in the log, and another worker takes its place (until 5 Dec 2026 none did, and with both
+    // gone the HTTP port was closed while the primary ran on).
+    const [first] = await children();
+    process.kill(Number(first), 'SIGKILL');
+    await waitFor(() => /started worker \d+ in its place/.test(err()));
+    expect(err()).toMatch(
+      new RegExp(`worker ${first} was killed \\(SIGKILL\\); started worker \\d+ in its place`),
+    );
+    await waitFor(async () => (await children()).length === 2 && !(await children()).includes(first!));
+    expect(await children()).toHaveLength(2);
+    await waitFor(async () => (await fetch(`${url}/api/health`).catch(() => undefined))?.status === 200);
+    expect((await fetch(`${url}/api/health`, { headers: { Connection: 'close' } })).status).toBe(200);
+    // More deaths than workers within a minute: a crash loop, which ends the server for its supervisor to see.
+    for (let i = 0; i < 2; i++) {
+      const [next] = await children();
+      process.kill(Number(next), 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(await exited).toBe(1);
+    expect(err()).toMatch(/3 workers died within a minute, so the server stops \(status 1\)/);
+    expect((await cliOn(data, 'audit', 'verify')).stdout).toMatch(/^ledger OK/);
+    await rm(data, { recursive: true, force: true });
+  });
 });

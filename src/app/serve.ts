@@ -366,7 +366,7 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   const dimse = await startDimse(app, (err) =>
     io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   );
-  const workers = Array.from({ length: config.http.workers }, () => cluster.fork());
+  let workers = Array.from({ length: config.http.workers }, () => cluster.fork());
   // Every worker says when its listeners are up (serveWorker): the banner below means all of them serve.
   const port = await new Promise<number>((resolve, reject) => {
     let ready = 0;
@@ -400,7 +400,36 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
     for (const w of workers) if (!w.isDead()) w.process.kill('SIGHUP');
     return reloadEach(withTls, app.clock.now());
   });
-  const signal = await io.stopSignal();
+  // A worker that dies (killed, out of memory, a crash) is said in the log and replaced, so that the HTTP port
+  // keeps its workers; until 5 Dec 2026 it was not, and with every worker gone the port was closed while the
+  // primary ran on. A crash loop (more deaths than workers in a minute) ends the server with status 1, for its
+  // supervisor to act on, rather than forking for ever.
+  let shuttingDown = false;
+  const deaths: number[] = [];
+  const crashed = new Promise<number>((resolve) => {
+    cluster.on('exit', (w, code, signal) => {
+      if (shuttingDown) return;
+      const now = Date.now();
+      deaths.push(now);
+      while (deaths.length && deaths[0]! < now - 60_000) deaths.shift();
+      const how = signal ? `was killed (${signal})` : `exited with status ${code}`;
+      if (deaths.length > config.http.workers) {
+        io.err(
+          `custos: worker ${w.process.pid} ${how}; ${deaths.length} workers died within a minute, so the server stops (status 1)\n`,
+        );
+        resolve(1);
+        return;
+      }
+      const replacement = cluster.fork();
+      workers = workers.map((x) => (x === w ? replacement : x));
+      io.err(
+        `custos: worker ${w.process.pid} ${how}; started worker ${replacement.process.pid} in its place\n`,
+      );
+    });
+  });
+  const stopped = await Promise.race([io.stopSignal(), crashed]);
+  shuttingDown = true;
+  const signal = typeof stopped === 'number' ? 'worker crash loop' : stopped;
   reloading.stop();
   stopCertificateCheck();
   io.err(`custos: ${signal}, shutting down\n`);
@@ -416,7 +445,7 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
         }),
     ),
   );
-  return 0;
+  return typeof stopped === 'number' ? stopped : 0;
 }
 
 function hl7Banner(config: CustosConfig, ports: { port?: number; tlsPort?: number }): string {
