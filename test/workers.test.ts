@@ -2,6 +2,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { cliOn, startWorkersServe } from './support/serve-workers.js';
@@ -105,6 +106,60 @@ describe('serve with worker processes', () => {
     expect(await exited).toBe(1);
     expect(err()).toMatch(/3 workers died within a minute, so the server stops \(status 1\)/);
     expect((await cliOn(data, 'audit', 'verify')).stdout).toMatch(/^ledger OK/);
+    await rm(data, { recursive: true, force: true });
+  });
+
+  it('lets a STOW-RS in flight finish on SIGTERM, taking no new connection meanwhile', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'custos-sigterm-'));
+    // One process (the last --workers wins): SIGTERM reaches the server itself.
+    const { proc, url, err } = await startWorkersServe(data, ['--workers', '1', '--dicom-port', 'off']);
+    expect(url, err()).toBeDefined();
+    const { stdout: token } = await cliOn(data, 'token', 'create', '--user', 'admin');
+    const sop = uid(400);
+    const { body, contentType } = stowBody([
+      { bytes: makeInstance({ studyUid: uid(401), seriesUid: uid(402), sopInstanceUid: sop }) },
+    ]);
+    const target = new URL(`${url}/dicom-web/studies`);
+    const exited = new Promise<number | null>((r) => proc.once('exit', r));
+    let refused: boolean | undefined;
+    const answered = new Promise<number>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: 'POST',
+          headers: {
+            Authorization: `Bearer ${token.trim()}`,
+            'Content-Type': contentType,
+            'Content-Length': String(body.length),
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
+      req.on('error', reject);
+      req.write(body.subarray(0, body.length >> 1), () => {
+        // Half the body is in: the server is told to stop, and the rest follows.
+        proc.kill('SIGTERM');
+        setTimeout(() => {
+          // No new connection is taken meanwhile.
+          void fetch(`${url}/api/health`).then(
+            () => (refused = false),
+            () => (refused = true),
+          );
+          req.end(body.subarray(body.length >> 1));
+        }, 500);
+      });
+    });
+    // Until 5 Dec 2026 the connection was cut at once: no answer, nothing stored.
+    expect(await answered).toBe(200);
+    expect(await exited).toBe(0);
+    expect(refused).toBe(true);
+    const { stdout } = await cliOn(data, 'audit', 'verify');
+    expect(stdout).toMatch(/^ledger OK/);
     await rm(data, { recursive: true, force: true });
   });
 });

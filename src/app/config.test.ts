@@ -53,8 +53,13 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       workers: 1,
       corsOrigins: [],
+      inactivityTimeoutMs: 120_000,
     });
     expect(loadConfig({ env: { CUSTOS_HTTP_PORT: '9100' }, cwd, configFile: file }).http.port).toBe(9100);
+    expect(
+      loadConfig({ env: { CUSTOS_HTTP_INACTIVITY_TIMEOUT_MS: '30000' }, cwd, configFile: file }).http
+        .inactivityTimeoutMs,
+    ).toBe(30_000);
     expect(
       loadConfig({
         env: { CUSTOS_HTTP_PORT: '9100' },

@@ -19,6 +19,8 @@ const ConfigSchema = z
         port: z.number().int().min(0).max(65535),
         /** Server processes sharing the port (node:cluster); 1 runs in-process. */
         workers: z.number().int().min(1).max(64),
+        /** A connection on which nothing moves either way for this long is closed (HttpServer). */
+        inactivityTimeoutMs: z.number().int().min(1000).max(3_600_000),
         /** Directory of the built web console served at / (default: dist/console of this installation). */
         consoleDir: z.string().min(1).optional(),
         /**
@@ -330,7 +332,7 @@ function resolveSyslog(s: SyslogInput, cwd: string): SyslogConfig {
 
 const DEFAULTS = {
   dataDir: './custos-data',
-  http: { host: '0.0.0.0', port: 8080, workers: 1, corsOrigins: [] },
+  http: { host: '0.0.0.0', port: 8080, workers: 1, corsOrigins: [], inactivityTimeoutMs: 120_000 },
   database: {},
   blob: { chunkSize: 256 * 1024, fsync: true, minFreeBytes: 256 * 1024 ** 2 },
   limits: {
@@ -395,6 +397,7 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
   CUSTOS_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
   CUSTOS_HTTP_WORKERS: { path: ['http', 'workers'], type: 'int' },
+  CUSTOS_HTTP_INACTIVITY_TIMEOUT_MS: { path: ['http', 'inactivityTimeoutMs'], type: 'int' },
   CUSTOS_HTTP_CONSOLE_DIR: { path: ['http', 'consoleDir'], type: 'string' },
   CUSTOS_HTTP_CORS_ORIGINS: { path: ['http', 'corsOrigins'], type: 'list' },
   CUSTOS_DATABASE_URL: { path: ['database', 'url'], type: 'string' },

@@ -31,7 +31,8 @@ export interface RunningServer {
    * listener whose new files are bad keeps what it had. Returns the lines for the operator's log.
    */
   reloadCertificates(): Promise<string[]>;
-  close(): Promise<void>;
+  /** Stop every listener; HTTP requests in flight get `graceMs` to finish (SIGTERM), none by default. */
+  close(graceMs?: number): Promise<void>;
 }
 
 export interface StartOptions {
@@ -199,6 +200,7 @@ export async function startServer(
     auth: app.auth,
     fallback: consoleFiles(app.config.http.consoleDir ?? CONSOLE_DIR),
     corsOrigins: app.config.http.corsOrigins,
+    inactivityTimeoutMs: app.config.http.inactivityTimeoutMs,
     ...(onError ? { onError } : {}),
   });
   const { port } = await listening('HTTP', 'http.port (--http-port)', 'http.host (--http-host)', () =>
@@ -263,7 +265,9 @@ export async function startServer(
     dicomPort: dimse?.port ?? null,
     dicomTlsPort: dimse?.tlsPort ?? null,
     reloadCertificates: () => reloadEach(withTls, app.clock.now()),
-    close: async () => {
+    close: async (graceMs = 0) => {
+      // HTTP stops taking connections first; its requests in flight finish meanwhile (within graceMs).
+      const httpClosed = http.close(graceMs);
       await dimse?.server.close();
       stopCertificateCheck();
       clearInterval(sealer);
@@ -272,7 +276,7 @@ export async function startServer(
       stopping.abort();
       await slice;
       await hl7.close();
-      await http.close();
+      await httpClosed;
     },
   };
 }
@@ -315,10 +319,17 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
   const signal = await io.stopSignal();
   reloading.stop();
   io.err(`custos: ${signal}, shutting down\n`);
-  await server.close();
+  await server.close(SHUTDOWN_GRACE_MS);
   await app.close();
   return 0;
 }
+
+/**
+ * How long HTTP requests in flight get to finish on SIGTERM or SIGINT (a download, a STOW-RS being stored) before
+ * their connections are closed; under Kubernetes' default 30 s grace period. Until 5 Dec 2026 they were cut at
+ * once.
+ */
+const SHUTDOWN_GRACE_MS = 25_000;
 
 /**
  * SIGHUP (certificate reload) heard from the start, so that it never ends the process as its default action would;
@@ -478,7 +489,7 @@ async function serveWorker(config: CustosConfig, io: CliIO): Promise<number> {
   process.send?.({ custos: 'ready', port: server.port });
   await io.stopSignal();
   reloading.stop();
-  await server.close();
+  await server.close(SHUTDOWN_GRACE_MS);
   await app.close();
   // The IPC channel to the primary would keep this process alive.
   cluster.worker?.disconnect();

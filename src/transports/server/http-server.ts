@@ -1,9 +1,15 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CustosError } from '../../domain/errors.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
-import { sendProblem } from '../http/problem.js';
+import { problemBody, sendProblem } from '../http/problem.js';
 import type { RequestContext, Router } from './router.js';
 
 export interface Authenticator {
@@ -29,6 +35,8 @@ export interface HttpServerOptions {
   onError?: (err: unknown) => void;
   /** Origins whose pages may call DICOMweb (CORS); `*` for any. */
   corsOrigins?: readonly string[];
+  /** A connection on which nothing moves either way for this long is closed (http.inactivityTimeoutMs). */
+  inactivityTimeoutMs?: number;
 }
 
 /** Where CORS applies: DICOMweb and WADO-URI, what a viewer on another origin calls. Not the console's API. */
@@ -65,6 +73,38 @@ export class HttpServer {
       },
     );
     this.server.on('connection', (socket) => socket.setNoDelay(true));
+    // A connection on which nothing moves either way for this long (an upload that stopped sending, a download
+    // whose reader stopped reading) is closed: a request in flight on it fails, and nothing is stored half way.
+    // A body or an answer that keeps moving, however slowly, is not cut. Until 5 Dec 2026 such a connection was
+    // held for good, with its descriptor, its temporary file and what it had buffered.
+    this.server.setTimeout(opts.inactivityTimeoutMs ?? 120_000);
+    // `Expect: 100-continue` is answered once the request is authenticated and routed (handle), not before: a
+    // caller without credentials gets its 401 without being asked for its body.
+    this.server.on('checkContinue', (req, res) => {
+      void this.handle(req, res);
+    });
+    // A request Node's parser refuses (a bad chunk size, two Content-Lengths, headers too large) is answered in
+    // problem+json like every other error, not with a bare status line.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable || err.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      const status =
+        err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const body = JSON.stringify(
+        problemBody(
+          new CustosError({
+            code: 'http.bad-request',
+            message: `the request cannot be parsed as HTTP/1.1: ${err.code ?? 'malformed'} (${(err as { reason?: string }).reason ?? err.message})`,
+            httpStatus: status,
+          }),
+        ),
+      );
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    });
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -79,10 +119,21 @@ export class HttpServer {
     return { host: addr.address, port: addr.port };
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stop: no new connections; with `graceMs`, the requests in flight get that long to finish (a download, a
+   * STOW-RS being stored) before their connections are closed too, as on SIGTERM; without, at once.
+   */
+  async close(graceMs = 0): Promise<void> {
     await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
+      const cut = setTimeout(() => this.server.closeAllConnections(), graceMs);
+      // A keep-alive connection whose request finishes during the grace is closed as soon as it is idle.
+      const idle = setInterval(() => this.server.closeIdleConnections(), 100);
+      this.server.close(() => {
+        clearTimeout(cut);
+        clearInterval(idle);
+        resolve();
+      });
+      this.server.closeIdleConnections();
     });
   }
 
@@ -124,7 +175,10 @@ export class HttpServer {
     const source = req.socket.remoteAddress ?? 'unknown';
     let url: URL;
     try {
-      url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
+      // The request target is a path (origin form) or a whole URL (absolute form, RFC 9112 §3.2): a path that
+      // starts with '//' is a path, not an authority (until 5 Dec 2026 '//x/api/health' was read as /api/health).
+      const target = req.url ?? '/';
+      url = target.startsWith('/') ? new URL(`http://localhost${target}`) : new URL(target);
     } catch {
       sendProblem(
         res,
@@ -168,6 +222,7 @@ export class HttpServer {
               requestedWith: Array.isArray(requestedWith) ? requestedWith[0] : requestedWith,
               source,
             });
+      if (req.headers.expect?.toLowerCase() === '100-continue' && !res.headersSent) res.writeContinue();
       const purpose = purposeOfUse(req.headers['x-purpose-of-use']);
       const principal = purpose ? { ...authenticated, purpose } : authenticated;
       ctx = {
@@ -188,9 +243,11 @@ export class HttpServer {
       if (!(err instanceof CustosError) && !clientWentAway(err, req)) this.opts.onError?.(err);
       if (err instanceof CustosError && err.httpStatus === 401)
         res.setHeader('WWW-Authenticate', 'Bearer realm="custos"');
+      // A request whose body was not read (refused before STOW-RS parsed it, unauthenticated): the answer closes
+      // the connection, rather than reading the rest of a body that may be any size (until 5 Dec 2026 it was read
+      // to its end to keep the connection alive: gigabytes from a caller without credentials).
+      if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close');
       sendProblem(res, err, url.pathname);
-      // A request whose body was not read (e.g. refused before STOW parsed it) must not poison keep-alive.
-      if (!req.complete) req.resume();
     }
   }
 }

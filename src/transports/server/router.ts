@@ -1,3 +1,4 @@
+import { CustosError } from '../../domain/errors.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../../domain/principal.js';
 
@@ -70,8 +71,12 @@ export class Router {
           try {
             params[seg.slice(1)] = decodeURIComponent(part);
           } catch {
-            ok = false;
-            break;
+            // A 400 naming it, not "no resource" (404) as until 5 Dec 2026.
+            throw new CustosError({
+              code: 'http.bad-url',
+              message: `the path segment '${part.slice(0, 100)}' is not valid percent-encoding (RFC 3986 §2.1)`,
+              httpStatus: 400,
+            });
           }
         } else if (seg !== part) {
           ok = false;

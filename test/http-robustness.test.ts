@@ -1,0 +1,148 @@
+// The HTTP transport with callers that do not behave: requests refused before their body is read, a body or an
+// answer that stops moving, request targets and encodings HTTP's parser or URL handling takes otherwise than a
+// path. Raw sockets, since fetch() would not send any of these.
+import { connect, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+/** Send raw bytes; resolves with everything the server sent until it closed the connection (or `ms` passed). */
+function exchange(
+  port: number,
+  request: string | Buffer,
+  ms = 5000,
+): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed: false });
+    }, ms);
+    socket.on('data', (d: Buffer) => got.push(d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed: true });
+    });
+    socket.write(request);
+  });
+}
+
+describe('HTTP with callers that do not behave', () => {
+  let s: TestServer;
+  let port: number;
+  beforeAll(async () => {
+    s = await startTestServer('sqlite', {
+      configure: (c) => ({ ...c, http: { ...c.http, inactivityTimeoutMs: 1500 } }),
+    });
+    port = Number(new URL(s.url).port);
+  });
+  afterAll(async () => {
+    expect(s.unexpected).toEqual([]);
+    await s.stop();
+  });
+
+  it('answers Expect: 100-continue without credentials with 401 and closes, never asking for the body', async () => {
+    const r = await exchange(
+      port,
+      'POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n' +
+        'Content-Type: multipart/related; type="application/dicom"; boundary=b\r\n' +
+        'Content-Length: 100000000000000\r\nExpect: 100-continue\r\n\r\n',
+    );
+    // Until 5 Dec 2026: "100 Continue", then 401, then the body read to its end (gigabytes from anyone).
+    expect(r.text).not.toContain('100 Continue');
+    expect(r.text).toMatch(/^HTTP\/1\.1 401 /);
+    expect(r.text).toMatch(/connection: close/i);
+    expect(r.closed).toBe(true);
+  });
+
+  it('closes the connection of a refused request whose body it did not read, while the client still sends', async () => {
+    const socket: Socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.write(
+      'POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/related; type="application/dicom"; boundary=b\r\n' +
+        'Content-Length: 100000000000\r\n\r\n',
+    );
+    // Keep sending: a server reading the body to its end would never close.
+    const chunk = Buffer.alloc(64 * 1024);
+    const pump = setInterval(() => socket.writable && socket.write(chunk), 5);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+    clearInterval(pump);
+    expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+    expect(socket.destroyed || socket.readableEnded).toBe(true);
+    socket.destroy();
+  });
+
+  it('closes a connection on which an upload stopped moving, and stores nothing of it', async () => {
+    const sop = uid(1);
+    const { body, contentType } = stowBody([
+      { bytes: makeInstance({ studyUid: uid(2), seriesUid: uid(3), sopInstanceUid: sop }) },
+    ]);
+    const started = Date.now();
+    const r = await exchange(
+      port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n` +
+            `Content-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`,
+        ),
+        body.subarray(0, body.length >> 1),
+      ]),
+      10_000,
+    );
+    // Until 5 Dec 2026 it stayed open for good, with its descriptor and its temporary file.
+    expect(r.closed).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    const found = await fetch(`${s.dicomweb}/instances?SOPInstanceUID=${sop}`, {
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    expect(await found.json()).toEqual([]);
+  });
+
+  it('reads a request target that starts with // as a path, not as an authority', async () => {
+    // Until 5 Dec 2026 '//anything/api/health' was /api/health: a proxy denying by path prefix let it through.
+    const r = await exchange(
+      port,
+      'GET //anything/api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    // Now no API route: the web console's page, as for any other path it does not know.
+    expect(r.text).not.toMatch(/content-type: application\/json/i);
+    expect(r.text).not.toContain('"storage"');
+    const plain = await exchange(port, 'GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(plain.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(plain.text).toContain('"storage"');
+  });
+
+  it('answers a path segment that is not valid percent-encoding with 400 naming it', async () => {
+    const res = await fetch(`${s.dicomweb}/studies/%zz/series`, {
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      code: 'http.bad-url',
+      detail: "the path segment '%zz' is not valid percent-encoding (RFC 3986 §2.1)",
+    });
+  });
+
+  it("answers what HTTP's parser refuses in problem+json, and stays up", async () => {
+    const r = await exchange(
+      port,
+      'POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n',
+    );
+    expect(r.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(r.text).toMatch(/Content-Type: application\/problem\+json/);
+    const body = JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)) as { code: string; detail: string };
+    expect(body.code).toBe('http.bad-request');
+    expect(body.detail).toMatch(/^the request cannot be parsed as HTTP\/1\.1: HPE_/);
+    const big = await exchange(
+      port,
+      `GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`,
+    );
+    expect(big.text).toMatch(/^HTTP\/1\.1 431 /);
+    expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
+  });
+});
