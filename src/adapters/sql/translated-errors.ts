@@ -47,7 +47,12 @@ function lostPostgres(e: unknown): boolean {
     return true;
   // node-postgres's own words: the server went away mid-query, or a new connection took longer than the pool's
   // connectionTimeoutMillis (a host that drops packets rather than refusing them).
-  return /^Connection terminated|^timeout exceeded when trying to connect/.test(e.message);
+  // pg's own words for a connection that went away: while a query ran, on connecting, and for the next query
+  // on that client (a transaction's rollback after its connection was terminated, which was a 500 until 5 Dec
+  // 2026).
+  return /^Connection terminated|^timeout exceeded when trying to connect|^Client has encountered a connection error and is not queryable/.test(
+    e.message,
+  );
 }
 
 /** A connection whose statements' errors pass through translateDatabaseError(); everything else is the driver's own. */
