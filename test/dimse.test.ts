@@ -135,6 +135,32 @@ for (const backend of backends()) {
       );
     /** A Part 10 file's data set, as a C-STORE carries it (after the file meta information). */
     const dataSetOf = (file: Buffer) => file.subarray(144 + file.readUInt32LE(140));
+    /** findscu at this level with these keys (each a `-k`), Study Root unless `-P`, as TESTSCU unless `ae`. */
+    const findscu = (level: string, keys: string[], opts: { model?: '-S' | '-P'; ae?: string } = {}) =>
+      dcmtk('findscu', [
+        '-v',
+        '-aet',
+        opts.ae ?? 'TESTSCU',
+        '-aec',
+        'CUSTOS',
+        opts.model ?? '-S',
+        '127.0.0.1',
+        port,
+        '-k',
+        `QueryRetrieveLevel=${level}`,
+        ...keys.flatMap((k) => ['-k', k]),
+      ]);
+    /** The identifier keys of one series, for movescu and getscu (`-k` each). */
+    const seriesKeys = (studyUid: string, seriesUid: string) => [
+      '-k',
+      'QueryRetrieveLevel=SERIES',
+      '-k',
+      `StudyInstanceUID=${studyUid}`,
+      '-k',
+      `SeriesInstanceUID=${seriesUid}`,
+    ];
+    /** What findscu printed from the first pending answer on. */
+    const firstAnswer = (stderr: string) => stderr.slice(stderr.indexOf('Find Response: 1 (Pending)'));
     /** movescu of the test study (Study Root) to a registered destination. */
     const moveStudy = (destination: string, ...flags: string[]) =>
       dcmtk('movescu', [
@@ -424,28 +450,12 @@ for (const backend of backends()) {
           { channel: 'import' },
         );
       }
-      const find = (level: string, ...keys: string[]) =>
-        dcmtk('findscu', [
-          '-v',
-          ...scu,
-          '-P',
-          '127.0.0.1',
-          port,
-          '-k',
-          `QueryRetrieveLevel=${level}`,
-          ...keys,
-        ]);
-      const patient = await find(
-        'PATIENT',
-        '-k',
-        'PatientID=PID-PAGES',
-        '-k',
-        'NumberOfPatientRelatedStudies',
-      );
+      const find = (level: string, ...keys: string[]) => findscu(level, keys, { model: '-P' });
+      const patient = await find('PATIENT', 'PatientID=PID-PAGES', 'NumberOfPatientRelatedStudies');
       expect(patient.code, patient.stderr).toBe(0);
       expect(patient.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(1);
       expect(patient.stderr).toMatch(/\(0020,1200\) IS \[3 ?\]/);
-      const study = await find('STUDY', '-k', 'PatientID=PID-PAGES', '-k', 'StudyInstanceUID');
+      const study = await find('STUDY', 'PatientID=PID-PAGES', 'StudyInstanceUID');
       expect(study.code, study.stderr).toBe(0);
       expect(study.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(3);
       for (const st of studies) expect(study.stderr).toContain(st);
@@ -510,67 +520,38 @@ for (const backend of backends()) {
         }),
       ]);
       expect(stored.status).toBe(200);
-      const find = (...keys: string[]) =>
-        dcmtk('findscu', [
-          '-v',
-          ...scu,
-          '-S',
-          '127.0.0.1',
-          port,
-          '-k',
-          'QueryRetrieveLevel=SERIES',
-          '-k',
-          `StudyInstanceUID=${own}`,
-          '-k',
-          'SeriesInstanceUID',
-          ...keys,
-        ]);
-      const narrowed = await find('-k', '(0040,0275)[0].(0040,0009)', '-k', '(0040,0275)[0].(0040,0008)');
+      const findAt = (level: string, ...keys: string[]) =>
+        findscu(level, [`StudyInstanceUID=${own}`, ...keys]);
+      const find = (...keys: string[]) => findAt('SERIES', 'SeriesInstanceUID', ...keys);
+      const narrowed = await find('(0040,0275)[0].(0040,0009)', '(0040,0275)[0].(0040,0008)');
       expect(narrowed.code, narrowed.stderr).toBe(0);
-      const answer = narrowed.stderr.slice(narrowed.stderr.indexOf('Find Response: 1 (Pending)'));
+      const answer = firstAnswer(narrowed.stderr);
       expect(answer).toMatch(/\(0040,0009\) SH \[SPS-7 ?\]/);
       expect(answer).toMatch(/\(0040,0008\) SQ \(Sequence with (explicit|undefined) length #=0\)/);
       // Not asked for: until 5 Dec 2026 every attribute of the item came back.
       expect(answer).not.toContain('CT HEAD PLAIN');
       expect(answer).not.toContain('RP-7');
-      const whole = await find('-k', 'RequestAttributesSequence');
+      const whole = await find('RequestAttributesSequence');
       expect(whole.code, whole.stderr).toBe(0);
-      const all = whole.stderr.slice(whole.stderr.indexOf('Find Response: 1 (Pending)'));
+      const all = firstAnswer(whole.stderr);
       for (const v of ['CT HEAD PLAIN', 'SPS-7', 'RP-7']) expect(all).toContain(v);
       // A private return key: its value at the IMAGE level, where every attribute is kept (until 5 Dec 2026 it
       // came back at zero length); left out at the STUDY level, which does not keep it, rather than answered
       // as if the object had no value.
-      const findAt = (level: string, ...keys: string[]) =>
-        dcmtk('findscu', [
-          '-v',
-          ...scu,
-          '-S',
-          '127.0.0.1',
-          port,
-          '-k',
-          `QueryRetrieveLevel=${level}`,
-          '-k',
-          `StudyInstanceUID=${own}`,
-          ...keys,
-        ]);
       const image = await findAt(
         'IMAGE',
-        '-k',
         `SeriesInstanceUID=${ownSeries}`,
-        '-k',
         'SOPInstanceUID',
-        '-k',
         '(0009,0010)',
-        '-k',
         '(0009,1001)',
       );
       expect(image.code, image.stderr).toBe(0);
-      const imageAnswer = image.stderr.slice(image.stderr.indexOf('Find Response: 1 (Pending)'));
+      const imageAnswer = firstAnswer(image.stderr);
       expect(imageAnswer).toContain('CUSTOS TEST');
       expect(imageAnswer).toContain('private value');
-      const study = await findAt('STUDY', '-k', '(0009,1001)', '-k', 'StudyDescription');
+      const study = await findAt('STUDY', '(0009,1001)', 'StudyDescription');
       expect(study.code, study.stderr).toBe(0);
-      const studyAnswer = study.stderr.slice(study.stderr.indexOf('Find Response: 1 (Pending)'));
+      const studyAnswer = firstAnswer(study.stderr);
       expect(studyAnswer).toMatch(/\(0008,1030\) LO \[CT HEAD ?\]/);
       expect(studyAnswer).not.toMatch(/\(0009,1001\)/);
     });
@@ -584,14 +565,7 @@ for (const backend of backends()) {
       const deflated = await readFile(join(work, 'deflated.dcm'));
       expect((await parsePart10(deflated)).transferSyntaxUid).toBe('1.2.840.10008.1.2.1.99');
       expect((await postStow(s, [deflated])).status).toBe(200);
-      const keys = [
-        '-k',
-        'QueryRetrieveLevel=SERIES',
-        '-k',
-        `StudyInstanceUID=${own}`,
-        '-k',
-        `SeriesInstanceUID=${ownSeries}`,
-      ];
+      const keys = seriesKeys(own, ownSeries);
       const same = async (dir: string) => {
         const [name] = await readdir(dir);
         const got = await parsePart10(await readFile(join(dir, name!)));
@@ -648,22 +622,7 @@ for (const backend of backends()) {
         }),
       ]);
       expect(stored.status).toBe(200);
-      const r = await dcmtk('findscu', [
-        '-v',
-        '-aet',
-        'RADWS',
-        '-aec',
-        'CUSTOS',
-        '-S',
-        '127.0.0.1',
-        port,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        'PatientID=PID-DEPT',
-        '-k',
-        'StudyInstanceUID',
-      ]);
+      const r = await findscu('STUDY', ['PatientID=PID-DEPT', 'StudyInstanceUID'], { ae: 'RADWS' });
       expect(r.code, r.stderr).toBe(0);
       // Until 5 Dec 2026 the AE had the account's role but not its department: no study matched, and C-FIND
       // said Success with nothing.
@@ -673,45 +632,13 @@ for (const backend of backends()) {
     });
 
     it('answers C-FIND with no matches and a precise status for a bad level or key', async () => {
-      const none = await dcmtk('findscu', [
-        '-v',
-        ...scu,
-        '-S',
-        '127.0.0.1',
-        port,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        'PatientID=NOBODY',
-      ]);
+      const none = await findscu('STUDY', ['PatientID=NOBODY']);
       expect(none.code).toBe(0);
       expect(none.stderr).not.toMatch(/Pending/);
-      const bad = await dcmtk('findscu', [
-        '-v',
-        ...scu,
-        '-S',
-        '127.0.0.1',
-        port,
-        '-k',
-        'QueryRetrieveLevel=PATIENT',
-        '-k',
-        'PatientID',
-      ]);
+      const bad = await findscu('PATIENT', ['PatientID']);
       expect(bad.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
       // A number no IS value can hold (a database error on PostgreSQL before 4 Dec 2026): the same status.
-      const big = await dcmtk('findscu', [
-        '-v',
-        ...scu,
-        '-S',
-        '127.0.0.1',
-        port,
-        '-k',
-        'QueryRetrieveLevel=SERIES',
-        '-k',
-        'SeriesNumber=99999999999',
-        '-k',
-        'SeriesInstanceUID',
-      ]);
+      const big = await findscu('SERIES', ['SeriesNumber=99999999999', 'SeriesInstanceUID']);
       expect(big.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
     });
 
@@ -806,12 +733,7 @@ for (const backend of backends()) {
           out,
           '127.0.0.1',
           port,
-          '-k',
-          'QueryRetrieveLevel=SERIES',
-          '-k',
-          `StudyInstanceUID=${study}`,
-          '-k',
-          `SeriesInstanceUID=${series}`,
+          ...seriesKeys(study, series),
         ]);
         return { ...r, files: await readdir(out) };
       };
