@@ -3,6 +3,10 @@
 // image (every pixel's R, G and B equal, as every MONOCHROME frame renders) is written as grey: one byte a pixel.
 import { crc32, deflateSync } from 'node:zlib';
 
+/** The media types a rendered image goes out in (PS3.18 §8.7.4); JPEG is the default. */
+export const RENDERED_MEDIA_TYPES = ['image/jpeg', 'image/png', 'image/gif'] as const;
+export type RenderedMediaType = (typeof RENDERED_MEDIA_TYPES)[number];
+
 export interface RgbaImage {
   data: Buffer;
   width: number;

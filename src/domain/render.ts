@@ -23,6 +23,12 @@ export interface RenderParams {
 export const VOI_FUNCTIONS = ['LINEAR', 'LINEAR_EXACT', 'SIGMOID'] as const;
 export type VoiFunction = (typeof VOI_FUNCTIONS)[number];
 
+/** A VOI LUT Function as written (in a header or a request, any case and padding); undefined when none of them. */
+export function voiFunctionOf(text: string): VoiFunction | undefined {
+  const v = text.trim().toUpperCase();
+  return (VOI_FUNCTIONS as readonly string[]).includes(v) ? (v as VoiFunction) : undefined;
+}
+
 const unsupported = (message: string) =>
   new CustosError({ code: 'render.unsupported', message, httpStatus: 406 });
 

@@ -42,13 +42,9 @@ export function describeBulk(parsed: ParsedPart10): { json: DicomJsonObject; bul
       length: px.length,
       encapsulated: px.encapsulated,
       ...(px.fragments ? { fragments: px.fragments } : {}),
-      ...(px.basicOffsetTable?.length
-        ? { basicOffsetTable: px.basicOffsetTable }
-        : px.encapsulated
-          ? extendedOffsets(parsed)
-          : px.basicOffsetTable
-            ? { basicOffsetTable: px.basicOffsetTable }
-            : {}),
+      ...(px.basicOffsetTable ? { basicOffsetTable: px.basicOffsetTable } : {}),
+      // An empty Basic Offset Table gives way to the Extended Offset Table, where there is one.
+      ...(px.encapsulated && !px.basicOffsetTable?.length ? extendedOffsets(parsed) : {}),
     };
     // Small native pixel data stays inline in the parser's dataset; it is still served as bulk data.
     const key = tagToHex(px.tag);

@@ -6,11 +6,11 @@ import { asBlobId, asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
-import { encodeGif, encodePng } from '../domain/image-encoding.js';
+import { encodeGif, encodePng, type RenderedMediaType } from '../domain/image-encoding.js';
 import {
   fitToViewport,
   renderToRgba,
-  VOI_FUNCTIONS,
+  voiFunctionOf,
   type Viewport,
   type VoiFunction,
 } from '../domain/render.js';
@@ -621,7 +621,7 @@ export class RetrieveService {
       voiFunction?: VoiFunction;
       quality?: number;
       viewport?: Viewport;
-      format?: RenderedFormat;
+      format?: RenderedMediaType;
     } = {},
   ): Promise<Buffer> {
     const m = ref.metadata;
@@ -667,14 +667,9 @@ export class RetrieveService {
   }
 }
 
-export type RenderedFormat = 'image/jpeg' | 'image/png' | 'image/gif';
-
 /** The header's VOI LUT Function (PS3.3 C.11.2.1.3), LINEAR when absent or not one Custos applies. */
 function headerVoiFunction(m: DicomJsonObject): VoiFunction {
-  const v = String(m['00281056']?.Value?.[0] ?? '')
-    .trim()
-    .toUpperCase();
-  return VOI_FUNCTIONS.includes(v as VoiFunction) ? (v as VoiFunction) : 'LINEAR';
+  return voiFunctionOf(String(m['00281056']?.Value?.[0] ?? '')) ?? 'LINEAR';
 }
 
 const notFound = (scope: RetrieveScope) =>

@@ -1,4 +1,5 @@
 import { CustosError } from '../../domain/errors.js';
+import { RENDERED_MEDIA_TYPES, type RenderedMediaType } from '../../domain/image-encoding.js';
 import { isNativeTransferSyntax } from '../../dicom/transfer-syntax.js';
 import { parseAccept } from '../http/content-type.js';
 import type { Handler } from '../server/router.js';
@@ -187,9 +188,6 @@ export function frameForm(storedTs: string, accept: string | undefined, decodabl
   );
 }
 
-export type RenderedMediaType = 'image/jpeg' | 'image/png' | 'image/gif';
-const RENDERED: readonly string[] = ['image/jpeg', 'image/png', 'image/gif'];
-
 /**
  * Rendered images and thumbnails (PS3.18 §8.7.4): image/jpeg (the default, also for `image/*` and any type),
  * image/png or image/gif, in the order of the client's preference; each one single part. Anything else, a
@@ -200,7 +198,7 @@ export function renderedMediaType(accept: string | undefined, what: string): Ren
   if (entries.length === 0) return 'image/jpeg';
   for (const e of entries) {
     if (e.q === 0) continue;
-    if (RENDERED.includes(e.type)) return e.type as RenderedMediaType;
+    if (isRenderedMediaType(e.type)) return e.type;
     if (e.type === 'image/*' || e.type === '*/*') return 'image/jpeg';
   }
   throw new CustosError({
@@ -249,4 +247,8 @@ const SPACED_SUFFIX = new RegExp(`(${TOKEN}/${TOKEN}) (?=${TOKEN}\\s*(?:[;,"]|$)
  */
 export function plusRestored(value: string): string {
   return value.replace(SPACED_SUFFIX, '$1+');
+}
+
+export function isRenderedMediaType(type: string): type is RenderedMediaType {
+  return (RENDERED_MEDIA_TYPES as readonly string[]).includes(type);
 }

@@ -4,7 +4,7 @@ import type { DicomJsonObject } from '../../domain/dicom-levels.js';
 import { explicitPart10 } from '../../dicom/implicit-vr.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import { sliceRanges, type ByteRange } from '../../domain/frames.js';
-import { MAX_VIEWPORT, parseViewport, VOI_FUNCTIONS, type VoiFunction } from '../../domain/render.js';
+import { MAX_VIEWPORT, parseViewport, VOI_FUNCTIONS, voiFunctionOf } from '../../domain/render.js';
 import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
 import { parseByteRange, type ByteSpan } from '../http/byte-range.js';
 import { parseAccept } from '../http/content-type.js';
@@ -19,9 +19,10 @@ import {
   type DicomForm,
   frameForm,
   type FrameForm,
+  isRenderedMediaType,
   renderedMediaType,
-  type RenderedMediaType,
 } from './negotiation.js';
+import type { RenderedMediaType } from '../../domain/image-encoding.js';
 import { pipeBody, sendDicomXml, sendJson } from './responses.js';
 
 const scopeOf = (ctx: RequestContext): RetrieveScope => ({
@@ -623,8 +624,8 @@ function wadoUriContentType(raw: string | null): 'application/dicom' | RenderedM
   for (const e of entries) {
     if (e.q === 0) continue;
     if (e.type === 'application/dicom') return 'application/dicom';
-    if (e.type === 'image/png' || e.type === 'image/gif') return e.type;
-    if (e.type === 'image/jpeg' || e.type === 'image/*' || e.type === '*/*') return 'image/jpeg';
+    if (isRenderedMediaType(e.type)) return e.type;
+    if (e.type === 'image/*' || e.type === '*/*') return 'image/jpeg';
   }
   throw new CustosError({
     code: 'http.not-acceptable',
@@ -689,6 +690,14 @@ function renderOptions(
   };
 }
 
+/** The one frame a rendered image or thumbnail shows: the path's (one only, else a 400 saying why), or the first. */
+function oneFrame(ctx: RequestContext, why: string): [number] {
+  const frames = ctx.params.frames ? parseFrameList(ctx.params.frames) : [1];
+  if (frames.length !== 1)
+    throw new CustosError({ code: 'wado.bad-frame-list', message: why, httpStatus: 400 });
+  return [frames[0]!];
+}
+
 function sendImage(ctx: RequestContext, type: RenderedMediaType, bytes: Buffer) {
   ctx.res.writeHead(200, { 'Content-Type': type, 'Content-Length': bytes.length });
   ctx.res.end(bytes);
@@ -698,13 +707,7 @@ function sendImage(ctx: RequestContext, type: RenderedMediaType, bytes: Buffer) 
 export function renderedHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
     const format = renderedMediaType(ctx.req.headers.accept, 'rendered images');
-    const frames = ctx.params.frames ? parseFrameList(ctx.params.frames) : [1];
-    if (frames.length !== 1)
-      throw new CustosError({
-        code: 'wado.bad-frame-list',
-        message: 'rendered frames are served one at a time',
-        httpStatus: 400,
-      });
+    const frames = oneFrame(ctx, 'rendered frames are served one at a time');
     // Parameters first: a bad one is a 400 before anything is opened or recorded.
     const options = renderedOptions(ctx.query);
     const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs rendered', {
@@ -725,8 +728,8 @@ function renderedOptions(q: URLSearchParams, defaultViewport?: string) {
       'window',
       `window must be center,width or center,width,function, got '${q.get('window')}'`,
     );
-  const fn = window?.[2]?.trim().toUpperCase();
-  if (fn !== undefined && !VOI_FUNCTIONS.includes(fn as VoiFunction))
+  const fn = window?.[2] === undefined ? undefined : voiFunctionOf(window[2]);
+  if (window?.[2] !== undefined && fn === undefined)
     throw badParameter(
       'window',
       `the window's function must be ${VOI_FUNCTIONS.join(', ')} (PS3.18 §8.3.5.1.4), got '${window![2]}'`,
@@ -738,7 +741,7 @@ function renderedOptions(q: URLSearchParams, defaultViewport?: string) {
       [window?.[1] ?? null, 'window'],
       [q.get('quality'), 'quality'],
     ),
-    ...(fn !== undefined ? { voiFunction: fn as VoiFunction } : {}),
+    ...(fn !== undefined ? { voiFunction: fn } : {}),
     ...(size !== undefined ? { viewport: parseViewport(size) } : {}),
   };
 }
@@ -754,13 +757,7 @@ const THUMBNAIL_SIZE = 128;
 export function thumbnailHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
     const format = renderedMediaType(ctx.req.headers.accept, 'thumbnails');
-    const frames = ctx.params.frames ? parseFrameList(ctx.params.frames) : [1];
-    if (frames.length !== 1)
-      throw new CustosError({
-        code: 'wado.bad-frame-list',
-        message: 'a thumbnail is of one frame',
-        httpStatus: 400,
-      });
+    const frames = oneFrame(ctx, 'a thumbnail is of one frame');
     const options = renderedOptions(ctx.query, `${THUMBNAIL_SIZE},${THUMBNAIL_SIZE}`);
     const [ref] = await opened(
       ctx,
