@@ -142,7 +142,7 @@ export async function cFind(
             ...found,
             value: (found.value as WriteElement[][]).map((item) => itemWith(item, r.itemKeys!)),
           });
-        else elements.push(found ?? { tag: r.tag, vr: r.vr, value: r.vr === 'SQ' ? [] : '' });
+        else elements.push(found ?? emptyElement(r));
       }
     }
     return encodeDataset(elements, ctx.transferSyntax);
@@ -219,7 +219,12 @@ function keptAt(level: DimseLevel, tag: number): boolean {
 /** An item of a sequence return key: the attributes asked for, each as stored or empty (zero length). */
 function itemWith(item: WriteElement[], keys: { tag: number; vr: string }[]): WriteElement[] {
   const have = new Map(item.map((e) => [e.tag, e]));
-  return keys.map((k) => have.get(k.tag) ?? { tag: k.tag, vr: k.vr, value: k.vr === 'SQ' ? [] : '' });
+  return keys.map((k) => have.get(k.tag) ?? emptyElement(k));
+}
+
+/** A key the matched object has no value for: zero length, of its VR (a sequence without items). */
+function emptyElement(key: { tag: number; vr: string }): WriteElement {
+  return { tag: key.tag, vr: key.vr, value: key.vr === 'SQ' ? [] : '' };
 }
 
 const keyRanks = new Map<string, number | undefined>();
