@@ -72,14 +72,11 @@ function pixelDataLength(ds: Dataset): number | undefined {
 }
 
 /**
- * Native pixel data shorter than the Image Pixel module describes (PS3.5 §8.1.1, PS3.3 C.7.6.3): Rows × Columns ×
- * Samples per Pixel × Bits Allocated / 8 bytes per frame (YBR_FULL_422 holds two samples per pixel), times Number
- * of Frames. Undefined when the pixel data is encapsulated, absent, as long as that, or the description lacks a
- * value (a missing Type 1 attribute is reported as such).
+ * The native pixel data's length and one frame's size as the Image Pixel module describes it (PS3.5 §8.1.1, PS3.3
+ * C.7.6.3): Rows × Columns × Samples per Pixel × Bits Allocated / 8 bytes (YBR_FULL_422 holds two samples per
+ * pixel). Undefined when the pixel data is encapsulated or absent, or the description lacks a value.
  */
-export function shortPixelData(
-  ds: Dataset,
-): { holds: number; needs: number; frames: number; frameBytes: number } | undefined {
+function nativeFrame(ds: Dataset): { holds: number; frameBits: number } | undefined {
   const holds = pixelDataLength(ds);
   const rows = firstNumber(ds, 'Rows');
   const cols = firstNumber(ds, 'Columns');
@@ -89,10 +86,22 @@ export function shortPixelData(
     ?.trim()
     .toUpperCase();
   const samples = photometric === 'YBR_FULL_422' ? 2 : (firstNumber(ds, 'SamplesPerPixel') ?? 1);
+  return { holds, frameBits: rows * cols * samples * bits };
+}
+
+/**
+ * Native pixel data shorter than its frame size times Number of Frames (see nativeFrame). Undefined when it is as
+ * long as that, or nativeFrame cannot tell (a missing Type 1 attribute is reported as such).
+ */
+export function shortPixelData(
+  ds: Dataset,
+): { holds: number; needs: number; frames: number; frameBytes: number } | undefined {
+  const native = nativeFrame(ds);
+  if (!native) return undefined;
   const frames = Math.max(1, firstNumber(ds, 'NumberOfFrames') ?? 1);
-  const needs = Math.ceil((rows * cols * samples * bits * frames) / 8);
-  if (holds >= needs) return undefined;
-  return { holds, needs, frames, frameBytes: (rows * cols * samples * bits) / 8 };
+  const needs = Math.ceil((native.frameBits * frames) / 8);
+  if (native.holds >= needs) return undefined;
+  return { holds: native.holds, needs, frames, frameBytes: native.frameBits / 8 };
 }
 
 export function evaluate(ds: Dataset, c: Condition): boolean {
@@ -113,15 +122,11 @@ export function evaluate(ds: Dataset, c: Condition): boolean {
     case 'non-default-repertoire':
       return hasNonAscii(ds);
     case 'multi-frame-pixel-data': {
-      const len = pixelDataLength(ds);
-      const rows = firstNumber(ds, 'Rows');
-      const cols = firstNumber(ds, 'Columns');
-      const spp = firstNumber(ds, 'SamplesPerPixel') ?? 1;
-      const bits = firstNumber(ds, 'BitsAllocated');
-      if (len === undefined || !rows || !cols || !bits) return false;
-      const frame = Math.ceil((rows * cols * spp * bits) / 8);
+      const native = nativeFrame(ds);
+      if (!native) return false;
+      const frame = Math.ceil(native.frameBits / 8);
       // One frame padded to even length is still one frame.
-      return len > frame + (frame % 2);
+      return native.holds > frame + (frame % 2);
     }
     case 'all':
       return c.of.every((x) => evaluate(ds, x));
