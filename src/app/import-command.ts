@@ -1,5 +1,5 @@
-import { createReadStream, type Dirent, type Stats } from 'node:fs';
-import { readdir, realpath, stat } from 'node:fs/promises';
+import type { Dirent, Stats } from 'node:fs';
+import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { CustosError } from '../domain/errors.js';
@@ -174,11 +174,13 @@ export async function runImport(
         while (next < paths.length && !summary.stopped && !interrupted) {
           const p = paths[next++]!;
           try {
-            const outcome = await app.ingest.ingest(
-              principal,
-              createReadStream(p, { highWaterMark: 1024 * 1024 }),
-              { channel: 'import' },
-            );
+            // Opened before ingest begins, so that a file that cannot be opened (no permission, gone since the
+            // scan, an I/O error on a damaged disc) is this file's failure; until 6 Dec 2026 the stream opened
+            // itself with no listener yet and its error ended the whole import without a summary.
+            const file = await open(p, 'r');
+            const outcome = await app.ingest
+              .ingest(principal, file.createReadStream({ highWaterMark: 1024 * 1024 }), { channel: 'import' })
+              .finally(() => file.close().catch(() => undefined));
             // A file already held in quarantine is reported as quarantined again, not as stored: it is not in
             // the archive (until 5 Dec 2026 it counted as "unchanged: already stored").
             if (outcome.status === 'quarantined' || outcome.quarantineId !== undefined)
