@@ -221,8 +221,10 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   });
   await audit.recordConfiguration(auditableSettings(config));
   const auditForwarder = await buildAuditForwarder(config, index, sqlLedger, clock);
-  // One group commit for the index writes of ingest: new study keys and instance rows share transactions.
-  const indexWrites = new TransactionBatcher(index.db);
+  // One group commit for the index writes of ingest: new study keys and instance rows share transactions. Each
+  // takes the ledger's lock first: every stored instance appends its record in the same transaction, and taking it
+  // after the series and study rows let two processes storing one study deadlock (PostgreSQL, until 6 Dec 2026).
+  const indexWrites = new TransactionBatcher(index.db, { begin: (trx) => sqlLedger.lockIn(trx) });
   const studyKeys = new StudyKeyService(index, keys, clock, undefined, indexWrites);
   const auth = new AuthService(
     index,

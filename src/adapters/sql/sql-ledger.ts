@@ -91,6 +91,15 @@ export class SqlLedger implements AuditLedger, AuditStore {
     }
   }
 
+  /**
+   * Takes the ledger's write lock in a caller's transaction that will append (appendIn) later: taken first, it
+   * orders such transactions of several processes before they lock any row, where taken late each could hold rows
+   * the other wants (PostgreSQL; on SQLite the transaction holds the one write lock already).
+   */
+  lockIn(trx: unknown): Promise<void> {
+    return this.lock(trx as Db);
+  }
+
   private async lock(trx: Db): Promise<void> {
     // SQLite: every transaction here begins IMMEDIATE and already holds the database's single write lock.
     if (this.index.dialect === 'postgres')
