@@ -113,6 +113,12 @@ export class DimseConnection {
     private readonly handler: MessageHandler,
     /** The peer's maximum PDU length (0 = no limit: Custos then sends 1 MiB PDUs). */
     private peerMaxPdu: number,
+    /**
+     * How long a write may wait for the peer to read (the socket's buffer to drain) before the association is
+     * aborted: a peer that stops reading would otherwise hold a C-MOVE, a C-GET or a C-FIND, and its C-CANCEL, for
+     * ever (until 6 Dec 2026). 0: no limit.
+     */
+    private readonly stallMs = 0,
   ) {}
 
   /** True while the peer owes us the rest of a message (command or data set fragments). */
@@ -318,7 +324,7 @@ export class DimseConnection {
       let at = 0;
       for (; i < j; i++)
         at = DimseConnection.putSmallMessage(out, at, contextId, messages[i]!.command, messages[i]!.data);
-      if (!this.socket.write(out)) await drain(this.socket);
+      if (!this.socket.write(out)) await this.drain();
     }
   }
 
@@ -330,7 +336,7 @@ export class DimseConnection {
       // A small message (C-FIND answer, response with an identifier): both PDVs in one PDU, one socket write.
       const pdu = Buffer.allocUnsafe(small);
       DimseConnection.putSmallMessage(pdu, 0, contextId, command, data);
-      if (!this.socket.write(pdu)) await drain(this.socket);
+      if (!this.socket.write(pdu)) await this.drain();
       return;
     }
     await this.writeBuffer(contextId, true, command, true, frag);
@@ -372,15 +378,51 @@ export class DimseConnection {
       const ok = this.socket.write(bytes.subarray(o, o + n));
       this.socket.uncork();
       o += n;
-      if (!ok) await drain(this.socket);
+      if (!ok) await this.drain();
     } while (o < bytes.length);
+  }
+
+  /**
+   * Wait until the peer has read what is buffered. Rejects when the association closed meanwhile (the rest of a
+   * message has nowhere to go), or when the peer read nothing for `stallMs`: then the association is aborted
+   * (A-ABORT, PS3.8 §7.3.1, if it can still go) and what waits on it fails with `dimse.no-response`.
+   */
+  private async drain(): Promise<void> {
+    const socket = this.socket;
+    await new Promise<void>((resolve, reject) => {
+      if (socket.destroyed) return resolve();
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        socket.off('drain', done);
+        socket.off('close', done);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+      if (this.stallMs > 0)
+        timer = setTimeout(() => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          const err = Object.assign(
+            new Error(`the peer read nothing of what was sent for ${this.stallMs} ms`),
+            { code: 'dimse.no-response' },
+          );
+          this.failPending(err);
+          // The A-ABORT would queue behind what the peer does not read: the connection is closed instead.
+          socket.destroy();
+          reject(err);
+        }, this.stallMs);
+    });
+    if (socket.destroyed) throw new Error('the association is closed');
   }
 
   /** Raw PDU write (association, release, abort). */
   writeRaw(pdu: Buffer): Promise<void> {
     const run = this.writeChain.then(async () => {
       if (this.socket.destroyed) return;
-      if (!this.socket.write(pdu)) await drain(this.socket);
+      // An association PDU to a peer gone or not reading: drain() has closed the connection; nothing is owed.
+      if (!this.socket.write(pdu)) await this.drain().catch(() => undefined);
     });
     this.writeChain = run.catch(() => undefined);
     return run;
@@ -388,16 +430,3 @@ export class DimseConnection {
 }
 
 export const isPending = (c: Command) => c.status === 0xff00 || c.status === 0xff01;
-
-function drain(socket: Socket): Promise<void> {
-  return new Promise((resolve) => {
-    if (socket.destroyed) return resolve();
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
-}

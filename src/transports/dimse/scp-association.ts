@@ -336,6 +336,8 @@ export class ScpAssociation {
       this.socket,
       { command: (ctx, cmd) => this.command(ctx, cmd) },
       rq.user.maxPduLength,
+      // A peer that reads none of our answers (C-FIND matches, C-GET's C-STOREs) for as long as an idle one.
+      this.opts.idleMs,
     );
     this.state = 'established';
     await this.services.ledger.append({

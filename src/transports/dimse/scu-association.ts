@@ -332,6 +332,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
                   },
                 },
                 pdu.user.maxPduLength,
+                opts.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
               );
               resolve();
             } else if (pdu.type === 'associate-rj') {
