@@ -394,10 +394,8 @@ export class DimseServices {
     const counts = { completed, failed: failedUids.length, warning, ...(cancelled ? { remaining } : {}) };
     if (failedUids.length) {
       // PS3.4 C.4.2.1.3.1: the final response lists the failed SOP instances.
-      const ident = encodeDataset(
-        [{ tag: 0x00080058, vr: 'UI', value: failedUids }],
-        a.contexts.get(ctx.id)!.transferSyntax,
-      );
+      const ts = a.contexts.get(ctx.id)!.transferSyntax;
+      const ident = encodeDataset([{ tag: 0x00080058, vr: 'UI', value: listableUids(failedUids, ts) }], ts);
       await a.conn!.send(
         ctx.id,
         {
@@ -510,4 +508,24 @@ type StoredStatus = { status: number; comment?: string };
 function storedStatus(v: Parameters<typeof keptWarning>[0]): StoredStatus {
   const w = keptWarning(v);
   return w ? { status: w.status, comment: w.finding } : { status: DicomStatus.Success };
+}
+
+/**
+ * The Failed SOP Instance UID List (0008,0058) a final C-MOVE/C-GET response can carry: all of them, except in an
+ * explicit VR transfer syntax, where a UI value's length is a 16-bit field (PS3.5 §7.1.2) and the list stops at the
+ * last UID that fits in 65,534 bytes; the counts still say how many failed. Until 6 Dec 2026 a longer list (some
+ * 2,100 UIDs of 30 characters) could not be encoded and the whole response became 0xC000 without counts.
+ */
+export function listableUids(uids: readonly string[], transferSyntaxUid: string): string[] {
+  if (transferSyntaxUid === '1.2.840.10008.1.2') return [...uids];
+  const MAX = 0xfffe;
+  let bytes = 0;
+  let n = 0;
+  for (; n < uids.length; n++) {
+    const next = bytes + (n > 0 ? 1 : 0) + uids[n]!.length;
+    // The value is padded to an even length.
+    if (next + (next % 2) > MAX) break;
+    bytes = next;
+  }
+  return uids.slice(0, n);
 }
