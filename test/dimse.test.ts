@@ -1223,6 +1223,63 @@ for (const backend of backends()) {
       } finally {
         await scuA.release();
       }
+      // A requestor that never answers its report: after dicom.responseTimeoutMs (3 s here) the association is
+      // aborted, and the ledger says the report was not delivered (until 6 Dec 2026 the association was held for
+      // good, and the record, written before the report went, said success).
+      const silent = await associate({
+        contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        onRequest: () => undefined,
+      });
+      const silentClosed = new Promise((r) => silent.conn.socket.once('close', r));
+      const silentTx = '2.25.778';
+      const silentCtx = silent.context(COMMIT)!;
+      const accepted = await silent.request(
+        silentCtx.id,
+        {
+          commandField: 0x0130,
+          messageId: silent.conn.messageId(),
+          requestedSopClassUid: COMMIT,
+          requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+          actionTypeId: 1,
+          commandDataSetType: 0,
+        },
+        encodeDataset(
+          [
+            { tag: 0x00081195, vr: 'UI', value: silentTx },
+            {
+              tag: 0x00081199,
+              vr: 'SQ',
+              value: [
+                [
+                  { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
+                  { tag: 0x00081155, vr: 'UI', value: sops[0]! },
+                ],
+              ],
+            },
+          ],
+          silentCtx.transferSyntax,
+        ),
+      );
+      expect(accepted.cmd.status).toBe(0);
+      const closedInTime = await Promise.race([
+        silentClosed.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 10_000)),
+      ]);
+      silent.conn.socket.destroy();
+      expect(closedInTime).toBe(true);
+      let record: { outcome: string; record: string } | undefined;
+      for (let i = 0; i < 50 && !record; i++) {
+        record = await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select(['outcome', 'record'])
+          .where('action', '=', 'storage-commit')
+          .where('record', 'like', `%${silentTx}%`)
+          .executeTakeFirst();
+        if (!record) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(record?.outcome).toBe('failure');
+      expect(record?.record).toContain('"report":"not delivered"');
+      expect(record?.record).toContain('no N-EVENT-REPORT response within 3000 ms');
       // An AE that may not store is not told what is stored: 0x0124 and no report (until 5 Dec 2026 any
       // registered AE could learn whether any SOP Instance UID was in the archive, and its class).
       const noRole = await associate({

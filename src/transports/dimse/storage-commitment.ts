@@ -11,7 +11,8 @@ import { Cmd, type Command } from './command.js';
 import { encodeDataset } from './dimse-dataset.js';
 import type { DimseServices } from './dimse-services.js';
 import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
-import { openScuAssociation } from './scu-association.js';
+import { encodeAbort } from './pdu.js';
+import { DEFAULT_RESPONSE_TIMEOUT_MS, openScuAssociation } from './scu-association.js';
 import { PLAIN_SYNTAXES, Sop } from './sop-classes.js';
 
 const TRANSACTION_UID = 0x00081195;
@@ -91,17 +92,6 @@ export class StorageCommitment {
       else if (!found.intact) failed.push({ ...r, reason: DicomStatus.ProcessingFailure });
       else committed.push(r);
     }
-    await this.s.deps.ledger.append({
-      principal: a.principal!,
-      action: 'storage-commit',
-      outcome: failed.length ? 'failure' : 'success',
-      policy: 'builtin:ae-registry',
-      objects: {
-        transactionUid,
-        committed: committed.map((r) => r.sopInstanceUid).slice(0, 10_000),
-        failed: failed.map((r) => r.sopInstanceUid).slice(0, 10_000),
-      },
-    });
     const item = (r: Ref): WriteElement[] => [
       { tag: REFERENCED_SOP_CLASS_UID, vr: 'UI', value: r.sopClassUid },
       { tag: REFERENCED_SOP_INSTANCE_UID, vr: 'UI', value: r.sopInstanceUid },
@@ -120,6 +110,7 @@ export class StorageCommitment {
       ...(committed.length ? [{ tag: REFERENCED_SOP_SEQUENCE, vr: 'SQ', value: committed.map(item) }] : []),
     ];
     const eventTypeId = failed.length ? 2 : 1;
+    const timeoutMs = this.s.deps.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
     const send = async (conn: ScpAssociation['conn'], contextId: number, ts: string) => {
       const messageId = conn!.messageId();
       const response = conn!.awaitResponse(messageId);
@@ -135,24 +126,60 @@ export class StorageCommitment {
         },
         encodeDataset(elements, ts),
       );
-      return response;
+      // A requestor that never answers its report would hold the association for good (until 6 Dec 2026): after
+      // the response timeout the association is aborted, and the report counts as not delivered.
+      let timer: NodeJS.Timeout | undefined;
+      const answered = await Promise.race([
+        response.then((r) => r.cmd),
+        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs))),
+      ]).finally(() => clearTimeout(timer));
+      if (!answered) {
+        const socket = conn!.socket;
+        if (!socket.destroyed) socket.end(encodeAbort(0, 0), () => socket.destroy());
+        throw new Error(`no N-EVENT-REPORT response within ${timeoutMs} ms`);
+      }
+      if (answered.commandField === 0xffff)
+        throw new Error('the association ended before the N-EVENT-REPORT response');
+      if ((answered.status ?? 0) !== 0)
+        throw new Error(
+          `the requestor answered the report 0x${(answered.status ?? 0).toString(16).toUpperCase().padStart(4, '0')}`,
+        );
     };
-    if (a.open) {
-      await send(a.conn, ctx.id, ctx.transferSyntax);
-      return;
-    }
-    const peer = await this.s.deps.registry.find(a.callingAe);
-    if (!peer) return;
-    const scu = await openScuAssociation({
-      ...this.s.callOptions(peer),
-      contexts: [{ abstractSyntax: Sop.StorageCommitmentPush, transferSyntaxes: [...PLAIN_SYNTAXES] }],
-      roles: [{ sopClassUid: Sop.StorageCommitmentPush, scu: false, scp: true }],
-    });
+    let undelivered: string | undefined;
     try {
-      const c = scu.context(Sop.StorageCommitmentPush);
-      if (c) await send(scu.conn, c.id, c.transferSyntax);
-    } finally {
-      await scu.release().catch(() => undefined);
+      if (a.open) await send(a.conn, ctx.id, ctx.transferSyntax);
+      else {
+        const peer = await this.s.deps.registry.find(a.callingAe);
+        if (!peer) throw new Error(`${a.callingAe} is no longer registered`);
+        const scu = await openScuAssociation({
+          ...this.s.callOptions(peer),
+          contexts: [{ abstractSyntax: Sop.StorageCommitmentPush, transferSyntaxes: [...PLAIN_SYNTAXES] }],
+          roles: [{ sopClassUid: Sop.StorageCommitmentPush, scu: false, scp: true }],
+        });
+        try {
+          const c = scu.context(Sop.StorageCommitmentPush);
+          if (!c) throw new Error(`${a.callingAe} accepted no Storage Commitment context with the SCU role`);
+          await send(scu.conn, c.id, c.transferSyntax);
+        } finally {
+          await scu.release().catch(() => undefined);
+        }
+      }
+    } catch (err) {
+      undelivered = err instanceof Error ? err.message : String(err);
     }
+    // Recorded once the report went, or could not: until 6 Dec 2026 the record came first and said success even
+    // when the requestor was never told (no listener at its registered address, no answer).
+    await this.s.deps.ledger.append({
+      principal: a.principal!,
+      action: 'storage-commit',
+      outcome: failed.length || undelivered ? 'failure' : 'success',
+      policy: 'builtin:ae-registry',
+      objects: {
+        transactionUid,
+        committed: committed.map((r) => r.sopInstanceUid).slice(0, 10_000),
+        failed: failed.map((r) => ({ sopInstanceUid: r.sopInstanceUid, reason: r.reason })).slice(0, 10_000),
+      },
+      detail: undelivered ? { report: 'not delivered', reason: undelivered } : { report: 'delivered' },
+    });
   }
 }
