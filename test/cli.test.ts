@@ -233,6 +233,62 @@ describe('custos CLI', () => {
     );
   });
 
+  it('serve names the service and the setting when its host name does not resolve, with exit status 2', async () => {
+    // Until 6 Dec 2026 Node's "getaddrinfo ENOTFOUND no such host" alone, with exit status 1.
+    const base = ['serve', '--data', 'd-nohost', '--http-port', '0', '--dicom-port', '0'];
+    const http = io(cwd);
+    expect(await main([...base, '--http-host', 'no such host', '--dicom-host', '127.0.0.1'], http)).toBe(2);
+    expect(http.stderr).toMatch(
+      /^custos: HTTP cannot listen on 'no such host': the host name does not resolve \((ENOTFOUND|EAI_AGAIN|EAI_NONAME)\); .* with http\.host \(--http-host\)\n$/,
+    );
+    const dicom = io(cwd);
+    expect(await main([...base, '--http-host', '127.0.0.1', '--dicom-host', 'no such host'], dicom)).toBe(2);
+    expect(dicom.stderr).toMatch(
+      /custos: DICOM cannot listen on 'no such host'.*: the host name does not resolve .* with dicom\.host \(--dicom-host\)/,
+    );
+    const hl7 = io(cwd);
+    hl7.env = { CUSTOS_HL7_PORT: '0', CUSTOS_HL7_HOST: 'no such host' };
+    expect(await main([...base, '--http-host', '127.0.0.1', '--dicom-host', '127.0.0.1'], hl7)).toBe(2);
+    expect(hl7.stderr).toMatch(
+      /custos: HL7 \(MLLP\) cannot listen on 'no such host'.*: the host name does not resolve .* with hl7\.host/,
+    );
+  });
+
+  it('refuses one port for two listeners naming both settings, before the archive is initialised', async () => {
+    // Until 6 Dec 2026 the archive was made and its one-time password printed, then DICOM found its port taken.
+    const o = io(cwd);
+    const args = ['serve', '--data', 'd-clash', '--http-port', '18080', '--dicom-port', '18080'];
+    expect(await main(args, o)).toBe(2);
+    expect(o.stderr).toBe(
+      'custos: configuration dicom.port: port 18080 is also http.port (hosts 0.0.0.0 and 0.0.0.0 overlap); give each listener a port of its own\n',
+    );
+    expect(o.stdout).toBe('');
+    await expect(stat(join(cwd, 'd-clash'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const hl7 = io(cwd);
+    hl7.env = { CUSTOS_HL7_PORT: '18081' };
+    expect(await main(['serve', '--data', 'd-clash', '--http-port', '18081'], hl7)).toBe(2);
+    expect(hl7.stderr).toMatch(/configuration hl7\.port: port 18081 is also http\.port/);
+    await expect(stat(join(cwd, 'd-clash'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('refuses a data directory that is a file, or lies below one, naming the setting, with exit status 2', async () => {
+    // Until 6 Dec 2026 Node's "EEXIST: file already exists, mkdir" or "ENOTDIR", with exit status 1.
+    await writeFile(join(cwd, 'image.dcm'), 'not a directory');
+    const file = io(cwd);
+    expect(
+      await main(['serve', '--data', 'image.dcm', '--http-port', '0', '--dicom-port', 'off'], file),
+    ).toBe(2);
+    expect(file.stderr).toBe(
+      `custos: configuration dataDir: ${join(cwd, 'image.dcm')} is a file, not a directory; name a directory (or one to create) with --data or CUSTOS_DATA_DIR\n`,
+    );
+    const below = io(cwd);
+    expect(await main(['user', 'list', '--data', 'image.dcm/sub'], below)).toBe(2);
+    expect(below.stderr).toContain(
+      `custos: configuration dataDir: ${join(cwd, 'image.dcm', 'sub')} lies below ${join(cwd, 'image.dcm')}, a file, not a directory`,
+    );
+    expect(await readFile(join(cwd, 'image.dcm'), 'utf8')).toBe('not a directory');
+  });
+
   it('refuses a bad configuration naming the key', async () => {
     const o = io(cwd);
     o.env = { CUSTOS_HTTP_PORT: 'x' };

@@ -84,7 +84,7 @@ describe('loadConfig', () => {
       /CUSTOS_HTTP_PORT: must be a non-negative integer/,
     );
     expect(() => loadConfig({ env: { CUSTOS_DATABASE_URL: 'mysql://x' }, cwd })).toThrow(
-      /database\.url: must be a postgres/,
+      /CUSTOS_DATABASE_URL \(database\.url\): must be a postgres/,
     );
   });
   it('configures the audit record repository (syslog) from the file or CUSTOS_AUDIT_SYSLOG_*, with per-transport ports', () => {
@@ -130,7 +130,7 @@ describe('loadConfig', () => {
         cwd,
         configFile: file,
       }),
-    ).toThrow(/audit\.syslog\.ca: applies to transport tls only/);
+    ).toThrow(/CUSTOS_AUDIT_SYSLOG_CA \(audit\.syslog\.ca\): applies to transport tls only/);
     expect(() =>
       loadConfig({
         env: {
@@ -186,6 +186,86 @@ describe('loadConfig', () => {
       );
     }
   });
+  it('takes a fractional value from the environment wherever the file takes one', () => {
+    // Until 6 Dec 2026 these variables were read as integers, and 0.5 was refused.
+    const c = loadConfig({
+      env: { CUSTOS_AUTH_SESSION_ABSOLUTE_HOURS: '0.5', CUSTOS_FIXITY_INTERVAL_DAYS: '0.25' },
+      cwd,
+    });
+    expect(c.auth.session.absoluteHours).toBe(0.5);
+    expect(c.fixity.intervalDays).toBe(0.25);
+    expect(() => loadConfig({ env: { CUSTOS_FIXITY_INTERVAL_DAYS: '1,5' }, cwd })).toThrow(
+      "configuration CUSTOS_FIXITY_INTERVAL_DAYS: must be a non-negative number, got '1,5'",
+    );
+    expect(() => loadConfig({ env: { CUSTOS_HTTP_PORT: '80.5' }, cwd })).toThrow(
+      /CUSTOS_HTTP_PORT: must be a non-negative integer/,
+    );
+  });
+
+  it('names the environment variable a refused value came from, with its setting', () => {
+    expect(() => loadConfig({ env: { CUSTOS_VALIDATION_DEFAULT: 'strictest' }, cwd })).toThrow(
+      /^configuration CUSTOS_VALIDATION_DEFAULT \(validation\.default\): Invalid enum value/,
+    );
+    expect(() => loadConfig({ env: { CUSTOS_AUTH_SESSION_ABSOLUTE_HOURS: '0.05' }, cwd })).toThrow(
+      /^configuration CUSTOS_AUTH_SESSION_ABSOLUTE_HOURS \(auth\.session\.absoluteHours\): /,
+    );
+    expect(() => loadConfig({ env: { CUSTOS_HL7_SENDERS: 'NOFACILITY' }, cwd })).toThrow(
+      /^configuration CUSTOS_HL7_SENDERS \(hl7\.senders\.0\): must be 'APPLICATION\^FACILITY'/,
+    );
+    // The same key from the file, or from a flag over the variable, is named as the key alone.
+    const file = join(cwd, 'validation.json');
+    writeFileSync(file, JSON.stringify({ validation: { default: 'strictest' } }));
+    expect(() => loadConfig({ env: {}, cwd, configFile: file })).toThrow(
+      /^configuration validation\.default: Invalid enum value/,
+    );
+    expect(() =>
+      loadConfig({ env: { CUSTOS_HTTP_PORT: '8081' }, cwd, flags: { http: { port: 70000 } } }),
+    ).toThrow(/^configuration http\.port: /);
+  });
+
+  it('reads a config file saved with a UTF-8 byte order mark', () => {
+    // Until 6 Dec 2026: "Unexpected token '\uFEFF'".
+    const file = join(cwd, 'bom.json');
+    writeFileSync(file, '\uFEFF' + JSON.stringify({ http: { port: 9300 } }));
+    expect(loadConfig({ env: {}, cwd, configFile: file }).http.port).toBe(9300);
+  });
+
+  it('refuses two listeners on one port of overlapping hosts, naming both keys; port 0 and distinct hosts pass', () => {
+    expect(() => loadConfig({ env: { CUSTOS_DICOM_PORT: '8080' }, cwd })).toThrow(
+      'configuration dicom.port: port 8080 is also http.port (hosts 0.0.0.0 and 0.0.0.0 overlap)',
+    );
+    expect(() =>
+      loadConfig({
+        env: { CUSTOS_HL7_PORT: '2575', CUSTOS_HL7_HOST: '127.0.0.1', CUSTOS_DICOM_PORT: '2575' },
+        cwd,
+      }),
+    ).toThrow('configuration hl7.port: port 2575 is also dicom.port (hosts 0.0.0.0 and 127.0.0.1 overlap)');
+    expect(() =>
+      loadConfig({
+        env: {
+          CUSTOS_DICOM_TLS_PORT: '11112',
+          CUSTOS_DICOM_TLS_CERT: 'c.pem',
+          CUSTOS_DICOM_TLS_KEY: 'k.pem',
+        },
+        cwd,
+      }),
+    ).toThrow(/configuration dicom\.tls\.port: port 11112 is also dicom\.port/);
+    expect(
+      loadConfig({ env: { CUSTOS_HTTP_PORT: '0', CUSTOS_DICOM_PORT: '0', CUSTOS_HL7_PORT: '0' }, cwd }).http
+        .port,
+    ).toBe(0);
+    expect(
+      loadConfig({
+        env: {
+          CUSTOS_HTTP_HOST: '127.0.0.1',
+          CUSTOS_DICOM_HOST: '127.0.0.2',
+          CUSTOS_DICOM_PORT: '8080',
+        },
+        cwd,
+      }).dicom.port,
+    ).toBe(8080);
+  });
+
   it('reads <dataDir>/custos.json when present', () => {
     const dir = mkdtempSync(join(tmpdir(), 'custos-config-data-'));
     writeFileSync(join(dir, 'custos.json'), JSON.stringify({ http: { port: 8181 } }));

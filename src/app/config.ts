@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -391,8 +391,14 @@ const DEFAULTS = {
 
 type Json = Record<string, unknown>;
 
-/** Environment variables and the config path each one sets. */
-const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'list' | 'port-or-off' }> = {
+/**
+ * Environment variables and the config path each one sets. 'number' where the schema takes fractions (until 6 Dec
+ * 2026 those were 'int', and CUSTOS_AUTH_SESSION_ABSOLUTE_HOURS=0.5 was refused though the file took 0.5).
+ */
+const ENV: Record<
+  string,
+  { path: string[]; type: 'string' | 'int' | 'number' | 'bool' | 'list' | 'port-or-off' }
+> = {
   CUSTOS_DATA_DIR: { path: ['dataDir'], type: 'string' },
   CUSTOS_HTTP_HOST: { path: ['http', 'host'], type: 'string' },
   CUSTOS_HTTP_PORT: { path: ['http', 'port'], type: 'int' },
@@ -415,14 +421,14 @@ const ENV: Record<string, { path: string[]; type: 'string' | 'int' | 'bool' | 'l
   CUSTOS_AUTH_MFA_REQUIRED_ROLES: { path: ['auth', 'mfa', 'requiredRoles'], type: 'list' },
   CUSTOS_AUTH_MFA_REQUIRE_FOR_ALL: { path: ['auth', 'mfa', 'requireForAll'], type: 'bool' },
   CUSTOS_AUTH_SESSION_IDLE_MINUTES: { path: ['auth', 'session', 'idleMinutes'], type: 'int' },
-  CUSTOS_AUTH_SESSION_ABSOLUTE_HOURS: { path: ['auth', 'session', 'absoluteHours'], type: 'int' },
+  CUSTOS_AUTH_SESSION_ABSOLUTE_HOURS: { path: ['auth', 'session', 'absoluteHours'], type: 'number' },
   CUSTOS_AUTH_LOCKOUT_MAX_FAILURES: { path: ['auth', 'lockout', 'maxFailures'], type: 'int' },
   CUSTOS_OIDC_ISSUER: { path: ['oidc', 'issuer'], type: 'string' },
   CUSTOS_OIDC_AUDIENCE: { path: ['oidc', 'audience'], type: 'string' },
   CUSTOS_OIDC_JWKS_URI: { path: ['oidc', 'jwksUri'], type: 'string' },
   CUSTOS_VALIDATION_DEFAULT: { path: ['validation', 'default'], type: 'string' },
   CUSTOS_MEMORY_TRIM_GROWTH_MIB: { path: ['memory', 'trimGrowthMiB'], type: 'int' },
-  CUSTOS_FIXITY_INTERVAL_DAYS: { path: ['fixity', 'intervalDays'], type: 'int' },
+  CUSTOS_FIXITY_INTERVAL_DAYS: { path: ['fixity', 'intervalDays'], type: 'number' },
   CUSTOS_FIXITY_BYTES_PER_SECOND: { path: ['fixity', 'bytesPerSecond'], type: 'int' },
   CUSTOS_FIXITY_SLICE_SECONDS: { path: ['fixity', 'sliceSeconds'], type: 'int' },
   CUSTOS_FIXITY_CHECK_SECONDS: { path: ['fixity', 'checkSeconds'], type: 'int' },
@@ -504,6 +510,9 @@ function fromEnv(env: NodeJS.ProcessEnv): Json {
     } else if (spec.type === 'int') {
       if (!/^\d+$/.test(raw)) throw configError(name, `must be a non-negative integer, got '${raw}'`);
       value = Number(raw);
+    } else if (spec.type === 'number') {
+      if (!/^\d+(\.\d+)?$/.test(raw)) throw configError(name, `must be a non-negative number, got '${raw}'`);
+      value = Number(raw);
     } else if (spec.type === 'bool') {
       if (!['true', 'false', '1', '0'].includes(raw))
         throw configError(name, `must be true or false, got '${raw}'`);
@@ -574,7 +583,8 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
   let filePart: Json = {};
   if (input.configFile !== undefined || existsSync(filePath)) {
     try {
-      filePart = JSON.parse(readFileSync(filePath, 'utf8')) as Json;
+      // An editor's byte order mark (Windows Notepad saves one) is not JSON; until 6 Dec 2026 it was refused.
+      filePart = JSON.parse(readFileSync(filePath, 'utf8').replace(/^\uFEFF/, '')) as Json;
     } catch (err) {
       throw configError(filePath, `cannot read the config file: ${(err as Error).message}`);
     }
@@ -590,10 +600,17 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
       issue.code === 'unrecognized_keys'
         ? [...issue.path, issue.keys[0]].join('.')
         : issue.path.join('.') || '(root)';
-    throw configError(key, issue.code === 'unrecognized_keys' ? 'is not a known setting' : issue.message);
+    const variable =
+      issue.code === 'unrecognized_keys' ? undefined : envVariableOf(issue.path, input.env, flags);
+    throw configError(
+      variable ? `${variable} (${key})` : key,
+      issue.code === 'unrecognized_keys' ? 'is not a known setting' : issue.message,
+    );
   }
   const cfg = parsed.data;
+  refusePortClashes(cfg);
   const dataDir = isAbsolute(cfg.dataDir) ? cfg.dataDir : resolve(input.cwd, cfg.dataDir);
+  refuseFileAsDataDir(dataDir);
   const keyFile = cfg.keyFile ? resolve(input.cwd, cfg.keyFile) : join(dataDir, 'keys', 'kek.json');
   const { syslog, ...auditRest } = cfg.audit;
   const audit = {
@@ -633,6 +650,76 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
     hl7,
     dicom: { ...cfg.dicom, ...(dicomTls ? { tls: dicomTls } : {}) },
   };
+}
+
+const startsWith = (path: readonly PropertyKey[], prefix: readonly string[]) =>
+  prefix.length <= path.length && prefix.every((p, i) => String(path[i]) === p);
+
+/**
+ * The environment variable a setting's value came from, so that an error about it names what the operator typed
+ * (until 6 Dec 2026 only the config key, which a reader of the service's unit file does not find there). A flag
+ * setting the same key wins over the variable.
+ */
+function envVariableOf(
+  issuePath: readonly PropertyKey[],
+  env: NodeJS.ProcessEnv,
+  flags: Json,
+): string | undefined {
+  let fromFlag: unknown = flags;
+  for (const p of issuePath) fromFlag = (fromFlag as Json | undefined)?.[String(p)];
+  if (fromFlag !== undefined) return undefined;
+  return Object.entries(ENV).find(
+    ([name, spec]) => env[name] !== undefined && issuePath.length > 0 && startsWith(issuePath, spec.path),
+  )?.[0];
+}
+
+type ParsedConfig = z.infer<typeof ConfigSchema>;
+
+/**
+ * Two listeners given one port on hosts that overlap (the same host, or either listening on every address) would
+ * fail at the second listen, after the archive was initialised and its one-time password printed (until 6 Dec
+ * 2026); port 0 (any free port) never clashes.
+ */
+function refusePortClashes(cfg: ParsedConfig): void {
+  const hl7Host = cfg.hl7.host ?? cfg.http.host;
+  const listeners: { key: string; port: number | null | undefined; host: string }[] = [
+    { key: 'http.port', port: cfg.http.port, host: cfg.http.host },
+    { key: 'dicom.port', port: cfg.dicom.port, host: cfg.dicom.host },
+    { key: 'dicom.tls.port', port: cfg.dicom.tls?.port, host: cfg.dicom.host },
+    { key: 'hl7.port', port: cfg.hl7.port, host: hl7Host },
+    { key: 'hl7.tls.port', port: cfg.hl7.tls?.port, host: hl7Host },
+  ];
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '::';
+  const on = listeners.filter((l) => typeof l.port === 'number' && l.port !== 0);
+  for (const [i, a] of on.entries())
+    for (const b of on.slice(i + 1))
+      if (a.port === b.port && (a.host === b.host || wildcard(a.host) || wildcard(b.host)))
+        throw configError(
+          b.key,
+          `port ${b.port} is also ${a.key} (hosts ${a.host} and ${b.host} overlap); give each listener a port of its own`,
+        );
+}
+
+/**
+ * A data directory that names a file (`--data image.dcm`), or lies below one, is refused as a setting; until 6 Dec
+ * 2026 it reached mkdir and ended with Node's `EEXIST` or `ENOTDIR` alone.
+ */
+function refuseFileAsDataDir(dataDir: string): void {
+  for (let p = dataDir; ; p = dirname(p)) {
+    let isDirectory: boolean;
+    try {
+      isDirectory = statSync(p).isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(p) === p) return;
+      continue;
+    }
+    if (isDirectory) return;
+    throw configError(
+      'dataDir',
+      `${dataDir} ${p === dataDir ? 'is a file' : `lies below ${p}, a file`}, not a directory; name a directory (or one to create) with --data or CUSTOS_DATA_DIR`,
+    );
+  }
 }
 
 /** 'https://host[:port]' exactly as a browser sends it in an Origin header: no path, no trailing slash. */

@@ -157,8 +157,8 @@ async function reloadEach(
 }
 
 /**
- * Start a listener, turning "port in use", "no permission" and "no such address" into an error that says which
- * service and which setting (Node says only `listen EADDRINUSE: address already in use 0.0.0.0:8080`, or
+ * Start a listener, turning "port in use", "no permission", "no such address" and "no such host name" into an
+ * error that says which service and which setting (Node says only `listen EADDRINUSE: address already in use 0.0.0.0:8080`, or
  * `listen EADDRNOTAVAIL: address not available 10.0.0.9`, as until 5 Dec 2026 for the latter).
  */
 async function listening<T>(
@@ -170,16 +170,22 @@ async function listening<T>(
   try {
     return await start();
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-    if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES' && e.code !== 'EADDRNOTAVAIL') throw err;
+    const e = err as NodeJS.ErrnoException & { address?: string; port?: number; hostname?: string };
+    // A host name that does not resolve: getaddrinfo's ENOTFOUND (no such name), EAI_AGAIN (no answer from DNS),
+    // EAI_NONAME; until 6 Dec 2026 Node's `getaddrinfo ENOTFOUND no such host` alone, with exit status 1.
+    const unresolved = e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN' || e.code === 'EAI_NONAME';
+    if (e.code !== 'EADDRINUSE' && e.code !== 'EACCES' && e.code !== 'EADDRNOTAVAIL' && !unresolved)
+      throw err;
     throw new CustosError({
       code: 'serve.cannot-listen',
-      message: `${service} cannot listen on ${e.address ?? ''}${e.port !== undefined ? `:${e.port}` : ''}: ${
-        e.code === 'EADDRINUSE'
-          ? `another process already listens there; choose another port with ${setting}`
-          : e.code === 'EACCES'
-            ? `this user may not listen on that port; choose another port with ${setting}`
-            : `not an address of this machine; choose one of its addresses (or 0.0.0.0 for all) with ${hostSetting}`
+      message: `${service} cannot listen on ${unresolved ? `'${e.hostname ?? ''}'` : (e.address ?? '')}${e.port !== undefined ? `:${e.port}` : ''}: ${
+        unresolved
+          ? `the host name does not resolve (${e.code}); give an address of this machine or a name that resolves to one (or 0.0.0.0 for all) with ${hostSetting}`
+          : e.code === 'EADDRINUSE'
+            ? `another process already listens there; choose another port with ${setting}`
+            : e.code === 'EACCES'
+              ? `this user may not listen on that port; choose another port with ${setting}`
+              : `not an address of this machine; choose one of its addresses (or 0.0.0.0 for all) with ${hostSetting}`
       }`,
       cause: err,
     });
