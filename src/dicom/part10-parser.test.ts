@@ -300,6 +300,63 @@ describe('Part10Parser', () => {
     expect(getStrings(p.dataset, Tags.ImageType)).toEqual(['ORIGINAL', 'PRIMARY', 'AXIAL']);
     expect(datasetToJson(p.dataset)['00280030']!.Value).toEqual([0.5, 0.25]);
   });
+
+  it('reads "US or SS" pixel values in implicit VR as SS where Pixel Representation is 1, item by item', async () => {
+    // Written in explicit VR with the VRs the standard gives them; read from implicit VR, they must come out the same.
+    const elements: WriteElement[] = [
+      { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.2' },
+      { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2.3.4' },
+      { tag: Tags.PixelRepresentation, vr: 'US', value: 1 },
+      { tag: tag(0x0028, 0x0106), vr: 'SS', value: -2000 },
+      { tag: tag(0x0028, 0x0107), vr: 'SS', value: [3000, -1] },
+      { tag: tag(0x0028, 0x0120), vr: 'SS', value: -2000 },
+      {
+        // An item with no Pixel Representation of its own takes the data set's.
+        tag: tag(0x0040, 0x9096),
+        vr: 'SQ',
+        value: [[{ tag: tag(0x0040, 0x9216), vr: 'SS', value: -1024 }]],
+      },
+      {
+        // An icon image has its own, unsigned.
+        tag: Tags.IconImageSequence,
+        vr: 'SQ',
+        value: [
+          [
+            { tag: Tags.PixelRepresentation, vr: 'US', value: 0 },
+            { tag: tag(0x0028, 0x0106), vr: 'US', value: 63536 },
+          ],
+        ],
+      },
+    ];
+    const explicit = await parsePart10(
+      writePart10(elements, { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian }),
+    );
+    const implicit = await parsePart10(
+      writePart10(elements, { transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian }),
+    );
+    const json = datasetToJson(implicit.dataset);
+    expect(json['00280106']).toEqual({ vr: 'SS', Value: [-2000] });
+    expect(json['00280107']).toEqual({ vr: 'SS', Value: [3000, -1] });
+    expect(json['00280120']).toEqual({ vr: 'SS', Value: [-2000] });
+    expect(json['00409096']!.Value).toEqual([{ '00409216': { vr: 'SS', Value: [-1024] } }]);
+    expect((json['00880200']!.Value![0] as Record<string, unknown>)['00280106']).toEqual({
+      vr: 'US',
+      Value: [63536],
+    });
+    expect(json).toEqual(datasetToJson(explicit.dataset));
+
+    // Pixel Representation 0: US, as the dictionary has it.
+    const unsigned = await parsePart10(
+      writePart10(
+        [
+          { tag: Tags.PixelRepresentation, vr: 'US', value: 0 },
+          { tag: tag(0x0028, 0x0120), vr: 'US', value: 63536 },
+        ],
+        { transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian },
+      ),
+    );
+    expect(datasetToJson(unsigned.dataset)['00280120']).toEqual({ vr: 'US', Value: [63536] });
+  });
 });
 
 /** Explicit VR LE element bytes, for structures the writer does not produce. */
