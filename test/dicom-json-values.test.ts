@@ -54,4 +54,22 @@ describe.each(backends())('values in DICOM JSON as stored by STOW-RS on %s', (ba
     expect(meta['00280106']).toEqual({ vr: 'SS', Value: [-2000] });
     expect(meta['00280120']).toEqual({ vr: 'SS', Value: [-2000] });
   });
+
+  it('stores an object with an element whose VR it does not know, that element as UN (PS3.5 §6.2)', async () => {
+    const ids = { studyUid: uid(4), seriesUid: uid(5), sopInstanceUid: uid(6) };
+    const bytes = makeInstance({
+      ...ids,
+      extra: [
+        { tag: t(0x0009, 0x0010), vr: 'LO', value: 'ACME 1.0' },
+        { tag: t(0x0009, 0x1001), vr: 'UN', value: Buffer.from([1, 2, 3, 4]) },
+      ],
+    });
+    bytes.write('XX', bytes.indexOf(Buffer.from([0x09, 0, 0x01, 0x10, 0x55, 0x4e])) + 4, 'latin1');
+    const res = await stow(bytes);
+    const body = await res.text();
+    expect(res.status, body).toBe(202);
+    expect(res.headers.get('warning'), body).toContain('which this archive does not know: read as UN');
+    const meta = await metadata(ids);
+    expect(meta['00091001']).toEqual({ vr: 'UN', InlineBinary: 'AQIDBA==' });
+  });
 });

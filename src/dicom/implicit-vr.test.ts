@@ -85,6 +85,27 @@ describe('toImplicitVrLittleEndian', () => {
     expect((err as CustosError).message).toMatch(/\(7FE00010\) OB has undefined length/);
   });
 
+  it('takes a VR it does not know as UN with the long header, as the parser does', async () => {
+    const explicit = writeDataset(
+      [
+        { tag: tag(0x0009, 0x0010), vr: 'LO', value: 'ACME' },
+        { tag: tag(0x0009, 0x1001), vr: 'UN', value: Buffer.from([1, 2, 3, 4]) },
+        { tag: tag(0x0010, 0x0010), vr: 'PN', value: 'Doe^Jane' },
+      ],
+      EXPLICIT,
+    );
+    explicit.write('XX', explicit.indexOf(Buffer.from([0x09, 0, 0x01, 0x10])) + 4, 'latin1');
+    const implicit = await convert(explicit, 3);
+    const parsed = await parsePart10(
+      Buffer.concat([writePart10([], { transferSyntaxUid: IMPLICIT }), implicit]),
+    );
+    expect(parsed.dataset.get(tag(0x0009, 0x1001))).toMatchObject({
+      vr: 'UN',
+      data: Buffer.from([1, 2, 3, 4]),
+    });
+    expect(getString(parsed.dataset, Tags.PatientName)).toBe('Doe^Jane');
+  });
+
   it('copies a UN value of undefined length, already implicit VR inside (PS3.5 §6.2.2)', async () => {
     // (0009,1010) UN, undefined length: an item of undefined length holding (0009,1011) LO "AB" and a nested
     // sequence of undefined length with one item of defined length; then the delimiters; then (0010,0010).

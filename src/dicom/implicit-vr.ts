@@ -6,7 +6,7 @@
 //   VR Little Endian is the default, and every origin server converts to it); an object a modality sent by
 //   C-STORE in implicit VR goes out of WADO in explicit VR.
 import { CustosError } from '../domain/errors.js';
-import { LONG_VRS } from './dataset.js';
+import { isUnknownVr, LONG_VRS } from './dataset.js';
 import { implicitVr } from './part10-parser.js';
 import { tagToHex, TransferSyntax } from './tags.js';
 
@@ -187,7 +187,9 @@ export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
     const h = yield* w.next();
     if (!h) return;
     const tag = tagOf(h);
-    const vr = h.toString('latin1', 4, 6);
+    // A VR this archive does not know is UN with the long header, as the parser reads it (PS3.5 §6.2).
+    const written = h.toString('latin1', 4, 6);
+    const vr = isUnknownVr(written) ? 'UN' : written;
     const length = LONG_VRS.has(vr) ? (await r.take(4)).readUInt32LE(0) : h.readUInt16LE(6);
     if (vr === 'SQ') {
       yield header(tag, UNDEFINED);

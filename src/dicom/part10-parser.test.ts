@@ -392,6 +392,40 @@ function fileWith(dataset: Buffer, ts: string = TransferSyntax.ExplicitVRLittleE
 }
 
 describe('Part10Parser structures', () => {
+  it('reads an element whose explicit VR it does not know as UN with the long header, and says so (PS3.5 §6.2)', async () => {
+    const xx = el(tag(0x0009, 0x1001), 'UN', Buffer.from([1, 2, 3, 4]));
+    xx.write('XX', 4, 'latin1');
+    const ds = Buffer.concat([
+      el(tag(0x0009, 0x0010), 'LO', Buffer.from('ACME')),
+      xx,
+      el(Tags.PatientName, 'PN', Buffer.from('After^Xx')),
+    ]);
+    const p = await parsePart10(chunked(fileWith(ds), 5));
+    expect(p.dataset.get(tag(0x0009, 0x1001))).toMatchObject({
+      vr: 'UN',
+      kind: 'bytes',
+      data: Buffer.from([1, 2, 3, 4]),
+    });
+    expect(getString(p.dataset, Tags.PatientName)).toBe('After^Xx');
+    expect(p.warnings).toContainEqual(
+      expect.stringContaining('the VR "XX", which this archive does not know: read as UN'),
+    );
+  });
+
+  it('still refuses a VR that is not two upper-case letters, where it stands', async () => {
+    for (const garbage of ['xx', 'X1', '\x01\x00']) {
+      const bad = el(Tags.PatientID, 'LO', Buffer.from('P1'));
+      bad.write(garbage, 4, 'latin1');
+      const file = fileWith(bad);
+      const err = await parsePart10(file).then(
+        () => undefined,
+        (e: unknown) => e as CustosError,
+      );
+      expect(err?.code, garbage).toBe('dicom.bad-vr');
+      expect(err?.detail).toEqual({ offset: file.length - bad.length + 4 });
+    }
+  });
+
   it('reads an explicit UN of undefined length as an implicit VR little endian sequence (PS3.5 §6.2.2)', async () => {
     const inner = imp(Tags.PatientID, Buffer.from('ID42'));
     const un = Buffer.concat([

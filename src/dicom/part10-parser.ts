@@ -10,6 +10,7 @@ import {
   UNSPLIT_VRS,
   getNumber,
   getString,
+  isUnknownVr,
   type Dataset,
   type Element,
 } from './dataset.js';
@@ -548,7 +549,12 @@ export class Part10Parser {
     let headerLen: number;
     if (ctx.explicit) {
       vr = head.toString('latin1', 4, 6);
-      if (!KNOWN_VRS.has(vr))
+      if (isUnknownVr(vr)) {
+        this.warnOnce(
+          `element ${label(tag)} has the VR ${JSON.stringify(vr)}, which this archive does not know: read as UN (PS3.5 §6.2)`,
+        );
+        vr = 'UN';
+      } else if (!KNOWN_VRS.has(vr))
         throw fail('bad-vr', `element ${label(tag)} has an invalid VR ${JSON.stringify(vr)}`, start + 4);
       if (LONG_VRS.has(vr)) {
         if (past(start, 12, limit)) throw this.beyond(`element ${label(tag)}`, start, 12, limit);
