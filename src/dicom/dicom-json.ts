@@ -41,6 +41,14 @@ function textValues(vr: string, values: string[]): unknown[] {
   return values.map((v) => (v === '' ? null : v));
 }
 
+/**
+ * A binary number as JSON. FL and FD hold IEEE 754 NaN and infinities (PS3.5 Table 6.2-1), which a JSON number
+ * cannot: JSON.stringify would write null, an empty value (PS3.18 F.2.5). They go as the strings "NaN",
+ * "Infinity" and "-Infinity" (as JavaScript names them; Number() reads them back).
+ */
+const jsonNumber = (v: number): number | string =>
+  Number.isFinite(v) ? v : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+
 /** DICOM JSON model (PS3.18 F.2) of a parsed dataset. */
 export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: number[] = []): DicomJsonDataset {
   const out: DicomJsonDataset = {};
@@ -56,7 +64,7 @@ export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: numbe
         break;
       }
       case 'numbers':
-        out[key] = el.values.length ? { vr: el.vr, Value: el.values } : { vr: el.vr };
+        out[key] = el.values.length ? { vr: el.vr, Value: el.values.map(jsonNumber) } : { vr: el.vr };
         break;
       case 'bigints':
         // JSON numbers lose precision beyond 2^53; PS3.18 allows strings for such values.
