@@ -65,6 +65,53 @@ describe('datasetToJson (PS3.18 F.2)', () => {
     );
   });
 
+  it('makes numbers only of IS and DS values that are numbers by their grammar and that a double holds exactly', () => {
+    const json = datasetToJson(
+      ds([
+        [
+          Tags.SeriesNumber,
+          { vr: 'IS', kind: 'text', values: ['0x10', '+7', '007', '9007199254740993', '1e3', ''] },
+        ],
+        [
+          Tags.PixelSpacing,
+          {
+            vr: 'DS',
+            kind: 'text',
+            values: [
+              '0x10',
+              '1e-3',
+              '-0.0150',
+              '.5',
+              '0.30000000000000004',
+              '9007199254740993',
+              '9999999999999999',
+              '1e400',
+              'NaN',
+              'Infinity',
+              '',
+            ],
+          },
+        ],
+      ]),
+    );
+    // '0x10' is not an IS or DS: Number() read it as 16. Past 2^53, or past a double's 15-17 digits, the number
+    // would say another value than the text.
+    expect(json['00200011']!.Value).toEqual(['0x10', 7, 7, '9007199254740993', '1e3', null]);
+    expect(json['00280030']!.Value).toEqual([
+      '0x10',
+      0.001,
+      -0.015,
+      0.5,
+      0.30000000000000004,
+      '9007199254740993',
+      '9999999999999999',
+      '1e400',
+      'NaN',
+      'Infinity',
+      null,
+    ]);
+  });
+
   it('leaves Value out of empty elements and empty sequences', () => {
     const json = datasetToJson(
       ds([
