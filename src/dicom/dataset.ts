@@ -63,6 +63,17 @@ export const CHARSET_VRS = new Set(['SH', 'LO', 'ST', 'LT', 'UT', 'PN', 'UC']);
 export const UNSPLIT_VRS = new Set(['LT', 'ST', 'UT', 'UR']);
 export const KNOWN_VRS = new Set([...LONG_VRS, ...TEXT_VRS, 'AT', 'FL', 'FD', 'SL', 'SS', 'UL', 'US']);
 
+/**
+ * A VR in an explicit VR header that this archive does not know but a later edition of the standard may define.
+ * PS3.5 §6.2: every new VR has the long header form (reserved bytes, 32-bit length, as OB and UN), so a reader
+ * that does not know one reads it as UN, as dcmtk and Orthanc do. Only two upper-case letters count: every VR is
+ * spelled so, while corrupt data or implicit VR bytes mistaken for explicit ones (a length where the VR is) seldom
+ * are, and reading those on with a 32-bit length taken from the value would fail far from the fault, or not at all.
+ */
+export function isUnknownVr(vr: string): boolean {
+  return /^[A-Z]{2}$/.test(vr) && !KNOWN_VRS.has(vr);
+}
+
 export function getStrings(ds: Dataset, t: number): string[] | undefined {
   const e = ds.get(t);
   if (!e) return undefined;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Dataset, Element } from './dataset.js';
 import { datasetToJson } from './dicom-json.js';
+import { nativeDicomXml } from './dicom-xml.js';
 import { parsePart10 } from './part10-parser.js';
 import { writePart10 } from './part10-writer.js';
 import { Tags, TransferSyntax, tag } from './tags.js';
@@ -45,6 +46,70 @@ describe('datasetToJson (PS3.18 F.2)', () => {
     expect(json['00280010']!.Value).toEqual([512]);
     // Beyond 2^53 a JSON number would lose digits.
     expect(json['00720083']!.Value).toEqual([5, '9223372036854775808']);
+  });
+
+  it('writes FL and FD NaN and infinities as the strings "NaN", "Infinity", "-Infinity", in JSON text and DICOM XML', () => {
+    const json = datasetToJson(
+      ds([
+        [tag(0x0018, 0x9087), { vr: 'FD', kind: 'numbers', values: [NaN, Infinity, -Infinity, 1.5] }],
+        [tag(0x0028, 0x0122), { vr: 'FL', kind: 'numbers', values: [NaN] }],
+      ]),
+    );
+    // As stored and served: through JSON text, where a NaN number would become null (an empty value).
+    const served = JSON.parse(JSON.stringify(json)) as typeof json;
+    expect(served['00189087']!.Value).toEqual(['NaN', 'Infinity', '-Infinity', 1.5]);
+    expect(served['00280122']!.Value).toEqual(['NaN']);
+    expect(nativeDicomXml(served)).toContain(
+      '<Value number="1">NaN</Value><Value number="2">Infinity</Value><Value number="3">-Infinity</Value>' +
+        '<Value number="4">1.5</Value>',
+    );
+  });
+
+  it('makes numbers only of IS and DS values that are numbers by their grammar and that a double holds exactly', () => {
+    const json = datasetToJson(
+      ds([
+        [
+          Tags.SeriesNumber,
+          { vr: 'IS', kind: 'text', values: ['0x10', '+7', '007', '9007199254740993', '1e3', ''] },
+        ],
+        [
+          Tags.PixelSpacing,
+          {
+            vr: 'DS',
+            kind: 'text',
+            values: [
+              '0x10',
+              '1e-3',
+              '-0.0150',
+              '.5',
+              '0.30000000000000004',
+              '9007199254740993',
+              '9999999999999999',
+              '1e400',
+              'NaN',
+              'Infinity',
+              '',
+            ],
+          },
+        ],
+      ]),
+    );
+    // '0x10' is not an IS or DS: Number() read it as 16. Past 2^53, or past a double's 15-17 digits, the number
+    // would say another value than the text.
+    expect(json['00200011']!.Value).toEqual(['0x10', 7, 7, '9007199254740993', '1e3', null]);
+    expect(json['00280030']!.Value).toEqual([
+      '0x10',
+      0.001,
+      -0.015,
+      0.5,
+      0.30000000000000004,
+      '9007199254740993',
+      '9999999999999999',
+      '1e400',
+      'NaN',
+      'Infinity',
+      null,
+    ]);
   });
 
   it('leaves Value out of empty elements and empty sequences', () => {

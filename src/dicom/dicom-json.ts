@@ -32,14 +32,52 @@ export function personName(s: string): Record<string, string> {
   return out;
 }
 
+/** PS3.5 Table 6.2-1: an Integer String is digits with an optional sign. */
+const IS_GRAMMAR = /^[+-]?\d+$/;
+/** PS3.5 Table 6.2-1: a Decimal String is a fixed point number, or a floating point one with an E or e exponent. */
+const DS_GRAMMAR = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** The exact value of a decimal numeral as significant digits and a power of ten ('-0.0150' and '-1.5e-2': '-15e-3'). */
+function decimalValue(text: string): string {
+  const [, sign = '', int = '', frac = '', exp = '0'] = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(
+    text,
+  )!;
+  let digits = (int + frac).replace(/^0+/, '');
+  let power = Number(exp) - frac.length;
+  if (digits === '') return '0';
+  const trailing = digits.length - digits.replace(/0+$/, '').length;
+  digits = digits.slice(0, digits.length - trailing);
+  power += trailing;
+  return `${sign === '-' ? '-' : ''}${digits}e${power}`;
+}
+
+/**
+ * An IS or DS value as a JSON number where that number is the value (PS3.18 F.2.3), else the string as stored (the
+ * standard allows a string "to avoid losing precision of a decimal string"): what is not IS or DS by its grammar
+ * ('0x10', which Number() reads as 16), an IS beyond 2^53, a DS with more significant digits than a double holds
+ * ('3.14159265358979323' would go out as 3.141592653589793). A double stands for the DS when the shortest
+ * decimal that reads back as it (how JSON prints it) has the value the text has.
+ */
+function numericString(vr: 'IS' | 'DS', v: string): number | string {
+  if (!(vr === 'IS' ? IS_GRAMMAR : DS_GRAMMAR).test(v)) return v;
+  const n = Number(v);
+  if (vr === 'IS') return Number.isSafeInteger(n) ? n : v;
+  return Number.isFinite(n) && decimalValue(String(n)) === decimalValue(v) ? n : v;
+}
+
 function textValues(vr: string, values: string[]): unknown[] {
   if (vr === 'PN') return values.map((v) => (v === '' ? null : personName(v)));
-  if (vr === 'IS' || vr === 'DS') {
-    // PS3.18 F.2.3: IS and DS as JSON numbers; an unparseable value stays a string rather than being lost.
-    return values.map((v) => (v === '' ? null : Number.isFinite(Number(v)) ? Number(v) : v));
-  }
+  if (vr === 'IS' || vr === 'DS') return values.map((v) => (v === '' ? null : numericString(vr, v)));
   return values.map((v) => (v === '' ? null : v));
 }
+
+/**
+ * A binary number as JSON. FL and FD hold IEEE 754 NaN and infinities (PS3.5 Table 6.2-1), which a JSON number
+ * cannot: JSON.stringify would write null, an empty value (PS3.18 F.2.5). They go as the strings "NaN",
+ * "Infinity" and "-Infinity" (as JavaScript names them; Number() reads them back).
+ */
+const jsonNumber = (v: number): number | string =>
+  Number.isFinite(v) ? v : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
 
 /** DICOM JSON model (PS3.18 F.2) of a parsed dataset. */
 export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: number[] = []): DicomJsonDataset {
@@ -56,7 +94,7 @@ export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: numbe
         break;
       }
       case 'numbers':
-        out[key] = el.values.length ? { vr: el.vr, Value: el.values } : { vr: el.vr };
+        out[key] = el.values.length ? { vr: el.vr, Value: el.values.map(jsonNumber) } : { vr: el.vr };
         break;
       case 'bigints':
         // JSON numbers lose precision beyond 2^53; PS3.18 allows strings for such values.

@@ -85,6 +85,27 @@ describe('toImplicitVrLittleEndian', () => {
     expect((err as CustosError).message).toMatch(/\(7FE00010\) OB has undefined length/);
   });
 
+  it('takes a VR it does not know as UN with the long header, as the parser does', async () => {
+    const explicit = writeDataset(
+      [
+        { tag: tag(0x0009, 0x0010), vr: 'LO', value: 'ACME' },
+        { tag: tag(0x0009, 0x1001), vr: 'UN', value: Buffer.from([1, 2, 3, 4]) },
+        { tag: tag(0x0010, 0x0010), vr: 'PN', value: 'Doe^Jane' },
+      ],
+      EXPLICIT,
+    );
+    explicit.write('XX', explicit.indexOf(Buffer.from([0x09, 0, 0x01, 0x10])) + 4, 'latin1');
+    const implicit = await convert(explicit, 3);
+    const parsed = await parsePart10(
+      Buffer.concat([writePart10([], { transferSyntaxUid: IMPLICIT }), implicit]),
+    );
+    expect(parsed.dataset.get(tag(0x0009, 0x1001))).toMatchObject({
+      vr: 'UN',
+      data: Buffer.from([1, 2, 3, 4]),
+    });
+    expect(getString(parsed.dataset, Tags.PatientName)).toBe('Doe^Jane');
+  });
+
   it('copies a UN value of undefined length, already implicit VR inside (PS3.5 §6.2.2)', async () => {
     // (0009,1010) UN, undefined length: an item of undefined length holding (0009,1011) LO "AB" and a nested
     // sequence of undefined length with one item of defined length; then the delimiters; then (0010,0010).
@@ -174,13 +195,38 @@ describe('toExplicitVrLittleEndian and explicitPart10', () => {
   it('turns a whole implicit VR object into an explicit VR one that parses to the same data set', async () => {
     const implicit = writePart10(image, { transferSyntaxUid: IMPLICIT });
     const out = await convertWith(explicitPart10, implicit, 100);
-    // The same as the object written in explicit VR to begin with (read from implicit VR, (0028,0106) would be US).
+    // The same as the object written in explicit VR to begin with.
     const before = await parsePart10(writePart10(image, { transferSyntaxUid: EXPLICIT }));
     const after = await parsePart10(out);
     expect(after.transferSyntaxUid).toBe(EXPLICIT);
     expect(after.warnings).toEqual([]);
     expect(datasetToJson(after.dataset)).toEqual(datasetToJson(before.dataset));
     expect(getString(after.fileMeta, Tags.MediaStorageSOPInstanceUID)).toBe('2.25.7');
+  });
+
+  it('gives "US or SS" values SS by the Pixel Representation of their own item or, without one, the enclosing one', async () => {
+    const signed: WriteElement[] = [
+      { tag: tag(0x0028, 0x0103), vr: 'US', value: 1 },
+      { tag: tag(0x0028, 0x0120), vr: 'SS', value: -2000 },
+      { tag: tag(0x0040, 0x9096), vr: 'SQ', value: [[{ tag: tag(0x0040, 0x9216), vr: 'SS', value: -1024 }]] },
+      {
+        tag: tag(0x0088, 0x0200),
+        vr: 'SQ',
+        value: [
+          [
+            { tag: tag(0x0028, 0x0103), vr: 'US', value: 0 },
+            { tag: tag(0x0028, 0x0106), vr: 'US', value: 63536 },
+          ],
+          [{ tag: tag(0x0028, 0x0106), vr: 'SS', value: -3 }],
+        ],
+      },
+    ];
+    const want = writeDataset(signed, EXPLICIT, { undefinedLengthSequences: true });
+    for (const undefinedLengthSequences of [false, true]) {
+      const implicit = writeDataset(signed, IMPLICIT, { undefinedLengthSequences });
+      for (const piece of [implicit.length, 5])
+        expect(await convertWith(toExplicitVrLittleEndian, implicit, piece)).toEqual(want);
+    }
   });
 
   it('comes back to the same explicit VR bytes from implicit VR', async () => {

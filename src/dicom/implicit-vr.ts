@@ -6,7 +6,7 @@
 //   VR Little Endian is the default, and every origin server converts to it); an object a modality sent by
 //   C-STORE in implicit VR goes out of WADO in explicit VR.
 import { CustosError } from '../domain/errors.js';
-import { LONG_VRS } from './dataset.js';
+import { isUnknownVr, LONG_VRS } from './dataset.js';
 import { implicitVr } from './part10-parser.js';
 import { tagToHex, TransferSyntax } from './tags.js';
 
@@ -84,6 +84,11 @@ class Walk {
   readonly r: Reader;
   /** Where each open container of defined length ends in the input, and what closes it in the output. */
   private readonly ends: { at: number; close: number }[] = [];
+  /**
+   * Whether Pixel Representation (0028,0103) is 1, for the data set and each open item (an item without its own
+   * takes its enclosing data set's, as the parser reads it).
+   */
+  private readonly signedPixels: boolean[] = [false];
   constructor(
     source: AsyncIterable<Buffer>,
     readonly to: string,
@@ -94,6 +99,18 @@ class Walk {
   get top(): boolean {
     return this.ends.length === 0;
   }
+  /** Pixel Representation is 1 in the current data set or item. */
+  get signed(): boolean {
+    return this.signedPixels.at(-1)!;
+  }
+  set signed(value: boolean) {
+    this.signedPixels[this.signedPixels.length - 1] = value;
+  }
+  /** An item opens (`ITEM`) or closes (`ITEM_END`); delimiters that close a sequence leave the scope as it is. */
+  private scope(tag: number): void {
+    if (tag === ITEM) this.signedPixels.push(this.signed);
+    else if (tag === ITEM_END && this.signedPixels.length > 1) this.signedPixels.pop();
+  }
   /** Yields delimiters and items up to the next element, and returns its first 8 bytes (undefined: the end). */
   async *next(): AsyncGenerator<Buffer, Buffer | undefined> {
     const { r, ends, to } = this;
@@ -101,7 +118,9 @@ class Walk {
       while (ends.length && r.pos >= ends.at(-1)!.at) {
         if (r.pos > ends.at(-1)!.at)
           throw unconvertible(`an element runs past the end of its item (at byte ${r.pos})`, to);
-        yield header(ends.pop()!.close, 0);
+        const close = ends.pop()!.close;
+        this.scope(close);
+        yield header(close, 0);
       }
       if (!(await r.fill(8))) {
         if (ends.length) throw unconvertible('the data set ends inside a sequence', to);
@@ -112,6 +131,7 @@ class Walk {
       const h = await r.take(8);
       const tag = tagOf(h);
       if (tag !== ITEM && tag !== ITEM_END && tag !== SEQUENCE_END) return h;
+      this.scope(tag);
       const length = h.readUInt32LE(4);
       if (tag === ITEM && length !== UNDEFINED) {
         yield header(ITEM, UNDEFINED);
@@ -167,7 +187,9 @@ export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
     const h = yield* w.next();
     if (!h) return;
     const tag = tagOf(h);
-    const vr = h.toString('latin1', 4, 6);
+    // A VR this archive does not know is UN with the long header, as the parser reads it (PS3.5 §6.2).
+    const written = h.toString('latin1', 4, 6);
+    const vr = isUnknownVr(written) ? 'UN' : written;
     const length = LONG_VRS.has(vr) ? (await r.take(4)).readUInt32LE(0) : h.readUInt16LE(6);
     if (vr === 'SQ') {
       yield header(tag, UNDEFINED);
@@ -180,12 +202,6 @@ export async function* toImplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
     else yield* w.value(header(tag, length), length);
   }
 }
-
-/** "US or SS" attributes of the image pixel description: SS when Pixel Representation (0028,0103) is 1. */
-const SIGNED_WITH_PIXELS = new Set([
-  0x00280104, 0x00280105, 0x00280106, 0x00280107, 0x00280108, 0x00280109, 0x00280110, 0x00280111, 0x00280120,
-  0x00280121, 0x00409211, 0x00409216,
-]);
 
 function explicitHeader(tag: number, vr: string, length: number): Buffer {
   const long = LONG_VRS.has(vr);
@@ -212,13 +228,12 @@ function explicitHeader(tag: number, vr: string, length: number): Buffer {
 export async function* toExplicitVrLittleEndian(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const w = new Walk(source, EXPLICIT_NAME);
   let bitsAllocated = 16;
-  let signed = false;
   for (;;) {
     const h = yield* w.next();
     if (!h) return;
     const tag = tagOf(h);
     const length = h.readUInt32LE(4);
-    let vr = implicitVr(tag);
+    let vr = implicitVr(tag, w.signed);
     if (length === UNDEFINED || vr === 'SQ') {
       if (tag === 0x7fe00010) throw unconvertible('(7FE00010) pixel data has undefined length', w.to);
       yield explicitHeader(tag, 'SQ', UNDEFINED);
@@ -230,12 +245,11 @@ export async function* toExplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
       continue;
     }
     if (tag === 0x7fe00010) vr = bitsAllocated > 8 ? 'OW' : 'OB';
-    else if (signed && SIGNED_WITH_PIXELS.has(tag)) vr = 'SS';
     if (!LONG_VRS.has(vr) && length > 0xfffe) vr = 'UN';
-    if (w.top && length === 2 && (tag === 0x00280100 || tag === 0x00280103)) {
+    if (length === 2 && ((w.top && tag === 0x00280100) || tag === 0x00280103)) {
       const value = await w.r.take(2);
       if (tag === 0x00280100) bitsAllocated = value.readUInt16LE(0);
-      else signed = value.readUInt16LE(0) === 1;
+      else w.signed = value.readUInt16LE(0) === 1;
       yield Buffer.concat([explicitHeader(tag, vr, 2), value]);
       continue;
     }

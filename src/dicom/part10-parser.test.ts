@@ -300,6 +300,63 @@ describe('Part10Parser', () => {
     expect(getStrings(p.dataset, Tags.ImageType)).toEqual(['ORIGINAL', 'PRIMARY', 'AXIAL']);
     expect(datasetToJson(p.dataset)['00280030']!.Value).toEqual([0.5, 0.25]);
   });
+
+  it('reads "US or SS" pixel values in implicit VR as SS where Pixel Representation is 1, item by item', async () => {
+    // Written in explicit VR with the VRs the standard gives them; read from implicit VR, they must come out the same.
+    const elements: WriteElement[] = [
+      { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.2' },
+      { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2.3.4' },
+      { tag: Tags.PixelRepresentation, vr: 'US', value: 1 },
+      { tag: tag(0x0028, 0x0106), vr: 'SS', value: -2000 },
+      { tag: tag(0x0028, 0x0107), vr: 'SS', value: [3000, -1] },
+      { tag: tag(0x0028, 0x0120), vr: 'SS', value: -2000 },
+      {
+        // An item with no Pixel Representation of its own takes the data set's.
+        tag: tag(0x0040, 0x9096),
+        vr: 'SQ',
+        value: [[{ tag: tag(0x0040, 0x9216), vr: 'SS', value: -1024 }]],
+      },
+      {
+        // An icon image has its own, unsigned.
+        tag: Tags.IconImageSequence,
+        vr: 'SQ',
+        value: [
+          [
+            { tag: Tags.PixelRepresentation, vr: 'US', value: 0 },
+            { tag: tag(0x0028, 0x0106), vr: 'US', value: 63536 },
+          ],
+        ],
+      },
+    ];
+    const explicit = await parsePart10(
+      writePart10(elements, { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian }),
+    );
+    const implicit = await parsePart10(
+      writePart10(elements, { transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian }),
+    );
+    const json = datasetToJson(implicit.dataset);
+    expect(json['00280106']).toEqual({ vr: 'SS', Value: [-2000] });
+    expect(json['00280107']).toEqual({ vr: 'SS', Value: [3000, -1] });
+    expect(json['00280120']).toEqual({ vr: 'SS', Value: [-2000] });
+    expect(json['00409096']!.Value).toEqual([{ '00409216': { vr: 'SS', Value: [-1024] } }]);
+    expect((json['00880200']!.Value![0] as Record<string, unknown>)['00280106']).toEqual({
+      vr: 'US',
+      Value: [63536],
+    });
+    expect(json).toEqual(datasetToJson(explicit.dataset));
+
+    // Pixel Representation 0: US, as the dictionary has it.
+    const unsigned = await parsePart10(
+      writePart10(
+        [
+          { tag: Tags.PixelRepresentation, vr: 'US', value: 0 },
+          { tag: tag(0x0028, 0x0120), vr: 'US', value: 63536 },
+        ],
+        { transferSyntaxUid: TransferSyntax.ImplicitVRLittleEndian },
+      ),
+    );
+    expect(datasetToJson(unsigned.dataset)['00280120']).toEqual({ vr: 'US', Value: [63536] });
+  });
 });
 
 /** Explicit VR LE element bytes, for structures the writer does not produce. */
@@ -335,6 +392,40 @@ function fileWith(dataset: Buffer, ts: string = TransferSyntax.ExplicitVRLittleE
 }
 
 describe('Part10Parser structures', () => {
+  it('reads an element whose explicit VR it does not know as UN with the long header, and says so (PS3.5 §6.2)', async () => {
+    const xx = el(tag(0x0009, 0x1001), 'UN', Buffer.from([1, 2, 3, 4]));
+    xx.write('XX', 4, 'latin1');
+    const ds = Buffer.concat([
+      el(tag(0x0009, 0x0010), 'LO', Buffer.from('ACME')),
+      xx,
+      el(Tags.PatientName, 'PN', Buffer.from('After^Xx')),
+    ]);
+    const p = await parsePart10(chunked(fileWith(ds), 5));
+    expect(p.dataset.get(tag(0x0009, 0x1001))).toMatchObject({
+      vr: 'UN',
+      kind: 'bytes',
+      data: Buffer.from([1, 2, 3, 4]),
+    });
+    expect(getString(p.dataset, Tags.PatientName)).toBe('After^Xx');
+    expect(p.warnings).toContainEqual(
+      expect.stringContaining('the VR "XX", which this archive does not know: read as UN'),
+    );
+  });
+
+  it('still refuses a VR that is not two upper-case letters, where it stands', async () => {
+    for (const garbage of ['xx', 'X1', '\x01\x00']) {
+      const bad = el(Tags.PatientID, 'LO', Buffer.from('P1'));
+      bad.write(garbage, 4, 'latin1');
+      const file = fileWith(bad);
+      const err = await parsePart10(file).then(
+        () => undefined,
+        (e: unknown) => e as CustosError,
+      );
+      expect(err?.code, garbage).toBe('dicom.bad-vr');
+      expect(err?.detail).toEqual({ offset: file.length - bad.length + 4 });
+    }
+  });
+
   it('reads an explicit UN of undefined length as an implicit VR little endian sequence (PS3.5 §6.2.2)', async () => {
     const inner = imp(Tags.PatientID, Buffer.from('ID42'));
     const un = Buffer.concat([

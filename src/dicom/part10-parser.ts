@@ -10,6 +10,7 @@ import {
   UNSPLIT_VRS,
   getNumber,
   getString,
+  isUnknownVr,
   type Dataset,
   type Element,
 } from './dataset.js';
@@ -154,6 +155,11 @@ interface Ctx {
   explicit: boolean;
   little: boolean;
   text: TextDecoding;
+  /**
+   * Pixel Representation (0028,0103) is 1 in this data set or item (an item without its own takes its enclosing
+   * data set's): the implicit VR of the "US or SS" attributes is then SS.
+   */
+  signedPixels: boolean;
 }
 
 interface Parsed {
@@ -348,7 +354,13 @@ export class Part10Parser {
     }
 
     const meta: Dataset = new Map();
-    const metaCtx: Ctx = { q, explicit: true, little: true, text: textDecoding(undefined) };
+    const metaCtx: Ctx = {
+      q,
+      explicit: true,
+      little: true,
+      text: textDecoding(undefined),
+      signedPixels: false,
+    };
     let tsUid: string;
     if (hasPreamble || q.peek(2).readUInt16LE(0) === 0x0002) {
       // PS3.10 §7.1: the file meta information is explicit VR little endian whatever the transfer syntax.
@@ -430,6 +442,7 @@ export class Part10Parser {
       explicit: encoding.explicit,
       little: encoding.little,
       text: textDecoding(undefined),
+      signedPixels: false,
     };
     let pixelData: PixelDataInfo | undefined;
     while (await this.more(ctx.q)) {
@@ -536,7 +549,12 @@ export class Part10Parser {
     let headerLen: number;
     if (ctx.explicit) {
       vr = head.toString('latin1', 4, 6);
-      if (!KNOWN_VRS.has(vr))
+      if (isUnknownVr(vr)) {
+        this.warnOnce(
+          `element ${label(tag)} has the VR ${JSON.stringify(vr)}, which this archive does not know: read as UN (PS3.5 §6.2)`,
+        );
+        vr = 'UN';
+      } else if (!KNOWN_VRS.has(vr))
         throw fail('bad-vr', `element ${label(tag)} has an invalid VR ${JSON.stringify(vr)}`, start + 4);
       if (LONG_VRS.has(vr)) {
         if (past(start, 12, limit)) throw this.beyond(`element ${label(tag)}`, start, 12, limit);
@@ -551,7 +569,7 @@ export class Part10Parser {
     } else {
       length = this.u32(ctx, head, 4);
       headerLen = 8;
-      vr = implicitVr(tag);
+      vr = implicitVr(tag, ctx.signedPixels);
       // PS3.5 §8.2: implicit VR pixel data is OW unless 8 bits are allocated.
       if (tag === Tags.PixelData) vr = (getNumber(this.main, Tags.BitsAllocated) ?? 16) > 8 ? 'OW' : 'OB';
     }
@@ -604,6 +622,8 @@ export class Part10Parser {
         ctx.text = textDecoding(element.values);
         if (ctx.text.warning) this.warnOnce(ctx.text.warning);
       }
+      if (tag === Tags.PixelRepresentation && element.kind === 'numbers')
+        ctx.signedPixels = element.values[0] === 1;
     }
     ds.set(tag, element);
     return { tag, element, valueOffset };
@@ -659,7 +679,8 @@ export class Part10Parser {
       }
       q.drop(8);
       const item: Dataset = new Map();
-      // PS3.5 §7.5: an item may carry its own Specific Character Set, which holds inside that item only.
+      // PS3.5 §7.5: an item may carry its own Specific Character Set, which holds inside that item only; so does
+      // its own Pixel Representation (an icon image's, say).
       const itemCtx: Ctx = { ...ctx };
       if (length === UNDEFINED) {
         while ((await this.element(itemCtx, item, limit, depth, false)) !== undefined) {
@@ -864,13 +885,26 @@ function pixelInfo(el: Parsed, deflated: boolean): PixelDataInfo | undefined {
   return undefined;
 }
 
-/** VR of an element in an implicit VR dataset (PS3.5 §7.1.3): from the dictionary; private creators are LO. */
-export function implicitVr(tag: number): string {
+/**
+ * The "US or SS" attributes whose VR follows Pixel Representation (0028,0103): SS when it is 1 (PS3.6 Table 6-1,
+ * PS3.5 §7.1.3). The dictionary lists them as US.
+ */
+const SIGNED_WITH_PIXELS = new Set([
+  0x00280104, 0x00280105, 0x00280106, 0x00280107, 0x00280108, 0x00280109, 0x00280110, 0x00280111, 0x00280120,
+  0x00280121, 0x00409211, 0x00409216,
+]);
+
+/**
+ * VR of an element in an implicit VR dataset (PS3.5 §7.1.3): from the dictionary; private creators are LO; the
+ * "US or SS" pixel value attributes SS when `signedPixels` (the data set's Pixel Representation is 1).
+ */
+export function implicitVr(tag: number, signedPixels = false): string {
   const group = tag >>> 16;
   const elem = tag & 0xffff;
   if (elem === 0) return 'UL';
   if (group % 2 === 1 && elem >= 0x10 && elem <= 0xff) return 'LO';
   if (group % 2 === 1) return 'UN';
+  if (signedPixels && SIGNED_WITH_PIXELS.has(tag)) return 'SS';
   const vr = lookupTag(tag)?.vr;
   return vr && KNOWN_VRS.has(vr) ? vr : 'UN';
 }

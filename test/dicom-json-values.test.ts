@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+import { IMPLICIT_LE, makeInstance, stowBody, uid } from './support/fixtures.js';
+
+type Json = Record<string, { vr: string; Value?: unknown[]; InlineBinary?: string }>;
+
+const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+
+describe.each(backends())('values in DICOM JSON as stored by STOW-RS on %s', (backend) => {
+  let s: TestServer;
+  const auth = () => ({ Authorization: `Bearer ${s.token}` });
+
+  const stow = async (bytes: Buffer) => {
+    const { body, contentType } = stowBody([{ bytes }]);
+    return fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+  };
+  const metadata = async (ids: { studyUid: string; seriesUid: string; sopInstanceUid: string }) => {
+    const res = await fetch(
+      `${s.dicomweb}/studies/${ids.studyUid}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}/metadata`,
+      { headers: { ...auth(), Accept: 'application/dicom+json' } },
+    );
+    expect(res.status, await res.clone().text()).toBe(200);
+    return ((await res.json()) as Json[])[0]!;
+  };
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+  });
+  afterAll(async () => {
+    expect(s.unexpected).toEqual([]);
+    await s.stop();
+  });
+
+  it('serves "US or SS" pixel values of an implicit VR object with signed pixels as SS, negative', async () => {
+    const ids = { studyUid: uid(1), seriesUid: uid(2), sopInstanceUid: uid(3) };
+    const res = await stow(
+      makeInstance({
+        ...ids,
+        transferSyntaxUid: IMPLICIT_LE,
+        extra: [
+          { tag: t(0x0028, 0x0103), vr: 'US', value: 1 },
+          { tag: t(0x0028, 0x0106), vr: 'SS', value: -2000 },
+          { tag: t(0x0028, 0x0120), vr: 'SS', value: -2000 },
+        ],
+      }),
+    );
+    expect(res.status, await res.clone().text()).toBe(200);
+    const meta = await metadata(ids);
+    expect(meta['00280106']).toEqual({ vr: 'SS', Value: [-2000] });
+    expect(meta['00280120']).toEqual({ vr: 'SS', Value: [-2000] });
+  });
+
+  it('stores an object with an element whose VR it does not know, that element as UN (PS3.5 §6.2)', async () => {
+    const ids = { studyUid: uid(4), seriesUid: uid(5), sopInstanceUid: uid(6) };
+    const bytes = makeInstance({
+      ...ids,
+      extra: [
+        { tag: t(0x0009, 0x0010), vr: 'LO', value: 'ACME 1.0' },
+        { tag: t(0x0009, 0x1001), vr: 'UN', value: Buffer.from([1, 2, 3, 4]) },
+      ],
+    });
+    bytes.write('XX', bytes.indexOf(Buffer.from([0x09, 0, 0x01, 0x10, 0x55, 0x4e])) + 4, 'latin1');
+    const res = await stow(bytes);
+    const body = await res.text();
+    expect(res.status, body).toBe(202);
+    expect(res.headers.get('warning'), body).toContain('which this archive does not know: read as UN');
+    const meta = await metadata(ids);
+    expect(meta['00091001']).toEqual({ vr: 'UN', InlineBinary: 'AQIDBA==' });
+  });
+});
