@@ -150,4 +150,29 @@ describe.each(backends())('fixity on %s', (backend) => {
     expect(meta.status).toBe(200);
     expect(s.unexpected).toEqual([]);
   });
+
+  it('answers a read of an object whose file went missing since the last pass as object.corrupt, alerts and marks it', async () => {
+    // Until 6 Dec 2026 the client saw the connection cut (no status), and nothing was alerted or marked.
+    await rm(await blobFile(sops[5]!));
+    const url = `${s.dicomweb}/studies/${studyUid}/series/${series}/instances/${sops[5]}`;
+    const first = await fetch(url, { headers: auth() });
+    expect(first.status).toBe(500);
+    expect(first.headers.get('content-type')).toContain('application/problem+json');
+    expect(await first.json()).toMatchObject({
+      code: 'object.corrupt',
+      detail: expect.stringContaining(sops[5]!),
+    });
+    expect(await statusOf(sops[5]!)).toBe('corrupt');
+    const alerts = await s.app.auditStore.search({ action: ['alert'], studyUid, limit: 10 });
+    expect(alerts.find((a) => a.objects?.sopInstanceUids?.[0] === sops[5])?.detail).toMatchObject({
+      alert: 'object-integrity',
+    });
+    // WADO-URI is refused the same way, before a byte, now that it is marked.
+    const uri = await fetch(
+      `${s.url}/wado?requestType=WADO&studyUID=${studyUid}&seriesUID=${series}&objectUID=${sops[5]}&contentType=application%2Fdicom`,
+      { headers: auth() },
+    );
+    expect(uri.status).toBe(500);
+    expect(s.unexpected).toEqual([]);
+  });
 });

@@ -329,28 +329,46 @@ export class RetrieveService {
   }
 
   /**
-   * A stored object that fails its integrity check is never served (the blob store throws before yielding bad
-   * bytes); it is also a security event: record an alert before the caller learns of the failure.
+   * A stored object that fails its integrity check, or whose file is gone, is never served (the blob store throws
+   * before yielding bad bytes); it is also a security event. As the fixity job does (docs/fixity.md), the
+   * instance is marked corrupt and an alert recorded in one transaction, before the caller learns of the failure,
+   * which is then `object.corrupt` (500, 0xA701): later requests are refused before a byte is sent. Until 6 Dec
+   * 2026 a missing file raised no alert and reached the client as a connection cut (its blob.not-found was not
+   * taken for damage), and a damaged one was not marked.
    */
   private async *alerting(ref: InstanceRef, source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     try {
       yield* source;
     } catch (err) {
-      if (err instanceof CustosError && err.code === 'blob.integrity') {
-        await this.deps.ledger.append({
-          principal: {
-            kind: 'system',
-            id: asUserId('system'),
-            name: 'system:integrity',
-            role: 'system',
-            source: 'retrieve',
-          },
-          action: 'alert',
-          outcome: 'failure',
-          policy: 'n/a',
-          studyUid: ref.studyUid,
-          objects: { sopInstanceUids: [ref.sopInstanceUid], blobId: ref.blobId },
-          detail: { alert: 'object-integrity', reason: err.message },
+      if (err instanceof CustosError && (err.code === 'blob.integrity' || err.code === 'blob.not-found')) {
+        await this.deps.index.db.transaction().execute(async (trx) => {
+          await trx
+            .updateTable('instances')
+            .set({ fixity_status: 'corrupt', fixity_checked_at: new Date().toISOString() })
+            .where('sop_instance_uid', '=', ref.sopInstanceUid)
+            .execute();
+          await this.deps.ledger.appendIn(trx, {
+            principal: {
+              kind: 'system',
+              id: asUserId('system'),
+              name: 'system:integrity',
+              role: 'system',
+              source: 'retrieve',
+            },
+            action: 'alert',
+            outcome: 'failure',
+            policy: 'n/a',
+            studyUid: ref.studyUid,
+            objects: { sopInstanceUids: [ref.sopInstanceUid], blobId: ref.blobId },
+            detail: { alert: 'object-integrity', reason: err.message },
+          });
+        });
+        throw new CustosError({
+          code: 'object.corrupt',
+          message: `instance ${ref.sopInstanceUid} failed its integrity check on reading (${err.message}) and will not be served; restore from backup (docs/fixity.md)`,
+          httpStatus: 500,
+          dicomStatus: 0xa701,
+          cause: err,
         });
       }
       throw err;

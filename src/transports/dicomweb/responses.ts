@@ -148,6 +148,50 @@ export function jsonArray<T extends JsonPiece>(elements: readonly T[]): (T | Buf
 }
 
 /**
+ * The body with its first chunk already read, so that a failure there (an object whose file is missing or damaged,
+ * found on opening it) is thrown before the status line is written and can be answered as problem+json; after
+ * the headers, pipeBody can only cut the connection. A HEAD request reads nothing.
+ */
+export async function primed(
+  res: ServerResponse,
+  body: AsyncIterable<Buffer>,
+): Promise<AsyncIterable<Buffer>> {
+  if (res.req?.method === 'HEAD') return body;
+  const it = body[Symbol.asyncIterator]();
+  const first = await it.next();
+  return (async function* () {
+    try {
+      if (first.done) return;
+      yield first.value;
+      for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
+    } finally {
+      // A client gone mid-body: the source (a blob being decrypted) is closed too.
+      await it.return?.();
+    }
+  })();
+}
+
+/** The parts of a multipart body with the first part's body primed (see primed): for the same reason. */
+export async function primedParts<T extends { body: AsyncIterable<Buffer> }>(
+  res: ServerResponse,
+  parts: AsyncIterable<T>,
+): Promise<AsyncIterable<T>> {
+  if (res.req?.method === 'HEAD') return parts;
+  const it = parts[Symbol.asyncIterator]();
+  const first = await it.next();
+  const head = first.done ? undefined : { ...first.value, body: await primed(res, first.value.body) };
+  return (async function* () {
+    try {
+      if (!head) return;
+      yield head;
+      for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
+    } finally {
+      await it.return?.();
+    }
+  })();
+}
+
+/**
  * Write an async byte stream to the response with back-pressure; a mid-stream failure aborts the connection. A
  * HEAD request gets the headers alone: the body is not read (no object is decrypted only to be thrown away).
  */

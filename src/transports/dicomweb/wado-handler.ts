@@ -23,7 +23,7 @@ import {
   renderedMediaType,
 } from './negotiation.js';
 import type { RenderedMediaType } from '../../domain/image-encoding.js';
-import { pipeBody, sendDicomXml, sendJson } from './responses.js';
+import { pipeBody, primed, primedParts, sendDicomXml, sendJson } from './responses.js';
 
 const scopeOf = (ctx: RequestContext): RetrieveScope => ({
   studyUid: ctx.params.study!,
@@ -118,9 +118,6 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
     const firstDecompressed = refs.find(decompress);
     const early = firstDecompressed ? await retrieve.decompressed(firstDecompressed) : undefined;
     const boundary = multipartBoundary();
-    ctx.res.writeHead(200, {
-      'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
-    });
     async function* parts(): AsyncGenerator<Served> {
       // Served headers carry steward and patient-index corrections (one rewrite, RetrieveService.open); stored
       // bytes never change. The next objects are read and decrypted while this one is sent.
@@ -154,7 +151,12 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
         yield decompressedPart(d);
       }
     }
-    await pipeBody(ctx.res, writeMultipart(parts(), boundary));
+    // The first object opened before the status line: one whose file is missing or damaged is a problem+json.
+    const body = await primedParts(ctx.res, parts());
+    ctx.res.writeHead(200, {
+      'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+    });
+    await pipeBody(ctx.res, writeMultipart(body, boundary));
   };
 }
 
@@ -239,17 +241,19 @@ async function sendObject(
   const span = asStored ? rangeOf(ctx, ref.size) : undefined;
   if (span) {
     const length = span.end - span.start + 1;
+    const body = await primed(ctx.res, retrieve.ranges(ref, [{ offset: span.start, length }]));
     ctx.res.writeHead(206, {
       ...headers,
       'Content-Length': String(length),
       'Content-Range': `bytes ${span.start}-${span.end}/${span.total}`,
       'Accept-Ranges': 'bytes',
     });
-    await pipeBody(ctx.res, retrieve.ranges(ref, [{ offset: span.start, length }]));
+    await pipeBody(ctx.res, body);
     return;
   }
+  const body = await primed(ctx.res, out.body);
   ctx.res.writeHead(200, { ...headers, ...out.headers, ...(asStored ? { 'Accept-Ranges': 'bytes' } : {}) });
-  await pipeBody(ctx.res, out.body);
+  await pipeBody(ctx.res, body);
 }
 
 /** WADO-RS metadata (PS3.18 §10.4.1.1.2): DICOM JSON with BulkDataURIs that point back at this server. */
