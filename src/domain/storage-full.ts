@@ -43,14 +43,42 @@ export function storageUnwritable(where: string, cause?: unknown): CustosError {
   });
 }
 
+/** errno values of a file that could not be opened because the process (EMFILE) or the system (ENFILE) has none left. */
+export const isNoDescriptorErrno = (code: unknown): boolean => code === 'EMFILE' || code === 'ENFILE';
+
+/** The code of a request refused because the server has run out of file descriptors. */
+export const OUT_OF_DESCRIPTORS = 'server.out-of-descriptors';
+
+/**
+ * The server could not open a file: the process has used up its file descriptor limit (EMFILE; `ulimit -n`,
+ * systemd's LimitNOFILE) or the system its table (ENFILE). A passing condition, not a volume's: DICOM's A700 and
+ * HTTP 503 with Retry-After, so that the sender tries again; the message names the limit, not a path. Until 6 Dec
+ * 2026 a store was failed with 0x0110 and a Warning quoting the temporary file's path.
+ */
+export function outOfDescriptors(cause?: unknown): CustosError {
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return new CustosError({
+    code: OUT_OF_DESCRIPTORS,
+    message:
+      code === 'ENFILE'
+        ? 'the server could not open a file: the system has no file descriptors left (ENFILE); try again later'
+        : "the server could not open a file: it has used up its file descriptor limit (EMFILE; raise `ulimit -n` or systemd's LimitNOFILE); try again later",
+    httpStatus: 503,
+    dicomStatus: DicomStatus.OutOfResources,
+    detail: { retryAfterSeconds: 5 },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
 /**
  * A file-system error of a write to `where` ("the blob volume", "the index's volume") as the archive reports it:
- * storage.full for no room, storage.unwritable for a read-only (EROFS) or failing (EIO) volume; anything else as it
- * came.
+ * storage.full for no room, storage.unwritable for a read-only (EROFS) or failing (EIO) volume,
+ * server.out-of-descriptors for no file descriptor left; anything else as it came.
  */
 export function storageWriteError(where: string, e: unknown): unknown {
   const code = (e as { code?: unknown } | undefined)?.code;
   if (isNoRoomErrno(code)) return storageFull(where, e);
+  if (isNoDescriptorErrno(code)) return outOfDescriptors(e);
   if (code === 'EROFS') return storageUnwritable(`${where} is read-only`, e);
   if (code === 'EIO') return storageUnwritable(`${where} failed a write: input/output error`, e);
   return e;

@@ -1,7 +1,12 @@
 import { constants } from 'node:fs';
 import { open, statfs, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isNoRoomErrno, storageFull, storageUnwritable } from '../../domain/storage-full.js';
+import {
+  isNoDescriptorErrno,
+  isNoRoomErrno,
+  storageFull,
+  storageUnwritable,
+} from '../../domain/storage-full.js';
 import type { StorageSpace, VolumeSpace } from '../../ports/storage-space.js';
 
 /** How long a measurement of free space is used before statfs is asked again. */
@@ -163,7 +168,9 @@ async function refusal(dir: string): Promise<string | undefined> {
     return undefined;
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (isNoRoomErrno(err.code)) return undefined;
+    // Nor is a process that has used up its file descriptors (EMFILE, ENFILE): the volume is not to blame, and the
+    // stores refused meanwhile say why (until 6 Dec 2026 the log called the volume failed and asked for a repair).
+    if (isNoRoomErrno(err.code) || isNoDescriptorErrno(err.code)) return undefined;
     return `${err.code ?? 'no code'}: ${err.message.replace(/^[A-Z]+: /, '').replace(/, open '.*'$/, '')}`;
   }
 }
