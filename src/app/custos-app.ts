@@ -148,6 +148,10 @@ async function volumeReserve(config: CustosConfig, notice?: (line: string) => vo
       path: config.dataDir,
       device: (await stat(config.dataDir)).dev,
       holdsIndex: true,
+      indexFile: {
+        path: join(config.dataDir, 'index.sqlite'),
+        ino: (await stat(join(config.dataDir, 'index.sqlite'))).ino,
+      },
     });
   return new VolumeReserve(volumes, config.blob.minFreeBytes, undefined, notice);
 }

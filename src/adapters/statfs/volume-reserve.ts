@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, statfs, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, stat, statfs, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   isNoDescriptorErrno,
@@ -24,6 +24,8 @@ interface Volume {
   path: string;
   /** Whether the SQLite index is on it (its audit records too: then nothing is served while it is read-only). */
   holdsIndex: boolean;
+  /** The SQLite index file and its inode when opened: a volume whose index file is gone or replaced refuses. */
+  indexFile?: { path: string; ino: number } | undefined;
   /** Whether the last measurement was below the reserve, and whether the volume refused a write. */
   below?: boolean;
   refused?: string | undefined;
@@ -43,7 +45,13 @@ export class VolumeReserve implements StorageSpace {
   private readonly volumes: Volume[] = [];
 
   constructor(
-    volumes: { what: string; path: string; device: number; holdsIndex?: boolean }[],
+    volumes: {
+      what: string;
+      path: string;
+      device: number;
+      holdsIndex?: boolean;
+      indexFile?: { path: string; ino: number };
+    }[],
     private readonly reserveBytes: number,
     private readonly now: () => number = () => performance.now(),
     /**
@@ -57,9 +65,15 @@ export class VolumeReserve implements StorageSpace {
       const same = byDevice.get(v.device);
       if (same) {
         same.holdsIndex ||= v.holdsIndex ?? false;
+        same.indexFile ??= v.indexFile;
         continue;
       }
-      const volume = { what: v.what, path: v.path, holdsIndex: v.holdsIndex ?? false };
+      const volume = {
+        what: v.what,
+        path: v.path,
+        holdsIndex: v.holdsIndex ?? false,
+        indexFile: v.indexFile,
+      };
       byDevice.set(v.device, volume);
       this.volumes.push(volume);
     }
@@ -104,10 +118,25 @@ export class VolumeReserve implements StorageSpace {
   private measure(v: Volume): Promise<Measurement> {
     const m = v.measured;
     if (m && this.now() - m.at < FRESH_MS) return Promise.resolve(m);
-    v.measuring ??= Promise.all([statfs(v.path), refusal(v.path)]).then(
-      ([s, refused]) => {
+    v.measuring ??= Promise.all([
+      statfs(v.path).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return undefined;
+        throw e;
+      }),
+      refusal(v.path),
+      indexFileGone(v.indexFile),
+    ]).then(
+      ([s, refused, gone]) => {
         v.measuring = undefined;
-        const measured = { at: this.now(), free: s.bavail * s.bsize, refused };
+        const measured = {
+          at: this.now(),
+          free: s ? s.bavail * s.bsize : 0,
+          refused:
+            gone ??
+            (s
+              ? refused
+              : `its directory ${v.path} is gone (deleted while the server ran): stop Custos and restore the data directory (docs/storage.md, Backups)`),
+        };
         v.measured = measured;
         this.tell(v, measured);
         return measured;
@@ -136,6 +165,22 @@ export class VolumeReserve implements StorageSpace {
           : `${v.what} (${v.path}) takes writes again`,
       );
     v.refused = m.refused;
+  }
+}
+
+/**
+ * Why the SQLite index file the server has open is no longer the one at its path, or undefined when it is. A
+ * deleted (or replaced) index file keeps taking writes through the open handle, and all of them, stores and audit
+ * records alike, are lost when the server stops: until 6 Dec 2026 stores were acknowledged all the same.
+ */
+async function indexFileGone(file: { path: string; ino: number } | undefined): Promise<string | undefined> {
+  if (!file) return undefined;
+  try {
+    if ((await stat(file.path)).ino === file.ino) return undefined;
+    return `the index file ${file.path} was replaced while the server ran: stop Custos, and keep the file it had open out of the way`;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return undefined;
+    return `the index file ${file.path} was deleted while the server ran, so nothing written now would survive a restart: stop Custos and restore the index (docs/storage.md, Backups)`;
   }
 }
 
