@@ -912,6 +912,32 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     }
   });
 
+  it('accepts a private tag as a QIDO key: the attribute returned, the key reported as not matched', async () => {
+    const [study, series, sop] = [uid(79), uid(80), uid(81)];
+    const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+    const stored = await stow([
+      {
+        bytes: makeInstance({
+          studyUid: study,
+          seriesUid: series,
+          sopInstanceUid: sop,
+          extra: [
+            { tag: t(0x0009, 0x0010), vr: 'LO', value: 'ACME 1.0' },
+            { tag: t(0x0009, 0x1001), vr: 'LO', value: 'private' },
+          ],
+        }),
+      },
+    ]);
+    expect(stored.status).toBe(200);
+    const res = await fetch(`${s.dicomweb}/instances?SOPInstanceUID=${sop}&00091001=private`, {
+      headers: auth(),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(res.headers.get('warning')).toContain('the query key 00091001 is not supported and was ignored');
+    const [row] = (await res.json()) as Json[];
+    expect(row!['00091001']).toEqual({ vr: 'LO', Value: ['private'] });
+  });
+
   it('warns in the words of PS3.18 §8.3.4.2 that fuzzymatching=true is not supported', async () => {
     const res = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&fuzzymatching=true`, { headers: auth() });
     expect(res.status).toBe(200);
