@@ -18,10 +18,14 @@ for (const a of attrs) {
   const m = /^\(([0-9A-Fx]{4}),([0-9A-Fx]{4})\)$/i.exec(a.tag);
   if (!m || !a.keyword) continue;
   // Repeating groups (50xx, 60xx) are kept with their mask so the lookup can match them. Where PS3.6 allows
-  // several VRs ('US or SS', 'OB or OW') the first is the one an implicit VR reader assumes; item and delimiter
-  // tags have no VR ('See Note 2') and are written with an empty one.
-  const first = (a.valueRepresentation || 'UN').split(' ')[0]!;
-  const vr = /^[A-Z]{2}$/.test(first) ? first : first === 'See' ? '' : 'UN';
+  // several VRs ('US or SS', 'OB or OW') all are written, joined by '/', the first the one an implicit VR reader
+  // assumes; item and delimiter tags have no VR ('See Note 2') and are written with an empty one.
+  const named = (a.valueRepresentation || 'UN').split(' or ');
+  const vr = named.every((v) => /^[A-Z]{2}$/.test(v))
+    ? named.join('/')
+    : named[0]!.startsWith('See')
+      ? ''
+      : 'UN';
   lines.push(
     `${(m[1]! + m[2]!).toUpperCase()}|${vr}|${a.keyword}|${a.valueMultiplicity}${a.retired === 'Y' ? '|R' : ''}`,
   );

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
+import { multipartParts } from './support/http.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { IMPLICIT_LE, makeInstance, stowBody, uid } from './support/fixtures.js';
 
@@ -71,5 +72,27 @@ describe.each(backends())('values in DICOM JSON as stored by STOW-RS on %s', (ba
     expect(res.headers.get('warning'), body).toContain('which this archive does not know: read as UN');
     const meta = await metadata(ids);
     expect(meta['00091001']).toEqual({ vr: 'UN', InlineBinary: 'AQIDBA==' });
+  });
+
+  it('reads a standard attribute sent as UN as its VR for metadata and QIDO, and keeps the bytes (PS3.5 §6.2.2)', async () => {
+    const ids = { studyUid: uid(7), seriesUid: uid(8), sopInstanceUid: uid(9) };
+    const bytes = makeInstance({
+      ...ids,
+      extra: [{ tag: t(0x0018, 0x0015), vr: 'UN', value: Buffer.from('CHEST ') }],
+    });
+    const res = await stow(bytes);
+    expect(res.status, await res.text()).toBe(200);
+    expect((await metadata(ids))['00180015']).toEqual({ vr: 'CS', Value: ['CHEST'] });
+    const found = await fetch(
+      `${s.dicomweb}/series?BodyPartExamined=CHEST&StudyInstanceUID=${ids.studyUid}`,
+      { headers: { ...auth(), Accept: 'application/dicom+json' } },
+    );
+    expect(found.status, await found.clone().text()).toBe(200);
+    const rows = (await found.json()) as Json[];
+    expect(rows.map((r) => r['0020000E']?.Value)).toEqual([[ids.seriesUid]]);
+    expect(rows[0]!['00180015']).toEqual({ vr: 'CS', Value: ['CHEST'] });
+    const retrieved = await fetch(`${s.dicomweb}/studies/${ids.studyUid}`, { headers: auth() });
+    expect(retrieved.status).toBe(200);
+    expect((await multipartParts(retrieved))[0]!.body).toEqual(bytes);
   });
 });

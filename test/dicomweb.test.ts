@@ -912,6 +912,80 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     }
   });
 
+  it('leaves binary values over 1 KiB out of QIDO for a big endian object too; metadata has them', async () => {
+    const [study, series, sop] = [uid(76), uid(77), uid(78)];
+    const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+    const ow = Buffer.alloc(2000);
+    for (let i = 0; i < ow.length; i++) ow[i] = i & 0xff;
+    const res = await stow([
+      {
+        bytes: makeInstance({
+          studyUid: study,
+          seriesUid: series,
+          sopInstanceUid: sop,
+          transferSyntaxUid: '1.2.840.10008.1.2.2',
+          extra: [
+            { tag: t(0x0072, 0x0069), vr: 'OW', value: ow },
+            {
+              tag: t(0x0040, 0x0275),
+              vr: 'SQ',
+              value: [
+                [
+                  { tag: t(0x0040, 0x0009), vr: 'SH', value: 'SPS-1' },
+                  { tag: t(0x0072, 0x0069), vr: 'OW', value: ow },
+                ],
+              ],
+            },
+          ],
+        }),
+      },
+    ]);
+    expect(res.status, await res.clone().text()).toBe(200);
+    const [meta] = (await (
+      await fetch(`${s.dicomweb}/studies/${study}/series/${series}/instances/${sop}/metadata`, {
+        headers: auth(),
+      })
+    ).json()) as Json[];
+    expect(meta!['00720069']).toEqual({ vr: 'OW', InlineBinary: ow.toString('base64') });
+    for (const path of [
+      `/instances?SOPInstanceUID=${sop}&includefield=all`,
+      `/studies/${study}/instances?includefield=00720069&includefield=00400275`,
+    ]) {
+      const [row] = await qido(path);
+      expect(row!['00720069'], path).toBeUndefined();
+      expect(row!['00400275'], path).toEqual({
+        vr: 'SQ',
+        Value: [{ '00400009': { vr: 'SH', Value: ['SPS-1'] } }],
+      });
+    }
+  });
+
+  it('accepts a private tag as a QIDO key: the attribute returned, the key reported as not matched', async () => {
+    const [study, series, sop] = [uid(79), uid(80), uid(81)];
+    const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+    const stored = await stow([
+      {
+        bytes: makeInstance({
+          studyUid: study,
+          seriesUid: series,
+          sopInstanceUid: sop,
+          extra: [
+            { tag: t(0x0009, 0x0010), vr: 'LO', value: 'ACME 1.0' },
+            { tag: t(0x0009, 0x1001), vr: 'LO', value: 'private' },
+          ],
+        }),
+      },
+    ]);
+    expect(stored.status).toBe(200);
+    const res = await fetch(`${s.dicomweb}/instances?SOPInstanceUID=${sop}&00091001=private`, {
+      headers: auth(),
+    });
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect(res.headers.get('warning')).toContain('the query key 00091001 is not supported and was ignored');
+    const [row] = (await res.json()) as Json[];
+    expect(row!['00091001']).toEqual({ vr: 'LO', Value: ['private'] });
+  });
+
   it('warns in the words of PS3.18 §8.3.4.2 that fuzzymatching=true is not supported', async () => {
     const res = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&fuzzymatching=true`, { headers: auth() });
     expect(res.status).toBe(200);

@@ -11,6 +11,9 @@ export interface DicomJsonElement {
 }
 export type DicomJsonDataset = Record<string, DicomJsonElement>;
 
+/** Largest binary value emitted as InlineBinary unless a caller says otherwise: 1 KiB. */
+export const INLINE_BINARY_MAX = 1024;
+
 export interface ToJsonOptions {
   /**
    * Called for every value not held in memory (bulk and encapsulated) and for binary values above
@@ -18,7 +21,7 @@ export interface ToJsonOptions {
    * value: its tag, after the tag and item index (from 0) of each sequence it is nested in.
    */
   bulkDataUri?: (tagPath: number[], element: Element) => string | undefined;
-  /** Largest binary value emitted as InlineBinary (default 1 KiB). */
+  /** Largest binary value emitted as InlineBinary (default INLINE_BINARY_MAX, 1 KiB). */
   inlineBinaryMax?: number;
 }
 
@@ -82,7 +85,7 @@ const jsonNumber = (v: number): number | string =>
 /** DICOM JSON model (PS3.18 F.2) of a parsed dataset. */
 export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: number[] = []): DicomJsonDataset {
   const out: DicomJsonDataset = {};
-  const inlineMax = opts.inlineBinaryMax ?? 1024;
+  const inlineMax = opts.inlineBinaryMax ?? INLINE_BINARY_MAX;
   for (const tag of [...ds.keys()].sort((a, b) => a - b)) {
     const el = ds.get(tag)!;
     const key = tagToHex(tag);

@@ -10,9 +10,17 @@ describe('dictionary', () => {
     expect(lookupTag(tag(0x0008, 0x0001))?.retired).toBe(true);
   });
 
-  it('takes the first VR where PS3.6 allows several, and none for item tags', () => {
-    expect(lookupTag(tag(0x7fe0, 0x0010))?.vr).toBe('OB');
-    expect(lookupTag(tag(0x0028, 0x0106))?.vr).toBe('US');
+  it('takes the first VR where PS3.6 allows several, marked ambiguous, and none for item tags', () => {
+    expect(lookupTag(tag(0x7fe0, 0x0010))).toMatchObject({ vr: 'OB', ambiguous: true });
+    expect(lookupTag(tag(0x0028, 0x0106))).toMatchObject({ vr: 'US', ambiguous: true });
+    expect(lookupTag(tag(0x0028, 0x1200))).toMatchObject({ vr: 'US', ambiguous: true });
+    expect(lookupTag(tag(0x6002, 0x3000))?.ambiguous).toBe(true);
+    expect(lookupTag(tag(0x0018, 0x0015))).toEqual({
+      vr: 'CS',
+      keyword: 'BodyPartExamined',
+      vm: '1',
+      retired: false,
+    });
     expect(lookupTag(tag(0xfffe, 0xe000))).toMatchObject({ vr: '', keyword: 'Item' });
   });
 

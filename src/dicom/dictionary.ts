@@ -1,7 +1,10 @@
 import { DICTIONARY_DATA } from './dictionary-data.js';
 
 export interface DictionaryEntry {
+  /** The VR; where PS3.6 allows several ('US or SS'), the one an implicit VR reader assumes. */
   vr: string;
+  /** PS3.6 allows more than one VR ('US or SS', 'OB or OW'): `vr` is then a guess, not the attribute's VR. */
+  ambiguous?: boolean;
   keyword: string;
   vm: string;
   retired: boolean;
@@ -18,8 +21,15 @@ function load() {
   byKeyword = new Map();
   masked = [];
   for (const line of DICTIONARY_DATA.split('\n')) {
-    const [hex, vr, keyword, vm, retired] = line.split('|') as [string, string, string, string, string?];
-    const entry: DictionaryEntry = { vr, keyword, vm, retired: retired === 'R' };
+    const [hex, vrs, keyword, vm, retired] = line.split('|') as [string, string, string, string, string?];
+    const [vr = '', ...others] = vrs.split('/');
+    const entry: DictionaryEntry = {
+      vr,
+      keyword,
+      vm,
+      retired: retired === 'R',
+      ...(others.length ? { ambiguous: true } : {}),
+    };
     if (/X/.test(hex)) {
       let mask = 0;
       let value = 0;

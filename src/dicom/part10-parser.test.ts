@@ -445,6 +445,41 @@ describe('Part10Parser structures', () => {
     expect(getString(p.dataset, Tags.PatientName)).toBe('After^Un');
   });
 
+  it('decodes a standard attribute sent as UN as its dictionary VR, little endian in any syntax (PS3.5 §6.2.2)', async () => {
+    const un = (t: number, value: Buffer): WriteElement => ({ tag: t, vr: 'UN', value });
+    for (const ts of [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ExplicitVRBigEndian]) {
+      const file = writePart10(
+        [
+          { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 192' },
+          { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
+          { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2.3' },
+          { tag: Tags.PatientName, vr: 'UN', value: Buffer.from('Müller^Jörg ') },
+          { tag: tag(0x0009, 0x0010), vr: 'LO', value: 'ACME' },
+          un(tag(0x0009, 0x1001), Buffer.from('CHEST ')),
+          un(Tags.BodyPartExamined, Buffer.from('CHEST ')),
+          un(Tags.Rows, Buffer.from([0x00, 0x02])), // 512, little endian as UN always is
+          un(tag(0x0018, 0x9087), Buffer.from([1, 2, 3, 4, 5, 6])), // DiffusionBValue, not a whole FD: stays UN
+          un(tag(0x0028, 0x0106), Buffer.from([0x30, 0xf8])), // "US or SS": stays UN
+          un(Tags.ReferencedImageSequence, Buffer.from([1, 2, 3, 4])), // SQ: stays UN
+        ],
+        { transferSyntaxUid: ts },
+      );
+      const p = await parsePart10(chunked(file, 5));
+      expect(p.warnings, ts).toEqual([]);
+      const json = datasetToJson(p.dataset);
+      expect(json['00100010'], ts).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'Müller^Jörg' }] });
+      expect(json['00180015'], ts).toEqual({ vr: 'CS', Value: ['CHEST'] });
+      expect(json['00280010'], ts).toEqual({ vr: 'US', Value: [512] });
+      expect(json['00091001'], ts).toEqual({
+        vr: 'UN',
+        InlineBinary: Buffer.from('CHEST ').toString('base64'),
+      });
+      expect(json['00189087'], ts).toEqual({ vr: 'UN', InlineBinary: 'AQIDBAUG' });
+      expect(json['00280106'], ts).toEqual({ vr: 'UN', InlineBinary: 'MPg=' });
+      expect(json['00081140'], ts).toEqual({ vr: 'UN', InlineBinary: 'AQIDBA==' });
+    }
+  });
+
   it('reads encapsulated pixel data nested in an icon image sequence and reports only the top-level one', async () => {
     const frag = (b: Buffer) => imp(Tags.Item, b);
     const iconItem = Buffer.concat([

@@ -547,8 +547,11 @@ export class Part10Parser {
     let vr: string;
     let length: number;
     let headerLen: number;
+    /** The header itself says UN (not a VR this archive does not know, read as UN). */
+    let declaredUn = false;
     if (ctx.explicit) {
       vr = head.toString('latin1', 4, 6);
+      declaredUn = vr === 'UN';
       if (isUnknownVr(vr)) {
         this.warnOnce(
           `element ${label(tag)} has the VR ${JSON.stringify(vr)}, which this archive does not know: read as UN (PS3.5 §6.2)`,
@@ -617,7 +620,12 @@ export class Part10Parser {
     } else {
       this.count(length, tag);
       if (q.buffered < length) await this.need(q, length, `the value of ${label(tag)}`);
-      element = this.decode(ctx, tag, vr, q.take(length), valueOffset);
+      // PS3.5 §6.2.2: a UN value is implicit VR little endian, which a receiver that knows the attribute may decode
+      // (a router that does not know BodyPartExamined sends it as UN). The stored bytes stay as they are.
+      const known = declaredUn ? vrOfUnknownValue(tag, length) : undefined;
+      element = known
+        ? this.decode({ ...ctx, little: true }, tag, known, q.take(length), valueOffset)
+        : this.decode(ctx, tag, vr, q.take(length), valueOffset);
       if (tag === Tags.SpecificCharacterSet && element.kind === 'text') {
         ctx.text = textDecoding(element.values);
         if (ctx.text.warning) this.warnOnce(ctx.text.warning);
@@ -771,14 +779,7 @@ export class Part10Parser {
             : values.map((v) => v.trim()),
       };
     }
-    const size =
-      vr === 'US' || vr === 'SS'
-        ? 2
-        : vr === 'UL' || vr === 'SL' || vr === 'FL' || vr === 'AT'
-          ? 4
-          : vr === 'FD' || vr === 'SV' || vr === 'UV'
-            ? 8
-            : 0;
+    const size = numberSize(vr);
     if (size === 0) {
       // Small binary values are held in little endian whatever the transfer syntax, so their JSON form
       // (InlineBinary) does not depend on how the object was encoded.
@@ -856,6 +857,30 @@ export class Part10Parser {
     }
     return { vr, kind: 'numbers', values };
   }
+}
+
+/** Bytes of one value of a binary number VR (AT included); 0 for the others. */
+function numberSize(vr: string): number {
+  if (vr === 'US' || vr === 'SS') return 2;
+  if (vr === 'UL' || vr === 'SL' || vr === 'FL' || vr === 'AT') return 4;
+  if (vr === 'FD' || vr === 'SV' || vr === 'UV') return 8;
+  return 0;
+}
+
+/**
+ * The VR to decode a standard attribute's UN value of `length` bytes as (PS3.5 §6.2.2): the dictionary's, where it
+ * names one VR, not UN or SQ, that the value fits (whole binary numbers; a 16-bit length for a short-header VR).
+ * Otherwise undefined, and the value stays UN: private attributes, "US or SS" and "OB or OW" ones, sequences.
+ */
+function vrOfUnknownValue(tag: number, length: number): string | undefined {
+  if ((tag >>> 16) % 2 === 1) return undefined;
+  const entry = lookupTag(tag);
+  if (!entry || entry.ambiguous || !KNOWN_VRS.has(entry.vr) || entry.vr === 'UN' || entry.vr === 'SQ')
+    return undefined;
+  const size = numberSize(entry.vr);
+  if (size && length % size !== 0) return undefined;
+  if (!LONG_VRS.has(entry.vr) && length > 0xffff) return undefined;
+  return entry.vr;
 }
 
 function pixelInfo(el: Parsed, deflated: boolean): PixelDataInfo | undefined {

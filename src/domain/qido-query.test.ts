@@ -107,6 +107,14 @@ describe('parseQidoQuery', () => {
     expect(r.matches).toEqual([]);
     expect(r.ignored).toEqual(['PatientAge']);
   });
+  it('accepts a private or unknown tag as a key: returned, reported as not matched', () => {
+    const r = q('00091001=private&00101010=040Y');
+    expect(r.matches).toEqual([]);
+    expect(r.ignored).toEqual(['00091001', '00101010']);
+    expect(r.includeFields).toEqual(new Set(['00091001', '00101010']));
+    expect(() => q('0009100=private')).toThrow(/'0009100' is not a DICOM keyword, tag or QIDO parameter/);
+    expect(() => q('NoSuchKeyword=x')).toThrow(/'NoSuchKeyword' is not a DICOM keyword/);
+  });
   it('adds the URL scope as matches', () => {
     const r = parseQidoQuery(new URLSearchParams(''), 'instance', { studyUid: '1.2', seriesUid: '1.3' });
     expect(r.matches.map((m) => m.key)).toEqual(['StudyInstanceUID', 'SeriesInstanceUID']);

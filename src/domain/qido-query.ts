@@ -250,15 +250,18 @@ export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope:
       continue;
     }
     if (lower === 'charset') continue;
-    const keyword = keywordOf(rawKey.split('.')[0]!);
-    if (!keyword) throw bad(`'${rawKey}' is not a DICOM keyword, tag or QIDO parameter`, rawKey);
+    const head = rawKey.split('.')[0]!;
+    const keyword = keywordOf(head);
+    // Any well-formed tag is an attribute key, a private one (00091001) too: accepted, returned, not matched.
+    if (!keyword && !/^[0-9A-Fa-f]{8}$/.test(head))
+      throw bad(`'${rawKey}' is not a DICOM keyword, tag or QIDO parameter`, rawKey);
     if (rawKey.includes('.')) {
       ignored.push(rawKey); // sequence matching is not supported; the attribute is still returned
       continue;
     }
-    if (!(keyword in LEVEL_OF)) {
+    if (!keyword || !(keyword in LEVEL_OF)) {
       ignored.push(rawKey);
-      const hex = tagHexOf(keyword);
+      const hex = tagHexOf(head);
       if (hex) includes.add(hex);
       continue;
     }

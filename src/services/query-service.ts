@@ -18,6 +18,7 @@ import type { AccessGate } from './access-gate.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts, type StudyFactsRow } from './study-facts.js';
 import { applyToJson, patientCorrections } from './header-overlay.js';
 import { RenderedRows } from './rendered-rows.js';
+import { INLINE_BINARY_MAX } from '../dicom/dicom-json.js';
 
 /** Where each matchable attribute lives. Aliases: p = patients, st = studies, se = series, i = instances. */
 const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
@@ -643,7 +644,7 @@ export class QueryService {
     const out: DicomJsonObject = {};
     for (const t of fields) {
       const v = corrected[t] ?? lookup(t);
-      if (v === undefined || v.BulkDataURI !== undefined) continue;
+      if (v === undefined || isBulkValue(v)) continue;
       out[t] = v.vr === 'SQ' ? elementWithoutBulk(v) : v;
     }
     return out;
@@ -703,13 +704,25 @@ function returnedFields(query: QidoQuery): readonly string[] | 'all' {
  */
 function withoutBulk(obj: DicomJsonObject): DicomJsonObject {
   for (const [k, v] of Object.entries(obj)) {
-    if (v.BulkDataURI !== undefined) delete obj[k];
+    if (isBulkValue(v)) delete obj[k];
     else if (v.vr === 'SQ') obj[k] = elementWithoutBulk(v);
   }
   return obj;
 }
 
 type JsonElement = DicomJsonObject[string];
+
+/**
+ * A value stored as bulk data, or binary over the inline limit: a big endian object's words are stored inline
+ * (served from the file they would come in its byte order), and until 6 Dec 2026 went out in QIDO, where a
+ * little endian object's did not.
+ */
+function isBulkValue(v: JsonElement): boolean {
+  return (
+    v.BulkDataURI !== undefined ||
+    (typeof v.InlineBinary === 'string' && Buffer.byteLength(v.InlineBinary, 'base64') > INLINE_BINARY_MAX)
+  );
+}
 
 /** A sequence without the bulk data references in its items; itself (not a copy) when it holds none. */
 function elementWithoutBulk(v: JsonElement): JsonElement {
@@ -720,7 +733,7 @@ function elementWithoutBulk(v: JsonElement): JsonElement {
 
 function holdsBulk(item: DicomJsonObject): boolean {
   for (const v of Object.values(item)) {
-    if (v.BulkDataURI !== undefined) return true;
+    if (isBulkValue(v)) return true;
     if (v.vr === 'SQ' && (v.Value as DicomJsonObject[] | undefined)?.some(holdsBulk)) return true;
   }
   return false;
