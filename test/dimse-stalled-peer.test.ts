@@ -23,13 +23,15 @@ import {
   type AssociateRq,
 } from '../src/transports/dimse/pdu.js';
 import { backends } from './support/backends.js';
-import { dcmtk } from './support/dcmtk.js';
+import { dcmtk, storescuTo } from './support/dcmtk.js';
 import { CT_IMAGE, makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 const admin = systemPrincipal('test');
 const GET = '1.2.840.10008.5.1.4.1.2.2.3';
 const EXPLICIT = '1.2.840.10008.1.2.1';
+/** dcmtk's calling and called AE titles: the registered TESTSCU calling Custos. */
+const asTestScu = () => ['-aet', 'TESTSCU', '-aec', 'CUSTOS'];
 
 /**
  * A C-MOVE destination that accepts every association (the first transfer syntax of each context) and then reads
@@ -103,15 +105,7 @@ describe.each(backends())('DIMSE peers that stop reading, on %s', (backend) => {
       );
       files.push(f);
     }
-    const stored = await dcmtk('storescu', [
-      '-aet',
-      'TESTSCU',
-      '-aec',
-      'CUSTOS',
-      '127.0.0.1',
-      String(s.dicomPort),
-      ...files,
-    ]);
+    const stored = await storescuTo(s.dicomPort, 'TESTSCU', files);
     expect(stored.code, stored.stderr).toBe(0);
   }, 60_000);
 
@@ -127,10 +121,7 @@ describe.each(backends())('DIMSE peers that stop reading, on %s', (backend) => {
       const started = Date.now();
       const r = await dcmtk('movescu', [
         '-d',
-        '-aet',
-        'TESTSCU',
-        '-aec',
-        'CUSTOS',
+        ...asTestScu(),
         '-aem',
         'DEAFDEST',
         '127.0.0.1',
@@ -208,14 +199,7 @@ describe.each(backends())('DIMSE peers that stop reading, on %s', (backend) => {
     socket.destroy();
     expect(open).toBe(0);
     // The server goes on serving.
-    const echo = await dcmtk('echoscu', [
-      '-aet',
-      'TESTSCU',
-      '-aec',
-      'CUSTOS',
-      '127.0.0.1',
-      String(s.dicomPort),
-    ]);
+    const echo = await dcmtk('echoscu', [...asTestScu(), '127.0.0.1', String(s.dicomPort)]);
     expect(echo.code, echo.stderr).toBe(0);
   }, 60_000);
 });

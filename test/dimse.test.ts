@@ -1162,6 +1162,39 @@ for (const backend of backends()) {
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       const COMMIT = '1.2.840.10008.1.20.1';
+      /** A storage commitment request (N-ACTION) for these CT instances under this Transaction UID. */
+      const commitRq = (
+        a: Awaited<ReturnType<typeof associate>>,
+        transactionUid: string,
+        instances: string[],
+      ) => {
+        const ctx = a.context(COMMIT)!;
+        return a.request(
+          ctx.id,
+          {
+            commandField: 0x0130,
+            messageId: a.conn.messageId(),
+            requestedSopClassUid: COMMIT,
+            requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+            actionTypeId: 1,
+            commandDataSetType: 0,
+          },
+          encodeDataset(
+            [
+              { tag: 0x00081195, vr: 'UI', value: transactionUid },
+              {
+                tag: 0x00081199,
+                vr: 'SQ',
+                value: instances.map((sop) => [
+                  { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
+                  { tag: 0x00081155, vr: 'UI', value: sop },
+                ]),
+              },
+            ],
+            ctx.transferSyntax,
+          ),
+        );
+      };
       let event:
         ((e: { cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }) => void) | undefined;
       const reported = new Promise<{ cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }>(
@@ -1174,28 +1207,7 @@ for (const backend of backends()) {
       try {
         const ctx = scuA.context(COMMIT)!;
         const missing = uid(40);
-        const item = (sop: string) => [
-          { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
-          { tag: 0x00081155, vr: 'UI', value: sop },
-        ];
-        const rsp = await scuA.request(
-          ctx.id,
-          {
-            commandField: 0x0130,
-            messageId: scuA.conn.messageId(),
-            requestedSopClassUid: COMMIT,
-            requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
-            actionTypeId: 1,
-            commandDataSetType: 0,
-          },
-          encodeDataset(
-            [
-              { tag: 0x00081195, vr: 'UI', value: '2.25.777' },
-              { tag: 0x00081199, vr: 'SQ', value: [item(sops[0]!), item(missing)] },
-            ],
-            ctx.transferSyntax,
-          ),
-        );
+        const rsp = await commitRq(scuA, '2.25.777', [sops[0]!, missing]);
         expect(rsp.cmd.status).toBe(0);
         const ev = await reported;
         expect(ev.cmd.eventTypeId).toBe(2);
@@ -1231,35 +1243,8 @@ for (const backend of backends()) {
         onRequest: () => undefined,
       });
       const silentClosed = new Promise((r) => silent.conn.socket.once('close', r));
-      const silentTx = '2.25.778';
-      const silentCtx = silent.context(COMMIT)!;
-      const accepted = await silent.request(
-        silentCtx.id,
-        {
-          commandField: 0x0130,
-          messageId: silent.conn.messageId(),
-          requestedSopClassUid: COMMIT,
-          requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
-          actionTypeId: 1,
-          commandDataSetType: 0,
-        },
-        encodeDataset(
-          [
-            { tag: 0x00081195, vr: 'UI', value: silentTx },
-            {
-              tag: 0x00081199,
-              vr: 'SQ',
-              value: [
-                [
-                  { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
-                  { tag: 0x00081155, vr: 'UI', value: sops[0]! },
-                ],
-              ],
-            },
-          ],
-          silentCtx.transferSyntax,
-        ),
-      );
+      const silentTx = '2.25.779';
+      const accepted = await commitRq(silent, silentTx, [sops[0]!]);
       expect(accepted.cmd.status).toBe(0);
       const closedInTime = await Promise.race([
         silentClosed.then(() => true),
@@ -1290,34 +1275,7 @@ for (const backend of backends()) {
         },
       });
       try {
-        const ctx = noRole.context(COMMIT)!;
-        const rsp = await noRole.request(
-          ctx.id,
-          {
-            commandField: 0x0130,
-            messageId: noRole.conn.messageId(),
-            requestedSopClassUid: COMMIT,
-            requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
-            actionTypeId: 1,
-            commandDataSetType: 0,
-          },
-          encodeDataset(
-            [
-              { tag: 0x00081195, vr: 'UI', value: '2.25.778' },
-              {
-                tag: 0x00081199,
-                vr: 'SQ',
-                value: [
-                  [
-                    { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
-                    { tag: 0x00081155, vr: 'UI', value: sops[0]! },
-                  ],
-                ],
-              },
-            ],
-            ctx.transferSyntax,
-          ),
-        );
+        const rsp = await commitRq(noRole, '2.25.778', [sops[0]!]);
         expect(rsp.cmd.status).toBe(0x0124);
         await new Promise((r) => setTimeout(r, 300));
       } finally {
