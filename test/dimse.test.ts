@@ -1,6 +1,6 @@
 // Issue 3: DIMSE services against real dcmtk peers, on every backend.
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { inflateRawSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -722,6 +722,65 @@ for (const backend of backends()) {
       }
     });
 
+    it('names why a C-MOVE destination that went away mid-transfer failed, before the error of calling it again', async () => {
+      // storescp holds the first C-STORE-RSP and is killed meanwhile. Until 6 Dec 2026 the Error Comment was the
+      // error of calling it again (`DEADDEST at 127.0.0.1:…: connect ECONNREFUSED`) alone.
+      const destPort = await freePort();
+      const out = await mkdtemp(join(work, 'move-dead-'));
+      const scp = spawnDcmtk('storescp', [
+        '-v',
+        '-aet',
+        'DEADDEST',
+        '--sleep-during',
+        '30',
+        '-od',
+        out,
+        String(destPort),
+      ]);
+      const storing = new Promise<void>((resolve) =>
+        scp.stderr!.on('data', (d: Buffer) => {
+          if (d.toString().includes('Received Store Request')) resolve();
+        }),
+      );
+      try {
+        await s.app.aes.add(admin, { title: 'DEADDEST', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        const moving = moveStudy('DEADDEST', '-d');
+        await storing;
+        scp.kill('SIGKILL');
+        const r = await moving;
+        expect(r.stderr).toMatch(/Failed Suboperations +: 3/);
+        const comment = /\(0000,0902\) LO \[([^\]]*)\]/.exec(r.stderr)?.[1] ?? '';
+        expect(comment).toMatch(
+          /^DEADDEST(?: closed the connection|: read ECONNRESET); calling again: DEADDEST at/,
+        );
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
+    it('names the address of an AE that takes the connection and never answers the A-ASSOCIATE-RQ', async () => {
+      const held: Socket[] = [];
+      const silent = createServer((c) => held.push(c));
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+      const silentPort = (silent.address() as { port: number }).port;
+      try {
+        await expect(
+          openScuAssociation({
+            host: '127.0.0.1',
+            port: silentPort,
+            calledAe: 'SILENT',
+            callingAe: 'CUSTOS',
+            timeoutMs: 300,
+            contexts: [{ abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: ['1.2.840.10008.1.2'] }],
+          }),
+        ).rejects.toThrow(`SILENT at 127.0.0.1:${silentPort}: no association answer in 300 ms`);
+      } finally {
+        for (const c of held) c.destroy();
+        await new Promise((r) => silent.close(r));
+      }
+    });
+
     it('retrieves a series by C-GET on the same association', async () => {
       const getSeries = async (...flags: string[]) => {
         const out = await mkdtemp(join(work, 'get-'));
@@ -1280,6 +1339,206 @@ for (const backend of backends()) {
         await new Promise((r) => setTimeout(r, 300));
       } finally {
         await noRole.release();
+      }
+    });
+
+    /** A storage commitment N-ACTION-RQ on `scuA`'s commitment context, with this data set. */
+    const COMMIT = '1.2.840.10008.1.20.1';
+    const nAction = (scuA: Awaited<ReturnType<typeof associate>>, data: Buffer) =>
+      scuA.request(
+        scuA.context(COMMIT)!.id,
+        {
+          commandField: 0x0130,
+          messageId: scuA.conn.messageId(),
+          requestedSopClassUid: COMMIT,
+          requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+          actionTypeId: 1,
+          commandDataSetType: 0,
+        },
+        data,
+      );
+    /** The Referenced SOP Instance UIDs and Failure Reasons of a report's Failed SOP Sequence. */
+    const failedOf = async (data: Buffer, ts: string) => {
+      const { parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const el = (await parseDataset(data, ts)).get(0x00081198);
+      return el?.kind === 'sequence'
+        ? el.items.map((i) => {
+            const u = i.get(0x00081155);
+            const r = i.get(0x00081197);
+            return {
+              uid: u?.kind === 'text' ? u.values[0] : undefined,
+              reason: r?.kind === 'numbers' ? r.values[0] : r,
+            };
+          })
+        : [];
+    };
+
+    it('commits to 10,000 references (a data set over 1 MiB), and answers one over 16 MiB with 0x0213, going on', async () => {
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const reports: { data: Buffer; ctx: number; id: number }[] = [];
+      let reported: (() => void) | undefined;
+      const scuA = await associate({
+        contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        onRequest: (ctx, cmd, data) => {
+          reports.push({ data: data!, ctx, id: cmd.messageId! });
+          reported?.();
+        },
+      });
+      const answer = async () => {
+        if (!reports.length) await new Promise<void>((r) => (reported = r));
+        const ev = reports.shift()!;
+        await scuA.conn.send(ev.ctx, {
+          affectedSopClassUid: COMMIT,
+          commandField: 0x8100,
+          messageIdBeingRespondedTo: ev.id,
+          commandDataSetType: 0x0101,
+          status: 0,
+          affectedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+          eventTypeId: 2,
+        });
+        return ev;
+      };
+      try {
+        const ts = scuA.context(COMMIT)!.transferSyntax;
+        // 64-character UIDs, as a large CT or tomosynthesis study may have: until 6 Dec 2026 anything over 1 MiB
+        // (some 9,200 of them) was aborted (A-ABORT, source 2, reason 6) instead of answered.
+        const many = Array.from({ length: 10_000 }, (_, i) => `2.25.${String(i).padStart(58, '9')}`);
+        const big = encodeDataset(
+          [
+            { tag: 0x00081195, vr: 'UI', value: '2.25.779' },
+            {
+              tag: 0x00081199,
+              vr: 'SQ',
+              value: many.map((sop) => [
+                { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
+                { tag: 0x00081155, vr: 'UI', value: sop },
+              ]),
+            },
+          ],
+          ts,
+        );
+        expect(big.length).toBeGreaterThan(1024 * 1024);
+        expect((await nAction(scuA, big)).cmd.status).toBe(0);
+        const failed = await failedOf((await answer()).data, ts);
+        expect(failed).toHaveLength(10_000);
+        expect(failed.every((f) => f.reason === 0x0112)).toBe(true);
+        // Over the limit: the rest is read and dropped, the request answered, and the association goes on.
+        const huge = await nAction(scuA, Buffer.alloc(16 * 1024 * 1024 + 2));
+        expect(huge.cmd.status).toBe(0x0213);
+        expect(huge.cmd.errorComment).toMatch(
+          /^data set of 16777218 bytes, over the N-ACTION limit of 16 MiB/,
+        );
+        const small = encodeDataset(
+          [
+            { tag: 0x00081195, vr: 'UI', value: '2.25.780' },
+            {
+              tag: 0x00081199,
+              vr: 'SQ',
+              value: [
+                [
+                  { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
+                  { tag: 0x00081155, vr: 'UI', value: sops[0]! },
+                ],
+              ],
+            },
+          ],
+          ts,
+        );
+        expect((await nAction(scuA, small)).cmd.status).toBe(0);
+        await answer();
+      } finally {
+        await scuA.release();
+      }
+      // A C-FIND identifier over 1 MiB: 0xA700 (out of resources) rather than an A-ABORT, and the association goes on.
+      const finder = await associate({
+        contexts: [
+          { abstractSyntax: '1.2.840.10008.5.1.4.1.2.2.1', transferSyntaxes: ['1.2.840.10008.1.2'] },
+        ],
+      });
+      try {
+        const find = (data: Buffer) =>
+          finder.request(
+            finder.context('1.2.840.10008.5.1.4.1.2.2.1')!.id,
+            {
+              commandField: 0x0020,
+              messageId: finder.conn.messageId(),
+              affectedSopClassUid: '1.2.840.10008.5.1.4.1.2.2.1',
+              priority: 0,
+              commandDataSetType: 0,
+            },
+            data,
+          );
+        const tooBig = await find(Buffer.alloc(1024 * 1024 + 2));
+        expect(tooBig.cmd.status).toBe(0xa700);
+        expect(tooBig.cmd.errorComment).toContain('over the C-FIND limit of 1 MiB');
+        const study = await find(
+          encodeDataset(
+            [
+              { tag: 0x00080052, vr: 'CS', value: 'STUDY' },
+              { tag: 0x0020000d, vr: 'UI', value: '' },
+            ],
+            '1.2.840.10008.1.2',
+          ),
+        );
+        expect(study.cmd.status).toBe(0);
+      } finally {
+        await finder.release();
+      }
+    });
+
+    it('gives each storage commitment failure its reason: 0x0122 for a class that is not stored, 0x0121 for no value', async () => {
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      let reported: ((e: { data: Buffer; ctx: number; id: number }) => void) | undefined;
+      const report = new Promise<{ data: Buffer; ctx: number; id: number }>((r) => (reported = r));
+      const scuA = await associate({
+        contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        onRequest: (ctx, cmd, data) => reported!({ data: data!, ctx, id: cmd.messageId! }),
+      });
+      try {
+        const ts = scuA.context(COMMIT)!.transferSyntax;
+        const request = (tx: string, items: WriteElement[][]) =>
+          nAction(
+            scuA,
+            encodeDataset(
+              [
+                { tag: 0x00081195, vr: 'UI', value: tx },
+                { tag: 0x00081199, vr: 'SQ', value: items },
+              ],
+              ts,
+            ),
+          );
+        const ref = (sopClass: string, sop: string): WriteElement[] => [
+          { tag: 0x00081150, vr: 'UI', value: sopClass },
+          { tag: 0x00081155, vr: 'UI', value: sop },
+        ];
+        // Present but empty: a missing value (0x0120, missing attribute, until 6 Dec 2026).
+        const empty = await request('2.25.781', []);
+        expect(empty.cmd.status).toBe(0x0121);
+        // An item without its (Type 1) Instance UID: the request is refused, rather than the item reported failed
+        // with empty UIDs (as a class/instance conflict, until 6 Dec 2026).
+        const noUid = await request('2.25.782', [ref(CT_IMAGE, sops[0]!), ref(CT_IMAGE, '')]);
+        expect(noUid.cmd.status).toBe(0x0121);
+        expect(noUid.cmd.errorComment).toBe('Referenced SOP item 2: no SOP Class or Instance UID');
+        // Verification is not a storage class: 0x0122 (0x0119 until 6 Dec 2026).
+        const verification = uid(41);
+        const ok = await request('2.25.783', [
+          ref('1.2.840.10008.1.1', verification),
+          ref(CT_IMAGE, sops[0]!),
+        ]);
+        expect(ok.cmd.status).toBe(0);
+        const ev = await report;
+        expect(await failedOf(ev.data, ts)).toEqual([{ uid: verification, reason: 0x0122 }]);
+        await scuA.conn.send(ev.ctx, {
+          affectedSopClassUid: COMMIT,
+          commandField: 0x8100,
+          messageIdBeingRespondedTo: ev.id,
+          commandDataSetType: 0x0101,
+          status: 0,
+          affectedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+          eventTypeId: 2,
+        });
+      } finally {
+        await scuA.release();
       }
     });
 

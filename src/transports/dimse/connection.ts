@@ -86,7 +86,18 @@ export class DataQueue implements AsyncIterable<Buffer> {
 
 /** What the role layer wants done with a message's data set. */
 export type DataSink =
-  { kind: 'stream'; queue: DataQueue } | { kind: 'buffer'; limit: number; done: (data: Buffer) => void };
+  | { kind: 'stream'; queue: DataQueue }
+  | {
+      kind: 'buffer';
+      limit: number;
+      done: (data: Buffer) => void;
+      /**
+       * A data set longer than `limit`: when given, the rest of it is read and dropped, and this is called with
+       * its length once it ended (the request can be answered with a failure status); without it, the
+       * association is aborted.
+       */
+      tooLarge?: (bytes: number) => void;
+    };
 
 export interface MessageHandler {
   /** A request (or response) command arrived; for one with a data set, say where its bytes go. */
@@ -107,6 +118,8 @@ export class DimseConnection {
   private writeChain: Promise<void> = Promise.resolve();
   private nextMessageId = 1;
   private readonly waiting = new Map<number, { resolve: (c: Command, data?: Buffer) => void }>();
+  /** Why the association ended (the first failPending), for what waited on it: the first cause, not a later one. */
+  endedBy: string | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -181,18 +194,22 @@ export class DimseConnection {
       if (pdv.data.length) room = sink.queue.push(pdv.data);
     } else {
       this.dataBytes += pdv.data.length;
-      if (this.dataBytes > sink.limit)
+      if (this.dataBytes <= sink.limit) this.dataParts.push(pdv.data);
+      else if (!sink.tooLarge)
         throw new PduError(`a data set larger than ${sink.limit} bytes for this command`);
-      this.dataParts.push(pdv.data);
+      // Past the limit: what was kept goes, the rest is only counted.
+      else this.dataParts = [];
     }
     if (pdv.last) {
       this.dataSink = undefined;
       if (sink.kind === 'stream') sink.queue.end();
       else {
-        const data = Buffer.concat(this.dataParts);
+        const bytes = this.dataBytes;
+        const data = bytes <= sink.limit ? Buffer.concat(this.dataParts) : undefined;
         this.dataParts = [];
         this.dataBytes = 0;
-        sink.done(data);
+        if (data) sink.done(data);
+        else sink.tooLarge?.(bytes);
       }
     }
     return room;
@@ -235,6 +252,7 @@ export class DimseConnection {
 
   /** A streaming data set was cut off (peer gone, abort): its consumer sees the error. */
   failPending(err: Error) {
+    this.endedBy ??= err.message;
     if (this.dataSink?.kind === 'stream') this.dataSink.queue.fail(err);
     this.dataSink = undefined;
     for (const w of this.waiting.values())

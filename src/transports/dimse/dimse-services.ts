@@ -312,7 +312,14 @@ export class DimseServices {
         if (a.isCancelled(cmd.messageId ?? -1)) break;
         // An object that failed part way (a later frame that does not decode) ended the association to the
         // destination with an A-ABORT (cStore): the rest go on a new one.
-        if (dest && outgoing?.conn.socket.destroyed) target = outgoing = await call(dest);
+        if (dest && outgoing?.conn.socket.destroyed) {
+          // Why the association ended comes first: until 6 Dec 2026 a destination gone mid-transfer was reported
+          // by the error of calling it again (`connect ECONNREFUSED`) alone.
+          const ended = outgoing.conn.endedBy ?? `the association to ${destinationTitle} ended`;
+          target = outgoing = await call(dest).catch((err: unknown) => {
+            throw new Error(`${ended}; calling again: ${message(err)}`);
+          });
+        }
         const prepared = ahead?.ref === ref ? ahead.data : undefined;
         const next = refs[i + 1];
         ahead =

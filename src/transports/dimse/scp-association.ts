@@ -60,6 +60,31 @@ const DATA_SET_REQUIRED = new Map<number, { name: string; status: number }>([
   [Cmd.NActionRq, { name: 'N-ACTION-RQ', status: 0x0110 }],
 ]);
 
+/**
+ * The most of a C-FIND, C-MOVE or C-GET identifier held in memory: one has a few keys, a UID list of some
+ * thousands at most (docs/dimse.md).
+ */
+export const QUERY_DATA_SET_LIMIT = 1024 * 1024;
+
+/**
+ * The most of a storage commitment N-ACTION data set held in memory, whole, then parsed: 16 MiB is some 140,000
+ * references with 64-character UIDs, more than the largest studies. It was 1 MiB (about 9,200 such references, a
+ * large CT or tomosynthesis study) until 6 Dec 2026.
+ */
+export const COMMITMENT_DATA_SET_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * How a request whose data set is over its limit is answered (the rest of it is read and dropped): PS3.7 Annex C
+ * resource limitation for the N-ACTION, out of resources for the others (PS3.4 Tables C.4-1, C.4-2, C.4-3).
+ * Until 6 Dec 2026 the association was aborted.
+ */
+const OVER_LIMIT = new Map<number, { name: string; limit: number; status: number }>([
+  [Cmd.CFindRq, { name: 'C-FIND', limit: QUERY_DATA_SET_LIMIT, status: 0xa700 }],
+  [Cmd.CMoveRq, { name: 'C-MOVE', limit: QUERY_DATA_SET_LIMIT, status: 0xa701 }],
+  [Cmd.CGetRq, { name: 'C-GET', limit: QUERY_DATA_SET_LIMIT, status: 0xa701 }],
+  [Cmd.NActionRq, { name: 'N-ACTION', limit: COMMITMENT_DATA_SET_LIMIT, status: 0x0213 }],
+]);
+
 export class ScpAssociation {
   private readonly framer: PduFramer;
   private state: 'awaiting-rq' | 'established' | 'released' | 'closed' = 'awaiting-rq';
@@ -394,12 +419,25 @@ export class ScpAssociation {
       case Cmd.CFindRq:
       case Cmd.CMoveRq:
       case Cmd.CGetRq:
-      case Cmd.NActionRq:
+      case Cmd.NActionRq: {
+        const { name, limit, status } = OVER_LIMIT.get(cmd.commandField)!;
         return {
           kind: 'buffer',
-          limit: 1024 * 1024,
+          limit,
           done: (data) => run(() => this.services.dispatch(this, ctx, cmd, data)),
+          tooLarge: (bytes) =>
+            run(() =>
+              this.respond(
+                contextId,
+                cmd,
+                cmd.commandField | 0x8000,
+                status,
+                // An Error Comment holds 64 characters.
+                `data set of ${bytes} bytes, over the ${name} limit of ${limit / 1024 / 1024} MiB`,
+              ),
+            ),
         };
+      }
       default:
         run(() => this.respond(contextId, cmd, cmd.commandField | 0x8000, 0x0211, 'unrecognised operation'));
         return cmd.commandDataSetType !== NO_DATASET

@@ -210,6 +210,7 @@ export async function cStore(
     // message cannot be finished or taken back, so the association ends with an A-ABORT (PS3.8 §7.3) rather than
     // carrying on with a peer waiting for the rest of it.
     const socket = conn.socket;
+    conn.failPending(err as Error);
     if (!socket.destroyed)
       await new Promise<void>((resolve) => socket.write(encodeAbort(0, 0), () => resolve()));
     socket.destroy();
@@ -220,6 +221,7 @@ export async function cStore(
   // It rejects with `dimse.no-response`, which the caller takes as the end of its sub-operations: calling the
   // peer again would find it as busy.
   let timer: NodeJS.Timeout | undefined;
+  let gaveUp: Error | undefined;
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const socket = conn.socket;
@@ -228,12 +230,18 @@ export async function cStore(
       const err = Object.assign(new Error(`no C-STORE response within ${responseTimeoutMs} ms`), {
         code: 'dimse.no-response',
       });
+      gaveUp = err;
       conn.failPending(err);
       reject(err);
     }, responseTimeoutMs);
   });
   try {
-    return await Promise.race([response.then((r) => r.cmd.status ?? 0xa702), timedOut]);
+    const answer = await Promise.race([response, timedOut]);
+    // The association ended before the peer answered (failPending): that is why this one failed, not a status of
+    // the peer's (until 6 Dec 2026 reported as the peer answering 0xA702).
+    if (answer.cmd.commandField === 0xffff)
+      throw gaveUp ?? failure(conn.endedBy ?? 'the association ended before the C-STORE response');
+    return answer.cmd.status ?? 0xa702;
   } finally {
     clearTimeout(timer);
   }
@@ -298,8 +306,14 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
   let releaseDone: (() => void) | undefined;
 
   const established = new Promise<void>((resolve, reject) => {
+    // Named with its address, as a refused or unreachable one is (until 6 Dec 2026 the title alone).
     const timer = setTimeout(
-      () => reject(failure(`no association answer from ${opts.calledAe}`)),
+      () =>
+        reject(
+          failure(
+            `${opts.calledAe} at ${opts.host}:${opts.port}: no association answer in ${opts.timeoutMs} ms`,
+          ),
+        ),
       opts.timeoutMs,
     );
     void (async () => {
@@ -352,7 +366,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
               socket.end();
               return;
             } else if (pdu.type === 'abort') {
-              conn?.failPending(failure('the peer aborted'));
+              conn?.failPending(failure(`${opts.calledAe} aborted the association`));
               reject(failure(`${opts.calledAe} aborted the association`));
               socket.destroy();
               return;
@@ -362,10 +376,13 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
             }
           }
         }
+        conn?.failPending(failure(`${opts.calledAe} closed the connection`));
         reject(failure(`${opts.calledAe} closed the connection`));
       } catch (err) {
         if (err instanceof PduError) socket.write(encodeAbort(0, err.reason));
-        conn?.failPending(err as Error);
+        conn?.failPending(
+          err instanceof PduError ? err : failure(`${opts.calledAe}: ${(err as Error).message}`),
+        );
         reject(err as Error);
         socket.destroy();
       } finally {

@@ -13,7 +13,7 @@ import type { DimseServices } from './dimse-services.js';
 import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
 import { encodeAbort } from './pdu.js';
 import { DEFAULT_RESPONSE_TIMEOUT_MS, openScuAssociation } from './scu-association.js';
-import { PLAIN_SYNTAXES, Sop } from './sop-classes.js';
+import { isStorageSopClass, PLAIN_SYNTAXES, Sop } from './sop-classes.js';
 
 const TRANSACTION_UID = 0x00081195;
 const REFERENCED_SOP_SEQUENCE = 0x00081199;
@@ -21,9 +21,13 @@ const FAILED_SOP_SEQUENCE = 0x00081198;
 const REFERENCED_SOP_CLASS_UID = 0x00081150;
 const REFERENCED_SOP_INSTANCE_UID = 0x00081155;
 const FAILURE_REASON = 0x00081197;
-/** PS3.4 J.3.2.1.1 failure reasons. */
+/** Failure Reasons (PS3.3 C.14.1.1). */
 const NO_SUCH_OBJECT_INSTANCE = 0x0112;
 const CLASS_INSTANCE_CONFLICT = 0x0119;
+const REFERENCED_SOP_CLASS_NOT_SUPPORTED = 0x0122;
+/** PS3.7 Annex C: an attribute the request needs is absent (0120), or present without a value (0121). */
+const MISSING_ATTRIBUTE = 0x0120;
+const MISSING_ATTRIBUTE_VALUE = 0x0121;
 
 interface Ref {
   sopClassUid: string;
@@ -51,10 +55,24 @@ export class StorageCommitment {
       return bad(0x0123, 'the only Action Type ID is 1 (request storage commitment)');
     const transactionUid = text(ds, TRANSACTION_UID);
     const seq = ds.get(REFERENCED_SOP_SEQUENCE);
-    if (!transactionUid || seq?.kind !== 'sequence' || seq.items.length === 0)
+    if (!ds.get(TRANSACTION_UID) || seq?.kind !== 'sequence')
       return bad(
-        0x0120,
+        MISSING_ATTRIBUTE,
         'Transaction UID (0008,1195) and a non-empty Referenced SOP Sequence (0008,1199) are required',
+      );
+    // Present without a value: 0121 (0120 until 6 Dec 2026).
+    if (!transactionUid) return bad(MISSING_ATTRIBUTE_VALUE, 'the Transaction UID (0008,1195) is empty');
+    if (seq.items.length === 0)
+      return bad(MISSING_ATTRIBUTE_VALUE, 'the Referenced SOP Sequence (0008,1199) has no item');
+    // Both UIDs of an item are Type 1 (PS3.3 Table 10-11), and a Failed SOP Sequence item must carry them too: an
+    // item without one cannot be answered in the report (until 6 Dec 2026 it was, with empty UIDs, as 0x0119).
+    const incomplete = seq.items.findIndex(
+      (item) => !text(item, REFERENCED_SOP_CLASS_UID) || !text(item, REFERENCED_SOP_INSTANCE_UID),
+    );
+    if (incomplete >= 0)
+      return bad(
+        MISSING_ATTRIBUTE_VALUE,
+        `Referenced SOP item ${incomplete + 1}: no SOP Class or Instance UID`,
       );
     // Whether an object is stored, and as what class, is told only to a caller that may store (the modality that
     // sent them): until 5 Dec 2026 any registered AE could ask it of any SOP Instance UID, outside the policy.
@@ -85,6 +103,11 @@ export class StorageCommitment {
     const committed: Ref[] = [];
     const failed: (Ref & { reason: number })[] = [];
     for (const r of refs) {
+      // Custos commits to storage SOP classes only (e.g. not Verification): 0122, not a class/instance conflict.
+      if (!isStorageSopClass(r.sopClassUid)) {
+        failed.push({ ...r, reason: REFERENCED_SOP_CLASS_NOT_SUPPORTED });
+        continue;
+      }
       await this.s.settled(r.sopInstanceUid);
       const found = await this.s.deps.retrieve.verifyStored(r.sopInstanceUid);
       if (!found) failed.push({ ...r, reason: NO_SUCH_OBJECT_INSTANCE });
