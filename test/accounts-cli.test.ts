@@ -93,4 +93,18 @@ describe('custos user deactivate | activate | unlock | reset-password | reset-mf
       ]);
     });
   });
+
+  it('refuses a second account whose name differs only in letter case, naming the existing one', async () => {
+    expect((await run('user', 'add', 'JSmith', '--role', 'student')).code).toBe(0);
+    // Until 6 Dec 2026 this made a second account, 'jsmith', beside 'JSmith'.
+    const again = await run('user', 'add', 'jsmith', '--role', 'student');
+    expect(again.code).toBe(2);
+    expect(again.err).toBe(
+      "custos: an account named 'JSmith' already exists; account names are case-insensitive, so 'jsmith' would name the same person\n",
+    );
+    await inApp(async (app) => {
+      const named = (await app.accounts.list()).filter((u) => u.username.toLowerCase() === 'jsmith');
+      expect(named.map((u) => u.username)).toEqual(['JSmith']);
+    });
+  });
 });

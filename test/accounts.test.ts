@@ -497,6 +497,20 @@ describe.each(backends())('accounts on %s', (backend) => {
     });
   });
 
+  it('refuses an account whose name differs from an existing one only in letter case, naming that one', async () => {
+    await createUser('JSmith', 'student');
+    // Until 6 Dec 2026 'jsmith' was a second account, and audit records named two people the reader could not tell apart.
+    for (const name of ['jsmith', 'JSMITH', 'JSmith']) {
+      const r = await call('POST', '/api/admin/users', { username: name, role: 'student' });
+      expect([r.status, r.body.code], name).toEqual([409, 'account.exists']);
+      expect(r.body.detail, name).toContain("an account named 'JSmith' already exists");
+    }
+    const users = (await call('GET', '/api/admin/users')).body as Json[];
+    expect(users.filter((u) => u.username.toLowerCase() === 'jsmith').map((u) => u.username)).toEqual([
+      'JSmith',
+    ]);
+  });
+
   it('keeps the default MFA roles to those policies/default.cedar lets export, delete or administer', async () => {
     const text = await readFile(new URL('../policies/default.cedar', import.meta.url), 'utf8');
     const sensitive = ['export-clinical', 'export-deidentified', 'approve-deletion', 'administer'];
