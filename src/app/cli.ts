@@ -1,4 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { TOKEN_DAYS_RULE, TOKEN_NAME_RULE, tokenDaysProblem, tokenName } from '../domain/api-token-rules.js';
 import { CustosError } from '../domain/errors.js';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -159,8 +160,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .description('create an API token for an account and print it (shown once)')
     .requiredOption('--user <name>', 'account name')
     .option('--data <dir>', 'data directory')
-    .option('--name <label>', 'label to recognise the token by')
-    .option('--days <n>', 'expire after N days (default: never)', parseDays)
+    .option('--name <label>', `label to recognise the token by: ${TOKEN_NAME_RULE}`, parseTokenName)
+    .option('--days <n>', `expire after N days, ${TOKEN_DAYS_RULE} (default: never)`, parseTokenDays)
     .action(async (opts: { user: string; data?: string; name?: string; days?: number }) => {
       const { withApp } = await import('./custos-app.js');
       const { systemPrincipal } = await import('../services/auth-service.js');
@@ -769,6 +770,19 @@ function parseDays(v: string): number {
   if (!/^\d+$/.test(v) || n < 1 || n > 36_500)
     throw new InvalidArgumentError('expected a number of days from 1 to 36500.');
   return n;
+}
+
+/** The same rules as the HTTP API's token requests (src/domain/api-token-rules.ts). */
+function parseTokenDays(v: string): number {
+  const problem = /^\d+$/.test(v) ? tokenDaysProblem(Number(v)) : `expected ${TOKEN_DAYS_RULE}`;
+  if (problem) throw new InvalidArgumentError(`${problem}.`);
+  return Number(v);
+}
+
+function parseTokenName(v: string): string {
+  const named = tokenName(v);
+  if ('problem' in named) throw new InvalidArgumentError(`${named.problem}.`);
+  return named.name;
 }
 
 function parseCount(v: string): number {
