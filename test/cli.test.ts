@@ -196,6 +196,25 @@ describe('custos CLI', () => {
     );
   });
 
+  it('serve on an IPv6 address prints a URL with the address in brackets, and the URL answers', async () => {
+    let stop!: (s: string) => void;
+    const stopped = new Promise<string>((r) => (stop = r));
+    const o = io(cwd, stopped);
+    const running = main(
+      ['serve', '--data', 'd-v6', '--http-port', '0', '--http-host', '::1', '--dicom-port', 'off'],
+      o,
+    );
+    for (let i = 0; i < 200 && !o.stdout.includes('listening on'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    // RFC 3986 §3.2.2; until 6 Dec 2026 'http://::1:PORT', which no client can parse as meant.
+    const m = /listening on (http:\/\/\[::1\]:\d+) \(DICOMweb at (\S+)\)/.exec(o.stdout);
+    expect(m, o.stdout + o.stderr).not.toBeNull();
+    expect(m![2]).toBe(`${m![1]}/dicom-web`);
+    expect((await fetch(`${m![1]}/dicom-web/studies`)).status).toBe(401);
+    stop('SIGTERM');
+    expect(await running).toBe(0);
+  });
+
   it('serve names the service and the setting when its port is taken or its address is not this machine', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
