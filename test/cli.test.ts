@@ -458,6 +458,27 @@ describe('custos CLI', () => {
     expect(await main(['--help'], io(cwd))).toBe(0);
   });
 
+  it('prints its version for --version and -V; policy show --version N is still the policy version', async () => {
+    const { version } = JSON.parse(
+      await readFile(join(import.meta.dirname, '..', 'package.json'), 'utf8'),
+    ) as {
+      version: string;
+    };
+    // Until 6 Dec 2026 --version was an unknown option.
+    for (const flag of ['--version', '-V']) {
+      const o = io(cwd);
+      expect(await main([flag], o), flag).toBe(0);
+      expect([o.stdout, o.stderr]).toEqual([`${version}\n`, '']);
+    }
+    const help = io(cwd);
+    await main(['--help'], help);
+    expect(help.stdout).toContain('custos --version');
+    const policy = io(cwd);
+    expect(await main(['policy', 'show', '--version', '1', '--data', 'd1'], policy), policy.stderr).toBe(0);
+    expect(policy.stdout).not.toBe(`${version}\n`);
+    expect(policy.stdout).toContain('permit');
+  });
+
   it('imports a patient CD: the DICOMDIR dcmmkdir wrote and the non-DICOM files are skipped, not failures', async () => {
     const cd = join(cwd, 'cd');
     await mkdir(join(cd, 'DICOM'), { recursive: true });

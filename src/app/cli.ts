@@ -1,6 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TOKEN_DAYS_RULE, TOKEN_NAME_RULE, tokenDaysProblem, tokenName } from '../domain/api-token-rules.js';
 import { CustosError } from '../domain/errors.js';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ROLES } from '../domain/principal.js';
@@ -13,10 +14,16 @@ import { addBreakGlassCommands } from './break-glass-command.js';
  * for scripts (tokens) goes to stdout alone; everything else to stderr.
  */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  // Only as the first argument: commander's .version() would also take `policy show --version N` for itself.
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    io.out(`${packageVersion()}\n`);
+    return 0;
+  }
   const program = new Command('custos')
     .description('Custos: a governance-first DICOM archive')
     .option('-c, --config <file>', 'config file (default: <data>/custos.json when present)')
     .option('-d, --data <dir>', 'data directory (default ./custos-data)')
+    .addHelpText('after', '\nRun `custos --version` (or -V) to print the version of Custos.')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .showHelpAfterError();
@@ -717,6 +724,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     }
     throw err;
   }
+}
+
+/** The version in package.json, two levels above both src/app/cli.ts and the compiled dist/app/cli.js. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
 }
 
 export interface CliIO {
