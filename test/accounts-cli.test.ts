@@ -93,4 +93,44 @@ describe('custos user deactivate | activate | unlock | reset-password | reset-mf
       ]);
     });
   });
+
+  it('refuses a second account whose name differs only in letter case, naming the existing one', async () => {
+    expect((await run('user', 'add', 'JSmith', '--role', 'student')).code).toBe(0);
+    // Until 6 Dec 2026 this made a second account, 'jsmith', beside 'JSmith'.
+    const again = await run('user', 'add', 'jsmith', '--role', 'student');
+    expect(again.code).toBe(2);
+    expect(again.err).toBe(
+      "custos: an account named 'JSmith' already exists; account names are case-insensitive, so 'jsmith' would name the same person\n",
+    );
+    await inApp(async (app) => {
+      const named = (await app.accounts.list()).filter((u) => u.username.toLowerCase() === 'jsmith');
+      expect(named.map((u) => u.username)).toEqual(['JSmith']);
+    });
+  });
+
+  it('token create takes whole days from 1 to 3650 and a name of printable characters, as the HTTP API does', async () => {
+    expect((await run('user', 'add', 'svc-ris', '--role', 'technologist')).code).toBe(0);
+    // Until 6 Dec 2026 the CLI took up to 36500 days (the API 3650), and a name with a newline was stored.
+    for (const days of ['0', '1.5', '3651', '36500']) {
+      const r = await run('token', 'create', '--user', 'svc-ris', '--days', days);
+      expect(r.code, days).toBe(2);
+      expect(r.err).toContain(
+        `option '--days <n>' argument '${days}' is invalid. expected a whole number of days from 1 to 3650.`,
+      );
+      expect(r.out).toBe('');
+    }
+    const newline = await run('token', 'create', '--user', 'svc-ris', '--name', 'nightly\nexport');
+    expect(newline.code).toBe(2);
+    expect(newline.err).toContain(
+      'expected a label of 1-100 printable characters (no control characters or line breaks); got U+000A at character 8.',
+    );
+    const long = await run('token', 'create', '--user', 'svc-ris', '--name', 'x'.repeat(101));
+    expect([long.code, long.err.includes('got 101 characters')]).toEqual([2, true]);
+    const ok = await run('token', 'create', '--user', 'svc-ris', '--name', 'ris-feed', '--days', '3650');
+    expect(ok.code, ok.err).toBe(0);
+    await inApp(async (app) => {
+      const tokens = await app.auth.listTokens('svc-ris');
+      expect(tokens.map((t) => t.name)).toEqual(['ris-feed']);
+    });
+  });
 });

@@ -497,6 +497,52 @@ describe.each(backends())('accounts on %s', (backend) => {
     });
   });
 
+  it('refuses an account whose name differs from an existing one only in letter case, naming that one', async () => {
+    await createUser('JSmith', 'student');
+    // Until 6 Dec 2026 'jsmith' was a second account, and audit records named two people the reader could not tell apart.
+    for (const name of ['jsmith', 'JSMITH', 'JSmith']) {
+      const r = await call('POST', '/api/admin/users', { username: name, role: 'student' });
+      expect([r.status, r.body.code], name).toEqual([409, 'account.exists']);
+      expect(r.body.detail, name).toContain("an account named 'JSmith' already exists");
+    }
+    const users = (await call('GET', '/api/admin/users')).body as Json[];
+    expect(users.filter((u) => u.username.toLowerCase() === 'jsmith').map((u) => u.username)).toEqual([
+      'JSmith',
+    ]);
+  });
+
+  it('takes token lifetimes in whole days from 1 to 3650 and names of printable characters, and says so', async () => {
+    await createUser('svc-pacs', 'technologist');
+    const token = (body: Json) => call('POST', '/api/admin/users/svc-pacs/tokens', body);
+    // Until 6 Dec 2026 {"ttlDays": 0.0001} made a token of nine seconds, and a name could hold a newline.
+    for (const ttlDays of [0.0001, 1.5, 0, -1, 3651, '7', null]) {
+      const r = await token({ name: 'pacs', ttlDays });
+      expect([r.status, r.body.code], JSON.stringify(ttlDays)).toEqual([400, 'auth.bad-request']);
+      expect(r.body.detail).toBe(
+        `"ttlDays": expected a whole number of days from 1 to 3650; got ${JSON.stringify(ttlDays)}`,
+      );
+    }
+    for (const [name, why] of [
+      ['nightly\nexport', 'got U+000A at character 8'],
+      ['tab\there', 'got U+0009 at character 4'],
+      ['abc\u202Eevil', 'got U+202E at character 4'],
+      ['   ', 'got 0 characters'],
+      ['x'.repeat(101), 'got 101 characters'],
+    ]) {
+      const r = await token({ name, ttlDays: 7 });
+      expect([r.status, r.body.code], JSON.stringify(name)).toEqual([400, 'auth.bad-request']);
+      expect(r.body.detail).toBe(
+        `"name": expected a label of 1-100 printable characters (no control characters or line breaks); ${why}`,
+      );
+    }
+    const ok = await token({ name: ' Übergabe PACS → RIS ', ttlDays: 3650 });
+    expect(ok.status, JSON.stringify(ok.body)).toBe(201);
+    expect(ok.body.expiresAt).toBe(new Date(now + 3650 * 86_400_000).toISOString());
+    expect((await call('GET', '/api/admin/users/svc-pacs/tokens')).body).toMatchObject([
+      { name: 'Übergabe PACS → RIS' },
+    ]);
+  });
+
   it('keeps the default MFA roles to those policies/default.cedar lets export, delete or administer', async () => {
     const text = await readFile(new URL('../policies/default.cedar', import.meta.url), 'utf8');
     const sensitive = ['export-clinical', 'export-deidentified', 'approve-deletion', 'administer'];

@@ -124,6 +124,25 @@ describe.each(backends())('the archive identity on %s', (backend) => {
     expect(serve.out).not.toMatch(/one-time password/);
   });
 
+  it('says the database URL is missing when a PostgreSQL archive is opened without one', async () => {
+    // With SQLite, the same directory with its index file gone: the advice names both possibilities.
+    const dir = backend === 'postgres' ? 'd' : 'd-no-index';
+    if (backend === 'sqlite') {
+      await cp(join(cwd, 'd'), join(cwd, dir), { recursive: true });
+      await rm(join(cwd, dir, 'index.sqlite'));
+    }
+    const r = await run(['user', 'list', '--data', dir], {});
+    expect(r.code).toBe(2);
+    // Until 6 Dec 2026 a PostgreSQL archive was told to restore an index.sqlite it never had.
+    expect(r.err).toMatch(
+      backend === 'postgres'
+        ? /\/d holds archive [0-9a-f-]{36}, whose index is in PostgreSQL, but no database URL is set: set CUSTOS_DATABASE_URL/
+        : /d-no-index holds archive [0-9a-f-]{36}, but its index .*index\.sqlite is missing: restore it \(from a backup\), or, if this archive's index is in PostgreSQL, set CUSTOS_DATABASE_URL/,
+    );
+    expect(existsSync(join(cwd, dir, 'index.sqlite'))).toBe(false);
+    expect((await run(['user', 'list', '--data', 'd'])).code).toBe(0);
+  });
+
   it("refuses another archive's keyfile", async () => {
     await run(['import', join(cwd, 'src'), '--data', 'second'], envFor(newSchema()));
     const copy = join(cwd, 'd-wrong-key');

@@ -196,6 +196,25 @@ describe('custos CLI', () => {
     );
   });
 
+  it('serve on an IPv6 address prints a URL with the address in brackets, and the URL answers', async () => {
+    let stop!: (s: string) => void;
+    const stopped = new Promise<string>((r) => (stop = r));
+    const o = io(cwd, stopped);
+    const running = main(
+      ['serve', '--data', 'd-v6', '--http-port', '0', '--http-host', '::1', '--dicom-port', 'off'],
+      o,
+    );
+    for (let i = 0; i < 200 && !o.stdout.includes('listening on'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    // RFC 3986 §3.2.2; until 6 Dec 2026 'http://::1:PORT', which no client can parse as meant.
+    const m = /listening on (http:\/\/\[::1\]:\d+) \(DICOMweb at (\S+)\)/.exec(o.stdout);
+    expect(m, o.stdout + o.stderr).not.toBeNull();
+    expect(m![2]).toBe(`${m![1]}/dicom-web`);
+    expect((await fetch(`${m![1]}/dicom-web/studies`)).status).toBe(401);
+    stop('SIGTERM');
+    expect(await running).toBe(0);
+  });
+
   it('serve names the service and the setting when its port is taken or its address is not this machine', async () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
@@ -376,6 +395,8 @@ describe('custos CLI', () => {
     expect(await main(['import', tree, '--data', 'd4'], o)).toBe(0);
     expect(JSON.parse(o.stdout)).toEqual(importSummary({ stored: 1, skipped: 2 }));
     expect(o.stderr).toContain('skipped:    2 (2 not regular files: pipes, devices or sockets, not read)');
+    // Until 6 Dec 2026 the header said "1 files", leaving out the two the counts below include.
+    expect(o.stderr).toMatch(/: 3 entries: 1 file \(.* MB\) and 2 not regular files in /);
     expect(o.stderr).toContain('skipped fifo.dcm: not a regular file (a named pipe)');
     expect(o.stderr).toContain('skipped zero.dcm: not a regular file (a character device)');
   });
@@ -398,7 +419,8 @@ describe('custos CLI', () => {
       const o = io(cwd);
       expect(await main(['import', tree, '--data', 'd4', '--no-progress'], o)).toBe(3);
       expect(JSON.parse(o.stdout)).toEqual(importSummary({ unchanged: 0, stored: 1, failed: 2 }));
-      expect(o.stderr).toMatch(/1 files \(.* MB\) and 2 entries that could not be read/);
+      // The header counts every entry the summary goes on to count; until 6 Dec 2026 "1 files … and 2 entries".
+      expect(o.stderr).toMatch(/: 3 entries: 1 file \(.* MB\) and 2 entries that could not be read in /);
       expect(o.stderr).toMatch(
         /failed (dddddddddddddddddddd\/)+dddddddddddddddddddd: a directory that cannot be read \(ENAMETOOLONG\)/,
       );
@@ -434,6 +456,27 @@ describe('custos CLI', () => {
     expect(days.stderr).toMatch(/option '--days <n>' argument '99999999999' is invalid/);
     expect(await main(['no-such-command'], io(cwd))).toBe(2);
     expect(await main(['--help'], io(cwd))).toBe(0);
+  });
+
+  it('prints its version for --version and -V; policy show --version N is still the policy version', async () => {
+    const { version } = JSON.parse(
+      await readFile(join(import.meta.dirname, '..', 'package.json'), 'utf8'),
+    ) as {
+      version: string;
+    };
+    // Until 6 Dec 2026 --version was an unknown option.
+    for (const flag of ['--version', '-V']) {
+      const o = io(cwd);
+      expect(await main([flag], o), flag).toBe(0);
+      expect([o.stdout, o.stderr]).toEqual([`${version}\n`, '']);
+    }
+    const help = io(cwd);
+    await main(['--help'], help);
+    expect(help.stdout).toContain('custos --version');
+    const policy = io(cwd);
+    expect(await main(['policy', 'show', '--version', '1', '--data', 'd1'], policy), policy.stderr).toBe(0);
+    expect(policy.stdout).not.toBe(`${version}\n`);
+    expect(policy.stdout).toContain('permit');
   });
 
   it('imports a patient CD: the DICOMDIR dcmmkdir wrote and the non-DICOM files are skipped, not failures', async () => {

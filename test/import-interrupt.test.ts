@@ -57,7 +57,7 @@ describe('custos import interrupted by SIGINT', () => {
     expect(first.stored + first.notTried).toBe(FILES);
     expect(stderr).toMatch(
       new RegExp(
-        `stopped: +${first.notTried} files not tried: interrupted by SIGINT\\. Run the same import again`,
+        `stopped: +${first.notTried} files? not tried: interrupted by SIGINT\\. Run the same import again`,
       ),
     );
 

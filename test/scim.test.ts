@@ -188,6 +188,48 @@ describe.each(backends())('SCIM 2.0 on %s', (backend) => {
     });
   });
 
+  it('treats userName as case-insensitive (RFC 7643 §8.7.1): no second account by case, and the filter finds it', async () => {
+    const created = await call('POST', '/Users', { userName: 'Grace.Hopper', active: true });
+    expect(created.status).toBe(201);
+    // Until 6 Dec 2026 'grace.hopper' became a second account.
+    expect(await call('POST', '/Users', { userName: 'grace.hopper', active: true })).toMatchObject({
+      status: 409,
+      body: {
+        scimType: 'uniqueness',
+        detail: expect.stringContaining("a user named 'Grace.Hopper' already exists"),
+      },
+    });
+    // What an identity provider asks before creating: the account is found whatever the case it sends.
+    const found = await call('GET', '/Users?filter=userName+eq+%22GRACE.HOPPER%22');
+    expect(found.body.Resources.map((u: Json) => u.id)).toEqual([created.body.id]);
+    // Nor by renaming another account to it, by PUT or PATCH; renaming an account's own case is allowed.
+    const other = await call('POST', '/Users', { userName: 'ghopper', active: true });
+    expect(
+      await call('PUT', `/Users/${other.body.id}`, { userName: 'GRACE.hopper', active: true }),
+    ).toMatchObject({
+      status: 409,
+      body: { scimType: 'uniqueness', detail: expect.stringContaining('Grace.Hopper') },
+    });
+    expect(
+      await call('PATCH', `/Users/${other.body.id}`, {
+        schemas: [PATCH],
+        Operations: [{ op: 'replace', path: 'userName', value: 'grace.HOPPER' }],
+      }),
+    ).toMatchObject({ status: 409, body: { scimType: 'uniqueness' } });
+    expect(
+      await call('PATCH', `/Users/${other.body.id}`, {
+        schemas: [PATCH],
+        Operations: [{ op: 'replace', path: 'userName', value: 'bad\nname' }],
+      }),
+    ).toMatchObject({ status: 400, body: { scimType: 'invalidValue' } });
+    expect(
+      await call('PATCH', `/Users/${created.body.id}`, {
+        schemas: [PATCH],
+        Operations: [{ op: 'replace', path: 'userName', value: 'grace.hopper' }],
+      }),
+    ).toMatchObject({ status: 200, body: { userName: 'grace.hopper' } });
+  });
+
   it('pages users by startIndex and count as RFC 7644 §3.4.2.4 says, past any cap on the count', async () => {
     for (const n of ['page1', 'page2', 'page3'])
       expect((await call('POST', '/Users', { userName: n, active: true })).status).toBe(201);

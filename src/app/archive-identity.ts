@@ -20,6 +20,12 @@ import type { KeyStore } from '../ports/key-store.js';
  */
 
 const MARKER = 'archive-id';
+/**
+ * Beside the archive id, in a file of its own (a Custos before 6 Dec 2026 reads only the id): 'postgresql' when
+ * the index is in PostgreSQL. Nothing else in the data directory tells such an archive from a SQLite one whose
+ * index.sqlite is gone, and the two need different advice.
+ */
+const INDEX_KIND = 'index-kind';
 const KEY_CHECK_PURPOSE = 'custos/archive-key-check/v1';
 
 /** Whether the index already holds an archive: its identity row, or (made before that row existed) any account. */
@@ -71,10 +77,23 @@ export async function refuseMissingSqliteIndex(dataDir: string, sqlitePath: stri
   if (existsSync(sqlitePath)) return;
   const marker = await readMarker(dataDir);
   if (marker === undefined && !(await holdsObjects(dataDir))) return;
+  const held = marker ? `archive ${marker}` : 'stored objects';
+  const kindPath = join(dataDir, INDEX_KIND);
+  if (existsSync(kindPath) && (await readFile(kindPath, 'utf8')).trim() === 'postgresql')
+    throw new CustosError({
+      code: 'archive.database-url-missing',
+      message: `the data directory ${dataDir} holds ${held}, whose index is in PostgreSQL, but no database URL is set: set CUSTOS_DATABASE_URL (or database.url in the config file), and CUSTOS_DATABASE_SCHEMA if the archive has its own schema; nothing was changed`,
+    });
   throw new CustosError({
     code: 'archive.index-missing',
-    message: `the data directory ${dataDir} holds ${marker ? `archive ${marker}` : 'stored objects'}, but its index ${sqlitePath} is missing: restore it (from a backup); nothing was changed`,
+    message: `the data directory ${dataDir} holds ${held}, but its index ${sqlitePath} is missing: restore it (from a backup), or, if this archive's index is in PostgreSQL, set CUSTOS_DATABASE_URL; nothing was changed`,
   });
+}
+
+/** Note in the data directory that its index is in PostgreSQL (on each open, so older archives get it too). */
+export async function recordPostgresIndex(dataDir: string): Promise<void> {
+  const kindPath = join(dataDir, INDEX_KIND);
+  if (!existsSync(kindPath)) await writeNew(kindPath, 'postgresql\n', 0o600);
 }
 
 export interface BindOptions {

@@ -1,5 +1,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { TOKEN_DAYS_RULE, TOKEN_NAME_RULE, tokenDaysProblem, tokenName } from '../domain/api-token-rules.js';
 import { CustosError } from '../domain/errors.js';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ROLES } from '../domain/principal.js';
@@ -12,10 +14,16 @@ import { addBreakGlassCommands } from './break-glass-command.js';
  * for scripts (tokens) goes to stdout alone; everything else to stderr.
  */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  // Only as the first argument: commander's .version() would also take `policy show --version N` for itself.
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    io.out(`${packageVersion()}\n`);
+    return 0;
+  }
   const program = new Command('custos')
     .description('Custos: a governance-first DICOM archive')
     .option('-c, --config <file>', 'config file (default: <data>/custos.json when present)')
     .option('-d, --data <dir>', 'data directory (default ./custos-data)')
+    .addHelpText('after', '\nRun `custos --version` (or -V) to print the version of Custos.')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .showHelpAfterError();
@@ -159,8 +167,8 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .description('create an API token for an account and print it (shown once)')
     .requiredOption('--user <name>', 'account name')
     .option('--data <dir>', 'data directory')
-    .option('--name <label>', 'label to recognise the token by')
-    .option('--days <n>', 'expire after N days (default: never)', parseDays)
+    .option('--name <label>', `label to recognise the token by: ${TOKEN_NAME_RULE}`, parseTokenName)
+    .option('--days <n>', `expire after N days, ${TOKEN_DAYS_RULE} (default: never)`, parseTokenDays)
     .action(async (opts: { user: string; data?: string; name?: string; days?: number }) => {
       const { withApp } = await import('./custos-app.js');
       const { systemPrincipal } = await import('../services/auth-service.js');
@@ -718,6 +726,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   }
 }
 
+/** The version in package.json, two levels above both src/app/cli.ts and the compiled dist/app/cli.js. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
 export interface CliIO {
   out(s: string): void;
   err(s: string): void;
@@ -769,6 +785,19 @@ function parseDays(v: string): number {
   if (!/^\d+$/.test(v) || n < 1 || n > 36_500)
     throw new InvalidArgumentError('expected a number of days from 1 to 36500.');
   return n;
+}
+
+/** The same rules as the HTTP API's token requests (src/domain/api-token-rules.ts). */
+function parseTokenDays(v: string): number {
+  const problem = /^\d+$/.test(v) ? tokenDaysProblem(Number(v)) : `expected ${TOKEN_DAYS_RULE}`;
+  if (problem) throw new InvalidArgumentError(`${problem}.`);
+  return Number(v);
+}
+
+function parseTokenName(v: string): string {
+  const named = tokenName(v);
+  if ('problem' in named) throw new InvalidArgumentError(`${named.problem}.`);
+  return named.name;
 }
 
 function parseCount(v: string): number {

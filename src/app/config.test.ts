@@ -223,6 +223,16 @@ describe('loadConfig', () => {
     ).toThrow(/^configuration http\.port: /);
   });
 
+  it('gives the rule for an administrator name it refuses', () => {
+    // Until 6 Dec 2026 the message was only "Invalid".
+    expect(() => loadConfig({ env: { CUSTOS_ADMIN_USERNAME: 'Admin' }, cwd })).toThrow(
+      "configuration CUSTOS_ADMIN_USERNAME (admin.username): must be 1-64 characters: a lowercase letter, then lowercase letters, digits, '.', '_' or '-' (e.g. 'admin')",
+    );
+    expect(loadConfig({ env: { CUSTOS_ADMIN_USERNAME: 'it.admin-2' }, cwd }).admin.username).toBe(
+      'it.admin-2',
+    );
+  });
+
   it('reads a config file saved with a UTF-8 byte order mark', () => {
     // Until 6 Dec 2026: "Unexpected token '\uFEFF'".
     const file = join(cwd, 'bom.json');

@@ -77,7 +77,16 @@ const ConfigSchema = z
         maxQueryResults: z.number().int().min(1).max(10_000),
       })
       .strict(),
-    admin: z.object({ username: z.string().regex(/^[a-z][a-z0-9._-]{0,63}$/) }).strict(),
+    admin: z
+      .object({
+        username: z
+          .string()
+          .regex(
+            /^[a-z][a-z0-9._-]{0,63}$/,
+            "must be 1-64 characters: a lowercase letter, then lowercase letters, digits, '.', '_' or '-' (e.g. 'admin')",
+          ),
+      })
+      .strict(),
     /** Returning freed memory to the operating system (docs/operations.md). */
     memory: z
       .object({

@@ -22,6 +22,7 @@ import {
   indexHoldsArchive,
   ledgerHasRecords,
   notInitialised,
+  recordPostgresIndex,
   refuseMissingSqliteIndex,
 } from './archive-identity.js';
 import type { StorageSpace } from '../ports/storage-space.js';
@@ -187,6 +188,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   try {
     keys = sqliteKeys ?? (await openPostgresKeys(config, index, indexName, initialise));
     await bindArchive({ index, keys, dataDir: config.dataDir, indexName, initialise, now: clock.now() });
+    if (config.database.url) await recordPostgresIndex(config.dataDir);
     if (!existsSync(config.audit.signingKeyFile) && (await ledgerHasRecords(index)))
       throw new CustosError({
         code: 'keys.signing-key-missing',

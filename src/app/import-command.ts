@@ -221,7 +221,7 @@ export async function runImport(
   const secs = (Date.now() - started) / 1000;
   io.err(
     [
-      `import of ${root}: ${paths.length} files (${(total / 1e6).toFixed(1)} MB)${unreadable.length ? ` and ${unreadable.length} entries that could not be read` : ''} in ${secs.toFixed(1)} s`,
+      `import of ${root}: ${entriesFound(paths.length, total, special.length, unreadable.length)} in ${secs.toFixed(1)} s`,
       `  stored:     ${summary.stored} (${summary.warned} with validation warnings)`,
       `  quarantined: ${summary.quarantined.length} (kept encrypted for the data steward: custos quarantine list)`,
       `  unchanged:  ${summary.duplicates} (already stored with the same bytes)`,
@@ -232,7 +232,7 @@ export async function runImport(
       `  failed:     ${summary.failed.length}`,
       ...(summary.stopped
         ? [
-            `  stopped:    ${summary.stopped.notTried} files not tried: ${summary.stopped.reason}. Run the same import again once that is resolved (what is stored is skipped).`,
+            `  stopped:    ${counted(summary.stopped.notTried, 'file', 'files')} not tried: ${summary.stopped.reason}. Run the same import again once that is resolved (what is stored is skipped).`,
           ]
         : []),
       ...listed(
@@ -264,6 +264,27 @@ export async function runImport(
   return summary.failed.length + summary.conflicts.length > 0 || summary.stopped ? 3 : 0;
 }
 
+/** "1 file", "2 files". */
+function counted(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * What the walk found, so that the counts below add up to it: every regular file is stored, quarantined,
+ * unchanged, a conflict, skipped, failed or not tried; a pipe or device is skipped; an entry that could not be
+ * read (until 6 Dec 2026 the only one named besides files) failed.
+ */
+function entriesFound(files: number, bytes: number, special: number, unreadable: number): string {
+  const read = `${counted(files, 'file', 'files')} (${(bytes / 1e6).toFixed(1)} MB)`;
+  const others = [
+    ...(special ? [counted(special, 'not a regular file', 'not regular files')] : []),
+    ...(unreadable ? [`${counted(unreadable, 'entry', 'entries')} that could not be read`] : []),
+  ];
+  if (!others.length) return read;
+  const list = [read, ...others];
+  return `${files + special + unreadable} entries: ${list.slice(0, -1).join(', ')} and ${list.at(-1)!}`;
+}
+
 /** How many files the summary names one by one: failures first, then conflicts, quarantined, skipped. */
 const LISTED = 200;
 
@@ -282,6 +303,10 @@ function skippedKinds(summary: ImportSummary): string {
   return [
     ...(dirs ? [`${dirs} DICOMDIR: the index of a medium, not an object`] : []),
     ...(other ? [`${other} not DICOM Part 10: no "DICM" after the 128-byte preamble`] : []),
-    ...(special ? [`${special} not regular files: pipes, devices or sockets, not read`] : []),
+    ...(special
+      ? [
+          `${counted(special, 'not a regular file', 'not regular files')}: pipes, devices or sockets, not read`,
+        ]
+      : []),
   ].join('; ');
 }

@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { isIPv6 } from 'node:net';
 import { CustosError } from '../domain/errors.js';
 import type { CliIO } from './cli.js';
 import type { CustosConfig } from './config.js';
@@ -261,12 +262,10 @@ export async function startServer(
   // Forward the ledger to the audit record repository; the lease lets one worker or node do it at a time.
   app.auditForwarder?.start(onError);
 
-  const shownHost =
-    app.config.http.host === '0.0.0.0' || app.config.http.host === '::' ? '127.0.0.1' : app.config.http.host;
   return {
     app,
     port,
-    url: `http://${shownHost}:${port}`,
+    url: httpUrl(app.config.http.host, port),
     ...(hl7.ports ? { hl7: hl7.ports } : {}),
     dicomPort: dimse?.port ?? null,
     dicomTlsPort: dimse?.tlsPort ?? null,
@@ -403,11 +402,11 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
     cluster.on('message', onMessage);
     cluster.on('exit', onExit);
   });
-  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  const url = httpUrl(config.http.host, port);
   io.out(
     `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'}), ${workers.length} worker processes\n`,
   );
-  io.out(`custos: listening on http://${host}:${port} (DICOMweb at http://${host}:${port}/dicom-web)\n`);
+  io.out(`custos: listening on ${url} (DICOMweb at ${url}/dicom-web)\n`);
   io.out(dimseBanner(config, dimse.port, dimse.tlsPort));
   io.out(`custos: ${startMemoryReturn(config.memory.trimGrowthMiB)} (in each process)\n`);
   // SIGHUP: the primary's DIMSE listener reloads its certificate, and each worker its HL7 one.
@@ -463,6 +462,15 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
     ),
   );
   return typeof stopped === 'number' ? stopped : 0;
+}
+
+/**
+ * The URL to reach the HTTP listener at: a wildcard address is shown as the loopback one, and an IPv6 literal is
+ * put in brackets (RFC 3986 §3.2.2), or 'http://::1:8042' would read as host '::1:8042'.
+ */
+export function httpUrl(host: string, port: number): string {
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${isIPv6(shown) ? `[${shown}]` : shown}:${port}`;
 }
 
 function hl7Banner(config: CustosConfig, ports: { port?: number; tlsPort?: number }): string {

@@ -1,10 +1,11 @@
 import argon2 from 'argon2';
+import { sql, type Kysely } from 'kysely';
 import { CustosError } from '../domain/errors.js';
 import { DEFAULT_PASSWORD_POLICY, generatePassword, type PasswordPolicy } from '../domain/password-policy.js';
 import { ROLES, type Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
-import type { IndexDb } from '../ports/database.js';
+import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 
 export interface NewAccount {
   username: string;
@@ -24,6 +25,42 @@ export interface AccountSummary {
   physicianId: string | null;
   active: boolean;
   projects: string[];
+}
+
+/**
+ * The existing account (deleted ones included: the audit trail names them) whose name equals `username` ignoring
+ * letter case, other than the account `exceptPk`. Account names are case-insensitive (SCIM userName, RFC 7643
+ * §8.7.1), so 'JSmith' and 'jsmith' would be two accounts that audit records could not tell apart.
+ *
+ * Every path that creates or renames an account (AccountService.add for the CLI and the admin API, SCIM create,
+ * replace and patch) calls this inside the transaction that writes the name, which is enough: accounts are
+ * created by administrators and an identity provider one at a time, the exact-name unique constraint still
+ * holds, and a unique index on lower(username) is not added because archives that already hold such a pair
+ * would fail the migration; those pairs are left as they are and no new one can be made.
+ */
+export async function accountNamedAlike(
+  db: Kysely<DatabaseSchema>,
+  username: string,
+  exceptPk?: number,
+): Promise<string | undefined> {
+  let q = db
+    .selectFrom('users')
+    .select('username')
+    .where(sql<string>`lower(username)`, '=', username.toLowerCase());
+  if (exceptPk !== undefined) q = q.where('pk', '!=', exceptPk);
+  return (await q.orderBy('pk').executeTakeFirst())?.username;
+}
+
+/** The error for a name that equals an existing account's, exactly or ignoring case. */
+export function accountExists(username: string, existing: string): CustosError {
+  return new CustosError({
+    code: 'account.exists',
+    message:
+      existing === username
+        ? `an account named '${existing}' already exists`
+        : `an account named '${existing}' already exists; account names are case-insensitive, so '${username}' would name the same person`,
+    httpStatus: 409,
+  });
 }
 
 /**
@@ -59,21 +96,14 @@ export class AccountService {
         httpStatus: 400,
       });
     }
-    const exists = await this.index.db
-      .selectFrom('users')
-      .select('pk')
-      .where('username', '=', a.username)
-      .executeTakeFirst();
-    if (exists) {
-      throw new CustosError({
-        code: 'account.exists',
-        message: `an account named '${a.username}' already exists`,
-        httpStatus: 409,
-      });
-    }
+    const alike = await accountNamedAlike(this.index.db, a.username);
+    if (alike !== undefined) throw accountExists(a.username, alike);
     const password = generatePassword(this.passwordPolicy, a.username);
     const hash = await argon2.hash(password, { type: argon2.argon2id });
     await this.index.db.transaction().execute(async (trx) => {
+      // Again in the transaction: another account may have been made while the password was hashed.
+      const clash = await accountNamedAlike(trx, a.username);
+      if (clash !== undefined) throw accountExists(a.username, clash);
       const created = await trx
         .insertInto('users')
         .values({

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { CustosError } from '../domain/errors.js';
 import { ROLES, type Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
@@ -7,6 +7,7 @@ import type { Clock } from '../ports/clock.js';
 import type { Updateable } from 'kysely';
 import type { DatabaseSchema, IndexDb, UsersTable } from '../ports/database.js';
 import { revokeCredentials } from './auth-service.js';
+import { accountNamedAlike } from './account-service.js';
 import type { AccessGate } from './access-gate.js';
 
 export const SCIM_USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -26,6 +27,16 @@ export const scimError = (status: number, detail: string, scimType?: string) =>
     httpStatus: status,
     ...(scimType ? { detail: { scimType } } : {}),
   });
+
+// userName is case-insensitive (RFC 7643 §8.7.1): 'JSmith' is taken when 'jsmith' exists.
+const userNameTaken = (userName: string, existing: string) =>
+  scimError(
+    409,
+    existing === userName
+      ? `a user named '${existing}' already exists`
+      : `a user named '${existing}' already exists; userName is case-insensitive, so '${userName}' is the same name`,
+    'uniqueness',
+  );
 
 interface UserRow {
   pk: number;
@@ -190,7 +201,7 @@ export class ScimService {
       const value = m[2]!.replace(/\\(.)/g, '$1');
       q =
         m[1]!.toLowerCase() === 'username'
-          ? q.where('username', '=', value)
+          ? q.where(sql<string>`lower(username)`, '=', value.toLowerCase())
           : q.where('external_id', '=', value);
     }
     const rows = (await q.orderBy('pk').execute()) as UserRow[];
@@ -214,12 +225,8 @@ export class ScimService {
     const f = this.fieldsOf(doc);
     const now = this.clock.now().toISOString();
     const pk = await this.index.db.transaction().execute(async (trx) => {
-      const exists = await trx
-        .selectFrom('users')
-        .select('pk')
-        .where('username', '=', f.userName)
-        .executeTakeFirst();
-      if (exists) throw scimError(409, `a user named '${f.userName}' already exists`, 'uniqueness');
+      const exists = await accountNamedAlike(trx, f.userName);
+      if (exists !== undefined) throw userNameTaken(f.userName, exists);
       const created = await trx
         .insertInto('users')
         .values({
@@ -258,14 +265,6 @@ export class ScimService {
     const f = this.fieldsOf(doc);
     await this.index.db.transaction().execute(async (trx) => {
       const before = await this.userRow(trx, id);
-      if (f.userName !== before.username) {
-        const clash = await trx
-          .selectFrom('users')
-          .select('pk')
-          .where('username', '=', f.userName)
-          .executeTakeFirst();
-        if (clash) throw scimError(409, `a user named '${f.userName}' already exists`, 'uniqueness');
-      }
       await this.write(trx, principal, decision.policy, before, {
         username: f.userName,
         display_name: f.displayName,
@@ -300,7 +299,8 @@ export class ScimService {
             change.active = remove ? 0 : asBoolean(value, 'active') ? 1 : 0;
             return;
           case 'username':
-            if (typeof v !== 'string') throw scimError(400, 'userName must be a string', 'invalidValue');
+            if (typeof v !== 'string' || !/^[A-Za-z0-9._@-]{1,64}$/.test(v))
+              throw scimError(400, 'userName is 1-64 letters, digits and . _ @ -', 'invalidValue');
             change.username = v;
             return;
           case 'displayname':
@@ -398,6 +398,10 @@ export class ScimService {
     before: UserRow,
     change: Updateable<UsersTable>,
   ): Promise<void> {
+    if (change.username !== undefined && change.username !== before.username) {
+      const clash = await accountNamedAlike(trx, change.username, before.pk);
+      if (clash !== undefined) throw userNameTaken(change.username, clash);
+    }
     const now = this.clock.now().toISOString();
     const changed = Object.entries(change)
       .filter(([k, v]) => (before as unknown as Json)[k] !== v)

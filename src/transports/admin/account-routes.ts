@@ -1,3 +1,9 @@
+import {
+  TOKEN_DAYS_RULE,
+  TOKEN_NAME_RULE,
+  tokenDaysProblem,
+  tokenName,
+} from '../../domain/api-token-rules.js';
 import { CustosError } from '../../domain/errors.js';
 import { SESSION_COOKIE, type AuthService } from '../../services/auth-service.js';
 import type { UserAdminService, UserChange } from '../../services/user-admin-service.js';
@@ -29,11 +35,15 @@ const drain = (ctx: RequestContext) => {
 
 function tokenRequest(body: Record<string, unknown>): { name: string; ttlDays?: number } {
   const { name, ttlDays } = body;
-  if (typeof name !== 'string' || name.trim() === '' || name.length > 100)
-    throw bad('auth.bad-request', '"name" must be a label of 1-100 characters', 'name');
-  if (ttlDays !== undefined && (typeof ttlDays !== 'number' || !(ttlDays > 0) || ttlDays > 3650))
-    throw bad('auth.bad-request', '"ttlDays" must be a number of days from 1 to 3650', 'ttlDays');
-  return { name: name.trim(), ...(ttlDays !== undefined ? { ttlDays } : {}) };
+  if (typeof name !== 'string') throw bad('auth.bad-request', `"name" must be ${TOKEN_NAME_RULE}`, 'name');
+  const named = tokenName(name);
+  if ('problem' in named) throw bad('auth.bad-request', `"name": ${named.problem}`, 'name');
+  if (ttlDays !== undefined) {
+    const problem = typeof ttlDays === 'number' ? tokenDaysProblem(ttlDays) : `expected ${TOKEN_DAYS_RULE}`;
+    if (problem)
+      throw bad('auth.bad-request', `"ttlDays": ${problem}; got ${JSON.stringify(ttlDays)}`, 'ttlDays');
+  }
+  return { name: named.name, ...(ttlDays !== undefined ? { ttlDays: ttlDays as number } : {}) };
 }
 
 function tokenId(raw: string): number {
