@@ -377,7 +377,9 @@ describe('custos CLI', () => {
     expect(await main(['import', view, '--data', 'd4'], o)).toBe(3);
     expect(JSON.parse(o.stdout)).toEqual(importSummary({ stored: 3, failed: 1 }));
     // The loop ('up') is read once, as the directory it leads back to.
-    expect(o.stderr).toContain(`import of ${view}: 3 files`);
+    expect(o.stderr).toContain(
+      `import of ${view}: 4 entries: 3 files (0.0 MB) and 1 entry that could not be read`,
+    );
     expect(o.stderr).toContain('failed gone.dcm: a symbolic link to nothing');
   });
 
