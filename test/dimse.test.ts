@@ -1220,24 +1220,14 @@ for (const backend of backends()) {
 
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
-      const COMMIT = '1.2.840.10008.1.20.1';
       /** A storage commitment request (N-ACTION) for these CT instances under this Transaction UID. */
       const commitRq = (
         a: Awaited<ReturnType<typeof associate>>,
         transactionUid: string,
         instances: string[],
-      ) => {
-        const ctx = a.context(COMMIT)!;
-        return a.request(
-          ctx.id,
-          {
-            commandField: 0x0130,
-            messageId: a.conn.messageId(),
-            requestedSopClassUid: COMMIT,
-            requestedSopInstanceUid: '1.2.840.10008.1.20.1.1',
-            actionTypeId: 1,
-            commandDataSetType: 0,
-          },
+      ) =>
+        nAction(
+          a,
           encodeDataset(
             [
               { tag: 0x00081195, vr: 'UI', value: transactionUid },
@@ -1250,10 +1240,9 @@ for (const backend of backends()) {
                 ]),
               },
             ],
-            ctx.transferSyntax,
+            a.context(COMMIT)!.transferSyntax,
           ),
         );
-      };
       let event:
         ((e: { cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }) => void) | undefined;
       const reported = new Promise<{ cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }>(
@@ -1282,15 +1271,7 @@ for (const backend of backends()) {
         };
         expect(seqUids(0x00081199)).toEqual([sops[0]]);
         expect(seqUids(0x00081198)).toEqual([missing]);
-        await scuA.conn.send(ev.ctx, {
-          affectedSopClassUid: COMMIT,
-          commandField: 0x8100,
-          messageIdBeingRespondedTo: ev.id,
-          commandDataSetType: 0x0101,
-          status: 0,
-          affectedSopInstanceUid: '1.2.840.10008.1.20.1.1',
-          eventTypeId: 2,
-        });
+        await answerReport(scuA, ev);
       } finally {
         await scuA.release();
       }
@@ -1357,6 +1338,17 @@ for (const backend of backends()) {
         },
         data,
       );
+    /** The requestor's success answer (N-EVENT-REPORT-RSP) to a storage commitment report of event type 2. */
+    const answerReport = (scuA: Awaited<ReturnType<typeof associate>>, ev: { ctx: number; id: number }) =>
+      scuA.conn.send(ev.ctx, {
+        affectedSopClassUid: COMMIT,
+        commandField: 0x8100,
+        messageIdBeingRespondedTo: ev.id,
+        commandDataSetType: 0x0101,
+        status: 0,
+        affectedSopInstanceUid: '1.2.840.10008.1.20.1.1',
+        eventTypeId: 2,
+      });
     /** The Referenced SOP Instance UIDs and Failure Reasons of a report's Failed SOP Sequence. */
     const failedOf = async (data: Buffer, ts: string) => {
       const { parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
@@ -1387,15 +1379,7 @@ for (const backend of backends()) {
       const answer = async () => {
         if (!reports.length) await new Promise<void>((r) => (reported = r));
         const ev = reports.shift()!;
-        await scuA.conn.send(ev.ctx, {
-          affectedSopClassUid: COMMIT,
-          commandField: 0x8100,
-          messageIdBeingRespondedTo: ev.id,
-          commandDataSetType: 0x0101,
-          status: 0,
-          affectedSopInstanceUid: '1.2.840.10008.1.20.1.1',
-          eventTypeId: 2,
-        });
+        await answerReport(scuA, ev);
         return ev;
       };
       try {
@@ -1528,15 +1512,7 @@ for (const backend of backends()) {
         expect(ok.cmd.status).toBe(0);
         const ev = await report;
         expect(await failedOf(ev.data, ts)).toEqual([{ uid: verification, reason: 0x0122 }]);
-        await scuA.conn.send(ev.ctx, {
-          affectedSopClassUid: COMMIT,
-          commandField: 0x8100,
-          messageIdBeingRespondedTo: ev.id,
-          commandDataSetType: 0x0101,
-          status: 0,
-          affectedSopInstanceUid: '1.2.840.10008.1.20.1.1',
-          eventTypeId: 2,
-        });
+        await answerReport(scuA, ev);
       } finally {
         await scuA.release();
       }
