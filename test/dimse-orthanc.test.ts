@@ -181,11 +181,17 @@ for (const backend of backends()) {
       expect(report!.Status).toBe('Failure');
       expect(JSON.stringify(report!.Success)).toContain(sop);
       expect(JSON.stringify(report!.Failures)).toContain(missing);
-      const audit = await s.app.index.db
-        .selectFrom('audit_ledger')
-        .select(['outcome', 'record'])
-        .where('action', '=', 'storage-commit')
-        .execute();
+      // The ledger record is written once Orthanc has answered the N-EVENT-REPORT, which can be just after
+      // its job shows the report.
+      let audit: { outcome: string; record: string }[] = [];
+      for (let i = 0; i < 100 && audit.length === 0; i++) {
+        audit = await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select(['outcome', 'record'])
+          .where('action', '=', 'storage-commit')
+          .execute();
+        if (audit.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
       expect(audit).toHaveLength(1);
       expect(audit[0]!.record).toContain(missing);
     });
