@@ -109,6 +109,34 @@ describe('serve with worker processes', () => {
     await rm(data, { recursive: true, force: true });
   });
 
+  it('answers connections made while a worker stops and dies from the other worker', async () => {
+    const data = await mkdtemp(join(tmpdir(), 'custos-workers-'));
+    const { proc, url, err } = await startWorkersServe(data, ['--dicom-port', 'off']);
+    expect(url, err()).toBeDefined();
+    const [stopped] = (await readFile(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8'))
+      .trim()
+      .split(/\s+/);
+    // A worker that takes no connection any more (stopped here; in life: busy dying) and is then killed. Until
+    // 6 Dec 2026 the primary accepted each connection and handed it to a worker in turn: one handed to this
+    // worker stayed open in the primary, unanswered, for good.
+    process.kill(Number(stopped), 'SIGSTOP');
+    const health = () =>
+      fetch(`${url}/api/health`, {
+        headers: { Connection: 'close' },
+        signal: AbortSignal.timeout(20_000),
+      }).then(
+        (r) => r.status,
+        (e: Error) => e.name,
+      );
+    const answers = Array.from({ length: 4 }, health);
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(Number(stopped), 'SIGKILL');
+    expect(await Promise.all(answers)).toEqual([200, 200, 200, 200]);
+    proc.kill('SIGTERM');
+    expect(await new Promise<number | null>((r) => proc.once('exit', r))).toBe(0);
+    await rm(data, { recursive: true, force: true });
+  });
+
   it('lets a STOW-RS in flight finish on SIGTERM, taking no new connection meanwhile', async () => {
     const data = await mkdtemp(join(tmpdir(), 'custos-sigterm-'));
     // One process (the last --workers wins): SIGTERM reaches the server itself.

@@ -382,6 +382,11 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   const dimse = await startDimse(app, (err) =>
     io.err(`custos: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`),
   );
+  // Each worker accepts from the shared listening socket itself (SCHED_NONE), rather than the primary accepting and
+  // handing connections over (round-robin, Node's default on Linux): a connection handed to a worker that died
+  // before taking it stayed open in the primary, unanswered for good, and its descriptor with it (until 6 Dec 2026;
+  // nodejs/node#21746). The kernel keeps connections no worker has taken in the listen queue instead.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   let workers = Array.from({ length: config.http.workers }, () => cluster.fork());
   // Every worker says when its listeners are up (serveWorker): the banner below means all of them serve.
   const port = await new Promise<number>((resolve, reject) => {

@@ -8,7 +8,7 @@ const child = join(import.meta.dirname, 'cli-child.ts');
 
 export interface WorkersServe {
   proc: ChildProcess;
-  /** The base URL, once the primary printed 'listening on' (undefined if it did not within 15 s). */
+  /** The base URL, once the primary printed 'listening on' (undefined if it did not within 60 s). */
   url: string | undefined;
   /** Everything the server printed on stdout so far. */
   out(): string;
@@ -45,7 +45,7 @@ export async function startWorkersServe(
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  for (let i = 0; i < 300 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 1200 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
   const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
   return { proc, url, out: () => out, err: () => err };
 }
