@@ -4,7 +4,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { postStow, startTestServer, type TestServer } from './support/test-server.js';
 
 /** Send raw bytes; resolves with everything the server sent until it closed the connection (or `ms` passed). */
 function exchange(
@@ -101,6 +101,47 @@ describe('HTTP with callers that do not behave', () => {
       headers: { Authorization: `Bearer ${s.token}` },
     });
     expect(await found.json()).toEqual([]);
+  });
+
+  it('closes a connection whose reader stopped reading once nothing moved for the inactivity timeout', async () => {
+    // Its own server, with a timeout long enough that the two outcomes are far apart on a loaded machine.
+    const own = await startTestServer('sqlite', {
+      configure: (c) => ({ ...c, http: { ...c.http, inactivityTimeoutMs: 4000 } }),
+    });
+    try {
+      const [study, series, sop] = [uid(11), uid(12), uid(13)];
+      // 32 MB: more than the two ends' socket buffers hold, so the answer stops moving while nobody reads.
+      const bytes = makeInstance({
+        studyUid: study,
+        seriesUid: series,
+        sopInstanceUid: sop,
+        rows: 4096,
+        columns: 4096,
+      });
+      expect((await postStow(own, [bytes])).status).toBe(200);
+      const socket: Socket = connect(Number(new URL(own.url).port), '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.pause();
+      let received = 0;
+      const closed = new Promise<void>((r) => socket.on('close', () => r()));
+      socket.write(
+        `GET /dicom-web/studies/${study}/series/${series}/instances/${sop} HTTP/1.1\r\nHost: x\r\n` +
+          `Authorization: Bearer ${own.token}\r\nAccept: application/dicom\r\n\r\n`,
+      );
+      // Read nothing for 6.5 s: past the timeout and a quarter (5 s), short of twice it (8 s). Then read on: a
+      // connection the server closed ends short of the object; one it kept sends the rest.
+      await new Promise((r) => setTimeout(r, 6500));
+      socket.on('data', (d: Buffer) => (received += d.length));
+      socket.resume();
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 30_000))]);
+      socket.destroy();
+      // Until 6 Dec 2026 a reader that stopped reading kept its connection for twice the timeout.
+      expect(received).toBeGreaterThan(0);
+      expect(received).toBeLessThan(bytes.length);
+      expect(own.unexpected).toEqual([]);
+    } finally {
+      await own.stop();
+    }
   });
 
   it('reads a request target that starts with // as a path, not as an authority', async () => {

@@ -5,7 +5,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { CustosError } from '../../domain/errors.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
@@ -58,6 +58,35 @@ const anonymous = (source: string): Principal => ({
   source,
 });
 
+/** Checks of a connection's progress per inactivity timeout: it is closed within a quarter more than the timeout. */
+const INACTIVITY_CHECKS = 4;
+
+/**
+ * Closes `socket` once no byte moved either way for `ms` (to within a quarter of it). Node's own socket timeout
+ * is not used: it lets a write the peer does not read run one timeout longer, since a write still queued counts
+ * as moving the first time round (net.Socket _onTimeout), so a reader that stopped reading was cut only after
+ * twice the timeout (until 6 Dec 2026). Bytes count as moved once the kernel took them.
+ */
+function watchInactivity(socket: Socket, ms: number): void {
+  const handle = () => (socket as unknown as { _handle?: { writeQueueSize?: number } | null })._handle;
+  const moved = () =>
+    socket.bytesRead + (socket.bytesWritten ?? 0) - socket.writableLength - (handle()?.writeQueueSize ?? 0);
+  let last = moved();
+  let still = 0;
+  const timer = setInterval(
+    () => {
+      const now = moved();
+      if (now !== last) {
+        last = now;
+        still = 0;
+      } else if (++still >= INACTIVITY_CHECKS) socket.destroy();
+    },
+    Math.ceil(ms / INACTIVITY_CHECKS),
+  );
+  timer.unref();
+  socket.once('close', () => clearInterval(timer));
+}
+
 /**
  * The HTTP transport: routing, authentication of every non-public route, and one place that maps errors to
  * application/problem+json. Handlers never see an unauthenticated request.
@@ -72,12 +101,15 @@ export class HttpServer {
         void this.handle(req, res);
       },
     );
-    this.server.on('connection', (socket) => socket.setNoDelay(true));
     // A connection on which nothing moves either way for this long (an upload that stopped sending, a download
     // whose reader stopped reading) is closed: a request in flight on it fails, and nothing is stored half way.
     // A body or an answer that keeps moving, however slowly, is not cut. Until 5 Dec 2026 such a connection was
     // held for good, with its descriptor, its temporary file and what it had buffered.
-    this.server.setTimeout(opts.inactivityTimeoutMs ?? 120_000);
+    const inactivityMs = opts.inactivityTimeoutMs ?? 120_000;
+    this.server.on('connection', (socket) => {
+      socket.setNoDelay(true);
+      watchInactivity(socket, inactivityMs);
+    });
     // `Expect: 100-continue` is answered once the request is authenticated and routed (handle), not before: a
     // caller without credentials gets its 401 without being asked for its body.
     this.server.on('checkContinue', (req, res) => {
