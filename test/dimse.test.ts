@@ -494,6 +494,51 @@ for (const backend of backends()) {
       expect(await readdir(wildOut)).toHaveLength(0);
     });
 
+    it("answers the study modules' attributes at the STUDY level, by C-FIND and QIDO-RS (Referenced Study Sequence)", async () => {
+      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+      const [own, referenced] = [uid(66), uid(67)];
+      const stored = await postStow(s, [
+        makeInstance({
+          studyUid: own,
+          seriesUid: uid(68),
+          sopInstanceUid: uid(69),
+          extra: [
+            {
+              tag: t(0x0008, 0x1110),
+              vr: 'SQ',
+              value: [
+                [
+                  { tag: t(0x0008, 0x1150), vr: 'UI', value: '1.2.840.10008.3.1.2.3.1' },
+                  { tag: t(0x0008, 0x1155), vr: 'UI', value: referenced },
+                ],
+              ],
+            },
+            { tag: t(0x0008, 0x1048), vr: 'PN', value: 'Record^Rita' },
+            { tag: t(0x0012, 0x0050), vr: 'LO', value: 'BASELINE' },
+          ],
+        }),
+      ]);
+      expect(stored.status).toBe(200);
+      const r = await findscu('STUDY', [
+        `StudyInstanceUID=${own}`,
+        'ReferencedStudySequence',
+        'PhysiciansOfRecord',
+        'ClinicalTrialTimePointID',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const answer = firstAnswer(r.stderr);
+      expect(answer).toContain(referenced);
+      expect(answer).toContain('Record^Rita');
+      expect(answer).toContain('BASELINE');
+      const res = await fetch(
+        `${s.dicomweb}/studies?StudyInstanceUID=${own}&includefield=ReferencedStudySequence,PhysiciansOfRecord`,
+        { headers: { Authorization: `Bearer ${s.token}` } },
+      );
+      const [study] = (await res.json()) as Record<string, { Value?: unknown[] }>[];
+      expect(JSON.stringify(study!['00081110'])).toContain(referenced);
+      expect(study!['00081048']?.Value).toEqual([{ Alphabetic: 'Record^Rita' }]);
+    });
+
     it('returns the attributes a sequence return key asks for in its item, or the items whole for an empty one', async () => {
       const [own, ownSeries] = [uid(57), uid(58)];
       const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
