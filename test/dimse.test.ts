@@ -539,6 +539,83 @@ for (const backend of backends()) {
       expect(study!['00081048']?.Value).toEqual([{ Alphabetic: 'Record^Rita' }]);
     });
 
+    it('answers a PATIENT-level C-FIND per Patient ID and Issuer, with the patient attributes asked for', async () => {
+      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+      // One Patient ID, two issuers: Smith^John (HOSP_A, two studies, one of two instances) and Smith^Johnny
+      // (HOSP_B, one study).
+      const patients = [
+        { issuer: 'HOSP_A', name: 'Smith^John', birth: '19600101', other: 'OLD-A', instances: 2 },
+        { issuer: 'HOSP_A', name: 'Smith^John', birth: '19600101', other: 'OLD-A', instances: 1 },
+        { issuer: 'HOSP_B', name: 'Smith^Johnny', birth: '19610101', other: 'OLD-B', instances: 1 },
+      ];
+      for (const p of patients) {
+        const [st, se] = [uid(63), uid(64)];
+        for (let i = 0; i < p.instances; i++) {
+          const bytes = makeInstance({
+            studyUid: st,
+            seriesUid: se,
+            sopInstanceUid: uid(65),
+            patientId: 'PID-ISSUERS',
+            patientName: p.name,
+            birthDate: p.birth,
+            extra: [
+              { tag: t(0x0010, 0x0021), vr: 'LO', value: p.issuer },
+              { tag: t(0x0010, 0x0032), vr: 'TM', value: '101500' },
+              { tag: t(0x0010, 0x1000), vr: 'LO', value: p.other },
+              { tag: t(0x0010, 0x4000), vr: 'LT', value: `comment ${p.issuer}` },
+            ],
+          });
+          await s.app.ingest.ingest(
+            admin,
+            (async function* () {
+              yield bytes;
+            })(),
+            { channel: 'import' },
+          );
+        }
+      }
+      const find = (...keys: string[]) =>
+        findscu('PATIENT', ['PatientID=PID-ISSUERS', ...keys], { model: '-P' });
+      const answersOf = (stderr: string) => stderr.split(/Find Response: \d+ \(Pending\)/).slice(1);
+      // Without IssuerOfPatientID among the keys (until 6 Dec 2026 one answer: John's name, three studies).
+      const counts = await find(
+        'PatientName',
+        'NumberOfPatientRelatedStudies',
+        'NumberOfPatientRelatedSeries',
+        'NumberOfPatientRelatedInstances',
+      );
+      expect(counts.code, counts.stderr).toBe(0);
+      const answers = answersOf(counts.stderr);
+      expect(answers).toHaveLength(2);
+      const john = answers.find((a) => a.includes('Smith^John]'))!;
+      const johnny = answers.find((a) => a.includes('Smith^Johnny'))!;
+      expect(john).toMatch(/\(0020,1200\) IS \[2 ?\]/);
+      expect(john).toMatch(/\(0020,1202\) IS \[2 ?\]/);
+      expect(john).toMatch(/\(0020,1204\) IS \[3 ?\]/);
+      expect(johnny).toMatch(/\(0020,1200\) IS \[1 ?\]/);
+      // The Issuer tells them apart but was not asked for: it is not answered.
+      for (const a of answers) expect(a).not.toMatch(/\(0010,0021\)/);
+      // Patient attributes other than the matching keys come back with their values (until 6 Dec 2026 at zero
+      // length), and a value given for one Custos does not match on is matched universally (until then 0xA900).
+      const optional = await find(
+        'IssuerOfPatientID=HOSP_B',
+        '(0010,1000)',
+        'PatientComments',
+        'PatientBirthTime=1200',
+      );
+      expect(optional.code, optional.stderr).toBe(0);
+      const [only, ...rest] = answersOf(optional.stderr);
+      expect(rest).toHaveLength(0);
+      expect(only).toMatch(/\(0010,1000\) LO \[OLD-B ?\]/);
+      expect(only).toMatch(/\(0010,4000\) LT \[comment HOSP_B\]/);
+      expect(only).toMatch(/\(0010,0032\) TM \[101500\]/);
+      // A study attribute asked of a patient is left out; matching on one is still refused.
+      const studyKey = await find('StudyDescription');
+      expect(answersOf(studyKey.stderr)[0]).not.toMatch(/\(0008,1030\)/);
+      const studyMatch = await find('StudyDate=20240115');
+      expect(studyMatch.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+    });
+
     it('returns the attributes a sequence return key asks for in its item, or the items whole for an empty one', async () => {
       const [own, ownSeries] = [uid(57), uid(58)];
       const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
