@@ -136,9 +136,13 @@ for (const backend of backends()) {
     /** A Part 10 file's data set, as a C-STORE carries it (after the file meta information). */
     const dataSetOf = (file: Buffer) => file.subarray(144 + file.readUInt32LE(140));
     /** findscu at this level with these keys (each a `-k`), Study Root unless `-P`, as TESTSCU unless `ae`. */
-    const findscu = (level: string, keys: string[], opts: { model?: '-S' | '-P'; ae?: string } = {}) =>
+    const findscu = (
+      level: string,
+      keys: string[],
+      opts: { model?: '-S' | '-P'; ae?: string; debug?: boolean } = {},
+    ) =>
       dcmtk('findscu', [
-        '-v',
+        opts.debug ? '-d' : '-v',
         '-aet',
         opts.ae ?? 'TESTSCU',
         '-aec',
@@ -762,6 +766,39 @@ for (const backend of backends()) {
       // A number no IS value can hold (a database error on PostgreSQL before 4 Dec 2026): the same status.
       const big = await findscu('SERIES', ['SeriesNumber=99999999999', 'SeriesInstanceUID']);
       expect(big.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+    });
+
+    it('matches several UIDs or modalities given with a backslash, and refuses several values of any other key naming it', async () => {
+      const own = uid(70);
+      const bytes = makeInstance({
+        studyUid: own,
+        seriesUid: uid(71),
+        sopInstanceUid: uid(72),
+        accessionNumber: 'ACC-BS1',
+        studyDate: '20240115',
+      });
+      await s.app.ingest.ingest(
+        admin,
+        (async function* () {
+          yield bytes;
+        })(),
+        { channel: 'import' },
+      );
+      const or = await findscu('STUDY', [`StudyInstanceUID=${own}\\${uid(73)}`, 'ModalitiesInStudy=MR\\CT']);
+      expect(or.code, or.stderr).toBe(0);
+      expect(or.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(1);
+      expect(or.stderr).toContain(own);
+      // Until 6 Dec 2026 the first became the literal 'ACC-BS1,ACC-BS2' (no answer, success) and the second a
+      // refusal that did not name the key.
+      for (const [key, comment] of [
+        ['AccessionNumber=ACC-BS1\\ACC-BS2', 'AccessionNumber: one value only (no multiple value matching)'],
+        ['StudyDate=20240101\\20240115', 'StudyDate: one value only (no multiple value matching)'],
+      ]) {
+        const r = await findscu('STUDY', [`StudyInstanceUID=${own}`, key!], { debug: true });
+        expect(r.stderr, key).not.toMatch(/\(Pending\)/);
+        expect(r.stderr, key).toMatch(/DIMSE Status +: 0xa900/);
+        expect(r.stderr, key).toContain(comment);
+      }
     });
 
     it('moves a study by C-MOVE to a registered storescp destination', async () => {

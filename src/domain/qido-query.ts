@@ -161,6 +161,15 @@ function splitList(raw: string): string[] {
     .filter((v) => v.length > 0);
 }
 
+/**
+ * Whether a key's value may be a list of values, each matched (UIDs, modalities): the keys a C-FIND value with a
+ * backslash can be asked of.
+ */
+export function takesValueList(keyword: string): boolean {
+  const kind = (KIND_OF as Record<string, Kind | undefined>)[keyword];
+  return kind === 'uid' || kind === 'multi';
+}
+
 function parseMatch(key: MatchKey, raw: string): Match | undefined {
   if (raw === '') return undefined; // universal matching: return the attribute, do not filter
   switch (KIND_OF[key]) {

@@ -12,7 +12,7 @@ import {
   STUDY_DEFAULT_RETURN,
   type DicomJsonObject,
 } from '../../domain/dicom-levels.js';
-import { parseQidoQuery, type QidoLevel } from '../../domain/qido-query.js';
+import { parseQidoQuery, takesValueList, type QidoLevel } from '../../domain/qido-query.js';
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
 import type { WriteElement } from '../../dicom/part10-writer.js';
@@ -114,7 +114,7 @@ export async function cFind(
     if (level === 'PATIENT' && !PATIENT_KEYS.has(keyword)) {
       // A study, series or image matching key has no place here. Any other key is a return key: its value comes
       // back where the patient has one, and a value given for it is matched universally (PS3.4 C.6.1.1.2 makes
-      // the other patient attributes optional keys; C.2.2.1.2 lets an SCP that does not match on one return it).
+      // the other patient attributes optional keys, which an SCP that does not match on one treats as return keys).
       // Until 6 Dec 2026 such a key came back at zero length, and with a value was refused with 0xA900.
       if (value && keyRank(keyword) !== undefined)
         throw badIdentifier(`${keyword} cannot be matched at the PATIENT level`);
@@ -126,8 +126,15 @@ export async function cFind(
       if (value) throw badIdentifier(`${keyword} cannot be matched at the ${level} level`);
       continue;
     }
-    if (keyLevel !== undefined && value) params.append(keyword, value.replace(/\\/g, ','));
-    else include.push(tagToHex(tag));
+    if (keyLevel !== undefined && value) {
+      // Several values are matched as a list where QIDO-RS takes one (UIDs, PS3.4 C.2.2.2.2; modalities); for any
+      // other key PS3.4 C.2.2.2.8 leaves them undefined without the extended negotiation Custos does not offer, so
+      // they are refused naming the key. Until 6 Dec 2026 'A\B' became the literal 'A,B' (no match) or a refusal
+      // that did not say why.
+      if (value.includes('\\') && !takesValueList(keyword))
+        throw badIdentifier(`${keyword}: one value only (no multiple value matching)`);
+      params.append(keyword, value.replace(/\\/g, ','));
+    } else include.push(tagToHex(tag));
   }
   // Patients are told apart by Patient ID and Issuer: the Issuer is asked for whether or not it was requested
   // (until 6 Dec 2026 two patients with one Patient ID and two Issuers were one answer unless it was).
