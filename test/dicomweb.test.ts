@@ -989,13 +989,40 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
   it('warns in the words of PS3.18 §8.3.4.2 that fuzzymatching=true is not supported', async () => {
     const res = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&fuzzymatching=true`, { headers: auth() });
     expect(res.status).toBe(200);
+    // The warn-agent is the service's base URI, as PS3.18 writes it (until 6 Dec 2026 'custos').
     expect(res.headers.get('warning')).toBe(
-      '299 custos "The fuzzymatching parameter is not supported. Only literal matching has been performed."',
+      `299 ${s.dicomweb} "The fuzzymatching parameter is not supported. Only literal matching has been performed."`,
     );
     const literal = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&fuzzymatching=false`, {
       headers: auth(),
     });
     expect(literal.headers.get('warning')).toBeNull();
+  });
+
+  it('takes emptyvaluematching and multiplevaluematching (PS3.18 §8.3.4.5-6): false searches, true warns', async () => {
+    const plain = (await qido('/studies?PatientID=PAT-A')) as Json[];
+    expect(plain.length).toBeGreaterThan(0);
+    for (const p of ['emptyvaluematching', 'multiplevaluematching']) {
+      // Until 6 Dec 2026 both were a 400 'is not a DICOM keyword, tag or QIDO parameter'.
+      const off = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&${p}=false`, { headers: auth() });
+      expect(off.status, p).toBe(200);
+      expect(off.headers.get('warning'), p).toBeNull();
+      expect(await off.json(), p).toEqual(plain);
+      const on = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&${p}=true`, { headers: auth() });
+      expect(on.status, p).toBe(200);
+      expect(on.headers.get('warning'), p).toMatch(
+        new RegExp(`^299 ${s.dicomweb} "The ${p} parameter is not supported\\. Only literal matching`),
+      );
+      expect(await on.json(), p).toEqual(plain);
+      const bad = await fetch(`${s.dicomweb}/studies?${p}=yes`, { headers: auth() });
+      expect(bad.status, p).toBe(400);
+    }
+  });
+
+  it('refuses limit=0 with 400 (until 6 Dec 2026 [] and a warning that more results existed)', async () => {
+    const res = await fetch(`${s.dicomweb}/studies?limit=0`, { headers: auth() });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toContain('limit must be at least 1');
   });
 
   it('answers 400 problem+json naming a study, series or instance in the path that is not a UID', async () => {

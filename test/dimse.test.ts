@@ -136,9 +136,13 @@ for (const backend of backends()) {
     /** A Part 10 file's data set, as a C-STORE carries it (after the file meta information). */
     const dataSetOf = (file: Buffer) => file.subarray(144 + file.readUInt32LE(140));
     /** findscu at this level with these keys (each a `-k`), Study Root unless `-P`, as TESTSCU unless `ae`. */
-    const findscu = (level: string, keys: string[], opts: { model?: '-S' | '-P'; ae?: string } = {}) =>
+    const findscu = (
+      level: string,
+      keys: string[],
+      opts: { model?: '-S' | '-P'; ae?: string; debug?: boolean } = {},
+    ) =>
       dcmtk('findscu', [
-        '-v',
+        opts.debug ? '-d' : '-v',
         '-aet',
         opts.ae ?? 'TESTSCU',
         '-aec',
@@ -494,6 +498,128 @@ for (const backend of backends()) {
       expect(await readdir(wildOut)).toHaveLength(0);
     });
 
+    it("answers the study modules' attributes at the STUDY level, by C-FIND and QIDO-RS (Referenced Study Sequence)", async () => {
+      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+      const [own, referenced] = [uid(66), uid(67)];
+      const stored = await postStow(s, [
+        makeInstance({
+          studyUid: own,
+          seriesUid: uid(68),
+          sopInstanceUid: uid(69),
+          extra: [
+            {
+              tag: t(0x0008, 0x1110),
+              vr: 'SQ',
+              value: [
+                [
+                  { tag: t(0x0008, 0x1150), vr: 'UI', value: '1.2.840.10008.3.1.2.3.1' },
+                  { tag: t(0x0008, 0x1155), vr: 'UI', value: referenced },
+                ],
+              ],
+            },
+            { tag: t(0x0008, 0x1048), vr: 'PN', value: 'Record^Rita' },
+            { tag: t(0x0012, 0x0050), vr: 'LO', value: 'BASELINE' },
+          ],
+        }),
+      ]);
+      expect(stored.status).toBe(200);
+      const r = await findscu('STUDY', [
+        `StudyInstanceUID=${own}`,
+        'ReferencedStudySequence',
+        'PhysiciansOfRecord',
+        'ClinicalTrialTimePointID',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const answer = firstAnswer(r.stderr);
+      expect(answer).toContain(referenced);
+      expect(answer).toContain('Record^Rita');
+      expect(answer).toContain('BASELINE');
+      const res = await fetch(
+        `${s.dicomweb}/studies?StudyInstanceUID=${own}&includefield=ReferencedStudySequence,PhysiciansOfRecord`,
+        { headers: { Authorization: `Bearer ${s.token}` } },
+      );
+      const [study] = (await res.json()) as Record<string, { Value?: unknown[] }>[];
+      expect(JSON.stringify(study!['00081110'])).toContain(referenced);
+      expect(study!['00081048']?.Value).toEqual([{ Alphabetic: 'Record^Rita' }]);
+    });
+
+    it('answers a PATIENT-level C-FIND per Patient ID and Issuer, with the patient attributes asked for', async () => {
+      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+      // One Patient ID, two issuers: Smith^John (HOSP_A, two studies, one of two instances) and Smith^Johnny
+      // (HOSP_B, one study).
+      const patients = [
+        { issuer: 'HOSP_A', name: 'Smith^John', birth: '19600101', other: 'OLD-A', instances: 2 },
+        { issuer: 'HOSP_A', name: 'Smith^John', birth: '19600101', other: 'OLD-A', instances: 1 },
+        { issuer: 'HOSP_B', name: 'Smith^Johnny', birth: '19610101', other: 'OLD-B', instances: 1 },
+      ];
+      for (const p of patients) {
+        const [st, se] = [uid(63), uid(64)];
+        for (let i = 0; i < p.instances; i++) {
+          const bytes = makeInstance({
+            studyUid: st,
+            seriesUid: se,
+            sopInstanceUid: uid(65),
+            patientId: 'PID-ISSUERS',
+            patientName: p.name,
+            birthDate: p.birth,
+            extra: [
+              { tag: t(0x0010, 0x0021), vr: 'LO', value: p.issuer },
+              { tag: t(0x0010, 0x0032), vr: 'TM', value: '101500' },
+              { tag: t(0x0010, 0x1000), vr: 'LO', value: p.other },
+              { tag: t(0x0010, 0x4000), vr: 'LT', value: `comment ${p.issuer}` },
+            ],
+          });
+          await s.app.ingest.ingest(
+            admin,
+            (async function* () {
+              yield bytes;
+            })(),
+            { channel: 'import' },
+          );
+        }
+      }
+      const find = (...keys: string[]) =>
+        findscu('PATIENT', ['PatientID=PID-ISSUERS', ...keys], { model: '-P' });
+      const answersOf = (stderr: string) => stderr.split(/Find Response: \d+ \(Pending\)/).slice(1);
+      // Without IssuerOfPatientID among the keys (until 6 Dec 2026 one answer: John's name, three studies).
+      const counts = await find(
+        'PatientName',
+        'NumberOfPatientRelatedStudies',
+        'NumberOfPatientRelatedSeries',
+        'NumberOfPatientRelatedInstances',
+      );
+      expect(counts.code, counts.stderr).toBe(0);
+      const answers = answersOf(counts.stderr);
+      expect(answers).toHaveLength(2);
+      const john = answers.find((a) => a.includes('Smith^John]'))!;
+      const johnny = answers.find((a) => a.includes('Smith^Johnny'))!;
+      expect(john).toMatch(/\(0020,1200\) IS \[2 ?\]/);
+      expect(john).toMatch(/\(0020,1202\) IS \[2 ?\]/);
+      expect(john).toMatch(/\(0020,1204\) IS \[3 ?\]/);
+      expect(johnny).toMatch(/\(0020,1200\) IS \[1 ?\]/);
+      // The Issuer tells them apart but was not asked for: it is not answered.
+      for (const a of answers) expect(a).not.toMatch(/\(0010,0021\)/);
+      // Patient attributes other than the matching keys come back with their values (until 6 Dec 2026 at zero
+      // length), and a value given for one Custos does not match on is matched universally (until then 0xA900).
+      const optional = await find(
+        'IssuerOfPatientID=HOSP_B',
+        '(0010,1000)',
+        'PatientComments',
+        'PatientBirthTime=1200',
+      );
+      expect(optional.code, optional.stderr).toBe(0);
+      const [only, ...rest] = answersOf(optional.stderr);
+      expect(rest).toHaveLength(0);
+      expect(only).toMatch(/\(0010,1000\) LO \[OLD-B ?\]/);
+      expect(only).toMatch(/\(0010,4000\) LT \[comment HOSP_B\]/);
+      expect(only).toMatch(/\(0010,0032\) TM \[101500\]/);
+      // A study attribute asked of a patient is left out; matching on one is still refused.
+      const studyKey = await find('StudyDescription');
+      expect(answersOf(studyKey.stderr)[0]).not.toMatch(/\(0008,1030\)/);
+      const studyMatch = await find('StudyDate=20240115');
+      expect(studyMatch.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+    });
+
     it('returns the attributes a sequence return key asks for in its item, or the items whole for an empty one', async () => {
       const [own, ownSeries] = [uid(57), uid(58)];
       const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
@@ -640,6 +766,39 @@ for (const backend of backends()) {
       // A number no IS value can hold (a database error on PostgreSQL before 4 Dec 2026): the same status.
       const big = await findscu('SERIES', ['SeriesNumber=99999999999', 'SeriesInstanceUID']);
       expect(big.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+    });
+
+    it('matches several UIDs or modalities given with a backslash, and refuses several values of any other key naming it', async () => {
+      const own = uid(70);
+      const bytes = makeInstance({
+        studyUid: own,
+        seriesUid: uid(71),
+        sopInstanceUid: uid(72),
+        accessionNumber: 'ACC-BS1',
+        studyDate: '20240115',
+      });
+      await s.app.ingest.ingest(
+        admin,
+        (async function* () {
+          yield bytes;
+        })(),
+        { channel: 'import' },
+      );
+      const or = await findscu('STUDY', [`StudyInstanceUID=${own}\\${uid(73)}`, 'ModalitiesInStudy=MR\\CT']);
+      expect(or.code, or.stderr).toBe(0);
+      expect(or.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(1);
+      expect(or.stderr).toContain(own);
+      // Until 6 Dec 2026 the first became the literal 'ACC-BS1,ACC-BS2' (no answer, success) and the second a
+      // refusal that did not name the key.
+      for (const [key, comment] of [
+        ['AccessionNumber=ACC-BS1\\ACC-BS2', 'AccessionNumber: one value only (no multiple value matching)'],
+        ['StudyDate=20240101\\20240115', 'StudyDate: one value only (no multiple value matching)'],
+      ]) {
+        const r = await findscu('STUDY', [`StudyInstanceUID=${own}`, key!], { debug: true });
+        expect(r.stderr, key).not.toMatch(/\(Pending\)/);
+        expect(r.stderr, key).toMatch(/DIMSE Status +: 0xa900/);
+        expect(r.stderr, key).toContain(comment);
+      }
     });
 
     it('moves a study by C-MOVE to a registered storescp destination', async () => {

@@ -68,6 +68,7 @@ describe('parseQidoQuery', () => {
     expect(q('includefield=all').includeFields).toBe('all');
     expect(q('limit=999999').limit).toBe(10000);
     expect(() => q('limit=-1')).toThrow(/limit/);
+    expect(() => q('limit=0')).toThrow("limit must be at least 1, got '0'");
     // Numbers past what a 64-bit OFFSET or an exact double holds: a 400 naming the bound, not a database error.
     expect(q('limit=99999999999999999999').limit).toBe(10000);
     expect(q('offset=9007199254740991').offset).toBe(9007199254740991);
@@ -106,6 +107,12 @@ describe('parseQidoQuery', () => {
     const r = q('PatientAge=040Y');
     expect(r.matches).toEqual([]);
     expect(r.ignored).toEqual(['PatientAge']);
+  });
+  it('takes the matching parameters of PS3.18 §8.3.4: false is the normal search, true is reported', () => {
+    const r = q('fuzzymatching=true&emptyvaluematching=true&multiplevaluematching=true&PatientID=P1');
+    expect(r.ignored).toEqual(['fuzzymatching', 'emptyvaluematching', 'multiplevaluematching']);
+    expect(q('emptyvaluematching=false&multiplevaluematching=false').ignored).toEqual([]);
+    expect(() => q('multiplevaluematching=1')).toThrow('multiplevaluematching must be true or false');
   });
   it('accepts a private or unknown tag as a key: returned, reported as not matched', () => {
     const r = q('00091001=private&00101010=040Y');

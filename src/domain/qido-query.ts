@@ -161,6 +161,15 @@ function splitList(raw: string): string[] {
     .filter((v) => v.length > 0);
 }
 
+/**
+ * Whether a key's value may be a list of values, each matched (UIDs, modalities): the keys a C-FIND value with a
+ * backslash can be asked of.
+ */
+export function takesValueList(keyword: string): boolean {
+  const kind = (KIND_OF as Record<string, Kind | undefined>)[keyword];
+  return kind === 'uid' || kind === 'multi';
+}
+
 function parseMatch(key: MatchKey, raw: string): Match | undefined {
   if (raw === '') return undefined; // universal matching: return the attribute, do not filter
   switch (KIND_OF[key]) {
@@ -233,6 +242,8 @@ export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope:
     }
     if (lower === 'limit') {
       limit = Math.min(parseNonNegative('limit', value), MAX_LIMIT);
+      // No result can be asked for: until 6 Dec 2026 limit=0 was answered [] and a warning that more existed.
+      if (limit === 0) throw bad(`limit must be at least 1, got '${value}'`, 'limit');
       continue;
     }
     if (lower === 'offset') {
@@ -243,10 +254,11 @@ export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope:
         throw bad(`offset must be at most ${Number.MAX_SAFE_INTEGER}, got '${value}'`, 'offset');
       continue;
     }
-    if (lower === 'fuzzymatching') {
-      if (value !== 'true' && value !== 'false')
-        throw bad(`fuzzymatching must be true or false`, 'fuzzymatching');
-      if (value === 'true') ignored.push('fuzzymatching');
+    // PS3.18 §8.3.4.2, §8.3.4.5, §8.3.4.6: true asks for a matching Custos does not do, which the search goes
+    // without and a Warning says so; false is the normal search. Until 6 Dec 2026 the latter two were a 400.
+    if (lower === 'fuzzymatching' || lower === 'emptyvaluematching' || lower === 'multiplevaluematching') {
+      if (value !== 'true' && value !== 'false') throw bad(`${lower} must be true or false`, lower);
+      if (value === 'true') ignored.push(lower);
       continue;
     }
     if (lower === 'charset') continue;

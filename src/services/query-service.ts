@@ -353,11 +353,8 @@ export class QueryService {
     recorded.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
     const results = await present(rows);
-    const warnings = query.ignored.map((k) =>
-      k === 'fuzzymatching'
-        ? // PS3.18 §8.3.4.2 gives the words.
-          'The fuzzymatching parameter is not supported. Only literal matching has been performed.'
-        : `the query key ${k} is not supported and was ignored`,
+    const warnings = query.ignored.map(
+      (k) => UNSUPPORTED_MATCHING[k] ?? `the query key ${k} is not supported and was ignored`,
     );
     if (more) {
       warnings.push('there are more results than the limit; use offset to page');
@@ -678,6 +675,15 @@ function renderKey(fieldsKey: string, row: Row): string {
     part(row.sex)
   );
 }
+
+/** Warnings for a matching parameter given as true that Custos does not do (PS3.18 §8.3.4.2 gives the first's words). */
+const UNSUPPORTED_MATCHING: Readonly<Record<string, string>> = {
+  fuzzymatching: 'The fuzzymatching parameter is not supported. Only literal matching has been performed.',
+  emptyvaluematching:
+    'The emptyvaluematching parameter is not supported. Only literal matching has been performed: no empty value matched.',
+  multiplevaluematching:
+    'The multiplevaluematching parameter is not supported. Only literal matching has been performed: a value list matched as one value, except UID and modality lists.',
+};
 
 /** The patient module attributes the patient index corrects (header-overlay.ts patientCorrections). */
 const PATIENT_TAGS = ['00100010', '00100020', '00100021', '00100030', '00100040'] as const;

@@ -16,12 +16,20 @@ export function qidoHandler(query: QueryService, level: QidoLevel) {
     if (media === DICOM_XML_MULTIPART) {
       // The matches as objects, for the XML writer: not as JSON text, parsed back.
       const { results, warnings } = await query.search(ctx.principal, q, base);
-      if (warnings.length) ctx.res.setHeader('Warning', warnings.map(warning299));
+      if (warnings.length)
+        ctx.res.setHeader(
+          'Warning',
+          warnings.map((w) => warning299(base, w)),
+        );
       await sendDicomXml(ctx.res, results);
       return;
     }
     const { rows, warnings } = await query.searchJsonRows(ctx.principal, q, base);
-    if (warnings.length) ctx.res.setHeader('Warning', warnings.map(warning299));
+    if (warnings.length)
+      ctx.res.setHeader(
+        'Warning',
+        warnings.map((w) => warning299(base, w)),
+      );
     await sendJsonBytes(ctx.res, 200, jsonArray(rows), media);
   };
 }

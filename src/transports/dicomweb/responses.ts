@@ -227,8 +227,10 @@ export async function pipeBody(res: ServerResponse, body: AsyncIterable<Buffer>)
 
 /**
  * A `Warning: 299` header value (RFC 7234 §5.5) carrying `text`, which often quotes a value from a stored object:
- * in printable ASCII (asciiText), with `"` and `\` written as `'` and `/` inside the quoted string.
+ * in printable ASCII (asciiText), with `"` and `\` written as `'` and `/` inside the quoted string. The agent is
+ * the service's base URI, as PS3.18 writes its warnings (`299 {+SERVICE}: …`, §8.3.4.2); until 6 Dec 2026 it was
+ * `custos`.
  */
-export function warning299(text: string): string {
-  return `299 custos "${asciiText(text).replace(/["\\]/g, (c) => (c === '"' ? "'" : '/'))}"`;
+export function warning299(service: string, text: string): string {
+  return `299 ${asciiText(service).replace(/[\s"]/g, '')} "${asciiText(text).replace(/["\\]/g, (c) => (c === '"' ? "'" : '/'))}"`;
 }

@@ -207,10 +207,10 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings, 409 none stored.
     const status = referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 ? 202 : 200;
     const texts = [
-      ...failed.slice(0, 20).map((f) => warning299(reasons.get(f) ?? 'failed')),
-      ...warned.slice(0, 20).map(warning299),
+      ...failed.slice(0, 20).map((f) => warning299(base, reasons.get(f) ?? 'failed')),
+      ...warned.slice(0, 20).map((w) => warning299(base, w)),
     ];
-    if (requestError) texts.push(warning299(requestError.message));
+    if (requestError) texts.push(warning299(base, requestError.message));
     // A body cut short fails its last part with the same words as the request: said once (the same Warning twice
     // until 5 Dec 2026).
     if (texts.length) ctx.res.setHeader('Warning', [...new Set(texts)]);

@@ -5,13 +5,14 @@
  */
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import {
+  PATIENT_MODULE_TAGS,
   PATIENT_STUDY_TAGS,
   SERIES_DEFAULT_RETURN,
   SERIES_TAGS,
   STUDY_DEFAULT_RETURN,
   type DicomJsonObject,
 } from '../../domain/dicom-levels.js';
-import { parseQidoQuery, type QidoLevel } from '../../domain/qido-query.js';
+import { parseQidoQuery, takesValueList, type QidoLevel } from '../../domain/qido-query.js';
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
 import type { WriteElement } from '../../dicom/part10-writer.js';
@@ -37,6 +38,12 @@ const PATIENT_KEYS = new Set([
 ]);
 /** Attributes computed per patient (PS3.4 C.6.1.1.2). */
 const NUMBER_OF_PATIENT_RELATED_STUDIES = 0x00201200;
+const NUMBER_OF_PATIENT_RELATED_SERIES = 0x00201202;
+const NUMBER_OF_PATIENT_RELATED_INSTANCES = 0x00201204;
+/** A study row's attributes a PATIENT-level answer is grouped and counted by. */
+const ISSUER_OF_PATIENT_ID = '00100021';
+const STUDY_SERIES_COUNT = '00201206';
+const STUDY_INSTANCE_COUNT = '00201208';
 
 export const badIdentifier = (message: string) =>
   new CustosError({
@@ -105,7 +112,13 @@ export async function cFind(
     if ((!keyword || el.kind === 'sequence') && tag !== RETRIEVE_AE_TITLE) include.push(tagToHex(tag));
     if (!keyword || el.kind === 'sequence' || tag === RETRIEVE_AE_TITLE) continue;
     if (level === 'PATIENT' && !PATIENT_KEYS.has(keyword)) {
-      if (value) throw badIdentifier(`${keyword} cannot be matched at the PATIENT level`);
+      // A study, series or image matching key has no place here. Any other key is a return key: its value comes
+      // back where the patient has one, and a value given for it is matched universally (PS3.4 C.6.1.1.2 makes
+      // the other patient attributes optional keys, which an SCP that does not match on one treats as return keys).
+      // Until 6 Dec 2026 such a key came back at zero length, and with a value was refused with 0xA900.
+      if (value && keyRank(keyword) !== undefined)
+        throw badIdentifier(`${keyword} cannot be matched at the PATIENT level`);
+      include.push(tagToHex(tag));
       continue;
     }
     const keyLevel = keyRank(keyword);
@@ -113,9 +126,19 @@ export async function cFind(
       if (value) throw badIdentifier(`${keyword} cannot be matched at the ${level} level`);
       continue;
     }
-    if (keyLevel !== undefined && value) params.append(keyword, value.replace(/\\/g, ','));
-    else include.push(tagToHex(tag));
+    if (keyLevel !== undefined && value) {
+      // Several values are matched as a list where QIDO-RS takes one (UIDs, PS3.4 C.2.2.2.2; modalities); for any
+      // other key PS3.4 C.2.2.2.8 leaves them undefined without the extended negotiation Custos does not offer, so
+      // they are refused naming the key. Until 6 Dec 2026 'A\B' became the literal 'A,B' (no match) or a refusal
+      // that did not say why.
+      if (value.includes('\\') && !takesValueList(keyword))
+        throw badIdentifier(`${keyword}: one value only (no multiple value matching)`);
+      params.append(keyword, value.replace(/\\/g, ','));
+    } else include.push(tagToHex(tag));
   }
+  // Patients are told apart by Patient ID and Issuer: the Issuer is asked for whether or not it was requested
+  // (until 6 Dec 2026 two patients with one Patient ID and two Issuers were one answer unless it was).
+  if (level === 'PATIENT') include.push(ISSUER_OF_PATIENT_ID);
   if (include.length) params.set('includefield', include.join(','));
   let query;
   try {
@@ -199,17 +222,19 @@ export async function cFind(
   await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
 }
 
+const PATIENT_KEPT = new Set(PATIENT_MODULE_TAGS);
 const STUDY_KEPT = new Set([...PATIENT_STUDY_TAGS, ...STUDY_DEFAULT_RETURN]);
 const SERIES_KEPT = new Set([...STUDY_KEPT, ...SERIES_TAGS, ...SERIES_DEFAULT_RETURN]);
 
 /**
  * Whether the index keeps this attribute for matches at this level, so that its absence means the object has no
- * value: a study or patient keeps the patient and study module attributes, a series those and its own, an image
- * every attribute of the instance. Matching keys are kept at their levels too.
+ * value: a patient keeps the patient module attributes, a study those and the study modules', a series those and
+ * its own, an image every attribute of the instance. Matching keys are kept at their levels too.
  */
 function keptAt(level: DimseLevel, tag: number): boolean {
   if (level === 'IMAGE') return true;
   const hex = tagToHex(tag);
+  if (level === 'PATIENT') return PATIENT_KEPT.has(hex);
   if ((level === 'SERIES' ? SERIES_KEPT : STUDY_KEPT).has(hex)) return true;
   const keyword = lookupTag(tag)?.keyword;
   const rank = keyword ? keyRank(keyword) : undefined;
@@ -259,27 +284,40 @@ function computeKeyRank(keyword: string): number | undefined {
   return undefined;
 }
 
-/** PATIENT level: one answer per patient among the studies the caller may see, gathered page by page. */
+/**
+ * PATIENT level: one answer per patient (Patient ID and Issuer) among the studies the caller may see, gathered
+ * page by page, with the patient module attributes of its first study and its counts (PS3.4 C.6.1.1.2).
+ */
 class PatientGroups {
-  private readonly byPatient = new Map<string, { row: DicomJsonObject; studies: number }>();
+  private readonly byPatient = new Map<
+    string,
+    { row: DicomJsonObject; studies: number; series: number; instances: number }
+  >();
 
   add(studies: DicomJsonObject[]): void {
     for (const st of studies) {
-      const id = `${String(st['00100020']?.Value?.[0] ?? '')}|${String(st['00100021']?.Value?.[0] ?? '')}`;
+      const id = `${String(st['00100020']?.Value?.[0] ?? '')}|${String(st[ISSUER_OF_PATIENT_ID]?.Value?.[0] ?? '')}`;
+      const series = Number(st[STUDY_SERIES_COUNT]?.Value?.[0] ?? 0);
+      const instances = Number(st[STUDY_INSTANCE_COUNT]?.Value?.[0] ?? 0);
       const seen = this.byPatient.get(id);
-      if (seen) seen.studies++;
-      else {
+      if (seen) {
+        seen.studies++;
+        seen.series += series;
+        seen.instances += instances;
+      } else {
         const row: DicomJsonObject = {};
-        for (const [k, v] of Object.entries(st)) if (k.startsWith('0010')) row[k] = v;
-        this.byPatient.set(id, { row, studies: 1 });
+        for (const [k, v] of Object.entries(st)) if (PATIENT_KEPT.has(k)) row[k] = v;
+        this.byPatient.set(id, { row, studies: 1, series, instances });
       }
     }
   }
 
   rows(): DicomJsonObject[] {
-    return [...this.byPatient.values()].map(({ row, studies }) => ({
+    return [...this.byPatient.values()].map(({ row, studies, series, instances }) => ({
       ...row,
       [tagToHex(NUMBER_OF_PATIENT_RELATED_STUDIES)]: { vr: 'IS', Value: [studies] },
+      [tagToHex(NUMBER_OF_PATIENT_RELATED_SERIES)]: { vr: 'IS', Value: [series] },
+      [tagToHex(NUMBER_OF_PATIENT_RELATED_INSTANCES)]: { vr: 'IS', Value: [instances] },
     }));
   }
 }
