@@ -390,6 +390,26 @@ for (const backend of backends()) {
       expect(quarantined).toHaveLength(1);
     });
 
+    it('answers B000 with an Error Comment that holds no backslash, the LO value delimiter', async () => {
+      // Until 6 Dec 2026 the comment quoted the character set as sent, 'ISO_IR 100\ISO_IR 999': two values.
+      const f = join(work, 'unknown-charset.dcm');
+      await writeFile(
+        f,
+        makeInstance({
+          studyUid: uid(5),
+          seriesUid: uid(6),
+          sopInstanceUid: uid(4),
+          charset: 'ISO_IR 100\\ISO_IR 999',
+        }),
+      );
+      const r = await dcmtk('storescu', ['-d', ...scu, '127.0.0.1', port, f]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('DIMSE Status                  : 0xb000');
+      expect(r.stderr).toContain(
+        "(0000,0902) LO [unknown Specific Character Set 'ISO_IR 100/ISO_IR 999': text dec]",
+      );
+    });
+
     it('refuses C-STORE from an AE without a role: 0x0124 and nothing stored', async () => {
       const sop = uid(4);
       const f = join(work, 'norole.dcm');
