@@ -410,6 +410,28 @@ for (const backend of backends()) {
       );
     });
 
+    it('answers B000 naming the attribute whose bytes its character set does not define, and stores it', async () => {
+      // Until 6 Dec 2026 such bytes were read as U+FFFD without a word.
+      const f = join(work, 'bad-utf8.dcm');
+      const sop = uid(4);
+      await writeFile(
+        f,
+        makeInstance({
+          studyUid: uid(5),
+          seriesUid: uid(6),
+          sopInstanceUid: sop,
+          extra: [{ tag: 0x00081030, vr: 'LO', value: Buffer.from('M\xfcller', 'latin1') }],
+        }),
+      );
+      const r = await dcmtk('storescu', ['-d', ...scu, '127.0.0.1', port, f]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('DIMSE Status                  : 0xb000');
+      expect(r.stderr).toContain(
+        '(0000,0902) LO [(0008,1030) StudyDescription: not valid UTF-8, read as U+FFFD]',
+      );
+      expect(await storedInstances(s, 'sop_instance_uid', sop)).toHaveLength(1);
+    });
+
     it('refuses C-STORE from an AE without a role: 0x0124 and nothing stored', async () => {
       const sop = uid(4);
       const f = join(work, 'norole.dcm');
