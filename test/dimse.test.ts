@@ -598,6 +598,42 @@ for (const backend of backends()) {
       expect(studyAnswer).not.toMatch(/\(0009,1001\)/);
     });
 
+    it('answers a C-FIND with a sequence whose item names its own character set, that item in UTF-8 too', async () => {
+      // Until 6 Dec 2026 the item kept ISO_IR 144, which the writer could not encode Cyrillic in: 0xC000 for the
+      // whole C-FIND.
+      const [own, ownSeries] = [uid(63), uid(64)];
+      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+      const stored = await postStow(s, [
+        makeInstance({
+          studyUid: own,
+          seriesUid: ownSeries,
+          sopInstanceUid: uid(65),
+          extra: [
+            {
+              tag: t(0x0008, 0x1032),
+              vr: 'SQ',
+              value: [
+                [
+                  { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 144' },
+                  { tag: t(0x0008, 0x0100), vr: 'SH', value: 'X1' },
+                  { tag: t(0x0008, 0x0102), vr: 'SH', value: 'L' },
+                  // Рентген in ISO 8859-5
+                  { tag: t(0x0008, 0x0104), vr: 'LO', value: Buffer.from('c0d5dde2d3d5dd20', 'hex') },
+                ],
+              ],
+            },
+          ],
+        }),
+      ]);
+      expect(stored.status).toBe(200);
+      const r = await findscu('STUDY', [`StudyInstanceUID=${own}`, 'ProcedureCodeSequence']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/0xc000|Failed/i);
+      const answer = firstAnswer(r.stderr);
+      expect(answer).toMatch(/\(0008,0104\) LO \[Рентген ?\]/);
+      expect(answer.match(/\(0008,0005\) CS \[ISO_IR 192\]/g)).toHaveLength(2);
+    });
+
     it('sends a deflated object inflated to a C-GET requestor and a C-MOVE destination that do not take deflate', async () => {
       const [own, ownSeries, sop] = [uid(60), uid(61), uid(62)];
       const original = makeInstance({ studyUid: own, seriesUid: ownSeries, sopInstanceUid: sop });

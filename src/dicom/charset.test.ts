@@ -164,5 +164,8 @@ describe('textEncoding', () => {
     expect(textEncoding(['ISO_IR 100'])('山')).toBeUndefined();
     expect(textEncoding(['ISO_IR 144'])('Иван')).toBeUndefined();
     expect(textEncoding(['ISO_IR 144'])('Ivan')).toEqual(Buffer.from('Ivan'));
+    // No Specific Character Set is the default repertoire, ASCII (PS3.5 §6.1.2.1), not ISO 8859-1.
+    expect(textEncoding(undefined)('Muller')).toEqual(Buffer.from('Muller'));
+    expect(textEncoding(undefined)('Müller')).toBeUndefined();
   });
 });

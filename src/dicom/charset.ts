@@ -293,14 +293,16 @@ export function textDecoding(values: string[] | undefined): TextDecoding {
 }
 
 /**
- * Encoder for the writer: UTF-8 for ISO_IR 192, ISO 8859-1 for ISO_IR 100 and the default repertoire.
- * Other sets cannot be encoded by Node (TextEncoder only writes UTF-8): callers pass those values as bytes.
+ * Encoder for the writer: UTF-8 for ISO_IR 192, ISO 8859-1 for ISO_IR 100, ASCII for the default repertoire (no
+ * Specific Character Set: PS3.5 §6.1.2.1, until 6 Dec 2026 it was written as ISO 8859-1) and for every other set.
+ * Other sets cannot be encoded by Node (TextEncoder only writes UTF-8): callers pass those values as bytes, or write
+ * the data set in UTF-8.
  */
 export function textEncoding(values: string[] | undefined): (s: string) => Buffer | undefined {
   const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
   const first = norm[0] ?? '';
   if (norm.length <= 1 && first === 'ISO_IR_192') return (s) => Buffer.from(s, 'utf8');
-  if (norm.length <= 1 && (first === '' || first === 'ISO_IR_100' || first === 'ISO_IR_6'))
+  if (norm.length <= 1 && first === 'ISO_IR_100')
     return (s) => ([...s].every((c) => c.charCodeAt(0) <= 0xff) ? Buffer.from(s, 'latin1') : undefined);
   return (s) => ([...s].every((c) => c.charCodeAt(0) < 0x80) ? Buffer.from(s, 'latin1') : undefined);
 }
