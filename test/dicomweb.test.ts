@@ -479,6 +479,35 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect((await multipartParts(retrieved))[0]!.body).toEqual(bytes);
   });
 
+  it("matches 'ß' and ligatures with the '?' wildcard and case-insensitively, and Greek final sigma too", async () => {
+    // Until 6 Dec 2026 names were upper-cased with toUpperCase, 'ß' to 'SS' and 'ﬁ' to 'FI': two characters, which
+    // '?' (one character) did not match.
+    const names = ['Weiß^Jürgen', 'ﬁscher^Anna', 'Παπαδόπουλος^Νίκος'];
+    const prefix = `FOLD-${uid(47)}`;
+    const objects = names.map((patientName, i) =>
+      makeInstance({
+        studyUid: uid(48),
+        seriesUid: uid(49),
+        sopInstanceUid: uid(50),
+        patientId: `${prefix}-${i}`,
+        patientName,
+      }),
+    );
+    const res = await stow(objects.map((bytes) => ({ bytes })));
+    expect(res.status, await res.clone().text()).toBe(200);
+    const found = async (pattern: string) =>
+      (await qido(`/studies?PatientID=${prefix}-*&PatientName=${encodeURIComponent(pattern)}`)).map(
+        (r) => (r['00100010']!.Value![0] as { Alphabetic: string }).Alphabetic,
+      );
+    expect(await found('Wei?^Jürgen')).toEqual(['Weiß^Jürgen']);
+    expect(await found('WEIß^JÜRGEN')).toEqual(['Weiß^Jürgen']);
+    expect(await found('weiß*')).toEqual(['Weiß^Jürgen']);
+    expect(await found('?scher^anna')).toEqual(['ﬁscher^Anna']);
+    expect(await found('ﬁscher*')).toEqual(['ﬁscher^Anna']);
+    expect(await found('ΠΑΠΑΔΌΠΟΥΛΟΣ^*')).toEqual(['Παπαδόπουλος^Νίκος']);
+    expect(await found('παπαδόπουλο?^ν*')).toEqual(['Παπαδόπουλος^Νίκος']);
+  });
+
   it('serves the frames and pixel data of a big endian object in little endian, as labelled', async () => {
     // dcmconv +tb writes Explicit VR Big Endian (retired, still met in old archives): 16-bit words swapped.
     const ids = { studyUid: uid(73), seriesUid: uid(74), sopInstanceUid: uid(75) };

@@ -394,6 +394,48 @@ for (const backend of backends()) {
       expect(quarantined).toHaveLength(1);
     });
 
+    it('answers B000 with an Error Comment that holds no backslash, the LO value delimiter', async () => {
+      // Until 6 Dec 2026 the comment quoted the character set as sent, 'ISO_IR 100\ISO_IR 999': two values.
+      const f = join(work, 'unknown-charset.dcm');
+      await writeFile(
+        f,
+        makeInstance({
+          studyUid: uid(5),
+          seriesUid: uid(6),
+          sopInstanceUid: uid(4),
+          charset: 'ISO_IR 100\\ISO_IR 999',
+        }),
+      );
+      const r = await dcmtk('storescu', ['-d', ...scu, '127.0.0.1', port, f]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('DIMSE Status                  : 0xb000');
+      expect(r.stderr).toContain(
+        "(0000,0902) LO [unknown Specific Character Set 'ISO_IR 100/ISO_IR 999': text dec]",
+      );
+    });
+
+    it('answers B000 naming the attribute whose bytes its character set does not define, and stores it', async () => {
+      // Until 6 Dec 2026 such bytes were read as U+FFFD without a word.
+      const f = join(work, 'bad-utf8.dcm');
+      const sop = uid(4);
+      await writeFile(
+        f,
+        makeInstance({
+          studyUid: uid(5),
+          seriesUid: uid(6),
+          sopInstanceUid: sop,
+          extra: [{ tag: 0x00081030, vr: 'LO', value: Buffer.from('M\xfcller', 'latin1') }],
+        }),
+      );
+      const r = await dcmtk('storescu', ['-d', ...scu, '127.0.0.1', port, f]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('DIMSE Status                  : 0xb000');
+      expect(r.stderr).toContain(
+        '(0000,0902) LO [(0008,1030) StudyDescription: not valid UTF-8, read as U+FFFD]',
+      );
+      expect(await storedInstances(s, 'sop_instance_uid', sop)).toHaveLength(1);
+    });
+
     it('refuses C-STORE from an AE without a role: 0x0124 and nothing stored', async () => {
       const sop = uid(4);
       const f = join(work, 'norole.dcm');
@@ -680,6 +722,42 @@ for (const backend of backends()) {
       const studyAnswer = firstAnswer(study.stderr);
       expect(studyAnswer).toMatch(/\(0008,1030\) LO \[CT HEAD ?\]/);
       expect(studyAnswer).not.toMatch(/\(0009,1001\)/);
+    });
+
+    it('answers a C-FIND with a sequence whose item names its own character set, that item in UTF-8 too', async () => {
+      // Until 6 Dec 2026 the item kept ISO_IR 144, which the writer could not encode Cyrillic in: 0xC000 for the
+      // whole C-FIND.
+      const [own, ownSeries] = [uid(63), uid(64)];
+      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+      const stored = await postStow(s, [
+        makeInstance({
+          studyUid: own,
+          seriesUid: ownSeries,
+          sopInstanceUid: uid(65),
+          extra: [
+            {
+              tag: t(0x0008, 0x1032),
+              vr: 'SQ',
+              value: [
+                [
+                  { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 144' },
+                  { tag: t(0x0008, 0x0100), vr: 'SH', value: 'X1' },
+                  { tag: t(0x0008, 0x0102), vr: 'SH', value: 'L' },
+                  // Рентген in ISO 8859-5
+                  { tag: t(0x0008, 0x0104), vr: 'LO', value: Buffer.from('c0d5dde2d3d5dd20', 'hex') },
+                ],
+              ],
+            },
+          ],
+        }),
+      ]);
+      expect(stored.status).toBe(200);
+      const r = await findscu('STUDY', [`StudyInstanceUID=${own}`, 'ProcedureCodeSequence']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/0xc000|Failed/i);
+      const answer = firstAnswer(r.stderr);
+      expect(answer).toMatch(/\(0008,0104\) LO \[Рентген ?\]/);
+      expect(answer.match(/\(0008,0005\) CS \[ISO_IR 192\]/g)).toHaveLength(2);
     });
 
     it('sends a deflated object inflated to a C-GET requestor and a C-MOVE destination that do not take deflate', async () => {

@@ -308,6 +308,86 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     expect(records[0]!.detail).toMatchObject({ event: 'A08', after: { birth_date: '19610616', sex: 'O' } });
   });
 
+  it('serves a name update in UTF-8 when the header cannot hold it: items with their own character set, none at all', async () => {
+    // Until 6 Dec 2026 an item in ISO_IR 144 made the rewritten header a 500 (dicom.not-encodable), and a header
+    // without Specific Character Set got the new name in Latin-1 bytes, declared nowhere.
+    const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+    const itemId = `ITEM-${run}`;
+    const plainId = `PLAIN-${run}`;
+    const withItem = { studyUid: uid(20), seriesUid: uid(21), sopInstanceUid: uid(22) };
+    const plain = { studyUid: uid(23), seriesUid: uid(24), sopInstanceUid: uid(25) };
+    const objects = [
+      makeInstance({
+        ...withItem,
+        patientId: itemId,
+        patientName: 'Petrov^Petr',
+        extra: [
+          {
+            tag: t(0x0008, 0x1032),
+            vr: 'SQ',
+            value: [
+              [
+                { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 144' },
+                { tag: t(0x0008, 0x0100), vr: 'SH', value: 'X1' },
+                { tag: t(0x0008, 0x0102), vr: 'SH', value: 'L' },
+                // Рентген in ISO 8859-5
+                { tag: t(0x0008, 0x0104), vr: 'LO', value: Buffer.from('c0d5dde2d3d5dd20', 'hex') },
+              ],
+            ],
+          },
+        ],
+      }),
+      makeInstance({
+        ...plain,
+        patientId: plainId,
+        patientName: 'MULLER^JURGEN',
+        omit: [Tags.SpecificCharacterSet],
+      }),
+    ];
+    const { body, contentType } = stowBody(objects.map((bytes) => ({ bytes })));
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stow.status, await stow.clone().text()).toBe(200);
+    for (const [id, family, given] of [
+      [itemId, 'PETROV', 'PETR IVANOVICH'],
+      [plainId, 'Müller', 'Jürgen'],
+    ] as const)
+      expect(ackOf(await client.send(adtMessage('A08', nextControl(), { id, family, given }))).code).toBe(
+        'AA',
+      );
+
+    const served = async (o: typeof plain) => {
+      const res = await fetch(
+        `${s.dicomweb}/studies/${o.studyUid}/series/${o.seriesUid}/instances/${o.sopInstanceUid}`,
+        {
+          headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
+        },
+      );
+      expect(res.status, await res.clone().text()).toBe(200);
+      const [part] = await multipartParts(res);
+      return part!.body;
+    };
+    const itemBytes = await served(withItem);
+    const item = await parsePart10(itemBytes);
+    expect(getString(item.dataset, Tags.SpecificCharacterSet)).toBe('ISO_IR 192');
+    expect(getString(item.dataset, Tags.PatientName)).toBe('PETROV^PETR IVANOVICH^^^III');
+    const seq = item.dataset.get(t(0x0008, 0x1032));
+    expect(seq?.kind).toBe('sequence');
+    const [first] = seq?.kind === 'sequence' ? seq.items : [];
+    expect(getString(first!, Tags.SpecificCharacterSet)).toBe('ISO_IR 192');
+    expect(getString(first!, t(0x0008, 0x0104))).toBe('Рентген');
+    expect(itemBytes.includes(Buffer.from('Рентген', 'utf8'))).toBe(true);
+
+    const plainBytes = await served(plain);
+    const named = await parsePart10(plainBytes);
+    expect(getString(named.dataset, Tags.SpecificCharacterSet)).toBe('ISO_IR 192');
+    expect(getString(named.dataset, Tags.PatientName)).toBe('Müller^Jürgen^^^III');
+    expect(plainBytes.includes(Buffer.from('Müller^Jürgen', 'utf8'))).toBe(true);
+  });
+
   it('merges with ADT^A40: the merged patient’s studies move, and QIDO, WADO-RS metadata and served bytes follow', async () => {
     const before = await s.app.index.db
       .selectFrom('instances')

@@ -183,6 +183,45 @@ describe.each(backends())('validation at ingest and quarantine on %s', (backend)
     expect(found[0]!['00081030']!.Value).toEqual(['CT\0HEAD']);
   });
 
+  it('warns about text bytes its character set does not define, naming the attribute, and stores the object as sent', async () => {
+    // Until 6 Dec 2026 these were read as U+FFFD or '?' without a word.
+    const described = (charset: string, value: Buffer) =>
+      spec({ charset, extra: [{ tag: 0x00081030, vr: 'LO', value }] });
+    const utf8 = described('ISO_IR 192', Buffer.from('M\xfcller', 'latin1'));
+    const kana = described('ISO_IR 13', Buffer.from([0xb1, 0x80]));
+    const jis = described('\\ISO 2022 IR 87', Buffer.from('\x1b$B\x3b\x33\x45\x1b(B', 'latin1'));
+    const escape = described('\\ISO 2022 IR 87', Buffer.from('A\x1b$(Q\x30\x21\x1b(BZ', 'latin1'));
+    const hebrew = described('ISO_IR 138', Buffer.from([0xf9, 0xa1]));
+    const gb = described('GB18030', Buffer.from([0x41, 0x81, 0x20, 0x20]));
+    const multi = described('ISO_IR 192\\ISO 2022 IR 87', Buffer.from('Müller', 'utf8'));
+    const objects = [utf8, kana, jis, escape, hebrew, gb, multi];
+    const res = await client(s).stow(objects.map((o) => makeInstance(o)));
+    expect(res.status).toBe(202);
+    const body = (await res.json()) as Record<string, { Value: Item[] }>;
+    const bySop = new Map(body['00081199']!.Value.map((i) => [i['00081155']!.Value![0], i]));
+    for (const o of objects) expect(bySop.get(o.sopInstanceUid)!['00081190']).toBeDefined();
+    const warning = res.headers.get('warning')!;
+    const expected: [FixtureSpec, string][] = [
+      [utf8, '(0008,1030) StudyDescription: not valid UTF-8, read as U+FFFD'],
+      [kana, '(0008,1030) StudyDescription: not valid JIS X 0201, read as U+FFFD'],
+      [jis, '(0008,1030) StudyDescription: not valid JIS X 0208, read as U+FFFD'],
+      [escape, "(0008,1030) StudyDescription: unknown escape ESC $(Q, read as '?'"],
+      [hebrew, '(0008,1030) StudyDescription: not valid ISO-8859-8, read as U+FFFD'],
+      [gb, '(0008,1030) StudyDescription: not valid GB18030, read as U+FFFD'],
+      [
+        multi,
+        "Specific Character Set 'ISO_IR 192/ISO 2022 IR 87': ISO_IR 192 must be its only value; text read as ISO_IR 192",
+      ],
+    ];
+    for (const [o, text] of expected) expect(warning).toContain(`${o.sopInstanceUid}: ${text}`);
+    // Stored as received: the served bytes are the bytes sent.
+    const url = `/dicom-web/studies/${utf8.studyUid}/series/${utf8.seriesUid}/instances/${utf8.sopInstanceUid}`;
+    const [part] = await multipartParts(
+      await client(s).get(url, 'multipart/related; type="application/dicom"'),
+    );
+    expect(part!.body).toEqual(makeInstance(utf8));
+  });
+
   it('holds native pixel data shorter than its header describes in quarantine (standard), refuses it (strict)', async () => {
     const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
     // 8 × 8 × 16 bits × 3 frames = 384 bytes; 200 hold one whole frame.

@@ -2,6 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { textDecoding, textEncoding } from './charset.js';
 
 const esc = (s: string) => Buffer.from(s, 'latin1');
+const YAMADA = Buffer.concat([
+  esc('Yamada^Tarou=\x1b$B'),
+  Buffer.from([0x3b, 0x33, 0x45, 0x44]),
+  esc('\x1b(B^\x1b$B'),
+  Buffer.from([0x42, 0x40, 0x4f, 0x3a]),
+  esc('\x1b(B'),
+]);
 const decode = (cs: string[] | undefined, bytes: Buffer) => textDecoding(cs).decode(bytes);
 
 describe('textDecoding', () => {
@@ -85,15 +92,68 @@ describe('textDecoding', () => {
     expect(decode(['ISO 2022 IR 100', 'ISO 2022 IR 144'], b)).toBe('Mü^Иван');
   });
 
-  it('warns about sets it cannot decode and unknown terms, and still returns text', () => {
-    const jisx0212 = textDecoding(['', 'ISO 2022 IR 159']);
-    expect(jisx0212.warning).toMatch(/cannot be decoded/);
-    expect(jisx0212.decode(Buffer.concat([esc('A\x1b$(D'), Buffer.from([0x30, 0x21]), esc('\x1b(BZ')]))).toBe(
-      'A?Z',
-    );
+  it('reads ISO 2022 IR 159 (JIS X 0212) behind its escape, as EUC-JP holds it', () => {
+    const d = textDecoding(['', 'ISO 2022 IR 159']);
+    expect(d.warning).toBeUndefined();
+    const problems: string[] = [];
+    const b = Buffer.concat([esc('A\x1b$(D'), Buffer.from([0x30, 0x21]), esc('\x1b(BZ')]);
+    expect(d.decode(b, (p) => problems.push(p))).toBe('A丂Z');
+    expect(problems).toEqual([]);
+  });
+
+  it('warns about unknown terms, and still returns text', () => {
     const unknown = textDecoding(['ISO_IR 999']);
     expect(unknown.warning).toMatch(/ISO_IR 999/);
     expect(unknown.decode(Buffer.from('abc'))).toBe('abc');
+  });
+
+  it('reports bytes a character set does not define, and reads them as U+FFFD or ?', () => {
+    const problems = (cs: string[], bytes: Buffer) => {
+      const out: string[] = [];
+      const text = textDecoding(cs).decode(bytes, (p) => out.push(p));
+      return { text, problems: out };
+    };
+    expect(problems(['ISO_IR 192'], Buffer.from('M\xfcller', 'latin1'))).toEqual({
+      text: 'M\ufffdller',
+      problems: ['not valid UTF-8, read as U+FFFD'],
+    });
+    expect(problems(['GB18030'], Buffer.from([0x41, 0x81, 0x20]))).toEqual({
+      text: 'A\ufffd ',
+      problems: ['not valid GB18030, read as U+FFFD'],
+    });
+    expect(problems(['ISO_IR 13'], Buffer.from([0xb1, 0x80, 0xe0]))).toEqual({
+      text: 'ｱ\ufffd\ufffd',
+      problems: ['not valid JIS X 0201, read as U+FFFD'],
+    });
+    expect(problems(['ISO_IR 138'], Buffer.from([0xf9, 0xa1]))).toEqual({
+      text: 'ש\ufffd',
+      problems: ['not valid ISO-8859-8, read as U+FFFD'],
+    });
+    // JIS X 0208 is two bytes a character: an odd count leaves one without its partner.
+    const odd = problems(
+      ['', 'ISO 2022 IR 87'],
+      Buffer.concat([esc('\x1b$B'), Buffer.from([0x3b, 0x33, 0x45])]),
+    );
+    expect(odd.text).toBe('山\ufffd');
+    expect(odd.problems).toEqual(['not valid JIS X 0208, read as U+FFFD']);
+    expect(problems(['', 'ISO 2022 IR 87'], esc('A\x1b$(Q\x30\x21\x1b(BZ'))).toEqual({
+      text: 'A?Z',
+      problems: ["unknown escape ESC $(Q, read as '?'"],
+    });
+    // Valid text is not reported.
+    expect(problems(['ISO_IR 192'], Buffer.from('Müller', 'utf8')).problems).toEqual([]);
+    expect(problems(['', 'ISO 2022 IR 87'], YAMADA).problems).toEqual([]);
+  });
+
+  it('warns about ISO_IR 192, GB18030 and GBK among several values (PS3.3 C.12.1.1.2) and reads the text in it', () => {
+    const utf8 = textDecoding(['ISO_IR 192', 'ISO 2022 IR 87']);
+    expect(utf8.warning).toBe(
+      "Specific Character Set 'ISO_IR 192\\ISO 2022 IR 87': ISO_IR 192 must be its only value; text read as ISO_IR 192",
+    );
+    expect(utf8.decode(Buffer.from('Müller', 'utf8'))).toBe('Müller');
+    const gb = textDecoding(['', 'GB18030']);
+    expect(gb.warning).toMatch(/GB18030 must be its only value/);
+    expect(gb.decode(Buffer.from([0xcd, 0xf5]))).toBe('王');
   });
 });
 
@@ -104,5 +164,8 @@ describe('textEncoding', () => {
     expect(textEncoding(['ISO_IR 100'])('山')).toBeUndefined();
     expect(textEncoding(['ISO_IR 144'])('Иван')).toBeUndefined();
     expect(textEncoding(['ISO_IR 144'])('Ivan')).toEqual(Buffer.from('Ivan'));
+    // No Specific Character Set is the default repertoire, ASCII (PS3.5 §6.1.2.1), not ISO 8859-1.
+    expect(textEncoding(undefined)('Muller')).toEqual(Buffer.from('Muller'));
+    expect(textEncoding(undefined)('Müller')).toBeUndefined();
   });
 });

@@ -1,6 +1,8 @@
+import { isUtf8 } from 'node:buffer';
+
 /**
  * Specific Character Set (0008,0005) to a text decoder (PS3.3 C.12.1.1.2, PS3.5 §6.1). Node ships full ICU, so
- * TextDecoder covers the ISO 8859 parts, UTF-8, GB18030/GBK, EUC-KR and ISO 2022 JP.
+ * TextDecoder covers the ISO 8859 parts, UTF-8, GB18030/GBK, EUC-KR, ISO 2022 JP and EUC-JP (for JIS X 0212).
  */
 
 /** Single-valued defined terms without code extensions (PS3.3 Table C.12-2 and C.12-5). */
@@ -23,6 +25,8 @@ const SINGLE: Record<string, string> = {
   GB18030: 'gb18030',
   GBK: 'gbk',
 };
+/** PS3.3 C.12.1.1.2: these may only be the single value of Specific Character Set (no code extensions). */
+const SINGLE_ONLY = new Set(['ISO_IR_192', 'GB18030', 'GBK']);
 
 /**
  * One graphic character set reachable through ISO 2022 escapes (PS3.3 Table C.12-3 and C.12-4). `g` is the
@@ -49,6 +53,7 @@ const ESCAPES: Record<string, G> = {
   '\x1b-b': { g: 1, decoder: 'iso-8859-15' },
   '\x1b-T': { g: 1, decoder: 'windows-874' },
   '\x1b$B': { g: 0, decoder: 'jis-x0208' },
+  '\x1b$(D': { g: 0, decoder: 'jis-x0212' },
   '\x1b$)C': { g: 1, decoder: 'euc-kr' },
   '\x1b$)A': { g: 1, decoder: 'gbk' },
 };
@@ -73,44 +78,101 @@ const EXTENSION: Record<string, string[]> = {
   ISO_2022_IR_58: ['\x1b$)A'],
 };
 
+/** Hears what in a value could not be decoded (those bytes come out as U+FFFD or '?'). */
+export type DecodeProblem = (problem: string) => void;
+
 export interface TextDecoding {
-  decode(bytes: Buffer): string;
+  /** The text of a value; bytes the character set does not define are replaced, and told to `report`. */
+  decode(bytes: Buffer, report?: DecodeProblem): string;
   /** Set when the character set could only be approximated. */
   warning?: string;
 }
 
-const decoders = new Map<string, (b: Buffer) => string>();
+type Decoder = (b: Buffer, report?: DecodeProblem) => string;
 
-function decoderFor(label: string): (b: Buffer) => string {
+const decoders = new Map<string, Decoder>();
+
+/** How a decoder's character set is named in a report. */
+const setName = (label: string) =>
+  label.startsWith('jis-x') ? `JIS X ${label.slice(5)}` : label.toUpperCase();
+const invalid = (label: string) => `not valid ${setName(label)}, read as U+FFFD`;
+
+/** A WHATWG decoder that reports bytes it cannot decode (a fatal decode is tried first: errors are rare). */
+function reportingDecoder(label: string): Decoder {
+  const fatal = new TextDecoder(label, { fatal: true });
+  const lenient = new TextDecoder(label);
+  return (b, report) => {
+    if (!report) return lenient.decode(b);
+    try {
+      return fatal.decode(b);
+    } catch {
+      report(invalid(label));
+      return lenient.decode(b);
+    }
+  };
+}
+
+function decoderFor(label: string): Decoder {
   const hit = decoders.get(label);
   if (hit) return hit;
-  let d: (b: Buffer) => string;
+  let d: Decoder;
   if (label === 'latin1') d = (b) => b.toString('latin1');
-  else if (label === 'utf-8') d = (b) => b.toString('utf8');
+  else if (label === 'utf-8')
+    d = (b, report) => {
+      const s = b.toString('utf8');
+      if (report && s.includes('\ufffd') && !isUtf8(b)) report(invalid(label));
+      return s;
+    };
   else if (label === 'jis-x0201' || label === 'jis-x0201-kana') {
     // JIS X 0201: its G0 half is ASCII except 0x7E (overline) and 0x5C (yen, but kept as a backslash: PS3.5 §6.1.3
     // keeps it the value delimiter); its G1 half is half-width katakana (0xA1-0xDF to U+FF61-U+FF9F). '-kana' is the
     // G1 half alone, beside ASCII in G0.
     const roman = label === 'jis-x0201';
-    d = (b) => {
+    d = (b, report) => {
       let out = '';
+      let bad = false;
       for (const byte of b) {
         if (roman && byte === 0x7e) out += '\u203e';
         else if (byte < 0x80) out += String.fromCharCode(byte);
         else if (byte >= 0xa1 && byte <= 0xdf) out += String.fromCharCode(0xff61 + byte - 0xa1);
-        else out += '\ufffd';
+        else {
+          out += '\ufffd';
+          bad = true;
+        }
       }
+      if (bad) report?.(invalid('jis-x0201'));
       return out;
     };
   } else if (label === 'jis-x0208') {
     // A run of JIS X 0208 bytes (designated to G0): the ISO-2022-JP decoder reads it once the escape is restored.
-    const jp = new TextDecoder('iso-2022-jp');
-    d = (b) =>
-      jp.decode(Buffer.concat([Buffer.from('\x1b$B', 'latin1'), b, Buffer.from('\x1b(B', 'latin1')]));
-  } else {
-    const td = new TextDecoder(label);
-    d = (b) => td.decode(b);
-  }
+    const jp = reportingDecoder('iso-2022-jp');
+    d = (b, report) =>
+      jp(
+        Buffer.concat([Buffer.from('\x1b$B', 'latin1'), b, Buffer.from('\x1b(B', 'latin1')]),
+        report && (() => report(invalid(label))),
+      );
+  } else if (label === 'jis-x0212') {
+    // A run of JIS X 0212 bytes (G0, two bytes a character): EUC-JP holds them as 0x8F and the two bytes with their
+    // high bit set. Control characters and space stay single bytes.
+    const euc = reportingDecoder('euc-jp');
+    d = (b, report) => {
+      const out: number[] = [];
+      let i = 0;
+      while (i < b.length) {
+        const c = b[i]!;
+        if (c <= 0x20 || c === 0x7f) {
+          out.push(c);
+          i++;
+        } else {
+          // A lone last byte has no partner: 0x8F then one byte is invalid EUC-JP, and is reported as such.
+          out.push(0x8f, c | 0x80);
+          if (i + 1 < b.length) out.push(b[i + 1]! | 0x80);
+          i += 2;
+        }
+      }
+      return euc(Buffer.from(out), report && (() => report(invalid(label))));
+    };
+  } else d = reportingDecoder(label);
   decoders.set(label, d);
   return d;
 }
@@ -119,8 +181,7 @@ function decoderFor(label: string): (b: Buffer) => string {
  * PS3.5 §6.1.2.5: ISO 2022 code extensions. Escape sequences switch G0 (bytes 0x21-0x7E) or G1 (0xA1-0xFE)
  * to another set; each run between escapes is decoded with the sets active at that point.
  */
-function iso2022Decoder(initial: string[]): { decode: (b: Buffer) => string; unsupported: string[] } {
-  const unsupported: string[] = [];
+function iso2022Decoder(initial: string[]): Decoder {
   const start = { g0: ASCII, g1: undefined as G | undefined };
   for (const esc of initial) {
     const set = ESCAPES[esc];
@@ -128,14 +189,14 @@ function iso2022Decoder(initial: string[]): { decode: (b: Buffer) => string; uns
     if (set.g === 0) start.g0 = set;
     else start.g1 = set;
   }
-  const decode = (b: Buffer): string => {
+  return (b, report) => {
     let g0 = start.g0;
     let g1 = start.g1;
     let out = '';
     let runStart = 0;
     const flush = (end: number) => {
       if (end <= runStart) return;
-      out += decodeRun(b.subarray(runStart, end), g0, g1);
+      out += decodeRun(b.subarray(runStart, end), g0, g1, report);
     };
     for (let i = 0; i < b.length; i++) {
       if (b[i] !== 0x1b) continue;
@@ -153,36 +214,36 @@ function iso2022Decoder(initial: string[]): { decode: (b: Buffer) => string; uns
         }
       }
       if (!matched) {
-        // An escape to a set we cannot decode (e.g. JIS X 0212): its bytes come out as '?' runs, not garbage.
+        // An escape to a set we cannot decode: its bytes come out as '?' runs, not garbage.
         const esc = b.toString('latin1', i, i + 4);
-        if (!unsupported.includes(esc)) unsupported.push(esc);
+        const length = esc.startsWith('\x1b$(') || esc.startsWith('\x1b$)') ? 4 : 3;
+        report?.(`unknown escape ESC ${esc.slice(1, length)}, read as '?'`);
         g0 = { g: 0, decoder: 'unknown' };
-        i += esc.startsWith('\x1b$(') || esc.startsWith('\x1b$)') ? 3 : 2;
+        i += length - 1;
       }
       runStart = i + 1;
     }
     flush(b.length);
     return out;
   };
-  return { decode, unsupported };
 }
 
-function decodeRun(run: Buffer, g0: G, g1: G | undefined): string {
+function decodeRun(run: Buffer, g0: G, g1: G | undefined, report: DecodeProblem | undefined): string {
   if (g0.decoder === 'unknown') return '?'.repeat(Math.ceil(run.length / 2));
-  if (g0.decoder === 'jis-x0208') {
-    // Control characters (CR, LF, TAB, FF) stay single bytes even while JIS X 0208 is in G0.
-    return decoderFor('jis-x0208')(run);
+  if (g0.decoder === 'jis-x0208' || g0.decoder === 'jis-x0212') {
+    // Control characters (CR, LF, TAB, FF) stay single bytes even while a two-byte set is in G0.
+    return decoderFor(g0.decoder)(run, report);
   }
-  if (!g1 || g1.decoder === 'latin1') return decoderFor(g0.decoder)(run);
+  if (!g1 || g1.decoder === 'latin1') return decoderFor(g0.decoder)(run, report);
   // G0 is a single-byte set, G1 gives meaning to the high half: decode high bytes with the G1 set.
-  if (g0.decoder === 'latin1') return decoderFor(g1.decoder)(run);
+  if (g0.decoder === 'latin1') return decoderFor(g1.decoder)(run, report);
   let out = '';
   let i = 0;
   while (i < run.length) {
     let j = i;
     const high = run[i]! >= 0x80;
     while (j < run.length && run[j]! >= 0x80 === high) j++;
-    out += decoderFor(high ? g1.decoder : g0.decoder)(run.subarray(i, j));
+    out += decoderFor(high ? g1.decoder : g0.decoder)(run.subarray(i, j), report);
     i = j;
   }
   return out;
@@ -197,8 +258,17 @@ export function textDecoding(values: string[] | undefined): TextDecoding {
   if (hit) return hit;
   const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
   let result: TextDecoding;
+  const singleOnly = norm.findIndex((v) => SINGLE_ONLY.has(v));
   if (norm.length <= 1 && SINGLE[norm[0] ?? ''] !== undefined) {
     result = { decode: decoderFor(SINGLE[norm[0] ?? '']!) };
+  } else if (singleOnly >= 0) {
+    // PS3.3 C.12.1.1.2: UTF-8, GB18030 and GBK take no code extensions; a sender that names one among others most
+    // likely wrote it.
+    const term = (values ?? [])[singleOnly]!.trim();
+    result = {
+      decode: decoderFor(SINGLE[norm[singleOnly]!]!),
+      warning: `Specific Character Set '${key}': ${term} must be its only value; text read as ${term}`,
+    };
   } else if (norm.every((v) => v === '' || EXTENSION[v] !== undefined || SINGLE[v] !== undefined)) {
     // PS3.3 C.12.1.1.2: with code extensions, value 1 is the set active at the start of every value (empty value 1 is
     // ASCII); a single-byte term without ISO 2022 in value 1 is treated as its ISO 2022 twin.
@@ -206,9 +276,8 @@ export function textDecoding(values: string[] | undefined): TextDecoding {
     const initial = EXTENSION[first] ?? EXTENSION[first.replace(/^ISO_IR/, 'ISO_2022_IR')] ?? [];
     const named = norm.flatMap((v) => EXTENSION[v] ?? EXTENSION[v.replace(/^ISO_IR/, 'ISO_2022_IR')] ?? []);
     const unsupported = named.filter((e) => !ESCAPES[e]);
-    const dec = iso2022Decoder(initial);
     result = {
-      decode: dec.decode,
+      decode: iso2022Decoder(initial),
       ...(unsupported.length
         ? { warning: `character set ${key}: ${unsupported.length} of its code extensions cannot be decoded` }
         : {}),
@@ -224,14 +293,16 @@ export function textDecoding(values: string[] | undefined): TextDecoding {
 }
 
 /**
- * Encoder for the writer: UTF-8 for ISO_IR 192, ISO 8859-1 for ISO_IR 100 and the default repertoire.
- * Other sets cannot be encoded by Node (TextEncoder only writes UTF-8): callers pass those values as bytes.
+ * Encoder for the writer: UTF-8 for ISO_IR 192, ISO 8859-1 for ISO_IR 100, ASCII for the default repertoire (no
+ * Specific Character Set: PS3.5 §6.1.2.1, until 6 Dec 2026 it was written as ISO 8859-1) and for every other set.
+ * Other sets cannot be encoded by Node (TextEncoder only writes UTF-8): callers pass those values as bytes, or write
+ * the data set in UTF-8.
  */
 export function textEncoding(values: string[] | undefined): (s: string) => Buffer | undefined {
   const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
   const first = norm[0] ?? '';
   if (norm.length <= 1 && first === 'ISO_IR_192') return (s) => Buffer.from(s, 'utf8');
-  if (norm.length <= 1 && (first === '' || first === 'ISO_IR_100' || first === 'ISO_IR_6'))
+  if (norm.length <= 1 && first === 'ISO_IR_100')
     return (s) => ([...s].every((c) => c.charCodeAt(0) <= 0xff) ? Buffer.from(s, 'latin1') : undefined);
   return (s) => ([...s].every((c) => c.charCodeAt(0) < 0x80) ? Buffer.from(s, 'latin1') : undefined);
 }

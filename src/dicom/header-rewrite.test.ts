@@ -102,6 +102,50 @@ describe('header rewrite', () => {
     }
   });
 
+  it('writes in UTF-8 the items that name their own character set, and a header that names none', async () => {
+    const item: WriteElement[] = [
+      { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 144' },
+      { tag: 0x00080104, vr: 'LO', value: Buffer.from('c0d5dde2d3d5dd20', 'hex') },
+    ];
+    const cases: [WriteElement[], string][] = [
+      [
+        [
+          { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 192' },
+          { tag: 0x00081032, vr: 'SQ', value: [item] },
+        ],
+        'Петров^Пётр',
+      ],
+      [[], 'Müller^Jürgen'],
+    ];
+    for (const [elements, name] of cases) {
+      const bytes = writePart10(
+        [
+          ...elements,
+          { tag: Tags.SOPClassUID, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
+          { tag: Tags.SOPInstanceUID, vr: 'UI', value: '1.2.3.4' },
+          { tag: Tags.PatientName, vr: 'PN', value: 'Old^Name' },
+          { tag: Tags.StudyInstanceUID, vr: 'UI', value: '1.2.3' },
+          { tag: Tags.PixelData, vr: 'OW', value: pixels },
+        ],
+        { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian },
+      );
+      const end = headerEnd(await bulkOf(bytes), TransferSyntax.ExplicitVRLittleEndian, bytes.length);
+      const header = await rewriteHeader(
+        bytes.subarray(0, end.offset),
+        parseCorrections({ PatientName: name }),
+      );
+      const p = await parsePart10(Buffer.concat([header, bytes.subarray(end.offset)]));
+      expect(getString(p.dataset, Tags.SpecificCharacterSet)).toBe('ISO_IR 192');
+      expect(getString(p.dataset, Tags.PatientName)).toBe(name);
+      expect(header.includes(Buffer.from(name, 'utf8'))).toBe(true);
+      const seq = p.dataset.get(0x00081032);
+      if (seq?.kind === 'sequence') {
+        expect(getString(seq.items[0]!, Tags.SpecificCharacterSet)).toBe('ISO_IR 192');
+        expect(getString(seq.items[0]!, 0x00080104)).toBe('Рентген');
+      } else expect(elements).toEqual([]);
+    }
+  });
+
   it('refuses corrections of the study UID, of binary attributes, of unknown tags and of backslash-joined values', () => {
     expect(() => parseCorrections({ StudyInstanceUID: '1.2' })).toThrow(/cannot be corrected/);
     expect(() => parseCorrections({ Rows: '2' })).toThrow(/only text attributes/);

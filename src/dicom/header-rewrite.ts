@@ -4,7 +4,7 @@ import { TEXT_VRS, type Dataset, type Element } from './dataset.js';
 import { datasetToJson, type DicomJsonDataset } from './dicom-json.js';
 import { lookupTag, tagForKeyword } from './dictionary.js';
 import { parsePart10 } from './part10-parser.js';
-import { writePart10, type WriteElement } from './part10-writer.js';
+import { inUtf8, writePart10, type WriteElement } from './part10-writer.js';
 import { Tags, parseTagHex, tagToHex } from './tags.js';
 import { transferSyntaxEncoding } from './transfer-syntax.js';
 
@@ -153,16 +153,16 @@ async function parsePrefix(prefix: Buffer) {
  * Write a rewritten header. When its text (decoded, corrections included) does not fit its character set as this
  * writer encodes it (only UTF-8, Latin-1 and ASCII are written, charset.ts), it is written in UTF-8 instead, every
  * text value re-encoded, rather than not at all: a Japanese name (ISO 2022 IR 87), a GB18030 one, or a correction
- * in another script made the object unretrievable.
+ * in another script made the object unretrievable. So are the items that name their own character set (until
+ * 6 Dec 2026 they kept it, and an item in ISO_IR 144 with Cyrillic text still failed the object).
  */
 function writeHeader(ds: Dataset, transferSyntaxUid: string): Buffer {
-  const write = () => writePart10(toWriteElements(ds), { transferSyntaxUid });
+  const elements = toWriteElements(ds);
   try {
-    return write();
+    return writePart10(elements, { transferSyntaxUid });
   } catch (err) {
     if (!(err instanceof CustosError) || err.code !== 'dicom.not-encodable') throw err;
-    ds.set(Tags.SpecificCharacterSet, { vr: 'CS', kind: 'text', values: ['ISO_IR 192'] });
-    return write();
+    return writePart10(inUtf8(elements), { transferSyntaxUid });
   }
 }
 

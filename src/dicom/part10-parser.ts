@@ -765,7 +765,11 @@ export class Part10Parser {
 
   private decode(ctx: Ctx, tag: number, vr: string, b: Buffer, at: number): Element {
     if (TEXT_VRS.has(vr)) {
-      let s = CHARSET_VRS.has(vr) ? ctx.text.decode(b) : b.toString('latin1');
+      // Bytes the character set does not define are read as U+FFFD or '?' and reported, naming the attribute; the
+      // stored bytes stay as received.
+      let s = CHARSET_VRS.has(vr)
+        ? ctx.text.decode(b, (problem) => this.warnOnce(`${label(tag)}: ${problem}`))
+        : b.toString('latin1');
       s = s.replace(/[\0 ]+$/, '');
       const values = UNSPLIT_VRS.has(vr) ? [s] : s.split('\\');
       return {

@@ -214,6 +214,26 @@ function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
   return out;
 }
 
+const UTF8_CHARACTER_SET: WriteElement = { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 192' };
+
+/**
+ * The elements as a data set whose text is all written in UTF-8: Specific Character Set ISO_IR 192 at the top level
+ * and in every sequence item that names its own (PS3.5 §7.5: an item's own set holds inside that item). Text is held
+ * decoded; an item left saying ISO_IR 144, say, could not be written back (textEncoding writes only ASCII for it).
+ */
+export function inUtf8(elements: WriteElement[]): WriteElement[] {
+  const items = (list: WriteElement[]): WriteElement[] =>
+    list.map((e) =>
+      e.tag === Tags.SpecificCharacterSet
+        ? UTF8_CHARACTER_SET
+        : e.vr === 'SQ' && Array.isArray(e.value)
+          ? { ...e, value: (e.value as WriteElement[][]).map(items) }
+          : e,
+    );
+  const out = items(elements);
+  return out.some((e) => e.tag === Tags.SpecificCharacterSet) ? out : [UTF8_CHARACTER_SET, ...out];
+}
+
 /**
  * Write a bare data set (no preamble, no file meta information) in a non-deflated transfer syntax: what a DIMSE
  * message carries (PS3.7 §6.3.1).

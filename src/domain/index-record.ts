@@ -1,3 +1,4 @@
+import { foldCase } from './case-fold.js';
 import { inIsRange } from './validation/vr-rules.js';
 import { PATIENT_STUDY_TAGS, SERIES_TAGS, pickTags, type DicomJsonObject } from './dicom-levels.js';
 
@@ -98,8 +99,12 @@ function referringPhysicianIds(json: DicomJsonObject): string[] {
   return ids;
 }
 
-/** Case-insensitive form used for PN matching (PS3.18 requires case-insensitive PatientName matching). */
-export const normalisePersonName = (pn: string) => pn.toUpperCase();
+/**
+ * Case-insensitive form used for PN matching (PS3.18 requires case-insensitive PatientName matching): one character
+ * for each character (case-fold.ts), so that the '?' wildcard still matches one. Stored in patient_name_norm and
+ * referring_physician_norm (migration 0014-name-fold recomputed the names folded otherwise before 6 Dec 2026).
+ */
+export const normalisePersonName = (pn: string) => foldCase(pn);
 
 /** TM normalised to HHMMSS(.FFFFFF) so that time ranges compare as strings. */
 export function normaliseStoredTime(tm: string): string {

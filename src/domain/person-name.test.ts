@@ -33,6 +33,11 @@ describe('person name matching (PS3.5 §6.2.1)', () => {
     ]);
   });
 
+  it("folds each character to one, as the index folds names: 'ß' stays, it is not 'SS'", () => {
+    expect(personNameKeys('Strauß^Eva')).toEqual(['STRAUß^EVA']);
+    expect(personNamesMatch('STRAUẞ^EVA', 'strauß^eva')).toBe(true);
+  });
+
   it('never matches empty names', () => {
     expect(personNamesMatch('', '')).toBe(false);
     expect(personNamesMatch('^JOHN', '^john')).toBe(false);

@@ -1,3 +1,5 @@
+import { foldCase } from './case-fold.js';
+
 /**
  * Person Name (PN) comparison for access scopes: a referring physician's account is linked to the studies
  * whose ReferringPhysicianName names them. PS3.5 §6.2.1: a PN value holds up to three component groups
@@ -7,12 +9,15 @@
  * case-insensitively, in any component group both sides have.
  */
 
-/** One comparison key per non-empty component group: 'FAMILY^GIVEN', upper-cased, padding trimmed. */
+/**
+ * One comparison key per non-empty component group: 'FAMILY^GIVEN', case-folded as the index folds names (the SQL
+ * scope compares these with referring_physician_norm), padding trimmed.
+ */
 export function personNameKeys(pn: string | null | undefined): string[] {
   if (!pn) return [];
   const keys: string[] = [];
   for (const group of pn.split('=')) {
-    const [family = '', given = ''] = group.split('^').map((c) => c.trim().toUpperCase());
+    const [family = '', given = ''] = group.split('^').map((c) => foldCase(c.trim()));
     // A name without a family name identifies nobody; family alone must not match every given name.
     if (family === '') continue;
     const key = `${family}^${given}`;

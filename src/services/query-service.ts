@@ -5,6 +5,7 @@ import type { Principal } from '../domain/principal.js';
 import type { Clock } from '../ports/clock.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { IndexDb } from '../ports/database.js';
+import { normalisePersonName } from '../domain/index-record.js';
 import { wildcardToLike, type Match, type MatchKey, type QidoQuery } from '../domain/qido-query.js';
 import {
   INSTANCE_DEFAULT_RETURN,
@@ -82,11 +83,11 @@ function predicate(m: Match): Expression<SqlBool> {
       if (TIME_KEYS.has(m.key)) {
         return sql<SqlBool>`${col} >= ${normaliseTime(m.value)} and ${col} <= ${normaliseTime(m.value, true)}`;
       }
-      return sql<SqlBool>`${col} = ${m.caseInsensitive ? m.value.toUpperCase() : m.value}`;
+      return sql<SqlBool>`${col} = ${m.caseInsensitive ? normalisePersonName(m.value) : m.value}`;
     }
     case 'wildcard':
       if (m.pattern === '*') return sql<SqlBool>`1 = 1`;
-      return sql<SqlBool>`${col} like ${wildcardToLike(m.caseInsensitive ? m.pattern.toUpperCase() : m.pattern)} escape '\\'`;
+      return sql<SqlBool>`${col} like ${wildcardToLike(m.caseInsensitive ? normalisePersonName(m.pattern) : m.pattern)} escape '\\'`;
     case 'list':
       return sql<SqlBool>`${col} in (${sql.join(m.values)})`;
     case 'int':

@@ -8,6 +8,7 @@ import {
 } from 'kysely';
 import type { SqlDialectName } from '../../ports/database.js';
 import { CustosError } from '../../domain/errors.js';
+import { normalisePersonName } from '../../domain/index-record.js';
 
 /**
  * Schema migrations, in code so a packaged build carries them. Each migration is written once for both
@@ -583,6 +584,31 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .addColumn('key_check', 'text', (c) => c.notNull())
           .addColumn('created_at', 'text', (c) => c.notNull())
           .execute();
+      },
+    },
+    // Names are matched case-insensitively on a stored fold (src/domain/case-fold.ts). Until 6 Dec 2026 it was
+    // toUpperCase, which turns 'ß' into 'SS' and 'ﬁ' into 'FI'; ASCII folds the same either way, so only names
+    // with other characters are folded again.
+    '0014-name-fold': {
+      async up(db: Kysely<unknown>) {
+        const outsideAscii = (column: string) =>
+          dialect === 'postgres'
+            ? sql`${sql.ref(column)} ~ '[^ -~]'`
+            : sql`${sql.ref(column)} glob '*[^ -~]*'`;
+        for (const [table, key, name, norm] of [
+          ['patients', 'pk', 'patient_name', 'patient_name_norm'],
+          ['studies', 'study_uid', 'referring_physician_name', 'referring_physician_norm'],
+        ] as const) {
+          const { rows } = await sql<{ k: string | number; name: string; norm: string }>`
+            select ${sql.ref(key)} as k, ${sql.ref(name)} as name, ${sql.ref(norm)} as norm
+            from ${sql.table(table)} where ${outsideAscii(name)}`.execute(db);
+          for (const row of rows) {
+            const folded = normalisePersonName(row.name);
+            if (folded !== row.norm)
+              await sql`update ${sql.table(table)} set ${sql.ref(norm)} = ${folded}
+                        where ${sql.ref(key)} = ${row.k}`.execute(db);
+          }
+        }
       },
     },
   };

@@ -15,7 +15,7 @@ import {
 import { parseQidoQuery, takesValueList, type QidoLevel } from '../../domain/qido-query.js';
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
-import type { WriteElement } from '../../dicom/part10-writer.js';
+import { inUtf8, type WriteElement } from '../../dicom/part10-writer.js';
 import { Tags, tagToHex } from '../../dicom/tags.js';
 import { allPages } from '../../services/query-service.js';
 import { Cmd, encodeCommand, type Command } from './command.js';
@@ -168,7 +168,9 @@ export async function cFind(
         else elements.push(found ?? emptyElement(r));
       }
     }
-    return encodeDataset(elements, ctx.transferSyntax);
+    // The answer is written in UTF-8, and so is every item that names its own character set: its text comes decoded
+    // from the index (until 6 Dec 2026 such an item, ISO_IR 144 with Cyrillic text, failed the C-FIND with 0xC000).
+    return encodeDataset(inUtf8(elements), ctx.transferSyntax);
   };
   // Every pending answer carries the same command set (PS3.7 §9.3.2.2): encoded once per query.
   const pending = encodeCommand({

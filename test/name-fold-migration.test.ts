@@ -1,0 +1,70 @@
+// Migration 0014-name-fold: names folded with toUpperCase before 6 Dec 2026 are folded again, on every backend.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dropPostgresSchema, openIndexDb } from '../src/adapters/sql/open-index-db.js';
+import { backends, postgresUrl } from './support/backends.js';
+
+describe.each(backends())('migration 0014-name-fold on %s', (backend) => {
+  const schema = `namefold_${randomBytes(6).toString('hex')}`;
+  let dir: string | undefined;
+  afterAll(async () => {
+    if (backend === 'postgres') await dropPostgresSchema(postgresUrl!, schema);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('folds stored names again so that they match what queries fold now', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'custos-namefold-'));
+    const key = randomBytes(32);
+    const open = () =>
+      backend === 'sqlite'
+        ? openIndexDb({ kind: 'sqlite', path: join(dir!, 'i.sqlite'), key })
+        : openIndexDb({ kind: 'postgres', url: postgresUrl!, schema });
+    let index = await open();
+    // An index as the old fold left it: the migration not yet run, 'ß' stored as 'SS'.
+    const now = '2026-12-01T00:00:00Z';
+    const patients = [
+      ['P1', 'Weiß^Jürgen', 'WEISS^JÜRGEN'],
+      ['P2', 'ﬁscher^Anna', 'FISCHER^ANNA'],
+      ['P3', 'Doe^John', 'DOE^JOHN'],
+    ];
+    for (const [id, name, norm] of patients)
+      await sql`insert into patients (patient_id, patient_name, patient_name_norm, created_at)
+                values (${id}, ${name}, ${norm}, ${now})`.execute(index.db);
+    const { pk } = await index.db
+      .selectFrom('patients')
+      .select('pk')
+      .where('patient_id', '=', 'P1')
+      .executeTakeFirstOrThrow();
+    await sql`insert into studies
+                (study_uid, patient_pk, referring_physician_name, referring_physician_norm, attrs_json, created_at,
+                 updated_at)
+              values ('1.2.3', ${pk}, 'Strauß^Eva', 'STRAUSS^EVA', '{}', ${now}, ${now})`.execute(index.db);
+    await sql`delete from custos_migrations where name = '0014-name-fold'`.execute(index.db);
+    await index.close();
+
+    index = await open();
+    try {
+      const norms = await index.db
+        .selectFrom('patients')
+        .select(['patient_id', 'patient_name_norm'])
+        .orderBy('patient_id')
+        .execute();
+      expect(norms).toEqual([
+        { patient_id: 'P1', patient_name_norm: 'WEIß^JÜRGEN' },
+        { patient_id: 'P2', patient_name_norm: 'ﬁSCHER^ANNA' },
+        { patient_id: 'P3', patient_name_norm: 'DOE^JOHN' },
+      ]);
+      const study = await index.db
+        .selectFrom('studies')
+        .select('referring_physician_norm')
+        .executeTakeFirstOrThrow();
+      expect(study.referring_physician_norm).toBe('STRAUß^EVA');
+    } finally {
+      await index.close();
+    }
+  });
+});
