@@ -38,6 +38,19 @@ describe('frameForm', () => {
     );
   });
 
+  it('labels RLE frames image/dicom-rle and takes the older image/x-dicom-rle for it', () => {
+    const RLE = '1.2.840.10008.1.2.5';
+    const labelled = { type: `image/dicom-rle; transfer-syntax=${RLE}` };
+    for (const accept of [undefined, '*/*', 'multipart/related; type="image/dicom-rle"', 'image/dicom-rle'])
+      expect(frameForm(RLE, accept), String(accept)).toMatchObject(labelled);
+    // dicomweb-client 0.11 asks for the name of older editions.
+    expect(frameForm(RLE, 'multipart/related; type="image/x-dicom-rle"')).toEqual({
+      ...labelled,
+      single: false,
+    });
+    expect(frameForm(RLE, 'image/x-dicom-rle')).toEqual({ ...labelled, single: true });
+  });
+
   it('decodes compressed frames asked for as octet-stream in Explicit VR Little Endian, where it can', () => {
     const want = `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT}`;
     expect(frameForm(JPEG_BASELINE, want, true)).toEqual({

@@ -103,11 +103,16 @@ const FRAME_MEDIA: Record<string, string> = {
   '1.2.840.10008.1.2.4.201': 'image/jphc',
   '1.2.840.10008.1.2.4.202': 'image/jphc',
   '1.2.840.10008.1.2.4.203': 'image/jphc',
-  '1.2.840.10008.1.2.5': 'image/x-dicom-rle',
+  // PS3.18 §8.7.3.3 and the IANA registry: image/dicom-rle; until 6 Dec 2026 labelled image/x-dicom-rle, the name of
+  // older editions, which dicomweb-client 0.11 still asks for (MEDIA_ALIASES).
+  '1.2.840.10008.1.2.5': 'image/dicom-rle',
   '1.2.840.10008.1.2.4.100': 'video/mpeg2',
   '1.2.840.10008.1.2.4.102': 'video/mp4',
   '1.2.840.10008.1.2.4.103': 'video/mp4',
 };
+
+/** Older names of a frame media type, accepted as the current one. */
+const MEDIA_ALIASES: Record<string, string> = { 'image/x-dicom-rle': 'image/dicom-rle' };
 
 /** How frames or bulk data go out: the media type of the part (or of the body), and whether in one part alone. */
 export interface FrameForm {
@@ -147,7 +152,8 @@ export function frameForm(storedTs: string, accept: string | undefined, decodabl
   for (const e of entries) {
     if (e.q === 0) continue;
     const multipart = e.type === 'multipart/related' || e.type === 'multipart/*';
-    const inner = multipart ? (e.params.type ?? 'application/octet-stream').toLowerCase() : e.type;
+    const named = multipart ? (e.params.type ?? 'application/octet-stream').toLowerCase() : e.type;
+    const inner = MEDIA_ALIASES[named] ?? named;
     const wantTs = e.params['transfer-syntax'];
     const typeOk =
       inner === '*/*' ||
