@@ -759,6 +759,38 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect((await pixelRecords()).length).toBe(before);
   });
 
+  it('takes frame numbers with leading zeros and names a frame no instance can have by its digits', async () => {
+    const base = `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}`;
+    const all = pixelBytes(4, 5, 3);
+    const frame = 4 * 5 * 2;
+    const zeros = await fetch(`${base}/frames/03,001`, { headers: auth() });
+    expect(zeros.status, await zeros.clone().text()).toBe(200);
+    expect((await multipartParts(zeros)).map((p) => p.body)).toEqual([
+      all.subarray(2 * frame, 3 * frame),
+      all.subarray(0, frame),
+    ]);
+    const huge = await fetch(`${base}/frames/99999999999999999999`, { headers: auth() });
+    expect(huge.status).toBe(404);
+    expect(((await huge.json()) as { detail: string }).detail).toMatch(
+      /^frame 99999999999999999999 does not/,
+    );
+    const uri = `${s.url}/wado?requestType=WADO&studyUID=${study2}&seriesUID=${series3}&objectUID=${multiSop}`;
+    expect((await fetch(`${uri}&frameNumber=02`, { headers: auth() })).status).toBe(200);
+  });
+
+  it('reads the transfer-syntax query parameter with the accept query parameter (PS3.18 §8.7.3.7)', async () => {
+    const inst = `${s.dicomweb}/studies/${study1}/series/${series1}/instances/${sops[0]}?accept=application/dicom`;
+    const explicit = await fetch(`${inst}&transfer-syntax=1.2.840.10008.1.2.1`, { headers: auth() });
+    expect(explicit.status).toBe(200);
+    expect(explicit.headers.get('content-type')).toBe(
+      'application/dicom; transfer-syntax=1.2.840.10008.1.2.1',
+    );
+    // Custos compresses nothing: a native object asked for in JPEG Baseline is a 406, not the stored bytes.
+    const jpeg = await fetch(`${inst}&transfer-syntax=1.2.840.10008.1.2.4.50`, { headers: auth() });
+    expect(jpeg.status).toBe(406);
+    expect((await fetch(`${inst}&transfer-syntax=jpeg`, { headers: auth() })).status).toBe(400);
+  });
+
   it('makes a study thumbnail of the series with the lowest Series Number, not the first series UID', async () => {
     const studyUid = uid(40);
     // The series UIDs sort the other way round from their numbers (until 5 Dec 2026 the UID order chose).

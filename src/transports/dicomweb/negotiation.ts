@@ -239,8 +239,32 @@ export function acceptQueryParameter(handler: Handler): Handler {
       ctx.req.headers.accept = values.map(plusRestored).join(', ');
       ctx.query.delete('accept');
     }
+    const ts = ctx.query.get('transfer-syntax');
+    if (ts !== null) {
+      ctx.query.delete('transfer-syntax');
+      if (!/^(\*|[0-2](\.(0|[1-9]\d*))+)$/.test(ts) || ts.length > 64)
+        throw new CustosError({
+          code: 'wado.bad-parameter',
+          message: `transfer-syntax must be a transfer syntax UID or *, got '${ts.slice(0, 80)}'`,
+          httpStatus: 400,
+          detail: { parameter: 'transfer-syntax' },
+        });
+      if (ctx.req.headers.accept) ctx.req.headers.accept = withTransferSyntax(ctx.req.headers.accept, ts);
+    }
     return handler(ctx);
   };
+}
+
+/**
+ * PS3.18 §8.7.3.7: the transfer-syntax query parameter (§8.7.3.5) gives the acceptable transfer syntax of the
+ * media types that name none themselves, in the accept query parameter or the Accept header (until 6 Dec 2026 it
+ * was ignored). A media type with its own transfer-syntax parameter keeps it.
+ */
+function withTransferSyntax(accept: string, ts: string): string {
+  return accept
+    .split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)
+    .map((e) => (/;\s*transfer-syntax\s*=/i.test(e) ? e : `${e.trim()}; transfer-syntax=${ts}`))
+    .join(', ');
 }
 
 const TOKEN = "[!#$%&'*.^_`|~\\w-]+";

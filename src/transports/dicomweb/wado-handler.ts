@@ -285,17 +285,37 @@ function withBulkUris(json: DicomJsonObject, prefix: string): DicomJsonObject {
   return walk(json);
 }
 
+/** Number of Frames is IS (PS3.5 §6.2): no instance has more frames than this. */
+const MAX_FRAMES = 2 ** 31 - 1;
+
+/**
+ * A frame list: comma-separated positive integers, leading zeros allowed ("01" is frame 1; until 6 Dec 2026 a
+ * 400). A number no Number of Frames can reach is a 404 naming its digits as given (until then rounded: frame
+ * 99999999999999999999 was reported as 100000000000000000000).
+ */
 function parseFrameList(raw: string): number[] {
   const frames = raw.split(',').map((s) => s.trim());
-  if (frames.length === 0 || frames.some((f) => !/^[1-9]\d*$/.test(f))) {
+  if (frames.length === 0 || frames.some((f) => !POSITIVE_INTEGER.test(f))) {
     throw new CustosError({
       code: 'wado.bad-frame-list',
       message: `frame list '${raw}' must be comma-separated positive integers`,
       httpStatus: 400,
     });
   }
+  frames.forEach(assertFrameCanExist);
   return frames.map(Number);
 }
+
+function assertFrameCanExist(digits: string): void {
+  if (Number(digits) > MAX_FRAMES)
+    throw new CustosError({
+      code: 'wado.frame-not-found',
+      message: `frame ${digits.replace(/^0+/, '')} does not exist: an instance has at most ${MAX_FRAMES} frames`,
+      httpStatus: 404,
+    });
+}
+
+const POSITIVE_INTEGER = /^0*[1-9]\d*$/;
 
 /** WADO-RS frames (PS3.18 §10.4.1.1.4): one part per requested frame, read by byte range, not whole objects. */
 export function framesHandler(retrieve: RetrieveService) {
@@ -529,6 +549,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     if (contentType !== 'application/dicom') {
       // Parameters first: a bad one is a 400 before anything is opened or recorded.
       const frame = intParam(q.get('frameNumber'), 'frameNumber') ?? 1;
+      assertFrameCanExist(q.get('frameNumber') ?? '1');
       const rows = intParam(q.get('rows'), 'rows');
       const columns = intParam(q.get('columns'), 'columns');
       for (const [name, v] of [
@@ -656,7 +677,7 @@ const badParameter = (name: string, message: string) =>
 
 function intParam(raw: string | null, name: string): number | undefined {
   if (raw === null) return undefined;
-  if (!/^[1-9]\d*$/.test(raw)) throw badParameter(name, `${name} must be a positive integer`);
+  if (!POSITIVE_INTEGER.test(raw)) throw badParameter(name, `${name} must be a positive integer`);
   return Number(raw);
 }
 
