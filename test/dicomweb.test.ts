@@ -820,6 +820,41 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(shown).toEqual([[series[1]!.sopInstanceUid]]);
   });
 
+  it('makes a study or series thumbnail of an image, not of a report without pixel data listed first', async () => {
+    const studyUid = uid(43);
+    const report = { seriesUid: `${studyUid}.1`, seriesNumber: 1, sopInstanceUid: uid(44) };
+    const image = { seriesUid: `${studyUid}.2`, seriesNumber: 2, sopInstanceUid: uid(45) };
+    // A Basic Text SR in the same series as an image too: the series thumbnail must not pick it either.
+    const mixedReport = { seriesUid: image.seriesUid, seriesNumber: 2, sopInstanceUid: uid(46) };
+    const sr = (x: typeof report, instanceNumber: number) =>
+      makeInstance({
+        studyUid,
+        ...x,
+        instanceNumber,
+        modality: 'SR',
+        sopClassUid: '1.2.840.10008.5.1.4.1.1.88.11',
+        omit: [
+          0x7fe00010, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280102, 0x00280103, 0x00280002,
+        ],
+      });
+    const stored = await stow([
+      { bytes: sr(report, 1) },
+      { bytes: makeInstance({ studyUid, ...image, instanceNumber: 1 }) },
+      { bytes: sr(mixedReport, 2) },
+      { bytes: sr({ ...mixedReport, sopInstanceUid: uid(47) }, 3) },
+    ]);
+    expect(stored.status, await stored.clone().text()).toBe(200);
+    for (const path of [`/studies/${studyUid}`, `/studies/${studyUid}/series/${image.seriesUid}`]) {
+      const thumb = await fetch(`${s.dicomweb}${path}/thumbnail`, { headers: auth() });
+      expect(thumb.status, `${path}: ${await thumb.clone().text()}`).toBe(200);
+      expect(thumb.headers.get('content-type')).toBe('image/jpeg');
+    }
+    const none = await fetch(`${s.dicomweb}/studies/${studyUid}/series/${report.seriesUid}/thumbnail`, {
+      headers: auth(),
+    });
+    expect(none.status).toBe(404);
+  });
+
   it('answers QIDO-RS and metadata in DICOM XML (PS3.19) when asked for multipart/related application/dicom+xml', async () => {
     const xmlAccept = { ...auth(), Accept: 'multipart/related; type="application/dicom+xml"' };
     const wellFormed = (xml: string) =>

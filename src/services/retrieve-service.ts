@@ -145,11 +145,20 @@ export class RetrieveService {
     let rows = await q.orderBy('series_uid').orderBy('instance_number').orderBy('sop_instance_uid').execute();
     if (rows.length === 0) throw notFound(scope);
     if (opts.representative) {
-      // Natively encoded instances first (nothing to decode), then those in a transfer syntax Custos decodes.
-      const native = rows.filter((r) => isNativeTransferSyntax(r.transfer_syntax_uid));
+      // Among the instances with pixel data (until 6 Dec 2026 an Encapsulated PDF, SR, key object, presentation
+      // state or waveform could be chosen, and the thumbnail was a 404): natively encoded ones first (nothing to
+      // decode), then those in a transfer syntax Custos decodes.
+      const images = rows.filter((r) => (JSON.parse(r.bulk_json) as BulkMap).pixel !== undefined);
+      if (!images.length)
+        throw new CustosError({
+          code: 'wado.frame-not-found',
+          message: `none of the ${rows.length} instances here has pixel data`,
+          httpStatus: 404,
+        });
+      const native = images.filter((r) => isNativeTransferSyntax(r.transfer_syntax_uid));
       const renderable = native.length
         ? native
-        : rows.filter((r) => this.deps.decoder.decodes(r.transfer_syntax_uid));
+        : images.filter((r) => this.deps.decoder.decodes(r.transfer_syntax_uid));
       // The series a viewer lists first: the lowest Series Number (series without one last), then by UID.
       const numbers = new Map(
         (
@@ -167,7 +176,7 @@ export class RetrieveService {
       if (!series.length)
         throw new CustosError({
           code: 'render.unsupported',
-          message: `none of the ${rows.length} instances here is natively encoded or in a transfer syntax Custos decodes (${[...new Set(rows.map((r) => r.transfer_syntax_uid))].join(', ')})`,
+          message: `none of the ${images.length} instances with pixel data here is natively encoded or in a transfer syntax Custos decodes (${[...new Set(images.map((r) => r.transfer_syntax_uid))].join(', ')})`,
           httpStatus: 406,
         });
       rows = [series[Math.floor((series.length - 1) / 2)]!];
