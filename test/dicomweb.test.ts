@@ -18,6 +18,8 @@ import {
 } from './support/fixtures.js';
 import { multipartParts } from './support/http.js';
 import jpegJs from 'jpeg-js';
+import { datasetToJson } from '../src/dicom/dicom-json.js';
+import { parsePart10 } from '../src/dicom/part10-parser.js';
 
 type Json = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
 
@@ -515,6 +517,94 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       'application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1',
     );
     expect(Buffer.from(await single.arrayBuffer())).toEqual(all);
+  });
+
+  it('serves big endian and deflated objects in Explicit VR Little Endian, by default and when named (PS3.18 §8.7.3)', async () => {
+    const EXPLICIT = '1.2.840.10008.1.2.1';
+    const AS_EXPLICIT = `application/dicom; transfer-syntax=${EXPLICIT}`;
+    const studyUid = uid(76);
+    const seriesUid = uid(77);
+    const dir = mkdtempSync(join(tmpdir(), 'custos-le-'));
+    /** Each object as dcmconv writes it from a little endian original, and that original. */
+    const made = new Map<string, { sop: string; original: Buffer; stored: Buffer }>();
+    try {
+      for (const [name, flag] of [
+        ['bigEndian', '+tb'],
+        ['deflated', '+td'],
+      ] as const) {
+        const sop = uid(78);
+        const original = makeInstance({
+          studyUid,
+          seriesUid,
+          sopInstanceUid: sop,
+          rows: 4,
+          columns: 5,
+          frames: 3,
+        });
+        writeFileSync(join(dir, `${name}-le.dcm`), original);
+        execFileSync('dcmconv', [flag, join(dir, `${name}-le.dcm`), join(dir, `${name}.dcm`)]);
+        made.set(name, { sop, original, stored: readFileSync(join(dir, `${name}.dcm`)) });
+      }
+      const res = await stow([...made.values()].map((m) => ({ bytes: m.stored })));
+      expect(res.status, await res.clone().text()).toBe(200);
+      const series = `${s.dicomweb}/studies/${studyUid}/series/${seriesUid}`;
+      const header = async (bytes: Buffer) => {
+        const json = datasetToJson((await parsePart10(bytes)).dataset) as Record<string, unknown>;
+        delete json['7FE00010'];
+        return json;
+      };
+      /** The same data set as the little endian original, in Explicit VR Little Endian, and dcmtk reads it so. */
+      const expectExplicit = async (body: Buffer, name: string) => {
+        const p = await parsePart10(body);
+        expect(p.transferSyntaxUid, name).toBe(EXPLICIT);
+        expect(body.subarray(p.pixelData!.offset, p.pixelData!.offset + p.pixelData!.length)).toEqual(
+          pixelBytes(4, 5, 3),
+        );
+        expect(await header(body)).toEqual(await header(made.get(name)!.original));
+        writeFileSync(join(dir, 'out.dcm'), body);
+        expect(execFileSync('dcmdump', ['-q', '+P', '0002,0010', join(dir, 'out.dcm')]).toString()).toMatch(
+          /=LittleEndianExplicit/,
+        );
+      };
+      for (const [name, m] of made) {
+        const inst = `${series}/instances/${m.sop}`;
+        // Named, and by default (no transfer-syntax: Explicit VR Little Endian is the web's default syntax).
+        for (const accept of [AS_EXPLICIT, 'application/dicom']) {
+          const r = await fetch(inst, { headers: { ...auth(), Accept: accept } });
+          const body = Buffer.from(await r.arrayBuffer());
+          expect(r.status, `${name} ${accept}: ${body.toString().slice(0, 300)}`).toBe(200);
+          expect(r.headers.get('content-type')).toBe(AS_EXPLICIT);
+          await expectExplicit(body, name);
+        }
+        // `*`: a deflated object as stored (a syntax of the web); big endian never (PS3.18 §8.7.3).
+        const any = await fetch(inst, {
+          headers: { ...auth(), Accept: 'application/dicom; transfer-syntax=*' },
+        });
+        const anyBody = Buffer.from(await any.arrayBuffer());
+        if (name === 'deflated') expect(anyBody.equals(m.stored)).toBe(true);
+        else await expectExplicit(anyBody, name);
+      }
+      // A whole series in Explicit VR Little Endian (until 6 Dec 2026 a 406, the big endian object spoiling it).
+      const whole = await fetch(series, {
+        headers: {
+          ...auth(),
+          Accept: `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT}`,
+        },
+      });
+      expect(whole.status, await whole.clone().text()).toBe(200);
+      const parts = await multipartParts(whole);
+      expect(parts.map((p) => p.contentType)).toEqual([AS_EXPLICIT, AS_EXPLICIT]);
+      // WADO-URI asked for Explicit VR Little Endian.
+      const d = made.get('deflated')!;
+      const uri = await fetch(
+        `${s.url}/wado?requestType=WADO&studyUID=${studyUid}&seriesUID=${seriesUid}&objectUID=${d.sop}&contentType=application%2Fdicom&transferSyntax=${EXPLICIT}`,
+        { headers: auth() },
+      );
+      expect(uri.status).toBe(200);
+      await expectExplicit(Buffer.from(await uri.arrayBuffer()), 'deflated');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('retrieves single frames by byte range', async () => {
