@@ -35,6 +35,11 @@ import { startTestServer, type TestServer } from './support/test-server.js';
 const EXPLICIT = '1.2.840.10008.1.2.1';
 const IMPLICIT = '1.2.840.10008.1.2';
 const AS_EXPLICIT = `application/dicom; transfer-syntax=${EXPLICIT}`;
+/** The stored syntax of the lossy objects. */
+const CODEC_TS: Record<string, string> = {
+  'jpegBaseline/rgb8': '1.2.840.10008.1.2.4.50',
+  jpeg12: '1.2.840.10008.1.2.4.51',
+};
 const admin = systemPrincipal('test');
 const run = promisify(execFile);
 
@@ -303,9 +308,59 @@ describe.each(backends())('compressed objects served decompressed on %s', (backe
       await nativePixels('mono16'),
       'MONOCHROME2',
     );
-    // Without the parameter it comes as stored.
-    const asStored = await fetch(`${s.url}/wado?${q}`, { headers: auth() });
-    expect(Buffer.from(await asStored.arrayBuffer()).equals(stored.get(sop)!)).toBe(true);
+    // Without the parameter too: Explicit VR Little Endian is the default (PS3.18 §9.4.2.4; until 6 Dec 2026 the
+    // object came as stored). A lossy JPEG still comes as stored.
+    const byDefault = await fetch(`${s.url}/wado?${q}`, { headers: auth() });
+    await expectDecompressed(
+      Buffer.from(await byDefault.arrayBuffer()),
+      sop,
+      await nativePixels('mono16'),
+      'MONOCHROME2',
+    );
+    const lossy = sops.get('jpegBaseline/rgb8')!;
+    const lossyUri = `requestType=WADO&studyUID=${study}&seriesUID=${series}&objectUID=${lossy}&contentType=application%2Fdicom`;
+    const asStored = await fetch(`${s.url}/wado?${lossyUri}`, { headers: auth() });
+    expect(Buffer.from(await asStored.arrayBuffer()).equals(stored.get(lossy)!)).toBe(true);
+  });
+
+  it('without a transfer-syntax parameter, lossless objects come decompressed and lossy ones as stored (PS3.18 §8.7.3.4)', async () => {
+    // What dicomweb-client 0.11's retrieveSeries() sends: no transfer-syntax parameter. Until 6 Dec 2026 every
+    // object came as stored.
+    const res = await fetch(`${s.dicomweb}/studies/${study}/series/${series}`, {
+      headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"' },
+    });
+    expect(res.status).toBe(200);
+    const parts = await multipartParts(res);
+    expect(parts).toHaveLength(inMainSeries().length);
+    const bySop = new Map<string, { contentType?: string; body: Buffer }>();
+    for (const part of parts)
+      bySop.set(getString((await parsePart10(part.body)).dataset, Tags.SOPInstanceUID)!, part);
+    for (const [codec, kind] of LOSSLESS) {
+      const part = bySop.get(sops.get(`${codec}/${kind}`)!)!;
+      expect(part.contentType, `${codec}/${kind}`).toBe(AS_EXPLICIT);
+      expect((await parsePart10(part.body)).pixelData?.encapsulated, `${codec}/${kind}`).toBe(false);
+    }
+    // JPEG Baseline and Extended are lossy: the server has only lossy compressed pixel data, sent as it is.
+    for (const key of ['jpegBaseline/rgb8', 'jpeg12']) {
+      const part = bySop.get(sops.get(key)!)!;
+      expect(part.contentType, key).toBe(`application/dicom; transfer-syntax=${CODEC_TS[key]}`);
+      expect(part.body.equals(stored.get(sops.get(key)!)!), key).toBe(true);
+    }
+    expect(bySop.get(sops.get('mono16')!)!.body.equals(stored.get(sops.get('mono16')!)!)).toBe(true);
+    // One instance alone, the same; `*` keeps the stored bytes.
+    const sop = sops.get('jpegls/mono16')!;
+    const one = await fetch(instanceUrl(sop), { headers: { ...auth(), Accept: 'application/dicom' } });
+    expect(one.headers.get('content-type')).toBe(AS_EXPLICIT);
+    await expectDecompressed(
+      Buffer.from(await one.arrayBuffer()),
+      sop,
+      await nativePixels('mono16'),
+      'MONOCHROME2',
+    );
+    const any = await fetch(instanceUrl(sop), {
+      headers: { ...auth(), Accept: 'application/dicom; transfer-syntax=*' },
+    });
+    expect(Buffer.from(await any.arrayBuffer()).equals(stored.get(sop)!)).toBe(true);
   });
 
   it('curl gets a JPEG 2000 object decompressed, as an administrator scripts it', async () => {

@@ -18,6 +18,8 @@ import {
 } from './support/fixtures.js';
 import { multipartParts } from './support/http.js';
 import jpegJs from 'jpeg-js';
+import { datasetToJson } from '../src/dicom/dicom-json.js';
+import { parsePart10 } from '../src/dicom/part10-parser.js';
 
 type Json = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
 
@@ -546,6 +548,94 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(Buffer.from(await single.arrayBuffer())).toEqual(all);
   });
 
+  it('serves big endian and deflated objects in Explicit VR Little Endian, by default and when named (PS3.18 §8.7.3)', async () => {
+    const EXPLICIT = '1.2.840.10008.1.2.1';
+    const AS_EXPLICIT = `application/dicom; transfer-syntax=${EXPLICIT}`;
+    const studyUid = uid(76);
+    const seriesUid = uid(77);
+    const dir = mkdtempSync(join(tmpdir(), 'custos-le-'));
+    /** Each object as dcmconv writes it from a little endian original, and that original. */
+    const made = new Map<string, { sop: string; original: Buffer; stored: Buffer }>();
+    try {
+      for (const [name, flag] of [
+        ['bigEndian', '+tb'],
+        ['deflated', '+td'],
+      ] as const) {
+        const sop = uid(78);
+        const original = makeInstance({
+          studyUid,
+          seriesUid,
+          sopInstanceUid: sop,
+          rows: 4,
+          columns: 5,
+          frames: 3,
+        });
+        writeFileSync(join(dir, `${name}-le.dcm`), original);
+        execFileSync('dcmconv', [flag, join(dir, `${name}-le.dcm`), join(dir, `${name}.dcm`)]);
+        made.set(name, { sop, original, stored: readFileSync(join(dir, `${name}.dcm`)) });
+      }
+      const res = await stow([...made.values()].map((m) => ({ bytes: m.stored })));
+      expect(res.status, await res.clone().text()).toBe(200);
+      const series = `${s.dicomweb}/studies/${studyUid}/series/${seriesUid}`;
+      const header = async (bytes: Buffer) => {
+        const json = datasetToJson((await parsePart10(bytes)).dataset) as Record<string, unknown>;
+        delete json['7FE00010'];
+        return json;
+      };
+      /** The same data set as the little endian original, in Explicit VR Little Endian, and dcmtk reads it so. */
+      const expectExplicit = async (body: Buffer, name: string) => {
+        const p = await parsePart10(body);
+        expect(p.transferSyntaxUid, name).toBe(EXPLICIT);
+        expect(body.subarray(p.pixelData!.offset, p.pixelData!.offset + p.pixelData!.length)).toEqual(
+          pixelBytes(4, 5, 3),
+        );
+        expect(await header(body)).toEqual(await header(made.get(name)!.original));
+        writeFileSync(join(dir, 'out.dcm'), body);
+        expect(execFileSync('dcmdump', ['-q', '+P', '0002,0010', join(dir, 'out.dcm')]).toString()).toMatch(
+          /=LittleEndianExplicit/,
+        );
+      };
+      for (const [name, m] of made) {
+        const inst = `${series}/instances/${m.sop}`;
+        // Named, and by default (no transfer-syntax: Explicit VR Little Endian is the web's default syntax).
+        for (const accept of [AS_EXPLICIT, 'application/dicom']) {
+          const r = await fetch(inst, { headers: { ...auth(), Accept: accept } });
+          const body = Buffer.from(await r.arrayBuffer());
+          expect(r.status, `${name} ${accept}: ${body.toString().slice(0, 300)}`).toBe(200);
+          expect(r.headers.get('content-type')).toBe(AS_EXPLICIT);
+          await expectExplicit(body, name);
+        }
+        // `*`: a deflated object as stored (a syntax of the web); big endian never (PS3.18 §8.7.3).
+        const any = await fetch(inst, {
+          headers: { ...auth(), Accept: 'application/dicom; transfer-syntax=*' },
+        });
+        const anyBody = Buffer.from(await any.arrayBuffer());
+        if (name === 'deflated') expect(anyBody.equals(m.stored)).toBe(true);
+        else await expectExplicit(anyBody, name);
+      }
+      // A whole series in Explicit VR Little Endian (until 6 Dec 2026 a 406, the big endian object spoiling it).
+      const whole = await fetch(series, {
+        headers: {
+          ...auth(),
+          Accept: `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT}`,
+        },
+      });
+      expect(whole.status, await whole.clone().text()).toBe(200);
+      const parts = await multipartParts(whole);
+      expect(parts.map((p) => p.contentType)).toEqual([AS_EXPLICIT, AS_EXPLICIT]);
+      // WADO-URI asked for Explicit VR Little Endian.
+      const d = made.get('deflated')!;
+      const uri = await fetch(
+        `${s.url}/wado?requestType=WADO&studyUID=${studyUid}&seriesUID=${seriesUid}&objectUID=${d.sop}&contentType=application%2Fdicom&transferSyntax=${EXPLICIT}`,
+        { headers: auth() },
+      );
+      expect(uri.status).toBe(200);
+      await expectExplicit(Buffer.from(await uri.arrayBuffer()), 'deflated');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('retrieves single frames by byte range', async () => {
     const res = await fetch(
       `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}/frames/3,1`,
@@ -788,6 +878,38 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect((await pixelRecords()).length).toBe(before);
   });
 
+  it('takes frame numbers with leading zeros and names a frame no instance can have by its digits', async () => {
+    const base = `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}`;
+    const all = pixelBytes(4, 5, 3);
+    const frame = 4 * 5 * 2;
+    const zeros = await fetch(`${base}/frames/03,001`, { headers: auth() });
+    expect(zeros.status, await zeros.clone().text()).toBe(200);
+    expect((await multipartParts(zeros)).map((p) => p.body)).toEqual([
+      all.subarray(2 * frame, 3 * frame),
+      all.subarray(0, frame),
+    ]);
+    const huge = await fetch(`${base}/frames/99999999999999999999`, { headers: auth() });
+    expect(huge.status).toBe(404);
+    expect(((await huge.json()) as { detail: string }).detail).toMatch(
+      /^frame 99999999999999999999 does not/,
+    );
+    const uri = `${s.url}/wado?requestType=WADO&studyUID=${study2}&seriesUID=${series3}&objectUID=${multiSop}`;
+    expect((await fetch(`${uri}&frameNumber=02`, { headers: auth() })).status).toBe(200);
+  });
+
+  it('reads the transfer-syntax query parameter with the accept query parameter (PS3.18 §8.7.3.7)', async () => {
+    const inst = `${s.dicomweb}/studies/${study1}/series/${series1}/instances/${sops[0]}?accept=application/dicom`;
+    const explicit = await fetch(`${inst}&transfer-syntax=1.2.840.10008.1.2.1`, { headers: auth() });
+    expect(explicit.status).toBe(200);
+    expect(explicit.headers.get('content-type')).toBe(
+      'application/dicom; transfer-syntax=1.2.840.10008.1.2.1',
+    );
+    // Custos compresses nothing: a native object asked for in JPEG Baseline is a 406, not the stored bytes.
+    const jpeg = await fetch(`${inst}&transfer-syntax=1.2.840.10008.1.2.4.50`, { headers: auth() });
+    expect(jpeg.status).toBe(406);
+    expect((await fetch(`${inst}&transfer-syntax=jpeg`, { headers: auth() })).status).toBe(400);
+  });
+
   it('makes a study thumbnail of the series with the lowest Series Number, not the first series UID', async () => {
     const studyUid = uid(40);
     // The series UIDs sort the other way round from their numbers (until 5 Dec 2026 the UID order chose).
@@ -815,6 +937,41 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       (r) => (JSON.parse(r.record) as { objects?: { sopInstanceUids?: string[] } }).objects?.sopInstanceUids,
     );
     expect(shown).toEqual([[series[1]!.sopInstanceUid]]);
+  });
+
+  it('makes a study or series thumbnail of an image, not of a report without pixel data listed first', async () => {
+    const studyUid = uid(43);
+    const report = { seriesUid: `${studyUid}.1`, seriesNumber: 1, sopInstanceUid: uid(44) };
+    const image = { seriesUid: `${studyUid}.2`, seriesNumber: 2, sopInstanceUid: uid(45) };
+    // A Basic Text SR in the same series as an image too: the series thumbnail must not pick it either.
+    const mixedReport = { seriesUid: image.seriesUid, seriesNumber: 2, sopInstanceUid: uid(46) };
+    const sr = (x: typeof report, instanceNumber: number) =>
+      makeInstance({
+        studyUid,
+        ...x,
+        instanceNumber,
+        modality: 'SR',
+        sopClassUid: '1.2.840.10008.5.1.4.1.1.88.11',
+        omit: [
+          0x7fe00010, 0x00280010, 0x00280011, 0x00280100, 0x00280101, 0x00280102, 0x00280103, 0x00280002,
+        ],
+      });
+    const stored = await stow([
+      { bytes: sr(report, 1) },
+      { bytes: makeInstance({ studyUid, ...image, instanceNumber: 1 }) },
+      { bytes: sr(mixedReport, 2) },
+      { bytes: sr({ ...mixedReport, sopInstanceUid: uid(47) }, 3) },
+    ]);
+    expect(stored.status, await stored.clone().text()).toBe(200);
+    for (const path of [`/studies/${studyUid}`, `/studies/${studyUid}/series/${image.seriesUid}`]) {
+      const thumb = await fetch(`${s.dicomweb}${path}/thumbnail`, { headers: auth() });
+      expect(thumb.status, `${path}: ${await thumb.clone().text()}`).toBe(200);
+      expect(thumb.headers.get('content-type')).toBe('image/jpeg');
+    }
+    const none = await fetch(`${s.dicomweb}/studies/${studyUid}/series/${report.seriesUid}/thumbnail`, {
+      headers: auth(),
+    });
+    expect(none.status).toBe(404);
   });
 
   it('answers QIDO-RS and metadata in DICOM XML (PS3.19) when asked for multipart/related application/dicom+xml', async () => {

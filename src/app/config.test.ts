@@ -142,6 +142,21 @@ describe('loadConfig', () => {
       }),
     ).toThrow(/audit\.syslog\.key: required with cert/);
   });
+  it('reads http.publicUrl from CUSTOS_HTTP_PUBLIC_URL and names a value that is not an http(s) URL', () => {
+    expect(loadConfig({ env: {}, cwd }).http.publicUrl).toBeUndefined();
+    for (const good of ['https://pacs.example.org', 'https://example.org:8443/pacs/', 'http://10.0.0.5:8080'])
+      expect(loadConfig({ env: { CUSTOS_HTTP_PUBLIC_URL: good }, cwd }).http.publicUrl).toBe(good);
+    for (const bad of [
+      'pacs.example.org',
+      'ftp://pacs.example.org',
+      'https://pacs.example.org/?x=1',
+      'https://pacs.example.org/#top',
+      'https://user:pw@pacs.example.org',
+    ])
+      expect(() => loadConfig({ env: { CUSTOS_HTTP_PUBLIC_URL: bad }, cwd }), bad).toThrow(
+        /http\.publicUrl.*absolute http:\/\/ or https:\/\/ URL/,
+      );
+  });
   it('reads http.corsOrigins from CUSTOS_HTTP_CORS_ORIGINS and names a value that is not an origin', () => {
     expect(loadConfig({ env: {}, cwd }).http.corsOrigins).toEqual([]);
     expect(

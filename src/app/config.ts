@@ -21,6 +21,18 @@ const ConfigSchema = z
         workers: z.number().int().min(1).max(64),
         /** A connection on which nothing moves either way for this long is closed (HttpServer). */
         inactivityTimeoutMs: z.number().int().min(1000).max(3_600_000),
+        /**
+         * The URL clients reach Custos at when a reverse proxy stands in front of it (TLS ended at the proxy, another
+         * host name, a path prefix the proxy strips): every absolute URL Custos writes (BulkDataURI, RetrieveURL, SCIM
+         * and FHIR locations) starts with it. Unset: the scheme of the connection and the request's Host header.
+         */
+        publicUrl: z
+          .string()
+          .refine(isPublicUrl, {
+            message:
+              "must be an absolute http:// or https:// URL without user, query or fragment, such as 'https://pacs.example.org' or 'https://example.org/pacs'",
+          })
+          .optional(),
         /** Directory of the built web console served at / (default: dist/console of this installation). */
         consoleDir: z.string().min(1).optional(),
         /**
@@ -415,6 +427,7 @@ const ENV: Record<
   CUSTOS_HTTP_INACTIVITY_TIMEOUT_MS: { path: ['http', 'inactivityTimeoutMs'], type: 'int' },
   CUSTOS_HTTP_CONSOLE_DIR: { path: ['http', 'consoleDir'], type: 'string' },
   CUSTOS_HTTP_CORS_ORIGINS: { path: ['http', 'corsOrigins'], type: 'list' },
+  CUSTOS_HTTP_PUBLIC_URL: { path: ['http', 'publicUrl'], type: 'string' },
   CUSTOS_DATABASE_URL: { path: ['database', 'url'], type: 'string' },
   CUSTOS_DATABASE_SCHEMA: { path: ['database', 'schema'], type: 'string' },
   CUSTOS_KEY_FILE: { path: ['keyFile'], type: 'string' },
@@ -728,6 +741,24 @@ function refuseFileAsDataDir(dataDir: string): void {
       'dataDir',
       `${dataDir} ${p === dataDir ? 'is a file' : `lies below ${p}, a file`}, not a directory; name a directory (or one to create) with --data or CUSTOS_DATA_DIR`,
     );
+  }
+}
+
+/** An absolute http(s) URL, a path allowed, no user, query or fragment (http.publicUrl). */
+function isPublicUrl(text: string): boolean {
+  try {
+    const u = new URL(text);
+    return (
+      (u.protocol === 'http:' || u.protocol === 'https:') &&
+      !u.username &&
+      !u.password &&
+      !u.search &&
+      !u.hash &&
+      !text.includes('?') &&
+      !text.includes('#')
+    );
+  } catch {
+    return false;
   }
 }
 

@@ -208,6 +208,7 @@ export async function startServer(
     fallback: consoleFiles(app.config.http.consoleDir ?? CONSOLE_DIR),
     corsOrigins: app.config.http.corsOrigins,
     inactivityTimeoutMs: app.config.http.inactivityTimeoutMs,
+    ...(app.config.http.publicUrl ? { publicUrl: app.config.http.publicUrl } : {}),
     ...(onError ? { onError } : {}),
   });
   const { port } = await listening('HTTP', 'http.port (--http-port)', 'http.host (--http-host)', () =>

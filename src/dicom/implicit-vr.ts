@@ -263,8 +263,26 @@ export async function* toExplicitVrLittleEndian(source: AsyncIterable<Buffer>): 
  * data set goes through toExplicitVrLittleEndian.
  */
 export async function* explicitPart10(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const to = EXPLICIT_NAME;
   const it = source[Symbol.asyncIterator]();
+  const { meta, rest } = await fileMetaAs(it, TransferSyntax.ExplicitVRLittleEndian, EXPLICIT_NAME);
+  yield meta;
+  yield* toExplicitVrLittleEndian(
+    (async function* () {
+      if (rest.length) yield rest;
+      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+    })(),
+  );
+}
+
+/**
+ * The preamble and file meta information of a Part 10 object read from `it`, written anew naming
+ * `transferSyntaxUid` (its group length recomputed), and the bytes read beyond them (the data set's first).
+ */
+export async function fileMetaAs(
+  it: AsyncIterator<Buffer>,
+  transferSyntaxUid: string,
+  to: string,
+): Promise<{ meta: Buffer; rest: Buffer }> {
   // The preamble and header are read here; what comes after them goes on to the data set's converter.
   let head = Buffer.alloc(0);
   const more = async () => {
@@ -287,7 +305,7 @@ export async function* explicitPart10(source: AsyncIterable<Buffer>): AsyncGener
     const size = (long ? 12 : 8) + length;
     while (head.length < at + size) await more();
     if (tag === 0x00020010) {
-      const uid = Buffer.from(`${TransferSyntax.ExplicitVRLittleEndian}\0`, 'latin1');
+      const uid = Buffer.from(`${transferSyntaxUid}${transferSyntaxUid.length % 2 ? '\0' : ''}`, 'latin1');
       elements.push(explicitHeader(tag, 'UI', uid.length), uid);
     } else if (tag !== 0x00020000) elements.push(head.subarray(at, at + size));
     at += size;
@@ -296,12 +314,5 @@ export async function* explicitPart10(source: AsyncIterable<Buffer>): AsyncGener
   const groupLength = explicitHeader(0x00020000, 'UL', 4);
   const value = Buffer.alloc(4);
   value.writeUInt32LE(meta.length);
-  yield Buffer.concat([head.subarray(0, 132), groupLength, value, meta]);
-  const rest = head.subarray(at);
-  yield* toExplicitVrLittleEndian(
-    (async function* () {
-      if (rest.length) yield rest;
-      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
-    })(),
-  );
+  return { meta: Buffer.concat([head.subarray(0, 132), groupLength, value, meta]), rest: head.subarray(at) };
 }

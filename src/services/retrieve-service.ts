@@ -25,6 +25,8 @@ import { readStoredToEnd } from './stored-object-check.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts } from './study-facts.js';
 import type { StudyKeyService } from './study-keys.js';
 import { mergeCorrections, rewriteHeaderAs } from '../dicom/header-rewrite.js';
+import { explicitPart10 } from '../dicom/implicit-vr.js';
+import { bigEndianWordSize, inflatedPart10, littleEndianFromBigEndian } from '../dicom/little-endian.js';
 import { Tags, TransferSyntax } from '../dicom/tags.js';
 import {
   applyToJson,
@@ -89,6 +91,11 @@ const LOSSY_JPEG = new Set(['1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.51'])
  * chunk and verify the stored SHA-256.
  */
 const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+/**
+ * The most of a big endian object held at once to convert it to little endian: its header (every element before
+ * the pixel data), or the whole object when it has no native pixel data (a big endian report or waveform).
+ */
+const MAX_CONVERTED_HEADER_BYTES = 64 * 1024 * 1024;
 
 export class RetrieveService {
   constructor(private readonly deps: RetrieveDeps) {}
@@ -101,11 +108,12 @@ export class RetrieveService {
     what: string,
     detail: Record<string, unknown> = {},
     opts: {
-      readAhead?: boolean;
+      /** Read the first object ahead (all of it, or as decided for it) while the access record is written. */
+      readAhead?: boolean | ((ref: InstanceRef) => boolean);
       /**
        * Open one instance that stands for the scope (a thumbnail): of the first series (by Series Number, then
-       * UID) holding a natively encoded instance, or failing that a decodable one, its middle one by instance
-       * number. Only it is recorded.
+       * UID) holding a natively encoded instance with pixel data, or failing that a decodable one, its middle one
+       * of those by instance number. Only it is recorded.
        */
       representative?: boolean;
     } = {},
@@ -145,11 +153,20 @@ export class RetrieveService {
     let rows = await q.orderBy('series_uid').orderBy('instance_number').orderBy('sop_instance_uid').execute();
     if (rows.length === 0) throw notFound(scope);
     if (opts.representative) {
-      // Natively encoded instances first (nothing to decode), then those in a transfer syntax Custos decodes.
-      const native = rows.filter((r) => isNativeTransferSyntax(r.transfer_syntax_uid));
+      // Among the instances with pixel data (until 6 Dec 2026 an Encapsulated PDF, SR, key object, presentation
+      // state or waveform could be chosen, and the thumbnail was a 404): natively encoded ones first (nothing to
+      // decode), then those in a transfer syntax Custos decodes.
+      const images = rows.filter((r) => (JSON.parse(r.bulk_json) as BulkMap).pixel !== undefined);
+      if (!images.length)
+        throw new CustosError({
+          code: 'wado.frame-not-found',
+          message: `none of the ${rows.length} instances here has pixel data`,
+          httpStatus: 404,
+        });
+      const native = images.filter((r) => isNativeTransferSyntax(r.transfer_syntax_uid));
       const renderable = native.length
         ? native
-        : rows.filter((r) => this.deps.decoder.decodes(r.transfer_syntax_uid));
+        : images.filter((r) => this.deps.decoder.decodes(r.transfer_syntax_uid));
       // The series a viewer lists first: the lowest Series Number (series without one last), then by UID.
       const numbers = new Map(
         (
@@ -167,7 +184,7 @@ export class RetrieveService {
       if (!series.length)
         throw new CustosError({
           code: 'render.unsupported',
-          message: `none of the ${rows.length} instances here is natively encoded or in a transfer syntax Custos decodes (${[...new Set(rows.map((r) => r.transfer_syntax_uid))].join(', ')})`,
+          message: `none of the ${images.length} instances with pixel data here is natively encoded or in a transfer syntax Custos decodes (${[...new Set(images.map((r) => r.transfer_syntax_uid))].join(', ')})`,
           httpStatus: 406,
         });
       rows = [series[Math.floor((series.length - 1) / 2)]!];
@@ -233,7 +250,8 @@ export class RetrieveService {
     }
     // While the access record is being made durable, read and decrypt the first object into memory: the wait
     // for the commit overlaps with disk and cipher work, and no byte leaves before open() returns.
-    if (opts.readAhead) this.readAhead.set(refs[0]!, prefetch(this.read(refs[0]!), READ_AHEAD_BYTES));
+    const ahead = typeof opts.readAhead === 'function' ? opts.readAhead(refs[0]!) : opts.readAhead;
+    if (ahead) this.readAhead.set(refs[0]!, prefetch(this.read(refs[0]!), READ_AHEAD_BYTES));
     await this.deps.ledger.append({
       principal,
       action,
@@ -381,6 +399,36 @@ export class RetrieveService {
    */
   served(ref: InstanceRef): { size: number; body: AsyncIterable<Buffer> } {
     return { size: ref.size, body: this.stream(ref) };
+  }
+
+  /**
+   * The object as served (`body`: served()'s), in Explicit VR Little Endian, streamed: an implicit VR one with
+   * each VR from the dictionary (explicitPart10), a deflated one inflated (inflatedPart10), a big endian one with
+   * its header rewritten and its pixel data swapped word by word (littleEndianFromBigEndian; a header of more than
+   * MAX_CONVERTED_HEADER_BYTES, or the whole object when it has no native pixel data at its top level, is
+   * refused). Every stored byte is still read, so the stored SHA-256 is verified as for the object as stored.
+   */
+  explicitLittleEndian(ref: InstanceRef, body: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+    if (ref.transferSyntaxUid === TransferSyntax.ImplicitVRLittleEndian) return explicitPart10(body);
+    if (ref.bulk.deflated) return inflatedPart10(body);
+    if (ref.transferSyntaxUid !== TransferSyntax.ExplicitVRBigEndian)
+      throw new CustosError({
+        code: 'dicom.cannot-convert',
+        message: `instance ${ref.sopInstanceUid} is stored as ${ref.transferSyntaxUid}, which is not converted to Explicit VR Little Endian`,
+      });
+    const px = ref.bulk.pixel;
+    const pixels =
+      px && !px.encapsulated && !px.tagPath.includes('.')
+        ? {
+            // The pixel data element's header, where the corrected header (if any) moved it to.
+            start: px.offset - 12 + (ref.corrected ? ref.corrected.bytes.length - ref.corrected.replaces : 0),
+            tag: Number.parseInt(px.tagPath, 16) >>> 0,
+            vr: ref.metadata[px.tagPath]?.vr ?? 'OW',
+            length: px.length,
+            word: bigEndianWordSize(ref.metadata[px.tagPath]?.vr, num(ref.metadata, '00280100') ?? 16),
+          }
+        : undefined;
+    return littleEndianFromBigEndian(body, pixels, MAX_CONVERTED_HEADER_BYTES);
   }
 
   /** Refuse before any byte is sent when an object's corrected header cannot be served (deflated objects). */

@@ -38,6 +38,19 @@ describe('frameForm', () => {
     );
   });
 
+  it('labels RLE frames image/dicom-rle and takes the older image/x-dicom-rle for it', () => {
+    const RLE = '1.2.840.10008.1.2.5';
+    const labelled = { type: `image/dicom-rle; transfer-syntax=${RLE}` };
+    for (const accept of [undefined, '*/*', 'multipart/related; type="image/dicom-rle"', 'image/dicom-rle'])
+      expect(frameForm(RLE, accept), String(accept)).toMatchObject(labelled);
+    // dicomweb-client 0.11 asks for the name of older editions.
+    expect(frameForm(RLE, 'multipart/related; type="image/x-dicom-rle"')).toEqual({
+      ...labelled,
+      single: false,
+    });
+    expect(frameForm(RLE, 'image/x-dicom-rle')).toEqual({ ...labelled, single: true });
+  });
+
   it('decodes compressed frames asked for as octet-stream in Explicit VR Little Endian, where it can', () => {
     const want = `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT}`;
     expect(frameForm(JPEG_BASELINE, want, true)).toEqual({
@@ -94,7 +107,7 @@ describe('frameForm', () => {
 });
 
 describe('servedSyntax', () => {
-  const form = (transferSyntax: string) => ({ single: false, transferSyntax, q: 1 });
+  const form = (transferSyntax: string | undefined) => ({ single: false, transferSyntax, q: 1 });
   const IMPLICIT = '1.2.840.10008.1.2';
   it('serves implicit VR objects in explicit VR unless implicit VR is asked for by name', () => {
     expect(servedSyntax(form('*'), IMPLICIT)).toBe(EXPLICIT);
@@ -102,10 +115,37 @@ describe('servedSyntax', () => {
     expect(servedSyntax(form(IMPLICIT), IMPLICIT)).toBe(IMPLICIT);
     expect(servedSyntax(form(JPEG_BASELINE), IMPLICIT)).toBeUndefined();
   });
+  it('serves big endian and deflated objects in explicit VR little endian unless asked for as stored', () => {
+    const BIG_ENDIAN = '1.2.840.10008.1.2.2';
+    const DEFLATED = '1.2.840.10008.1.2.1.99';
+    for (const ts of [BIG_ENDIAN, DEFLATED]) {
+      expect(servedSyntax(form(undefined), ts), ts).toBe(EXPLICIT);
+      expect(servedSyntax(form(EXPLICIT), ts), ts).toBe(EXPLICIT);
+      expect(servedSyntax(form(ts), ts), ts).toBe(ts);
+      expect(servedSyntax(form(JPEG_BASELINE), ts), ts).toBeUndefined();
+    }
+    // Big endian is not for the web (PS3.18 §8.7.3); deflate is.
+    expect(servedSyntax(form('*'), BIG_ENDIAN)).toBe(EXPLICIT);
+    expect(servedSyntax(form('*'), DEFLATED)).toBe(DEFLATED);
+  });
+  it('by default decompresses what is losslessly compressed and Custos decodes; the rest as stored', () => {
+    const JLS = '1.2.840.10008.1.2.4.80';
+    const JLS_NEAR = '1.2.840.10008.1.2.4.81';
+    const J2K = '1.2.840.10008.1.2.4.91';
+    for (const ts of [JLS, '1.2.840.10008.1.2.5', '1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.90']) {
+      expect(servedSyntax(form(undefined), ts, true), ts).toBe(EXPLICIT);
+      expect(servedSyntax(form(undefined), ts, false), ts).toBe(ts);
+      expect(servedSyntax(form('*'), ts, true), ts).toBe(ts);
+    }
+    for (const ts of [JPEG_BASELINE, '1.2.840.10008.1.2.4.51', JLS_NEAR, J2K])
+      expect(servedSyntax(form(undefined), ts, true), ts).toBe(ts);
+    expect(servedSyntax(form(undefined), EXPLICIT)).toBe(EXPLICIT);
+  });
   it('serves every other object as stored, or not at all', () => {
     expect(servedSyntax(form('*'), JPEG_BASELINE)).toBe(JPEG_BASELINE);
     expect(servedSyntax(form(JPEG_BASELINE), JPEG_BASELINE)).toBe(JPEG_BASELINE);
     expect(servedSyntax(form(EXPLICIT), JPEG_BASELINE)).toBeUndefined();
+    expect(servedSyntax(form(EXPLICIT), JPEG_BASELINE, true)).toBe(EXPLICIT);
     expect(servedSyntax(form(IMPLICIT), EXPLICIT)).toBeUndefined();
   });
 });

@@ -39,20 +39,19 @@ export function acceptJson(
 /** One acceptable form of WADO-RS instances: multipart/related, or a single application/dicom part. */
 export interface DicomForm {
   single: boolean;
-  /** The transfer syntax asked for, '*' for any. */
-  transferSyntax: string;
+  /** The transfer syntax asked for, '*' for any, undefined when the media type names none (servedSyntax). */
+  transferSyntax: string | undefined;
   q: number;
 }
 
 /**
  * WADO-RS instance retrieval (PS3.18 §8.7.3.5, §10.4.4): multipart/related with application/dicom parts, or, for
- * one instance, application/dicom alone (a single part media type). Custos serves objects as stored, implicit VR
- * ones in explicit VR (servedSyntax), so a specific transfer syntax is acceptable only when it is the one served.
- * Returns the acceptable forms, most wanted first (by q, then by their order in the header).
+ * one instance, application/dicom alone (a single part media type). Which transfer syntax each object goes out
+ * in is servedSyntax's. Returns the acceptable forms, most wanted first (by q, then by their order in the header).
  */
 export function acceptDicom(accept: string | undefined): DicomForm[] {
   const entries = parseAccept(accept);
-  if (entries.length === 0) return [{ single: false, transferSyntax: '*', q: 1 }];
+  if (entries.length === 0) return [{ single: false, transferSyntax: undefined, q: 1 }];
   const forms: DicomForm[] = [];
   for (const e of entries) {
     if (e.q === 0) continue;
@@ -61,7 +60,7 @@ export function acceptDicom(accept: string | undefined): DicomForm[] {
       e.type === '*/*' ||
       ((e.type === 'multipart/related' || e.type === 'multipart/*') && partType === 'application/dicom');
     if (!multipart && e.type !== 'application/dicom' && e.type !== 'application/*') continue;
-    forms.push({ single: !multipart, transferSyntax: e.params['transfer-syntax'] ?? '*', q: e.q });
+    forms.push({ single: !multipart, transferSyntax: e.params['transfer-syntax'], q: e.q });
   }
   if (forms.length === 0) throw notAcceptable('DICOM instances', accept ?? '');
   // Array.prototype.sort is stable: equal q keep the header's order.
@@ -70,25 +69,49 @@ export function acceptDicom(accept: string | undefined): DicomForm[] {
 
 const IMPLICIT_VR = '1.2.840.10008.1.2';
 const EXPLICIT_VR = '1.2.840.10008.1.2.1';
+const DEFLATED = '1.2.840.10008.1.2.1.99';
+const BIG_ENDIAN = '1.2.840.10008.1.2.2';
 
 /**
- * The transfer syntax an object stored in `ts` goes out in for this form: as stored, except that an object stored
- * in Implicit VR Little Endian goes in Explicit VR Little Endian (PS3.18 §8.7.3: implicit VR "shall not be used
- * with Web Services"; explicit VR is the default, and every origin server converts to it), unless the client
- * asked for implicit VR by name; and that a compressed object Custos can decode (`decompressible`) goes
- * decompressed in Explicit VR Little Endian when the client asked for that syntax by name. Other syntaxes are not
- * transcoded: undefined when the form takes none of them.
+ * Compressed transfer syntaxes whose pixel data is the original's (PS3.5 §8.2): JPEG Lossless (Process 14 and its
+ * first-order prediction), JPEG-LS Lossless, JPEG 2000 Lossless Only, RLE Lossless and HTJ2K Lossless (and its RPCL
+ * variant). JPEG Baseline and Extended, JPEG-LS near-lossless, JPEG 2000 and HTJ2K (which may be lossy) are not.
+ */
+const LOSSLESS = new Set([
+  '1.2.840.10008.1.2.4.57',
+  '1.2.840.10008.1.2.4.70',
+  '1.2.840.10008.1.2.4.80',
+  '1.2.840.10008.1.2.4.90',
+  '1.2.840.10008.1.2.5',
+  '1.2.840.10008.1.2.4.201',
+  '1.2.840.10008.1.2.4.202',
+]);
+
+/**
+ * The transfer syntax an object stored in `ts` goes out in for this form (undefined: none the form takes).
+ * - The syntax asked for by name, when it is the stored one.
+ * - Implicit VR Little Endian and Explicit VR Big Endian, which "shall not be used with Web Services" (PS3.18
+ *   §8.7.3), go in Explicit VR Little Endian (every origin server converts to it, §8.7.3.4 Note 2) for `*`, for
+ *   Explicit VR Little Endian, and for no parameter. A deflated object likewise, except for `*` (it is one of
+ *   the web's syntaxes: as stored). Until 6 Dec 2026 big endian and deflated objects went only as stored.
+ * - A compressed object Custos can decompress (`decompressible`) goes decompressed in Explicit VR Little Endian
+ *   when asked for that by name, and when no transfer syntax is named and its compression is lossless: Explicit
+ *   VR Little Endian is the default unless only lossy compressed pixel data is at hand (PS3.18 §8.7.3.4, WADO-URI
+ *   §9.4.2.4; until 6 Dec 2026 no parameter meant as stored). A lossy one, or one Custos does not decode, goes
+ *   as stored then; `*` always does.
  */
 export function servedSyntax(form: DicomForm, ts: string, decompressible = false): string | undefined {
   const want = form.transferSyntax;
-  if (ts === IMPLICIT_VR && want !== IMPLICIT_VR)
-    return want === '*' || want === EXPLICIT_VR ? EXPLICIT_VR : undefined;
-  if (want === EXPLICIT_VR && decompressible) return EXPLICIT_VR;
-  return want === '*' || want === ts ? ts : undefined;
-}
-
-export function acceptsTransferSyntax(form: DicomForm, ts: string, decompressible = false): boolean {
-  return servedSyntax(form, ts, decompressible) !== undefined;
+  if (want === ts) return ts;
+  if (ts === IMPLICIT_VR || ts === BIG_ENDIAN || ts === DEFLATED) {
+    if (want === undefined || want === EXPLICIT_VR || (want === '*' && ts !== DEFLATED)) return EXPLICIT_VR;
+    return want === '*' ? ts : undefined;
+  }
+  if (want === '*') return ts;
+  if (ts === EXPLICIT_VR || isNativeTransferSyntax(ts)) return want === undefined ? ts : undefined;
+  if (want === EXPLICIT_VR) return decompressible ? EXPLICIT_VR : undefined;
+  if (want === undefined) return decompressible && LOSSLESS.has(ts) ? EXPLICIT_VR : ts;
+  return undefined;
 }
 
 const FRAME_MEDIA: Record<string, string> = {
@@ -103,11 +126,16 @@ const FRAME_MEDIA: Record<string, string> = {
   '1.2.840.10008.1.2.4.201': 'image/jphc',
   '1.2.840.10008.1.2.4.202': 'image/jphc',
   '1.2.840.10008.1.2.4.203': 'image/jphc',
-  '1.2.840.10008.1.2.5': 'image/x-dicom-rle',
+  // PS3.18 §8.7.3.3 and the IANA registry: image/dicom-rle; until 6 Dec 2026 labelled image/x-dicom-rle, the name of
+  // older editions, which dicomweb-client 0.11 still asks for (MEDIA_ALIASES).
+  '1.2.840.10008.1.2.5': 'image/dicom-rle',
   '1.2.840.10008.1.2.4.100': 'video/mpeg2',
   '1.2.840.10008.1.2.4.102': 'video/mp4',
   '1.2.840.10008.1.2.4.103': 'video/mp4',
 };
+
+/** Older names of a frame media type, accepted as the current one. */
+const MEDIA_ALIASES: Record<string, string> = { 'image/x-dicom-rle': 'image/dicom-rle' };
 
 /** How frames or bulk data go out: the media type of the part (or of the body), and whether in one part alone. */
 export interface FrameForm {
@@ -147,7 +175,8 @@ export function frameForm(storedTs: string, accept: string | undefined, decodabl
   for (const e of entries) {
     if (e.q === 0) continue;
     const multipart = e.type === 'multipart/related' || e.type === 'multipart/*';
-    const inner = multipart ? (e.params.type ?? 'application/octet-stream').toLowerCase() : e.type;
+    const named = multipart ? (e.params.type ?? 'application/octet-stream').toLowerCase() : e.type;
+    const inner = MEDIA_ALIASES[named] ?? named;
     const wantTs = e.params['transfer-syntax'];
     const typeOk =
       inner === '*/*' ||
@@ -233,8 +262,32 @@ export function acceptQueryParameter(handler: Handler): Handler {
       ctx.req.headers.accept = values.map(plusRestored).join(', ');
       ctx.query.delete('accept');
     }
+    const ts = ctx.query.get('transfer-syntax');
+    if (ts !== null) {
+      ctx.query.delete('transfer-syntax');
+      if (!/^(\*|[0-2](\.(0|[1-9]\d*))+)$/.test(ts) || ts.length > 64)
+        throw new CustosError({
+          code: 'wado.bad-parameter',
+          message: `transfer-syntax must be a transfer syntax UID or *, got '${ts.slice(0, 80)}'`,
+          httpStatus: 400,
+          detail: { parameter: 'transfer-syntax' },
+        });
+      if (ctx.req.headers.accept) ctx.req.headers.accept = withTransferSyntax(ctx.req.headers.accept, ts);
+    }
     return handler(ctx);
   };
+}
+
+/**
+ * PS3.18 §8.7.3.7: the transfer-syntax query parameter (§8.7.3.5) gives the acceptable transfer syntax of the
+ * media types that name none themselves, in the accept query parameter or the Accept header (until 6 Dec 2026 it
+ * was ignored). A media type with its own transfer-syntax parameter keeps it.
+ */
+function withTransferSyntax(accept: string, ts: string): string {
+  return accept
+    .split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)
+    .map((e) => (/;\s*transfer-syntax\s*=/i.test(e) ? e : `${e.trim()}; transfer-syntax=${ts}`))
+    .join(', ');
 }
 
 const TOKEN = "[!#$%&'*.^_`|~\\w-]+";

@@ -1,8 +1,8 @@
 import { CustosError } from '../../domain/errors.js';
 import { isNativeTransferSyntax } from '../../dicom/transfer-syntax.js';
 import type { DicomJsonObject } from '../../domain/dicom-levels.js';
-import { explicitPart10 } from '../../dicom/implicit-vr.js';
 import { TransferSyntax } from '../../dicom/tags.js';
+import { bigEndianWordSize, swapWords } from '../../dicom/little-endian.js';
 import { sliceRanges, type ByteRange } from '../../domain/frames.js';
 import { MAX_VIEWPORT, parseViewport, VOI_FUNCTIONS, voiFunctionOf } from '../../domain/render.js';
 import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
@@ -13,7 +13,6 @@ import type { RequestContext } from '../server/router.js';
 import {
   acceptDicom,
   acceptJson,
-  acceptsTransferSyntax,
   DICOM_XML_MULTIPART,
   servedSyntax,
   type DicomForm,
@@ -66,9 +65,21 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
           'application/dicom alone is for one instance; a study or series comes as multipart/related; type="application/dicom"',
         httpStatus: 406,
       });
-    // Decompression is only for a client that names Explicit VR Little Endian: the object is then read frame by
-    // frame, not read ahead whole.
-    const mayDecompress = forms.some((f) => f.transferSyntax === EXPLICIT_VR);
+    // Each object in the most wanted form it can be served in (servedSyntax: as stored, converted to Explicit VR
+    // Little Endian, decompressed); each part names its own syntax (PS3.18 §8.7.3.5). Until 5 Dec 2026 one form
+    // served every object, so a JPEG asked for first as JPEG was decompressed when a native object in the same
+    // study needed the fallback.
+    const syntaxOf = (r: InstanceRef) => {
+      const decompressible = retrieve.decompresses(r);
+      for (const f of forms) {
+        const ts = servedSyntax(f, r.transferSyntaxUid, decompressible);
+        if (ts !== undefined) return { form: f, ts };
+      }
+      return undefined;
+    };
+    // An object to decompress is read frame by frame, not read ahead whole.
+    const decompress = (r: InstanceRef) =>
+      !isNativeTransferSyntax(r.transferSyntaxUid) && syntaxOf(r)?.ts === EXPLICIT_VR;
     const refs = await opened(
       ctx,
       retrieve,
@@ -78,20 +89,10 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       {},
       // A HEAD request reads nothing (pipeBody), a Range request only its bytes.
       {
-        readAhead: ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined && !mayDecompress,
+        readAhead: (r) => ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined && !decompress(r),
       },
     );
-    const decompressible = (r: InstanceRef) => mayDecompress && retrieve.decompresses(r);
-    // Each object in the most wanted form it can be served in (as stored, implicit VR as explicit VR, decompressed
-    // when asked for in explicit VR); each part names its own syntax (PS3.18 §8.7.3.5). Until 5 Dec 2026 one form
-    // served every object, so a JPEG asked for first as JPEG was decompressed when a native object in the same
-    // study needed the fallback.
-    const formByRef = new Map(
-      refs.map((r) => [
-        r,
-        forms.find((f) => acceptsTransferSyntax(f, r.transferSyntaxUid, decompressible(r))),
-      ]),
-    );
+    const formByRef = new Map(refs.map((r) => [r, syntaxOf(r)]));
     const refused = refs.find((r) => !formByRef.get(r));
     if (refused)
       throw new CustosError({
@@ -99,18 +100,14 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
         message: notServable(refused, forms, retrieve.decompresses(refused)),
         httpStatus: 406,
       });
-    const formOf = (r: InstanceRef) => formByRef.get(r)!;
+    const syntax = (r: InstanceRef) => formByRef.get(r)!.ts;
     retrieve.assertServable(refs);
-    // decompressible() holds only for compressed objects: its form decompresses one when it names Explicit VR
-    // Little Endian (servedSyntax), and serves it as stored otherwise.
-    const decompress = (r: InstanceRef) => decompressible(r) && formOf(r).transferSyntax === EXPLICIT_VR;
-    const form = formOf(refs[0]!);
-    if (form.single) {
+    if (formByRef.get(refs[0]!)!.form.single) {
       const ref = refs[0]!;
       // Decompressed, the first frame is decoded before the response starts: a failure is a status.
       const out = decompress(ref)
         ? decompressedPart(await retrieve.decompressed(ref))
-        : inSyntax(form, { ref, ...retrieve.served(ref) });
+        : inSyntax(retrieve, syntax(ref), { ref, ...retrieve.served(ref) });
       await sendObject(ctx, retrieve, ref, out, { 'Content-Type': out.contentType });
       return;
     }
@@ -122,7 +119,8 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       // Served headers carry steward and patient-index corrections (one rewrite, RetrieveService.open); stored
       // bytes never change. The next objects are read and decrypted while this one is sent.
       if (!firstDecompressed) {
-        for await (const served of retrieve.servedInOrder(refs)) yield inSyntax(formOf(served.ref), served);
+        for await (const served of retrieve.servedInOrder(refs))
+          yield inSyntax(retrieve, syntax(served.ref), served);
         return;
       }
       // With objects to decompress, in order, each next one to decompress prepared (its first frame decoded on a
@@ -141,7 +139,7 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       };
       for (const ref of refs) {
         if (!decompress(ref)) {
-          yield inSyntax(formOf(ref), { ref, ...retrieve.served(ref) });
+          yield inSyntax(retrieve, syntax(ref), { ref, ...retrieve.served(ref) });
           continue;
         }
         prepare(ref);
@@ -168,7 +166,7 @@ const EXPLICIT_VR = '1.2.840.10008.1.2.1';
  * and transcodes nothing else.
  */
 function notServable(ref: InstanceRef, forms: DicomForm[], decodes: boolean): string {
-  const asked = [...new Set(forms.map((f) => f.transferSyntax))].join(', ');
+  const asked = [...new Set(forms.map((f) => f.transferSyntax ?? EXPLICIT_VR))].join(', ');
   const offered = isNativeTransferSyntax(ref.transferSyntaxUid)
     ? `as stored (${ref.transferSyntaxUid}) or in ${EXPLICIT_VR}`
     : decodes
@@ -190,19 +188,20 @@ function decompressedPart(d: Decompressed): Served {
 }
 
 /**
- * An object as served, in the transfer syntax the form gets (servedSyntax): as stored with its length, or
- * converted from implicit to explicit VR on the way, whose length is known only once sent.
+ * An object as served, in the transfer syntax servedSyntax chose for it (`ts`): as stored with its length, or
+ * converted to Explicit VR Little Endian on the way (from implicit VR, big endian or deflated), whose length is
+ * known only once sent.
  */
 function inSyntax(
-  form: DicomForm,
+  retrieve: RetrieveService,
+  ts: string,
   served: { ref: InstanceRef; size: number; body: AsyncIterable<Buffer> },
 ): Served {
-  const ts = servedSyntax(form, served.ref.transferSyntaxUid)!;
   const converted = ts !== served.ref.transferSyntaxUid;
   return {
     contentType: `application/dicom; transfer-syntax=${ts}`,
     headers: converted ? {} : { 'Content-Length': String(served.size) },
-    body: converted ? explicitPart10(served.body) : served.body,
+    body: converted ? retrieve.explicitLittleEndian(served.ref, served.body) : served.body,
     converted,
   };
 }
@@ -285,17 +284,37 @@ function withBulkUris(json: DicomJsonObject, prefix: string): DicomJsonObject {
   return walk(json);
 }
 
+/** Number of Frames is IS (PS3.5 §6.2): no instance has more frames than this. */
+const MAX_FRAMES = 2 ** 31 - 1;
+
+/**
+ * A frame list: comma-separated positive integers, leading zeros allowed ("01" is frame 1; until 6 Dec 2026 a
+ * 400). A number no Number of Frames can reach is a 404 naming its digits as given (until then rounded: frame
+ * 99999999999999999999 was reported as 100000000000000000000).
+ */
 function parseFrameList(raw: string): number[] {
   const frames = raw.split(',').map((s) => s.trim());
-  if (frames.length === 0 || frames.some((f) => !/^[1-9]\d*$/.test(f))) {
+  if (frames.length === 0 || frames.some((f) => !POSITIVE_INTEGER.test(f))) {
     throw new CustosError({
       code: 'wado.bad-frame-list',
       message: `frame list '${raw}' must be comma-separated positive integers`,
       httpStatus: 400,
     });
   }
+  frames.forEach(assertFrameCanExist);
   return frames.map(Number);
 }
+
+function assertFrameCanExist(digits: string): void {
+  if (Number(digits) > MAX_FRAMES)
+    throw new CustosError({
+      code: 'wado.frame-not-found',
+      message: `frame ${digits.replace(/^0+/, '')} does not exist: an instance has at most ${MAX_FRAMES} frames`,
+      httpStatus: 404,
+    });
+}
+
+const POSITIVE_INTEGER = /^0*[1-9]\d*$/;
 
 /** WADO-RS frames (PS3.18 §10.4.1.1.4): one part per requested frame, read by byte range, not whole objects. */
 export function framesHandler(retrieve: RetrieveService) {
@@ -335,9 +354,8 @@ export function framesHandler(retrieve: RetrieveService) {
  * transfer-syntax parameter shows as noise.
  */
 function bigEndianPixelWords(ref: InstanceRef): number {
-  if (!nativeBigEndian(ref) || ref.metadata['7FE00010']?.vr === 'OB') return 0;
-  const bits = Number(ref.metadata['00280100']?.Value?.[0] ?? 16);
-  return bits === 32 || bits === 64 ? bits / 8 : 2;
+  if (!nativeBigEndian(ref)) return 0;
+  return bigEndianWordSize(ref.metadata['7FE00010']?.vr, Number(ref.metadata['00280100']?.Value?.[0] ?? 16));
 }
 
 /** Native pixel data of an Explicit VR Big Endian object: it goes out labelled (and made) little endian. */
@@ -345,23 +363,6 @@ function nativeBigEndian(ref: InstanceRef): boolean {
   return (
     ref.transferSyntaxUid === TransferSyntax.ExplicitVRBigEndian && ref.bulk.pixel?.encapsulated === false
   );
-}
-
-/** A byte stream with each `word`-byte word reversed (big to little endian); a trailing partial word as is. */
-async function* swapWords(source: AsyncIterable<Buffer>, word: number): AsyncGenerator<Buffer> {
-  let carry = Buffer.alloc(0);
-  for await (const chunk of source) {
-    const data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-    const whole = data.length - (data.length % word);
-    carry = Buffer.from(data.subarray(whole));
-    if (whole === 0) continue;
-    const out = Buffer.from(data.subarray(0, whole));
-    if (word === 2) out.swap16();
-    else if (word === 4) out.swap32();
-    else out.swap64();
-    yield out;
-  }
-  if (carry.length) yield carry;
 }
 
 /** The single part form holds one frame or value; several asked for that way are a 406. */
@@ -529,6 +530,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     if (contentType !== 'application/dicom') {
       // Parameters first: a bad one is a 400 before anything is opened or recorded.
       const frame = intParam(q.get('frameNumber'), 'frameNumber') ?? 1;
+      assertFrameCanExist(q.get('frameNumber') ?? '1');
       const rows = intParam(q.get('rows'), 'rows');
       const columns = intParam(q.get('columns'), 'columns');
       for (const [name, v] of [
@@ -572,6 +574,12 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       return;
     }
     const wantTs = q.get('transferSyntax');
+    // PS3.18 §9.4.2.4: Explicit VR Little Endian by default (servedSyntax: converted from implicit VR, big endian
+    // or deflated, a losslessly compressed object Custos decodes decompressed), else the syntax named.
+    const form: DicomForm = { single: true, transferSyntax: wantTs ?? undefined, q: 1 };
+    const syntaxOf = (r: InstanceRef) => servedSyntax(form, r.transferSyntaxUid, retrieve.decompresses(r));
+    const decompress = (r: InstanceRef) =>
+      !isNativeTransferSyntax(r.transferSyntaxUid) && syntaxOf(r) === EXPLICIT_VR;
     const [ref] = await opened(
       ctx,
       retrieve,
@@ -582,14 +590,11 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       // A HEAD request reads nothing (pipeBody), a Range request only its bytes; an object to decompress is read
       // frame by frame.
       {
-        readAhead: ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined && wantTs !== EXPLICIT_VR,
+        readAhead: (r) => ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined && !decompress(r),
       },
     );
-    // PS3.18 §8.7.3.4: Explicit VR Little Endian by default; an implicit VR object is converted to it, a compressed
-    // one Custos decodes is decompressed to it when transferSyntax names it.
-    const form: DicomForm = { single: true, transferSyntax: wantTs ?? '*', q: 1 };
-    const decompressible = wantTs === EXPLICIT_VR && retrieve.decompresses(ref!);
-    if (!acceptsTransferSyntax(form, ref!.transferSyntaxUid, decompressible)) {
+    const ts = syntaxOf(ref!);
+    if (ts === undefined) {
       throw new CustosError({
         code: 'http.not-acceptable',
         message: `the instance is stored as ${ref!.transferSyntaxUid}; Custos does not transcode it to ${wantTs}`,
@@ -597,9 +602,9 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       });
     }
     retrieve.assertServable([ref!]);
-    const out = decompressible
+    const out = decompress(ref!)
       ? decompressedPart(await retrieve.decompressed(ref!))
-      : inSyntax(form, { ref: ref!, ...retrieve.served(ref!) });
+      : inSyntax(retrieve, ts, { ref: ref!, ...retrieve.served(ref!) });
     await sendObject(ctx, retrieve, ref!, out, {
       'Content-Type': 'application/dicom',
       'Content-Disposition': `attachment; filename="${ref!.sopInstanceUid}.dcm"`,
@@ -656,7 +661,7 @@ const badParameter = (name: string, message: string) =>
 
 function intParam(raw: string | null, name: string): number | undefined {
   if (raw === null) return undefined;
-  if (!/^[1-9]\d*$/.test(raw)) throw badParameter(name, `${name} must be a positive integer`);
+  if (!POSITIVE_INTEGER.test(raw)) throw badParameter(name, `${name} must be a positive integer`);
   return Number(raw);
 }
 

@@ -37,6 +37,12 @@ export interface HttpServerOptions {
   corsOrigins?: readonly string[];
   /** A connection on which nothing moves either way for this long is closed (http.inactivityTimeoutMs). */
   inactivityTimeoutMs?: number;
+  /**
+   * http.publicUrl (a trailing slash dropped): the start of every absolute URL Custos writes. Forwarded and
+   * X-Forwarded-* headers are never read for it: any client can send them, and a URL made from them would send a
+   * viewer that follows it wherever that client chose.
+   */
+  publicUrl?: string;
 }
 
 /** Where CORS applies: DICOMweb and WADO-URI, what a viewer on another origin calls. Not the console's API. */
@@ -263,7 +269,9 @@ export class HttpServer {
         params: found.params,
         query: url.searchParams,
         principal,
-        origin: `${(req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`,
+        origin:
+          this.opts.publicUrl?.replace(/\/+$/, '') ??
+          `${(req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`,
         source,
       };
       await found.route.handler(ctx);

@@ -9,7 +9,7 @@ export interface RequestContext {
   query: URLSearchParams;
   /** Set for every route whose `auth` is not 'public'. */
   principal: Principal;
-  /** Absolute base URL of this server as the client addressed it (for RetrieveURL, BulkDataURI). */
+  /** Absolute base URL of this server as clients reach it (RetrieveURL, BulkDataURI): http.publicUrl, or as addressed. */
   origin: string;
   /** Client address, recorded in audit records. */
   source: string;

@@ -1,0 +1,74 @@
+// Behind a TLS-terminating reverse proxy, the absolute URLs Custos writes (BulkDataURI, RetrieveURL) must name the
+// proxy, not the plain-HTTP socket it talks to: http.publicUrl. Until 6 Dec 2026 there was no such setting, and
+// the URLs were http:// and the proxy's upstream host. Forwarded and X-Forwarded-* headers, which any client can
+// send, are never taken for it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+type Json = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
+
+describe.each(backends())('absolute URLs on %s', (backend) => {
+  const PUBLIC = 'https://pacs.example.org/custos';
+  let proxied: TestServer;
+  let direct: TestServer;
+  const study = uid(1);
+  const series = uid(2);
+  const sop = uid(3);
+  const forged = {
+    Forwarded: 'proto=https;host=evil.example',
+    'X-Forwarded-Proto': 'https',
+    'X-Forwarded-Host': 'evil.example',
+  };
+
+  /** STOW-RS the one instance; the RetrieveURL of the stored instance, and a metadata BulkDataURI. */
+  async function urls(s: TestServer, headers: Record<string, string> = {}) {
+    const auth = { Authorization: `Bearer ${s.token}`, ...headers };
+    const { body, contentType } = stowBody([
+      { bytes: makeInstance({ studyUid: study, seriesUid: series, sopInstanceUid: sop }) },
+    ]);
+    const stored = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth, 'Content-Type': contentType },
+      body,
+    });
+    expect(stored.status, await stored.clone().text()).toBe(200);
+    const answer = (await stored.json()) as Record<string, { Value?: Json[] }>;
+    const retrieveUrl = answer['00081199']!.Value![0]!['00081190']!.Value![0];
+    const meta = await fetch(`${s.dicomweb}/studies/${study}/series/${series}/instances/${sop}/metadata`, {
+      headers: auth,
+    });
+    const bulk = ((await meta.json()) as Json[])[0]!['7FE00010']!.BulkDataURI;
+    const found = await fetch(`${s.dicomweb}/studies?StudyInstanceUID=${study}`, { headers: auth });
+    const qido = ((await found.json()) as Json[])[0]!['00081190']!.Value![0];
+    return { retrieveUrl, bulk, qido };
+  }
+
+  beforeAll(async () => {
+    proxied = await startTestServer(backend, {
+      configure: (c) => ({ ...c, http: { ...c.http, publicUrl: `${PUBLIC}/` } }),
+    });
+    direct = await startTestServer(backend);
+  });
+  afterAll(async () => {
+    expect(proxied.unexpected).toEqual([]);
+    await proxied.stop();
+    await direct.stop();
+  });
+
+  it('writes every absolute URL from http.publicUrl, path prefix included, whatever the request says', async () => {
+    const instance = `${PUBLIC}/dicom-web/studies/${study}/series/${series}/instances/${sop}`;
+    expect(await urls(proxied, forged)).toEqual({
+      retrieveUrl: instance,
+      bulk: `${instance}/bulkdata/7FE00010`,
+      qido: `${PUBLIC}/dicom-web/studies/${study}`,
+    });
+  });
+
+  it('without it, takes no Forwarded or X-Forwarded-* header a client sends for the origin', async () => {
+    const { retrieveUrl, bulk } = await urls(direct, forged);
+    expect(retrieveUrl).toMatch(new RegExp(`^${direct.url}/dicom-web/`));
+    expect(bulk).toMatch(new RegExp(`^${direct.url}/dicom-web/`));
+  });
+});
