@@ -148,6 +148,11 @@ export class DimseServices {
           queue.close();
           status = DicomStatus.DataSetDoesNotMatchSopClass;
           comment = `SOP class ${sopClass} is not the presentation context's ${ctx.abstractSyntax}`;
+        } else if (!sopInstance) {
+          // Type 1 (PS3.7 Table 9.1-1); until 6 Dec 2026 the comment said the UID 'differs' from the data set's.
+          queue.close();
+          status = DicomStatus.DataSetDoesNotMatchSopClass;
+          comment = 'the Affected SOP Instance UID (0000,1000) is missing';
         } else {
           let validated: ((v: { uid: string; status: StoredStatus }) => void) | undefined;
           const early = new Promise<{ uid: string; status: StoredStatus }>(
