@@ -1498,6 +1498,56 @@ for (const backend of backends()) {
       }
     });
 
+    it('aborts the association to a C-MOVE destination that answers with an unknown Message ID, and says so', async () => {
+      // Until 6 Dec 2026 such an answer was ignored, and each C-STORE waited for dicom.responseTimeoutMs.
+      const { encodeAssociateAc, decodePdu, pdvHeader } = await import('../src/transports/dimse/pdu.js');
+      const { encodeCommand, decodeCommand } = await import('../src/transports/dimse/command.js');
+      const { RawPeer } = await import('./support/raw-scu.js');
+      const dest = createServer((c) => {
+        void (async () => {
+          const p = new RawPeer(c);
+          const first = await p.next();
+          if (!first) return;
+          const assoc = decodePdu(first.type, first.body);
+          if (assoc.type !== 'associate-rq') return;
+          c.write(
+            encodeAssociateAc(
+              assoc,
+              assoc.contexts.map((x) => ({ id: x.id, result: 0, transferSyntax: x.transferSyntaxes[0]! })),
+              65536,
+              [],
+            ),
+          );
+          for (let m = await p.message(); m; m = await p.message()) {
+            const rq = decodeCommand(m.command);
+            const answer = encodeCommand({
+              affectedSopClassUid: rq.affectedSopClassUid!,
+              commandField: 0x8001,
+              messageIdBeingRespondedTo: (rq.messageId! + 100) & 0xffff,
+              commandDataSetType: 0x0101,
+              status: 0,
+              affectedSopInstanceUid: rq.affectedSopInstanceUid!,
+            });
+            c.write(Buffer.concat([pdvHeader(m.contextId, true, true, answer.length), answer]));
+          }
+        })();
+      });
+      await new Promise<void>((r) => dest.listen(0, '127.0.0.1', r));
+      try {
+        await s.app.aes.add(admin, {
+          title: 'WRONGIDDEST',
+          host: '127.0.0.1',
+          port: (dest.address() as { port: number }).port,
+        });
+        const r = await moveStudy('WRONGIDDEST', '-d');
+        expect(r.stderr).toMatch(/Failed Suboperations +: 3/);
+        const comment = /\(0000,0902\) LO \[([^\]]*)\]/.exec(r.stderr)?.[1] ?? '';
+        expect(comment).toMatch(/^WRONGIDDEST: a response with an unknown Message ID \(\d+\)/);
+      } finally {
+        await new Promise((r) => dest.close(r));
+      }
+    });
+
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       /** A storage commitment request (N-ACTION) for these CT instances under this Transaction UID. */

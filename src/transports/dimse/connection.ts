@@ -250,6 +250,14 @@ export class DimseConnection {
         };
         return;
       }
+      // A response to nothing we wait for (PS3.7 §9.3.1.2: Message ID Being Responded To names our request):
+      // a protocol error that aborts the association. Until 6 Dec 2026 it was passed on as if it were a request
+      // and, on a C-MOVE's association to its destination, the C-STORE it should have answered waited for its
+      // response timeout (60 s).
+      throw new PduError(
+        `a response with an unknown Message ID (${cmd.messageIdBeingRespondedTo})`,
+        AbortReason.NotSpecified,
+      );
     }
     const sink = this.handler.command(ctx, cmd);
     if (hasDataset(cmd)) {

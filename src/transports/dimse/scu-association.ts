@@ -391,9 +391,8 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
         reject(failure(`${opts.calledAe} closed the connection`));
       } catch (err) {
         if (err instanceof PduError) socket.write(encodeAbort(0, err.reason));
-        conn?.failPending(
-          err instanceof PduError ? err : failure(`${opts.calledAe}: ${(err as Error).message}`),
-        );
+        // Named: the reason reaches a C-MOVE's Error Comment (`DEST: a response with an unknown Message ID (7)`).
+        conn?.failPending(failure(`${opts.calledAe}: ${(err as Error).message}`));
         reject(err as Error);
         socket.destroy();
       } finally {
