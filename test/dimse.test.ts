@@ -1548,6 +1548,189 @@ for (const backend of backends()) {
       }
     });
 
+    /** A C-MOVE or C-GET of the test study (Study Root, STUDY level) on a fresh association of Custos's requestor. */
+    const retrieveStudy = async (
+      kind: 'move' | 'get',
+      onPending: (scuA: Awaited<ReturnType<typeof associate>>) => void,
+      onStore?: (scuA: Awaited<ReturnType<typeof associate>>, stores: number) => void,
+      destination = 'SLEEPYDEST',
+    ) => {
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const sopClass = kind === 'move' ? '1.2.840.10008.5.1.4.1.2.2.2' : '1.2.840.10008.5.1.4.1.2.2.3';
+      let stores = 0;
+      const scuA: Awaited<ReturnType<typeof associate>> = await associate({
+        contexts: [sopClass, CT_IMAGE].map((abstractSyntax) => ({
+          abstractSyntax,
+          transferSyntaxes: ['1.2.840.10008.1.2.1'],
+        })),
+        roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
+        onRequest: (contextId, cmd) => {
+          // A C-GET's sub-operation: answered success.
+          void scuA.conn.send(contextId, {
+            affectedSopClassUid: cmd.affectedSopClassUid!,
+            commandField: 0x8001,
+            messageIdBeingRespondedTo: cmd.messageId!,
+            commandDataSetType: 0x0101,
+            status: 0,
+            affectedSopInstanceUid: cmd.affectedSopInstanceUid!,
+          });
+          onStore?.(scuA, ++stores);
+        },
+      });
+      const messageId = scuA.conn.messageId();
+      let pending = 0;
+      const final = scuA.conn.awaitResponse(messageId, () => {
+        if (++pending === 1) onPending(scuA);
+      });
+      await scuA.conn.send(
+        scuA.context(sopClass)!.id,
+        {
+          commandField: kind === 'move' ? 0x0021 : 0x0010,
+          messageId,
+          affectedSopClassUid: sopClass,
+          priority: 0,
+          commandDataSetType: 0,
+          ...(kind === 'move' ? { moveDestination: destination } : {}),
+        },
+        encodeDataset(
+          [
+            { tag: 0x00080052, vr: 'CS', value: 'STUDY' },
+            { tag: 0x0020000d, vr: 'UI', value: study },
+          ],
+          '1.2.840.10008.1.2.1',
+        ),
+      );
+      return { scuA, final };
+    };
+    /** The last failure record of a C-MOVE or C-GET on this channel, once one newer than `afterSeq` is written. */
+    const retrieveFailure = async (channel: 'c-move' | 'c-get', afterSeq: number) => {
+      for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
+        const row = await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select(['seq', 'record'])
+          .where('action', '=', 'view-pixels')
+          .where('outcome', '=', 'failure')
+          .where('seq', '>', afterSeq)
+          .orderBy('seq', 'desc')
+          .executeTakeFirst();
+        const record = row
+          ? (JSON.parse(row.record) as { channel?: string; detail: Record<string, unknown> })
+          : undefined;
+        if (record?.channel === channel) return record.detail;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`no ${channel} failure record`);
+    };
+    const lastSeq = async () =>
+      Number(
+        (
+          await s.app.index.db
+            .selectFrom('audit_ledger')
+            .select((eb) => eb.fn.max('seq').as('m'))
+            .executeTakeFirstOrThrow()
+        ).m,
+      );
+
+    it('starts no further C-MOVE sub-operation once the requestor aborted, and records what was sent', async () => {
+      // storescp holds each C-STORE-RSP for a second (--sleep-after: once per object; --sleep-during sleeps at each
+      // progress step): the A-ABORT comes while the second object is in flight. Until 6 Dec 2026 the C-MOVE went on
+      // to send all three to a destination nobody would be told about.
+      const destPort = await freePort();
+      const out = await mkdtemp(join(work, 'move-abort-'));
+      const scp = spawnDcmtk('storescp', [
+        '-aet',
+        'SLEEPYDEST',
+        '--sleep-after',
+        '1',
+        '-od',
+        out,
+        String(destPort),
+      ]);
+      try {
+        await s.app.aes.add(admin, { title: 'SLEEPYDEST', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        const { encodeAbort } = await import('../src/transports/dimse/pdu.js');
+        const since = await lastSeq();
+        const { final } = await retrieveStudy('move', (scuA) => scuA.conn.socket.end(encodeAbort(0, 0)));
+        expect((await final).cmd.commandField).toBe(0xffff); // no final response: the requestor is gone
+        const detail = await retrieveFailure('c-move', since);
+        expect(detail).toMatchObject({
+          destination: 'SLEEPYDEST',
+          reason: expect.stringMatching(/^the requestor aborted the association: [12] of 3 sent$/),
+        });
+        expect(Number(detail.sent) + Number(detail.unsent)).toBe(3);
+        expect(detail.unsent).toBeGreaterThan(0);
+        expect(String(detail.reason)).toBe(
+          `the requestor aborted the association: ${String(detail.sent)} of 3 sent`,
+        );
+        // What the destination got is what the record says was sent.
+        expect((await readdir(out)).length).toBe(detail.sent);
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
+    it('answers an A-RELEASE-RQ during a C-MOVE or C-GET after its final response, having started no further sub-operation', async () => {
+      const destPort = await freePort();
+      const out = await mkdtemp(join(work, 'move-release-'));
+      const scp = spawnDcmtk('storescp', [
+        '-aet',
+        'RELEASEDEST',
+        '--sleep-after',
+        '1',
+        '-od',
+        out,
+        String(destPort),
+      ]);
+      try {
+        await s.app.aes.add(admin, { title: 'RELEASEDEST', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        // C-MOVE: until 6 Dec 2026 the A-RELEASE-RP went at once, the final response never, and the sub-operations
+        // went on after the requestor had gone.
+        const events: string[] = [];
+        let released: Promise<void> | undefined;
+        const move = await retrieveStudy(
+          'move',
+          (scuA) => {
+            released = scuA.release().then(() => void events.push('A-RELEASE-RP'));
+          },
+          undefined,
+          'RELEASEDEST',
+        );
+        const final = await move.final;
+        events.push('final C-MOVE-RSP');
+        await released;
+        expect(events).toEqual(['final C-MOVE-RSP', 'A-RELEASE-RP']);
+        expect(final.cmd).toMatchObject({
+          commandField: 0x8021,
+          status: 0xb000,
+          errorComment: expect.stringMatching(/^the requestor released the association: [12] of 3 sent$/),
+        });
+        expect(Number(final.cmd.completed) + Number(final.cmd.failed)).toBe(3);
+        expect((await readdir(out)).length).toBe(final.cmd.completed);
+        // C-GET: the same, and the ledger says the requestor released the association (until 6 Dec 2026 'the peer
+        // closed the association before the data set ended').
+        const since = await lastSeq();
+        let getReleased: Promise<void> | undefined;
+        const get = await retrieveStudy(
+          'get',
+          () => undefined,
+          (scuA, stores) => {
+            if (stores === 1) getReleased = scuA.release();
+          },
+        );
+        const getFinal = await get.final;
+        await getReleased;
+        expect(getFinal.cmd).toMatchObject({
+          commandField: 0x8010,
+          errorComment: expect.stringMatching(/^the requestor released the association: [12] of 3 sent$/),
+        });
+        expect((await retrieveFailure('c-get', since)).reason).toBe(getFinal.cmd.errorComment);
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       /** A storage commitment request (N-ACTION) for these CT instances under this Transaction UID. */

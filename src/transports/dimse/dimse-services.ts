@@ -315,6 +315,15 @@ export class DimseServices {
       let ahead: { ref: InstanceRef; data: Promise<AsyncIterable<Buffer>> } | undefined;
       for (const [i, ref] of refs.entries()) {
         if (a.isCancelled(cmd.messageId ?? -1)) break;
+        // The requestor aborted, closed or released its association: nobody is there to be answered (or, when
+        // released, only the final response is still owed), so no further object leaves; the one in flight was
+        // finished. Until 6 Dec 2026 a C-MOVE went on sending every object to its destination.
+        if (a.leaving) {
+          stopped = `${a.leaving}: ${completed + warning} of ${refs.length} sent`;
+          for (const r of refs.slice(i)) failedUids.push(r.sopInstanceUid);
+          remaining = 0;
+          break;
+        }
         // An object that failed part way (a later frame that does not decode) ended the association to the
         // destination with an A-ABORT (cStore): the rest go on a new one.
         if (dest && outgoing?.conn.socket.destroyed) {
@@ -388,6 +397,7 @@ export class DimseServices {
         objects: { count: failedUids.length, sopInstanceUids: failedUids.slice(0, 10_000) },
         detail: {
           ...(destinationTitle ? { destination: destinationTitle } : {}),
+          sent: completed + warning,
           unsent: failedUids.length,
           ...(stopped ? { reason: stopped.slice(0, 500) } : {}),
         },

@@ -112,7 +112,12 @@ function serviceOf(abstractSyntax: string): number | undefined {
 
 export class ScpAssociation {
   private readonly framer: PduFramer;
-  private state: 'awaiting-rq' | 'established' | 'released' | 'closed' = 'awaiting-rq';
+  /** 'releasing': the A-RELEASE-RQ came while operations ran; their final responses still go (release()). */
+  private state: 'awaiting-rq' | 'established' | 'releasing' | 'released' | 'closed' = 'awaiting-rq';
+  /** Why the requestor is leaving or left (released, aborted, closed the connection), once it has. */
+  private leftBy: string | undefined;
+  /** What waits for the operations whose final response is still owed (`owed`) to end: release(). */
+  private answeredWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   readonly contexts = new Map<number, NegotiatedContext>();
   /** SOP classes for which the peer accepted the SCP role (C-GET sub-operations go to it). */
@@ -121,6 +126,8 @@ export class ScpAssociation {
   principal: Principal | undefined;
   callingAe = '';
   private busy = 0;
+  /** Operations whose final response has not gone yet (work after it, such as a commitment report, is not). */
+  private owed = 0;
   private readonly cancelled = new Set<number>();
 
   constructor(
@@ -135,22 +142,41 @@ export class ScpAssociation {
   }
 
   get open(): boolean {
-    return this.state === 'established' && !this.socket.destroyed;
+    return (this.state === 'established' || this.state === 'releasing') && !this.socket.destroyed;
+  }
+
+  /**
+   * Why the requestor is going or gone (`the requestor aborted the association`, `… released …`, `… closed the
+   * connection`), or undefined while it is there: a C-MOVE or C-GET starts no sub-operation after that.
+   */
+  get leaving(): string | undefined {
+    return this.leftBy;
   }
 
   isCancelled(messageId: number): boolean {
     return this.cancelled.has(messageId);
   }
 
-  /** Track work in progress so the idle timer never aborts an association that is busy on our side. */
-  async track<T>(work: Promise<T>): Promise<T> {
+  /**
+   * Track work in progress so the idle timer never aborts an association that is busy on our side; `owed`: it
+   * ends with the operation's final response, which an A-RELEASE-RP waits for.
+   */
+  async track<T>(work: Promise<T>, owed = true): Promise<T> {
     this.busy++;
+    if (owed) this.owed++;
     try {
       return await work;
     } finally {
       this.busy--;
+      if (owed) this.owed--;
       if (this.busy === 0 && this.state === 'established') this.arm(this.opts.idleMs, 'DIMSE idle timeout');
+      if (this.owed === 0) for (const wake of this.answeredWaiters.splice(0)) wake();
     }
+  }
+
+  /** Work after an operation's final response (a storage commitment report): tracked, but not owed. */
+  background(work: Promise<void>): void {
+    void this.track(work, false).catch((err: unknown) => this.onError(err));
   }
 
   async run(): Promise<void> {
@@ -179,8 +205,16 @@ export class ScpAssociation {
       // socket errors (reset by peer): the finally below cleans up
     } finally {
       this.disarm();
+      // What waited on the association learns how it ended: until 6 Dec 2026 a C-GET whose requestor released
+      // and closed read 'the peer closed the association before the data set ended' whatever it was doing.
+      const why = this.conn?.midMessage
+        ? 'the peer closed the association before the data set ended'
+        : this.state === 'releasing'
+          ? 'the requestor released the association and closed the connection'
+          : 'the requestor closed the connection';
+      this.leftBy ??= why;
       this.state = 'closed';
-      this.conn?.failPending(new Error('the peer closed the association before the data set ended'));
+      this.conn?.failPending(new Error(why));
       this.socket.destroy();
     }
   }
@@ -201,9 +235,10 @@ export class ScpAssociation {
     this.timer = undefined;
   }
 
-  async abort(reason: number, _why?: string) {
+  async abort(reason: number, why?: string) {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.leftBy ??= `the association was aborted${why ? ` (${why})` : ''}`;
     this.conn?.failPending(new Error('the association was aborted'));
     if (!this.socket.destroyed) {
       await new Promise<void>((resolve) => this.socket.write(encodeAbort(2, reason), () => resolve()));
@@ -231,7 +266,8 @@ export class ScpAssociation {
     if (this.state === 'established') this.arm(this.opts.idleMs, 'DIMSE idle timeout');
     switch (pdu.type) {
       case 'p-data':
-        if (this.state !== 'established')
+        // While releasing, a C-GET's sub-operations still read their C-STORE responses.
+        if (this.state !== 'established' && this.state !== 'releasing')
           throw new PduError('P-DATA-TF outside an association', AbortReason.UnexpectedPdu);
         {
           const room = this.conn!.receive(pdu.pdvs, (id) => this.contexts.has(id));
@@ -239,12 +275,15 @@ export class ScpAssociation {
         }
         return;
       case 'release-rq':
-        this.state = 'released';
-        await this.conn!.writeRaw(encodeReleaseRp());
-        this.arm(this.opts.artimMs, 'peer did not close after release');
-        this.socket.end();
+        if (this.state !== 'established')
+          throw new PduError('a second A-RELEASE-RQ', AbortReason.UnexpectedPdu);
+        this.state = 'releasing';
+        this.leftBy ??= 'the requestor released the association';
+        // Not awaited: the PDUs that follow (a C-GET's C-STORE responses) are still to be read.
+        void this.release().catch(this.onError);
         return;
       case 'abort':
+        this.leftBy ??= 'the requestor aborted the association';
         this.state = 'closed';
         this.conn?.failPending(new Error('the peer aborted the association'));
         this.socket.destroy();
@@ -252,6 +291,21 @@ export class ScpAssociation {
       default:
         throw new PduError(`unexpected ${pdu.type} on an established association`, AbortReason.UnexpectedPdu);
     }
+  }
+
+  /**
+   * PS3.8 §7.2, Sta8: an A-RELEASE-RQ that comes while operations run is answered once they have ended, their
+   * final responses sent (a C-MOVE or C-GET starts no new sub-operation meanwhile: `leaving`). Until 6 Dec 2026
+   * the A-RELEASE-RP went at once, and a C-MOVE went on sending its sub-operations to the destination for a
+   * requestor that had gone.
+   */
+  private async release() {
+    if (this.owed > 0) await new Promise<void>((resolve) => this.answeredWaiters.push(resolve));
+    if (this.state !== 'releasing') return;
+    this.state = 'released';
+    await this.conn!.writeRaw(encodeReleaseRp());
+    this.arm(this.opts.artimMs, 'peer did not close after release');
+    this.socket.end();
   }
 
   /** Whether the association request was already answered with a rejection. */
