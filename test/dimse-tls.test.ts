@@ -473,6 +473,31 @@ for (const backend of backends()) {
       ]);
     });
 
+    it("says in the log why it refused a client's TLS 1.1 handshake, in words before OpenSSL's", async () => {
+      // The first refusal on this server (one log line a minute). Until 6 Dec 2026 the line carried OpenSSL's text
+      // alone: `…:error:0A000102:SSL routines:tls_early_post_process_client_hello:unsupported protocol:…`.
+      await new Promise<void>((resolve) => {
+        const c = tlsConnect({
+          host: '127.0.0.1',
+          port: Number(s.dicomTlsPort),
+          minVersion: 'TLSv1',
+          maxVersion: 'TLSv1.1',
+          rejectUnauthorized: false,
+        });
+        c.once('secureConnect', () => c.destroy());
+        c.once('error', () => resolve());
+        c.once('close', () => resolve());
+      });
+      const refused = () => s.notices.filter((n) => n.startsWith('DICOM TLS: refused a connection'));
+      for (const deadline = Date.now() + 5000; refused().length === 0 && Date.now() < deadline;)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(refused()).toEqual([
+        expect.stringMatching(
+          /^DICOM TLS: refused a connection from 127\.0\.0\.1: the client offers no TLS version Custos takes \(TLS 1\.2 or 1\.3\) \[.*unsupported protocol.*\]$/,
+        ),
+      ]);
+    });
+
     it('will not register an expired certificate for an AE (custos ae add --cert)', async () => {
       await expect(certificateSha256(join(dir, 'expired.crt'))).rejects.toThrow(/is valid from .* not now$/);
     });

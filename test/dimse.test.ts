@@ -16,8 +16,10 @@ import { Tags } from '../src/dicom/tags.js';
 import { postStow, startTestServer, type TestServer } from './support/test-server.js';
 import { multipartParts } from './support/http.js';
 import { openScuAssociation, type ScuOptions } from '../src/transports/dimse/scu-association.js';
+import type { Command } from '../src/transports/dimse/command.js';
 
 const admin = systemPrincipal('test');
+const VERIFICATION = '1.2.840.10008.1.1';
 
 async function countRows(s: TestServer, table: 'instances' | 'studies') {
   const r = await s.app.index.db
@@ -1426,6 +1428,7 @@ for (const backend of backends()) {
         contexts: [
           { abstractSyntax: CT_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
           { abstractSyntax: FIND, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
+          { abstractSyntax: VERIFICATION, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
         ],
       });
       try {
@@ -1443,7 +1446,7 @@ for (const backend of backends()) {
         });
         expect(find.cmd.status).toBe(0xc000);
         // The association goes on.
-        const echo = await scuA.request(scuA.context(CT_IMAGE)!.id, {
+        const echo = await scuA.request(scuA.context(VERIFICATION)!.id, {
           commandField: 0x0030,
           messageId: scuA.conn.messageId(),
           affectedSopClassUid: '1.2.840.10008.1.1',
@@ -1452,6 +1455,516 @@ for (const backend of backends()) {
         expect(echo.cmd.status).toBe(0);
       } finally {
         await scuA.release();
+      }
+    });
+
+    it('refuses a request on a presentation context negotiated for another SOP class or service (0x0122), and goes on', async () => {
+      // Until 6 Dec 2026 each of these was carried out: the context's SOP class was never compared.
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const STUDY_FIND = '1.2.840.10008.5.1.4.1.2.2.1';
+      const STUDY_MOVE = '1.2.840.10008.5.1.4.1.2.2.2';
+      const PATIENT_FIND = '1.2.840.10008.5.1.4.1.2.1.1';
+      const scuA = await associate({
+        contexts: [STUDY_FIND, STUDY_MOVE, CT_IMAGE, VERIFICATION].map((abstractSyntax) => ({
+          abstractSyntax,
+          transferSyntaxes: ['1.2.840.10008.1.2.1'],
+        })),
+      });
+      const ident = encodeDataset(
+        [
+          { tag: 0x00080052, vr: 'CS', value: 'STUDY' },
+          { tag: 0x0020000d, vr: 'UI', value: study },
+        ],
+        '1.2.840.10008.1.2.1',
+      );
+      const rq = (on: string, commandField: number, sopClass: string, data?: Buffer) =>
+        scuA.request(
+          scuA.context(on)!.id,
+          {
+            commandField,
+            messageId: scuA.conn.messageId(),
+            affectedSopClassUid: sopClass,
+            priority: 0,
+            commandDataSetType: data ? 0 : 0x0101,
+            ...(commandField === 0x0021 ? { moveDestination: 'TESTSCU' } : {}),
+          },
+          data,
+        );
+      try {
+        const moveOnFind = await rq(STUDY_FIND, 0x0021, STUDY_FIND, ident);
+        expect(moveOnFind.cmd).toMatchObject({
+          commandField: 0x8021,
+          status: 0x0122,
+          errorComment: `a C-MOVE-RQ on a context for ${STUDY_FIND}`,
+        });
+        const findOnMove = await rq(STUDY_MOVE, 0x0020, STUDY_MOVE, ident);
+        expect(findOnMove.cmd).toMatchObject({ commandField: 0x8020, status: 0x0122 });
+        const patientRootOnStudyRoot = await rq(STUDY_FIND, 0x0020, PATIENT_FIND, ident);
+        expect(patientRootOnStudyRoot.cmd).toMatchObject({
+          status: 0x0122,
+          errorComment: `SOP class ${PATIENT_FIND} is not the context's`,
+        });
+        const echoOnCt = await rq(CT_IMAGE, 0x0030, VERIFICATION);
+        expect(echoOnCt.cmd).toMatchObject({ commandField: 0x8030, status: 0x0122 });
+        // The association goes on: each request on its own context is answered.
+        expect((await rq(STUDY_FIND, 0x0020, STUDY_FIND, ident)).cmd.status).toBe(0);
+        expect((await rq(VERIFICATION, 0x0030, VERIFICATION)).cmd.status).toBe(0);
+      } finally {
+        await scuA.release();
+      }
+    });
+
+    it('aborts on a C-STORE-RQ without Message ID or Affected SOP Class UID, says a missing instance UID is missing, refuses a C-ECHO-RQ with a data set', async () => {
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const sop = uid(63);
+      const data = dataSetOf(makeInstance({ studyUid: uid(61), seriesUid: uid(62), sopInstanceUid: sop }));
+      const contexts = [CT_IMAGE, VERIFICATION].map((abstractSyntax) => ({
+        abstractSyntax,
+        transferSyntaxes: ['1.2.840.10008.1.2.1'],
+      }));
+      // Type 1 command elements (PS3.7 Table 9.3-1): dcmtk's DIMSE layer cannot parse such a command and its SCPs
+      // abort the association. Until 6 Dec 2026 Custos stored the object.
+      for (const omit of ['messageId', 'affectedSopClassUid'] as const) {
+        const scuA = await associate({ contexts });
+        const cmd: Command = {
+          commandField: 0x0001,
+          messageId: 77,
+          affectedSopClassUid: CT_IMAGE,
+          affectedSopInstanceUid: sop,
+          priority: 0,
+          commandDataSetType: 0,
+        };
+        delete cmd[omit];
+        const r = await scuA.request(scuA.context(CT_IMAGE)!.id, cmd, data);
+        expect(r.cmd.commandField, omit).toBe(0xffff); // no response: the association ended ...
+        expect(scuA.conn.endedBy, omit).toBe('CUSTOS aborted the association'); // ... by an A-ABORT
+        await scuA.release();
+      }
+      expect(await storedInstances(s, 'sop_instance_uid', sop)).toEqual([]);
+      const scuA = await associate({ contexts });
+      try {
+        const noInstance = await scuA.request(
+          scuA.context(CT_IMAGE)!.id,
+          {
+            commandField: 0x0001,
+            messageId: scuA.conn.messageId(),
+            affectedSopClassUid: CT_IMAGE,
+            priority: 0,
+            commandDataSetType: 0,
+          },
+          data,
+        );
+        expect(noInstance.cmd).toMatchObject({
+          status: 0xa900,
+          errorComment: 'the Affected SOP Instance UID (0000,1000) is missing',
+        });
+        // A C-ECHO-RQ carries no data set: refused before any success (until 6 Dec 2026 answered 0000, then the
+        // association aborted when its data set came), its data set read and dropped, and the association goes on.
+        const echo = (data?: Buffer) =>
+          scuA.request(
+            scuA.context(VERIFICATION)!.id,
+            {
+              commandField: 0x0030,
+              messageId: scuA.conn.messageId(),
+              affectedSopClassUid: VERIFICATION,
+              commandDataSetType: data ? 0 : 0x0101,
+            },
+            data,
+          );
+        const withData = await echo(
+          encodeDataset([{ tag: 0x00100020, vr: 'LO', value: 'X' }], '1.2.840.10008.1.2.1'),
+        );
+        expect(withData.cmd).toMatchObject({ commandField: 0x8030, status: 0x0212 });
+        expect((await echo()).cmd.status).toBe(0);
+      } finally {
+        await scuA.release();
+      }
+      expect(await storedInstances(s, 'sop_instance_uid', sop)).toEqual([]);
+    });
+
+    it('records each association it rejects in the ledger, and aborts one that proposes a context ID twice', async () => {
+      const { encodeAssociateRq } = await import('../src/transports/dimse/pdu.js');
+      const answer = (rq: Buffer) =>
+        new Promise<Buffer>((resolve) => {
+          const c = connect(Number(port), '127.0.0.1');
+          const got: Buffer[] = [];
+          c.on('data', (d: Buffer) => got.push(d));
+          c.on('close', () => resolve(Buffer.concat(got)));
+          c.on('error', () => undefined);
+          c.write(rq);
+        });
+      const echoContext = [{ id: 1, abstractSyntax: VERIFICATION, transferSyntaxes: ['1.2.840.10008.1.2'] }];
+      const v2 = encodeAssociateRq('CUSTOS', 'REJVERSION', echoContext, 16384);
+      v2.writeUInt16BE(0x0002, 6);
+      expect([...(await answer(v2)).subarray(0, 10)]).toEqual([0x03, 0, 0, 0, 0, 4, 0, 1, 2, 2]);
+      const none = encodeAssociateRq('CUSTOS', 'REJNOCONTEXT', [], 16384);
+      expect([...(await answer(none)).subarray(0, 10)]).toEqual([0x03, 0, 0, 0, 0, 4, 0, 1, 1, 1]);
+      const otherContext = encodeAssociateRq('CUSTOS', 'REJAPPCONTEXT', echoContext, 16384);
+      otherContext.write('2', otherContext.indexOf('1.2.840.10008.3.1.1.1') + 20, 'latin1');
+      expect([...(await answer(otherContext)).subarray(0, 10)]).toEqual([0x03, 0, 0, 0, 0, 4, 0, 1, 1, 2]);
+      // A maximum PDU length of 6 leaves no room for a byte of data after a PDV item's header.
+      const tiny = encodeAssociateRq('CUSTOS', 'REJTINYPDU', echoContext, 6);
+      expect([...(await answer(tiny)).subarray(0, 10)]).toEqual([0x03, 0, 0, 0, 0, 4, 0, 1, 1, 1]);
+      // Until 6 Dec 2026 the first three were refused without a record, as no other refusal is.
+      for (const [actor, reason] of [
+        ['REJVERSION', 'protocol version 1 is not offered (PS3.8 §9.3.2)'],
+        ['REJNOCONTEXT', 'no presentation context proposed'],
+        [
+          'REJAPPCONTEXT',
+          "application context '1.2.840.10008.3.1.1.2' is not the DICOM one (1.2.840.10008.3.1.1.1)",
+        ],
+        ['REJTINYPDU', 'maximum PDU length 6 leaves no room for data (0, or more than 6)'],
+      ] as const) {
+        const rows = await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select(['outcome', 'record'])
+          .where('action', '=', 'dicom-associate')
+          .where('actor', '=', actor)
+          .execute();
+        expect(rows, actor).toHaveLength(1);
+        expect(rows[0]!.outcome).toBe('denied');
+        expect(JSON.parse(rows[0]!.record)).toMatchObject({ policy: 'builtin:dicom-ul', detail: { reason } });
+      }
+      // Two contexts with one ID (PS3.8 §9.3.2.2): an A-ABORT, reason 6, as for an even ID (until 6 Dec 2026 both
+      // were accepted, the A-ASSOCIATE-AC naming ID 1 twice).
+      const twice = encodeAssociateRq(
+        'CUSTOS',
+        'TESTSCU',
+        [...echoContext, { id: 1, abstractSyntax: CT_IMAGE, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        16384,
+      );
+      expect([...(await answer(twice)).subarray(0, 10)]).toEqual([0x07, 0, 0, 0, 0, 4, 0, 0, 2, 6]);
+    });
+
+    it("sends no PDU larger than a peer's small maximum PDU length, as SCP and as requestor", async () => {
+      const { encodeAssociateAc, encodeAssociateRq, decodePdu, pdvHeader } =
+        await import('../src/transports/dimse/pdu.js');
+      const { encodeCommand, decodeCommand } = await import('../src/transports/dimse/command.js');
+      const { RawPeer } = await import('./support/raw-scu.js');
+      const echoRq = (messageId: number) =>
+        encodeCommand({
+          affectedSopClassUid: VERIFICATION,
+          commandField: 0x0030,
+          messageId,
+          commandDataSetType: 0x0101,
+        });
+      // Custos as SCP, to a requestor that takes PDUs of 20 bytes at most (until 6 Dec 2026 it got 70-byte ones).
+      const peer = await RawPeer.connect(Number(port));
+      peer.socket.write(
+        encodeAssociateRq(
+          'CUSTOS',
+          'TESTSCU',
+          [{ id: 1, abstractSyntax: VERIFICATION, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+          20,
+        ),
+      );
+      expect((await peer.next())?.type).toBe(0x02);
+      const rq = echoRq(5);
+      peer.socket.write(Buffer.concat([pdvHeader(1, true, true, rq.length), rq]));
+      const rsp = (await peer.message())!;
+      expect(decodeCommand(rsp.command)).toMatchObject({
+        commandField: 0x8030,
+        messageIdBeingRespondedTo: 5,
+      });
+      expect(rsp.pduLengths.length).toBeGreaterThan(1);
+      expect(Math.max(...rsp.pduLengths)).toBeLessThanOrEqual(20);
+      peer.socket.destroy();
+      // Custos as requestor (as to a C-MOVE destination), to an acceptor that takes 20 bytes, or 6.
+      const seen: number[] = [];
+      const accepted: Socket[] = [];
+      const acceptor = createServer((c) => {
+        accepted.push(c);
+        void (async () => {
+          const p = new RawPeer(c);
+          const first = (await p.next())!;
+          const assoc = decodePdu(first.type, first.body);
+          if (assoc.type !== 'associate-rq') return;
+          const max = assoc.calledAe === 'TINY' ? 20 : 6;
+          c.write(
+            encodeAssociateAc(
+              assoc,
+              assoc.contexts.map((x) => ({ id: x.id, result: 0, transferSyntax: x.transferSyntaxes[0]! })),
+              max,
+              [],
+            ),
+          );
+          const m = await p.message();
+          if (!m) return;
+          seen.push(...m.pduLengths);
+          const answer = encodeCommand({
+            affectedSopClassUid: VERIFICATION,
+            commandField: 0x8030,
+            messageIdBeingRespondedTo: decodeCommand(m.command).messageId!,
+            commandDataSetType: 0x0101,
+            status: 0,
+          });
+          c.write(Buffer.concat([pdvHeader(m.contextId, true, true, answer.length), answer]));
+          // Answers the A-RELEASE-RQ.
+          await p.message();
+        })();
+      });
+      await new Promise<void>((r) => acceptor.listen(0, '127.0.0.1', r));
+      const call = (calledAe: string) =>
+        openScuAssociation({
+          host: '127.0.0.1',
+          port: (acceptor.address() as { port: number }).port,
+          calledAe,
+          callingAe: 'CUSTOS',
+          timeoutMs: 5000,
+          contexts: [{ abstractSyntax: VERIFICATION, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        });
+      try {
+        const scuA = await call('TINY');
+        const id = scuA.conn.messageId();
+        const r = await scuA.request(scuA.context(VERIFICATION)!.id, {
+          affectedSopClassUid: VERIFICATION,
+          commandField: 0x0030,
+          messageId: id,
+          commandDataSetType: 0x0101,
+        });
+        expect(r.cmd.status).toBe(0);
+        expect(seen.length).toBeGreaterThan(1);
+        expect(Math.max(...seen)).toBeLessThanOrEqual(20);
+        await scuA.release();
+        await expect(call('TOOTINY')).rejects.toThrow(
+          'TOOTINY accepted with a maximum PDU length of 6, which leaves no room for data',
+        );
+      } finally {
+        for (const c of accepted) c.destroy();
+        await new Promise((r) => acceptor.close(r));
+      }
+    });
+
+    it('aborts the association to a C-MOVE destination that answers with an unknown Message ID, and says so', async () => {
+      // Until 6 Dec 2026 such an answer was ignored, and each C-STORE waited for dicom.responseTimeoutMs.
+      const { encodeAssociateAc, decodePdu, pdvHeader } = await import('../src/transports/dimse/pdu.js');
+      const { encodeCommand, decodeCommand } = await import('../src/transports/dimse/command.js');
+      const { RawPeer } = await import('./support/raw-scu.js');
+      const dest = createServer((c) => {
+        void (async () => {
+          const p = new RawPeer(c);
+          const first = await p.next();
+          if (!first) return;
+          const assoc = decodePdu(first.type, first.body);
+          if (assoc.type !== 'associate-rq') return;
+          c.write(
+            encodeAssociateAc(
+              assoc,
+              assoc.contexts.map((x) => ({ id: x.id, result: 0, transferSyntax: x.transferSyntaxes[0]! })),
+              65536,
+              [],
+            ),
+          );
+          for (let m = await p.message(); m; m = await p.message()) {
+            const rq = decodeCommand(m.command);
+            const answer = encodeCommand({
+              affectedSopClassUid: rq.affectedSopClassUid!,
+              commandField: 0x8001,
+              messageIdBeingRespondedTo: (rq.messageId! + 100) & 0xffff,
+              commandDataSetType: 0x0101,
+              status: 0,
+              affectedSopInstanceUid: rq.affectedSopInstanceUid!,
+            });
+            c.write(Buffer.concat([pdvHeader(m.contextId, true, true, answer.length), answer]));
+          }
+        })();
+      });
+      await new Promise<void>((r) => dest.listen(0, '127.0.0.1', r));
+      try {
+        await s.app.aes.add(admin, {
+          title: 'WRONGIDDEST',
+          host: '127.0.0.1',
+          port: (dest.address() as { port: number }).port,
+        });
+        const r = await moveStudy('WRONGIDDEST', '-d');
+        expect(r.stderr).toMatch(/Failed Suboperations +: 3/);
+        const comment = /\(0000,0902\) LO \[([^\]]*)\]/.exec(r.stderr)?.[1] ?? '';
+        expect(comment).toMatch(/^WRONGIDDEST: a response with an unknown Message ID \(\d+\)/);
+      } finally {
+        await new Promise((r) => dest.close(r));
+      }
+    });
+
+    /** A C-MOVE or C-GET of the test study (Study Root, STUDY level) on a fresh association of Custos's requestor. */
+    const retrieveStudy = async (
+      kind: 'move' | 'get',
+      onPending: (scuA: Awaited<ReturnType<typeof associate>>) => void,
+      onStore?: (scuA: Awaited<ReturnType<typeof associate>>, stores: number) => void,
+      destination = 'SLEEPYDEST',
+    ) => {
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const sopClass = kind === 'move' ? '1.2.840.10008.5.1.4.1.2.2.2' : '1.2.840.10008.5.1.4.1.2.2.3';
+      let stores = 0;
+      const scuA: Awaited<ReturnType<typeof associate>> = await associate({
+        contexts: [sopClass, CT_IMAGE].map((abstractSyntax) => ({
+          abstractSyntax,
+          transferSyntaxes: ['1.2.840.10008.1.2.1'],
+        })),
+        roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
+        onRequest: (contextId, cmd) => {
+          // A C-GET's sub-operation: answered success.
+          void scuA.conn.send(contextId, {
+            affectedSopClassUid: cmd.affectedSopClassUid!,
+            commandField: 0x8001,
+            messageIdBeingRespondedTo: cmd.messageId!,
+            commandDataSetType: 0x0101,
+            status: 0,
+            affectedSopInstanceUid: cmd.affectedSopInstanceUid!,
+          });
+          onStore?.(scuA, ++stores);
+        },
+      });
+      const messageId = scuA.conn.messageId();
+      let pending = 0;
+      const final = scuA.conn.awaitResponse(messageId, () => {
+        if (++pending === 1) onPending(scuA);
+      });
+      await scuA.conn.send(
+        scuA.context(sopClass)!.id,
+        {
+          commandField: kind === 'move' ? 0x0021 : 0x0010,
+          messageId,
+          affectedSopClassUid: sopClass,
+          priority: 0,
+          commandDataSetType: 0,
+          ...(kind === 'move' ? { moveDestination: destination } : {}),
+        },
+        encodeDataset(
+          [
+            { tag: 0x00080052, vr: 'CS', value: 'STUDY' },
+            { tag: 0x0020000d, vr: 'UI', value: study },
+          ],
+          '1.2.840.10008.1.2.1',
+        ),
+      );
+      return { scuA, final };
+    };
+    /** The last failure record of a C-MOVE or C-GET on this channel, once one newer than `afterSeq` is written. */
+    const retrieveFailure = async (channel: 'c-move' | 'c-get', afterSeq: number) => {
+      for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
+        const row = await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select(['seq', 'record'])
+          .where('action', '=', 'view-pixels')
+          .where('outcome', '=', 'failure')
+          .where('seq', '>', afterSeq)
+          .orderBy('seq', 'desc')
+          .executeTakeFirst();
+        const record = row
+          ? (JSON.parse(row.record) as { channel?: string; detail: Record<string, unknown> })
+          : undefined;
+        if (record?.channel === channel) return record.detail;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`no ${channel} failure record`);
+    };
+    const lastSeq = async () =>
+      Number(
+        (
+          await s.app.index.db
+            .selectFrom('audit_ledger')
+            .select((eb) => eb.fn.max('seq').as('m'))
+            .executeTakeFirstOrThrow()
+        ).m,
+      );
+
+    it('starts no further C-MOVE sub-operation once the requestor aborted, and records what was sent', async () => {
+      // storescp holds each C-STORE-RSP for a second (--sleep-after: once per object; --sleep-during sleeps at each
+      // progress step): the A-ABORT comes while the second object is in flight. Until 6 Dec 2026 the C-MOVE went on
+      // to send all three to a destination nobody would be told about.
+      const destPort = await freePort();
+      const out = await mkdtemp(join(work, 'move-abort-'));
+      const scp = spawnDcmtk('storescp', [
+        '-aet',
+        'SLEEPYDEST',
+        '--sleep-after',
+        '1',
+        '-od',
+        out,
+        String(destPort),
+      ]);
+      try {
+        await s.app.aes.add(admin, { title: 'SLEEPYDEST', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        const { encodeAbort } = await import('../src/transports/dimse/pdu.js');
+        const since = await lastSeq();
+        const { final } = await retrieveStudy('move', (scuA) => scuA.conn.socket.end(encodeAbort(0, 0)));
+        expect((await final).cmd.commandField).toBe(0xffff); // no final response: the requestor is gone
+        const detail = await retrieveFailure('c-move', since);
+        expect(detail).toMatchObject({
+          destination: 'SLEEPYDEST',
+          reason: expect.stringMatching(/^the requestor aborted the association: [12] of 3 sent$/),
+        });
+        expect(Number(detail.sent) + Number(detail.unsent)).toBe(3);
+        expect(detail.unsent).toBeGreaterThan(0);
+        expect(String(detail.reason)).toBe(
+          `the requestor aborted the association: ${String(detail.sent)} of 3 sent`,
+        );
+        // What the destination got is what the record says was sent.
+        expect((await readdir(out)).length).toBe(detail.sent);
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
+    it('answers an A-RELEASE-RQ during a C-MOVE or C-GET after its final response, having started no further sub-operation', async () => {
+      const destPort = await freePort();
+      const out = await mkdtemp(join(work, 'move-release-'));
+      const scp = spawnDcmtk('storescp', [
+        '-aet',
+        'RELEASEDEST',
+        '--sleep-after',
+        '1',
+        '-od',
+        out,
+        String(destPort),
+      ]);
+      try {
+        await s.app.aes.add(admin, { title: 'RELEASEDEST', host: '127.0.0.1', port: destPort });
+        await new Promise((r) => setTimeout(r, 300));
+        // C-MOVE: until 6 Dec 2026 the A-RELEASE-RP went at once, the final response never, and the sub-operations
+        // went on after the requestor had gone.
+        const events: string[] = [];
+        let released: Promise<void> | undefined;
+        const move = await retrieveStudy(
+          'move',
+          (scuA) => {
+            released = scuA.release().then(() => void events.push('A-RELEASE-RP'));
+          },
+          undefined,
+          'RELEASEDEST',
+        );
+        const final = await move.final;
+        events.push('final C-MOVE-RSP');
+        await released;
+        expect(events).toEqual(['final C-MOVE-RSP', 'A-RELEASE-RP']);
+        expect(final.cmd).toMatchObject({
+          commandField: 0x8021,
+          status: 0xb000,
+          errorComment: expect.stringMatching(/^the requestor released the association: [12] of 3 sent$/),
+        });
+        expect(Number(final.cmd.completed) + Number(final.cmd.failed)).toBe(3);
+        expect((await readdir(out)).length).toBe(final.cmd.completed);
+        // C-GET: the same, and the ledger says the requestor released the association (until 6 Dec 2026 'the peer
+        // closed the association before the data set ended').
+        const since = await lastSeq();
+        let getReleased: Promise<void> | undefined;
+        const get = await retrieveStudy(
+          'get',
+          () => undefined,
+          (scuA, stores) => {
+            if (stores === 1) getReleased = scuA.release();
+          },
+        );
+        const getFinal = await get.final;
+        await getReleased;
+        expect(getFinal.cmd).toMatchObject({
+          commandField: 0x8010,
+          errorComment: expect.stringMatching(/^the requestor released the association: [12] of 3 sent$/),
+        });
+        expect((await retrieveFailure('c-get', since)).reason).toBe(getFinal.cmd.errorComment);
+      } finally {
+        await stopChild(scp);
       }
     });
 

@@ -106,6 +106,15 @@ export interface MessageHandler {
 
 const MAX_COMMAND_BYTES = 64 * 1024;
 
+/** The 6 bytes of a PDV item before its data (item length, context ID, message control header; PS3.8 §9.3.5.1). */
+const PDV_HEADER_BYTES = 6;
+
+/**
+ * Whether a peer's Maximum Length Received (PS3.8 D.1) leaves room for data: 0 (no limit), or more than a PDV
+ * item's header. A P-DATA-TF PDU to such a peer is at most that long, however small (PS3.8 §9.3.5).
+ */
+export const usablePeerMaxPdu = (n: number) => n === 0 || n > PDV_HEADER_BYTES;
+
 /** Assembles PDVs into DIMSE messages and writes messages as PDVs no larger than the peer accepts. */
 export class DimseConnection {
   private commandParts: Buffer[] = [];
@@ -241,6 +250,14 @@ export class DimseConnection {
         };
         return;
       }
+      // A response to nothing we wait for (PS3.7 §9.3.1.2: Message ID Being Responded To names our request):
+      // a protocol error that aborts the association. Until 6 Dec 2026 it was passed on as if it were a request
+      // and, on a C-MOVE's association to its destination, the C-STORE it should have answered waited for its
+      // response timeout (60 s).
+      throw new PduError(
+        `a response with an unknown Message ID (${cmd.messageIdBeingRespondedTo})`,
+        AbortReason.NotSpecified,
+      );
     }
     const sink = this.handler.command(ctx, cmd);
     if (hasDataset(cmd)) {
@@ -294,9 +311,14 @@ export class DimseConnection {
     return run;
   }
 
+  /**
+   * The most data bytes one PDV may carry: the peer's maximum PDU length less the PDV header, exactly (until 6 Dec
+   * 2026 at least 64, so a peer asking for PDUs under 70 bytes got larger ones). usablePeerMaxPdu() holds for
+   * every peer an association goes on with.
+   */
   private fragmentSize(): number {
     const max = this.peerMaxPdu === 0 ? 1024 * 1024 : this.peerMaxPdu;
-    return Math.max(max - 6, 64);
+    return Math.max(max - PDV_HEADER_BYTES, 1);
   }
 
   /** Bytes of the single PDU holding a small message (command PDV and data PDV), if it fits in `frag`. */

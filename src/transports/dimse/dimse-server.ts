@@ -77,7 +77,7 @@ export class DimseServer {
       socket,
       err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
         ? `no TLS handshake within ${this.opts.artimMs} ms (the ARTIM timeout)`
-        : err.message.trim(),
+        : handshakeRefusal(err),
       false,
     );
 
@@ -183,4 +183,29 @@ function bind(server: Server, port: number, host: string): Promise<number> {
       resolve(typeof addr === 'object' && addr ? addr.port : port);
     });
   });
+}
+
+/**
+ * What an operator can act on, for the OpenSSL errors a refused handshake most often ends with, OpenSSL's own
+ * text after it; until 6 Dec 2026 the log carried that text alone (`…:error:0A000102:SSL routines::unsupported
+ * protocol`).
+ */
+const HANDSHAKE_REFUSALS: Record<string, string> = {
+  ERR_SSL_UNSUPPORTED_PROTOCOL: 'the client offers no TLS version Custos takes (TLS 1.2 or 1.3)',
+  ERR_SSL_NO_SHARED_CIPHER: 'the client offers none of the cipher suites Custos takes (BCP 195)',
+  ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM:
+    'the client takes none of the signature algorithms of the certificate',
+  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: "the client refused Custos's certificate (bad certificate)",
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: "the client refused Custos's certificate (certificate unknown)",
+  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: "the client does not trust the CA of Custos's certificate (unknown CA)",
+  ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: "the client refused Custos's certificate as expired",
+  ERR_SSL_WRONG_VERSION_NUMBER: 'the client did not speak TLS (plain DICOM on the TLS port?)',
+  ERR_SSL_HTTP_REQUEST: 'the client sent an HTTP request, not TLS',
+  ECONNRESET: 'the client closed the connection during the handshake',
+};
+
+export function handshakeRefusal(err: Error & { code?: string }): string {
+  const raw = err.message.trim();
+  const readable = err.code ? HANDSHAKE_REFUSALS[err.code] : undefined;
+  return readable ? `${readable} [${raw}]` : raw;
 }

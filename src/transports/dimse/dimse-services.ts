@@ -148,6 +148,11 @@ export class DimseServices {
           queue.close();
           status = DicomStatus.DataSetDoesNotMatchSopClass;
           comment = `SOP class ${sopClass} is not the presentation context's ${ctx.abstractSyntax}`;
+        } else if (!sopInstance) {
+          // Type 1 (PS3.7 Table 9.1-1); until 6 Dec 2026 the comment said the UID 'differs' from the data set's.
+          queue.close();
+          status = DicomStatus.DataSetDoesNotMatchSopClass;
+          comment = 'the Affected SOP Instance UID (0000,1000) is missing';
         } else {
           let validated: ((v: { uid: string; status: StoredStatus }) => void) | undefined;
           const early = new Promise<{ uid: string; status: StoredStatus }>(
@@ -310,6 +315,15 @@ export class DimseServices {
       let ahead: { ref: InstanceRef; data: Promise<AsyncIterable<Buffer>> } | undefined;
       for (const [i, ref] of refs.entries()) {
         if (a.isCancelled(cmd.messageId ?? -1)) break;
+        // The requestor aborted, closed or released its association: nobody is there to be answered (or, when
+        // released, only the final response is still owed), so no further object leaves; the one in flight was
+        // finished. Until 6 Dec 2026 a C-MOVE went on sending every object to its destination.
+        if (a.leaving) {
+          stopped = `${a.leaving}: ${completed + warning} of ${refs.length} sent`;
+          for (const r of refs.slice(i)) failedUids.push(r.sopInstanceUid);
+          remaining = 0;
+          break;
+        }
         // An object that failed part way (a later frame that does not decode) ended the association to the
         // destination with an A-ABORT (cStore): the rest go on a new one.
         if (dest && outgoing?.conn.socket.destroyed) {
@@ -383,6 +397,7 @@ export class DimseServices {
         objects: { count: failedUids.length, sopInstanceUids: failedUids.slice(0, 10_000) },
         detail: {
           ...(destinationTitle ? { destination: destinationTitle } : {}),
+          sent: completed + warning,
           unsent: failedUids.length,
           ...(stopped ? { reason: stopped.slice(0, 500) } : {}),
         },

@@ -332,6 +332,10 @@ function decodeAssociate(type: number, body: Buffer): AssociateRq | AssociateAc 
       }
       if (!ctx.abstractSyntax || ctx.transferSyntaxes.length === 0 || ctx.id % 2 === 0)
         throw new PduError(`presentation context ${ctx.id} is malformed`);
+      // PS3.8 §9.3.2.2: each proposed context has its own ID. Until 6 Dec 2026 a second one with the same ID was
+      // accepted too, the acceptor's answer then naming one ID twice and its table keeping the later.
+      if (rqContexts.some((c) => c.id === ctx.id))
+        throw new PduError(`presentation context ${ctx.id} is proposed twice`);
       rqContexts.push(ctx);
     } else if (it.type === 0x21 && type === PduType.AssociateAc) {
       need(it.value, 4, 'a presentation context item');

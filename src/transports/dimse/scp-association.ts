@@ -8,10 +8,11 @@ import type { TLSSocket } from 'node:tls';
 import { asciiText } from '../../domain/ascii-text.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
+import { DicomStatus } from '../../domain/errors.js';
 import { isRetryLater } from '../../domain/retry-later.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import { Cmd, NO_DATASET, type Command } from './command.js';
-import { DimseConnection, type DataSink } from './connection.js';
+import { DimseConnection, usablePeerMaxPdu, type DataSink } from './connection.js';
 import {
   AbortReason,
   APPLICATION_CONTEXT,
@@ -85,9 +86,38 @@ const OVER_LIMIT = new Map<number, { name: string; limit: number; status: number
   [Cmd.NActionRq, { name: 'N-ACTION', limit: COMMITMENT_DATA_SET_LIMIT, status: 0x0213 }],
 ]);
 
+/** The requests an SCP takes, by command field. */
+const REQUEST_NAMES = new Map<number, string>([
+  [Cmd.CEchoRq, 'C-ECHO-RQ'],
+  [Cmd.CStoreRq, 'C-STORE-RQ'],
+  [Cmd.CFindRq, 'C-FIND-RQ'],
+  [Cmd.CMoveRq, 'C-MOVE-RQ'],
+  [Cmd.CGetRq, 'C-GET-RQ'],
+  [Cmd.NActionRq, 'N-ACTION-RQ'],
+]);
+
+const FIND_CLASSES = new Set<string>([Sop.PatientRootFind, Sop.StudyRootFind]);
+const MOVE_CLASSES = new Set<string>([Sop.PatientRootMove, Sop.StudyRootMove]);
+
+/** The request a presentation context's SOP class serves (PS3.4: one DIMSE service per SOP class here). */
+function serviceOf(abstractSyntax: string): number | undefined {
+  if (abstractSyntax === Sop.Verification) return Cmd.CEchoRq;
+  if (abstractSyntax === Sop.StorageCommitmentPush) return Cmd.NActionRq;
+  if (isStorageSopClass(abstractSyntax)) return Cmd.CStoreRq;
+  if (FIND_CLASSES.has(abstractSyntax)) return Cmd.CFindRq;
+  if (MOVE_CLASSES.has(abstractSyntax)) return Cmd.CMoveRq;
+  if (QUERY_RETRIEVE.has(abstractSyntax)) return Cmd.CGetRq;
+  return undefined;
+}
+
 export class ScpAssociation {
   private readonly framer: PduFramer;
-  private state: 'awaiting-rq' | 'established' | 'released' | 'closed' = 'awaiting-rq';
+  /** 'releasing': the A-RELEASE-RQ came while operations ran; their final responses still go (release()). */
+  private state: 'awaiting-rq' | 'established' | 'releasing' | 'released' | 'closed' = 'awaiting-rq';
+  /** Why the requestor is leaving or left (released, aborted, closed the connection), once it has. */
+  private leftBy: string | undefined;
+  /** What waits for the operations whose final response is still owed (`owed`) to end: release(). */
+  private answeredWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   readonly contexts = new Map<number, NegotiatedContext>();
   /** SOP classes for which the peer accepted the SCP role (C-GET sub-operations go to it). */
@@ -96,6 +126,8 @@ export class ScpAssociation {
   principal: Principal | undefined;
   callingAe = '';
   private busy = 0;
+  /** Operations whose final response has not gone yet (work after it, such as a commitment report, is not). */
+  private owed = 0;
   private readonly cancelled = new Set<number>();
 
   constructor(
@@ -110,22 +142,41 @@ export class ScpAssociation {
   }
 
   get open(): boolean {
-    return this.state === 'established' && !this.socket.destroyed;
+    return (this.state === 'established' || this.state === 'releasing') && !this.socket.destroyed;
+  }
+
+  /**
+   * Why the requestor is going or gone (`the requestor aborted the association`, `… released …`, `… closed the
+   * connection`), or undefined while it is there: a C-MOVE or C-GET starts no sub-operation after that.
+   */
+  get leaving(): string | undefined {
+    return this.leftBy;
   }
 
   isCancelled(messageId: number): boolean {
     return this.cancelled.has(messageId);
   }
 
-  /** Track work in progress so the idle timer never aborts an association that is busy on our side. */
-  async track<T>(work: Promise<T>): Promise<T> {
+  /**
+   * Track work in progress so the idle timer never aborts an association that is busy on our side; `owed`: it
+   * ends with the operation's final response, which an A-RELEASE-RP waits for.
+   */
+  async track<T>(work: Promise<T>, owed = true): Promise<T> {
     this.busy++;
+    if (owed) this.owed++;
     try {
       return await work;
     } finally {
       this.busy--;
+      if (owed) this.owed--;
       if (this.busy === 0 && this.state === 'established') this.arm(this.opts.idleMs, 'DIMSE idle timeout');
+      if (this.owed === 0) for (const wake of this.answeredWaiters.splice(0)) wake();
     }
+  }
+
+  /** Work after an operation's final response (a storage commitment report): tracked, but not owed. */
+  background(work: Promise<void>): void {
+    void this.track(work, false).catch((err: unknown) => this.onError(err));
   }
 
   async run(): Promise<void> {
@@ -154,8 +205,16 @@ export class ScpAssociation {
       // socket errors (reset by peer): the finally below cleans up
     } finally {
       this.disarm();
+      // What waited on the association learns how it ended: until 6 Dec 2026 a C-GET whose requestor released
+      // and closed read 'the peer closed the association before the data set ended' whatever it was doing.
+      const why = this.conn?.midMessage
+        ? 'the peer closed the association before the data set ended'
+        : this.state === 'releasing'
+          ? 'the requestor released the association and closed the connection'
+          : 'the requestor closed the connection';
+      this.leftBy ??= why;
       this.state = 'closed';
-      this.conn?.failPending(new Error('the peer closed the association before the data set ended'));
+      this.conn?.failPending(new Error(why));
       this.socket.destroy();
     }
   }
@@ -176,9 +235,10 @@ export class ScpAssociation {
     this.timer = undefined;
   }
 
-  async abort(reason: number, _why?: string) {
+  async abort(reason: number, why?: string) {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.leftBy ??= `the association was aborted${why ? ` (${why})` : ''}`;
     this.conn?.failPending(new Error('the association was aborted'));
     if (!this.socket.destroyed) {
       await new Promise<void>((resolve) => this.socket.write(encodeAbort(2, reason), () => resolve()));
@@ -206,7 +266,8 @@ export class ScpAssociation {
     if (this.state === 'established') this.arm(this.opts.idleMs, 'DIMSE idle timeout');
     switch (pdu.type) {
       case 'p-data':
-        if (this.state !== 'established')
+        // While releasing, a C-GET's sub-operations still read their C-STORE responses.
+        if (this.state !== 'established' && this.state !== 'releasing')
           throw new PduError('P-DATA-TF outside an association', AbortReason.UnexpectedPdu);
         {
           const room = this.conn!.receive(pdu.pdvs, (id) => this.contexts.has(id));
@@ -214,12 +275,15 @@ export class ScpAssociation {
         }
         return;
       case 'release-rq':
-        this.state = 'released';
-        await this.conn!.writeRaw(encodeReleaseRp());
-        this.arm(this.opts.artimMs, 'peer did not close after release');
-        this.socket.end();
+        if (this.state !== 'established')
+          throw new PduError('a second A-RELEASE-RQ', AbortReason.UnexpectedPdu);
+        this.state = 'releasing';
+        this.leftBy ??= 'the requestor released the association';
+        // Not awaited: the PDUs that follow (a C-GET's C-STORE responses) are still to be read.
+        void this.release().catch(this.onError);
         return;
       case 'abort':
+        this.leftBy ??= 'the requestor aborted the association';
         this.state = 'closed';
         this.conn?.failPending(new Error('the peer aborted the association'));
         this.socket.destroy();
@@ -227,6 +291,21 @@ export class ScpAssociation {
       default:
         throw new PduError(`unexpected ${pdu.type} on an established association`, AbortReason.UnexpectedPdu);
     }
+  }
+
+  /**
+   * PS3.8 §7.2, Sta8: an A-RELEASE-RQ that comes while operations run is answered once they have ended, their
+   * final responses sent (a C-MOVE or C-GET starts no new sub-operation meanwhile: `leaving`). Until 6 Dec 2026
+   * the A-RELEASE-RP went at once, and a C-MOVE went on sending its sub-operations to the destination for a
+   * requestor that had gone.
+   */
+  private async release() {
+    if (this.owed > 0) await new Promise<void>((resolve) => this.answeredWaiters.push(resolve));
+    if (this.state !== 'releasing') return;
+    this.state = 'released';
+    await this.conn!.writeRaw(encodeReleaseRp());
+    this.arm(this.opts.artimMs, 'peer did not close after release');
+    this.socket.end();
   }
 
   /** Whether the association request was already answered with a rejection. */
@@ -286,33 +365,66 @@ export class ScpAssociation {
     };
   }
 
+  /** An association refused before the registry admitted anyone: recorded under the calling AE title it gave. */
+  private async denied(rq: AssociateRq, address: string, policy: string, reason: string) {
+    await this.services.ledger.append({
+      principal: {
+        kind: 'ae',
+        id: asUserId(`ae:${rq.callingAe}`),
+        name: rq.callingAe,
+        role: 'none',
+        source: address,
+      },
+      action: 'dicom-associate',
+      outcome: 'denied',
+      policy,
+      detail: { reason },
+    });
+  }
+
   private async associate(rq: AssociateRq) {
     const address = this.socket.remoteAddress ?? 'unknown';
     this.callingAe = rq.callingAe;
+    // Each refusal is recorded like the registry's (until 6 Dec 2026 these three left no trace in the ledger).
     // Until 5 Dec 2026 such a request was aborted (A-ABORT) where PS3.8 §9.3.2 asks for this rejection.
     if (!rq.protocolVersion1) {
+      await this.denied(rq, address, 'builtin:dicom-ul', 'protocol version 1 is not offered (PS3.8 §9.3.2)');
       const { result, source, reason } = ProtocolVersionNotSupported;
       return this.reject(reason, result, source);
     }
-    if (rq.applicationContext !== APPLICATION_CONTEXT)
+    if (rq.applicationContext !== APPLICATION_CONTEXT) {
+      await this.denied(
+        rq,
+        address,
+        'builtin:dicom-ul',
+        `application context '${rq.applicationContext}' is not the DICOM one (${APPLICATION_CONTEXT})`,
+      );
       return this.reject(RejectReason.ApplicationContextNotSupported);
+    }
     // PS3.8 §9.3.2: a request proposes one or more presentation contexts; one with none could do nothing, and was
     // accepted until 5 Dec 2026. Rejected permanently, no reason given (as dcmtk's acceptor does).
-    if (rq.contexts.length === 0) return this.reject(RejectReason.NoReason);
+    if (rq.contexts.length === 0) {
+      await this.denied(rq, address, 'builtin:dicom-ul', 'no presentation context proposed');
+      return this.reject(RejectReason.NoReason);
+    }
+    // PS3.8 §9.3.3.3 (Table D.1-1): a PDV item is 6 bytes before its data, so a maximum PDU length of 1 to 6
+    // leaves no room for any data; nothing could be answered (0 is no limit).
+    if (!usablePeerMaxPdu(rq.user.maxPduLength)) {
+      await this.denied(
+        rq,
+        address,
+        'builtin:dicom-ul',
+        `maximum PDU length ${rq.user.maxPduLength} leaves no room for data (0, or more than 6)`,
+      );
+      return this.reject(RejectReason.NoReason);
+    }
     if (rq.calledAe !== this.opts.aeTitle) {
-      await this.services.ledger.append({
-        principal: {
-          kind: 'ae',
-          id: asUserId(`ae:${rq.callingAe}`),
-          name: rq.callingAe,
-          role: 'none',
-          source: address,
-        },
-        action: 'dicom-associate',
-        outcome: 'denied',
-        policy: 'builtin:ae-registry',
-        detail: { reason: `called AE title '${rq.calledAe}' is not '${this.opts.aeTitle}'` },
-      });
+      await this.denied(
+        rq,
+        address,
+        'builtin:ae-registry',
+        `called AE title '${rq.calledAe}' is not '${this.opts.aeTitle}'`,
+      );
       return this.reject(RejectReason.CalledAeNotRecognized);
     }
     const tlsSocket = this.socket as TLSSocket;
@@ -389,11 +501,54 @@ export class ScpAssociation {
       if (cmd.messageIdBeingRespondedTo !== undefined) this.cancelled.add(cmd.messageIdBeingRespondedTo);
       return undefined;
     }
+    // PS3.7 §9.3: Message ID is Type 1 in every request, and the Affected SOP Class UID in the C- ones. A request
+    // without them cannot be answered or routed: dcmtk's DIMSE layer fails to parse such a command and its SCPs
+    // abort the association; so does Custos (until 6 Dec 2026 such a C-STORE was stored).
+    if (!(cmd.commandField & 0x8000)) {
+      const name = REQUEST_NAMES.get(cmd.commandField) ?? 'request';
+      if (cmd.messageId === undefined) throw new PduError(`a ${name} without a Message ID (0000,0110)`);
+      if (cmd.commandField !== Cmd.NActionRq && !cmd.affectedSopClassUid)
+        throw new PduError(`a ${name} without an Affected SOP Class UID (0000,0002)`);
+    }
     const run = (work: () => Promise<void>) => {
       void this.track(work()).catch((err: unknown) => {
         if (this.open) this.onError(err);
       });
     };
+    /** Answer with a failure once the request's data set (if it declares one) has been read and dropped. */
+    const refuse = (status: number, comment: string): DataSink | undefined => {
+      const answer = () =>
+        run(() => this.respond(contextId, cmd, cmd.commandField | 0x8000, status, comment));
+      if (cmd.commandDataSetType === NO_DATASET) {
+        answer();
+        return undefined;
+      }
+      return { kind: 'buffer', limit: QUERY_DATA_SET_LIMIT, done: answer, tooLarge: answer };
+    };
+    // A request must be the service of its presentation context's SOP class and name that class (PS3.7 §9.1.1:
+    // the Affected SOP Class UID; PS3.8 §7.1.1.13: the context is negotiated for one abstract syntax). Until 6 Dec
+    // 2026 a C-MOVE on a C-FIND context, a Patient Root request on a Study Root context or a C-ECHO on a storage
+    // context was carried out. A C-STORE of another storage class keeps its 0xA900 (DimseServices.store).
+    const service = serviceOf(ctx.abstractSyntax);
+    if (REQUEST_NAMES.has(cmd.commandField) && cmd.commandField !== service)
+      return refuse(
+        DicomStatus.SopClassNotSupported,
+        `a ${REQUEST_NAMES.get(cmd.commandField)!} on a context for ${ctx.abstractSyntax}`,
+      );
+    if (
+      cmd.commandField !== Cmd.CStoreRq &&
+      cmd.commandField !== Cmd.NActionRq &&
+      REQUEST_NAMES.has(cmd.commandField) &&
+      cmd.affectedSopClassUid !== ctx.abstractSyntax
+    )
+      return refuse(
+        DicomStatus.SopClassNotSupported,
+        `SOP class ${cmd.affectedSopClassUid ?? ''} is not the context's`,
+      );
+    // PS3.7 §9.3.5.1: a C-ECHO-RQ has no data set. One that declares one was answered success until 6 Dec 2026,
+    // and the association then aborted when its data set came.
+    if (cmd.commandField === Cmd.CEchoRq && cmd.commandDataSetType !== NO_DATASET)
+      return refuse(0x0212, 'a C-ECHO-RQ has no data set (Command Data Set Type must be 0101)');
     const needsData = DATA_SET_REQUIRED.get(cmd.commandField);
     if (needsData && cmd.commandDataSetType === NO_DATASET) {
       // Until 5 Dec 2026 such a request waited for a data set that was never coming, and was never answered.

@@ -13,7 +13,7 @@ import { toExplicitVrLittleEndian, toImplicitVrLittleEndian } from '../../dicom/
 import { TransferSyntax } from '../../dicom/tags.js';
 import type { InstanceRef } from '../../services/retrieve-service.js';
 import { Cmd, type Command } from './command.js';
-import { DimseConnection } from './connection.js';
+import { DimseConnection, usablePeerMaxPdu } from './connection.js';
 import {
   ContextResult,
   decodePdu,
@@ -324,6 +324,17 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
             const pdu = decodePdu(next.type, next.body);
             if (pdu.type === 'associate-ac') {
               clearTimeout(timer);
+              // Nothing could be sent within such a maximum (connection.ts): refused, not sent larger PDUs.
+              if (!usablePeerMaxPdu(pdu.user.maxPduLength)) {
+                socket.write(encodeAbort(0, 0));
+                reject(
+                  failure(
+                    `${opts.calledAe} accepted with a maximum PDU length of ${pdu.user.maxPduLength}, which leaves no room for data`,
+                  ),
+                );
+                socket.destroy();
+                return;
+              }
               for (const c of pdu.contexts) {
                 const p = proposed.find((x) => x.id === c.id);
                 if (p && c.result === ContextResult.Acceptance)
@@ -380,9 +391,8 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
         reject(failure(`${opts.calledAe} closed the connection`));
       } catch (err) {
         if (err instanceof PduError) socket.write(encodeAbort(0, err.reason));
-        conn?.failPending(
-          err instanceof PduError ? err : failure(`${opts.calledAe}: ${(err as Error).message}`),
-        );
+        // Named: the reason reaches a C-MOVE's Error Comment (`DEST: a response with an unknown Message ID (7)`).
+        conn?.failPending(failure(`${opts.calledAe}: ${(err as Error).message}`));
         reject(err as Error);
         socket.destroy();
       } finally {

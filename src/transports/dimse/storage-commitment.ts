@@ -96,7 +96,9 @@ export class StorageCommitment {
       affectedSopInstanceUid: Sop.StorageCommitmentPushInstance,
       actionTypeId: 1,
     });
-    await this.report(a, ctx, transactionUid, refs);
+    // After the response: an A-RELEASE-RQ that comes meanwhile is answered without waiting for the report, which
+    // then goes on a new association.
+    a.background(this.report(a, ctx, transactionUid, refs));
   }
 
   private async report(a: ScpAssociation, ctx: NegotiatedContext, transactionUid: string, refs: Ref[]) {
@@ -170,7 +172,7 @@ export class StorageCommitment {
     };
     let undelivered: string | undefined;
     try {
-      if (a.open) await send(a.conn, ctx.id, ctx.transferSyntax);
+      if (a.open && !a.leaving) await send(a.conn, ctx.id, ctx.transferSyntax);
       else {
         const peer = await this.s.deps.registry.find(a.callingAe);
         if (!peer) throw new Error(`${a.callingAe} is no longer registered`);
