@@ -251,6 +251,10 @@ export class ScpAssociation {
     if (this.state === 'awaiting-rq') {
       if (pdu.type !== 'associate-rq')
         throw new PduError(`${pdu.type} before A-ASSOCIATE-RQ`, AbortReason.UnexpectedPdu);
+      // ARTIM stops once the request is in (PS3.8 §9.2, AE-6); until 6 Dec 2026 it ran on through the registry and
+      // ledger steps, and a request that came late in it was aborted on a busy server. Deciding on it is bounded
+      // by the idle timeout instead.
+      this.arm(this.opts.idleMs, 'the A-ASSOCIATE-RQ was not decided within the DIMSE idle timeout');
       try {
         await this.associate(pdu);
       } catch (err) {
