@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
-import { CT_IMAGE, makeInstance, uid } from './support/fixtures.js';
+import { CT_IMAGE, CYRILLIC_PROCEDURE_CODE, makeInstance, uid } from './support/fixtures.js';
 import { writePart10, type WriteElement } from '../src/dicom/part10-writer.js';
 import { getString, parsePart10 } from '../src/dicom/part10-parser.js';
 import { datasetToJson } from '../src/dicom/dicom-json.js';
@@ -730,27 +730,12 @@ for (const backend of backends()) {
       // Until 6 Dec 2026 the item kept ISO_IR 144, which the writer could not encode Cyrillic in: 0xC000 for the
       // whole C-FIND.
       const [own, ownSeries] = [uid(63), uid(64)];
-      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
       const stored = await postStow(s, [
         makeInstance({
           studyUid: own,
           seriesUid: ownSeries,
           sopInstanceUid: uid(65),
-          extra: [
-            {
-              tag: t(0x0008, 0x1032),
-              vr: 'SQ',
-              value: [
-                [
-                  { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 144' },
-                  { tag: t(0x0008, 0x0100), vr: 'SH', value: 'X1' },
-                  { tag: t(0x0008, 0x0102), vr: 'SH', value: 'L' },
-                  // Рентген in ISO 8859-5
-                  { tag: t(0x0008, 0x0104), vr: 'LO', value: Buffer.from('c0d5dde2d3d5dd20', 'hex') },
-                ],
-              ],
-            },
-          ],
+          extra: [CYRILLIC_PROCEDURE_CODE],
         }),
       ]);
       expect(stored.status).toBe(200);

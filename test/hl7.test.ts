@@ -18,7 +18,7 @@ import {
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { MllpDecoder, mllpFrame } from '../src/transports/hl7/mllp-decoder.js';
 import { backends } from './support/backends.js';
-import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { CYRILLIC_PROCEDURE_CODE, makeInstance, stowBody, uid } from './support/fixtures.js';
 import { collect, multipartParts } from './support/http.js';
 import { MllpClient } from './support/mllp-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -321,21 +321,7 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
         ...withItem,
         patientId: itemId,
         patientName: 'Petrov^Petr',
-        extra: [
-          {
-            tag: t(0x0008, 0x1032),
-            vr: 'SQ',
-            value: [
-              [
-                { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 144' },
-                { tag: t(0x0008, 0x0100), vr: 'SH', value: 'X1' },
-                { tag: t(0x0008, 0x0102), vr: 'SH', value: 'L' },
-                // Рентген in ISO 8859-5
-                { tag: t(0x0008, 0x0104), vr: 'LO', value: Buffer.from('c0d5dde2d3d5dd20', 'hex') },
-              ],
-            ],
-          },
-        ],
+        extra: [CYRILLIC_PROCEDURE_CODE],
       }),
       makeInstance({
         ...plain,

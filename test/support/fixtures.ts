@@ -48,6 +48,23 @@ export const YAMADA_ISO_2022_IR_87 = Buffer.concat([
   Buffer.from('1b244242404f3a1b2842', 'hex'),
 ]);
 
+/**
+ * Procedure Code Sequence with one item that names its own Specific Character Set, ISO_IR 144, and a Code Meaning
+ * in it (Рентген in ISO 8859-5): text Custos cannot write back in that item's set once it re-encodes.
+ */
+export const CYRILLIC_PROCEDURE_CODE: WriteElement = {
+  tag: 0x00081032,
+  vr: 'SQ',
+  value: [
+    [
+      { tag: 0x00080005, vr: 'CS', value: 'ISO_IR 144' },
+      { tag: 0x00080100, vr: 'SH', value: 'X1' },
+      { tag: 0x00080102, vr: 'SH', value: 'L' },
+      { tag: 0x00080104, vr: 'LO', value: Buffer.from('c0d5dde2d3d5dd20', 'hex') },
+    ],
+  ],
+};
+
 export const pixelValue = (frame: number, row: number, col: number) =>
   (frame * 1000 + row * 7 + col * 3) & 0xffff;
 
