@@ -241,7 +241,11 @@ describe('custos serve with DICOM TLS', () => {
     const exited = new Promise((r) => served.proc.once('exit', r));
     try {
       expect(served.url).toBeDefined();
-      const dicomPort = Number(/DICOM AE \S+ on TLS port (\d+)/.exec(served.out())![1]);
+      // The DIMSE line follows 'listening on' in a write of its own, which can come a moment later.
+      const dicomLine = /DICOM AE \S+ on TLS port (\d+)/;
+      for (const until = Date.now() + 10_000; !dicomLine.test(served.out()) && Date.now() < until;)
+        await new Promise((r) => setTimeout(r, 50));
+      const dicomPort = Number(dicomLine.exec(served.out())![1]);
       // The primary speaks of the DIMSE certificate, each worker of its HL7 one. Those lines come on stderr, the
       // banner on stdout: two pipes, read in either order, so they are waited for.
       const notices = () =>
