@@ -112,28 +112,37 @@ describe('serve with worker processes', () => {
   it('answers connections made while a worker stops and dies from the other worker', async () => {
     const data = await mkdtemp(join(tmpdir(), 'custos-workers-'));
     const { proc, url, err } = await startWorkersServe(data, ['--dicom-port', 'off']);
-    expect(url, err()).toBeDefined();
-    const [stopped] = (await readFile(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8'))
-      .trim()
-      .split(/\s+/);
-    // A worker that takes no connection any more (stopped here; in life: busy dying) and is then killed. Until
-    // 6 Dec 2026 the primary accepted each connection and handed it to a worker in turn: one handed to this
-    // worker stayed open in the primary, unanswered, for good.
-    process.kill(Number(stopped), 'SIGSTOP');
-    const health = () =>
-      fetch(`${url}/api/health`, {
-        headers: { Connection: 'close' },
-        signal: AbortSignal.timeout(20_000),
-      }).then(
-        (r) => r.status,
-        (e: Error) => e.name,
-      );
-    const answers = Array.from({ length: 4 }, health);
-    await new Promise((r) => setTimeout(r, 500));
-    process.kill(Number(stopped), 'SIGKILL');
-    expect(await Promise.all(answers)).toEqual([200, 200, 200, 200]);
-    proc.kill('SIGTERM');
-    expect(await new Promise<number | null>((r) => proc.once('exit', r))).toBe(0);
+    const exited = new Promise<number | null>((r) => proc.once('exit', r));
+    let stopped: string | undefined;
+    try {
+      expect(url, err()).toBeDefined();
+      [stopped] = (await readFile(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8')).trim().split(/\s+/);
+      // A worker that takes no connection any more (stopped here; in life: busy dying) and is then killed. Until
+      // 6 Dec 2026 the primary accepted each connection and handed it to a worker in turn: one handed to this
+      // worker stayed open in the primary, unanswered, for good.
+      process.kill(Number(stopped), 'SIGSTOP');
+      const health = () =>
+        fetch(`${url}/api/health`, {
+          headers: { Connection: 'close' },
+          signal: AbortSignal.timeout(20_000),
+        }).then(
+          (r) => r.status,
+          (e: Error) => e.name,
+        );
+      const answers = Array.from({ length: 4 }, health);
+      await new Promise((r) => setTimeout(r, 500));
+      process.kill(Number(stopped), 'SIGKILL');
+      expect(await Promise.all(answers)).toEqual([200, 200, 200, 200]);
+    } finally {
+      // A failed expectation must not leave the server behind (nor a stopped worker it would wait for).
+      try {
+        if (stopped) process.kill(Number(stopped), 'SIGKILL');
+      } catch {
+        // Killed already.
+      }
+      proc.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
     await rm(data, { recursive: true, force: true });
   });
 
