@@ -32,6 +32,14 @@ import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { multipartParts } from './support/http.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
+/** The parts of a multipart answer of Part 10 objects, by SOP Instance UID. */
+async function partsBySop<P extends { body: Buffer }>(parts: P[]): Promise<Map<string, P>> {
+  const bySop = new Map<string, P>();
+  for (const part of parts)
+    bySop.set(getString((await parsePart10(part.body)).dataset, Tags.SOPInstanceUID)!, part);
+  return bySop;
+}
+
 const EXPLICIT = '1.2.840.10008.1.2.1';
 const IMPLICIT = '1.2.840.10008.1.2';
 const AS_EXPLICIT = `application/dicom; transfer-syntax=${EXPLICIT}`;
@@ -276,9 +284,7 @@ describe.each(backends())('compressed objects served decompressed on %s', (backe
     expect(res.status).toBe(200);
     const parts = await multipartParts(res);
     expect(parts).toHaveLength(inMainSeries().length);
-    const bySop = new Map<string, { contentType?: string; body: Buffer }>();
-    for (const part of parts)
-      bySop.set(getString((await parsePart10(part.body)).dataset, Tags.SOPInstanceUID)!, part);
+    const bySop = await partsBySop(parts);
     // The JPEG-LS object as stored; until 5 Dec 2026 it was decompressed, because the native ones needed the
     // fallback and one syntax served them all.
     const jls = bySop.get(sops.get('jpegls/mono16')!)!;
@@ -332,9 +338,7 @@ describe.each(backends())('compressed objects served decompressed on %s', (backe
     expect(res.status).toBe(200);
     const parts = await multipartParts(res);
     expect(parts).toHaveLength(inMainSeries().length);
-    const bySop = new Map<string, { contentType?: string; body: Buffer }>();
-    for (const part of parts)
-      bySop.set(getString((await parsePart10(part.body)).dataset, Tags.SOPInstanceUID)!, part);
+    const bySop = await partsBySop(parts);
     for (const [codec, kind] of LOSSLESS) {
       const part = bySop.get(sops.get(`${codec}/${kind}`)!)!;
       expect(part.contentType, `${codec}/${kind}`).toBe(AS_EXPLICIT);
