@@ -747,6 +747,35 @@ for (const backend of backends()) {
       expect(answer.match(/\(0008,0005\) CS \[ISO_IR 192\]/g)).toHaveLength(2);
     });
 
+    it('answers a C-FIND for a study whose multi-valued person name has an empty value, that value empty', async () => {
+      // Until 6 Dec 2026 the empty value (null in the query's DICOM JSON) made every C-FIND matching the study fail
+      // with 0xC000 "Cannot read properties of null", while QIDO-RS answered it.
+      const [own, ownSeries] = [uid(74), uid(75)];
+      const stored = await postStow(s, [
+        makeInstance({
+          studyUid: own,
+          seriesUid: ownSeries,
+          sopInstanceUid: uid(76),
+          extra: [{ tag: Tags.ReferringPhysicianName, vr: 'PN', value: ['Jones^Ann', '', 'Smith^John'] }],
+        }),
+      ]);
+      expect(stored.status).toBe(202);
+      for (const [level, keys] of [
+        ['STUDY', [`StudyInstanceUID=${own}`, 'ReferringPhysicianName']],
+        ['SERIES', [`StudyInstanceUID=${own}`, 'SeriesInstanceUID']],
+        ['IMAGE', [`StudyInstanceUID=${own}`, `SeriesInstanceUID=${ownSeries}`, 'SOPInstanceUID']],
+      ] as const) {
+        const r = await findscu(level, [...keys]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr, level).not.toMatch(/0xc000|Failed|Error/i);
+        expect(r.stderr.match(/Find Response: \d+ \(Pending\)/g), level).toHaveLength(1);
+      }
+      const study = firstAnswer(
+        (await findscu('STUDY', [`StudyInstanceUID=${own}`, 'ReferringPhysicianName'])).stderr,
+      );
+      expect(study).toMatch(/\(0008,0090\) PN \[Jones\^Ann\\\\Smith\^John ?\] +# +\d+, 3 /);
+    });
+
     it('sends a deflated object inflated to a C-GET requestor and a C-MOVE destination that do not take deflate', async () => {
       const [own, ownSeries, sop] = [uid(60), uid(61), uid(62)];
       const original = makeInstance({ studyUid: own, seriesUid: ownSeries, sopInstanceUid: sop });

@@ -90,7 +90,10 @@ export function jsonToElements(json: DicomJsonObject): WriteElement[] {
         tag,
         vr: 'PN',
         value: values.map((v) => {
-          const pn = v as { Alphabetic?: string; Ideographic?: string; Phonetic?: string } | string;
+          const pn = v as { Alphabetic?: string; Ideographic?: string; Phonetic?: string } | string | null;
+          // An empty value of a multi-valued name is null in DICOM JSON (PS3.18 F.2.5): until 6 Dec 2026 it failed
+          // the whole C-FIND with 0xC000.
+          if (pn === null) return '';
           if (typeof pn === 'string') return pn;
           const groups = [pn.Alphabetic ?? '', pn.Ideographic ?? '', pn.Phonetic ?? ''];
           while (groups.length > 1 && groups[groups.length - 1] === '') groups.pop();
