@@ -256,6 +256,82 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     });
   });
 
+  it('matches a query value with a NUL as the index keeps values, without it; one of NULs alone is a 400', async () => {
+    // Until 6 Dec 2026 such a value found nothing on SQLite and was a 500 on PostgreSQL (C-FIND 0xC000).
+    const [own, ownSeries] = [uid(1), uid(2)];
+    const stored = await stow([
+      {
+        bytes: makeInstance({
+          studyUid: own,
+          seriesUid: ownSeries,
+          sopInstanceUid: uid(3),
+          accessionNumber: 'AC\0NUL4',
+        }),
+      },
+    ]);
+    expect(stored.status, await stored.clone().text()).not.toBe(409);
+    for (const value of ['AC%00NUL4', 'ACNUL4']) {
+      const res = await fetch(`${s.dicomweb}/studies?AccessionNumber=${value}`, { headers: auth() });
+      expect(res.status, value).toBe(200);
+      const found = (await res.json()) as { '0020000D': { Value: string[] } }[];
+      expect(
+        found.map((f) => f['0020000D'].Value[0]),
+        value,
+      ).toEqual([own]);
+    }
+    const nul = await fetch(`${s.dicomweb}/studies?PatientName=%00`, { headers: auth() });
+    expect(nul.status).toBe(400);
+    expect(await nul.json()).toMatchObject({
+      parameter: 'PatientName',
+      detail: expect.stringMatching(/only NUL/),
+    });
+  });
+
+  it('lists a series or an instance without a number after the numbered ones, on either index', async () => {
+    // Until 6 Dec 2026 SQLite listed them first and PostgreSQL last.
+    const [own, second, third, unnumbered, fourth] = [uid(1), uid(2), uid(3), uid(4), uid(5)];
+    const series = [
+      { seriesUid: second, seriesNumber: 2 },
+      { seriesUid: unnumbered },
+      { seriesUid: third, seriesNumber: 1 },
+    ];
+    const instances = [2, undefined, 1, 3].map((n) => ({ sop: uid(6), n }));
+    const res = await stow([
+      ...series.map((se) => ({
+        bytes: makeInstance({
+          studyUid: own,
+          seriesUid: se.seriesUid,
+          sopInstanceUid: uid(7),
+          ...(se.seriesNumber ? { seriesNumber: se.seriesNumber } : { omit: [0x00200011] }),
+        }),
+      })),
+      ...instances.map((i) => ({
+        bytes: makeInstance({
+          studyUid: own,
+          seriesUid: fourth,
+          sopInstanceUid: i.sop,
+          seriesNumber: 4,
+          ...(i.n ? { instanceNumber: i.n } : { omit: [0x00200013] }),
+        }),
+      })),
+    ]);
+    // A missing Type 2 number is stored with a warning (B007): 202, nothing failed.
+    const body = await res.text();
+    expect(res.status, body).toBe(202);
+    expect(body).not.toContain('00081198');
+    const listed = async (path: string, tag: string) => {
+      const rows = (await (await fetch(`${s.dicomweb}${path}`, { headers: auth() })).json()) as Record<
+        string,
+        { Value: string[] }
+      >[];
+      return rows.map((r) => r[tag]!.Value[0]);
+    };
+    expect(await listed(`/studies/${own}/series`, '0020000E')).toEqual([third, second, fourth, unnumbered]);
+    expect(await listed(`/studies/${own}/series/${fourth}/instances`, '00080018')).toEqual(
+      [2, 0, 3, 1].map((k) => instances[k]!.sop),
+    );
+  });
+
   it('takes the accept query parameter in place of the Accept header (PS3.18 §8.3.3.1)', async () => {
     const json = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&accept=application/json`, {
       headers: { ...auth(), Accept: 'image/png' },

@@ -54,7 +54,8 @@ type PnValue = { Alphabetic?: string; Ideographic?: string; Phonetic?: string };
 
 /**
  * The first value as the index keeps it. NULs are left out: PostgreSQL's text takes none (an object with one
- * inside a LO failed to store there, and stored on SQLite), and no query can name one. The object keeps its value.
+ * inside a LO failed to store there, and stored on SQLite); a query's values lose theirs alike (qido-query.ts). The
+ * object keeps its value.
  */
 export function firstString(json: DicomJsonObject, tag: string): string {
   const v = json[tag]?.Value?.[0];

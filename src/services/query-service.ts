@@ -553,7 +553,9 @@ export class QueryService {
           'se.num_instances as series_instances',
         ] as never[])
         .orderBy(sql.ref('st.study_uid'))
-        .orderBy(sql.ref('se.series_number'))
+        // A series without a number last on both dialects: SQLite sorts NULL first by default, PostgreSQL last,
+        // so until 6 Dec 2026 the two listed such a series at opposite ends.
+        .orderBy(sql`${sql.ref('se.series_number')} nulls last`)
         .orderBy(sql.ref('se.series_uid'));
     } else {
       const withInst = (
@@ -571,7 +573,7 @@ export class QueryService {
         ] as never[])
         .where(sql.ref('i.status'), '=', 'active')
         .orderBy(sql.ref('se.series_uid'))
-        .orderBy(sql.ref('i.instance_number'))
+        .orderBy(sql`${sql.ref('i.instance_number')} nulls last`)
         .orderBy(sql.ref('i.sop_instance_uid'));
     }
     return (await full.limit(limit).offset(offset).execute()) as unknown as Row[];
