@@ -74,6 +74,27 @@ describe.each(backends())('values in DICOM JSON as stored by STOW-RS on %s', (ba
     expect(meta['00091001']).toEqual({ vr: 'UN', InlineBinary: 'AQIDBA==' });
   });
 
+  it('says in a Warning header in plain words that an element has an odd length (PS3.5 section 7.1.1)', async () => {
+    const ids = { studyUid: uid(10), seriesUid: uid(11), sopInstanceUid: uid(12) };
+    const even = makeInstance({ ...ids, extra: [{ tag: t(0x0009, 0x0010), vr: 'LO', value: 'ACME' }] });
+    // (0009,0010) LO 'ACME' cut to the three bytes 'ACM': its length 3, odd.
+    const at = even.indexOf(Buffer.from([0x09, 0, 0x10, 0, 0x4c, 0x4f, 4, 0]));
+    const odd = Buffer.concat([
+      even.subarray(0, at + 6),
+      Buffer.from([3, 0]),
+      Buffer.from('ACM'),
+      even.subarray(at + 12),
+    ]);
+    const res = await stow(odd);
+    const body = await res.text();
+    expect(res.status, body).toBe(202);
+    // Until 6 Dec 2026 it read "PS3.5 U+00A77.1.1": the section sign written as its code point.
+    expect(res.headers.get('warning'), body).toContain(
+      `element (0009,0010) has an odd length 3 (PS3.5 section 7.1.1)`,
+    );
+    expect(res.headers.get('warning')).toMatch(/^299 \S+ "[\x20-\x7e]*"$/);
+  });
+
   it('reads a standard attribute sent as UN as its VR for metadata and QIDO, and keeps the bytes (PS3.5 §6.2.2)', async () => {
     const ids = { studyUid: uid(7), seriesUid: uid(8), sopInstanceUid: uid(9) };
     const bytes = makeInstance({

@@ -403,7 +403,7 @@ export class Part10Parser {
       if (repeated.size)
         this.warnings.push(
           `file meta elements repeated in the data set: ${[...repeated.keys()].map((t) => label(t).split(' ')[0]).join(', ')} ` +
-            '(group 0002 belongs in the file meta header only, PS3.10 §7.1); the first of each was used',
+            '(group 0002 belongs in the file meta header only, PS3.10 section 7.1); the first of each was used',
         );
       else if (metaEnd !== undefined && metaEnd !== q.position)
         this.warnings.push(
@@ -554,7 +554,7 @@ export class Part10Parser {
       declaredUn = vr === 'UN';
       if (isUnknownVr(vr)) {
         this.warnOnce(
-          `element ${label(tag)} has the VR ${JSON.stringify(vr)}, which this archive does not know: read as UN (PS3.5 §6.2)`,
+          `element ${label(tag)} has the VR ${JSON.stringify(vr)}, which this archive does not know: read as UN (PS3.5 section 6.2)`,
         );
         vr = 'UN';
       } else if (!KNOWN_VRS.has(vr))
@@ -584,7 +584,8 @@ export class Part10Parser {
     if (length !== UNDEFINED) {
       if (past(valueOffset, length, limit))
         throw this.beyond(`element ${label(tag)}`, valueOffset, length, limit);
-      if (length % 2 === 1) this.warnOnce(`element ${label(tag)} has an odd length ${length} (PS3.5 §7.1.1)`);
+      if (length % 2 === 1)
+        this.warnOnce(`element ${label(tag)} has an odd length ${length} (PS3.5 section 7.1.1)`);
     }
     q.drop(headerLen);
 
