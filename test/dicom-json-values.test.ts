@@ -95,6 +95,32 @@ describe.each(backends())('values in DICOM JSON as stored by STOW-RS on %s', (ba
     expect(res.headers.get('warning')).toMatch(/^299 \S+ "[\x20-\x7e]*"$/);
   });
 
+  it('leaves group length elements out of metadata and QIDO results, a stale one too', async () => {
+    const ids = { studyUid: uid(13), seriesUid: uid(14), sopInstanceUid: uid(15) };
+    const res = await stow(
+      makeInstance({
+        ...ids,
+        extra: [
+          { tag: t(0x0008, 0x0000), vr: 'UL', value: 0 },
+          { tag: t(0x0010, 0x0000), vr: 'UL', value: 4 },
+        ],
+      }),
+    );
+    expect(res.status, await res.text()).toBe(200);
+    const meta = await metadata(ids);
+    expect(meta['00080060']).toEqual({ vr: 'CS', Value: ['CT'] });
+    // Until 6 Dec 2026 they were there: "00080000":{"vr":"UL","Value":[0]}.
+    expect(Object.keys(meta).filter((k) => k.endsWith('0000'))).toEqual([]);
+    const found = await fetch(`${s.dicomweb}/studies/${ids.studyUid}/instances?includefield=all`, {
+      headers: { ...auth(), Accept: 'application/dicom+json' },
+    });
+    expect(found.status, await found.clone().text()).toBe(200);
+    const rows = (await found.json()) as Json[];
+    expect(rows.length).toBe(1);
+    expect(rows[0]!['00100010']).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'Doe^Jane' }] });
+    expect(Object.keys(rows[0]!).filter((k) => k.endsWith('0000'))).toEqual([]);
+  });
+
   it('reads a standard attribute sent as UN as its VR for metadata and QIDO, and keeps the bytes (PS3.5 §6.2.2)', async () => {
     const ids = { studyUid: uid(7), seriesUid: uid(8), sopInstanceUid: uid(9) };
     const bytes = makeInstance({
