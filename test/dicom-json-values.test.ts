@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { multipartParts } from './support/http.js';
@@ -119,6 +123,42 @@ describe.each(backends())('values in DICOM JSON as stored by STOW-RS on %s', (ba
     expect(rows.length).toBe(1);
     expect(rows[0]!['00100010']).toEqual({ vr: 'PN', Value: [{ Alphabetic: 'Doe^Jane' }] });
     expect(Object.keys(rows[0]!).filter((k) => k.endsWith('0000'))).toEqual([]);
+  });
+
+  it('gives Overlay Data of an implicit VR object OW, in metadata and converted to explicit VR (PS3.5 A.1)', async () => {
+    const ids = { studyUid: uid(16), seriesUid: uid(17), sopInstanceUid: uid(18) };
+    const overlay = Buffer.alloc((8 * 8) / 8, 0xa5);
+    const res = await stow(
+      makeInstance({
+        ...ids,
+        transferSyntaxUid: IMPLICIT_LE,
+        extra: [
+          { tag: t(0x6000, 0x0010), vr: 'US', value: 8 },
+          { tag: t(0x6000, 0x0011), vr: 'US', value: 8 },
+          { tag: t(0x6000, 0x0040), vr: 'CS', value: 'G' },
+          { tag: t(0x6000, 0x0050), vr: 'SS', value: [1, 1] },
+          { tag: t(0x6000, 0x0100), vr: 'US', value: 1 },
+          { tag: t(0x6000, 0x0102), vr: 'US', value: 0 },
+          { tag: t(0x6000, 0x3000), vr: 'OW', value: overlay },
+        ],
+      }),
+    );
+    expect(res.status, await res.text()).toBe(200);
+    // Until 6 Dec 2026 OB, the dictionary's first of "OB or OW"; dcm2json and Orthanc say OW.
+    expect((await metadata(ids))['60003000']).toEqual({ vr: 'OW', InlineBinary: overlay.toString('base64') });
+    const retrieved = await fetch(
+      `${s.dicomweb}/studies/${ids.studyUid}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}`,
+      { headers: { ...auth(), Accept: 'application/dicom; transfer-syntax=1.2.840.10008.1.2.1' } },
+    );
+    expect(retrieved.status).toBe(200);
+    const dir = mkdtempSync(join(tmpdir(), 'custos-overlay-'));
+    try {
+      writeFileSync(join(dir, 'out.dcm'), Buffer.from(await retrieved.arrayBuffer()));
+      const dump = execFileSync('dcmdump', ['-q', '+P', '6000,3000', join(dir, 'out.dcm')]).toString();
+      expect(dump).toMatch(/^\(6000,3000\) OW a5a5\\a5a5\\a5a5\\a5a5 /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads a standard attribute sent as UN as its VR for metadata and QIDO, and keeps the bytes (PS3.5 §6.2.2)', async () => {

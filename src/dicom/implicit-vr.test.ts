@@ -229,6 +229,36 @@ describe('toExplicitVrLittleEndian and explicitPart10', () => {
     }
   });
 
+  it('gives Overlay Data and Waveform Data OW, as PS3.5 A.1 does in implicit VR, with 8 bits allocated too', async () => {
+    const withOverlay: WriteElement[] = [
+      { tag: tag(0x0028, 0x0100), vr: 'US', value: 8 },
+      {
+        tag: tag(0x5400, 0x0100),
+        vr: 'SQ',
+        value: [
+          [
+            { tag: tag(0x5400, 0x0110), vr: 'OB', value: Buffer.from([1, 0]) },
+            { tag: tag(0x5400, 0x1004), vr: 'US', value: 16 },
+            { tag: tag(0x5400, 0x1010), vr: 'OW', value: Buffer.from([1, 0, 2, 0]) },
+          ],
+        ],
+      },
+      { tag: tag(0x6000, 0x3000), vr: 'OW', value: Buffer.from([0x0f, 0xf0, 0, 0]) },
+      { tag: tag(0x601e, 0x3000), vr: 'OW', value: Buffer.from([1, 2]) },
+      { tag: tag(0x7fe0, 0x0010), vr: 'OB', value: Buffer.from([9, 8, 7, 6]) },
+    ];
+    const want = writeDataset(withOverlay, EXPLICIT, { undefinedLengthSequences: true });
+    const implicit = writeDataset(withOverlay, IMPLICIT, { undefinedLengthSequences: true });
+    // Until 6 Dec 2026 both went out OB (the dictionary's first of "OB or OW").
+    expect(await convertWith(toExplicitVrLittleEndian, implicit, 5)).toEqual(want);
+    // The parser reads them so too, for metadata.
+    const parsed = await parsePart10(writePart10(withOverlay, { transferSyntaxUid: IMPLICIT }));
+    const json = datasetToJson(parsed.dataset);
+    expect([json['60003000']?.vr, json['601E3000']?.vr, json['7FE00010']?.vr]).toEqual(['OW', 'OW', 'OB']);
+    const item = (json['54000100']?.Value as Record<string, { vr: string }>[])[0]!;
+    expect([item['54001010']?.vr, item['54000110']?.vr]).toEqual(['OW', 'OB']);
+  });
+
   it('comes back to the same explicit VR bytes from implicit VR', async () => {
     const explicit = writeDataset(image, EXPLICIT, { undefinedLengthSequences: true });
     const implicit = await convert(explicit, 1000);

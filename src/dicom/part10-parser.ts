@@ -926,7 +926,11 @@ const SIGNED_WITH_PIXELS = new Set([
 
 /**
  * VR of an element in an implicit VR dataset (PS3.5 §7.1.3): from the dictionary; private creators are LO; the
- * "US or SS" pixel value attributes SS when `signedPixels` (the data set's Pixel Representation is 1).
+ * "US or SS" pixel value attributes SS when `signedPixels` (the data set's Pixel Representation is 1); Overlay
+ * Data (60xx,3000) and Waveform Data (5400,1010) OW, which PS3.5 A.1 gives them in Implicit VR Little Endian
+ * (the dictionary's first VR, OB, made them OB until 6 Dec 2026; dcmtk and Orthanc read OW). Pixel Data is the
+ * caller's: OB or OW by Bits Allocated. The other "OB or OW" attributes keep the dictionary's first, OB: A.1
+ * names no VR for them (Channel Minimum/Maximum Value, Waveform Padding Value, retired Curve and Audio Data).
  */
 export function implicitVr(tag: number, signedPixels = false): string {
   const group = tag >>> 16;
@@ -935,6 +939,7 @@ export function implicitVr(tag: number, signedPixels = false): string {
   if (group % 2 === 1 && elem >= 0x10 && elem <= 0xff) return 'LO';
   if (group % 2 === 1) return 'UN';
   if (signedPixels && SIGNED_WITH_PIXELS.has(tag)) return 'SS';
+  if ((group >= 0x6000 && group <= 0x601e && elem === 0x3000) || tag === 0x54001010) return 'OW';
   const vr = lookupTag(tag)?.vr;
   return vr && KNOWN_VRS.has(vr) ? vr : 'UN';
 }
