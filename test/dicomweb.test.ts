@@ -548,7 +548,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(Buffer.from(await single.arrayBuffer())).toEqual(all);
   });
 
-  it('serves big endian and deflated objects in Explicit VR Little Endian, by default and when named (PS3.18 §8.7.3)', async () => {
+  it('serves big endian, deflated and implicit VR objects in Explicit VR Little Endian, by default and when named (PS3.18 §8.7.3)', async () => {
     const EXPLICIT = '1.2.840.10008.1.2.1';
     const AS_EXPLICIT = `application/dicom; transfer-syntax=${EXPLICIT}`;
     const studyUid = uid(76);
@@ -560,6 +560,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       for (const [name, flag] of [
         ['bigEndian', '+tb'],
         ['deflated', '+td'],
+        ['implicit', '+ti'],
       ] as const) {
         const sop = uid(78);
         const original = makeInstance({
@@ -594,6 +595,18 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
         expect(execFileSync('dcmdump', ['-q', '+P', '0002,0010', join(dir, 'out.dcm')]).toString()).toMatch(
           /=LittleEndianExplicit/,
         );
+        // Custos wrote the new encoding, not dcmtk (PS3.10 section 7.1); until 6 Dec 2026 the implicit VR and
+        // deflated conversions kept the sender's 1.2.276.0.7230010.3.0.3.6.7 and OFFIS_DCMTK_367.
+        const implementation = execFileSync('dcmdump', [
+          '-q',
+          '+P',
+          '0002,0012',
+          '+P',
+          '0002,0013',
+          join(dir, 'out.dcm'),
+        ]).toString();
+        expect(implementation, name).toMatch(/\(0002,0012\) UI \[1\.2\.826\.0\.1\.3680043\.10\.1483\.1\]/);
+        expect(implementation, name).toMatch(/\(0002,0013\) SH \[CUSTOS_0_1\]/);
       };
       for (const [name, m] of made) {
         const inst = `${series}/instances/${m.sop}`;
@@ -622,7 +635,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       });
       expect(whole.status, await whole.clone().text()).toBe(200);
       const parts = await multipartParts(whole);
-      expect(parts.map((p) => p.contentType)).toEqual([AS_EXPLICIT, AS_EXPLICIT]);
+      expect(parts.map((p) => p.contentType)).toEqual([AS_EXPLICIT, AS_EXPLICIT, AS_EXPLICIT]);
       // WADO-URI asked for Explicit VR Little Endian.
       const d = made.get('deflated')!;
       const uri = await fetch(
