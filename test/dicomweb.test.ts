@@ -624,7 +624,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(Buffer.from(await single.arrayBuffer())).toEqual(all);
   });
 
-  it('serves big endian and deflated objects in Explicit VR Little Endian, by default and when named (PS3.18 §8.7.3)', async () => {
+  it('serves big endian, deflated and implicit VR objects in Explicit VR Little Endian, by default and when named (PS3.18 §8.7.3)', async () => {
     const EXPLICIT = '1.2.840.10008.1.2.1';
     const AS_EXPLICIT = `application/dicom; transfer-syntax=${EXPLICIT}`;
     const studyUid = uid(76);
@@ -636,6 +636,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       for (const [name, flag] of [
         ['bigEndian', '+tb'],
         ['deflated', '+td'],
+        ['implicit', '+ti'],
       ] as const) {
         const sop = uid(78);
         const original = makeInstance({
@@ -670,6 +671,18 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
         expect(execFileSync('dcmdump', ['-q', '+P', '0002,0010', join(dir, 'out.dcm')]).toString()).toMatch(
           /=LittleEndianExplicit/,
         );
+        // Custos wrote the new encoding, not dcmtk (PS3.10 section 7.1); until 6 Dec 2026 the implicit VR and
+        // deflated conversions kept the sender's 1.2.276.0.7230010.3.0.3.6.7 and OFFIS_DCMTK_367.
+        const implementation = execFileSync('dcmdump', [
+          '-q',
+          '+P',
+          '0002,0012',
+          '+P',
+          '0002,0013',
+          join(dir, 'out.dcm'),
+        ]).toString();
+        expect(implementation, name).toMatch(/\(0002,0012\) UI \[1\.2\.826\.0\.1\.3680043\.10\.1483\.1\]/);
+        expect(implementation, name).toMatch(/\(0002,0013\) SH \[CUSTOS_0_1\]/);
       };
       for (const [name, m] of made) {
         const inst = `${series}/instances/${m.sop}`;
@@ -698,7 +711,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       });
       expect(whole.status, await whole.clone().text()).toBe(200);
       const parts = await multipartParts(whole);
-      expect(parts.map((p) => p.contentType)).toEqual([AS_EXPLICIT, AS_EXPLICIT]);
+      expect(parts.map((p) => p.contentType)).toEqual([AS_EXPLICIT, AS_EXPLICIT, AS_EXPLICIT]);
       // WADO-URI asked for Explicit VR Little Endian.
       const d = made.get('deflated')!;
       const uri = await fetch(
@@ -707,6 +720,64 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       );
       expect(uri.status).toBe(200);
       await expectExplicit(Buffer.from(await uri.arrayBuffer()), 'deflated');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('converts a big endian object to Explicit VR Little Endian keeping every value as sent, as dcmtk reads it', async () => {
+    const studyUid = uid(79);
+    const seriesUid = uid(80);
+    const sop = uid(81);
+    const tg = (g: number, e: number) => ((g << 16) | e) >>> 0;
+    const dir = mkdtempSync(join(tmpdir(), 'custos-be-values-'));
+    try {
+      // Text with leading spaces (PS3.5 6.2: DS may have them) and a standard attribute sent as UN.
+      const original = makeInstance({
+        studyUid,
+        seriesUid,
+        sopInstanceUid: sop,
+        rows: 4,
+        columns: 4,
+        extra: [
+          { tag: tg(0x0018, 0x0015), vr: 'UN', value: Buffer.from('CHEST ') },
+          { tag: tg(0x0018, 0x0050), vr: 'DS', value: Buffer.from(' 1.50 ') },
+          { tag: tg(0x0020, 0x0032), vr: 'DS', value: Buffer.from('-1.0E2\\2.5\\ +3') },
+        ],
+      });
+      writeFileSync(join(dir, 'le.dcm'), original);
+      execFileSync('dcmconv', ['+tb', join(dir, 'le.dcm'), join(dir, 'be.dcm')]);
+      const res = await stow([{ bytes: readFileSync(join(dir, 'be.dcm')) }]);
+      expect(res.status, await res.clone().text()).toBe(200);
+      /** dcmdump's reading of a data set, file meta information left out. */
+      const dump = (file: string) =>
+        execFileSync('dcmdump', ['-q', '+L', join(dir, file)])
+          .toString()
+          .split('\n')
+          .filter((l) => /^\s*\(/.test(l) && !l.startsWith('(0002,'))
+          .join('\n');
+      const sent = dump('be.dcm');
+      expect(sent).toMatch(/\(0018,0015\) UN 43\\48\\45\\53\\54\\20 /);
+      expect(sent).toMatch(/\(0018,0050\) DS \[ 1\.50\] /);
+      const inst = `${s.dicomweb}/studies/${studyUid}/series/${seriesUid}/instances/${sop}`;
+      for (const [how, url, accept] of [
+        ['WADO-RS', inst, 'application/dicom'],
+        ['WADO-RS *', inst, 'application/dicom; transfer-syntax=*'],
+        [
+          'WADO-URI',
+          `${s.url}/wado?requestType=WADO&studyUID=${studyUid}&seriesUID=${seriesUid}&objectUID=${sop}&contentType=application%2Fdicom`,
+          '*/*',
+        ],
+      ] as const) {
+        const r = await fetch(url, { headers: { ...auth(), Accept: accept } });
+        expect(r.status, how).toBe(200);
+        writeFileSync(join(dir, 'out.dcm'), Buffer.from(await r.arrayBuffer()));
+        expect(execFileSync('dcmdump', ['-q', '+P', '0002,0010', join(dir, 'out.dcm')]).toString()).toMatch(
+          /=LittleEndianExplicit/,
+        );
+        // Until 6 Dec 2026: DS [1.50], [-1.0E2\2.5\+3] and (0018,0015) CS [CHEST].
+        expect(dump('out.dcm'), how).toBe(sent);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -20,6 +20,32 @@ describe('datasetToJson (PS3.18 F.2)', () => {
     expect(json['0020000D']).toEqual({ vr: 'UI', Value: ['1.2.3'] });
   });
 
+  it('leaves out group length elements (gggg,0000), inside sequence items too', () => {
+    const json = datasetToJson(
+      ds([
+        [tag(0x0008, 0x0000), { vr: 'UL', kind: 'numbers', values: [0] }],
+        [Tags.Modality, { vr: 'CS', kind: 'text', values: ['CT'] }],
+        [
+          Tags.OtherPatientIDsSequence,
+          {
+            vr: 'SQ',
+            kind: 'sequence',
+            items: [
+              ds([
+                [tag(0x0010, 0x0000), { vr: 'UL', kind: 'numbers', values: [12] }],
+                [Tags.PatientID, { vr: 'LO', kind: 'text', values: ['P2'] }],
+              ]),
+            ],
+          },
+        ],
+      ]),
+    );
+    expect(json).toEqual({
+      '00080060': { vr: 'CS', Value: ['CT'] },
+      '00101002': { vr: 'SQ', Value: [{ '00100020': { vr: 'LO', Value: ['P2'] } }] },
+    });
+  });
+
   it('splits PN into component groups, IS and DS into numbers, AT into hex', () => {
     const json = datasetToJson(
       ds([

@@ -82,11 +82,16 @@ function textValues(vr: string, values: string[]): unknown[] {
 const jsonNumber = (v: number): number | string =>
   Number.isFinite(v) ? v : Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
 
-/** DICOM JSON model (PS3.18 F.2) of a parsed dataset. */
+/**
+ * DICOM JSON model (PS3.18 F.2) of a parsed dataset. Group length elements (gggg,0000) are left out, at every
+ * level: retired in the data set (PS3.5 §7.2), a length of bytes that JSON does not have, and often stale (a
+ * sender that edited the group without recomputing it); dcm2json and Orthanc leave them out too.
+ */
 export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: number[] = []): DicomJsonDataset {
   const out: DicomJsonDataset = {};
   const inlineMax = opts.inlineBinaryMax ?? INLINE_BINARY_MAX;
   for (const tag of [...ds.keys()].sort((a, b) => a - b)) {
+    if ((tag & 0xffff) === 0) continue;
     const el = ds.get(tag)!;
     const key = tagToHex(tag);
     const here = [...path, tag];

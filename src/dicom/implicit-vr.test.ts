@@ -204,6 +204,45 @@ describe('toExplicitVrLittleEndian and explicitPart10', () => {
     expect(getString(after.fileMeta, Tags.MediaStorageSOPInstanceUID)).toBe('2.25.7');
   });
 
+  it('names Custos, not the sender, as the implementation that wrote the converted object (PS3.10 section 7.1)', async () => {
+    // A file meta information as dcmtk writes it, with its implementation's class UID and version name.
+    const metaBody = writeDataset(
+      [
+        { tag: tag(0x0002, 0x0001), vr: 'OB', value: Buffer.from([0, 1]) },
+        { tag: tag(0x0002, 0x0002), vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
+        { tag: tag(0x0002, 0x0003), vr: 'UI', value: '2.25.7' },
+        { tag: tag(0x0002, 0x0010), vr: 'UI', value: IMPLICIT },
+        { tag: tag(0x0002, 0x0012), vr: 'UI', value: '1.2.276.0.7230010.3.0.3.6.7' },
+        { tag: tag(0x0002, 0x0013), vr: 'SH', value: 'OFFIS_DCMTK_367' },
+        { tag: tag(0x0002, 0x0016), vr: 'AE', value: 'MODALITY' },
+      ],
+      EXPLICIT,
+    );
+    const groupLength = writeDataset(
+      [{ tag: tag(0x0002, 0x0000), vr: 'UL', value: metaBody.length }],
+      EXPLICIT,
+    );
+    const implicit = Buffer.concat([
+      Buffer.alloc(128),
+      Buffer.from('DICM'),
+      groupLength,
+      metaBody,
+      writeDataset(image, IMPLICIT),
+    ]);
+    const after = await parsePart10(await convertWith(explicitPart10, implicit, 50));
+    expect(after.warnings).toEqual([]);
+    expect(datasetToJson(after.fileMeta)).toEqual({
+      '00020001': { vr: 'OB', InlineBinary: 'AAE=' },
+      '00020002': { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.7'] },
+      '00020003': { vr: 'UI', Value: ['2.25.7'] },
+      '00020010': { vr: 'UI', Value: [EXPLICIT] },
+      // Until 6 Dec 2026 the sender's: 1.2.276.0.7230010.3.0.3.6.7, OFFIS_DCMTK_367.
+      '00020012': { vr: 'UI', Value: ['1.2.826.0.1.3680043.10.1483.1'] },
+      '00020013': { vr: 'SH', Value: ['CUSTOS_0_1'] },
+      '00020016': { vr: 'AE', Value: ['MODALITY'] },
+    });
+  });
+
   it('gives "US or SS" values SS by the Pixel Representation of their own item or, without one, the enclosing one', async () => {
     const signed: WriteElement[] = [
       { tag: tag(0x0028, 0x0103), vr: 'US', value: 1 },
@@ -227,6 +266,36 @@ describe('toExplicitVrLittleEndian and explicitPart10', () => {
       for (const piece of [implicit.length, 5])
         expect(await convertWith(toExplicitVrLittleEndian, implicit, piece)).toEqual(want);
     }
+  });
+
+  it('gives Overlay Data and Waveform Data OW, as PS3.5 A.1 does in implicit VR, with 8 bits allocated too', async () => {
+    const withOverlay: WriteElement[] = [
+      { tag: tag(0x0028, 0x0100), vr: 'US', value: 8 },
+      {
+        tag: tag(0x5400, 0x0100),
+        vr: 'SQ',
+        value: [
+          [
+            { tag: tag(0x5400, 0x0110), vr: 'OB', value: Buffer.from([1, 0]) },
+            { tag: tag(0x5400, 0x1004), vr: 'US', value: 16 },
+            { tag: tag(0x5400, 0x1010), vr: 'OW', value: Buffer.from([1, 0, 2, 0]) },
+          ],
+        ],
+      },
+      { tag: tag(0x6000, 0x3000), vr: 'OW', value: Buffer.from([0x0f, 0xf0, 0, 0]) },
+      { tag: tag(0x601e, 0x3000), vr: 'OW', value: Buffer.from([1, 2]) },
+      { tag: tag(0x7fe0, 0x0010), vr: 'OB', value: Buffer.from([9, 8, 7, 6]) },
+    ];
+    const want = writeDataset(withOverlay, EXPLICIT, { undefinedLengthSequences: true });
+    const implicit = writeDataset(withOverlay, IMPLICIT, { undefinedLengthSequences: true });
+    // Until 6 Dec 2026 both went out OB (the dictionary's first of "OB or OW").
+    expect(await convertWith(toExplicitVrLittleEndian, implicit, 5)).toEqual(want);
+    // The parser reads them so too, for metadata.
+    const parsed = await parsePart10(writePart10(withOverlay, { transferSyntaxUid: IMPLICIT }));
+    const json = datasetToJson(parsed.dataset);
+    expect([json['60003000']?.vr, json['601E3000']?.vr, json['7FE00010']?.vr]).toEqual(['OW', 'OW', 'OB']);
+    const item = (json['54000100']?.Value as Record<string, { vr: string }>[])[0]!;
+    expect([item['54001010']?.vr, item['54000110']?.vr]).toEqual(['OW', 'OB']);
   });
 
   it('comes back to the same explicit VR bytes from implicit VR', async () => {

@@ -7,6 +7,7 @@
 //   C-STORE in implicit VR goes out of WADO in explicit VR.
 import { CustosError } from '../domain/errors.js';
 import { isUnknownVr, LONG_VRS } from './dataset.js';
+import { FILE_IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './implementation.js';
 import { implicitVr } from './part10-parser.js';
 import { tagToHex, TransferSyntax } from './tags.js';
 
@@ -274,9 +275,18 @@ export async function* explicitPart10(source: AsyncIterable<Buffer>): AsyncGener
   );
 }
 
+/** A file meta element in explicit VR little endian, its text padded to even length (UI with NUL, SH with space). */
+function metaElement(tag: number, vr: 'UI' | 'SH', text: string): Buffer {
+  const value = Buffer.from(text.length % 2 ? `${text}${vr === 'UI' ? '\0' : ' '}` : text, 'latin1');
+  return Buffer.concat([explicitHeader(tag, vr, value.length), value]);
+}
+
 /**
- * The preamble and file meta information of a Part 10 object read from `it`, written anew naming
- * `transferSyntaxUid` (its group length recomputed), and the bytes read beyond them (the data set's first).
+ * The preamble and file meta information of a Part 10 object read from `it`, written anew (the one place every
+ * conversion writes it: implicit to explicit VR, inflated, big endian to little endian): naming
+ * `transferSyntaxUid`, and Custos as the implementation that wrote the new encoding (PS3.10 §7.1: Implementation
+ * Class UID and Version Name; until 6 Dec 2026 the implicit VR and deflated conversions kept the sender's), its
+ * group length recomputed. Returns it and the bytes read beyond it (the data set's first).
  */
 export async function fileMetaAs(
   it: AsyncIterator<Buffer>,
@@ -292,7 +302,12 @@ export async function fileMetaAs(
   };
   while (head.length < 132 + 12) await more();
   if (head.toString('latin1', 128, 132) !== 'DICM') throw unconvertible('no Part 10 preamble', to);
-  const elements: Buffer[] = [];
+  const elements: { tag: number; bytes: Buffer }[] = [
+    { tag: 0x00020010, bytes: metaElement(0x00020010, 'UI', transferSyntaxUid) },
+    { tag: 0x00020012, bytes: metaElement(0x00020012, 'UI', FILE_IMPLEMENTATION_CLASS_UID) },
+    { tag: 0x00020013, bytes: metaElement(0x00020013, 'SH', IMPLEMENTATION_VERSION_NAME) },
+  ];
+  const rewritten = new Set([0x00020000, ...elements.map((e) => e.tag)]);
   let at = 132;
   for (;;) {
     while (head.length < at + 8) await more();
@@ -304,13 +319,10 @@ export async function fileMetaAs(
     const length = long ? head.readUInt32LE(at + 8) : head.readUInt16LE(at + 6);
     const size = (long ? 12 : 8) + length;
     while (head.length < at + size) await more();
-    if (tag === 0x00020010) {
-      const uid = Buffer.from(`${transferSyntaxUid}${transferSyntaxUid.length % 2 ? '\0' : ''}`, 'latin1');
-      elements.push(explicitHeader(tag, 'UI', uid.length), uid);
-    } else if (tag !== 0x00020000) elements.push(head.subarray(at, at + size));
+    if (!rewritten.has(tag)) elements.push({ tag, bytes: head.subarray(at, at + size) });
     at += size;
   }
-  const meta = Buffer.concat(elements);
+  const meta = Buffer.concat(elements.sort((a, b) => a.tag - b.tag).map((e) => e.bytes));
   const groupLength = explicitHeader(0x00020000, 'UL', 4);
   const value = Buffer.alloc(4);
   value.writeUInt32LE(meta.length);

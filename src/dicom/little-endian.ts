@@ -5,9 +5,9 @@
 import { Readable, pipeline } from 'node:stream';
 import { createInflateRaw } from 'node:zlib';
 import { CustosError } from '../domain/errors.js';
-import { rewriteHeaderAs } from './header-rewrite.js';
+import { isUnknownVr, KNOWN_VRS, LONG_VRS } from './dataset.js';
 import { fileMetaAs } from './implicit-vr.js';
-import { TransferSyntax } from './tags.js';
+import { tagToHex, TransferSyntax } from './tags.js';
 
 const EXPLICIT_VR_LITTLE_ENDIAN = TransferSyntax.ExplicitVRLittleEndian;
 
@@ -86,6 +86,168 @@ export async function* swapWords(source: AsyncIterable<Buffer>, word: number): A
   if (carry.length) yield carry;
 }
 
+const ITEM = 0xfffee000;
+const ITEM_END = 0xfffee00d;
+const SEQUENCE_END = 0xfffee0dd;
+const UNDEFINED = 0xffffffff;
+
+/** Bytes per number of the VRs whose values follow the transfer syntax's byte order (PS3.5 §7.3); AT is two US. */
+const WORD: Record<string, number> = {
+  AT: 2,
+  OW: 2,
+  SS: 2,
+  US: 2,
+  FL: 4,
+  OF: 4,
+  OL: 4,
+  SL: 4,
+  UL: 4,
+  FD: 8,
+  OD: 8,
+  OV: 8,
+  SV: 8,
+  UV: 8,
+};
+
+function swapped(value: Buffer, word: number | undefined): Buffer {
+  if (!word) return value;
+  const out = Buffer.from(value);
+  const whole = out.subarray(0, out.length - (out.length % word));
+  if (word === 2) whole.swap16();
+  else if (word === 4) whole.swap32();
+  else whole.swap64();
+  return out;
+}
+
+function littleHeader(tag: number, vr: string | undefined, length: number): Buffer {
+  const long = vr === undefined || LONG_VRS.has(vr);
+  const b = Buffer.alloc(vr === undefined ? 8 : long ? 12 : 8);
+  b.writeUInt16LE(tag >>> 16, 0);
+  b.writeUInt16LE(tag & 0xffff, 2);
+  if (vr === undefined) b.writeUInt32LE(length >>> 0, 4);
+  else if (long) {
+    b.write(vr, 4, 'latin1');
+    b.writeUInt32LE(length >>> 0, 8);
+  } else {
+    b.write(vr, 4, 'latin1');
+    b.writeUInt16LE(length, 6);
+  }
+  return b;
+}
+
+/**
+ * An Explicit VR Big Endian data set, whole in `b` (a header read within its bound), in Explicit VR Little
+ * Endian: the same elements, VRs and value bytes, only the byte order of tags, lengths and binary numbers (US,
+ * SS, UL, SL, FL, FD, SV, UV, AT, OW, OF, OL, OD, OV) turned. Text is copied byte for byte (a DS " 1.50" keeps
+ * its space), a UN value too (its content is little endian already, PS3.5 §6.2.2: a standard attribute sent as
+ * UN stays UN), and so is a UN of undefined length, implicit VR little endian inside. Sequences and items keep
+ * their form; group length elements (gggg,0000), retired in the data set, are left out as in the other
+ * conversions, the defined lengths around them made smaller. Until 6 Dec 2026 the header was parsed and written
+ * anew from its values: DS and IS lost their leading spaces and a UN attribute came out as its dictionary VR.
+ */
+export function bigEndianDataSetToLittle(b: Buffer): Buffer {
+  const at = { pos: 0 };
+  const parts = elements(b, at, b.length, false);
+  return Buffer.concat(parts);
+}
+
+const tagAt = (b: Buffer, o: number) => ((b.readUInt16BE(o) << 16) | b.readUInt16BE(o + 2)) >>> 0;
+
+function need(b: Buffer, at: number, n: number): void {
+  if (at + n > b.length)
+    throw unconvertible(`the header ends inside an element (at byte ${at} of the data set)`);
+}
+
+/**
+ * Elements from `at.pos` up to `end` (a defined length) or, when `delimited`, up to and including the item
+ * delimiter that closes them; the delimiter is not part of what is returned.
+ */
+function elements(b: Buffer, at: { pos: number }, end: number, delimited: boolean): Buffer[] {
+  const out: Buffer[] = [];
+  while (at.pos < end) {
+    need(b, at.pos, 8);
+    const tag = tagAt(b, at.pos);
+    if (tag === ITEM_END && delimited) {
+      at.pos += 8;
+      return out;
+    }
+    if (tag >>> 16 === 0xfffe)
+      throw unconvertible(`unexpected (${tagToHex(tag)}) at byte ${at.pos} of the data set`);
+    let vr = b.toString('latin1', at.pos + 4, at.pos + 6);
+    if (isUnknownVr(vr)) vr = 'UN';
+    else if (!KNOWN_VRS.has(vr))
+      throw unconvertible(`(${tagToHex(tag)}) has an invalid VR ${JSON.stringify(vr)}`);
+    const long = LONG_VRS.has(vr);
+    if (long) need(b, at.pos, 12);
+    const length = long ? b.readUInt32BE(at.pos + 8) : b.readUInt16BE(at.pos + 6);
+    const written = b.toString('latin1', at.pos + 4, at.pos + 6);
+    at.pos += long ? 12 : 8;
+    if (vr === 'SQ') {
+      const items = sequence(b, at, length);
+      const content = Buffer.concat(items);
+      out.push(littleHeader(tag, 'SQ', length === UNDEFINED ? UNDEFINED : content.length), content);
+      if (length === UNDEFINED) out.push(littleHeader(SEQUENCE_END, undefined, 0));
+      continue;
+    }
+    if (length === UNDEFINED) {
+      if (vr !== 'UN') throw unconvertible(`(${tagToHex(tag)}) ${vr} has undefined length`);
+      const start = at.pos;
+      at.pos = implicitSequenceEnd(b, start);
+      out.push(littleHeader(tag, written, UNDEFINED), b.subarray(start, at.pos));
+      continue;
+    }
+    need(b, at.pos, length);
+    const value = b.subarray(at.pos, at.pos + length);
+    at.pos += length;
+    if ((tag & 0xffff) === 0) continue;
+    out.push(littleHeader(tag, written, length), swapped(value, WORD[vr]));
+  }
+  if (delimited) throw unconvertible('the header ends inside an item');
+  return out;
+}
+
+/** The items of a sequence whose value starts at `at.pos`, `length` long or, when undefined, delimited. */
+function sequence(b: Buffer, at: { pos: number }, length: number): Buffer[] {
+  const out: Buffer[] = [];
+  const end = length === UNDEFINED ? b.length : at.pos + length;
+  while (at.pos < end) {
+    need(b, at.pos, 8);
+    const tag = tagAt(b, at.pos);
+    const itemLength = b.readUInt32BE(at.pos + 4);
+    at.pos += 8;
+    if (tag === SEQUENCE_END && length === UNDEFINED) return out;
+    if (tag !== ITEM) throw unconvertible(`(${tagToHex(tag)}) where an item belongs, at byte ${at.pos - 8}`);
+    const content = Buffer.concat(
+      elements(b, at, itemLength === UNDEFINED ? b.length : at.pos + itemLength, itemLength === UNDEFINED),
+    );
+    out.push(littleHeader(ITEM, undefined, itemLength === UNDEFINED ? UNDEFINED : content.length), content);
+    if (itemLength === UNDEFINED) out.push(littleHeader(ITEM_END, undefined, 0));
+  }
+  if (length === UNDEFINED) throw unconvertible('the header ends inside a sequence');
+  if (at.pos !== end) throw unconvertible(`an item runs past the end of its sequence (at byte ${at.pos})`);
+  return out;
+}
+
+/**
+ * Where the content of a UN value of undefined length that starts at `start` ends, after the sequence delimiter
+ * that closes it: its content is implicit VR little endian (PS3.5 §6.2.2), items and nested sequences of
+ * defined or undefined length.
+ */
+function implicitSequenceEnd(b: Buffer, start: number): number {
+  let at = start;
+  let open = 1;
+  while (open > 0) {
+    need(b, at, 8);
+    const tag = ((b.readUInt16LE(at) << 16) | b.readUInt16LE(at + 2)) >>> 0;
+    const length = b.readUInt32LE(at + 4);
+    at += 8;
+    if (tag === ITEM_END || tag === SEQUENCE_END) open--;
+    else if (length === UNDEFINED) open++;
+    else at += length;
+  }
+  return at;
+}
+
 /** Where the native pixel data element of a big endian object sits in the bytes served, and how to swap it. */
 export interface BigEndianPixels {
   /** Offset of the element's header (12 bytes: tag, VR, reserved, 32-bit length). */
@@ -99,10 +261,11 @@ export interface BigEndianPixels {
 
 /**
  * An Explicit VR Big Endian Part 10 object in Explicit VR Little Endian: the header (every element before the
- * native pixel data, at most `maxHeaderBytes`; the whole object when `pixels` is undefined) parsed and written
- * anew, every binary value in little endian, with a file meta information naming the new transfer syntax; then
- * the pixel data, streamed, each word swapped. Elements after the pixel data (trailing padding, a digital
- * signature the new bytes would no longer match) are left out, as for a decompressed object.
+ * native pixel data, at most `maxHeaderBytes`; the whole object when `pixels` is undefined) in little endian
+ * (bigEndianDataSetToLittle: the same values, only their byte order changed), after a file meta information
+ * naming the new transfer syntax and Custos (fileMetaAs); then the pixel data, streamed, each word swapped.
+ * Elements after the pixel data (trailing padding, a digital signature the new bytes would no longer match) are
+ * left out, as for a decompressed object.
  */
 export async function* littleEndianFromBigEndian(
   source: AsyncIterable<Buffer>,
@@ -117,8 +280,15 @@ export async function* littleEndianFromBigEndian(
     pixels ? 'the header before the pixel data' : 'the object',
   );
   if (pixels && prefix.length < end) throw unconvertible('the object ends before its pixel data');
-  const header = await rewriteHeaderAs(prefix, EXPLICIT_VR_LITTLE_ENDIAN, () => undefined);
-  yield header.bytes;
+  const { meta, rest } = await fileMetaAs(
+    (async function* () {
+      yield prefix;
+    })(),
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    'Explicit VR Little Endian',
+  );
+  yield meta;
+  yield bigEndianDataSetToLittle(rest);
   if (pixels) {
     const stored = await r.take(12);
     if (stored.length < 12) throw unconvertible('the object ends inside its pixel data element');

@@ -403,7 +403,7 @@ export class Part10Parser {
       if (repeated.size)
         this.warnings.push(
           `file meta elements repeated in the data set: ${[...repeated.keys()].map((t) => label(t).split(' ')[0]).join(', ')} ` +
-            '(group 0002 belongs in the file meta header only, PS3.10 §7.1); the first of each was used',
+            '(group 0002 belongs in the file meta header only, PS3.10 section 7.1); the first of each was used',
         );
       else if (metaEnd !== undefined && metaEnd !== q.position)
         this.warnings.push(
@@ -554,7 +554,7 @@ export class Part10Parser {
       declaredUn = vr === 'UN';
       if (isUnknownVr(vr)) {
         this.warnOnce(
-          `element ${label(tag)} has the VR ${JSON.stringify(vr)}, which this archive does not know: read as UN (PS3.5 §6.2)`,
+          `element ${label(tag)} has the VR ${JSON.stringify(vr)}, which this archive does not know: read as UN (PS3.5 section 6.2)`,
         );
         vr = 'UN';
       } else if (!KNOWN_VRS.has(vr))
@@ -584,7 +584,8 @@ export class Part10Parser {
     if (length !== UNDEFINED) {
       if (past(valueOffset, length, limit))
         throw this.beyond(`element ${label(tag)}`, valueOffset, length, limit);
-      if (length % 2 === 1) this.warnOnce(`element ${label(tag)} has an odd length ${length} (PS3.5 §7.1.1)`);
+      if (length % 2 === 1)
+        this.warnOnce(`element ${label(tag)} has an odd length ${length} (PS3.5 section 7.1.1)`);
     }
     q.drop(headerLen);
 
@@ -925,7 +926,11 @@ const SIGNED_WITH_PIXELS = new Set([
 
 /**
  * VR of an element in an implicit VR dataset (PS3.5 §7.1.3): from the dictionary; private creators are LO; the
- * "US or SS" pixel value attributes SS when `signedPixels` (the data set's Pixel Representation is 1).
+ * "US or SS" pixel value attributes SS when `signedPixels` (the data set's Pixel Representation is 1); Overlay
+ * Data (60xx,3000) and Waveform Data (5400,1010) OW, which PS3.5 A.1 gives them in Implicit VR Little Endian
+ * (the dictionary's first VR, OB, made them OB until 6 Dec 2026; dcmtk and Orthanc read OW). Pixel Data is the
+ * caller's: OB or OW by Bits Allocated. The other "OB or OW" attributes keep the dictionary's first, OB: A.1
+ * names no VR for them (Channel Minimum/Maximum Value, Waveform Padding Value, retired Curve and Audio Data).
  */
 export function implicitVr(tag: number, signedPixels = false): string {
   const group = tag >>> 16;
@@ -934,6 +939,7 @@ export function implicitVr(tag: number, signedPixels = false): string {
   if (group % 2 === 1 && elem >= 0x10 && elem <= 0xff) return 'LO';
   if (group % 2 === 1) return 'UN';
   if (signedPixels && SIGNED_WITH_PIXELS.has(tag)) return 'SS';
+  if ((group >= 0x6000 && group <= 0x601e && elem === 0x3000) || tag === 0x54001010) return 'OW';
   const vr = lookupTag(tag)?.vr;
   return vr && KNOWN_VRS.has(vr) ? vr : 'UN';
 }

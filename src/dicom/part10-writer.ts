@@ -2,6 +2,7 @@ import { deflateRawSync } from 'node:zlib';
 import { CustosError } from '../domain/errors.js';
 import { textEncoding } from './charset.js';
 import { CHARSET_VRS, LONG_VRS, TEXT_VRS } from './dataset.js';
+import { FILE_IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './implementation.js';
 import { Tags, tagToHex } from './tags.js';
 import { transferSyntaxEncoding } from './transfer-syntax.js';
 
@@ -21,8 +22,6 @@ export interface WriteOptions {
   /** Write sequences and items with undefined length and delimiters (default: defined lengths). */
   undefinedLengthSequences?: boolean;
 }
-
-const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1483.1';
 
 interface Enc {
   explicit: boolean;
@@ -273,8 +272,9 @@ export function writePart10(elements: WriteElement[], opts: WriteOptions): Buffe
     {
       tag: Tags.ImplementationClassUID,
       vr: 'UI',
-      value: opts.implementationClassUid ?? IMPLEMENTATION_CLASS_UID,
+      value: opts.implementationClassUid ?? FILE_IMPLEMENTATION_CLASS_UID,
     },
+    { tag: Tags.ImplementationVersionName, vr: 'SH', value: IMPLEMENTATION_VERSION_NAME },
   ];
   const metaBody = Buffer.concat(encodeElements(metaElements, le));
   const groupLength = Buffer.concat([

@@ -447,7 +447,7 @@ export class IngestService {
         ctx.channel === 'c-store'
           ? // Read as an Error Comment (LO, 64 characters): what differs first, then the data set's UID.
             `SOP ${kind} UID differs: data set ${value}, C-STORE request (Affected SOP ${kind} UID) '${named}'`
-          : `the file meta information's Media Storage SOP ${kind} UID '${named}' is not the data set's SOP ${kind} UID ${value} (PS3.10 §7.1)`,
+          : `the file meta information's Media Storage SOP ${kind} UID '${named}' is not the data set's SOP ${kind} UID ${value} (PS3.10 section 7.1)`,
       );
     }
     if (ctx.expectedStudyUid && ctx.expectedStudyUid !== r.study.studyUid) {
@@ -467,8 +467,8 @@ export class IngestService {
         throw invalid(
           'PixelData',
           native
-            ? `encapsulated (7FE0,0010) PixelData under ${ts}, whose pixel data is native (a value of defined length, PS3.5 §8.1.1)`
-            : `native (7FE0,0010) PixelData under ${ts}, which encapsulates pixel data (undefined length, fragments: PS3.5 §A.4)`,
+            ? `encapsulated (7FE0,0010) PixelData under ${ts}, whose pixel data is native (a value of defined length, PS3.5 section 8.1.1)`
+            : `native (7FE0,0010) PixelData under ${ts}, which encapsulates pixel data (undefined length, fragments: PS3.5 A.4)`,
         );
     }
   }

@@ -404,9 +404,9 @@ export class RetrieveService {
   /**
    * The object as served (`body`: served()'s), in Explicit VR Little Endian, streamed: an implicit VR one with
    * each VR from the dictionary (explicitPart10), a deflated one inflated (inflatedPart10), a big endian one with
-   * its header rewritten and its pixel data swapped word by word (littleEndianFromBigEndian; a header of more than
-   * MAX_CONVERTED_HEADER_BYTES, or the whole object when it has no native pixel data at its top level, is
-   * refused). Every stored byte is still read, so the stored SHA-256 is verified as for the object as stored.
+   * the byte order of its header turned, values as stored, and its pixel data swapped word by word
+   * (littleEndianFromBigEndian; a header of more than MAX_CONVERTED_HEADER_BYTES, or the whole object when it has
+   * no native pixel data at its top level, is refused). Every stored byte is still read, so the stored SHA-256 is verified as for the object as stored.
    */
   explicitLittleEndian(ref: InstanceRef, body: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
     if (ref.transferSyntaxUid === TransferSyntax.ImplicitVRLittleEndian) return explicitPart10(body);

@@ -217,7 +217,7 @@ describe('validateHeader', () => {
         tag: '7FE00010',
         attribute: '(7FE0,0010) PixelData',
         message:
-          '(7FE0,0010) PixelData holds 7 bytes; the Image Pixel module describes 1 frame(s) of 8 bytes (8), so only 0 whole frame(s) (PS3.5 §8.1.1)',
+          '(7FE0,0010) PixelData holds 7 bytes; the Image Pixel module describes 1 frame(s) of 8 bytes (8), so only 0 whole frame(s) (PS3.5 section 8.1.1)',
       },
     ]);
     const short = (entries: Record<string, Element>) =>

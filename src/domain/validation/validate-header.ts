@@ -334,7 +334,7 @@ export function validateHeader(ds: Dataset): HeaderValidation {
       kind: 'pixel-data-short',
       tag: tagToHex(Tags.PixelData),
       attribute: attributeLabel(Tags.PixelData),
-      message: `${attributeLabel(Tags.PixelData)} holds ${short.holds} bytes; the Image Pixel module describes ${short.frames} frame(s) of ${short.frameBytes} bytes (${short.needs}), so ${whole < short.frames ? `only ${whole} whole frame(s)` : 'not every frame'} (PS3.5 §8.1.1)`,
+      message: `${attributeLabel(Tags.PixelData)} holds ${short.holds} bytes; the Image Pixel module describes ${short.frames} frame(s) of ${short.frameBytes} bytes (${short.needs}), so ${whole < short.frames ? `only ${whole} whole frame(s)` : 'not every frame'} (PS3.5 section 8.1.1)`,
     });
   }
   return { ...(entry ? { iod: entry.iod } : {}), modules: modules.map((m) => m.id), defects };

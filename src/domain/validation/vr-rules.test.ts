@@ -69,7 +69,7 @@ describe('VR rules', () => {
     expect(checkValue('LT', 'Findings:\r\n\tnone.\f')).toBeUndefined();
     expect(checkValue('UT', 'a\0b')).toBeDefined();
     expect(checkValue('LO', 'x'.repeat(60) + '\0')).toBe(
-      `'${'x'.repeat(40)}…' contains the control character U+0000`,
+      `'${'x'.repeat(40)}...' contains the control character U+0000`,
     );
     expect(checkValue('LO', 'Müller')).toBeUndefined();
   });

@@ -138,10 +138,10 @@ export function checkValue(vr: string, v: string): string | undefined {
   const rule = BY_VR[vr];
   if (rule) return rule(v);
   const max = MAX_CHARS[vr];
-  if (max !== undefined && v.length > max) return `'${v.slice(0, 40)}…' is longer than ${max} characters`;
+  if (max !== undefined && v.length > max) return `'${v.slice(0, 40)}...' is longer than ${max} characters`;
   const control = CONTROL[vr]?.exec(v);
   if (control)
-    return `'${v.slice(0, 40)}${v.length > 40 ? '…' : ''}' contains the control character ${asciiText(control[0])}`;
+    return `'${v.slice(0, 40)}${v.length > 40 ? '...' : ''}' contains the control character ${asciiText(control[0])}`;
   return undefined;
 }
 

@@ -2,6 +2,7 @@
  * DICOM upper layer protocol data units (PS3.8 §9.3): decoding from a byte stream and encoding. Lengths and
  * numbers in PDU headers are big endian (PS3.8 §9.3.1); the DIMSE messages carried inside are little endian.
  */
+import { IMPLEMENTATION_VERSION_NAME } from '../../dicom/implementation.js';
 
 export const PduType = {
   AssociateRq: 0x01,
@@ -141,7 +142,7 @@ export class PduError extends Error {
 }
 
 const IMPLEMENTATION_CLASS_UID = '1.2.826.0.1.3680043.10.1483.2';
-const IMPLEMENTATION_VERSION = 'CUSTOS_0_1';
+const IMPLEMENTATION_VERSION = IMPLEMENTATION_VERSION_NAME;
 
 /**
  * The 6-byte header of a PDV item (PS3.8 §9.3.5.1) at `at` in `b`, with `room` bytes left in its P-DATA-TF PDU

@@ -166,7 +166,7 @@ describe('readMultipart', () => {
         )) as CustosError;
         expect(errorCode(r)).toBe('multipart.bad-header');
         expect(r.message).toBe(
-          'the headers of part 1 end with a bare LF, not CRLF: multipart/related needs CRLF line endings (RFC 2046 §5.1.1)',
+          'the headers of part 1 end with a bare LF, not CRLF: multipart/related needs CRLF line endings (RFC 2046 section 5.1.1)',
         );
       }
     });

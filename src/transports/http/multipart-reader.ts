@@ -214,7 +214,7 @@ export async function* readMultipart(
     const bareLf = () =>
       fail(
         'bad-header',
-        `the headers of part ${parts} end with a bare LF, not CRLF: multipart/related needs CRLF line endings (RFC 2046 §5.1.1)`,
+        `the headers of part ${parts} end with a bare LF, not CRLF: multipart/related needs CRLF line endings (RFC 2046 section 5.1.1)`,
       );
     for (;;) {
       const r = await headerScan.next();
