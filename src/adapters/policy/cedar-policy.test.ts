@@ -189,6 +189,33 @@ describe('default Cedar policies: role x action x scope', () => {
     expect((await pdp.decide(ae, 'store', { type: 'archive' })).allowed).toBe(true);
     expect((await pdp.decide(ae, 'view-pixels', SCOPES.department!)).allowed).toBe(false);
   });
+
+  it("gives an AE bound to an account that account's grants and care team, and an unbound AE none", async () => {
+    // An AE's id is its bound account's (ae-registry admit()): account 7 is on the care team of `base`, 8 holds
+    // a grant on it.
+    const bound = (id: string, role: string): Principal => ({
+      kind: 'ae',
+      id: asUserId(id),
+      name: 'WS1',
+      role,
+      source: 'x',
+    });
+    expect(await pdp.decide(bound('7', 'radiologist'), 'view-pixels', base)).toMatchObject({
+      allowed: true,
+      policy: 'care-team',
+    });
+    expect(await pdp.decide(bound('8', 'student'), 'view-pixels', base)).toMatchObject({
+      allowed: true,
+      policy: 'granted-read',
+    });
+    const restricted = { ...base, classification: 'restricted' };
+    expect((await pdp.decide(bound('8', 'radiologist'), 'view-pixels', restricted)).allowed).toBe(true);
+    expect((await pdp.decide(bound('7', 'radiologist'), 'view-pixels', restricted)).allowed).toBe(false);
+    expect(await pdp.studyFilter(bound('8', 'student'), 'query')).toEqual({ kind: 'grantee', userId: '8' });
+    // Not bound (`ae:<title>`): no account, so no grant or care team can name it.
+    for (const id of ['ae:7', 'ae:8'])
+      expect((await pdp.decide(bound(id, 'radiologist'), 'view-pixels', base)).allowed, id).toBe(false);
+  });
 });
 
 describe('break-glass in the default policies', () => {

@@ -144,6 +144,15 @@ export class CedarPolicyValidator implements PolicyValidator {
 const uid = (type: string, id: string): cedar.TypeAndId => ({ type: `${NS}::${type}`, id });
 const normDept = (d: string | null | undefined) => (d ?? '').trim().toLowerCase();
 const principalUid = (p: Principal) => (p.kind === 'user' ? String(p.id) : `${p.kind}:${p.id}`);
+/**
+ * The account a principal acts for, as grants and care teams name it: a user's id, and for an AE bound to an
+ * account (its id is the account's) that account's, so that the account's grants and care-team memberships reach
+ * its AE as its role and department do (docs/dimse.md). Until 6 Dec 2026 an AE's was `ae:<account>`, which no
+ * grant or care team names: an AE bound to a student found nothing it was granted. Anything else (an unbound AE,
+ * a system principal) matches no account.
+ */
+const accountUid = (p: Principal) =>
+  p.kind === 'user' || (p.kind === 'ae' && /^\d{1,15}$/.test(p.id)) ? String(p.id) : principalUid(p);
 
 /** The Cedar entities of one request: the principal, its role and the resource. */
 export function requestEntities(
@@ -157,7 +166,7 @@ export function requestEntities(
     {
       uid: p,
       attrs: {
-        uid: principalUid(principal),
+        uid: accountUid(principal),
         name: principal.name,
         department: normDept(principal.department),
         physicianNames: personNameKeys(principal.physicianName),
