@@ -24,6 +24,8 @@ export class AllowAllGate extends AccessGate {
     return ALLOW;
   }
 
+  override async requireUnknownStudy(): Promise<void> {}
+
   override async decide(): Promise<Decision> {
     return ALLOW;
   }

@@ -118,9 +118,12 @@ describe.each(backends())('attempts to get in through DICOMweb on %s', (backend)
     expect(denied.some((r) => r.studyUid === guessed.study)).toBe(true);
   });
 
-  it('answers a reader allowed everywhere 404 for a UID that does not exist', async () => {
+  it('refuses a UID that does not exist to the administrator too, who may not read every (restricted) study', async () => {
+    // Only a principal allowed every study learns that one is missing (test/unknown-study-refusal.test.ts);
+    // until 6 Dec 2026 the administrator got 404 here.
     const res = await get('admin', `/studies/${guessed.study}/metadata`);
-    expect(res.status).toBe(404);
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ code: 'access.denied' });
   });
 
   it('returns only the allowed studies from a UID list mixing allowed and forbidden ones', async () => {

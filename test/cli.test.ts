@@ -54,6 +54,8 @@ describe('custos CLI', () => {
       await new Promise((r) => setTimeout(r, 50));
     const m = /listening on (http:\/\/127\.0\.0\.1:(\d+))/.exec(first.stdout);
     expect(m, first.stdout + first.stderr).not.toBeNull();
+    // Loopback only, as given: the line claims no other address.
+    expect(first.stdout).toContain(`custos: listening on ${m![1]} (DICOMweb at ${m![1]}/dicom-web)\n`);
     // `npm run build` built the native helper (src/app/memory-return.ts), and the server started its thread.
     expect(first.stdout).toContain(
       'custos: freed memory is returned to the system when work ends, and every 30 s or 64 MiB of growth while it goes on',
@@ -194,6 +196,25 @@ describe('custos CLI', () => {
     expect(bad.stderr).toMatch(
       /option '--dicom-port <port>' argument 'of' is invalid\. a port is a number from 0 to 65535, or 'off'/,
     );
+  });
+
+  it('serve on the default http.host 0.0.0.0 says it listens on every address, with a URL that answers', async () => {
+    let stop!: (s: string) => void;
+    const stopped = new Promise<string>((r) => (stop = r));
+    const o = io(cwd, stopped);
+    const running = main(['serve', '--data', 'd-all', '--http-port', '0', '--dicom-port', 'off'], o);
+    for (let i = 0; i < 200 && !o.stdout.includes('listening on'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    // Until 6 Dec 2026 'listening on http://127.0.0.1:PORT (DICOMweb at …)' alone: loopback only, as it read.
+    const m =
+      /custos: listening on (http:\/\/127\.0\.0\.1:\d+) and on every other address of this machine \(http\.host 0\.0\.0\.0; DICOMweb at (\S+)\)\n/.exec(
+        o.stdout,
+      );
+    expect(m, o.stdout + o.stderr).not.toBeNull();
+    expect(m![2]).toBe(`${m![1]}/dicom-web`);
+    expect((await fetch(`${m![1]}/dicom-web/studies`)).status).toBe(401);
+    stop('SIGTERM');
+    expect(await running).toBe(0);
   });
 
   it('serve on an IPv6 address prints a URL with the address in brackets, and the URL answers', async () => {

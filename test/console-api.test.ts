@@ -143,8 +143,11 @@ for (const backend of backends()) {
       expect(owner.accessHistory?.records.length).toBeGreaterThan(0);
       expect((await get('data-owner', `/api/studies/${cardiology}`)).status).toBe(403);
 
-      // An unknown study: 404 to whoever may read any study, the same 403 as a forbidden one to anyone else.
-      expect((await get('data-steward', '/api/studies/1.2.3.4.5.6')).status).toBe(404);
+      // An unknown study: 404 to whoever reads the ledger archive-wide (they see every study's page) or may read
+      // every study, restricted ones included; the same 403 as a forbidden one to anyone else, the data steward
+      // too (refused restricted studies; until 6 Dec 2026 it got 404 here, and 403 for a restricted study).
+      expect((await get('privacy-officer', '/api/studies/1.2.3.4.5.6')).status).toBe(404);
+      expect((await get('data-steward', '/api/studies/1.2.3.4.5.6')).status).toBe(403);
       const guessed = await get('radiologist', '/api/studies/1.2.3.4.5.6');
       expect(guessed.status).toBe(403);
       expect(((await guessed.json()) as { code: string }).code).toBe('access.denied');

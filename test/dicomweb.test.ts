@@ -1191,9 +1191,11 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(json.headers.get('content-type')).toMatch(/^application\/dicom\+json/);
   });
 
-  it('answers 404 problem+json for an unknown study', async () => {
+  it('answers problem+json for an unknown study: the refusal of a study the administrator may not read', async () => {
+    // The administrator is refused restricted studies, so it is told nothing about whether a study exists
+    // (docs/access-control.md; until 6 Dec 2026 this was 404).
     const res = await fetch(`${s.dicomweb}/studies/1.2.3.4.5`, { headers: auth() });
-    expect(res.status).toBe(404);
+    expect(res.status).toBe(403);
     expect(res.headers.get('content-type')).toMatch(/problem\+json/);
   });
 

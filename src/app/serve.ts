@@ -316,7 +316,7 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
   io.out(
     `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'})\n`,
   );
-  io.out(`custos: listening on ${server.url} (DICOMweb at ${server.url}/dicom-web)\n`);
+  io.out(listeningLine(config.http.host, server.url));
   if (server.hl7) io.out(hl7Banner(config, server.hl7));
   io.out(dimseBanner(config, server.dicomPort, server.dicomTlsPort));
   if (demo) io.out(demoBanner(demo, server.url));
@@ -412,7 +412,7 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   io.out(
     `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'}), ${workers.length} worker processes\n`,
   );
-  io.out(`custos: listening on ${url} (DICOMweb at ${url}/dicom-web)\n`);
+  io.out(listeningLine(config.http.host, url));
   io.out(dimseBanner(config, dimse.port, dimse.tlsPort));
   io.out(`custos: ${startMemoryReturn(config.memory.trimGrowthMiB)} (in each process)\n`);
   // SIGHUP: the primary's DIMSE listener reloads its certificate, and each worker its HL7 one.
@@ -477,6 +477,17 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
 export function httpUrl(host: string, port: number): string {
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
   return `http://${isIPv6(shown) ? `[${shown}]` : shown}:${port}`;
+}
+
+/**
+ * Where HTTP listens: the URL to use first (scripts and tests read it after 'listening on'), then, for a wildcard
+ * host, that every address of the machine is served. Until 6 Dec 2026 the default 0.0.0.0 printed the loopback
+ * URL alone, which read as if HTTP listened on loopback only.
+ */
+export function listeningLine(host: string, url: string): string {
+  const wildcard = host === '0.0.0.0' || host === '::';
+  const where = wildcard ? ` and on every other address of this machine (http.host ${host}; ` : ' (';
+  return `custos: listening on ${url}${where}DICOMweb at ${url}/dicom-web)\n`;
 }
 
 function hl7Banner(config: CustosConfig, ports: { port?: number; tlsPort?: number }): string {

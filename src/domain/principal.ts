@@ -3,6 +3,7 @@ import type { UserId } from './ids.js';
 /** Who is asking. Every service call takes one; there is no anonymous path to data. */
 export interface Principal {
   kind: 'user' | 'ae' | 'system';
+  /** The account id; for an AE, its bound account's id (`ae:<title>` when it has none). */
   id: UserId;
   /** Account name (or AE title) as shown in the audit ledger. */
   name: string;

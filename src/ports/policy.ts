@@ -117,4 +117,10 @@ export type StudyFilter =
 /** Optional capability of a decision point: the SQL-expressible scope of an action for a principal. */
 export interface StudyFilterSource {
   studyFilter(principal: Principal, action: Action): Promise<StudyFilter>;
+  /**
+   * Whether the action is allowed on every study, whatever its facts (a restricted one included): only such a
+   * principal is told that a study UID is not in the archive; everyone else gets the refusal a forbidden study
+   * gets (docs/access-control.md, "What a refusal says"). False when it cannot be shown.
+   */
+  allowsEveryStudy(principal: Principal, action: Action): Promise<boolean>;
 }

@@ -43,29 +43,65 @@ export class AccessGate {
   async require(principal: Principal, action: Action, resource: ResourceRef): Promise<Decision> {
     const { scoped, windows } = await this.withWindows(principal);
     const decision = await this.pdp.decide(scoped, action, resource);
-    if (!decision.allowed) {
-      await this.ledger.append({
-        principal,
-        action,
-        outcome: 'denied',
-        policy: decision.policy,
-        ...(resource.patientId ? { patientId: resource.patientId } : {}),
-        ...(resource.studyUid ? { studyUid: resource.studyUid } : {}),
-        detail: { reason: decision.reason, resource: resource.type },
-      });
-      throw new CustosError({
-        code: 'access.denied',
-        // For a study the answer names neither the deciding policy nor the study's facts (restricted, another
-        // department...), and is the same for a study that does not exist: the ledger keeps the reason.
-        message:
-          resource.type === 'study'
-            ? `${principal.name} may not ${action} this study, or it is not in the archive`
-            : `${principal.name} may not ${action} ${resource.type}: ${decision.reason}`,
-        httpStatus: 403,
-        dicomStatus: 0x0124,
-      });
-    }
+    if (!decision.allowed) return this.refuse(principal, action, resource, decision);
     return marked(decision, resource, windows);
+  }
+
+  /**
+   * A study UID that is not in the archive: returns (the caller then answers "not found") only when the
+   * principal is allowed the action on every study, whatever its facts; anyone else is refused exactly as for
+   * a study it may not read, so that a refusal tells nothing about whether the study exists. Until 6 Dec 2026
+   * the unknown study was decided as a study with no facts, i.e. `normal`: a role allowed every normal study
+   * but refused restricted ones (the administrator, the data steward) got 404 here and 403 on a restricted
+   * study, and so learnt which UIDs were restricted studies.
+   */
+  async requireUnknownStudy(principal: Principal, action: Action, studyUid: string): Promise<void> {
+    const { scoped } = await this.withWindows(principal);
+    const source = this.pdp as Partial<StudyFilterSource>;
+    if (source.allowsEveryStudy && (await source.allowsEveryStudy(scoped, action))) return;
+    const resource: ResourceRef = { type: 'study', studyUid };
+    const decision = await this.pdp.decide(scoped, action, resource);
+    await this.refuse(
+      principal,
+      action,
+      resource,
+      decision.allowed
+        ? {
+            allowed: false,
+            policy: 'builtin:unknown-study',
+            reason: `no study ${studyUid} in the archive; refused as a study this principal may not read, since it may not ${action} every study (${decision.reason})`,
+          }
+        : decision,
+    );
+  }
+
+  /** Record the refusal, then throw it: for a study, one answer whatever the study (or its absence). */
+  private async refuse(
+    principal: Principal,
+    action: Action,
+    resource: ResourceRef,
+    decision: Decision,
+  ): Promise<never> {
+    await this.ledger.append({
+      principal,
+      action,
+      outcome: 'denied',
+      policy: decision.policy,
+      ...(resource.patientId ? { patientId: resource.patientId } : {}),
+      ...(resource.studyUid ? { studyUid: resource.studyUid } : {}),
+      detail: { reason: decision.reason, resource: resource.type },
+    });
+    throw new CustosError({
+      code: 'access.denied',
+      // For a study the answer names neither the deciding policy nor the study's facts (restricted, another
+      // department...), and is the same for a study that does not exist: the ledger keeps the reason.
+      message:
+        resource.type === 'study'
+          ? `${principal.name} may not ${action} this study, or it is not in the archive`
+          : `${principal.name} may not ${action} ${resource.type}: ${decision.reason}`,
+      httpStatus: 403,
+      dicomStatus: 0x0124,
+    });
   }
 
   /** What lists may be narrowed to in SQL before each row is decided (`all` when the decision point cannot say). */

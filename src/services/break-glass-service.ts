@@ -148,9 +148,9 @@ export class BreakGlassService {
       .where('st.study_uid', '=', input.studyUid)
       .executeTakeFirst();
     if (!study || study.status !== 'active') {
-      // Decide as if the study existed with no facts: whoever may not open a window learns nothing about whether
-      // the study exists; whoever may open one on any study is told it is not there.
-      await this.deps.gate.require(principal, 'break-glass', { type: 'study', studyUid: input.studyUid });
+      // Whoever may not open a window on every study learns nothing about whether the study exists; whoever may
+      // open one on any study is told it is not there.
+      await this.deps.gate.requireUnknownStudy(principal, 'break-glass', input.studyUid);
       throw bad('break-glass.no-such-study', `there is no study ${input.studyUid} in the archive`, 404);
     }
     const decision = await this.deps.gate.require(

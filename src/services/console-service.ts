@@ -129,9 +129,11 @@ export class ConsoleService {
       .where('st.study_uid', '=', studyUid)
       .executeTakeFirst();
     if (!row) {
-      // Decided as a study without facts (as retrieve does): whoever could not open an unknown study gets the
-      // same refusal as for a forbidden one, so a refusal says nothing about whether the study exists.
-      await gate.require(principal, 'view-metadata', { type: 'study', studyUid });
+      // Whoever reads the ledger archive-wide sees every study's page (its history), so may learn that one is
+      // missing; as may whoever may read every study's metadata (retrieve's rule). Anyone else gets the refusal
+      // a forbidden study gets, so a refusal says nothing about whether the study exists.
+      if (!(await gate.decide(principal, 'read-audit', { type: 'archive' })).allowed)
+        await gate.requireUnknownStudy(principal, 'view-metadata', studyUid);
       throw new CustosError({
         code: 'study.not-found',
         message: `no study ${studyUid} in the archive`,

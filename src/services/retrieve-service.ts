@@ -125,9 +125,9 @@ export class RetrieveService {
       .where('st.study_uid', '=', scope.studyUid)
       .executeTakeFirst();
     if (!study || study.status !== 'active') {
-      // Decide as if the study existed with no facts: whoever could not open an unknown study gets the same
-      // refusal as for a forbidden one, so a refusal says nothing about whether the study exists.
-      await this.deps.gate.require(principal, action, { type: 'study', studyUid: scope.studyUid });
+      // Only a principal allowed every study (a restricted one included) learns that it is not there; anyone
+      // else gets the refusal a forbidden study gets, so a refusal says nothing about whether the study exists.
+      await this.deps.gate.requireUnknownStudy(principal, action, scope.studyUid);
       throw notFound(scope);
     }
     const decision = await this.deps.gate.require(principal, action, await this.deps.facts.resource(study));

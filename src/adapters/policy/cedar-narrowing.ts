@@ -119,3 +119,54 @@ export function filterOfResiduals(response: cedar.ResidualResponse): StudyFilter
   // Scope constraints left in a residual and `unless` clauses are conjuncts; leaving them out only widens.
   return or(permits.map((p) => and(p.conditions.map((c) => (c.kind === 'when' ? filterOf(c.body) : ALL)))));
 }
+
+/**
+ * The value of a residual expression for every study, or undefined when it depends on the study: only
+ * `resource is Custos::Study` is known about the unknown resource (the question is about studies).
+ */
+function forEveryStudy(e: Expr): boolean | undefined {
+  const o = e as Obj;
+  if ('Value' in e) return typeof e.Value === 'boolean' ? e.Value : undefined;
+  if ('&&' in o) {
+    const { left, right } = o['&&'] as { left: Expr; right: Expr };
+    const [l, r] = [forEveryStudy(left), forEveryStudy(right)];
+    return l === false || r === false ? false : l === true && r === true ? true : undefined;
+  }
+  if ('||' in o) {
+    const { left, right } = o['||'] as { left: Expr; right: Expr };
+    const [l, r] = [forEveryStudy(left), forEveryStudy(right)];
+    return l === true || r === true ? true : l === false && r === false ? false : undefined;
+  }
+  if ('!' in o) {
+    const v = forEveryStudy((o['!'] as { arg: Expr }).arg);
+    return v === undefined ? undefined : !v;
+  }
+  if ('is' in o) {
+    const is = o.is as { left: Expr; entity_type: string; in?: Expr };
+    if (!isUnknownResource(is.left) || is.in !== undefined) return undefined;
+    return is.entity_type === 'Custos::Study';
+  }
+  return undefined;
+}
+
+/**
+ * Whether a partial evaluation with the study unknown allows the action on every study: some permit holds
+ * whatever the study's facts, and no forbid can hold for any study (a forbid whose conditions depend on the
+ * study, such as restricted-needs-grant, may refuse some study). Anything not shown is false.
+ */
+export function everyStudyOfResiduals(response: cedar.ResidualResponse): boolean {
+  if (response.decision !== null) return response.decision === 'allow';
+  const satisfied = new Set(response.satisfied);
+  const policies = Object.entries(response.residuals);
+  const unscoped = (p: cedar.PolicyJson) =>
+    p.principal.op === 'All' && p.action.op === 'All' && p.resource.op === 'All';
+  const holds = ([id, p]: [string, cedar.PolicyJson]) =>
+    satisfied.has(id) ||
+    (unscoped(p) && p.conditions.every((c) => forEveryStudy(c.body) === (c.kind === 'when')));
+  const never = ([, p]: [string, cedar.PolicyJson]) =>
+    p.conditions.some((c) => forEveryStudy(c.body) === (c.kind !== 'when'));
+  return (
+    policies.some((e) => e[1].effect === 'permit' && holds(e)) &&
+    policies.every((e) => e[1].effect !== 'forbid' || (!satisfied.has(e[0]) && never(e)))
+  );
+}

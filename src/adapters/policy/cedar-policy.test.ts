@@ -189,6 +189,33 @@ describe('default Cedar policies: role x action x scope', () => {
     expect((await pdp.decide(ae, 'store', { type: 'archive' })).allowed).toBe(true);
     expect((await pdp.decide(ae, 'view-pixels', SCOPES.department!)).allowed).toBe(false);
   });
+
+  it("gives an AE bound to an account that account's grants and care team, and an unbound AE none", async () => {
+    // An AE's id is its bound account's (ae-registry admit()): account 7 is on the care team of `base`, 8 holds
+    // a grant on it.
+    const bound = (id: string, role: string): Principal => ({
+      kind: 'ae',
+      id: asUserId(id),
+      name: 'WS1',
+      role,
+      source: 'x',
+    });
+    expect(await pdp.decide(bound('7', 'radiologist'), 'view-pixels', base)).toMatchObject({
+      allowed: true,
+      policy: 'care-team',
+    });
+    expect(await pdp.decide(bound('8', 'student'), 'view-pixels', base)).toMatchObject({
+      allowed: true,
+      policy: 'granted-read',
+    });
+    const restricted = { ...base, classification: 'restricted' };
+    expect((await pdp.decide(bound('8', 'radiologist'), 'view-pixels', restricted)).allowed).toBe(true);
+    expect((await pdp.decide(bound('7', 'radiologist'), 'view-pixels', restricted)).allowed).toBe(false);
+    expect(await pdp.studyFilter(bound('8', 'student'), 'query')).toEqual({ kind: 'grantee', userId: '8' });
+    // Not bound (`ae:<title>`): no account, so no grant or care team can name it.
+    for (const id of ['ae:7', 'ae:8'])
+      expect((await pdp.decide(bound(id, 'radiologist'), 'view-pixels', base)).allowed, id).toBe(false);
+  });
 });
 
 describe('break-glass in the default policies', () => {
@@ -436,5 +463,46 @@ describe('list narrowing from partial evaluation', () => {
     );
     // Studies the radiologist may not see are left out; the row-by-row decision remains the authority.
     expect(admits(rad, SCOPES.none!)).toBe(false);
+  });
+});
+
+describe('whether an action is allowed on every study (who is told a study UID is not there)', () => {
+  const READS: Action[] = ['query', 'view-metadata', 'view-pixels'];
+  /** Each study fact that can make a decision differ, restricted included. */
+  const anyStudy = Object.values(SCOPES)
+    .filter((r) => r.type === 'study')
+    .flatMap((r) => [r, { ...r, classification: 'restricted' }]);
+
+  it('says so for no role and no reading action under the default policies: restricted studies need a grant', async () => {
+    const pdp = new CedarPolicyDecisionPoint(new MemorySource());
+    for (const role of ROLES)
+      for (const action of READS)
+        expect(await pdp.allowsEveryStudy(user(role), action), `${role} ${action}`).toBe(false);
+    // The administrator and the data steward read every normal study, yet not every study.
+    expect((await pdp.decide(user('administrator'), 'view-pixels', base)).allowed).toBe(true);
+    expect((await pdp.decide(user('data-steward'), 'view-metadata', base)).allowed).toBe(true);
+    // A clinician may open a break-glass window on any study, restricted included.
+    expect(await pdp.allowsEveryStudy(user('radiologist'), 'break-glass')).toBe(true);
+    expect(await pdp.allowsEveryStudy(user('student'), 'break-glass')).toBe(false);
+  });
+
+  it('agrees with the decisions: true only where every study, whatever its facts, is allowed', async () => {
+    const source = new MemorySource();
+    // Without the restriction the administrator reads every study, and the steward every study's metadata.
+    source.versions.push(DEFAULT.replace(/@id\("restricted-needs-grant"\)[\s\S]*$/, ''));
+    const pdp = new CedarPolicyDecisionPoint(source);
+    for (const role of ROLES)
+      for (const action of ACTIONS) {
+        if (!(await pdp.allowsEveryStudy(user(role), action))) continue;
+        for (const ref of anyStudy)
+          expect((await pdp.decide(user(role), action, ref)).allowed, `${role} ${action}`).toBe(true);
+      }
+    expect(await pdp.allowsEveryStudy(user('administrator'), 'view-pixels')).toBe(true);
+    expect(await pdp.allowsEveryStudy(user('data-steward'), 'view-metadata')).toBe(true);
+    expect(await pdp.allowsEveryStudy(user('data-steward'), 'view-pixels')).toBe(false);
+    expect(await pdp.allowsEveryStudy(user('radiologist'), 'view-pixels')).toBe(false);
+    // Windows name studies: never every study.
+    const windowed = { ...user('radiologist'), breakGlassStudies: ['1.2.3'] };
+    expect(await pdp.allowsEveryStudy(windowed, 'view-pixels')).toBe(false);
   });
 });

@@ -17,7 +17,7 @@ import type {
   StudyFilter,
   StudyFilterSource,
 } from '../../ports/policy.js';
-import { filterOfResiduals } from './cedar-narrowing.js';
+import { everyStudyOfResiduals, filterOfResiduals } from './cedar-narrowing.js';
 
 /** The schema and default policies shipped with Custos (the repository's policies/ directory). */
 const POLICY_DIR = fileURLToPath(new URL('../../../policies/', import.meta.url));
@@ -144,6 +144,15 @@ export class CedarPolicyValidator implements PolicyValidator {
 const uid = (type: string, id: string): cedar.TypeAndId => ({ type: `${NS}::${type}`, id });
 const normDept = (d: string | null | undefined) => (d ?? '').trim().toLowerCase();
 const principalUid = (p: Principal) => (p.kind === 'user' ? String(p.id) : `${p.kind}:${p.id}`);
+/**
+ * The account a principal acts for, as grants and care teams name it: a user's id, and for an AE bound to an
+ * account (its id is the account's) that account's, so that the account's grants and care-team memberships reach
+ * its AE as its role and department do (docs/dimse.md). Until 6 Dec 2026 an AE's was `ae:<account>`, which no
+ * grant or care team names: an AE bound to a student found nothing it was granted. Anything else (an unbound AE,
+ * a system principal) matches no account.
+ */
+const accountUid = (p: Principal) =>
+  p.kind === 'user' || (p.kind === 'ae' && /^\d{1,15}$/.test(p.id)) ? String(p.id) : principalUid(p);
 
 /** The Cedar entities of one request: the principal, its role and the resource. */
 export function requestEntities(
@@ -157,7 +166,7 @@ export function requestEntities(
     {
       uid: p,
       attrs: {
-        uid: principalUid(principal),
+        uid: accountUid(principal),
         name: principal.name,
         department: normDept(principal.department),
         physicianNames: personNameKeys(principal.physicianName),
@@ -234,6 +243,14 @@ export interface CedarPdpOptions {
 
 let nextSetId = 0;
 
+/** What a partial evaluation with the study unknown says about a principal's action on studies. */
+interface Scope {
+  /** The SQL narrowing of lists (a superset of the allowed studies). */
+  filter: StudyFilter;
+  /** Allowed on every study, whatever its facts. */
+  every: boolean;
+}
+
 /** The one use of a study's identity in the shipped policies: false for every study when the set is empty. */
 const BREAK_GLASS_CHECK =
   /principal\s*\.\s*breakGlassStudies\s*\.\s*contains\s*\(\s*resource\s*\.\s*uid\s*\)/g;
@@ -262,7 +279,7 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
     /** See studyIdentityMatters: when false, studies with the same facts share remembered decisions. */
     byStudy: boolean;
   };
-  private readonly filters = new Map<string, StudyFilter>();
+  private readonly scopes = new Map<string, Scope>();
   private checkedAt = -Infinity;
   private refreshing?: Promise<void>;
   private readonly refreshMs: number;
@@ -374,11 +391,20 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
    * the study unknown: lists are narrowed in SQL with it, and each row is still decided.
    */
   async studyFilter(principal: Principal, action: Action): Promise<StudyFilter> {
+    return (await this.scope(principal, action)).filter;
+  }
+
+  /** Whether the action is allowed on every study whatever its facts, from the same partial evaluation. */
+  async allowsEveryStudy(principal: Principal, action: Action): Promise<boolean> {
+    return (await this.scope(principal, action)).every;
+  }
+
+  private async scope(principal: Principal, action: Action): Promise<Scope> {
     const { version, policies } = await this.current();
     const req = requestEntities(principal, { type: 'archive' });
     const entities = req.entities;
     const key = `${version}\u0000${action}\u0000${JSON.stringify(entities)}`;
-    const known = this.filters.get(key);
+    const known = this.scopes.get(key);
     if (known) return known;
     const answer = cedar.isAuthorizedPartial({
       principal: req.principal,
@@ -388,11 +414,13 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
       policies: { staticPolicies: policies },
       entities,
     });
-    const filter: StudyFilter =
-      answer.type === 'residuals' ? filterOfResiduals(answer.response) : { kind: 'all' };
-    this.filters.set(key, filter);
-    if (this.filters.size > 1000) this.filters.delete(this.filters.keys().next().value!);
-    return filter;
+    const scope: Scope =
+      answer.type === 'residuals'
+        ? { filter: filterOfResiduals(answer.response), every: everyStudyOfResiduals(answer.response) }
+        : { filter: { kind: 'all' }, every: false };
+    this.scopes.set(key, scope);
+    if (this.scopes.size > 1000) this.scopes.delete(this.scopes.keys().next().value!);
+    return scope;
   }
 
   private async current(): Promise<{
@@ -436,7 +464,7 @@ export class CedarPolicyDecisionPoint implements PolicyDecisionPoint, StudyFilte
         byStudy: studyIdentityMatters(compiled.policies),
       };
       this.memo.clear();
-      this.filters.clear();
+      this.scopes.clear();
     }
     this.checkedAt = performance.now();
   }
