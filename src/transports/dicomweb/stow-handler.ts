@@ -3,7 +3,7 @@ import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import { heldInQuarantine, IngestFailure, keptWarning } from '../../services/ingest-service.js';
 import { parseMediaType } from '../http/content-type.js';
-import { readMultipart } from '../http/multipart-reader.js';
+import { readMultipart, type MultipartPart } from '../http/multipart-reader.js';
 import type { RequestContext } from '../server/router.js';
 import { stowResponseXml } from './negotiation.js';
 import { sendDicomXmlDocument, sendJson, warning299 } from './responses.js';
@@ -81,23 +81,16 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     const results: ({ ok: Item; studyUid?: string; texts: string[] } | { failed: Item })[] = [];
     let parts = 0;
     let requestError: CustosError | undefined;
+    /** Causes already reported as a part's failure (a body cut inside a part), not to be reported twice. */
+    const causes = new Set<unknown>();
     const inflight = new Set<Promise<void>>();
     try {
       for await (const part of readMultipart(limited(req, opts.maxRequestBytes), boundary)) {
         const slot = parts++;
-        const partType = (
-          part.contentType ? parseMediaType(part.contentType).type : 'application/dicom'
-        ).toLowerCase();
-        if (partType !== 'application/dicom') {
+        const refused = partRefusal(part, slot + 1);
+        if (refused) {
           for await (const _ of part.body) void _;
-          results[slot] = {
-            failed: failure(
-              undefined,
-              undefined,
-              DicomStatus.SopClassNotSupported,
-              `part ${slot + 1} has media type ${partType}, not application/dicom`,
-            ),
-          };
+          results[slot] = { failed: failure(undefined, undefined, refused.reason, refused.text) };
           continue;
         }
         let received!: () => void;
@@ -150,8 +143,10 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
               if (
                 cause instanceof CustosError &&
                 (cause.code.startsWith('multipart.') || cause.code === 'stow.too-large')
-              )
+              ) {
                 requestError ??= cause;
+                causes.add(cause);
+              }
               results[slot] = {
                 failed: failure(
                   err.sopClassUid,
@@ -173,6 +168,20 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
       await Promise.allSettled(inflight);
       if (!(err instanceof CustosError)) throw err;
       if (parts === 0) throw err;
+      // The framing was lost between parts (the body ended in a part's headers, or right after a delimiter): the
+      // request was cut there, and that place is a failed item of its own (until 6 Dec 2026 it was in no sequence,
+      // and a request cut after stored parts could answer 200, or 409 with `{}` when none was).
+      if (!causes.has(err)) {
+        const slot = parts++;
+        results[slot] = {
+          failed: failure(
+            undefined,
+            undefined,
+            err.dicomStatus ?? DicomStatus.CannotUnderstand,
+            `part ${slot + 1}: ${err.message}`,
+          ),
+        };
+      }
       requestError ??= err;
     }
     await Promise.all(inflight);
@@ -204,8 +213,10 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     if (studies.size === 1) body['00081190'] = { vr: 'UR', Value: [`${base}/studies/${[...studies][0]}`] };
     if (failed.length) body['00081198'] = { vr: 'SQ', Value: failed };
     if (referenced.length) body['00081199'] = { vr: 'SQ', Value: referenced };
-    // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings, 409 none stored.
-    const status = referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 ? 202 : 200;
+    // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings (or the request was cut short), 409
+    // none stored.
+    const status =
+      referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 || requestError ? 202 : 200;
     const texts = [
       ...failed.slice(0, 20).map((f) => warning299(base, reasons.get(f) ?? 'failed')),
       ...warned.slice(0, 20).map((w) => warning299(base, w)),
@@ -217,6 +228,30 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     if (stowResponseXml(ctx.req.headers.accept)) await sendDicomXmlDocument(ctx.res, status, body);
     else await sendJson(ctx.res, status, body, 'application/dicom+json');
   };
+}
+
+/**
+ * Why a part is refused before its bytes are parsed, or nothing: malformed headers (FailureReason 0xC000, cannot
+ * understand, as a part cut short), or a media type other than application/dicom (0x0122).
+ */
+function partRefusal(part: MultipartPart, partNo: number): { reason: number; text: string } | undefined {
+  if (part.error) return { reason: DicomStatus.CannotUnderstand, text: part.error.message };
+  let partType = 'application/dicom';
+  if (part.contentType !== undefined) {
+    try {
+      partType = parseMediaType(part.contentType).type;
+    } catch (e) {
+      if (!(e instanceof CustosError)) throw e;
+      // Until 6 Dec 2026 this ended the request: the parts after it were neither stored nor reported.
+      return { reason: DicomStatus.CannotUnderstand, text: `part ${partNo}: Content-Type ${e.message}` };
+    }
+  }
+  if (partType !== 'application/dicom')
+    return {
+      reason: DicomStatus.SopClassNotSupported,
+      text: `part ${partNo} has media type ${partType}, not application/dicom`,
+    };
+  return undefined;
 }
 
 function failure(
