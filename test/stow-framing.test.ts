@@ -1,6 +1,7 @@
 // STOW-RS bodies whose multipart framing or part headers are wrong: a bad part fails alone when the next boundary
 // can still be found, and a request cut short says where, never answering 200 or an empty `{}`. Raw sockets where
 // fetch() would not send the request as written.
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
@@ -28,6 +29,25 @@ function wireBody(parts: WirePart[], close = true): Buffer {
   }
   if (close) out.push(Buffer.from(`--${BOUNDARY}--\r\n`));
   return Buffer.concat(out);
+}
+
+/** Send raw bytes on one connection; everything the server sent until it closed the connection, or `ms` passed. */
+function exchange(port: number, request: Buffer, ms = 6000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed: false });
+    }, ms);
+    socket.on('data', (d: Buffer) => got.push(d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed: true });
+    });
+    socket.write(request);
+  });
 }
 
 const sequence = (body: Json, tag: string) => (body[tag]?.Value ?? []) as Json[];
@@ -125,6 +145,42 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
     expect(res.status).toBe(409);
     expect(reasons(sequence(json, '00081198'))).toEqual([0xc000, 0xc000]);
     expect(res.headers.get('warning')).toMatch(/the request body ended in the headers of part 2/);
+  });
+
+  const rawPost = (body: Buffer) =>
+    Buffer.concat([
+      Buffer.from(
+        `POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n` +
+          `Content-Type: ${CONTENT_TYPE}\r\nContent-Length: ${body.length}\r\n\r\n`,
+      ),
+      body,
+    ]);
+  const health = Buffer.from('GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n');
+
+  it('closes the connection after the answer when it left a long epilogue unread, so the next request is not stuck', async () => {
+    const a = instance();
+    const body = Buffer.concat([wireBody([{ bytes: a.bytes }]), Buffer.alloc(300 * 1024, 'e')]);
+    const r = await exchange(Number(new URL(s.url).port), Buffer.concat([rawPost(body), health]));
+    // Until 6 Dec 2026 the answer said keep-alive and the request after it waited for the inactivity timeout.
+    expect(r.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(r.text).toMatch(/\r\nConnection: close\r\n/i);
+    expect(r.closed).toBe(true);
+  });
+
+  it('keeps the connection after reading a short epilogue, and answers the next request on it', async () => {
+    const a = instance();
+    const body = Buffer.concat([wireBody([{ bytes: a.bytes }]), Buffer.from('a short epilogue\r\n')]);
+    const r = await exchange(
+      Number(new URL(s.url).port),
+      Buffer.concat(
+        [rawPost(body), health.toString().replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n')].map((x) =>
+          Buffer.from(x),
+        ),
+      ),
+    );
+    expect(r.text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(r.text).toContain('"storage"');
+    expect(r.closed).toBe(true);
   });
 
   it('answers 400 problem+json naming the cut when the body ends inside the headers of the first part', async () => {

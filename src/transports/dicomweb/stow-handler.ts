@@ -20,10 +20,15 @@ const reasons = new WeakMap<Item, string>();
 /** Parts whose commit may still be running while the next part is received. */
 const MAX_INFLIGHT = 4;
 
-/** Counts request bytes and stops the upload once it passes the limit (for bodies without Content-Length). */
+/**
+ * Counts request bytes and stops the upload once it passes the limit (for bodies without Content-Length). Stopping
+ * leaves the request (and its socket) alive, so that the answer reaches the client: the server closes the
+ * connection after it (until 6 Dec 2026 the socket was destroyed at once, and the client, still sending, got a
+ * reset rather than the answer).
+ */
 async function* limited(req: IncomingMessage, max: number): AsyncGenerator<Buffer> {
   let seen = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     seen += chunk.length;
     if (seen > max) {
       throw new CustosError({
@@ -84,8 +89,10 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     /** Causes already reported as a part's failure (a body cut inside a part), not to be reported twice. */
     const causes = new Set<unknown>();
     const inflight = new Set<Promise<void>>();
+    const source = limited(req, opts.maxRequestBytes);
+    let bodyRead = false;
     try {
-      for await (const part of readMultipart(limited(req, opts.maxRequestBytes), boundary)) {
+      for await (const part of readMultipart(source, boundary)) {
         const slot = parts++;
         const refused = partRefusal(part, slot + 1);
         if (refused) {
@@ -94,7 +101,7 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
           continue;
         }
         let received!: () => void;
-        const bodyRead = new Promise<void>((resolve) => (received = resolve));
+        const partRead = new Promise<void>((resolve) => (received = resolve));
         const task: Promise<void> = ingest
           .ingest(ctx.principal, part.body, {
             channel: 'stow-rs',
@@ -160,10 +167,13 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
         inflight.add(task);
         void task.finally(() => inflight.delete(task)).catch(() => undefined);
         // The next part can be read once this one's bytes are in; its commit (fsync, index, audit) overlaps.
-        await Promise.race([bodyRead, task]);
+        await Promise.race([partRead, task]);
         if (inflight.size >= MAX_INFLIGHT) await Promise.race(inflight);
         if (requestError) break;
       }
+      // After the closing delimiter: an epilogue (RFC 2046 §5.1.1), read up to a bound so that the connection
+      // can serve the next request.
+      if (!requestError) bodyRead = await drainEpilogue(source);
     } catch (err) {
       await Promise.allSettled(inflight);
       if (!(err instanceof CustosError)) throw err;
@@ -225,6 +235,10 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     // A body cut short fails its last part with the same words as the request: said once (the same Warning twice
     // until 5 Dec 2026).
     if (texts.length) ctx.res.setHeader('Warning', [...new Set(texts)]);
+    // The rest of a body not read to its end (a request cut short, over the limit, a long epilogue) would stand
+    // before the next request on this connection: it is closed after the answer (until 6 Dec 2026 the answer
+    // said keep-alive, and the next request waited for the inactivity timeout).
+    if (!bodyRead && !req.complete) ctx.res.setHeader('Connection', 'close');
     if (stowResponseXml(ctx.req.headers.accept)) await sendDicomXmlDocument(ctx.res, status, body);
     else await sendJson(ctx.res, status, body, 'application/dicom+json');
   };
@@ -252,6 +266,34 @@ function partRefusal(part: MultipartPart, partNo: number): { reason: number; tex
       text: `part ${partNo} has media type ${partType}, not application/dicom`,
     };
   return undefined;
+}
+
+/** Most bytes of epilogue read after the closing delimiter, and how long to wait for them, to keep a connection. */
+const EPILOGUE_BYTES = 64 * 1024;
+const EPILOGUE_MS = 1000;
+
+/** Reads what follows the closing delimiter; whether the body ended within the bounds. */
+async function drainEpilogue(source: AsyncIterator<Buffer>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), EPILOGUE_MS)));
+  let bytes = 0;
+  try {
+    for (;;) {
+      const next = source.next();
+      // Left pending when the wait ends first: whatever it settles to later is of no interest.
+      next.catch(() => undefined);
+      const r = await Promise.race([next, late]);
+      if (r === 'late') return false;
+      if (r.done) return true;
+      bytes += r.value.length;
+      if (bytes > EPILOGUE_BYTES) return false;
+    }
+  } catch {
+    // Over the size limit, or the client went away: either way the connection is not kept.
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function failure(

@@ -93,12 +93,42 @@ function watchInactivity(socket: Socket, ms: number): void {
   socket.once('close', () => clearInterval(timer));
 }
 
+/** How long a connection being closed is read on (and what arrives discarded) after the answer was sent. */
+const LINGER_MS = 2000;
+
+/**
+ * RFC 9112 §9.6: a server that closes a connection while the client may still be sending closes its sending side
+ * first and reads on for a while; closing at once leaves unread bytes, which make the kernel answer with a reset
+ * that can discard the response before the client reads it. Node closes a connection after a `Connection: close`
+ * answer with `socket.destroySoon()`, which destroys the socket as soon as the answer is written: that is replaced
+ * with a lingering close (until 6 Dec 2026 a client still sending a body the server had stopped reading, one over
+ * the size limit, say, got a reset instead of the answer).
+ */
+function lingerOnClose(socket: Socket, request: () => IncomingMessage | undefined): void {
+  socket.destroySoon = function lingeringClose(this: Socket): void {
+    if (this.writable) this.end();
+    const req = request();
+    if (req && !req.complete) {
+      // The parser goes on delivering the body to the request: it is discarded, not left to stall the socket.
+      req.removeAllListeners('readable');
+      req.on('data', () => undefined);
+      req.resume();
+    }
+    this.resume();
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+  };
+}
+
 /**
  * The HTTP transport: routing, authentication of every non-public route, and one place that maps errors to
  * application/problem+json. Handlers never see an unauthenticated request.
  */
 export class HttpServer {
   private readonly server: Server;
+  /** The request being handled on each connection (for its closing, and for a client that half-closes). */
+  private readonly requests = new WeakMap<Socket, IncomingMessage>();
 
   constructor(private readonly opts: HttpServerOptions) {
     this.server = createServer(
@@ -115,6 +145,7 @@ export class HttpServer {
     this.server.on('connection', (socket) => {
       socket.setNoDelay(true);
       watchInactivity(socket, inactivityMs);
+      lingerOnClose(socket, () => this.requests.get(socket));
     });
     // `Expect: 100-continue` is answered once the request is authenticated and routed (handle), not before: a
     // caller without credentials gets its 401 without being asked for its body.
@@ -210,6 +241,7 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.requests.set(req.socket, req);
     const source = req.socket.remoteAddress ?? 'unknown';
     let url: URL;
     try {
