@@ -2,6 +2,7 @@
 // can still be found, and a request cut short says where, never answering 200 or an empty `{}`. Raw sockets where
 // fetch() would not send the request as written.
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
@@ -181,6 +182,46 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
     expect(r.text).toMatch(/^HTTP\/1\.1 200 /);
     expect(r.text).toContain('"storage"');
     expect(r.closed).toBe(true);
+  });
+
+  it('refuses a content coding with 415 naming it and Accept-Encoding: identity, storing nothing', async () => {
+    for (const [coding, encode] of [
+      ['gzip', gzipSync],
+      ['br', (b: Buffer) => b],
+    ] as const) {
+      const a = instance();
+      const res = await post(encode(wireBody([{ bytes: a.bytes }])), { 'Content-Encoding': coding });
+      // Until 6 Dec 2026: gzip a 400 "does not contain the multipart boundary", br on a plain body stored (200).
+      expect(res.status).toBe(415);
+      expect(res.headers.get('accept-encoding')).toBe('identity');
+      expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+      expect(((await res.json()) as { detail: string }).detail).toContain(`Content-Encoding '${coding}'`);
+      expect(await stored(a.sop)).toBe(false);
+    }
+    const a = instance();
+    const plain = await post(wireBody([{ bytes: a.bytes }]), { 'Content-Encoding': 'identity' });
+    expect(plain.status).toBe(200);
+  });
+
+  it('answers a transfer coding other than chunked with 501 problem+json', async () => {
+    const a = instance();
+    const body = wireBody([{ bytes: a.bytes }]);
+    const r = await exchange(
+      Number(new URL(s.url).port),
+      Buffer.concat([
+        Buffer.from(
+          `POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n` +
+            `Content-Type: ${CONTENT_TYPE}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${body.length.toString(16)}\r\n`,
+        ),
+        body,
+        Buffer.from('\r\n0\r\n\r\n'),
+      ]),
+    );
+    // Until 6 Dec 2026 the gzip coding was ignored and the body read as plain (here: stored, 200).
+    expect(r.text).toMatch(/^HTTP\/1\.1 501 /);
+    expect(r.text).toMatch(/application\/problem\+json/);
+    expect(r.text).toContain('http.unsupported-transfer-coding');
+    expect(await stored(a.sop)).toBe(false);
   });
 
   it('answers 400 problem+json naming the cut when the body ends inside the headers of the first part', async () => {

@@ -262,6 +262,15 @@ export class HttpServer {
     }
     let ctx: RequestContext | undefined;
     try {
+      // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
+      // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
+      const transfer = req.headers['transfer-encoding'];
+      if (transfer?.split(',').some((c) => c.trim().toLowerCase() !== 'chunked'))
+        throw new CustosError({
+          code: 'http.unsupported-transfer-coding',
+          message: `Transfer-Encoding '${transfer.slice(0, 80)}' is not supported: only chunked (RFC 9112 §6.1)`,
+          httpStatus: 501,
+        });
       if (this.cors(req, res, url.pathname)) return;
       const found = this.opts.router.match(req.method ?? 'GET', url.pathname.replace(/\/+$/, '') || '/');
       if (!found) {
