@@ -147,10 +147,24 @@ export class HttpServer {
       watchInactivity(socket, inactivityMs);
       lingerOnClose(socket, () => this.requests.get(socket));
     });
-    // `Expect: 100-continue` is answered once the request is authenticated and routed (handle), not before: a
-    // caller without credentials gets its 401 without being asked for its body.
+    // `Expect: 100-continue` is answered once the handler starts reading the body (handle), not before: a caller
+    // without credentials gets its 401, and a STOW-RS over the size limit or of the wrong type its 413 or 415,
+    // without being asked for its body.
     this.server.on('checkContinue', (req, res) => {
       void this.handle(req, res);
+    });
+    // RFC 9110 §10.1.1: any other expectation is a 417, in problem+json like every other error (until 6 Dec 2026
+    // Node's bare 417, with an empty body). The body is not read: the connection is closed after the answer.
+    this.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      res.setHeader('Connection', 'close');
+      sendProblem(
+        res,
+        new CustosError({
+          code: 'http.expectation-failed',
+          message: `the expectation '${String(req.headers.expect).slice(0, 80)}' is not supported: only 100-continue (RFC 9110 §10.1.1)`,
+          httpStatus: 417,
+        }),
+      );
     });
     // A request Node's parser refuses (a bad chunk size, two Content-Lengths, headers too large) is answered in
     // problem+json like every other error, not with a bare status line.
@@ -301,7 +315,7 @@ export class HttpServer {
               requestedWith: Array.isArray(requestedWith) ? requestedWith[0] : requestedWith,
               source,
             });
-      if (req.headers.expect?.toLowerCase() === '100-continue' && !res.headersSent) res.writeContinue();
+      if (req.headers.expect?.toLowerCase() === '100-continue') continueWhenRead(req, res);
       const purpose = purposeOfUse(req.headers['x-purpose-of-use']);
       const principal = purpose ? { ...authenticated, purpose } : authenticated;
       ctx = {
@@ -331,6 +345,20 @@ export class HttpServer {
       sendProblem(res, err, url.pathname);
     }
   }
+}
+
+/**
+ * RFC 9110 §10.1.1: `100 Continue` goes out when the handler starts reading the body (every body is read through
+ * a 'data' or 'readable' listener), so that a request refused before that gets its final status alone (until 6 Dec
+ * 2026 it went out after authentication, before STOW-RS's 413 and 415).
+ */
+function continueWhenRead(req: IncomingMessage, res: ServerResponse): void {
+  const onListener = (event: string | symbol) => {
+    if (event !== 'data' && event !== 'readable') return;
+    req.off('newListener', onListener);
+    if (!res.headersSent) res.writeContinue();
+  };
+  req.on('newListener', onListener);
 }
 
 /** Whether a request failed because its client closed the connection before sending all of it. */
