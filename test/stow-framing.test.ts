@@ -224,6 +224,27 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
     expect(await stored(a.sop)).toBe(false);
   });
 
+  it('answers a client that half-closes mid-upload as a body cut short: 202, the whole parts stored', async () => {
+    const [a, b, c] = [instance(), instance(), instance()];
+    const body = wireBody([{ bytes: a.bytes }, { bytes: b.bytes }, { bytes: c.bytes }]);
+    const request = rawPost(body);
+    const socket = connect(Number(new URL(s.url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    // Two whole parts and half the third, then shutdown(SHUT_WR).
+    socket.end(request.subarray(0, request.length - (c.bytes.length >> 1)));
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 6000))]);
+    socket.destroy();
+    // Until 6 Dec 2026: 400 http.bad-request "HPE_INVALID_EOF_STATE", though a and b were stored.
+    expect(answer).toMatch(/^HTTP\/1\.1 202 /);
+    const json = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as Json;
+    expect(sops(sequence(json, '00081199'))).toEqual([a.sop, b.sop]);
+    expect(reasons(sequence(json, '00081198'))).toEqual([0xc000]);
+    expect([await stored(a.sop), await stored(b.sop), await stored(c.sop)]).toEqual([true, true, false]);
+  });
+
   it('answers 400 problem+json naming the cut when the body ends inside the headers of the first part', async () => {
     const res = await post(Buffer.from(`--${BOUNDARY}\r\nContent-Type: appl`));
     expect(res.status).toBe(400);

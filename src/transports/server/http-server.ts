@@ -128,7 +128,7 @@ function lingerOnClose(socket: Socket, request: () => IncomingMessage | undefine
 export class HttpServer {
   private readonly server: Server;
   /** The request being handled on each connection (for its closing, and for a client that half-closes). */
-  private readonly requests = new WeakMap<Socket, IncomingMessage>();
+  private readonly requests = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
 
   constructor(private readonly opts: HttpServerOptions) {
     this.server = createServer(
@@ -145,7 +145,7 @@ export class HttpServer {
     this.server.on('connection', (socket) => {
       socket.setNoDelay(true);
       watchInactivity(socket, inactivityMs);
-      lingerOnClose(socket, () => this.requests.get(socket));
+      lingerOnClose(socket, () => this.requests.get(socket)?.req);
     });
     // `Expect: 100-continue` is answered once the handler starts reading the body (handle), not before: a caller
     // without credentials gets its 401, and a STOW-RS over the size limit or of the wrong type its 413 or 415,
@@ -169,6 +169,24 @@ export class HttpServer {
     // A request Node's parser refuses (a bad chunk size, two Content-Lengths, headers too large) is answered in
     // problem+json like every other error, not with a bare status line.
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // A client that half-closed (shutdown(SHUT_WR)) before sending the whole body: for the request being handled
+      // that is the end of its body, answered as a body cut short is (STOW-RS: 202 with the whole parts stored),
+      // not with 400 HPE_INVALID_EOF_STATE as until 6 Dec 2026.
+      const inFlight = this.requests.get(socket as Socket);
+      if (
+        err.code === 'HPE_INVALID_EOF_STATE' &&
+        inFlight &&
+        !inFlight.req.complete &&
+        !inFlight.res.writableEnded &&
+        socket.writable
+      ) {
+        // The request ends here. Marked complete, so that its end does not destroy it as an aborted request would
+        // be, with its socket: the answer still has to go out on the half-open connection, which then closes.
+        if (!inFlight.res.headersSent) inFlight.res.setHeader('Connection', 'close');
+        inFlight.req.complete = true;
+        inFlight.req.push(null);
+        return;
+      }
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
         return;
@@ -255,7 +273,7 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    this.requests.set(req.socket, req);
+    this.requests.set(req.socket, { req, res });
     const source = req.socket.remoteAddress ?? 'unknown';
     let url: URL;
     try {
