@@ -110,6 +110,31 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
     },
   );
 
+  it('fails a base64 or quoted-printable part naming its Content-Transfer-Encoding, and stores the others', async () => {
+    for (const coding of ['base64', 'quoted-printable']) {
+      const [a, b, c] = [instance(), instance(), instance()];
+      const head = `\r\nContent-Type: application/dicom\r\nContent-Transfer-Encoding: ${coding}\r\n\r\n`;
+      const res = await post(
+        wireBody([
+          { bytes: a.bytes },
+          { head, bytes: Buffer.from(b.bytes.toString('base64')) },
+          {
+            head: '\r\nContent-Type: application/dicom\r\nContent-Transfer-Encoding: binary\r\n\r\n',
+            bytes: c.bytes,
+          },
+        ]),
+      );
+      const body = (await res.json()) as Json;
+      expect(res.status).toBe(202);
+      expect(sops(sequence(body, '00081199'))).toEqual([a.sop, c.sop]);
+      expect(reasons(sequence(body, '00081198'))).toEqual([0xc000]);
+      // Until 6 Dec 2026: "expected 'DICM' … found 'AAAA'".
+      expect(res.headers.get('warning')).toContain(
+        `part 2 has Content-Transfer-Encoding ${coding}, which is not supported`,
+      );
+    }
+  });
+
   it('answers 409 with the failed part, not `{}`, when the only part has malformed headers', async () => {
     const a = instance();
     const res = await post(wireBody([{ head: badHeads[0]![1], bytes: a.bytes }]));

@@ -275,6 +275,14 @@ function partRefusal(part: MultipartPart, partNo: number): { reason: number; tex
       return { reason: DicomStatus.CannotUnderstand, text: `part ${partNo}: Content-Type ${e.message}` };
     }
   }
+  // DICOMweb sends parts in binary. A base64 or quoted-printable part is named as such, not read as DICOM and
+  // failed for its first bytes ("expected 'DICM' … found 'AAAA'", until 6 Dec 2026).
+  const transfer = part.headers['content-transfer-encoding']?.toLowerCase();
+  if (transfer !== undefined && !['binary', '8bit', '7bit'].includes(transfer))
+    return {
+      reason: DicomStatus.CannotUnderstand,
+      text: `part ${partNo} has Content-Transfer-Encoding ${transfer.slice(0, 40)}, which is not supported: send the object in binary`,
+    };
   if (partType !== 'application/dicom')
     return {
       reason: DicomStatus.SopClassNotSupported,
