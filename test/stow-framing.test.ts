@@ -135,6 +135,39 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
     }
   });
 
+  const storeFailures = async () =>
+    (
+      await s.app.auditStore.search({ action: ['store'], outcome: 'failure', order: 'asc', limit: 10_000 })
+    ).filter((r) => (r.objects as { channel?: string } | undefined)?.channel === 'stow-rs');
+
+  it('records a store failure for each part refused before parsing, and one for a request refused whole', async () => {
+    const before = (await storeFailures()).length;
+    const a = instance();
+    const res = await post(
+      wireBody([
+        { head: '\r\nContent-Type: text/plain\r\n\r\n', bytes: Buffer.from('hello') },
+        { head: badHeads[2]![1], bytes: instance().bytes },
+        { bytes: a.bytes },
+      ]),
+    );
+    expect(res.status).toBe(202);
+    const refused = await post(Buffer.from('{}'), { 'Content-Type': 'application/json' });
+    expect(refused.status).toBe(415);
+    const coded = await post(gzipSync(wireBody([{ bytes: instance().bytes }])), {
+      'Content-Encoding': 'gzip',
+    });
+    expect(coded.status).toBe(415);
+    const records = (await storeFailures()).slice(before);
+    // Until 6 Dec 2026 none of these four left a record.
+    expect(records.map((r) => (r.detail as { code: string }).code)).toEqual([
+      'stow.unsupported-media-type',
+      'multipart.bad-header',
+      'stow.unsupported-media-type',
+      'stow.unsupported-content-encoding',
+    ]);
+    expect((records[1]!.detail as { reason: string }).reason).toMatch(/part 2/);
+  });
+
   it('answers 409 with the failed part, not `{}`, when the only part has malformed headers', async () => {
     const a = instance();
     const res = await post(wireBody([{ head: badHeads[0]![1], bytes: a.bytes }]));

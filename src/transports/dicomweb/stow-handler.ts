@@ -47,6 +47,21 @@ async function* limited(req: IncomingMessage, max: number): AsyncGenerator<Buffe
  * turn; a failing part is reported in FailedSOPSequence and does not stop the others.
  */
 export function stowHandler(ingest: IngestService, opts: StowOptions) {
+  const store = storeRequest(ingest, opts);
+  return async (ctx: RequestContext): Promise<void> => {
+    try {
+      await store(ctx);
+    } catch (err) {
+      // A request refused as a whole (media type, content coding, size, no boundary, no parts, cut before its
+      // first part) is one `store` failure in the ledger (none until 6 Dec 2026); a denial the gate recorded itself.
+      if (err instanceof CustosError && err.code !== 'access.denied')
+        await ingest.recordRefused(ctx.principal, 'stow-rs', { code: err.code, reason: err.message });
+      throw err;
+    }
+  };
+}
+
+function storeRequest(ingest: IngestService, opts: StowOptions) {
   return async (ctx: RequestContext): Promise<void> => {
     const { req } = ctx;
     const ct = parseMediaType(req.headers['content-type'] ?? '');
@@ -113,6 +128,12 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
         if (refused) {
           for await (const _ of part.body) void _;
           results[slot] = { failed: failure(undefined, undefined, refused.reason, refused.text) };
+          // Recorded as every other failed part is (until 6 Dec 2026 these parts left no record).
+          await ingest.recordRefused(ctx.principal, 'stow-rs', {
+            code: refused.code,
+            reason: refused.text,
+            part: slot + 1,
+          });
           continue;
         }
         let received!: () => void;
@@ -198,6 +219,11 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
       // and a request cut after stored parts could answer 200, or 409 with `{}` when none was).
       if (!causes.has(err)) {
         const slot = parts++;
+        await ingest.recordRefused(ctx.principal, 'stow-rs', {
+          code: err.code,
+          reason: err.message,
+          part: slot + 1,
+        });
         results[slot] = {
           failed: failure(
             undefined,
@@ -263,8 +289,12 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
  * Why a part is refused before its bytes are parsed, or nothing: malformed headers (FailureReason 0xC000, cannot
  * understand, as a part cut short), or a media type other than application/dicom (0x0122).
  */
-function partRefusal(part: MultipartPart, partNo: number): { reason: number; text: string } | undefined {
-  if (part.error) return { reason: DicomStatus.CannotUnderstand, text: part.error.message };
+function partRefusal(
+  part: MultipartPart,
+  partNo: number,
+): { reason: number; text: string; code: string } | undefined {
+  if (part.error)
+    return { reason: DicomStatus.CannotUnderstand, text: part.error.message, code: part.error.code };
   let partType = 'application/dicom';
   if (part.contentType !== undefined) {
     try {
@@ -272,7 +302,11 @@ function partRefusal(part: MultipartPart, partNo: number): { reason: number; tex
     } catch (e) {
       if (!(e instanceof CustosError)) throw e;
       // Until 6 Dec 2026 this ended the request: the parts after it were neither stored nor reported.
-      return { reason: DicomStatus.CannotUnderstand, text: `part ${partNo}: Content-Type ${e.message}` };
+      return {
+        reason: DicomStatus.CannotUnderstand,
+        text: `part ${partNo}: Content-Type ${e.message}`,
+        code: e.code,
+      };
     }
   }
   // DICOMweb sends parts in binary. A base64 or quoted-printable part is named as such, not read as DICOM and
@@ -281,11 +315,13 @@ function partRefusal(part: MultipartPart, partNo: number): { reason: number; tex
   if (transfer !== undefined && !['binary', '8bit', '7bit'].includes(transfer))
     return {
       reason: DicomStatus.CannotUnderstand,
+      code: 'stow.unsupported-transfer-encoding',
       text: `part ${partNo} has Content-Transfer-Encoding ${transfer.slice(0, 40)}, which is not supported: send the object in binary`,
     };
   if (partType !== 'application/dicom')
     return {
       reason: DicomStatus.SopClassNotSupported,
+      code: 'stow.unsupported-media-type',
       text: `part ${partNo} has media type ${partType}, not application/dicom`,
     };
   return undefined;
