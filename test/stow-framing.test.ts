@@ -168,6 +168,47 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
     expect((records[1]!.detail as { reason: string }).reason).toMatch(/part 2/);
   });
 
+  it("names the part, and the instance when known, in each failed part's Warning, so that equal texts stay apart", async () => {
+    const junk = Buffer.from('not dicom at all');
+    const res = await post(wireBody([{ bytes: junk }, { bytes: junk }]));
+    expect(res.status).toBe(409);
+    const warning = res.headers.get('warning') ?? '';
+    // Until 6 Dec 2026 the two identical texts were one Warning, naming neither part.
+    expect(warning).toMatch(/"part 1: /);
+    expect(warning).toMatch(/"part 2: /);
+    const a = instance();
+    const other = await fetch(`${s.dicomweb}/studies/${uid(9)}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': CONTENT_TYPE },
+      body: wireBody([{ bytes: a.bytes }]),
+    });
+    expect(other.status).toBe(409);
+    expect(other.headers.get('warning')).toContain(`"part 1 (${a.sop}): `);
+  });
+
+  it('lists HEAD in Allow, answers OPTIONS without Origin with the methods, and names a leading zero in a UID', async () => {
+    const put = await fetch(`${s.dicomweb}/studies`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    expect(put.status).toBe(405);
+    // Until 6 Dec 2026 'POST, GET', though HEAD works.
+    expect(put.headers.get('allow')).toBe('POST, GET, HEAD');
+    const options = await fetch(`${s.dicomweb}/studies`, { method: 'OPTIONS' });
+    // Until 6 Dec 2026 a 405 without an Origin header.
+    expect(options.status).toBe(204);
+    expect(options.headers.get('allow')).toBe('POST, GET, HEAD, OPTIONS');
+    const bad = await fetch(`${s.dicomweb}/studies/1.2.03`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': CONTENT_TYPE },
+      body: wireBody([{ bytes: instance().bytes }]),
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { detail: string }).detail).toContain(
+      "no leading zero in a component: '03'",
+    );
+  });
+
   it('answers 409 with the failed part, not `{}`, when the only part has malformed headers', async () => {
     const a = instance();
     const res = await post(wireBody([{ head: badHeads[0]![1], bytes: a.bytes }]));

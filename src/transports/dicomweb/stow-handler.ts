@@ -190,12 +190,14 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
                 requestError ??= cause;
                 causes.add(cause);
               }
+              // Each Warning names its part (and instance, when known): identical texts of two parts were merged
+              // into one, and none said which failed item it went with (until 6 Dec 2026).
               results[slot] = {
                 failed: failure(
                   err.sopClassUid,
                   err.sopInstanceUid,
                   err.dicomStatus ?? DicomStatus.ProcessingFailure,
-                  err.message,
+                  `part ${slot + 1}${err.sopInstanceUid ? ` (${err.sopInstanceUid})` : ''}: ${err.message}`,
                 ),
               };
             },
@@ -272,7 +274,10 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
       ...failed.slice(0, 20).map((f) => warning299(base, reasons.get(f) ?? 'failed')),
       ...warned.slice(0, 20).map((w) => warning299(base, w)),
     ];
-    if (requestError) texts.push(warning299(base, requestError.message));
+    // A body cut short fails its last part with the same words as the request: said once.
+    const cut = requestError?.message;
+    if (cut !== undefined && !failed.some((f) => reasons.get(f)?.endsWith(cut)))
+      texts.push(warning299(base, cut));
     // A body cut short fails its last part with the same words as the request: said once (the same Warning twice
     // until 5 Dec 2026).
     if (texts.length) ctx.res.setHeader('Warning', [...new Set(texts)]);

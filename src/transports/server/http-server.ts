@@ -314,6 +314,13 @@ export class HttpServer {
         });
       }
       if ('allowed' in found) {
+        // RFC 9110 §9.3.7: OPTIONS on a resource says which methods it takes; it discloses nothing else, so it needs
+        // no credentials (until 6 Dec 2026 a 405 without an Origin header).
+        if (req.method === 'OPTIONS') {
+          res.writeHead(204, { Allow: [...found.allowed, 'OPTIONS'].join(', '), 'Content-Length': 0 });
+          res.end();
+          return;
+        }
         res.setHeader('Allow', found.allowed.join(', '));
         throw new CustosError({
           code: 'http.method-not-allowed',
