@@ -57,6 +57,62 @@ describe('HTTP with callers that do not behave', () => {
     expect(r.closed).toBe(true);
   });
 
+  it('answers a STOW-RS with Expect: 100-continue that is over the size limit (413) or of the wrong type (415) without 100 Continue', async () => {
+    for (const [type, length, status] of [
+      ['multipart/related; type="application/dicom"; boundary=b', '100000000000000', 413],
+      ['application/json', '2', 415],
+    ] as const) {
+      const r = await exchange(
+        port,
+        `POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n` +
+          `Content-Type: ${type}\r\nContent-Length: ${length}\r\nExpect: 100-continue\r\n\r\n`,
+      );
+      // Until 6 Dec 2026 "100 Continue" came first, asking for a body that was then refused.
+      expect(r.text).not.toContain('100 Continue');
+      expect(r.text).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      expect(r.text).toMatch(/application\/problem\+json/);
+    }
+  });
+
+  it('asks for the body of a STOW-RS with Expect: 100-continue once it will read it, and stores it', async () => {
+    const sop = uid(21);
+    const { body, contentType } = stowBody([
+      { bytes: makeInstance({ studyUid: uid(22), seriesUid: uid(23), sopInstanceUid: sop }) },
+    ]);
+    const socket: Socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let answer = '';
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    socket.on('data', (d: Buffer) => {
+      const first = answer === '';
+      answer += d.toString('latin1');
+      if (first && answer.startsWith('HTTP/1.1 100 Continue\r\n\r\n')) socket.write(body);
+    });
+    socket.write(
+      `POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\nConnection: close\r\n` +
+        `Content-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`,
+    );
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+    socket.destroy();
+    expect(answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    expect(answer).toContain(sop);
+  });
+
+  it('answers an Expect other than 100-continue with 417 problem+json', async () => {
+    const r = await exchange(
+      port,
+      'POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        'Content-Length: 2\r\nExpect: something-else\r\n\r\n',
+    );
+    // Until 6 Dec 2026 Node's own 417, with an empty body.
+    expect(r.text).toMatch(/^HTTP\/1\.1 417 /);
+    expect(r.text).toMatch(/Content-Type: application\/problem\+json/);
+    const body = JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)) as { code: string; detail: string };
+    expect(body.code).toBe('http.expectation-failed');
+    expect(body.detail).toContain("'something-else'");
+    expect(r.closed).toBe(true);
+  });
+
   it('closes the connection of a refused request whose body it did not read, while the client still sends', async () => {
     const socket: Socket = connect(port, '127.0.0.1');
     socket.on('error', () => undefined);

@@ -1,5 +1,6 @@
 // Oversized input: a precise error, nothing stored half-way, the server still up.
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,5 +106,48 @@ describe.each(backends())('STOW-RS limits on %s', (backend) => {
     expect(onDisk.sort()).toEqual(rows.map((r) => r.blob_id).sort());
     const health = await fetch(`${s.url}/api/health`);
     expect(health.status).toBe(200);
+  });
+
+  it('answers a chunked body past the limit with Connection: close, and a client still sending reads it whole', async () => {
+    const parts = Array.from({ length: 12 }, (_, i) => ({
+      bytes: makeInstance({
+        studyUid: uid(40 + i),
+        seriesUid: uid(60 + i),
+        sopInstanceUid: uid(80 + i),
+        rows: 150,
+        columns: 150,
+      }),
+    }));
+    const { body, contentType } = stowBody(parts);
+    const socket = connect(Number(new URL(s.url).port), '127.0.0.1');
+    let answer = '';
+    let reset = false;
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.on('error', () => (reset = true));
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    socket.write(
+      `POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n` +
+        `Content-Type: ${contentType}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
+    // The client sends on, in 16 KiB chunks, as a sender that reads only once it has sent everything would.
+    let at = 0;
+    const pump = setInterval(() => {
+      if (!socket.writable || at >= body.length) return;
+      const chunk = body.subarray(at, at + 16 * 1024);
+      at += chunk.length;
+      socket.write(`${chunk.length.toString(16)}\r\n`);
+      socket.write(chunk);
+      socket.write('\r\n');
+    }, 2);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 10_000))]);
+    clearInterval(pump);
+    socket.destroy();
+    // Until 6 Dec 2026: keep-alive, then the socket destroyed while the client still sent (a reset).
+    expect(answer).toMatch(/^HTTP\/1\.1 (202|409) /);
+    expect(answer).toMatch(/\r\nConnection: close\r\n/i);
+    const [head, text] = answer.split('\r\n\r\n', 2) as [string, string];
+    expect(Buffer.byteLength(text, 'latin1')).toBe(Number(/content-length: (\d+)/i.exec(head)?.[1]));
+    expect(JSON.parse(text)).toBeTypeOf('object');
+    expect(reset).toBe(false);
   });
 });

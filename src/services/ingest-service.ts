@@ -385,6 +385,38 @@ export class IngestService {
     }
   }
 
+  /**
+   * Records a `store` failure for what a transport refused before it reached the pipeline: a part that is not an
+   * object to store (not application/dicom, malformed headers, a content transfer encoding, a body cut in its
+   * framing) or a whole request refused (wrong media type, too large). A principal that may not store at all gets
+   * its denial recorded by the gate instead, and the refusal stands.
+   */
+  async recordRefused(
+    principal: Principal,
+    channel: IngestContext['channel'],
+    refusal: { code: string; reason: string; part?: number },
+  ): Promise<void> {
+    let policy: string;
+    try {
+      policy = (await this.deps.gate.require(principal, 'store', { type: 'archive' })).policy;
+    } catch (err) {
+      if (err instanceof CustosError && err.code === 'access.denied') return;
+      throw err;
+    }
+    await this.deps.ledger.append({
+      principal,
+      action: 'store',
+      outcome: 'failure',
+      policy,
+      objects: {
+        sopInstanceUid: null,
+        channel,
+        ...(refusal.part !== undefined ? { part: refusal.part } : {}),
+      },
+      detail: { code: refusal.code, reason: refusal.reason },
+    });
+  }
+
   private safeString(parsed: ParsedPart10, tag: number): string | undefined {
     const json = this.headerJson(parsed);
     const key = tag.toString(16).toUpperCase().padStart(8, '0');

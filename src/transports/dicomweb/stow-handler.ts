@@ -3,7 +3,7 @@ import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import { heldInQuarantine, IngestFailure, keptWarning } from '../../services/ingest-service.js';
 import { parseMediaType } from '../http/content-type.js';
-import { readMultipart } from '../http/multipart-reader.js';
+import { readMultipart, type MultipartPart } from '../http/multipart-reader.js';
 import type { RequestContext } from '../server/router.js';
 import { stowResponseXml } from './negotiation.js';
 import { sendDicomXmlDocument, sendJson, warning299 } from './responses.js';
@@ -20,10 +20,15 @@ const reasons = new WeakMap<Item, string>();
 /** Parts whose commit may still be running while the next part is received. */
 const MAX_INFLIGHT = 4;
 
-/** Counts request bytes and stops the upload once it passes the limit (for bodies without Content-Length). */
+/**
+ * Counts request bytes and stops the upload once it passes the limit (for bodies without Content-Length). Stopping
+ * leaves the request (and its socket) alive, so that the answer reaches the client: the server closes the
+ * connection after it (until 6 Dec 2026 the socket was destroyed at once, and the client, still sending, got a
+ * reset rather than the answer).
+ */
 async function* limited(req: IncomingMessage, max: number): AsyncGenerator<Buffer> {
   let seen = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     seen += chunk.length;
     if (seen > max) {
       throw new CustosError({
@@ -42,6 +47,21 @@ async function* limited(req: IncomingMessage, max: number): AsyncGenerator<Buffe
  * turn; a failing part is reported in FailedSOPSequence and does not stop the others.
  */
 export function stowHandler(ingest: IngestService, opts: StowOptions) {
+  const store = storeRequest(ingest, opts);
+  return async (ctx: RequestContext): Promise<void> => {
+    try {
+      await store(ctx);
+    } catch (err) {
+      // A request refused as a whole (media type, content coding, size, no boundary, no parts, cut before its
+      // first part) is one `store` failure in the ledger (none until 6 Dec 2026); a denial the gate recorded itself.
+      if (err instanceof CustosError && err.code !== 'access.denied')
+        await ingest.recordRefused(ctx.principal, 'stow-rs', { code: err.code, reason: err.message });
+      throw err;
+    }
+  };
+}
+
+function storeRequest(ingest: IngestService, opts: StowOptions) {
   return async (ctx: RequestContext): Promise<void> => {
     const { req } = ctx;
     const ct = parseMediaType(req.headers['content-type'] ?? '');
@@ -57,6 +77,21 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
       throw new CustosError({
         code: 'stow.unsupported-media-type',
         message: `Custos stores application/dicom parts; multipart type '${rootType}' is not supported`,
+        httpStatus: 415,
+      });
+    }
+    // RFC 9110 §8.4, §15.5.16: a content coding (gzip, deflate, br…) is refused, not read as if it were none (until
+    // 6 Dec 2026 a gzip body was "without the multipart boundary" and a br label on a plain body was ignored).
+    // Decoding would need the size limits on the decoded bytes too, for no gain on already compressed pixel data.
+    const coding = req.headers['content-encoding']
+      ?.split(',')
+      .map((c) => c.trim().toLowerCase())
+      .filter((c) => c !== '' && c !== 'identity');
+    if (coding?.length) {
+      ctx.res.setHeader('Accept-Encoding', 'identity');
+      throw new CustosError({
+        code: 'stow.unsupported-content-encoding',
+        message: `STOW-RS takes the body without a content coding: Content-Encoding '${coding.join(', ').slice(0, 80)}' is not supported (send it as identity)`,
         httpStatus: 415,
       });
     }
@@ -81,27 +116,28 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     const results: ({ ok: Item; studyUid?: string; texts: string[] } | { failed: Item })[] = [];
     let parts = 0;
     let requestError: CustosError | undefined;
+    /** Causes already reported as a part's failure (a body cut inside a part), not to be reported twice. */
+    const causes = new Set<unknown>();
     const inflight = new Set<Promise<void>>();
+    const source = limited(req, opts.maxRequestBytes);
+    let bodyRead = false;
     try {
-      for await (const part of readMultipart(limited(req, opts.maxRequestBytes), boundary)) {
+      for await (const part of readMultipart(source, boundary)) {
         const slot = parts++;
-        const partType = (
-          part.contentType ? parseMediaType(part.contentType).type : 'application/dicom'
-        ).toLowerCase();
-        if (partType !== 'application/dicom') {
+        const refused = partRefusal(part, slot + 1);
+        if (refused) {
           for await (const _ of part.body) void _;
-          results[slot] = {
-            failed: failure(
-              undefined,
-              undefined,
-              DicomStatus.SopClassNotSupported,
-              `part ${slot + 1} has media type ${partType}, not application/dicom`,
-            ),
-          };
+          results[slot] = { failed: failure(undefined, undefined, refused.reason, refused.text) };
+          // Recorded as every other failed part is (until 6 Dec 2026 these parts left no record).
+          await ingest.recordRefused(ctx.principal, 'stow-rs', {
+            code: refused.code,
+            reason: refused.text,
+            part: slot + 1,
+          });
           continue;
         }
         let received!: () => void;
-        const bodyRead = new Promise<void>((resolve) => (received = resolve));
+        const partRead = new Promise<void>((resolve) => (received = resolve));
         const task: Promise<void> = ingest
           .ingest(ctx.principal, part.body, {
             channel: 'stow-rs',
@@ -150,14 +186,18 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
               if (
                 cause instanceof CustosError &&
                 (cause.code.startsWith('multipart.') || cause.code === 'stow.too-large')
-              )
+              ) {
                 requestError ??= cause;
+                causes.add(cause);
+              }
+              // Each Warning names its part (and instance, when known): identical texts of two parts were merged
+              // into one, and none said which failed item it went with (until 6 Dec 2026).
               results[slot] = {
                 failed: failure(
                   err.sopClassUid,
                   err.sopInstanceUid,
                   err.dicomStatus ?? DicomStatus.ProcessingFailure,
-                  err.message,
+                  `part ${slot + 1}${err.sopInstanceUid ? ` (${err.sopInstanceUid})` : ''}: ${err.message}`,
                 ),
               };
             },
@@ -165,14 +205,36 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
         inflight.add(task);
         void task.finally(() => inflight.delete(task)).catch(() => undefined);
         // The next part can be read once this one's bytes are in; its commit (fsync, index, audit) overlaps.
-        await Promise.race([bodyRead, task]);
+        await Promise.race([partRead, task]);
         if (inflight.size >= MAX_INFLIGHT) await Promise.race(inflight);
         if (requestError) break;
       }
+      // After the closing delimiter: an epilogue (RFC 2046 §5.1.1), read up to a bound so that the connection
+      // can serve the next request.
+      if (!requestError) bodyRead = await drainEpilogue(source);
     } catch (err) {
       await Promise.allSettled(inflight);
       if (!(err instanceof CustosError)) throw err;
       if (parts === 0) throw err;
+      // The framing was lost between parts (the body ended in a part's headers, or right after a delimiter): the
+      // request was cut there, and that place is a failed item of its own (until 6 Dec 2026 it was in no sequence,
+      // and a request cut after stored parts could answer 200, or 409 with `{}` when none was).
+      if (!causes.has(err)) {
+        const slot = parts++;
+        await ingest.recordRefused(ctx.principal, 'stow-rs', {
+          code: err.code,
+          reason: err.message,
+          part: slot + 1,
+        });
+        results[slot] = {
+          failed: failure(
+            undefined,
+            undefined,
+            err.dicomStatus ?? DicomStatus.CannotUnderstand,
+            `part ${slot + 1}: ${err.message}`,
+          ),
+        };
+      }
       requestError ??= err;
     }
     await Promise.all(inflight);
@@ -204,19 +266,98 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
     if (studies.size === 1) body['00081190'] = { vr: 'UR', Value: [`${base}/studies/${[...studies][0]}`] };
     if (failed.length) body['00081198'] = { vr: 'SQ', Value: failed };
     if (referenced.length) body['00081199'] = { vr: 'SQ', Value: referenced };
-    // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings, 409 none stored.
-    const status = referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 ? 202 : 200;
+    // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings (or the request was cut short), 409
+    // none stored.
+    const status =
+      referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 || requestError ? 202 : 200;
     const texts = [
       ...failed.slice(0, 20).map((f) => warning299(base, reasons.get(f) ?? 'failed')),
       ...warned.slice(0, 20).map((w) => warning299(base, w)),
     ];
-    if (requestError) texts.push(warning299(base, requestError.message));
+    // A body cut short fails its last part with the same words as the request: said once.
+    const cut = requestError?.message;
+    if (cut !== undefined && !failed.some((f) => reasons.get(f)?.endsWith(cut)))
+      texts.push(warning299(base, cut));
     // A body cut short fails its last part with the same words as the request: said once (the same Warning twice
     // until 5 Dec 2026).
     if (texts.length) ctx.res.setHeader('Warning', [...new Set(texts)]);
+    // The rest of a body not read to its end (a request cut short, over the limit, a long epilogue) would stand
+    // before the next request on this connection: it is closed after the answer (until 6 Dec 2026 the answer
+    // said keep-alive, and the next request waited for the inactivity timeout).
+    if (!bodyRead && !req.complete) ctx.res.setHeader('Connection', 'close');
     if (stowResponseXml(ctx.req.headers.accept)) await sendDicomXmlDocument(ctx.res, status, body);
     else await sendJson(ctx.res, status, body, 'application/dicom+json');
   };
+}
+
+/**
+ * Why a part is refused before its bytes are parsed, or nothing: malformed headers (FailureReason 0xC000, cannot
+ * understand, as a part cut short), or a media type other than application/dicom (0x0122).
+ */
+function partRefusal(
+  part: MultipartPart,
+  partNo: number,
+): { reason: number; text: string; code: string } | undefined {
+  if (part.error)
+    return { reason: DicomStatus.CannotUnderstand, text: part.error.message, code: part.error.code };
+  let partType = 'application/dicom';
+  if (part.contentType !== undefined) {
+    try {
+      partType = parseMediaType(part.contentType).type;
+    } catch (e) {
+      if (!(e instanceof CustosError)) throw e;
+      // Until 6 Dec 2026 this ended the request: the parts after it were neither stored nor reported.
+      return {
+        reason: DicomStatus.CannotUnderstand,
+        text: `part ${partNo}: Content-Type ${e.message}`,
+        code: e.code,
+      };
+    }
+  }
+  // DICOMweb sends parts in binary. A base64 or quoted-printable part is named as such, not read as DICOM and
+  // failed for its first bytes ("expected 'DICM' … found 'AAAA'", until 6 Dec 2026).
+  const transfer = part.headers['content-transfer-encoding']?.toLowerCase();
+  if (transfer !== undefined && !['binary', '8bit', '7bit'].includes(transfer))
+    return {
+      reason: DicomStatus.CannotUnderstand,
+      code: 'stow.unsupported-transfer-encoding',
+      text: `part ${partNo} has Content-Transfer-Encoding ${transfer.slice(0, 40)}, which is not supported: send the object in binary`,
+    };
+  if (partType !== 'application/dicom')
+    return {
+      reason: DicomStatus.SopClassNotSupported,
+      code: 'stow.unsupported-media-type',
+      text: `part ${partNo} has media type ${partType}, not application/dicom`,
+    };
+  return undefined;
+}
+
+/** Most bytes of epilogue read after the closing delimiter, and how long to wait for them, to keep a connection. */
+const EPILOGUE_BYTES = 64 * 1024;
+const EPILOGUE_MS = 1000;
+
+/** Reads what follows the closing delimiter; whether the body ended within the bounds. */
+async function drainEpilogue(source: AsyncIterator<Buffer>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), EPILOGUE_MS)));
+  let bytes = 0;
+  try {
+    for (;;) {
+      const next = source.next();
+      // Left pending when the wait ends first: whatever it settles to later is of no interest.
+      next.catch(() => undefined);
+      const r = await Promise.race([next, late]);
+      if (r === 'late') return false;
+      if (r.done) return true;
+      bytes += r.value.length;
+      if (bytes > EPILOGUE_BYTES) return false;
+    }
+  } catch {
+    // Over the size limit, or the client went away: either way the connection is not kept.
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function failure(

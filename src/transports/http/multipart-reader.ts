@@ -12,6 +12,13 @@ export interface MultipartPart {
    * that throws `multipart.part-skipped`.
    */
   body: AsyncIterable<Buffer>;
+  /**
+   * Set when the part's headers are malformed (a line without a valid name, a header that may appear once given
+   * twice, text after the delimiter, headers over `maxHeaderBytes` or ended by a bare LF) but the next delimiter
+   * could still be found: the part cannot be used (`headers` is empty), the parts after it can. Its body, if any,
+   * is still given, to be drained or skipped like any other.
+   */
+  error?: CustosError;
 }
 
 export interface MultipartLimits {
@@ -55,7 +62,10 @@ const toBuffer = (c: Buffer | Uint8Array | string): Buffer =>
  * current source chunk plus a pattern's length of carried-over lookahead; large chunks are sliced, never copied.
  */
 class ByteStream {
-  /** Unconsumed bytes: a slice of the current chunk, or a small carry (< 2 × pattern length) joined to one. */
+  /**
+   * Unconsumed bytes: a slice of the current chunk, or a small carry (< 2 × pattern length) joined to one, or
+   * bytes given back (`unread`, at most a part's header block).
+   */
   private buf: Buffer;
   private ended = false;
   private readonly it: AsyncIterator<Buffer | Uint8Array | string>;
@@ -93,6 +103,11 @@ class ByteStream {
       this.buf.length >= pattern.length &&
       this.buf.compare(pattern, 0, pattern.length, 0, pattern.length) === 0
     );
+  }
+
+  /** Puts bytes read too far back in front of the stream (bounded by the caller: a header block at most). */
+  unread(bytes: Buffer): void {
+    if (bytes.length > 0) this.buf = this.buf.length === 0 ? bytes : Buffer.concat([bytes, this.buf]);
   }
 
   skip(n: number): void {
@@ -209,27 +224,70 @@ export async function* readMultipart(
     let headerLength = 0;
     // The delimiter line's own CRLF is left in front of the headers, so "no headers" is simply CRLF CRLF.
     const headerScan = input.until(HEADER_END);
+    let headerEnd = false;
+    let overLimit = false;
+    for (;;) {
+      const r = await headerScan.next();
+      if (r.done) {
+        headerEnd = r.value;
+        break;
+      }
+      headerLength += r.value.length;
+      headerBytes.push(r.value);
+      if (headerLength > maxHeaderBytes + MAX_PADDING) {
+        overLimit = true;
+        break;
+      }
+    }
+    const block = Buffer.concat(headerBytes, headerLength);
     // Most often not long or cut headers but lines ended by a bare LF: the CRLF CRLF that ends them never comes.
-    const lfOnly = () => /(^|[^\r])\n(\r?\n)/.test(Buffer.concat(headerBytes).toString('latin1'));
+    const lfOnly = /(^|[^\r])\n(\r?\n)/.test(block.toString('latin1'));
     const bareLf = () =>
       fail(
         'bad-header',
         `the headers of part ${parts} end with a bare LF, not CRLF: multipart/related needs CRLF line endings (RFC 2046 section 5.1.1)`,
       );
-    for (;;) {
-      const r = await headerScan.next();
-      if (r.done) {
-        if (!r.value) throw lfOnly() ? bareLf() : truncated(`in the headers of part ${parts}`);
-        break;
-      }
-      headerLength += r.value.length;
-      headerBytes.push(r.value);
-      if (headerLength > maxHeaderBytes + MAX_PADDING)
-        throw lfOnly()
+    const scanned = headerEnd ? Buffer.concat([block, HEADER_END]) : block;
+    // The next delimiter came before the end of this part's headers: this part is unusable, the next one is not.
+    // What was read past that delimiter is given back (until 6 Dec 2026 a bad part header ended the request).
+    const early = scanned.indexOf(delimiter);
+    if (early >= 0) {
+      input.unread(scanned.subarray(early + delimiter.length));
+      yield badPart(
+        lfOnly
           ? bareLf()
-          : fail('bad-header', `the headers of part ${parts} exceed ${maxHeaderBytes} bytes`);
+          : fail(
+              'bad-header',
+              `the headers of part ${parts} do not end (CRLF CRLF) before the next boundary`,
+            ),
+      );
+      continue;
     }
-    const headers = parseHeaders(Buffer.concat(headerBytes, headerLength), parts, maxHeaderBytes);
+    if (overLimit) {
+      const error = lfOnly
+        ? bareLf()
+        : fail('bad-header', `the headers of part ${parts} exceed ${maxHeaderBytes} bytes`);
+      // Skip to the next delimiter, which may begin in the last bytes read; if the body ends first, so does the
+      // request.
+      input.unread(scanned.subarray(Math.max(0, scanned.length - (delimiter.length - 1))));
+      const skip = input.until(delimiter);
+      let r: IteratorResult<Buffer, boolean>;
+      do r = await skip.next();
+      while (!r.done);
+      if (!r.value) throw error;
+      yield badPart(error);
+      continue;
+    }
+    if (!headerEnd) throw lfOnly ? bareLf() : truncated(`in the headers of part ${parts}`);
+    let headers: Record<string, string> = {};
+    let headerError: CustosError | undefined;
+    try {
+      headers = parseHeaders(block, parts, maxHeaderBytes);
+    } catch (e) {
+      if (!(e instanceof CustosError)) throw e;
+      // The headers ended where they should: the part's body is read (and discarded) up to the next delimiter.
+      headerError = e;
+    }
 
     let state = 'open' as BodyState;
     let failure: unknown;
@@ -271,6 +329,7 @@ export async function* readMultipart(
       headers,
       contentType: headers['content-type'],
       body: { [Symbol.asyncIterator]: () => iterator },
+      ...(headerError ? { error: headerError } : {}),
     };
     if (state === 'failed') throw failure;
     if (state === 'open') {
@@ -280,6 +339,21 @@ export async function* readMultipart(
     }
   }
 }
+
+/** A part whose headers were refused and whose body was already skipped (the reader is past its delimiter). */
+function badPart(error: CustosError): MultipartPart {
+  return {
+    headers: {},
+    contentType: undefined,
+    body: {
+      [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: undefined }) }),
+    },
+    error,
+  };
+}
+
+/** Headers a part may carry once (RFC 2045 §§5, 6; RFC 9110 §8.6): two of them leave the part ambiguous. */
+const SINGLE = new Set(['content-type', 'content-transfer-encoding', 'content-length']);
 
 /**
  * RFC 2046 §5.1.1 / RFC 5322 §2.2 header block. `block` starts with the CRLF that ended the delimiter line,
@@ -308,6 +382,8 @@ function parseHeaders(block: Buffer, part: number, maxHeaderBytes: number): Reco
     if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name))
       throw fail('bad-header', `part ${part} has a malformed header line '${line.slice(0, 80)}'`);
     const value = line.slice(colon + 1).trim();
+    if (SINGLE.has(name) && name in headers)
+      throw fail('bad-header', `part ${part} has more than one ${name} header`);
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
   }
   return headers;

@@ -31,6 +31,8 @@ export interface ReadPart {
   headers: Record<string, string>;
   contentType: string | undefined;
   body: Buffer;
+  /** The code of the part's header error, when its headers were refused. */
+  error?: string;
 }
 
 /** Reads every part fully, in order; rejects with whatever the reader or a body throws. */
@@ -41,6 +43,11 @@ export async function readAll(
 ): Promise<ReadPart[]> {
   const parts: ReadPart[] = [];
   for await (const p of readMultipart(source, boundary, limits))
-    parts.push({ headers: p.headers, contentType: p.contentType, body: await collect(p.body) });
+    parts.push({
+      headers: p.headers,
+      contentType: p.contentType,
+      body: await collect(p.body),
+      ...(p.error ? { error: p.error.code } : {}),
+    });
   return parts;
 }

@@ -93,12 +93,42 @@ function watchInactivity(socket: Socket, ms: number): void {
   socket.once('close', () => clearInterval(timer));
 }
 
+/** How long a connection being closed is read on (and what arrives discarded) after the answer was sent. */
+const LINGER_MS = 2000;
+
+/**
+ * RFC 9112 §9.6: a server that closes a connection while the client may still be sending closes its sending side
+ * first and reads on for a while; closing at once leaves unread bytes, which make the kernel answer with a reset
+ * that can discard the response before the client reads it. Node closes a connection after a `Connection: close`
+ * answer with `socket.destroySoon()`, which destroys the socket as soon as the answer is written: that is replaced
+ * with a lingering close (until 6 Dec 2026 a client still sending a body the server had stopped reading, one over
+ * the size limit, say, got a reset instead of the answer).
+ */
+function lingerOnClose(socket: Socket, request: () => IncomingMessage | undefined): void {
+  socket.destroySoon = function lingeringClose(this: Socket): void {
+    if (this.writable) this.end();
+    const req = request();
+    if (req && !req.complete) {
+      // The parser goes on delivering the body to the request: it is discarded, not left to stall the socket.
+      req.removeAllListeners('readable');
+      req.on('data', () => undefined);
+      req.resume();
+    }
+    this.resume();
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+  };
+}
+
 /**
  * The HTTP transport: routing, authentication of every non-public route, and one place that maps errors to
  * application/problem+json. Handlers never see an unauthenticated request.
  */
 export class HttpServer {
   private readonly server: Server;
+  /** The request being handled on each connection (for its closing, and for a client that half-closes). */
+  private readonly requests = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
 
   constructor(private readonly opts: HttpServerOptions) {
     this.server = createServer(
@@ -115,15 +145,48 @@ export class HttpServer {
     this.server.on('connection', (socket) => {
       socket.setNoDelay(true);
       watchInactivity(socket, inactivityMs);
+      lingerOnClose(socket, () => this.requests.get(socket)?.req);
     });
-    // `Expect: 100-continue` is answered once the request is authenticated and routed (handle), not before: a
-    // caller without credentials gets its 401 without being asked for its body.
+    // `Expect: 100-continue` is answered once the handler starts reading the body (handle), not before: a caller
+    // without credentials gets its 401, and a STOW-RS over the size limit or of the wrong type its 413 or 415,
+    // without being asked for its body.
     this.server.on('checkContinue', (req, res) => {
       void this.handle(req, res);
+    });
+    // RFC 9110 §10.1.1: any other expectation is a 417, in problem+json like every other error (until 6 Dec 2026
+    // Node's bare 417, with an empty body). The body is not read: the connection is closed after the answer.
+    this.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+      res.setHeader('Connection', 'close');
+      sendProblem(
+        res,
+        new CustosError({
+          code: 'http.expectation-failed',
+          message: `the expectation '${String(req.headers.expect).slice(0, 80)}' is not supported: only 100-continue (RFC 9110 §10.1.1)`,
+          httpStatus: 417,
+        }),
+      );
     });
     // A request Node's parser refuses (a bad chunk size, two Content-Lengths, headers too large) is answered in
     // problem+json like every other error, not with a bare status line.
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // A client that half-closed (shutdown(SHUT_WR)) before sending the whole body: for the request being handled
+      // that is the end of its body, answered as a body cut short is (STOW-RS: 202 with the whole parts stored),
+      // not with 400 HPE_INVALID_EOF_STATE as until 6 Dec 2026.
+      const inFlight = this.requests.get(socket as Socket);
+      if (
+        err.code === 'HPE_INVALID_EOF_STATE' &&
+        inFlight &&
+        !inFlight.req.complete &&
+        !inFlight.res.writableEnded &&
+        socket.writable
+      ) {
+        // The request ends here. Marked complete, so that its end does not destroy it as an aborted request would
+        // be, with its socket: the answer still has to go out on the half-open connection, which then closes.
+        if (!inFlight.res.headersSent) inFlight.res.setHeader('Connection', 'close');
+        inFlight.req.complete = true;
+        inFlight.req.push(null);
+        return;
+      }
       if (!socket.writable || err.code === 'ECONNRESET') {
         socket.destroy();
         return;
@@ -210,6 +273,7 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.requests.set(req.socket, { req, res });
     const source = req.socket.remoteAddress ?? 'unknown';
     let url: URL;
     try {
@@ -230,6 +294,15 @@ export class HttpServer {
     }
     let ctx: RequestContext | undefined;
     try {
+      // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
+      // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
+      const transfer = req.headers['transfer-encoding'];
+      if (transfer?.split(',').some((c) => c.trim().toLowerCase() !== 'chunked'))
+        throw new CustosError({
+          code: 'http.unsupported-transfer-coding',
+          message: `Transfer-Encoding '${transfer.slice(0, 80)}' is not supported: only chunked (RFC 9112 §6.1)`,
+          httpStatus: 501,
+        });
       if (this.cors(req, res, url.pathname)) return;
       const found = this.opts.router.match(req.method ?? 'GET', url.pathname.replace(/\/+$/, '') || '/');
       if (!found) {
@@ -241,6 +314,13 @@ export class HttpServer {
         });
       }
       if ('allowed' in found) {
+        // RFC 9110 §9.3.7: OPTIONS on a resource says which methods it takes; it discloses nothing else, so it needs
+        // no credentials (until 6 Dec 2026 a 405 without an Origin header).
+        if (req.method === 'OPTIONS') {
+          res.writeHead(204, { Allow: [...found.allowed, 'OPTIONS'].join(', '), 'Content-Length': 0 });
+          res.end();
+          return;
+        }
         res.setHeader('Allow', found.allowed.join(', '));
         throw new CustosError({
           code: 'http.method-not-allowed',
@@ -260,7 +340,7 @@ export class HttpServer {
               requestedWith: Array.isArray(requestedWith) ? requestedWith[0] : requestedWith,
               source,
             });
-      if (req.headers.expect?.toLowerCase() === '100-continue' && !res.headersSent) res.writeContinue();
+      if (req.headers.expect?.toLowerCase() === '100-continue') continueWhenRead(req, res);
       const purpose = purposeOfUse(req.headers['x-purpose-of-use']);
       const principal = purpose ? { ...authenticated, purpose } : authenticated;
       ctx = {
@@ -290,6 +370,20 @@ export class HttpServer {
       sendProblem(res, err, url.pathname);
     }
   }
+}
+
+/**
+ * RFC 9110 §10.1.1: `100 Continue` goes out when the handler starts reading the body (every body is read through
+ * a 'data' or 'readable' listener), so that a request refused before that gets its final status alone (until 6 Dec
+ * 2026 it went out after authentication, before STOW-RS's 413 and 415).
+ */
+function continueWhenRead(req: IncomingMessage, res: ServerResponse): void {
+  const onListener = (event: string | symbol) => {
+    if (event !== 'data' && event !== 'readable') return;
+    req.off('newListener', onListener);
+    if (!res.headersSent) res.writeContinue();
+  };
+  req.on('newListener', onListener);
 }
 
 /** Whether a request failed because its client closed the connection before sending all of it. */

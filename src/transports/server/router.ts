@@ -88,6 +88,8 @@ export class Router {
         return { route: c.route, params };
       allowed.push(c.route.method);
     }
+    // A GET route answers HEAD too (RFC 9110 §9.3.2), so Allow names it (until 6 Dec 2026 it did not).
+    if (allowed.includes('GET') && !allowed.includes('HEAD')) allowed.push('HEAD');
     return allowed.length ? { allowed } : undefined;
   }
 }

@@ -76,13 +76,26 @@ function uidParameters(handler: Handler): Handler {
       if (value !== undefined && !isValidUid(value))
         throw new CustosError({
           code: 'dicomweb.bad-uid',
-          message: `${name} '${value.length > 64 ? `${value.slice(0, 64)}…` : value}' in the path is not a valid UID (PS3.5 §9.1: up to 64 digits and dots)`,
+          message: `${name} '${value.length > 64 ? `${value.slice(0, 64)}…` : value}' in the path is not a valid UID (PS3.5 §9.1: up to 64 digits and dots${uidFault(value)})`,
           httpStatus: 400,
           detail: { parameter: param },
         });
     }
     return handler(ctx);
   };
+}
+
+/**
+ * What is wrong with a UID that has only digits and dots and is short enough: a component with a leading zero, or
+ * an empty one (until 6 Dec 2026 the message named only the length and the characters).
+ */
+function uidFault(value: string): string {
+  if (value.length > 64 || !/^[0-9.]+$/.test(value)) return '';
+  const components = value.split('.');
+  const zero = components.find((c) => c.length > 1 && c.startsWith('0'));
+  if (zero !== undefined) return `, no leading zero in a component: '${zero}'`;
+  if (components.includes('')) return ', no empty component';
+  return '';
 }
 
 /** Every HTTP route of Custos. Anything that returns data is 'bearer'; the route-enumeration test holds that. */
