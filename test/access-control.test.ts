@@ -401,4 +401,25 @@ describe.each(backends())('access control through DICOMweb on %s', (backend) => 
       .execute();
     expect(facts).toEqual([{ project: 'LUNG-1', study_uid: study.cardiology }]);
   });
+
+  it('refuses STOW-RS to a role that may not store with 403 problem+json and one denial, storing nothing', async () => {
+    // Until 6 Dec 2026 the refusal came back as 409 with the body {} (no FailedSOPSequence, no problem+json).
+    const fresh = uid(40);
+    const { body, contentType } = stowBody([
+      { bytes: makeInstance({ studyUid: fresh, seriesUid: uid(41), sopInstanceUid: uid(42) }) },
+    ]);
+    for (const who of ['stud', 'refdoc']) {
+      const before = (await denials(who)).filter((d) => d.action === 'store').length;
+      const res = await fetch(`${s.dicomweb}/studies`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${tokens[who]}`, 'Content-Type': contentType },
+        body,
+      });
+      expect(res.status, who).toBe(403);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(await res.json()).toMatchObject({ code: 'access.denied' });
+      expect((await denials(who)).filter((d) => d.action === 'store').length, who).toBe(before + 1);
+    }
+    expect(await studiesSeenBy('admin', `?StudyInstanceUID=${fresh}`)).toEqual([]);
+  });
 });

@@ -64,6 +64,9 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
 function storeRequest(ingest: IngestService, opts: StowOptions) {
   return async (ctx: RequestContext): Promise<void> => {
     const { req } = ctx;
+    // A caller that may not store at all is refused before anything is read: 403 problem+json and the gate's
+    // denial record (until 6 Dec 2026 each part's refusal ended the request as 409 with the body {}).
+    await ingest.requireStore(ctx.principal);
     const ct = parseMediaType(req.headers['content-type'] ?? '');
     if (ct.type !== 'multipart/related') {
       throw new CustosError({
