@@ -201,6 +201,7 @@ export class AeRegistry {
       name: peer.callingAe.trim(),
       role: row?.role && row.active ? row.role : 'none',
       source: address,
+      channel: 'dimse',
       // The account's facts go with its role, so that a policy scoped to a department (or to a physician's own
       // patients) decides for the AE as for the account; until 5 Dec 2026 only the role did, and an AE bound to a
       // radiologist's account stored but found nothing.

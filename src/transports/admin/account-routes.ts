@@ -80,7 +80,10 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
           throw bad('auth.bad-request', 'send {"username": "...", "password": "..."}');
         if (totp !== undefined && typeof totp !== 'string')
           throw bad('auth.bad-request', '"totp" must be the 6-digit code as a string', 'totp');
-        const r = await auth.login(username, password, ctx.source, totp ? { totp } : {});
+        const r = await auth.login(username, password, ctx.source, {
+          ...(totp ? { totp } : {}),
+          ...(ctx.principal.channel ? { channel: ctx.principal.channel } : {}),
+        });
         ctx.res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${r.sessionId}; ${COOKIE_ATTRIBUTES}`);
         ctx.res.setHeader('Cache-Control', 'no-store');
         const { sessionId: _cookie, ...shown } = r;
