@@ -55,6 +55,15 @@ export class UserAdminService {
     return this.gate.require(actor, 'administer', { type: 'archive' });
   }
 
+  /**
+   * The decision this service's calls take, alone: a route takes it before it reads the request's body or
+   * parameters, so that a caller who may not administer accounts is refused (403, recorded) whatever it sent,
+   * rather than told what is wrong with its request (400, unrecorded: until 6 Dec 2026).
+   */
+  async authorize(actor: Principal): Promise<void> {
+    await this.allow(actor);
+  }
+
   async list(actor: Principal): Promise<AdminUserView[]> {
     await this.allow(actor);
     const [users, members] = await Promise.all([
