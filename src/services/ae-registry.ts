@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { CustosError } from '../domain/errors.js';
 import { asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
@@ -5,6 +6,7 @@ import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
 import type { IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
+import { accountName } from './account-names.js';
 
 export interface AeEntry {
   title: string;
@@ -37,6 +39,30 @@ export function checkAeTitle(title: string): string {
     });
   }
   return t;
+}
+
+/**
+ * RFC 1123 §2.1 host name: dot-separated labels of letters, digits and hyphens, 1-63 characters each, neither
+ * starting nor ending with a hyphen, 253 characters in all (a final dot allowed).
+ */
+const HOST_NAME =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * The host an AE calls from and listens on: a host name (RFC 1123) or an IPv4 or IPv6 address, nothing else.
+ * Until 6 Dec 2026 only white space was refused, so 'h\u0000x', 'a/b?c#d' or '-oProxyCommand=x' were registered
+ * (and `custos ae list` printed a NUL inside its tab-separated lines).
+ */
+export function checkAeHost(host: string): string {
+  const h = host.trim();
+  // RFC 1123 §2.1: a name is never all digits and dots, which only an address may be.
+  if (isIP(h) || (HOST_NAME.test(h) && !/^[\d.]+$/.test(h))) return h;
+  throw new CustosError({
+    code: 'ae.bad-host',
+    message: `host '${JSON.stringify(host).slice(1, -1).slice(0, 100)}' must be a host name (RFC 1123) or an IPv4 or IPv6 address`,
+    httpStatus: 400,
+    detail: { parameter: 'host' },
+  });
 }
 
 const notFound = (title: string) =>
@@ -94,12 +120,7 @@ export class AeRegistry {
   async add(actor: Principal, input: AddAe): Promise<AeEntry> {
     const decision = await this.gate.require(actor, 'administer', { type: 'archive' });
     const title = checkAeTitle(input.title);
-    if (!input.host || /\s/.test(input.host))
-      throw new CustosError({
-        code: 'ae.bad-host',
-        message: `host '${input.host}' must be a host name or address`,
-        httpStatus: 400,
-      });
+    const host = checkAeHost(input.host);
     if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535)
       throw new CustosError({
         code: 'ae.bad-port',
@@ -118,7 +139,7 @@ export class AeRegistry {
       const u = await this.index.db
         .selectFrom('users')
         .select(['pk', 'active'])
-        .where('username', '=', input.user)
+        .where('username', '=', await accountName(this.index.db, input.user))
         .executeTakeFirst();
       if (!u || !u.active)
         throw new CustosError({
@@ -146,7 +167,7 @@ export class AeRegistry {
         .insertInto('application_entities')
         .values({
           title,
-          host: input.host,
+          host,
           port: input.port,
           cert_sha256: cert ?? null,
           user_pk: userPk,
@@ -158,14 +179,16 @@ export class AeRegistry {
         action: 'ae-add',
         outcome: 'success',
         policy: decision.policy,
-        objects: { title, host: input.host, port: input.port, cert: cert ?? null, user: input.user ?? null },
+        objects: { title, host, port: input.port, cert: cert ?? null, user: input.user ?? null },
       });
     });
     return (await this.find(title))!;
   }
 
-  async remove(actor: Principal, title: string): Promise<void> {
+  async remove(actor: Principal, given: string): Promise<void> {
     const decision = await this.gate.require(actor, 'administer', { type: 'archive' });
+    // Trimmed as add() trims it (until 6 Dec 2026 ' T5 ' was registered as 'T5' and then not found to remove).
+    const title = checkAeTitle(given);
     await this.index.db.transaction().execute(async (trx) => {
       const res = await trx.deleteFrom('application_entities').where('title', '=', title).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0) throw notFound(title);

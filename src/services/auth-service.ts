@@ -17,6 +17,7 @@ import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 import type { KeyStore } from '../ports/key-store.js';
 import { sql, type Kysely } from 'kysely';
 import { TotpSecretBox } from './totp-secrets.js';
+import { accountName } from './account-names.js';
 
 const TOKEN_PREFIX = 'cst_';
 
@@ -155,7 +156,7 @@ export class AuthService {
     const local = await this.index.db
       .selectFrom('users')
       .select(['pk', 'active'])
-      .where('username', '=', identity.username)
+      .where('username', '=', await accountName(this.index.db, identity.username))
       .executeTakeFirst();
     if (local && !local.active)
       return refuse(
@@ -493,7 +494,7 @@ export class AuthService {
     const user = await this.index.db
       .selectFrom('users')
       .select(['pk', 'active'])
-      .where('username', '=', username)
+      .where('username', '=', await accountName(this.index.db, username))
       .executeTakeFirst();
     if (!user || !user.active) {
       throw new CustosError({
@@ -542,7 +543,7 @@ export class AuthService {
       .selectFrom('api_tokens as t')
       .innerJoin('users as u', 'u.pk', 't.user_pk')
       .select(['t.pk', 't.name', 't.created_at', 't.expires_at', 't.revoked_at', 't.last_used_at'])
-      .where('u.username', '=', username)
+      .where('u.username', '=', await accountName(this.index.db, username))
       .orderBy('t.pk', 'desc')
       .execute();
     return rows.map((r) => ({
@@ -562,7 +563,7 @@ export class AuthService {
         .selectFrom('api_tokens as t')
         .innerJoin('users as u', 'u.pk', 't.user_pk')
         .select(['t.pk', 't.revoked_at'])
-        .where('u.username', '=', username)
+        .where('u.username', '=', await accountName(trx, username))
         .where('t.pk', '=', id)
         .executeTakeFirst();
       if (!row)
@@ -603,12 +604,13 @@ export class AuthService {
     const user = await this.index.db
       .selectFrom('users')
       .selectAll()
-      .where('username', '=', username)
+      .where('username', '=', await accountName(this.index.db, username))
       .executeTakeFirst();
     const principal: Principal = {
       kind: 'user',
       id: asUserId(user ? String(user.pk) : 'unknown'),
-      name: username,
+      // The account's own name, however the user typed it: names are case-insensitive (docs/accounts.md).
+      name: user?.username ?? username,
       role: user?.role ?? 'none',
       source,
       ...(opts.channel ? { channel: opts.channel } : {}),
@@ -971,7 +973,7 @@ export class AuthService {
     const row = await this.index.db
       .selectFrom('users')
       .select(['pk', 'username', 'role', 'active', 'department', 'physician_name', 'physician_id'])
-      .where('username', '=', username)
+      .where('username', '=', await accountName(this.index.db, username))
       .executeTakeFirst();
     if (!row || !row.active)
       throw new CustosError({

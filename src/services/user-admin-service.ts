@@ -7,6 +7,7 @@ import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
+import { accountName } from './account-names.js';
 import type { AccountService, NewAccount } from './account-service.js';
 import { revokeCredentials, type AuthService, type CreatedToken, type TokenSummary } from './auth-service.js';
 
@@ -92,7 +93,8 @@ export class UserAdminService {
   }
 
   async get(actor: Principal, username: string): Promise<AdminUserView> {
-    const found = (await this.list(actor)).find((u) => u.username === username);
+    const stored = await accountName(this.index.db, username);
+    const found = (await this.list(actor)).find((u) => u.username === stored);
     if (!found) throw noSuchUser(username);
     return found;
   }
@@ -106,7 +108,7 @@ export class UserAdminService {
     const u = await db
       .selectFrom('users')
       .selectAll()
-      .where('username', '=', username)
+      .where('username', '=', await accountName(db, username))
       .where('deleted_at', 'is', null)
       .executeTakeFirst();
     if (!u) throw noSuchUser(username);
@@ -121,7 +123,11 @@ export class UserAdminService {
         message: `unknown role '${c.role}': one of ${ROLES.join(', ')}`,
         httpStatus: 400,
       });
-    if (c.active === false && actor.kind === 'user' && actor.name === username)
+    if (
+      c.active === false &&
+      actor.kind === 'user' &&
+      actor.name === (await accountName(this.index.db, username))
+    )
       throw new CustosError({
         code: 'account.self-deactivation',
         message: 'an administrator cannot deactivate their own account',
@@ -155,7 +161,7 @@ export class UserAdminService {
         action: 'account-change',
         outcome: 'success',
         policy: decision.policy,
-        objects: { user: username, userPk: before.pk },
+        objects: { user: before.username, userPk: before.pk },
         detail: {
           changed,
           ...(c.role !== undefined && c.role !== before.role
@@ -227,7 +233,7 @@ export class UserAdminService {
         action,
         outcome: 'success',
         policy: decision.policy,
-        objects: { user: username, userPk: u.pk },
+        objects: { user: u.username, userPk: u.pk },
         detail,
       });
     });

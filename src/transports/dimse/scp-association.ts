@@ -357,7 +357,9 @@ export class ScpAssociation {
     try {
       who = await this.services.identify(token, address);
       if (!who) reason = 'this server does not take user identities';
-      else if (identity.type === 2 && who.name !== primary)
+      // Account names are case-insensitive (docs/accounts.md): 'ADMIN' with admin's token is admin (until 6 Dec
+      // 2026 refused).
+      else if (identity.type === 2 && who.name.toLowerCase() !== primary.toLowerCase())
         reason = `the passcode is not a token of user '${primary}'`;
     } catch (err) {
       reason = err instanceof Error ? err.message : String(err);
