@@ -260,6 +260,19 @@ describe.each(backends())('refused credentials leave a record on %s', (backend) 
     expect(text).not.toContain(Buffer.from('refused-rad:Spray-Password-1').toString('base64'));
   });
 
+  it('never records the value of an Authorization header without a known scheme', async () => {
+    const secret = 'cst_aVeryPrivateTokenSentWithoutItsScheme0123456789';
+    for (const value of [secret, 'Bearer', `Bearer ${secret} extra`]) {
+      const before = await head();
+      const res = await fetch(`${s.dicomweb}/studies`, { headers: { Authorization: value } });
+      expect(res.status).toBe(401);
+      const records = await since(before);
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ action: 'token-use', outcome: 'failure', channel: 'dicomweb' });
+      expect(JSON.stringify(records[0])).not.toContain('aVeryPrivateToken');
+    }
+  });
+
   it('records a revoked or expired token under its account, with the path', async () => {
     const revoked = await s.app.auth.createToken(admin, 'refused-rad');
     await s.app.auth.revokeToken(admin, 'refused-rad', revoked.id, 'test');

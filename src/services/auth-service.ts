@@ -48,6 +48,26 @@ export interface RequestCredentials {
   channel?: string;
 }
 
+/** HTTP authentication schemes (IANA registry, and common vendor ones) whose name a refusal's record may name. */
+const KNOWN_SCHEMES = new Set([
+  'basic',
+  'bearer',
+  'digest',
+  'dpop',
+  'hoba',
+  'mutual',
+  'negotiate',
+  'ntlm',
+  'oauth',
+  'privatetoken',
+  'scram-sha-1',
+  'scram-sha-256',
+  'vapid',
+  'aws4-hmac-sha256',
+  'token',
+  'apikey',
+]);
+
 /** Where a request came from, for the principal and for the record of a refusal. */
 interface Where {
   source: string;
@@ -210,12 +230,18 @@ export class AuthService {
     if (c.authorization) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(c.authorization);
       if (!m) {
-        // The scheme only: what follows it may be a password (Basic), which the ledger must never hold.
-        const scheme = /^\s*([A-Za-z0-9!#$%&'*+.^_`|~-]{1,40})/.exec(c.authorization)?.[1] ?? '(none)';
+        // A known scheme's name only: what follows it may be a password (Basic), and a header with no scheme may
+        // be a bare token or password, which the ledger must never hold.
+        const word = /^\s*(\S+)/.exec(c.authorization)?.[1] ?? '';
+        const scheme = KNOWN_SCHEMES.has(word.toLowerCase()) ? word : undefined;
         return this.refuseToken(
           where,
           c.path,
-          `Authorization scheme '${scheme}' is not Bearer`,
+          scheme === undefined
+            ? 'Authorization header without a known scheme (its value is not recorded)'
+            : scheme.toLowerCase() === 'bearer'
+              ? 'malformed Bearer credentials'
+              : `Authorization scheme '${scheme}' is not Bearer`,
           undefined,
           unauthenticated('the Authorization header must be "Bearer <token>"'),
         );
