@@ -46,6 +46,55 @@ for (const backend of backends()) {
       expect(audit.map((a) => a.action)).toEqual(['ae-add', 'ae-remove']);
     });
 
+    it('takes a host name or an address as the host, and nothing else', async () => {
+      for (const [i, host] of [
+        'pacs.example.org',
+        'PACS-1',
+        '127.0.0.1',
+        '::1',
+        'fe80::1',
+        'ct.',
+      ].entries()) {
+        const ok = await call('POST', '/api/admin/aes', { title: `GOODHOST${i}`, host, port: 104 });
+        expect(ok.status, `${host}: ${await ok.clone().text()}`).toBe(201);
+      }
+      for (const host of [
+        'h\u0000x',
+        'a/b?c#d',
+        '-oProxyCommand=x',
+        'a b',
+        '',
+        'x'.repeat(64),
+        '999.1.1.1',
+        'a..b',
+      ]) {
+        const bad = await call('POST', '/api/admin/aes', { title: 'BADHOST', host, port: 104 });
+        expect(bad.status, JSON.stringify(host)).toBe(400);
+        expect(((await bad.json()) as { code: string }).code).toBe('ae.bad-host');
+      }
+      const list = (await (await call('GET', '/api/admin/aes')).json()) as { title: string }[];
+      expect(list.map((e) => e.title)).not.toContain('BADHOST');
+    });
+
+    it('finds a title to remove as it was added: trimmed', async () => {
+      expect((await call('POST', '/api/admin/aes', { title: ' T5 ', host: 'h', port: 104 })).status).toBe(
+        201,
+      );
+      expect((await call('DELETE', '/api/admin/aes/%20T5%20')).status).toBe(204);
+      expect((await call('DELETE', '/api/admin/aes/T5')).status).toBe(404);
+    });
+
+    it('binds an AE to an account named in any letter case (account names are case-insensitive)', async () => {
+      const res = await call('POST', '/api/admin/aes', {
+        title: 'UPPER',
+        host: 'h',
+        port: 104,
+        user: 'ADMIN',
+      });
+      expect(res.status, await res.clone().text()).toBe(201);
+      expect(await res.json()).toMatchObject({ title: 'UPPER', user: 'admin' });
+    });
+
     it('answers problem+json for bad input, a duplicate title and an unknown one', async () => {
       const bad = await call('POST', '/api/admin/aes', { title: 'X', host: 'h', port: 'eleven' });
       expect(bad.status).toBe(400);

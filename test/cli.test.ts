@@ -170,6 +170,22 @@ describe('custos CLI', () => {
     const list = io(cwd);
     expect(await main(['ae', 'list', '--data', 'd1'], list)).toBe(0);
     expect(list.stdout).toBe(`CT1\t10.1.2.3\t104\tadmin\t-\nWS7\tlocalhost\t11112\t-\t${fp}\n`);
+    // A title is trimmed alike when added and when removed (until 6 Dec 2026 ' PADDED ' was added as 'PADDED' and
+    // then not found to remove); a host is a name (RFC 1123) or an address, nothing else.
+    expect(
+      await main(
+        ['ae', 'add', ' PADDED ', '--host', 'pacs-1.example.org', '--port', '104', '--data', 'd1'],
+        io(cwd),
+      ),
+    ).toBe(0);
+    expect(await main(['ae', 'remove', ' PADDED ', '--data', 'd1'], io(cwd))).toBe(0);
+    for (const host of ['h\u0000x', 'a/b?c#d', '-oProxyCommand=x', '999.1.1.1']) {
+      const refused = io(cwd);
+      expect(
+        await main(['ae', 'add', 'BADHOST', '--host', host, '--port', '104', '--data', 'd1'], refused),
+      ).toBe(2);
+      expect(refused.stderr).toMatch(/must be a host name \(RFC 1123\) or an IPv4 or IPv6 address/);
+    }
     expect(await main(['ae', 'remove', 'CT1', '--data', 'd1'], io(cwd))).toBe(0);
     const gone = io(cwd);
     expect(await main(['ae', 'remove', 'CT1', '--data', 'd1'], gone)).toBe(2);
@@ -470,7 +486,13 @@ describe('custos CLI', () => {
     const o = io(cwd);
     expect(await main(['ae', 'add', 'X', '--host', 'h', '--port', '99999', '--data', 'd1'], o)).toBe(2);
     expect(o.stderr).toMatch(
-      /option '--port <port>' argument '99999' is invalid\. a port is a number from 0 to 65535/,
+      /option '--port <port>' argument '99999' is invalid\. a port is a number from 1 to 65535/,
+    );
+    // 0 is no port to call a C-MOVE destination on: refused, and the message says so.
+    const zero = io(cwd);
+    expect(await main(['ae', 'add', 'X', '--host', 'h', '--port', '0', '--data', 'd1'], zero)).toBe(2);
+    expect(zero.stderr).toMatch(
+      /option '--port <port>' argument '0' is invalid\. a port is a number from 1 to 65535/,
     );
     const days = io(cwd);
     expect(

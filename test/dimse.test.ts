@@ -1853,8 +1853,8 @@ for (const backend of backends()) {
       );
       return { scuA, final };
     };
-    /** The last failure record of a C-MOVE or C-GET on this channel, once one newer than `afterSeq` is written. */
-    const retrieveFailure = async (channel: 'c-move' | 'c-get', afterSeq: number) => {
+    /** The last failure record of a C-MOVE or C-GET (its DIMSE service), once one newer than `afterSeq` is written. */
+    const retrieveFailure = async (service: 'c-move' | 'c-get', afterSeq: number) => {
       for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
         const row = await s.app.index.db
           .selectFrom('audit_ledger')
@@ -1867,10 +1867,10 @@ for (const backend of backends()) {
         const record = row
           ? (JSON.parse(row.record) as { channel?: string; detail: Record<string, unknown> })
           : undefined;
-        if (record?.channel === channel) return record.detail;
+        if (record?.channel === 'dimse' && record.detail.service === service) return record.detail;
         await new Promise((r) => setTimeout(r, 100));
       }
-      throw new Error(`no ${channel} failure record`);
+      throw new Error(`no ${service} failure record`);
     };
     const lastSeq = async () =>
       Number(

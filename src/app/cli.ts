@@ -99,7 +99,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .description('register an AE: it may call from HOST, and C-MOVE sends to HOST:PORT')
     .argument('<title>', 'AE title')
     .requiredOption('--host <host>', 'host the AE calls from and listens on')
-    .requiredOption('--port <port>', 'port the AE listens on', parsePort)
+    .requiredOption('--port <port>', 'port the AE listens on', parseAePort)
     .option('--cert <file>', 'PEM client certificate the AE must present over DICOM TLS')
     .option('--user <account>', 'account whose role the AE acts with')
     .option('--data <dir>', 'data directory')
@@ -767,6 +767,17 @@ const processIO: CliIO = {
 function parsePort(v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || n > 65535) throw new InvalidArgumentError('a port is a number from 0 to 65535.');
+  return n;
+}
+
+/**
+ * The port an AE listens on: 1 to 65535 (0 is no port to call). Until 6 Dec 2026 the message said "from 0", and the
+ * registry then refused the 0 it allowed.
+ */
+function parseAePort(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 65535)
+    throw new InvalidArgumentError('a port is a number from 1 to 65535.');
   return n;
 }
 

@@ -76,7 +76,7 @@ export async function startDimse(
     responseTimeoutMs: d.responseTimeoutMs,
     storeAck: d.storeAck,
     tlsClient: tls && { cert: tls.cert, key: tls.key, ca: tls.ca },
-    authenticate: (token, source) => app.auth.authenticateBearer(`Bearer ${token}`, source),
+    authenticate: (token, source) => app.auth.authenticateBearer(`Bearer ${token}`, source, 'dimse'),
   });
   const server = new DimseServer(
     services,

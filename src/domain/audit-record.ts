@@ -96,6 +96,8 @@ export interface AuditEventFields {
     source: string;
     via?: string;
     purpose?: string;
+    channel?: string;
+    channelDetail?: Readonly<Record<string, string>>;
   };
   action: string;
   outcome: AuditOutcome;
@@ -128,10 +130,13 @@ export function recordOf(e: AuditEventFields, at: Date, node: string): Omit<Audi
   if (e.patientId) r.patientId = e.patientId;
   if (e.studyUid) r.studyUid = e.studyUid;
   if (e.objects && Object.keys(e.objects).length) r.objects = e.objects;
-  if (e.channel) r.channel = e.channel;
+  // The event's own channel (a finer one, e.g. 'scim') wins over the one the request came in by.
+  const channel = e.channel ?? p.channel;
+  if (channel) r.channel = channel;
   const purpose = e.purpose ?? p.purpose;
   if (purpose) r.purpose = purpose;
   if (e.breakGlassReason) r.breakGlassReason = e.breakGlassReason;
-  if (e.detail && Object.keys(e.detail).length) r.detail = e.detail;
+  const detail = p.channelDetail ? { ...p.channelDetail, ...e.detail } : e.detail;
+  if (detail && Object.keys(detail).length) r.detail = detail;
   return r;
 }

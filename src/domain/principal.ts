@@ -12,6 +12,16 @@ export interface Principal {
   source: string;
   /** How it authenticated ('password', 'token:<id>', 'oidc', 'tls-cert', …), recorded with every audit record. */
   via?: string;
+  /**
+   * The interface the request came in by, as audit records name it (`dicomweb`, `wado-uri`, `admin-api`, `fhir`,
+   * `scim`, `dimse`, `hl7`, `cli`): set once by the transport, carried by every record made for the request.
+   */
+  channel?: string;
+  /**
+   * What else the transport knows of the request that an auditor needs in every record of it (a DIMSE service,
+   * a C-MOVE destination): kept in each record's `detail`, under whatever the record itself says.
+   */
+  channelDetail?: Readonly<Record<string, string>>;
   /** Purpose of use the caller declared for this request (HL7 PurposeOfUse code), recorded in the ledger. */
   purpose?: string;
   /** The account's department (scopes department-bound roles). */

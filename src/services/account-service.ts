@@ -6,6 +6,7 @@ import { ROLES, type Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
+import { accountName } from './account-names.js';
 
 export interface NewAccount {
   username: string;
@@ -259,7 +260,7 @@ export class AccountService {
     const u = await this.index.db
       .selectFrom('users')
       .select('pk')
-      .where('username', '=', username)
+      .where('username', '=', await accountName(this.index.db, username))
       .executeTakeFirst();
     if (!u) {
       throw new CustosError({

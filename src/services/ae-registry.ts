@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { CustosError } from '../domain/errors.js';
 import { asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
@@ -5,6 +6,7 @@ import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
 import type { IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
+import { accountName } from './account-names.js';
 
 export interface AeEntry {
   title: string;
@@ -37,6 +39,30 @@ export function checkAeTitle(title: string): string {
     });
   }
   return t;
+}
+
+/**
+ * RFC 1123 §2.1 host name: dot-separated labels of letters, digits and hyphens, 1-63 characters each, neither
+ * starting nor ending with a hyphen, 253 characters in all (a final dot allowed).
+ */
+const HOST_NAME =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * The host an AE calls from and listens on: a host name (RFC 1123) or an IPv4 or IPv6 address, nothing else.
+ * Until 6 Dec 2026 only white space was refused, so 'h\u0000x', 'a/b?c#d' or '-oProxyCommand=x' were registered
+ * (and `custos ae list` printed a NUL inside its tab-separated lines).
+ */
+export function checkAeHost(host: string): string {
+  const h = host.trim();
+  // RFC 1123 §2.1: a name is never all digits and dots, which only an address may be.
+  if (isIP(h) || (HOST_NAME.test(h) && !/^[\d.]+$/.test(h))) return h;
+  throw new CustosError({
+    code: 'ae.bad-host',
+    message: `host '${JSON.stringify(host).slice(1, -1).slice(0, 100)}' must be a host name (RFC 1123) or an IPv4 or IPv6 address`,
+    httpStatus: 400,
+    detail: { parameter: 'host' },
+  });
 }
 
 const notFound = (title: string) =>
@@ -76,6 +102,15 @@ export class AeRegistry {
     private readonly clock: Clock,
   ) {}
 
+  /**
+   * The decision this service's changes take, alone: a route takes it before it reads the request's body or
+   * parameters, so that a caller who may not administer the registry is refused (403, recorded) whatever it
+   * sent, rather than told what is wrong with its request (400, unrecorded: until 6 Dec 2026).
+   */
+  async authorize(actor: Principal): Promise<void> {
+    await this.gate.require(actor, 'administer', { type: 'archive' });
+  }
+
   async list(actor: Principal): Promise<AeEntry[]> {
     await this.gate.require(actor, 'administer', { type: 'archive' });
     const rows = await this.rows().orderBy('ae.title').execute();
@@ -85,12 +120,7 @@ export class AeRegistry {
   async add(actor: Principal, input: AddAe): Promise<AeEntry> {
     const decision = await this.gate.require(actor, 'administer', { type: 'archive' });
     const title = checkAeTitle(input.title);
-    if (!input.host || /\s/.test(input.host))
-      throw new CustosError({
-        code: 'ae.bad-host',
-        message: `host '${input.host}' must be a host name or address`,
-        httpStatus: 400,
-      });
+    const host = checkAeHost(input.host);
     if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535)
       throw new CustosError({
         code: 'ae.bad-port',
@@ -109,7 +139,7 @@ export class AeRegistry {
       const u = await this.index.db
         .selectFrom('users')
         .select(['pk', 'active'])
-        .where('username', '=', input.user)
+        .where('username', '=', await accountName(this.index.db, input.user))
         .executeTakeFirst();
       if (!u || !u.active)
         throw new CustosError({
@@ -137,7 +167,7 @@ export class AeRegistry {
         .insertInto('application_entities')
         .values({
           title,
-          host: input.host,
+          host,
           port: input.port,
           cert_sha256: cert ?? null,
           user_pk: userPk,
@@ -149,14 +179,16 @@ export class AeRegistry {
         action: 'ae-add',
         outcome: 'success',
         policy: decision.policy,
-        objects: { title, host: input.host, port: input.port, cert: cert ?? null, user: input.user ?? null },
+        objects: { title, host, port: input.port, cert: cert ?? null, user: input.user ?? null },
       });
     });
     return (await this.find(title))!;
   }
 
-  async remove(actor: Principal, title: string): Promise<void> {
+  async remove(actor: Principal, given: string): Promise<void> {
     const decision = await this.gate.require(actor, 'administer', { type: 'archive' });
+    // Trimmed as add() trims it (until 6 Dec 2026 ' T5 ' was registered as 'T5' and then not found to remove).
+    const title = checkAeTitle(given);
     await this.index.db.transaction().execute(async (trx) => {
       const res = await trx.deleteFrom('application_entities').where('title', '=', title).executeTakeFirst();
       if (Number(res.numDeletedRows) === 0) throw notFound(title);
@@ -201,6 +233,7 @@ export class AeRegistry {
       name: peer.callingAe.trim(),
       role: row?.role && row.active ? row.role : 'none',
       source: address,
+      channel: 'dimse',
       // The account's facts go with its role, so that a policy scoped to a department (or to a physician's own
       // patients) decides for the AE as for the account; until 5 Dec 2026 only the role did, and an AE bound to a
       // radiologist's account stored but found nothing.

@@ -151,6 +151,15 @@ export class AuditService {
     return changed;
   }
 
+  /**
+   * The decision this service's reads take, alone: a route takes it before it reads the request's body or
+   * parameters, so that a caller who may not read the ledger is refused (403, recorded) whatever it sent,
+   * rather than told what is wrong with its request (400, unrecorded: until 6 Dec 2026).
+   */
+  async authorize(principal: Principal): Promise<void> {
+    await this.deps.gate.require(principal, 'read-audit', { type: 'archive' });
+  }
+
   async search(principal: Principal, filter: AuditFilter, channel?: string): Promise<AuditRecord[]> {
     const decision = await this.deps.gate.require(principal, 'read-audit', { type: 'archive' });
     const records = await this.deps.store.search(filter);

@@ -17,6 +17,7 @@ import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 import type { KeyStore } from '../ports/key-store.js';
 import { sql, type Kysely } from 'kysely';
 import { TotpSecretBox } from './totp-secrets.js';
+import { accountName } from './account-names.js';
 
 const TOKEN_PREFIX = 'cst_';
 
@@ -43,7 +44,40 @@ export interface RequestCredentials {
   /** The X-Requested-With header (the CSRF rule for cookie-authenticated unsafe methods). */
   requestedWith: string | undefined;
   source: string;
+  /** The interface the request came in by (docs/audit.md), recorded with a refusal as with every other record. */
+  channel?: string;
 }
+
+/** HTTP authentication schemes (IANA registry, and common vendor ones) whose name a refusal's record may name. */
+const KNOWN_SCHEMES = new Set([
+  'basic',
+  'bearer',
+  'digest',
+  'dpop',
+  'hoba',
+  'mutual',
+  'negotiate',
+  'ntlm',
+  'oauth',
+  'privatetoken',
+  'scram-sha-1',
+  'scram-sha-256',
+  'vapid',
+  'aws4-hmac-sha256',
+  'token',
+  'apikey',
+]);
+
+/** Where a request came from, for the principal and for the record of a refusal. */
+interface Where {
+  source: string;
+  channel?: string;
+}
+
+const whereOf = (c: { source: string; channel?: string | undefined }): Where => ({
+  source: c.source,
+  ...(c.channel ? { channel: c.channel } : {}),
+});
 
 export interface LoginResult {
   username: string;
@@ -114,7 +148,7 @@ export class AuthService {
    * A JWT from the identity provider: verified against its JWKS, then refused if a local (e.g. SCIM-provisioned)
    * account of that name exists and is deactivated, so deprovisioning takes effect at once.
    */
-  private async authenticateOidc(token: string, source: string): Promise<Principal> {
+  private async authenticateOidc(token: string, where: Where, path: string): Promise<Principal> {
     const refuse = async (reason: string, err: CustosError) => {
       await this.ledger.append({
         principal: {
@@ -122,13 +156,13 @@ export class AuthService {
           id: asUserId('unknown'),
           name: 'unknown',
           role: 'none',
-          source,
+          ...where,
           via: 'oidc',
         },
         action: 'token-use',
         outcome: 'failure',
         policy: 'n/a',
-        detail: { reason },
+        detail: { reason, ...(path ? { path } : {}) },
       });
       throw err;
     };
@@ -142,7 +176,7 @@ export class AuthService {
     const local = await this.index.db
       .selectFrom('users')
       .select(['pk', 'active'])
-      .where('username', '=', identity.username)
+      .where('username', '=', await accountName(this.index.db, identity.username))
       .executeTakeFirst();
     if (local && !local.active)
       return refuse(
@@ -155,14 +189,18 @@ export class AuthService {
       name: identity.username,
       // No role that maps: the principal can authenticate but every policy denies it.
       role: identity.role ?? 'none',
-      source,
+      ...where,
       via: 'oidc',
       ...(identity.department ? { department: identity.department } : {}),
     };
   }
 
-  /** Bearer token only (tests, tools): a session's token is refused outside the paths a confined session may use. */
-  async authenticateBearer(authorization: string | undefined, source: string): Promise<Principal> {
+  /** Bearer token only (tests, tools, DIMSE User Identity): a session's token is refused outside the paths a confined session may use. */
+  async authenticateBearer(
+    authorization: string | undefined,
+    source: string,
+    channel?: string,
+  ): Promise<Principal> {
     return this.authenticate({
       authorization,
       cookie: undefined,
@@ -170,6 +208,7 @@ export class AuthService {
       path: '',
       requestedWith: undefined,
       source,
+      ...(channel ? { channel } : {}),
     });
   }
 
@@ -178,26 +217,53 @@ export class AuthService {
    * custos_session cookie. Cookie-authenticated unsafe methods must carry X-Requested-With: custos-console
    * (a cross-site form cannot set it). A session whose account must change its password or enrol MFA reaches
    * only /api/auth/me, /api/auth/password, /api/auth/logout and /api/auth/mfa/*.
+   *
+   * Every refusal is recorded before the caller learns of it (`token-use`, docs/audit.md), with the account when
+   * the credential named one, the source, the channel and the path: until 6 Dec 2026 a request without
+   * credentials, with another scheme than Bearer, or from a confined session left no record, and an expired or
+   * revoked token's record named no account.
    */
   async authenticate(c: RequestCredentials): Promise<Principal> {
+    const where = whereOf(c);
     let resolved: { principal: Principal; confinement?: 'password' | 'mfa' };
     let byCookie = false;
     if (c.authorization) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(c.authorization);
-      if (!m) throw unauthenticated('the Authorization header must be "Bearer <token>"');
+      if (!m) {
+        // A known scheme's name only: what follows it may be a password (Basic), and a header with no scheme may
+        // be a bare token or password, which the ledger must never hold.
+        const word = /^\s*(\S+)/.exec(c.authorization)?.[1] ?? '';
+        const scheme = KNOWN_SCHEMES.has(word.toLowerCase()) ? word : undefined;
+        return this.refuseToken(
+          where,
+          c.path,
+          scheme === undefined
+            ? 'Authorization header without a known scheme (its value is not recorded)'
+            : scheme.toLowerCase() === 'bearer'
+              ? 'malformed Bearer credentials'
+              : `Authorization scheme '${scheme}' is not Bearer`,
+          undefined,
+          unauthenticated('the Authorization header must be "Bearer <token>"'),
+        );
+      }
       const token = m[1]!;
       if (this.oidc && !token.startsWith(TOKEN_PREFIX) && token.split('.').length === 3)
-        return this.authenticateOidc(token, c.source);
+        return this.authenticateOidc(token, where, c.path);
       resolved =
-        (await this.apiToken(token, c.source)) ?? (await this.session('token_hash', token, c.source));
+        (await this.apiToken(token, where, c.path)) ??
+        (await this.session('token_hash', token, where, c.path));
     } else {
       const sid = sessionCookie(c.cookie);
       if (sid === undefined)
-        throw unauthenticated(
-          'this request needs an Authorization: Bearer <token> header or a console session',
+        return this.refuseToken(
+          where,
+          c.path,
+          'no credentials',
+          undefined,
+          unauthenticated('this request needs an Authorization: Bearer <token> header or a console session'),
         );
       byCookie = true;
-      resolved = await this.session('id_hash', sid, c.source);
+      resolved = await this.session('id_hash', sid, where, c.path);
     }
     const { principal, confinement } = resolved;
     if (byCookie && UNSAFE.has(c.method.toUpperCase()) && c.requestedWith !== CSRF_HEADER_VALUE) {
@@ -215,36 +281,68 @@ export class AuthService {
       });
     }
     if (confinement && !CONFINED_PATHS.test(c.path)) {
-      throw confinement === 'password'
-        ? new CustosError({
-            code: 'auth.password-change-required',
-            message:
-              'this account has a one-time password: change it (POST /api/auth/password) before anything else',
-            httpStatus: 403,
-          })
-        : new CustosError({
-            code: 'auth.mfa-enrollment-required',
-            message: `the role ${principal.role} needs a second factor: enrol TOTP (POST /api/auth/mfa/enroll, then /api/auth/mfa/confirm) before anything else`,
-            httpStatus: 403,
-          });
+      const err =
+        confinement === 'password'
+          ? new CustosError({
+              code: 'auth.password-change-required',
+              message:
+                'this account has a one-time password: change it (POST /api/auth/password) before anything else',
+              httpStatus: 403,
+            })
+          : new CustosError({
+              code: 'auth.mfa-enrollment-required',
+              message: `the role ${principal.role} needs a second factor: enrol TOTP (POST /api/auth/mfa/enroll, then /api/auth/mfa/confirm) before anything else`,
+              httpStatus: 403,
+            });
+      await this.ledger.append({
+        principal,
+        action: 'token-use',
+        outcome: 'denied',
+        policy: 'builtin:confined-session',
+        detail: { reason: err.code, ...(c.path ? { path: c.path } : {}) },
+      });
+      throw err;
     }
     return principal;
   }
 
-  private async refuseToken(source: string, reason: string): Promise<never> {
+  /**
+   * A credential refused: one `token-use` failure record, naming the account when the token or session was found
+   * (it expired, was revoked, or its account is inactive), then the 401.
+   */
+  private async refuseToken(
+    where: Where,
+    path: string,
+    reason: string,
+    account?: { pk: number; username: string; role: string; via: string },
+    err: CustosError = unauthenticated('the bearer token or session is unknown, expired or revoked'),
+  ): Promise<never> {
     await this.ledger.append({
-      principal: { kind: 'user', id: asUserId('unknown'), name: 'unknown', role: 'none', source },
+      principal: account
+        ? {
+            kind: 'user',
+            id: asUserId(String(account.pk)),
+            name: account.username,
+            role: account.role,
+            via: account.via,
+            ...where,
+          }
+        : { kind: 'user', id: asUserId('unknown'), name: 'unknown', role: 'none', ...where },
       action: 'token-use',
       outcome: 'failure',
       policy: 'n/a',
-      detail: { reason },
+      detail: { reason, ...(path ? { path } : {}) },
     });
-    throw unauthenticated('the bearer token or session is unknown, expired or revoked');
+    throw err;
   }
 
   /** An API token (api_tokens); undefined when the token is not one, so the caller can try sessions. */
-  private async apiToken(token: string, source: string): Promise<{ principal: Principal } | undefined> {
-    if (!token.startsWith(TOKEN_PREFIX)) return this.refuseToken(source, 'unknown token');
+  private async apiToken(
+    token: string,
+    where: Where,
+    path: string,
+  ): Promise<{ principal: Principal } | undefined> {
+    if (!token.startsWith(TOKEN_PREFIX)) return this.refuseToken(where, path, 'unknown token');
     const now = this.clock.now();
     const row = await this.index.db
       .selectFrom('api_tokens as t')
@@ -270,7 +368,10 @@ export class AuthService {
       (row.expires_at !== null && row.expires_at <= now.toISOString()) ||
       !row.active
     )
-      return this.refuseToken(source, 'token expired, revoked or account inactive');
+      return this.refuseToken(where, path, 'token expired, revoked or account inactive', {
+        ...row,
+        via: `token:${row.token_pk}`,
+      });
     // Last use to the minute: one write per token per minute, not per request.
     if (row.last_used_at === null || Date.parse(row.last_used_at) <= now.getTime() - 60_000)
       await this.index.db
@@ -279,7 +380,7 @@ export class AuthService {
         .where('pk', '=', row.token_pk)
         .execute();
     return {
-      principal: await this.userPrincipal({ ...row, via: `token:${row.token_pk}` }, source),
+      principal: await this.userPrincipal({ ...row, via: `token:${row.token_pk}` }, where),
     };
   }
 
@@ -293,7 +394,7 @@ export class AuthService {
       physician_id: string | null;
       via: string;
     },
-    source: string,
+    where: Where,
   ): Promise<Principal> {
     const projects = await this.index.db
       .selectFrom('project_members')
@@ -305,7 +406,7 @@ export class AuthService {
       id: asUserId(String(row.pk)),
       name: row.username,
       role: row.role,
-      source,
+      ...where,
       via: row.via,
       department: row.department,
       physicianName: row.physician_name,
@@ -318,7 +419,8 @@ export class AuthService {
   private async session(
     column: 'id_hash' | 'token_hash',
     secret: string,
-    source: string,
+    where: Where,
+    path: string,
   ): Promise<{ principal: Principal; confinement?: 'password' | 'mfa' }> {
     const now = this.clock.now();
     const row = await this.index.db
@@ -342,7 +444,7 @@ export class AuthService {
       ])
       .where(`s.${column}`, '=', hashToken(secret))
       .executeTakeFirst();
-    if (!row) return this.refuseToken(source, 'unknown token or session');
+    if (!row) return this.refuseToken(where, path, 'unknown token or session');
     const idle = now.getTime() - Date.parse(row.last_seen_at) >= row.idle_seconds * 1000;
     const ended = row.expires_at <= now.toISOString();
     if (row.revoked_at !== null || !row.active || idle || ended) {
@@ -353,12 +455,14 @@ export class AuthService {
           .where('pk', '=', row.session_pk)
           .execute();
       return this.refuseToken(
-        source,
+        where,
+        path,
         row.revoked_at !== null || !row.active
           ? 'session ended or account inactive'
           : idle
             ? 'session idle timeout'
             : 'session absolute timeout',
+        { ...row, via: `session:${row.session_pk}` },
       );
     }
     await this.index.db
@@ -366,7 +470,7 @@ export class AuthService {
       .set({ last_seen_at: now.toISOString() })
       .where('pk', '=', row.session_pk)
       .execute();
-    const principal = await this.userPrincipal({ ...row, via: `session:${row.session_pk}` }, source);
+    const principal = await this.userPrincipal({ ...row, via: `session:${row.session_pk}` }, where);
     const confinement = row.must_change_password
       ? ('password' as const)
       : this.mfaRequired(row.role) && !row.totp_secret
@@ -416,7 +520,7 @@ export class AuthService {
     const user = await this.index.db
       .selectFrom('users')
       .select(['pk', 'active'])
-      .where('username', '=', username)
+      .where('username', '=', await accountName(this.index.db, username))
       .executeTakeFirst();
     if (!user || !user.active) {
       throw new CustosError({
@@ -465,7 +569,7 @@ export class AuthService {
       .selectFrom('api_tokens as t')
       .innerJoin('users as u', 'u.pk', 't.user_pk')
       .select(['t.pk', 't.name', 't.created_at', 't.expires_at', 't.revoked_at', 't.last_used_at'])
-      .where('u.username', '=', username)
+      .where('u.username', '=', await accountName(this.index.db, username))
       .orderBy('t.pk', 'desc')
       .execute();
     return rows.map((r) => ({
@@ -485,7 +589,7 @@ export class AuthService {
         .selectFrom('api_tokens as t')
         .innerJoin('users as u', 'u.pk', 't.user_pk')
         .select(['t.pk', 't.revoked_at'])
-        .where('u.username', '=', username)
+        .where('u.username', '=', await accountName(trx, username))
         .where('t.pk', '=', id)
         .executeTakeFirst();
       if (!row)
@@ -520,20 +624,22 @@ export class AuthService {
     username: string,
     password: string,
     source: string,
-    opts: { totp?: string } = {},
+    opts: { totp?: string; channel?: string } = {},
   ): Promise<LoginResult> {
     const now = this.clock.now();
     const user = await this.index.db
       .selectFrom('users')
       .selectAll()
-      .where('username', '=', username)
+      .where('username', '=', await accountName(this.index.db, username))
       .executeTakeFirst();
     const principal: Principal = {
       kind: 'user',
       id: asUserId(user ? String(user.pk) : 'unknown'),
-      name: username,
+      // The account's own name, however the user typed it: names are case-insensitive (docs/accounts.md).
+      name: user?.username ?? username,
       role: user?.role ?? 'none',
       source,
+      ...(opts.channel ? { channel: opts.channel } : {}),
       via: 'password',
     };
     const fail = async (reason: string, err: CustosError): Promise<never> => {
@@ -893,7 +999,7 @@ export class AuthService {
     const row = await this.index.db
       .selectFrom('users')
       .select(['pk', 'username', 'role', 'active', 'department', 'physician_name', 'physician_id'])
-      .where('username', '=', username)
+      .where('username', '=', await accountName(this.index.db, username))
       .executeTakeFirst();
     if (!row || !row.active)
       throw new CustosError({
@@ -907,6 +1013,7 @@ export class AuthService {
       name: row.username,
       role: row.role,
       source,
+      channel: 'cli',
       via: 'cli',
       department: row.department,
       physicianName: row.physician_name,
@@ -996,4 +1103,6 @@ export const systemPrincipal = (what: string): Principal => ({
   name: `system:${what}`,
   role: ADMINISTRATOR_ROLE,
   source: 'cli',
+  // The operator's commands (`cli`, `cli:<os user>`, `import`): the ledger names the command line as the channel.
+  ...(what === 'cli' || what.startsWith('cli:') || what === 'import' ? { channel: 'cli' } : {}),
 });

@@ -213,6 +213,15 @@ export class BreakGlassService {
     return (await this.deps.windows.openFor(principal)).map((w) => ({ ...w }));
   }
 
+  /**
+   * The decision this service's report and review take, alone: a route takes it before it reads the request's
+   * body or parameters, so that a caller who may not review break-glass windows is refused (403, recorded)
+   * whatever it sent, rather than told what is wrong with its request (400, unrecorded: until 6 Dec 2026).
+   */
+  async authorizeReview(principal: Principal): Promise<void> {
+    await this.deps.gate.require(principal, 'review-break-glass', { type: 'archive' });
+  }
+
   /** The privacy officer's report: windows opened in a period, with how often each was used. */
   async list(principal: Principal, filter: BreakGlassFilter, channel?: string): Promise<BreakGlassItem[]> {
     const decision = await this.deps.gate.require(principal, 'review-break-glass', { type: 'archive' });

@@ -255,6 +255,14 @@ export class ConsoleService {
    * Activity per UTC day between two dates (inclusive): instances archived (index), refused accesses and
    * break-glass openings (ledger). Counts only: no names, no patients.
    */
+  /**
+   * The decision activity() takes, alone: the route takes it before it reads its parameters, so that a caller
+   * who may not view the activity is refused (403, recorded) rather than told what is wrong with its request.
+   */
+  async authorizeActivity(principal: Principal): Promise<void> {
+    await this.deps.gate.require(principal, 'view-activity', { type: 'archive' });
+  }
+
   async activity(
     principal: Principal,
     range: { from?: string; to?: string },

@@ -45,6 +45,15 @@ export class QualityKpiService {
   ) {}
 
   /** Period from `from` to `to` (UTC days, both included); default: the last 30 days up to today. */
+  /**
+   * The decision this service's report take, alone: a route takes it before it reads the request's body or
+   * parameters, so that a caller who may not read the quality KPIs is refused (403, recorded) whatever it
+   * sent, rather than told what is wrong with its request (400, unrecorded: until 6 Dec 2026).
+   */
+  async authorize(principal: Principal): Promise<void> {
+    await this.deps.gate.require(principal, 'read-quality-kpis', { type: 'archive' });
+  }
+
   async kpis(principal: Principal, period: { from?: string; to?: string }): Promise<QualityKpis> {
     const now = this.deps.clock.now();
     const to = period.to !== undefined ? parseDay('to', period.to) : now.toISOString().slice(0, 10);

@@ -88,6 +88,15 @@ const RESOURCE = { type: 'archive' } as const;
 export class QuarantineService {
   constructor(private readonly deps: QuarantineDeps) {}
 
+  /**
+   * The decision this service's calls take, alone: a route takes it before it reads the request's body or
+   * parameters, so that a caller who may not work the quarantine is refused (403, recorded) whatever it sent,
+   * rather than told what is wrong with its request (400, unrecorded: until 6 Dec 2026).
+   */
+  async authorize(principal: Principal): Promise<void> {
+    await this.deps.gate.require(principal, 'correct-header', RESOURCE);
+  }
+
   async list(
     principal: Principal,
     opts: { status?: QuarantineStatus; limit: number; offset: number },

@@ -102,6 +102,15 @@ export class ScimService {
     private readonly clock: Clock,
   ) {}
 
+  /**
+   * The decision every Users and Groups call takes, alone: the routes take it before they read the body or
+   * the paging parameters, so that a caller who may not administer is refused (403, recorded) whatever it
+   * sent, rather than told what is wrong with its request (until 6 Dec 2026).
+   */
+  async authorize(principal: Principal): Promise<void> {
+    await this.allow(principal);
+  }
+
   private async allow(principal: Principal) {
     return this.gate.require(principal, 'administer', { type: 'archive' });
   }

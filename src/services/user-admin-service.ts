@@ -7,6 +7,7 @@ import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
+import { accountName } from './account-names.js';
 import type { AccountService, NewAccount } from './account-service.js';
 import { revokeCredentials, type AuthService, type CreatedToken, type TokenSummary } from './auth-service.js';
 
@@ -55,6 +56,15 @@ export class UserAdminService {
     return this.gate.require(actor, 'administer', { type: 'archive' });
   }
 
+  /**
+   * The decision this service's calls take, alone: a route takes it before it reads the request's body or
+   * parameters, so that a caller who may not administer accounts is refused (403, recorded) whatever it sent,
+   * rather than told what is wrong with its request (400, unrecorded: until 6 Dec 2026).
+   */
+  async authorize(actor: Principal): Promise<void> {
+    await this.allow(actor);
+  }
+
   async list(actor: Principal): Promise<AdminUserView[]> {
     await this.allow(actor);
     const [users, members] = await Promise.all([
@@ -83,7 +93,8 @@ export class UserAdminService {
   }
 
   async get(actor: Principal, username: string): Promise<AdminUserView> {
-    const found = (await this.list(actor)).find((u) => u.username === username);
+    const stored = await accountName(this.index.db, username);
+    const found = (await this.list(actor)).find((u) => u.username === stored);
     if (!found) throw noSuchUser(username);
     return found;
   }
@@ -97,7 +108,7 @@ export class UserAdminService {
     const u = await db
       .selectFrom('users')
       .selectAll()
-      .where('username', '=', username)
+      .where('username', '=', await accountName(db, username))
       .where('deleted_at', 'is', null)
       .executeTakeFirst();
     if (!u) throw noSuchUser(username);
@@ -112,7 +123,11 @@ export class UserAdminService {
         message: `unknown role '${c.role}': one of ${ROLES.join(', ')}`,
         httpStatus: 400,
       });
-    if (c.active === false && actor.kind === 'user' && actor.name === username)
+    if (
+      c.active === false &&
+      actor.kind === 'user' &&
+      actor.name === (await accountName(this.index.db, username))
+    )
       throw new CustosError({
         code: 'account.self-deactivation',
         message: 'an administrator cannot deactivate their own account',
@@ -146,7 +161,7 @@ export class UserAdminService {
         action: 'account-change',
         outcome: 'success',
         policy: decision.policy,
-        objects: { user: username, userPk: before.pk },
+        objects: { user: before.username, userPk: before.pk },
         detail: {
           changed,
           ...(c.role !== undefined && c.role !== before.role
@@ -218,7 +233,7 @@ export class UserAdminService {
         action,
         outcome: 'success',
         policy: decision.policy,
-        objects: { user: username, userPk: u.pk },
+        objects: { user: u.username, userPk: u.pk },
         detail,
       });
     });

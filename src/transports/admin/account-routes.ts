@@ -80,7 +80,10 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
           throw bad('auth.bad-request', 'send {"username": "...", "password": "..."}');
         if (totp !== undefined && typeof totp !== 'string')
           throw bad('auth.bad-request', '"totp" must be the 6-digit code as a string', 'totp');
-        const r = await auth.login(username, password, ctx.source, totp ? { totp } : {});
+        const r = await auth.login(username, password, ctx.source, {
+          ...(totp ? { totp } : {}),
+          ...(ctx.principal.channel ? { channel: ctx.principal.channel } : {}),
+        });
         ctx.res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${r.sessionId}; ${COOKIE_ATTRIBUTES}`);
         ctx.res.setHeader('Cache-Control', 'no-store');
         const { sessionId: _cookie, ...shown } = r;
@@ -194,6 +197,8 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       auth: 'bearer',
       summary: 'create an account; answers its one-time password (to be changed at first sign-in)',
       handler: async (ctx) => {
+        // Each user administration route decides before it reads its body or parameters (403, recorded, not 400).
+        await users.authorize(ctx.principal);
         const body = await objectBody(ctx, 'account.bad-request', '{"username", "role", …}');
         if (typeof body.username !== 'string')
           throw bad('account.bad-request', '"username" is required', 'username');
@@ -218,6 +223,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       summary:
         'change an account (active, role, names, department); active:false ends its sessions and tokens',
       handler: async (ctx) => {
+        await users.authorize(ctx.principal);
         const body = await objectBody(ctx, 'account.bad-request', '{"active"?, "role"?, …}');
         const known = ['active', 'role', 'displayName', 'department', 'physicianName', 'physicianId'];
         for (const k of Object.keys(body))
@@ -297,6 +303,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       auth: 'bearer',
       summary: 'create an API token for an account (a named system): {"name", "ttlDays"}',
       handler: async (ctx) => {
+        await users.authorize(ctx.principal);
         const req = tokenRequest(await objectBody(ctx, 'auth.bad-request', '{"name", "ttlDays"}'));
         const t = await users.createToken(ctx.principal, ctx.params.username!, req);
         ctx.res.setHeader('Cache-Control', 'no-store');
@@ -309,6 +316,7 @@ export function accountRoutes(auth: AuthService, users: UserAdminService): Route
       auth: 'bearer',
       summary: "revoke one of an account's API tokens",
       handler: async (ctx) => {
+        await users.authorize(ctx.principal);
         await users.revokeToken(ctx.principal, ctx.params.username!, tokenId(ctx.params.id!));
         ctx.res.writeHead(204).end();
       },

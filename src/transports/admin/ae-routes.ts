@@ -26,6 +26,8 @@ export function aeRoutes(aes: AeRegistry, readJson: (req: IncomingMessage) => Pr
       auth: 'bearer',
       summary: 'register a DICOM application entity',
       handler: async (ctx) => {
+        // Decided before the body is read: a caller who may not administer gets 403 (recorded), not a 400.
+        await aes.authorize(ctx.principal);
         const body = (await readJson(ctx.req)) as Record<string, unknown> | null;
         if (!body || typeof body !== 'object')
           throw badRequest('send a JSON object {"title", "host", "port"}');

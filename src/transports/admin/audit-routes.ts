@@ -37,6 +37,8 @@ export function auditRoutes(audit: AuditService): Route[] {
       auth: 'bearer',
       summary: 'search the audit ledger (newest first; page with before=<seq of the last record>)',
       handler: async (ctx) => {
+        // Each reading of the ledger decides before it reads its parameters: 403 (recorded), not a 400.
+        await audit.authorize(ctx.principal);
         rejectUnknown(ctx, AUDIT_FILTER_KEYS);
         const filter = parseAuditFilter(filterInput(ctx), { limit: 100, maxLimit: 1000 });
         const records = await audit.search(ctx.principal, filter, 'admin-api');
@@ -56,6 +58,7 @@ export function auditRoutes(audit: AuditService): Route[] {
       auth: 'bearer',
       summary: "accounting of disclosures: everyone who accessed one patient's studies",
       handler: async (ctx) => {
+        await audit.authorize(ctx.principal);
         rejectUnknown(ctx, ['patient', 'since', 'until']);
         const patient = ctx.query.get('patient');
         if (!patient)
@@ -85,6 +88,7 @@ export function auditRoutes(audit: AuditService): Route[] {
       auth: 'bearer',
       summary: 'recompute the hash chain and check every signed checkpoint',
       handler: async (ctx) => {
+        await audit.authorize(ctx.principal);
         rejectUnknown(ctx, []);
         const report = await audit.verify(ctx.principal, 'admin-api');
         await sendJson(ctx.res, report.ok ? 200 : 409, report, JSON_TYPE);
@@ -97,6 +101,7 @@ export function auditRoutes(audit: AuditService): Route[] {
       summary:
         'export audit records oldest first: format=jsonl, dicom (PS3.15 A.5 XML per line), fhir (AuditEvent NDJSON) or csv',
       handler: async (ctx) => {
+        await audit.authorize(ctx.principal);
         rejectUnknown(ctx, [...AUDIT_FILTER_KEYS.filter((k) => k !== 'limit' && k !== 'before'), 'format']);
         const format = ctx.query.get('format') ?? 'jsonl';
         if (format !== 'jsonl' && !(AUDIT_EXPORT_FORMATS as readonly string[]).includes(format))

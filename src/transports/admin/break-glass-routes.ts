@@ -94,13 +94,16 @@ export function breakGlassRoutes(
       path: '/api/break-glass',
       auth: 'bearer',
       summary: "the privacy officer's report of break-glass windows (from, to, username, reviewed)",
-      handler: async (ctx) =>
+      handler: async (ctx) => {
+        // Decided before the parameters are read: 403 (recorded) for a caller who may not review, not a 400.
+        await breakGlass.authorizeReview(ctx.principal);
         await sendJson(
           ctx.res,
           200,
           await breakGlass.list(ctx.principal, listFilter(ctx), 'admin-api'),
           JSON_TYPE,
-        ),
+        );
+      },
     },
     {
       method: 'POST',
@@ -108,6 +111,7 @@ export function breakGlassRoutes(
       auth: 'bearer',
       summary: 'record the privacy officer review of a break-glass window',
       handler: async (ctx) => {
+        await breakGlass.authorizeReview(ctx.principal);
         const body = (await readJson(ctx.req)) as Record<string, unknown> | null;
         if (!body || typeof body !== 'object' || typeof body.note !== 'string')
           throw badRequest('send a JSON object {"note": "..."}', 'note');

@@ -96,6 +96,8 @@ export function consoleRoutes(query: QueryService, console: ConsoleService): Rou
       auth: 'bearer',
       summary: 'ingest volume, denied accesses and break-glass openings per day (from, to: YYYY-MM-DD)',
       handler: async (ctx) => {
+        // Decided before the parameters are read: 403 (recorded) for a caller who may not view it, not a 400.
+        await console.authorizeActivity(ctx.principal);
         rejectUnknown(ctx, ['from', 'to'], 'kpi.bad-range');
         const from = ctx.query.get('from');
         const to = ctx.query.get('to');

@@ -14,6 +14,8 @@ export function qualityRoutes(kpis: QualityKpiService): Route[] {
       auth: 'bearer',
       summary: 'data-quality KPIs for a period (from, to: YYYY-MM-DD, UTC days, both included)',
       handler: async (ctx) => {
+        // Decided before the parameters are read: 403 (recorded) for a caller who may not read the KPIs.
+        await kpis.authorize(ctx.principal);
         for (const k of ctx.query.keys())
           if (!KNOWN.includes(k))
             throw new CustosError({

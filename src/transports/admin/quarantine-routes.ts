@@ -37,6 +37,9 @@ export function quarantineRoutes(q: QuarantineService): Route[] {
       auth: 'bearer',
       summary: 'list quarantined objects, newest first (status=quarantined|released|rejected, limit, offset)',
       handler: async (ctx) => {
+        // Each route decides before it reads its parameters or body: 403 (recorded) for a caller who may not work
+        // the quarantine, whatever it sent.
+        await q.authorize(ctx.principal);
         for (const k of ctx.query.keys())
           if (!['status', 'limit', 'offset'].includes(k)) throw badParam(k, 'unknown parameter');
         const status = ctx.query.get('status') ?? 'quarantined';
@@ -66,6 +69,7 @@ export function quarantineRoutes(q: QuarantineService): Route[] {
       auth: 'bearer',
       summary: 'correct header attributes of a quarantined object: {"(0010,0020)": "new value", …}',
       handler: async (ctx) => {
+        await q.authorize(ctx.principal);
         const body = objectBody(await readSmallJson(ctx.req), 'of {"(gggg,eeee)": "new value"}');
         await sendJson(ctx.res, 200, await q.correct(ctx.principal, ctx.params.id!, body), JSON_TYPE);
       },
@@ -84,6 +88,7 @@ export function quarantineRoutes(q: QuarantineService): Route[] {
       auth: 'bearer',
       summary: 'reject a quarantined object for good ({"reason": "…"}); the bytes stay encrypted',
       handler: async (ctx) => {
+        await q.authorize(ctx.principal);
         const body = objectBody(await readSmallJson(ctx.req), '{"reason": "…"}');
         if (typeof body.reason !== 'string') throw badParam('reason', 'required, a string');
         await sendJson(ctx.res, 200, await q.reject(ctx.principal, ctx.params.id!, body.reason), JSON_TYPE);

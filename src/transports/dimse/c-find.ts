@@ -203,7 +203,9 @@ export async function cFind(
   // page, each recorded like a QIDO-RS page.
   if (level === 'PATIENT') {
     const patients = new PatientGroups();
-    const pages = allPages((from) => s.deps.query.search(a.principal!, { ...query, offset: 0 }, '', from));
+    const pages = allPages((from) =>
+      s.deps.query.search(a.principalFor('c-find'), { ...query, offset: 0 }, '', from),
+    );
     for await (const studies of pages) patients.add(studies);
     if (!(await send(patients.rows().map(identifier)))) return;
   } else {
@@ -217,7 +219,13 @@ export async function cFind(
       ),
     ];
     const pages = allPages((from) =>
-      s.deps.query.searchEncoded(a.principal!, { ...query, offset: 0 }, variant.join(' '), identifier, from),
+      s.deps.query.searchEncoded(
+        a.principalFor('c-find'),
+        { ...query, offset: 0 },
+        variant.join(' '),
+        identifier,
+        from,
+      ),
     );
     for await (const answers of pages) if (!(await send(answers))) return;
   }

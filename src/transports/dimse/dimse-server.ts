@@ -62,7 +62,14 @@ export class DimseServer {
     if (certificate)
       void this.services.ledger
         .append({
-          principal: { kind: 'ae', id: asUserId('ae:'), name: '', role: 'none', source: address },
+          principal: {
+            kind: 'ae',
+            id: asUserId('ae:'),
+            name: '',
+            role: 'none',
+            source: address,
+            channel: 'dimse',
+          },
           action: 'dicom-associate',
           outcome: 'denied',
           policy: 'builtin:dicom-tls',

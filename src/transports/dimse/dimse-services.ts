@@ -158,7 +158,7 @@ export class DimseServices {
           const early = new Promise<{ uid: string; status: StoredStatus }>(
             (resolve) => (validated = resolve),
           );
-          const ingest = this.deps.ingest.ingest(a.principal!, source(), {
+          const ingest = this.deps.ingest.ingest(a.principalFor('c-store'), source(), {
             channel: 'c-store',
             // The AE's validation level (validation.byAe) holds when a user identity is the principal too.
             callingAeTitle: a.callingAe,
@@ -255,18 +255,20 @@ export class DimseServices {
     const move = cmd.commandField === Cmd.CMoveRq;
     const rspField = move ? Cmd.CMoveRsp : Cmd.CGetRsp;
     let target: StoreTarget | undefined;
-    let destinationTitle: string | undefined;
+    const destinationTitle = move ? (cmd.moveDestination ?? '').trim() : undefined;
+    const principal = a.principalFor(
+      move ? 'c-move' : 'c-get',
+      destinationTitle !== undefined ? { destination: destinationTitle } : {},
+    );
     if (move) {
-      destinationTitle = (cmd.moveDestination ?? '').trim();
       const dest = destinationTitle ? await this.deps.registry.find(destinationTitle) : undefined;
       if (!dest) {
         // Recorded: a caller asking for objects to go to an AE nobody registered is worth an auditor's look.
         await this.deps.ledger.append({
-          principal: a.principal!,
+          principal,
           action: 'view-pixels',
           outcome: 'failure',
           policy: 'builtin:ae-registry',
-          channel: 'c-move',
           detail: { destination: destinationTitle, reason: 'not a registered AE (0xA801)' },
         });
         await a.respond(
@@ -279,16 +281,9 @@ export class DimseServices {
         return;
       }
     }
-    const refs = await resolveRetrieve(
-      this,
-      a.principal!,
-      ctx.abstractSyntax,
-      ds,
-      move ? 'c-move' : 'c-get',
-      {
-        ...(destinationTitle ? { destination: destinationTitle } : {}),
-      },
-    );
+    const refs = await resolveRetrieve(this, principal, ctx.abstractSyntax, ds, move ? 'c-move' : 'c-get', {
+      ...(destinationTitle ? { destination: destinationTitle } : {}),
+    });
     const failedUids: string[] = [];
     let completed = 0;
     let warning = 0;
@@ -389,11 +384,10 @@ export class DimseServices {
     stopped ??= firstFailure;
     if (failedUids.length)
       await this.deps.ledger.append({
-        principal: a.principal!,
+        principal,
         action: 'view-pixels',
         outcome: 'failure',
         policy: 'n/a',
-        channel: move ? 'c-move' : 'c-get',
         objects: { count: failedUids.length, sopInstanceUids: failedUids.slice(0, 10_000) },
         detail: {
           ...(destinationTitle ? { destination: destinationTitle } : {}),

@@ -125,6 +125,15 @@ export class ScpAssociation {
   conn: DimseConnection | undefined;
   principal: Principal | undefined;
   callingAe = '';
+
+  /**
+   * The association's principal for one DIMSE operation: every record the operation makes names the service
+   * (and, for a C-MOVE, where the objects go), so that a C-FIND is told from a QIDO-RS and a refused C-MOVE names
+   * its destination (until 6 Dec 2026 such records said neither).
+   */
+  principalFor(service: string, extra: Readonly<Record<string, string>> = {}): Principal {
+    return { ...this.principal!, channel: 'dimse', channelDetail: { service, ...extra } };
+  }
   private busy = 0;
   /** Operations whose final response has not gone yet (work after it, such as a commitment report, is not). */
   private owed = 0;
@@ -340,13 +349,17 @@ export class ScpAssociation {
     const identity = rq.user.identity;
     if (!identity || (identity.type !== 2 && identity.type !== 5)) return undefined;
     const primary = identity.primary.toString('utf8').trim();
+    // The claimed user goes into the refusal's record (a type 2 user name; a JWT is not kept whole).
+    const claimed = identity.type === 2 ? { user: primary.slice(0, 64) } : {};
     const token = identity.type === 2 ? identity.secondary.toString('utf8').trim() : primary;
     let reason: string | undefined;
     let who: Principal | undefined;
     try {
       who = await this.services.identify(token, address);
       if (!who) reason = 'this server does not take user identities';
-      else if (identity.type === 2 && who.name !== primary)
+      // Account names are case-insensitive (docs/accounts.md): 'ADMIN' with admin's token is admin (until 6 Dec
+      // 2026 refused).
+      else if (identity.type === 2 && who.name.toLowerCase() !== primary.toLowerCase())
         reason = `the passcode is not a token of user '${primary}'`;
     } catch (err) {
       reason = err instanceof Error ? err.message : String(err);
@@ -357,11 +370,11 @@ export class ScpAssociation {
         action: 'dicom-associate',
         outcome: 'denied',
         policy: 'builtin:user-identity',
-        detail: { reason: `user identity (type ${identity.type}): ${reason}` },
+        detail: { reason: `user identity (type ${identity.type}): ${reason}`, ...claimed },
       });
       return 'refused';
     }
-    this.principal = { ...who, source: address };
+    this.principal = { ...who, source: address, channel: 'dimse' };
     // D.3.3.7.2: the server response is empty for a user name and passcode; a JWT is answered the same way.
     return {
       type: identity.type,
@@ -378,6 +391,7 @@ export class ScpAssociation {
         name: rq.callingAe,
         role: 'none',
         source: address,
+        channel: 'dimse',
       },
       action: 'dicom-associate',
       outcome: 'denied',

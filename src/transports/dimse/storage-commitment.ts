@@ -77,7 +77,7 @@ export class StorageCommitment {
     // Whether an object is stored, and as what class, is told only to a caller that may store (the modality that
     // sent them): until 5 Dec 2026 any registered AE could ask it of any SOP Instance UID, outside the policy.
     try {
-      await this.s.deps.ingest.requireStore(a.principal!);
+      await this.s.deps.ingest.requireStore(a.principalFor('n-action'));
     } catch (err) {
       if (err instanceof CustosError && err.code === 'access.denied')
         return bad(DicomStatus.NotAuthorized, err.message);
@@ -195,7 +195,7 @@ export class StorageCommitment {
     // Recorded once the report went, or could not: until 6 Dec 2026 the record came first and said success even
     // when the requestor was never told (no listener at its registered address, no answer).
     await this.s.deps.ledger.append({
-      principal: a.principal!,
+      principal: a.principalFor('n-action'),
       action: 'storage-commit',
       outcome: failed.length || undelivered ? 'failure' : 'success',
       policy: 'builtin:ae-registry',

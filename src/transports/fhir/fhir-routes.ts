@@ -21,6 +21,8 @@ export function fhirRoutes(audit: AuditService): Route[] {
       auth: 'bearer',
       summary: 'FHIR R4 AuditEvent search (patient, date, agent, entity, action, _count), newest first',
       handler: async (ctx: RequestContext) => {
+        // Decided before the parameters are read: 403 (recorded) for a caller who may not read the ledger.
+        await audit.authorize(ctx.principal);
         const filter = parseAuditEventSearch(ctx.query);
         const records = await audit.search(ctx.principal, filter, 'fhir');
         const base = `${ctx.origin}${FHIR_BASE}`;
@@ -47,6 +49,7 @@ export function fhirRoutes(audit: AuditService): Route[] {
       auth: 'bearer',
       summary: 'FHIR R4 AuditEvent read (id = ledger sequence number)',
       handler: async (ctx: RequestContext) => {
+        await audit.authorize(ctx.principal);
         const id = ctx.params.id!;
         if (!/^[1-9]\d{0,15}$/.test(id))
           throw new CustosError({

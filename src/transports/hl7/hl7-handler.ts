@@ -173,6 +173,7 @@ export class Hl7Handler {
       name: `hl7:${sender}`,
       role: 'hl7-sender',
       source: peer.address,
+      channel: 'hl7',
       via: peer.certificateSubject ? `tls-cert:${peer.certificateSubject}` : peer.tls ? 'mllp-tls' : 'mllp',
     };
   }

@@ -70,6 +70,12 @@ export function scimRoutes(svc: ScimService): Route[] {
     summary: `SCIM ${summary}`,
     handler: scim(handler),
   });
+  /** A Users or Groups route: the 'administer' decision first, then the body and parameters are read. */
+  const administered = (method: Route['method'], path: string, summary: string, handler: Handler): Route =>
+    route(method, path, summary, async (ctx) => {
+      await svc.authorize(ctx.principal);
+      await handler(ctx);
+    });
   return [
     route('GET', '/ServiceProviderConfig', 'service provider configuration', async (ctx) =>
       send(ctx, 200, {
@@ -90,28 +96,28 @@ export function scimRoutes(svc: ScimService): Route[] {
         ],
       }),
     ),
-    route('GET', '/Users', 'list users (filter userName eq / externalId eq)', async (ctx) =>
+    administered('GET', '/Users', 'list users (filter userName eq / externalId eq)', async (ctx) =>
       send(
         ctx,
         200,
         await svc.listUsers(ctx.principal, ctx.query.get('filter') ?? undefined, ...page(ctx), base(ctx)),
       ),
     ),
-    route('POST', '/Users', 'create a user', async (ctx) => {
+    administered('POST', '/Users', 'create a user', async (ctx) => {
       const created = await svc.createUser(ctx.principal, await body(ctx), base(ctx));
       ctx.res.setHeader('Location', (created.meta as { location: string }).location);
       send(ctx, 201, created);
     }),
-    route('GET', '/Users/:id', 'read a user', async (ctx) =>
+    administered('GET', '/Users/:id', 'read a user', async (ctx) =>
       send(ctx, 200, await svc.getUser(ctx.principal, ctx.params.id!, base(ctx))),
     ),
-    route('PUT', '/Users/:id', 'replace a user', async (ctx) =>
+    administered('PUT', '/Users/:id', 'replace a user', async (ctx) =>
       send(ctx, 200, await svc.replaceUser(ctx.principal, ctx.params.id!, await body(ctx), base(ctx))),
     ),
-    route('PATCH', '/Users/:id', 'patch a user (active=false deactivates at once)', async (ctx) =>
+    administered('PATCH', '/Users/:id', 'patch a user (active=false deactivates at once)', async (ctx) =>
       send(ctx, 200, await svc.patchUser(ctx.principal, ctx.params.id!, await body(ctx), base(ctx))),
     ),
-    route(
+    administered(
       'DELETE',
       '/Users/:id',
       'delete a user (never signs in again; kept for the audit trail)',
@@ -120,24 +126,24 @@ export function scimRoutes(svc: ScimService): Route[] {
         send(ctx, 204);
       },
     ),
-    route('GET', '/Groups', 'list groups (filter displayName eq)', async (ctx) =>
+    administered('GET', '/Groups', 'list groups (filter displayName eq)', async (ctx) =>
       send(
         ctx,
         200,
         await svc.listGroups(ctx.principal, ctx.query.get('filter') ?? undefined, ...page(ctx), base(ctx)),
       ),
     ),
-    route('POST', '/Groups', 'create a group', async (ctx) => {
+    administered('POST', '/Groups', 'create a group', async (ctx) => {
       const created = await svc.createGroup(ctx.principal, await body(ctx), base(ctx));
       send(ctx, 201, created);
     }),
-    route('GET', '/Groups/:id', 'read a group', async (ctx) =>
+    administered('GET', '/Groups/:id', 'read a group', async (ctx) =>
       send(ctx, 200, await svc.getGroup(ctx.principal, ctx.params.id!, base(ctx))),
     ),
-    route('PATCH', '/Groups/:id', 'patch a group (members, displayName)', async (ctx) =>
+    administered('PATCH', '/Groups/:id', 'patch a group (members, displayName)', async (ctx) =>
       send(ctx, 200, await svc.patchGroup(ctx.principal, ctx.params.id!, await body(ctx), base(ctx))),
     ),
-    route('DELETE', '/Groups/:id', 'delete a group', async (ctx) => {
+    administered('DELETE', '/Groups/:id', 'delete a group', async (ctx) => {
       await svc.deleteGroup(ctx.principal, ctx.params.id!);
       send(ctx, 204);
     }),

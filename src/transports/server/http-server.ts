@@ -21,6 +21,7 @@ export interface Authenticator {
     path: string;
     requestedWith: string | undefined;
     source: string;
+    channel?: string;
   }): Promise<Principal>;
 }
 
@@ -56,13 +57,26 @@ const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, Accept, X-Purpose-Of-Us
 const CORS_EXPOSE_HEADERS =
   'Warning, Content-Location, Location, Content-Encoding, Content-Range, Accept-Ranges';
 
-const anonymous = (source: string): Principal => ({
+const anonymous = (source: string, channel: string): Principal => ({
   kind: 'user',
   id: asUserId('anonymous'),
   name: 'anonymous',
   role: 'none',
   source,
+  channel,
 });
+
+/**
+ * The interface a request came in by, by its path, as the audit ledger names it (docs/audit.md): every record made
+ * for the request carries it (until 6 Dec 2026 only the console's study pages and the audit API said it).
+ */
+export function channelOf(pathname: string): string {
+  if (/^\/dicom-web(\/|$)/.test(pathname)) return 'dicomweb';
+  if (/^\/wado(\/|$)/.test(pathname)) return 'wado-uri';
+  if (/^\/fhir(\/|$)/.test(pathname)) return 'fhir';
+  if (/^\/scim(\/|$)/.test(pathname)) return 'scim';
+  return 'admin-api';
+}
 
 /** Checks of a connection's progress per inactivity timeout: it is closed within a quarter more than the timeout. */
 const INACTIVITY_CHECKS = 4;
@@ -329,9 +343,10 @@ export class HttpServer {
         });
       }
       const requestedWith = req.headers['x-requested-with'];
+      const channel = channelOf(url.pathname);
       const authenticated =
         found.route.auth === 'public'
-          ? anonymous(source)
+          ? anonymous(source, channel)
           : await this.opts.auth.authenticate({
               authorization: req.headers.authorization,
               cookie: req.headers.cookie,
@@ -339,10 +354,11 @@ export class HttpServer {
               path: found.route.path,
               requestedWith: Array.isArray(requestedWith) ? requestedWith[0] : requestedWith,
               source,
+              channel,
             });
       if (req.headers.expect?.toLowerCase() === '100-continue') continueWhenRead(req, res);
       const purpose = purposeOfUse(req.headers['x-purpose-of-use']);
-      const principal = purpose ? { ...authenticated, purpose } : authenticated;
+      const principal = { ...authenticated, channel, ...(purpose ? { purpose } : {}) };
       ctx = {
         req,
         res,
