@@ -367,6 +367,7 @@ export class FixityService {
   private async verify(row: {
     study_uid: string;
     blob_id: string;
+    size: number;
     sha256: string;
   }): Promise<string | undefined> {
     try {

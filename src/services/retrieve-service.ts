@@ -50,7 +50,10 @@ export interface InstanceRef {
   sopClassUid: string;
   transferSyntaxUid: string;
   blobId: string;
+  /** The size as served (the stored size, or what the corrected header makes of it). */
   size: number;
+  /** The size of the stored object, as the index records it. */
+  storedSize: number;
   sha256: string;
   /** The header as served: stored metadata with the corrections applied. */
   metadata: DicomJsonObject;
@@ -223,6 +226,7 @@ export class RetrieveService {
         transferSyntaxUid: r.transfer_syntax_uid,
         blobId: r.blob_id,
         size: Number(r.size),
+        storedSize: Number(r.size),
         sha256: r.sha256,
         metadata: applyToJson(stored, corrections),
         bulk: JSON.parse(r.bulk_json) as BulkMap,
@@ -314,7 +318,7 @@ export class RetrieveService {
   async verifyStored(sopInstanceUid: string): Promise<{ sopClassUid: string; intact: boolean } | undefined> {
     const row = await this.deps.index.db
       .selectFrom('instances')
-      .select(['study_uid', 'sop_class_uid', 'blob_id', 'sha256', 'status'])
+      .select(['study_uid', 'sop_class_uid', 'blob_id', 'size', 'sha256', 'status'])
       .where('sop_instance_uid', '=', sopInstanceUid)
       .executeTakeFirst();
     if (!row || row.status !== 'active') return undefined;
@@ -343,7 +347,7 @@ export class RetrieveService {
     }
     if (ref.rewritten) throw cannotCorrectDeflated(ref.sopInstanceUid);
     const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
-    yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256);
+    yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, stored(ref));
   }
 
   /**
@@ -478,12 +482,15 @@ export class RetrieveService {
     if (!ref.bulk.deflated) {
       for (const r of ranges) {
         if (r.length === 0) continue;
-        yield* this.deps.blobs.read(asBlobId(ref.blobId), key, { start: r.offset, end: r.offset + r.length });
+        // The index's size and, in objects written since 6 Dec 2026, the blob id the tags bind: another object's file
+        // in this one's place is refused before a byte of it is served (until then only whole reads found it).
+        const range = { start: r.offset, end: r.offset + r.length };
+        yield* this.deps.blobs.read(asBlobId(ref.blobId), key, range, { size: ref.storedSize });
       }
       return;
     }
     yield* inflatedRanges(
-      this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256),
+      this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, stored(ref)),
       ref.bulk.datasetStart,
       ranges,
     );
@@ -737,6 +744,9 @@ export class RetrieveService {
 function headerVoiFunction(m: DicomJsonObject): VoiFunction {
   return voiFunctionOf(String(m['00281056']?.Value?.[0] ?? '')) ?? 'LINEAR';
 }
+
+/** What the index records of an instance's stored object, for the blob store to check it against. */
+const stored = (ref: InstanceRef) => ({ size: ref.storedSize, sha256: ref.sha256 });
 
 const notFound = (scope: RetrieveScope) =>
   new CustosError({

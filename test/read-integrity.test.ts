@@ -1,0 +1,147 @@
+// Damage found by a partial read (frames, bulk data, a byte range, a rendered frame) is treated as a whole read
+// treats it: object.corrupt, the instance marked corrupt and an alert recorded, and never another object's bytes.
+// Until 6 Dec 2026 a blob file swapped with another object of the same study (same data key) decrypted cleanly on
+// every partial read and was served with 200/206: a chunk's tag covered neither the blob id nor the index's length.
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { makeInstance, pixelBytes, uid } from './support/fixtures.js';
+import { postStow, startTestServer, type TestServer } from './support/test-server.js';
+
+const ROWS = 64;
+const COLUMNS = 64;
+const FRAMES = 4;
+const FRAME = ROWS * COLUMNS * 2;
+
+/** What a GET came to: its status and body, or the connection cut before the body ended (status 0: no reply). */
+interface Outcome {
+  status: number;
+  body?: Buffer;
+  cut?: boolean;
+}
+
+/** Whether `body` holds 128 bytes or more of `pixels` in a row (then one of its 64-byte aligned blocks). */
+function holdsPixelsOf(body: Buffer, pixels: Buffer): boolean {
+  for (let i = 0; i + 64 <= pixels.length; i += 64)
+    if (body.includes(pixels.subarray(i, i + 64))) return true;
+  return false;
+}
+
+describe.each(backends())('integrity of partial reads on %s', (backend) => {
+  let s: TestServer;
+  const studyUid = uid(1);
+  const seriesUid = `${studyUid}.1`;
+  // Two instances of one study whose blobs have the same size: same header layout, different pixels.
+  const sopA = `${studyUid}.1.1`;
+  const sopB = `${studyUid}.1.2`;
+  const pixelsA = pixelBytes(ROWS, COLUMNS, FRAMES);
+  const pixelsB = Buffer.from(pixelsA.map((b) => b ^ 0x5a));
+  const auth = () => ({ Authorization: `Bearer ${s.token}` });
+  const instanceUrl = (sop: string) =>
+    `${s.dicomweb}/studies/${studyUid}/series/${seriesUid}/instances/${sop}`;
+
+  const rowOf = (sop: string) =>
+    s.app.index.db
+      .selectFrom('instances')
+      .select(['blob_id', 'size', 'fixity_status'])
+      .where('sop_instance_uid', '=', sop)
+      .executeTakeFirstOrThrow();
+  const blobFile = async (sop: string) => {
+    const { blob_id } = await rowOf(sop);
+    const rel = (await readdir(join(s.dataDir, 'blobs', 'objects'), { recursive: true })).find((f) =>
+      f.endsWith(blob_id),
+    );
+    return join(s.dataDir, 'blobs', 'objects', rel!);
+  };
+  /** Forget a mark, so that the next request reads the object again rather than being refused up front. */
+  const unmark = (sop: string) =>
+    s.app.index.db
+      .updateTable('instances')
+      .set({ fixity_status: 'ok' })
+      .where('sop_instance_uid', '=', sop)
+      .execute();
+  const alertsFor = async (sop: string) =>
+    (await s.app.auditStore.search({ action: ['alert'], studyUid, limit: 100 })).filter(
+      (a) => a.objects?.sopInstanceUids?.[0] === sop,
+    ).length;
+
+  const get = async (url: string, headers: Record<string, string>): Promise<Outcome> => {
+    const res = await fetch(url, { headers: { ...auth(), ...headers } }).catch(() => undefined);
+    if (!res) return { status: 0, cut: true };
+    try {
+      return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+    } catch {
+      return { status: res.status, cut: true };
+    }
+  };
+
+  beforeAll(async () => {
+    // Small chunks, so that a frame or a range lies in chunks before the final one (which binds the length).
+    s = await startTestServer(backend, {
+      configure: (c) => ({ ...c, blob: { ...c.blob, chunkSize: 4096 } }),
+    });
+    const common = { studyUid, seriesUid, rows: ROWS, columns: COLUMNS, frames: FRAMES };
+    const res = await postStow(s, [
+      makeInstance({ ...common, sopInstanceUid: sopA, instanceNumber: 1 }),
+      makeInstance({
+        ...common,
+        sopInstanceUid: sopB,
+        instanceNumber: 2,
+        extra: [{ tag: 0x7fe00010, vr: 'OW', value: pixelsB }],
+      }),
+    ]);
+    expect(res.status).toBe(200);
+    expect((await rowOf(sopA)).size).toBe((await rowOf(sopB)).size);
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it('never serves the pixels of another object of the study whose file was put in place of this one', async () => {
+    const [fileA, fileB] = [await blobFile(sopA), await blobFile(sopB)];
+    const [bytesA, bytesB] = [await readFile(fileA), await readFile(fileB)];
+    await writeFile(fileA, bytesB);
+    await writeFile(fileB, bytesA);
+    const requests: [string, string, Record<string, string>][] = [
+      [
+        'frame 1, multipart',
+        `${instanceUrl(sopA)}/frames/1`,
+        { Accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' },
+      ],
+      ['frame 2, single part', `${instanceUrl(sopA)}/frames/2`, { Accept: 'application/octet-stream' }],
+      ['pixel bulk data', `${instanceUrl(sopA)}/bulkdata/7FE00010`, { Accept: 'application/octet-stream' }],
+      [
+        'a range of the pixel bulk data',
+        `${instanceUrl(sopA)}/bulkdata/7FE00010`,
+        { Accept: 'application/octet-stream', Range: `bytes=${FRAME}-${FRAME + 99}` },
+      ],
+      [
+        'a range of the instance',
+        instanceUrl(sopA),
+        { Accept: 'application/dicom', Range: 'bytes=2000-2999' },
+      ],
+      ['a rendered frame', `${instanceUrl(sopA)}/frames/1/rendered`, { Accept: 'image/png' }],
+    ];
+    for (const [what, url, headers] of requests) {
+      const before = await alertsFor(sopA);
+      const out = await get(url, headers);
+      // Nothing of B's pixels reaches the client as A's.
+      if (out.body) expect(holdsPixelsOf(out.body, pixelsB), what).toBe(false);
+      // Frames and bulk data whose status line went out before the first read end in a cut connection.
+      if (!out.cut) {
+        expect(out.status, what).toBe(500);
+        expect(JSON.parse(out.body!.toString()), what).toMatchObject({ code: 'object.corrupt' });
+      }
+      expect((await rowOf(sopA)).fixity_status, what).toBe('corrupt');
+      expect(await alertsFor(sopA), what).toBe(before + 1);
+      await unmark(sopA);
+    }
+    await writeFile(fileA, bytesA);
+    await writeFile(fileB, bytesB);
+    const whole = await get(`${instanceUrl(sopA)}/frames/2`, { Accept: 'application/octet-stream' });
+    expect(whole.status).toBe(200);
+    expect(whole.body).toEqual(pixelsA.subarray(FRAME, 2 * FRAME));
+    expect(s.unexpected).toEqual([]);
+  });
+});
