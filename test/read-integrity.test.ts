@@ -13,6 +13,10 @@ const ROWS = 64;
 const COLUMNS = 64;
 const FRAMES = 4;
 const FRAME = ROWS * COLUMNS * 2;
+/** The blob chunk size the server runs with, and the blob format's header and tag sizes (chunked-aead.ts). */
+const CHUNK = 4096;
+const HEADER = 32;
+const TAG = 16;
 
 /** What a GET came to: its status and body, or the connection cut before the body ended (status 0: no reply). */
 interface Outcome {
@@ -35,6 +39,7 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
   // Two instances of one study whose blobs have the same size: same header layout, different pixels.
   const sopA = `${studyUid}.1.1`;
   const sopB = `${studyUid}.1.2`;
+  const sopC = `${studyUid}.1.3`;
   const pixelsA = pixelBytes(ROWS, COLUMNS, FRAMES);
   const pixelsB = Buffer.from(pixelsA.map((b) => b ^ 0x5a));
   const auth = () => ({ Authorization: `Bearer ${s.token}` });
@@ -66,6 +71,53 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
       (a) => a.objects?.sopInstanceUids?.[0] === sop,
     ).length;
 
+  /** Frames, bulk data, ranges and a rendered frame of one instance: the reads that decrypt part of it. */
+  const partialReads = (sop: string): [string, string, Record<string, string>][] => [
+    [
+      'frame 1, multipart',
+      `${instanceUrl(sop)}/frames/1`,
+      { Accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' },
+    ],
+    ['frame 3, single part', `${instanceUrl(sop)}/frames/3`, { Accept: 'application/octet-stream' }],
+    ['pixel bulk data', `${instanceUrl(sop)}/bulkdata/7FE00010`, { Accept: 'application/octet-stream' }],
+    [
+      'a range of the pixel bulk data',
+      `${instanceUrl(sop)}/bulkdata/7FE00010`,
+      { Accept: 'application/octet-stream', Range: `bytes=${FRAME}-${FRAME + 99}` },
+    ],
+    ['a range of the instance', instanceUrl(sop), { Accept: 'application/dicom', Range: 'bytes=2000-2999' }],
+    [
+      'a range of the instance near its end',
+      instanceUrl(sop),
+      { Accept: 'application/dicom', Range: 'bytes=-100' },
+    ],
+    ['a rendered frame', `${instanceUrl(sop)}/frames/1/rendered`, { Accept: 'image/png' }],
+  ];
+  /**
+   * Each request is answered 500 object.corrupt, marks the instance corrupt and records one alert (the mark is
+   * then forgotten, so that the next request reads the object again). `leaked` says whether a body holds bytes
+   * that must not be served.
+   */
+  const expectEachRefused = async (
+    sop: string,
+    requests: [string, string, Record<string, string>][],
+    leaked: (body: Buffer) => boolean,
+  ) => {
+    for (const [what, url, headers] of requests) {
+      const before = await alertsFor(sop);
+      const out = await get(url, headers);
+      if (out.body) expect(leaked(out.body), what).toBe(false);
+      // Frames and bulk data whose status line went out before the first read end in a cut connection.
+      if (!out.cut) {
+        expect(out.status, what).toBe(500);
+        expect(JSON.parse(out.body!.toString()), what).toMatchObject({ code: 'object.corrupt' });
+      }
+      expect((await rowOf(sop)).fixity_status, what).toBe('corrupt');
+      expect(await alertsFor(sop), what).toBe(before + 1);
+      await unmark(sop);
+    }
+  };
+
   const get = async (url: string, headers: Record<string, string>): Promise<Outcome> => {
     const res = await fetch(url, { headers: { ...auth(), ...headers } }).catch(() => undefined);
     if (!res) return { status: 0, cut: true };
@@ -79,7 +131,7 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
   beforeAll(async () => {
     // Small chunks, so that a frame or a range lies in chunks before the final one (which binds the length).
     s = await startTestServer(backend, {
-      configure: (c) => ({ ...c, blob: { ...c.blob, chunkSize: 4096 } }),
+      configure: (c) => ({ ...c, blob: { ...c.blob, chunkSize: CHUNK } }),
     });
     const common = { studyUid, seriesUid, rows: ROWS, columns: COLUMNS, frames: FRAMES };
     const res = await postStow(s, [
@@ -90,6 +142,7 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
         instanceNumber: 2,
         extra: [{ tag: 0x7fe00010, vr: 'OW', value: pixelsB }],
       }),
+      makeInstance({ ...common, sopInstanceUid: sopC, instanceNumber: 3 }),
     ]);
     expect(res.status).toBe(200);
     expect((await rowOf(sopA)).size).toBe((await rowOf(sopB)).size);
@@ -103,45 +156,27 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
     const [bytesA, bytesB] = [await readFile(fileA), await readFile(fileB)];
     await writeFile(fileA, bytesB);
     await writeFile(fileB, bytesA);
-    const requests: [string, string, Record<string, string>][] = [
-      [
-        'frame 1, multipart',
-        `${instanceUrl(sopA)}/frames/1`,
-        { Accept: 'multipart/related; type="application/octet-stream"; transfer-syntax=*' },
-      ],
-      ['frame 2, single part', `${instanceUrl(sopA)}/frames/2`, { Accept: 'application/octet-stream' }],
-      ['pixel bulk data', `${instanceUrl(sopA)}/bulkdata/7FE00010`, { Accept: 'application/octet-stream' }],
-      [
-        'a range of the pixel bulk data',
-        `${instanceUrl(sopA)}/bulkdata/7FE00010`,
-        { Accept: 'application/octet-stream', Range: `bytes=${FRAME}-${FRAME + 99}` },
-      ],
-      [
-        'a range of the instance',
-        instanceUrl(sopA),
-        { Accept: 'application/dicom', Range: 'bytes=2000-2999' },
-      ],
-      ['a rendered frame', `${instanceUrl(sopA)}/frames/1/rendered`, { Accept: 'image/png' }],
-    ];
-    for (const [what, url, headers] of requests) {
-      const before = await alertsFor(sopA);
-      const out = await get(url, headers);
-      // Nothing of B's pixels reaches the client as A's.
-      if (out.body) expect(holdsPixelsOf(out.body, pixelsB), what).toBe(false);
-      // Frames and bulk data whose status line went out before the first read end in a cut connection.
-      if (!out.cut) {
-        expect(out.status, what).toBe(500);
-        expect(JSON.parse(out.body!.toString()), what).toMatchObject({ code: 'object.corrupt' });
-      }
-      expect((await rowOf(sopA)).fixity_status, what).toBe('corrupt');
-      expect(await alertsFor(sopA), what).toBe(before + 1);
-      await unmark(sopA);
-    }
+    await expectEachRefused(sopA, partialReads(sopA), (body) => holdsPixelsOf(body, pixelsB));
     await writeFile(fileA, bytesA);
     await writeFile(fileB, bytesB);
     const whole = await get(`${instanceUrl(sopA)}/frames/2`, { Accept: 'application/octet-stream' });
     expect(whole.status).toBe(200);
     expect(whole.body).toEqual(pixelsA.subarray(FRAME, 2 * FRAME));
+    expect(s.unexpected).toEqual([]);
+  });
+
+  it("refuses an object cut short whose header's length was edited to match, inside and past what is left", async () => {
+    // Until 6 Dec 2026 the header's length was taken for the object's: a frame past what was left got a 416
+    // blob.bad-range "outside the object of N bytes" (N from the file) or a cut connection, one inside it was
+    // served, the ledger said success, and nothing was marked or alerted.
+    const file = await blobFile(sopC);
+    const intact = await readFile(file);
+    const kept = 4 * CHUNK;
+    const cut = Buffer.from(intact.subarray(0, HEADER + 4 * (CHUNK + TAG)));
+    cut.writeBigUInt64BE(BigInt(kept), 24);
+    await writeFile(file, cut);
+    await expectEachRefused(sopC, partialReads(sopC), () => false);
+    await writeFile(file, intact);
     expect(s.unexpected).toEqual([]);
   });
 });
