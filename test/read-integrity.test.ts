@@ -2,7 +2,7 @@
 // treats it: object.corrupt, the instance marked corrupt and an alert recorded, and never another object's bytes.
 // Until 6 Dec 2026 a blob file swapped with another object of the same study (same data key) decrypted cleanly on
 // every partial read and was served with 200/206: a chunk's tag covered neither the blob id nor the index's length.
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
@@ -107,11 +107,13 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
       const before = await alertsFor(sop);
       const out = await get(url, headers);
       if (out.body) expect(leaked(out.body), what).toBe(false);
-      // Frames and bulk data whose status line went out before the first read end in a cut connection.
-      if (!out.cut) {
-        expect(out.status, what).toBe(500);
-        expect(JSON.parse(out.body!.toString()), what).toMatchObject({ code: 'object.corrupt' });
-      }
+      // Until 6 Dec 2026 frames and bulk data sent their status line before reading: an empty reply (single part)
+      // or a 200 cut after the first part's headers, and the ledger held only the access's success.
+      expect(out.cut, what).toBeUndefined();
+      expect(out.status, what).toBe(500);
+      expect(JSON.parse(out.body!.toString()), what).toMatchObject({ code: 'object.corrupt' });
+      const [last] = await s.app.auditStore.search({ action: ['view-pixels'], studyUid, limit: 1 });
+      expect(last, what).toMatchObject({ outcome: 'failure', detail: { unserved: 'object.corrupt' } });
       expect((await rowOf(sop)).fixity_status, what).toBe('corrupt');
       expect(await alertsFor(sop), what).toBe(before + 1);
       await unmark(sop);
@@ -176,6 +178,24 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
     cut.writeBigUInt64BE(BigInt(kept), 24);
     await writeFile(file, cut);
     await expectEachRefused(sopC, partialReads(sopC), () => false);
+    await writeFile(file, intact);
+    expect(s.unexpected).toEqual([]);
+  });
+
+  it('answers frames and bulk data of a damaged or missing object 500 object.corrupt before the status line', async () => {
+    const file = await blobFile(sopC);
+    const intact = await readFile(file);
+    const flipped = Buffer.from(intact);
+    // A flipped byte in every chunk, so that each read meets one in its first chunk.
+    for (let at = HEADER + 100; at < flipped.length; at += CHUNK + TAG) flipped[at]! ^= 0x40;
+    const frameReads = partialReads(sopC).filter(([what]) =>
+      ['frame 1, multipart', 'frame 3, single part', 'pixel bulk data'].includes(what),
+    );
+    expect(frameReads).toHaveLength(3);
+    await writeFile(file, flipped);
+    await expectEachRefused(sopC, frameReads, () => false);
+    await rm(file);
+    await expectEachRefused(sopC, frameReads, () => false);
     await writeFile(file, intact);
     expect(s.unexpected).toEqual([]);
   });
