@@ -2,10 +2,12 @@
 // treats it: object.corrupt, the instance marked corrupt and an alert recorded, and never another object's bytes.
 // Until 6 Dec 2026 a blob file swapped with another object of the same study (same data key) decrypted cleanly on
 // every partial read and was served with 200/206: a chunk's tag covered neither the blob id nor the index's length.
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
+import { compress } from './support/compressed.js';
 import { makeInstance, pixelBytes, uid } from './support/fixtures.js';
 import { postStow, startTestServer, type TestServer } from './support/test-server.js';
 
@@ -198,5 +200,48 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
     await expectEachRefused(sopC, frameReads, () => false);
     await writeFile(file, intact);
     expect(s.unexpected).toEqual([]);
+  });
+
+  it('answers damage met while decompressing for a client as object.corrupt, marked and alerted', async () => {
+    // Until 6 Dec 2026 the header read of a decompressed answer went around the damage handling: 500 blob.integrity
+    // naming the internal blob id, nothing marked or alerted, and each request read the object again.
+    const dir = await mkdtemp(join(tmpdir(), 'custos-read-integrity-'));
+    try {
+      const sopD = `${studyUid}.1.4`;
+      // A private element of 20 KB before the pixel data: the header lies in chunks the frame does not.
+      const original = makeInstance({
+        studyUid,
+        seriesUid,
+        sopInstanceUid: sopD,
+        instanceNumber: 4,
+        rows: ROWS,
+        columns: COLUMNS,
+        extra: [
+          { tag: 0x00090010, vr: 'LO', value: 'CUSTOS TEST' },
+          { tag: 0x00091010, vr: 'OB', value: Buffer.alloc(20_000, 7) },
+        ],
+      });
+      const { bytes } = await compress(dir, 'jpegLosslessSv1', original);
+      expect((await postStow(s, [bytes])).status).toBe(200);
+      const file = await blobFile(sopD);
+      const intact = await readFile(file);
+      const damaged = Buffer.from(intact);
+      damaged[HEADER + 1000]! ^= 0x40;
+      await writeFile(file, damaged);
+      const accept = { Accept: 'application/dicom; transfer-syntax=1.2.840.10008.1.2.1' };
+      await expectEachRefused(sopD, [['decompressed', instanceUrl(sopD), accept]], () => false);
+      // Once marked, the next request is refused before anything is read: no second alert.
+      expect((await get(instanceUrl(sopD), accept)).status).toBe(500);
+      expect((await rowOf(sopD)).fixity_status).toBe('corrupt');
+      expect((await get(instanceUrl(sopD), accept)).status).toBe(500);
+      expect(await alertsFor(sopD)).toBe(2);
+      await writeFile(file, intact);
+      await unmark(sopD);
+      const sound = await get(instanceUrl(sopD), accept);
+      expect(sound.status).toBe(200);
+      expect(s.unexpected).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
