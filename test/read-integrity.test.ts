@@ -107,6 +107,7 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
   ) => {
     for (const [what, url, headers] of requests) {
       const before = await alertsFor(sop);
+      const logged = s.notices.filter((n) => n.startsWith('a read found')).length;
       const out = await get(url, headers);
       if (out.body) expect(leaked(out.body), what).toBe(false);
       // Until 6 Dec 2026 frames and bulk data sent their status line before reading: an empty reply (single part)
@@ -118,6 +119,11 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
       expect(last, what).toMatchObject({ outcome: 'failure', detail: { unserved: 'object.corrupt' } });
       expect((await rowOf(sop)).fixity_status, what).toBe('corrupt');
       expect(await alertsFor(sop), what).toBe(before + 1);
+      // And a line in the server's log, naming the blob, not the patient (until 6 Dec 2026 nothing was said).
+      expect(s.notices.at(-1), what).toMatch(
+        /^a read found a stored object damaged or missing \(stored object [0-9a-f]{32} /,
+      );
+      expect(s.notices.filter((n) => n.startsWith('a read found')).length, what).toBe(logged + 1);
       await unmark(sop);
     }
   };

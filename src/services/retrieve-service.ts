@@ -79,6 +79,8 @@ export interface RetrieveDeps {
   overlay: CorrectionOverlay;
   /** Decodes compressed frames (RLE, JPEG, JPEG-LS, JPEG 2000): rendering, decoded frames, decompressed objects. */
   decoder: FrameDecoder;
+  /** The operator's log (OpenAppOptions.notice): told of damage a read found. */
+  notice?: (line: string) => void;
 }
 
 const MAX_AUDITED_UIDS = 10_000;
@@ -385,6 +387,11 @@ export class RetrieveService {
             detail: { alert: 'object-integrity', reason: err.message },
           });
         });
+        // One line for whoever reads the server's log rather than the ledger: the blob store's reason names the
+        // blob and the chunk, nothing of the patient (the ledger's alert names the instance and study).
+        this.deps.notice?.(
+          `a read found a stored object damaged or missing (${err.message}): its instance is marked corrupt and an object-integrity alert recorded in the audit ledger; restore it from backup (docs/fixity.md)`,
+        );
         throw new CustosError({
           code: 'object.corrupt',
           message: `instance ${ref.sopInstanceUid} failed its integrity check on reading (${err.message}) and will not be served; restore from backup (docs/fixity.md)`,
