@@ -55,7 +55,7 @@ async function main() {
 
     t = performance.now();
     let readBytes = 0;
-    for await (const b of store.read(big.blobId, key, undefined, big.sha256)) readBytes += b.length;
+    for await (const b of store.read(big.blobId, key, undefined, big)) readBytes += b.length;
     const readMs = performance.now() - t;
     console.log(
       `large: ${args.mb} MiB in ${piece}-byte pieces, fsync ${fsync}: write ${rate(big.size, writeMs)} ` +
@@ -85,7 +85,7 @@ async function main() {
     const readOne = async () => {
       while (next < smallCount) {
         const s = small[next++]!;
-        for await (const b of store.read(s.blobId, key, undefined, s.sha256)) smallRead += b.length;
+        for await (const b of store.read(s.blobId, key, undefined, s)) smallRead += b.length;
       }
     };
     await Promise.all(Array.from({ length: concurrency }, readOne));

@@ -6,7 +6,7 @@ import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
+import { postStow, shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
 
 describe.each(backends())('fixity on %s', (backend) => {
   let s: TestServer;
@@ -174,5 +174,52 @@ describe.each(backends())('fixity on %s', (backend) => {
     );
     expect(uri.status).toBe(500);
     expect(s.unexpected).toEqual([]);
+  });
+});
+
+describe.each(backends())('fixity of a study whose data key is gone, on %s', (backend) => {
+  let s: TestServer;
+  const keyless = { studyUid: uid(1), seriesUid: uid(2), sopInstanceUid: uid(3) };
+  const sound = { studyUid: uid(4), seriesUid: uid(5), sopInstanceUid: uid(6) };
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    const res = await postStow(s, [
+      makeInstance({ ...keyless, patientId: 'KEYLESS' }),
+      makeInstance({ ...sound, patientId: 'SOUND' }),
+    ]);
+    expect(res.status).toBe(200);
+    await shareIndexWithCli(s);
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it('`custos fixity run` names its objects unreadable and goes on with the other studies', async () => {
+    // Until 6 Dec 2026 the pass stopped at the first such object: exit 2, "no data key for the study: its objects
+    // cannot be decrypted", no study named, no ledger record, and nothing after it verified.
+    await s.app.index.db.deleteFrom('study_keys').where('study_uid', '=', keyless.studyUid).execute();
+    const out = captureIO(s.dataDir);
+    const code = await main(['fixity', 'run', '--data', s.dataDir], out);
+    expect(code, out.stderr).toBe(1);
+    expect(JSON.parse(out.stdout.trim().split('\n').at(-1)!)).toEqual({ checked: 2, ok: 1, corrupt: 1 });
+    expect(out.stderr).toContain(`CORRUPT ${keyless.sopInstanceUid} (study ${keyless.studyUid}): unreadable`);
+    const status = async (sop: string) =>
+      (
+        await s.app.index.db
+          .selectFrom('instances')
+          .select('fixity_status')
+          .where('sop_instance_uid', '=', sop)
+          .executeTakeFirstOrThrow()
+      ).fixity_status;
+    expect(await status(keyless.sopInstanceUid)).toBe('corrupt');
+    expect(await status(sound.sopInstanceUid)).toBe('ok');
+    const [pass] = await s.app.auditStore.search({ action: ['fixity-check'], limit: 1 });
+    expect(pass).toMatchObject({ outcome: 'failure' });
+    const [alert] = await s.app.auditStore.search({
+      action: ['alert'],
+      studyUid: keyless.studyUid,
+      limit: 1,
+    });
+    expect(alert?.detail).toMatchObject({ alert: 'object-integrity', found: 'fixity' });
   });
 });

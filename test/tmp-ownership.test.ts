@@ -5,6 +5,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/app/config.js';
+import { openApp } from '../src/app/custos-app.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { fileNames } from './support/files.js';
 import { cliOn } from './support/serve-workers.js';
@@ -108,5 +110,33 @@ describe('temp files of writes in flight', () => {
     await cliOn(dataDir, 'token', 'create', '--user', 'admin');
     expect(await tmpFiles(dataDir)).toEqual([]);
     expect(await readdir(join(dataDir, 'blobs', 'tmp'))).toEqual([]);
+  });
+
+  it('says in the log what a start removed of a process killed mid-upload', async () => {
+    // Until 6 Dec 2026 a 60 MB .partial of a kill -9 mid-STOW went without a word in the server's log.
+    const dataDir = await mkdtemp(join(tmpdir(), 'custos-tmp-said-'));
+    const first = await startChildServer(dataDir);
+    cleanups.push(async () => {
+      first.child.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+    });
+    halfSent(
+      first.url,
+      first.token,
+      makeInstance({ studyUid: uid(7), seriesUid: uid(8), sopInstanceUid: uid(9), rows: 512, columns: 512 }),
+    );
+    await until(async () => (await tmpFiles(dataDir)).length === 1, 'the temp file of the upload');
+    first.child.kill('SIGKILL');
+    await new Promise((r) => first.child.once('exit', r));
+
+    const notices: string[] = [];
+    const app = await openApp(loadConfig({ env: {}, cwd: dataDir, flags: { dataDir } }), {
+      notice: (line) => notices.push(line),
+    });
+    await app.close();
+    expect(await tmpFiles(dataDir)).toEqual([]);
+    expect(notices).toContainEqual(
+      expect.stringMatching(/^removed 1 temporary file under .*blobs\/tmp left by a process that stopped/),
+    );
   });
 });

@@ -203,7 +203,12 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     chunkSize: config.blob.chunkSize,
     fsync: config.blob.fsync,
   });
-  await blobs.sweepTemp();
+  const swept = await blobs.sweepTemp();
+  // What a crash or a kill -9 mid-store left is removed, and the operator told (until 6 Dec 2026 nothing was said).
+  if (swept > 0)
+    options.notice?.(
+      `removed ${swept} temporary ${swept === 1 ? 'file' : 'files'} under ${join(config.dataDir, 'blobs', 'tmp')} left by a process that stopped while writing (objects it had not stored)`,
+    );
   const space = await volumeReserve(config, options.notice);
   const stopWatching = options.watchVolumesEveryMs ? space.watch(options.watchVolumesEveryMs) : () => {};
   const wrapped = options.wrapBlobs ? options.wrapBlobs(blobs) : blobs;
@@ -269,6 +274,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     facts,
     overlay,
     decoder,
+    ...(options.notice ? { notice: options.notice } : {}),
   });
   const quarantine = new QuarantineService({
     index,

@@ -9,6 +9,14 @@ export interface StoredBlob {
   sha256: string;
 }
 
+/** What the index records of a blob, for a read to check the stored object against. */
+export interface ExpectedBlob {
+  /** The plaintext length: checked on every read, a range read too, before any byte is decrypted. */
+  size?: number;
+  /** The SHA-256 of the plaintext: checked when the whole blob is read. */
+  sha256?: string;
+}
+
 /** A committed blob as the store lists it. */
 export interface ListedBlob {
   blobId: BlobId;
@@ -39,15 +47,16 @@ export interface BlobStore {
   create(dataKey: Buffer): Promise<BlobWriter>;
   /**
    * Read plaintext bytes [start, end) of a blob, decrypting only the chunks that cover the range.
-   * Every chunk's GCM tag is checked; when the whole blob is read and `expectSha256` is given the
-   * digest is checked too. A failure throws CustosError code 'blob.integrity' (never yields bad bytes
+   * Every chunk's GCM tag is checked (it binds the blob id, in objects written since 6 Dec 2026); the stored
+   * length is checked against `expected.size` before anything is read, and when the whole blob is read the
+   * digest against `expected.sha256`. A failure throws CustosError code 'blob.integrity' (never yields bad bytes
    * past the failing chunk).
    */
   read(
     blobId: BlobId,
     dataKey: Buffer,
     range?: { start: number; end: number },
-    expectSha256?: string,
+    expected?: ExpectedBlob,
   ): AsyncIterable<Buffer>;
   exists(blobId: BlobId): Promise<boolean>;
   /**

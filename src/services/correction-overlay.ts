@@ -24,6 +24,8 @@ export interface CorrectedHeader {
   replaces: number;
   /** Size of the object as served. */
   size: number;
+  /** Size of the object as stored (the index's). */
+  storedSize: number;
 }
 
 /**
@@ -74,10 +76,16 @@ export class CorrectionOverlay {
     const end = headerEnd(target.bulk, target.transferSyntaxUid, target.size);
     const key = await this.studyKeys.keyForRead(target.studyUid);
     const chunks: Buffer[] = [];
-    for await (const c of this.blobs.read(asBlobId(target.blobId), key, { start: 0, end: end.offset }))
+    const range = { start: 0, end: end.offset };
+    for await (const c of this.blobs.read(asBlobId(target.blobId), key, range, { size: target.size }))
       chunks.push(c);
     const bytes = await rewriteHeader(Buffer.concat(chunks), corrections);
-    return { bytes, replaces: end.offset, size: target.size - end.offset + bytes.length };
+    return {
+      bytes,
+      replaces: end.offset,
+      size: target.size - end.offset + bytes.length,
+      storedSize: target.size,
+    };
   }
 
   /** The object as served: the corrected header, then the stored bytes after it (verified against the stored SHA-256). */
@@ -86,7 +94,8 @@ export class CorrectionOverlay {
     const key = await this.studyKeys.keyForRead(target.studyUid);
     let pos = 0;
     // The whole object is read so its SHA-256 is still verified; the replaced header bytes are skipped.
-    for await (const chunk of this.blobs.read(asBlobId(target.blobId), key, undefined, target.sha256)) {
+    const expected = { size: header.storedSize, sha256: target.sha256 };
+    for await (const chunk of this.blobs.read(asBlobId(target.blobId), key, undefined, expected)) {
       const end = pos + chunk.length;
       if (end > header.replaces) yield pos >= header.replaces ? chunk : chunk.subarray(header.replaces - pos);
       pos = end;

@@ -9,6 +9,9 @@ import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 import { readStoredToEnd } from './stored-object-check.js';
 import type { StudyKeyService } from './study-keys.js';
 
+/** Key errors that concern one study's data key (study-keys.ts, the key store's unwrap), not the whole archive. */
+const UNREADABLE_KEY = new Set(['keys.missing', 'keys.unwrap-failed']);
+
 export interface FixityDeps {
   index: IndexDb;
   blobs: BlobStore;
@@ -367,6 +370,7 @@ export class FixityService {
   private async verify(row: {
     study_uid: string;
     blob_id: string;
+    size: number;
     sha256: string;
   }): Promise<string | undefined> {
     try {
@@ -375,6 +379,11 @@ export class FixityService {
     } catch (err) {
       // Tag or digest mismatch, truncation, a missing file: each means the archive no longer holds the object.
       if (err instanceof CustosError && err.code.startsWith('blob.')) return err.message;
+      // Its study's data key gone or not unwrapping: the object cannot be read either, and the other studies
+      // still can. Until 6 Dec 2026 this ended the pass (`custos fixity run` exited 2 naming no study, the
+      // scheduled pass failed at the same object every time), and nothing after it was verified.
+      if (err instanceof CustosError && UNREADABLE_KEY.has(err.code))
+        return `unreadable: its study's data key cannot be used (${err.message})`;
       throw err;
     }
   }

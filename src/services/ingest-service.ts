@@ -872,8 +872,13 @@ export class IngestService {
     const key = await this.deps.studyKeys.keyForStore(base.studyUid);
     await durable;
     return sameBytes(
-      this.deps.blobs.read(asBlobId(row.blob_id), key, { start: storedStart, end: row.size }),
-      this.deps.blobs.read(blob.blobId, key, { start: newStart, end: blob.size }),
+      this.deps.blobs.read(
+        asBlobId(row.blob_id),
+        key,
+        { start: storedStart, end: row.size },
+        { size: row.size },
+      ),
+      this.deps.blobs.read(blob.blobId, key, { start: newStart, end: blob.size }, { size: blob.size }),
     );
   }
 

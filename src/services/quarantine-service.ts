@@ -200,11 +200,16 @@ export class QuarantineService {
     // Only the header is re-validated: read up to the first bulk value (the whole object when deflated).
     const parsed = await parsePart10(
       bulk.deflated
-        ? this.deps.blobs.read(asBlobId(row.blob_id), key, undefined, row.sha256)
-        : this.deps.blobs.read(asBlobId(row.blob_id), key, {
-            start: 0,
-            end: headerEnd(bulk, row.transfer_syntax_uid, Number(row.size)).offset,
-          }),
+        ? this.deps.blobs.read(asBlobId(row.blob_id), key, undefined, {
+            size: Number(row.size),
+            sha256: row.sha256,
+          })
+        : this.deps.blobs.read(
+            asBlobId(row.blob_id),
+            key,
+            { start: 0, end: headerEnd(bulk, row.transfer_syntax_uid, Number(row.size)).offset },
+            { size: Number(row.size) },
+          ),
     );
     const stored = JSON.parse(row.metadata_json) as DicomJsonObject;
     const corrected = applyToJson(stored, corrections);

@@ -50,7 +50,10 @@ export interface InstanceRef {
   sopClassUid: string;
   transferSyntaxUid: string;
   blobId: string;
+  /** The size as served (the stored size, or what the corrected header makes of it). */
   size: number;
+  /** The size of the stored object, as the index records it. */
+  storedSize: number;
   sha256: string;
   /** The header as served: stored metadata with the corrections applied. */
   metadata: DicomJsonObject;
@@ -76,6 +79,8 @@ export interface RetrieveDeps {
   overlay: CorrectionOverlay;
   /** Decodes compressed frames (RLE, JPEG, JPEG-LS, JPEG 2000): rendering, decoded frames, decompressed objects. */
   decoder: FrameDecoder;
+  /** The operator's log (OpenAppOptions.notice): told of damage a read found. */
+  notice?: (line: string) => void;
 }
 
 const MAX_AUDITED_UIDS = 10_000;
@@ -223,6 +228,7 @@ export class RetrieveService {
         transferSyntaxUid: r.transfer_syntax_uid,
         blobId: r.blob_id,
         size: Number(r.size),
+        storedSize: Number(r.size),
         sha256: r.sha256,
         metadata: applyToJson(stored, corrections),
         bulk: JSON.parse(r.bulk_json) as BulkMap,
@@ -314,7 +320,7 @@ export class RetrieveService {
   async verifyStored(sopInstanceUid: string): Promise<{ sopClassUid: string; intact: boolean } | undefined> {
     const row = await this.deps.index.db
       .selectFrom('instances')
-      .select(['study_uid', 'sop_class_uid', 'blob_id', 'sha256', 'status'])
+      .select(['study_uid', 'sop_class_uid', 'blob_id', 'size', 'sha256', 'status'])
       .where('sop_instance_uid', '=', sopInstanceUid)
       .executeTakeFirst();
     if (!row || row.status !== 'active') return undefined;
@@ -343,7 +349,7 @@ export class RetrieveService {
     }
     if (ref.rewritten) throw cannotCorrectDeflated(ref.sopInstanceUid);
     const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
-    yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256);
+    yield* this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, stored(ref));
   }
 
   /**
@@ -381,6 +387,11 @@ export class RetrieveService {
             detail: { alert: 'object-integrity', reason: err.message },
           });
         });
+        // One line for whoever reads the server's log rather than the ledger: the blob store's reason names the
+        // blob and the chunk, nothing of the patient (the ledger's alert names the instance and study).
+        this.deps.notice?.(
+          `a read found a stored object damaged or missing (${err.message}): its instance is marked corrupt and an object-integrity alert recorded in the audit ledger; restore it from backup (docs/fixity.md)`,
+        );
         throw new CustosError({
           code: 'object.corrupt',
           message: `instance ${ref.sopInstanceUid} failed its integrity check on reading (${err.message}) and will not be served; restore from backup (docs/fixity.md)`,
@@ -478,12 +489,15 @@ export class RetrieveService {
     if (!ref.bulk.deflated) {
       for (const r of ranges) {
         if (r.length === 0) continue;
-        yield* this.deps.blobs.read(asBlobId(ref.blobId), key, { start: r.offset, end: r.offset + r.length });
+        // The index's size and, in objects written since 6 Dec 2026, the blob id the tags bind: another object's file
+        // in this one's place is refused before a byte of it is served (until then only whole reads found it).
+        const range = { start: r.offset, end: r.offset + r.length };
+        yield* this.deps.blobs.read(asBlobId(ref.blobId), key, range, { size: ref.storedSize });
       }
       return;
     }
     yield* inflatedRanges(
-      this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, ref.sha256),
+      this.deps.blobs.read(asBlobId(ref.blobId), key, undefined, stored(ref)),
       ref.bulk.datasetStart,
       ranges,
     );
@@ -586,12 +600,12 @@ export class RetrieveService {
     // The header as served: the stored bytes up to the pixel data element, or the corrected header followed by
     // the stored bytes between it and the pixel data.
     const pixelStart = px.offset - 12;
-    const key = await this.deps.studyKeys.keyForRead(ref.studyUid);
     const from = ref.corrected ? ref.corrected.replaces : 0;
     const chunks: Buffer[] = ref.corrected ? [ref.corrected.bytes] : [];
+    // Through ranges(), as the frames are read: damage found here is object.corrupt, marked and alerted (until 6
+    // Dec 2026 it reached the client as blob.integrity naming the blob, and every request read it again).
     if (pixelStart > from)
-      for await (const c of this.deps.blobs.read(asBlobId(ref.blobId), key, { start: from, end: pixelStart }))
-        chunks.push(c);
+      for await (const c of this.ranges(ref, [{ offset: from, length: pixelStart - from }])) chunks.push(c);
     const lossyJpeg = LOSSY_JPEG.has(ref.transferSyntaxUid);
     const header = await rewriteHeaderAs(Buffer.concat(chunks), EXPLICIT_VR_LITTLE_ENDIAN, (ds) => {
       ds.set(Tags.PhotometricInterpretation, { vr: 'CS', kind: 'text', values: [first.photometric] });
@@ -737,6 +751,9 @@ export class RetrieveService {
 function headerVoiFunction(m: DicomJsonObject): VoiFunction {
   return voiFunctionOf(String(m['00281056']?.Value?.[0] ?? '')) ?? 'LINEAR';
 }
+
+/** What the index records of an instance's stored object, for the blob store to check it against. */
+const stored = (ref: InstanceRef) => ({ size: ref.storedSize, sha256: ref.sha256 });
 
 const notFound = (scope: RetrieveScope) =>
   new CustosError({

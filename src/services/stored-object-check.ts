@@ -9,8 +9,9 @@ import type { StudyKeyService } from './study-keys.js';
  */
 export async function readStoredToEnd(
   deps: { blobs: BlobStore; studyKeys: StudyKeyService },
-  row: { study_uid: string; blob_id: string; sha256: string },
+  row: { study_uid: string; blob_id: string; size: number; sha256: string },
 ): Promise<void> {
   const key = await deps.studyKeys.keyForRead(row.study_uid);
-  for await (const chunk of deps.blobs.read(asBlobId(row.blob_id), key, undefined, row.sha256)) void chunk;
+  const expected = { size: Number(row.size), sha256: row.sha256 };
+  for await (const chunk of deps.blobs.read(asBlobId(row.blob_id), key, undefined, expected)) void chunk;
 }

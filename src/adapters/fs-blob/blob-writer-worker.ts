@@ -6,7 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
 import type { BlobId } from '../../domain/ids.js';
 import { storageWriteError } from '../../domain/storage-full.js';
-import type { BlobWriter, StoredBlob } from '../../ports/blob-store.js';
+import type { BlobWriter, ExpectedBlob, StoredBlob } from '../../ports/blob-store.js';
 import { FsBlobStore, type FsBlobStoreOptions } from './fs-blob-store.js';
 
 export type ToWorker =
@@ -27,7 +27,7 @@ export type ToWorker =
       blobId: string;
       key: Uint8Array;
       range?: { start: number; end: number };
-      sha256?: string;
+      expected?: ExpectedBlob;
     }
   /** The reader took one `data` message: one more may be sent. */
   | { op: 'more'; w: number }
@@ -127,7 +127,7 @@ if (parentPort) {
     const rd: Reading = { credit: READ_AHEAD, cancelled: false };
     reads.set(m.w, rd);
     const key = Buffer.from(m.key.buffer, m.key.byteOffset, m.key.byteLength);
-    const pieces = store.read(m.blobId as BlobId, key, m.range, m.sha256)[Symbol.asyncIterator]();
+    const pieces = store.read(m.blobId as BlobId, key, m.range, m.expected)[Symbol.asyncIterator]();
     let chunks: Uint8Array[] = [];
     let transfer: ArrayBuffer[] = [];
     let bytes = 0;

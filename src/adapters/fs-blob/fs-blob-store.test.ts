@@ -8,7 +8,15 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CustosError } from '../../domain/errors.js';
 import type { BlobId } from '../../domain/ids.js';
 import { FsBlobStore, tempDirName } from './fs-blob-store.js';
-import { HEADER_SIZE, TAG_SIZE } from './chunked-aead.js';
+import {
+  FORMAT_VERSION,
+  FORMAT_VERSION_1,
+  HEADER_SIZE,
+  TAG_SIZE,
+  makeHeader,
+  sealChunk,
+  setHeaderLength,
+} from './chunked-aead.js';
 
 const CHUNK = 4096;
 const SEALED = CHUNK + TAG_SIZE;
@@ -79,7 +87,7 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
         expect(stored).toMatchObject({ size, sha256: sha(data) });
         expect(stored.blobId).toMatch(/^[0-9a-f]{32}$/);
         expect(await store.exists(stored.blobId)).toBe(true);
-        const back = await collect(store.read(stored.blobId, key, undefined, stored.sha256));
+        const back = await collect(store.read(stored.blobId, key, undefined, stored));
         expect(back.equals(data), `size ${size} in ${pieces} pieces`).toBe(true);
       }
     }
@@ -92,7 +100,7 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
     await mkdir(dirname(legacy), { recursive: true });
     await rename(pathOf(stored.blobId), legacy);
     expect(await store.exists(stored.blobId)).toBe(true);
-    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored))).equals(data)).toBe(true);
     expect(
       (await collect(store.read(stored.blobId, key, { start: 1, end: 9 }))).equals(data.subarray(1, 9)),
     ).toBe(true);
@@ -143,7 +151,7 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
     const data = randomBytes(5 * 64 * 1024 + 3);
     const stored = await put(data, 1, key, plain);
     expect((await stat(pathOf(stored.blobId))).size).toBe(HEADER_SIZE + data.length + 6 * TAG_SIZE);
-    expect((await collect(plain.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+    expect((await collect(plain.read(stored.blobId, key, undefined, stored))).equals(data)).toBe(true);
     // The chunk size is read from the header, so a store configured differently reads the same object.
     expect((await collect(store.read(stored.blobId, key))).equals(data)).toBe(true);
   });
@@ -287,6 +295,104 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
     expect((await readError(store.read(c.blobId, key)))?.code).toBe('blob.integrity');
   });
 
+  it("refuses another object of the same study in this one's place, on range reads too, at its first chunk", async () => {
+    // Until 6 Dec 2026 a chunk's tag covered neither the blob id nor the index's length: a file swapped with another
+    // of the same study (same data key) decrypted cleanly on every range read that left out its final chunk.
+    const a = randomBytes(3 * CHUNK + 100);
+    const b = randomBytes(3 * CHUNK + 100);
+    const sa = await put(a);
+    const sb = await put(b);
+    const fileA = await readFile(pathOf(sa.blobId));
+    await writeFile(pathOf(sa.blobId), await readFile(pathOf(sb.blobId)));
+    await writeFile(pathOf(sb.blobId), fileA);
+    for (const [id, stored] of [
+      [sa.blobId, sa],
+      [sb.blobId, sb],
+    ] as const) {
+      for (const range of [{ start: 0, end: 10 }, { start: CHUNK + 5, end: 2 * CHUNK }, undefined]) {
+        expect(await readError(store.read(id, key, range, stored)), JSON.stringify(range)).toMatchObject({
+          code: 'blob.integrity',
+          detail: { blobId: id, chunk: range ? Math.floor(range.start / CHUNK) : 0 },
+        });
+        // Without the index's expectations too: the tag binds the id.
+        expect((await readError(store.read(id, key, range)))?.code).toBe('blob.integrity');
+      }
+    }
+  });
+
+  it("refuses a stored length that differs from the index's before reading, whole or range", async () => {
+    const data = randomBytes(4 * CHUNK);
+    const stored = await put(data);
+    for (const size of [data.length - 1, data.length + 1, 3 * CHUNK]) {
+      for (const range of [undefined, { start: 0, end: 10 }, { start: 3 * CHUNK, end: 3 * CHUNK + 1 }]) {
+        const err = await readError(store.read(stored.blobId, key, range, { size }));
+        expect(err, `${size} ${JSON.stringify(range)}`).toMatchObject({
+          code: 'blob.integrity',
+          detail: { chunk: 'header' },
+        });
+        expect(err?.message).toContain(`where the index records ${size}`);
+      }
+    }
+    // A file cut by a chunk, its header's length edited to match: the range past the cut is not a 416 of a
+    // shorter object, but damage.
+    await truncate(pathOf(stored.blobId), HEADER_SIZE + 3 * SEALED);
+    await patch(stored.blobId, (bytes) => bytes.writeBigUInt64BE(BigInt(3 * CHUNK), 24));
+    expect(
+      await readError(store.read(stored.blobId, key, { start: 3 * CHUNK, end: 3 * CHUNK + 1 }, stored)),
+    ).toMatchObject({ code: 'blob.integrity' });
+    expect(
+      await readError(store.read(stored.blobId, key, { start: 3 * CHUNK, end: 3 * CHUNK + 1 })),
+    ).toMatchObject({ code: 'blob.bad-range' });
+  });
+
+  it('reads objects of the format before 6 Dec 2026 (version 1, no object id in the tags), whole and by range', async () => {
+    const writeV1 = async (data: Buffer) => {
+      const id = randomBytes(16).toString('hex') as BlobId;
+      const header = makeHeader(CHUNK, randomBytes(8), FORMAT_VERSION_1);
+      setHeaderLength(header, data.length);
+      const parts: Buffer[] = [header];
+      const n = Math.max(1, Math.ceil(data.length / CHUNK));
+      for (let i = 0; i < n; i++) {
+        const final = i === n - 1 ? data.length : undefined;
+        // Version 1 binds no object id: any id (here none of this object's) gives the same tags.
+        parts.push(
+          ...sealChunk(key, header, randomBytes(16), i, final, data.subarray(i * CHUNK, (i + 1) * CHUNK)),
+        );
+      }
+      await mkdir(dirname(pathOf(id)), { recursive: true });
+      await writeFile(pathOf(id), Buffer.concat(parts));
+      return { blobId: id, size: data.length, sha256: sha(data) };
+    };
+    const data = randomBytes(3 * CHUNK + 100);
+    const old = await writeV1(data);
+    expect((await collect(store.read(old.blobId, key, undefined, old))).equals(data)).toBe(true);
+    const range = { start: CHUNK - 3, end: 2 * CHUNK + 7 };
+    expect(
+      (await collect(store.read(old.blobId, key, range, old))).equals(data.subarray(range.start, range.end)),
+    ).toBe(true);
+    // Its header's version cannot be edited to 2 (nor 2 to 1): the header is in every tag.
+    await patch(old.blobId, (bytes) => bytes.writeUInt32BE(FORMAT_VERSION, 8));
+    expect((await readError(store.read(old.blobId, key, range)))?.code).toBe('blob.integrity');
+    const current = await put(data);
+    await patch(current.blobId, (bytes) => bytes.writeUInt32BE(FORMAT_VERSION_1, 8));
+    expect((await readError(store.read(current.blobId, key, range)))?.code).toBe('blob.integrity');
+
+    // What version 1 still cannot tell on a range read: another object of the same study and size in its place
+    // (the whole read's SHA-256 finds it). Of another size, the index's length does.
+    const other = await writeV1(randomBytes(data.length));
+    const shorter = await writeV1(randomBytes(2 * CHUNK));
+    await writeFile(pathOf(old.blobId), await readFile(pathOf(other.blobId)));
+    expect((await collect(store.read(old.blobId, key, range, old))).length).toBe(range.end - range.start);
+    expect((await readError(store.read(old.blobId, key, undefined, old)))?.detail).toMatchObject({
+      chunk: 'sha256',
+    });
+    await writeFile(pathOf(old.blobId), await readFile(pathOf(shorter.blobId)));
+    expect(await readError(store.read(old.blobId, key, { start: 0, end: 10 }, old))).toMatchObject({
+      code: 'blob.integrity',
+      detail: { chunk: 'header' },
+    });
+  });
+
   it('refuses to decrypt under a wrong key', async () => {
     const { blobId } = await put(randomBytes(CHUNK + 1));
     expect(await readError(store.read(blobId, randomBytes(32)))).toMatchObject({
@@ -305,7 +411,7 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
     const got: Buffer[] = [];
     let failure: unknown;
     try {
-      for await (const b of store.read(blobId, key, undefined, wrong)) got.push(b);
+      for await (const b of store.read(blobId, key, undefined, { sha256: wrong })) got.push(b);
     } catch (e) {
       failure = e;
     }
@@ -315,7 +421,9 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
     expect(prefix.equals(data.subarray(0, prefix.length))).toBe(true);
     // The digest applies to whole reads only; a range read with a digest is served by the tags alone.
     expect(
-      (await collect(store.read(blobId, key, { start: 1, end: 9 }, wrong))).equals(data.subarray(1, 9)),
+      (await collect(store.read(blobId, key, { start: 1, end: 9 }, { sha256: wrong }))).equals(
+        data.subarray(1, 9),
+      ),
     ).toBe(true);
   });
 
@@ -384,7 +492,7 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
     expect(await other.sweepTemp()).toBe(2);
     expect((await readdir(tmp)).sort()).toEqual([own, remote].sort());
     const stored = await w.commit();
-    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).length).toBe(100);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored))).length).toBe(100);
   });
 
   it('does not sweep the temp file of its own writer that is still open', async () => {
@@ -392,7 +500,7 @@ describe.each([false, true])('FsBlobStore (page-cache calls inline: %s)', (inlin
     await w.write(randomBytes(100));
     expect(await store.sweepTemp()).toBe(0);
     const stored = await w.commit();
-    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).length).toBe(100);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored))).length).toBe(100);
   });
 
   it('refuses a write() that overlaps the previous one, and a data key of the wrong size', async () => {

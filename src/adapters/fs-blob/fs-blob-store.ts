@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
 import { asBlobId, type BlobId } from '../../domain/ids.js';
 import { storageFull, storageWriteError } from '../../domain/storage-full.js';
-import type { BlobStore, BlobWriter, ListedBlob, StoredBlob } from '../../ports/blob-store.js';
+import type { BlobStore, BlobWriter, ExpectedBlob, ListedBlob, StoredBlob } from '../../ports/blob-store.js';
 import { asyncFileIo, inlineFileIo, type BlobFileIo } from './blob-file-io.js';
 import {
   HEADER_SIZE,
@@ -16,6 +16,7 @@ import {
   expectedFileSize,
   isValidChunkSize,
   makeHeader,
+  objectIdOf,
   openChunk,
   parseHeader,
   sealChunk,
@@ -255,17 +256,21 @@ export class FsBlobStore implements BlobStore {
 
   /**
    * Yields plaintext [start, end) of the blob. Each chunk's GCM tag is verified before any byte of that chunk
-   * is yielded, so a failure stops the stream at the first bad chunk. With `expectSha256` on a whole-object read
-   * the digest is checked too; the final chunk is held back until the digest matches, so a consumer that sees
-   * the stream end normally has received exactly the recorded bytes (earlier chunks were already yielded, each
-   * authenticated by its tag).
+   * is yielded, so a failure stops the stream at the first bad chunk; in the current format the tag binds the
+   * blob id too, so another object's file in this one's place fails at its first chunk. The header's length is
+   * checked against the file size and `expected.size` before anything is decrypted (a range is judged against
+   * the index's length, never a substituted file's). With `expected.sha256` on a whole-object read the digest is
+   * checked too; the final chunk is held back until the digest matches, so a consumer that sees the stream end
+   * normally has received exactly the recorded bytes (earlier chunks were already yielded, each authenticated by
+   * its tag).
    */
   async *read(
     blobId: BlobId,
     dataKey: Buffer,
     range?: { start: number; end: number },
-    expectSha256?: string,
+    expected?: ExpectedBlob,
   ): AsyncGenerator<Buffer> {
+    const expectSha256 = expected?.sha256;
     let fd: number;
     try {
       fd = await this.io.openRead(this.pathOf(blobId)).catch((e: unknown) => {
@@ -288,14 +293,24 @@ export class FsBlobStore implements BlobStore {
     const bufs: Buffer[] = [];
     let pooled = false;
     try {
+      // pathOf() above refused anything but 32 lowercase hex digits.
+      const objectId = objectIdOf(blobId);
       const fileSize = await this.io.size(fd);
       const header = Buffer.alloc(HEADER_SIZE);
       const headerRead = await this.io.read(fd, header, HEADER_SIZE, 0);
       const parsed = headerRead === HEADER_SIZE ? parseHeader(header) : undefined;
-      if (!parsed) throw integrity(blobId, 'header', 'not a CUSTOSB1 version 1 header');
+      if (!parsed) throw integrity(blobId, 'header', 'not a CUSTOSB1 version 1 or 2 header');
       const { chunkSize, plaintextLength: length } = parsed;
       if (fileSize !== expectedFileSize(length, chunkSize))
         throw integrity(blobId, 'header', 'file size does not match the recorded length');
+      // Before 6 Dec 2026 a range was judged against the file's own length: another, shorter object in this one's
+      // place answered 416 "outside the object", and a longer one of the same size class served its bytes.
+      if (expected?.size !== undefined && length !== expected.size)
+        throw integrity(
+          blobId,
+          'header',
+          `it holds ${length} bytes where the index records ${expected.size}`,
+        );
 
       const start = range?.start ?? 0;
       const end = range?.end ?? length;
@@ -357,7 +372,7 @@ export class FsBlobStore implements BlobStore {
           const isFinal = index === chunks - 1;
           let plain: Buffer;
           try {
-            plain = openChunk(dataKey, header, index, isFinal ? length : undefined, sealed);
+            plain = openChunk(dataKey, header, objectId, index, isFinal ? length : undefined, sealed);
           } catch (cause) {
             throw Object.assign(integrity(blobId, index, 'authentication tag mismatch'), { cause });
           }
@@ -479,6 +494,8 @@ class FsBlobWriter implements BlobWriter {
   readonly #key: Buffer;
   private readonly hash = createHash('sha256');
   private readonly header: Buffer;
+  /** The blob id, bound into every chunk's AAD (chunked-aead.ts). */
+  private readonly objectId: Buffer;
   private readonly staging: Buffer;
   private staged = 0;
   private out: Buffer[] = [];
@@ -508,6 +525,7 @@ class FsBlobWriter implements BlobWriter {
   ) {
     this.#key = key;
     this.header = makeHeader(chunkSize, randomBytes(8));
+    this.objectId = objectIdOf(id);
     this.staging = Buffer.allocUnsafe(chunkSize);
   }
 
@@ -519,7 +537,14 @@ class FsBlobWriter implements BlobWriter {
         httpStatus: 413,
       });
     }
-    const [body, tag] = sealChunk(this.#key, this.header, this.index++, finalLength, plaintext);
+    const [body, tag] = sealChunk(
+      this.#key,
+      this.header,
+      this.objectId,
+      this.index++,
+      finalLength,
+      plaintext,
+    );
     this.out.push(body, tag);
     this.outBytes += body.length + TAG_SIZE;
   }

@@ -63,7 +63,7 @@ describe('ThreadedBlobStore', () => {
         expect((await stat(join(root, 'objects', stored.blobId.slice(0, 2), stored.blobId))).size).toBe(
           expectedFileSize(size, CHUNK),
         );
-        const back = await collect(plain.read(stored.blobId, key, undefined, stored.sha256));
+        const back = await collect(plain.read(stored.blobId, key, undefined, stored));
         expect(back.equals(data), `size ${size} in ${pieces} pieces`).toBe(true);
         if (size > 1) {
           const range = await collect(store.read(stored.blobId, key, { start: 1, end: size - 1 }));
@@ -93,7 +93,7 @@ describe('ThreadedBlobStore', () => {
     const stored = await Promise.all(datas.map((d, i) => put(d, 1 + (i % 5))));
     for (const [i, s] of stored.entries()) {
       expect(s.sha256).toBe(sha(datas[i]!));
-      expect((await collect(store.read(s.blobId, key, undefined, s.sha256))).equals(datas[i]!)).toBe(true);
+      expect((await collect(store.read(s.blobId, key, undefined, s))).equals(datas[i]!)).toBe(true);
     }
   });
 
@@ -181,7 +181,7 @@ describe('ThreadedBlobStore', () => {
     expect(events).toEqual(['sealed', 'committed']);
     expect(seen).toEqual(stored);
     expect(stored).toMatchObject({ size: data.length, sha256: sha(data) });
-    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored))).equals(data)).toBe(true);
   });
 
   it('fails a commit whose blob cannot be published after it was sealed, and leaves nothing behind', async () => {
@@ -202,7 +202,7 @@ describe('ThreadedBlobStore', () => {
     await expect(w.commit()).rejects.toMatchObject({ code: 'blob.write-failed' });
     const data = randomBytes(5000);
     const stored = await put(data);
-    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored))).equals(data)).toBe(true);
   });
 
   it('does not sweep the temp files of its open writers nor those of a live store, and sweeps a crashed one', async () => {
@@ -236,11 +236,11 @@ describe('ThreadedBlobStore', () => {
       const data = randomBytes(size);
       const stored = await put(data);
       const pieces: Buffer[] = [];
-      for await (const b of store.read(stored.blobId, key, undefined, stored.sha256)) pieces.push(b);
+      for await (const b of store.read(stored.blobId, key, undefined, stored)) pieces.push(b);
       expect(Buffer.concat(pieces).equals(data), `size ${size}`).toBe(true);
       // The same pieces as the reader on the event loop yields, one decrypted chunk each.
       const direct: number[] = [];
-      for await (const b of plain.read(stored.blobId, key, undefined, stored.sha256)) direct.push(b.length);
+      for await (const b of plain.read(stored.blobId, key, undefined, stored)) direct.push(b.length);
       expect(pieces.map((b) => b.length)).toEqual(direct);
       for (const [start, end] of [
         [0, size],
@@ -258,7 +258,7 @@ describe('ThreadedBlobStore', () => {
     const stored = await Promise.all(datas.map((d) => put(d)));
     const more = datas.map(() => randomBytes(1_500_000));
     const [back, written] = await Promise.all([
-      Promise.all(stored.map((s) => collect(store.read(s.blobId, key, undefined, s.sha256)))),
+      Promise.all(stored.map((s) => collect(store.read(s.blobId, key, undefined, s)))),
       Promise.all(more.map((d) => put(d, 4))),
     ]);
     for (const [i, b] of back.entries()) expect(b.equals(datas[i]!)).toBe(true);
@@ -271,14 +271,14 @@ describe('ThreadedBlobStore', () => {
     await collect(store.read(stored.blobId, key)); // the thread is running and has settled
     const before = await openFds();
     for (let i = 0; i < 5; i++) {
-      for await (const b of store.read(stored.blobId, key, undefined, stored.sha256)) {
+      for await (const b of store.read(stored.blobId, key, undefined, stored)) {
         expect(b.equals(data.subarray(0, b.length))).toBe(true);
         break;
       }
     }
     await until(async () => (await openFds()) === before);
     expect(await openFds()).toBe(before);
-    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored))).equals(data)).toBe(true);
   });
 
   it('reports what the thread finds wrong as FsBlobStore does: missing, tampered, another digest, bad range', async () => {
@@ -298,7 +298,9 @@ describe('ThreadedBlobStore', () => {
     const got: Buffer[] = [];
     await expect(
       (async () => {
-        for await (const b of store.read(stored.blobId, key, undefined, sha(Buffer.from('other'))))
+        for await (const b of store.read(stored.blobId, key, undefined, {
+          sha256: sha(Buffer.from('other')),
+        }))
           got.push(b);
       })(),
     ).rejects.toMatchObject({ code: 'blob.integrity' });
@@ -326,14 +328,14 @@ describe('ThreadedBlobStore', () => {
     const stored = await put(data);
     const reading = (async () => {
       let n = 0;
-      for await (const b of store.read(stored.blobId, key, undefined, stored.sha256)) {
+      for await (const b of store.read(stored.blobId, key, undefined, stored)) {
         n += b.length;
         if (n === b.length) await store.close();
       }
       return n;
     })();
     await expect(reading).rejects.toMatchObject({ code: 'blob.read-failed' });
-    expect((await collect(store.read(stored.blobId, key, undefined, stored.sha256))).equals(data)).toBe(true);
+    expect((await collect(store.read(stored.blobId, key, undefined, stored))).equals(data)).toBe(true);
   });
 
   it('stores no plaintext: a marker written many times appears in no file, during or after the write', async () => {

@@ -3,7 +3,7 @@ import { runInNewContext } from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
 import type { BlobId } from '../../domain/ids.js';
-import type { BlobStore, BlobWriter, ListedBlob, StoredBlob } from '../../ports/blob-store.js';
+import type { BlobStore, BlobWriter, ExpectedBlob, ListedBlob, StoredBlob } from '../../ports/blob-store.js';
 import { workerScript } from '../worker-script.js';
 import type { FromWorker, SerializedError, ToWorker } from './blob-writer-worker.js';
 import { FsBlobStore, type FsBlobStoreOptions } from './fs-blob-store.js';
@@ -142,7 +142,7 @@ export class ThreadedBlobStore implements BlobStore {
   }
 
   /**
-   * FsBlobStore's read on the thread: it reads, decrypts and checks (chunk tags, the SHA-256 of a whole object,
+   * FsBlobStore's read on the thread: it reads, decrypts and checks (chunk tags, the length, the SHA-256 of a whole object,
    * the final piece held back until it matches) and sends the plaintext here about 1 MiB at a time, at most
    * two messages ahead of the consumer. A consumer that stops early cancels the read there.
    */
@@ -150,7 +150,7 @@ export class ThreadedBlobStore implements BlobStore {
     blobId: BlobId,
     dataKey: Buffer,
     range?: { start: number; end: number },
-    expectSha256?: string,
+    expected?: ExpectedBlob,
   ): AsyncGenerator<Buffer> {
     const worker = await this.thread();
     const w = this.nextId++;
@@ -170,7 +170,7 @@ export class ThreadedBlobStore implements BlobStore {
         blobId,
         key: new Uint8Array(dataKey),
         ...(range ? { range } : {}),
-        ...(expectSha256 !== undefined ? { sha256: expectSha256 } : {}),
+        ...(expected ? { expected } : {}),
       });
       for (;;) {
         while (inbox.length === 0) await new Promise<void>((resolve) => (wake = resolve));

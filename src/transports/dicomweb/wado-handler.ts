@@ -473,22 +473,20 @@ async function sendValues(
     ? { 'Content-Range': `bytes ${span.start}-${span.end}/${span.total}` }
     : {};
   const ranges: Record<string, string> = values.length === 1 && !swap ? { 'Accept-Ranges': 'bytes' } : {};
+  // The first value's first bytes are read before the status line, as for an instance (primed): damage or a
+  // missing file found there is answered 500 object.corrupt. Until 6 Dec 2026 the status line went first, and the
+  // client saw an empty reply (single part) or a 200 cut after the first part's headers.
   if (form.single) {
+    const body = await primed(ctx.res, read(values[0]!));
     ctx.res.writeHead(status, {
       'Content-Type': form.type,
       'Content-Length': String(lengths[0]),
       ...ranges,
       ...contentRange,
     });
-    await pipeBody(ctx.res, read(values[0]!));
+    await pipeBody(ctx.res, body);
     return;
   }
-  const boundary = multipartBoundary();
-  const inner = form.type.split(';')[0]!;
-  ctx.res.writeHead(status, {
-    'Content-Type': `multipart/related; type="${inner}"; boundary=${boundary}`,
-    ...ranges,
-  });
   async function* parts() {
     for (let i = 0; i < values.length; i++)
       yield {
@@ -497,7 +495,14 @@ async function sendValues(
         body: read(values[i]!),
       };
   }
-  await pipeBody(ctx.res, writeMultipart(parts(), boundary));
+  const first = await primedParts(ctx.res, parts());
+  const boundary = multipartBoundary();
+  const inner = form.type.split(';')[0]!;
+  ctx.res.writeHead(status, {
+    'Content-Type': `multipart/related; type="${inner}"; boundary=${boundary}`,
+    ...ranges,
+  });
+  await pipeBody(ctx.res, writeMultipart(first, boundary));
 }
 
 /** WADO-URI (PS3.18 §9): application/dicom of one instance. */
