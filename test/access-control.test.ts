@@ -5,7 +5,7 @@ import { scopePredicate } from '../src/services/query-service.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { startTestServer, type TestServer, postStow, markRestricted } from './support/test-server.js';
 
 type Json = Record<string, { vr: string; Value?: unknown[] }>;
 const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
@@ -66,47 +66,35 @@ describe.each(backends())('access control through DICOMweb on %s', (backend) => 
         extra: [{ tag: t(0x0008, 0x1040), vr: 'LO', value: department }, ...extra],
       });
     };
-    const { body, contentType } = stowBody([
-      { bytes: make('radiology', 'Radiology', 'SMITH^JOHN') },
-      { bytes: make('cardiology', 'Cardiology', 'Jones^Mary') },
-      { bytes: make('restricted', 'Radiology', 'SMITH^JOHN^^^') },
-      {
-        bytes: make('byPhysicianId', 'Cardiology', 'Unknown^Doctor', [
-          {
-            tag: t(0x0008, 0x0096),
-            vr: 'SQ',
-            value: [
-              [
-                {
-                  tag: t(0x0040, 0x1101),
-                  vr: 'SQ',
-                  value: [
-                    [
-                      { tag: t(0x0008, 0x0100), vr: 'SH', value: 'NPI-555' },
-                      { tag: t(0x0008, 0x0102), vr: 'SH', value: 'L' },
-                      { tag: t(0x0008, 0x0104), vr: 'LO', value: 'Hospital physician id' },
-                    ],
+    const stored = await postStow(s, [
+      make('radiology', 'Radiology', 'SMITH^JOHN'),
+      make('cardiology', 'Cardiology', 'Jones^Mary'),
+      make('restricted', 'Radiology', 'SMITH^JOHN^^^'),
+      make('byPhysicianId', 'Cardiology', 'Unknown^Doctor', [
+        {
+          tag: t(0x0008, 0x0096),
+          vr: 'SQ',
+          value: [
+            [
+              {
+                tag: t(0x0040, 0x1101),
+                vr: 'SQ',
+                value: [
+                  [
+                    { tag: t(0x0008, 0x0100), vr: 'SH', value: 'NPI-555' },
+                    { tag: t(0x0008, 0x0102), vr: 'SH', value: 'L' },
+                    { tag: t(0x0008, 0x0104), vr: 'LO', value: 'Hospital physician id' },
                   ],
-                },
-              ],
+                ],
+              },
             ],
-          },
-        ]),
-      },
-      { bytes: make('careTeam', 'Oncology', 'Brown^Bob') },
+          ],
+        },
+      ]),
+      make('careTeam', 'Oncology', 'Brown^Bob'),
     ]);
-    const stow = await fetch(`${s.dicomweb}/studies`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
-      body,
-    });
-    expect(stow.status, await stow.clone().text()).toBe(200);
-    // Classification is a governance fact of the index (set by classification rules in a later issue).
-    await s.app.index.db
-      .updateTable('studies')
-      .set({ classification: 'restricted' })
-      .where('study_uid', '=', study.restricted)
-      .execute();
+    expect(stored.status, await stored.clone().text()).toBe(200);
+    await markRestricted(s, study.restricted);
 
     const accounts: [string, string, Record<string, string>][] = [
       ['rad', 'radiologist', { department: 'radiology' }],

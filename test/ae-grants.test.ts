@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk, findscuTo } from './support/dcmtk.js';
-import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { findscuTo, getscuTo } from './support/dcmtk.js';
+import { makeInstance, uid } from './support/fixtures.js';
+import { startTestServer, type TestServer, postStow, markRestricted } from './support/test-server.js';
 
 const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
 
@@ -58,31 +58,23 @@ describe.each(backends())(
     /** getscu (Study Root, STUDY level) of one study from the AE: its status line and the files it received. */
     const get = async (aet: string, name: Name) => {
       const out = await mkdtemp(join(work, `get-${aet}-${name}-`));
-      const r = await dcmtk('getscu', [
-        '-v',
-        '-aet',
+      const r = await getscuTo(
+        s.dicomPort,
         aet,
-        '-aec',
-        'CUSTOS',
-        '-S',
-        '-od',
         out,
-        '127.0.0.1',
-        String(s.dicomPort),
-        '-k',
         'QueryRetrieveLevel=STUDY',
-        '-k',
         `StudyInstanceUID=${study[name].study}`,
-      ]);
+      );
       return { code: r.code, stderr: r.stderr, files: await readdir(out) };
     };
 
     beforeAll(async () => {
       s = await startTestServer(backend);
       work = await mkdtemp(join(tmpdir(), 'custos-ae-grants-'));
-      const { body, contentType } = stowBody(
-        Object.values(study).map((u) => ({
-          bytes: makeInstance({
+      const stored = await postStow(
+        s,
+        Object.values(study).map((u) =>
+          makeInstance({
             studyUid: u.study,
             seriesUid: u.series,
             sopInstanceUid: u.sop,
@@ -91,19 +83,10 @@ describe.each(backends())(
             columns: 4,
             extra: [{ tag: t(0x0008, 0x1040), vr: 'LO', value: u.department }],
           }),
-        })),
+        ),
       );
-      const stow = await fetch(`${s.dicomweb}/studies`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
-        body,
-      });
-      expect(stow.status, await stow.clone().text()).toBe(200);
-      await s.app.index.db
-        .updateTable('studies')
-        .set({ classification: 'restricted' })
-        .where('study_uid', '=', study.vip.study)
-        .execute();
+      expect(stored.status, await stored.clone().text()).toBe(200);
+      await markRestricted(s, study.vip.study);
       await s.app.accounts.add(operator, { username: 'rad1', role: 'radiologist', department: 'Radiology' });
       await s.app.accounts.add(operator, { username: 'stud1', role: 'student' });
       for (const who of ['rad1', 'stud1']) tokens[who] = (await s.app.auth.createToken(operator, who)).token;

@@ -9,11 +9,31 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../src/domain/audit-record.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk, findscuTo } from './support/dcmtk.js';
+import { dcmtk, findscuTo, movescuTo } from './support/dcmtk.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 const admin = systemPrincipal('test');
+
+/** The ledger records of `s` appended after seq `after`, oldest first. */
+async function ledgerSince(s: TestServer, after: number): Promise<AuditRecord[]> {
+  const rows = await s.app.index.db
+    .selectFrom('audit_ledger')
+    .select(['record'])
+    .where('seq', '>', after)
+    .orderBy('seq')
+    .execute();
+  return rows.map((r) => JSON.parse(r.record) as AuditRecord);
+}
+
+/** The seq of the last ledger record of `s` (0 when there is none). */
+async function ledgerHead(s: TestServer): Promise<number> {
+  const r = await s.app.index.db
+    .selectFrom('audit_ledger')
+    .select((eb) => eb.fn.max('seq').as('seq'))
+    .executeTakeFirstOrThrow();
+  return Number(r.seq ?? 0);
+}
 
 describe.each(backends())('audit records name their channel on %s', (backend) => {
   let s: TestServer;
@@ -23,23 +43,8 @@ describe.each(backends())('audit records name their channel on %s', (backend) =>
   const sop = uid(3);
   const cstoreSop = uid(4);
 
-  /** Records appended since `after`, oldest first. */
-  const since = async (after: number): Promise<AuditRecord[]> => {
-    const rows = await s.app.index.db
-      .selectFrom('audit_ledger')
-      .select(['record'])
-      .where('seq', '>', after)
-      .orderBy('seq')
-      .execute();
-    return rows.map((r) => JSON.parse(r.record) as AuditRecord);
-  };
-  const head = async () => {
-    const r = await s.app.index.db
-      .selectFrom('audit_ledger')
-      .select((eb) => eb.fn.max('seq').as('seq'))
-      .executeTakeFirstOrThrow();
-    return Number(r.seq ?? 0);
-  };
+  const since = (after: number) => ledgerSince(s, after);
+  const head = () => ledgerHead(s);
 
   beforeAll(async () => {
     s = await startTestServer(backend);
@@ -150,21 +155,13 @@ describe.each(backends())('audit records name their channel on %s', (backend) =>
 
   it('records a refused C-MOVE with its service and destination', async () => {
     const before = await head();
-    const r = await dcmtk('movescu', [
-      '-aet',
+    const r = await movescuTo(
+      s.dicomPort,
       'STUDSCU',
-      '-aec',
-      'CUSTOS',
-      '-S',
-      '-aem',
       'CHANDEST',
-      '127.0.0.1',
-      String(s.dicomPort),
-      '-k',
       'QueryRetrieveLevel=STUDY',
-      '-k',
       `StudyInstanceUID=${study}`,
-    ]);
+    );
     expect(r.stderr + r.stdout).toMatch(/Move response with error status/i);
     const denied = (await since(before)).filter((x) => x.outcome === 'denied');
     expect(denied).toHaveLength(1);
@@ -199,22 +196,8 @@ describe.each(backends())('audit records name their channel on %s', (backend) =>
 
 describe.each(backends())('refused credentials leave a record on %s', (backend) => {
   let s: TestServer;
-  const since = async (after: number): Promise<AuditRecord[]> => {
-    const rows = await s.app.index.db
-      .selectFrom('audit_ledger')
-      .select(['record'])
-      .where('seq', '>', after)
-      .orderBy('seq')
-      .execute();
-    return rows.map((r) => JSON.parse(r.record) as AuditRecord);
-  };
-  const head = async () => {
-    const r = await s.app.index.db
-      .selectFrom('audit_ledger')
-      .select((eb) => eb.fn.max('seq').as('seq'))
-      .executeTakeFirstOrThrow();
-    return Number(r.seq ?? 0);
-  };
+  const since = (after: number) => ledgerSince(s, after);
+  const head = () => ledgerHead(s);
 
   beforeAll(async () => {
     s = await startTestServer(backend);

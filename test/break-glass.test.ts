@@ -5,7 +5,7 @@ import { systemPrincipal } from '../src/services/auth-service.js';
 import { captureIO } from './support/cli-io.js';
 import { backends } from './support/backends.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { startTestServer, type TestServer, postStow, markRestricted } from './support/test-server.js';
 
 type Json = Record<string, { vr: string; Value?: unknown[] }>;
 const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
@@ -67,23 +67,14 @@ describe.each(backends())('break-glass on %s', (backend) => {
         extra: [{ tag: t(0x0008, 0x1040), vr: 'LO', value: department }],
       });
     };
-    const { body, contentType } = stowBody([
-      { bytes: make('target', 'Cardiology') },
-      { bytes: make('neighbour', 'Cardiology') },
-      { bytes: make('own', 'Radiology') },
-      { bytes: make('restricted', 'Cardiology') },
+    const stored = await postStow(s, [
+      make('target', 'Cardiology'),
+      make('neighbour', 'Cardiology'),
+      make('own', 'Radiology'),
+      make('restricted', 'Cardiology'),
     ]);
-    const stow = await fetch(`${s.dicomweb}/studies`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
-      body,
-    });
-    expect(stow.status, await stow.clone().text()).toBe(200);
-    await s.app.index.db
-      .updateTable('studies')
-      .set({ classification: 'restricted' })
-      .where('study_uid', '=', study.restricted)
-      .execute();
+    expect(stored.status, await stored.clone().text()).toBe(200);
+    await markRestricted(s, study.restricted);
     const operator = systemPrincipal('test');
     const accounts: [string, string, Record<string, string>][] = [
       ['rad', 'radiologist', { department: 'Radiology' }],

@@ -8,6 +8,16 @@ import { captureIO } from './support/cli-io.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { postStow, shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
 
+/** The fixity status the index of `s` holds for an instance. */
+async function fixityStatus(s: TestServer, sop: string): Promise<string | null> {
+  const row = await s.app.index.db
+    .selectFrom('instances')
+    .select('fixity_status')
+    .where('sop_instance_uid', '=', sop)
+    .executeTakeFirstOrThrow();
+  return row.fixity_status;
+}
+
 describe.each(backends())('fixity on %s', (backend) => {
   let s: TestServer;
   const studyUid = uid(1);
@@ -25,14 +35,7 @@ describe.each(backends())('fixity on %s', (backend) => {
     );
     return join(s.dataDir, 'blobs', 'objects', rel!);
   };
-  const statusOf = async (sop: string) =>
-    (
-      await s.app.index.db
-        .selectFrom('instances')
-        .select('fixity_status')
-        .where('sop_instance_uid', '=', sop)
-        .executeTakeFirstOrThrow()
-    ).fixity_status;
+  const statusOf = (sop: string) => fixityStatus(s, sop);
 
   beforeAll(async () => {
     s = await startTestServer(backend);
@@ -203,14 +206,7 @@ describe.each(backends())('fixity of a study whose data key is gone, on %s', (ba
     expect(code, out.stderr).toBe(1);
     expect(JSON.parse(out.stdout.trim().split('\n').at(-1)!)).toEqual({ checked: 2, ok: 1, corrupt: 1 });
     expect(out.stderr).toContain(`CORRUPT ${keyless.sopInstanceUid} (study ${keyless.studyUid}): unreadable`);
-    const status = async (sop: string) =>
-      (
-        await s.app.index.db
-          .selectFrom('instances')
-          .select('fixity_status')
-          .where('sop_instance_uid', '=', sop)
-          .executeTakeFirstOrThrow()
-      ).fixity_status;
+    const status = (sop: string) => fixityStatus(s, sop);
     expect(await status(keyless.sopInstanceUid)).toBe('corrupt');
     expect(await status(sound.sopInstanceUid)).toBe('ok');
     const [pass] = await s.app.auditStore.search({ action: ['fixity-check'], limit: 1 });

@@ -4,30 +4,8 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { exchange } from './support/http.js';
 import { postStow, startTestServer, type TestServer } from './support/test-server.js';
-
-/** Send raw bytes; resolves with everything the server sent until it closed the connection (or `ms` passed). */
-function exchange(
-  port: number,
-  request: string | Buffer,
-  ms = 5000,
-): Promise<{ text: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    const got: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ text: Buffer.concat(got).toString('latin1'), closed: false });
-    }, ms);
-    socket.on('data', (d: Buffer) => got.push(d));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve({ text: Buffer.concat(got).toString('latin1'), closed: true });
-    });
-    socket.write(request);
-  });
-}
 
 describe('HTTP with callers that do not behave', () => {
   let s: TestServer;

@@ -6,6 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
+import { exchange } from './support/http.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 type Json = Record<string, { vr: string; Value?: unknown[] }>;
@@ -30,25 +31,6 @@ function wireBody(parts: WirePart[], close = true): Buffer {
   }
   if (close) out.push(Buffer.from(`--${BOUNDARY}--\r\n`));
   return Buffer.concat(out);
-}
-
-/** Send raw bytes on one connection; everything the server sent until it closed the connection, or `ms` passed. */
-function exchange(port: number, request: Buffer, ms = 6000): Promise<{ text: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    const got: Buffer[] = [];
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve({ text: Buffer.concat(got).toString('latin1'), closed: false });
-    }, ms);
-    socket.on('data', (d: Buffer) => got.push(d));
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve({ text: Buffer.concat(got).toString('latin1'), closed: true });
-    });
-    socket.write(request);
-  });
 }
 
 const sequence = (body: Json, tag: string) => (body[tag]?.Value ?? []) as Json[];
@@ -260,7 +242,7 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
   it('closes the connection after the answer when it left a long epilogue unread, so the next request is not stuck', async () => {
     const a = instance();
     const body = Buffer.concat([wireBody([{ bytes: a.bytes }]), Buffer.alloc(300 * 1024, 'e')]);
-    const r = await exchange(Number(new URL(s.url).port), Buffer.concat([rawPost(body), health]));
+    const r = await exchange(Number(new URL(s.url).port), Buffer.concat([rawPost(body), health]), 6000);
     // Until 6 Dec 2026 the answer said keep-alive and the request after it waited for the inactivity timeout.
     expect(r.text).toMatch(/^HTTP\/1\.1 200 /);
     expect(r.text).toMatch(/\r\nConnection: close\r\n/i);
@@ -277,6 +259,7 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
           Buffer.from(x),
         ),
       ),
+      6000,
     );
     expect(r.text).toMatch(/^HTTP\/1\.1 200 /);
     expect(r.text).toContain('"storage"');
@@ -315,6 +298,7 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
         body,
         Buffer.from('\r\n0\r\n\r\n'),
       ]),
+      6000,
     );
     // Until 6 Dec 2026 the gzip coding was ignored and the body read as plain (here: stored, 200).
     expect(r.text).toMatch(/^HTTP\/1\.1 501 /);

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { dcmtk, findscuTo } from './support/dcmtk.js';
-import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { makeInstance, uid } from './support/fixtures.js';
+import { startTestServer, type TestServer, postStow, markRestricted } from './support/test-server.js';
 
 const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
 
@@ -123,21 +123,9 @@ describe.each(backends())('an unknown study UID answered as a restricted study, 
         columns: 4,
         extra: [{ tag: t(0x0008, 0x1040), vr: 'LO', value: 'Radiology' }],
       });
-    const { body, contentType } = stowBody([
-      { bytes: make(normal, 'PID-NORMAL') },
-      { bytes: make(vip, 'PID-VIP') },
-    ]);
-    const stow = await fetch(`${s.dicomweb}/studies`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
-      body,
-    });
-    expect(stow.status, await stow.clone().text()).toBe(200);
-    await s.app.index.db
-      .updateTable('studies')
-      .set({ classification: 'restricted' })
-      .where('study_uid', '=', vip.study)
-      .execute();
+    const stored = await postStow(s, [make(normal, 'PID-NORMAL'), make(vip, 'PID-VIP')]);
+    expect(stored.status, await stored.clone().text()).toBe(200);
+    await markRestricted(s, vip.study);
     for (const [username, role] of [
       ['steward', 'data-steward'],
       ['po', 'privacy-officer'],

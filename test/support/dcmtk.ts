@@ -71,6 +71,37 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 export const storescuTo = (port: number | null, aet: string, files: string[], ...flags: string[]) =>
   dcmtk('storescu', ['-v', ...flags, '-aet', aet, '-aec', 'CUSTOS', '127.0.0.1', String(port), ...files]);
 
+/** dcmtk's movescu -S (Study Root) from `aet` to Custos's AE on loopback `port`, to `dest`, one `-k` per key. */
+export const movescuTo = (port: number | null, aet: string, dest: string, ...keys: string[]) =>
+  dcmtk('movescu', [
+    '-aet',
+    aet,
+    '-aec',
+    'CUSTOS',
+    '-S',
+    '-aem',
+    dest,
+    '127.0.0.1',
+    String(port),
+    ...keys.flatMap((k) => ['-k', k]),
+  ]);
+
+/** dcmtk's getscu -v -S (Study Root) from `aet` to Custos's AE on loopback `port` into `outDir`, one `-k` per key. */
+export const getscuTo = (port: number | null, aet: string, outDir: string, ...keys: string[]) =>
+  dcmtk('getscu', [
+    '-v',
+    '-aet',
+    aet,
+    '-aec',
+    'CUSTOS',
+    '-S',
+    '-od',
+    outDir,
+    '127.0.0.1',
+    String(port),
+    ...keys.flatMap((k) => ['-k', k]),
+  ]);
+
 /** dcmtk's findscu -v -S (Study Root) from `aet` to Custos's AE on loopback `port`, one `-k` per key. */
 export const findscuTo = (port: number | null, aet: string, ...keys: string[]) =>
   dcmtk('findscu', [

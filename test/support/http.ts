@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { readMultipart } from '../../src/transports/http/multipart-reader.js';
 import { parseMediaType } from '../../src/transports/http/content-type.js';
 
@@ -21,4 +22,27 @@ export async function multipartParts(
   for await (const part of readMultipart(source, boundary))
     out.push({ contentType: part.contentType, headers: part.headers, body: await collect(part.body) });
   return out;
+}
+
+/** Send raw bytes on one connection; resolves with everything the server sent until it closed the connection (or `ms` passed). */
+export function exchange(
+  port: number,
+  request: string | Buffer,
+  ms = 5000,
+): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed: false });
+    }, ms);
+    socket.on('data', (d: Buffer) => got.push(d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text: Buffer.concat(got).toString('latin1'), closed: true });
+    });
+    socket.write(request);
+  });
 }

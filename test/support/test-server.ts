@@ -131,6 +131,18 @@ export function postStow(
 }
 
 /**
+ * Classifies studies `restricted` in the index, as the classification rules of a later issue will (a governance
+ * fact of the index, not of the header).
+ */
+export async function markRestricted(s: TestServer, ...studyUids: string[]): Promise<void> {
+  await s.app.index.db
+    .updateTable('studies')
+    .set({ classification: 'restricted' })
+    .where('study_uid', 'in', studyUids)
+    .execute();
+}
+
+/**
  * Stops the server, then runs each cleanup whatever failed before it (a mount or a database cluster would outlive
  * the test run), and returns the errors the server reported as unexpected, for the caller to assert.
  */
