@@ -167,6 +167,23 @@ for (const backend of backends()) {
     ];
     /** What findscu printed from the first pending answer on. */
     const firstAnswer = (stderr: string) => stderr.slice(stderr.indexOf('Find Response: 1 (Pending)'));
+    /**
+     * dcmtk's storescp on a free port, registered as the AE `title` (a C-MOVE destination), receiving into a new
+     * directory named from `prefix`; `flags` go before its own options. Started and given 300 ms to listen.
+     */
+    const storescpDestination = async (title: string, prefix: string, ...flags: string[]) => {
+      const port = await freePort();
+      const out = await mkdtemp(join(work, prefix));
+      const scp = spawnDcmtk('storescp', [...flags, '-aet', title, '-od', out, String(port)]);
+      try {
+        await s.app.aes.add(admin, { title, host: '127.0.0.1', port });
+        await new Promise((r) => setTimeout(r, 300));
+      } catch (err) {
+        await stopChild(scp);
+        throw err;
+      }
+      return { scp, out, port };
+    };
     /** movescu of the test study (Study Root) to a registered destination. */
     const moveStudy = (destination: string, ...flags: string[]) =>
       dcmtk('movescu', [
@@ -801,12 +818,8 @@ for (const backend of backends()) {
       expect(r.stderr).not.toMatch(/Failed|0xa702/i);
       await same(got);
       // storescp with its defaults takes uncompressed syntaxes only, deflate not among them.
-      const destPort = await freePort();
-      const moved = await mkdtemp(join(work, 'moved-deflated-'));
-      const scp = spawnDcmtk('storescp', ['-aet', 'INFLATED', '-od', moved, String(destPort)]);
+      const { scp, out: moved } = await storescpDestination('INFLATED', 'moved-deflated-');
       try {
-        await s.app.aes.add(admin, { title: 'INFLATED', host: '127.0.0.1', port: destPort });
-        await new Promise((x) => setTimeout(x, 300));
         const m = await dcmtk('movescu', [...scu, '-S', '-aem', 'INFLATED', '127.0.0.1', port, ...keys]);
         expect(m.code, m.stderr).toBe(0);
         expect(m.stderr).not.toMatch(/Failed|0xa702/i);
@@ -896,13 +909,9 @@ for (const backend of backends()) {
     });
 
     it('moves a study by C-MOVE to a registered storescp destination', async () => {
-      const destPort = await freePort();
-      const out = await mkdtemp(join(work, 'move-'));
       const move = (destination: string, ...flags: string[]) => moveStudy(destination, ...flags);
-      const scp = spawnDcmtk('storescp', ['-aet', 'DEST', '-od', out, String(destPort)]);
+      const { scp, out, port: destPort } = await storescpDestination('DEST', 'move-');
       try {
-        await s.app.aes.add(admin, { title: 'DEST', host: '127.0.0.1', port: destPort });
-        await new Promise((r) => setTimeout(r, 300));
         const r = await move('DEST');
         expect(r.code, r.stderr).toBe(0);
         expect(r.stderr).not.toMatch(/Failed/i);
@@ -950,20 +959,8 @@ for (const backend of backends()) {
       // storescp --sleep-during holds each C-STORE-RSP for 60 s. Until 5 Dec 2026 the C-MOVE waited for ever
       // (and a C-CANCEL with it); now the association to the destination is aborted after 3 s (this server's
       // setting; 60 s by default) and every sub-operation is reported failed.
-      const destPort = await freePort();
-      const out = await mkdtemp(join(work, 'move-slow-'));
-      const scp = spawnDcmtk('storescp', [
-        '-aet',
-        'SLOWDEST',
-        '--sleep-during',
-        '60',
-        '-od',
-        out,
-        String(destPort),
-      ]);
+      const { scp } = await storescpDestination('SLOWDEST', 'move-slow-', '--sleep-during', '60');
       try {
-        await s.app.aes.add(admin, { title: 'SLOWDEST', host: '127.0.0.1', port: destPort });
-        await new Promise((r) => setTimeout(r, 300));
         const started = Date.now();
         const r = await moveStudy('SLOWDEST', '-d');
         expect(Date.now() - started).toBeLessThan(10_000);
@@ -978,26 +975,13 @@ for (const backend of backends()) {
     it('names why a C-MOVE destination that went away mid-transfer failed, before the error of calling it again', async () => {
       // storescp holds the first C-STORE-RSP and is killed meanwhile. Until 6 Dec 2026 the Error Comment was the
       // error of calling it again (`DEADDEST at 127.0.0.1:…: connect ECONNREFUSED`) alone.
-      const destPort = await freePort();
-      const out = await mkdtemp(join(work, 'move-dead-'));
-      const scp = spawnDcmtk('storescp', [
-        '-v',
-        '-aet',
-        'DEADDEST',
-        '--sleep-during',
-        '30',
-        '-od',
-        out,
-        String(destPort),
-      ]);
+      const { scp } = await storescpDestination('DEADDEST', 'move-dead-', '-v', '--sleep-during', '30');
       const storing = new Promise<void>((resolve) =>
         scp.stderr!.on('data', (d: Buffer) => {
           if (d.toString().includes('Received Store Request')) resolve();
         }),
       );
       try {
-        await s.app.aes.add(admin, { title: 'DEADDEST', host: '127.0.0.1', port: destPort });
-        await new Promise((r) => setTimeout(r, 300));
         const moving = moveStudy('DEADDEST', '-d');
         await storing;
         scp.kill('SIGKILL');
@@ -1082,12 +1066,8 @@ for (const backend of backends()) {
           expect(JSON.stringify(datasetToJson(p.dataset)), sop).toBe(originals.get(sop));
         }
       };
-      const destPort = await freePort();
-      const moved = await mkdtemp(join(work, 'move-implicit-'));
-      const scp = spawnDcmtk('storescp', ['+xi', '-aet', 'IMPLICIT', '-od', moved, String(destPort)]);
+      const { scp, out: moved } = await storescpDestination('IMPLICIT', 'move-implicit-', '+xi');
       try {
-        await s.app.aes.add(admin, { title: 'IMPLICIT', host: '127.0.0.1', port: destPort });
-        await new Promise((r) => setTimeout(r, 300));
         const r = await moveStudy('IMPLICIT');
         expect(r.code, r.stderr).toBe(0);
         expect(r.stderr).not.toMatch(/Failed|Warning/i);
@@ -1248,21 +1228,14 @@ for (const backend of backends()) {
           '',
         ].join('\n'),
       );
-      const destPort = await freePort();
-      const out = await mkdtemp(join(work, 'move-explicit-'));
-      const scp = spawnDcmtk('storescp', [
+      const { scp, out } = await storescpDestination(
+        'EXPLONLY',
+        'move-explicit-',
         '-xf',
         cfg,
         'ExplicitOnly',
-        '-aet',
-        'EXPLONLY',
-        '-od',
-        out,
-        String(destPort),
-      ]);
+      );
       try {
-        await s.app.aes.add(admin, { title: 'EXPLONLY', host: '127.0.0.1', port: destPort });
-        await new Promise((r) => setTimeout(r, 300));
         const r = await dcmtk('movescu', [
           ...scu,
           '-S',
@@ -1886,20 +1859,8 @@ for (const backend of backends()) {
       // storescp holds each C-STORE-RSP for a second (--sleep-after: once per object; --sleep-during sleeps at each
       // progress step): the A-ABORT comes while the second object is in flight. Until 6 Dec 2026 the C-MOVE went on
       // to send all three to a destination nobody would be told about.
-      const destPort = await freePort();
-      const out = await mkdtemp(join(work, 'move-abort-'));
-      const scp = spawnDcmtk('storescp', [
-        '-aet',
-        'SLEEPYDEST',
-        '--sleep-after',
-        '1',
-        '-od',
-        out,
-        String(destPort),
-      ]);
+      const { scp, out } = await storescpDestination('SLEEPYDEST', 'move-abort-', '--sleep-after', '1');
       try {
-        await s.app.aes.add(admin, { title: 'SLEEPYDEST', host: '127.0.0.1', port: destPort });
-        await new Promise((r) => setTimeout(r, 300));
         const { encodeAbort } = await import('../src/transports/dimse/pdu.js');
         const since = await lastSeq();
         const { final } = await retrieveStudy('move', (scuA) => scuA.conn.socket.end(encodeAbort(0, 0)));
@@ -1922,20 +1883,8 @@ for (const backend of backends()) {
     });
 
     it('answers an A-RELEASE-RQ during a C-MOVE or C-GET after its final response, having started no further sub-operation', async () => {
-      const destPort = await freePort();
-      const out = await mkdtemp(join(work, 'move-release-'));
-      const scp = spawnDcmtk('storescp', [
-        '-aet',
-        'RELEASEDEST',
-        '--sleep-after',
-        '1',
-        '-od',
-        out,
-        String(destPort),
-      ]);
+      const { scp, out } = await storescpDestination('RELEASEDEST', 'move-release-', '--sleep-after', '1');
       try {
-        await s.app.aes.add(admin, { title: 'RELEASEDEST', host: '127.0.0.1', port: destPort });
-        await new Promise((r) => setTimeout(r, 300));
         // C-MOVE: until 6 Dec 2026 the A-RELEASE-RP went at once, the final response never, and the sub-operations
         // went on after the requestor had gone.
         const events: string[] = [];
