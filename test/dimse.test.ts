@@ -1018,6 +1018,28 @@ for (const backend of backends()) {
       }
     });
 
+    it('names the address of an AE that resets the connection before it answers the A-ASSOCIATE-RQ', async () => {
+      // Until 6 Dec 2026 the error was Node's alone (`read ECONNRESET`): a C-MOVE destination that went away while
+      // being called again was named nowhere in the Error Comment.
+      const resetting = createServer((c) => c.once('data', () => c.resetAndDestroy()));
+      await new Promise<void>((r) => resetting.listen(0, '127.0.0.1', r));
+      const resetPort = (resetting.address() as { port: number }).port;
+      try {
+        await expect(
+          openScuAssociation({
+            host: '127.0.0.1',
+            port: resetPort,
+            calledAe: 'RESETTER',
+            callingAe: 'CUSTOS',
+            timeoutMs: 3000,
+            contexts: [{ abstractSyntax: '1.2.840.10008.1.1', transferSyntaxes: ['1.2.840.10008.1.2'] }],
+          }),
+        ).rejects.toThrow(`RESETTER at 127.0.0.1:${resetPort}: read ECONNRESET`);
+      } finally {
+        await new Promise((r) => resetting.close(r));
+      }
+    });
+
     it('retrieves a series by C-GET on the same association', async () => {
       const getSeries = async (...flags: string[]) => {
         const out = await mkdtemp(join(work, 'get-'));

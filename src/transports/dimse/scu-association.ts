@@ -393,7 +393,13 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
         if (err instanceof PduError) socket.write(encodeAbort(0, err.reason));
         // Named: the reason reaches a C-MOVE's Error Comment (`DEST: a response with an unknown Message ID (7)`).
         conn?.failPending(failure(`${opts.calledAe}: ${(err as Error).message}`));
-        reject(err as Error);
+        // Before the association is up, named with its address as a refused connection is: until 6 Dec 2026 a peer
+        // that reset the connection here was `read ECONNRESET` alone. (Once it is up, the promise has settled.)
+        reject(
+          (err as { code?: string }).code === 'dimse.scu-failed'
+            ? (err as Error)
+            : failure(`${opts.calledAe} at ${opts.host}:${opts.port}: ${(err as Error).message}`),
+        );
         socket.destroy();
       } finally {
         conn?.failPending(failure('the association closed'));
