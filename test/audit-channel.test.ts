@@ -11,29 +11,9 @@ import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { dcmtk, findscuTo, movescuTo } from './support/dcmtk.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { ledgerHead, ledgerSince, startTestServer, type TestServer } from './support/test-server.js';
 
 const admin = systemPrincipal('test');
-
-/** The ledger records of `s` appended after seq `after`, oldest first. */
-async function ledgerSince(s: TestServer, after: number): Promise<AuditRecord[]> {
-  const rows = await s.app.index.db
-    .selectFrom('audit_ledger')
-    .select(['record'])
-    .where('seq', '>', after)
-    .orderBy('seq')
-    .execute();
-  return rows.map((r) => JSON.parse(r.record) as AuditRecord);
-}
-
-/** The seq of the last ledger record of `s` (0 when there is none). */
-async function ledgerHead(s: TestServer): Promise<number> {
-  const r = await s.app.index.db
-    .selectFrom('audit_ledger')
-    .select((eb) => eb.fn.max('seq').as('seq'))
-    .executeTakeFirstOrThrow();
-  return Number(r.seq ?? 0);
-}
 
 describe.each(backends())('audit records name their channel on %s', (backend) => {
   let s: TestServer;

@@ -1,12 +1,17 @@
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { captureIO } from './support/cli-io.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { postStow, shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
+import {
+  blobFileOf,
+  postStow,
+  shareIndexWithCli,
+  startTestServer,
+  type TestServer,
+} from './support/test-server.js';
 
 /** The fixity status the index of `s` holds for an instance. */
 async function fixityStatus(s: TestServer, sop: string): Promise<string | null> {
@@ -24,17 +29,7 @@ describe.each(backends())('fixity on %s', (backend) => {
   const series = uid(2);
   const sops = Array.from({ length: 6 }, (_, i) => uid(10 + i));
   const auth = () => ({ Authorization: `Bearer ${s.token}` });
-  const blobFile = async (sop: string) => {
-    const { blob_id } = await s.app.index.db
-      .selectFrom('instances')
-      .select('blob_id')
-      .where('sop_instance_uid', '=', sop)
-      .executeTakeFirstOrThrow();
-    const rel = (await readdir(join(s.dataDir, 'blobs', 'objects'), { recursive: true })).find((f) =>
-      f.endsWith(blob_id),
-    );
-    return join(s.dataDir, 'blobs', 'objects', rel!);
-  };
+  const blobFile = (sop: string) => blobFileOf(s, sop);
   const statusOf = (sop: string) => fixityStatus(s, sop);
 
   beforeAll(async () => {

@@ -2,14 +2,14 @@
 // treats it: object.corrupt, the instance marked corrupt and an alert recorded, and never another object's bytes.
 // Until 6 Dec 2026 a blob file swapped with another object of the same study (same data key) decrypted cleanly on
 // every partial read and was served with 200/206: a chunk's tag covered neither the blob id nor the index's length.
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { compress } from './support/compressed.js';
 import { makeInstance, pixelBytes, uid } from './support/fixtures.js';
-import { postStow, startTestServer, type TestServer } from './support/test-server.js';
+import { blobFileOf, postStow, startTestServer, type TestServer } from './support/test-server.js';
 
 const ROWS = 64;
 const COLUMNS = 64;
@@ -54,13 +54,7 @@ describe.each(backends())('integrity of partial reads on %s', (backend) => {
       .select(['blob_id', 'size', 'fixity_status'])
       .where('sop_instance_uid', '=', sop)
       .executeTakeFirstOrThrow();
-  const blobFile = async (sop: string) => {
-    const { blob_id } = await rowOf(sop);
-    const rel = (await readdir(join(s.dataDir, 'blobs', 'objects'), { recursive: true })).find((f) =>
-      f.endsWith(blob_id),
-    );
-    return join(s.dataDir, 'blobs', 'objects', rel!);
-  };
+  const blobFile = (sop: string) => blobFileOf(s, sop);
   /** Forget a mark, so that the next request reads the object again rather than being refused up front. */
   const unmark = (sop: string) =>
     s.app.index.db

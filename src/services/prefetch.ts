@@ -80,3 +80,41 @@ export function prefetch(source: AsyncIterable<Buffer>, maxBytes: number): Prefe
     },
   };
 }
+
+/**
+ * Read the start of a byte stream, up to `maxBytes` (and the chunk that crosses it), before handing it on: a source
+ * that fails in that part (an object failing its integrity check, all of it when it is no longer than `maxBytes`)
+ * fails here, before its consumer has sent anything of it. The stream handed on yields what was read, then the rest.
+ */
+export async function readStart(
+  source: AsyncIterable<Buffer>,
+  maxBytes: number,
+): Promise<AsyncIterable<Buffer>> {
+  const it = source[Symbol.asyncIterator]();
+  const held: Buffer[] = [];
+  let bytes = 0;
+  let ended = false;
+  while (bytes < maxBytes) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    held.push(r.value);
+    bytes += r.value.length;
+  }
+  return {
+    async *[Symbol.asyncIterator]() {
+      let finished = ended;
+      try {
+        while (held.length) yield held.shift()!;
+        if (finished) return;
+        for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+        finished = true;
+      } finally {
+        // A consumer that stops early closes the source.
+        if (!finished) await it.return?.();
+      }
+    },
+  };
+}

@@ -67,6 +67,12 @@ export interface InstanceRef {
    * and the patient index's, merged by mergeCorrections (patient index wins for the patient attributes).
    */
   corrected?: CorrectedHeader;
+  /**
+   * Set (to why) when the instance failed its fixity check and will not be served: only opened with
+   * `damagedAsFailed`, where it is one failed sub-operation of a C-MOVE or C-GET rather than the whole retrieve's
+   * refusal.
+   */
+  damaged?: string;
 }
 
 export interface RetrieveDeps {
@@ -84,6 +90,8 @@ export interface RetrieveDeps {
 }
 
 const MAX_AUDITED_UIDS = 10_000;
+/** Why an instance the fixity job (or an earlier read) found damaged is refused. */
+const NOT_SERVED = 'failed the fixity check and will not be served; restore from backup (docs/fixity.md)';
 /** The largest frame rendered (rows × columns), as jpeg-js bounds the images it decodes. */
 const MAX_RENDERED_PIXELS = 100_000_000;
 const EXPLICIT_VR_LITTLE_ENDIAN = TransferSyntax.ExplicitVRLittleEndian;
@@ -121,6 +129,11 @@ export class RetrieveService {
        * of those by instance number. Only it is recorded.
        */
       representative?: boolean;
+      /**
+       * Hand out instances marked corrupt with `damaged` set instead of refusing the whole scope (C-MOVE, C-GET:
+       * each object is a sub-operation of its own, and the others still go; PS3.4 C.4.2.3.1).
+       */
+      damagedAsFailed?: boolean;
     } = {},
   ): Promise<InstanceRef[]> {
     const study = await this.deps.index.db
@@ -195,16 +208,14 @@ export class RetrieveService {
       rows = [series[Math.floor((series.length - 1) / 2)]!];
     }
     const corrupt = action === 'view-pixels' ? rows.filter((r) => r.fixity_status === 'corrupt') : [];
-    if (corrupt.length) {
+    if (corrupt.length && !opts.damagedAsFailed) {
       // Fail loudly rather than serve bytes known to be bad: the fixity job found these objects damaged.
       throw new CustosError({
         code: 'object.corrupt',
         message: `${corrupt.length === 1 ? 'instance' : 'instances'} ${corrupt
           .slice(0, 5)
           .map((r) => r.sop_instance_uid)
-          .join(
-            ', ',
-          )}${corrupt.length > 5 ? ', …' : ''} failed the fixity check and will not be served; restore from backup (docs/fixity.md)`,
+          .join(', ')}${corrupt.length > 5 ? ', …' : ''} ${NOT_SERVED}`,
         httpStatus: 500,
         dicomStatus: 0xa701,
         detail: { corrupt: corrupt.length },
@@ -234,6 +245,11 @@ export class RetrieveService {
         bulk: JSON.parse(r.bulk_json) as BulkMap,
         corrections,
         rewritten: corrections.length > 0,
+        ...(corrupt.includes(r)
+          ? {
+              damaged: `instance ${r.sop_instance_uid} ${NOT_SERVED}`,
+            }
+          : {}),
       };
     });
     if (action === 'view-pixels') {
@@ -243,6 +259,8 @@ export class RetrieveService {
       // (assertServable and read() refuse them).
       const steward = await this.deps.overlay.forStudy(scope.studyUid);
       for (const ref of refs) {
+        // Not read: it is not served.
+        if (ref.damaged) continue;
         const merged = mergeCorrections(
           steward.get(ref.sopInstanceUid),
           asHeaderCorrections(ref.corrections),

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,6 +10,7 @@ import { systemPrincipal } from '../../src/services/auth-service.js';
 import { postgresUrl, type Backend } from './backends.js';
 import { stowBody } from './fixtures.js';
 import type { Clock } from '../../src/ports/clock.js';
+import type { AuditRecord } from '../../src/domain/audit-record.js';
 
 export interface TestServer {
   url: string;
@@ -114,6 +115,39 @@ export async function shareIndexWithCli(s: TestServer): Promise<void> {
     join(s.dataDir, 'custos.json'),
     JSON.stringify({ database: { url: s.config.database.url, schema: s.config.database.schema } }),
   );
+}
+
+/** The ledger records of `s` appended after seq `after`, oldest first. */
+export async function ledgerSince(s: TestServer, after: number): Promise<AuditRecord[]> {
+  const rows = await s.app.index.db
+    .selectFrom('audit_ledger')
+    .select(['record'])
+    .where('seq', '>', after)
+    .orderBy('seq')
+    .execute();
+  return rows.map((r) => JSON.parse(r.record) as AuditRecord);
+}
+
+/** The seq of the last ledger record of `s` (0 when there is none). */
+export async function ledgerHead(s: TestServer): Promise<number> {
+  const r = await s.app.index.db
+    .selectFrom('audit_ledger')
+    .select((eb) => eb.fn.max('seq').as('seq'))
+    .executeTakeFirstOrThrow();
+  return Number(r.seq ?? 0);
+}
+
+/** The path of the blob file that holds a stored instance, under the test server's data directory. */
+export async function blobFileOf(s: TestServer, sopInstanceUid: string): Promise<string> {
+  const { blob_id } = await s.app.index.db
+    .selectFrom('instances')
+    .select('blob_id')
+    .where('sop_instance_uid', '=', sopInstanceUid)
+    .executeTakeFirstOrThrow();
+  const objects = join(s.dataDir, 'blobs', 'objects');
+  const rel = (await readdir(objects, { recursive: true })).find((f) => f.endsWith(blob_id));
+  if (!rel) throw new Error(`no blob file for ${sopInstanceUid} (${blob_id})`);
+  return join(objects, rel);
 }
 
 /** POST one STOW-RS request of these Part 10 objects to the test server, with its administrator's token. */

@@ -74,7 +74,12 @@ export async function resolveRetrieve(
   const refs: InstanceRef[] = [];
   for (const scope of scopes) {
     try {
-      refs.push(...(await s.deps.retrieve.open(principal, scope, 'view-pixels', what, detail)));
+      // An instance found damaged is a failed sub-operation of its own; the others still go.
+      refs.push(
+        ...(await s.deps.retrieve.open(principal, scope, 'view-pixels', what, detail, {
+          damagedAsFailed: true,
+        })),
+      );
     } catch (err) {
       // An unknown UID matches nothing (zero sub-operations); refusals and other failures are the answer.
       if (err instanceof CustosError && err.code === 'wado.not-found') continue;

@@ -281,17 +281,31 @@ export class DimseServices {
         return;
       }
     }
-    const refs = await resolveRetrieve(this, principal, ctx.abstractSyntax, ds, move ? 'c-move' : 'c-get', {
-      ...(destinationTitle ? { destination: destinationTitle } : {}),
-    });
-    const failedUids: string[] = [];
+    const matched = await resolveRetrieve(
+      this,
+      principal,
+      ctx.abstractSyntax,
+      ds,
+      move ? 'c-move' : 'c-get',
+      {
+        ...(destinationTitle ? { destination: destinationTitle } : {}),
+      },
+    );
+    // Instances the fixity job (or an earlier read) found damaged fail as sub-operations of their own, before any
+    // is sent: the rest of the study still goes. Until 6 Dec 2026 one such instance refused the whole C-MOVE or
+    // C-GET (0xA701) and nothing was sent.
+    const damaged = matched.filter((r) => r.damaged);
+    const refs = matched.filter((r) => !r.damaged);
+    const failedUids: string[] = damaged.map((r) => r.sopInstanceUid);
     let completed = 0;
     let warning = 0;
     let remaining = refs.length;
+    /** Sub-operations attempted that failed (failedUids also holds the damaged ones, never attempted). */
+    const attemptedFailed = () => failedUids.length - damaged.length;
     /** Why the sub-operations stopped short, for the final response's Error Comment. */
     let stopped: string | undefined;
     /** Why the first sub-operation that failed on its own failed (stopped says it better when both are set). */
-    let firstFailure: string | undefined;
+    let firstFailure: string | undefined = damaged[0]?.damaged;
     try {
       const dest = move && refs.length ? (await this.deps.registry.find(destinationTitle!))! : undefined;
       // Registered but unreachable (refused, timed out, rejected, not the pinned certificate): every
@@ -314,7 +328,7 @@ export class DimseServices {
         // released, only the final response is still owed), so no further object leaves; the one in flight was
         // finished. Until 6 Dec 2026 a C-MOVE went on sending every object to its destination.
         if (a.leaving) {
-          stopped = `${a.leaving}: ${completed + warning} of ${refs.length} sent`;
+          stopped = `${a.leaving}: ${completed + warning} of ${matched.length} sent`;
           for (const r of refs.slice(i)) failedUids.push(r.sopInstanceUid);
           remaining = 0;
           break;
@@ -372,7 +386,7 @@ export class DimseServices {
       }
     } catch (err) {
       // The destination could not be called, or the association to it broke: what was not sent has failed.
-      for (const r of refs.slice(completed + warning + failedUids.length)) failedUids.push(r.sopInstanceUid);
+      for (const r of refs.slice(completed + warning + attemptedFailed())) failedUids.push(r.sopInstanceUid);
       remaining = 0;
       stopped = message(err);
     } finally {

@@ -12,6 +12,7 @@ import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { toExplicitVrLittleEndian, toImplicitVrLittleEndian } from '../../dicom/implicit-vr.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import type { InstanceRef } from '../../services/retrieve-service.js';
+import { readStart } from '../../services/prefetch.js';
 import { Cmd, type Command } from './command.js';
 import { DimseConnection, usablePeerMaxPdu } from './connection.js';
 import {
@@ -175,6 +176,9 @@ export const DEFAULT_RESPONSE_TIMEOUT_MS = 60_000;
  * One C-STORE sub-operation on an established connection (C-MOVE to a destination, C-GET back to the caller):
  * sends the instance and resolves with the peer's status.
  */
+/** How much of an object is read and verified before its C-STORE-RQ goes (most single images are smaller). */
+const VERIFIED_BEFORE_SEND = 8 * 1024 * 1024;
+
 export async function cStore(
   conn: DimseConnection,
   contextId: number,
@@ -183,9 +187,12 @@ export async function cStore(
   moveOriginator?: { ae: string; messageId: number },
   responseTimeoutMs = DEFAULT_RESPONSE_TIMEOUT_MS,
 ): Promise<number> {
-  // A decompressed object is ready (its first frame decoded) before its command goes: failing now costs the
-  // association nothing.
-  const body = await data;
+  // A decompressed object is ready (its first frame decoded) before its command goes, and the first
+  // VERIFIED_BEFORE_SEND bytes of any object are read (decrypted, each chunk's tag checked; all of an object no
+  // longer than that, its SHA-256 too): damage found there fails this sub-operation alone and costs the
+  // association nothing. Until 6 Dec 2026 the command went first, so a damaged object ended a C-GET's association
+  // with an A-ABORT.
+  const body = await readStart(await data, VERIFIED_BEFORE_SEND);
   const messageId = conn.messageId();
   const response = conn.awaitResponse(messageId);
   const sent = conn.send(
