@@ -274,7 +274,8 @@ export async function startServer(
     close: async (graceMs = 0) => {
       // HTTP stops taking connections first; its requests in flight finish meanwhile (within graceMs).
       const httpClosed = http.close(graceMs);
-      await dimse?.server.close();
+      // Associations finish the operation in progress meanwhile (within graceMs), then end.
+      await dimse?.server.close(graceMs);
       stopCertificateCheck();
       clearInterval(sealer);
       await app.auditForwarder?.stop();
@@ -331,9 +332,10 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
 }
 
 /**
- * How long HTTP requests in flight get to finish on SIGTERM or SIGINT (a download, a STOW-RS being stored) before
- * their connections are closed; under Kubernetes' default 30 s grace period. Until 5 Dec 2026 they were cut at
- * once.
+ * How long HTTP requests in flight (a download, a STOW-RS being stored) and DICOM operations in progress (a C-STORE
+ * being received, a C-MOVE) get to finish on SIGTERM or SIGINT before their connections are closed; under
+ * Kubernetes' default 30 s grace period. Until 5 Dec 2026 HTTP requests were cut at once, and until 6 Dec 2026
+ * DICOM associations.
  */
 const SHUTDOWN_GRACE_MS = 25_000;
 
@@ -455,7 +457,7 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   reloading.stop();
   stopCertificateCheck();
   io.err(`custos: ${signal}, shutting down\n`);
-  await dimse.server.close();
+  await dimse.server.close(typeof stopped === 'number' ? 0 : SHUTDOWN_GRACE_MS);
   await app.close();
   await Promise.all(
     workers.map(

@@ -29,6 +29,8 @@ export interface TestServer {
   unexpected: unknown[];
   /** Lines for the operator's log (OpenAppOptions.notice), as `custos serve` prints them. */
   notices: string[];
+  /** Close the listeners as SIGTERM does, giving what is in flight `graceMs` (once; stop() then only cleans up). */
+  shutDown(graceMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -83,6 +85,8 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
   const unexpected: unknown[] = [];
   const server = await startServer(app, (err) => unexpected.push(err));
   const { token } = await app.auth.createToken(systemPrincipal('test'), config.admin.username);
+  let closed: Promise<void> | undefined;
+  const shutDown = (graceMs: number) => (closed ??= server.close(graceMs));
   return {
     url: server.url,
     dicomPort: server.dicomPort,
@@ -96,8 +100,9 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     config,
     unexpected,
     notices,
+    shutDown,
     stop: async () => {
-      await server.close();
+      await shutDown(0);
       await app.close();
       if (schema) await dropPostgresSchema(postgresUrl!, schema);
       await rm(dataDir, { recursive: true, force: true });

@@ -30,7 +30,9 @@ export class DimseServer {
   private plain: Server | undefined;
   private secure: TlsServer | undefined;
   private readonly sockets = new Set<Socket>();
-  private readonly associations = new Set<Promise<void>>();
+  private readonly associations = new Map<ScpAssociation, Promise<void>>();
+  /** close() was called: a connection whose TLS handshake ends now is not taken. */
+  private closing = false;
 
   /** One log line per refused handshake, at most one a minute (`(and N more)`): a scanner cannot flood the log. */
   private readonly refusals = { lastAt: -Infinity, suppressed: 0 };
@@ -108,13 +110,18 @@ export class DimseServer {
   };
 
   private accept = (socket: Socket) => {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
     this.sockets.add(socket);
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
     socket.once('close', () => this.sockets.delete(socket));
-    const run = new ScpAssociation(socket, this.services, this.opts, this.onError).run().catch(this.onError);
-    this.associations.add(run);
-    void run.finally(() => this.associations.delete(run));
+    const association = new ScpAssociation(socket, this.services, this.opts, this.onError);
+    const run = association.run().catch(this.onError);
+    this.associations.set(association, run);
+    void run.finally(() => this.associations.delete(association));
   };
 
   /** Start listening; resolves with the bound ports (null where a listener is off). */
@@ -170,13 +177,29 @@ export class DimseServer {
     this.services.useTlsClient({ cert: m.cert, key: m.key, ca: m.ca });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stop listening and end every association. With `graceMs` (SIGTERM, SIGINT) each association first finishes the
+   * operation in progress (ScpAssociation.stop()) and those still going after `graceMs` are cut; without, all are
+   * cut at once.
+   */
+  async close(graceMs = 0): Promise<void> {
+    this.closing = true;
     const closing = [this.plain, this.secure]
       .filter((s): s is Server => !!s)
       .map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    if (graceMs > 0 && this.associations.size) {
+      for (const association of this.associations.keys()) association.stop();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.associations.values()]),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    // What is left: connections still in their TLS handshake, and associations past the grace period.
     for (const s of this.sockets) s.destroy();
     await Promise.all(closing);
-    await Promise.allSettled([...this.associations]);
+    await Promise.allSettled([...this.associations.values()]);
     await this.services.drain();
   }
 }

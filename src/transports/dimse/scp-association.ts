@@ -137,6 +137,8 @@ export class ScpAssociation {
   private busy = 0;
   /** Operations whose final response has not gone yet (work after it, such as a commitment report, is not). */
   private owed = 0;
+  /** The archive is shutting down (stop()): the association ends once nothing is owed. */
+  private stopping = false;
   private readonly cancelled = new Set<number>();
 
   constructor(
@@ -180,7 +182,29 @@ export class ScpAssociation {
       if (owed) this.owed--;
       if (this.busy === 0 && this.state === 'established') this.arm(this.opts.idleMs, 'DIMSE idle timeout');
       if (this.owed === 0) for (const wake of this.answeredWaiters.splice(0)) wake();
+      this.endIfStopping();
     }
+  }
+
+  /**
+   * The archive is shutting down (SIGTERM, SIGINT): the operation in progress finishes and its final response goes
+   * (a C-STORE being received is read to its end, stored and answered; a C-MOVE or C-GET starts no further
+   * sub-operation and answers with the rest failed), then the association ends with an A-ABORT, as only the
+   * requestor may release (PS3.8 §7.2); one doing nothing ends at once. A release under way is let finish. The
+   * requestor sees no half-answered request: what it sent and was answered is stored, and what was not answered
+   * it sends again. Until 6 Dec 2026 every association was cut at once, a C-STORE in flight with it.
+   */
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.leftBy ??= 'the archive is shutting down';
+    this.endIfStopping();
+  }
+
+  private endIfStopping(): void {
+    if (!this.stopping || this.owed > 0 || this.conn?.midMessage) return;
+    if (this.state === 'established' || this.state === 'awaiting-rq')
+      void this.abort(AbortReason.NotSpecified, 'the archive is shutting down');
   }
 
   /** Work after an operation's final response (a storage commitment report): tracked, but not owed. */
@@ -285,6 +309,8 @@ export class ScpAssociation {
         {
           const room = this.conn!.receive(pdu.pdvs, (id) => this.contexts.has(id));
           if (room) await room;
+          // A message that ended here and started no operation (a C-CANCEL) leaves nothing owed.
+          this.endIfStopping();
         }
         return;
       case 'release-rq':
