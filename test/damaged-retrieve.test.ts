@@ -1,10 +1,12 @@
 // A C-MOVE or C-GET of a study in which some instances are damaged sends the sound ones; each damaged one is a
-// failed sub-operation, listed in the final response (PS3.4 C.4.2.3.1, C.4.3.3.1) and in the ledger. Until 6 Dec
-// 2026 one instance the fixity job had marked refused the whole retrieve (0xA701, nothing sent), and damage that
-// a C-GET met while reading ended the requestor's association with an A-ABORT.
+// failed sub-operation, listed in the final response (PS3.4 C.4.2.3.1, C.4.3.3.1) and in the ledger. WADO-RS
+// serves the sound ones too, 206 with a Warning. Until 6 Dec 2026 one instance the fixity job had marked refused the
+// whole retrieve (0xA701 or 500, nothing sent), and damage that a C-GET met while reading ended the requestor's
+// association with an A-ABORT.
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePart10 } from '../src/dicom/part10-parser.js';
 import { Tags } from '../src/dicom/tags.js';
@@ -24,6 +26,15 @@ import {
 } from './support/test-server.js';
 
 const admin = systemPrincipal('test');
+const require = createRequire(import.meta.url);
+(globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest ??= require('xhr2');
+const { api } = require('dicomweb-client') as {
+  api: {
+    DICOMwebClient: new (o: { url: string; headers: Record<string, string> }) => {
+      retrieveStudy(o: { studyInstanceUID: string }): Promise<ArrayBuffer[]>;
+    };
+  };
+};
 
 /** The SOP Instance UIDs of the Part 10 files in `dir`. */
 async function receivedUids(dir: string): Promise<string[]> {
@@ -172,6 +183,24 @@ describe.each(backends())('C-MOVE and C-GET of a study with damaged instances, o
     expect(record?.detail).toMatchObject({ destination: 'DMGDEST', sent: 4, unsent: 1 });
     expect(String(record?.detail?.reason)).toContain('failed the fixity check');
     expect(s.unexpected).toEqual([]);
+  });
+
+  it("WADO-RS serves the sound instances to dicomweb-client's retrieveStudy, 206 with a Warning", async () => {
+    const client = new api.DICOMwebClient({
+      url: `${s.url}/dicom-web`,
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    const parts = await client.retrieveStudy({ studyInstanceUID: studyUid });
+    const uids = parts.map((p) => sops.find((sop) => Buffer.from(p).includes(Buffer.from(sop))));
+    expect(uids.sort()).toEqual([sops[0], sops[2], sops[3], sops[4]].sort());
+    const res = await fetch(`${s.url}/dicom-web/studies/${studyUid}`, {
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    await res.arrayBuffer();
+    expect(res.status).toBe(206);
+    expect(res.headers.get('warning')).toContain(
+      `1 of 5 instances left out: instance ${sops[1]} failed the fixity check`,
+    );
   });
 
   it('C-GET sends the sound instances back, and an instance damaged since the last check fails alone', async () => {

@@ -7,6 +7,8 @@ import { captureIO } from './support/cli-io.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import {
   blobFileOf,
+  ledgerHead,
+  ledgerSince,
   postStow,
   shareIndexWithCli,
   startTestServer,
@@ -131,8 +133,28 @@ describe.each(backends())('fixity on %s', (backend) => {
       code: 'object.corrupt',
       detail: expect.stringContaining(sops[1]!),
     });
+    // The study goes without them: 206 (Partial Content) and a Warning naming them (until 6 Dec 2026 a 500).
+    const since = await ledgerHead(s);
     const whole = await fetch(`${s.dicomweb}/studies/${studyUid}`, { headers: auth() });
-    expect(whole.status).toBe(500);
+    expect(whole.status).toBe(206);
+    const warning = whole.headers.get('warning')!;
+    expect(warning).toMatch(/^299 \S+\/dicom-web "2 of 6 instances left out: instances /);
+    for (const sop of [sops[1]!, sops[4]!]) expect(warning).toContain(sop);
+    const body = Buffer.from(await whole.arrayBuffer());
+    const served = sops.filter((sop) => body.includes(Buffer.from(sop)));
+    expect(served.sort()).toEqual([sops[0], sops[2], sops[3], sops[5]].sort());
+    // The ledger says which were not served, and why.
+    const unserved = (await ledgerSince(s, since)).find(
+      (r) => r.action === 'view-pixels' && r.outcome === 'failure',
+    );
+    expect(unserved?.objects?.sopInstanceUids?.slice().sort()).toEqual([sops[1], sops[4]].sort());
+    expect(unserved?.detail).toMatchObject({ unserved: 'object.corrupt' });
+    // Every instance damaged: the series is refused whole.
+    const onlyDamaged = await fetch(
+      `${s.dicomweb}/studies/${studyUid}/series/${series}/instances/${sops[4]}`,
+      { headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"' } },
+    );
+    expect(onlyDamaged.status).toBe(500);
     const good = await fetch(`${s.dicomweb}/studies/${studyUid}/series/${series}/instances/${sops[0]}`, {
       headers: auth(),
     });

@@ -110,6 +110,18 @@ const READ_AHEAD_BYTES = 8 * 1024 * 1024;
  */
 const MAX_CONVERTED_HEADER_BYTES = 64 * 1024 * 1024;
 
+/** The refusal of instances the fixity job (or an earlier read) found damaged: `object.corrupt`, 500 / 0xA701. */
+export function damagedError(sopInstanceUids: readonly string[]): CustosError {
+  const n = sopInstanceUids.length;
+  return new CustosError({
+    code: 'object.corrupt',
+    message: `${n === 1 ? 'instance' : 'instances'} ${sopInstanceUids.slice(0, 5).join(', ')}${n > 5 ? ', …' : ''} ${NOT_SERVED}`,
+    httpStatus: 500,
+    dicomStatus: 0xa701,
+    detail: { corrupt: n },
+  });
+}
+
 export class RetrieveService {
   constructor(private readonly deps: RetrieveDeps) {}
 
@@ -208,19 +220,8 @@ export class RetrieveService {
       rows = [series[Math.floor((series.length - 1) / 2)]!];
     }
     const corrupt = action === 'view-pixels' ? rows.filter((r) => r.fixity_status === 'corrupt') : [];
-    if (corrupt.length && !opts.damagedAsFailed) {
-      // Fail loudly rather than serve bytes known to be bad: the fixity job found these objects damaged.
-      throw new CustosError({
-        code: 'object.corrupt',
-        message: `${corrupt.length === 1 ? 'instance' : 'instances'} ${corrupt
-          .slice(0, 5)
-          .map((r) => r.sop_instance_uid)
-          .join(', ')}${corrupt.length > 5 ? ', …' : ''} ${NOT_SERVED}`,
-        httpStatus: 500,
-        dicomStatus: 0xa701,
-        detail: { corrupt: corrupt.length },
-      });
-    }
+    // Fail loudly rather than serve bytes known to be bad: the fixity job found these objects damaged.
+    if (corrupt.length && !opts.damagedAsFailed) throw damagedError(corrupt.map((r) => r.sop_instance_uid));
     const patient = {
       patientId: study.patient_id,
       issuer: study.issuer,

@@ -5,7 +5,12 @@ import { TransferSyntax } from '../../dicom/tags.js';
 import { bigEndianWordSize, swapWords } from '../../dicom/little-endian.js';
 import { sliceRanges, type ByteRange } from '../../domain/frames.js';
 import { MAX_VIEWPORT, parseViewport, VOI_FUNCTIONS, voiFunctionOf } from '../../domain/render.js';
-import type { InstanceRef, RetrieveScope, RetrieveService } from '../../services/retrieve-service.js';
+import {
+  damagedError,
+  type InstanceRef,
+  type RetrieveScope,
+  type RetrieveService,
+} from '../../services/retrieve-service.js';
 import { parseByteRange, type ByteSpan } from '../http/byte-range.js';
 import { parseAccept } from '../http/content-type.js';
 import { multipartBoundary, writeMultipart } from '../http/multipart-writer.js';
@@ -22,7 +27,7 @@ import {
   renderedMediaType,
 } from './negotiation.js';
 import type { RenderedMediaType } from '../../domain/image-encoding.js';
-import { pipeBody, primed, primedParts, sendDicomXml, sendJson } from './responses.js';
+import { pipeBody, primed, primedParts, sendDicomXml, sendJson, warning299 } from './responses.js';
 
 const scopeOf = (ctx: RequestContext): RetrieveScope => ({
   studyUid: ctx.params.study!,
@@ -80,7 +85,7 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
     // An object to decompress is read frame by frame, not read ahead whole.
     const decompress = (r: InstanceRef) =>
       !isNativeTransferSyntax(r.transferSyntaxUid) && syntaxOf(r)?.ts === EXPLICIT_VR;
-    const refs = await opened(
+    const matched = await opened(
       ctx,
       retrieve,
       scopeOf(ctx),
@@ -89,9 +94,15 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
       {},
       // A HEAD request reads nothing (pipeBody), a Range request only its bytes.
       {
-        readAhead: (r) => ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined && !decompress(r),
+        readAhead: (r) =>
+          !r.damaged && ctx.req.method !== 'HEAD' && ctx.req.headers.range === undefined && !decompress(r),
+        // A study or series goes without its damaged instances (206, below); one instance is refused whole.
+        damagedAsFailed: !oneInstance,
       },
     );
+    const damaged = matched.filter((r) => r.damaged).map((r) => r.sopInstanceUid);
+    const refs = matched.filter((r) => !r.damaged);
+    if (!refs.length) throw damagedError(damaged);
     const formByRef = new Map(refs.map((r) => [r, syntaxOf(r)]));
     const refused = refs.find((r) => !formByRef.get(r));
     if (refused)
@@ -151,7 +162,27 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
     }
     // The first object opened before the status line: one whose file is missing or damaged is a problem+json.
     const body = await primedParts(ctx.res, parts());
-    ctx.res.writeHead(200, {
+    // Instances the fixity job found damaged are left out, the rest served: 206 (Partial Content), which PS3.18
+    // gives a retrieve that returns some of its target resources, with a Warning naming them (PS3.18 §8.3.4.2), as
+    // a C-MOVE or C-GET lists them as failed sub-operations. Until 6 Dec 2026 one refused the whole study (500).
+    if (damaged.length) {
+      await retrieve.recordUnserved(
+        ctx.principal,
+        scopeOf(ctx),
+        matched.filter((r) => r.damaged),
+        'view-pixels',
+        'wado-rs instances',
+        damagedError(damaged),
+      );
+      ctx.res.setHeader(
+        'Warning',
+        warning299(
+          `${ctx.origin}/dicom-web`,
+          `${damaged.length} of ${matched.length} instances left out: ${damagedError(damaged).message}`,
+        ),
+      );
+    }
+    ctx.res.writeHead(damaged.length ? 206 : 200, {
       'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
     });
     await pipeBody(ctx.res, writeMultipart(body, boundary));
