@@ -69,6 +69,9 @@ describe.each(backends())('C-MOVE and C-GET of a study with damaged instances, o
         .where('sop_instance_uid', '=', sop)
         .executeTakeFirstOrThrow()
     ).fixity_status;
+  /** dcmtk's getscu -d of the study (Study Root) as TESTSCU into `dir`. */
+  const getStudy = (dir: string) =>
+    dcmtk('getscu', ['-d', ...scu, '-S', '-od', dir, '127.0.0.1', String(s.dicomPort), ...keys]);
   /** The ledger's view-pixels failure records since seq `after`. */
   const failures = async (after: number) =>
     (await ledgerSince(s, after)).filter((r) => r.action === 'view-pixels' && r.outcome === 'failure');
@@ -205,16 +208,7 @@ describe.each(backends())('C-MOVE and C-GET of a study with damaged instances, o
 
   it('C-GET sends the sound instances back, and an instance damaged since the last check fails alone', async () => {
     const marked = await mkdtemp(join(work, 'got-'));
-    const first = await dcmtk('getscu', [
-      '-d',
-      ...scu,
-      '-S',
-      '-od',
-      marked,
-      '127.0.0.1',
-      String(s.dicomPort),
-      ...keys,
-    ]);
+    const first = await getStudy(marked);
     expect(first.code, first.stderr).toBe(0);
     expect(await receivedUids(marked)).toEqual([sops[0], sops[2], sops[3], sops[4]].sort());
     expect(first.stderr).toMatch(/DIMSE Status\s+: 0xb000/);
@@ -224,16 +218,7 @@ describe.each(backends())('C-MOVE and C-GET of a study with damaged instances, o
     await flipByte(sops[3]!);
     const since = await ledgerHead(s);
     const unmarked = await mkdtemp(join(work, 'got-'));
-    const r = await dcmtk('getscu', [
-      '-d',
-      ...scu,
-      '-S',
-      '-od',
-      unmarked,
-      '127.0.0.1',
-      String(s.dicomPort),
-      ...keys,
-    ]);
+    const r = await getStudy(unmarked);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/A-ABORT|Association Aborted/i);
     expect(await receivedUids(unmarked)).toEqual([sops[0], sops[2], sops[4]].sort());
