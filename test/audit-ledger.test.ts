@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
@@ -400,6 +400,42 @@ describe.each(backends())('audit ledger on %s', (backend) => {
   });
 });
 
+/** The configuration `custos audit verify --data` needs to reach the test server's database. */
+function cliDbConfig(s: TestServer, backend: string): object {
+  return backend === 'postgres'
+    ? { database: { url: s.config.database.url, schema: s.config.database.schema } }
+    : {};
+}
+
+describe.each(backends())('a deleted external checkpoint file on %s', (backend) => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+  });
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it('fails `custos audit verify` when the external checkpoint file is gone', async () => {
+    await fill(s.app, 10);
+    const first = (await s.app.auditStore.checkpoints())[0]!;
+    const moved = `${s.config.audit.checkpointFile}.moved`;
+    await rename(s.config.audit.checkpointFile, moved);
+    try {
+      await writeFile(`${s.dataDir}/custos.json`, JSON.stringify(cliDbConfig(s, backend)));
+      const out = captureIO(s.dataDir);
+      const code = await main(['audit', 'verify', '--data', s.dataDir], out);
+      expect(code, out.stderr).toBe(1);
+      expect(out.stdout).toContain(`TAMPERED at seq ${first.seq} (checkpoint)`);
+      expect(out.stdout).toContain('deleted, emptied or replaced');
+    } finally {
+      await rename(moved, s.config.audit.checkpointFile);
+    }
+    const out = captureIO(s.dataDir);
+    expect(await main(['audit', 'verify', '--data', s.dataDir], out), out.stdout).toBe(0);
+  });
+});
+
 describe.each(backends())('a consistent rewrite of the whole ledger on %s', (backend) => {
   let s: TestServer;
   beforeAll(async () => {
@@ -437,12 +473,7 @@ describe.each(backends())('a consistent rewrite of the whole ledger on %s', (bac
       prev = hash;
     }
     await sql`delete from audit_checkpoints`.execute(db);
-    const cfgFile = `${s.dataDir}/custos.json`;
-    const dbConfig =
-      backend === 'postgres'
-        ? { database: { url: s.config.database.url, schema: s.config.database.schema } }
-        : {};
-    await writeFile(cfgFile, JSON.stringify(dbConfig));
+    await writeFile(`${s.dataDir}/custos.json`, JSON.stringify(cliDbConfig(s, backend)));
     const out = captureIO(s.dataDir);
     const code = await main(['audit', 'verify', '--data', s.dataDir], out);
     expect(code, out.stderr).toBe(1);

@@ -136,6 +136,16 @@ describe('ledger chain', () => {
     expect(verify(rewritten, [], ext).problem).toMatchObject({ seq: 11, kind: 'changed' });
   });
 
+  it('names an external checkpoint file that holds none of the database checkpoints', () => {
+    const db = [checkpointAt(rows, 10), checkpointAt(rows, 30)];
+    expect(verify(rows, db, [db[0]!]).ok).toBe(true);
+    expect(verify(rows, db, []).problem).toMatchObject({
+      seq: 10,
+      kind: 'checkpoint',
+      message: expect.stringContaining('deleted, emptied or replaced') as string,
+    });
+  });
+
   it('refuses a checkpoint not signed by the ledger key', () => {
     const other = generateKeyPairSync('ed25519');
     const body = { seq: 10, hash: rows[9]!.hash, ts: '2026-11-23T10:00:00.000Z', node: 'n1', keyId };

@@ -179,6 +179,17 @@ export class ChainVerifier {
       if (!inDb.has(`${c.seq}:${c.hash}`))
         this.warnings.push(`external checkpoint at seq ${c.seq} is not in the database's checkpoint table`);
     }
+    if (database.length > 0 && external.length === 0) {
+      // The external file is written from the first checkpoint on, so an empty or missing one while the database
+      // holds checkpoints means it was deleted, emptied or replaced: the one witness a consistent rewrite of the
+      // database (checkpoints included) cannot forge is gone, which is itself a finding, not a warning.
+      const first = Math.min(...database.map((c) => c.seq));
+      this.fail({
+        seq: first,
+        kind: 'checkpoint',
+        message: `the external checkpoint file holds none of the database's ${database.length} checkpoint(s) (the first at seq ${first}): it was deleted, emptied or replaced`,
+      });
+    }
     const inExt = new Set(external.map((c) => `${c.seq}:${c.hash}`));
     for (const c of database) {
       if (!inExt.has(`${c.seq}:${c.hash}`))
