@@ -845,6 +845,30 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     });
   });
 
+  it('rejects a frame that holds a second MSH (a second message smuggled in) and applies nothing of it', async () => {
+    const [before] = await qido(`/studies?PatientID=${newId}`);
+    const nameBefore = pnText(before!, '00100010');
+    // An allowed sender's message, then a second message from a sender the allow-list does not hold, in one frame.
+    const frame =
+      adtMessage('A08', 'SMUGGLE-1', { id: newId, family: 'FIRSTPART', given: 'ADAM' }) +
+      adtMessage('A08', 'SMUGGLE-2', { id: newId, family: 'MALLORY', given: 'EVE' }, 'EVIL^ELSEWHERE');
+    const ack = ackOf(await client.send(frame));
+    expect(ack).toMatchObject({ code: 'AR', errorCode: '100', controlId: 'SMUGGLE-1', errorLocation: 'MSH' });
+    expect(ack.userMessage).toMatch(/second MSH/);
+    const [after] = await qido(`/studies?PatientID=${newId}`);
+    expect(pnText(after!, '00100010')).toBe(nameBefore);
+    const updates = await s.app.auditStore.search({ action: ['hl7-patient-update'], limit: 50 });
+    expect(updates.map((r) => r.detail?.controlId)).not.toEqual(
+      expect.arrayContaining([expect.stringMatching(/^SMUGGLE-/)]),
+    );
+    const [refusal] = await s.app.auditStore.search({
+      action: ['hl7-message'],
+      outcome: 'failure',
+      limit: 1,
+    });
+    expect(refusal).toMatchObject({ detail: { controlId: 'SMUGGLE-1' } });
+  });
+
   it('accepts messages over MLLP with TLS 1.2 or later', async () => {
     const c = await MllpClient.connect(s.hl7TlsPort!, { ca: certPem, minVersion: 'TLSv1.2' });
     try {

@@ -111,6 +111,13 @@ describe('HL7 v2 parser', () => {
     expect(p.code).toBe(100);
   });
 
+  it('refuses a second MSH: one frame is one message', () => {
+    const p = problemOf(() =>
+      parseHl7('MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.5.1\rPID|||X\rMSH|^~\\&|E|F|C|D|1||ADT^A08|2|P|2.5.1\r'),
+    );
+    expect(p).toMatchObject({ code: 100, location: { segment: 'MSH', sequence: 2 } });
+  });
+
   it('peeks at the header of a message that does not parse', () => {
     const h = peekHeader('MSH|^~\\&|APP|FAC|CUSTOS|RAD|1||ZZZ^Z01|CTRL9|P|2.5.1\rgarbage');
     expect(h).toMatchObject({

@@ -229,6 +229,15 @@ export function parseHl7(text: string): Hl7Message {
         location: { segment: SEGMENT_ID.test(id) ? id : '', sequence: n },
       });
     }
+    // One frame is one message (v2.5.1 §2.9.1): a second MSH would start another message, one the sender checks,
+    // made on the first MSH only, never saw. The whole frame is refused rather than split or partly applied.
+    if (id === 'MSH' && n > 1) {
+      throw new Hl7Error({
+        code: Hl7ErrorCode.SegmentSequenceError,
+        message: `segment ${segments.length + 1} is a second MSH: one MLLP frame carries one message, so nothing of this frame was applied; send each message in its own frame`,
+        location: { segment: 'MSH', sequence: n },
+      });
+    }
     const raw = line.split(field);
     const fields: Hl7Field[] = [[]];
     if (id === 'MSH') {
