@@ -869,6 +869,25 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     expect(refusal).toMatchObject({ detail: { controlId: 'SMUGGLE-1' } });
   });
 
+  it('echoes a control id holding escape sequences in MSA-2 escaped once, as it was sent', async () => {
+    // MSH-10 as encoded on the wire: ESC|1\X with the field separator and the escape character escaped.
+    const sent = 'ESC\\F\\1\\E\\X';
+    const text = await client.send(
+      adtMessage('A08', sent, { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' }),
+    );
+    const msa = text.split('\r').find((l) => l.startsWith('MSA|'));
+    expect(msa?.split('|')[2]).toBe(sent);
+    expect(ackOf(text)).toMatchObject({ code: 'AA', controlId: 'ESC|1\\X' });
+    // A refused message's ACK echoes it the same way.
+    const refused = await client.send(`MSH|^~\\&|RIS|HOSP|CUSTOS|RAD|20240101||ZZZ^Z99|${sent}|P|2.5.1\r`);
+    expect(
+      refused
+        .split('\r')
+        .find((l) => l.startsWith('MSA|'))
+        ?.split('|')[2],
+    ).toBe(sent);
+  });
+
   it('accepts messages over MLLP with TLS 1.2 or later', async () => {
     const c = await MllpClient.connect(s.hl7TlsPort!, { ca: certPem, minVersion: 'TLSv1.2' });
     try {

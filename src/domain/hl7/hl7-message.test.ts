@@ -118,6 +118,19 @@ describe('HL7 v2 parser', () => {
     expect(p).toMatchObject({ code: 100, location: { segment: 'MSH', sequence: 2 } });
   });
 
+  it('peeks at MSH-10 as text, so the ACK echoes it escaped once', () => {
+    const h = peekHeader('MSH|^~\\&|APP|FAC|CUSTOS|RAD|1||ADT^A08|A\\F\\B\\E\\C|P|2.5.1\r');
+    expect(h.controlId).toBe('A|B\\C');
+    const ack = buildAck({
+      request: h,
+      code: 'AA',
+      controlId: 'X',
+      now: new Date(0),
+      self: { application: 'S', facility: 'F' },
+    });
+    expect(ack.split('\r')[1]).toBe('MSA|AA|A\\F\\B\\E\\C');
+  });
+
   it('peeks at the header of a message that does not parse', () => {
     const h = peekHeader('MSH|^~\\&|APP|FAC|CUSTOS|RAD|1||ZZZ^Z01|CTRL9|P|2.5.1\rgarbage');
     expect(h).toMatchObject({

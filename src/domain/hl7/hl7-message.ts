@@ -297,12 +297,19 @@ export function peekHeader(text: string): Hl7Header {
   // f[1] is MSH-2, so MSH-n is f[n - 1].
   const at = (n: number) => f[n - 1] ?? '';
   const first = (s: string) => s.split(comp)[0] ?? '';
+  // MSH-10 is kept as text (escape sequences resolved), as the parser would read it: the ACK encodes it again for
+  // MSA-2, so a control id like A\F\B is echoed escaped once, the way the sender wrote it.
+  const enc = line.slice(4, 8);
+  const d: Hl7Delimiters =
+    enc.length === 4 && new Set([sep, ...enc]).size === 5
+      ? { field: sep, component: enc[0]!, repetition: enc[1]!, escape: enc[2]!, subcomponent: enc[3]! }
+      : DEFAULT_DELIMITERS;
   return {
     sendingApplication: first(at(3)),
     sendingFacility: first(at(4)),
     receivingApplication: first(at(5)),
     receivingFacility: first(at(6)),
-    controlId: at(10),
+    controlId: unescapeHl7(at(10), d),
     version: first(at(12)),
     messageCode: first(at(9)),
     triggerEvent: at(9).split(comp)[1] ?? '',
