@@ -63,6 +63,9 @@ for (const backend of backends()) {
     it('lists every study for the data steward, with governance columns', async () => {
       const res = await get('data-steward', '/api/studies?limit=100');
       expect(res.status).toBe(200);
+      // Patient data from the API is never kept by a browser's or a proxy's cache, nor sniffed as another type.
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
       const body = (await res.json()) as Listed;
       expect(body.studies).toHaveLength(12);
       expect(body.more).toBe(false);
@@ -188,6 +191,12 @@ for (const backend of backends()) {
             );
       const served = await fetch(`${s.url}/api/openapi.json`);
       expect(served.status).toBe(200);
+      expect(served.headers.get('cache-control')).toBe('no-store');
+      // DICOMweb answers are not sniffed either; their caching is left to the viewer.
+      const dicomweb = await get('data-steward', '/dicom-web/studies?limit=1');
+      expect(dicomweb.status).toBe(200);
+      expect(dicomweb.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(dicomweb.headers.get('cache-control')).toBeNull();
       expect(((await served.json()) as { openapi: string }).openapi).toBe('3.1.0');
     });
 

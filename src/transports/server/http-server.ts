@@ -306,6 +306,11 @@ export class HttpServer {
       );
       return;
     }
+    // Never sniffed as something other than what it says (a JSON answer echoing a value read as HTML), and the
+    // administration APIs' answers (accounts, audit records, patient data) never kept by a browser's or a proxy's
+    // cache; a handler may still set its own Cache-Control. Until 6 Dec 2026 only the account routes set it.
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    if (/^\/(api|scim|fhir)(\/|$)/.test(url.pathname)) res.setHeader('Cache-Control', 'no-store');
     let ctx: RequestContext | undefined;
     try {
       // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
