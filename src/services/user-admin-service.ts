@@ -1,5 +1,12 @@
 import argon2 from 'argon2';
 import type { Kysely } from 'kysely';
+import {
+  accountManageProblem,
+  roleGrantProblem,
+  tokenIssueProblem,
+  type AccountRef,
+} from '../domain/account-admin-rules.js';
+import type { AuditAction } from '../domain/audit-record.js';
 import { CustosError } from '../domain/errors.js';
 import { generatePassword } from '../domain/password-policy.js';
 import { ROLES, type Principal } from '../domain/principal.js';
@@ -34,6 +41,9 @@ export interface UserChange {
   physicianId?: string | null;
 }
 
+/** The policy id separation-of-duties refusals are recorded and answered with (docs/accounts.md). */
+export const SEPARATION_OF_DUTIES_POLICY = 'builtin:separation-of-duties';
+
 const noSuchUser = (username: string) =>
   new CustosError({ code: 'auth.no-such-user', message: `no account named '${username}'`, httpStatus: 404 });
 
@@ -63,6 +73,56 @@ export class UserAdminService {
    */
   async authorize(actor: Principal): Promise<void> {
     await this.allow(actor);
+  }
+
+  /**
+   * Separation of duties, after the 'administer' decision: a caller allowed to administer accounts may still not
+   * grant a role above its own or act on a more privileged account (domain/account-admin-rules.ts). A refusal
+   * is recorded as `denied` (the attempted action, the account, the reason) before the caller learns of it, and
+   * answered 403 `access.denied` naming why. Until 6 Dec 2026 a sysadmin could create administrators and mint
+   * tokens for the administrator and the privacy officer.
+   */
+  private async separate(
+    actor: Principal,
+    action: AuditAction,
+    user: string,
+    problem: string | undefined,
+  ): Promise<void> {
+    if (problem === undefined) return;
+    await this.ledger.append({
+      principal: actor,
+      action,
+      outcome: 'denied',
+      policy: SEPARATION_OF_DUTIES_POLICY,
+      objects: { user },
+      detail: { reason: problem },
+    });
+    throw new CustosError({
+      code: 'access.denied',
+      message: `${actor.name} may not do this: ${problem}`,
+      httpStatus: 403,
+      detail: { policy: SEPARATION_OF_DUTIES_POLICY },
+    });
+  }
+
+  private static ref(actor: Principal): AccountRef {
+    return { name: actor.name, role: actor.role };
+  }
+
+  /** The account as the rules see it (404 when there is none). */
+  private async target(username: string): Promise<AccountRef> {
+    const u = await this.row(this.index.db, username);
+    return { name: u.username, role: u.role };
+  }
+
+  private async requireManage(actor: Principal, action: AuditAction, username: string): Promise<void> {
+    const target = await this.target(username);
+    await this.separate(
+      actor,
+      action,
+      target.name,
+      accountManageProblem(UserAdminService.ref(actor), target),
+    );
   }
 
   async list(actor: Principal): Promise<AdminUserView[]> {
@@ -101,6 +161,12 @@ export class UserAdminService {
 
   async create(actor: Principal, a: NewAccount): Promise<{ username: string; password: string }> {
     const decision = await this.allow(actor);
+    await this.separate(
+      actor,
+      'account-create',
+      a.username,
+      roleGrantProblem(UserAdminService.ref(actor), a.role),
+    );
     return this.accounts.add(actor, a, decision.policy);
   }
 
@@ -133,8 +199,23 @@ export class UserAdminService {
         message: 'an administrator cannot deactivate their own account',
         httpStatus: 409,
       });
+    await this.requireManage(actor, 'account-change', username);
+    if (c.role !== undefined)
+      await this.separate(
+        actor,
+        'account-change',
+        await accountName(this.index.db, username),
+        roleGrantProblem(UserAdminService.ref(actor), c.role),
+      );
     await this.index.db.transaction().execute(async (trx) => {
       const before = await this.row(trx, username);
+      // Again in the transaction: the account's role may have changed since it was checked above.
+      const raced = accountManageProblem(UserAdminService.ref(actor), {
+        name: before.username,
+        role: before.role,
+      });
+      if (raced !== undefined)
+        throw new CustosError({ code: 'access.denied', message: raced, httpStatus: 403 });
       const set = {
         ...(c.active !== undefined ? { active: c.active ? 1 : 0 } : {}),
         ...(c.role !== undefined ? { role: c.role } : {}),
@@ -177,6 +258,8 @@ export class UserAdminService {
 
   /** Remove the account's TOTP: it enrols again at its next sign-in (if its role requires it). */
   async resetMfa(actor: Principal, username: string): Promise<void> {
+    await this.allow(actor);
+    await this.requireManage(actor, 'mfa', username);
     await this.simpleChange(actor, username, 'mfa', { change: 'mfa-reset' }, async (trx, pk) => {
       await trx
         .updateTable('users')
@@ -198,6 +281,8 @@ export class UserAdminService {
 
   /** A new one-time password, shown once; every session and token of the account ends now. */
   async resetPassword(actor: Principal, username: string): Promise<{ password: string }> {
+    await this.allow(actor);
+    await this.requireManage(actor, 'account-change', username);
     const password = generatePassword(this.auth.settings.password, username);
     const hash = await argon2.hash(password, { type: argon2.argon2id });
     await this.simpleChange(
@@ -251,6 +336,13 @@ export class UserAdminService {
     opts: { name: string; ttlDays?: number },
   ): Promise<CreatedToken> {
     const decision = await this.allow(actor);
+    const target = await this.target(username);
+    await this.separate(
+      actor,
+      'token-create',
+      target.name,
+      tokenIssueProblem(UserAdminService.ref(actor), target),
+    );
     return this.auth.createToken(actor, username, { ...opts, policy: decision.policy });
   }
 

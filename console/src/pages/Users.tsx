@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, unwrap } from '../api/client';
+import { useAuth } from '../auth';
 import { Empty, ErrorState, Loading } from '../components/States';
 
 const ROLES = [
@@ -16,6 +17,12 @@ const ROLES = [
   'researcher',
 ];
 
+/**
+ * Roles only the administrator grants, and whose accounts only the administrator administers (separation of
+ * duties, docs/accounts.md; the server refuses the rest with 403 whatever this offers).
+ */
+const GUARDED_ROLES = ['administrator', 'sysadmin', 'data-custodian', 'privacy-officer'];
+
 /** Accounts, their MFA and tokens, and the DICOM application entities allowed to associate. */
 export function Users() {
   return (
@@ -29,6 +36,15 @@ export function Users() {
 
 function Accounts() {
   const qc = useQueryClient();
+  const { session } = useAuth();
+  const isAdministrator = session?.role === 'administrator';
+  /** The roles this caller may grant. */
+  const grantable = isAdministrator
+    ? [...ROLES, 'administrator']
+    : ROLES.filter((r) => !GUARDED_ROLES.includes(r));
+  /** Whether this caller may change, reset or mint tokens for an account holding `role`. */
+  const manages = (username: string, role: string) =>
+    isAdministrator || username === session?.username || !GUARDED_ROLES.includes(role);
   const [form, setForm] = useState({ username: '', role: 'radiologist', displayName: '', department: '' });
   const [secret, setSecret] = useState<{ label: string; value: string } | null>(null);
   const [tokensOf, setTokensOf] = useState<string | null>(null);
@@ -118,7 +134,7 @@ function Accounts() {
         <div className="field">
           <label htmlFor="u-role">Role</label>
           <select id="u-role" value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value })}>
-            {ROLES.map((r) => (
+            {grantable.map((r) => (
               <option key={r}>{r}</option>
             ))}
           </select>
@@ -164,30 +180,36 @@ function Accounts() {
                   <td>{u.username}</td>
                   <td>{u.displayName}</td>
                   <td>
-                    <select
-                      aria-label={`Role of ${u.username}`}
-                      value={u.role}
-                      onChange={(e) => setRole.mutate({ username: u.username, role: e.target.value })}
-                    >
-                      {(ROLES.includes(u.role) ? ROLES : [u.role, ...ROLES]).map((r) => (
-                        <option key={r}>{r}</option>
-                      ))}
-                    </select>
+                    {manages(u.username, u.role) ? (
+                      <select
+                        aria-label={`Role of ${u.username}`}
+                        value={u.role}
+                        onChange={(e) => setRole.mutate({ username: u.username, role: e.target.value })}
+                      >
+                        {(grantable.includes(u.role) ? grantable : [u.role, ...grantable]).map((r) => (
+                          <option key={r}>{r}</option>
+                        ))}
+                      </select>
+                    ) : (
+                      u.role
+                    )}
                   </td>
                   <td>{u.department ?? ''}</td>
                   <td>{u.mfaEnrolled ? 'enrolled' : '—'}</td>
                   <td>{u.active ? (u.lockedUntil ? 'locked' : 'active') : 'deactivated'}</td>
                   <td className="row-actions">
-                    <button
-                      type="button"
-                      onClick={() =>
-                        action.mutate({ kind: u.active ? 'deactivate' : 'activate', username: u.username })
-                      }
-                      aria-label={`${u.active ? 'Deactivate' : 'Activate'} ${u.username}`}
-                    >
-                      {u.active ? 'Deactivate' : 'Activate'}
-                    </button>
-                    {u.mfaEnrolled ? (
+                    {manages(u.username, u.role) ? (
+                      <button
+                        type="button"
+                        onClick={() =>
+                          action.mutate({ kind: u.active ? 'deactivate' : 'activate', username: u.username })
+                        }
+                        aria-label={`${u.active ? 'Deactivate' : 'Activate'} ${u.username}`}
+                      >
+                        {u.active ? 'Deactivate' : 'Activate'}
+                      </button>
+                    ) : null}
+                    {u.mfaEnrolled && manages(u.username, u.role) ? (
                       <button
                         type="button"
                         onClick={() => action.mutate({ kind: 'mfa', username: u.username })}
@@ -205,13 +227,16 @@ function Accounts() {
                         Unlock
                       </button>
                     ) : null}
-                    <button
-                      type="button"
-                      onClick={() => setTokensOf(u.username)}
-                      aria-label={`Tokens of ${u.username}`}
-                    >
-                      Tokens
-                    </button>
+                    {manages(u.username, u.role) &&
+                    (u.role !== 'privacy-officer' || u.username === session?.username) ? (
+                      <button
+                        type="button"
+                        onClick={() => setTokensOf(u.username)}
+                        aria-label={`Tokens of ${u.username}`}
+                      >
+                        Tokens
+                      </button>
+                    ) : null}
                   </td>
                 </tr>
               ))}

@@ -1,0 +1,213 @@
+// Separation of duties in user administration (docs/accounts.md): an account allowed to administer accounts
+// (sysadmin, data-custodian) may not grant the administrator, sysadmin, data-custodian or privacy-officer roles,
+// act on an account holding one, or mint API tokens for it; nobody but the privacy officer mints the privacy
+// officer's tokens. Each refusal is 403 application/problem+json naming why, with a `denied` record. Until
+// 6 Dec 2026 a sysadmin could create administrators and mint tokens for the administrator and the privacy
+// officer, through the real HTTP API below.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemPrincipal } from '../src/services/auth-service.js';
+import { backends } from './support/backends.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const operator = systemPrincipal('test');
+
+describe.each(backends())('separation of duties in user administration on %s', (backend) => {
+  let s: TestServer;
+  const tokens: Record<string, string> = {};
+
+  const call = async (who: string, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${s.url}${path}`, {
+      method,
+      headers: {
+        Authorization: `Bearer ${tokens[who]}`,
+        ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return {
+      status: res.status,
+      type: res.headers.get('content-type') ?? '',
+      body: (text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text) as Json,
+    };
+  };
+
+  const lastSeq = async () =>
+    Number(
+      (
+        await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select((eb) => eb.fn.max('seq').as('seq'))
+          .executeTakeFirstOrThrow()
+      ).seq ?? 0,
+    );
+
+  const recordsAfter = async (seq: number) =>
+    (
+      await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['actor', 'action', 'outcome', 'record'])
+        .where('seq', '>', seq)
+        .orderBy('seq')
+        .execute()
+    ).map((r) => ({ ...r, record: JSON.parse(r.record) as Json }));
+
+  /** A refusal: 403 problem+json naming separation of duties, one `denied` record of `action` on `user`. */
+  const expectRefused = async (
+    who: string,
+    method: string,
+    path: string,
+    body: unknown,
+    action: string,
+    user: string,
+    why: RegExp,
+  ) => {
+    const before = await lastSeq();
+    const r = await call(who, method, path, body);
+    expect(r.status, JSON.stringify(r.body)).toBe(403);
+    expect(r.type).toContain('application/problem+json');
+    expect(r.body.code).toBe('access.denied');
+    expect(r.body.detail).toMatch(why);
+    expect(r.body.policy).toBe('builtin:separation-of-duties');
+    const recs = await recordsAfter(before);
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({ actor: who, action, outcome: 'denied' });
+    expect(recs[0]!.record.policy).toBe('builtin:separation-of-duties');
+    expect(recs[0]!.record.objects.user).toBe(user);
+    expect(recs[0]!.record.detail.reason).toMatch(why);
+  };
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    for (const [username, role] of [
+      ['sys1', 'sysadmin'],
+      ['sys2', 'sysadmin'],
+      ['cust1', 'data-custodian'],
+      ['po1', 'privacy-officer'],
+      ['admin2', 'administrator'],
+      ['rad1', 'radiologist'],
+    ] as const) {
+      await s.app.accounts.add(operator, { username, role, department: 'Radiology' });
+      tokens[username] = (await s.app.auth.createToken(operator, username)).token;
+    }
+  });
+
+  afterAll(async () => {
+    await s?.stop();
+  });
+
+  it('refuses a sysadmin or data custodian the administrator and privacy-officer roles, at creation and by change', async () => {
+    for (const who of ['sys1', 'cust1'])
+      for (const role of ['administrator', 'privacy-officer', 'sysadmin', 'data-custodian']) {
+        const name = `${who}-made-${role}`;
+        await expectRefused(
+          who,
+          'POST',
+          '/api/admin/users',
+          { username: name, role },
+          'account-create',
+          name,
+          new RegExp(`only an administrator may grant the role '${role}'`),
+        );
+        expect(
+          await s.app.index.db.selectFrom('users').select('pk').where('username', '=', name).execute(),
+        ).toEqual([]);
+        await expectRefused(
+          who,
+          'PATCH',
+          '/api/admin/users/rad1',
+          { role },
+          'account-change',
+          'rad1',
+          new RegExp(`only an administrator may grant the role '${role}'`),
+        );
+      }
+    // Nor raise themselves.
+    await expectRefused(
+      'sys1',
+      'PATCH',
+      '/api/admin/users/sys1',
+      { role: 'administrator' },
+      'account-change',
+      'sys1',
+      /only an administrator may grant the role 'administrator'/,
+    );
+    const rad = await call('sys1', 'GET', '/api/admin/users');
+    expect(rad.body.find((u: Json) => u.username === 'rad1').role).toBe('radiologist');
+    expect(rad.body.find((u: Json) => u.username === 'sys1').role).toBe('sysadmin');
+  });
+
+  it('refuses a sysadmin tokens, password and MFA resets and changes of more privileged accounts', async () => {
+    for (const target of ['admin', 'admin2', 'po1', 'cust1', 'sys2']) {
+      await expectRefused(
+        'sys1',
+        'POST',
+        `/api/admin/users/${target}/tokens`,
+        { name: 'takeover' },
+        'token-create',
+        target,
+        target === 'po1'
+          ? /only the privacy officer 'po1' may create API tokens/
+          : new RegExp(`only an administrator may administer the account '${target}'`),
+      );
+      await expectRefused(
+        'sys1',
+        'POST',
+        `/api/admin/users/${target}/password/reset`,
+        undefined,
+        'account-change',
+        target,
+        new RegExp(`only an administrator may administer the account '${target}'`),
+      );
+      await expectRefused(
+        'sys1',
+        'POST',
+        `/api/admin/users/${target}/mfa/reset`,
+        undefined,
+        'mfa',
+        target,
+        new RegExp(`only an administrator may administer the account '${target}'`),
+      );
+      await expectRefused(
+        'sys1',
+        'PATCH',
+        `/api/admin/users/${target}`,
+        { role: 'student' },
+        'account-change',
+        target,
+        new RegExp(`only an administrator may administer the account '${target}'`),
+      );
+    }
+    const tokensOfPo = await s.app.auth.listTokens('po1');
+    expect(tokensOfPo).toHaveLength(1); // the one made in beforeAll
+  });
+
+  it('lets the administrator mint no token for the privacy officer either, but the privacy officer may', async () => {
+    await expectRefused(
+      'admin2',
+      'POST',
+      '/api/admin/users/po1/tokens',
+      { name: 'as-po' },
+      'token-create',
+      'po1',
+      /only the privacy officer 'po1' may create API tokens/,
+    );
+    const own = await call('po1', 'POST', '/api/auth/tokens', { name: 'reports' });
+    expect(own.status).toBe(201);
+  });
+
+  it('still lets a sysadmin administer ordinary accounts and itself, and the administrator grant any role', async () => {
+    const made = await call('sys1', 'POST', '/api/admin/users', { username: 'rad2', role: 'radiologist' });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    expect((await call('sys1', 'PATCH', '/api/admin/users/rad2', { role: 'technologist' })).status).toBe(200);
+    expect((await call('sys1', 'POST', '/api/admin/users/rad1/tokens', { name: 'bridge' })).status).toBe(201);
+    expect((await call('sys1', 'POST', '/api/admin/users/sys1/tokens', { name: 'mine' })).status).toBe(201);
+    expect((await call('sys1', 'POST', '/api/admin/users/rad1/password/reset')).status).toBe(200);
+    const po = await call('admin2', 'POST', '/api/admin/users', { username: 'po2', role: 'privacy-officer' });
+    expect(po.status, JSON.stringify(po.body)).toBe(201);
+    expect((await call('admin2', 'PATCH', '/api/admin/users/rad2', { role: 'sysadmin' })).status).toBe(200);
+    expect((await call('admin2', 'POST', '/api/admin/users/sys2/tokens', { name: 'ops' })).status).toBe(201);
+  });
+});
