@@ -245,6 +245,9 @@ describe.each(backends())('break-glass on %s', (backend) => {
     });
     const byUser = await (await call('owner', '/api/break-glass?username=tech&reviewed=false')).json();
     expect((byUser as { username: string }[]).map((i) => i.username)).toEqual(['tech']);
+    // Account names are case-insensitive, in this filter as at sign-in.
+    const byUpper = await (await call('owner', '/api/break-glass?username=TECH&reviewed=false')).json();
+    expect((byUpper as { username: string }[]).map((i) => i.username)).toEqual(['tech']);
     const later = await (await call('po', '/api/break-glass?from=2026-11-24')).json();
     expect(later).toEqual([]);
     const badFilter = await call('po', '/api/break-glass?reviewed=maybe');

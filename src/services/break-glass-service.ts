@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { CustosError } from '../domain/errors.js';
+import { accountName } from './account-names.js';
 import { isValidUid } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { AuditLedger, AuditStore } from '../ports/audit-ledger.js';
@@ -228,7 +229,9 @@ export class BreakGlassService {
     let q = this.deps.index.db.selectFrom('break_glass').selectAll();
     if (filter.from) q = q.where('opened_at', '>=', filter.from);
     if (filter.to) q = q.where('opened_at', '<', filter.to);
-    if (filter.username) q = q.where('username', '=', filter.username);
+    // Account names are case-insensitive (docs/accounts.md): 'TECH' finds the windows of 'tech' (until 6 Dec 2026
+    // it found none).
+    if (filter.username) q = q.where('username', '=', await accountName(this.deps.index.db, filter.username));
     if (filter.reviewed === true) q = q.where('reviewed_at', 'is not', null);
     if (filter.reviewed === false) q = q.where('reviewed_at', 'is', null);
     const rows = await q
