@@ -105,24 +105,17 @@ export class UserAdminService {
     });
   }
 
-  private static ref(actor: Principal): AccountRef {
-    return { name: actor.name, role: actor.role };
-  }
-
   /** The account as the rules see it (404 when there is none). */
   private async target(username: string): Promise<AccountRef> {
     const u = await this.row(this.index.db, username);
     return { name: u.username, role: u.role };
   }
 
-  private async requireManage(actor: Principal, action: AuditAction, username: string): Promise<void> {
+  /** The account `username` names, once `actor` may administer it (separation of duties). */
+  private async requireManage(actor: Principal, action: AuditAction, username: string): Promise<AccountRef> {
     const target = await this.target(username);
-    await this.separate(
-      actor,
-      action,
-      target.name,
-      accountManageProblem(UserAdminService.ref(actor), target),
-    );
+    await this.separate(actor, action, target.name, accountManageProblem(actor, target));
+    return target;
   }
 
   async list(actor: Principal): Promise<AdminUserView[]> {
@@ -161,12 +154,7 @@ export class UserAdminService {
 
   async create(actor: Principal, a: NewAccount): Promise<{ username: string; password: string }> {
     const decision = await this.allow(actor);
-    await this.separate(
-      actor,
-      'account-create',
-      a.username,
-      roleGrantProblem(UserAdminService.ref(actor), a.role),
-    );
+    await this.separate(actor, 'account-create', a.username, roleGrantProblem(actor, a.role));
     return this.accounts.add(actor, a, decision.policy);
   }
 
@@ -199,18 +187,13 @@ export class UserAdminService {
         message: 'an administrator cannot deactivate their own account',
         httpStatus: 409,
       });
-    await this.requireManage(actor, 'account-change', username);
+    const target = await this.requireManage(actor, 'account-change', username);
     if (c.role !== undefined)
-      await this.separate(
-        actor,
-        'account-change',
-        await accountName(this.index.db, username),
-        roleGrantProblem(UserAdminService.ref(actor), c.role),
-      );
+      await this.separate(actor, 'account-change', target.name, roleGrantProblem(actor, c.role));
     await this.index.db.transaction().execute(async (trx) => {
       const before = await this.row(trx, username);
       // Again in the transaction: the account's role may have changed since it was checked above.
-      const raced = accountManageProblem(UserAdminService.ref(actor), {
+      const raced = accountManageProblem(actor, {
         name: before.username,
         role: before.role,
       });
@@ -258,9 +241,9 @@ export class UserAdminService {
 
   /** Remove the account's TOTP: it enrols again at its next sign-in (if its role requires it). */
   async resetMfa(actor: Principal, username: string): Promise<void> {
-    await this.allow(actor);
+    const decision = await this.allow(actor);
     await this.requireManage(actor, 'mfa', username);
-    await this.simpleChange(actor, username, 'mfa', { change: 'mfa-reset' }, async (trx, pk) => {
+    await this.simpleChange(actor, decision, username, 'mfa', { change: 'mfa-reset' }, async (trx, pk) => {
       await trx
         .updateTable('users')
         .set({ totp_secret: null, totp_pending: null, totp_enrolled_at: null, totp_last_step: null })
@@ -270,23 +253,32 @@ export class UserAdminService {
   }
 
   async unlock(actor: Principal, username: string): Promise<void> {
-    await this.simpleChange(actor, username, 'account-change', { change: 'unlock' }, async (trx, pk) => {
-      await trx
-        .updateTable('users')
-        .set({ locked_until: null, failed_logins: 0, failure_window_start: null })
-        .where('pk', '=', pk)
-        .execute();
-    });
+    const decision = await this.allow(actor);
+    await this.simpleChange(
+      actor,
+      decision,
+      username,
+      'account-change',
+      { change: 'unlock' },
+      async (trx, pk) => {
+        await trx
+          .updateTable('users')
+          .set({ locked_until: null, failed_logins: 0, failure_window_start: null })
+          .where('pk', '=', pk)
+          .execute();
+      },
+    );
   }
 
   /** A new one-time password, shown once; every session and token of the account ends now. */
   async resetPassword(actor: Principal, username: string): Promise<{ password: string }> {
-    await this.allow(actor);
+    const decision = await this.allow(actor);
     await this.requireManage(actor, 'account-change', username);
     const password = generatePassword(this.auth.settings.password, username);
     const hash = await argon2.hash(password, { type: argon2.argon2id });
     await this.simpleChange(
       actor,
+      decision,
       username,
       'account-change',
       { change: 'password-reset', sessionsAndTokensRevoked: true },
@@ -302,14 +294,15 @@ export class UserAdminService {
     return { password };
   }
 
+  /** Apply one change to the account and record it, under the `administer` decision the caller took. */
   private async simpleChange(
     actor: Principal,
+    decision: { policy: string },
     username: string,
     action: 'mfa' | 'account-change',
     detail: Record<string, unknown>,
     apply: (trx: Kysely<DatabaseSchema>, pk: number) => Promise<void>,
   ): Promise<void> {
-    const decision = await this.allow(actor);
     await this.index.db.transaction().execute(async (trx) => {
       const u = await this.row(trx, username);
       await apply(trx, u.pk);
@@ -337,12 +330,7 @@ export class UserAdminService {
   ): Promise<CreatedToken> {
     const decision = await this.allow(actor);
     const target = await this.target(username);
-    await this.separate(
-      actor,
-      'token-create',
-      target.name,
-      tokenIssueProblem(UserAdminService.ref(actor), target),
-    );
+    await this.separate(actor, 'token-create', target.name, tokenIssueProblem(actor, target));
     return this.auth.createToken(actor, username, { ...opts, policy: decision.policy });
   }
 
