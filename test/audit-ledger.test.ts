@@ -255,6 +255,36 @@ describe.each(backends())('audit ledger on %s', (backend) => {
     expect(noToken.status).toBe(401);
   });
 
+  it("finds an account's records by its name in any letter case, as account names are everywhere else", async () => {
+    const auth = { Authorization: `Bearer ${s.token}` };
+    const exact = (await (
+      await fetch(`${s.url}/api/audit/records?user=admin&limit=20`, { headers: auth })
+    ).json()) as { records: AuditRecord[] };
+    expect(exact.records.length).toBeGreaterThan(0);
+    const upper = (await (
+      await fetch(`${s.url}/api/audit/records?user=ADMIN&limit=20`, { headers: auth })
+    ).json()) as { records: AuditRecord[] };
+    // The second search is itself recorded, so it sees one more read-audit record of admin than the first.
+    expect(upper.records.length).toBeGreaterThan(0);
+    expect(upper.records.every((r) => r.actor.name === 'admin')).toBe(true);
+    expect(upper.records.map((r) => r.seq)).toEqual(
+      expect.arrayContaining(exact.records.slice(0, 10).map((r) => r.seq)),
+    );
+    const exported = (
+      await (await fetch(`${s.url}/api/audit/export?format=jsonl&user=Admin`, { headers: auth })).text()
+    )
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditRecord);
+    expect(exported.length).toBeGreaterThan(0);
+    expect(exported.every((r) => r.actor.name === 'admin')).toBe(true);
+    // A name no account answers to (an AE title, an OIDC subject) is matched as given.
+    const none = (await (
+      await fetch(`${s.url}/api/audit/records?user=nobody-here`, { headers: auth })
+    ).json()) as { records: AuditRecord[] };
+    expect(none.records).toEqual([]);
+  });
+
   // The tamper cases run last and in this order: each one breaks the chain for good.
   describe('tampering directly in the database', () => {
     it('catches a changed field and names its seq (HTTP and CLI agree)', async () => {

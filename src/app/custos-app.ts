@@ -28,6 +28,7 @@ import {
 import type { StorageSpace } from '../ports/storage-space.js';
 import { systemClock, type Clock } from '../ports/clock.js';
 import type { AuditLedger, AuditStore } from '../ports/audit-ledger.js';
+import { accountName } from '../services/account-names.js';
 import { AuditService } from '../services/audit-service.js';
 import { JoseOidcVerifier } from '../adapters/oidc/jose-oidc-verifier.js';
 import { ROLES } from '../domain/principal.js';
@@ -229,6 +230,7 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
     sink: new CheckpointFile(config.audit.checkpointFile),
     clock,
     node: config.nodeName,
+    accountName: (name) => accountName(index.db, name),
   });
   await audit.recordConfiguration(auditableSettings(config));
   const auditForwarder = await buildAuditForwarder(config, index, sqlLedger, clock);

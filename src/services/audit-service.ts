@@ -53,6 +53,11 @@ export interface AuditServiceDeps {
   sink: CheckpointSink;
   clock: Clock;
   node: string;
+  /**
+   * The stored name of the account a name given as the `user` filter names (account names ignore letter case,
+   * docs/accounts.md); the name itself when no account answers to it (an AE title, an OIDC subject).
+   */
+  accountName?: (name: string) => Promise<string>;
 }
 
 const VERIFY_PAGE = 20_000;
@@ -162,9 +167,19 @@ export class AuditService {
 
   async search(principal: Principal, filter: AuditFilter, channel?: string): Promise<AuditRecord[]> {
     const decision = await this.deps.gate.require(principal, 'read-audit', { type: 'archive' });
-    const records = await this.deps.store.search(filter);
-    await this.recordRead(principal, decision.policy, 'search', filter, records.length, channel);
+    const resolved = await this.withStoredActor(filter);
+    const records = await this.deps.store.search(resolved);
+    await this.recordRead(principal, decision.policy, 'search', resolved, records.length, channel);
     return records;
+  }
+
+  /**
+   * The filter with its actor as the ledger names it: 'TECH' finds the records of the account 'tech' (until
+   * 6 Dec 2026 the user filter compared letter case, so it found none).
+   */
+  private async withStoredActor<F extends { actor?: string }>(filter: F): Promise<F> {
+    if (filter.actor === undefined || !this.deps.accountName) return filter;
+    return { ...filter, actor: await this.deps.accountName(filter.actor) };
   }
 
   /** Everyone who accessed a patient's studies: one line per person, with what they did and when. */
@@ -234,10 +249,11 @@ export class AuditService {
     channel?: string,
   ): AsyncGenerator<AuditRecord> {
     const decision = await this.deps.gate.require(principal, 'read-audit', { type: 'archive' });
-    await this.recordRead(principal, decision.policy, 'export', { ...filter, format }, undefined, channel);
-    let afterSeq = filter.afterSeq ?? 0;
+    const resolved = await this.withStoredActor(filter);
+    await this.recordRead(principal, decision.policy, 'export', { ...resolved, format }, undefined, channel);
+    let afterSeq = resolved.afterSeq ?? 0;
     for (;;) {
-      const page = await this.deps.store.search({ ...filter, afterSeq, order: 'asc', limit: 5000 });
+      const page = await this.deps.store.search({ ...resolved, afterSeq, order: 'asc', limit: 5000 });
       for (const r of page) yield r;
       if (page.length < 5000) return;
       afterSeq = page[page.length - 1]!.seq;
