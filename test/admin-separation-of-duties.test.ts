@@ -198,6 +198,141 @@ describe.each(backends())('separation of duties in user administration on %s', (
     expect(own.status).toBe(201);
   });
 
+  // The identity provider's channel (SCIM 2.0) holds the same rules: its token is an account's, and a sysadmin's
+  // token may not provision what the sysadmin may not grant (until 6 Dec 2026 SCIM did not check them).
+  it('holds the same rules through SCIM: a sysadmin token creates, raises, changes and deletes no guarded account', async () => {
+    const scim = async (who: string, method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${s.url}/scim/v2${path}`, {
+        method,
+        headers: {
+          Authorization: `Bearer ${tokens[who]}`,
+          ...(body !== undefined ? { 'Content-Type': 'application/scim+json' } : {}),
+        },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : undefined) as Json };
+    };
+    const pkOf = async (username: string) =>
+      String(
+        (
+          await s.app.index.db
+            .selectFrom('users')
+            .select('pk')
+            .where('username', '=', username)
+            .executeTakeFirstOrThrow()
+        ).pk,
+      );
+    const refused = async (
+      method: string,
+      path: string,
+      body: unknown,
+      action: string,
+      user: string,
+      why: RegExp,
+    ) => {
+      const before = await lastSeq();
+      const r = await scim('sys1', method, path, body);
+      expect(r.status, JSON.stringify(r.body)).toBe(403);
+      expect(r.body).toMatchObject({
+        schemas: ['urn:ietf:params:scim:api:messages:2.0:Error'],
+        status: '403',
+      });
+      expect(r.body.detail).toMatch(why);
+      const recs = await recordsAfter(before);
+      expect(recs).toHaveLength(1);
+      expect(recs[0]).toMatchObject({ actor: 'sys1', action, outcome: 'denied' });
+      expect(recs[0]!.record).toMatchObject({
+        policy: 'builtin:separation-of-duties',
+        channel: 'scim',
+        objects: { user },
+      });
+    };
+    const patchRole = (role: string) => ({
+      schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+      Operations: [{ op: 'replace', path: 'roles', value: [{ value: role, primary: true }] }],
+    });
+    await refused(
+      'POST',
+      '/Users',
+      { userName: 'scim-admin', roles: [{ value: 'administrator', primary: true }] },
+      'account-create',
+      'scim-admin',
+      /only an administrator may grant the role 'administrator'/,
+    );
+    expect(
+      await s.app.index.db.selectFrom('users').select('pk').where('username', '=', 'scim-admin').execute(),
+    ).toEqual([]);
+    const rad1 = await pkOf('rad1');
+    await refused(
+      'PATCH',
+      `/Users/${rad1}`,
+      patchRole('sysadmin'),
+      'account-change',
+      'rad1',
+      /the role 'sysadmin'/,
+    );
+    await refused(
+      'PUT',
+      `/Users/${rad1}`,
+      { userName: 'rad1', roles: [{ value: 'privacy-officer' }] },
+      'account-change',
+      'rad1',
+      /the role 'privacy-officer'/,
+    );
+    const sys1 = await pkOf('sys1');
+    await refused(
+      'PATCH',
+      `/Users/${sys1}`,
+      patchRole('administrator'),
+      'account-change',
+      'sys1',
+      /'administrator'/,
+    );
+    for (const target of ['admin', 'po1', 'sys2']) {
+      const pk = await pkOf(target);
+      const why = new RegExp(`only an administrator may administer the account '${target}'`);
+      await refused(
+        'PATCH',
+        `/Users/${pk}`,
+        {
+          schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
+          Operations: [{ op: 'replace', path: 'active', value: false }],
+        },
+        'account-change',
+        target,
+        why,
+      );
+      await refused('DELETE', `/Users/${pk}`, undefined, 'account-change', target, why);
+    }
+    const rows = await s.app.index.db
+      .selectFrom('users')
+      .select(['username', 'role', 'active', 'deleted_at'])
+      .where('username', 'in', ['rad1', 'sys1', 'admin', 'po1', 'sys2'])
+      .execute();
+    expect(Object.fromEntries(rows.map((r) => [r.username, [r.role, r.active, r.deleted_at]]))).toEqual({
+      rad1: ['radiologist', 1, null],
+      sys1: ['sysadmin', 1, null],
+      admin: ['administrator', 1, null],
+      po1: ['privacy-officer', 1, null],
+      sys2: ['sysadmin', 1, null],
+    });
+    // What a sysadmin may do through SCIM it still may; the administrator's token provisions any role.
+    const made = await scim('sys1', 'POST', '/Users', {
+      userName: 'scim-rad',
+      roles: [{ value: 'radiologist' }],
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    expect((await scim('sys1', 'PATCH', `/Users/${made.body.id}`, patchRole('technologist'))).status).toBe(
+      200,
+    );
+    const byAdmin = await scim('admin2', 'POST', '/Users', {
+      userName: 'scim-sys',
+      roles: [{ value: 'sysadmin' }],
+    });
+    expect(byAdmin.status, JSON.stringify(byAdmin.body)).toBe(201);
+  });
+
   it('still lets a sysadmin administer ordinary accounts and itself, and the administrator grant any role', async () => {
     const made = await call('sys1', 'POST', '/api/admin/users', { username: 'rad2', role: 'radiologist' });
     expect(made.status, JSON.stringify(made.body)).toBe(201);

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { accountManageProblem, roleGrantProblem } from '../domain/account-admin-rules.js';
+import type { AuditAction } from '../domain/audit-record.js';
 import { CustosError } from '../domain/errors.js';
 import { ROLES, type Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
@@ -9,6 +11,7 @@ import type { DatabaseSchema, IndexDb, UsersTable } from '../ports/database.js';
 import { revokeCredentials } from './auth-service.js';
 import { accountNamedAlike } from './account-service.js';
 import type { AccessGate } from './access-gate.js';
+import { refuseForSeparationOfDuties } from './user-admin-service.js';
 
 export const SCIM_USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 export const SCIM_GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group';
@@ -18,6 +21,16 @@ export const SCIM_PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 export const SCIM_ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
 
 type Json = Record<string, unknown>;
+
+/** A separation-of-duties problem found inside a change's transaction: it rolls the change back. */
+class SeparationRefusal extends Error {
+  constructor(
+    readonly user: string,
+    readonly problem: string,
+  ) {
+    super(problem);
+  }
+}
 
 /** A SCIM error (RFC 7644 §3.12): HTTP status plus scimType. */
 export const scimError = (status: number, detail: string, scimType?: string) =>
@@ -113,6 +126,33 @@ export class ScimService {
 
   private async allow(principal: Principal) {
     return this.gate.require(principal, 'administer', { type: 'archive' });
+  }
+
+  /**
+   * Separation of duties holds for the identity provider's channel as for user administration
+   * (domain/account-admin-rules.ts): a caller that is not the administrator may not create or give an account an
+   * administering role, nor change or delete an account that holds one. Until 6 Dec 2026 SCIM did not check it,
+   * so a sysadmin's token could create administrators, or make itself one, through /scim/v2.
+   */
+  private checkChange(principal: Principal, before: UserRow, role: string | undefined | null): void {
+    const problem =
+      accountManageProblem(principal, { name: before.username, role: before.role }) ??
+      (role && role !== before.role ? roleGrantProblem(principal, role) : undefined);
+    if (problem !== undefined) throw new SeparationRefusal(before.username, problem);
+  }
+
+  /** A change's transaction; a separation-of-duties refusal in it is recorded as denied and answered 403. */
+  private async changing<T>(
+    principal: Principal,
+    action: AuditAction,
+    work: (trx: Kysely<DatabaseSchema>) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.index.db.transaction().execute(work);
+    } catch (err) {
+      if (!(err instanceof SeparationRefusal)) throw err;
+      return refuseForSeparationOfDuties(this.ledger, principal, action, err.user, err.problem, 'scim');
+    }
   }
 
   userResource(r: UserRow, base: string): Json {
@@ -232,6 +272,16 @@ export class ScimService {
   async createUser(principal: Principal, doc: Json, base: string) {
     const decision = await this.allow(principal);
     const f = this.fieldsOf(doc);
+    const problem = roleGrantProblem(principal, f.role ?? 'none');
+    if (problem !== undefined)
+      await refuseForSeparationOfDuties(
+        this.ledger,
+        principal,
+        'account-create',
+        f.userName,
+        problem,
+        'scim',
+      );
     const now = this.clock.now().toISOString();
     const pk = await this.index.db.transaction().execute(async (trx) => {
       const exists = await accountNamedAlike(trx, f.userName);
@@ -272,8 +322,9 @@ export class ScimService {
   async replaceUser(principal: Principal, id: string, doc: Json, base: string) {
     const decision = await this.allow(principal);
     const f = this.fieldsOf(doc);
-    await this.index.db.transaction().execute(async (trx) => {
+    await this.changing(principal, 'account-change', async (trx) => {
       const before = await this.userRow(trx, id);
+      this.checkChange(principal, before, f.role);
       await this.write(trx, principal, decision.policy, before, {
         username: f.userName,
         display_name: f.displayName,
@@ -297,7 +348,7 @@ export class ScimService {
     const ops = doc.Operations;
     if (!Array.isArray(ops) || ops.length === 0)
       throw scimError(400, 'Operations must be a non-empty array', 'invalidSyntax');
-    await this.index.db.transaction().execute(async (trx) => {
+    await this.changing(principal, 'account-change', async (trx) => {
       const before = await this.userRow(trx, id);
       const change: Updateable<UsersTable> = {};
       const set = (path: string, value: unknown, remove: boolean) => {
@@ -365,6 +416,7 @@ export class ScimService {
           }
         } else throw scimError(400, 'an operation without path needs an object value', 'invalidSyntax');
       }
+      this.checkChange(principal, before, change.role);
       await this.write(trx, principal, decision.policy, before, change);
     });
     return this.userResource(await this.userRow(this.index.db, id), base);
@@ -373,8 +425,9 @@ export class ScimService {
   /** DELETE: the account can never sign in again; its row stays, because the audit trail names it. */
   async deleteUser(principal: Principal, id: string): Promise<void> {
     const decision = await this.allow(principal);
-    await this.index.db.transaction().execute(async (trx) => {
+    await this.changing(principal, 'account-change', async (trx) => {
       const before = await this.userRow(trx, id);
+      this.checkChange(principal, before, undefined);
       const now = this.clock.now().toISOString();
       await trx
         .updateTable('users')

@@ -44,6 +44,36 @@ export interface UserChange {
 /** The policy id separation-of-duties refusals are recorded and answered with (docs/accounts.md). */
 export const SEPARATION_OF_DUTIES_POLICY = 'builtin:separation-of-duties';
 
+/**
+ * Records a separation-of-duties refusal as `denied` (the attempted action, the account, the reason) and throws
+ * the 403 `access.denied` that names why: user administration and SCIM (the identity provider's channel) refuse
+ * alike.
+ */
+export async function refuseForSeparationOfDuties(
+  ledger: AuditLedger,
+  actor: Principal,
+  action: AuditAction,
+  user: string,
+  problem: string,
+  channel?: string,
+): Promise<never> {
+  await ledger.append({
+    principal: actor,
+    action,
+    outcome: 'denied',
+    policy: SEPARATION_OF_DUTIES_POLICY,
+    ...(channel ? { channel } : {}),
+    objects: { user },
+    detail: { reason: problem },
+  });
+  throw new CustosError({
+    code: 'access.denied',
+    message: `${actor.name} may not do this: ${problem}`,
+    httpStatus: 403,
+    detail: { policy: SEPARATION_OF_DUTIES_POLICY },
+  });
+}
+
 const noSuchUser = (username: string) =>
   new CustosError({ code: 'auth.no-such-user', message: `no account named '${username}'`, httpStatus: 404 });
 
@@ -88,21 +118,7 @@ export class UserAdminService {
     user: string,
     problem: string | undefined,
   ): Promise<void> {
-    if (problem === undefined) return;
-    await this.ledger.append({
-      principal: actor,
-      action,
-      outcome: 'denied',
-      policy: SEPARATION_OF_DUTIES_POLICY,
-      objects: { user },
-      detail: { reason: problem },
-    });
-    throw new CustosError({
-      code: 'access.denied',
-      message: `${actor.name} may not do this: ${problem}`,
-      httpStatus: 403,
-      detail: { policy: SEPARATION_OF_DUTIES_POLICY },
-    });
+    if (problem !== undefined) await refuseForSeparationOfDuties(this.ledger, actor, action, user, problem);
   }
 
   /** The account as the rules see it (404 when there is none). */
