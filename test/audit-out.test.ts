@@ -194,12 +194,20 @@ for (const backend of backends()) {
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual(e);
       expect((await fhir('/999999999')).status).toBe(404);
+      const missing = await fhir('/999999999');
+      expect(await missing.json()).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'not-found', diagnostics: 'no AuditEvent 999999999' }],
+      });
       const bad = await fhir('/abc');
       expect(bad.status).toBe(400);
-      expect(await bad.json()).toMatchObject({ parameter: 'id' });
+      expect(await bad.json()).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [{ code: 'invalid', expression: ['id'] }],
+      });
     });
 
-    it('refuses bad parameters with problem+json naming the parameter', async () => {
+    it('refuses bad parameters with an OperationOutcome naming the parameter', async () => {
       for (const [q, parameter] of [
         ['?date=2026-13-40', 'date'],
         ['?action=X', 'action'],
@@ -209,9 +217,69 @@ for (const backend of backends()) {
       ] as const) {
         const res = await fhir(q);
         expect(res.status, q).toBe(400);
-        expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-        expect(await res.json(), q).toMatchObject({ status: 400, parameter });
+        expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+        const outcome = (await res.json()) as { resourceType: string; issue: Record<string, unknown>[] };
+        expect(outcome, q).toMatchObject({
+          resourceType: 'OperationOutcome',
+          issue: [
+            {
+              severity: 'error',
+              code: 'invalid',
+              expression: [parameter],
+              details: { coding: [{ system: 'urn:custos:problem', code: 'fhir.bad-parameter' }] },
+            },
+          ],
+        });
+        expect(outcome.issue[0]!.diagnostics).toMatch(new RegExp(`^${parameter}: `));
       }
+    });
+
+    it('describes itself in a CapabilityStatement without credentials, and answers 401 as an OperationOutcome', async () => {
+      const meta = await fetch(`${s.url}/fhir/r4/metadata`);
+      expect(meta.status).toBe(200);
+      expect(meta.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+      const cs = (await meta.json()) as {
+        resourceType: string;
+        fhirVersion: string;
+        rest: {
+          mode: string;
+          resource: { type: string; interaction: { code: string }[]; searchParam: { name: string }[] }[];
+        }[];
+      };
+      expect(cs).toMatchObject({
+        resourceType: 'CapabilityStatement',
+        status: 'active',
+        kind: 'instance',
+        fhirVersion: '4.0.1',
+      });
+      const [auditEvent] = cs.rest[0]!.resource;
+      expect(auditEvent!.type).toBe('AuditEvent');
+      expect(auditEvent!.interaction.map((i) => i.code)).toEqual(['read', 'search-type']);
+      // Each declared parameter is one the search takes: a bad value of it is refused for its value, never as an
+      // unknown parameter (an undeclared one is).
+      const refusal = async (q: string) =>
+        ((await (await fhir(q)).json()) as { issue?: { diagnostics: string }[] }).issue?.[0]?.diagnostics ??
+        '';
+      expect(await refusal('?subtype=zz')).toMatch(/unknown search parameter/);
+      for (const p of auditEvent!.searchParam.map((x) => x.name))
+        expect(await refusal(`?${p}=zz`), p).not.toMatch(/unknown search parameter/);
+      expect(auditEvent!.searchParam.map((x) => x.name).sort()).toEqual([
+        '_count',
+        'action',
+        'agent',
+        'date',
+        'entity',
+        'patient',
+      ]);
+
+      const anonymous = await fetch(`${s.url}/fhir/r4/AuditEvent`);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(anonymous.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+      expect(await anonymous.json()).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [{ code: 'login' }],
+      });
     });
 
     it('records each read of the ledger, and refuses and records a reader without read-audit', async () => {
@@ -249,7 +317,11 @@ for (const backend of backends()) {
         headers: { Authorization: `Bearer ${token}` },
       });
       expect(res.status).toBe(403);
-      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+      expect(await res.json()).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [{ code: 'forbidden' }],
+      });
       const denied = await s.app.auditStore.search({ actor: 'viewer1', action: ['read-audit'], limit: 10 });
       expect(denied.map((r) => r.outcome)).toEqual(['denied']);
     });

@@ -3,7 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRouter } from '../src/transports/server/routes.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
-const PUBLIC = new Set(['GET /api/health', 'POST /api/auth/login', 'GET /api/openapi.json']);
+const PUBLIC = new Set([
+  'GET /api/health',
+  'POST /api/auth/login',
+  'GET /api/openapi.json',
+  'GET /fhir/r4/metadata',
+]);
 
 describe('every route', () => {
   let s: TestServer;
@@ -37,7 +42,10 @@ describe('every route', () => {
           : {}),
       });
       expect(res.status, `${r.method} ${r.path}`).toBe(401);
-      expect(res.headers.get('content-type'), `${r.method} ${r.path}`).toMatch(/^application\/problem\+json/);
+      // FHIR clients read an OperationOutcome; everything else answers problem+json.
+      expect(res.headers.get('content-type'), `${r.method} ${r.path}`).toMatch(
+        r.path.startsWith('/fhir/') ? /^application\/fhir\+json/ : /^application\/problem\+json/,
+      );
     }
     const successes = await s.app.index.db
       .selectFrom('audit_ledger')

@@ -17,6 +17,18 @@ export function fhirRoutes(audit: AuditService): Route[] {
   return [
     {
       method: 'GET',
+      path: `${FHIR_BASE}/metadata`,
+      auth: 'public',
+      summary: 'FHIR R4 CapabilityStatement: what this endpoint serves (carries no data)',
+      // A FHIR client reads the capability statement first (FHIR R4 §3.1.0.11); like a SMART server's, it needs no
+      // credentials, and names only resource types, interactions and search parameters. Until 6 Dec 2026 there
+      // was none (404).
+      handler: async (ctx: RequestContext) => {
+        await sendJson(ctx.res, 200, capabilityStatement(`${ctx.origin}${FHIR_BASE}`), FHIR_JSON);
+      },
+    },
+    {
+      method: 'GET',
       path: `${FHIR_BASE}/AuditEvent`,
       auth: 'bearer',
       summary: 'FHIR R4 AuditEvent search (patient, date, agent, entity, action, _count), newest first',
@@ -82,4 +94,53 @@ export function fhirRoutes(audit: AuditService): Route[] {
       },
     },
   ];
+}
+
+/** The search parameters of AuditEvent as a CapabilityStatement declares them (docs/audit-out.md). */
+const AUDIT_EVENT_SEARCH: { name: string; type: string; documentation: string }[] = [
+  { name: 'patient', type: 'reference', documentation: 'the Patient ID the record names' },
+  { name: 'date', type: 'date', documentation: 'when it was recorded; prefixes eq, ge, le, gt, lt' },
+  { name: 'agent', type: 'reference', documentation: 'account name or AE title of the requestor' },
+  { name: 'entity', type: 'reference', documentation: 'Study Instance UID' },
+  { name: 'action', type: 'token', documentation: 'C, R, U, D or E' },
+  { name: '_count', type: 'number', documentation: 'page size, 1-1000 (default 100)' },
+];
+
+/** FHIR R4 CapabilityStatement of this read-only AuditEvent endpoint. */
+export function capabilityStatement(baseUrl: string): Record<string, unknown> {
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    // The day this statement last changed (R4 requires a date).
+    date: '2026-12-06',
+    publisher: 'Custos',
+    kind: 'instance',
+    software: { name: 'Custos' },
+    implementation: { description: 'Custos audit ledger (read-only AuditEvent)', url: baseUrl },
+    fhirVersion: '4.0.1',
+    format: [FHIR_JSON, 'json'],
+    rest: [
+      {
+        mode: 'server',
+        security: {
+          service: [
+            {
+              coding: [
+                { system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'OAuth' },
+              ],
+            },
+          ],
+          description:
+            'A bearer token (Custos API token or OIDC access token) whose principal may read-audit; every read is recorded in the ledger',
+        },
+        resource: [
+          {
+            type: 'AuditEvent',
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: AUDIT_EVENT_SEARCH,
+          },
+        ],
+      },
+    ],
+  };
 }

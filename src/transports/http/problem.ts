@@ -43,20 +43,64 @@ export function problemBody(err: CustosError | unknown, instance?: string): Reco
   };
 }
 
+/** FHIR R4 IssueType (http://hl7.org/fhir/R4/valueset-issue-type.html) for an HTTP error status. */
+function issueType(status: number): string {
+  if (status === 401) return 'login';
+  if (status === 403) return 'forbidden';
+  if (status === 404 || status === 410) return 'not-found';
+  if (status === 405 || status === 406 || status === 415 || status === 501) return 'not-supported';
+  if (status === 409 || status === 412) return 'conflict';
+  if (status === 413) return 'too-costly';
+  if (status === 429) return 'throttled';
+  if (status === 503) return 'transient';
+  return status < 500 ? 'invalid' : 'exception';
+}
+
 /**
- * Answers with `application/problem+json`. Once the status line has gone out (e.g. a multipart response failed
- * halfway) no error can be signalled in-band, so the connection is destroyed: the client sees an incomplete
- * body (no closing delimiter, or a short Content-Length) rather than a response that looks complete.
+ * A FHIR R4 OperationOutcome for an error, as FHIR clients read errors: one issue whose `diagnostics` is the
+ * message, `details` codes the Custos problem code, and `expression` names the search parameter at fault. As
+ * problemBody, an unexpected failure carries no message.
  */
-export function sendProblem(res: ServerResponse, err: CustosError | unknown, instance?: string): void {
+export function operationOutcomeBody(err: CustosError | unknown): Record<string, unknown> {
+  const status = statusOf(err);
+  const known = err instanceof CustosError;
+  const code = known ? err.code : 'internal';
+  const message = known ? err.message : 'internal error';
+  const parameter = known ? err.detail?.parameter : undefined;
+  return {
+    resourceType: 'OperationOutcome',
+    issue: [
+      {
+        severity: 'error',
+        code: issueType(status),
+        details: { coding: [{ system: 'urn:custos:problem', code }], text: message },
+        diagnostics: message,
+        ...(typeof parameter === 'string' ? { expression: [parameter] } : {}),
+      },
+    ],
+  };
+}
+
+/**
+ * Answers with `application/problem+json`, or under `/fhir` (`as: 'fhir'`) with a FHIR OperationOutcome in
+ * `application/fhir+json`. Once the status line has gone out (e.g. a multipart response failed halfway) no error
+ * can be signalled in-band, so the connection is destroyed: the client sees an incomplete body (no closing
+ * delimiter, or a short Content-Length) rather than a response that looks complete.
+ */
+export function sendProblem(
+  res: ServerResponse,
+  err: CustosError | unknown,
+  instance?: string,
+  as: 'problem' | 'fhir' = 'problem',
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = JSON.stringify(problemBody(err, instance));
+  const body = JSON.stringify(as === 'fhir' ? operationOutcomeBody(err) : problemBody(err, instance));
   const retryAfter = err instanceof CustosError ? err.detail?.retryAfterSeconds : undefined;
   res.writeHead(statusOf(err), {
-    'Content-Type': 'application/problem+json',
+    'Content-Type': as === 'fhir' ? 'application/fhir+json' : 'application/problem+json',
     'Content-Length': Buffer.byteLength(body),
     'Cache-Control': 'no-store',
     // RFC 9110 §10.2.3: with a 503, when to try again.

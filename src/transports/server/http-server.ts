@@ -388,7 +388,9 @@ export class HttpServer {
       // the connection, rather than reading the rest of a body that may be any size (until 5 Dec 2026 it was read
       // to its end to keep the connection alive: gigabytes from a caller without credentials).
       if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close');
-      sendProblem(res, err, url.pathname);
+      // FHIR clients read errors as an OperationOutcome (FHIR R4 §3.1.0.4); until 6 Dec 2026 /fhir answered
+      // problem+json like the rest.
+      sendProblem(res, err, url.pathname, channelOf(url.pathname) === 'fhir' ? 'fhir' : 'problem');
     }
   }
 }
