@@ -300,6 +300,33 @@ describe.each(backends())('accounts on %s', (backend) => {
     expect(refusals).toHaveLength(3);
   });
 
+  it('answers a made-up or deactivated name as it answers an account, lock included, so locking tells no names', async () => {
+    await setPassword('tech7', await createUser('tech7', 'technologist'), 'basalt-heron-41-quarry');
+    await createUser('tech8', 'technologist');
+    expect((await call('PATCH', '/api/admin/users/tech8', { active: false })).status).toBe(200);
+    const answers = async (username: string) => {
+      const seen: unknown[] = [];
+      for (let i = 0; i < 7; i++) {
+        const r = await login(username, `wrong-guess-${i}`);
+        seen.push([r.status, r.body.code, r.body.detail, r.body.lockedUntil ?? null]);
+      }
+      return seen;
+    };
+    const real = await answers('tech7');
+    expect(real.map((a) => (a as unknown[])[0])).toEqual([401, 401, 401, 401, 423, 423, 423]);
+    expect(await answers('nobody-by-this-name')).toEqual(real);
+    expect(await answers('TECH8')).toEqual(real);
+    const refusals = (await ledger('login')).filter((r) => r.actor.name === 'nobody-by-this-name');
+    expect(refusals.map((r) => r.detail.reason)).toEqual([
+      ...Array(5).fill('no such account'),
+      ...Array(2).fill('no such account (answered as locked)'),
+    ]);
+    // The made-up name's lock ends when an account's would.
+    advance(15 * MIN + 1000);
+    expect((await login('nobody-by-this-name', 'again')).status).toBe(401);
+    expect((await login('tech7', 'basalt-heron-41-quarry')).status).toBe(200);
+  });
+
   it('counts concurrent failures one by one: eight at once lock the account once, after the fifth', async () => {
     await createUser('tech6', 'technologist');
     const results = await Promise.all(

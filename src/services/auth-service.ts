@@ -18,6 +18,7 @@ import type { KeyStore } from '../ports/key-store.js';
 import { sql, type Kysely } from 'kysely';
 import { TotpSecretBox } from './totp-secrets.js';
 import { accountName } from './account-names.js';
+import { PhantomLockout } from '../domain/phantom-lockout.js';
 
 const TOKEN_PREFIX = 'cst_';
 
@@ -126,6 +127,8 @@ export interface CreatedToken {
 export class AuthService {
   readonly settings: AuthSettings;
   private readonly totpBox: TotpSecretBox | undefined;
+  /** Lockout of names that are no usable account, so that locking does not tell which names are accounts. */
+  private readonly phantoms: PhantomLockout;
 
   constructor(
     private readonly index: IndexDb,
@@ -137,6 +140,7 @@ export class AuthService {
   ) {
     this.settings = opts.settings ?? DEFAULT_AUTH_SETTINGS;
     this.totpBox = opts.keys ? new TotpSecretBox(opts.keys) : undefined;
+    this.phantoms = new PhantomLockout(this.settings.lockout);
   }
 
   /** Whether the role must use a second factor (auth.mfa.requiredRoles, auth.mfa.requireForAll). */
@@ -654,9 +658,14 @@ export class AuthService {
     };
     const wrong = unauthenticated('the username or password is wrong');
     if (!user || !user.active || !user.password_hash) {
-      // Same work as a real check, so timing does not tell which accounts exist.
+      // Answered as an account would be, in timing and in lockout, so that neither tells which names are accounts
+      // (until 6 Dec 2026 five wrong passwords locked a real account, 423, and never a made-up name).
+      const why = !user ? 'no such account' : 'account inactive or without a password';
+      const lockedAlready = this.phantoms.lockedUntil(username, now);
+      if (lockedAlready) return fail(`${why} (answered as locked)`, lockedError(lockedAlready.toISOString()));
       await argon2.verify(DUMMY_HASH, password).catch(() => false);
-      return fail(!user ? 'no such account' : 'account inactive or without a password', wrong);
+      const locks = this.phantoms.fail(username, now);
+      return fail(why, locks ? lockedError(locks.toISOString()) : wrong);
     }
     if (user.locked_until !== null && user.locked_until > now.toISOString())
       return fail('account locked', lockedError(user.locked_until));
