@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DIR } from '../src/app/serve.js';
 import { seedDemo, type DemoSeed } from '../src/app/demo.js';
 import { base32Decode, totp, totpStep } from '../src/domain/totp.js';
+import { revokeCredentials } from '../src/services/auth-service.js';
 import { launchChromium } from './support/chromium.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
@@ -54,10 +55,16 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
   }
 
   async function signIn(role: string, viewport = LAPTOP): Promise<{ context: BrowserContext; page: Page }> {
-    const a = account(role);
     const context = await browser.newContext({ viewport });
     const page = await context.newPage();
     await page.goto(`${s.url}/`);
+    await fillSignIn(page, role);
+    return { context, page };
+  }
+
+  /** Signs in on the sign-in form the page shows, with the TOTP code where the account has one. */
+  async function fillSignIn(page: Page, role: string): Promise<void> {
+    const a = account(role);
     await page.getByLabel('Account name').fill(a.username);
     await page.getByLabel('Password').fill(a.password);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -66,7 +73,6 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       await page.getByRole('button', { name: 'Sign in' }).click();
     }
     await page.getByRole('navigation', { name: 'Main' }).waitFor();
-    return { context, page };
   }
 
   const navLinks = async (page: Page) =>
@@ -369,6 +375,27 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     expect((await page.request.get(`${s.url}/api/studies`)).status()).toBe(401);
+    await context.close();
+  });
+
+  it('shows the sign-in form, and forgets what it showed, when the session ends on the server', async () => {
+    const { context, page } = await signIn('data-owner');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Studies' }).click();
+    await page.getByRole('heading', { name: 'Studies', exact: true }).waitFor();
+    await expect.poll(() => studyRows(page).count()).toBeGreaterThan(0);
+    // Ended on the server, as an administrator's deactivation or password reset, or a timeout, ends it.
+    const owner = await s.app.index.db
+      .selectFrom('users')
+      .select('pk')
+      .where('username', '=', account('data-owner').username)
+      .executeTakeFirstOrThrow();
+    await revokeCredentials(s.app.index.db, owner.pk, new Date().toISOString());
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Dashboard' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
+    expect(await page.getByRole('table').count()).toBe(0);
+    // Signed in again, the console works as before.
+    await fillSignIn(page, 'data-owner');
     await context.close();
   });
 });

@@ -1,5 +1,5 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
-import { createContext, useContext, type ReactNode } from 'react';
+import { createContext, useContext, useEffect, type ReactNode } from 'react';
 import { api, ApiError, unwrap, type Schemas } from './api/client';
 
 export type Session = Schemas['Session'];
@@ -29,6 +29,11 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     retry: false,
     staleTime: 60_000,
   });
+  // Signed out (here, elsewhere, or by the session's end): nothing of the session's data stays in memory.
+  const signedIn = !!me.data;
+  useEffect(() => {
+    if (!signedIn) qc.removeQueries({ predicate: (q) => q.queryKey[0] !== 'me' });
+  }, [signedIn, qc]);
   const value: AuthValue = {
     session: me.data ?? null,
     loading: me.isPending,

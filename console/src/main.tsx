@@ -1,4 +1,4 @@
-import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
+import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { BrowserRouter } from 'react-router';
@@ -7,7 +7,20 @@ import { App } from './App';
 import { AuthProvider } from './auth';
 import './styles.css';
 
-const queryClient = new QueryClient({
+/**
+ * A 401 from any call may mean the session ended (idle or absolute timeout, deactivation, a password reset by an
+ * administrator): the session is asked for again, and when it is gone the console shows the sign-in form and
+ * forgets the data it held (auth.tsx). A 401 that does not end the session (a wrong current password) changes
+ * nothing. Until 6 Dec 2026 each screen showed its own error and the console still looked signed in.
+ */
+const sessionMayHaveEnded = (err: unknown, key?: readonly unknown[]) => {
+  if (err instanceof ApiError && err.status === 401 && key?.[0] !== 'me')
+    void queryClient.invalidateQueries({ queryKey: ['me'] });
+};
+
+const queryClient: QueryClient = new QueryClient({
+  queryCache: new QueryCache({ onError: (err, query) => sessionMayHaveEnded(err, query.queryKey) }),
+  mutationCache: new MutationCache({ onError: (err) => sessionMayHaveEnded(err) }),
   defaultOptions: {
     queries: {
       // A refusal or a missing resource will not change by asking again.
