@@ -146,3 +146,30 @@ export class RawPeer {
     }
   }
 }
+
+/** A RawPeer associated with Custos on loopback `port` as `calling`, with these contexts proposed (IDs 1, 3, …). */
+export async function rawAssociated(
+  port: number,
+  calling: string,
+  contexts: { abstractSyntax: string; transferSyntaxes: string[] }[],
+): Promise<RawPeer> {
+  const peer = await RawPeer.connect(port);
+  peer.socket.write(
+    encodeAssociateRq(
+      'CUSTOS',
+      calling,
+      contexts.map((c, i) => ({ id: i * 2 + 1, ...c })),
+      65536,
+    ),
+  );
+  const ac = await peer.next();
+  if (ac?.type !== 0x02) throw new Error(`expected A-ASSOCIATE-AC, got PDU type ${ac?.type}`);
+  return peer;
+}
+
+/** One DIMSE message on presentation context `contextId`: its command, then its data set, each as one PDU. */
+export function rawMessage(contextId: number, command: Buffer, data?: Buffer): Buffer {
+  const parts = [pdvHeader(contextId, true, true, command.length), command];
+  if (data) parts.push(pdvHeader(contextId, false, true, data.length), data);
+  return Buffer.concat(parts);
+}

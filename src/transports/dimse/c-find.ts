@@ -189,10 +189,13 @@ export async function cFind(
         return false;
       }
       batch.push({ command: pending, data });
-      // 64 answers per socket write; between batches the socket catches up and a C-CANCEL is seen.
+      // 64 answers per socket write. Between batches the event loop takes a turn, so that a C-CANCEL the peer sent
+      // is read: until 6 Dec 2026 a write the socket took at once resolved without one, and a reader as fast as
+      // findscu got all 500 answers of a 500-study query and a final Success for its C-CANCEL after the fifth.
       if (batch.length >= 64) {
         await a.conn!.sendBatch(ctx.id, batch);
         batch = [];
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
     if (batch.length) await a.conn!.sendBatch(ctx.id, batch);
