@@ -296,6 +296,22 @@ describe('loadConfig', () => {
     writeFileSync(join(dir, 'custos.json'), JSON.stringify({ http: { port: 8181 } }));
     expect(loadConfig({ env: { CUSTOS_DATA_DIR: dir }, cwd }).http.port).toBe(8181);
   });
+  it('dicom: 100 associations at once and 20 per calling AE title by default, from the file or CUSTOS_DICOM_MAX_ASSOCIATIONS*', () => {
+    const c = loadConfig({ env: {}, cwd });
+    expect([c.dicom.maxAssociations, c.dicom.maxAssociationsPerAe]).toEqual([100, 20]);
+    const file = join(mkdtempSync(join(tmpdir(), 'custos-config-')), 'custos.json');
+    writeFileSync(file, JSON.stringify({ dicom: { maxAssociations: 40, maxAssociationsPerAe: 4 } }));
+    const f = loadConfig({ env: {}, cwd, configFile: file });
+    expect([f.dicom.maxAssociations, f.dicom.maxAssociationsPerAe]).toEqual([40, 4]);
+    const e = loadConfig({
+      env: { CUSTOS_DICOM_MAX_ASSOCIATIONS: '250', CUSTOS_DICOM_MAX_ASSOCIATIONS_PER_AE: '8' },
+      cwd,
+    });
+    expect([e.dicom.maxAssociations, e.dicom.maxAssociationsPerAe]).toEqual([250, 8]);
+    expect(() => loadConfig({ env: { CUSTOS_DICOM_MAX_ASSOCIATIONS_PER_AE: '0' }, cwd })).toThrow(
+      /dicom\.maxAssociationsPerAe/,
+    );
+  });
   it('dicom: port 11112 and AE CUSTOS by default, CUSTOS_DICOM_PORT=off switches the plain port off, TLS paths resolve', () => {
     const c = loadConfig({ env: {}, cwd });
     expect(c.dicom.port).toBe(11112);

@@ -294,6 +294,10 @@ const ConfigSchema = z
           .max(16 * 1024 * 1024),
         artimTimeoutMs: z.number().int().min(100),
         idleTimeoutMs: z.number().int().min(0),
+        /** Associations the DIMSE listeners hold at once; one more is rejected as transient (local limit exceeded). */
+        maxAssociations: z.number().int().min(1),
+        /** The same, per calling AE title. */
+        maxAssociationsPerAe: z.number().int().min(1),
         connectTimeoutMs: z.number().int().min(100),
         /**
          * How long Custos waits for a peer's answer to a C-STORE it sent (C-MOVE and C-GET sub-operations) before it
@@ -403,6 +407,8 @@ const DEFAULTS = {
     maxPduLength: 1024 * 1024,
     artimTimeoutMs: 30_000,
     idleTimeoutMs: 300_000,
+    maxAssociations: 100,
+    maxAssociationsPerAe: 20,
     connectTimeoutMs: 10_000,
     responseTimeoutMs: 60_000,
     storeAck: 'committed',
@@ -481,6 +487,8 @@ const ENV: Record<
   CUSTOS_DICOM_MAX_PDU_LENGTH: { path: ['dicom', 'maxPduLength'], type: 'int' },
   CUSTOS_DICOM_ARTIM_TIMEOUT_MS: { path: ['dicom', 'artimTimeoutMs'], type: 'int' },
   CUSTOS_DICOM_IDLE_TIMEOUT_MS: { path: ['dicom', 'idleTimeoutMs'], type: 'int' },
+  CUSTOS_DICOM_MAX_ASSOCIATIONS: { path: ['dicom', 'maxAssociations'], type: 'int' },
+  CUSTOS_DICOM_MAX_ASSOCIATIONS_PER_AE: { path: ['dicom', 'maxAssociationsPerAe'], type: 'int' },
   CUSTOS_DICOM_RESPONSE_TIMEOUT_MS: { path: ['dicom', 'responseTimeoutMs'], type: 'int' },
   CUSTOS_DICOM_STORE_ACK: { path: ['dicom', 'storeAck'], type: 'string' },
   CUSTOS_BREAK_GLASS_MINUTES: { path: ['breakGlass', 'minutes'], type: 'int' },

@@ -85,6 +85,8 @@ export async function startDimse(
       maxPduLength: d.maxPduLength,
       artimMs: d.artimTimeoutMs,
       idleMs: d.idleTimeoutMs,
+      maxAssociations: d.maxAssociations,
+      maxAssociationsPerAe: d.maxAssociationsPerAe,
       host: d.host,
       port: d.port,
       tls,

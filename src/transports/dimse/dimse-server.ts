@@ -7,6 +7,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import { asUserId } from '../../domain/ids.js';
 import { serverTlsContext, type ServerTlsMaterial } from '../server/tls-context.js';
 import { ScpAssociation, type ScpOptions } from './scp-association.js';
+import { AssociationLimits } from './association-limits.js';
 import type { DimseServices } from './dimse-services.js';
 
 export interface DimseTlsOptions {
@@ -24,6 +25,9 @@ export interface DimseServerOptions extends ScpOptions {
   /** null: no plain listener (TLS only). */
   port: number | null;
   tls?: DimseTlsOptions | undefined;
+  /** Associations held at once, in all and per calling AE title (dicom.maxAssociations, …PerAe). */
+  maxAssociations: number;
+  maxAssociationsPerAe: number;
 }
 
 export class DimseServer {
@@ -33,6 +37,7 @@ export class DimseServer {
   private readonly associations = new Map<ScpAssociation, Promise<void>>();
   /** close() was called: a connection whose TLS handshake ends now is not taken. */
   private closing = false;
+  private readonly limits: AssociationLimits;
 
   /** One log line per refused handshake, at most one a minute (`(and N more)`): a scanner cannot flood the log. */
   private readonly refusals = { lastAt: -Infinity, suppressed: 0 };
@@ -42,7 +47,9 @@ export class DimseServer {
     private readonly opts: DimseServerOptions,
     private readonly onError: (err: unknown) => void = () => undefined,
     private readonly notice: (line: string) => void = () => undefined,
-  ) {}
+  ) {
+    this.limits = new AssociationLimits(opts.maxAssociations, opts.maxAssociationsPerAe);
+  }
 
   /**
    * A TLS connection refused: closed (until 5 Dec 2026 one whose handshake never ended stayed open for good, its
@@ -118,7 +125,7 @@ export class DimseServer {
     socket.setNoDelay(true);
     socket.on('error', () => undefined);
     socket.once('close', () => this.sockets.delete(socket));
-    const association = new ScpAssociation(socket, this.services, this.opts, this.onError);
+    const association = new ScpAssociation(socket, this.services, this.opts, this.onError, this.limits);
     const run = association.run().catch(this.onError);
     this.associations.set(association, run);
     void run.finally(() => this.associations.delete(association));

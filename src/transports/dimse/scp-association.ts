@@ -33,6 +33,7 @@ import {
 } from './pdu.js';
 import { isStorageSopClass, PLAIN_SYNTAXES, QUERY_RETRIEVE, Sop, STORAGE_SYNTAXES } from './sop-classes.js';
 import type { DimseServices } from './dimse-services.js';
+import type { AssociationLimits } from './association-limits.js';
 
 export interface ScpOptions {
   aeTitle: string;
@@ -140,12 +141,16 @@ export class ScpAssociation {
   /** The archive is shutting down (stop()): the association ends once nothing is owed. */
   private stopping = false;
   private readonly cancelled = new Set<number>();
+  /** Gives back this association's slot under `limits` (once the A-ASSOCIATE-RQ took one). */
+  private releaseSlot: () => void = () => undefined;
 
   constructor(
     readonly socket: Socket,
     private readonly services: DimseServices,
     readonly opts: ScpOptions,
     private readonly onError: (err: unknown) => void,
+    /** The listeners' limits on open associations (DimseServer): a slot is held from the request to the end. */
+    private readonly limits?: AssociationLimits,
   ) {
     this.framer = new PduFramer(opts.maxPduLength);
     socket.setNoDelay(true);
@@ -247,6 +252,7 @@ export class ScpAssociation {
           : 'the requestor closed the connection';
       this.leftBy ??= why;
       this.state = 'closed';
+      this.releaseSlot();
       this.conn?.failPending(new Error(why));
       this.socket.destroy();
     }
@@ -271,6 +277,7 @@ export class ScpAssociation {
   async abort(reason: number, why?: string) {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.releaseSlot();
     this.leftBy ??= `the association was aborted${why ? ` (${why})` : ''}`;
     this.conn?.failPending(new Error('the association was aborted'));
     if (!this.socket.destroyed) {
@@ -324,6 +331,7 @@ export class ScpAssociation {
       case 'abort':
         this.leftBy ??= 'the requestor aborted the association';
         this.state = 'closed';
+        this.releaseSlot();
         this.conn?.failPending(new Error('the peer aborted the association'));
         this.socket.destroy();
         return;
@@ -342,6 +350,8 @@ export class ScpAssociation {
     if (this.owed > 0) await new Promise<void>((resolve) => this.answeredWaiters.push(resolve));
     if (this.state !== 'releasing') return;
     this.state = 'released';
+    // Given back before the A-RELEASE-RP goes: a requestor that associates again once it has it finds the slot free.
+    this.releaseSlot();
     await this.conn!.writeRaw(encodeReleaseRp());
     this.arm(this.opts.artimMs, 'peer did not close after release');
     this.socket.end();
@@ -354,6 +364,7 @@ export class ScpAssociation {
 
   private async reject(reason: number, result = 1, source = 1) {
     this.state = 'closed';
+    this.releaseSlot();
     await new Promise<void>((resolve) =>
       this.socket.write(encodeAssociateRj(result, source, reason), () => resolve()),
     );
@@ -471,6 +482,14 @@ export class ScpAssociation {
       );
       return this.reject(RejectReason.CalledAeNotRecognized);
     }
+    // Before the registry and the ledger are asked anything: the limits are there to protect them too.
+    const slot = this.limits?.take(rq.callingAe);
+    if (slot && 'refused' in slot) {
+      await this.denied(rq, address, 'builtin:dicom-limits', slot.refused);
+      const { result, source, reason } = PresentationLimitExceeded;
+      return this.reject(reason, result, source);
+    }
+    if (slot) this.releaseSlot = slot.release;
     const tlsSocket = this.socket as TLSSocket;
     const tls = tlsSocket.encrypted === true;
     const cert = tls ? tlsSocket.getPeerCertificate() : undefined;
