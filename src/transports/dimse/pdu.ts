@@ -165,6 +165,13 @@ function pdvItemHeader(b: Buffer, at: number, room: number): Omit<Pdv, 'data'> &
  * Part 10 parser, the blob writer) until its last byte had come. Streamed, the object is parsed while it arrives
  * and an association holds no more than a socket chunk beyond what the ingest has taken (back-pressure).
  */
+/**
+ * The largest A-ASSOCIATE-RQ or -AC taken (its whole body is held while it is decoded): 1 MiB. A storage SCU that
+ * offers each of its 120-odd SOP classes with a dozen transfer syntaxes sends some 64 KiB and more; until 6 Dec 2026
+ * such a request was over the 64 KiB limit of the other PDUs and aborted.
+ */
+export const ASSOCIATION_PDU_LIMIT = 1024 * 1024;
+
 export class PduFramer {
   private chunks: Buffer[] = [];
   private buffered = 0;
@@ -195,8 +202,13 @@ export class PduFramer {
     const length = head.readUInt32BE(2);
     if (type < PduType.AssociateRq || type > PduType.Abort)
       throw new PduError(`unknown PDU type 0x${type.toString(16)}`, AbortReason.UnrecognizedPdu);
-    // Our advertised maximum applies to P-DATA-TF; association PDUs carry names and are bounded separately.
-    const limit = type === PduType.PData ? this.maxPduLength + 6 : 64 * 1024;
+    // Our advertised maximum applies to P-DATA-TF; the others are bounded separately (ASSOCIATION_PDU_LIMIT).
+    const limit =
+      type === PduType.PData
+        ? this.maxPduLength + 6
+        : type === PduType.AssociateRq || type === PduType.AssociateAc
+          ? ASSOCIATION_PDU_LIMIT
+          : 64 * 1024;
     if (length > limit)
       throw new PduError(
         `PDU of ${length} bytes exceeds the ${limit}-byte limit`,

@@ -1,0 +1,68 @@
+// The acceptor's handling of association PDUs a real requestor may send: a large A-ASSOCIATE-RQ (many presentation
+// contexts).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemPrincipal } from '../src/services/auth-service.js';
+import { encodeAssociateRq } from '../src/transports/dimse/pdu.js';
+import { Sop } from '../src/transports/dimse/sop-classes.js';
+import { backends } from './support/backends.js';
+import { RawPeer } from './support/raw-scu.js';
+import { startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
+
+const CT = '1.2.840.10008.5.1.4.1.1.2';
+
+/** An A-ASSOCIATE-RQ of 127 contexts (the most PS3.8 allows: odd IDs 1 to 253) with `syntaxes` each. */
+function bigRequest(calling: string, syntaxes: number): Buffer {
+  const ts = [
+    '1.2.840.10008.1.2.1',
+    ...Array.from({ length: syntaxes - 1 }, (_, j) => `1.2.840.10008.1.2.4.${j + 50}`),
+  ];
+  return encodeAssociateRq(
+    'CUSTOS',
+    calling,
+    Array.from({ length: 127 }, (_, i) => ({
+      id: i * 2 + 1,
+      abstractSyntax: i === 0 ? Sop.Verification : CT,
+      transferSyntaxes: i === 0 ? ['1.2.840.10008.1.2'] : ts,
+    })),
+    65536,
+  );
+}
+
+describe.each(backends())('A-ASSOCIATE-RQ and release handling, on %s', (backend) => {
+  let s: TestServer;
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    await s.app.aes.add(systemPrincipal('test'), {
+      title: 'ASSOCSCU',
+      host: '127.0.0.1',
+      port: 104,
+      user: 'admin',
+    });
+  });
+  afterAll(async () => {
+    expect(await stopThenCleanUp(s)).toEqual([]);
+  });
+
+  it('accepts an A-ASSOCIATE-RQ of up to 1 MiB and aborts a larger one', async () => {
+    // 127 contexts of 30 transfer syntaxes: about 100 KiB, over the 64 KiB that was the limit until 6 Dec 2026.
+    const large = bigRequest('ASSOCSCU', 30);
+    expect(large.length).toBeGreaterThan(64 * 1024);
+    expect(large.length).toBeLessThan(1024 * 1024);
+    const peer = await RawPeer.connect(s.dicomPort!);
+    peer.socket.write(large);
+    const ac = await peer.next();
+    expect(ac?.type).toBe(0x02);
+    peer.socket.destroy();
+    // 127 of 400: about 1.3 MiB.
+    const tooLarge = bigRequest('ASSOCSCU', 400);
+    expect(tooLarge.length).toBeGreaterThan(1024 * 1024);
+    const refused = await RawPeer.connect(s.dicomPort!);
+    refused.socket.write(tooLarge);
+    const abort = await refused.next();
+    // A-ABORT, source 2 (service provider), reason 6 (invalid PDU parameter value).
+    expect(abort?.type).toBe(0x07);
+    expect([abort!.body[2], abort!.body[3]]).toEqual([2, 6]);
+    refused.socket.destroy();
+  });
+});
