@@ -1,11 +1,13 @@
 // The acceptor's handling of association PDUs a real requestor may send: a large A-ASSOCIATE-RQ (many presentation
-// contexts).
+// contexts) and an A-RELEASE-RQ in the middle of a data set.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
-import { encodeAssociateRq } from '../src/transports/dimse/pdu.js';
+import { encodeCommand } from '../src/transports/dimse/command.js';
+import { encodeAssociateRq, encodeReleaseRq, pdvHeader } from '../src/transports/dimse/pdu.js';
 import { Sop } from '../src/transports/dimse/sop-classes.js';
 import { backends } from './support/backends.js';
-import { RawPeer } from './support/raw-scu.js';
+import { makeInstance, uid } from './support/fixtures.js';
+import { rawAssociated, RawPeer } from './support/raw-scu.js';
 import { startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
@@ -65,4 +67,48 @@ describe.each(backends())('A-ASSOCIATE-RQ and release handling, on %s', (backend
     expect([abort!.body[2], abort!.body[3]]).toEqual([2, 6]);
     refused.socket.destroy();
   });
+
+  it('aborts, and stores nothing, when the A-RELEASE-RQ comes in the middle of a C-STORE data set', async () => {
+    const sop = uid(3);
+    const part10 = makeInstance({
+      studyUid: uid(1),
+      seriesUid: uid(2),
+      sopInstanceUid: sop,
+      rows: 256,
+      columns: 256,
+    });
+    const metaLength = part10.readUInt32LE(132 + 8);
+    const dataset = part10.subarray(132 + 12 + metaLength);
+    const peer = await rawAssociated(s.dicomPort!, 'ASSOCSCU', [
+      { abstractSyntax: CT, transferSyntaxes: ['1.2.840.10008.1.2.1'] },
+    ]);
+    const store = encodeCommand({
+      affectedSopClassUid: CT,
+      commandField: 0x0001,
+      messageId: 1,
+      priority: 0,
+      commandDataSetType: 0,
+      affectedSopInstanceUid: sop,
+    });
+    peer.socket.write(Buffer.concat([pdvHeader(1, true, true, store.length), store]));
+    // Half of the data set, in fragments none of which is the last, then the release.
+    const half = dataset.subarray(0, dataset.length >> 1);
+    for (let o = 0; o < half.length; o += 16384) {
+      const piece = half.subarray(o, o + 16384);
+      peer.socket.write(Buffer.concat([pdvHeader(1, false, false, piece.length), piece]));
+    }
+    peer.socket.write(encodeReleaseRq());
+    // Until 6 Dec 2026 the release waited for the rest of the data set, until the idle timeout (5 minutes).
+    const answer = await peer.next();
+    expect(answer?.type).toBe(0x07);
+    // Source 2 (service provider), reason 2 (unexpected PDU).
+    expect([answer!.body[2], answer!.body[3]]).toEqual([2, 2]);
+    expect(await peer.next()).toBeUndefined();
+    const stored = await s.app.index.db
+      .selectFrom('instances')
+      .select('sop_instance_uid')
+      .where('sop_instance_uid', '=', sop)
+      .execute();
+    expect(stored).toEqual([]);
+  }, 30_000);
 });

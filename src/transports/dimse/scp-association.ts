@@ -323,6 +323,11 @@ export class ScpAssociation {
       case 'release-rq':
         if (this.state !== 'established')
           throw new PduError('a second A-RELEASE-RQ', AbortReason.UnexpectedPdu);
+        // PS3.8 §9.3.5: a message's fragments end with the last one; a release before it leaves the message half
+        // sent, which cannot be answered. Aborted, and the C-STORE's half object is not stored: until 6 Dec 2026 the
+        // release waited for the rest of it until the idle timeout.
+        if (this.conn?.midMessage)
+          throw new PduError('an A-RELEASE-RQ in the middle of a message', AbortReason.UnexpectedPdu);
         this.state = 'releasing';
         this.leftBy ??= 'the requestor released the association';
         // Not awaited: the PDUs that follow (a C-GET's C-STORE responses) are still to be read.
