@@ -20,6 +20,7 @@ import {
   decodePdu,
   encodeAbort,
   encodeAssociateRq,
+  encodeReleaseRp,
   encodeReleaseRq,
   PduError,
   PduFramer,
@@ -389,7 +390,15 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
               socket.destroy();
               return;
             } else if (pdu.type === 'release-rq') {
-              socket.destroy();
+              // Before the A-ASSOCIATE-AC it is out of place (PS3.8 §9.2, Sta5): aborted below.
+              if (!conn) throw new PduError('an A-RELEASE-RQ before the association was accepted');
+              // PS3.8 §9.2, AR-2 and AR-4: the peer released the association, which is answered with an
+              // A-RELEASE-RP (until 6 Dec 2026 the connection was dropped, and the peer saw no answer); what was
+              // still waiting for a response fails with that reason.
+              conn.failPending(failure(`${opts.calledAe} released the association`));
+              await new Promise<void>((resolve) => socket.write(encodeReleaseRp(), () => resolve()));
+              socket.end();
+              releaseDone?.();
               return;
             }
           }
