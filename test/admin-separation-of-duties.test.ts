@@ -6,6 +6,7 @@
 // officer, through the real HTTP API below.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
+import { changeWithSeparation, SeparationRefusal } from '../src/services/user-admin-service.js';
 import { backends } from './support/backends.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
@@ -331,6 +332,46 @@ describe.each(backends())('separation of duties in user administration on %s', (
       roles: [{ value: 'sysadmin' }],
     });
     expect(byAdmin.status, JSON.stringify(byAdmin.body)).toBe(201);
+  });
+
+  // The check repeated inside a change's transaction (the target's role may change after the first check):
+  // until 6 Dec 2026 its refusal left no record.
+  it('rolls back a change refused inside its transaction, then records the refusal as denied', async () => {
+    const before = await lastSeq();
+    const sys1 = { ...systemPrincipal('test'), kind: 'user' as const, name: 'sys1', role: 'sysadmin' };
+    const refused = changeWithSeparation(
+      s.app.index.db,
+      s.app.ledger,
+      sys1,
+      'account-change',
+      async (trx) => {
+        await trx
+          .updateTable('users')
+          .set({ display_name: 'half-made' })
+          .where('username', '=', 'rad1')
+          .execute();
+        throw new SeparationRefusal('rad1', 'the account became an administrator meanwhile');
+      },
+    );
+    await expect(refused).rejects.toMatchObject({
+      code: 'access.denied',
+      httpStatus: 403,
+      message: 'sys1 may not do this: the account became an administrator meanwhile',
+    });
+    const rad1 = await s.app.index.db
+      .selectFrom('users')
+      .select('display_name')
+      .where('username', '=', 'rad1')
+      .executeTakeFirstOrThrow();
+    expect(rad1.display_name).not.toBe('half-made');
+    const recs = await recordsAfter(before);
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({ actor: 'sys1', action: 'account-change', outcome: 'denied' });
+    expect(recs[0]!.record).toMatchObject({
+      policy: 'builtin:separation-of-duties',
+      objects: { user: 'rad1' },
+      detail: { reason: 'the account became an administrator meanwhile' },
+    });
   });
 
   it('still lets a sysadmin administer ordinary accounts and itself, and the administrator grant any role', async () => {

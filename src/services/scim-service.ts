@@ -11,7 +11,11 @@ import type { DatabaseSchema, IndexDb, UsersTable } from '../ports/database.js';
 import { revokeCredentials } from './auth-service.js';
 import { accountNamedAlike } from './account-service.js';
 import type { AccessGate } from './access-gate.js';
-import { refuseForSeparationOfDuties } from './user-admin-service.js';
+import {
+  changeWithSeparation,
+  refuseForSeparationOfDuties,
+  SeparationRefusal,
+} from './user-admin-service.js';
 
 export const SCIM_USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
 export const SCIM_GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group';
@@ -21,16 +25,6 @@ export const SCIM_PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 export const SCIM_ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
 
 type Json = Record<string, unknown>;
-
-/** A separation-of-duties problem found inside a change's transaction: it rolls the change back. */
-class SeparationRefusal extends Error {
-  constructor(
-    readonly user: string,
-    readonly problem: string,
-  ) {
-    super(problem);
-  }
-}
 
 /** A SCIM error (RFC 7644 §3.12): HTTP status plus scimType. */
 export const scimError = (status: number, detail: string, scimType?: string) =>
@@ -142,17 +136,12 @@ export class ScimService {
   }
 
   /** A change's transaction; a separation-of-duties refusal in it is recorded as denied and answered 403. */
-  private async changing<T>(
+  private changing<T>(
     principal: Principal,
     action: AuditAction,
     work: (trx: Kysely<DatabaseSchema>) => Promise<T>,
   ): Promise<T> {
-    try {
-      return await this.index.db.transaction().execute(work);
-    } catch (err) {
-      if (!(err instanceof SeparationRefusal)) throw err;
-      return refuseForSeparationOfDuties(this.ledger, principal, action, err.user, err.problem, 'scim');
-    }
+    return changeWithSeparation(this.index.db, this.ledger, principal, action, work, 'scim');
   }
 
   userResource(r: UserRow, base: string): Json {

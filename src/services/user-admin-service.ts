@@ -74,6 +74,36 @@ export async function refuseForSeparationOfDuties(
   });
 }
 
+/** A separation-of-duties problem found inside a change's transaction: it rolls the change back. */
+export class SeparationRefusal extends Error {
+  constructor(
+    readonly user: string,
+    readonly problem: string,
+  ) {
+    super(problem);
+  }
+}
+
+/**
+ * A change's transaction whose work may throw SeparationRefusal: the change is rolled back, then the refusal
+ * recorded as denied and answered 403 (refuseForSeparationOfDuties), outside the transaction that undid it.
+ */
+export async function changeWithSeparation<T>(
+  db: Kysely<DatabaseSchema>,
+  ledger: AuditLedger,
+  actor: Principal,
+  action: AuditAction,
+  work: (trx: Kysely<DatabaseSchema>) => Promise<T>,
+  channel?: string,
+): Promise<T> {
+  try {
+    return await db.transaction().execute(work);
+  } catch (err) {
+    if (!(err instanceof SeparationRefusal)) throw err;
+    return refuseForSeparationOfDuties(ledger, actor, action, err.user, err.problem, channel);
+  }
+}
+
 const noSuchUser = (username: string) =>
   new CustosError({ code: 'auth.no-such-user', message: `no account named '${username}'`, httpStatus: 404 });
 
@@ -206,15 +236,15 @@ export class UserAdminService {
     const target = await this.requireManage(actor, 'account-change', username);
     if (c.role !== undefined)
       await this.separate(actor, 'account-change', target.name, roleGrantProblem(actor, c.role));
-    await this.index.db.transaction().execute(async (trx) => {
+    await changeWithSeparation(this.index.db, this.ledger, actor, 'account-change', async (trx) => {
       const before = await this.row(trx, username);
-      // Again in the transaction: the account's role may have changed since it was checked above.
+      // Again in the transaction: the account's role may have changed since it was checked above (recorded as
+      // denied like the check above; until 6 Dec 2026 this refusal left no record).
       const raced = accountManageProblem(actor, {
         name: before.username,
         role: before.role,
       });
-      if (raced !== undefined)
-        throw new CustosError({ code: 'access.denied', message: raced, httpStatus: 403 });
+      if (raced !== undefined) throw new SeparationRefusal(before.username, raced);
       const set = {
         ...(c.active !== undefined ? { active: c.active ? 1 : 0 } : {}),
         ...(c.role !== undefined ? { role: c.role } : {}),
