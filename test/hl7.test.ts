@@ -10,6 +10,7 @@ import { Tags } from '../src/dicom/tags.js';
 import { parseHl7, value } from '../src/domain/hl7/hl7-message.js';
 import {
   adtMessage,
+  type ExamplePatient,
   changeIdMessage,
   mergeMessage,
   omiMessage,
@@ -940,5 +941,58 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     expect(acks).toHaveLength(2);
     expect(ackOf(acks[0]!)).toMatchObject({ code: 'AA', controlId: 'PY-1' });
     expect(ackOf(acks[1]!)).toMatchObject({ code: 'AR', controlId: 'PY-2', errorCode: '200' });
+  });
+});
+
+describe.each(backends())('HL7 feed: what a message must hold to be applied, on %s', (backend) => {
+  let s: TestServer;
+  let client: MllpClient;
+  const run = uid(20).slice(-8);
+
+  /** The patient index rows under this PatientID, as (issuer, name, birth date). */
+  const patients = async (patientId: string) =>
+    s.app.index.db
+      .selectFrom('patients')
+      .select(['issuer', 'patient_name', 'birth_date'])
+      .where('patient_id', '=', patientId)
+      .orderBy('issuer')
+      .execute();
+
+  beforeAll(async () => {
+    s = await startTestServer(backend, { hl7: { port: 0, senders: SENDERS } });
+    client = await MllpClient.connect(s.hl7Port!);
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await s?.stop();
+    expect(s.unexpected).toEqual([]);
+  });
+
+  it('applies an identifier without assigning authority to the one patient under that ID, and refuses it (205) when several issuers share the ID', async () => {
+    const id = `NOAUTH-${run}`;
+    const send = async (control: string, p: Omit<ExamplePatient, 'id'>) =>
+      ackOf(await client.send(adtMessage('A08', control, { id, ...p })));
+    expect(await send('NA-1', { authority: 'AUTH-A', family: 'FIRST', given: 'ANNA' })).toMatchObject({
+      code: 'AA',
+    });
+    // PID-3 without CX-4: the patient known under the ID, not a second patient with issuer ''.
+    expect(await send('NA-2', { authority: '', family: 'SECOND', given: 'ANNA' })).toMatchObject({
+      code: 'AA',
+    });
+    expect(await patients(id)).toEqual([
+      { issuer: 'AUTH-A', patient_name: 'SECOND^ANNA^^^III', birth_date: '19610615' },
+    ]);
+    // Another issuer's patient with the same ID: an identifier without authority no longer names one patient.
+    expect(await send('NA-3', { authority: 'AUTH-B', family: 'OTHER', given: 'BERT' })).toMatchObject({
+      code: 'AA',
+    });
+    const refused = await send('NA-4', { authority: '', family: 'THIRD', given: 'ANNA' });
+    expect(refused).toMatchObject({ code: 'AE', errorCode: '205', errorLocation: 'PID-3' });
+    expect(refused.userMessage).toMatch(/no assigning authority .* 2 patients share that ID/);
+    expect(await patients(id)).toEqual([
+      { issuer: 'AUTH-A', patient_name: 'SECOND^ANNA^^^III', birth_date: '19610615' },
+      { issuer: 'AUTH-B', patient_name: 'OTHER^BERT^^^III', birth_date: '19610615' },
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 import type { Transaction } from 'kysely';
 import type { Principal } from '../domain/principal.js';
 import { normalisePersonName } from '../domain/index-record.js';
-import { Hl7Error, Hl7ErrorCode } from '../domain/hl7/hl7-message.js';
+import { Hl7Error, Hl7ErrorCode, type Hl7Location } from '../domain/hl7/hl7-message.js';
 import type {
   Demographics,
   FeedCommand,
@@ -13,6 +13,14 @@ import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 
 type Trx = Transaction<DatabaseSchema>;
+
+/** Which field of the message an identifier came from, to name it when it is refused. */
+interface IdentifierField {
+  name: string;
+  location: Hl7Location;
+}
+const PID_3: IdentifierField = { name: 'PID-3', location: { segment: 'PID', sequence: 1, field: 3 } };
+const MRG_1: IdentifierField = { name: 'MRG-1', location: { segment: 'MRG', sequence: 1, field: 1 } };
 
 /** Which message a command came from, for the records. */
 export interface FeedMessageInfo {
@@ -38,7 +46,9 @@ const MAX_AUDITED_STUDIES = 1000;
  *
  * Identity rule: a patient is (PatientID, issuer). A DICOM object without IssuerOfPatientID files its study
  * under issuer ''; an HL7 identifier with an assigning authority also applies to those rows, since a DICOM
- * modality rarely knows the authority its worklist's PatientID came from.
+ * modality rarely knows the authority its worklist's PatientID came from. An HL7 identifier without an
+ * assigning authority names the one patient known under its ID (whatever its issuer); if patients of several
+ * issuers share the ID, the message is refused with 205.
  */
 export class PatientFeedService {
   constructor(private readonly deps: { index: IndexDb; ledger: AuditLedger; clock: Clock }) {}
@@ -81,15 +91,32 @@ export class PatientFeedService {
     return this.deps.clock.now().toISOString();
   }
 
-  /** Rows of the patient index that this identifier names (see the identity rule above). */
-  private async rowsFor(trx: Trx, id: PatientIdentity) {
-    return trx
+  /**
+   * Rows of the patient index that this identifier names (see the identity rule above). An identifier without
+   * an assigning authority names the one patient known under its ID, whatever that patient's issuer; when
+   * patients of several issuers share the ID it names none of them for sure, and is refused (205) rather than
+   * applied to one of them or made into yet another patient.
+   */
+  private async rowsFor(trx: Trx, id: PatientIdentity, where: IdentifierField) {
+    const rows = await trx
       .selectFrom('patients')
       .select(['pk', 'patient_id', 'issuer', 'patient_name', 'birth_date', 'sex'])
       .where('patient_id', '=', id.patientId)
-      .where((eb) => eb.or([eb('issuer', '=', id.issuer), eb('issuer', '=', '')]))
+      .$if(id.issuer !== '', (qb) =>
+        qb.where((eb) => eb.or([eb('issuer', '=', id.issuer), eb('issuer', '=', '')])),
+      )
       .orderBy('pk')
       .execute();
+    if (id.issuer === '') {
+      const issuers = [...new Set(rows.map((r) => r.issuer).filter((i) => i !== ''))].sort();
+      if (issuers.length > 1)
+        throw new Hl7Error({
+          code: Hl7ErrorCode.DuplicateKeyIdentifier,
+          message: `${where.name} ${id.patientId} has no assigning authority (CX-4) and ${issuers.length} patients share that ID (issuers ${issuers.join(', ')}): send the assigning authority`,
+          location: where.location,
+        });
+    }
+    return rows;
   }
 
   /** Set demographics on every row the identifier names, creating the patient when none does. Returns the pk. */
@@ -98,7 +125,7 @@ export class PatientFeedService {
     p: Demographics,
     overwrite = true,
   ): Promise<{ pk: number; before?: Record<string, string> }> {
-    const rows = await this.rowsFor(trx, p);
+    const rows = await this.rowsFor(trx, p, PID_3);
     if (rows.length === 0) {
       const inserted = await trx
         .insertInto('patients')
@@ -253,7 +280,7 @@ export class PatientFeedService {
           location: { segment: 'MRG', sequence: 1, field: 1 },
         });
       const { pk: survivorPk } = await this.upsertDemographics(trx, surviving);
-      const mergedRows = (await this.rowsFor(trx, merged)).filter((r) => r.pk !== survivorPk);
+      const mergedRows = (await this.rowsFor(trx, merged, MRG_1)).filter((r) => r.pk !== survivorPk);
       const moved = await this.moveStudies(
         trx,
         mergedRows.map((r) => r.pk),
@@ -291,14 +318,14 @@ export class PatientFeedService {
   ) {
     const lines: string[] = [];
     for (const { to, from } of changes) {
-      const fromRows = await this.rowsFor(trx, from);
+      const fromRows = await this.rowsFor(trx, from, MRG_1);
       if (fromRows.length === 0)
         throw new Hl7Error({
           code: Hl7ErrorCode.UnknownKeyIdentifier,
           message: `MRG-1 names patient ${from.patientId}${from.issuer ? ` (${from.issuer})` : ''}, which is not in the patient index`,
           location: { segment: 'MRG', sequence: 1, field: 1 },
         });
-      const taken = (await this.rowsFor(trx, to)).filter((r) => !fromRows.some((f) => f.pk === r.pk));
+      const taken = (await this.rowsFor(trx, to, PID_3)).filter((r) => !fromRows.some((f) => f.pk === r.pk));
       if (taken.length > 0)
         throw new Hl7Error({
           code: Hl7ErrorCode.DuplicateKeyIdentifier,
