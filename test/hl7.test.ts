@@ -995,4 +995,24 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
       { issuer: 'AUTH-B', patient_name: 'OTHER^BERT^^^III', birth_date: '19610615' },
     ]);
   });
+
+  it('refuses a second PID in A08 and a PID without its MRG in A40 (AE/100) and applies nothing of them', async () => {
+    const first = `TWOPID-A-${run}`;
+    const second = `TWOPID-B-${run}`;
+    const pidOf = (m: string) => m.split('\r').find((l) => l.startsWith('PID'))!;
+    const a08 = adtMessage('A08', 'TP-1', { id: first, family: 'FIRST', given: 'ANNA' });
+    const extra = pidOf(adtMessage('A08', 'x', { id: second, family: 'SECOND', given: 'BERT' }));
+    const ack = ackOf(await client.send(a08.replace(/(PID[^\r]*\r)/, `$1${extra}\r`)));
+    expect(ack).toMatchObject({ code: 'AE', errorCode: '100', errorLocation: 'PID' });
+    expect(ack.userMessage).toMatch(/holds one PID segment and this message has 2/);
+    expect(await patients(first)).toEqual([]);
+    expect(await patients(second)).toEqual([]);
+
+    // A40: PID, PID, MRG. The first PID has no MRG of its own; neither merge nor update is applied.
+    const merge = mergeMessage('TP-2', { id: first, family: 'FIRST', given: 'ANNA' }, second);
+    const merged = ackOf(await client.send(merge.replace(/(PID[^\r]*\r)/, `$1${extra}\r`)));
+    expect(merged).toMatchObject({ code: 'AE', errorCode: '100', errorLocation: 'PID' });
+    expect(await patients(first)).toEqual([]);
+    expect(await patients(second)).toEqual([]);
+  });
 });

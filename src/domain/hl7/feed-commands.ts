@@ -85,14 +85,14 @@ export function readFeedCommand(msg: Hl7Message): FeedCommand {
       return {
         kind: 'patient-merge',
         event,
-        merges: readPidMrgPairs(msg).map(([pid, mrg]) => ({ surviving: pid, merged: mrg })),
+        merges: readPidMrgPairs(msg, event === 'A40').map(([pid, mrg]) => ({ surviving: pid, merged: mrg })),
       };
     }
     if (CHANGE_EVENTS.has(event)) {
       return {
         kind: 'identifier-change',
         event,
-        changes: readPidMrgPairs(msg).map(([pid, mrg]) => ({ to: pid, from: mrg })),
+        changes: readPidMrgPairs(msg, false).map(([pid, mrg]) => ({ to: pid, from: mrg })),
       };
     }
     throw new Hl7Error({
@@ -119,10 +119,27 @@ export function readFeedCommand(msg: Hl7Message): FeedCommand {
 }
 
 function readPids(msg: Hl7Message): Demographics[] {
+  return [readDemographics(singlePid(msg), 1)];
+}
+
+/**
+ * The one PID of a message whose structure holds exactly one (ADT_A01, ADT_A05, ADT_A30, ORM_O01, OMI_O23). A
+ * second PID is a segment sequence error: applying both, or only the first, would act on a patient the
+ * sender may not have meant.
+ */
+function singlePid(msg: Hl7Message): Hl7Segment {
   const pids = msg.all('PID');
   if (pids.length === 0) throw segmentMissing('PID', msg);
-  return pids.map((pid, i) => readDemographics(pid, i + 1));
+  if (pids.length > 1) throw segmentRepeated('PID', msg);
+  return pids[0]!;
 }
+
+const segmentRepeated = (id: string, msg: Hl7Message) =>
+  new Hl7Error({
+    code: Hl7ErrorCode.SegmentSequenceError,
+    message: `${msg.messageCode}^${msg.triggerEvent} holds one ${id} segment and this message has ${msg.all(id).length}; nothing of it was applied`,
+    location: { segment: id, sequence: 2 },
+  });
 
 const segmentMissing = (id: string, msg: Hl7Message) =>
   new Hl7Error({
@@ -131,14 +148,22 @@ const segmentMissing = (id: string, msg: Hl7Message) =>
     location: { segment: id },
   });
 
-/** Each PID with the MRG that follows it (the PATIENT group of ADT_A39/ADT_A30). */
-function readPidMrgPairs(msg: Hl7Message): [Demographics, PatientIdentity][] {
+/**
+ * Each PID with the MRG that follows it: the PATIENT group, which ADT_A39 (A40) repeats and ADT_A30 (A34, A46,
+ * A47) holds once. A PID without its MRG is a segment sequence error, not a patient to skip.
+ */
+function readPidMrgPairs(msg: Hl7Message, repeating: boolean): [Demographics, PatientIdentity][] {
+  if (!repeating) {
+    if (msg.all('PID').length > 1) throw segmentRepeated('PID', msg);
+    if (msg.all('MRG').length > 1) throw segmentRepeated('MRG', msg);
+  }
   const out: [Demographics, PatientIdentity][] = [];
   let pid: Hl7Segment | undefined;
   let pidSeq = 0;
   let mrgSeq = 0;
   for (const s of msg.segments) {
     if (s.id === 'PID') {
+      if (pid) throw pidWithoutMrg(pidSeq);
       pid = s;
       pidSeq++;
     } else if (s.id === 'MRG') {
@@ -158,8 +183,16 @@ function readPidMrgPairs(msg: Hl7Message): [Demographics, PatientIdentity][] {
     if (pidSeq === 0) throw segmentMissing('PID', msg);
     throw segmentMissing('MRG', msg);
   }
+  if (pid) throw pidWithoutMrg(pidSeq);
   return out;
 }
+
+const pidWithoutMrg = (pidSeq: number) =>
+  new Hl7Error({
+    code: Hl7ErrorCode.SegmentSequenceError,
+    message: `PID ${pidSeq} has no MRG after it: each surviving patient's PID is followed by the MRG of the patient merged into it; nothing of the message was applied`,
+    location: { segment: 'PID', sequence: pidSeq },
+  });
 
 /**
  * The patient identifier of a CX list: the repetition typed MR (medical record number) when there is one, else
@@ -273,9 +306,7 @@ const CANCELLING_CONTROLS = new Set(['CA', 'OC', 'DC', 'CR', 'OD']);
  * present (OMI, IHE RAD TF-2 §4.4), else OBR-18 (placer field 1), where IHE Scheduled Workflow puts it in ORM.
  */
 function readOrders(msg: Hl7Message): OrderCommand[] {
-  const pid = msg.segment('PID');
-  if (!pid) throw segmentMissing('PID', msg);
-  const patient = readDemographics(pid, 1);
+  const patient = readDemographics(singlePid(msg), 1);
   const pv1 = msg.segment('PV1');
   const referring = physician(repetitions(pv1, 8)[0]);
   const hospitalService = value(pv1, 10);

@@ -345,4 +345,44 @@ describe('feed commands', () => {
       location: { segment: 'MRG' },
     });
   });
+
+  it('refuses a second PID where the message structure holds one, and a PID without its MRG in A40 (100)', () => {
+    const pidOf = (m: string) => m.split('\r').find((l) => l.startsWith('PID'))!;
+    const other = pidOf(adtMessage('A08', '1', { ...adam, id: 'OTHER' }));
+    const twoPids = adtMessage('A08', '1', adam).replace(/(PID[^\r]*\r)/, `$1${other}\r`);
+    expect(problemOf(() => readFeedCommand(parseHl7(twoPids)))).toMatchObject({
+      code: 100,
+      location: { segment: 'PID', sequence: 2 },
+    });
+    const order = ormMessage('1', adam, {
+      placer: 'P1',
+      filler: 'F1',
+      accession: 'A1',
+      procedure: ['71020', 'CHEST'],
+      ordering: ['1', 'ORDER', 'OTTO'],
+      referring: ['2', 'REFER', 'RITA'],
+    });
+    const twoPidOrder = order.replace(/(PID[^\r]*\r)/, `$1${other}\r`);
+    expect(problemOf(() => readFeedCommand(parseHl7(twoPidOrder)))).toMatchObject({ code: 100 });
+    const merge = mergeMessage('1', { id: 'MR1', family: 'X', given: 'Y' }, 'MR2');
+    const pidPidMrg = merge.replace(/(PID[^\r]*\r)/, `$1${other}\r`);
+    expect(problemOf(() => readFeedCommand(parseHl7(pidPidMrg)))).toMatchObject({
+      code: 100,
+      location: { segment: 'PID', sequence: 1 },
+    });
+    const trailingPid = `${merge}${other}\r`;
+    expect(problemOf(() => readFeedCommand(parseHl7(trailingPid)))).toMatchObject({
+      code: 100,
+      location: { segment: 'PID', sequence: 2 },
+    });
+    // A40 repeats its PATIENT group: two PID/MRG pairs are two merges.
+    const twoMerges = `${merge}PID|||MR3^^^XYZ^MR\rMRG|MR4^^^XYZ^MR\r`;
+    const cmd = readFeedCommand(parseHl7(twoMerges));
+    expect(cmd.kind === 'patient-merge' ? cmd.merges.length : 0).toBe(2);
+    // A47 (ADT_A30) holds one PID and one MRG.
+    const change = changeIdMessage('1', { id: 'MR1', family: 'X', given: 'Y' }, 'MR2');
+    expect(
+      problemOf(() => readFeedCommand(parseHl7(`${change}PID|||MR3^^^XYZ^MR\rMRG|MR4^^^XYZ^MR\r`))),
+    ).toMatchObject({ code: 100, location: { segment: 'PID', sequence: 2 } });
+  });
 });
