@@ -996,6 +996,24 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     ]);
   });
 
+  it('refuses an invalid PID-7 birth date (AE/102) and leaves the patient as it was', async () => {
+    const id = `BIRTH-${run}`;
+    const send = async (control: string, birth: string) =>
+      ackOf(await client.send(adtMessage('A08', control, { id, family: 'DATE', given: 'DORA', birth })));
+    expect(await send('BD-1', '19800101')).toMatchObject({ code: 'AA' });
+    for (const [control, birth] of [
+      ['BD-2', '20241345'],
+      ['BD-3', 'abc'],
+    ]) {
+      const ack = await send(control!, birth!);
+      expect(ack, birth).toMatchObject({ code: 'AE', errorCode: '102', errorLocation: 'PID-7' });
+      expect(ack.userMessage).toMatch(/is not an HL7 date\/time/);
+    }
+    expect(await patients(id)).toEqual([
+      { issuer: 'GOOD HEALTH HOSPITAL', patient_name: 'DATE^DORA^^^III', birth_date: '19800101' },
+    ]);
+  });
+
   it('refuses a second PID in A08 and a PID without its MRG in A40 (AE/100) and applies nothing of them', async () => {
     const first = `TWOPID-A-${run}`;
     const second = `TWOPID-B-${run}`;

@@ -249,14 +249,42 @@ function personName(rep: string[][] | undefined, offset: number): string {
 }
 
 function readDate(raw: string, location: { segment: string; sequence: number; field: number }): string {
-  if (!/^\d{4}(\d{2}(\d{2})?)?/.test(raw))
+  const wrong = dtmProblem(raw);
+  if (wrong)
     throw new Hl7Error({
       code: Hl7ErrorCode.DataTypeError,
-      message: `${location.segment}-${location.field} '${raw}' is not a date (YYYY[MM[DD]]…)`,
+      message: `${location.segment}-${location.field} '${raw}' is not an HL7 date/time (DTM, YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]): ${wrong}`,
       location,
     });
   // DICOM DA holds a full date only; a partial HL7 date (year or year and month) cannot be represented.
-  return /^\d{8}/.test(raw) ? raw.slice(0, 8) : '';
+  return raw.length >= 8 ? raw.slice(0, 8) : '';
+}
+
+const DTM =
+  /^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.\d{1,4})?)?)?)?)?)?(?:[+-](\d{2})(\d{2}))?$/;
+
+function daysIn(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/** Why `raw` is not a DTM (v2.5.1 §2.A.22), or undefined when it is one: its form, then each part's range. */
+function dtmProblem(raw: string): string | undefined {
+  const m = DTM.exec(raw);
+  if (!m) return 'it does not have that form';
+  const [, year, month, day, hour, minute, second, zoneHours, zoneMinutes] = m;
+  const n = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const mo = n(month);
+  if (mo !== undefined && (mo < 1 || mo > 12)) return `there is no month ${month}`;
+  const d = n(day);
+  if (d !== undefined && (d < 1 || d > daysIn(Number(year), mo!)))
+    return `${year}-${month} has no day ${day}`;
+  if ((n(hour) ?? 0) > 23) return `there is no hour ${hour}`;
+  if ((n(minute) ?? 0) > 59) return `there is no minute ${minute}`;
+  if ((n(second) ?? 0) > 59) return `there is no second ${second}`;
+  if ((n(zoneHours) ?? 0) > 14 || (n(zoneMinutes) ?? 0) > 59)
+    return `${raw.slice(-5)} is not a time zone offset`;
+  return undefined;
 }
 
 /** HL7 table 0001 (administrative sex) → DICOM PatientSex (M, F, O). */

@@ -346,6 +346,32 @@ describe('feed commands', () => {
     });
   });
 
+  it('refuses a PID-7 birth date that is not a valid DTM (102) and reads valid ones', () => {
+    for (const [birth, why] of [
+      ['20241345', /no month 13/],
+      ['20240230', /2024-02 has no day 30/],
+      ['20230229', /2023-02 has no day 29/],
+      ['abc', /does not have that form/],
+      ['1961061', /does not have that form/],
+      ['19610615xyz', /does not have that form/],
+      ['196106152500', /no hour 25/],
+    ] as const) {
+      const problem = problemOf(() => readFeedCommand(parseHl7(adtMessage('A08', '1', { ...adam, birth }))));
+      expect(problem, birth).toMatchObject({ code: 102, location: { segment: 'PID', field: 7 } });
+      expect(problem.message, birth).toMatch(why);
+    }
+    for (const [birth, stored] of [
+      ['20240229', '20240229'],
+      ['196106151230-0500', '19610615'],
+      ['19610615123045.12+0100', '19610615'],
+      ['196106', ''],
+      ['1961', ''],
+    ] as const) {
+      const cmd = readFeedCommand(parseHl7(adtMessage('A08', '1', { ...adam, birth })));
+      expect(cmd.kind === 'patient-update' ? cmd.patients[0]?.birthDate : undefined, birth).toBe(stored);
+    }
+  });
+
   it('refuses a second PID where the message structure holds one, and a PID without its MRG in A40 (100)', () => {
     const pidOf = (m: string) => m.split('\r').find((l) => l.startsWith('PID'))!;
     const other = pidOf(adtMessage('A08', '1', { ...adam, id: 'OTHER' }));
