@@ -1014,6 +1014,31 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     ]);
   });
 
+  it('refuses PID text DICOM cannot hold (AE/102, naming the field) and leaves the patient as it was', async () => {
+    const id = `TEXT-${run}`;
+    const send = async (control: string, p: Omit<ExamplePatient, 'id'>) =>
+      ackOf(await client.send(adtMessage('A08', control, { id, ...p })));
+    expect(await send('TX-1', { family: 'PLAIN', given: 'PAT' })).toMatchObject({ code: 'AA' });
+    const refusals: [string, Omit<ExamplePatient, 'id'>, RegExp][] = [
+      ['TX-2', { family: 'BACK\\E\\SLASH', given: 'PAT' }, /PID-5\.1 \(patient name\) holds a backslash/],
+      ['TX-3', { family: 'PLAIN', given: 'TAB\\X09\\BED' }, /PID-5\.2 \(patient name\) holds the control/],
+      ['TX-4', { family: 'L'.repeat(65), given: 'PAT' }, /PID-5\.1 \(patient name\) is 65 characters/],
+      [
+        'TX-5',
+        { family: 'PLAIN', given: 'PAT', authority: 'A'.repeat(65) },
+        /PID-3\.4 \(assigning authority\)/,
+      ],
+    ];
+    for (const [control, p, why] of refusals) {
+      const ack = await send(control, p);
+      expect(ack, control).toMatchObject({ code: 'AE', errorCode: '102' });
+      expect(ack.userMessage).toMatch(why);
+    }
+    expect(await patients(id)).toEqual([
+      { issuer: 'GOOD HEALTH HOSPITAL', patient_name: 'PLAIN^PAT^^^III', birth_date: '19610615' },
+    ]);
+  });
+
   it('refuses a second PID in A08 and a PID without its MRG in A40 (AE/100) and applies nothing of them', async () => {
     const first = `TWOPID-A-${run}`;
     const second = `TWOPID-B-${run}`;

@@ -3,6 +3,7 @@ import {
   Hl7ErrorCode,
   repetitions,
   value,
+  type Hl7Location,
   type Hl7Message,
   type Hl7Segment,
 } from './hl7-message.js';
@@ -209,13 +210,55 @@ function readIdentifier(
   const chosen = reps.find((r) => r[4]?.[0] === 'MR') ?? reps[0];
   const patientId = chosen?.[0]?.[0] ?? '';
   if (patientId === '') throw missing(id, seq, field, what, reps.length ? 1 : undefined);
-  if (patientId.length > 64)
-    throw new Hl7Error({
+  const where = { segment: id, sequence: seq, field };
+  dicomText(patientId, 'LO', `${id}-${field}.1 (${what})`, 'PatientID', { ...where, component: 1 });
+  const issuer = chosen?.[3]?.[0] ?? '';
+  dicomText(issuer, 'LO', `${id}-${field}.4 (assigning authority)`, 'IssuerOfPatientID', {
+    ...where,
+    component: 4,
+  });
+  return { patientId, issuer };
+}
+
+/** Control characters: DICOM LO and PN allow none but ESC (for ISO 2022, which decoded text no longer needs). */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Refuse (102) a text the DICOM attribute it becomes cannot hold as it is (PS3.5 §6.2): a backslash, which
+ * DICOM reads as a value delimiter, a control character, or more than 64 characters (LO; PN per component
+ * group). The HL7 text is unescaped already, so \E\ in the message is a backslash here.
+ */
+function dicomText(text: string, vr: 'LO' | 'PN', field: string, attribute: string, location: Hl7Location) {
+  const refuse = (why: string) =>
+    new Hl7Error({
       code: Hl7ErrorCode.DataTypeError,
-      message: `${id}-${field}.1 (${what}) is ${patientId.length} characters; DICOM PatientID holds at most 64`,
-      location: { segment: id, sequence: seq, field, component: 1 },
+      message: `${field} ${why}, which DICOM ${attribute} (${vr}) cannot hold; nothing of the message was applied`,
+      location,
     });
-  return { patientId, issuer: chosen?.[3]?.[0] ?? '' };
+  if (text.includes('\\')) throw refuse('holds a backslash (the DICOM value delimiter)');
+  const control = CONTROL.exec(text);
+  if (control)
+    throw refuse(`holds the control character U+${control[0].charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if ([...text].length > 64)
+    throw refuse(`is ${[...text].length} characters${vr === 'PN' ? ' as a name' : ''}, more than the 64`);
+}
+
+/** PID-5 as DICOM PN: no component may hold a PN delimiter (^ or =), and the name is at most 64 characters. */
+function checkPatientName(rep: string[][], name: string, location: Hl7Location): void {
+  const parts = [1, 2, 3, 4, 5].map((n) => rep[n - 1]?.[0] ?? '');
+  parts.forEach((part, i) => {
+    const where = { ...location, component: i + 1 };
+    const delimiter = /[\^=]/.exec(part);
+    if (delimiter)
+      throw new Hl7Error({
+        code: Hl7ErrorCode.DataTypeError,
+        message: `PID-5.${i + 1} (patient name) holds '${delimiter[0]}', a DICOM PN delimiter, which DICOM PatientName (PN) cannot hold in a name part; nothing of the message was applied`,
+        location: where,
+      });
+    dicomText(part, 'PN', `PID-5.${i + 1} (patient name)`, 'PatientName', where);
+  });
+  dicomText(name, 'PN', 'PID-5 (patient name)', 'PatientName', location);
 }
 
 function readDemographics(pid: Hl7Segment, seq: number): Demographics {
@@ -224,7 +267,11 @@ function readDemographics(pid: Hl7Segment, seq: number): Demographics {
   const out: Demographics = { ...identity };
   const rawName = value(pid, 5);
   if (rawName === HL7_NULL) out.name = '';
-  else if (rawName !== '' || repetitions(pid, 5).length > 0) out.name = personName(repetitions(pid, 5)[0], 0);
+  else if (rawName !== '' || repetitions(pid, 5).length > 0) {
+    const rep = repetitions(pid, 5)[0] ?? [];
+    out.name = personName(rep, 0);
+    checkPatientName(rep, out.name, { segment: 'PID', sequence: seq, field: 5 });
+  }
   const rawDate = value(pid, 7);
   if (rawDate === HL7_NULL) out.birthDate = '';
   else if (rawDate !== '') out.birthDate = readDate(rawDate, { segment: 'PID', sequence: seq, field: 7 });

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { buildAck } from './hl7-ack.js';
 import { readFeedCommand } from './feed-commands.js';
-import { adtMessage, changeIdMessage, mergeMessage, omiMessage, ormMessage } from './hl7-examples.js';
+import {
+  adtMessage,
+  changeIdMessage,
+  mergeMessage,
+  omiMessage,
+  ormMessage,
+  type ExamplePatient,
+} from './hl7-examples.js';
 import {
   Hl7Error,
   encodeMessage,
@@ -370,6 +377,38 @@ describe('feed commands', () => {
       const cmd = readFeedCommand(parseHl7(adtMessage('A08', '1', { ...adam, birth })));
       expect(cmd.kind === 'patient-update' ? cmd.patients[0]?.birthDate : undefined, birth).toBe(stored);
     }
+  });
+
+  it('refuses PID text that DICOM cannot hold: a backslash, a control character, a PN delimiter, over 64 characters (102)', () => {
+    const cases: [Partial<ExamplePatient>, RegExp, number, number][] = [
+      [{ family: 'O\\E\\BRIEN' }, /PID-5\.1 .* backslash .* PatientName \(PN\)/, 5, 1],
+      [{ given: 'ANN\\X09\\MARY' }, /PID-5\.2 .* control character U\+0009/, 5, 2],
+      [{ family: 'SMITH\\S\\JONES' }, /PID-5\.1 .* holds '\^', a DICOM PN delimiter/, 5, 1],
+      [{ given: 'A=B' }, /PID-5\.2 .* holds '=', a DICOM PN delimiter/, 5, 2],
+      [{ family: 'F'.repeat(65) }, /PID-5\.1 .* 65 characters/, 5, 1],
+      [
+        { family: 'F'.repeat(40), given: 'G'.repeat(30) },
+        /PID-5 \(patient name\) is 78 characters as a name/,
+        5,
+        0,
+      ],
+      [{ id: 'ID\\E\\1' }, /PID-3\.1 .* backslash .* PatientID \(LO\)/, 3, 1],
+      [{ id: 'I'.repeat(65) }, /PID-3\.1 .* 65 characters/, 3, 1],
+      [{ authority: 'AUTH\\X0A\\X' }, /PID-3\.4 .* control character U\+000a, .* IssuerOfPatientID/, 3, 4],
+    ];
+    for (const [change, why, field, component] of cases) {
+      const problem = problemOf(() =>
+        readFeedCommand(parseHl7(adtMessage('A08', '1', { ...adam, ...change }))),
+      );
+      expect(problem, why.source).toMatchObject({
+        code: 102,
+        location: { segment: 'PID', field, ...(component ? { component } : {}) },
+      });
+      expect(problem.message).toMatch(why);
+    }
+    // Escapes that read back as text DICOM holds are fine: \T\ is '&', a character like any other in PN.
+    const cmd = readFeedCommand(parseHl7(adtMessage('A08', '1', { ...adam, family: 'SMITH\\T\\SONS' })));
+    expect(cmd.kind === 'patient-update' ? cmd.patients[0]?.name : undefined).toBe('SMITH&SONS^ADAM^A^^III');
   });
 
   it('refuses a second PID where the message structure holds one, and a PID without its MRG in A40 (100)', () => {
