@@ -1039,6 +1039,35 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     ]);
   });
 
+  it('rejects a message whose MSH-12 version is not HL7 v2 (AR/203) and applies nothing of it', async () => {
+    const id = `VERSION-${run}`;
+    for (const [control, version] of [
+      ['VER-1', '3.0'],
+      ['VER-2', 'XYZ'],
+    ] as const) {
+      const msg = adtMessage('A08', control, { id, family: 'VERSION', given: 'VERA' }).replace(
+        '|P|2.5.1',
+        `|P|${version}`,
+      );
+      const ack = ackOf(await client.send(msg));
+      expect(ack, version).toMatchObject({ code: 'AR', errorCode: '203', errorLocation: 'MSH-12' });
+      expect(ack.userMessage).toMatch(new RegExp(`MSH-12 version '${version}' is not supported`));
+    }
+    expect(await patients(id)).toEqual([]);
+    const [refusal] = await s.app.auditStore.search({
+      action: ['hl7-message'],
+      outcome: 'failure',
+      limit: 1,
+    });
+    expect(refusal).toMatchObject({ detail: { controlId: 'VER-2', hl7Error: 203 } });
+    // v2 versions other than 2.5.1 are read.
+    const v23 = adtMessage('A08', 'VER-3', { id, family: 'VERSION', given: 'VERA' }).replace(
+      '|P|2.5.1',
+      '|P|2.3',
+    );
+    expect(ackOf(await client.send(v23))).toMatchObject({ code: 'AA' });
+  });
+
   it('refuses a second PID in A08 and a PID without its MRG in A40 (AE/100) and applies nothing of them', async () => {
     const first = `TWOPID-A-${run}`;
     const second = `TWOPID-B-${run}`;

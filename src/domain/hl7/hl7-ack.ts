@@ -3,6 +3,7 @@ import {
   encodeMessage,
   encodeSegment,
   hl7Timestamp,
+  SUPPORTED_VERSIONS,
   type Hl7Header,
   type Hl7Location,
   type Hl7Problem,
@@ -25,8 +26,6 @@ export interface AckInput {
   /** Our application/facility, used when the message did not name the receiver. */
   self: { application: string; facility: string };
 }
-
-const SUPPORTED_VERSIONS = /^2\.[1-9](\.\d+)?$/;
 
 function location(l: Hl7Location | undefined): (string | string[])[] {
   if (!l) return [];

@@ -91,6 +91,22 @@ export class Hl7Error extends Error {
 
 const SEGMENT_ID = /^[A-Z][A-Z0-9]{2}$/;
 
+/**
+ * The MSH-12 versions this archive reads: HL7 v2 from 2.1 (2.5.1 is what it was written against; the PID, MRG,
+ * ORC and OBR fields it reads keep their places across v2). Anything else is another standard's message.
+ */
+export const SUPPORTED_VERSIONS = /^2\.[1-9](\.\d+)?$/;
+
+/** The problem with a message's MSH-12 (v2.5.1 §2.9.2.1: an unsupported version is rejected, AR/203), if any. */
+export function versionProblem(msg: Hl7Message): Hl7Problem | undefined {
+  if (SUPPORTED_VERSIONS.test(msg.version)) return undefined;
+  return {
+    code: Hl7ErrorCode.UnsupportedVersionId,
+    message: `MSH-12 version '${msg.version}' is not supported: this archive reads HL7 v2 messages (2.1 to 2.9, written against 2.5.1)`,
+    location: { segment: 'MSH', sequence: 1, field: 12 },
+  };
+}
+
 /** A parsed message with typed access to its header. */
 export class Hl7Message {
   constructor(

@@ -6,6 +6,7 @@ import {
   Hl7ErrorCode,
   parseHl7,
   peekHeader,
+  versionProblem,
   type Hl7Problem,
 } from '../../domain/hl7/hl7-message.js';
 import { asUserId } from '../../domain/ids.js';
@@ -92,6 +93,13 @@ export class Hl7Handler {
         };
         await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, problem.message);
         return this.ack(request, 'AR', [problem]);
+      }
+      const version = versionProblem(msg);
+      if (version) {
+        await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, version.message, {
+          hl7Error: version.code,
+        });
+        return this.ack(request, 'AR', [version]);
       }
       try {
         const command = readFeedCommand(msg);
