@@ -1068,6 +1068,52 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(ackOf(await client.send(v23))).toMatchObject({ code: 'AA' });
   });
 
+  it('decodes by MSH-18 and rejects an unknown character set (AR/103) or bytes invalid in the declared one (AR/102)', async () => {
+    const id = `CHARSET-${run}`;
+    /** An A08 declaring `charset` in MSH-18, with the family name in `encoding`, framed as bytes. */
+    const frame = (control: string, charset: string, family: string, encoding: BufferEncoding) => {
+      const text = adtMessage('A08', control, { id, family, given: 'JURGEN' }).replace(
+        '|P|2.5.1',
+        `|P|2.5.1||||||${charset}`,
+      );
+      return Buffer.concat([Buffer.of(0x0b), Buffer.from(text, encoding), Buffer.of(0x1c, 0x0d)]);
+    };
+    const send = async (bytes: Buffer) => {
+      client.write(bytes);
+      return ackOf(await client.next());
+    };
+    expect(await send(frame('CS-1', '8859/1', 'MÜLLER', 'latin1'))).toMatchObject({ code: 'AA' });
+    expect((await patients(id))[0]?.patient_name).toBe('MÜLLER^JURGEN^^^III');
+    expect(await send(frame('CS-2', 'UNICODE UTF-8', 'GÖTZ', 'utf8'))).toMatchObject({ code: 'AA' });
+    expect((await patients(id))[0]?.patient_name).toBe('GÖTZ^JURGEN^^^III');
+
+    const refusals: [Buffer, string, RegExp][] = [
+      [
+        frame('CS-3', 'UNICODE UTF-8', 'WRONG-Ü', 'latin1'),
+        '102',
+        /declares MSH-18 'UNICODE UTF-8' but byte \d+ \(0xdc\)/,
+      ],
+      [frame('CS-4', 'ASCII', 'WRONG-Ü', 'latin1'), '102', /declares MSH-18 'ASCII' but byte/],
+      [
+        frame('CS-5', 'KLINGON', 'WRONG', 'latin1'),
+        '103',
+        /MSH-18 character set 'KLINGON' is not one this archive reads/,
+      ],
+    ];
+    for (const [bytes, code, why] of refusals) {
+      const ack = await send(bytes);
+      expect(ack, why.source).toMatchObject({ code: 'AR', errorCode: code, errorLocation: 'MSH-18' });
+      expect(ack.userMessage).toMatch(why);
+    }
+    expect((await patients(id))[0]?.patient_name).toBe('GÖTZ^JURGEN^^^III');
+    const [refusal] = await s.app.auditStore.search({
+      action: ['hl7-message'],
+      outcome: 'failure',
+      limit: 1,
+    });
+    expect(refusal).toMatchObject({ detail: { controlId: 'CS-5', hl7Error: 103 } });
+  });
+
   it('refuses a second PID in A08 and a PID without its MRG in A40 (AE/100) and applies nothing of them', async () => {
     const first = `TWOPID-A-${run}`;
     const second = `TWOPID-B-${run}`;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { buildAck, type AckCode, type AckRequest } from '../../domain/hl7/hl7-ack.js';
 import { readFeedCommand } from '../../domain/hl7/feed-commands.js';
+import { decodeHl7Bytes } from '../../domain/hl7/hl7-charset.js';
 import {
   Hl7Error,
   Hl7ErrorCode,
@@ -47,6 +48,28 @@ export class Hl7Handler {
   private readonly senders: Set<string>;
   constructor(private readonly opts: Hl7HandlerOptions) {
     this.senders = new Set(opts.senders);
+  }
+
+  /** One MLLP frame: its bytes decoded by the character set MSH-18 declares, then handled; refused (AR) if they cannot be. */
+  async frame(bytes: Buffer, peer: Hl7Peer): Promise<string> {
+    const decoded = decodeHl7Bytes(bytes);
+    if (!('problem' in decoded)) return this.handle(decoded.text, peer);
+    const header = peekHeader(decoded.text);
+    const sender = `${header.sendingApplication}^${header.sendingFacility}`;
+    const info: FeedMessageInfo = {
+      sender,
+      controlId: header.controlId,
+      messageType: `${header.messageCode}^${header.triggerEvent}`,
+    };
+    await this.opts.feed.recordRefusal(
+      this.principal(sender, peer),
+      'hl7-message',
+      'failure',
+      info,
+      decoded.problem.message,
+      { hl7Error: decoded.problem.code, peer: peer.address },
+    );
+    return this.ack({ ...header }, 'AR', [decoded.problem]);
   }
 
   async handle(text: string, peer: Hl7Peer): Promise<string> {

@@ -85,24 +85,12 @@ export class MllpServer {
     socket.setTimeout(this.opts.idleTimeoutMs, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
       for (const ev of decoder.push(chunk)) {
-        if (ev.kind === 'frame') reply(() => handler.handle(decodeText(ev.payload), peer));
+        if (ev.kind === 'frame') reply(() => handler.frame(ev.payload, peer));
         else if (ev.kind === 'garbage') reply(() => handler.garbage(ev.bytes, peer));
         else reply(() => handler.oversize(ev.head, ev.size, this.opts.maxMessageBytes, peer));
       }
     });
     socket.on('error', () => undefined);
     socket.on('close', () => this.sockets.delete(socket));
-  }
-}
-
-/**
- * Message bytes as text: UTF-8 when they are valid UTF-8 (MSH-18 'UNICODE UTF-8', and plain ASCII), otherwise
- * ISO 8859-1 (MSH-18 '8859/1', the usual 8-bit character set of v2 senders).
- */
-function decodeText(bytes: Buffer): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    return bytes.toString('latin1');
   }
 }

@@ -1,0 +1,73 @@
+import { Hl7ErrorCode, type Hl7Problem } from './hl7-message.js';
+
+/** A message's bytes as text, or why they cannot be read in the character set MSH-18 declares. */
+export type DecodedMessage = { text: string } | { text: string; problem: Hl7Problem };
+
+const MSH_18 = { segment: 'MSH', sequence: 1, field: 18 } as const;
+
+/**
+ * MSH-18 (character set, HL7 table 0211) of a message's bytes: read before the text is decoded, from the MSH
+ * segment, whose delimiters and this field are ASCII in every character set this archive reads.
+ */
+function declaredCharacterSet(bytes: Buffer): string {
+  const line = bytes.toString('latin1').trimStart().split(/\r|\n/)[0] ?? '';
+  if (!line.startsWith('MSH') || line.length < 8) return '';
+  const fields = line.split(line[3]!);
+  // fields[1] is MSH-2, so MSH-18 is fields[17]; its first repetition, first component.
+  return (fields[17] ?? '').split(line[5]!)[0]!.split(line[4]!)[0]!.trim();
+}
+
+/**
+ * Decode a message's bytes by MSH-18 (v2.5.1 §2.15.9.18): empty (the ASCII default, which many senders leave
+ * empty while sending UTF-8 or Latin-1: read as UTF-8 when the bytes are valid UTF-8, else as ISO 8859-1),
+ * 'ASCII', '8859/1' and 'UNICODE UTF-8'. Another value is refused (103), and bytes the declared character set
+ * cannot hold (102): guessing would put other letters in a patient's name. The text of a refused message is
+ * still returned, read as Latin-1, to address the reply.
+ */
+export function decodeHl7Bytes(bytes: Buffer): DecodedMessage {
+  const charset = declaredCharacterSet(bytes);
+  const latin1 = bytes.toString('latin1');
+  const invalid = (offset: number): DecodedMessage => ({
+    text: latin1,
+    problem: {
+      code: Hl7ErrorCode.DataTypeError,
+      message: `the message declares MSH-18 '${charset}' but byte ${offset} (0x${bytes[offset]!.toString(16).padStart(2, '0')}) is not valid in it; nothing of the message was applied`,
+      location: MSH_18,
+    },
+  });
+  switch (charset) {
+    case '':
+      try {
+        return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+      } catch {
+        return { text: latin1 };
+      }
+    case 'ASCII': {
+      const bad = bytes.findIndex((b) => b > 0x7f);
+      return bad === -1 ? { text: latin1 } : invalid(bad);
+    }
+    case '8859/1':
+      return { text: latin1 };
+    case 'UNICODE UTF-8':
+      try {
+        return { text: new TextDecoder('utf-8', { fatal: true }).decode(bytes) };
+      } catch {
+        return invalid(firstInvalidUtf8(bytes));
+      }
+    default:
+      return {
+        text: latin1,
+        problem: {
+          code: Hl7ErrorCode.TableValueNotFound,
+          message: `MSH-18 character set '${charset}' is not one this archive reads (empty for ASCII, ASCII, 8859/1, UNICODE UTF-8); nothing of the message was applied`,
+          location: MSH_18,
+        },
+      };
+  }
+}
+
+/** Offset of the first byte that makes `bytes` invalid UTF-8 (they are known to be invalid). */
+function firstInvalidUtf8(bytes: Buffer): number {
+  const lenient = bytes.toString('utf8');
+  return Buffer.byteLength(lenient.slice(0, lenient.indexOf('\uFFFD')), 'utf8');
+}
