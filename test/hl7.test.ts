@@ -1114,6 +1114,30 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(refusal).toMatchObject({ detail: { controlId: 'CS-5', hl7Error: 103 } });
   });
 
+  it('refuses a merge back into a patient merged away before (A into B, then B into A) with AE/205', async () => {
+    const a = `CYCLE-A-${run}`;
+    const b = `CYCLE-B-${run}`;
+    for (const id of [a, b])
+      expect(
+        ackOf(
+          await client.send(
+            adtMessage('A01', `CY-${id}`, { id, authority: 'XYZ', family: 'CY', given: 'CLE' }),
+          ),
+        ).code,
+      ).toBe('AA');
+    const first = mergeMessage('CY-1', { id: b, family: 'CY', given: 'CLE' }, a);
+    expect(ackOf(await client.send(first))).toMatchObject({ code: 'AA' });
+    const back = ackOf(await client.send(mergeMessage('CY-2', { id: a, family: 'CY', given: 'CLE' }, b)));
+    expect(back).toMatchObject({ code: 'AE', errorCode: '205', errorLocation: 'MRG-1' });
+    expect(back.userMessage).toMatch(/would make the merges a cycle/);
+    const merges = await s.app.index.db
+      .selectFrom('patient_merges')
+      .select(['prior_patient_id', 'message_control_id'])
+      .where('prior_patient_id', 'in', [a, b])
+      .execute();
+    expect(merges).toEqual([{ prior_patient_id: a, message_control_id: 'CY-1' }]);
+  });
+
   it('refuses a second PID in A08 and a PID without its MRG in A40 (AE/100) and applies nothing of them', async () => {
     const first = `TWOPID-A-${run}`;
     const second = `TWOPID-B-${run}`;

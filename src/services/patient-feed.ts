@@ -281,6 +281,7 @@ export class PatientFeedService {
         });
       const { pk: survivorPk } = await this.upsertDemographics(trx, surviving);
       const mergedRows = (await this.rowsFor(trx, merged, MRG_1)).filter((r) => r.pk !== survivorPk);
+      await this.refuseCycle(trx, survivorPk, mergedRows, surviving, merged);
       const moved = await this.moveStudies(
         trx,
         mergedRows.map((r) => r.pk),
@@ -306,6 +307,40 @@ export class PatientFeedService {
       lines.push(`merged ${merged.patientId} into ${surviving.patientId} (${moved.length} studies moved)`);
     }
     return { summary: lines.join('; ') };
+  }
+
+  /**
+   * A merge whose surviving patient was itself merged, directly or along a chain, into the patient now merged
+   * into it (A into B, then B into A) would make the merge history a cycle: objects arriving later for either
+   * identifier would be filed by wherever the walk along it stopped. It is refused (205).
+   */
+  private async refuseCycle(
+    trx: Trx,
+    survivorPk: number,
+    mergedRows: { pk: number }[],
+    surviving: PatientIdentity,
+    merged: PatientIdentity,
+  ) {
+    const mergedPks = new Set(mergedRows.map((r) => r.pk));
+    const seen = new Set<number>();
+    for (let pk = survivorPk; !seen.has(pk);) {
+      seen.add(pk);
+      const next = await trx
+        .selectFrom('patient_merges')
+        .select('surviving_patient_pk')
+        .where('prior_patient_pk', '=', pk)
+        .where('event', 'in', ['A40', 'A34'])
+        .orderBy('pk', 'desc')
+        .executeTakeFirst();
+      if (!next || next.surviving_patient_pk === pk) return;
+      if (mergedPks.has(next.surviving_patient_pk))
+        throw new Hl7Error({
+          code: Hl7ErrorCode.DuplicateKeyIdentifier,
+          message: `patient ${surviving.patientId} was merged into ${merged.patientId} before: merging ${merged.patientId} back into it would make the merges a cycle, so nothing was applied`,
+          location: { segment: 'MRG', sequence: 1, field: 1 },
+        });
+      pk = next.surviving_patient_pk;
+    }
   }
 
   /** A47: the patient known as `from` is known as `to` from now on. `to` must not already name a patient. */
