@@ -1138,6 +1138,17 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(merges).toEqual([{ prior_patient_id: a, message_control_id: 'CY-1' }]);
   });
 
+  it('echoes MSH-3..6 in the ACK (swapped) escaped once, as they were sent', async () => {
+    const msg = adtMessage('A08', 'HDR-1', { id: `HDR-${run}`, family: 'HEAD', given: 'ER' }).replace(
+      '|CUSTOS|RADIOLOGY|',
+      '|CUS\\T\\TOS|RAD\\F\\IOLOGY|',
+    );
+    const text = await client.send(msg);
+    const msh = text.split('\r')[0]!.split('|');
+    expect(msh.slice(2, 6)).toEqual(['CUS\\T\\TOS', 'RAD\\F\\IOLOGY', 'ADT1', 'GOOD HEALTH HOSPITAL']);
+    expect(ackOf(text)).toMatchObject({ code: 'AA', controlId: 'HDR-1' });
+  });
+
   it('refuses a second PID in A08 and a PID without its MRG in A40 (AE/100) and applies nothing of them', async () => {
     const first = `TWOPID-A-${run}`;
     const second = `TWOPID-B-${run}`;

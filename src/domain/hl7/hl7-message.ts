@@ -320,11 +320,13 @@ export function peekHeader(text: string): Hl7Header {
     enc.length === 4 && new Set([sep, ...enc]).size === 5
       ? { field: sep, component: enc[0]!, repetition: enc[1]!, escape: enc[2]!, subcomponent: enc[3]! }
       : DEFAULT_DELIMITERS;
+  // MSH-3..6 likewise: the ACK encodes them again (swapped), so they are kept as text, not as sent.
+  const asText = (n: number) => unescapeHl7(first(at(n)), d);
   return {
-    sendingApplication: first(at(3)),
-    sendingFacility: first(at(4)),
-    receivingApplication: first(at(5)),
-    receivingFacility: first(at(6)),
+    sendingApplication: asText(3),
+    sendingFacility: asText(4),
+    receivingApplication: asText(5),
+    receivingFacility: asText(6),
     controlId: unescapeHl7(at(10), d),
     version: first(at(12)),
     messageCode: first(at(9)),
