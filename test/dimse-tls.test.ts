@@ -14,7 +14,7 @@ import { backends } from './support/backends.js';
 import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
-import { CLIENT_EXT, PEER_EXT, writePki } from './support/tls-certs.js';
+import { CLIENT_EXT, openSslCa, PEER_EXT, writePki } from './support/tls-certs.js';
 
 const admin = systemPrincipal('test');
 
@@ -501,5 +501,128 @@ for (const backend of backends()) {
     it('will not register an expired certificate for an AE (custos ae add --cert)', async () => {
       await expect(certificateSha256(join(dir, 'expired.crt'))).rejects.toThrow(/is valid from .* not now$/);
     });
+  });
+}
+
+for (const backend of backends()) {
+  describe(`C-MOVE to a destination pinned by its certificate alone, without dicom.tls.ca (${backend})`, () => {
+    let s: TestServer;
+    let dir: string;
+    const study = uid(31);
+    const day = 86_400_000;
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'custos-tls-pin-'));
+      writePki(dir, { keyType: 'rsa', cas: ['ca'], leaves: { server: PEER_EXT } });
+      const ca = openSslCa(dir);
+      const now = Date.now();
+      ca.sign('expired', PEER_EXT, { start: new Date(now - 3 * day), end: new Date(now - day) });
+      ca.sign('early', PEER_EXT, { start: new Date(now + day), end: new Date(now + 3 * day) });
+      s = await startTestServer(backend, {
+        dicom: {
+          port: 0,
+          tls: { port: 0, cert: join(dir, 'server.crt'), key: join(dir, 'server.key') },
+        },
+      });
+      await s.app.aes.add(admin, { title: 'MOVER', host: '127.0.0.1', port: 104, user: 'admin' });
+      const f = join(dir, 'in.dcm');
+      await writeFile(
+        f,
+        makeInstance({ studyUid: study, seriesUid: uid(32), sopInstanceUid: uid(33), patientId: 'PID-PIN' }),
+      );
+      const r = await dcmtk('storescu', [
+        '-aet',
+        'MOVER',
+        '-aec',
+        'CUSTOS',
+        '127.0.0.1',
+        String(s.dicomPort),
+        f,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+    });
+
+    afterAll(async () => {
+      await s.stop();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    /** The reason of the ledger's failed-retrieve record for `destination`. */
+    const failureReasons = async (destination: string) =>
+      (
+        await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select('record')
+          .where('action', '=', 'view-pixels')
+          .where('outcome', '=', 'failure')
+          .orderBy('seq')
+          .execute()
+      )
+        .map((r) => JSON.parse(r.record) as { detail: { destination?: string; reason?: string } })
+        .filter((r) => r.detail.destination === destination)
+        .map((r) => r.detail.reason);
+
+    for (const [name, title, words] of [
+      ['expired', 'EXPDEST', 'has expired'],
+      ['early', 'EARLYDEST', 'is not yet valid'],
+    ] as const)
+      it(`refuses to send to a destination presenting its registered certificate when it ${words}, and audits why`, async () => {
+        const destPort = await freePort();
+        const out = await mkdtemp(join(dir, 'move-'));
+        // -ic: the destination takes Custos's certificate unverified; only Custos's check of the pin is tested.
+        const scp = spawnDcmtk('storescp', [
+          '+tls',
+          join(dir, `${name}.key`),
+          join(dir, `${name}.crt`),
+          '-ic',
+          '-aet',
+          title,
+          '-od',
+          out,
+          String(destPort),
+        ]);
+        try {
+          // Registered while it was valid (or before it became so): the registry holds its fingerprint.
+          await s.app.aes.add(admin, {
+            title,
+            host: '127.0.0.1',
+            port: destPort,
+            certSha256: new X509Certificate(readFileSync(join(dir, `${name}.crt`))).fingerprint256
+              .replace(/:/g, '')
+              .toLowerCase(),
+          });
+          await new Promise((r) => setTimeout(r, 300));
+          const r = await dcmtk('movescu', [
+            '-d',
+            '-aet',
+            'MOVER',
+            '-aec',
+            'CUSTOS',
+            '-S',
+            '-aem',
+            title,
+            '127.0.0.1',
+            String(s.dicomPort),
+            '-k',
+            'QueryRetrieveLevel=STUDY',
+            '-k',
+            `StudyInstanceUID=${study}`,
+          ]);
+          expect(r.stderr).toMatch(
+            /Move response with error status \(Refused: OutOfResourcesSubOperations\)/,
+          );
+          expect(r.stderr).toContain(`LO [TLS certificate (the registered one) ${words}`);
+          expect(await readdir(out)).toHaveLength(0);
+          expect(await failureReasons(title)).toEqual([
+            expect.stringMatching(
+              new RegExp(
+                `^TLS certificate \\(the registered one\\) ${words}: valid from \\S+ to \\S+, not now$`,
+              ),
+            ),
+          ]);
+        } finally {
+          await stopChild(scp);
+        }
+      });
   });
 }

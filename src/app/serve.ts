@@ -72,6 +72,7 @@ export async function startDimse(
     registry: app.aes,
     ledger: app.ledger,
     aeTitle: d.aeTitle,
+    clock: app.clock,
     connectTimeoutMs: d.connectTimeoutMs,
     responseTimeoutMs: d.responseTimeoutMs,
     storeAck: d.storeAck,

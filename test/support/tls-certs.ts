@@ -101,3 +101,79 @@ export function makeTestPki(): TestPki {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * `openssl ca` over a CA that writePki made in `dir` (`<ca>.crt`, `<ca>.key`): leaves with a chosen validity period
+ * (a not-yet-valid one, which `openssl x509 -req` cannot make), revocation, and a PEM CRL.
+ */
+export function openSslCa(dir: string, ca = 'ca') {
+  const conf = join(dir, `${ca}-openssl-ca.cnf`);
+  writeFileSync(
+    conf,
+    [
+      '[ca]',
+      'default_ca = ca_default',
+      '[ca_default]',
+      `database = ${join(dir, `${ca}-index.txt`)}`,
+      `new_certs_dir = ${dir}`,
+      `serial = ${join(dir, `${ca}-ca.srl`)}`,
+      `certificate = ${join(dir, `${ca}.crt`)}`,
+      `private_key = ${join(dir, `${ca}.key`)}`,
+      'default_md = sha256',
+      'default_crl_days = 2',
+      'policy = policy_any',
+      'unique_subject = no',
+      '[policy_any]',
+      'commonName = supplied',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(join(dir, `${ca}-index.txt`), '');
+  writeFileSync(join(dir, `${ca}-ca.srl`), '1000\n');
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  return {
+    /** `<name>.crt` and `<name>.key` (EC P-256), valid from `period.start` to `period.end`. */
+    sign(name: string, ext: string, period: { start: Date; end: Date }): void {
+      const when = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
+      ssl(
+        'req',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-subj',
+        `/CN=${name}`,
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.csr`,
+      );
+      writeFileSync(join(dir, `${name}.ext`), ext);
+      ssl(
+        'ca',
+        '-batch',
+        '-config',
+        conf,
+        '-notext',
+        '-startdate',
+        when(period.start),
+        '-enddate',
+        when(period.end),
+        '-extfile',
+        `${name}.ext`,
+        '-in',
+        `${name}.csr`,
+        '-out',
+        `${name}.crt`,
+      );
+    },
+    revoke(name: string): void {
+      ssl('ca', '-batch', '-config', conf, '-revoke', `${name}.crt`);
+    },
+    /** Writes the CA's current CRL (PEM) to `file`. */
+    crl(file: string): void {
+      ssl('ca', '-batch', '-config', conf, '-gencrl', '-out', file);
+    },
+  };
+}

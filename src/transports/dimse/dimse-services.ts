@@ -8,6 +8,7 @@ import type { Dataset } from '../../dicom/dataset.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import type { Principal } from '../../domain/principal.js';
 import type { AuditLedger } from '../../ports/audit-ledger.js';
+import type { Clock } from '../../ports/clock.js';
 import type { AeEntry, AeRegistry } from '../../services/ae-registry.js';
 import { heldInQuarantine, keptWarning, type IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
@@ -38,6 +39,8 @@ export interface DimseServiceDeps {
   registry: AeRegistry;
   ledger: AuditLedger;
   aeTitle: string;
+  /** The time a destination's registered certificate must be valid at when it is called. */
+  clock: Clock;
   /** Timeout for outgoing associations (C-MOVE destinations, commitment reports). */
   connectTimeoutMs: number;
   /** How long a C-STORE sub-operation waits for its response before the association is aborted (default 60 s). */
@@ -110,7 +113,10 @@ export class DimseServices {
         message: `no dicom.tls certificate to call '${dest.title}' (registered with a TLS certificate)`,
         dicomStatus: DicomStatus.ProcessingFailure,
       });
-    return { ...base, tls: { cert: t.cert, key: t.key, ca: t.ca, pinSha256: dest.certSha256 } };
+    return {
+      ...base,
+      tls: { cert: t.cert, key: t.key, ca: t.ca, pinSha256: dest.certSha256, now: this.deps.clock.now() },
+    };
   }
 
   /** The principal a User Identity's token stands for; undefined when this server does not take them. */

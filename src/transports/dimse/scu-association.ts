@@ -62,6 +62,8 @@ export interface ScuTls {
   ca?: Buffer | undefined;
   /** SHA-256 of the peer certificate's DER, lower-case hex without colons. */
   pinSha256: string;
+  /** The time the pinned certificate must be valid at (its notBefore and notAfter), when the call is made. */
+  now: Date;
 }
 
 export interface ScuOptions {
@@ -259,12 +261,24 @@ export async function cStore(
 export const peerStoppedAnswering = (err: unknown) =>
   (err as { code?: string })?.code === 'dimse.no-response';
 
-function pinMismatch(cert: PeerCertificate, pinSha256: string): Error | undefined {
+/**
+ * The peer's certificate must be the registered one and valid now. Without a CA the pin alone authenticates the
+ * peer and OpenSSL's own verdict (which includes the validity period) is not enforced: until 6 Dec 2026 a
+ * destination presenting its registered certificate after it had expired, or before it became valid, was sent to.
+ */
+function pinMismatch(cert: PeerCertificate, tls: ScuTls): Error | undefined {
   if (!cert?.raw) return failure('no TLS certificate presented');
   const got = createHash('sha256').update(cert.raw).digest('hex');
-  return got === pinSha256
-    ? undefined
-    : failure(`TLS certificate is not the one registered (SHA-256 ${got})`);
+  if (got !== tls.pinSha256) return failure(`TLS certificate is not the one registered (SHA-256 ${got})`);
+  const notBefore = new Date(cert.valid_from);
+  const notAfter = new Date(cert.valid_to);
+  const period = `valid from ${notBefore.toISOString()} to ${notAfter.toISOString()}`;
+  // The reason first: it reaches the C-MOVE requestor as a 64-character Error Comment.
+  if (tls.now > notAfter)
+    return failure(`TLS certificate (the registered one) has expired: ${period}, not now`);
+  if (tls.now < notBefore)
+    return failure(`TLS certificate (the registered one) is not yet valid: ${period}, not now`);
+  return undefined;
 }
 
 export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociation> {
@@ -281,7 +295,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
           ...(tls.ca ? { ca: tls.ca } : {}),
           // Without a CA the pin alone authenticates the peer (checked on secureConnect).
           rejectUnauthorized: !!tls.ca,
-          checkServerIdentity: (_host: string, cert: PeerCertificate) => pinMismatch(cert, tls.pinSha256),
+          checkServerIdentity: (_host: string, cert: PeerCertificate) => pinMismatch(cert, tls),
         })
       : connect({ host: opts.host, port: opts.port, noDelay: true });
     const timer = setTimeout(() => {
@@ -290,8 +304,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
     }, opts.timeoutMs);
     s.once(tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(timer);
-      const wrong =
-        tls && pinMismatch((s as ReturnType<typeof tlsConnect>).getPeerCertificate(), tls.pinSha256);
+      const wrong = tls && pinMismatch((s as ReturnType<typeof tlsConnect>).getPeerCertificate(), tls);
       if (wrong) {
         s.destroy();
         reject(wrong);
