@@ -132,6 +132,25 @@ describe('custos serve with DICOM TLS', () => {
     );
   });
 
+  it('refuses to start when a listener requires client certificates but has no ca, naming the setting', async () => {
+    // Until 6 Dec 2026 it started, and checked client certificates against Node's bundled public roots.
+    for (const [prefix, key] of [
+      ['CUSTOS_DICOM_TLS', 'dicom.tls.ca'],
+      ['CUSTOS_HL7_TLS', 'hl7.tls.ca'],
+    ] as const) {
+      const o = io(cwd);
+      o.env = {
+        [`${prefix}_PORT`]: '0',
+        [`${prefix}_CERT`]: f('server.crt'),
+        [`${prefix}_KEY`]: f('server.key'),
+        [`${prefix}_REQUIRE_CLIENT_CERT`]: 'true',
+      };
+      expect(await main([...args, '--data', `d-noca-${key}`, '--dicom-port', '0'], o)).toBe(2);
+      expect(o.stderr).toContain(`custos: configuration ${key}: is required with requireClientCert: true`);
+      expect(o.stdout).not.toContain('listening on');
+    }
+  });
+
   it('leaves no listener behind when the TLS port is taken after the plain one was bound', async () => {
     const plain = await listen();
     const plainPort = portOf(plain);

@@ -21,6 +21,7 @@ describe('loadConfig', () => {
         CUSTOS_HL7_TLS_PORT: '2576',
         CUSTOS_HL7_TLS_CERT: 'tls/cert.pem',
         CUSTOS_HL7_TLS_KEY: 'tls/key.pem',
+        CUSTOS_HL7_TLS_CA: 'tls/ca.pem',
         CUSTOS_HL7_TLS_REQUIRE_CLIENT_CERT: 'true',
       },
       cwd,
@@ -33,6 +34,7 @@ describe('loadConfig', () => {
         port: 2576,
         cert: join(cwd, 'tls/cert.pem'),
         key: join(cwd, 'tls/key.pem'),
+        ca: join(cwd, 'tls/ca.pem'),
         requireClientCert: true,
       },
     });

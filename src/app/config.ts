@@ -7,6 +7,23 @@ import { CustosError } from '../domain/errors.js';
 const ValidationLevelSchema = z.enum(['strict', 'standard', 'lenient']);
 
 /**
+ * A listener that requires client certificates needs the CA they must chain to: without `ca` Node verifies them
+ * against its bundled public roots, so any certificate a public CA issued to anybody was taken (until 6 Dec 2026).
+ */
+const clientCaRequired = (
+  t: { ca?: string | undefined; requireClientCert: boolean },
+  ctx: z.RefinementCtx,
+) => {
+  if (t.requireClientCert && !t.ca)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ca'],
+      message:
+        'is required with requireClientCert: true (the CA that signs the client certificates to take; without it any certificate of a public CA would pass)',
+    });
+};
+
+/**
  * Configuration: defaults < config file < CUSTOS_* environment < command-line flags. Loaded and validated once
  * (CONVENTIONS.md: nothing reads process.env outside this module); every error names the offending key.
  */
@@ -273,6 +290,7 @@ const ConfigSchema = z
             requireClientCert: z.boolean().default(false),
           })
           .strict()
+          .superRefine(clientCaRequired)
           .optional(),
       })
       .strict(),
@@ -315,6 +333,7 @@ const ConfigSchema = z
             requireClientCert: z.boolean().default(false),
           })
           .strict()
+          .superRefine(clientCaRequired)
           .optional(),
       })
       .strict(),
