@@ -40,6 +40,24 @@ describe('loadConfig', () => {
     });
     expect(() => loadConfig({ env: { CUSTOS_HL7_SENDERS: 'NOFACILITY' }, cwd })).toThrow(/hl7.senders.0/);
   });
+  it('reads dicom.tls.crl and hl7.tls.crl from CUSTOS_*_TLS_CRL, relative to the working directory, and wants a ca with them', () => {
+    const tls = (prefix: string, ca: boolean) => ({
+      [`${prefix}_PORT`]: '0',
+      [`${prefix}_CERT`]: 'tls/cert.pem',
+      [`${prefix}_KEY`]: 'tls/key.pem',
+      ...(ca ? { [`${prefix}_CA`]: 'tls/ca.pem' } : {}),
+      [`${prefix}_CRL`]: 'tls/ca.crl',
+    });
+    const c = loadConfig({ env: { ...tls('CUSTOS_DICOM_TLS', true), ...tls('CUSTOS_HL7_TLS', true) }, cwd });
+    expect(c.dicom.tls?.crl).toBe(join(cwd, 'tls/ca.crl'));
+    expect(c.hl7.tls?.crl).toBe(join(cwd, 'tls/ca.crl'));
+    expect(() => loadConfig({ env: tls('CUSTOS_DICOM_TLS', false), cwd })).toThrow(
+      /configuration dicom\.tls\.ca: is required with crl/,
+    );
+    expect(() => loadConfig({ env: tls('CUSTOS_HL7_TLS', false), cwd })).toThrow(
+      /configuration hl7\.tls\.ca: is required with crl/,
+    );
+  });
   it('defaults to ./custos-data, port 8080 and an embedded index', () => {
     const c = loadConfig({ env: {}, cwd });
     expect(c.dataDir).toBe(join(cwd, 'custos-data'));

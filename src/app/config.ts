@@ -11,7 +11,7 @@ const ValidationLevelSchema = z.enum(['strict', 'standard', 'lenient']);
  * against its bundled public roots, so any certificate a public CA issued to anybody was taken (until 6 Dec 2026).
  */
 const clientCaRequired = (
-  t: { ca?: string | undefined; requireClientCert: boolean },
+  t: { ca?: string | undefined; crl?: string | undefined; requireClientCert: boolean },
   ctx: z.RefinementCtx,
 ) => {
   if (t.requireClientCert && !t.ca)
@@ -20,6 +20,12 @@ const clientCaRequired = (
       path: ['ca'],
       message:
         'is required with requireClientCert: true (the CA that signs the client certificates to take; without it any certificate of a public CA would pass)',
+    });
+  else if (t.crl && !t.ca)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['ca'],
+      message: 'is required with crl (the CA whose revocation list it is)',
     });
 };
 
@@ -287,6 +293,8 @@ const ConfigSchema = z
             cert: z.string().min(1),
             key: z.string().min(1),
             ca: z.string().min(1).optional(),
+            /** PEM CRL(s) of `ca`: a client certificate they revoke is refused at handshake. */
+            crl: z.string().min(1).optional(),
             requireClientCert: z.boolean().default(false),
           })
           .strict()
@@ -330,6 +338,8 @@ const ConfigSchema = z
             cert: z.string().min(1),
             key: z.string().min(1),
             ca: z.string().min(1).optional(),
+            /** PEM CRL(s) of `ca`: a client certificate they revoke is refused at handshake. */
+            crl: z.string().min(1).optional(),
             requireClientCert: z.boolean().default(false),
           })
           .strict()
@@ -499,6 +509,7 @@ const ENV: Record<
   CUSTOS_HL7_TLS_CERT: { path: ['hl7', 'tls', 'cert'], type: 'string' },
   CUSTOS_HL7_TLS_KEY: { path: ['hl7', 'tls', 'key'], type: 'string' },
   CUSTOS_HL7_TLS_CA: { path: ['hl7', 'tls', 'ca'], type: 'string' },
+  CUSTOS_HL7_TLS_CRL: { path: ['hl7', 'tls', 'crl'], type: 'string' },
   CUSTOS_HL7_TLS_REQUIRE_CLIENT_CERT: { path: ['hl7', 'tls', 'requireClientCert'], type: 'bool' },
   CUSTOS_DICOM_PORT: { path: ['dicom', 'port'], type: 'port-or-off' },
   CUSTOS_DICOM_HOST: { path: ['dicom', 'host'], type: 'string' },
@@ -516,6 +527,7 @@ const ENV: Record<
   CUSTOS_DICOM_TLS_CERT: { path: ['dicom', 'tls', 'cert'], type: 'string' },
   CUSTOS_DICOM_TLS_KEY: { path: ['dicom', 'tls', 'key'], type: 'string' },
   CUSTOS_DICOM_TLS_CA: { path: ['dicom', 'tls', 'ca'], type: 'string' },
+  CUSTOS_DICOM_TLS_CRL: { path: ['dicom', 'tls', 'crl'], type: 'string' },
   CUSTOS_DICOM_TLS_REQUIRE_CLIENT_CERT: { path: ['dicom', 'tls', 'requireClientCert'], type: 'bool' },
 };
 /** Variables read elsewhere by design (test harness), not configuration. */
@@ -599,9 +611,11 @@ const PATH_SETTINGS = [
   ['hl7', 'tls', 'cert'],
   ['hl7', 'tls', 'key'],
   ['hl7', 'tls', 'ca'],
+  ['hl7', 'tls', 'crl'],
   ['dicom', 'tls', 'cert'],
   ['dicom', 'tls', 'key'],
   ['dicom', 'tls', 'ca'],
+  ['dicom', 'tls', 'crl'],
 ];
 
 /**
@@ -680,6 +694,7 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
           cert: resolve(input.cwd, cfg.hl7.tls.cert),
           key: resolve(input.cwd, cfg.hl7.tls.key),
           ...(cfg.hl7.tls.ca ? { ca: resolve(input.cwd, cfg.hl7.tls.ca) } : {}),
+          ...(cfg.hl7.tls.crl ? { crl: resolve(input.cwd, cfg.hl7.tls.crl) } : {}),
         },
       }
     : cfg.hl7;
@@ -689,6 +704,7 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
         cert: resolve(input.cwd, cfg.dicom.tls.cert),
         key: resolve(input.cwd, cfg.dicom.tls.key),
         ...(cfg.dicom.tls.ca ? { ca: resolve(input.cwd, cfg.dicom.tls.ca) } : {}),
+        ...(cfg.dicom.tls.crl ? { crl: resolve(input.cwd, cfg.dicom.tls.crl) } : {}),
       }
     : undefined;
   return {

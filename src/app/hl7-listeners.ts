@@ -52,6 +52,7 @@ export async function startHl7(app: CustosApp, onError?: (err: unknown) => void)
           cert: tls.cert,
           key: tls.key,
           ...(tls.ca ? { ca: tls.ca } : {}),
+          ...(tls.crl ? { crl: tls.crl } : {}),
           requireClientCert: cfg.tls.requireClientCert,
         },
       });

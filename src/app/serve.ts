@@ -62,6 +62,7 @@ export async function startDimse(
           cert: material.cert,
           key: material.key,
           ...(material.ca ? { ca: material.ca } : {}),
+          ...(material.crl ? { crl: material.crl } : {}),
           requireClientCert: d.tls.requireClientCert,
         }
       : undefined;

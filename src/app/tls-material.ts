@@ -8,6 +8,8 @@ export interface TlsMaterial {
   cert: Buffer;
   key: Buffer;
   ca?: Buffer;
+  /** The CRL(s) of `ca`: client certificates they revoke are refused. */
+  crl?: Buffer;
   /** The setting they came from ("dicom.tls"), and the certificate's file, for what the operator is told. */
   setting: string;
   certFile: string;
@@ -27,7 +29,7 @@ export const EXPIRY_WARNING_DAYS = 30;
  */
 export async function loadTlsMaterial(
   setting: string,
-  files: { cert: string; key: string; ca?: string },
+  files: { cert: string; key: string; ca?: string | undefined; crl?: string | undefined },
 ): Promise<TlsMaterial> {
   const bad = (key: string, message: string, cause?: unknown) =>
     new CustosError({
@@ -46,6 +48,7 @@ export async function loadTlsMaterial(
   const cert = await read('cert', files.cert);
   const key = await read('key', files.key);
   const ca = files.ca ? await read('ca', files.ca) : undefined;
+  const crl = files.crl ? await read('crl', files.crl) : undefined;
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
@@ -57,6 +60,15 @@ export async function loadTlsMaterial(
       new X509Certificate(ca);
     } catch (err) {
       throw bad('ca', `${files.ca} is not a PEM or DER X.509 certificate`, err);
+    }
+  }
+  if (crl) {
+    const notCrl = `${files.crl} is not a PEM certificate revocation list (-----BEGIN X509 CRL-----)`;
+    if (!crl.includes('-----BEGIN X509 CRL-----')) throw bad('crl', notCrl);
+    try {
+      createSecureContext({ crl });
+    } catch (err) {
+      throw bad('crl', notCrl, err);
     }
   }
   try {
@@ -71,6 +83,7 @@ export async function loadTlsMaterial(
     cert,
     key,
     ...(ca ? { ca } : {}),
+    ...(crl ? { crl } : {}),
     setting,
     certFile: files.cert,
     subject: x509.subject.replace(/\n/g, ', '),

@@ -16,6 +16,7 @@ export interface DimseTlsOptions {
   cert: Buffer;
   key: Buffer;
   ca?: Buffer | undefined;
+  crl?: Buffer | undefined;
   /** Refuse the TLS handshake without a client certificate signed by `ca`. */
   requireClientCert: boolean;
 }
@@ -102,6 +103,12 @@ export class DimseServer {
    * here rather than by the TLS layer, which closes such a connection without telling anyone.
    */
   private secured = (socket: TLSSocket) => {
+    // A revoked certificate (dicom.tls.crl) is refused even where client certificates are optional: an AE bound to
+    // it would otherwise be admitted by its fingerprint.
+    if (String(socket.authorizationError) === 'CERT_REVOKED') {
+      this.refuse(socket, 'its client certificate is revoked (dicom.tls.crl)', true);
+      return;
+    }
     if (this.opts.tls?.requireClientCert && !socket.authorized) {
       const presented = Object.keys(socket.getPeerCertificate()).length > 0;
       this.refuse(

@@ -11,7 +11,7 @@ export interface MllpServerOptions {
   maxMessageBytes: number;
   idleTimeoutMs: number;
   /** PEM material for MLLP over TLS (TLS 1.2 or later). */
-  tls?: { cert: Buffer; key: Buffer; ca?: Buffer; requireClientCert: boolean };
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer; crl?: Buffer; requireClientCert: boolean };
   onError?: (err: unknown) => void;
 }
 

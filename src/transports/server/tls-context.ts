@@ -5,6 +5,8 @@ export interface ServerTlsMaterial {
   cert: Buffer;
   key: Buffer;
   ca?: Buffer | undefined;
+  /** CRL(s) of `ca`: a client certificate they revoke fails verification (CERT_REVOKED). */
+  crl?: Buffer | undefined;
 }
 
 /**
@@ -35,6 +37,7 @@ export const serverTlsContext = (m: ServerTlsMaterial): SecureContextOptions => 
   cert: m.cert,
   key: m.key,
   ...(m.ca ? { ca: m.ca } : {}),
+  ...(m.crl ? { crl: m.crl } : {}),
   minVersion: 'TLSv1.2',
   ciphers: BCP195_CIPHERS,
   honorCipherOrder: true,
