@@ -1,7 +1,7 @@
 // A TLS listener's certificate and key as an operator gets them wrong: each mistake is refused at start naming the
 // setting and the file, `custos serve` exits (until 5 Dec 2026 a mismatched key left it running with nothing but
 // OpenSSL's "key values mismatch" said), and a certificate that expires soon or has expired is said in the log.
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
@@ -148,6 +148,25 @@ describe('custos serve with DICOM TLS', () => {
       expect(await main([...args, '--data', `d-noca-${key}`, '--dicom-port', '0'], o)).toBe(2);
       expect(o.stderr).toContain(`custos: configuration ${key}: is required with requireClientCert: true`);
       expect(o.stdout).not.toContain('listening on');
+    }
+  });
+
+  it('checks the TLS files before it initialises a new data directory: a wrong path leaves none behind and prints no password', async () => {
+    for (const [prefix, key] of [
+      ['CUSTOS_DICOM_TLS', 'dicom.tls.cert'],
+      ['CUSTOS_HL7_TLS', 'hl7.tls.cert'],
+    ] as const) {
+      const o = io(cwd);
+      o.env = {
+        [`${prefix}_PORT`]: '0',
+        [`${prefix}_CERT`]: f('missing.crt'),
+        [`${prefix}_KEY`]: f('server.key'),
+      };
+      const data = `d-missing-${key}`;
+      expect(await main([...args, '--data', data, '--dicom-port', '0'], o)).toBe(2);
+      expect(o.stderr).toContain(`custos: configuration ${key}: cannot read ${f('missing.crt')}`);
+      expect(o.stdout).not.toContain('one-time password');
+      expect(existsSync(join(cwd, data))).toBe(false);
     }
   });
 

@@ -301,6 +301,10 @@ const serverNotices = (io: CliIO) => ({
 export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: boolean } = {}): Promise<number> {
   if (config.http.workers > 1) return cluster.isPrimary ? servePrimary(config, io) : serveWorker(config, io);
   const reloading = reloadSignal(io, 'custos');
+  await checkTlsFiles(config).catch((err: unknown) => {
+    reloading.stop();
+    throw err;
+  });
   const app = await openApp(config, serverNotices(io));
   let server: Awaited<ReturnType<typeof startServer>>;
   let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
@@ -333,6 +337,18 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
   await server.close(SHUTDOWN_GRACE_MS);
   await app.close();
   return 0;
+}
+
+/**
+ * Reads and checks the TLS listeners' files (certificate, key, CA, CRL) before the data directory is opened: a
+ * wrong path or a mismatched key then stops the start before a first start initialises the data directory and
+ * prints the administrator's one-time password (until 6 Dec 2026 both happened first, and the password shown
+ * with the error was of no use once the files were fixed, since the next start found the directory initialised).
+ * The listeners read them again when they start.
+ */
+async function checkTlsFiles(config: CustosConfig): Promise<void> {
+  if (config.dicom.tls) await loadTlsMaterial('dicom.tls', config.dicom.tls);
+  if (config.hl7.tls) await loadTlsMaterial('hl7.tls', config.hl7.tls);
 }
 
 /**
@@ -382,6 +398,10 @@ function tellReload(io: CliIO, prefix: string, lines: Promise<string[]>): Promis
  */
 async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   const reloading = reloadSignal(io, 'custos');
+  await checkTlsFiles(config).catch((err: unknown) => {
+    reloading.stop();
+    throw err;
+  });
   const app = await openApp(config, serverNotices(io));
   if (app.firstStart) io.out(firstStartBanner(app.firstStart));
   // DIMSE runs in the primary only: one listener per port without cluster round-robin of long-lived, stateful
