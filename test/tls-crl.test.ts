@@ -124,12 +124,16 @@ for (const backend of backends()) {
     it('refuses to start with a crl file that is not a CRL, naming the setting and the file', async () => {
       writeFileSync(f('not.crl'), readFileSync(f('ca.crt')));
       await expect(
-        loadTlsMaterial('dicom.tls', {
-          cert: f('server.crt'),
-          key: f('server.key'),
-          ca: f('ca.crt'),
-          crl: f('not.crl'),
-        }),
+        loadTlsMaterial(
+          'dicom.tls',
+          {
+            cert: f('server.crt'),
+            key: f('server.key'),
+            ca: f('ca.crt'),
+            crl: f('not.crl'),
+          },
+          new Date(),
+        ),
       ).rejects.toThrow(
         `configuration dicom.tls.crl: ${f('not.crl')} is not a PEM certificate revocation list (-----BEGIN X509 CRL-----)`,
       );

@@ -12,11 +12,21 @@ import { certificateExpiryNotice, loadTlsMaterial } from '../src/app/tls-materia
 import { captureIO as io } from './support/cli-io.js';
 import { freePort } from './support/dcmtk.js';
 import { startWorkersServe } from './support/serve-workers.js';
-import { PEER_EXT, SERVER_EXT, writePki } from './support/tls-certs.js';
+import { openSslCa, PEER_EXT, SERVER_EXT, writePki } from './support/tls-certs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'custos-tls-material-'));
 // Two CAs, and a server certificate of the first (valid for two days, as writePki makes them).
-writePki(dir, { keyType: 'ec', cas: ['ca', 'other'], leaves: { server: SERVER_EXT, peer: PEER_EXT } });
+// `expired`: expired a day ago; `early`: valid from tomorrow.
+writePki(dir, {
+  keyType: 'ec',
+  cas: ['ca', 'other'],
+  leaves: { server: SERVER_EXT, peer: PEER_EXT, expired: SERVER_EXT },
+  leafDays: { expired: -1 },
+});
+openSslCa(dir).sign('early', SERVER_EXT, {
+  start: new Date(Date.now() + 86_400_000),
+  end: new Date(Date.now() + 3 * 86_400_000),
+});
 const f = (name: string) => join(dir, name);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -65,11 +75,15 @@ const close = (s: Server) => new Promise((r) => s.close(r));
 
 describe('TLS material of a listener', () => {
   it('reads a matching certificate and key, with its subject and end', async () => {
-    const m = await loadTlsMaterial('dicom.tls', {
-      cert: f('server.crt'),
-      key: f('server.key'),
-      ca: f('ca.crt'),
-    });
+    const m = await loadTlsMaterial(
+      'dicom.tls',
+      {
+        cert: f('server.crt'),
+        key: f('server.key'),
+        ca: f('ca.crt'),
+      },
+      new Date(),
+    );
     expect(m.subject).toBe('CN=server');
     const days = (m.notAfter.getTime() - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(1.9);
@@ -78,7 +92,7 @@ describe('TLS material of a listener', () => {
 
   it('names the setting and the files of a key that is not the certificate’s, an unreadable file, or a file that is no certificate', async () => {
     const refusal = (files: { cert: string; key: string; ca?: string }) =>
-      loadTlsMaterial('hl7.tls', files).catch((e: unknown) => e);
+      loadTlsMaterial('hl7.tls', files, new Date()).catch((e: unknown) => e);
     expect(await refusal({ cert: f('server.crt'), key: f('peer.key') })).toMatchObject({
       code: 'config.invalid',
       message: `configuration hl7.tls.key: ${f('peer.key')} is not the key of the certificate ${f('server.crt')}`,
@@ -99,7 +113,13 @@ describe('TLS material of a listener', () => {
   });
 
   it('says a certificate expires within 30 days, or has expired, and nothing before', async () => {
-    const m = await loadTlsMaterial('dicom.tls', { cert: f('server.crt'), key: f('server.key') });
+    const loaded = await loadTlsMaterial(
+      'dicom.tls',
+      { cert: f('server.crt'), key: f('server.key') },
+      new Date(),
+    );
+    // Valid for two days: the times before its end below would otherwise be before its start.
+    const m = { ...loaded, notBefore: new Date(0) };
     const day = m.notAfter.toISOString().slice(0, 10);
     const at = (msBeforeEnd: number) =>
       certificateExpiryNotice(m, new Date(m.notAfter.getTime() - msBeforeEnd));
@@ -110,6 +130,26 @@ describe('TLS material of a listener', () => {
     expect(at(3_600_000)).toMatch(/, in 1 day: replace it/);
     expect(at(0)).toBe(
       `the dicom.tls certificate (${f('server.crt')}, CN=server) expired on ${day}: TLS peers refuse the handshake until it is replaced (then reload: SIGHUP)`,
+    );
+  });
+
+  it('refuses a certificate that has expired, naming the setting and the file, and takes one not valid yet with a notice', async () => {
+    expect(
+      await loadTlsMaterial('dicom.tls', { cert: f('expired.crt'), key: f('expired.key') }, new Date()).catch(
+        (e: unknown) => e,
+      ),
+    ).toMatchObject({
+      code: 'config.invalid',
+      message: expect.stringMatching(
+        new RegExp(
+          `^configuration dicom\\.tls\\.cert: ${f('expired.crt')} \\(CN=expired\\) expired on \\d{4}-\\d\\d-\\d\\d: TLS peers would refuse every handshake; give a valid certificate$`,
+        ),
+      ),
+      detail: { key: 'dicom.tls.cert' },
+    });
+    const early = await loadTlsMaterial('hl7.tls', { cert: f('early.crt'), key: f('early.key') }, new Date());
+    expect(certificateExpiryNotice(early, new Date())).toBe(
+      `the hl7.tls certificate (${f('early.crt')}, CN=early) is not valid before ${early.notBefore.toISOString()}: TLS peers refuse the handshake until then (check this machine's clock, or replace it and reload: SIGHUP)`,
     );
   });
 });
@@ -149,6 +189,36 @@ describe('custos serve with DICOM TLS', () => {
       expect(o.stderr).toContain(`custos: configuration ${key}: is required with requireClientCert: true`);
       expect(o.stdout).not.toContain('listening on');
     }
+  });
+
+  it('refuses to start with an expired certificate, and starts with one not valid yet, saying so in its log', async () => {
+    const o = io(cwd);
+    o.env = {
+      CUSTOS_DICOM_TLS_PORT: '0',
+      CUSTOS_DICOM_TLS_CERT: f('expired.crt'),
+      CUSTOS_DICOM_TLS_KEY: f('expired.key'),
+    };
+    expect(await main([...args, '--data', 'd-expired', '--dicom-port', '0'], o)).toBe(2);
+    expect(o.stderr).toContain(
+      `custos: configuration dicom.tls.cert: ${f('expired.crt')} (CN=expired) expired on`,
+    );
+
+    let stop!: (signal: string) => void;
+    const later = io(cwd, new Promise<string>((r) => (stop = r)));
+    later.env = {
+      CUSTOS_HL7_TLS_PORT: '0',
+      CUSTOS_HL7_TLS_CERT: f('early.crt'),
+      CUSTOS_HL7_TLS_KEY: f('early.key'),
+    };
+    const running = main([...args, '--data', 'd-early', '--dicom-port', '0'], later);
+    const deadline = Date.now() + 30_000;
+    while (!later.stdout.includes('DICOM AE') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    stop('SIGTERM');
+    expect(await running).toBe(0);
+    expect(later.stderr).toMatch(
+      /custos: the hl7\.tls certificate \(.*early\.crt, CN=early\) is not valid before \S+: TLS peers refuse the handshake until then/,
+    );
   });
 
   it('checks the TLS files before it initialises a new data directory: a wrong path leaves none behind and prints no password', async () => {
@@ -263,6 +333,19 @@ describe('custos serve with DICOM TLS', () => {
         (setting) =>
           `was not reloaded, the one in use stays: configuration ${setting}\\.tls\\.key: .*live\\.key is not the key of the certificate .*live\\.crt`,
       );
+      expect(await presented()).toEqual(['peer', 'peer']);
+
+      // An expired certificate is refused the same way: the one in use stays.
+      live.put('expired.crt', 'expired.key');
+      const before = o.stderr.length;
+      reload();
+      await until(() => o.stderr.slice(before).includes('hl7.tls certificate was not reloaded'));
+      for (const setting of ['dicom', 'hl7'])
+        expect(o.stderr.slice(before)).toMatch(
+          new RegExp(
+            `custos: the ${setting}\\.tls certificate was not reloaded, the one in use stays: configuration ${setting}\\.tls\\.cert: .*live\\.crt \\(CN=expired\\) expired on \\d{4}-\\d\\d-\\d\\d`,
+          ),
+        );
       expect(await presented()).toEqual(['peer', 'peer']);
     } finally {
       stop('SIGTERM');

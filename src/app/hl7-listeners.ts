@@ -44,7 +44,7 @@ export async function startHl7(app: CustosApp, onError?: (err: unknown) => void)
       ports.port = await plain.listen();
     }
     if (cfg.tls) {
-      tls = await loadTlsMaterial('hl7.tls', cfg.tls);
+      tls = await loadTlsMaterial('hl7.tls', cfg.tls, app.clock.now());
       secure = new MllpServer({
         ...common,
         port: cfg.tls.port,
@@ -72,7 +72,7 @@ export async function startHl7(app: CustosApp, onError?: (err: unknown) => void)
       ? {
           tls,
           reloadTls: async () => {
-            const renewed = await loadTlsMaterial('hl7.tls', tlsCfg);
+            const renewed = await loadTlsMaterial('hl7.tls', tlsCfg, app.clock.now());
             tlsServer.useCertificate(renewed);
             return renewed;
           },

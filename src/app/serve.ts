@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { isIPv6 } from 'node:net';
 import { CustosError } from '../domain/errors.js';
+import { systemClock } from '../ports/clock.js';
 import type { CliIO } from './cli.js';
 import type { CustosConfig } from './config.js';
 import { firstStartBanner, openApp, type CustosApp } from './custos-app.js';
@@ -53,7 +54,7 @@ export async function startDimse(
   reloadTls?(): Promise<TlsMaterial>;
 }> {
   const d = app.config.dicom;
-  const material = d.tls ? await loadTlsMaterial('dicom.tls', d.tls) : undefined;
+  const material = d.tls ? await loadTlsMaterial('dicom.tls', d.tls, app.clock.now()) : undefined;
   const tls =
     d.tls && material
       ? {
@@ -111,7 +112,7 @@ export async function startDimse(
       ? {
           tls: material,
           reloadTls: async () => {
-            const renewed = await loadTlsMaterial('dicom.tls', dicomTls);
+            const renewed = await loadTlsMaterial('dicom.tls', dicomTls, app.clock.now());
             server.useCertificate(renewed);
             return renewed;
           },
@@ -347,8 +348,9 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
  * The listeners read them again when they start.
  */
 async function checkTlsFiles(config: CustosConfig): Promise<void> {
-  if (config.dicom.tls) await loadTlsMaterial('dicom.tls', config.dicom.tls);
-  if (config.hl7.tls) await loadTlsMaterial('hl7.tls', config.hl7.tls);
+  const now = systemClock.now();
+  if (config.dicom.tls) await loadTlsMaterial('dicom.tls', config.dicom.tls, now);
+  if (config.hl7.tls) await loadTlsMaterial('hl7.tls', config.hl7.tls, now);
 }
 
 /**

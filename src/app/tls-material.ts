@@ -14,6 +14,7 @@ export interface TlsMaterial {
   setting: string;
   certFile: string;
   subject: string;
+  notBefore: Date;
   notAfter: Date;
 }
 
@@ -24,12 +25,15 @@ export const EXPIRY_WARNING_DAYS = 30;
 /**
  * Reads the files of a TLS listener's setting (`dicom.tls`, `hl7.tls`) and checks that they make a usable server
  * identity, each failure naming the setting and the file: unreadable, not a certificate, a key that does not belong
- * to the certificate. Until 5 Dec 2026 a mismatched key stopped `custos serve` with OpenSSL's words alone ("key
- * values mismatch"), and the process did not exit.
+ * to the certificate, a certificate that has expired at `now` (TLS peers would refuse every handshake; until 6 Dec
+ * 2026 it was taken, at start and on reload alike, with a line in the log). One not valid yet is taken:
+ * certificateExpiryNotice says so. Until 5 Dec 2026 a mismatched key stopped `custos serve` with OpenSSL's words
+ * alone ("key values mismatch"), and the process did not exit.
  */
 export async function loadTlsMaterial(
   setting: string,
   files: { cert: string; key: string; ca?: string | undefined; crl?: string | undefined },
+  now: Date,
 ): Promise<TlsMaterial> {
   const bad = (key: string, message: string, cause?: unknown) =>
     new CustosError({
@@ -55,6 +59,13 @@ export async function loadTlsMaterial(
   } catch (err) {
     throw bad('cert', `${files.cert} is not a PEM or DER X.509 certificate`, err);
   }
+  const subject = x509.subject.replace(/\n/g, ', ');
+  const notAfter = new Date(x509.validTo);
+  if (now > notAfter)
+    throw bad(
+      'cert',
+      `${files.cert} (${subject}) expired on ${notAfter.toISOString().slice(0, 10)}: TLS peers would refuse every handshake; give a valid certificate`,
+    );
   if (ca) {
     try {
       new X509Certificate(ca);
@@ -86,18 +97,21 @@ export async function loadTlsMaterial(
     ...(crl ? { crl } : {}),
     setting,
     certFile: files.cert,
-    subject: x509.subject.replace(/\n/g, ', '),
-    notAfter: new Date(x509.validTo),
+    subject,
+    notBefore: new Date(x509.validFrom),
+    notAfter,
   };
 }
 
 /**
- * What the operator should hear of a certificate's validity at `now`: that it has expired (peers refuse the
- * handshake), or that it expires within EXPIRY_WARNING_DAYS days; nothing otherwise.
+ * What the operator should hear of a certificate's validity at `now`: that it is not valid yet or has expired (peers
+ * refuse the handshake), or that it expires within EXPIRY_WARNING_DAYS days; nothing otherwise.
  */
 export function certificateExpiryNotice(m: TlsMaterial, now: Date): string | undefined {
   const left = m.notAfter.getTime() - now.getTime();
   const which = `the ${m.setting} certificate (${m.certFile}, ${m.subject})`;
+  if (now < m.notBefore)
+    return `${which} is not valid before ${m.notBefore.toISOString()}: TLS peers refuse the handshake until then (check this machine's clock, or replace it and reload: SIGHUP)`;
   const day = m.notAfter.toISOString().slice(0, 10);
   if (left <= 0)
     return `${which} expired on ${day}: TLS peers refuse the handshake until it is replaced (then reload: SIGHUP)`;
