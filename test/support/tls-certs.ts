@@ -132,15 +132,17 @@ export function openSslCa(dir: string, ca = 'ca') {
   writeFileSync(join(dir, `${ca}-ca.srl`), '1000\n');
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   return {
-    /** `<name>.crt` and `<name>.key` (EC P-256), valid from `period.start` to `period.end`. */
-    sign(name: string, ext: string, period: { start: Date; end: Date }): void {
+    /** `<name>.crt` and `<name>.key` (EC P-256 unless `newKey` says otherwise), valid from `period.start` to `period.end`. */
+    sign(
+      name: string,
+      ext: string,
+      period: { start: Date; end: Date },
+      newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'],
+    ): void {
       const when = (d: Date) => d.toISOString().replace(/[-:T]/g, '').slice(2, 14) + 'Z';
       ssl(
         'req',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
+        ...newKey,
         '-nodes',
         '-subj',
         `/CN=${name}`,

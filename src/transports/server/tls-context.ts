@@ -27,6 +27,9 @@ export const BCP195_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
   'DHE-RSA-AES128-GCM-SHA256',
   'DHE-RSA-AES256-GCM-SHA384',
+  // OpenSSL security level 2 (112-bit security): no RSA, DSA or DH key under 2048 bits, no ECC key under 224 bits,
+  // on either side. Node's default is level 1, which took a 1024-bit RSA client certificate (until 6 Dec 2026).
+  '@SECLEVEL=2',
 ].join(':');
 
 /**
