@@ -1,7 +1,7 @@
 // A TLS listener's certificate and key as an operator gets them wrong: each mistake is refused at start naming the
 // setting and the file, `custos serve` exits (until 5 Dec 2026 a mismatched key left it running with nothing but
 // OpenSSL's "key values mismatch" said), and a certificate that expires soon or has expired is said in the log.
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
@@ -265,6 +265,36 @@ describe('custos serve with DICOM TLS', () => {
       await close(again);
     } finally {
       await close(taken);
+    }
+  });
+
+  it('warns at start, naming the file, when the key file is open to group or other users', async () => {
+    const keys = mkdtempSync(join(tmpdir(), 'custos-tls-keymode-'));
+    try {
+      const start = async (mode: number, data: string) => {
+        copyFileSync(f('server.key'), join(keys, 'server.key'));
+        chmodSync(join(keys, 'server.key'), mode);
+        let stop!: (signal: string) => void;
+        const o = io(cwd, new Promise<string>((r) => (stop = r)));
+        o.env = {
+          CUSTOS_DICOM_TLS_PORT: '0',
+          CUSTOS_DICOM_TLS_CERT: f('server.crt'),
+          CUSTOS_DICOM_TLS_KEY: join(keys, 'server.key'),
+        };
+        const running = main([...args, '--data', data, '--dicom-port', '0'], o);
+        const deadline = Date.now() + 30_000;
+        while (!o.stdout.includes('DICOM AE') && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 50));
+        stop('SIGTERM');
+        expect(await running).toBe(0);
+        return o.stderr;
+      };
+      expect(await start(0o644, 'd-keymode-open')).toContain(
+        `custos: the dicom.tls key file ${join(keys, 'server.key')} is open to other users (mode 0644): whoever can read it can pose as this server; make it readable by the server's user only (chmod 600)`,
+      );
+      expect(await start(0o600, 'd-keymode-closed')).not.toContain('key file');
+    } finally {
+      rmSync(keys, { recursive: true, force: true });
     }
   });
 

@@ -14,7 +14,7 @@ import { consoleFiles } from '../transports/http/static-files.js';
 import { demoBanner, seedDemo } from './demo.js';
 import { fileURLToPath } from 'node:url';
 import { startMemoryReturn } from './memory-return.js';
-import { certificateExpiryNotice, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
+import { certificateExpiryNotice, keyFileNotice, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
 
 /** Where `npm run build` puts the web console (dist/console), from src/app and dist/app alike. */
 export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
@@ -133,6 +133,10 @@ function watchCertificates(app: CustosApp, listeners: { tls?: TlsMaterial }[]): 
     }
   };
   check();
+  for (const l of listeners) {
+    const line = l.tls && keyFileNotice(l.tls);
+    if (line) app.notice(line);
+  }
   const timer = setInterval(check, 86_400_000);
   timer.unref();
   return () => clearInterval(timer);
@@ -158,6 +162,8 @@ async function reloadEach(
     }
     const notice = certificateExpiryNotice(l.tls, now);
     if (notice) lines.push(notice);
+    const keyOpen = keyFileNotice(l.tls);
+    if (keyOpen) lines.push(keyOpen);
   }
   return lines;
 }

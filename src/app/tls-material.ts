@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
 import { CustosError } from '../domain/errors.js';
 
@@ -13,6 +13,9 @@ export interface TlsMaterial {
   /** The setting they came from ("dicom.tls"), and the certificate's file, for what the operator is told. */
   setting: string;
   certFile: string;
+  keyFile: string;
+  /** The key file's permission bits (st_mode & 0o777). */
+  keyMode: number;
   subject: string;
   notBefore: Date;
   notAfter: Date;
@@ -51,6 +54,7 @@ export async function loadTlsMaterial(
   };
   const cert = await read('cert', files.cert);
   const key = await read('key', files.key);
+  const keyMode = (await stat(files.key)).mode & 0o777;
   const ca = files.ca ? await read('ca', files.ca) : undefined;
   const crl = files.crl ? await read('crl', files.crl) : undefined;
   let x509: X509Certificate;
@@ -97,6 +101,8 @@ export async function loadTlsMaterial(
     ...(crl ? { crl } : {}),
     setting,
     certFile: files.cert,
+    keyFile: files.key,
+    keyMode,
     subject,
     notBefore: new Date(x509.validFrom),
     notAfter,
@@ -120,4 +126,13 @@ export function certificateExpiryNotice(m: TlsMaterial, now: Date): string | und
     return `${which} expires on ${day}, in ${days} day${days === 1 ? '' : 's'}: replace it before then (then reload: SIGHUP)`;
   }
   return undefined;
+}
+
+/**
+ * What the operator should hear of a private key file that group or other users may use (mode & 0o077): whoever
+ * reads it can pose as this server. Said at start and on reload; until 6 Dec 2026 nothing was said.
+ */
+export function keyFileNotice(m: TlsMaterial): string | undefined {
+  if ((m.keyMode & 0o077) === 0) return undefined;
+  return `the ${m.setting} key file ${m.keyFile} is open to other users (mode 0${m.keyMode.toString(8)}): whoever can read it can pose as this server; make it readable by the server's user only (chmod 600)`;
 }
