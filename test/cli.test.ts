@@ -420,6 +420,35 @@ describe('custos CLI', () => {
     expect(o.stderr).toContain('failed gone.dcm: a symbolic link to nothing');
   });
 
+  it('import reads files and directories whose names are not UTF-8 and names them with \\xNN', async () => {
+    // An older modality's export in Latin-1: 0xE9 is é there, and not UTF-8.
+    const tree = Buffer.from(join(cwd, 'latin1'));
+    const name = (...parts: (string | number[])[]) =>
+      Buffer.concat([tree, ...parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p)))]);
+    await mkdir(name('/S', [0xe9], 'RIE1'), { recursive: true });
+    const study = uid(20);
+    await writeFile(
+      name('/IM', [0xe9], 'G0001'),
+      makeInstance({ studyUid: study, seriesUid: uid(21), sopInstanceUid: uid(22) }),
+    );
+    await writeFile(
+      name('/S', [0xe9], 'RIE1/IM', [0xe9], 'G0002'),
+      makeInstance({ studyUid: study, seriesUid: uid(21), sopInstanceUid: uid(23) }),
+    );
+    await writeFile(
+      name('/S', [0xe9], 'RIE1/IM', [0xe9], 'G0003'),
+      makeInstance({ studyUid: study, seriesUid: uid(21), sopInstanceUid: uid(24) }).subarray(0, -10),
+    );
+    const o = io(cwd);
+    // Until 6 Dec 2026 each such name was decoded to U+FFFD, a file that does not exist: "cannot be read (ENOENT)".
+    expect(await main(['import', tree.toString(), '--data', 'd4', '--no-progress'], o)).toBe(3);
+    expect(JSON.parse(o.stdout)).toEqual(importSummary({ stored: 2, failed: 1 }));
+    expect(o.stderr).toContain(
+      'failed S\\xe9RIE1/IM\\xe9G0003: the object ends inside the value of (7FE0,0010) PixelData',
+    );
+    expect(o.stderr).not.toContain('\ufffd');
+  });
+
   it('import names a named pipe and a link to a device as skipped, without reading them, and imports the rest', async () => {
     const tree = join(cwd, 'special');
     await mkdir(tree, { recursive: true });

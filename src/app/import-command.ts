@@ -1,49 +1,67 @@
 import type { Dirent, Stats } from 'node:fs';
 import { open, readdir, realpath, stat } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { CustosError } from '../domain/errors.js';
+import { fileNameText } from '../domain/file-name-text.js';
 import { isRetryLater } from '../domain/retry-later.js';
 import { systemPrincipal } from '../services/auth-service.js';
 import type { CliIO } from './cli.js';
 import type { CustosConfig } from './config.js';
 import { withApp } from './custos-app.js';
 
+/** A path as the file system holds it: bytes, since a name need not be UTF-8 (src/domain/file-name-text.ts). */
+type PathBytes = Buffer;
+
+const SLASH = Buffer.from('/');
+
+/** `dir`/`name`, in bytes. */
+function below(dir: PathBytes, name: PathBytes): PathBytes {
+  return dir.length ? Buffer.concat([dir, ...(dir.at(-1) === 0x2f ? [] : [SLASH]), name]) : name;
+}
+
 /**
- * Every file under `dir`, in name order. Symbolic links are followed (a sorted view of an export, a mounted
- * medium's links), each directory read once by its real path so a link back up the tree ends; a link that leads
- * nowhere is yielded with the reason, to be listed as failed.
+ * Every file under `dir`, in name order, with its path relative to the root of the walk (`rel`). Symbolic links
+ * are followed (a sorted view of an export, a mounted medium's links), each directory read once by its real path so
+ * a link back up the tree ends; a link that leads nowhere is yielded with the reason, to be listed as failed.
+ * Names are read as bytes: until 6 Dec 2026 they were decoded as UTF-8, so a Latin-1 name (`IM\xe9G0001`) became
+ * `IM\ufffdG0001`, a file that does not exist, and failed with ENOENT under a name that was not its own.
  */
 async function* files(
-  dir: string,
+  dir: PathBytes,
+  rel: PathBytes,
   seen = new Set<string>(),
-): AsyncGenerator<{ path: string; problem?: string; special?: string }> {
+): AsyncGenerator<{ path: PathBytes; rel: PathBytes; problem?: string; special?: string }> {
   // A directory that cannot be read (lost+found for a service account, a path too long) is one failed entry,
   // not the end of the import (until 5 Dec 2026 it ended it, with no summary).
   let entries;
   try {
-    const real = await realpath(dir);
+    const real = (await realpath(dir, { encoding: 'buffer' })).toString('latin1');
     if (seen.has(real)) return;
     seen.add(real);
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
   } catch (err) {
     yield {
       path: dir,
+      rel,
       problem: `a directory that cannot be read (${(err as NodeJS.ErrnoException).code ?? err})`,
     };
     return;
   }
-  entries.sort((a, b) => a.name.localeCompare(b.name));
+  const shown = new Map(entries.map((e) => [e, fileNameText(e.name)]));
+  entries.sort((a, b) => shown.get(a)!.localeCompare(shown.get(b)!) || Buffer.compare(a.name, b.name));
   for (const e of entries) {
-    const p = join(dir, e.name);
+    const p = below(dir, e.name);
+    const r = below(rel, e.name);
     let isDir = e.isDirectory();
     let isFile = e.isFile();
-    let kind: Dirent | Stats = e;
+    let kind: Dirent<PathBytes> | Stats = e;
     if (e.isSymbolicLink()) {
       const target = await stat(p).catch((err: NodeJS.ErrnoException) => err);
       if (target instanceof Error) {
         yield {
           path: p,
+          rel: r,
           problem:
             target.code === 'ENOENT'
               ? 'a symbolic link to nothing'
@@ -57,15 +75,15 @@ async function* files(
       isFile = target.isFile();
       kind = target;
     }
-    if (isDir) yield* files(p, seen);
-    else if (isFile) yield { path: p };
+    if (isDir) yield* files(p, r, seen);
+    else if (isFile) yield { path: p, rel: r };
     // Named, not read (reading a pipe would wait for a writer, a device for ever): until 5 Dec 2026 such an entry
     // was left out of the summary without a word.
-    else yield { path: p, special: specialKind(kind) };
+    else yield { path: p, rel: r, special: specialKind(kind) };
   }
 }
 
-function specialKind(e: Dirent | Stats): string {
+function specialKind(e: Dirent<PathBytes> | Stats): string {
   if (e.isFIFO()) return 'a named pipe';
   if (e.isCharacterDevice()) return 'a character device';
   if (e.isBlockDevice()) return 'a block device';
@@ -106,17 +124,18 @@ export async function runImport(
   const info = await stat(root).catch(() => undefined);
   if (!info?.isDirectory())
     throw new CustosError({ code: 'import.not-a-directory', message: `${root} is not a directory` });
-  const paths: string[] = [];
+  const paths: { path: PathBytes; rel: string }[] = [];
   const unreadable: { path: string; message: string }[] = [];
   const special: ImportSummary['skipped'] = [];
   let total = 0;
-  for await (const f of files(root)) {
+  for await (const f of files(Buffer.from(root), Buffer.alloc(0))) {
+    const rel = fileNameText(f.rel);
     if (f.special) {
-      special.push({ path: relative(root, f.path), why: 'not a regular file', kind: f.special });
+      special.push({ path: rel, why: 'not a regular file', kind: f.special });
       continue;
     }
     if (f.problem) {
-      unreadable.push({ path: relative(root, f.path), message: f.problem });
+      unreadable.push({ path: rel, message: f.problem });
       continue;
     }
     const size = await stat(f.path).then(
@@ -125,12 +144,12 @@ export async function runImport(
     );
     if (size instanceof Error) {
       unreadable.push({
-        path: relative(root, f.path),
+        path: rel,
         message: `cannot be read (${size.code ?? size.message})`,
       });
       continue;
     }
-    paths.push(f.path);
+    paths.push({ path: f.path, rel });
     total += size;
   }
   const summary: ImportSummary = {
@@ -172,7 +191,7 @@ export async function runImport(
       });
       const worker = async () => {
         while (next < paths.length && !summary.stopped && !interrupted) {
-          const p = paths[next++]!;
+          const { path: p, rel } = paths[next++]!;
           try {
             // Opened before ingest begins, so that a file that cannot be opened (no permission, gone since the
             // scan, an I/O error on a damaged disc) is this file's failure; until 6 Dec 2026 the stream opened
@@ -185,7 +204,7 @@ export async function runImport(
             // the archive (until 5 Dec 2026 it counted as "unchanged: already stored").
             if (outcome.status === 'quarantined' || outcome.quarantineId !== undefined)
               summary.quarantined.push({
-                path: relative(root, p),
+                path: rel,
                 id: outcome.quarantineId!,
                 reasons: outcome.defects.filter((d) => d.disposition === 'quarantine').map((d) => d.message),
               });
@@ -195,7 +214,7 @@ export async function runImport(
             summary.bytes += outcome.size;
           } catch (err) {
             const message = err instanceof Error ? err.message : String(err);
-            const entry = { path: relative(root, p), message };
+            const entry = { path: rel, message };
             if (err instanceof CustosError && err.code === 'ingest.conflict') summary.conflicts.push(entry);
             else if (err instanceof CustosError && err.code === 'ingest.media-directory')
               summary.skipped.push({ path: entry.path, why: 'DICOMDIR' });
