@@ -449,6 +449,34 @@ describe('custos CLI', () => {
     expect(o.stderr).not.toContain('\ufffd');
   });
 
+  it('import escapes control characters of file names and DICOM values in its summary', async () => {
+    const tree = join(cwd, 'controls');
+    await mkdir(tree, { recursive: true });
+    // A name that would clear the screen, return to the line start and ring the bell; U+009B is a CSI too.
+    await writeFile(
+      join(tree, 'cut\x1b[2J\r\x07\u009b.dcm'),
+      makeInstance({ studyUid: uid(25), seriesUid: uid(26), sopInstanceUid: uid(27) }).subarray(0, -10),
+    );
+    // A patient name that would retitle the window and erase the line: quarantined, its reason quotes the value.
+    await writeFile(
+      join(tree, 'pn.dcm'),
+      makeInstance({
+        studyUid: uid(25),
+        seriesUid: uid(26),
+        sopInstanceUid: uid(28),
+        patientName: 'Doe^Jane\x1b]0;pwned\x07\r\x1b[2K',
+      }),
+    );
+    const o = io(cwd);
+    expect(await main(['import', tree, '--data', 'd4', '--no-progress'], o)).toBe(3);
+    expect(JSON.parse(o.stdout)).toEqual(importSummary({ quarantined: 1, failed: 1 }));
+    // Until 6 Dec 2026 both went to the terminal as they were.
+    // eslint-disable-next-line no-control-regex
+    expect(o.stderr.replace(/\n/g, '')).not.toMatch(/[\x00-\x1f\x7f-\x9f]/);
+    expect(o.stderr).toContain('failed cut\\x1b[2J\\r\\x07\\u009b.dcm: the object ends inside');
+    expect(o.stderr).toMatch(/quarantined pn\.dcm as \S+: .*'Doe\^Jane\\x1b\]0;pwned\\x07\\r\\x1b\[2K'/);
+  });
+
   it('import names a named pipe and a link to a device as skipped, without reading them, and imports the rest', async () => {
     const tree = join(cwd, 'special');
     await mkdir(tree, { recursive: true });

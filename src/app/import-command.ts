@@ -5,6 +5,7 @@ import cliProgress from 'cli-progress';
 import { CustosError } from '../domain/errors.js';
 import { fileNameText } from '../domain/file-name-text.js';
 import { isRetryLater } from '../domain/retry-later.js';
+import { terminalText } from '../domain/terminal-text.js';
 import { systemPrincipal } from '../services/auth-service.js';
 import type { CliIO } from './cli.js';
 import type { CustosConfig } from './config.js';
@@ -123,7 +124,10 @@ export async function runImport(
   const root = resolve(io.cwd, dir);
   const info = await stat(root).catch(() => undefined);
   if (!info?.isDirectory())
-    throw new CustosError({ code: 'import.not-a-directory', message: `${root} is not a directory` });
+    throw new CustosError({
+      code: 'import.not-a-directory',
+      message: `${terminalText(root)} is not a directory`,
+    });
   const paths: { path: PathBytes; rel: string }[] = [];
   const unreadable: { path: string; message: string }[] = [];
   const special: ImportSummary['skipped'] = [];
@@ -267,7 +271,11 @@ export async function runImport(
         LISTED,
       ),
       '',
-    ].join('\n'),
+    ]
+      // A file name, an error or a quarantine reason quoting a DICOM value can hold ESC, CR or BEL: escaped, so
+      // that what is printed cannot act on the operator's terminal (until 6 Dec 2026 it went out as it was).
+      .map(terminalText)
+      .join('\n'),
   );
   io.out(
     JSON.stringify({

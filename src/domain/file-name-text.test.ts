@@ -20,4 +20,9 @@ describe('fileNameText', () => {
   it('writes a backslash as \\\\, so that a name spelled IM\\xe9G0001 in ASCII reads differently', () => {
     expect(fileNameText(bytes('IM\\xe9G0001'))).toBe('IM\\\\xe9G0001');
   });
+  it('escapes control characters in a name, so that it cannot act on the terminal', () => {
+    expect(fileNameText(bytes('a\x1b[2J\r', [0xc2, 0x9b], [0xe9], '.dcm'))).toBe(
+      'a\\x1b[2J\\r\\u009b\\xe9.dcm',
+    );
+  });
 });

@@ -1,13 +1,16 @@
+import { terminalText } from './terminal-text.js';
+
 /**
  * A file name as the bytes the file system holds, written for a person to read. Linux takes any bytes but '/' and
  * NUL in a name, and a directory written by an older modality or a Windows share often holds names in Latin-1
  * (`IM\xe9G0001`, 0xE9 being é there), which are not UTF-8. Valid UTF-8 is shown as it is; each byte outside a valid
  * UTF-8 sequence is written `\xNN`, and a backslash `\\`, so that two different names never read the same (the
- * convention of `ls -b`).
+ * convention of `ls -b`); control characters are escaped as terminalText does, so a crafted name cannot act on the
+ * terminal it is printed on.
  */
 export function fileNameText(bytes: Uint8Array): string {
   const decoder = new TextDecoder('utf-8');
-  const text = (valid: Uint8Array) => decoder.decode(valid).replaceAll('\\', '\\\\');
+  const text = (valid: Uint8Array) => terminalText(decoder.decode(valid).replaceAll('\\', '\\\\'));
   let out = '';
   let run = 0; // start of the current run of valid UTF-8
   let i = 0;
