@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { isRetryLater } from '../domain/retry-later.js';
+import { underSetupLock } from './setup-lock.js';
 import { CustosError } from '../domain/errors.js';
 import { TransactionBatcher } from '../services/transaction-batcher.js';
 import { ThreadedFrameDecoder } from '../adapters/codecs/threaded-frame-decoder.js';
@@ -131,6 +132,11 @@ export interface OpenAppOptions {
    */
   notice?: (line: string) => void;
   /**
+   * Where to say that this process waits for another one initialising the data directory, or takes over the setup
+   * lock of one that stopped (src/app/setup-lock.ts); `notice` when not given.
+   */
+  setupNotice?: (line: string) => void;
+  /**
    * Measure the volumes this often as well as before each store, so that `notice` hears of a volume that fills or
    * refuses writes while nothing is stored. One process of a server does it (`serve --workers`: the primary).
    */
@@ -165,6 +171,19 @@ export async function openApp(config: CustosConfig, options: OpenAppOptions = {}
   if (!config.database.url) await refuseMissingSqliteIndex(config.dataDir, sqlitePath);
   if (!initialise && !config.database.url && !existsSync(sqlitePath)) throw notInitialised(config.dataDir);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  return underSetupLock(config.dataDir, config.keyFile, options.setupNotice ?? options.notice, () =>
+    openArchive(config, options, clock, initialise, sqlitePath),
+  );
+}
+
+/** openApp, once no other process is initialising the data directory (src/app/setup-lock.ts). */
+async function openArchive(
+  config: CustosConfig,
+  options: OpenAppOptions,
+  clock: Clock,
+  initialise: boolean,
+  sqlitePath: string,
+): Promise<CustosApp> {
   // The SQLite index is encrypted under a key derived from the keyfile, so that is opened first; a PostgreSQL
   // index is asked first whether it holds an archive, so that a missing keyfile is not replaced by a new key.
   const sqliteKeys = config.database.url ? undefined : await openOrCreateKeys(config, sqlitePath);
@@ -431,7 +450,10 @@ export async function withApp<T>(
   say: (s: string) => void,
   options: { initialise?: boolean } = {},
 ): Promise<T> {
-  const app = await openApp(config, { initialise: options.initialise ?? false });
+  const app = await openApp(config, {
+    initialise: options.initialise ?? false,
+    setupNotice: (line) => say(`custos: ${line}\n`),
+  });
   try {
     if (app.firstStart) say(firstStartBanner(app.firstStart));
     return await fn(app);
