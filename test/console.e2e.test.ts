@@ -379,23 +379,24 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
   });
 
   it('shows the sign-in form, and forgets what it showed, when the session ends on the server', async () => {
-    const { context, page } = await signIn('data-owner');
+    const { context, page } = await signIn('data-steward');
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Studies' }).click();
     await page.getByRole('heading', { name: 'Studies', exact: true }).waitFor();
     await expect.poll(() => studyRows(page).count()).toBeGreaterThan(0);
+    // (The data steward signs in without TOTP, so signing in again waits for no new code.)
     // Ended on the server, as an administrator's deactivation or password reset, or a timeout, ends it.
-    const owner = await s.app.index.db
+    const steward = await s.app.index.db
       .selectFrom('users')
       .select('pk')
-      .where('username', '=', account('data-owner').username)
+      .where('username', '=', account('data-steward').username)
       .executeTakeFirstOrThrow();
-    await revokeCredentials(s.app.index.db, owner.pk, new Date().toISOString());
+    await revokeCredentials(s.app.index.db, steward.pk, new Date().toISOString());
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Dashboard' }).click();
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     expect(await page.getByRole('navigation', { name: 'Main' }).count()).toBe(0);
     expect(await page.getByRole('table').count()).toBe(0);
     // Signed in again, the console works as before.
-    await fillSignIn(page, 'data-owner');
+    await fillSignIn(page, 'data-steward');
     await context.close();
   });
 });
