@@ -171,33 +171,13 @@ describe.each(backends())('separation of duties in user administration on %s', (
           ? /only the privacy officer 'po1' may create API tokens/
           : new RegExp(`only an administrator may administer the account '${target}'`),
       );
-      await expectRefused(
-        'sys1',
-        'POST',
-        `/api/admin/users/${target}/password/reset`,
-        undefined,
-        'account-change',
-        target,
-        new RegExp(`only an administrator may administer the account '${target}'`),
-      );
-      await expectRefused(
-        'sys1',
-        'POST',
-        `/api/admin/users/${target}/mfa/reset`,
-        undefined,
-        'mfa',
-        target,
-        new RegExp(`only an administrator may administer the account '${target}'`),
-      );
-      await expectRefused(
-        'sys1',
-        'PATCH',
-        `/api/admin/users/${target}`,
-        { role: 'student' },
-        'account-change',
-        target,
-        new RegExp(`only an administrator may administer the account '${target}'`),
-      );
+      const why = new RegExp(`only an administrator may administer the account '${target}'`);
+      for (const [method, path, body, action] of [
+        ['POST', `/api/admin/users/${target}/password/reset`, undefined, 'account-change'],
+        ['POST', `/api/admin/users/${target}/mfa/reset`, undefined, 'mfa'],
+        ['PATCH', `/api/admin/users/${target}`, { role: 'student' }, 'account-change'],
+      ] as const)
+        await expectRefused('sys1', method, path, body, action, target, why);
     }
     const tokensOfPo = await s.app.auth.listTokens('po1');
     expect(tokensOfPo).toHaveLength(1); // the one made in beforeAll

@@ -13,7 +13,7 @@ import {
 export type AckCode = 'AA' | 'AE' | 'AR';
 
 /** What an ACK answers: the header of the message (or as much of it as could be read). */
-export type AckRequest = Omit<Hl7Header, 'messageCode'>;
+export type AckRequest = Omit<Hl7Header, 'messageCode' | 'characterSet'>;
 
 export interface AckInput {
   request: AckRequest;

@@ -1,21 +1,9 @@
-import { Hl7ErrorCode, type Hl7Problem } from './hl7-message.js';
+import { Hl7ErrorCode, peekHeader, type Hl7Problem } from './hl7-message.js';
 
 /** A message's bytes as text, or why they cannot be read in the character set MSH-18 declares. */
 export type DecodedMessage = { text: string } | { text: string; problem: Hl7Problem };
 
 const MSH_18 = { segment: 'MSH', sequence: 1, field: 18 } as const;
-
-/**
- * MSH-18 (character set, HL7 table 0211) of a message's bytes: read before the text is decoded, from the MSH
- * segment, whose delimiters and this field are ASCII in every character set this archive reads.
- */
-function declaredCharacterSet(bytes: Buffer): string {
-  const line = bytes.toString('latin1').trimStart().split(/\r|\n/)[0] ?? '';
-  if (!line.startsWith('MSH') || line.length < 8) return '';
-  const fields = line.split(line[3]!);
-  // fields[1] is MSH-2, so MSH-18 is fields[17]; its first repetition, first component.
-  return (fields[17] ?? '').split(line[5]!)[0]!.split(line[4]!)[0]!.trim();
-}
 
 /**
  * Decode a message's bytes by MSH-18 (v2.5.1 §2.15.9.18): empty (the ASCII default, which many senders leave
@@ -25,8 +13,10 @@ function declaredCharacterSet(bytes: Buffer): string {
  * still returned, read as Latin-1, to address the reply.
  */
 export function decodeHl7Bytes(bytes: Buffer): DecodedMessage {
-  const charset = declaredCharacterSet(bytes);
+  // MSH-18 (HL7 table 0211) is read before the text is decoded: the MSH segment's delimiters and this field are
+  // ASCII in every character set this archive reads, so the bytes read as Latin-1 give it.
   const latin1 = bytes.toString('latin1');
+  const charset = peekHeader(latin1).characterSet;
   const invalid = (offset: number): DecodedMessage => ({
     text: latin1,
     problem: {

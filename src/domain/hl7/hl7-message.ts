@@ -299,6 +299,8 @@ export interface Hl7Header {
   version: string;
   messageCode: string;
   triggerEvent: string;
+  /** MSH-18, its first repetition's first component (HL7 table 0211); '' when empty. */
+  characterSet: string;
 }
 
 /**
@@ -331,6 +333,7 @@ export function peekHeader(text: string): Hl7Header {
     version: first(at(12)),
     messageCode: first(at(9)),
     triggerEvent: at(9).split(comp)[1] ?? '',
+    characterSet: first(at(18).split(d.repetition)[0] ?? '').trim(),
   };
 }
 
