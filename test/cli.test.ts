@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { base32Decode, totp } from '../src/domain/totp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../src/app/cli.js';
+import { main as cliMain, type CliIO } from '../src/app/cli.js';
+import { backends, cliDatabases, postgresUrl } from './support/backends.js';
 import { captureIO as io } from './support/cli-io.js';
 import { dcmtk } from './support/dcmtk.js';
 import { execFile, execFileSync } from 'node:child_process';
@@ -33,13 +34,21 @@ const importSummary = (
   ...counts,
 });
 
-describe('custos CLI', () => {
+describe.each(backends())('custos CLI (%s)', (backend) => {
   let cwd: string;
+  // Each data directory the commands name (--data) gets its own index: on PostgreSQL a schema of its own.
+  const databases = cliDatabases(backend);
+  const main = (args: string[], o: CliIO) => {
+    const at = args.indexOf('--data');
+    const data = at >= 0 ? args[at + 1] : undefined;
+    return cliMain(args, { ...o, env: { ...o.env, ...(data ? databases.env(data) : {}) } });
+  };
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'custos-cli-'));
   });
   afterAll(async () => {
     await rm(cwd, { recursive: true, force: true });
+    await databases.drop();
   });
 
   it('serve initialises the data directory once: keyfile 0600, one-time password printed once, then listens', async () => {
@@ -101,7 +110,13 @@ describe('custos CLI', () => {
     expect(await running).toBe(0);
     const keyMode = (await stat(join(cwd, 'd1', 'keys', 'kek.json'))).mode & 0o777;
     expect(keyMode).toBe(0o600);
-    expect((await readFile(join(cwd, 'd1', 'index.sqlite'))).includes(Buffer.from(password))).toBe(false);
+    // The one-time password is nowhere in the index (its file on SQLite, a dump of its schema on PostgreSQL).
+    const index =
+      backend === 'sqlite'
+        ? await readFile(join(cwd, 'd1', 'index.sqlite'))
+        : execFileSync('pg_dump', ['--schema', databases.env('d1').CUSTOS_DATABASE_SCHEMA!, postgresUrl!]);
+    expect(index.length).toBeGreaterThan(10_000);
+    expect(index.includes(Buffer.from(password))).toBe(false);
 
     const tokenIo = io(cwd);
     expect(await main(['token', 'create', '--user', 'admin', '--data', 'd1'], tokenIo)).toBe(0);

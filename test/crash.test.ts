@@ -3,17 +3,21 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/app/config.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { openApp } from '../src/app/custos-app.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { fileNames } from './support/files.js';
 import { openStow, startChildServer } from './support/child-server.js';
+import { backends, cliDatabases } from './support/backends.js';
 
-describe('crash during STOW-RS', () => {
+describe.each(backends())('crash during STOW-RS (%s)', (backend) => {
+  const databases = cliDatabases(backend);
+  afterAll(() => databases.drop());
   it('leaves a consistent archive after SIGKILL mid-upload', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'custos-crash-'));
+    await databases.configure(dataDir, 'crash');
     const { child, url, token } = await startChildServer(dataDir);
     const whole = uid(1);
     const first = makeInstance({ studyUid: uid(2), seriesUid: uid(3), sopInstanceUid: whole });

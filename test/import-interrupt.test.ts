@@ -10,12 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/app/cli.js';
 import { captureIO } from './support/cli-io.js';
 import { makeInstance, uid } from './support/fixtures.js';
+import { backends, cliDatabases } from './support/backends.js';
 
 const child = fileURLToPath(new URL('./support/cli-child.ts', import.meta.url));
 const FILES = 1500;
 
-describe('custos import interrupted by SIGINT', () => {
+describe.each(backends())('custos import interrupted by SIGINT (%s)', (backend) => {
   let cwd: string;
+  const databases = cliDatabases(backend);
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'custos-import-int-'));
     await mkdir(join(cwd, 'src'));
@@ -27,14 +29,17 @@ describe('custos import interrupted by SIGINT', () => {
         makeInstance({ studyUid: study, seriesUid: series, sopInstanceUid: uid(3), instanceNumber: i + 1 }),
       );
   });
-  afterAll(() => rm(cwd, { recursive: true, force: true }));
+  afterAll(async () => {
+    await rm(cwd, { recursive: true, force: true });
+    await databases.drop();
+  });
 
   it('finishes what it began, says what it did not try, and the next run stores the rest', async () => {
     // From the checkout, where tsx resolves; the tree and the data directory by absolute path.
     const proc = spawn(
       process.execPath,
       ['--import', 'tsx', child, 'import', join(cwd, 'src'), '--data', join(cwd, 'd')],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...databases.env('d') } },
     );
     let stdout = '';
     let stderr = '';
@@ -62,6 +67,7 @@ describe('custos import interrupted by SIGINT', () => {
     );
 
     const again = captureIO(cwd);
+    again.env = databases.env('d');
     expect(await main(['import', 'src', '--data', 'd', '--no-progress'], again)).toBe(0);
     expect(JSON.parse(again.stdout.trim())).toMatchObject({
       stored: first.notTried,
@@ -69,6 +75,7 @@ describe('custos import interrupted by SIGINT', () => {
     });
     // Nothing half-stored: no blob without its index row.
     const orphans = captureIO(cwd);
+    orphans.env = databases.env('d');
     expect(await main(['fixity', 'orphans', '--min-age-hours', '0', '--data', 'd'], orphans)).toBe(0);
     expect(JSON.parse(orphans.stdout.trim().split('\n').at(-1)!)).toMatchObject({ orphans: 0 });
   }, 120_000);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, postgresUrl } from './support/backends.js';
+import { backends, cliDatabases } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
 
 const child = fileURLToPath(new URL('./support/cli-child.ts', import.meta.url));
@@ -49,13 +49,8 @@ const deadPid = () =>
 
 describe.each(backends())('first-time setup of a data directory by two processes (%s)', (backend) => {
   let cwd: string;
-  const schemas: string[] = [];
-  const env = (name: string): NodeJS.ProcessEnv => {
-    if (backend === 'sqlite') return {};
-    const schema = `setup_${name}_${process.pid}`;
-    schemas.push(schema);
-    return { CUSTOS_DATABASE_URL: postgresUrl!, CUSTOS_DATABASE_SCHEMA: schema };
-  };
+  const databases = cliDatabases(backend);
+  const env = (name: string): NodeJS.ProcessEnv => databases.env(name);
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'custos-setup-lock-'));
     for (const [i, dir] of ['a', 'b', 'c', 'd'].entries()) {
@@ -68,10 +63,7 @@ describe.each(backends())('first-time setup of a data directory by two processes
   });
   afterAll(async () => {
     await rm(cwd, { recursive: true, force: true });
-    for (const s of schemas)
-      await new Promise((r) =>
-        execFile('psql', [postgresUrl!, '-qc', `drop schema if exists ${s} cascade`], r),
-      );
+    await databases.drop();
   });
 
   it('two imports started at once on a fresh directory: one initialises it, both import, one password', async () => {

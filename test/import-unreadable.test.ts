@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeInstance, uid } from './support/fixtures.js';
+import { backends, cliDatabases } from './support/backends.js';
 
 const child = fileURLToPath(new URL('./support/cli-child.ts', import.meta.url));
 const FILES = 12;
@@ -15,8 +16,9 @@ const FILES = 12;
 const NOBODY = 65534;
 const asRoot = process.getuid?.() === 0;
 
-describe('custos import with a file it cannot open', () => {
+describe.each(backends())('custos import with a file it cannot open (%s)', (backend) => {
   let cwd: string;
+  const databases = cliDatabases(backend);
   beforeAll(async () => {
     cwd = await mkdtemp(join(tmpdir(), 'custos-import-unreadable-'));
     await mkdir(join(cwd, 'src'));
@@ -35,13 +37,20 @@ describe('custos import with a file it cannot open', () => {
     await chmod(join(cwd, 'src', '000.dcm'), 0o000);
     if (asRoot) for (const p of [cwd, join(cwd, 'src')]) await chown(p, NOBODY, NOBODY);
   });
-  afterAll(() => rm(cwd, { recursive: true, force: true }));
+  afterAll(async () => {
+    await rm(cwd, { recursive: true, force: true });
+    await databases.drop();
+  });
 
   it('lists it as failed, imports the rest and prints the summary', async () => {
     const proc = spawn(
       process.execPath,
       ['--import', 'tsx', child, 'import', join(cwd, 'src'), '--data', join(cwd, 'd'), '--no-progress'],
-      { stdio: ['ignore', 'pipe', 'pipe'], ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}) },
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...databases.env('d') },
+        ...(asRoot ? { uid: NOBODY, gid: NOBODY } : {}),
+      },
     );
     let stdout = '';
     let stderr = '';

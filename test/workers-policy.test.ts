@@ -2,13 +2,17 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_POLICY_FILE } from '../src/adapters/policy/cedar-policy.js';
 import { cliOn, startWorkersServe } from './support/serve-workers.js';
+import { backends, cliDatabases } from './support/backends.js';
 
-describe('policy versions across worker processes', () => {
+describe.each(backends())('policy versions across worker processes (%s)', (backend) => {
+  const databases = cliDatabases(backend);
+  afterAll(() => databases.drop());
   it('every worker decides with a version applied by another process', async () => {
     const data = await mkdtemp(join(tmpdir(), 'custos-workers-policy-'));
+    await databases.configure(data, 'policy');
     const { proc, url, out } = await startWorkersServe(data);
     try {
       expect(url, out()).toBeDefined();

@@ -3,13 +3,17 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { cliOn, startWorkersServe } from './support/serve-workers.js';
+import { backends, cliDatabases } from './support/backends.js';
 
-describe('serve with worker processes', () => {
+describe.each(backends())('serve with worker processes (%s)', (backend) => {
+  const databases = cliDatabases(backend);
+  afterAll(() => databases.drop());
   it('initialises once, serves from every worker, and stops cleanly', async () => {
     const data = await mkdtemp(join(tmpdir(), 'custos-workers-'));
+    await databases.configure(data, 'w1');
     const {
       proc,
       url,
@@ -74,6 +78,7 @@ describe('serve with worker processes', () => {
 
   it('replaces a worker that dies, and stops with status 1 when workers keep dying', async () => {
     const data = await mkdtemp(join(tmpdir(), 'custos-workers-'));
+    await databases.configure(data, 'w2');
     const { proc, url, err } = await startWorkersServe(data, ['--dicom-port', 'off']);
     expect(url, err()).toBeDefined();
     const children = async () =>
@@ -111,6 +116,7 @@ describe('serve with worker processes', () => {
 
   it('answers connections made while a worker stops and dies from the other worker', async () => {
     const data = await mkdtemp(join(tmpdir(), 'custos-workers-'));
+    await databases.configure(data, 'w3');
     const { proc, url, err } = await startWorkersServe(data, ['--dicom-port', 'off']);
     const exited = new Promise<number | null>((r) => proc.once('exit', r));
     let stopped: string | undefined;
@@ -148,6 +154,7 @@ describe('serve with worker processes', () => {
 
   it('lets a STOW-RS in flight finish on SIGTERM, taking no new connection meanwhile', async () => {
     const data = await mkdtemp(join(tmpdir(), 'custos-sigterm-'));
+    await databases.configure(data, 'w4');
     // One process (the last --workers wins): SIGTERM reaches the server itself.
     const { proc, url, err } = await startWorkersServe(data, ['--workers', '1', '--dicom-port', 'off']);
     expect(url, err()).toBeDefined();
