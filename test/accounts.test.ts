@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/app/config.js';
+import { openApp } from '../src/app/custos-app.js';
 import { base32Decode, totp } from '../src/domain/totp.js';
 import { backends } from './support/backends.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -325,6 +326,29 @@ describe.each(backends())('accounts on %s', (backend) => {
     advance(15 * MIN + 1000);
     expect((await login('nobody-by-this-name', 'again')).status).toBe(401);
     expect((await login('tech7', 'basalt-heron-41-quarry')).status).toBe(200);
+  });
+
+  it('counts a made-up name in the index, so every process over it answers it as locked alike', async () => {
+    // A second app over the same index stands for another `--workers` process or node.
+    const other = await openApp(s.config, { clock: { now: () => new Date(now) }, initialise: false });
+    try {
+      const elsewhere = async (password: string) => {
+        const err = await other.auth
+          .login('made-up-elsewhere', password, '127.0.0.1')
+          .catch((e: unknown) => e);
+        return (err as { httpStatus?: number }).httpStatus;
+      };
+      const here = async (password: string) => (await login('made-up-elsewhere', password)).status;
+      expect([await here('g1'), await elsewhere('g2'), await here('g3'), await elsewhere('g4')]).toEqual([
+        401, 401, 401, 401,
+      ]);
+      // The fifth failure, wherever it lands, locks the name for both, as it would an account.
+      expect(await here('g5')).toBe(423);
+      expect(await elsewhere('g6')).toBe(423);
+      expect(await here('g7')).toBe(423);
+    } finally {
+      await other.close();
+    }
   });
 
   it('counts concurrent failures one by one: eight at once lock the account once, after the fifth', async () => {

@@ -138,6 +138,18 @@ export interface UsersTable {
   totp_last_step: number | null;
 }
 
+/**
+ * Failed sign-ins under names that are no usable account (migration 0015-sign-in-name-failures), counted like
+ * UsersTable's so that lockout does not tell which names are accounts.
+ */
+export interface SignInNameFailuresTable {
+  /** SHA-256 (hex) of the name, case-folded as account names are. */
+  name_hash: string;
+  failed_logins: Generated<number>;
+  failure_window_start: string | null;
+  locked_until: string | null;
+}
+
 /** Console sessions (migration 0010-accounts): the cookie and the login token are two keys to one session. */
 export interface SessionsTable {
   pk: Generated<number>;
@@ -389,6 +401,7 @@ export interface DatabaseSchema {
   series: SeriesTable;
   instances: InstancesTable;
   users: UsersTable;
+  sign_in_name_failures: SignInNameFailuresTable;
   api_tokens: ApiTokensTable;
   sessions: SessionsTable;
   audit_ledger: AuditLedgerTable;

@@ -18,7 +18,6 @@ import type { KeyStore } from '../ports/key-store.js';
 import { sql, type Kysely } from 'kysely';
 import { TotpSecretBox } from './totp-secrets.js';
 import { accountName } from './account-names.js';
-import { PhantomLockout } from '../domain/phantom-lockout.js';
 
 const TOKEN_PREFIX = 'cst_';
 
@@ -127,8 +126,6 @@ export interface CreatedToken {
 export class AuthService {
   readonly settings: AuthSettings;
   private readonly totpBox: TotpSecretBox | undefined;
-  /** Lockout of names that are no usable account, so that locking does not tell which names are accounts. */
-  private readonly phantoms: PhantomLockout;
 
   constructor(
     private readonly index: IndexDb,
@@ -140,7 +137,6 @@ export class AuthService {
   ) {
     this.settings = opts.settings ?? DEFAULT_AUTH_SETTINGS;
     this.totpBox = opts.keys ? new TotpSecretBox(opts.keys) : undefined;
-    this.phantoms = new PhantomLockout(this.settings.lockout);
   }
 
   /** Whether the role must use a second factor (auth.mfa.requiredRoles, auth.mfa.requireForAll). */
@@ -661,11 +657,11 @@ export class AuthService {
       // Answered as an account would be, in timing and in lockout, so that neither tells which names are accounts
       // (until 6 Dec 2026 five wrong passwords locked a real account, 423, and never a made-up name).
       const why = !user ? 'no such account' : 'account inactive or without a password';
-      const lockedAlready = this.phantoms.lockedUntil(username, now);
-      if (lockedAlready) return fail(`${why} (answered as locked)`, lockedError(lockedAlready.toISOString()));
+      const lockedAlready = await this.nameLockedUntil(username, now);
+      if (lockedAlready) return fail(`${why} (answered as locked)`, lockedError(lockedAlready));
       await argon2.verify(DUMMY_HASH, password).catch(() => false);
-      const locks = this.phantoms.fail(username, now);
-      return fail(why, locks ? lockedError(locks.toISOString()) : wrong);
+      const locks = await this.countNameFailure(username, now);
+      return fail(why, locks ? lockedError(locks) : wrong);
     }
     if (user.locked_until !== null && user.locked_until > now.toISOString())
       return fail('account locked', lockedError(user.locked_until));
@@ -753,6 +749,66 @@ export class AuthService {
   }
 
   /** A failed password or code: counted in the lockout window; the failure that reaches the limit locks. */
+  /** When a name that is no usable account is locked at `now` (countNameFailure), the end of its lock. */
+  private async nameLockedUntil(username: string, now: Date): Promise<string | undefined> {
+    const row = await this.index.db
+      .selectFrom('sign_in_name_failures')
+      .select('locked_until')
+      .where('name_hash', '=', signInNameHash(username))
+      .executeTakeFirst();
+    return row?.locked_until && row.locked_until > now.toISOString() ? row.locked_until : undefined;
+  }
+
+  /**
+   * Counts a failed sign-in under a name that is no usable account as countFailure counts an account's, in the
+   * index, so that every worker process and node counts it together (until 6 Dec 2026 each process counted in its
+   * own memory, and with `--workers` a made-up name took more guesses than an account before it locked). Returns
+   * the end of the name's lock when this failure reached the limit.
+   */
+  private async countNameFailure(username: string, now: Date): Promise<string | undefined> {
+    const { maxFailures, windowMinutes, lockMinutes } = this.settings.lockout;
+    if (maxFailures === 0) return undefined;
+    const at = now.toISOString();
+    const cutoff = new Date(now.getTime() - windowMinutes * 60_000).toISOString();
+    const nameHash = signInNameHash(username);
+    return this.index.db.transaction().execute(async (trx) => {
+      // Names whose count and lock have both run out are forgotten, so the table holds only names in play.
+      await trx
+        .deleteFrom('sign_in_name_failures')
+        .where((eb) =>
+          eb.and([
+            eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', at)]),
+            eb.or([eb('failure_window_start', 'is', null), eb('failure_window_start', '<=', cutoff)]),
+          ]),
+        )
+        .execute();
+      await trx
+        .insertInto('sign_in_name_failures')
+        .values({ name_hash: nameHash })
+        .onConflict((oc) => oc.column('name_hash').doNothing())
+        .execute();
+      const inWindow = sql<boolean>`failure_window_start is not null and failure_window_start > ${cutoff}`;
+      const counted = await trx
+        .updateTable('sign_in_name_failures')
+        .set({
+          failed_logins: sql<number>`case when ${inWindow} then failed_logins + 1 else 1 end`,
+          failure_window_start: sql<string>`case when ${inWindow} then failure_window_start else ${at} end`,
+        })
+        .where('name_hash', '=', nameHash)
+        .returning(['failed_logins', 'locked_until'])
+        .executeTakeFirstOrThrow();
+      if (counted.locked_until !== null && counted.locked_until > at) return counted.locked_until;
+      if (Number(counted.failed_logins) < maxFailures) return undefined;
+      const lockedUntil = new Date(now.getTime() + lockMinutes * 60_000).toISOString();
+      await trx
+        .updateTable('sign_in_name_failures')
+        .set({ failed_logins: 0, failure_window_start: null, locked_until: lockedUntil })
+        .where('name_hash', '=', nameHash)
+        .execute();
+      return lockedUntil;
+    });
+  }
+
   private async countFailure(
     user: { pk: number; username: string },
     principal: Principal,
@@ -1115,3 +1171,8 @@ export const systemPrincipal = (what: string): Principal => ({
   // The operator's commands (`cli`, `cli:<os user>`, `import`): the ledger names the command line as the channel.
   ...(what === 'cli' || what.startsWith('cli:') || what === 'import' ? { channel: 'cli' } : {}),
 });
+
+/** The key of a sign-in name in sign_in_name_failures: names are case-insensitive (docs/accounts.md). */
+function signInNameHash(username: string): string {
+  return createHash('sha256').update(username.toLowerCase()).digest('hex');
+}

@@ -611,6 +611,19 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         }
       },
     },
+    // Sign-in names that are no usable account, counted as accounts' failures are (docs/accounts.md), in the
+    // index so that every worker process and node counts them together. Keyed by the SHA-256 of the folded name.
+    '0015-sign-in-name-failures': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('sign_in_name_failures')
+          .addColumn('name_hash', 'text', (c) => c.primaryKey())
+          .addColumn('failed_logins', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('failure_window_start', 'text')
+          .addColumn('locked_until', 'text')
+          .execute();
+      },
+    },
   };
 }
 
