@@ -432,12 +432,20 @@ async function main() {
         `WADO-RS whole-study retrieve of ${large.studies.length} studies, ${WADO_PASSES} passes per server, alternating`,
       );
       const rates: Record<string, number[]> = { custos: [], orthanc: [] };
+      const cpuPerMb: Record<string, { server: number[]; client: number[] }> = {
+        custos: { server: [], client: [] },
+        orthanc: { server: [], client: [] },
+      };
       // Untimed, like the warm-up ingest: each server retrieves the warm-up set's studies once first.
       if (warm) for (const p of Object.values(peers)) await retrieveStudies(p, warm.studies);
       for (let pass = 0; pass < WADO_PASSES; pass++) {
         for (const [k, p] of Object.entries(peers)) {
           settle();
+          const before = { server: cpuMs(p.pid), client: process.cpuUsage() };
           const r = await retrieveStudies(p, large.studies);
+          const client = process.cpuUsage(before.client);
+          cpuPerMb[k]!.server.push((cpuMs(p.pid) - before.server) / (r.bytes / 1e6));
+          cpuPerMb[k]!.client.push((client.user + client.system) / 1000 / (r.bytes / 1e6));
           // Multipart framing adds bytes; a short answer means instances went missing.
           if (r.bytes < large.bytes)
             throw benchError(
@@ -455,6 +463,18 @@ async function main() {
         median(rates.orthanc!),
         'MB/s',
         'higher',
+      );
+      // CPU per MB is steadier than the rate on a shared machine, and shows where the time goes: the server, or
+      // the benchmark's own HTTP client on the same two cores.
+      record(
+        'WADO-RS server CPU per MB (median pass)',
+        median(cpuPerMb.custos!.server),
+        median(cpuPerMb.orthanc!.server),
+        'ms',
+        'lower',
+      );
+      note(
+        `WADO-RS benchmark client CPU per MB (median pass): from Custos ${median(cpuPerMb.custos!.client).toFixed(2)} ms, from Orthanc ${median(cpuPerMb.orthanc!.client).toFixed(2)} ms`,
       );
     }
     if (tiny) {
