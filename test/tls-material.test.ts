@@ -57,6 +57,8 @@ function liveFiles(hl7Port = '0') {
       CUSTOS_HL7_TLS_CERT: files.CERT,
       CUSTOS_HL7_TLS_KEY: files.KEY,
     },
+    /** HTTPS on the HTTP port with the same files. */
+    https: { CUSTOS_HTTP_TLS_CERT: files.CERT, CUSTOS_HTTP_TLS_KEY: files.KEY },
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
@@ -225,10 +227,12 @@ describe('custos serve with DICOM TLS', () => {
     for (const [prefix, key] of [
       ['CUSTOS_DICOM_TLS', 'dicom.tls.cert'],
       ['CUSTOS_HL7_TLS', 'hl7.tls.cert'],
+      ['CUSTOS_HTTP_TLS', 'http.tls.cert'],
     ] as const) {
       const o = io(cwd);
       o.env = {
-        [`${prefix}_PORT`]: '0',
+        // HTTPS is on the HTTP port: it has no port of its own.
+        ...(prefix === 'CUSTOS_HTTP_TLS' ? {} : { [`${prefix}_PORT`]: '0' }),
         [`${prefix}_CERT`]: f('missing.crt'),
         [`${prefix}_KEY`]: f('server.key'),
       };
@@ -326,7 +330,7 @@ describe('custos serve with DICOM TLS', () => {
       reload = fn;
       return () => undefined;
     };
-    o.env = live.env;
+    o.env = { ...live.env, ...live.https };
     const running = main([...args, '--data', 'd-reload', '--dicom-port', 'off'], o);
     const until = async (what: () => boolean) => {
       const deadline = Date.now() + 30_000;
@@ -335,48 +339,53 @@ describe('custos serve with DICOM TLS', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
     };
-    /** Both listeners said `what` of their certificate. */
-    const saidOfBoth = (what: (setting: string) => string) => {
-      for (const setting of ['dicom', 'hl7'])
+    /** Each listener said `what` of its certificate. */
+    const saidOfEach = (what: (setting: string) => string) => {
+      for (const setting of ['http', 'dicom', 'hl7'])
         expect(o.stderr).toMatch(new RegExp(`custos: the ${setting}\\.tls certificate ${what(setting)}`));
     };
     try {
       await until(() => /DICOM AE \S+ on TLS port \d+/.test(o.stdout));
       const dicomPort = Number(/DICOM AE \S+ on TLS port (\d+)/.exec(o.stdout)![1]);
       const hl7Port = Number(/MLLP\/TLS port (\d+)/.exec(o.stdout)![1]);
-      const presented = async () => [await presentedOn(dicomPort), await presentedOn(hl7Port)];
-      expect(await presented()).toEqual(['server', 'server']);
+      const httpPort = Number(/listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(o.stdout)![1]);
+      const presented = async () => [
+        await presentedOn(httpPort),
+        await presentedOn(dicomPort),
+        await presentedOn(hl7Port),
+      ];
+      expect(await presented()).toEqual(['server', 'server', 'server']);
 
       live.put('peer.crt', 'peer.key');
       reload();
       await until(() => o.stderr.includes('hl7.tls certificate was reloaded'));
-      saidOfBoth(
+      saidOfEach(
         () =>
           'was reloaded: .*live\\.crt \\(CN=peer, valid until \\d{4}-\\d\\d-\\d\\d\\) is presented from the next connection on',
       );
-      expect(await presented()).toEqual(['peer', 'peer']);
+      expect(await presented()).toEqual(['peer', 'peer', 'peer']);
 
       live.put('server.crt', 'peer.key');
       reload();
       await until(() => o.stderr.includes('hl7.tls certificate was not reloaded'));
-      saidOfBoth(
+      saidOfEach(
         (setting) =>
           `was not reloaded, the one in use stays: configuration ${setting}\\.tls\\.key: .*live\\.key is not the key of the certificate .*live\\.crt`,
       );
-      expect(await presented()).toEqual(['peer', 'peer']);
+      expect(await presented()).toEqual(['peer', 'peer', 'peer']);
 
       // An expired certificate is refused the same way: the one in use stays.
       live.put('expired.crt', 'expired.key');
       const before = o.stderr.length;
       reload();
       await until(() => o.stderr.slice(before).includes('hl7.tls certificate was not reloaded'));
-      for (const setting of ['dicom', 'hl7'])
+      for (const setting of ['http', 'dicom', 'hl7'])
         expect(o.stderr.slice(before)).toMatch(
           new RegExp(
             `custos: the ${setting}\\.tls certificate was not reloaded, the one in use stays: configuration ${setting}\\.tls\\.cert: .*live\\.crt \\(CN=expired\\) expired on \\d{4}-\\d\\d-\\d\\d`,
           ),
         );
-      expect(await presented()).toEqual(['peer', 'peer']);
+      expect(await presented()).toEqual(['peer', 'peer', 'peer']);
     } finally {
       stop('SIGTERM');
       expect(await running).toBe(0);
@@ -384,11 +393,14 @@ describe('custos serve with DICOM TLS', () => {
     }
   });
 
-  it('with --workers, SIGHUP reloads the primary’s DIMSE certificate and each worker’s HL7 one', async () => {
+  it('with --workers, SIGHUP reloads the primary’s DIMSE certificate and each worker’s HTTPS and HL7 ones', async () => {
     // The workers share a port the test chose: they do not print the HL7 one.
     const hl7Port = await freePort();
     const live = liveFiles(String(hl7Port));
-    const served = await startWorkersServe(join(cwd, 'd-workers'), ['--dicom-port', 'off'], live.env);
+    const served = await startWorkersServe(join(cwd, 'd-workers'), ['--dicom-port', 'off'], {
+      ...live.env,
+      ...live.https,
+    });
     const exited = new Promise((r) => served.proc.once('exit', r));
     try {
       expect(served.url).toBeDefined();
@@ -411,14 +423,29 @@ describe('custos serve with DICOM TLS', () => {
       live.put('peer.crt', 'peer.key');
       served.proc.kill('SIGHUP');
       const deadline = Date.now() + 30_000;
-      const reloaded = () => served.err().match(/: the (dicom|hl7)\.tls certificate was reloaded/g) ?? [];
-      while (reloaded().length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const reloaded = () =>
+        served.err().match(/: the (http|dicom|hl7)\.tls certificate was reloaded/g) ?? [];
+      while (reloaded().length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect(served.err()).toMatch(/^custos: the dicom\.tls certificate was reloaded: /m);
       expect(
         served.err().match(/^custos \(worker \d+\): the hl7\.tls certificate was reloaded: /gm),
       ).toHaveLength(2);
+      expect(
+        served.err().match(/^custos \(worker \d+\): the http\.tls certificate was reloaded: /gm),
+      ).toHaveLength(2);
+      const httpPort = Number(/:(\d+)$/.exec(served.url!)![1]);
       // Whichever worker takes the connection presents the renewed certificate.
-      for (const port of [dicomPort, hl7Port, hl7Port, hl7Port, hl7Port])
+      for (const port of [
+        dicomPort,
+        hl7Port,
+        hl7Port,
+        hl7Port,
+        hl7Port,
+        httpPort,
+        httpPort,
+        httpPort,
+        httpPort,
+      ])
         expect(await presentedOn(port)).toBe('peer');
     } finally {
       served.proc.kill('SIGTERM');

@@ -56,6 +56,15 @@ const ConfigSchema = z
               "must be an absolute http:// or https:// URL without user, query or fragment, such as 'https://pacs.example.org' or 'https://example.org/pacs'",
           })
           .optional(),
+        /**
+         * HTTPS on http.port (TLS 1.2 or later) with this server certificate (chain) and key, PEM files: DICOMweb,
+         * the console, the admin API, FHIR and SCIM are then served over TLS only. Unset: plain HTTP (behind a
+         * proxy that ends TLS, or on loopback).
+         */
+        tls: z
+          .object({ cert: z.string().min(1), key: z.string().min(1) })
+          .strict()
+          .optional(),
         /** Directory of the built web console served at / (default: dist/console of this installation). */
         consoleDir: z.string().min(1).optional(),
         /**
@@ -463,6 +472,8 @@ const ENV: Record<
   CUSTOS_HTTP_CONSOLE_DIR: { path: ['http', 'consoleDir'], type: 'string' },
   CUSTOS_HTTP_CORS_ORIGINS: { path: ['http', 'corsOrigins'], type: 'list' },
   CUSTOS_HTTP_PUBLIC_URL: { path: ['http', 'publicUrl'], type: 'string' },
+  CUSTOS_HTTP_TLS_CERT: { path: ['http', 'tls', 'cert'], type: 'string' },
+  CUSTOS_HTTP_TLS_KEY: { path: ['http', 'tls', 'key'], type: 'string' },
   CUSTOS_DATABASE_URL: { path: ['database', 'url'], type: 'string' },
   CUSTOS_DATABASE_SCHEMA: { path: ['database', 'schema'], type: 'string' },
   CUSTOS_KEY_FILE: { path: ['keyFile'], type: 'string' },
@@ -608,6 +619,8 @@ const PATH_SETTINGS = [
   ['audit', 'syslog', 'ca'],
   ['audit', 'syslog', 'cert'],
   ['audit', 'syslog', 'key'],
+  ['http', 'tls', 'cert'],
+  ['http', 'tls', 'key'],
   ['hl7', 'tls', 'cert'],
   ['hl7', 'tls', 'key'],
   ['hl7', 'tls', 'ca'],
@@ -707,11 +720,18 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
         ...(cfg.dicom.tls.crl ? { crl: resolve(input.cwd, cfg.dicom.tls.crl) } : {}),
       }
     : undefined;
+  const http = cfg.http.tls
+    ? {
+        ...cfg.http,
+        tls: { cert: resolve(input.cwd, cfg.http.tls.cert), key: resolve(input.cwd, cfg.http.tls.key) },
+      }
+    : cfg.http;
   return {
     ...cfg,
     dataDir,
     keyFile,
     audit,
+    http,
     hl7,
     dicom: { ...cfg.dicom, ...(dicomTls ? { tls: dicomTls } : {}) },
   };

@@ -211,6 +211,8 @@ export async function startServer(
   opts: StartOptions = {},
 ): Promise<RunningServer> {
   const router = buildRouter(app);
+  const httpTls = app.config.http.tls;
+  const httpMaterial = httpTls ? await loadTlsMaterial('http.tls', httpTls, app.clock.now()) : undefined;
   const http = new HttpServer({
     host: app.config.http.host,
     port: app.config.http.port,
@@ -220,8 +222,20 @@ export async function startServer(
     corsOrigins: app.config.http.corsOrigins,
     inactivityTimeoutMs: app.config.http.inactivityTimeoutMs,
     ...(app.config.http.publicUrl ? { publicUrl: app.config.http.publicUrl } : {}),
+    ...(httpMaterial ? { tls: { cert: httpMaterial.cert, key: httpMaterial.key } } : {}),
     ...(onError ? { onError } : {}),
   });
+  const httpsListener =
+    httpMaterial && httpTls
+      ? {
+          tls: httpMaterial,
+          reloadTls: async () => {
+            const renewed = await loadTlsMaterial('http.tls', httpTls, app.clock.now());
+            http.useCertificate(renewed);
+            return renewed;
+          },
+        }
+      : undefined;
   const { port } = await listening('HTTP', 'http.port (--http-port)', 'http.host (--http-host)', () =>
     http.listen(),
   );
@@ -245,7 +259,7 @@ export async function startServer(
       throw err;
     }
   }
-  const withTls = [dimse, hl7].filter((l) => l !== undefined);
+  const withTls = [httpsListener, dimse, hl7].filter((l) => l !== undefined);
   const stopCertificateCheck = watchCertificates(app, withTls);
 
   // Fixity: a rate-limited slice of the scheduled pass whenever one is due (one process at a time holds it).
@@ -277,7 +291,7 @@ export async function startServer(
   return {
     app,
     port,
-    url: httpUrl(app.config.http.host, port),
+    url: httpUrl(app.config.http.host, port, httpTls !== undefined),
     ...(hl7.ports ? { hl7: hl7.ports } : {}),
     dicomPort: dimse?.port ?? null,
     dicomTlsPort: dimse?.tlsPort ?? null,
@@ -355,6 +369,7 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
  */
 async function checkTlsFiles(config: CustosConfig): Promise<void> {
   const now = systemClock.now();
+  if (config.http.tls) await loadTlsMaterial('http.tls', config.http.tls, now);
   if (config.dicom.tls) await loadTlsMaterial('dicom.tls', config.dicom.tls, now);
   if (config.hl7.tls) await loadTlsMaterial('hl7.tls', config.hl7.tls, now);
 }
@@ -442,14 +457,14 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
     cluster.on('message', onMessage);
     cluster.on('exit', onExit);
   });
-  const url = httpUrl(config.http.host, port);
+  const url = httpUrl(config.http.host, port, config.http.tls !== undefined);
   io.out(
     `custos: data directory ${config.dataDir} (${config.database.url ? 'PostgreSQL index' : 'SQLite index'}), ${workers.length} worker processes\n`,
   );
   io.out(listeningLine(config.http.host, url));
   io.out(dimseBanner(config, dimse.port, dimse.tlsPort));
   io.out(`custos: ${startMemoryReturn(config.memory.trimGrowthMiB)} (in each process)\n`);
-  // SIGHUP: the primary's DIMSE listener reloads its certificate, and each worker its HL7 one.
+  // SIGHUP: the primary's DIMSE listener reloads its certificate, and each worker its HTTPS and HL7 ones.
   const withTls = [dimse];
   const stopCertificateCheck = watchCertificates(app, withTls);
   reloading.ready(() => {
@@ -508,9 +523,9 @@ async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
  * The URL to reach the HTTP listener at: a wildcard address is shown as the loopback one, and an IPv6 literal is
  * put in brackets (RFC 3986 §3.2.2), or 'http://::1:8042' would read as host '::1:8042'.
  */
-export function httpUrl(host: string, port: number): string {
+export function httpUrl(host: string, port: number, tls = false): string {
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `http://${isIPv6(shown) ? `[${shown}]` : shown}:${port}`;
+  return `${tls ? 'https' : 'http'}://${isIPv6(shown) ? `[${shown}]` : shown}:${port}`;
 }
 
 /**

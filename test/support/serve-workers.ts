@@ -46,7 +46,7 @@ export async function startWorkersServe(
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   for (let i = 0; i < 1200 && !/listening on/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
-  const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
+  const url = /listening on (https?:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
   return { proc, url, out: () => out, err: () => err };
 }
 

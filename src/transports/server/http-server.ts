@@ -5,7 +5,10 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { serverTlsContext } from './tls-context.js';
 import { CustosError } from '../../domain/errors.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
@@ -38,6 +41,8 @@ export interface HttpServerOptions {
   corsOrigins?: readonly string[];
   /** A connection on which nothing moves either way for this long is closed (http.inactivityTimeoutMs). */
   inactivityTimeoutMs?: number;
+  /** Serve HTTPS with this certificate (chain) and key (http.tls): TLS 1.2 or later, BCP 195's suites. */
+  tls?: { cert: Buffer; key: Buffer };
   /**
    * http.publicUrl (a trailing slash dropped): the start of every absolute URL Custos writes. Forwarded and
    * X-Forwarded-* headers are never read for it: any client can send them, and a URL made from them would send a
@@ -140,27 +145,30 @@ function lingerOnClose(socket: Socket, request: () => IncomingMessage | undefine
  * application/problem+json. Handlers never see an unauthenticated request.
  */
 export class HttpServer {
-  private readonly server: Server;
+  private readonly server: Server | HttpsServer;
   /** The request being handled on each connection (for its closing, and for a client that half-closes). */
   private readonly requests = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
 
   constructor(private readonly opts: HttpServerOptions) {
-    this.server = createServer(
-      { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 },
-      (req, res) => {
-        void this.handle(req, res);
-      },
-    );
+    const options = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 };
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    this.server = opts.tls
+      ? createHttpsServer({ ...options, ...serverTlsContext(opts.tls) }, handler)
+      : createServer(options, handler);
     // A connection on which nothing moves either way for this long (an upload that stopped sending, a download
     // whose reader stopped reading) is closed: a request in flight on it fails, and nothing is stored half way.
     // A body or an answer that keeps moving, however slowly, is not cut. Until 5 Dec 2026 such a connection was
     // held for good, with its descriptor, its temporary file and what it had buffered.
     const inactivityMs = opts.inactivityTimeoutMs ?? 120_000;
-    this.server.on('connection', (socket) => {
+    this.server.on('connection', (socket: Socket) => {
       socket.setNoDelay(true);
       watchInactivity(socket, inactivityMs);
-      lingerOnClose(socket, () => this.requests.get(socket)?.req);
+      if (!opts.tls) lingerOnClose(socket, () => this.requests.get(socket)?.req);
     });
+    // Over TLS the requests run on the TLS socket, which is the one to close with a linger.
+    this.server.on('secureConnection', (socket: TLSSocket) =>
+      lingerOnClose(socket, () => this.requests.get(socket)?.req),
+    );
     // `Expect: 100-continue` is answered once the handler starts reading the body (handle), not before: a caller
     // without credentials gets its 401, and a STOW-RS over the size limit or of the wrong type its 413 or 415,
     // without being asked for its body.
@@ -220,6 +228,12 @@ export class HttpServer {
         `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     });
+  }
+
+  /** Presents another certificate from the next TLS handshake on (a reload: SIGHUP). */
+  useCertificate(tls: { cert: Buffer; key: Buffer }): void {
+    if (!this.opts.tls) return;
+    (this.server as HttpsServer).setSecureContext(serverTlsContext(tls));
   }
 
   async listen(): Promise<{ host: string; port: number }> {
