@@ -245,6 +245,52 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(await studies('1015-1015')).toEqual([study1, half].sort());
   });
 
+  it('refuses a date or time range that ends before it starts, a night crossing midnight too (PS3.4 C.2.2.2.5)', async () => {
+    // Until 6 Dec 2026 such a range answered 200 [], as if no study had been made in it.
+    const late = uid(66);
+    expect(
+      (
+        await stow([
+          {
+            bytes: makeInstance({
+              studyUid: late,
+              seriesUid: uid(67),
+              sopInstanceUid: uid(68),
+              patientId: 'PAT-NIGHT',
+              studyTime: '235930',
+            }),
+          },
+        ])
+      ).status,
+    ).toBe(200);
+    for (const [param, words] of [
+      [
+        'StudyTime=230000-010000',
+        /StudyTime range '230000-010000' ends before it starts: a time range does not cross midnight .*'230000-' and '-010000' in two queries/,
+      ],
+      ['StudyTime=1016-101559.5', /StudyTime range '1016-101559.5' ends before it starts/],
+      [
+        'StudyDate=20230131-20230101',
+        /StudyDate range '20230131-20230101' ends before it starts .*give the earlier date first/,
+      ],
+    ] as const) {
+      const res = await fetch(`${s.dicomweb}/studies?${param}&PatientID=PAT-NIGHT`, { headers: auth() });
+      expect(res.status, param).toBe(400);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      expect(await res.json()).toMatchObject({
+        code: 'qido.bad-parameter',
+        parameter: param.split('=')[0],
+        detail: expect.stringMatching(words),
+      });
+    }
+    // The two halves of the night, asked for as the message says, and a range within one time of day.
+    const uids = async (q: string) =>
+      (await qido(`/studies?${q}&PatientID=PAT-NIGHT`)).map((r) => r['0020000D']!.Value![0]);
+    expect(await uids('StudyTime=230000-')).toEqual([late]);
+    expect(await uids('StudyTime=-010000')).toEqual([]);
+    expect(await uids('StudyTime=2359-2359')).toEqual([late]);
+  });
+
   it('refuses a matching key given twice with 400 naming it, rather than finding nothing', async () => {
     const res = await fetch(`${s.dicomweb}/studies?StudyInstanceUID=${study1}&StudyInstanceUID=${study2}`, {
       headers: auth(),

@@ -42,6 +42,23 @@ describe('parseQidoQuery', () => {
     expect(q('StudyDate=20240229').matches[0]).toMatchObject({ type: 'equals', value: '20240229' });
     expect(q('StudyTime=235960.5').matches[0]).toMatchObject({ type: 'equals', value: '235960.5' });
   });
+  it('refuses a range that ends before it starts, comparing times as times (PS3.4 C.2.2.2.5)', () => {
+    expect(() => q('StudyTime=230000-010000')).toThrow(
+      /ends before it starts: a time range does not cross midnight/,
+    );
+    expect(() => q('StudyDate=20230131-20230101')).toThrow(
+      /StudyDate range '20230131-20230101' ends before it starts/,
+    );
+    expect(() => q('StudyTime=101500.7-101500.5')).toThrow(/ends before it starts/);
+    // The same time at two precisions is a range of that minute, and a bound's fraction counts as time.
+    expect(q('StudyTime=1015-101500').matches[0]).toMatchObject({
+      type: 'range',
+      from: '1015',
+      to: '101500',
+    });
+    expect(q('StudyTime=101500.5-1015').matches[0]).toMatchObject({ type: 'range' });
+    expect(q('StudyDate=20230101-20230101').matches[0]).toMatchObject({ type: 'range' });
+  });
   it('reads UID lists separated by comma or backslash and rejects invalid UIDs', () => {
     expect(q('StudyInstanceUID=1.2.3,1.2.4').matches[0]).toEqual({
       key: 'StudyInstanceUID',

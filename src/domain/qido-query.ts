@@ -128,6 +128,22 @@ function tagHexOf(key: string): string | undefined {
   return t === undefined ? undefined : tagToHex(t);
 }
 
+/**
+ * A query bound for a time column. Times are stored as HHMMSS with the fraction as received, if any
+ * (normaliseStoredTime), and compared as strings, so a bound must order against every spelling of a stored time:
+ * a lower bound drops its fraction's trailing zeros ("101500.000" is "101500", which every time from 10:15:00 on
+ * sorts at or after); an upper bound without a fraction takes .999999, and one with a fraction is padded to six
+ * digits ("101501.5" is "101501.500000", which 101501, 101501.5 and 101501.50 all sort at or before).
+ */
+export function normaliseTime(tm: string, upper = false): string {
+  const [hms = '', frac] = tm.split('.');
+  const pad = upper ? '595959'.slice(hms.length) : '000000'.slice(hms.length);
+  const base = (hms + pad).slice(0, 6);
+  if (upper) return `${base}.${frac === undefined ? '999999' : frac.padEnd(6, '0')}`;
+  const significant = frac?.replace(/0+$/, '') ?? '';
+  return significant ? `${base}.${significant}` : base;
+}
+
 /** A DA or TM value, range or single, each side checked as its VR says (a real calendar date, a 24-hour time). */
 function parseRange(key: MatchKey, raw: string, check: (v: string) => string | undefined): Match {
   const dash = raw.indexOf('-');
@@ -143,6 +159,17 @@ function parseRange(key: MatchKey, raw: string, check: (v: string) => string | u
     const why = side ? check(side) : undefined;
     if (why) throw bad(`${key} range '${raw}' must be FROM-TO, FROM- or -TO: ${why}`, key);
   }
+  // PS3.4 C.2.2.2.5.1, .2: FROM is less than or equal to TO, and a time range does not cross midnight. A range
+  // that ends before it starts matches nothing, and until 6 Dec 2026 it answered an empty list as if no study had
+  // been made then (`StudyTime=220000-060000` for a night's studies).
+  const time = KIND_OF[key] === 'time';
+  if (from && to && (time ? normaliseTime(from) > normaliseTime(to, true) : from > to))
+    throw bad(
+      time
+        ? `${key} range '${raw}' ends before it starts: a time range does not cross midnight (PS3.4 C.2.2.2.5.2); ask for '${from}-' and '-${to}' in two queries`
+        : `${key} range '${raw}' ends before it starts (PS3.4 C.2.2.2.5.1): give the earlier date first`,
+      key,
+    );
   return { key, type: 'range', ...(from ? { from } : {}), ...(to ? { to } : {}) };
 }
 

@@ -6,7 +6,13 @@ import type { Clock } from '../ports/clock.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { IndexDb } from '../ports/database.js';
 import { normalisePersonName } from '../domain/index-record.js';
-import { wildcardToLike, type Match, type MatchKey, type QidoQuery } from '../domain/qido-query.js';
+import {
+  normaliseTime,
+  wildcardToLike,
+  type Match,
+  type MatchKey,
+  type QidoQuery,
+} from '../domain/qido-query.js';
 import {
   INSTANCE_DEFAULT_RETURN,
   SERIES_DEFAULT_RETURN,
@@ -48,22 +54,6 @@ const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
 };
 
 const TIME_KEYS = new Set<MatchKey>(['StudyTime', 'PerformedProcedureStepStartTime']);
-
-/**
- * A query bound for a time column. Times are stored as HHMMSS with the fraction as received, if any
- * (normaliseStoredTime), and compared as strings, so a bound must order against every spelling of a stored time:
- * a lower bound drops its fraction's trailing zeros ("101500.000" is "101500", which every time from 10:15:00 on
- * sorts at or after); an upper bound without a fraction takes .999999, and one with a fraction is padded to six
- * digits ("101501.5" is "101501.500000", which 101501, 101501.5 and 101501.50 all sort at or before).
- */
-export function normaliseTime(tm: string, upper = false): string {
-  const [hms = '', frac] = tm.split('.');
-  const pad = upper ? '595959'.slice(hms.length) : '000000'.slice(hms.length);
-  const base = (hms + pad).slice(0, 6);
-  if (upper) return `${base}.${frac === undefined ? '999999' : frac.padEnd(6, '0')}`;
-  const significant = frac?.replace(/0+$/, '') ?? '';
-  return significant ? `${base}.${significant}` : base;
-}
 
 function predicate(m: Match): Expression<SqlBool> {
   if (m.key === 'ModalitiesInStudy') {
