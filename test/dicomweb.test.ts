@@ -1367,6 +1367,69 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(row!['00091001']).toEqual({ vr: 'LO', Value: ['private'] });
   });
 
+  it('reads every component of an attribute path (PS3.18 §8.3.4.1), as a key and in includefield', async () => {
+    const [study, series, sop] = [uid(82), uid(83), uid(84)];
+    const stored = await stow([
+      {
+        bytes: makeInstance({
+          studyUid: study,
+          seriesUid: series,
+          sopInstanceUid: sop,
+          extra: [
+            {
+              tag: 0x00400275,
+              vr: 'SQ',
+              value: [[{ tag: 0x00401001, vr: 'SH', value: 'RP-PATH' }]],
+            },
+          ],
+        }),
+      },
+    ]);
+    expect(stored.status).toBe(200);
+    const get = (q: string) => fetch(`${s.dicomweb}/studies/${study}/instances?${q}`, { headers: auth() });
+    // A misspelt attribute inside a sequence, or a path through an attribute that is no sequence, is a 400 naming
+    // it, as a misspelt key at the top level is (until 6 Dec 2026: 200, unfiltered, and a Warning).
+    for (const [q, parameter, words] of [
+      [
+        'RequestAttributesSequence.RequestedProcedureId=RP-PATH',
+        'RequestAttributesSequence.RequestedProcedureId',
+        "'RequestedProcedureId' is not a DICOM keyword or tag",
+      ],
+      [
+        'PatientName.RequestedProcedureID=RP-PATH',
+        'PatientName.RequestedProcedureID',
+        "'PatientName' is not a sequence",
+      ],
+      ['includefield=PatientName.Foo', 'includefield', "'PatientName' is not a sequence"],
+    ] as const) {
+      const res = await get(q);
+      expect(res.status, q).toBe(400);
+      expect(await res.json(), q).toMatchObject({
+        code: 'qido.bad-parameter',
+        parameter,
+        detail: expect.stringContaining(words),
+      });
+    }
+    // A valid path: not matched (said in a Warning), and the sequence it lies in is returned, by keyword or tag.
+    const matched = await get('RequestAttributesSequence.RequestedProcedureID=RP-PATH');
+    expect(matched.status).toBe(200);
+    expect(matched.headers.get('warning')).toContain(
+      'the query key RequestAttributesSequence.RequestedProcedureID is not supported and was ignored',
+    );
+    for (const q of [
+      'includefield=RequestAttributesSequence.RequestedProcedureID',
+      'includefield=00400275.00401001',
+    ]) {
+      const res = await get(q);
+      expect(res.status, q).toBe(200);
+      const [row] = (await res.json()) as Json[];
+      expect(row!['00400275'], q).toEqual({
+        vr: 'SQ',
+        Value: [{ '00401001': { vr: 'SH', Value: ['RP-PATH'] } }],
+      });
+    }
+  });
+
   it('warns in the words of PS3.18 §8.3.4.2 that fuzzymatching=true is not supported', async () => {
     const res = await fetch(`${s.dicomweb}/studies?PatientID=PAT-A&fuzzymatching=true`, { headers: auth() });
     expect(res.status).toBe(200);

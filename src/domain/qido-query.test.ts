@@ -59,6 +59,18 @@ describe('parseQidoQuery', () => {
     expect(q('StudyTime=101500.5-1015').matches[0]).toMatchObject({ type: 'range' });
     expect(q('StudyDate=20230101-20230101').matches[0]).toMatchObject({ type: 'range' });
   });
+  it('reads every component of an attribute path: keywords or tags, sequences but for the last', () => {
+    const path = q('RequestAttributesSequence.00401001=RP1&includefield=00400275.RequestedProcedureID');
+    expect(path.ignored).toEqual(['RequestAttributesSequence.00401001']);
+    expect(path.includeFields).toEqual(new Set(['00400275']));
+    expect(() => q('RequestAttributesSequence.Nope=1')).toThrow(/'Nope' is not a DICOM keyword or tag/);
+    expect(() => q('PatientName.PatientID=1')).toThrow(/'PatientName' is not a sequence \(its VR is PN\)/);
+    expect(() => q('includefield=00100010.00100020')).toThrow(
+      /includefield '00100010.00100020': '00100010' is not a sequence/,
+    );
+    // A private tag's VR is not in the dictionary: it may be a sequence.
+    expect(q('00091010.00100020=x').ignored).toEqual(['00091010.00100020']);
+  });
   it('reads UID lists separated by comma or backslash and rejects invalid UIDs', () => {
     expect(q('StudyInstanceUID=1.2.3,1.2.4').matches[0]).toEqual({
       key: 'StudyInstanceUID',

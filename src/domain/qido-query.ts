@@ -129,6 +129,28 @@ function tagHexOf(key: string): string | undefined {
 }
 
 /**
+ * An attribute path (PS3.18 §8.3.4.1: `attributeID` is a tag or keyword, or a sequence's tag or keyword, a period
+ * and an attributeID, e.g. `RequestAttributesSequence.RequestedProcedureID`): the tag of each component, or why it
+ * is not one. Every component but the last must be a sequence (SQ, or a private tag, whose VR the dictionary does
+ * not know). Until 6 Dec 2026 only the first component was read: `PatientName.Foo` and a misspelt
+ * `RequestAttributesSequence.RequestedProcedureId` were answered unfiltered with a Warning, not a 400.
+ */
+function attributePath(path: string): { tags: string[] } | { why: string } {
+  const tags: string[] = [];
+  const parts = path.split('.');
+  for (const [i, part] of parts.entries()) {
+    const hex = tagHexOf(part);
+    if (!hex) return { why: `'${part}' is not a DICOM keyword or tag` };
+    if (i < parts.length - 1) {
+      const vr = lookupTag(Number.parseInt(hex, 16))?.vr;
+      if (vr !== undefined && vr !== 'SQ') return { why: `'${part}' is not a sequence (its VR is ${vr})` };
+    }
+    tags.push(hex);
+  }
+  return { tags };
+}
+
+/**
  * A query bound for a time column. Times are stored as HHMMSS with the fraction as received, if any
  * (normaliseStoredTime), and compared as strings, so a bound must order against every spelling of a stored time:
  * a lower bound drops its fraction's trailing zeros ("101500.000" is "101500", which every time from 10:15:00 on
@@ -264,9 +286,11 @@ export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope:
         .filter(Boolean)) {
         if (f.toLowerCase() === 'all') includeAll = true;
         else {
-          const hex = tagHexOf(f);
-          if (!hex) throw bad(`includefield '${f}' is not a DICOM keyword or tag`, 'includefield');
-          includes.add(hex);
+          // An attribute inside a sequence is returned with the whole sequence it lies in (until 6 Dec 2026 a
+          // path here was a 400).
+          const path = attributePath(f);
+          if ('why' in path) throw bad(`includefield '${f}': ${path.why}`, 'includefield');
+          includes.add(path.tags[0]!);
         }
       }
       continue;
@@ -299,7 +323,10 @@ export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope:
     if (!keyword && !/^[0-9A-Fa-f]{8}$/.test(head))
       throw bad(`'${rawKey}' is not a DICOM keyword, tag or QIDO parameter`, rawKey);
     if (rawKey.includes('.')) {
-      ignored.push(rawKey); // sequence matching is not supported; the attribute is still returned
+      const path = attributePath(rawKey);
+      if ('why' in path) throw bad(`'${rawKey}' is not an attribute path: ${path.why}`, rawKey);
+      ignored.push(rawKey); // sequence matching is not supported; the sequence is still returned
+      includes.add(path.tags[0]!);
       continue;
     }
     if (!keyword || !(keyword in LEVEL_OF)) {
