@@ -928,6 +928,41 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     }
   });
 
+  it('does not serve through a wildcard a media type the client refused with q=0 (RFC 9110 §12.5.1)', async () => {
+    // Until 6 Dec 2026 the first acceptable range by q decided, so `*/*` brought back what a q=0 range refused.
+    const instance = `${s.dicomweb}/studies/${study1}/series/${series1}/instances/${sops[0]}`;
+    for (const [url, accept, type] of [
+      [`${instance}/rendered`, 'image/jpeg;q=0, image/*', 'image/png'],
+      [
+        `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}/thumbnail`,
+        'image/jpeg;q=0, image/png;q=0, */*',
+        'image/gif',
+      ],
+      [`${s.dicomweb}/studies?PatientID=PAT-A`, 'application/dicom+json;q=0, */*', 'application/json'],
+      [instance, 'multipart/related; type="application/dicom";q=0, */*', 'application/dicom'],
+    ] as const) {
+      const res = await fetch(url, { headers: { ...auth(), Accept: accept } });
+      expect(res.status, `${url} ${accept}`).toBe(200);
+      expect(res.headers.get('content-type'), accept).toMatch(
+        new RegExp(`^${type.replace('+', '\\+')}(;|$)`),
+      );
+      await res.arrayBuffer();
+    }
+    // WADO-URI's contentType is read as an Accept header is.
+    const wadoUri = await fetch(
+      `${s.url}/wado?requestType=WADO&studyUID=${study1}&seriesUID=${series1}&objectUID=${sops[0]}&contentType=${encodeURIComponent('image/jpeg;q=0,image/*')}`,
+      { headers: auth() },
+    );
+    expect(wadoUri.status).toBe(200);
+    expect(wadoUri.headers.get('content-type')).toBe('image/png');
+    await wadoUri.arrayBuffer();
+    const study = await fetch(`${s.dicomweb}/studies/${study1}`, {
+      headers: { ...auth(), Accept: 'multipart/related; type="application/dicom";q=0, */*' },
+    });
+    expect(study.status).toBe(406);
+    expect(study.headers.get('content-type')).toBe('application/problem+json');
+  });
+
   it('renders as JPEG, PNG or GIF as the client prefers, through the VOI LUT function the window names', async () => {
     const base = `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}`;
     const get = (url: string, accept?: string) =>

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { frameForm, plusRestored, servedSyntax } from './negotiation.js';
+import {
+  acceptDicom,
+  acceptJson,
+  DICOM_XML_MULTIPART,
+  frameForm,
+  plusRestored,
+  renderedMediaType,
+  servedSyntax,
+  stowResponseXml,
+} from './negotiation.js';
 
 const EXPLICIT = '1.2.840.10008.1.2.1';
 const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
@@ -164,5 +173,41 @@ describe('plusRestored', () => {
       'multipart/related; type="application/dicom"; transfer-syntax=*',
     ])
       expect(plusRestored(kept)).toBe(kept);
+  });
+});
+
+describe('the most specific range decides (RFC 9110 §12.5.1)', () => {
+  it('does not bring back through a wildcard a media type refused with q=0', () => {
+    expect(renderedMediaType('image/jpeg;q=0, image/*', 'rendered images')).toBe('image/png');
+    expect(renderedMediaType('image/jpeg;q=0, image/png;q=0, */*', 'rendered images')).toBe('image/gif');
+    expect(() => renderedMediaType('image/jpeg;q=0, image/png;q=0, image/gif;q=0, image/*', 'x')).toThrow(
+      /406|image\/jpeg, image\/png or image\/gif/,
+    );
+    expect(acceptJson('application/dicom+json;q=0, */*', 'QIDO-RS results')).toBe('application/json');
+    expect(acceptJson('application/dicom+json;q=0, application/json;q=0, */*', 'x')).toBe(
+      DICOM_XML_MULTIPART,
+    );
+    expect(stowResponseXml('application/dicom+json;q=0, application/json;q=0, */*')).toBe(true);
+    expect(acceptDicom('multipart/related; type="application/dicom";q=0, */*')).toEqual([
+      { single: true, transferSyntax: undefined, q: 1 },
+    ]);
+    expect(() => acceptDicom('multipart/related; type="application/dicom";q=0, multipart/*')).toThrow(
+      /cannot produce/,
+    );
+  });
+
+  it('weighs a media type by its most specific range, not the first one by q', () => {
+    // image/* says 0.9 for GIF (no range of its own), PNG has 0.5 of its own, JPEG 0.1.
+    expect(renderedMediaType('image/*;q=0.9, image/png;q=0.5, image/jpeg;q=0.1', 'x')).toBe('image/gif');
+    // Equal weights: the range first in the header, then the server's default.
+    expect(renderedMediaType('image/png, image/gif', 'x')).toBe('image/png');
+    expect(renderedMediaType('image/*', 'x')).toBe('image/jpeg');
+    // Parameters the type does not consider are not compared; one that it does must agree.
+    expect(acceptJson('application/dicom+json; charset=utf-8', 'x')).toBe('application/dicom+json');
+    expect(() => acceptJson('multipart/related; type="application/dicom"', 'x')).toThrow(/cannot produce/);
+    // Refusing one transfer syntax does not refuse the form.
+    expect(
+      acceptDicom(`multipart/related; type="application/dicom"; transfer-syntax=${JPEG_BASELINE};q=0, */*`),
+    ).toEqual([{ single: false, transferSyntax: undefined, q: 1 }]);
   });
 });

@@ -1,7 +1,7 @@
 import { CustosError } from '../../domain/errors.js';
 import { RENDERED_MEDIA_TYPES, type RenderedMediaType } from '../../domain/image-encoding.js';
 import { isNativeTransferSyntax } from '../../dicom/transfer-syntax.js';
-import { parseAccept } from '../http/content-type.js';
+import { acceptWeight, parseAccept, type AcceptEntry } from '../http/content-type.js';
 import type { Handler } from '../server/router.js';
 
 const notAcceptable = (what: string, offered: string) =>
@@ -25,15 +25,16 @@ export function acceptJson(
 ): 'application/dicom+json' | 'application/json' | typeof DICOM_XML_MULTIPART {
   const entries = parseAccept(accept);
   if (entries.length === 0) return 'application/dicom+json';
-  for (const e of entries) {
-    if (e.q === 0) continue;
-    if (e.type === 'application/dicom+json' || e.type === '*/*' || e.type === 'application/*')
-      return 'application/dicom+json';
-    if (e.type === 'application/json') return 'application/json';
-    if (e.type === 'multipart/related' && (e.params.type ?? '').toLowerCase() === 'application/dicom+xml')
-      return DICOM_XML_MULTIPART;
-  }
-  throw notAcceptable(what, accept ?? '');
+  const chosen = mostWanted<'application/dicom+json' | 'application/json' | typeof DICOM_XML_MULTIPART>(
+    entries,
+    [
+      { value: 'application/dicom+json', type: 'application/dicom+json' },
+      { value: 'application/json', type: 'application/json' },
+      { value: DICOM_XML_MULTIPART, type: 'multipart/related', params: { type: 'application/dicom+xml' } },
+    ],
+  );
+  if (chosen === undefined) throw notAcceptable(what, accept ?? '');
+  return chosen;
 }
 
 /** One acceptable form of WADO-RS instances: multipart/related, or a single application/dicom part. */
@@ -56,10 +57,22 @@ export function acceptDicom(accept: string | undefined): DicomForm[] {
   for (const e of entries) {
     if (e.q === 0) continue;
     const partType = (e.params.type ?? 'application/dicom').toLowerCase();
-    const multipart =
+    let multipart =
       e.type === '*/*' ||
       ((e.type === 'multipart/related' || e.type === 'multipart/*') && partType === 'application/dicom');
     if (!multipart && e.type !== 'application/dicom' && e.type !== 'application/*') continue;
+    // RFC 9110 §12.5.1: a wildcard does not bring back a form a more specific range refuses with q=0; `*/*` then
+    // stands for the single part form (until 6 Dec 2026 `multipart/related; type="application/dicom";q=0, */*`
+    // got multipart).
+    if (e.type.endsWith('/*')) {
+      // A range that refuses one transfer syntax only (`transfer-syntax=…;q=0`) does not refuse the form.
+      const any = { 'transfer-syntax': '*' };
+      if (multipart && refused(entries, 'multipart/related', { type: 'application/dicom', ...any })) {
+        if (e.type !== '*/*') continue;
+        multipart = false;
+      }
+      if (!multipart && refused(entries, 'application/dicom', any)) continue;
+    }
     forms.push({ single: !multipart, transferSyntax: e.params['transfer-syntax'], q: e.q });
   }
   if (forms.length === 0) throw notAcceptable('DICOM instances', accept ?? '');
@@ -225,11 +238,11 @@ export function frameForm(storedTs: string, accept: string | undefined, decodabl
 export function renderedMediaType(accept: string | undefined, what: string): RenderedMediaType {
   const entries = parseAccept(accept);
   if (entries.length === 0) return 'image/jpeg';
-  for (const e of entries) {
-    if (e.q === 0) continue;
-    if (isRenderedMediaType(e.type)) return e.type;
-    if (e.type === 'image/*' || e.type === '*/*') return 'image/jpeg';
-  }
+  const chosen = mostWanted(
+    entries,
+    RENDERED_MEDIA_TYPES.map((type) => ({ value: type, type })),
+  );
+  if (chosen !== undefined) return chosen;
   throw new CustosError({
     code: 'http.not-acceptable',
     message: `${what} are image/jpeg, image/png or image/gif, each as a single part; Accept was '${(accept ?? '').slice(0, 200)}'`,
@@ -242,12 +255,14 @@ export function renderedMediaType(accept: string | undefined, what: string): Ren
  * JSON types, DICOM JSON otherwise (also when Accept names neither: the answer reports what was stored).
  */
 export function stowResponseXml(accept: string | undefined): boolean {
-  for (const e of parseAccept(accept)) {
-    if (e.q === 0) continue;
-    if (e.type === 'application/dicom+xml') return true;
-    if (['application/dicom+json', 'application/json', 'application/*', '*/*'].includes(e.type)) return false;
-  }
-  return false;
+  const entries = parseAccept(accept);
+  return (
+    mostWanted(entries, [
+      { value: false, type: 'application/dicom+json' },
+      { value: false, type: 'application/json' },
+      { value: true, type: 'application/dicom+xml' },
+    ]) ?? false
+  );
 }
 
 /**
@@ -304,4 +319,28 @@ export function plusRestored(value: string): string {
 
 export function isRenderedMediaType(type: string): type is RenderedMediaType {
   return (RENDERED_MEDIA_TYPES as readonly string[]).includes(type);
+}
+
+/** Whether the most specific range that matches this media type gives it q=0 (RFC 9110 §12.5.1). */
+function refused(entries: AcceptEntry[], type: string, params: Record<string, string> = {}): boolean {
+  return entries.some((e) => e.q === 0) && acceptWeight(entries, type, params) === 0;
+}
+
+/**
+ * The candidate the client wants most: the highest weight by RFC 9110 §12.5.1 (the most specific matching range's),
+ * above 0; on equal weights the one whose range comes first in the header, then the first candidate (the server's
+ * default). Undefined when the client takes none.
+ */
+export function mostWanted<T>(
+  entries: AcceptEntry[],
+  candidates: { value: T; type: string; params?: Record<string, string> }[],
+): T | undefined {
+  let best: { value: T; q: number; at: number } | undefined;
+  for (const c of candidates) {
+    const q = acceptWeight(entries, c.type, c.params);
+    if (q === 0) continue;
+    const at = entries.findIndex((e) => e.q === q && acceptWeight([e], c.type, c.params) > 0);
+    if (!best || q > best.q || (q === best.q && at < best.at)) best = { value: c.value, q, at };
+  }
+  return best?.value;
 }

@@ -23,10 +23,10 @@ import {
   type DicomForm,
   frameForm,
   type FrameForm,
-  isRenderedMediaType,
+  mostWanted,
   renderedMediaType,
 } from './negotiation.js';
-import type { RenderedMediaType } from '../../domain/image-encoding.js';
+import { RENDERED_MEDIA_TYPES, type RenderedMediaType } from '../../domain/image-encoding.js';
 import { pipeBody, primed, primedParts, sendDicomXml, sendJson, warning299 } from './responses.js';
 
 const scopeOf = (ctx: RequestContext): RetrieveScope => ({
@@ -666,12 +666,12 @@ function wadoUriContentType(raw: string | null): 'application/dicom' | RenderedM
     });
   }
   if (entries.length === 0) return 'image/jpeg';
-  for (const e of entries) {
-    if (e.q === 0) continue;
-    if (e.type === 'application/dicom') return 'application/dicom';
-    if (isRenderedMediaType(e.type)) return e.type;
-    if (e.type === 'image/*' || e.type === '*/*') return 'image/jpeg';
-  }
+  // As for an Accept header (RFC 9110 §12.5.1): `image/jpeg;q=0,image/*` is not JPEG (until 6 Dec 2026 it was).
+  const chosen = mostWanted<'application/dicom' | RenderedMediaType>(entries, [
+    ...RENDERED_MEDIA_TYPES.map((type) => ({ value: type, type })),
+    { value: 'application/dicom', type: 'application/dicom' },
+  ]);
+  if (chosen !== undefined) return chosen;
   throw new CustosError({
     code: 'http.not-acceptable',
     message: `WADO-URI contentType ${raw} is not available: use image/jpeg, image/png, image/gif or application/dicom`,

@@ -186,3 +186,31 @@ export function parseAccept(header: string | undefined): AcceptEntry[] {
   // Array.prototype.sort is stable (ES2019), so equal weights keep the client's order.
   return entries.sort((a, b) => b.q - a.q);
 }
+
+/**
+ * RFC 9110 §12.5.1: the weight the client gives a media type is that of the most specific range in its Accept that
+ * matches it (a type with parameters over the type alone, over `type/*`, over `*\/*`), not that of the first range
+ * that does: `image/jpeg;q=0, image/*` takes any image but JPEG. A range matches when each parameter of `params`
+ * that it names has the same value (compared ignoring case); parameters the media type does not consider
+ * (`charset` on a JSON type, say) are not compared. 0 when no range matches.
+ */
+export function acceptWeight(
+  entries: AcceptEntry[],
+  type: string,
+  params: Record<string, string> = {},
+): number {
+  let best: { specificity: number; q: number } | undefined;
+  const [major] = type.split('/');
+  for (const e of entries) {
+    let specificity: number;
+    if (e.type === '*/*') specificity = 0;
+    else if (e.type === `${major}/*`) specificity = 1;
+    else if (e.type === type) {
+      const named = Object.entries(e.params).filter(([k]) => k in params);
+      if (named.some(([k, v]) => params[k]!.toLowerCase() !== v.toLowerCase())) continue;
+      specificity = 2 + named.length;
+    } else continue;
+    if (!best || specificity > best.specificity) best = { specificity, q: e.q };
+  }
+  return best?.q ?? 0;
+}
