@@ -940,6 +940,12 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       ],
       [`${s.dicomweb}/studies?PatientID=PAT-A`, 'application/dicom+json;q=0, */*', 'application/json'],
       [instance, 'multipart/related; type="application/dicom";q=0, */*', 'application/dicom'],
+      [
+        `${instance}/frames/1`,
+        'multipart/related; type="application/octet-stream";q=0, */*',
+        'application/octet-stream',
+      ],
+      [`${instance}/bulkdata/7FE00010`, 'multipart/related;q=0, */*', 'application/octet-stream'],
     ] as const) {
       const res = await fetch(url, { headers: { ...auth(), Accept: accept } });
       expect(res.status, `${url} ${accept}`).toBe(200);

@@ -196,6 +196,22 @@ describe('the most specific range decides (RFC 9110 §12.5.1)', () => {
     );
   });
 
+  it('takes */* for the value alone when the multipart form of frames is refused with q=0', () => {
+    expect(frameForm(EXPLICIT, 'multipart/related; type="application/octet-stream";q=0, */*')).toEqual({
+      type: `application/octet-stream; transfer-syntax=${EXPLICIT}`,
+      single: true,
+    });
+    expect(frameForm(JPEG_BASELINE, 'multipart/related;q=0, */*')).toEqual({
+      type: `image/jpeg; transfer-syntax=${JPEG_BASELINE}`,
+      single: true,
+    });
+    expect(() => frameForm(EXPLICIT, 'multipart/*;q=0, application/octet-stream;q=0, */*')).toThrow(
+      /cannot produce/,
+    );
+    // A multipart range that refuses another part type refuses nothing here.
+    expect(frameForm(EXPLICIT, 'multipart/related; type="image/jpeg";q=0, */*').single).toBe(false);
+  });
+
   it('weighs a media type by its most specific range, not the first one by q', () => {
     // image/* says 0.9 for GIF (no range of its own), PNG has 0.5 of its own, JPEG 0.1.
     expect(renderedMediaType('image/*;q=0.9, image/png;q=0.5, image/jpeg;q=0.1', 'x')).toBe('image/gif');

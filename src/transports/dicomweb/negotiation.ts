@@ -188,6 +188,16 @@ export function frameForm(storedTs: string, accept: string | undefined, decodabl
   for (const e of entries) {
     if (e.q === 0) continue;
     const multipart = e.type === 'multipart/related' || e.type === 'multipart/*';
+    // RFC 9110 §12.5.1: `*/*` does not bring back the multipart form a more specific range refuses with q=0; it
+    // then stands for the value alone (until 6 Dec 2026 it got multipart).
+    if (e.type === '*/*') {
+      const any = { 'transfer-syntax': '*' };
+      const parts = [media, 'application/octet-stream'].map((type) => ({ type, ...any }));
+      if (parts.every((p) => refused(entries, 'multipart/related', p))) {
+        if (refused(entries, media, any)) continue;
+        return { type: `${media}; transfer-syntax=${ts}`, single: true };
+      }
+    }
     const named = multipart ? (e.params.type ?? 'application/octet-stream').toLowerCase() : e.type;
     const inner = MEDIA_ALIASES[named] ?? named;
     const wantTs = e.params['transfer-syntax'];
