@@ -1039,6 +1039,62 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     ]);
   });
 
+  it('refuses physician names DICOM cannot hold in PV1-8, ORC-12 and OBR-16 (AE/102, naming the field) and stores no order', async () => {
+    const order = (n: number) => ({
+      placer: `PHYS-${n}-${run}`,
+      filler: `PHYSF-${n}-${run}`,
+      accession: `PHYSA-${n}-${run}`,
+      procedure: ['71020', 'CHEST'] as [string, string],
+      ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
+      referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
+    });
+    const patient = { id: `PHYS-${run}`, family: 'PHYS', given: 'PAT' };
+    /** ORC-12 emptied, so that the ordering provider is read from OBR-16. */
+    const withoutOrc12 = (m: string) => m.replace(/^(ORC(?:\|[^|\r]*){11})\|[^|\r]*/m, '$1|');
+    const refusals: [string, string, string, RegExp][] = [
+      [
+        'PH-1',
+        ormMessage('PH-1', patient, { ...order(1), referring: ['7890', 'REF\\E\\ER', 'RITA'] }),
+        'PV1-8',
+        /PV1-8\.2 \(referring doctor\) holds a backslash .* ReferringPhysicianName/,
+      ],
+      [
+        'PH-2',
+        ormMessage('PH-2', patient, { ...order(2), ordering: ['4567', 'ORDERING', 'OT\\X0A\\TO'] }),
+        'ORC-12',
+        /ORC-12\.3 \(ordering provider\) holds the control character U\+000a/,
+      ],
+      [
+        'PH-3',
+        withoutOrc12(
+          ormMessage('PH-3', patient, { ...order(3), ordering: ['4567', 'O'.repeat(65), 'OTTO'] }),
+        ),
+        'OBR-16',
+        /OBR-16\.2 \(ordering provider\) is 65 characters as a name, more than the 64/,
+      ],
+    ];
+    for (const [control, message, field, why] of refusals) {
+      const ack = ackOf(await client.send(message));
+      expect(ack, control).toMatchObject({ code: 'AE', errorCode: '102', errorLocation: field });
+      expect(ack.userMessage).toMatch(why);
+    }
+    // The same orders with names DICOM can hold are applied, OBR-16 read when ORC-12 is empty.
+    expect(ackOf(await client.send(withoutOrc12(ormMessage('PH-4', patient, order(4))))).code).toBe('AA');
+    const stored = await s.app.index.db
+      .selectFrom('orders')
+      .select(['placer_order_number', 'ordering_physician_name', 'referring_physician_name'])
+      .where('placer_order_number', 'like', `PHYS-%-${run}`)
+      .execute();
+    expect(stored).toEqual([
+      {
+        placer_order_number: `PHYS-4-${run}`,
+        ordering_physician_name: 'ORDERING^OTTO',
+        referring_physician_name: 'REFER^RITA',
+      },
+    ]);
+    expect(await patients(patient.id)).toHaveLength(1);
+  });
+
   it('rejects a message whose MSH-12 version is not HL7 v2 (AR/203) and applies nothing of it', async () => {
     const id = `VERSION-${run}`;
     for (const [control, version] of [

@@ -244,21 +244,34 @@ function dicomText(text: string, vr: 'LO' | 'PN', field: string, attribute: stri
     throw refuse(`is ${[...text].length} characters${vr === 'PN' ? ' as a name' : ''}, more than the 64`);
 }
 
-/** PID-5 as DICOM PN: no component may hold a PN delimiter (^ or =), and the name is at most 64 characters. */
-function checkPatientName(rep: string[][], name: string, location: Hl7Location): void {
-  const parts = [1, 2, 3, 4, 5].map((n) => rep[n - 1]?.[0] ?? '');
-  parts.forEach((part, i) => {
-    const where = { ...location, component: i + 1 };
+/** A person name field of the message, and the DICOM PN attribute it becomes. */
+interface NameField {
+  /** 'PID-5', 'PV1-8', … */
+  field: string;
+  what: string;
+  attribute: string;
+  location: Hl7Location;
+}
+
+/**
+ * A name (XPN from `offset` 0, XCN from 1, after its id) as DICOM PN: no component may hold a PN delimiter (^ or
+ * =) or text dicomText refuses, and the whole name is at most 64 characters. Components are named by their
+ * number in the HL7 field (PID-5.1 is the family name, PV1-8.2 too).
+ */
+function checkPersonName(rep: string[][], offset: number, name: string, f: NameField): void {
+  for (let n = offset + 1; n <= offset + 5; n++) {
+    const part = rep[n - 1]?.[0] ?? '';
+    const where = { ...f.location, component: n };
     const delimiter = /[\^=]/.exec(part);
     if (delimiter)
       throw new Hl7Error({
         code: Hl7ErrorCode.DataTypeError,
-        message: `PID-5.${i + 1} (patient name) holds '${delimiter[0]}', a DICOM PN delimiter, which DICOM PatientName (PN) cannot hold in a name part; nothing of the message was applied`,
+        message: `${f.field}.${n} (${f.what}) holds '${delimiter[0]}', a DICOM PN delimiter, which DICOM ${f.attribute} (PN) cannot hold in a name part; nothing of the message was applied`,
         location: where,
       });
-    dicomText(part, 'PN', `PID-5.${i + 1} (patient name)`, 'PatientName', where);
-  });
-  dicomText(name, 'PN', 'PID-5 (patient name)', 'PatientName', location);
+    dicomText(part, 'PN', `${f.field}.${n} (${f.what})`, f.attribute, where);
+  }
+  dicomText(name, 'PN', `${f.field} (${f.what})`, f.attribute, f.location);
 }
 
 function readDemographics(pid: Hl7Segment, seq: number): Demographics {
@@ -270,7 +283,12 @@ function readDemographics(pid: Hl7Segment, seq: number): Demographics {
   else if (rawName !== '' || repetitions(pid, 5).length > 0) {
     const rep = repetitions(pid, 5)[0] ?? [];
     out.name = personName(rep, 0);
-    checkPatientName(rep, out.name, { segment: 'PID', sequence: seq, field: 5 });
+    checkPersonName(rep, 0, out.name, {
+      field: 'PID-5',
+      what: 'patient name',
+      attribute: 'PatientName',
+      location: { segment: 'PID', sequence: seq, field: 5 },
+    });
   }
   const rawDate = value(pid, 7);
   if (rawDate === HL7_NULL) out.birthDate = '';
@@ -355,10 +373,27 @@ function readSex(raw: string, seq: number): string {
   }
 }
 
-function physician(rep: string[][] | undefined): Physician | undefined {
-  if (!rep) return undefined;
+/**
+ * An XCN (ORC-12, OBR-16, PV1-8) as the physician it names. Its name becomes a DICOM PN (ReferringPhysicianName,
+ * RequestingPhysician) and is matched for the care relationships, so it is checked as PID-5 is.
+ */
+function physician(
+  seg: Hl7Segment | undefined,
+  sequence: number,
+  field: number,
+  what: string,
+  attribute: string,
+): Physician | undefined {
+  const rep = repetitions(seg, field)[0];
+  if (!rep || !seg) return undefined;
   const id = rep[0]?.[0] ?? '';
   const name = personName(rep, 1);
+  checkPersonName(rep, 1, name, {
+    field: `${seg.id}-${field}`,
+    what,
+    attribute,
+    location: { segment: seg.id, sequence, field },
+  });
   return id === '' && name === '' ? undefined : { id, name };
 }
 
@@ -383,7 +418,7 @@ const CANCELLING_CONTROLS = new Set(['CA', 'OC', 'DC', 'CR', 'OD']);
 function readOrders(msg: Hl7Message): OrderCommand[] {
   const patient = readDemographics(singlePid(msg), 1);
   const pv1 = msg.segment('PV1');
-  const referring = physician(repetitions(pv1, 8)[0]);
+  const referring = physician(pv1, 1, 8, 'referring doctor', 'ReferringPhysicianName');
   const hospitalService = value(pv1, 10);
   const out: OrderCommand[] = [];
   let orc: Hl7Segment | undefined;
@@ -406,7 +441,7 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
         procedureCode: '',
         procedureText: '',
         department: hospitalService,
-        orderingPhysician: physician(repetitions(s, 12)[0]),
+        orderingPhysician: physician(s, orcSeq, 12, 'ordering provider', 'RequestingPhysician'),
         referringPhysician: referring,
         studyInstanceUid: '',
         modality: '',
@@ -424,7 +459,7 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
       current.fillerOrderNumber ||= value(s, 3);
       current.procedureCode = value(s, 4, 1);
       current.procedureText = value(s, 4, 2);
-      current.orderingPhysician ??= physician(repetitions(s, 16)[0]);
+      current.orderingPhysician ??= physician(s, obrSeq, 16, 'ordering provider', 'RequestingPhysician');
       current.accessionNumber ||= value(s, 18);
       current.department ||= value(s, 24);
       if (current.procedureCode === '' && current.procedureText === '')
