@@ -983,6 +983,40 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(await patients(id)).toEqual([
       { issuer: 'AUTH-A', patient_name: 'SECOND^ANNA^^^III', birth_date: '19610615' },
     ]);
+    // The record names the patient the identifier resolved to, and what the message sent.
+    const records = await s.app.auditStore.search({
+      action: ['hl7-patient-update'],
+      patientId: id,
+      limit: 10,
+    });
+    expect(records.find((r) => r.detail?.controlId === 'NA-2')?.detail).toMatchObject({
+      issuer: 'AUTH-A',
+      sentIssuer: '',
+      created: false,
+    });
+    expect(records.find((r) => r.detail?.controlId === 'NA-1')?.detail).not.toHaveProperty('sentIssuer');
+    // So does a merge's: MRG-1 and PID-3 without CX-4 name the patients known under their IDs.
+    const [survivor, other] = [`NOAUTH-S-${run}`, `NOAUTH-M-${run}`];
+    for (const [control, pid, authority] of [
+      ['NA-M1', survivor, 'AUTH-A'],
+      ['NA-M2', other, 'AUTH-M'],
+    ] as const)
+      expect(
+        ackOf(await client.send(adtMessage('A08', control, { id: pid, authority, family: 'M', given: 'M' })))
+          .code,
+      ).toBe('AA');
+    const merge = mergeMessage('NA-M3', { id: survivor, authority: '', family: 'M', given: 'M' }, other);
+    expect(ackOf(await client.send(merge)).code).toBe('AA');
+    const [mergeRecord] = await s.app.auditStore.search({
+      action: ['hl7-patient-merge'],
+      patientId: survivor,
+      limit: 1,
+    });
+    expect(mergeRecord?.detail).toMatchObject({
+      controlId: 'NA-M3',
+      surviving: { patientId: survivor, issuer: 'AUTH-A', sentIssuer: '' },
+      merged: { patientId: other, issuer: 'AUTH-M', sentIssuer: '' },
+    });
     // Another issuer's patient with the same ID: an identifier without authority no longer names one patient.
     expect(await send('NA-3', { authority: 'AUTH-B', family: 'OTHER', given: 'BERT' })).toMatchObject({
       code: 'AA',

@@ -119,12 +119,16 @@ export class PatientFeedService {
     return rows;
   }
 
-  /** Set demographics on every row the identifier names, creating the patient when none does. Returns the pk. */
+  /**
+   * Set demographics on every row the identifier names, creating the patient when none does. Returns the pk and
+   * issuer of the patient it resolved to, which for an identifier without assigning authority is the known
+   * patient's issuer, not the message's ''.
+   */
   private async upsertDemographics(
     trx: Trx,
     p: Demographics,
     overwrite = true,
-  ): Promise<{ pk: number; before?: Record<string, string> }> {
+  ): Promise<{ pk: number; issuer: string; before?: Record<string, string> }> {
     const rows = await this.rowsFor(trx, p, PID_3);
     if (rows.length === 0) {
       const inserted = await trx
@@ -142,7 +146,7 @@ export class PatientFeedService {
         .onConflict((oc) => oc.columns(['patient_id', 'issuer']).doNothing())
         .returning('pk')
         .executeTakeFirst();
-      if (inserted) return { pk: inserted.pk };
+      if (inserted) return { pk: inserted.pk, issuer: p.issuer };
       return this.upsertDemographics(trx, p, overwrite);
     }
     const exact = rows.find((r) => r.issuer === p.issuer) ?? rows[0]!;
@@ -160,6 +164,7 @@ export class PatientFeedService {
     }
     return {
       pk: exact.pk,
+      issuer: exact.issuer,
       before: { patient_name: exact.patient_name, birth_date: exact.birth_date, sex: exact.sex },
     };
   }
@@ -173,7 +178,7 @@ export class PatientFeedService {
   ) {
     const lines: string[] = [];
     for (const p of patients) {
-      const { before } = await this.upsertDemographics(trx, p);
+      const { issuer, before } = await this.upsertDemographics(trx, p);
       await this.deps.ledger.appendIn(trx, {
         principal,
         action: 'hl7-patient-update',
@@ -184,7 +189,8 @@ export class PatientFeedService {
         detail: {
           ...messageDetail(info),
           event,
-          issuer: p.issuer,
+          issuer,
+          ...sentIssuer(p, issuer),
           created: before === undefined,
           ...(before ? { before } : {}),
           after: demographicColumns(p),
@@ -279,9 +285,10 @@ export class PatientFeedService {
           message: `MRG-1 names the surviving patient ${surviving.patientId} itself: a patient cannot be merged into itself`,
           location: { segment: 'MRG', sequence: 1, field: 1 },
         });
-      const { pk: survivorPk } = await this.upsertDemographics(trx, surviving);
+      const { pk: survivorPk, issuer: survivorIssuer } = await this.upsertDemographics(trx, surviving);
       const mergedRows = (await this.rowsFor(trx, merged, MRG_1)).filter((r) => r.pk !== survivorPk);
       await this.refuseCycle(trx, survivorPk, mergedRows, surviving, merged);
+      const mergedIssuer = (mergedRows.find((r) => r.issuer === merged.issuer) ?? mergedRows[0])?.issuer;
       const moved = await this.moveStudies(
         trx,
         mergedRows.map((r) => r.pk),
@@ -299,8 +306,16 @@ export class PatientFeedService {
         detail: {
           ...messageDetail(info),
           event,
-          surviving: { patientId: surviving.patientId, issuer: surviving.issuer },
-          merged: { patientId: merged.patientId, issuer: merged.issuer },
+          surviving: {
+            patientId: surviving.patientId,
+            issuer: survivorIssuer,
+            ...sentIssuer(surviving, survivorIssuer),
+          },
+          merged: {
+            patientId: merged.patientId,
+            issuer: mergedIssuer ?? merged.issuer,
+            ...sentIssuer(merged, mergedIssuer ?? merged.issuer),
+          },
           mergedKnown: mergedRows.length > 0,
         },
       });
@@ -513,6 +528,11 @@ function demographicColumns(p: Demographics) {
     ...(p.birthDate !== undefined ? { birth_date: p.birthDate } : {}),
     ...(p.sex !== undefined ? { sex: p.sex } : {}),
   };
+}
+
+/** The assigning authority the message sent, when the patient it resolved to is filed under another one. */
+function sentIssuer(sent: PatientIdentity, resolvedIssuer: string) {
+  return sent.issuer !== resolvedIssuer ? { sentIssuer: sent.issuer } : {};
 }
 
 function messageDetail(info: FeedMessageInfo) {
