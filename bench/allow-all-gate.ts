@@ -16,7 +16,7 @@ export class AllowAllGate extends AccessGate {
   constructor() {
     super(
       { decide: async () => ALLOW, decideEach: async (_p, _a, resources) => resources.map(() => ALLOW) },
-      { append: nothing, appendIn: nothing },
+      { append: nothing, appendIn: nothing, lockIn: nothing },
     );
   }
 

@@ -21,7 +21,13 @@ const config = loadConfig({
 const app = await openApp(
   config,
   values.unaudited
-    ? { wrapLedger: () => ({ append: async () => undefined, appendIn: async () => undefined }) }
+    ? {
+        wrapLedger: () => ({
+          append: async () => undefined,
+          appendIn: async () => undefined,
+          lockIn: async () => undefined,
+        }),
+      }
     : {},
 );
 const server = await startServer(app);

@@ -1228,6 +1228,116 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(merges).toEqual([{ prior_patient_id: a, message_control_id: 'CY-1' }]);
   });
 
+  it('files late images of a merge loop already in the index under the survivor of its newest merge, from either identifier', async () => {
+    const [a, b] = [`LOOP-A-${run}`, `LOOP-B-${run}`];
+    const pkOf = async (id: string) => {
+      expect(
+        ackOf(
+          await client.send(
+            adtMessage('A01', `LP-${id}`, { id, authority: 'XYZ', family: 'LO', given: 'OP' }),
+          ),
+        ).code,
+      ).toBe('AA');
+      return (
+        await s.app.index.db
+          .selectFrom('patients')
+          .select('pk')
+          .where('patient_id', '=', id)
+          .executeTakeFirstOrThrow()
+      ).pk;
+    };
+    const [pkA, pkB] = [await pkOf(a), await pkOf(b)];
+    // A loop as the index could hold it before cyclic merges were refused: A into B, then B into A (the newest).
+    for (const [prior, priorPk, survivorPk] of [
+      [a, pkA, pkB],
+      [b, pkB, pkA],
+    ] as const)
+      await s.app.index.db
+        .insertInto('patient_merges')
+        .values({
+          event: 'A40',
+          prior_patient_id: prior,
+          prior_issuer: 'XYZ',
+          prior_patient_pk: priorPk,
+          surviving_patient_pk: survivorPk,
+          studies_moved: 0,
+          sender: 'REGADT^MCM',
+          message_control_id: `LOOP-${prior}`,
+          merged_at: new Date().toISOString(),
+        })
+        .execute();
+    const studies = [uid(21), uid(22)];
+    const { body, contentType } = stowBody(
+      [a, b].map((patientId, i) => ({
+        bytes: makeInstance({
+          studyUid: studies[i]!,
+          seriesUid: uid(23 + i),
+          sopInstanceUid: uid(25 + i),
+          // No accession number: orders this server knows would quarantine an unknown one.
+          accessionNumber: '',
+          patientId,
+        }),
+      })),
+    );
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
+      body,
+    });
+    // Stored, with a warning: the header's demographics (Doe^Jane) differ from the patient index.
+    expect(stow.status, await stow.clone().text()).toBe(202);
+    const filed = await s.app.index.db
+      .selectFrom('studies')
+      .select(['study_uid', 'patient_pk'])
+      .where('study_uid', 'in', studies)
+      .orderBy('study_uid')
+      .execute();
+    expect(filed).toEqual(
+      studies
+        .map((study_uid) => ({ study_uid, patient_pk: pkA }))
+        .sort((x, y) => (x.study_uid < y.study_uid ? -1 : 1)),
+    );
+  });
+
+  it('lets only one of two racing merges (A into B, B into A) apply, so they cannot make a loop', async () => {
+    const pairs = Array.from({ length: 6 }, (_, i) => [`RACE-A${i}-${run}`, `RACE-B${i}-${run}`] as const);
+    for (const [a, b] of pairs)
+      for (const id of [a, b])
+        expect(
+          ackOf(
+            await client.send(
+              adtMessage('A01', `RC-${id}`, { id, authority: 'XYZ', family: 'RA', given: 'CE' }),
+            ),
+          ).code,
+        ).toBe('AA');
+    const connections = await Promise.all(
+      pairs.flatMap(() => [0, 1]).map(() => MllpClient.connect(s.hl7Port!)),
+    );
+    try {
+      const acks = await Promise.all(
+        pairs.flatMap(([a, b], i) => [
+          connections[2 * i]!.send(mergeMessage(`RC-${i}-1`, { id: b, family: 'RA', given: 'CE' }, a)),
+          connections[2 * i + 1]!.send(mergeMessage(`RC-${i}-2`, { id: a, family: 'RA', given: 'CE' }, b)),
+        ]),
+      );
+      for (let i = 0; i < pairs.length; i++) {
+        const codes = [acks[2 * i]!, acks[2 * i + 1]!].map((t) => ackOf(t));
+        expect(codes.map((c) => c.code).sort(), `pair ${i}`).toEqual(['AA', 'AE']);
+        expect(codes.find((c) => c.code === 'AE')).toMatchObject({ errorCode: '205' });
+      }
+    } finally {
+      await Promise.all(connections.map((c) => c.close()));
+    }
+    for (const [a, b] of pairs) {
+      const merges = await s.app.index.db
+        .selectFrom('patient_merges')
+        .select('prior_patient_id')
+        .where('prior_patient_id', 'in', [a, b])
+        .execute();
+      expect(merges, a).toHaveLength(1);
+    }
+  });
+
   it('echoes MSH-3..6 in the ACK (swapped) escaped once, as they were sent', async () => {
     const msg = adtMessage('A08', 'HDR-1', { id: `HDR-${run}`, family: 'HEAD', given: 'ER' }).replace(
       '|CUSTOS|RADIOLOGY|',

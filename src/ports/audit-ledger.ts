@@ -15,6 +15,11 @@ export interface AuditEvent extends AuditEventFields {
 export interface AuditLedger {
   append(event: AuditEvent): Promise<void>;
   appendIn(trx: unknown, event: AuditEvent): Promise<void>;
+  /**
+   * Take the ledger's write lock in a caller's transaction that will `appendIn` later, before it reads or locks
+   * anything else: such transactions then run one after another, each seeing what the previous one committed.
+   */
+  lockIn(trx: unknown): Promise<void>;
 }
 
 /** Filters for reading the ledger; every field narrows (AND). Times are ISO 8601 UTC, `until` exclusive. */

@@ -24,6 +24,7 @@ import {
   type ValidationDecision,
   type ValidationLevel,
 } from '../domain/validation/validation-policy.js';
+import { followMerges } from '../domain/merge-chain.js';
 import type { OrderLookup } from '../ports/order-lookup.js';
 import type { StorageSpace } from '../ports/storage-space.js';
 import type { StudyKeyService } from './study-keys.js';
@@ -971,13 +972,13 @@ async function knownPatient(
     issuer !== ''
       ? await Q.patientsByIdAndIssuer.rows(trx, dialect, { patientId, issuer })
       : await Q.patientsById.rows(trx, dialect, { patientId });
-  let pk = (rows.find((p) => p.issuer === issuer) ?? rows[0])?.pk;
-  for (let hops = 0; pk !== undefined && hops < 16; hops++) {
-    const merged = await Q.mergedInto.first(trx, dialect, { pk });
-    if (!merged || merged.surviving_patient_pk === pk) break;
-    pk = merged.surviving_patient_pk;
-  }
-  return pk;
+  const pk = (rows.find((p) => p.issuer === issuer) ?? rows[0])?.pk;
+  if (pk === undefined) return undefined;
+  const chain = await followMerges(pk, async (from) => {
+    const merged = await Q.mergedInto.first(trx, dialect, { pk: from });
+    return merged && { survivor: merged.surviving_patient_pk, order: merged.pk };
+  });
+  return chain.survivor;
 }
 
 function outcomeBase(
@@ -1043,7 +1044,7 @@ const Q = {
   mergedInto: new PreparedQuery((db, p: { pk: number }) =>
     db
       .selectFrom('patient_merges')
-      .select('surviving_patient_pk')
+      .select(['pk', 'surviving_patient_pk'])
       .where('prior_patient_pk', '=', p.pk)
       .where('event', 'in', ['A40', 'A34'])
       .orderBy('pk', 'desc')

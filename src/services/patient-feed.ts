@@ -8,6 +8,7 @@ import type {
   OrderCommand,
   PatientIdentity,
 } from '../domain/hl7/feed-commands.js';
+import { followMerges } from '../domain/merge-chain.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
@@ -55,6 +56,11 @@ export class PatientFeedService {
 
   async apply(principal: Principal, cmd: FeedCommand, info: FeedMessageInfo): Promise<FeedOutcome> {
     return this.deps.index.db.transaction().execute(async (trx) => {
+      // The ledger's write lock, taken before any row is read, orders the feed's transactions (each appends a
+      // record) on PostgreSQL as SQLite's IMMEDIATE transactions are: two A40s racing (A into B, B into A) would
+      // each find no merge of the other and together make a loop; a second A08 creating the same patient would
+      // otherwise wait on the first's row lock while holding what it needs.
+      await this.deps.ledger.lockIn(trx);
       switch (cmd.kind) {
         case 'patient-update':
           return this.update(trx, principal, cmd.event, cmd.patients, info);
@@ -327,7 +333,8 @@ export class PatientFeedService {
   /**
    * A merge whose surviving patient was itself merged, directly or along a chain, into the patient now merged
    * into it (A into B, then B into A) would make the merge history a cycle: objects arriving later for either
-   * identifier would be filed by wherever the walk along it stopped. It is refused (205).
+   * identifier would be filed by wherever the walk along it stopped. It is refused (205). The walk is the one
+   * ingest follows (followMerges), so a loop already in the index ends it rather than repeating.
    */
   private async refuseCycle(
     trx: Trx,
@@ -337,25 +344,22 @@ export class PatientFeedService {
     merged: PatientIdentity,
   ) {
     const mergedPks = new Set(mergedRows.map((r) => r.pk));
-    const seen = new Set<number>();
-    for (let pk = survivorPk; !seen.has(pk);) {
-      seen.add(pk);
+    const { path } = await followMerges(survivorPk, async (pk) => {
       const next = await trx
         .selectFrom('patient_merges')
-        .select('surviving_patient_pk')
+        .select(['pk', 'surviving_patient_pk'])
         .where('prior_patient_pk', '=', pk)
         .where('event', 'in', ['A40', 'A34'])
         .orderBy('pk', 'desc')
         .executeTakeFirst();
-      if (!next || next.surviving_patient_pk === pk) return;
-      if (mergedPks.has(next.surviving_patient_pk))
-        throw new Hl7Error({
-          code: Hl7ErrorCode.DuplicateKeyIdentifier,
-          message: `patient ${surviving.patientId} was merged into ${merged.patientId} before: merging ${merged.patientId} back into it would make the merges a cycle, so nothing was applied`,
-          location: { segment: 'MRG', sequence: 1, field: 1 },
-        });
-      pk = next.surviving_patient_pk;
-    }
+      return next && { survivor: next.surviving_patient_pk, order: next.pk };
+    });
+    if (path.some((pk) => mergedPks.has(pk)))
+      throw new Hl7Error({
+        code: Hl7ErrorCode.DuplicateKeyIdentifier,
+        message: `patient ${surviving.patientId} was merged into ${merged.patientId} before: merging ${merged.patientId} back into it would make the merges a cycle, so nothing was applied`,
+        location: { segment: 'MRG', sequence: 1, field: 1 },
+      });
   }
 
   /** A47: the patient known as `from` is known as `to` from now on. `to` must not already name a patient. */
