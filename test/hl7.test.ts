@@ -1129,6 +1129,72 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(await patients(patient.id)).toHaveLength(1);
   });
 
+  it('keeps an order field left empty and deletes one sent as "" (HL7 null), physician and care relationship too', async () => {
+    const order = {
+      placer: `NULL-${run}`,
+      filler: `NULLF-${run}`,
+      accession: `NULLA-${run}`,
+      procedure: ['71020', 'CHEST'] as [string, string],
+      ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
+      referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
+    };
+    const patient = { id: `NULL-${run}`, family: 'NULL', given: 'PAT' };
+    const stored = async () =>
+      s.app.index.db
+        .selectFrom('orders')
+        .select([
+          'pk',
+          'accession_number',
+          'referring_physician_id',
+          'referring_physician_name',
+          'ordering_physician_id',
+        ])
+        .where('placer_order_number', '=', order.placer)
+        .executeTakeFirstOrThrow();
+    expect(ackOf(await client.send(ormMessage('NL-1', patient, order))).code).toBe('AA');
+    // An update with OBR-18 and PV1-8 left empty keeps them.
+    const empty = ormMessage('NL-2', patient, { ...order, accession: '', referring: ['', '', ''] });
+    expect(ackOf(await client.send(empty)).code).toBe('AA');
+    expect(await stored()).toMatchObject({
+      accession_number: order.accession,
+      referring_physician_id: '7890',
+      referring_physician_name: 'REFER^RITA',
+    });
+    // The same fields sent as "" are deleted, and the referring physician's care relationship with them.
+    const nulled = ormMessage('NL-3', patient, {
+      ...order,
+      accession: '""',
+      referring: ['', '', ''],
+    }).replace(/^(PV1(?:\|[^|\r]*){7})\|[^|\r]*/m, '$1|""');
+    expect(nulled).toMatch(/^PV1(\|[^|\r]*){7}\|""\|/m);
+    expect(ackOf(await client.send(nulled)).code).toBe('AA');
+    const after = await stored();
+    expect(after).toMatchObject({
+      accession_number: '',
+      referring_physician_id: '',
+      referring_physician_name: '',
+      ordering_physician_id: '4567',
+    });
+    const relationships = await s.app.index.db
+      .selectFrom('care_relationships')
+      .select(['physician_id', 'relationship'])
+      .where('order_pk', '=', after.pk)
+      .execute();
+    expect(relationships).toEqual([{ physician_id: '4567', relationship: 'ordering' }]);
+    // ORC-12 sent as "" with OBR-16, its fallback, empty: the ordering provider is deleted too.
+    const noOrdering = ormMessage('NL-4', patient, { ...order, accession: '', referring: ['', '', ''] })
+      .replace(/^(ORC(?:\|[^|\r]*){11})\|[^|\r]*/m, '$1|""')
+      .replace(/^(OBR(?:\|[^|\r]*){15})\|[^|\r]*/m, '$1|');
+    expect(ackOf(await client.send(noOrdering)).code).toBe('AA');
+    expect(await stored()).toMatchObject({ accession_number: '', ordering_physician_id: '' });
+    const remaining = await s.app.index.db
+      .selectFrom('care_relationships')
+      .select('physician_id')
+      .where('order_pk', '=', after.pk)
+      .execute();
+    expect(remaining).toEqual([]);
+  });
+
   it('rejects a message whose MSH-12 version is not HL7 v2 (AR/203) and applies nothing of it', async () => {
     const id = `VERSION-${run}`;
     for (const [control, version] of [

@@ -439,15 +439,18 @@ export class PatientFeedService {
       const { pk: patientPk } = await this.upsertDemographics(trx, o.patient, false);
       const orderKey = o.placerOrderNumber || o.fillerOrderNumber;
       const now = this.now();
+      // '' is a field the message left empty, null one it sent as "" (OrderCommand).
+      const physician = (p: OrderCommand['orderingPhysician'], part: 'id' | 'name') =>
+        p === null ? null : (p?.[part] ?? '');
       const fields = {
         placer_order_number: o.placerOrderNumber,
         filler_order_number: o.fillerOrderNumber,
         accession_number: o.accessionNumber,
         patient_pk: patientPk,
-        ordering_physician_id: o.orderingPhysician?.id ?? '',
-        ordering_physician_name: o.orderingPhysician?.name ?? '',
-        referring_physician_id: o.referringPhysician?.id ?? '',
-        referring_physician_name: o.referringPhysician?.name ?? '',
+        ordering_physician_id: physician(o.orderingPhysician, 'id'),
+        ordering_physician_name: physician(o.orderingPhysician, 'name'),
+        referring_physician_id: physician(o.referringPhysician, 'id'),
+        referring_physician_name: physician(o.referringPhysician, 'name'),
         department: o.department,
         procedure_code: o.procedureCode,
         procedure_text: o.procedureText,
@@ -466,23 +469,41 @@ export class PatientFeedService {
         .executeTakeFirst();
       let orderPk: number;
       if (existing) {
-        // A later message may leave fields empty that an earlier one filled: keep what is known.
-        const changes = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== ''));
+        // A later message may leave fields empty that an earlier one filled: keep what is known; a field sent
+        // as "" is deleted.
+        const changes = Object.fromEntries(
+          Object.entries(fields)
+            .filter(([, v]) => v !== '')
+            .map(([k, v]) => [k, v ?? '']),
+        );
         await trx.updateTable('orders').set(changes).where('pk', '=', existing.pk).execute();
         orderPk = existing.pk;
       } else {
         const inserted = await trx
           .insertInto('orders')
-          .values({ ...fields, order_key: orderKey, received_at: now })
+          .values({
+            ...(Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v ?? ''])) as {
+              [K in keyof typeof fields]: Exclude<(typeof fields)[K], null>;
+            }),
+            order_key: orderKey,
+            received_at: now,
+          })
           .returning('pk')
           .executeTakeFirstOrThrow();
         orderPk = inserted.pk;
       }
-      const relationships: [string, { id: string; name: string } | undefined][] = [
+      const relationships: [string, { id: string; name: string } | null | undefined][] = [
         ['ordering', o.orderingPhysician],
         ['referring', o.referringPhysician],
       ];
       for (const [relationship, who] of relationships) {
+        // A physician sent as "" is no longer the order's: the relationship the order gave goes with it.
+        if (who === null)
+          await trx
+            .deleteFrom('care_relationships')
+            .where('order_pk', '=', orderPk)
+            .where('relationship', '=', relationship)
+            .execute();
         if (!who) continue;
         await trx
           .insertInto('care_relationships')

@@ -40,21 +40,38 @@ export interface Physician {
   name: string;
 }
 
+/**
+ * An order as the message gives it. As for demographics, '' (or undefined) is a field left empty, which keeps what
+ * is known of the order, and null the HL7 null "", which deletes it (v2.5.1 §2.5.3).
+ */
 export interface OrderCommand {
   patient: Demographics;
   orderControl: string;
   placerOrderNumber: string;
   fillerOrderNumber: string;
-  accessionNumber: string;
+  accessionNumber: string | null;
   status: string;
   procedureCode: string;
   procedureText: string;
-  department: string;
-  orderingPhysician: Physician | undefined;
-  referringPhysician: Physician | undefined;
+  department: string | null;
+  orderingPhysician: Physician | null | undefined;
+  referringPhysician: Physician | null | undefined;
   /** For OMI: Study Instance UID the order system assigned (IPC-3), '' otherwise. */
-  studyInstanceUid: string;
-  modality: string;
+  studyInstanceUid: string | null;
+  modality: string | null;
+}
+
+/** Of a field and its fallback, the first that holds a value, else a delete (null) if either says so. */
+function firstSaid(first: string | null, fallback: string | null): string | null {
+  if (first) return first;
+  if (fallback) return fallback;
+  return first === null || fallback === null ? null : '';
+}
+
+/** A field's text, or null when it is the HL7 null "" (delete the value the receiver holds). */
+function orderText(seg: Hl7Segment | undefined, field: number, component = 1): string | null {
+  const text = value(seg, field, component);
+  return text === HL7_NULL ? null : text;
 }
 
 export type FeedCommand =
@@ -383,9 +400,10 @@ function physician(
   field: number,
   what: string,
   attribute: string,
-): Physician | undefined {
+): Physician | null | undefined {
   const rep = repetitions(seg, field)[0];
   if (!rep || !seg) return undefined;
+  if (rep.length === 1 && rep[0]!.length === 1 && rep[0]![0] === HL7_NULL) return null;
   const id = rep[0]?.[0] ?? '';
   const name = personName(rep, 1);
   checkPersonName(rep, 1, name, {
@@ -419,7 +437,7 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
   const patient = readDemographics(singlePid(msg), 1);
   const pv1 = msg.segment('PV1');
   const referring = physician(pv1, 1, 8, 'referring doctor', 'ReferringPhysicianName');
-  const hospitalService = value(pv1, 10);
+  const hospitalService = orderText(pv1, 10);
   const out: OrderCommand[] = [];
   let orc: Hl7Segment | undefined;
   let orcSeq = 0;
@@ -459,16 +477,17 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
       current.fillerOrderNumber ||= value(s, 3);
       current.procedureCode = value(s, 4, 1);
       current.procedureText = value(s, 4, 2);
-      current.orderingPhysician ??= physician(s, obrSeq, 16, 'ordering provider', 'RequestingPhysician');
-      current.accessionNumber ||= value(s, 18);
-      current.department ||= value(s, 24);
+      current.orderingPhysician ||=
+        physician(s, obrSeq, 16, 'ordering provider', 'RequestingPhysician') ?? current.orderingPhysician;
+      current.accessionNumber = firstSaid(current.accessionNumber, orderText(s, 18));
+      current.department = firstSaid(current.department, orderText(s, 24));
       if (current.procedureCode === '' && current.procedureText === '')
         throw missing('OBR', obrSeq, 4, 'universal service identifier');
     } else if (s.id === 'IPC' && current) {
       // IPC-1 is the accession number of an imaging order; it takes precedence over OBR-18.
-      if (value(s, 1) !== '') current.accessionNumber = value(s, 1);
-      current.studyInstanceUid ||= value(s, 3);
-      current.modality ||= value(s, 5);
+      if (value(s, 1) !== '') current.accessionNumber = orderText(s, 1);
+      current.studyInstanceUid = firstSaid(current.studyInstanceUid, orderText(s, 3));
+      current.modality = firstSaid(current.modality, orderText(s, 5));
     }
   }
   if (out.length === 0) throw segmentMissing('ORC', msg);
