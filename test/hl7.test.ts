@@ -1195,6 +1195,43 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(remaining).toEqual([]);
   });
 
+  it('ends the care relationship of a physician an order update replaces, and keeps the one of an unchanged one', async () => {
+    const order = {
+      placer: `SWAP-${run}`,
+      filler: `SWAPF-${run}`,
+      accession: `SWAPA-${run}`,
+      procedure: ['71020', 'CHEST'] as [string, string],
+      ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
+      referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
+    };
+    const patient = { id: `SWAP-${run}`, family: 'SWAP', given: 'PAT' };
+    const relationships = async () => {
+      const { pk } = await s.app.index.db
+        .selectFrom('orders')
+        .select('pk')
+        .where('placer_order_number', '=', order.placer)
+        .executeTakeFirstOrThrow();
+      return s.app.index.db
+        .selectFrom('care_relationships')
+        .select(['physician_id', 'relationship'])
+        .where('order_pk', '=', pk)
+        .orderBy('relationship')
+        .execute();
+    };
+    expect(ackOf(await client.send(ormMessage('SW-1', patient, order))).code).toBe('AA');
+    expect(await relationships()).toEqual([
+      { physician_id: '4567', relationship: 'ordering' },
+      { physician_id: '7890', relationship: 'referring' },
+    ]);
+    // The RIS corrects the referring physician: Dr Rita no longer refers this patient, Dr Nils does.
+    const swapped = { ...order, referring: ['1111', 'NEW', 'NILS'] as [string, string, string] };
+    expect(ackOf(await client.send(ormMessage('SW-2', patient, swapped))).code).toBe('AA');
+    expect(await relationships()).toEqual([
+      { physician_id: '4567', relationship: 'ordering' },
+      { physician_id: '1111', relationship: 'referring' },
+    ]);
+  });
+
   it('rejects a message whose MSH-12 version is not HL7 v2 (AR/203) and applies nothing of it', async () => {
     const id = `VERSION-${run}`;
     for (const [control, version] of [

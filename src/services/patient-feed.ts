@@ -497,12 +497,15 @@ export class PatientFeedService {
         ['referring', o.referringPhysician],
       ];
       for (const [relationship, who] of relationships) {
-        // A physician sent as "" is no longer the order's: the relationship the order gave goes with it.
-        if (who === null)
+        // A physician sent as "" is no longer the order's, nor is one another physician replaced: the relationship
+        // the order gave goes with them, and with it their access to the patient's studies (until 6 Dec 2026 a
+        // replaced physician kept it). A field left empty keeps the physician known.
+        if (who === null || who)
           await trx
             .deleteFrom('care_relationships')
             .where('order_pk', '=', orderPk)
             .where('relationship', '=', relationship)
+            .$if(!!who, (q) => q.where('physician_id', '!=', who!.id))
             .execute();
         if (!who) continue;
         await trx
