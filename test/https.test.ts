@@ -122,8 +122,10 @@ describe.each(backends())('HTTPS on the HTTP port (%s)', (backend) => {
     // Without the CA, curl cannot verify the server (60).
     const untrusted = await curl('-o', '/dev/null', `${url}/dicom-web/studies`);
     expect(untrusted.code).toBe(60);
-    const after = await curl(...tls(), '-o', '/dev/null', '-w', '%{http_code}', `${url}/dicom-web/studies`);
-    expect(after.stdout.toString()).toBe('200');
+    const after = await curl(...tls(), '-o', '/dev/null', '-D', '-', `${url}/dicom-web/studies`);
+    expect(after.stdout.toString()).toMatch(/^HTTP\/1\.1 200 /);
+    // Browsers are told to use HTTPS only from now on (RFC 6797).
+    expect(after.stdout.toString()).toMatch(/^strict-transport-security: max-age=31536000\r$/im);
   });
 
   it('sets the Secure session cookie over TLS, and the console signs in with it', async () => {

@@ -324,6 +324,9 @@ export class HttpServer {
     // administration APIs' answers (accounts, audit records, patient data) never kept by a browser's or a proxy's
     // cache; a handler may still set its own Cache-Control. Until 6 Dec 2026 only the account routes set it.
     res.setHeader('X-Content-Type-Options', 'nosniff');
+    // Over HTTPS, browsers are told to come back over HTTPS only (RFC 6797), so a link or a typed http:// URL does
+    // not send the session cookie's request, or a viewer's token, in clear first. A year, as is usual.
+    if (this.opts.tls) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
     if (/^\/(api|scim|fhir)(\/|$)/.test(url.pathname)) res.setHeader('Cache-Control', 'no-store');
     let ctx: RequestContext | undefined;
     try {
