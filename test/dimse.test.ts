@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
-import { CT_IMAGE, CYRILLIC_PROCEDURE_CODE, makeInstance, uid } from './support/fixtures.js';
+import { CT_IMAGE, CYRILLIC_PROCEDURE_CODE, makeInstance, pixelBytes, uid } from './support/fixtures.js';
+import { pixelDataOf } from './support/compressed.js';
 import { writePart10, type WriteElement } from '../src/dicom/part10-writer.js';
 import { getString, parsePart10 } from '../src/dicom/part10-parser.js';
 import { datasetToJson } from '../src/dicom/dicom-json.js';
@@ -827,6 +828,56 @@ for (const backend of backends()) {
         await stopChild(scp);
       }
       await same(moved);
+    });
+
+    it('sends a big endian object in little endian, its pixel words swapped, to a C-GET requestor and a C-MOVE destination that take only little endian', async () => {
+      const [own, ownSeries, sop] = [uid(63), uid(64), uid(65)];
+      const original = makeInstance({
+        studyUid: own,
+        seriesUid: ownSeries,
+        sopInstanceUid: sop,
+        rows: 4,
+        columns: 5,
+        frames: 3,
+      });
+      await writeFile(join(work, 'le.dcm'), original);
+      // dcmconv +tb writes Explicit VR Big Endian (retired, still sent by old modalities): 16-bit words swapped.
+      const conv = await dcmtk('dcmconv', ['+tb', join(work, 'le.dcm'), join(work, 'be.dcm')]);
+      expect(conv.code, conv.stderr).toBe(0);
+      const bigEndian = await readFile(join(work, 'be.dcm'));
+      expect((await parsePart10(bigEndian)).transferSyntaxUid).toBe('1.2.840.10008.1.2.2');
+      expect((await postStow(s, [bigEndian])).status).toBe(200);
+      const keys = seriesKeys(own, ownSeries);
+      const expected = await parsePart10(original);
+      const littleEndian = async (dir: string, ts: string) => {
+        const names = await readdir(dir);
+        expect(names, 'the one object received').toHaveLength(1);
+        const bytes = await readFile(join(dir, names[0]!));
+        const got = await parsePart10(bytes);
+        expect(got.transferSyntaxUid).toBe(ts);
+        expect(JSON.stringify(datasetToJson(got.dataset))).toBe(
+          JSON.stringify(datasetToJson(expected.dataset)),
+        );
+        // The pixel values as the modality made them: each 16-bit word swapped back, not the big endian bytes.
+        expect(await pixelDataOf(bytes)).toEqual(pixelBytes(4, 5, 3));
+      };
+      // getscu +xi (dcmtk 3.6.7) proposes its storage contexts in Explicit VR Little Endian alone; +B writes each
+      // object in the syntax it came in. Until 6 Dec 2026 this, and the C-MOVE below, failed with 0xA702.
+      const got = await mkdtemp(join(work, 'get-be-'));
+      const r = await dcmtk('getscu', [...scu, '+xi', '+B', '-S', '-od', got, '127.0.0.1', port, ...keys]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/Failed|0xa702/i);
+      await littleEndian(got, '1.2.840.10008.1.2.1');
+      // storescp +xi takes Implicit VR Little Endian alone.
+      const { scp, out: moved } = await storescpDestination('LITTLEEND', 'moved-be-', '+xi');
+      try {
+        const m = await dcmtk('movescu', [...scu, '-S', '-aem', 'LITTLEEND', '127.0.0.1', port, ...keys]);
+        expect(m.code, m.stderr).toBe(0);
+        expect(m.stderr).not.toMatch(/Failed|0xa702/i);
+      } finally {
+        await stopChild(scp);
+      }
+      await littleEndian(moved, '1.2.840.10008.1.2');
     });
 
     it("lets an AE bound to a department's radiologist find that department's studies, as the account would", async () => {

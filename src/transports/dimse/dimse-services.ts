@@ -365,6 +365,9 @@ export class DimseServices {
               ...(this.deps.retrieve.decompresses(ref)
                 ? { decompressed: () => prepared ?? this.decompressedDataSet(ref) }
                 : {}),
+              ...(ref.transferSyntaxUid === TransferSyntax.ExplicitVRBigEndian
+                ? { littleEndian: () => this.littleEndianDataSet(ref) }
+                : {}),
             },
             move ? { ae: a.callingAe, messageId: cmd.messageId ?? 0 } : undefined,
           )
@@ -457,6 +460,12 @@ export class DimseServices {
     return from(d.datasetStart, d.body);
   }
 
+  /** A big endian object's data set in Explicit VR Little Endian (RetrieveService.explicitLittleEndian). */
+  littleEndianDataSet(ref: InstanceRef): AsyncGenerator<Buffer> {
+    const retrieve = this.deps.retrieve;
+    return afterFileMeta(retrieve.explicitLittleEndian(ref, retrieve.served(ref).body));
+  }
+
   /** The stored object's data set: the bytes after its file meta information (deflated ones stay deflated). */
   dataSetOf(ref: InstanceRef): AsyncGenerator<Buffer> {
     return from(ref.bulk.datasetStart, this.deps.retrieve.stream(ref));
@@ -484,11 +493,37 @@ async function* from(start: number, source: AsyncIterable<Buffer>): AsyncGenerat
 }
 
 /**
+ * The data set of a Part 10 object written by Custos (fileMetaAs): the bytes after its file meta information,
+ * whose File Meta Information Group Length (0002,0000) comes first.
+ */
+async function* afterFileMeta(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const it = source[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  while (head.length < 144) {
+    const n = await it.next();
+    if (n.done)
+      throw new CustosError({
+        code: 'dicom.cannot-convert',
+        message: 'the converted object ends inside its file meta information',
+        dicomStatus: 0xa702,
+      });
+    head = Buffer.concat([head, n.value]);
+  }
+  yield* from(
+    144 + head.readUInt32LE(140),
+    (async function* () {
+      yield head;
+      for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+    })(),
+  );
+}
+
+/**
  * One presentation context per (SOP class, stored transfer syntax) of the instances to send, then the forms
  * sendable() converts to, for a destination that accepts no stored form: for an object stored in Explicit VR
  * Little Endian, its class in Implicit VR Little Endian, the default transfer syntax every AE takes (PS3.5
  * §10.1); for one stored in Implicit VR, Explicit VR Little Endian; for one stored compressed in a syntax Custos
- * decodes (`decompresses`), both. Each a context of its own, not a second syntax in the first: an acceptor that
+ * decodes (`decompresses`), deflated or in Explicit VR Big Endian, both. Each a context of its own, not a second syntax in the first: an acceptor that
  * takes several keeps the stored form for the object (private elements keep their VRs, compressed pixels stay
  * as they are), whatever order it prefers syntaxes in. The stored forms come first in the 128 contexts an
  * association may carry.
@@ -505,7 +540,9 @@ function storageContexts(refs: InstanceRef[], decompresses: (ref: InstanceRef) =
         ? [TransferSyntax.ImplicitVRLittleEndian]
         : r.transferSyntaxUid === TransferSyntax.ImplicitVRLittleEndian
           ? [TransferSyntax.ExplicitVRLittleEndian]
-          : decompresses(r) || r.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian
+          : decompresses(r) ||
+              r.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian ||
+              r.transferSyntaxUid === TransferSyntax.ExplicitVRBigEndian
             ? [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian]
             : [];
     for (const ts of to) alternatives.set(`${r.sopClassUid}|${ts}`, [r.sopClassUid, ts]);

@@ -36,6 +36,11 @@ export interface OutgoingObject {
    * decodes (RetrieveService.decompressed): resolves once the first frame is decoded.
    */
   decompressed?: () => Promise<AsyncIterable<Buffer>>;
+  /**
+   * Its data set in Explicit VR Little Endian, for an object stored in Explicit VR Big Endian (the one conversion
+   * WADO-RS serves it by, RetrieveService.explicitLittleEndian).
+   */
+  littleEndian?: () => AsyncIterable<Buffer>;
 }
 
 export interface StoreTarget {
@@ -106,6 +111,7 @@ export function sendsDecompressed(
     ts !== TransferSyntax.ExplicitVRLittleEndian &&
     ts !== TransferSyntax.ImplicitVRLittleEndian &&
     ts !== TransferSyntax.DeflatedExplicitVRLittleEndian &&
+    ts !== TransferSyntax.ExplicitVRBigEndian &&
     accepted(ts) === undefined &&
     (accepted(TransferSyntax.ExplicitVRLittleEndian) !== undefined ||
       accepted(TransferSyntax.ImplicitVRLittleEndian) !== undefined)
@@ -116,8 +122,9 @@ export function sendsDecompressed(
  * How an instance goes out on the contexts accepted for it (`accepted(transferSyntax)` is a context id or
  * undefined): in its stored transfer syntax when that was accepted; otherwise an Explicit VR Little Endian one
  * converted to Implicit VR Little Endian and an Implicit VR one to Explicit VR (the same values, other element
- * headers); a compressed one Custos decodes, decompressed to Explicit VR Little Endian, or to Implicit VR Little
- * Endian when only that was accepted. Undefined when none of these was accepted.
+ * headers); a big endian one in Explicit VR Little Endian (its byte order turned, its pixel words swapped), or
+ * further to Implicit VR; a compressed one Custos decodes, decompressed to Explicit VR Little Endian, or to
+ * Implicit VR Little Endian when only that was accepted. Undefined when none of these was accepted.
  */
 export function sendable(
   ref: InstanceRef,
@@ -143,6 +150,16 @@ export function sendable(
     if (explicit !== undefined) return { contextId: explicit, data: inflated(data.stored) };
     if (implicit !== undefined)
       return { contextId: implicit, data: toImplicitVrLittleEndian(inflated(data.stored)) };
+    return undefined;
+  }
+  // Explicit VR Big Endian (retired, PS3.5 A.3, still sent by old modalities): until 6 Dec 2026 such an object
+  // reached no C-MOVE destination or C-GET requestor that took only little endian (0xA702), though WADO-RS
+  // converted it.
+  if (ref.transferSyntaxUid === TransferSyntax.ExplicitVRBigEndian) {
+    if (!data.littleEndian) return undefined;
+    if (explicit !== undefined) return { contextId: explicit, data: data.littleEndian() };
+    if (implicit !== undefined)
+      return { contextId: implicit, data: toImplicitVrLittleEndian(data.littleEndian()) };
     return undefined;
   }
   if (!data.decompressed) return undefined;
