@@ -14,7 +14,13 @@ import { writePart10, type WriteElement } from '../src/dicom/part10-writer.js';
 import { getString, parsePart10 } from '../src/dicom/part10-parser.js';
 import { datasetToJson } from '../src/dicom/dicom-json.js';
 import { Tags } from '../src/dicom/tags.js';
-import { postStow, startTestServer, type TestServer } from './support/test-server.js';
+import {
+  ledgerHead,
+  ledgerSince,
+  postStow,
+  startTestServer,
+  type TestServer,
+} from './support/test-server.js';
 import { multipartParts } from './support/http.js';
 import { openScuAssociation, type ScuOptions } from '../src/transports/dimse/scu-association.js';
 import type { Command } from '../src/transports/dimse/command.js';
@@ -878,6 +884,44 @@ for (const backend of backends()) {
         await stopChild(scp);
       }
       await littleEndian(moved, '1.2.840.10008.1.2');
+    });
+
+    it('records a C-FIND that fails after its first page was answered as a failure, with how many answers went and why', async () => {
+      const [own, ownSeries] = [uid(66), uid(67)];
+      // The third image's comments (LT) are longer than an explicit VR element's 16-bit length: stored in Implicit
+      // VR, they cannot be encoded in the Explicit VR Little Endian findscu's context takes. It comes on the second
+      // page (limits.maxQueryResults: 2), after the first page was read, recorded and answered.
+      const instances = [1, 2, 3].map((n) =>
+        makeInstance({
+          studyUid: own,
+          seriesUid: ownSeries,
+          sopInstanceUid: uid(68),
+          instanceNumber: n,
+          transferSyntaxUid: '1.2.840.10008.1.2',
+          extra: [{ tag: 0x00204000, vr: 'LT', value: n === 3 ? 'x'.repeat(70_000) : `image ${n}` }],
+        }),
+      );
+      // Archived with a warning for the comments' length (202, 0xB007), not refused.
+      const stored = await postStow(s, instances);
+      expect(stored.status, await stored.clone().text()).toBe(202);
+      expect(await storedInstances(s, 'study_uid', own)).toHaveLength(3);
+      const before = await ledgerHead(s);
+      const r = await findscu('IMAGE', [
+        `StudyInstanceUID=${own}`,
+        `SeriesInstanceUID=${ownSeries}`,
+        'SOPInstanceUID',
+        'ImageComments',
+      ]);
+      expect(r.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(2);
+      expect(r.stderr).toMatch(/Final Find Response \(Failed/);
+      const queries = (await ledgerSince(s, before)).filter((x) => x.action === 'query');
+      // The pages read stay recorded as they were (the second one read too); after them, the failure and its reason.
+      expect(queries.map((q) => q.outcome)).toEqual(['success', 'success', 'failure']);
+      expect(queries[2]!.detail).toMatchObject({
+        answered: 2,
+        reason: expect.stringMatching(/too long for a 16-bit length/),
+      });
+      expect(queries[2]!.channel).toBe('dimse');
     });
 
     it("lets an AE bound to a department's radiologist find that department's studies, as the account would", async () => {

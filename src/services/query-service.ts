@@ -449,6 +449,34 @@ export class QueryService {
     };
   }
 
+  /**
+   * A query answered page after page (C-FIND: each page recorded as it was read, before its answers went) that
+   * then failed (a page that cannot be read or encoded, a requestor that aborted): a second record, with outcome
+   * `failure`, how many matches had been answered and why, so that the ledger does not show as answered what
+   * never was (as RetrieveService.recordUnserved does for a retrieve).
+   */
+  async recordUnanswered(
+    principal: Principal,
+    query: QidoQuery,
+    answered: number,
+    err: unknown,
+    reason?: string,
+  ): Promise<void> {
+    const e = err instanceof CustosError ? err : undefined;
+    await this.ledger.append({
+      principal,
+      action: 'query',
+      outcome: 'failure',
+      policy: 'n/a',
+      objects: { level: query.level, matches: query.matches.map((m) => ({ ...m })), count: answered },
+      detail: {
+        answered,
+        unanswered: e?.code ?? 'internal',
+        reason: (reason ?? (err instanceof Error ? err.message : 'internal error')).slice(0, 500),
+      },
+    });
+  }
+
   /** The query's record; results a break-glass window let through name the windows, reasons and policies. */
   private async recordQuery(
     principal: Principal,

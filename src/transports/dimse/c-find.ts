@@ -180,6 +180,8 @@ export async function cFind(
     commandDataSetType: 0x0000,
     status: 0xff00,
   });
+  /** Matches sent as pending responses, for the record of a query that fails part way. */
+  let answered = 0;
   /** Sends answers as pending responses; false when the SCU cancelled (the final response is then sent). */
   const send = async (answers: Buffer[]): Promise<boolean> => {
     let batch: { command: Buffer; data: Buffer }[] = [];
@@ -194,24 +196,45 @@ export async function cFind(
       // findscu got all 500 answers of a 500-study query and a final Success for its C-CANCEL after the fifth.
       if (batch.length >= 64) {
         await a.conn!.sendBatch(ctx.id, batch);
+        answered += batch.length;
         batch = [];
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }
     if (batch.length) await a.conn!.sendBatch(ctx.id, batch);
+    answered += batch.length;
     return true;
   };
-  // A C-FIND answers every match (PS3.4 C.4.1.3.1). Where QIDO-RS stops at its page size
-  // (limits.maxQueryResults) and says so in a Warning header, C-FIND has no such status: it goes on page after
-  // page, each recorded like a QIDO-RS page.
-  if (level === 'PATIENT') {
-    const patients = new PatientGroups();
-    const pages = allPages((from) =>
-      s.deps.query.search(a.principalFor('c-find'), { ...query, offset: 0 }, '', from),
-    );
-    for await (const studies of pages) patients.add(studies);
-    if (!(await send(patients.rows().map(identifier)))) return;
-  } else {
+  const principal = a.principalFor('c-find');
+  try {
+    if (!(await answerAll())) return;
+  } catch (err) {
+    // Each page read was recorded as answered (QueryService) before its answers went. Until 6 Dec 2026 the ledger
+    // kept those success records and nothing else: a C-FIND that failed part way (a page that could not be read
+    // or encoded, a requestor that aborted) looked answered. A refusal by the decision point is recorded as such.
+    if (!(err instanceof CustosError && err.code === 'access.denied'))
+      await s.deps.query.recordUnanswered(
+        principal,
+        query,
+        answered,
+        err,
+        a.leaving ? `${a.leaving} after ${answered} answers` : undefined,
+      );
+    throw err;
+  }
+  await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
+
+  /** Every match answered, page after page; false when the SCU cancelled. */
+  async function answerAll(): Promise<boolean> {
+    // A C-FIND answers every match (PS3.4 C.4.1.3.1). Where QIDO-RS stops at its page size
+    // (limits.maxQueryResults) and says so in a Warning header, C-FIND has no such status: it goes on page after
+    // page, each recorded like a QIDO-RS page.
+    if (level === 'PATIENT') {
+      const patients = new PatientGroups();
+      const pages = allPages((from) => s.deps.query.search(principal, { ...query!, offset: 0 }, '', from));
+      for await (const studies of pages) patients.add(studies);
+      return send(patients.rows().map(identifier));
+    }
     // Everything an identifier depends on besides its row, so that QueryService remembers it per study with it.
     const variant = [
       level,
@@ -222,17 +245,11 @@ export async function cFind(
       ),
     ];
     const pages = allPages((from) =>
-      s.deps.query.searchEncoded(
-        a.principalFor('c-find'),
-        { ...query, offset: 0 },
-        variant.join(' '),
-        identifier,
-        from,
-      ),
+      s.deps.query.searchEncoded(principal, { ...query!, offset: 0 }, variant.join(' '), identifier, from),
     );
-    for await (const answers of pages) if (!(await send(answers))) return;
+    for await (const answers of pages) if (!(await send(answers))) return false;
+    return true;
   }
-  await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
 }
 
 const PATIENT_KEPT = new Set(PATIENT_MODULE_TAGS);
