@@ -4,14 +4,15 @@
 // expired.
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTlsMaterial } from '../src/app/tls-material.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk } from './support/dcmtk.js';
+import { dcmtk, freePort, spawnDcmtk, stopChild, storescuTo } from './support/dcmtk.js';
+import { makeInstance, uid } from './support/fixtures.js';
 import { MllpClient } from './support/mllp-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { CLIENT_EXT, openSslCa, PEER_EXT, writePki } from './support/tls-certs.js';
@@ -32,6 +33,9 @@ for (const backend of backends()) {
     let s: TestServer;
     let dir: string;
     const f = (name: string) => join(dir, name);
+    const study = uid(1);
+    const pin = (name: string) =>
+      new X509Certificate(readFileSync(f(`${name}.crt`))).fingerprint256.replace(/:/g, '').toLowerCase();
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'custos-tls-crl-'));
@@ -40,15 +44,17 @@ for (const backend of backends()) {
       const period = { start: new Date(Date.now() - day), end: new Date(Date.now() + 2 * day) };
       ca.sign('good', CLIENT_EXT, period);
       ca.sign('revoked', CLIENT_EXT, period);
+      // C-MOVE destinations, which Custos calls over TLS: one whose certificate the CRL revokes.
+      ca.sign('dest', PEER_EXT, period);
+      ca.sign('revokeddest', PEER_EXT, period);
       ca.revoke('revoked');
+      ca.revoke('revokeddest');
       ca.crl(f('ca.crl'));
       const tls = { port: 0, cert: f('server.crt'), key: f('server.key'), ca: f('ca.crt'), crl: f('ca.crl') };
       s = await startTestServer(backend, {
         dicom: { tls: { ...tls, requireClientCert: false } },
         hl7: { port: null, senders: ['RIS^HOSP'], tls: { ...tls, requireClientCert: true } },
       });
-      const pin = (name: string) =>
-        new X509Certificate(readFileSync(f(`${name}.crt`))).fingerprint256.replace(/:/g, '').toLowerCase();
       for (const [title, name] of [
         ['GOODSCU', 'good'],
         ['REVOKEDSCU', 'revoked'],
@@ -60,6 +66,13 @@ for (const backend of backends()) {
           user: 'admin',
           certSha256: pin(name),
         });
+      await s.app.aes.add(admin, { title: 'MOVER', host: '127.0.0.1', port: 104, user: 'admin' });
+      writeFileSync(
+        f('in.dcm'),
+        makeInstance({ studyUid: study, seriesUid: uid(2), sopInstanceUid: uid(3), patientId: 'PID-CRL' }),
+      );
+      const stored = await storescuTo(s.dicomPort, 'MOVER', [f('in.dcm')]);
+      expect(stored.code, stored.stderr).toBe(0);
     });
 
     afterAll(async () => {
@@ -100,6 +113,65 @@ for (const backend of backends()) {
       ).map((r) => (JSON.parse(r.record) as { detail: { reason: string } }).detail.reason);
       expect(reasons).toEqual([
         'TLS client certificate refused: its client certificate is revoked (dicom.tls.crl)',
+      ]);
+    });
+
+    it('does not call a C-MOVE destination whose certificate the CRL revokes, though registered for its AE, and audits why', async () => {
+      /** movescu of the study to `title`, a storescp presenting `name`'s certificate: what it received, and said. */
+      const moveTo = async (name: string, title: string) => {
+        const destPort = await freePort();
+        const out = await mkdtemp(join(dir, 'move-'));
+        // -ic: the destination takes Custos's certificate unverified; only Custos's check of the destination's is
+        // tested.
+        const scp = spawnDcmtk('storescp', [
+          '+tls',
+          f(`${name}.key`),
+          f(`${name}.crt`),
+          '-ic',
+          '-aet',
+          title,
+          '-od',
+          out,
+          String(destPort),
+        ]);
+        try {
+          await s.app.aes.add(admin, { title, host: '127.0.0.1', port: destPort, certSha256: pin(name) });
+          await new Promise((r) => setTimeout(r, 300));
+          const r = await dcmtk('movescu', [
+            '-d',
+            ...['-aet', 'MOVER', '-aec', 'CUSTOS', '-S', '-aem', title],
+            ...['127.0.0.1', String(s.dicomPort)],
+            ...['-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${study}`],
+          ]);
+          return { stderr: r.stderr, received: await readdir(out) };
+        } finally {
+          await stopChild(scp);
+        }
+      };
+      const good = await moveTo('dest', 'GOODDEST');
+      expect(good.received, good.stderr).toHaveLength(1);
+      // Until 6 Dec 2026 the CRL was applied to incoming certificates only, and this destination got the study.
+      const revoked = await moveTo('revokeddest', 'REVOKEDDEST');
+      expect(revoked.received).toHaveLength(0);
+      expect(revoked.stderr).toMatch(
+        /Move response with error status \(Refused: OutOfResourcesSubOperations\)/,
+      );
+      expect(revoked.stderr).toContain('LO [TLS certificate is revoked (dicom.tls.crl)');
+      const reasons = (
+        await s.app.index.db
+          .selectFrom('audit_ledger')
+          .select('record')
+          .where('action', '=', 'view-pixels')
+          .where('outcome', '=', 'failure')
+          .execute()
+      )
+        .map((r) => JSON.parse(r.record) as { detail: { destination?: string; reason?: string } })
+        .filter((r) => r.detail.destination === 'REVOKEDDEST')
+        .map((r) => r.detail.reason);
+      expect(reasons).toEqual([
+        expect.stringMatching(
+          /^TLS certificate is revoked \(dicom\.tls\.crl\): REVOKEDDEST at 127\.0\.0\.1:\d+ is not called$/,
+        ),
       ]);
     });
 

@@ -78,7 +78,7 @@ export async function startDimse(
     connectTimeoutMs: d.connectTimeoutMs,
     responseTimeoutMs: d.responseTimeoutMs,
     storeAck: d.storeAck,
-    tlsClient: tls && { cert: tls.cert, key: tls.key, ca: tls.ca },
+    tlsClient: tls && { cert: tls.cert, key: tls.key, ca: tls.ca, crl: tls.crl },
     authenticate: (token, source) => app.auth.authenticateBearer(`Bearer ${token}`, source, 'dimse'),
   });
   const server = new DimseServer(

@@ -188,7 +188,7 @@ export class DimseServer {
    */
   useCertificate(m: ServerTlsMaterial): void {
     this.secure?.setSecureContext(serverTlsContext(m));
-    this.services.useTlsClient({ cert: m.cert, key: m.key, ca: m.ca });
+    this.services.useTlsClient({ cert: m.cert, key: m.key, ca: m.ca, crl: m.crl });
   }
 
   /**

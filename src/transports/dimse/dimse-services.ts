@@ -53,9 +53,10 @@ export interface DimseServiceDeps {
   storeAck: 'committed' | 'received';
   /**
    * Custos's DICOM TLS certificate, key and CA, presented when it calls an AE registered with a certificate
-   * (C-MOVE destinations, storage commitment reports). Without it such AEs cannot be called.
+   * (C-MOVE destinations, storage commitment reports), and the CA's CRL (dicom.tls.crl), which the called AE's
+   * certificate is checked against as a client's is. Without it such AEs cannot be called.
    */
-  tlsClient?: { cert: Buffer; key: Buffer; ca?: Buffer | undefined } | undefined;
+  tlsClient?: { cert: Buffer; key: Buffer; ca?: Buffer | undefined; crl?: Buffer | undefined } | undefined;
   /**
    * Authenticates the token an association's User Identity carries (PS3.7 D.3.3.7) as a DICOMweb bearer token
    * is (an API token or an OIDC JWT); without it, user identities are not taken.
@@ -115,7 +116,14 @@ export class DimseServices {
       });
     return {
       ...base,
-      tls: { cert: t.cert, key: t.key, ca: t.ca, pinSha256: dest.certSha256, now: this.deps.clock.now() },
+      tls: {
+        cert: t.cert,
+        key: t.key,
+        ca: t.ca,
+        crl: t.crl,
+        pinSha256: dest.certSha256,
+        now: this.deps.clock.now(),
+      },
     };
   }
 

@@ -65,6 +65,11 @@ export interface ScuTls {
   cert: Buffer;
   key: Buffer;
   ca?: Buffer | undefined;
+  /**
+   * The CA's certificate revocation list(s) (dicom.tls.crl; only with `ca`): a peer whose certificate it revokes is
+   * not called, as a client presenting it is refused.
+   */
+  crl?: Buffer | undefined;
   /** SHA-256 of the peer certificate's DER, lower-case hex without colons. */
   pinSha256: string;
   /** The time the pinned certificate must be valid at (its notBefore and notAfter), when the call is made. */
@@ -310,6 +315,9 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
           minVersion: 'TLSv1.2',
           ciphers: BCP195_CIPHERS,
           ...(tls.ca ? { ca: tls.ca } : {}),
+          // Until 6 Dec 2026 the CRL was applied to incoming client certificates only: a destination whose
+          // registered certificate had been revoked was still sent to.
+          ...(tls.ca && tls.crl ? { crl: tls.crl } : {}),
           // Without a CA the pin alone authenticates the peer (checked on secureConnect).
           rejectUnauthorized: !!tls.ca,
           checkServerIdentity: (_host: string, cert: PeerCertificate) => pinMismatch(cert, tls),
@@ -331,8 +339,20 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
     });
     s.once('error', (err) => {
       clearTimeout(timer);
-      const known = (err as { code?: string }).code === 'dimse.scu-failed';
-      reject(known ? err : failure(`${opts.calledAe} at ${opts.host}:${opts.port}: ${err.message}`));
+      const code = (err as { code?: string }).code;
+      // The reason first: it reaches the C-MOVE requestor as a 64-character Error Comment.
+      if (code === 'CERT_REVOKED')
+        reject(
+          failure(
+            `TLS certificate is revoked (dicom.tls.crl): ${opts.calledAe} at ${opts.host}:${opts.port} is not called`,
+          ),
+        );
+      else
+        reject(
+          code === 'dimse.scu-failed'
+            ? err
+            : failure(`${opts.calledAe} at ${opts.host}:${opts.port}: ${err.message}`),
+        );
     });
   });
   socket.setNoDelay(true);
