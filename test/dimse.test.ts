@@ -8,7 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
 import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
-import { CT_IMAGE, CYRILLIC_PROCEDURE_CODE, makeInstance, pixelBytes, uid } from './support/fixtures.js';
+import {
+  CT_IMAGE,
+  CYRILLIC_PROCEDURE_CODE,
+  makeInstance,
+  MR_IMAGE,
+  pixelBytes,
+  uid,
+} from './support/fixtures.js';
 import { pixelDataOf } from './support/compressed.js';
 import { writePart10, type WriteElement } from '../src/dicom/part10-writer.js';
 import { getString, parsePart10 } from '../src/dicom/part10-parser.js';
@@ -1524,6 +1531,68 @@ for (const backend of backends()) {
           ),
         },
       });
+    });
+
+    it('says which class a C-GET requestor proposed no storage context for, and sends it the others', async () => {
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const GET = '1.2.840.10008.5.1.4.1.2.2.3';
+      const EXPLICIT = '1.2.840.10008.1.2.1';
+      const [own, ownSeries] = [uid(57), uid(58)];
+      const stored = await postStow(s, [
+        makeInstance({ studyUid: own, seriesUid: ownSeries, sopInstanceUid: uid(59) }),
+        makeInstance({ studyUid: own, seriesUid: ownSeries, sopInstanceUid: uid(59), sopClassUid: MR_IMAGE }),
+      ]);
+      expect([200, 202]).toContain(stored.status);
+      expect(await storedInstances(s, 'study_uid', own)).toHaveLength(2);
+      // A storage context, with the SCP role, for CT alone: the MR image has nowhere to go.
+      const received: string[] = [];
+      const scuA: Awaited<ReturnType<typeof associate>> = await associate({
+        contexts: [
+          { abstractSyntax: GET, transferSyntaxes: [EXPLICIT] },
+          { abstractSyntax: CT_IMAGE, transferSyntaxes: [EXPLICIT] },
+        ],
+        roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
+        onRequest: (ctxId, cmd) => {
+          received.push(cmd.affectedSopClassUid!);
+          void scuA.conn.send(ctxId, {
+            commandField: 0x8001,
+            messageIdBeingRespondedTo: cmd.messageId!,
+            affectedSopClassUid: cmd.affectedSopClassUid!,
+            affectedSopInstanceUid: cmd.affectedSopInstanceUid!,
+            commandDataSetType: 0x0101,
+            status: 0,
+          });
+        },
+      });
+      try {
+        const rsp = await scuA.request(
+          scuA.context(GET)!.id,
+          {
+            commandField: 0x0010,
+            messageId: scuA.conn.messageId(),
+            affectedSopClassUid: GET,
+            priority: 0,
+            commandDataSetType: 0,
+          },
+          encodeDataset(
+            [
+              { tag: 0x00080052, vr: 'CS', value: 'SERIES' },
+              { tag: Tags.StudyInstanceUID, vr: 'UI', value: own },
+              { tag: Tags.SeriesInstanceUID, vr: 'UI', value: ownSeries },
+            ],
+            EXPLICIT,
+          ),
+        );
+        // PS3.4 C.4.3.3.1: some sub-operations failed, some completed.
+        expect(rsp.cmd.status).toBe(0xb000);
+        expect([rsp.cmd.completed, rsp.cmd.failed]).toEqual([1, 1]);
+        expect(rsp.cmd.errorComment).toBe(
+          `no context for ${MR_IMAGE}: the C-GET requestor has no presentation context accepted`.slice(0, 64),
+        );
+      } finally {
+        await scuA.release();
+      }
+      expect(received).toEqual([CT_IMAGE]);
     });
 
     it('answers a C-STORE or C-FIND request that declares no data set (C000), and goes on', async () => {

@@ -531,9 +531,9 @@ async function* afterFileMeta(source: AsyncIterable<Buffer>): AsyncGenerator<Buf
  * sendable() converts to, for a destination that accepts no stored form: for an object stored in Explicit VR
  * Little Endian, its class in Implicit VR Little Endian, the default transfer syntax every AE takes (PS3.5
  * §10.1); for one stored in Implicit VR, Explicit VR Little Endian; for one stored compressed in a syntax Custos
- * decodes (`decompresses`), deflated or in Explicit VR Big Endian, both. Each a context of its own, not a second syntax in the first: an acceptor that
- * takes several keeps the stored form for the object (private elements keep their VRs, compressed pixels stay
- * as they are), whatever order it prefers syntaxes in. The stored forms come first in the 128 contexts an
+ * decodes (`decompresses`), deflated or in Explicit VR Big Endian, both. Each a context of its own, not a
+ * second syntax in the first: an acceptor that takes several keeps the stored form for the object (private
+ * elements keep their VRs, compressed pixels stay as they are), whatever order it prefers syntaxes in. The stored forms come first in the 128 contexts an
  * association may carry.
  */
 function storageContexts(refs: InstanceRef[], decompresses: (ref: InstanceRef) => boolean) {
@@ -569,6 +569,15 @@ function getTarget(a: ScpAssociation, responseTimeoutMs: number): StoreTarget {
     sendsDecompressed: (ref) => a.peerScpRoles.has(ref.sopClassUid) && sendsDecompressed(ref, accepted(ref)),
     async store(ref, data) {
       // Nothing is read: the instance cannot be sent in a form this association took.
+      // A class the requestor has no context for at all (it proposed storage contexts for some classes only) is
+      // said to be that: until 6 Dec 2026 it was reported as a missing SCP role, which sent the requestor's
+      // operator to its role selection.
+      if (![...a.contexts.values()].some((c) => c.abstractSyntax === ref.sopClassUid))
+        throw new CustosError({
+          code: 'dimse.no-storage-context',
+          message: `no context for ${ref.sopClassUid}: the C-GET requestor has no presentation context accepted for this SOP class (it proposed none, or none Custos takes), so nothing of it can be sent back`,
+          dicomStatus: 0xa702,
+        });
       if (!a.peerScpRoles.has(ref.sopClassUid))
         throw new CustosError({
           code: 'dimse.no-scp-role',
