@@ -103,14 +103,20 @@ for (const backend of backends()) {
       expect(s.notices).toContainEqual(
         'DICOM TLS: refused a connection from 127.0.0.1: its client certificate is revoked (dicom.tls.crl)',
       );
-      const reasons = (
-        await s.app.index.db
-          .selectFrom('audit_ledger')
-          .select('record')
-          .where('action', '=', 'dicom-associate')
-          .where('outcome', '=', 'denied')
-          .execute()
-      ).map((r) => (JSON.parse(r.record) as { detail: { reason: string } }).detail.reason);
+      const denied = async () =>
+        (
+          await s.app.index.db
+            .selectFrom('audit_ledger')
+            .select('record')
+            .where('action', '=', 'dicom-associate')
+            .where('outcome', '=', 'denied')
+            .execute()
+        ).map((r) => (JSON.parse(r.record) as { detail: { reason: string } }).detail.reason);
+      // The ledger's append runs after the socket has closed (as in dimse-tls.test.ts): on PostgreSQL under load
+      // echoscu could exit before it was in, and the test read an empty ledger.
+      for (const deadline = Date.now() + 5000; (await denied()).length === 0 && Date.now() < deadline;)
+        await new Promise((r) => setTimeout(r, 50));
+      const reasons = await denied();
       expect(reasons).toEqual([
         'TLS client certificate refused: its client certificate is revoked (dicom.tls.crl)',
       ]);
