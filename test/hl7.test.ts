@@ -1195,6 +1195,32 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(remaining).toEqual([]);
   });
 
+  it('keys an order whose placer number is sent as "" by its filler number, and refuses one with neither', async () => {
+    const order = {
+      placer: '""',
+      filler: `NOPLACER-${run}`,
+      accession: `NPA-${run}`,
+      procedure: ['71020', 'CHEST'] as [string, string],
+      ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
+      referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
+    };
+    const patient = { id: `NOPLACER-${run}`, family: 'NOPLACER', given: 'PAT' };
+    expect(ackOf(await client.send(ormMessage('NP-1', patient, order))).code).toBe('AA');
+    const rows = await s.app.index.db
+      .selectFrom('orders')
+      .select(['order_key', 'placer_order_number', 'filler_order_number'])
+      .where('filler_order_number', '=', order.filler)
+      .execute();
+    expect(rows).toEqual([
+      { order_key: order.filler, placer_order_number: '', filler_order_number: order.filler },
+    ]);
+    const neither = ackOf(await client.send(ormMessage('NP-2', patient, { ...order, filler: '""' })));
+    expect(neither).toMatchObject({ code: 'AE', errorLocation: expect.stringMatching(/^ORC/) });
+    expect(
+      await s.app.index.db.selectFrom('orders').select('pk').where('order_key', '=', '""').execute(),
+    ).toEqual([]);
+  });
+
   it('ends the care relationship of a physician an order update replaces, and keeps the one of an unchanged one', async () => {
     const order = {
       placer: `SWAP-${run}`,

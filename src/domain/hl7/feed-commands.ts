@@ -33,6 +33,15 @@ export interface Demographics extends PatientIdentity {
 
 const HL7_NULL = '""';
 
+/**
+ * A placer or filler order number (ORC-2/3, OBR-2/3). Sent as `""` it is no number: an order's key cannot be
+ * deleted, and until 6 Dec 2026 the two characters became the key that every such order then shared.
+ */
+const orderNumber = (s: Hl7Segment, field: number) => {
+  const v = value(s, field);
+  return v === HL7_NULL ? '' : v;
+};
+
 export interface Physician {
   /** XCN-1, the provider's identifier; '' when the sender gave only a name. */
   id: string;
@@ -452,8 +461,8 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
       current = {
         patient,
         orderControl: control,
-        placerOrderNumber: value(s, 2),
-        fillerOrderNumber: value(s, 3),
+        placerOrderNumber: orderNumber(s, 2),
+        fillerOrderNumber: orderNumber(s, 3),
         accessionNumber: '',
         status: CANCELLING_CONTROLS.has(control) ? 'cancelled' : (ORDER_STATUS[value(s, 5)] ?? 'scheduled'),
         procedureCode: '',
@@ -473,8 +482,8 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
           message: 'an OBR segment must follow its ORC',
           location: { segment: 'OBR', sequence: obrSeq },
         });
-      current.placerOrderNumber ||= value(s, 2);
-      current.fillerOrderNumber ||= value(s, 3);
+      current.placerOrderNumber ||= orderNumber(s, 2);
+      current.fillerOrderNumber ||= orderNumber(s, 3);
       current.procedureCode = value(s, 4, 1);
       current.procedureText = value(s, 4, 2);
       current.orderingPhysician ||=
