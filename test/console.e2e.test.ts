@@ -164,6 +164,60 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('keeps list filters, sort and page in the address: reload, bookmark and Back give the same list', async () => {
+    const { context, page } = await signIn('data-steward');
+    const sortOf = (name: string) =>
+      page.getByRole('columnheader', { name, exact: false }).first().getAttribute('aria-sort');
+    const patients = async () => (await studyRows(page).allInnerTexts()).map((r) => r.split('\t')[0]!.trim());
+    await page.getByRole('link', { name: 'Studies' }).click();
+    // The twelve seeded, and the one released from the quarantine above.
+    await rowsOf(page, 'Studies', 13);
+    await page.getByLabel('Modality').fill('MR');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => studyRows(page).count()).toBeLessThan(13);
+    const mr = await studyRows(page).count();
+    await page.getByRole('button', { name: 'Patient', exact: true }).click();
+    await expect.poll(() => sortOf('Patient')).toBe('ascending');
+    const sorted = await patients();
+    expect(sorted).toEqual([...sorted].sort());
+    expect(new URL(page.url()).searchParams.toString()).toBe('ModalitiesInStudy=MR&sort=PatientName&dir=asc');
+
+    // Reloaded (or opened from a bookmark in another window): the same search, in the same order.
+    await page.reload();
+    await expect.poll(() => studyRows(page).count()).toBe(mr);
+    expect(await page.getByLabel('Modality').inputValue()).toBe('MR');
+    expect(await sortOf('Patient')).toBe('ascending');
+    expect(await patients()).toEqual(sorted);
+    const other = await context.newPage();
+    await other.goto(page.url());
+    await expect.poll(() => studyRows(other).count()).toBe(mr);
+    await other.close();
+
+    // Back: first the search before the sort, then the one before the filter.
+    await page.goBack();
+    await expect.poll(() => sortOf('Patient')).toBe('none');
+    expect(await page.getByLabel('Modality').inputValue()).toBe('MR');
+    await page.goBack();
+    await expect.poll(() => studyRows(page).count()).toBe(13);
+    expect(await page.getByLabel('Modality').inputValue()).toBe('');
+
+    // The quarantine's status filter, likewise.
+    await page.getByRole('link', { name: 'Quarantine' }).click();
+    await page.getByRole('heading', { name: 'Quarantine', exact: true }).waitFor();
+    await page.getByLabel('Status').selectOption('released');
+    await expect.poll(async () => (await studyRows(page).first().textContent()) ?? '').toContain('released');
+    expect(new URL(page.url()).search).toBe('?status=released');
+    await page.reload();
+    await expect.poll(async () => (await studyRows(page).first().textContent()) ?? '').toContain('released');
+    expect(await page.getByLabel('Status').inputValue()).toBe('released');
+    await page.goBack();
+    await expect.poll(() => page.getByLabel('Status').inputValue()).toBe('quarantined');
+    await expect
+      .poll(async () => (await studyRows(page).first().textContent()) ?? '')
+      .toContain('quarantined');
+    await context.close();
+  });
+
   it("radiologist: signs in with TOTP, sees the department's studies only, breaks the glass with a reason", async () => {
     const { context, page } = await signIn('radiologist');
     expect(await navLinks(page)).toEqual(['Studies']);
@@ -232,6 +286,17 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Search' }).first().click();
     await expect.poll(async () => (await studyRows(page).first().textContent()) ?? '').toContain('denied');
     await shot(page, 'audit-privacy-officer');
+    // The search is in the address: a reload keeps it, Back returns to the unfiltered ledger.
+    expect(new URL(page.url()).searchParams.toString()).toBe('user=rad.rossi&outcome=denied');
+    await page.reload();
+    await expect.poll(async () => (await studyRows(page).first().textContent()) ?? '').toContain('denied');
+    expect(await page.getByLabel('Account', { exact: true }).inputValue()).toBe('rad.rossi');
+    expect(await page.getByLabel('Outcome').inputValue()).toBe('denied');
+    expect((await studyRows(page).allTextContents()).every((r) => r.includes('denied'))).toBe(true);
+    await page.goBack();
+    await expect.poll(() => page.getByLabel('Account', { exact: true }).inputValue()).toBe('');
+    await page.goForward();
+    await expect.poll(() => page.getByLabel('Account', { exact: true }).inputValue()).toBe('rad.rossi');
 
     const csv = await page.request.get(
       `${s.url}${await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href')}`,

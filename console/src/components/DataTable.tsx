@@ -4,30 +4,36 @@ import {
   getSortedRowModel,
   useReactTable,
   type ColumnDef,
+  type OnChangeFn,
   type SortingState,
 } from '@tanstack/react-table';
-import { useState } from 'react';
 
-/** A sortable, keyboard-usable table (TanStack Table, headless): sort by Enter/Space on a column header. */
+/**
+ * A sortable, keyboard-usable table (TanStack Table, headless): sort by Enter/Space on a column header. The sort
+ * is the caller's (kept in the address, list-params.ts), so that it survives a reload and can be shared.
+ */
 export function DataTable<T>({
   data,
   columns,
   caption,
+  sorting,
+  onSortingChange,
   onRowOpen,
   rowLabel,
 }: {
   data: T[];
   columns: ColumnDef<T, unknown>[];
   caption: string;
+  sorting: SortingState;
+  onSortingChange: OnChangeFn<SortingState>;
   onRowOpen?: (row: T) => void;
   rowLabel?: (row: T) => string;
 }) {
-  const [sorting, setSorting] = useState<SortingState>([]);
   const table = useReactTable({
     data,
     columns,
     state: { sorting },
-    onSortingChange: setSorting,
+    onSortingChange,
     getCoreRowModel: getCoreRowModel(),
     getSortedRowModel: getSortedRowModel(),
   });

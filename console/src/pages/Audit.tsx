@@ -5,6 +5,7 @@ import { Link } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { useAuth } from '../auth';
 import { DataTable } from '../components/DataTable';
+import { useListParams } from '../list-params';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { AUDIT_READERS, BREAK_GLASS_REVIEWERS } from '../roles';
 
@@ -66,30 +67,46 @@ export function Audit() {
   );
 }
 
+const FILTER_KEYS = [...FILTERS.map(([k]) => k), 'outcome'];
+const AUDIT_PAGE = 50;
+
+/**
+ * Newest first, paged by the ledger's sequence numbers, which the address holds with the filters: `before` (older
+ * than the record of that seq) or `after` (the page just newer than that record; the API answers it oldest
+ * first).
+ */
 function LedgerSearch() {
-  const [draft, setDraft] = useState<Record<string, string>>({ outcome: '' });
-  const [filters, setFilters] = useState<Record<string, string>>({});
-  const [before, setBefore] = useState<number[]>([]);
-  const cursor = before[before.length - 1];
+  const { params, filters, draft, setDraft, search, setPage, sorting, setSorting } = useListParams(
+    FILTER_KEYS,
+    ['before', 'after'],
+  );
+  const before = params.get('before');
+  const after = params.get('after');
+  const cursor = after ? { after: Number(after) } : before ? { before: Number(before) } : {};
   const records = useQuery({
     queryKey: ['audit', filters, cursor],
-    queryFn: async () =>
-      unwrap(
+    queryFn: async () => {
+      const r = unwrap(
         await api.GET('/api/audit/records', {
-          params: { query: { ...filters, limit: 50, ...(cursor ? { before: cursor } : {}) } },
+          params: { query: { ...filters, limit: AUDIT_PAGE, ...cursor } },
         }),
-      ),
+      );
+      return { ...r, records: after ? [...r.records].reverse() : r.records };
+    },
   });
-  const search = (e: FormEvent) => {
+  const onSearch = (e: FormEvent) => {
     e.preventDefault();
-    setFilters(Object.fromEntries(Object.entries(draft).filter(([, v]) => v.trim())));
-    setBefore([]);
+    search();
   };
   const exportUrl = `/api/audit/export?${new URLSearchParams({ ...filters, format: 'csv' })}`;
+  const shown = records.data?.records ?? [];
+  // Newer: none above the first page; from an `after` page, none once it came back short (the newest ones).
+  const hasNewer = after ? !!records.data?.next : !!before;
+  const hasOlder = after ? shown.length > 0 : !!records.data?.next?.before;
   return (
     <>
       <h2>Ledger</h2>
-      <form className="filters" onSubmit={search} role="search" aria-label="Filter audit records">
+      <form className="filters" onSubmit={onSearch} role="search" aria-label="Filter audit records">
         {FILTERS.map(([k, label]) => (
           <div className="field" key={k}>
             <label htmlFor={`a-${k}`}>{label}</label>
@@ -104,7 +121,7 @@ function LedgerSearch() {
           <label htmlFor="a-outcome">Outcome</label>
           <select
             id="a-outcome"
-            value={draft.outcome}
+            value={draft.outcome ?? ''}
             onChange={(e) => setDraft({ ...draft, outcome: e.target.value })}
           >
             <option value="">any</option>
@@ -130,15 +147,21 @@ function LedgerSearch() {
             data={records.data.records}
             columns={recordColumns}
             caption="Audit records, newest first"
+            sorting={sorting}
+            onSortingChange={setSorting}
           />
           <nav className="pager" aria-label="Audit pages">
-            <button type="button" disabled={!before.length} onClick={() => setBefore(before.slice(0, -1))}>
+            <button
+              type="button"
+              disabled={!hasNewer}
+              onClick={() => setPage({ after: String(records.data.records[0]!.seq) })}
+            >
               Newer
             </button>
             <button
               type="button"
-              disabled={!records.data.next?.before}
-              onClick={() => setBefore([...before, records.data.next!.before!])}
+              disabled={!hasOlder}
+              onClick={() => setPage({ before: String(records.data.records.at(-1)!.seq) })}
             >
               Older
             </button>

@@ -5,8 +5,10 @@ import { Link, useNavigate, useParams } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
 import { DataTable } from '../components/DataTable';
 import { Empty, ErrorState, Loading } from '../components/States';
+import { useListParams } from '../list-params';
 
 type Entry = Schemas['QuarantineSummary'];
+const STATUSES = ['quarantined', 'released', 'rejected'] as const;
 const columns: ColumnDef<Entry, unknown>[] = [
   { header: 'Received', accessorFn: (e) => new Date(e.createdAt).toLocaleString() },
   { header: 'Patient ID', accessorKey: 'patientId' },
@@ -18,7 +20,8 @@ const columns: ColumnDef<Entry, unknown>[] = [
 
 /** The data steward's quarantine queue: objects held at ingest for header defects. */
 export function QuarantineQueue() {
-  const [status, setStatus] = useState<'quarantined' | 'released' | 'rejected'>('quarantined');
+  const { params, setPage, sorting, setSorting } = useListParams([], ['status']);
+  const status = STATUSES.find((s) => s === params.get('status')) ?? 'quarantined';
   const navigate = useNavigate();
   const list = useQuery({
     queryKey: ['quarantine', status],
@@ -30,7 +33,11 @@ export function QuarantineQueue() {
       <h1 id="q-title">Quarantine</h1>
       <div className="field inline">
         <label htmlFor="q-status">Status</label>
-        <select id="q-status" value={status} onChange={(e) => setStatus(e.target.value as typeof status)}>
+        <select
+          id="q-status"
+          value={status}
+          onChange={(e) => setPage(e.target.value === 'quarantined' ? {} : { status: e.target.value })}
+        >
           <option value="quarantined">held</option>
           <option value="released">released</option>
           <option value="rejected">rejected</option>
@@ -49,6 +56,8 @@ export function QuarantineQueue() {
             data={list.data.entries}
             columns={columns}
             caption="Quarantined objects"
+            sorting={sorting}
+            onSortingChange={setSorting}
             onRowOpen={(e) => navigate(`/quarantine/${e.id}`)}
             rowLabel={(e) => `Inspect quarantined object ${e.id}`}
           />

@@ -1,11 +1,12 @@
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import type { ColumnDef } from '@tanstack/react-table';
 import { useState, type FormEvent } from 'react';
-import { useNavigate, useSearchParams } from 'react-router';
+import { useNavigate } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
 import { DataTable } from '../components/DataTable';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { useAuth } from '../auth';
+import { useListParams } from '../list-params';
 import { BREAK_GLASS_ROLES } from '../roles';
 
 type Study = Schemas['BrowsedStudy'];
@@ -22,30 +23,33 @@ export const dicomDate = (d: string) =>
   /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d;
 export const personName = (pn: string) => pn.replace(/\^+$/, '').replace(/\^/g, ', ');
 
+// The column ids are the sort keys in the address (?sort=StudyDate&dir=desc).
 const columns: ColumnDef<Study, unknown>[] = [
-  { header: 'Patient', accessorFn: (s) => personName(s.patientName) },
-  { header: 'Patient ID', accessorKey: 'patientId' },
-  { header: 'Date', accessorFn: (s) => dicomDate(s.studyDate) },
-  { header: 'Description', accessorKey: 'studyDescription' },
-  { header: 'Modalities', accessorFn: (s) => s.modalities.join(', ') },
-  { header: 'Accession', accessorKey: 'accessionNumber' },
-  { header: 'Department', accessorFn: (s) => s.department ?? '—' },
+  { id: 'PatientName', header: 'Patient', accessorFn: (s) => personName(s.patientName) },
+  { id: 'PatientID', header: 'Patient ID', accessorKey: 'patientId' },
+  { id: 'StudyDate', header: 'Date', accessorFn: (s) => dicomDate(s.studyDate) },
+  { id: 'StudyDescription', header: 'Description', accessorKey: 'studyDescription' },
+  { id: 'ModalitiesInStudy', header: 'Modalities', accessorFn: (s) => s.modalities.join(', ') },
+  { id: 'AccessionNumber', header: 'Accession', accessorKey: 'accessionNumber' },
+  { id: 'Department', header: 'Department', accessorFn: (s) => s.department ?? '—' },
   {
+    id: 'Classification',
     header: 'Classification',
     accessorKey: 'classification',
     cell: (c) => <span className={`badge ${String(c.getValue())}`}>{String(c.getValue())}</span>,
   },
-  { header: 'Images', accessorKey: 'numInstances' },
+  { id: 'NumberOfStudyRelatedInstances', header: 'Images', accessorKey: 'numInstances' },
 ];
 
 /** The study browser: a QIDO-like search over what the signed-in account may see (the server narrows it). */
 export function Studies() {
-  const [params, setParams] = useSearchParams();
+  const { params, filters, draft, setDraft, search, setPage, sorting, setSorting } = useListParams(
+    FIELDS.map(([k]) => k),
+    ['offset'],
+  );
   const navigate = useNavigate();
   const { session } = useAuth();
   const offset = Number(params.get('offset') ?? 0);
-  const filters = Object.fromEntries(FIELDS.map(([k]) => [k, params.get(k) ?? '']));
-  const [draft, setDraft] = useState<Record<string, string>>(filters);
   const [openUid, setOpenUid] = useState('');
 
   const query = useQuery({
@@ -55,7 +59,7 @@ export function Studies() {
         await api.GET('/api/studies', {
           params: {
             query: {
-              ...Object.fromEntries(Object.entries(filters).filter(([, v]) => v)),
+              ...filters,
               limit: PAGE,
               offset,
             },
@@ -65,22 +69,16 @@ export function Studies() {
     placeholderData: keepPreviousData,
   });
 
-  const search = (e: FormEvent) => {
+  const onSearch = (e: FormEvent) => {
     e.preventDefault();
-    const next = new URLSearchParams();
-    for (const [k, v] of Object.entries(draft)) if (v.trim()) next.set(k, v.trim());
-    setParams(next);
+    search();
   };
-  const page = (o: number) => {
-    const next = new URLSearchParams(params);
-    next.set('offset', String(o));
-    setParams(next);
-  };
+  const page = (o: number) => setPage(o ? { offset: String(o) } : {});
 
   return (
     <section aria-labelledby="studies-title">
       <h1 id="studies-title">Studies</h1>
-      <form className="filters" onSubmit={search} role="search" aria-label="Search studies">
+      <form className="filters" onSubmit={onSearch} role="search" aria-label="Search studies">
         {FIELDS.map(([k, label, example]) => (
           <div key={k} className="field">
             <label htmlFor={`f-${k}`}>{label}</label>
@@ -106,6 +104,8 @@ export function Studies() {
             data={query.data.studies}
             columns={columns}
             caption="Studies you may see"
+            sorting={sorting}
+            onSortingChange={setSorting}
             onRowOpen={(s) => navigate(`/studies/${s.studyUid}`)}
             rowLabel={(s) => `Open study ${s.accessionNumber || s.studyUid}`}
           />
