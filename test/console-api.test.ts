@@ -96,6 +96,51 @@ for (const backend of backends()) {
       expect(((await unknown.json()) as { detail: string }).detail).toMatch(/Foo: unknown parameter/);
     });
 
+    it('sorts the study list on the server, so that each page continues the order of the one before', async () => {
+      interface Sorted {
+        studies: { studyUid: string; patientName: string; studyDate: string; numInstances: number }[];
+        more: boolean;
+      }
+      const list = async (query: string) => {
+        const res = await get('data-steward', `/api/studies?${query}`);
+        expect(res.status).toBe(200);
+        return (await res.json()) as Sorted;
+      };
+      const bytes = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+      for (const [query, compare] of [
+        ['sort=PatientName', (a, b) => bytes(a.patientName.toUpperCase(), b.patientName.toUpperCase())],
+        ['sort=StudyDate&dir=desc', (a, b) => bytes(b.studyDate, a.studyDate)],
+        ['sort=NumberOfStudyRelatedInstances&dir=desc', (a, b) => b.numInstances - a.numInstances],
+      ] as [string, (a: Sorted['studies'][0], b: Sorted['studies'][0]) => number][]) {
+        const all = (await list(`${query}&limit=100`)).studies;
+        expect(all).toHaveLength(12);
+        // In the order asked, equal values by Study Instance UID.
+        expect(all).toEqual([...all].sort((a, b) => compare(a, b) || bytes(a.studyUid, b.studyUid)));
+        const pages: string[] = [];
+        for (let offset = 0, more = true; more; offset += 5) {
+          const page = await list(`${query}&limit=5&offset=${offset}`);
+          pages.push(...page.studies.map((x) => x.studyUid));
+          more = page.more;
+        }
+        expect(pages, query).toEqual(all.map((x) => x.studyUid));
+      }
+      // The seeded names are not in study-date order: sorting by them is not the default order by another name.
+      const byName = (await list('sort=PatientName&limit=100')).studies.map((x) => x.studyUid);
+      const byDefault = (await list('limit=100')).studies.map((x) => x.studyUid);
+      expect(byName).not.toEqual(byDefault);
+
+      for (const [query, parameter] of [
+        ['sort=patient_name', 'sort'],
+        ['sort=StudyDate&dir=up', 'dir'],
+        ['dir=desc', 'dir'],
+      ]) {
+        const res = await get('data-steward', `/api/studies?${query}`);
+        expect(res.status, query).toBe(400);
+        expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+        expect(await res.json()).toMatchObject({ code: 'studies.bad-parameter', parameter });
+      }
+    });
+
     it('refuses the study browser to a role no policy lets query, and records the refusal', async () => {
       const res = await get('privacy-officer', '/api/studies');
       expect(res.status).toBe(403);

@@ -176,7 +176,12 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Search' }).click();
     await expect.poll(() => studyRows(page).count()).toBeLessThan(13);
     const mr = await studyRows(page).count();
+    // Sorted by the server (so that a second page would continue the first's order), not within the page.
+    const sortedOnServer = page.waitForRequest((r) =>
+      r.url().includes('/api/studies?ModalitiesInStudy=MR&sort=PatientName&dir=asc'),
+    );
     await page.getByRole('button', { name: 'Patient', exact: true }).click();
+    await sortedOnServer;
     await expect.poll(() => sortOf('Patient')).toBe('ascending');
     const sorted = await patients();
     expect(sorted).toEqual([...sorted].sort());

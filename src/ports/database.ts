@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Kysely } from 'kysely';
+import type { ColumnType, Generated, Kysely, RawBuilder } from 'kysely';
 
 /**
  * The index and ledger schema, shared by every SQL adapter. Services build queries with Kysely against
@@ -427,6 +427,11 @@ export type SqlDialectName = 'sqlite' | 'postgres';
 export interface IndexDb {
   readonly db: Kysely<DatabaseSchema>;
   readonly dialect: SqlDialectName;
+  /**
+   * A text column compared by its bytes, for ORDER BY: SQLite's default (BINARY), PostgreSQL's "C" collation
+   * rather than the database's locale, so that a sorted list is in the same order on both.
+   */
+  bytewise(column: string): RawBuilder<string>;
   close(): Promise<void>;
   /** Whether the database answers now (for /api/health; a PostgreSQL server may be restarting). */
   answers(): Promise<boolean>;

@@ -25,6 +25,7 @@ import type { AccessGate } from './access-gate.js';
 import { STUDY_FACT_COLUMNS, type StudyFacts, type StudyFactsRow } from './study-facts.js';
 import { applyToJson, patientCorrections } from './header-overlay.js';
 import { RenderedRows } from './rendered-rows.js';
+import { studyOrder, type StudySort } from './study-sort.js';
 import { INLINE_BINARY_MAX } from '../dicom/dicom-json.js';
 
 /** Where each matchable attribute lives. Aliases: p = patients, st = studies, se = series, i = instances. */
@@ -362,10 +363,11 @@ export class QueryService {
     principal: Principal,
     query: QidoQuery,
     channel: string,
+    sort?: StudySort,
   ): Promise<{ studies: BrowsedStudy[]; more: boolean }> {
     if (query.level !== 'study')
       throw new CustosError({ code: 'query.bad-level', message: 'the study browser lists studies only' });
-    const { rows, more, policy, glass } = await this.visibleRows(principal, query, 'browse');
+    const { rows, more, policy, glass } = await this.visibleRows(principal, query, 'browse', 0, sort);
     const studies = rows.map((r): BrowsedStudy => ({
       studyUid: r.study_uid,
       patientId: r.patient_id,
@@ -404,6 +406,7 @@ export class QueryService {
     query: QidoQuery,
     purpose: Purpose,
     from = 0,
+    sort?: StudySort,
   ): Promise<{ rows: Row[]; more: boolean; next: number; policy: string; glass: Decision[] }> {
     const decision = await this.gate.require(principal, 'query', { type: 'archive' });
     const scope = scopePredicate(
@@ -419,7 +422,7 @@ export class QueryService {
     let skipped = 0;
     let next = from;
     for (let sqlOffset = from; visible.length <= limit; sqlOffset += batch) {
-      const rows = await this.select(query, scope, sqlOffset, batch, purpose);
+      const rows = await this.select(query, scope, sqlOffset, batch, purpose, sort);
       const refs = await this.facts.resources(rows);
       const decisions = await this.gate.decideEach(
         principal,
@@ -514,6 +517,7 @@ export class QueryService {
     offset: number,
     limit: number,
     purpose: Purpose,
+    sort?: StudySort,
   ): Promise<Row[]> {
     const needsSeries = query.level !== 'study' || query.matches.some((m) => level(m.key) === 'se');
     const needsInstances = query.level === 'instance';
@@ -561,7 +565,9 @@ export class QueryService {
       }
     }
     let full;
-    if (query.level === 'study') {
+    if (query.level === 'study' && sort) {
+      full = studyOrder(this.index, sort).reduce((q, term) => q.orderBy(term), qb);
+    } else if (query.level === 'study') {
       full = qb.orderBy('st.study_date', 'desc').orderBy('st.study_time', 'desc').orderBy('st.study_uid');
     } else if (query.level === 'series') {
       full = qb

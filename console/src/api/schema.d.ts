@@ -1587,6 +1587,10 @@ export interface operations {
                 limit?: number;
                 /** @description rows the caller may see to skip */
                 offset?: number;
+                /** @description the column to order by, over all pages (default: newest study date first) */
+                sort?: "PatientName" | "PatientID" | "StudyDate" | "StudyDescription" | "ModalitiesInStudy" | "AccessionNumber" | "Department" | "Classification" | "NumberOfStudyRelatedInstances";
+                /** @description asc (default) or desc; only with sort */
+                dir?: "asc" | "desc";
             };
             header?: never;
             path?: never;

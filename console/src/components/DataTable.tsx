@@ -9,31 +9,33 @@ import {
 } from '@tanstack/react-table';
 
 /**
- * A sortable, keyboard-usable table (TanStack Table, headless): sort by Enter/Space on a column header. The sort
- * is the caller's (kept in the address, list-params.ts), so that it survives a reload and can be shared.
+ * A keyboard-usable table (TanStack Table, headless), sortable by Enter/Space on a column header when given `sort`.
+ * The sort is the caller's (kept in the address, list-params.ts). A list the server pages is sorted by the server
+ * (`sort.onServer`): the table then shows the rows in the order they came. Sorting the rows of one page in the
+ * browser, as until 6 Dec 2026, put page 2 out of page 1's order.
  */
 export function DataTable<T>({
   data,
   columns,
   caption,
-  sorting,
-  onSortingChange,
+  sort,
   onRowOpen,
   rowLabel,
 }: {
   data: T[];
   columns: ColumnDef<T, unknown>[];
   caption: string;
-  sorting: SortingState;
-  onSortingChange: OnChangeFn<SortingState>;
+  sort?: { sorting: SortingState; onSortingChange: OnChangeFn<SortingState>; onServer: boolean };
   onRowOpen?: (row: T) => void;
   rowLabel?: (row: T) => string;
 }) {
   const table = useReactTable({
     data,
     columns,
-    state: { sorting },
-    onSortingChange,
+    state: { sorting: sort?.sorting ?? [] },
+    enableSorting: !!sort,
+    manualSorting: sort?.onServer ?? false,
+    ...(sort ? { onSortingChange: sort.onSortingChange } : {}),
     getCoreRowModel: getCoreRowModel(),
     getSortedRowModel: getSortedRowModel(),
   });

@@ -71,15 +71,16 @@ const FILTER_KEYS = [...FILTERS.map(([k]) => k), 'outcome'];
 const AUDIT_PAGE = 50;
 
 /**
- * Newest first, paged by the ledger's sequence numbers, which the address holds with the filters: `before` (older
+ * Newest first (not sortable by column: the ledger is paged by its sequence numbers, and a sort of one page's
+ * rows would not be the ledger's order), paged by the ledger's sequence numbers, which the address holds with the filters: `before` (older
  * than the record of that seq) or `after` (the page just newer than that record; the API answers it oldest
  * first).
  */
 function LedgerSearch() {
-  const { params, filters, draft, setDraft, search, setPage, sorting, setSorting } = useListParams(
-    FILTER_KEYS,
-    ['before', 'after'],
-  );
+  const { params, filters, draft, setDraft, search, setPage } = useListParams(FILTER_KEYS, [
+    'before',
+    'after',
+  ]);
   const before = params.get('before');
   const after = params.get('after');
   const cursor = after ? { after: Number(after) } : before ? { before: Number(before) } : {};
@@ -147,8 +148,6 @@ function LedgerSearch() {
             data={records.data.records}
             columns={recordColumns}
             caption="Audit records, newest first"
-            sorting={sorting}
-            onSortingChange={setSorting}
           />
           <nav className="pager" aria-label="Audit pages">
             <button

@@ -10,7 +10,13 @@ import { useListParams } from '../list-params';
 type Entry = Schemas['QuarantineSummary'];
 const STATUSES = ['quarantined', 'released', 'rejected'] as const;
 const columns: ColumnDef<Entry, unknown>[] = [
-  { header: 'Received', accessorFn: (e) => new Date(e.createdAt).toLocaleString() },
+  // Sorted by the instant, shown in the reader's locale (sorting the shown text put 10/… before 9/…).
+  {
+    id: 'Received',
+    header: 'Received',
+    accessorKey: 'createdAt',
+    cell: (c) => new Date(String(c.getValue())).toLocaleString(),
+  },
   { header: 'Patient ID', accessorKey: 'patientId' },
   { header: 'Reasons', accessorFn: (e) => e.reasons.join('; ') },
   { header: 'Channel', accessorKey: 'channel' },
@@ -56,8 +62,8 @@ export function QuarantineQueue() {
             data={list.data.entries}
             columns={columns}
             caption="Quarantined objects"
-            sorting={sorting}
-            onSortingChange={setSorting}
+            // The screen loads the queue's first 200 entries, unpaged, and sorts those in the browser.
+            sort={{ sorting, onSortingChange: setSorting, onServer: false }}
             onRowOpen={(e) => navigate(`/quarantine/${e.id}`)}
             rowLabel={(e) => `Inspect quarantined object ${e.id}`}
           />

@@ -3,6 +3,7 @@ import type { ColumnDef } from '@tanstack/react-table';
 import { useState, type FormEvent } from 'react';
 import { useNavigate } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
+import type { paths } from '../api/schema';
 import { DataTable } from '../components/DataTable';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { useAuth } from '../auth';
@@ -10,6 +11,7 @@ import { useListParams } from '../list-params';
 import { BREAK_GLASS_ROLES } from '../roles';
 
 type Study = Schemas['BrowsedStudy'];
+type Sort = NonNullable<NonNullable<paths['/api/studies']['get']['parameters']['query']>['sort']>;
 const FIELDS = [
   ['PatientName', 'Patient name', 'Doe^J*'],
   ['PatientID', 'Patient ID', 'PID-1'],
@@ -23,7 +25,7 @@ export const dicomDate = (d: string) =>
   /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d;
 export const personName = (pn: string) => pn.replace(/\^+$/, '').replace(/\^/g, ', ');
 
-// The column ids are the sort keys in the address (?sort=StudyDate&dir=desc).
+// The column ids are the API's sort keys (GET /api/studies?sort=StudyDate&dir=desc), in the address too.
 const columns: ColumnDef<Study, unknown>[] = [
   { id: 'PatientName', header: 'Patient', accessorFn: (s) => personName(s.patientName) },
   { id: 'PatientID', header: 'Patient ID', accessorKey: 'patientId' },
@@ -53,13 +55,14 @@ export function Studies() {
   const [openUid, setOpenUid] = useState('');
 
   const query = useQuery({
-    queryKey: ['studies', filters, offset],
+    queryKey: ['studies', filters, sorting, offset],
     queryFn: async () =>
       unwrap(
         await api.GET('/api/studies', {
           params: {
             query: {
               ...filters,
+              ...(sorting[0] ? { sort: sorting[0].id as Sort, dir: sorting[0].desc ? 'desc' : 'asc' } : {}),
               limit: PAGE,
               offset,
             },
@@ -104,8 +107,7 @@ export function Studies() {
             data={query.data.studies}
             columns={columns}
             caption="Studies you may see"
-            sorting={sorting}
-            onSortingChange={setSorting}
+            sort={{ sorting, onSortingChange: setSorting, onServer: true }}
             onRowOpen={(s) => navigate(`/studies/${s.studyUid}`)}
             rowLabel={(s) => `Open study ${s.accessionNumber || s.studyUid}`}
           />

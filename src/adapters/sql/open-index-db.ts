@@ -135,6 +135,7 @@ async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
   const index: SqliteIndexDb = {
     db,
     dialect: 'sqlite',
+    bytewise: (column) => sql<string>`${sql.ref(column)}`,
     close: async () => {
       await checkpointer.close();
       await db.destroy();
@@ -199,6 +200,7 @@ async function openPostgres(
   return {
     db,
     dialect: 'postgres',
+    bytewise: (column) => sql<string>`${sql.ref(column)} collate "C"`,
     close: async () => {
       reachability.close();
       await db.destroy();

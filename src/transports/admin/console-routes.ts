@@ -1,7 +1,9 @@
 import { CustosError } from '../../domain/errors.js';
+import { parseListSort } from '../../domain/list-sort.js';
 import { parseQidoQuery } from '../../domain/qido-query.js';
 import type { ConsoleService } from '../../services/console-service.js';
 import type { QueryService } from '../../services/query-service.js';
+import { STUDY_SORT_KEYS } from '../../services/study-sort.js';
 import { sendJson } from '../dicomweb/responses.js';
 import type { RequestContext, Route } from '../server/router.js';
 import { OPENAPI } from './openapi.js';
@@ -62,7 +64,13 @@ export function consoleRoutes(query: QueryService, console: ConsoleService): Rou
       summary:
         'study browser: QIDO-like study search with governance columns, narrowed to what the caller may see',
       handler: async (ctx) => {
-        rejectUnknown(ctx, [...STUDY_KEYS, 'limit', 'offset'], 'studies.bad-parameter');
+        rejectUnknown(ctx, [...STUDY_KEYS, 'limit', 'offset', 'sort', 'dir'], 'studies.bad-parameter');
+        const sort = parseListSort(
+          STUDY_SORT_KEYS,
+          ctx.query.get('sort'),
+          ctx.query.get('dir'),
+          'studies.bad-parameter',
+        );
         const limit = pageParam(ctx, 'limit', 50, 1, MAX_LIMIT);
         const offset = pageParam(ctx, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
         const params = new URLSearchParams();
@@ -71,7 +79,12 @@ export function consoleRoutes(query: QueryService, console: ConsoleService): Rou
           if (v !== null && v.trim() !== '') params.set(k, v.trim());
         }
         const q = { ...parseQidoQuery(params, 'study'), limit, offset };
-        await sendJson(ctx.res, 200, await query.browseStudies(ctx.principal, q, 'admin-api'), JSON_TYPE);
+        await sendJson(
+          ctx.res,
+          200,
+          await query.browseStudies(ctx.principal, q, 'admin-api', sort),
+          JSON_TYPE,
+        );
       },
     },
     {

@@ -7,6 +7,8 @@
  * lets it be absent from the router, and no other. None is pending today.
  */
 
+import { STUDY_SORT_KEYS } from '../../services/study-sort.js';
+
 type Schema = Record<string, unknown>;
 
 const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
@@ -570,6 +572,10 @@ const paths: Record<string, Record<string, Op>> = {
         qp('AccessionNumber', 'exact or wildcard'),
         qp('limit', '1..500 (default 50)', int),
         qp('offset', 'rows the caller may see to skip', int),
+        qp('sort', 'the column to order by, over all pages (default: newest study date first)', {
+          enum: [...STUDY_SORT_KEYS],
+        }),
+        qp('dir', 'asc (default) or desc; only with sort', { enum: ['asc', 'desc'] }),
       ],
       responses: { '200': json(obj({ studies: arr(ref('BrowsedStudy')), more: bool })) },
     }),
