@@ -372,9 +372,39 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Activate rad.new' }).click();
     await page.getByRole('button', { name: 'Deactivate rad.new' }).waitFor();
 
+    // A role change is staged by the list, and applied only by Save after a confirmation that names it.
+    const roleOnServer = async (username: string) => {
+      const users = (await (await page.request.get(`${s.url}/api/admin/users`)).json()) as {
+        username: string;
+        role: string;
+      }[];
+      return users.find((u) => u.username === username)?.role;
+    };
+    const staged = page.getByRole('region', { name: 'Unsaved role changes' });
     await page.getByLabel('Role of student.li').selectOption('technologist');
+    await staged.getByText('One role change is not saved yet.').waitFor();
+    expect(await roleOnServer('student.li')).toBe('student');
+    await staged.getByRole('button', { name: 'Save role changes…' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Change roles' });
+    await confirm.waitFor();
+    expect(await confirm.getByRole('list', { name: 'Role changes' }).textContent()).toBe(
+      'student.li: student → technologist',
+    );
+    await shot(page, 'users-confirm-roles-sysadmin');
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await confirm.waitFor({ state: 'hidden' });
+    expect(await roleOnServer('student.li')).toBe('student');
+    await staged.getByRole('button', { name: 'Save role changes…' }).click();
+    await confirm.getByRole('button', { name: 'Change the role' }).click();
+    await staged.waitFor({ state: 'detached' });
+    expect(await roleOnServer('student.li')).toBe('technologist');
     await page.reload();
     await expect.poll(() => page.getByLabel('Role of student.li').inputValue()).toBe('technologist');
+    // Picked and picked back: nothing to save.
+    await page.getByLabel('Role of student.li').selectOption('student');
+    await staged.waitFor();
+    await page.getByLabel('Role of student.li').selectOption('technologist');
+    await staged.waitFor({ state: 'detached' });
 
     await page.getByRole('button', { name: 'Tokens of steward.kim' }).click();
     await page.getByLabel('Token name').fill('pacs-bridge');

@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { api, ApiError, unwrap } from '../api/client';
 import { useAuth } from '../auth';
 import { Empty, ErrorState, Loading } from '../components/States';
@@ -89,12 +89,46 @@ function Accounts() {
     },
     onSuccess: refresh,
   });
-  const setRole = useMutation({
-    mutationFn: async ({ username, role }: { username: string; role: string }) =>
-      unwrap(
-        await api.PATCH('/api/admin/users/{username}', { params: { path: { username } }, body: { role } }),
-      ),
-    onSuccess: refresh,
+  /**
+   * Role changes chosen in the table, by account, not applied yet: granting or removing a role is a governance
+   * action recorded in the ledger, so it is applied by Save after a confirmation that names each change. Until
+   * 6 Dec 2026 a role was changed the moment another was picked in the list.
+   */
+  const [staged, setStaged] = useState<Record<string, string>>({});
+  const [confirming, setConfirming] = useState(false);
+  const stage = (username: string, current: string, role: string) => {
+    const next = { ...staged };
+    if (role === current) delete next[username];
+    else next[username] = role;
+    setStaged(next);
+  };
+  const changes = Object.entries(staged).map(([username, role]) => ({
+    username,
+    from: users.data?.find((u) => u.username === username)?.role ?? '',
+    role,
+  }));
+  const setRoles = useMutation({
+    // One at a time, so that a refusal leaves the changes after it staged and names the account it concerns.
+    mutationFn: async () => {
+      for (const { username, role } of changes) {
+        try {
+          unwrap(
+            await api.PATCH('/api/admin/users/{username}', {
+              params: { path: { username } },
+              body: { role },
+            }),
+          );
+        } catch (err) {
+          if (err instanceof ApiError)
+            throw new ApiError(err.status, err.code, `${username}: ${err.message}`);
+          throw err;
+        } finally {
+          await refresh();
+        }
+        setStaged((s) => Object.fromEntries(Object.entries(s).filter(([u]) => u !== username)));
+      }
+    },
+    onSettled: () => setConfirming(false),
   });
   // Left out, not faked, while the archive has no account administration API.
   if (users.isError && users.error instanceof ApiError && users.error.code === 'http.not-found') return null;
@@ -153,7 +187,7 @@ function Accounts() {
       </form>
       {create.isError ? <ErrorState error={create.error} /> : null}
       {action.isError ? <ErrorState error={action.error} /> : null}
-      {setRole.isError ? <ErrorState error={setRole.error} /> : null}
+      {setRoles.isError ? <ErrorState error={setRoles.error} /> : null}
       {users.isPending ? (
         <Loading what="accounts" />
       ) : users.isError ? (
@@ -183,8 +217,8 @@ function Accounts() {
                     {manages(u.username, u.role) ? (
                       <select
                         aria-label={`Role of ${u.username}`}
-                        value={u.role}
-                        onChange={(e) => setRole.mutate({ username: u.username, role: e.target.value })}
+                        value={staged[u.username] ?? u.role}
+                        onChange={(e) => stage(u.username, u.role, e.target.value)}
                       >
                         {(grantable.includes(u.role) ? grantable : [u.role, ...grantable]).map((r) => (
                           <option key={r}>{r}</option>
@@ -244,6 +278,28 @@ function Accounts() {
           </table>
         </div>
       )}
+      {changes.length ? (
+        <div className="staged" role="region" aria-label="Unsaved role changes">
+          <p>
+            {changes.length === 1 ? 'One role change is' : `${changes.length} role changes are`} not saved
+            yet.
+          </p>
+          <button type="button" onClick={() => setConfirming(true)} disabled={setRoles.isPending}>
+            Save role changes…
+          </button>
+          <button type="button" onClick={() => setStaged({})} disabled={setRoles.isPending}>
+            Discard
+          </button>
+        </div>
+      ) : null}
+      {confirming ? (
+        <ConfirmRoles
+          changes={changes}
+          applying={setRoles.isPending}
+          onConfirm={() => setRoles.mutate()}
+          onClose={() => setConfirming(false)}
+        />
+      ) : null}
       {tokensOf ? (
         <Tokens
           username={tokensOf}
@@ -251,6 +307,52 @@ function Accounts() {
         />
       ) : null}
     </>
+  );
+}
+
+/** Names each staged role change and applies them only when confirmed. */
+function ConfirmRoles({
+  changes,
+  applying,
+  onConfirm,
+  onClose,
+}: {
+  changes: { username: string; from: string; role: string }[];
+  applying: boolean;
+  onConfirm: () => void;
+  onClose: () => void;
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    ref.current?.showModal();
+  }, []);
+  return (
+    <dialog ref={ref} aria-labelledby="roles-title" onClose={onClose}>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          onConfirm();
+        }}
+      >
+        <h2 id="roles-title">Change roles</h2>
+        <p>Each change takes effect at once for the account and is recorded in the audit ledger.</p>
+        <ul aria-label="Role changes">
+          {changes.map((c) => (
+            <li key={c.username}>
+              <strong>{c.username}</strong>: {c.from} → {c.role}
+            </li>
+          ))}
+        </ul>
+        <div className="actions">
+          <button type="button" onClick={() => ref.current?.close()}>
+            Cancel
+          </button>
+          <button type="submit" className="danger" disabled={applying}>
+            {changes.length === 1 ? 'Change the role' : `Change ${changes.length} roles`}
+          </button>
+        </div>
+      </form>
+    </dialog>
   );
 }
 
