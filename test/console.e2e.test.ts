@@ -1,6 +1,7 @@
 // The web console end to end (issue 7): a real Custos with the demo data, the built console, and Debian's
 // Chromium driven by playwright-core. Each screen is exercised as the roles that use it (and as roles that must
 // not), asserting what each sees and can do. Screenshots land in test-artifacts/console/.
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -442,6 +443,15 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('heading', { name: 'Set up two-factor sign-in' }).waitFor();
     await page.getByRole('button', { name: 'Show my key' }).click();
     const secret = (await page.locator('code.secret').textContent())!;
+    // The key is also a QR code, drawn in the page, that a real reader (zbar) decodes to the otpauth URI.
+    const qr = page.getByRole('img', { name: 'QR code of your authenticator key' });
+    const scanned = execFileSync('zbarimg', ['--raw', '-q', '--nodbus', '-'], {
+      input: await qr.screenshot(),
+    })
+      .toString()
+      .trim();
+    expect(scanned).toMatch(/^otpauth:\/\/totp\/[^?]*rad\.new\?/);
+    expect(new URL(scanned).searchParams.get('secret')).toBe(secret);
     await shot(page, 'first-login-mfa');
     await page.getByLabel('Code shown by the app').fill(await freshCode('rad.new', secret));
     await page.getByRole('button', { name: 'Confirm' }).click();

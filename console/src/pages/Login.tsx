@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, unwrap } from '../api/client';
 import { useAuth } from '../auth';
+import { QrCode } from '../components/QrCode';
 
 /** Sign in: password, then a TOTP code when the account has MFA. */
 export function Login() {
@@ -164,8 +165,11 @@ export function AccountSetup({ mustChangePassword, mfa }: { mustChangePassword: 
           <p className="muted">Your role requires an authenticator app (TOTP) before you can continue.</p>
           {secret ? (
             <>
+              <p>Scan this code with your authenticator app:</p>
+              <QrCode text={secret.otpauthUri} label="QR code of your authenticator key" />
               <p>
-                Add this key to your authenticator app: <code className="secret">{secret.secret}</code>
+                Or, if the app cannot scan, add this key to it:{' '}
+                <code className="secret">{secret.secret}</code>
               </p>
               <label htmlFor="code">Code shown by the app</label>
               <input
