@@ -8,6 +8,11 @@ import {
   type SortingState,
 } from '@tanstack/react-table';
 
+// An unsortable table gets one sorting array for every render, and a handler of ours: with a new empty array and
+// TanStack's own state updater each render, the audit screen's inputs could not be filled in Chromium (Playwright's
+// fill waited for ever; the mechanism inside TanStack Table was not pinned down).
+const UNSORTED: SortingState = [];
+
 /**
  * A keyboard-usable table (TanStack Table, headless), sortable by Enter/Space on a column header when given `sort`.
  * The sort is the caller's (kept in the address, list-params.ts). A list the server pages is sorted by the server
@@ -32,10 +37,10 @@ export function DataTable<T>({
   const table = useReactTable({
     data,
     columns,
-    state: { sorting: sort?.sorting ?? [] },
+    state: { sorting: sort?.sorting ?? UNSORTED },
     enableSorting: !!sort,
     manualSorting: sort?.onServer ?? false,
-    ...(sort ? { onSortingChange: sort.onSortingChange } : {}),
+    onSortingChange: sort?.onSortingChange ?? (() => undefined),
     getCoreRowModel: getCoreRowModel(),
     getSortedRowModel: getSortedRowModel(),
   });

@@ -71,10 +71,9 @@ const FILTER_KEYS = [...FILTERS.map(([k]) => k), 'outcome'];
 const AUDIT_PAGE = 50;
 
 /**
- * Newest first (not sortable by column: the ledger is paged by its sequence numbers, and a sort of one page's
- * rows would not be the ledger's order), paged by the ledger's sequence numbers, which the address holds with the filters: `before` (older
+ * Newest first, paged by the ledger's sequence numbers, which the address holds with the filters: `before` (older
  * than the record of that seq) or `after` (the page just newer than that record; the API answers it oldest
- * first).
+ * first). Its columns do not sort: a sort of one page's rows would not be the ledger's order.
  */
 function LedgerSearch() {
   const { params, filters, draft, setDraft, search, setPage } = useListParams(FILTER_KEYS, [
