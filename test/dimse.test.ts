@@ -149,6 +149,33 @@ for (const backend of backends()) {
         },
         data,
       );
+    /** A Study Root C-GET-RQ at SERIES level for one series, in Explicit VR Little Endian. */
+    const seriesGetRq = async (
+      scuA: Awaited<ReturnType<typeof associate>>,
+      study: string,
+      series: string,
+    ) => {
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const GET = '1.2.840.10008.5.1.4.1.2.2.3';
+      return scuA.request(
+        scuA.context(GET)!.id,
+        {
+          commandField: 0x0010,
+          messageId: scuA.conn.messageId(),
+          affectedSopClassUid: GET,
+          priority: 0,
+          commandDataSetType: 0,
+        },
+        encodeDataset(
+          [
+            { tag: 0x00080052, vr: 'CS', value: 'SERIES' },
+            { tag: Tags.StudyInstanceUID, vr: 'UI', value: study },
+            { tag: Tags.SeriesInstanceUID, vr: 'UI', value: series },
+          ],
+          '1.2.840.10008.1.2.1',
+        ),
+      );
+    };
     /** A Part 10 file's data set, as a C-STORE carries it (after the file meta information). */
     const dataSetOf = (file: Buffer) => file.subarray(144 + file.readUInt32LE(140));
     /** findscu at this level with these keys (each a `-k`), Study Root unless `-P`, as TESTSCU unless `ae`. */
@@ -1467,7 +1494,6 @@ for (const backend of backends()) {
     });
 
     it('says why a C-GET sends nothing to a requestor that took no SCP role (A702 with an Error Comment)', async () => {
-      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       const GET = '1.2.840.10008.5.1.4.1.2.2.3';
       const EXPLICIT = '1.2.840.10008.1.2.1';
       const [own, ownSeries] = [uid(52), uid(53)];
@@ -1486,24 +1512,7 @@ for (const backend of backends()) {
         ],
       });
       try {
-        const rsp = await scuA.request(
-          scuA.context(GET)!.id,
-          {
-            commandField: 0x0010,
-            messageId: scuA.conn.messageId(),
-            affectedSopClassUid: GET,
-            priority: 0,
-            commandDataSetType: 0,
-          },
-          encodeDataset(
-            [
-              { tag: 0x00080052, vr: 'CS', value: 'SERIES' },
-              { tag: Tags.StudyInstanceUID, vr: 'UI', value: own },
-              { tag: Tags.SeriesInstanceUID, vr: 'UI', value: ownSeries },
-            ],
-            EXPLICIT,
-          ),
-        );
+        const rsp = await seriesGetRq(scuA, own, ownSeries);
         expect(rsp.cmd.status).toBe(0xa702);
         expect(rsp.cmd.failed).toBe(3);
         expect(rsp.cmd.errorComment).toBe(
@@ -1534,7 +1543,6 @@ for (const backend of backends()) {
     });
 
     it('says which class a C-GET requestor proposed no storage context for, and sends it the others', async () => {
-      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       const GET = '1.2.840.10008.5.1.4.1.2.2.3';
       const EXPLICIT = '1.2.840.10008.1.2.1';
       const [own, ownSeries] = [uid(57), uid(58)];
@@ -1565,24 +1573,7 @@ for (const backend of backends()) {
         },
       });
       try {
-        const rsp = await scuA.request(
-          scuA.context(GET)!.id,
-          {
-            commandField: 0x0010,
-            messageId: scuA.conn.messageId(),
-            affectedSopClassUid: GET,
-            priority: 0,
-            commandDataSetType: 0,
-          },
-          encodeDataset(
-            [
-              { tag: 0x00080052, vr: 'CS', value: 'SERIES' },
-              { tag: Tags.StudyInstanceUID, vr: 'UI', value: own },
-              { tag: Tags.SeriesInstanceUID, vr: 'UI', value: ownSeries },
-            ],
-            EXPLICIT,
-          ),
-        );
+        const rsp = await seriesGetRq(scuA, own, ownSeries);
         // PS3.4 C.4.3.3.1: some sub-operations failed, some completed.
         expect(rsp.cmd.status).toBe(0xb000);
         expect([rsp.cmd.completed, rsp.cmd.failed]).toEqual([1, 1]);
