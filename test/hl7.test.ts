@@ -1221,6 +1221,48 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     ).toEqual([]);
   });
 
+  it('refuses an order whose accession number, Study Instance UID or modality DICOM cannot hold (AE/102)', async () => {
+    const patient = { id: `CODED-${run}`, family: 'CODED', given: 'PAT' };
+    const good = {
+      placer: `CODED-${run}`,
+      filler: `CODEDF-${run}`,
+      accession: `CA-${run}`,
+      procedure: ['CTHEAD', 'CT HEAD'] as [string, string],
+      ordering: ['9012', 'ORDER', 'OSCAR'] as [string, string, string],
+      referring: ['5678', 'REFER', 'RITA'] as [string, string, string],
+      studyUid: uid(30),
+      modality: 'CT',
+    };
+    for (const [bad, location, why] of [
+      [
+        { accession: 'ACCESSION-1234567' },
+        'IPC-1',
+        /IPC-1 is 17 characters, more than the 16.*AccessionNumber \(SH\)/,
+      ],
+      [{ studyUid: '1.2.840.01' }, 'IPC-3', /IPC-3 holds '1\.2\.840\.01'.*StudyInstanceUID \(UI\)/],
+      [{ modality: 'ct' }, 'IPC-5', /IPC-5 holds 'ct'.*Modality \(CS\)/],
+    ] as const) {
+      const ack = ackOf(await client.send(omiMessage(`CODED-${location}`, patient, { ...good, ...bad })));
+      expect(ack, location).toMatchObject({ code: 'AE', errorCode: '102', errorLocation: location });
+      expect(ack.userMessage).toMatch(why);
+    }
+    // An ORM's accession number is OBR-18.
+    const orm = ormMessage('CODED-ORM', patient, { ...good, accession: 'ACCESSION-1234567' });
+    expect(ackOf(await client.send(orm))).toMatchObject({
+      code: 'AE',
+      errorCode: '102',
+      errorLocation: 'OBR-18',
+    });
+    expect(
+      await s.app.index.db
+        .selectFrom('orders')
+        .select('pk')
+        .where('placer_order_number', '=', good.placer)
+        .execute(),
+    ).toEqual([]);
+    expect(ackOf(await client.send(omiMessage('CODED-OK', patient, good))).code).toBe('AA');
+  });
+
   it('ends the care relationship of a physician an order update replaces, and keeps the one of an unchanged one', async () => {
     const order = {
       placer: `SWAP-${run}`,

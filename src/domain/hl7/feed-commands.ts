@@ -399,6 +399,55 @@ function readSex(raw: string, seq: number): string {
   }
 }
 
+/** What a DICOM value of a coded VR may be (PS3.5 §6.2): its longest length and its characters. */
+const CODED: Record<'SH' | 'UI' | 'CS', { max: number; holds: (text: string) => boolean; says: string }> = {
+  SH: {
+    max: 16,
+    holds: (t) => !t.includes('\\') && !CONTROL.test(t),
+    says: 'no backslash or control character',
+  },
+  UI: {
+    max: 64,
+    holds: (t) => /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/.test(t),
+    says: 'digits in dot-separated components',
+  },
+  CS: {
+    max: 16,
+    holds: (t) => /^[A-Z0-9 _]*$/.test(t),
+    says: 'upper-case letters, digits, space and underscore',
+  },
+};
+
+/**
+ * An order field that becomes a DICOM attribute of a coded VR (an accession number SH, a Study Instance UID UI, a
+ * modality CS): refused (102) when that attribute cannot hold it, as dicomText refuses names. Until 6 Dec 2026 such
+ * a value was stored, and an accession number of more than 16 characters then matched no image's.
+ */
+function orderCode(
+  seg: Hl7Segment,
+  sequence: number,
+  field: number,
+  vr: 'SH' | 'UI' | 'CS',
+  attribute: string,
+): string | null {
+  const text = orderText(seg, field);
+  if (!text) return text;
+  const { max, holds, says } = CODED[vr];
+  const why =
+    [...text].length > max
+      ? `is ${[...text].length} characters, more than the ${max}`
+      : holds(text)
+        ? undefined
+        : `holds '${text.slice(0, 64)}', where only ${says} may stand`;
+  if (why)
+    throw new Hl7Error({
+      code: Hl7ErrorCode.DataTypeError,
+      message: `${seg.id}-${field} ${why}, which DICOM ${attribute} (${vr}) cannot hold; nothing of the message was applied`,
+      location: { segment: seg.id, sequence, field },
+    });
+  return text;
+}
+
 /**
  * An XCN (ORC-12, OBR-16, PV1-8) as the physician it names. Its name becomes a DICOM PN (ReferringPhysicianName,
  * RequestingPhysician) and is matched for the care relationships, so it is checked as PID-5 is.
@@ -451,6 +500,7 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
   let orc: Hl7Segment | undefined;
   let orcSeq = 0;
   let obrSeq = 0;
+  let ipcSeq = 0;
   let current: OrderCommand | undefined;
   for (const s of msg.segments) {
     if (s.id === 'ORC') {
@@ -488,15 +538,22 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
       current.procedureText = value(s, 4, 2);
       current.orderingPhysician ||=
         physician(s, obrSeq, 16, 'ordering provider', 'RequestingPhysician') ?? current.orderingPhysician;
-      current.accessionNumber = firstSaid(current.accessionNumber, orderText(s, 18));
+      current.accessionNumber = firstSaid(
+        current.accessionNumber,
+        orderCode(s, obrSeq, 18, 'SH', 'AccessionNumber'),
+      );
       current.department = firstSaid(current.department, orderText(s, 24));
       if (current.procedureCode === '' && current.procedureText === '')
         throw missing('OBR', obrSeq, 4, 'universal service identifier');
     } else if (s.id === 'IPC' && current) {
+      ipcSeq++;
       // IPC-1 is the accession number of an imaging order; it takes precedence over OBR-18.
-      if (value(s, 1) !== '') current.accessionNumber = orderText(s, 1);
-      current.studyInstanceUid = firstSaid(current.studyInstanceUid, orderText(s, 3));
-      current.modality = firstSaid(current.modality, orderText(s, 5));
+      if (value(s, 1) !== '') current.accessionNumber = orderCode(s, ipcSeq, 1, 'SH', 'AccessionNumber');
+      current.studyInstanceUid = firstSaid(
+        current.studyInstanceUid,
+        orderCode(s, ipcSeq, 3, 'UI', 'StudyInstanceUID'),
+      );
+      current.modality = firstSaid(current.modality, orderCode(s, ipcSeq, 5, 'CS', 'Modality'));
     }
   }
   if (out.length === 0) throw segmentMissing('ORC', msg);
