@@ -149,6 +149,20 @@ for (const backend of backends()) {
         },
         data,
       );
+    /** A C-STORE-RSP with success for a C-STORE-RQ received on the association (a C-GET's sub-operation). */
+    const answerStored = (
+      scuA: Awaited<ReturnType<typeof associate>>,
+      contextId: number,
+      cmd: { messageId?: number; affectedSopClassUid?: string; affectedSopInstanceUid?: string },
+    ) =>
+      scuA.conn.send(contextId, {
+        commandField: 0x8001,
+        messageIdBeingRespondedTo: cmd.messageId!,
+        affectedSopClassUid: cmd.affectedSopClassUid!,
+        affectedSopInstanceUid: cmd.affectedSopInstanceUid!,
+        commandDataSetType: 0x0101,
+        status: 0,
+      });
     /** A Study Root C-GET-RQ at SERIES level for one series, in Explicit VR Little Endian. */
     const seriesGetRq = async (
       scuA: Awaited<ReturnType<typeof associate>>,
@@ -1240,14 +1254,7 @@ for (const backend of backends()) {
         roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
         onRequest: (ctxId, cmd, data) => {
           received.push({ ts: scuA.context(CT_IMAGE)?.transferSyntax, data: data! });
-          void scuA.conn.send(ctxId, {
-            commandField: 0x8001,
-            messageIdBeingRespondedTo: cmd.messageId!,
-            affectedSopClassUid: cmd.affectedSopClassUid!,
-            affectedSopInstanceUid: cmd.affectedSopInstanceUid!,
-            commandDataSetType: 0x0101,
-            status: 0,
-          });
+          void answerStored(scuA, ctxId, cmd);
         },
       });
       try {
@@ -1562,14 +1569,7 @@ for (const backend of backends()) {
         roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
         onRequest: (ctxId, cmd) => {
           received.push(cmd.affectedSopClassUid!);
-          void scuA.conn.send(ctxId, {
-            commandField: 0x8001,
-            messageIdBeingRespondedTo: cmd.messageId!,
-            affectedSopClassUid: cmd.affectedSopClassUid!,
-            affectedSopInstanceUid: cmd.affectedSopInstanceUid!,
-            commandDataSetType: 0x0101,
-            status: 0,
-          });
+          void answerStored(scuA, ctxId, cmd);
         },
       });
       try {
@@ -1967,14 +1967,7 @@ for (const backend of backends()) {
         roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
         onRequest: (contextId, cmd) => {
           // A C-GET's sub-operation: answered success.
-          void scuA.conn.send(contextId, {
-            affectedSopClassUid: cmd.affectedSopClassUid!,
-            commandField: 0x8001,
-            messageIdBeingRespondedTo: cmd.messageId!,
-            commandDataSetType: 0x0101,
-            status: 0,
-            affectedSopInstanceUid: cmd.affectedSopInstanceUid!,
-          });
+          void answerStored(scuA, contextId, cmd);
           onStore?.(scuA, ++stores);
         },
       });
