@@ -1,6 +1,5 @@
 // Issue 3: DICOM TLS (PS3.15 Annex B) with dcmtk's +tls, client certificates bound to AE entries; C-MOVE to a
 // destination registered with a certificate (Custos calls it over TLS), and C-GET over TLS.
-import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
@@ -11,10 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateSha256 } from '../src/app/certificate.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
+import { dcmtk, freePort, spawnDcmtk, spawnTlsDestination, stopChild } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
-import { CLIENT_EXT, openSslCa, PEER_EXT, writePki } from './support/tls-certs.js';
+import { certificatePin, CLIENT_EXT, openSslCa, PEER_EXT, writePki } from './support/tls-certs.js';
 
 const admin = systemPrincipal('test');
 
@@ -414,8 +413,7 @@ for (const backend of backends()) {
           },
         },
       });
-      const pin = (file: string) =>
-        new X509Certificate(readFileSync(join(dir, file))).fingerprint256.replace(/:/g, '').toLowerCase();
+      const pin = (file: string) => certificatePin(join(dir, file));
       await s.app.aes.add(admin, {
         title: 'OKSCU',
         host: '127.0.0.1',
@@ -569,27 +567,20 @@ for (const backend of backends()) {
       it(`refuses to send to a destination presenting its registered certificate when it ${words}, and audits why`, async () => {
         const destPort = await freePort();
         const out = await mkdtemp(join(dir, 'move-'));
-        // -ic: the destination takes Custos's certificate unverified; only Custos's check of the pin is tested.
-        const scp = spawnDcmtk('storescp', [
-          '+tls',
+        const scp = spawnTlsDestination(
           join(dir, `${name}.key`),
           join(dir, `${name}.crt`),
-          '-ic',
-          '-aet',
           title,
-          '-od',
           out,
-          String(destPort),
-        ]);
+          destPort,
+        );
         try {
           // Registered while it was valid (or before it became so): the registry holds its fingerprint.
           await s.app.aes.add(admin, {
             title,
             host: '127.0.0.1',
             port: destPort,
-            certSha256: new X509Certificate(readFileSync(join(dir, `${name}.crt`))).fingerprint256
-              .replace(/:/g, '')
-              .toLowerCase(),
+            certSha256: certificatePin(join(dir, `${name}.crt`)),
           });
           await new Promise((r) => setTimeout(r, 300));
           const r = await dcmtk('movescu', [

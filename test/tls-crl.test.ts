@@ -2,16 +2,16 @@
 // revokes is refused at handshake, on DICOM TLS even where client certificates are optional and the AE is bound to
 // that very certificate. Until 6 Dec 2026 there was no such setting: a revoked certificate was taken until it
 // expired.
-import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { certificateSha256 } from '../src/app/certificate.js';
 import { loadTlsMaterial } from '../src/app/tls-material.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk, freePort, spawnDcmtk, stopChild, storescuTo } from './support/dcmtk.js';
+import { dcmtk, freePort, spawnTlsDestination, stopChild, storescuTo } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { MllpClient } from './support/mllp-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -34,8 +34,7 @@ for (const backend of backends()) {
     let dir: string;
     const f = (name: string) => join(dir, name);
     const study = uid(1);
-    const pin = (name: string) =>
-      new X509Certificate(readFileSync(f(`${name}.crt`))).fingerprint256.replace(/:/g, '').toLowerCase();
+    const pin = (name: string) => certificateSha256(f(`${name}.crt`));
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'custos-tls-crl-'));
@@ -64,7 +63,7 @@ for (const backend of backends()) {
           host: '127.0.0.1',
           port: 104,
           user: 'admin',
-          certSha256: pin(name),
+          certSha256: await pin(name),
         });
       await s.app.aes.add(admin, { title: 'MOVER', host: '127.0.0.1', port: 104, user: 'admin' });
       writeFileSync(
@@ -127,21 +126,14 @@ for (const backend of backends()) {
       const moveTo = async (name: string, title: string) => {
         const destPort = await freePort();
         const out = await mkdtemp(join(dir, 'move-'));
-        // -ic: the destination takes Custos's certificate unverified; only Custos's check of the destination's is
-        // tested.
-        const scp = spawnDcmtk('storescp', [
-          '+tls',
-          f(`${name}.key`),
-          f(`${name}.crt`),
-          '-ic',
-          '-aet',
-          title,
-          '-od',
-          out,
-          String(destPort),
-        ]);
+        const scp = spawnTlsDestination(f(`${name}.key`), f(`${name}.crt`), title, out, destPort);
         try {
-          await s.app.aes.add(admin, { title, host: '127.0.0.1', port: destPort, certSha256: pin(name) });
+          await s.app.aes.add(admin, {
+            title,
+            host: '127.0.0.1',
+            port: destPort,
+            certSha256: await pin(name),
+          });
           await new Promise((r) => setTimeout(r, 300));
           const r = await dcmtk('movescu', [
             '-d',

@@ -35,6 +35,13 @@ export function dcmtk(
   });
 }
 
+/**
+ * storescp over TLS as a C-MOVE destination `title` on `port`, presenting `cert` and `key` and storing into `out`.
+ * `-ic`: it takes the caller's certificate unverified, so that only the caller's check of this one is tested.
+ */
+export const spawnTlsDestination = (key: string, cert: string, title: string, out: string, port: number) =>
+  spawnDcmtk('storescp', ['+tls', key, cert, '-ic', '-aet', title, '-od', out, String(port)]);
+
 /** A long-running dcmtk process (storescp as a C-MOVE destination). */
 export function spawnDcmtk(tool: string, args: string[], cwd?: string): ChildProcess {
   const child = spawn(tool, args, {

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -179,3 +180,11 @@ export function openSslCa(dir: string, ca = 'ca') {
     },
   };
 }
+
+/**
+ * The SHA-256 pin of a PEM certificate file, as the AE registry keeps it, whatever its validity: for registering a
+ * certificate that has expired or is not valid yet (certificateSha256, which `custos ae add --cert` uses, refuses one
+ * not valid now).
+ */
+export const certificatePin = (file: string) =>
+  new X509Certificate(readFileSync(file)).fingerprint256.replace(/:/g, '').toLowerCase();
