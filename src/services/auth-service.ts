@@ -787,13 +787,9 @@ export class AuthService {
         .values({ name_hash: nameHash })
         .onConflict((oc) => oc.column('name_hash').doNothing())
         .execute();
-      const inWindow = sql<boolean>`failure_window_start is not null and failure_window_start > ${cutoff}`;
       const counted = await trx
         .updateTable('sign_in_name_failures')
-        .set({
-          failed_logins: sql<number>`case when ${inWindow} then failed_logins + 1 else 1 end`,
-          failure_window_start: sql<string>`case when ${inWindow} then failure_window_start else ${at} end`,
-        })
+        .set(oneMoreFailure(cutoff, at))
         .where('name_hash', '=', nameHash)
         .returning(['failed_logins', 'locked_until'])
         .executeTakeFirstOrThrow();
@@ -820,14 +816,9 @@ export class AuthService {
     const cutoff = new Date(now.getTime() - windowMinutes * 60_000).toISOString();
     const lockedUntil = new Date(now.getTime() + lockMinutes * 60_000).toISOString();
     const locked = await this.index.db.transaction().execute(async (trx) => {
-      // Counted in the database, so concurrent failures cannot each read the same count and slip past the limit.
-      const inWindow = sql<boolean>`failure_window_start is not null and failure_window_start > ${cutoff}`;
       const counted = await trx
         .updateTable('users')
-        .set({
-          failed_logins: sql<number>`case when ${inWindow} then failed_logins + 1 else 1 end`,
-          failure_window_start: sql<string>`case when ${inWindow} then failure_window_start else ${now.toISOString()} end`,
-        })
+        .set(oneMoreFailure(cutoff, now.toISOString()))
         .where('pk', '=', user.pk)
         .returning(['failed_logins', 'locked_until'])
         .executeTakeFirstOrThrow();
@@ -1171,6 +1162,19 @@ export const systemPrincipal = (what: string): Principal => ({
   // The operator's commands (`cli`, `cli:<os user>`, `import`): the ledger names the command line as the channel.
   ...(what === 'cli' || what.startsWith('cli:') || what === 'import' ? { channel: 'cli' } : {}),
 });
+
+/**
+ * One more failed sign-in, counted in the database (users and sign_in_name_failures alike), so that concurrent
+ * failures cannot each read the same count and slip past the limit: added to the count while the window that began
+ * after `cutoff` runs, else the first of a new window starting `at`.
+ */
+function oneMoreFailure(cutoff: string, at: string) {
+  const inWindow = sql<boolean>`failure_window_start is not null and failure_window_start > ${cutoff}`;
+  return {
+    failed_logins: sql<number>`case when ${inWindow} then failed_logins + 1 else 1 end`,
+    failure_window_start: sql<string>`case when ${inWindow} then failure_window_start else ${at} end`,
+  };
+}
 
 /** The key of a sign-in name in sign_in_name_failures: names are case-insensitive (docs/accounts.md). */
 function signInNameHash(username: string): string {
