@@ -253,9 +253,15 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 /**
  * Refuse (102) a text the DICOM attribute it becomes cannot hold as it is (PS3.5 §6.2): a backslash, which
  * DICOM reads as a value delimiter, a control character, or more than 64 characters (LO; PN per component
- * group). The HL7 text is unescaped already, so \E\ in the message is a backslash here.
+ * group) or 16 (SH). The HL7 text is unescaped already, so \E\ in the message is a backslash here.
  */
-function dicomText(text: string, vr: 'LO' | 'PN', field: string, attribute: string, location: Hl7Location) {
+function dicomText(
+  text: string,
+  vr: 'LO' | 'PN' | 'SH',
+  field: string,
+  attribute: string,
+  location: Hl7Location,
+) {
   const refuse = (why: string) =>
     new Hl7Error({
       code: Hl7ErrorCode.DataTypeError,
@@ -266,8 +272,9 @@ function dicomText(text: string, vr: 'LO' | 'PN', field: string, attribute: stri
   const control = CONTROL.exec(text);
   if (control)
     throw refuse(`holds the control character U+${control[0].charCodeAt(0).toString(16).padStart(4, '0')}`);
-  if ([...text].length > 64)
-    throw refuse(`is ${[...text].length} characters${vr === 'PN' ? ' as a name' : ''}, more than the 64`);
+  const max = vr === 'SH' ? 16 : 64;
+  if ([...text].length > max)
+    throw refuse(`is ${[...text].length} characters${vr === 'PN' ? ' as a name' : ''}, more than the ${max}`);
 }
 
 /** A person name field of the message, and the DICOM PN attribute it becomes. */
@@ -400,12 +407,7 @@ function readSex(raw: string, seq: number): string {
 }
 
 /** What a DICOM value of a coded VR may be (PS3.5 §6.2): its longest length and its characters. */
-const CODED: Record<'SH' | 'UI' | 'CS', { max: number; holds: (text: string) => boolean; says: string }> = {
-  SH: {
-    max: 16,
-    holds: (t) => !t.includes('\\') && !CONTROL.test(t),
-    says: 'no backslash or control character',
-  },
+const CODED: Record<'UI' | 'CS', { max: number; holds: (text: string) => boolean; says: string }> = {
   UI: {
     max: 64,
     holds: (t) => /^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$/.test(t),
@@ -420,8 +422,9 @@ const CODED: Record<'SH' | 'UI' | 'CS', { max: number; holds: (text: string) => 
 
 /**
  * An order field that becomes a DICOM attribute of a coded VR (an accession number SH, a Study Instance UID UI, a
- * modality CS): refused (102) when that attribute cannot hold it, as dicomText refuses names. Until 6 Dec 2026 such
- * a value was stored, and an accession number of more than 16 characters then matched no image's.
+ * modality CS): refused (102) when that attribute cannot hold it, an SH by dicomText's rules for text, a UI or CS by
+ * its length and characters. Until 6 Dec 2026 such a value was stored, and an accession number of more than 16
+ * characters then matched no image's.
  */
 function orderCode(
   seg: Hl7Segment,
@@ -432,6 +435,11 @@ function orderCode(
 ): string | null {
   const text = orderText(seg, field);
   if (!text) return text;
+  const location = { segment: seg.id, sequence, field };
+  if (vr === 'SH') {
+    dicomText(text, vr, `${seg.id}-${field}`, attribute, location);
+    return text;
+  }
   const { max, holds, says } = CODED[vr];
   const why =
     [...text].length > max
@@ -443,7 +451,7 @@ function orderCode(
     throw new Hl7Error({
       code: Hl7ErrorCode.DataTypeError,
       message: `${seg.id}-${field} ${why}, which DICOM ${attribute} (${vr}) cannot hold; nothing of the message was applied`,
-      location: { segment: seg.id, sequence, field },
+      location,
     });
   return text;
 }
