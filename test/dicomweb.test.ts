@@ -448,6 +448,9 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
     });
     expect(res.status).toBe(200);
+    // Every object goes as stored, so the body's length is known ahead: Content-Length, not chunked.
+    expect(res.headers.get('transfer-encoding')).toBeNull();
+    expect(Number(res.headers.get('content-length'))).toBe((await res.clone().arrayBuffer()).byteLength);
     const parts = await multipartParts(res);
     expect(parts.length).toBe(2);
     const got = parts.map((p) => p.body);
@@ -756,6 +759,9 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
         },
       });
       expect(whole.status, await whole.clone().text()).toBe(200);
+      // Converted on the way, their lengths are known only once sent: no Content-Length, chunked.
+      expect(whole.headers.get('content-length')).toBeNull();
+      expect(whole.headers.get('transfer-encoding')).toBe('chunked');
       const parts = await multipartParts(whole);
       expect(parts.map((p) => p.contentType)).toEqual([AS_EXPLICIT, AS_EXPLICIT, AS_EXPLICIT]);
       // WADO-URI asked for Explicit VR Little Endian.
@@ -840,6 +846,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       },
     );
     expect(res.status).toBe(200);
+    expect(Number(res.headers.get('content-length'))).toBe((await res.clone().arrayBuffer()).byteLength);
     const parts = await multipartParts(res);
     const all = pixelBytes(4, 5, 3);
     const frame = 4 * 5 * 2;

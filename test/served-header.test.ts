@@ -140,6 +140,8 @@ describe.each(backends())('served headers with steward and patient-index correct
       headers: { ...auth(), Accept: 'multipart/related; type="application/dicom"' },
     });
     expect(res.status).toBe(200);
+    // The corrected header's length is counted in the body's Content-Length, computed before the body is written.
+    expect(Number(res.headers.get('content-length'))).toBe((await res.clone().arrayBuffer()).byteLength);
     const [part] = await multipartParts(res);
     await expectBoth(part!.body);
   });

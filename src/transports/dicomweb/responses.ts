@@ -194,8 +194,16 @@ export async function primedParts<T extends { body: AsyncIterable<Buffer> }>(
 /**
  * Write an async byte stream to the response with back-pressure; a mid-stream failure aborts the connection. A
  * HEAD request gets the headers alone: the body is not read (no object is decrypted only to be thrown away).
+ * `exactLength`: the Content-Length written was computed ahead (multipartLength); a body that turns out longer or
+ * shorter is a failure that cuts the connection, rather than bytes a keep-alive client would read as the next
+ * response, or a wait for bytes that never come.
  */
-export async function pipeBody(res: ServerResponse, body: AsyncIterable<Buffer>): Promise<void> {
+export async function pipeBody(
+  res: ServerResponse,
+  body: AsyncIterable<Buffer>,
+  exactLength = false,
+): Promise<void> {
+  if (exactLength) res.strictContentLength = true;
   if (res.req?.method === 'HEAD') {
     await body[Symbol.asyncIterator]().return?.();
     res.end();

@@ -13,7 +13,12 @@ import {
 } from '../../services/retrieve-service.js';
 import { parseByteRange, type ByteSpan } from '../http/byte-range.js';
 import { parseAccept } from '../http/content-type.js';
-import { multipartBoundary, writeMultipart } from '../http/multipart-writer.js';
+import {
+  multipartBoundary,
+  multipartLength,
+  writeMultipart,
+  type PartHead,
+} from '../http/multipart-writer.js';
 import type { RequestContext } from '../server/router.js';
 import {
   acceptDicom,
@@ -182,10 +187,21 @@ export function retrieveInstancesHandler(retrieve: RetrieveService) {
         ),
       );
     }
+    // When every object goes as stored its length is known, and so the body's: a Content-Length instead of chunked
+    // framing (the client reads less framing, and knows how much is coming). Until 7 Dec 2026 every multipart
+    // retrieve was chunked.
+    const length =
+      firstDecompressed || refs.some((r) => syntax(r) !== r.transferSyntaxUid)
+        ? undefined
+        : multipartLength(
+            refs.map((r) => ({ ...asStoredHead(r.transferSyntaxUid, r.size), size: r.size })),
+            boundary,
+          );
     ctx.res.writeHead(damaged.length ? 206 : 200, {
       'Content-Type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+      ...(length === undefined ? {} : { 'Content-Length': String(length) }),
     });
-    await pipeBody(ctx.res, writeMultipart(body, boundary));
+    await pipeBody(ctx.res, writeMultipart(body, boundary), length !== undefined);
   };
 }
 
@@ -230,10 +246,19 @@ function inSyntax(
 ): Served {
   const converted = ts !== served.ref.transferSyntaxUid;
   return {
-    contentType: `application/dicom; transfer-syntax=${ts}`,
-    headers: converted ? {} : { 'Content-Length': String(served.size) },
+    ...(converted
+      ? { contentType: `application/dicom; transfer-syntax=${ts}`, headers: {} }
+      : asStoredHead(ts, served.size)),
     body: converted ? retrieve.explicitLittleEndian(served.ref, served.body) : served.body,
     converted,
+  };
+}
+
+/** The part head of an object served as stored (inSyntax), whose length multipartLength counts. */
+function asStoredHead(ts: string, size: number): Required<PartHead> {
+  return {
+    contentType: `application/dicom; transfer-syntax=${ts}`,
+    headers: { 'Content-Length': String(size) },
   };
 }
 
@@ -518,22 +543,24 @@ async function sendValues(
     await pipeBody(ctx.res, body);
     return;
   }
+  const heads = lengths.map((size) => ({
+    contentType: form.type,
+    headers: { 'Content-Length': String(size), ...contentRange },
+    size,
+  }));
   async function* parts() {
-    for (let i = 0; i < values.length; i++)
-      yield {
-        contentType: form.type,
-        headers: { 'Content-Length': String(lengths[i]), ...contentRange },
-        body: read(values[i]!),
-      };
+    for (let i = 0; i < values.length; i++) yield { ...heads[i]!, body: read(values[i]!) };
   }
   const first = await primedParts(ctx.res, parts());
   const boundary = multipartBoundary();
   const inner = form.type.split(';')[0]!;
+  // Every value's length is known, and so the body's (as for a retrieve of objects as stored).
   ctx.res.writeHead(status, {
     'Content-Type': `multipart/related; type="${inner}"; boundary=${boundary}`,
+    'Content-Length': String(multipartLength(heads, boundary)),
     ...ranges,
   });
-  await pipeBody(ctx.res, writeMultipart(first, boundary));
+  await pipeBody(ctx.res, writeMultipart(first, boundary), true);
 }
 
 /** WADO-URI (PS3.18 §9): application/dicom of one instance. */

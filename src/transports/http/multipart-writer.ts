@@ -33,6 +33,39 @@ function headerLine(name: string, value: string): string {
   return `${name}: ${value}\r\n`;
 }
 
+/** What goes before a part's body: the delimiter (with the CRLF that ends the body before it) and its headers. */
+function partHead(part: PartHead, first: boolean, boundary: string): string {
+  let head = `${first ? '' : '\r\n'}--${boundary}\r\n${headerLine('Content-Type', part.contentType)}`;
+  for (const [name, value] of Object.entries(part.headers ?? {})) {
+    if (name.toLowerCase() === 'content-type') continue;
+    head += headerLine(name, value);
+  }
+  return `${head}\r\n`;
+}
+
+const closeDelimiter = (first: boolean, boundary: string) => `${first ? '' : '\r\n'}--${boundary}--\r\n`;
+
+function assertBoundary(boundary: string): void {
+  if (!BOUNDARY.test(boundary))
+    throw badPart(`'${boundary.slice(0, 80)}' is not a valid multipart boundary (RFC 2046 §5.1.1)`);
+}
+
+export type PartHead = Pick<OutgoingPart, 'contentType' | 'headers'>;
+
+/**
+ * The exact length of the body writeMultipart writes for parts with these heads and body lengths, for a
+ * Content-Length: a client then knows how much is coming (a progress bar), and reads the body without HTTP/1.1
+ * chunked framing. At least one part (writeMultipart's zero-part body is not sent).
+ */
+export function multipartLength(parts: readonly (PartHead & { size: number })[], boundary: string): number {
+  assertBoundary(boundary);
+  let length = 0;
+  parts.forEach(
+    (part, i) => (length += Buffer.byteLength(partHead(part, i === 0, boundary), 'latin1') + part.size),
+  );
+  return length + Buffer.byteLength(closeDelimiter(parts.length === 0, boundary), 'latin1');
+}
+
 /**
  * A multipart/related body (RFC 2387; framing per RFC 2046 §5.1.1), streamed part by part with back-pressure
  * (the consumer pulls). The wire is, for parts P1..Pn:
@@ -47,17 +80,12 @@ export async function* writeMultipart(
   parts: AsyncIterable<OutgoingPart> | Iterable<OutgoingPart>,
   boundary: string,
 ): AsyncGenerator<Buffer> {
-  if (!BOUNDARY.test(boundary))
-    throw badPart(`'${boundary.slice(0, 80)}' is not a valid multipart boundary (RFC 2046 §5.1.1)`);
+  assertBoundary(boundary);
   let first = true;
   for await (const part of parts) {
-    let head = `${first ? '' : '\r\n'}--${boundary}\r\n${headerLine('Content-Type', part.contentType)}`;
-    for (const [name, value] of Object.entries(part.headers ?? {})) {
-      if (name.toLowerCase() === 'content-type') continue;
-      head += headerLine(name, value);
-    }
+    const head = partHead(part, first, boundary);
     first = false;
-    yield Buffer.from(`${head}\r\n`, 'latin1');
+    yield Buffer.from(head, 'latin1');
     if (Buffer.isBuffer(part.body)) {
       if (part.body.length > 0) yield part.body;
     } else {
@@ -67,5 +95,5 @@ export async function* writeMultipart(
       }
     }
   }
-  yield Buffer.from(`${first ? '' : '\r\n'}--${boundary}--\r\n`, 'latin1');
+  yield Buffer.from(closeDelimiter(first, boundary), 'latin1');
 }
