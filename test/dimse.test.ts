@@ -934,11 +934,13 @@ for (const backend of backends()) {
       await littleEndian(moved, '1.2.840.10008.1.2');
     });
 
-    it('records a C-FIND that fails after its first page was answered as a failure, with how many answers went and why', async () => {
+    it('answers every match of a C-FIND, one with a value too long for an explicit VR length sent as UN', async () => {
       const [own, ownSeries] = [uid(66), uid(67)];
       // The third image's comments (LT) are longer than an explicit VR element's 16-bit length: stored in Implicit
-      // VR, they cannot be encoded in the Explicit VR Little Endian findscu's context takes. It comes on the second
-      // page (limits.maxQueryResults: 2), after the first page was read, recorded and answered.
+      // VR, they go in the Explicit VR Little Endian findscu's context takes as UN (PS3.5 §6.2.2, CP-1066). It comes
+      // on the second page (limits.maxQueryResults: 2). Until 7 Dec 2026 it could not be encoded and failed the
+      // whole C-FIND (0xC000) after the first page was answered.
+      const long = 'x'.repeat(70_000);
       const instances = [1, 2, 3].map((n) =>
         makeInstance({
           studyUid: own,
@@ -946,7 +948,7 @@ for (const backend of backends()) {
           sopInstanceUid: uid(68),
           instanceNumber: n,
           transferSyntaxUid: '1.2.840.10008.1.2',
-          extra: [{ tag: 0x00204000, vr: 'LT', value: n === 3 ? 'x'.repeat(70_000) : `image ${n}` }],
+          extra: [{ tag: 0x00204000, vr: 'LT', value: n === 3 ? long : `image ${n}` }],
         }),
       );
       // Archived with a warning for the comments' length (202, 0xB007), not refused.
@@ -954,22 +956,38 @@ for (const backend of backends()) {
       expect(stored.status, await stored.clone().text()).toBe(202);
       expect(await storedInstances(s, 'study_uid', own)).toHaveLength(3);
       const before = await ledgerHead(s);
-      const r = await findscu('IMAGE', [
-        `StudyInstanceUID=${own}`,
-        `SeriesInstanceUID=${ownSeries}`,
-        'SOPInstanceUID',
-        'ImageComments',
-      ]);
-      expect(r.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(2);
-      expect(r.stderr).toMatch(/Final Find Response \(Failed/);
+      const out = await mkdtemp(join(work, 'find-long-'));
+      const r = await dcmtk(
+        'findscu',
+        [
+          '-v',
+          '-X',
+          ...scu,
+          '-S',
+          '127.0.0.1',
+          port,
+          ...['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${own}`, `SeriesInstanceUID=${ownSeries}`]
+            .concat(['SOPInstanceUID', 'InstanceNumber', 'ImageComments'])
+            .flatMap((k) => ['-k', k]),
+        ],
+        { cwd: out },
+      );
+      expect(r.stderr.match(/Received Find Response \d+ \(Pending\)/g), r.stderr).toHaveLength(3);
+      expect(r.stderr).toMatch(/Received Final Find Response \(Success\)/);
+      // findscu -X keeps each answer as a file: the third holds the comments whole.
+      const comments = new Map<string, number>();
+      for (const f of (await readdir(out)).sort()) {
+        const { dataset } = await parsePart10(await readFile(join(out, f)));
+        const el = dataset.get(0x00204000);
+        const text =
+          el?.kind === 'text' ? el.values.join('\\') : el?.kind === 'bytes' ? el.data.toString('latin1') : '';
+        comments.set(getString(dataset, Tags.InstanceNumber) ?? '', text.trimEnd().length);
+      }
+      expect(Object.fromEntries(comments)).toEqual({ '1': 7, '2': 7, '3': 70_000 });
       const queries = (await ledgerSince(s, before)).filter((x) => x.action === 'query');
-      // The pages read stay recorded as they were (the second one read too); after them, the failure and its reason.
-      expect(queries.map((q) => q.outcome)).toEqual(['success', 'success', 'failure']);
-      expect(queries[2]!.detail).toMatchObject({
-        answered: 2,
-        reason: expect.stringMatching(/too long for a 16-bit length/),
-      });
-      expect(queries[2]!.channel).toBe('dimse');
+      // Both pages read are recorded as answered, and nothing failed.
+      expect(queries.map((q) => q.outcome)).toEqual(['success', 'success']);
+      expect(queries.map((q) => (q.objects as { count: number }).count)).toEqual([2, 1]);
     });
 
     it("lets an AE bound to a department's radiologist find that department's studies, as the account would", async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { CustosError } from '../domain/errors.js';
 import { getNumbers, getString, getStrings, type Dataset, type Element } from './dataset.js';
 import { parsePart10 } from './part10-parser.js';
-import { writePart10, type WriteElement } from './part10-writer.js';
+import { writeDataset, writePart10, type WriteElement } from './part10-writer.js';
 import { Tags, TransferSyntax, tag } from './tags.js';
 
 const every: WriteElement[] = [
@@ -202,6 +202,34 @@ describe('writePart10', () => {
     // The value starts with the Basic Offset Table item tag (FFFE,E000).
     expect(file.readUInt16LE(px.offset)).toBe(0xfffe);
     expect(file.subarray(-8)).toEqual(Buffer.from([0xfe, 0xff, 0xdd, 0xe0, 0, 0, 0, 0]));
+  });
+
+  it('writes a value longer than its 16-bit length field holds as UN in explicit VR (PS3.5 §6.2.2, CP-1066)', () => {
+    const comments = { tag: Tags.PatientComments, vr: 'LT', value: 'x'.repeat(70_000) };
+    const lut = { tag: tag(0x0028, 0x3006), vr: 'US', value: Array.from({ length: 40_000 }, (_, i) => i) };
+    const le = writeDataset([comments, lut], TransferSyntax.ExplicitVRLittleEndian);
+    // (0010,4000) 'UN', two reserved bytes, a 32-bit length, the text as it is.
+    expect(le.readUInt16LE(0)).toBe(0x0010);
+    expect(le.toString('latin1', 4, 6)).toBe('UN');
+    expect(le.readUInt32LE(8)).toBe(70_000);
+    expect(le.toString('latin1', 12, 12 + 70_000)).toBe('x'.repeat(70_000));
+    // (0028,3006) US, 80,000 bytes: UN too, its words little endian as in Implicit VR Little Endian.
+    const at = 12 + 70_000;
+    expect(le.readUInt16LE(at)).toBe(0x0028);
+    expect(le.toString('latin1', at + 4, at + 6)).toBe('UN');
+    expect(le.readUInt32LE(at + 8)).toBe(80_000);
+    expect(le.readUInt16LE(at + 12 + 2 * 39_999)).toBe(39_999);
+    expect(le.length).toBe(at + 12 + 80_000);
+    // Big endian: text goes as UN (its bytes have no order), binary words would be ambiguous and are refused.
+    const be = writeDataset([comments], TransferSyntax.ExplicitVRBigEndian);
+    expect(be.toString('latin1', 4, 6)).toBe('UN');
+    expect(be.readUInt32BE(8)).toBe(70_000);
+    expect(() => writeDataset([lut], TransferSyntax.ExplicitVRBigEndian)).toThrow(
+      /too long for a 16-bit length/,
+    );
+    // Implicit VR has a 32-bit length for every element: nothing changes there.
+    const implicit = writeDataset([comments], TransferSyntax.ImplicitVRLittleEndian);
+    expect(implicit.readUInt32LE(4)).toBe(70_000);
   });
 
   it('refuses a transfer syntax it cannot encode', () => {

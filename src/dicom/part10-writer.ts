@@ -198,16 +198,24 @@ function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
     } else {
       value = numberBytes(el.vr, el.value, enc.little);
     }
-    if (enc.explicit && !LONG_VRS.has(el.vr) && value.length > 0xffff)
-      throw bad(`value of ${el.tag.toString(16)} (${el.vr}) is too long for a 16-bit length`);
+    let vr = el.vr;
+    if (enc.explicit && !LONG_VRS.has(vr) && value.length > 0xffff) {
+      // PS3.5 §6.2.2 (CP-1066): a value longer than its VR's 16-bit length field holds goes as UN, with a 32-bit
+      // length, its bytes as in Implicit VR Little Endian: the same bytes for text, and for binary values in a little
+      // endian syntax. (A stored Implicit VR object may hold such a value.) Until 7 Dec 2026 it failed the whole
+      // data set, and with it a whole C-FIND that matched one such object.
+      if (!enc.little && !TEXT_VRS.has(vr))
+        throw bad(`value of ${tagToHex(el.tag)} (${vr}) is too long for a 16-bit length`);
+      vr = 'UN';
+    }
     // Large values (pixel data, long text) are not copied: they follow the run as they are.
     if (value.length > 4096) {
       flush();
-      out.push(header(el.tag, el.vr, value.length, enc), value);
+      out.push(header(el.tag, vr, value.length, enc), value);
       continue;
     }
-    run.push({ el, value });
-    runBytes += headerSize(el.vr, enc) + value.length;
+    run.push({ el: vr === el.vr ? el : { ...el, vr }, value });
+    runBytes += headerSize(vr, enc) + value.length;
   }
   flush();
   return out;
