@@ -1,7 +1,11 @@
 // C-CANCEL of a C-FIND whose answers are still going out (PS3.4 C.4.1.2.3, PS3.7 §9.3.2.3): the pending answers
-// stop and the final response says Cancel (0xFE00). Until 6 Dec 2026 a peer that read as fast as Custos wrote got
+// stop and the final response says Cancel (0xFE00); the ledger says how many went (and, for a C-MOVE, which
+// objects did not). Until 6 Dec 2026 a peer that read as fast as Custos wrote got
 // every answer of a 500-study query and a final Success: between two batches of answers the socket's writes
 // resolved at once, and the C-CANCEL waiting in it was not read until the last.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { Tags } from '../src/dicom/tags.js';
@@ -10,14 +14,22 @@ import { encodeDataset } from '../src/transports/dimse/dimse-dataset.js';
 import { encodeReleaseRq } from '../src/transports/dimse/pdu.js';
 import { Sop } from '../src/transports/dimse/sop-classes.js';
 import { backends } from './support/backends.js';
+import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { rawAssociated, rawMessage } from './support/raw-scu.js';
-import { postStow, startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
+import {
+  ledgerHead,
+  ledgerSince,
+  postStow,
+  startTestServer,
+  stopThenCleanUp,
+  type TestServer,
+} from './support/test-server.js';
 
 const STUDIES = 500;
 const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
-describe.each(backends())('C-CANCEL of a C-FIND with answers still flowing, on %s', (backend) => {
+describe.each(backends())('C-CANCEL of a C-FIND or C-MOVE with answers still flowing, on %s', (backend) => {
   let s: TestServer;
 
   beforeAll(async () => {
@@ -64,6 +76,7 @@ describe.each(backends())('C-CANCEL of a C-FIND with answers still flowing, on %
       ],
       EXPLICIT_LE,
     );
+    const before = await ledgerHead(s);
     peer.socket.write(rawMessage(1, find, identifier));
     const first = await peer.message();
     expect(decodeCommand(first!.command).status).toBe(0xff00);
@@ -87,9 +100,67 @@ describe.each(backends())('C-CANCEL of a C-FIND with answers still flowing, on %
     }
     expect(final).toBe(0xfe00);
     expect(pending).toBeLessThan(STUDIES);
+    // The page read (all 500 matches) was recorded as answered before its answers went; a second record says how
+    // many actually went before the C-CANCEL. Until 7 Dec 2026 the 500 stood alone.
+    const queries = (await ledgerSince(s, before)).filter((r) => r.action === 'query');
+    expect(queries.map((q) => q.outcome)).toEqual(['success', 'failure']);
+    expect((queries[0]!.objects as { count: number }).count).toBe(STUDIES);
+    expect((queries[1]!.objects as { count: number }).count).toBe(pending);
+    expect(queries[1]!.detail).toMatchObject({
+      answered: pending,
+      unanswered: 'dimse.cancelled',
+      reason: `cancelled by the requestor (C-CANCEL) after ${pending} answers`,
+    });
     // The association goes on: it is released normally.
     peer.socket.write(encodeReleaseRq());
     expect((await peer.next())?.type).toBe(0x06);
     peer.socket.destroy();
+  });
+  it('records the objects a C-CANCEL of a C-MOVE left unsent, and how many went', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'custos-cancel-move-'));
+    const port = await freePort();
+    await s.app.aes.add(systemPrincipal('test'), { title: 'CANCELDEST', host: '127.0.0.1', port });
+    const scp = spawnDcmtk('storescp', ['-aet', 'CANCELDEST', '-od', out, String(port)]);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const before = await ledgerHead(s);
+      // movescu --cancel 1: the C-CANCEL-RQ goes once the first pending response (one object sent) is in.
+      const r = await dcmtk('movescu', [
+        '-v',
+        '-aet',
+        'CANCELSCU',
+        '-aec',
+        'CUSTOS',
+        '-P',
+        '-aem',
+        'CANCELDEST',
+        '--cancel',
+        '1',
+        '127.0.0.1',
+        String(s.dicomPort),
+        ...['QueryRetrieveLevel=PATIENT', 'PatientID=PID-CANCEL'].flatMap((k) => ['-k', k]),
+      ]);
+      expect(r.stderr).toMatch(/Move Response.*\(Cancel/);
+      const received = (await readdir(out)).length;
+      expect(received).toBeGreaterThan(0);
+      expect(received).toBeLessThan(STUDIES);
+      const records = (await ledgerSince(s, before)).filter((x) => x.action === 'view-pixels');
+      // The decision to send all 500 (one record per study), then one record of what did not go: neither failed nor
+      // sent, cancelled.
+      const failures = records.filter((x) => x.outcome === 'failure');
+      expect(records.length - failures.length).toBe(STUDIES);
+      expect(failures).toHaveLength(1);
+      expect(failures[0]!.objects).toMatchObject({ count: STUDIES - received });
+      expect(failures[0]!.detail).toMatchObject({
+        destination: 'CANCELDEST',
+        sent: received,
+        unsent: STUDIES - received,
+        cancelled: STUDIES - received,
+        reason: `cancelled by the requestor (C-CANCEL): ${received} of ${STUDIES} sent`,
+      });
+    } finally {
+      await stopChild(scp);
+      await rm(out, { recursive: true, force: true });
+    }
   });
 });

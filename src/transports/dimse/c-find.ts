@@ -182,14 +182,11 @@ export async function cFind(
   });
   /** Matches sent as pending responses, for the record of a query that fails part way. */
   let answered = 0;
-  /** Sends answers as pending responses; false when the SCU cancelled (the final response is then sent). */
+  /** Sends answers as pending responses; false when the SCU cancelled (the final response is then owed). */
   const send = async (answers: Buffer[]): Promise<boolean> => {
     let batch: { command: Buffer; data: Buffer }[] = [];
     for (const data of answers) {
-      if (a.isCancelled(cmd.messageId ?? -1)) {
-        await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0xfe00);
-        return false;
-      }
+      if (a.isCancelled(cmd.messageId ?? -1)) return false;
       batch.push({ command: pending, data });
       // 64 answers per socket write. Between batches the event loop takes a turn, so that a C-CANCEL the peer sent
       // is read: until 6 Dec 2026 a write the socket took at once resolved without one, and a reader as fast as
@@ -206,8 +203,9 @@ export async function cFind(
     return true;
   };
   const principal = a.principalFor('c-find');
+  let complete: boolean;
   try {
-    if (!(await answerAll())) return;
+    complete = await answerAll();
   } catch (err) {
     // Each page read was recorded as answered (QueryService) before its answers went. Until 6 Dec 2026 the ledger
     // kept those success records and nothing else: a C-FIND that failed part way (a page that could not be read
@@ -221,6 +219,23 @@ export async function cFind(
         a.leaving ? `${a.leaving} after ${answered} answers` : undefined,
       );
     throw err;
+  }
+  if (!complete) {
+    // The pages read were recorded as answered in full; a C-CANCEL stopped the answers short of that, so a second
+    // record says how many went (PS3.4 C.4.1.2.3). Until 7 Dec 2026 the success records stood alone, counting
+    // matches never sent.
+    await s.deps.query.recordUnanswered(
+      principal,
+      query,
+      answered,
+      new CustosError({
+        code: 'dimse.cancelled',
+        message: `cancelled by the requestor (C-CANCEL) after ${answered} answers`,
+        dicomStatus: 0xfe00,
+      }),
+    );
+    await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0xfe00);
+    return;
   }
   await a.respond(ctx.id, cmd, Cmd.CFindRsp, 0);
 

@@ -318,6 +318,8 @@ export class DimseServices {
     const attemptedFailed = () => failedUids.length - damaged.length;
     /** Why the sub-operations stopped short, for the final response's Error Comment. */
     let stopped: string | undefined;
+    /** Not sent because the requestor cancelled (C-CANCEL): neither failed nor sent, but unsent all the same. */
+    const cancelledUids: string[] = [];
     /** Why the first sub-operation that failed on its own failed (stopped says it better when both are set). */
     let firstFailure: string | undefined = damaged[0]?.damaged;
     try {
@@ -337,7 +339,10 @@ export class DimseServices {
       /** The next object, decompressed ahead (its first frame decoding while this one is sent). */
       let ahead: { ref: InstanceRef; data: Promise<AsyncIterable<Buffer>> } | undefined;
       for (const [i, ref] of refs.entries()) {
-        if (a.isCancelled(cmd.messageId ?? -1)) break;
+        if (a.isCancelled(cmd.messageId ?? -1)) {
+          cancelledUids.push(...refs.slice(i).map((r) => r.sopInstanceUid));
+          break;
+        }
         // The requestor aborted, closed or released its association: nobody is there to be answered (or, when
         // released, only the final response is still owed), so no further object leaves; the one in flight was
         // finished. Until 6 Dec 2026 a C-MOVE went on sending every object to its destination.
@@ -412,19 +417,30 @@ export class DimseServices {
     // The retrieve was recorded as decided before the first byte left; what did not reach the destination is
     // recorded too, so that the ledger does not say objects went to an AE that never got them, and why (until 5
     // Dec 2026 only when the association itself failed; a failure of one object's own said nothing).
+    // Objects a C-CANCEL left unsent are recorded as such too (until 7 Dec 2026 the record of the decision stood
+    // alone, as if every matched object had gone); they are no failed sub-operations in the response (PS3.4
+    // C.4.2.3.1: the Number of Remaining Sub-operations counts them).
     stopped ??= firstFailure;
-    if (failedUids.length)
+    const unsent = [...failedUids, ...cancelledUids];
+    if (unsent.length)
       await this.deps.ledger.append({
         principal,
         action: 'view-pixels',
         outcome: 'failure',
         policy: 'n/a',
-        objects: { count: failedUids.length, sopInstanceUids: failedUids.slice(0, 10_000) },
+        objects: { count: unsent.length, sopInstanceUids: unsent.slice(0, 10_000) },
         detail: {
           ...(destinationTitle ? { destination: destinationTitle } : {}),
           sent: completed + warning,
-          unsent: failedUids.length,
-          ...(stopped ? { reason: stopped.slice(0, 500) } : {}),
+          unsent: unsent.length,
+          ...(cancelledUids.length ? { cancelled: cancelledUids.length } : {}),
+          ...(stopped
+            ? { reason: stopped.slice(0, 500) }
+            : cancelledUids.length
+              ? {
+                  reason: `cancelled by the requestor (C-CANCEL): ${completed + warning} of ${matched.length} sent`,
+                }
+              : {}),
         },
       });
     if (!a.open) return;
