@@ -1,13 +1,13 @@
 // The acceptor's handling of association PDUs a real requestor may send: a large A-ASSOCIATE-RQ (many presentation
-// contexts) and an A-RELEASE-RQ in the middle of a data set.
+// contexts), one with items of types it does not know, and an A-RELEASE-RQ in the middle of a data set.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
-import { encodeCommand } from '../src/transports/dimse/command.js';
+import { Cmd, decodeCommand, encodeCommand, NO_DATASET } from '../src/transports/dimse/command.js';
 import { encodeAssociateRq, encodeReleaseRq, pdvHeader } from '../src/transports/dimse/pdu.js';
 import { Sop } from '../src/transports/dimse/sop-classes.js';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
-import { rawAssociated, RawPeer } from './support/raw-scu.js';
+import { rawAssociated, rawMessage, RawPeer } from './support/raw-scu.js';
 import { startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
 const CT = '1.2.840.10008.5.1.4.1.1.2';
@@ -28,6 +28,27 @@ function bigRequest(calling: string, syntaxes: number): Buffer {
     })),
     65536,
   );
+}
+
+/** A variable item or sub-item (PS3.8 §9.3.2): type, reserved byte, 16-bit length, value. */
+const item = (type: number, value: Buffer) => {
+  const h = Buffer.from([type, 0, 0, 0]);
+  h.writeUInt16BE(value.length, 2);
+  return Buffer.concat([h, value]);
+};
+
+/**
+ * `rq` (an A-ASSOCIATE-RQ whose last item is its User Information) with `top` items put before that item and `user`
+ * sub-items added at the end of it.
+ */
+function withItems(rq: Buffer, top: Buffer[], user: Buffer[]): Buffer {
+  let o = 6 + 68;
+  while (rq[o] !== 0x50) o += 4 + rq.readUInt16BE(o + 2);
+  const userInfo = rq.subarray(o + 4, o + 4 + rq.readUInt16BE(o + 2));
+  const body = Buffer.concat([rq.subarray(6, o), ...top, item(0x50, Buffer.concat([userInfo, ...user]))]);
+  const header = Buffer.from([0x01, 0, 0, 0, 0, 0]);
+  header.writeUInt32BE(body.length, 2);
+  return Buffer.concat([header, body]);
 }
 
 describe.each(backends())('A-ASSOCIATE-RQ and release handling, on %s', (backend) => {
@@ -66,6 +87,39 @@ describe.each(backends())('A-ASSOCIATE-RQ and release handling, on %s', (backend
     expect(abort?.type).toBe(0x07);
     expect([abort!.body[2], abort!.body[3]]).toEqual([2, 6]);
     refused.socket.destroy();
+  });
+
+  it('ignores items and user information sub-items of types it does not know (PS3.8 §9.3.1) and accepts', async () => {
+    const rq = withItems(
+      encodeAssociateRq(
+        'CUSTOS',
+        'ASSOCSCU',
+        [{ id: 1, abstractSyntax: Sop.Verification, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        65536,
+      ),
+      // Types no edition of PS3.8 defines, at the top level of the variable items…
+      [item(0x60, Buffer.from('later')), item(0xff, Buffer.alloc(0))],
+      // …and in the User Information item.
+      [item(0x5f, Buffer.from([1, 2, 3, 4]))],
+    );
+    const peer = await RawPeer.connect(s.dicomPort!);
+    peer.socket.write(rq);
+    // Until 7 Dec 2026: an A-ABORT (0x07), reason 'unexpected PDU parameter'.
+    const ac = await peer.next();
+    expect(ac?.type).toBe(0x02);
+    // The association works: a C-ECHO on its context is answered with Success.
+    const echo = encodeCommand({
+      affectedSopClassUid: Sop.Verification,
+      commandField: Cmd.CEchoRq,
+      messageId: 1,
+      commandDataSetType: NO_DATASET,
+    });
+    peer.socket.write(rawMessage(1, echo));
+    const rsp = await peer.message();
+    expect(decodeCommand(rsp!.command)).toMatchObject({ commandField: Cmd.CEchoRsp, status: 0 });
+    peer.socket.write(encodeReleaseRq());
+    expect((await peer.next())?.type).toBe(0x06);
+    peer.socket.destroy();
   });
 
   it('aborts, and stores nothing, when the A-RELEASE-RQ comes in the middle of a C-STORE data set', async () => {

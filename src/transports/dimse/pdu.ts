@@ -359,12 +359,16 @@ function decodeAssociate(type: number, body: Buffer): AssociateRq | AssociateAc 
     } else if (it.type === 0x50) {
       user = decodeUserInfo(it.value);
       sawUser = true;
-    } else {
+    } else if (it.type === 0x20 || it.type === 0x21) {
+      // A presentation context item of the other PDU (a requestor's in an acceptance, or the reverse).
       throw new PduError(
         `unexpected item 0x${it.type.toString(16)} in an A-ASSOCIATE PDU`,
         AbortReason.UnexpectedPduParameter,
       );
     }
+    // PS3.8 §9.3.1: items of unrecognized types are ignored and skipped (as sub-items of the presentation context and
+    // user information items are). Until 7 Dec 2026 such an item, which a later edition of the standard may define,
+    // had the association aborted.
   }
   if (!applicationContext) throw new PduError('the A-ASSOCIATE PDU has no application context');
   if (!sawUser) throw new PduError('the A-ASSOCIATE PDU has no user information item');
