@@ -679,24 +679,45 @@ export class RetrieveService {
     return { size: header.bytes.length + 12 + padded, datasetStart: header.datasetStart, body: body() };
   }
 
-  /** The frame read from the store and, when compressed, decoded on the decode thread. */
-  private async decodeStored(ref: InstanceRef, frame: number, g: FrameGeometry): Promise<DecodedFrame> {
-    const native = isNativeTransferSyntax(ref.transferSyntaxUid);
-    if (!native && !this.deps.decoder.decodes(ref.transferSyntaxUid)) {
-      throw new CustosError({
+  /** Why a frame of this instance is not decoded (a transfer syntax Custos does not decode, too large), if so. */
+  private decodeRefusal(ref: InstanceRef, g: FrameGeometry): CustosError | undefined {
+    if (!isNativeTransferSyntax(ref.transferSyntaxUid) && !this.deps.decoder.decodes(ref.transferSyntaxUid))
+      return new CustosError({
         code: 'render.unsupported',
         message: `the instance is stored in ${ref.transferSyntaxUid}, which Custos does not decode: request application/dicom`,
         httpStatus: 406,
       });
-    }
     // Decoding and rendering hold several copies of the image (decoded, scaled, RGBA): a header claiming more than
     // a large mammogram or a tomosynthesis frame is refused before anything is read, decoded or allocated for it.
     if (g.rows * g.columns > MAX_RENDERED_PIXELS)
-      throw new CustosError({
+      return new CustosError({
         code: 'render.unsupported',
         message: `a frame of ${g.columns} × ${g.rows} pixels is larger than the ${MAX_RENDERED_PIXELS / 1e6} megapixels Custos decodes and renders: request application/dicom`,
         httpStatus: 406,
       });
+    return undefined;
+  }
+
+  /**
+   * Why renderImage would refuse this instance before reading it (no pixel data: a structured report, an
+   * Encapsulated PDF, a presentation state; a transfer syntax Custos does not decode; a frame too large), or
+   * undefined when it is rendered. A rendered study or series leaves such instances out.
+   */
+  renderRefusal(ref: InstanceRef): CustosError | undefined {
+    if (!ref.bulk.pixel)
+      return new CustosError({
+        code: 'wado.frame-not-found',
+        message: 'the instance has no pixel data',
+        httpStatus: 404,
+      });
+    return this.decodeRefusal(ref, geometryOf(ref.metadata));
+  }
+
+  /** The frame read from the store and, when compressed, decoded on the decode thread. */
+  private async decodeStored(ref: InstanceRef, frame: number, g: FrameGeometry): Promise<DecodedFrame> {
+    const refusal = this.decodeRefusal(ref, g);
+    if (refusal) throw refusal;
+    const native = isNativeTransferSyntax(ref.transferSyntaxUid);
     const [ranges] = this.frames(ref, [frame]);
     const chunks: Buffer[] = [];
     for await (const b of this.ranges(ref, ranges!)) chunks.push(b);

@@ -261,6 +261,30 @@ export function renderedMediaType(accept: string | undefined, what: string): Ren
 }
 
 /**
+ * A rendered study or series (PS3.18 §10.4.1.1.3): one rendered image a part, in `multipart/related` with
+ * `type="image/jpeg"` (the default, also for a wildcard or a multipart/related that names no type),
+ * `"image/png"` or `"image/gif"`, whichever the client prefers. Accept may name the multipart form or the parts'
+ * type alone (`image/png`); anything else is a 406 naming what is served.
+ */
+export function renderedPartsMediaType(accept: string | undefined): RenderedMediaType {
+  const entries = parseAccept(accept);
+  if (entries.length === 0) return 'image/jpeg';
+  const chosen = mostWanted(
+    entries,
+    RENDERED_MEDIA_TYPES.flatMap((type) => [
+      { value: type, type: 'multipart/related', params: { type } },
+      { value: type, type },
+    ]),
+  );
+  if (chosen !== undefined) return chosen;
+  throw new CustosError({
+    code: 'http.not-acceptable',
+    message: `a rendered study or series is multipart/related with image/jpeg, image/png or image/gif parts; Accept was '${(accept ?? '').slice(0, 200)}'`,
+    httpStatus: 406,
+  });
+}
+
+/**
  * The STOW-RS response's model (PS3.18 §10.5.3): DICOM XML when the client prefers `application/dicom+xml` to the
  * JSON types, DICOM JSON otherwise (also when Accept names neither: the answer reports what was stored).
  */

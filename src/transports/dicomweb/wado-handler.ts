@@ -30,6 +30,7 @@ import {
   type FrameForm,
   mostWanted,
   renderedMediaType,
+  renderedPartsMediaType,
 } from './negotiation.js';
 import { RENDERED_MEDIA_TYPES, type RenderedMediaType } from '../../domain/image-encoding.js';
 import { pipeBody, primed, primedParts, sendDicomXml, sendJson, warning299 } from './responses.js';
@@ -786,6 +787,116 @@ export function renderedHandler(retrieve: RetrieveService) {
       frames,
     });
     sendImage(ctx, format, await retrieve.renderImage(ref!, frames[0]!, { ...options, format }));
+  };
+}
+
+/**
+ * WADO-RS rendered study and series (PS3.18 §10.4.1.1.3): each instance rendered as the instance resource renders
+ * it (its first frame; the same window, quality and viewport), one part each, by series UID and instance
+ * number, as `multipart/related; type="image/jpeg"` (or PNG, GIF). Each part names its instance's rendered
+ * resource in Content-Location. Decided and recorded as one `wado-rs rendered` access to every instance in scope.
+ * Instances that cannot be rendered (no pixel data, a transfer syntax Custos does not decode, a frame too large)
+ * and those the fixity job found damaged are left out, as a study retrieve leaves damaged ones out: 206 with a
+ * Warning naming them, and a failure record; none left is the error the first would get alone.
+ */
+export function renderedSetHandler(retrieve: RetrieveService) {
+  return async (ctx: RequestContext): Promise<void> => {
+    const format = renderedPartsMediaType(ctx.req.headers.accept);
+    // Parameters first: a bad one is a 400 before anything is opened or recorded.
+    const options = { ...renderedOptions(ctx.query), format };
+    const scope = scopeOf(ctx);
+    const matched = await opened(
+      ctx,
+      retrieve,
+      scope,
+      'view-pixels',
+      'wado-rs rendered',
+      {},
+      {
+        damagedAsFailed: true,
+      },
+    );
+    const refs: InstanceRef[] = [];
+    const damaged: InstanceRef[] = [];
+    const unrenderable: { ref: InstanceRef; why: CustosError }[] = [];
+    for (const ref of matched) {
+      const refusal = ref.damaged ? undefined : retrieve.renderRefusal(ref);
+      if (ref.damaged) damaged.push(ref);
+      else if (refusal) unrenderable.push({ ref, why: refusal });
+      else refs.push(ref);
+    }
+    const why = (u: (typeof unrenderable)[number]) => `instance ${u.ref.sopInstanceUid}: ${u.why.message}`;
+    if (!refs.length) {
+      if (!unrenderable.length) throw damagedError(damaged.map((r) => r.sopInstanceUid));
+      const first = unrenderable[0]!;
+      const more = unrenderable.length > 1 ? `, and ${unrenderable.length - 1} more` : '';
+      // The error the first would get alone, with what it is about.
+      throw new CustosError({
+        code: first.why.code,
+        message: `none of the ${matched.length} instances here can be rendered: ${why(first)}${more}`,
+        httpStatus: first.why.httpStatus,
+      });
+    }
+    const base = `${ctx.origin}/dicom-web`;
+    // The next instance is rendered while the one before is sent; the first before the status line, so that a
+    // failure there is a status, not a cut connection.
+    async function* parts() {
+      const render = (ref: InstanceRef) => {
+        const p = retrieve.renderImage(ref, 1, options);
+        p.catch(() => undefined); // awaited in turn; not unhandled if the client has gone
+        return p;
+      };
+      let next = render(refs[0]!);
+      for (let i = 0; i < refs.length; i++) {
+        const bytes = await next;
+        if (i + 1 < refs.length) next = render(refs[i + 1]!);
+        yield {
+          contentType: format,
+          headers: {
+            'Content-Length': String(bytes.length),
+            'Content-Location': `${instanceUrl(base, refs[i]!)}/rendered`,
+          },
+          body: only(bytes),
+        };
+      }
+    }
+    const body = await primedParts(ctx.res, parts());
+    if (damaged.length || unrenderable.length) {
+      const reasons = [
+        ...(damaged.length ? [damagedError(damaged.map((r) => r.sopInstanceUid)).message] : []),
+        ...unrenderable.slice(0, 5).map(why),
+        ...(unrenderable.length > 5 ? [`${unrenderable.length - 5} more cannot be rendered`] : []),
+      ];
+      const left = damaged.length + unrenderable.length;
+      const text = `${left} of ${matched.length} instances left out: ${reasons.join('; ')}`;
+      // The ledger holds what was not served, and why, as for a study retrieve's damaged instances.
+      if (damaged.length)
+        await retrieve.recordUnserved(
+          ctx.principal,
+          scope,
+          damaged,
+          'view-pixels',
+          'wado-rs rendered',
+          damagedError(damaged.map((r) => r.sopInstanceUid)),
+        );
+      if (unrenderable.length) {
+        const first = unrenderable[0]!.why;
+        await retrieve.recordUnserved(
+          ctx.principal,
+          scope,
+          unrenderable.map((u) => u.ref),
+          'view-pixels',
+          'wado-rs rendered',
+          new CustosError({ code: first.code, message: text, httpStatus: first.httpStatus }),
+        );
+      }
+      ctx.res.setHeader('Warning', warning299(base, text));
+    }
+    const boundary = multipartBoundary();
+    ctx.res.writeHead(damaged.length || unrenderable.length ? 206 : 200, {
+      'Content-Type': `multipart/related; type="${format}"; boundary=${boundary}`,
+    });
+    await pipeBody(ctx.res, writeMultipart(body, boundary));
   };
 }
 

@@ -18,6 +18,7 @@ import {
   metadataHandler,
   retrieveInstancesHandler,
   renderedHandler,
+  renderedSetHandler,
   thumbnailHandler,
   wadoUriHandler,
 } from '../dicomweb/wado-handler.js';
@@ -213,6 +214,20 @@ export function buildRouter(s: RouteServices): Router {
       auth: 'bearer',
       summary: 'WADO-RS bulk data',
       handler: bulkdataHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/rendered`,
+      auth: 'bearer',
+      summary: "WADO-RS rendered study: each instance's first frame (JPEG, PNG or GIF), multipart/related",
+      handler: renderedSetHandler(s.retrieve),
+    },
+    {
+      method: 'GET',
+      path: `${DW}/studies/:study/series/:series/rendered`,
+      auth: 'bearer',
+      summary: "WADO-RS rendered series: each instance's first frame (JPEG, PNG or GIF), multipart/related",
+      handler: renderedSetHandler(s.retrieve),
     },
     {
       method: 'GET',
