@@ -795,13 +795,19 @@ function headerVoiFunction(m: DicomJsonObject): VoiFunction {
 /** What the index records of an instance's stored object, for the blob store to check it against. */
 const stored = (ref: InstanceRef) => ({ size: ref.storedSize, sha256: ref.sha256 });
 
+/**
+ * Nothing in scope. A series or instance is named with the study (and series) the path put it in: it may well be
+ * in the archive, under another study. Until 7 Dec 2026 it was "not in the archive", which sent whoever asked
+ * looking for a missing object. The words are the same whether it is elsewhere or nowhere, so they tell nothing of
+ * a study the caller may not see.
+ */
 const notFound = (scope: RetrieveScope) =>
   new CustosError({
     code: 'wado.not-found',
     message: scope.sopInstanceUid
-      ? `instance ${scope.sopInstanceUid} is not in the archive`
+      ? `instance ${scope.sopInstanceUid} is not in ${scope.seriesUid ? `series ${scope.seriesUid} of ` : ''}study ${scope.studyUid}`
       : scope.seriesUid
-        ? `series ${scope.seriesUid} is not in the archive`
+        ? `series ${scope.seriesUid} is not in study ${scope.studyUid}`
         : `study ${scope.studyUid} is not in the archive`,
     httpStatus: 404,
   });
