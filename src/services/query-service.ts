@@ -348,9 +348,7 @@ export class QueryService {
     const warnings = query.ignored.map(
       (k) => UNSUPPORTED_MATCHING[k] ?? `the query key ${k} is not supported and was ignored`,
     );
-    if (more) {
-      warnings.push('there are more results than the limit; use offset to page');
-    }
+    if (more) warnings.push(MORE_RESULTS);
     await recorded;
     return { results, warnings, more, next };
   }
@@ -702,6 +700,13 @@ function renderKey(fieldsKey: string, row: Row): string {
     part(row.sex)
   );
 }
+
+/**
+ * The answer was cut by `limit` or by the server's maximum (limits.maxQueryResults): PS3.18 §8.3.4.4.1 words the
+ * Warning for it thus, which clients test for. Until 7 Dec 2026 it was Custos's own "there are more results than
+ * the limit; use offset to page".
+ */
+const MORE_RESULTS = 'There are additional results that can be requested';
 
 /** Warnings for a matching parameter given as true that Custos does not do (PS3.18 §8.3.4.2 gives the first's words). */
 const UNSUPPORTED_MATCHING: Readonly<Record<string, string>> = {
