@@ -1470,6 +1470,119 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     );
   });
 
+  it('merges every patient row MRG-1 names (each repetition, each issuer) and files their late images under the survivor', async () => {
+    const [survivor, a, b] = [`MULTI-S-${run}`, `MULTI-A-${run}`, `MULTI-B-${run}`];
+    for (const [id, authority] of [
+      [survivor, 'AUTH-S'],
+      [a, 'AUTH-A'],
+      [b, 'AUTH-B'],
+    ] as const)
+      expect(
+        ackOf(await client.send(adtMessage('A01', `MU-${id}`, { id, authority, family: 'MU', given: 'LTI' })))
+          .code,
+      ).toBe('AA');
+    // A second row under A's ID without an issuer, as a DICOM object without IssuerOfPatientID makes beside one
+    // that carried it: MRG-1's A^^^AUTH-A names both rows.
+    await s.app.index.db
+      .insertInto('patients')
+      .values({
+        patient_id: a,
+        issuer: '',
+        patient_name: 'MU^LTI',
+        patient_name_norm: 'MU^LTI',
+        birth_date: '',
+        sex: '',
+        created_at: new Date().toISOString(),
+      })
+      .execute();
+    const rows = await s.app.index.db
+      .selectFrom('patients')
+      .select(['pk', 'patient_id', 'issuer'])
+      .where('patient_id', 'in', [survivor, a, b])
+      .execute();
+    const pkOf = (id: string, issuer: string) =>
+      rows.find((r) => r.patient_id === id && r.issuer === issuer)!.pk;
+    const [pkS, pkA, pkA0, pkB] = [
+      pkOf(survivor, 'AUTH-S'),
+      pkOf(a, 'AUTH-A'),
+      pkOf(a, ''),
+      pkOf(b, 'AUTH-B'),
+    ];
+    /** Store one object without IssuerOfPatientID per PatientID; returns where each study was filed. */
+    const store = async (n: number, ids: string[]) => {
+      const studies = ids.map((_, i) => uid(40 + n + i));
+      const { body, contentType } = stowBody(
+        ids.map((patientId, i) => ({
+          bytes: makeInstance({
+            studyUid: studies[i]!,
+            seriesUid: uid(50 + n + i),
+            sopInstanceUid: uid(60 + n + i),
+            accessionNumber: '',
+            patientId,
+          }),
+        })),
+      );
+      const stow = await fetch(`${s.dicomweb}/studies`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
+        body,
+      });
+      expect(stow.status, await stow.clone().text()).toBeLessThan(300);
+      return studies;
+    };
+    const filed = async (studies: string[]) =>
+      (
+        await s.app.index.db
+          .selectFrom('studies')
+          .select(['study_uid', 'patient_pk'])
+          .where('study_uid', 'in', studies)
+          .execute()
+      )
+        .sort((x, y) => studies.indexOf(x.study_uid) - studies.indexOf(y.study_uid))
+        .map((r) => r.patient_pk);
+    const early = await store(0, [a, b]);
+    expect(await filed(early)).toEqual([pkA0, pkB]);
+
+    const merge = mergeMessage(
+      'MU-1',
+      { id: survivor, authority: 'AUTH-S', family: 'MU', given: 'LTI' },
+      a,
+    ).replace(/^MRG\|[^\r]*/m, `MRG|${a}^^^AUTH-A^MR~${b}^^^AUTH-B^PI`);
+    expect(ackOf(await client.send(merge))).toMatchObject({ code: 'AA' });
+    expect(await filed(early)).toEqual([pkS, pkS]);
+    const merges = await s.app.index.db
+      .selectFrom('patient_merges')
+      .select(['prior_patient_id', 'prior_issuer', 'prior_patient_pk', 'surviving_patient_pk'])
+      .where('message_control_id', '=', 'MU-1')
+      .orderBy('prior_patient_pk')
+      .execute();
+    expect(merges).toEqual(
+      [
+        { prior_patient_id: a, prior_issuer: 'AUTH-A', prior_patient_pk: pkA, surviving_patient_pk: pkS },
+        { prior_patient_id: a, prior_issuer: 'AUTH-A', prior_patient_pk: pkA0, surviving_patient_pk: pkS },
+        { prior_patient_id: b, prior_issuer: 'AUTH-B', prior_patient_pk: pkB, surviving_patient_pk: pkS },
+      ].sort((x, y) => x.prior_patient_pk - y.prior_patient_pk),
+    );
+    const [record] = await s.app.auditStore.search({
+      action: ['hl7-patient-merge'],
+      patientId: survivor,
+      limit: 1,
+    });
+    expect(record).toMatchObject({ objects: { count: 2 } });
+    expect(record!.detail).toMatchObject({
+      controlId: 'MU-1',
+      merged: { patientId: a, issuer: 'AUTH-A' },
+      mergedKnown: true,
+    });
+    expect(record!.detail?.priors).toEqual([
+      { patientId: a, issuer: 'AUTH-A', studies: 0 },
+      { patientId: a, issuer: '', sentIssuer: 'AUTH-A', studies: 1 },
+      { patientId: b, issuer: 'AUTH-B', studies: 1 },
+    ]);
+    // Late images under either prior identifier join the survivor.
+    expect(await filed(await store(5, [a, b]))).toEqual([pkS, pkS]);
+  });
+
   it('lets only one of two racing merges (A into B, B into A) apply, so they cannot make a loop', async () => {
     const pairs = Array.from({ length: 6 }, (_, i) => [`RACE-A${i}-${run}`, `RACE-B${i}-${run}`] as const);
     for (const [a, b] of pairs)

@@ -272,35 +272,71 @@ export class PatientFeedService {
   }
 
   /**
-   * A40/A34 merge: the surviving patient (PID) takes the studies, orders and care relationships of the merged
-   * identifier (MRG-1). The merged patient's row stays (empty) so that its history reads back, and the merge
-   * is kept in patient_merges.
+   * A40/A34 merge: the surviving patient (PID) takes the studies, orders and care relationships of the prior
+   * patient MRG-1 names. MRG-1 is the prior patient's identifier list (v2.5.1 §3.4.9.1): every identifier in it,
+   * and every index row each names (one identifier may name a row of its issuer and one DICOM made without an
+   * issuer), is that one patient, so each such row is merged, and each gets its own patient_merges row, which is
+   * what ingest follows to file a late image under the survivor. Until 6 Dec 2026 only the first row of the MR (else
+   * first) identifier was recorded, and other repetitions were ignored: their images stayed with the prior patient.
+   * The merged rows stay (empty) so that their history reads back. One ledger record per PID/MRG pair names every
+   * prior row merged (`priors`).
    */
   private async merge(
     trx: Trx,
     principal: Principal,
     event: string,
-    merges: { surviving: Demographics; merged: PatientIdentity }[],
+    merges: { surviving: Demographics; merged: PatientIdentity[] }[],
     info: FeedMessageInfo,
   ) {
     const lines: string[] = [];
-    for (const { surviving, merged } of merges) {
-      if (surviving.patientId === merged.patientId && surviving.issuer === merged.issuer)
+    for (const { surviving, merged: identifiers } of merges) {
+      const merged = identifiers[0]!;
+      if (identifiers.some((m) => m.patientId === surviving.patientId && m.issuer === surviving.issuer))
         throw new Hl7Error({
           code: Hl7ErrorCode.DuplicateKeyIdentifier,
           message: `MRG-1 names the surviving patient ${surviving.patientId} itself: a patient cannot be merged into itself`,
           location: { segment: 'MRG', sequence: 1, field: 1 },
         });
       const { pk: survivorPk, issuer: survivorIssuer } = await this.upsertDemographics(trx, surviving);
-      const mergedRows = (await this.rowsFor(trx, merged, MRG_1)).filter((r) => r.pk !== survivorPk);
-      await this.refuseCycle(trx, survivorPk, mergedRows, surviving, merged);
-      const mergedIssuer = (mergedRows.find((r) => r.issuer === merged.issuer) ?? mergedRows[0])?.issuer;
-      const moved = await this.moveStudies(
+      // Each prior row once, with the identifier that named it first.
+      const priors: {
+        identifier: PatientIdentity;
+        row: { pk: number; patient_id: string; issuer: string };
+      }[] = [];
+      const unknown: PatientIdentity[] = [];
+      for (const identifier of identifiers) {
+        const rows = (await this.rowsFor(trx, identifier, MRG_1)).filter((r) => r.pk !== survivorPk);
+        const exact = rows.find((r) => r.issuer === identifier.issuer);
+        // The row of the identifier's own issuer first, as the record's `merged` has named it.
+        for (const row of exact ? [exact, ...rows.filter((r) => r !== exact)] : rows)
+          if (!priors.some((p) => p.row.pk === row.pk)) priors.push({ identifier, row });
+        if (rows.length === 0) unknown.push(identifier);
+      }
+      await this.refuseCycle(
         trx,
-        mergedRows.map((r) => r.pk),
         survivorPk,
+        priors.map((p) => p.row),
+        surviving,
+        merged,
       );
-      await this.recordMerge(trx, event, merged, mergedRows[0]?.pk ?? null, survivorPk, moved.length, info);
+      const moved: string[] = [];
+      const recorded: Record<string, unknown>[] = [];
+      for (const { identifier, row } of priors) {
+        const studies = await this.moveStudies(trx, [row.pk], survivorPk);
+        moved.push(...studies);
+        await this.recordMerge(trx, event, identifier, row.pk, survivorPk, studies.length, info);
+        recorded.push({
+          patientId: row.patient_id,
+          issuer: row.issuer,
+          ...sentIssuer(identifier, row.issuer),
+          studies: studies.length,
+        });
+      }
+      // An identifier the index does not know is recorded too: the sender's merge history stays complete.
+      for (const identifier of unknown)
+        await this.recordMerge(trx, event, identifier, null, survivorPk, 0, info);
+      const mergedIssuer = priors.find((p) => p.identifier === merged)?.row.issuer ?? merged.issuer;
+      moved.sort();
       await this.deps.ledger.appendIn(trx, {
         principal,
         action: 'hl7-patient-merge',
@@ -319,13 +355,17 @@ export class PatientFeedService {
           },
           merged: {
             patientId: merged.patientId,
-            issuer: mergedIssuer ?? merged.issuer,
-            ...sentIssuer(merged, mergedIssuer ?? merged.issuer),
+            issuer: mergedIssuer,
+            ...sentIssuer(merged, mergedIssuer),
           },
-          mergedKnown: mergedRows.length > 0,
+          mergedKnown: priors.length > 0,
+          priors: recorded,
+          ...(unknown.length ? { unknownPriors: unknown } : {}),
         },
       });
-      lines.push(`merged ${merged.patientId} into ${surviving.patientId} (${moved.length} studies moved)`);
+      lines.push(
+        `merged ${identifiers.map((m) => m.patientId).join(', ')} into ${surviving.patientId} (${priors.length} patient${priors.length === 1 ? '' : 's'}, ${moved.length} studies moved)`,
+      );
     }
     return { summary: lines.join('; ') };
   }

@@ -85,7 +85,15 @@ function orderText(seg: Hl7Segment | undefined, field: number, component = 1): s
 
 export type FeedCommand =
   | { kind: 'patient-update'; event: string; patients: Demographics[] }
-  | { kind: 'patient-merge'; event: string; merges: { surviving: Demographics; merged: PatientIdentity }[] }
+  | {
+      kind: 'patient-merge';
+      event: string;
+      /**
+       * `merged` holds every identifier of MRG-1's list (the prior patient's identifiers, v2.5.1 §3.4.9.1), the one
+       * typed MR (else the first) first.
+       */
+      merges: { surviving: Demographics; merged: PatientIdentity[] }[];
+    }
   | { kind: 'identifier-change'; event: string; changes: { to: Demographics; from: PatientIdentity }[] }
   | { kind: 'order'; event: string; orders: OrderCommand[] };
 
@@ -119,7 +127,7 @@ export function readFeedCommand(msg: Hl7Message): FeedCommand {
       return {
         kind: 'identifier-change',
         event,
-        changes: readPidMrgPairs(msg, false).map(([pid, mrg]) => ({ to: pid, from: mrg })),
+        changes: readPidMrgPairs(msg, false).map(([pid, mrg]) => ({ to: pid, from: mrg[0]! })),
       };
     }
     throw new Hl7Error({
@@ -179,12 +187,12 @@ const segmentMissing = (id: string, msg: Hl7Message) =>
  * Each PID with the MRG that follows it: the PATIENT group, which ADT_A39 (A40) repeats and ADT_A30 (A34, A46,
  * A47) holds once. A PID without its MRG is a segment sequence error, not a patient to skip.
  */
-function readPidMrgPairs(msg: Hl7Message, repeating: boolean): [Demographics, PatientIdentity][] {
+function readPidMrgPairs(msg: Hl7Message, repeating: boolean): [Demographics, PatientIdentity[]][] {
   if (!repeating) {
     if (msg.all('PID').length > 1) throw segmentRepeated('PID', msg);
     if (msg.all('MRG').length > 1) throw segmentRepeated('MRG', msg);
   }
-  const out: [Demographics, PatientIdentity][] = [];
+  const out: [Demographics, PatientIdentity[]][] = [];
   let pid: Hl7Segment | undefined;
   let pidSeq = 0;
   let mrgSeq = 0;
@@ -201,7 +209,7 @@ function readPidMrgPairs(msg: Hl7Message, repeating: boolean): [Demographics, Pa
           message: 'an MRG segment must follow the PID of the surviving patient',
           location: { segment: 'MRG', sequence: mrgSeq },
         });
-      const merged = readIdentifier(s, 1, 'MRG', mrgSeq, 'prior patient identifier list');
+      const merged = readIdentifierList(s, 1, 'MRG', mrgSeq, 'prior patient identifier list');
       out.push([readDemographics(pid, pidSeq), merged]);
       pid = undefined;
     }
@@ -232,18 +240,52 @@ function readIdentifier(
   seq: number,
   what: string,
 ): PatientIdentity {
+  return readIdentifierList(seg, field, id, seq, what, false)[0]!;
+}
+
+/**
+ * Every identifier of a CX list, the one readIdentifier chooses first, each checked as DICOM PatientID and
+ * IssuerOfPatientID (a repetition after the first is named by its number: `MRG-1[2].1`); `all` false reads the
+ * chosen one only. A repetition without an ID is refused (101), as is a list without any; repeated identifiers count
+ * once.
+ */
+function readIdentifierList(
+  seg: Hl7Segment,
+  field: number,
+  id: string,
+  seq: number,
+  what: string,
+  all = true,
+): PatientIdentity[] {
   const reps = repetitions(seg, field);
-  const chosen = reps.find((r) => r[4]?.[0] === 'MR') ?? reps[0];
-  const patientId = chosen?.[0]?.[0] ?? '';
-  if (patientId === '') throw missing(id, seq, field, what, reps.length ? 1 : undefined);
-  const where = { segment: id, sequence: seq, field };
-  dicomText(patientId, 'LO', `${id}-${field}.1 (${what})`, 'PatientID', { ...where, component: 1 });
-  const issuer = chosen?.[3]?.[0] ?? '';
-  dicomText(issuer, 'LO', `${id}-${field}.4 (assigning authority)`, 'IssuerOfPatientID', {
-    ...where,
-    component: 4,
-  });
-  return { patientId, issuer };
+  const typedMr = reps.findIndex((r) => r[4]?.[0] === 'MR');
+  const chosen = typedMr >= 0 ? typedMr : 0;
+  const order = all ? [chosen, ...reps.keys()].filter((n, i) => i === 0 || n !== chosen) : [chosen];
+  const out: PatientIdentity[] = [];
+  for (const n of order) {
+    const rep = reps[n];
+    const several = all && reps.length > 1;
+    const repetition = several ? { repetition: n + 1 } : {};
+    const named = `${id}-${field}${several ? `[${n + 1}]` : ''}`;
+    const where = { segment: id, sequence: seq, field, ...repetition };
+    const patientId = rep?.[0]?.[0] ?? '';
+    if (patientId === '') {
+      if (!several) throw missing(id, seq, field, what, reps.length ? 1 : undefined);
+      throw new Hl7Error({
+        code: Hl7ErrorCode.RequiredFieldMissing,
+        message: `${named}.1 (${what}) is empty: each repetition names an identifier`,
+        location: { ...where, component: 1 },
+      });
+    }
+    dicomText(patientId, 'LO', `${named}.1 (${what})`, 'PatientID', { ...where, component: 1 });
+    const issuer = rep?.[3]?.[0] ?? '';
+    dicomText(issuer, 'LO', `${named}.4 (assigning authority)`, 'IssuerOfPatientID', {
+      ...where,
+      component: 4,
+    });
+    if (!out.some((o) => o.patientId === patientId && o.issuer === issuer)) out.push({ patientId, issuer });
+  }
+  return out;
 }
 
 /** Control characters: DICOM LO and PN allow none but ESC (for ISO 2022, which decoded text no longer needs). */

@@ -249,9 +249,30 @@ describe('feed commands', () => {
       merges: [
         {
           surviving: { patientId: 'MR1', issuer: 'XYZ', name: 'MAIDENNAME^EVE' },
-          merged: { patientId: 'MR2', issuer: 'XYZ' },
+          merged: [{ patientId: 'MR2', issuer: 'XYZ' }],
         },
       ],
+    });
+  });
+
+  it('reads every identifier of MRG-1 (the prior patient), MR first, and checks each repetition', () => {
+    const merge = mergeMessage('3', { id: 'MR1', family: 'X', given: 'Y' }, 'MR2');
+    const withMrg1 = (list: string) => parseHl7(merge.replace(/^MRG\|[^\r]*/m, `MRG|${list}`));
+    const cmd = readFeedCommand(withMrg1('SS9^^^USSSA^SS~MR2^^^XYZ^MR~MR2^^^XYZ^MR~MR3^^^OTHER^PI'));
+    expect(cmd.kind === 'patient-merge' && cmd.merges[0]!.merged).toEqual([
+      { patientId: 'MR2', issuer: 'XYZ' },
+      { patientId: 'SS9', issuer: 'USSSA' },
+      { patientId: 'MR3', issuer: 'OTHER' },
+    ]);
+    const bad = problemOf(() => readFeedCommand(withMrg1('MR2^^^XYZ^MR~MR\\E\\3^^^OTHER^PI')));
+    expect(bad).toMatchObject({
+      code: 102,
+      location: { segment: 'MRG', field: 1, repetition: 2, component: 1 },
+    });
+    expect(bad.message).toMatch(/^MRG-1\[2\]\.1 \(prior patient identifier list\) holds a backslash/);
+    expect(problemOf(() => readFeedCommand(withMrg1('MR2^^^XYZ^MR~^^^OTHER^PI')))).toMatchObject({
+      code: 101,
+      location: { segment: 'MRG', field: 1, repetition: 2, component: 1 },
     });
   });
 
