@@ -1129,6 +1129,70 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(await patients(patient.id)).toHaveLength(1);
   });
 
+  it('refuses physician IDs (XCN-1) DICOM cannot hold in PV1-8, ORC-12 and OBR-16 (AE/102) and applies nothing', async () => {
+    const order = (n: number) => ({
+      placer: `PHID-${n}-${run}`,
+      filler: `PHIDF-${n}-${run}`,
+      accession: `PHIDA-${n}-${run}`,
+      procedure: ['71020', 'CHEST'] as [string, string],
+      ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
+      referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
+    });
+    const patient = { id: `PHID-${run}`, family: 'PHID', given: 'PAT' };
+    const withoutOrc12 = (m: string) => m.replace(/^(ORC(?:\|[^|\r]*){11})\|[^|\r]*/m, '$1|');
+    const refusals: [string, string, string, RegExp][] = [
+      [
+        'PI-1',
+        ormMessage('PI-1', patient, { ...order(1), referring: ['78\\E\\90', 'REFER', 'RITA'] }),
+        'PV1^1^8^1^1',
+        /^PV1-8\.1 \(referring doctor ID\) holds a backslash/,
+      ],
+      [
+        'PI-2',
+        ormMessage('PI-2', patient, { ...order(2), ordering: ['45\\X0D\\67', 'ORDERING', 'OTTO'] }),
+        'ORC^1^12^1^1',
+        /^ORC-12\.1 \(ordering provider ID\) holds the control character U\+000d/,
+      ],
+      [
+        'PI-3',
+        withoutOrc12(
+          ormMessage('PI-3', patient, { ...order(3), ordering: ['4'.repeat(65), 'ORDERING', 'OTTO'] }),
+        ),
+        'OBR^1^16^1^1',
+        /^OBR-16\.1 \(ordering provider ID\) is 65 characters, more than the 64/,
+      ],
+    ];
+    for (const [control, message, location, why] of refusals) {
+      const text = await client.send(message);
+      const ack = ackOf(text);
+      expect(ack, control).toMatchObject({ code: 'AE', errorCode: '102' });
+      expect(ack.userMessage).toMatch(why);
+      const err = parseHl7(text).segment('ERR');
+      expect([1, 2, 3, 4, 5].map((c) => value(err, 2, c)).join('^'), control).toBe(location);
+    }
+    expect(
+      await s.app.index.db
+        .selectFrom('orders')
+        .select('placer_order_number')
+        .where('placer_order_number', 'like', `PHID-%-${run}`)
+        .execute(),
+    ).toEqual([]);
+    expect(await patients(patient.id)).toEqual([]);
+    // The same order with IDs DICOM can hold is applied, with its care relationships.
+    expect(ackOf(await client.send(ormMessage('PI-4', patient, order(4)))).code).toBe('AA');
+    const relationships = await s.app.index.db
+      .selectFrom('care_relationships as cr')
+      .innerJoin('orders as o', 'o.pk', 'cr.order_pk')
+      .select(['cr.physician_id', 'cr.relationship'])
+      .where('o.placer_order_number', '=', `PHID-4-${run}`)
+      .orderBy('cr.relationship')
+      .execute();
+    expect(relationships).toEqual([
+      { physician_id: '4567', relationship: 'ordering' },
+      { physician_id: '7890', relationship: 'referring' },
+    ]);
+  });
+
   it('keeps an order field left empty and deletes one sent as "" (HL7 null), physician and care relationship too', async () => {
     const order = {
       placer: `NULL-${run}`,

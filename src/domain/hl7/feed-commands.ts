@@ -500,7 +500,10 @@ function orderCode(
 
 /**
  * An XCN (ORC-12, OBR-16, PV1-8) as the physician it names. Its name becomes a DICOM PN (ReferringPhysicianName,
- * RequestingPhysician) and is matched for the care relationships, so it is checked as PID-5 is.
+ * RequestingPhysician) and is matched for the care relationships, so it is checked as PID-5 is. Its ID (XCN-1) is
+ * the key of the care relationships, matched with a user's physician ID and with the code of a study's Person
+ * Identification Code Sequence, which are kept joined by backslashes: it is checked as PID-3's ID is (LO: no
+ * backslash, no control character, at most 64 characters). Until 6 Dec 2026 it went unchecked into the relationships.
  */
 function physician(
   seg: Hl7Segment | undefined,
@@ -513,6 +516,12 @@ function physician(
   if (!rep || !seg) return undefined;
   if (rep.length === 1 && rep[0]!.length === 1 && rep[0]![0] === HL7_NULL) return null;
   const id = rep[0]?.[0] ?? '';
+  dicomText(id, 'LO', `${seg.id}-${field}.1 (${what} ID)`, 'PersonIdentificationCodeSequence', {
+    segment: seg.id,
+    sequence,
+    field,
+    component: 1,
+  });
   const name = personName(rep, 1);
   checkPersonName(rep, 1, name, {
     field: `${seg.id}-${field}`,
