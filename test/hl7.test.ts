@@ -1534,6 +1534,83 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     );
   });
 
+  it('alerts the data steward when a merge meets a loop of merges already in the index, applied or refused', async () => {
+    const [a, b, c] = [`MLOOP-A-${run}`, `MLOOP-B-${run}`, `MLOOP-C-${run}`];
+    const pks: number[] = [];
+    for (const id of [a, b, c]) {
+      expect(
+        ackOf(
+          await client.send(
+            adtMessage('A01', `ML-${id}`, { id, authority: 'XYZ', family: 'ML', given: 'OOP' }),
+          ),
+        ).code,
+      ).toBe('AA');
+      const row = await s.app.index.db
+        .selectFrom('patients')
+        .select('pk')
+        .where('patient_id', '=', id)
+        .executeTakeFirstOrThrow();
+      pks.push(row.pk);
+    }
+    const [pkA, pkB] = pks as [number, number];
+    // A loop as the index could hold it before cyclic merges were refused: A into B, then B into A (the newest).
+    for (const [prior, priorPk, survivorPk] of [
+      [a, pkA, pkB],
+      [b, pkB, pkA],
+    ] as const)
+      await s.app.index.db
+        .insertInto('patient_merges')
+        .values({
+          event: 'A40',
+          prior_patient_id: prior,
+          prior_issuer: 'XYZ',
+          prior_patient_pk: priorPk,
+          surviving_patient_pk: survivorPk,
+          studies_moved: 0,
+          sender: 'REGADT^MCM',
+          message_control_id: `MLOOP-${prior}`,
+          merged_at: new Date().toISOString(),
+        })
+        .execute();
+    const alerts = async () =>
+      (await s.app.auditStore.search({ action: ['alert'], patientId: a, limit: 10 })).filter(
+        (r) => r.detail?.alert === 'merge-loop',
+      );
+    expect(await alerts()).toEqual([]);
+    const loop = [
+      { pk: pkA, patientId: a, issuer: 'XYZ' },
+      { pk: pkB, patientId: b, issuer: 'XYZ' },
+    ];
+    // C into A: applied; the walk from A met the loop, and the alert commits with the merge.
+    const applied = mergeMessage('ML-1', { id: a, family: 'ML', given: 'OOP' }, c);
+    expect(ackOf(await client.send(applied)).code).toBe('AA');
+    // B into A: refused (a cycle); the alert is recorded all the same.
+    const refused = ackOf(await client.send(mergeMessage('ML-2', { id: a, family: 'ML', given: 'OOP' }, b)));
+    expect(refused).toMatchObject({ code: 'AE', errorCode: '205' });
+    const recorded = (await alerts()).sort((x, y) =>
+      String(x.detail?.controlId).localeCompare(String(y.detail?.controlId)),
+    );
+    expect(recorded.map((r) => [r.outcome, r.detail])).toEqual(
+      [
+        ['ML-1', true],
+        ['ML-2', false],
+      ].map(([controlId, wasApplied]) => [
+        'failure',
+        {
+          alert: 'merge-loop',
+          notify: 'data-steward',
+          sender: 'REGADT^MCM',
+          controlId,
+          messageType: 'ADT^A40',
+          event: 'A40',
+          applied: wasApplied,
+          loop,
+          filedUnder: { pk: pkA, patientId: a, issuer: 'XYZ' },
+        },
+      ]),
+    );
+  });
+
   it('merges every patient row MRG-1 names (each repetition, each issuer) and files their late images under the survivor', async () => {
     const [survivor, a, b] = [`MULTI-S-${run}`, `MULTI-A-${run}`, `MULTI-B-${run}`];
     for (const [id, authority] of [

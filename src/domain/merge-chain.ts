@@ -11,6 +11,8 @@ export interface MergeChain {
   path: number[];
   /** Whether the merges loop (A into B, then B into A): made before cyclic merges were refused, or by a race. */
   loop: boolean;
+  /** The patients that form the loop, in the walk's order (empty without one), for the alert that reports it. */
+  cycle: number[];
 }
 
 /**
@@ -28,12 +30,12 @@ export async function followMerges(
   for (;;) {
     const pk = path[path.length - 1]!;
     const step = await mergedInto(pk);
-    if (!step || step.survivor === pk) return { survivor: pk, path, loop: false };
+    if (!step || step.survivor === pk) return { survivor: pk, path, loop: false, cycle: [] };
     const seenAt = path.indexOf(step.survivor);
     if (seenAt >= 0) {
       const loop = [...steps.slice(seenAt), step];
       const newest = loop.reduce((a, b) => (b.order > a.order ? b : a));
-      return { survivor: newest.survivor, path, loop: true };
+      return { survivor: newest.survivor, path, loop: true, cycle: path.slice(seenAt) };
     }
     steps.push(step);
     path.push(step.survivor);

@@ -55,23 +55,46 @@ export class PatientFeedService {
   constructor(private readonly deps: { index: IndexDb; ledger: AuditLedger; clock: Clock }) {}
 
   async apply(principal: Principal, cmd: FeedCommand, info: FeedMessageInfo): Promise<FeedOutcome> {
-    return this.deps.index.db.transaction().execute(async (trx) => {
-      // The ledger's write lock, taken before any row is read, orders the feed's transactions (each appends a
-      // record) on PostgreSQL as SQLite's IMMEDIATE transactions are: two A40s racing (A into B, B into A) would
-      // each find no merge of the other and together make a loop; a second A08 creating the same patient would
-      // otherwise wait on the first's row lock while holding what it needs.
-      await this.deps.ledger.lockIn(trx);
-      switch (cmd.kind) {
-        case 'patient-update':
-          return this.update(trx, principal, cmd.event, cmd.patients, info);
-        case 'patient-merge':
-          return this.merge(trx, principal, cmd.event, cmd.merges, info);
-        case 'identifier-change':
-          return this.changeIdentifier(trx, principal, cmd.event, cmd.changes, info);
-        case 'order':
-          return this.orders(trx, principal, cmd.event, cmd.orders, info);
-      }
-    });
+    // Merge loops the message's transaction met (refuseCycle), alerted with its effect or, when it is refused,
+    // after its rollback: an operator learns of a loop whatever became of the message.
+    const loops: MergeLoop[] = [];
+    try {
+      return await this.deps.index.db.transaction().execute(async (trx) => {
+        loops.length = 0;
+        // The ledger's write lock, taken before any row is read, orders the feed's transactions (each appends a
+        // record) on PostgreSQL as SQLite's IMMEDIATE transactions are: two A40s racing (A into B, B into A) would
+        // each find no merge of the other and together make a loop; a second A08 creating the same patient would
+        // otherwise wait on the first's row lock while holding what it needs.
+        await this.deps.ledger.lockIn(trx);
+        const outcome = await this.applyIn(trx, principal, cmd, info, loops);
+        for (const loop of loops)
+          await this.deps.ledger.appendIn(trx, loopAlert(principal, info, cmd.event, loop, true));
+        return outcome;
+      });
+    } catch (err) {
+      for (const loop of loops)
+        await this.deps.ledger.append(loopAlert(principal, info, cmd.event, loop, false));
+      throw err;
+    }
+  }
+
+  private applyIn(
+    trx: Trx,
+    principal: Principal,
+    cmd: FeedCommand,
+    info: FeedMessageInfo,
+    loops: MergeLoop[],
+  ) {
+    switch (cmd.kind) {
+      case 'patient-update':
+        return this.update(trx, principal, cmd.event, cmd.patients, info);
+      case 'patient-merge':
+        return this.merge(trx, principal, cmd.event, cmd.merges, info, loops);
+      case 'identifier-change':
+        return this.changeIdentifier(trx, principal, cmd.event, cmd.changes, info);
+      case 'order':
+        return this.orders(trx, principal, cmd.event, cmd.orders, info);
+    }
   }
 
   /** Record a message that was refused or failed, so every message's fate is in the ledger. */
@@ -287,6 +310,7 @@ export class PatientFeedService {
     event: string,
     merges: { surviving: Demographics; merged: PatientIdentity[] }[],
     info: FeedMessageInfo,
+    loops: MergeLoop[],
   ) {
     const lines: string[] = [];
     for (const { surviving, merged: identifiers } of merges) {
@@ -318,6 +342,7 @@ export class PatientFeedService {
         priors.map((p) => p.row),
         surviving,
         merged,
+        loops,
       );
       const moved: string[] = [];
       const recorded: Record<string, unknown>[] = [];
@@ -374,7 +399,8 @@ export class PatientFeedService {
    * A merge whose surviving patient was itself merged, directly or along a chain, into the patient now merged
    * into it (A into B, then B into A) would make the merge history a cycle: objects arriving later for either
    * identifier would be filed by wherever the walk along it stopped. It is refused (205). The walk is the one
-   * ingest follows (followMerges), so a loop already in the index ends it rather than repeating.
+   * ingest follows (followMerges), so a loop already in the index ends it rather than repeating; such a loop is
+   * added to `loops`, which apply() reports (loopAlert).
    */
   private async refuseCycle(
     trx: Trx,
@@ -382,9 +408,10 @@ export class PatientFeedService {
     mergedRows: { pk: number }[],
     surviving: PatientIdentity,
     merged: PatientIdentity,
+    loops: MergeLoop[],
   ) {
     const mergedPks = new Set(mergedRows.map((r) => r.pk));
-    const { path } = await followMerges(survivorPk, async (pk) => {
+    const { path, loop, cycle, survivor } = await followMerges(survivorPk, async (pk) => {
       const next = await trx
         .selectFrom('patient_merges')
         .select(['pk', 'surviving_patient_pk'])
@@ -394,6 +421,28 @@ export class PatientFeedService {
         .executeTakeFirst();
       return next && { survivor: next.surviving_patient_pk, order: next.pk };
     });
+    if (loop) {
+      const rows = await trx
+        .selectFrom('patients')
+        .select(['pk', 'patient_id', 'issuer'])
+        .where('pk', 'in', cycle)
+        .execute();
+      const named = (pk: number) => {
+        const row = rows.find((r) => r.pk === pk);
+        return { pk, patientId: row?.patient_id ?? '', issuer: row?.issuer ?? '' };
+      };
+      const key = [...cycle].sort((x, y) => x - y).join();
+      if (
+        !loops.some(
+          (l) =>
+            l.patients
+              .map((p) => p.pk)
+              .sort((x, y) => x - y)
+              .join() === key,
+        )
+      )
+        loops.push({ patients: cycle.map(named), survivor: named(survivor) });
+    }
     if (path.some((pk) => mergedPks.has(pk)))
       throw new Hl7Error({
         code: Hl7ErrorCode.DuplicateKeyIdentifier,
@@ -601,6 +650,44 @@ function demographicColumns(p: Demographics) {
 /** The assigning authority the message sent, when the patient it resolved to is filed under another one. */
 function sentIssuer(sent: PatientIdentity, resolvedIssuer: string) {
   return sent.issuer !== resolvedIssuer ? { sentIssuer: sent.issuer } : {};
+}
+
+/** A loop of merges (A into B, B into A) met in the index, made before cyclic merges were refused. */
+interface MergeLoop {
+  patients: { pk: number; patientId: string; issuer: string }[];
+  /** Where objects of the loop's patients are filed: the survivor of its newest merge (followMerges). */
+  survivor: { pk: number; patientId: string; issuer: string };
+}
+
+/**
+ * The data steward's notification of a merge loop (an `alert` record, as quarantine and fixity raise): the loop's
+ * patients, where their objects are filed, and the message whose transaction met it. The feed cannot undo a loop;
+ * the steward decides which patient is right and the sender's next merge, or an A47, settles it.
+ */
+function loopAlert(
+  principal: Principal,
+  info: FeedMessageInfo,
+  event: string,
+  loop: MergeLoop,
+  applied: boolean,
+) {
+  return {
+    principal,
+    action: 'alert',
+    outcome: 'failure' as const,
+    policy: FEED_POLICY,
+    channel: 'hl7',
+    patientId: loop.survivor.patientId,
+    detail: {
+      alert: 'merge-loop',
+      notify: 'data-steward',
+      ...messageDetail(info),
+      event,
+      applied,
+      loop: loop.patients,
+      filedUnder: loop.survivor,
+    },
+  };
 }
 
 function messageDetail(info: FeedMessageInfo) {
