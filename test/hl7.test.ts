@@ -958,6 +958,89 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
       .orderBy('issuer')
       .execute();
 
+  /** Order `n` of a physician test, its numbers starting with `prefix`: ordering 4567, referring 7890. */
+  const physicianOrder = (prefix: string, n: number) => ({
+    placer: `${prefix}-${n}-${run}`,
+    filler: `${prefix}F-${n}-${run}`,
+    accession: `${prefix}A-${n}-${run}`,
+    procedure: ['71020', 'CHEST'] as [string, string],
+    ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
+    referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
+  });
+  /** ORC-12 emptied, so that the ordering provider is read from OBR-16. */
+  const withoutOrc12 = (m: string) => m.replace(/^(ORC(?:\|[^|\r]*){11})\|[^|\r]*/m, '$1|');
+
+  /**
+   * STOW one object per PatientID, without IssuerOfPatientID or accession number (orders this server knows would
+   * quarantine an unknown one), each in a study of its own; returns the studies.
+   */
+  const storeWithoutIssuer = async (ids: string[], status?: number) => {
+    const studies = ids.map(() => uid(40));
+    const { body, contentType } = stowBody(
+      ids.map((patientId, i) => ({
+        bytes: makeInstance({
+          studyUid: studies[i]!,
+          seriesUid: uid(50),
+          sopInstanceUid: uid(60),
+          accessionNumber: '',
+          patientId,
+        }),
+      })),
+    );
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
+      body,
+    });
+    const text = await stow.text();
+    if (status === undefined) expect(stow.status, text).toBeLessThan(300);
+    else expect(stow.status, text).toBe(status);
+    return studies;
+  };
+
+  /** A patient sent by A01 (issuer XYZ); returns its pk. */
+  const admitted = async (id: string) => {
+    expect(
+      ackOf(
+        await client.send(adtMessage('A01', `LP-${id}`, { id, authority: 'XYZ', family: 'LO', given: 'OP' })),
+      ).code,
+    ).toBe('AA');
+    return (
+      await s.app.index.db
+        .selectFrom('patients')
+        .select('pk')
+        .where('patient_id', '=', id)
+        .executeTakeFirstOrThrow()
+    ).pk;
+  };
+
+  /**
+   * Patients A and B in a loop as the index could hold it before cyclic merges were refused: A into B, then B into
+   * A (the newest). Returns their pks.
+   */
+  const mergeLoop = async (a: string, b: string) => {
+    const [pkA, pkB] = [await admitted(a), await admitted(b)];
+    for (const [prior, priorPk, survivorPk] of [
+      [a, pkA, pkB],
+      [b, pkB, pkA],
+    ] as const)
+      await s.app.index.db
+        .insertInto('patient_merges')
+        .values({
+          event: 'A40',
+          prior_patient_id: prior,
+          prior_issuer: 'XYZ',
+          prior_patient_pk: priorPk,
+          surviving_patient_pk: survivorPk,
+          studies_moved: 0,
+          sender: 'REGADT^MCM',
+          message_control_id: `LOOP-${prior}`,
+          merged_at: new Date().toISOString(),
+        })
+        .execute();
+    return [pkA, pkB] as const;
+  };
+
   beforeAll(async () => {
     s = await startTestServer(backend, { hl7: { port: 0, senders: SENDERS } });
     client = await MllpClient.connect(s.hl7Port!);
@@ -1074,17 +1157,8 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
   });
 
   it('refuses physician names DICOM cannot hold in PV1-8, ORC-12 and OBR-16 (AE/102, naming the field) and stores no order', async () => {
-    const order = (n: number) => ({
-      placer: `PHYS-${n}-${run}`,
-      filler: `PHYSF-${n}-${run}`,
-      accession: `PHYSA-${n}-${run}`,
-      procedure: ['71020', 'CHEST'] as [string, string],
-      ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
-      referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
-    });
+    const order = (n: number) => physicianOrder('PHYS', n);
     const patient = { id: `PHYS-${run}`, family: 'PHYS', given: 'PAT' };
-    /** ORC-12 emptied, so that the ordering provider is read from OBR-16. */
-    const withoutOrc12 = (m: string) => m.replace(/^(ORC(?:\|[^|\r]*){11})\|[^|\r]*/m, '$1|');
     const refusals: [string, string, string, RegExp][] = [
       [
         'PH-1',
@@ -1130,16 +1204,8 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
   });
 
   it('refuses physician IDs (XCN-1) DICOM cannot hold in PV1-8, ORC-12 and OBR-16 (AE/102) and applies nothing', async () => {
-    const order = (n: number) => ({
-      placer: `PHID-${n}-${run}`,
-      filler: `PHIDF-${n}-${run}`,
-      accession: `PHIDA-${n}-${run}`,
-      procedure: ['71020', 'CHEST'] as [string, string],
-      ordering: ['4567', 'ORDERING', 'OTTO'] as [string, string, string],
-      referring: ['7890', 'REFER', 'RITA'] as [string, string, string],
-    });
+    const order = (n: number) => physicianOrder('PHID', n);
     const patient = { id: `PHID-${run}`, family: 'PHID', given: 'PAT' };
-    const withoutOrc12 = (m: string) => m.replace(/^(ORC(?:\|[^|\r]*){11})\|[^|\r]*/m, '$1|');
     const refusals: [string, string, string, RegExp][] = [
       [
         'PI-1',
@@ -1465,62 +1531,9 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
 
   it('files late images of a merge loop already in the index under the survivor of its newest merge, from either identifier', async () => {
     const [a, b] = [`LOOP-A-${run}`, `LOOP-B-${run}`];
-    const pkOf = async (id: string) => {
-      expect(
-        ackOf(
-          await client.send(
-            adtMessage('A01', `LP-${id}`, { id, authority: 'XYZ', family: 'LO', given: 'OP' }),
-          ),
-        ).code,
-      ).toBe('AA');
-      return (
-        await s.app.index.db
-          .selectFrom('patients')
-          .select('pk')
-          .where('patient_id', '=', id)
-          .executeTakeFirstOrThrow()
-      ).pk;
-    };
-    const [pkA, pkB] = [await pkOf(a), await pkOf(b)];
-    // A loop as the index could hold it before cyclic merges were refused: A into B, then B into A (the newest).
-    for (const [prior, priorPk, survivorPk] of [
-      [a, pkA, pkB],
-      [b, pkB, pkA],
-    ] as const)
-      await s.app.index.db
-        .insertInto('patient_merges')
-        .values({
-          event: 'A40',
-          prior_patient_id: prior,
-          prior_issuer: 'XYZ',
-          prior_patient_pk: priorPk,
-          surviving_patient_pk: survivorPk,
-          studies_moved: 0,
-          sender: 'REGADT^MCM',
-          message_control_id: `LOOP-${prior}`,
-          merged_at: new Date().toISOString(),
-        })
-        .execute();
-    const studies = [uid(21), uid(22)];
-    const { body, contentType } = stowBody(
-      [a, b].map((patientId, i) => ({
-        bytes: makeInstance({
-          studyUid: studies[i]!,
-          seriesUid: uid(23 + i),
-          sopInstanceUid: uid(25 + i),
-          // No accession number: orders this server knows would quarantine an unknown one.
-          accessionNumber: '',
-          patientId,
-        }),
-      })),
-    );
-    const stow = await fetch(`${s.dicomweb}/studies`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
-      body,
-    });
-    // Stored, with a warning: the header's demographics (Doe^Jane) differ from the patient index.
-    expect(stow.status, await stow.clone().text()).toBe(202);
+    const [pkA] = await mergeLoop(a, b);
+    // Stored with a warning (202): the header's demographics (Doe^Jane) differ from the patient index.
+    const studies = await storeWithoutIssuer([a, b], 202);
     const filed = await s.app.index.db
       .selectFrom('studies')
       .select(['study_uid', 'patient_pk'])
@@ -1536,42 +1549,8 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
 
   it('alerts the data steward when a merge meets a loop of merges already in the index, applied or refused', async () => {
     const [a, b, c] = [`MLOOP-A-${run}`, `MLOOP-B-${run}`, `MLOOP-C-${run}`];
-    const pks: number[] = [];
-    for (const id of [a, b, c]) {
-      expect(
-        ackOf(
-          await client.send(
-            adtMessage('A01', `ML-${id}`, { id, authority: 'XYZ', family: 'ML', given: 'OOP' }),
-          ),
-        ).code,
-      ).toBe('AA');
-      const row = await s.app.index.db
-        .selectFrom('patients')
-        .select('pk')
-        .where('patient_id', '=', id)
-        .executeTakeFirstOrThrow();
-      pks.push(row.pk);
-    }
-    const [pkA, pkB] = pks as [number, number];
-    // A loop as the index could hold it before cyclic merges were refused: A into B, then B into A (the newest).
-    for (const [prior, priorPk, survivorPk] of [
-      [a, pkA, pkB],
-      [b, pkB, pkA],
-    ] as const)
-      await s.app.index.db
-        .insertInto('patient_merges')
-        .values({
-          event: 'A40',
-          prior_patient_id: prior,
-          prior_issuer: 'XYZ',
-          prior_patient_pk: priorPk,
-          surviving_patient_pk: survivorPk,
-          studies_moved: 0,
-          sender: 'REGADT^MCM',
-          message_control_id: `MLOOP-${prior}`,
-          merged_at: new Date().toISOString(),
-        })
-        .execute();
+    const [pkA, pkB] = await mergeLoop(a, b);
+    await admitted(c);
     const alerts = async () =>
       (await s.app.auditStore.search({ action: ['alert'], patientId: a, limit: 10 })).filter(
         (r) => r.detail?.alert === 'merge-loop',
@@ -1649,28 +1628,6 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
       pkOf(a, ''),
       pkOf(b, 'AUTH-B'),
     ];
-    /** Store one object without IssuerOfPatientID per PatientID; returns where each study was filed. */
-    const store = async (n: number, ids: string[]) => {
-      const studies = ids.map((_, i) => uid(40 + n + i));
-      const { body, contentType } = stowBody(
-        ids.map((patientId, i) => ({
-          bytes: makeInstance({
-            studyUid: studies[i]!,
-            seriesUid: uid(50 + n + i),
-            sopInstanceUid: uid(60 + n + i),
-            accessionNumber: '',
-            patientId,
-          }),
-        })),
-      );
-      const stow = await fetch(`${s.dicomweb}/studies`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
-        body,
-      });
-      expect(stow.status, await stow.clone().text()).toBeLessThan(300);
-      return studies;
-    };
     const filed = async (studies: string[]) =>
       (
         await s.app.index.db
@@ -1681,7 +1638,7 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
       )
         .sort((x, y) => studies.indexOf(x.study_uid) - studies.indexOf(y.study_uid))
         .map((r) => r.patient_pk);
-    const early = await store(0, [a, b]);
+    const early = await storeWithoutIssuer([a, b]);
     expect(await filed(early)).toEqual([pkA0, pkB]);
 
     const merge = mergeMessage(
@@ -1721,7 +1678,7 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
       { patientId: b, issuer: 'AUTH-B', studies: 1 },
     ]);
     // Late images under either prior identifier join the survivor.
-    expect(await filed(await store(5, [a, b]))).toEqual([pkS, pkS]);
+    expect(await filed(await storeWithoutIssuer([a, b]))).toEqual([pkS, pkS]);
   });
 
   it('lets only one of two racing merges (A into B, B into A) apply, so they cannot make a loop', async () => {
