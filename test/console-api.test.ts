@@ -9,7 +9,10 @@ import { OPENAPI, openApiPath } from '../src/transports/admin/openapi.js';
 import { buildRouter } from '../src/transports/server/routes.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
+import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+
+const MODALITY = 0x00080060;
 
 for (const backend of backends()) {
   describe(`console API (${backend})`, () => {
@@ -266,6 +269,66 @@ for (const backend of backends()) {
       const api = await fetch(`${s.url}/api/nothing-here`);
       expect(api.status).toBe(404);
       expect(api.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    });
+
+    // Last: it adds to the quarantine, which the activity figures above count.
+    it('pages the quarantine queue in the order asked, over all its pages', async () => {
+      for (const n of [7, 3, 9, 1, 5, 8, 2]) {
+        const bytes = makeInstance({
+          studyUid: uid(1),
+          seriesUid: uid(2),
+          sopInstanceUid: uid(3),
+          patientId: `QP-${n}`,
+          omit: [MODALITY],
+        });
+        const outcome = await s.app.ingest.ingest(
+          systemPrincipal('test'),
+          (async function* () {
+            yield bytes;
+          })(),
+          { channel: 'import' },
+        );
+        expect(outcome.status).toBe('quarantined');
+      }
+      interface Page {
+        entries: { id: string; patientId: string; createdAt: string }[];
+        total: number;
+        next: { offset: number; limit: number } | null;
+      }
+      const list = async (query: string) => {
+        const res = await get('data-steward', `/api/quarantine?${query}`);
+        expect(res.status).toBe(200);
+        return (await res.json()) as Page;
+      };
+      const total = seed.quarantined + 7;
+      for (const order of ['', 'sort=PatientID&dir=asc&', 'sort=PatientID&dir=desc&', 'sort=Received&']) {
+        const all = await list(`${order}limit=1000`);
+        expect(all.total).toBe(total);
+        expect(all.next).toBeNull();
+        const paged: Page['entries'] = [];
+        for (let offset = 0; ;) {
+          const page = await list(`${order}limit=4&offset=${offset}`);
+          expect(page.total).toBe(total);
+          paged.push(...page.entries);
+          if (!page.next) break;
+          expect(page.next).toEqual({ offset: offset + 4, limit: 4 });
+          offset = page.next.offset;
+        }
+        expect(paged.map((e) => e.id)).toEqual(all.entries.map((e) => e.id));
+        const keys = all.entries.map((e) => (order.includes('PatientID') ? e.patientId : e.createdAt));
+        const ascending = [...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+        expect(keys).toEqual(
+          order.includes('asc') || order === 'sort=Received&' ? ascending : ascending.reverse(),
+        );
+      }
+      expect((await list('sort=PatientID&limit=1000')).entries.map((e) => e.patientId).slice(-7)).toEqual(
+        [1, 2, 3, 5, 7, 8, 9].map((n) => `QP-${n}`),
+      );
+      for (const bad of ['sort=Reasons', 'dir=desc', 'sort=PatientID&dir=up']) {
+        const res = await get('data-steward', `/api/quarantine?${bad}`);
+        expect(res.status).toBe(400);
+        expect(((await res.json()) as { code: string }).code).toBe('quarantine.bad-request');
+      }
     });
   });
 }

@@ -11,13 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_DIR } from '../src/app/serve.js';
 import { seedDemo, type DemoSeed } from '../src/app/demo.js';
 import { base32Decode, totp, totpStep } from '../src/domain/totp.js';
-import { revokeCredentials } from '../src/services/auth-service.js';
+import { revokeCredentials, systemPrincipal } from '../src/services/auth-service.js';
 import { launchChromium } from './support/chromium.js';
+import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 const SHOTS = join(process.cwd(), 'test-artifacts', 'console');
 const LAPTOP = { width: 1366, height: 900 };
 const TABLET = { width: 820, height: 1180 };
+const MODALITY = 0x00080060;
 
 describe('web console in Chromium', { timeout: 180_000 }, () => {
   let s: TestServer;
@@ -507,6 +509,57 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     expect(await page.getByRole('table').count()).toBe(0);
     // Signed in again, the console works as before.
     await fillSignIn(page, 'data-steward');
+    await context.close();
+  });
+
+  it('data steward: the quarantine queue pages past its first 50 entries, sorted by the server', async () => {
+    // 55 more held objects (with the one the steward left held above): more than a page.
+    for (let n = 0; n < 55; n++) {
+      const bytes = makeInstance({
+        studyUid: uid(1),
+        seriesUid: uid(2),
+        sopInstanceUid: uid(3),
+        patientId: `QE-${String(n).padStart(2, '0')}`,
+        omit: [MODALITY],
+      });
+      const outcome = await s.app.ingest.ingest(
+        systemPrincipal('test'),
+        (async function* () {
+          yield bytes;
+        })(),
+        { channel: 'import' },
+      );
+      expect(outcome.status).toBe('quarantined');
+    }
+    const held = seed.quarantined - 1 + 55;
+    const { context, page } = await signIn('data-steward');
+    await page.getByRole('link', { name: 'Quarantine' }).click();
+    await rowsOf(page, 'Quarantine', 50);
+    const pager = page.getByRole('navigation', { name: 'Pages' });
+    expect(await pager.textContent()).toContain(`1–50 of ${held}`);
+    const patientIds = async () =>
+      (await studyRows(page).allInnerTexts()).map((r) => r.split('\t')[1]!.trim());
+    // Sorted over the whole queue, not within the page: the second page holds the last patients.
+    await page.getByRole('button', { name: 'Patient ID', exact: true }).click();
+    await expect
+      .poll(() => page.getByRole('columnheader', { name: 'Patient ID' }).getAttribute('aria-sort'))
+      .toBe('ascending');
+    await pager.getByRole('button', { name: 'Next' }).click();
+    await expect.poll(() => studyRows(page).count()).toBe(held - 50);
+    expect(await patientIds()).toEqual(['QE-49', 'QE-50', 'QE-51', 'QE-52', 'QE-53', 'QE-54']);
+    expect(await pager.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
+    expect(new URL(page.url()).searchParams.toString()).toBe('sort=PatientID&dir=asc&offset=50');
+    // The page is in the address: a reload keeps it, Back returns to the first page.
+    await page.reload();
+    await expect.poll(() => studyRows(page).count()).toBe(held - 50);
+    expect(await pager.textContent()).toContain(`51–${held} of ${held}`);
+    await page.goBack();
+    await expect.poll(() => studyRows(page).count()).toBe(50);
+    await pager.getByRole('button', { name: 'Next' }).click();
+    await expect.poll(() => studyRows(page).count()).toBe(held - 50);
+    await pager.getByRole('button', { name: 'Previous' }).click();
+    await expect.poll(() => studyRows(page).count()).toBe(50);
+    expect((await patientIds()).slice(-2)).toEqual(['QE-47', 'QE-48']);
     await context.close();
   });
 });

@@ -30,6 +30,7 @@ import type { AccessGate } from './access-gate.js';
 import type { CorrectionOverlay } from './correction-overlay.js';
 import type { IngestContext, IngestService } from './ingest-service.js';
 import type { StudyKeyService } from './study-keys.js';
+import { quarantineOrder, type QuarantineSort } from './quarantine-sort.js';
 
 type QuarantineTable = Selectable<QuarantineColumns>;
 
@@ -99,15 +100,19 @@ export class QuarantineService {
 
   async list(
     principal: Principal,
-    opts: { status?: QuarantineStatus; limit: number; offset: number },
+    opts: { status?: QuarantineStatus; limit: number; offset: number; sort?: QuarantineSort },
   ): Promise<{ entries: QuarantineSummary[]; total: number }> {
     const decision = await this.deps.gate.require(principal, 'correct-header', RESOURCE);
     let q = this.deps.index.db.selectFrom('quarantine');
     if (opts.status) q = q.where('status', '=', opts.status);
     const rows = await q
       .selectAll()
-      .orderBy('created_at', 'desc')
-      .orderBy('id')
+      .$call((qb) =>
+        quarantineOrder(this.deps.index, opts.sort ?? { key: 'Received', desc: true }).reduce(
+          (o, term) => o.orderBy(term),
+          qb,
+        ),
+      )
       .limit(opts.limit)
       .offset(opts.offset)
       .execute();

@@ -1996,6 +1996,10 @@ export interface operations {
                 limit?: number;
                 /** @description entries to skip */
                 offset?: number;
+                /** @description the column to order by, over all pages (default: newest received first) */
+                sort?: "Received" | "PatientID" | "Channel" | "Sender";
+                /** @description asc (default) or desc; only with sort */
+                dir?: "asc" | "desc";
             };
             header?: never;
             path?: never;

@@ -1,14 +1,18 @@
-import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { ColumnDef } from '@tanstack/react-table';
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
+import type { paths } from '../api/schema';
 import { DataTable } from '../components/DataTable';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { useListParams } from '../list-params';
 
 type Entry = Schemas['QuarantineSummary'];
+type Sort = NonNullable<NonNullable<paths['/api/quarantine']['get']['parameters']['query']>['sort']>;
 const STATUSES = ['quarantined', 'released', 'rejected'] as const;
+const PAGE = 50;
+// The column ids are the API's sort keys (GET /api/quarantine?sort=PatientID&dir=asc), in the address too.
 const columns: ColumnDef<Entry, unknown>[] = [
   // Sorted by the instant, shown in the reader's locale (sorting the shown text put 10/… before 9/…).
   {
@@ -17,23 +21,44 @@ const columns: ColumnDef<Entry, unknown>[] = [
     accessorKey: 'createdAt',
     cell: (c) => new Date(String(c.getValue())).toLocaleString(),
   },
-  { header: 'Patient ID', accessorKey: 'patientId' },
-  { header: 'Reasons', accessorFn: (e) => e.reasons.join('; ') },
-  { header: 'Channel', accessorKey: 'channel' },
-  { header: 'Sender', accessorKey: 'sender' },
-  { header: 'Status', accessorKey: 'status' },
+  { id: 'PatientID', header: 'Patient ID', accessorKey: 'patientId' },
+  { id: 'Reasons', header: 'Reasons', accessorFn: (e) => e.reasons.join('; '), enableSorting: false },
+  { id: 'Channel', header: 'Channel', accessorKey: 'channel' },
+  { id: 'Sender', header: 'Sender', accessorKey: 'sender' },
+  // One status per listing (the status filter): nothing to sort.
+  { id: 'Status', header: 'Status', accessorKey: 'status', enableSorting: false },
 ];
 
-/** The data steward's quarantine queue: objects held at ingest for header defects. */
+/**
+ * The data steward's quarantine queue: objects held at ingest for header defects, paged and sorted by the server
+ * (status, sort and page in the address). Until 7 Dec 2026 the screen loaded the first 200 entries and had no way
+ * to the others.
+ */
 export function QuarantineQueue() {
-  const { params, setPage, sorting, setSorting } = useListParams([], ['status']);
+  const { params, setPage, sorting, setSorting } = useListParams([], ['status', 'offset']);
   const status = STATUSES.find((s) => s === params.get('status')) ?? 'quarantined';
+  const offset = Number(params.get('offset') ?? 0) || 0;
   const navigate = useNavigate();
   const list = useQuery({
-    queryKey: ['quarantine', status],
+    queryKey: ['quarantine', status, sorting, offset],
     queryFn: async () =>
-      unwrap(await api.GET('/api/quarantine', { params: { query: { status, limit: 200 } } })),
+      unwrap(
+        await api.GET('/api/quarantine', {
+          params: {
+            query: {
+              status,
+              ...(sorting[0] ? { sort: sorting[0].id as Sort, dir: sorting[0].desc ? 'desc' : 'asc' } : {}),
+              limit: PAGE,
+              offset,
+            },
+          },
+        }),
+      ),
+    placeholderData: keepPreviousData,
   });
+  /** The same status on another page (a status other than the default stays in the address). */
+  const page = (o: number) =>
+    setPage({ ...(status === 'quarantined' ? {} : { status }), ...(o ? { offset: String(o) } : {}) });
   return (
     <section aria-labelledby="q-title">
       <h1 id="q-title">Quarantine</h1>
@@ -54,7 +79,17 @@ export function QuarantineQueue() {
       ) : list.isError ? (
         <ErrorState error={list.error} />
       ) : list.data.entries.length === 0 ? (
-        <Empty>Nothing {status === 'quarantined' ? 'is held' : `was ${status}`}.</Empty>
+        offset > 0 ? (
+          // A page the queue no longer reaches (entries released or rejected since, or an old address).
+          <Empty>
+            No entries this far.{' '}
+            <button type="button" onClick={() => page(0)}>
+              First page
+            </button>
+          </Empty>
+        ) : (
+          <Empty>Nothing {status === 'quarantined' ? 'is held' : `was ${status}`}.</Empty>
+        )
       ) : (
         <>
           <p className="muted">{list.data.total} objects</p>
@@ -62,11 +97,21 @@ export function QuarantineQueue() {
             data={list.data.entries}
             columns={columns}
             caption="Quarantined objects"
-            // The screen loads the queue's first 200 entries, unpaged, and sorts those in the browser.
-            sort={{ sorting, onSortingChange: setSorting, onServer: false }}
+            sort={{ sorting, onSortingChange: setSorting, onServer: true }}
             onRowOpen={(e) => navigate(`/quarantine/${e.id}`)}
             rowLabel={(e) => `Inspect quarantined object ${e.id}`}
           />
+          <nav className="pager" aria-label="Pages">
+            <button type="button" disabled={offset === 0} onClick={() => page(Math.max(0, offset - PAGE))}>
+              Previous
+            </button>
+            <span>
+              {offset + 1}–{offset + list.data.entries.length} of {list.data.total}
+            </span>
+            <button type="button" disabled={!list.data.next} onClick={() => page(offset + PAGE)}>
+              Next
+            </button>
+          </nav>
         </>
       )}
     </section>

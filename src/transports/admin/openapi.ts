@@ -7,6 +7,7 @@
  * lets it be absent from the router, and no other. None is pending today.
  */
 
+import { QUARANTINE_SORT_KEYS } from '../../services/quarantine-sort.js';
 import { STUDY_SORT_KEYS } from '../../services/study-sort.js';
 
 type Schema = Record<string, unknown>;
@@ -723,6 +724,10 @@ const paths: Record<string, Record<string, Op>> = {
         }),
         qp('limit', '0..1000 (default 50)', int),
         qp('offset', 'entries to skip', int),
+        qp('sort', 'the column to order by, over all pages (default: newest received first)', {
+          enum: [...QUARANTINE_SORT_KEYS],
+        }),
+        qp('dir', 'asc (default) or desc; only with sort', { enum: ['asc', 'desc'] }),
       ],
       responses: {
         '200': json(

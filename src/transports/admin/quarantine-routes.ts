@@ -1,4 +1,6 @@
 import { CustosError } from '../../domain/errors.js';
+import { parseListSort } from '../../domain/list-sort.js';
+import { QUARANTINE_SORT_KEYS } from '../../services/quarantine-sort.js';
 import type { QuarantineService, QuarantineStatus } from '../../services/quarantine-service.js';
 import { sendJson } from '../dicomweb/responses.js';
 import { readSmallJson } from '../http/json-body.js';
@@ -35,22 +37,31 @@ export function quarantineRoutes(q: QuarantineService): Route[] {
       method: 'GET',
       path: '/api/quarantine',
       auth: 'bearer',
-      summary: 'list quarantined objects, newest first (status=quarantined|released|rejected, limit, offset)',
+      summary:
+        'list quarantined objects, newest first (status=quarantined|released|rejected, limit, offset, sort, dir)',
       handler: async (ctx) => {
         // Each route decides before it reads its parameters or body: 403 (recorded) for a caller who may not work
         // the quarantine, whatever it sent.
         await q.authorize(ctx.principal);
         for (const k of ctx.query.keys())
-          if (!['status', 'limit', 'offset'].includes(k)) throw badParam(k, 'unknown parameter');
+          if (!['status', 'limit', 'offset', 'sort', 'dir'].includes(k))
+            throw badParam(k, 'unknown parameter');
         const status = ctx.query.get('status') ?? 'quarantined';
         if (!STATUSES.includes(status as QuarantineStatus))
           throw badParam('status', `must be one of ${STATUSES.join(', ')}`);
         const limit = intParam(ctx, 'limit', 50, 1000);
         const offset = intParam(ctx, 'offset', 0, Number.MAX_SAFE_INTEGER);
+        const sort = parseListSort(
+          QUARANTINE_SORT_KEYS,
+          ctx.query.get('sort'),
+          ctx.query.get('dir'),
+          'quarantine.bad-request',
+        );
         const { entries, total } = await q.list(ctx.principal, {
           status: status as QuarantineStatus,
           limit,
           offset,
+          ...(sort ? { sort } : {}),
         });
         const next = offset + entries.length < total ? { offset: offset + entries.length, limit } : null;
         await sendJson(ctx.res, 200, { entries, total, next }, JSON_TYPE);
