@@ -330,5 +330,40 @@ for (const backend of backends()) {
         expect(((await res.json()) as { code: string }).code).toBe('quarantine.bad-request');
       }
     });
+
+    it('offers a next audit page only when a record lies beyond: no empty page when the pages fill exactly', async () => {
+      interface Page {
+        records: { seq: number }[];
+        next: { before?: number; after?: number } | null;
+      }
+      const steward = seed.accounts.find((a) => a.role === 'data-steward')!.username;
+      const records = async (query: string) => {
+        const res = await get('privacy-officer', `/api/audit/records?user=${steward}&${query}`);
+        expect(res.status).toBe(200);
+        return (await res.json()) as Page;
+      };
+      // Some records of the steward's (each listing of the quarantine is one), which do not change while the
+      // privacy officer reads them.
+      for (let i = 0; i < 6; i++)
+        expect((await get('data-steward', '/api/quarantine?limit=1')).status).toBe(200);
+      const all = (await records('limit=1000')).records.map((r) => r.seq);
+      expect(all.length).toBeGreaterThanOrEqual(4);
+      expect(all).toEqual([...all].sort((a, b) => b - a));
+      // Exactly one page's worth: nothing older, and nothing newer than the newest.
+      expect((await records(`limit=${all.length}`)).next).toBeNull();
+      // Two pages (filled exactly when the count is even): newest first, then older, then back up to the newest.
+      const n = Math.floor(all.length / 2);
+      const top = await records(`limit=${all.length - n}`);
+      expect(top.next).toEqual({ before: all[all.length - n - 1] });
+      const older = await records(`limit=${all.length - n}&before=${top.next!.before}`);
+      expect(older.records.map((r) => r.seq)).toEqual(all.slice(all.length - n));
+      expect(older.next).toBeNull();
+      const oldest = all[all.length - 1]!;
+      const newer = await records(`limit=${all.length - 1}&after=${oldest}`);
+      expect(newer.records.map((r) => r.seq)).toEqual(all.slice(0, -1).reverse());
+      expect(newer.next).toBeNull();
+      const partway = await records(`limit=1&after=${oldest}`);
+      expect(partway.next).toEqual({ after: all[all.length - 2] });
+    });
   });
 }

@@ -166,11 +166,25 @@ export class AuditService {
   }
 
   async search(principal: Principal, filter: AuditFilter, channel?: string): Promise<AuditRecord[]> {
+    return (await this.searchPage(principal, filter, channel)).records;
+  }
+
+  /**
+   * One page of a search, and whether any record matching it lies beyond the page (one record more is read to
+   * know). Until 7 Dec 2026 the admin API offered a next page whenever a page came back full, so paging ended on
+   * an empty page when the matching records filled the pages exactly.
+   */
+  async searchPage(
+    principal: Principal,
+    filter: AuditFilter,
+    channel?: string,
+  ): Promise<{ records: AuditRecord[]; more: boolean }> {
     const decision = await this.deps.gate.require(principal, 'read-audit', { type: 'archive' });
     const resolved = await this.withStoredActor(filter);
-    const records = await this.deps.store.search(resolved);
+    const found = await this.deps.store.search({ ...resolved, limit: resolved.limit + 1 });
+    const records = found.slice(0, resolved.limit);
     await this.recordRead(principal, decision.policy, 'search', resolved, records.length, channel);
-    return records;
+    return { records, more: found.length > records.length };
   }
 
   /**

@@ -100,7 +100,9 @@ function LedgerSearch() {
   };
   const exportUrl = `/api/audit/export?${new URLSearchParams({ ...filters, format: 'csv' })}`;
   const shown = records.data?.records ?? [];
-  // Newer: none above the first page; from an `after` page, none once it came back short (the newest ones).
+  // Newer: none above the first page; from an `after` page, only when the API says a newer record lies beyond
+  // (its `next`, offered only then: until 7 Dec 2026 also for a full page that reached the newest record, so
+  // Newer led to an empty page).
   const hasNewer = after ? !!records.data?.next : !!before;
   const hasOlder = after ? shown.length > 0 : !!records.data?.next?.before;
   return (

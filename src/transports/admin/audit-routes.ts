@@ -41,14 +41,11 @@ export function auditRoutes(audit: AuditService): Route[] {
         await audit.authorize(ctx.principal);
         rejectUnknown(ctx, AUDIT_FILTER_KEYS);
         const filter = parseAuditFilter(filterInput(ctx), { limit: 100, maxLimit: 1000 });
-        const records = await audit.search(ctx.principal, filter, 'admin-api');
+        const { records, more } = await audit.searchPage(ctx.principal, filter, 'admin-api');
         const last = records[records.length - 1];
+        // A next page only when a record lies beyond this one: never an empty page at the end.
         const next =
-          records.length === filter.limit && last
-            ? filter.order === 'asc'
-              ? { after: last.seq }
-              : { before: last.seq }
-            : null;
+          more && last ? (filter.order === 'asc' ? { after: last.seq } : { before: last.seq }) : null;
         await sendJson(ctx.res, 200, { records, next }, JSON_TYPE);
       },
     },
