@@ -84,9 +84,28 @@ export class SeparationRefusal extends Error {
   }
 }
 
+/** Active accounts holding the administrator role, as a transaction sees them. */
+async function activeAdministrators(trx: Kysely<DatabaseSchema>): Promise<number> {
+  const row = await trx
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('role', '=', 'administrator')
+    .where('active', '=', 1)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
 /**
  * A change's transaction whose work may throw SeparationRefusal: the change is rolled back, then the refusal
  * recorded as denied and answered 403 (refuseForSeparationOfDuties), outside the transaction that undid it.
+ *
+ * A change that would leave no active administrator (the last one demoted, deactivated or deleted, by the console,
+ * the CLI or SCIM) is rolled back and answered 409 `account.last-administrator`: nobody could then administer
+ * accounts, approve what needs an administrator, or undo the change. Until 7 Dec 2026 the only administrator
+ * could give themselves another role. The ledger's write lock is taken first, so that on PostgreSQL two changes
+ * that each demote a different one of the last two administrators run one after the other, and the second sees
+ * the first.
  */
 export async function changeWithSeparation<T>(
   db: Kysely<DatabaseSchema>,
@@ -97,7 +116,19 @@ export async function changeWithSeparation<T>(
   channel?: string,
 ): Promise<T> {
   try {
-    return await db.transaction().execute(work);
+    return await db.transaction().execute(async (trx) => {
+      await ledger.lockIn(trx);
+      const administrators = await activeAdministrators(trx);
+      const done = await work(trx);
+      if (administrators > 0 && (await activeAdministrators(trx)) === 0)
+        throw new CustosError({
+          code: 'account.last-administrator',
+          message:
+            'this change would leave no active administrator account; give another account the administrator role first',
+          httpStatus: 409,
+        });
+      return done;
+    });
   } catch (err) {
     if (!(err instanceof SeparationRefusal)) throw err;
     return refuseForSeparationOfDuties(ledger, actor, action, err.user, err.problem, channel);
