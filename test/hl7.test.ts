@@ -1681,6 +1681,41 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(await filed(await storeWithoutIssuer([a, b]))).toEqual([pkS, pkS]);
   });
 
+  it('refuses an A47 whose MRG-1 holds an identifier PID-3 does not keep (AE/102, naming the repetition), and applies one whose other identifiers PID-3 keeps', async () => {
+    const [old, renamed, other] = [`CHG-O-${run}`, `CHG-N-${run}`, `CHG-X-${run}`];
+    await admitted(old);
+    await admitted(other);
+    const change = (control: string, pid3: string, mrg1: string) =>
+      changeIdMessage(control, { id: renamed, family: 'LO', given: 'OP' }, old)
+        .replace(/^PID\|\|\|[^|]*/m, `PID|||${pid3}`)
+        .replace(/^MRG\|[^\r]*/m, `MRG|${mrg1}`);
+    // MRG-1's second identifier (the other patient's) has nothing to become: refused, not ignored.
+    const text = await client.send(
+      change('CHG-1', `${renamed}^^^XYZ^MR`, `${old}^^^XYZ^MR~${other}^^^XYZ^PI`),
+    );
+    const refused = ackOf(text);
+    expect(refused).toMatchObject({ code: 'AE', errorCode: '102', errorLocation: 'MRG-1' });
+    const erl = parseHl7(text).segment('ERR');
+    expect([1, 2, 3, 4].map((c) => value(erl, 2, c))).toEqual(['MRG', '1', '1', '2']);
+    expect(refused.userMessage).toMatch(
+      new RegExp(
+        `^MRG-1\\[2\\] \\(prior patient identifier list\\) names ${other} \\(XYZ\\), which PID-3 does not keep`,
+      ),
+    );
+    expect(await patients(old)).toHaveLength(1);
+    expect(await patients(other)).toHaveLength(1);
+    expect(await patients(renamed)).toEqual([]);
+    // The same identifier sent unchanged in PID-3 is one the patient keeps: the change applies.
+    const kept = `${other}^^^XYZ^PI`;
+    expect(
+      ackOf(await client.send(change('CHG-2', `${kept}~${renamed}^^^XYZ^MR`, `${kept}~${old}^^^XYZ^MR`)))
+        .code,
+    ).toBe('AA');
+    expect(await patients(old)).toEqual([]);
+    expect(await patients(renamed)).toHaveLength(1);
+    expect(await patients(other)).toHaveLength(1);
+  });
+
   it('lets only one of two racing merges (A into B, B into A) apply, so they cannot make a loop', async () => {
     const pairs = Array.from({ length: 6 }, (_, i) => [`RACE-A${i}-${run}`, `RACE-B${i}-${run}`] as const);
     for (const [a, b] of pairs)

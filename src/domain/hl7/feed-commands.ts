@@ -127,7 +127,7 @@ export function readFeedCommand(msg: Hl7Message): FeedCommand {
       return {
         kind: 'identifier-change',
         event,
-        changes: readPidMrgPairs(msg, false).map(([pid, mrg]) => ({ to: pid, from: mrg[0]! })),
+        changes: readPidMrgPairs(msg, false, event).map(([pid, mrg]) => ({ to: pid, from: mrg[0]! })),
       };
     }
     throw new Hl7Error({
@@ -185,9 +185,14 @@ const segmentMissing = (id: string, msg: Hl7Message) =>
 
 /**
  * Each PID with the MRG that follows it: the PATIENT group, which ADT_A39 (A40) repeats and ADT_A30 (A34, A46,
- * A47) holds once. A PID without its MRG is a segment sequence error, not a patient to skip.
+ * A47) holds once. A PID without its MRG is a segment sequence error, not a patient to skip. `change` names an
+ * identifier-change event (A46, A47), whose MRG-1 may hold one identifier to change (refuseUnpairedPriors).
  */
-function readPidMrgPairs(msg: Hl7Message, repeating: boolean): [Demographics, PatientIdentity[]][] {
+function readPidMrgPairs(
+  msg: Hl7Message,
+  repeating: boolean,
+  change?: string,
+): [Demographics, PatientIdentity[]][] {
   if (!repeating) {
     if (msg.all('PID').length > 1) throw segmentRepeated('PID', msg);
     if (msg.all('MRG').length > 1) throw segmentRepeated('MRG', msg);
@@ -210,6 +215,7 @@ function readPidMrgPairs(msg: Hl7Message, repeating: boolean): [Demographics, Pa
           location: { segment: 'MRG', sequence: mrgSeq },
         });
       const merged = readIdentifierList(s, 1, 'MRG', mrgSeq, 'prior patient identifier list');
+      if (change) refuseUnpairedPriors(pid, s, mrgSeq, change);
       out.push([readDemographics(pid, pidSeq), merged]);
       pid = undefined;
     }
@@ -220,6 +226,35 @@ function readPidMrgPairs(msg: Hl7Message, repeating: boolean): [Demographics, Pa
   }
   if (pid) throw pidWithoutMrg(pidSeq);
   return out;
+}
+
+/**
+ * A46/A47 change one identifier: the incorrect source identifier in MRG-1 becomes the correct target identifier in
+ * PID-3, a tightly coupled pair (v2.5.1 §3.3.47), read as the MR (else first) repetition of each. Unlike an A40's,
+ * the other repetitions of MRG-1 cannot be applied: the message says nothing they become. A repetition PID-3 sends
+ * unchanged (an identifier the patient keeps) or one repeating the changed identifier says nothing more; any other
+ * is refused (102, naming it) rather than ignored, as it was until 7 Dec 2026.
+ */
+function refuseUnpairedPriors(pid: Hl7Segment, mrg: Hl7Segment, seq: number, event: string) {
+  const ids = (seg: Hl7Segment, field: number) =>
+    repetitions(seg, field).map((r) => ({
+      patientId: r[0]?.[0] ?? '',
+      issuer: r[3]?.[0] ?? '',
+      mr: r[4]?.[0] === 'MR',
+    }));
+  const same = (a: { patientId: string; issuer: string }, b: { patientId: string; issuer: string }) =>
+    a.patientId === b.patientId && a.issuer === b.issuer;
+  const kept = ids(pid, 3);
+  const priors = ids(mrg, 1);
+  const changed = priors.find((r) => r.mr) ?? priors[0];
+  priors.forEach((prior, n) => {
+    if (!changed || same(prior, changed) || kept.some((k) => same(k, prior))) return;
+    throw new Hl7Error({
+      code: Hl7ErrorCode.DataTypeError,
+      message: `MRG-1[${n + 1}] (prior patient identifier list) names ${prior.patientId}${prior.issuer ? ` (${prior.issuer})` : ''}, which PID-3 does not keep: an ${event} changes one identifier, MRG-1's ${changed.patientId} into PID-3's; send the others unchanged in PID-3, or merge with A40`,
+      location: { segment: 'MRG', sequence: seq, field: 1, repetition: n + 1 },
+    });
+  });
 }
 
 const pidWithoutMrg = (pidSeq: number) =>
