@@ -1547,47 +1547,88 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     );
   });
 
-  it('alerts the data steward when a merge meets a loop of merges already in the index, applied or refused', async () => {
+  it('alerts the data steward once per loop of merges, whoever meets it first: a merge applied or refused, or ingest', async () => {
+    const alerts = async (patientId: string) =>
+      (await s.app.auditStore.search({ action: ['alert'], patientId, limit: 10 }))
+        .filter((r) => r.detail?.alert === 'merge-loop')
+        .map((r) => [r.outcome, r.detail, r.studyUid, r.objects]);
+    const messageAlert = (controlId: string, applied: boolean, loop: unknown, filedUnder: unknown) => [
+      'failure',
+      {
+        alert: 'merge-loop',
+        notify: 'data-steward',
+        sender: 'REGADT^MCM',
+        controlId,
+        messageType: 'ADT^A40',
+        event: 'A40',
+        applied,
+        loop,
+        filedUnder,
+      },
+      undefined,
+      undefined,
+    ];
+    const named = (pk: number, patientId: string) => ({ pk, patientId, issuer: 'XYZ' });
+
+    // A merge meets the loop first, and is applied: C into A, the walk from A meets A and B.
     const [a, b, c] = [`MLOOP-A-${run}`, `MLOOP-B-${run}`, `MLOOP-C-${run}`];
     const [pkA, pkB] = await mergeLoop(a, b);
     await admitted(c);
-    const alerts = async () =>
-      (await s.app.auditStore.search({ action: ['alert'], patientId: a, limit: 10 })).filter(
-        (r) => r.detail?.alert === 'merge-loop',
-      );
-    expect(await alerts()).toEqual([]);
-    const loop = [
-      { pk: pkA, patientId: a, issuer: 'XYZ' },
-      { pk: pkB, patientId: b, issuer: 'XYZ' },
-    ];
-    // C into A: applied; the walk from A met the loop, and the alert commits with the merge.
+    expect(await alerts(a)).toEqual([]);
+    const loopAB = [named(pkA, a), named(pkB, b)];
     const applied = mergeMessage('ML-1', { id: a, family: 'ML', given: 'OOP' }, c);
     expect(ackOf(await client.send(applied)).code).toBe('AA');
-    // B into A: refused (a cycle); the alert is recorded all the same.
+    const once = [messageAlert('ML-1', true, loopAB, named(pkA, a))];
+    expect(await alerts(a)).toEqual(once);
+    // Met again by a refused merge (B into A, a cycle) and by late images of both: still the one alert.
     const refused = ackOf(await client.send(mergeMessage('ML-2', { id: a, family: 'ML', given: 'OOP' }, b)));
     expect(refused).toMatchObject({ code: 'AE', errorCode: '205' });
-    const recorded = (await alerts()).sort((x, y) =>
-      String(x.detail?.controlId).localeCompare(String(y.detail?.controlId)),
-    );
-    expect(recorded.map((r) => [r.outcome, r.detail])).toEqual(
+    await storeWithoutIssuer([a, b], 202);
+    expect(await alerts(a)).toEqual(once);
+
+    // A refused merge meets the loop first: alerted after its rollback, once.
+    const [d, e] = [`MLOOP-D-${run}`, `MLOOP-E-${run}`];
+    const [pkD, pkE] = await mergeLoop(d, e);
+    for (const controlId of ['ML-3', 'ML-4'])
+      expect(
+        ackOf(await client.send(mergeMessage(controlId, { id: d, family: 'ML', given: 'OOP' }, e))),
+      ).toMatchObject({ code: 'AE', errorCode: '205' });
+    expect(await alerts(d)).toEqual([
+      messageAlert('ML-3', false, [named(pkD, d), named(pkE, e)], named(pkD, d)),
+    ]);
+
+    // Ingest meets the loop first: a late image of F is filed under F (the newest merge's survivor) and alerts.
+    const [f, g, h] = [`MLOOP-F-${run}`, `MLOOP-G-${run}`, `MLOOP-H-${run}`];
+    const [pkF, pkG] = await mergeLoop(f, g);
+    await admitted(h);
+    const [study] = await storeWithoutIssuer([f], 202);
+    // The alert names whoever stored the image, as the store's own record does.
+    const records = await s.app.auditStore.search({ studyUid: study!, limit: 10 });
+    const stored = records.find((r) => r.action !== 'alert');
+    expect(stored?.action).toBe('store');
+    expect(records.find((r) => r.action === 'alert')?.actor).toEqual(stored?.actor);
+    expect(await alerts(f)).toEqual([
       [
-        ['ML-1', true],
-        ['ML-2', false],
-      ].map(([controlId, wasApplied]) => [
         'failure',
         {
           alert: 'merge-loop',
           notify: 'data-steward',
-          sender: 'REGADT^MCM',
-          controlId,
-          messageType: 'ADT^A40',
-          event: 'A40',
-          applied: wasApplied,
-          loop,
-          filedUnder: { pk: pkA, patientId: a, issuer: 'XYZ' },
+          found: 'ingest',
+          patientId: f,
+          issuer: '',
+          loop: [named(pkF, f), named(pkG, g)],
+          filedUnder: named(pkF, f),
         },
-      ]),
-    );
+        study,
+        { sopInstanceUids: [expect.any(String)] },
+      ],
+    ]);
+    // Later images of either identifier, and a merge into F, meet the same loop: no further alert.
+    await storeWithoutIssuer([g, f], 202);
+    expect(
+      ackOf(await client.send(mergeMessage('ML-5', { id: f, family: 'ML', given: 'OOP' }, h))).code,
+    ).toBe('AA');
+    expect(await alerts(f)).toHaveLength(1);
   });
 
   it('merges every patient row MRG-1 names (each repetition, each issuer) and files their late images under the survivor', async () => {

@@ -13,6 +13,8 @@ export interface MergeChain {
   loop: boolean;
   /** The patients that form the loop, in the walk's order (empty without one), for the alert that reports it. */
   cycle: number[];
+  /** The orders (patient_merges pks) of the merges that form the loop (empty without one): which loop it is. */
+  cycleMerges: number[];
 }
 
 /**
@@ -30,12 +32,18 @@ export async function followMerges(
   for (;;) {
     const pk = path[path.length - 1]!;
     const step = await mergedInto(pk);
-    if (!step || step.survivor === pk) return { survivor: pk, path, loop: false, cycle: [] };
+    if (!step || step.survivor === pk) return { survivor: pk, path, loop: false, cycle: [], cycleMerges: [] };
     const seenAt = path.indexOf(step.survivor);
     if (seenAt >= 0) {
       const loop = [...steps.slice(seenAt), step];
       const newest = loop.reduce((a, b) => (b.order > a.order ? b : a));
-      return { survivor: newest.survivor, path, loop: true, cycle: path.slice(seenAt) };
+      return {
+        survivor: newest.survivor,
+        path,
+        loop: true,
+        cycle: path.slice(seenAt),
+        cycleMerges: loop.map((s) => s.order),
+      };
     }
     steps.push(step);
     path.push(step.survivor);

@@ -391,6 +391,13 @@ export interface ArchiveIdentityTable {
   created_at: string;
 }
 
+/** A merge loop an alert has reported (src/services/merge-loops.ts): reported once while it stays as it is. */
+export interface MergeLoopAlertsTable {
+  /** The loop's patient pks, then its patient_merges pks, each sorted: `patients 3,4,6; merges 2,3,9`. */
+  loop_key: string;
+  alerted_at: string;
+}
+
 export interface DatabaseSchema {
   archive_identity: ArchiveIdentityTable;
   quarantine: QuarantineTable;
@@ -419,6 +426,7 @@ export interface DatabaseSchema {
   patient_merges: PatientMergesTable;
   application_entities: ApplicationEntitiesTable;
   break_glass: BreakGlassTable;
+  merge_loop_alerts: MergeLoopAlertsTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

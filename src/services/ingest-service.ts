@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isNativeTransferSyntax, isReferencedPixelTransferSyntax } from '../dicom/transfer-syntax.js';
 import type { Kysely } from 'kysely';
 import { CustosError, DicomStatus } from '../domain/errors.js';
-import { asBlobId, isValidUid } from '../domain/ids.js';
+import { asBlobId, asUserId, isValidUid } from '../domain/ids.js';
 import { isRetryLater } from '../domain/retry-later.js';
 import type { Principal } from '../domain/principal.js';
 import { toIndexRecord, type InstanceIndexRecord } from '../domain/index-record.js';
@@ -24,7 +24,8 @@ import {
   type ValidationDecision,
   type ValidationLevel,
 } from '../domain/validation/validation-policy.js';
-import { followMerges } from '../domain/merge-chain.js';
+import { followMerges, type MergeChain } from '../domain/merge-chain.js';
+import { alertLoopOnceAlone, describeLoop } from './merge-loops.js';
 import type { OrderLookup } from '../ports/order-lookup.js';
 import type { StorageSpace } from '../ports/storage-space.js';
 import type { StudyKeyService } from './study-keys.js';
@@ -300,7 +301,7 @@ export class IngestService {
             : {}),
         channel: ctx.channel,
       });
-      const verdict = decide(level, await this.check(parsed.dataset, record));
+      const verdict = decide(level, await this.check(parsed.dataset, record, principal));
       if (verdict.outcome === 'rejected') throw rejection(verdict.defects);
       ctx.onValidated?.({
         sopInstanceUid: record.instance.sopInstanceUid,
@@ -536,7 +537,7 @@ export class IngestService {
    * Every defect of the header (required attributes, value syntax, VM) and of its place in the archive: a study
    * never under two patients, an AccessionNumber that matches a known order when orders are known.
    */
-  async check(ds: Dataset, r: InstanceIndexRecord): Promise<Defect[]> {
+  async check(ds: Dataset, r: InstanceIndexRecord, principal?: Principal): Promise<Defect[]> {
     const defects = this.deps.validateHeaders === false ? [] : validateHeader(ds).defects;
     const filed = await Q.studyPatient.first(this.deps.index.db, this.deps.index.dialect, {
       studyUid: r.study.studyUid,
@@ -544,9 +545,18 @@ export class IngestService {
     // The object's patient as the patient index resolves it (an identifier merged away by HL7 A40/A34 leads to
     // the surviving patient, an object without an issuer to the patient known under its ID), so late images of
     // a merged patient join their study instead of looking like a second patient.
+    let loop: MergeChain | undefined;
     const own = r.patient.patientId
-      ? await knownPatient(this.deps.index.db, this.deps.index.dialect, r.patient.patientId, r.patient.issuer)
+      ? await knownPatient(
+          this.deps.index.db,
+          this.deps.index.dialect,
+          r.patient.patientId,
+          r.patient.issuer,
+          (chain) => (loop = chain),
+        )
       : undefined;
+    // A loop of merges on the object's way (rare): the data steward is told once per loop (merge-loops.ts).
+    if (loop) await this.alertMergeLoop(loop, r, principal);
     if (own !== undefined) defects.push(...(await this.demographicsDefects(own, r)));
     if (filed && own !== filed.patient_pk) {
       defects.push({
@@ -662,6 +672,41 @@ export class IngestService {
       });
     });
     return { status: 'quarantined', ...base, quarantineId: id };
+  }
+
+  /**
+   * Tell the data steward of a loop of merges (A into B, B into A, made before cyclic merges were refused) that an
+   * object's PatientID led into: an `alert` (merge-loop, as the HL7 feed raises, docs/hl7.md) naming the loop's
+   * patients, the one the object is filed under and the object, once per loop whoever meets it first. Only an
+   * object whose walk found a loop gets here; until 7 Dec 2026 ingest filed such objects and told no one.
+   */
+  private async alertMergeLoop(chain: MergeChain, r: InstanceIndexRecord, principal?: Principal) {
+    const db = this.deps.index.db;
+    const loop = await describeLoop(db, chain);
+    await alertLoopOnceAlone(
+      db,
+      this.deps.ledger,
+      loop,
+      {
+        principal: principal ?? INGEST_PRINCIPAL,
+        action: 'alert',
+        outcome: 'failure',
+        policy: 'n/a',
+        patientId: loop.survivor.patientId,
+        studyUid: r.study.studyUid,
+        objects: { sopInstanceUids: [r.instance.sopInstanceUid] },
+        detail: {
+          alert: 'merge-loop',
+          notify: 'data-steward',
+          found: 'ingest',
+          patientId: r.patient.patientId,
+          issuer: r.patient.issuer,
+          loop: loop.patients,
+          filedUnder: loop.survivor,
+        },
+      },
+      this.deps.clock.now().toISOString(),
+    );
   }
 
   /**
@@ -967,6 +1012,7 @@ async function knownPatient(
   dialect: SqlDialectName,
   patientId: string,
   issuer: string,
+  onLoop?: (chain: MergeChain) => void,
 ): Promise<number | undefined> {
   const rows =
     issuer !== ''
@@ -978,8 +1024,18 @@ async function knownPatient(
     const merged = await Q.mergedInto.first(trx, dialect, { pk: from });
     return merged && { survivor: merged.surviving_patient_pk, order: merged.pk };
   });
+  if (chain.loop) onLoop?.(chain);
   return chain.survivor;
 }
+
+/** Who raises what ingest's check finds when its caller names no principal. */
+const INGEST_PRINCIPAL: Principal = {
+  kind: 'system',
+  id: asUserId('system'),
+  name: 'system:ingest',
+  role: 'system',
+  source: 'ingest',
+};
 
 function outcomeBase(
   r: InstanceIndexRecord,

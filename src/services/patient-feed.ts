@@ -9,6 +9,7 @@ import type {
   PatientIdentity,
 } from '../domain/hl7/feed-commands.js';
 import { followMerges } from '../domain/merge-chain.js';
+import { alertLoopOnce, alertLoopOnceAlone, describeLoop, type MergeLoop } from './merge-loops.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
@@ -56,7 +57,8 @@ export class PatientFeedService {
 
   async apply(principal: Principal, cmd: FeedCommand, info: FeedMessageInfo): Promise<FeedOutcome> {
     // Merge loops the message's transaction met (refuseCycle), alerted with its effect or, when it is refused,
-    // after its rollback: an operator learns of a loop whatever became of the message.
+    // after its rollback: an operator learns of a loop whatever became of the message. Each loop once, whoever
+    // meets it first (merge-loops.ts); until 7 Dec 2026 every message that met it alerted it again.
     const loops: MergeLoop[] = [];
     try {
       return await this.deps.index.db.transaction().execute(async (trx) => {
@@ -68,12 +70,24 @@ export class PatientFeedService {
         await this.deps.ledger.lockIn(trx);
         const outcome = await this.applyIn(trx, principal, cmd, info, loops);
         for (const loop of loops)
-          await this.deps.ledger.appendIn(trx, loopAlert(principal, info, cmd.event, loop, true));
+          await alertLoopOnce(
+            trx,
+            this.deps.ledger,
+            loop,
+            loopAlert(principal, info, cmd.event, loop, true),
+            this.now(),
+          );
         return outcome;
       });
     } catch (err) {
       for (const loop of loops)
-        await this.deps.ledger.append(loopAlert(principal, info, cmd.event, loop, false));
+        await alertLoopOnceAlone(
+          this.deps.index.db,
+          this.deps.ledger,
+          loop,
+          loopAlert(principal, info, cmd.event, loop, false),
+          this.now(),
+        );
       throw err;
     }
   }
@@ -411,7 +425,7 @@ export class PatientFeedService {
     loops: MergeLoop[],
   ) {
     const mergedPks = new Set(mergedRows.map((r) => r.pk));
-    const { path, loop, cycle, survivor } = await followMerges(survivorPk, async (pk) => {
+    const chain = await followMerges(survivorPk, async (pk) => {
       const next = await trx
         .selectFrom('patient_merges')
         .select(['pk', 'surviving_patient_pk'])
@@ -421,29 +435,11 @@ export class PatientFeedService {
         .executeTakeFirst();
       return next && { survivor: next.surviving_patient_pk, order: next.pk };
     });
-    if (loop) {
-      const rows = await trx
-        .selectFrom('patients')
-        .select(['pk', 'patient_id', 'issuer'])
-        .where('pk', 'in', cycle)
-        .execute();
-      const named = (pk: number) => {
-        const row = rows.find((r) => r.pk === pk);
-        return { pk, patientId: row?.patient_id ?? '', issuer: row?.issuer ?? '' };
-      };
-      const key = [...cycle].sort((x, y) => x - y).join();
-      if (
-        !loops.some(
-          (l) =>
-            l.patients
-              .map((p) => p.pk)
-              .sort((x, y) => x - y)
-              .join() === key,
-        )
-      )
-        loops.push({ patients: cycle.map(named), survivor: named(survivor) });
+    if (chain.loop) {
+      const loop = await describeLoop(trx, chain);
+      if (!loops.some((l) => l.key === loop.key)) loops.push(loop);
     }
-    if (path.some((pk) => mergedPks.has(pk)))
+    if (chain.path.some((pk) => mergedPks.has(pk)))
       throw new Hl7Error({
         code: Hl7ErrorCode.DuplicateKeyIdentifier,
         message: `patient ${surviving.patientId} was merged into ${merged.patientId} before: merging ${merged.patientId} back into it would make the merges a cycle, so nothing was applied`,
@@ -650,13 +646,6 @@ function demographicColumns(p: Demographics) {
 /** The assigning authority the message sent, when the patient it resolved to is filed under another one. */
 function sentIssuer(sent: PatientIdentity, resolvedIssuer: string) {
   return sent.issuer !== resolvedIssuer ? { sentIssuer: sent.issuer } : {};
-}
-
-/** A loop of merges (A into B, B into A) met in the index, made before cyclic merges were refused. */
-interface MergeLoop {
-  patients: { pk: number; patientId: string; issuer: string }[];
-  /** Where objects of the loop's patients are filed: the survivor of its newest merge (followMerges). */
-  survivor: { pk: number; patientId: string; issuer: string };
 }
 
 /**

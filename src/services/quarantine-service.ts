@@ -224,6 +224,7 @@ export class QuarantineService {
       await this.deps.ingest.check(
         applyToDataset(withBulkValues(parsed.dataset, bulk, stored), corrections),
         record,
+        principal,
       ),
     );
     if (verdict.outcome === 'rejected' || verdict.outcome === 'quarantined') {

@@ -624,6 +624,17 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    // Merge loops already reported by an alert (docs/hl7.md), so each loop is reported once, by whichever of the
+    // feed or ingest meets it first. Keyed by the loop's patients and merges (src/services/merge-loops.ts).
+    '0016-merge-loop-alerts': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('merge_loop_alerts')
+          .addColumn('loop_key', 'text', (c) => c.primaryKey())
+          .addColumn('alerted_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 
