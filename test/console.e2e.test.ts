@@ -562,4 +562,58 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     expect((await patientIds()).slice(-2)).toEqual(['QE-47', 'QE-48']);
     await context.close();
   });
+
+  it('sysadmin: a refused role change is named with the reason; those before it stay applied, the rest staged', async () => {
+    const { context, page } = await signIn('sysadmin');
+    const roleOnServer = async (username: string) => {
+      const users = (await (await page.request.get(`${s.url}/api/admin/users`)).json()) as {
+        username: string;
+        role: string;
+      }[];
+      return users.find((u) => u.username === username)?.role;
+    };
+    const ownerRole = await roleOnServer('owner.diaz');
+    await page.getByLabel('Role of student.li').selectOption('researcher');
+    await page.getByLabel('Role of tech.ng').selectOption('student');
+    await page.getByLabel('Role of owner.diaz').selectOption('data-steward');
+    const staged = page.getByRole('region', { name: 'Unsaved role changes' });
+    await staged.getByText('3 role changes are not saved yet.').waitFor();
+    // Meanwhile the administrator makes tech.ng a data custodian, whose account only an administrator administers.
+    await s.app.userAdmin.change(await s.app.auth.localPrincipal('admin', 'test'), 'tech.ng', {
+      role: 'data-custodian',
+    });
+    await staged.getByRole('button', { name: 'Save role changes…' }).click();
+    const confirm = page.getByRole('dialog', { name: 'Change roles' });
+    expect(await confirm.textContent()).toContain('applied one at a time, in this order');
+    await confirm.getByRole('button', { name: 'Change 3 roles' }).click();
+    const outcome = page.getByRole('alert', { name: 'Role changes not all saved' });
+    await outcome.waitFor();
+    await shot(page, 'users-role-refused-sysadmin');
+    const said = (await outcome.textContent())!;
+    expect(said).toContain('The role change of tech.ng was refused:');
+    expect(said).toContain("only an administrator may administer the account 'tech.ng'");
+    expect(said).toContain('The one before it was applied.');
+    expect(said).toContain('The one after it was not tried; it and the refused change are still staged.');
+    expect(
+      await outcome
+        .getByRole('list', { name: 'Outcome of each role change' })
+        .getByRole('listitem')
+        .allTextContents(),
+    ).toEqual([
+      'student.li: technologist → researcher: applied',
+      expect.stringMatching(
+        /^tech\.ng: [a-z-]+ → student: refused: .*only an administrator may administer the account 'tech\.ng'/,
+      ),
+      `owner.diaz: ${ownerRole} → data-steward: not tried`,
+    ]);
+    // As the server has them: the first applied, the refused and the one after it not.
+    expect(await roleOnServer('student.li')).toBe('researcher');
+    expect(await roleOnServer('tech.ng')).toBe('data-custodian');
+    expect(await roleOnServer('owner.diaz')).toBe(ownerRole);
+    await staged.getByText('2 role changes are not saved yet.').waitFor();
+    expect(
+      await staged.getByRole('list', { name: 'Staged role changes' }).getByRole('listitem').allTextContents(),
+    ).toEqual(['tech.ng: data-custodian → student', `owner.diaz: ${ownerRole} → data-steward`]);
+    await context.close();
+  });
 });

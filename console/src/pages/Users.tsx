@@ -96,7 +96,15 @@ function Accounts() {
    */
   const [staged, setStaged] = useState<Record<string, string>>({});
   const [confirming, setConfirming] = useState(false);
+  /**
+   * What the last Save did with each change it was given. The changes are applied one at a time, in the order
+   * listed, each its own request and ledger record: those before a refusal stay applied, the refused one and those
+   * after it are not applied and stay staged. Until 7 Dec 2026 the screen said only which change was refused,
+   * not that the ones before it had taken effect and the ones after it had not been tried.
+   */
+  const [outcomes, setOutcomes] = useState<RoleOutcome[] | null>(null);
   const stage = (username: string, current: string, role: string) => {
+    setOutcomes(null);
     const next = { ...staged };
     if (role === current) delete next[username];
     else next[username] = role;
@@ -108,26 +116,36 @@ function Accounts() {
     role,
   }));
   const setRoles = useMutation({
-    // One at a time, so that a refusal leaves the changes after it staged and names the account it concerns.
     mutationFn: async () => {
-      for (const { username, role } of changes) {
-        try {
-          unwrap(
-            await api.PATCH('/api/admin/users/{username}', {
-              params: { path: { username } },
-              body: { role },
-            }),
-          );
-        } catch (err) {
-          if (err instanceof ApiError)
-            throw new ApiError(err.status, err.code, `${username}: ${err.message}`);
-          throw err;
-        } finally {
-          await refresh();
+      const asked = changes;
+      const results: RoleOutcome[] = asked.map((c) => ({ ...c, result: 'not tried' }));
+      try {
+        for (const [i, { username, role }] of asked.entries()) {
+          try {
+            unwrap(
+              await api.PATCH('/api/admin/users/{username}', {
+                params: { path: { username } },
+                body: { role },
+              }),
+            );
+          } catch (err) {
+            results[i] = {
+              ...results[i]!,
+              result: 'refused',
+              reason: err instanceof Error ? err.message : String(err),
+              ...(err instanceof ApiError ? { code: err.code } : {}),
+            };
+            return;
+          }
+          results[i] = { ...results[i]!, result: 'applied' };
+          setStaged((s) => Object.fromEntries(Object.entries(s).filter(([u]) => u !== username)));
         }
-        setStaged((s) => Object.fromEntries(Object.entries(s).filter(([u]) => u !== username)));
+      } finally {
+        setOutcomes(results);
+        await refresh();
       }
     },
+    onMutate: () => setOutcomes(null),
     onSettled: () => setConfirming(false),
   });
   // Left out, not faked, while the archive has no account administration API.
@@ -188,6 +206,7 @@ function Accounts() {
       {create.isError ? <ErrorState error={create.error} /> : null}
       {action.isError ? <ErrorState error={action.error} /> : null}
       {setRoles.isError ? <ErrorState error={setRoles.error} /> : null}
+      {outcomes?.some((o) => o.result === 'refused') ? <RoleOutcomes outcomes={outcomes} /> : null}
       {users.isPending ? (
         <Loading what="accounts" />
       ) : users.isError ? (
@@ -284,10 +303,24 @@ function Accounts() {
             {changes.length === 1 ? 'One role change is' : `${changes.length} role changes are`} not saved
             yet.
           </p>
+          <ul aria-label="Staged role changes">
+            {changes.map((c) => (
+              <li key={c.username}>
+                {c.username}: {c.from} → {c.role}
+              </li>
+            ))}
+          </ul>
           <button type="button" onClick={() => setConfirming(true)} disabled={setRoles.isPending}>
             Save role changes…
           </button>
-          <button type="button" onClick={() => setStaged({})} disabled={setRoles.isPending}>
+          <button
+            type="button"
+            onClick={() => {
+              setStaged({});
+              setOutcomes(null);
+            }}
+            disabled={setRoles.isPending}
+          >
             Discard
           </button>
         </div>
@@ -307,6 +340,56 @@ function Accounts() {
         />
       ) : null}
     </>
+  );
+}
+
+interface RoleOutcome {
+  username: string;
+  from: string;
+  role: string;
+  result: 'applied' | 'refused' | 'not tried';
+  reason?: string;
+  code?: string;
+}
+
+/** After a Save that was refused part-way: each change and what became of it. */
+function RoleOutcomes({ outcomes }: { outcomes: RoleOutcome[] }) {
+  const refused = outcomes.find((o) => o.result === 'refused')!;
+  const applied = outcomes.filter((o) => o.result === 'applied').length;
+  const left = outcomes.filter((o) => o.result === 'not tried').length;
+  return (
+    <div className="state error denied" role="alert" aria-label="Role changes not all saved">
+      <strong>
+        The role change of {refused.username} was refused: {refused.reason}
+        {refused.code ? (
+          <>
+            {' '}
+            (<code>{refused.code}</code>)
+          </>
+        ) : null}
+      </strong>
+      <span>
+        Changes are applied one at a time, in the order listed.{' '}
+        {applied === 0
+          ? 'None was applied.'
+          : applied === 1
+            ? 'The one before it was applied.'
+            : `The ${applied} before it were applied.`}{' '}
+        {left === 0
+          ? 'The refused change is still staged.'
+          : left === 1
+            ? 'The one after it was not tried; it and the refused change are still staged.'
+            : `The ${left} after it were not tried; they and the refused change are still staged.`}
+      </span>
+      <ul aria-label="Outcome of each role change">
+        {outcomes.map((o) => (
+          <li key={o.username}>
+            {o.username}: {o.from} → {o.role}:{' '}
+            {o.result === 'refused' ? `refused: ${o.reason ?? ''}` : o.result}
+          </li>
+        ))}
+      </ul>
+    </div>
   );
 }
 
@@ -335,7 +418,11 @@ function ConfirmRoles({
         }}
       >
         <h2 id="roles-title">Change roles</h2>
-        <p>Each change takes effect at once for the account and is recorded in the audit ledger.</p>
+        <p>
+          The changes are applied one at a time, in this order; each takes effect at once for the account and
+          is recorded in the audit ledger. If one is refused, those before it stay applied and the rest are
+          not applied.
+        </p>
         <ul aria-label="Role changes">
           {changes.map((c) => (
             <li key={c.username}>
