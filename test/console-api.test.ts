@@ -9,10 +9,7 @@ import { OPENAPI, openApiPath } from '../src/transports/admin/openapi.js';
 import { buildRouter } from '../src/transports/server/routes.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { makeInstance, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
-
-const MODALITY = 0x00080060;
+import { quarantineOne, startTestServer, type TestServer } from './support/test-server.js';
 
 for (const backend of backends()) {
   describe(`console API (${backend})`, () => {
@@ -273,23 +270,7 @@ for (const backend of backends()) {
 
     // Last: it adds to the quarantine, which the activity figures above count.
     it('pages the quarantine queue in the order asked, over all its pages', async () => {
-      for (const n of [7, 3, 9, 1, 5, 8, 2]) {
-        const bytes = makeInstance({
-          studyUid: uid(1),
-          seriesUid: uid(2),
-          sopInstanceUid: uid(3),
-          patientId: `QP-${n}`,
-          omit: [MODALITY],
-        });
-        const outcome = await s.app.ingest.ingest(
-          systemPrincipal('test'),
-          (async function* () {
-            yield bytes;
-          })(),
-          { channel: 'import' },
-        );
-        expect(outcome.status).toBe('quarantined');
-      }
+      for (const n of [7, 3, 9, 1, 5, 8, 2]) await quarantineOne(s, `QP-${n}`);
       interface Page {
         entries: { id: string; patientId: string; createdAt: string }[];
         total: number;

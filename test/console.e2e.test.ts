@@ -11,15 +11,13 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { CONSOLE_DIR } from '../src/app/serve.js';
 import { seedDemo, type DemoSeed } from '../src/app/demo.js';
 import { base32Decode, totp, totpStep } from '../src/domain/totp.js';
-import { revokeCredentials, systemPrincipal } from '../src/services/auth-service.js';
+import { revokeCredentials } from '../src/services/auth-service.js';
 import { launchChromium } from './support/chromium.js';
-import { makeInstance, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { quarantineOne, startTestServer, type TestServer } from './support/test-server.js';
 
 const SHOTS = join(process.cwd(), 'test-artifacts', 'console');
 const LAPTOP = { width: 1366, height: 900 };
 const TABLET = { width: 820, height: 1180 };
-const MODALITY = 0x00080060;
 
 describe('web console in Chromium', { timeout: 180_000 }, () => {
   let s: TestServer;
@@ -540,23 +538,7 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
 
   it('data steward: the quarantine queue pages past its first 50 entries, sorted by the server', async () => {
     // 55 more held objects (with the one the steward left held above): more than a page.
-    for (let n = 0; n < 55; n++) {
-      const bytes = makeInstance({
-        studyUid: uid(1),
-        seriesUid: uid(2),
-        sopInstanceUid: uid(3),
-        patientId: `QE-${String(n).padStart(2, '0')}`,
-        omit: [MODALITY],
-      });
-      const outcome = await s.app.ingest.ingest(
-        systemPrincipal('test'),
-        (async function* () {
-          yield bytes;
-        })(),
-        { channel: 'import' },
-      );
-      expect(outcome.status).toBe('quarantined');
-    }
+    for (let n = 0; n < 55; n++) await quarantineOne(s, `QE-${String(n).padStart(2, '0')}`);
     const held = seed.quarantined - 1 + 55;
     const { context, page } = await signIn('data-steward');
     await page.getByRole('link', { name: 'Quarantine' }).click();

@@ -8,7 +8,7 @@ import { startServer } from '../../src/app/serve.js';
 import { dropPostgresSchema } from '../../src/adapters/sql/open-index-db.js';
 import { systemPrincipal } from '../../src/services/auth-service.js';
 import { postgresUrl, type Backend } from './backends.js';
-import { stowBody } from './fixtures.js';
+import { makeInstance, stowBody, uid } from './fixtures.js';
 import type { Clock } from '../../src/ports/clock.js';
 import type { AuditRecord } from '../../src/domain/audit-record.js';
 
@@ -196,4 +196,27 @@ export async function stopThenCleanUp(
     for (const cleanup of cleanups) await cleanup();
   }
   return unexpected;
+}
+
+/**
+ * Import one object without Modality (0008,0060), which validation holds in quarantine, under this PatientID;
+ * fails unless it was quarantined.
+ */
+export async function quarantineOne(s: TestServer, patientId: string): Promise<void> {
+  const bytes = makeInstance({
+    studyUid: uid(1),
+    seriesUid: uid(2),
+    sopInstanceUid: uid(3),
+    patientId,
+    omit: [0x00080060],
+  });
+  const outcome = await s.app.ingest.ingest(
+    systemPrincipal('test'),
+    (async function* () {
+      yield bytes;
+    })(),
+    { channel: 'import' },
+  );
+  if (outcome.status !== 'quarantined')
+    throw new Error(`expected ${patientId}'s object to be quarantined, it was ${outcome.status}`);
 }
