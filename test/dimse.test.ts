@@ -163,11 +163,12 @@ for (const backend of backends()) {
         commandDataSetType: 0x0101,
         status: 0,
       });
-    /** A Study Root C-GET-RQ at SERIES level for one series, in Explicit VR Little Endian. */
+    /** A Study Root C-GET-RQ at SERIES level for one series, its identifier in `ts` (Explicit VR Little Endian). */
     const seriesGetRq = async (
       scuA: Awaited<ReturnType<typeof associate>>,
       study: string,
       series: string,
+      ts = '1.2.840.10008.1.2.1',
     ) => {
       const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       const GET = '1.2.840.10008.5.1.4.1.2.2.3';
@@ -186,7 +187,7 @@ for (const backend of backends()) {
             { tag: Tags.StudyInstanceUID, vr: 'UI', value: study },
             { tag: Tags.SeriesInstanceUID, vr: 'UI', value: series },
           ],
-          '1.2.840.10008.1.2.1',
+          ts,
         ),
       );
     };
@@ -1260,7 +1261,7 @@ for (const backend of backends()) {
       await check(moved);
       // dcmtk 3.6.7's getscu cannot be told to take implicit VR alone (its +xi proposes explicit VR only), so the
       // C-GET requestor is Custos's own SCU, proposing the storage context in implicit VR little endian only.
-      const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const { parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       const IMPLICIT = '1.2.840.10008.1.2';
       const GET = '1.2.840.10008.5.1.4.1.2.2.3';
       const received: { ts: string | undefined; data: Buffer }[] = [];
@@ -1276,25 +1277,7 @@ for (const backend of backends()) {
         },
       });
       try {
-        const identifier = encodeDataset(
-          [
-            { tag: 0x00080052, vr: 'CS', value: 'SERIES' },
-            { tag: Tags.StudyInstanceUID, vr: 'UI', value: study },
-            { tag: Tags.SeriesInstanceUID, vr: 'UI', value: series },
-          ],
-          IMPLICIT,
-        );
-        const rsp = await scuA.request(
-          scuA.context(GET)!.id,
-          {
-            commandField: 0x0010,
-            messageId: scuA.conn.messageId(),
-            affectedSopClassUid: GET,
-            priority: 0,
-            commandDataSetType: 0,
-          },
-          identifier,
-        );
+        const rsp = await seriesGetRq(scuA, study, series, IMPLICIT);
         expect(rsp.cmd.status).toBe(0);
         expect(rsp.cmd.completed).toBe(3);
       } finally {
