@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { changeWithSeparation, SeparationRefusal } from '../src/services/user-admin-service.js';
 import { backends } from './support/backends.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { scimUserId, startTestServer, type TestServer } from './support/test-server.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -202,16 +202,6 @@ describe.each(backends())('separation of duties in user administration on %s', (
   it('holds the same rules through SCIM: a sysadmin token creates, raises, changes and deletes no guarded account', async () => {
     const scim = (who: string, method: string, path: string, body?: unknown) =>
       call(who, method, `/scim/v2${path}`, body, 'application/scim+json');
-    const pkOf = async (username: string) =>
-      String(
-        (
-          await s.app.index.db
-            .selectFrom('users')
-            .select('pk')
-            .where('username', '=', username)
-            .executeTakeFirstOrThrow()
-        ).pk,
-      );
     const refused = (
       method: string,
       path: string,
@@ -235,7 +225,7 @@ describe.each(backends())('separation of duties in user administration on %s', (
     expect(
       await s.app.index.db.selectFrom('users').select('pk').where('username', '=', 'scim-admin').execute(),
     ).toEqual([]);
-    const rad1 = await pkOf('rad1');
+    const rad1 = await scimUserId(s, 'rad1');
     await refused(
       'PATCH',
       `/Users/${rad1}`,
@@ -252,7 +242,7 @@ describe.each(backends())('separation of duties in user administration on %s', (
       'rad1',
       /the role 'privacy-officer'/,
     );
-    const sys1 = await pkOf('sys1');
+    const sys1 = await scimUserId(s, 'sys1');
     await refused(
       'PATCH',
       `/Users/${sys1}`,
@@ -262,7 +252,7 @@ describe.each(backends())('separation of duties in user administration on %s', (
       /'administrator'/,
     );
     for (const target of ['admin', 'po1', 'sys2']) {
-      const pk = await pkOf(target);
+      const pk = await scimUserId(s, target);
       const why = new RegExp(`only an administrator may administer the account '${target}'`);
       await refused(
         'PATCH',

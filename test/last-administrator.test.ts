@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { scimUserId, startTestServer, type TestServer } from './support/test-server.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -42,17 +42,6 @@ describe.each(backends())('the last active administrator on %s', (backend) => {
         .execute()
     ).map((u) => u.username);
 
-  const pkOf = async (username: string) =>
-    String(
-      (
-        await s.app.index.db
-          .selectFrom('users')
-          .select('pk')
-          .where('username', '=', username)
-          .executeTakeFirstOrThrow()
-      ).pk,
-    );
-
   const refused = (r: { status: number; body: Json }) => {
     expect(r.status, JSON.stringify(r.body)).toBe(409);
     expect(JSON.stringify(r.body)).toMatch(/would leave no active administrator/);
@@ -82,7 +71,7 @@ describe.each(backends())('the last active administrator on %s', (backend) => {
     expect(await administrators()).toEqual(['admin2']);
     // The last one: not by a role change of its own, nor by SCIM deactivation, role removal or deletion.
     refused(await call('admin2', 'PATCH', '/api/admin/users/admin2', { role: 'radiologist' }));
-    const id = await pkOf('admin2');
+    const id = await scimUserId(s, 'admin2');
     const patch = (path: string, value: unknown, op = 'replace') => ({
       schemas: ['urn:ietf:params:scim:api:messages:2.0:PatchOp'],
       Operations: [{ op, path, value }],

@@ -220,3 +220,13 @@ export async function quarantineOne(s: TestServer, patientId: string): Promise<v
   if (outcome.status !== 'quarantined')
     throw new Error(`expected ${patientId}'s object to be quarantined, it was ${outcome.status}`);
 }
+
+/** An account's SCIM id (its row's pk, as text), by its username. */
+export async function scimUserId(s: TestServer, username: string): Promise<string> {
+  const row = await s.app.index.db
+    .selectFrom('users')
+    .select('pk')
+    .where('username', '=', username)
+    .executeTakeFirstOrThrow();
+  return String(row.pk);
+}
