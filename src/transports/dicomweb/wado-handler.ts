@@ -826,8 +826,9 @@ export function renderedSetHandler(retrieve: RetrieveService) {
       else refs.push(ref);
     }
     const why = (u: (typeof unrenderable)[number]) => `instance ${u.ref.sopInstanceUid}: ${u.why.message}`;
+    const damage = damaged.length ? damagedError(damaged.map((r) => r.sopInstanceUid)) : undefined;
     if (!refs.length) {
-      if (!unrenderable.length) throw damagedError(damaged.map((r) => r.sopInstanceUid));
+      if (!unrenderable.length) throw damage!;
       const first = unrenderable[0]!;
       const more = unrenderable.length > 1 ? `, and ${unrenderable.length - 1} more` : '';
       // The error the first would get alone, with what it is about.
@@ -863,21 +864,21 @@ export function renderedSetHandler(retrieve: RetrieveService) {
     const body = await primedParts(ctx.res, parts());
     if (damaged.length || unrenderable.length) {
       const reasons = [
-        ...(damaged.length ? [damagedError(damaged.map((r) => r.sopInstanceUid)).message] : []),
+        ...(damage ? [damage.message] : []),
         ...unrenderable.slice(0, 5).map(why),
         ...(unrenderable.length > 5 ? [`${unrenderable.length - 5} more cannot be rendered`] : []),
       ];
       const left = damaged.length + unrenderable.length;
       const text = `${left} of ${matched.length} instances left out: ${reasons.join('; ')}`;
       // The ledger holds what was not served, and why, as for a study retrieve's damaged instances.
-      if (damaged.length)
+      if (damage)
         await retrieve.recordUnserved(
           ctx.principal,
           scope,
           damaged,
           'view-pixels',
           'wado-rs rendered',
-          damagedError(damaged.map((r) => r.sopInstanceUid)),
+          damage,
         );
       if (unrenderable.length) {
         const first = unrenderable[0]!.why;
