@@ -56,12 +56,14 @@ export async function underSetupLock<T>(
     }
     const holder = await lockHolder(lock);
     if (holder === 'gone') continue;
-    if (holder === 'stale') {
-      const pid = await readFile(lock, 'utf8').catch(() => '');
-      notice?.(
-        `taking over the setup lock ${lock}${pid.trim() ? ` left by process ${pid.trim()}, which no longer runs` : ', left empty by a process that stopped'}`,
-      );
-      await unlink(lock).catch(() => undefined);
+    if (typeof holder === 'object') {
+      if (await takeOver(lock, holder, notice)) continue;
+      if (Date.now() - started > WAIT_MS)
+        throw new CustosError({
+          code: 'setup.locked',
+          message: `the setup lock ${lock} was left by a process that no longer runs, and ${lock}.${holder.ino} says another waiter has been taking it over for more than ${WAIT_MS / 60_000} minutes; if no Custos process is starting on ${dataDir}, remove both and start again`,
+        });
+      await sleep(POLL_MS);
       continue;
     }
     const who = holder ? `process ${holder}` : 'another process';
@@ -78,25 +80,77 @@ export async function underSetupLock<T>(
   }
 }
 
+/** A lock left by a process that no longer runs, as one waiter saw it: which file, and what it held. */
+interface StaleLock {
+  ino: number;
+  text: string;
+}
+
 /**
- * The live pid that holds the lock (0: not written yet), or whether the lock is gone or left by a process that no
- * longer runs.
+ * Removes a lock left by a process that no longer runs, if no other waiter is doing so, and says whether it got to
+ * try. Every waiter that sees such a lock wants it gone, and only one may remove it: a waiter that removed the lock
+ * it had judged stale a moment after another had taken over (removed it and made its own) would remove the live
+ * lock, and both would set the archive up (until 7 Dec 2026). So the remover first makes `setup.lock.<inode>` with
+ * O_EXCL, then looks again and removes the lock only if it is still that file with those contents and still left
+ * over; it removes its marker only after, so that a waiter who saw the same old lock finds it gone or replaced when
+ * it gets the marker in turn. A remover that stops in those few milliseconds leaves the marker: the others then wait
+ * until the two minutes are up and name both files to remove.
  */
-async function lockHolder(lock: string): Promise<number | 'stale' | 'gone'> {
+async function takeOver(
+  lock: string,
+  seen: StaleLock,
+  notice: ((message: string) => void) | undefined,
+): Promise<boolean> {
+  const marker = `${lock}.${seen.ino}`;
+  const fh = await open(marker, 'wx', 0o600).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EEXIST') return undefined;
+    throw new CustosError({
+      code: 'setup.lock-failed',
+      message: `cannot create ${marker} to take over the setup lock: ${err.message}`,
+      cause: err,
+    });
+  });
+  if (!fh) return false;
+  try {
+    try {
+      await fh.writeFile(`${process.pid}\n`);
+    } finally {
+      await fh.close();
+    }
+    const now = await lockHolder(lock);
+    if (typeof now === 'object' && now.ino === seen.ino && now.text === seen.text) {
+      const pid = seen.text.trim();
+      notice?.(
+        `taking over the setup lock ${lock}${pid ? ` left by process ${pid}, which no longer runs` : ', left empty by a process that stopped'}`,
+      );
+      await unlink(lock).catch(() => undefined);
+    }
+  } finally {
+    await unlink(marker).catch(() => undefined);
+  }
+  return true;
+}
+
+/**
+ * The live pid that holds the lock (0: not written yet), whether the lock is gone, or the lock left by a process
+ * that no longer runs.
+ */
+async function lockHolder(lock: string): Promise<number | StaleLock | 'gone'> {
   const [text, info] = await Promise.all([
     readFile(lock, 'utf8').catch(() => undefined),
     stat(lock).catch(() => undefined),
   ]);
   if (text === undefined || !info) return 'gone';
+  const stale = { ino: info.ino, text };
   const pid = Number(text.trim());
   if (!text.trim() || !Number.isSafeInteger(pid) || pid <= 0)
-    return Date.now() - info.mtimeMs > EMPTY_STALE_MS ? 'stale' : 0;
+    return Date.now() - info.mtimeMs > EMPTY_STALE_MS ? stale : 0;
   if (pid === process.pid) return pid;
   try {
     process.kill(pid, 0);
     return pid;
   } catch (err) {
     // EPERM: it runs, as another user.
-    return (err as NodeJS.ErrnoException).code === 'ESRCH' ? 'stale' : pid;
+    return (err as NodeJS.ErrnoException).code === 'ESRCH' ? stale : pid;
   }
 }
