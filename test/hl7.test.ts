@@ -1631,6 +1631,68 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(await alerts(f)).toHaveLength(1);
   });
 
+  it('tells the data steward when a merge settles a reported loop, and alerts the loop again when it forms again', async () => {
+    const loopRecords = async (patientId: string) =>
+      (await s.app.auditStore.search({ action: ['alert'], patientId, limit: 10 }))
+        .filter((r) => String(r.detail?.alert).startsWith('merge-loop'))
+        .map((r) => ({
+          outcome: r.outcome,
+          alert: r.detail?.alert,
+          loop: r.detail?.loop,
+          filedUnder: r.detail?.filedUnder,
+        }));
+    const named = (pk: number, patientId: string) => ({ pk, patientId, issuer: 'XYZ' });
+    const [a, b, c] = [`SETTLE-A-${run}`, `SETTLE-B-${run}`, `SETTLE-C-${run}`];
+    const [pkA, pkB] = await mergeLoop(a, b);
+    const pkC = await admitted(c);
+    const loopKey = `patients ${[pkA, pkB].sort((x, y) => x - y).join()};%`;
+    const reported = async () =>
+      (
+        await s.app.index.db
+          .selectFrom('merge_loop_alerts')
+          .select('loop_key')
+          .where('loop_key', 'like', loopKey)
+          .execute()
+      ).length;
+    // A late image of A meets the loop: alerted once, and remembered as reported.
+    await storeWithoutIssuer([a], 202);
+    const alerted = {
+      outcome: 'failure',
+      alert: 'merge-loop',
+      loop: [named(pkA, a), named(pkB, b)],
+      filedUnder: named(pkA, a),
+    };
+    expect(await loopRecords(a)).toEqual([alerted]);
+    expect(await reported()).toBe(1);
+
+    // The sender merges A into C: B leads to A and A to C, the loop is settled. The steward is told, in the merge's
+    // transaction, and the loop is no longer held as reported.
+    expect(
+      ackOf(await client.send(mergeMessage('SETTLE-1', { id: c, family: 'SE', given: 'TTLE' }, a))).code,
+    ).toBe('AA');
+    expect(await loopRecords(c)).toEqual([
+      {
+        outcome: 'success',
+        alert: 'merge-loop-settled',
+        loop: [named(pkA, a), named(pkB, b)],
+        filedUnder: named(pkC, c),
+      },
+    ]);
+    expect(await reported()).toBe(0);
+    // Images of A and B now go to C, and meet no loop: nothing more is alerted.
+    await storeWithoutIssuer([a, b], 202);
+    expect(await loopRecords(a)).toEqual([alerted]);
+    expect(await loopRecords(c)).toHaveLength(1);
+
+    // The same loop forms again (the index restored to before that merge: the feed has no unmerge): the next image
+    // that meets it alerts it again, as a loop the steward has not heard of since it was settled.
+    await s.app.index.db.deleteFrom('patient_merges').where('message_control_id', '=', 'SETTLE-1').execute();
+    await storeWithoutIssuer([b], 202);
+    const again = { ...alerted, loop: [named(pkB, b), named(pkA, a)] };
+    expect(await loopRecords(a)).toEqual([again, alerted]);
+    expect(await reported()).toBe(1);
+  });
+
   it('merges every patient row MRG-1 names (each repetition, each issuer) and files their late images under the survivor', async () => {
     const [survivor, a, b] = [`MULTI-S-${run}`, `MULTI-A-${run}`, `MULTI-B-${run}`];
     for (const [id, authority] of [

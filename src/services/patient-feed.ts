@@ -9,7 +9,15 @@ import type {
   PatientIdentity,
 } from '../domain/hl7/feed-commands.js';
 import { followMerges } from '../domain/merge-chain.js';
-import { alertLoopOnce, alertLoopOnceAlone, describeLoop, type MergeLoop } from './merge-loops.js';
+import {
+  alertLoopOnce,
+  alertLoopOnceAlone,
+  describeLoop,
+  mergedIntoIn,
+  takeSettledLoops,
+  type MergeLoop,
+  type SettledLoop,
+} from './merge-loops.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
@@ -77,6 +85,11 @@ export class PatientFeedService {
             loopAlert(principal, info, cmd.event, loop, true),
             this.now(),
           );
+        // A merge may move a patient out of a reported loop: the steward hears that it is settled, and the loop,
+        // should it form again, is reported again (until 7 Dec 2026 it stayed reported for good and was not).
+        if (cmd.kind === 'patient-merge')
+          for (const settled of await takeSettledLoops(trx))
+            await this.deps.ledger.appendIn(trx, loopSettledRecord(principal, info, cmd.event, settled));
         return outcome;
       });
     } catch (err) {
@@ -425,16 +438,7 @@ export class PatientFeedService {
     loops: MergeLoop[],
   ) {
     const mergedPks = new Set(mergedRows.map((r) => r.pk));
-    const chain = await followMerges(survivorPk, async (pk) => {
-      const next = await trx
-        .selectFrom('patient_merges')
-        .select(['pk', 'surviving_patient_pk'])
-        .where('prior_patient_pk', '=', pk)
-        .where('event', 'in', ['A40', 'A34'])
-        .orderBy('pk', 'desc')
-        .executeTakeFirst();
-      return next && { survivor: next.surviving_patient_pk, order: next.pk };
-    });
+    const chain = await followMerges(survivorPk, mergedIntoIn(trx));
     if (chain.loop) {
       const loop = await describeLoop(trx, chain);
       if (!loops.some((l) => l.key === loop.key)) loops.push(loop);
@@ -675,6 +679,30 @@ function loopAlert(
       applied,
       loop: loop.patients,
       filedUnder: loop.survivor,
+    },
+  };
+}
+
+/**
+ * The data steward's notice that a loop an alert reported is settled: a merge of this message moved one of its
+ * patients out of it. Names the loop's patients and where their objects are filed now; an `alert` record as the
+ * loop's was, with outcome `success`, so `custos audit search --action alert` shows both.
+ */
+function loopSettledRecord(principal: Principal, info: FeedMessageInfo, event: string, loop: SettledLoop) {
+  return {
+    principal,
+    action: 'alert',
+    outcome: 'success' as const,
+    policy: FEED_POLICY,
+    channel: 'hl7',
+    patientId: loop.filedUnder.patientId,
+    detail: {
+      alert: 'merge-loop-settled',
+      notify: 'data-steward',
+      ...messageDetail(info),
+      event,
+      loop: loop.patients,
+      filedUnder: loop.filedUnder,
     },
   };
 }
