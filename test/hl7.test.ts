@@ -1631,6 +1631,70 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(await alerts(f)).toHaveLength(1);
   });
 
+  it('applies a v2.3 A46 as v2.3 defines it: the prior patient ID in MRG-4 becomes PID-2, PID-3 and MRG-1 unsent', async () => {
+    const [old, renamed] = [`A46-OLD-${run}`, `A46-NEW-${run}`];
+    const pk = await admitted(old);
+    const a46 = (control: string, version: string, prior: string) =>
+      [
+        `MSH|^~\\&|REGADT|MCM|CUSTOS|RADIOLOGY|19990105153000||ADT^A46|${control}|P|${version}`,
+        'EVN|A46|199901051530',
+        `PID|1|${renamed}^^^XYZ|||LO^OP||19700101|F`,
+        `MRG||||${prior}^^^XYZ`,
+      ].join('\r') + '\r';
+    // The same message read as v2.5.1 names no MRG-1: refused as before, nothing applied.
+    expect(ackOf(await client.send(a46('A46-1', '2.5.1', old)))).toMatchObject({
+      code: 'AE',
+      errorCode: '101',
+      errorLocation: 'MRG-1',
+    });
+    // An MRG-4 the index does not know is 204, naming MRG-4.
+    expect(ackOf(await client.send(a46('A46-2', '2.3', `A46-NOBODY-${run}`)))).toMatchObject({
+      code: 'AE',
+      errorCode: '204',
+      errorLocation: 'MRG-4',
+    });
+    expect(ackOf(await client.send(a46('A46-3', '2.3', old))).code).toBe('AA');
+    const row = await s.app.index.db
+      .selectFrom('patients')
+      .select(['patient_id', 'issuer', 'patient_name', 'birth_date', 'sex'])
+      .where('pk', '=', pk)
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({
+      patient_id: renamed,
+      issuer: 'XYZ',
+      patient_name: 'LO^OP',
+      birth_date: '19700101',
+      sex: 'F',
+    });
+    const [record] = await s.app.auditStore.search({
+      action: ['hl7-patient-identifier-change'],
+      patientId: renamed,
+      limit: 10,
+    });
+    expect(record?.detail).toMatchObject({
+      controlId: 'A46-3',
+      event: 'A46',
+      from: { patientId: old, issuer: 'XYZ' },
+      to: { patientId: renamed, issuer: 'XYZ' },
+      fields: { from: 'MRG-4', to: 'PID-2' },
+    });
+    // v2.3.1 defines A46 the same way: MRG-4 back to PID-2.
+    const back = [
+      `MSH|^~\\&|REGADT|MCM|CUSTOS|RADIOLOGY|19990105153000||ADT^A46|A46-4|P|2.3.1`,
+      'EVN|A46|199901051530',
+      `PID|1|${old}^^^XYZ`,
+      `MRG||||${renamed}^^^XYZ`,
+    ];
+    expect(ackOf(await client.send(back.join('\r') + '\r')).code).toBe('AA');
+    expect(
+      await s.app.index.db
+        .selectFrom('patients')
+        .select('patient_id')
+        .where('pk', '=', pk)
+        .executeTakeFirst(),
+    ).toEqual({ patient_id: old });
+  });
+
   it('tells the data steward when a merge settles a reported loop, and alerts the loop again when it forms again', async () => {
     const loopRecords = async (patientId: string) =>
       (await s.app.auditStore.search({ action: ['alert'], patientId, limit: 10 }))
