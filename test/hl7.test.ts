@@ -1505,6 +1505,37 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(refusal).toMatchObject({ detail: { controlId: 'CS-5', hl7Error: 103 } });
   });
 
+  it('writes each ACK in the character set its message was read in, and names it in MSH-18', async () => {
+    const facility = 'KLINIKUM MÜNCHEN';
+    /** An A08 from `from` (not an allowed sender: its AR echoes MSH-4 as MSH-6), MSH-18 `charset`, in `encoding`. */
+    const frame = (control: string, charset: string, encoding: BufferEncoding, from = facility) => {
+      const text = adtMessage(
+        'A08',
+        control,
+        { id: `ACKCS-${run}`, family: 'ACK', given: 'CS' },
+        `ADT1^${from}`,
+      ).replace('|P|2.5.1', charset ? `|P|2.5.1||||||${charset}` : '|P|2.5.1');
+      return Buffer.concat([Buffer.of(0x0b), Buffer.from(text, encoding), Buffer.of(0x1c, 0x0d)]);
+    };
+    const ackIn = async (bytes: Buffer, encoding: BufferEncoding) => {
+      client.write(bytes);
+      const ack = (await client.nextBytes()).toString(encoding);
+      const msh = ack.split('\r')[0]!.split('|');
+      return { code: ackOf(ack).code, msh6: msh[5], msh18: msh[17] ?? '' };
+    };
+    const denied = (msh18: string, msh6 = facility) => ({ code: 'AR', msh6, msh18 });
+    expect(await ackIn(frame('ACS-1', '8859/1', 'latin1'), 'latin1')).toEqual(denied('8859/1'));
+    expect(await ackIn(frame('ACS-2', 'UNICODE UTF-8', 'utf8'), 'utf8')).toEqual(denied('UNICODE UTF-8'));
+    // An empty MSH-18 (ASCII, which cannot hold Ü): the ACK is written as the message was read, and says so.
+    expect(await ackIn(frame('ACS-3', '', 'utf8'), 'utf8')).toEqual(denied('UNICODE UTF-8'));
+    expect(await ackIn(frame('ACS-4', '', 'latin1'), 'latin1')).toEqual(denied('8859/1'));
+    // An ACK in ASCII declares what the message declared.
+    for (const charset of ['', '8859/1'])
+      expect(await ackIn(frame('ACS-5', charset, 'latin1', 'KLINIKUM MUENCHEN'), 'latin1')).toEqual(
+        denied(charset, 'KLINIKUM MUENCHEN'),
+      );
+  });
+
   it('refuses a merge back into a patient merged away before (A into B, then B into A) with AE/205', async () => {
     const a = `CYCLE-A-${run}`;
     const b = `CYCLE-B-${run}`;

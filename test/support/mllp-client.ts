@@ -8,14 +8,13 @@ import { MllpDecoder, mllpFrame } from '../../src/transports/hl7/mllp-decoder.js
  */
 export class MllpClient {
   private readonly decoder = new MllpDecoder(64 * 1024 * 1024);
-  private readonly replies: string[] = [];
+  private readonly replies: Buffer[] = [];
   private waiters: (() => void)[] = [];
   private closed = false;
 
   private constructor(private readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => {
-      for (const ev of this.decoder.push(chunk))
-        if (ev.kind === 'frame') this.replies.push(ev.payload.toString('utf8'));
+      for (const ev of this.decoder.push(chunk)) if (ev.kind === 'frame') this.replies.push(ev.payload);
       this.wake();
     });
     socket.on('close', () => {
@@ -46,8 +45,13 @@ export class MllpClient {
     this.socket.write(bytes);
   }
 
-  /** The next reply, in order. */
+  /** The next reply, in order, read as UTF-8. */
   async next(timeoutMs = 10_000): Promise<string> {
+    return (await this.nextBytes(timeoutMs)).toString('utf8');
+  }
+
+  /** The next reply's bytes, in order (an ACK in the character set its MSH-18 names). */
+  async nextBytes(timeoutMs = 10_000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
     while (this.replies.length === 0) {
       if (this.closed) throw new Error('the MLLP connection closed before a reply arrived');

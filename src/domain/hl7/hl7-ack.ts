@@ -25,6 +25,8 @@ export interface AckInput {
   now: Date;
   /** Our application/facility, used when the message did not name the receiver. */
   self: { application: string; facility: string };
+  /** MSH-18 of the ACK: the character set its bytes are written in (encodeAck); empty for ASCII. */
+  characterSet?: string;
 }
 
 function location(l: Hl7Location | undefined): (string | string[])[] {
@@ -59,6 +61,12 @@ export function buildAck(input: AckInput): string {
     input.controlId,
     'P',
     version,
+    '',
+    '',
+    '',
+    '',
+    '',
+    input.characterSet ?? '',
   ]);
   const problems = input.problems ?? [];
   const first = problems[0];

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { buildAck, type AckCode, type AckRequest } from '../../domain/hl7/hl7-ack.js';
 import { readFeedCommand } from '../../domain/hl7/feed-commands.js';
-import { decodeHl7Bytes } from '../../domain/hl7/hl7-charset.js';
+import { decodeHl7Bytes, encodeAck, type ReadAs } from '../../domain/hl7/hl7-charset.js';
 import {
   Hl7Error,
   Hl7ErrorCode,
@@ -51,9 +51,9 @@ export class Hl7Handler {
   }
 
   /** One MLLP frame: its bytes decoded by the character set MSH-18 declares, then handled; refused (AR) if they cannot be. */
-  async frame(bytes: Buffer, peer: Hl7Peer): Promise<string> {
+  async frame(bytes: Buffer, peer: Hl7Peer): Promise<Buffer> {
     const decoded = decodeHl7Bytes(bytes);
-    if (!('problem' in decoded)) return this.handle(decoded.text, peer);
+    if (!('problem' in decoded)) return this.handle(decoded.text, peer, decoded.readAs);
     const header = peekHeader(decoded.text);
     const sender = `${header.sendingApplication}^${header.sendingFacility}`;
     const info: FeedMessageInfo = {
@@ -69,10 +69,13 @@ export class Hl7Handler {
       decoded.problem.message,
       { hl7Error: decoded.problem.code, peer: peer.address },
     );
-    return this.ack({ ...header }, 'AR', [decoded.problem]);
+    return this.ack({ ...header }, 'AR', [decoded.problem], decoded.readAs);
   }
 
-  async handle(text: string, peer: Hl7Peer): Promise<string> {
+  /** A message's text, read as `readAs` says (its ACK is written the same way). */
+  async handle(text: string, peer: Hl7Peer, readAs: ReadAs = UTF8): Promise<Buffer> {
+    const ack = (request: AckRequest, code: AckCode, problems: Hl7Problem[]) =>
+      this.ack(request, code, problems, readAs);
     const header = peekHeader(text);
     const request: AckRequest = { ...header };
     const sender = `${header.sendingApplication}^${header.sendingFacility}`;
@@ -95,7 +98,7 @@ export class Hl7Handler {
           hl7Error: err.problem.code,
           peer: peer.address,
         });
-        return this.ack(request, code, [err.problem]);
+        return ack(request, code, [err.problem]);
       }
       if (!this.senders.has(sender)) {
         const problem: Hl7Problem = {
@@ -106,7 +109,7 @@ export class Hl7Handler {
         await this.opts.feed.recordRefusal(principal, 'hl7-message', 'denied', info, problem.message, {
           peer: peer.address,
         });
-        return this.ack(request, 'AR', [problem]);
+        return ack(request, 'AR', [problem]);
       }
       if (msg.processingId !== 'P') {
         const problem: Hl7Problem = {
@@ -115,25 +118,25 @@ export class Hl7Handler {
           location: { segment: 'MSH', sequence: 1, field: 11 },
         };
         await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, problem.message);
-        return this.ack(request, 'AR', [problem]);
+        return ack(request, 'AR', [problem]);
       }
       const version = versionProblem(msg);
       if (version) {
         await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, version.message, {
           hl7Error: version.code,
         });
-        return this.ack(request, 'AR', [version]);
+        return ack(request, 'AR', [version]);
       }
       try {
         const command = readFeedCommand(msg);
         await this.opts.feed.apply(principal, command, info);
-        return this.ack(request, 'AA', []);
+        return ack(request, 'AA', []);
       } catch (err) {
         if (!(err instanceof Hl7Error)) throw err;
         await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, err.problem.message, {
           hl7Error: err.problem.code,
         });
-        return this.ack(request, REJECT_CODES.has(err.problem.code) ? 'AR' : 'AE', [err.problem]);
+        return ack(request, REJECT_CODES.has(err.problem.code) ? 'AR' : 'AE', [err.problem]);
       }
     } catch (err) {
       this.opts.onError?.(err);
@@ -144,12 +147,12 @@ export class Hl7Handler {
       await this.opts.feed
         .recordRefusal(principal, 'hl7-message', 'failure', info, problem.message)
         .catch((e: unknown) => this.opts.onError?.(e));
-      return this.ack(request, 'AE', [problem]);
+      return ack(request, 'AE', [problem]);
     }
   }
 
   /** The reply to bytes that arrived outside any MLLP frame. */
-  async garbage(bytes: Buffer, peer: Hl7Peer): Promise<string> {
+  async garbage(bytes: Buffer, peer: Hl7Peer): Promise<Buffer> {
     const problem: Hl7Problem = {
       code: Hl7ErrorCode.SegmentSequenceError,
       message: `${bytes.length} byte(s) arrived outside an MLLP frame (a message starts with 0x0B and ends with 0x1C 0x0D) and were ignored`,
@@ -168,7 +171,7 @@ export class Hl7Handler {
   }
 
   /** The reply to a frame longer than hl7.maxMessageBytes. */
-  async oversize(head: Buffer, size: number, limit: number, peer: Hl7Peer): Promise<string> {
+  async oversize(head: Buffer, size: number, limit: number, peer: Hl7Peer): Promise<Buffer> {
     const header = peekHeader(head.toString('utf8'));
     const sender = `${header.sendingApplication}^${header.sendingFacility}`;
     const problem: Hl7Problem = {
@@ -186,15 +189,14 @@ export class Hl7Handler {
     return this.ack({ ...header }, 'AR', [problem]);
   }
 
-  private ack(request: AckRequest, code: AckCode, problems: Hl7Problem[]): string {
-    return buildAck({
-      request,
-      code,
-      problems,
-      controlId: randomBytes(8).toString('hex'),
-      now: this.opts.clock.now(),
-      self: this.opts.self,
-    });
+  private ack(request: AckRequest, code: AckCode, problems: Hl7Problem[], readAs: ReadAs = UTF8): Buffer {
+    const controlId = randomBytes(8).toString('hex');
+    const now = this.opts.clock.now();
+    return encodeAck(
+      (characterSet) =>
+        buildAck({ request, code, problems, controlId, now, self: this.opts.self, characterSet }),
+      readAs,
+    );
   }
 
   private principal(sender: string, peer: Hl7Peer): Principal {
@@ -209,6 +211,9 @@ export class Hl7Handler {
     };
   }
 }
+
+/** A text read as UTF-8 (no MSH-18): garbage, an oversized frame's head. */
+const UTF8: ReadAs = { encoding: 'utf8', declared: '' };
 
 const emptyInfo: FeedMessageInfo = { sender: '', controlId: '', messageType: '' };
 const emptyRequest: AckRequest = {

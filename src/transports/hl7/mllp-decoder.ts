@@ -111,6 +111,7 @@ export class MllpDecoder {
 }
 
 /** Wrap a message in an MLLP frame. */
-export function mllpFrame(message: string): Buffer {
-  return Buffer.concat([Buffer.of(MLLP_START), Buffer.from(message, 'utf8'), Buffer.of(MLLP_END, MLLP_CR)]);
+export function mllpFrame(message: string | Buffer): Buffer {
+  const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+  return Buffer.concat([Buffer.of(MLLP_START), bytes, Buffer.of(MLLP_END, MLLP_CR)]);
 }

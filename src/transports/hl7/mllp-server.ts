@@ -75,7 +75,7 @@ export class MllpServer {
     const decoder = new MllpDecoder(this.opts.maxMessageBytes);
     const handler = this.opts.handler;
     let chain: Promise<void> = Promise.resolve();
-    const reply = (make: () => Promise<string>) => {
+    const reply = (make: () => Promise<Buffer>) => {
       chain = chain.then(async () => {
         const ack = await make();
         if (!socket.destroyed) socket.write(mllpFrame(ack));
