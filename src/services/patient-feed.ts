@@ -5,7 +5,6 @@ import { Hl7Error, Hl7ErrorCode, type Hl7Location } from '../domain/hl7/hl7-mess
 import type {
   Demographics,
   FeedCommand,
-  IdentifierChange,
   OrderCommand,
   PatientIdentity,
 } from '../domain/hl7/feed-commands.js';
@@ -32,8 +31,6 @@ interface IdentifierField {
 }
 const PID_3: IdentifierField = { name: 'PID-3', location: { segment: 'PID', sequence: 1, field: 3 } };
 const MRG_1: IdentifierField = { name: 'MRG-1', location: { segment: 'MRG', sequence: 1, field: 1 } };
-const PID_2: IdentifierField = { name: 'PID-2', location: { segment: 'PID', sequence: 1, field: 2 } };
-const MRG_4: IdentifierField = { name: 'MRG-4', location: { segment: 'MRG', sequence: 1, field: 4 } };
 
 /** Which message a command came from, for the records. */
 export interface FeedMessageInfo {
@@ -454,35 +451,29 @@ export class PatientFeedService {
       });
   }
 
-  /**
-   * A47/A46: the patient known as `from` is known as `to` from now on. `to` must not already name a patient. The
-   * fields are MRG-1 and PID-3, or MRG-4 and PID-2 for a v2.3 A46 (IdentifierChange).
-   */
+  /** A47: the patient known as `from` is known as `to` from now on. `to` must not already name a patient. */
   private async changeIdentifier(
     trx: Trx,
     principal: Principal,
     event: string,
-    changes: IdentifierChange[],
+    changes: { to: Demographics; from: PatientIdentity }[],
     info: FeedMessageInfo,
   ) {
     const lines: string[] = [];
-    for (const { to, from, fields } of changes) {
-      const [fromField, toField] = fields.from === 'MRG-4' ? [MRG_4, PID_2] : [MRG_1, PID_3];
-      const fromRows = await this.rowsFor(trx, from, fromField);
+    for (const { to, from } of changes) {
+      const fromRows = await this.rowsFor(trx, from, MRG_1);
       if (fromRows.length === 0)
         throw new Hl7Error({
           code: Hl7ErrorCode.UnknownKeyIdentifier,
-          message: `${fromField.name} names patient ${from.patientId}${from.issuer ? ` (${from.issuer})` : ''}, which is not in the patient index`,
-          location: fromField.location,
+          message: `MRG-1 names patient ${from.patientId}${from.issuer ? ` (${from.issuer})` : ''}, which is not in the patient index`,
+          location: { segment: 'MRG', sequence: 1, field: 1 },
         });
-      const taken = (await this.rowsFor(trx, to, toField)).filter(
-        (r) => !fromRows.some((f) => f.pk === r.pk),
-      );
+      const taken = (await this.rowsFor(trx, to, PID_3)).filter((r) => !fromRows.some((f) => f.pk === r.pk));
       if (taken.length > 0)
         throw new Hl7Error({
           code: Hl7ErrorCode.DuplicateKeyIdentifier,
-          message: `${toField.name} ${to.patientId} already names another patient: use A40 to merge two patients`,
-          location: toField.location,
+          message: `PID-3 ${to.patientId} already names another patient: use A40 to merge two patients`,
+          location: { segment: 'PID', sequence: 1, field: 3 },
         });
       const [keep, ...rest] = fromRows;
       const moved = await this.moveStudies(
@@ -517,7 +508,6 @@ export class PatientFeedService {
           event,
           from: { patientId: from.patientId, issuer: from.issuer },
           to: { patientId: to.patientId, issuer: to.issuer },
-          ...(fields.from === 'MRG-4' ? { fields } : {}),
         },
       });
       lines.push(`patient ${from.patientId} is now ${to.patientId}`);

@@ -83,16 +83,6 @@ function orderText(seg: Hl7Segment | undefined, field: number, component = 1): s
   return text === HL7_NULL ? null : text;
 }
 
-/**
- * One identifier change (A46, A47): the patient known as `from` is known as `to` from now on. `fields` names where
- * each came from: MRG-1 and PID-3, or for a v2.3/v2.3.1 A46 that sends only the standard's pair, MRG-4 and PID-2.
- */
-export interface IdentifierChange {
-  to: Demographics;
-  from: PatientIdentity;
-  fields: { from: 'MRG-1' | 'MRG-4'; to: 'PID-3' | 'PID-2' };
-}
-
 export type FeedCommand =
   | { kind: 'patient-update'; event: string; patients: Demographics[] }
   | {
@@ -104,7 +94,7 @@ export type FeedCommand =
        */
       merges: { surviving: Demographics; merged: PatientIdentity[] }[];
     }
-  | { kind: 'identifier-change'; event: string; changes: IdentifierChange[] }
+  | { kind: 'identifier-change'; event: string; changes: { to: Demographics; from: PatientIdentity }[] }
   | { kind: 'order'; event: string; orders: OrderCommand[] };
 
 const UPDATE_EVENTS = new Set(['A01', 'A04', 'A05', 'A08', 'A28', 'A31']);
@@ -137,11 +127,7 @@ export function readFeedCommand(msg: Hl7Message): FeedCommand {
       return {
         kind: 'identifier-change',
         event,
-        changes: readPidMrgPairs(msg, false, event).map(([pid, mrg, fields]) => ({
-          to: pid,
-          from: mrg[0]!,
-          fields: fields ?? { from: 'MRG-1', to: 'PID-3' },
-        })),
+        changes: readPidMrgPairs(msg, false, event).map(([pid, mrg]) => ({ to: pid, from: mrg[0]! })),
       };
     }
     throw new Hl7Error({
@@ -206,12 +192,12 @@ function readPidMrgPairs(
   msg: Hl7Message,
   repeating: boolean,
   change?: string,
-): [Demographics, PatientIdentity[], IdentifierChange['fields']?][] {
+): [Demographics, PatientIdentity[]][] {
   if (!repeating) {
     if (msg.all('PID').length > 1) throw segmentRepeated('PID', msg);
     if (msg.all('MRG').length > 1) throw segmentRepeated('MRG', msg);
   }
-  const out: [Demographics, PatientIdentity[], IdentifierChange['fields']?][] = [];
+  const out: [Demographics, PatientIdentity[]][] = [];
   let pid: Hl7Segment | undefined;
   let pidSeq = 0;
   let mrgSeq = 0;
@@ -228,14 +214,6 @@ function readPidMrgPairs(
           message: 'an MRG segment must follow the PID of the surviving patient',
           location: { segment: 'MRG', sequence: mrgSeq },
         });
-      if (change && changesExternalId(msg, change, s)) {
-        // v2.3/v2.3.1 A46: MRG-4 (prior patient ID) becomes PID-2 (patient ID); PID-3 is not required.
-        const from = readIdentifier(s, 4, 'MRG', mrgSeq, 'prior patient ID');
-        const to = readIdentifier(pid, 2, 'PID', pidSeq, 'patient ID');
-        out.push([readDemographics(pid, pidSeq, to), [from], { from: 'MRG-4', to: 'PID-2' }]);
-        pid = undefined;
-        continue;
-      }
       const merged = readIdentifierList(s, 1, 'MRG', mrgSeq, 'prior patient identifier list');
       if (change) refuseUnpairedPriors(pid, s, mrgSeq, change);
       out.push([readDemographics(pid, pidSeq), merged]);
@@ -277,19 +255,6 @@ function refuseUnpairedPriors(pid: Hl7Segment, mrg: Hl7Segment, seq: number, eve
       location: { segment: 'MRG', sequence: seq, field: 1, repetition: n + 1 },
     });
   });
-}
-
-/**
- * Whether an A46 changes the identifier v2.3 and v2.3.1 define it on: the incorrect "prior patient ID" in MRG-4
- * becomes the correct "patient ID" in PID-2, and PID-3 and MRG-1 are not required (v2.3 §3.2.46; A47 is the
- * event that changes PID-3, from MRG-1). Such a message names its prior patient in MRG-4 only;
- * one that sends MRG-1 as well sends the tightly coupled MRG-1/PID-3 pair, the identifier this archive keys
- * patients by, and is read as an A47 is. Until 7 Dec 2026 an A46 with MRG-4 only was refused (101, MRG-1).
- */
-function changesExternalId(msg: Hl7Message, event: string, mrg: Hl7Segment): boolean {
-  if (event !== 'A46' || !/^2\.3(\.1)?$/.test(msg.version)) return false;
-  const valued = (field: number) => repetitions(mrg, field).some((r) => (r[0]?.[0] ?? '') !== '');
-  return !valued(1) && valued(4);
 }
 
 const pidWithoutMrg = (pidSeq: number) =>
@@ -419,10 +384,9 @@ function checkPersonName(rep: string[][], offset: number, name: string, f: NameF
   dicomText(name, 'PN', `${f.field} (${f.what})`, f.attribute, f.location);
 }
 
-function readDemographics(pid: Hl7Segment, seq: number, read?: PatientIdentity): Demographics {
-  // PID-2 (external id) was where older senders put the patient id; v2.5.1 keeps it in PID-3. Only a v2.3 A46,
-  // which changes PID-2, passes it as the identity it reads (changesExternalId).
-  const identity = read ?? readIdentifier(pid, 3, 'PID', seq, 'patient identifier list');
+function readDemographics(pid: Hl7Segment, seq: number): Demographics {
+  // PID-2 (external id) was where older senders put the patient id; v2.5.1 keeps it in PID-3.
+  const identity = readIdentifier(pid, 3, 'PID', seq, 'patient identifier list');
   const out: Demographics = { ...identity };
   const rawName = value(pid, 5);
   if (rawName === HL7_NULL) out.name = '';

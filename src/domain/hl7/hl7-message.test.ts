@@ -286,52 +286,6 @@ describe('feed commands', () => {
     });
   });
 
-  it('reads a v2.3/v2.3.1 A46 from MRG-4 and PID-2 when MRG-1 is not sent, and as an A47 otherwise', () => {
-    const a46 = (version: string, pid: string, mrg: string) =>
-      parseHl7(
-        [
-          `MSH|^~\\&|REGADT|MCM|CUSTOS|RADIOLOGY|19990105153000||ADT^A46|1|P|${version}`,
-          'EVN|A46|199901051530',
-          pid,
-          mrg,
-        ].join('\r'),
-      );
-    for (const version of ['2.3', '2.3.1'])
-      expect(readFeedCommand(a46(version, 'PID|1|NEW^^^XYZ|||DOE^JO', 'MRG||||OLD^^^XYZ'))).toEqual({
-        kind: 'identifier-change',
-        event: 'A46',
-        changes: [
-          {
-            to: { patientId: 'NEW', issuer: 'XYZ', name: 'DOE^JO' },
-            from: { patientId: 'OLD', issuer: 'XYZ' },
-            fields: { from: 'MRG-4', to: 'PID-2' },
-          },
-        ],
-      });
-    // With MRG-1 sent, the MRG-1/PID-3 pair is the identifier this archive keys by.
-    expect(
-      readFeedCommand(a46('2.3', 'PID|1|NEW^^^XYZ|MR1^^^XYZ', 'MRG|MR2^^^XYZ|||OLD^^^XYZ')),
-    ).toMatchObject({
-      changes: [
-        { to: { patientId: 'MR1' }, from: { patientId: 'MR2' }, fields: { from: 'MRG-1', to: 'PID-3' } },
-      ],
-    });
-    // v2.3 A46 with MRG-4 but no PID-2: PID-2 is the required target.
-    expect(
-      problemOf(() => readFeedCommand(a46('2.3', 'PID|1||MR1^^^XYZ', 'MRG||||OLD^^^XYZ'))),
-    ).toMatchObject({
-      code: 101,
-      location: { segment: 'PID', field: 2 },
-    });
-    // Other versions read A46 from MRG-1, as before.
-    expect(
-      problemOf(() => readFeedCommand(a46('2.5.1', 'PID|1|NEW^^^XYZ|||DOE^JO', 'MRG||||OLD^^^XYZ'))),
-    ).toMatchObject({
-      code: 101,
-      location: { segment: 'MRG', field: 1 },
-    });
-  });
-
   it('reads ORM^O01: order numbers, accession (OBR-18), procedure, physicians and department', () => {
     const cmd = readFeedCommand(
       parseHl7(
