@@ -1724,6 +1724,42 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(await reported()).toBe(1);
   });
 
+  it('rejects a v2.3 A46 that changes only PID-2, the external ID (MRG-4), AR/201 saying so, and changes no patient', async () => {
+    // The external ID of one patient is the PID-3 of another: applied to the index, the A46 would rename the wrong one.
+    const [external, renamed] = [`A46-EXT-${run}`, `A46-NEW-${run}`];
+    const pk = await admitted(external);
+    const a46 = (control: string, version: string, mrg: string) =>
+      [
+        `MSH|^~\\&|REGADT|MCM|CUSTOS|RADIOLOGY|19990105153000||ADT^A46|${control}|P|${version}`,
+        'EVN|A46|199901051530',
+        `PID|1|${renamed}^^^XYZ|||LO^OP||19700101|F`,
+        mrg,
+      ].join('\r') + '\r';
+    for (const [control, version] of [
+      ['A46-1', '2.3'],
+      ['A46-2', '2.3.1'],
+    ] as const) {
+      const ack = ackOf(await client.send(a46(control, version, `MRG||||${external}^^^XYZ`)));
+      expect(ack).toMatchObject({ code: 'AR', errorCode: '201', errorLocation: 'MRG-4', controlId: control });
+      expect(ack.userMessage).toContain('which this archive does not keep');
+    }
+    // Read as v2.5.1, the same message names no MRG-1: refused as before.
+    expect(ackOf(await client.send(a46('A46-3', '2.5.1', `MRG||||${external}^^^XYZ`)))).toMatchObject({
+      code: 'AE',
+      errorCode: '101',
+      errorLocation: 'MRG-1',
+    });
+    const row = await s.app.index.db
+      .selectFrom('patients')
+      .select(['patient_id', 'patient_name'])
+      .where('pk', '=', pk)
+      .executeTakeFirstOrThrow();
+    expect(row).toEqual({ patient_id: external, patient_name: 'LO^OP^^^III' });
+    expect(
+      await s.app.index.db.selectFrom('patients').select('pk').where('patient_id', '=', renamed).execute(),
+    ).toEqual([]);
+  });
+
   it('merges every patient row MRG-1 names (each repetition, each issuer) and files their late images under the survivor', async () => {
     const [survivor, a, b] = [`MULTI-S-${run}`, `MULTI-A-${run}`, `MULTI-B-${run}`];
     for (const [id, authority] of [

@@ -214,6 +214,7 @@ function readPidMrgPairs(
           message: 'an MRG segment must follow the PID of the surviving patient',
           location: { segment: 'MRG', sequence: mrgSeq },
         });
+      if (change === 'A46') refuseExternalIdChange(msg, s, mrgSeq);
       const merged = readIdentifierList(s, 1, 'MRG', mrgSeq, 'prior patient identifier list');
       if (change) refuseUnpairedPriors(pid, s, mrgSeq, change);
       out.push([readDemographics(pid, pidSeq), merged]);
@@ -254,6 +255,25 @@ function refuseUnpairedPriors(pid: Hl7Segment, mrg: Hl7Segment, seq: number, eve
       message: `MRG-1[${n + 1}] (prior patient identifier list) names ${prior.patientId}${prior.issuer ? ` (${prior.issuer})` : ''}, which PID-3 does not keep: an ${event} changes one identifier, MRG-1's ${changed.patientId} into PID-3's; send the others unchanged in PID-3, or merge with A40`,
       location: { segment: 'MRG', sequence: seq, field: 1, repetition: n + 1 },
     });
+  });
+}
+
+/**
+ * HL7 v2.3 and v2.3.1 define A46 (change patient ID) on PID-2, the external patient ID: the incorrect one in MRG-4
+ * (prior patient ID) becomes the correct one in PID-2, and MRG-1 and PID-3 need not be sent (v2.3 §3.2.46; A47
+ * changes PID-3, from MRG-1). Custos keys patients by PID-3 and keeps no external ID, so such a message, with MRG-4
+ * and no MRG-1, has nothing here to change: it is rejected, AR/201, saying so, rather than applied to a patient
+ * whose PID-3 happens to equal an external ID. Until 7 Dec 2026 it was AE/101 for an empty MRG-1, which did not say
+ * why. An A46 of these versions that sends MRG-1 is read as an A47 is, as A46 of any later version.
+ */
+function refuseExternalIdChange(msg: Hl7Message, mrg: Hl7Segment, seq: number): void {
+  if (!/^2\.3(\.1)?$/.test(msg.version)) return;
+  const valued = (field: number) => repetitions(mrg, field).some((r) => (r[0]?.[0] ?? '') !== '');
+  if (valued(1) || !valued(4)) return;
+  throw new Hl7Error({
+    code: Hl7ErrorCode.UnsupportedEventCode,
+    message: `a v${msg.version} A46 changes PID-2, the external patient ID (MRG-4 to PID-2), which this archive does not keep: it keys patients by PID-3; send an A47 (MRG-1 to PID-3) to change the patient identifier`,
+    location: { segment: 'MRG', sequence: seq, field: 4 },
   });
 }
 

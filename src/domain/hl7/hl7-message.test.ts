@@ -286,6 +286,28 @@ describe('feed commands', () => {
     });
   });
 
+  it('rejects a v2.3/v2.3.1 A46 that changes only PID-2 (MRG-4, no MRG-1), and reads one with MRG-1 as an A47', () => {
+    const a46 = (version: string, pid: string, mrg: string) =>
+      parseHl7(
+        [
+          `MSH|^~\\&|REGADT|MCM|CUSTOS|RADIOLOGY|19990105153000||ADT^A46|1|P|${version}`,
+          'EVN|A46|199901051530',
+          pid,
+          mrg,
+        ].join('\r'),
+      );
+    for (const version of ['2.3', '2.3.1'])
+      expect(
+        problemOf(() => readFeedCommand(a46(version, 'PID|1|NEW^^^XYZ|||DOE^JO', 'MRG||||OLD^^^XYZ'))),
+      ).toMatchObject({ code: 201, location: { segment: 'MRG', field: 4 } });
+    expect(
+      readFeedCommand(a46('2.3', 'PID|1|NEW^^^XYZ|MR1^^^XYZ', 'MRG|MR2^^^XYZ|||OLD^^^XYZ')),
+    ).toMatchObject({ changes: [{ to: { patientId: 'MR1' }, from: { patientId: 'MR2' } }] });
+    expect(
+      problemOf(() => readFeedCommand(a46('2.5.1', 'PID|1|NEW^^^XYZ|||DOE^JO', 'MRG||||OLD^^^XYZ'))),
+    ).toMatchObject({ code: 101, location: { segment: 'MRG', field: 1 } });
+  });
+
   it('reads ORM^O01: order numbers, accession (OBR-18), procedure, physicians and department', () => {
     const cmd = readFeedCommand(
       parseHl7(
