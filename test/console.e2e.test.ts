@@ -119,6 +119,8 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
     await audit(page, name);
   };
+  /** The role and accessible name of the element with the keyboard focus, evaluated in the page. */
+  const focused = `(() => { const e = document.activeElement; return e ? (e.getAttribute('role') ?? e.tagName.toLowerCase()) + ': ' + (e.getAttribute('aria-label') ?? e.textContent ?? '').trim().slice(0, 80) : 'nothing'; })()`;
   const studyRows = (page: Page) => page.getByRole('table').first().locator('tbody tr');
   /**
    * After following a link: the new screen's heading first (until then the rows of the screen being left are
@@ -598,6 +600,8 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await confirm.getByRole('button', { name: 'Change 3 roles' }).click();
     const outcome = page.getByRole('alert', { name: 'Role changes not all saved' });
     await outcome.waitFor();
+    // The keyboard focus is on what the Save did (the confirmation that had it is gone), so a screen reader reads it.
+    await expect.poll(() => page.evaluate(focused)).toBe('alert: Role changes not all saved');
     await shot(page, 'users-role-refused-sysadmin');
     const said = (await outcome.textContent())!;
     expect(said).toContain('The role change of tech.ng was refused:');

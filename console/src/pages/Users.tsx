@@ -141,6 +141,9 @@ function Accounts() {
           setStaged((s) => Object.fromEntries(Object.entries(s).filter(([u]) => u !== username)));
         }
       } finally {
+        // Closed first: while the modal confirmation is open the rest of the page is inert, and the outcome could
+        // not take the focus.
+        setConfirming(false);
         setOutcomes(results);
         await refresh();
       }
@@ -352,13 +355,27 @@ interface RoleOutcome {
   code?: string;
 }
 
-/** After a Save that was refused part-way: each change and what became of it. */
+/**
+ * After a Save that was refused part-way: each change and what became of it. It takes the keyboard focus when it
+ * appears, so that a screen reader reads it: the confirmation that had the focus is gone by then, and until
+ * 7 Dec 2026 the focus was left on the page's body, where nothing is read.
+ */
 function RoleOutcomes({ outcomes }: { outcomes: RoleOutcome[] }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    ref.current?.focus();
+  }, [outcomes]);
   const refused = outcomes.find((o) => o.result === 'refused')!;
   const applied = outcomes.filter((o) => o.result === 'applied').length;
   const left = outcomes.filter((o) => o.result === 'not tried').length;
   return (
-    <div className="state error denied" role="alert" aria-label="Role changes not all saved">
+    <div
+      ref={ref}
+      tabIndex={-1}
+      className="state error denied"
+      role="alert"
+      aria-label="Role changes not all saved"
+    >
       <strong>
         The role change of {refused.username} was refused: {refused.reason}
         {refused.code ? (
