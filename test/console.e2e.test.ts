@@ -2,6 +2,7 @@
 // Chromium driven by playwright-core. Each screen is exercised as the roles that use it (and as roles that must
 // not), asserting what each sees and can do. Screenshots land in test-artifacts/console/.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -33,6 +34,15 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await mkdir(SHOTS, { recursive: true });
     s = await startTestServer('sqlite');
     seed = await seedDemo(s.app);
+    // The archive's own administrator (the only one), signed in like the demo accounts: the one-time password of
+    // the first start changed by its owner, and TOTP enrolled, through the services a person uses.
+    const first = s.app.firstStart!;
+    const administrator = await s.app.auth.localPrincipal(first.username, 'test');
+    const password = `keeper-${randomBytes(9).toString('base64url')}`;
+    await s.app.auth.changePassword(administrator, first.password, password);
+    const totpSecret = (await s.app.auth.mfaEnroll(administrator)).secret;
+    await s.app.auth.mfaConfirm(administrator, totp(base32Decode(totpSecret), s.app.clock.now()));
+    seed.accounts.push({ username: first.username, role: 'administrator', password, totpSecret });
     const step = totpStep(s.app.clock.now());
     for (const a of seed.accounts) if (a.totpSecret) usedStep.set(a.username, step);
     browser = await launchChromium();
@@ -628,6 +638,75 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     expect(
       await staged.getByRole('list', { name: 'Staged role changes' }).getByRole('listitem').allTextContents(),
     ).toEqual(['tech.ng: data-custodian → student', `owner.diaz: ${ownerRole} → data-steward`]);
+    await context.close();
+  });
+  it('administrator: the only one is refused stepping down and told why, and is not offered deactivating themselves', async () => {
+    const { context, page } = await signIn('administrator');
+    const me = account('administrator').username;
+    const onServer = async () => {
+      const users = (await (await page.request.get(`${s.url}/api/admin/users`)).json()) as {
+        username: string;
+        role: string;
+        active: boolean;
+      }[];
+      const u = users.find((x) => x.username === me)!;
+      return `${u.role}, ${u.active ? 'active' : 'deactivated'}`;
+    };
+    /** The accessible description of the control labelled `label` (what aria-describedby points to). */
+    const description = (label: string) =>
+      page.evaluate(`(() => {
+        const ids = document.querySelector('[aria-label="${label}"]')?.getAttribute('aria-describedby');
+        return ids ? ids.split(' ').map((id) => document.getElementById(id)?.textContent ?? '').join(' ') : '';
+      })()`);
+    await page.getByRole('link', { name: 'Users & AEs' }).click();
+    const myRole = page.getByLabel(`Role of ${me}`);
+    await myRole.waitFor();
+    expect(await description(`Role of ${me}`)).toBe('');
+    await myRole.selectOption('sysadmin');
+    // Staged, and said to be: the list shows the role picked, the row says the account's role is still the old one.
+    expect(await description(`Role of ${me}`)).toBe('not saved; the role is administrator');
+    const staged = page.getByRole('region', { name: 'Unsaved role changes' });
+    await staged.getByRole('button', { name: 'Save role changes…' }).click();
+    await page
+      .getByRole('dialog', { name: 'Change roles' })
+      .getByRole('button', { name: 'Change the role' })
+      .click();
+    const outcome = page.getByRole('alert', { name: 'Role changes not all saved' });
+    await outcome.waitFor();
+    await expect.poll(() => page.evaluate(focused)).toBe('alert: Role changes not all saved');
+    await shot(page, 'users-last-administrator-refused');
+    const said = (await outcome.textContent())!;
+    expect(said).toContain(
+      `The role change of ${me} was refused: this change would leave no active administrator account; give another account the administrator role first`,
+    );
+    expect(said).toContain('account.last-administrator');
+    expect(said).toContain('None was applied. The refused change is still staged.');
+    // Nothing looks applied that is not: the server kept the role, and the row still says the change is not saved.
+    expect(await onServer()).toBe('administrator, active');
+    expect(await description(`Role of ${me}`)).toBe('not saved; the role is administrator');
+    expect(await staged.getByRole('list', { name: 'Staged role changes' }).textContent()).toBe(
+      `${me}: administrator → sysadmin`,
+    );
+    // The screen stays usable: Discard clears the change and the outcome, and other accounts can be administered.
+    await staged.getByRole('button', { name: 'Discard' }).click();
+    await staged.waitFor({ state: 'detached' });
+    await outcome.waitFor({ state: 'detached' });
+    expect(await myRole.inputValue()).toBe('administrator');
+    expect(await description(`Role of ${me}`)).toBe('');
+    await page.getByRole('button', { name: 'Deactivate student.li' }).click();
+    await page.getByRole('button', { name: 'Activate student.li' }).click();
+    await page.getByRole('button', { name: 'Deactivate student.li' }).waitFor();
+    // Deactivating oneself is refused to every account (409 account.self-deactivation), so it is not offered.
+    expect(await page.getByRole('button', { name: `Deactivate ${me}` }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: `Tokens of ${me}` }).count()).toBe(1);
+    const self = await page.request.patch(`${s.url}/api/admin/users/${me}`, {
+      headers: { 'X-Requested-With': 'custos-console' },
+      data: { active: false },
+    });
+    expect(self.status()).toBe(409);
+    expect(((await self.json()) as { code: string }).code).toBe('account.self-deactivation');
+    expect(await onServer()).toBe('administrator, active');
+    await shot(page, 'users-administrator');
     await context.close();
   });
 });

@@ -237,15 +237,24 @@ function Accounts() {
                   <td>{u.displayName}</td>
                   <td>
                     {manages(u.username, u.role) ? (
-                      <select
-                        aria-label={`Role of ${u.username}`}
-                        value={staged[u.username] ?? u.role}
-                        onChange={(e) => stage(u.username, u.role, e.target.value)}
-                      >
-                        {(grantable.includes(u.role) ? grantable : [u.role, ...grantable]).map((r) => (
-                          <option key={r}>{r}</option>
-                        ))}
-                      </select>
+                      <>
+                        <select
+                          aria-label={`Role of ${u.username}`}
+                          value={staged[u.username] ?? u.role}
+                          onChange={(e) => stage(u.username, u.role, e.target.value)}
+                          {...(staged[u.username] ? { 'aria-describedby': `staged-role-${u.username}` } : {})}
+                        >
+                          {(grantable.includes(u.role) ? grantable : [u.role, ...grantable]).map((r) => (
+                            <option key={r}>{r}</option>
+                          ))}
+                        </select>
+                        {/* A staged role is not the account's role yet, nor after a refused Save. */}
+                        {staged[u.username] ? (
+                          <span id={`staged-role-${u.username}`} className="staged-note">
+                            not saved; the role is {u.role}
+                          </span>
+                        ) : null}
+                      </>
                     ) : (
                       u.role
                     )}
@@ -254,7 +263,8 @@ function Accounts() {
                   <td>{u.mfaEnrolled ? 'enrolled' : '—'}</td>
                   <td>{u.active ? (u.lockedUntil ? 'locked' : 'active') : 'deactivated'}</td>
                   <td className="row-actions">
-                    {manages(u.username, u.role) ? (
+                    {/* The server refuses anyone's deactivation of their own account (account.self-deactivation). */}
+                    {manages(u.username, u.role) && u.username !== session?.username ? (
                       <button
                         type="button"
                         onClick={() =>
