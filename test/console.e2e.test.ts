@@ -131,6 +131,12 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
   };
   /** The role and accessible name of the element with the keyboard focus, evaluated in the page. */
   const focused = `(() => { const e = document.activeElement; return e ? (e.getAttribute('role') ?? e.tagName.toLowerCase()) + ': ' + (e.getAttribute('aria-label') ?? e.textContent ?? '').trim().slice(0, 80) : 'nothing'; })()`;
+  /** The text of what the element matching `selector` is described by (aria-describedby), evaluated in the page. */
+  const describedBy = (page: Page, selector: string) =>
+    page.evaluate(`(() => {
+      const ids = document.querySelector('${selector}')?.getAttribute('aria-describedby');
+      return ids ? ids.split(' ').map((id) => document.getElementById(id)?.textContent ?? '').join(' ') : '';
+    })()`);
   const studyRows = (page: Page) => page.getByRole('table').first().locator('tbody tr');
   /**
    * After following a link: the new screen's heading first (until then the rows of the screen being left are
@@ -176,10 +182,20 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await studyRows(page).first().click();
     await page.getByRole('heading', { name: 'Defects' }).waitFor();
     expect(await page.locator('main').textContent()).toMatch(/ImagePositionPatient|0020,0032/);
+    // A refused correction is tied to the field it is about: marked invalid, and described by the server's reason.
+    const attribute = page.getByLabel('Attribute (keyword or (gggg,eeee))');
+    await attribute.fill('PatientNmae');
+    await page.getByLabel('New value (multiple values separated by \\)').fill('DOE^JANE');
+    await page.getByRole('button', { name: 'Save correction' }).click();
+    await page.getByRole('alert').filter({ hasText: 'correction.invalid' }).waitFor();
+    expect(await attribute.getAttribute('aria-invalid')).toBe('true');
+    expect(await describedBy(page, '#c-tag')).toContain('PatientNmae: not a tag or attribute keyword');
+    await audit(page, 'quarantine-correction-refused-data-steward');
     await page.getByLabel('Attribute (keyword or (gggg,eeee))').fill('(0020,0032)');
     await page.getByLabel('New value (multiple values separated by \\)').fill('0\\0\\1');
     await page.getByRole('button', { name: 'Save correction' }).click();
     await page.locator('main li').filter({ hasText: '0\\0\\1' }).waitFor();
+    expect(await attribute.getAttribute('aria-invalid')).toBeNull();
     await shot(page, 'quarantine-item-data-steward');
     await page.getByRole('button', { name: 'Release into the archive' }).click();
     await page.getByRole('heading', { name: 'Quarantine', exact: true }).waitFor();
@@ -652,12 +668,7 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       const u = users.find((x) => x.username === me)!;
       return `${u.role}, ${u.active ? 'active' : 'deactivated'}`;
     };
-    /** The accessible description of the control labelled `label` (what aria-describedby points to). */
-    const description = (label: string) =>
-      page.evaluate(`(() => {
-        const ids = document.querySelector('[aria-label="${label}"]')?.getAttribute('aria-describedby');
-        return ids ? ids.split(' ').map((id) => document.getElementById(id)?.textContent ?? '').join(' ') : '';
-      })()`);
+    const description = (label: string) => describedBy(page, `[aria-label="${label}"]`);
     await page.getByRole('link', { name: 'Users & AEs' }).click();
     const myRole = page.getByLabel(`Role of ${me}`);
     await myRole.waitFor();

@@ -17,13 +17,16 @@ export function Empty({ children }: { children: ReactNode }) {
   );
 }
 
-/** An error as the server named it (problem+json code and message). */
-export function ErrorState({ error }: { error: unknown }) {
+/**
+ * An error as the server named it (problem+json code and message). `id` lets the field it is about point to it
+ * (aria-describedby), so that it is read with the field.
+ */
+export function ErrorState({ error, id }: { error: unknown; id?: string }) {
   const message = error instanceof Error ? error.message : String(error);
   const code = error instanceof ApiError ? error.code : undefined;
   const denied = error instanceof ApiError && error.status === 403;
   return (
-    <div className={`state error${denied ? ' denied' : ''}`} role="alert">
+    <div className={`state error${denied ? ' denied' : ''}`} role="alert" {...(id ? { id } : {})}>
       <strong>{denied ? 'Not permitted' : 'Something went wrong'}</strong>
       <span>{message}</span>
       {code ? <code>{code}</code> : null}

@@ -2,7 +2,7 @@ import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tansta
 import type { ColumnDef } from '@tanstack/react-table';
 import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
-import { api, unwrap, type Schemas } from '../api/client';
+import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import type { paths } from '../api/schema';
 import { DataTable } from '../components/DataTable';
 import { Empty, ErrorState, Loading } from '../components/States';
@@ -165,6 +165,9 @@ export function QuarantineItem() {
       navigate('/quarantine');
     },
   });
+  // A refused correction names the attribute it refuses (correction.invalid: not a keyword, not correctable, not
+  // text): the error is tied to the Attribute field, so a screen reader reads it there and the field is marked.
+  const tagRefused = correct.error instanceof ApiError && correct.error.code === 'correction.invalid';
   if (item.isPending) return <Loading what="the quarantined object" />;
   if (item.isError) return <ErrorState error={item.error} />;
   const q = item.data;
@@ -199,13 +202,14 @@ export function QuarantineItem() {
               onChange={(e) => setTag(e.target.value)}
               placeholder="(0020,0032)"
               required
+              {...(tagRefused ? { 'aria-invalid': true, 'aria-describedby': 'c-error' } : {})}
             />
             <label htmlFor="c-value">New value (multiple values separated by \)</label>
             <input id="c-value" value={value} onChange={(e) => setValue(e.target.value)} required />
             <button type="submit" disabled={correct.isPending}>
               Save correction
             </button>
-            {correct.isError ? <ErrorState error={correct.error} /> : null}
+            {correct.isError ? <ErrorState error={correct.error} id="c-error" /> : null}
           </form>
           <div className="card">
             <h2>Decide</h2>
