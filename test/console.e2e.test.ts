@@ -454,6 +454,9 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await staged.getByRole('button', { name: 'Save role changes…' }).click();
     await confirm.getByRole('button', { name: 'Change the role' }).click();
     await staged.waitFor({ state: 'detached' });
+    // The confirmation and the Save button are gone: the focus is on what the Save did, not on the page's body.
+    await expect.poll(() => page.evaluate(focused)).toBe('status: Saved: student.li is now technologist.');
+    await audit(page, 'users-roles-saved-sysadmin');
     expect(await roleOnServer('student.li')).toBe('technologist');
     await page.reload();
     await expect.poll(() => page.getByLabel('Role of student.li').inputValue()).toBe('technologist');

@@ -209,7 +209,11 @@ function Accounts() {
       {create.isError ? <ErrorState error={create.error} /> : null}
       {action.isError ? <ErrorState error={action.error} /> : null}
       {setRoles.isError ? <ErrorState error={setRoles.error} /> : null}
-      {outcomes?.some((o) => o.result === 'refused') ? <RoleOutcomes outcomes={outcomes} /> : null}
+      {outcomes?.some((o) => o.result === 'refused') ? (
+        <RoleOutcomes outcomes={outcomes} />
+      ) : outcomes?.length ? (
+        <RolesSaved outcomes={outcomes} />
+      ) : null}
       {users.isPending ? (
         <Loading what="accounts" />
       ) : users.isError ? (
@@ -417,6 +421,22 @@ function RoleOutcomes({ outcomes }: { outcomes: RoleOutcome[] }) {
         ))}
       </ul>
     </div>
+  );
+}
+
+/**
+ * After a Save that applied every change: says so, and takes the keyboard focus, since the confirmation and the
+ * Save button that had it are gone. Until 7 Dec 2026 nothing was said and the focus was left on the page's body.
+ */
+function RolesSaved({ outcomes }: { outcomes: RoleOutcome[] }) {
+  const ref = useRef<HTMLParagraphElement>(null);
+  useEffect(() => {
+    ref.current?.focus();
+  }, [outcomes]);
+  return (
+    <p ref={ref} tabIndex={-1} className="state" role="status">
+      Saved: {outcomes.map((o) => `${o.username} is now ${o.role}`).join('; ')}.
+    </p>
   );
 }
 
