@@ -31,6 +31,8 @@ export async function startOrthancPeer(
      * pushes to (STOW-RS), pulls from (WADO-RS) and queries (QIDO-RS) through /dicom-web/servers/{name}/….
      */
     dicomWebServers?: Record<string, { Url: string; HttpHeaders?: Record<string, string> }>;
+    /** More configuration options, e.g. `DefaultEncoding`. */
+    config?: Record<string, unknown>;
   } = {},
 ): Promise<OrthancPeer> {
   if (opts.dicomWebServers && !existsSync(DICOMWEB_PLUGIN))
@@ -55,6 +57,7 @@ export async function startOrthancPeer(
       : {}),
     TcpNoDelay: true,
     SaveJobs: false,
+    ...opts.config,
     ...(opts.tls
       ? {
           DicomTlsEnabled: true,
