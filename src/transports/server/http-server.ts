@@ -150,7 +150,13 @@ export class HttpServer {
   private readonly requests = new WeakMap<Socket, { req: IncomingMessage; res: ServerResponse }>();
 
   constructor(private readonly opts: HttpServerOptions) {
-    const options = { keepAliveTimeout: 65_000, requestTimeout: 0, headersTimeout: 60_000 };
+    // Host is checked in handle (hostProblem), so that a request without one gets problem+json, not Node's bare 400.
+    const options = {
+      keepAliveTimeout: 65_000,
+      requestTimeout: 0,
+      headersTimeout: 60_000,
+      requireHostHeader: false,
+    };
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     this.server = opts.tls
       ? createHttpsServer({ ...options, ...serverTlsContext(opts.tls) }, handler)
@@ -330,6 +336,8 @@ export class HttpServer {
     if (/^\/(api|scim|fhir)(\/|$)/.test(url.pathname)) res.setHeader('Cache-Control', 'no-store');
     let ctx: RequestContext | undefined;
     try {
+      const badHost = hostProblem(req);
+      if (badHost) throw badHost;
       // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
       // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
       const transfer = req.headers['transfer-encoding'];
@@ -410,6 +418,31 @@ export class HttpServer {
       sendProblem(res, err, url.pathname, channelOf(url.pathname) === 'fhir' ? 'fhir' : 'problem');
     }
   }
+}
+
+/** RFC 9112 §3.2 / RFC 3986 §3.2.2: a host (a name, an IPv4 address or a bracketed IP literal) and a port. */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
+/**
+ * RFC 9112 §3.2: a request on HTTP/1.1 without Host, any request with more than one Host line, or one whose Host is
+ * no host and port, is a 400. Until 7 Dec 2026 a missing Host got Node's bare 400 with an empty body, and of two
+ * Hosts the first was taken, and with it the URLs Custos wrote (RetrieveURL, Content-Location) when http.publicUrl
+ * is not set.
+ */
+function hostProblem(req: IncomingMessage): CustosError | undefined {
+  const hosts: string[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2)
+    if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts.push(req.rawHeaders[i + 1]!);
+  const bad = (message: string) =>
+    new CustosError({ code: 'http.bad-host', message, httpStatus: 400, detail: { header: 'Host' } });
+  if (hosts.length === 0)
+    return req.httpVersionMajor === 1 && req.httpVersionMinor >= 1
+      ? bad('an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)')
+      : undefined;
+  if (hosts.length > 1) return bad(`the request has ${hosts.length} Host headers: send one (RFC 9112 §3.2)`);
+  if (!HOST_VALUE.test(hosts[0]!))
+    return bad(`the Host header '${hosts[0]!.slice(0, 80)}' is not a host and port (RFC 9112 §3.2)`);
+  return undefined;
 }
 
 /**
