@@ -246,4 +246,47 @@ describe('HTTP with callers that do not behave', () => {
     ])
       expect((await exchange(port, request)).text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
+
+  it('answers a request with two Authorization or two Content-Type headers with 400 naming it, and stores nothing', async () => {
+    const problemOf = (text: string) =>
+      JSON.parse(Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8')) as Record<
+        string,
+        unknown
+      >;
+    // Until 7 Dec 2026 the first line was taken and the second dropped: this read the studies with the first token.
+    const twoTokens = await exchange(
+      port,
+      `GET /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n` +
+        'Authorization: Bearer someone-else\r\nConnection: close\r\n\r\n',
+    );
+    expect(twoTokens.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(problemOf(twoTokens.text)).toMatchObject({
+      code: 'http.repeated-header',
+      detail: 'the request has 2 Authorization headers: send one (RFC 9110 §5.3)',
+      header: 'Authorization',
+    });
+    // A STOW-RS whose two Content-Types name different boundaries: until 7 Dec 2026 the first was read, and stored.
+    const study = uid(61);
+    const { body, contentType } = stowBody([
+      { bytes: makeInstance({ studyUid: study, seriesUid: uid(62), sopInstanceUid: uid(63) }) },
+    ]);
+    const twoTypes = await exchange(
+      port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n` +
+            `Content-Type: ${contentType}\r\nContent-Type: ${contentType.replace(/boundary=.*/, 'boundary=other')}\r\n` +
+            `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+        ),
+        body,
+      ]),
+    );
+    expect(twoTypes.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(problemOf(twoTypes.text)).toMatchObject({ code: 'http.repeated-header', header: 'Content-Type' });
+    const found = await fetch(`${s.dicomweb}/studies?StudyInstanceUID=${study}`, {
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    expect(found.status).toBe(200);
+    expect(await found.json()).toEqual([]);
+  });
 });

@@ -336,8 +336,8 @@ export class HttpServer {
     if (/^\/(api|scim|fhir)(\/|$)/.test(url.pathname)) res.setHeader('Cache-Control', 'no-store');
     let ctx: RequestContext | undefined;
     try {
-      const badHost = hostProblem(req);
-      if (badHost) throw badHost;
+      const badHeader = hostProblem(req) ?? repeatedFieldProblem(req);
+      if (badHeader) throw badHeader;
       // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
       // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
       const transfer = req.headers['transfer-encoding'];
@@ -430,9 +430,7 @@ const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-
  * is not set.
  */
 function hostProblem(req: IncomingMessage): CustosError | undefined {
-  const hosts: string[] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2)
-    if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts.push(req.rawHeaders[i + 1]!);
+  const hosts = fieldLines(req, 'host');
   const bad = (message: string) =>
     new CustosError({ code: 'http.bad-host', message, httpStatus: 400, detail: { header: 'Host' } });
   if (hosts.length === 0)
@@ -442,6 +440,40 @@ function hostProblem(req: IncomingMessage): CustosError | undefined {
   if (hosts.length > 1) return bad(`the request has ${hosts.length} Host headers: send one (RFC 9112 §3.2)`);
   if (!HOST_VALUE.test(hosts[0]!))
     return bad(`the Host header '${hosts[0]!.slice(0, 80)}' is not a host and port (RFC 9112 §3.2)`);
+  return undefined;
+}
+
+/** The values of every line of the header `name` (lower case), in the order sent. */
+function fieldLines(req: IncomingMessage, name: string): string[] {
+  const values: string[] = [];
+  for (let i = 0; i < req.rawHeaders.length; i += 2)
+    if (req.rawHeaders[i]!.toLowerCase() === name) values.push(req.rawHeaders[i + 1]!);
+  return values;
+}
+
+/** Headers Custos acts on that hold one value, not a comma list (RFC 9110 §11.6.2, §8.3), with their spelling. */
+const SINGLE_VALUED = [
+  ['authorization', 'Authorization'],
+  ['content-type', 'Content-Type'],
+] as const;
+
+/**
+ * RFC 9110 §5.3: a header that is not a list is sent once. Of two Authorization or Content-Type lines Node keeps the
+ * first and drops the other without a word, so a proxy that reads the last one (a token it checked, a multipart
+ * boundary it scanned) and Custos would act on different requests: a 400 naming it. Until 7 Dec 2026 the first was
+ * taken.
+ */
+function repeatedFieldProblem(req: IncomingMessage): CustosError | undefined {
+  for (const [name, spelled] of SINGLE_VALUED) {
+    const lines = fieldLines(req, name).length;
+    if (lines > 1)
+      return new CustosError({
+        code: 'http.repeated-header',
+        message: `the request has ${lines} ${spelled} headers: send one (RFC 9110 §5.3)`,
+        httpStatus: 400,
+        detail: { header: spelled },
+      });
+  }
   return undefined;
 }
 
