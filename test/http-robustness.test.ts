@@ -289,4 +289,29 @@ describe('HTTP with callers that do not behave', () => {
     expect(found.status).toBe(200);
     expect(await found.json()).toEqual([]);
   });
+
+  it('answers an admin API body that is not UTF-8 with 400 saying so, and keeps nothing of it', async () => {
+    const auth = { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/json' };
+    // Latin-1 bytes: until 7 Dec 2026 read as U+FFFD, and the token created with the name 'caf\uFFFD'.
+    const latin1 = Buffer.concat([Buffer.from('{"name":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+    const refused = await fetch(`${s.url}/api/auth/tokens`, { method: 'POST', headers: auth, body: latin1 });
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    expect(await refused.json()).toMatchObject({
+      code: 'http.bad-json',
+      detail: 'the request body is not UTF-8: send JSON encoded in UTF-8 (RFC 8259 §8.1)',
+    });
+    const tokens = (await (await fetch(`${s.url}/api/auth/tokens`, { headers: auth })).json()) as {
+      name: string;
+    }[];
+    expect(tokens.map((t) => t.name)).not.toContain('caf\uFFFD');
+    // The same name in UTF-8 is taken, and so is one after a byte order mark, which RFC 8259 §8.1 lets a reader skip.
+    for (const body of [
+      Buffer.from('{"name":"café"}'),
+      Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"name":"café with BOM"}')]),
+    ])
+      expect((await fetch(`${s.url}/api/auth/tokens`, { method: 'POST', headers: auth, body })).status).toBe(
+        201,
+      );
+  });
 });
