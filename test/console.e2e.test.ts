@@ -187,7 +187,10 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await attribute.fill('PatientNmae');
     await page.getByLabel('New value (multiple values separated by \\)').fill('DOE^JANE');
     await page.getByRole('button', { name: 'Save correction' }).click();
-    await page.getByRole('alert').filter({ hasText: 'correction.invalid' }).waitFor();
+    const refused = page.getByRole('alert').filter({ hasText: 'correction.invalid' });
+    await refused.waitFor();
+    // A refusal (400) is headed as one, not as a failure of the archive.
+    expect(await refused.locator('strong').innerText()).toBe('Not accepted');
     expect(await attribute.getAttribute('aria-invalid')).toBe('true');
     expect(await describedBy(page, '#c-tag')).toContain('PatientNmae: not a tag or attribute keyword');
     await audit(page, 'quarantine-correction-refused-data-steward');
