@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { Dataset, Element } from './dataset.js';
-import { datasetToJson } from './dicom-json.js';
+import { datasetToJson, DicomJsonError, jsonToWriteElements } from './dicom-json.js';
 import { nativeDicomXml } from './dicom-xml.js';
 import { parsePart10 } from './part10-parser.js';
-import { writePart10 } from './part10-writer.js';
+import { part10Pieces, writePart10, type ExternalValue } from './part10-writer.js';
 import { Tags, TransferSyntax, tag } from './tags.js';
 
 const ds = (entries: [number, Element][]): Dataset => new Map(entries);
@@ -214,5 +214,115 @@ describe('datasetToJson (PS3.18 F.2)', () => {
       '00100010': { vr: 'PN', Value: [{ Alphabetic: 'Γιώργος^Π' }] },
       '00200013': { vr: 'IS', Value: [12] },
     });
+  });
+});
+
+describe('jsonToWriteElements (DICOM JSON back to a data set, for STOW-RS)', () => {
+  const noBulk = (): never => {
+    throw new Error('no bulk data expected');
+  };
+
+  it('writes back what datasetToJson made of an object, value for value', async () => {
+    const json = {
+      '00080005': { vr: 'CS', Value: ['ISO_IR 192'] },
+      '00080008': { vr: 'CS', Value: ['ORIGINAL', 'PRIMARY'] },
+      '00080016': { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.7'] },
+      '00080018': { vr: 'UI', Value: ['1.2.3.4'] },
+      '00100010': { vr: 'PN', Value: [{ Alphabetic: 'Yamada^Tarou', Ideographic: '山田^太郎' }, null] },
+      '00181030': { vr: 'LO' },
+      '00200013': { vr: 'IS', Value: [7] },
+      '00280030': { vr: 'DS', Value: [0.5, '3.14159265358979323'] },
+      '00280010': { vr: 'US', Value: [2] },
+      '00189219': { vr: 'FD', Value: [1.5, 'NaN'] },
+      '00209165': { vr: 'AT', Value: ['00100020'] },
+      '0040A124': { vr: 'UI' },
+      '00081032': {
+        vr: 'SQ',
+        Value: [{ '00080100': { vr: 'SH', Value: ['X1'] }, '00080104': { vr: 'LO', Value: ['Ω'] } }],
+      },
+      '00091010': { vr: 'OB', InlineBinary: Buffer.from([1, 2, 3]).toString('base64') },
+    };
+    const elements = jsonToWriteElements(json, noBulk);
+    const bytes = writePart10(elements, { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian });
+    const back = datasetToJson((await parsePart10(bytes)).dataset);
+    // Odd-length binary values are padded to even length (PS3.5 7.1.1).
+    expect(back).toEqual({
+      ...json,
+      '00091010': { vr: 'OB', InlineBinary: Buffer.from([1, 2, 3, 0]).toString('base64') },
+    });
+  });
+
+  it('hands each BulkDataURI to the resolver with its tag path, and writes what it answers in its place', async () => {
+    const seen: [string, number[], string][] = [];
+    const pixels = Buffer.from([1, 0, 2, 0, 3, 0, 4, 0]);
+    const elements = jsonToWriteElements(
+      {
+        '00080016': { vr: 'UI', Value: ['1.2.3'] },
+        '00080018': { vr: 'UI', Value: ['1.2.3.4'] },
+        '00880200': { vr: 'SQ', Value: [{ '7FE00010': { vr: 'OB', BulkDataURI: 'icon' } }] },
+        '7FE00010': { vr: 'OW', BulkDataURI: 'pixels' },
+      },
+      (uri, path, vr) => {
+        seen.push([uri, path, vr]);
+        if (uri === 'icon') return Buffer.from([9, 9]);
+        const external: ExternalValue = {
+          external: true,
+          length: pixels.length,
+          read: async function* () {
+            yield pixels.subarray(0, 3);
+            yield pixels.subarray(3);
+          },
+        };
+        return external;
+      },
+    );
+    expect(seen).toEqual([
+      ['icon', [0x00880200, 0, Tags.PixelData], 'OB'],
+      ['pixels', [Tags.PixelData], 'OW'],
+    ]);
+    const chunks: Buffer[] = [];
+    for (const piece of part10Pieces(elements, { transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian }))
+      if (Buffer.isBuffer(piece)) chunks.push(piece);
+      else for await (const c of piece.read()) chunks.push(c);
+    const parsed = await parsePart10(Buffer.concat(chunks));
+    expect(parsed.pixelData).toMatchObject({ vr: 'OW', length: 8 });
+    const px = parsed.pixelData!;
+    expect(Buffer.concat(chunks).subarray(px.offset, px.offset + px.length)).toEqual(pixels);
+    const icon = (parsed.dataset.get(0x00880200) as { items: Dataset[] }).items[0]!.get(Tags.PixelData);
+    expect(icon).toMatchObject({ kind: 'bytes', data: Buffer.from([9, 9]) });
+  });
+
+  it.each([
+    [{ '0010,0010': { vr: 'PN' } }, "data set: '0010,0010' is not a tag"],
+    [{ '00100010': { vr: 'XX' } }, '(0010,0010) PatientName: "vr" "XX" is not a VR'],
+    [{ '00100010': 'Doe' }, '(0010,0010) PatientName: an attribute must be a JSON object'],
+    [{ '00280010': { vr: 'US', Value: ['two'] } }, '(0028,0010) Rows: a US value must be a number'],
+    [{ '00091010': { vr: 'OB', InlineBinary: 'not base64!' } }, '(0009,1010): InlineBinary must be base64'],
+    [
+      { '00091010': { vr: 'OB', InlineBinary: 'AAAA', BulkDataURI: 'x' } },
+      '(0009,1010): has more than one of Value, BulkDataURI and InlineBinary',
+    ],
+    [
+      { '00081032': { vr: 'SQ', Value: [{ '00080104': { vr: 'LO', Value: [3] } }] } },
+      '(0008,1032) ProcedureCodeSequence[0] (0008,0104) CodeMeaning: a LO value must be a string',
+    ],
+    [[], 'data set: a data set must be a JSON object'],
+    [
+      Array.from({ length: 40 }).reduce<object>(
+        (inner) => ({ '00081032': { vr: 'SQ', Value: [inner] } }),
+        {},
+      ),
+      'sequences are nested deeper than 32 levels',
+    ],
+  ])('refuses %j naming the attribute', (json, message) => {
+    let error: unknown;
+    try {
+      jsonToWriteElements(json, noBulk);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(DicomJsonError);
+    expect((error as DicomJsonError).message).toContain(message);
+    expect((error as DicomJsonError).dicomStatus).toBe(0xc000);
   });
 });

@@ -1,4 +1,7 @@
-import type { Dataset, Element } from './dataset.js';
+import { CustosError, DicomStatus } from '../domain/errors.js';
+import { BINARY_VRS, KNOWN_VRS, type Dataset, type Element } from './dataset.js';
+import type { WriteElement, WriteValue } from './part10-writer.js';
+import { tagLabel } from './dictionary.js';
 import { Tags, tagToHex } from './tags.js';
 
 const PIXEL_TAGS = new Set<number>([Tags.PixelData, Tags.FloatPixelData, Tags.DoubleFloatPixelData]);
@@ -148,4 +151,136 @@ export function datasetToJson(ds: Dataset, opts: ToJsonOptions = {}, path: numbe
     }
   }
   return out;
+}
+
+/** Why a DICOM JSON data set cannot be read (PS3.18 F.2): names the attribute, by its tag path. */
+export class DicomJsonError extends CustosError {
+  constructor(
+    readonly where: string,
+    message: string,
+  ) {
+    super({
+      code: 'dicom.bad-json',
+      message: `${where}: ${message}`,
+      httpStatus: 400,
+      dicomStatus: DicomStatus.CannotUnderstand,
+    });
+  }
+}
+
+const NUMBER_VRS = new Set(['US', 'SS', 'UL', 'SL', 'FL', 'FD']);
+const BIG_VRS = new Set(['SV', 'UV']);
+/** Deepest sequence nesting read from DICOM JSON: as deep as the Part 10 parser reads (its maxDepth default). */
+export const MAX_JSON_DEPTH = 32;
+/** PS3.18 F.2.3: an InlineBinary is base64 (RFC 4648 §4), padded. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * A DICOM JSON data set (PS3.18 F.2), as a STOW-RS client sends it, to elements for the Part 10 writer: the
+ * inverse of `datasetToJson`. A `BulkDataURI` is handed to `bulk` with the tag path it stands at (as
+ * `datasetToJson` gives it) and its answer is the value; an `InlineBinary` is its decoded bytes. Anything the
+ * model does not allow (a key that is not a tag, an unknown VR, a value of the wrong type) throws a
+ * DicomJsonError naming the attribute.
+ */
+export function jsonToWriteElements(
+  json: unknown,
+  bulk: (uri: string, tagPath: number[], vr: string) => WriteValue,
+  path: number[] = [],
+): WriteElement[] {
+  const where = (tag?: number) => tagPathLabel([...path, ...(tag === undefined ? [] : [tag])]) || 'data set';
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new DicomJsonError(where(), 'a data set must be a JSON object');
+  if (path.length / 2 >= MAX_JSON_DEPTH)
+    throw new DicomJsonError(where(), `sequences are nested deeper than ${MAX_JSON_DEPTH} levels`);
+  const out: WriteElement[] = [];
+  for (const [key, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (!/^[0-9A-Fa-f]{8}$/.test(key))
+      throw new DicomJsonError(where(), `'${key.slice(0, 40)}' is not a tag (eight hexadecimal digits)`);
+    const tag = Number.parseInt(key, 16) >>> 0;
+    const at = where(tag);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+      throw new DicomJsonError(at, 'an attribute must be a JSON object with a "vr"');
+    const el = raw as Partial<DicomJsonElement>;
+    const vr = el.vr;
+    if (typeof vr !== 'string' || !KNOWN_VRS.has(vr))
+      throw new DicomJsonError(at, `"vr" ${JSON.stringify(vr)?.slice(0, 20) ?? 'missing'} is not a VR`);
+    const forms = [el.Value, el.BulkDataURI, el.InlineBinary].filter((v) => v !== undefined).length;
+    if (forms > 1) throw new DicomJsonError(at, 'has more than one of Value, BulkDataURI and InlineBinary');
+    if (el.BulkDataURI !== undefined) {
+      if (typeof el.BulkDataURI !== 'string') throw new DicomJsonError(at, 'BulkDataURI must be a string');
+      out.push({ tag, vr, value: bulk(el.BulkDataURI, [...path, tag], vr) });
+      continue;
+    }
+    if (el.InlineBinary !== undefined) {
+      if (typeof el.InlineBinary !== 'string' || !BASE64.test(el.InlineBinary))
+        throw new DicomJsonError(at, 'InlineBinary must be base64');
+      out.push({ tag, vr, value: Buffer.from(el.InlineBinary, 'base64') });
+      continue;
+    }
+    if (el.Value !== undefined && !Array.isArray(el.Value))
+      throw new DicomJsonError(at, 'Value must be an array');
+    const values = el.Value ?? [];
+    if (vr === 'SQ') {
+      out.push({
+        tag,
+        vr,
+        value: values.map((item, i) => jsonToWriteElements(item, bulk, [...path, tag, i])),
+      });
+    } else if (BINARY_VRS.has(vr)) {
+      if (values.length) throw new DicomJsonError(at, `a ${vr} value goes in InlineBinary or BulkDataURI`);
+      out.push({ tag, vr, value: Buffer.alloc(0) });
+    } else if (NUMBER_VRS.has(vr)) {
+      const numbers = values.map((v) => (typeof v === 'string' ? Number(v) : v));
+      if (!numbers.every((n) => typeof n === 'number' && (vr === 'FL' || vr === 'FD' || Number.isInteger(n))))
+        throw new DicomJsonError(at, `a ${vr} value must be a number`);
+      out.push({ tag, vr, value: numbers as number[] });
+    } else if (BIG_VRS.has(vr)) {
+      try {
+        out.push({ tag, vr, value: values.map((v) => BigInt(v as string | number)) });
+      } catch {
+        throw new DicomJsonError(at, `a ${vr} value must be an integer`);
+      }
+    } else if (vr === 'AT') {
+      if (!values.every((v) => typeof v === 'string' && /^[0-9A-Fa-f]{8}$/.test(v)))
+        throw new DicomJsonError(at, 'an AT value must be a tag of eight hexadecimal digits');
+      out.push({ tag, vr, value: (values as string[]).map((v) => Number.parseInt(v, 16) >>> 0) });
+    } else if (vr === 'PN') {
+      out.push({
+        tag,
+        vr,
+        value: values.map((v) => {
+          if (v === null) return '';
+          // Not the model's form (F.2.2), but what some senders write: the name in PS3.5 form.
+          if (typeof v === 'string') return v;
+          if (typeof v !== 'object' || Array.isArray(v))
+            throw new DicomJsonError(
+              at,
+              'a PN value must be an object with Alphabetic, Ideographic, Phonetic',
+            );
+          const pn = v as Record<string, unknown>;
+          const groups = [pn.Alphabetic, pn.Ideographic, pn.Phonetic].map((g) =>
+            typeof g === 'string' ? g : '',
+          );
+          while (groups.length > 1 && groups[groups.length - 1] === '') groups.pop();
+          return groups.join('=');
+        }),
+      });
+    } else {
+      const texts = values.map((v) =>
+        v === null
+          ? ''
+          : typeof v === 'string' || (typeof v === 'number' && (vr === 'IS' || vr === 'DS'))
+            ? String(v)
+            : undefined,
+      );
+      if (texts.some((t) => t === undefined)) throw new DicomJsonError(at, `a ${vr} value must be a string`);
+      out.push({ tag, vr, value: texts.length ? (texts as string[]) : '' });
+    }
+  }
+  return out;
+}
+
+/** A tag path (tag, item index, tag, …) for messages: '(0088,0200) IconImageSequence[0] (7FE0,0010) PixelData'. */
+export function tagPathLabel(path: number[]): string {
+  return path.map((t, i) => (i % 2 === 1 ? `[${t}] ` : tagLabel(t))).join('');
 }

@@ -1,4 +1,5 @@
 import { DICTIONARY_DATA } from './dictionary-data.js';
+import { tagToHex } from './tags.js';
 
 export interface DictionaryEntry {
   /** The VR; where PS3.6 allows several ('US or SS'), the one an implicit VR reader assumes. */
@@ -59,4 +60,11 @@ export function lookupTag(tag: number): DictionaryEntry | undefined {
 export function tagForKeyword(keyword: string): number | undefined {
   load();
   return byKeyword!.get(keyword);
+}
+
+/** '(0010,0010) PatientName' for messages. */
+export function tagLabel(tag: number): string {
+  const hex = tagToHex(tag);
+  const kw = lookupTag(tag)?.keyword;
+  return `(${hex.slice(0, 4)},${hex.slice(4)})${kw ? ` ${kw}` : ''}`;
 }

@@ -14,8 +14,8 @@ import {
   type Dataset,
   type Element,
 } from './dataset.js';
-import { lookupTag } from './dictionary.js';
-import { Tags, TransferSyntax, tagToHex } from './tags.js';
+import { lookupTag, tagLabel } from './dictionary.js';
+import { Tags, TransferSyntax } from './tags.js';
 import { transferSyntaxEncoding } from './transfer-syntax.js';
 
 export interface ParserOptions {
@@ -77,12 +77,7 @@ const fail = (code: string, message: string, offset?: number) =>
 const past = (start: number, length: number, limit: number | undefined) =>
   limit !== undefined && start + length > limit;
 
-/** '(0010,0010) PatientName' for messages. */
-function label(tag: number): string {
-  const hex = tagToHex(tag);
-  const kw = lookupTag(tag)?.keyword;
-  return `(${hex.slice(0, 4)},${hex.slice(4)})${kw ? ` ${kw}` : ''}`;
-}
+const label = tagLabel;
 
 /** Bytes received but not yet parsed, as a list of chunks; `position` counts bytes consumed since the start. */
 class ByteQueue {

@@ -6,7 +6,25 @@ import { FILE_IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME } from './im
 import { Tags, tagToHex } from './tags.js';
 import { transferSyntaxEncoding } from './transfer-syntax.js';
 
-export type WriteValue = string | string[] | number | number[] | bigint[] | Buffer | WriteElement[][];
+export type WriteValue =
+  string | string[] | number | number[] | bigint[] | Buffer | WriteElement[][] | ExternalValue;
+
+/**
+ * A binary value whose bytes are not in memory (a spooled STOW-RS bulk data part): written by `part10Pieces` as its
+ * header and this placeholder, whose bytes the caller streams in its place. Given as it goes on the wire (little
+ * endian), and only at the top level of the data set.
+ */
+export interface ExternalValue {
+  external: true;
+  length: number;
+  read: () => AsyncIterable<Buffer>;
+}
+
+export const isExternal = (v: unknown): v is ExternalValue =>
+  typeof v === 'object' && v !== null && (v as Partial<ExternalValue>).external === true;
+
+/** Bytes of a data set written with external values: the buffers as they are, each external value's bytes in its place. */
+export type Part10Piece = Buffer | ExternalValue;
 export interface WriteElement {
   tag: number;
   vr: string;
@@ -127,8 +145,10 @@ function itemTag(tag: number, length: number, enc: Enc): Buffer {
 /** Bytes per word of the binary VRs whose byte order follows the transfer syntax (PS3.5 §7.3). */
 const WORD: Record<string, number> = { OW: 2, OF: 4, OL: 4, OD: 8, OV: 8 };
 
-function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
-  const out: Buffer[] = [];
+function encodeElements(elements: WriteElement[], parent: Enc): Buffer[];
+function encodeElements(elements: WriteElement[], parent: Enc, externals: true): Part10Piece[];
+function encodeElements(elements: WriteElement[], parent: Enc, externals = false): Part10Piece[] {
+  const out: Part10Piece[] = [];
   // PS3.5 §7.5: a Specific Character Set inside an item applies to that item.
   const cs = elements.find((e) => e.tag === Tags.SpecificCharacterSet);
   const enc: Enc = cs
@@ -174,6 +194,19 @@ function encodeElements(elements: WriteElement[], parent: Enc): Buffer[] {
           itemTag(Tags.SequenceDelimitationItem, 0, enc),
         );
       else out.push(header(el.tag, 'SQ', content.length, enc), content);
+      continue;
+    }
+    if (isExternal(el.value)) {
+      const { length } = el.value;
+      if (!externals)
+        throw bad(`value of ${tagToHex(el.tag)} (${el.vr}) is not in memory: it cannot be written here`);
+      if (!enc.little && WORD[el.vr])
+        throw bad(`value of ${tagToHex(el.tag)} (${el.vr}) cannot be streamed into a big endian data set`);
+      if (enc.explicit && !LONG_VRS.has(el.vr) && length > 0xfffe)
+        throw bad(`value of ${tagToHex(el.tag)} (${el.vr}) is too long for a 16-bit length`);
+      flush();
+      out.push(header(el.tag, el.vr, length + (length % 2), enc), el.value);
+      if (length % 2) out.push(Buffer.of(TEXT_VRS.has(el.vr) && el.vr !== 'UI' ? 0x20 : 0));
       continue;
     }
     let value: Buffer;
@@ -263,6 +296,27 @@ export function writeDataset(
 
 /** Write a DICOM Part 10 object (preamble, file meta information, dataset) in the given transfer syntax. */
 export function writePart10(elements: WriteElement[], opts: WriteOptions): Buffer {
+  const pieces = part10Pieces(elements, opts, false);
+  const encoding = transferSyntaxEncoding(opts.transferSyntaxUid)!;
+  const [head, ...rest] = pieces as Buffer[];
+  let dataset = Buffer.concat(rest);
+  if (encoding.deflated) dataset = deflateRawSync(dataset);
+  return Buffer.concat([head!, dataset]);
+}
+
+/**
+ * A DICOM Part 10 object as pieces: the preamble and file meta information first, then the data set, with each
+ * external value (and external fragment of encapsulated pixel data) in its place, for a caller that streams them
+ * (STOW-RS metadata and bulk data: the bulk data stays on disk). Deflated transfer syntaxes need the whole data
+ * set in memory and are refused here when there are external values.
+ */
+export function part10Pieces(
+  elements: WriteElement[],
+  opts: Omit<WriteOptions, 'encapsulatedPixelData'> & {
+    encapsulatedPixelData?: { fragments: (Buffer | ExternalValue)[]; basicOffsetTable?: number[] };
+  },
+  externals = true,
+): Part10Piece[] {
   const str = (t: number) => {
     const e = elements.find((x) => x.tag === t);
     return e ? String(Array.isArray(e.value) ? e.value[0] : e.value) : '';
@@ -299,20 +353,28 @@ export function writePart10(elements: WriteElement[], opts: WriteOptions): Buffe
   const dsElements = elements.filter(
     (e) => e.tag >>> 16 !== 0x0002 && !(opts.encapsulatedPixelData && e.tag === Tags.PixelData),
   );
-  const parts = encodeElements(dsElements, enc);
+  const parts: Part10Piece[] = externals
+    ? encodeElements(dsElements, enc, true)
+    : encodeElements(dsElements, enc);
   if (opts.encapsulatedPixelData) {
     const { fragments, basicOffsetTable = [] } = opts.encapsulatedPixelData;
     const bot = Buffer.alloc(basicOffsetTable.length * 4);
     basicOffsetTable.forEach((v, i) => bot.writeUInt32LE(v, i * 4));
     parts.push(header(Tags.PixelData, 'OB', 0xffffffff, enc), itemTag(Tags.Item, bot.length, enc), bot);
     for (const f of fragments) {
+      if (isExternal(f)) {
+        if (!externals) throw bad('an external fragment cannot be written here');
+        parts.push(itemTag(Tags.Item, f.length + (f.length % 2), enc), f);
+        if (f.length % 2) parts.push(Buffer.alloc(1));
+        continue;
+      }
       const padded = f.length % 2 === 0 ? f : Buffer.concat([f, Buffer.alloc(1)]);
       parts.push(itemTag(Tags.Item, padded.length, enc), padded);
     }
     parts.push(itemTag(Tags.SequenceDelimitationItem, 0, enc));
   }
-  let dataset = Buffer.concat(parts);
-  if (encoding.deflated) dataset = deflateRawSync(dataset);
+  if (encoding.deflated && parts.some(isExternal))
+    throw bad(`cannot stream values not in memory into the deflated transfer syntax ${ts}`);
   const preamble = Buffer.alloc(128);
-  return Buffer.concat([preamble, Buffer.from('DICM', 'latin1'), groupLength, metaBody, dataset]);
+  return [Buffer.concat([preamble, Buffer.from('DICM', 'latin1'), groupLength, metaBody]), ...parts];
 }

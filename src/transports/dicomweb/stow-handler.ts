@@ -1,15 +1,27 @@
 import type { IncomingMessage } from 'node:http';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import type { IngestService } from '../../services/ingest-service.js';
-import { heldInQuarantine, IngestFailure, keptWarning } from '../../services/ingest-service.js';
+import {
+  heldInQuarantine,
+  IngestFailure,
+  keptWarning,
+  type IngestOutcome,
+} from '../../services/ingest-service.js';
 import { parseMediaType } from '../http/content-type.js';
 import { readMultipart, type MultipartPart } from '../http/multipart-reader.js';
 import type { RequestContext } from '../server/router.js';
 import { stowResponseXml } from './negotiation.js';
+import { MetadataRequest, streamPieces } from './stow-metadata.js';
 import { sendDicomXmlDocument, sendJson, warning299 } from './responses.js';
 
 export interface StowOptions {
   maxRequestBytes: number;
+  /** Metadata held in memory per metadata-and-bulk-data request. */
+  maxHeaderBytes: number;
+  /** Largest bulk data part kept (no instance may be larger). */
+  maxInstanceBytes: number;
+  /** Where bulk data parts are spooled (inside the data directory). */
+  spoolDir: string;
 }
 
 type Item = Record<string, { vr: string; Value?: unknown[] }>;
@@ -76,10 +88,12 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
       });
     }
     const rootType = ct.params.type?.toLowerCase();
-    if (rootType !== undefined && rootType !== 'application/dicom') {
+    // PS3.18 §10.5.1: Part 10 objects (application/dicom), or metadata and bulk data (application/dicom+json; until
+    // 7 Dec 2026 a 415).
+    if (rootType !== undefined && rootType !== 'application/dicom' && rootType !== 'application/dicom+json') {
       throw new CustosError({
         code: 'stow.unsupported-media-type',
-        message: `Custos stores application/dicom parts; multipart type '${rootType}' is not supported`,
+        message: `Custos stores application/dicom parts, or application/dicom+json metadata with its bulk data; multipart type '${rootType}' is not supported`,
         httpStatus: 415,
       });
     }
@@ -115,8 +129,12 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
     }
 
     const base = `${ctx.origin}/dicom-web`;
+    if (rootType === 'application/dicom+json') {
+      const { results, bodyRead } = await storeMetadataForm(ctx, ingest, opts, boundary, base);
+      return answer(ctx, base, results, undefined, bodyRead);
+    }
     // One slot per part, filled in part order whatever order the commits finish in.
-    const results: ({ ok: Item; studyUid?: string; texts: string[] } | { failed: Item })[] = [];
+    const results: Result[] = [];
     let parts = 0;
     let requestError: CustosError | undefined;
     /** Causes already reported as a part's failure (a body cut inside a part), not to be reported twice. */
@@ -149,38 +167,7 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
           })
           .then(
             (outcome) => {
-              const item: Item = {
-                '00081150': { vr: 'UI', Value: [outcome.sopClassUid] },
-                '00081155': { vr: 'UI', Value: [outcome.sopInstanceUid] },
-              };
-              // PS3.18 Table 10.5.3-3 WarningReason, as C-STORE reports it (keptWarning).
-              const quarantined = heldInQuarantine(outcome);
-              const warning = keptWarning({ ...outcome, quarantined });
-              if (warning) item['00081196'] = { vr: 'US', Value: [warning.status] };
-              if (quarantined) {
-                // Stored but quarantined: kept for the data steward, not retrievable, so no RetrieveURL.
-                const reasons = outcome.defects
-                  .filter((d) => d.disposition === 'quarantine')
-                  .map((d) => d.message);
-                results[slot] = {
-                  ok: item,
-                  texts: [
-                    `${outcome.sopInstanceUid} stored in quarantine ${outcome.quarantineId} (not in the archive until a data steward releases it): ${reasons.join('; ')}`,
-                  ],
-                };
-                return;
-              }
-              item['00081190'] = {
-                vr: 'UR',
-                Value: [
-                  `${base}/studies/${outcome.studyUid}/series/${outcome.seriesUid}/instances/${outcome.sopInstanceUid}`,
-                ],
-              };
-              results[slot] = {
-                ok: item,
-                studyUid: outcome.studyUid,
-                texts: outcome.warnings.map((w) => `${outcome.sopInstanceUid}: ${w}`),
-              };
+              results[slot] = storedResult(outcome, base);
             },
             (err: unknown) => {
               if (!(err instanceof IngestFailure)) throw err;
@@ -248,49 +235,189 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
         httpStatus: 400,
       });
     }
-    const referenced: Item[] = [];
-    const failed: Item[] = [];
-    const studies = new Set<string>();
-    let warnings = 0;
-    const warned: string[] = [];
-    for (const r of results) {
-      if (!r) continue;
-      if ('ok' in r) {
-        referenced.push(r.ok);
-        if (r.studyUid) studies.add(r.studyUid);
-        if (r.texts.length) {
-          warnings++;
-          warned.push(...r.texts);
-        }
-      } else failed.push(r.failed);
-    }
-
-    const body: Item = {};
-    if (studies.size === 1) body['00081190'] = { vr: 'UR', Value: [`${base}/studies/${[...studies][0]}`] };
-    if (failed.length) body['00081198'] = { vr: 'SQ', Value: failed };
-    if (referenced.length) body['00081199'] = { vr: 'SQ', Value: referenced };
-    // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings (or the request was cut short), 409
-    // none stored.
-    const status =
-      referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 || requestError ? 202 : 200;
-    const texts = [
-      ...failed.slice(0, 20).map((f) => warning299(base, reasons.get(f) ?? 'failed')),
-      ...warned.slice(0, 20).map((w) => warning299(base, w)),
-    ];
-    // A body cut short fails its last part with the same words as the request: said once.
-    const cut = requestError?.message;
-    if (cut !== undefined && !failed.some((f) => reasons.get(f)?.endsWith(cut)))
-      texts.push(warning299(base, cut));
-    // A body cut short fails its last part with the same words as the request: said once (the same Warning twice
-    // until 5 Dec 2026).
-    if (texts.length) ctx.res.setHeader('Warning', [...new Set(texts)]);
-    // The rest of a body not read to its end (a request cut short, over the limit, a long epilogue) would stand
-    // before the next request on this connection: it is closed after the answer (until 6 Dec 2026 the answer
-    // said keep-alive, and the next request waited for the inactivity timeout).
-    if (!bodyRead && !req.complete) ctx.res.setHeader('Connection', 'close');
-    if (stowResponseXml(ctx.req.headers.accept)) await sendDicomXmlDocument(ctx.res, status, body);
-    else await sendJson(ctx.res, status, body, 'application/dicom+json');
+    await answer(ctx, base, results, requestError, bodyRead);
   };
+}
+
+type Result = { ok: Item; studyUid?: string; texts: string[] } | { failed: Item };
+
+/** A stored instance's ReferencedSOPSequence item, and the Warning texts it gets. */
+function storedResult(outcome: IngestOutcome, base: string): Result {
+  const item: Item = {
+    '00081150': { vr: 'UI', Value: [outcome.sopClassUid] },
+    '00081155': { vr: 'UI', Value: [outcome.sopInstanceUid] },
+  };
+  // PS3.18 Table 10.5.3-3 WarningReason, as C-STORE reports it (keptWarning).
+  const quarantined = heldInQuarantine(outcome);
+  const warning = keptWarning({ ...outcome, quarantined });
+  if (warning) item['00081196'] = { vr: 'US', Value: [warning.status] };
+  if (quarantined) {
+    // Stored but quarantined: kept for the data steward, not retrievable, so no RetrieveURL.
+    const reasons = outcome.defects.filter((d) => d.disposition === 'quarantine').map((d) => d.message);
+    return {
+      ok: item,
+      texts: [
+        `${outcome.sopInstanceUid} stored in quarantine ${outcome.quarantineId} (not in the archive until a data steward releases it): ${reasons.join('; ')}`,
+      ],
+    };
+  }
+  item['00081190'] = {
+    vr: 'UR',
+    Value: [
+      `${base}/studies/${outcome.studyUid}/series/${outcome.seriesUid}/instances/${outcome.sopInstanceUid}`,
+    ],
+  };
+  return {
+    ok: item,
+    studyUid: outcome.studyUid,
+    texts: outcome.warnings.map((w) => `${outcome.sopInstanceUid}: ${w}`),
+  };
+}
+
+/**
+ * Metadata and bulk data (PS3.18 §10.5.1): every part is read first (bulk data spooled to the data directory,
+ * stow-metadata.ts), then each instance of the metadata is assembled as a Part 10 object and ingested in turn. A
+ * body cut short or over the limit stores nothing: the whole request is refused with its error.
+ */
+async function storeMetadataForm(
+  ctx: RequestContext,
+  ingest: IngestService,
+  opts: StowOptions,
+  boundary: string,
+  base: string,
+): Promise<{ results: Result[]; bodyRead: boolean }> {
+  const request = new MetadataRequest({
+    spoolDir: opts.spoolDir,
+    maxMetadataBytes: opts.maxHeaderBytes,
+    maxBulkBytes: opts.maxInstanceBytes,
+  });
+  try {
+    const source = limited(ctx.req, opts.maxRequestBytes);
+    let parts = 0;
+    for await (const part of readMultipart(source, boundary))
+      await request.add(part, ++parts, 'application/dicom+json');
+    if (parts === 0)
+      throw new CustosError({
+        code: 'stow.empty',
+        message: 'the multipart/related body contains no parts',
+        httpStatus: 400,
+      });
+    const bodyRead = await drainEpilogue(source);
+    if (request.instances.length === 0 && request.refused.length === 0)
+      throw new CustosError({
+        code: 'stow.no-metadata',
+        message:
+          'the multipart/related; type="application/dicom+json" body has no application/dicom+json metadata part',
+        httpStatus: 400,
+      });
+    const results: Result[] = [];
+    for (const instance of request.instances) {
+      let pieces;
+      try {
+        pieces = await request.assemble(instance);
+      } catch (err) {
+        if (!(err instanceof CustosError)) throw err;
+        const json = instance.json as Record<string, { Value?: unknown[] }> | undefined;
+        const uidOf = (key: string) => {
+          const v = typeof json === 'object' && json !== null ? json[key]?.Value?.[0] : undefined;
+          return typeof v === 'string' ? v : undefined;
+        };
+        await ingest.recordRefused(ctx.principal, 'stow-rs', { code: err.code, reason: err.message });
+        results.push({
+          failed: failure(
+            uidOf('00080016'),
+            uidOf('00080018'),
+            err.dicomStatus ?? DicomStatus.CannotUnderstand,
+            `${instance.label}${uidOf('00080018') ? ` (${uidOf('00080018')})` : ''}: ${err.message}`,
+          ),
+        });
+        continue;
+      }
+      try {
+        const outcome = await ingest.ingest(ctx.principal, streamPieces(pieces), {
+          channel: 'stow-rs',
+          ...(ctx.params.study ? { expectedStudyUid: ctx.params.study } : {}),
+        });
+        results.push(storedResult(outcome, base));
+      } catch (err) {
+        if (!(err instanceof IngestFailure)) throw err;
+        results.push({
+          failed: failure(
+            err.sopClassUid,
+            err.sopInstanceUid,
+            err.dicomStatus ?? DicomStatus.ProcessingFailure,
+            `${instance.label}${err.sopInstanceUid ? ` (${err.sopInstanceUid})` : ''}: ${err.message}`,
+          ),
+        });
+      }
+    }
+    for (const refused of [...request.refused, ...request.unreferenced()].sort(
+      (a, b) => a.partNo - b.partNo,
+    )) {
+      await ingest.recordRefused(ctx.principal, 'stow-rs', {
+        code: refused.code,
+        reason: refused.text,
+        part: refused.partNo,
+      });
+      results.push({ failed: failure(undefined, undefined, refused.reason, refused.text) });
+    }
+    return { results, bodyRead };
+  } finally {
+    await request.close();
+  }
+}
+
+/** The STOW-RS response (PS3.18 §10.5.3) for the results of every part or instance. */
+async function answer(
+  ctx: RequestContext,
+  base: string,
+  results: Result[],
+  requestError: CustosError | undefined,
+  bodyRead: boolean,
+): Promise<void> {
+  const { req } = ctx;
+  const referenced: Item[] = [];
+  const failed: Item[] = [];
+  const studies = new Set<string>();
+  let warnings = 0;
+  const warned: string[] = [];
+  for (const r of results) {
+    if (!r) continue;
+    if ('ok' in r) {
+      referenced.push(r.ok);
+      if (r.studyUid) studies.add(r.studyUid);
+      if (r.texts.length) {
+        warnings++;
+        warned.push(...r.texts);
+      }
+    } else failed.push(r.failed);
+  }
+
+  const body: Item = {};
+  if (studies.size === 1) body['00081190'] = { vr: 'UR', Value: [`${base}/studies/${[...studies][0]}`] };
+  if (failed.length) body['00081198'] = { vr: 'SQ', Value: failed };
+  if (referenced.length) body['00081199'] = { vr: 'SQ', Value: referenced };
+  // PS3.18 §10.5.3: 200 all stored, 202 some failed or stored with warnings (or the request was cut short), 409
+  // none stored.
+  const status =
+    referenced.length === 0 ? 409 : failed.length > 0 || warnings > 0 || requestError ? 202 : 200;
+  const texts = [
+    ...failed.slice(0, 20).map((f) => warning299(base, reasons.get(f) ?? 'failed')),
+    ...warned.slice(0, 20).map((w) => warning299(base, w)),
+  ];
+  // A body cut short fails its last part with the same words as the request: said once.
+  const cut = requestError?.message;
+  if (cut !== undefined && !failed.some((f) => reasons.get(f)?.endsWith(cut)))
+    texts.push(warning299(base, cut));
+  // A body cut short fails its last part with the same words as the request: said once (the same Warning twice
+  // until 5 Dec 2026).
+  if (texts.length) ctx.res.setHeader('Warning', [...new Set(texts)]);
+  // The rest of a body not read to its end (a request cut short, over the limit, a long epilogue) would stand
+  // before the next request on this connection: it is closed after the answer (until 6 Dec 2026 the answer
+  // said keep-alive, and the next request waited for the inactivity timeout).
+  if (!bodyRead && !req.complete) ctx.res.setHeader('Connection', 'close');
+  if (stowResponseXml(ctx.req.headers.accept)) await sendDicomXmlDocument(ctx.res, status, body);
+  else await sendJson(ctx.res, status, body, 'application/dicom+json');
 }
 
 /**

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { AuditService } from '../../services/audit-service.js';
 import type { ScimService } from '../../services/scim-service.js';
 import type { AeRegistry } from '../../services/ae-registry.js';
@@ -54,7 +55,10 @@ export interface RouteServices {
   breakGlass: BreakGlassService;
   space: StorageSpace;
   indexAnswers(): Promise<boolean>;
-  config: { limits: { maxRequestBytes: number } };
+  config: {
+    dataDir: string;
+    limits: { maxRequestBytes: number; maxHeaderBytes: number; maxInstanceBytes: number };
+  };
 }
 
 const DW = '/dicom-web';
@@ -102,20 +106,22 @@ function uidFault(value: string): string {
 /** Every HTTP route of Custos. Anything that returns data is 'bearer'; the route-enumeration test holds that. */
 export function buildRouter(s: RouteServices): Router {
   const r = new Router();
+  // Bulk data parts of STOW-RS metadata-and-bulk-data requests are spooled here, inside the data directory.
+  const stowOptions = { ...s.config.limits, spoolDir: join(s.config.dataDir, 'tmp') };
   const dicomweb: Route[] = [
     {
       method: 'POST',
       path: `${DW}/studies`,
       auth: 'bearer',
       summary: 'STOW-RS store instances',
-      handler: stowHandler(s.ingest, s.config.limits),
+      handler: stowHandler(s.ingest, stowOptions),
     },
     {
       method: 'POST',
       path: `${DW}/studies/:study`,
       auth: 'bearer',
       summary: 'STOW-RS store instances of one study',
-      handler: stowHandler(s.ingest, s.config.limits),
+      handler: stowHandler(s.ingest, stowOptions),
     },
     {
       method: 'GET',
