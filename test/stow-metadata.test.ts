@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datasetToJson, type DicomJsonDataset } from '../src/dicom/dicom-json.js';
+import { nativeDicomXml } from '../src/dicom/dicom-xml.js';
 import { parsePart10 } from '../src/dicom/part10-parser.js';
 import { Tags } from '../src/dicom/tags.js';
 import { backends } from './support/backends.js';
@@ -278,6 +279,45 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
       ...datasetToJson(parsed.dataset, bulkMarker),
       '00080008': json['00080008'],
     });
+  });
+
+  it('stores instances sent as application/dicom+xml metadata (one part per instance) with their bulk data', async () => {
+    const ids = [1, 2].map((i) => ({
+      studyUid: uid(100 + i),
+      seriesUid: uid(110 + i),
+      sopInstanceUid: uid(120 + i),
+    }));
+    const originals = ids.map((id) =>
+      makeInstance({ ...id, rows: 10, columns: 6, studyDescription: 'CT <HEAD> & "NECK"' }),
+    );
+    const sent = await Promise.all(originals.map((o, i) => asMetadata(o, `xml-px-${i}`)));
+    const xmlPart = (json: DicomJsonDataset): Part => ({
+      type: 'application/dicom+xml',
+      bytes: Buffer.from(nativeDicomXml(json as never)),
+    });
+    const res = await post(
+      body([
+        xmlPart(sent[0]!.json),
+        ...sent[1]!.bulk,
+        xmlPart(sent[1]!.json),
+        ...sent[0]!.bulk,
+        { type: 'application/dicom+xml', bytes: Buffer.from('<NativeDicomModel><DicomAttribute') },
+      ]),
+      `multipart/related; type="application/dicom+xml"; boundary=${BOUNDARY}`,
+    );
+    expect(res.status).toBe(202);
+    const answer = (await res.json()) as Json;
+    expect((answer['00081199']!.Value as Json[]).map((i) => i['00081155']!.Value![0])).toEqual(
+      ids.map((id) => id.sopInstanceUid),
+    );
+    expect((answer['00081198']!.Value as Json[]).map((i) => i['00081197']!.Value![0])).toEqual([0xc000]);
+    expect(res.headers.get('warning')).toContain('part 5: the metadata is not a Native DICOM Model document');
+    for (const [i, id] of ids.entries()) {
+      const back = await comparable(await retrieve(id.studyUid, id.seriesUid, id.sopInstanceUid));
+      const original = await comparable(originals[i]!);
+      expect(back.json).toEqual(original.json);
+      expect(back.pixels!.equals(original.pixels!)).toBe(true);
+    }
   });
 
   it('fails only the instances whose metadata or bulk data is wrong, and names what was wrong', async () => {

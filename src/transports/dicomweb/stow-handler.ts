@@ -88,12 +88,13 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
       });
     }
     const rootType = ct.params.type?.toLowerCase();
-    // PS3.18 §10.5.1: Part 10 objects (application/dicom), or metadata and bulk data (application/dicom+json; until
-    // 7 Dec 2026 a 415).
-    if (rootType !== undefined && rootType !== 'application/dicom' && rootType !== 'application/dicom+json') {
+    // PS3.18 §10.5.1: Part 10 objects (application/dicom), or metadata and bulk data (application/dicom+json or
+    // application/dicom+xml; until 7 Dec 2026 a 415).
+    const metadataForm = rootType === 'application/dicom+json' || rootType === 'application/dicom+xml';
+    if (rootType !== undefined && rootType !== 'application/dicom' && !metadataForm) {
       throw new CustosError({
         code: 'stow.unsupported-media-type',
-        message: `Custos stores application/dicom parts, or application/dicom+json metadata with its bulk data; multipart type '${rootType}' is not supported`,
+        message: `Custos stores application/dicom parts, or application/dicom+json or application/dicom+xml metadata with its bulk data; multipart type '${rootType}' is not supported`,
         httpStatus: 415,
       });
     }
@@ -129,8 +130,8 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
     }
 
     const base = `${ctx.origin}/dicom-web`;
-    if (rootType === 'application/dicom+json') {
-      const { results, bodyRead } = await storeMetadataForm(ctx, ingest, opts, boundary, base);
+    if (metadataForm) {
+      const { results, bodyRead } = await storeMetadataForm(ctx, ingest, opts, boundary, base, rootType);
       return answer(ctx, base, results, undefined, bodyRead);
     }
     // One slot per part, filled in part order whatever order the commits finish in.
@@ -285,6 +286,7 @@ async function storeMetadataForm(
   opts: StowOptions,
   boundary: string,
   base: string,
+  rootType: string,
 ): Promise<{ results: Result[]; bodyRead: boolean }> {
   const request = new MetadataRequest({
     spoolDir: opts.spoolDir,
@@ -294,8 +296,7 @@ async function storeMetadataForm(
   try {
     const source = limited(ctx.req, opts.maxRequestBytes);
     let parts = 0;
-    for await (const part of readMultipart(source, boundary))
-      await request.add(part, ++parts, 'application/dicom+json');
+    for await (const part of readMultipart(source, boundary)) await request.add(part, ++parts, rootType);
     if (parts === 0)
       throw new CustosError({
         code: 'stow.empty',
@@ -306,8 +307,7 @@ async function storeMetadataForm(
     if (request.instances.length === 0 && request.refused.length === 0)
       throw new CustosError({
         code: 'stow.no-metadata',
-        message:
-          'the multipart/related; type="application/dicom+json" body has no application/dicom+json metadata part',
+        message: `the multipart/related; type="${rootType}" body has no metadata part (application/dicom+json or application/dicom+xml)`,
         httpStatus: 400,
       });
     const results: Result[] = [];

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import { jsonToWriteElements, MAX_JSON_DEPTH, tagPathLabel } from '../../dicom/dicom-json.js';
+import { readNativeDicomXml } from '../../dicom/dicom-xml-reader.js';
 import {
   inUtf8,
   isExternal,
@@ -110,13 +111,14 @@ export class MetadataRequest {
         `Content-Transfer-Encoding ${transfer.slice(0, 40)} is not supported: send the part in binary`,
       );
     }
-    if (type === 'application/dicom+json') return this.addMetadata(part, partNo);
-    if (type === 'application/dicom' || type === 'application/dicom+xml') {
+    if (type === 'application/dicom+json' || type === 'application/dicom+xml')
+      return this.addMetadata(part, partNo, type);
+    if (type === 'application/dicom') {
       await drain();
       return refusal(
         DicomStatus.SopClassNotSupported,
         'stow.unsupported-media-type',
-        `media type ${type} in a request of type application/dicom+json: send Part 10 objects as multipart/related; type="application/dicom"`,
+        `media type ${type} in a request of type ${rootType}: send Part 10 objects as multipart/related; type="application/dicom"`,
       );
     }
     const location = part.headers['content-location'];
@@ -139,7 +141,11 @@ export class MetadataRequest {
     await this.spool(part, partNo, location, type, params['transfer-syntax']);
   }
 
-  private async addMetadata(part: MultipartPart, partNo: number): Promise<void> {
+  private async addMetadata(
+    part: MultipartPart,
+    partNo: number,
+    type: 'application/dicom+json' | 'application/dicom+xml',
+  ): Promise<void> {
     const chunks: Buffer[] = [];
     let over = false;
     for await (const chunk of part.body) {
@@ -156,9 +162,30 @@ export class MetadataRequest {
       });
       return;
     }
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+    } catch {
+      this.instances.push({
+        label: `part ${partNo}`,
+        json: undefined,
+        error: refuse('stow.bad-metadata', 'the metadata is not UTF-8', DicomStatus.CannotUnderstand),
+      });
+      return;
+    }
+    if (type === 'application/dicom+xml') {
+      // PS3.18 §10.5.1: one XML metadata part per instance.
+      try {
+        this.instances.push({ label: `part ${partNo}`, json: readNativeDicomXml(text) });
+      } catch (e) {
+        if (!(e instanceof CustosError)) throw e;
+        this.instances.push({ label: `part ${partNo}`, json: undefined, error: e });
+      }
+      return;
+    }
     let json: unknown;
     try {
-      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+      json = JSON.parse(text);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       this.instances.push({
