@@ -3,7 +3,7 @@
 // the free-space reserve (blob.minFreeBytes) refuses before the disk is full; a volume that fills all the same
 // (a 24 MiB tmpfs as the data directory, reserve 0) gives ENOSPC and SQLITE_FULL, which must read the same way.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -159,6 +159,43 @@ describe.each(backends())('below the free-space reserve, on %s', (backend) => {
     expect(summary.failed).toBeLessThanOrEqual(3);
     expect(summary.notTried).toBe(12 - summary.failed);
     expect(io.stderr).toMatch(/stopped: +\d+ files not tried: the archive's storage is full/);
+  });
+
+  it('refuses STOW-RS metadata and bulk data per instance with A700 without spooling its bulk data', async () => {
+    const before = (await storeFailures(s)).length;
+    const sop = uid(20);
+    const boundary = 'reserve-metadata-boundary';
+    const json = {
+      '00080016': { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.7'] },
+      '00080018': { vr: 'UI', Value: [sop] },
+      '0020000D': { vr: 'UI', Value: [uid(21)] },
+      '7FE00010': { vr: 'OW', BulkDataURI: 'px' },
+    };
+    const body = Buffer.concat([
+      Buffer.from(
+        `--${boundary}\r\nContent-Type: application/dicom+json\r\n\r\n${JSON.stringify([json])}\r\n`,
+      ),
+      Buffer.from(`--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Location: px\r\n\r\n`),
+      Buffer.alloc(4096, 1),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const res = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Bearer ${s.token}`,
+        'Content-Type': `multipart/related; type="application/dicom+json"; boundary=${boundary}`,
+      },
+      body,
+    });
+    expect(res.status).toBe(409);
+    const answer = (await res.json()) as Json;
+    expect((answer['00081198']!.Value as Json[]).map((i) => i['00081197']!.Value![0])).toEqual([
+      OUT_OF_RESOURCES,
+    ]);
+    expect(res.headers.get('warning')).toMatch(/storage is full \(the blob volume has .* free/);
+    // Nothing was written to the data directory for it: not even the spool directory was made.
+    expect(await stat(join(s.dataDir, 'tmp')).catch((e: NodeJS.ErrnoException) => e.code)).toBe('ENOENT');
+    expect((await storeFailures(s)).slice(before)).toEqual(['storage.full']);
   });
 });
 

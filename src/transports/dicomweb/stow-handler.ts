@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
+import type { StorageSpace } from '../../ports/storage-space.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import {
   heldInQuarantine,
@@ -22,6 +23,8 @@ export interface StowOptions {
   maxInstanceBytes: number;
   /** Where bulk data parts are spooled (inside the data directory). */
   spoolDir: string;
+  /** The free-space reserve, checked before a bulk data part is spooled. */
+  space?: StorageSpace;
 }
 
 type Item = Record<string, { vr: string; Value?: unknown[] }>;
@@ -292,6 +295,7 @@ async function storeMetadataForm(
     spoolDir: opts.spoolDir,
     maxMetadataBytes: opts.maxHeaderBytes,
     maxBulkBytes: opts.maxInstanceBytes,
+    ...(opts.space ? { ensureRoom: () => opts.space!.ensureRoom() } : {}),
   });
   try {
     const source = limited(ctx.req, opts.maxRequestBytes);

@@ -38,6 +38,8 @@ export interface MetadataLimits {
   maxMetadataBytes: number;
   /** Most bytes of one bulk data part (an instance can be no larger). */
   maxBulkBytes: number;
+  /** The free-space reserve, checked before a part is spooled (the ingest checks it again per object). */
+  ensureRoom?: () => Promise<void>;
 }
 
 /** A part refused on its own: FailureReason, the Warning text, the code for the ledger. */
@@ -58,6 +60,8 @@ interface BulkPart {
   referenced: boolean;
   /** Over `maxBulkBytes`: its bytes were not kept. */
   tooLarge: boolean;
+  /** Why its bytes were not kept when there was no room for them (below the free-space reserve). */
+  noRoom?: CustosError;
 }
 
 /** One instance as the metadata gave it: where it is (`instance N`), and its JSON. */
@@ -137,6 +141,25 @@ export class MetadataRequest {
         'stow.bulk-data-duplicate',
         `Content-Location '${location.slice(0, 200)}' is also that of part ${this.bulk.get(location)!.partNo}: the BulkDataURI would be ambiguous`,
       );
+    }
+    try {
+      await this.limits.ensureRoom?.();
+    } catch (e) {
+      if (!(e instanceof CustosError)) throw e;
+      // As the ingest would refuse each object: the instances that need this part fail with the reason (A700).
+      this.bulk.set(location, {
+        partNo,
+        location,
+        path: '',
+        length: 0,
+        mediaType: type,
+        transferSyntax: undefined,
+        referenced: false,
+        tooLarge: false,
+        noRoom: e,
+      });
+      await drain();
+      return;
     }
     await this.spool(part, partNo, location, type, params['transfer-syntax']);
   }
@@ -274,6 +297,7 @@ export class MetadataRequest {
           DicomStatus.DataSetDoesNotMatchSopClass,
         );
       part.referenced = true;
+      if (part.noRoom) throw part.noRoom;
       if (part.tooLarge)
         throw refuse(
           'stow.bulk-data-too-large',

@@ -107,7 +107,7 @@ function uidFault(value: string): string {
 export function buildRouter(s: RouteServices): Router {
   const r = new Router();
   // Bulk data parts of STOW-RS metadata-and-bulk-data requests are spooled here, inside the data directory.
-  const stowOptions = { ...s.config.limits, spoolDir: join(s.config.dataDir, 'tmp') };
+  const stowOptions = { ...s.config.limits, spoolDir: join(s.config.dataDir, 'tmp'), space: s.space };
   const dicomweb: Route[] = [
     {
       method: 'POST',
