@@ -1,12 +1,13 @@
 // STOW-RS metadata and bulk data (PS3.18 §10.5.1): DICOM JSON in the first part, bulk data in parts named by
 // Content-Location. Until 7 Dec 2026 such a request was a 415.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sweepStowSpools } from '../src/app/stow-spool.js';
 import { datasetToJson, type DicomJsonDataset } from '../src/dicom/dicom-json.js';
 import { nativeDicomXml } from '../src/dicom/dicom-xml.js';
 import { parsePart10 } from '../src/dicom/part10-parser.js';
@@ -136,9 +137,13 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     return parts[0]!.body;
   };
 
+  /** Request spools left in this server's spool directory (inside the data directory). */
   const spoolLeft = async () => {
-    const entries = await readdir(join(s.dataDir, 'tmp')).catch(() => [] as string[]);
-    return entries.filter((e) => e.startsWith('stow-'));
+    expect(s.app.stowSpoolDir.startsWith(join(s.dataDir, 'tmp'))).toBe(true);
+    return readdir(s.app.stowSpoolDir).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return [];
+      throw e;
+    });
   };
 
   it('stores instances sent with curl as DICOM JSON and octet-stream bulk data, attribute for attribute and pixel for pixel', async () => {
@@ -409,6 +414,24 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     expect(((await res.json()) as { code: string }).code).toBe('stow.too-large');
     expect(await noMatches(s, ids.studyUid)).toBe(true);
     expect(await spoolLeft()).toEqual([]);
+  });
+
+  it("sweeps the spool a process that stopped mid-request left, not a running process's", async () => {
+    const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+    const ended = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => ended.on('exit', resolve));
+    const tmp = join(s.dataDir, 'tmp');
+    const stale = join(tmp, `stow.${ended.pid}.0.deadbeef@${host}`);
+    const otherHost = join(tmp, `stow.${ended.pid}.0.deadbeef@elsewhere`);
+    const live = s.app.stowSpoolDir;
+    for (const dir of [stale, otherHost, live]) {
+      await mkdir(join(dir, 'request'), { recursive: true });
+      await writeFile(join(dir, 'request', '1'), Buffer.alloc(16));
+    }
+    expect(await sweepStowSpools(s.dataDir)).toBe(1);
+    expect((await readdir(tmp)).sort()).toEqual([basename(otherHost), basename(live)].sort());
+    await rm(join(live, 'request'), { recursive: true });
+    await rm(otherHost, { recursive: true });
   });
 
   it('refuses per instance a compressed pixel data part that names no transfer syntax (0xC122)', async () => {

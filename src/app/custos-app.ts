@@ -1,3 +1,4 @@
+import { stowSpoolDir, sweepStowSpools } from './stow-spool.js';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -91,6 +92,8 @@ export interface CustosApp {
   breakGlass: BreakGlassService;
   /** Free space on the volumes written to, against the reserve below which ingest is refused. */
   space: StorageSpace;
+  /** Where STOW-RS metadata-and-bulk-data requests spool their bulk data (stow-spool.ts). */
+  stowSpoolDir: string;
   /** Whether the index database answers now (for /api/health). */
   indexAnswers(): Promise<boolean>;
   /** The operator's log of the archive's surroundings (OpenAppOptions.notice; nowhere without one). */
@@ -229,6 +232,11 @@ async function openArchive(
     options.notice?.(
       `removed ${swept} temporary ${swept === 1 ? 'file' : 'files'} under ${join(config.dataDir, 'blobs', 'tmp')} left by a process that stopped while writing (objects it had not stored)`,
     );
+  const spools = await sweepStowSpools(config.dataDir);
+  if (spools > 0)
+    options.notice?.(
+      `removed ${spools} STOW-RS spool ${spools === 1 ? 'directory' : 'directories'} under ${join(config.dataDir, 'tmp')} left by a process that stopped during a request (bulk data it had not stored)`,
+    );
   const space = await volumeReserve(config, options.notice);
   const stopWatching = options.watchVolumesEveryMs ? space.watch(options.watchVolumesEveryMs) : () => {};
   const wrapped = options.wrapBlobs ? options.wrapBlobs(blobs) : blobs;
@@ -332,6 +340,7 @@ async function openArchive(
   const qualityKpis = new QualityKpiService({ index, gate, ledger, clock });
   return {
     config,
+    stowSpoolDir: stowSpoolDir(config.dataDir),
     index,
     blobs,
     keys,

@@ -100,6 +100,17 @@ export function tempDirName(pid: number, ticks: string, tag: string, host = HOST
   return `${pid}.${ticks}.${tag}@${host}`;
 }
 
+/** A temp directory name (OWNER_RE) for this process, for other temp areas of the data directory (STOW-RS spool). */
+export function ownTempDirName(tag: string): string {
+  return tempDirName(process.pid, startTicks(process.pid) ?? '0', tag);
+}
+
+/** Whether a temp directory name (OWNER_RE) is that of a process of this host that no longer runs. */
+export function ownerGone(name: string): boolean {
+  const owner = OWNER_RE.exec(name);
+  return owner !== null && owner[3] === HOST && !ownerAlive(Number(owner[1]), owner[2]!);
+}
+
 /**
  * Whether the process that named a temp directory still runs: its pid exists and, where /proc tells, started
  * when the name says (a pid reused by another process after a crash does not keep the leftovers alive).

@@ -5,7 +5,8 @@
  * and data set) and fed to the one ingest pipeline, as an application/dicom part is.
  *
  * What is held where: metadata parts in memory, at most `limits.maxHeaderBytes` together; bulk data parts spooled
- * to one file each under `<dataDir>/tmp/` (they may come after the metadata and in any order), at most
+ * to one file each under the process's spool directory in `<dataDir>/tmp/` (app/stow-spool.ts; they may come after
+ * the metadata and in any order), at most
  * `limits.maxInstanceBytes` each, removed when the request ends, whatever its outcome. Bulk data inside a sequence
  * item (an icon image) is read into memory to write its item, within the same `maxHeaderBytes`.
  */
@@ -241,7 +242,7 @@ export class MetadataRequest {
     mediaType: string,
     transferSyntax: string | undefined,
   ): Promise<void> {
-    this.dir ??= join(this.limits.spoolDir, `stow-${randomUUID()}`);
+    this.dir ??= join(this.limits.spoolDir, randomUUID());
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const path = join(this.dir, String(partNo));
     const file = createWriteStream(path, { mode: 0o600 });

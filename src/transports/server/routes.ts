@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import type { AuditService } from '../../services/audit-service.js';
 import type { ScimService } from '../../services/scim-service.js';
 import type { AeRegistry } from '../../services/ae-registry.js';
@@ -55,10 +54,9 @@ export interface RouteServices {
   breakGlass: BreakGlassService;
   space: StorageSpace;
   indexAnswers(): Promise<boolean>;
-  config: {
-    dataDir: string;
-    limits: { maxRequestBytes: number; maxHeaderBytes: number; maxInstanceBytes: number };
-  };
+  config: { limits: { maxRequestBytes: number; maxHeaderBytes: number; maxInstanceBytes: number } };
+  /** Where STOW-RS bulk data parts are spooled, inside the data directory (app/stow-spool.ts). */
+  stowSpoolDir: string;
 }
 
 const DW = '/dicom-web';
@@ -107,7 +105,7 @@ function uidFault(value: string): string {
 export function buildRouter(s: RouteServices): Router {
   const r = new Router();
   // Bulk data parts of STOW-RS metadata-and-bulk-data requests are spooled here, inside the data directory.
-  const stowOptions = { ...s.config.limits, spoolDir: join(s.config.dataDir, 'tmp'), space: s.space };
+  const stowOptions = { ...s.config.limits, spoolDir: s.stowSpoolDir, space: s.space };
   const dicomweb: Route[] = [
     {
       method: 'POST',
