@@ -2,7 +2,7 @@
 // Content-Location. Until 7 Dec 2026 such a request was a 415.
 import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -413,6 +413,43 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     expect(res.headers.get('content-type')).toMatch(/problem\+json/);
     expect(((await res.json()) as { code: string }).code).toBe('stow.too-large');
     expect(await noMatches(s, ids.studyUid)).toBe(true);
+    expect(await spoolLeft()).toEqual([]);
+  });
+
+  it('keeps spooled bulk data encrypted on disk while the rest of the request is on its way', async () => {
+    const ids = { studyUid: uid(130), seriesUid: uid(131), sopInstanceUid: uid(132) };
+    const original = makeInstance({ ...ids, rows: 64, columns: 64 });
+    const { json, bulk } = await asMetadata(original, 'px-sealed');
+    const pixels = bulk[0]!.bytes;
+    const full = body([metadataPart([json]), ...bulk]);
+    // Up to the delimiter after the bulk data part: the part is complete, the body is not.
+    const cut = full.lastIndexOf(`--${BOUNDARY}--`) + 2 + BOUNDARY.length;
+    let controller!: ReadableStreamDefaultController<Uint8Array>;
+    const stream = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+    controller.enqueue(full.subarray(0, cut));
+    const answer = fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': CONTENT_TYPE },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    let spooled: Buffer | undefined;
+    while (!spooled) {
+      for (const request of await spoolLeft()) {
+        const file = join(s.app.stowSpoolDir, request, '2');
+        const bytes = await readFile(file).catch(() => undefined);
+        if (bytes?.length === pixels.length) spooled = bytes;
+      }
+      if (!spooled) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(spooled.equals(pixels)).toBe(false);
+    expect(spooled.includes(pixels.subarray(1000, 1032))).toBe(false);
+    controller.enqueue(full.subarray(cut));
+    controller.close();
+    const res = await answer;
+    expect(res.status).toBe(200);
+    const back = await comparable(await retrieve(ids.studyUid, ids.seriesUid, ids.sopInstanceUid));
+    expect(back.pixels!.equals(pixels)).toBe(true);
     expect(await spoolLeft()).toEqual([]);
   });
 

@@ -14,7 +14,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
 import { jsonToWriteElements, MAX_JSON_DEPTH, tagPathLabel } from '../../dicom/dicom-json.js';
 import { readNativeDicomXml } from '../../dicom/dicom-xml-reader.js';
@@ -63,6 +63,8 @@ interface BulkPart {
   tooLarge: boolean;
   /** Why its bytes were not kept when there was no room for them (below the free-space reserve). */
   noRoom?: CustosError;
+  /** The spool file's key (held in memory only), nonce and, once written, GCM tag. */
+  seal?: { key: Buffer; iv: Buffer; tag?: Buffer };
 }
 
 /** One instance as the metadata gave it: where it is (`instance N`), and its JSON. */
@@ -246,7 +248,12 @@ export class MetadataRequest {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const path = join(this.dir, String(partNo));
     const file = createWriteStream(path, { mode: 0o600 });
+    // Encrypted at rest like everything else of the archive (ARCHITECTURE.md invariant 4), under a key that lives
+    // only as long as the request: a spool a crash leaves behind is noise.
+    const seal: { key: Buffer; iv: Buffer; tag?: Buffer } = { key: randomBytes(32), iv: randomBytes(12) };
+    const cipher = createCipheriv('aes-256-gcm', seal.key, seal.iv);
     const entry: BulkPart = {
+      seal,
       partNo,
       location,
       path,
@@ -264,11 +271,12 @@ export class MetadataRequest {
         entry.length += chunk.length;
         if (entry.length > this.limits.maxBulkBytes) entry.tooLarge = true;
         if (entry.tooLarge || failed) continue;
-        if (!file.write(chunk)) await Promise.race([once(file, 'drain'), once(file, 'close')]);
+        if (!file.write(cipher.update(chunk))) await Promise.race([once(file, 'drain'), once(file, 'close')]);
       }
     } finally {
       if (!file.destroyed) {
-        file.end();
+        file.end(cipher.final());
+        seal.tag = cipher.getAuthTag();
         await once(file, 'close');
       }
     }
@@ -308,7 +316,7 @@ export class MetadataRequest {
       const external: ExternalValue = {
         external: true,
         length: part.length,
-        read: () => createReadStream(part.path, { highWaterMark: 256 * 1024 }),
+        read: () => unsealed(part),
       };
       if (part.mediaType === 'application/octet-stream') return external;
       if (tagPath.length === 1 && tagPath[0] === Tags.PixelData) {
@@ -442,6 +450,27 @@ export class MetadataRequest {
   /** Removes the spool. */
   async close(): Promise<void> {
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A spooled part's bytes, decrypted; throws at the end if the file is not what was written. */
+async function* unsealed(part: BulkPart): AsyncGenerator<Buffer> {
+  const { key, iv, tag } = part.seal!;
+  const decipher = createDecipheriv('aes-256-gcm', key, iv);
+  decipher.setAuthTag(tag!);
+  for await (const chunk of createReadStream(part.path, {
+    highWaterMark: 256 * 1024,
+  }) as AsyncIterable<Buffer>)
+    yield decipher.update(chunk);
+  try {
+    const rest = decipher.final();
+    if (rest.length) yield rest;
+  } catch {
+    throw new CustosError({
+      code: 'stow.spool-changed',
+      message: `spooled bulk data part ${part.partNo} was changed on disk while the request was read`,
+      httpStatus: 500,
+    });
   }
 }
 
