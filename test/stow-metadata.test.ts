@@ -252,39 +252,40 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     expect(got.pixels!.equals(sent.pixels!)).toBe(true);
   });
 
-  it('encapsulates compressed pixel data sent as image/jpeg with its transfer-syntax', async () => {
-    const id = { studyUid: uid(50), seriesUid: uid(51), sopInstanceUid: uid(52) };
-    const jpeg = await compress(scratch, 'jpegBaseline', nativeObject('mono8', id));
-    const parsed = await parsePart10(jpeg.bytes, { maxInlineValueBytes: 0 });
-    const json = datasetToJson(parsed.dataset, {
-      bulkDataUri: (path) => (path.length === 1 && path[0] === Tags.PixelData ? 'frame-1' : undefined),
-    });
-    // dcmcjpeg leaves ImageType with one value (VM 2-n), which the archive would warn about.
-    json['00080008'] = { vr: 'CS', Value: ['DERIVED', 'PRIMARY'] };
-    const res = await post(
-      body([
-        metadataPart([json]),
-        {
-          type: 'image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50',
-          location: 'frame-1',
-          bytes: jpeg.frame,
-        },
-      ]),
-    );
-    expect([res.status, res.headers.get('warning')]).toEqual([200, null]);
-    const back = await retrieve(id.studyUid, id.seriesUid, jpeg.sopInstanceUid);
-    const again = await parsePart10(back, { maxInlineValueBytes: 0 });
-    expect(again.transferSyntaxUid).toBe('1.2.840.10008.1.2.4.50');
-    const fragments = again.pixelData!.fragments!;
-    expect(Buffer.concat(fragments.map((f) => back.subarray(f.offset, f.offset + f.length)))).toEqual(
-      jpeg.frame.length % 2 ? Buffer.concat([jpeg.frame, Buffer.alloc(1)]) : jpeg.frame,
-    );
-    const bulkMarker = { bulkDataUri: () => 'bulk' };
-    expect(datasetToJson(again.dataset, bulkMarker)).toEqual({
-      ...datasetToJson(parsed.dataset, bulkMarker),
-      '00080008': json['00080008'],
-    });
-  });
+  it.each([
+    ['jpegBaseline', 'mono8', 'image/jpeg; transfer-syntax=1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.50'],
+    // PS3.18 Table 8.7.3-5: without a transfer-syntax parameter, the media type's default.
+    ['jpegLosslessSv1', 'mono16', 'image/jpeg', '1.2.840.10008.1.2.4.70'],
+    ['jpegls', 'mono16', 'image/jls', '1.2.840.10008.1.2.4.80'],
+  ] as const)(
+    'encapsulates compressed pixel data (%s of %s) sent as %s',
+    async (codec, source, mediaType, ts) => {
+      const id = { studyUid: uid(50), seriesUid: uid(51), sopInstanceUid: uid(52) };
+      const jpeg = await compress(scratch, codec, nativeObject(source, id));
+      const parsed = await parsePart10(jpeg.bytes, { maxInlineValueBytes: 0 });
+      const json = datasetToJson(parsed.dataset, {
+        bulkDataUri: (path) => (path.length === 1 && path[0] === Tags.PixelData ? 'frame-1' : undefined),
+      });
+      // dcmcjpeg leaves ImageType with one value (VM 2-n), which the archive would warn about.
+      json['00080008'] = { vr: 'CS', Value: ['DERIVED', 'PRIMARY'] };
+      const res = await post(
+        body([metadataPart([json]), { type: mediaType, location: 'frame-1', bytes: jpeg.frame }]),
+      );
+      expect([res.status, res.headers.get('warning')]).toEqual([200, null]);
+      const back = await retrieve(id.studyUid, id.seriesUid, jpeg.sopInstanceUid);
+      const again = await parsePart10(back, { maxInlineValueBytes: 0 });
+      expect(again.transferSyntaxUid).toBe(ts);
+      const fragments = again.pixelData!.fragments!;
+      expect(Buffer.concat(fragments.map((f) => back.subarray(f.offset, f.offset + f.length)))).toEqual(
+        jpeg.frame.length % 2 ? Buffer.concat([jpeg.frame, Buffer.alloc(1)]) : jpeg.frame,
+      );
+      const bulkMarker = { bulkDataUri: () => 'bulk' };
+      expect(datasetToJson(again.dataset, bulkMarker)).toEqual({
+        ...datasetToJson(parsed.dataset, bulkMarker),
+        '00080008': json['00080008'],
+      });
+    },
+  );
 
   it('stores instances sent as application/dicom+xml metadata (one part per instance) with their bulk data', async () => {
     const ids = [1, 2].map((i) => ({
@@ -471,13 +472,13 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     await rm(otherHost, { recursive: true });
   });
 
-  it('refuses per instance a compressed pixel data part that names no transfer syntax (0xC122)', async () => {
+  it('refuses per instance a compressed pixel data part whose transfer syntax is neither named nor implied (0xC122)', async () => {
     const ids = { studyUid: uid(90), seriesUid: uid(91), sopInstanceUid: uid(92) };
     const a = await asMetadata(makeInstance(ids), 'px');
     const res = await post(
       body([
         metadataPart([a.json]),
-        { type: 'image/jpeg', location: 'px', bytes: Buffer.from([0xff, 0xd8]) },
+        { type: 'image/x-custos-test', location: 'px', bytes: Buffer.from([0xff, 0xd8]) },
       ]),
     );
     expect(res.status).toBe(409);

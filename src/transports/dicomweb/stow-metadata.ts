@@ -337,11 +337,11 @@ export class MetadataRequest {
     let ts = declaredTs || TransferSyntax.ExplicitVRLittleEndian;
     let encapsulated: { fragments: ExternalValue[] } | undefined;
     if (pixel.part) {
-      const named = pixel.part.transferSyntax;
+      const named = pixel.part.transferSyntax ?? DEFAULT_TRANSFER_SYNTAX[pixel.part.mediaType];
       if (!named)
         throw refuse(
           'stow.transfer-syntax-missing',
-          `pixel data part ${pixel.part.partNo} is ${pixel.part.mediaType} without a transfer-syntax parameter: name the transfer syntax of the compressed pixel data`,
+          `pixel data part ${pixel.part.partNo} is ${pixel.part.mediaType.slice(0, 60)} without a transfer-syntax parameter, and that media type has no default transfer syntax: name the transfer syntax of the compressed pixel data`,
           DicomStatus.TransferSyntaxNotSupported,
         );
       if (declaredTs && declaredTs !== named)
@@ -452,6 +452,18 @@ export class MetadataRequest {
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * PS3.18 §8.7.3, Table 8.7.3-5: the transfer syntax of compressed bulk data whose media type has no transfer-syntax
+ * parameter (the default, "D", of each single-frame media type).
+ */
+const DEFAULT_TRANSFER_SYNTAX: Record<string, string> = {
+  'image/jpeg': '1.2.840.10008.1.2.4.70',
+  'image/dicom-rle': '1.2.840.10008.1.2.5',
+  'image/jls': '1.2.840.10008.1.2.4.80',
+  'image/jp2': '1.2.840.10008.1.2.4.90',
+  'image/jpx': '1.2.840.10008.1.2.4.92',
+};
 
 /** A spooled part's bytes, decrypted; throws at the end if the file is not what was written. */
 async function* unsealed(part: BulkPart): AsyncGenerator<Buffer> {
