@@ -7,7 +7,7 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sweepStowSpools } from '../src/app/stow-spool.js';
+import { sweepStowSpools } from '../src/adapters/fs-blob/bulk-spool.js';
 import { datasetToJson, type DicomJsonDataset } from '../src/dicom/dicom-json.js';
 import { nativeDicomXml } from '../src/dicom/dicom-xml.js';
 import { parsePart10 } from '../src/dicom/part10-parser.js';

@@ -1,4 +1,4 @@
-import { stowSpoolDir, sweepStowSpools } from './stow-spool.js';
+import { FsBulkSpools, stowSpoolDir, sweepStowSpools } from '../adapters/fs-blob/bulk-spool.js';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -17,6 +17,7 @@ import { LedgerSigningKey } from '../adapters/keyfile/ledger-signing-key.js';
 import { CheckpointFile } from '../adapters/checkpoint-file/checkpoint-file.js';
 import { CedarPolicyDecisionPoint, CedarPolicyValidator } from '../adapters/policy/cedar-policy.js';
 import type { BlobStore } from '../ports/blob-store.js';
+import type { BulkSpools } from '../ports/bulk-spool.js';
 import type { IndexDb } from '../ports/database.js';
 import type { KeyStore } from '../ports/key-store.js';
 import {
@@ -92,7 +93,9 @@ export interface CustosApp {
   breakGlass: BreakGlassService;
   /** Free space on the volumes written to, against the reserve below which ingest is refused. */
   space: StorageSpace;
-  /** Where STOW-RS metadata-and-bulk-data requests spool their bulk data (stow-spool.ts). */
+  /** Where STOW-RS metadata-and-bulk-data requests spool their bulk data (adapters/fs-blob/bulk-spool.ts). */
+  stowSpools: BulkSpools;
+  /** The directory of this process's spools, inside the data directory. */
   stowSpoolDir: string;
   /** Whether the index database answers now (for /api/health). */
   indexAnswers(): Promise<boolean>;
@@ -338,9 +341,11 @@ async function openArchive(
     settings: config.breakGlass,
   });
   const qualityKpis = new QualityKpiService({ index, gate, ledger, clock });
+  const stowSpools = new FsBulkSpools(stowSpoolDir(config.dataDir));
   return {
     config,
-    stowSpoolDir: stowSpoolDir(config.dataDir),
+    stowSpools,
+    stowSpoolDir: stowSpools.dir,
     index,
     blobs,
     keys,

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
+import type { BulkSpools } from '../../ports/bulk-spool.js';
 import type { StorageSpace } from '../../ports/storage-space.js';
 import type { IngestService } from '../../services/ingest-service.js';
 import {
@@ -21,8 +22,8 @@ export interface StowOptions {
   maxHeaderBytes: number;
   /** Largest bulk data part kept (no instance may be larger). */
   maxInstanceBytes: number;
-  /** Where bulk data parts are spooled (inside the data directory). */
-  spoolDir: string;
+  /** Where bulk data parts wait until their instances are assembled (one spool per request). */
+  spools: BulkSpools;
   /** The free-space reserve, checked before a bulk data part is spooled. */
   space?: StorageSpace;
 }
@@ -292,7 +293,7 @@ async function storeMetadataForm(
   rootType: string,
 ): Promise<{ results: Result[]; bodyRead: boolean }> {
   const request = new MetadataRequest({
-    spoolDir: opts.spoolDir,
+    spools: opts.spools,
     maxMetadataBytes: opts.maxHeaderBytes,
     maxBulkBytes: opts.maxInstanceBytes,
     ...(opts.space ? { ensureRoom: () => opts.space!.ensureRoom() } : {}),

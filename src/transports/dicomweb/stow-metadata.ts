@@ -5,17 +5,13 @@
  * and data set) and fed to the one ingest pipeline, as an application/dicom part is.
  *
  * What is held where: metadata parts in memory, at most `limits.maxHeaderBytes` together; bulk data parts spooled
- * to one file each under the process's spool directory in `<dataDir>/tmp/` (app/stow-spool.ts; they may come after
- * the metadata and in any order), at most
+ * to the request's spool, encrypted (ports/bulk-spool.ts: one file each under the process's spool directory in
+ * `<dataDir>/tmp/`; they may come after the metadata and in any order), at most
  * `limits.maxInstanceBytes` each, removed when the request ends, whatever its outcome. Bulk data inside a sequence
  * item (an icon image) is read into memory to write its item, within the same `maxHeaderBytes`.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { once } from 'node:events';
-import { join } from 'node:path';
-import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { CustosError, DicomStatus } from '../../domain/errors.js';
+import type { BulkSpools, RequestSpool, SpooledBytes } from '../../ports/bulk-spool.js';
 import { jsonToWriteElements, MAX_JSON_DEPTH, tagPathLabel } from '../../dicom/dicom-json.js';
 import { readNativeDicomXml } from '../../dicom/dicom-xml-reader.js';
 import {
@@ -33,8 +29,8 @@ import { parseMediaType } from '../http/content-type.js';
 import type { MultipartPart } from '../http/multipart-reader.js';
 
 export interface MetadataLimits {
-  /** Where request spools go (a directory of their own under it, removed afterwards). */
-  spoolDir: string;
+  /** Where bulk data parts wait, one spool per request, removed afterwards (adapters/fs-blob/bulk-spool.ts). */
+  spools: BulkSpools;
   /** Most bytes of metadata (all metadata parts together) held in memory. */
   maxMetadataBytes: number;
   /** Most bytes of one bulk data part (an instance can be no larger). */
@@ -54,7 +50,6 @@ export interface PartRefusal {
 interface BulkPart {
   partNo: number;
   location: string;
-  path: string;
   length: number;
   mediaType: string;
   transferSyntax: string | undefined;
@@ -63,8 +58,8 @@ interface BulkPart {
   tooLarge: boolean;
   /** Why its bytes were not kept when there was no room for them (below the free-space reserve). */
   noRoom?: CustosError;
-  /** The spool file's key (held in memory only), nonce and, once written, GCM tag. */
-  seal?: { key: Buffer; iv: Buffer; tag?: Buffer };
+  /** Its bytes as kept in the request's spool. */
+  bytes?: SpooledBytes;
 }
 
 /** One instance as the metadata gave it: where it is (`instance N`), and its JSON. */
@@ -84,7 +79,7 @@ export class MetadataRequest {
   readonly refused: PartRefusal[] = [];
   private readonly bulk = new Map<string, BulkPart>();
   private metadataBytes = 0;
-  private dir: string | undefined;
+  private spooled: RequestSpool | undefined;
 
   constructor(private readonly limits: MetadataLimits) {}
 
@@ -153,7 +148,6 @@ export class MetadataRequest {
       this.bulk.set(location, {
         partNo,
         location,
-        path: '',
         length: 0,
         mediaType: type,
         transferSyntax: undefined,
@@ -244,19 +238,9 @@ export class MetadataRequest {
     mediaType: string,
     transferSyntax: string | undefined,
   ): Promise<void> {
-    this.dir ??= join(this.limits.spoolDir, randomUUID());
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const path = join(this.dir, String(partNo));
-    const file = createWriteStream(path, { mode: 0o600 });
-    // Encrypted at rest like everything else of the archive (ARCHITECTURE.md invariant 4), under a key that lives
-    // only as long as the request: a spool a crash leaves behind is noise.
-    const seal: { key: Buffer; iv: Buffer; tag?: Buffer } = { key: randomBytes(32), iv: randomBytes(12) };
-    const cipher = createCipheriv('aes-256-gcm', seal.key, seal.iv);
     const entry: BulkPart = {
-      seal,
       partNo,
       location,
-      path,
       length: 0,
       mediaType,
       transferSyntax,
@@ -264,29 +248,11 @@ export class MetadataRequest {
       tooLarge: false,
     };
     this.bulk.set(location, entry);
-    let failed: unknown;
-    file.on('error', (e) => (failed ??= e));
-    try {
-      for await (const chunk of part.body) {
-        entry.length += chunk.length;
-        if (entry.length > this.limits.maxBulkBytes) entry.tooLarge = true;
-        if (entry.tooLarge || failed) continue;
-        if (!file.write(cipher.update(chunk))) await Promise.race([once(file, 'drain'), once(file, 'close')]);
-      }
-    } finally {
-      if (!file.destroyed) {
-        file.end(cipher.final());
-        seal.tag = cipher.getAuthTag();
-        await once(file, 'close');
-      }
-    }
-    if (failed)
-      throw new CustosError({
-        code: 'stow.spool-failed',
-        message: `bulk data part ${partNo} could not be spooled to the data directory (${(failed as Error).message ?? String(failed)}): nothing of the request was stored`,
-        httpStatus: 507,
-        dicomStatus: DicomStatus.OutOfResources,
-      });
+    this.spooled ??= this.limits.spools.open();
+    // A write that fails is the adapter's 507 stow.spool-failed; a body cut short is the multipart reader's error.
+    entry.bytes = await this.spooled.keep(String(partNo), part.body, this.limits.maxBulkBytes);
+    entry.length = entry.bytes.length;
+    entry.tooLarge = entry.bytes.tooLarge;
   }
 
   /**
@@ -316,7 +282,7 @@ export class MetadataRequest {
       const external: ExternalValue = {
         external: true,
         length: part.length,
-        read: () => unsealed(part),
+        read: () => part.bytes!.read(),
       };
       if (part.mediaType === 'application/octet-stream') return external;
       if (tagPath.length === 1 && tagPath[0] === Tags.PixelData) {
@@ -449,7 +415,7 @@ export class MetadataRequest {
 
   /** Removes the spool. */
   async close(): Promise<void> {
-    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+    await this.spooled?.close();
   }
 }
 
@@ -464,27 +430,6 @@ const DEFAULT_TRANSFER_SYNTAX: Record<string, string> = {
   'image/jp2': '1.2.840.10008.1.2.4.90',
   'image/jpx': '1.2.840.10008.1.2.4.92',
 };
-
-/** A spooled part's bytes, decrypted; throws at the end if the file is not what was written. */
-async function* unsealed(part: BulkPart): AsyncGenerator<Buffer> {
-  const { key, iv, tag } = part.seal!;
-  const decipher = createDecipheriv('aes-256-gcm', key, iv);
-  decipher.setAuthTag(tag!);
-  for await (const chunk of createReadStream(part.path, {
-    highWaterMark: 256 * 1024,
-  }) as AsyncIterable<Buffer>)
-    yield decipher.update(chunk);
-  try {
-    const rest = decipher.final();
-    if (rest.length) yield rest;
-  } catch {
-    throw new CustosError({
-      code: 'stow.spool-changed',
-      message: `spooled bulk data part ${part.partNo} was changed on disk while the request was read`,
-      httpStatus: 500,
-    });
-  }
-}
 
 /** The bytes of assembled pieces, external values read from the spool in their place. */
 export async function* streamPieces(pieces: Part10Piece[]): AsyncGenerator<Buffer> {

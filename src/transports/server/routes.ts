@@ -38,6 +38,7 @@ import type { ConsoleService } from '../../services/console-service.js';
 import { breakGlassRoutes } from '../admin/break-glass-routes.js';
 import type { BreakGlassService } from '../../services/break-glass-service.js';
 import type { StorageSpace } from '../../ports/storage-space.js';
+import type { BulkSpools } from '../../ports/bulk-spool.js';
 
 export interface RouteServices {
   auth: AuthService;
@@ -55,8 +56,8 @@ export interface RouteServices {
   space: StorageSpace;
   indexAnswers(): Promise<boolean>;
   config: { limits: { maxRequestBytes: number; maxHeaderBytes: number; maxInstanceBytes: number } };
-  /** Where STOW-RS bulk data parts are spooled, inside the data directory (app/stow-spool.ts). */
-  stowSpoolDir: string;
+  /** Where STOW-RS bulk data parts wait, encrypted, inside the data directory. */
+  stowSpools: BulkSpools;
 }
 
 const DW = '/dicom-web';
@@ -105,7 +106,7 @@ function uidFault(value: string): string {
 export function buildRouter(s: RouteServices): Router {
   const r = new Router();
   // Bulk data parts of STOW-RS metadata-and-bulk-data requests are spooled here, inside the data directory.
-  const stowOptions = { ...s.config.limits, spoolDir: s.stowSpoolDir, space: s.space };
+  const stowOptions = { ...s.config.limits, spools: s.stowSpools, space: s.space };
   const dicomweb: Route[] = [
     {
       method: 'POST',
