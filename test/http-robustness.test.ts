@@ -290,6 +290,29 @@ describe('HTTP with callers that do not behave', () => {
     expect(await found.json()).toEqual([]);
   });
 
+  it('answers a request with more than 2,000 header lines with 431 naming the limit, and reads every line of one with fewer', async () => {
+    const problemOf = (text: string) =>
+      JSON.parse(Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8')) as Record<
+        string,
+        unknown
+      >;
+    const request = (junk: number) =>
+      `GET /dicom-web/studies HTTP/1.1\r\nHost: x\r\n${'X-Junk:\r\n'.repeat(junk)}` +
+      `Authorization: Bearer ${s.token}\r\nConnection: close\r\n\r\n`;
+    // Until 7 Dec 2026 Node kept about a thousand lines and dropped the rest: the token after them went unread (401).
+    const many = await exchange(port, request(1500));
+    expect(many.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    const tooMany = await exchange(port, request(2000));
+    expect(tooMany.text).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(tooMany.text).toMatch(/Content-Type: application\/problem\+json/);
+    expect(problemOf(tooMany.text)).toMatchObject({
+      code: 'http.too-many-headers',
+      detail: 'the request has more than 2000 header lines: send fewer (RFC 6585 §5)',
+      limit: 2000,
+    });
+    expect(tooMany.closed).toBe(true);
+  });
+
   it('answers an admin API body that is not UTF-8 with 400 saying so, and keeps nothing of it', async () => {
     const auth = { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/json' };
     // Latin-1 bytes: until 7 Dec 2026 read as U+FFFD, and the token created with the name 'caf\uFFFD'.

@@ -83,6 +83,13 @@ export function channelOf(pathname: string): string {
   return 'admin-api';
 }
 
+/**
+ * The most header lines a request may have. Node keeps a bounded number (`maxHeadersCount`) and drops the rest
+ * without a word, so an Authorization sent after them was read as missing (a puzzling 401): Node is told to keep
+ * one more than this, and a request that has it is a 431 naming the limit (headerCountProblem).
+ */
+export const MAX_REQUEST_HEADERS = 2000;
+
 /** Checks of a connection's progress per inactivity timeout: it is closed within a quarter more than the timeout. */
 const INACTIVITY_CHECKS = 4;
 
@@ -161,6 +168,7 @@ export class HttpServer {
     this.server = opts.tls
       ? createHttpsServer({ ...options, ...serverTlsContext(opts.tls) }, handler)
       : createServer(options, handler);
+    this.server.maxHeadersCount = MAX_REQUEST_HEADERS + 1;
     // A connection on which nothing moves either way for this long (an upload that stopped sending, a download
     // whose reader stopped reading) is closed: a request in flight on it fails, and nothing is stored half way.
     // A body or an answer that keeps moving, however slowly, is not cut. Until 5 Dec 2026 such a connection was
@@ -336,7 +344,7 @@ export class HttpServer {
     if (/^\/(api|scim|fhir)(\/|$)/.test(url.pathname)) res.setHeader('Cache-Control', 'no-store');
     let ctx: RequestContext | undefined;
     try {
-      const badHeader = hostProblem(req) ?? repeatedFieldProblem(req);
+      const badHeader = headerCountProblem(req) ?? hostProblem(req) ?? repeatedFieldProblem(req);
       if (badHeader) throw badHeader;
       // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
       // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
@@ -418,6 +426,20 @@ export class HttpServer {
       sendProblem(res, err, url.pathname, channelOf(url.pathname) === 'fhir' ? 'fhir' : 'problem');
     }
   }
+}
+
+/**
+ * RFC 6585 §5: a request with more header lines than MAX_REQUEST_HEADERS is a 431 naming the limit. Until 7 Dec 2026
+ * the lines past Node's limit (about a thousand) were dropped without a word, with whatever they said.
+ */
+function headerCountProblem(req: IncomingMessage): CustosError | undefined {
+  if (req.rawHeaders.length / 2 <= MAX_REQUEST_HEADERS) return undefined;
+  return new CustosError({
+    code: 'http.too-many-headers',
+    message: `the request has more than ${MAX_REQUEST_HEADERS} header lines: send fewer (RFC 6585 §5)`,
+    httpStatus: 431,
+    detail: { limit: MAX_REQUEST_HEADERS },
+  });
 }
 
 /** RFC 9112 §3.2 / RFC 3986 §3.2.2: a host (a name, an IPv4 address or a bracketed IP literal) and a port. */
