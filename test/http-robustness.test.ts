@@ -221,6 +221,21 @@ describe('HTTP with callers that do not behave', () => {
     expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
   });
 
+  it('answers CONNECT with 501 problem+json, since it is no proxy, and stays up', async () => {
+    // Until 7 Dec 2026 the connection was closed with no answer at all.
+    const r = await exchange(
+      port,
+      'CONNECT pacs.example.org:443 HTTP/1.1\r\nHost: pacs.example.org:443\r\n\r\n',
+    );
+    expect(r.text).toMatch(/^HTTP\/1\.1 501 Not Implemented\r\n/);
+    expect(r.text).toMatch(/Content-Type: application\/problem\+json/);
+    const body = JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)) as { code: string; detail: string };
+    expect(body.code).toBe('http.method-not-implemented');
+    expect(body.detail).toMatch(/^CONNECT pacs\.example\.org:443 is not supported: this server is no proxy/);
+    expect(r.closed).toBe(true);
+    expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
+  });
+
   it('answers an HTTP/1.1 request without Host, with two Hosts or with a Host that is no host with 400 naming it', async () => {
     const problemOf = (text: string) =>
       JSON.parse(Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8')) as Record<

@@ -229,8 +229,8 @@ export class HttpServer {
       }
       const status =
         err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const body = JSON.stringify(
-        problemBody(
+      socket.end(
+        rawProblem(
           new CustosError({
             code: 'http.bad-request',
             message: `the request cannot be parsed as HTTP/1.1: ${err.code ?? 'malformed'} (${(err as { reason?: string }).reason ?? err.message})`,
@@ -238,9 +238,24 @@ export class HttpServer {
           }),
         ),
       );
-      socket.end(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    });
+    // RFC 9110 §9.3.6: CONNECT asks for a tunnel, which only a proxy makes; this server is none, and answers 501
+    // (RFC 9110 §15.6.2: a method it supports for no resource) in problem+json. Node hands such a request over with
+    // its socket taken off the HTTP parser, and closed it unanswered when nobody listened (until 7 Dec 2026).
+    this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
+      // The server's own error listener went with the parser: a client that resets must not fail the process.
+      socket.on('error', () => socket.destroy());
+      socket.write(
+        rawProblem(
+          new CustosError({
+            code: 'http.method-not-implemented',
+            message: `CONNECT ${String(req.url).slice(0, 80)} is not supported: this server is no proxy and makes no tunnels (RFC 9110 §9.3.6)`,
+            httpStatus: 501,
+          }),
+        ),
       );
+      // Closed with a linger (lingerOnClose), so that bytes the client sent after its request do not reset the answer.
+      socket.destroySoon();
     });
   }
 
@@ -426,6 +441,12 @@ export class HttpServer {
       sendProblem(res, err, url.pathname, channelOf(url.pathname) === 'fhir' ? 'fhir' : 'problem');
     }
   }
+}
+
+/** A whole HTTP/1.1 answer in problem+json that closes the connection, for a socket no ServerResponse writes to. */
+function rawProblem(err: CustosError): string {
+  const body = JSON.stringify(problemBody(err));
+  return `HTTP/1.1 ${err.httpStatus} ${STATUS_CODES[err.httpStatus]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
 /**
