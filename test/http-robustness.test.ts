@@ -192,6 +192,23 @@ describe('HTTP with callers that do not behave', () => {
     expect(plain.text).toContain('"storage"');
   });
 
+  it('writes the absolute URLs of a request whose target is an absolute URL with its authority, not with Host', async () => {
+    const study = uid(71);
+    const stored = await postStow(s, [
+      makeInstance({ studyUid: study, seriesUid: uid(72), sopInstanceUid: uid(73) }),
+    ]);
+    expect(stored.status).toBe(200);
+    const r = await exchange(
+      port,
+      `GET http://pacs.example.org:8042/dicom-web/studies?StudyInstanceUID=${study} HTTP/1.1\r\n` +
+        `Host: elsewhere.example\r\nAuthorization: Bearer ${s.token}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(r.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    // RFC 9112 §3.2.2: Host is ignored. Until 7 Dec 2026 the RetrieveURL was http://elsewhere.example/….
+    expect(r.text).toContain(`"http://pacs.example.org:8042/dicom-web/studies/${study}"`);
+    expect(r.text).not.toContain('elsewhere.example');
+  });
+
   it('answers a path segment that is not valid percent-encoding with 400 naming it', async () => {
     const res = await fetch(`${s.dicomweb}/studies/%zz/series`, {
       headers: { Authorization: `Bearer ${s.token}` },

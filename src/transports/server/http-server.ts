@@ -420,7 +420,7 @@ export class HttpServer {
         principal,
         origin:
           this.opts.publicUrl?.replace(/\/+$/, '') ??
-          `${(req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}`,
+          `${(req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'}://${targetAuthority(req.url ?? '/') ?? req.headers.host ?? 'localhost'}`,
         source,
       };
       await found.route.handler(ctx);
@@ -484,6 +484,18 @@ function hostProblem(req: IncomingMessage): CustosError | undefined {
   if (!HOST_VALUE.test(hosts[0]!))
     return bad(`the Host header '${hosts[0]!.slice(0, 80)}' is not a host and port (RFC 9112 §3.2)`);
   return undefined;
+}
+
+/**
+ * RFC 9112 §3.2.2: the authority (host and port, as sent) of a request target in absolute form, which an origin
+ * server uses instead of Host; undefined for a path (origin form). It starts the absolute URLs Custos writes when
+ * http.publicUrl is not set: until 7 Dec 2026 they named the Host header's authority instead.
+ */
+function targetAuthority(target: string): string | undefined {
+  const authority = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(target)?.[1];
+  // A user part (RFC 9110 §4.2.4 deprecates it) is no part of where the server is reached.
+  const host = authority?.slice(authority.lastIndexOf('@') + 1);
+  return host && HOST_VALUE.test(host) ? host : undefined;
 }
 
 /** The values of every line of the header `name` (lower case), in the order sent. */
