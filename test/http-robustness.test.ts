@@ -253,6 +253,18 @@ describe('HTTP with callers that do not behave', () => {
     expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
   });
 
+  it('answers a request line without an HTTP version (HTTP/0.9) with 505 problem+json, not as HTTP/1.0', async () => {
+    // Until 7 Dec 2026 Node read the header lines after it all the same and the request was served.
+    const r = await exchange(port, 'GET /api/health\r\nHost: a.example\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1\.1 505 HTTP Version Not Supported\r\n/);
+    expect(r.text).toMatch(/Content-Type: application\/problem\+json/);
+    const body = JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)) as { code: string; detail: string };
+    expect(body).toMatchObject({ code: 'http.version-not-supported' });
+    expect(body.detail).toMatch(/^the request line has no HTTP version/);
+    expect(r.closed).toBe(true);
+    expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
+  });
+
   it('answers an HTTP/1.1 request without Host, with two Hosts or with a Host that is no host with 400 naming it', async () => {
     const problemOf = (text: string) =>
       JSON.parse(Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8')) as Record<

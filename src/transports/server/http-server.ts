@@ -359,7 +359,8 @@ export class HttpServer {
     if (/^\/(api|scim|fhir)(\/|$)/.test(url.pathname)) res.setHeader('Cache-Control', 'no-store');
     let ctx: RequestContext | undefined;
     try {
-      const badHeader = headerCountProblem(req) ?? hostProblem(req) ?? repeatedFieldProblem(req);
+      const badHeader =
+        versionProblem(req) ?? headerCountProblem(req) ?? hostProblem(req) ?? repeatedFieldProblem(req);
       if (badHeader) throw badHeader;
       // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
       // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
@@ -441,6 +442,21 @@ export class HttpServer {
       sendProblem(res, err, url.pathname, channelOf(url.pathname) === 'fhir' ? 'fhir' : 'problem');
     }
   }
+}
+
+/**
+ * A request line without an HTTP version (HTTP/0.9, `GET /path` alone) is a 505 (RFC 9110 §15.6.6). Node's parser
+ * reads it as version 0.9 and then reads header lines after it all the same, which an HTTP/0.9 request has none
+ * of: a proxy in front that takes the line as HTTP/0.9 and Custos would read two different requests. Until 7 Dec
+ * 2026 such a request was served as if it were HTTP/1.0 (the console, /api/health).
+ */
+function versionProblem(req: IncomingMessage): CustosError | undefined {
+  if (req.httpVersionMajor >= 1) return undefined;
+  return new CustosError({
+    code: 'http.version-not-supported',
+    message: `the request line has no HTTP version (HTTP/${req.httpVersion}): send HTTP/1.1 or HTTP/1.0`,
+    httpStatus: 505,
+  });
 }
 
 /** A whole HTTP/1.1 answer in problem+json that closes the connection, for a socket no ServerResponse writes to. */
