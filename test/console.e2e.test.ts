@@ -147,6 +147,27 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await expect.poll(() => studyRows(page).count()).toBe(count);
   }
 
+  /**
+   * Holds back the server's answer to the request whose address includes `part` until `release` is called (the
+   * real server answers it; only its delivery waits), so that a screen can be read while its answer loads.
+   * `asked` resolves when the request is made.
+   */
+  async function holdAnswer(page: Page, part: string) {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let askedNow!: () => void;
+    const asked = new Promise<void>((r) => (askedNow = r));
+    await page.route(
+      (url) => url.href.includes(part),
+      async (route) => {
+        askedNow();
+        await held;
+        await route.continue();
+      },
+    );
+    return { asked, release: () => release() };
+  }
+
   let cardiologyStudy = '';
   let newAccountPassword = '';
 
@@ -236,10 +257,19 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     const sortedOnServer = page.waitForResponse((r) =>
       r.url().includes('/api/studies?ModalitiesInStudy=MR&sort=PatientName&dir=asc'),
     );
+    const answer = await holdAnswer(page, '/api/studies?ModalitiesInStudy=MR&sort=PatientName&dir=asc');
     await page.getByRole('button', { name: 'Patient', exact: true }).click();
+    // While the answer loads, the rows shown are the previous answer's: the table says it is busy, and the header
+    // does not yet say "ascending" (until 7 Dec 2026 it did, as soon as the address did, over the unsorted rows).
+    await answer.asked;
+    expect(new URL(page.url()).searchParams.get('sort')).toBe('PatientName');
+    await expect.poll(() => page.getByRole('table').first().getAttribute('aria-busy')).toBe('true');
+    expect(await sortOf('Patient')).toBe('none');
+    answer.release();
     expect((await sortedOnServer).status()).toBe(200);
     await expect.poll(() => sortOf('Patient')).toBe('ascending');
-    // The header says "ascending" as soon as the address does; the rows follow once the answer is drawn.
+    expect(await page.getByRole('table').first().getAttribute('aria-busy')).toBeNull();
+    // The header says "ascending" once the answer is drawn, with its rows.
     await expect
       .poll(async () => {
         const shown = await patients();
@@ -587,8 +617,16 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     expect(await pager.textContent()).toContain(`1–50 of ${held}`);
     const patientIds = async () =>
       (await studyRows(page).allInnerTexts()).map((r) => r.split('\t')[1]!.trim());
-    // Sorted over the whole queue, not within the page: the second page holds the last patients.
+    // Sorted over the whole queue, not within the page: the second page holds the last patients. While the sorted
+    // answer loads, the header keeps the order of the rows shown and the table is busy.
+    const answer = await holdAnswer(page, '/api/quarantine?status=quarantined&sort=PatientID&dir=asc');
     await page.getByRole('button', { name: 'Patient ID', exact: true }).click();
+    await answer.asked;
+    await expect.poll(() => page.getByRole('table').first().getAttribute('aria-busy')).toBe('true');
+    expect(await page.getByRole('columnheader', { name: 'Patient ID' }).getAttribute('aria-sort')).toBe(
+      'none',
+    );
+    answer.release();
     await expect
       .poll(() => page.getByRole('columnheader', { name: 'Patient ID' }).getAttribute('aria-sort'))
       .toBe('ascending');

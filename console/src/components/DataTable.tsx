@@ -18,6 +18,11 @@ const UNSORTED: SortingState = [];
  * The sort is the caller's (kept in the address, list-params.ts). A list the server pages is sorted by the server
  * (`sort.onServer`): the table then shows the rows in the order they came. Sorting the rows of one page in the
  * browser, as until 6 Dec 2026, put page 2 out of page 1's order.
+ *
+ * While the server's answer to a new sort (or search, or page) is loading, the rows shown are still the previous
+ * answer's: `sort.busy` marks the table `aria-busy`, and the headers' `aria-sort` (and arrows) say the order of the
+ * rows shown (`sort.shown`), not the one asked for. Until 7 Dec 2026 a header said "ascending" as soon as it was
+ * clicked, over rows in the old order.
  */
 export function DataTable<T>({
   data,
@@ -30,7 +35,15 @@ export function DataTable<T>({
   data: T[];
   columns: ColumnDef<T, unknown>[];
   caption: string;
-  sort?: { sorting: SortingState; onSortingChange: OnChangeFn<SortingState>; onServer: boolean };
+  sort?: {
+    sorting: SortingState;
+    onSortingChange: OnChangeFn<SortingState>;
+    onServer: boolean;
+    /** The order of the rows shown, when it may differ from `sorting` (a server-sorted answer still loading). */
+    shown?: SortingState;
+    /** A new answer is loading: the rows shown are the previous one's. */
+    busy?: boolean;
+  };
   onRowOpen?: (row: T) => void;
   rowLabel?: (row: T) => string;
 }) {
@@ -44,15 +57,22 @@ export function DataTable<T>({
     getCoreRowModel: getCoreRowModel(),
     getSortedRowModel: getSortedRowModel(),
   });
+  // What the headers say is the order of the rows on screen; the table's state (what a click toggles) is the one
+  // asked for.
+  const shown = sort?.shown ?? sort?.sorting ?? UNSORTED;
+  const shownOrder = (id: string) => {
+    const s = shown.find((x) => x.id === id);
+    return s ? (s.desc ? 'desc' : 'asc') : false;
+  };
   return (
     <div className="table-wrap">
-      <table>
+      <table {...(sort?.busy ? { 'aria-busy': true } : {})}>
         <caption className="visually-hidden">{caption}</caption>
         <thead>
           {table.getHeaderGroups().map((hg) => (
             <tr key={hg.id}>
               {hg.headers.map((h) => {
-                const sorted = h.column.getIsSorted();
+                const sorted = h.column.getCanSort() ? shownOrder(h.column.id) : false;
                 return (
                   <th
                     key={h.id}

@@ -41,8 +41,11 @@ export function QuarantineQueue() {
   const navigate = useNavigate();
   const list = useQuery({
     queryKey: ['quarantine', status, sorting, offset],
-    queryFn: async () =>
-      unwrap(
+    // The answer carries the sort it was asked in: while the next one loads, the table shows this one's rows and
+    // says their order (keepPreviousData), not the order just asked for.
+    queryFn: async () => ({
+      sorting,
+      ...unwrap(
         await api.GET('/api/quarantine', {
           params: {
             query: {
@@ -54,6 +57,7 @@ export function QuarantineQueue() {
           },
         }),
       ),
+    }),
     placeholderData: keepPreviousData,
   });
   /** The same status on another page (a status other than the default stays in the address). */
@@ -97,7 +101,13 @@ export function QuarantineQueue() {
             data={list.data.entries}
             columns={columns}
             caption="Quarantined objects"
-            sort={{ sorting, onSortingChange: setSorting, onServer: true }}
+            sort={{
+              sorting,
+              onSortingChange: setSorting,
+              onServer: true,
+              shown: list.data.sorting,
+              busy: list.isPlaceholderData,
+            }}
             onRowOpen={(e) => navigate(`/quarantine/${e.id}`)}
             rowLabel={(e) => `Inspect quarantined object ${e.id}`}
           />

@@ -56,8 +56,11 @@ export function Studies() {
 
   const query = useQuery({
     queryKey: ['studies', filters, sorting, offset],
-    queryFn: async () =>
-      unwrap(
+    // The answer carries the sort it was asked in: while the next one loads, the table shows this one's rows and
+    // says their order (keepPreviousData), not the order just asked for.
+    queryFn: async () => ({
+      sorting,
+      ...unwrap(
         await api.GET('/api/studies', {
           params: {
             query: {
@@ -69,6 +72,7 @@ export function Studies() {
           },
         }),
       ),
+    }),
     placeholderData: keepPreviousData,
   });
 
@@ -107,7 +111,13 @@ export function Studies() {
             data={query.data.studies}
             columns={columns}
             caption="Studies you may see"
-            sort={{ sorting, onSortingChange: setSorting, onServer: true }}
+            sort={{
+              sorting,
+              onSortingChange: setSorting,
+              onServer: true,
+              shown: query.data.sorting,
+              busy: query.isPlaceholderData,
+            }}
             onRowOpen={(s) => navigate(`/studies/${s.studyUid}`)}
             rowLabel={(s) => `Open study ${s.accessionNumber || s.studyUid}`}
           />
