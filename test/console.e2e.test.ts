@@ -220,6 +220,15 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: 'Save correction' }).click();
     await page.locator('main li').filter({ hasText: '0\\0\\1' }).waitFor();
     expect(await attribute.getAttribute('aria-invalid')).toBeNull();
+    // A blank reason for rejecting (spaces pass the form's `required`) is refused by the server, and the refusal
+    // is tied to the Reason field likewise; nothing is rejected.
+    const rejectReason = page.getByLabel('Reason for rejecting');
+    await rejectReason.fill('   ');
+    await page.getByRole('button', { name: 'Reject for good' }).click();
+    await page.getByRole('alert').filter({ hasText: 'quarantine.reason-required' }).waitFor();
+    expect(await rejectReason.getAttribute('aria-invalid')).toBe('true');
+    expect(await describedBy(page, '#r-reason')).toContain('give the reason for rejecting the object');
+    await audit(page, 'quarantine-reject-refused-data-steward');
     await shot(page, 'quarantine-item-data-steward');
     await page.getByRole('button', { name: 'Release into the archive' }).click();
     await page.getByRole('heading', { name: 'Quarantine', exact: true }).waitFor();
@@ -343,9 +352,16 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await dialog.waitFor();
     await dialog.getByLabel('Reason (at least 10 characters)').fill('short');
     expect(await dialog.getByRole('button', { name: 'Open the study' }).isDisabled()).toBe(true);
-    await dialog
-      .getByLabel('Reason (at least 10 characters)')
-      .fill('Stroke alert in the ED, prior imaging needed now');
+    // A reason the server refuses (longer than it keeps) is tied to the Reason field: marked invalid, and described
+    // by the server's message.
+    const bgReason = dialog.getByLabel('Reason (at least 10 characters)');
+    await bgReason.fill('Stroke alert in the ED, prior imaging needed now. '.repeat(41));
+    await dialog.getByRole('button', { name: 'Open the study' }).click();
+    await dialog.getByRole('alert').filter({ hasText: 'at most 2000 characters' }).waitFor();
+    expect(await bgReason.getAttribute('aria-invalid')).toBe('true');
+    expect(await describedBy(page, '#bg-reason')).toContain('reason: at most 2000 characters');
+    await audit(page, 'break-glass-reason-refused-radiologist');
+    await bgReason.fill('Stroke alert in the ED, prior imaging needed now');
     await shot(page, 'break-glass-radiologist');
     await dialog.getByRole('button', { name: 'Open the study' }).click();
     await page.getByRole('heading', { name: 'Series' }).waitFor();

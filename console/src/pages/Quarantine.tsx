@@ -178,6 +178,9 @@ export function QuarantineItem() {
   // A refused correction names the attribute it refuses (correction.invalid: not a keyword, not correctable, not
   // text): the error is tied to the Attribute field, so a screen reader reads it there and the field is marked.
   const tagRefused = correct.error instanceof ApiError && correct.error.code === 'correction.invalid';
+  // Likewise a refused reason for rejecting (blank) is tied to the Reason field (until 7 Dec 2026 it stood apart).
+  const reasonRefused =
+    reject.error instanceof ApiError && reject.error.code === 'quarantine.reason-required';
   if (item.isPending) return <Loading what="the quarantined object" />;
   if (item.isError) return <ErrorState error={item.error} />;
   const q = item.data;
@@ -234,12 +237,18 @@ export function QuarantineItem() {
               }}
             >
               <label htmlFor="r-reason">Reason for rejecting</label>
-              <input id="r-reason" value={reason} onChange={(e) => setReason(e.target.value)} required />
+              <input
+                id="r-reason"
+                value={reason}
+                onChange={(e) => setReason(e.target.value)}
+                required
+                {...(reasonRefused ? { 'aria-invalid': true, 'aria-describedby': 'r-error' } : {})}
+              />
               <button type="submit" className="danger" disabled={reject.isPending}>
                 Reject for good
               </button>
             </form>
-            {reject.isError ? <ErrorState error={reject.error} /> : null}
+            {reject.isError ? <ErrorState error={reject.error} id="r-error" /> : null}
           </div>
         </div>
       ) : null}

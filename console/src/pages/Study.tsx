@@ -189,6 +189,11 @@ export function BreakGlassDialog({ studyUid, onClose }: { studyUid: string; onCl
     e.preventDefault();
     open.mutate();
   };
+  // A refused reason (too short, too long: the server's messages about it start with "reason:") is tied to the
+  // Reason field, so that a screen reader reads it there and the field is marked; until 7 Dec 2026 it stood apart.
+  const reasonRefused =
+    open.error instanceof ApiError &&
+    (open.error.code === 'break-glass.reason-required' || open.error.message.startsWith('reason:'));
   return (
     <dialog ref={ref} aria-labelledby="bg-title" onClose={onClose}>
       <form onSubmit={submit}>
@@ -205,8 +210,9 @@ export function BreakGlassDialog({ studyUid, onClose }: { studyUid: string; onCl
           required
           rows={3}
           onChange={(e) => setReason(e.target.value)}
+          {...(reasonRefused ? { 'aria-invalid': true, 'aria-describedby': 'bg-error' } : {})}
         />
-        {open.isError ? <ErrorState error={open.error} /> : null}
+        {open.isError ? <ErrorState error={open.error} id="bg-error" /> : null}
         <div className="actions">
           <button type="button" onClick={() => ref.current?.close()}>
             Cancel
