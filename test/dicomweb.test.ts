@@ -635,6 +635,41 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(await found('παπαδόπουλο?^ν*')).toEqual(['Παπαδόπουλος^Νίκος']);
   });
 
+  it('matches a name given by its alphabetic group alone against the alphabetic group of a name stored with three', async () => {
+    // Until 7 Dec 2026 a value with no '=' was compared with the whole stored value, so an exact alphabetic name (as
+    // Orthanc sends it) missed a name stored with ideographic and phonetic groups; only a trailing '*' found it.
+    const names = [
+      'Gößmann^Zoë=山田^太郎=やまだ^たろう',
+      'Gößmann^Zoë',
+      'Gößmann^Zoëlle=山田^花子',
+      'Gößmann^Zo',
+    ];
+    const prefix = `PNGROUP-${uid(51)}`;
+    const objects = names.map((patientName, i) =>
+      makeInstance({
+        studyUid: uid(52),
+        seriesUid: uid(53),
+        sopInstanceUid: uid(54),
+        patientId: `${prefix}-${i}`,
+        patientName,
+      }),
+    );
+    const res = await stow(objects.map((bytes) => ({ bytes })));
+    expect(res.status, await res.clone().text()).toBe(200);
+    const found = async (pattern: string) =>
+      (await qido(`/studies?PatientID=${prefix}-*&PatientName=${encodeURIComponent(pattern)}`))
+        .map((r) => (r['00100020']!.Value![0] as string).slice(prefix.length + 1))
+        .sort();
+    expect(await found('Gößmann^Zoë')).toEqual(['0', '1']);
+    expect(await found('GÖßMANN^ZOË')).toEqual(['0', '1']);
+    expect(await found('Gö?mann^Zo?')).toEqual(['0', '1']);
+    expect(await found('Gößmann^Zo')).toEqual(['3']);
+    expect(await found('Gößmann^Zoë=山田^太郎=やまだ^たろう')).toEqual(['0']);
+    expect(await found('Gößmann^Zoë=山田^花子')).toEqual([]);
+    expect(await found('gößmann^zoë*')).toEqual(['0', '1', '2']);
+    expect(await found('*^太郎*')).toEqual(['0']);
+  });
+
   it('serves the frames and pixel data of a big endian object in little endian, as labelled', async () => {
     // dcmconv +tb writes Explicit VR Big Endian (retired, still met in old archives): 16-bit words swapped.
     const ids = { studyUid: uid(73), seriesUid: uid(74), sopInstanceUid: uid(75) };

@@ -849,6 +849,43 @@ for (const backend of backends()) {
       expect(study).toMatch(/\(0008,0090\) PN \[Jones\^Ann\\\\Smith\^John ?\] +# +\d+, 3 /);
     });
 
+    it('finds by C-FIND a name given by its alphabetic group alone in a name stored with three groups', async () => {
+      // Until 7 Dec 2026 such a value was compared with the whole stored value: an exact alphabetic name found
+      // nothing. The same query service answers QIDO-RS (test/dicomweb.test.ts).
+      const [own, other] = [uid(77), uid(78)];
+      const prefix = `PNGROUP-${uid(79)}`;
+      const stored = await postStow(s, [
+        makeInstance({
+          studyUid: own,
+          seriesUid: uid(80),
+          sopInstanceUid: uid(81),
+          patientId: `${prefix}-0`,
+          patientName: 'Gößmann^Zoë=山田^太郎=やまだ^たろう',
+        }),
+        makeInstance({
+          studyUid: other,
+          seriesUid: uid(82),
+          sopInstanceUid: uid(83),
+          patientId: `${prefix}-1`,
+          patientName: 'Gößmann^Zoëlle=山田^花子',
+        }),
+      ]);
+      expect(stored.status).toBe(200);
+      const studiesFound = async (name: string) => {
+        const r = await findscu('STUDY', [
+          'SpecificCharacterSet=ISO_IR 192',
+          `PatientID=${prefix}-*`,
+          `PatientName=${name}`,
+          'StudyInstanceUID',
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        return [...r.stderr.matchAll(/\(0020,000d\) UI \[([\d.]+)\0?\]/g)].map((m) => m[1]);
+      };
+      expect(await studiesFound('Gößmann^Zoë')).toEqual([own]);
+      expect(await studiesFound('gö?mann^zoë')).toEqual([own]);
+      expect(await studiesFound('Gößmann^Zoë=山田^花子')).toEqual([]);
+    });
+
     it('sends a deflated object inflated to a C-GET requestor and a C-MOVE destination that do not take deflate', async () => {
       const [own, ownSeries, sop] = [uid(60), uid(61), uid(62)];
       const original = makeInstance({ studyUid: own, seriesUid: ownSeries, sopInstanceUid: sop });

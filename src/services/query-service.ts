@@ -74,11 +74,14 @@ function predicate(m: Match): Expression<SqlBool> {
       if (TIME_KEYS.has(m.key)) {
         return sql<SqlBool>`${col} >= ${normaliseTime(m.value)} and ${col} <= ${normaliseTime(m.value, true)}`;
       }
-      return sql<SqlBool>`${col} = ${m.caseInsensitive ? normalisePersonName(m.value) : m.value}`;
+      if (m.caseInsensitive) return personNameEquals(col, normalisePersonName(m.value));
+      return sql<SqlBool>`${col} = ${m.value}`;
     }
-    case 'wildcard':
+    case 'wildcard': {
       if (m.pattern === '*') return sql<SqlBool>`1 = 1`;
-      return sql<SqlBool>`${col} like ${wildcardToLike(m.caseInsensitive ? normalisePersonName(m.pattern) : m.pattern)} escape '\\'`;
+      if (m.caseInsensitive) return personNameLike(col, normalisePersonName(m.pattern));
+      return sql<SqlBool>`${col} like ${wildcardToLike(m.pattern)} escape '\\'`;
+    }
     case 'list':
       return sql<SqlBool>`${col} in (${sql.join(m.values)})`;
     case 'int':
@@ -93,6 +96,31 @@ function predicate(m: Match): Expression<SqlBool> {
       return sql<SqlBool>`${col} <> '' and ${col} <= ${to}`;
     }
   }
+}
+
+/**
+ * A person name value with no '=' is its alphabetic component group alone (PS3.5 §6.2.1.2): it matches a stored
+ * name whose alphabetic group it matches, whatever ideographic and phonetic groups follow (PS3.4 C.2.2.2.1 leaves
+ * PN matching to the archive; dcm4chee matches such a value on the groups too). A value with '=' is matched
+ * against the whole stored value, as before. The stored names that begin with `v=` are the range [`v=`, `v>`)
+ * ('>' follows '=' in code point order, which SQLite's binary and PostgreSQL's "C" collation both keep), so an
+ * exact name stays one index lookup and one index range.
+ */
+function personNameEquals(col: ReturnType<typeof sql.ref>, v: string): Expression<SqlBool> {
+  if (v.includes('=')) return sql<SqlBool>`${col} = ${v}`;
+  return sql<SqlBool>`(${col} = ${v} or (${col} >= ${`${v}=`} and ${col} < ${`${v}>`}))`;
+}
+
+/**
+ * The same for a wildcard pattern: one with no '=' also matches a stored name on its alphabetic group, its other
+ * groups after an '='. A pattern ending in '*' already reaches past the first group, and one with '=' names
+ * groups itself: both match the whole value as before. Each LIKE begins with the pattern's literal prefix, so
+ * both use the name index.
+ */
+function personNameLike(col: ReturnType<typeof sql.ref>, pattern: string): Expression<SqlBool> {
+  const like = wildcardToLike(pattern);
+  if (pattern.includes('=') || pattern.endsWith('*')) return sql<SqlBool>`${col} like ${like} escape '\\'`;
+  return sql<SqlBool>`(${col} like ${like} escape '\\' or ${col} like ${`${like}=%`} escape '\\')`;
 }
 
 const likeLiteral = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
