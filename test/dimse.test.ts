@@ -886,6 +886,67 @@ for (const backend of backends()) {
       expect(await studiesFound('Gößmann^Zoë=山田^花子')).toEqual([]);
     });
 
+    it('answers SOPClassesInStudy as a STUDY-level return key by C-FIND, and by QIDO-RS as an includefield', async () => {
+      // PS3.4 C.6.2.1.2 lists it as an optional study key; until 7 Dec 2026 C-FIND left it out of its answers and
+      // QIDO-RS never returned it.
+      const SC_IMAGE = '1.2.840.10008.5.1.4.1.1.7';
+      const own = uid(84);
+      const [ct, mr] = [uid(85), uid(86)];
+      const stored = await postStow(s, [
+        makeInstance({ studyUid: own, seriesUid: ct, sopInstanceUid: uid(87), sopClassUid: CT_IMAGE }),
+        makeInstance({ studyUid: own, seriesUid: ct, sopInstanceUid: uid(88), sopClassUid: CT_IMAGE }),
+        makeInstance({
+          studyUid: own,
+          seriesUid: mr,
+          sopInstanceUid: uid(89),
+          sopClassUid: MR_IMAGE,
+          modality: 'MR',
+        }),
+      ]);
+      expect(stored.status).toBe(200);
+      const cfind = async () => {
+        const r = await findscu('STUDY', [`StudyInstanceUID=${own}`, 'SOPClassesInStudy']);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(1);
+        // UI is padded to even length with a NUL (PS3.5 §6.2), which findscu prints.
+        return /\(0008,0062\) UI \[([^\]\0]*)\0?\]/.exec(firstAnswer(r.stderr))?.[1]?.split(/\\+/);
+      };
+      const qido = async (include: string) => {
+        const res = await fetch(`${s.dicomweb}/studies?StudyInstanceUID=${own}${include}`, {
+          headers: { Authorization: `Bearer ${s.token}` },
+        });
+        expect(res.status).toBe(200);
+        const [study] = (await res.json()) as Record<string, { vr: string; Value?: unknown[] }>[];
+        return study!['00080062'];
+      };
+      expect(await cfind()).toEqual([CT_IMAGE, MR_IMAGE]);
+      expect(await qido('&includefield=SOPClassesInStudy')).toEqual({
+        vr: 'UI',
+        Value: [CT_IMAGE, MR_IMAGE],
+      });
+      expect(await qido('&includefield=00080062')).toEqual({ vr: 'UI', Value: [CT_IMAGE, MR_IMAGE] });
+      expect(await qido('&includefield=all')).toEqual({ vr: 'UI', Value: [CT_IMAGE, MR_IMAGE] });
+      expect(await qido('')).toBeUndefined();
+      // A class added to the study comes back in the next answer, not the one remembered for the study before.
+      const more = await postStow(s, [
+        makeInstance({
+          studyUid: own,
+          seriesUid: uid(90),
+          sopInstanceUid: uid(91),
+          sopClassUid: SC_IMAGE,
+          modality: 'OT',
+          // ConversionType, Type 1 in the SC Equipment module: without it the object is stored with a warning.
+          extra: [{ tag: 0x00080064, vr: 'CS', value: 'WSD' }],
+        }),
+      ]);
+      expect(more.status, await more.clone().text()).toBe(200);
+      expect(await cfind()).toEqual([CT_IMAGE, MR_IMAGE, SC_IMAGE]);
+      expect(await qido('&includefield=SOPClassesInStudy')).toEqual({
+        vr: 'UI',
+        Value: [CT_IMAGE, MR_IMAGE, SC_IMAGE],
+      });
+    });
+
     it('sends a deflated object inflated to a C-GET requestor and a C-MOVE destination that do not take deflate', async () => {
       const [own, ownSeries, sop] = [uid(60), uid(61), uid(62)];
       const original = makeInstance({ studyUid: own, seriesUid: ownSeries, sopInstanceUid: sop });

@@ -252,6 +252,7 @@ export class QueryService {
       'dicom',
       async (rows) => {
         const fields = returnedFields(query);
+        if (wantsSopClasses(query, fields)) await this.loadSopClasses(rows);
         return rows.map((row) => this.toJson(query, fields, row, retrieveBase));
       },
       from,
@@ -318,8 +319,18 @@ export class QueryService {
   ): Promise<{ results: string[]; warnings: string[]; more: boolean; next: number }> {
     const fields = returnedFields(query);
     const render = (row: Row) => text(this.toJson(query, fields, row, retrieveBase));
+    const sopClasses = wantsSopClasses(query, fields);
     if (query.level !== 'study' || fields === 'all')
-      return this.answer(principal, query, 'dicom', async (rows) => rows.map(render), from);
+      return this.answer(
+        principal,
+        query,
+        'dicom',
+        async (rows) => {
+          if (sopClasses) await this.loadSopClasses(rows);
+          return rows.map(render);
+        },
+        from,
+      );
     // What every row's rendering depends on besides the row, digested once per query to keep the keys short.
     const fieldsKey = createHash('sha256')
       .update(`${fields.join(',')}\u0000${retrieveBase}\u0000${variant}`)
@@ -329,6 +340,7 @@ export class QueryService {
       query,
       'rendered',
       async (rows) => {
+        if (sopClasses) await this.loadSopClasses(rows);
         const keys = rows.map((row) => renderKey(fieldsKey, row));
         const known = rows.map((row, i) => cache.peek(row.study_uid, keys[i]!));
         await this.loadStudyAttrs(rows.filter((_, i) => known[i] === undefined));
@@ -353,6 +365,34 @@ export class QueryService {
         .execute();
       const attrs = new Map(found.map((f) => [f.study_uid, f.attrs_json]));
       for (const row of batch) row.study_attrs = attrs.get(row.study_uid) ?? '{}';
+    }
+  }
+
+  /**
+   * SOPClassesInStudy (PS3.4 C.6.2.1.2) of each row: the distinct SOP classes of its active instances, read from
+   * the instance index by study (instances_study) for a page of studies at once, only when it is asked for.
+   */
+  private async loadSopClasses(rows: Row[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += ATTRS_BATCH) {
+      const batch = rows.slice(i, i + ATTRS_BATCH);
+      const found = await this.index.db
+        .selectFrom('instances')
+        .select(['study_uid', 'sop_class_uid'])
+        .distinct()
+        .where(
+          'study_uid',
+          'in',
+          batch.map((r) => r.study_uid),
+        )
+        .where('status', '=', 'active')
+        .execute();
+      const classes = new Map<string, string[]>();
+      for (const f of found) {
+        const list = classes.get(f.study_uid);
+        if (list) list.push(f.sop_class_uid);
+        else classes.set(f.study_uid, [f.sop_class_uid]);
+      }
+      for (const row of batch) row.sop_classes = (classes.get(row.study_uid) ?? []).sort();
     }
   }
 
@@ -645,6 +685,7 @@ export class QueryService {
       '00081190': { vr: 'UR', Value: [studyUrl] },
     };
     if (row.modalities) studyComputed['00080061'] = { vr: 'CS', Value: row.modalities.split('\\') };
+    if (row.sop_classes?.length) studyComputed[SOP_CLASSES_IN_STUDY] = { vr: 'UI', Value: row.sop_classes };
     const layers: DicomJsonObject[] = [JSON.parse(row.study_attrs!) as DicomJsonObject, studyComputed];
     if (query.level !== 'study') {
       const seriesUrl = `${studyUrl}/series/${row.series_uid}`;
@@ -703,7 +744,8 @@ export class QueryService {
 
 /**
  * A digest of everything a study-level row's DICOM JSON is made of besides its UID (toJson): the fields and base
- * URL, the stored study attributes, the counts and modalities, and the patient index's values. The stored
+ * URL, the stored study attributes, the counts and modalities (and SOP classes, when asked for), and the patient
+ * index's values. The stored
  * attributes stand in by the row's creation and update times: they are written when the study row is created
  * (ingest) and never changed, and every change of a study row sets its updated_at. So a row is recognised
  * without reading its attributes, which are most of its bytes.
@@ -719,6 +761,7 @@ function renderKey(fieldsKey: string, row: Row): string {
     part(row.study_created) +
     part(row.study_updated) +
     part(row.modalities) +
+    part(row.sop_classes?.join('\\')) +
     part(row.num_series) +
     part(row.num_instances) +
     part(row.patient_id) +
@@ -752,6 +795,13 @@ const PATIENT_TAGS = ['00100010', '00100020', '00100021', '00100030', '00100040'
  * The attributes a QIDO response returns at the query's level: the level's defaults (PS3.18 Tables 10.6.3-3 to
  * -5) and the includefield keys, sorted by tag; worked out once per query, not per row.
  */
+const SOP_CLASSES_IN_STUDY = '00080062';
+
+/** Whether a study-level answer carries SOPClassesInStudy: asked for by includefield (C-FIND: a return key). */
+function wantsSopClasses(query: QidoQuery, fields: readonly string[] | 'all'): boolean {
+  return query.level === 'study' && (fields === 'all' || fields.includes(SOP_CLASSES_IN_STUDY));
+}
+
 function returnedFields(query: QidoQuery): readonly string[] | 'all' {
   if (query.includeFields === 'all') return 'all';
   const defaults =
@@ -818,6 +868,8 @@ const ATTRS_BATCH = 500;
 /** A row of the list query; the fields after the patient's are there for one purpose only. */
 interface Row extends StudyFactsRow {
   modalities: string;
+  /** SOPClassesInStudy, read only when asked for (loadSopClasses()) */
+  sop_classes?: string[];
   num_series: number;
   num_instances: number;
   issuer: string;

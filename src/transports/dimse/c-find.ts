@@ -268,7 +268,8 @@ export async function cFind(
 }
 
 const PATIENT_KEPT = new Set(PATIENT_MODULE_TAGS);
-const STUDY_KEPT = new Set([...PATIENT_STUDY_TAGS, ...STUDY_DEFAULT_RETURN]);
+// SOPClassesInStudy (0008,0062) is computed from the study's instances whenever asked for.
+const STUDY_KEPT = new Set([...PATIENT_STUDY_TAGS, ...STUDY_DEFAULT_RETURN, '00080062']);
 const SERIES_KEPT = new Set([...STUDY_KEPT, ...SERIES_TAGS, ...SERIES_DEFAULT_RETURN]);
 
 /**
