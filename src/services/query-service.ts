@@ -745,10 +745,9 @@ export class QueryService {
 /**
  * A digest of everything a study-level row's DICOM JSON is made of besides its UID (toJson): the fields and base
  * URL, the stored study attributes, the counts and modalities (and SOP classes, when asked for), and the patient
- * index's values. The stored
- * attributes stand in by the row's creation and update times: they are written when the study row is created
- * (ingest) and never changed, and every change of a study row sets its updated_at. So a row is recognised
- * without reading its attributes, which are most of its bytes.
+ * index's values. The stored attributes stand in by the row's creation and update times: they are written when the
+ * study row is created (ingest) and never changed, and every change of a study row sets its updated_at. So a row is
+ * recognised without reading its attributes, which are most of its bytes.
  */
 function renderKey(fieldsKey: string, row: Row): string {
   // The inputs themselves, not a digest of them: a digest per row (eleven calls into the hash) cost ~3 µs a row,
@@ -791,10 +790,6 @@ const UNSUPPORTED_MATCHING: Readonly<Record<string, string>> = {
 /** The patient module attributes the patient index corrects (header-overlay.ts patientCorrections). */
 const PATIENT_TAGS = ['00100010', '00100020', '00100021', '00100030', '00100040'] as const;
 
-/**
- * The attributes a QIDO response returns at the query's level: the level's defaults (PS3.18 Tables 10.6.3-3 to
- * -5) and the includefield keys, sorted by tag; worked out once per query, not per row.
- */
 const SOP_CLASSES_IN_STUDY = '00080062';
 
 /** Whether a study-level answer carries SOPClassesInStudy: asked for by includefield (C-FIND: a return key). */
@@ -802,6 +797,10 @@ function wantsSopClasses(query: QidoQuery, fields: readonly string[] | 'all'): b
   return query.level === 'study' && (fields === 'all' || fields.includes(SOP_CLASSES_IN_STUDY));
 }
 
+/**
+ * The attributes a QIDO response returns at the query's level: the level's defaults (PS3.18 Tables 10.6.3-3 to
+ * -5) and the includefield keys, sorted by tag; worked out once per query, not per row.
+ */
 function returnedFields(query: QidoQuery): readonly string[] | 'all' {
   if (query.includeFields === 'all') return 'all';
   const defaults =
@@ -868,7 +867,7 @@ const ATTRS_BATCH = 500;
 /** A row of the list query; the fields after the patient's are there for one purpose only. */
 interface Row extends StudyFactsRow {
   modalities: string;
-  /** SOPClassesInStudy, read only when asked for (loadSopClasses()) */
+  /** SOPClassesInStudy, read only when asked for (loadSopClasses). */
   sop_classes?: string[];
   num_series: number;
   num_instances: number;
