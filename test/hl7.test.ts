@@ -737,6 +737,24 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
       );
       expect(ackOf(await c.send(a03))).toMatchObject({ code: 'AR', errorCode: '201' });
 
+      // A test system's message (MSH-11 T): rejected, nothing applied, and answered as a test message.
+      const test = adtMessage('A08', 'T-1', { id: newId, family: 'TESTONLY', given: 'Y' }).replace(
+        '|P|2.5.1',
+        '|T|2.5.1',
+      );
+      expect(test).toContain('|T-1|T|2.5.1');
+      const testAck = await c.send(test);
+      expect(ackOf(testAck)).toMatchObject({ code: 'AR', errorCode: '202', errorLocation: 'MSH-11' });
+      // Until 7 Dec 2026 the ACK said P.
+      expect(parseHl7(testAck).processingId).toBe('T');
+      expect(
+        await s.app.index.db
+          .selectFrom('patients')
+          .select('pk')
+          .where('patient_name', 'like', 'TESTONLY%')
+          .execute(),
+      ).toEqual([]);
+
       // Missing PID-3.
       const noId = adtMessage('A01', 'NOID-1', { id: newId, family: 'X', given: 'Y' }).replace(
         /PID\|1\|\|[^|]*\|/,

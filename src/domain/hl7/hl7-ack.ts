@@ -59,7 +59,9 @@ export function buildAck(input: AckInput): string {
     '',
     ['ACK', r.triggerEvent, 'ACK'],
     input.controlId,
-    'P',
+    // The message's own processing id (table 0103), so that a test system's message is answered as one (until 7
+    // Dec 2026 every ACK said P, also the AR/202 of a T message); P when it named none of them.
+    /^[DPT]$/.test(r.processingId) ? r.processingId : 'P',
     version,
     '',
     '',

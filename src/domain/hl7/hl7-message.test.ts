@@ -156,6 +156,7 @@ describe('ACK', () => {
     receivingApplication: 'CUSTOS',
     receivingFacility: 'RADIOLOGY',
     controlId: 'MSG00001',
+    processingId: 'P',
     version: '2.5.1',
     triggerEvent: 'A01',
   };
@@ -173,6 +174,17 @@ describe('ACK', () => {
     expect(value(ack.segment('MSA'), 1)).toBe('AA');
     expect(value(ack.segment('MSA'), 2)).toBe('MSG00001');
     expect(ack.segment('ERR')).toBeUndefined();
+    expect(ack.processingId).toBe('P');
+  });
+
+  it("answers with the message's own processing id (T, D), and P for one it does not know", () => {
+    const processingOf = (processingId: string) =>
+      parseHl7(buildAck({ request: { ...request, processingId }, code: 'AR', controlId: 'C3', now, self }))
+        .processingId;
+    expect(processingOf('T')).toBe('T');
+    expect(processingOf('D')).toBe('D');
+    expect(processingOf('X')).toBe('P');
+    expect(processingOf('')).toBe('P');
   });
 
   it('reports each problem in an ERR segment with location, table 0357 code, severity and user message', () => {

@@ -296,6 +296,8 @@ export interface Hl7Header {
   receivingApplication: string;
   receivingFacility: string;
   controlId: string;
+  /** MSH-11, its first component (HL7 table 0103: P, T, D); '' when empty. */
+  processingId: string;
   version: string;
   messageCode: string;
   triggerEvent: string;
@@ -330,6 +332,7 @@ export function peekHeader(text: string): Hl7Header {
     receivingApplication: asText(5),
     receivingFacility: asText(6),
     controlId: unescapeHl7(at(10), d),
+    processingId: first(at(11)),
     version: first(at(12)),
     messageCode: first(at(9)),
     triggerEvent: at(9).split(comp)[1] ?? '',

@@ -222,6 +222,7 @@ const emptyRequest: AckRequest = {
   receivingApplication: '',
   receivingFacility: '',
   controlId: '',
+  processingId: '',
   version: '2.5.1',
   triggerEvent: '',
 };
