@@ -109,11 +109,18 @@ describe.each(backends())('break-glass on %s', (backend) => {
       const res = await open('rad', body);
       expect(res.status).toBe(400);
       expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
-      expect(((await res.json()) as { code: string }).code).toBe('break-glass.reason-required');
+      // The field it is about, for a form to mark it (until 7 Dec 2026 only the route's own checks named it).
+      expect(await res.json()).toMatchObject({ code: 'break-glass.reason-required', parameter: 'reason' });
     }
+    const wordy = await open('rad', { studyUid: study.target, reason: 'x'.repeat(2001) });
+    expect(wordy.status).toBe(400);
+    expect(await wordy.json()).toMatchObject({ code: 'break-glass.bad-request', parameter: 'reason' });
     const long = await open('rad', { studyUid: study.target, reason, minutes: 100_000 });
     expect(long.status).toBe(400);
-    expect(((await long.json()) as { detail: string }).detail).toMatch(/minutes: .*240/);
+    expect(await long.json()).toMatchObject({
+      detail: expect.stringMatching(/minutes: .*240/),
+      parameter: 'minutes',
+    });
     const unknown = await open('rad', { studyUid: '1.2.3.999', reason });
     expect(unknown.status).toBe(404);
     expect(await s.app.index.db.selectFrom('break_glass').selectAll().execute()).toEqual([]);

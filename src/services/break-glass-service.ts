@@ -50,8 +50,9 @@ export interface BreakGlassFilter {
   limit?: number;
 }
 
-const bad = (code: string, message: string, httpStatus = 400) =>
-  new CustosError({ code, message, httpStatus });
+/** A refused request; `parameter` names the field it is about (problem+json `parameter`), for a form to mark it. */
+const bad = (code: string, message: string, parameter?: string, httpStatus = 400) =>
+  new CustosError({ code, message, httpStatus, ...(parameter ? { detail: { parameter } } : {}) });
 
 /**
  * The open windows of an account, as the access gate needs them for every decision: read from the table once
@@ -121,25 +122,32 @@ export class BreakGlassService {
   ): Promise<{ id: string; studyUid: string; openedAt: string; expiresAt: string }> {
     const { settings } = this.deps;
     if (!isValidUid(input.studyUid))
-      throw bad('break-glass.bad-request', `studyUid: '${input.studyUid}' is not a valid Study Instance UID`);
+      throw bad(
+        'break-glass.bad-request',
+        `studyUid: '${input.studyUid}' is not a valid Study Instance UID`,
+        'studyUid',
+      );
     const reason = input.reason.trim();
     if (reason.length < MIN_REASON_LENGTH)
       throw bad(
         'break-glass.reason-required',
         `reason: say why you need this study (at least ${MIN_REASON_LENGTH} characters); it is recorded and reviewed by the privacy officer`,
+        'reason',
       );
     if (reason.length > MAX_REASON_LENGTH)
-      throw bad('break-glass.bad-request', `reason: at most ${MAX_REASON_LENGTH} characters`);
+      throw bad('break-glass.bad-request', `reason: at most ${MAX_REASON_LENGTH} characters`, 'reason');
     const minutes = input.minutes ?? Math.min(settings.minutes, settings.maxMinutes);
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > settings.maxMinutes)
       throw bad(
         'break-glass.bad-request',
         `minutes: must be a whole number from 1 to ${settings.maxMinutes} (breakGlass.maxMinutes)`,
+        'minutes',
       );
     if (principal.kind !== 'user' || !/^\d{1,15}$/.test(principal.id))
       throw bad(
         'break-glass.not-a-person',
         'break-glass is for a local account acting in person; this principal has no account to hold a window',
+        undefined,
         403,
       );
     const study = await this.deps.index.db
@@ -152,7 +160,12 @@ export class BreakGlassService {
       // Whoever may not open a window on every study learns nothing about whether the study exists; whoever may
       // open one on any study is told it is not there.
       await this.deps.gate.requireUnknownStudy(principal, 'break-glass', input.studyUid);
-      throw bad('break-glass.no-such-study', `there is no study ${input.studyUid} in the archive`, 404);
+      throw bad(
+        'break-glass.no-such-study',
+        `there is no study ${input.studyUid} in the archive`,
+        undefined,
+        404,
+      );
     }
     const decision = await this.deps.gate.require(
       principal,
@@ -260,17 +273,19 @@ export class BreakGlassService {
   async review(principal: Principal, id: string, note: string, channel?: string): Promise<BreakGlassItem> {
     const decision = await this.deps.gate.require(principal, 'review-break-glass', { type: 'archive' });
     const text = note.trim();
-    if (!text) throw bad('break-glass.bad-request', 'note: say what the review found (required)');
+    if (!text) throw bad('break-glass.bad-request', 'note: say what the review found (required)', 'note');
     if (text.length > MAX_NOTE_LENGTH)
-      throw bad('break-glass.bad-request', `note: at most ${MAX_NOTE_LENGTH} characters`);
+      throw bad('break-glass.bad-request', `note: at most ${MAX_NOTE_LENGTH} characters`, 'note');
     const reviewedAt = this.deps.clock.now().toISOString();
     const row = await this.deps.index.db.transaction().execute(async (trx) => {
       const current = await trx.selectFrom('break_glass').selectAll().where('id', '=', id).executeTakeFirst();
-      if (!current) throw bad('break-glass.not-found', `there is no break-glass window ${id}`, 404);
+      if (!current)
+        throw bad('break-glass.not-found', `there is no break-glass window ${id}`, undefined, 404);
       if (current.reviewed_at)
         throw bad(
           'break-glass.already-reviewed',
           `break-glass window ${id} was reviewed by ${current.reviewed_by} at ${current.reviewed_at}`,
+          undefined,
           409,
         );
       await trx

@@ -14,12 +14,16 @@ export const api = createClient<paths>({
   headers: { 'X-Requested-With': 'custos-console' },
 });
 
-/** A refused or failed call, with the problem+json code and the server's message. */
+/**
+ * A refused or failed call, with the problem+json code, the server's message and, when the server names it, the
+ * request field it is about (problem+json `parameter`), for a form to mark that field.
+ */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly parameter?: string,
   ) {
     super(message);
   }
@@ -29,6 +33,7 @@ interface Problem {
   code?: string;
   detail?: string;
   title?: string;
+  parameter?: string;
 }
 
 /** The data of an openapi-fetch result, or an ApiError naming what the server said. */
@@ -39,6 +44,7 @@ export function unwrap<T>(r: { data?: T; error?: unknown; response: Response }):
       r.response.status,
       p.code ?? `http.${r.response.status}`,
       p.detail ?? p.title ?? r.response.statusText,
+      typeof p.parameter === 'string' ? p.parameter : undefined,
     );
   }
   return r.data as T;

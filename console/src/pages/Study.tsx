@@ -189,11 +189,10 @@ export function BreakGlassDialog({ studyUid, onClose }: { studyUid: string; onCl
     e.preventDefault();
     open.mutate();
   };
-  // A refused reason (too short, too long: the server's messages about it start with "reason:") is tied to the
-  // Reason field, so that a screen reader reads it there and the field is marked; until 7 Dec 2026 it stood apart.
-  const reasonRefused =
-    open.error instanceof ApiError &&
-    (open.error.code === 'break-glass.reason-required' || open.error.message.startsWith('reason:'));
+  // A refused reason (missing, too short, too long: the server names the field, problem+json `parameter`) is tied
+  // to the Reason field, so that a screen reader reads it there and the field is marked; until 7 Dec 2026 it stood
+  // apart.
+  const reasonRefused = open.error instanceof ApiError && open.error.parameter === 'reason';
   return (
     <dialog ref={ref} aria-labelledby="bg-title" onClose={onClose}>
       <form onSubmit={submit}>
