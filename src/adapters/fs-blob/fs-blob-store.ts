@@ -475,8 +475,7 @@ export class FsBlobStore implements BlobStore {
         continue;
       }
       const own = p === this.tmpDir;
-      const owner = OWNER_RE.exec(e.name);
-      if (!own && (!owner || owner[3] !== HOST || ownerAlive(Number(owner[1]), owner[2]!))) continue;
+      if (!own && !ownerGone(e.name)) continue;
       for (const n of await readdir(p).catch(() => [])) {
         if (own && this.inFlight.has(join(p, n))) continue;
         await rm(join(p, n), { force: true, recursive: true });
