@@ -14,6 +14,7 @@ import { readMultipart, type MultipartPart } from '../http/multipart-reader.js';
 import type { RequestContext } from '../server/router.js';
 import { stowResponseXml } from './negotiation.js';
 import { MetadataRequest, streamPieces } from './stow-metadata.js';
+import { partHead, type PartHeadRefusal } from './stow-part.js';
 import { sendDicomXmlDocument, sendJson, warning299 } from './responses.js';
 
 export interface StowOptions {
@@ -429,40 +430,14 @@ async function answer(
  * Why a part is refused before its bytes are parsed, or nothing: malformed headers (FailureReason 0xC000, cannot
  * understand, as a part cut short), or a media type other than application/dicom (0x0122).
  */
-function partRefusal(
-  part: MultipartPart,
-  partNo: number,
-): { reason: number; text: string; code: string } | undefined {
-  if (part.error)
-    return { reason: DicomStatus.CannotUnderstand, text: part.error.message, code: part.error.code };
-  let partType = 'application/dicom';
-  if (part.contentType !== undefined) {
-    try {
-      partType = parseMediaType(part.contentType).type;
-    } catch (e) {
-      if (!(e instanceof CustosError)) throw e;
-      // Until 6 Dec 2026 this ended the request: the parts after it were neither stored nor reported.
-      return {
-        reason: DicomStatus.CannotUnderstand,
-        text: `part ${partNo}: Content-Type ${e.message}`,
-        code: e.code,
-      };
-    }
-  }
-  // DICOMweb sends parts in binary. A base64 or quoted-printable part is named as such, not read as DICOM and
-  // failed for its first bytes ("expected 'DICM' … found 'AAAA'", until 6 Dec 2026).
-  const transfer = part.headers['content-transfer-encoding']?.toLowerCase();
-  if (transfer !== undefined && !['binary', '8bit', '7bit'].includes(transfer))
-    return {
-      reason: DicomStatus.CannotUnderstand,
-      code: 'stow.unsupported-transfer-encoding',
-      text: `part ${partNo} has Content-Transfer-Encoding ${transfer.slice(0, 40)}, which is not supported: send the object in binary`,
-    };
-  if (partType !== 'application/dicom')
+function partRefusal(part: MultipartPart, partNo: number): PartHeadRefusal | undefined {
+  const head = partHead(part, partNo, 'application/dicom');
+  if ('refused' in head) return head.refused;
+  if (head.type !== 'application/dicom')
     return {
       reason: DicomStatus.SopClassNotSupported,
       code: 'stow.unsupported-media-type',
-      text: `part ${partNo} has media type ${partType}, not application/dicom`,
+      text: `part ${partNo} has media type ${head.type}, not application/dicom`,
     };
   return undefined;
 }

@@ -25,8 +25,8 @@ import {
 } from '../../dicom/part10-writer.js';
 import { Tags, TransferSyntax } from '../../dicom/tags.js';
 import { isNativeTransferSyntax, transferSyntaxEncoding } from '../../dicom/transfer-syntax.js';
-import { parseMediaType } from '../http/content-type.js';
 import type { MultipartPart } from '../http/multipart-reader.js';
+import { partHead } from './stow-part.js';
 
 export interface MetadataLimits {
   /** Where bulk data parts wait, one spool per request, removed afterwards (adapters/fs-blob/bulk-spool.ts). */
@@ -91,28 +91,13 @@ export class MetadataRequest {
     const refusal = (reason: number, code: string, text: string) => {
       this.refused.push({ partNo, reason, code, text: `part ${partNo}: ${text}` });
     };
-    if (part.error) {
+    const head = partHead(part, partNo, rootType);
+    if ('refused' in head) {
       await drain();
-      return refusal(DicomStatus.CannotUnderstand, part.error.code, part.error.message);
+      this.refused.push({ partNo, ...head.refused });
+      return;
     }
-    let type = rootType;
-    let params: Record<string, string> = {};
-    try {
-      if (part.contentType !== undefined) ({ type, params } = parseMediaType(part.contentType));
-    } catch (e) {
-      if (!(e instanceof CustosError)) throw e;
-      await drain();
-      return refusal(DicomStatus.CannotUnderstand, e.code, `Content-Type ${e.message}`);
-    }
-    const transfer = part.headers['content-transfer-encoding']?.toLowerCase();
-    if (transfer !== undefined && !['binary', '8bit', '7bit'].includes(transfer)) {
-      await drain();
-      return refusal(
-        DicomStatus.CannotUnderstand,
-        'stow.unsupported-transfer-encoding',
-        `Content-Transfer-Encoding ${transfer.slice(0, 40)} is not supported: send the part in binary`,
-      );
-    }
+    const { type, params } = head;
     if (type === 'application/dicom+json' || type === 'application/dicom+xml')
       return this.addMetadata(part, partNo, type);
     if (type === 'application/dicom') {
