@@ -713,8 +713,10 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
 
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return exitCode;
+    // Output cut short is not a success, whatever the command found (a script with pipefail must see it).
+    return exitCode === 0 && io.outputClosed?.() ? 1 : exitCode;
   } catch (err) {
+    if (err instanceof OutputClosedError) return 1;
     // A usage error (unknown command or option, a missing or invalid argument) is 2, as docs/cli.md says;
     // commander's own 1 was the status of policy validate's findings. --help and --version stay 0.
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
@@ -744,10 +746,42 @@ export interface CliIO {
   /** Calls `reload` each time the process is asked to reload (SIGHUP); returns the function that stops it. */
   onReload?(reload: () => void): () => void;
   isTTY: boolean;
+  /** True once the reader of stdout has gone (EPIPE): what was written is incomplete. */
+  outputClosed?(): boolean;
+}
+
+/**
+ * Thrown by `out` once stdout's reader has gone (`custos audit export | head`), so that the command stops reading
+ * the archive for nobody. Until 7 Dec 2026 the write failed with Node's unhandled 'error' event and a stack trace.
+ */
+class OutputClosedError extends Error {}
+
+let stdoutClosed = false;
+let stdoutWatched = false;
+
+function onStdoutError(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE') throw err;
+  if (stdoutClosed) return;
+  stdoutClosed = true;
+  process.stderr.write(
+    'custos: the output was closed before all of it was written (EPIPE); what went out is incomplete\n',
+  );
+  process.exitCode = 1;
+}
+
+function writeOut(s: string): void {
+  if (!stdoutWatched) {
+    stdoutWatched = true;
+    process.stdout.on('error', onStdoutError);
+  }
+  // A failed write destroys the stream at once; its 'error' event comes later, on the next tick.
+  if (stdoutClosed || process.stdout.destroyed) throw new OutputClosedError('stdout was closed');
+  process.stdout.write(s);
 }
 
 const processIO: CliIO = {
-  out: (s) => void process.stdout.write(s),
+  out: writeOut,
+  outputClosed: () => stdoutClosed || process.stdout.destroyed,
   err: (s) => void process.stderr.write(s),
   env: process.env,
   cwd: process.cwd(),
