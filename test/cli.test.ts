@@ -193,7 +193,10 @@ describe.each(backends())('custos CLI (%s)', (backend) => {
         io(cwd),
       ),
     ).toBe(0);
-    expect(await main(['ae', 'remove', ' PADDED ', '--data', 'd1'], io(cwd))).toBe(0);
+    const padded = io(cwd);
+    expect(await main(['ae', 'remove', ' PADDED ', '--data', 'd1'], padded)).toBe(0);
+    // It says the title removed, as registered (until 7 Dec 2026 as typed: 'custos: AE  PADDED  removed').
+    expect(padded.stderr).toBe('custos: AE PADDED removed\n');
     for (const host of ['h\u0000x', 'a/b?c#d', '-oProxyCommand=x', '999.1.1.1']) {
       const refused = io(cwd);
       expect(

@@ -154,8 +154,9 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
       await withApp(
         config(opts.data ? { dataDir: opts.data } : {}),
         async (app) => {
-          await app.aes.remove(systemPrincipal('cli'), title);
-          io.err(`custos: AE ${title} removed\n`);
+          // The title as trimmed, not as typed (until 7 Dec 2026 ' MODALITY1 ' was said removed with its spaces).
+          const removed = await app.aes.remove(systemPrincipal('cli'), title);
+          io.err(`custos: AE ${removed} removed\n`);
         },
         io.err,
       );

@@ -185,7 +185,8 @@ export class AeRegistry {
     return (await this.find(title))!;
   }
 
-  async remove(actor: Principal, given: string): Promise<void> {
+  /** Removes the AE and returns its title as registered (trimmed). */
+  async remove(actor: Principal, given: string): Promise<string> {
     const decision = await this.gate.require(actor, 'administer', { type: 'archive' });
     // Trimmed as add() trims it (until 6 Dec 2026 ' T5 ' was registered as 'T5' and then not found to remove).
     const title = checkAeTitle(given);
@@ -200,6 +201,7 @@ export class AeRegistry {
         objects: { title },
       });
     });
+    return title;
   }
 
   /** Registry lookup for the DIMSE transport (a destination AE for C-MOVE, a requester for commitment). */
