@@ -351,7 +351,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
         reject(
           code === 'dimse.scu-failed'
             ? err
-            : failure(`${opts.calledAe} at ${opts.host}:${opts.port}: ${err.message}`),
+            : failure(`${opts.calledAe} at ${opts.host}:${opts.port}: ${socketReason(err)}`),
         );
     });
   });
@@ -464,7 +464,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
         reject(
           (err as { code?: string }).code === 'dimse.scu-failed'
             ? (err as Error)
-            : failure(`${opts.calledAe} at ${opts.host}:${opts.port}: ${(err as Error).message}`),
+            : failure(`${opts.calledAe} at ${opts.host}:${opts.port}: ${socketReason(err as Error)}`),
         );
         socket.destroy();
       } finally {
@@ -512,4 +512,15 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
       socket.destroy();
     },
   };
+}
+
+/**
+ * Node's message for a failed socket call ends with the address (`connect ECONNREFUSED 10.0.0.7:104`), which the
+ * message it goes into names already: the syscall and the code say the rest. Until 7 Dec 2026 the address came
+ * twice, and the 64-character C-MOVE Error Comment cut the second one short (`…:11913: connect ECONNREFUSED
+ * 127.0.0.1:1191`), naming a port nobody had called.
+ */
+function socketReason(err: Error): string {
+  const { syscall, code } = err as NodeJS.ErrnoException;
+  return syscall && code ? `${syscall} ${code}` : err.message;
 }
