@@ -145,6 +145,34 @@ describe.each(backends())('dicomweb-client (OHIF) against Custos on %s', (backen
     }
   });
 
+  it('gets the frame of a JPEG-LS object as stored when it asks for image/x-jls, the older name of image/jls', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'custos-dwc-'));
+    try {
+      const ids = { studyUid: uid(8), seriesUid: uid(9), sopInstanceUid: uid(10) };
+      const { bytes: jls, frame: stored } = await compress(dir, 'jpegls', nativeObject('mono16', ids));
+      await client.storeInstances({ datasets: [toArrayBuffer(jls)] });
+      // dicomweb-client 0.11 offers image/x-jls and image/jls for JPEG-LS; PS3.18 §8.7.3.3 Note 8 names the former.
+      const [frame] = await client.retrieveInstanceFrames({
+        studyInstanceUID: ids.studyUid,
+        seriesInstanceUID: ids.seriesUid,
+        sopInstanceUID: ids.sopInstanceUid,
+        frameNumbers: [1],
+        mediaTypes: [{ mediaType: 'image/x-jls', transferSyntaxUID: '1.2.840.10008.1.2.4.80' }],
+      });
+      expect(Buffer.from(frame!).equals(stored)).toBe(true);
+      // The answer names the type by its current name.
+      const res = await fetch(
+        `${s.dicomweb}/studies/${ids.studyUid}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}/frames/1`,
+        { headers: { Authorization: `Bearer ${s.token}`, Accept: 'image/x-jls' } },
+      );
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('image/jls; transfer-syntax=1.2.840.10008.1.2.4.80');
+      expect(Buffer.from(await res.arrayBuffer()).equals(stored)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('follows a metadata BulkDataURI and fetches a thumbnail', async () => {
     const [meta] = await client.retrieveStudyMetadata({ studyInstanceUID: study });
     const uri = meta!['7FE00010']!.BulkDataURI!;

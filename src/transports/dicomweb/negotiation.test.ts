@@ -60,6 +60,19 @@ describe('frameForm', () => {
     expect(frameForm(RLE, 'image/x-dicom-rle')).toEqual({ ...labelled, single: true });
   });
 
+  it('takes image/x-jls, the older name of image/jls, for JPEG-LS frames (PS3.18 §8.7.3.3 Note 8)', () => {
+    for (const ts of ['1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.4.81']) {
+      const labelled = { type: `image/jls; transfer-syntax=${ts}` };
+      expect(frameForm(ts, `multipart/related; type="image/x-jls"; transfer-syntax=${ts}`)).toEqual({
+        ...labelled,
+        single: false,
+      });
+      expect(frameForm(ts, 'image/x-jls')).toEqual({ ...labelled, single: true });
+    }
+    // An alias names the same media type only: JPEG frames are no JPEG-LS.
+    expect(() => frameForm(JPEG_BASELINE, 'multipart/related; type="image/x-jls"')).toThrow(/no transcoding/);
+  });
+
   it('decodes compressed frames asked for as octet-stream in Explicit VR Little Endian, where it can', () => {
     const want = `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT}`;
     expect(frameForm(JPEG_BASELINE, want, true)).toEqual({

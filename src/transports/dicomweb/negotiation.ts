@@ -147,8 +147,15 @@ const FRAME_MEDIA: Record<string, string> = {
   '1.2.840.10008.1.2.4.103': 'video/mp4',
 };
 
-/** Older names of a frame media type, accepted as the current one. */
-const MEDIA_ALIASES: Record<string, string> = { 'image/x-dicom-rle': 'image/dicom-rle' };
+/**
+ * Older names of a frame media type, accepted as the current one: PS3.18 §8.7.3.3 Note 8 names the experimental
+ * image/x-dicom-rle and image/x-jls that older implementations ask for (dicomweb-client 0.11 offers image/x-jls
+ * for JPEG-LS frames; until 7 Dec 2026 it was a 406).
+ */
+const MEDIA_ALIASES: Record<string, string> = {
+  'image/x-dicom-rle': 'image/dicom-rle',
+  'image/x-jls': 'image/jls',
+};
 
 /** How frames or bulk data go out: the media type of the part (or of the body), and whether in one part alone. */
 export interface FrameForm {
