@@ -944,6 +944,53 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(anonNo.status).toBe(400);
   });
 
+  it('refuses WADO-URI windowing without its pair or with application/dicom, and a transferSyntax that is no UID', async () => {
+    // PS3.18 §9.5.1.2.6: windowCenter and windowWidth come together, and not with contentType=application/dicom;
+    // §9.4.2.4: transferSyntax is one valid UID. Each is a 400 naming the parameter, before anything is opened or
+    // recorded. Until 7 Dec 2026 the lone or misplaced window was ignored, and a transferSyntax that is no UID was
+    // a 406.
+    const q = `${s.url}/wado?requestType=WADO&studyUID=${study1}&seriesUID=${series1}&objectUID=${sops[0]}`;
+    const dicom = `${q}&contentType=application%2Fdicom`;
+    const records = () =>
+      s.app.index.db
+        .selectFrom('audit_ledger')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('study_uid', '=', study1)
+        .executeTakeFirstOrThrow()
+        .then((r) => Number(r.n));
+    const before = await records();
+    for (const [url, parameter, words] of [
+      [`${q}&windowCenter=40`, 'windowWidth', 'windowCenter needs windowWidth'],
+      [`${q}&windowWidth=400`, 'windowCenter', 'windowWidth needs windowCenter'],
+      [`${q}&contentType=image/png&windowWidth=400`, 'windowCenter', 'windowWidth needs windowCenter'],
+      [`${dicom}&windowCenter=40&windowWidth=400`, 'windowCenter', 'not contentType=application/dicom'],
+      [`${dicom}&windowWidth=400`, 'windowWidth', 'not contentType=application/dicom'],
+      [`${dicom}&transferSyntax=jpeg`, 'transferSyntax', "got 'jpeg'"],
+      [`${dicom}&transferSyntax=1.2.840.10008.1.2.01`, 'transferSyntax', 'must be a transfer syntax UID'],
+      [
+        `${dicom}&transferSyntax=1.2.840.10008.1.2.1&transferSyntax=1.2.840.10008.1.2.1`,
+        'transferSyntax',
+        'given 2 times',
+      ],
+    ] as const) {
+      const res = await fetch(url, { headers: auth() });
+      expect(res.status, url).toBe(400);
+      expect(res.headers.get('content-type'), url).toBe('application/problem+json');
+      const body = (await res.json()) as { code: string; parameter: string; detail: string };
+      expect(body, url).toMatchObject({ code: 'wado.bad-parameter', parameter });
+      expect(body.detail, url).toContain(words);
+    }
+    expect(await records()).toBe(before);
+    // The pair, on a rendered image, and one UID still work.
+    const both = await fetch(`${q}&windowCenter=40&windowWidth=400`, { headers: auth() });
+    expect(both.status).toBe(200);
+    expect(both.headers.get('content-type')).toBe('image/jpeg');
+    await both.arrayBuffer();
+    const one = await fetch(`${dicom}&transferSyntax=1.2.840.10008.1.2.1`, { headers: auth() });
+    expect(one.status).toBe(200);
+    expect(Buffer.from(await one.arrayBuffer())).toEqual(objects.get(sops[0]!));
+  });
+
   it('renders a chosen frame with WADO-RS rendered', async () => {
     const base = `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}`;
     const one = await fetch(`${base}/frames/2/rendered`, { headers: { ...auth(), Accept: 'image/jpeg' } });

@@ -1,4 +1,5 @@
 import { CustosError } from '../../domain/errors.js';
+import { isValidUid } from '../../domain/ids.js';
 import { isNativeTransferSyntax } from '../../dicom/transfer-syntax.js';
 import type { DicomJsonObject } from '../../domain/dicom-levels.js';
 import { TransferSyntax } from '../../dicom/tags.js';
@@ -591,6 +592,22 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       });
     }
     const contentType = wadoUriContentType(q.get('contentType'));
+    // PS3.18 §9.5.1.2.6: windowCenter and windowWidth go together, and only with a rendered contentType; either
+    // alone, or either with application/dicom, is a 400 (until 7 Dec 2026 the one was ignored, the image rendered
+    // with the object's own window, and the object sent).
+    const windowing = (['windowCenter', 'windowWidth'] as const).filter((name) => q.has(name));
+    if (contentType === 'application/dicom' && windowing.length)
+      throw badParameter(
+        windowing[0]!,
+        `${windowing.join(' and ')} ${windowing.length > 1 ? 'are' : 'is'} for a rendered image, not contentType=application/dicom (PS3.18 §9.5.1.2.6)`,
+      );
+    if (windowing.length === 1) {
+      const missing = windowing[0] === 'windowCenter' ? 'windowWidth' : 'windowCenter';
+      throw badParameter(
+        missing,
+        `${windowing[0]} needs ${missing}: the two are given together or not at all (PS3.18 §9.5.1.2.6)`,
+      );
+    }
     if (contentType !== 'application/dicom') {
       // Parameters first: a bad one is a 400 before anything is opened or recorded.
       const frame = intParam(q.get('frameNumber'), 'frameNumber') ?? 1;
@@ -637,7 +654,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
       );
       return;
     }
-    const wantTs = q.get('transferSyntax');
+    const wantTs = transferSyntaxParam(q.getAll('transferSyntax'));
     // PS3.18 §9.4.2.4: Explicit VR Little Endian by default (servedSyntax: converted from implicit VR, big endian
     // or deflated, a losslessly compressed object Custos decodes decompressed), else the syntax named.
     const form: DicomForm = { single: true, transferSyntax: wantTs ?? undefined, q: 1 };
@@ -705,6 +722,23 @@ function wadoUriContentType(raw: string | null): 'application/dicom' | RenderedM
     message: `WADO-URI contentType ${raw} is not available: use image/jpeg, image/png, image/gif or application/dicom`,
     httpStatus: 406,
   });
+}
+
+/**
+ * WADO-URI `transferSyntax` (PS3.18 §9.4.2.4): one value, a UID (or `*`, as stored, as WADO-RS takes it); given
+ * twice or not a UID it is a 400 naming it (until 7 Dec 2026 the first was taken, and one that is no UID was a 406
+ * "does not transcode it to").
+ */
+function transferSyntaxParam(values: string[]): string | undefined {
+  if (values.length > 1)
+    throw badParameter('transferSyntax', `transferSyntax is given ${values.length} times; give one UID`);
+  const [ts] = values;
+  if (ts !== undefined && ts !== '*' && !isValidUid(ts))
+    throw badParameter(
+      'transferSyntax',
+      `transferSyntax must be a transfer syntax UID (or *), got '${ts.length > 80 ? `${ts.slice(0, 80)}…` : ts}'`,
+    );
+  return ts;
 }
 
 /** WADO-URI `region=xmin,ymin,xmax,ymax` (PS3.18 §8.2.4): fractions of the image, 0 to 1, top left first. */
