@@ -191,6 +191,42 @@ describe.each(backends())('WADO-RS ranges, single parts and HEAD on %s', (backen
     expect((await multipartParts(study))[0]!.body).toEqual(bytes);
   });
 
+  it('ignores a Range sent with If-Range, whose validator cannot match, and sends the whole value (RFC 9110 §13.1.5)', async () => {
+    // Custos sends neither an ETag nor a Last-Modified: no If-Range validator is its representation's, so the
+    // Range is ignored (200, the whole value), also one past the end. Until 7 Dec 2026 If-Range was not read: a
+    // 206 spliced bytes of this representation onto whatever the client held.
+    const whole = Buffer.from(await (await get('', { Accept: 'application/dicom' })).arrayBuffer());
+    const uri = `${s.url}/wado?requestType=WADO&contentType=application/dicom&studyUID=${ids.studyUid}&seriesUID=${ids.seriesUid}&objectUID=${ids.sopInstanceUid}`;
+    for (const ifRange of ['"a0b1c2"', 'W/"a0b1c2"', 'Mon, 07 Dec 2026 05:00:00 GMT']) {
+      for (const [url, accept, body] of [
+        [`${base}/bulkdata/7FE00010`, 'application/octet-stream', pixels],
+        [`${base}/frames/2`, 'application/octet-stream', pixels.subarray(FRAME, 2 * FRAME)],
+        [base, 'application/dicom', whole],
+        [uri, '*/*', whole],
+      ] as const) {
+        for (const range of ['bytes=100-', `bytes=${body.length}-`]) {
+          const res = await fetch(url, {
+            headers: {
+              Authorization: `Bearer ${s.token}`,
+              Accept: accept,
+              Range: range,
+              'If-Range': ifRange,
+            },
+          });
+          expect(res.status, `${url} ${range} If-Range ${ifRange}`).toBe(200);
+          expect(res.headers.get('content-range'), url).toBeNull();
+          expect(Buffer.from(await res.arrayBuffer()).equals(body), url).toBe(true);
+        }
+      }
+    }
+    // In the multipart answer too: the part carries the whole value, without Content-Range.
+    const multi = await get('/bulkdata/7FE00010', { Range: 'bytes=100-199', 'If-Range': '"a0b1c2"' });
+    expect(multi.status).toBe(200);
+    const [part] = await multipartParts(multi);
+    expect(part!.headers['content-range']).toBeUndefined();
+    expect(part!.body).toEqual(pixels);
+  });
+
   it('answers HEAD with the headers of GET and reads no object', async () => {
     const study = `${s.dicomweb}/studies/${ids.studyUid}`;
     const paths = [

@@ -271,8 +271,15 @@ interface Served {
   converted: boolean;
 }
 
-/** The one byte range a Range header asks of `total` bytes (parseByteRange); a 416 says how long the value is. */
+/**
+ * The one byte range a Range header asks of `total` bytes (parseByteRange); a 416 says how long the value is.
+ * With If-Range the Range applies only when its validator matches the representation's (RFC 9110 §13.1.5);
+ * Custos sends neither an ETag nor a Last-Modified, so none does, and the whole value goes (200). Until 7 Dec 2026
+ * If-Range was not read: a client resuming a download begun elsewhere got bytes spliced from another
+ * representation.
+ */
 function rangeOf(ctx: RequestContext, total: number): ByteSpan | undefined {
+  if (ctx.req.headers['if-range'] !== undefined) return undefined;
   try {
     return parseByteRange(ctx.req.headers.range, total);
   } catch (err) {
