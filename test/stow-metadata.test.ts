@@ -287,6 +287,46 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     },
   );
 
+  it('serves the frame of pixel data stored as image/jpx back as image/jpx (PS3.18 Table 8.7.3-5)', async () => {
+    // A JPEG 2000 codestream (GDCM) sent as image/jpx is stored in JPEG 2000 Part 2 (.4.92), the media type's
+    // default; its frame goes back labelled so. Until 7 Dec 2026 it went out as application/octet-stream, and a
+    // client asking for image/jpx, the type it stored it in, got a 406.
+    const id = { studyUid: uid(70), seriesUid: uid(71), sopInstanceUid: uid(72) };
+    const j2k = await compress(scratch, 'j2k', nativeObject('mono16', id));
+    const parsed = await parsePart10(j2k.bytes, { maxInlineValueBytes: 0 });
+    const json = datasetToJson(parsed.dataset, {
+      bulkDataUri: (path) => (path.length === 1 && path[0] === Tags.PixelData ? 'jpx-1' : undefined),
+    });
+    delete json['00020010'];
+    const res = await post(
+      body([metadataPart([json]), { type: 'image/jpx', location: 'jpx-1', bytes: j2k.frame }]),
+    );
+    expect([res.status, res.headers.get('warning')]).toEqual([200, null]);
+    const JPX = '1.2.840.10008.1.2.4.92';
+    const url = `${s.dicomweb}/studies/${id.studyUid}/series/${id.seriesUid}/instances/${id.sopInstanceUid}/frames/1`;
+    const padded = j2k.frame.length % 2 ? Buffer.concat([j2k.frame, Buffer.alloc(1)]) : j2k.frame;
+    for (const accept of [
+      undefined,
+      'multipart/related; type="image/jpx"',
+      `multipart/related; type="image/jpx"; transfer-syntax=${JPX}`,
+    ]) {
+      const got = await fetch(url, {
+        headers: { Authorization: `Bearer ${s.token}`, ...(accept ? { Accept: accept } : {}) },
+      });
+      expect(got.status, `${accept}: ${await got.clone().text()}`).toBe(200);
+      expect(got.headers.get('content-type'), accept).toMatch(
+        /^multipart\/related; type="image\/jpx"; boundary=/,
+      );
+      const [part] = await multipartParts(got);
+      expect(part!.headers['content-type'], accept).toBe(`image/jpx; transfer-syntax=${JPX}`);
+      expect(part!.body.equals(padded), accept).toBe(true);
+    }
+    const single = await fetch(url, { headers: { Authorization: `Bearer ${s.token}`, Accept: 'image/jpx' } });
+    expect(single.status).toBe(200);
+    expect(single.headers.get('content-type')).toBe(`image/jpx; transfer-syntax=${JPX}`);
+    expect(Buffer.from(await single.arrayBuffer()).equals(padded)).toBe(true);
+  });
+
   it('stores instances sent as application/dicom+xml metadata (one part per instance) with their bulk data', async () => {
     const ids = [1, 2].map((i) => ({
       studyUid: uid(100 + i),

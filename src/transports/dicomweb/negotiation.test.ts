@@ -73,6 +73,29 @@ describe('frameForm', () => {
     expect(() => frameForm(JPEG_BASELINE, 'multipart/related; type="image/x-jls"')).toThrow(/no transcoding/);
   });
 
+  it('labels each compressed syntax of PS3.18 Table 8.7.3-5 with its own media type, not application/octet-stream', () => {
+    for (const [ts, type] of [
+      ['1.2.840.10008.1.2.4.92', 'image/jpx'],
+      ['1.2.840.10008.1.2.4.93', 'image/jpx'],
+      ['1.2.840.10008.1.2.4.101', 'video/mpeg2'],
+      ['1.2.840.10008.1.2.4.104', 'video/mp4'],
+      ['1.2.840.10008.1.2.4.105', 'video/mp4'],
+      ['1.2.840.10008.1.2.4.106', 'video/mp4'],
+    ]) {
+      expect(frameForm(ts!, undefined), ts).toEqual({
+        type: `${type}; transfer-syntax=${ts}`,
+        single: false,
+      });
+      expect(frameForm(ts!, `multipart/related; type="${type}"`), ts).toEqual({
+        type: `${type}; transfer-syntax=${ts}`,
+        single: false,
+      });
+    }
+    expect(() => frameForm('1.2.840.10008.1.2.4.92', 'multipart/related; type="image/jp2"')).toThrow(
+      /no transcoding/,
+    );
+  });
+
   it('decodes compressed frames asked for as octet-stream in Explicit VR Little Endian, where it can', () => {
     const want = `multipart/related; type="application/octet-stream"; transfer-syntax=${EXPLICIT}`;
     expect(frameForm(JPEG_BASELINE, want, true)).toEqual({

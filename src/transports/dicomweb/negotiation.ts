@@ -136,6 +136,10 @@ const FRAME_MEDIA: Record<string, string> = {
   '1.2.840.10008.1.2.4.81': 'image/jls',
   '1.2.840.10008.1.2.4.90': 'image/jp2',
   '1.2.840.10008.1.2.4.91': 'image/jp2',
+  // PS3.18 Table 8.7.3-5: JPEG 2000 Part 2 is image/jpx, the type STOW-RS takes it in (stow-metadata.ts); until 7 Dec
+  // 2026 its frames went out labelled application/octet-stream, and image/jpx was a 406.
+  '1.2.840.10008.1.2.4.92': 'image/jpx',
+  '1.2.840.10008.1.2.4.93': 'image/jpx',
   '1.2.840.10008.1.2.4.201': 'image/jphc',
   '1.2.840.10008.1.2.4.202': 'image/jphc',
   '1.2.840.10008.1.2.4.203': 'image/jphc',
@@ -143,8 +147,12 @@ const FRAME_MEDIA: Record<string, string> = {
   // older editions, which dicomweb-client 0.11 still asks for (MEDIA_ALIASES).
   '1.2.840.10008.1.2.5': 'image/dicom-rle',
   '1.2.840.10008.1.2.4.100': 'video/mpeg2',
+  '1.2.840.10008.1.2.4.101': 'video/mpeg2',
   '1.2.840.10008.1.2.4.102': 'video/mp4',
   '1.2.840.10008.1.2.4.103': 'video/mp4',
+  '1.2.840.10008.1.2.4.104': 'video/mp4',
+  '1.2.840.10008.1.2.4.105': 'video/mp4',
+  '1.2.840.10008.1.2.4.106': 'video/mp4',
 };
 
 /**
