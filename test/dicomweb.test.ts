@@ -1098,6 +1098,22 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       );
       expect(gif, fn).toEqual(expected[fn]);
     }
+    // PS3.18 §8.3.5.1.4 writes the functions as "linear", "linear-exact" and "sigmoid" (until 7 Dec 2026
+    // linear-exact, the standard's own keyword, was a 400: only the VOI LUT Function's LINEAR_EXACT was taken).
+    for (const [keyword, fn] of [
+      ['linear', 'LINEAR'],
+      ['linear-exact', 'LINEAR_EXACT'],
+      ['sigmoid', 'SIGMOID'],
+    ] as const) {
+      const res = await get(`${base}/frames/2/rendered?window=${c},${w},${keyword}`, 'image/png');
+      expect(res.status, `${keyword}: ${await res.clone().text()}`).toBe(200);
+      expect(await greys(res, 'image/png'), keyword).toEqual(expected[fn]);
+    }
+    const bad = await get(`${base}/frames/2/rendered?window=${c},${w},linear-ish`, 'image/png');
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { detail: string }).detail).toContain(
+      "linear, linear-exact or sigmoid (PS3.18 §8.3.5.1.4), got 'linear-ish'",
+    );
     // LINEAR without a third value; the three differ on this frame.
     expect(
       await greys(await get(`${base}/frames/2/rendered?window=${c},${w}`, 'image/png'), 'image/png'),

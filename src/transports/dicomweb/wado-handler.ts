@@ -5,7 +5,7 @@ import type { DicomJsonObject } from '../../domain/dicom-levels.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import { bigEndianWordSize, swapWords } from '../../dicom/little-endian.js';
 import { sliceRanges, type ByteRange } from '../../domain/frames.js';
-import { MAX_VIEWPORT, parseViewport, VOI_FUNCTIONS, voiFunctionOf } from '../../domain/render.js';
+import { MAX_VIEWPORT, parseViewport, voiFunctionOf } from '../../domain/render.js';
 import {
   damagedError,
   type InstanceRef,
@@ -953,11 +953,13 @@ function renderedOptions(q: URLSearchParams, defaultViewport?: string) {
       'window',
       `window must be center,width or center,width,function, got '${q.get('window')}'`,
     );
-  const fn = window?.[2] === undefined ? undefined : voiFunctionOf(window[2]);
+  // PS3.18 §8.3.5.1.4 writes the functions "linear", "linear-exact" and "sigmoid", the VOI LUT Function's terms
+  // (PS3.3 C.11.2.1.3) with a hyphen for the underscore; both spellings are taken, in either case.
+  const fn = window?.[2] === undefined ? undefined : voiFunctionOf(window[2].replace(/-/g, '_'));
   if (window?.[2] !== undefined && fn === undefined)
     throw badParameter(
       'window',
-      `the window's function must be ${VOI_FUNCTIONS.join(', ')} (PS3.18 §8.3.5.1.4), got '${window![2]}'`,
+      `the window's function must be linear, linear-exact or sigmoid (PS3.18 §8.3.5.1.4), got '${window![2]}'`,
     );
   const size = q.get('viewport') ?? defaultViewport;
   return {
