@@ -1203,6 +1203,11 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     const before = records.length;
     for (const [url, parameter] of [
       [`${series}/thumbnail?viewport=0,10`, 'viewport'],
+      // PS3.18 §8.3.5.1.3: a thumbnail's viewport is vw,vh alone (until 7 Dec 2026 a region was cut out).
+      [`${series}/thumbnail?viewport=64,64,0,0,2,2`, 'viewport'],
+      [`${multi}/thumbnail?viewport=64,64,,,2,2`, 'viewport'],
+      [`${multi}/frames/1/thumbnail?viewport=64,64,1`, 'viewport'],
+      [`${s.dicomweb}/studies/${study1}/thumbnail?viewport=64,64,0,0,2,2`, 'viewport'],
       [`${multi}/rendered?viewport=10`, 'viewport'],
       [`${multi}/rendered?viewport=10,10,4,0,3,1`, 'viewport'],
       [`${uri}&rows=5000`, 'rows'],

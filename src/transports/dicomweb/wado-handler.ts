@@ -985,6 +985,14 @@ export function thumbnailHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
     const format = renderedMediaType(ctx.req.headers.accept, 'thumbnails');
     const frames = oneFrame(ctx, 'a thumbnail is of one frame');
+    // PS3.18 §8.3.5.1.3: a thumbnail's viewport is vw,vh alone; a region (sx, sy, sw, sh) is a 400. Until 7 Dec 2026
+    // it was taken, and the thumbnail cut out of the image.
+    const viewport = ctx.query.get('viewport');
+    if (viewport !== null && viewport.split(',').length > 2)
+      throw badParameter(
+        'viewport',
+        `a thumbnail's viewport is vw,vh alone, without a region (PS3.18 §8.3.5.1.3), got '${viewport.slice(0, 80)}'`,
+      );
     const options = renderedOptions(ctx.query, `${THUMBNAIL_SIZE},${THUMBNAIL_SIZE}`);
     const [ref] = await opened(
       ctx,
