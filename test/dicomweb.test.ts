@@ -944,6 +944,41 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(anonNo.status).toBe(400);
   });
 
+  it('refuses a WADO-URI studyUID, seriesUID or objectUID that is no UID, or given twice, before deciding anything', async () => {
+    // As a WADO-RS path's UIDs are (dicomweb.bad-uid). Until 7 Dec 2026 they were looked up: `studyUID=abc` was a
+    // 403 recorded in the ledger as a denied access, a bad objectUID a 404, and of two studyUIDs the first served.
+    const ids = { studyUID: study1, seriesUID: series1, objectUID: sops[0]! };
+    const uri = (over: Record<string, string>, extra = '') =>
+      `${s.url}/wado?${new URLSearchParams({ requestType: 'WADO', ...ids, ...over }).toString()}${extra}`;
+    const ledger = () =>
+      s.app.index.db
+        .selectFrom('audit_ledger')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .executeTakeFirstOrThrow()
+        .then((r) => Number(r.n));
+    const before = await ledger();
+    for (const [url, parameter, words] of [
+      [uri({ studyUID: 'abc' }), 'studyUID', "studyUID 'abc' is not a valid UID"],
+      [uri({ seriesUID: '1.2.03' }), 'seriesUID', "seriesUID '1.2.03' is not a valid UID"],
+      [uri({ objectUID: `${sops[0]}.` }), 'objectUID', 'is not a valid UID'],
+      [uri({ objectUID: '1'.repeat(65) }), 'objectUID', 'is not a valid UID'],
+      [uri({}, `&studyUID=${study2}`), 'studyUID', 'studyUID is given 2 times'],
+      [uri({ contentType: 'application/dicom' }, `&objectUID=${sops[1]}`), 'objectUID', 'given 2 times'],
+    ] as const) {
+      const res = await fetch(url, { headers: auth() });
+      expect(res.status, url).toBe(400);
+      expect(res.headers.get('content-type'), url).toBe('application/problem+json');
+      const body = (await res.json()) as { code: string; parameter: string; detail: string };
+      expect(body, url).toMatchObject({ code: 'wado-uri.bad-parameter', parameter });
+      expect(body.detail, url).toContain(words);
+    }
+    // Nothing was decided, so nothing recorded.
+    expect(await ledger()).toBe(before);
+    const good = await fetch(uri({ contentType: 'application/dicom' }), { headers: auth() });
+    expect(good.status).toBe(200);
+    expect(Buffer.from(await good.arrayBuffer())).toEqual(objects.get(sops[0]!));
+  });
+
   it('refuses WADO-URI windowing without its pair or with application/dicom, and a transferSyntax that is no UID', async () => {
     // PS3.18 §9.5.1.2.6: windowCenter and windowWidth come together, and not with contentType=application/dicom;
     // §9.4.2.4: transferSyntax is one valid UID. Each is a 400 naming the parameter, before anything is opened or

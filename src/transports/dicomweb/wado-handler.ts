@@ -579,12 +579,24 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     const bad = (message: string, parameter: string) =>
       new CustosError({ code: 'wado-uri.bad-parameter', message, httpStatus: 400, detail: { parameter } });
     if (q.get('requestType') !== 'WADO') throw bad(`requestType must be WADO`, 'requestType');
-    const studyUid = q.get('studyUID');
-    const seriesUid = q.get('seriesUID');
-    const objectUid = q.get('objectUID');
-    if (!studyUid) throw bad('studyUID is required', 'studyUID');
-    if (!seriesUid) throw bad('seriesUID is required', 'seriesUID');
-    if (!objectUid) throw bad('objectUID is required', 'objectUID');
+    // PS3.18 §9.4.1: one UID each. One that is no UID, or given twice, is a 400 naming it before anything is
+    // decided or recorded, as a WADO-RS path's is (until 7 Dec 2026 it was looked up: a 403 recorded as a denial,
+    // or a 404, and of two the first was taken).
+    const uidParam = (name: string): string => {
+      const values = q.getAll(name);
+      if (values.length > 1) throw bad(`${name} is given ${values.length} times; give one UID`, name);
+      const [value] = values;
+      if (!value) throw bad(`${name} is required`, name);
+      if (!isValidUid(value))
+        throw bad(
+          `${name} '${value.length > 64 ? `${value.slice(0, 64)}…` : value}' is not a valid UID (PS3.5 §9.1: up to 64 digits and dots, no leading zero in a component)`,
+          name,
+        );
+      return value;
+    };
+    const studyUid = uidParam('studyUID');
+    const seriesUid = uidParam('seriesUID');
+    const objectUid = uidParam('objectUID');
     // PS3.18 §9.4.2.3: a server that cannot anonymize may answer with an error. Serving the identified object in
     // its place, as until 4 Dec 2026, would hand a teaching file or a trial what it asked not to get.
     const anonymize = q.get('anonymize');
