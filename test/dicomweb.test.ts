@@ -1038,6 +1038,11 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     // A window and a quality are taken; a width of 0 or less, or a quality outside 1..100, is a 400 naming the
     // parameter (a quality of 500 was an image before).
     expect((await fetch(`${base}/rendered?window=100,50&quality=80`, { headers: auth() })).status).toBe(200);
+    // Decimals as DS writes them: a sign, a point, an exponent.
+    for (const window of ['-1.5e2,%2B4E2', '.5,100.', '1e3,400'])
+      expect((await fetch(`${base}/rendered?window=${window}`, { headers: auth() })).status, window).toBe(
+        200,
+      );
     const uri = `${s.url}/wado?requestType=WADO&studyUID=${study2}&seriesUID=${series3}&objectUID=${multiSop}`;
     for (const [url, parameter] of [
       [`${base}/rendered?window=100,0`, 'window'],
@@ -1045,6 +1050,14 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       [`${base}/frames/1/rendered?quality=7.5`, 'quality'],
       [`${uri}&windowCenter=10&windowWidth=-1`, 'windowWidth'],
       [`${uri}&imageQuality=0`, 'imageQuality'],
+      // A decimal number, not whatever JavaScript's Number() reads (until 7 Dec 2026 0x10 was 16, 0b1 was 1).
+      [`${base}/rendered?window=0x10,0x100`, 'window'],
+      [`${base}/rendered?window=40,0b111`, 'window'],
+      [`${base}/rendered?window=40,400&quality=0x40`, 'quality'],
+      [`${base}/thumbnail?window=0o17,400`, 'window'],
+      [`${uri}&windowCenter=0x10&windowWidth=400`, 'windowCenter'],
+      [`${uri}&windowCenter=10&windowWidth=Infinity`, 'windowWidth'],
+      [`${uri}&imageQuality=0x40`, 'imageQuality'],
     ] as const) {
       const bad = await fetch(url, { headers: auth() });
       expect(bad.status, url).toBe(400);

@@ -782,11 +782,19 @@ function intParam(raw: string | null, name: string): number | undefined {
   return Number(raw);
 }
 
+/**
+ * A decimal number (PS3.18 §8.3.5.1.4, §9.5.1.2.6; the form of a DS value, PS3.5 §6.2): digits with an optional
+ * sign, point and exponent. JavaScript's Number() also reads hexadecimal, binary and octal (`0x10` is 16), which no
+ * client means by a window or a quality: until 7 Dec 2026 `window=0x10,0x100` rendered with 16 and 256.
+ */
+const DECIMAL = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$/;
+
 /** A number parameter, or undefined when absent. */
 function optionalNumber(raw: string | null, name: string): number | undefined {
   if (raw === null) return undefined;
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n)) throw badParameter(name, `${name} must be a number`);
+  if (!DECIMAL.test(raw) || !Number.isFinite(n))
+    throw badParameter(name, `${name} must be a decimal number, got '${raw.slice(0, 40)}'`);
   return n;
 }
 
