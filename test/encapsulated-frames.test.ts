@@ -158,4 +158,58 @@ describe.each(backends())('frames of several fragments without a Basic Offset Ta
       detail: expect.stringContaining('3 frames in 6 fragments, no Basic or Extended Offset Table'),
     });
   });
+
+  it('serves the pixel data of a video as one value holding the whole stream (PS3.18 §8.7.3.3 Note 5)', async () => {
+    // An MPEG-4 AVC object of 30 frames whose stream is cut into two fragments. Custos does not decode video, so
+    // deterministic bytes opening with an ISO BMFF 'ftyp' box stand for the stream. Until 7 Dec 2026 the pixel
+    // data's BulkDataURI was cut into 30 values like an image's and answered 501 (frame boundaries unknown).
+    const sop = uid(6);
+    const MP4 = '1.2.840.10008.1.2.4.102';
+    const stream = Buffer.alloc(6000);
+    for (let i = 0; i < stream.length; i++) stream[i] = (i * 31 + (i >> 8)) & 0xff;
+    Buffer.from('\0\0\0\x18ftypmp42', 'latin1').copy(stream);
+    const bytes = makeInstance({
+      studyUid: study,
+      seriesUid: series,
+      sopInstanceUid: sop,
+      rows: 16,
+      columns: 16,
+      frames: 30,
+      transferSyntaxUid: MP4,
+      extra: [
+        { tag: t(0x0028, 0x0002), vr: 'US', value: 3 },
+        { tag: t(0x0028, 0x0004), vr: 'CS', value: 'YBR_PARTIAL_420' },
+        { tag: t(0x0028, 0x0006), vr: 'US', value: 0 },
+        { tag: t(0x0028, 0x0100), vr: 'US', value: 8 },
+        { tag: t(0x0028, 0x0101), vr: 'US', value: 8 },
+        { tag: t(0x0028, 0x0102), vr: 'US', value: 7 },
+      ],
+      encapsulatedPixelData: { fragments: [stream.subarray(0, 4000), stream.subarray(4000)] },
+    });
+    await stow(bytes);
+    const instance = `${s.dicomweb}/studies/${study}/series/${series}/instances/${sop}`;
+    const [meta] = (await (
+      await fetch(`${instance}/metadata`, { headers: { ...auth(), Accept: 'application/dicom+json' } })
+    ).json()) as Record<string, { BulkDataURI?: string }>[];
+    const uri = meta!['7FE00010']!.BulkDataURI!;
+    expect(uri).toBe(`${instance}/bulkdata/7FE00010`);
+    // By default in multipart/related: one part, the whole stream, labelled with its media type and syntax.
+    const multi = await fetch(uri, { headers: auth() });
+    expect(multi.status, await multi.clone().text()).toBe(200);
+    expect(multi.headers.get('content-type')).toMatch(/^multipart\/related; type="video\/mp4"; boundary=/);
+    const parts = await multipartParts(multi);
+    expect(parts).toHaveLength(1);
+    expect(parts[0]!.headers['content-type']).toBe(`video/mp4; transfer-syntax=${MP4}`);
+    expect(parts[0]!.body.equals(stream)).toBe(true);
+    // Alone, as a video element's source is fetched, and a Range of it (a player seeking).
+    const single = await fetch(uri, { headers: { ...auth(), Accept: 'video/mp4' } });
+    expect(single.status).toBe(200);
+    expect(single.headers.get('content-type')).toBe(`video/mp4; transfer-syntax=${MP4}`);
+    expect(single.headers.get('content-length')).toBe(String(stream.length));
+    expect(Buffer.from(await single.arrayBuffer()).equals(stream)).toBe(true);
+    const seek = await fetch(uri, { headers: { ...auth(), Accept: 'video/mp4', Range: 'bytes=3990-4009' } });
+    expect(seek.status).toBe(206);
+    expect(seek.headers.get('content-range')).toBe(`bytes 3990-4009/${stream.length}`);
+    expect(Buffer.from(await seek.arrayBuffer()).equals(stream.subarray(3990, 4010))).toBe(true);
+  });
 });

@@ -46,3 +46,12 @@ export function isNativeTransferSyntax(uid: string): boolean {
 export function isReferencedPixelTransferSyntax(uid: string): boolean {
   return uid === '1.2.840.10008.1.2.4.94' || uid === '1.2.840.10008.1.2.4.95';
 }
+
+/**
+ * The video transfer syntaxes (PS3.5 §8.2): MPEG-2 (.100, .101), MPEG-4 AVC/H.264 (.102–.106) and HEVC/H.265
+ * (.107, .108). Their pixel data is one stream for every frame, however it is cut into fragments (PS3.5 A.4).
+ */
+export function isVideoTransferSyntax(uid: string): boolean {
+  const m = /^1\.2\.840\.10008\.1\.2\.4\.(\d+)$/.exec(uid);
+  return m !== null && Number(m[1]) >= 100 && Number(m[1]) <= 108;
+}

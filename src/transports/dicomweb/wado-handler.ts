@@ -1,6 +1,6 @@
 import { CustosError } from '../../domain/errors.js';
 import { isValidUid } from '../../domain/ids.js';
-import { isNativeTransferSyntax } from '../../dicom/transfer-syntax.js';
+import { isNativeTransferSyntax, isVideoTransferSyntax } from '../../dicom/transfer-syntax.js';
 import type { DicomJsonObject } from '../../domain/dicom-levels.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import { bigEndianWordSize, swapWords } from '../../dicom/little-endian.js';
@@ -488,6 +488,17 @@ export function bulkdataHandler(retrieve: RetrieveService) {
     });
     const path = ctx.params.tagpath!.toUpperCase();
     const px = ref!.bulk.pixel;
+    // PS3.18 §8.7.3.3 Note 5: video bulk data is one part holding every frame, the stream's fragments in order.
+    // Until 7 Dec 2026 it was cut into Number of Frames values like an image's, which a stream in fewer fragments
+    // cannot be: the BulkDataURI that metadata hands out for a video's pixel data was a 501.
+    if (px && px.tagPath === path && px.encapsulated && isVideoTransferSyntax(ref!.transferSyntaxUid)) {
+      const stream = (px.fragments ?? []).map(({ offset, length }) => ({ offset, length }));
+      if (stream.length) {
+        const form = frameForm(ref!.transferSyntaxUid, ctx.req.headers.accept);
+        await sendValues(ctx, retrieve, ref!, form, [stream]);
+        return;
+      }
+    }
     if (px && px.tagPath === path && px.encapsulated) {
       const n = Number(ref!.metadata['00280008']?.Value?.[0] ?? 1) || 1;
       const frames = Array.from({ length: n }, (_, i) => i + 1);
