@@ -34,6 +34,21 @@ async function* walk(dir: string): AsyncGenerator<string> {
 describe.each(backends())('DICOMweb on %s', (backend) => {
   let s: TestServer;
   const auth = () => ({ Authorization: `Bearer ${s.token}` });
+  /** The ledger's records, of one study when given. */
+  const ledgerCount = (studyUid?: string) => {
+    let q = s.app.index.db.selectFrom('audit_ledger').select((eb) => eb.fn.countAll<number>().as('n'));
+    if (studyUid) q = q.where('study_uid', '=', studyUid);
+    return q.executeTakeFirstOrThrow().then((r) => Number(r.n));
+  };
+  /** A 400 problem+json with this code, naming the parameter, its detail saying these words. */
+  const expectBadParameter = async (url: string, code: string, parameter: string, words: string) => {
+    const res = await fetch(url, { headers: auth() });
+    expect(res.status, url).toBe(400);
+    expect(res.headers.get('content-type'), url).toBe('application/problem+json');
+    const body = (await res.json()) as { code: string; parameter: string; detail: string };
+    expect(body, url).toMatchObject({ code, parameter });
+    expect(body.detail, url).toContain(words);
+  };
   const study1 = uid(1);
   const study2 = uid(2);
   const series1 = uid(3);
@@ -950,13 +965,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     const ids = { studyUID: study1, seriesUID: series1, objectUID: sops[0]! };
     const uri = (over: Record<string, string>, extra = '') =>
       `${s.url}/wado?${new URLSearchParams({ requestType: 'WADO', ...ids, ...over }).toString()}${extra}`;
-    const ledger = () =>
-      s.app.index.db
-        .selectFrom('audit_ledger')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .executeTakeFirstOrThrow()
-        .then((r) => Number(r.n));
-    const before = await ledger();
+    const before = await ledgerCount();
     for (const [url, parameter, words] of [
       [uri({ studyUID: 'abc' }), 'studyUID', "studyUID 'abc' is not a valid UID"],
       [uri({ seriesUID: '1.2.03' }), 'seriesUID', "seriesUID '1.2.03' is not a valid UID"],
@@ -964,16 +973,10 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       [uri({ objectUID: '1'.repeat(65) }), 'objectUID', 'is not a valid UID'],
       [uri({}, `&studyUID=${study2}`), 'studyUID', 'studyUID is given 2 times'],
       [uri({ contentType: 'application/dicom' }, `&objectUID=${sops[1]}`), 'objectUID', 'given 2 times'],
-    ] as const) {
-      const res = await fetch(url, { headers: auth() });
-      expect(res.status, url).toBe(400);
-      expect(res.headers.get('content-type'), url).toBe('application/problem+json');
-      const body = (await res.json()) as { code: string; parameter: string; detail: string };
-      expect(body, url).toMatchObject({ code: 'wado-uri.bad-parameter', parameter });
-      expect(body.detail, url).toContain(words);
-    }
+    ] as const)
+      await expectBadParameter(url, 'wado-uri.bad-parameter', parameter, words);
     // Nothing was decided, so nothing recorded.
-    expect(await ledger()).toBe(before);
+    expect(await ledgerCount()).toBe(before);
     const good = await fetch(uri({ contentType: 'application/dicom' }), { headers: auth() });
     expect(good.status).toBe(200);
     expect(Buffer.from(await good.arrayBuffer())).toEqual(objects.get(sops[0]!));
@@ -986,14 +989,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     // a 406.
     const q = `${s.url}/wado?requestType=WADO&studyUID=${study1}&seriesUID=${series1}&objectUID=${sops[0]}`;
     const dicom = `${q}&contentType=application%2Fdicom`;
-    const records = () =>
-      s.app.index.db
-        .selectFrom('audit_ledger')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('study_uid', '=', study1)
-        .executeTakeFirstOrThrow()
-        .then((r) => Number(r.n));
-    const before = await records();
+    const before = await ledgerCount(study1);
     for (const [url, parameter, words] of [
       [`${q}&windowCenter=40`, 'windowWidth', 'windowCenter needs windowWidth'],
       [`${q}&windowWidth=400`, 'windowCenter', 'windowWidth needs windowCenter'],
@@ -1007,15 +1003,9 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
         'transferSyntax',
         'given 2 times',
       ],
-    ] as const) {
-      const res = await fetch(url, { headers: auth() });
-      expect(res.status, url).toBe(400);
-      expect(res.headers.get('content-type'), url).toBe('application/problem+json');
-      const body = (await res.json()) as { code: string; parameter: string; detail: string };
-      expect(body, url).toMatchObject({ code: 'wado.bad-parameter', parameter });
-      expect(body.detail, url).toContain(words);
-    }
-    expect(await records()).toBe(before);
+    ] as const)
+      await expectBadParameter(url, 'wado.bad-parameter', parameter, words);
+    expect(await ledgerCount(study1)).toBe(before);
     // The pair, on a rendered image, and one UID still work.
     const both = await fetch(`${q}&windowCenter=40&windowWidth=400`, { headers: auth() });
     expect(both.status).toBe(200);
