@@ -1331,6 +1331,63 @@ for (const backend of backends()) {
       expect(xs.files).toHaveLength(3);
     });
 
+    it('retrieves nothing by a Patient Root C-GET or C-MOVE naming a study, series or image under another Patient ID', async () => {
+      const sub = (stderr: string, what: string) =>
+        Number(new RegExp(`Number of ${what} Suboperations +: (\\d+)`).exec(stderr)?.[1] ?? -1);
+      const below = (patientId: string) =>
+        [
+          ['-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${study}`],
+          [
+            '-k',
+            'QueryRetrieveLevel=SERIES',
+            '-k',
+            `StudyInstanceUID=${study}`,
+            '-k',
+            `SeriesInstanceUID=${series}`,
+          ],
+          [
+            ...['-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${study}`],
+            ...['-k', `SeriesInstanceUID=${series}`, '-k', `SOPInstanceUID=${sops[0]!}`],
+          ],
+        ].map((keys) => [...keys, '-k', `PatientID=${patientId}`]);
+      const get = async (keys: string[]) => {
+        const out = await mkdtemp(join(work, 'get-pr-'));
+        const r = await dcmtk('getscu', ['-v', ...scu, '-P', '-od', out, '127.0.0.1', port, ...keys]);
+        return { ...r, files: await readdir(out) };
+      };
+      // The test study (stored already when the whole file runs; the same data set again is success).
+      const stored = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
+      expect(stored.code, stored.stderr).toBe(0);
+      // The study's own patient: the study, the series, the one image.
+      const own = await Promise.all(below('PID-DIMSE').map(get));
+      expect(own.map((r) => r.files.length)).toEqual([3, 3, 1]);
+      // Another patient's: the study is not under that patient, so nothing matches (PS3.4 C.4.2.2.1); until 7 Dec
+      // 2026 the Patient ID was ignored and the study went.
+      for (const r of await Promise.all(below('PID-SOMEONE-ELSE').map(get))) {
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.files).toEqual([]);
+        expect(r.stderr).toMatch(
+          /Received C-GET Response \(Success\)|Received Final C-GET Response \(Success\)/,
+        );
+        expect(sub(r.stderr, 'Completed')).toBe(0);
+      }
+      const { scp, out } = await storescpDestination('PRDEST', 'move-pr-');
+      try {
+        const move = (keys: string[]) =>
+          dcmtk('movescu', ['-v', ...scu, '-P', '-aem', 'PRDEST', '127.0.0.1', port, ...keys]);
+        for (const keys of below('PID-SOMEONE-ELSE')) {
+          const r = await move(keys);
+          expect(r.stderr).toMatch(/Received Final Move Response \(Success\)/);
+        }
+        expect(await readdir(out)).toEqual([]);
+        const r = await move(below('PID-DIMSE')[0]!);
+        expect(r.stderr).toMatch(/Received Final Move Response \(Success\)/);
+        expect(await readdir(out)).toHaveLength(3);
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
     it('sends objects stored in Explicit VR Little Endian as Implicit VR Little Endian to peers taking only that', async () => {
       // storescp +xi (a C-MOVE destination) and getscu +xi (C-GET) accept the DICOM default transfer syntax alone
       // (PS3.5 §10.1). Until 5 Dec 2026 every sub-operation to them failed: Custos sent only the stored syntax.

@@ -41,6 +41,11 @@ export interface RetrieveScope {
   studyUid: string;
   seriesUid?: string;
   sopInstanceUid?: string;
+  /**
+   * The patient the study must belong to, where the request names one above the study (a Patient Root C-MOVE or
+   * C-GET below the PATIENT level, PS3.4 C.4.2.2.1): a study of another patient matches nothing.
+   */
+  patientId?: string;
 }
 
 export interface InstanceRef {
@@ -161,6 +166,9 @@ export class RetrieveService {
       throw notFound(scope);
     }
     const decision = await this.deps.gate.require(principal, action, await this.deps.facts.resource(study));
+    // After the decision, so that a study the caller may not read is refused whoever its patient is: matching nothing
+    // for another patient's only would tell the two apart.
+    if (scope.patientId !== undefined && study.patient_id !== scope.patientId) throw notFound(scope);
     let q = this.deps.index.db
       .selectFrom('instances')
       .select([

@@ -11,6 +11,7 @@ import { Tags } from '../../dicom/tags.js';
 import { allPages } from '../../services/query-service.js';
 import type { InstanceRef, RetrieveScope } from '../../services/retrieve-service.js';
 import { badIdentifier, queryLevel } from './c-find.js';
+import { Sop } from './sop-classes.js';
 import type { DimseServices } from './dimse-services.js';
 
 function uids(ds: Dataset, tag: number, name: string): string[] {
@@ -33,9 +34,22 @@ export async function resolveRetrieve(
   const series = uids(ds, Tags.SeriesInstanceUID, 'SeriesInstanceUID');
   const instances = uids(ds, Tags.SOPInstanceUID, 'SOPInstanceUID');
   const scopes: RetrieveScope[] = [];
+  const pidEl = ds.get(Tags.PatientID);
+  const pid = pidEl?.kind === 'text' ? (pidEl.values[0] ?? '').trim() : '';
+  // PS3.4 C.4.2.2.1: in the Patient Root model the Patient ID is the unique key of the level above the study, so a
+  // STUDY, SERIES or IMAGE retrieve names the study within that patient; a study of another patient matches
+  // nothing. Until 7 Dec 2026 the Patient ID was ignored below the PATIENT level, and a request naming patient A
+  // and a study of patient B retrieved B's study. A request that leaves it out (PS3.4 asks for it; some SCUs do not
+  // send it) still retrieves the study whoever its patient is.
+  const withinPatient =
+    level !== 'PATIENT' && pid && (model === Sop.PatientRootMove || model === Sop.PatientRootGet)
+      ? { patientId: pid }
+      : {};
+  if (withinPatient.patientId && /[*?]/.test(pid))
+    throw badIdentifier(
+      `Patient ID (0010,0020) '${pid}' is a unique key of a retrieve: one value, not a wildcard`,
+    );
   if (level === 'PATIENT') {
-    const el = ds.get(Tags.PatientID);
-    const pid = el?.kind === 'text' ? (el.values[0] ?? '').trim() : '';
     if (!pid) throw badIdentifier('a PATIENT-level retrieve needs Patient ID (0010,0020)');
     // A unique key is matched as one value (PS3.4 C.4.2.2.1): `PatientID=*` would otherwise move every patient
     // the caller may see.
@@ -60,16 +74,16 @@ export async function resolveRetrieve(
       for (const st of studies) scopes.push({ studyUid: String(st['0020000D']?.Value?.[0]) });
   } else if (level === 'STUDY') {
     if (!studies.length) throw badIdentifier('a STUDY-level retrieve needs Study Instance UID (0020,000D)');
-    for (const st of studies) scopes.push({ studyUid: st });
+    for (const st of studies) scopes.push({ studyUid: st, ...withinPatient });
   } else if (level === 'SERIES') {
     if (studies.length !== 1 || !series.length)
       throw badIdentifier('a SERIES-level retrieve needs one Study Instance UID and Series Instance UIDs');
-    for (const se of series) scopes.push({ studyUid: studies[0]!, seriesUid: se });
+    for (const se of series) scopes.push({ studyUid: studies[0]!, seriesUid: se, ...withinPatient });
   } else {
     if (studies.length !== 1 || series.length !== 1 || !instances.length)
       throw badIdentifier('an IMAGE-level retrieve needs one Study, one Series and SOP Instance UIDs');
     for (const i of instances)
-      scopes.push({ studyUid: studies[0]!, seriesUid: series[0]!, sopInstanceUid: i });
+      scopes.push({ studyUid: studies[0]!, seriesUid: series[0]!, sopInstanceUid: i, ...withinPatient });
   }
   const refs: InstanceRef[] = [];
   for (const scope of scopes) {
