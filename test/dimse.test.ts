@@ -1135,6 +1135,28 @@ for (const backend of backends()) {
       expect(big.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
     });
 
+    it('matches an Instance Number or Series Number given with a leading + (an IS value, PS3.5 Table 6.2-1)', async () => {
+      const stored = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
+      expect(stored.code, stored.stderr).toBe(0);
+      const image = await findscu('IMAGE', [
+        `StudyInstanceUID=${study}`,
+        `SeriesInstanceUID=${series}`,
+        'InstanceNumber=+2',
+        'SOPInstanceUID',
+      ]);
+      // Until 7 Dec 2026: 0xA900, "InstanceNumber '+2' is not an integer".
+      expect(image.stderr).toMatch(/Final Find Response \(Success\)/);
+      expect(image.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(1);
+      expect(firstAnswer(image.stderr)).toContain(sops[1]!);
+      const seriesAnswer = await findscu('SERIES', [
+        `StudyInstanceUID=${study}`,
+        'SeriesNumber=+1',
+        'SeriesInstanceUID',
+      ]);
+      expect(seriesAnswer.stderr).toMatch(/Final Find Response \(Success\)/);
+      expect(firstAnswer(seriesAnswer.stderr)).toContain(series);
+    });
+
     it('matches several UIDs or modalities given with a backslash, and refuses several values of any other key naming it', async () => {
       const own = uid(70);
       const bytes = makeInstance({

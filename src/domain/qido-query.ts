@@ -247,7 +247,8 @@ function parseMatch(key: MatchKey, given: string): Match | undefined {
     case 'time':
       return parseRange(key, raw, checkTM);
     case 'int': {
-      if (!/^-?\d+$/.test(raw)) throw bad(`${key} '${raw}' is not an integer`, key);
+      // PS3.5 Table 6.2-1: an IS value may carry a leading + or - (until 7 Dec 2026 '+3' was refused).
+      if (!/^[+-]?\d+$/.test(raw)) throw bad(`${key} '${raw}' is not an integer`, key);
       const value = Number.parseInt(raw, 10);
       // An IS value is 32-bit (PS3.5): a larger one is no value of the attribute, not a query for none.
       if (!inIsRange(value))
