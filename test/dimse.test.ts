@@ -697,7 +697,8 @@ for (const backend of backends()) {
       }
       const find = (...keys: string[]) =>
         findscu('PATIENT', ['PatientID=PID-ISSUERS', ...keys], { model: '-P' });
-      const answersOf = (stderr: string) => stderr.split(/Find Response: \d+ \(Pending\)/).slice(1);
+      // 0xFF01 (Pending: WarningUnsupportedOptionalKeys) where a key Custos does not match on has a value.
+      const answersOf = (stderr: string) => stderr.split(/Find Response: \d+ \(Pending[^)]*\)/).slice(1);
       // Without IssuerOfPatientID among the keys (until 6 Dec 2026 one answer: John's name, three studies).
       const counts = await find(
         'PatientName',
@@ -725,6 +726,8 @@ for (const backend of backends()) {
         'PatientBirthTime=1200',
       );
       expect(optional.code, optional.stderr).toBe(0);
+      // PatientBirthTime is not matched on: the answers say so (PS3.4 Table C.4-1), until 7 Dec 2026 they did not.
+      expect(optional.stderr).toMatch(/Find Response: 1 \(Pending: WarningUnsupportedOptionalKeys\)/);
       const [only, ...rest] = answersOf(optional.stderr);
       expect(rest).toHaveLength(0);
       expect(only).toMatch(/\(0010,1000\) LO \[OLD-B ?\]/);
@@ -735,6 +738,32 @@ for (const backend of backends()) {
       expect(answersOf(studyKey.stderr)[0]).not.toMatch(/\(0008,1030\)/);
       const studyMatch = await find('StudyDate=20240115');
       expect(studyMatch.stderr).toMatch(/Final Find Response \(Error: DataSetDoesNotMatchSOPClass\)/);
+    });
+
+    it('answers 0xFF01 (optional keys not supported) when a key it does not match on was given a value', async () => {
+      const stored = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
+      expect(stored.code, stored.stderr).toBe(0);
+      const status = async (...keys: string[]) => {
+        const r = await findscu('STUDY', [`StudyInstanceUID=${study}`, ...keys], { debug: true });
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr).toMatch(/DIMSE Status +: 0x0000: Success/);
+        const pending = [...r.stderr.matchAll(/DIMSE Status +: (0xff0[01])/g)].map((m) => m[1]);
+        expect(pending, keys.join(' ')).toHaveLength(1);
+        return pending[0];
+      };
+      // Matched keys, and return keys without a value or with universal matching (*): 0xFF00.
+      expect(await status('PatientID=PID-DIMSE', 'PatientName=Dimse*')).toBe('0xff00');
+      expect(await status('PatientAge', 'PatientWeight=*', '(0040,0275)[0].(0040,0009)')).toBe('0xff00');
+      // A private creator's value names its block, and is no matching.
+      expect(await status('(0009,0010)=ACME 1.0', '(0009,1001)')).toBe('0xff00');
+      // A value for a key Custos matches universally (a return key, a sequence item's key): 0xFF01,
+      // "Matches are continuing - Warning that one or more Optional Keys were not supported for existence and/or
+      // matching for this Identifier" (PS3.4 Table C.4-1). Until 7 Dec 2026 these were 0xFF00 too.
+      expect(await status('PatientAge=040Y')).toBe('0xff01');
+      expect(await status('(0040,0275)[0].(0040,0009)=REQ-7')).toBe('0xff01');
+      expect(await status('PatientID=PID-DIMSE', 'SOPClassesInStudy=1.2.840.10008.5.1.4.1.1.2')).toBe(
+        '0xff01',
+      );
     });
 
     it('returns the attributes a sequence return key asks for in its item, or the items whole for an empty one', async () => {

@@ -97,6 +97,8 @@ export async function cFind(
   const params = new URLSearchParams();
   const requested: { tag: number; vr: string; itemKeys?: { tag: number; vr: string }[] }[] = [];
   const include: string[] = [];
+  /** A key given a value that Custos does not match on (it is matched universally): PS3.4 Table C.4-1's 0xFF01. */
+  let unmatched = false;
   for (const [tag, el] of ds) {
     if (tag === Tags.SpecificCharacterSet || tag === QUERY_RETRIEVE_LEVEL || tag >>> 16 === 0x0002) continue;
     // A sequence return key with an item of keys asks for those attributes of each item; an empty one (or none),
@@ -106,6 +108,8 @@ export async function cFind(
     requested.push({ tag, vr: el.vr, ...(itemKeys ? { itemKeys } : {}) });
     const keyword = lookupTag(tag)?.keyword;
     const value = textOf(el);
+    if (tag !== RETRIEVE_AE_TITLE && asksToMatch(tag, el) && (!keyword || el.kind === 'sequence'))
+      unmatched = true;
     // Return keys that are no matching key (sequences, private tags, any attribute the query does not match on)
     // are asked of the query as includefield, so that their values come back; until 5 Dec 2026 sequences and
     // private tags came back at zero length, as if the object had no value.
@@ -118,6 +122,7 @@ export async function cFind(
       // Until 6 Dec 2026 such a key came back at zero length, and with a value was refused with 0xA900.
       if (value && keyRank(keyword) !== undefined)
         throw badIdentifier(`${keyword} cannot be matched at the PATIENT level`);
+      if (asksToMatch(tag, el)) unmatched = true;
       include.push(tagToHex(tag));
       continue;
     }
@@ -134,7 +139,10 @@ export async function cFind(
       if (value.includes('\\') && !takesValueList(keyword))
         throw badIdentifier(`${keyword}: one value only (no multiple value matching)`);
       params.append(keyword, value.replace(/\\/g, ','));
-    } else include.push(tagToHex(tag));
+    } else {
+      if (asksToMatch(tag, el)) unmatched = true;
+      include.push(tagToHex(tag));
+    }
   }
   // Patients are told apart by Patient ID and Issuer: the Issuer is asked for whether or not it was requested
   // (until 6 Dec 2026 two patients with one Patient ID and two Issuers were one answer unless it was).
@@ -178,7 +186,10 @@ export async function cFind(
     commandField: Cmd.CFindRsp,
     messageIdBeingRespondedTo: cmd.messageId ?? 0,
     commandDataSetType: 0x0000,
-    status: 0xff00,
+    // PS3.4 Table C.4-1: 0xFF01 when a key was given a value Custos does not match on (an optional key it matches
+    // universally, which QIDO-RS says in a Warning header). Until 7 Dec 2026 such answers went as 0xFF00, which
+    // says every key was matched as asked.
+    status: unmatched ? 0xff01 : 0xff00,
   });
   /** Matches sent as pending responses, for the record of a query that fails part way. */
   let answered = 0;
@@ -265,6 +276,20 @@ export async function cFind(
     for await (const answers of pages) if (!(await send(answers))) return false;
     return true;
   }
+}
+
+/**
+ * Whether a key asks to be matched: it has a value other than universal matching (zero length, or `*` alone: PS3.4
+ * C.2.2.2.3, C.2.2.2.4), or, for a sequence, an item holding such a key (C.2.2.2.6). A private creator's value only
+ * names its block of the keys (PS3.5 §7.8.1), and is no matching.
+ */
+function asksToMatch(tag: number, el: Element): boolean {
+  if (el.kind === 'sequence') return el.items.some((item) => [...item].some(([t, e]) => asksToMatch(t, e)));
+  const group = tag >>> 16;
+  const element = tag & 0xffff;
+  if (group % 2 === 1 && element >= 0x0010 && element <= 0x00ff) return false;
+  const value = textOf(el);
+  return value !== undefined && value.trim() !== '' && !/^\*+$/.test(value.trim());
 }
 
 const PATIENT_KEPT = new Set(PATIENT_MODULE_TAGS);
