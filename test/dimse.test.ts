@@ -766,6 +766,36 @@ for (const backend of backends()) {
       );
     });
 
+    it('refuses a C-FIND key holding bytes its Specific Character Set does not define (A900 naming it)', async () => {
+      const stored = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
+      expect(stored.code, stored.stderr).toBe(0);
+      // 'Dimse^D\xf6ra*': Latin-1 bytes, declared as UTF-8 by one query and as Latin-1 by the other. A command line
+      // argument cannot carry them, so findscu reads the identifier from a file.
+      const query = async (charset: string) => {
+        const file = join(work, `query-${charset.replace(/\W/g, '')}.dcm`);
+        await writeFile(
+          file,
+          writePart10(
+            [
+              { tag: Tags.SpecificCharacterSet, vr: 'CS', value: charset },
+              { tag: 0x00080052, vr: 'CS', value: 'STUDY' },
+              { tag: 0x00100010, vr: 'PN', value: Buffer.from('Dimse^D\xf6ra*', 'latin1') },
+              { tag: Tags.StudyInstanceUID, vr: 'UI', value: '' },
+            ],
+            { transferSyntaxUid: '1.2.840.10008.1.2.1' },
+          ),
+        );
+        return dcmtk('findscu', ['-d', ...scu, '-S', '127.0.0.1', port, file]);
+      };
+      const utf8 = await query('ISO_IR 192');
+      // Until 7 Dec 2026 the bytes were read as U+FFFD and matched so: no answer, and a Success saying nothing.
+      expect(utf8.stderr).toMatch(/DIMSE Status +: 0xa900/);
+      expect(utf8.stderr).toContain('LO [PatientName: bytes not defined in ISO_IR 192]');
+      expect(utf8.stderr).not.toMatch(/0xff00/);
+      const latin1 = await query('ISO_IR 100');
+      expect(latin1.stderr).toMatch(/DIMSE Status +: 0x0000: Success/);
+    });
+
     it('returns the attributes a sequence return key asks for in its item, or the items whole for an empty one', async () => {
       const [own, ownSeries] = [uid(57), uid(58)];
       const t = (g: number, e: number) => ((g << 16) | e) >>> 0;

@@ -138,6 +138,9 @@ export async function cFind(
       // that did not say why.
       if (value.includes('\\') && !takesValueList(keyword))
         throw badIdentifier(`${keyword}: one value only (no multiple value matching)`);
+      // Bytes the query's character set does not define were read as U+FFFD (src/dicom/charset.ts): matched so, the
+      // value would find nothing, and say nothing of why. Until 7 Dec 2026 it did (Latin-1 'Gö*' sent as ISO_IR 192).
+      if (value.includes('\ufffd')) throw badIdentifier(`${keyword}: bytes not defined in ${charsetOf(ds)}`);
       params.append(keyword, value.replace(/\\/g, ','));
     } else {
       if (asksToMatch(tag, el)) unmatched = true;
@@ -276,6 +279,13 @@ export async function cFind(
     for await (const answers of pages) if (!(await send(answers))) return false;
     return true;
   }
+}
+
+/** The identifier's Specific Character Set as given, or the default repertoire's name. */
+function charsetOf(ds: Dataset): string {
+  const el = ds.get(Tags.SpecificCharacterSet);
+  const terms = el?.kind === 'text' ? el.values.join('\\') : '';
+  return terms || 'ISO_IR 6';
 }
 
 /**
