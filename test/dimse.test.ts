@@ -945,6 +945,58 @@ for (const backend of backends()) {
       expect(await studiesFound('Gößmann^Zoë=山田^花子')).toEqual([]);
     });
 
+    it('finds a name with trailing empty components (DOE^JOHN^^^) by the name without them, and the reverse', async () => {
+      // PS3.5 §6.2.1.1: trailing empty components and their delimiters may be left out, so both are one name. Until
+      // 7 Dec 2026 each found only itself, by C-FIND and QIDO-RS alike.
+      const [trailing, plain] = [uid(90), uid(91)];
+      const prefix = `PNTRAIL-${uid(92)}`;
+      const dir = await mkdtemp(join(work, 'pn-trail-'));
+      const sent = [
+        { study: trailing, name: 'TRAIL^TOM^^^', referring: 'House^Gregory' },
+        { study: plain, name: 'Plain^Pete', referring: 'Wilson^James^^^' },
+      ];
+      const paths: string[] = [];
+      for (const [i, f] of sent.entries()) {
+        const path = join(dir, `${i}.dcm`);
+        await writeFile(
+          path,
+          makeInstance({
+            studyUid: f.study,
+            seriesUid: uid(93),
+            sopInstanceUid: uid(94),
+            patientId: `${prefix}-${i}`,
+            patientName: f.name,
+            referringPhysician: f.referring,
+          }),
+        );
+        paths.push(path);
+      }
+      const stored = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...paths]);
+      expect(stored.code, stored.stderr).toBe(0);
+      const studiesFound = async (...keys: string[]) => {
+        const r = await findscu('STUDY', [`PatientID=${prefix}-*`, ...keys, 'StudyInstanceUID']);
+        expect(r.code, r.stderr).toBe(0);
+        return [...r.stderr.matchAll(/\(0020,000d\) UI \[([\d.]+)\0?\]/g)].map((m) => m[1]);
+      };
+      expect(await studiesFound('PatientName=Trail^Tom')).toEqual([trailing]);
+      expect(await studiesFound('PatientName=TRAIL^TOM^^^')).toEqual([trailing]);
+      expect(await studiesFound('PatientName=Trail^T?m')).toEqual([trailing]);
+      expect(await studiesFound('PatientName=Plain^Pete^^^')).toEqual([plain]);
+      expect(await studiesFound('PatientName=Plain^Pete^')).toEqual([plain]);
+      expect(await studiesFound('ReferringPhysicianName=Wilson^James')).toEqual([plain]);
+      expect(await studiesFound('ReferringPhysicianName=House^Gregory^^^')).toEqual([trailing]);
+      // A component inside the name is no trailing one: Trail^^Tom is another name.
+      expect(await studiesFound('PatientName=Trail^^Tom')).toEqual([]);
+      const qido = await fetch(`${s.dicomweb}/studies?PatientName=${encodeURIComponent('trail^tom')}`, {
+        headers: { authorization: `Bearer ${s.token}`, accept: 'application/dicom+json' },
+      });
+      expect(qido.status).toBe(200);
+      const found = ((await qido.json()) as { '0020000D': { Value: string[] } }[]).map(
+        (r) => r['0020000D'].Value[0],
+      );
+      expect(found).toEqual([trailing]);
+    });
+
     it('answers SOPClassesInStudy as a STUDY-level return key by C-FIND, and by QIDO-RS as an includefield', async () => {
       // PS3.4 C.6.2.1.2 lists it as an optional study key; until 7 Dec 2026 C-FIND left it out of its answers and
       // QIDO-RS never returned it.

@@ -104,8 +104,18 @@ function referringPhysicianIds(json: DicomJsonObject): string[] {
  * Case-insensitive form used for PN matching (PS3.18 requires case-insensitive PatientName matching): one character
  * for each character (case-fold.ts), so that the '?' wildcard still matches one. Stored in patient_name_norm and
  * referring_physician_norm (migration 0014-name-fold recomputed the names folded otherwise before 6 Dec 2026).
+ * Trailing empty components and component groups are left out with their delimiters, which PS3.5 §6.2.1.1 and
+ * §6.2.1.2 let a sender leave out or keep: `DOE^JOHN^^^`, as many modalities write a name, is `Doe^John`, both
+ * stored and asked for (migration 0017-name-trailing-delimiters; until 7 Dec 2026 neither found the other).
  */
-export const normalisePersonName = (pn: string) => foldCase(pn);
+export const normalisePersonName = (pn: string) => foldCase(withoutTrailingEmpties(pn));
+
+function withoutTrailingEmpties(pn: string): string {
+  if (!pn.includes('^') && !pn.includes('=')) return pn;
+  const groups = pn.split('=').map((g) => g.replace(/\^+$/, ''));
+  while (groups.length > 1 && groups[groups.length - 1] === '') groups.pop();
+  return groups.join('=');
+}
 
 /** TM normalised to HHMMSS(.FFFFFF) so that time ranges compare as strings. */
 export function normaliseStoredTime(tm: string): string {

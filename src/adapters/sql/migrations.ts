@@ -635,6 +635,30 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    // A name's trailing empty components and groups are left out of its matching form (normalisePersonName), so
+    // that `DOE^JOHN^^^` and `Doe^John` find each other. Only names ending in a delimiter or holding one before an
+    // '=' are folded again.
+    '0017-name-trailing-delimiters': {
+      async up(db: Kysely<unknown>) {
+        for (const [table, key, name, norm] of [
+          ['patients', 'pk', 'patient_name', 'patient_name_norm'],
+          ['studies', 'study_uid', 'referring_physician_name', 'referring_physician_norm'],
+        ] as const) {
+          const { rows } = await sql<{ k: string | number; name: string; norm: string }>`
+            select ${sql.ref(key)} as k, ${sql.ref(name)} as name, ${sql.ref(norm)} as norm
+            from ${sql.table(table)}
+            where ${sql.ref(name)} like '%^' or ${sql.ref(name)} like '%=' or ${sql.ref(name)} like '%^=%'`.execute(
+            db,
+          );
+          for (const row of rows) {
+            const folded = normalisePersonName(row.name);
+            if (folded !== row.norm)
+              await sql`update ${sql.table(table)} set ${sql.ref(norm)} = ${folded}
+                        where ${sql.ref(key)} = ${row.k}`.execute(db);
+          }
+        }
+      },
+    },
   };
 }
 

@@ -1,0 +1,80 @@
+// Migration 0017-name-trailing-delimiters: a name stored with trailing empty components or groups (DOE^JOHN^^^)
+// before 7 Dec 2026 gets the matching form names get now, without them, on every backend.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dropPostgresSchema, openIndexDb } from '../src/adapters/sql/open-index-db.js';
+import { backends, postgresUrl } from './support/backends.js';
+
+describe.each(backends())('migration 0017-name-trailing-delimiters on %s', (backend) => {
+  const schema = `nametrail_${randomBytes(6).toString('hex')}`;
+  let dir: string | undefined;
+  afterAll(async () => {
+    if (backend === 'postgres') await dropPostgresSchema(postgresUrl!, schema);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('leaves trailing empty components and groups out of the stored matching form', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'custos-nametrail-'));
+    const key = randomBytes(32);
+    const open = () =>
+      backend === 'sqlite'
+        ? openIndexDb({ kind: 'sqlite', path: join(dir!, 'i.sqlite'), key })
+        : openIndexDb({ kind: 'postgres', url: postgresUrl!, schema });
+    let index = await open();
+    // An index as it was before the migration: the matching form kept the trailing delimiters.
+    const now = '2026-12-01T00:00:00Z';
+    const patients = [
+      ['P1', 'DOE^JOHN^^^', 'DOE^JOHN^^^'],
+      ['P2', 'Yamada^Tarou^^=山田^太郎==', 'YAMADA^TAROU^^=山田^太郎=='],
+      ['P3', 'Roe^Jane', 'ROE^JANE'],
+      ['P4', 'Moe^^Max', 'MOE^^MAX'],
+    ];
+    for (const [id, name, norm] of patients)
+      await sql`insert into patients (patient_id, patient_name, patient_name_norm, created_at)
+                values (${id}, ${name}, ${norm}, ${now})`.execute(index.db);
+    const { pk } = await index.db
+      .selectFrom('patients')
+      .select('pk')
+      .where('patient_id', '=', 'P1')
+      .executeTakeFirstOrThrow();
+    await sql`insert into studies
+                (study_uid, patient_pk, referring_physician_name, referring_physician_norm, attrs_json, created_at,
+                 updated_at)
+              values ('1.2.3', ${pk}, 'House^Gregory^^^', 'HOUSE^GREGORY^^^', '{}', ${now}, ${now})`.execute(
+      index.db,
+    );
+    await sql`delete from custos_migrations where name = '0017-name-trailing-delimiters'`.execute(index.db);
+    await index.close();
+
+    index = await open();
+    try {
+      const norms = await index.db
+        .selectFrom('patients')
+        .select(['patient_id', 'patient_name', 'patient_name_norm'])
+        .orderBy('patient_id')
+        .execute();
+      expect(norms).toEqual([
+        { patient_id: 'P1', patient_name: 'DOE^JOHN^^^', patient_name_norm: 'DOE^JOHN' },
+        {
+          patient_id: 'P2',
+          patient_name: 'Yamada^Tarou^^=山田^太郎==',
+          patient_name_norm: 'YAMADA^TAROU=山田^太郎',
+        },
+        { patient_id: 'P3', patient_name: 'Roe^Jane', patient_name_norm: 'ROE^JANE' },
+        // An empty component inside the name stays: only trailing ones may be left out.
+        { patient_id: 'P4', patient_name: 'Moe^^Max', patient_name_norm: 'MOE^^MAX' },
+      ]);
+      const study = await index.db
+        .selectFrom('studies')
+        .select('referring_physician_norm')
+        .executeTakeFirstOrThrow();
+      expect(study.referring_physician_norm).toBe('HOUSE^GREGORY');
+    } finally {
+      await index.close();
+    }
+  });
+});
