@@ -997,6 +997,56 @@ for (const backend of backends()) {
       expect(found).toEqual([trailing]);
     });
 
+    it("answers a private key from the block its query's private creator names, wherever the object keeps it", async () => {
+      // PS3.5 §7.8.1: (0009,0010)=ACME 1.0 with (0009,1001) asks for ACME 1.0's element 01; this object keeps OTHER's
+      // block at (0009,10xx) and ACME's at (0009,11xx). Until 7 Dec 2026 the raw tag was read: OTHER's value came back.
+      const studyUid = uid(95);
+      const seriesUid = uid(96);
+      const t = (g: number, e: number) => ((g << 16) | e) >>> 0;
+      const path = join(await mkdtemp(join(work, 'private-')), 'p.dcm');
+      await writeFile(
+        path,
+        makeInstance({
+          studyUid,
+          seriesUid,
+          sopInstanceUid: uid(97),
+          patientId: 'PID-PRIVATE',
+          extra: [
+            { tag: t(0x0009, 0x0010), vr: 'LO', value: 'OTHER' },
+            { tag: t(0x0009, 0x0011), vr: 'LO', value: 'ACME 1.0' },
+            { tag: t(0x0009, 0x1001), vr: 'LO', value: 'other-value' },
+            { tag: t(0x0009, 0x1101), vr: 'LO', value: 'acme-value' },
+          ],
+        }),
+      );
+      const stored = await dcmtk('storescu', ['-R', ...scu, '127.0.0.1', port, path]);
+      expect(stored.code, stored.stderr).toBe(0);
+      const answer = async (creator: string) => {
+        const r = await findscu('IMAGE', [
+          `StudyInstanceUID=${studyUid}`,
+          `SeriesInstanceUID=${seriesUid}`,
+          `(0009,0010)=${creator}`,
+          '(0009,1001)',
+        ]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stderr.match(/Find Response: \d+ \(Pending\)/g)).toHaveLength(1);
+        const a = firstAnswer(r.stderr);
+        return {
+          creator: /\(0009,0010\) LO \[([^\]]*?) ?\]/.exec(a)?.[1],
+          // A value, or '' for an element answered at zero length (absent: undefined).
+          value: /\(0009,1001\) (?:LO \[([^\]]*?) ?\]|(\w\w) \(no value available\))/
+            .exec(a)
+            ?.slice(1)
+            .map((v, i) => (i === 0 ? v : v === undefined ? undefined : ''))
+            .find((v) => v !== undefined),
+        };
+      };
+      expect(await answer('ACME 1.0')).toEqual({ creator: 'ACME 1.0', value: 'acme-value' });
+      expect(await answer('OTHER')).toEqual({ creator: 'OTHER', value: 'other-value' });
+      // A creator the object does not hold: its element has no value here.
+      expect(await answer('NOBODY')).toEqual({ creator: 'NOBODY', value: '' });
+    });
+
     it('answers SOPClassesInStudy as a STUDY-level return key by C-FIND, and by QIDO-RS as an includefield', async () => {
       // PS3.4 C.6.2.1.2 lists it as an optional study key; until 7 Dec 2026 C-FIND left it out of its answers and
       // QIDO-RS never returned it.

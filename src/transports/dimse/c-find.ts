@@ -150,6 +150,14 @@ export async function cFind(
   // Patients are told apart by Patient ID and Issuer: the Issuer is asked for whether or not it was requested
   // (until 6 Dec 2026 two patients with one Patient ID and two Issuers were one answer unless it was).
   if (level === 'PATIENT') include.push(ISSUER_OF_PATIENT_ID);
+  // PS3.5 §7.8.1: a private data element of the query names its block by the creator the query reserves for it,
+  // (gggg,00xx); the stored object may hold that creator's block elsewhere. Mapped per instance, from all of its
+  // attributes (IMAGE level: the other levels keep no private attributes). Until 7 Dec 2026 the raw tag was read,
+  // so (0009,0010)=ACME with (0009,1001) was answered another creator's (0009,1001).
+  const creators = privateCreators(ds);
+  const mapsPrivate =
+    level === 'IMAGE' && requested.some((r) => isPrivateData(r.tag) && creators.has(privateBlock(r.tag)));
+  if (mapsPrivate) include.push('all');
   if (include.length) params.set('includefield', include.join(','));
   let query;
   try {
@@ -163,10 +171,25 @@ export async function cFind(
       { tag: QUERY_RETRIEVE_LEVEL, vr: 'CS', value: level },
     ];
     const have = new Map(jsonToElements(row).map((e) => [e.tag, e]));
+    const storedBlocks = mapsPrivate ? blocksByCreator(have) : undefined;
     for (const r of requested) {
       if (r.tag === RETRIEVE_AE_TITLE) elements.push({ tag: r.tag, vr: 'AE', value: s.deps.aeTitle });
+      else if (storedBlocks && isPrivateCreator(r.tag) && creators.has(privateBlock(r.tag)))
+        // The query's reservation is answered as asked: its elements below are that creator's, wherever stored.
+        elements.push({ tag: r.tag, vr: 'LO', value: creators.get(privateBlock(r.tag))! });
       else {
-        const found = have.get(r.tag);
+        const creator = storedBlocks && isPrivateData(r.tag) ? creators.get(privateBlock(r.tag)) : undefined;
+        const storedBlock =
+          creator !== undefined ? storedBlocks!.get(`${r.tag >>> 16}|${creator}`) : undefined;
+        const found =
+          creator === undefined
+            ? have.get(r.tag)
+            : storedBlock === undefined
+              ? undefined
+              : withTag(
+                  have.get((((r.tag >>> 16) << 16) | (storedBlock << 8) | (r.tag & 0xff)) >>> 0),
+                  r.tag,
+                );
         // An attribute this level does not keep (a sequence or private tag of the instances, asked of a study) is
         // left out, as PS3.4 C.4.1.1.3.2 has an unsupported optional key: zero length would say the object has
         // no value (until 5 Dec 2026 it did).
@@ -267,6 +290,7 @@ export async function cFind(
     // Everything an identifier depends on besides its row, so that QueryService remembers it per study with it.
     const variant = [
       level,
+      ...[...creators].map(([block, creator]) => `creator ${block}:${creator}`),
       ctx.transferSyntax,
       s.deps.aeTitle,
       ...requested.map(
@@ -321,6 +345,40 @@ function keptAt(level: DimseLevel, tag: number): boolean {
   const rank = keyword ? keyRank(keyword) : undefined;
   return rank !== undefined && rank <= LEVEL_RANK[level];
 }
+
+/** A private creator element (gggg,0010-00FF) of an odd group (PS3.5 §7.8.1). */
+const isPrivateCreator = (tag: number) =>
+  (tag >>> 16) % 2 === 1 && (tag & 0xffff) >= 0x10 && (tag & 0xffff) <= 0xff;
+/** A private data element (gggg,xx00-xxFF, xx from 10 to FF) of an odd group. */
+const isPrivateData = (tag: number) => (tag >>> 16) % 2 === 1 && (tag & 0xffff) >= 0x1000;
+/** The block a private element belongs to, with its group: (gggg,00xx) and (gggg,xxyy) both give gggg and xx. */
+const privateBlock = (tag: number) =>
+  (((tag >>> 16) << 8) | (isPrivateCreator(tag) ? tag & 0xff : (tag >>> 8) & 0xff)) >>> 0;
+
+/** The creators a query reserves, by block. */
+function privateCreators(ds: Dataset): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const [tag, el] of ds) {
+    if (!isPrivateCreator(tag)) continue;
+    const value = el.kind === 'text' ? (el.values[0] ?? '').trim() : '';
+    if (value) out.set(privateBlock(tag), value);
+  }
+  return out;
+}
+
+/** Where a stored object keeps each creator's block: `group|creator` to its block number. */
+function blocksByCreator(have: Map<number, WriteElement>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [tag, el] of have) {
+    if (!isPrivateCreator(tag)) continue;
+    const value = Array.isArray(el.value) ? String(el.value[0] ?? '') : String(el.value ?? '');
+    const key = `${tag >>> 16}|${value.trim()}`;
+    if (!out.has(key)) out.set(key, tag & 0xff);
+  }
+  return out;
+}
+
+const withTag = (el: WriteElement | undefined, tag: number) => (el ? { ...el, tag } : undefined);
 
 /** An item of a sequence return key: the attributes asked for, each as stored or empty (zero length). */
 function itemWith(item: WriteElement[], keys: { tag: number; vr: string }[]): WriteElement[] {
