@@ -983,6 +983,9 @@ for (const backend of backends()) {
       expect(await studiesFound('PatientName=Trail^T?m')).toEqual([trailing]);
       expect(await studiesFound('PatientName=Plain^Pete^^^')).toEqual([plain]);
       expect(await studiesFound('PatientName=Plain^Pete^')).toEqual([plain]);
+      // Any middle name and the rest, none included: both stored forms.
+      expect(await studiesFound('PatientName=Trail^Tom^*')).toEqual([trailing]);
+      expect(await studiesFound('PatientName=Plain^Pete^*')).toEqual([plain]);
       expect(await studiesFound('ReferringPhysicianName=Wilson^James')).toEqual([plain]);
       expect(await studiesFound('ReferringPhysicianName=House^Gregory^^^')).toEqual([trailing]);
       // A component inside the name is no trailing one: Trail^^Tom is another name.

@@ -119,8 +119,15 @@ function personNameEquals(col: ReturnType<typeof sql.ref>, v: string): Expressio
  */
 function personNameLike(col: ReturnType<typeof sql.ref>, pattern: string): Expression<SqlBool> {
   const like = wildcardToLike(pattern);
-  if (pattern.includes('=') || pattern.endsWith('*')) return sql<SqlBool>`${col} like ${like} escape '\\'`;
-  return sql<SqlBool>`(${col} like ${like} escape '\\' or ${col} like ${`${like}=%`} escape '\\')`;
+  const whole =
+    pattern.includes('=') || pattern.endsWith('*')
+      ? sql<SqlBool>`${col} like ${like} escape '\\'`
+      : sql<SqlBool>`(${col} like ${like} escape '\\' or ${col} like ${`${like}=%`} escape '\\')`;
+  // `Doe^John^*` asks for any middle name and the rest, none included: a name stored as `DOE^JOHN^^^` or `Doe^John`
+  // has no trailing components in its matching form (normalisePersonName), so the pattern without its trailing
+  // delimiters and '*' finds it too.
+  const bare = /^(.*[^^])\^+\*+$/.exec(pattern)?.[1];
+  return bare ? sql<SqlBool>`(${whole} or ${personNameLike(col, bare)})` : whole;
 }
 
 const likeLiteral = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
