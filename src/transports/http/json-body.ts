@@ -1,8 +1,45 @@
 import type { IncomingMessage } from 'node:http';
 import { CustosError } from '../../domain/errors.js';
+import { parseMediaType } from './content-type.js';
 
-/** A small JSON request body (login, admin API, SCIM), bounded. */
-export async function readSmallJson(req: IncomingMessage, max = 16 * 1024): Promise<unknown> {
+/**
+ * RFC 9110 §15.5.16: a JSON route reads only a body that says it is JSON, one of `accepted` (charset, if given, UTF-8:
+ * RFC 8259 §8.1), and answers anything else with 415 naming what it wants, before reading a byte of it. Until 7 Dec
+ * 2026 the type was not looked at: a body sent as `text/plain` (what a cross-site HTML form or a `fetch` without
+ * preflight may send, RFC 9110 and the Fetch standard's CORS-safelisted types) or with no type at all was read as
+ * JSON, so a page on any site could post a login to /api/auth/login in the visitor's browser.
+ */
+function contentTypeProblem(req: IncomingMessage, accepted: readonly string[]): CustosError | undefined {
+  const header = req.headers['content-type'];
+  const wanted = accepted.join(' or ');
+  const refuse = (what: string) =>
+    new CustosError({
+      code: 'http.unsupported-media-type',
+      message: `${what}: send the JSON body as ${wanted} (RFC 9110 §15.5.16)`,
+      httpStatus: 415,
+      detail: { header: 'Content-Type', accepted },
+    });
+  const type = parseMediaType(header ?? '');
+  if (type.type === '') return refuse('the request has no Content-Type');
+  if (!accepted.includes(type.type))
+    return refuse(`Content-Type '${type.type.slice(0, 80)}' is not JSON here`);
+  const charset = type.params.charset;
+  if (charset !== undefined && charset.toLowerCase() !== 'utf-8')
+    return refuse(`charset '${charset.slice(0, 40)}' is not UTF-8 (RFC 8259 §8.1)`);
+  return undefined;
+}
+
+/**
+ * A small JSON request body (login, admin API, SCIM), bounded, of a JSON media type (`accepted`: application/json
+ * unless the route says otherwise).
+ */
+export async function readSmallJson(
+  req: IncomingMessage,
+  max = 16 * 1024,
+  accepted: readonly string[] = ['application/json'],
+): Promise<unknown> {
+  const typeProblem = contentTypeProblem(req, accepted);
+  if (typeProblem) throw typeProblem;
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const c of req as AsyncIterable<Buffer>) {

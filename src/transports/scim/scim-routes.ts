@@ -55,7 +55,8 @@ function intParam(ctx: RequestContext, name: string, fallback: number, min: numb
 }
 
 async function body(ctx: RequestContext): Promise<Record<string, unknown>> {
-  const b = await readSmallJson(ctx.req, 256 * 1024);
+  // SCIM's own media type (RFC 7644), and application/json, which identity providers send as well.
+  const b = await readSmallJson(ctx.req, 256 * 1024, ['application/scim+json', 'application/json']);
   if (!b || typeof b !== 'object' || Array.isArray(b))
     throw scimError(400, 'the body must be a JSON object', 'invalidSyntax');
   return b as Record<string, unknown>;

@@ -1,0 +1,111 @@
+// JSON request bodies of the admin API and SCIM: what a body must say it is, and what a body that is no JSON gets.
+// Plain fetch() as a client (or a cross-site page's form) sends it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+type Json = Record<string, unknown>;
+
+describe.each(backends())('JSON request bodies on %s', (backend) => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+  });
+  afterAll(async () => {
+    expect(s.unexpected).toEqual([]);
+    await s.stop();
+  });
+
+  const post = (path: string, body: string | Uint8Array, headers: Record<string, string> = {}) =>
+    fetch(`${s.url}${path}`, { method: 'POST', headers, body });
+  const auth = () => ({ Authorization: `Bearer ${s.token}` });
+  const tokenNames = async () =>
+    ((await (await fetch(`${s.url}/api/auth/tokens`, { headers: auth() })).json()) as { name: string }[]).map(
+      (t) => t.name,
+    );
+
+  it('answers a JSON body sent as text/plain, with no Content-Type or in another charset with 415 naming application/json, and acts on none', async () => {
+    const made = await fetch(`${s.url}/api/admin/users`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ username: 'formvictim', role: 'radiologist' }),
+    });
+    expect(made.status).toBe(201);
+    const { password } = (await made.json()) as { password: string };
+    // What a cross-site HTML form (enctype="text/plain") sends without a CORS preflight: until 7 Dec 2026 it was read
+    // as JSON, and the login succeeded with a session cookie.
+    const login = await post('/api/auth/login', JSON.stringify({ username: 'formvictim', password }), {
+      'Content-Type': 'text/plain',
+    });
+    expect(login.status).toBe(415);
+    expect(login.headers.get('content-type')).toBe('application/problem+json');
+    expect(login.headers.get('set-cookie')).toBeNull();
+    expect(await login.json()).toMatchObject({
+      code: 'http.unsupported-media-type',
+      detail:
+        "Content-Type 'text/plain' is not JSON here: send the JSON body as application/json (RFC 9110 §15.5.16)",
+      header: 'Content-Type',
+      accepted: ['application/json'],
+    });
+    // No Content-Type at all (fetch sends none for bytes), and JSON in a charset that is not UTF-8.
+    const untyped = await post('/api/auth/tokens', new TextEncoder().encode('{"name":"untyped"}'), auth());
+    expect(untyped.status).toBe(415);
+    expect(await untyped.json()).toMatchObject({
+      code: 'http.unsupported-media-type',
+      detail: 'the request has no Content-Type: send the JSON body as application/json (RFC 9110 §15.5.16)',
+    });
+    const latin1 = await post('/api/auth/tokens', '{"name":"latin1"}', {
+      ...auth(),
+      'Content-Type': 'application/json; charset=iso-8859-1',
+    });
+    expect(latin1.status).toBe(415);
+    expect(((await latin1.json()) as Json).detail).toBe(
+      "charset 'iso-8859-1' is not UTF-8 (RFC 8259 §8.1): send the JSON body as application/json (RFC 9110 §15.5.16)",
+    );
+    expect(await tokenNames()).not.toContain('untyped');
+    expect(await tokenNames()).not.toContain('latin1');
+    // application/json, with or without charset=utf-8 (any case), is read; so the login is the same one.
+    for (const type of ['application/json', 'Application/JSON; charset=UTF-8'])
+      expect(
+        (
+          await post('/api/auth/tokens', JSON.stringify({ name: `typed ${type}` }), {
+            ...auth(),
+            'Content-Type': type,
+          })
+        ).status,
+      ).toBe(201);
+    const typedLogin = await post('/api/auth/login', JSON.stringify({ username: 'formvictim', password }), {
+      'Content-Type': 'application/json',
+    });
+    expect(typedLogin.status).toBe(200);
+  });
+
+  it('answers a SCIM body that is not application/scim+json or application/json with a 415 SCIM error, and creates nobody', async () => {
+    const user = (userName: string) =>
+      JSON.stringify({ schemas: ['urn:ietf:params:scim:schemas:core:2.0:User'], userName, active: true });
+    const plain = await post('/scim/v2/Users', user('plain.scim'), {
+      ...auth(),
+      'Content-Type': 'text/plain',
+    });
+    expect(plain.status).toBe(415);
+    expect(await plain.json()).toMatchObject({
+      status: '415',
+      detail:
+        "Content-Type 'text/plain' is not JSON here: send the JSON body as application/scim+json or application/json (RFC 9110 §15.5.16)",
+    });
+    const listed = await fetch(
+      `${s.url}/scim/v2/Users?filter=${encodeURIComponent('userName eq "plain.scim"')}`,
+      {
+        headers: auth(),
+      },
+    );
+    expect(((await listed.json()) as { totalResults: number }).totalResults).toBe(0);
+    for (const [name, type] of [
+      ['scim.typed', 'application/scim+json'],
+      ['json.typed', 'application/json'],
+    ] as const)
+      expect((await post('/scim/v2/Users', user(name), { ...auth(), 'Content-Type': type })).status).toBe(
+        201,
+      );
+  });
+});
