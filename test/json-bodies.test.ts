@@ -108,4 +108,30 @@ describe.each(backends())('JSON request bodies on %s', (backend) => {
         201,
       );
   });
+
+  it('answers a body that is not JSON with 400 naming the line and column of the fault, never quoting the body', async () => {
+    // Until 7 Dec 2026 only 'the request body is not valid JSON'.
+    const login = await post(
+      '/api/auth/login',
+      '{\n  "username": "admin",\n  "password": "correct-horse-battery"\n  "totp": "123456"\n}',
+      { 'Content-Type': 'application/json' },
+    );
+    expect(login.status).toBe(400);
+    const text = await login.text();
+    expect(JSON.parse(text)).toMatchObject({
+      code: 'http.bad-json',
+      detail: "the request body is not valid JSON: expected ',' or '}' at line 4, column 3 (RFC 8259)",
+      line: 4,
+      column: 3,
+    });
+    expect(text).not.toContain('correct-horse');
+    const scim = await post('/scim/v2/Users', '{"userName": "cut', {
+      ...auth(),
+      'Content-Type': 'application/scim+json',
+    });
+    expect(scim.status).toBe(400);
+    expect(((await scim.json()) as Json).detail).toBe(
+      "the request body is not valid JSON: expected '\"' closing the string before the end of the body at line 1, column 18 (RFC 8259)",
+    );
+  });
 });

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { CustosError } from '../../domain/errors.js';
 import { parseMediaType } from './content-type.js';
+import { jsonSyntaxFault } from './json-syntax.js';
 
 /**
  * RFC 9110 §15.5.16: a JSON route reads only a body that says it is JSON, one of `accepted` (charset, if given, UTF-8:
@@ -68,10 +69,16 @@ export async function readSmallJson(
   try {
     return JSON.parse(text);
   } catch {
+    // Where, by line and column, and what was expected there; never the text, which may hold a password. Until
+    // 7 Dec 2026 the answer said only 'not valid JSON', which left a client to find the fault in its body alone.
+    const fault = jsonSyntaxFault(text);
     throw new CustosError({
       code: 'http.bad-json',
-      message: 'the request body is not valid JSON',
+      message: fault
+        ? `the request body is not valid JSON: expected ${fault.expected} at line ${fault.line}, column ${fault.column} (RFC 8259)`
+        : 'the request body is not valid JSON',
       httpStatus: 400,
+      ...(fault ? { detail: { line: fault.line, column: fault.column } } : {}),
     });
   }
 }
