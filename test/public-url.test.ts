@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { exchange } from './support/http.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 type Json = Record<string, { vr: string; Value?: unknown[]; BulkDataURI?: string }>;
@@ -70,5 +71,42 @@ describe.each(backends())('absolute URLs on %s', (backend) => {
     const { retrieveUrl, bulk } = await urls(direct, forged);
     expect(retrieveUrl).toMatch(new RegExp(`^${direct.url}/dicom-web/`));
     expect(bulk).toMatch(new RegExp(`^${direct.url}/dicom-web/`));
+  });
+
+  it('answers a request whose target is a URL of another scheme than the connection (or http.publicUrl) has with 421', async () => {
+    const raw = (server: TestServer, target: string) =>
+      exchange(
+        Number(new URL(server.url).port),
+        `GET ${target} HTTP/1.1\r\nHost: pacs.example.org\r\nAuthorization: Bearer ${server.token}\r\nConnection: close\r\n\r\n`,
+      );
+    const problemOf = (text: string) =>
+      JSON.parse(Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8')) as Record<
+        string,
+        unknown
+      >;
+    // RFC 9112 §3.3: the target URI is https://…, which a plain connection is no authority for. Until 7 Dec 2026 it
+    // was served, with http://pacs.example.org/… URLs in the answer; and ftp://… as if it were the path alone.
+    for (const [target, scheme] of [
+      [`https://pacs.example.org/dicom-web/studies?StudyInstanceUID=${study}`, 'https'],
+      ['ftp://pacs.example.org/api/health', 'ftp'],
+    ] as const) {
+      const r = await raw(direct, target);
+      expect(r.text).toMatch(/^HTTP\/1\.1 421 Misdirected Request\r\n/);
+      expect(r.text).toMatch(/Content-Type: application\/problem\+json/);
+      expect(problemOf(r.text)).toMatchObject({
+        code: 'http.misdirected-request',
+        detail: `the request target is a URL of the scheme '${scheme}', and this server answers http on this connection: send the path alone (RFC 9110 §7.4)`,
+        scheme,
+      });
+    }
+    // An http: URL is this connection's; behind a proxy that ends TLS, http.publicUrl's https: is taken too.
+    const plain = await raw(direct, `http://pacs.example.org/dicom-web/studies?StudyInstanceUID=${study}`);
+    expect(plain.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    const proxiedTarget = await raw(
+      proxied,
+      `https://pacs.example.org/dicom-web/studies?StudyInstanceUID=${study}`,
+    );
+    expect(proxiedTarget.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(proxiedTarget.text).toContain(`"${PUBLIC}/dicom-web/studies/${study}"`);
   });
 });

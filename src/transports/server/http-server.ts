@@ -359,8 +359,17 @@ export class HttpServer {
     if (/^\/(api|scim|fhir)(\/|$)/.test(url.pathname)) res.setHeader('Cache-Control', 'no-store');
     let ctx: RequestContext | undefined;
     try {
+      const connectionScheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+      const served = [
+        connectionScheme,
+        ...(this.opts.publicUrl ? [new URL(this.opts.publicUrl).protocol.slice(0, -1)] : []),
+      ];
       const badHeader =
-        versionProblem(req) ?? headerCountProblem(req) ?? hostProblem(req) ?? repeatedFieldProblem(req);
+        versionProblem(req) ??
+        headerCountProblem(req) ??
+        hostProblem(req) ??
+        repeatedFieldProblem(req) ??
+        targetSchemeProblem(req.url ?? '/', url, served);
       if (badHeader) throw badHeader;
       // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
       // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
@@ -421,7 +430,7 @@ export class HttpServer {
         principal,
         origin:
           this.opts.publicUrl?.replace(/\/+$/, '') ??
-          `${(req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'}://${targetAuthority(req.url ?? '/') ?? req.headers.host ?? 'localhost'}`,
+          `${connectionScheme}://${targetAuthority(req.url ?? '/') ?? req.headers.host ?? 'localhost'}`,
         source,
       };
       await found.route.handler(ctx);
@@ -512,6 +521,26 @@ function targetAuthority(target: string): string | undefined {
   // A user part (RFC 9110 §4.2.4 deprecates it) is no part of where the server is reached.
   const host = authority?.slice(authority.lastIndexOf('@') + 1);
   return host && HOST_VALUE.test(host) ? host : undefined;
+}
+
+/**
+ * RFC 9112 §3.3: a request target in absolute form is the target URI, scheme included, and RFC 9110 §7.4 lets an
+ * origin server answer only for URIs it is authoritative for: an `https:` URI over a plain connection (no TLS, so no
+ * certificate made this server its authority, RFC 9110 §4.3.3), an `http:` one over TLS, or any other scheme
+ * (`ftp:`), is a 421 naming the scheme, unless it is http.publicUrl's (a proxy in front that ends TLS). Until
+ * 7 Dec 2026 the scheme was not looked at: `GET https://host/dicom-web/studies` on the plain port was served, with
+ * `http://host/…` URLs in the answer, and `GET ftp://host/api/health` as /api/health.
+ */
+function targetSchemeProblem(target: string, url: URL, served: readonly string[]): CustosError | undefined {
+  if (target.startsWith('/')) return undefined;
+  const scheme = url.protocol.slice(0, -1);
+  if (served.includes(scheme)) return undefined;
+  return new CustosError({
+    code: 'http.misdirected-request',
+    message: `the request target is a URL of the scheme '${scheme.slice(0, 20)}', and this server answers ${[...new Set(served)].join(' or ')} on this connection: send the path alone (RFC 9110 §7.4)`,
+    httpStatus: 421,
+    detail: { scheme: scheme.slice(0, 20) },
+  });
 }
 
 /** The values of every line of the header `name` (lower case), in the order sent. */
