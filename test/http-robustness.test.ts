@@ -265,6 +265,19 @@ describe('HTTP with callers that do not behave', () => {
     expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
   });
 
+  it('answers a request line that says HTTP/2.0 with 505 problem+json, not as HTTP/1.1', async () => {
+    // Until 7 Dec 2026 Node's parser took the version and the request was served, the answer as HTTP/1.1.
+    const r = await exchange(port, 'GET /api/health HTTP/2.0\r\nHost: a.example\r\n\r\n');
+    expect(r.text).toMatch(/^HTTP\/1\.1 505 HTTP Version Not Supported\r\n/);
+    expect(r.text).toMatch(/Content-Type: application\/problem\+json/);
+    const body = JSON.parse(r.text.slice(r.text.indexOf('\r\n\r\n') + 4)) as { code: string; detail: string };
+    expect(body).toMatchObject({
+      code: 'http.version-not-supported',
+      detail: 'the request line says HTTP/2.0, which this server does not speak: send HTTP/1.1 or HTTP/1.0',
+    });
+    expect(r.text).not.toContain('"storage"');
+  });
+
   it('answers an HTTP/1.1 request without Host, with two Hosts or with a Host that is no host with 400 naming it', async () => {
     const problemOf = (text: string) =>
       JSON.parse(Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8')) as Record<

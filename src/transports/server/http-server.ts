@@ -460,10 +460,16 @@ export class HttpServer {
  * 2026 such a request was served as if it were HTTP/1.0 (the console, /api/health).
  */
 function versionProblem(req: IncomingMessage): CustosError | undefined {
-  if (req.httpVersionMajor >= 1) return undefined;
+  if (req.httpVersionMajor === 1) return undefined;
+  // A request line that says HTTP/2.0 (or 3.0) in HTTP/1.1's text framing is no request of those versions, which
+  // frame in binary: Node served it as HTTP/1.1 until 7 Dec 2026. RFC 9112 §2.3 lets a server refuse a major
+  // version with 505.
   return new CustosError({
     code: 'http.version-not-supported',
-    message: `the request line has no HTTP version (HTTP/${req.httpVersion}): send HTTP/1.1 or HTTP/1.0`,
+    message:
+      req.httpVersionMajor === 0
+        ? `the request line has no HTTP version (HTTP/${req.httpVersion}): send HTTP/1.1 or HTTP/1.0`
+        : `the request line says HTTP/${req.httpVersion}, which this server does not speak: send HTTP/1.1 or HTTP/1.0`,
     httpStatus: 505,
   });
 }
