@@ -253,6 +253,33 @@ describe('HTTP with callers that do not behave', () => {
     expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
   });
 
+  it('answers a method it does not know with 501 naming the methods it has, and stays up', async () => {
+    // Until 7 Dec 2026 a 400 'cannot be parsed as HTTP/1.1: HPE_INVALID_METHOD'.
+    for (const [method, detail] of [
+      [
+        'BREW',
+        'the method BREW is not implemented: this server takes GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (RFC 9110 §9.1)',
+      ],
+      [
+        'get',
+        'the method get is not implemented: this server takes GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (RFC 9110 §9.1); methods are case-sensitive: send GET',
+      ],
+    ] as const) {
+      const r = await exchange(port, `${method} /api/health HTTP/1.1\r\nHost: x\r\n\r\n`);
+      expect(r.text).toMatch(/^HTTP\/1\.1 501 Not Implemented\r\n/);
+      expect(r.text).toMatch(/Content-Type: application\/problem\+json/);
+      const body = JSON.parse(
+        Buffer.from(r.text.slice(r.text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8'),
+      ) as Record<string, unknown>;
+      expect(body).toMatchObject({ code: 'http.method-not-implemented', detail, method });
+      expect(r.closed).toBe(true);
+    }
+    // Bytes that are no request line at all stay a 400.
+    const garbage = await exchange(port, '\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03');
+    expect(garbage.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
+  });
+
   it('answers a request line without an HTTP version (HTTP/0.9) with 505 problem+json, not as HTTP/1.0', async () => {
     // Until 7 Dec 2026 Node read the header lines after it all the same and the request was served.
     const r = await exchange(port, 'GET /api/health\r\nHost: a.example\r\n\r\n');

@@ -227,6 +227,11 @@ export class HttpServer {
         socket.destroy();
         return;
       }
+      const unknownMethod = err.code === 'HPE_INVALID_METHOD' ? methodOf(err) : undefined;
+      if (unknownMethod !== undefined) {
+        socket.end(rawProblem(methodProblem(unknownMethod)));
+        return;
+      }
       const status =
         err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       socket.end(
@@ -471,6 +476,37 @@ function versionProblem(req: IncomingMessage): CustosError | undefined {
         ? `the request line has no HTTP version (HTTP/${req.httpVersion}): send HTTP/1.1 or HTTP/1.0`
         : `the request line says HTTP/${req.httpVersion}, which this server does not speak: send HTTP/1.1 or HTTP/1.0`,
     httpStatus: 505,
+  });
+}
+
+/** The methods some resource of Custos takes (routes, HEAD for GET, OPTIONS for every resource). */
+const IMPLEMENTED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/**
+ * The method of a request Node's parser refused as having an unknown method, when it is a method at all (an RFC
+ * 9110 §9.1 token followed by a space): llhttp knows a fixed list of methods and refuses any other, lower-case
+ * `get` included (methods are case-sensitive). Undefined for bytes that are no request line (a TLS handshake).
+ */
+function methodOf(err: Error): string | undefined {
+  const raw = (err as { rawPacket?: Buffer }).rawPacket;
+  return raw ? /^([!#$%&'*+.^_`|~0-9A-Za-z-]{1,40}) /.exec(raw.toString('latin1'))?.[1] : undefined;
+}
+
+/**
+ * RFC 9110 §9.1: a method the server does not recognise is a 501 naming the ones it has (until 7 Dec 2026 a 400
+ * "cannot be parsed as HTTP/1.1: HPE_INVALID_METHOD", which read as a broken request, not an unknown method).
+ */
+function methodProblem(method: string): CustosError {
+  const upper = method.toUpperCase();
+  return new CustosError({
+    code: 'http.method-not-implemented',
+    message:
+      `the method ${method} is not implemented: this server takes ${IMPLEMENTED_METHODS.join(', ')} (RFC 9110 §9.1)` +
+      (upper !== method && IMPLEMENTED_METHODS.includes(upper)
+        ? `; methods are case-sensitive: send ${upper}`
+        : ''),
+    httpStatus: 501,
+    detail: { method },
   });
 }
 
