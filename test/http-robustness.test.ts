@@ -280,6 +280,21 @@ describe('HTTP with callers that do not behave', () => {
     expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
   });
 
+  it("answers OPTIONS * with the methods the server takes, and '*' with another method with 400 naming it", async () => {
+    // Until 7 Dec 2026 both were a 400 'the request URL cannot be parsed'.
+    const options = await exchange(port, 'OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(options.text).toMatch(/^HTTP\/1\.1 204 No Content\r\n/);
+    expect(options.text).toMatch(/\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n/);
+    const get = await exchange(port, 'GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(get.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(
+      JSON.parse(Buffer.from(get.text.slice(get.text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8')),
+    ).toMatchObject({
+      code: 'http.bad-url',
+      detail: "the request target '*' is for OPTIONS only, not GET (RFC 9112 §3.2.4)",
+    });
+  });
+
   it('answers a request line without an HTTP version (HTTP/0.9) with 505 problem+json, not as HTTP/1.0', async () => {
     // Until 7 Dec 2026 Node read the header lines after it all the same and the request was served.
     const r = await exchange(port, 'GET /api/health\r\nHost: a.example\r\n\r\n');

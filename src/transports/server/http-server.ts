@@ -337,6 +337,28 @@ export class HttpServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.requests.set(req.socket, { req, res });
     const source = req.socket.remoteAddress ?? 'unknown';
+    // RFC 9112 §3.2.4, RFC 9110 §9.3.7: 'OPTIONS *' asks about the server as a whole, and answers what it takes,
+    // without credentials as OPTIONS on a resource does; '*' is no target for any other method. Until 7 Dec 2026 both
+    // were a 400 'the request URL cannot be parsed'.
+    if (req.url === '*') {
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      if (!req.complete) res.setHeader('Connection', 'close');
+      const problem = versionProblem(req) ?? hostProblem(req);
+      if (problem) sendProblem(res, problem);
+      else if (req.method === 'OPTIONS') {
+        res.writeHead(204, { Allow: IMPLEMENTED_METHODS.join(', '), 'Content-Length': 0 });
+        res.end();
+      } else
+        sendProblem(
+          res,
+          new CustosError({
+            code: 'http.bad-url',
+            message: `the request target '*' is for OPTIONS only, not ${req.method} (RFC 9112 §3.2.4)`,
+            httpStatus: 400,
+          }),
+        );
+      return;
+    }
     let url: URL;
     try {
       // The request target is a path (origin form) or a whole URL (absolute form, RFC 9112 §3.2): a path that
