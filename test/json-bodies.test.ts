@@ -134,4 +134,34 @@ describe.each(backends())('JSON request bodies on %s', (backend) => {
       "the request body is not valid JSON: expected '\"' closing the string before the end of the body at line 1, column 18 (RFC 8259)",
     );
   });
+
+  it('answers a JSON body with a content coding with 415 naming it, and acts on none', async () => {
+    // Until 7 Dec 2026 the coding was ignored: a gzip body was a 400 'not UTF-8', and a plain one labelled gzip read.
+    const { gzipSync } = await import('node:zlib');
+    const gzip = await post('/api/auth/tokens', gzipSync(JSON.stringify({ name: 'gzipped' })), {
+      ...auth(),
+      'Content-Type': 'application/json',
+      'Content-Encoding': 'gzip',
+    });
+    expect(gzip.status).toBe(415);
+    expect(await gzip.json()).toMatchObject({
+      code: 'http.unsupported-content-encoding',
+      detail:
+        "Content-Encoding 'gzip' is not supported: send the JSON body without a content coding (RFC 9110 §8.4)",
+      header: 'Content-Encoding',
+    });
+    const labelled = await post('/api/auth/tokens', JSON.stringify({ name: 'labelled br' }), {
+      ...auth(),
+      'Content-Type': 'application/json',
+      'Content-Encoding': 'br',
+    });
+    expect(labelled.status).toBe(415);
+    expect(await tokenNames()).not.toContain('labelled br');
+    const identity = await post('/api/auth/tokens', JSON.stringify({ name: 'identity' }), {
+      ...auth(),
+      'Content-Type': 'application/json',
+      'Content-Encoding': 'identity',
+    });
+    expect(identity.status).toBe(201);
+  });
 });

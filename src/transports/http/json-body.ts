@@ -27,7 +27,26 @@ function contentTypeProblem(req: IncomingMessage, accepted: readonly string[]): 
   const charset = type.params.charset;
   if (charset !== undefined && charset.toLowerCase() !== 'utf-8')
     return refuse(`charset '${charset.slice(0, 40)}' is not UTF-8 (RFC 8259 §8.1)`);
-  return undefined;
+  return codingProblem(req);
+}
+
+/**
+ * RFC 9110 §8.4, §15.5.16: a content coding (gzip, deflate, br) is refused with 415, as STOW-RS refuses it, not read
+ * as if it were none: until 7 Dec 2026 a gzip JSON body was a 400 'not UTF-8', and a coding label on a plain body
+ * was ignored.
+ */
+function codingProblem(req: IncomingMessage): CustosError | undefined {
+  const coding = req.headers['content-encoding']
+    ?.split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+  if (!coding?.length) return undefined;
+  return new CustosError({
+    code: 'http.unsupported-content-encoding',
+    message: `Content-Encoding '${coding.join(', ').slice(0, 80)}' is not supported: send the JSON body without a content coding (RFC 9110 §8.4)`,
+    httpStatus: 415,
+    detail: { header: 'Content-Encoding' },
+  });
 }
 
 /**
