@@ -220,6 +220,29 @@ describe('HTTP with callers that do not behave', () => {
     });
   });
 
+  it('answers a query parameter that is not percent-encoded UTF-8 with 400 naming it, without quoting its value', async () => {
+    const qido = (query: string) =>
+      fetch(`${s.dicomweb}/studies?${query}`, { headers: { Authorization: `Bearer ${s.token}` } });
+    // Until 7 Dec 2026 read as 'Ren\uFFFD' and '%zz' without a word: a search for nothing, 200 [].
+    for (const [query, detail] of [
+      [
+        'PatientName=Ren%E9',
+        "the query parameter 'PatientName' has percent-encoded bytes that are not UTF-8 (RFC 3986 §2.1)",
+      ],
+      [
+        'limit=5&PatientName=Doe%zz',
+        "the query parameter 'PatientName' has a '%' not followed by two hexadecimal digits (write a '%' as %25) (RFC 3986 §2.1)",
+      ],
+    ] as const) {
+      const res = await qido(query);
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ code: 'http.bad-url', detail, parameter: 'PatientName' });
+      expect(JSON.stringify(body)).not.toMatch(/Ren|Doe/);
+    }
+    expect((await qido('PatientName=Ren%C3%A9&StudyDescription=a+b%25')).status).toBe(200);
+  });
+
   it("answers what HTTP's parser refuses in problem+json, and stays up", async () => {
     const r = await exchange(
       port,

@@ -396,7 +396,8 @@ export class HttpServer {
         headerCountProblem(req) ??
         hostProblem(req) ??
         repeatedFieldProblem(req) ??
-        targetSchemeProblem(req.url ?? '/', url, served);
+        targetSchemeProblem(req.url ?? '/', url, served) ??
+        queryEncodingProblem(url);
       if (badHeader) throw badHeader;
       // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
       // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
@@ -605,6 +606,40 @@ function targetSchemeProblem(target: string, url: URL, served: readonly string[]
     httpStatus: 421,
     detail: { scheme: scheme.slice(0, 20) },
   });
+}
+
+/**
+ * RFC 3986 §2.1, WHATWG URL: the query is percent-encoded UTF-8. URLSearchParams reads a '%' without two hex digits
+ * as itself and bytes that are not UTF-8 as U+FFFD, without a word, so `PatientName=Ren%E9` (Latin-1) searched for
+ * 'Ren\uFFFD' and found nothing (200 []) until 7 Dec 2026. Now a 400 naming the parameter and the fault; the value is
+ * not quoted (it may be a patient's name).
+ */
+function queryEncodingProblem(url: URL): CustosError | undefined {
+  for (const pair of url.search.slice(1).split('&')) {
+    const [rawName = '', ...rest] = pair.split('=');
+    for (const raw of [rawName, rest.join('=')]) {
+      try {
+        decodeURIComponent(raw.replace(/\+/g, ' '));
+      } catch {
+        let name: string;
+        try {
+          name = decodeURIComponent(rawName.replace(/\+/g, ' ')).slice(0, 64);
+        } catch {
+          name = '';
+        }
+        const fault = /%(?![0-9A-Fa-f]{2})/.test(raw)
+          ? "a '%' not followed by two hexadecimal digits (write a '%' as %25)"
+          : 'percent-encoded bytes that are not UTF-8';
+        return new CustosError({
+          code: 'http.bad-url',
+          message: `the query ${name ? `parameter '${name}'` : 'parameter name'} has ${fault} (RFC 3986 §2.1)`,
+          httpStatus: 400,
+          ...(name ? { detail: { parameter: name } } : {}),
+        });
+      }
+    }
+  }
+  return undefined;
 }
 
 /** The values of every line of the header `name` (lower case), in the order sent. */
