@@ -268,6 +268,24 @@ for (const backend of backends()) {
       expect(api.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     });
 
+    it("answers another method than GET or HEAD on the console's pages with 405 and Allow, OPTIONS with 204", async () => {
+      // Until 7 Dec 2026 a 404 'no resource at /studies/1.2.3', for a page a GET is served.
+      for (const path of ['/studies/1.2.3', '/assets/app-1a2b3c.js', '/']) {
+        const post = await fetch(`${s.url}${path}`, { method: 'POST', body: 'x' });
+        expect(post.status).toBe(405);
+        expect(post.headers.get('allow')).toBe('GET, HEAD');
+        expect(await post.json()).toMatchObject({
+          code: 'http.method-not-allowed',
+          detail: `POST is not allowed on ${path}: the console's pages take GET and HEAD`,
+        });
+        const options = await fetch(`${s.url}${path}`, { method: 'OPTIONS' });
+        expect(options.status).toBe(204);
+        expect(options.headers.get('allow')).toBe('GET, HEAD, OPTIONS');
+      }
+      // What is not there stays a 404, whatever the method.
+      expect((await fetch(`${s.url}/assets/missing.js`, { method: 'DELETE' })).status).toBe(404);
+    });
+
     // Last: it adds to the quarantine, which the activity figures above count.
     it('pages the quarantine queue in the order asked, over all its pages', async () => {
       for (const n of [7, 3, 9, 1, 5, 8, 2]) await quarantineOne(s, `QP-${n}`);

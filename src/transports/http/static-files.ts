@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
+import { CustosError } from '../../domain/errors.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -34,8 +35,8 @@ export type StaticHandler = (req: IncomingMessage, res: ServerResponse, pathname
 /**
  * The built web console (a single-page app) from one directory: files with their content types, hashed
  * assets cached for good, index.html never cached, and index.html for any other path without an extension
- * (client-side routes such as /studies/1.2.3). Answers only GET and HEAD outside the API prefixes; returns
- * false when it has nothing to serve, so the caller answers 404 as before.
+ * (client-side routes such as /studies/1.2.3). Answers GET and HEAD outside the API prefixes (OPTIONS with what it
+ * takes, any other method with 405); returns false when it has nothing to serve, so the caller answers 404 as before.
  */
 export function consoleFiles(root: string): StaticHandler {
   const base = resolve(root);
@@ -47,26 +48,48 @@ export function consoleFiles(root: string): StaticHandler {
       return undefined;
     }
   };
-  return async (req, res, pathname) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-    if (API_PREFIXES.some((p) => pathname === p || pathname.startsWith(`${p}/`))) return false;
+  /** The file a GET of `pathname` is answered with, if any. */
+  const locate = async (pathname: string) => {
+    if (API_PREFIXES.some((p) => pathname === p || pathname.startsWith(`${p}/`))) return undefined;
     let decoded: string;
     try {
       decoded = decodeURIComponent(pathname);
     } catch {
-      return false;
+      return undefined;
     }
-    if (decoded.includes('\0')) return false;
+    if (decoded.includes('\0')) return undefined;
     let file = resolve(base, `.${decoded}`);
-    if (file !== base && !file.startsWith(base + sep)) return false;
+    if (file !== base && !file.startsWith(base + sep)) return undefined;
     let info = decoded.endsWith('/') ? undefined : await fileAt(file);
     if (!info) {
       // A client-side route (/studies/1.2.840…, whose UID looks like an extension) gets the app, which decides
       // what to show; a missing asset or file stays a 404.
-      if (decoded.startsWith('/assets/') || TYPES[extname(decoded).toLowerCase()] !== undefined) return false;
+      if (decoded.startsWith('/assets/') || TYPES[extname(decoded).toLowerCase()] !== undefined)
+        return undefined;
       file = join(base, 'index.html');
       info = await fileAt(file);
-      if (!info) return false;
+      if (!info) return undefined;
+    }
+    return { file, info };
+  };
+  return async (req, res, pathname) => {
+    const found = await locate(pathname);
+    if (!found) return false;
+    const { file, info } = found;
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, { Allow: 'GET, HEAD, OPTIONS', 'Content-Length': 0 });
+      res.end();
+      return true;
+    }
+    // RFC 9110 §15.5.6: what the console serves takes GET and HEAD only; any other method is a 405 saying so (until
+    // 7 Dec 2026 a 404 'no resource at', for a page that is there).
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      throw new CustosError({
+        code: 'http.method-not-allowed',
+        message: `${req.method} is not allowed on ${pathname.slice(0, 200)}: the console's pages take GET and HEAD`,
+        httpStatus: 405,
+      });
     }
     const immutable = file.startsWith(join(base, 'assets') + sep);
     res.writeHead(200, {
