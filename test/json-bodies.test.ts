@@ -2,6 +2,7 @@
 // Plain fetch() as a client (or a cross-site page's form) sends it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
+import { exchange } from './support/http.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 type Json = Record<string, unknown>;
@@ -163,5 +164,19 @@ describe.each(backends())('JSON request bodies on %s', (backend) => {
       'Content-Encoding': 'identity',
     });
     expect(identity.status).toBe(201);
+  });
+
+  it('answers a JSON body declared over the limit with 413 at once, never asking for it with 100 Continue', async () => {
+    // Until 7 Dec 2026 the client was sent 100 Continue, then the 413 only once 16 KiB had come.
+    const r = await exchange(
+      Number(new URL(s.url).port),
+      `POST /api/auth/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${s.token}\r\n` +
+        'Content-Type: application/json\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n',
+    );
+    expect(r.text).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
+    expect(r.text).not.toContain('100 Continue');
+    expect(r.text).toContain('"code":"http.body-too-large"');
+    expect(r.text).toContain('"limit":16384');
+    expect(r.closed).toBe(true);
   });
 });

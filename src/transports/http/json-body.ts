@@ -60,16 +60,22 @@ export async function readSmallJson(
 ): Promise<unknown> {
   const typeProblem = contentTypeProblem(req, accepted);
   if (typeProblem) throw typeProblem;
+  const tooLarge = () =>
+    new CustosError({
+      code: 'http.body-too-large',
+      message: `the JSON body exceeds ${max} bytes`,
+      httpStatus: 413,
+      detail: { limit: max },
+    });
+  // A declared length over the limit is refused before a byte is read, so that a client that sent
+  // `Expect: 100-continue` is not asked for a body only to have it refused (until 7 Dec 2026 it got 100 Continue,
+  // and the 413 once it had sent 16 KiB and more; one that waited for the body's end before reading the answer hung).
+  if (Number(req.headers['content-length'] ?? 0) > max) throw tooLarge();
   let size = 0;
   const chunks: Buffer[] = [];
   for await (const c of req as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > max)
-      throw new CustosError({
-        code: 'http.body-too-large',
-        message: `the JSON body exceeds ${max} bytes`,
-        httpStatus: 413,
-      });
+    if (size > max) throw tooLarge();
     chunks.push(c);
   }
   let text: string;
