@@ -330,6 +330,41 @@ describe('HTTP with callers that do not behave', () => {
     expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
   });
 
+  it('answers an HTTP/1.0 request with Transfer-Encoding with 400 and closes, storing nothing of its body', async () => {
+    // Until 7 Dec 2026 Node read the body as chunked and served the request: a proxy reading it as HTTP/1.0 would
+    // take that body for the next request.
+    const study = uid(81);
+    const { body, contentType } = stowBody([
+      { bytes: makeInstance({ studyUid: study, seriesUid: uid(82), sopInstanceUid: uid(83) }) },
+    ]);
+    const r = await exchange(
+      port,
+      Buffer.concat([
+        Buffer.from(
+          `POST /dicom-web/studies HTTP/1.0\r\nAuthorization: Bearer ${s.token}\r\nContent-Type: ${contentType}\r\n` +
+            `Transfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n`,
+        ),
+        body,
+        Buffer.from('\r\n0\r\n\r\n'),
+      ]),
+    );
+    expect(r.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(r.text).toMatch(/Connection: close/);
+    expect(
+      JSON.parse(Buffer.from(r.text.slice(r.text.indexOf('\r\n\r\n') + 4), 'latin1').toString('utf8')),
+    ).toMatchObject({
+      code: 'http.bad-request',
+      detail:
+        'an HTTP/1.0 request cannot have Transfer-Encoding (RFC 9112 §6.1): send it as HTTP/1.1, or with Content-Length',
+      header: 'Transfer-Encoding',
+    });
+    expect(r.closed).toBe(true);
+    const found = await fetch(`${s.dicomweb}/studies?StudyInstanceUID=${study}`, {
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    expect(await found.json()).toEqual([]);
+  });
+
   it('answers a request line that says HTTP/2.0 with 505 problem+json, not as HTTP/1.1', async () => {
     // Until 7 Dec 2026 Node's parser took the version and the request was served, the answer as HTTP/1.1.
     const r = await exchange(port, 'GET /api/health HTTP/2.0\r\nHost: a.example\r\n\r\n');

@@ -402,6 +402,19 @@ export class HttpServer {
       // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
       // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
       const transfer = req.headers['transfer-encoding'];
+      // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; a 1.0 request with Transfer-Encoding has faulty framing (a
+      // proxy in front that reads it as 1.0 takes the chunked body as the next request: smuggling), and is a 400 that
+      // closes the connection. Until 7 Dec 2026 Node read the body as chunked and the request was served.
+      if (transfer !== undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 0) {
+        res.setHeader('Connection', 'close');
+        throw new CustosError({
+          code: 'http.bad-request',
+          message:
+            'an HTTP/1.0 request cannot have Transfer-Encoding (RFC 9112 §6.1): send it as HTTP/1.1, or with Content-Length',
+          httpStatus: 400,
+          detail: { header: 'Transfer-Encoding' },
+        });
+      }
       if (transfer?.split(',').some((c) => c.trim().toLowerCase() !== 'chunked'))
         throw new CustosError({
           code: 'http.unsupported-transfer-coding',
