@@ -131,7 +131,10 @@ describe.each(backends())('JSON request bodies on %s', (backend) => {
       'Content-Type': 'application/scim+json',
     });
     expect(scim.status).toBe(400);
-    expect(((await scim.json()) as Json).detail).toBe(
+    const scimProblem = (await scim.json()) as Json;
+    // RFC 7644 §3.12: invalidSyntax, as for a body of the wrong shape (until 7 Dec 2026 no scimType).
+    expect(scimProblem.scimType).toBe('invalidSyntax');
+    expect(scimProblem.detail).toBe(
       "the request body is not valid JSON: expected '\"' closing the string before the end of the body at line 1, column 18 (RFC 8259)",
     );
   });

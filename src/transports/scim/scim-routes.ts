@@ -56,7 +56,16 @@ function intParam(ctx: RequestContext, name: string, fallback: number, min: numb
 
 async function body(ctx: RequestContext): Promise<Record<string, unknown>> {
   // SCIM's own media type (RFC 7644), and application/json, which identity providers send as well.
-  const b = await readSmallJson(ctx.req, 256 * 1024, ['application/scim+json', 'application/json']);
+  let b: unknown;
+  try {
+    b = await readSmallJson(ctx.req, 256 * 1024, ['application/scim+json', 'application/json']);
+  } catch (err) {
+    // RFC 7644 §3.12: a body that is not JSON is scimType invalidSyntax, as a body of the wrong shape is (until
+    // 7 Dec 2026 it had no scimType).
+    if (err instanceof CustosError && err.code === 'http.bad-json')
+      throw scimError(400, err.message, 'invalidSyntax');
+    throw err;
+  }
   if (!b || typeof b !== 'object' || Array.isArray(b))
     throw scimError(400, 'the body must be a JSON object', 'invalidSyntax');
   return b as Record<string, unknown>;
