@@ -276,6 +276,24 @@ describe('HTTP with callers that do not behave', () => {
     expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
   });
 
+  it('answers a request it cannot parse after the answer to the one before it in the same packet', async () => {
+    // Pipelined behind a request it serves: that one's answer goes out first, whole (until 7 Dec 2026 the refusal
+    // was written ahead of it), and of an unknown method the one named is the second request's.
+    const pipelined = await exchange(
+      port,
+      'GET /api/health HTTP/1.1\r\nHost: x\r\n\r\nBREW /api/health HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
+    expect(pipelined.text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(pipelined.text).toMatch(/HTTP\/1\.1 501 Not Implemented\r\n/);
+    expect(pipelined.text).toContain('"method":"BREW"');
+    expect(pipelined.text).toContain('"storage"');
+    const unparsable = await exchange(
+      port,
+      'GET /api/health HTTP/1.1\r\nHost: x\r\n\r\nGET /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
+    );
+    expect(unparsable.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*"storage"[^]*HTTP\/1\.1 400 Bad Request\r\n/);
+  });
+
   it('answers a method it does not know with 501 naming the methods it has, and stays up', async () => {
     // Until 7 Dec 2026 a 400 'cannot be parsed as HTTP/1.1: HPE_INVALID_METHOD'.
     for (const [method, detail] of [

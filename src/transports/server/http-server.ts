@@ -227,14 +227,34 @@ export class HttpServer {
         socket.destroy();
         return;
       }
+      // A whole request before this one in the same packet (pipelined) may still be answering: its answer goes out
+      // whole, and this one after it, not written into it or ahead of it as until 7 Dec 2026. (A request whose own
+      // body the parser refused is answered at once: its handler would wait for the rest of it for ever.)
+      const pending =
+        inFlight && inFlight.req.complete && !inFlight.res.writableFinished ? inFlight.res : undefined;
+      const answer = (text: string) => {
+        if (!pending) {
+          socket.end(text);
+          return;
+        }
+        let sent = false;
+        const send = () => {
+          if (sent) return;
+          sent = true;
+          if (socket.writable) socket.end(text);
+          else socket.destroy();
+        };
+        pending.once('finish', send);
+        pending.once('close', send);
+      };
       const unknownMethod = err.code === 'HPE_INVALID_METHOD' ? methodOf(err) : undefined;
       if (unknownMethod !== undefined) {
-        socket.end(rawProblem(methodProblem(unknownMethod)));
+        answer(rawProblem(methodProblem(unknownMethod)));
         return;
       }
       const status =
         err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      socket.end(
+      answer(
         rawProblem(
           new CustosError({
             code: 'http.bad-request',
@@ -399,8 +419,6 @@ export class HttpServer {
         targetSchemeProblem(req.url ?? '/', url, served) ??
         queryEncodingProblem(url);
       if (badHeader) throw badHeader;
-      // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
-      // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
       const transfer = req.headers['transfer-encoding'];
       // RFC 9112 §6.1: HTTP/1.0 has no transfer codings; a 1.0 request with Transfer-Encoding has faulty framing (a
       // proxy in front that reads it as 1.0 takes the chunked body as the next request: smuggling), and is a 400 that
@@ -415,6 +433,8 @@ export class HttpServer {
           detail: { header: 'Transfer-Encoding' },
         });
       }
+      // RFC 9112 §6.1: a transfer coding other than chunked (which HTTP's parser has removed) cannot be read: 501,
+      // not a body read as if it were plain (until 6 Dec 2026 'gzip, chunked' was taken as chunked alone).
       if (transfer?.split(',').some((c) => c.trim().toLowerCase() !== 'chunked'))
         throw new CustosError({
           code: 'http.unsupported-transfer-coding',
@@ -524,8 +544,12 @@ const IMPLEMENTED_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'O
  * `get` included (methods are case-sensitive). Undefined for bytes that are no request line (a TLS handshake).
  */
 function methodOf(err: Error): string | undefined {
-  const raw = (err as { rawPacket?: Buffer }).rawPacket;
-  return raw ? /^([!#$%&'*+.^_`|~0-9A-Za-z-]{1,40}) /.exec(raw.toString('latin1'))?.[1] : undefined;
+  const { rawPacket, bytesParsed } = err as { rawPacket?: Buffer; bytesParsed?: number };
+  if (!rawPacket) return undefined;
+  // The packet may hold requests before this one (pipelined): the method starts the line the parser stopped on.
+  const text = rawPacket.toString('latin1');
+  const start = text.lastIndexOf('\n', Math.max((bytesParsed ?? 0) - 1, 0)) + 1;
+  return /^([!#$%&'*+.^_`|~0-9A-Za-z-]{1,40}) /.exec(text.slice(start))?.[1];
 }
 
 /**
