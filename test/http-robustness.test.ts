@@ -292,6 +292,12 @@ describe('HTTP with callers that do not behave', () => {
       'GET /api/health HTTP/1.1\r\nHost: x\r\n\r\nGET /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
     );
     expect(unparsable.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*"storage"[^]*HTTP\/1\.1 400 Bad Request\r\n/);
+    // The same for a CONNECT behind it.
+    const connect = await exchange(
+      port,
+      'GET /api/health HTTP/1.1\r\nHost: x\r\n\r\nCONNECT pacs.example.org:443 HTTP/1.1\r\nHost: pacs.example.org:443\r\n\r\n',
+    );
+    expect(connect.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*"storage"[^]*HTTP\/1\.1 501 Not Implemented\r\n/);
   });
 
   it('answers a method it does not know with 501 naming the methods it has, and stays up', async () => {

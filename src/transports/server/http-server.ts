@@ -227,26 +227,11 @@ export class HttpServer {
         socket.destroy();
         return;
       }
-      // A whole request before this one in the same packet (pipelined) may still be answering: its answer goes out
-      // whole, and this one after it, not written into it or ahead of it as until 7 Dec 2026. (A request whose own
-      // body the parser refused is answered at once: its handler would wait for the rest of it for ever.)
-      const pending =
-        inFlight && inFlight.req.complete && !inFlight.res.writableFinished ? inFlight.res : undefined;
-      const answer = (text: string) => {
-        if (!pending) {
-          socket.end(text);
-          return;
-        }
-        let sent = false;
-        const send = () => {
-          if (sent) return;
-          sent = true;
+      const answer = (text: string) =>
+        this.afterAnswerInFlight(socket as Socket, () => {
           if (socket.writable) socket.end(text);
           else socket.destroy();
-        };
-        pending.once('finish', send);
-        pending.once('close', send);
-      };
+        });
       const unknownMethod = err.code === 'HPE_INVALID_METHOD' ? methodOf(err) : undefined;
       if (unknownMethod !== undefined) {
         answer(rawProblem(methodProblem(unknownMethod)));
@@ -270,18 +255,47 @@ export class HttpServer {
     this.server.on('connect', (req: IncomingMessage, socket: Socket) => {
       // The server's own error listener went with the parser: a client that resets must not fail the process.
       socket.on('error', () => socket.destroy());
-      socket.write(
-        rawProblem(
-          new CustosError({
-            code: 'http.method-not-implemented',
-            message: `CONNECT ${String(req.url).slice(0, 80)} is not supported: this server is no proxy and makes no tunnels (RFC 9110 §9.3.6)`,
-            httpStatus: 501,
-          }),
-        ),
-      );
-      // Closed with a linger (lingerOnClose), so that bytes the client sent after its request do not reset the answer.
-      socket.destroySoon();
+      this.afterAnswerInFlight(socket, () => {
+        if (!socket.writable) {
+          socket.destroy();
+          return;
+        }
+        socket.write(
+          rawProblem(
+            new CustosError({
+              code: 'http.method-not-implemented',
+              message: `CONNECT ${String(req.url).slice(0, 80)} is not supported: this server is no proxy and makes no tunnels (RFC 9110 §9.3.6)`,
+              httpStatus: 501,
+            }),
+          ),
+        );
+        // Closed with a linger (lingerOnClose), so that bytes the client sent after its request do not reset the
+        // answer.
+        socket.destroySoon();
+      });
     });
+  }
+
+  /**
+   * Runs `send` (a raw answer written on the socket, for a request Node's parser refused or a CONNECT) once the
+   * answer to a whole request before it on the connection (pipelined in the same packet) has gone out, so that it
+   * is not written ahead of that answer or into it, as until 7 Dec 2026. A request whose own body the parser refused
+   * is answered at once: its handler would wait for the rest of the body for ever.
+   */
+  private afterAnswerInFlight(socket: Socket, send: () => void): void {
+    const inFlight = this.requests.get(socket);
+    if (!inFlight || !inFlight.req.complete || inFlight.res.writableFinished) {
+      send();
+      return;
+    }
+    let sent = false;
+    const once = () => {
+      if (sent) return;
+      sent = true;
+      send();
+    };
+    inFlight.res.once('finish', once);
+    inFlight.res.once('close', once);
   }
 
   /** Presents another certificate from the next TLS handshake on (a reload: SIGHUP). */
