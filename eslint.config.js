@@ -54,7 +54,10 @@ export default tseslint.config(
   ),
   layer(
     ['src/transports/**/*.ts'],
-    [{ group: ['**/adapters/**', '**/app/**'], message: 'transports call services' }],
+    [
+      { group: ['**/adapters/**', '**/app/**'], message: 'transports call services' },
+      { group: ['node:fs', 'node:fs/*', 'fs', 'fs/*'], message: 'transports reach files through ports' },
+    ],
   ),
   layer(
     ['src/adapters/**/*.ts'],

@@ -11,6 +11,7 @@ import { startHl7 } from './hl7-listeners.js';
 import { DimseServer } from '../transports/dimse/dimse-server.js';
 import { DimseServices } from '../transports/dimse/dimse-services.js';
 import { consoleFiles } from '../transports/http/static-files.js';
+import { consoleDirectory } from '../adapters/fs-console/console-directory.js';
 import { demoBanner, seedDemo } from './demo.js';
 import { fileURLToPath } from 'node:url';
 import { startMemoryReturn } from './memory-return.js';
@@ -218,7 +219,7 @@ export async function startServer(
     port: app.config.http.port,
     router,
     auth: app.auth,
-    fallback: consoleFiles(app.config.http.consoleDir ?? CONSOLE_DIR),
+    fallback: consoleFiles(consoleDirectory(app.config.http.consoleDir ?? CONSOLE_DIR)),
     corsOrigins: app.config.http.corsOrigins,
     inactivityTimeoutMs: app.config.http.inactivityTimeoutMs,
     ...(app.config.http.publicUrl ? { publicUrl: app.config.http.publicUrl } : {}),

@@ -1,8 +1,7 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { extname, join, resolve, sep } from 'node:path';
+import { extname, posix } from 'node:path';
 import { CustosError } from '../../domain/errors.js';
+import type { ConsoleAssets } from '../../ports/console-assets.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -38,16 +37,7 @@ export type StaticHandler = (req: IncomingMessage, res: ServerResponse, pathname
  * (client-side routes such as /studies/1.2.3). Answers GET and HEAD outside the API prefixes (OPTIONS with what it
  * takes, any other method with 405); returns false when it has nothing to serve, so the caller answers 404 as before.
  */
-export function consoleFiles(root: string): StaticHandler {
-  const base = resolve(root);
-  const fileAt = async (p: string) => {
-    try {
-      const s = await stat(p);
-      return s.isFile() ? s : undefined;
-    } catch {
-      return undefined;
-    }
-  };
+export function consoleFiles(files: ConsoleAssets): StaticHandler {
   /** The file a GET of `pathname` is answered with, if any. */
   const locate = async (pathname: string) => {
     if (API_PREFIXES.some((p) => pathname === p || pathname.startsWith(`${p}/`))) return undefined;
@@ -57,25 +47,22 @@ export function consoleFiles(root: string): StaticHandler {
     } catch {
       return undefined;
     }
-    if (decoded.includes('\0')) return undefined;
-    let file = resolve(base, `.${decoded}`);
-    if (file !== base && !file.startsWith(base + sep)) return undefined;
-    let info = decoded.endsWith('/') ? undefined : await fileAt(file);
-    if (!info) {
-      // A client-side route (/studies/1.2.840…, whose UID looks like an extension) gets the app, which decides
-      // what to show; a missing asset or file stays a 404.
-      if (decoded.startsWith('/assets/') || TYPES[extname(decoded).toLowerCase()] !== undefined)
-        return undefined;
-      file = join(base, 'index.html');
-      info = await fileAt(file);
-      if (!info) return undefined;
-    }
-    return { file, info };
+    // A path that would leave the console's root, or holds a NUL, is nothing to serve (a 404), not a route.
+    const inside = posix.normalize(`.${decoded}`);
+    if (decoded.includes('\0') || inside === '..' || inside.startsWith('../')) return undefined;
+    const file = decoded.endsWith('/') ? undefined : await files.file(decoded);
+    if (file) return { name: decoded, file };
+    // A client-side route (/studies/1.2.840…, whose UID looks like an extension) gets the app, which decides
+    // what to show; a missing asset or file stays a 404.
+    if (decoded.startsWith('/assets/') || TYPES[extname(decoded).toLowerCase()] !== undefined)
+      return undefined;
+    const app = await files.file('/index.html');
+    return app ? { name: '/index.html', file: app } : undefined;
   };
   return async (req, res, pathname) => {
     const found = await locate(pathname);
     if (!found) return false;
-    const { file, info } = found;
+    const { name, file } = found;
     if (req.method === 'OPTIONS') {
       res.writeHead(204, { Allow: 'GET, HEAD, OPTIONS', 'Content-Length': 0 });
       res.end();
@@ -91,12 +78,11 @@ export function consoleFiles(root: string): StaticHandler {
         httpStatus: 405,
       });
     }
-    const immutable = file.startsWith(join(base, 'assets') + sep);
     res.writeHead(200, {
       ...CONSOLE_SECURITY_HEADERS,
-      'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream',
-      'Content-Length': info.size,
-      'Cache-Control': immutable
+      'Content-Type': TYPES[extname(name)] ?? 'application/octet-stream',
+      'Content-Length': file.size,
+      'Cache-Control': file.immutable
         ? 'public, max-age=31536000, immutable'
         : 'no-cache, no-store, must-revalidate',
     });
@@ -105,7 +91,7 @@ export function consoleFiles(root: string): StaticHandler {
       return true;
     }
     await new Promise<void>((done, fail) => {
-      const stream = createReadStream(file);
+      const stream = file.open();
       stream.on('error', fail);
       res.on('finish', done);
       res.on('close', done);
