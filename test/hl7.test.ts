@@ -1742,6 +1742,74 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(await reported()).toBe(1);
   });
 
+  it('reports a loop an A47 meets (applied or refused) once, naming its patients as renamed; the rename settles nothing', async () => {
+    const loopRecords = async (patientId: string) =>
+      (await s.app.auditStore.search({ action: ['alert'], patientId, limit: 10 }))
+        .filter((r) => String(r.detail?.alert).startsWith('merge-loop'))
+        .map((r) => ({
+          outcome: r.outcome,
+          alert: r.detail?.alert,
+          controlId: r.detail?.controlId,
+          event: r.detail?.event,
+          applied: r.detail?.applied,
+          loop: r.detail?.loop,
+          filedUnder: r.detail?.filedUnder,
+        }));
+    const named = (pk: number, patientId: string) => ({ pk, patientId, issuer: 'XYZ' });
+    const reported = async (pks: readonly number[]) =>
+      (
+        await s.app.index.db
+          .selectFrom('merge_loop_alerts')
+          .select('loop_key')
+          .where('loop_key', 'like', `patients ${[...pks].sort((x, y) => x - y).join()};%`)
+          .execute()
+      ).length;
+
+    // A renamed to C: the merges still lead round pkA and pkB, and the steward hears of the loop under C's name.
+    const [a, b, c] = [`RLOOP-A-${run}`, `RLOOP-B-${run}`, `RLOOP-C-${run}`];
+    const [pkA, pkB] = await mergeLoop(a, b);
+    expect(
+      ackOf(await client.send(changeIdMessage('RL-1', { id: c, family: 'RL', given: 'OOP' }, a))).code,
+    ).toBe('AA');
+    const renamed = {
+      outcome: 'failure',
+      alert: 'merge-loop',
+      controlId: 'RL-1',
+      event: 'A47',
+      applied: true,
+      loop: [named(pkA, c), named(pkB, b)],
+      filedUnder: named(pkA, c),
+    };
+    expect(await loopRecords(c)).toEqual([renamed]);
+    expect(await reported([pkA, pkB])).toBe(1);
+    // Renamed back: the same loop, not alerted again, and not settled.
+    expect(
+      ackOf(await client.send(changeIdMessage('RL-2', { id: a, family: 'RL', given: 'OOP' }, c))).code,
+    ).toBe('AA');
+    expect(await loopRecords(c)).toEqual([renamed]);
+    expect(await loopRecords(a)).toEqual([]);
+    expect(await reported([pkA, pkB])).toBe(1);
+
+    // A refused A47 (PID-3 names another patient) reports the loop after its rollback, naming what is unchanged.
+    const [d, e] = [`RLOOP-D-${run}`, `RLOOP-E-${run}`];
+    const [pkD, pkE] = await mergeLoop(d, e);
+    expect(
+      ackOf(await client.send(changeIdMessage('RL-3', { id: b, family: 'RL', given: 'OOP' }, e))),
+    ).toMatchObject({ code: 'AE', errorCode: '205' });
+    expect(await loopRecords(d)).toEqual([
+      {
+        outcome: 'failure',
+        alert: 'merge-loop',
+        controlId: 'RL-3',
+        event: 'A47',
+        applied: false,
+        loop: [named(pkE, e), named(pkD, d)],
+        filedUnder: named(pkD, d),
+      },
+    ]);
+    expect(await reported([pkD, pkE])).toBe(1);
+  });
+
   it('rejects a v2.3 A46 that changes only PID-2, the external ID (MRG-4), AR/201 saying so, and changes no patient', async () => {
     // The external ID of one patient is the PID-3 of another: applied to the index, the A46 would rename the wrong one.
     const [external, renamed] = [`A46-EXT-${run}`, `A46-NEW-${run}`];

@@ -8,7 +8,7 @@ import type {
   OrderCommand,
   PatientIdentity,
 } from '../domain/hl7/feed-commands.js';
-import { followMerges } from '../domain/merge-chain.js';
+import { followMerges, type MergeChain } from '../domain/merge-chain.js';
 import {
   alertLoopOnce,
   alertLoopOnceAlone,
@@ -118,7 +118,7 @@ export class PatientFeedService {
       case 'patient-merge':
         return this.merge(trx, principal, cmd.event, cmd.merges, info, loops);
       case 'identifier-change':
-        return this.changeIdentifier(trx, principal, cmd.event, cmd.changes, info);
+        return this.changeIdentifier(trx, principal, cmd.event, cmd.changes, info, loops);
       case 'order':
         return this.orders(trx, principal, cmd.event, cmd.orders, info);
     }
@@ -451,13 +451,19 @@ export class PatientFeedService {
       });
   }
 
-  /** A47: the patient known as `from` is known as `to` from now on. `to` must not already name a patient. */
+  /**
+   * A47: the patient known as `from` is known as `to` from now on. `to` must not already name a patient. A rename
+   * leaves the merges where they lead, so it settles no loop; but a loop its patient's merges lead into is met as a
+   * merge meets one (refuseCycle), and reported once, applied or refused, naming the patients as the message left
+   * them (until 7 Dec 2026 an identifier change said nothing of a loop).
+   */
   private async changeIdentifier(
     trx: Trx,
     principal: Principal,
     event: string,
     changes: { to: Demographics; from: PatientIdentity }[],
     info: FeedMessageInfo,
+    loops: MergeLoop[],
   ) {
     const lines: string[] = [];
     for (const { to, from } of changes) {
@@ -468,6 +474,16 @@ export class PatientFeedService {
           message: `MRG-1 names patient ${from.patientId}${from.issuer ? ` (${from.issuer})` : ''}, which is not in the patient index`,
           location: { segment: 'MRG', sequence: 1, field: 1 },
         });
+      // Before any refusal below, so that a refused message reports the loop too.
+      const met: MergeChain[] = [];
+      for (const row of fromRows) {
+        const chain = await followMerges(row.pk, mergedIntoIn(trx));
+        if (!chain.loop) continue;
+        const loop = await describeLoop(trx, chain);
+        if (loops.some((l) => l.key === loop.key)) continue;
+        loops.push(loop);
+        met.push(chain);
+      }
       const taken = (await this.rowsFor(trx, to, PID_3)).filter((r) => !fromRows.some((f) => f.pk === r.pk));
       if (taken.length > 0)
         throw new Hl7Error({
@@ -486,6 +502,15 @@ export class PatientFeedService {
         .set({ patient_id: to.patientId, issuer: to.issuer, ...demographicColumns(to) })
         .where('pk', '=', keep!.pk)
         .execute();
+      // Applied: the alert names the loop's patients as they are known now.
+      for (const chain of met) {
+        const loop = await describeLoop(trx, chain);
+        loops.splice(
+          loops.findIndex((l) => l.key === loop.key),
+          1,
+          loop,
+        );
+      }
       const studies = await trx
         .selectFrom('studies')
         .select('study_uid')
@@ -654,8 +679,9 @@ function sentIssuer(sent: PatientIdentity, resolvedIssuer: string) {
 
 /**
  * The data steward's notification of a merge loop (an `alert` record, as quarantine and fixity raise): the loop's
- * patients, where their objects are filed, and the message whose transaction met it. The feed cannot undo a loop;
- * the steward decides which patient is right and the sender's next merge, or an A47, settles it.
+ * patients, where their objects are filed, and the message whose transaction met it (a merge, or an identifier
+ * change of one of its patients). The feed cannot undo a loop; the steward decides which patient is right and the
+ * sender's next merge settles it (an A47 renames a patient and leaves the merges as they were).
  */
 function loopAlert(
   principal: Principal,
