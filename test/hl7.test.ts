@@ -1448,6 +1448,40 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     ]);
   });
 
+  it('moves the care relationships of an order an update places on another patient, and names the previous one', async () => {
+    const order = physicianOrder('MOVE', 1);
+    const [wrong, right] = [`MOVE-WRONG-${run}`, `MOVE-RIGHT-${run}`];
+    const relationships = async () =>
+      s.app.index.db
+        .selectFrom('care_relationships as cr')
+        .innerJoin('orders as o', 'o.pk', 'cr.order_pk')
+        .innerJoin('patients as p', 'p.pk', 'cr.patient_pk')
+        .select(['p.patient_id', 'cr.physician_id', 'cr.relationship'])
+        .where('o.placer_order_number', '=', order.placer)
+        .orderBy('cr.relationship')
+        .execute();
+    expect(
+      ackOf(await client.send(ormMessage('MV-1', { id: wrong, family: 'WRONG', given: 'PAT' }, order))).code,
+    ).toBe('AA');
+    // The RIS places the order on the right patient; PV1-8 left empty keeps the referring doctor known.
+    const update = ormMessage('MV-2', { id: right, family: 'RIGHT', given: 'PAT' }, order).replace(
+      /^(PV1(?:\|[^|\r]*){7})\|[^|\r]*/m,
+      '$1|',
+    );
+    expect(ackOf(await client.send(update)).code).toBe('AA');
+    // The order's physicians no longer have a relationship with the patient it is not for.
+    expect(await relationships()).toEqual([
+      { patient_id: right, physician_id: '4567', relationship: 'ordering' },
+      { patient_id: right, physician_id: '7890', relationship: 'referring' },
+    ]);
+    const [record] = await s.app.auditStore.search({ action: ['hl7-order'], patientId: right, limit: 1 });
+    expect(record?.detail).toMatchObject({
+      controlId: 'MV-2',
+      previousStatus: 'scheduled',
+      previousPatient: { patientId: wrong, issuer: 'MCM' },
+    });
+  });
+
   it('rejects a message whose MSH-12 version is not HL7 v2 (AR/203) and applies nothing of it', async () => {
     const id = `VERSION-${run}`;
     for (const [control, version] of [

@@ -296,6 +296,35 @@ export class PatientFeedService {
     return studies.map((s) => s.study_uid);
   }
 
+  /** The care relationships order `orderPk` gave, moved to patient `toPk` (the order's patient now). */
+  private async moveOrderRelationships(trx: Trx, orderPk: number, toPk: number) {
+    const rels = await trx
+      .selectFrom('care_relationships')
+      .selectAll()
+      .where('order_pk', '=', orderPk)
+      .where('patient_pk', '!=', toPk)
+      .execute();
+    for (const r of rels)
+      await trx
+        .insertInto('care_relationships')
+        .values({
+          patient_pk: toPk,
+          physician_id: r.physician_id,
+          physician_name: r.physician_name,
+          relationship: r.relationship,
+          order_pk: orderPk,
+          created_at: r.created_at,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    if (rels.length)
+      await trx
+        .deleteFrom('care_relationships')
+        .where('order_pk', '=', orderPk)
+        .where('patient_pk', '!=', toPk)
+        .execute();
+  }
+
   private async recordMerge(
     trx: Trx,
     event: string,
@@ -578,7 +607,7 @@ export class PatientFeedService {
       };
       const existing = await trx
         .selectFrom('orders')
-        .select(['pk', 'status'])
+        .select(['pk', 'status', 'patient_pk'])
         .where('order_key', '=', orderKey)
         .executeTakeFirst();
       let orderPk: number;
@@ -592,6 +621,10 @@ export class PatientFeedService {
         );
         await trx.updateTable('orders').set(changes).where('pk', '=', existing.pk).execute();
         orderPk = existing.pk;
+        // An update naming another patient moves the order to it, and the care relationships the order gave go
+        // with it: its physicians' access through the order follows the patient the sender now names (until 7 Dec
+        // 2026 they kept access to the previous patient's studies as well).
+        if (existing.patient_pk !== patientPk) await this.moveOrderRelationships(trx, orderPk, patientPk);
       } else {
         const inserted = await trx
           .insertInto('orders')
@@ -635,6 +668,14 @@ export class PatientFeedService {
           .onConflict((oc) => oc.doNothing())
           .execute();
       }
+      const previousPatient =
+        existing && existing.patient_pk !== patientPk
+          ? await trx
+              .selectFrom('patients')
+              .select(['patient_id as patientId', 'issuer'])
+              .where('pk', '=', existing.patient_pk)
+              .executeTakeFirst()
+          : undefined;
       await this.deps.ledger.appendIn(trx, {
         principal,
         action: 'hl7-order',
@@ -651,6 +692,7 @@ export class PatientFeedService {
           accessionNumber: o.accessionNumber,
           status: o.status,
           ...(existing ? { previousStatus: existing.status } : { created: true }),
+          ...(previousPatient ? { previousPatient } : {}),
           procedure: o.procedureCode,
           department: o.department,
           orderingPhysician: o.orderingPhysician?.id || o.orderingPhysician?.name || '',
