@@ -1369,6 +1369,52 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     ).toEqual([]);
   });
 
+  it('finds an order by its filler number when an update carries that alone, and refuses numbers naming two orders', async () => {
+    const order = physicianOrder('FILL', 1);
+    const patient = { id: `FILL-${run}`, family: 'FILL', given: 'PAT' };
+    const rows = async () =>
+      s.app.index.db
+        .selectFrom('orders')
+        .select(['order_key', 'placer_order_number', 'status', 'message_control_id'])
+        .where('filler_order_number', '=', order.filler)
+        .execute();
+    expect(ackOf(await client.send(ormMessage('FI-1', patient, order))).code).toBe('AA');
+    // The RIS cancels the order by its own (filler) number alone: ORC-2 and OBR-2 empty.
+    const cancel = ormMessage('FI-2', patient, { ...order, placer: '' }).replace('ORC|NW|', 'ORC|CA|');
+    expect(ackOf(await client.send(cancel)).code).toBe('AA');
+    expect(await rows()).toEqual([
+      {
+        order_key: order.placer,
+        placer_order_number: order.placer,
+        status: 'cancelled',
+        message_control_id: 'FI-2',
+      },
+    ]);
+    // A placer number of another order, or one this order does not have, with this filler number: refused.
+    const other = physicianOrder('FILL', 2);
+    expect(ackOf(await client.send(ormMessage('FI-3', patient, other))).code).toBe('AA');
+    for (const [control, placer] of [
+      ['FI-4', other.placer],
+      ['FI-5', `FILL-UNKNOWN-${run}`],
+    ] as const) {
+      const ack = ackOf(
+        await client.send(ormMessage(control, patient, { ...order, placer }).replace('ORC|NW|', 'ORC|SC|')),
+      );
+      expect(ack, placer).toMatchObject({ code: 'AE', errorCode: '205', errorLocation: 'ORC-3' });
+      expect(ack.userMessage).toMatch(
+        new RegExp(`names the order of placer order number ${order.placer}, not ${placer}`),
+      );
+    }
+    expect(await rows()).toEqual([
+      {
+        order_key: order.placer,
+        placer_order_number: order.placer,
+        status: 'cancelled',
+        message_control_id: 'FI-2',
+      },
+    ]);
+  });
+
   it('refuses an order whose accession number, Study Instance UID or modality DICOM cannot hold (AE/102)', async () => {
     const patient = { id: `CODED-${run}`, family: 'CODED', given: 'PAT' };
     const good = {

@@ -296,6 +296,38 @@ export class PatientFeedService {
     return studies.map((s) => s.study_uid);
   }
 
+  /**
+   * The order a message's ORC `sequence` is about: the one of its placer number, else the one of its filler number
+   * (v2.5.1 §4.5.1.2-3: either identifies the order; a status update or cancel from the filler may carry its own
+   * number alone). Until 7 Dec 2026 only the key the order was created under was looked up, so an update carrying
+   * the filler number alone created a second order and left the first as it was (a cancel cancelled nothing). Numbers
+   * that name two different orders, or a filler number whose order has another placer number, are refused (205).
+   */
+  private async findOrder(trx: Trx, o: OrderCommand, sequence: number) {
+    const by = (column: 'placer_order_number' | 'filler_order_number', number: string) =>
+      number === ''
+        ? undefined
+        : trx
+            .selectFrom('orders')
+            .select(['pk', 'status', 'patient_pk', 'placer_order_number', 'filler_order_number'])
+            .where(column, '=', number)
+            .orderBy('pk')
+            .executeTakeFirst();
+    const byPlacer = await by('placer_order_number', o.placerOrderNumber);
+    const byFiller = await by('filler_order_number', o.fillerOrderNumber);
+    const conflict =
+      byFiller &&
+      ((byPlacer && byPlacer.pk !== byFiller.pk) ||
+        (!byPlacer && o.placerOrderNumber !== '' && byFiller.placer_order_number !== ''));
+    if (conflict)
+      throw new Hl7Error({
+        code: Hl7ErrorCode.DuplicateKeyIdentifier,
+        message: `ORC-3 filler order number ${o.fillerOrderNumber} names the order of placer order number ${byFiller.placer_order_number}, not ${o.placerOrderNumber} (ORC-2)${byPlacer ? `, which names another order` : ''}: nothing of the message was applied`,
+        location: { segment: 'ORC', sequence, field: 3 },
+      });
+    return byPlacer ?? byFiller;
+  }
+
   /** The care relationships order `orderPk` gave, moved to patient `toPk` (the order's patient now). */
   private async moveOrderRelationships(trx: Trx, orderPk: number, toPk: number) {
     const rels = await trx
@@ -577,7 +609,7 @@ export class PatientFeedService {
     info: FeedMessageInfo,
   ) {
     const lines: string[] = [];
-    for (const o of orders) {
+    for (const [n, o] of orders.entries()) {
       // An order names its patient; the ADT feed, not the order system, is the authority for demographics.
       const { pk: patientPk } = await this.upsertDemographics(trx, o.patient, false);
       const orderKey = o.placerOrderNumber || o.fillerOrderNumber;
@@ -605,11 +637,7 @@ export class PatientFeedService {
         message_control_id: info.controlId,
         updated_at: now,
       };
-      const existing = await trx
-        .selectFrom('orders')
-        .select(['pk', 'status', 'patient_pk'])
-        .where('order_key', '=', orderKey)
-        .executeTakeFirst();
+      const existing = await this.findOrder(trx, o, n + 1);
       let orderPk: number;
       if (existing) {
         // A later message may leave fields empty that an earlier one filled: keep what is known; a field sent

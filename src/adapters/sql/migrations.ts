@@ -659,6 +659,13 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         }
       },
     },
+    '0018-order-numbers': {
+      // An order is found by its placer number, else its filler number (PatientFeedService.findOrder).
+      async up(db: Kysely<unknown>) {
+        await db.schema.createIndex('orders_placer').on('orders').column('placer_order_number').execute();
+        await db.schema.createIndex('orders_filler').on('orders').column('filler_order_number').execute();
+      },
+    },
   };
 }
 
