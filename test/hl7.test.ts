@@ -1760,6 +1760,52 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(await alerts(f)).toHaveLength(1);
   });
 
+  it('files what a merge or an order brings to a patient merged away since under the patient it was merged into', async () => {
+    const [a, b, c] = [`ONTO-A-${run}`, `ONTO-B-${run}`, `ONTO-C-${run}`];
+    const [, pkB] = [await admitted(a), await admitted(b)];
+    await admitted(c);
+    const [study] = await storeWithoutIssuer([c], 202);
+    // A into B, then C into A: C's study goes where A's objects are filed, to B, not to A's empty row.
+    expect(
+      ackOf(await client.send(mergeMessage('ONTO-1', { id: b, family: 'ON', given: 'TO' }, a))).code,
+    ).toBe('AA');
+    expect(
+      ackOf(await client.send(mergeMessage('ONTO-2', { id: a, family: 'ON', given: 'TO' }, c))).code,
+    ).toBe('AA');
+    const filed = await s.app.index.db
+      .selectFrom('studies')
+      .select('patient_pk')
+      .where('study_uid', '=', study!)
+      .executeTakeFirstOrThrow();
+    expect(filed.patient_pk).toBe(pkB);
+    const [merge] = await s.app.auditStore.search({ action: ['hl7-patient-merge'], patientId: a, limit: 1 });
+    expect(merge?.detail).toMatchObject({ controlId: 'ONTO-2', filedUnder: { patientId: b, issuer: 'XYZ' } });
+    // An order for A: its physicians' care relationships are with B, whose studies A's are.
+    const order = physicianOrder('ONTO', 1);
+    expect(
+      ackOf(
+        await client.send(
+          ormMessage('ONTO-3', { id: a, authority: 'XYZ', family: 'ON', given: 'TO' }, order),
+        ),
+      ).code,
+    ).toBe('AA');
+    const related = await s.app.index.db
+      .selectFrom('care_relationships as cr')
+      .innerJoin('orders as o', 'o.pk', 'cr.order_pk')
+      .select(['cr.patient_pk', 'o.patient_pk as order_patient_pk'])
+      .where('o.placer_order_number', '=', order.placer)
+      .execute();
+    expect(related).toEqual([
+      { patient_pk: pkB, order_patient_pk: pkB },
+      { patient_pk: pkB, order_patient_pk: pkB },
+    ]);
+    const [recorded] = await s.app.auditStore.search({ action: ['hl7-order'], patientId: a, limit: 1 });
+    expect(recorded?.detail).toMatchObject({
+      controlId: 'ONTO-3',
+      filedUnder: { patientId: b, issuer: 'XYZ' },
+    });
+  });
+
   it('tells the data steward when a merge settles a reported loop, and alerts the loop again when it forms again', async () => {
     const loopRecords = async (patientId: string) =>
       (await s.app.auditStore.search({ action: ['alert'], patientId, limit: 10 }))

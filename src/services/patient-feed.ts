@@ -120,7 +120,7 @@ export class PatientFeedService {
       case 'identifier-change':
         return this.changeIdentifier(trx, principal, cmd.event, cmd.changes, info, loops);
       case 'order':
-        return this.orders(trx, principal, cmd.event, cmd.orders, info);
+        return this.orders(trx, principal, cmd.event, cmd.orders, info, loops);
     }
   }
 
@@ -424,7 +424,8 @@ export class PatientFeedService {
           if (!priors.some((p) => p.row.pk === row.pk)) priors.push({ identifier, row });
         if (rows.length === 0) unknown.push(identifier);
       }
-      await this.refuseCycle(
+      // Where the surviving patient's objects are filed: itself, or the patient it was merged into since.
+      const filedPk = await this.refuseCycle(
         trx,
         survivorPk,
         priors.map((p) => p.row),
@@ -435,7 +436,7 @@ export class PatientFeedService {
       const moved: string[] = [];
       const recorded: Record<string, unknown>[] = [];
       for (const { identifier, row } of priors) {
-        const studies = await this.moveStudies(trx, [row.pk], survivorPk);
+        const studies = await this.moveStudies(trx, [row.pk], filedPk);
         moved.push(...studies);
         await this.recordMerge(trx, event, identifier, row.pk, survivorPk, studies.length, info);
         recorded.push({
@@ -471,6 +472,7 @@ export class PatientFeedService {
             issuer: mergedIssuer,
             ...sentIssuer(merged, mergedIssuer),
           },
+          ...(await this.filedUnder(trx, survivorPk, filedPk)),
           mergedKnown: priors.length > 0,
           priors: recorded,
           ...(unknown.length ? { unknownPriors: unknown } : {}),
@@ -488,7 +490,9 @@ export class PatientFeedService {
    * into it (A into B, then B into A) would make the merge history a cycle: objects arriving later for either
    * identifier would be filed by wherever the walk along it stopped. It is refused (205). The walk is the one
    * ingest follows (followMerges), so a loop already in the index ends it rather than repeating; such a loop is
-   * added to `loops`, which apply() reports (loopAlert).
+   * added to `loops`, which apply() reports (loopAlert). Returns where the walk ends: a surviving patient merged
+   * into another since (A into B, then C into A) has its objects filed there, and so do those this merge moves
+   * (until 7 Dec 2026 they were moved to A, a patient merged away, and served under its identifier, not B's).
    */
   private async refuseCycle(
     trx: Trx,
@@ -510,6 +514,31 @@ export class PatientFeedService {
         message: `patient ${surviving.patientId} was merged into ${merged.patientId} before: merging ${merged.patientId} back into it would make the merges a cycle, so nothing was applied`,
         location: { segment: 'MRG', sequence: 1, field: 1 },
       });
+    return chain.survivor;
+  }
+
+  /**
+   * The patient `pk` leads to along the merges, as ingest files objects (followMerges), for a patient an order
+   * names; a loop met on the way is added to `loops`.
+   */
+  private async mergedOn(trx: Trx, pk: number, loops: MergeLoop[]): Promise<number> {
+    const chain = await followMerges(pk, mergedIntoIn(trx));
+    if (chain.loop) {
+      const loop = await describeLoop(trx, chain);
+      if (!loops.some((l) => l.key === loop.key)) loops.push(loop);
+    }
+    return chain.survivor;
+  }
+
+  /** For a record: the patient objects are filed under (`filedUnder`) when it is not the one the message named. */
+  private async filedUnder(trx: Trx, namedPk: number, filedPk: number) {
+    if (namedPk === filedPk) return {};
+    const row = await trx
+      .selectFrom('patients')
+      .select(['patient_id as patientId', 'issuer'])
+      .where('pk', '=', filedPk)
+      .executeTakeFirstOrThrow();
+    return { filedUnder: row };
   }
 
   /**
@@ -607,11 +636,15 @@ export class PatientFeedService {
     event: string,
     orders: OrderCommand[],
     info: FeedMessageInfo,
+    loops: MergeLoop[],
   ) {
     const lines: string[] = [];
     for (const [n, o] of orders.entries()) {
       // An order names its patient; the ADT feed, not the order system, is the authority for demographics.
-      const { pk: patientPk } = await this.upsertDemographics(trx, o.patient, false);
+      const { pk: namedPk } = await this.upsertDemographics(trx, o.patient, false);
+      // A patient merged away (A into B) has its objects filed under B, and so has its order: the care relationships
+      // it gives are to the patient whose studies its physicians are to see (until 7 Dec 2026 they went to A).
+      const patientPk = await this.mergedOn(trx, namedPk, loops);
       const orderKey = o.placerOrderNumber || o.fillerOrderNumber;
       const now = this.now();
       // '' is a field the message left empty, null one it sent as "" (OrderCommand).
@@ -721,6 +754,7 @@ export class PatientFeedService {
           status: o.status,
           ...(existing ? { previousStatus: existing.status } : { created: true }),
           ...(previousPatient ? { previousPatient } : {}),
+          ...(await this.filedUnder(trx, namedPk, patientPk)),
           procedure: o.procedureCode,
           department: o.department,
           orderingPhysician: o.orderingPhysician?.id || o.orderingPhysician?.name || '',
