@@ -710,6 +710,37 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     expect(seen.every((r) => r['00100020'].Value[0] === newId)).toBe(true);
     expect(await look(`nemo-${run}`)).toEqual([]);
   });
+  it('reads a frame that a new start block begins as its own message, and answers the one it cut short AR/100', async () => {
+    const c = await MllpClient.connect(s.hl7Port!);
+    try {
+      const id = `CUT-${run}`;
+      const given = adtMessage('A01', 'CUT-1', { id, family: 'GIVEN', given: 'UP' });
+      const sent = adtMessage('A01', 'CUT-2', { id, family: 'SENT', given: 'AGAIN' });
+      // The sender gives the first message up after its MSH and starts the next, on the same connection.
+      const cutAt = given.indexOf('\r') + 10;
+      c.write(Buffer.concat([Buffer.of(0x0b), Buffer.from(given.slice(0, cutAt)), mllpFrame(sent)]));
+      const cut = ackOf(await c.next());
+      expect(cut).toMatchObject({ code: 'AR', errorCode: '100', controlId: 'CUT-1' });
+      expect(cut.userMessage).toMatch(new RegExp(`a frame of ${cutAt} byte\\(s\\) was not finished`));
+      expect(ackOf(await c.next())).toMatchObject({ code: 'AA', controlId: 'CUT-2' });
+      expect(
+        await s.app.index.db
+          .selectFrom('patients')
+          .select('patient_name')
+          .where('patient_id', '=', id)
+          .execute(),
+      ).toEqual([{ patient_name: expect.stringMatching(/^SENT\^AGAIN\^/) }]);
+      const [refusal] = await s.app.auditStore.search({
+        action: ['hl7-message'],
+        outcome: 'failure',
+        limit: 1,
+      });
+      expect(refusal?.detail).toMatchObject({ controlId: 'CUT-1', hl7Error: 100 });
+    } finally {
+      await c.close();
+    }
+  });
+
   it('answers malformed input with AE/AR and an ERR naming the problem, and keeps serving', async () => {
     const c = await MllpClient.connect(s.hl7Port!);
     try {

@@ -170,6 +170,29 @@ export class Hl7Handler {
     return this.ack(emptyRequest, 'AR', [problem]);
   }
 
+  /**
+   * The reply to a frame cut short by the start of another (MLLP start block 0x0B before its end block): the
+   * sender gave it up. It is answered on its own (AR, addressed by what of its MSH arrived), and the next frame is
+   * read as the message it is.
+   */
+  async abandoned(head: Buffer, size: number, peer: Hl7Peer): Promise<Buffer> {
+    const header = peekHeader(head.toString('utf8'));
+    const sender = `${header.sendingApplication}^${header.sendingFacility}`;
+    const problem: Hl7Problem = {
+      code: Hl7ErrorCode.SegmentSequenceError,
+      message: `a frame of ${size} byte(s) was not finished: a new start block (0x0B) came before its end block (0x1C 0x0D), so it was ignored and nothing of it was applied`,
+    };
+    await this.opts.feed.recordRefusal(
+      this.principal(sender, peer),
+      'hl7-message',
+      'failure',
+      { sender, controlId: header.controlId, messageType: `${header.messageCode}^${header.triggerEvent}` },
+      problem.message,
+      { hl7Error: problem.code, peer: peer.address },
+    );
+    return this.ack({ ...header }, 'AR', [problem]);
+  }
+
   /** The reply to a frame longer than hl7.maxMessageBytes. */
   async oversize(head: Buffer, size: number, limit: number, peer: Hl7Peer): Promise<Buffer> {
     const header = peekHeader(head.toString('utf8'));

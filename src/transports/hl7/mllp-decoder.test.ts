@@ -36,6 +36,19 @@ describe('MLLP decoder', () => {
     expect(frames(events.slice(1))).toEqual(['MSH|B']);
   });
 
+  it('ends a frame that a start block interrupts, reporting it cut short, and reads the new frame', () => {
+    const d = new MllpDecoder(1024);
+    const events = d.push(Buffer.concat([Buffer.from('\x0bMSH|A|cut'), mllpFrame('MSH|B')]));
+    expect(events[0]).toEqual({ kind: 'abandoned', head: Buffer.from('MSH|A|cut'), size: 9 });
+    expect(frames(events.slice(1))).toEqual(['MSH|B']);
+    // Across reads too.
+    expect(frames(d.push(Buffer.from('\x0bMSH|C')))).toEqual([]);
+    expect(frames(d.push(Buffer.concat([Buffer.from('|more'), mllpFrame('MSH|D')])))).toEqual([
+      'abandoned',
+      'MSH|D',
+    ]);
+  });
+
   it('drops an over-long frame as it arrives, keeping its head, and reads the next frame', () => {
     const d = new MllpDecoder(2048);
     const big = mllpFrame(`MSH|^~\\&|APP|FAC|||1||ADT^A08|BIG|P|2.5.1\r${'x'.repeat(10_000)}`);

@@ -13,7 +13,9 @@ export type MllpEvent =
   /** Bytes that arrived outside a frame (other than whitespace, which senders put between frames). */
   | { kind: 'garbage'; bytes: Buffer }
   /** A frame larger than the limit: its first bytes (to address a reply) and its full size. */
-  | { kind: 'oversize'; head: Buffer; size: number };
+  | { kind: 'oversize'; head: Buffer; size: number }
+  /** A frame a new start block cut short (the sender began another before ending it): its head and size. */
+  | { kind: 'abandoned'; head: Buffer; size: number };
 
 const HEAD_BYTES = 4096;
 
@@ -53,6 +55,20 @@ export class MllpDecoder {
         continue;
       }
       const end = chunk.indexOf(MLLP_END, i);
+      const restart = chunk.indexOf(MLLP_START, i);
+      if (restart !== -1 && (end === -1 || restart < end)) {
+        // A start block inside a frame (which HL7 text never holds) begins the next frame: the sender gave the
+        // one before up. Until 7 Dec 2026 it was read as part of that frame, and both messages were answered as
+        // one, with the first's header, cut where the second began (an AR about a field that was not there).
+        this.addToFrame(chunk.subarray(i, restart));
+        const head = Buffer.concat(this.parts).subarray(0, HEAD_BYTES);
+        events.push({ kind: 'abandoned', head, size: this.size });
+        this.parts = [];
+        this.size = 0;
+        this.oversize = false;
+        i = restart + 1;
+        continue;
+      }
       const stop = end === -1 ? chunk.length : end;
       this.addToFrame(chunk.subarray(i, stop));
       if (end === -1) break;

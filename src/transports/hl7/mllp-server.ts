@@ -87,6 +87,7 @@ export class MllpServer {
       for (const ev of decoder.push(chunk)) {
         if (ev.kind === 'frame') reply(() => handler.frame(ev.payload, peer));
         else if (ev.kind === 'garbage') reply(() => handler.garbage(ev.bytes, peer));
+        else if (ev.kind === 'abandoned') reply(() => handler.abandoned(ev.head, ev.size, peer));
         else reply(() => handler.oversize(ev.head, ev.size, this.opts.maxMessageBytes, peer));
       }
     });
