@@ -741,6 +741,28 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     }
   });
 
+  it('records a message the connection closed inside, unapplied, as no ACK can say so', async () => {
+    const c = await MllpClient.connect(s.hl7Port!);
+    const id = `DROP-${run}`;
+    const message = adtMessage('A01', 'DROP-1', { id, family: 'DROP', given: 'PED' });
+    // The peer goes away in the middle of its message.
+    c.write(Buffer.concat([Buffer.of(0x0b), Buffer.from(message.slice(0, message.length - 20))]));
+    await c.close();
+    const dropped = async () =>
+      (await s.app.auditStore.search({ action: ['hl7-message'], outcome: 'failure', limit: 5 })).find(
+        (r) => r.detail?.controlId === 'DROP-1',
+      );
+    for (let i = 0; i < 100 && !(await dropped()); i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await dropped())?.detail).toMatchObject({
+      sender: 'ADT1^GOOD HEALTH HOSPITAL',
+      messageType: 'ADT^A01',
+      reason: `the connection closed ${message.length - 20} byte(s) into a frame, before its end block (0x1C 0x0D): nothing of it was applied`,
+    });
+    expect(
+      await s.app.index.db.selectFrom('patients').select('pk').where('patient_id', '=', id).execute(),
+    ).toEqual([]);
+  });
+
   it('answers malformed input with AE/AR and an ERR naming the problem, and keeps serving', async () => {
     const c = await MllpClient.connect(s.hl7Port!);
     try {

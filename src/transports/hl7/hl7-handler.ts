@@ -193,6 +193,23 @@ export class Hl7Handler {
     return this.ack({ ...header }, 'AR', [problem]);
   }
 
+  /**
+   * A frame the connection ended inside (the peer dropped, or was silent past hl7.idleTimeoutSeconds): nothing of
+   * it was applied, and no ACK can tell the sender so; the ledger does.
+   */
+  async unfinished(head: Buffer, size: number, peer: Hl7Peer): Promise<void> {
+    const header = peekHeader(head.toString('utf8'));
+    const sender = `${header.sendingApplication}^${header.sendingFacility}`;
+    await this.opts.feed.recordRefusal(
+      this.principal(sender, peer),
+      'hl7-message',
+      'failure',
+      { sender, controlId: header.controlId, messageType: `${header.messageCode}^${header.triggerEvent}` },
+      `the connection closed ${size} byte(s) into a frame, before its end block (0x1C 0x0D): nothing of it was applied`,
+      { peer: peer.address },
+    );
+  }
+
   /** The reply to a frame longer than hl7.maxMessageBytes. */
   async oversize(head: Buffer, size: number, limit: number, peer: Hl7Peer): Promise<Buffer> {
     const header = peekHeader(head.toString('utf8'));

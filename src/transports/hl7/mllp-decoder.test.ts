@@ -49,6 +49,15 @@ describe('MLLP decoder', () => {
     ]);
   });
 
+  it('tells the frame begun and not ended, if any', () => {
+    const d = new MllpDecoder(1024);
+    expect(d.unfinished()).toBeUndefined();
+    d.push(Buffer.concat([mllpFrame('MSH|A'), Buffer.from('\x0bMSH|B|par')]));
+    expect(d.unfinished()).toEqual({ head: Buffer.from('MSH|B|par'), size: 9 });
+    d.push(Buffer.from('t\x1c\r'));
+    expect(d.unfinished()).toBeUndefined();
+  });
+
   it('drops an over-long frame as it arrives, keeping its head, and reads the next frame', () => {
     const d = new MllpDecoder(2048);
     const big = mllpFrame(`MSH|^~\\&|APP|FAC|||1||ADT^A08|BIG|P|2.5.1\r${'x'.repeat(10_000)}`);

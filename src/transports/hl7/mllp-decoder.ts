@@ -61,8 +61,7 @@ export class MllpDecoder {
         // one before up. Until 7 Dec 2026 it was read as part of that frame, and both messages were answered as
         // one, with the first's header, cut where the second began (an AR about a field that was not there).
         this.addToFrame(chunk.subarray(i, restart));
-        const head = Buffer.concat(this.parts).subarray(0, HEAD_BYTES);
-        events.push({ kind: 'abandoned', head, size: this.size });
+        events.push({ kind: 'abandoned', ...this.unfinished()! });
         this.parts = [];
         this.size = 0;
         this.oversize = false;
@@ -83,6 +82,12 @@ export class MllpDecoder {
   /** Bytes buffered in an unfinished frame (for an idle connection's report). */
   get pending(): number {
     return this.inFrame ? this.size : this.garbageSize;
+  }
+
+  /** The frame begun and not ended, if any: its head (to name the message) and its size so far. */
+  unfinished(): { head: Buffer; size: number } | undefined {
+    if (!this.inFrame) return undefined;
+    return { head: Buffer.concat(this.parts).subarray(0, HEAD_BYTES), size: this.size };
   }
 
   private addToFrame(bytes: Buffer) {

@@ -22,6 +22,8 @@ export interface MllpServerOptions {
 export class MllpServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Records of connections that closed inside a frame, still being written. */
+  private readonly closing = new Set<Promise<void>>();
 
   constructor(private readonly opts: MllpServerOptions) {
     const onConnection = (socket: Socket) => this.serve(socket);
@@ -60,6 +62,7 @@ export class MllpServer {
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all(this.closing);
   }
 
   private serve(socket: Socket) {
@@ -92,6 +95,18 @@ export class MllpServer {
       }
     });
     socket.on('error', () => undefined);
-    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      // A connection that ends inside a frame (the peer dropped, or went silent past the idle timeout) leaves a
+      // message no ACK can answer: it is recorded as not applied (until 7 Dec 2026 it left no trace).
+      const cut = decoder.unfinished();
+      if (!cut) return;
+      const recorded = chain
+        .catch(() => undefined)
+        .then(() => handler.unfinished(cut.head, cut.size, peer))
+        .catch((err: unknown) => this.opts.onError?.(err));
+      this.closing.add(recorded);
+      void recorded.finally(() => this.closing.delete(recorded));
+    });
   }
 }
