@@ -1859,6 +1859,26 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     });
   });
 
+  it('takes an assigning authority named by universal ID alone (CX-4 &OID&ISO) as the issuer, apart from another', async () => {
+    const id = `OID-${run}`;
+    for (const [control, oid, family] of [
+      ['OID-1', '1.2.826.0.1.1', 'FIRST'],
+      ['OID-2', '1.2.826.0.1.2', 'SECOND'],
+    ] as const)
+      expect(
+        ackOf(
+          await client.send(
+            adtMessage('A01', control, { id, authority: `&${oid}&ISO`, family, given: 'PAT' }),
+          ),
+        ).code,
+      ).toBe('AA');
+    // Two authorities, two patients: the second message does not rename the first authority's patient.
+    expect(await patients(id)).toEqual([
+      { issuer: '1.2.826.0.1.1', patient_name: 'FIRST^PAT^^^III', birth_date: '19610615' },
+      { issuer: '1.2.826.0.1.2', patient_name: 'SECOND^PAT^^^III', birth_date: '19610615' },
+    ]);
+  });
+
   it('tells the data steward when a merge settles a reported loop, and alerts the loop again when it forms again', async () => {
     const loopRecords = async (patientId: string) =>
       (await s.app.auditStore.search({ action: ['alert'], patientId, limit: 10 }))

@@ -240,7 +240,7 @@ function refuseUnpairedPriors(pid: Hl7Segment, mrg: Hl7Segment, seq: number, eve
   const ids = (seg: Hl7Segment, field: number) =>
     repetitions(seg, field).map((r) => ({
       patientId: r[0]?.[0] ?? '',
-      issuer: r[3]?.[0] ?? '',
+      issuer: assigningAuthority(r),
       mr: r[4]?.[0] === 'MR',
     }));
   const same = (a: { patientId: string; issuer: string }, b: { patientId: string; issuer: string }) =>
@@ -333,7 +333,7 @@ function readIdentifierList(
       });
     }
     dicomText(patientId, 'LO', `${named}.1 (${what})`, 'PatientID', { ...where, component: 1 });
-    const issuer = rep?.[3]?.[0] ?? '';
+    const issuer = assigningAuthority(rep);
     dicomText(issuer, 'LO', `${named}.4 (assigning authority)`, 'IssuerOfPatientID', {
       ...where,
       component: 4,
@@ -341,6 +341,17 @@ function readIdentifierList(
     if (!out.some((o) => o.patientId === patientId && o.issuer === issuer)) out.push({ patientId, issuer });
   }
   return out;
+}
+
+/**
+ * The issuer of a CX: its assigning authority (CX-4, an HD) by namespace ID (HD-1), else by universal ID (HD-2, an
+ * OID as IHE profiles send `&1.2.3&ISO`): two authorities named by universal ID alone are two issuers. Until 7 Dec
+ * 2026 only HD-1 was read, so such identifiers had no issuer, and the patients of two authorities sharing an ID
+ * were taken for one (a message about one changed the other).
+ */
+function assigningAuthority(rep: string[][] | undefined): string {
+  const hd = rep?.[3];
+  return hd?.[0] || hd?.[1] || '';
 }
 
 /** Control characters: DICOM LO and PN allow none but ESC (for ISO 2022, which decoded text no longer needs). */
