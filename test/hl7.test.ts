@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePart10 } from '../src/dicom/part10-parser.js';
 import { getString } from '../src/dicom/dataset.js';
@@ -144,6 +145,33 @@ describe.each(backends())('MLLP listener limits on %s', (backend) => {
     await s?.stop();
     await rm(dir, { recursive: true, force: true });
     expect(s.unexpected).toEqual([]);
+  });
+
+  it('keeps a connection open past hl7.idleTimeoutSeconds while its message is being applied, and answers it', async () => {
+    // The ledger's write lock, held here, keeps the message waiting longer than the idle timeout.
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((r) => (locked = r));
+    const holder = s.app.index.db.transaction().execute(async (trx) => {
+      await s.app.ledger.lockIn(trx);
+      await sql`select 1`.execute(trx);
+      locked();
+      await released;
+    });
+    await lockTaken;
+    const c = await MllpClient.connect(s.hl7Port!);
+    try {
+      c.write(mllpFrame(adtMessage('A08', 'SLOW-1', { id: 'SLOW-1', family: 'SLOW', given: 'LY' })));
+      // Past the 1 s idle timeout, the message still waiting for the lock: the sender is waiting for its ACK.
+      await new Promise((r) => setTimeout(r, 2500));
+      release();
+      await holder;
+      expect(ackOf(await c.next())).toMatchObject({ code: 'AA', controlId: 'SLOW-1' });
+    } finally {
+      release();
+      await c.close();
+    }
   });
 
   it('closes a connection that stays silent past hl7.idleTimeoutSeconds, and keeps listening', async () => {

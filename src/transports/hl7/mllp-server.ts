@@ -78,14 +78,26 @@ export class MllpServer {
     const decoder = new MllpDecoder(this.opts.maxMessageBytes);
     const handler = this.opts.handler;
     let chain: Promise<void> = Promise.resolve();
+    /** Frames received and not yet answered. */
+    let unanswered = 0;
     const reply = (make: () => Promise<Buffer>) => {
+      unanswered++;
       chain = chain.then(async () => {
-        const ack = await make();
-        if (!socket.destroyed) socket.write(mllpFrame(ack));
+        try {
+          const ack = await make();
+          if (!socket.destroyed) socket.write(mllpFrame(ack));
+        } finally {
+          unanswered--;
+        }
       });
       chain.catch((err: unknown) => this.opts.onError?.(err));
     };
-    socket.setTimeout(this.opts.idleTimeoutMs, () => socket.destroy());
+    // Idle is the peer's silence while nothing is owed to it: a sender waiting for the ACK of a message still being
+    // applied is not idle, and the ACK's write starts the idle time again (until 7 Dec 2026 such a connection was
+    // closed, the message applied and its ACK lost, and the sender would send it again).
+    socket.setTimeout(this.opts.idleTimeoutMs, () => {
+      if (unanswered === 0) socket.destroy();
+    });
     socket.on('data', (chunk: Buffer) => {
       for (const ev of decoder.push(chunk)) {
         if (ev.kind === 'frame') reply(() => handler.frame(ev.payload, peer));
