@@ -503,11 +503,7 @@ export class PatientFeedService {
     loops: MergeLoop[],
   ) {
     const mergedPks = new Set(mergedRows.map((r) => r.pk));
-    const chain = await followMerges(survivorPk, mergedIntoIn(trx));
-    if (chain.loop) {
-      const loop = await describeLoop(trx, chain);
-      if (!loops.some((l) => l.key === loop.key)) loops.push(loop);
-    }
+    const chain = await this.walk(trx, survivorPk, loops);
     if (chain.path.some((pk) => mergedPks.has(pk)))
       throw new Hl7Error({
         code: Hl7ErrorCode.DuplicateKeyIdentifier,
@@ -518,16 +514,16 @@ export class PatientFeedService {
   }
 
   /**
-   * The patient `pk` leads to along the merges, as ingest files objects (followMerges), for a patient an order
-   * names; a loop met on the way is added to `loops`.
+   * The walk along the merges from patient `pk`, the one ingest follows to file an object (followMerges); a loop it
+   * meets is added to `loops`, which apply() reports (loopAlert).
    */
-  private async mergedOn(trx: Trx, pk: number, loops: MergeLoop[]): Promise<number> {
+  private async walk(trx: Trx, pk: number, loops: MergeLoop[]): Promise<MergeChain> {
     const chain = await followMerges(pk, mergedIntoIn(trx));
     if (chain.loop) {
       const loop = await describeLoop(trx, chain);
       if (!loops.some((l) => l.key === loop.key)) loops.push(loop);
     }
-    return chain.survivor;
+    return chain;
   }
 
   /** For a record: the patient objects are filed under (`filedUnder`) when it is not the one the message named. */
@@ -567,12 +563,8 @@ export class PatientFeedService {
       // Before any refusal below, so that a refused message reports the loop too.
       const met: MergeChain[] = [];
       for (const row of fromRows) {
-        const chain = await followMerges(row.pk, mergedIntoIn(trx));
-        if (!chain.loop) continue;
-        const loop = await describeLoop(trx, chain);
-        if (loops.some((l) => l.key === loop.key)) continue;
-        loops.push(loop);
-        met.push(chain);
+        const chain = await this.walk(trx, row.pk, loops);
+        if (chain.loop) met.push(chain);
       }
       const taken = (await this.rowsFor(trx, to, PID_3)).filter((r) => !fromRows.some((f) => f.pk === r.pk));
       if (taken.length > 0)
@@ -595,11 +587,8 @@ export class PatientFeedService {
       // Applied: the alert names the loop's patients as they are known now.
       for (const chain of met) {
         const loop = await describeLoop(trx, chain);
-        loops.splice(
-          loops.findIndex((l) => l.key === loop.key),
-          1,
-          loop,
-        );
+        const at = loops.findIndex((l) => l.key === loop.key);
+        if (at >= 0) loops[at] = loop;
       }
       const studies = await trx
         .selectFrom('studies')
@@ -644,7 +633,7 @@ export class PatientFeedService {
       const { pk: namedPk } = await this.upsertDemographics(trx, o.patient, false);
       // A patient merged away (A into B) has its objects filed under B, and so has its order: the care relationships
       // it gives are to the patient whose studies its physicians are to see (until 7 Dec 2026 they went to A).
-      const patientPk = await this.mergedOn(trx, namedPk, loops);
+      const patientPk = (await this.walk(trx, namedPk, loops)).survivor;
       const orderKey = o.placerOrderNumber || o.fillerOrderNumber;
       const now = this.now();
       // '' is a field the message left empty, null one it sent as "" (OrderCommand).
