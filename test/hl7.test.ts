@@ -1907,6 +1907,32 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     ]);
   });
 
+  it('names in ERR-2 the PID-3 repetition it read (the MR one, not the first) when that identifier is refused', async () => {
+    const a08 = (control: string, pid3: string) =>
+      [
+        `MSH|^~\\&|REGADT|MCM|CUSTOS|RADIOLOGY|20240101||ADT^A08^ADT_A01|${control}|P|2.5.1`,
+        'EVN|A08|20240101',
+        `PID|1||${pid3}||REP^PAT||19700101|F`,
+      ].join('\r') + '\r';
+    const err2 = (ack: string) => {
+      const err = parseHl7(ack).segment('ERR');
+      return [1, 2, 3, 4, 5].map((c) => value(err, 2, c)).join('^');
+    };
+    const backslash = await client.send(a08('REP-1', `123456789^^^USSSA^SS~REP\\E\\${run}^^^XYZ^MR`));
+    expect(ackOf(backslash)).toMatchObject({ code: 'AE', errorCode: '102' });
+    expect(err2(backslash)).toBe('PID^1^3^2^1');
+    expect(ackOf(backslash).userMessage).toMatch(
+      /^PID-3\[2\]\.1 \(patient identifier list\) holds a backslash/,
+    );
+    const empty = await client.send(a08('REP-2', '123456789^^^USSSA^SS~^^^XYZ^MR'));
+    expect(ackOf(empty)).toMatchObject({ code: 'AE', errorCode: '101' });
+    expect(err2(empty)).toBe('PID^1^3^2^1');
+    // The MR identifier first, as most senders put it: named as before.
+    const first = await client.send(a08('REP-3', `REP\\E\\${run}^^^XYZ^MR~123456789^^^USSSA^SS`));
+    expect(err2(first)).toBe('PID^1^3^1^1');
+    expect(ackOf(first).userMessage).toMatch(/^PID-3\.1 \(patient identifier list\) holds a backslash/);
+  });
+
   it('tells the data steward when a merge settles a reported loop, and alerts the loop again when it forms again', async () => {
     const loopRecords = async (patientId: string) =>
       (await s.app.auditStore.search({ action: ['alert'], patientId, limit: 10 }))

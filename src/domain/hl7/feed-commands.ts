@@ -320,12 +320,18 @@ function readIdentifierList(
   for (const n of order) {
     const rep = reps[n];
     const several = all && reps.length > 1;
-    const repetition = several ? { repetition: n + 1 } : {};
-    const named = `${id}-${field}${several ? `[${n + 1}]` : ''}`;
+    // ERR-2 names the repetition read, the MR one that may not be the first (PID-3 of an A08 sending SS~MR); until
+    // 7 Dec 2026 it said the first when only the chosen one was read, pointing the sender at an identifier that
+    // was fine. Its number is in the words too when it is not the first.
+    const repetition = reps.length > 1 ? { repetition: n + 1 } : {};
+    const named = `${id}-${field}${several || n > 0 ? `[${n + 1}]` : ''}`;
     const where = { segment: id, sequence: seq, field, ...repetition };
     const patientId = rep?.[0]?.[0] ?? '';
     if (patientId === '') {
-      if (!several) throw missing(id, seq, field, what, reps.length ? 1 : undefined);
+      if (!several && n === 0) {
+        const empty = missing(id, seq, field, what, reps.length ? 1 : undefined);
+        throw new Hl7Error({ ...empty.problem, location: { ...empty.problem.location!, ...repetition } });
+      }
       throw new Hl7Error({
         code: Hl7ErrorCode.RequiredFieldMissing,
         message: `${named}.1 (${what}) is empty: each repetition names an identifier`,
