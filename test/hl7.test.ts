@@ -2275,6 +2275,22 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(ackOf(text)).toMatchObject({ code: 'AA', controlId: 'HDR-1' });
   });
 
+  it('echoes an application or facility named with its universal ID (HD) whole in the ACK', async () => {
+    const msg = adtMessage('A08', 'HDR-2', { id: `HDR-${run}`, family: 'HEAD', given: 'ER' })
+      .replace('|ADT1|GOOD HEALTH HOSPITAL|', '|ADT1^1.2.840.99.1^ISO|GOOD HEALTH HOSPITAL^1.2.840.99^ISO|')
+      .replace('|CUSTOS|RADIOLOGY|', '|CUSTOS^1.2.840.99.7^ISO|RADIOLOGY|');
+    const text = await client.send(msg);
+    const msh = text.split('\r')[0]!.split('|');
+    // Until 7 Dec 2026: CUSTOS, RADIOLOGY, ADT1, GOOD HEALTH HOSPITAL.
+    expect(msh.slice(2, 6)).toEqual([
+      'CUSTOS^1.2.840.99.7^ISO',
+      'RADIOLOGY',
+      'ADT1^1.2.840.99.1^ISO',
+      'GOOD HEALTH HOSPITAL^1.2.840.99^ISO',
+    ]);
+    expect(ackOf(text)).toMatchObject({ code: 'AA', controlId: 'HDR-2' });
+  });
+
   it('refuses a second PID in A08 and a PID without its MRG in A40 (AE/100) and applies nothing of them', async () => {
     const first = `TWOPID-A-${run}`;
     const second = `TWOPID-B-${run}`;

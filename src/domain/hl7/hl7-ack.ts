@@ -13,7 +13,8 @@ import {
 export type AckCode = 'AA' | 'AE' | 'AR';
 
 /** What an ACK answers: the header of the message (or as much of it as could be read). */
-export type AckRequest = Omit<Hl7Header, 'messageCode' | 'characterSet'>;
+export type AckRequest = Omit<Hl7Header, 'messageCode' | 'characterSet' | 'addresses'> &
+  Partial<Pick<Hl7Header, 'addresses'>>;
 
 export interface AckInput {
   request: AckRequest;
@@ -49,12 +50,16 @@ function location(l: Hl7Location | undefined): (string | string[])[] {
  */
 export function buildAck(input: AckInput): string {
   const r = input.request;
+  // An HD echoed whole (ADT1^1.2.840.1^ISO): until 7 Dec 2026 only its namespace ID was, and a sender that names
+  // itself by universal ID was addressed as another application.
+  const hd = (text: string, whole: string[] | undefined) => (whole && whole.length > 1 ? whole : text);
+  const a = r.addresses;
   const version = SUPPORTED_VERSIONS.test(r.version) ? r.version : '2.5.1';
   const msh = encodeSegment('MSH', [
-    r.receivingApplication || input.self.application,
-    r.receivingFacility || input.self.facility,
-    r.sendingApplication,
-    r.sendingFacility,
+    r.receivingApplication ? hd(r.receivingApplication, a?.receivingApplication) : input.self.application,
+    r.receivingFacility ? hd(r.receivingFacility, a?.receivingFacility) : input.self.facility,
+    hd(r.sendingApplication, a?.sendingApplication),
+    hd(r.sendingFacility, a?.sendingFacility),
     hl7Timestamp(input.now),
     '',
     ['ACK', r.triggerEvent, 'ACK'],

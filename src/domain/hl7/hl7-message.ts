@@ -303,6 +303,16 @@ export interface Hl7Header {
   triggerEvent: string;
   /** MSH-18, its first repetition's first component (HL7 table 0211); '' when empty. */
   characterSet: string;
+  /**
+   * MSH-3..6 whole, each HD's components as text (namespace ID, universal ID, its type), for the ACK to address
+   * the sender as it named itself; the fields above are their namespace IDs, which `hl7.senders` matches.
+   */
+  addresses: {
+    sendingApplication: string[];
+    sendingFacility: string[];
+    receivingApplication: string[];
+    receivingFacility: string[];
+  };
 }
 
 /**
@@ -326,6 +336,10 @@ export function peekHeader(text: string): Hl7Header {
       : DEFAULT_DELIMITERS;
   // MSH-3..6 likewise: the ACK encodes them again (swapped), so they are kept as text, not as sent.
   const asText = (n: number) => unescapeHl7(first(at(n)), d);
+  const components = (n: number) =>
+    at(n)
+      .split(comp)
+      .map((c) => unescapeHl7(c, d));
   return {
     sendingApplication: asText(3),
     sendingFacility: asText(4),
@@ -337,6 +351,12 @@ export function peekHeader(text: string): Hl7Header {
     messageCode: first(at(9)),
     triggerEvent: at(9).split(comp)[1] ?? '',
     characterSet: first(at(18).split(d.repetition)[0] ?? '').trim(),
+    addresses: {
+      sendingApplication: components(3),
+      sendingFacility: components(4),
+      receivingApplication: components(5),
+      receivingFacility: components(6),
+    },
   };
 }
 
