@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import type { Selectable, Transaction } from 'kysely';
 import type { Principal } from '../domain/principal.js';
 import { normalisePersonName } from '../domain/index-record.js';
 import { Hl7Error, Hl7ErrorCode, type Hl7Location } from '../domain/hl7/hl7-message.js';
@@ -20,7 +20,7 @@ import {
 } from './merge-loops.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { Clock } from '../ports/clock.js';
-import type { DatabaseSchema, IndexDb } from '../ports/database.js';
+import type { CareRelationshipsTable, DatabaseSchema, IndexDb } from '../ports/database.js';
 
 type Trx = Transaction<DatabaseSchema>;
 
@@ -278,20 +278,7 @@ export class PatientFeedService {
       .selectAll()
       .where('patient_pk', 'in', fromPks)
       .execute();
-    for (const r of rels) {
-      await trx
-        .insertInto('care_relationships')
-        .values({
-          patient_pk: toPk,
-          physician_id: r.physician_id,
-          physician_name: r.physician_name,
-          relationship: r.relationship,
-          order_pk: r.order_pk,
-          created_at: r.created_at,
-        })
-        .onConflict((oc) => oc.doNothing())
-        .execute();
-    }
+    await copyRelationships(trx, rels, toPk);
     if (rels.length) await trx.deleteFrom('care_relationships').where('patient_pk', 'in', fromPks).execute();
     return studies.map((s) => s.study_uid);
   }
@@ -336,19 +323,7 @@ export class PatientFeedService {
       .where('order_pk', '=', orderPk)
       .where('patient_pk', '!=', toPk)
       .execute();
-    for (const r of rels)
-      await trx
-        .insertInto('care_relationships')
-        .values({
-          patient_pk: toPk,
-          physician_id: r.physician_id,
-          physician_name: r.physician_name,
-          relationship: r.relationship,
-          order_pk: orderPk,
-          created_at: r.created_at,
-        })
-        .onConflict((oc) => oc.doNothing())
-        .execute();
+    await copyRelationships(trx, rels, toPk);
     if (rels.length)
       await trx
         .deleteFrom('care_relationships')
@@ -828,4 +803,21 @@ function loopSettledRecord(principal: Principal, info: FeedMessageInfo, event: s
 
 function messageDetail(info: FeedMessageInfo) {
   return { sender: info.sender, controlId: info.controlId, messageType: info.messageType };
+}
+
+/** Each of `rels` given to patient `toPk` as well; one it already holds (same physician, kind and order) stays once. */
+async function copyRelationships(trx: Trx, rels: Selectable<CareRelationshipsTable>[], toPk: number) {
+  for (const r of rels)
+    await trx
+      .insertInto('care_relationships')
+      .values({
+        patient_pk: toPk,
+        physician_id: r.physician_id,
+        physician_name: r.physician_name,
+        relationship: r.relationship,
+        order_pk: r.order_pk,
+        created_at: r.created_at,
+      })
+      .onConflict((oc) => oc.doNothing())
+      .execute();
 }

@@ -4,6 +4,7 @@ import {
   type Migration,
   type MigrationProvider,
   Migrator,
+  type RawBuilder,
   sql,
 } from 'kysely';
 import type { SqlDialectName } from '../../ports/database.js';
@@ -591,24 +592,9 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
     // with other characters are folded again.
     '0014-name-fold': {
       async up(db: Kysely<unknown>) {
-        const outsideAscii = (column: string) =>
-          dialect === 'postgres'
-            ? sql`${sql.ref(column)} ~ '[^ -~]'`
-            : sql`${sql.ref(column)} glob '*[^ -~]*'`;
-        for (const [table, key, name, norm] of [
-          ['patients', 'pk', 'patient_name', 'patient_name_norm'],
-          ['studies', 'study_uid', 'referring_physician_name', 'referring_physician_norm'],
-        ] as const) {
-          const { rows } = await sql<{ k: string | number; name: string; norm: string }>`
-            select ${sql.ref(key)} as k, ${sql.ref(name)} as name, ${sql.ref(norm)} as norm
-            from ${sql.table(table)} where ${outsideAscii(name)}`.execute(db);
-          for (const row of rows) {
-            const folded = normalisePersonName(row.name);
-            if (folded !== row.norm)
-              await sql`update ${sql.table(table)} set ${sql.ref(norm)} = ${folded}
-                        where ${sql.ref(key)} = ${row.k}`.execute(db);
-          }
-        }
+        await refoldNames(db, (name) =>
+          dialect === 'postgres' ? sql`${sql.ref(name)} ~ '[^ -~]'` : sql`${sql.ref(name)} glob '*[^ -~]*'`,
+        );
       },
     },
     // Sign-in names that are no usable account, counted as accounts' failures are (docs/accounts.md), in the
@@ -640,23 +626,11 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
     // '=' are folded again.
     '0017-name-trailing-delimiters': {
       async up(db: Kysely<unknown>) {
-        for (const [table, key, name, norm] of [
-          ['patients', 'pk', 'patient_name', 'patient_name_norm'],
-          ['studies', 'study_uid', 'referring_physician_name', 'referring_physician_norm'],
-        ] as const) {
-          const { rows } = await sql<{ k: string | number; name: string; norm: string }>`
-            select ${sql.ref(key)} as k, ${sql.ref(name)} as name, ${sql.ref(norm)} as norm
-            from ${sql.table(table)}
-            where ${sql.ref(name)} like '%^' or ${sql.ref(name)} like '%=' or ${sql.ref(name)} like '%^=%'`.execute(
-            db,
-          );
-          for (const row of rows) {
-            const folded = normalisePersonName(row.name);
-            if (folded !== row.norm)
-              await sql`update ${sql.table(table)} set ${sql.ref(norm)} = ${folded}
-                        where ${sql.ref(key)} = ${row.k}`.execute(db);
-          }
-        }
+        await refoldNames(
+          db,
+          (name) =>
+            sql`${sql.ref(name)} like '%^' or ${sql.ref(name)} like '%=' or ${sql.ref(name)} like '%^=%'`,
+        );
       },
     },
     '0018-order-numbers': {
@@ -667,6 +641,27 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
       },
     },
   };
+}
+
+/**
+ * Recomputes the stored matching form (normalisePersonName) of the patient and referring physician names that
+ * `which` selects, after the form changed; a name whose form is unchanged is not written.
+ */
+async function refoldNames(db: Kysely<unknown>, which: (column: string) => RawBuilder<unknown>) {
+  for (const [table, key, name, norm] of [
+    ['patients', 'pk', 'patient_name', 'patient_name_norm'],
+    ['studies', 'study_uid', 'referring_physician_name', 'referring_physician_norm'],
+  ] as const) {
+    const { rows } = await sql<{ k: string | number; name: string; norm: string }>`
+      select ${sql.ref(key)} as k, ${sql.ref(name)} as name, ${sql.ref(norm)} as norm
+      from ${sql.table(table)} where ${which(name)}`.execute(db);
+    for (const row of rows) {
+      const folded = normalisePersonName(row.name);
+      if (folded !== row.norm)
+        await sql`update ${sql.table(table)} set ${sql.ref(norm)} = ${folded}
+                  where ${sql.ref(key)} = ${row.k}`.execute(db);
+    }
+  }
 }
 
 class InCodeProvider implements MigrationProvider {
