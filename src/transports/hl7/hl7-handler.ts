@@ -176,20 +176,11 @@ export class Hl7Handler {
    * read as the message it is.
    */
   async abandoned(head: Buffer, size: number, peer: Hl7Peer): Promise<Buffer> {
-    const header = peekHeader(head.toString('utf8'));
-    const sender = `${header.sendingApplication}^${header.sendingFacility}`;
     const problem: Hl7Problem = {
       code: Hl7ErrorCode.SegmentSequenceError,
       message: `a frame of ${size} byte(s) was not finished: a new start block (0x0B) came before its end block (0x1C 0x0D), so it was ignored and nothing of it was applied`,
     };
-    await this.opts.feed.recordRefusal(
-      this.principal(sender, peer),
-      'hl7-message',
-      'failure',
-      { sender, controlId: header.controlId, messageType: `${header.messageCode}^${header.triggerEvent}` },
-      problem.message,
-      { hl7Error: problem.code, peer: peer.address },
-    );
+    const header = await this.recordFrameRefused(head, peer, problem.message, { hl7Error: problem.code });
     return this.ack({ ...header }, 'AR', [problem]);
   }
 
@@ -198,35 +189,44 @@ export class Hl7Handler {
    * it was applied, and no ACK can tell the sender so; the ledger does.
    */
   async unfinished(head: Buffer, size: number, peer: Hl7Peer): Promise<void> {
-    const header = peekHeader(head.toString('utf8'));
-    const sender = `${header.sendingApplication}^${header.sendingFacility}`;
-    await this.opts.feed.recordRefusal(
-      this.principal(sender, peer),
-      'hl7-message',
-      'failure',
-      { sender, controlId: header.controlId, messageType: `${header.messageCode}^${header.triggerEvent}` },
+    await this.recordFrameRefused(
+      head,
+      peer,
       `the connection closed ${size} byte(s) into a frame, before its end block (0x1C 0x0D): nothing of it was applied`,
-      { peer: peer.address },
     );
   }
 
   /** The reply to a frame longer than hl7.maxMessageBytes. */
   async oversize(head: Buffer, size: number, limit: number, peer: Hl7Peer): Promise<Buffer> {
-    const header = peekHeader(head.toString('utf8'));
-    const sender = `${header.sendingApplication}^${header.sendingFacility}`;
     const problem: Hl7Problem = {
       code: Hl7ErrorCode.ApplicationInternalError,
       message: `the message is ${size} bytes, more than the ${limit} bytes this archive accepts (hl7.maxMessageBytes); it was not applied`,
     };
+    const header = await this.recordFrameRefused(head, peer, problem.message);
+    return this.ack({ ...header }, 'AR', [problem]);
+  }
+
+  /**
+   * Records a frame that was not applied as a whole message (cut short, abandoned, too large), addressed by what of
+   * its MSH arrived; returns that header for the AR, where one can be sent.
+   */
+  private async recordFrameRefused(
+    head: Buffer,
+    peer: Hl7Peer,
+    message: string,
+    detail: Record<string, unknown> = {},
+  ) {
+    const header = peekHeader(head.toString('utf8'));
+    const sender = `${header.sendingApplication}^${header.sendingFacility}`;
     await this.opts.feed.recordRefusal(
       this.principal(sender, peer),
       'hl7-message',
       'failure',
       { sender, controlId: header.controlId, messageType: `${header.messageCode}^${header.triggerEvent}` },
-      problem.message,
-      { peer: peer.address },
+      message,
+      { ...detail, peer: peer.address },
     );
-    return this.ack({ ...header }, 'AR', [problem]);
+    return header;
   }
 
   private ack(request: AckRequest, code: AckCode, problems: Hl7Problem[], readAs: ReadAs = UTF8): Buffer {
