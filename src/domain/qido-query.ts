@@ -211,6 +211,13 @@ function splitList(raw: string): string[] {
 }
 
 /**
+ * A list of separators alone (`StudyInstanceUID=,`, a C-FIND `\`) names no value to match: until 7 Dec 2026 it became an
+ * empty SQL list, which found nothing on SQLite and was a 500 (C-FIND 0xC000) on PostgreSQL.
+ */
+const noValues = (key: MatchKey, raw: string, what: string) =>
+  bad(`${key} '${raw}' lists no ${what}: give one or more, separated by commas`, key);
+
+/**
  * Whether a key's value may be a list of values, each matched (UIDs, modalities): the keys a C-FIND value with a
  * backslash can be asked of.
  */
@@ -232,6 +239,7 @@ function parseMatch(key: MatchKey, given: string): Match | undefined {
       return stringMatch(key, raw, false);
     case 'uid': {
       const values = splitList(raw);
+      if (!values.length) throw noValues(key, raw, 'UID');
       for (const v of values) if (!isValidUid(v)) throw bad(`${key} '${v}' is not a valid UID`, key);
       return values.length === 1
         ? { key, type: 'equals', value: values[0]!, caseInsensitive: false }
@@ -239,6 +247,7 @@ function parseMatch(key: MatchKey, given: string): Match | undefined {
     }
     case 'multi': {
       const values = splitList(raw);
+      if (!values.length) throw noValues(key, raw, 'value');
       if (values.length === 1 && /[*?]/.test(values[0]!)) return stringMatch(key, values[0]!, false);
       return { key, type: 'list', values };
     }
