@@ -233,10 +233,17 @@ function parseMatch(key: MatchKey, given: string): Match | undefined {
   const raw = given.replaceAll('\0', '');
   if (raw === '') throw bad(`${key} holds only NUL characters`, key);
   switch (KIND_OF[key]) {
-    case 'pn':
-      return stringMatch(key, raw, true);
-    case 'string':
-      return stringMatch(key, raw, false);
+    // PS3.5 §6.2: trailing spaces never count, leading ones count in PN only; the index keeps values so trimmed
+    // (part10-parser.ts), and a query's are trimmed the same way. A value of spaces alone is an empty value:
+    // universal matching. Until 7 Dec 2026 `PatientID=P1%20` found nothing where P1 was stored.
+    case 'pn': {
+      const v = raw.trimEnd();
+      return v ? stringMatch(key, v, true) : undefined;
+    }
+    case 'string': {
+      const v = raw.trim();
+      return v ? stringMatch(key, v, false) : undefined;
+    }
     case 'uid': {
       const values = splitList(raw);
       if (!values.length) throw noValues(key, raw, 'UID');
