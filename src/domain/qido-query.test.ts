@@ -136,6 +136,8 @@ describe('parseQidoQuery', () => {
     const r = q('PatientAge=040Y');
     expect(r.matches).toEqual([]);
     expect(r.ignored).toEqual(['PatientAge']);
+    // An empty value asks for no matching, which is what it gets.
+    expect(q('PatientAge=&00091001=&RequestAttributesSequence.RequestedProcedureID=').ignored).toEqual([]);
   });
   it('takes the matching parameters of PS3.18 §8.3.4: false is the normal search, true is reported', () => {
     const r = q('fuzzymatching=true&emptyvaluematching=true&multiplevaluematching=true&PatientID=P1');

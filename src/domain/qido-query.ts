@@ -217,6 +217,11 @@ function splitList(raw: string): string[] {
 const noValues = (key: MatchKey, raw: string, what: string) =>
   bad(`${key} '${raw}' lists no ${what}: give one or more, separated by commas`, key);
 
+/** The level a matching key belongs to, or undefined for an attribute Custos does not match on. */
+export function matchKeyLevel(keyword: string): QidoLevel | undefined {
+  return Object.hasOwn(LEVEL_OF, keyword) ? LEVEL_OF[keyword as MatchKey] : undefined;
+}
+
 /**
  * Whether a key's value may be a list of values, each matched (UIDs, modalities): the keys a C-FIND value with a
  * backslash can be asked of.
@@ -342,12 +347,16 @@ export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope:
     if (rawKey.includes('.')) {
       const path = attributePath(rawKey);
       if ('why' in path) throw bad(`'${rawKey}' is not an attribute path: ${path.why}`, rawKey);
-      ignored.push(rawKey); // sequence matching is not supported; the sequence is still returned
+      // Sequence matching is not supported; the sequence is still returned. An empty value asks for no matching
+      // (universal matching, PS3.4 C.2.2.2.3), which is done: no Warning (until 7 Dec 2026 it had one).
+      if (value.trim() !== '') ignored.push(rawKey);
       includes.add(path.tags[0]!);
       continue;
     }
     if (!keyword || !(keyword in LEVEL_OF)) {
-      ignored.push(rawKey);
+      // `PatientAge=` asks for the attribute without a condition, which is what it gets: no Warning that it was
+      // not matched (until 7 Dec 2026 it said 'the query key PatientAge is not supported and was ignored').
+      if (value.trim() !== '') ignored.push(rawKey);
       const hex = tagHexOf(head);
       if (hex) includes.add(hex);
       continue;

@@ -12,7 +12,7 @@ import {
   STUDY_DEFAULT_RETURN,
   type DicomJsonObject,
 } from '../../domain/dicom-levels.js';
-import { parseQidoQuery, takesValueList, type QidoLevel } from '../../domain/qido-query.js';
+import { matchKeyLevel, parseQidoQuery, takesValueList, type QidoLevel } from '../../domain/qido-query.js';
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
 import { inUtf8, type WriteElement } from '../../dicom/part10-writer.js';
@@ -391,36 +391,10 @@ function emptyElement(key: { tag: number; vr: string }): WriteElement {
   return { tag: key.tag, vr: key.vr, value: key.vr === 'SQ' ? [] : '' };
 }
 
-const keyRanks = new Map<string, number | undefined>();
-
-/**
- * Rank of the level a matching key belongs to (1 study, 2 series, 3 image), if it is one QIDO matches on. It is
- * asked of every key of every identifier and costs up to four query parses: remembered per keyword (a fixed
- * set, the data dictionary's).
- */
+/** Rank of the level a matching key belongs to (1 study, 2 series, 3 image), if it is one QIDO matches on. */
 function keyRank(keyword: string): number | undefined {
-  if (keyRanks.has(keyword)) return keyRanks.get(keyword);
-  const rank = computeKeyRank(keyword);
-  keyRanks.set(keyword, rank);
-  return rank;
-}
-
-function computeKeyRank(keyword: string): number | undefined {
-  try {
-    const q = parseQidoQuery(new URLSearchParams([[keyword, '']]), 'instance');
-    if (q.ignored.length) return undefined;
-  } catch {
-    return undefined;
-  }
-  for (const lvl of ['study', 'series', 'instance'] as const) {
-    try {
-      parseQidoQuery(new URLSearchParams([[keyword, '']]), lvl);
-      return RANK_OF_QIDO[lvl];
-    } catch {
-      continue;
-    }
-  }
-  return undefined;
+  const level = matchKeyLevel(keyword);
+  return level === undefined ? undefined : RANK_OF_QIDO[level];
 }
 
 /**
