@@ -515,6 +515,26 @@ describe.each(backends())('custos CLI (%s)', (backend) => {
     expect(o.stderr).toContain('skipped zero.dcm: not a regular file (a character device)');
   });
 
+  it('import names an empty file as empty, skipped, not as a file without the DICM mark', async () => {
+    const tree = join(cwd, 'empty');
+    await mkdir(tree, { recursive: true });
+    await writeFile(
+      join(tree, 'a.dcm'),
+      makeInstance({ studyUid: uid(20), seriesUid: uid(21), sopInstanceUid: uid(22) }),
+    );
+    await writeFile(join(tree, 'b.dcm'), Buffer.alloc(0));
+    await writeFile(join(tree, 'notes.txt'), 'not a DICOM file');
+    const o = io(cwd);
+    expect(await main(['import', tree, '--data', 'd-empty'], o)).toBe(0);
+    expect(JSON.parse(o.stdout)).toEqual(importSummary({ stored: 1, skipped: 2 }));
+    // Until 7 Dec 2026: "skipped b.dcm: not DICOM", counted as 2 not DICOM Part 10: no "DICM" after the preamble.
+    expect(o.stderr).toContain(
+      'skipped:    2 (1 not DICOM Part 10: no "DICM" after the 128-byte preamble; 1 empty file: nothing to archive)',
+    );
+    expect(o.stderr).toContain('skipped b.dcm: an empty file (0 bytes)');
+    expect(o.stderr).toContain('skipped notes.txt: not DICOM');
+  });
+
   it('import names a directory it cannot read and a link loop as failed entries, and imports the rest', async () => {
     const tree = join(cwd, 'unreadable');
     await mkdir(tree, { recursive: true });
@@ -622,10 +642,12 @@ describe.each(backends())('custos CLI (%s)', (backend) => {
     expect(await main(['import', cd, '--data', 'd3'], o)).toBe(0);
     expect(JSON.parse(o.stdout)).toEqual(importSummary({ stored: 2, skipped: 5 }));
     expect(o.stderr).toContain(
-      'skipped:    5 (1 DICOMDIR: the index of a medium, not an object; 4 not DICOM Part 10: no "DICM" after the 128-byte preamble)',
+      'skipped:    5 (1 DICOMDIR: the index of a medium, not an object; 3 not DICOM Part 10: no "DICM" after the 128-byte preamble; 1 empty file: nothing to archive)',
     );
-    for (const f of ['VIEWER/viewer.exe', 'VIEWER/index.html', 'AUTORUN.INF', 'README.TXT'])
+    for (const f of ['VIEWER/viewer.exe', 'VIEWER/index.html', 'AUTORUN.INF'])
       expect(o.stderr).toContain(`skipped ${f}: not DICOM`);
+    // Until 7 Dec 2026 the empty README was "not DICOM" too.
+    expect(o.stderr).toContain('skipped README.TXT: an empty file (0 bytes)');
     expect(o.stderr).toContain('skipped DICOMDIR: a DICOMDIR');
   });
 });

@@ -104,7 +104,7 @@ export interface ImportSummary {
    * Files that are not objects to archive: a DICOMDIR (the index of a medium) and files without the Part 10
    * "DICM" mark (a patient CD's viewer, its README, autorun files).
    */
-  skipped: { path: string; why: 'DICOMDIR' | 'not DICOM' | 'not a regular file'; kind?: string }[];
+  skipped: { path: string; why: 'DICOMDIR' | 'not DICOM' | 'empty' | 'not a regular file'; kind?: string }[];
   failed: { path: string; message: string }[];
   bytes: number;
   /** Set when storage filled up or the index went away: the import stopped there, later files were not tried. */
@@ -201,6 +201,13 @@ export async function runImport(
             // scan, an I/O error on a damaged disc) is this file's failure; until 6 Dec 2026 the stream opened
             // itself with no listener yet and its error ended the whole import without a summary.
             const file = await open(p, 'r');
+            // An empty file (an export or copy that failed before its first byte) holds nothing to archive, and
+            // is named as what it is: until 7 Dec 2026 it was listed as "not DICOM", counted among the files
+            // with no "DICM" after a 128-byte preamble they did not have. Asked of the open file, not the scan.
+            if ((await file.stat().catch(() => undefined))?.size === 0) {
+              await file.close().catch(() => undefined);
+              throw new CustosError({ code: 'import.empty-file', message: 'an empty file (0 bytes)' });
+            }
             const outcome = await app.ingest
               .ingest(principal, file.createReadStream({ highWaterMark: 1024 * 1024 }), { channel: 'import' })
               .finally(() => file.close().catch(() => undefined));
@@ -224,6 +231,8 @@ export async function runImport(
               summary.skipped.push({ path: entry.path, why: 'DICOMDIR' });
             else if (err instanceof CustosError && err.code === 'dicom.bad-preamble')
               summary.skipped.push({ path: entry.path, why: 'not DICOM' });
+            else if (err instanceof CustosError && err.code === 'import.empty-file')
+              summary.skipped.push({ path: entry.path, why: 'empty' });
             else summary.failed.push(entry);
             // Every later file would be refused the same way (a full disk, the index database away): stop, say why.
             if (isRetryLater(err)) summary.stopped ??= { reason: message, notTried: 0 };
@@ -265,7 +274,7 @@ export async function runImport(
           ...summary.quarantined.map((q) => `  quarantined ${q.path} as ${q.id}: ${q.reasons.join('; ')}`),
           ...summary.skipped.map(
             (k) =>
-              `  skipped ${k.path}: ${k.why === 'DICOMDIR' ? 'a DICOMDIR' : k.why === 'not DICOM' ? 'not DICOM' : `not a regular file (${k.kind})`}`,
+              `  skipped ${k.path}: ${k.why === 'DICOMDIR' ? 'a DICOMDIR' : k.why === 'not DICOM' ? 'not DICOM' : k.why === 'empty' ? 'an empty file (0 bytes)' : `not a regular file (${k.kind})`}`,
           ),
         ],
         LISTED,
@@ -326,10 +335,16 @@ function listed(lines: string[], n: number): string[] {
 function skippedKinds(summary: ImportSummary): string {
   const count = (why: ImportSummary['skipped'][number]['why']) =>
     summary.skipped.filter((k) => k.why === why).length;
-  const [dirs, other, special] = [count('DICOMDIR'), count('not DICOM'), count('not a regular file')];
+  const [dirs, other, empty, special] = [
+    count('DICOMDIR'),
+    count('not DICOM'),
+    count('empty'),
+    count('not a regular file'),
+  ];
   return [
     ...(dirs ? [`${dirs} DICOMDIR: the index of a medium, not an object`] : []),
     ...(other ? [`${other} not DICOM Part 10: no "DICM" after the 128-byte preamble`] : []),
+    ...(empty ? [`${counted(empty, 'empty file', 'empty files')}: nothing to archive`] : []),
     ...(special
       ? [
           `${counted(special, 'not a regular file', 'not regular files')}: pipes, devices or sockets, not read`,
