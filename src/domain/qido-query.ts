@@ -237,6 +237,14 @@ function parseMatch(key: MatchKey, given: string): Match | undefined {
   // a value with one found nothing on SQLite and failed with a 500 (C-FIND 0xC000) on PostgreSQL.
   const raw = given.replaceAll('\0', '');
   if (raw === '') throw bad(`${key} holds only NUL characters`, key);
+  // A backslash separates the values of a DICOM attribute (PS3.5 §6.4), so no single value of a text key holds one:
+  // `PatientID=A\B` asks for two values, which only UID and modality keys take as a list. Refused naming the key, as
+  // C-FIND refuses it; until 7 Dec 2026 QIDO-RS matched it as one value and answered [], as if nothing were stored.
+  if ((KIND_OF[key] === 'pn' || KIND_OF[key] === 'string') && raw.includes('\\'))
+    throw bad(
+      `${key}: one value only (no multiple value matching); a backslash separates values, and only UIDs and modalities take a list`,
+      key,
+    );
   switch (KIND_OF[key]) {
     // PS3.5 §6.2: trailing spaces never count, leading ones count in PN only; the index keeps values so trimmed
     // (part10-parser.ts), and a query's are trimmed the same way. A value of spaces alone is an empty value:
