@@ -269,6 +269,14 @@ function parseMatch(key: MatchKey, given: string): Match | undefined {
       const values = splitList(raw);
       if (!values.length) throw noValues(key, raw, 'value');
       if (values.length === 1 && /[*?]/.test(values[0]!)) return stringMatch(key, values[0]!, false);
+      // A list is matched value for value: until 7 Dec 2026 a wildcard in one (`CT,M*`) was a literal 'M*', which no
+      // modality is, so the list silently matched as if it were not there.
+      const wild = values.find((v) => /[*?]/.test(v));
+      if (wild)
+        throw bad(
+          `${key} '${raw}': a wildcard ('${wild}') can be the only value, not one of a list; ask for it in a query of its own`,
+          key,
+        );
       return { key, type: 'list', values };
     }
     case 'date':
