@@ -2447,6 +2447,92 @@ for (const backend of backends()) {
       }
     });
 
+    it('counts a C-STORE answered 0x0001, 0x0107 or 0x0116 as a warning sub-operation, not a failed one', async () => {
+      // PS3.7 Table C-1: these are warnings (the object was stored); until 7 Dec 2026 only Bxxx was, and the three
+      // objects were failed sub-operations (0xA702), listed in (0008,0058) and recorded as never sent.
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const GET = '1.2.840.10008.5.1.4.1.2.2.3';
+      const warnings = [0x0001, 0x0107, 0x0116];
+      const answered: number[] = [];
+      const ownStudy = uid(42);
+      const ownSeries = uid(43);
+      const dir = await mkdtemp(join(work, 'get-warn-'));
+      const own: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        own.push(join(dir, `w${i}.dcm`));
+        await writeFile(
+          own[i]!,
+          makeInstance({
+            studyUid: ownStudy,
+            seriesUid: ownSeries,
+            sopInstanceUid: uid(44),
+            rows: 8,
+            columns: 8,
+          }),
+        );
+      }
+      expect((await dcmtk('storescu', [...scu, '127.0.0.1', port, ...own])).code).toBe(0);
+      const since = await lastSeq();
+      const scuA: Awaited<ReturnType<typeof associate>> = await associate({
+        contexts: [GET, CT_IMAGE].map((abstractSyntax) => ({
+          abstractSyntax,
+          transferSyntaxes: ['1.2.840.10008.1.2.1'],
+        })),
+        roles: [{ sopClassUid: CT_IMAGE, scu: false, scp: true }],
+        onRequest: (contextId, cmd) => {
+          const status = warnings[answered.length % warnings.length]!;
+          answered.push(status);
+          void scuA.conn.send(contextId, {
+            commandField: 0x8001,
+            messageIdBeingRespondedTo: cmd.messageId!,
+            affectedSopClassUid: cmd.affectedSopClassUid!,
+            affectedSopInstanceUid: cmd.affectedSopInstanceUid!,
+            commandDataSetType: 0x0101,
+            status,
+          });
+        },
+      });
+      try {
+        const rsp = await scuA.request(
+          scuA.context(GET)!.id,
+          {
+            commandField: 0x0010,
+            messageId: scuA.conn.messageId(),
+            affectedSopClassUid: GET,
+            priority: 0,
+            commandDataSetType: 0,
+          },
+          encodeDataset(
+            [
+              { tag: 0x00080052, vr: 'CS', value: 'STUDY' },
+              { tag: 0x0020000d, vr: 'UI', value: ownStudy },
+            ],
+            '1.2.840.10008.1.2.1',
+          ),
+        );
+        expect(answered).toEqual(warnings);
+        expect(rsp.cmd).toMatchObject({
+          commandField: 0x8010,
+          status: 0xb000,
+          completed: 0,
+          warning: 3,
+          failed: 0,
+        });
+        expect(rsp.data).toBeUndefined();
+      } finally {
+        await scuA.release();
+      }
+      // Nothing unsent to record: the ledger holds no failure record of this C-GET.
+      const failures = await s.app.index.db
+        .selectFrom('audit_ledger')
+        .select(['record'])
+        .where('action', '=', 'view-pixels')
+        .where('outcome', '=', 'failure')
+        .where('seq', '>', since)
+        .execute();
+      expect(failures.filter((f) => f.record.includes('"service":"c-get"'))).toEqual([]);
+    });
+
     it('reports storage commitment on the same association while it is open (N-ACTION, N-EVENT-REPORT)', async () => {
       const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       /** A storage commitment request (N-ACTION) for these CT instances under this Transaction UID. */

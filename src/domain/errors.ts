@@ -49,4 +49,12 @@ export const DicomStatus = {
   NotAuthorized: 0x0124,
 } as const;
 
+/**
+ * Whether a DIMSE status is a warning (PS3.7 Annex C, Table C-1): Bxxx, and 0001, 0107 and 0116 (Requested
+ * optional attributes not supported, Attribute list error, Attribute value out of range), which the peer answers
+ * having done what was asked. 0100–01FF otherwise are failures.
+ */
+export const isWarningStatus = (status: number): boolean =>
+  (status & 0xf000) === 0xb000 || status === 0x0001 || status === 0x0107 || status === 0x0116;
+
 export const isCustosError = (e: unknown): e is CustosError => e instanceof CustosError;

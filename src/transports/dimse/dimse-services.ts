@@ -3,7 +3,7 @@
  * query, retrieve), so authorisation, narrowing and auditing are the same whatever the transport.
  */
 import { asciiText } from '../../domain/ascii-text.js';
-import { CustosError, DicomStatus } from '../../domain/errors.js';
+import { CustosError, DicomStatus, isWarningStatus } from '../../domain/errors.js';
 import type { Dataset } from '../../dicom/dataset.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import type { Principal } from '../../domain/principal.js';
@@ -393,7 +393,10 @@ export class DimseServices {
           });
         remaining--;
         if (status === 0) completed++;
-        else if ((status & 0xf000) === 0xb000) warning++;
+        // A warning is a stored object, whatever its code: until 7 Dec 2026 only Bxxx was, and a peer answering
+        // 0001, 0107 or 0116 (PS3.7 Table C-1) had its objects counted failed, listed in (0008,0058) and recorded
+        // in the ledger as never sent.
+        else if (isWarningStatus(status)) warning++;
         else {
           failedUids.push(ref.sopInstanceUid);
           firstFailure ??= `${move ? destinationTitle : 'the C-GET requestor'} answered the C-STORE of instance ${ref.sopInstanceUid} with 0x${status.toString(16).toUpperCase().padStart(4, '0')}`;
