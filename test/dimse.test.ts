@@ -2785,7 +2785,7 @@ for (const backend of backends()) {
       }
     });
 
-    it('gives each storage commitment failure its reason: 0x0122 for a class that is not stored, 0x0121 for no value', async () => {
+    it('gives each storage commitment failure its reason: 0x0122 for a class that is not stored, 0x0121 for no value, 0x0115 for a Transaction UID that is no UID', async () => {
       const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
       let reported: ((e: { data: Buffer; ctx: number; id: number }) => void) | undefined;
       const report = new Promise<{ data: Buffer; ctx: number; id: number }>((r) => (reported = r));
@@ -2818,6 +2818,13 @@ for (const backend of backends()) {
         const noUid = await request('2.25.782', [ref(CT_IMAGE, sops[0]!), ref(CT_IMAGE, '')]);
         expect(noUid.cmd.status).toBe(0x0121);
         expect(noUid.cmd.errorComment).toBe('Referenced SOP item 2: no SOP Class or Instance UID');
+        // A Transaction UID that is no UID: 0x0115 (Invalid Argument Value) naming it, and no report (until 7 Dec
+        // 2026 it was accepted, 0x0000, and reported back as given). The first report below is the next request's.
+        const notUid = await request('1.2.840.abc', [ref(CT_IMAGE, sops[0]!)]);
+        expect(notUid.cmd.status).toBe(0x0115);
+        expect(notUid.cmd.errorComment).toBe("Transaction UID (0008,1195) is not a valid UID: '1.2.840.abc'");
+        const tooLong = await request(`2.25.${'1'.repeat(60)}`, [ref(CT_IMAGE, sops[0]!)]);
+        expect(tooLong.cmd.status).toBe(0x0115);
         // Verification is not a storage class: 0x0122 (0x0119 until 6 Dec 2026).
         const verification = uid(41);
         const ok = await request('2.25.783', [

@@ -5,6 +5,7 @@
  * registered address (with the SCP role, PS3.4 J.3.3).
  */
 import { CustosError, DicomStatus } from '../../domain/errors.js';
+import { isValidUid } from '../../domain/ids.js';
 import type { Dataset } from '../../dicom/dataset.js';
 import type { WriteElement } from '../../dicom/part10-writer.js';
 import { Cmd, type Command } from './command.js';
@@ -28,6 +29,8 @@ const REFERENCED_SOP_CLASS_NOT_SUPPORTED = 0x0122;
 /** PS3.7 Annex C: an attribute the request needs is absent (0120), or present without a value (0121). */
 const MISSING_ATTRIBUTE = 0x0120;
 const MISSING_ATTRIBUTE_VALUE = 0x0121;
+/** PS3.7 10.1.4.1.10: an N-ACTION argument out of range or otherwise inappropriate. */
+const INVALID_ARGUMENT_VALUE = 0x0115;
 
 interface Ref {
   sopClassUid: string;
@@ -62,6 +65,15 @@ export class StorageCommitment {
       );
     // Present without a value: 0121 (0120 until 6 Dec 2026).
     if (!transactionUid) return bad(MISSING_ATTRIBUTE_VALUE, 'the Transaction UID (0008,1195) is empty');
+    // The report carries it back and the ledger keys the commitment by it: a value that is no UID (PS3.5 §9.1) is
+    // refused with Invalid Argument Value (PS3.7 10.1.4.1.10), before anything is checked. Until 7 Dec 2026 it was
+    // accepted, reported back and recorded as given.
+    if (!isValidUid(transactionUid))
+      return bad(
+        INVALID_ARGUMENT_VALUE,
+        // LO: the reason first, in 64 characters.
+        `Transaction UID (0008,1195) is not a valid UID: '${transactionUid}'`,
+      );
     if (seq.items.length === 0)
       return bad(MISSING_ATTRIBUTE_VALUE, 'the Referenced SOP Sequence (0008,1199) has no item');
     // Both UIDs of an item are Type 1 (PS3.3 Table 10-11), and a Failed SOP Sequence item must carry them too: an
