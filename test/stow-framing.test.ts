@@ -74,6 +74,11 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
     ['headers over 16 KiB', `\r\nContent-Type: application/dicom\r\nX-Long: ${'a'.repeat(20_000)}\r\n\r\n`],
     ['text after the boundary on the delimiter line', ' junk\r\nContent-Type: application/dicom\r\n\r\n'],
     ['headers ended by a bare LF', '\nContent-Type: application/dicom\n\n'],
+    // Until 7 Dec 2026 the first transfer-syntax counted and the part was stored.
+    [
+      'a Content-Type parameter given twice',
+      '\r\nContent-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1; Transfer-Syntax=1.2.840.10008.1.2.4.50\r\n\r\n',
+    ],
   ];
 
   it.each(badHeads)(
@@ -264,6 +269,33 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
     expect(r.text).toMatch(/^HTTP\/1\.1 200 /);
     expect(r.text).toContain('"storage"');
     expect(r.closed).toBe(true);
+  });
+
+  it('refuses a request whose Content-Type gives type or boundary twice with 400 naming the parameter, storing nothing', async () => {
+    const before = (await storeFailures()).length;
+    for (const [param, contentType] of [
+      [
+        'type',
+        `multipart/related; type="application/dicom"; type="application/dicom+json"; boundary=${BOUNDARY}`,
+      ],
+      ['boundary', `multipart/related; type="application/dicom"; boundary=other-b; boundary=${BOUNDARY}`],
+    ] as const) {
+      const a = instance();
+      const res = await post(wireBody([{ bytes: a.bytes }]), { 'Content-Type': contentType });
+      // Until 7 Dec 2026 the first counted: the first request was stored as application/dicom (200), the second
+      // was a 400 saying the body "does not contain the multipart boundary 'other-b'".
+      expect(res.status).toBe(400);
+      expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+      const problem = (await res.json()) as { code: string; detail: string };
+      expect(problem.code).toBe('http.bad-content-type');
+      expect(problem.detail).toContain(`the parameter '${param}' is given more than once`);
+      expect(await stored(a.sop)).toBe(false);
+    }
+    const records = (await storeFailures()).slice(before);
+    expect(records.map((r) => (r.detail as { code: string }).code)).toEqual([
+      'http.bad-content-type',
+      'http.bad-content-type',
+    ]);
   });
 
   it('refuses a content coding with 415 naming it and Accept-Encoding: identity, storing nothing', async () => {

@@ -46,8 +46,12 @@ describe('parseMediaType', () => {
     });
   });
 
-  it('keeps the first of repeated parameters', () => {
-    expect(parseMediaType('a/b; boundary=one; boundary=two').params.boundary).toBe('one');
+  it('refuses a parameter given more than once (RFC 6838 §4.3), whatever its case', () => {
+    expect(() => parseMediaType('a/b; boundary=one; boundary=two')).toThrow(
+      /the parameter 'boundary' is given more than once/,
+    );
+    expect(() => parseMediaType('a/b; type="x/y"; TYPE="x/y"')).toThrow(/'type' is given more than once/);
+    expect(parseMediaType('a/b; boundary=one; type=x/y').params).toEqual({ boundary: 'one', type: 'x/y' });
   });
 
   it('returns an empty type for an empty header so a handler can answer 415 itself', () => {

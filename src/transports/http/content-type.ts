@@ -122,7 +122,7 @@ class Cursor {
 /**
  * RFC 9110 §8.3.1 Content-Type: `type/subtype *( OWS ";" OWS parameter )`. An empty (or all-blank) header
  * yields `{ type: '' }` so that handlers can answer 415 with their own wording; anything else that is not a
- * media type throws `http.bad-content-type` (400).
+ * media type, a parameter given twice among it, throws `http.bad-content-type` (400).
  */
 export function parseMediaType(header: string): MediaType {
   const c = new Cursor(header, (why) => badContentType(header, why));
@@ -130,8 +130,13 @@ export function parseMediaType(header: string): MediaType {
   if (c.done) return { type: '', params: {} };
   const type = c.mediaRange(false);
   const params: Record<string, string> = {};
+  // RFC 6838 §4.3: a parameter given more than once is an error. Which one counts is anyone's guess (a STOW-RS
+  // with `type="application/dicom"; type="application/dicom+json"` was stored by the first, and one with two
+  // boundaries failed for "no boundary" naming the first; until 7 Dec 2026 the first was kept silently).
   c.parameters(undefined, (name, value) => {
-    if (!(name in params)) params[name] = value;
+    if (Object.hasOwn(params, name))
+      throw badContentType(header, `the parameter '${name}' is given more than once`);
+    params[name] = value;
   });
   return { type, params };
 }
