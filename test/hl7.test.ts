@@ -1933,6 +1933,54 @@ describe.each(backends())('HL7 feed: what a message must hold to be applied, on 
     expect(ackOf(first).userMessage).toMatch(/^PID-3\.1 \(patient identifier list\) holds a backslash/);
   });
 
+  it('refuses demographics for a patient merged away with AE/204 naming the merge, and changes no patient', async () => {
+    const [a, b, c] = [`GONE-A-${run}`, `GONE-B-${run}`, `GONE-C-${run}`];
+    const [pkA, pkB, pkC] = [await admitted(a), await admitted(b), await admitted(c)];
+    // A into B, then B into C: A's objects are filed under C.
+    expect(
+      ackOf(await client.send(mergeMessage('GONE-1', { id: b, family: 'LO', given: 'OP' }, a))).code,
+    ).toBe('AA');
+    expect(
+      ackOf(await client.send(mergeMessage('GONE-2', { id: c, family: 'LO', given: 'OP' }, b))).code,
+    ).toBe('AA');
+    const patients = () =>
+      s.app.index.db
+        .selectFrom('patients')
+        .select(['pk', 'patient_name', 'birth_date', 'sex'])
+        .where('pk', 'in', [pkA, pkB, pkC])
+        .orderBy('pk')
+        .execute();
+    const before = await patients();
+    for (const [n, event] of (['A08', 'A01', 'A04'] as const).entries()) {
+      const controlId = `GONE-${3 + n}`;
+      const ack = ackOf(
+        await client.send(
+          adtMessage(event, controlId, { id: a, authority: 'XYZ', family: 'LATE', given: 'NAME', sex: 'F' }),
+        ),
+      );
+      expect(ack).toMatchObject({ code: 'AE', controlId, errorCode: '204', errorLocation: 'PID-3' });
+      expect(ack.userMessage).toMatch(
+        new RegExp(
+          `^PID-3 ${a} \\(assigning authority XYZ\\) was merged into ${b} \\(assigning authority XYZ\\) \\(A40 of [^)]+\\) and is no longer active: send its demographics under ${c} \\(assigning authority XYZ\\), where its objects are filed; nothing was applied$`,
+        ),
+      );
+      const refused = (
+        await s.app.auditStore.search({ action: ['hl7-message'], outcome: 'failure', limit: 10 })
+      ).find((r) => r.detail?.controlId === controlId);
+      expect(refused?.detail).toMatchObject({
+        hl7Error: 204,
+        mergedAway: { patientId: a, issuer: 'XYZ' },
+        mergedInto: { patientId: b, issuer: 'XYZ' },
+        filedUnder: { patientId: c, issuer: 'XYZ' },
+      });
+    }
+    // Neither A's row nor the patients it leads to took the late demographics, and nothing was recorded as applied.
+    expect(await patients()).toEqual(before);
+    expect(
+      await s.app.auditStore.search({ action: ['hl7-patient-update'], patientId: a, limit: 10 }),
+    ).toHaveLength(1);
+  });
+
   it('tells the data steward when a merge settles a reported loop, and alerts the loop again when it forms again', async () => {
     const loopRecords = async (patientId: string) =>
       (await s.app.auditStore.search({ action: ['alert'], patientId, limit: 10 }))

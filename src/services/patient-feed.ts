@@ -114,7 +114,7 @@ export class PatientFeedService {
   ) {
     switch (cmd.kind) {
       case 'patient-update':
-        return this.update(trx, principal, cmd.event, cmd.patients, info);
+        return this.update(trx, principal, cmd.event, cmd.patients, info, loops);
       case 'patient-merge':
         return this.merge(trx, principal, cmd.event, cmd.merges, info, loops);
       case 'identifier-change':
@@ -231,9 +231,11 @@ export class PatientFeedService {
     event: string,
     patients: Demographics[],
     info: FeedMessageInfo,
+    loops: MergeLoop[],
   ) {
     const lines: string[] = [];
     for (const p of patients) {
+      await this.refuseMergedAway(trx, p, loops);
       const { issuer, before } = await this.upsertDemographics(trx, p);
       await this.deps.ledger.appendIn(trx, {
         principal,
@@ -255,6 +257,53 @@ export class PatientFeedService {
       lines.push(`${before ? 'updated' : 'created'} patient ${p.patientId}`);
     }
     return { summary: lines.join('; ') };
+  }
+
+  /**
+   * Demographics (A01, A04, A05, A08, A28, A31) for a patient merged away (A into B) are refused (204), nothing of the
+   * message applied, naming the merge and the patient A's objects are filed under. After a merge A's identifier is
+   * inactive (IHE PAM, ITI-30): a message still naming it is most likely a late one, sent before the merge, and its
+   * demographics are older than those the merge kept, so applying them to B (as images and orders follow the merge)
+   * could undo a correction the merge made; applying them to A's row changed a row no study is filed under. The
+   * sender resends under B's identifier. Until 7 Dec 2026 they were applied to A's empty row and acknowledged AA.
+   */
+  private async refuseMergedAway(trx: Trx, p: Demographics, loops: MergeLoop[]): Promise<void> {
+    for (const row of await this.rowsFor(trx, p, PID_3)) {
+      const merge = await trx
+        .selectFrom('patient_merges')
+        .select(['event', 'merged_at', 'surviving_patient_pk'])
+        .where('prior_patient_pk', '=', row.pk)
+        .where('event', 'in', ['A40', 'A34'])
+        .orderBy('pk', 'desc')
+        .executeTakeFirst();
+      if (!merge) continue;
+      const filedPk = (await this.walk(trx, row.pk, loops)).survivor;
+      const named = await trx
+        .selectFrom('patients')
+        .select(['pk', 'patient_id as patientId', 'issuer'])
+        .where('pk', 'in', [merge.surviving_patient_pk, filedPk])
+        .execute();
+      const patient = (pk: number) => {
+        const { patientId, issuer } = named.find((n) => n.pk === pk)!;
+        return { patientId, issuer };
+      };
+      const words = ({ patientId, issuer }: { patientId: string; issuer: string }) =>
+        issuer ? `${patientId} (assigning authority ${issuer})` : patientId;
+      const into = patient(merge.surviving_patient_pk);
+      const filed = patient(filedPk);
+      throw new Hl7Error(
+        {
+          code: Hl7ErrorCode.UnknownKeyIdentifier,
+          message: `PID-3 ${words({ patientId: row.patient_id, issuer: row.issuer })} was merged into ${words(into)} (${merge.event} of ${merge.merged_at}) and is no longer active: send its demographics under ${words(filed)}, where its objects are filed; nothing was applied`,
+          location: PID_3.location,
+        },
+        {
+          mergedAway: { patientId: row.patient_id, issuer: row.issuer, mergedAt: merge.merged_at },
+          mergedInto: into,
+          filedUnder: filed,
+        },
+      );
+    }
   }
 
   /** Move every study, order and care relationship of `fromPks` to `toPk`; returns the moved study UIDs. */

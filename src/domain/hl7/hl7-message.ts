@@ -83,7 +83,11 @@ export interface Hl7Problem {
 }
 
 export class Hl7Error extends Error {
-  constructor(readonly problem: Hl7Problem) {
+  /** `detail`: what the ledger's record of the refusal should say beyond the problem (not sent in the ACK). */
+  constructor(
+    readonly problem: Hl7Problem,
+    readonly detail: Record<string, unknown> = {},
+  ) {
     super(problem.message);
     this.name = 'Hl7Error';
   }

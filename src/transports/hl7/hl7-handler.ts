@@ -135,6 +135,7 @@ export class Hl7Handler {
         if (!(err instanceof Hl7Error)) throw err;
         await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, err.problem.message, {
           hl7Error: err.problem.code,
+          ...err.detail,
         });
         return ack(request, REJECT_CODES.has(err.problem.code) ? 'AR' : 'AE', [err.problem]);
       }
