@@ -2653,16 +2653,21 @@ for (const backend of backends()) {
         },
         data,
       );
-    /** The requestor's success answer (N-EVENT-REPORT-RSP) to a storage commitment report of event type 2. */
-    const answerReport = (scuA: Awaited<ReturnType<typeof associate>>, ev: { ctx: number; id: number }) =>
+    /** The requestor's answer (N-EVENT-REPORT-RSP, success unless told) to a storage commitment report. */
+    const answerReport = (
+      scuA: Awaited<ReturnType<typeof associate>>,
+      ev: { ctx: number; id: number },
+      status = 0,
+      eventTypeId = 2,
+    ) =>
       scuA.conn.send(ev.ctx, {
         affectedSopClassUid: COMMIT,
         commandField: 0x8100,
         messageIdBeingRespondedTo: ev.id,
         commandDataSetType: 0x0101,
-        status: 0,
+        status,
         affectedSopInstanceUid: '1.2.840.10008.1.20.1.1',
-        eventTypeId: 2,
+        eventTypeId,
       });
     /** The Referenced SOP Instance UIDs and Failure Reasons of a report's Failed SOP Sequence. */
     const failedOf = async (data: Buffer, ts: string) => {
@@ -2835,6 +2840,78 @@ for (const backend of backends()) {
         const ev = await report;
         expect(await failedOf(ev.data, ts)).toEqual([{ uid: verification, reason: 0x0122 }]);
         await answerReport(scuA, ev);
+      } finally {
+        await scuA.release();
+      }
+    });
+
+    it('counts a storage commitment report answered with a warning as delivered, one answered with a failure as not', async () => {
+      const { encodeDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      const reports: { ctx: number; id: number }[] = [];
+      let reported: (() => void) | undefined;
+      const scuA = await associate({
+        contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+        onRequest: (ctx, cmd) => {
+          reports.push({ ctx, id: cmd.messageId! });
+          reported?.();
+        },
+      });
+      const recordOf = async (tx: string) => {
+        for (let i = 0; i < 50; i++) {
+          const row = await s.app.index.db
+            .selectFrom('audit_ledger')
+            .select(['outcome', 'record'])
+            .where('action', '=', 'storage-commit')
+            .where('record', 'like', `%${tx}%`)
+            .executeTakeFirst();
+          if (row) return row;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return undefined;
+      };
+      try {
+        const ts = scuA.context(COMMIT)!.transferSyntax;
+        // PS3.7 Table C-1: Bxxx, 0001, 0107 and 0116 are warnings, the report taken; 0110 is a failure. Until 7 Dec
+        // 2026 anything but 0000 recorded the report as not delivered and the commitment as a failure.
+        for (const [tx, status, delivered] of [
+          ['2.25.7901', 0xb000, true],
+          ['2.25.7902', 0x0001, true],
+          ['2.25.7903', 0x0110, false],
+        ] as const) {
+          const rsp = await nAction(
+            scuA,
+            encodeDataset(
+              [
+                { tag: 0x00081195, vr: 'UI', value: tx },
+                {
+                  tag: 0x00081199,
+                  vr: 'SQ',
+                  value: [
+                    [
+                      { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
+                      { tag: 0x00081155, vr: 'UI', value: sops[0]! },
+                    ],
+                  ],
+                },
+              ],
+              ts,
+            ),
+          );
+          expect(rsp.cmd.status).toBe(0);
+          if (!reports.length) await new Promise<void>((r) => (reported = r));
+          await answerReport(scuA, reports.shift()!, status, 1);
+          const hex = `0x${status.toString(16).toUpperCase().padStart(4, '0')}`;
+          const record = await recordOf(tx);
+          if (delivered) {
+            expect(record?.outcome, record?.record).toBe('success');
+            expect(record?.record).toContain(`"status":"${hex}"`);
+            expect(record?.record).toContain(`"report":"delivered"`);
+          } else {
+            expect(record?.outcome).toBe('failure');
+            expect(record?.record).toContain('"report":"not delivered"');
+            expect(record?.record).toContain(`the requestor answered the report ${hex}`);
+          }
+        }
       } finally {
         await scuA.release();
       }

@@ -4,7 +4,7 @@
  * with N-EVENT-REPORT on the same association if it is still open, otherwise on a new one to the requester's
  * registered address (with the SCP role, PS3.4 J.3.3).
  */
-import { CustosError, DicomStatus } from '../../domain/errors.js';
+import { CustosError, DicomStatus, isWarningStatus } from '../../domain/errors.js';
 import { isValidUid } from '../../domain/ids.js';
 import type { Dataset } from '../../dicom/dataset.js';
 import type { WriteElement } from '../../dicom/part10-writer.js';
@@ -148,6 +148,8 @@ export class StorageCommitment {
     ];
     const eventTypeId = failed.length ? 2 : 1;
     const timeoutMs = this.s.deps.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS;
+    /** The warning status the requestor answered the report with, if it did. */
+    let warned: string | undefined;
     const send = async (conn: ScpAssociation['conn'], contextId: number, ts: string) => {
       const messageId = conn!.messageId();
       const response = conn!.awaitResponse(messageId);
@@ -177,10 +179,13 @@ export class StorageCommitment {
       }
       if (answered.commandField === 0xffff)
         throw new Error('the association ended before the N-EVENT-REPORT response');
-      if ((answered.status ?? 0) !== 0)
-        throw new Error(
-          `the requestor answered the report 0x${(answered.status ?? 0).toString(16).toUpperCase().padStart(4, '0')}`,
-        );
+      const status = answered.status ?? 0;
+      const hex = `0x${status.toString(16).toUpperCase().padStart(4, '0')}`;
+      // A warning (PS3.7 Table C-1: Bxxx, 0001, 0107, 0116) is a report the requestor took: until 7 Dec 2026 any
+      // status but 0000 counted the report as not delivered and the record as a failure.
+      if (status !== 0 && !isWarningStatus(status))
+        throw new Error(`the requestor answered the report ${hex}`);
+      if (status !== 0) warned = hex;
     };
     let undelivered: string | undefined;
     try {
@@ -216,7 +221,9 @@ export class StorageCommitment {
         committed: committed.map((r) => r.sopInstanceUid).slice(0, 10_000),
         failed: failed.map((r) => ({ sopInstanceUid: r.sopInstanceUid, reason: r.reason })).slice(0, 10_000),
       },
-      detail: undelivered ? { report: 'not delivered', reason: undelivered } : { report: 'delivered' },
+      detail: undelivered
+        ? { report: 'not delivered', reason: undelivered }
+        : { report: 'delivered', ...(warned ? { status: warned } : {}) },
     });
   }
 }
