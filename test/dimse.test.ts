@@ -1517,6 +1517,75 @@ for (const backend of backends()) {
       expect(xs.files).toHaveLength(3);
     });
 
+    it('sends an object once by C-GET or C-MOVE whose identifier lists its Study, Series or SOP Instance UID twice', async () => {
+      const sub = (stderr: string, what: string) =>
+        Number(new RegExp(`Number of ${what} Suboperations +: (\\d+)`).exec(stderr)?.[1] ?? -1);
+      // The test study (stored already when the whole file runs; the same data set again is success).
+      const stored = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
+      expect(stored.code, stored.stderr).toBe(0);
+      // Until 7 Dec 2026 each listing was a retrieve of its own: `A\A` sent the study twice (6 sub-operations), and a
+      // SERIES retrieve listing its one study twice was refused (0xA900).
+      const twice = [
+        ['-k', 'QueryRetrieveLevel=STUDY', '-k', `StudyInstanceUID=${study}\\${study}`],
+        [
+          ...['-k', 'QueryRetrieveLevel=SERIES', '-k', `StudyInstanceUID=${study}\\${study}`],
+          ...['-k', `SeriesInstanceUID=${series}\\${series}`],
+        ],
+        [
+          ...['-k', 'QueryRetrieveLevel=IMAGE', '-k', `StudyInstanceUID=${study}`],
+          ...[
+            '-k',
+            `SeriesInstanceUID=${series}`,
+            '-k',
+            `SOPInstanceUID=${sops[0]!}\\${sops[1]!}\\${sops[0]!}`,
+          ],
+        ],
+      ];
+      for (const [keys, expected] of [
+        [twice[0]!, 3],
+        [twice[1]!, 3],
+        [twice[2]!, 2],
+      ] as const) {
+        const out = await mkdtemp(join(work, 'get-twice-'));
+        const r = await dcmtk('getscu', ['-v', ...scu, '-S', '-od', out, '127.0.0.1', port, ...keys]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(sub(r.stderr, 'Completed'), r.stderr).toBe(expected);
+        expect(sub(r.stderr, 'Failed')).toBe(0);
+        expect(sub(r.stderr, 'Warning')).toBe(0);
+        expect(r.stderr.match(/Received C-STORE Request/g) ?? [], r.stderr).toHaveLength(expected);
+        expect(await readdir(out)).toHaveLength(expected);
+      }
+      const { scp, out } = await storescpDestination('TWICEDEST', 'move-twice-');
+      try {
+        for (const [keys, expected] of [
+          [twice[0]!, 3],
+          [twice[1]!, 3],
+          [twice[2]!, 2],
+        ] as const) {
+          const r = await dcmtk('movescu', [
+            '-d',
+            ...scu,
+            '-S',
+            '-aem',
+            'TWICEDEST',
+            '127.0.0.1',
+            port,
+            ...keys,
+          ]);
+          expect(r.code, r.stderr).toBe(0);
+          // movescu -d prints each response's counts; the final response's are what the C-MOVE did.
+          const final = r.stderr.slice(r.stderr.indexOf('Received Final Move Response'));
+          expect(final, r.stderr).toMatch(/DIMSE Status +: 0x0000/);
+          expect(/Completed Suboperations +: (\d+)/.exec(final)?.[1], r.stderr).toBe(String(expected));
+          expect(final).toMatch(/Failed Suboperations +: 0\b/);
+          expect(final).toMatch(/Warning Suboperations +: 0\b/);
+        }
+        expect(await readdir(out)).toHaveLength(3);
+      } finally {
+        await stopChild(scp);
+      }
+    });
+
     it('retrieves nothing by a Patient Root C-GET or C-MOVE naming a study, series or image under another Patient ID', async () => {
       const sub = (stderr: string, what: string) =>
         Number(new RegExp(`Number of ${what} Suboperations +: (\\d+)`).exec(stderr)?.[1] ?? -1);

@@ -18,7 +18,8 @@ function uids(ds: Dataset, tag: number, name: string): string[] {
   const el = ds.get(tag);
   const values = el?.kind === 'text' ? el.values.map((v) => v.trim()).filter(Boolean) : [];
   for (const v of values) if (!isValidUid(v)) throw badIdentifier(`${name} '${v}' is not a valid UID`);
-  return values;
+  // A UID listed twice (`A\A`) names one object: until 7 Dec 2026 it was sent once per listing, and counted so.
+  return [...new Set(values)];
 }
 
 export async function resolveRetrieve(
