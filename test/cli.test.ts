@@ -1,5 +1,5 @@
 import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { base32Decode, totp } from '../src/domain/totp.js';
@@ -229,6 +229,41 @@ describe.each(backends())('custos CLI (%s)', (backend) => {
     expect(await main(['serve', '--data', 'd-off', '--dicom-port', 'of'], bad)).toBe(2);
     expect(bad.stderr).toMatch(
       /option '--dicom-port <port>' argument 'of' is invalid\. a port is a number from 0 to 65535, or 'off'/,
+    );
+  });
+
+  it('CUSTOS_HL7_PORT=off switches off the MLLP listener the config file turns on, and a bad value is named', async () => {
+    // Until 7 Dec 2026 'off' was refused as not an integer, though CUSTOS_DICOM_PORT=off worked.
+    const spare = createServer();
+    await new Promise<void>((r) => spare.listen(0, '127.0.0.1', r));
+    const hl7Port = (spare.address() as AddressInfo).port;
+    await new Promise<void>((r) => spare.close(() => r()));
+    await mkdir(join(cwd, 'd-hl7off'), { recursive: true });
+    await writeFile(
+      join(cwd, 'd-hl7off', 'custos.json'),
+      JSON.stringify({ hl7: { port: hl7Port, host: '127.0.0.1', senders: ['ADT1^HOSP'] } }),
+    );
+    const args = ['serve', '--data', 'd-hl7off', '--http-port', '0', '--http-host', '127.0.0.1'];
+    let stop!: (s: string) => void;
+    const stopped = new Promise<string>((r) => (stop = r));
+    const o = io(cwd, stopped);
+    o.env = { CUSTOS_HL7_PORT: 'off' };
+    const running = main([...args, '--dicom-port', 'off'], o);
+    for (let i = 0; i < 200 && !o.stdout.includes('DICOM'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(o.stdout, o.stderr).toContain('custos: DICOM listeners off');
+    expect(o.stdout).not.toContain('HL7');
+    const refused = await new Promise<string | undefined>((r) => {
+      const s = createConnection(hl7Port, '127.0.0.1', () => (s.destroy(), r(undefined)));
+      s.on('error', (err: NodeJS.ErrnoException) => r(err.code));
+    });
+    expect(refused).toBe('ECONNREFUSED');
+    stop('SIGTERM');
+    expect(await running).toBe(0);
+    const bad = io(cwd);
+    bad.env = { CUSTOS_HL7_PORT: 'of' };
+    expect(await main([...args, '--dicom-port', 'off'], bad)).toBe(2);
+    expect(bad.stderr).toBe(
+      "custos: configuration CUSTOS_HL7_PORT: must be a port number or 'off', got 'of'\n",
     );
   });
 

@@ -509,7 +509,7 @@ const ENV: Record<
   CUSTOS_AUDIT_SYSLOG_CA: { path: ['audit', 'syslog', 'ca'], type: 'string' },
   CUSTOS_AUDIT_SYSLOG_CERT: { path: ['audit', 'syslog', 'cert'], type: 'string' },
   CUSTOS_AUDIT_SYSLOG_KEY: { path: ['audit', 'syslog', 'key'], type: 'string' },
-  CUSTOS_HL7_PORT: { path: ['hl7', 'port'], type: 'int' },
+  CUSTOS_HL7_PORT: { path: ['hl7', 'port'], type: 'port-or-off' },
   CUSTOS_HL7_HOST: { path: ['hl7', 'host'], type: 'string' },
   CUSTOS_HL7_SENDERS: { path: ['hl7', 'senders'], type: 'list' },
   CUSTOS_HL7_MAX_MESSAGE_BYTES: { path: ['hl7', 'maxMessageBytes'], type: 'int' },
