@@ -380,6 +380,30 @@ describe.each(backends())('custos CLI (%s)', (backend) => {
     await expect(stat(join(cwd, 'd-clash'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('refuses a TLS port without certificate and key naming the settings that give them, before the archive is initialised', async () => {
+    // Until 7 Dec 2026 'configuration dicom.tls.cert: Required' alone.
+    const dicom = io(cwd);
+    const args = ['serve', '--data', 'd-nocert', '--http-port', '0', '--dicom-port', 'off'];
+    expect(await main([...args, '--dicom-tls-port', '0'], dicom)).toBe(2);
+    expect(dicom.stderr).toBe(
+      'custos: configuration dicom.tls.cert: is required with dicom.tls.port (--dicom-tls-port, CUSTOS_DICOM_TLS_PORT): name the PEM server certificate (chain) and its private key with dicom.tls.cert and dicom.tls.key in the config file, or CUSTOS_DICOM_TLS_CERT and CUSTOS_DICOM_TLS_KEY\n',
+    );
+    expect(dicom.stdout).toBe('');
+    const hl7 = io(cwd);
+    hl7.env = { CUSTOS_HL7_TLS_PORT: '0', CUSTOS_HL7_TLS_CERT: 'hl7.crt' };
+    expect(await main(args, hl7)).toBe(2);
+    expect(hl7.stderr).toBe(
+      'custos: configuration hl7.tls.key: is required with hl7.tls.port (CUSTOS_HL7_TLS_PORT): name the PEM server certificate (chain) and its private key with hl7.tls.cert and hl7.tls.key in the config file, or CUSTOS_HL7_TLS_CERT and CUSTOS_HL7_TLS_KEY\n',
+    );
+    const http = io(cwd);
+    http.env = { CUSTOS_HTTP_TLS_KEY: 'https.key' };
+    expect(await main(args, http)).toBe(2);
+    expect(http.stderr).toBe(
+      'custos: configuration http.tls.cert: is required for HTTPS: name the PEM server certificate (chain) and its private key with http.tls.cert and http.tls.key in the config file, or CUSTOS_HTTP_TLS_CERT and CUSTOS_HTTP_TLS_KEY\n',
+    );
+    await expect(stat(join(cwd, 'd-nocert'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('refuses a data directory that is a file, or lies below one, naming the setting, with exit status 2', async () => {
     // Until 6 Dec 2026 Node's "EEXIST: file already exists, mkdir" or "ENOTDIR", with exit status 1.
     await writeFile(join(cwd, 'image.dcm'), 'not a directory');

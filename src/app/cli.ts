@@ -55,7 +55,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     .option('--dicom-host <host>', 'address the DIMSE listeners bind')
     .option(
       '--dicom-tls-port <port>',
-      'DICOM TLS port (needs dicom.tls.cert and key in the config)',
+      'DICOM TLS port (needs dicom.tls.cert and dicom.tls.key, or CUSTOS_DICOM_TLS_CERT and CUSTOS_DICOM_TLS_KEY)',
       parsePort,
     )
     .option('--ae-title <title>', 'our AE title (default CUSTOS)')

@@ -680,7 +680,9 @@ export function loadConfig(input: LoadConfigInput): CustosConfig {
       issue.code === 'unrecognized_keys' ? undefined : envVariableOf(issue.path, input.env, flags);
     throw configError(
       variable ? `${variable} (${key})` : key,
-      issue.code === 'unrecognized_keys' ? 'is not a known setting' : issue.message,
+      issue.code === 'unrecognized_keys'
+        ? 'is not a known setting'
+        : (missingTlsFile(issue) ?? issue.message),
     );
   }
   const cfg = parsed.data;
@@ -756,6 +758,30 @@ function envVariableOf(
   return Object.entries(ENV).find(
     ([name, spec]) => env[name] !== undefined && issuePath.length > 0 && startsWith(issuePath, spec.path),
   )?.[0];
+}
+
+/** What turns each TLS listener on without naming its files, as the operator may have typed it. */
+const TLS_TRIGGER = new Map([
+  ['http', 'for HTTPS'],
+  ['hl7', 'with hl7.tls.port (CUSTOS_HL7_TLS_PORT)'],
+  ['dicom', 'with dicom.tls.port (--dicom-tls-port, CUSTOS_DICOM_TLS_PORT)'],
+]);
+
+/**
+ * A TLS listener asked for without its certificate or key (`custos serve --dicom-tls-port 2762` alone) is told which
+ * settings name the two files; until 7 Dec 2026 the error said only `configuration dicom.tls.cert: Required`.
+ */
+function missingTlsFile(issue: z.ZodIssue): string | undefined {
+  if (issue.code !== 'invalid_type' || issue.received !== 'undefined') return undefined;
+  const [section = '', tls, leaf, ...rest] = issue.path.map(String);
+  const trigger = TLS_TRIGGER.get(section);
+  if (!trigger || tls !== 'tls' || (leaf !== 'cert' && leaf !== 'key') || rest.length) return undefined;
+  const variable = (k: string) =>
+    Object.entries(ENV).find(([, spec]) => spec.path.join('.') === `${section}.tls.${k}`)![0];
+  return (
+    `is required ${trigger}: name the PEM server certificate (chain) and its private key with ` +
+    `${section}.tls.cert and ${section}.tls.key in the config file, or ${variable('cert')} and ${variable('key')}`
+  );
 }
 
 type ParsedConfig = z.infer<typeof ConfigSchema>;
