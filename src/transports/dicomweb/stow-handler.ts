@@ -9,7 +9,7 @@ import {
   keptWarning,
   type IngestOutcome,
 } from '../../services/ingest-service.js';
-import { parseMediaType } from '../http/content-type.js';
+import { contentCodings, parseMediaType } from '../http/content-type.js';
 import { readMultipart, type MultipartPart } from '../http/multipart-reader.js';
 import type { RequestContext } from '../server/router.js';
 import { stowResponseXml } from './negotiation.js';
@@ -106,11 +106,8 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
     // RFC 9110 §8.4, §15.5.16: a content coding (gzip, deflate, br…) is refused, not read as if it were none (until
     // 6 Dec 2026 a gzip body was "without the multipart boundary" and a br label on a plain body was ignored).
     // Decoding would need the size limits on the decoded bytes too, for no gain on already compressed pixel data.
-    const coding = req.headers['content-encoding']
-      ?.split(',')
-      .map((c) => c.trim().toLowerCase())
-      .filter((c) => c !== '' && c !== 'identity');
-    if (coding?.length) {
+    const coding = contentCodings(req.headers['content-encoding']);
+    if (coding.length) {
       ctx.res.setHeader('Accept-Encoding', 'identity');
       throw new CustosError({
         code: 'stow.unsupported-content-encoding',

@@ -319,9 +319,7 @@ function charsetOf(ds: Dataset): string {
  */
 function asksToMatch(tag: number, el: Element): boolean {
   if (el.kind === 'sequence') return el.items.some((item) => [...item].some(([t, e]) => asksToMatch(t, e)));
-  const group = tag >>> 16;
-  const element = tag & 0xffff;
-  if (group % 2 === 1 && element >= 0x0010 && element <= 0x00ff) return false;
+  if (isPrivateCreator(tag)) return false;
   const value = textOf(el);
   return value !== undefined && value.trim() !== '' && !/^\*+$/.test(value.trim());
 }

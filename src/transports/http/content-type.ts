@@ -153,6 +153,17 @@ function parseQ(raw: string, fail: (why: string) => CustosError): number {
 }
 
 /**
+ * The content codings a Content-Encoding header names (RFC 9110 §8.4), lower case, `identity` and empty members left
+ * out: none for a body sent as it is.
+ */
+export function contentCodings(header: string | undefined): string[] {
+  return (header ?? '')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+}
+
+/**
  * An Accept header (RFC 9110 §12.5.1) as used by DICOMweb (PS3.18 §8.7.3 / §8.7.5), e.g.
  * `multipart/related; type="application/dicom"; transfer-syntax=*, application/dicom+json;q=0.5` and the
  * wildcard ranges (`type/*` and the any-type range).

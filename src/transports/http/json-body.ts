@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { CustosError } from '../../domain/errors.js';
-import { parseMediaType } from './content-type.js';
+import { contentCodings, parseMediaType } from './content-type.js';
 import { jsonSyntaxFault } from './json-syntax.js';
 
 /**
@@ -36,11 +36,8 @@ function contentTypeProblem(req: IncomingMessage, accepted: readonly string[]): 
  * was ignored.
  */
 function codingProblem(req: IncomingMessage): CustosError | undefined {
-  const coding = req.headers['content-encoding']
-    ?.split(',')
-    .map((c) => c.trim().toLowerCase())
-    .filter((c) => c !== '' && c !== 'identity');
-  if (!coding?.length) return undefined;
+  const coding = contentCodings(req.headers['content-encoding']);
+  if (!coding.length) return undefined;
   return new CustosError({
     code: 'http.unsupported-content-encoding',
     message: `Content-Encoding '${coding.join(', ').slice(0, 80)}' is not supported: send the JSON body without a content coding (RFC 9110 §8.4)`,
