@@ -738,6 +738,120 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     expect(seen.every((r) => r['00100020'].Value[0] === newId)).toBe(true);
     expect(await look(`nemo-${run}`)).toEqual([]);
   });
+  it('ends the access a cancelled order gave its physicians, and keeps the one another live order gives', async () => {
+    const operator = {
+      kind: 'system' as const,
+      id: 'x' as never,
+      name: 'system:test',
+      role: 'administrator',
+      source: 'test',
+    };
+    const patientId = `CANC-${run}`;
+    const patient = { id: patientId, family: 'CANCEL', given: 'PAT', authority: 'XYZ' };
+    const study = uid(41);
+    const { body, contentType } = stowBody([
+      {
+        bytes: makeInstance({
+          studyUid: study,
+          seriesUid: uid(51),
+          sopInstanceUid: uid(61),
+          accessionNumber: '',
+          patientId,
+        }),
+      },
+    ]);
+    const stow = await fetch(`${s.dicomweb}/studies`, {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': contentType },
+      body,
+    });
+    expect(stow.status, await stow.text()).toBe(200);
+    const users = { ordering: `ocan-${run}`, referring: `rcan-${run}`, other: `kcan-${run}` };
+    await s.app.accounts.add(operator, {
+      username: users.ordering,
+      role: 'referring-physician',
+      physicianId: 'CAN-O',
+    });
+    await s.app.accounts.add(operator, {
+      username: users.referring,
+      role: 'referring-physician',
+      physicianId: 'CAN-R',
+    });
+    await s.app.accounts.add(operator, {
+      username: users.other,
+      role: 'referring-physician',
+      physicianId: 'CAN-K',
+    });
+    const sees = async (user: string) => {
+      const { token } = await s.app.auth.createToken(operator, user);
+      const res = await fetch(`${s.dicomweb}/studies?PatientID=${patientId}`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      expect(res.status).toBe(200);
+      const found = ((await res.json()) as { '0020000D': { Value: string[] } }[]).map(
+        (r) => r['0020000D'].Value[0],
+      );
+      const metadata = await fetch(`${s.dicomweb}/studies/${study}/metadata`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      await metadata.arrayBuffer();
+      expect(found.length > 0, `QIDO and WADO-RS agree for ${user}`).toBe(metadata.status === 200);
+      return found;
+    };
+    const order = {
+      placer: `CANC-${run}`,
+      filler: `CANCF-${run}`,
+      accession: `CANCA-${run}`,
+      procedure: ['71020', 'CHEST'] as [string, string],
+      ordering: ['CAN-O', 'ORDERING', 'OLGA'] as [string, string, string],
+      referring: ['CAN-R', 'REFER', 'RUTH'] as [string, string, string],
+    };
+    // A second order for the same patient, still live, by which Dr Ruth also refers the patient.
+    const second = {
+      ...order,
+      placer: `CANC2-${run}`,
+      filler: `CANC2F-${run}`,
+      accession: `CANC2A-${run}`,
+      ordering: ['CAN-K', 'OTHER', 'KARL'] as [string, string, string],
+    };
+    expect(ackOf(await client.send(ormMessage(nextControl(), patient, order))).code).toBe('AA');
+    expect(ackOf(await client.send(ormMessage(nextControl(), patient, second))).code).toBe('AA');
+    for (const user of Object.values(users)) expect(await sees(user)).toEqual([study]);
+
+    // The RIS cancels the first order (ORC-1 CA): Dr Olga ordered nothing else for this patient.
+    const cancel = (message: string, control: string) => message.replace(/^ORC\|NW\|/m, `ORC|${control}|`);
+    expect(ackOf(await client.send(cancel(ormMessage(nextControl(), patient, order), 'CA'))).code).toBe('AA');
+    expect(await sees(users.ordering)).toEqual([]);
+    expect(await sees(users.referring)).toEqual([study]);
+    expect(await sees(users.other)).toEqual([study]);
+    const [record] = await s.app.auditStore.search({ action: ['hl7-order'], patientId, limit: 1 });
+    expect(record?.detail).toMatchObject({
+      status: 'cancelled',
+      previousStatus: 'scheduled',
+      relationshipsEnded: [
+        { relationship: 'ordering', physicianId: 'CAN-O' },
+        { relationship: 'referring', physicianId: 'CAN-R' },
+      ],
+    });
+
+    // The second order is discontinued (ORC-1 DC): nobody keeps access through an order.
+    expect(ackOf(await client.send(cancel(ormMessage(nextControl(), patient, second), 'DC'))).code).toBe(
+      'AA',
+    );
+    for (const user of Object.values(users)) expect(await sees(user)).toEqual([]);
+
+    // The RIS reinstates the first order, its physicians left empty: those known give access again.
+    const reinstated = ormMessage(nextControl(), patient, order)
+      .replace(/^(PV1(?:\|[^|\r]*){7})\|[^|\r]*/m, '$1|')
+      .replace(/^(ORC(?:\|[^|\r]*){11})\|[^|\r]*/m, '$1|')
+      .replace(/^(OBR(?:\|[^|\r]*){15})\|[^|\r]*/m, '$1|')
+      .replace(/^ORC\|NW\|/m, 'ORC|XO|');
+    expect(ackOf(await client.send(reinstated)).code).toBe('AA');
+    expect(await sees(users.ordering)).toEqual([study]);
+    expect(await sees(users.referring)).toEqual([study]);
+    expect(await sees(users.other)).toEqual([]);
+  });
+
   it('reads a frame that a new start block begins as its own message, and answers the one it cut short AR/100', async () => {
     const c = await MllpClient.connect(s.hl7Port!);
     try {

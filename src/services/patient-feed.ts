@@ -48,6 +48,8 @@ export interface FeedOutcome {
 /** The policy id recorded for feed changes: the sender passed the configured allow-list (hl7.senders). */
 export const FEED_POLICY = 'config:hl7.senders';
 const MAX_AUDITED_STUDIES = 1000;
+/** The status of an order cancelled (ORC-1 CA/OC/DC/CR/OD, ORC-5 CA; feed-commands.ts). */
+const CANCELLED = 'cancelled';
 
 /**
  * The authoritative patient index and order list, fed by HL7 ADT and order messages. Each message's effect and
@@ -379,6 +381,81 @@ export class PatientFeedService {
         .where('order_pk', '=', orderPk)
         .where('patient_pk', '!=', toPk)
         .execute();
+  }
+
+  /**
+   * The care relationships order `orderPk` gives, made to match the order as it now stands: one per physician the
+   * order names (ordering, referring) while the order is live, none once it is cancelled. A physician sent as ""
+   * is no longer the order's, nor is one another physician replaced (until 6 Dec 2026 a replaced physician kept
+   * access); a field left empty keeps the physician known. A cancelled order (ORC-1 CA/OC/DC/CR/OD, or ORC-5 CA)
+   * gives none: until 7 Dec 2026 its physicians kept access to the patient's studies through it. Relationships of
+   * the patient's other orders are rows of their own and stay. A later message that reinstates the order gives
+   * them again. Returns the relationships ended, for the record.
+   */
+  private async syncOrderRelationships(trx: Trx, orderPk: number, patientPk: number, now: string) {
+    const order = await trx
+      .selectFrom('orders')
+      .select([
+        'status',
+        'ordering_physician_id',
+        'ordering_physician_name',
+        'referring_physician_id',
+        'referring_physician_name',
+      ])
+      .where('pk', '=', orderPk)
+      .executeTakeFirstOrThrow();
+    const wanted =
+      order.status === CANCELLED
+        ? []
+        : [
+            {
+              relationship: 'ordering',
+              id: order.ordering_physician_id,
+              name: order.ordering_physician_name,
+            },
+            {
+              relationship: 'referring',
+              id: order.referring_physician_id,
+              name: order.referring_physician_name,
+            },
+          ].filter((w) => w.id !== '' || w.name !== '');
+    const held = await trx
+      .selectFrom('care_relationships')
+      .select(['pk', 'patient_pk', 'physician_id', 'physician_name', 'relationship'])
+      .where('order_pk', '=', orderPk)
+      .execute();
+    const same = (h: (typeof held)[number], w: (typeof wanted)[number]) =>
+      h.patient_pk === patientPk &&
+      h.relationship === w.relationship &&
+      h.physician_id === w.id &&
+      h.physician_name === w.name;
+    const ended = held.filter((h) => !wanted.some((w) => same(h, w)));
+    if (ended.length)
+      await trx
+        .deleteFrom('care_relationships')
+        .where(
+          'pk',
+          'in',
+          ended.map((h) => h.pk),
+        )
+        .execute();
+    for (const w of wanted.filter((w) => !held.some((h) => same(h, w))))
+      await trx
+        .insertInto('care_relationships')
+        .values({
+          patient_pk: patientPk,
+          physician_id: w.id,
+          physician_name: w.name,
+          relationship: w.relationship,
+          order_pk: orderPk,
+          created_at: now,
+        })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    return ended.map((h) => ({
+      relationship: h.relationship,
+      physicianId: h.physician_id || h.physician_name,
+    }));
   }
 
   private async recordMerge(
@@ -713,35 +790,7 @@ export class PatientFeedService {
           .executeTakeFirstOrThrow();
         orderPk = inserted.pk;
       }
-      const relationships: [string, { id: string; name: string } | null | undefined][] = [
-        ['ordering', o.orderingPhysician],
-        ['referring', o.referringPhysician],
-      ];
-      for (const [relationship, who] of relationships) {
-        // A physician sent as "" is no longer the order's, nor is one another physician replaced: the relationship
-        // the order gave goes with them, and with it their access to the patient's studies (until 6 Dec 2026 a
-        // replaced physician kept it). A field left empty keeps the physician known.
-        if (who === null || who)
-          await trx
-            .deleteFrom('care_relationships')
-            .where('order_pk', '=', orderPk)
-            .where('relationship', '=', relationship)
-            .$if(!!who, (q) => q.where('physician_id', '!=', who!.id))
-            .execute();
-        if (!who) continue;
-        await trx
-          .insertInto('care_relationships')
-          .values({
-            patient_pk: patientPk,
-            physician_id: who.id,
-            physician_name: who.name,
-            relationship,
-            order_pk: orderPk,
-            created_at: now,
-          })
-          .onConflict((oc) => oc.doNothing())
-          .execute();
-      }
+      const relationshipsEnded = await this.syncOrderRelationships(trx, orderPk, patientPk, now);
       const previousPatient =
         existing && existing.patient_pk !== patientPk
           ? await trx
@@ -767,6 +816,7 @@ export class PatientFeedService {
           status: o.status,
           ...(existing ? { previousStatus: existing.status } : { created: true }),
           ...(previousPatient ? { previousPatient } : {}),
+          ...(relationshipsEnded.length ? { relationshipsEnded } : {}),
           ...(await this.filedUnder(trx, namedPk, patientPk)),
           procedure: o.procedureCode,
           department: o.department,

@@ -640,6 +640,14 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         await db.schema.createIndex('orders_filler').on('orders').column('filler_order_number').execute();
       },
     },
+    '0019-cancelled-order-relationships': {
+      // A cancelled order gives no care relationship (PatientFeedService.syncOrderRelationships); those that orders
+      // cancelled before this rule still held are ended, so their physicians' access ends with the upgrade.
+      async up(db: Kysely<unknown>) {
+        await sql`delete from care_relationships
+                  where order_pk in (select pk from orders where status = 'cancelled')`.execute(db);
+      },
+    },
   };
 }
 

@@ -1,0 +1,93 @@
+// Migration 0019-cancelled-order-relationships: the care relationships an order cancelled before 7 Dec 2026 still
+// gave its physicians end with the upgrade; those of orders not cancelled stay, on every backend.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { afterAll, describe, expect, it } from 'vitest';
+import { dropPostgresSchema, openIndexDb } from '../src/adapters/sql/open-index-db.js';
+import { backends, postgresUrl } from './support/backends.js';
+
+describe.each(backends())('migration 0019-cancelled-order-relationships on %s', (backend) => {
+  const schema = `cancrel_${randomBytes(6).toString('hex')}`;
+  let dir: string | undefined;
+  afterAll(async () => {
+    if (backend === 'postgres') await dropPostgresSchema(postgresUrl!, schema);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('ends the care relationships of cancelled orders and keeps those of live ones', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'custos-cancrel-'));
+    const key = randomBytes(32);
+    const open = () =>
+      backend === 'sqlite'
+        ? openIndexDb({ kind: 'sqlite', path: join(dir!, 'i.sqlite'), key })
+        : openIndexDb({ kind: 'postgres', url: postgresUrl!, schema });
+    let index = await open();
+    // An index as it was before the migration: a cancelled order kept the relationships it gave.
+    const now = '2026-12-01T00:00:00Z';
+    const { pk: patientPk } = await index.db
+      .insertInto('patients')
+      .values({ patient_id: 'P1', created_at: now } as never)
+      .returning('pk')
+      .executeTakeFirstOrThrow();
+    const order = async (placer: string, status: string, physician: string) => {
+      const { pk } = await index.db
+        .insertInto('orders')
+        .values({
+          order_key: placer,
+          placer_order_number: placer,
+          filler_order_number: '',
+          accession_number: '',
+          patient_pk: patientPk,
+          ordering_physician_id: physician,
+          ordering_physician_name: '',
+          referring_physician_id: '',
+          referring_physician_name: '',
+          department: '',
+          procedure_code: '',
+          procedure_text: '',
+          study_instance_uid: '',
+          modality: '',
+          order_control: status === 'cancelled' ? 'CA' : 'NW',
+          status,
+          sender: 'RIS^HOSP',
+          message_control_id: placer,
+          received_at: now,
+          updated_at: now,
+        })
+        .returning('pk')
+        .executeTakeFirstOrThrow();
+      await index.db
+        .insertInto('care_relationships')
+        .values({
+          patient_pk: patientPk,
+          physician_id: physician,
+          physician_name: '',
+          relationship: 'ordering',
+          order_pk: pk,
+          created_at: now,
+        })
+        .execute();
+    };
+    await order('CANCELLED', 'cancelled', 'DR-GONE');
+    await order('LIVE', 'scheduled', 'DR-STAYS');
+    await sql`delete from custos_migrations where name = '0019-cancelled-order-relationships'`.execute(
+      index.db,
+    );
+    await index.close();
+
+    index = await open();
+    try {
+      const held = await index.db
+        .selectFrom('care_relationships')
+        .select(['physician_id', 'relationship'])
+        .orderBy('physician_id')
+        .execute();
+      expect(held).toEqual([{ physician_id: 'DR-STAYS', relationship: 'ordering' }]);
+    } finally {
+      await index.close();
+    }
+  });
+});
