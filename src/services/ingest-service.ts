@@ -31,6 +31,7 @@ import type { StorageSpace } from '../ports/storage-space.js';
 import type { StudyKeyService } from './study-keys.js';
 import { PreparedQuery } from './prepared-query.js';
 import { TransactionBatcher } from './transaction-batcher.js';
+import { InstanceTurns, type Turn } from './instance-turns.js';
 
 export interface IngestOutcome {
   /** 'quarantined': kept encrypted in quarantine for the data steward, not in the archive (docs/validation.md). */
@@ -210,6 +211,8 @@ function rejection(defects: ClassifiedDefect[]): CustosError {
 export class IngestService {
   /** Index transactions of concurrent ingests commit together (group commit). */
   private readonly writes: TransactionBatcher;
+  /** Objects naming the same SOP Instance UID are checked and committed one after the other. */
+  private readonly turns = new InstanceTurns();
 
   constructor(private readonly deps: IngestDeps) {
     this.writes = deps.writes ?? new TransactionBatcher(deps.index.db);
@@ -235,6 +238,7 @@ export class IngestService {
     let stored: StoredBlob | undefined;
     let parsed: ParsedPart10 | undefined;
     let parser: Part10Parser | undefined;
+    let turn: Turn | undefined;
     try {
       await this.deps.space?.ensureRoom();
       parser = new Part10Parser({ maxHeaderBytes: this.deps.limits.maxHeaderBytes });
@@ -254,6 +258,8 @@ export class IngestService {
           });
         }
         await parser.write(chunk);
+        // The turn is taken as soon as the UID is read, so parts of one request are decided in the order sent.
+        turn ??= this.takeTurn(parser.peekString(Tags.SOPInstanceUID));
         if (writer) {
           await writer.write(chunk);
           continue;
@@ -284,6 +290,7 @@ export class IngestService {
       const json = this.headerJson(parsed);
       const record = toIndexRecord(json);
       this.validate(record, parsed, ctx);
+      turn ??= this.takeTurn(record.instance.sopInstanceUid);
       // The blob is finished and made durable (hashing, encryption and writes on the blob thread, then its
       // fdatasync, rename and directory fsync) while the header is checked against the index and the index rows
       // are written: those need only its id, size and digest, known once it is sealed. The index transaction
@@ -301,6 +308,9 @@ export class IngestService {
             : {}),
         channel: ctx.channel,
       });
+      // Until 7 Dec 2026 two objects with the same SOP Instance UID and different contents in one request raced
+      // here: both could be quarantined, or one archived and the other quarantined, as the backend's timing fell.
+      await turn?.ready;
       const verdict = decide(level, await this.check(parsed.dataset, record, principal));
       if (verdict.outcome === 'rejected') throw rejection(verdict.defects);
       ctx.onValidated?.({
@@ -319,6 +329,13 @@ export class IngestService {
           ...verdict.defects.filter((d) => d.disposition === 'warn').map((d) => d.message),
         ],
       };
+      // An object under a UID held in quarantine with other contents is a conflict, as against an archived one
+      // (until 7 Dec 2026 it was archived beside the held entry).
+      if (verdict.outcome !== 'quarantined') {
+        const base = outcomeBase(record, header, blob, verdict.defects);
+        const held = await this.heldCopy(blob, header, base, committing);
+        if (held && !held.same) throw heldConflict(base.sopInstanceUid, held.id);
+      }
       const outcome =
         verdict.outcome === 'quarantined'
           ? await this.quarantine(
@@ -384,7 +401,13 @@ export class IngestService {
           ? undefined
           : `the audit ledger could not record this failure either: ${(recorded as Error).message}`,
       );
+    } finally {
+      turn?.done();
     }
+  }
+
+  private takeTurn(sopInstanceUid: string | undefined): Turn | undefined {
+    return sopInstanceUid ? this.turns.take(sopInstanceUid) : undefined;
   }
 
   /**
@@ -593,6 +616,8 @@ export class IngestService {
     ctx: IngestContext,
     level: ValidationLevel,
     defects: ClassifiedDefect[],
+    /** Decided a second time, after another writer came between the checks and the insert. */
+    again = false,
   ): Promise<IngestOutcome> {
     const base = outcomeBase(r, header, blob, defects);
     const archived = await this.deps.index.db
@@ -602,19 +627,34 @@ export class IngestService {
       .executeTakeFirst();
     if (archived)
       return this.duplicateOrConflict(principal, policy, archived.sha256, blob, header, base, ctx);
-    const held = await this.deps.index.db
-      .selectFrom('quarantine')
-      .select('id')
-      .where('sop_instance_uid', '=', r.instance.sopInstanceUid)
-      .where('sha256', '=', blob.sha256)
-      .where('status', '=', 'quarantined')
-      .executeTakeFirst();
-    if (held) return { status: 'duplicate', ...base, quarantineId: held.id };
+    // A second, different object under a UID already held was kept as a second entry until 7 Dec 2026.
+    const held = await this.heldCopy(blob, header, base);
+    if (held?.same) return { status: 'duplicate', ...base, quarantineId: held.id };
+    if (held) throw heldConflict(base.sopInstanceUid, held.id);
     const id = (this.deps.newId ?? randomUUID)();
     const now = this.deps.clock.now().toISOString();
     const reasons = defects.filter((d) => d.disposition === 'quarantine').map((d) => d.message);
     const sender = ctx.callingAeTitle ?? principal.name;
+    let raced = false;
     await this.deps.index.db.transaction().execute(async (trx) => {
+      // Another process may have archived or quarantined this UID since the checks above: decided again below.
+      const uid = r.instance.sopInstanceUid;
+      const since =
+        (await trx
+          .selectFrom('instances')
+          .select('sha256')
+          .where('sop_instance_uid', '=', uid)
+          .executeTakeFirst()) ??
+        (await trx
+          .selectFrom('quarantine')
+          .select('sha256')
+          .where('sop_instance_uid', '=', uid)
+          .where('status', '=', 'quarantined')
+          .executeTakeFirst());
+      if (since) {
+        raced = true;
+        return;
+      }
       await trx
         .insertInto('quarantine')
         .values({
@@ -671,6 +711,16 @@ export class IngestService {
         detail: { alert: 'quarantine', notify: 'data-steward', reasons },
       });
     });
+    if (raced && !again)
+      return this.quarantine(principal, policy, r, header, blob, ctx, level, defects, true);
+    if (raced)
+      throw new CustosError({
+        code: 'ingest.conflict',
+        message: `SOP instance ${r.instance.sopInstanceUid} was being stored by another writer at the same time; it was not stored`,
+        httpStatus: 409,
+        dicomStatus: DicomStatus.DuplicateSopInstance,
+        detail: { sopInstanceUid: r.instance.sopInstanceUid },
+      });
     return { status: 'quarantined', ...base, quarantineId: id };
   }
 
@@ -904,12 +954,16 @@ export class IngestService {
     base: Omit<IngestOutcome, 'status'>,
     /** The new blob's commit, when it may still be under way: its bytes are read once it is durable. */
     durable?: Promise<unknown>,
+    /** The copy to compare with: a quarantine entry; the archived instance when absent. */
+    copy?: StoredCopy,
   ): Promise<boolean> {
-    const row = await this.deps.index.db
-      .selectFrom('instances')
-      .select(['blob_id', 'sha256', 'study_uid', 'transfer_syntax_uid', 'bulk_json', 'size'])
-      .where('sop_instance_uid', '=', base.sopInstanceUid)
-      .executeTakeFirst();
+    const row =
+      copy ??
+      (await this.deps.index.db
+        .selectFrom('instances')
+        .select(['blob_id', 'sha256', 'study_uid', 'transfer_syntax_uid', 'bulk_json', 'size'])
+        .where('sop_instance_uid', '=', base.sopInstanceUid)
+        .executeTakeFirst());
     if (!row || row.study_uid !== base.studyUid || row.transfer_syntax_uid !== header.transferSyntaxUid)
       return false;
     const storedStart = (JSON.parse(row.bulk_json) as BulkMap).datasetStart;
@@ -926,6 +980,31 @@ export class IngestService {
       ),
       this.deps.blobs.read(blob.blobId, key, { start: newStart, end: blob.size }, { size: blob.size }),
     );
+  }
+
+  /**
+   * The quarantine entry still waiting for the data steward (status quarantined) under this object's SOP Instance
+   * UID, and whether it holds the same object (same bytes, or the same data set under another file meta header).
+   * An entry with the same object comes first.
+   */
+  private async heldCopy(
+    blob: StoredBlob,
+    header: HeaderForIndex,
+    base: Omit<IngestOutcome, 'status'>,
+    durable?: Promise<unknown>,
+  ): Promise<{ id: string; same: boolean } | undefined> {
+    const held = await this.deps.index.db
+      .selectFrom('quarantine')
+      .select(['id', 'blob_id', 'sha256', 'study_uid', 'transfer_syntax_uid', 'bulk_json', 'size'])
+      .where('sop_instance_uid', '=', base.sopInstanceUid)
+      .where('status', '=', 'quarantined')
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    for (const h of held)
+      if (h.sha256 === blob.sha256 || (await this.sameDataSet(blob, header, base, durable, h)))
+        return { id: h.id, same: true };
+    return held[0] && { id: held[0].id, same: false };
   }
 
   private async duplicateOrConflict(
@@ -958,6 +1037,25 @@ export class IngestService {
     });
   }
 }
+
+/** A stored copy of an object, in the archive or in quarantine, as sameDataSet compares it. */
+type StoredCopy = Pick<
+  DatabaseSchema['instances'],
+  'blob_id' | 'sha256' | 'study_uid' | 'transfer_syntax_uid' | 'bulk_json' | 'size'
+>;
+
+/**
+ * An object whose SOP Instance UID is held in quarantine with other contents: refused as a conflict (0x0111, as
+ * against an archived instance), so that the data steward never finds two different objects under one UID.
+ */
+const heldConflict = (sopInstanceUid: string, quarantineId: string) =>
+  new CustosError({
+    code: 'ingest.conflict',
+    message: `SOP instance ${sopInstanceUid} is already held in quarantine (${quarantineId}) with different content; it was not stored`,
+    httpStatus: 409,
+    dicomStatus: DicomStatus.DuplicateSopInstance,
+    detail: { sopInstanceUid, quarantineId },
+  });
 
 /** Whether two async byte streams hold the same bytes. */
 async function sameBytes(a: AsyncIterable<Buffer>, b: AsyncIterable<Buffer>): Promise<boolean> {
