@@ -16,12 +16,26 @@ function filterInput(ctx: RequestContext): AuditFilterInput {
   return input;
 }
 
+/**
+ * Refuses a parameter the route does not know, and one given twice: only the first of a repeated one would be
+ * read, so `patient=A&patient=B` would silently show an auditor A's records alone, as if B had none.
+ */
 function rejectUnknown(ctx: RequestContext, known: readonly string[]): void {
-  for (const k of ctx.query.keys()) {
+  for (const k of new Set(ctx.query.keys())) {
     if (!known.includes(k))
       throw new CustosError({
         code: 'audit.bad-filter',
         message: `${k}: unknown parameter (known: ${known.join(', ')})`,
+        httpStatus: 400,
+        detail: { parameter: k },
+      });
+    if (ctx.query.getAll(k).length > 1)
+      throw new CustosError({
+        code: 'audit.bad-filter',
+        message:
+          k === 'action'
+            ? `${k}: may be given once; join several actions with a comma (action=view-pixels,query)`
+            : `${k}: may be given once (only one value would be used; search once for each)`,
         httpStatus: 400,
         detail: { parameter: k },
       });
