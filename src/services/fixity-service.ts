@@ -85,6 +85,8 @@ export interface OrphanReport {
 const ID_GROUPS = '0123456789abcdef';
 
 const JOB = 'fixity';
+/** Corrupt objects a pass's `fixity-check` record names (the count covers them all). */
+const MAX_LISTED = 1000;
 const PAGE = 200;
 /**
  * A pass verifies archived instances (cursor: the last SOP instance UID checked), then the raw bytes kept in
@@ -156,11 +158,19 @@ export class FixityService {
         st.stats_json = '{}';
       }
       const { report, cursor } = await this.check(st.cursor, opts, (c) => this.saveCursor(c));
-      const before = JSON.parse(st.stats_json) as { checked?: number; bytes?: number; corrupt?: number };
+      const before = JSON.parse(st.stats_json) as {
+        checked?: number;
+        bytes?: number;
+        corrupt?: number;
+        corruptObjects?: CorruptObject[];
+      };
+      // The pass's record names the corrupt objects of every slice, not only the last one's: until 7 Dec 2026 a
+      // pass that found damage in an earlier slice ended with a `fixity-check` success naming none.
       const stats = {
         checked: (before.checked ?? 0) + report.checked,
         bytes: (before.bytes ?? 0) + report.bytes,
         corrupt: (before.corrupt ?? 0) + report.corrupt.length,
+        corruptObjects: [...(before.corruptObjects ?? []), ...report.corrupt].slice(0, MAX_LISTED),
       };
       if (report.complete) {
         await this.deps.index.db
@@ -173,7 +183,12 @@ export class FixityService {
           })
           .where('name', '=', JOB)
           .execute();
-        await this.recordPass(this.system, { ...report, ...stats, corrupt: report.corrupt }, 'scheduled');
+        await this.recordPass(
+          this.system,
+          { ...report, checked: stats.checked, bytes: stats.bytes, corrupt: stats.corruptObjects },
+          'scheduled',
+          stats.corrupt,
+        );
       } else {
         await this.deps.index.db
           .updateTable('job_state')
@@ -454,17 +469,23 @@ export class FixityService {
     return report;
   }
 
-  private async recordPass(principal: Principal, r: FixityReport, kind: string): Promise<void> {
+  /** `corrupt`: how many were found, when `r.corrupt` lists only the first MAX_LISTED (a scheduled pass). */
+  private async recordPass(
+    principal: Principal,
+    r: FixityReport,
+    kind: string,
+    corrupt = r.corrupt.length,
+  ): Promise<void> {
     await this.deps.ledger.append({
       principal,
       action: 'fixity-check',
-      outcome: r.corrupt.length ? 'failure' : 'success',
+      outcome: corrupt ? 'failure' : 'success',
       policy: 'n/a',
       objects: {
         count: r.checked,
-        sopInstanceUids: r.corrupt.slice(0, 1000).map((c) => c.sopInstanceUid),
+        sopInstanceUids: r.corrupt.slice(0, MAX_LISTED).map((c) => c.sopInstanceUid),
       },
-      detail: { kind, bytes: r.bytes, corrupt: r.corrupt.length, complete: r.complete, seconds: r.seconds },
+      detail: { kind, bytes: r.bytes, corrupt, complete: r.complete, seconds: r.seconds },
     });
   }
 }
