@@ -666,6 +666,7 @@ export class QueryService {
           'se.attrs_json as series_attrs',
           'i.sop_instance_uid',
           'i.metadata_json',
+          'i.transfer_syntax_uid',
           'i.status as instance_status',
         ] as never[])
         .where(sql.ref('i.status'), '=', 'active')
@@ -708,6 +709,9 @@ export class QueryService {
         layers.push({
           '00081190': { vr: 'UR', Value: [`${seriesUrl}/instances/${row.sop_instance_uid}`] },
           '00080056': { vr: 'CS', Value: ['ONLINE'] },
+          // Available Transfer Syntax UID (PS3.4 Table C.6-4, an optional instance-level key): the syntax it is
+          // stored in, which a client asks for to pick what it can decode (wsidicom, OHIF's video handler).
+          '00083002': { vr: 'UI', Value: [row.transfer_syntax_uid!] },
         });
       }
     }
@@ -898,4 +902,5 @@ interface Row extends StudyFactsRow {
   series_instances?: number;
   sop_instance_uid?: string;
   metadata_json?: string;
+  transfer_syntax_uid?: string;
 }
