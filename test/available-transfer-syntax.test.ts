@@ -1,7 +1,8 @@
 // Available Transfer Syntax UID (0008,3002): the transfer syntax an instance is stored in, which a client asks of an
 // instance-level query to pick what it can decode without a retrieve (wsidicom asks QIDO-RS for it by includefield;
 // OHIF's video and PDF handlers read it from the instance's attributes; dcm4chee answers it at the instance level).
-// Until 7 Dec 2026 QIDO-RS left it out and C-FIND answered it at zero length, as if the instance had none.
+// Until 7 Dec 2026 QIDO-RS left it out and C-FIND answered it at zero length, as if the instance had none; WADO-RS
+// metadata, where OHIF reads it from, left it out too.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,10 @@ const { api } = require('dicomweb-client') as {
       searchForInstances(o: {
         studyInstanceUID: string;
         queryParams?: Record<string, string>;
+      }): Promise<Record<string, { vr?: string; Value?: unknown[] }>[]>;
+      retrieveSeriesMetadata(o: {
+        studyInstanceUID: string;
+        seriesInstanceUID: string;
       }): Promise<Record<string, { vr?: string; Value?: unknown[] }>[]>;
     };
   };
@@ -87,6 +92,23 @@ describe.each(backends())('Available Transfer Syntax UID of an instance, on %s',
     const found = await client.searchForInstances({ studyInstanceUID: studyUid });
     expect(found).toHaveLength(2);
     for (const i of found) expect(i['00083002']).toBeUndefined();
+  });
+
+  it('gives it in WADO-RS metadata, as OHIF reads the series metadata, in tag order', async () => {
+    const client = new api.DICOMwebClient({
+      url: s.dicomweb,
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    const meta = await client.retrieveSeriesMetadata({
+      studyInstanceUID: studyUid,
+      seriesInstanceUID: seriesUid,
+    });
+    const bySop = Object.fromEntries(meta.map((i) => [i['00080018']!.Value![0], i['00083002']] as const));
+    expect(bySop).toEqual({
+      [nativeUid]: { vr: 'UI', Value: [EXPLICIT] },
+      [jlsUid]: { vr: 'UI', Value: [JPEG_LS] },
+    });
+    for (const i of meta) expect(Object.keys(i)).toEqual(Object.keys(i).sort());
   });
 
   it('answers it to findscu at IMAGE level with the stored transfer syntax', async () => {

@@ -1,7 +1,7 @@
 import { CustosError } from '../../domain/errors.js';
 import { isValidUid } from '../../domain/ids.js';
 import { isNativeTransferSyntax, isVideoTransferSyntax } from '../../dicom/transfer-syntax.js';
-import type { DicomJsonObject } from '../../domain/dicom-levels.js';
+import { sortByTag, type DicomJsonObject } from '../../domain/dicom-levels.js';
 import { TransferSyntax } from '../../dicom/tags.js';
 import { bigEndianWordSize, swapWords } from '../../dicom/little-endian.js';
 import { sliceRanges, type ByteRange } from '../../domain/frames.js';
@@ -326,7 +326,15 @@ export function metadataHandler(retrieve: RetrieveService) {
     const media = acceptJson(ctx.req.headers.accept, 'metadata');
     const refs = await opened(ctx, retrieve, scopeOf(ctx), 'view-metadata', 'wado-rs metadata');
     const base = `${ctx.origin}/dicom-web`;
-    const out = refs.map((r) => withBulkUris(r.metadata, `${instanceUrl(base, r)}/bulkdata/`));
+    // Available Transfer Syntax UID (0008,3002): the syntax the instance is stored in, which the stored header
+    // (the data set, without its file meta information) cannot say. OHIF's video handler reads it to decide
+    // whether it can play an instance; dcm4chee's metadata carries it too. Until 7 Dec 2026 it was missing.
+    const out = refs.map((r) =>
+      sortByTag({
+        ...withBulkUris(r.metadata, `${instanceUrl(base, r)}/bulkdata/`),
+        '00083002': { vr: 'UI', Value: [r.transferSyntaxUid] },
+      }),
+    );
     if (media === DICOM_XML_MULTIPART) await sendDicomXml(ctx.res, out);
     else await sendJson(ctx.res, 200, out, media);
   };
