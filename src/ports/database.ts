@@ -398,6 +398,18 @@ export interface MergeLoopAlertsTable {
   alerted_at: string;
 }
 
+/** A feed message applied (PatientFeedService): a resend of it (same sender and MSH-10) is not applied again. */
+export interface Hl7AppliedMessagesTable {
+  /** 'APP^FACILITY' (MSH-3^MSH-4). */
+  sender: string;
+  /** MSH-10. */
+  control_id: string;
+  message_type: string;
+  /** SHA-256 (hex) of the message's segments after MSH, with its MSH-9. */
+  digest: string;
+  applied_at: string;
+}
+
 export interface DatabaseSchema {
   archive_identity: ArchiveIdentityTable;
   quarantine: QuarantineTable;
@@ -427,6 +439,7 @@ export interface DatabaseSchema {
   application_entities: ApplicationEntitiesTable;
   break_glass: BreakGlassTable;
   merge_loop_alerts: MergeLoopAlertsTable;
+  hl7_applied_messages: Hl7AppliedMessagesTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

@@ -38,11 +38,20 @@ export interface FeedMessageInfo {
   sender: string;
   controlId: string;
   messageType: string;
+  /**
+   * SHA-256 (hex) of the message's content (its MSH-9 and the segments after MSH): with the sender and control id,
+   * what tells a resend from another message. Without it no resend is recognised.
+   */
+  digest?: string;
+  /** Set by apply() when the control id was used before by another message (other content) of this sender. */
+  controlIdReused?: { messageType: string; appliedAt: string };
 }
 
 export interface FeedOutcome {
   /** One line per effect, for logs and tests. */
   summary: string;
+  /** The message was a resend of one applied before (same sender, control id and content), not applied again. */
+  duplicateOf?: { appliedAt: string };
 }
 
 /** The policy id recorded for feed changes: the sender passed the configured allow-list (hl7.senders). */
@@ -78,7 +87,45 @@ export class PatientFeedService {
         // each find no merge of the other and together make a loop; a second A08 creating the same patient would
         // otherwise wait on the first's row lock while holding what it needs.
         await this.deps.ledger.lockIn(trx);
+        // An original-mode sender that lost an ACK sends the message again (v2.5.1 §2.9.2): a resend of one applied
+        // (same sender, MSH-10 and content) is acknowledged as the first was and not applied twice; until 7 Dec 2026
+        // it was applied again (an order's history, a merge's records doubled). A control id used before for other
+        // content is another message: it is applied, and its records say the id was reused.
+        const before = info.digest ? await appliedBefore(trx, info) : undefined;
+        if (before && before.digest === info.digest) {
+          await this.deps.ledger.appendIn(
+            trx,
+            duplicateRecord(principal, info, cmd.event, before.applied_at),
+          );
+          return {
+            summary: `duplicate of message ${info.controlId} applied at ${before.applied_at}`,
+            duplicateOf: { appliedAt: before.applied_at },
+          };
+        }
+        if (before)
+          info = {
+            ...info,
+            controlIdReused: { messageType: before.message_type, appliedAt: before.applied_at },
+          };
         const outcome = await this.applyIn(trx, principal, cmd, info, loops);
+        if (info.digest)
+          await trx
+            .insertInto('hl7_applied_messages')
+            .values({
+              sender: info.sender,
+              control_id: info.controlId,
+              message_type: info.messageType,
+              digest: info.digest,
+              applied_at: this.now(),
+            })
+            .onConflict((oc) =>
+              oc.columns(['sender', 'control_id']).doUpdateSet((eb) => ({
+                message_type: eb.ref('excluded.message_type'),
+                digest: eb.ref('excluded.digest'),
+                applied_at: eb.ref('excluded.applied_at'),
+              })),
+            )
+            .execute();
         for (const loop of loops)
           await alertLoopOnce(
             trx,
@@ -901,7 +948,40 @@ function loopSettledRecord(principal: Principal, info: FeedMessageInfo, event: s
 }
 
 function messageDetail(info: FeedMessageInfo) {
-  return { sender: info.sender, controlId: info.controlId, messageType: info.messageType };
+  return {
+    sender: info.sender,
+    controlId: info.controlId,
+    messageType: info.messageType,
+    ...(info.controlIdReused ? { controlIdReused: info.controlIdReused } : {}),
+  };
+}
+
+/** The message this sender applied before under this control id, if any. */
+function appliedBefore(trx: Trx, info: FeedMessageInfo) {
+  return trx
+    .selectFrom('hl7_applied_messages')
+    .select(['digest', 'message_type', 'applied_at'])
+    .where('sender', '=', info.sender)
+    .where('control_id', '=', info.controlId)
+    .executeTakeFirst();
+}
+
+/** The record of a resend: acknowledged as the message it repeats was, and not applied again. */
+function duplicateRecord(principal: Principal, info: FeedMessageInfo, event: string, appliedAt: string) {
+  return {
+    principal,
+    action: 'hl7-message',
+    outcome: 'success' as const,
+    policy: FEED_POLICY,
+    channel: 'hl7',
+    detail: {
+      ...messageDetail(info),
+      event,
+      duplicate: true,
+      appliedAt,
+      reason: `a resend of message ${info.controlId}, applied at ${appliedAt}: acknowledged again and not applied twice`,
+    },
+  };
 }
 
 /** Each of `rels` given to patient `toPk` as well; one it already holds (same physician, kind and order) stays once. */

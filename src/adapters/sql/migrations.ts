@@ -648,6 +648,22 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
                   where order_pk in (select pk from orders where status = 'cancelled')`.execute(db);
       },
     },
+    // The feed messages applied, by sender and control id (MSH-10), so that an original-mode sender's resend of
+    // a message whose ACK it lost is acknowledged again and not applied twice (docs/hl7.md). `digest` is the
+    // SHA-256 of the message after its MSH: a control id reused for other content is another message.
+    '0020-hl7-applied-messages': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('hl7_applied_messages')
+          .addColumn('sender', 'text', (c) => c.notNull())
+          .addColumn('control_id', 'text', (c) => c.notNull())
+          .addColumn('message_type', 'text', (c) => c.notNull())
+          .addColumn('digest', 'text', (c) => c.notNull())
+          .addColumn('applied_at', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('hl7_applied_messages_pk', ['sender', 'control_id'])
+          .execute();
+      },
+    },
   };
 }
 

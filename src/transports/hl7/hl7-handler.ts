@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { buildAck, type AckCode, type AckRequest } from '../../domain/hl7/hl7-ack.js';
 import { readFeedCommand } from '../../domain/hl7/feed-commands.js';
 import { decodeHl7Bytes, encodeAck, type ReadAs } from '../../domain/hl7/hl7-charset.js';
@@ -129,7 +129,7 @@ export class Hl7Handler {
       }
       try {
         const command = readFeedCommand(msg);
-        await this.opts.feed.apply(principal, command, info);
+        await this.opts.feed.apply(principal, command, { ...info, digest: contentDigest(text) });
         return ack(request, 'AA', []);
       } catch (err) {
         if (!(err instanceof Hl7Error)) throw err;
@@ -251,6 +251,20 @@ export class Hl7Handler {
       via: peer.certificateSubject ? `tls-cert:${peer.certificateSubject}` : peer.tls ? 'mllp-tls' : 'mllp',
     };
   }
+}
+
+/**
+ * What tells a resend from another message under the same control id: MSH-9 and the segments after MSH, as text.
+ * The rest of MSH (its time, MSH-7, above all) a sender may write anew when it sends a message again.
+ */
+function contentDigest(text: string): string {
+  const segments = text.split(/\r\n|\r|\n/).filter((s) => s.trim() !== '');
+  const msh = segments.findIndex((s) => s.startsWith('MSH'));
+  const messageType = peekHeader(text);
+  return createHash('sha256')
+    .update(`${messageType.messageCode}^${messageType.triggerEvent}\r`)
+    .update(segments.slice(msh + 1).join('\r'))
+    .digest('hex');
 }
 
 /** A text read as UTF-8 (no MSH-18): garbage, an oversized frame's head. */
