@@ -97,6 +97,41 @@ describe.each(backends())('STOW-RS framing and part headers on %s', (backend) =>
     },
   );
 
+  it('stores a part whose transfer-syntax parameter disagrees with its file meta as the file meta says, with a warning (PS3.18 §8.7.9)', async () => {
+    // Until 7 Dec 2026 the disagreement went unsaid: 200, no WarningReason, no Warning.
+    const [labelled, agreeing] = [instance(), instance()];
+    const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
+    const EXPLICIT_LE = '1.2.840.10008.1.2.1';
+    const res = await post(
+      wireBody([
+        {
+          head: `\r\nContent-Type: application/dicom; transfer-syntax=${JPEG_BASELINE}\r\n\r\n`,
+          bytes: labelled.bytes,
+        },
+        {
+          head: `\r\nContent-Type: application/dicom; transfer-syntax="${EXPLICIT_LE}"\r\n\r\n`,
+          bytes: agreeing.bytes,
+        },
+      ]),
+    );
+    const body = (await res.json()) as Json;
+    expect(res.status).toBe(202);
+    const referenced = sequence(body, '00081199');
+    expect(sops(referenced)).toEqual([labelled.sop, agreeing.sop]);
+    // B000: stored, with something the sender should hear of; the part that agrees has no WarningReason.
+    expect(referenced.map((i) => i['00081196']?.Value?.[0])).toEqual([0xb000, undefined]);
+    expect(res.headers.get('warning')).toContain(
+      `${labelled.sop}: the part's Content-Type names transfer-syntax=${JPEG_BASELINE}, but its File Meta Information Transfer Syntax UID (0002,0010) is ${EXPLICIT_LE}: read and stored as ${EXPLICIT_LE}`,
+    );
+    expect(res.headers.get('warning')).not.toContain(agreeing.sop);
+    const row = await s.app.index.db
+      .selectFrom('instances')
+      .select('transfer_syntax_uid')
+      .where('sop_instance_uid', '=', labelled.sop)
+      .executeTakeFirstOrThrow();
+    expect(row.transfer_syntax_uid).toBe(EXPLICIT_LE);
+  });
+
   it('fails a base64 or quoted-printable part naming its Content-Transfer-Encoding, and stores the others', async () => {
     for (const coding of ['base64', 'quoted-printable']) {
       const [a, b, c] = [instance(), instance(), instance()];

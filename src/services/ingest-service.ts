@@ -91,6 +91,12 @@ export interface IngestContext {
   /** DICOM calling AE title (C-STORE), which selects `validation.byAe`. */
   callingAeTitle?: string;
   /**
+   * The transfer syntax the transport's framing names for the object (a STOW-RS part's `transfer-syntax`
+   * parameter). The object's own File Meta Information Transfer Syntax UID (0002,0010) has precedence (PS3.18
+   * §8.7.9): one that disagrees is read as its file meta says, with a warning that names both.
+   */
+  declaredTransferSyntax?: string;
+  /**
    * Called once every byte of the source has been read, before the object is committed: lets a transport
    * receive the next object while this one is made durable and indexed.
    */
@@ -326,6 +332,7 @@ export class IngestService {
         transferSyntaxUid: parsed.transferSyntaxUid,
         warnings: [
           ...parsed.warnings,
+          ...declaredTransferSyntaxWarning(ctx.declaredTransferSyntax, parsed.transferSyntaxUid),
           ...verdict.defects.filter((d) => d.disposition === 'warn').map((d) => d.message),
         ],
       };
@@ -1056,6 +1063,18 @@ const heldConflict = (sopInstanceUid: string, quarantineId: string) =>
     dicomStatus: DicomStatus.DuplicateSopInstance,
     detail: { sopInstanceUid, quarantineId },
   });
+
+/**
+ * PS3.18 §8.7.9: where a part's media type and its File Meta Information disagree on the transfer syntax, the
+ * latter has precedence. Until 7 Dec 2026 the disagreement went unsaid; the sender now hears of it (a label that
+ * does not match its bytes is often a sign of a transcoding gone wrong on its side).
+ */
+function declaredTransferSyntaxWarning(declared: string | undefined, fileMeta: string): string[] {
+  if (declared === undefined || declared === fileMeta) return [];
+  return [
+    `the part's Content-Type names transfer-syntax=${declared.slice(0, 64)}, but its File Meta Information Transfer Syntax UID (0002,0010) is ${fileMeta}: read and stored as ${fileMeta}, which has precedence (PS3.18 section 8.7.9)`,
+  ];
+}
 
 /** Whether two async byte streams hold the same bytes. */
 async function sameBytes(a: AsyncIterable<Buffer>, b: AsyncIterable<Buffer>): Promise<boolean> {

@@ -148,8 +148,9 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
     try {
       for await (const part of readMultipart(source, boundary)) {
         const slot = parts++;
-        const refused = partRefusal(part, slot + 1);
-        if (refused) {
+        const head = partRefusal(part, slot + 1);
+        if ('refused' in head) {
+          const refused = head.refused;
           for await (const _ of part.body) void _;
           results[slot] = { failed: failure(undefined, undefined, refused.reason, refused.text) };
           // Recorded as every other failed part is (until 6 Dec 2026 these parts left no record).
@@ -167,6 +168,7 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
             channel: 'stow-rs',
             onReceived: received,
             ...(ctx.params.study ? { expectedStudyUid: ctx.params.study } : {}),
+            ...(head.transferSyntax !== undefined ? { declaredTransferSyntax: head.transferSyntax } : {}),
           })
           .then(
             (outcome) => {
@@ -424,19 +426,26 @@ async function answer(
 }
 
 /**
- * Why a part is refused before its bytes are parsed, or nothing: malformed headers (FailureReason 0xC000, cannot
- * understand, as a part cut short), or a media type other than application/dicom (0x0122).
+ * Why a part is refused before its bytes are parsed: malformed headers (FailureReason 0xC000, cannot understand,
+ * as a part cut short), or a media type other than application/dicom (0x0122). Otherwise the transfer syntax its
+ * media type names, if any.
  */
-function partRefusal(part: MultipartPart, partNo: number): PartHeadRefusal | undefined {
+function partRefusal(
+  part: MultipartPart,
+  partNo: number,
+): { refused: PartHeadRefusal } | { transferSyntax?: string } {
   const head = partHead(part, partNo, 'application/dicom');
-  if ('refused' in head) return head.refused;
+  if ('refused' in head) return head;
   if (head.type !== 'application/dicom')
     return {
-      reason: DicomStatus.SopClassNotSupported,
-      code: 'stow.unsupported-media-type',
-      text: `part ${partNo} has media type ${head.type}, not application/dicom`,
+      refused: {
+        reason: DicomStatus.SopClassNotSupported,
+        code: 'stow.unsupported-media-type',
+        text: `part ${partNo} has media type ${head.type}, not application/dicom`,
+      },
     };
-  return undefined;
+  const ts = head.params['transfer-syntax'];
+  return ts !== undefined ? { transferSyntax: ts } : {};
 }
 
 /** Most bytes of epilogue read after the closing delimiter, and how long to wait for them, to keep a connection. */
