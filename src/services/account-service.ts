@@ -1,5 +1,5 @@
 import argon2 from 'argon2';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { CustosError } from '../domain/errors.js';
 import { DEFAULT_PASSWORD_POLICY, generatePassword, type PasswordPolicy } from '../domain/password-policy.js';
 import { ROLES, type Principal } from '../domain/principal.js';
@@ -186,6 +186,7 @@ export class AccountService {
         action: 'grant-create',
         outcome: 'success',
         policy: 'builtin:local-operator',
+        ...(await patientOfStudy(trx, studyUid)),
         studyUid,
         objects: { user: username, expiresAt, reason: opts.reason },
       });
@@ -218,6 +219,7 @@ export class AccountService {
         action: 'care-team-add',
         outcome: 'success',
         policy: 'builtin:local-operator',
+        ...(await patientOfStudy(trx, studyUid)),
         studyUid,
         objects: { user: username, relationship },
       });
@@ -271,4 +273,22 @@ export class AccountService {
     }
     return u.pk;
   }
+}
+
+/**
+ * The patient of a stored study, for the record of a grant or care-team membership on it: a search of the ledger
+ * by patient then shows who was given access to that patient's study, as it shows a break-glass opening. A study
+ * not (yet) stored names no patient.
+ */
+async function patientOfStudy(
+  trx: Transaction<DatabaseSchema>,
+  studyUid: string,
+): Promise<{ patientId?: string }> {
+  const study = await trx
+    .selectFrom('studies as st')
+    .innerJoin('patients as p', 'p.pk', 'st.patient_pk')
+    .select('p.patient_id')
+    .where('st.study_uid', '=', studyUid)
+    .executeTakeFirst();
+  return study ? { patientId: study.patient_id } : {};
 }
