@@ -215,6 +215,15 @@ for (const backend of backends()) {
       const bad = await get('privacy-officer', '/api/kpis/activity?from=2026-02-01&to=2026-01-01');
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as { code: string }).code).toBe('kpi.bad-range');
+      // A day that does not exist: until 7 Dec 2026 answered 200 with byDay [2026-02-30] alone, so 1 and 2 March
+      // and what they counted were left out of a range that claimed to cover them.
+      const noSuchDay = await get('privacy-officer', '/api/kpis/activity?from=2026-02-30&to=2026-03-02');
+      expect(noSuchDay.status).toBe(400);
+      expect(await noSuchDay.json()).toMatchObject({
+        code: 'kpi.bad-range',
+        parameter: 'from',
+        detail: "from: '2026-02-30' is not a date (YYYY-MM-DD)",
+      });
     });
 
     it('describes every /api route of the router in the OpenAPI description, and nothing it lacks', async () => {

@@ -276,7 +276,13 @@ export class ConsoleService {
       ['from', from],
       ['to', to],
     ] as const) {
-      if (!DAY_RE.test(v) || Number.isNaN(Date.parse(`${v}T00:00:00Z`)))
+      // A day that does not exist (2026-02-30) is refused too: Date.parse rolls it into March, and until 7 Dec 2026
+      // the answer listed that day alone and left out the real days of the range with what they counted.
+      if (
+        !DAY_RE.test(v) ||
+        Number.isNaN(Date.parse(`${v}T00:00:00Z`)) ||
+        new Date(`${v}T00:00:00Z`).toISOString().slice(0, 10) !== v
+      )
         throw new CustosError({
           code: 'kpi.bad-range',
           message: `${name}: '${v}' is not a date (YYYY-MM-DD)`,
