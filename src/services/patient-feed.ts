@@ -59,6 +59,9 @@ export const FEED_POLICY = 'config:hl7.senders';
 const MAX_AUDITED_STUDIES = 1000;
 /** The status of an order cancelled (ORC-1 CA/OC/DC/CR/OD, ORC-5 CA; feed-commands.ts). */
 const CANCELLED = 'cancelled';
+/** The care relationships an order gives: its ordering and its referring physicians. */
+const ROLES = ['ordering', 'referring'] as const;
+type Role = (typeof ROLES)[number];
 
 /**
  * The authoritative patient index and order list, fed by HL7 ADT and order messages. Each message's effect and
@@ -432,14 +435,22 @@ export class PatientFeedService {
 
   /**
    * The care relationships order `orderPk` gives, made to match the order as it now stands: one per physician the
-   * order names (ordering, referring) while the order is live, none once it is cancelled. A physician sent as ""
-   * is no longer the order's, nor is one another physician replaced (until 6 Dec 2026 a replaced physician kept
-   * access); a field left empty keeps the physician known. A cancelled order (ORC-1 CA/OC/DC/CR/OD, or ORC-5 CA)
-   * gives none: until 7 Dec 2026 its physicians kept access to the patient's studies through it. Relationships of
-   * the patient's other orders are rows of their own and stay. A later message that reinstates the order gives
-   * them again. Returns the relationships ended, for the record.
+   * order names (ordering, referring; every repetition of ORC-12, else OBR-16, and of PV1-8: until 7 Dec 2026 only
+   * the first got one) while the order is live, none once it is cancelled. A physician sent as "" is no longer the
+   * order's, nor is one another physician replaced (until 6 Dec 2026 a replaced physician kept access); a field
+   * left empty keeps the physicians known. A cancelled order (ORC-1 CA/OC/DC/CR/OD, or ORC-5 CA) gives none: until
+   * 7 Dec 2026 its physicians kept access to the patient's studies through it. Relationships of the patient's other
+   * orders are rows of their own and stay. A later message that reinstates the order with the field left empty
+   * gives again the physician its columns name (the first of the field). Returns the relationships ended, for the
+   * record.
    */
-  private async syncOrderRelationships(trx: Trx, orderPk: number, patientPk: number, now: string) {
+  private async syncOrderRelationships(
+    trx: Trx,
+    orderPk: number,
+    patientPk: number,
+    now: string,
+    given: Record<Role, OrderCommand['orderingPhysician']>,
+  ) {
     const order = await trx
       .selectFrom('orders')
       .select([
@@ -451,26 +462,26 @@ export class PatientFeedService {
       ])
       .where('pk', '=', orderPk)
       .executeTakeFirstOrThrow();
-    const wanted =
-      order.status === CANCELLED
-        ? []
-        : [
-            {
-              relationship: 'ordering',
-              id: order.ordering_physician_id,
-              name: order.ordering_physician_name,
-            },
-            {
-              relationship: 'referring',
-              id: order.referring_physician_id,
-              name: order.referring_physician_name,
-            },
-          ].filter((w) => w.id !== '' || w.name !== '');
     const held = await trx
       .selectFrom('care_relationships')
       .select(['pk', 'patient_pk', 'physician_id', 'physician_name', 'relationship'])
       .where('order_pk', '=', orderPk)
       .execute();
+    const physicians = (role: Role): { id: string; name: string }[] => {
+      const who = given[role];
+      if (who !== undefined) return who ?? [];
+      const kept = held.filter((h) => h.relationship === role);
+      if (kept.length) return kept.map((h) => ({ id: h.physician_id, name: h.physician_name }));
+      const id = order[`${role}_physician_id`];
+      const name = order[`${role}_physician_name`];
+      return id !== '' || name !== '' ? [{ id, name }] : [];
+    };
+    const wanted: { relationship: Role; id: string; name: string }[] = [];
+    if (order.status !== CANCELLED)
+      for (const relationship of ROLES)
+        for (const p of physicians(relationship))
+          if (!wanted.some((w) => w.relationship === relationship && w.id === p.id && w.name === p.name))
+            wanted.push({ relationship, ...p });
     const same = (h: (typeof held)[number], w: (typeof wanted)[number]) =>
       h.patient_pk === patientPk &&
       h.relationship === w.relationship &&
@@ -786,7 +797,7 @@ export class PatientFeedService {
       const now = this.now();
       // '' is a field the message left empty, null one it sent as "" (OrderCommand).
       const physician = (p: OrderCommand['orderingPhysician'], part: 'id' | 'name') =>
-        p === null ? null : (p?.[part] ?? '');
+        p === null ? null : (p?.[0]?.[part] ?? '');
       const fields = {
         placer_order_number: o.placerOrderNumber,
         filler_order_number: o.fillerOrderNumber,
@@ -837,7 +848,10 @@ export class PatientFeedService {
           .executeTakeFirstOrThrow();
         orderPk = inserted.pk;
       }
-      const relationshipsEnded = await this.syncOrderRelationships(trx, orderPk, patientPk, now);
+      const relationshipsEnded = await this.syncOrderRelationships(trx, orderPk, patientPk, now, {
+        ordering: o.orderingPhysician,
+        referring: o.referringPhysician,
+      });
       const previousPatient =
         existing && existing.patient_pk !== patientPk
           ? await trx
@@ -867,8 +881,14 @@ export class PatientFeedService {
           ...(await this.filedUnder(trx, namedPk, patientPk)),
           procedure: o.procedureCode,
           department: o.department,
-          orderingPhysician: o.orderingPhysician?.id || o.orderingPhysician?.name || '',
-          referringPhysician: o.referringPhysician?.id || o.referringPhysician?.name || '',
+          orderingPhysician: named(o.orderingPhysician?.[0]),
+          referringPhysician: named(o.referringPhysician?.[0]),
+          ...((o.orderingPhysician?.length ?? 0) > 1
+            ? { orderingPhysicians: o.orderingPhysician!.map(named) }
+            : {}),
+          ...((o.referringPhysician?.length ?? 0) > 1
+            ? { referringPhysicians: o.referringPhysician!.map(named) }
+            : {}),
         },
       });
       lines.push(`${existing ? 'updated' : 'created'} order ${orderKey} (${o.status})`);
@@ -876,6 +896,9 @@ export class PatientFeedService {
     return { summary: lines.join('; ') };
   }
 }
+
+/** A physician as a record names them: by ID, else by name. */
+const named = (p: { id: string; name: string } | undefined) => p?.id || p?.name || '';
 
 /** The patient columns a message sets: fields it sent (possibly as "" to clear them), never those it left out. */
 function demographicColumns(p: Demographics) {

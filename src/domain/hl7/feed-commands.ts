@@ -63,8 +63,12 @@ export interface OrderCommand {
   procedureCode: string;
   procedureText: string;
   department: string | null;
-  orderingPhysician: Physician | null | undefined;
-  referringPhysician: Physician | null | undefined;
+  /**
+   * Every repetition of ORC-12 (else OBR-16) and PV1-8, the first first: each physician gets a care relationship;
+   * the first is the order's ordering (referring) physician. null is the HL7 null "", undefined a field left empty.
+   */
+  orderingPhysician: Physician[] | null | undefined;
+  referringPhysician: Physician[] | null | undefined;
   /** For OMI: Study Instance UID the order system assigned (IPC-3), '' otherwise. */
   studyInstanceUid: string | null;
   modality: string | null;
@@ -583,25 +587,29 @@ function physician(
   field: number,
   what: string,
   attribute: string,
-): Physician | null | undefined {
-  const rep = repetitions(seg, field)[0];
-  if (!rep || !seg) return undefined;
-  if (rep.length === 1 && rep[0]!.length === 1 && rep[0]![0] === HL7_NULL) return null;
-  const id = rep[0]?.[0] ?? '';
-  dicomText(id, 'LO', `${seg.id}-${field}.1 (${what} ID)`, 'PersonIdentificationCodeSequence', {
-    segment: seg.id,
-    sequence,
-    field,
-    component: 1,
+): Physician[] | null | undefined {
+  const reps = repetitions(seg, field);
+  if (reps.length === 0 || !seg) return undefined;
+  const first = reps[0]!;
+  if (reps.length === 1 && first.length === 1 && first[0]!.length === 1 && first[0]![0] === HL7_NULL)
+    return null;
+  // Every repetition names a physician of the order (XCN is repeatable in ORC-12, OBR-16 and PV1-8): until 7 Dec
+  // 2026 only the first was read, and the others got no care relationship. A later one is named by its number.
+  const out: Physician[] = [];
+  reps.forEach((rep, n) => {
+    const named = `${seg.id}-${field}${n > 0 ? `[${n + 1}]` : ''}`;
+    const where = { segment: seg.id, sequence, field, ...(reps.length > 1 ? { repetition: n + 1 } : {}) };
+    const id = rep[0]?.[0] ?? '';
+    dicomText(id, 'LO', `${named}.1 (${what} ID)`, 'PersonIdentificationCodeSequence', {
+      ...where,
+      component: 1,
+    });
+    const name = personName(rep, 1);
+    checkPersonName(rep, 1, name, { field: named, what, attribute, location: where });
+    if ((id !== '' || name !== '') && !out.some((p) => p.id === id && p.name === name))
+      out.push({ id, name });
   });
-  const name = personName(rep, 1);
-  checkPersonName(rep, 1, name, {
-    field: `${seg.id}-${field}`,
-    what,
-    attribute,
-    location: { segment: seg.id, sequence, field },
-  });
-  return id === '' && name === '' ? undefined : { id, name };
+  return out.length === 0 ? undefined : out;
 }
 
 const ORDER_STATUS: Record<string, string> = {

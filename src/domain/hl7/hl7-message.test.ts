@@ -350,8 +350,8 @@ describe('feed commands', () => {
       procedureCode: '71020',
       procedureText: 'CHEST PA AND LATERAL',
       department: 'CAR',
-      orderingPhysician: { id: '4567', name: 'ORDERING^OTTO' },
-      referringPhysician: { id: '7890', name: 'REFER^RITA' },
+      orderingPhysician: [{ id: '4567', name: 'ORDERING^OTTO' }],
+      referringPhysician: [{ id: '7890', name: 'REFER^RITA' }],
       patient: { patientId: '1234567', issuer: 'MCM' },
     });
   });
@@ -382,7 +382,7 @@ describe('feed commands', () => {
       studyInstanceUid: '1.2.3.4.5.6',
       modality: 'CT',
       department: 'RAD',
-      orderingPhysician: { id: '9012', name: 'ORDER^OSCAR' },
+      orderingPhysician: [{ id: '9012', name: 'ORDER^OSCAR' }],
       procedureCode: 'CTHEAD',
     });
   });
