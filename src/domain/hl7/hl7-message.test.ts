@@ -81,7 +81,8 @@ describe('HL7 v2 parser', () => {
     expect(unescapeHl7('A\\F\\B\\S\\C\\T\\D\\R\\E\\E\\')).toBe('A|B^C&D~E\\');
     expect(unescapeHl7('caf\\XC3A9\\')).toBe('café');
     expect(unescapeHl7('\\X41\\\\XE9\\')).toBe('Aé');
-    expect(unescapeHl7('line\\.br\\two\\H\\bold\\N\\')).toBe('linetwobold');
+    expect(unescapeHl7('line\\.br\\two\\H\\bold\\N\\')).toBe('line\ntwobold');
+    expect(unescapeHl7('a\\.sp2\\b\\.sk 3\\c\\.ce\\d\\.in+4\\e\\.fi\\f')).toBe('a\n\nb   c\ndef');
     expect(unescapeHl7('open \\F')).toBe('open \\F');
     const msg = parseHl7(
       'MSH|^~\\&|A|B|C|D|20240101||ADT^A08|C1|P|2.5.1\rPID|||X1||O\\S\\BRIEN^ANN\\T\\MARY\r',

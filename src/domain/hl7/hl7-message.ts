@@ -373,8 +373,11 @@ function parseField(raw: string, d: Hl7Delimiters): string[][][] {
 
 /**
  * Resolve escape sequences (v2.5.1 §2.7): \F\ \S\ \T\ \R\ \E\ stand for the delimiters, \Xhh..\ for bytes given
- * in hexadecimal (read as Latin-1 when they are not valid UTF-8). Formatting sequences (\H\ \N\ \.br\ …) carry
- * no text and are dropped; an unterminated escape is kept literally.
+ * in hexadecimal (read as Latin-1 when they are not valid UTF-8). Formatting commands (§2.7.6) that end a line
+ * (\.br\, \.sp\ n, \.ce\) become line feeds and \.sk\ n spaces, so the words either side stay apart (until 7 Dec
+ * 2026 they were dropped, and `CT HEAD\.br\W/O CONTRAST` read `CT HEADW/O CONTRAST`); the others (\H\ \N\
+ * highlighting, \.in\ \.ti\ indents, \.fi\ \.nf\, \Cxxyy\ \Mxxyyzz\ character set switches, \Z…\ local ones)
+ * carry no text and are dropped. An unterminated escape is kept literally.
  */
 export function unescapeHl7(s: string, d: Hl7Delimiters = DEFAULT_DELIMITERS): string {
   if (!s.includes(d.escape)) return s;
@@ -417,7 +420,13 @@ export function unescapeHl7(s: string, d: Hl7Delimiters = DEFAULT_DELIMITERS): s
       out += utf8.includes('\uFFFD') ? bytes.toString('latin1') : utf8;
       continue;
     }
-    if (/^(H|N|\.[a-z]{2}[+-]?\d*|C[0-9A-Fa-f]{4}|M[0-9A-Fa-f]{4,6}|Z.*)$/.test(seq)) continue;
+    const format = /^\.(br|sp|ce|sk)\s*([+-]?\d*)$/.exec(seq);
+    if (format) {
+      const count = Math.min(Math.max(Number(format[2] || '1'), 1), 100);
+      out += format[1] === 'sk' ? ' '.repeat(count) : format[1] === 'sp' ? '\n'.repeat(count) : '\n';
+      continue;
+    }
+    if (/^(H|N|\.[a-z]{2}\s*[+-]?\d*|C[0-9A-Fa-f]{4}|M[0-9A-Fa-f]{4,6}|Z.*)$/.test(seq)) continue;
     out += d.escape + seq + d.escape;
   }
   return out;
