@@ -261,6 +261,36 @@ describe('HTTP with callers that do not behave', () => {
     expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
   });
 
+  it('answers a request target longer than it reads with 414 URI Too Long, and header fields too large with 431', async () => {
+    // Until 7 Dec 2026 a long URL was a 431 Request Header Fields Too Large (RFC 9112 §3 says 414).
+    const long = await exchange(
+      port,
+      `GET /dicom-web/studies?PatientID=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
+    expect(long.text).toMatch(/^HTTP\/1\.1 414 URI Too Long\r\n/);
+    expect(long.text).toMatch(/Content-Type: application\/problem\+json/);
+    const body = JSON.parse(long.text.slice(long.text.indexOf('\r\n\r\n') + 4)) as {
+      code: string;
+      detail: string;
+    };
+    expect(body.code).toBe('http.uri-too-long');
+    expect(body.detail).toMatch(/^the request target is longer than this server reads/);
+    expect(long.closed).toBe(true);
+    // Behind a request it serves in the same packet: that one is answered, then the 414.
+    const pipelined = await exchange(
+      port,
+      `GET /api/health HTTP/1.1\r\nHost: x\r\n\r\nGET /api/health?x=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
+    expect(pipelined.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*HTTP\/1\.1 414 URI Too Long\r\n/);
+    // A short request line with a header too large is still the headers' fault.
+    const header = await exchange(
+      port,
+      `GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+    );
+    expect(header.text).toMatch(/^HTTP\/1\.1 431 /);
+    expect((await fetch(`${s.url}/api/health`)).status).toBe(200);
+  });
+
   it('answers CONNECT with 501 problem+json, since it is no proxy, and stays up', async () => {
     // Until 7 Dec 2026 the connection was closed with no answer at all.
     const r = await exchange(

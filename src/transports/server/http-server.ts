@@ -237,6 +237,10 @@ export class HttpServer {
         answer(rawProblem(methodProblem(unknownMethod)));
         return;
       }
+      if (err.code === 'HPE_HEADER_OVERFLOW' && inRequestLine(err)) {
+        answer(rawProblem(uriTooLongProblem()));
+        return;
+      }
       const status =
         err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
       answer(
@@ -581,6 +585,35 @@ function methodProblem(method: string): CustosError {
         : ''),
     httpStatus: 501,
     detail: { method },
+  });
+}
+
+/**
+ * Whether Node's parser stopped for its size limit (http.maxHeaderSize, 16 KiB, which counts the request line too)
+ * while still in the request line: from the start of the request the parser was on, a method and a target with no
+ * line end yet.
+ */
+function inRequestLine(err: Error): boolean {
+  const { rawPacket, bytesParsed } = err as { rawPacket?: Buffer; bytesParsed?: number };
+  if (!rawPacket) return false;
+  const text = rawPacket.toString('latin1', 0, bytesParsed ?? rawPacket.length);
+  // The packet may hold whole requests before this one (pipelined): this one starts after the last blank line.
+  const end = text.lastIndexOf('\r\n\r\n');
+  const request = text.slice(end === -1 ? 0 : end + 4).replace(/^(\r?\n)+/, '');
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,40} [^\r\n]*$/.test(request);
+}
+
+/**
+ * RFC 9112 §3: a request target longer than the server reads is a 414 URI Too Long (RFC 9110 §15.5.15), not the
+ * 431 of header fields too large (RFC 6585 §5), which it was until 7 Dec 2026: a client that shortens its headers
+ * will not help.
+ */
+function uriTooLongProblem(): CustosError {
+  return new CustosError({
+    code: 'http.uri-too-long',
+    message:
+      'the request target is longer than this server reads (16 KiB with the header fields): send a shorter URL, or a QIDO-RS query with fewer values (RFC 9112 §3, RFC 9110 §15.5.15)',
+    httpStatus: 414,
   });
 }
 
