@@ -1,5 +1,6 @@
 import { STORAGE_SOP_CLASSES } from '../../dicom/storage-sop-classes.js';
 import { TransferSyntax } from '../../dicom/tags.js';
+import { isValidUid } from '../../domain/ids.js';
 
 export const Sop = {
   Verification: '1.2.840.10008.1.1',
@@ -23,7 +24,15 @@ export const QUERY_RETRIEVE = new Set<string>([
   Sop.StudyRootGet,
 ]);
 
-export const isStorageSopClass = (uid: string) => STORAGE_SOP_CLASSES.has(uid);
+/**
+ * A SOP class Custos stores: one of the standard's storage classes, or a vendor's private class (a UID outside the
+ * standard's root 1.2.840.10008, such as Siemens CSA Non-Image 1.3.12.2.1107.5.9.1 that a Siemens MR sends with its
+ * series). STOW-RS and import store such an object with an "unknown SOP class" warning; C-STORE goes through the
+ * same ingest, so it takes the context too. Until 7 Dec 2026 the context was rejected, and such objects could reach
+ * Custos by STOW-RS only.
+ */
+export const isStorageSopClass = (uid: string) =>
+  STORAGE_SOP_CLASSES.has(uid) || (!uid.startsWith('1.2.840.10008.') && isValidUid(uid));
 
 /** Transfer syntaxes for commands' data sets other than stored objects. */
 export const PLAIN_SYNTAXES = [
