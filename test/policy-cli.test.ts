@@ -117,6 +117,31 @@ describe.each(backends())('custos policy and user commands on %s', (backend) => 
     expect(await ledger()).toHaveLength(1);
   });
 
+  it('refuses a policy id the ledger uses for other deciders (default-deny, n/a, builtin:…) or as a separator', async () => {
+    const extra = (id: string) =>
+      `${defaultText}\n@id("${id}")\npermit (principal, action == Custos::Action::"read-audit", resource is Custos::Archive)\nwhen { principal in Custos::Role::"student" };\n`;
+    const line = defaultText.split('\n').length + 1;
+    for (const [id, why] of [
+      ['default-deny', /policy id 'default-deny' is reserved/],
+      ['n/a', /policy id 'n\/a' is reserved/],
+      ['builtin:local-operator', /may not contain a colon/],
+      ['archive-query,break-glass-read', /may not contain a comma/],
+    ] as const) {
+      await writeFile(join(cwd, 'reserved.cedar'), extra(id));
+      const v = await run('policy', 'validate', 'reserved.cedar');
+      expect(v.code, id).toBe(1);
+      expect(v.err, id).toMatch(new RegExp(`^reserved\\.cedar:${line}:1: \\[`));
+      expect(v.err, id).toMatch(why);
+      // A student allowed to read the ledger would otherwise be recorded as allowed by 'default-deny' or a
+      // built-in rule: apply refuses it and changes nothing.
+      const a = await run('policy', 'apply', 'reserved.cedar', '--comment', 'reserved id');
+      expect(a.code, id).toBe(2);
+      expect(a.err, id).toMatch(/nothing was applied/);
+      expect((await run('policy', 'show', '--list')).out.trim().split('\n'), id).toHaveLength(2);
+    }
+    expect(await ledger()).toHaveLength(1);
+  });
+
   it('diff shows the change against the active version; apply stores a new version, keeps the old, audits', async () => {
     const edited = defaultText.replace(
       /@id\("archive-read-audit"\)[\s\S]*?\};\n/,

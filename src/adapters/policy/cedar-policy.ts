@@ -52,6 +52,24 @@ interface Compiled {
   /** Cedar's positional id (policy0, policy1, ...) to @id, for validator messages. */
   idByPosition: Map<string, string>;
   problems: PolicyProblem[];
+  /** Ids a new version may not use (see reservedIdProblem); an active version that has one still loads. */
+  reservedIds: PolicyProblem[];
+}
+
+/**
+ * The ledger's `policy` field names the deciding policy by its @id, several joined by commas, and names decisions
+ * no Cedar policy took as `default-deny`, `n/a` or a namespaced id (`builtin:local-operator`,
+ * `config:hl7.senders`). A policy with such an id would make an allow read as a default denial or a built-in rule,
+ * or as two policies: the record would misname what decided.
+ */
+function reservedIdProblem(id: string): string | undefined {
+  if (id === 'default-deny' || id === 'n/a')
+    return `policy id '${id}' is reserved: the audit ledger records it for decisions no policy took`;
+  if (id.includes(','))
+    return `policy id '${id}' may not contain a comma: the audit ledger joins several deciding policies with commas`;
+  if (id.includes(':'))
+    return `policy id '${id}' may not contain a colon: the audit ledger records built-in rules as 'builtin:…' and configured ones as 'config:…'`;
+  return undefined;
 }
 
 /** Split a policy file into its policies keyed by @id (the id recorded with every decision). */
@@ -59,8 +77,10 @@ function compile(text: string): Compiled {
   const policies: Record<string, string> = {};
   const idByPosition = new Map<string, string>();
   const parts = cedar.policySetTextToParts(text);
-  if (parts.type === 'failure') return { policies, idByPosition, problems: problemsOf(text, parts.errors) };
+  if (parts.type === 'failure')
+    return { policies, idByPosition, problems: problemsOf(text, parts.errors), reservedIds: [] };
   const problems: PolicyProblem[] = [];
+  const reservedIds: PolicyProblem[] = [];
   for (const tpl of parts.policy_templates) {
     const at = text.indexOf(tpl);
     problems.push({
@@ -96,10 +116,12 @@ function compile(text: string): Compiled {
       problems.push({ message: `duplicate policy id '${id}'`, policyId: id, ...where });
       return;
     }
+    const reserved = reservedIdProblem(id);
+    if (reserved) reservedIds.push({ message: reserved, policyId: id, ...where });
     policies[id] = p;
     idByPosition.set(`policy${i}`, id);
   });
-  return { policies, idByPosition, problems };
+  return { policies, idByPosition, problems, reservedIds };
 }
 
 /** Parse and validate policy files against the shipped schema (strict mode). */
@@ -121,7 +143,8 @@ export class CedarPolicyValidator implements PolicyValidator {
     const parsed = cedar.checkParsePolicySet({ staticPolicies: text });
     if (parsed.type === 'failure') return problemsOf(text, parsed.errors);
     const compiled = compile(text);
-    if (compiled.problems.length) return compiled.problems;
+    if (compiled.problems.length || compiled.reservedIds.length)
+      return [...compiled.problems, ...compiled.reservedIds];
     const answer = cedar.validate({
       schema: this.schema,
       policies: { staticPolicies: text },
