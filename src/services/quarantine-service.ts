@@ -1,6 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import { CustosError } from '../domain/errors.js';
-import { asBlobId } from '../domain/ids.js';
+import { asBlobId, asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import type { BulkMap } from '../domain/frames.js';
@@ -29,6 +29,7 @@ import type { DatabaseSchema, IndexDb, QuarantineTable as QuarantineColumns } fr
 import type { AccessGate } from './access-gate.js';
 import type { CorrectionOverlay } from './correction-overlay.js';
 import type { IngestContext, IngestService } from './ingest-service.js';
+import { readStoredToEnd } from './stored-object-check.js';
 import type { StudyKeyService } from './study-keys.js';
 import { quarantineOrder, type QuarantineSort } from './quarantine-sort.js';
 
@@ -46,6 +47,15 @@ export interface QuarantineDeps {
 }
 
 export type QuarantineStatus = 'quarantined' | 'released' | 'rejected';
+
+/** A quarantined object whose stored bytes fail their checks: not released (docs/fixity.md). */
+const corruptEntry = (row: { id: string; sop_instance_uid: string }) =>
+  new CustosError({
+    code: 'object.corrupt',
+    message: `quarantine entry ${row.id} (instance ${row.sop_instance_uid}) is not released: its stored bytes are damaged or missing; restore them from backup (docs/fixity.md)`,
+    httpStatus: 500,
+    detail: { quarantineId: row.id },
+  });
 
 export interface QuarantineSummary {
   id: string;
@@ -199,6 +209,17 @@ export class QuarantineService {
     const decision = await this.deps.gate.require(principal, 'correct-header', RESOURCE);
     const row = await this.row(id);
     if (row.status !== 'quarantined') throw notPending(row);
+    // The whole object is read through the blob store's checks first (every chunk's tag and the SHA-256), as a
+    // fixity pass reads it: until 7 Dec 2026 a release read only the header's chunks, and an object damaged in
+    // its pixel data, even one the fixity job had marked corrupt, was released into the archive.
+    if (row.fixity_status === 'corrupt') throw corruptEntry(row);
+    try {
+      await readStoredToEnd(this.deps, row);
+    } catch (err) {
+      if (!(err instanceof CustosError && err.code.startsWith('blob.'))) throw err;
+      await this.markCorrupt(row, err.message);
+      throw corruptEntry(row);
+    }
     const corrections = JSON.parse(row.corrections_json) as HeaderCorrections;
     const key = await this.deps.studyKeys.keyForRead(row.study_uid);
     const bulk = JSON.parse(row.bulk_json) as BulkMap;
@@ -328,6 +349,33 @@ export class QuarantineService {
       });
     });
     return detail(await this.row(id));
+  }
+
+  /** A release that found the stored bytes damaged: the entry marked corrupt and alerted, as a fixity pass does. */
+  private async markCorrupt(row: QuarantineTable, reason: string): Promise<void> {
+    const at = this.deps.clock.now().toISOString();
+    await this.deps.index.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('quarantine')
+        .set({ fixity_status: 'corrupt', fixity_checked_at: at })
+        .where('id', '=', row.id)
+        .execute();
+      await this.deps.ledger.appendIn(trx, {
+        principal: {
+          kind: 'system',
+          id: asUserId('system'),
+          name: 'system:fixity',
+          role: 'system',
+          source: 'release',
+        },
+        action: 'alert',
+        outcome: 'failure',
+        policy: 'n/a',
+        studyUid: row.study_uid,
+        objects: { sopInstanceUids: [row.sop_instance_uid], blobId: row.blob_id, quarantineId: row.id },
+        detail: { alert: 'object-integrity', found: 'release', where: 'quarantine', reason },
+      });
+    });
   }
 
   private async row(id: string, trx?: Kysely<DatabaseSchema>): Promise<QuarantineTable> {
