@@ -419,6 +419,58 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     expect(await spoolLeft()).toEqual([]);
   });
 
+  it('refuses a metadata part whose charset is not UTF-8 (0xC000, naming it), and reads utf-8 and "ISO_IR 192" as UTF-8', async () => {
+    const utf8 = { studyUid: uid(80), seriesUid: uid(81), sopInstanceUid: uid(82) };
+    const term = { studyUid: uid(83), seriesUid: uid(84), sopInstanceUid: uid(85) };
+    const latin1 = { studyUid: uid(86), seriesUid: uid(87), sopInstanceUid: uid(88) };
+    const metadataOf = (ids: typeof utf8, uri: string) =>
+      asMetadata(makeInstance({ ...ids, patientName: 'MÃ¼ller^Hans', patientId: `PID-CHARSET-${uri}` }), uri);
+    const [a, b, c] = [
+      await metadataOf(utf8, 'px-utf8'),
+      await metadataOf(term, 'px-term'),
+      await metadataOf(latin1, 'px-latin1'),
+    ];
+    // In ISO-8859-1, 'MÃ¼ller' is the bytes 4D C3 BC …, which read as UTF-8 are 'Müller': until 7 Dec 2026 the
+    // charset was ignored and the third part was stored under a name its sender never wrote.
+    const res = await post(
+      body([
+        {
+          type: 'application/dicom+json; charset=utf-8',
+          bytes: Buffer.from(JSON.stringify([a.json]), 'utf8'),
+        },
+        {
+          type: 'application/dicom+json; charset="ISO_IR 192"',
+          bytes: Buffer.from(JSON.stringify([b.json]), 'utf8'),
+        },
+        {
+          type: 'application/dicom+json; charset=ISO-8859-1',
+          bytes: Buffer.from(JSON.stringify([c.json]), 'latin1'),
+        },
+        ...a.bulk,
+        ...b.bulk,
+        ...c.bulk,
+      ]),
+    );
+    expect(res.status).toBe(202);
+    const answer = (await res.json()) as Json;
+    expect((answer['00081199']!.Value as Json[]).map((i) => i['00081155']!.Value![0])).toEqual([
+      utf8.sopInstanceUid,
+      term.sopInstanceUid,
+    ]);
+    // The refused part, and the bulk data only it referred to.
+    expect((answer['00081198']!.Value as Json[]).map((i) => i['00081197']!.Value![0])).toEqual([
+      0xc000, 0xc000,
+    ]);
+    expect(res.headers.get('warning')).toContain(
+      'part 3: the metadata is application/dicom+json; charset=ISO-8859-1, but Custos reads metadata only in UTF-8',
+    );
+    expect(res.headers.get('warning')).toContain("part 6: Content-Location 'px-latin1'");
+    expect(await noMatches(s, latin1.studyUid)).toBe(true);
+    const stored = await comparable(await retrieve(utf8.studyUid, utf8.seriesUid, utf8.sopInstanceUid));
+    expect(stored.json['00100010']!.Value).toEqual([{ Alphabetic: 'MÃ¼ller^Hans' }]);
+    expect(await spoolLeft()).toEqual([]);
+  });
+
   it('fails with 0xA700 the instance whose bulk data part exceeds limits.maxInstanceBytes, storing the others', async () => {
     const small = { studyUid: uid(70), seriesUid: uid(71), sopInstanceUid: uid(72) };
     const big = { studyUid: uid(73), seriesUid: uid(74), sopInstanceUid: uid(75) };

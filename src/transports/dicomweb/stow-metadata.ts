@@ -70,6 +70,9 @@ export interface MetadataInstance {
   error?: CustosError;
 }
 
+/** Names of UTF-8 a metadata part's charset parameter may give: the IANA name and the DICOM Defined Term. */
+const UTF8_NAMES = new Set(['utf-8', 'iso_ir 192']);
+
 const refuse = (code: string, message: string, dicomStatus: number) =>
   new CustosError({ code, message, httpStatus: 400, dicomStatus });
 
@@ -98,8 +101,22 @@ export class MetadataRequest {
       return;
     }
     const { type, params } = head;
-    if (type === 'application/dicom+json' || type === 'application/dicom+xml')
+    if (type === 'application/dicom+json' || type === 'application/dicom+xml') {
+      // DICOM JSON is UTF-8 (PS3.18 F.2, RFC 8259 §8.1), and Custos reads DICOM XML metadata in UTF-8 too. A part
+      // that names another charset is refused, not read as UTF-8 regardless (until 7 Dec 2026 the parameter was
+      // ignored: Latin-1 text either failed as "not UTF-8" or, when its bytes happened to be valid UTF-8, was
+      // stored as other characters). The charset may be named as in PS3.18 §8.8, IANA or DICOM Defined Term.
+      const charset = params.charset;
+      if (charset !== undefined && !UTF8_NAMES.has(charset.toLowerCase())) {
+        await drain();
+        return refusal(
+          DicomStatus.CannotUnderstand,
+          'stow.unsupported-charset',
+          `the metadata is ${type}; charset=${charset.slice(0, 40)}, but Custos reads metadata only in UTF-8 (PS3.18 section F.2, RFC 8259): send it as UTF-8, with charset=utf-8 or no charset`,
+        );
+      }
       return this.addMetadata(part, partNo, type);
+    }
     if (type === 'application/dicom') {
       await drain();
       return refusal(
