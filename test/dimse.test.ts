@@ -2778,7 +2778,7 @@ for (const backend of backends()) {
         const many = Array.from({ length: 10_000 }, (_, i) => `2.25.${String(i).padStart(58, '9')}`);
         const big = encodeDataset(
           [
-            { tag: 0x00081195, vr: 'UI', value: '2.25.779' },
+            { tag: 0x00081195, vr: 'UI', value: '2.25.7791' },
             {
               tag: 0x00081199,
               vr: 'SQ',
@@ -2912,6 +2912,119 @@ for (const backend of backends()) {
       } finally {
         await scuA.release();
       }
+    });
+
+    it('reports every reference failed with 0x0131 when a Transaction UID is used again for another request, and answers a retry of the same one again', async () => {
+      const { encodeDataset, parseDataset } = await import('../src/transports/dimse/dimse-dataset.js');
+      /** An association for `callingAe` whose reports arrive in order, and a way to take (and answer) the next. */
+      const requestor = async (callingAe: string) => {
+        const reports: { cmd: { eventTypeId?: number }; data: Buffer; ctx: number; id: number }[] = [];
+        let reported: (() => void) | undefined;
+        const scuA = await associate({
+          callingAe,
+          contexts: [{ abstractSyntax: COMMIT, transferSyntaxes: ['1.2.840.10008.1.2'] }],
+          onRequest: (ctx, cmd, data) => {
+            reports.push({ cmd, data: data!, ctx, id: cmd.messageId! });
+            reported?.();
+          },
+        });
+        const ts = scuA.context(COMMIT)!.transferSyntax;
+        const commit = async (tx: string, instances: string[]) => {
+          const rsp = await nAction(
+            scuA,
+            encodeDataset(
+              [
+                { tag: 0x00081195, vr: 'UI', value: tx },
+                {
+                  tag: 0x00081199,
+                  vr: 'SQ',
+                  value: instances.map((sop) => [
+                    { tag: 0x00081150, vr: 'UI', value: CT_IMAGE },
+                    { tag: 0x00081155, vr: 'UI', value: sop },
+                  ]),
+                },
+              ],
+              ts,
+            ),
+          );
+          expect(rsp.cmd.status).toBe(0);
+          if (!reports.length) await new Promise<void>((r) => (reported = r));
+          const ev = reports.shift()!;
+          await answerReport(scuA, ev, 0, ev.cmd.eventTypeId);
+          const ds = await parseDataset(ev.data, ts);
+          const committed = ds.get(0x00081199);
+          const tx2 = ds.get(0x00081195);
+          return {
+            eventTypeId: ev.cmd.eventTypeId,
+            transactionUid: tx2?.kind === 'text' ? tx2.values[0] : undefined,
+            committed:
+              committed?.kind === 'sequence'
+                ? committed.items.map((i) => {
+                    const u = i.get(0x00081155);
+                    return u?.kind === 'text' ? u.values[0] : undefined;
+                  })
+                : [],
+            failed: await failedOf(ev.data, ts),
+          };
+        };
+        return { commit, release: () => scuA.release() };
+      };
+      const tx = '2.25.7950';
+      const modality = await requestor('TESTSCU');
+      try {
+        expect(await modality.commit(tx, [sops[0]!])).toEqual({
+          eventTypeId: 1,
+          transactionUid: tx,
+          committed: [sops[0]],
+          failed: [],
+        });
+        // The same request again (its report lost, say): answered again, as the first.
+        expect(await modality.commit(tx, [sops[0]!])).toEqual({
+          eventTypeId: 1,
+          transactionUid: tx,
+          committed: [sops[0]],
+          failed: [],
+        });
+        // The same UID for another request: nothing committed under it, every reference failed with 0131H
+        // (PS3.3 C.14.1.1, Duplicate transaction UID). Until 7 Dec 2026 it was committed as a new request.
+        expect(await modality.commit(tx, [sops[0]!, sops[1]!])).toEqual({
+          eventTypeId: 2,
+          transactionUid: tx,
+          committed: [],
+          failed: [
+            { uid: sops[0], reason: 0x0131 },
+            { uid: sops[1], reason: 0x0131 },
+          ],
+        });
+      } finally {
+        await modality.release();
+      }
+      // Another AE using the UID, even for the same references, is not the transaction's requestor either.
+      const other = await requestor('TSSCU');
+      try {
+        expect(await other.commit(tx, [sops[0]!])).toEqual({
+          eventTypeId: 2,
+          transactionUid: tx,
+          committed: [],
+          failed: [{ uid: sops[0], reason: 0x0131 }],
+        });
+      } finally {
+        await other.release();
+      }
+      // Each is recorded once its report was answered, which the requestor does just before this reads.
+      let ofTx: Awaited<ReturnType<typeof s.app.auditStore.search>> = [];
+      for (let i = 0; i < 50 && ofTx.length < 4; i++) {
+        if (i) await new Promise((r) => setTimeout(r, 100));
+        const records = await s.app.auditStore.search({ action: ['storage-commit'], limit: 50 });
+        ofTx = records.filter((r) => JSON.stringify(r.objects).includes(tx)).reverse();
+      }
+      expect(ofTx.map((r) => [r.outcome, r.detail?.transaction])).toEqual([
+        ['success', undefined],
+        ['success', 'retry'],
+        ['failure', 'duplicate'],
+        ['failure', 'duplicate'],
+      ]);
+      expect(ofTx[3]?.detail).toMatchObject({ firstCallingAe: 'TESTSCU' });
     });
 
     it('counts a storage commitment report answered with a warning as delivered, one answered with a failure as not', async () => {

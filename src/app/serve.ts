@@ -16,6 +16,7 @@ import { demoBanner, seedDemo } from './demo.js';
 import { fileURLToPath } from 'node:url';
 import { startMemoryReturn } from './memory-return.js';
 import { certificateExpiryNotice, keyFileNotice, loadTlsMaterial, type TlsMaterial } from './tls-material.js';
+import { CommitmentTransactions } from '../services/commitment-transactions.js';
 
 /** Where `npm run build` puts the web console (dist/console), from src/app and dist/app alike. */
 export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
@@ -74,6 +75,7 @@ export async function startDimse(
     retrieve: app.retrieve,
     registry: app.aes,
     ledger: app.ledger,
+    commitments: new CommitmentTransactions({ index: app.index, clock: app.clock }),
     aeTitle: d.aeTitle,
     clock: app.clock,
     connectTimeoutMs: d.connectTimeoutMs,

@@ -410,6 +410,18 @@ export interface Hl7AppliedMessagesTable {
   applied_at: string;
 }
 
+/**
+ * A Storage Commitment transaction (PS3.4 J.3.2): its Transaction UID, who asked and for what (SHA-256 of the
+ * sorted references), so that a UID used again for another request is told apart from a retry of the same one.
+ */
+export interface StorageCommitmentsTable {
+  transaction_uid: string;
+  calling_ae: string;
+  request_sha256: string;
+  reference_count: number;
+  requested_at: string;
+}
+
 export interface DatabaseSchema {
   archive_identity: ArchiveIdentityTable;
   quarantine: QuarantineTable;
@@ -440,6 +452,7 @@ export interface DatabaseSchema {
   break_glass: BreakGlassTable;
   merge_loop_alerts: MergeLoopAlertsTable;
   hl7_applied_messages: Hl7AppliedMessagesTable;
+  storage_commitments: StorageCommitmentsTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

@@ -664,6 +664,20 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    '0021-storage-commitment-transactions': {
+      // The Transaction UIDs of storage commitment requests (storage-commitment.ts): one used again for another
+      // request is a duplicate (PS3.3 C.14.1.1, Failure Reason 0131H).
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('storage_commitments')
+          .addColumn('transaction_uid', 'text', (c) => c.primaryKey())
+          .addColumn('calling_ae', 'text', (c) => c.notNull())
+          .addColumn('request_sha256', 'text', (c) => c.notNull())
+          .addColumn('reference_count', 'integer', (c) => c.notNull())
+          .addColumn('requested_at', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

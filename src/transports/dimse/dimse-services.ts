@@ -10,6 +10,7 @@ import type { Principal } from '../../domain/principal.js';
 import type { AuditLedger } from '../../ports/audit-ledger.js';
 import type { Clock } from '../../ports/clock.js';
 import type { AeEntry, AeRegistry } from '../../services/ae-registry.js';
+import type { CommitmentTransactions } from '../../services/commitment-transactions.js';
 import { heldInQuarantine, keptWarning, type IngestService } from '../../services/ingest-service.js';
 import type { QueryService } from '../../services/query-service.js';
 import type { InstanceRef, RetrieveService } from '../../services/retrieve-service.js';
@@ -38,6 +39,8 @@ export interface DimseServiceDeps {
   retrieve: RetrieveService;
   registry: AeRegistry;
   ledger: AuditLedger;
+  /** The Transaction UIDs of storage commitment requests, so one used again for another request is told. */
+  commitments: CommitmentTransactions;
   aeTitle: string;
   /** The time a destination's registered certificate must be valid at when it is called. */
   clock: Clock;

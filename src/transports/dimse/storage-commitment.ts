@@ -4,6 +4,7 @@
  * with N-EVENT-REPORT on the same association if it is still open, otherwise on a new one to the requester's
  * registered address (with the SCP role, PS3.4 J.3.3).
  */
+import { createHash } from 'node:crypto';
 import { CustosError, DicomStatus, isWarningStatus } from '../../domain/errors.js';
 import { isValidUid } from '../../domain/ids.js';
 import type { Dataset } from '../../dicom/dataset.js';
@@ -15,6 +16,7 @@ import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
 import { encodeAbort } from './pdu.js';
 import { DEFAULT_RESPONSE_TIMEOUT_MS, openScuAssociation } from './scu-association.js';
 import { isStorageSopClass, PLAIN_SYNTAXES, Sop } from './sop-classes.js';
+import type { TransactionClaim } from '../../services/commitment-transactions.js';
 
 const TRANSACTION_UID = 0x00081195;
 const REFERENCED_SOP_SEQUENCE = 0x00081199;
@@ -26,6 +28,7 @@ const FAILURE_REASON = 0x00081197;
 const NO_SUCH_OBJECT_INSTANCE = 0x0112;
 const CLASS_INSTANCE_CONFLICT = 0x0119;
 const REFERENCED_SOP_CLASS_NOT_SUPPORTED = 0x0122;
+const DUPLICATE_TRANSACTION_UID = 0x0131;
 /** PS3.7 Annex C: an attribute the request needs is absent (0120), or present without a value (0121). */
 const MISSING_ATTRIBUTE = 0x0120;
 const MISSING_ATTRIBUTE_VALUE = 0x0121;
@@ -99,6 +102,16 @@ export class StorageCommitment {
       sopClassUid: text(item, REFERENCED_SOP_CLASS_UID),
       sopInstanceUid: text(item, REFERENCED_SOP_INSTANCE_UID),
     }));
+    // A Transaction UID names one request for good (PS3.4 J.3.3): used again for another one (another caller or
+    // other references), every reference is reported failed with 0131H, nothing checked; the same caller asking
+    // for the same references again is answered again, as its report may have been lost. Until 7 Dec 2026 any
+    // reuse was committed as a new request.
+    const claim = await this.s.deps.commitments.claim(
+      transactionUid,
+      a.callingAe,
+      requestDigest(refs),
+      refs.length,
+    );
     await a.conn!.send(ctx.id, {
       affectedSopClassUid: Sop.StorageCommitmentPush,
       commandField: Cmd.NActionRsp,
@@ -110,25 +123,34 @@ export class StorageCommitment {
     });
     // After the response: an A-RELEASE-RQ that comes meanwhile is answered without waiting for the report, which
     // then goes on a new association.
-    a.background(this.report(a, ctx, transactionUid, refs));
+    a.background(this.report(a, ctx, transactionUid, refs, claim));
   }
 
-  private async report(a: ScpAssociation, ctx: NegotiatedContext, transactionUid: string, refs: Ref[]) {
+  private async report(
+    a: ScpAssociation,
+    ctx: NegotiatedContext,
+    transactionUid: string,
+    refs: Ref[],
+    claim: TransactionClaim,
+  ) {
     const committed: Ref[] = [];
     const failed: (Ref & { reason: number })[] = [];
-    for (const r of refs) {
-      // Custos commits to storage SOP classes only (e.g. not Verification): 0122, not a class/instance conflict.
-      if (!isStorageSopClass(r.sopClassUid)) {
-        failed.push({ ...r, reason: REFERENCED_SOP_CLASS_NOT_SUPPORTED });
-        continue;
+    if (claim.kind === 'duplicate')
+      for (const r of refs) failed.push({ ...r, reason: DUPLICATE_TRANSACTION_UID });
+    else
+      for (const r of refs) {
+        // Custos commits to storage SOP classes only (e.g. not Verification): 0122, not a class/instance conflict.
+        if (!isStorageSopClass(r.sopClassUid)) {
+          failed.push({ ...r, reason: REFERENCED_SOP_CLASS_NOT_SUPPORTED });
+          continue;
+        }
+        await this.s.settled(r.sopInstanceUid);
+        const found = await this.s.deps.retrieve.verifyStored(r.sopInstanceUid);
+        if (!found) failed.push({ ...r, reason: NO_SUCH_OBJECT_INSTANCE });
+        else if (found.sopClassUid !== r.sopClassUid) failed.push({ ...r, reason: CLASS_INSTANCE_CONFLICT });
+        else if (!found.intact) failed.push({ ...r, reason: DicomStatus.ProcessingFailure });
+        else committed.push(r);
       }
-      await this.s.settled(r.sopInstanceUid);
-      const found = await this.s.deps.retrieve.verifyStored(r.sopInstanceUid);
-      if (!found) failed.push({ ...r, reason: NO_SUCH_OBJECT_INSTANCE });
-      else if (found.sopClassUid !== r.sopClassUid) failed.push({ ...r, reason: CLASS_INSTANCE_CONFLICT });
-      else if (!found.intact) failed.push({ ...r, reason: DicomStatus.ProcessingFailure });
-      else committed.push(r);
-    }
     const item = (r: Ref): WriteElement[] => [
       { tag: REFERENCED_SOP_CLASS_UID, vr: 'UI', value: r.sopClassUid },
       { tag: REFERENCED_SOP_INSTANCE_UID, vr: 'UI', value: r.sopInstanceUid },
@@ -221,9 +243,27 @@ export class StorageCommitment {
         committed: committed.map((r) => r.sopInstanceUid).slice(0, 10_000),
         failed: failed.map((r) => ({ sopInstanceUid: r.sopInstanceUid, reason: r.reason })).slice(0, 10_000),
       },
-      detail: undelivered
-        ? { report: 'not delivered', reason: undelivered }
-        : { report: 'delivered', ...(warned ? { status: warned } : {}) },
+      detail: {
+        ...(undelivered
+          ? { report: 'not delivered', reason: undelivered }
+          : { report: 'delivered', ...(warned ? { status: warned } : {}) }),
+        ...(claim.kind === 'duplicate'
+          ? {
+              transaction: 'duplicate',
+              firstRequestedAt: claim.firstRequestedAt,
+              firstCallingAe: claim.firstCallingAe,
+            }
+          : claim.kind === 'retry'
+            ? { transaction: 'retry', firstRequestedAt: claim.firstRequestedAt }
+            : {}),
+      },
     });
   }
+}
+
+/** The request's references, order aside: what tells a retry of a request from another request under its UID. */
+function requestDigest(refs: Ref[]): string {
+  const hash = createHash('sha256');
+  for (const line of refs.map((r) => `${r.sopClassUid}\\${r.sopInstanceUid}\n`).sort()) hash.update(line);
+  return hash.digest('hex');
 }
