@@ -673,7 +673,8 @@ const paths: Record<string, Record<string, Op>> = {
   },
   '/api/audit/disclosures': {
     get: op({
-      summary: "accounting of disclosures: everyone who accessed one patient's studies",
+      summary:
+        "accounting of disclosures: everyone who accessed one patient's studies or saw the patient in query results",
       operationId: 'auditDisclosures',
       tags: ['audit'],
       parameters: [
