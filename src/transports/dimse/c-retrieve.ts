@@ -22,6 +22,16 @@ function uids(ds: Dataset, tag: number, name: string): string[] {
   return [...new Set(values)];
 }
 
+export interface ResolvedRetrieve {
+  /** The instances to send (damaged ones included, marked). */
+  refs: InstanceRef[];
+  /**
+   * Study Instance UIDs refused while others go: not readable by the principal or not in the archive, which
+   * answer alike. Each is one failed sub-operation (PS3.4 C.4.2.3.1), its refusal recorded by the access gate.
+   */
+  refusedStudies: string[];
+}
+
 export async function resolveRetrieve(
   s: DimseServices,
   principal: Principal,
@@ -29,7 +39,7 @@ export async function resolveRetrieve(
   ds: Dataset,
   what: 'c-move' | 'c-get',
   detail: Record<string, unknown>,
-): Promise<InstanceRef[]> {
+): Promise<ResolvedRetrieve> {
   const level = queryLevel(ds, model, { patientRetrieve: true });
   const studies = uids(ds, Tags.StudyInstanceUID, 'StudyInstanceUID');
   const series = uids(ds, Tags.SeriesInstanceUID, 'SeriesInstanceUID');
@@ -87,7 +97,11 @@ export async function resolveRetrieve(
       scopes.push({ studyUid: studies[0]!, seriesUid: series[0]!, sopInstanceUid: i, ...withinPatient });
   }
   const refs: InstanceRef[] = [];
+  /** Studies refused (not readable by this principal, or not in the archive: the two answer alike). */
+  const refused = new Map<string, CustosError>();
   for (const scope of scopes) {
+    // A SERIES or IMAGE retrieve names one study: refused once, it is refused for each of its scopes.
+    if (refused.has(scope.studyUid)) continue;
     try {
       // An instance found damaged is a failed sub-operation of its own; the others still go.
       refs.push(
@@ -96,10 +110,21 @@ export async function resolveRetrieve(
         })),
       );
     } catch (err) {
-      // An unknown UID matches nothing (zero sub-operations); refusals and other failures are the answer.
+      // Matches nothing (zero sub-operations): an unknown UID for a principal allowed every study, a study of
+      // another patient, a series or instance not in the study.
       if (err instanceof CustosError && err.code === 'wado.not-found') continue;
+      // A refused study (already recorded as denied in the ledger) does not hold back the others listed with it:
+      // a PACS prefetch list with one stale UID moves the rest. Until 7 Dec 2026 one such UID refused the whole
+      // request (0x0124) and nothing was sent.
+      if (err instanceof CustosError && err.code === 'access.denied') {
+        refused.set(scope.studyUid, err);
+        continue;
+      }
       throw err;
     }
   }
-  return refs;
+  // Nothing to send and something refused: the answer one refused UID gets (0x0124), whatever else was listed.
+  const [firstRefusal] = refused.values();
+  if (firstRefusal && refs.length === 0) throw firstRefusal;
+  return { refs, refusedStudies: [...refused.keys()] };
 }

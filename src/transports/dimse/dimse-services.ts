@@ -298,7 +298,7 @@ export class DimseServices {
         return;
       }
     }
-    const matched = await resolveRetrieve(
+    const { refs: matched, refusedStudies } = await resolveRetrieve(
       this,
       principal,
       ctx.abstractSyntax,
@@ -313,18 +313,27 @@ export class DimseServices {
     // C-GET (0xA701) and nothing was sent.
     const damaged = matched.filter((r) => r.damaged);
     const refs = matched.filter((r) => !r.damaged);
-    const failedUids: string[] = damaged.map((r) => r.sopInstanceUid);
+    // A listed study refused (not readable, or not in the archive: alike) is one failed sub-operation, listed by
+    // its Study Instance UID: no SOP instance of it can be named without telling that it exists. Until 7 Dec 2026
+    // it refused the whole request (0x0124) and the other studies were not sent either.
+    const failedUids: string[] = [...refusedStudies, ...damaged.map((r) => r.sopInstanceUid)];
+    /** Failed without an attempt (refused studies, damaged instances). */
+    const unattempted = failedUids.length;
     let completed = 0;
     let warning = 0;
     let remaining = refs.length;
-    /** Sub-operations attempted that failed (failedUids also holds the damaged ones, never attempted). */
-    const attemptedFailed = () => failedUids.length - damaged.length;
+    /** Sub-operations attempted that failed (failedUids also holds the refused and damaged ones, never attempted). */
+    const attemptedFailed = () => failedUids.length - unattempted;
     /** Why the sub-operations stopped short, for the final response's Error Comment. */
     let stopped: string | undefined;
     /** Not sent because the requestor cancelled (C-CANCEL): neither failed nor sent, but unsent all the same. */
     const cancelledUids: string[] = [];
     /** Why the first sub-operation that failed on its own failed (stopped says it better when both are set). */
     let firstFailure: string | undefined = damaged[0]?.damaged;
+    /** The Error Comment when refused studies are the only failures: the same for an unknown UID. */
+    const refusal = refusedStudies.length
+      ? `not authorised or unknown: study ${refusedStudies.join(', ')}`
+      : undefined;
     try {
       const dest = move && refs.length ? (await this.deps.registry.find(destinationTitle!))! : undefined;
       // Registered but unreachable (refused, timed out, rejected, not the pinned certificate): every
@@ -427,7 +436,8 @@ export class DimseServices {
     // alone, as if every matched object had gone); they are no failed sub-operations in the response (PS3.4
     // C.4.2.3.1: the Number of Remaining Sub-operations counts them).
     stopped ??= firstFailure;
-    const unsent = [...failedUids, ...cancelledUids];
+    // Refused studies are recorded by their refusals (denied), not as objects that did not reach the destination.
+    const unsent = [...failedUids.slice(refusedStudies.length), ...cancelledUids];
     if (unsent.length)
       await this.deps.ledger.append({
         principal,
@@ -462,6 +472,7 @@ export class DimseServices {
           : 0;
     const counts = { completed, failed: failedUids.length, warning, ...(cancelled ? { remaining } : {}) };
     if (failedUids.length) {
+      const comment = stopped ?? refusal;
       // PS3.4 C.4.2.1.3.1: the final response lists the failed SOP instances.
       const ts = a.contexts.get(ctx.id)!.transferSyntax;
       const ident = encodeDataset([{ tag: 0x00080058, vr: 'UI', value: listableUids(failedUids, ts) }], ts);
@@ -474,7 +485,7 @@ export class DimseServices {
           commandDataSetType: 0x0000,
           status,
           // LO: the first 64 characters reach the caller, so the reason comes first.
-          ...(stopped ? { errorComment: asciiText(stopped).slice(0, 64) } : {}),
+          ...(comment ? { errorComment: asciiText(comment).slice(0, 64) } : {}),
           ...counts,
         },
         ident,
