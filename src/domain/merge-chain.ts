@@ -1,3 +1,11 @@
+/**
+ * The ADT events that merge one patient into another (patient_merges.event), which the walk along merges follows:
+ * A40 (merge patient identifier list), A34 (patient ID only), and, read as those are, A39 (merge person) and A36
+ * (patient ID and account number) when they name the prior patient in MRG-1 (docs/hl7.md). An identifier change
+ * (A47, A46) is recorded there too, and is no merge to follow.
+ */
+export const MERGE_EVENTS: readonly string[] = ['A40', 'A34', 'A39', 'A36'];
+
 /** One recorded merge (A40/A34) of a patient: into which patient, and the merge's order (its patient_merges pk). */
 export interface MergeStep {
   survivor: number;

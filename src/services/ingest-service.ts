@@ -24,7 +24,7 @@ import {
   type ValidationDecision,
   type ValidationLevel,
 } from '../domain/validation/validation-policy.js';
-import { followMerges, type MergeChain } from '../domain/merge-chain.js';
+import { followMerges, MERGE_EVENTS, type MergeChain } from '../domain/merge-chain.js';
 import { alertLoopOnceAlone, describeLoop } from './merge-loops.js';
 import type { OrderLookup } from '../ports/order-lookup.js';
 import type { StorageSpace } from '../ports/storage-space.js';
@@ -1219,7 +1219,7 @@ const Q = {
       .selectFrom('patient_merges')
       .select(['pk', 'surviving_patient_pk'])
       .where('prior_patient_pk', '=', p.pk)
-      .where('event', 'in', ['A40', 'A34'])
+      .where('event', 'in', MERGE_EVENTS)
       .orderBy('pk', 'desc')
       .limit(1),
   ),

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { followMerges, type MergeChain, type MergeStep } from '../domain/merge-chain.js';
+import { followMerges, MERGE_EVENTS, type MergeChain, type MergeStep } from '../domain/merge-chain.js';
 import type { AuditEvent, AuditLedger } from '../ports/audit-ledger.js';
 import type { DatabaseSchema } from '../ports/database.js';
 
@@ -29,7 +29,7 @@ export function mergedIntoIn(db: Kysely<DatabaseSchema>) {
       .selectFrom('patient_merges')
       .select(['pk', 'surviving_patient_pk'])
       .where('prior_patient_pk', '=', pk)
-      .where('event', 'in', ['A40', 'A34'])
+      .where('event', 'in', MERGE_EVENTS)
       .orderBy('pk', 'desc')
       .executeTakeFirst();
     return next && { survivor: next.surviving_patient_pk, order: next.pk };

@@ -8,7 +8,7 @@ import type {
   OrderCommand,
   PatientIdentity,
 } from '../domain/hl7/feed-commands.js';
-import { followMerges, type MergeChain } from '../domain/merge-chain.js';
+import { followMerges, MERGE_EVENTS, type MergeChain } from '../domain/merge-chain.js';
 import {
   alertLoopOnce,
   alertLoopOnceAlone,
@@ -325,7 +325,7 @@ export class PatientFeedService {
         .selectFrom('patient_merges')
         .select(['event', 'merged_at', 'surviving_patient_pk'])
         .where('prior_patient_pk', '=', row.pk)
-        .where('event', 'in', ['A40', 'A34'])
+        .where('event', 'in', MERGE_EVENTS)
         .orderBy('pk', 'desc')
         .executeTakeFirst();
       if (!merge) continue;

@@ -102,8 +102,10 @@ export type FeedCommand =
   | { kind: 'order'; event: string; orders: OrderCommand[] };
 
 const UPDATE_EVENTS = new Set(['A01', 'A04', 'A05', 'A08', 'A28', 'A31']);
-// A34 (merge patient information, patient ID only) and A40 (merge patient, patient identifier list) both merge.
-const MERGE_EVENTS = new Set(['A34', 'A40']);
+// A34 (merge patient information, patient ID only) and A40 (merge patient, patient identifier list) both merge;
+// A39 (merge person) is read as A40 and A36 (patient ID and account number) as A34 when MRG-1 names the prior
+// patient (readMerge). A35 (account number only) changes nothing this archive keeps (refuseAccountOnly).
+const MERGE_EVENTS = new Set(['A34', 'A36', 'A39', 'A40']);
 // A46 (change patient ID, withdrawn in 2.4) and A47 (change patient identifier list) rename one identifier.
 const CHANGE_EVENTS = new Set(['A46', 'A47']);
 
@@ -124,9 +126,19 @@ export function readFeedCommand(msg: Hl7Message): FeedCommand {
       return {
         kind: 'patient-merge',
         event,
-        merges: readPidMrgPairs(msg, event === 'A40').map(([pid, mrg]) => ({ surviving: pid, merged: mrg })),
+        merges: readPidMrgPairs(msg, event === 'A40' || event === 'A39', event).map(([pid, mrg]) => ({
+          surviving: pid,
+          merged: mrg,
+        })),
       };
     }
+    if (event === 'A35')
+      throw new Hl7Error({
+        code: Hl7ErrorCode.UnsupportedEventCode,
+        message:
+          'ADT event A35 (merge patient information - account number only) merges PID-18 account numbers, which this archive does not keep: it has nothing to apply; filter A35 out of its feed',
+        location: { segment: 'MSH', sequence: 1, field: 9, component: 2 },
+      });
     if (CHANGE_EVENTS.has(event)) {
       return {
         kind: 'identifier-change',
@@ -188,9 +200,10 @@ const segmentMissing = (id: string, msg: Hl7Message) =>
   });
 
 /**
- * Each PID with the MRG that follows it: the PATIENT group, which ADT_A39 (A40) repeats and ADT_A30 (A34, A46,
- * A47) holds once. A PID without its MRG is a segment sequence error, not a patient to skip. `change` names an
- * identifier-change event (A46, A47), whose MRG-1 may hold one identifier to change (refuseUnpairedPriors).
+ * Each PID with the MRG that follows it: the PATIENT group, which ADT_A39 (A39, A40) repeats and ADT_A30 (A34,
+ * A36, A46, A47) holds once. A PID without its MRG is a segment sequence error, not a patient to skip. `change`
+ * names the event: an identifier change (A46, A47), whose MRG-1 may hold one identifier to change
+ * (refuseUnpairedPriors), or an A39, which may merge external IDs only (refuseExternalIdMerge).
  */
 function readPidMrgPairs(
   msg: Hl7Message,
@@ -219,8 +232,9 @@ function readPidMrgPairs(
           location: { segment: 'MRG', sequence: mrgSeq },
         });
       if (change === 'A46') refuseExternalIdChange(msg, s, mrgSeq);
+      if (change === 'A39') refuseExternalIdMerge(s, mrgSeq);
       const merged = readIdentifierList(s, 1, 'MRG', mrgSeq, 'prior patient identifier list');
-      if (change) refuseUnpairedPriors(pid, s, mrgSeq, change);
+      if (change && CHANGE_EVENTS.has(change)) refuseUnpairedPriors(pid, s, mrgSeq, change);
       out.push([readDemographics(pid, pidSeq), merged]);
       pid = undefined;
     }
@@ -277,6 +291,24 @@ function refuseExternalIdChange(msg: Hl7Message, mrg: Hl7Segment, seq: number): 
   throw new Hl7Error({
     code: Hl7ErrorCode.UnsupportedEventCode,
     message: `a v${msg.version} A46 changes PID-2, the external patient ID (MRG-4 to PID-2), which this archive does not keep: it keys patients by PID-3; send an A47 (MRG-1 to PID-3) to change the patient identifier`,
+    location: { segment: 'MRG', sequence: seq, field: 4 },
+  });
+}
+
+/**
+ * A39 (merge person) merges at the person level: v2.3 to v2.5 define it on PID-2 (the external ID), from MRG-4
+ * (prior patient ID), and need neither MRG-1 nor PID-3 (v2.3 §3.2.39). Senders (MPIs) that name the prior patient
+ * in MRG-1 mean the merge an A40 makes, and it is applied as one. One that names only MRG-4 merges external IDs,
+ * which this archive does not keep: rejected (AR/201) naming MRG-4, as a v2.3 A46 of the external ID is, rather than
+ * refused for an empty MRG-1 or applied to a patient whose PID-3 happens to equal an external ID.
+ */
+function refuseExternalIdMerge(mrg: Hl7Segment, seq: number): void {
+  const valued = (field: number) => repetitions(mrg, field).some((r) => (r[0]?.[0] ?? '') !== '');
+  if (valued(1) || !valued(4)) return;
+  throw new Hl7Error({
+    code: Hl7ErrorCode.UnsupportedEventCode,
+    message:
+      'this A39 merges PID-2 external patient IDs (MRG-4 into PID-2), which this archive does not keep: it keys patients by PID-3; send the prior patient identifier in MRG-1 (or an A40) to merge the patients',
     location: { segment: 'MRG', sequence: seq, field: 4 },
   });
 }
