@@ -9,8 +9,11 @@ import {
   type Hl7Problem,
 } from './hl7-message.js';
 
-/** Original-mode acknowledgment codes (HL7 table 0008): accept, error, reject. */
-export type AckCode = 'AA' | 'AE' | 'AR';
+/**
+ * Acknowledgment codes (HL7 table 0008): the application's accept, error, reject (original mode, and the
+ * application ack of enhanced mode), and enhanced mode's accept acknowledgment: commit accept, error, reject.
+ */
+export type AckCode = 'AA' | 'AE' | 'AR' | 'CA' | 'CE' | 'CR';
 
 /** What an ACK answers: the header of the message (or as much of it as could be read). */
 export type AckRequest = Omit<Hl7Header, 'messageCode' | 'characterSet' | 'addresses'> &
@@ -28,6 +31,36 @@ export interface AckInput {
   self: { application: string; facility: string };
   /** MSH-18 of the ACK: the character set its bytes are written in (encodeAck); empty for ASCII. */
   characterSet?: string;
+  /**
+   * An ACK of enhanced mode (v2.5.1 §2.9.3): its MSH-15 and MSH-16 say NE, so the sender sends no acknowledgment
+   * of it back on the connection.
+   */
+  enhanced?: boolean;
+}
+
+/**
+ * The acknowledgments a message's outcome is answered with (v2.5.1 §2.9): one ACK in original mode (MSH-15 and
+ * MSH-16 empty), else those MSH-15 (accept ack: CA, CE, CR) and MSH-16 (application ack: AA, AE, AR) ask for, each
+ * by its type (HL7 table 0155): AL always, NE never, ER only for an error or a rejection, SU only for success; a
+ * type left empty in enhanced mode is AL. A message not accepted (CR, CE) has no application ack: it was not
+ * applied. An AR (the message as such rejected: its type, version, processing id or sender) is CR; an application
+ * internal error (the archive could not commit it: send it again) is CE; anything else was accepted (CA).
+ */
+export function acknowledgments(
+  request: Pick<AckRequest, 'acceptAckType' | 'applicationAckType'>,
+  code: 'AA' | 'AE' | 'AR',
+  internalError: boolean,
+): { code: AckCode; enhanced: boolean }[] {
+  const accept = request.acceptAckType ?? '';
+  const application = request.applicationAckType ?? '';
+  if (accept === '' && application === '') return [{ code, enhanced: false }];
+  const wanted = (type: string, ok: boolean) =>
+    type === 'NE' ? false : type === 'ER' ? !ok : type === 'SU' ? ok : true;
+  const acceptCode: AckCode = code === 'AR' ? 'CR' : internalError ? 'CE' : 'CA';
+  const out: { code: AckCode; enhanced: boolean }[] = [];
+  if (wanted(accept, acceptCode === 'CA')) out.push({ code: acceptCode, enhanced: true });
+  if (acceptCode === 'CA' && wanted(application, code === 'AA')) out.push({ code, enhanced: true });
+  return out;
 }
 
 function location(l: Hl7Location | undefined): (string | string[])[] {
@@ -70,15 +103,20 @@ export function buildAck(input: AckInput): string {
     version,
     '',
     '',
-    '',
-    '',
+    input.enhanced ? 'NE' : '',
+    input.enhanced ? 'NE' : '',
     '',
     input.characterSet ?? '',
   ]);
   const problems = input.problems ?? [];
-  const first = problems[0];
-  const msa = encodeSegment('MSA', [input.code, r.controlId, first ? first.message.slice(0, 80) : '']);
-  const errs = problems.map((p) =>
+  // An accept ack that accepts (CA) reports no problem: those of the application are its application ack's.
+  const reported = input.code === 'CA' ? [] : problems;
+  const msa = encodeSegment('MSA', [
+    input.code,
+    r.controlId,
+    reported[0] ? reported[0].message.slice(0, 80) : '',
+  ]);
+  const errs = reported.map((p) =>
     encodeSegment('ERR', [
       '',
       location(p.location),

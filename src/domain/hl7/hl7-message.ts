@@ -308,6 +308,12 @@ export interface Hl7Header {
   /** MSH-18, its first repetition's first component (HL7 table 0211); '' when empty. */
   characterSet: string;
   /**
+   * MSH-15 and MSH-16, the accept and application acknowledgment types (HL7 table 0155: AL, NE, ER, SU); both ''
+   * for original acknowledgment mode (v2.5.1 §2.9.2), either valued for enhanced mode (§2.9.3).
+   */
+  acceptAckType?: string;
+  applicationAckType?: string;
+  /**
    * MSH-3..6 whole, each HD's components as text (namespace ID, universal ID, its type), for the ACK to address
    * the sender as it named itself; the fields above are their namespace IDs, which `hl7.senders` matches.
    */
@@ -355,6 +361,8 @@ export function peekHeader(text: string): Hl7Header {
     messageCode: first(at(9)),
     triggerEvent: at(9).split(comp)[1] ?? '',
     characterSet: first(at(18).split(d.repetition)[0] ?? '').trim(),
+    acceptAckType: first(at(15)).trim(),
+    applicationAckType: first(at(16)).trim(),
     addresses: {
       sendingApplication: components(3),
       sendingFacility: components(4),

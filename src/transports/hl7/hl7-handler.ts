@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { buildAck, type AckCode, type AckRequest } from '../../domain/hl7/hl7-ack.js';
+import { acknowledgments, buildAck, type AckCode, type AckRequest } from '../../domain/hl7/hl7-ack.js';
 import { readFeedCommand } from '../../domain/hl7/feed-commands.js';
 import { decodeHl7Bytes, encodeAck, type ReadAs } from '../../domain/hl7/hl7-charset.js';
 import {
@@ -50,8 +50,12 @@ export class Hl7Handler {
     this.senders = new Set(opts.senders);
   }
 
-  /** One MLLP frame: its bytes decoded by the character set MSH-18 declares, then handled; refused (AR) if they cannot be. */
-  async frame(bytes: Buffer, peer: Hl7Peer): Promise<Buffer> {
+  /**
+   * One MLLP frame: its bytes decoded by the character set MSH-18 declares, then handled; refused (AR) if they cannot
+   * be. The acknowledgments to send back, in order: one in original mode; in enhanced mode those MSH-15 and MSH-16
+   * ask for (none, the accept ack, the application ack, or both).
+   */
+  async frame(bytes: Buffer, peer: Hl7Peer): Promise<Buffer[]> {
     const decoded = decodeHl7Bytes(bytes);
     if (!('problem' in decoded)) return this.handle(decoded.text, peer, decoded.readAs);
     const header = peekHeader(decoded.text);
@@ -69,13 +73,13 @@ export class Hl7Handler {
       decoded.problem.message,
       { hl7Error: decoded.problem.code, peer: peer.address },
     );
-    return this.ack({ ...header }, 'AR', [decoded.problem], decoded.readAs);
+    return this.acks({ ...header }, 'AR', [decoded.problem], decoded.readAs);
   }
 
   /** A message's text, read as `readAs` says (its ACK is written the same way). */
-  async handle(text: string, peer: Hl7Peer, readAs: ReadAs = UTF8): Promise<Buffer> {
-    const ack = (request: AckRequest, code: AckCode, problems: Hl7Problem[]) =>
-      this.ack(request, code, problems, readAs);
+  async handle(text: string, peer: Hl7Peer, readAs: ReadAs = UTF8): Promise<Buffer[]> {
+    const ack = (request: AckRequest, code: 'AA' | 'AE' | 'AR', problems: Hl7Problem[]) =>
+      this.acks(request, code, problems, readAs);
     const header = peekHeader(text);
     const request: AckRequest = { ...header };
     const sender = `${header.sendingApplication}^${header.sendingFacility}`;
@@ -92,7 +96,7 @@ export class Hl7Handler {
       } catch (err) {
         if (!(err instanceof Hl7Error)) throw err;
         // A message without a readable MSH cannot be attributed to an allowed sender; it is rejected outright.
-        const code: AckCode =
+        const code =
           err.problem.location?.segment === 'MSH' || !text.trimStart().startsWith('MSH') ? 'AR' : 'AE';
         await this.opts.feed.recordRefusal(principal, 'hl7-message', 'failure', info, err.problem.message, {
           hl7Error: err.problem.code,
@@ -148,7 +152,7 @@ export class Hl7Handler {
       await this.opts.feed
         .recordRefusal(principal, 'hl7-message', 'failure', info, problem.message)
         .catch((e: unknown) => this.opts.onError?.(e));
-      return ack(request, 'AE', [problem]);
+      return this.acks(request, 'AE', [problem], readAs, true);
     }
   }
 
@@ -230,12 +234,34 @@ export class Hl7Handler {
     return header;
   }
 
-  private ack(request: AckRequest, code: AckCode, problems: Hl7Problem[], readAs: ReadAs = UTF8): Buffer {
+  /**
+   * The acknowledgments of a message's outcome (acknowledgments(): original or enhanced mode); `internalError` for
+   * a message the archive could not commit (CE in enhanced mode).
+   */
+  private acks(
+    request: AckRequest,
+    code: 'AA' | 'AE' | 'AR',
+    problems: Hl7Problem[],
+    readAs: ReadAs,
+    internalError = false,
+  ): Buffer[] {
+    return acknowledgments(request, code, internalError).map((a) =>
+      this.ack(request, a.code, problems, readAs, a.enhanced),
+    );
+  }
+
+  private ack(
+    request: AckRequest,
+    code: AckCode,
+    problems: Hl7Problem[],
+    readAs: ReadAs = UTF8,
+    enhanced = false,
+  ): Buffer {
     const controlId = randomBytes(8).toString('hex');
     const now = this.opts.clock.now();
     return encodeAck(
       (characterSet) =>
-        buildAck({ request, code, problems, controlId, now, self: this.opts.self, characterSet }),
+        buildAck({ request, code, problems, controlId, now, self: this.opts.self, characterSet, enhanced }),
       readAs,
     );
   }

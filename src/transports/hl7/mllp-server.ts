@@ -80,12 +80,14 @@ export class MllpServer {
     let chain: Promise<void> = Promise.resolve();
     /** Frames received and not yet answered. */
     let unanswered = 0;
-    const reply = (make: () => Promise<Buffer>) => {
+    const reply = (make: () => Promise<Buffer | Buffer[]>) => {
       unanswered++;
       chain = chain.then(async () => {
         try {
-          const ack = await make();
-          if (!socket.destroyed) socket.write(mllpFrame(ack));
+          // One ACK, or in enhanced acknowledgment mode as many as the message asked for (none, one or two).
+          const acks = await make();
+          for (const ack of Array.isArray(acks) ? acks : [acks])
+            if (!socket.destroyed) socket.write(mllpFrame(ack));
         } finally {
           unanswered--;
         }
