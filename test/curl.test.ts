@@ -106,6 +106,41 @@ describe.each(backends())('curl against Custos on %s', (backend) => {
     expect(qido.toString().toLowerCase()).toContain('content-encoding: gzip');
   });
 
+  it('is told with a STOW-RS 415 what to send instead: Accept-Post for the media type, Accept-Encoding for a coding', async () => {
+    // Until 7 Dec 2026 the 415 for a media type said it in its text alone.
+    const { body, contentType } = stowBody([{ bytes: dcm }]);
+    await writeFile(join(dir, 'refused.bin'), body);
+    const head = async (...headers: string[]) =>
+      (
+        await curl(
+          '-o',
+          '/dev/null',
+          '-D',
+          '-',
+          '-X',
+          'POST',
+          ...headers.flatMap((h) => ['-H', h]),
+          '--data-binary',
+          `@${join(dir, 'refused.bin')}`,
+          `${s.dicomweb}/studies`,
+        )
+      ).toString();
+    const accepted =
+      'multipart/related; type="application/dicom", multipart/related; type="application/dicom+json", multipart/related; type="application/dicom+xml"';
+    for (const type of [
+      'application/json',
+      contentType.replace('application/dicom', 'application/octet-stream'),
+    ]) {
+      const answer = await head(`Content-Type: ${type}`);
+      expect(answer).toMatch(/^HTTP\/1\.1 415 /);
+      expect(answer).toContain(`\r\nAccept-Post: ${accepted}\r\n`);
+    }
+    const coded = await head(`Content-Type: ${contentType}`, 'Content-Encoding: gzip');
+    expect(coded).toMatch(/^HTTP\/1\.1 415 /);
+    expect(coded).toMatch(/\r\nAccept-Encoding: identity\r\n/);
+    expect(coded).not.toMatch(/Accept-Post/);
+  });
+
   it('gets application/problem+json for a request without a token', async () => {
     const { stdout } = await run('curl', ['-sS', '-i', `${s.dicomweb}/studies`]);
     expect(stdout).toMatch(/^HTTP\/1\.1 401/);

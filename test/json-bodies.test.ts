@@ -40,6 +40,8 @@ describe.each(backends())('JSON request bodies on %s', (backend) => {
     });
     expect(login.status).toBe(415);
     expect(login.headers.get('content-type')).toBe('application/problem+json');
+    // RFC 9110 §15.5.16: what would have been accepted (until 7 Dec 2026 in the text alone).
+    expect(login.headers.get('accept-post')).toBe('application/json');
     expect(login.headers.get('set-cookie')).toBeNull();
     expect(await login.json()).toMatchObject({
       code: 'http.unsupported-media-type',
@@ -159,6 +161,8 @@ describe.each(backends())('JSON request bodies on %s', (backend) => {
       'Content-Encoding': 'gzip',
     });
     expect(gzip.status).toBe(415);
+    // RFC 9110 §15.5.16: the codings that would have been accepted (until 7 Dec 2026 none named).
+    expect(gzip.headers.get('accept-encoding')).toBe('identity');
     expect(await gzip.json()).toMatchObject({
       code: 'http.unsupported-content-encoding',
       detail:

@@ -78,6 +78,13 @@ export function stowHandler(ingest: IngestService, opts: StowOptions) {
   };
 }
 
+/**
+ * What STOW-RS takes (PS3.18 §10.5.1), in Accept-Post (W3C Linked Data Platform 1.0 §7.1: the media types a POST
+ * takes) on a 415, as RFC 9110 §15.5.16 wants the answer to say what would have been accepted.
+ */
+const ACCEPT_POST =
+  'multipart/related; type="application/dicom", multipart/related; type="application/dicom+json", multipart/related; type="application/dicom+xml"';
+
 function storeRequest(ingest: IngestService, opts: StowOptions) {
   return async (ctx: RequestContext): Promise<void> => {
     const { req } = ctx;
@@ -86,6 +93,8 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
     await ingest.requireStore(ctx.principal);
     const ct = parseMediaType(req.headers['content-type'] ?? '');
     if (ct.type !== 'multipart/related') {
+      // Until 7 Dec 2026 the 415 did not say what is taken.
+      ctx.res.setHeader('Accept-Post', ACCEPT_POST);
       throw new CustosError({
         code: 'stow.unsupported-media-type',
         message: `STOW-RS needs Content-Type multipart/related; type="application/dicom", not '${ct.type || '(none)'}'`,
@@ -97,6 +106,7 @@ function storeRequest(ingest: IngestService, opts: StowOptions) {
     // application/dicom+xml; until 7 Dec 2026 a 415).
     const metadataForm = rootType === 'application/dicom+json' || rootType === 'application/dicom+xml';
     if (rootType !== undefined && rootType !== 'application/dicom' && !metadataForm) {
+      ctx.res.setHeader('Accept-Post', ACCEPT_POST);
       throw new CustosError({
         code: 'stow.unsupported-media-type',
         message: `Custos stores application/dicom parts, or application/dicom+json or application/dicom+xml metadata with its bulk data; multipart type '${rootType}' is not supported`,

@@ -100,6 +100,7 @@ export function sendProblem(
   const body = JSON.stringify(as === 'fhir' ? operationOutcomeBody(err) : problemBody(err, instance));
   const retryAfter = err instanceof CustosError ? err.detail?.retryAfterSeconds : undefined;
   res.writeHead(statusOf(err), {
+    ...unsupportedBodyHeaders(res, err),
     'Content-Type': as === 'fhir' ? 'application/fhir+json' : 'application/problem+json',
     'Content-Length': Buffer.byteLength(body),
     'Cache-Control': 'no-store',
@@ -107,4 +108,19 @@ export function sendProblem(
     ...(typeof retryAfter === 'number' ? { 'Retry-After': String(retryAfter) } : {}),
   });
   res.end(body);
+}
+
+/**
+ * RFC 9110 §15.5.16: a 415 says what would have been accepted. For a content coding, Accept-Encoding (identity: no
+ * coding is read); for a JSON body's media type, its `accepted` types as Accept-Post (W3C LDP 1.0 §7.1) on a POST
+ * and Accept-Patch (RFC 5789 §3.1) on a PATCH. Until 7 Dec 2026 a JSON route's 415 said it in the text alone.
+ */
+function unsupportedBodyHeaders(res: ServerResponse, err: unknown): Record<string, string> {
+  if (!(err instanceof CustosError) || err.httpStatus !== 415) return {};
+  if (err.detail?.header === 'Content-Encoding') return { 'Accept-Encoding': 'identity' };
+  const accepted = err.detail?.accepted;
+  if (!Array.isArray(accepted) || res.hasHeader('Accept-Post')) return {};
+  const method = res.req?.method;
+  const name = method === 'POST' ? 'Accept-Post' : method === 'PATCH' ? 'Accept-Patch' : undefined;
+  return name ? { [name]: accepted.join(', ') } : {};
 }
