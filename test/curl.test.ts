@@ -106,6 +106,27 @@ describe.each(backends())('curl against Custos on %s', (backend) => {
     expect(qido.toString().toLowerCase()).toContain('content-encoding: gzip');
   });
 
+  it('is told by every DICOMweb and WADO-URI answer that no cache may keep it (Cache-Control: no-store)', async () => {
+    // Stored by the first test. Until 7 Dec 2026 these answers (patient data) had no Cache-Control at all.
+    const instance = `${s.dicomweb}/studies/${study}/series/${series}/instances/${sop}`;
+    for (const url of [
+      `${s.dicomweb}/studies?PatientName=curl*`,
+      `${s.dicomweb}/studies/${study}/metadata`,
+      instance,
+      `${instance}/bulkdata/7FE00010`,
+      `${instance}/rendered`,
+      `${s.url}/wado?requestType=WADO&studyUID=${study}&seriesUID=${series}&objectUID=${sop}&contentType=application/dicom`,
+    ]) {
+      for (const method of ['GET', 'HEAD']) {
+        const head = (
+          await curl('-o', '/dev/null', '-D', '-', ...(method === 'HEAD' ? ['-I'] : []), url)
+        ).toString();
+        expect(head, `${method} ${url}`).toMatch(/^HTTP\/1\.1 200 /);
+        expect(head, `${method} ${url}`).toMatch(/\r\nCache-Control: no-store\r\n/i);
+      }
+    }
+  });
+
   it('is told with a STOW-RS 415 what to send instead: Accept-Post for the media type, Accept-Encoding for a coding', async () => {
     // Until 7 Dec 2026 the 415 for a media type said it in its text alone.
     const { body, contentType } = stowBody([{ bytes: dcm }]);

@@ -421,7 +421,11 @@ export class HttpServer {
     // Over HTTPS, browsers are told to come back over HTTPS only (RFC 6797), so a link or a typed http:// URL does
     // not send the session cookie's request, or a viewer's token, in clear first. A year, as is usual.
     if (this.opts.tls) res.setHeader('Strict-Transport-Security', 'max-age=31536000');
-    if (/^\/(api|scim|fhir)(\/|$)/.test(url.pathname)) res.setHeader('Cache-Control', 'no-store');
+    // DICOMweb and WADO-URI too (images, headers, query results: patient data): until 7 Dec 2026 their answers said
+    // nothing, so a shared cache in front of Custos could keep one (a request signed in by cookie is not kept from
+    // it as an Authorization header's is, RFC 9111 §3.5) and serve it again with no decision and no audit record.
+    if (/^\/(api|scim|fhir|dicom-web|wado)(\/|$)/.test(url.pathname))
+      res.setHeader('Cache-Control', 'no-store');
     let ctx: RequestContext | undefined;
     try {
       const connectionScheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
