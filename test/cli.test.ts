@@ -342,6 +342,39 @@ describe.each(backends())('custos CLI (%s)', (backend) => {
     );
   });
 
+  it('serve on a taken port fails before it sets up a new data directory, so the next start shows the password', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = String((taken.address() as AddressInfo).port);
+    const args = ['serve', '--data', 'd-first-busy', '--http-host', '127.0.0.1', '--dicom-host', '127.0.0.1'];
+    try {
+      for (const ports of [
+        ['--http-port', port, '--dicom-port', '0'],
+        ['--http-port', '0', '--dicom-port', port],
+      ]) {
+        const failed = io(cwd);
+        expect(await main([...args, ...ports], failed)).not.toBe(0);
+        expect(failed.stderr).toContain(
+          `cannot listen on 127.0.0.1:${port}: another process already listens there`,
+        );
+        // Until 7 Dec 2026 the directory was set up and its one-time password printed before the failure.
+        expect(failed.stdout).not.toContain('one-time password');
+        await expect(stat(join(cwd, 'd-first-busy', 'archive-id'))).rejects.toThrow();
+      }
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+    let stop!: (s: string) => void;
+    const stopped = new Promise<string>((r) => (stop = r));
+    const started = io(cwd, stopped);
+    const running = main([...args, '--http-port', '0', '--dicom-port', 'off'], started);
+    for (let i = 0; i < 200 && !started.stdout.includes('listening on'); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(started.stdout).toMatch(/one-time password: +\S+/);
+    stop('SIGTERM');
+    expect(await running).toBe(0);
+  });
+
   it('serve names the service and the setting when its host name does not resolve, with exit status 2', async () => {
     // Until 6 Dec 2026 Node's "getaddrinfo ENOTFOUND no such host" alone, with exit status 1.
     const base = ['serve', '--data', 'd-nohost', '--http-port', '0', '--dicom-port', '0'];

@@ -1,5 +1,5 @@
 import cluster from 'node:cluster';
-import { isIPv6 } from 'node:net';
+import { createServer as createTcpServer, isIPv6 } from 'node:net';
 import { CustosError } from '../domain/errors.js';
 import { systemClock } from '../ports/clock.js';
 import type { CliIO } from './cli.js';
@@ -207,6 +207,42 @@ async function listening<T>(
   }
 }
 
+/**
+ * Each fixed port the configuration asks for (not 0: any free port) is tried before the data directory is opened, so
+ * that one that is taken fails the start with the message `listening` gives, before a new data directory is set up.
+ * Until 7 Dec 2026 a first start on a taken port set the directory up and printed the administrator's one-time
+ * password, then failed: the start after it, on another port, found the directory set up and showed no password, so
+ * an operator who missed it among the errors had none. A port taken between this check and the listen still fails
+ * the start after setup, as before.
+ */
+async function checkPortsFree(config: CustosConfig): Promise<void> {
+  const hl7Host = config.hl7.host ?? config.http.host;
+  const wanted: [string, string, string, string, number | null | undefined][] = [
+    ['HTTP', 'http.port (--http-port)', 'http.host (--http-host)', config.http.host, config.http.port],
+    [
+      'DICOM',
+      "dicom.port (--dicom-port; 'off' turns it off)",
+      'dicom.host (--dicom-host)',
+      config.dicom.host,
+      config.dicom.port,
+    ],
+    ['DICOM', 'dicom.tls.port', 'dicom.host (--dicom-host)', config.dicom.host, config.dicom.tls?.port],
+    ['HL7 (MLLP)', 'hl7.port', 'hl7.host (default: http.host)', hl7Host, config.hl7.port],
+    ['HL7 (MLLP)', 'hl7.tls.port', 'hl7.host (default: http.host)', hl7Host, config.hl7.tls?.port],
+  ];
+  for (const [service, setting, hostSetting, host, port] of wanted) {
+    if (!port) continue;
+    await listening(service, setting, hostSetting, async () => {
+      const probe = createTcpServer();
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.listen(port, host, () => resolve());
+      });
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+    });
+  }
+}
+
 /** Start the archive's network services on an opened app. */
 export async function startServer(
   app: CustosApp,
@@ -329,6 +365,10 @@ export async function serve(config: CustosConfig, io: CliIO, opts: { demo?: bool
     reloading.stop();
     throw err;
   });
+  await checkPortsFree(config).catch((err: unknown) => {
+    reloading.stop();
+    throw err;
+  });
   const app = await openApp(config, serverNotices(io));
   let server: Awaited<ReturnType<typeof startServer>>;
   let demo: Awaited<ReturnType<typeof seedDemo>> | undefined;
@@ -425,6 +465,10 @@ function tellReload(io: CliIO, prefix: string, lines: Promise<string[]>): Promis
 async function servePrimary(config: CustosConfig, io: CliIO): Promise<number> {
   const reloading = reloadSignal(io, 'custos');
   await checkTlsFiles(config).catch((err: unknown) => {
+    reloading.stop();
+    throw err;
+  });
+  await checkPortsFree(config).catch((err: unknown) => {
     reloading.stop();
     throw err;
   });
