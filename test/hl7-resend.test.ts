@@ -97,3 +97,74 @@ describe.each(backends())('HL7 resend of a message whose ACK was lost, on %s', (
     expect(stored).toEqual([{ status: 'cancelled' }]);
   });
 });
+
+describe.each(backends())('HL7 resend window (hl7.resendWindowDays), on %s', (backend) => {
+  let s: TestServer;
+  const run = uid(2).slice(-8);
+  const patient = { id: `RW-${run}`, family: 'WINDOW', given: 'WANDA' };
+  const orderOf = (n: number): ExampleOrder => ({
+    placer: `RW-P${n}-${run}`,
+    filler: `RW-F${n}-${run}`,
+    accession: `W${n}${run}`.slice(0, 16),
+    procedure: ['CT1', 'CT HEAD'],
+    ordering: ['D1', 'ORDERING', 'OTTO'],
+    referring: ['D2', 'REFER', 'RITA'],
+  });
+  const start = Date.parse('2026-11-01T08:00:00Z');
+  let at = start;
+  const days = (n: number) => (at = start + n * 86_400_000);
+
+  beforeAll(async () => {
+    s = await startTestServer(backend, {
+      hl7: { port: 0, senders: SENDERS },
+      clock: { now: () => new Date(at) },
+    });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  const send = async (message: string) => {
+    const client = await MllpClient.connect(s.hl7Port!);
+    const ack = ackOf(await client.send(message));
+    await client.close();
+    return ack;
+  };
+  const remembered = () =>
+    s.app.index.db
+      .selectFrom('hl7_applied_messages')
+      .select('control_id')
+      .where('control_id', 'like', `%${run}`)
+      .orderBy('control_id')
+      .execute()
+      .then((rows) => rows.map((r) => r.control_id));
+  const resends = (controlId: string) =>
+    s.app.auditStore
+      .search({ action: ['hl7-message'], limit: 50 })
+      .then((rs) => rs.filter((r) => r.detail?.controlId === controlId && r.detail?.duplicate === true));
+  const orders = (n: number) =>
+    s.app.auditStore
+      .search({ action: ['hl7-order'], limit: 50 })
+      .then((rs) => rs.filter((r) => JSON.stringify(r.detail).includes(orderOf(n).placer)));
+
+  it('prunes messages older than the window and still takes a resend within it as a duplicate', async () => {
+    const first = ormMessage(`W1-${run}`, patient, orderOf(1));
+    const second = ormMessage(`W2-${run}`, patient, orderOf(2));
+    const third = ormMessage(`W3-${run}`, patient, orderOf(3));
+    expect(await send(first)).toEqual({ code: 'AA', controlId: `W1-${run}` });
+    days(2);
+    expect(await send(second)).toEqual({ code: 'AA', controlId: `W2-${run}` });
+    // Two days on, the first is within the default 7-day window: its resend is a duplicate.
+    expect(await send(resentAt(first, '20261103080000'))).toEqual({ code: 'AA', controlId: `W1-${run}` });
+    expect(await resends(`W1-${run}`)).toHaveLength(1);
+    expect(await orders(1)).toHaveLength(1);
+
+    // Eight days after the first (six after the second), a message applied prunes the first, not the second.
+    days(8);
+    expect(await send(third)).toEqual({ code: 'AA', controlId: `W3-${run}` });
+    expect(await remembered()).toEqual([`W2-${run}`, `W3-${run}`]);
+    expect(await send(resentAt(second, '20261109080000'))).toEqual({ code: 'AA', controlId: `W2-${run}` });
+    expect(await resends(`W2-${run}`)).toHaveLength(1);
+    expect(await orders(2)).toHaveLength(1);
+  });
+});

@@ -18,6 +18,7 @@ describe('loadConfig', () => {
         CUSTOS_HL7_PORT: '2575',
         CUSTOS_HL7_SENDERS: 'ADT1^GOOD HEALTH HOSPITAL, RIS^HOSP',
         CUSTOS_HL7_IDLE_TIMEOUT_SECONDS: '60',
+        CUSTOS_HL7_RESEND_WINDOW_DAYS: '2',
         CUSTOS_HL7_TLS_PORT: '2576',
         CUSTOS_HL7_TLS_CERT: 'tls/cert.pem',
         CUSTOS_HL7_TLS_KEY: 'tls/key.pem',
@@ -30,6 +31,7 @@ describe('loadConfig', () => {
       port: 2575,
       senders: ['ADT1^GOOD HEALTH HOSPITAL', 'RIS^HOSP'],
       idleTimeoutSeconds: 60,
+      resendWindowDays: 2,
       tls: {
         port: 2576,
         cert: join(cwd, 'tls/cert.pem'),

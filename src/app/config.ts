@@ -292,6 +292,8 @@ const ConfigSchema = z
           .max(64 * 1024 * 1024),
         /** A connection silent for this long is closed. */
         idleTimeoutSeconds: z.number().int().min(1).max(86_400),
+        /** How long an applied message is remembered so that its sender's resend is not applied again (docs/hl7.md). */
+        resendWindowDays: z.number().int().min(1).max(3650),
         /** MSH-3 and MSH-4 of the ACKs the archive sends. */
         application: z.string().min(1),
         facility: z.string().min(1),
@@ -434,6 +436,7 @@ const DEFAULTS = {
     senders: [],
     maxMessageBytes: 1024 * 1024,
     idleTimeoutSeconds: 300,
+    resendWindowDays: 7,
     application: 'CUSTOS',
     facility: 'CUSTOS',
   },
@@ -514,6 +517,7 @@ const ENV: Record<
   CUSTOS_HL7_SENDERS: { path: ['hl7', 'senders'], type: 'list' },
   CUSTOS_HL7_MAX_MESSAGE_BYTES: { path: ['hl7', 'maxMessageBytes'], type: 'int' },
   CUSTOS_HL7_IDLE_TIMEOUT_SECONDS: { path: ['hl7', 'idleTimeoutSeconds'], type: 'int' },
+  CUSTOS_HL7_RESEND_WINDOW_DAYS: { path: ['hl7', 'resendWindowDays'], type: 'int' },
   CUSTOS_HL7_APPLICATION: { path: ['hl7', 'application'], type: 'string' },
   CUSTOS_HL7_FACILITY: { path: ['hl7', 'facility'], type: 'string' },
   CUSTOS_HL7_TLS_PORT: { path: ['hl7', 'tls', 'port'], type: 'int' },

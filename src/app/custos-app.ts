@@ -327,7 +327,12 @@ async function openArchive(
     clock,
     node: `${config.nodeName}:${process.pid}`,
   });
-  const feed = new PatientFeedService({ index, ledger, clock });
+  const feed = new PatientFeedService({
+    index,
+    ledger,
+    clock,
+    resendWindowDays: config.hl7.resendWindowDays,
+  });
   const aes = new AeRegistry(index, gate, ledger, clock);
   const consoleData = new ConsoleService({ index, gate, ledger, auditStore: sqlLedger, facts, clock });
   const breakGlass = new BreakGlassService({

@@ -57,6 +57,8 @@ export interface FeedOutcome {
 /** The policy id recorded for feed changes: the sender passed the configured allow-list (hl7.senders). */
 export const FEED_POLICY = 'config:hl7.senders';
 const MAX_AUDITED_STUDIES = 1000;
+/** How often the applied messages older than the resend window are pruned, at most. */
+const PRUNE_EVERY_MS = 3_600_000;
 /** The status of an order cancelled (ORC-1 CA/OC/DC/CR/OD, ORC-5 CA; feed-commands.ts). */
 const CANCELLED = 'cancelled';
 /** The care relationships an order gives: its ordering and its referring physicians. */
@@ -75,7 +77,18 @@ type Role = (typeof ROLES)[number];
  * issuers share the ID, the message is refused with 205.
  */
 export class PatientFeedService {
-  constructor(private readonly deps: { index: IndexDb; ledger: AuditLedger; clock: Clock }) {}
+  /** When the applied messages older than the resend window were last pruned (ms since the epoch). */
+  private prunedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly deps: {
+      index: IndexDb;
+      ledger: AuditLedger;
+      clock: Clock;
+      /** How long an applied message is remembered for its resend (hl7.resendWindowDays). */
+      resendWindowDays: number;
+    },
+  ) {}
 
   async apply(principal: Principal, cmd: FeedCommand, info: FeedMessageInfo): Promise<FeedOutcome> {
     // Merge loops the message's transaction met (refuseCycle), alerted with its effect or, when it is refused,
@@ -94,7 +107,11 @@ export class PatientFeedService {
         // (same sender, MSH-10 and content) is acknowledged as the first was and not applied twice; until 7 Dec 2026
         // it was applied again (an order's history, a merge's records doubled). A control id used before for other
         // content is another message: it is applied, and its records say the id was reused.
-        const before = info.digest ? await appliedBefore(trx, info) : undefined;
+        // A sender resends within minutes or hours: a message is remembered for hl7.resendWindowDays, and those
+        // older are pruned at most once an hour; until 7 Dec 2026 hl7_applied_messages grew with every message.
+        const nowMs = this.deps.clock.now().getTime();
+        const windowStart = new Date(nowMs - this.deps.resendWindowDays * 86_400_000).toISOString();
+        const before = info.digest ? await appliedBefore(trx, info, windowStart) : undefined;
         if (before && before.digest === info.digest) {
           await this.deps.ledger.appendIn(
             trx,
@@ -129,6 +146,10 @@ export class PatientFeedService {
               })),
             )
             .execute();
+        if (nowMs - this.prunedAt >= PRUNE_EVERY_MS) {
+          await trx.deleteFrom('hl7_applied_messages').where('applied_at', '<', windowStart).execute();
+          this.prunedAt = nowMs;
+        }
         for (const loop of loops)
           await alertLoopOnce(
             trx,
@@ -979,13 +1000,14 @@ function messageDetail(info: FeedMessageInfo) {
   };
 }
 
-/** The message this sender applied before under this control id, if any. */
-function appliedBefore(trx: Trx, info: FeedMessageInfo) {
+/** The message this sender applied under this control id within the resend window, if any. */
+function appliedBefore(trx: Trx, info: FeedMessageInfo, windowStart: string) {
   return trx
     .selectFrom('hl7_applied_messages')
     .select(['digest', 'message_type', 'applied_at'])
     .where('sender', '=', info.sender)
     .where('control_id', '=', info.controlId)
+    .where('applied_at', '>=', windowStart)
     .executeTakeFirst();
 }
 
