@@ -650,7 +650,9 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   quarantine
     .command('release')
     .requiredOption('--as <account>', 'the data steward account acting (recorded in the ledger)')
-    .description('re-validate with the corrections and release into the archive (exit 1 if still invalid)')
+    .description(
+      're-validate with the corrections and release into the archive (exit 1, nothing released, if still invalid or its stored bytes are damaged)',
+    )
     .argument('<id>', 'quarantine id')
     .option('--data <dir>', 'data directory')
     .action(async (id: string, opts: { data?: string; as: string }) => {
@@ -660,7 +662,10 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
           io.out(`released ${r.sopInstanceUid} into study ${r.studyUid}\n`);
           for (const w of r.warnings) io.err(`warning: ${w}\n`);
         } catch (err) {
-          if (!(err instanceof CustosError && err.code === 'quarantine.still-invalid')) throw err;
+          // Both are refusals of the release (exit 1), not failures of the command (exit 2); until 7 Dec 2026 an
+          // entry whose stored bytes are damaged exited 2, as a general error.
+          const refused = ['quarantine.still-invalid', 'object.corrupt'];
+          if (!(err instanceof CustosError && refused.includes(err.code))) throw err;
           io.err(`custos: ${err.message}\n`);
           exitCode = 1;
         }
