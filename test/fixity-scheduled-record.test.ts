@@ -15,8 +15,12 @@ describe.each(backends())('the scheduled fixity pass record on %s', (backend) =>
   const series = uid(2);
   const sops = Array.from({ length: 4 }, (_, i) => uid(10 + i));
 
+  // The system's time unless a test moves it on.
+  let offset = 0;
+  const clock = { now: () => new Date(Date.now() + offset) };
+
   beforeAll(async () => {
-    s = await startTestServer(backend);
+    s = await startTestServer(backend, { clock });
     const { body, contentType } = stowBody(
       sops.map((sop, i) => ({
         bytes: makeInstance({
@@ -70,5 +74,41 @@ describe.each(backends())('the scheduled fixity pass record on %s', (backend) =>
       objects: { count: 4, sopInstanceUids: [first] },
       detail: { kind: 'scheduled', complete: true, corrupt: 1 },
     });
+  });
+
+  it("gives the whole pass's wall-clock duration, from its first slice's start to its last one's end", async () => {
+    // The last pass ended within the hour: two hours on, the next is due.
+    offset += 2 * 3600_000;
+    const stop = new AbortController();
+    const slice = await s.app.fixity.runScheduled({
+      intervalSeconds: 3600,
+      signal: stop.signal,
+      onProgress: (p) => p.checked === 2 && stop.abort(),
+    });
+    expect(slice).toMatchObject({ checked: 2, complete: false });
+    const startedAt = (
+      await s.app.index.db
+        .selectFrom('job_state')
+        .select('pass_started_at')
+        .where('name', '=', 'fixity')
+        .executeTakeFirstOrThrow()
+    ).pass_started_at!;
+    // The rest of the pass, three hours later (the scheduler's next slice).
+    offset += 3 * 3600_000;
+    const rest = await s.app.fixity.runScheduled({ intervalSeconds: 3600 });
+    expect(rest).toMatchObject({ checked: 2, complete: true });
+    expect(rest!.seconds).toBeLessThan(3600);
+    const endedAt = (
+      await s.app.index.db
+        .selectFrom('job_state')
+        .select('last_pass_completed_at')
+        .where('name', '=', 'fixity')
+        .executeTakeFirstOrThrow()
+    ).last_pass_completed_at!;
+
+    const [pass] = await s.app.auditStore.search({ action: ['fixity-check'], limit: 1 });
+    expect(pass).toMatchObject({ detail: { kind: 'scheduled', complete: true } });
+    expect(pass!.detail!.seconds).toBe((Date.parse(endedAt) - Date.parse(startedAt)) / 1000);
+    expect(pass!.detail!.seconds).toBeGreaterThanOrEqual(3 * 3600);
   });
 });

@@ -146,7 +146,8 @@ export class FixityService {
         .selectAll()
         .where('name', '=', JOB)
         .executeTakeFirstOrThrow();
-      if (!st.pass_started_at) {
+      let passStartedAt = st.pass_started_at;
+      if (!passStartedAt) {
         const last = st.last_pass_completed_at ? Date.parse(st.last_pass_completed_at) : 0;
         if (now.getTime() - last < opts.intervalSeconds * 1000) return undefined;
         await this.deps.index.db
@@ -154,6 +155,7 @@ export class FixityService {
           .set({ pass_started_at: now.toISOString(), cursor: '', stats_json: '{}' })
           .where('name', '=', JOB)
           .execute();
+        passStartedAt = now.toISOString();
         st.cursor = '';
         st.stats_json = '{}';
       }
@@ -173,19 +175,28 @@ export class FixityService {
         corruptObjects: [...(before.corruptObjects ?? []), ...report.corrupt].slice(0, MAX_LISTED),
       };
       if (report.complete) {
+        const endedAt = this.deps.clock.now();
         await this.deps.index.db
           .updateTable('job_state')
           .set({
             cursor: '',
             pass_started_at: null,
-            last_pass_completed_at: this.deps.clock.now().toISOString(),
+            last_pass_completed_at: endedAt.toISOString(),
             stats_json: JSON.stringify(stats),
           })
           .where('name', '=', JOB)
           .execute();
         await this.recordPass(
           this.system,
-          { ...report, checked: stats.checked, bytes: stats.bytes, corrupt: stats.corruptObjects },
+          {
+            ...report,
+            checked: stats.checked,
+            bytes: stats.bytes,
+            corrupt: stats.corruptObjects,
+            // The whole pass, wall-clock from its first slice's start to its last one's end (the waits between
+            // slices included); until 7 Dec 2026 the record gave the last slice's seconds alone.
+            seconds: (endedAt.getTime() - Date.parse(passStartedAt)) / 1000,
+          },
           'scheduled',
           stats.corrupt,
         );
