@@ -1,6 +1,8 @@
 // Issue 4 item 1: local accounts (password policy, lockout, TOTP, console sessions, tokens, user administration),
 // through the real HTTP server on every backend.
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/app/config.js';
 import { openApp } from '../src/app/custos-app.js';
@@ -609,7 +611,13 @@ describe.each(backends())('accounts on %s', (backend) => {
       if (!sensitive.some((a) => policy.includes(`Action::"${a}"`))) continue;
       for (const m of policy.matchAll(/Role::"([^"]+)"/g)) roles.add(m[1]!);
     }
-    const config = loadConfig({ env: {}, cwd: '/', flags: { dataDir: '/tmp/x' } });
-    expect([...roles].sort()).toEqual([...config.auth.mfa.requiredRoles].sort());
+    // A directory of its own: a fixed path such as /tmp/x failed the start's checks whenever a file stood there.
+    const dir = await mkdtemp(join(tmpdir(), 'custos-mfa-roles-'));
+    try {
+      const config = loadConfig({ env: {}, cwd: '/', flags: { dataDir: join(dir, 'data') } });
+      expect([...roles].sort()).toEqual([...config.auth.mfa.requiredRoles].sort());
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
