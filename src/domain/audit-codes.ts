@@ -147,6 +147,75 @@ export function outcomeDescription(record: AuditRecord): string | undefined {
 export const PURPOSE_OF_USE_SYSTEM_OID = '2.16.840.1.113883.5.8';
 export const PURPOSE_OF_USE_SYSTEM_URI = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 
+/**
+ * The codes a caller may declare as its purpose of use: the HL7 v3 PurposeOfUse value set
+ * (http://terminology.hl7.org/ValueSet/v3-PurposeOfUse, OID 2.16.840.1.113883.1.11.20448, version 2014-03-26 as
+ * shipped in the FHIR R4 core package hl7.fhir.r4.core@4.0.1), the value set FHIR R4 binds AuditEvent.purposeOfEvent
+ * and AuditEvent.agent.purposeOfUse to. All 60 concepts except its abstract root `PurposeOfUse`. Any other word
+ * would be exported as a v3-ActReason code that the code system does not have.
+ */
+export const PURPOSE_OF_USE_CODES: ReadonlySet<string> = new Set([
+  'HMARKT',
+  'HOPERAT',
+  'CAREMGT',
+  'DONAT',
+  'FRAUD',
+  'GOV',
+  'HACCRED',
+  'HCOMPL',
+  'HDECD',
+  'HDIRECT',
+  'HDM',
+  'HLEGAL',
+  'HOUTCOMS',
+  'HPRGRP',
+  'HQUALIMP',
+  'HSYSADMIN',
+  'LABELING',
+  'METAMGT',
+  'MEMADMIN',
+  'MILCDM',
+  'PATADMIN',
+  'PATSFTY',
+  'PERFMSR',
+  'RECORDMGT',
+  'SYSDEV',
+  'HTEST',
+  'TRAIN',
+  'HPAYMT',
+  'CLMATTCH',
+  'COVAUTH',
+  'COVERAGE',
+  'ELIGDTRM',
+  'ELIGVER',
+  'ENROLLM',
+  'MILDCRG',
+  'REMITADV',
+  'HRESCH',
+  'BIORCH',
+  'CLINTRCH',
+  'CLINTRCHNPC',
+  'CLINTRCHPC',
+  'PRECLINTRCH',
+  'DSRCH',
+  'POARCH',
+  'TRANSRCH',
+  'PATRQT',
+  'FAMRQT',
+  'PWATRNY',
+  'SUPNWK',
+  'PUBHLTH',
+  'DISASTER',
+  'THREAT',
+  'TREAT',
+  'CLINTRL',
+  'COC',
+  'ETREAT',
+  'BTG',
+  'ERTREAT',
+  'POPHLTH',
+]);
+
 /** SOP instances a record names, grouped by SOP class where the record says the class. */
 export interface RecordInstances {
   studyUid?: string;

@@ -9,6 +9,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { serverTlsContext } from './tls-context.js';
+import { PURPOSE_OF_USE_CODES } from '../../domain/audit-codes.js';
 import { CustosError } from '../../domain/errors.js';
 import { asUserId } from '../../domain/ids.js';
 import type { Principal } from '../../domain/principal.js';
@@ -786,16 +787,21 @@ function clientWentAway(err: unknown, req: IncomingMessage): boolean {
 
 /**
  * Why the caller accesses data (recorded with every audit record it causes): the `X-Purpose-Of-Use` header, a
- * code of the HL7 PurposeOfUse value set such as TREAT, ETREAT, HPAYMT, HRESCH, PUBHLTH.
+ * code of the HL7 v3 PurposeOfUse value set (PURPOSE_OF_USE_CODES, in any letter case) such as TREAT, ETREAT,
+ * HPAYMT, HRESCH, PUBHLTH. Until 7 Dec 2026 any word of that form was accepted, recorded and exported as an
+ * ActReason code (`BOGUS` included).
  */
 function purposeOfUse(header: string | string[] | undefined): string | undefined {
   if (header === undefined) return undefined;
   const v = (Array.isArray(header) ? header[0] : header)!.trim();
-  if (!/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(v))
+  const code = v.toUpperCase();
+  if (!PURPOSE_OF_USE_CODES.has(code))
     throw new CustosError({
       code: 'http.bad-purpose',
-      message: `X-Purpose-Of-Use must be a purpose-of-use code such as TREAT or HRESCH, got '${v.slice(0, 80)}'`,
+      message:
+        `X-Purpose-Of-Use must be a code of the HL7 v3 PurposeOfUse value set such as TREAT, ETREAT or HRESCH, ` +
+        `got '${v.slice(0, 80)}'`,
       httpStatus: 400,
     });
-  return v.toUpperCase();
+  return code;
 }
