@@ -77,6 +77,64 @@ export type AuditAction =
   | 'dicom-associate'
   | 'administer';
 
+/** Every AuditAction, once: the compiler refuses this object if the type gains a name it lacks. */
+const STANDARD_ACTIONS: Record<AuditAction, true> = {
+  login: true,
+  logout: true,
+  mfa: true,
+  'token-use': true,
+  'token-create': true,
+  'token-revoke': true,
+  'account-create': true,
+  'account-change': true,
+  query: true,
+  'view-metadata': true,
+  'view-pixels': true,
+  store: true,
+  'export-clinical': true,
+  'export-deidentified': true,
+  print: true,
+  'correct-header': true,
+  quarantine: true,
+  release: true,
+  reject: true,
+  'request-deletion': true,
+  'approve-deletion': true,
+  delete: true,
+  'policy-apply': true,
+  'config-change': true,
+  'break-glass': true,
+  alert: true,
+  'read-audit': true,
+  'dicom-associate': true,
+  administer: true,
+};
+
+/**
+ * Every action name Custos records: the AuditAction vocabulary and the names services record besides it (the HL7
+ * feed, fixity, storage commitment, AE, grant, project and care-team administration, console reads). An audit
+ * search for a name outside this list that the ledger does not hold either is refused rather than answered with
+ * nothing (a misspelt `view-pixel` is not "no such access"). A test checks every `action: '…'` in src is here.
+ */
+export const KNOWN_AUDIT_ACTIONS: readonly string[] = [
+  ...Object.keys(STANDARD_ACTIONS),
+  'hl7-message',
+  'hl7-order',
+  'hl7-patient-update',
+  'hl7-patient-merge',
+  'hl7-patient-identifier-change',
+  'fixity-check',
+  'storage-commit',
+  'review-break-glass',
+  'view-activity',
+  'read-quality-kpis',
+  'ae-add',
+  'ae-remove',
+  'grant-create',
+  'project-add',
+  'care-team-add',
+];
+
 export interface AuditObjects {
   seriesUids?: string[];
   sopInstanceUids?: string[];

@@ -9,7 +9,7 @@ import {
   publicKeyFromPem,
   type VerifyReport,
 } from '../domain/ledger-chain.js';
-import type { AuditRecord } from '../domain/audit-record.js';
+import { KNOWN_AUDIT_ACTIONS, type AuditRecord } from '../domain/audit-record.js';
 import type { Principal } from '../domain/principal.js';
 import type {
   AuditFilter,
@@ -180,11 +180,30 @@ export class AuditService {
     channel?: string,
   ): Promise<{ records: AuditRecord[]; more: boolean }> {
     const decision = await this.deps.gate.require(principal, 'read-audit', { type: 'archive' });
+    await this.requireKnownActions(filter.action);
     const resolved = await this.withStoredActor(filter);
     const found = await this.deps.store.search({ ...resolved, limit: resolved.limit + 1 });
     const records = found.slice(0, resolved.limit);
     await this.recordRead(principal, decision.policy, 'search', resolved, records.length, channel);
     return { records, more: found.length > records.length };
+  }
+
+  /**
+   * Refuses an action name that Custos never records and the ledger does not hold (a name recorded by an older
+   * version is still found). Until 7 Dec 2026 `action=view-pixel` answered 200 with no records, which a privacy
+   * officer could read as "nobody viewed the images".
+   */
+  private async requireKnownActions(actions: readonly string[] | undefined): Promise<void> {
+    for (const action of actions ?? []) {
+      if (KNOWN_AUDIT_ACTIONS.includes(action)) continue;
+      if ((await this.deps.store.search({ action: [action], limit: 1 })).length) continue;
+      throw new CustosError({
+        code: 'audit.bad-filter',
+        message: `action: '${action}' is no action Custos records and none is in the ledger (known: ${KNOWN_AUDIT_ACTIONS.join(', ')})`,
+        httpStatus: 400,
+        detail: { parameter: 'action' },
+      });
+    }
   }
 
   /**
@@ -266,6 +285,7 @@ export class AuditService {
     channel?: string,
   ): AsyncGenerator<AuditRecord> {
     const decision = await this.deps.gate.require(principal, 'read-audit', { type: 'archive' });
+    await this.requireKnownActions(filter.action);
     const resolved = await this.withStoredActor(filter);
     await this.recordRead(principal, decision.policy, 'export', { ...resolved, format }, undefined, channel);
     let afterSeq = resolved.afterSeq ?? 0;
