@@ -1153,6 +1153,12 @@ const lockedError = (until: string) =>
 const DUMMY_HASH =
   '$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHRzb21lc2FsdA$Jc0CD6bwsB8cN3L0gvUqR3rjMgWjQvztNrMH9NCqmf8';
 
+/** The policy id the local operator's commands are recorded with: no Cedar decision, data-directory access. */
+export const LOCAL_OPERATOR_POLICY = 'builtin:local-operator';
+
+/** The operator at the command line (`systemPrincipal('cli')`), never a principal a request authenticated as. */
+export const isLocalOperator = (p: Principal): boolean => p.kind === 'system' && p.name === 'system:cli';
+
 export const systemPrincipal = (what: string): Principal => ({
   kind: 'system',
   id: asUserId('system'),

@@ -11,12 +11,20 @@ import { CustosError } from '../domain/errors.js';
 import { generatePassword } from '../domain/password-policy.js';
 import { ROLES, type Principal } from '../domain/principal.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
+import type { Decision } from '../ports/policy.js';
 import type { Clock } from '../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../ports/database.js';
 import type { AccessGate } from './access-gate.js';
 import { accountName } from './account-names.js';
 import type { AccountService, NewAccount } from './account-service.js';
-import { revokeCredentials, type AuthService, type CreatedToken, type TokenSummary } from './auth-service.js';
+import {
+  isLocalOperator,
+  LOCAL_OPERATOR_POLICY,
+  revokeCredentials,
+  type AuthService,
+  type CreatedToken,
+  type TokenSummary,
+} from './auth-service.js';
 
 export interface AdminUserView {
   username: string;
@@ -139,9 +147,9 @@ const noSuchUser = (username: string) =>
   new CustosError({ code: 'auth.no-such-user', message: `no account named '${username}'`, httpStatus: 404 });
 
 /**
- * User administration for the console and the CLI (docs/accounts.md): every call is decided by the policy
- * decision point as the 'administer' action on the archive and recorded in the ledger in the transaction that
- * makes the change. Deactivation and password reset end the account's sessions and tokens in that transaction.
+ * User administration for the console and the CLI (docs/accounts.md): every call but the local operator's is
+ * decided by the policy decision point as the 'administer' action on the archive, and every call is recorded in
+ * the ledger in the transaction that makes the change. Deactivation and password reset end the account's sessions and tokens in that transaction.
  */
 export class UserAdminService {
   constructor(
@@ -153,7 +161,17 @@ export class UserAdminService {
     private readonly auth: AuthService,
   ) {}
 
-  private allow(actor: Principal) {
+  /**
+   * The local operator (`custos user …`, whoever can open the data directory) is not decided by Cedar: its
+   * authority is that access, as for `custos user add`, `grant` and `token create`, and its records say so with
+   * `builtin:local-operator` (docs/access-control.md). Until 7 Dec 2026 these commands were decided as the
+   * synthetic administrator and recorded as `archive-administer`, as if a Cedar policy had allowed a person, and
+   * a policy taking `administer` from the administrator role would have taken the operator's recovery
+   * (`custos user reset-password admin`) with it.
+   */
+  private allow(actor: Principal): Promise<Decision> {
+    if (isLocalOperator(actor))
+      return Promise.resolve({ allowed: true, policy: LOCAL_OPERATOR_POLICY, reason: 'local operator' });
     return this.gate.require(actor, 'administer', { type: 'archive' });
   }
 
