@@ -141,11 +141,6 @@ export interface AuditObjects {
   /** For queries: what was asked (attribute → value) and how many results were returned. */
   query?: Record<string, unknown>;
   count?: number;
-  /**
-   * For queries: the PatientIDs whose data the results showed (distinct, at most 1,000 per record), which an
-   * accounting of disclosures finds the record by.
-   */
-  patients?: string[];
   [key: string]: unknown;
 }
 

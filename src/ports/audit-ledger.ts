@@ -25,11 +25,6 @@ export interface AuditLedger {
 /** Filters for reading the ledger; every field narrows (AND). Times are ISO 8601 UTC, `until` exclusive. */
 export interface AuditFilter {
   patientId?: string;
-  /**
-   * With patientId: also the records whose results showed that patient's data (a query's `objects.patients`),
-   * as an accounting of disclosures needs; without it, only records about the patient (their `patientId`).
-   */
-  disclosingPatient?: boolean;
   studyUid?: string;
   actor?: string;
   action?: string[];

@@ -422,15 +422,6 @@ export interface StorageCommitmentsTable {
   requested_at: string;
 }
 
-/**
- * The patients whose data a ledger record's results showed (a query's `objects.patients`, which the chain hashes):
- * an index of the ledger written with the record, append-only like it, for the accounting of disclosures.
- */
-export interface AuditDisclosedPatientsTable {
-  seq: ColumnType<number, number, never>;
-  patient_id: string;
-}
-
 export interface DatabaseSchema {
   archive_identity: ArchiveIdentityTable;
   quarantine: QuarantineTable;
@@ -462,7 +453,6 @@ export interface DatabaseSchema {
   merge_loop_alerts: MergeLoopAlertsTable;
   hl7_applied_messages: Hl7AppliedMessagesTable;
   storage_commitments: StorageCommitmentsTable;
-  audit_disclosed_patients: AuditDisclosedPatientsTable;
 }
 
 export type SqlDialectName = 'sqlite' | 'postgres';

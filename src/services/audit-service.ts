@@ -229,9 +229,6 @@ export class AuditService {
     for (;;) {
       const page = await this.deps.store.search({
         patientId,
-        // Queries whose results showed the patient too (their objects.patients): until 7 Dec 2026 a QIDO-RS or
-        // C-FIND that listed the patient's name, ID or studies was left out of the accounting.
-        disclosingPatient: true,
         action: [...DISCLOSING_ACTIONS],
         outcome: 'success',
         ...range,

@@ -414,15 +414,9 @@ export class QueryService {
     // The record names what is disclosed, so it can be written before the rows are presented: its commit and WAL
     // sync run meanwhile (one turn of the event loop lets the commit reach its sync), and nothing is returned
     // before it is durable.
-    const recorded = this.recordQuery(
-      principal,
-      query,
-      policy,
-      glass,
-      rows.length,
-      [...new Set(rows.map((r) => r.study_uid))],
-      rows.map((r) => r.patient_id),
-    );
+    const recorded = this.recordQuery(principal, query, policy, glass, rows.length, [
+      ...new Set(rows.map((r) => r.study_uid)),
+    ]);
     recorded.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
     const results = await present(rows);
@@ -470,7 +464,6 @@ export class QueryService {
       glass,
       studies.length,
       studies.map((s) => s.studyUid),
-      studies.map((s) => s.patientId),
       channel,
     );
     return { studies, more };
@@ -568,13 +561,8 @@ export class QueryService {
     glass: Decision[],
     count: number,
     studyUids: (string | undefined)[],
-    patientIds: string[],
     channel?: string,
   ): Promise<void> {
-    // The patients whose data the results showed (names, IDs, study descriptions), so that the accounting of
-    // disclosures finds the query by any of them (the ledger indexes them with the record, sql-ledger.ts). Bounded
-    // as the study list is; a page holds at most limits.maxQueryResults rows anyway.
-    const patients = [...new Set(patientIds.filter((p) => p !== ''))];
     await this.ledger.append({
       principal,
       action: 'query',
@@ -592,8 +580,6 @@ export class QueryService {
         matches: query.matches.map((m) => ({ ...m })),
         count,
         studies: studyUids.slice(0, 1000),
-        ...(patients.length ? { patients: patients.slice(0, MAX_RECORDED_PATIENTS) } : {}),
-        ...(patients.length > MAX_RECORDED_PATIENTS ? { patientCount: patients.length } : {}),
       },
     });
   }
@@ -888,11 +874,6 @@ type Purpose = 'dicom' | 'rendered' | 'browse';
 
 /** Stored attributes read per query for the studies a cache does not hold. */
 const ATTRS_BATCH = 500;
-/**
- * The patients a query record names, at most: the largest page (limits.maxQueryResults may not exceed 10,000), so
- * that no patient a page showed is left out of the accounting of disclosures.
- */
-const MAX_RECORDED_PATIENTS = 10_000;
 
 /** A row of the list query; the fields after the patient's are there for one purpose only. */
 interface Row extends StudyFactsRow {

@@ -471,7 +471,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** accounting of disclosures: everyone who accessed one patient's studies or saw the patient in query results */
+        /** accounting of disclosures: everyone who accessed one patient's studies */
         get: operations["auditDisclosures"];
         put?: never;
         post?: never;

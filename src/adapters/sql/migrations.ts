@@ -678,29 +678,6 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
-    '0022-audit-disclosed-patients': {
-      // The patients a query's results showed (objects.patients), indexed with its ledger record so that the
-      // accounting of disclosures finds it (sql-ledger.ts). Append-only, as the ledger is.
-      async up(db: Kysely<unknown>) {
-        const seqType = dialect === 'postgres' ? 'bigint' : 'integer';
-        await db.schema
-          .createTable('audit_disclosed_patients')
-          .addColumn('patient_id', 'text', (c) => c.notNull())
-          .addColumn('seq', seqType, (c) => c.notNull())
-          .addPrimaryKeyConstraint('audit_disclosed_patients_pk', ['patient_id', 'seq'])
-          .execute();
-        const table = 'audit_disclosed_patients';
-        if (dialect === 'sqlite') {
-          await sql`create trigger ${sql.raw(`${table}_no_update`)} before update on ${sql.table(table)}
-                    begin select raise(abort, ${sql.lit(`${table} is append-only`)}); end`.execute(db);
-          await sql`create trigger ${sql.raw(`${table}_no_delete`)} before delete on ${sql.table(table)}
-                    begin select raise(abort, ${sql.lit(`${table} is append-only`)}); end`.execute(db);
-        } else {
-          await sql`create trigger ${sql.raw(`${table}_append_only`)} before update or delete or truncate on ${sql.table(table)}
-                    for each statement execute function custos_refuse_ledger_change()`.execute(db);
-        }
-      },
-    },
   };
 }
 

@@ -129,17 +129,6 @@ export class SqlLedger implements AuditLedger, AuditStore {
         .values(rows.slice(i, i + INSERT_CHUNK).map(ledgerTableRow))
         .execute();
     }
-    // The patients a record's results showed (a query's objects.patients), indexed in the same transaction so that
-    // an accounting of disclosures finds the record by any of them: one insert per batch, not per patient.
-    const disclosed = rows.flatMap((r, i) =>
-      disclosedPatients(items[i]!.event).map((patientId) => ({ seq: r.seq, patient_id: patientId })),
-    );
-    for (let i = 0; i < disclosed.length; i += INSERT_CHUNK * 4) {
-      await trx
-        .insertInto('audit_disclosed_patients')
-        .values(disclosed.slice(i, i + INSERT_CHUNK * 4))
-        .execute();
-    }
   }
 
   async head(): Promise<{ seq: number; hash: string }> {
@@ -148,20 +137,7 @@ export class SqlLedger implements AuditLedger, AuditStore {
 
   async search(f: AuditFilter): Promise<AuditRecord[]> {
     let q = this.index.db.selectFrom('audit_ledger').select(['record']);
-    const patientId = f.patientId;
-    if (patientId !== undefined)
-      q = f.disclosingPatient
-        ? q.where((eb) =>
-            eb.or([
-              eb('patient_id', '=', patientId),
-              eb(
-                'seq',
-                'in',
-                eb.selectFrom('audit_disclosed_patients').select('seq').where('patient_id', '=', patientId),
-              ),
-            ]),
-          )
-        : q.where('patient_id', '=', patientId);
+    if (f.patientId !== undefined) q = q.where('patient_id', '=', f.patientId);
     if (f.studyUid !== undefined) q = q.where('study_uid', '=', f.studyUid);
     if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
     if (f.action?.length) q = q.where('action', 'in', f.action);
@@ -244,11 +220,4 @@ export class SqlLedger implements AuditLedger, AuditStore {
       return c;
     });
   }
-}
-
-/** The distinct, non-empty PatientIDs a record says its results showed (objects.patients). */
-function disclosedPatients(event: AuditEvent): string[] {
-  const patients = event.objects?.patients;
-  if (!Array.isArray(patients)) return [];
-  return [...new Set(patients.filter((p): p is string => typeof p === 'string' && p !== ''))];
 }

@@ -673,8 +673,7 @@ const paths: Record<string, Record<string, Op>> = {
   },
   '/api/audit/disclosures': {
     get: op({
-      summary:
-        "accounting of disclosures: everyone who accessed one patient's studies or saw the patient in query results",
+      summary: "accounting of disclosures: everyone who accessed one patient's studies",
       operationId: 'auditDisclosures',
       tags: ['audit'],
       parameters: [
