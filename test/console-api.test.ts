@@ -246,11 +246,11 @@ for (const backend of backends()) {
       const served = await fetch(`${s.url}/api/openapi.json`);
       expect(served.status).toBe(200);
       expect(served.headers.get('cache-control')).toBe('no-store');
-      // DICOMweb answers are not sniffed either; their caching is left to the viewer.
+      // DICOMweb answers are not sniffed either, and no cache may keep them (each view is decided and recorded).
       const dicomweb = await get('data-steward', '/dicom-web/studies?limit=1');
       expect(dicomweb.status).toBe(200);
       expect(dicomweb.headers.get('x-content-type-options')).toBe('nosniff');
-      expect(dicomweb.headers.get('cache-control')).toBeNull();
+      expect(dicomweb.headers.get('cache-control')).toBe('no-store');
       expect(((await served.json()) as { openapi: string }).openapi).toBe('3.1.0');
     });
 
