@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { dropPostgresSchema, openIndexDb } from '../src/adapters/sql/open-index-db.js';
 import { backends, postgresUrl } from './support/backends.js';
+import { insertOrder } from './support/orders.js';
 
 describe.each(backends())('migration 0019-cancelled-order-relationships on %s', (backend) => {
   const schema = `cancrel_${randomBytes(6).toString('hex')}`;
@@ -33,32 +34,18 @@ describe.each(backends())('migration 0019-cancelled-order-relationships on %s', 
       .returning('pk')
       .executeTakeFirstOrThrow();
     const order = async (placer: string, status: string, physician: string) => {
-      const { pk } = await index.db
-        .insertInto('orders')
-        .values({
-          order_key: placer,
-          placer_order_number: placer,
-          filler_order_number: '',
-          accession_number: '',
-          patient_pk: patientPk,
-          ordering_physician_id: physician,
-          ordering_physician_name: '',
-          referring_physician_id: '',
-          referring_physician_name: '',
-          department: '',
-          procedure_code: '',
-          procedure_text: '',
-          study_instance_uid: '',
-          modality: '',
-          order_control: status === 'cancelled' ? 'CA' : 'NW',
-          status,
-          sender: 'RIS^HOSP',
-          message_control_id: placer,
-          received_at: now,
-          updated_at: now,
-        })
-        .returning('pk')
-        .executeTakeFirstOrThrow();
+      const { pk } = await insertOrder(index.db, placer, 'P1', {
+        order_key: placer,
+        placer_order_number: placer,
+        accession_number: '',
+        ordering_physician_id: physician,
+        order_control: status === 'cancelled' ? 'CA' : 'NW',
+        status,
+        sender: 'RIS^HOSP',
+        message_control_id: placer,
+        received_at: now,
+        updated_at: now,
+      });
       await index.db
         .insertInto('care_relationships')
         .values({

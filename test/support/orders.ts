@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Insertable, Kysely } from 'kysely';
 import type { DatabaseSchema } from '../../src/ports/database.js';
 
 /** A patient with nothing but its ID (`db` may be a transaction); its new primary key. */
@@ -18,17 +18,21 @@ export function insertPatient(db: Kysely<DatabaseSchema>, patientId: string) {
     .executeTakeFirstOrThrow();
 }
 
-/** An order as the HL7 feed records one (ORM^O01), for tests that need "a known order". */
+/**
+ * An order as the HL7 feed records one (ORM^O01), for tests that need "a known order"; `fields` replace the
+ * columns given here. Its primary key.
+ */
 export async function insertOrder(
   db: Kysely<DatabaseSchema>,
   accession: string,
   patientId = 'ORDER-PATIENT',
+  fields: Partial<Insertable<DatabaseSchema['orders']>> = {},
 ) {
   const now = new Date().toISOString();
   const patient =
     (await db.selectFrom('patients').select('pk').where('patient_id', '=', patientId).executeTakeFirst()) ??
     (await insertPatient(db, patientId));
-  await db
+  return db
     .insertInto('orders')
     .values({
       order_key: `test:${accession}`,
@@ -51,6 +55,8 @@ export async function insertOrder(
       message_control_id: `test-${accession}`,
       received_at: now,
       updated_at: now,
+      ...fields,
     })
-    .execute();
+    .returning('pk')
+    .executeTakeFirstOrThrow();
 }
