@@ -115,6 +115,44 @@ describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { 
     }
   });
 
+  it('lets the page read what a 415 or 405 says is taken (Accept-Post, Allow)', async () => {
+    const page = await pageAt(`http://127.0.0.1:${viewerPort}`);
+    try {
+      const out = await page.evaluate(
+        async ({ base, token, study }) => {
+          const auth = { Authorization: `Bearer ${token}` };
+          // A viewer storing a bare Part 10 file instead of multipart/related.
+          const stow = await fetch(`${base}/studies`, {
+            method: 'POST',
+            headers: { ...auth, 'Content-Type': 'application/dicom' },
+            body: new Uint8Array(8),
+          });
+          // POST where only GET is taken.
+          const meta = await fetch(`${base}/studies/${study}/metadata`, {
+            method: 'POST',
+            headers: { ...auth, 'Content-Type': 'application/dicom+json' },
+            body: '[]',
+          });
+          return {
+            stow: stow.status,
+            acceptPost: stow.headers.get('Accept-Post'),
+            meta: meta.status,
+            allow: meta.headers.get('Allow'),
+          };
+        },
+        { base: s.dicomweb, token: s.token, study },
+      );
+      expect(out).toEqual({
+        stow: 415,
+        acceptPost: expect.stringContaining('multipart/related; type="application/dicom"'),
+        meta: 405,
+        allow: expect.stringContaining('GET'),
+      });
+    } finally {
+      await page.close();
+    }
+  });
+
   it('is refused by the browser from an origin not in http.corsOrigins, and for the console API', async () => {
     // localhost and 127.0.0.1 are different origins: only the latter is allowed.
     const other = await pageAt(`http://localhost:${viewerPort}`);

@@ -57,11 +57,12 @@ const CORS_PATH = /^\/(dicom-web|wado)(\/|$)/;
 /** Request headers a viewer sends besides the CORS-safelisted ones (Range: byte ranges of frames and bulk data). */
 const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, Accept, X-Purpose-Of-Use, Range';
 /**
- * Response headers a viewer's script may read besides the safelisted ones: STOW-RS and QIDO-RS warnings, and what
- * a byte range answer says (Content-Range, Accept-Ranges).
+ * Response headers a viewer's script may read besides the safelisted ones: STOW-RS and QIDO-RS warnings, what a
+ * byte range answer says (Content-Range, Accept-Ranges), and what a 415 or 405 says is taken (Accept-Post, Allow;
+ * until 7 Dec 2026 a page could not read them).
  */
 const CORS_EXPOSE_HEADERS =
-  'Warning, Content-Location, Location, Content-Encoding, Content-Range, Accept-Ranges';
+  'Warning, Content-Location, Location, Content-Encoding, Content-Range, Accept-Ranges, Accept-Post, Allow';
 
 const anonymous = (source: string, channel: string): Principal => ({
   kind: 'user',
