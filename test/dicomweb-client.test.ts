@@ -179,7 +179,7 @@ describe.each(backends())('dicomweb-client (OHIF) against Custos on %s', (backen
     expect(uri).toMatch(/\/bulkdata\/7FE00010$/);
     const [pixels] = await client.retrieveBulkData({ BulkDataURI: uri });
     expect(Buffer.from(pixels!)).toEqual(pixelBytes(6, 6, 2));
-    // A byte range of it (the library sends Range and takes the 206), and the single part form OHIF can ask for.
+    // A byte range of it (the library sends Range and takes the multipart 200), and the single part form OHIF can ask for.
     const [some] = await client.retrieveBulkData({ BulkDataURI: uri, byteRange: [10, 29] });
     expect(Buffer.from(some!)).toEqual(pixelBytes(6, 6, 2).subarray(10, 30));
     const single = new api.DICOMwebClient({

@@ -528,7 +528,11 @@ export function bulkdataHandler(retrieve: RetrieveService) {
 /**
  * Frames or bulk data values, each made of byte ranges of the stored object: one part each in multipart/related,
  * or the one value as the body when the client asked for the single part form. A `Range` header applies to a
- * lone value (PS3.18's bulk data response: only the bytes asked for): 206, with Content-Range naming them.
+ * lone value (PS3.18's bulk data response: only the bytes asked for), with Content-Range naming them: single part,
+ * a 206 whose body is those bytes (RFC 9110 §15.3.7.1); multipart/related, a 200 whose one part carries them and
+ * the Content-Range. A 206 says its content is the range the Content-Range names, or a multipart/byteranges of
+ * ranges (§15.3.7); a multipart/related message is neither, nor any range of the message the same request without
+ * Range gets. Until 7 Dec 2026 that answer was a 206 with no Content-Range of its own.
  */
 async function sendValues(
   ctx: RequestContext,
@@ -552,7 +556,6 @@ async function sendValues(
     if (span) values = [sliceRanges(values[0]!, span.start, span.end)];
   }
   const lengths = values.map((r) => r.reduce((n, x) => n + x.length, 0));
-  const status = span ? 206 : 200;
   const contentRange: Record<string, string> = span
     ? { 'Content-Range': `bytes ${span.start}-${span.end}/${span.total}` }
     : {};
@@ -562,7 +565,7 @@ async function sendValues(
   // client saw an empty reply (single part) or a 200 cut after the first part's headers.
   if (form.single) {
     const body = await primed(ctx.res, read(values[0]!));
-    ctx.res.writeHead(status, {
+    ctx.res.writeHead(span ? 206 : 200, {
       'Content-Type': form.type,
       'Content-Length': String(lengths[0]),
       ...ranges,
@@ -583,7 +586,7 @@ async function sendValues(
   const boundary = multipartBoundary();
   const inner = form.type.split(';')[0]!;
   // Every value's length is known, and so the body's (as for a retrieve of objects as stored).
-  ctx.res.writeHead(status, {
+  ctx.res.writeHead(200, {
     'Content-Type': `multipart/related; type="${inner}"; boundary=${boundary}`,
     'Content-Length': String(multipartLength(heads, boundary)),
     ...ranges,
