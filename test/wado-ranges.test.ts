@@ -231,6 +231,31 @@ describe.each(backends())('WADO-RS ranges, single parts and HEAD on %s', (backen
     expect(part!.body).toEqual(pixels);
   });
 
+  it('ignores a Range on HEAD: the headers of the whole value, never a 206 or 416 (RFC 9110 §14.2)', async () => {
+    // GET is the only method range handling is defined for; a server MUST ignore Range on any other. Until 7 Dec
+    // 2026 a HEAD with Range got a 206 whose Content-Length was the range's, or a 416, not the value's length.
+    const paths = [
+      [base, { Accept: 'application/dicom' }],
+      [`${base}/bulkdata/7FE00010`, { Accept: 'application/octet-stream' }],
+      [`${base}/frames/1`, { Accept: 'application/octet-stream' }],
+    ] as const;
+    for (const [url, headers] of paths) {
+      const got = await fetch(url, { headers: { Authorization: `Bearer ${s.token}`, ...headers } });
+      expect(got.status, url).toBe(200);
+      await got.arrayBuffer();
+      for (const range of ['bytes=0-9', 'bytes=-4', 'bytes=99999999-']) {
+        const head = await fetch(url, {
+          method: 'HEAD',
+          headers: { Authorization: `Bearer ${s.token}`, Range: range, ...headers },
+        });
+        expect(head.status, `${url} ${range}`).toBe(200);
+        expect(head.headers.get('content-range'), `${url} ${range}`).toBeNull();
+        expect(head.headers.get('content-length'), `${url} ${range}`).toBe(got.headers.get('content-length'));
+        expect(head.headers.get('accept-ranges'), `${url} ${range}`).toBe('bytes');
+      }
+    }
+  });
+
   it('answers HEAD with the headers of GET and reads no object', async () => {
     const study = `${s.dicomweb}/studies/${ids.studyUid}`;
     const paths = [

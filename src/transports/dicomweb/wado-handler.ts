@@ -279,6 +279,10 @@ interface Served {
  * representation.
  */
 function rangeOf(ctx: RequestContext, total: number): ByteSpan | undefined {
+  // RFC 9110 §14.2: range handling is defined for GET alone, and a server MUST ignore Range on another method. A
+  // HEAD gets the headers of the whole value (200, its length), as a client sizing a download expects; until 7 Dec
+  // 2026 it got a 206 with the range's length, or a 416.
+  if (ctx.req.method !== 'GET') return undefined;
   if (ctx.req.headers['if-range'] !== undefined) return undefined;
   try {
     return parseByteRange(ctx.req.headers.range, total);
