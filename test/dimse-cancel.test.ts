@@ -31,6 +31,7 @@ const EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 describe.each(backends())('C-CANCEL of a C-FIND or C-MOVE with answers still flowing, on %s', (backend) => {
   let s: TestServer;
+  let firstStudy: string;
 
   beforeAll(async () => {
     s = await startTestServer(backend);
@@ -40,9 +41,10 @@ describe.each(backends())('C-CANCEL of a C-FIND or C-MOVE with answers still flo
       port: 104,
       user: 'admin',
     });
-    const parts = Array.from({ length: STUDIES }, () =>
+    firstStudy = uid(1);
+    const parts = Array.from({ length: STUDIES }, (_, i) =>
       makeInstance({
-        studyUid: uid(1),
+        studyUid: i === 0 ? firstStudy : uid(1),
         seriesUid: uid(2),
         sopInstanceUid: uid(3),
         patientId: 'PID-CANCEL',
@@ -112,6 +114,68 @@ describe.each(backends())('C-CANCEL of a C-FIND or C-MOVE with answers still flo
       reason: `cancelled by the requestor (C-CANCEL) after ${pending} answers`,
     });
     // The association goes on: it is released normally.
+    peer.socket.write(encodeReleaseRq());
+    expect((await peer.next())?.type).toBe(0x06);
+    peer.socket.destroy();
+  });
+  // PS3.7 §9.1.2.1.1: no two outstanding operations share a Message ID, so an SCU may use one again once the last
+  // operation with it has ended; pynetdicom's send_c_find/send_c_move/send_c_get default to Message ID 1 for each.
+  // Until 7 Dec 2026 a C-CANCEL was remembered for the rest of the association, so every later C-FIND, C-MOVE or
+  // C-GET with that Message ID was cancelled before its first answer (0xFE00, nothing found); so was one after a
+  // C-CANCEL that came too late, once the final response had gone.
+  it("answers a later C-FIND that uses a cancelled request's Message ID again", async () => {
+    const peer = await rawAssociated(s.dicomPort!, 'CANCELSCU', [
+      { abstractSyntax: Sop.StudyRootFind, transferSyntaxes: [EXPLICIT_LE] },
+    ]);
+    const find = encodeCommand({
+      affectedSopClassUid: Sop.StudyRootFind,
+      commandField: Cmd.CFindRq,
+      messageId: 1,
+      priority: 0,
+      commandDataSetType: 0,
+    });
+    const cancel = rawMessage(
+      1,
+      encodeCommand({
+        commandField: Cmd.CCancelRq,
+        messageIdBeingRespondedTo: 1,
+        commandDataSetType: NO_DATASET,
+      }),
+    );
+    const query = (keys: { tag: number; vr: string; value: string }[]) =>
+      rawMessage(
+        1,
+        find,
+        encodeDataset([{ tag: 0x00080052, vr: 'CS', value: 'STUDY' }, ...keys], EXPLICIT_LE),
+      );
+    /** Every response to the request in flight: the Study Instance UIDs answered, and the final status. */
+    const answers = async () => {
+      let pending = 0;
+      for (let m = await peer.message(); m; m = await peer.message()) {
+        const cmd = decodeCommand(m.command);
+        if (cmd.status !== 0xff00) return { pending, final: cmd.status };
+        pending++;
+      }
+      throw new Error('the association ended');
+    };
+    // The first query is cancelled after its first answer, as findscu --cancel 1 does.
+    peer.socket.write(
+      query([
+        { tag: Tags.PatientID, vr: 'LO', value: 'PID-CANCEL' },
+        { tag: Tags.StudyInstanceUID, vr: 'UI', value: '' },
+      ]),
+    );
+    expect(decodeCommand((await peer.message())!.command).status).toBe(0xff00);
+    peer.socket.write(cancel);
+    expect((await answers()).final).toBe(0xfe00);
+    // The next, with Message ID 1 again, is a request of its own.
+    peer.socket.write(query([{ tag: Tags.StudyInstanceUID, vr: 'UI', value: firstStudy }]));
+    expect(await answers()).toEqual({ pending: 1, final: 0x0000 });
+    // A C-CANCEL that comes after the final response names no operation in progress and is ignored: the
+    // request after it is answered in full.
+    peer.socket.write(cancel);
+    peer.socket.write(query([{ tag: Tags.StudyInstanceUID, vr: 'UI', value: firstStudy }]));
+    expect(await answers()).toEqual({ pending: 1, final: 0x0000 });
     peer.socket.write(encodeReleaseRq());
     expect((await peer.next())?.type).toBe(0x06);
     peer.socket.destroy();

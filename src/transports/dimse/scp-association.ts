@@ -140,6 +140,15 @@ export class ScpAssociation {
   private owed = 0;
   /** The archive is shutting down (stop()): the association ends once nothing is owed. */
   private stopping = false;
+  /**
+   * Message IDs of the C-FIND, C-MOVE and C-GET requests in progress, and of those among them a C-CANCEL named. A
+   * Message ID names one operation while it is outstanding (PS3.7 §9.1.2.1.1: no two outstanding operations share one), and an SCU may use it again once that
+   * one has ended (pynetdicom's send_c_find, send_c_move and send_c_get use 1 every time): a C-CANCEL is for the
+   * operation in progress, and one naming none (come after the final response) is ignored. Until
+   * 7 Dec 2026 a C-CANCEL was kept for the rest of the association, so each later request with its Message ID was
+   * cancelled before its first answer.
+   */
+  private readonly cancellable = new Set<number>();
   private readonly cancelled = new Set<number>();
   /** Gives back this association's slot under `limits` (once the A-ASSOCIATE-RQ took one). */
   private releaseSlot: () => void = () => undefined;
@@ -566,7 +575,8 @@ export class ScpAssociation {
   private command(contextId: number, cmd: Command): DataSink | undefined {
     const ctx = this.contexts.get(contextId)!;
     if (cmd.commandField === Cmd.CCancelRq) {
-      if (cmd.messageIdBeingRespondedTo !== undefined) this.cancelled.add(cmd.messageIdBeingRespondedTo);
+      const id = cmd.messageIdBeingRespondedTo;
+      if (id !== undefined && this.cancellable.has(id)) this.cancelled.add(id);
       return undefined;
     }
     // PS3.7 §9.3: Message ID is Type 1 in every request, and the Affected SOP Class UID in the C- ones. A request
@@ -644,10 +654,19 @@ export class ScpAssociation {
       case Cmd.CGetRq:
       case Cmd.NActionRq: {
         const { name, limit, status } = OVER_LIMIT.get(cmd.commandField)!;
+        const id = cmd.messageId!;
+        // Cancellable from its command on (a C-CANCEL follows the request's data set) until its final response.
+        const cancellable = cmd.commandField !== Cmd.NActionRq;
+        if (cancellable) this.cancellable.add(id);
+        const ended = () => {
+          if (!cancellable) return;
+          this.cancellable.delete(id);
+          this.cancelled.delete(id);
+        };
         return {
           kind: 'buffer',
           limit,
-          done: (data) => run(() => this.services.dispatch(this, ctx, cmd, data)),
+          done: (data) => run(() => this.services.dispatch(this, ctx, cmd, data).finally(ended)),
           tooLarge: (bytes) =>
             run(() =>
               this.respond(
@@ -657,7 +676,7 @@ export class ScpAssociation {
                 status,
                 // An Error Comment holds 64 characters.
                 `data set of ${bytes} bytes, over the ${name} limit of ${limit / 1024 / 1024} MiB`,
-              ),
+              ).finally(ended),
             ),
         };
       }
