@@ -178,6 +178,12 @@ export class ScpAssociation {
     return this.leftBy;
   }
 
+  /** The requestor sent an A-RELEASE-RQ (whether or not the A-RELEASE-RP has gone yet). */
+  get releasedByRequestor(): boolean {
+    return this.released;
+  }
+  private released = false;
+
   isCancelled(messageId: number): boolean {
     return this.cancelled.has(messageId);
   }
@@ -338,6 +344,7 @@ export class ScpAssociation {
         if (this.conn?.midMessage)
           throw new PduError('an A-RELEASE-RQ in the middle of a message', AbortReason.UnexpectedPdu);
         this.state = 'releasing';
+        this.released = true;
         this.leftBy ??= 'the requestor released the association';
         // Not awaited: the PDUs that follow (a C-GET's C-STORE responses) are still to be read.
         void this.release().catch(this.onError);

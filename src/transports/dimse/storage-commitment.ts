@@ -211,8 +211,18 @@ export class StorageCommitment {
     };
     let undelivered: string | undefined;
     try {
-      if (a.open && !a.leaving) await send(a.conn, ctx.id, ctx.transferSyntax);
-      else {
+      let sent = false;
+      if (a.open && !a.leaving)
+        try {
+          await send(a.conn, ctx.id, ctx.transferSyntax);
+          sent = true;
+        } catch (err) {
+          // The requestor released the association (its A-RELEASE-RQ crossed the report) without answering the
+          // report there: it waits for it on an association of ours, as when it released before the report
+          // (PS3.4 J.3.3.1). Until 7 Dec 2026 such a report was recorded as not delivered and never sent again.
+          if (!a.releasedByRequestor) throw err;
+        }
+      if (!sent) {
         const peer = await this.s.deps.registry.find(a.callingAe);
         if (!peer) throw new Error(`${a.callingAe} is no longer registered`);
         const scu = await openScuAssociation({
