@@ -1,10 +1,21 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
 
-const cwd = mkdtempSync(join(tmpdir(), 'custos-config-'));
+/** A directory of this file's own, removed when its tests are done (until 7 Dec 2026 each run left four in /tmp). */
+const made: string[] = [];
+function scratchDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+const cwd = scratchDir('custos-config-');
 
 describe('loadConfig', () => {
   it('leaves HL7 off by default and reads hl7.* from CUSTOS_HL7_* variables', () => {
@@ -196,7 +207,7 @@ describe('loadConfig', () => {
   });
 
   it("resolves a relative path in the config file against the file's directory, one from the environment against the working directory", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'custos-config-rel-'));
+    const dir = scratchDir('custos-config-rel-');
     writeFileSync(
       join(dir, 'custos.json'),
       JSON.stringify({
@@ -314,14 +325,14 @@ describe('loadConfig', () => {
   });
 
   it('reads <dataDir>/custos.json when present', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'custos-config-data-'));
+    const dir = scratchDir('custos-config-data-');
     writeFileSync(join(dir, 'custos.json'), JSON.stringify({ http: { port: 8181 } }));
     expect(loadConfig({ env: { CUSTOS_DATA_DIR: dir }, cwd }).http.port).toBe(8181);
   });
   it('dicom: 100 associations at once and 20 per calling AE title by default, from the file or CUSTOS_DICOM_MAX_ASSOCIATIONS*', () => {
     const c = loadConfig({ env: {}, cwd });
     expect([c.dicom.maxAssociations, c.dicom.maxAssociationsPerAe]).toEqual([100, 20]);
-    const file = join(mkdtempSync(join(tmpdir(), 'custos-config-')), 'custos.json');
+    const file = join(scratchDir('custos-config-'), 'custos.json');
     writeFileSync(file, JSON.stringify({ dicom: { maxAssociations: 40, maxAssociationsPerAe: 4 } }));
     const f = loadConfig({ env: {}, cwd, configFile: file });
     expect([f.dicom.maxAssociations, f.dicom.maxAssociationsPerAe]).toEqual([40, 4]);
