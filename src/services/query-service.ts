@@ -789,13 +789,17 @@ function renderKey(fieldsKey: string, row: Row): string {
  */
 const MORE_RESULTS = 'There are additional results that can be requested';
 
-/** Warnings for a matching parameter given as true that Custos does not do (PS3.18 §8.3.4.2 gives the first's words). */
+/**
+ * Warnings for a matching parameter given as true that Custos does not do, in the words of PS3.18 §8.3.4.2,
+ * §8.3.4.5 and §8.3.4.6, which clients test for. Until 7 Dec 2026 the last two were Custos's own ("… Only literal
+ * matching has been performed: no empty value matched.").
+ */
 const UNSUPPORTED_MATCHING: Readonly<Record<string, string>> = {
   fuzzymatching: 'The fuzzymatching parameter is not supported. Only literal matching has been performed.',
   emptyvaluematching:
-    'The emptyvaluematching parameter is not supported. Only literal matching has been performed: no empty value matched.',
+    'The emptyvaluematching parameter is not supported. Empty Value Matching has not been performed.',
   multiplevaluematching:
-    'The multiplevaluematching parameter is not supported. Only literal matching has been performed: a value list matched as one value, except UID and modality lists.',
+    'The multiplevaluematching parameter is not supported. Multiple Value Matching has not been performed.',
 };
 
 /** The patient module attributes the patient index corrects (header-overlay.ts patientCorrections). */
