@@ -145,6 +145,21 @@ describe('parseQidoQuery', () => {
     expect(q('emptyvaluematching=false&multiplevaluematching=false').ignored).toEqual([]);
     expect(() => q('multiplevaluematching=1')).toThrow('multiplevaluematching must be true or false');
   });
+  it('refuses limit, offset and the matching modes given twice, naming them (until 7 Dec 2026 the last counted)', () => {
+    for (const [query, name] of [
+      ['limit=1&limit=3', 'limit'],
+      ['Offset=0&offset=2', 'offset'],
+      ['fuzzymatching=true&fuzzymatching=false', 'fuzzymatching'],
+      ['emptyvaluematching=false&emptyvaluematching=false', 'emptyvaluematching'],
+      ['multiplevaluematching=true&MultipleValueMatching=true', 'multiplevaluematching'],
+    ]) {
+      expect(() => q(query!), query).toThrow(`${name} is given more than once; give it once`);
+    }
+    expect(q('limit=2&offset=1&includefield=PatientAge&includefield=00101010')).toMatchObject({
+      limit: 2,
+      offset: 1,
+    });
+  });
   it('accepts a private or unknown tag as a key: returned, reported as not matched', () => {
     const r = q('00091001=private&00101010=040Y');
     expect(r.matches).toEqual([]);

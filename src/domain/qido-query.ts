@@ -295,6 +295,15 @@ function parseMatch(key: MatchKey, given: string): Match | undefined {
   }
 }
 
+/** The QIDO-RS parameters that are not attribute keys and take a single value (PS3.18 §8.3.4). */
+const ONE_VALUE_PARAMETERS: ReadonlySet<string> = new Set([
+  'limit',
+  'offset',
+  'fuzzymatching',
+  'emptyvaluematching',
+  'multiplevaluematching',
+]);
+
 function parseNonNegative(name: string, raw: string): number {
   if (!/^\d+$/.test(raw)) throw bad(`${name} must be a non-negative integer, got '${raw}'`, name);
   return Number.parseInt(raw, 10);
@@ -314,9 +323,16 @@ export function parseQidoQuery(params: URLSearchParams, level: QidoLevel, scope:
   let offset = 0;
   const ignored: string[] = [];
   const levelIndex = ORDER.indexOf(level);
+  const controls = new Set<string>();
 
   for (const [rawKey, value] of params) {
     const lower = rawKey.toLowerCase();
+    // One value each, as a matching key has: until 7 Dec 2026 the last of two counted (`limit=1&limit=3` answered
+    // three), where a proxy or a log that read the first saw another query than the one answered.
+    if (ONE_VALUE_PARAMETERS.has(lower)) {
+      if (controls.has(lower)) throw bad(`${lower} is given more than once; give it once`, lower);
+      controls.add(lower);
+    }
     if (lower === 'includefield') {
       for (const f of value
         .split(',')
