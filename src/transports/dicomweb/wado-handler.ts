@@ -993,6 +993,7 @@ export function renderedSetHandler(retrieve: RetrieveService) {
  * LINEAR, LINEAR_EXACT or SIGMOID, §8.3.5.1.4), quality and viewport.
  */
 function renderedOptions(q: URLSearchParams, defaultViewport?: string) {
+  onceEach(q, RENDERED_PARAMETERS);
   const window = q.get('window')?.split(',');
   if (window && (window.length < 2 || window.length > 3))
     throw badParameter(
@@ -1019,6 +1020,19 @@ function renderedOptions(q: URLSearchParams, defaultViewport?: string) {
   };
 }
 
+/** The rendering parameters of PS3.18 §8.3.5.1 Custos reads, each of one value. */
+const RENDERED_PARAMETERS = ['window', 'quality', 'viewport'] as const;
+
+/**
+ * Each of these parameters given at most once: of two, which one a cache, a proxy or a log reads is anyone's guess,
+ * so neither is taken (as WADO-URI refuses a parameter given twice). Until 7 Dec 2026 the first counted without a
+ * word (`window=40,400&window=1,2` rendered with 40,400).
+ */
+function onceEach(q: URLSearchParams, names: readonly string[]): void {
+  for (const name of names)
+    if (q.getAll(name).length > 1) throw badParameter(name, `${name} is given more than once; give it once`);
+}
+
 /** Side of the square a thumbnail fits in when the request names no viewport. */
 const THUMBNAIL_SIZE = 128;
 
@@ -1033,6 +1047,7 @@ export function thumbnailHandler(retrieve: RetrieveService) {
     const frames = oneFrame(ctx, 'a thumbnail is of one frame');
     // PS3.18 §8.3.5.1.3: a thumbnail's viewport is vw,vh alone; a region (sx, sy, sw, sh) is a 400. Until 7 Dec 2026
     // it was taken, and the thumbnail cut out of the image.
+    onceEach(ctx.query, RENDERED_PARAMETERS);
     const viewport = ctx.query.get('viewport');
     if (viewport !== null && viewport.split(',').length > 2)
       throw badParameter(
