@@ -326,6 +326,15 @@ export function acceptQueryParameter(handler: Handler): Handler {
       ctx.req.headers.accept = values.map(plusRestored).join(', ');
       ctx.query.delete('accept');
     }
+    // One syntax (PS3.18 §8.7.3.7), as WADO-URI's transferSyntax: of two, the first counted until 7 Dec 2026
+    // (`transfer-syntax=1.2.840.10008.1.2.4.50&transfer-syntax=*` was a 406, the other order the stored bytes).
+    if (ctx.query.getAll('transfer-syntax').length > 1)
+      throw new CustosError({
+        code: 'wado.bad-parameter',
+        message: 'transfer-syntax is given more than once; give it once',
+        httpStatus: 400,
+        detail: { parameter: 'transfer-syntax' },
+      });
     const ts = ctx.query.get('transfer-syntax');
     if (ts !== null) {
       ctx.query.delete('transfer-syntax');
