@@ -326,6 +326,7 @@ export function acceptQueryParameter(handler: Handler): Handler {
       ctx.req.headers.accept = values.map(plusRestored).join(', ');
       ctx.query.delete('accept');
     }
+    checkCharsetParameter(ctx.query.getAll('charset'));
     // One syntax (PS3.18 §8.7.3.7), as WADO-URI's transferSyntax: of two, the first counted until 7 Dec 2026
     // (`transfer-syntax=1.2.840.10008.1.2.4.50&transfer-syntax=*` was a 406, the other order the stored bytes).
     if (ctx.query.getAll('transfer-syntax').length > 1)
@@ -349,6 +350,37 @@ export function acceptQueryParameter(handler: Handler): Handler {
     }
     return handler(ctx);
   };
+}
+
+/** UTF-8 by the names PS3.18 §8.8 gives it: the IANA name and the DICOM Defined Term (quoted, with its space). */
+const UTF8_CHARSETS = new Set(['utf-8', 'iso_ir 192']);
+
+/**
+ * PS3.18 §8.3.3.2: the charset query parameter lists the character sets the client takes, with weights as in
+ * Accept-Charset; a value that is not a supported character set is a 400. Custos writes every text answer (DICOM
+ * JSON and XML, problem details) in UTF-8 and converts no stored object, so a list must take UTF-8. Until 7 Dec 2026
+ * the parameter was not read: `charset=ISO-8859-1` got UTF-8 as if it had been asked for.
+ */
+function checkCharsetParameter(values: string[]): void {
+  if (values.length === 0) return;
+  const entries = values
+    .join(',')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  const takesUtf8 = entries.some((entry) => {
+    const [name = '', ...params] = entry.split(';').map((p) => p.trim());
+    const q = params.find((p) => /^q\s*=/i.test(p));
+    const weight = q === undefined ? 1 : Number(q.replace(/^q\s*=\s*/i, ''));
+    return UTF8_CHARSETS.has(name.replace(/^"(.*)"$/, '$1').toLowerCase()) && weight > 0;
+  });
+  if (!takesUtf8)
+    throw new CustosError({
+      code: 'dicomweb.bad-parameter',
+      message: `charset '${values.join(',').slice(0, 80)}' names no character set Custos answers in: it writes UTF-8 only (charset=utf-8, or leave the parameter out)`,
+      httpStatus: 400,
+      detail: { parameter: 'charset' },
+    });
 }
 
 /**
