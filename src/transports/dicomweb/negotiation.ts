@@ -352,8 +352,11 @@ export function acceptQueryParameter(handler: Handler): Handler {
   };
 }
 
-/** UTF-8 by the names PS3.18 §8.8 gives it: the IANA name and the DICOM Defined Term (quoted, with its space). */
-const UTF8_CHARSETS = new Set(['utf-8', 'iso_ir 192']);
+/**
+ * UTF-8 by the names PS3.18 §8.8 gives it (the IANA name and the DICOM Defined Term, quoted, with its space), and
+ * `*`, any character set, as in Accept-Charset (RFC 9110 §12.5.2).
+ */
+const UTF8_CHARSETS = new Set(['utf-8', 'iso_ir 192', '*']);
 
 /**
  * PS3.18 §8.3.3.2: the charset query parameter lists the character sets the client takes, with weights as in
