@@ -2,11 +2,12 @@ import type { Selectable, Transaction } from 'kysely';
 import type { Principal } from '../domain/principal.js';
 import { normalisePersonName } from '../domain/index-record.js';
 import { Hl7Error, Hl7ErrorCode, type Hl7Location } from '../domain/hl7/hl7-message.js';
-import type {
-  Demographics,
-  FeedCommand,
-  OrderCommand,
-  PatientIdentity,
+import {
+  ORDER_STATUSES_ENDED,
+  type Demographics,
+  type FeedCommand,
+  type OrderCommand,
+  type PatientIdentity,
 } from '../domain/hl7/feed-commands.js';
 import { followMerges, MERGE_EVENTS, type MergeChain } from '../domain/merge-chain.js';
 import {
@@ -59,8 +60,6 @@ export const FEED_POLICY = 'config:hl7.senders';
 const MAX_AUDITED_STUDIES = 1000;
 /** How often the applied messages older than the resend window are pruned, at most. */
 const PRUNE_EVERY_MS = 3_600_000;
-/** The status of an order cancelled (ORC-1 CA/OC/DC/CR/OD, ORC-5 CA; feed-commands.ts). */
-const CANCELLED = 'cancelled';
 /** The care relationships an order gives: its ordering and its referring physicians. */
 const ROLES = ['ordering', 'referring'] as const;
 type Role = (typeof ROLES)[number];
@@ -459,11 +458,11 @@ export class PatientFeedService {
    * order names (ordering, referring; every repetition of ORC-12, else OBR-16, and of PV1-8: until 7 Dec 2026 only
    * the first got one) while the order is live, none once it is cancelled. A physician sent as "" is no longer the
    * order's, nor is one another physician replaced (until 6 Dec 2026 a replaced physician kept access); a field
-   * left empty keeps the physicians known. A cancelled order (ORC-1 CA/OC/DC/CR/OD, or ORC-5 CA) gives none: until
-   * 7 Dec 2026 its physicians kept access to the patient's studies through it. Relationships of the patient's other
-   * orders are rows of their own and stay. A later message that reinstates the order with the field left empty
-   * gives again the physician its columns name (the first of the field). Returns the relationships ended, for the
-   * record.
+   * left empty keeps the physicians known. A cancelled or discontinued order (ORC-1 CA/OC/CR/DC/OD/DR, or ORC-5 CA
+   * or DC) gives none: until 7 Dec 2026 its physicians kept access to the patient's studies through it.
+   * Relationships of the patient's other orders are rows of their own and stay. A later message that reinstates the
+   * order with the field left empty gives again the physician its columns name (the first of the field). Returns
+   * the relationships ended, for the record.
    */
   private async syncOrderRelationships(
     trx: Trx,
@@ -498,7 +497,7 @@ export class PatientFeedService {
       return id !== '' || name !== '' ? [{ id, name }] : [];
     };
     const wanted: { relationship: Role; id: string; name: string }[] = [];
-    if (order.status !== CANCELLED)
+    if (!ORDER_STATUSES_ENDED.has(order.status))
       for (const relationship of ROLES)
         for (const p of physicians(relationship))
           if (!wanted.some((w) => w.relationship === relationship && w.id === p.id && w.name === p.name))

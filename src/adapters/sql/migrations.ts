@@ -678,6 +678,20 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    // HL7 feed upkeep of 7 Dec 2026 (docs/hl7.md).
+    '0023-hl7-discontinued-orders-and-applied-at': {
+      async up(db: Kysely<unknown>) {
+        // A discontinued order gives no care relationship, as a cancelled one does not (ORDER_STATUSES_ENDED):
+        // an order the filler discontinued as requested (ORC-1 DR) is cancelled, as ORC-1 OD makes it, and the
+        // relationships that discontinued orders still held end with the upgrade.
+        await sql`update orders set status = 'cancelled'
+                  where order_control = 'DR' and status not in ('cancelled', 'discontinued')`.execute(db);
+        await sql`delete from care_relationships
+                  where order_pk in (select pk from orders where status in ('cancelled', 'discontinued'))`.execute(
+          db,
+        );
+      },
+    },
   };
 }
 

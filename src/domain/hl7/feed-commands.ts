@@ -655,7 +655,16 @@ const ORDER_STATUS: Record<string, string> = {
   RP: 'replaced',
   SC: 'scheduled',
 };
-const CANCELLING_CONTROLS = new Set(['CA', 'OC', 'DC', 'CR', 'OD']);
+// ORC-1 (table 0119) that cancel or discontinue the order: the placer's requests (CA, DC) and the filler's word
+// that it did (OC, OD unsolicited; CR, DR as requested). Until 7 Dec 2026 DR was missing, and an order discontinued
+// as requested kept its status and its physicians' access.
+const CANCELLING_CONTROLS = new Set(['CA', 'OC', 'CR', 'DC', 'OD', 'DR']);
+/**
+ * The order statuses (ORC-5, table 0038) under which an order gives its physicians no care relationship: cancelled
+ * and discontinued, the order stopped before it was done. A completed order (CM) keeps them, its physicians need
+ * its results; so do one on hold (HD), in progress (A, IP) or replaced (RP, its replacement is another order).
+ */
+export const ORDER_STATUSES_ENDED: ReadonlySet<string> = new Set(['cancelled', 'discontinued']);
 
 /**
  * The orders of an ORM^O01 (ORM_O01: PID, PV1, then ORC with its OBR) or OMI^O23 (OMI_O23: PID, PV1, then ORC,
