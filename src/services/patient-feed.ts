@@ -1,4 +1,4 @@
-import type { Selectable, Transaction } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Principal } from '../domain/principal.js';
 import { normalisePersonName } from '../domain/index-record.js';
 import { Hl7Error, Hl7ErrorCode, type Hl7Location } from '../domain/hl7/hl7-message.js';
@@ -146,7 +146,7 @@ export class PatientFeedService {
             )
             .execute();
         if (nowMs - this.prunedAt >= PRUNE_EVERY_MS) {
-          await trx.deleteFrom('hl7_applied_messages').where('applied_at', '<', windowStart).execute();
+          await pruneAppliedMessages(trx, windowStart).execute();
           this.prunedAt = nowMs;
         }
         for (const loop of loops)
@@ -1008,6 +1008,15 @@ function appliedBefore(trx: Trx, info: FeedMessageInfo, windowStart: string) {
     .where('control_id', '=', info.controlId)
     .where('applied_at', '>=', windowStart)
     .executeTakeFirst();
+}
+
+/**
+ * Deletes the applied messages older than the resend window. It runs in a feed message's transaction, under the
+ * ledger's write lock, so it reads them by the index on applied_at (migration 0023): until 7 Dec 2026 it scanned the
+ * whole table, a week of the feed's messages, while every ledger write waited.
+ */
+export function pruneAppliedMessages(db: Kysely<DatabaseSchema>, windowStart: string) {
+  return db.deleteFrom('hl7_applied_messages').where('applied_at', '<', windowStart);
 }
 
 /** The record of a resend: acknowledged as the message it repeats was, and not applied again. */

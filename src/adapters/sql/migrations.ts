@@ -690,6 +690,14 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
                   where order_pk in (select pk from orders where status in ('cancelled', 'discontinued'))`.execute(
           db,
         );
+        // The hourly prune of the messages older than the resend window (pruneAppliedMessages) reads them by this
+        // index: it runs under the ledger's write lock, and without it scanned a week of the feed's messages.
+        await db.schema
+          .createIndex('hl7_applied_messages_applied_at')
+          .ifNotExists()
+          .on('hl7_applied_messages')
+          .column('applied_at')
+          .execute();
       },
     },
   };
