@@ -1,17 +1,16 @@
 // Which order statuses end the care relationships an order gave its physicians (HL7 v2.5.1 table 0038 for ORC-5,
 // table 0119 for ORC-1), sent as a RIS sends them, with Debian's mllp_send, and read back as the physician would
 // read the patient's studies: through QIDO-RS.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseHl7, value } from '../src/domain/hl7/hl7-message.js';
 import { ormMessage, type ExampleOrder } from '../src/domain/hl7/hl7-examples.js';
-import { MllpDecoder, mllpFrame } from '../src/transports/hl7/mllp-decoder.js';
 import { backends } from './support/backends.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { mllpSend as sendWithMllpSend } from './support/mllp-send.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 const operator = {
@@ -33,29 +32,11 @@ describe.each(backends())('HL7 order status and the access an order gives, on %s
   const patientId = `OS-${run}`;
   const patient = { id: patientId, family: 'STATUS', given: 'OTTO', authority: 'XYZ' };
   const study = uid(2);
-  let sent = 0;
   const accounts = new Set<string>();
 
   /** Sends `message` with mllp_send (python3-hl7) and returns its ACK's MSA-1. */
   const mllpSend = async (message: string) => {
-    const file = join(dir, `m${++sent}.hl7`);
-    await writeFile(file, mllpFrame(message));
-    const out = await new Promise<Buffer>((resolve, reject) => {
-      const child = spawn('mllp_send', ['--port', String(s.hl7Port), '--file', file, '127.0.0.1']);
-      const stdout: Buffer[] = [];
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => stdout.push(d));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-      child.on('error', reject);
-      child.on('close', (code) =>
-        code === 0
-          ? resolve(Buffer.concat(stdout))
-          : reject(new Error(`mllp_send exited ${code}: ${stderr}`)),
-      );
-    });
-    const acks = new MllpDecoder(1024 * 1024)
-      .push(out)
-      .flatMap((ev) => (ev.kind === 'frame' ? [ev.payload.toString('utf8')] : []));
+    const acks = await sendWithMllpSend(dir, s.hl7Port!, message);
     expect(acks).toHaveLength(1);
     return value(parseHl7(acks[0]!).segment('MSA'), 1);
   };

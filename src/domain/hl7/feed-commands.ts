@@ -682,10 +682,13 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
   let obrSeq = 0;
   let ipcSeq = 0;
   let current: OrderCommand | undefined;
+  /** The OBR of the current ORC, when it came: ORM_O01 and OMI_O23 give each ORC one OBR (v2.5.1 §4.4.1, §4.4.7). */
+  let currentObr = 0;
   for (const s of msg.segments) {
     if (s.id === 'ORC') {
       orc = s;
       orcSeq++;
+      currentObr = 0;
       const control = value(s, 1);
       if (control === '') throw missing('ORC', orcSeq, 1, 'order control');
       current = {
@@ -712,6 +715,15 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
           message: 'an OBR segment must follow its ORC',
           location: { segment: 'OBR', sequence: obrSeq },
         });
+      // A second OBR would replace the first's procedure while the accession number of the first stayed: until 7 Dec
+      // 2026 the order was stored with the one's accession number and the other's procedure.
+      if (currentObr)
+        throw new Hl7Error({
+          code: Hl7ErrorCode.SegmentSequenceError,
+          message: `OBR ${obrSeq} follows OBR ${currentObr} in the order of ORC ${orcSeq}: ${msg.messageCode}^${msg.triggerEvent} holds one OBR per ORC, so each requested procedure is sent as an order of its own (ORC, OBR); nothing of the message was applied`,
+          location: { segment: 'OBR', sequence: obrSeq },
+        });
+      currentObr = obrSeq;
       current.placerOrderNumber ||= orderNumber(s, 2);
       current.fillerOrderNumber ||= orderNumber(s, 3);
       current.procedureCode = value(s, 4, 1);
