@@ -143,4 +143,38 @@ describe.each(backends())('HL7 order status and the access an order gives, on %s
       .executeTakeFirstOrThrow();
     expect(stored).toEqual({ status: 'cancelled', order_control: 'DR' });
   });
+
+  it('keeps the status known when ORC-5 is left empty (a change order does not reinstate a cancelled order), and refuses one outside table 0038', async () => {
+    const o = order(3, `FO-${run}`.slice(0, 16), `FR-${run}`.slice(0, 16));
+    expect(await mllpSend(ormMessage(`OS3-NW-${run}`, patient, o))).toBe('AA');
+    expect(await mllpSend(withOrc(ormMessage(`OS3-CA-${run}`, patient, o), 'CA', 'CA'))).toBe('AA');
+    expect(await sees(o.ordering[0])).toEqual([]);
+
+    // A change order (XO) with ORC-5 empty: until 7 Dec 2026 the order became `scheduled` again, and its
+    // physicians read the patient's studies once more.
+    expect(await mllpSend(withOrc(ormMessage(`OS3-XO-${run}`, patient, o), 'XO', ''))).toBe('AA');
+    expect(await sees(o.ordering[0])).toEqual([]);
+    expect(await sees(o.referring[0])).toEqual([]);
+    const status = () =>
+      s.app.index.db
+        .selectFrom('orders')
+        .select('status')
+        .where('placer_order_number', '=', o.placer)
+        .executeTakeFirstOrThrow();
+    expect(await status()).toEqual({ status: 'cancelled' });
+
+    // A status HL7 table 0038 does not have is refused (AE, 103 on ORC-5), and the order is left as it was.
+    const bad = await sendWithMllpSend(
+      dir,
+      s.hl7Port!,
+      withOrc(ormMessage(`OS3-ZZ-${run}`, patient, o), 'SC', 'ZZ'),
+    );
+    const ack = parseHl7(bad[0]!);
+    const err = ack.segment('ERR');
+    expect(value(ack.segment('MSA'), 1)).toBe('AE');
+    expect([1, 2, 3].map((c) => value(err, 2, c))).toEqual(['ORC', '1', '5']);
+    expect(value(err, 3)).toBe('103');
+    expect(await status()).toEqual({ status: 'cancelled' });
+    expect(await sees(o.ordering[0])).toEqual([]);
+  });
 });

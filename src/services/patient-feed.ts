@@ -818,6 +818,9 @@ export class PatientFeedService {
       // '' is a field the message left empty, null one it sent as "" (OrderCommand).
       const physician = (p: OrderCommand['orderingPhysician'], part: 'id' | 'name') =>
         p === null ? null : (p?.[0]?.[part] ?? '');
+      const existing = await this.findOrder(trx, o, n + 1);
+      // A message that leaves ORC-5 empty keeps the status known; a new order is scheduled (feed-commands.ts).
+      const status = o.status || existing?.status || 'scheduled';
       const fields = {
         placer_order_number: o.placerOrderNumber,
         filler_order_number: o.fillerOrderNumber,
@@ -833,12 +836,11 @@ export class PatientFeedService {
         study_instance_uid: o.studyInstanceUid,
         modality: o.modality,
         order_control: o.orderControl,
-        status: o.status,
+        status,
         sender: info.sender,
         message_control_id: info.controlId,
         updated_at: now,
       };
-      const existing = await this.findOrder(trx, o, n + 1);
       let orderPk: number;
       if (existing) {
         // A later message may leave fields empty that an earlier one filled: keep what is known; a field sent
@@ -894,7 +896,7 @@ export class PatientFeedService {
           order: orderKey,
           orderControl: o.orderControl,
           accessionNumber: o.accessionNumber,
-          status: o.status,
+          status,
           ...(existing ? { previousStatus: existing.status } : { created: true }),
           ...(previousPatient ? { previousPatient } : {}),
           ...(relationshipsEnded.length ? { relationshipsEnded } : {}),
@@ -911,7 +913,7 @@ export class PatientFeedService {
             : {}),
         },
       });
-      lines.push(`${existing ? 'updated' : 'created'} order ${orderKey} (${o.status})`);
+      lines.push(`${existing ? 'updated' : 'created'} order ${orderKey} (${status})`);
     }
     return { summary: lines.join('; ') };
   }

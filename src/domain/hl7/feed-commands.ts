@@ -59,6 +59,7 @@ export interface OrderCommand {
   placerOrderNumber: string;
   fillerOrderNumber: string;
   accessionNumber: string | null;
+  /** The order's status (orderStatus below): '' when the message leaves it as known. */
   status: string;
   procedureCode: string;
   procedureText: string;
@@ -667,6 +668,26 @@ const CANCELLING_CONTROLS = new Set(['CA', 'OC', 'CR', 'DC', 'OD', 'DR']);
 export const ORDER_STATUSES_ENDED: ReadonlySet<string> = new Set(['cancelled', 'discontinued']);
 
 /**
+ * The status an ORC gives its order: `cancelled` for a cancelling ORC-1, else ORC-5 (table 0038), else for a new
+ * order (ORC-1 NW) `scheduled`, else '' (the status known is kept, as for any field left empty; a new row is
+ * `scheduled`). Until 7 Dec 2026 an empty ORC-5 made the order `scheduled` whatever the control, so a change order
+ * (ORC-1 XO) that left it empty reinstated a cancelled order, and its physicians' access with it, and an ORC-5
+ * outside table 0038 did the same: it is now AE 103, as PID-8's is.
+ */
+function orderStatus(control: string, orc5: string, seq: number): string {
+  if (CANCELLING_CONTROLS.has(control)) return 'cancelled';
+  if (orc5 === '') return control === 'NW' ? 'scheduled' : '';
+  const status = ORDER_STATUS[orc5];
+  if (status === undefined)
+    throw new Hl7Error({
+      code: Hl7ErrorCode.TableValueNotFound,
+      message: `ORC-5 (order status) '${orc5}' is not in HL7 table 0038 (${Object.keys(ORDER_STATUS).join(', ')})`,
+      location: { segment: 'ORC', sequence: seq, field: 5 },
+    });
+  return status;
+}
+
+/**
  * The orders of an ORM^O01 (ORM_O01: PID, PV1, then ORC with its OBR) or OMI^O23 (OMI_O23: PID, PV1, then ORC,
  * TQ1, OBR, IPC). Each ORC starts an order; the OBR and IPC after it complete it. Accession number: IPC-1 when
  * present (OMI, IHE RAD TF-2 §4.4), else OBR-18 (placer field 1), where IHE Scheduled Workflow puts it in ORM.
@@ -697,7 +718,7 @@ function readOrders(msg: Hl7Message): OrderCommand[] {
         placerOrderNumber: orderNumber(s, 2),
         fillerOrderNumber: orderNumber(s, 3),
         accessionNumber: '',
-        status: CANCELLING_CONTROLS.has(control) ? 'cancelled' : (ORDER_STATUS[value(s, 5)] ?? 'scheduled'),
+        status: orderStatus(control, value(s, 5), orcSeq),
         procedureCode: '',
         procedureText: '',
         department: hospitalService,
