@@ -3,17 +3,19 @@
 // locked a series row and then the study's while the other's locked them the other way round, and the deadlock's
 // victim failed (0x0110, "deadlock detected"). Here `custos import` in a process of its own stores into the study
 // while the test server does.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql, type Kysely } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseSchema } from '../src/ports/database.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { TransactionBatcher } from '../src/services/transaction-batcher.js';
-import { backends } from './support/backends.js';
-import { makeInstance, uid } from './support/fixtures.js';
+import { backends, postgresUrl } from './support/backends.js';
+import { makeInstance, stowBody, uid, type FixtureSpec } from './support/fixtures.js';
 import { shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
 
 const child = fileURLToPath(new URL('./support/cli-child.ts', import.meta.url));
@@ -128,5 +130,183 @@ describe.each(backends().filter((b) => b === 'postgres'))(
         { id: 2, n: 2 },
       ]);
     });
+  },
+);
+
+// Two Custos processes on one PostgreSQL database (`serve --workers`, nodes behind a load balancer, an import beside
+// the server) receive one SOP Instance UID with different contents at the same moment, a STOW-RS to each. One
+// object is kept (archived or quarantined, as validation decides) and the other fails as a conflict (0x0111, 409).
+// Until 7 Dec 2026 the ingest turns (instance-turns.ts) were the only thing making such objects take turns, and they
+// hold within one process: both objects could be quarantined as two entries, or one archived and the other
+// quarantined beside it. Here the test holds the audit ledger's lock (every ingest transaction takes it) until both
+// processes wait for it, so that both have made their checks before either commits, then lets them go.
+/** src/adapters/sql/sql-ledger.ts: LEDGER_LOCK_KEY. */
+const LEDGER_LOCK_KEY = 0x637573746f73;
+const MODALITY = 0x00080060;
+const DUPLICATE_SOP_INSTANCE = 0x0111;
+
+type Item = Record<string, { vr: string; Value?: unknown[] }>;
+
+// PostgreSQL only: the turns taken are at PostgreSQL's advisory lock (SQLite keeps its path unchanged).
+describe.each(backends().filter((b) => b === 'postgres'))(
+  'one SOP Instance UID stored through two processes at once on %s',
+  (backend) => {
+    // A database of the test's own: advisory locks are per database, and other tests' servers take the ledger's
+    // lock in the shared one.
+    const database = `custos_two_processes_${randomBytes(4).toString('hex')}`;
+    const url = new URL(postgresUrl!);
+    url.pathname = `/${database}`;
+    let admin: pg.Client;
+    let s: TestServer;
+    let proc: ChildProcess | undefined;
+    let otherUrl: string;
+
+    beforeAll(async () => {
+      admin = new pg.Client({ connectionString: postgresUrl });
+      await admin.connect();
+      await admin.query(`create database ${database}`);
+      const db = { url: url.href, schema: 'custos' };
+      s = await startTestServer(backend, { configure: (c) => ({ ...c, database: db }) });
+      await writeFile(join(s.dataDir, 'custos.json'), JSON.stringify({ database: db }));
+      proc = spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          child,
+          'serve',
+          '--data',
+          s.dataDir,
+          '--http-port',
+          '0',
+          '--http-host',
+          '127.0.0.1',
+          '--dicom-port',
+          'off',
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      otherUrl = await new Promise<string>((resolve, reject) => {
+        proc!.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        proc!.once('exit', (code) => reject(new Error(`the second server exited (${code}): ${out}`)));
+      });
+    }, 60_000);
+
+    afterAll(async () => {
+      if (proc && proc.exitCode === null) {
+        const exited = new Promise((r) => proc!.once('exit', r));
+        proc.kill('SIGTERM');
+        await exited;
+      }
+      expect(s.unexpected).toEqual([]);
+      await s?.stop();
+      await admin.query(`drop database if exists ${database} with (force)`);
+      await admin.end();
+    });
+
+    const stow = (base: string, bytes: Buffer) => {
+      const { body, contentType } = stowBody([{ bytes }]);
+      return fetch(`${base}/dicom-web/studies`, {
+        method: 'POST',
+        headers: {
+          Authorization: `Bearer ${s.token}`,
+          'Content-Type': contentType,
+          Accept: 'application/dicom+json',
+        },
+        body,
+      }).then(async (res) => ({
+        status: res.status,
+        json: (await res.json()) as Record<string, { Value: Item[] }>,
+      }));
+    };
+
+    /** Runs `work` while this test holds the ledger's lock, letting go once `waiters` transactions wait for it. */
+    async function whileLedgerHeld<T>(waiters: number, work: () => Promise<T>): Promise<T> {
+      const holder = new pg.Client({ connectionString: url.href });
+      await holder.connect();
+      try {
+        await holder.query('begin');
+        await holder.query('select pg_advisory_xact_lock($1)', [LEDGER_LOCK_KEY]);
+        const done = work();
+        done.catch(() => undefined);
+        for (;;) {
+          const { rows } = await holder.query<{ n: string }>(
+            `select count(*) as n from pg_locks
+              where locktype = 'advisory' and not granted
+                and database = (select oid from pg_database where datname = current_database())`,
+          );
+          if (Number(rows[0]!.n) >= waiters) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await holder.query('commit');
+        return await done;
+      } finally {
+        await holder.end();
+      }
+    }
+
+    async function race(first: Partial<FixtureSpec>, second: Partial<FixtureSpec>) {
+      const ids = { studyUid: uid(1), seriesUid: uid(2), patientId: 'TWO-PROC' };
+      // The study's data key exists before the race, as for every object but a study's first.
+      const earlier = await stow(s.url, makeInstance({ ...ids, sopInstanceUid: uid(3) }));
+      expect(earlier.status).toBe(200);
+      const sopInstanceUid = uid(3);
+      const answers = await whileLedgerHeld(2, () =>
+        Promise.all([
+          stow(s.url, makeInstance({ ...ids, sopInstanceUid, ...first })),
+          stow(otherUrl, makeInstance({ ...ids, sopInstanceUid, studyDescription: 'OTHER', ...second })),
+        ]),
+      );
+      const db = s.app.index.db;
+      const archived = await db
+        .selectFrom('instances')
+        .select('blob_id')
+        .where('sop_instance_uid', '=', sopInstanceUid)
+        .execute();
+      const held = await db
+        .selectFrom('quarantine')
+        .select('id')
+        .where('sop_instance_uid', '=', sopInstanceUid)
+        .where('status', '=', 'quarantined')
+        .execute();
+      return { sopInstanceUid, answers, archived, held };
+    }
+
+    /** One answer kept the object, the other is a conflict naming the UID. */
+    function oneKeptOneConflict(r: Awaited<ReturnType<typeof race>>) {
+      const statuses = r.answers.map((a) => a.status).sort();
+      const refused = r.answers.find((a) => a.status === 409);
+      expect(
+        statuses.filter((st) => st === 409),
+        JSON.stringify(r.answers),
+      ).toHaveLength(1);
+      const item = refused!.json['00081198']!.Value[0]!;
+      expect(item['00081155']!.Value).toEqual([r.sopInstanceUid]);
+      expect(item['00081197']!.Value).toEqual([DUPLICATE_SOP_INSTANCE]);
+    }
+
+    it('quarantines one of two defective objects and refuses the other, not two entries', async () => {
+      const r = await race({ omit: [MODALITY] }, { omit: [MODALITY] });
+      expect(r.held).toHaveLength(1);
+      expect(r.archived).toHaveLength(0);
+      oneKeptOneConflict(r);
+    }, 60_000);
+
+    it('keeps one of a valid and a defective object, never one archived and the other quarantined', async () => {
+      const r = await race({}, { omit: [MODALITY] });
+      expect(r.archived.length + r.held.length).toBe(1);
+      oneKeptOneConflict(r);
+    }, 60_000);
+
+    it('keeps one of a defective and a valid object, whichever process commits first', async () => {
+      const r = await race({ omit: [MODALITY] }, {});
+      expect(r.archived.length + r.held.length).toBe(1);
+      oneKeptOneConflict(r);
+    }, 60_000);
   },
 );

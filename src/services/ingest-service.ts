@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isNativeTransferSyntax, isReferencedPixelTransferSyntax } from '../dicom/transfer-syntax.js';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { CustosError, DicomStatus } from '../domain/errors.js';
 import { asBlobId, asUserId, isValidUid } from '../domain/ids.js';
 import { isRetryLater } from '../domain/retry-later.js';
@@ -357,6 +357,7 @@ export class IngestService {
             )
           : await this.index(principal, decision.policy, record, header, blob, ctx, verdict.defects, {
               durable: committing,
+              besideHeld: true,
             });
       stored = await committing;
       if (outcome.status === 'duplicate') await this.deps.blobs.delete(stored.blobId);
@@ -645,6 +646,12 @@ export class IngestService {
     let raced = false;
     await this.deps.index.db.transaction().execute(async (trx) => {
       // Another process may have archived or quarantined this UID since the checks above: decided again below.
+      // The ledger's lock, which the records below take anyway, is taken before looking: on PostgreSQL every
+      // ingest transaction of every process queues there, so the reads below see what another process committed
+      // under it. Until 7 Dec 2026 they read first, and two processes quarantined two objects under one UID, or one
+      // archived an object while the other quarantined a different one beside it (SQLite's transactions hold the
+      // database's one write lock from their start).
+      await this.deps.ledger.lockIn(trx);
       const uid = r.instance.sopInstanceUid;
       const since =
         (await trx
@@ -788,18 +795,29 @@ export class IngestService {
        * transaction open for what remains of the blob's syncs, about a millisecond.
        */
       durable?: Promise<unknown>;
+      /**
+       * A new object (not a release): one under a UID that another process put in quarantine since ingest() looked
+       * is a duplicate or a conflict, as one found there before.
+       */
+      besideHeld?: boolean;
     },
   ): Promise<IngestOutcome> {
     const { json, bulk } = header;
     const base = outcomeBase(r, header, blob, defects);
     const now = this.deps.clock.now().toISOString();
-    let filed: { existingSha256?: string };
+    let filed: { existingSha256?: string; held?: true };
     try {
       filed = await this.writes.run(async (trx) => {
         const dialect = this.deps.index.dialect;
-        const existing = await Q.instanceSha.first(trx, dialect, {
-          sopInstanceUid: r.instance.sopInstanceUid,
-        });
+        // On PostgreSQL another process may have quarantined this UID since ingest() looked (its transaction and
+        // this one take turns at the ledger's lock, which the batch took first): looked for again in the same
+        // statement, so no round trip is added (one more index probe, on the quarantine). SQLite keeps the plain
+        // look: within one process the ingest turns (instance-turns.ts) already hold the UID.
+        const existing =
+          dialect === 'postgres' && extra?.besideHeld
+            ? await Q.instanceOrHeld.first(trx, dialect, { sopInstanceUid: r.instance.sopInstanceUid })
+            : await Q.instanceSha.first(trx, dialect, { sopInstanceUid: r.instance.sopInstanceUid });
+        if (existing && 'held' in existing && existing.held) return { held: true };
         if (existing) return { existingSha256: existing.sha256 };
         const patientPk = await upsertPatient(trx, dialect, r, now);
         const newStudy = await Q.insertStudy.first(trx, dialect, {
@@ -933,6 +951,14 @@ export class IngestService {
           extra?.durable,
         );
       throw err;
+    }
+    if (filed.held) {
+      // Until 7 Dec 2026 this object was archived beside the entry another process had just quarantined.
+      const held = await this.heldCopy(blob, header, base, extra?.durable);
+      if (held?.same) return { status: 'duplicate', ...base, quarantineId: held.id };
+      if (held) throw heldConflict(base.sopInstanceUid, held.id);
+      // The entry was released or rejected meanwhile: decided again, against what is there now.
+      return this.index(principal, policy, r, header, blob, ctx, defects, extra);
     }
     if (filed.existingSha256 !== undefined)
       return this.duplicateOrConflict(
@@ -1193,6 +1219,22 @@ async function upsertPatient(
 const Q = {
   instanceSha: new PreparedQuery((db, p: { sopInstanceUid: string }) =>
     db.selectFrom('instances').select('sha256').where('sop_instance_uid', '=', p.sopInstanceUid),
+  ),
+  /** The archived instance (held 0) or else a quarantine entry still held under the UID (held 1), in one statement. */
+  instanceOrHeld: new PreparedQuery((db, p: { sopInstanceUid: string }) =>
+    db
+      .selectFrom('instances')
+      .select(['sha256', sql<number>`0`.as('held')])
+      .where('sop_instance_uid', '=', p.sopInstanceUid)
+      .unionAll(
+        db
+          .selectFrom('quarantine')
+          .select(['sha256', sql<number>`1`.as('held')])
+          .where('sop_instance_uid', '=', p.sopInstanceUid)
+          .where('status', '=', 'quarantined'),
+      )
+      .orderBy('held')
+      .limit(1),
   ),
   studyPatient: new PreparedQuery((db, p: { studyUid: string }) =>
     db.selectFrom('studies').select('patient_pk').where('study_uid', '=', p.studyUid),
