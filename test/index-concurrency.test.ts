@@ -225,26 +225,33 @@ describe.each(backends().filter((b) => b === 'postgres'))(
       }));
     };
 
-    /** Runs `work` while this test holds the ledger's lock, letting go once `waiters` transactions wait for it. */
-    async function whileLedgerHeld<T>(waiters: number, work: () => Promise<T>): Promise<T> {
+    /**
+     * Starts each work in turn while this test holds the ledger's lock, the next once the one before waits for it,
+     * and lets go once all wait: they then take the lock in that order.
+     */
+    async function whileLedgerHeld<T>(works: (() => Promise<T>)[]): Promise<T[]> {
       const holder = new pg.Client({ connectionString: url.href });
       await holder.connect();
       try {
         await holder.query('begin');
         await holder.query('select pg_advisory_xact_lock($1)', [LEDGER_LOCK_KEY]);
-        const done = work();
-        done.catch(() => undefined);
-        for (;;) {
-          const { rows } = await holder.query<{ n: string }>(
-            `select count(*) as n from pg_locks
-              where locktype = 'advisory' and not granted
-                and database = (select oid from pg_database where datname = current_database())`,
-          );
-          if (Number(rows[0]!.n) >= waiters) break;
-          await new Promise((r) => setTimeout(r, 20));
+        const started: Promise<T>[] = [];
+        for (const work of works) {
+          const done = work();
+          done.catch(() => undefined);
+          started.push(done);
+          for (;;) {
+            const { rows } = await holder.query<{ n: string }>(
+              `select count(*) as n from pg_locks
+                where locktype = 'advisory' and not granted
+                  and database = (select oid from pg_database where datname = current_database())`,
+            );
+            if (Number(rows[0]!.n) >= started.length) break;
+            await new Promise((r) => setTimeout(r, 20));
+          }
         }
         await holder.query('commit');
-        return await done;
+        return await Promise.all(started);
       } finally {
         await holder.end();
       }
@@ -256,12 +263,10 @@ describe.each(backends().filter((b) => b === 'postgres'))(
       const earlier = await stow(s.url, makeInstance({ ...ids, sopInstanceUid: uid(3) }));
       expect(earlier.status).toBe(200);
       const sopInstanceUid = uid(3);
-      const answers = await whileLedgerHeld(2, () =>
-        Promise.all([
-          stow(s.url, makeInstance({ ...ids, sopInstanceUid, ...first })),
-          stow(otherUrl, makeInstance({ ...ids, sopInstanceUid, studyDescription: 'OTHER', ...second })),
-        ]),
-      );
+      const answers = await whileLedgerHeld([
+        () => stow(s.url, makeInstance({ ...ids, sopInstanceUid, ...first })),
+        () => stow(otherUrl, makeInstance({ ...ids, sopInstanceUid, studyDescription: 'OTHER', ...second })),
+      ]);
       const db = s.app.index.db;
       const archived = await db
         .selectFrom('instances')
@@ -307,6 +312,58 @@ describe.each(backends().filter((b) => b === 'postgres'))(
       const r = await race({ omit: [MODALITY] }, {});
       expect(r.archived.length + r.held.length).toBe(1);
       oneKeptOneConflict(r);
+    }, 60_000);
+
+    let steward: string | undefined;
+    const stewardToken = async () => {
+      if (!steward) {
+        const operator = systemPrincipal('test');
+        await s.app.accounts.add(operator, { username: 'steward', role: 'data-steward' });
+        steward = (await s.app.auth.createToken(operator, 'steward')).token;
+      }
+      return steward;
+    };
+    const post = async (base: string, path: string, body: unknown) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${await stewardToken()}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then(async (res) => ({ status: res.status, body: await res.text() }));
+
+    // Two stewards, each on a node of their own, one releasing the entry and the other rejecting it. Until 7 Dec
+    // 2026 the reject read and locked the entry before it waited for the ledger's lock, which the release held
+    // while it waited for the entry: PostgreSQL ended the reject as a deadlock's victim, a 500 for its steward.
+    it('lets a release and a reject of one quarantine entry in two processes take turns', async () => {
+      const ids = { studyUid: uid(1), seriesUid: uid(2), sopInstanceUid: uid(3), patientId: 'TWO-PROC' };
+      expect((await stow(s.url, makeInstance({ ...ids, omit: [MODALITY] }))).status).toBe(202);
+      const db = s.app.index.db;
+      const entry = await db
+        .selectFrom('quarantine')
+        .select('id')
+        .where('sop_instance_uid', '=', ids.sopInstanceUid)
+        .executeTakeFirstOrThrow();
+      expect((await post(s.url, `/api/quarantine/${entry.id}/corrections`, { Modality: 'CT' })).status).toBe(
+        200,
+      );
+      const [released, rejected] = await whileLedgerHeld([
+        () => post(s.url, `/api/quarantine/${entry.id}/release`, {}),
+        () => post(otherUrl, `/api/quarantine/${entry.id}/reject`, { reason: 'wrong patient' }),
+      ]);
+      expect(released!.status, released!.body).toBe(200);
+      expect(rejected!.status, rejected!.body).toBe(409);
+      expect(JSON.parse(rejected!.body)).toMatchObject({ code: 'quarantine.not-pending' });
+      const after = await db
+        .selectFrom('quarantine')
+        .select(['status', 'reason'])
+        .where('id', '=', entry.id)
+        .executeTakeFirstOrThrow();
+      expect(after).toEqual({ status: 'released', reason: null });
+      const archived = await db
+        .selectFrom('instances')
+        .select('sop_instance_uid')
+        .where('sop_instance_uid', '=', ids.sopInstanceUid)
+        .execute();
+      expect(archived).toHaveLength(1);
     }, 60_000);
   },
 );

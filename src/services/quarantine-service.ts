@@ -166,6 +166,8 @@ export class QuarantineService {
       });
     const now = this.deps.clock.now().toISOString();
     await this.deps.index.db.transaction().execute(async (trx) => {
+      // The ledger's lock before the entry is read (see reject()).
+      await this.deps.ledger.lockIn(trx);
       const row = await this.row(id, trx);
       if (row.status !== 'quarantined') throw notPending(row);
       const bulk = JSON.parse(row.bulk_json) as BulkMap;
@@ -330,6 +332,13 @@ export class QuarantineService {
       });
     const now = this.deps.clock.now().toISOString();
     await this.deps.index.db.transaction().execute(async (trx) => {
+      // The ledger's lock, which the record below takes anyway, before the entry is read: a release (whose
+      // transaction takes it first) and this then take turns. Until 7 Dec 2026 on PostgreSQL a reject read and
+      // locked the entry, then waited for the lock a release held while that waited for the entry: PostgreSQL ended
+      // the reject as a deadlock's victim (an internal error for the steward); or, reading before the release
+      // committed, it marked an entry already released into the archive rejected. SQLite's transactions hold
+      // the database's one write lock from their start.
+      await this.deps.ledger.lockIn(trx);
       const row = await this.row(id, trx);
       if (row.status !== 'quarantined') throw notPending(row);
       await trx
