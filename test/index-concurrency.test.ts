@@ -5,12 +5,13 @@
 // while the test server does.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql, type Kysely } from 'kysely';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { DatabaseSchema } from '../src/ports/database.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { TransactionBatcher } from '../src/services/transaction-batcher.js';
@@ -45,8 +46,9 @@ describe.each(backends())('stores into one study from two processes at once on %
         patientId: 'CONC-1',
       });
     const IMPORTED = 200;
-    const tree = join(s.dataDir, '..', `${s.dataDir.split('/').at(-1)}-src`);
-    await mkdir(tree);
+    // A directory of its own, removed afterwards: until 7 Dec 2026 the tree was left in /tmp after every run.
+    const tree = await mkdtemp(join(tmpdir(), 'custos-import-src-'));
+    onTestFinished(() => rm(tree, { recursive: true, force: true }));
     for (let n = 0; n < IMPORTED; n++)
       await writeFile(join(tree, `${String(n).padStart(4, '0')}.dcm`), instance(n));
 
