@@ -540,6 +540,50 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('sysadmin: a second click or Enter while a token is being created mints no second token', async () => {
+    const { context, page } = await signIn('sysadmin');
+    await page.getByRole('button', { name: 'Tokens of tech.ng' }).click();
+    await page.getByLabel('Token name').fill('modality-worklist');
+    // The server's answer to the first creation is held back (the real server answers it; only its delivery
+    // waits), as on a slow network: what the user does meanwhile is what a double click or an impatient Enter does.
+    const posted: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let askedNow!: () => void;
+    const asked = new Promise<void>((r) => (askedNow = r));
+    await page.route(
+      (url) => url.pathname === '/api/admin/users/tech.ng/tokens',
+      async (route) => {
+        if (route.request().method() !== 'POST') return route.continue();
+        posted.push(route.request().postData() ?? '');
+        askedNow();
+        await held;
+        await route.continue();
+      },
+    );
+    const create = page.getByRole('button', { name: 'Create token' });
+    await create.click();
+    await asked;
+    await expect.poll(() => create.isDisabled()).toBe(true);
+    await audit(page, 'users-token-creating-sysadmin');
+    // A second click on the button, and Enter in the name field (implicit submission), while the first is pending.
+    await create.click({ force: true });
+    await page.getByLabel('Token name').press('Enter');
+    release();
+    await page.getByText('Token for tech.ng').waitFor();
+    const shown = (await page.locator('.secret-box code').textContent())!;
+    expect(shown).toMatch(/^cst_/);
+    expect(posted).toHaveLength(1);
+    // One token on the server, the one whose secret was shown: none lives on that nobody saw.
+    const onServer = (await (
+      await page.request.get(`${s.url}/api/admin/users/tech.ng/tokens`, {
+        headers: { 'X-Requested-With': 'custos-console' },
+      })
+    ).json()) as { name: string; revokedAt?: string | null }[];
+    expect(onServer.filter((t) => t.name === 'modality-worklist')).toHaveLength(1);
+    await context.close();
+  });
+
   it('a new account: the first sign-in changes the one-time password, then enrols TOTP as the role requires', async () => {
     const context = await browser.newContext({ viewport: LAPTOP });
     const page = await context.newPage();

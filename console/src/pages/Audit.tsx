@@ -307,7 +307,9 @@ function BreakGlassReview() {
                     onChange={(e) => setNotes({ ...notes, [b.id]: e.target.value })}
                     required
                   />
-                  <button type="submit">Mark reviewed</button>
+                  <button type="submit" disabled={review.isPending}>
+                    Mark reviewed
+                  </button>
                 </form>
               )}
             </li>

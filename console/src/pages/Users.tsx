@@ -542,6 +542,7 @@ function Tokens({ username, onToken }: { username: string; onToken: (token: stri
                 <button
                   type="button"
                   onClick={() => revoke.mutate(t.id)}
+                  disabled={revoke.isPending}
                   aria-label={`Revoke token ${t.name}`}
                 >
                   Revoke
@@ -573,7 +574,11 @@ function Tokens({ username, onToken }: { username: string; onToken: (token: stri
             onChange={(e) => setDays(Number(e.target.value))}
           />
         </div>
-        <button type="submit">Create token</button>
+        {/* Disabled while a creation is pending: a second click or Enter minted a second live token, whose secret
+            replaced the first one's on screen, so the first was never seen and never revoked (until 7 Dec 2026). */}
+        <button type="submit" disabled={create.isPending}>
+          Create token
+        </button>
       </form>
       {create.isError ? <ErrorState error={create.error} /> : null}
     </div>
@@ -640,7 +645,9 @@ function ApplicationEntities() {
             required
           />
         </div>
-        <button type="submit">Register</button>
+        <button type="submit" disabled={add.isPending}>
+          Register
+        </button>
       </form>
       {add.isError ? <ErrorState error={add.error} /> : null}
       {aes.isPending ? (
