@@ -584,6 +584,48 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('privacy officer far from UTC: times are shown in UTC, as the ledger and the audit filters count days', async () => {
+    // Auckland is 13 hours ahead of UTC in December: most of a UTC day falls on the next local day there.
+    const context = await browser.newContext({ viewport: LAPTOP, timezoneId: 'Pacific/Auckland' });
+    const page = await context.newPage();
+    await page.goto(`${s.url}/`);
+    await fillSignIn(page, 'privacy-officer');
+    const fromApi = async (query: string) =>
+      (
+        (await (
+          await page.request.get(`${s.url}/api/audit/records?${query}`, {
+            headers: { 'X-Requested-With': 'custos-console' },
+          })
+        ).json()) as { records: { seq: number; ts: string; studyUid?: string }[] }
+      ).records;
+    const newest = (await fromApi('limit=1'))[0]!;
+    const day = newest.ts.slice(0, 10);
+    const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+    // The day the filters match by is the day each record shows.
+    await page.goto(`${s.url}/audit?since=${day}&until=${next}`);
+    const ledger = page.getByRole('table', { name: 'Audit records, newest first' });
+    await ledger.locator('tbody tr').first().waitFor();
+    const whenColumn = (await ledger.locator('thead th').allTextContents()).findIndex(
+      (h) => h.trim() === 'When',
+    );
+    const shownWhen = await ledger.locator(`tbody tr td:nth-child(${whenColumn + 1})`).allTextContents();
+    expect(shownWhen.length).toBeGreaterThan(0);
+    for (const when of shownWhen) expect(when).toMatch(new RegExp(`^${day} \\d{2}:\\d{2}:\\d{2} UTC$`));
+    expect(await page.getByLabel('Since (YYYY-MM-DD, UTC)').inputValue()).toBe(day);
+    expect(await page.getByLabel('Until (YYYY-MM-DD, UTC, not included)').inputValue()).toBe(next);
+    await audit(page, 'audit-utc-privacy-officer');
+    // A study's access history says the same times as the ledger.
+    const withStudy = (await fromApi('action=store&outcome=success&limit=1'))[0]!;
+    await page.goto(`${s.url}/studies/${withStudy.studyUid}`);
+    const history = page.getByRole('table', { name: 'Access history' });
+    await history.waitFor();
+    const iso = withStudy.ts;
+    expect(await history.locator('tbody tr td:first-child').allTextContents()).toContain(
+      `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`,
+    );
+    await context.close();
+  });
+
   it('a new account: the first sign-in changes the one-time password, then enrols TOTP as the role requires', async () => {
     const context = await browser.newContext({ viewport: LAPTOP });
     const page = await context.newPage();

@@ -8,6 +8,7 @@ import { DataTable } from '../components/DataTable';
 import { useListParams } from '../list-params';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { AUDIT_READERS, BREAK_GLASS_REVIEWERS } from '../roles';
+import { formatInstant } from '../time';
 
 type AuditRecord = Schemas['AuditRecord'];
 const FILTERS = [
@@ -15,13 +16,13 @@ const FILTERS = [
   ['study', 'Study UID'],
   ['user', 'Account'],
   ['action', 'Action(s)'],
-  ['since', 'Since (YYYY-MM-DD)'],
-  ['until', 'Until (YYYY-MM-DD)'],
+  ['since', 'Since (YYYY-MM-DD, UTC)'],
+  ['until', 'Until (YYYY-MM-DD, UTC, not included)'],
 ] as const;
 
 const recordColumns: ColumnDef<AuditRecord, unknown>[] = [
   { header: '#', accessorKey: 'seq' },
-  { header: 'When', accessorFn: (r) => new Date(r.ts).toLocaleString() },
+  { header: 'When', accessorFn: (r) => formatInstant(r.ts) },
   { header: 'Who', accessorFn: (r) => r.actor.name },
   { header: 'Role', accessorFn: (r) => r.actor.role },
   { header: 'Action', accessorKey: 'action' },
@@ -224,8 +225,8 @@ function Disclosures() {
                   <td>{d.role}</td>
                   <td>{d.actions.join(', ')}</td>
                   <td>{d.count}</td>
-                  <td>{new Date(d.first).toLocaleString()}</td>
-                  <td>{new Date(d.last).toLocaleString()}</td>
+                  <td>{formatInstant(d.first)}</td>
+                  <td>{formatInstant(d.last)}</td>
                   <td>{d.breakGlass ? 'yes' : ''}</td>
                 </tr>
               ))}
@@ -284,7 +285,7 @@ function BreakGlassReview() {
             <li key={b.id} className="card">
               <p>
                 <strong>{b.username}</strong> ({b.role}) opened study <code>{b.studyUid}</code> of patient{' '}
-                {b.patientId} on {new Date(b.openedAt).toLocaleString()}, {b.accesses} accesses.
+                {b.patientId} on {formatInstant(b.openedAt)}, {b.accesses} accesses.
               </p>
               <p>
                 Reason: <q>{b.reason}</q>

@@ -4,6 +4,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import type { paths } from '../api/schema';
+import { formatInstant } from '../time';
 import { DataTable } from '../components/DataTable';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { useListParams } from '../list-params';
@@ -14,12 +15,12 @@ const STATUSES = ['quarantined', 'released', 'rejected'] as const;
 const PAGE = 50;
 // The column ids are the API's sort keys (GET /api/quarantine?sort=PatientID&dir=asc), in the address too.
 const columns: ColumnDef<Entry, unknown>[] = [
-  // Sorted by the instant, shown in the reader's locale (sorting the shown text put 10/… before 9/…).
+  // Sorted by the server, by the instant; shown in UTC, as the ledger and the audit filters are (time.ts).
   {
     id: 'Received',
     header: 'Received',
     accessorKey: 'createdAt',
-    cell: (c) => new Date(String(c.getValue())).toLocaleString(),
+    cell: (c) => formatInstant(String(c.getValue())),
   },
   { id: 'PatientID', header: 'Patient ID', accessorKey: 'patientId' },
   { id: 'Reasons', header: 'Reasons', accessorFn: (e) => e.reasons.join('; '), enableSorting: false },

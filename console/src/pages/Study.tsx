@@ -5,6 +5,7 @@ import { api, ApiError, unwrap } from '../api/client';
 import { useAuth } from '../auth';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { BREAK_GLASS_ROLES } from '../roles';
+import { formatInstant } from '../time';
 import { dicomDate, personName } from './Studies';
 
 /** One study: governance state, series, and its own access history, as far as the account may see them. */
@@ -143,7 +144,7 @@ export function Study() {
             <tbody>
               {accessHistory.records.map((r) => (
                 <tr key={r.seq} className={r.breakGlassReason ? 'break-glass' : undefined}>
-                  <td>{new Date(r.ts).toLocaleString()}</td>
+                  <td>{formatInstant(r.ts)}</td>
                   <td>{r.actor}</td>
                   <td>{r.role}</td>
                   <td>

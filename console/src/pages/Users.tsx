@@ -1,5 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { formatDay } from '../time';
 import { api, ApiError, unwrap } from '../api/client';
 import { useAuth } from '../auth';
 import { Empty, ErrorState, Loading } from '../components/States';
@@ -535,7 +536,7 @@ function Tokens({ username, onToken }: { username: string; onToken: (token: stri
         <ul>
           {tokens.data.map((t) => (
             <li key={t.id}>
-              {t.name} · created {new Date(t.createdAt).toLocaleDateString()}
+              {t.name} · created {formatDay(t.createdAt)} (UTC)
               {t.revokedAt ? (
                 ' · revoked'
               ) : (
