@@ -540,92 +540,6 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
-  it('sysadmin: a second click or Enter while a token is being created mints no second token', async () => {
-    const { context, page } = await signIn('sysadmin');
-    await page.getByRole('button', { name: 'Tokens of tech.ng' }).click();
-    await page.getByLabel('Token name').fill('modality-worklist');
-    // The server's answer to the first creation is held back (the real server answers it; only its delivery
-    // waits), as on a slow network: what the user does meanwhile is what a double click or an impatient Enter does.
-    const posted: string[] = [];
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let askedNow!: () => void;
-    const asked = new Promise<void>((r) => (askedNow = r));
-    await page.route(
-      (url) => url.pathname === '/api/admin/users/tech.ng/tokens',
-      async (route) => {
-        if (route.request().method() !== 'POST') return route.continue();
-        posted.push(route.request().postData() ?? '');
-        askedNow();
-        await held;
-        await route.continue();
-      },
-    );
-    const create = page.getByRole('button', { name: 'Create token' });
-    await create.click();
-    await asked;
-    await expect.poll(() => create.isDisabled()).toBe(true);
-    await audit(page, 'users-token-creating-sysadmin');
-    // A second click on the button, and Enter in the name field (implicit submission), while the first is pending.
-    await create.click({ force: true });
-    await page.getByLabel('Token name').press('Enter');
-    release();
-    await page.getByText('Token for tech.ng').waitFor();
-    const shown = (await page.locator('.secret-box code').textContent())!;
-    expect(shown).toMatch(/^cst_/);
-    expect(posted).toHaveLength(1);
-    // One token on the server, the one whose secret was shown: none lives on that nobody saw.
-    const onServer = (await (
-      await page.request.get(`${s.url}/api/admin/users/tech.ng/tokens`, {
-        headers: { 'X-Requested-With': 'custos-console' },
-      })
-    ).json()) as { name: string; revokedAt?: string | null }[];
-    expect(onServer.filter((t) => t.name === 'modality-worklist')).toHaveLength(1);
-    await context.close();
-  });
-
-  it('privacy officer far from UTC: times are shown in UTC, as the ledger and the audit filters count days', async () => {
-    // Auckland is 13 hours ahead of UTC in December: most of a UTC day falls on the next local day there.
-    const context = await browser.newContext({ viewport: LAPTOP, timezoneId: 'Pacific/Auckland' });
-    const page = await context.newPage();
-    await page.goto(`${s.url}/`);
-    await fillSignIn(page, 'privacy-officer');
-    const fromApi = async (query: string) =>
-      (
-        (await (
-          await page.request.get(`${s.url}/api/audit/records?${query}`, {
-            headers: { 'X-Requested-With': 'custos-console' },
-          })
-        ).json()) as { records: { seq: number; ts: string; studyUid?: string }[] }
-      ).records;
-    const newest = (await fromApi('limit=1'))[0]!;
-    const day = newest.ts.slice(0, 10);
-    const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
-    // The day the filters match by is the day each record shows.
-    await page.goto(`${s.url}/audit?since=${day}&until=${next}`);
-    const ledger = page.getByRole('table', { name: 'Audit records, newest first' });
-    await ledger.locator('tbody tr').first().waitFor();
-    const whenColumn = (await ledger.locator('thead th').allTextContents()).findIndex(
-      (h) => h.trim() === 'When',
-    );
-    const shownWhen = await ledger.locator(`tbody tr td:nth-child(${whenColumn + 1})`).allTextContents();
-    expect(shownWhen.length).toBeGreaterThan(0);
-    for (const when of shownWhen) expect(when).toMatch(new RegExp(`^${day} \\d{2}:\\d{2}:\\d{2} UTC$`));
-    expect(await page.getByLabel('Since (YYYY-MM-DD, UTC)').inputValue()).toBe(day);
-    expect(await page.getByLabel('Until (YYYY-MM-DD, UTC, not included)').inputValue()).toBe(next);
-    await audit(page, 'audit-utc-privacy-officer');
-    // A study's access history says the same times as the ledger.
-    const withStudy = (await fromApi('action=store&outcome=success&limit=1'))[0]!;
-    await page.goto(`${s.url}/studies/${withStudy.studyUid}`);
-    const history = page.getByRole('table', { name: 'Access history' });
-    await history.waitFor();
-    const iso = withStudy.ts;
-    expect(await history.locator('tbody tr td:first-child').allTextContents()).toContain(
-      `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`,
-    );
-    await context.close();
-  });
-
   it('a new account: the first sign-in changes the one-time password, then enrols TOTP as the role requires', async () => {
     const context = await browser.newContext({ viewport: LAPTOP });
     const page = await context.newPage();
@@ -870,6 +784,92 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     expect(((await self.json()) as { code: string }).code).toBe('account.self-deactivation');
     expect(await onServer()).toBe('administrator, active');
     await shot(page, 'users-administrator');
+    await context.close();
+  });
+
+  it('sysadmin: a second click or Enter while a token is being created mints no second token', async () => {
+    const { context, page } = await signIn('sysadmin');
+    await page.getByRole('button', { name: 'Tokens of research.tan' }).click();
+    await page.getByLabel('Token name').fill('modality-worklist');
+    // The server's answer to the first creation is held back (the real server answers it; only its delivery
+    // waits), as on a slow network: what the user does meanwhile is what a double click or an impatient Enter does.
+    const posted: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let askedNow!: () => void;
+    const asked = new Promise<void>((r) => (askedNow = r));
+    await page.route(
+      (url) => url.pathname === '/api/admin/users/research.tan/tokens',
+      async (route) => {
+        if (route.request().method() !== 'POST') return route.continue();
+        posted.push(route.request().postData() ?? '');
+        askedNow();
+        await held;
+        await route.continue();
+      },
+    );
+    const create = page.getByRole('button', { name: 'Create token' });
+    await create.click();
+    await asked;
+    await expect.poll(() => create.isDisabled()).toBe(true);
+    await audit(page, 'users-token-creating-sysadmin');
+    // A second click on the button, and Enter in the name field (implicit submission), while the first is pending.
+    await create.click({ force: true });
+    await page.getByLabel('Token name').press('Enter');
+    release();
+    await page.getByText('Token for research.tan').waitFor();
+    const shown = (await page.locator('.secret-box code').textContent())!;
+    expect(shown).toMatch(/^cst_/);
+    expect(posted).toHaveLength(1);
+    // One token on the server, the one whose secret was shown: none lives on that nobody saw.
+    const onServer = (await (
+      await page.request.get(`${s.url}/api/admin/users/research.tan/tokens`, {
+        headers: { 'X-Requested-With': 'custos-console' },
+      })
+    ).json()) as { name: string; revokedAt?: string | null }[];
+    expect(onServer.filter((t) => t.name === 'modality-worklist')).toHaveLength(1);
+    await context.close();
+  });
+
+  it('privacy officer far from UTC: times are shown in UTC, as the ledger and the audit filters count days', async () => {
+    // Auckland is 13 hours ahead of UTC in December: most of a UTC day falls on the next local day there.
+    const context = await browser.newContext({ viewport: LAPTOP, timezoneId: 'Pacific/Auckland' });
+    const page = await context.newPage();
+    await page.goto(`${s.url}/`);
+    await fillSignIn(page, 'privacy-officer');
+    const fromApi = async (query: string) =>
+      (
+        (await (
+          await page.request.get(`${s.url}/api/audit/records?${query}`, {
+            headers: { 'X-Requested-With': 'custos-console' },
+          })
+        ).json()) as { records: { seq: number; ts: string; studyUid?: string }[] }
+      ).records;
+    const newest = (await fromApi('limit=1'))[0]!;
+    const day = newest.ts.slice(0, 10);
+    const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+    // The day the filters match by is the day each record shows.
+    await page.goto(`${s.url}/audit?since=${day}&until=${next}`);
+    const ledger = page.getByRole('table', { name: 'Audit records, newest first' });
+    await ledger.locator('tbody tr').first().waitFor();
+    const whenColumn = (await ledger.locator('thead th').allTextContents()).findIndex(
+      (h) => h.trim() === 'When',
+    );
+    const shownWhen = await ledger.locator(`tbody tr td:nth-child(${whenColumn + 1})`).allTextContents();
+    expect(shownWhen.length).toBeGreaterThan(0);
+    for (const when of shownWhen) expect(when).toMatch(new RegExp(`^${day} \\d{2}:\\d{2}:\\d{2} UTC$`));
+    expect(await page.getByLabel('Since (YYYY-MM-DD, UTC)').inputValue()).toBe(day);
+    expect(await page.getByLabel('Until (YYYY-MM-DD, UTC, not included)').inputValue()).toBe(next);
+    await audit(page, 'audit-utc-privacy-officer');
+    // A study's access history says the same times as the ledger.
+    const withStudy = (await fromApi('action=store&outcome=success&limit=1'))[0]!;
+    await page.goto(`${s.url}/studies/${withStudy.studyUid}`);
+    const history = page.getByRole('table', { name: 'Access history' });
+    await history.waitFor();
+    const iso = withStudy.ts;
+    expect(await history.locator('tbody tr td:first-child').allTextContents()).toContain(
+      `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`,
+    );
     await context.close();
   });
 });
