@@ -366,6 +366,27 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     }
   });
 
+  it('keeps private data elements sent in XML as gggg00ee with a privateCreator in the block of their creator', async () => {
+    const id = { studyUid: uid(130), seriesUid: uid(131), sopInstanceUid: uid(132) };
+    const sent = await asMetadata(makeInstance(id), 'xml-private-px');
+    // PS3.19 Table A.1.5-2, as dcm4che writes it: the block is the recipient's, no Private Creator element sent.
+    const xml = nativeDicomXml(sent.json as never).replace(
+      '</NativeDicomModel>',
+      '<DicomAttribute tag="00290010" privateCreator="ACME 1.0" vr="LO"><Value number="1">acme ten</Value>' +
+        '</DicomAttribute></NativeDicomModel>',
+    );
+    const res = await post(
+      body([{ type: 'application/dicom+xml', bytes: Buffer.from(xml) }, ...sent.bulk]),
+      `multipart/related; type="application/dicom+xml"; boundary=${BOUNDARY}`,
+    );
+    expect(res.status).toBe(200);
+    const stored = datasetToJson(
+      (await parsePart10(await retrieve(id.studyUid, id.seriesUid, id.sopInstanceUid))).dataset,
+    );
+    expect(stored['00290010']).toEqual({ vr: 'LO', Value: ['ACME 1.0'] });
+    expect(stored['00291010']).toEqual({ vr: 'LO', Value: ['acme ten'] });
+  });
+
   it('fails only the instances whose metadata or bulk data is wrong, and names what was wrong', async () => {
     const good = { studyUid: uid(60), seriesUid: uid(61), sopInstanceUid: uid(62) };
     const dangling = { studyUid: uid(63), seriesUid: uid(64), sopInstanceUid: uid(65) };

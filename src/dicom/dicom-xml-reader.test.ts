@@ -43,6 +43,50 @@ describe('readNativeDicomXml (PS3.19 A.1, STOW-RS application/dicom+xml)', () =>
     expect(await written(back)).toEqual(await written(json));
   });
 
+  it('places private data elements sent as gggg00ee with a privateCreator in a block of their creator', async () => {
+    // As dcm4che writes them: no Private Creator elements, the block left to the recipient.
+    const dcm4che = `<NativeDicomModel xml:space="preserve">
+        <DicomAttribute tag="00290010" privateCreator="ACME 1.0" vr="LO"><Value number="1">acme ten</Value></DicomAttribute>
+        <DicomAttribute tag="00290005" privateCreator="OTHER" vr="US"><Value number="1">5</Value></DicomAttribute>
+        <DicomAttribute tag="00290011" privateCreator="ACME 1.0" vr="LO"><Value number="1">acme eleven</Value></DicomAttribute>
+        <DicomAttribute tag="00081032" vr="SQ"><Item number="1">
+          <DicomAttribute tag="00090001" privateCreator="ITEM CO" vr="SH"><Value number="1">in item</Value></DicomAttribute>
+        </Item></DicomAttribute>
+      </NativeDicomModel>`;
+    expect(readNativeDicomXml(dcm4che)).toEqual({
+      '00290010': { vr: 'LO', Value: ['ACME 1.0'] },
+      '00291010': { vr: 'LO', Value: ['acme ten'] },
+      '00291011': { vr: 'LO', Value: ['acme eleven'] },
+      '00290011': { vr: 'LO', Value: ['OTHER'] },
+      '00291105': { vr: 'US', Value: ['5'] },
+      '00081032': {
+        vr: 'SQ',
+        Value: [
+          { '00090010': { vr: 'LO', Value: ['ITEM CO'] }, '00091001': { vr: 'SH', Value: ['in item'] } },
+        ],
+      },
+    });
+    // As fo-dicom writes them: the whole tag, the Private Creator element sent as well (after them, here).
+    const foDicom = `<NativeDicomModel>
+        <DicomAttribute tag="00291201" vr="SH" privateCreator="ACME 1.0"><Value number="1">x</Value></DicomAttribute>
+        <DicomAttribute tag="00290012" vr="LO"><Value number="1">ACME 1.0</Value></DicomAttribute>
+      </NativeDicomModel>`;
+    expect(readNativeDicomXml(foDicom)).toEqual({
+      '00290012': { vr: 'LO', Value: ['ACME 1.0'] },
+      '00291201': { vr: 'SH', Value: ['x'] },
+    });
+    // And what Custos writes comes back to the same data set, blocks and all.
+    const json: DicomJsonDataset = {
+      '00080016': { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.7'] },
+      '00080018': { vr: 'UI', Value: ['1.2.3.4'] },
+      '00290010': { vr: 'LO', Value: ['ACME 1.0'] },
+      '00290011': { vr: 'LO', Value: ['OTHER'] },
+      '00291010': { vr: 'LO', Value: ['acme ten'] },
+      '00291105': { vr: 'US', Value: [5] },
+    };
+    expect(await written(readNativeDicomXml(nativeDicomXml(json as never)))).toEqual(await written(json));
+  });
+
   it('takes comments, CDATA, character references and items out of order', () => {
     const xml = `\ufeff<?xml version="1.0"?><!-- a comment -->
       <NativeDicomModel>

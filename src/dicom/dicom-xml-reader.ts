@@ -158,8 +158,35 @@ function personName(pn: XmlElement): Record<string, string> | null {
   return Object.keys(out).length ? out : null;
 }
 
+const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
+const isPrivateGroup = (group: number) => group % 2 === 1 && group > 0x0008 && group !== 0xffff;
+
+/**
+ * The tag a private data element read with a privateCreator takes in this data set (PS3.19 Table A.1.5-2: sent as
+ * gggg00ee, the block left to the recipient; some writers send the whole tag, gggg[xx]ee). The block is the one
+ * this data set's Private Creator elements already give that creator, else the one the tag names if free, else the
+ * first free one, whose Private Creator element is then added (PS3.5 §7.8.1).
+ */
+function placePrivate(out: DicomJsonDataset, tag: number, creator: string, here: string): string {
+  const group = tag >>> 16;
+  const creatorAt = (block: number) => {
+    const v = out[hex8(((group << 16) | block) >>> 0)]?.Value?.[0];
+    return typeof v === 'string' ? v.trim() : undefined;
+  };
+  const wanted = (tag >>> 8) & 0xff;
+  let block: number | undefined;
+  for (let b = 0x10; b <= 0xff && block === undefined; b++) if (creatorAt(b) === creator) block = b;
+  if (block === undefined && wanted >= 0x10 && creatorAt(wanted) === undefined) block = wanted;
+  for (let b = 0x10; b <= 0xff && block === undefined; b++) if (creatorAt(b) === undefined) block = b;
+  if (block === undefined) throw badXml(`${here}: no free private block in group ${hex8(group).slice(4)}`);
+  const creatorTag = hex8(((group << 16) | block) >>> 0);
+  out[creatorTag] ??= { vr: 'LO', Value: [creator] };
+  return hex8(((group << 16) | (block << 8) | (tag & 0xff)) >>> 0);
+}
+
 function attributes(el: XmlElement, where: string): DicomJsonDataset {
   const out: DicomJsonDataset = {};
+  const privates: { tag: string; creator: string; json: DicomJsonElement; here: string }[] = [];
   for (const attr of el.children) {
     if (attr.name !== 'DicomAttribute') continue;
     const tag = attr.attrs.tag ?? '';
@@ -186,8 +213,16 @@ function attributes(el: XmlElement, where: string): DicomJsonDataset {
       const values = numbered(attr, 'Value', here);
       if (values.length) json.Value = values.map((v) => (v.text === '' ? null : v.text));
     }
-    out[tag.toUpperCase()] = json;
+    const creator = attr.attrs.privateCreator?.trim();
+    // A privateCreator on a standard element is not allowed (PS3.19 Table A.1.5-2) and says nothing: ignored.
+    if (creator && isPrivateGroup(Number.parseInt(tag.slice(0, 4), 16)))
+      privates.push({ tag, creator, json, here });
+    else out[tag.toUpperCase()] = json;
   }
+  // After the elements without privateCreator, so that the Private Creator elements sent are found wherever they
+  // stand in the document.
+  for (const p of privates)
+    out[placePrivate(out, Number.parseInt(p.tag, 16) >>> 0, p.creator, p.here)] = p.json;
   return out;
 }
 
