@@ -366,7 +366,7 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     }
   });
 
-  it('keeps private data elements sent in XML as gggg00ee with a privateCreator in the block of their creator', async () => {
+  it('keeps private data elements sent in XML as gggg00ee with a privateCreator, and serves them so', async () => {
     const id = { studyUid: uid(130), seriesUid: uid(131), sopInstanceUid: uid(132) };
     const sent = await asMetadata(makeInstance(id), 'xml-private-px');
     // PS3.19 Table A.1.5-2, as dcm4che writes it: the block is the recipient's, no Private Creator element sent.
@@ -385,6 +385,22 @@ describe.each(backends())('STOW-RS metadata and bulk data on %s', (backend) => {
     );
     expect(stored['00290010']).toEqual({ vr: 'LO', Value: ['ACME 1.0'] });
     expect(stored['00291010']).toEqual({ vr: 'LO', Value: ['acme ten'] });
+    const metadata = await fetch(
+      `${s.dicomweb}/studies/${id.studyUid}/series/${id.seriesUid}/instances/${id.sopInstanceUid}/metadata`,
+      {
+        headers: {
+          Authorization: `Bearer ${s.token}`,
+          Accept: 'multipart/related; type="application/dicom+xml"',
+        },
+      },
+    );
+    expect(metadata.status).toBe(200);
+    const [part] = await multipartParts(metadata);
+    const served = part!.body.toString('utf8');
+    expect(served).toContain(
+      '<DicomAttribute tag="00290010" privateCreator="ACME 1.0" vr="LO"><Value number="1">acme ten</Value></DicomAttribute>',
+    );
+    expect(served).not.toContain('tag="00291010"');
   });
 
   it('fails only the instances whose metadata or bulk data is wrong, and names what was wrong', async () => {

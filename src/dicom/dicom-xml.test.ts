@@ -1,3 +1,4 @@
+import { XMLParser } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { nativeDicomXml } from './dicom-xml.js';
 
@@ -31,5 +32,45 @@ describe('nativeDicomXml (PS3.19 Native DICOM Model)', () => {
         '<DicomAttribute tag="7FE00010" vr="OW" keyword="PixelData"><BulkData uri="http://h/x?a=1&amp;b=2"/></DicomAttribute>' +
         '</NativeDicomModel>\n',
     );
+  });
+
+  it('writes a private data element as gggg00ee with the privateCreator of its block, in items too (PS3.19 A.1.5)', () => {
+    const xml = nativeDicomXml({
+      '00100020': { vr: 'LO', Value: ['P1'] },
+      '00290010': { vr: 'LO', Value: ['ACME 1.0'] },
+      '00290011': { vr: 'LO', Value: ['OTHER & CO'] },
+      '00291010': { vr: 'LO', Value: ['acme ten'] },
+      '00291105': { vr: 'US', Value: [5] },
+      '00411001': { vr: 'ST', Value: ['no creator'] },
+      '00400275': {
+        vr: 'SQ',
+        Value: [
+          { '00090012': { vr: 'LO', Value: ['ITEM CO'] }, '00091201': { vr: 'SH', Value: ['in item'] } },
+        ],
+      },
+    });
+    const doc = new XMLParser({
+      ignoreAttributes: false,
+      attributeNamePrefix: '',
+      isArray: (_n: string, _p: unknown, _l: boolean, isAttr: boolean) => !isAttr,
+    }).parse(xml);
+    const attrs = (set: { DicomAttribute: Record<string, unknown>[] }) =>
+      set.DicomAttribute.map((a) => ({
+        tag: a.tag,
+        privateCreator: a.privateCreator,
+        keyword: a.keyword,
+        value: (a.Value as { '#text': unknown }[] | undefined)?.[0]?.['#text'],
+      }));
+    const top = doc.NativeDicomModel[0];
+    expect(attrs(top)).toEqual([
+      { tag: '00100020', privateCreator: undefined, keyword: 'PatientID', value: 'P1' },
+      { tag: '00290010', privateCreator: 'ACME 1.0', keyword: undefined, value: 'acme ten' },
+      { tag: '00290005', privateCreator: 'OTHER & CO', keyword: undefined, value: 5 },
+      { tag: '00400275', privateCreator: undefined, keyword: 'RequestAttributesSequence', value: undefined },
+      { tag: '00411001', privateCreator: undefined, keyword: undefined, value: 'no creator' },
+    ]);
+    expect(attrs(top.DicomAttribute[3].Item[0])).toEqual([
+      { tag: '00090001', privateCreator: 'ITEM CO', keyword: undefined, value: 'in item' },
+    ]);
   });
 });

@@ -45,9 +45,31 @@ function personName(value: unknown, n: number): string {
   return `${out}</PersonName>`;
 }
 
-function attribute(tag: string, el: JsonValue): string {
-  const keyword = lookupTag(Number.parseInt(tag, 16))?.keyword;
-  let out = `<DicomAttribute tag="${tag}" vr="${el.vr}"${keyword ? ` keyword="${keyword}"` : ''}>`;
+const isPrivateGroup = (tag: number) =>
+  (tag >>> 16) % 2 === 1 && tag >>> 16 > 0x0008 && tag >>> 16 !== 0xffff;
+/** (gggg,0010-00FF) in a private group: reserves the block (gggg,xx00-xxFF) for the creator it names (PS3.5 §7.8.1). */
+const isPrivateCreatorTag = (tag: number) =>
+  isPrivateGroup(tag) && (tag & 0xff00) === 0 && (tag & 0xff) >= 0x10;
+
+/** The value of the Private Creator element of this data set that reserves the block of a private data element. */
+function privateCreatorOf(tag: number, obj: DicomJsonObject): string | undefined {
+  if (!isPrivateGroup(tag) || (tag & 0xffff) < 0x1000) return undefined;
+  const creatorTag = (((tag >>> 16) << 16) | ((tag >>> 8) & 0xff)) >>> 0;
+  const value = obj[creatorTag.toString(16).toUpperCase().padStart(8, '0')]?.Value?.[0];
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+}
+
+function attribute(tag: string, el: JsonValue, obj: DicomJsonObject): string {
+  const n = Number.parseInt(tag, 16) >>> 0;
+  const creator = privateCreatorOf(n, obj);
+  // PS3.19 Table A.1.5-2 (and PS3.18 Table F.3.1-1): a private data element is gggg00ee with the privateCreator
+  // of its block; the block number is not sent. The keyword is only for elements the PS3.6 dictionary knows.
+  const head =
+    creator === undefined
+      ? `tag="${tag}"`
+      : `tag="${tag.slice(0, 4)}00${tag.slice(6)}" privateCreator="${escapeXml(creator)}"`;
+  const keyword = isPrivateGroup(n) ? undefined : lookupTag(n)?.keyword;
+  let out = `<DicomAttribute ${head} vr="${el.vr}"${keyword ? ` keyword="${keyword}"` : ''}>`;
   const values = (el.Value ?? []) as unknown[];
   if (el.vr === 'SQ') {
     values.forEach((item, i) => {
@@ -73,7 +95,13 @@ function attribute(tag: string, el: JsonValue): string {
 
 function attributes(obj: DicomJsonObject): string {
   let out = '';
-  for (const tag of Object.keys(obj).sort()) out += attribute(tag, obj[tag]!);
+  for (const tag of Object.keys(obj).sort()) {
+    const n = Number.parseInt(tag, 16) >>> 0;
+    // Group lengths are never written (PS3.19 A.1.1); a Private Creator element is written as the privateCreator
+    // attribute of the elements of its block, as dcm4che does, so that its tag cannot be confused with theirs.
+    if ((n & 0xffff) === 0 || isPrivateCreatorTag(n)) continue;
+    out += attribute(tag, obj[tag]!, obj);
+  }
   return out;
 }
 
