@@ -1,24 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseHl7, value } from '../src/domain/hl7/hl7-message.js';
+import { parseHl7 } from '../src/domain/hl7/hl7-message.js';
 import { adtMessage } from '../src/domain/hl7/hl7-examples.js';
 import { backends } from './support/backends.js';
 import { uid } from './support/fixtures.js';
 import { MllpClient } from './support/mllp-client.js';
 import { mllpFrame } from '../src/transports/hl7/mllp-decoder.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { ackOf } from './support/hl7-ack.js';
 
 const ADT = 'ADT1^GOOD HEALTH HOSPITAL';
-
-function ackOf(text: string) {
-  const ack = parseHl7(text);
-  return {
-    code: value(ack.segment('MSA'), 1),
-    controlId: value(ack.segment('MSA'), 2),
-    acceptAckType: value(ack.msh, 15),
-    applicationAckType: value(ack.msh, 16),
-    errorCode: value(ack.segment('ERR'), 3),
-  };
-}
 
 /** An ADT^A08 asking for enhanced acknowledgment: MSH-15 (accept ack type) and MSH-16 (application ack type). */
 const enhanced = (message: string, accept: string, application: string) =>

@@ -1,23 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseHl7, value } from '../src/domain/hl7/hl7-message.js';
 import { adtMessage, ormMessage } from '../src/domain/hl7/hl7-examples.js';
 import { backends } from './support/backends.js';
 import { uid } from './support/fixtures.js';
 import { MllpClient } from './support/mllp-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { ackOf } from './support/hl7-ack.js';
 
 const ADT = 'ADT1^GOOD HEALTH HOSPITAL';
-
-function ackOf(text: string) {
-  const ack = parseHl7(text);
-  const err = ack.segment('ERR');
-  return {
-    code: value(ack.segment('MSA'), 1),
-    errorCode: value(err, 3),
-    errorLocation: [1, 2, 3].map((c) => value(err, 2, c)).join('^'),
-    userMessage: value(err, 8),
-  };
-}
 
 /** An ADT merge variant (ADT_A39 for A39, ADT_A30 for A35/A36): PID the surviving patient, MRG as given. */
 const variant = (event: string, controlId: string, survivor: string, mrg: string) =>
@@ -95,7 +84,7 @@ describe.each(backends())('HL7 merge variants A39, A36 and A35, on %s', (backend
   it('rejects an A39 that merges external IDs only (MRG-4, no MRG-1), naming MRG-4, and applies nothing', async () => {
     const survivor = `XS-${run}`;
     const ack = ackOf(await client.send(variant('A39', next(), survivor, `|||EXT-${run}`)));
-    expect(ack).toMatchObject({ code: 'AR', errorCode: '201', errorLocation: 'MRG^1^4' });
+    expect(ack).toMatchObject({ code: 'AR', errorCode: '201', errorLocation: 'MRG^1^4^1' });
     expect(ack.userMessage).toMatch(/merges PID-2 external patient IDs \(MRG-4 into PID-2\)/);
     const rows = await s.app.index.db
       .selectFrom('patients')

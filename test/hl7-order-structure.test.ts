@@ -4,22 +4,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseHl7, value } from '../src/domain/hl7/hl7-message.js';
 import { backends } from './support/backends.js';
 import { uid } from './support/fixtures.js';
 import { mllpSend } from './support/mllp-send.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
-
-function ackOf(text: string) {
-  const ack = parseHl7(text);
-  const err = ack.segment('ERR');
-  return {
-    code: value(ack.segment('MSA'), 1),
-    errorCode: value(err, 3),
-    errorLocation: [1, 2].map((c) => value(err, 2, c)).join('^'),
-    userMessage: value(err, 8),
-  };
-}
+import { ackOf } from './support/hl7-ack.js';
 
 describe.each(backends())('HL7 orders of several procedures, on %s', (backend) => {
   let s: TestServer;

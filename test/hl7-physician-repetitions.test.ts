@@ -1,21 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseHl7, value } from '../src/domain/hl7/hl7-message.js';
 import { ormMessage, type ExampleOrder } from '../src/domain/hl7/hl7-examples.js';
 import { backends } from './support/backends.js';
 import { uid } from './support/fixtures.js';
 import { MllpClient } from './support/mllp-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
-
-function ackOf(text: string) {
-  const ack = parseHl7(text);
-  const err = ack.segment('ERR');
-  return {
-    code: value(ack.segment('MSA'), 1),
-    errorCode: value(err, 3),
-    errorLocation: [1, 2, 3, 4, 5].map((c) => value(err, 2, c)).join('^'),
-    userMessage: value(err, 8),
-  };
-}
+import { ackOf } from './support/hl7-ack.js';
 
 describe.each(backends())('HL7 orders naming several physicians in a field, on %s', (backend) => {
   let s: TestServer;

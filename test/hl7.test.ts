@@ -1,6 +1,6 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -18,12 +18,13 @@ import {
   ormMessage,
 } from '../src/domain/hl7/hl7-examples.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
-import { MllpDecoder, mllpFrame } from '../src/transports/hl7/mllp-decoder.js';
+import { mllpFrame } from '../src/transports/hl7/mllp-decoder.js';
 import { backends } from './support/backends.js';
 import { CYRILLIC_PROCEDURE_CODE, makeInstance, stowBody, uid } from './support/fixtures.js';
 import { collect, multipartParts } from './support/http.js';
 import { MllpClient } from './support/mllp-client.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { mllpSend } from './support/mllp-send.js';
 
 type Json = Record<string, { vr: string; Value?: unknown[] }>;
 
@@ -1126,31 +1127,10 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     expect(existsSync('/usr/bin/mllp_send'), 'install the Debian package python3-hl7 for mllp_send').toBe(
       true,
     );
-    const file = join(certDir, 'messages.hl7');
-    await writeFile(
-      file,
-      Buffer.concat([
-        mllpFrame(adtMessage('A08', 'PY-1', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' })),
-        mllpFrame('MSH|^~\\&|RIS|HOSP|CUSTOS|RAD|20240101||ZZZ^Z99|PY-2|P|2.5.1\r'),
-      ]),
-    );
-    const out = await new Promise<Buffer>((resolve, reject) => {
-      const child = spawn('mllp_send', ['--port', String(s.hl7Port), '--file', file, '127.0.0.1']);
-      const stdout: Buffer[] = [];
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => stdout.push(d));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-      child.on('error', reject);
-      child.on('close', (code) =>
-        code === 0
-          ? resolve(Buffer.concat(stdout))
-          : reject(new Error(`mllp_send exited ${code}: ${stderr}`)),
-      );
-    });
-    // mllp_send prints each reply as it received it, MLLP frame included.
-    const acks = new MllpDecoder(1024 * 1024)
-      .push(out)
-      .flatMap((ev) => (ev.kind === 'frame' ? [ev.payload.toString('utf8')] : []));
+    const acks = await mllpSend(certDir, s.hl7Port!, [
+      adtMessage('A08', 'PY-1', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' }),
+      'MSH|^~\\&|RIS|HOSP|CUSTOS|RAD|20240101||ZZZ^Z99|PY-2|P|2.5.1\r',
+    ]);
     expect(acks).toHaveLength(2);
     expect(ackOf(acks[0]!)).toMatchObject({ code: 'AA', controlId: 'PY-1' });
     expect(ackOf(acks[1]!)).toMatchObject({ code: 'AR', controlId: 'PY-2', errorCode: '200' });

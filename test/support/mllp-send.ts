@@ -6,12 +6,16 @@ import { MllpDecoder, mllpFrame } from '../../src/transports/hl7/mllp-decoder.js
 let sent = 0;
 
 /**
- * Sends `message` to the MLLP listener on `port` with Debian's mllp_send (python3-hl7), as a sender's script would,
- * from a file in `dir` (its stdin does not take bytes), and returns the ACKs it printed.
+ * Sends `message` (or several, one after the other on one connection) to the MLLP listener on `port` with Debian's
+ * mllp_send (python3-hl7), as a sender's script would, from a file in `dir` (its stdin does not take bytes), and
+ * returns the ACKs it printed.
  */
-export async function mllpSend(dir: string, port: number, message: string): Promise<string[]> {
+export async function mllpSend(dir: string, port: number, message: string | string[]): Promise<string[]> {
   const file = join(dir, `message-${++sent}.hl7`);
-  await writeFile(file, mllpFrame(message));
+  await writeFile(
+    file,
+    Buffer.concat((Array.isArray(message) ? message : [message]).map((m) => mllpFrame(m))),
+  );
   const out = await new Promise<Buffer>((resolve, reject) => {
     const child = spawn('mllp_send', ['--port', String(port), '--file', file, '127.0.0.1']);
     const stdout: Buffer[] = [];
