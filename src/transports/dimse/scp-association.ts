@@ -142,11 +142,11 @@ export class ScpAssociation {
   private stopping = false;
   /**
    * Message IDs of the C-FIND, C-MOVE and C-GET requests in progress, and of those among them a C-CANCEL named. A
-   * Message ID names one operation while it is outstanding (PS3.7 §9.1.2.1.1: no two outstanding operations share one), and an SCU may use it again once that
-   * one has ended (pynetdicom's send_c_find, send_c_move and send_c_get use 1 every time): a C-CANCEL is for the
-   * operation in progress, and one naming none (come after the final response) is ignored. Until
-   * 7 Dec 2026 a C-CANCEL was kept for the rest of the association, so each later request with its Message ID was
-   * cancelled before its first answer.
+   * Message ID names one operation while it is outstanding (PS3.7 §9.1.2.1.1: no two outstanding operations share
+   * one), and an SCU may use it again once that one has ended (pynetdicom's send_c_find, send_c_move and send_c_get
+   * use 1 every time): a C-CANCEL is for the operation in progress, and one naming none (come after the final
+   * response) is ignored. Until 7 Dec 2026 a C-CANCEL was kept for the rest of the association, so each later
+   * request with its Message ID was cancelled before its first answer.
    */
   private readonly cancellable = new Set<number>();
   private readonly cancelled = new Set<number>();
