@@ -1,30 +1,15 @@
 // Migration 0019-cancelled-order-relationships: the care relationships an order cancelled before 7 Dec 2026 still
 // gave its physicians end with the upgrade; those of orders not cancelled stay, on every backend.
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, describe, expect, it } from 'vitest';
-import { dropPostgresSchema, openIndexDb } from '../src/adapters/sql/open-index-db.js';
-import { backends, postgresUrl } from './support/backends.js';
+import { describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
 import { insertOrder } from './support/orders.js';
+import { indexOfItsOwn } from './support/migration-index.js';
 
 describe.each(backends())('migration 0019-cancelled-order-relationships on %s', (backend) => {
-  const schema = `cancrel_${randomBytes(6).toString('hex')}`;
-  let dir: string | undefined;
-  afterAll(async () => {
-    if (backend === 'postgres') await dropPostgresSchema(postgresUrl!, schema);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const { open } = indexOfItsOwn(backend, 'cancrel');
 
   it('ends the care relationships of cancelled orders and keeps those of live ones', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'custos-cancrel-'));
-    const key = randomBytes(32);
-    const open = () =>
-      backend === 'sqlite'
-        ? openIndexDb({ kind: 'sqlite', path: join(dir!, 'i.sqlite'), key })
-        : openIndexDb({ kind: 'postgres', url: postgresUrl!, schema });
     let index = await open();
     // An index as it was before the migration: a cancelled order kept the relationships it gave.
     const now = '2026-12-01T00:00:00Z';

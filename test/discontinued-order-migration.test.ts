@@ -1,33 +1,18 @@
 // Migration 0023-hl7-discontinued-orders-and-applied-at: the care relationships an order discontinued before 7 Dec
 // 2026 (ORC-5 DC, or ORC-1 DR) still gave its physicians end with the upgrade; those of orders completed or live
 // stay, on every backend.
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, describe, expect, it } from 'vitest';
-import { dropPostgresSchema, openIndexDb } from '../src/adapters/sql/open-index-db.js';
-import { backends, postgresUrl } from './support/backends.js';
+import { describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
 import { insertOrder } from './support/orders.js';
+import { indexOfItsOwn } from './support/migration-index.js';
 
 const MIGRATION = '0023-hl7-discontinued-orders-and-applied-at';
 
 describe.each(backends())(`migration ${MIGRATION} on %s`, (backend) => {
-  const schema = `discrel_${randomBytes(6).toString('hex')}`;
-  let dir: string | undefined;
-  afterAll(async () => {
-    if (backend === 'postgres') await dropPostgresSchema(postgresUrl!, schema);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const { open } = indexOfItsOwn(backend, 'discrel');
 
   it('ends the care relationships of discontinued orders and keeps those of completed and live ones', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'custos-discrel-'));
-    const key = randomBytes(32);
-    const open = () =>
-      backend === 'sqlite'
-        ? openIndexDb({ kind: 'sqlite', path: join(dir!, 'i.sqlite'), key })
-        : openIndexDb({ kind: 'postgres', url: postgresUrl!, schema });
     let index = await open();
     // An index as it was before the migration: a discontinued order kept the relationships it gave.
     const now = '2026-12-01T00:00:00Z';

@@ -1,28 +1,13 @@
 // Migration 0014-name-fold: names folded with toUpperCase before 6 Dec 2026 are folded again, on every backend.
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, describe, expect, it } from 'vitest';
-import { dropPostgresSchema, openIndexDb } from '../src/adapters/sql/open-index-db.js';
-import { backends, postgresUrl } from './support/backends.js';
+import { describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { indexOfItsOwn } from './support/migration-index.js';
 
 describe.each(backends())('migration 0014-name-fold on %s', (backend) => {
-  const schema = `namefold_${randomBytes(6).toString('hex')}`;
-  let dir: string | undefined;
-  afterAll(async () => {
-    if (backend === 'postgres') await dropPostgresSchema(postgresUrl!, schema);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const { open } = indexOfItsOwn(backend, 'namefold');
 
   it('folds stored names again so that they match what queries fold now', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'custos-namefold-'));
-    const key = randomBytes(32);
-    const open = () =>
-      backend === 'sqlite'
-        ? openIndexDb({ kind: 'sqlite', path: join(dir!, 'i.sqlite'), key })
-        : openIndexDb({ kind: 'postgres', url: postgresUrl!, schema });
     let index = await open();
     // An index as the old fold left it: the migration not yet run, 'ß' stored as 'SS'.
     const now = '2026-12-01T00:00:00Z';

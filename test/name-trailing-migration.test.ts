@@ -1,29 +1,14 @@
 // Migration 0017-name-trailing-delimiters: a name stored with trailing empty components or groups (DOE^JOHN^^^)
 // before 7 Dec 2026 gets the matching form names get now, without them, on every backend.
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { sql } from 'kysely';
-import { afterAll, describe, expect, it } from 'vitest';
-import { dropPostgresSchema, openIndexDb } from '../src/adapters/sql/open-index-db.js';
-import { backends, postgresUrl } from './support/backends.js';
+import { describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { indexOfItsOwn } from './support/migration-index.js';
 
 describe.each(backends())('migration 0017-name-trailing-delimiters on %s', (backend) => {
-  const schema = `nametrail_${randomBytes(6).toString('hex')}`;
-  let dir: string | undefined;
-  afterAll(async () => {
-    if (backend === 'postgres') await dropPostgresSchema(postgresUrl!, schema);
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const { open } = indexOfItsOwn(backend, 'nametrail');
 
   it('leaves trailing empty components and groups out of the stored matching form', async () => {
-    dir = await mkdtemp(join(tmpdir(), 'custos-nametrail-'));
-    const key = randomBytes(32);
-    const open = () =>
-      backend === 'sqlite'
-        ? openIndexDb({ kind: 'sqlite', path: join(dir!, 'i.sqlite'), key })
-        : openIndexDb({ kind: 'postgres', url: postgresUrl!, schema });
     let index = await open();
     // An index as it was before the migration: the matching form kept the trailing delimiters.
     const now = '2026-12-01T00:00:00Z';
