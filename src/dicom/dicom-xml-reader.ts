@@ -8,6 +8,7 @@
  */
 import { CustosError, DicomStatus } from '../domain/errors.js';
 import { MAX_JSON_DEPTH, type DicomJsonDataset, type DicomJsonElement } from './dicom-json.js';
+import { isPrivateTag } from './tags.js';
 
 interface XmlElement {
   name: string;
@@ -159,7 +160,6 @@ function personName(pn: XmlElement): Record<string, string> | null {
 }
 
 const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
-const isPrivateGroup = (group: number) => group % 2 === 1 && group > 0x0008 && group !== 0xffff;
 
 /**
  * The tag a private data element read with a privateCreator takes in this data set (PS3.19 Table A.1.5-2: sent as
@@ -215,8 +215,7 @@ function attributes(el: XmlElement, where: string): DicomJsonDataset {
     }
     const creator = attr.attrs.privateCreator?.trim();
     // A privateCreator on a standard element is not allowed (PS3.19 Table A.1.5-2) and says nothing: ignored.
-    if (creator && isPrivateGroup(Number.parseInt(tag.slice(0, 4), 16)))
-      privates.push({ tag, creator, json, here });
+    if (creator && isPrivateTag(Number.parseInt(tag, 16) >>> 0)) privates.push({ tag, creator, json, here });
     else out[tag.toUpperCase()] = json;
   }
   // After the elements without privateCreator, so that the Private Creator elements sent are found wherever they

@@ -4,6 +4,7 @@
  */
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { lookupTag } from './dictionary.js';
+import { isPrivateCreatorTag, isPrivateDataTag, isPrivateTag } from './tags.js';
 
 type JsonValue = DicomJsonObject[string];
 
@@ -45,15 +46,9 @@ function personName(value: unknown, n: number): string {
   return `${out}</PersonName>`;
 }
 
-const isPrivateGroup = (tag: number) =>
-  (tag >>> 16) % 2 === 1 && tag >>> 16 > 0x0008 && tag >>> 16 !== 0xffff;
-/** (gggg,0010-00FF) in a private group: reserves the block (gggg,xx00-xxFF) for the creator it names (PS3.5 §7.8.1). */
-const isPrivateCreatorTag = (tag: number) =>
-  isPrivateGroup(tag) && (tag & 0xff00) === 0 && (tag & 0xff) >= 0x10;
-
 /** The value of the Private Creator element of this data set that reserves the block of a private data element. */
 function privateCreatorOf(tag: number, obj: DicomJsonObject): string | undefined {
-  if (!isPrivateGroup(tag) || (tag & 0xffff) < 0x1000) return undefined;
+  if (!isPrivateDataTag(tag)) return undefined;
   const creatorTag = (((tag >>> 16) << 16) | ((tag >>> 8) & 0xff)) >>> 0;
   const value = obj[creatorTag.toString(16).toUpperCase().padStart(8, '0')]?.Value?.[0];
   return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
@@ -68,7 +63,7 @@ function attribute(tag: string, el: JsonValue, obj: DicomJsonObject): string {
     creator === undefined
       ? `tag="${tag}"`
       : `tag="${tag.slice(0, 4)}00${tag.slice(6)}" privateCreator="${escapeXml(creator)}"`;
-  const keyword = isPrivateGroup(n) ? undefined : lookupTag(n)?.keyword;
+  const keyword = isPrivateTag(n) ? undefined : lookupTag(n)?.keyword;
   let out = `<DicomAttribute ${head} vr="${el.vr}"${keyword ? ` keyword="${keyword}"` : ''}>`;
   const values = (el.Value ?? []) as unknown[];
   if (el.vr === 'SQ') {

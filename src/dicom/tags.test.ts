@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { lookupTag, tagForKeyword } from './dictionary.js';
-import { Tags, parseTagHex, tag, tagToHex } from './tags.js';
+import {
+  Tags,
+  isPrivateCreatorTag,
+  isPrivateDataTag,
+  isPrivateTag,
+  parseTagHex,
+  tag,
+  tagToHex,
+} from './tags.js';
 
 describe('tags', () => {
   it('packs group and element into an unsigned 32-bit number', () => {
@@ -13,6 +21,22 @@ describe('tags', () => {
     expect(tagToHex(Tags.PixelData)).toBe('7FE00010');
     expect(tagToHex(Tags.StudyInstanceUID)).toBe('0020000D');
     expect(tagToHex(tag(0x0008, 0x0005))).toBe('00080005');
+  });
+
+  it('tells private creators and private data elements from standard ones (PS3.5 §7.8.1)', () => {
+    expect(isPrivateTag(tag(0x0029, 0x1010))).toBe(true);
+    expect(isPrivateCreatorTag(tag(0x0029, 0x0010))).toBe(true);
+    expect(isPrivateCreatorTag(tag(0x0029, 0x00ff))).toBe(true);
+    expect(isPrivateDataTag(tag(0x0029, 0x1010))).toBe(true);
+    expect(isPrivateDataTag(tag(0x0029, 0xff00))).toBe(true);
+    // (gggg,0001-000F) are neither; 0001, 0003, 0005, 0007 and FFFF are not private groups; even groups are standard.
+    expect(isPrivateCreatorTag(tag(0x0029, 0x000f))).toBe(false);
+    expect(isPrivateDataTag(tag(0x0029, 0x00ff))).toBe(false);
+    for (const group of [0x0001, 0x0003, 0x0005, 0x0007, 0xffff, 0x0010, 0x7fe0]) {
+      expect(isPrivateTag(tag(group, 0x1010))).toBe(false);
+      expect(isPrivateCreatorTag(tag(group, 0x0010))).toBe(false);
+      expect(isPrivateDataTag(tag(group, 0x1010))).toBe(false);
+    }
   });
 
   it('parses the usual written forms and rejects others', () => {

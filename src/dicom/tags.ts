@@ -4,6 +4,17 @@ export const tag = (group: number, element: number): number => ((group << 16) | 
 export const tagGroup = (t: number) => t >>> 16;
 export const tagElement = (t: number) => t & 0xffff;
 
+/** A tag of a private group: odd, other than 0001, 0003, 0005, 0007 and FFFF, which are not allowed (PS3.5 §7.8.1). */
+export const isPrivateTag = (t: number): boolean => {
+  const group = t >>> 16;
+  return group % 2 === 1 && group > 0x0008 && group !== 0xffff;
+};
+/** A Private Creator element (gggg,0010-00FF): it reserves the block (gggg,xx00-xxFF) for the creator it names. */
+export const isPrivateCreatorTag = (t: number): boolean =>
+  isPrivateTag(t) && (t & 0xffff) >= 0x0010 && (t & 0xffff) <= 0x00ff;
+/** A private data element (gggg,xxee), xx from 10 to FF: it belongs to the block of (gggg,00xx). */
+export const isPrivateDataTag = (t: number): boolean => isPrivateTag(t) && (t & 0xffff) >= 0x1000;
+
 /** 'GGGGEEEE' upper-case, the DICOM JSON key form. */
 export const tagToHex = (t: number): string => t.toString(16).toUpperCase().padStart(8, '0');
 

@@ -16,7 +16,7 @@ import { matchKeyLevel, parseQidoQuery, takesValueList, type QidoLevel } from '.
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
 import { inUtf8, type WriteElement } from '../../dicom/part10-writer.js';
-import { Tags, tagToHex } from '../../dicom/tags.js';
+import { isPrivateCreatorTag, isPrivateDataTag, Tags, tagToHex } from '../../dicom/tags.js';
 import { allPages } from '../../services/query-service.js';
 import { Cmd, encodeCommand, type Command } from './command.js';
 import { encodeDataset, jsonToElements, SPECIFIC_CHARACTER_SET_UTF8 } from './dimse-dataset.js';
@@ -156,7 +156,7 @@ export async function cFind(
   // so (0009,0010)=ACME with (0009,1001) was answered another creator's (0009,1001).
   const creators = privateCreators(ds);
   const mapsPrivate =
-    level === 'IMAGE' && requested.some((r) => isPrivateData(r.tag) && creators.has(privateBlock(r.tag)));
+    level === 'IMAGE' && requested.some((r) => isPrivateDataTag(r.tag) && creators.has(privateBlock(r.tag)));
   if (mapsPrivate) include.push('all');
   if (include.length) params.set('includefield', include.join(','));
   let query;
@@ -174,11 +174,12 @@ export async function cFind(
     const storedBlocks = mapsPrivate ? blocksByCreator(have) : undefined;
     for (const r of requested) {
       if (r.tag === RETRIEVE_AE_TITLE) elements.push({ tag: r.tag, vr: 'AE', value: s.deps.aeTitle });
-      else if (storedBlocks && isPrivateCreator(r.tag) && creators.has(privateBlock(r.tag)))
+      else if (storedBlocks && isPrivateCreatorTag(r.tag) && creators.has(privateBlock(r.tag)))
         // The query's reservation is answered as asked: its elements below are that creator's, wherever stored.
         elements.push({ tag: r.tag, vr: 'LO', value: creators.get(privateBlock(r.tag))! });
       else {
-        const creator = storedBlocks && isPrivateData(r.tag) ? creators.get(privateBlock(r.tag)) : undefined;
+        const creator =
+          storedBlocks && isPrivateDataTag(r.tag) ? creators.get(privateBlock(r.tag)) : undefined;
         const storedBlock =
           creator !== undefined ? storedBlocks!.get(`${r.tag >>> 16}|${creator}`) : undefined;
         const found =
@@ -319,7 +320,7 @@ function charsetOf(ds: Dataset): string {
  */
 function asksToMatch(tag: number, el: Element): boolean {
   if (el.kind === 'sequence') return el.items.some((item) => [...item].some(([t, e]) => asksToMatch(t, e)));
-  if (isPrivateCreator(tag)) return false;
+  if (isPrivateCreatorTag(tag)) return false;
   const value = textOf(el);
   return value !== undefined && value.trim() !== '' && !/^\*+$/.test(value.trim());
 }
@@ -344,20 +345,15 @@ function keptAt(level: DimseLevel, tag: number): boolean {
   return rank !== undefined && rank <= LEVEL_RANK[level];
 }
 
-/** A private creator element (gggg,0010-00FF) of an odd group (PS3.5 §7.8.1). */
-const isPrivateCreator = (tag: number) =>
-  (tag >>> 16) % 2 === 1 && (tag & 0xffff) >= 0x10 && (tag & 0xffff) <= 0xff;
-/** A private data element (gggg,xx00-xxFF, xx from 10 to FF) of an odd group. */
-const isPrivateData = (tag: number) => (tag >>> 16) % 2 === 1 && (tag & 0xffff) >= 0x1000;
 /** The block a private element belongs to, with its group: (gggg,00xx) and (gggg,xxyy) both give gggg and xx. */
 const privateBlock = (tag: number) =>
-  (((tag >>> 16) << 8) | (isPrivateCreator(tag) ? tag & 0xff : (tag >>> 8) & 0xff)) >>> 0;
+  (((tag >>> 16) << 8) | (isPrivateCreatorTag(tag) ? tag & 0xff : (tag >>> 8) & 0xff)) >>> 0;
 
 /** The creators a query reserves, by block. */
 function privateCreators(ds: Dataset): Map<number, string> {
   const out = new Map<number, string>();
   for (const [tag, el] of ds) {
-    if (!isPrivateCreator(tag)) continue;
+    if (!isPrivateCreatorTag(tag)) continue;
     const value = el.kind === 'text' ? (el.values[0] ?? '').trim() : '';
     if (value) out.set(privateBlock(tag), value);
   }
@@ -368,7 +364,7 @@ function privateCreators(ds: Dataset): Map<number, string> {
 function blocksByCreator(have: Map<number, WriteElement>): Map<string, number> {
   const out = new Map<string, number>();
   for (const [tag, el] of have) {
-    if (!isPrivateCreator(tag)) continue;
+    if (!isPrivateCreatorTag(tag)) continue;
     const value = Array.isArray(el.value) ? String(el.value[0] ?? '') : String(el.value ?? '');
     const key = `${tag >>> 16}|${value.trim()}`;
     if (!out.has(key)) out.set(key, tag & 0xff);
