@@ -5,7 +5,8 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 import { launchChromium } from './support/chromium.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { privatePostgres, type PrivatePostgres } from './support/private-postgres.js';
+import { startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
 describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { timeout: 120_000 }, () => {
   let viewer: Server;
@@ -151,6 +152,53 @@ describe('DICOMweb called from a page of another origin, in Chromium (CORS)', { 
     } finally {
       await page.close();
     }
+  });
+
+  it('lets the page read when to try a 503 again (Retry-After) and what a 401 asks for (WWW-Authenticate)', async () => {
+    // A second archive whose PostgreSQL index is down (a restart, a failover): every call is a 503 with Retry-After.
+    let pg: PrivatePostgres | undefined;
+    let down: TestServer | undefined;
+    let unexpected: unknown[] | undefined;
+    const page = await pageAt(`http://127.0.0.1:${viewerPort}`);
+    try {
+      pg = await privatePostgres();
+      const url = pg.url;
+      down = await startTestServer('sqlite', {
+        configure: (c) => ({
+          ...c,
+          database: { url },
+          http: { ...c.http, corsOrigins: [`http://127.0.0.1:${viewerPort}`] },
+        }),
+      });
+      await pg.stop();
+      const out = await page.evaluate(
+        async ({ base, downBase, token }) => {
+          const unavailable = await fetch(`${downBase}/studies`, {
+            headers: { Authorization: `Bearer ${token}` },
+          });
+          const refused = await fetch(`${base}/studies`, {
+            headers: { Authorization: 'Bearer not-a-token' },
+          });
+          return {
+            unavailable: unavailable.status,
+            retryAfter: unavailable.headers.get('Retry-After'),
+            refused: refused.status,
+            wwwAuthenticate: refused.headers.get('WWW-Authenticate'),
+          };
+        },
+        { base: s.dicomweb, downBase: down.dicomweb, token: down.token },
+      );
+      expect(out).toEqual({
+        unavailable: 503,
+        retryAfter: '5',
+        refused: 401,
+        wwwAuthenticate: 'Bearer realm="custos"',
+      });
+    } finally {
+      await page.close();
+      unexpected = await stopThenCleanUp(down, async () => pg?.remove());
+    }
+    expect(unexpected).toEqual([]);
   });
 
   it('is refused by the browser from an origin not in http.corsOrigins, and for the console API', async () => {

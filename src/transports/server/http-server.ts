@@ -58,11 +58,13 @@ const CORS_PATH = /^\/(dicom-web|wado)(\/|$)/;
 const CORS_ALLOW_HEADERS = 'Authorization, Content-Type, Accept, X-Purpose-Of-Use, Range';
 /**
  * Response headers a viewer's script may read besides the safelisted ones: STOW-RS and QIDO-RS warnings, what a
- * byte range answer says (Content-Range, Accept-Ranges), and what a 415 or 405 says is taken (Accept-Post, Allow;
- * until 7 Dec 2026 a page could not read them).
+ * byte range answer says (Content-Range, Accept-Ranges), what a 415 or 405 says is taken (Accept-Post, Allow), when
+ * to try a 503 again (Retry-After, RFC 9110 §10.2.3) and how a 401 wants credentials (WWW-Authenticate, RFC 9110
+ * §11.6.1). Until 7 Dec 2026 a page could not read the last four, so a viewer could not tell when to try a 503
+ * again, or which scheme a 401 asked for.
  */
 const CORS_EXPOSE_HEADERS =
-  'Warning, Content-Location, Location, Content-Encoding, Content-Range, Accept-Ranges, Accept-Post, Allow';
+  'Warning, Content-Location, Location, Content-Encoding, Content-Range, Accept-Ranges, Accept-Post, Allow, Retry-After, WWW-Authenticate';
 
 const anonymous = (source: string, channel: string): Principal => ({
   kind: 'user',
