@@ -362,6 +362,8 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
   const framer = new PduFramer(MAX_PDU);
   let conn: DimseConnection | undefined;
   let releaseDone: (() => void) | undefined;
+  /** Custos sent its A-RELEASE-RQ (Sta7); 'collided' once the peer's crossed it and was answered (Sta11). */
+  let releasing: 'requested' | 'collided' | undefined;
 
   const established = new Promise<void>((resolve, reject) => {
     // Named with its address, as a refused or unreachable one is (until 6 Dec 2026 the title alone).
@@ -442,6 +444,18 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
             } else if (pdu.type === 'release-rq') {
               // Before the A-ASSOCIATE-AC it is out of place (PS3.8 §9.2, Sta5): aborted below.
               if (!conn) throw new PduError('an A-RELEASE-RQ before the association was accepted');
+              if (releasing === 'collided') throw new PduError('a second A-RELEASE-RQ');
+              if (releasing === 'requested') {
+                // A release collision (PS3.8 §7.2, §9.2: AR-8, AR-9): the requestor answers the acceptor's
+                // A-RELEASE-RQ at once (Sta9 to Sta11) and closes the connection only once the acceptor's
+                // A-RELEASE-RP has come (AR-3, above), the acceptor sending that only after this one (Sta10, Sta12).
+                // Until 7 Dec 2026 the connection was closed right after this A-RELEASE-RP, which the acceptor,
+                // still to send its own, took for an A-P-ABORT (AA-4).
+                releasing = 'collided';
+                conn.failPending(failure(`${opts.calledAe} released the association`));
+                await conn.writeRaw(encodeReleaseRp());
+                continue;
+              }
               // PS3.8 §9.2, AR-2 and AR-4: the peer released the association, which is answered with an
               // A-RELEASE-RP (until 6 Dec 2026 the connection was dropped, and the peer saw no answer); what was
               // still waiting for a response fails with that reason.
@@ -505,6 +519,7 @@ export async function openScuAssociation(opts: ScuOptions): Promise<ScuAssociati
     async release() {
       if (socket.destroyed || socket.writableEnded) return;
       const done = new Promise<void>((r) => (releaseDone = r));
+      releasing = 'requested';
       await c.writeRaw(encodeReleaseRq());
       const timer = setTimeout(() => socket.destroy(), opts.timeoutMs);
       await done;
