@@ -3,7 +3,7 @@
 // locked a series row and then the study's while the other's locked them the other way round, and the deadlock's
 // victim failed (0x0110, "deadlock detected"). Here `custos import` in a process of its own stores into the study
 // while the test server does.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,9 @@ import type { DatabaseSchema } from '../src/ports/database.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { TransactionBatcher } from '../src/services/transaction-batcher.js';
 import { backends, postgresUrl } from './support/backends.js';
-import { makeInstance, stowBody, uid, type FixtureSpec } from './support/fixtures.js';
-import { shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
+import { makeInstance, uid, type FixtureSpec } from './support/fixtures.js';
+import { startWorkersServe, type WorkersServe } from './support/serve-workers.js';
+import { postStow, shareIndexWithCli, startTestServer, type TestServer } from './support/test-server.js';
 
 const child = fileURLToPath(new URL('./support/cli-child.ts', import.meta.url));
 
@@ -160,7 +161,7 @@ describe.each(backends().filter((b) => b === 'postgres'))(
     url.pathname = `/${database}`;
     let admin: pg.Client;
     let s: TestServer;
-    let proc: ChildProcess | undefined;
+    let other: WorkersServe | undefined;
     let otherUrl: string;
 
     beforeAll(async () => {
@@ -170,39 +171,16 @@ describe.each(backends().filter((b) => b === 'postgres'))(
       const db = { url: url.href, schema: 'custos' };
       s = await startTestServer(backend, { configure: (c) => ({ ...c, database: db }) });
       await writeFile(join(s.dataDir, 'custos.json'), JSON.stringify({ database: db }));
-      proc = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          child,
-          'serve',
-          '--data',
-          s.dataDir,
-          '--http-port',
-          '0',
-          '--http-host',
-          '127.0.0.1',
-          '--dicom-port',
-          'off',
-        ],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
-      );
-      let out = '';
-      otherUrl = await new Promise<string>((resolve, reject) => {
-        proc!.stdout!.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-          if (m) resolve(m[1]!);
-        });
-        proc!.once('exit', (code) => reject(new Error(`the second server exited (${code}): ${out}`)));
-      });
+      // One process besides the test's, as before: `serve --workers 1` serves in the process it starts.
+      other = await startWorkersServe(s.dataDir, ['--workers', '1', '--dicom-port', 'off']);
+      if (!other.url) throw new Error(`the second server did not start: ${other.err()}`);
+      otherUrl = other.url;
     }, 60_000);
 
     afterAll(async () => {
-      if (proc && proc.exitCode === null) {
-        const exited = new Promise((r) => proc!.once('exit', r));
-        proc.kill('SIGTERM');
+      if (other && other.proc.exitCode === null) {
+        const exited = new Promise((r) => other!.proc.once('exit', r));
+        other.proc.kill('SIGTERM');
         await exited;
       }
       expect(s.unexpected).toEqual([]);
@@ -211,21 +189,11 @@ describe.each(backends().filter((b) => b === 'postgres'))(
       await admin.end();
     });
 
-    const stow = (base: string, bytes: Buffer) => {
-      const { body, contentType } = stowBody([{ bytes }]);
-      return fetch(`${base}/dicom-web/studies`, {
-        method: 'POST',
-        headers: {
-          Authorization: `Bearer ${s.token}`,
-          'Content-Type': contentType,
-          Accept: 'application/dicom+json',
-        },
-        body,
-      }).then(async (res) => ({
+    const stow = (base: string, bytes: Buffer) =>
+      postStow(s, [bytes], { Accept: 'application/dicom+json' }, base).then(async (res) => ({
         status: res.status,
         json: (await res.json()) as Record<string, { Value: Item[] }>,
       }));
-    };
 
     /**
      * Starts each work in turn while this test holds the ledger's lock, the next once the one before waits for it,

@@ -155,14 +155,18 @@ export async function blobFileOf(s: TestServer, sopInstanceUid: string): Promise
   return join(objects, rel);
 }
 
-/** POST one STOW-RS request of these Part 10 objects to the test server, with its administrator's token. */
+/**
+ * POST one STOW-RS request of these Part 10 objects to the test server, with its administrator's token; to `base`
+ * when given (another server process on the same index, which accepts that token too).
+ */
 export function postStow(
   s: TestServer,
   parts: Buffer[],
   headers: Record<string, string> = {},
+  base = s.url,
 ): Promise<Response> {
   const { body, contentType } = stowBody(parts.map((bytes) => ({ bytes })));
-  return fetch(`${s.dicomweb}/studies`, {
+  return fetch(`${base}/dicom-web/studies`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType, ...headers },
     body,
