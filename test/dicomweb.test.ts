@@ -1157,14 +1157,15 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
       await greys(await get(`${base}/frames/2/rendered?window=${c},${w}`, 'image/png'), 'image/png'),
     ).toEqual(expected.LINEAR);
     expect(expected.SIGMOID).not.toEqual(expected.LINEAR);
-    // The client's order decides; JPEG stays the default, also for a wildcard.
+    // The client's order decides; JPEG stays the default, also for a wildcard. (A frame: the instance itself, of
+    // three frames, is an animated GIF; test/rendered-multiframe.test.ts.)
     for (const [accept, type] of [
       ['image/gif;q=0.4, image/png;q=0.5', 'image/png'],
       ['image/*', 'image/jpeg'],
       [undefined, 'image/jpeg'],
       ['image/tiff, image/gif;q=0.1', 'image/gif'],
     ] as const) {
-      const res = await get(`${base}/rendered`, accept);
+      const res = await get(`${base}/frames/1/rendered`, accept);
       expect(res.status, accept).toBe(200);
       expect(res.headers.get('content-type'), accept).toBe(type);
     }
@@ -1213,7 +1214,7 @@ describe.each(backends())('DICOMweb on %s', (backend) => {
     expect(await size(await get(`${series}/instances/${sops[1]}/thumbnail?viewport=2,2`))).toEqual([2, 2]);
     // The 5 × 4 multi-frame image: fitted to 10 × 10 it is 10 × 8; its 2 × 4 region at column 1, mirrored, 5 × 10.
     const multi = `${s.dicomweb}/studies/${study2}/series/${series3}/instances/${multiSop}`;
-    expect(await size(await get(`${multi}/rendered?viewport=10,10`))).toEqual([10, 8]);
+    expect(await size(await get(`${multi}/frames/1/rendered?viewport=10,10`))).toEqual([10, 8]);
     expect(await size(await get(`${multi}/frames/2/rendered?viewport=10,10,1,0,-2,4`))).toEqual([5, 10]);
     const uri = `${s.url}/wado?requestType=WADO&studyUID=${study2}&seriesUID=${series3}&objectUID=${multiSop}`;
     expect(await size(await get(`${uri}&columns=20`))).toEqual([20, 16]);

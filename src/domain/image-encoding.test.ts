@@ -1,6 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { encodeGif, encodePng, type RgbaImage } from './image-encoding.js';
+import { gifImages, gifTiming } from '../../test/support/gif-reader.js';
+import {
+  encodeGif,
+  encodePng,
+  GIF_TRAILER,
+  gifDelays,
+  gifHeader,
+  gifImage,
+  type RgbaImage,
+} from './image-encoding.js';
 
 /** netpbm's reading of an image (pngtopnm, giftopnm): its size and samples (1 a pixel for grey, else 3). */
 function netpbm(
@@ -89,5 +98,49 @@ describe('encodeGif', () => {
       expect(samples.equals(greys(img))).toBe(true);
     }
     expect(() => encodeGif({ data: Buffer.alloc(4 * 65536), width: 65536, height: 1 })).toThrow(RangeError);
+  });
+});
+
+describe('animated GIF (gifHeader, gifImage, GIF_TRAILER)', () => {
+  it('writes frame after frame, each exact as giftopnm reads it, with its delay and a loop as gifsicle reads them', () => {
+    const frames = [image(40, 30, true), image(40, 30, false), image(40, 30, true)];
+    frames[2]!.data.fill(200, 0, 40 * 4); // not the first frame again
+    const { bytes, grey } = gifHeader(frames[0]!, { loop: true });
+    expect(grey).toBe(true);
+    const gif = Buffer.concat([
+      bytes,
+      ...frames.map((f, i) => gifImage(f, { grey, delay: [4, 7, 300][i]! })),
+      GIF_TRAILER,
+    ]);
+    const read = gifImages(gif);
+    expect(read.map((r) => [r.width, r.height])).toEqual([
+      [40, 30],
+      [40, 30],
+      [40, 30],
+    ]);
+    // The grey frames on the global grey table exactly; the colour one on its own 3-3-2 local table.
+    for (const i of [0, 2]) {
+      const r = read[i]!;
+      const samples = r.grey ? r.samples : Buffer.from(r.samples.filter((_, k) => k % 3 === 0));
+      expect(samples.equals(greys(frames[i]!)), `frame ${i}`).toBe(true);
+    }
+    expect(read[1]!.grey).toBe(false);
+    const want = rgb(frames[1]!);
+    const steps = [255 / 7, 255 / 7, 255 / 3];
+    for (let k = 0; k < want.length; k++)
+      expect(Math.abs(read[1]!.samples[k]! - want[k]!), `sample ${k}`).toBeLessThanOrEqual(
+        steps[k % 3]! / 2 + 0.5,
+      );
+    expect(gifTiming(gif)).toEqual({ images: 3, delays: [4, 7, 300], loopsForever: true });
+    // A still image has neither a delay nor a loop.
+    expect(gifTiming(encodeGif(frames[0]!))).toEqual({ images: 1, delays: [], loopsForever: false });
+  });
+
+  it('rounds delays on the running total, never below 2 hundredths', () => {
+    // 30 frames a second: 3, 3, 4 … so that 30 frames last exactly one second.
+    const thirty = gifDelays(Array.from({ length: 30 }, () => 1000 / 30));
+    expect(thirty.slice(0, 3)).toEqual([3, 4, 3]);
+    expect(thirty.reduce((a, b) => a + b)).toBe(100);
+    expect(gifDelays([40, 250, 0, 5])).toEqual([4, 25, 2, 2]);
   });
 });

@@ -65,9 +65,74 @@ function chunk(type: string, body: Buffer): Buffer {
  * and 4 of blue (3-3-2 bits, the colour image approximated, as GIF's palette allows).
  */
 export function encodeGif(img: RgbaImage): Buffer {
-  const { width, height, data } = img;
+  const { bytes, grey } = gifHeader(img);
+  return Buffer.concat([bytes, gifImage(img, { grey }), GIF_TRAILER]);
+}
+
+/**
+ * The start of a GIF89a whose images are the size of `first`: the logical screen, the colour table `first` needs
+ * (grey or 3-3-2, as encodeGif has it) and, for an animation, the NETSCAPE2.0 application extension that loops it
+ * for ever. The images follow one at a time (gifImage), then GIF_TRAILER: an animated GIF is written frame by
+ * frame, never held whole.
+ */
+export function gifHeader(first: RgbaImage, opts: { loop?: boolean } = {}): { bytes: Buffer; grey: boolean } {
+  const { width, height } = first;
   if (width > 0xffff || height > 0xffff) throw new RangeError('a GIF image is at most 65535 pixels a side');
+  const grey = isGrey(first);
+  const screen = Buffer.alloc(7);
+  screen.writeUInt16LE(width, 0);
+  screen.writeUInt16LE(height, 2);
+  screen[4] = 0xf7; // a global colour table of 2^(7+1) entries, 8 bits of colour resolution
+  const parts = [Buffer.from('GIF89a', 'latin1'), screen, gifPalette(grey)];
+  if (opts.loop) {
+    const loop = Buffer.alloc(19);
+    loop.set([0x21, 0xff, 0x0b]);
+    loop.write('NETSCAPE2.0', 3, 'latin1');
+    // sub-block of 3 bytes: 1, then the loop count (0: for ever), then the block terminator
+    loop.set([0x03, 0x01, 0x00, 0x00, 0x00], 14);
+    parts.push(loop);
+  }
+  return { bytes: Buffer.concat(parts), grey };
+}
+
+/**
+ * One image of a GIF begun by gifHeader: `grey` is the header's colour table (an image that needs the other one
+ * carries it as a local colour table); `delay`, in hundredths of a second, is how long it is shown before the
+ * next (a Graphic Control Extension, GIF89a §23).
+ */
+export function gifImage(img: RgbaImage, opts: { grey: boolean; delay?: number }): Buffer {
+  const { width, height, data } = img;
   const grey = isGrey(img);
+  const parts: Buffer[] = [];
+  if (opts.delay !== undefined) {
+    const control = Buffer.from([0x21, 0xf9, 0x04, 0x04, 0, 0, 0, 0]); // disposal 1: leave the image in place
+    control.writeUInt16LE(Math.min(0xffff, Math.max(0, Math.round(opts.delay))), 4);
+    parts.push(control);
+  }
+  const descriptor = Buffer.alloc(10);
+  descriptor[0] = 0x2c;
+  descriptor.writeUInt16LE(width, 5);
+  descriptor.writeUInt16LE(height, 7);
+  const local = grey !== opts.grey;
+  if (local) descriptor[9] = 0x87; // a local colour table of 2^(7+1) entries
+  parts.push(descriptor);
+  if (local) parts.push(gifPalette(grey));
+  const indexes = Buffer.alloc(width * height);
+  for (let i = 0; i < indexes.length; i++) {
+    const [r, g, b] = [data[4 * i]!, data[4 * i + 1]!, data[4 * i + 2]!];
+    indexes[i] = grey
+      ? r
+      : (Math.round((r * 7) / 255) << 5) | (Math.round((g * 7) / 255) << 2) | Math.round((b * 3) / 255);
+  }
+  parts.push(Buffer.from([8]), subBlocks(lzw(indexes))); // LZW minimum code size 8
+  return Buffer.concat(parts);
+}
+
+/** The end of a GIF. */
+export const GIF_TRAILER = Buffer.from([0x3b]);
+
+/** The 256 greys, or 8 levels of red and green and 4 of blue (3-3-2 bits). */
+function gifPalette(grey: boolean): Buffer {
   const palette = Buffer.alloc(256 * 3);
   for (let i = 0; i < 256; i++) {
     if (grey) palette.fill(i, 3 * i, 3 * i + 3);
@@ -77,30 +142,23 @@ export function encodeGif(img: RgbaImage): Buffer {
       palette[3 * i + 2] = Math.round(((i & 3) * 255) / 3);
     }
   }
-  const indexes = Buffer.alloc(width * height);
-  for (let i = 0; i < indexes.length; i++) {
-    const [r, g, b] = [data[4 * i]!, data[4 * i + 1]!, data[4 * i + 2]!];
-    indexes[i] = grey
-      ? r
-      : (Math.round((r * 7) / 255) << 5) | (Math.round((g * 7) / 255) << 2) | Math.round((b * 3) / 255);
-  }
-  const screen = Buffer.alloc(7);
-  screen.writeUInt16LE(width, 0);
-  screen.writeUInt16LE(height, 2);
-  screen[4] = 0xf7; // a global colour table of 2^(7+1) entries, 8 bits of colour resolution
-  const descriptor = Buffer.alloc(10);
-  descriptor[0] = 0x2c;
-  descriptor.writeUInt16LE(width, 5);
-  descriptor.writeUInt16LE(height, 7);
-  return Buffer.concat([
-    Buffer.from('GIF89a', 'latin1'),
-    screen,
-    palette,
-    descriptor,
-    Buffer.from([8]), // LZW minimum code size
-    subBlocks(lzw(indexes)),
-    Buffer.from([0x3b]),
-  ]);
+  return palette;
+}
+
+/**
+ * Display times in milliseconds as GIF delays in hundredths of a second, rounded on the running total so that
+ * the animation's length stays true over many frames (33.3 ms frames are 3, 3, 4 …, not 3 each). A delay below
+ * 2 is 2: browsers show 0 and 1 as a tenth of a second.
+ */
+export function gifDelays(durationsMs: number[]): number[] {
+  let elapsed = 0;
+  let shown = 0;
+  return durationsMs.map((ms) => {
+    elapsed += ms;
+    const delay = Math.max(2, Math.round(elapsed / 10) - shown);
+    shown += delay;
+    return delay;
+  });
 }
 
 /** GIF's variable-length LZW (codes of 9 to 12 bits, least significant bit first, a clear code when full). */

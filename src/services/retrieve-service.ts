@@ -6,7 +6,17 @@ import { asBlobId, asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
-import { encodeGif, encodePng, type RenderedMediaType } from '../domain/image-encoding.js';
+import {
+  encodeGif,
+  encodePng,
+  GIF_TRAILER,
+  gifDelays,
+  gifHeader,
+  gifImage,
+  type RenderedMediaType,
+  type RgbaImage,
+} from '../domain/image-encoding.js';
+import { frameDurations } from '../domain/frame-timing.js';
 import {
   fitToViewport,
   renderToRgba,
@@ -92,6 +102,16 @@ export interface RetrieveDeps {
   decoder: FrameDecoder;
   /** The operator's log (OpenAppOptions.notice): told of damage a read found. */
   notice?: (line: string) => void;
+}
+
+/** How a frame is rendered (renderImage): the window and its function, the quality, viewport and media type. */
+export interface RenderOptions {
+  windowCenter?: number;
+  windowWidth?: number;
+  voiFunction?: VoiFunction;
+  quality?: number;
+  viewport?: Viewport;
+  format?: RenderedMediaType;
 }
 
 const MAX_AUDITED_UIDS = 10_000;
@@ -740,18 +760,63 @@ export class RetrieveService {
    * JPEG 2000). The VOI LUT function is the request's, else the header's VOI LUT Function (0028,1056) when its
    * own window is used, else LINEAR.
    */
-  async renderImage(
+  async renderImage(ref: InstanceRef, frame: number, opts: RenderOptions = {}): Promise<Buffer> {
+    const image = await this.renderRgba(ref, frame, opts);
+    if (opts.format === 'image/png') return encodePng(image);
+    if (opts.format === 'image/gif') return encodeGif(image);
+    return jpeg.encode(image, opts.quality ?? 90).data;
+  }
+
+  /** The number of frames of the instance: Number of Frames (0028,0008), 1 when absent. */
+  frameCount(ref: InstanceRef): number {
+    return Math.max(1, num(ref.metadata, '00280008') ?? 1);
+  }
+
+  /**
+   * Every frame of a multi-frame instance rendered as renderImage renders one, as an animated GIF (PS3.18 Table
+   * 8.7.4-1: image/gif is the rendered media type of a multi-frame image) that loops, each frame shown for as long
+   * as the header's Frame Time Vector, Frame Time or frame rate says (frame-timing.ts). The frames are read,
+   * decoded and rendered one at a time, the next while the one before is sent, so an object of any number of
+   * frames holds two frames at most; the first is rendered before this resolves, so that an instance that cannot
+   * be rendered is a status, not a cut connection. A later frame that fails ends the stream with the error.
+   */
+  async animatedGif(
     ref: InstanceRef,
-    frame: number,
-    opts: {
-      windowCenter?: number;
-      windowWidth?: number;
-      voiFunction?: VoiFunction;
-      quality?: number;
-      viewport?: Viewport;
-      format?: RenderedMediaType;
-    } = {},
-  ): Promise<Buffer> {
+    opts: Omit<RenderOptions, 'format' | 'quality'> = {},
+  ): Promise<AsyncIterable<Buffer>> {
+    const m = ref.metadata;
+    const frames = this.frameCount(ref);
+    const delays = gifDelays(
+      frameDurations(frames, {
+        frameTimeVector: nums(m, '00181065'),
+        frameTime: num(m, '00181063'),
+        recommendedFrameRate: num(m, '00082144'),
+        cineRate: num(m, '00180040'),
+      }),
+    );
+    const render = (n: number) => {
+      const p = this.renderRgba(ref, n, opts);
+      p.catch(() => undefined); // awaited in turn; not unhandled if the client has gone
+      return p;
+    };
+    const first = await render(1);
+    const header = gifHeader(first, { loop: true });
+    async function* body(): AsyncGenerator<Buffer> {
+      let next = frames > 1 ? render(2) : undefined;
+      yield header.bytes;
+      yield gifImage(first, { grey: header.grey, delay: delays[0]! });
+      for (let n = 2; n <= frames; n++) {
+        const image = await next!;
+        next = n < frames ? render(n + 1) : undefined;
+        yield gifImage(image, { grey: header.grey, delay: delays[n - 1]! });
+      }
+      yield GIF_TRAILER;
+    }
+    return body();
+  }
+
+  /** One frame decoded and rendered to RGBA (render.ts), fitted to the viewport when one is given. */
+  private async renderRgba(ref: InstanceRef, frame: number, opts: RenderOptions): Promise<RgbaImage> {
     const m = ref.metadata;
     const g = geometryOf(m);
     const decoded = await this.decodeStored(ref, frame, g);
@@ -772,12 +837,9 @@ export class RetrieveService {
       ...(width !== undefined ? { windowWidth: width } : {}),
       voiFunction: opts.voiFunction ?? (opts.windowWidth === undefined ? headerVoiFunction(m) : 'LINEAR'),
     });
-    const image = opts.viewport
+    return opts.viewport
       ? fitToViewport(rgba, columns, rows, opts.viewport)
       : { data: rgba, width: columns, height: rows };
-    if (opts.format === 'image/png') return encodePng(image);
-    if (opts.format === 'image/gif') return encodeGif(image);
-    return jpeg.encode(image, opts.quality ?? 90).data;
   }
 
   bulkRange(ref: InstanceRef, tagPath: string): ByteRange {
@@ -881,6 +943,14 @@ function num(m: DicomJsonObject, tag: string): number | undefined {
   const v = m[tag]?.Value?.[0];
   const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
   return Number.isFinite(n) ? n : undefined;
+}
+
+/** Every number of a multi-valued header attribute (DICOM JSON), undefined when absent or one is not a number. */
+function nums(m: DicomJsonObject, tag: string): number[] | undefined {
+  const values = m[tag]?.Value;
+  if (!values?.length) return undefined;
+  const out = values.map((v) => (typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : NaN));
+  return out.every((n) => Number.isFinite(n)) ? out : undefined;
 }
 
 /** The Image Pixel module's description of a frame (PS3.3 C.7.6.3), with the defaults of a 16-bit grey image. */

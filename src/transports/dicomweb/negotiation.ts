@@ -276,6 +276,24 @@ export function renderedMediaType(accept: string | undefined, what: string): Ren
 }
 
 /**
+ * A multi-frame instance rendered whole (PS3.18 §10.4.1.1.3): a Multi-frame Image of Table 8.7.2-1, whose rendered
+ * media type in Table 8.7.4-1 is image/gif, every frame in one animated image. image/jpeg and image/png are the
+ * Single Frame Image's: a client that accepts only those is told to ask for one frame (406). No Accept, a wildcard
+ * or an Accept that names image/gif at any q above 0 gets the GIF.
+ */
+export function multiFrameRenderedMediaType(accept: string | undefined, frames: number): 'image/gif' {
+  const entries = parseAccept(accept);
+  if (entries.length === 0) return 'image/gif';
+  const chosen = mostWanted(entries, [{ value: 'image/gif' as const, type: 'image/gif' }]);
+  if (chosen !== undefined) return chosen;
+  throw new CustosError({
+    code: 'http.not-acceptable',
+    message: `the instance has ${frames} frames: a multi-frame image is rendered as image/gif, every frame in one animated image (PS3.18 Table 8.7.4-1); image/jpeg and image/png show one frame, at …/frames/{n}/rendered; Accept was '${(accept ?? '').slice(0, 200)}'`,
+    httpStatus: 406,
+  });
+}
+
+/**
  * A rendered study or series (PS3.18 §10.4.1.1.3): one rendered image a part, in `multipart/related` with
  * `type="image/jpeg"` (the default, also for a wildcard or a multipart/related that names no type),
  * `"image/png"` or `"image/gif"`, whichever the client prefers. Accept may name the multipart form or the parts'

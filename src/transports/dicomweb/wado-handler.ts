@@ -30,6 +30,7 @@ import {
   frameForm,
   type FrameForm,
   mostWanted,
+  multiFrameRenderedMediaType,
   renderedMediaType,
   renderedPartsMediaType,
 } from './negotiation.js';
@@ -863,7 +864,11 @@ function sendImage(ctx: RequestContext, type: RenderedMediaType, bytes: Buffer) 
   ctx.res.end(bytes);
 }
 
-/** WADO-RS rendered (PS3.18 §10.4.1.1.3): an instance's first frame, or one frame, as JPEG, PNG or GIF. */
+/**
+ * WADO-RS rendered (PS3.18 §10.4.1.1.3): one frame as JPEG, PNG or GIF; an instance of one frame likewise, and one
+ * of more frames (a Multi-frame Image, Table 8.7.2-1) as an animated GIF of all of them, its rendered media type in
+ * Table 8.7.4-1 (until 7 Dec 2026 its first frame alone, in any of the three).
+ */
 export function renderedHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
     const format = renderedMediaType(ctx.req.headers.accept, 'rendered images');
@@ -873,15 +878,24 @@ export function renderedHandler(retrieve: RetrieveService) {
     const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs rendered', {
       frames,
     });
+    const count = retrieve.frameCount(ref!);
+    if (ctx.params.frames === undefined && count > 1) {
+      const type = multiFrameRenderedMediaType(ctx.req.headers.accept, count);
+      const body = await primed(ctx.res, await retrieve.animatedGif(ref!, options));
+      ctx.res.writeHead(200, { 'Content-Type': type });
+      await pipeBody(ctx.res, body);
+      return;
+    }
     sendImage(ctx, format, await retrieve.renderImage(ref!, frames[0]!, { ...options, format }));
   };
 }
 
 /**
- * WADO-RS rendered study and series (PS3.18 §10.4.1.1.3): each instance rendered as the instance resource renders
- * it (its first frame; the same window, quality and viewport), one part each, by series UID and instance
- * number, as `multipart/related; type="image/jpeg"` (or PNG, GIF). Each part names its instance's rendered
- * resource in Content-Location. Decided and recorded as one `wado-rs rendered` access to every instance in scope.
+ * WADO-RS rendered study and series (PS3.18 §10.4.1.1.3): each instance's first frame rendered as the frame
+ * resource renders it (the same window, quality and viewport), one part each, by series UID and instance number,
+ * as `multipart/related; type="image/jpeg"` (or PNG, GIF). Each part names its instance's rendered resource in
+ * Content-Location (a multi-frame instance's first frame's). Decided and recorded as one `wado-rs rendered`
+ * access to every instance in scope.
  * Instances that cannot be rendered (no pixel data, a transfer syntax Custos does not decode, a frame too large)
  * and those the fixity job found damaged are left out, as a study retrieve leaves damaged ones out: 206 with a
  * Warning naming them, and a failure record; none left is the error the first would get alone.
@@ -942,7 +956,9 @@ export function renderedSetHandler(retrieve: RetrieveService) {
           contentType: format,
           headers: {
             'Content-Length': String(bytes.length),
-            'Content-Location': `${instanceUrl(base, refs[i]!)}/rendered`,
+            // A multi-frame instance's part is its first frame: the instance's own rendered resource is all of
+            // them, animated (renderedHandler), so the part names the frame's (until 7 Dec 2026 the instance's).
+            'Content-Location': `${instanceUrl(base, refs[i]!)}${retrieve.frameCount(refs[i]!) > 1 ? '/frames/1' : ''}/rendered`,
           },
           body: only(bytes),
         };
