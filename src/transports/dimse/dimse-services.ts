@@ -20,6 +20,7 @@ import { encodeDataset, fileMetaHeader, parseDataset } from './dimse-dataset.js'
 import { cFind } from './c-find.js';
 import { resolveRetrieve } from './c-retrieve.js';
 import { StorageCommitment } from './storage-commitment.js';
+import { storageAssociations } from './storage-contexts.js';
 import {
   cStore,
   DEFAULT_RESPONSE_TIMEOUT_MS,
@@ -312,7 +313,17 @@ export class DimseServices {
     // is sent: the rest of the study still goes. Until 6 Dec 2026 one such instance refused the whole C-MOVE or
     // C-GET (0xA701) and nothing was sent.
     const damaged = matched.filter((r) => r.damaged);
-    const refs = matched.filter((r) => !r.damaged);
+    // A C-MOVE's objects in the order of the associations to the destination they go on: more than one when they
+    // need more presentation contexts than one may propose (storageAssociations).
+    const associations = move
+      ? storageAssociations(
+          matched.filter((r) => !r.damaged),
+          (r) => this.deps.retrieve.decompresses(r),
+        )
+      : undefined;
+    const refs = associations ? associations.flatMap((x) => x.refs) : matched.filter((r) => !r.damaged);
+    /** The association (of `associations`) each of `refs` goes on. */
+    const associationOf = associations?.flatMap((x, n) => x.refs.map(() => n));
     // A listed study refused (not readable, or not in the archive: alike) is one failed sub-operation, listed by
     // its Study Instance UID: no SOP instance of it can be named without telling that it exists. Until 7 Dec 2026
     // it refused the whole request (0x0124) and the other studies were not sent either.
@@ -339,11 +350,10 @@ export class DimseServices {
       // Registered but unreachable (refused, timed out, rejected, not the pinned certificate): every
       // sub-operation fails (PS3.4 C.4.2.3.1), as dcmtk's own Q/R SCP answers it; 0xA801 would tell the caller
       // the title is unknown, which it is not. The error names the AE, its address and what went wrong.
+      /** The association to the destination under way (of `associations`). */
+      let on = 0;
       const call = async (d: AeEntry) =>
-        openScuAssociation({
-          ...this.callOptions(d),
-          contexts: storageContexts(refs, (r) => this.deps.retrieve.decompresses(r)),
-        });
+        openScuAssociation({ ...this.callOptions(d), contexts: associations![on]!.contexts });
       let outgoing = dest ? await call(dest) : undefined;
       target =
         outgoing ??
@@ -364,9 +374,16 @@ export class DimseServices {
           remaining = 0;
           break;
         }
+        // The objects of this association have gone: it is released, and the next one proposes the contexts of
+        // the objects still to go.
+        if (dest && associationOf![i] !== on) {
+          await outgoing?.release().catch(() => undefined);
+          on = associationOf![i]!;
+          target = outgoing = await call(dest);
+        }
         // An object that failed part way (a later frame that does not decode) ended the association to the
         // destination with an A-ABORT (cStore): the rest go on a new one.
-        if (dest && outgoing?.conn.socket.destroyed) {
+        else if (dest && outgoing?.conn.socket.destroyed) {
           // Why the association ended comes first: until 6 Dec 2026 a destination gone mid-transfer was reported
           // by the error of calling it again (`connect ECONNREFUSED`) alone.
           const ended = outgoing.conn.endedBy ?? `the association to ${destinationTitle} ended`;
@@ -377,7 +394,10 @@ export class DimseServices {
         const prepared = ahead?.ref === ref ? ahead.data : undefined;
         const next = refs[i + 1];
         ahead =
-          next && this.deps.retrieve.decompresses(next) && target!.sendsDecompressed(next)
+          next &&
+          associationOf?.[i + 1] === associationOf?.[i] &&
+          this.deps.retrieve.decompresses(next) &&
+          target!.sendsDecompressed(next)
             ? { ref: next, data: this.decompressedDataSet(next) }
             : undefined;
         // Not unhandled should the next object never be sent (cancelled, association gone).
@@ -557,41 +577,6 @@ async function* afterFileMeta(source: AsyncIterable<Buffer>): AsyncGenerator<Buf
       for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
     })(),
   );
-}
-
-/**
- * One presentation context per (SOP class, stored transfer syntax) of the instances to send, then the forms
- * sendable() converts to, for a destination that accepts no stored form: for an object stored in Explicit VR
- * Little Endian, its class in Implicit VR Little Endian, the default transfer syntax every AE takes (PS3.5
- * §10.1); for one stored in Implicit VR, Explicit VR Little Endian; for one stored compressed in a syntax Custos
- * decodes (`decompresses`), deflated or in Explicit VR Big Endian, both. Each a context of its own, not a
- * second syntax in the first: an acceptor that takes several keeps the stored form for the object (private
- * elements keep their VRs, compressed pixels stay as they are), whatever order it prefers syntaxes in. The stored forms come first in the 128 contexts an
- * association may carry.
- */
-function storageContexts(refs: InstanceRef[], decompresses: (ref: InstanceRef) => boolean) {
-  const stored = new Map<string, { abstractSyntax: string; transferSyntaxes: string[] }>();
-  const alternatives = new Map<string, string[]>();
-  for (const r of refs) {
-    const key = `${r.sopClassUid}|${r.transferSyntaxUid}`;
-    if (!stored.has(key))
-      stored.set(key, { abstractSyntax: r.sopClassUid, transferSyntaxes: [r.transferSyntaxUid] });
-    const to =
-      r.transferSyntaxUid === TransferSyntax.ExplicitVRLittleEndian
-        ? [TransferSyntax.ImplicitVRLittleEndian]
-        : r.transferSyntaxUid === TransferSyntax.ImplicitVRLittleEndian
-          ? [TransferSyntax.ExplicitVRLittleEndian]
-          : decompresses(r) ||
-              r.transferSyntaxUid === TransferSyntax.DeflatedExplicitVRLittleEndian ||
-              r.transferSyntaxUid === TransferSyntax.ExplicitVRBigEndian
-            ? [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian]
-            : [];
-    for (const ts of to) alternatives.set(`${r.sopClassUid}|${ts}`, [r.sopClassUid, ts]);
-  }
-  const fallbacks = [...alternatives]
-    .filter(([key]) => !stored.has(key))
-    .map(([, [abstractSyntax, ts]]) => ({ abstractSyntax: abstractSyntax!, transferSyntaxes: [ts!] }));
-  return [...stored.values(), ...fallbacks].slice(0, 128);
 }
 
 /** C-GET: store back over the caller's own association, on a context it accepted with the SCP role. */
