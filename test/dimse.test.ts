@@ -1,7 +1,7 @@
 // Issue 3: DIMSE services against real dcmtk peers, on every backend.
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer, type Socket } from 'node:net';
-import { inflateRawSync } from 'node:zlib';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -1145,6 +1145,53 @@ for (const backend of backends()) {
         await stopChild(scp);
       }
       await same(moved);
+    });
+
+    it('sends an odd-length deflated object as stored, padded to even length, to a destination that takes deflate', async () => {
+      // A sender that did not pad its deflate stream (PS3.5 A.5 asks for one 00H after an odd one): such an object
+      // is stored as received. Until 7 Dec 2026 Custos sent it so, and storescp aborted the association (`DIMSE: Odd
+      // Fragment Length`): the C-MOVE failed.
+      const [own, ownSeries] = [uid(66), uid(67)];
+      let odd: Buffer | undefined;
+      for (let i = 1; i <= 40 && !odd; i++) {
+        const file = makeInstance({
+          studyUid: own,
+          seriesUid: ownSeries,
+          sopInstanceUid: uid(68),
+          transferSyntaxUid: '1.2.840.10008.1.2.1.99',
+          studyDescription: `DEFLATED ${'x'.repeat(i)}`,
+        });
+        const start = (await parsePart10(file)).datasetStart;
+        const stream = deflateRawSync(inflateRawSync(file.subarray(start)));
+        if (stream.length % 2 === 1) odd = Buffer.concat([file.subarray(0, start), stream]);
+      }
+      expect(odd, 'an object whose deflate stream is odd').toBeDefined();
+      const stored = await postStow(s, [odd!]);
+      expect(stored.status).toBe(200);
+      const { scp, out: moved } = await storescpDestination('DEFLATE', 'moved-odd-', '+xd');
+      try {
+        const m = await dcmtk('movescu', [
+          ...scu,
+          '-S',
+          '-aem',
+          'DEFLATE',
+          '127.0.0.1',
+          port,
+          ...seriesKeys(own, ownSeries),
+        ]);
+        expect(m.code, m.stderr).toBe(0);
+        expect(m.stderr).not.toMatch(/Failed|Warning|0xa7|0xb000/i);
+      } finally {
+        await stopChild(scp);
+      }
+      const names = await readdir(moved);
+      expect(names, 'the one object received').toHaveLength(1);
+      const got = await parsePart10(await readFile(join(moved, names[0]!)));
+      // Sent as stored: deflated, the same data set.
+      expect(got.transferSyntaxUid).toBe('1.2.840.10008.1.2.1.99');
+      expect(JSON.stringify(datasetToJson(got.dataset))).toBe(
+        JSON.stringify(datasetToJson((await parsePart10(odd!)).dataset)),
+      );
     });
 
     it('sends a big endian object in little endian, its pixel words swapped, to a C-GET requestor and a C-MOVE destination that take only little endian', async () => {

@@ -1,3 +1,4 @@
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { CustosError } from '../domain/errors.js';
 import { getNumbers, getString, getStrings, type Dataset, type Element } from './dataset.js';
@@ -92,6 +93,32 @@ describe('writePart10', () => {
     const groupLength = getNumbers(p.fileMeta, Tags.FileMetaInformationGroupLength)![0]!;
     expect(132 + 12 + groupLength).toBe(p.datasetStart);
     expect(p.warnings).toEqual([]);
+  });
+
+  it('pads a deflated data set to an even length with one 00H (PS3.5 A.5), and reads it back', async () => {
+    let odd = 0;
+    for (let i = 0; i < 16; i++) {
+      const elements = every.map((e) =>
+        e.tag === Tags.PatientComments ? { ...e, value: `comment ${'x'.repeat(i * 3)}${i}` } : e,
+      );
+      const file = writePart10(elements, {
+        transferSyntaxUid: TransferSyntax.DeflatedExplicitVRLittleEndian,
+      });
+      const p = await parsePart10(file, { maxInlineValueBytes: 1 << 20 });
+      const deflated = file.subarray(p.datasetStart);
+      expect(deflated.length % 2, `comment of ${i * 3 + 1} characters`).toBe(0);
+      // The stream itself, without the pad, when it was odd: the pad is there only then.
+      const stream = deflateRawSync(inflateRawSync(deflated));
+      if (stream.length % 2 === 1) {
+        odd++;
+        expect(deflated.subarray(0, -1).equals(stream)).toBe(true);
+        expect(deflated[deflated.length - 1]).toBe(0);
+      } else expect(deflated.equals(stream)).toBe(true);
+      expect(getStrings(p.dataset, Tags.PatientComments)).toEqual([`comment ${'x'.repeat(i * 3)}${i}`]);
+    }
+    // Both lengths came up, so both branches were checked.
+    expect(odd).toBeGreaterThan(0);
+    expect(odd).toBeLessThan(16);
   });
 
   for (const ts of native) {

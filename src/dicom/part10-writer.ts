@@ -294,14 +294,22 @@ export function writeDataset(
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
+/**
+ * A deflated data set padded to an even length with one trailing 00H, as PS3.5 A.5 asks (an inflater stops at the
+ * end of the deflate stream and does not read it). Until 7 Dec 2026 Custos wrote odd-length ones, and sent them so
+ * in C-MOVE and C-GET, where dcmtk aborted the association (`DIMSE: Odd Fragment Length`).
+ */
+function evenDeflated(deflated: Buffer): Buffer {
+  return deflated.length % 2 === 0 ? deflated : Buffer.concat([deflated, Buffer.alloc(1)]);
+}
+
 /** Write a DICOM Part 10 object (preamble, file meta information, dataset) in the given transfer syntax. */
 export function writePart10(elements: WriteElement[], opts: WriteOptions): Buffer {
   const pieces = part10Pieces(elements, opts, false);
   const encoding = transferSyntaxEncoding(opts.transferSyntaxUid)!;
   const [head, ...rest] = pieces as Buffer[];
-  let dataset = Buffer.concat(rest);
-  if (encoding.deflated) dataset = deflateRawSync(dataset);
-  return Buffer.concat([head!, dataset]);
+  const dataset = Buffer.concat(rest);
+  return Buffer.concat([head!, encoding.deflated ? evenDeflated(deflateRawSync(dataset)) : dataset]);
 }
 
 /**

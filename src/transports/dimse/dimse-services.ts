@@ -527,9 +527,14 @@ export class DimseServices {
     return afterFileMeta(retrieve.explicitLittleEndian(ref, retrieve.served(ref).body));
   }
 
-  /** The stored object's data set: the bytes after its file meta information (deflated ones stay deflated). */
+  /**
+   * The stored object's data set: the bytes after its file meta information. Deflated ones stay deflated, padded to
+   * an even length (PS3.5 A.5) when the sender had not: a peer takes an odd-length one for a broken message (dcmtk
+   * aborts the association with `DIMSE: Odd Fragment Length`), and until 7 Dec 2026 such an object failed so.
+   */
   dataSetOf(ref: InstanceRef): AsyncGenerator<Buffer> {
-    return from(ref.bulk.datasetStart, this.deps.retrieve.stream(ref));
+    const dataSet = from(ref.bulk.datasetStart, this.deps.retrieve.stream(ref));
+    return ref.bulk.deflated ? evenLength(dataSet) : dataSet;
   }
 
   /** Wait until a C-STORE acknowledged early has been committed (or failed). */
@@ -541,6 +546,16 @@ export class DimseServices {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.committing.values()]);
   }
+}
+
+/** The bytes of `source`, and one 00H after them when they were an odd number. */
+async function* evenLength(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  let length = 0;
+  for await (const chunk of source) {
+    length += chunk.length;
+    yield chunk;
+  }
+  if (length % 2 === 1) yield Buffer.alloc(1);
 }
 
 /** The bytes of `source` from `start` on. */
