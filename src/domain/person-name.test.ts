@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { personNameKeys, personNamesMatch } from './person-name.js';
+import { personNameKeys, personNameQuery, personNamesMatch } from './person-name.js';
 
 describe('person name matching (PS3.5 §6.2.1)', () => {
   it('compares family and given name case-insensitively', () => {
@@ -43,5 +43,15 @@ describe('person name matching (PS3.5 §6.2.1)', () => {
     expect(personNamesMatch('^JOHN', '^john')).toBe(false);
     expect(personNamesMatch(null, 'SMITH^JOHN')).toBe(false);
     expect(personNameKeys(undefined)).toEqual([]);
+  });
+
+  it('reads a query key of one group as any group, and a key with = group by group, in the matching form', () => {
+    expect(personNameQuery('山田*')).toEqual({ anyGroup: '山田*' });
+    expect(personNameQuery('yamada^tarou^^')).toEqual({ anyGroup: 'YAMADA^TAROU' });
+    expect(personNameQuery('Yamada^Tarou=山田^太郎')).toEqual({ groups: ['YAMADA^TAROU', '山田^太郎'] });
+    // An empty group, or '*' alone, leaves its place open; a trailing '=' still says the key is positional.
+    expect(personNameQuery('=山田*')).toEqual({ groups: [undefined, '山田*'] });
+    expect(personNameQuery('*==やまだ^')).toEqual({ groups: [undefined, undefined, 'やまだ'] });
+    expect(personNameQuery('Yamada^Tarou=')).toEqual({ groups: ['YAMADA^TAROU'] });
   });
 });

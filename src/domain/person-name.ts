@@ -1,4 +1,5 @@
 import { foldCase } from './case-fold.js';
+import { normalisePersonName } from './index-record.js';
 
 /**
  * Person Name (PN) comparison for access scopes: a referring physician's account is linked to the studies
@@ -30,4 +31,25 @@ export function personNameKeys(pn: string | null | undefined): string[] {
 export function personNamesMatch(a: string | null | undefined, b: string | null | undefined): boolean {
   const bk = new Set(personNameKeys(b));
   return personNameKeys(a).some((k) => bk.has(k));
+}
+
+/**
+ * The component groups a PN query key asks for, each in the index's matching form (normalisePersonName), or
+ * undefined for a group it leaves open. A key with no '=' is one group, matched against each stored group
+ * (alphabetic, ideographic and phonetic), so a site that searches by the ideographic name (`山田*`) finds
+ * `Yamada^Tarou=山田^太郎=やまだ^たろう`. A key with '=' names its groups by position and each given group must
+ * match the stored group in that position: `=山田*` asks for the ideographic group alone, `Yamada^Tarou=` for the
+ * alphabetic group alone. An empty group or `*` leaves that group open. (PS3.5 §6.2.1.2 defines the groups; PS3.4
+ * C.2.2.2.1 and C.2.2.2.4 leave how a PN key is matched to the archive.)
+ */
+export type PersonNameQuery = { anyGroup: string } | { groups: [string?, string?, string?] };
+
+export function personNameQuery(value: string): PersonNameQuery {
+  if (!value.includes('=')) return { anyGroup: normalisePersonName(value) };
+  const groups: [string?, string?, string?] = [];
+  for (const [i, group] of value.split('=').entries()) {
+    const form = normalisePersonName(group);
+    if (form !== '' && !/^\*+$/.test(form)) groups[i] = form;
+  }
+  return { groups };
 }

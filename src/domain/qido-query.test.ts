@@ -18,6 +18,13 @@ describe('parseQidoQuery', () => {
       { key: 'PatientName', type: 'wildcard', pattern: 'smi*', caseInsensitive: true },
     ]);
   });
+  it('refuses a person name of more than three component groups (PS3.5 §6.2.1.2)', () => {
+    expect(() => parseQidoQuery(new URLSearchParams({ PatientName: 'a=b=c=d' }), 'study')).toThrow(
+      /more than three component groups/,
+    );
+    expect(parseQidoQuery(new URLSearchParams({ PatientName: 'a=b=c' }), 'study').matches).toHaveLength(1);
+  });
+
   it('parses date ranges of all three shapes and rejects malformed dates', () => {
     expect(q('StudyDate=20230101-20230131').matches[0]).toEqual({
       key: 'StudyDate',

@@ -251,6 +251,13 @@ function parseMatch(key: MatchKey, given: string): Match | undefined {
     // universal matching. Until 7 Dec 2026 `PatientID=P1%20` found nothing where P1 was stored.
     case 'pn': {
       const v = raw.trimEnd();
+      // PS3.5 §6.2.1.2: alphabetic, ideographic and phonetic, no more. Each given group is matched against the
+      // stored group in its place (person-name.ts personNameQuery), so a fourth would be a condition on nothing.
+      if (v.split('=').length > 3)
+        throw bad(
+          `${key} '${v}' has more than three component groups (alphabetic=ideographic=phonetic)`,
+          key,
+        );
       return v ? stringMatch(key, v, true) : undefined;
     }
     case 'string': {

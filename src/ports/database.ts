@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Kysely, RawBuilder } from 'kysely';
+import type { ColumnType, Generated, GeneratedAlways, Kysely, RawBuilder } from 'kysely';
 
 /**
  * The index and ledger schema, shared by every SQL adapter. Services build queries with Kysely against
@@ -13,6 +13,10 @@ export interface PatientsTable {
   patient_name: string;
   /** Upper-cased PatientName for case-insensitive matching (PS3.18 QIDO, issue 2). */
   patient_name_norm: string;
+  /** The alphabetic, ideographic and phonetic groups of patient_name_norm, made by the database (migration 0026). */
+  patient_name_alpha: GeneratedAlways<string>;
+  patient_name_ideo: GeneratedAlways<string>;
+  patient_name_phon: GeneratedAlways<string>;
   birth_date: string;
   sex: string;
   created_at: string;
@@ -26,6 +30,10 @@ export interface StudiesTable {
   accession_number: string;
   referring_physician_name: string;
   referring_physician_norm: string;
+  /** The component groups of referring_physician_norm, as patients' (migration 0026). */
+  referring_physician_alpha: GeneratedAlways<string>;
+  referring_physician_ideo: GeneratedAlways<string>;
+  referring_physician_phon: GeneratedAlways<string>;
   study_description: string;
   study_id: string;
   /** ModalitiesInStudy as stored in DICOM: values joined by backslash. */

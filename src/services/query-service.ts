@@ -5,7 +5,7 @@ import type { Principal } from '../domain/principal.js';
 import type { Clock } from '../ports/clock.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { IndexDb } from '../ports/database.js';
-import { normalisePersonName } from '../domain/index-record.js';
+import { personNameQuery } from '../domain/person-name.js';
 import {
   normaliseTime,
   wildcardToLike,
@@ -56,7 +56,7 @@ const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
 
 const TIME_KEYS = new Set<MatchKey>(['StudyTime', 'PerformedProcedureStepStartTime']);
 
-function predicate(m: Match): Expression<SqlBool> {
+export function matchPredicate(m: Match): Expression<SqlBool> {
   if (m.key === 'ModalitiesInStudy') {
     const sub =
       m.type === 'list'
@@ -69,17 +69,18 @@ function predicate(m: Match): Expression<SqlBool> {
     return sql<SqlBool>`exists (select 1 from series s2 where s2.study_uid = st.study_uid and ${sub})`;
   }
   const col = sql.ref(COLUMN[m.key]);
+  const pnColumns = PN_GROUP_COLUMNS[m.key];
   switch (m.type) {
     case 'equals': {
       if (TIME_KEYS.has(m.key)) {
         return sql<SqlBool>`${col} >= ${normaliseTime(m.value)} and ${col} <= ${normaliseTime(m.value, true)}`;
       }
-      if (m.caseInsensitive) return personNameEquals(col, normalisePersonName(m.value));
+      if (pnColumns) return personNamePredicate(pnColumns, m.value);
       return sql<SqlBool>`${col} = ${m.value}`;
     }
     case 'wildcard': {
       if (m.pattern === '*') return sql<SqlBool>`1 = 1`;
-      if (m.caseInsensitive) return personNameLike(col, normalisePersonName(m.pattern));
+      if (pnColumns) return personNamePredicate(pnColumns, m.pattern);
       return sql<SqlBool>`${col} like ${wildcardToLike(m.pattern)} escape '\\'`;
     }
     case 'list':
@@ -98,36 +99,44 @@ function predicate(m: Match): Expression<SqlBool> {
   }
 }
 
-/**
- * A person name value with no '=' is its alphabetic component group alone (PS3.5 §6.2.1.2): it matches a stored
- * name whose alphabetic group it matches, whatever ideographic and phonetic groups follow (PS3.4 C.2.2.2.1 leaves
- * PN matching to the archive; dcm4chee matches such a value on the groups too). A value with '=' is matched
- * against the whole stored value, as before. The stored names that begin with `v=` are the range [`v=`, `v>`)
- * ('>' follows '=' in code point order, which SQLite's binary and PostgreSQL's "C" collation both keep), so an
- * exact name stays one index lookup and one index range.
- */
-function personNameEquals(col: ReturnType<typeof sql.ref>, v: string): Expression<SqlBool> {
-  if (v.includes('=')) return sql<SqlBool>`${col} = ${v}`;
-  return sql<SqlBool>`(${col} = ${v} or (${col} >= ${`${v}=`} and ${col} < ${`${v}>`}))`;
-}
+/** The columns holding each component group of a person name key, alphabetic, ideographic, phonetic (migration 0026). */
+const PN_GROUP_COLUMNS: Partial<Record<MatchKey, readonly [string, string, string]>> = {
+  PatientName: ['p.patient_name_alpha', 'p.patient_name_ideo', 'p.patient_name_phon'],
+  ReferringPhysicianName: [
+    'st.referring_physician_alpha',
+    'st.referring_physician_ideo',
+    'st.referring_physician_phon',
+  ],
+};
 
 /**
- * The same for a wildcard pattern: one with no '=' also matches a stored name on its alphabetic group, its other
- * groups after an '='. A pattern ending in '*' already reaches past the first group, and one with '=' names
- * groups itself: both match the whole value as before. Each LIKE begins with the pattern's literal prefix, so
- * both use the name index.
+ * A person name key against the component groups of the stored names (personNameQuery): a key of one group is
+ * matched against each group, a key with '=' group by group. Each group is its own indexed column, so an exact
+ * name is an index lookup per group and a pattern that begins with its literal prefix an index range per group
+ * (SQLite ORs them as a multi-index OR, PostgreSQL as a BitmapOr).
  */
-function personNameLike(col: ReturnType<typeof sql.ref>, pattern: string): Expression<SqlBool> {
-  const like = wildcardToLike(pattern);
-  const whole =
-    pattern.includes('=') || pattern.endsWith('*')
-      ? sql<SqlBool>`${col} like ${like} escape '\\'`
-      : sql<SqlBool>`(${col} like ${like} escape '\\' or ${col} like ${`${like}=%`} escape '\\')`;
+function personNamePredicate(columns: readonly [string, string, string], value: string): Expression<SqlBool> {
+  const q = personNameQuery(value);
+  if ('anyGroup' in q)
+    return sql<SqlBool>`(${sql.join(
+      columns.map((c) => groupMatches(sql.ref(c), q.anyGroup)),
+      sql` or `,
+    )})`;
+  const given = columns.flatMap((c, i) =>
+    q.groups[i] === undefined ? [] : [groupMatches(sql.ref(c), q.groups[i])],
+  );
+  return given.length ? sql<SqlBool>`(${sql.join(given, sql` and `)})` : sql<SqlBool>`1 = 1`;
+}
+
+/** One component group, in its matching form, against one stored group: exact, or a wildcard pattern. */
+function groupMatches(col: ReturnType<typeof sql.ref>, group: string): Expression<SqlBool> {
+  if (!/[*?]/.test(group)) return sql<SqlBool>`${col} = ${group}`;
+  const like = sql<SqlBool>`${col} like ${wildcardToLike(group)} escape '\\'`;
   // `Doe^John^*` asks for any middle name and the rest, none included: a name stored as `DOE^JOHN^^^` or `Doe^John`
   // has no trailing components in its matching form (normalisePersonName), so the pattern without its trailing
   // delimiters and '*' finds it too.
-  const bare = /^(.*[^^])\^+\*+$/.exec(pattern)?.[1];
-  return bare ? sql<SqlBool>`(${whole} or ${personNameLike(col, bare)})` : whole;
+  const bare = /^(.*[^^])\^+\*+$/.exec(group)?.[1];
+  return bare ? sql<SqlBool>`(${like} or ${groupMatches(col, bare)})` : like;
 }
 
 const likeLiteral = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -631,10 +640,10 @@ export class QueryService {
         // Study-level query filtered by a series attribute: the study matches if any of its series does.
         const col = m;
         qb = qb.where(
-          sql<SqlBool>`exists (select 1 from series se where se.study_uid = st.study_uid and ${predicate(col)})`,
+          sql<SqlBool>`exists (select 1 from series se where se.study_uid = st.study_uid and ${matchPredicate(col)})`,
         );
       } else {
-        qb = qb.where(predicate(m));
+        qb = qb.where(matchPredicate(m));
       }
     }
     let full;

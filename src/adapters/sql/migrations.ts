@@ -700,7 +700,50 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .execute();
       },
     },
+    // Each component group of a person name in a column of its own (alphabetic, ideographic, phonetic; PS3.5
+    // §6.2.1.2), derived by the database from the matching form, so that a query key matches each group on its own
+    // index (query-service.ts personNamePredicate). Generated columns fill the rows already stored when the
+    // migration runs, and every later write, with no writer knowing of them.
+    '0026-person-name-groups': {
+      async up(db: Kysely<unknown>) {
+        for (const [table, norm, prefix] of [
+          ['patients', 'patient_name_norm', 'patient_name'],
+          ['studies', 'referring_physician_norm', 'referring_physician'],
+        ] as const) {
+          for (const [i, group] of PERSON_NAME_GROUPS.entries()) {
+            const column = `${prefix}_${group}`;
+            const value = componentGroup(dialect, norm, (i + 1) as 1 | 2 | 3);
+            // PostgreSQL adds only a stored generated column, SQLite only a virtual one; both are indexed.
+            await db.schema
+              .alterTable(table)
+              .addColumn(column, sql`text ${patternCollation}`, (c) =>
+                dialect === 'postgres' ? c.generatedAlwaysAs(value).stored() : c.generatedAlwaysAs(value),
+              )
+              .execute();
+            await db.schema.createIndex(`${table}_${column}`).on(table).column(column).execute();
+          }
+        }
+      },
+    },
   };
+}
+
+const PERSON_NAME_GROUPS = ['alpha', 'ideo', 'phon'] as const;
+
+/**
+ * The `n`th '='-separated part of a text column, '' where it has fewer: PostgreSQL's split_part, spelt out with
+ * SQLite's instr and substr (a generated column takes only deterministic built-in functions).
+ */
+function componentGroup(dialect: SqlDialectName, column: string, n: 1 | 2 | 3): RawBuilder<string> {
+  if (dialect === 'postgres') return sql<string>`split_part(${sql.ref(column)}, '=', ${sql.lit(n)})`;
+  let rest = column;
+  const guards: string[] = [];
+  for (let i = 1; i < n; i++) {
+    guards.push(`instr(${rest}, '=') = 0`);
+    rest = `substr(${rest}, instr(${rest}, '=') + 1)`;
+  }
+  const head = `case when instr(${rest}, '=') = 0 then ${rest} else substr(${rest}, 1, instr(${rest}, '=') - 1) end`;
+  return sql<string>`(${sql.raw(guards.length ? `case when ${guards.join(' or ')} then '' else ${head} end` : head)})`;
 }
 
 /**
