@@ -622,6 +622,66 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('data steward: while the server restarts, the console says it is not reachable, keeps the session and carries on', async () => {
+    const { context, page } = await signIn('data-steward');
+    const main = page.getByRole('navigation', { name: 'Main' });
+    await main.getByRole('link', { name: 'Studies' }).click();
+    await page.getByRole('heading', { name: 'Studies', exact: true }).waitFor();
+    await studyRows(page).first().waitFor();
+    const notice = page.getByRole('alert').filter({ hasText: 'Custos is not reachable; retrying…' });
+    // Stopped and started again on the same port and data, as an upgrade or a crash and restart does.
+    await s.restart(async () => {
+      // A screen opened meanwhile waits for the server, and the console says why: not the browser's "Failed to
+      // fetch", and not the sign-in form (until 7 Dec 2026 the screen showed "Failed to fetch").
+      await main.getByRole('link', { name: 'Quarantine' }).click();
+      await page.getByRole('heading', { name: 'Quarantine', exact: true }).waitFor();
+      await notice.waitFor();
+      await audit(page, 'server-unreachable');
+      expect(await page.getByText('Failed to fetch').count()).toBe(0);
+      expect(await main.isVisible()).toBe(true);
+    });
+    // Once the server answers, the screen loads, still signed in: nobody signs in again.
+    await studyRows(page).first().waitFor();
+    await notice.waitFor({ state: 'detached' });
+    expect(await main.isVisible()).toBe(true);
+
+    // A console opened (here reloaded) just as the server goes away: its question "who is signed in?" gets no
+    // answer. Until 7 Dec 2026 that showed the sign-in form, as if the session had ended, and it stayed there once
+    // the server was back.
+    const me = await holdAnswer(page, '/api/auth/me');
+    await page.reload();
+    await me.asked;
+    await s.restart(async () => {
+      me.release();
+      await notice.waitFor();
+      expect(await page.getByRole('button', { name: 'Sign in' }).count()).toBe(0);
+    });
+    await page.getByRole('heading', { name: 'Quarantine', exact: true }).waitFor();
+    await studyRows(page).first().waitFor();
+    await notice.waitFor({ state: 'detached' });
+
+    // Signing in meanwhile is told the server is not reachable (until 7 Dec 2026: "Failed to fetch"), and works
+    // once it is back.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await s.restart(async () => {
+      await page.getByLabel('Account name').fill(account('data-steward').username);
+      await page.getByLabel('Password').fill(account('data-steward').password);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page
+        .getByRole('alert')
+        .filter({ hasText: 'Custos is not reachable: the server did not answer' })
+        .waitFor();
+      expect(await page.getByText('Failed to fetch').count()).toBe(0);
+      await notice.waitFor();
+      await audit(page, 'sign-in-server-unreachable');
+    });
+    await notice.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await main.waitFor();
+    await context.close();
+  });
+
   it('data steward: the quarantine queue pages past its first 50 entries, sorted by the server', async () => {
     // 55 more held objects (with the one the steward left held above): more than a page.
     for (let n = 0; n < 55; n++) await quarantineOne(s, `QE-${String(n).padStart(2, '0')}`);

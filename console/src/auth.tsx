@@ -1,6 +1,7 @@
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createContext, useContext, useEffect, type ReactNode } from 'react';
 import { api, ApiError, unwrap, type Schemas } from './api/client';
+import { retryUnreachable, Unreachable } from './connection';
 
 export type Session = Schemas['Session'];
 
@@ -26,7 +27,9 @@ export function AuthProvider({ children }: { children: ReactNode }) {
         throw err;
       }
     },
-    retry: false,
+    // No answer is not "signed out": the session stays (or, at the first load, is asked for until the server
+    // answers) rather than the sign-in form being shown.
+    retry: retryUnreachable,
     staleTime: 60_000,
   });
   // Signed out (here, elsewhere, or by the session's end): nothing of the session's data stays in memory.
@@ -41,7 +44,13 @@ export function AuthProvider({ children }: { children: ReactNode }) {
       await qc.invalidateQueries({ queryKey: ['me'] });
     },
     logout: async () => {
-      await api.POST('/api/auth/logout');
+      try {
+        await api.POST('/api/auth/logout');
+      } catch (err) {
+        // The session cannot be ended while the server does not answer: still signed in, as the notice says why.
+        if (err instanceof Unreachable) return;
+        throw err;
+      }
       // Signed out first, then nothing of the session's data stays in memory. (clear() would also detach
       // this provider's own query from the cache, and the page would not notice the sign-out.)
       qc.setQueryData(['me'], null);

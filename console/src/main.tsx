@@ -5,6 +5,7 @@ import { BrowserRouter } from 'react-router';
 import { ApiError } from './api/client';
 import { App } from './App';
 import { AuthProvider } from './auth';
+import { ConnectionNotice, Unreachable } from './connection';
 import './styles.css';
 
 /**
@@ -23,10 +24,16 @@ const queryClient: QueryClient = new QueryClient({
   mutationCache: new MutationCache({ onError: (err) => sessionMayHaveEnded(err) }),
   defaultOptions: {
     queries: {
-      // A refusal or a missing resource will not change by asking again.
-      retry: (n, err) => !(err instanceof ApiError && err.status < 500) && n < 2,
+      // A refusal or a missing resource will not change by asking again. No answer at all is asked again for as
+      // long as it takes: the query waits (paused) until the server answers (connection.tsx).
+      retry: (n, err) =>
+        err instanceof Unreachable || (!(err instanceof ApiError && err.status < 500) && n < 2),
+      retryDelay: (n, err) => (err instanceof Unreachable ? 1000 : Math.min(1000 * 2 ** n, 30_000)),
       refetchOnWindowFocus: false,
     },
+    // A change is sent when asked for, or fails there and then with Unreachable: never held back while the server
+    // is away and sent later, when the person may have left the screen.
+    mutations: { networkMode: 'always' },
   },
 });
 
@@ -35,6 +42,7 @@ createRoot(document.getElementById('root')!).render(
     <QueryClientProvider client={queryClient}>
       <BrowserRouter>
         <AuthProvider>
+          <ConnectionNotice />
           <App />
         </AuthProvider>
       </BrowserRouter>

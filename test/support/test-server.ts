@@ -31,6 +31,12 @@ export interface TestServer {
   notices: string[];
   /** Close the listeners as SIGTERM does, giving what is in flight `graceMs` (once; stop() then only cleans up). */
   shutDown(graceMs: number): Promise<void>;
+  /**
+   * Stop the server (listeners and app, as a process that exits) and start it again on the same HTTP port, data
+   * directory and database, running `whileDown` in between: a restart as clients see it. `app` and the other
+   * ports are the new server's afterwards.
+   */
+  restart(whileDown: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -74,40 +80,65 @@ export async function startTestServer(backend: Backend, opts: TestServerOptions 
     database: backend === 'postgres' ? { url: postgresUrl!, schema: schema! } : {},
   };
   const notices: string[] = [];
-  const app = await openApp(opts.configure ? opts.configure(config) : config, {
-    notice: (line) => notices.push(line),
-    // As `custos serve` does.
-    watchVolumesEveryMs: 5000,
-    ...(opts.clock ? { clock: opts.clock } : {}),
-    ...(opts.wrapBlobs ? { wrapBlobs: opts.wrapBlobs } : {}),
-    ...(opts.wrapGate ? { wrapGate: opts.wrapGate } : {}),
-  });
+  const appConfig = opts.configure ? opts.configure(config) : config;
   const unexpected: unknown[] = [];
-  const server = await startServer(app, (err) => unexpected.push(err));
+  const open = async (configured: CustosConfig) => {
+    const app = await openApp(configured, {
+      notice: (line) => notices.push(line),
+      // As `custos serve` does.
+      watchVolumesEveryMs: 5000,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.wrapBlobs ? { wrapBlobs: opts.wrapBlobs } : {}),
+      ...(opts.wrapGate ? { wrapGate: opts.wrapGate } : {}),
+    });
+    try {
+      return { app, server: await startServer(app, (err) => unexpected.push(err)) };
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+  };
+  let { app, server } = await open(appConfig);
   const { token } = await app.auth.createToken(systemPrincipal('test'), config.admin.username);
   let closed: Promise<void> | undefined;
   const shutDown = (graceMs: number) => (closed ??= server.close(graceMs));
-  return {
-    url: server.url,
+  // Once per app: a restart whose whileDown threw leaves the closed app in place for stop().
+  let appClosed: Promise<void> | undefined;
+  const closeApp = (closing: CustosApp) => (appClosed ??= closing.close());
+  const ports = () => ({
     dicomPort: server.dicomPort,
     dicomTlsPort: server.dicomTlsPort,
-    dicomweb: `${server.url}/dicom-web`,
-    token,
     ...(server.hl7?.port !== undefined ? { hl7Port: server.hl7.port } : {}),
     ...(server.hl7?.tlsPort !== undefined ? { hl7TlsPort: server.hl7.tlsPort } : {}),
+  });
+  const s: TestServer = {
+    url: server.url,
+    ...ports(),
+    dicomweb: `${server.url}/dicom-web`,
+    token,
     app,
     dataDir,
     config,
     unexpected,
     notices,
     shutDown,
+    restart: async (whileDown) => {
+      await shutDown(0);
+      await closeApp(app);
+      await whileDown();
+      ({ app, server } = await open({ ...appConfig, http: { ...appConfig.http, port: server.port } }));
+      closed = undefined;
+      appClosed = undefined;
+      Object.assign(s, { app, ...ports() });
+    },
     stop: async () => {
       await shutDown(0);
-      await app.close();
+      await closeApp(app);
       if (schema) await dropPostgresSchema(postgresUrl!, schema);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+  return s;
 }
 
 /**

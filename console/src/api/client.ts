@@ -1,4 +1,5 @@
 import createClient from 'openapi-fetch';
+import { answered, noAnswer, Unreachable } from '../connection';
 import type { components, paths } from './schema';
 
 export type Schemas = components['schemas'];
@@ -6,12 +7,25 @@ export type Schemas = components['schemas'];
 /**
  * The one client of the admin API, typed from its OpenAPI description. The session is the HttpOnly cookie set
  * at login: no token is kept by the console. Every request carries the header the server requires of
- * cookie-authenticated unsafe requests (CSRF defence).
+ * cookie-authenticated unsafe requests (CSRF defence). A request that gets no answer fails with Unreachable (not the
+ * browser's "Failed to fetch") and tells connection.tsx, which pauses the queries until the server answers again.
  */
 export const api = createClient<paths>({
   baseUrl: window.location.origin,
   credentials: 'same-origin',
   headers: { 'X-Requested-With': 'custos-console' },
+  fetch: async (request) => {
+    let response: Response;
+    try {
+      response = await fetch(request);
+    } catch (err) {
+      if (request.signal.aborted) throw err;
+      noAnswer();
+      throw new Unreachable();
+    }
+    answered();
+    return response;
+  },
 });
 
 /**

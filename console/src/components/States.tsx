@@ -1,5 +1,6 @@
 import type { ReactNode } from 'react';
 import { ApiError } from '../api/client';
+import { Unreachable } from '../connection';
 
 export function Loading({ what }: { what: string }) {
   return (
@@ -23,6 +24,7 @@ export function Empty({ children }: { children: ReactNode }) {
  * wrong (a 5xx, no answer). Until 7 Dec 2026 every error but a 403 was headed "Something went wrong".
  */
 export function errorHeading(error: unknown): string {
+  if (error instanceof Unreachable) return 'Not reachable';
   if (!(error instanceof ApiError)) return 'Something went wrong';
   if (error.status === 401) return 'Not signed in';
   if (error.status === 403) return 'Not permitted';

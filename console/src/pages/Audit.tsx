@@ -3,6 +3,7 @@ import type { ColumnDef } from '@tanstack/react-table';
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
+import { retryUnreachable } from '../connection';
 import { useAuth } from '../auth';
 import { DataTable } from '../components/DataTable';
 import { useListParams } from '../list-params';
@@ -245,7 +246,7 @@ function BreakGlassReview() {
   const items = useQuery({
     queryKey: ['break-glass', reviewed],
     queryFn: async () => unwrap(await api.GET('/api/break-glass', { params: { query: { reviewed } } })),
-    retry: false,
+    retry: retryUnreachable,
   });
   const review = useMutation({
     mutationFn: async (id: string) =>

@@ -1,6 +1,7 @@
 import { useQuery } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { api, ApiError, unwrap } from '../api/client';
+import { retryUnreachable } from '../connection';
 import { DayChart } from '../components/Chart';
 import { ErrorState, Loading } from '../components/States';
 
@@ -72,7 +73,7 @@ function Quality({ from, to }: { from: string; to: string }) {
   const q = useQuery({
     queryKey: ['quality', from, to],
     queryFn: async () => unwrap(await api.GET('/api/quality/kpis', { params: { query: { from, to } } })),
-    retry: false,
+    retry: retryUnreachable,
   });
   const days = useMemo(() => q.data?.byDay.map((d) => d.day) ?? [], [q.data]);
   const outcomes = useMemo(

@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router';
 import { api, ApiError, unwrap } from '../api/client';
+import { retryUnreachable } from '../connection';
 import { useAuth } from '../auth';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { BREAK_GLASS_ROLES } from '../roles';
@@ -16,7 +17,7 @@ export function Study() {
   const study = useQuery({
     queryKey: ['study', uid],
     queryFn: async () => unwrap(await api.GET('/api/studies/{uid}', { params: { path: { uid } } })),
-    retry: false,
+    retry: retryUnreachable,
   });
   const canBreakGlass = !!session && BREAK_GLASS_ROLES.includes(session.role);
 

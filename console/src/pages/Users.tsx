@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { formatDay } from '../time';
 import { api, ApiError, unwrap } from '../api/client';
+import { retryUnreachable } from '../connection';
 import { useAuth } from '../auth';
 import { Empty, ErrorState, Loading } from '../components/States';
 
@@ -52,7 +53,7 @@ function Accounts() {
   const users = useQuery({
     queryKey: ['users'],
     queryFn: async () => unwrap(await api.GET('/api/admin/users')),
-    retry: false,
+    retry: retryUnreachable,
   });
   const refresh = () => qc.invalidateQueries({ queryKey: ['users'] });
   const create = useMutation({
