@@ -480,9 +480,12 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByText('One-time password of rad.new').waitFor();
     newAccountPassword = (await page.locator('.secret-box code').textContent())!;
     await page.getByRole('button', { name: 'Done' }).click();
-    await page.getByRole('button', { name: 'Deactivate rad.new' }).click();
-    await page.getByRole('button', { name: 'Activate rad.new' }).click();
-    await page.getByRole('button', { name: 'Deactivate rad.new' }).waitFor();
+    // Exact names: by default a name matches as a case-insensitive substring, and "Deactivate rad.new" contains
+    // "activate rad.new". Until 7 Dec 2026 the Activate click could land on the Deactivate button before the list
+    // said Deactivated (a slow machine), deactivating rad.new twice, and the new account's sign-in was then a 401.
+    await page.getByRole('button', { name: 'Deactivate rad.new', exact: true }).click();
+    await page.getByRole('button', { name: 'Activate rad.new', exact: true }).click();
+    await page.getByRole('button', { name: 'Deactivate rad.new', exact: true }).waitFor();
 
     // A role change is staged by the list, and applied only by Save after a confirmation that names it.
     const roleOnServer = async (username: string) => {
@@ -830,9 +833,9 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await outcome.waitFor({ state: 'detached' });
     expect(await myRole.inputValue()).toBe('administrator');
     expect(await description(`Role of ${me}`)).toBe('');
-    await page.getByRole('button', { name: 'Deactivate student.li' }).click();
-    await page.getByRole('button', { name: 'Activate student.li' }).click();
-    await page.getByRole('button', { name: 'Deactivate student.li' }).waitFor();
+    await page.getByRole('button', { name: 'Deactivate student.li', exact: true }).click();
+    await page.getByRole('button', { name: 'Activate student.li', exact: true }).click();
+    await page.getByRole('button', { name: 'Deactivate student.li', exact: true }).waitFor();
     // Deactivating oneself is refused to every account (409 account.self-deactivation), so it is not offered.
     expect(await page.getByRole('button', { name: `Deactivate ${me}` }).count()).toBe(0);
     expect(await page.getByRole('button', { name: `Tokens of ${me}` }).count()).toBe(1);
