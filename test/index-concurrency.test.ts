@@ -5,7 +5,7 @@
 // while the test server does.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -150,7 +150,56 @@ const DUPLICATE_SOP_INSTANCE = 0x0111;
 
 type Item = Record<string, { vr: string; Value?: unknown[] }>;
 
-// PostgreSQL only: the turns taken are at PostgreSQL's advisory lock (SQLite keeps its path unchanged).
+/** One answer kept the object, the other is a conflict naming the UID. */
+function oneKeptOneConflict(r: {
+  sopInstanceUid: string;
+  answers: { status: number; json: Record<string, { Value: Item[] }> }[];
+}) {
+  const statuses = r.answers.map((a) => a.status).sort();
+  const refused = r.answers.find((a) => a.status === 409);
+  expect(
+    statuses.filter((st) => st === 409),
+    JSON.stringify(r.answers),
+  ).toHaveLength(1);
+  const item = refused!.json['00081198']!.Value[0]!;
+  expect(item['00081155']!.Value).toEqual([r.sopInstanceUid]);
+  expect(item['00081197']!.Value).toEqual([DUPLICATE_SOP_INSTANCE]);
+}
+
+/** A STOW-RS of one object to `base` (the test server or another process on its index), with its answer read. */
+const stowTo = (s: TestServer, base: string, bytes: Buffer) =>
+  postStow(s, [bytes], { Accept: 'application/dicom+json' }, base).then(async (res) => ({
+    status: res.status,
+    json: (await res.json()) as Record<string, { Value: Item[] }>,
+  }));
+
+/** The archived instance and the quarantine entries still held under a UID. */
+async function keptUnder(s: TestServer, sopInstanceUid: string) {
+  const db = s.app.index.db;
+  const archived = await db
+    .selectFrom('instances')
+    .select('blob_id')
+    .where('sop_instance_uid', '=', sopInstanceUid)
+    .execute();
+  const held = await db
+    .selectFrom('quarantine')
+    .select('id')
+    .where('sop_instance_uid', '=', sopInstanceUid)
+    .where('status', '=', 'quarantined')
+    .execute();
+  return { archived, held };
+}
+
+/** Stops a server process started by startWorkersServe, if it still runs. */
+async function stopServe(other: WorkersServe | undefined) {
+  if (!other || other.proc.exitCode !== null) return;
+  const exited = new Promise((r) => other.proc.once('exit', r));
+  other.proc.kill('SIGTERM');
+  await exited;
+}
+
+// PostgreSQL: the test holds the advisory lock the turns are taken at, and sees who waits for it (pg_locks), so
+// each race is decided in the order the test chose. SQLite's write lock shows no waiters: its races are below.
 describe.each(backends().filter((b) => b === 'postgres'))(
   'one SOP Instance UID stored through two processes at once on %s',
   (backend) => {
@@ -178,22 +227,14 @@ describe.each(backends().filter((b) => b === 'postgres'))(
     }, 60_000);
 
     afterAll(async () => {
-      if (other && other.proc.exitCode === null) {
-        const exited = new Promise((r) => other!.proc.once('exit', r));
-        other.proc.kill('SIGTERM');
-        await exited;
-      }
+      await stopServe(other);
       expect(s.unexpected).toEqual([]);
       await s?.stop();
       await admin.query(`drop database if exists ${database} with (force)`);
       await admin.end();
     });
 
-    const stow = (base: string, bytes: Buffer) =>
-      postStow(s, [bytes], { Accept: 'application/dicom+json' }, base).then(async (res) => ({
-        status: res.status,
-        json: (await res.json()) as Record<string, { Value: Item[] }>,
-      }));
+    const stow = (base: string, bytes: Buffer) => stowTo(s, base, bytes);
 
     /**
      * Starts each work in turn while this test holds the ledger's lock, the next once the one before waits for it,
@@ -237,32 +278,7 @@ describe.each(backends().filter((b) => b === 'postgres'))(
         () => stow(s.url, makeInstance({ ...ids, sopInstanceUid, ...first })),
         () => stow(otherUrl, makeInstance({ ...ids, sopInstanceUid, studyDescription: 'OTHER', ...second })),
       ]);
-      const db = s.app.index.db;
-      const archived = await db
-        .selectFrom('instances')
-        .select('blob_id')
-        .where('sop_instance_uid', '=', sopInstanceUid)
-        .execute();
-      const held = await db
-        .selectFrom('quarantine')
-        .select('id')
-        .where('sop_instance_uid', '=', sopInstanceUid)
-        .where('status', '=', 'quarantined')
-        .execute();
-      return { sopInstanceUid, answers, archived, held };
-    }
-
-    /** One answer kept the object, the other is a conflict naming the UID. */
-    function oneKeptOneConflict(r: Awaited<ReturnType<typeof race>>) {
-      const statuses = r.answers.map((a) => a.status).sort();
-      const refused = r.answers.find((a) => a.status === 409);
-      expect(
-        statuses.filter((st) => st === 409),
-        JSON.stringify(r.answers),
-      ).toHaveLength(1);
-      const item = refused!.json['00081198']!.Value[0]!;
-      expect(item['00081155']!.Value).toEqual([r.sopInstanceUid]);
-      expect(item['00081197']!.Value).toEqual([DUPLICATE_SOP_INSTANCE]);
+      return { sopInstanceUid, answers, ...(await keptUnder(s, sopInstanceUid)) };
     }
 
     it('quarantines one of two defective objects and refuses the other, not two entries', async () => {
@@ -335,5 +351,147 @@ describe.each(backends().filter((b) => b === 'postgres'))(
         .execute();
       expect(archived).toHaveLength(1);
     }, 60_000);
+  },
+);
+
+// The same on SQLite, where several processes share one data directory (`serve --workers 2`, an import beside the
+// server): of two objects under one SOP Instance UID arriving at two processes at once one is kept, and the same
+// object twice is a duplicate. Until 7 Dec 2026 an object's archive transaction on SQLite looked only for an archived
+// instance: a valid object whose process looked at the quarantine just before another process quarantined a
+// defective one under its UID was archived beside it (with 20 pairs each way of STOW-RS sent to `serve --workers 2`
+// at once, up to 7 of the 40). Here each pair goes to two `serve` processes of their own while the test holds
+// SQLite's write lock, until both objects are in the blob store and their transactions wait for it; once let go,
+// they take it in whichever order SQLite's busy waits fall, so both orders are met over the pairs (the old code kept
+// both objects of 7 to 12 of the 24 valid and defective pairs, in four runs).
+describe.each(backends().filter((b) => b === 'sqlite'))(
+  'one SOP Instance UID stored through two processes at once on %s',
+  (backend) => {
+    let s: TestServer;
+    const others: WorkersServe[] = [];
+    const PAIRS = 24;
+
+    beforeAll(async () => {
+      s = await startTestServer(backend);
+      for (let i = 0; i < 2; i++) {
+        const other = await startWorkersServe(s.dataDir, ['--workers', '1', '--dicom-port', 'off']);
+        others.push(other);
+        if (!other.url) throw new Error(`a second server did not start: ${other.err()}`);
+      }
+    }, 60_000);
+
+    afterAll(async () => {
+      for (const other of others) await stopServe(other);
+      expect(s.unexpected).toEqual([]);
+      await s?.stop();
+    });
+
+    const blobs = async () =>
+      (await readdir(join(s.dataDir, 'blobs', 'objects'), { recursive: true, withFileTypes: true })).filter(
+        (d) => d.isFile(),
+      ).length;
+
+    /**
+     * Runs `work` while the test server's connection holds SQLite's write lock (its transaction begins IMMEDIATE),
+     * letting go once `objects` more blobs are stored: by then each writer has looked at the index and waits for the
+     * lock, or is about to. The writers are other processes: this one's connection would wait on its own thread.
+     */
+    async function whileWriteLockHeld<T>(objects: number, work: () => Promise<T>): Promise<T> {
+      const before = await blobs();
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let held!: () => void;
+      const holding = new Promise<void>((r) => (held = r));
+      const transaction = s.app.index.db.transaction().execute(async () => {
+        held();
+        await released;
+      });
+      await holding;
+      let done: Promise<T>;
+      try {
+        done = work();
+        done.catch(() => undefined);
+        for (let i = 0; i < 200 && (await blobs()) < before + objects; i++)
+          await new Promise((r) => setTimeout(r, 20));
+      } finally {
+        release();
+        await transaction;
+      }
+      return done;
+    }
+
+    const stow = (base: string, bytes: Buffer) => stowTo(s, base, bytes);
+
+    const ids = { studyUid: uid(1), seriesUid: uid(2), patientId: 'TWO-PROC' };
+    const object = (sopInstanceUid: string, spec: Partial<FixtureSpec>) =>
+      makeInstance({ ...ids, sopInstanceUid, ...spec });
+
+    type End = Awaited<ReturnType<typeof storePairs>>[number];
+    const keptBoth = (e: End) => e.archived + e.held !== 1;
+    const briefly = (e: End) => ({
+      sopInstanceUid: e.sopInstanceUid,
+      archived: e.archived,
+      held: e.held,
+      statuses: e.answers.map((a) => a.status),
+    });
+
+    /** Stores each pair through the two processes at once, a pair at a time; how each ended and was answered. */
+    async function storePairs(pairs: { sopInstanceUid: string; first: Buffer; second: Buffer }[]) {
+      // The study's data key exists before the races, as for every object but a study's first.
+      expect((await stow(others[0]!.url!, object(uid(3), {}))).status).toBe(200);
+      const ends = [];
+      for (const { sopInstanceUid, first, second } of pairs) {
+        const answers = await whileWriteLockHeld(2, () =>
+          Promise.all([stow(others[0]!.url!, first), stow(others[1]!.url!, second)]),
+        );
+        const { archived, held } = await keptUnder(s, sopInstanceUid);
+        ends.push({ sopInstanceUid, answers, archived: archived.length, held: held.length });
+      }
+      return ends;
+    }
+
+    it('keeps one of a valid and a defective object, never one archived and the other quarantined', async () => {
+      const ends = await storePairs(
+        Array.from({ length: PAIRS }, (_, i) => {
+          const sopInstanceUid = uid(3);
+          const valid = object(sopInstanceUid, {});
+          const defective = object(sopInstanceUid, { studyDescription: 'OTHER', omit: [MODALITY] });
+          return {
+            sopInstanceUid,
+            ...(i % 2 ? { first: valid, second: defective } : { first: defective, second: valid }),
+          };
+        }),
+      );
+      expect(ends.filter(keptBoth).map(briefly), 'UIDs with both objects kept').toEqual([]);
+      for (const e of ends) oneKeptOneConflict(e);
+    }, 120_000);
+
+    it('keeps one of two different objects both valid or both defective', async () => {
+      const ends = await storePairs(
+        Array.from({ length: 4 }, (_, i) => {
+          const sopInstanceUid = uid(3);
+          const spec = i % 2 ? {} : { omit: [MODALITY] };
+          return {
+            sopInstanceUid,
+            first: object(sopInstanceUid, spec),
+            second: object(sopInstanceUid, { ...spec, studyDescription: 'OTHER' }),
+          };
+        }),
+      );
+      expect(ends.filter(keptBoth).map(briefly), 'UIDs with both objects kept').toEqual([]);
+      for (const e of ends) oneKeptOneConflict(e);
+    }, 120_000);
+
+    it('keeps one copy of the same object sent to both processes at once, answering both alike', async () => {
+      const ends = await storePairs(
+        Array.from({ length: 4 }, (_, i) => {
+          const sopInstanceUid = uid(3);
+          const bytes = object(sopInstanceUid, i % 2 ? {} : { omit: [MODALITY] });
+          return { sopInstanceUid, first: bytes, second: bytes };
+        }),
+      );
+      expect(ends.map((e) => [e.archived, e.held, e.answers.map((a) => a.status)])).toEqual(
+        Array.from({ length: 4 }, (_, i) => (i % 2 ? [1, 0, [200, 200]] : [0, 1, [202, 202]])),
+      );
+    }, 120_000);
   },
 );

@@ -809,14 +809,15 @@ export class IngestService {
     try {
       filed = await this.writes.run(async (trx) => {
         const dialect = this.deps.index.dialect;
-        // On PostgreSQL another process may have quarantined this UID since ingest() looked (its transaction and
-        // this one take turns at the ledger's lock, which the batch took first): looked for again in the same
-        // statement, so no round trip is added (one more index probe, on the quarantine). SQLite keeps the plain
-        // look: within one process the ingest turns (instance-turns.ts) already hold the UID.
-        const existing =
-          dialect === 'postgres' && extra?.besideHeld
-            ? await Q.instanceOrHeld.first(trx, dialect, { sopInstanceUid: r.instance.sopInstanceUid })
-            : await Q.instanceSha.first(trx, dialect, { sopInstanceUid: r.instance.sopInstanceUid });
+        // Another process may have quarantined this UID since ingest() looked (its transaction and this one take
+        // turns at the ledger's lock, which the batch took first: PostgreSQL's advisory lock, SQLite's one write
+        // lock): looked for again in the same statement, so no round trip is added (one more index probe, on the
+        // quarantine). The ingest turns (instance-turns.ts) hold the UID only within one process. Until 7 Dec 2026
+        // SQLite kept the plain look, and with `serve --workers` an object was archived beside a different one
+        // another process had just quarantined.
+        const existing = extra?.besideHeld
+          ? await Q.instanceOrHeld.first(trx, dialect, { sopInstanceUid: r.instance.sopInstanceUid })
+          : await Q.instanceSha.first(trx, dialect, { sopInstanceUid: r.instance.sopInstanceUid });
         if (existing && 'held' in existing && existing.held) return { held: true };
         if (existing) return { existingSha256: existing.sha256 };
         const patientPk = await upsertPatient(trx, dialect, r, now);
