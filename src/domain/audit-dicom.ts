@@ -4,6 +4,7 @@ import {
   outcomeIndicator,
   PURPOSE_OF_USE_SYSTEM_OID,
   recordInstances,
+  recordPatients,
   recordQuery,
   ROLE_ID,
   standardEvent,
@@ -131,12 +132,12 @@ function activeParticipants(record: AuditRecord, opts: DicomAuditOptions): strin
 function participantObjects(record: AuditRecord): string[] {
   const ev = standardEvent(record.action);
   const out: string[] = [];
-  if (record.patientId) {
+  for (const patientId of recordPatients(record)) {
     out.push(
       el(
         'ParticipantObjectIdentification',
         {
-          ParticipantObjectID: record.patientId,
+          ParticipantObjectID: patientId,
           ParticipantObjectTypeCode: 1,
           ParticipantObjectTypeCodeRole: 1,
         },

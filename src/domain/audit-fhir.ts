@@ -4,6 +4,7 @@ import {
   outcomeIndicator,
   PURPOSE_OF_USE_SYSTEM_URI,
   recordInstances,
+  recordPatients,
   recordQuery,
   ROLE_ID,
   standardEvent,
@@ -129,9 +130,9 @@ export function toFhirAuditEvent(record: AuditRecord, opts: FhirAuditOptions = {
     },
   ];
   const entity: NonNullable<FhirAuditEvent['entity']> = [];
-  if (record.patientId) {
+  for (const patientId of recordPatients(record)) {
     entity.push({
-      what: { type: 'Patient', identifier: { value: record.patientId } },
+      what: { type: 'Patient', identifier: { value: patientId } },
       type: { system: ENTITY_TYPE, code: '1', display: 'Person' },
       role: { system: OBJECT_ROLE, code: '1', display: 'Patient' },
     });

@@ -1,6 +1,7 @@
 import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import type { AuditRecord } from './audit-record.js';
 import { canonicalJson } from './canonical-json.js';
+import { disclosedPatientIds } from './disclosed-patients.js';
 
 /** The hash the first record links to. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -22,6 +23,11 @@ export interface ChainRow {
     outcome: string;
     patientId: string;
     studyUid: string;
+    /**
+     * The patients a search disclosed (the ledger's patient index, one row per patient): their IDs, sorted, as
+     * a JSON array, so that a row removed from or added to the index shows as a column that departs from its record.
+     */
+    patients: string;
   };
 }
 
@@ -34,6 +40,7 @@ export function searchColumns(r: AuditRecord): ChainRow['columns'] {
     outcome: r.outcome,
     patientId: r.patientId ?? '',
     studyUid: r.studyUid ?? '',
+    patients: JSON.stringify(disclosedPatientIds(r)),
   };
 }
 

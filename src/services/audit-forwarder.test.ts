@@ -27,6 +27,7 @@ function storeOf(records: AuditRecord[]): AuditStore {
             outcome: r.outcome,
             patientId: '',
             studyUid: '',
+            patients: '[]',
           },
         })),
   } as unknown as AuditStore;
