@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ROLES } from '../domain/principal.js';
-import { terminalText } from '../domain/terminal-text.js';
 import { loadConfig, type CustosConfig } from './config.js';
 import type { CustosApp } from './custos-app.js';
 import { addBreakGlassCommands } from './break-glass-command.js';
@@ -491,26 +490,10 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
               io.out(
                 `Disclosures of patient ${result.patientId}: ${result.disclosures.length} people, ${result.records} accesses\n`,
               );
-              for (const d of result.disclosures) {
+              for (const d of result.disclosures)
                 io.out(
-                  `  ${d.actor} (${d.role})${d.breakGlass ? ' BREAK-GLASS' : ''}: ${d.count}× ${d.actions.join(', ')}, ${d.first} … ${d.last}, from ${d.sources.join(', ')}${d.channels.length ? ` via ${d.channels.join(', ')}` : ''}\n`,
+                  `  ${d.actor} (${d.role})${d.breakGlass ? ' BREAK-GLASS' : ''}: ${d.count}× ${d.actions.join(', ')}, ${d.first} … ${d.last}, from ${d.sources.join(', ')}\n`,
                 );
-                for (const q of d.recentSearches) {
-                  const returned = [
-                    q.studies !== undefined ? `${q.studies} ${q.studies === 1 ? 'study' : 'studies'}` : '',
-                    q.series !== undefined ? `${q.series} series` : '',
-                    q.instances !== undefined ? `${q.instances} instance${q.instances === 1 ? '' : 's'}` : '',
-                  ].filter(Boolean);
-                  io.out(
-                    // The query's values are the caller's: escaped, so none acts on the operator's terminal.
-                    `    search ${q.ts} ${q.channel || '-'} [${terminalText(q.query)}]${returned.length ? ` returned ${returned.join(', ')}` : ''}\n`,
-                  );
-                }
-                if (d.searches > d.recentSearches.length)
-                  io.out(
-                    `    … ${d.searches - d.recentSearches.length} earlier searches: custos audit search --patient ${result.patientId} --user ${d.actor} --action query\n`,
-                  );
-              }
             }
           },
           io.err,

@@ -1,5 +1,4 @@
 import type { AuditOutcome, AuditRecord } from './audit-record.js';
-import { disclosedPatientIds } from './disclosed-patients.js';
 
 /**
  * The one mapping from Custos audit actions to the standard event codes that both exports use: DICOM PS3.15
@@ -264,30 +263,11 @@ export function recordInstances(record: AuditRecord): RecordInstances {
   };
 }
 
-/**
- * What a query record asked: the recorded query attributes, without the result bookkeeping (the count, the studies
- * and the patients the answer held).
- */
+/** What a query record asked: the recorded query attributes, without the result bookkeeping. */
 export function recordQuery(record: AuditRecord): Record<string, unknown> | undefined {
   if (!record.objects) return undefined;
-  const {
-    count: _count,
-    studies: _studies,
-    patients: _patients,
-    ...asked
-  } = record.objects as Record<string, unknown>;
+  const { count: _count, studies: _studies, ...asked } = record.objects as Record<string, unknown>;
   return Object.keys(asked).length ? asked : undefined;
-}
-
-/**
- * The patients a record is about: its own Patient ID, and the patients whose data a search's answer held
- * (`objects.patients`), each once. Exports name each as a patient participant object (PS3.15 A.5.3.2 allows them on
- * a Query message too), so a search for a patient's events finds the searches that disclosed the patient.
- */
-export function recordPatients(record: AuditRecord): string[] {
-  const ids = disclosedPatientIds(record);
-  if (!record.patientId) return ids;
-  return [record.patientId, ...ids.filter((id) => id !== record.patientId)];
 }
 
 /** Network access point type: PS3.15 / RFC 3881: 1 machine name, 2 IP address. */

@@ -4,7 +4,6 @@ import {
   outcomeIndicator,
   PURPOSE_OF_USE_SYSTEM_OID,
   recordInstances,
-  recordPatients,
   recordQuery,
   ROLE_ID,
   standardEvent,
@@ -132,12 +131,12 @@ function activeParticipants(record: AuditRecord, opts: DicomAuditOptions): strin
 function participantObjects(record: AuditRecord): string[] {
   const ev = standardEvent(record.action);
   const out: string[] = [];
-  for (const patientId of recordPatients(record)) {
+  if (record.patientId) {
     out.push(
       el(
         'ParticipantObjectIdentification',
         {
-          ParticipantObjectID: patientId,
+          ParticipantObjectID: record.patientId,
           ParticipantObjectTypeCode: 1,
           ParticipantObjectTypeCodeRole: 1,
         },

@@ -4,7 +4,6 @@ import {
   outcomeIndicator,
   PURPOSE_OF_USE_SYSTEM_URI,
   recordInstances,
-  recordPatients,
   recordQuery,
   ROLE_ID,
   standardEvent,
@@ -130,9 +129,9 @@ export function toFhirAuditEvent(record: AuditRecord, opts: FhirAuditOptions = {
     },
   ];
   const entity: NonNullable<FhirAuditEvent['entity']> = [];
-  for (const patientId of recordPatients(record)) {
+  if (record.patientId) {
     entity.push({
-      what: { type: 'Patient', identifier: { value: patientId } },
+      what: { type: 'Patient', identifier: { value: record.patientId } },
       type: { system: ENTITY_TYPE, code: '1', display: 'Person' },
       role: { system: OBJECT_ROLE, code: '1', display: 'Patient' },
     });

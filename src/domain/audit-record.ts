@@ -1,5 +1,3 @@
-import type { DisclosedPatient } from './disclosed-patients.js';
-
 /**
  * One audit ledger record: who did what to which objects, when, from where and why. This is the exact value
  * the chain hashes (in canonical JSON), and the single source every export (JSONL, DICOM PS3.15 A.5, FHIR
@@ -143,8 +141,6 @@ export interface AuditObjects {
   /** For queries: what was asked (attribute → value) and how many results were returned. */
   query?: Record<string, unknown>;
   count?: number;
-  /** For a search: each patient whose data its answer held, and how much of it (disclosed-patients.ts). */
-  patients?: DisclosedPatient[];
   [key: string]: unknown;
 }
 

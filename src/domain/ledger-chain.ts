@@ -1,7 +1,6 @@
 import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import type { AuditRecord } from './audit-record.js';
 import { canonicalJson } from './canonical-json.js';
-import { disclosedPatientIds } from './disclosed-patients.js';
 
 /** The hash the first record links to. */
 export const GENESIS_HASH = '0'.repeat(64);
@@ -23,11 +22,6 @@ export interface ChainRow {
     outcome: string;
     patientId: string;
     studyUid: string;
-    /**
-     * The patients a search disclosed (the ledger's patient index, one row per patient): their IDs, sorted, as
-     * a JSON array, so that a row removed from or added to the index shows as a column that departs from its record.
-     */
-    patients: string;
   };
 }
 
@@ -40,7 +34,6 @@ export function searchColumns(r: AuditRecord): ChainRow['columns'] {
     outcome: r.outcome,
     patientId: r.patientId ?? '',
     studyUid: r.studyUid ?? '',
-    patients: JSON.stringify(disclosedPatientIds(r)),
   };
 }
 

@@ -258,16 +258,6 @@ export interface AuditLedgerTable {
   hash: string;
 }
 
-/**
- * The ledger's patient index: one row for each patient a record names as disclosed by a search
- * (`objects.patients`), written with the record, so the accounting of disclosures finds a search by any patient
- * it returned. Derived from the records and checked against them by verification, like the search columns.
- */
-export interface AuditLedgerPatientsTable {
-  seq: number;
-  patient_id: string;
-}
-
 export interface AuditCheckpointsTable {
   seq: number;
   hash: string;
@@ -454,7 +444,6 @@ export interface DatabaseSchema {
   api_tokens: ApiTokensTable;
   sessions: SessionsTable;
   audit_ledger: AuditLedgerTable;
-  audit_ledger_patients: AuditLedgerPatientsTable;
   audit_checkpoints: AuditCheckpointsTable;
   job_state: JobStateTable;
   policy_versions: PolicyVersionsTable;

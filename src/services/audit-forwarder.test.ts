@@ -27,7 +27,6 @@ function storeOf(records: AuditRecord[]): AuditStore {
             outcome: r.outcome,
             patientId: '',
             studyUid: '',
-            patients: '[]',
           },
         })),
   } as unknown as AuditStore;

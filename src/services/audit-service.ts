@@ -10,7 +10,6 @@ import {
   type VerifyReport,
 } from '../domain/ledger-chain.js';
 import { KNOWN_AUDIT_ACTIONS, type AuditRecord } from '../domain/audit-record.js';
-import { disclosedPatient, matchesText } from '../domain/disclosed-patients.js';
 import type { Principal } from '../domain/principal.js';
 import type {
   AuditFilter,
@@ -43,30 +42,8 @@ export interface Disclosure {
   last: string;
   count: number;
   sources: string[];
-  /** The interfaces the accesses came in by (the records' channels: `dicomweb`, `dimse`, `admin-api`, …). */
-  channels: string[];
   breakGlass: boolean;
-  /** How many of the accesses were searches whose answers held the patient's data (QIDO-RS, C-FIND, console). */
-  searches: number;
-  /** The newest of those searches (at most RECENT_SEARCHES), newest first. */
-  recentSearches: DisclosedSearch[];
 }
-
-/** One search whose answer held the patient's data: when, by which interface, what it asked, what it returned. */
-export interface DisclosedSearch {
-  seq: number;
-  ts: string;
-  channel: string;
-  /** The query level and its matching keys (`study: PatientName=DOE^J*`). */
-  query: string;
-  /** How many of the patient's studies, series and instances the answer held (as the level gives them). */
-  studies?: number;
-  series?: number;
-  instances?: number;
-}
-
-/** Searches listed per person in an accounting of disclosures; `custos audit search` lists them all. */
-const RECENT_SEARCHES = 20;
 
 export interface AuditServiceDeps {
   ledger: AuditLedger;
@@ -238,11 +215,7 @@ export class AuditService {
     return { ...filter, actor: await this.deps.accountName(filter.actor) };
   }
 
-  /**
-   * Everyone who accessed a patient's studies: one line per person, with what they did, when, from where and by
-   * which interface, and the searches whose answers held the patient's data (found by the ledger's patient index;
-   * until 7 Dec 2026 no search was listed, as its record named no patient).
-   */
+  /** Everyone who accessed a patient's studies: one line per person, with what they did and when. */
   async disclosures(
     principal: Principal,
     patientId: string,
@@ -275,20 +248,11 @@ export class AuditService {
           last: r.ts,
           count: 0,
           sources: [],
-          channels: [],
           breakGlass: false,
-          searches: 0,
-          recentSearches: [],
         };
         d.count += 1;
         if (!d.actions.includes(r.action)) d.actions.push(r.action);
         if (!d.sources.includes(r.source)) d.sources.push(r.source);
-        if (r.channel && !d.channels.includes(r.channel)) d.channels.push(r.channel);
-        if (r.action === 'query') {
-          d.searches += 1;
-          // Pages come newest first, so the first ones seen are the newest.
-          if (d.recentSearches.length < RECENT_SEARCHES) d.recentSearches.push(disclosedSearch(r, patientId));
-        }
         if (r.ts < d.first) d.first = r.ts;
         if (r.ts > d.last) d.last = r.ts;
         if (r.breakGlassReason || r.action === 'break-glass') d.breakGlass = true;
@@ -385,22 +349,6 @@ export class AuditService {
       objects: { query: { operation, ...filter }, ...(count !== undefined ? { count } : {}) },
     });
   }
-}
-
-/** A search record as the accounting of disclosures lists it for one patient. */
-function disclosedSearch(r: AuditRecord, patientId: string): DisclosedSearch {
-  const level = typeof r.objects?.level === 'string' ? r.objects.level : '';
-  const matches = matchesText(r.objects?.matches);
-  const returned = disclosedPatient(r, patientId);
-  return {
-    seq: r.seq,
-    ts: r.ts,
-    channel: r.channel ?? '',
-    query: level ? `${level}: ${matches || '(all)'}` : matches,
-    ...(returned ? { studies: returned.studies } : {}),
-    ...(returned?.series !== undefined ? { series: returned.series } : {}),
-    ...(returned?.instances !== undefined ? { instances: returned.instances } : {}),
-  };
 }
 
 /** Dotted paths whose values differ between two settings objects (added, removed or changed). */

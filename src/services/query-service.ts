@@ -5,7 +5,6 @@ import type { Principal } from '../domain/principal.js';
 import type { Clock } from '../ports/clock.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { IndexDb } from '../ports/database.js';
-import { disclosedPatients } from '../domain/disclosed-patients.js';
 import { personNameQuery } from '../domain/person-name.js';
 import {
   normaliseTime,
@@ -471,7 +470,9 @@ export class QueryService {
     // The record names what is disclosed, so it can be written before the rows are presented: its commit and WAL
     // sync run meanwhile (one turn of the event loop lets the commit reach its sync), and nothing is returned
     // before it is durable.
-    const recorded = this.recordQuery(principal, query, policy, glass, rows);
+    const recorded = this.recordQuery(principal, query, policy, glass, rows.length, [
+      ...new Set(rows.map((r) => r.study_uid)),
+    ]);
     recorded.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
     const results = await present(rows);
@@ -512,7 +513,15 @@ export class QueryService {
       retentionUntil: r.retention_until ?? null,
       status: r.status!,
     }));
-    await this.recordQuery(principal, query, policy, glass, rows, channel);
+    await this.recordQuery(
+      principal,
+      query,
+      policy,
+      glass,
+      studies.length,
+      studies.map((s) => s.studyUid),
+      channel,
+    );
     return { studies, more };
   }
 
@@ -600,29 +609,16 @@ export class QueryService {
     });
   }
 
-  /**
-   * The query's record: what was asked, how many rows went, their studies, and each patient whose data the rows
-   * held (objects.patients, which the accounting of disclosures finds the search by). Results a break-glass window
-   * let through name the windows, reasons and policies.
-   */
+  /** The query's record; results a break-glass window let through name the windows, reasons and policies. */
   private async recordQuery(
     principal: Principal,
     query: QidoQuery,
     policy: string,
     glass: Decision[],
-    rows: readonly Row[],
+    count: number,
+    studyUids: (string | undefined)[],
     channel?: string,
   ): Promise<void> {
-    const studyUids = [...new Set(rows.map((r) => r.study_uid))];
-    const patients = disclosedPatients(
-      query.level,
-      rows.map((r) => ({
-        patientId: r.patient_id,
-        studyUid: r.study_uid,
-        ...(r.series_uid !== undefined ? { seriesUid: r.series_uid } : {}),
-        ...(r.sop_instance_uid !== undefined ? { sopInstanceUid: r.sop_instance_uid } : {}),
-      })),
-    );
     await this.ledger.append({
       principal,
       action: 'query',
@@ -638,9 +634,8 @@ export class QueryService {
       objects: {
         level: query.level,
         matches: query.matches.map((m) => ({ ...m })),
-        count: rows.length,
+        count,
         studies: studyUids.slice(0, 1000),
-        patients,
       },
     });
   }

@@ -777,18 +777,7 @@ export interface components {
                 last: string;
                 count: number;
                 sources: string[];
-                channels: string[];
                 breakGlass: boolean;
-                searches: number;
-                recentSearches: {
-                    seq: number;
-                    ts: string;
-                    channel: string;
-                    query: string;
-                    studies?: number;
-                    series?: number;
-                    instances?: number;
-                }[];
             }[];
         };
         VerifyReport: {

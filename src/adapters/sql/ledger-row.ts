@@ -15,11 +15,3 @@ export function ledgerTableRow(r: ChainRow) {
     hash: r.hash,
   };
 }
-
-/** The rows of the ledger's patient index for a chained record: one per patient a search disclosed. */
-export function ledgerPatientRows(r: ChainRow): { seq: number; patient_id: string }[] {
-  return (JSON.parse(r.columns.patients) as string[]).map((patientId) => ({
-    seq: r.seq,
-    patient_id: patientId,
-  }));
-}

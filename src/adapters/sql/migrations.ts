@@ -26,22 +26,6 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
       ? tb.addColumn(name, 'serial', (c) => c.primaryKey())
       : tb.addColumn(name, 'integer', (c) => c.primaryKey().autoIncrement());
 
-  /**
-   * Triggers that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL, through 0002's
-   * custos_refuse_ledger_change()) on a ledger table.
-   */
-  const appendOnly = async (db: Kysely<unknown>, table: string) => {
-    if (dialect === 'sqlite') {
-      await sql`create trigger ${sql.raw(`${table}_no_update`)} before update on ${sql.table(table)}
-                begin select raise(abort, ${sql.lit(`${table} is append-only`)}); end`.execute(db);
-      await sql`create trigger ${sql.raw(`${table}_no_delete`)} before delete on ${sql.table(table)}
-                begin select raise(abort, ${sql.lit(`${table} is append-only`)}); end`.execute(db);
-    } else {
-      await sql`create trigger ${sql.raw(`${table}_append_only`)} before update or delete or truncate on ${sql.table(table)}
-                for each statement execute function custos_refuse_ledger_change()`.execute(db);
-    }
-  };
-
   return {
     '0001-index': {
       async up(db: Kysely<unknown>) {
@@ -239,10 +223,19 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .addColumn('key_id', 'text', (c) => c.notNull())
           .addColumn('signature', 'text', (c) => c.notNull())
           .execute();
-        if (dialect === 'postgres')
-          await sql`create or replace function custos_refuse_ledger_change() returns trigger language plpgsql as $$
-                    begin raise exception '% is append-only', TG_TABLE_NAME; end $$`.execute(db);
-        for (const table of ['audit_ledger', 'audit_checkpoints']) await appendOnly(db, table);
+        for (const table of ['audit_ledger', 'audit_checkpoints']) {
+          if (dialect === 'sqlite') {
+            await sql`create trigger ${sql.raw(`${table}_no_update`)} before update on ${sql.table(table)}
+                      begin select raise(abort, ${sql.lit(`${table} is append-only`)}); end`.execute(db);
+            await sql`create trigger ${sql.raw(`${table}_no_delete`)} before delete on ${sql.table(table)}
+                      begin select raise(abort, ${sql.lit(`${table} is append-only`)}); end`.execute(db);
+          } else {
+            await sql`create or replace function custos_refuse_ledger_change() returns trigger language plpgsql as $$
+                      begin raise exception '% is append-only', TG_TABLE_NAME; end $$`.execute(db);
+            await sql`create trigger ${sql.raw(`${table}_append_only`)} before update or delete or truncate on ${sql.table(table)}
+                      for each statement execute function custos_refuse_ledger_change()`.execute(db);
+          }
+        }
       },
     },
     // Issue 5, standards out: the syslog forwarder's cursor into the ledger and its lease (one forwarder at a
@@ -705,27 +698,6 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
           .on('hl7_applied_messages')
           .column('applied_at')
           .execute();
-      },
-    },
-    // The ledger's patient index (AuditLedgerPatientsTable): the patients each search's answer held, so that the
-    // accounting of disclosures lists searches (docs/audit.md). Append-only like the ledger. Records written
-    // before it name no patients of a search, so there is nothing to fill in.
-    '0024-audit-ledger-patients': {
-      async up(db: Kysely<unknown>) {
-        const seqType = dialect === 'postgres' ? 'bigint' : 'integer';
-        await db.schema
-          .createTable('audit_ledger_patients')
-          .addColumn('seq', seqType, (c) => c.notNull())
-          .addColumn('patient_id', 'text', (c) => c.notNull())
-          .addPrimaryKeyConstraint('audit_ledger_patients_pk', ['patient_id', 'seq'])
-          .execute();
-        // Verification reads the index in seq order beside the ledger's rows.
-        await db.schema
-          .createIndex('audit_ledger_patients_seq')
-          .on('audit_ledger_patients')
-          .columns(['seq', 'patient_id'])
-          .execute();
-        await appendOnly(db, 'audit_ledger_patients');
       },
     },
     // Each component group of a person name in a column of its own (alphabetic, ideographic, phonetic; PS3.5

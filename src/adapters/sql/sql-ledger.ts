@@ -12,7 +12,7 @@ import type {
 } from '../../ports/audit-ledger.js';
 import type { Clock } from '../../ports/clock.js';
 import type { DatabaseSchema, IndexDb } from '../../ports/database.js';
-import { ledgerPatientRows, ledgerTableRow } from './ledger-row.js';
+import { ledgerTableRow } from './ledger-row.js';
 
 type Db = Kysely<DatabaseSchema>;
 
@@ -25,8 +25,6 @@ interface Pending {
 
 /** Rows per INSERT statement: 11 columns stay far below SQLite's bound-parameter limit. */
 const INSERT_CHUNK = 400;
-/** Rows of the patient index per INSERT statement (2 columns each). */
-const PATIENT_INSERT_CHUNK = 2000;
 /** Records per group-commit transaction. */
 const MAX_BATCH = 4000;
 /** PostgreSQL advisory lock serialising appends across every Custos process sharing the database. */
@@ -131,13 +129,6 @@ export class SqlLedger implements AuditLedger, AuditStore {
         .values(rows.slice(i, i + INSERT_CHUNK).map(ledgerTableRow))
         .execute();
     }
-    const patients = rows.flatMap(ledgerPatientRows);
-    for (let i = 0; i < patients.length; i += PATIENT_INSERT_CHUNK) {
-      await trx
-        .insertInto('audit_ledger_patients')
-        .values(patients.slice(i, i + PATIENT_INSERT_CHUNK))
-        .execute();
-    }
   }
 
   async head(): Promise<{ seq: number; hash: string }> {
@@ -146,19 +137,7 @@ export class SqlLedger implements AuditLedger, AuditStore {
 
   async search(f: AuditFilter): Promise<AuditRecord[]> {
     let q = this.index.db.selectFrom('audit_ledger').select(['record']);
-    // A patient's records: those about the patient, and the searches whose answers held the patient's data.
-    const patientId = f.patientId;
-    if (patientId !== undefined)
-      q = q.where((eb) =>
-        eb.or([
-          eb('patient_id', '=', patientId),
-          eb(
-            'seq',
-            'in',
-            eb.selectFrom('audit_ledger_patients').select('seq').where('patient_id', '=', patientId),
-          ),
-        ]),
-      );
+    if (f.patientId !== undefined) q = q.where('patient_id', '=', f.patientId);
     if (f.studyUid !== undefined) q = q.where('study_uid', '=', f.studyUid);
     if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
     if (f.action?.length) q = q.where('action', 'in', f.action);
@@ -182,20 +161,6 @@ export class SqlLedger implements AuditLedger, AuditStore {
       .orderBy('seq', 'asc')
       .limit(limit)
       .execute();
-    const patients = new Map<number, string[]>();
-    if (rows.length) {
-      const indexed = await this.index.db
-        .selectFrom('audit_ledger_patients')
-        .select(['seq', 'patient_id'])
-        .where('seq', '>', afterSeq)
-        .where('seq', '<=', rows[rows.length - 1]!.seq)
-        .execute();
-      for (const p of indexed) {
-        const list = patients.get(Number(p.seq));
-        if (list) list.push(p.patient_id);
-        else patients.set(Number(p.seq), [p.patient_id]);
-      }
-    }
     return rows.map((r) => ({
       seq: Number(r.seq),
       prevHash: r.prev_hash,
@@ -208,8 +173,6 @@ export class SqlLedger implements AuditLedger, AuditStore {
         outcome: r.outcome,
         patientId: r.patient_id,
         studyUid: r.study_uid,
-        // Sorted here, not in SQL: PostgreSQL's collation need not sort as searchColumns does (code points).
-        patients: JSON.stringify((patients.get(Number(r.seq)) ?? []).sort()),
       },
     }));
   }

@@ -240,23 +240,7 @@ const schemas: Record<string, Schema> = {
         last: str,
         count: int,
         sources: arr(str),
-        channels: arr(str),
         breakGlass: bool,
-        searches: int,
-        recentSearches: arr(
-          obj(
-            {
-              seq: int,
-              ts: str,
-              channel: str,
-              query: str,
-              studies: int,
-              series: int,
-              instances: int,
-            },
-            ['studies', 'series', 'instances'],
-          ),
-        ),
       }),
     ),
   }),
