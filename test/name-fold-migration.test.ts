@@ -2,7 +2,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
-import { indexOfItsOwn } from './support/migration-index.js';
+import { indexOfItsOwn, insertNames } from './support/migration-index.js';
 
 describe.each(backends())('migration 0014-name-fold on %s', (backend) => {
   const { open } = indexOfItsOwn(backend, 'namefold');
@@ -10,24 +10,16 @@ describe.each(backends())('migration 0014-name-fold on %s', (backend) => {
   it('folds stored names again so that they match what queries fold now', async () => {
     let index = await open();
     // An index as the old fold left it: the migration not yet run, 'ß' stored as 'SS'.
-    const now = '2026-12-01T00:00:00Z';
-    const patients = [
-      ['P1', 'Weiß^Jürgen', 'WEISS^JÜRGEN'],
-      ['P2', 'ﬁscher^Anna', 'FISCHER^ANNA'],
-      ['P3', 'Doe^John', 'DOE^JOHN'],
-    ];
-    for (const [id, name, norm] of patients)
-      await sql`insert into patients (patient_id, patient_name, patient_name_norm, created_at)
-                values (${id}, ${name}, ${norm}, ${now})`.execute(index.db);
-    const { pk } = await index.db
-      .selectFrom('patients')
-      .select('pk')
-      .where('patient_id', '=', 'P1')
-      .executeTakeFirstOrThrow();
-    await sql`insert into studies
-                (study_uid, patient_pk, referring_physician_name, referring_physician_norm, attrs_json, created_at,
-                 updated_at)
-              values ('1.2.3', ${pk}, 'Strauß^Eva', 'STRAUSS^EVA', '{}', ${now}, ${now})`.execute(index.db);
+    await insertNames(
+      index,
+      [
+        ['P1', 'Weiß^Jürgen', 'WEISS^JÜRGEN'],
+        ['P2', 'ﬁscher^Anna', 'FISCHER^ANNA'],
+        ['P3', 'Doe^John', 'DOE^JOHN'],
+      ],
+      'P1',
+      ['Strauß^Eva', 'STRAUSS^EVA'],
+    );
     await sql`delete from custos_migrations where name = '0014-name-fold'`.execute(index.db);
     await index.close();
 

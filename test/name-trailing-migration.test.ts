@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
-import { indexOfItsOwn } from './support/migration-index.js';
+import { indexOfItsOwn, insertNames } from './support/migration-index.js';
 
 describe.each(backends())('migration 0017-name-trailing-delimiters on %s', (backend) => {
   const { open } = indexOfItsOwn(backend, 'nametrail');
@@ -11,26 +11,16 @@ describe.each(backends())('migration 0017-name-trailing-delimiters on %s', (back
   it('leaves trailing empty components and groups out of the stored matching form', async () => {
     let index = await open();
     // An index as it was before the migration: the matching form kept the trailing delimiters.
-    const now = '2026-12-01T00:00:00Z';
-    const patients = [
-      ['P1', 'DOE^JOHN^^^', 'DOE^JOHN^^^'],
-      ['P2', 'Yamada^Tarou^^=山田^太郎==', 'YAMADA^TAROU^^=山田^太郎=='],
-      ['P3', 'Roe^Jane', 'ROE^JANE'],
-      ['P4', 'Moe^^Max', 'MOE^^MAX'],
-    ];
-    for (const [id, name, norm] of patients)
-      await sql`insert into patients (patient_id, patient_name, patient_name_norm, created_at)
-                values (${id}, ${name}, ${norm}, ${now})`.execute(index.db);
-    const { pk } = await index.db
-      .selectFrom('patients')
-      .select('pk')
-      .where('patient_id', '=', 'P1')
-      .executeTakeFirstOrThrow();
-    await sql`insert into studies
-                (study_uid, patient_pk, referring_physician_name, referring_physician_norm, attrs_json, created_at,
-                 updated_at)
-              values ('1.2.3', ${pk}, 'House^Gregory^^^', 'HOUSE^GREGORY^^^', '{}', ${now}, ${now})`.execute(
-      index.db,
+    await insertNames(
+      index,
+      [
+        ['P1', 'DOE^JOHN^^^', 'DOE^JOHN^^^'],
+        ['P2', 'Yamada^Tarou^^=山田^太郎==', 'YAMADA^TAROU^^=山田^太郎=='],
+        ['P3', 'Roe^Jane', 'ROE^JANE'],
+        ['P4', 'Moe^^Max', 'MOE^^MAX'],
+      ],
+      'P1',
+      ['House^Gregory^^^', 'HOUSE^GREGORY^^^'],
     );
     await sql`delete from custos_migrations where name = '0017-name-trailing-delimiters'`.execute(index.db);
     await index.close();

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseQidoQuery } from '../src/domain/qido-query.js';
 import { matchPredicate } from '../src/services/query-service.js';
 import { backends } from './support/backends.js';
-import { indexOfItsOwn } from './support/migration-index.js';
+import { indexOfItsOwn, insertNames } from './support/migration-index.js';
 
 const GROUPS = ['alpha', 'ideo', 'phon'];
 
@@ -23,25 +23,15 @@ describe.each(backends())('migration 0026-person-name-groups on %s', (backend) =
         await index.db.schema.dropIndex(`${table}_${prefix}_${group}`).execute();
         await index.db.schema.alterTable(table).dropColumn(`${prefix}_${group}`).execute();
       }
-    const now = '2026-12-01T00:00:00Z';
-    const patients = [
-      ['P1', 'Yamada^Tarou=山田^太郎=やまだ^たろう', 'YAMADA^TAROU=山田^太郎=やまだ^たろう'],
-      ['P2', '=山本^花子', '=山本^花子'],
-      ['P3', 'Doe^John', 'DOE^JOHN'],
-    ];
-    for (const [id, name, norm] of patients)
-      await sql`insert into patients (patient_id, patient_name, patient_name_norm, created_at)
-                values (${id}, ${name}, ${norm}, ${now})`.execute(index.db);
-    const { pk } = await index.db
-      .selectFrom('patients')
-      .select('pk')
-      .where('patient_id', '=', 'P3')
-      .executeTakeFirstOrThrow();
-    await sql`insert into studies
-                (study_uid, patient_pk, referring_physician_name, referring_physician_norm, attrs_json, created_at,
-                 updated_at)
-              values ('1.2.3', ${pk}, 'Yamada^Tarou=山田^太郎', 'YAMADA^TAROU=山田^太郎', '{}', ${now}, ${now})`.execute(
-      index.db,
+    await insertNames(
+      index,
+      [
+        ['P1', 'Yamada^Tarou=山田^太郎=やまだ^たろう', 'YAMADA^TAROU=山田^太郎=やまだ^たろう'],
+        ['P2', '=山本^花子', '=山本^花子'],
+        ['P3', 'Doe^John', 'DOE^JOHN'],
+      ],
+      'P3',
+      ['Yamada^Tarou=山田^太郎', 'YAMADA^TAROU=山田^太郎'],
     );
     await sql`delete from custos_migrations where name = '0026-person-name-groups'`.execute(index.db);
     await index.close();
@@ -87,7 +77,7 @@ describe.each(backends())('migration 0026-person-name-groups on %s', (backend) =
       expect(await found('やまだ^たろう')).toEqual(['P1']);
       // A name written after the migration gets its groups from the database too.
       await sql`insert into patients (patient_id, patient_name, patient_name_norm, created_at)
-                values ('P4', '山田^花子', '山田^花子', ${now})`.execute(index.db);
+                values ('P4', '山田^花子', '山田^花子', '2026-12-01T00:00:00Z')`.execute(index.db);
       expect(await found('山田*')).toEqual(['P1', 'P4']);
     } finally {
       await index.close();
