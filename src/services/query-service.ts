@@ -127,10 +127,7 @@ function personNamePredicate(
     // hanja; kana, hangul). Such a key is matched on the alphabetic group as before 7 Dec 2026, on the stored
     // matching form and its covering index: ORed over the three group columns, a Western site's prefix query took
     // twice as long (QIDO-RS prefix p50 5.3 → 10.3 ms on the benchmark's 10,000 instances, 7 Dec 2026).
-    if (LATIN_ONLY.test(q.anyGroup))
-      return /[*?]/.test(q.anyGroup)
-        ? alphabeticLike(sql.ref(whole), q.anyGroup)
-        : alphabeticEquals(sql.ref(whole), q.anyGroup);
+    if (LATIN_ONLY.test(q.anyGroup)) return groupMatches(sql.ref(whole), q.anyGroup, true);
     return sql<SqlBool>`(${sql.join(
       columns.map((c) => groupMatches(sql.ref(c), q.anyGroup)),
       sql` or `,
@@ -142,48 +139,37 @@ function personNamePredicate(
   return given.length ? sql<SqlBool>`(${sql.join(given, sql` and `)})` : sql<SqlBool>`1 = 1`;
 }
 
-/**
- * A key of one group in the Latin script against the alphabetic group of the stored matching form: it matches a
- * stored name whose alphabetic group it matches, whatever ideographic and phonetic groups follow. The stored names that begin with `v=` are the range [`v=`, `v>`)
- * ('>' follows '=' in code point order, which SQLite's binary and PostgreSQL's "C" collation both keep), so an
- * exact name stays one index lookup and one index range.
- */
-function alphabeticEquals(col: ReturnType<typeof sql.ref>, v: string): Expression<SqlBool> {
-  if (v.includes('=')) return sql<SqlBool>`${col} = ${v}`;
-  return sql<SqlBool>`(${col} = ${v} or (${col} >= ${`${v}=`} and ${col} < ${`${v}>`}))`;
-}
-
-/**
- * The same for a wildcard pattern: one with no '=' also matches a stored name on its alphabetic group, its other
- * groups after an '='. A pattern ending in '*' already reaches past the first group, and one with '=' names
- * groups itself: both match the whole value as before. Each LIKE begins with the pattern's literal prefix, so
- * both use the name index.
- */
-function alphabeticLike(col: ReturnType<typeof sql.ref>, pattern: string): Expression<SqlBool> {
-  const like = wildcardToLike(pattern);
-  const whole =
-    pattern.includes('=') || pattern.endsWith('*')
-      ? sql<SqlBool>`${col} like ${like} escape '\\'`
-      : sql<SqlBool>`(${col} like ${like} escape '\\' or ${col} like ${`${like}=%`} escape '\\')`;
-  // `Doe^John^*` asks for any middle name and the rest, none included: a name stored as `DOE^JOHN^^^` or `Doe^John`
-  // has no trailing components in its matching form (normalisePersonName), so the pattern without its trailing
-  // delimiters and '*' finds it too.
-  const bare = /^(.*[^^])\^+\*+$/.exec(pattern)?.[1];
-  return bare ? sql<SqlBool>`(${whole} or ${alphabeticLike(col, bare)})` : whole;
-}
-
 /** Latin letters, and the characters every script shares (digits, spaces, `^`, wildcards) or combines with. */
 const LATIN_ONLY = /^[\p{Script=Latin}\p{Script=Common}\p{Script=Inherited}]*$/u;
 
-/** One component group, in its matching form, against one stored group: exact, or a wildcard pattern. */
-function groupMatches(col: ReturnType<typeof sql.ref>, group: string): Expression<SqlBool> {
-  if (!/[*?]/.test(group)) return sql<SqlBool>`${col} = ${group}`;
-  const like = sql<SqlBool>`${col} like ${wildcardToLike(group)} escape '\\'`;
+/**
+ * One component group, in its matching form, against a stored group column: exact, or a wildcard pattern. With
+ * `groupsFollow` the column is the whole matching form (a Latin key on the alphabetic group): a stored name whose
+ * alphabetic group matches also matches with whatever groups follow its '='. Its exact names are then the value
+ * and the range [`v=`, `v>`) ('>' follows '=' in code point order, which SQLite's binary and PostgreSQL's "C"
+ * collation both keep), one index lookup and one index range; a pattern not ending in '*' also matches before an
+ * '=' (one ending in '*' already reaches past the first group). Each LIKE begins with the pattern's literal
+ * prefix, so each uses the column's index.
+ */
+function groupMatches(
+  col: ReturnType<typeof sql.ref>,
+  group: string,
+  groupsFollow = false,
+): Expression<SqlBool> {
+  if (!/[*?]/.test(group))
+    return groupsFollow
+      ? sql<SqlBool>`(${col} = ${group} or (${col} >= ${`${group}=`} and ${col} < ${`${group}>`}))`
+      : sql<SqlBool>`${col} = ${group}`;
+  const pattern = wildcardToLike(group);
+  const like =
+    groupsFollow && !group.endsWith('*')
+      ? sql<SqlBool>`(${col} like ${pattern} escape '\\' or ${col} like ${`${pattern}=%`} escape '\\')`
+      : sql<SqlBool>`${col} like ${pattern} escape '\\'`;
   // `Doe^John^*` asks for any middle name and the rest, none included: a name stored as `DOE^JOHN^^^` or `Doe^John`
   // has no trailing components in its matching form (normalisePersonName), so the pattern without its trailing
   // delimiters and '*' finds it too.
   const bare = /^(.*[^^])\^+\*+$/.exec(group)?.[1];
-  return bare ? sql<SqlBool>`(${like} or ${groupMatches(col, bare)})` : like;
+  return bare ? sql<SqlBool>`(${like} or ${groupMatches(col, bare, groupsFollow)})` : like;
 }
 
 const likeLiteral = (s: string) => `%${s.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
