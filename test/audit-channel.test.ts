@@ -135,13 +135,10 @@ describe.each(backends())('audit records name their channel on %s', (backend) =>
 
   it('records a refused C-MOVE with its service and destination', async () => {
     const before = await head();
-    const r = await movescuTo(
-      s.dicomPort,
-      'STUDSCU',
-      'CHANDEST',
+    const r = await movescuTo(s.dicomPort, 'STUDSCU', 'CHANDEST', [
       'QueryRetrieveLevel=STUDY',
       `StudyInstanceUID=${study}`,
-    );
+    ]);
     expect(r.stderr + r.stdout).toMatch(/Move response with error status/i);
     const denied = (await since(before)).filter((x) => x.outcome === 'denied');
     expect(denied).toHaveLength(1);

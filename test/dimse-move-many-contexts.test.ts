@@ -14,7 +14,7 @@ import { STORAGE_SOP_CLASSES } from '../src/dicom/storage-sop-classes.js';
 import { Tags } from '../src/dicom/tags.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
+import { freePort, movescuTo, spawnDcmtk, stopChild } from './support/dcmtk.js';
 import { EXPLICIT_LE, IMPLICIT_LE, makeInstance, uid } from './support/fixtures.js';
 import {
   ledgerHead,
@@ -82,22 +82,13 @@ describe.each(backends())(
         await s.app.aes.add(operator, { title: 'MANYDEST', host: '127.0.0.1', port });
         await new Promise((r) => setTimeout(r, 300));
         const since = await ledgerHead(s);
-        const r = await dcmtk('movescu', [
-          '-d',
-          '-aet',
+        const r = await movescuTo(
+          s.dicomPort,
           'TESTSCU',
-          '-aec',
-          'CUSTOS',
-          '-S',
-          '-aem',
           'MANYDEST',
-          '127.0.0.1',
-          String(s.dicomPort),
-          '-k',
-          'QueryRetrieveLevel=STUDY',
-          '-k',
-          `StudyInstanceUID=${study}`,
-        ]);
+          ['QueryRetrieveLevel=STUDY', `StudyInstanceUID=${study}`],
+          '-d',
+        );
         const text = r.stdout + r.stderr;
         const last = (re: RegExp) => [...text.matchAll(re)].at(-1)?.[1]?.trim();
         expect(

@@ -78,9 +78,19 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 export const storescuTo = (port: number | null, aet: string, files: string[], ...flags: string[]) =>
   dcmtk('storescu', ['-v', ...flags, '-aet', aet, '-aec', 'CUSTOS', '127.0.0.1', String(port), ...files]);
 
-/** dcmtk's movescu -S (Study Root) from `aet` to Custos's AE on loopback `port`, to `dest`, one `-k` per key. */
-export const movescuTo = (port: number | null, aet: string, dest: string, ...keys: string[]) =>
+/**
+ * dcmtk's movescu -S (Study Root) from `aet` to Custos's AE on loopback `port`, to `dest`, one `-k` per key;
+ * `flags` go before its own options (`-d` prints each response's status and counts).
+ */
+export const movescuTo = (
+  port: number | null,
+  aet: string,
+  dest: string,
+  keys: string[],
+  ...flags: string[]
+) =>
   dcmtk('movescu', [
+    ...flags,
     '-aet',
     aet,
     '-aec',
