@@ -18,11 +18,17 @@ describe.each(backends())('the PatientName query plan on %s', (backend) => {
     await index?.close();
   });
 
-  // A key in the Latin script is matched on the alphabetic group by the stored matching form's index, as before the
-  // group columns (query-service.ts personNamePredicate); the others on the group columns' indexes.
+  // A key of no ideographic or phonetic characters is matched on the alphabetic group by the stored matching form's
+  // index, as before the group columns (query-service.ts personNamePredicate); the others on the group columns'
+  // indexes, each group searched by its own.
   it.each([
-    ['山田*', /patients_patient_name_(alpha|ideo|phon)/],
+    ['山田*', /patients_patient_name_alpha[^]*patients_patient_name_ideo[^]*patients_patient_name_phon/],
+    [
+      'やまだ^たろう',
+      /patients_patient_name_alpha[^]*patients_patient_name_ideo[^]*patients_patient_name_phon/,
+    ],
     ['yamada^tarou', /patients_name_norm/],
+    ['ΠΑΠ*', /patients_name_norm/],
     ['=山田^太郎', /patients_patient_name_ideo/],
   ])('finds PatientName=%s by the name indexes, not by scanning', async (key, used) => {
     index ??= await seeded(await open());
@@ -53,11 +59,15 @@ describe.each(backends())('the PatientName query plan on %s', (backend) => {
   });
 });
 
-/** Ten thousand patients, one study each; one of them named in three component groups. */
+/** Ten thousand patients, one study each; one of them named in three component groups, one in Greek. */
 async function seeded(index: IndexDb): Promise<IndexDb> {
   const now = '2026-12-07T00:00:00Z';
   const names = Array.from({ length: PATIENTS }, (_, i) =>
-    i === 4242 ? 'Yamada^Tarou=山田^太郎=やまだ^たろう' : `Name${i}^Given${i % 97}=名${i}^${i % 89}`,
+    i === 4242
+      ? 'Yamada^Tarou=山田^太郎=やまだ^たろう'
+      : i === 4243
+        ? 'Παπαδάκη^Ελένη'
+        : `Name${i}^Given${i % 97}=名${i}^${i % 89}`,
   );
   for (let i = 0; i < PATIENTS; i += 500) {
     const batch = names.slice(i, i + 500);
@@ -74,6 +84,9 @@ async function seeded(index: IndexDb): Promise<IndexDb> {
         ),
       )}`.execute(index.db);
   }
-  await sql`analyze`.execute(index.db);
+  // Custos never gathers SQLite's planner statistics (ANALYZE), so the plans must hold without them; PostgreSQL's
+  // autovacuum gathers its own. Until 7 Dec 2026 this test analyzed SQLite's index too, and so missed that without
+  // statistics SQLite read every study in date order for a key matched against the three groups.
+  if (index.dialect === 'postgres') await sql`analyze`.execute(index.db);
   return index;
 }
