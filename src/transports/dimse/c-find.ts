@@ -147,6 +147,11 @@ export async function cFind(
       include.push(tagToHex(tag));
     }
   }
+  // PS3.4 C.4.1.1.3.2: an SCP without Storage Media File-Set ID and UID names where each match can be retrieved
+  // from in every answer, Retrieve AE Title (0008,0054), whether or not the request asked for it. Until 7 Dec
+  // 2026 only an answer to a request holding the key had it.
+  if (!requested.some((r) => r.tag === RETRIEVE_AE_TITLE))
+    requested.push({ tag: RETRIEVE_AE_TITLE, vr: 'AE' });
   // Patients are told apart by Patient ID and Issuer: the Issuer is asked for whether or not it was requested
   // (until 6 Dec 2026 two patients with one Patient ID and two Issuers were one answer unless it was).
   if (level === 'PATIENT') include.push(ISSUER_OF_PATIENT_ID);
