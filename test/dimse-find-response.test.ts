@@ -1,6 +1,7 @@
 // What a C-FIND answer holds besides the keys asked for (PS3.4 C.4.1.1.3.2), as dcmtk's findscu receives it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
+import { Tags } from '../src/dicom/tags.js';
 import { backends } from './support/backends.js';
 import { dcmtk } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
@@ -11,6 +12,8 @@ describe.each(backends())('C-FIND response identifiers, on %s', (backend) => {
   const study = uid(1);
   const series = uid(2);
   const sop = uid(3);
+  /** A study whose object names its time zone (+0100). */
+  const zoned = uid(4);
 
   beforeAll(async () => {
     s = await startTestServer(backend);
@@ -27,7 +30,15 @@ describe.each(backends())('C-FIND response identifiers, on %s', (backend) => {
       patientId: 'PID-RSP',
       patientName: 'Answer^Anna',
     });
-    expect((await postStow(s, [object])).status).toBe(200);
+    const zonedObject = makeInstance({
+      studyUid: zoned,
+      seriesUid: uid(5),
+      sopInstanceUid: uid(6),
+      patientId: 'PID-RSP',
+      patientName: 'Answer^Anna',
+      extra: [{ tag: Tags.TimezoneOffsetFromUTC, vr: 'SH', value: '+0100' }],
+    });
+    expect((await postStow(s, [object, zonedObject])).status).toBe(200);
   });
   afterAll(async () => {
     expect(await stopThenCleanUp(s)).toEqual([]);
@@ -69,5 +80,28 @@ describe.each(backends())('C-FIND response identifiers, on %s', (backend) => {
     // Asked for, it comes once.
     const asked = await findscu('-S', 'STUDY', [`StudyInstanceUID=${study}`, 'RetrieveAETitle']);
     expect(asked.match(/\(0008,0054\) AE \[CUSTOS\]/g)).toHaveLength(1);
+  });
+
+  it('gives Timezone Offset From UTC (0008,0201) with the dates and times it applies to, never at zero length', async () => {
+    // PS3.4 C.4.1.1.3.2: present where the answer's dates and times are in the time zone it names, not otherwise
+    // ("it shall not be sent with a zero-length value"). Until 7 Dec 2026 it came at zero length when asked for of
+    // an object that has none, and not at all when not asked for of one that has one.
+    const asked = await findscu('-S', 'STUDY', [
+      `StudyInstanceUID=${study}`,
+      'StudyDate',
+      'TimezoneOffsetFromUTC',
+    ]);
+    expect(asked).toMatch(/\(0008,0020\) DA \[20240115\]/);
+    expect(asked).not.toMatch(/\(0008,0201\)/);
+    for (const keys of [
+      [`StudyInstanceUID=${zoned}`, 'StudyDate', 'StudyTime'],
+      [`StudyInstanceUID=${zoned}`, 'StudyTime', 'TimezoneOffsetFromUTC'],
+    ]) {
+      const answer = await findscu('-S', 'STUDY', keys);
+      expect(answer.match(/\(0008,0201\) SH \[\+0100 ?\]/g), keys.join(' ')).toHaveLength(1);
+    }
+    // An answer with no date or time holds no time zone.
+    const undated = await findscu('-S', 'STUDY', [`StudyInstanceUID=${zoned}`, 'AccessionNumber']);
+    expect(undated).not.toMatch(/\(0008,0201\)/);
   });
 });

@@ -178,6 +178,7 @@ export async function cFind(
     const have = new Map(jsonToElements(row).map((e) => [e.tag, e]));
     const storedBlocks = mapsPrivate ? blocksByCreator(have) : undefined;
     for (const r of requested) {
+      if (r.tag === Tags.TimezoneOffsetFromUTC) continue;
       if (r.tag === RETRIEVE_AE_TITLE) elements.push({ tag: r.tag, vr: 'AE', value: s.deps.aeTitle });
       else if (storedBlocks && isPrivateCreatorTag(r.tag) && creators.has(privateBlock(r.tag)))
         // The query's reservation is answered as asked: its elements below are that creator's, wherever stored.
@@ -208,6 +209,13 @@ export async function cFind(
         else elements.push(found ?? emptyElement(r));
       }
     }
+    // PS3.4 C.4.1.1.3.2: Timezone Offset From UTC is in an answer whose dates and times are in the time zone it
+    // names, and only then: never at zero length, whether or not the request asked for it. Until 7 Dec 2026 it came
+    // when asked for, at zero length where the object has none, and never when not asked for, so the stored
+    // object's times read as the requestor's local ones.
+    const timezone = have.get(Tags.TimezoneOffsetFromUTC);
+    if (timezone && hasValue(timezone) && elements.some((e) => TIME_VRS.has(e.vr) && hasValue(e)))
+      elements.push(timezone);
     // The answer is written in UTF-8, and so is every item that names its own character set: its text comes decoded
     // from the index (until 6 Dec 2026 such an item, ISO_IR 144 with Cyrillic text, failed the C-FIND with 0xC000).
     return encodeDataset(inUtf8(elements), ctx.transferSyntax);
@@ -309,6 +317,16 @@ export async function cFind(
     for await (const answers of pages) if (!(await send(answers))) return false;
     return true;
   }
+}
+
+/** The VRs of dates and times, which Timezone Offset From UTC (0008,0201) applies to (PS3.3 C.12.1.1.8). */
+const TIME_VRS = new Set(['DA', 'TM', 'DT']);
+
+/** Whether an element of an answer has a value (not zero length, nor only empty values). */
+function hasValue(el: WriteElement): boolean {
+  const v = el.value;
+  if (Array.isArray(v)) return v.some((x) => x !== '' && x !== null && x !== undefined);
+  return v !== '' && v !== null && v !== undefined;
 }
 
 /** The identifier's Specific Character Set as given, or the default repertoire's name. */
