@@ -44,6 +44,7 @@ interface DicomwebClient {
   retrieveBulkData(o: {
     BulkDataURI: string;
     byteRange?: number[];
+    mediaTypes?: { mediaType: string; transferSyntaxUID?: string }[];
     headers?: Record<string, string>;
   }): Promise<ArrayBuffer[]>;
   retrieveInstanceThumbnail(o: {
@@ -140,6 +141,36 @@ describe.each(backends())('dicomweb-client (OHIF) against Custos on %s', (backen
         mediaTypes: [{ mediaType: 'application/octet-stream', transferSyntaxUID: '1.2.840.10008.1.2.1' }],
       });
       expect(Buffer.from(frame!).equals(await nativePixels('mono16'))).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gets the pixel data of a JPEG-LS object decoded through its BulkDataURI, as its frame, when it asks for octet-stream', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'custos-dwc-'));
+    try {
+      const ids = { studyUid: uid(11), seriesUid: uid(12), sopInstanceUid: uid(13) };
+      const { bytes: jls, frame: stored } = await compress(dir, 'jpegls', nativeObject('mono16', ids));
+      await client.storeInstances({ datasets: [toArrayBuffer(jls)] });
+      const [meta] = await client.retrieveStudyMetadata({ studyInstanceUID: ids.studyUid });
+      const uri = meta!['7FE00010']!.BulkDataURI!;
+      // retrieveBulkData's default Accept is multipart/related; type="application/octet-stream", whose default
+      // transfer syntax is Explicit VR Little Endian (PS3.18 Table 8.7.3-2): the pixels, not the JPEG-LS stream.
+      const [pixels] = await client.retrieveBulkData({ BulkDataURI: uri });
+      expect(Buffer.from(pixels!).equals(await nativePixels('mono16'))).toBe(true);
+      const [frame] = await client.retrieveInstanceFrames({
+        studyInstanceUID: ids.studyUid,
+        seriesInstanceUID: ids.seriesUid,
+        sopInstanceUID: ids.sopInstanceUid,
+        frameNumbers: [1],
+      });
+      expect(Buffer.from(frame!).equals(Buffer.from(pixels!))).toBe(true);
+      // transfer-syntax=* still gets it as stored.
+      const [asStored] = await client.retrieveBulkData({
+        BulkDataURI: uri,
+        mediaTypes: [{ mediaType: 'application/octet-stream', transferSyntaxUID: '*' }],
+      });
+      expect(Buffer.from(asStored!).equals(stored)).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -401,27 +401,40 @@ export function framesHandler(retrieve: RetrieveService) {
     const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs frames', {
       frames,
     });
-    const swap = bigEndianPixelWords(ref!);
-    const form = frameForm(
-      nativeBigEndian(ref!) ? EXPLICIT_VR : ref!.transferSyntaxUid,
-      ctx.req.headers.accept,
-      retrieve.decodes(ref!.transferSyntaxUid),
-    );
-    if (form.decode) {
-      const sent = await sendDecoded(ctx, retrieve, ref!, form, frames).then(
-        () => true,
-        (err: unknown) => {
-          // Decoding was the media type's default, not asked for by name: what it cannot give goes out as stored.
-          if (form.asStored && err instanceof CustosError && err.httpStatus === 406 && !ctx.res.headersSent)
-            return false;
-          throw err;
-        },
-      );
-      if (sent) return;
-    }
-    const served = form.decode ? form.asStored! : form;
-    await sendValues(ctx, retrieve, ref!, served, retrieve.frames(ref!, frames), swap);
+    await sendFrames(ctx, retrieve, ref!, frames);
   };
+}
+
+/**
+ * Frames in the form the client asked for: as stored, or decoded to Explicit VR Little Endian where it asked for
+ * that (by name, or as application/octet-stream's default) and Custos decodes the stored syntax.
+ */
+async function sendFrames(
+  ctx: RequestContext,
+  retrieve: RetrieveService,
+  ref: InstanceRef,
+  frames: number[],
+): Promise<void> {
+  const swap = bigEndianPixelWords(ref);
+  const form = frameForm(
+    nativeBigEndian(ref) ? EXPLICIT_VR : ref.transferSyntaxUid,
+    ctx.req.headers.accept,
+    retrieve.decodes(ref.transferSyntaxUid),
+  );
+  if (form.decode) {
+    const sent = await sendDecoded(ctx, retrieve, ref, form, frames).then(
+      () => true,
+      (err: unknown) => {
+        // Decoding was the media type's default, not asked for by name: what it cannot give goes out as stored.
+        if (form.asStored && err instanceof CustosError && err.httpStatus === 406 && !ctx.res.headersSent)
+          return false;
+        throw err;
+      },
+    );
+    if (sent) return;
+  }
+  const served = form.decode ? form.asStored! : form;
+  await sendValues(ctx, retrieve, ref, served, retrieve.frames(ref, frames), swap);
 }
 
 /**
@@ -512,11 +525,18 @@ export function bulkdataHandler(retrieve: RetrieveService) {
         return;
       }
     }
+    // Compressed pixel data goes as its frames do, one part each: decoded where the client asks for
+    // application/octet-stream without a transfer-syntax (Explicit VR Little Endian is that media type's default,
+    // PS3.18 Table 8.7.3-2) or names Explicit VR Little Endian. Until 7 Dec 2026 it went out compressed under that
+    // label, where …/frames/{n} asked for the same way was decoded.
     if (px && px.tagPath === path && px.encapsulated) {
       const n = Number(ref!.metadata['00280008']?.Value?.[0] ?? 1) || 1;
-      const frames = Array.from({ length: n }, (_, i) => i + 1);
-      const form = frameForm(ref!.transferSyntaxUid, ctx.req.headers.accept);
-      await sendValues(ctx, retrieve, ref!, form, retrieve.frames(ref!, frames));
+      await sendFrames(
+        ctx,
+        retrieve,
+        ref!,
+        Array.from({ length: n }, (_, i) => i + 1),
+      );
       return;
     }
     const range = retrieve.bulkRange(ref!, path);
