@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { compress, nativeObject } from './support/compressed.js';
 import { makeInstance, stowBody, uid } from './support/fixtures.js';
 
 const run = promisify(execFile);
@@ -123,6 +124,46 @@ describe.each(backends())('curl against Custos on %s', (backend) => {
         ).toString();
         expect(head, `${method} ${url}`).toMatch(/^HTTP\/1\.1 200 /);
         expect(head, `${method} ${url}`).toMatch(/\r\nCache-Control: no-store\r\n/i);
+      }
+    }
+  });
+
+  it('reads in each bulk data part the Content-Location of the BulkDataURI it asked for (PS3.18 §10.4.3.3.5)', async () => {
+    // The native object the first test stored, and a JPEG-LS one, whose pixel data goes one part per frame.
+    const ids = { studyUid: uid(4), seriesUid: uid(5), sopInstanceUid: uid(6) };
+    const { bytes: jls } = await compress(dir, 'jpegls', nativeObject('mono16', ids));
+    const { body, contentType } = stowBody([{ bytes: jls }]);
+    await writeFile(join(dir, 'jls.bin'), body);
+    await curl(
+      '-f',
+      '-X',
+      'POST',
+      '-H',
+      `Content-Type: ${contentType}`,
+      '--data-binary',
+      `@${join(dir, 'jls.bin')}`,
+      `${s.dicomweb}/studies`,
+    );
+    for (const [st, frame] of [
+      [study, undefined],
+      [
+        ids.studyUid,
+        `${s.dicomweb}/studies/${ids.studyUid}/series/${ids.seriesUid}/instances/${ids.sopInstanceUid}/frames/1`,
+      ],
+    ] as const) {
+      const [meta] = JSON.parse(
+        (await curl('-f', `${s.dicomweb}/studies/${st}/metadata`)).toString(),
+      ) as Record<string, { BulkDataURI?: string }>[];
+      const uri = meta!['7FE00010']!.BulkDataURI!;
+      // As stored, decoded (octet-stream's default syntax, for the JPEG-LS one), and as stored in its own type.
+      for (const accept of [
+        'multipart/related; type="application/octet-stream"; transfer-syntax=*',
+        'multipart/related; type="application/octet-stream"',
+        '*/*',
+      ]) {
+        const parts = (await curl('-f', '-H', `Accept: ${accept}`, uri)).toString('latin1');
+        // Until 7 Dec 2026 the parts had Content-Type and Content-Length only.
+        expect(parts, `${uri} ${accept}`).toContain(`\r\nContent-Location: ${frame ?? uri}\r\n`);
       }
     }
   });

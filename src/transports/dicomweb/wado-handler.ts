@@ -414,6 +414,8 @@ async function sendFrames(
   retrieve: RetrieveService,
   ref: InstanceRef,
   frames: number[],
+  /** Each frame's part's Content-Location, where the resource asks for one. */
+  locations?: string[],
 ): Promise<void> {
   const swap = bigEndianPixelWords(ref);
   const form = frameForm(
@@ -422,7 +424,7 @@ async function sendFrames(
     retrieve.decodes(ref.transferSyntaxUid),
   );
   if (form.decode) {
-    const sent = await sendDecoded(ctx, retrieve, ref, form, frames).then(
+    const sent = await sendDecoded(ctx, retrieve, ref, form, frames, locations).then(
       () => true,
       (err: unknown) => {
         // Decoding was the media type's default, not asked for by name: what it cannot give goes out as stored.
@@ -434,7 +436,7 @@ async function sendFrames(
     if (sent) return;
   }
   const served = form.decode ? form.asStored! : form;
-  await sendValues(ctx, retrieve, ref, served, retrieve.frames(ref, frames), swap);
+  await sendValues(ctx, retrieve, ref, served, retrieve.frames(ref, frames), swap, locations);
 }
 
 /**
@@ -481,6 +483,7 @@ async function sendDecoded(
   ref: InstanceRef,
   form: FrameForm,
   frames: number[],
+  locations?: string[],
 ): Promise<void> {
   assertOnePart(form, frames.length);
   const first = await retrieve.decodedFrame(ref, frames[0]!);
@@ -498,13 +501,16 @@ async function sendDecoded(
       const pixels = i === 0 ? first : await retrieve.decodedFrame(ref, frames[i]!);
       yield {
         contentType: form.type,
-        headers: { 'Content-Length': String(pixels.length) },
+        headers: { 'Content-Length': String(pixels.length), ...located(locations, i) },
         body: only(pixels),
       };
     }
   }
   await pipeBody(ctx.res, writeMultipart(parts(), boundary));
 }
+
+const located = (locations: string[] | undefined, i: number): Record<string, string> =>
+  locations?.[i] ? { 'Content-Location': locations[i] } : {};
 
 /** WADO-RS bulk data (PS3.18 §10.4.1.1.5) for the BulkDataURIs that metadata hands out. */
 export function bulkdataHandler(retrieve: RetrieveService) {
@@ -514,6 +520,10 @@ export function bulkdataHandler(retrieve: RetrieveService) {
     });
     const path = ctx.params.tagpath!.toUpperCase();
     const px = ref!.bulk.pixel;
+    // PS3.18 §10.4.3.3.5: bulk data in a multipart response has a Content-Location, the URI metadata gave for it;
+    // a frame of compressed pixel data (one part each) names its frame resource. Until 7 Dec 2026 parts had none.
+    const instance = instanceUrl(`${ctx.origin}/dicom-web`, ref!);
+    const uri = [`${instance}/bulkdata/${path}`];
     // PS3.18 §8.7.3.3 Note 5: video bulk data is one part holding every frame, the stream's fragments in order.
     // Until 7 Dec 2026 it was cut into Number of Frames values like an image's, which a stream in fewer fragments
     // cannot be: the BulkDataURI that metadata hands out for a video's pixel data was a 501.
@@ -521,7 +531,7 @@ export function bulkdataHandler(retrieve: RetrieveService) {
       const stream = (px.fragments ?? []).map(({ offset, length }) => ({ offset, length }));
       if (stream.length) {
         const form = frameForm(ref!.transferSyntaxUid, ctx.req.headers.accept);
-        await sendValues(ctx, retrieve, ref!, form, [stream]);
+        await sendValues(ctx, retrieve, ref!, form, [stream], 0, uri);
         return;
       }
     }
@@ -531,11 +541,13 @@ export function bulkdataHandler(retrieve: RetrieveService) {
     // label, where …/frames/{n} asked for the same way was decoded.
     if (px && px.tagPath === path && px.encapsulated) {
       const n = Number(ref!.metadata['00280008']?.Value?.[0] ?? 1) || 1;
+      const frames = Array.from({ length: n }, (_, i) => i + 1);
       await sendFrames(
         ctx,
         retrieve,
         ref!,
-        Array.from({ length: n }, (_, i) => i + 1),
+        frames,
+        frames.map((f) => `${instance}/frames/${f}`),
       );
       return;
     }
@@ -546,7 +558,7 @@ export function bulkdataHandler(retrieve: RetrieveService) {
       pixels && !nativeBigEndian(ref!) ? ref!.transferSyntaxUid : EXPLICIT_VR,
       ctx.req.headers.accept,
     );
-    await sendValues(ctx, retrieve, ref!, form, [[range]], swap);
+    await sendValues(ctx, retrieve, ref!, form, [[range]], swap, uri);
   };
 }
 
@@ -567,6 +579,8 @@ async function sendValues(
   values: ByteRange[][],
   /** Reverse words of this many bytes (big endian pixel data going out little endian); 0: as stored. */
   swap = 0,
+  /** Each value's part's Content-Location, where the resource asks for one. */
+  locations?: string[],
 ): Promise<void> {
   assertOnePart(form, values.length);
   const read = (r: ByteRange[]) =>
@@ -599,9 +613,9 @@ async function sendValues(
     await pipeBody(ctx.res, body);
     return;
   }
-  const heads = lengths.map((size) => ({
+  const heads = lengths.map((size, i) => ({
     contentType: form.type,
-    headers: { 'Content-Length': String(size), ...contentRange },
+    headers: { 'Content-Length': String(size), ...located(locations, i), ...contentRange },
     size,
   }));
   async function* parts() {
