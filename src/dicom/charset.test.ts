@@ -92,6 +92,33 @@ describe('textDecoding', () => {
     expect(decode(['ISO 2022 IR 100', 'ISO 2022 IR 144'], b)).toBe('Mü^Иван');
   });
 
+  it('makes value 1 active again before control characters and the VR delimiters (PS3.5 §6.1.2.5.3)', () => {
+    const d = textDecoding(['ISO 2022 IR 100', 'ISO 2022 IR 144']);
+    // Cyrillic left in G1 before the delimiter: Müller after it is Latin-1 again.
+    const leftOpen = (sep: string) =>
+      Buffer.concat([
+        esc('\x1b-L'),
+        Buffer.from([0xb8, 0xd2, 0xd0, 0xdd]),
+        esc(sep),
+        Buffer.from('Müller', 'latin1'),
+      ]);
+    expect(d.decode(leftOpen('^'), undefined, 'person-name')).toBe('Иван^Müller');
+    expect(d.decode(leftOpen('='), undefined, 'person-name')).toBe('Иван=Müller');
+    expect(d.decode(leftOpen('\\'), undefined, 'person-name')).toBe('Иван\\Müller');
+    expect(d.decode(leftOpen('\\'), undefined, 'values')).toBe('Иван\\Müller');
+    expect(d.decode(leftOpen('\r\n'), undefined, 'none')).toBe('Иван\r\nMüller');
+    expect(d.decode(leftOpen('\t'), undefined, 'none')).toBe('Иван\tMüller');
+    // Not delimiters of the VR: the set stays (ќ is 0xFC in ISO 8859-5).
+    expect(d.decode(leftOpen('^'), undefined, 'values')).toBe('Иван^Mќller');
+    expect(d.decode(leftOpen('\\'), undefined, 'none')).toBe('Иван\\Mќller');
+  });
+
+  it('keeps a delimiter byte inside a JIS X 0208 character as part of it', () => {
+    // 表 is 0x49 0x3D and 能 0x47 0x3D in JIS X 0208: 0x3D is '=' in ASCII.
+    const b = Buffer.concat([esc('Ka=\x1b$B'), Buffer.from([0x49, 0x3d, 0x47, 0x3d]), esc('\x1b(B')]);
+    expect(textDecoding(['', 'ISO 2022 IR 87']).decode(b, undefined, 'person-name')).toBe('Ka=表能');
+  });
+
   it('reads ISO 2022 IR 159 (JIS X 0212) behind its escape, as EUC-JP holds it', () => {
     const d = textDecoding(['', 'ISO 2022 IR 159']);
     expect(d.warning).toBeUndefined();

@@ -81,14 +81,24 @@ const EXTENSION: Record<string, string[]> = {
 /** Hears what in a value could not be decoded (those bytes come out as U+FFFD or '?'). */
 export type DecodeProblem = (problem: string) => void;
 
+/**
+ * The delimiters of a value's VR, before which the set named in value 1 of Specific Character Set is active again
+ * (PS3.5 §6.1.2.5.3): '\\' between the values of a multi-valued VR, and '^' and '=' too in a PN. Control characters
+ * (CR, LF, TAB, ...) do so in every VR.
+ */
+export type Delimiters = 'none' | 'values' | 'person-name';
+
 export interface TextDecoding {
-  /** The text of a value; bytes the character set does not define are replaced, and told to `report`. */
-  decode(bytes: Buffer, report?: DecodeProblem): string;
+  /**
+   * The text of a value; bytes the character set does not define are replaced, and told to `report`. `delimiters`
+   * (default 'none') matters only with ISO 2022 code extensions.
+   */
+  decode(bytes: Buffer, report?: DecodeProblem, delimiters?: Delimiters): string;
   /** Set when the character set could only be approximated. */
   warning?: string;
 }
 
-type Decoder = (b: Buffer, report?: DecodeProblem) => string;
+type Decoder = (b: Buffer, report?: DecodeProblem, delimiters?: Delimiters) => string;
 
 const decoders = new Map<string, Decoder>();
 
@@ -177,9 +187,22 @@ function decoderFor(label: string): Decoder {
   return d;
 }
 
+/** G0 sets whose characters take two bytes, each of which may be a delimiter's byte; an unknown set may be one. */
+const TWO_BYTE_G0 = new Set(['jis-x0208', 'jis-x0212', 'unknown']);
+/** Bytes that are delimiters in a single-byte G0 set, by the VR's delimiters (PS3.5 §6.1.2.5.3). */
+const DELIMITER_BYTES: Record<Delimiters, readonly number[]> = {
+  none: [],
+  values: [0x5c],
+  'person-name': [0x5c, 0x5e, 0x3d],
+};
+
 /**
  * PS3.5 §6.1.2.5: ISO 2022 code extensions. Escape sequences switch G0 (bytes 0x21-0x7E) or G1 (0xA1-0xFE)
- * to another set; each run between escapes is decoded with the sets active at that point.
+ * to another set; each run between escapes is decoded with the sets active at that point. PS3.5 §6.1.2.5.3: before
+ * a control character and before the VR's delimiters the sets named by value 1 are active again: in a PN sent as
+ * ESC - L 'Иван' '^' 'Müller' under ISO 2022 IR 100 and IR 144, the given name is Latin-1, as dcmtk reads it (until
+ * 7 Dec 2026 it was read in the Cyrillic set left in G1, 'Mќller'). A delimiter byte inside a two-byte G0
+ * character (JIS X 0208 uses 0x21-0x7E for both bytes) is part of that character.
  */
 function iso2022Decoder(initial: string[]): Decoder {
   const start = { g0: ASCII, g1: undefined as G | undefined };
@@ -189,7 +212,7 @@ function iso2022Decoder(initial: string[]): Decoder {
     if (set.g === 0) start.g0 = set;
     else start.g1 = set;
   }
-  return (b, report) => {
+  return (b, report, delimiters = 'none') => {
     let g0 = start.g0;
     let g1 = start.g1;
     let out = '';
@@ -198,8 +221,19 @@ function iso2022Decoder(initial: string[]): Decoder {
       if (end <= runStart) return;
       out += decodeRun(b.subarray(runStart, end), g0, g1, report);
     };
+    const delimiterBytes = DELIMITER_BYTES[delimiters];
     for (let i = 0; i < b.length; i++) {
-      if (b[i] !== 0x1b) continue;
+      const c = b[i]!;
+      if (c !== 0x1b) {
+        const resets = c < 0x20 || (delimiterBytes.includes(c) && !TWO_BYTE_G0.has(g0.decoder));
+        if (resets && (g0 !== start.g0 || g1 !== start.g1)) {
+          flush(i);
+          g0 = start.g0;
+          g1 = start.g1;
+          runStart = i;
+        }
+        continue;
+      }
       flush(i);
       let matched = false;
       for (const len of [3, 4]) {

@@ -764,7 +764,11 @@ export class Part10Parser {
       // Bytes the character set does not define are read as U+FFFD or '?' and reported, naming the attribute; the
       // stored bytes stay as received.
       let s = CHARSET_VRS.has(vr)
-        ? ctx.text.decode(b, (problem) => this.warnOnce(`${label(tag)}: ${problem}`))
+        ? ctx.text.decode(
+            b,
+            (problem) => this.warnOnce(`${label(tag)}: ${problem}`),
+            vr === 'PN' ? 'person-name' : UNSPLIT_VRS.has(vr) ? 'none' : 'values',
+          )
         : b.toString('latin1');
       s = s.replace(/[\0 ]+$/, '');
       const values = UNSPLIT_VRS.has(vr) ? [s] : s.split('\\');
