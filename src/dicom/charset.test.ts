@@ -131,7 +131,25 @@ describe('textDecoding', () => {
   it('warns about unknown terms, and still returns text', () => {
     const unknown = textDecoding(['ISO_IR 999']);
     expect(unknown.warning).toMatch(/ISO_IR 999/);
+    expect(unknown.unknown).toBe(true);
     expect(unknown.decode(Buffer.from('abc'))).toBe('abc');
+  });
+
+  it('reads a term misspelt in case or separators in the set it names, and says so', () => {
+    const jerome = Buffer.from('Jérôme', 'utf8');
+    const utf8 = textDecoding(['UTF-8']);
+    expect(utf8.decode(jerome)).toBe('Jérôme');
+    expect(utf8.warning).toBe(
+      "Specific Character Set 'UTF-8' is not a Defined Term: text read as ISO_IR 192",
+    );
+    expect(utf8.unknown).toBeUndefined();
+    expect(textDecoding(['ISO_IR100']).decode(Buffer.from('Jérôme', 'latin1'))).toBe('Jérôme');
+    expect(textDecoding(['iso_ir 144']).decode(Buffer.from([0xb8, 0xd2, 0xd0, 0xdd]))).toBe('Иван');
+    const jis = textDecoding(['ISO 2022 IR 6', 'ISO2022IR87']);
+    expect(jis.warning).toBe(
+      "Specific Character Set 'ISO 2022 IR 6\\ISO2022IR87' is not a Defined Term: text read as ISO 2022 IR 6\\ISO 2022 IR 87",
+    );
+    expect(jis.decode(YAMADA)).toBe('Yamada^Tarou=山田^太郎');
   });
 
   it('reports bytes a character set does not define, and reads them as U+FFFD or ?', () => {

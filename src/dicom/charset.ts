@@ -96,6 +96,8 @@ export interface TextDecoding {
   decode(bytes: Buffer, report?: DecodeProblem, delimiters?: Delimiters): string;
   /** Set when the character set could only be approximated. */
   warning?: string;
+  /** Set when a term is none Custos knows, even misspelt: text outside ASCII was read as ISO 8859-1, a guess. */
+  unknown?: true;
 }
 
 type Decoder = (b: Buffer, report?: DecodeProblem, delimiters?: Delimiters) => string;
@@ -285,6 +287,16 @@ function decodeRun(run: Buffer, g0: G, g1: G | undefined, report: DecodeProblem 
 
 const cache = new Map<string, TextDecoding>();
 
+/** A term by its letters and digits alone: 'ISO_IR100', 'iso ir 100' and 'ISO_IR 100' are one. */
+const compact = (term: string) => term.toUpperCase().replace(/[^A-Z0-9]/g, '');
+/** The Defined Terms by their compact form, and IANA's UTF-8, which some senders write for ISO_IR 192. */
+const MISSPELT = new Map(
+  [...Object.keys(SINGLE), ...Object.keys(EXTENSION)]
+    .filter((term) => term !== '')
+    .map((term) => [compact(term), term] as const)
+    .concat([['UTF8', 'ISO_IR_192']]),
+);
+
 /** The decoder for a Specific Character Set value list (undefined or empty: the default repertoire). */
 export function textDecoding(values: string[] | undefined): TextDecoding {
   const key = (values ?? []).join('\\');
@@ -317,10 +329,24 @@ export function textDecoding(values: string[] | undefined): TextDecoding {
         : {}),
     };
   } else {
-    result = {
-      decode: decoderFor('latin1'),
-      warning: `unknown Specific Character Set '${key}': text decoded as ISO 8859-1`,
-    };
+    // A Defined Term misspelt in case or separators ('ISO_IR100', 'iso_ir 144') is read in the set it
+    // names, with a warning; until 7 Dec 2026 it was read as ISO 8859-1 whatever it named ('UTF-8' text came out as
+    // 'JÃ©rÃ´me'), and a C-FIND key in it found nothing.
+    const terms = norm.map((v) =>
+      v === '' || SINGLE[v] !== undefined || EXTENSION[v] ? v : MISSPELT.get(compact(v)),
+    );
+    if (terms.every((v) => v !== undefined)) {
+      const named = terms.map((v) => v.replace(/_/g, ' ').replace(/^ISO IR/, 'ISO_IR')).join('\\');
+      const read = textDecoding(terms);
+      const misspelt = `Specific Character Set '${key}' is not a Defined Term: text read as ${named}`;
+      result = { ...read, warning: read.warning ? `${misspelt}; ${read.warning}` : misspelt };
+    } else {
+      result = {
+        decode: decoderFor('latin1'),
+        warning: `unknown Specific Character Set '${key}': text decoded as ISO 8859-1`,
+        unknown: true,
+      };
+    }
   }
   cache.set(key, result);
   return result;

@@ -13,6 +13,7 @@ import {
   type DicomJsonObject,
 } from '../../domain/dicom-levels.js';
 import { matchKeyLevel, parseQidoQuery, takesValueList, type QidoLevel } from '../../domain/qido-query.js';
+import { textDecoding } from '../../dicom/charset.js';
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
 import { inUtf8, type WriteElement } from '../../dicom/part10-writer.js';
@@ -141,6 +142,12 @@ export async function cFind(
       // Bytes the query's character set does not define were read as U+FFFD (src/dicom/charset.ts): matched so, the
       // value would find nothing, and say nothing of why. Until 7 Dec 2026 it did (Latin-1 'Gö*' sent as ISO_IR 192).
       if (value.includes('\ufffd')) throw badIdentifier(`${keyword}: bytes not defined in ${charsetOf(ds)}`);
+      // Under a term Custos does not know, characters outside ASCII were read as ISO 8859-1, a guess: matched so, the
+      // value would most likely find nothing, and say nothing of why. Until 7 Dec 2026 it did ('UTF-8', say).
+      if (NOT_ASCII.test(value) && textDecoding(charsetValues(ds)).unknown)
+        throw badIdentifier(
+          `${keyword}: Specific Character Set '${charsetOf(ds)}' names no character set Custos knows, so its characters outside ASCII cannot be read`,
+        );
       params.append(keyword, value.replace(/\\/g, ','));
     } else {
       if (asksToMatch(tag, el)) unmatched = true;
@@ -329,12 +336,18 @@ function hasValue(el: WriteElement): boolean {
   return v !== '' && v !== null && v !== undefined;
 }
 
+/** The identifier's Specific Character Set values (none: the default repertoire). */
+function charsetValues(ds: Dataset): string[] | undefined {
+  const el = ds.get(Tags.SpecificCharacterSet);
+  return el?.kind === 'text' ? el.values : undefined;
+}
+
 /** The identifier's Specific Character Set as given, or the default repertoire's name. */
 function charsetOf(ds: Dataset): string {
-  const el = ds.get(Tags.SpecificCharacterSet);
-  const terms = el?.kind === 'text' ? el.values.join('\\') : '';
-  return terms || 'ISO_IR 6';
+  return charsetValues(ds)?.join('\\') || 'ISO_IR 6';
 }
+
+const NOT_ASCII = /[\u0080-\uffff]/;
 
 /**
  * Whether a key asks to be matched: it has a value other than universal matching (zero length, or `*` alone: PS3.4
