@@ -135,3 +135,53 @@ describe.each(backends())('ISO 2022 code extensions reset at delimiters, on %s',
     expect(((await res.json()) as unknown[]).length).toBe(1);
   });
 });
+
+// JIS X 0201 (ISO_IR 13) has a YEN SIGN at 0x5C; in SH, LO, PN and UC that byte is the delimiter between values
+// (PS3.5 H.1.1 Note 3). Until 7 Dec 2026 Custos read it as a backslash in LT, ST and UT too, where dcmtk reads '¥'.
+describe.each(backends())('JIS X 0201 yen sign, on %s', (backend) => {
+  let s: TestServer;
+  let dir: string;
+  const studyUid = uid(2);
+  const file = () => join(dir, 'jis-x0201.dcm');
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    await s.app.aes.add(systemPrincipal('test'), {
+      title: 'CXSCU',
+      host: '127.0.0.1',
+      port: 104,
+      user: 'admin',
+    });
+    dir = await mkdtemp(join(tmpdir(), 'custos-charset-'));
+    // ﾔﾏ 0x5C ﾀﾛ
+    const yen = Buffer.from([0xd4, 0xcf, 0x5c, 0xc0, 0xdb, 0x20]);
+    const instance = makeInstance({
+      studyUid,
+      seriesUid: uid(3),
+      sopInstanceUid: uid(4),
+      patientId: `JX-${uid(1)}`,
+      extra: [
+        { tag: t(0x0008, 0x0005), vr: 'CS', value: 'ISO_IR 13' },
+        { tag: t(0x0010, 0x4000), vr: 'LT', value: yen },
+        { tag: t(0x0008, 0x1030), vr: 'LO', value: yen },
+      ],
+    });
+    await writeFile(file(), instance);
+    const stored = await storescuTo(s.dicomPort, 'CXSCU', [file()]);
+    expect(stored.code, stored.stderr).toBe(0);
+  }, 60_000);
+  afterAll(async () => {
+    expect(await stopThenCleanUp(s, () => rm(dir, { recursive: true, force: true }))).toEqual([]);
+  });
+
+  it('WADO-RS metadata has the yen sign in LT, as dcmtk reads it, and two values in LO', async () => {
+    const res = await fetch(`${s.dicomweb}/studies/${studyUid}/metadata`, {
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    expect(res.status).toBe(200);
+    const [meta] = (await res.json()) as Record<string, { Value: string[] }>[];
+    expect(meta!['00104000']!.Value).toEqual(['ﾔﾏ¥ﾀﾛ']);
+    expect(meta!['00104000']!.Value[0]).toBe(dcmtkReads(file(), '0010,4000'));
+    expect(meta!['00081030']!.Value).toEqual(['ﾔﾏ', 'ﾀﾛ']);
+  });
+});

@@ -69,6 +69,15 @@ describe('textDecoding', () => {
     expect(decode(['ISO 2022 IR 13', 'ISO 2022 IR 87'], b)).toBe('ﾔﾏﾀﾞ^ﾀﾛｳ=山田^太郎');
   });
 
+  it('reads JIS X 0201 0x5C as a yen in LT, ST and UT, and as the value delimiter elsewhere (PS3.5 H.1.1)', () => {
+    const b = Buffer.from([0xd4, 0xcf, 0x5c, 0xc0, 0xdb]);
+    expect(textDecoding(['ISO_IR 13']).decode(b, undefined, 'none')).toBe('ﾔﾏ¥ﾀﾛ');
+    expect(textDecoding(['ISO_IR 13']).decode(b, undefined, 'values')).toBe('ﾔﾏ\\ﾀﾛ');
+    expect(textDecoding(['ISO_IR 13']).decode(b, undefined, 'person-name')).toBe('ﾔﾏ\\ﾀﾛ');
+    expect(textDecoding(['ISO 2022 IR 13', 'ISO 2022 IR 87']).decode(b, undefined, 'none')).toBe('ﾔﾏ¥ﾀﾛ');
+    expect(textDecoding(['ISO 2022 IR 13', 'ISO 2022 IR 87']).decode(b, undefined, 'values')).toBe('ﾔﾏ\\ﾀﾛ');
+  });
+
   it('reads ISO 2022 IR 149 Korean in G1 (PS3.5 I.2)', () => {
     const b = Buffer.concat([
       esc('Hong^Gildong=\x1b$)C'),

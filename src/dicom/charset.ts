@@ -136,15 +136,17 @@ function decoderFor(label: string): Decoder {
       return s;
     };
   else if (label === 'jis-x0201' || label === 'jis-x0201-kana') {
-    // JIS X 0201: its G0 half is ASCII except 0x7E (overline) and 0x5C (yen, but kept as a backslash: PS3.5 §6.1.3
-    // keeps it the value delimiter); its G1 half is half-width katakana (0xA1-0xDF to U+FF61-U+FF9F). '-kana' is the
-    // G1 half alone, beside ASCII in G0.
+    // JIS X 0201: its G0 half is ASCII except 0x7E (overline) and 0x5C (yen); its G1 half is half-width katakana
+    // (0xA1-0xDF to U+FF61-U+FF9F). '-kana' is the G1 half alone, beside ASCII in G0. PS3.5 H.1.1: in SH, LO, PN and
+    // UC 0x5C is the delimiter between values, not a yen, so it stays a backslash there; in LT, ST and UT it is the
+    // YEN SIGN, as dcmtk reads it (until 7 Dec 2026 it was a backslash there too).
     const roman = label === 'jis-x0201';
-    d = (b, report) => {
+    d = (b, report, delimiters = 'none') => {
       let out = '';
       let bad = false;
       for (const byte of b) {
         if (roman && byte === 0x7e) out += '\u203e';
+        else if (roman && byte === 0x5c && delimiters === 'none') out += '\u00a5';
         else if (byte < 0x80) out += String.fromCharCode(byte);
         else if (byte >= 0xa1 && byte <= 0xdf) out += String.fromCharCode(0xff61 + byte - 0xa1);
         else {
@@ -221,7 +223,7 @@ function iso2022Decoder(initial: string[]): Decoder {
     let runStart = 0;
     const flush = (end: number) => {
       if (end <= runStart) return;
-      out += decodeRun(b.subarray(runStart, end), g0, g1, report);
+      out += decodeRun(b.subarray(runStart, end), g0, g1, report, delimiters);
     };
     const delimiterBytes = DELIMITER_BYTES[delimiters];
     for (let i = 0; i < b.length; i++) {
@@ -264,13 +266,19 @@ function iso2022Decoder(initial: string[]): Decoder {
   };
 }
 
-function decodeRun(run: Buffer, g0: G, g1: G | undefined, report: DecodeProblem | undefined): string {
+function decodeRun(
+  run: Buffer,
+  g0: G,
+  g1: G | undefined,
+  report: DecodeProblem | undefined,
+  delimiters: Delimiters,
+): string {
   if (g0.decoder === 'unknown') return '?'.repeat(Math.ceil(run.length / 2));
   if (g0.decoder === 'jis-x0208' || g0.decoder === 'jis-x0212') {
     // Control characters (CR, LF, TAB, FF) stay single bytes even while a two-byte set is in G0.
     return decoderFor(g0.decoder)(run, report);
   }
-  if (!g1 || g1.decoder === 'latin1') return decoderFor(g0.decoder)(run, report);
+  if (!g1 || g1.decoder === 'latin1') return decoderFor(g0.decoder)(run, report, delimiters);
   // G0 is a single-byte set, G1 gives meaning to the high half: decode high bytes with the G1 set.
   if (g0.decoder === 'latin1') return decoderFor(g1.decoder)(run, report);
   let out = '';
@@ -279,7 +287,7 @@ function decodeRun(run: Buffer, g0: G, g1: G | undefined, report: DecodeProblem 
     let j = i;
     const high = run[i]! >= 0x80;
     while (j < run.length && run[j]! >= 0x80 === high) j++;
-    out += decoderFor(high ? g1.decoder : g0.decoder)(run.subarray(i, j), report);
+    out += decoderFor(high ? g1.decoder : g0.decoder)(run.subarray(i, j), report, delimiters);
     i = j;
   }
   return out;
