@@ -1,30 +1,20 @@
 import { createInflateRaw } from 'node:zlib';
 import { isNativeTransferSyntax } from '../dicom/transfer-syntax.js';
-import jpeg from 'jpeg-js';
 import { CustosError } from '../domain/errors.js';
 import { asBlobId, asUserId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { DicomJsonObject } from '../domain/dicom-levels.js';
 import { frameRanges, type BulkMap, type ByteRange } from '../domain/frames.js';
-import {
-  encodeGif,
-  encodePng,
-  GIF_TRAILER,
-  gifDelays,
-  gifHeader,
-  gifImage,
-  type RenderedMediaType,
-  type RgbaImage,
-} from '../domain/image-encoding.js';
+import { GIF_TRAILER, gifDelays, type RenderedMediaType } from '../domain/image-encoding.js';
 import { frameDurations } from '../domain/frame-timing.js';
-import {
-  fitToViewport,
-  renderToRgba,
-  voiFunctionOf,
-  type Viewport,
-  type VoiFunction,
-} from '../domain/render.js';
-import type { DecodedFrame, FrameDecoder, FrameGeometry } from '../ports/frame-decoder.js';
+import { voiFunctionOf, type Viewport, type VoiFunction } from '../domain/render.js';
+import type {
+  DecodedFrame,
+  FrameDecoder,
+  FrameGeometry,
+  RenderedFrame,
+  RenderOutput,
+} from '../ports/frame-decoder.js';
 import type { Action } from '../ports/policy.js';
 import type { AuditLedger } from '../ports/audit-ledger.js';
 import type { BlobStore } from '../ports/blob-store.js';
@@ -743,28 +733,34 @@ export class RetrieveService {
 
   /** The frame read from the store and, when compressed, decoded on the decode thread. */
   private async decodeStored(ref: InstanceRef, frame: number, g: FrameGeometry): Promise<DecodedFrame> {
+    const stored = await this.storedFrame(ref, frame, g);
+    if (!isNativeTransferSyntax(ref.transferSyntaxUid))
+      return this.deps.decoder.decode(ref.transferSyntaxUid, stored, g);
+    return { ...g, pixels: stored };
+  }
+
+  /** The frame's bytes as stored (its fragments concatenated when compressed), once decodeRefusal lets it be. */
+  private async storedFrame(ref: InstanceRef, frame: number, g: FrameGeometry): Promise<Buffer> {
     const refusal = this.decodeRefusal(ref, g);
     if (refusal) throw refusal;
-    const native = isNativeTransferSyntax(ref.transferSyntaxUid);
     const [ranges] = this.frames(ref, [frame]);
     const chunks: Buffer[] = [];
     for await (const b of this.ranges(ref, ranges!)) chunks.push(b);
-    const stored = Buffer.concat(chunks);
-    if (!native) return this.deps.decoder.decode(ref.transferSyntaxUid, stored, g);
-    return { ...g, pixels: stored };
+    return Buffer.concat(chunks);
   }
 
   /**
    * One frame rendered for consumer display (WADO-URI, WADO-RS rendered, thumbnails) as JPEG (the default), PNG
-   * or GIF. A compressed frame is decoded first, on the decode thread (RLE, 8-bit JPEG, lossless JPEG, JPEG-LS,
-   * JPEG 2000). The VOI LUT function is the request's, else the header's VOI LUT Function (0028,1056) when its
-   * own window is used, else LINEAR.
+   * or GIF. A compressed frame is decoded first (RLE, 8-bit JPEG, lossless JPEG, JPEG-LS, JPEG 2000). The VOI LUT
+   * function is the request's, else the header's VOI LUT Function (0028,1056) when its own window is used, else
+   * LINEAR. All but reading the frame runs on a decode thread (render-frame.ts); until 7 Dec 2026 the rendering
+   * and encoding held the event loop.
    */
   async renderImage(ref: InstanceRef, frame: number, opts: RenderOptions = {}): Promise<Buffer> {
-    const image = await this.renderRgba(ref, frame, opts);
-    if (opts.format === 'image/png') return encodePng(image);
-    if (opts.format === 'image/gif') return encodeGif(image);
-    return jpeg.encode(image, opts.quality ?? 90).data;
+    const format = opts.format ?? 'image/jpeg';
+    const output: RenderOutput =
+      format === 'image/jpeg' ? { type: format, quality: opts.quality ?? 90 } : { type: format };
+    return (await this.renderFrame(ref, frame, opts, output)).bytes;
   }
 
   /** The number of frames of the instance: Number of Frames (0028,0008), 1 when absent. */
@@ -775,10 +771,11 @@ export class RetrieveService {
   /**
    * Every frame of a multi-frame instance rendered as renderImage renders one, as an animated GIF (PS3.18 Table
    * 8.7.4-1: image/gif is the rendered media type of a multi-frame image) that loops, each frame shown for as long
-   * as the header's Frame Time Vector, Frame Time or frame rate says (frame-timing.ts). The frames are read,
-   * decoded and rendered one at a time, the next while the one before is sent, so an object of any number of
-   * frames holds two frames at most; the first is rendered before this resolves, so that an instance that cannot
-   * be rendered is a status, not a cut connection. A later frame that fails ends the stream with the error.
+   * as the header's Frame Time Vector, Frame Time or frame rate says (frame-timing.ts). The frames are read here
+   * and decoded, rendered and encoded as GIF images on a decode thread one at a time, the next while the one
+   * before is sent, so an object of any number of frames holds two frames at most; the first is rendered before
+   * this resolves, so that an instance that cannot be rendered is a status, not a cut connection. A later frame
+   * that fails ends the stream with the error.
    */
   async animatedGif(
     ref: InstanceRef,
@@ -794,52 +791,61 @@ export class RetrieveService {
         cineRate: num(m, '00180040'),
       }),
     );
+    // The first image carries the GIF's header, whose colour table the others are written against.
+    const first = await this.renderFrame(ref, 1, opts, { type: 'gif-image', delay: delays[0]! });
+    const grey = first.grey!;
     const render = (n: number) => {
-      const p = this.renderRgba(ref, n, opts);
+      const p = this.renderFrame(ref, n, opts, { type: 'gif-image', delay: delays[n - 1]!, grey });
       p.catch(() => undefined); // awaited in turn; not unhandled if the client has gone
       return p;
     };
-    const first = await render(1);
-    const header = gifHeader(first, { loop: true });
     async function* body(): AsyncGenerator<Buffer> {
       let next = frames > 1 ? render(2) : undefined;
-      yield header.bytes;
-      yield gifImage(first, { grey: header.grey, delay: delays[0]! });
+      yield first.bytes;
       for (let n = 2; n <= frames; n++) {
         const image = await next!;
         next = n < frames ? render(n + 1) : undefined;
-        yield gifImage(image, { grey: header.grey, delay: delays[n - 1]! });
+        yield image.bytes;
       }
       yield GIF_TRAILER;
     }
     return body();
   }
 
-  /** One frame decoded and rendered to RGBA (render.ts), fitted to the viewport when one is given. */
-  private async renderRgba(ref: InstanceRef, frame: number, opts: RenderOptions): Promise<RgbaImage> {
+  /**
+   * One frame read from the store, then decoded (when compressed), rendered to RGBA (render.ts), fitted to the
+   * viewport when one is given and encoded as `output` on a decode thread.
+   */
+  private async renderFrame(
+    ref: InstanceRef,
+    frame: number,
+    opts: RenderOptions,
+    output: RenderOutput,
+  ): Promise<RenderedFrame> {
     const m = ref.metadata;
     const g = geometryOf(m);
-    const decoded = await this.decodeStored(ref, frame, g);
+    const stored = await this.storedFrame(ref, frame, g);
     const native = isNativeTransferSyntax(ref.transferSyntaxUid);
     const center = opts.windowCenter ?? num(m, '00281050');
     const width = opts.windowWidth ?? num(m, '00281051');
-    const { rows, columns } = decoded;
-    const rgba = renderToRgba(decoded.pixels, {
-      ...decoded,
-      bitsStored: Math.min(g.bitsStored, decoded.bitsAllocated),
-      pixelRepresentation: g.pixelRepresentation,
-      // A decoder hands back samples interleaved.
-      planarConfiguration: native ? (num(m, '00280006') ?? 0) : 0,
-      bigEndian: ref.transferSyntaxUid === '1.2.840.10008.1.2.2',
-      rescaleSlope: num(m, '00281053') ?? 1,
-      rescaleIntercept: num(m, '00281052') ?? 0,
-      ...(center !== undefined ? { windowCenter: center } : {}),
-      ...(width !== undefined ? { windowWidth: width } : {}),
-      voiFunction: opts.voiFunction ?? (opts.windowWidth === undefined ? headerVoiFunction(m) : 'LINEAR'),
+    return this.deps.decoder.render({
+      stored,
+      transferSyntaxUid: ref.transferSyntaxUid,
+      native,
+      geometry: g,
+      params: {
+        // A decoder hands back samples interleaved.
+        planarConfiguration: native ? (num(m, '00280006') ?? 0) : 0,
+        bigEndian: ref.transferSyntaxUid === '1.2.840.10008.1.2.2',
+        rescaleSlope: num(m, '00281053') ?? 1,
+        rescaleIntercept: num(m, '00281052') ?? 0,
+        ...(center !== undefined ? { windowCenter: center } : {}),
+        ...(width !== undefined ? { windowWidth: width } : {}),
+        voiFunction: opts.voiFunction ?? (opts.windowWidth === undefined ? headerVoiFunction(m) : 'LINEAR'),
+      },
+      ...(opts.viewport ? { viewport: opts.viewport } : {}),
+      output,
     });
-    return opts.viewport
-      ? fitToViewport(rgba, columns, rows, opts.viewport)
-      : { data: rgba, width: columns, height: rows };
   }
 
   bulkRange(ref: InstanceRef, tagPath: string): ByteRange {

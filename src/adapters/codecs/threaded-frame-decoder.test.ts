@@ -67,4 +67,49 @@ describe('ThreadedFrameDecoder', () => {
     await Promise.all(values.map((v) => decoder!.decode(RLE, rleFrame(8, v), g)));
     expect(decoder.running).toBe(1);
   });
+
+  it('renders on its thread: a frame decoded, windowed, fitted and encoded; a bad request keeps its status and detail', async () => {
+    decoder = new ThreadedFrameDecoder();
+    const job = {
+      stored: rleFrame(8, 200),
+      transferSyntaxUid: RLE,
+      native: false,
+      geometry: g,
+      params: { planarConfiguration: 0, bigEndian: false, rescaleSlope: 1, rescaleIntercept: 0 },
+    };
+    const png = await decoder.render({ ...job, output: { type: 'image/png' } });
+    expect(png.bytes.subarray(1, 4).toString('latin1')).toBe('PNG');
+    // The first image of an animation carries the GIF's header and says which colour table it chose.
+    const first = await decoder.render({
+      ...job,
+      stored: rleFrame(8, 9),
+      output: { type: 'gif-image', delay: 4 },
+    });
+    expect([first.bytes.subarray(0, 6).toString('latin1'), first.grey]).toEqual(['GIF89a', true]);
+    const next = await decoder.render({
+      ...job,
+      stored: rleFrame(8, 9),
+      viewport: { width: 2, height: 2 },
+      output: { type: 'gif-image', delay: 4, grey: true },
+    });
+    expect(next.bytes[0]).toBe(0x21); // a Graphic Control Extension, no header
+    await expect(
+      decoder.render({
+        ...job,
+        stored: rleFrame(8, 9),
+        viewport: { width: 2, height: 2, region: { x: 3, y: 0, width: 4, height: 1 } },
+        output: { type: 'image/jpeg', quality: 90 },
+      }),
+    ).rejects.toMatchObject({
+      code: 'wado.bad-parameter',
+      httpStatus: 400,
+      detail: { parameter: 'viewport' },
+    });
+    await expect(
+      decoder.render({ ...job, stored: Buffer.alloc(10), output: { type: 'image/gif' } }),
+    ).rejects.toMatchObject({
+      code: 'render.decode-failed',
+      httpStatus: 422,
+    });
+  });
 });

@@ -1,16 +1,27 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CustosError } from '../../domain/errors.js';
-import type { DecodedFrame, FrameDecoder, FrameGeometry } from '../../ports/frame-decoder.js';
+import type {
+  DecodedFrame,
+  FrameDecoder,
+  FrameGeometry,
+  RenderedFrame,
+  RenderJob,
+} from '../../ports/frame-decoder.js';
 import { workerScript } from '../worker-script.js';
-import type { DecodeAnswer, DecodeRequest } from './codec-worker.js';
+import type { CodecAnswer, CodecRequest } from './codec-worker.js';
 import { DECODED_SYNTAXES } from './syntaxes.js';
 import { transferable } from './transferable.js';
 
 interface Waiting {
-  resolve: (frame: DecodedFrame) => void;
+  resolve: (answer: DecodedFrame | RenderedFrame) => void;
   reject: (err: unknown) => void;
 }
+
+/** A request without its id (the thread numbers it), as `run` takes it. */
+type Unnumbered<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 /**
  * How long the decode thread stays without work before it is stopped. The codecs' WebAssembly memory only grows:
@@ -43,18 +54,31 @@ class DecodeThread {
     return this.waiting.size;
   }
 
-  async decode(ts: string, encoded: Buffer, geometry: FrameGeometry): Promise<DecodedFrame> {
+  decode(ts: string, encoded: Buffer, geometry: FrameGeometry): Promise<DecodedFrame> {
+    const bytes = transferable(encoded);
+    return this.run({ kind: 'decode', ts, encoded: bytes, geometry }, bytes) as Promise<DecodedFrame>;
+  }
+
+  render(job: RenderJob): Promise<RenderedFrame> {
+    const stored = transferable(job.stored);
+    return this.run({ kind: 'render', job: { ...job, stored } }, stored) as Promise<RenderedFrame>;
+  }
+
+  private async run(
+    request: Unnumbered<CodecRequest>,
+    bytes: Uint8Array<ArrayBuffer>,
+  ): Promise<DecodedFrame | RenderedFrame> {
     clearTimeout(this.idle);
     const id = ++this.next;
-    const bytes = transferable(encoded);
     // Counted as waiting at once, before the thread has started, so that the pool sees this thread busy.
-    const answer = new Promise<DecodedFrame>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+    const answer = new Promise<DecodedFrame | RenderedFrame>((resolve, reject) =>
+      this.waiting.set(id, { resolve, reject }),
+    );
     try {
       const worker = await this.start();
       // Held by the process while it has work (idempotent; unref once the last answer is in).
       worker.ref();
-      const request: DecodeRequest = { id, ts, encoded: bytes, geometry };
-      worker.postMessage(request, [bytes.buffer]);
+      worker.postMessage({ ...request, id } as CodecRequest, [bytes.buffer]);
     } catch (err) {
       this.waiting.delete(id);
       throw err;
@@ -70,7 +94,7 @@ class DecodeThread {
     ]).then((script) => {
       const worker = new Worker(script);
       worker.unref();
-      worker.on('message', (a: DecodeAnswer) => {
+      worker.on('message', (a: CodecAnswer) => {
         const w = this.waiting.get(a.id);
         if (!w) return;
         this.waiting.delete(a.id);
@@ -79,11 +103,8 @@ class DecodeThread {
           this.idle = setTimeout(() => this.stopIdle(worker), this.idleMs).unref();
         }
         if ('error' in a) w.reject(new CustosError(a.error));
-        else
-          w.resolve({
-            ...a.frame,
-            pixels: Buffer.from(a.frame.pixels.buffer, a.frame.pixels.byteOffset, a.frame.pixels.byteLength),
-          });
+        else if ('rendered' in a) w.resolve({ ...a.rendered, bytes: asBuffer(a.rendered.bytes) });
+        else w.resolve({ ...a.frame, pixels: asBuffer(a.frame.pixels) });
       });
       const died = (why: string) => {
         if (this.current !== worker) return;
@@ -150,14 +171,27 @@ export class ThreadedFrameDecoder implements FrameDecoder {
   }
 
   async decode(ts: string, encoded: Buffer, geometry: FrameGeometry): Promise<DecodedFrame> {
+    return this.lane().decode(ts, encoded, geometry);
+  }
+
+  /**
+   * Rendering, encoding included, runs on the decode threads too: the event loop only reads the frame and sends
+   * the bytes (render-frame.ts).
+   */
+  async render(job: RenderJob): Promise<RenderedFrame> {
+    return this.lane().render(job);
+  }
+
+  /**
+   * The least loaded thread; among equals a running one, so that an idle pool does not start a second thread for
+   * one frame at a time.
+   */
+  private lane(): DecodeThread {
     if (this.closed)
       throw new CustosError({ code: 'render.closed', message: 'the server is stopping', httpStatus: 503 });
-    // The least loaded thread; among equals a running one, so that an idle pool does not start a second thread
-    // for one frame at a time.
-    const lane = this.lanes.reduce((best, l) =>
+    return this.lanes.reduce((best, l) =>
       l.load < best.load || (l.load === best.load && l.running && !best.running) ? l : best,
     );
-    return lane.decode(ts, encoded, geometry);
   }
 
   async close(): Promise<void> {
