@@ -211,6 +211,10 @@ export async function pipeBody(
   }
   try {
     for await (const chunk of body) {
+      // A client gone while the chunk was being made (an animated GIF's next image rendered, a frame decoded): the
+      // write would be dropped and the 'close' waited for below was already emitted, so the response, and the
+      // source with what it holds, waited for ever (until 7 Dec 2026). Stopping here closes the source.
+      if (res.destroyed) throw new Error('client closed the connection');
       if (!res.write(chunk)) {
         await new Promise<void>((resolve, reject) => {
           const onDrain = () => {
