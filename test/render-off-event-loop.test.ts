@@ -9,9 +9,9 @@ import type * as ImageEncoding from '../src/domain/image-encoding.js';
 import type * as Render from '../src/domain/render.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { backends } from './support/backends.js';
-import { makeInstance, stowBody, uid } from './support/fixtures.js';
+import { makeInstance, uid } from './support/fixtures.js';
 import { gifImages, gifTiming } from './support/gif-reader.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { postStow, startTestServer, type TestServer } from './support/test-server.js';
 
 const onLoop = vi.hoisted(() => {
   const calls: string[] = [];
@@ -63,15 +63,10 @@ describe.each(backends())('rendering off the event loop on %s', (backend) => {
   beforeAll(async () => {
     s = await startTestServer(backend);
     const base = { studyUid: study, seriesUid: series, rows: SIZE, columns: SIZE };
-    const { body, contentType } = stowBody([
-      { bytes: makeInstance({ ...base, sopInstanceUid: multi, frames: FRAMES, instanceNumber: 1 }) },
-      { bytes: makeInstance({ ...base, sopInstanceUid: single, instanceNumber: 2 }) },
+    const res = await postStow(s, [
+      makeInstance({ ...base, sopInstanceUid: multi, frames: FRAMES, instanceNumber: 1 }),
+      makeInstance({ ...base, sopInstanceUid: single, instanceNumber: 2 }),
     ]);
-    const res = await fetch(`${s.dicomweb}/studies`, {
-      method: 'POST',
-      headers: { ...auth(), 'Content-Type': contentType },
-      body,
-    });
     expect(res.status, await res.clone().text()).toBe(200);
   });
   afterAll(async () => {

@@ -7,8 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobStore } from '../src/ports/blob-store.js';
 import { backends } from './support/backends.js';
-import { makeInstance, stowBody, uid } from './support/fixtures.js';
-import { startTestServer, type TestServer } from './support/test-server.js';
+import { makeInstance, uid } from './support/fixtures.js';
+import { postStow, startTestServer, type TestServer } from './support/test-server.js';
 
 const FRAMES = 30;
 
@@ -34,23 +34,16 @@ describe.each(backends())('an animated GIF whose client goes away on %s', (backe
         },
       }),
     });
-    const { body, contentType } = stowBody([
-      {
-        bytes: makeInstance({
-          studyUid: study,
-          seriesUid: series,
-          sopInstanceUid: sop,
-          rows: 64,
-          columns: 64,
-          frames: FRAMES,
-        }),
-      },
+    const res = await postStow(s, [
+      makeInstance({
+        studyUid: study,
+        seriesUid: series,
+        sopInstanceUid: sop,
+        rows: 64,
+        columns: 64,
+        frames: FRAMES,
+      }),
     ]);
-    const res = await fetch(`${s.dicomweb}/studies`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': contentType },
-      body,
-    });
     expect(res.status, await res.clone().text()).toBe(200);
   });
   afterAll(async () => {
