@@ -12,6 +12,19 @@ export class Unreachable extends Error {
   }
 }
 
+/**
+ * Whether an answer is a reverse proxy's or load balancer's (nginx, HAProxy, a cloud balancer) saying that Custos
+ * behind it did not answer: 502 Bad Gateway, 503 Service Unavailable or 504 Gateway Timeout (RFC 9110 §15.6.3-5),
+ * usually with an HTML page, while Custos restarts or is down. Custos itself answers every error as
+ * application/problem+json (its own 503, e.g. index.unavailable with Retry-After, names what is wrong and is shown
+ * as such). Until 7 Dec 2026 such an answer was taken for Custos's and the screen said "Something went wrong".
+ */
+export function fromGateway(response: Response): boolean {
+  if (response.status !== 502 && response.status !== 503 && response.status !== 504) return false;
+  const type = response.headers.get('Content-Type')?.split(';')[0]?.trim().toLowerCase();
+  return type !== 'application/problem+json';
+}
+
 /** How often the server is asked whether it answers again while it does not. */
 const PROBE_MS = 2000;
 let probe: ReturnType<typeof setTimeout> | undefined;
@@ -26,16 +39,20 @@ export function noAnswer(): void {
   probe ??= setTimeout(() => void askServer(), PROBE_MS);
 }
 
-/** An answer came (whatever its status): the queries that waited carry on. */
+/** An answer came from Custos (whatever its status): the queries that waited carry on. */
 export function answered(): void {
   if (!onlineManager.isOnline()) onlineManager.setOnline(true);
 }
 
 async function askServer(): Promise<void> {
+  let answer: Response | undefined;
   try {
-    await fetch('/api/health', { cache: 'no-store', credentials: 'omit' });
+    answer = await fetch('/api/health', { cache: 'no-store', credentials: 'omit' });
   } catch {
-    // Still no answer: ask again.
+    answer = undefined;
+  }
+  if (!answer || fromGateway(answer)) {
+    // Still no answer from Custos (the proxy before it may answer): ask again.
     probe = setTimeout(() => void askServer(), PROBE_MS);
     return;
   }

@@ -1,5 +1,5 @@
 import createClient from 'openapi-fetch';
-import { answered, noAnswer, Unreachable } from '../connection';
+import { answered, fromGateway, noAnswer, Unreachable } from '../connection';
 import type { components, paths } from './schema';
 
 export type Schemas = components['schemas'];
@@ -8,7 +8,8 @@ export type Schemas = components['schemas'];
  * The one client of the admin API, typed from its OpenAPI description. The session is the HttpOnly cookie set
  * at login: no token is kept by the console. Every request carries the header the server requires of
  * cookie-authenticated unsafe requests (CSRF defence). A request that gets no answer fails with Unreachable (not the
- * browser's "Failed to fetch") and tells connection.tsx, which pauses the queries until the server answers again.
+ * browser's "Failed to fetch") and tells connection.tsx, which pauses the queries until the server answers again; so
+ * does a reverse proxy's 502, 503 or 504 saying that Custos behind it did not answer (fromGateway).
  */
 export const api = createClient<paths>({
   baseUrl: window.location.origin,
@@ -20,6 +21,11 @@ export const api = createClient<paths>({
       response = await fetch(request);
     } catch (err) {
       if (request.signal.aborted) throw err;
+      noAnswer();
+      throw new Unreachable();
+    }
+    if (fromGateway(response)) {
+      void response.body?.cancel();
       noAnswer();
       throw new Unreachable();
     }
