@@ -169,6 +169,30 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     return { asked, release: () => release() };
   }
 
+  /**
+   * Holds back the server's answers to the `method` requests to `pathname` until `release` is called (the real
+   * server answers them; only their delivery waits), as on a slow network, and keeps what each sent: what a person
+   * does meanwhile (a second click) is what a double click does. `asked` resolves when the first is made.
+   */
+  async function holdRequests(page: Page, method: string, pathname: string) {
+    const sent: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let askedNow!: () => void;
+    const asked = new Promise<void>((r) => (askedNow = r));
+    await page.route(
+      (url) => url.pathname === pathname,
+      async (route) => {
+        if (route.request().method() !== method) return route.continue();
+        sent.push(route.request().postData() ?? '');
+        askedNow();
+        await held;
+        await route.continue();
+      },
+    );
+    return { sent, asked, release: () => release() };
+  }
+
   let cardiologyStudy = '';
   let newAccountPassword = '';
 
@@ -558,9 +582,28 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await page.getByRole('alert').filter({ hasText: 'password' }).waitFor();
     await shot(page, 'first-login-weak-password');
     await page.getByLabel('New password (at least 12 characters)').fill('violet-harbour-lantern-42');
-    await page.getByRole('button', { name: 'Change password' }).click();
+    // Each step's button is disabled while its request is pending: a second click sends nothing. Until 7 Dec 2026
+    // the second password change was sent and refused (the current password had just changed), and its error stood
+    // on the next step; a second "Show my key" replaced the key on the server.
+    const changing = await holdRequests(page, 'POST', '/api/auth/password');
+    const change = page.getByRole('button', { name: 'Change password' });
+    await change.click();
+    await changing.asked;
+    await expect.poll(() => change.isDisabled()).toBe(true);
+    await change.click({ force: true });
+    changing.release();
     await page.getByRole('heading', { name: 'Set up two-factor sign-in' }).waitFor();
-    await page.getByRole('button', { name: 'Show my key' }).click();
+    expect(changing.sent).toHaveLength(1);
+    const enrolling = await holdRequests(page, 'POST', '/api/auth/mfa/enroll');
+    const showKey = page.getByRole('button', { name: 'Show my key' });
+    await showKey.click();
+    await enrolling.asked;
+    await expect.poll(() => showKey.isDisabled()).toBe(true);
+    await showKey.click({ force: true });
+    enrolling.release();
+    await page.locator('code.secret').waitFor();
+    expect(enrolling.sent).toHaveLength(1);
+    expect(await page.getByRole('alert').count()).toBe(0);
     const secret = (await page.locator('code.secret').textContent())!;
     // The key is also a QR code, drawn in the page, that a real reader (zbar) decodes to the otpauth URI.
     const qr = page.getByRole('img', { name: 'QR code of your authenticator key' });
@@ -911,6 +954,58 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     expect(((await self.json()) as { code: string }).code).toBe('account.self-deactivation');
     expect(await onServer()).toBe('administrator, active');
     await shot(page, 'users-administrator');
+    await context.close();
+  });
+
+  it('sysadmin: a second click on Deactivate or Remove while it is pending sends nothing: one request, one change', async () => {
+    const { context, page } = await signIn('sysadmin');
+    const onServer = async () => {
+      const users = (await (await page.request.get(`${s.url}/api/admin/users`)).json()) as {
+        username: string;
+        active: boolean;
+      }[];
+      return users.find((u) => u.username === 'student.li')?.active;
+    };
+    expect(await onServer()).toBe(true);
+    // Until 7 Dec 2026 the second click was sent too; once the list was read again the same place held Activate,
+    // so a double click could deactivate the account and activate it again.
+    const patched = await holdRequests(page, 'PATCH', '/api/admin/users/student.li');
+    const deactivate = page.getByRole('button', { name: 'Deactivate student.li', exact: true });
+    await deactivate.click();
+    await patched.asked;
+    await expect.poll(() => deactivate.isDisabled()).toBe(true);
+    // The other actions of the list wait for it too.
+    for (const other of await page
+      .getByRole('button', { name: /^(Deactivate|Activate|Reset MFA of) / })
+      .all())
+      expect(await other.isDisabled()).toBe(true);
+    await audit(page, 'users-deactivating-sysadmin');
+    await deactivate.click({ force: true });
+    patched.release();
+    const activate = page.getByRole('button', { name: 'Activate student.li', exact: true });
+    await activate.waitFor();
+    expect(patched.sent).toEqual([JSON.stringify({ active: false })]);
+    expect(await onServer()).toBe(false);
+    await page.unrouteAll();
+    await activate.click();
+    await deactivate.waitFor();
+    expect(await onServer()).toBe(true);
+
+    // Likewise removing an application entity.
+    await page.getByLabel('AE title').fill('TWICE_AE');
+    await page.getByLabel('Host').fill('127.0.0.1');
+    await page.getByLabel('Port').fill('11112');
+    await page.getByRole('button', { name: 'Register' }).click();
+    const remove = page.getByRole('button', { name: 'Remove TWICE_AE', exact: true });
+    await remove.waitFor();
+    const deleted = await holdRequests(page, 'DELETE', '/api/admin/aes/TWICE_AE');
+    await remove.click();
+    await deleted.asked;
+    await expect.poll(() => remove.isDisabled()).toBe(true);
+    await remove.click({ force: true });
+    deleted.release();
+    await remove.waitFor({ state: 'detached' });
+    expect(deleted.sent).toHaveLength(1);
     await context.close();
   });
 

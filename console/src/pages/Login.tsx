@@ -98,34 +98,41 @@ export function AccountSetup({ mustChangePassword, mfa }: { mustChangePassword: 
   const [secret, setSecret] = useState<{ secret: string; otpauthUri: string } | null>(null);
   const [code, setCode] = useState('');
   const [error, setError] = useState<string | null>(null);
-
-  const changePassword = async (e: FormEvent) => {
-    e.preventDefault();
+  /**
+   * While a step's request is pending its button is disabled. Until 7 Dec 2026 a double click sent it twice: the
+   * password change's second request was refused (the current password had just changed) and its error stood on the
+   * next step; a second "Show my key" replaced the key on the server with another.
+   */
+  const [busy, setBusy] = useState(false);
+  const step = async (send: () => Promise<void>) => {
+    setBusy(true);
     setError(null);
     try {
+      await send();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const changePassword = (e: FormEvent) => {
+    e.preventDefault();
+    void step(async () => {
       unwrap(await api.POST('/api/auth/password', { body: { currentPassword: current, newPassword: next } }));
       await refresh();
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    }
+    });
   };
-  const enroll = async () => {
-    setError(null);
-    try {
+  const enroll = () =>
+    void step(async () => {
       setSecret(unwrap(await api.POST('/api/auth/mfa/enroll')));
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    }
-  };
-  const confirm = async (e: FormEvent) => {
+    });
+  const confirm = (e: FormEvent) => {
     e.preventDefault();
-    setError(null);
-    try {
+    void step(async () => {
       unwrap(await api.POST('/api/auth/mfa/confirm', { body: { code } }));
       await refresh();
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    }
+    });
   };
 
   return (
@@ -157,7 +164,9 @@ export function AccountSetup({ mustChangePassword, mfa }: { mustChangePassword: 
               {error}
             </p>
           ) : null}
-          <button type="submit">Change password</button>
+          <button type="submit" disabled={busy}>
+            Change password
+          </button>
         </form>
       ) : mfa ? (
         <form onSubmit={confirm} aria-labelledby="mfa-title">
@@ -180,10 +189,12 @@ export function AccountSetup({ mustChangePassword, mfa }: { mustChangePassword: 
                 onChange={(e) => setCode(e.target.value)}
                 required
               />
-              <button type="submit">Confirm</button>
+              <button type="submit" disabled={busy}>
+                Confirm
+              </button>
             </>
           ) : (
-            <button type="button" onClick={enroll}>
+            <button type="button" onClick={enroll} disabled={busy}>
               Show my key
             </button>
           )}

@@ -269,6 +269,9 @@ function Accounts() {
                   <td>{u.mfaEnrolled ? 'enrolled' : '—'}</td>
                   <td>{u.active ? (u.lockedUntil ? 'locked' : 'active') : 'deactivated'}</td>
                   <td className="row-actions">
+                    {/* Disabled while one is pending, until the list is read again: the button's place then holds its
+                        opposite (Deactivate becomes Activate), and until 7 Dec 2026 a double click deactivated the
+                        account and activated it again, each recorded in the ledger. */}
                     {/* The server refuses anyone's deactivation of their own account (account.self-deactivation). */}
                     {manages(u.username, u.role) && u.username !== session?.username ? (
                       <button
@@ -276,6 +279,7 @@ function Accounts() {
                         onClick={() =>
                           action.mutate({ kind: u.active ? 'deactivate' : 'activate', username: u.username })
                         }
+                        disabled={action.isPending}
                         aria-label={`${u.active ? 'Deactivate' : 'Activate'} ${u.username}`}
                       >
                         {u.active ? 'Deactivate' : 'Activate'}
@@ -285,6 +289,7 @@ function Accounts() {
                       <button
                         type="button"
                         onClick={() => action.mutate({ kind: 'mfa', username: u.username })}
+                        disabled={action.isPending}
                         aria-label={`Reset MFA of ${u.username}`}
                       >
                         Reset MFA
@@ -294,6 +299,7 @@ function Accounts() {
                       <button
                         type="button"
                         onClick={() => action.mutate({ kind: 'unlock', username: u.username })}
+                        disabled={action.isPending}
                         aria-label={`Unlock ${u.username}`}
                       >
                         Unlock
@@ -683,6 +689,7 @@ function ApplicationEntities() {
                     <button
                       type="button"
                       onClick={() => remove.mutate(a.title)}
+                      disabled={remove.isPending}
                       aria-label={`Remove ${a.title}`}
                     >
                       Remove
