@@ -1009,6 +1009,60 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('sysadmin: a Remove the server refuses, or a Revoke that gets no answer, says so, and the list is read again', async () => {
+    const { context, page } = await signIn('sysadmin');
+    const headers = { 'X-Requested-With': 'custos-console' };
+    // An application entity the console lists, removed meanwhile elsewhere (another administrator, the CLI).
+    expect(
+      (
+        await page.request.post(`${s.url}/api/admin/aes`, {
+          headers,
+          data: { title: 'GONE_AE', host: '127.0.0.1', port: 11112 },
+        })
+      ).status(),
+    ).toBe(201);
+    await page.reload();
+    const remove = page.getByRole('button', { name: 'Remove GONE_AE', exact: true });
+    await remove.waitFor();
+    expect((await page.request.delete(`${s.url}/api/admin/aes/GONE_AE`, { headers })).status()).toBe(204);
+    // Until 7 Dec 2026 the click said nothing and the row stayed.
+    await remove.click();
+    const gone = page
+      .getByRole('alert')
+      .filter({ hasText: "no application entity with the title 'GONE_AE' is registered" });
+    await gone.waitFor();
+    expect(await gone.textContent()).toContain('ae.not-found');
+    await remove.waitFor({ state: 'detached' });
+    await audit(page, 'users-ae-remove-refused-sysadmin');
+
+    // A revocation that gets no answer (Custos restarting) says so, where it was asked, and is not taken for done.
+    expect(
+      (
+        await page.request.post(`${s.url}/api/admin/users/student.li/tokens`, {
+          headers,
+          data: { name: 'unanswered-revoke', ttlDays: 1 },
+        })
+      ).status(),
+    ).toBe(201);
+    await page.getByRole('button', { name: 'Tokens of student.li' }).click();
+    const revoke = page.getByRole('button', { name: 'Revoke token unanswered-revoke' });
+    await revoke.waitFor();
+    await s.restart(async () => {
+      await revoke.click();
+      await page
+        .getByRole('alert')
+        .filter({ hasText: 'Custos is not reachable: the server did not answer' })
+        .waitFor();
+    });
+    await page.getByRole('alert').filter({ hasText: 'Custos is not reachable; retrying…' }).waitFor({
+      state: 'detached',
+    });
+    // Still listed as live, as it is: the list was read again once Custos answered.
+    await revoke.click();
+    await page.getByText('unanswered-revoke · created').filter({ hasText: 'revoked' }).waitFor();
+    await context.close();
+  });
+
   it('sysadmin: a second click or Enter while a token is being created mints no second token', async () => {
     const { context, page } = await signIn('sysadmin');
     await page.getByRole('button', { name: 'Tokens of research.tan' }).click();

@@ -521,6 +521,7 @@ function Tokens({ username, onToken }: { username: string; onToken: (token: stri
       await qc.invalidateQueries({ queryKey: ['tokens', username] });
     },
   });
+  // Read again whatever the answer: a refused revocation may mean the list is out of date.
   const revoke = useMutation({
     mutationFn: async (id: number) =>
       unwrap(
@@ -528,7 +529,7 @@ function Tokens({ username, onToken }: { username: string; onToken: (token: stri
           params: { path: { username, id: String(id) } },
         }),
       ),
-    onSuccess: () => qc.invalidateQueries({ queryKey: ['tokens', username] }),
+    onSettled: () => qc.invalidateQueries({ queryKey: ['tokens', username] }),
   });
   return (
     <div className="card">
@@ -560,6 +561,7 @@ function Tokens({ username, onToken }: { username: string; onToken: (token: stri
           ))}
         </ul>
       )}
+      {revoke.isError ? <ErrorState error={revoke.error} /> : null}
       <form
         className="filters"
         onSubmit={(e) => {
@@ -609,10 +611,15 @@ function ApplicationEntities() {
       await qc.invalidateQueries({ queryKey: ['aes'] });
     },
   });
+  /**
+   * A refused removal says why, and the list is read again whatever the answer: an entity removed meanwhile (by
+   * another administrator, or `custos ae remove`) is a 404 ae.not-found, and its row goes. Until 7 Dec 2026 a
+   * refused Remove or Revoke said nothing and the row stayed, so the button seemed not to work.
+   */
   const remove = useMutation({
     mutationFn: async (title: string) =>
       unwrap(await api.DELETE('/api/admin/aes/{title}', { params: { path: { title } } })),
-    onSuccess: () => qc.invalidateQueries({ queryKey: ['aes'] }),
+    onSettled: () => qc.invalidateQueries({ queryKey: ['aes'] }),
   });
   return (
     <>
@@ -658,6 +665,7 @@ function ApplicationEntities() {
         </button>
       </form>
       {add.isError ? <ErrorState error={add.error} /> : null}
+      {remove.isError ? <ErrorState error={remove.error} /> : null}
       {aes.isPending ? (
         <Loading what="application entities" />
       ) : aes.isError ? (
