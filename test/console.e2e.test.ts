@@ -1063,6 +1063,35 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('sysadmin: an account action refused because the list is out of date says why, and the list is read again', async () => {
+    const { context, page } = await signIn('sysadmin');
+    const deactivate = page.getByRole('button', { name: 'Deactivate student.li', exact: true });
+    await deactivate.waitFor();
+    // Meanwhile the administrator makes student.li a data custodian, whose account only an administrator
+    // administers.
+    const administrator = await s.app.auth.localPrincipal('admin', 'test');
+    const before = await s.app.index.db
+      .selectFrom('users')
+      .select('role')
+      .where('username', '=', 'student.li')
+      .executeTakeFirstOrThrow();
+    await s.app.userAdmin.change(administrator, 'student.li', { role: 'data-custodian' });
+    try {
+      await deactivate.click();
+      await page
+        .getByRole('alert')
+        .filter({ hasText: "only an administrator may administer the account 'student.li'" })
+        .waitFor();
+      // Until 7 Dec 2026 the row kept its old role and its controls, and offered the refused action again.
+      await deactivate.waitFor({ state: 'detached' });
+      expect(await page.getByLabel('Role of student.li').count()).toBe(0);
+      await audit(page, 'users-action-refused-sysadmin');
+    } finally {
+      await s.app.userAdmin.change(administrator, 'student.li', { role: before.role });
+    }
+    await context.close();
+  });
+
   it('sysadmin: a second click or Enter while a token is being created mints no second token', async () => {
     const { context, page } = await signIn('sysadmin');
     await page.getByRole('button', { name: 'Tokens of research.tan' }).click();

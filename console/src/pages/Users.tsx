@@ -89,7 +89,9 @@ function Accounts() {
         await api.PATCH('/api/admin/users/{username}', { ...path, body: { active: kind === 'activate' } }),
       );
     },
-    onSuccess: refresh,
+    // Read again whatever the answer: a refusal often means the list is out of date (the account's role changed
+    // meanwhile). Until 7 Dec 2026 the list was read again only after a success, and kept offering what was refused.
+    onSettled: refresh,
   });
   /**
    * Role changes chosen in the table, by account, not applied yet: granting or removing a role is a governance
