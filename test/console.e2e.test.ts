@@ -792,6 +792,22 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     }
   });
 
+  it('data steward: a study page past the last (an old address) says so and leads back to the first page', async () => {
+    const { context, page } = await signIn('data-steward');
+    await page.goto(`${s.url}/studies?sort=PatientID&dir=asc&offset=5000`);
+    await page.getByRole('heading', { name: 'Studies', exact: true }).waitFor();
+    const past = page.getByRole('status').filter({ hasText: 'No studies this far.' });
+    await past.waitFor();
+    // Until 7 Dec 2026: "No study you may see matches this search", and no way back but editing the address.
+    expect(await page.getByText('No study you may see matches this search').count()).toBe(0);
+    await audit(page, 'studies-past-the-last-page-data-steward');
+    await past.getByRole('button', { name: 'First page' }).click();
+    await studyRows(page).first().waitFor();
+    expect(new URL(page.url()).searchParams.get('offset')).toBeNull();
+    expect(new URL(page.url()).searchParams.get('sort')).toBe('PatientID');
+    await context.close();
+  });
+
   it('data steward: the quarantine queue pages past its first 50 entries, sorted by the server', async () => {
     // 55 more held objects (with the one the steward left held above): more than a page.
     for (let n = 0; n < 55; n++) await quarantineOne(s, `QE-${String(n).padStart(2, '0')}`);

@@ -104,7 +104,18 @@ export function Studies() {
       ) : query.isError ? (
         <ErrorState error={query.error} />
       ) : query.data.studies.length === 0 ? (
-        <Empty>No study you may see matches this search.</Empty>
+        offset > 0 ? (
+          // A page the search no longer reaches (an old address or bookmark, studies gone since). Until 7 Dec 2026
+          // it said that no study matches the search, with no way back to the first page but editing the address.
+          <Empty>
+            No studies this far.{' '}
+            <button type="button" onClick={() => page(0)}>
+              First page
+            </button>
+          </Empty>
+        ) : (
+          <Empty>No study you may see matches this search.</Empty>
+        )
       ) : (
         <>
           <DataTable
