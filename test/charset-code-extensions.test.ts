@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
-import { backends } from './support/backends.js';
+import { backends, type Backend } from './support/backends.js';
 import { dcmtk, storescuTo } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
@@ -33,23 +33,36 @@ function dcmtkReads(file: string, tag: string): string {
   return value;
 }
 
-describe.each(backends())('ISO 2022 code extensions reset at delimiters, on %s', (backend) => {
-  let s: TestServer;
-  let dir: string;
-  const prefix = `CX-${uid(1)}`;
-  const studyUid = uid(2);
-  const file = () => join(dir, 'left-open.dcm');
-
+/**
+ * A server on `backend` that holds `instance`, stored by storescu from a registered AE as the file `name` in a
+ * directory of the test's own (`dir()`); both are removed after the describe block's tests.
+ */
+function servingOneStored(backend: Backend, name: string, instance: () => Buffer) {
+  const held = { s: undefined as unknown as TestServer, dir: '' };
   beforeAll(async () => {
-    s = await startTestServer(backend);
-    await s.app.aes.add(systemPrincipal('test'), {
+    held.s = await startTestServer(backend);
+    await held.s.app.aes.add(systemPrincipal('test'), {
       title: 'CXSCU',
       host: '127.0.0.1',
       port: 104,
       user: 'admin',
     });
-    dir = await mkdtemp(join(tmpdir(), 'custos-charset-'));
-    const instance = makeInstance({
+    held.dir = await mkdtemp(join(tmpdir(), 'custos-charset-'));
+    await writeFile(join(held.dir, name), instance());
+    const stored = await storescuTo(held.s.dicomPort, 'CXSCU', [join(held.dir, name)]);
+    expect(stored.code, stored.stderr).toBe(0);
+  }, 60_000);
+  afterAll(async () => {
+    expect(await stopThenCleanUp(held.s, () => rm(held.dir, { recursive: true, force: true }))).toEqual([]);
+  });
+  return { server: () => held.s, dir: () => held.dir, file: () => join(held.dir, name) };
+}
+
+describe.each(backends())('ISO 2022 code extensions reset at delimiters, on %s', (backend) => {
+  const prefix = `CX-${uid(1)}`;
+  const studyUid = uid(2);
+  const one = servingOneStored(backend, 'left-open.dcm', () =>
+    makeInstance({
       studyUid,
       seriesUid: uid(3),
       sopInstanceUid: uid(4),
@@ -64,16 +77,12 @@ describe.each(backends())('ISO 2022 code extensions reset at delimiters, on %s',
         { tag: t(0x0008, 0x0050), vr: 'SH', value: leftOpen('^') },
         { tag: t(0x0010, 0x2180), vr: 'SH', value: leftOpen('=') },
       ],
-    });
-    await writeFile(file(), instance);
-    const stored = await storescuTo(s.dicomPort, 'CXSCU', [file()]);
-    expect(stored.code, stored.stderr).toBe(0);
-  }, 60_000);
-  afterAll(async () => {
-    expect(await stopThenCleanUp(s, () => rm(dir, { recursive: true, force: true }))).toEqual([]);
-  });
+    }),
+  );
+  const file = one.file;
 
   it('WADO-RS metadata reads each value as dcmtk does', async () => {
+    const s = one.server();
     const res = await fetch(`${s.dicomweb}/studies/${studyUid}/metadata`, {
       headers: { Authorization: `Bearer ${s.token}` },
     });
@@ -101,7 +110,8 @@ describe.each(backends())('ISO 2022 code extensions reset at delimiters, on %s',
   });
 
   it('C-FIND answers findscu with the name dcmtk reads from the object', async () => {
-    const out = join(dir, 'answers');
+    const s = one.server();
+    const out = join(one.dir(), 'answers');
     await mkdir(out);
     const r = await dcmtk('findscu', [
       '-S',
@@ -127,6 +137,7 @@ describe.each(backends())('ISO 2022 code extensions reset at delimiters, on %s',
   });
 
   it('QIDO-RS finds the name by its Latin-1 given name in the ideographic group', async () => {
+    const s = one.server();
     const res = await fetch(
       `${s.dicomweb}/studies?PatientID=${prefix}-*&PatientName=${encodeURIComponent('=*^Müller')}`,
       { headers: { Authorization: `Bearer ${s.token}` } },
@@ -139,23 +150,11 @@ describe.each(backends())('ISO 2022 code extensions reset at delimiters, on %s',
 // JIS X 0201 (ISO_IR 13) has a YEN SIGN at 0x5C; in SH, LO, PN and UC that byte is the delimiter between values
 // (PS3.5 H.1.1 Note 3). Until 7 Dec 2026 Custos read it as a backslash in LT, ST and UT too, where dcmtk reads '¥'.
 describe.each(backends())('JIS X 0201 yen sign, on %s', (backend) => {
-  let s: TestServer;
-  let dir: string;
   const studyUid = uid(2);
-  const file = () => join(dir, 'jis-x0201.dcm');
-
-  beforeAll(async () => {
-    s = await startTestServer(backend);
-    await s.app.aes.add(systemPrincipal('test'), {
-      title: 'CXSCU',
-      host: '127.0.0.1',
-      port: 104,
-      user: 'admin',
-    });
-    dir = await mkdtemp(join(tmpdir(), 'custos-charset-'));
-    // ﾔﾏ 0x5C ﾀﾛ
-    const yen = Buffer.from([0xd4, 0xcf, 0x5c, 0xc0, 0xdb, 0x20]);
-    const instance = makeInstance({
+  // ﾔﾏ 0x5C ﾀﾛ
+  const yen = Buffer.from([0xd4, 0xcf, 0x5c, 0xc0, 0xdb, 0x20]);
+  const one = servingOneStored(backend, 'jis-x0201.dcm', () =>
+    makeInstance({
       studyUid,
       seriesUid: uid(3),
       sopInstanceUid: uid(4),
@@ -165,16 +164,12 @@ describe.each(backends())('JIS X 0201 yen sign, on %s', (backend) => {
         { tag: t(0x0010, 0x4000), vr: 'LT', value: yen },
         { tag: t(0x0008, 0x1030), vr: 'LO', value: yen },
       ],
-    });
-    await writeFile(file(), instance);
-    const stored = await storescuTo(s.dicomPort, 'CXSCU', [file()]);
-    expect(stored.code, stored.stderr).toBe(0);
-  }, 60_000);
-  afterAll(async () => {
-    expect(await stopThenCleanUp(s, () => rm(dir, { recursive: true, force: true }))).toEqual([]);
-  });
+    }),
+  );
+  const file = one.file;
 
   it('WADO-RS metadata has the yen sign in LT, as dcmtk reads it, and two values in LO', async () => {
+    const s = one.server();
     const res = await fetch(`${s.dicomweb}/studies/${studyUid}/metadata`, {
       headers: { Authorization: `Bearer ${s.token}` },
     });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk } from './support/dcmtk.js';
+import { dcmtk, storescuTo } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
@@ -47,16 +47,7 @@ describe.each(backends())('misspelt and unknown Specific Character Sets, on %s',
         ],
       }),
     );
-    stored = await dcmtk('storescu', [
-      '-d',
-      '-aet',
-      'MSSCU',
-      '-aec',
-      'CUSTOS',
-      '127.0.0.1',
-      String(s.dicomPort),
-      file,
-    ]);
+    stored = await storescuTo(s.dicomPort, 'MSSCU', [file], '-d');
   }, 60_000);
   afterAll(async () => {
     expect(await stopThenCleanUp(s, () => rm(dir, { recursive: true, force: true }))).toEqual([]);
