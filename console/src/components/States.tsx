@@ -19,6 +19,21 @@ export function Empty({ children }: { children: ReactNode }) {
 }
 
 /**
+ * An empty page past the last one a list still reaches (an old address or bookmark, entries gone since), with the
+ * way back to its first page.
+ */
+export function PastTheEnd({ what, first }: { what: string; first: () => void }) {
+  return (
+    <Empty>
+      No {what} this far.{' '}
+      <button type="button" onClick={first}>
+        First page
+      </button>
+    </Empty>
+  );
+}
+
+/**
  * What kind of answer an error is, as its heading says it: the server's refusals (a request it will not do, one it
  * cannot read, something that is not there) are not failures, and "Something went wrong" is kept for what did go
  * wrong (a 5xx, no answer). Until 7 Dec 2026 every error but a 403 was headed "Something went wrong".

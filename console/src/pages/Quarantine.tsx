@@ -6,7 +6,7 @@ import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import type { paths } from '../api/schema';
 import { formatInstant } from '../time';
 import { DataTable } from '../components/DataTable';
-import { Empty, ErrorState, Loading } from '../components/States';
+import { Empty, ErrorState, Loading, PastTheEnd } from '../components/States';
 import { useListParams } from '../list-params';
 
 type Entry = Schemas['QuarantineSummary'];
@@ -86,12 +86,7 @@ export function QuarantineQueue() {
       ) : list.data.entries.length === 0 ? (
         offset > 0 ? (
           // A page the queue no longer reaches (entries released or rejected since, or an old address).
-          <Empty>
-            No entries this far.{' '}
-            <button type="button" onClick={() => page(0)}>
-              First page
-            </button>
-          </Empty>
+          <PastTheEnd what="entries" first={() => page(0)} />
         ) : (
           <Empty>Nothing {status === 'quarantined' ? 'is held' : `was ${status}`}.</Empty>
         )

@@ -5,7 +5,7 @@ import { useNavigate } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
 import type { paths } from '../api/schema';
 import { DataTable } from '../components/DataTable';
-import { Empty, ErrorState, Loading } from '../components/States';
+import { Empty, ErrorState, Loading, PastTheEnd } from '../components/States';
 import { useAuth } from '../auth';
 import { useListParams } from '../list-params';
 import { BREAK_GLASS_ROLES } from '../roles';
@@ -107,12 +107,7 @@ export function Studies() {
         offset > 0 ? (
           // A page the search no longer reaches (an old address or bookmark, studies gone since). Until 7 Dec 2026
           // it said that no study matches the search, with no way back to the first page but editing the address.
-          <Empty>
-            No studies this far.{' '}
-            <button type="button" onClick={() => page(0)}>
-              First page
-            </button>
-          </Empty>
+          <PastTheEnd what="studies" first={() => page(0)} />
         ) : (
           <Empty>No study you may see matches this search.</Empty>
         )
