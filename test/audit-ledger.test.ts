@@ -167,8 +167,9 @@ describe.each(backends())('audit ledger on %s', (backend) => {
     expect(wado.status).toBe(200);
     await wado.arrayBuffer();
     const recs = await s.app.auditStore.search({ patientId: 'LEDGER-1', order: 'asc', limit: 10 });
-    expect(recs.map((r) => r.action)).toEqual(['store', 'view-pixels']);
-    const [store, view] = recs as [AuditRecord, AuditRecord];
+    // The two queries answered (TREAT, ETREAT) disclosed this patient; the refused ones answered nothing.
+    expect(recs.map((r) => r.action)).toEqual(['store', 'query', 'query', 'view-pixels']);
+    const [store, , , view] = recs as [AuditRecord, AuditRecord, AuditRecord, AuditRecord];
     expect(store).toMatchObject({
       actor: {
         kind: 'user',

@@ -28,6 +28,7 @@ function storeOf(records: AuditRecord[]): AuditStore {
             patientId: '',
             studyUid: '',
           },
+          patients: [],
         })),
   } as unknown as AuditStore;
 }

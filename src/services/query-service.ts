@@ -487,9 +487,7 @@ export class QueryService {
     // The record names what is disclosed, so it can be written before the rows are presented: its commit and WAL
     // sync run meanwhile (one turn of the event loop lets the commit reach its sync), and nothing is returned
     // before it is durable.
-    const recorded = this.recordQuery(principal, query, policy, glass, rows.length, [
-      ...new Set(rows.map((r) => r.study_uid)),
-    ]);
+    const recorded = this.recordQuery(principal, query, policy, glass, rows);
     recorded.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
     const results = await present(rows);
@@ -530,15 +528,7 @@ export class QueryService {
       retentionUntil: r.retention_until ?? null,
       status: r.status!,
     }));
-    await this.recordQuery(
-      principal,
-      query,
-      policy,
-      glass,
-      studies.length,
-      studies.map((s) => s.studyUid),
-      channel,
-    );
+    await this.recordQuery(principal, query, policy, glass, rows, channel);
     return { studies, more };
   }
 
@@ -626,16 +616,21 @@ export class QueryService {
     });
   }
 
-  /** The query's record; results a break-glass window let through name the windows, reasons and policies. */
+  /**
+   * The query's record; results a break-glass window let through name the windows, reasons and policies. It names
+   * the studies and the patients answered, and when they are one patient (a search by PatientID, say) that patient
+   * as its own, so the patient's accounting of disclosures lists the query (docs/audit.md).
+   */
   private async recordQuery(
     principal: Principal,
     query: QidoQuery,
     policy: string,
     glass: Decision[],
-    count: number,
-    studyUids: (string | undefined)[],
+    rows: readonly Pick<Row, 'study_uid' | 'patient_id'>[],
     channel?: string,
   ): Promise<void> {
+    const studies = [...new Set(rows.map((r) => r.study_uid))];
+    const patients = [...new Set(rows.map((r) => r.patient_id))];
     await this.ledger.append({
       principal,
       action: 'query',
@@ -648,11 +643,13 @@ export class QueryService {
             detail: { breakGlass: [...new Set(glass.flatMap((d) => d.breakGlass!.ids))] },
           }
         : {}),
+      ...(patients.length === 1 ? { patientId: patients[0]! } : {}),
       objects: {
         level: query.level,
         matches: query.matches.map((m) => ({ ...m })),
-        count,
-        studies: studyUids.slice(0, 1000),
+        count: rows.length,
+        studies: studies.slice(0, 1000),
+        patients: patients.slice(0, 1000),
       },
     });
   }
