@@ -44,6 +44,19 @@ describe.each(backends())('attempts to get in through DICOMweb on %s', (backend)
       ['frames', `${inst}/frames/1`, 'multipart/related; type="application/octet-stream"'],
       ['rendered', `${inst}/rendered`, 'image/jpeg'],
       ['bulk data', `${inst}/bulkdata/7FE00010`, 'multipart/related; type="application/octet-stream"'],
+      // PS3.18 Table 10.3-2's Study, Series and Instance Bulkdata and Pixel Data (until 7 Dec 2026 a 404).
+      [
+        'study bulk data',
+        `/studies/${u.study}/bulkdata`,
+        'multipart/related; type="application/octet-stream"',
+      ],
+      [
+        'series pixel data',
+        `/studies/${u.study}/series/${u.series}/pixeldata`,
+        'multipart/related; type="application/octet-stream"',
+      ],
+      ['instance bulk data', `${inst}/bulkdata`, 'multipart/related; type="application/octet-stream"'],
+      ['instance pixel data', `${inst}/pixeldata`, 'application/octet-stream'],
       [
         'WADO-URI',
         `/wado?requestType=WADO&studyUID=${u.study}&seriesUID=${u.series}&objectUID=${u.sop}&contentType=application%2Fdicom`,

@@ -418,11 +418,7 @@ async function sendFrames(
   locations?: string[],
 ): Promise<void> {
   const swap = bigEndianPixelWords(ref);
-  const form = frameForm(
-    nativeBigEndian(ref) ? EXPLICIT_VR : ref.transferSyntaxUid,
-    ctx.req.headers.accept,
-    retrieve.decodes(ref.transferSyntaxUid),
-  );
+  const form = framesForm(ctx, retrieve, ref);
   if (form.decode) {
     const sent = await sendDecoded(ctx, retrieve, ref, form, frames, locations).then(
       () => true,
@@ -437,6 +433,15 @@ async function sendFrames(
   }
   const served = form.decode ? form.asStored! : form;
   await sendValues(ctx, retrieve, ref, served, retrieve.frames(ref, frames), swap, locations);
+}
+
+/** The form an instance's frames go out in, by the client's Accept: as stored, or decoded where Custos can. */
+function framesForm(ctx: RequestContext, retrieve: RetrieveService, ref: InstanceRef): FrameForm {
+  return frameForm(
+    nativeBigEndian(ref) ? EXPLICIT_VR : ref.transferSyntaxUid,
+    ctx.req.headers.accept,
+    retrieve.decodes(ref.transferSyntaxUid),
+  );
 }
 
 /**
@@ -459,11 +464,11 @@ function nativeBigEndian(ref: InstanceRef): boolean {
 }
 
 /** The single part form holds one frame or value; several asked for that way are a 406. */
-function assertOnePart(form: FrameForm, count: number): void {
+function assertOnePart(form: FrameForm, count: number, what = 'frames'): void {
   if (form.single && count !== 1)
     throw new CustosError({
       code: 'http.not-acceptable',
-      message: `${count} frames cannot go out as a single part ${form.type.split(';')[0]!}; ask for multipart/related`,
+      message: `${count} ${what} cannot go out as a single part ${form.type.split(';')[0]!}; ask for multipart/related`,
       httpStatus: 406,
     });
 }
@@ -518,48 +523,69 @@ export function bulkdataHandler(retrieve: RetrieveService) {
     const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs bulkdata', {
       tagPath: ctx.params.tagpath,
     });
-    const path = ctx.params.tagpath!.toUpperCase();
-    const px = ref!.bulk.pixel;
-    // PS3.18 §10.4.3.3.5: bulk data in a multipart response has a Content-Location, the URI metadata gave for it;
-    // a frame of compressed pixel data (one part each) names its frame resource. Until 7 Dec 2026 parts had none.
-    const instance = instanceUrl(`${ctx.origin}/dicom-web`, ref!);
-    const uri = [`${instance}/bulkdata/${path}`];
-    // PS3.18 §8.7.3.3 Note 5: video bulk data is one part holding every frame, the stream's fragments in order.
-    // Until 7 Dec 2026 it was cut into Number of Frames values like an image's, which a stream in fewer fragments
-    // cannot be: the BulkDataURI that metadata hands out for a video's pixel data was a 501.
-    if (px && px.tagPath === path && px.encapsulated && isVideoTransferSyntax(ref!.transferSyntaxUid)) {
-      const stream = (px.fragments ?? []).map(({ offset, length }) => ({ offset, length }));
-      if (stream.length) {
-        const form = frameForm(ref!.transferSyntaxUid, ctx.req.headers.accept);
-        await sendValues(ctx, retrieve, ref!, form, [stream], 0, uri);
-        return;
-      }
-    }
-    // Compressed pixel data goes as its frames do, one part each: decoded where the client asks for
-    // application/octet-stream without a transfer-syntax (Explicit VR Little Endian is that media type's default,
-    // PS3.18 Table 8.7.3-2) or names Explicit VR Little Endian. Until 7 Dec 2026 it went out compressed under that
-    // label, where …/frames/{n} asked for the same way was decoded.
-    if (px && px.tagPath === path && px.encapsulated) {
-      const n = Number(ref!.metadata['00280008']?.Value?.[0] ?? 1) || 1;
-      const frames = Array.from({ length: n }, (_, i) => i + 1);
-      await sendFrames(
-        ctx,
-        retrieve,
-        ref!,
-        frames,
-        frames.map((f) => `${instance}/frames/${f}`),
-      );
-      return;
-    }
-    const range = retrieve.bulkRange(ref!, path);
-    const pixels = px && px.tagPath === path;
-    const swap = pixels ? bigEndianPixelWords(ref!) : 0;
-    const form = frameForm(
-      pixels && !nativeBigEndian(ref!) ? ref!.transferSyntaxUid : EXPLICIT_VR,
-      ctx.req.headers.accept,
-    );
-    await sendValues(ctx, retrieve, ref!, form, [[range]], swap, uri);
+    await sendPlan(ctx, retrieve, ref!, planBulk(ctx, retrieve, ref!, ctx.params.tagpath!.toUpperCase()));
   };
+}
+
+/**
+ * How the value at one BulkDataURI goes out: the rule its own URI and the study, series and instance bulkdata and
+ * pixeldata resources share. Either frames (compressed pixel data, one part per frame, decoded where asked) or
+ * values cut from the stored object by byte range.
+ */
+type BulkPlan =
+  | { kind: 'frames'; frames: number[]; locations: string[] }
+  | { kind: 'values'; form: FrameForm; values: ByteRange[][]; swap: number; locations: string[] };
+
+function planBulk(ctx: RequestContext, retrieve: RetrieveService, ref: InstanceRef, path: string): BulkPlan {
+  const px = ref.bulk.pixel;
+  // PS3.18 §10.4.3.3.5: bulk data in a multipart response has a Content-Location, the URI metadata gave for it;
+  // a frame of compressed pixel data (one part each) names its frame resource. Until 7 Dec 2026 parts had none.
+  const instance = instanceUrl(`${ctx.origin}/dicom-web`, ref);
+  const uri = [`${instance}/bulkdata/${path}`];
+  // PS3.18 §8.7.3.3 Note 5: video bulk data is one part holding every frame, the stream's fragments in order.
+  // Until 7 Dec 2026 it was cut into Number of Frames values like an image's, which a stream in fewer fragments
+  // cannot be: the BulkDataURI that metadata hands out for a video's pixel data was a 501.
+  if (px && px.tagPath === path && px.encapsulated && isVideoTransferSyntax(ref.transferSyntaxUid)) {
+    const stream = (px.fragments ?? []).map(({ offset, length }) => ({ offset, length }));
+    if (stream.length) {
+      const form = frameForm(ref.transferSyntaxUid, ctx.req.headers.accept);
+      return { kind: 'values', form, values: [stream], swap: 0, locations: uri };
+    }
+  }
+  // Compressed pixel data goes as its frames do, one part each: decoded where the client asks for
+  // application/octet-stream without a transfer-syntax (Explicit VR Little Endian is that media type's default,
+  // PS3.18 Table 8.7.3-2) or names Explicit VR Little Endian. Until 7 Dec 2026 it went out compressed under that
+  // label, where …/frames/{n} asked for the same way was decoded.
+  if (px && px.tagPath === path && px.encapsulated) {
+    const n = Number(ref.metadata['00280008']?.Value?.[0] ?? 1) || 1;
+    const frames = Array.from({ length: n }, (_, i) => i + 1);
+    return { kind: 'frames', frames, locations: frames.map((f) => `${instance}/frames/${f}`) };
+  }
+  const range = retrieve.bulkRange(ref, path);
+  const pixels = px && px.tagPath === path;
+  const form = frameForm(
+    pixels && !nativeBigEndian(ref) ? ref.transferSyntaxUid : EXPLICIT_VR,
+    ctx.req.headers.accept,
+  );
+  return {
+    kind: 'values',
+    form,
+    values: [[range]],
+    swap: pixels ? bigEndianPixelWords(ref) : 0,
+    locations: uri,
+  };
+}
+
+/** One instance's bulk value as its own URI answers it: alone or one part per frame, a `Range` applied. */
+function sendPlan(
+  ctx: RequestContext,
+  retrieve: RetrieveService,
+  ref: InstanceRef,
+  plan: BulkPlan,
+): Promise<void> {
+  return plan.kind === 'frames'
+    ? sendFrames(ctx, retrieve, ref, plan.frames, plan.locations)
+    : sendValues(ctx, retrieve, ref, plan.form, plan.values, plan.swap, plan.locations);
 }
 
 /**
@@ -583,8 +609,7 @@ async function sendValues(
   locations?: string[],
 ): Promise<void> {
   assertOnePart(form, values.length);
-  const read = (r: ByteRange[]) =>
-    swap ? swapWords(retrieve.ranges(ref, r), swap) : retrieve.ranges(ref, r);
+  const read = (r: ByteRange[]) => readValue(retrieve, ref, r, swap);
   let span: ByteSpan | undefined;
   // A Range of swapped words is not applied (the whole value is sent, 200): its bytes are not the stored ones.
   if (values.length === 1 && !swap) {
@@ -631,6 +656,178 @@ async function sendValues(
     ...ranges,
   });
   await pipeBody(ctx.res, writeMultipart(first, boundary), true);
+}
+
+/** A value's bytes from the stored object, its words swapped back to little endian where `swap` says so. */
+const readValue = (retrieve: RetrieveService, ref: InstanceRef, ranges: ByteRange[], swap: number) =>
+  swap ? swapWords(retrieve.ranges(ref, ranges), swap) : retrieve.ranges(ref, ranges);
+
+/**
+ * Where an instance's bulk values are, in the order its metadata lists them (nested ones where their sequence
+ * is): the tag paths of the BulkDataURIs metadata hands out for it, so that each part's Content-Location is the
+ * URI metadata gave (PS3.18 §10.4.3.3.5).
+ */
+function bulkPaths(metadata: DicomJsonObject): string[] {
+  const out: string[] = [];
+  const walk = (obj: DicomJsonObject) => {
+    for (const tag of Object.keys(obj).sort()) {
+      const el = obj[tag]!;
+      if (typeof el.BulkDataURI === 'string' && el.BulkDataURI.startsWith('bulk:'))
+        out.push(el.BulkDataURI.slice(5).toUpperCase());
+      else if (el.vr === 'SQ' && Array.isArray(el.Value)) (el.Value as DicomJsonObject[]).forEach(walk);
+    }
+  };
+  walk(metadata);
+  return out;
+}
+
+/**
+ * The Pixel Data Resource's value of an instance (PS3.18 §10.4.3.3.6): Pixel Data, Float Pixel Data or Double
+ * Float Pixel Data of the top level data set, where it has one (not an Icon Image Sequence's, nor a private one).
+ */
+function pixelPaths(ref: InstanceRef): string[] {
+  const px = ref.bulk.pixel;
+  return px && ref.metadata[px.tagPath]?.BulkDataURI !== undefined ? [px.tagPath] : [];
+}
+
+/** The parts of one BulkDataURI's value: its stored byte ranges, and its frames where they may go decoded. */
+interface ValueGroup {
+  ref: InstanceRef;
+  form: FrameForm;
+  values: ByteRange[][];
+  swap: number;
+  locations: string[];
+  frames?: number[];
+}
+
+/** One part of a study, series or instance bulkdata or pixeldata answer, its bytes read when it is sent. */
+interface SetPart {
+  contentType: string;
+  location: string;
+  /** Known ahead for a value as stored; a decoded frame's only once decoded. */
+  size?: number;
+  body: () => Promise<AsyncIterable<Buffer>>;
+}
+
+/**
+ * WADO-RS Study, Series and Instance Bulkdata and Pixel Data (PS3.18 Table 10.3-2): every bulk value
+ * (§10.4.3.3.5), or the top level pixel data (§10.4.3.3.6), of each instance in scope, each in the parts and media
+ * type its own BulkDataURI answers with for the same Accept (planBulk), under that URI as Content-Location, or
+ * for compressed pixel data each frame's. One access decision and record for the scope, as for the study itself.
+ */
+export function bulkdataSetHandler(retrieve: RetrieveService, which: 'bulkdata' | 'pixeldata') {
+  return async (ctx: RequestContext): Promise<void> => {
+    const level = ctx.params.instance ? 'instance' : ctx.params.series ? 'series' : 'study';
+    const refs = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', `wado-rs ${which}`, {
+      resource: level,
+    });
+    // Every value's form is chosen before the status line: a value that cannot go in any type the client accepts
+    // refuses the whole answer (406), as one object of a study does for the study's retrieve.
+    const plans = refs.flatMap((ref) =>
+      (which === 'pixeldata' ? pixelPaths(ref) : bulkPaths(ref.metadata)).map((path) => ({
+        ref,
+        plan: planBulk(ctx, retrieve, ref, path),
+      })),
+    );
+    if (plans.length === 0)
+      throw new CustosError({
+        code: 'wado.bulkdata-not-found',
+        message: `${refs.length === 1 ? 'the instance here has' : `none of the ${refs.length} instances here has`} ${which === 'pixeldata' ? 'pixel data' : 'bulk data'}`,
+        httpStatus: 404,
+      });
+    // One value goes as its own URI sends it: alone when asked so, a Range applied.
+    if (plans.length === 1) return sendPlan(ctx, retrieve, plans[0]!.ref, plans[0]!.plan);
+    const groups = plans.map(({ ref, plan }): ValueGroup => {
+      if (plan.kind === 'values')
+        return { ref, form: plan.form, values: plan.values, swap: plan.swap, locations: plan.locations };
+      const form = framesForm(ctx, retrieve, ref);
+      const stored = { values: retrieve.frames(ref, plan.frames), swap: bigEndianPixelWords(ref) };
+      return { ref, form, ...stored, frames: plan.frames, locations: plan.locations };
+    });
+    const count = groups.reduce((n, g) => n + g.values.length, 0);
+    for (const g of groups) assertOnePart(g.form, count, 'bulk values');
+    const storedParts = (
+      ref: InstanceRef,
+      form: FrameForm,
+      values: ByteRange[][],
+      swap: number,
+      at: string[],
+    ) =>
+      values.map((r, i): SetPart => ({
+        contentType: form.type,
+        location: at[i]!,
+        size: r.reduce((n, x) => n + x.length, 0),
+        body: async () => readValue(retrieve, ref, r, swap),
+      }));
+    async function* parts(): AsyncGenerator<SetPart> {
+      for (const g of groups) {
+        if (!g.form.decode || !g.frames) {
+          yield* storedParts(g.ref, g.form, g.values, g.swap, g.locations);
+          continue;
+        }
+        // Decoded frames, the first decoded before the instance's first part is written: where decoding was only
+        // application/octet-stream's default and cannot be done, the frames go as stored, as sendFrames has it.
+        let first: Buffer;
+        try {
+          first = await retrieve.decodedFrame(g.ref, g.frames[0]!);
+        } catch (err) {
+          if (g.form.asStored && err instanceof CustosError && err.httpStatus === 406) {
+            yield* storedParts(g.ref, g.form.asStored, g.values, g.swap, g.locations);
+            continue;
+          }
+          throw err;
+        }
+        for (let i = 0; i < g.frames.length; i++) {
+          const pixels = i === 0 ? first : await retrieve.decodedFrame(g.ref, g.frames[i]!);
+          yield {
+            contentType: g.form.type,
+            location: g.locations[i]!,
+            size: pixels.length,
+            body: async () => only(pixels),
+          };
+        }
+      }
+    }
+    let rootType: string | undefined;
+    async function* outgoing() {
+      for await (const p of parts()) {
+        rootType ??= p.contentType;
+        yield {
+          contentType: p.contentType,
+          headers: { 'Content-Length': String(p.size), 'Content-Location': p.location },
+          body: await p.body(),
+        };
+      }
+    }
+    // The first part's first bytes are read (and its frame decoded) before the status line: a failure there is a
+    // status, as for every other multipart answer (primedParts).
+    const first = await primedParts(ctx.res, outgoing());
+    const boundary = multipartBoundary();
+    // RFC 2387 §3.1: the type parameter is the root's, the first part's, media type.
+    const inner = (rootType ?? groups[0]!.form.type).split(';')[0]!;
+    const allStored = groups.every((g) => !g.form.decode);
+    const length = allStored
+      ? {
+          'Content-Length': String(
+            multipartLength(
+              groups.flatMap((g) =>
+                storedParts(g.ref, g.form, g.values, g.swap, g.locations).map((p) => ({
+                  contentType: p.contentType,
+                  headers: { 'Content-Length': String(p.size), 'Content-Location': p.location },
+                  size: p.size!,
+                })),
+              ),
+              boundary,
+            ),
+          ),
+        }
+      : {};
+    ctx.res.writeHead(200, {
+      'Content-Type': `multipart/related; type="${inner}"; boundary=${boundary}`,
+      ...length,
+    });
+    await pipeBody(ctx.res, writeMultipart(first, boundary), allStored);
+  };
 }
 
 /** WADO-URI (PS3.18 §9): application/dicom of one instance. */

@@ -14,6 +14,7 @@ import { sendJson } from '../dicomweb/responses.js';
 import { stowHandler } from '../dicomweb/stow-handler.js';
 import {
   bulkdataHandler,
+  bulkdataSetHandler,
   framesHandler,
   metadataHandler,
   retrieveInstancesHandler,
@@ -220,6 +221,29 @@ export function buildRouter(s: RouteServices): Router {
       summary: 'WADO-RS bulk data',
       handler: bulkdataHandler(s.retrieve),
     },
+    ...(['study', 'series', 'instance'] as const).flatMap((level) => {
+      const at = {
+        study: `${DW}/studies/:study`,
+        series: `${DW}/studies/:study/series/:series`,
+        instance: INSTANCE,
+      }[level];
+      return [
+        {
+          method: 'GET' as const,
+          path: `${at}/bulkdata`,
+          auth: 'bearer' as const,
+          summary: `WADO-RS ${level} bulk data: every BulkDataURI's value, multipart/related`,
+          handler: bulkdataSetHandler(s.retrieve, 'bulkdata'),
+        },
+        {
+          method: 'GET' as const,
+          path: `${at}/pixeldata`,
+          auth: 'bearer' as const,
+          summary: `WADO-RS ${level} pixel data: each instance's pixel data, multipart/related`,
+          handler: bulkdataSetHandler(s.retrieve, 'pixeldata'),
+        },
+      ];
+    }),
     {
       method: 'GET',
       path: `${DW}/studies/:study/rendered`,
