@@ -182,4 +182,27 @@ describe.each(backends())('WADO-RS rendered multi-frame instances on %s', (backe
       expect([img.width, img.height]).toEqual([COLUMNS, ROWS]);
     }
   });
+
+  it('reads the Accept header where the accept query parameter names nothing the instance is rendered as (PS3.18 §8.7.8.1)', async () => {
+    // OHIF's rendered thumbnails ask …/rendered?accept=image/jpeg; a browser sends its own Accept, Chromium's is this.
+    const browser = 'image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8';
+    const window = `window=${CENTER},${WIDTH}`;
+    const animated = await gif(await get(url(sop.vector, `/rendered?accept=image/jpeg&${window}`), browser));
+    expect(greysOf(animated)).toEqual([0, 1, 2].map(expectedGreys));
+    expect(gifTiming(animated)).toEqual({ images: 3, delays: [4, 25, 25], loopsForever: true });
+    // The parameter still comes first where the resource is served in what it names: one frame, one instance.
+    for (const u of [
+      url(sop.vector, '/frames/2/rendered?accept=image/png'),
+      url(sop.single, '/rendered?accept=image/png'),
+    ]) {
+      const res = await get(u, 'image/gif');
+      expect(res.status, u).toBe(200);
+      expect(res.headers.get('content-type'), u).toBe('image/png');
+      await res.arrayBuffer();
+    }
+    // And where neither names image/gif it is a 406 as before.
+    const refused = await get(url(sop.vector, '/rendered?accept=image/jpeg'), 'image/png, image/jpeg');
+    expect(refused.status).toBe(406);
+    expect(((await refused.json()) as { detail: string }).detail).toContain("Accept was 'image/jpeg'");
+  });
 });

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { CustosError } from '../../domain/errors.js';
 import { RENDERED_MEDIA_TYPES, type RenderedMediaType } from '../../domain/image-encoding.js';
 import { isNativeTransferSyntax } from '../../dicom/transfer-syntax.js';
@@ -332,15 +333,43 @@ export function stowResponseXml(accept: string | undefined): boolean {
   );
 }
 
+/** The Accept header field of a request whose `accept` query parameter took its place (acceptQueryParameter). */
+const headerBehindQuery = new WeakMap<IncomingMessage, string>();
+
+/**
+ * PS3.18 §8.7.8.1: the Selected Media Type is the most wanted one the target supports in the accept query
+ * parameter; only where it names none does the Accept header field count. `pick` chooses from an Accept value (and
+ * throws `http.not-acceptable` when nothing in it can be served): it is given the query parameter's list, which
+ * stands in `req.headers.accept`, and, when that is refused, the header the request came with. Until 7 Dec 2026
+ * the header was never read once the parameter was given: `?accept=image/jpeg` on a multi-frame instance's
+ * rendered resource, from a browser whose Accept takes `image/*`, was a 406 rather than the animated GIF.
+ */
+export function negotiated<T>(req: IncomingMessage, pick: (accept: string | undefined) => T): T {
+  try {
+    return pick(req.headers.accept);
+  } catch (err) {
+    const header = headerBehindQuery.get(req);
+    if (header === undefined || !(err instanceof CustosError) || err.code !== 'http.not-acceptable')
+      throw err;
+    try {
+      return pick(header);
+    } catch {
+      throw err;
+    }
+  }
+}
+
 /**
  * PS3.18 §8.3.3.1: a DICOMweb request may name the media types it accepts in the `accept` query parameter (a
- * link a browser follows cannot set the header). Where given it stands for the Accept header field, which is
- * then not consulted, and it is no query key of QIDO-RS.
+ * link a browser follows cannot set the header). Where given it stands for the Accept header field, which counts
+ * only where the parameter names nothing the resource can be served as (§8.7.8.1; see negotiated), and it is no
+ * query key of QIDO-RS.
  */
 export function acceptQueryParameter(handler: Handler): Handler {
   return (ctx) => {
     const values = ctx.query.getAll('accept');
     if (values.length > 0) {
+      if (ctx.req.headers.accept) headerBehindQuery.set(ctx.req, ctx.req.headers.accept);
       ctx.req.headers.accept = values.map(plusRestored).join(', ');
       ctx.query.delete('accept');
     }
@@ -365,6 +394,8 @@ export function acceptQueryParameter(handler: Handler): Handler {
           detail: { parameter: 'transfer-syntax' },
         });
       if (ctx.req.headers.accept) ctx.req.headers.accept = withTransferSyntax(ctx.req.headers.accept, ts);
+      const header = headerBehindQuery.get(ctx.req);
+      if (header !== undefined) headerBehindQuery.set(ctx.req, withTransferSyntax(header, ts));
     }
     return handler(ctx);
   };

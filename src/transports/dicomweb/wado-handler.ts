@@ -31,6 +31,7 @@ import {
   type FrameForm,
   mostWanted,
   multiFrameRenderedMediaType,
+  negotiated,
   renderedMediaType,
   renderedPartsMediaType,
 } from './negotiation.js';
@@ -1102,7 +1103,7 @@ function sendImage(ctx: RequestContext, type: RenderedMediaType, bytes: Buffer) 
  */
 export function renderedHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
-    const format = renderedMediaType(ctx.req.headers.accept, 'rendered images');
+    const format = negotiated(ctx.req, (accept) => renderedMediaType(accept, 'rendered images'));
     const frames = oneFrame(ctx, 'rendered frames are served one at a time');
     // Parameters first: a bad one is a 400 before anything is opened or recorded.
     const options = renderedOptions(ctx.query);
@@ -1111,7 +1112,7 @@ export function renderedHandler(retrieve: RetrieveService) {
     });
     const count = retrieve.frameCount(ref!);
     if (ctx.params.frames === undefined && count > 1) {
-      const type = multiFrameRenderedMediaType(ctx.req.headers.accept, count);
+      const type = negotiated(ctx.req, (accept) => multiFrameRenderedMediaType(accept, count));
       const body = await primed(ctx.res, await retrieve.animatedGif(ref!, options));
       ctx.res.writeHead(200, { 'Content-Type': type });
       await pipeBody(ctx.res, body);
@@ -1133,7 +1134,7 @@ export function renderedHandler(retrieve: RetrieveService) {
  */
 export function renderedSetHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
-    const format = renderedPartsMediaType(ctx.req.headers.accept);
+    const format = negotiated(ctx.req, renderedPartsMediaType);
     // Parameters first: a bad one is a 400 before anything is opened or recorded.
     const options = { ...renderedOptions(ctx.query), format };
     const scope = scopeOf(ctx);
@@ -1290,7 +1291,7 @@ const THUMBNAIL_SIZE = 128;
  */
 export function thumbnailHandler(retrieve: RetrieveService) {
   return async (ctx: RequestContext): Promise<void> => {
-    const format = renderedMediaType(ctx.req.headers.accept, 'thumbnails');
+    const format = negotiated(ctx.req, (accept) => renderedMediaType(accept, 'thumbnails'));
     const frames = oneFrame(ctx, 'a thumbnail is of one frame');
     // PS3.18 §8.3.5.1.3: a thumbnail's viewport is vw,vh alone; a region (sx, sy, sw, sh) is a 400. Until 7 Dec 2026
     // it was taken, and the thumbnail cut out of the image.
