@@ -1016,6 +1016,35 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     );
   });
 
+  it('answers bytes outside a frame that no frame follows (a TLS handshake, an HTTP request) with AR/100, and keeps serving', async () => {
+    // Until 7 Dec 2026 they were answered only once a frame began, which such a peer never sends: it got nothing, and
+    // its connection was held until hl7.idleTimeoutSeconds.
+    for (const bytes of [
+      Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03]),
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+    ]) {
+      const c = await MllpClient.connect(s.hl7Port!);
+      try {
+        c.write(bytes);
+        const refused = ackOf(await c.next());
+        expect(refused).toMatchObject({ code: 'AR', errorCode: '100' });
+        expect(refused.userMessage).toBe(
+          `${bytes.length} byte(s) arrived outside an MLLP frame (a message starts with 0x0B and ends with 0x1C 0x0D) and were ignored`,
+        );
+        // More of them is not answered again; the next message is.
+        c.write(
+          Buffer.concat([
+            bytes,
+            mllpFrame(adtMessage('A01', 'AFTER-1', { id: `AFTER-${run}`, family: 'A', given: 'B' })),
+          ]),
+        );
+        expect(ackOf(await c.next())).toMatchObject({ code: 'AA', controlId: 'AFTER-1' });
+      } finally {
+        await c.close();
+      }
+    }
+  });
+
   it('declines to serve the bytes of a deflated object whose header needs a correction, and says why', async () => {
     const study = uid(11);
     const series = uid(12);

@@ -36,6 +36,19 @@ describe('MLLP decoder', () => {
     expect(frames(events.slice(1))).toEqual(['MSH|B']);
   });
 
+  it('reports bytes outside a frame at the end of the read that brought them, once per run up to the next frame', () => {
+    const d = new MllpDecoder(1024);
+    // Until 7 Dec 2026 nothing was reported until a start block came, which a peer that is no MLLP sender never sends.
+    expect(d.push(Buffer.from('\x16\x03\x01junk'))).toEqual([
+      { kind: 'garbage', bytes: Buffer.from('\x16\x03\x01junk') },
+    ]);
+    expect(d.push(Buffer.from('more junk'))).toEqual([]);
+    expect(d.push(Buffer.concat([Buffer.from('and more'), mllpFrame('MSH|A')]))).toEqual([
+      { kind: 'frame', payload: Buffer.from('MSH|A') },
+    ]);
+    expect(d.push(Buffer.from('again'))).toEqual([{ kind: 'garbage', bytes: Buffer.from('again') }]);
+  });
+
   it('ends a frame that a start block interrupts, reporting it cut short, and reads the new frame', () => {
     const d = new MllpDecoder(1024);
     const events = d.push(Buffer.concat([Buffer.from('\x0bMSH|A|cut'), mllpFrame('MSH|B')]));

@@ -26,6 +26,11 @@ export class MllpDecoder {
   private oversize = false;
   private garbage: Buffer[] = [];
   private garbageSize = 0;
+  /**
+   * The run of bytes outside a frame being read was reported already, at the end of the read that brought it with
+   * no start block behind it: what else of it comes before the next start block is dropped unreported.
+   */
+  private garbageReported = false;
   /** True after FS, waiting for the CR that completes the end block. */
   private afterEnd = false;
 
@@ -76,6 +81,14 @@ export class MllpDecoder {
       this.afterEnd = true;
       i = end + 1;
     }
+    // Bytes outside a frame with no start block behind them in this read are reported now, once per run, not when a
+    // frame next begins: a peer that is no MLLP sender (a TLS handshake, an HTTP request on the wrong port) sends
+    // none, and until 7 Dec 2026 it got no answer, only the idle timeout's close.
+    if (!this.inFrame && this.garbageSize > 0 && !this.garbageReported) {
+      events.push({ kind: 'garbage', bytes: Buffer.concat(this.garbage) });
+      this.garbage = [];
+      this.garbageReported = true;
+    }
     return events;
   }
 
@@ -118,16 +131,17 @@ export class MllpDecoder {
   private addGarbage(bytes: Buffer) {
     // Whitespace and stray CR/LF between frames are common and harmless.
     if (/^[\s]*$/.test(bytes.toString('latin1')) && this.garbageSize === 0) return;
-    if (this.garbageSize < HEAD_BYTES)
+    if (!this.garbageReported && this.garbageSize < HEAD_BYTES)
       this.garbage.push(Buffer.from(bytes.subarray(0, HEAD_BYTES - this.garbageSize)));
     this.garbageSize += bytes.length;
   }
 
   private flushGarbage(events: MllpEvent[]) {
     if (this.garbageSize === 0) return;
-    events.push({ kind: 'garbage', bytes: Buffer.concat(this.garbage) });
+    if (!this.garbageReported) events.push({ kind: 'garbage', bytes: Buffer.concat(this.garbage) });
     this.garbage = [];
     this.garbageSize = 0;
+    this.garbageReported = false;
   }
 }
 
