@@ -397,14 +397,30 @@ export class ScpAssociation {
    * User Identity negotiation (PS3.7 D.3.3.7): a token (type 5, "JSON Web Token", or the passcode of type 2 with
    * the user name it belongs to) authenticated like a DICOMweb bearer token makes its user the association's
    * principal in place of the calling AE's, so the decision point decides, and the ledger records, for that
-   * person. A token that does not authenticate refuses the association (recorded). Types 1, 3 and 4 (a bare
-   * user name, Kerberos, SAML) are not verified: the AE's principal stays and no positive response is given.
+   * person. A token that does not authenticate refuses the association (recorded).
+   *
+   * A bare user name (type 1) is taken as PS3.15 B.4 (Basic User Identity) lets an acceptor take it, unverified: it
+   * is named in the association's record and answered with the positive response when one is asked for (empty,
+   * PS3.7 D.3.3.7.2), but grants nothing: the AE's principal stays. Until 7 Dec 2026 it had no answer, and dcmtk's
+   * requestors that ask for one (`--user NAME --pos-response`) gave up before associating. Kerberos and SAML (types
+   * 3, 4) are not taken: no positive response (it would have to carry a ticket or a SAML response), the AE's
+   * principal stays.
    */
   private async userIdentity(
     rq: AssociateRq,
     address: string,
-  ): Promise<{ type: number; response: Buffer | undefined } | 'refused' | undefined> {
+  ): Promise<
+    { type: number; response: Buffer | undefined; unverifiedUser?: string } | 'refused' | undefined
+  > {
     const identity = rq.user.identity;
+    if (identity?.type === 1) {
+      const unverifiedUser = identity.primary.toString('utf8').trim().slice(0, 64);
+      return {
+        type: 1,
+        response: identity.positiveResponseRequested ? Buffer.alloc(0) : undefined,
+        unverifiedUser,
+      };
+    }
     if (!identity || (identity.type !== 2 && identity.type !== 5)) return undefined;
     const primary = identity.primary.toString('utf8').trim();
     // The claimed user goes into the refusal's record (a type 2 user name; a JWT is not kept whole).
@@ -570,7 +586,11 @@ export class ScpAssociation {
         tls,
         accepted: accepted.filter((a) => a.result === 0).length,
         proposed: rq.contexts.length,
-        ...(identified ? { ae: rq.callingAe, userIdentity: identified.type } : {}),
+        ...(identified?.unverifiedUser !== undefined
+          ? { userIdentity: 1, unverifiedUser: identified.unverifiedUser }
+          : identified
+            ? { ae: rq.callingAe, userIdentity: identified.type }
+            : {}),
       },
     });
     await this.conn.writeRaw(
