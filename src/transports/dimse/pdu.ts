@@ -64,12 +64,19 @@ export interface UserIdentity {
   secondary: Buffer;
 }
 
+/** PS3.7 D.3.3.5 SOP Class Extended Negotiation sub-item: a SOP class and its service-class-application-information. */
+export interface ExtendedNegotiation {
+  sopClassUid: string;
+  info: Buffer;
+}
+
 export interface UserInformation {
   maxPduLength: number;
   implementationClassUid?: string;
   implementationVersionName?: string;
   roles: RoleSelection[];
   identity?: UserIdentity;
+  extended?: ExtendedNegotiation[];
 }
 
 export interface AssociateRq {
@@ -303,6 +310,14 @@ function decodeUserInfo(v: Buffer): UserInformation {
         scu: sub.value[2 + n] === 1,
         scp: sub.value[3 + n] === 1,
       });
+    } else if (sub.type === 0x56) {
+      need(sub.value, 2, 'the SOP class extended negotiation sub-item');
+      const n = sub.value.readUInt16BE(0);
+      need(sub.value, 2 + n, 'the SOP class extended negotiation sub-item');
+      (user.extended ??= []).push({
+        sopClassUid: uidText(sub.value.subarray(2, 2 + n)),
+        info: sub.value.subarray(2 + n),
+      });
     } else if (sub.type === 0x58) {
       need(sub.value, 4, 'the user identity sub-item');
       const primaryLength = sub.value.readUInt16BE(2);
@@ -435,7 +450,12 @@ function pdu(type: number, body: Buffer): Buffer {
 
 const ae16 = (s: string) => Buffer.from(s.padEnd(16, ' ').slice(0, 16), 'latin1');
 
-function userInfo(maxPduLength: number, roles: RoleSelection[], identityResponse?: Buffer): Buffer {
+function userInfo(
+  maxPduLength: number,
+  roles: RoleSelection[],
+  identityResponse?: Buffer,
+  extended: ExtendedNegotiation[] = [],
+): Buffer {
   const max = Buffer.alloc(4);
   max.writeUInt32BE(maxPduLength);
   const subs = [
@@ -451,6 +471,13 @@ function userInfo(maxPduLength: number, roles: RoleSelection[], identityResponse
       return item(0x54, v);
     }),
     item(0x55, Buffer.from(IMPLEMENTATION_VERSION, 'latin1')),
+    ...extended.map((e) => {
+      const uid = Buffer.from(e.sopClassUid, 'latin1');
+      const v = Buffer.alloc(2 + uid.length);
+      v.writeUInt16BE(uid.length, 0);
+      uid.copy(v, 2);
+      return item(0x56, Buffer.concat([v, e.info]));
+    }),
   ];
   if (identityResponse) {
     // PS3.7 D.3.3.7.2: the server response's length, then the response (empty for user name and passcode).
@@ -477,6 +504,8 @@ export function encodeAssociateAc(
   roles: RoleSelection[],
   /** The User Identity server response, when the requestor asked for a positive response and was identified. */
   identityResponse?: Buffer,
+  /** The SOP Class Extended Negotiation answers (PS3.7 D.3.3.5.2); a class left out negotiated nothing. */
+  extended: ExtendedNegotiation[] = [],
 ): Buffer {
   const parts = [
     associateHeader(rq.calledAe, rq.callingAe),
@@ -486,7 +515,7 @@ export function encodeAssociateAc(
     const head = Buffer.from([c.id, 0, c.result, 0]);
     parts.push(item(0x21, Buffer.concat([head, item(0x40, Buffer.from(c.transferSyntax, 'latin1'))])));
   }
-  parts.push(userInfo(maxPduLength, roles, identityResponse));
+  parts.push(userInfo(maxPduLength, roles, identityResponse, extended));
   return pdu(PduType.AssociateAc, Buffer.concat(parts));
 }
 
@@ -496,6 +525,7 @@ export function encodeAssociateRq(
   contexts: ProposedContext[],
   maxPduLength: number,
   roles: RoleSelection[] = [],
+  extended: ExtendedNegotiation[] = [],
 ): Buffer {
   const parts = [
     associateHeader(calledAe, callingAe),
@@ -508,7 +538,7 @@ export function encodeAssociateRq(
     ];
     parts.push(item(0x20, Buffer.concat([Buffer.from([c.id, 0, 0, 0]), ...subs])));
   }
-  parts.push(userInfo(maxPduLength, roles));
+  parts.push(userInfo(maxPduLength, roles, undefined, extended));
   return pdu(PduType.AssociateRq, Buffer.concat(parts));
 }
 

@@ -29,6 +29,7 @@ import {
   RejectReason,
   type AcceptedContext,
   type AssociateRq,
+  type ExtendedNegotiation,
   type RoleSelection,
 } from './pdu.js';
 import { isStorageSopClass, PLAIN_SYNTAXES, QUERY_RETRIEVE, Sop, STORAGE_SYNTAXES } from './sop-classes.js';
@@ -456,6 +457,36 @@ export class ScpAssociation {
     };
   }
 
+  /**
+   * SOP Class Extended Negotiation (PS3.7 D.3.3.5) of the Patient and Study Root C-FIND classes: Custos matches a
+   * query whatever unique keys of the levels above it holds (a QIDO-RS query), so relational-queries (PS3.4
+   * C.5.1.1, the first byte) are taken when asked for, on an accepted context of the class. The other options
+   * (combined date-time matching, fuzzy person name matching, timezone adjustment, empty and multiple value
+   * matching, enhanced multi-frame conversion) are answered 0, not performed. A class whose negotiation asked for
+   * nothing Custos does, and every other class (relational-retrieve of C-MOVE and C-GET is not supported: a retrieve
+   * names the unique keys of each level), gets no sub-item in the A-ASSOCIATE-AC, which says the same (D.3.3.5).
+   * Until 7 Dec 2026 every such sub-item went unanswered, though relational queries were answered all the same.
+   * They still are without the negotiation (dcmtk's findscu and Orthanc never ask for it): PS3.4 C.4.1.2.1 asks the
+   * requestor of a hierarchical query for the keys above its level and does not bid the SCP refuse one without them.
+   */
+  private relationalQueriesAnswer(rq: AssociateRq, accepted: AcceptedContext[]): ExtendedNegotiation[] {
+    const answers: ExtendedNegotiation[] = [];
+    for (const e of rq.user.extended ?? []) {
+      if (e.sopClassUid !== Sop.PatientRootFind && e.sopClassUid !== Sop.StudyRootFind) continue;
+      if (e.info[0] !== 1 || answers.some((a) => a.sopClassUid === e.sopClassUid)) continue;
+      const onContext = rq.contexts.some(
+        (c) =>
+          c.abstractSyntax === e.sopClassUid &&
+          accepted.some((a) => a.id === c.id && a.result === ContextResult.Acceptance),
+      );
+      if (!onContext) continue;
+      const info = Buffer.alloc(e.info.length);
+      info[0] = 1;
+      answers.push({ sopClassUid: e.sopClassUid, info });
+    }
+    return answers;
+  }
+
   /** An association refused before the registry admitted anyone: recorded under the calling AE title it gave. */
   private async denied(rq: AssociateRq, address: string, policy: string, reason: string) {
     await this.services.ledger.append({
@@ -569,6 +600,7 @@ export class ScpAssociation {
         }
       }
     }
+    const extended = this.relationalQueriesAnswer(rq, accepted);
     this.conn = new DimseConnection(
       this.socket,
       { command: (ctx, cmd) => this.command(ctx, cmd) },
@@ -594,7 +626,7 @@ export class ScpAssociation {
       },
     });
     await this.conn.writeRaw(
-      encodeAssociateAc(rq, accepted, this.opts.maxPduLength, roles, identified?.response),
+      encodeAssociateAc(rq, accepted, this.opts.maxPduLength, roles, identified?.response, extended),
     );
     this.arm(this.opts.idleMs, 'DIMSE idle timeout');
   }
