@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends, type Backend } from './support/backends.js';
-import { dcmtk, storescuTo } from './support/dcmtk.js';
+import { findscuWith, storescuTo } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
@@ -113,24 +113,12 @@ describe.each(backends())('ISO 2022 code extensions reset at delimiters, on %s',
     const s = one.server();
     const out = join(one.dir(), 'answers');
     await mkdir(out);
-    const r = await dcmtk('findscu', [
-      '-S',
-      '-aet',
+    const r = await findscuWith(
+      s.dicomPort,
       'CXSCU',
-      '-aec',
-      'CUSTOS',
-      '-X',
-      '-od',
-      out,
-      '127.0.0.1',
-      String(s.dicomPort),
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      `PatientID=${prefix}-*`,
-      '-k',
-      'PatientName',
-    ]);
+      ['QueryRetrieveLevel=STUDY', `PatientID=${prefix}-*`, 'PatientName'],
+      { flags: ['-X', '-od', out] },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(dcmtkReads(join(out, 'rsp0001.dcm'), '0010,0010')).toBe(dcmtkReads(file(), '0010,0010'));
     expect(dcmtkReads(join(out, 'rsp0001.dcm'), '0010,0010')).toBe('Ivan^Muller=Иван^Müller');

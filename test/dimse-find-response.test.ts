@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { Tags } from '../src/dicom/tags.js';
 import { backends } from './support/backends.js';
-import { dcmtk } from './support/dcmtk.js';
+import { findscuWith } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { postStow, startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
@@ -46,19 +46,7 @@ describe.each(backends())('C-FIND response identifiers, on %s', (backend) => {
 
   /** findscu -v in this model at this level with these keys (each a `-k`): what it printed. */
   const findscu = async (model: '-P' | '-S', level: string, keys: string[]) => {
-    const r = await dcmtk('findscu', [
-      '-v',
-      '-aet',
-      'FINDSCU',
-      '-aec',
-      'CUSTOS',
-      model,
-      '127.0.0.1',
-      String(s.dicomPort),
-      '-k',
-      `QueryRetrieveLevel=${level}`,
-      ...keys.flatMap((k) => ['-k', k]),
-    ]);
+    const r = await findscuWith(s.dicomPort, 'FINDSCU', [`QueryRetrieveLevel=${level}`, ...keys], { model });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/Received Final Find Response \(Success\)/);
     return r.stderr.slice(r.stderr.indexOf('Find Response: 1 (Pending)'));

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateSha256 } from '../src/app/certificate.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk, freePort, spawnDcmtk, spawnTlsDestination, stopChild } from './support/dcmtk.js';
+import { dcmtk, findscuWith, freePort, spawnDcmtk, spawnTlsDestination, stopChild } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { certificatePin, CLIENT_EXT, openSslCa, PEER_EXT, writePki } from './support/tls-certs.js';
@@ -123,20 +123,14 @@ for (const backend of backends()) {
       expect(r.code, r.stderr).toBe(0);
       r = await dcmtk('storescu', [...tls, ...scu, '127.0.0.1', port, file]);
       expect(r.code, r.stderr).toBe(0);
-      r = await dcmtk('findscu', [
-        '-v',
-        ...tls,
-        ...scu,
-        '-S',
-        '127.0.0.1',
+      r = await findscuWith(
         port,
-        '-k',
-        'QueryRetrieveLevel=STUDY',
-        '-k',
-        'PatientID=PID-TLS',
-        '-k',
-        'StudyInstanceUID',
-      ]);
+        'TLSSCU',
+        ['QueryRetrieveLevel=STUDY', 'PatientID=PID-TLS', 'StudyInstanceUID'],
+        {
+          flags: tls,
+        },
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toContain(study);
       // dcmtk 3.6.7's getscu and movescu have no TLS options; C-GET and C-MOVE run the same code over TLS.

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
+import { dcmtk, findscuWith, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
 import {
   CT_IMAGE,
   CYRILLIC_PROCEDURE_CODE,
@@ -198,20 +198,7 @@ for (const backend of backends()) {
       level: string,
       keys: string[],
       opts: { model?: '-S' | '-P'; ae?: string; debug?: boolean } = {},
-    ) =>
-      dcmtk('findscu', [
-        opts.debug ? '-d' : '-v',
-        '-aet',
-        opts.ae ?? 'TESTSCU',
-        '-aec',
-        'CUSTOS',
-        opts.model ?? '-S',
-        '127.0.0.1',
-        port,
-        '-k',
-        `QueryRetrieveLevel=${level}`,
-        ...keys.flatMap((k) => ['-k', k]),
-      ]);
+    ) => findscuWith(port, opts.ae ?? 'TESTSCU', [`QueryRetrieveLevel=${level}`, ...keys], opts);
     /** The identifier keys of one series, for movescu and getscu (`-k` each). */
     const seriesKeys = (studyUid: string, seriesUid: string) => [
       '-k',
@@ -528,20 +515,12 @@ for (const backend of backends()) {
       it(`answers C-FIND at every level (${model})`, async () => {
         const levels = flag === '-P' ? ['PATIENT', 'STUDY', 'SERIES', 'IMAGE'] : ['STUDY', 'SERIES', 'IMAGE'];
         for (const level of levels) {
-          const keys = [
-            '-k',
-            `QueryRetrieveLevel=${level}`,
-            '-k',
-            'PatientID=PID-DIMSE',
-            '-k',
-            'PatientName',
-          ];
-          if (level !== 'PATIENT') keys.push('-k', 'StudyInstanceUID', '-k', 'StudyDate');
+          const keys = ['PatientID=PID-DIMSE', 'PatientName'];
+          if (level !== 'PATIENT') keys.push('StudyInstanceUID', 'StudyDate');
           if (level === 'SERIES' || level === 'IMAGE')
-            keys.push('-k', `StudyInstanceUID=${study}`, '-k', 'SeriesInstanceUID', '-k', 'Modality');
-          if (level === 'IMAGE')
-            keys.push('-k', `SeriesInstanceUID=${series}`, '-k', 'SOPInstanceUID', '-k', 'InstanceNumber');
-          const r = await dcmtk('findscu', ['-v', ...scu, flag, '127.0.0.1', port, ...keys]);
+            keys.push(`StudyInstanceUID=${study}`, 'SeriesInstanceUID', 'Modality');
+          if (level === 'IMAGE') keys.push(`SeriesInstanceUID=${series}`, 'SOPInstanceUID', 'InstanceNumber');
+          const r = await findscu(level, keys, { model: flag });
           expect(r.code, `${level}: ${r.stderr}`).toBe(0);
           const answers = (r.stderr.match(/Find Response: \d+ \(Pending\)/g) ?? []).length;
           expect(answers, `${level}: ${r.stderr}`).toBe(level === 'IMAGE' ? 3 : 1);
@@ -1267,20 +1246,18 @@ for (const backend of backends()) {
       expect(await storedInstances(s, 'study_uid', own)).toHaveLength(3);
       const before = await ledgerHead(s);
       const out = await mkdtemp(join(work, 'find-long-'));
-      const r = await dcmtk(
-        'findscu',
+      const r = await findscuWith(
+        port,
+        'TESTSCU',
         [
-          '-v',
-          '-X',
-          ...scu,
-          '-S',
-          '127.0.0.1',
-          port,
-          ...['QueryRetrieveLevel=IMAGE', `StudyInstanceUID=${own}`, `SeriesInstanceUID=${ownSeries}`]
-            .concat(['SOPInstanceUID', 'InstanceNumber', 'ImageComments'])
-            .flatMap((k) => ['-k', k]),
+          'QueryRetrieveLevel=IMAGE',
+          `StudyInstanceUID=${own}`,
+          `SeriesInstanceUID=${ownSeries}`,
+          'SOPInstanceUID',
+          'InstanceNumber',
+          'ImageComments',
         ],
-        { cwd: out },
+        { flags: ['-X'], cwd: out },
       );
       expect(r.stderr.match(/Received Find Response \d+ \(Pending\)/g), r.stderr).toHaveLength(3);
       expect(r.stderr).toMatch(/Received Final Find Response \(Success\)/);
@@ -3492,28 +3469,18 @@ for (const backend of backends()) {
           ...files,
         ]);
         expect(stored.code, stored.stderr).toBe(0);
-        const r = await dcmtk('findscu', [
-          '-v',
-          '-aet',
+        const r = await findscuWith(
+          s.dicomPort,
           'FINDSCU',
-          '-aec',
-          'CUSTOS',
-          '--max-pdu',
-          '4096',
-          '-S',
-          '127.0.0.1',
-          String(s.dicomPort),
-          '-k',
-          'QueryRetrieveLevel=IMAGE',
-          '-k',
-          `StudyInstanceUID=${study}`,
-          '-k',
-          `SeriesInstanceUID=${series}`,
-          '-k',
-          'SOPInstanceUID',
-          '-k',
-          'InstanceNumber',
-        ]);
+          [
+            'QueryRetrieveLevel=IMAGE',
+            `StudyInstanceUID=${study}`,
+            `SeriesInstanceUID=${series}`,
+            'SOPInstanceUID',
+            'InstanceNumber',
+          ],
+          { flags: ['--max-pdu', '4096'] },
+        );
         expect(r.code, r.stderr).toBe(0);
         expect((r.stderr.match(/Find Response: \d+ \(Pending\)/g) ?? []).length).toBe(150);
         expect(r.stderr).toMatch(/Final Find Response \(Success\)/);

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk } from './support/dcmtk.js';
+import { findscuWith } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { postStow, startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
@@ -67,20 +67,9 @@ describe.each(backends())('a value list with no value, on %s', (backend) => {
   });
 
   it('refuses a C-FIND whose Study Instance UID is a backslash alone with 0xA900 naming it', async () => {
-    const r = await dcmtk('findscu', [
-      '-d',
-      '-aet',
-      'LISTSCU',
-      '-aec',
-      'CUSTOS',
-      '-S',
-      '127.0.0.1',
-      String(s.dicomPort),
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      'StudyInstanceUID=\\',
-    ]);
+    const r = await findscuWith(s.dicomPort, 'LISTSCU', ['QueryRetrieveLevel=STUDY', 'StudyInstanceUID=\\'], {
+      debug: true,
+    });
     expect(r.stderr).not.toMatch(/\(Pending\)/);
     expect(r.stderr).toMatch(/DIMSE Status +: 0xa900/);
     expect(r.stderr).toMatch(/\[StudyInstanceUID '.' lists no UID/);

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk } from './support/dcmtk.js';
+import { findscuWith } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { postStow, startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
 
@@ -61,22 +61,12 @@ describe.each(backends())('a wildcard in a list of modalities, on %s', (backend)
   });
 
   it('refuses the same by C-FIND with 0xA900', async () => {
-    const r = await dcmtk('findscu', [
-      '-d',
-      '-aet',
+    const r = await findscuWith(
+      s.dicomPort,
       'MODSCU',
-      '-aec',
-      'CUSTOS',
-      '-S',
-      '127.0.0.1',
-      String(s.dicomPort),
-      '-k',
-      'QueryRetrieveLevel=STUDY',
-      '-k',
-      'PatientID=MOD-W',
-      '-k',
-      'ModalitiesInStudy=MR\\C*',
-    ]);
+      ['QueryRetrieveLevel=STUDY', 'PatientID=MOD-W', 'ModalitiesInStudy=MR\\C*'],
+      { debug: true },
+    );
     expect(r.stderr).not.toMatch(/\(Pending\)/);
     expect(r.stderr).toMatch(/DIMSE Status +: 0xa900/);
     expect(r.stderr).toMatch(/\[ModalitiesInStudy 'MR,C\*': a wildcard/);

@@ -119,16 +119,34 @@ export const getscuTo = (port: number | null, aet: string, outDir: string, ...ke
     ...keys.flatMap((k) => ['-k', k]),
   ]);
 
+/**
+ * dcmtk's findscu from `aet` to Custos's AE on loopback `port`, one `-k` per key: `-v` (each answer in stderr), or
+ * `-d` with `debug` (each response's status and command too); Study Root (`-S`) unless `model` is `-P` (Patient
+ * Root); `flags` go before its own options (`-X` to keep each answer as a file in `cwd` or `-od`, `--max-pdu`, TLS).
+ */
+export const findscuWith = (
+  port: number | string | null,
+  aet: string,
+  keys: string[],
+  opts: { model?: '-S' | '-P'; debug?: boolean; flags?: string[]; cwd?: string } = {},
+) =>
+  dcmtk(
+    'findscu',
+    [
+      opts.debug ? '-d' : '-v',
+      ...(opts.flags ?? []),
+      '-aet',
+      aet,
+      '-aec',
+      'CUSTOS',
+      opts.model ?? '-S',
+      '127.0.0.1',
+      String(port),
+      ...keys.flatMap((k) => ['-k', k]),
+    ],
+    opts.cwd === undefined ? {} : { cwd: opts.cwd },
+  );
+
 /** dcmtk's findscu -v -S (Study Root) from `aet` to Custos's AE on loopback `port`, one `-k` per key. */
 export const findscuTo = (port: number | null, aet: string, ...keys: string[]) =>
-  dcmtk('findscu', [
-    '-v',
-    '-aet',
-    aet,
-    '-aec',
-    'CUSTOS',
-    '-S',
-    '127.0.0.1',
-    String(port),
-    ...keys.flatMap((k) => ['-k', k]),
-  ]);
+  findscuWith(port, aet, keys);
