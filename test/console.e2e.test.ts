@@ -1152,6 +1152,58 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('data steward: while a release is pending, neither Reject nor Save correction can be sent: one decision', async () => {
+    await quarantineOne(s, 'QZ-ONE-DECISION');
+    const { context, page } = await signIn('data-steward');
+    const queue = (await (
+      await page.request.get(`${s.url}/api/quarantine?status=quarantined&limit=500`)
+    ).json()) as {
+      entries: { id: string; patientId: string }[];
+    };
+    const id = queue.entries.find((e) => e.patientId === 'QZ-ONE-DECISION')!.id;
+    const statusOnServer = async () =>
+      ((await (await page.request.get(`${s.url}/api/quarantine/${id}`)).json()) as { status: string }).status;
+    await page.goto(`${s.url}/quarantine/${id}`);
+    await page.getByRole('heading', { name: 'Defects' }).waitFor();
+    // The missing Modality corrected first (without it the object may not be released).
+    const attribute = page.getByLabel('Attribute (keyword or (gggg,eeee))');
+    const value = page.getByLabel('New value (multiple values separated by \\)');
+    await attribute.fill('Modality');
+    await value.fill('CT');
+    await page.getByRole('button', { name: 'Save correction' }).click();
+    await page.locator('main li').filter({ hasText: /= CT$/ }).waitFor();
+    await page.getByLabel('Reason for rejecting').fill('sent by mistake');
+    await attribute.fill('StudyDescription');
+    await value.fill('second thoughts');
+    const rejected: string[] = [];
+    const corrected: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith(`/api/quarantine/${id}/reject`)) rejected.push(r.method());
+      if (r.url().endsWith(`/api/quarantine/${id}/corrections`)) corrected.push(r.method());
+    });
+    const released = await holdRequests(page, 'POST', `/api/quarantine/${id}/release`);
+    await page.getByRole('button', { name: 'Release into the archive' }).click();
+    await released.asked;
+    // Until 7 Dec 2026 only Release waited: a Reject sent meanwhile rejected the object the release was about to
+    // archive (or the other way round), and a correction could land on an object already decided.
+    const reject = page.getByRole('button', { name: 'Reject for good' });
+    const save = page.getByRole('button', { name: 'Save correction' });
+    await expect.poll(() => reject.isDisabled()).toBe(true);
+    expect(await save.isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Release into the archive' }).isDisabled()).toBe(true);
+    await audit(page, 'quarantine-releasing-data-steward');
+    await reject.click({ force: true });
+    await page.getByLabel('Reason for rejecting').press('Enter');
+    await save.click({ force: true });
+    released.release();
+    await page.getByRole('heading', { name: 'Quarantine', exact: true }).waitFor();
+    expect(released.sent).toHaveLength(1);
+    expect(rejected).toEqual([]);
+    expect(corrected).toEqual([]);
+    expect(await statusOnServer()).toBe('released');
+    await context.close();
+  });
+
   it('privacy officer far from UTC: times are shown in UTC, as the ledger and the audit filters count days', async () => {
     // Auckland is 13 hours ahead of UTC in December: most of a UTC day falls on the next local day there.
     const context = await browser.newContext({ viewport: LAPTOP, timezoneId: 'Pacific/Auckland' });

@@ -177,6 +177,9 @@ export function QuarantineItem() {
   // Likewise a refused reason for rejecting (blank) is tied to the Reason field (until 7 Dec 2026 it stood apart).
   const reasonRefused =
     reject.error instanceof ApiError && reject.error.code === 'quarantine.reason-required';
+  // One decision at a time: while a correction, release or rejection is on its way, none of the three can be sent
+  // (until 7 Dec 2026 each disabled only its own button, so a Reject could follow a pending Release).
+  const deciding = correct.isPending || release.isPending || reject.isPending;
   if (item.isPending) return <Loading what="the quarantined object" />;
   if (item.isError) return <ErrorState error={item.error} />;
   const q = item.data;
@@ -185,7 +188,7 @@ export function QuarantineItem() {
     .slice(0, 80);
   const onCorrect = (e: FormEvent) => {
     e.preventDefault();
-    correct.mutate();
+    if (!deciding) correct.mutate();
   };
   return (
     <section aria-labelledby="qi-title">
@@ -215,21 +218,21 @@ export function QuarantineItem() {
             />
             <label htmlFor="c-value">New value (multiple values separated by \)</label>
             <input id="c-value" value={value} onChange={(e) => setValue(e.target.value)} required />
-            <button type="submit" disabled={correct.isPending}>
+            <button type="submit" disabled={deciding}>
               Save correction
             </button>
             {correct.isError ? <ErrorState error={correct.error} id="c-error" /> : null}
           </form>
           <div className="card">
             <h2>Decide</h2>
-            <button type="button" onClick={() => release.mutate()} disabled={release.isPending}>
+            <button type="button" onClick={() => release.mutate()} disabled={deciding}>
               Release into the archive
             </button>
             {release.isError ? <ErrorState error={release.error} /> : null}
             <form
               onSubmit={(e) => {
                 e.preventDefault();
-                reject.mutate();
+                if (!deciding) reject.mutate();
               }}
             >
               <label htmlFor="r-reason">Reason for rejecting</label>
@@ -240,7 +243,7 @@ export function QuarantineItem() {
                 required
                 {...(reasonRefused ? { 'aria-invalid': true, 'aria-describedby': 'r-error' } : {})}
               />
-              <button type="submit" className="danger" disabled={reject.isPending}>
+              <button type="submit" className="danger" disabled={deciding}>
                 Reject for good
               </button>
             </form>
