@@ -1204,6 +1204,28 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('privacy officer: an audit page past either end of the ledger (an old address) says so and leads back to the first page', async () => {
+    const { context, page } = await signIn('privacy-officer');
+    // Older than the first record: nothing lies there.
+    await page.goto(`${s.url}/audit?outcome=success&before=1`);
+    await page.getByRole('heading', { name: 'Ledger' }).waitFor();
+    const past = page.getByRole('status').filter({ hasText: 'No audit records this far.' });
+    await past.waitFor();
+    // Until 7 Dec 2026: "No audit record matches.", and no way back but editing the address.
+    expect(await page.getByText('No audit record matches.').count()).toBe(0);
+    await audit(page, 'audit-past-the-last-page-privacy-officer');
+    await past.getByRole('button', { name: 'First page' }).click();
+    await studyRows(page).first().waitFor();
+    expect(new URL(page.url()).searchParams.toString()).toBe('outcome=success');
+    expect((await studyRows(page).allTextContents()).every((r) => r.includes('success'))).toBe(true);
+    // Newer than the newest record likewise.
+    await page.goto(`${s.url}/audit?after=999999999`);
+    await past.getByRole('button', { name: 'First page' }).click();
+    await studyRows(page).first().waitFor();
+    expect(new URL(page.url()).search).toBe('');
+    await context.close();
+  });
+
   it('privacy officer far from UTC: times are shown in UTC, as the ledger and the audit filters count days', async () => {
     // Auckland is 13 hours ahead of UTC in December: most of a UTC day falls on the next local day there.
     const context = await browser.newContext({ viewport: LAPTOP, timezoneId: 'Pacific/Auckland' });

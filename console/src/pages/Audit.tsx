@@ -7,7 +7,7 @@ import { retryUnreachable } from '../connection';
 import { useAuth } from '../auth';
 import { DataTable } from '../components/DataTable';
 import { useListParams } from '../list-params';
-import { Empty, ErrorState, Loading } from '../components/States';
+import { Empty, ErrorState, Loading, PastTheEnd } from '../components/States';
 import { AUDIT_READERS, BREAK_GLASS_REVIEWERS } from '../roles';
 import { formatInstant } from '../time';
 
@@ -144,7 +144,13 @@ function LedgerSearch() {
       ) : records.isError ? (
         <ErrorState error={records.error} />
       ) : records.data.records.length === 0 ? (
-        <Empty>No audit record matches.</Empty>
+        before || after ? (
+          // A page beyond the ledger's ends (an old address or bookmark). Until 7 Dec 2026 it said that no record
+          // matches the search, with no way back to the first page but editing the address.
+          <PastTheEnd what="audit records" first={() => setPage({})} />
+        ) : (
+          <Empty>No audit record matches.</Empty>
+        )
       ) : (
         <>
           <DataTable
