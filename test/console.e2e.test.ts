@@ -1226,6 +1226,23 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('data steward: a second click on Sign out while it is pending sends nothing: one request', async () => {
+    const { context, page } = await signIn('data-steward');
+    const out = await holdRequests(page, 'POST', '/api/auth/logout');
+    const signOut = page.getByRole('button', { name: 'Sign out' });
+    await signOut.click();
+    await out.asked;
+    // Until 7 Dec 2026 the button stayed enabled and each click was sent.
+    await expect.poll(() => signOut.isDisabled()).toBe(true);
+    await audit(page, 'signing-out-data-steward');
+    await signOut.click({ force: true });
+    out.release();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    expect(out.sent).toHaveLength(1);
+    expect((await page.request.get(`${s.url}/api/auth/me`)).status()).toBe(401);
+    await context.close();
+  });
+
   it('privacy officer far from UTC: times are shown in UTC, as the ledger and the audit filters count days', async () => {
     // Auckland is 13 hours ahead of UTC in December: most of a UTC day falls on the next local day there.
     const context = await browser.newContext({ viewport: LAPTOP, timezoneId: 'Pacific/Auckland' });

@@ -1,5 +1,6 @@
 import { Navigate, NavLink, Route, Routes } from 'react-router';
 import { useAuth } from './auth';
+import { SignOut } from './components/SignOut';
 import { ErrorState, Loading } from './components/States';
 import { Audit } from './pages/Audit';
 import { Dashboard } from './pages/Dashboard';
@@ -19,7 +20,7 @@ const PATHS: Record<Screen, string> = {
 };
 
 export function App() {
-  const { session, loading, logout } = useAuth();
+  const { session, loading } = useAuth();
   if (loading) return <Loading what="your session" />;
   if (!session) return <Login />;
   if (session.mustChangePassword || session.mfaEnrollmentRequired)
@@ -48,9 +49,7 @@ export function App() {
           <span>
             {session.displayName || session.username} <span className="role">{session.role}</span>
           </span>
-          <button type="button" onClick={() => void logout()}>
-            Sign out
-          </button>
+          <SignOut />
         </div>
       </header>
       <main id="main" tabIndex={-1}>

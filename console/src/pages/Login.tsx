@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { api, ApiError, unwrap } from '../api/client';
 import { useAuth } from '../auth';
 import { QrCode } from '../components/QrCode';
+import { SignOut } from '../components/SignOut';
 
 /** Sign in: password, then a TOTP code when the account has MFA. */
 export function Login() {
@@ -92,7 +93,7 @@ export function Login() {
 
 /** Before anything else: a first-login password change and, for roles that must have it, MFA enrolment. */
 export function AccountSetup({ mustChangePassword, mfa }: { mustChangePassword: boolean; mfa: boolean }) {
-  const { refresh, logout } = useAuth();
+  const { refresh } = useAuth();
   const [current, setCurrent] = useState('');
   const [next, setNext] = useState('');
   const [secret, setSecret] = useState<{ secret: string; otpauthUri: string } | null>(null);
@@ -205,9 +206,7 @@ export function AccountSetup({ mustChangePassword, mfa }: { mustChangePassword: 
           ) : null}
         </form>
       ) : null}
-      <button type="button" className="link" onClick={() => void logout()}>
-        Sign out
-      </button>
+      <SignOut className="link" />
     </main>
   );
 }
