@@ -1243,6 +1243,42 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await context.close();
   });
 
+  it('data steward: a Sign out that Custos cannot do says why, and the console stays signed in, as it is', async () => {
+    const { context, page } = await signIn('data-steward');
+    // Custos's own 503 (problem+json: the index database away), delivered by the page's router as in the
+    // reverse-proxy test: the console test runs on SQLite, whose index is never away. The session is untouched.
+    await page.route(
+      (url) => url.pathname === '/api/auth/logout',
+      (route) =>
+        route.fulfill({
+          status: 503,
+          contentType: 'application/problem+json',
+          headers: { 'Retry-After': '5' },
+          body: JSON.stringify({
+            type: 'about:blank',
+            title: 'Service Unavailable',
+            status: 503,
+            code: 'index.unavailable',
+            detail: 'the index database cannot be reached; try again shortly',
+          }),
+        }),
+    );
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    // Until 7 Dec 2026 any answer was taken for signed out: the sign-in form was shown while the session lived on.
+    const refused = page.getByRole('alert').filter({ hasText: 'the index database cannot be reached' });
+    await refused.waitFor();
+    expect(await refused.textContent()).toContain('index.unavailable');
+    expect(await page.getByRole('navigation', { name: 'Main' }).isVisible()).toBe(true);
+    expect((await page.request.get(`${s.url}/api/auth/me`)).status()).toBe(200);
+    await audit(page, 'sign-out-refused-data-steward');
+    // Once Custos can, signing out ends the session.
+    await page.unrouteAll();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    expect((await page.request.get(`${s.url}/api/auth/me`)).status()).toBe(401);
+    await context.close();
+  });
+
   it('privacy officer far from UTC: times are shown in UTC, as the ledger and the audit filters count days', async () => {
     // Auckland is 13 hours ahead of UTC in December: most of a UTC day falls on the next local day there.
     const context = await browser.newContext({ viewport: LAPTOP, timezoneId: 'Pacific/Auckland' });

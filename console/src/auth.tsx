@@ -45,7 +45,11 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     },
     logout: async () => {
       try {
-        await api.POST('/api/auth/logout');
+        const r = await api.POST('/api/auth/logout');
+        // A refusal or failure (Custos's own 503 while its index database is away) has not ended the session: it
+        // is shown, and the console stays signed in. Until 7 Dec 2026 any answer was taken for signed out, and the
+        // sign-in form was shown while the session lived on. A 401 is a session already ended.
+        if (!r.response.ok && r.response.status !== 401) unwrap(r);
       } catch (err) {
         // The session cannot be ended while the server does not answer: still signed in, as the notice says why.
         if (err instanceof Unreachable) return;
