@@ -99,20 +99,6 @@ describe('ledger chain', () => {
     expect(verify(t).problem!.message).toMatch(/patientId/);
   });
 
-  it('indexes the other patients a query answered, and names an index that no longer matches its record', () => {
-    const [one, two] = records(2);
-    const answered = { ...one!, patientId: undefined, objects: { patients: ['PID-B', 'PID-A', 'PID-B'] } };
-    const own = { ...two!, patientId: 'PID-A', objects: { patients: ['PID-A'] } };
-    const chained = chainRecords({ seq: 0, hash: GENESIS_HASH }, [answered, own]);
-    expect(chained.map((r) => r.patients)).toEqual([['PID-A', 'PID-B'], []]);
-    expect(verify(chained).ok).toBe(true);
-    const dropped = [{ ...chained[0]!, patients: ['PID-A'] }, chained[1]!];
-    expect(verify(dropped).problem).toMatchObject({ seq: 1, kind: 'changed' });
-    expect(verify(dropped).problem!.message).toMatch(/patient index .*\["PID-A"\].*\["PID-A","PID-B"\]/);
-    const added = [chained[0]!, { ...chained[1]!, patients: ['PID-C'] }];
-    expect(verify(added).problem).toMatchObject({ seq: 2, kind: 'changed' });
-  });
-
   it('names a removed record', () => {
     const t = rows.filter((r) => r.seq !== 30);
     expect(verify(t).problem).toMatchObject({ seq: 30, kind: 'removed' });

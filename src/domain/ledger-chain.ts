@@ -23,8 +23,6 @@ export interface ChainRow {
     patientId: string;
     studyUid: string;
   };
-  /** The other patients the record names (searchPatients), as the patient index beside the ledger holds them. */
-  patients: string[];
 }
 
 /** The columns a record is searched by, derived from it (and checked against it by verification). */
@@ -39,18 +37,6 @@ export function searchColumns(r: AuditRecord): ChainRow['columns'] {
   };
 }
 
-/**
- * The patients a record names besides its own `patientId`, sorted: those a query's answer listed
- * (`objects.patients`) when it held more than one. A search by patient finds the record by them as by its own
- * patient (they are indexed beside the ledger, and checked against the record by verification).
- */
-export function searchPatients(r: Pick<AuditRecord, 'patientId' | 'objects'>): string[] {
-  const named = r.objects?.patients;
-  if (!Array.isArray(named)) return [];
-  const others = new Set(named.filter((p): p is string => typeof p === 'string' && p !== r.patientId));
-  return [...others].sort();
-}
-
 /** Chain a batch of records after `head`: each gets its canonical text, link and hash. */
 export function chainRecords(
   head: { seq: number; hash: string },
@@ -63,14 +49,7 @@ export function chainRecords(
     const record = { ...r, seq } as AuditRecord;
     const text = canonicalJson(record);
     const hash = linkHash(prev, text);
-    const row = {
-      seq,
-      prevHash: prev,
-      hash,
-      text,
-      columns: searchColumns(record),
-      patients: searchPatients(record),
-    };
+    const row = { seq, prevHash: prev, hash, text, columns: searchColumns(record) };
     prev = hash;
     return row;
   });
@@ -302,16 +281,6 @@ export class ChainVerifier {
         });
         return false;
       }
-    }
-    const named = JSON.stringify(searchPatients(record));
-    const indexed = JSON.stringify([...row.patients].sort());
-    if (named !== indexed) {
-      this.fail({
-        seq: row.seq,
-        kind: 'changed',
-        message: `record ${row.seq} was changed: the patient index beside it says ${indexed} but the record names ${named}`,
-      });
-      return false;
     }
     for (const { checkpoint, origin } of this.bySeq.get(row.seq) ?? []) {
       if (checkpoint.hash !== hash) {

@@ -258,12 +258,6 @@ export interface AuditLedgerTable {
   hash: string;
 }
 
-/** The patients a ledger record names besides its own (ledger-chain.ts searchPatients), one row each. */
-export interface AuditLedgerPatientsTable {
-  patient_id: string;
-  seq: number;
-}
-
 export interface AuditCheckpointsTable {
   seq: number;
   hash: string;
@@ -450,7 +444,6 @@ export interface DatabaseSchema {
   api_tokens: ApiTokensTable;
   sessions: SessionsTable;
   audit_ledger: AuditLedgerTable;
-  audit_ledger_patients: AuditLedgerPatientsTable;
   audit_checkpoints: AuditCheckpointsTable;
   job_state: JobStateTable;
   policy_versions: PolicyVersionsTable;

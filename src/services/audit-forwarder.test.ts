@@ -28,7 +28,6 @@ function storeOf(records: AuditRecord[]): AuditStore {
             patientId: '',
             studyUid: '',
           },
-          patients: [],
         })),
   } as unknown as AuditStore;
 }

@@ -725,34 +725,6 @@ function migrations(dialect: SqlDialectName): Record<string, Migration> {
         }
       },
     },
-    // The patients a query answered, when more than one (ledger-chain.ts searchPatients): a search of the ledger
-    // by patient, and so a patient's accounting of disclosures, finds the query by each of them. Derived from the
-    // records (verification checks it against them) and append-only like the ledger.
-    '0027-audit-ledger-patients': {
-      async up(db: Kysely<unknown>) {
-        await db.schema
-          .createTable('audit_ledger_patients')
-          .addColumn('patient_id', 'text', (c) => c.notNull())
-          .addColumn('seq', dialect === 'postgres' ? 'bigint' : 'integer', (c) => c.notNull())
-          .addPrimaryKeyConstraint('audit_ledger_patients_pk', ['patient_id', 'seq'])
-          .execute();
-        await db.schema
-          .createIndex('audit_ledger_patients_seq')
-          .on('audit_ledger_patients')
-          .column('seq')
-          .execute();
-        if (dialect === 'sqlite') {
-          for (const op of ['update', 'delete'])
-            await sql`create trigger ${sql.raw(`audit_ledger_patients_no_${op}`)} before ${sql.raw(op)}
-                      on audit_ledger_patients
-                      begin select raise(abort, 'audit_ledger_patients is append-only'); end`.execute(db);
-        } else {
-          await sql`create trigger audit_ledger_patients_append_only
-                    before update or delete or truncate on audit_ledger_patients
-                    for each statement execute function custos_refuse_ledger_change()`.execute(db);
-        }
-      },
-    },
   };
 }
 

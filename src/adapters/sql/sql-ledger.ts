@@ -25,8 +25,6 @@ interface Pending {
 
 /** Rows per INSERT statement: 11 columns stay far below SQLite's bound-parameter limit. */
 const INSERT_CHUNK = 400;
-/** Rows per INSERT statement into the patient index beside the ledger (two columns each). */
-const PATIENT_CHUNK = 2000;
 /** Records per group-commit transaction. */
 const MAX_BATCH = 4000;
 /** PostgreSQL advisory lock serialising appends across every Custos process sharing the database. */
@@ -131,13 +129,6 @@ export class SqlLedger implements AuditLedger, AuditStore {
         .values(rows.slice(i, i + INSERT_CHUNK).map(ledgerTableRow))
         .execute();
     }
-    const named = rows.flatMap((r) => r.patients.map((p) => ({ patient_id: p, seq: r.seq })));
-    for (let i = 0; i < named.length; i += PATIENT_CHUNK) {
-      await trx
-        .insertInto('audit_ledger_patients')
-        .values(named.slice(i, i + PATIENT_CHUNK))
-        .execute();
-    }
   }
 
   async head(): Promise<{ seq: number; hash: string }> {
@@ -146,19 +137,7 @@ export class SqlLedger implements AuditLedger, AuditStore {
 
   async search(f: AuditFilter): Promise<AuditRecord[]> {
     let q = this.index.db.selectFrom('audit_ledger').select(['record']);
-    const patientId = f.patientId;
-    // A record names its patient in its own column, or among the patients a query answered (the index beside it).
-    if (patientId !== undefined)
-      q = q.where((eb) =>
-        eb.or([
-          eb('patient_id', '=', patientId),
-          eb(
-            'seq',
-            'in',
-            eb.selectFrom('audit_ledger_patients').select('seq').where('patient_id', '=', patientId),
-          ),
-        ]),
-      );
+    if (f.patientId !== undefined) q = q.where('patient_id', '=', f.patientId);
     if (f.studyUid !== undefined) q = q.where('study_uid', '=', f.studyUid);
     if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
     if (f.action?.length) q = q.where('action', 'in', f.action);
@@ -182,24 +161,8 @@ export class SqlLedger implements AuditLedger, AuditStore {
       .orderBy('seq', 'asc')
       .limit(limit)
       .execute();
-    const patients = new Map<number, string[]>();
-    if (rows.length) {
-      const named = await this.index.db
-        .selectFrom('audit_ledger_patients')
-        .select(['seq', 'patient_id'])
-        .where('seq', '>', afterSeq)
-        .where('seq', '<=', Number(rows[rows.length - 1]!.seq))
-        .execute();
-      for (const n of named) {
-        const seq = Number(n.seq);
-        const list = patients.get(seq);
-        if (list) list.push(n.patient_id);
-        else patients.set(seq, [n.patient_id]);
-      }
-    }
     return rows.map((r) => ({
       seq: Number(r.seq),
-      patients: patients.get(Number(r.seq)) ?? [],
       prevHash: r.prev_hash,
       hash: r.hash,
       text: r.record,
