@@ -21,6 +21,29 @@ const SHOTS = join(process.cwd(), 'test-artifacts', 'console');
 const LAPTOP = { width: 1366, height: 900 };
 const TABLET = { width: 820, height: 1180 };
 
+/**
+ * Custos's own 503 (problem+json with Retry-After: the index database away) for requests to `path`, delivered by the
+ * page's router: the console test runs on SQLite, whose index is never away.
+ */
+async function answerIndexUnavailable(page: Page, path: string): Promise<void> {
+  await page.route(
+    (url) => url.pathname === path,
+    (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/problem+json',
+        headers: { 'Retry-After': '5' },
+        body: JSON.stringify({
+          type: 'about:blank',
+          title: 'Service Unavailable',
+          status: 503,
+          code: 'index.unavailable',
+          detail: 'the index database cannot be reached; try again shortly',
+        }),
+      }),
+  );
+}
+
 describe('web console in Chromium', { timeout: 180_000 }, () => {
   let s: TestServer;
   let seed: DemoSeed;
@@ -765,22 +788,7 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       // A 503 that is Custos's own (problem+json, with Retry-After: here the index database away) says what Custos
       // says, not "not reachable". (Delivered by the page's router: the console test runs on SQLite, whose index is
       // never away.)
-      await page.route(
-        (url) => url.pathname === '/api/quarantine',
-        (route) =>
-          route.fulfill({
-            status: 503,
-            contentType: 'application/problem+json',
-            headers: { 'Retry-After': '5' },
-            body: JSON.stringify({
-              type: 'about:blank',
-              title: 'Service Unavailable',
-              status: 503,
-              code: 'index.unavailable',
-              detail: 'the index database cannot be reached; try again shortly',
-            }),
-          }),
-      );
+      await answerIndexUnavailable(page, '/api/quarantine');
       await main.getByRole('link', { name: 'Quarantine' }).click();
       const refused = page.getByRole('alert').filter({ hasText: 'the index database cannot be reached' });
       await refused.waitFor();
@@ -1247,22 +1255,7 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     const { context, page } = await signIn('data-steward');
     // Custos's own 503 (problem+json: the index database away), delivered by the page's router as in the
     // reverse-proxy test: the console test runs on SQLite, whose index is never away. The session is untouched.
-    await page.route(
-      (url) => url.pathname === '/api/auth/logout',
-      (route) =>
-        route.fulfill({
-          status: 503,
-          contentType: 'application/problem+json',
-          headers: { 'Retry-After': '5' },
-          body: JSON.stringify({
-            type: 'about:blank',
-            title: 'Service Unavailable',
-            status: 503,
-            code: 'index.unavailable',
-            detail: 'the index database cannot be reached; try again shortly',
-          }),
-        }),
-    );
+    await answerIndexUnavailable(page, '/api/auth/logout');
     await page.getByRole('button', { name: 'Sign out' }).click();
     // Until 7 Dec 2026 any answer was taken for signed out: the sign-in form was shown while the session lived on.
     const refused = page.getByRole('alert').filter({ hasText: 'the index database cannot be reached' });

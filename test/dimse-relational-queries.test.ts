@@ -12,7 +12,7 @@ import { encodeDataset } from '../src/transports/dimse/dimse-dataset.js';
 import { decodePdu, encodeAssociateRq } from '../src/transports/dimse/pdu.js';
 import { Sop } from '../src/transports/dimse/sop-classes.js';
 import { backends } from './support/backends.js';
-import { dcmtk, storescuTo } from './support/dcmtk.js';
+import { findscuTo, storescuTo } from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { rawMessage, RawPeer } from './support/raw-scu.js';
 import { startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
@@ -49,18 +49,7 @@ describe.each(backends())(
       await rm(work, { recursive: true, force: true });
     });
 
-    const findscu = (...keys: string[]) =>
-      dcmtk('findscu', [
-        '-v',
-        '-S',
-        '-aet',
-        'RELSCU',
-        '-aec',
-        'CUSTOS',
-        '127.0.0.1',
-        String(s.dicomPort),
-        ...keys.flatMap((k) => ['-k', k]),
-      ]);
+    const findscu = (...keys: string[]) => findscuTo(s.dicomPort, 'RELSCU', ...keys);
 
     it('answers a SERIES or IMAGE query without the unique keys above it, relational-queries negotiated or not', async () => {
       // dcmtk's findscu negotiates nothing: PS3.4 C.4.1.2.1 asks it for the upper keys, and does not bid Custos refuse.
