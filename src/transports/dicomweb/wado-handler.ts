@@ -789,13 +789,17 @@ export function bulkdataSetHandler(retrieve: RetrieveService, which: 'bulkdata' 
         }
       }
     }
+    const partHeaders = (p: SetPart) => ({
+      'Content-Length': String(p.size),
+      'Content-Location': p.location,
+    });
     let rootType: string | undefined;
     async function* outgoing() {
       for await (const p of parts()) {
         rootType ??= p.contentType;
         yield {
           contentType: p.contentType,
-          headers: { 'Content-Length': String(p.size), 'Content-Location': p.location },
+          headers: partHeaders(p),
           body: await p.body(),
         };
       }
@@ -814,7 +818,7 @@ export function bulkdataSetHandler(retrieve: RetrieveService, which: 'bulkdata' 
               groups.flatMap((g) =>
                 storedParts(g.ref, g.form, g.values, g.swap, g.locations).map((p) => ({
                   contentType: p.contentType,
-                  headers: { 'Content-Length': String(p.size), 'Content-Location': p.location },
+                  headers: partHeaders(p),
                   size: p.size!,
                 })),
               ),

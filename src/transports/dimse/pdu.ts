@@ -448,6 +448,17 @@ function pdu(type: number, body: Buffer): Buffer {
   return Buffer.concat([h, body]);
 }
 
+/**
+ * A user information sub-item that names a SOP class (PS3.7 D.3.3.4 SCP/SCU Role Selection, D.3.3.5 SOP Class
+ * Extended Negotiation): the UID's length (2 bytes), the UID, then what the sub-item says of the class.
+ */
+function sopClassItem(type: number, sopClassUid: string, tail: Buffer): Buffer {
+  const uid = Buffer.from(sopClassUid, 'latin1');
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(uid.length);
+  return item(type, Buffer.concat([length, uid, tail]));
+}
+
 const ae16 = (s: string) => Buffer.from(s.padEnd(16, ' ').slice(0, 16), 'latin1');
 
 function userInfo(
@@ -461,23 +472,9 @@ function userInfo(
   const subs = [
     item(0x51, max),
     item(0x52, Buffer.from(IMPLEMENTATION_CLASS_UID, 'latin1')),
-    ...roles.map((r) => {
-      const uid = Buffer.from(r.sopClassUid, 'latin1');
-      const v = Buffer.alloc(4 + uid.length);
-      v.writeUInt16BE(uid.length, 0);
-      uid.copy(v, 2);
-      v[2 + uid.length] = r.scu ? 1 : 0;
-      v[3 + uid.length] = r.scp ? 1 : 0;
-      return item(0x54, v);
-    }),
+    ...roles.map((r) => sopClassItem(0x54, r.sopClassUid, Buffer.from([r.scu ? 1 : 0, r.scp ? 1 : 0]))),
     item(0x55, Buffer.from(IMPLEMENTATION_VERSION, 'latin1')),
-    ...extended.map((e) => {
-      const uid = Buffer.from(e.sopClassUid, 'latin1');
-      const v = Buffer.alloc(2 + uid.length);
-      v.writeUInt16BE(uid.length, 0);
-      uid.copy(v, 2);
-      return item(0x56, Buffer.concat([v, e.info]));
-    }),
+    ...extended.map((e) => sopClassItem(0x56, e.sopClassUid, e.info)),
   ];
   if (identityResponse) {
     // PS3.7 D.3.3.7.2: the server response's length, then the response (empty for user name and passcode).
