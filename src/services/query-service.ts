@@ -56,17 +56,27 @@ const COLUMN: Record<Exclude<MatchKey, 'ModalitiesInStudy'>, string> = {
 
 const TIME_KEYS = new Set<MatchKey>(['StudyTime', 'PerformedProcedureStepStartTime']);
 
-export function matchPredicate(m: Match): Expression<SqlBool> {
+/** The series condition of a ModalitiesInStudy key (alias s2). */
+function modalityCondition(m: Match): Expression<SqlBool> {
+  return m.type === 'list'
+    ? sql<SqlBool>`s2.modality in (${sql.join(m.values)})`
+    : m.type === 'wildcard'
+      ? sql<SqlBool>`s2.modality like ${wildcardToLike(m.pattern)} escape '\\'`
+      : m.type === 'equals'
+        ? sql<SqlBool>`s2.modality = ${m.value}`
+        : sql<SqlBool>`1 = 1`;
+}
+
+/**
+ * `drivenBySeries`: a ModalitiesInStudy key is matched as the studies of the matching series (`st.study_uid in
+ * (select …)`), found through the series' modality index, instead of asking each study in turn whether it has such
+ * a series (`exists`). See QueryService.fewSeriesOf for when.
+ */
+export function matchPredicate(m: Match, drivenBySeries = false): Expression<SqlBool> {
   if (m.key === 'ModalitiesInStudy') {
-    const sub =
-      m.type === 'list'
-        ? sql`s2.modality in (${sql.join(m.values)})`
-        : m.type === 'wildcard'
-          ? sql`s2.modality like ${wildcardToLike(m.pattern)} escape '\\'`
-          : m.type === 'equals'
-            ? sql`s2.modality = ${m.value}`
-            : sql`1 = 1`;
-    return sql<SqlBool>`exists (select 1 from series s2 where s2.study_uid = st.study_uid and ${sub})`;
+    return drivenBySeries
+      ? sql<SqlBool>`st.study_uid in (select s2.study_uid from series s2 where ${modalityCondition(m)})`
+      : sql<SqlBool>`exists (select 1 from series s2 where s2.study_uid = st.study_uid and ${modalityCondition(m)})`;
   }
   const col = sql.ref(COLUMN[m.key]);
   const pnGroups = PN_GROUPS[m.key];
@@ -699,8 +709,11 @@ export class QueryService {
     if (needsSeries && query.level !== 'study') {
       qb = qb.innerJoin('series as se', 'se.study_uid', 'st.study_uid') as typeof qb;
     }
+    const bySeries = await this.fewSeriesOf(query, offset + limit);
     for (const m of query.matches) {
-      if (query.level === 'study' && level(m.key) === 'se') {
+      if (m === bySeries) {
+        qb = qb.where(matchPredicate(m, true));
+      } else if (query.level === 'study' && level(m.key) === 'se') {
         // Study-level query filtered by a series attribute: the study matches if any of its series does.
         const col = m;
         qb = qb.where(
@@ -748,6 +761,48 @@ export class QueryService {
         .orderBy(sql.ref('i.sop_instance_uid'));
     }
     return (await full.limit(limit).offset(offset).execute()) as unknown as Row[];
+  }
+
+  /**
+   * The ModalitiesInStudy key of a study query that has no other key, when so few series match it that the query
+   * is better driven by them (matchPredicate's `drivenBySeries`); otherwise undefined.
+   *
+   * A study query is answered in date order. With `exists`, SQLite walks the studies in that order through their
+   * date index and asks each for a matching series, stopping when the page is full: cheap for a common modality and
+   * a small page, but for a rare modality (or one no study has) it reads every study of the archive to fill its
+   * page. Driven by the series, it reads the matching series through their modality index and sorts their
+   * studies: cheap for a rare modality, dear for a common one and a small page. SQLite, which Custos never asks to
+   * gather statistics, cannot tell the two apart; so the matching series are counted first, no further than
+   * where the walk would be cheaper. Measured on 5,000 studies (8 Dec 2026) a study walked cost about 1.9 µs and
+   * a series driven about 3.5 µs; walking reads about min(N, rows·N/m) studies for `rows` rows of N studies with m
+   * matching series, driving about m series, so the series drive when m < N/2 and m² < rows·N/2. N is read as the
+   * studies' largest rowid, which deletions leave only higher. PostgreSQL plans either form as the same semi-join
+   * by its own statistics, so it keeps `exists`. Until 8 Dec 2026 SQLite always walked: `ModalitiesInStudy=NM`
+   * on an archive without NM read every study (4 ms at 5,000 studies, growing with the archive), and
+   * `ModalitiesInStudy=CT` with no limit took 9.3 ms of SQL where the series take 4.4.
+   */
+  private async fewSeriesOf(query: QidoQuery, rows: number): Promise<Match | undefined> {
+    const [m, ...others] = query.matches;
+    if (
+      this.index.dialect !== 'sqlite' ||
+      query.level !== 'study' ||
+      others.length ||
+      m?.key !== 'ModalitiesInStudy'
+    )
+      return undefined;
+    // A wildcard is left to the walk: one that is not a prefix is no range of the modality index.
+    if (m.type !== 'equals' && m.type !== 'list') return undefined;
+    const db = this.index.db;
+    const studies = Number(
+      (await sql<{ n: number | null }>`select max(rowid) as n from studies`.execute(db)).rows[0]?.n ?? 0,
+    );
+    const bound = Math.floor(Math.min(studies / 2, Math.sqrt((rows * studies) / 2))) + 1;
+    const { rows: counted } = await sql<{
+      n: number;
+    }>`select count(*) as n from (select 1 from series s2 where ${modalityCondition(m)} limit ${bound})`.execute(
+      db,
+    );
+    return Number(counted[0]?.n ?? bound) < bound ? m : undefined;
   }
 
   private toJson(
