@@ -131,7 +131,7 @@ async function openSqlite(path: string, key: Buffer): Promise<IndexDb> {
     plugins: [sqliteLimitLiterals],
   });
   await migrateToLatest(db as Kysely<unknown>, 'sqlite');
-  const checkpointer = await SqliteCheckpointer.start({ path, key });
+  const checkpointer = SqliteCheckpointer.start({ path, key });
   const index: SqliteIndexDb = {
     db,
     dialect: 'sqlite',
