@@ -227,6 +227,14 @@ for (const backend of backends()) {
       }
       return { scp, out, port };
     };
+    /**
+     * C-STORE of the test study (its three instances) by storescu: the retrieves of it store it first, so each runs
+     * alone too (`-t`; the same data set again is success). Until 8 Dec 2026 some relied on an earlier test's store.
+     */
+    const storeTestStudy = async () => {
+      const r = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
+      expect(r.code, r.stderr).toBe(0);
+    };
     /** movescu of the test study (Study Root) to a registered destination. */
     const moveStudy = (destination: string, ...flags: string[]) =>
       dcmtk('movescu', [
@@ -1379,6 +1387,7 @@ for (const backend of backends()) {
     });
 
     it('moves a study by C-MOVE to a registered storescp destination', async () => {
+      await storeTestStudy();
       const move = (destination: string, ...flags: string[]) => moveStudy(destination, ...flags);
       const { scp, out, port: destPort } = await storescpDestination('DEST', 'move-');
       try {
@@ -1430,6 +1439,7 @@ for (const backend of backends()) {
     });
 
     it('gives up on a C-MOVE destination that takes an object and never answers, after dicom.responseTimeoutMs', async () => {
+      await storeTestStudy();
       // storescp --sleep-during holds each C-STORE-RSP for 60 s. Until 5 Dec 2026 the C-MOVE waited for ever
       // (and a C-CANCEL with it); now the association to the destination is aborted after 3 s (this server's
       // setting; 60 s by default) and every sub-operation is reported failed.
@@ -1447,6 +1457,7 @@ for (const backend of backends()) {
     });
 
     it('names why a C-MOVE destination that went away mid-transfer failed, before the error of calling it again', async () => {
+      await storeTestStudy();
       // storescp holds the first C-STORE-RSP and is killed meanwhile. Until 6 Dec 2026 the Error Comment was the
       // error of calling it again (`DEADDEST at 127.0.0.1:…: connect ECONNREFUSED`) alone.
       const { scp } = await storescpDestination('DEADDEST', 'move-dead-', '-v', '--sleep-during', '30');
@@ -1515,6 +1526,7 @@ for (const backend of backends()) {
     });
 
     it('retrieves a series by C-GET on the same association', async () => {
+      await storeTestStudy();
       const getSeries = async (...flags: string[]) => {
         const out = await mkdtemp(join(work, 'get-'));
         const r = await dcmtk('getscu', [
@@ -1544,9 +1556,7 @@ for (const backend of backends()) {
     it('sends an object once by C-GET or C-MOVE whose identifier lists its Study, Series or SOP Instance UID twice', async () => {
       const sub = (stderr: string, what: string) =>
         Number(new RegExp(`Number of ${what} Suboperations +: (\\d+)`).exec(stderr)?.[1] ?? -1);
-      // The test study (stored already when the whole file runs; the same data set again is success).
-      const stored = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
-      expect(stored.code, stored.stderr).toBe(0);
+      await storeTestStudy();
       // Until 7 Dec 2026 each listing was a retrieve of its own: `A\A` sent the study twice (6 sub-operations), and a
       // SERIES retrieve listing its one study twice was refused (0xA900).
       const twice = [
@@ -1634,9 +1644,7 @@ for (const backend of backends()) {
         const r = await dcmtk('getscu', ['-v', ...scu, '-P', '-od', out, '127.0.0.1', port, ...keys]);
         return { ...r, files: await readdir(out) };
       };
-      // The test study (stored already when the whole file runs; the same data set again is success).
-      const stored = await dcmtk('storescu', [...scu, '127.0.0.1', port, ...files]);
-      expect(stored.code, stored.stderr).toBe(0);
+      await storeTestStudy();
       // The study's own patient: the study, the series, the one image.
       const own = await Promise.all(below('PID-DIMSE').map(get));
       expect(own.map((r) => r.files.length)).toEqual([3, 3, 1]);
@@ -1668,6 +1676,7 @@ for (const backend of backends()) {
     });
 
     it('sends objects stored in Explicit VR Little Endian as Implicit VR Little Endian to peers taking only that', async () => {
+      await storeTestStudy();
       // storescp +xi (a C-MOVE destination) and getscu +xi (C-GET) accept the DICOM default transfer syntax alone
       // (PS3.5 §10.1). Until 5 Dec 2026 every sub-operation to them failed: Custos sent only the stored syntax.
       const refs = await s.app.retrieve.open(admin, { studyUid: study }, 'view-pixels', 'test');
@@ -2339,6 +2348,7 @@ for (const backend of backends()) {
     });
 
     it('aborts the association to a C-MOVE destination that answers with an unknown Message ID, and says so', async () => {
+      await storeTestStudy();
       // Until 6 Dec 2026 such an answer was ignored, and each C-STORE waited for dicom.responseTimeoutMs.
       const { encodeAssociateAc, decodePdu, pdvHeader } = await import('../src/transports/dimse/pdu.js');
       const { encodeCommand, decodeCommand } = await import('../src/transports/dimse/command.js');
@@ -2465,6 +2475,7 @@ for (const backend of backends()) {
       );
 
     it('starts no further C-MOVE sub-operation once the requestor aborted, and records what was sent', async () => {
+      await storeTestStudy();
       // storescp holds each C-STORE-RSP for a second (--sleep-after: once per object; --sleep-during sleeps at each
       // progress step): the A-ABORT comes while the second object is in flight. Until 6 Dec 2026 the C-MOVE went on
       // to send all three to a destination nobody would be told about.
@@ -2492,6 +2503,7 @@ for (const backend of backends()) {
     });
 
     it('answers an A-RELEASE-RQ during a C-MOVE or C-GET after its final response, having started no further sub-operation', async () => {
+      await storeTestStudy();
       const { scp, out } = await storescpDestination('RELEASEDEST', 'move-release-', '--sleep-after', '1');
       try {
         // C-MOVE: until 6 Dec 2026 the A-RELEASE-RP went at once, the final response never, and the sub-operations
