@@ -10,7 +10,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateSha256 } from '../src/app/certificate.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk, findscuWith, freePort, spawnDcmtk, spawnTlsDestination, stopChild } from './support/dcmtk.js';
+import {
+  dcmtk,
+  findscuWith,
+  freePort,
+  spawnDcmtk,
+  spawnTlsDestination,
+  stopChild,
+  untilListening,
+} from './support/dcmtk.js';
 import { makeInstance, uid } from './support/fixtures.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { certificatePin, CLIENT_EXT, openSslCa, PEER_EXT, writePki } from './support/tls-certs.js';
@@ -302,7 +310,7 @@ for (const backend of backends()) {
           port: destPort,
           certSha256: await certificateSha256(join(dir, 'dest.crt')),
         });
-        await new Promise((r) => setTimeout(r, 300));
+        await untilListening(destPort);
         const r = await move('TLSDEST');
         expect(r.code, r.stderr).toBe(0);
         expect(r.stderr, r.stderr).not.toMatch(/^[WEF]: /m);
@@ -335,7 +343,7 @@ for (const backend of backends()) {
           port: destPort,
           certSha256: await certificateSha256(join(dir, 'dest.crt')),
         });
-        await new Promise((r) => setTimeout(r, 300));
+        await untilListening(destPort);
         const r = await move('PINNED');
         // The move is refused with the reason in the Error Comment; nothing reaches the impostor. Every
         // sub-operation failed (0xA702; until 4 Dec 2026 0xA801, which says the title is not known).
@@ -355,7 +363,7 @@ for (const backend of backends()) {
         `OPENSSL:127.0.0.1:${s.dicomTlsPort},cert=${join(dir, 'client.crt')},key=${join(dir, 'client.key')},cafile=${join(dir, 'ca.crt')},openssl-min-proto-version=TLS1.2`,
       ]);
       try {
-        await new Promise((r) => setTimeout(r, 300));
+        await untilListening(local);
         const out = await mkdtemp(join(dir, 'get-'));
         const r = await dcmtk('getscu', [
           '-aet',
@@ -576,7 +584,7 @@ for (const backend of backends()) {
             port: destPort,
             certSha256: certificatePin(join(dir, `${name}.crt`)),
           });
-          await new Promise((r) => setTimeout(r, 300));
+          await untilListening(destPort);
           const r = await dcmtk('movescu', [
             '-d',
             '-aet',

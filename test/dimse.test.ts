@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';
 import { backends } from './support/backends.js';
-import { dcmtk, findscuWith, freePort, spawnDcmtk, stopChild } from './support/dcmtk.js';
+import { dcmtk, findscuWith, freePort, spawnDcmtk, stopChild, untilListening } from './support/dcmtk.js';
 import {
   CT_IMAGE,
   CYRILLIC_PROCEDURE_CODE,
@@ -212,7 +212,8 @@ for (const backend of backends()) {
     const firstAnswer = (stderr: string) => stderr.slice(stderr.indexOf('Find Response: 1 (Pending)'));
     /**
      * dcmtk's storescp on a free port, registered as the AE `title` (a C-MOVE destination), receiving into a new
-     * directory named from `prefix`; `flags` go before its own options. Started and given 300 ms to listen.
+     * directory named from `prefix`; `flags` go before its own options. Returned once it listens (until 8 Dec 2026
+     * each was given 300 ms instead).
      */
     const storescpDestination = async (title: string, prefix: string, ...flags: string[]) => {
       const port = await freePort();
@@ -220,7 +221,7 @@ for (const backend of backends()) {
       const scp = spawnDcmtk('storescp', [...flags, '-aet', title, '-od', out, String(port)]);
       try {
         await s.app.aes.add(admin, { title, host: '127.0.0.1', port });
-        await new Promise((r) => setTimeout(r, 300));
+        await untilListening(port);
       } catch (err) {
         await stopChild(scp);
         throw err;

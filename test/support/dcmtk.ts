@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
 export interface RunResult {
@@ -64,6 +65,28 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Resolves once a socket listens on TCP `port` (Linux's /proc/net/tcp and tcp6, state 0A): a peer just spawned takes
+ * connections from then on. Nothing connects to it to find out, so its log and what it received stay as they were.
+ */
+export async function untilListening(port: number, timeoutMs = 20_000): Promise<void> {
+  const local = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const deadline = Date.now() + timeoutMs; ;) {
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      const rows = (await readFile(table, 'utf8').catch(() => '')).split('\n');
+      if (
+        rows.some((row) => {
+          const [, address, , state] = row.trim().split(/\s+/);
+          return address?.endsWith(local) && state === '0A';
+        })
+      )
+        return;
+    }
+    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 export async function stopChild(child: ChildProcess): Promise<void> {
