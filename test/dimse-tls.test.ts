@@ -1,7 +1,7 @@
 // Issue 3: DICOM TLS (PS3.15 Annex B) with dcmtk's +tls, client certificates bound to AE entries; C-MOVE to a
 // destination registered with a certificate (Custos calls it over TLS), and C-GET over TLS.
 import { readFileSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -47,6 +47,31 @@ async function deniedReasons(s: TestServer, of: { actor?: string; policy?: strin
     .map((r) => r.detail.reason);
 }
 
+/**
+ * The certificates and keys of each describe below, made by `make` once per file and copied into each backend's
+ * directory: RSA keys take openssl a while, and no test depends on its backend having keys of its own (until 8 Dec
+ * 2026 each backend made the same set again).
+ */
+let pkiRoot: string | undefined;
+const pkis = new Map<string, Promise<string>>();
+afterAll(async () => {
+  if (pkiRoot) await rm(pkiRoot, { recursive: true, force: true });
+});
+async function pkiInto(dir: string, name: string, make: (dir: string) => void | Promise<void>) {
+  let made = pkis.get(name);
+  if (!made) {
+    made = (async () => {
+      pkiRoot ??= await mkdtemp(join(tmpdir(), 'custos-tls-pki-'));
+      const at = join(pkiRoot, name);
+      await mkdir(at);
+      await make(at);
+      return at;
+    })();
+    pkis.set(name, made);
+  }
+  await cp(await made, dir, { recursive: true });
+}
+
 for (const backend of backends()) {
   describe(`DICOM TLS with dcmtk (${backend})`, () => {
     let s: TestServer;
@@ -59,17 +84,19 @@ for (const backend of backends()) {
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'custos-tls-'));
-      writePki(dir, {
-        keyType: 'rsa',
-        cas: ['ca'],
-        leaves: { server: PEER_EXT, client: CLIENT_EXT, rogue: CLIENT_EXT },
+      await pkiInto(dir, 'tls', async (dir) => {
+        writePki(dir, {
+          keyType: 'rsa',
+          cas: ['ca'],
+          leaves: { server: PEER_EXT, client: CLIENT_EXT, rogue: CLIENT_EXT },
+        });
+        // A client certificate of a CA the server does not trust.
+        const other = join(dir, 'other');
+        await mkdir(other);
+        writePki(other, { keyType: 'rsa', cas: ['ca'], leaves: { client: CLIENT_EXT } });
+        await copyFile(join(other, 'client.crt'), join(dir, 'other.crt'));
+        await copyFile(join(other, 'client.key'), join(dir, 'other.key'));
       });
-      // A client certificate of a CA the server does not trust.
-      const other = join(dir, 'other');
-      await mkdir(other);
-      writePki(other, { keyType: 'rsa', cas: ['ca'], leaves: { client: CLIENT_EXT } });
-      await copyFile(join(other, 'client.crt'), join(dir, 'other.crt'));
-      await copyFile(join(other, 'client.key'), join(dir, 'other.key'));
       s = await startTestServer(backend, {
         dicom: {
           port: null,
@@ -226,11 +253,13 @@ for (const backend of backends()) {
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'custos-tls-move-'));
-      writePki(dir, {
-        keyType: 'rsa',
-        cas: ['ca'],
-        leaves: { server: PEER_EXT, dest: PEER_EXT, other: PEER_EXT, client: CLIENT_EXT },
-      });
+      await pkiInto(dir, 'move', (dir) =>
+        writePki(dir, {
+          keyType: 'rsa',
+          cas: ['ca'],
+          leaves: { server: PEER_EXT, dest: PEER_EXT, other: PEER_EXT, client: CLIENT_EXT },
+        }),
+      );
       s = await startTestServer(backend, {
         dicom: {
           port: 0,
@@ -398,12 +427,14 @@ for (const backend of backends()) {
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'custos-tls-opt-'));
       // `expired`: a client certificate that expired yesterday (its notAfter a day before its notBefore, now).
-      writePki(dir, {
-        keyType: 'rsa',
-        cas: ['ca'],
-        leaves: { server: PEER_EXT, client: CLIENT_EXT, expired: CLIENT_EXT },
-        leafDays: { expired: -1 },
-      });
+      await pkiInto(dir, 'optional', (dir) =>
+        writePki(dir, {
+          keyType: 'rsa',
+          cas: ['ca'],
+          leaves: { server: PEER_EXT, client: CLIENT_EXT, expired: CLIENT_EXT },
+          leafDays: { expired: -1 },
+        }),
+      );
       s = await startTestServer(backend, {
         dicom: {
           tls: {
@@ -513,11 +544,13 @@ for (const backend of backends()) {
 
     beforeAll(async () => {
       dir = await mkdtemp(join(tmpdir(), 'custos-tls-pin-'));
-      writePki(dir, { keyType: 'rsa', cas: ['ca'], leaves: { server: PEER_EXT } });
-      const ca = openSslCa(dir);
-      const now = Date.now();
-      ca.sign('expired', PEER_EXT, { start: new Date(now - 3 * day), end: new Date(now - day) });
-      ca.sign('early', PEER_EXT, { start: new Date(now + day), end: new Date(now + 3 * day) });
+      await pkiInto(dir, 'pin', (dir) => {
+        writePki(dir, { keyType: 'rsa', cas: ['ca'], leaves: { server: PEER_EXT } });
+        const ca = openSslCa(dir);
+        const now = Date.now();
+        ca.sign('expired', PEER_EXT, { start: new Date(now - 3 * day), end: new Date(now - day) });
+        ca.sign('early', PEER_EXT, { start: new Date(now + day), end: new Date(now + 3 * day) });
+      });
       s = await startTestServer(backend, {
         dicom: {
           port: 0,
