@@ -892,8 +892,13 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     }
     if (contentType !== 'application/dicom') {
       // Parameters first: a bad one is a 400 before anything is opened or recorded.
-      const frame = intParam(q.get('frameNumber'), 'frameNumber') ?? 1;
-      assertFrameCanExist(q.get('frameNumber') ?? '1');
+      const frameNumber = q.get('frameNumber');
+      const frame = intParam(frameNumber, 'frameNumber') ?? 1;
+      if (frame > MAX_FRAMES)
+        throw badParameter(
+          'frameNumber',
+          `frameNumber ${frameNumber!.replace(/^0+/, '')} is beyond any instance's frames: an instance has at most ${MAX_FRAMES} (PS3.18 §9.5.2.1)`,
+        );
       const rows = intParam(q.get('rows'), 'rows');
       const columns = intParam(q.get('columns'), 'columns');
       for (const [name, v] of [
@@ -929,6 +934,23 @@ export function wadoUriHandler(retrieve: RetrieveService) {
         'view-pixels',
         'wado-uri rendered',
       );
+      // PS3.18 §9.5.2.1: frameNumber names a frame of a multi-frame image (Number of Frames above 1, Table 8.7.2-1),
+      // one it has; else a 400 naming it. Until 8 Dec 2026 a single-frame instance's frameNumber=1 rendered the
+      // image and a frame beyond the last was a 404. Checked once the instance is opened (its frame count is its
+      // header's, which only a recorded access reads), and before a byte of it is read.
+      if (frameNumber !== null) {
+        const count = retrieve.frameCount(ref!);
+        if (count === 1)
+          throw badParameter(
+            'frameNumber',
+            `frameNumber is for a frame of a multi-frame image, and this instance has one frame: leave frameNumber out (PS3.18 §9.5.2.1)`,
+          );
+        if (frame > count)
+          throw badParameter(
+            'frameNumber',
+            `frameNumber ${frame} is beyond the instance's ${count} frames (PS3.18 §9.5.2.1)`,
+          );
+      }
       sendImage(
         ctx,
         contentType,

@@ -1,0 +1,109 @@
+// WADO-URI query parameters PS3.18 §9 says are errors, each a 400 problem+json naming the parameter.
+//
+// - frameNumber (§9.5.2.1) names a frame of a multi-frame image that it has: on a single-frame instance, or beyond
+//   the instance's Number of Frames, it is a 400. Until 8 Dec 2026 a single-frame instance's frameNumber=1 rendered
+//   the image, and a frame beyond the last was a 404. A multi-frame instance without frameNumber still renders its
+//   first frame.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends } from './support/backends.js';
+import { makeInstance, uid } from './support/fixtures.js';
+import {
+  ledgerHead,
+  ledgerSince,
+  postStow,
+  startTestServer,
+  stopThenCleanUp,
+  type TestServer,
+} from './support/test-server.js';
+
+describe.each(backends())('WADO-URI parameters on %s', (backend) => {
+  let s: TestServer;
+  const study = uid(1);
+  const series = uid(2);
+  const single = uid(3);
+  const multi = uid(4);
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    const stored = await postStow(s, [
+      makeInstance({ studyUid: study, seriesUid: series, sopInstanceUid: single, rows: 8, columns: 8 }),
+      makeInstance({
+        studyUid: study,
+        seriesUid: series,
+        sopInstanceUid: multi,
+        instanceNumber: 2,
+        rows: 4,
+        columns: 5,
+        frames: 3,
+      }),
+    ]);
+    expect(stored.status, await stored.clone().text()).toBe(200);
+  }, 60_000);
+  afterAll(async () => {
+    expect(await stopThenCleanUp(s)).toEqual([]);
+  });
+
+  const wado = (objectUid: string, query: string) =>
+    fetch(
+      `${s.url}/wado?requestType=WADO&studyUID=${study}&seriesUID=${series}&objectUID=${objectUid}${query}`,
+      { headers: { Authorization: `Bearer ${s.token}` } },
+    );
+
+  /** A 400 problem+json naming `parameter`, its detail saying `words`. */
+  const refused = async (res: Response, parameter: string, words: string) => {
+    expect(res.status).toBe(400);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    const problem = (await res.json()) as { detail: string };
+    expect(problem).toMatchObject({ code: 'wado.bad-parameter', parameter });
+    expect(problem.detail).toContain(words);
+  };
+
+  describe('frameNumber (PS3.18 §9.5.2.1)', () => {
+    it('is a 400 naming it on a single-frame instance, recorded as not served', async () => {
+      const before = await ledgerHead(s);
+      await refused(await wado(single, '&frameNumber=1'), 'frameNumber', 'this instance has one frame');
+      // The frame count is the instance's header, read only under a recorded access; what was refused is recorded.
+      const records = await ledgerSince(s, before);
+      expect(records.map((r) => [r.action, r.outcome])).toEqual([
+        ['view-pixels', 'success'],
+        ['view-pixels', 'failure'],
+      ]);
+    });
+
+    it('is a 400 naming it beyond the Number of Frames of the instance', async () => {
+      await refused(await wado(multi, '&frameNumber=4'), 'frameNumber', "beyond the instance's 3 frames");
+      await refused(
+        await wado(multi, '&frameNumber=4&contentType=image/png'),
+        'frameNumber',
+        "beyond the instance's 3 frames",
+      );
+    });
+
+    it('is a 400 naming it, before anything is opened or recorded, when no instance can have that frame', async () => {
+      for (const value of ['0', '-1', '1.5', '', 'x', '99999999999999999999']) {
+        const before = await ledgerHead(s);
+        await refused(await wado(multi, `&frameNumber=${value}`), 'frameNumber', 'frameNumber');
+        expect(await ledgerHead(s), value).toBe(before);
+      }
+    });
+
+    it('renders the frame it names of a multi-frame instance, and the first without it', async () => {
+      const image = async (query: string) => {
+        const res = await wado(multi, query);
+        expect(res.status, `${query}: ${await res.clone().text()}`).toBe(200);
+        expect(res.headers.get('content-type')).toBe('image/png');
+        return Buffer.from(await res.arrayBuffer());
+      };
+      // One window for all: frame 1's pixels are about 0, frame 3's about 2000 (pixelValue).
+      const png = '&contentType=image/png&windowCenter=500&windowWidth=1000';
+      const first = await image(`${png}&frameNumber=1`);
+      const third = await image(`${png}&frameNumber=03`);
+      expect(third.equals(first)).toBe(false);
+      expect((await image(png)).equals(first)).toBe(true);
+      // A single-frame instance without frameNumber is its one image, as before.
+      const one = await wado(single, '');
+      expect(one.status).toBe(200);
+      expect(one.headers.get('content-type')).toBe('image/jpeg');
+    });
+  });
+});
