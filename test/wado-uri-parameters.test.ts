@@ -4,6 +4,10 @@
 //   the instance's Number of Frames, it is a 400. Until 8 Dec 2026 a single-frame instance's frameNumber=1 rendered
 //   the image, and a frame beyond the last was a 404. A multi-frame instance without frameNumber still renders its
 //   first frame.
+//
+// - Each parameter Custos reads takes one value (§9.4.2.3 and §9.5.2.1 say so of anonymize and frameNumber): given
+//   twice it is a 400 naming it, before anything is opened or recorded. Until 8 Dec 2026 that held for the UIDs and
+//   transferSyntax only, and of two of any other the first counted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
@@ -104,6 +108,36 @@ describe.each(backends())('WADO-URI parameters on %s', (backend) => {
       const one = await wado(single, '');
       expect(one.status).toBe(200);
       expect(one.headers.get('content-type')).toBe('image/jpeg');
+    });
+  });
+
+  describe('a parameter given twice', () => {
+    it.each([
+      ['requestType=WADO', 'requestType'],
+      ['contentType=application/dicom&contentType=image/jpeg', 'contentType'],
+      ['contentType=image/png&contentType=image/png', 'contentType'],
+      ['anonymize=yes&anonymize=no', 'anonymize'],
+      ['anonymize=yes&anonymize=yes', 'anonymize'],
+      ['frameNumber=2&frameNumber=3', 'frameNumber'],
+      ['rows=4&rows=5', 'rows'],
+      ['columns=4&columns=5', 'columns'],
+      ['region=0,0,1,1&region=0,0,0.5,0.5', 'region'],
+      ['windowCenter=10&windowCenter=20&windowWidth=5', 'windowCenter'],
+      ['windowCenter=10&windowWidth=5&windowWidth=50', 'windowWidth'],
+      ['imageQuality=100&imageQuality=50', 'imageQuality'],
+    ])('%s is a 400 naming %s, before anything is opened or recorded', async (query, parameter) => {
+      const before = await ledgerHead(s);
+      await refused(await wado(multi, `&${query}`), parameter, `${parameter} is given more than once`);
+      expect(await ledgerHead(s)).toBe(before);
+    });
+
+    it('takes each once', async () => {
+      const res = await wado(
+        multi,
+        '&contentType=image/png&frameNumber=2&rows=4&columns=5&region=0,0,1,1&windowCenter=10&windowWidth=5&imageQuality=50',
+      );
+      expect(res.status, await res.clone().text()).toBe(200);
+      expect(res.headers.get('content-type')).toBe('image/png');
     });
   });
 });

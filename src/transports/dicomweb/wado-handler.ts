@@ -842,6 +842,11 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     const bad = (message: string, parameter: string) =>
       new CustosError({ code: 'wado-uri.bad-parameter', message, httpStatus: 400, detail: { parameter } });
     if (q.get('requestType') !== 'WADO') throw bad(`requestType must be WADO`, 'requestType');
+    // One value each (PS3.18 §9.4.2.3, §9.5.2.1: "the number of parameter values is not equal to one" is a 400), or
+    // a cache, a proxy or a log may read another request than the one answered. Until 8 Dec 2026 only the UIDs and
+    // transferSyntax were held to one: of two the first counted (`contentType=application/dicom&contentType=image/jpeg`
+    // sent the object, `anonymize=yes&anonymize=no` was a 501).
+    onceEach(q, WADO_URI_PARAMETERS);
     // PS3.18 §9.4.1: one UID each. One that is no UID, or given twice, is a 400 naming it before anything is
     // decided or recorded, as a WADO-RS path's is (until 7 Dec 2026 it was looked up: a 403 recorded as a denial,
     // or a 404, and of two the first was taken).
@@ -1293,6 +1298,23 @@ function renderedOptions(q: URLSearchParams, defaultViewport?: string) {
     ...(size !== undefined ? { viewport: parseViewport(size) } : {}),
   };
 }
+
+/**
+ * The WADO-URI parameters Custos reads that take one value, besides the UIDs and transferSyntax (each refused
+ * twice with a message of its own).
+ */
+const WADO_URI_PARAMETERS = [
+  'requestType',
+  'contentType',
+  'anonymize',
+  'frameNumber',
+  'rows',
+  'columns',
+  'region',
+  'windowCenter',
+  'windowWidth',
+  'imageQuality',
+] as const;
 
 /** The rendering parameters of PS3.18 §8.3.5.1 Custos reads, each of one value. */
 const RENDERED_PARAMETERS = ['window', 'quality', 'viewport'] as const;
