@@ -8,6 +8,10 @@
 // - Each parameter Custos reads takes one value (§9.4.2.3 and §9.5.2.1 say so of anonymize and frameNumber): given
 //   twice it is a 400 naming it, before anything is opened or recorded. Until 8 Dec 2026 that held for the UIDs and
 //   transferSyntax only, and of two of any other the first counted.
+//
+// - contentType takes no transfer-syntax or charset media type parameter (§9.1.2.2.1: forbidden, a 400); WADO-URI
+//   has its transferSyntax and charset query parameters for them. Until 8 Dec 2026 they were ignored, and
+//   `application/dicom;transfer-syntax=1.2.840.10008.1.2.4.50` got the object in Explicit VR Little Endian.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
@@ -138,6 +142,42 @@ describe.each(backends())('WADO-URI parameters on %s', (backend) => {
       );
       expect(res.status, await res.clone().text()).toBe(200);
       expect(res.headers.get('content-type')).toBe('image/png');
+    });
+  });
+
+  describe('contentType (PS3.18 §9.1.2.2.1)', () => {
+    it.each([
+      ['application/dicom;transfer-syntax=1.2.840.10008.1.2.4.50', 'transfer-syntax', 'transferSyntax'],
+      ['application/dicom; transfer-syntax=1.2.840.10008.1.2.1', 'transfer-syntax', 'transferSyntax'],
+      ['image/jpeg,application/dicom;q=0.5;transfer-syntax=*', 'transfer-syntax', 'transferSyntax'],
+      ['application/dicom;charset="ISO_IR 192"', 'charset', 'charset'],
+      ['image/jpeg;CHARSET=utf-8', 'charset', 'charset'],
+    ])(
+      '%s is a 400 naming contentType, before anything is opened or recorded',
+      async (contentType, parameter, instead) => {
+        const before = await ledgerHead(s);
+        await refused(
+          await wado(single, `&contentType=${encodeURIComponent(contentType)}`),
+          'contentType',
+          `contentType takes no ${parameter} parameter in WADO-URI (PS3.18 §9.1.2.2.1): give the ${instead} query parameter`,
+        );
+        expect(await ledgerHead(s)).toBe(before);
+      },
+    );
+
+    it('takes the media types with their q-values, and the transfer syntax as the transferSyntax parameter', async () => {
+      const dicom = await wado(
+        single,
+        `&contentType=${encodeURIComponent('image/jpeg;q=0.5,application/dicom')}&transferSyntax=1.2.840.10008.1.2.1`,
+      );
+      expect(dicom.status, await dicom.clone().text()).toBe(200);
+      expect(dicom.headers.get('content-type')).toBe('application/dicom');
+      const png = await wado(
+        single,
+        `&contentType=${encodeURIComponent('image/png;q=0.9, image/jpeg;q=0.1')}`,
+      );
+      expect(png.status).toBe(200);
+      expect(png.headers.get('content-type')).toBe('image/png');
     });
   });
 });

@@ -1019,6 +1019,20 @@ function wadoUriContentType(raw: string | null): 'application/dicom' | RenderedM
       detail: { parameter: 'contentType' },
     });
   }
+  // PS3.18 §9.1.2.2.1, §9.1.3: the transfer-syntax and charset media type parameters are forbidden in a WADO-URI
+  // request (its transferSyntax and charset query parameters say that), a 400. Until 8 Dec 2026 they were ignored:
+  // `contentType=application/dicom;transfer-syntax=1.2.840.10008.1.2.4.50` sent the object in Explicit VR Little
+  // Endian.
+  for (const entry of entries)
+    for (const [name, instead] of [
+      ['transfer-syntax', 'transferSyntax'],
+      ['charset', 'charset'],
+    ] as const)
+      if (name in entry.params)
+        throw badParameter(
+          'contentType',
+          `contentType takes no ${name} parameter in WADO-URI (PS3.18 §9.1.2.2.1): give the ${instead} query parameter instead, got '${(raw ?? '').slice(0, 120)}'`,
+        );
   if (entries.length === 0) return 'image/jpeg';
   // As for an Accept header (RFC 9110 §12.5.1): `image/jpeg;q=0,image/*` is not JPEG (until 6 Dec 2026 it was).
   const chosen = mostWanted<'application/dicom' | RenderedMediaType>(entries, [
