@@ -12,6 +12,10 @@
 // - contentType takes no transfer-syntax or charset media type parameter (§9.1.2.2.1: forbidden, a 400); WADO-URI
 //   has its transferSyntax and charset query parameters for them. Until 8 Dec 2026 they were ignored, and
 //   `application/dicom;transfer-syntax=1.2.840.10008.1.2.4.50` got the object in Explicit VR Little Endian.
+//
+// - presentationSeriesUID and presentationUID come together (§9.5.1.2.7), and not with windowCenter and
+//   windowWidth (§9.5.2.2) or frameNumber (§9.5.2.3): a 400 naming the one missing or the one that clashes, before
+//   anything is opened or recorded. Until 8 Dec 2026 they were ignored, and the image rendered as if absent.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
@@ -178,6 +182,24 @@ describe.each(backends())('WADO-URI parameters on %s', (backend) => {
       );
       expect(png.status).toBe(200);
       expect(png.headers.get('content-type')).toBe('image/png');
+    });
+  });
+
+  describe('presentationSeriesUID and presentationUID (PS3.18 §9.5.1.2.7, §9.5.2.2, §9.5.2.3)', () => {
+    const ps = `presentationSeriesUID=${uid(20)}&presentationUID=${uid(21)}`;
+    it.each([
+      [`presentationUID=${uid(21)}`, 'presentationSeriesUID', 'presentationUID needs presentationSeriesUID'],
+      [`presentationSeriesUID=${uid(20)}`, 'presentationUID', 'presentationSeriesUID needs presentationUID'],
+      [
+        `${ps}&windowCenter=10&windowWidth=5`,
+        'windowCenter',
+        'windowCenter is not given with a presentation state',
+      ],
+      [`${ps}&frameNumber=2`, 'frameNumber', 'frameNumber is not given with a presentation state'],
+    ])('%s is a 400 naming %s, before anything is opened or recorded', async (query, parameter, words) => {
+      const before = await ledgerHead(s);
+      await refused(await wado(multi, `&${query}`), parameter, words);
+      expect(await ledgerHead(s)).toBe(before);
     });
   });
 });

@@ -897,6 +897,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     }
     if (contentType !== 'application/dicom') {
       // Parameters first: a bad one is a 400 before anything is opened or recorded.
+      presentationParams(q);
       const frameNumber = q.get('frameNumber');
       const frame = intParam(frameNumber, 'frameNumber') ?? 1;
       if (frame > MAX_FRAMES)
@@ -1063,6 +1064,32 @@ function transferSyntaxParam(values: string[]): string | undefined {
     );
   return ts;
 }
+
+/**
+ * WADO-URI `presentationSeriesUID` and `presentationUID` (PS3.18 §9.5.1.2.7) come together, and not with a window or
+ * a frame number (§9.5.2.2, §9.5.2.3: a 400); until 8 Dec 2026 either was ignored, and so was the combination (the
+ * image rendered with the window or frame asked for). Custos applies no presentation state: given both, alone, they
+ * are still ignored.
+ */
+function presentationParams(q: URLSearchParams): void {
+  const given = PRESENTATION_PARAMETERS.filter((name) => q.has(name));
+  if (!given.length) return;
+  if (given.length === 1) {
+    const missing = PRESENTATION_PARAMETERS.find((name) => name !== given[0])!;
+    throw badParameter(
+      missing,
+      `${given[0]} needs ${missing}: the two are given together or not at all (PS3.18 §9.5.1.2.7)`,
+    );
+  }
+  const clash = (['windowCenter', 'windowWidth', 'frameNumber'] as const).find((name) => q.has(name));
+  if (clash)
+    throw badParameter(
+      clash,
+      `${clash} is not given with a presentation state (presentationSeriesUID and presentationUID; PS3.18 §9.5.2.2, §9.5.2.3)`,
+    );
+}
+
+const PRESENTATION_PARAMETERS = ['presentationSeriesUID', 'presentationUID'] as const;
 
 /** WADO-URI `region=xmin,ymin,xmax,ymax` (PS3.18 §8.2.4): fractions of the image, 0 to 1, top left first. */
 function regionParam(raw: string | null): { x0: number; y0: number; x1: number; y1: number } | undefined {
