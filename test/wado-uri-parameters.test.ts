@@ -16,6 +16,10 @@
 // - presentationSeriesUID and presentationUID come together (§9.5.1.2.7), and not with windowCenter and
 //   windowWidth (§9.5.2.2) or frameNumber (§9.5.2.3): a 400 naming the one missing or the one that clashes, before
 //   anything is opened or recorded. Until 8 Dec 2026 they were ignored, and the image rendered as if absent.
+//
+// - annotation (§9.5.1.2.2, §8.3.5.1.1) is a list of keywords: none, or one that is no keyword, is a 400 naming it;
+//   Custos burns in no annotation, so each value is ignored with a Warning naming them, as §8.3.5.1.1 has it for
+//   values a server does not support. Until 8 Dec 2026 the parameter was not read: no 400, no Warning.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
@@ -200,6 +204,34 @@ describe.each(backends())('WADO-URI parameters on %s', (backend) => {
       const before = await ledgerHead(s);
       await refused(await wado(multi, `&${query}`), parameter, words);
       expect(await ledgerHead(s)).toBe(before);
+    });
+  });
+
+  describe('annotation (PS3.18 §9.5.1.2.2, §8.3.5.1.1)', () => {
+    it.each(['', 'patient,,technique', 'patient%20name', '1', 'patient&annotation=technique'])(
+      'annotation=%s is a 400 naming it, before anything is opened or recorded',
+      async (value) => {
+        const before = await ledgerHead(s);
+        await refused(await wado(single, `&annotation=${value}`), 'annotation', 'annotation');
+        expect(await ledgerHead(s)).toBe(before);
+      },
+    );
+
+    it('renders without the annotations, with a Warning naming the values it left out', async () => {
+      for (const [value, named] of [
+        ['patient', 'patient'],
+        ['technique, patient', 'technique,patient'],
+      ] as const) {
+        const res = await wado(single, `&annotation=${encodeURIComponent(value)}`);
+        expect(res.status, await res.clone().text()).toBe(200);
+        expect(res.headers.get('content-type')).toBe('image/jpeg');
+        expect(res.headers.get('warning')).toBe(
+          `299 ${s.url}/wado "The following annotation values are not supported: ${named}"`,
+        );
+      }
+      const plain = await wado(single, '');
+      expect(plain.status).toBe(200);
+      expect(plain.headers.get('warning')).toBeNull();
     });
   });
 });

@@ -898,6 +898,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     if (contentType !== 'application/dicom') {
       // Parameters first: a bad one is a 400 before anything is opened or recorded.
       presentationParams(q);
+      const annotation = annotationParam(q.get('annotation'));
       const frameNumber = q.get('frameNumber');
       const frame = intParam(frameNumber, 'frameNumber') ?? 1;
       if (frame > MAX_FRAMES)
@@ -957,11 +958,16 @@ export function wadoUriHandler(retrieve: RetrieveService) {
             `frameNumber ${frame} is beyond the instance's ${count} frames (PS3.18 §9.5.2.1)`,
           );
       }
-      sendImage(
-        ctx,
-        contentType,
-        await retrieve.renderImage(ref!, frame, { ...options, format: contentType }),
-      );
+      const image = await retrieve.renderImage(ref!, frame, { ...options, format: contentType });
+      if (annotation)
+        ctx.res.setHeader(
+          'Warning',
+          warning299(
+            `${ctx.origin}/wado`,
+            `The following annotation values are not supported: ${annotation.join(',')}`,
+          ),
+        );
+      sendImage(ctx, contentType, image);
       return;
     }
     const wantTs = transferSyntaxParam(q.getAll('transferSyntax'));
@@ -1087,6 +1093,23 @@ function presentationParams(q: URLSearchParams): void {
       clash,
       `${clash} is not given with a presentation state (presentationSeriesUID and presentationUID; PS3.18 §9.5.2.2, §9.5.2.3)`,
     );
+}
+
+/**
+ * WADO-URI `annotation` (PS3.18 §9.5.1.2.2, §8.3.5.1.1): a comma-separated list of keywords (`patient`,
+ * `technique`); none, or one that is no keyword, is a 400 naming it. Custos burns in no annotation, so every value
+ * is one it does not support, which §8.3.5.1.1 has ignored with a Warning naming them: returned here for that.
+ * Until 8 Dec 2026 the parameter was not read (`annotation=` rendered, and no Warning said what was left out).
+ */
+function annotationParam(raw: string | null): string[] | undefined {
+  if (raw === null) return undefined;
+  const values = raw.split(',').map((v) => v.trim());
+  if (values.some((v) => !/^[A-Za-z][A-Za-z0-9_-]*$/.test(v)))
+    throw badParameter(
+      'annotation',
+      `annotation must be a comma-separated list of keywords (patient, technique; PS3.18 §8.3.5.1.1), got '${raw.slice(0, 80)}'`,
+    );
+  return values;
 }
 
 const PRESENTATION_PARAMETERS = ['presentationSeriesUID', 'presentationUID'] as const;
@@ -1355,6 +1378,7 @@ const WADO_URI_PARAMETERS = [
   'windowCenter',
   'windowWidth',
   'imageQuality',
+  'annotation',
 ] as const;
 
 /** The rendering parameters of PS3.18 §8.3.5.1 Custos reads, each of one value. */
