@@ -20,6 +20,9 @@
 // - annotation (§9.5.1.2.2, §8.3.5.1.1) is a list of keywords: none, or one that is no keyword, is a 400 naming it;
 //   Custos burns in no annotation, so each value is ignored with a Warning naming them, as §8.3.5.1.1 has it for
 //   values a server does not support. Until 8 Dec 2026 the parameter was not read: no 400, no Warning.
+//
+// - WADO-RS rendered resources and thumbnails read annotation (§8.3.5.1.1) the same way, their Warning naming
+//   the DICOMweb base URL. Until 8 Dec 2026 they did not read it either.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends } from './support/backends.js';
 import { makeInstance, uid } from './support/fixtures.js';
@@ -232,6 +235,45 @@ describe.each(backends())('WADO-URI parameters on %s', (backend) => {
       const plain = await wado(single, '');
       expect(plain.status).toBe(200);
       expect(plain.headers.get('warning')).toBeNull();
+    });
+  });
+
+  describe('annotation on WADO-RS rendered resources and thumbnails (PS3.18 §8.3.5.1.1)', () => {
+    const rs = (path: string, accept = 'image/jpeg') =>
+      fetch(`${s.dicomweb}/studies/${study}/series/${series}${path}`, {
+        headers: { Authorization: `Bearer ${s.token}`, Accept: accept },
+      });
+    const paths: [string, string][] = [
+      [`/instances/${single}/rendered`, 'image/jpeg'],
+      [`/instances/${multi}/rendered`, 'image/gif'],
+      [`/instances/${multi}/frames/2/rendered`, 'image/png'],
+      [`/instances/${single}/thumbnail`, 'image/jpeg'],
+      ['/rendered', 'multipart/related; type="image/jpeg"'],
+    ];
+
+    it.each(paths)(
+      '%s renders without them, with a Warning naming the values left out',
+      async (path, accept) => {
+        const res = await rs(`${path}?annotation=patient,technique`, accept);
+        expect(res.status, await res.clone().text()).toBe(200);
+        expect(res.headers.get('content-type')).toContain(
+          accept.replace(/^multipart.*/, 'multipart/related'),
+        );
+        expect(res.headers.get('warning')).toBe(
+          `299 ${s.dicomweb} "The following annotation values are not supported: patient,technique"`,
+        );
+        const plain = await rs(path, accept);
+        expect(plain.status).toBe(200);
+        expect(plain.headers.get('warning')).toBeNull();
+      },
+    );
+
+    it.each(paths)('%s takes no empty annotation, nor one given twice', async (path, accept) => {
+      for (const query of ['annotation=', 'annotation=patient&annotation=technique']) {
+        const before = await ledgerHead(s);
+        await refused(await rs(`${path}?${query}`, accept), 'annotation', 'annotation');
+        expect(await ledgerHead(s)).toBe(before);
+      }
     });
   });
 });

@@ -898,7 +898,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
     if (contentType !== 'application/dicom') {
       // Parameters first: a bad one is a 400 before anything is opened or recorded.
       presentationParams(q);
-      const annotation = annotationParam(q.get('annotation'));
+      const annotation = annotationWarning(q, `${ctx.origin}/wado`);
       const frameNumber = q.get('frameNumber');
       const frame = intParam(frameNumber, 'frameNumber') ?? 1;
       if (frame > MAX_FRAMES)
@@ -959,14 +959,7 @@ export function wadoUriHandler(retrieve: RetrieveService) {
           );
       }
       const image = await retrieve.renderImage(ref!, frame, { ...options, format: contentType });
-      if (annotation)
-        ctx.res.setHeader(
-          'Warning',
-          warning299(
-            `${ctx.origin}/wado`,
-            `The following annotation values are not supported: ${annotation.join(',')}`,
-          ),
-        );
+      if (annotation) ctx.res.setHeader('Warning', annotation);
       sendImage(ctx, contentType, image);
       return;
     }
@@ -1096,12 +1089,14 @@ function presentationParams(q: URLSearchParams): void {
 }
 
 /**
- * WADO-URI `annotation` (PS3.18 §9.5.1.2.2, §8.3.5.1.1): a comma-separated list of keywords (`patient`,
+ * `annotation` (PS3.18 §8.3.5.1.1; WADO-URI §9.5.1.2.2): a comma-separated list of keywords (`patient`,
  * `technique`); none, or one that is no keyword, is a 400 naming it. Custos burns in no annotation, so every value
- * is one it does not support, which §8.3.5.1.1 has ignored with a Warning naming them: returned here for that.
- * Until 8 Dec 2026 the parameter was not read (`annotation=` rendered, and no Warning said what was left out).
+ * is one it does not support, which §8.3.5.1.1 has ignored with a Warning naming them: the Warning's value is
+ * returned, for the answer to carry. Until 8 Dec 2026 the parameter was not read (`annotation=` rendered, and no
+ * Warning said what was left out).
  */
-function annotationParam(raw: string | null): string[] | undefined {
+function annotationWarning(q: URLSearchParams, service: string): string | undefined {
+  const raw = q.get('annotation');
   if (raw === null) return undefined;
   const values = raw.split(',').map((v) => v.trim());
   if (values.some((v) => !/^[A-Za-z][A-Za-z0-9_-]*$/.test(v)))
@@ -1109,7 +1104,7 @@ function annotationParam(raw: string | null): string[] | undefined {
       'annotation',
       `annotation must be a comma-separated list of keywords (patient, technique; PS3.18 §8.3.5.1.1), got '${raw.slice(0, 80)}'`,
     );
-  return values;
+  return warning299(service, `The following annotation values are not supported: ${values.join(',')}`);
 }
 
 const PRESENTATION_PARAMETERS = ['presentationSeriesUID', 'presentationUID'] as const;
@@ -1202,6 +1197,7 @@ export function renderedHandler(retrieve: RetrieveService) {
     const frames = oneFrame(ctx, 'rendered frames are served one at a time');
     // Parameters first: a bad one is a 400 before anything is opened or recorded.
     const options = renderedOptions(ctx.query);
+    const annotation = annotationWarning(ctx.query, `${ctx.origin}/dicom-web`);
     const [ref] = await opened(ctx, retrieve, scopeOf(ctx), 'view-pixels', 'wado-rs rendered', {
       frames,
     });
@@ -1209,11 +1205,13 @@ export function renderedHandler(retrieve: RetrieveService) {
     if (ctx.params.frames === undefined && count > 1) {
       const type = negotiated(ctx.req, (accept) => multiFrameRenderedMediaType(accept, count));
       const body = await primed(ctx.res, await retrieve.animatedGif(ref!, options));
-      ctx.res.writeHead(200, { 'Content-Type': type });
+      ctx.res.writeHead(200, { 'Content-Type': type, ...(annotation ? { Warning: annotation } : {}) });
       await pipeBody(ctx.res, body);
       return;
     }
-    sendImage(ctx, format, await retrieve.renderImage(ref!, frames[0]!, { ...options, format }));
+    const image = await retrieve.renderImage(ref!, frames[0]!, { ...options, format });
+    if (annotation) ctx.res.setHeader('Warning', annotation);
+    sendImage(ctx, format, image);
   };
 }
 
@@ -1232,6 +1230,7 @@ export function renderedSetHandler(retrieve: RetrieveService) {
     const format = negotiated(ctx.req, renderedPartsMediaType);
     // Parameters first: a bad one is a 400 before anything is opened or recorded.
     const options = { ...renderedOptions(ctx.query), format };
+    const annotation = annotationWarning(ctx.query, `${ctx.origin}/dicom-web`);
     const scope = scopeOf(ctx);
     const matched = await opened(
       ctx,
@@ -1321,8 +1320,8 @@ export function renderedSetHandler(retrieve: RetrieveService) {
           new CustosError({ code: first.code, message: text, httpStatus: first.httpStatus }),
         );
       }
-      ctx.res.setHeader('Warning', warning299(base, text));
-    }
+      ctx.res.setHeader('Warning', [...(annotation ? [annotation] : []), warning299(base, text)]);
+    } else if (annotation) ctx.res.setHeader('Warning', annotation);
     const boundary = multipartBoundary();
     ctx.res.writeHead(damaged.length || unrenderable.length ? 206 : 200, {
       'Content-Type': `multipart/related; type="${format}"; boundary=${boundary}`,
@@ -1382,7 +1381,7 @@ const WADO_URI_PARAMETERS = [
 ] as const;
 
 /** The rendering parameters of PS3.18 §8.3.5.1 Custos reads, each of one value. */
-const RENDERED_PARAMETERS = ['window', 'quality', 'viewport'] as const;
+const RENDERED_PARAMETERS = ['window', 'quality', 'viewport', 'annotation'] as const;
 
 /**
  * Each of these parameters given at most once: of two, which one a cache, a proxy or a log reads is anyone's guess,
@@ -1416,6 +1415,7 @@ export function thumbnailHandler(retrieve: RetrieveService) {
         `a thumbnail's viewport is vw,vh alone, without a region (PS3.18 §8.3.5.1.3), got '${viewport.slice(0, 80)}'`,
       );
     const options = renderedOptions(ctx.query, `${THUMBNAIL_SIZE},${THUMBNAIL_SIZE}`);
+    const annotation = annotationWarning(ctx.query, `${ctx.origin}/dicom-web`);
     const [ref] = await opened(
       ctx,
       retrieve,
@@ -1427,7 +1427,9 @@ export function thumbnailHandler(retrieve: RetrieveService) {
         representative: true,
       },
     );
-    sendImage(ctx, format, await retrieve.renderImage(ref!, frames[0]!, { ...options, format }));
+    const image = await retrieve.renderImage(ref!, frames[0]!, { ...options, format });
+    if (annotation) ctx.res.setHeader('Warning', annotation);
+    sendImage(ctx, format, image);
   };
 }
 
