@@ -1045,6 +1045,96 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     }
   });
 
+  it('closes a connection that streams bytes without end, outside a frame or in one past twice hl7.maxMessageBytes', async () => {
+    // Until 8 Dec 2026 such a peer was read for as long as it sent: each read started the idle time again, so its
+    // connection was never closed.
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    /** Writes `chunk` again and again until the connection closes, or 40 times the limit is sent; returns how much. */
+    const stream = async (c: MllpClient, chunk: Buffer) => {
+      let sent = 0;
+      while (!c.isClosed && sent < 40 * MAX_MESSAGE_BYTES) {
+        c.write(chunk);
+        sent += chunk.length;
+        await sleep(2);
+      }
+      for (let i = 0; i < 50 && !c.isClosed; i++) await sleep(100);
+      return sent;
+    };
+    const failures = async () =>
+      s.app.auditStore.search({ action: ['hl7-message'], outcome: 'failure', limit: 10 });
+
+    const outside = await MllpClient.connect(s.hl7Port!);
+    try {
+      outside.write(Buffer.from('junk'));
+      expect(ackOf(await outside.next())).toMatchObject({ code: 'AR', errorCode: '100' });
+      await stream(outside, Buffer.alloc(1000, 'j'));
+      expect(outside.isClosed).toBe(true);
+      // No second AR: the run was answered as it began.
+      await expect(outside.next(100)).rejects.toThrow(/closed before a reply/);
+    } finally {
+      await outside.close();
+    }
+    const closedOutside = (await failures()).find((r) =>
+      /outside an MLLP frame in a row/.test(String(r.detail?.reason)),
+    );
+    expect(closedOutside?.detail).toMatchObject({
+      hl7Error: 100,
+      reason: expect.stringMatching(
+        /^\d+ byte\(s\) arrived outside an MLLP frame in a row, more than the 16384 bytes this archive reads there \(hl7\.maxMessageBytes\): the connection was closed$/,
+      ),
+    });
+
+    const endless = await MllpClient.connect(s.hl7Port!);
+    try {
+      const header = adtMessage('A01', 'ENDLESS-1', { id: `ENDLESS-${run}`, family: 'A', given: 'B' });
+      endless.write(Buffer.concat([Buffer.of(0x0b), Buffer.from(header)]));
+      await stream(endless, Buffer.alloc(1000, 'x'));
+      const refused = ackOf(await endless.next());
+      expect(refused).toMatchObject({ code: 'AR', errorCode: '207', controlId: 'ENDLESS-1' });
+      expect(refused.userMessage).toMatch(
+        /^the message is \d+ bytes so far with no end block \(0x1C 0x0D\), more than twice the 16384 bytes this archive accepts \(hl7\.maxMessageBytes\); it was not applied, and the connection was closed$/,
+      );
+      expect(endless.isClosed).toBe(true);
+    } finally {
+      await endless.close();
+    }
+    const records = (await failures()).filter((r) => r.detail?.controlId === 'ENDLESS-1');
+    // Recorded once: not again as a frame the connection closed inside.
+    expect(records).toHaveLength(1);
+    expect(records[0]!.detail).toMatchObject({ messageType: 'ADT^A01', hl7Error: 207 });
+
+    // The listener keeps serving.
+    const next = await MllpClient.connect(s.hl7Port!);
+    try {
+      expect(
+        ackOf(
+          await next.send(
+            adtMessage('A08', 'AFTER-ENDLESS', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' }),
+          ),
+        ),
+      ).toMatchObject({ code: 'AA', controlId: 'AFTER-ENDLESS' });
+    } finally {
+      await next.close();
+    }
+  });
+
+  it('answers mllp_send a message more than twice hl7.maxMessageBytes with AR, then closes its connection', async () => {
+    const huge = adtMessage('A08', 'PY-HUGE', {
+      id: newId,
+      family: 'X'.repeat(3 * MAX_MESSAGE_BYTES),
+      given: 'Y',
+    });
+    const acks = await mllpSend(certDir, s.hl7Port!, [
+      huge,
+      adtMessage('A08', 'PY-AFTER-HUGE', { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' }),
+    ]);
+    // The second message met a closed connection: mllp_send read no ACK for it.
+    expect(acks).toHaveLength(1);
+    const refused = ackOf(acks[0]!);
+    expect(refused).toMatchObject({ code: 'AR', errorCode: '207', controlId: 'PY-HUGE' });
+    expect(refused.userMessage).toMatch(/more than twice the 16384 bytes .* and the connection was closed$/);
+  });
+
   it('declines to serve the bytes of a deflated object whose header needs a correction, and says why', async () => {
     const study = uid(11);
     const series = uid(12);

@@ -212,6 +212,32 @@ export class Hl7Handler {
   }
 
   /**
+   * A peer that sent more bytes in a row than the decoder discards (MllpDecoder): a run outside a frame (`head`
+   * undefined), answered AR/100 already as it began, or a frame twice as long as hl7.maxMessageBytes with no end block
+   * yet, answered AR as an over-long frame is. Recorded; the connection is closed after the reply.
+   */
+  async overrun(head: Buffer | undefined, size: number, limit: number, peer: Hl7Peer): Promise<Buffer[]> {
+    if (head === undefined) {
+      const message = `${size} byte(s) arrived outside an MLLP frame in a row, more than the ${limit} bytes this archive reads there (hl7.maxMessageBytes): the connection was closed`;
+      await this.opts.feed.recordRefusal(
+        this.principal('unknown', peer),
+        'hl7-message',
+        'failure',
+        emptyInfo,
+        message,
+        { hl7Error: Hl7ErrorCode.SegmentSequenceError, peer: peer.address },
+      );
+      return [];
+    }
+    const problem: Hl7Problem = {
+      code: Hl7ErrorCode.ApplicationInternalError,
+      message: `the message is ${size} bytes so far with no end block (0x1C 0x0D), more than twice the ${limit} bytes this archive accepts (hl7.maxMessageBytes); it was not applied, and the connection was closed`,
+    };
+    const header = await this.recordFrameRefused(head, peer, problem.message, { hl7Error: problem.code });
+    return [this.ack({ ...header }, 'AR', [problem])];
+  }
+
+  /**
    * Records a frame that was not applied as a whole message (cut short, abandoned, too large), addressed by what of
    * its MSH arrived; returns that header for the AR, where one can be sent.
    */

@@ -73,7 +73,8 @@ describe('MLLP decoder', () => {
 
   it('drops an over-long frame as it arrives, keeping its head, and reads the next frame', () => {
     const d = new MllpDecoder(2048);
-    const big = mllpFrame(`MSH|^~\\&|APP|FAC|||1||ADT^A08|BIG|P|2.5.1\r${'x'.repeat(10_000)}`);
+    // Longer than the limit, and ending within twice the limit (longer ones are an overrun, below).
+    const big = mllpFrame(`MSH|^~\\&|APP|FAC|||1||ADT^A08|BIG|P|2.5.1\r${'x'.repeat(4_000)}`);
     const events = [];
     for (let i = 0; i < big.length; i += 700) events.push(...d.push(big.subarray(i, i + 700)));
     expect(events).toHaveLength(1);
@@ -83,5 +84,49 @@ describe('MLLP decoder', () => {
     expect(ev.head.toString().startsWith('MSH|^~\\&|APP|FAC')).toBe(true);
     expect(ev.head.length).toBeLessThanOrEqual(4096);
     expect(frames(d.push(mllpFrame('MSH|next')))).toEqual(['MSH|next']);
+  });
+
+  it('stops at a run outside a frame longer than the limit, whitespace included, reporting an overrun', () => {
+    // Until 8 Dec 2026 such a run was read for as long as the peer sent it, and the connection never closed.
+    const d = new MllpDecoder(1024);
+    expect(d.push(Buffer.from('junk'))).toEqual([{ kind: 'garbage', bytes: Buffer.from('junk') }]);
+    expect(d.push(Buffer.alloc(1020, 'j'))).toEqual([]);
+    expect(d.push(Buffer.from('j'))).toEqual([{ kind: 'overrun', head: undefined, size: 1025 }]);
+    expect(d.push(mllpFrame('MSH|A'))).toEqual([]);
+    const blank = new MllpDecoder(1024);
+    expect(blank.push(Buffer.alloc(1024, '\r\n'))).toEqual([]);
+    expect(blank.push(Buffer.from('\n'))).toEqual([{ kind: 'overrun', head: undefined, size: 1025 }]);
+    // A frame starts the count again.
+    const framed = new MllpDecoder(1024);
+    expect(frames(framed.push(Buffer.concat([Buffer.alloc(1000, ' '), mllpFrame('MSH|A')])))).toEqual([
+      'MSH|A',
+    ]);
+    expect(framed.push(Buffer.alloc(1000, ' '))).toEqual([]);
+  });
+
+  it('stops at a frame twice as long as the limit with no end block, reporting its head and size', () => {
+    const d = new MllpDecoder(1024);
+    const head = Buffer.from('MSH|^~\\&|APP|FAC|||1||ADT^A08|ENDLESS|P|2.5.1\r');
+    expect(d.push(Buffer.concat([Buffer.of(0x0b), head]))).toEqual([]);
+    let events: ReturnType<MllpDecoder['push']> = [];
+    let sent = head.length;
+    while (events.length === 0 && sent < 100_000) {
+      events = d.push(Buffer.alloc(100, 'x'));
+      sent += 100;
+    }
+    expect(events).toEqual([{ kind: 'overrun', head: expect.any(Buffer), size: sent }]);
+    expect(sent).toBeGreaterThan(2048);
+    expect(sent).toBeLessThanOrEqual(2148);
+    const ev = events[0]!;
+    if (ev.kind !== 'overrun') throw new Error('expected overrun');
+    expect(ev.head!.subarray(0, head.length)).toEqual(head);
+    // Nothing more is read, and the frame is not reported again as unfinished when the connection closes.
+    expect(d.push(Buffer.from('\x1c\r'))).toEqual([]);
+    expect(d.unfinished()).toBeUndefined();
+    // An over-long frame that ends within twice the limit is still answered as such.
+    const ending = new MllpDecoder(1024);
+    expect(ending.push(mllpFrame(Buffer.alloc(2048, 'x')))).toEqual([
+      { kind: 'oversize', head: expect.any(Buffer), size: 2048 },
+    ]);
   });
 });

@@ -15,10 +15,23 @@ export type MllpEvent =
   /** A frame larger than the limit: its first bytes (to address a reply) and its full size. */
   | { kind: 'oversize'; head: Buffer; size: number }
   /** A frame a new start block cut short (the sender began another before ending it): its head and size. */
-  | { kind: 'abandoned'; head: Buffer; size: number };
+  | { kind: 'abandoned'; head: Buffer; size: number }
+  /**
+   * More bytes in a row than the decoder discards (see MllpDecoder): outside a frame (`head` undefined; `size` the
+   * run, whitespace included), or of a frame past twice the limit with no end block yet (its head and size so far).
+   * The decoder reads nothing after it: the connection is to be closed.
+   */
+  | { kind: 'overrun'; head: Buffer | undefined; size: number };
 
 const HEAD_BYTES = 4096;
 
+/**
+ * Decodes one connection's bytes. What it cannot use it discards as it arrives, and it discards at most
+ * `maxMessageBytes` bytes in a row: a run of bytes outside a frame (whitespace included) longer than that, or a
+ * frame still without its end block when it is twice that long (its bytes past the limit discarded), ends the
+ * decoding with an 'overrun'. No sender of HL7 sends either; a peer streaming without end would otherwise hold its
+ * connection for good, as every read starts the idle time again.
+ */
 export class MllpDecoder {
   private inFrame = false;
   private parts: Buffer[] = [];
@@ -33,11 +46,16 @@ export class MllpDecoder {
   private garbageReported = false;
   /** True after FS, waiting for the CR that completes the end block. */
   private afterEnd = false;
+  /** Bytes outside a frame since the last frame ended (or the connection began), whitespace included. */
+  private outside = 0;
+  /** True after an overrun: nothing more is read. */
+  private stopped = false;
 
   constructor(private readonly maxMessageBytes: number) {}
 
   push(chunk: Buffer): MllpEvent[] {
     const events: MllpEvent[] = [];
+    if (this.stopped) return events;
     let i = 0;
     while (i < chunk.length) {
       if (this.afterEnd) {
@@ -50,8 +68,16 @@ export class MllpDecoder {
         const start = chunk.indexOf(MLLP_START, i);
         const stop = start === -1 ? chunk.length : start;
         if (stop > i) this.addGarbage(chunk.subarray(i, stop));
+        this.outside += stop - i;
+        if (this.outside > this.maxMessageBytes) {
+          // Until 8 Dec 2026 such a run was read (and dropped) for as long as the peer sent it.
+          if (!this.garbageReported && this.garbageSize > 0)
+            events.push({ kind: 'garbage', bytes: Buffer.concat(this.garbage) });
+          return this.stop(events, { kind: 'overrun', head: undefined, size: this.outside });
+        }
         if (start === -1) break;
         this.flushGarbage(events);
+        this.outside = 0;
         this.inFrame = true;
         this.parts = [];
         this.size = 0;
@@ -75,6 +101,10 @@ export class MllpDecoder {
       }
       const stop = end === -1 ? chunk.length : end;
       this.addToFrame(chunk.subarray(i, stop));
+      if (this.size > 2 * this.maxMessageBytes) {
+        // Until 8 Dec 2026 an over-long frame was read (and dropped) until its end block, however long it was.
+        return this.stop(events, { kind: 'overrun', ...this.unfinished()! });
+      }
       if (end === -1) break;
       events.push(this.finishFrame());
       this.inFrame = false;
@@ -99,8 +129,16 @@ export class MllpDecoder {
 
   /** The frame begun and not ended, if any: its head (to name the message) and its size so far. */
   unfinished(): { head: Buffer; size: number } | undefined {
-    if (!this.inFrame) return undefined;
+    if (!this.inFrame || this.stopped) return undefined;
     return { head: Buffer.concat(this.parts).subarray(0, HEAD_BYTES), size: this.size };
+  }
+
+  private stop(events: MllpEvent[], overrun: MllpEvent): MllpEvent[] {
+    events.push(overrun);
+    this.stopped = true;
+    this.parts = [];
+    this.garbage = [];
+    return events;
   }
 
   private addToFrame(bytes: Buffer) {

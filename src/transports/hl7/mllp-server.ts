@@ -4,6 +4,9 @@ import { serverTlsContext, type ServerTlsMaterial } from '../server/tls-context.
 import type { Hl7Handler, Hl7Peer } from './hl7-handler.js';
 import { MllpDecoder, mllpFrame } from './mllp-decoder.js';
 
+/** How long a connection closed for an overrun is read (and dropped) after its FIN, for its last replies to arrive. */
+const LINGER_MS = 2000;
+
 export interface MllpServerOptions {
   host: string;
   port: number;
@@ -105,7 +108,20 @@ export class MllpServer {
         if (ev.kind === 'frame') reply(() => handler.frame(ev.payload, peer));
         else if (ev.kind === 'garbage') reply(() => handler.garbage(ev.bytes, peer));
         else if (ev.kind === 'abandoned') reply(() => handler.abandoned(ev.head, ev.size, peer));
-        else reply(() => handler.oversize(ev.head, ev.size, this.opts.maxMessageBytes, peer));
+        else if (ev.kind === 'oversize')
+          reply(() => handler.oversize(ev.head, ev.size, this.opts.maxMessageBytes, peer));
+        else {
+          reply(() => handler.overrun(ev.head, ev.size, this.opts.maxMessageBytes, peer));
+          // A peer sending bytes without end is closed once the replies owed to it are written: what else it sends
+          // is read and dropped (so the close is a FIN behind them, not a reset that could discard them) until it
+          // closes too or LINGER_MS have passed.
+          void chain
+            .catch(() => undefined)
+            .then(() => {
+              socket.end();
+              setTimeout(() => socket.destroy(), LINGER_MS).unref();
+            });
+        }
       }
     });
     socket.on('error', () => undefined);
