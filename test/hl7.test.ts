@@ -1218,6 +1218,42 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     expect(refusal).toMatchObject({ detail: { controlId: 'SMUGGLE-1' } });
   });
 
+  it('answers a v2.3 message it refuses with the error code in MSA-6 and ERR-1, as that version reads it', async () => {
+    // Until 8 Dec 2026 the code was only in ERR-2 and ERR-3, which HL7 v2.3 and v2.4 do not define.
+    const message = adtMessage('A01', 'V23-1', { id: newId, family: 'X', given: 'Y' })
+      .replace('|P|2.5.1', '|P|2.3')
+      .replace(/PID\|1\|\|[^|]*\|/, 'PID|1|||');
+    expect(message).toContain('|V23-1|P|2.3');
+    const ack = parseHl7(await client.send(message));
+    expect(ack.version).toBe('2.3');
+    expect(value(ack.segment('MSA'), 1)).toBe('AE');
+    expect(value(ack.segment('MSA'), 2)).toBe('V23-1');
+    expect([1, 2, 3].map((c) => value(ack.segment('MSA'), 6, c))).toEqual([
+      '101',
+      'Required field missing',
+      'HL70357',
+    ]);
+    const err = ack.segment('ERR');
+    expect([1, 2, 3].map((c) => value(err, 1, c))).toEqual(['PID', '1', '3']);
+    expect([1, 2, 3].map((sub) => value(err, 1, 4, sub))).toEqual([
+      '101',
+      'Required field missing',
+      'HL70357',
+    ]);
+    // A v2.5.1 message's ACK leaves both to ERR-2 and ERR-3.
+    const current = parseHl7(
+      await client.send(
+        adtMessage('A01', 'V251-1', { id: newId, family: 'X', given: 'Y' }).replace(
+          /PID\|1\|\|[^|]*\|/,
+          'PID|1|||',
+        ),
+      ),
+    );
+    expect(value(current.segment('MSA'), 6)).toBe('');
+    expect(value(current.segment('ERR'), 1)).toBe('');
+    expect(value(current.segment('ERR'), 3)).toBe('101');
+  });
+
   it('echoes a control id holding escape sequences in MSA-2 escaped once, as it was sent', async () => {
     // MSH-10 as encoded on the wire: ESC|1\X with the field separator and the escape character escaped.
     const sent = 'ESC\\F\\1\\E\\X';

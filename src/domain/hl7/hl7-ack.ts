@@ -111,14 +111,30 @@ export function buildAck(input: AckInput): string {
   const problems = input.problems ?? [];
   // An accept ack that accepts (CA) reports no problem: those of the application are its application ack's.
   const reported = input.code === 'CA' ? [] : problems;
+  // Before v2.5 the error code and its place had fields of their own, which v2.5 keeps for backward compatibility
+  // only: MSA-6 (error condition, CE of table 0357) and ERR-1 (error code and location, ELD: segment ID^sequence^field
+  // position^code). A sender of such a version reads those, not ERR-2 and ERR-3, which its version does not define;
+  // until 8 Dec 2026 they were left empty, so a v2.3 feed's ACK carried no error code its sender could read.
+  const before25 = /^2\.[1-4](\.|$)/.test(version);
+  const condition = (p: Hl7Problem) => [String(p.code), HL7_ERROR_TEXT[p.code], 'HL70357'];
   const msa = encodeSegment('MSA', [
     input.code,
     r.controlId,
     reported[0] ? reported[0].message.slice(0, 80) : '',
+    '',
+    '',
+    before25 && reported[0] ? condition(reported[0]) : '',
   ]);
   const errs = reported.map((p) =>
     encodeSegment('ERR', [
-      '',
+      before25
+        ? [
+            p.location?.segment ?? '',
+            p.location ? String(p.location.sequence ?? 1) : '',
+            p.location?.field === undefined ? '' : String(p.location.field),
+            condition(p),
+          ]
+        : '',
       location(p.location),
       [String(p.code), HL7_ERROR_TEXT[p.code], 'HL70357'],
       p.severity ?? 'E',

@@ -214,6 +214,41 @@ describe('ACK', () => {
     expect(value(err, 3, 3)).toBe('HL70357');
     expect(value(err, 4)).toBe('E');
     expect(value(err, 8)).toBe('PID-3 (patient identifier list) is required and empty');
+    // ERR-1 and MSA-6 are v2.5's backward-compatibility fields: left empty in an ACK of v2.5 or later.
+    expect(value(err, 1)).toBe('');
+    expect(value(ack.segment('MSA'), 6)).toBe('');
+  });
+
+  it('puts the error code and its place in MSA-6 and ERR-1 for a message of a version before 2.5 (2.3, 2.4)', () => {
+    // Until 8 Dec 2026 they were only in ERR-2 and ERR-3, fields a v2.3 or v2.4 sender's version does not have.
+    const problem = {
+      code: 101,
+      message: 'PID-3 (patient identifier list) is required and empty',
+      location: { segment: 'PID', sequence: 1, field: 3 },
+    } as const;
+    for (const version of ['2.3', '2.3.1', '2.4']) {
+      const text = buildAck({
+        request: { ...request, version },
+        code: 'AE',
+        controlId: 'C4',
+        now,
+        self,
+        problems: [problem, { code: 207, message: 'no place' }],
+      });
+      const ack = parseHl7(text);
+      expect(ack.version).toBe(version);
+      expect(text.split('\r')[1]).toBe(
+        'MSA|AE|MSG00001|PID-3 (patient identifier list) is required and empty|||101^Required field missing^HL70357',
+      );
+      const [first, second] = ack.all('ERR');
+      expect(text.split('\r')[2]).toMatch(
+        /^ERR\|PID\^1\^3\^101&Required field missing&HL70357\|PID\^1\^3\^1\^*\|101\^/,
+      );
+      expect(value(first, 1, 4, 1)).toBe('101');
+      expect(value(first, 8)).toBe(problem.message);
+      expect(text.split('\r')[3]).toMatch(/^ERR\|\^\^\^207&Application internal error&HL70357\|\|207\^/);
+      expect(value(second, 1, 4, 1)).toBe('207');
+    }
   });
 });
 
