@@ -190,6 +190,68 @@ describe.each(backends())('MLLP listener limits on %s', (backend) => {
     }
   });
 
+  it('closes a connection whose frame, or run of bytes outside one, trickles in past hl7.idleTimeoutSeconds', async () => {
+    // Until 8 Dec 2026 each byte started the idle time again: a peer sending one now and then was never closed.
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    /** Writes one byte every 300 ms (well inside the 1 s idle timeout) until the connection closes, at most 6 s. */
+    const trickle = async (c: MllpClient, byte: string) => {
+      const started = Date.now();
+      while (!c.isClosed && Date.now() - started < 6000) {
+        c.write(Buffer.from(byte));
+        await sleep(300);
+      }
+      return Date.now() - started;
+    };
+    const failures = async () =>
+      s.app.auditStore.search({ action: ['hl7-message'], outcome: 'failure', limit: 10 });
+
+    const slowFrame = await MllpClient.connect(s.hl7Port!);
+    const header = adtMessage('A01', 'TRICKLE-1', { id: 'TRICKLE-1', family: 'A', given: 'B' });
+    slowFrame.write(Buffer.concat([Buffer.of(0x0b), Buffer.from(header.slice(0, header.indexOf('\r') + 1))]));
+    expect(await trickle(slowFrame, 'x')).toBeLessThan(6000);
+    expect(slowFrame.isClosed).toBe(true);
+    const recorded = async () => (await failures()).find((r) => r.detail?.controlId === 'TRICKLE-1');
+    for (let i = 0; i < 50 && !(await recorded()); i++) await sleep(50);
+    expect((await recorded())?.detail).toMatchObject({
+      messageType: 'ADT^A01',
+      reason: expect.stringMatching(
+        /^the frame was not finished within 1 s of its start \(hl7\.idleTimeoutSeconds\): the connection was closed \d+ byte\(s\) into it, before its end block \(0x1C 0x0D\), and nothing of it was applied$/,
+      ),
+    });
+
+    const slowJunk = await MllpClient.connect(s.hl7Port!);
+    slowJunk.write(Buffer.from('junk'));
+    expect(ackOf(await slowJunk.next())).toMatchObject({ code: 'AR', errorCode: '100' });
+    expect(await trickle(slowJunk, 'j')).toBeLessThan(6000);
+    expect(slowJunk.isClosed).toBe(true);
+    const closedOutside = async () =>
+      (await failures()).find((r) => /over more than 1 s/.test(String(r.detail?.reason)));
+    for (let i = 0; i < 50 && !(await closedOutside()); i++) await sleep(50);
+    expect((await closedOutside())?.detail).toMatchObject({
+      hl7Error: 100,
+      reason: expect.stringMatching(
+        /^\d+ byte\(s\) arrived outside an MLLP frame over more than 1 s \(hl7\.idleTimeoutSeconds\) with no frame after them: the connection was closed$/,
+      ),
+    });
+
+    // Frames sent whole, one after another for longer than the timeout, are each a run of their own.
+    const steady = await MllpClient.connect(s.hl7Port!);
+    try {
+      for (let i = 1; i <= 4; i++) {
+        expect(
+          ackOf(
+            await steady.send(adtMessage('A08', `STEADY-${i}`, { id: 'STEADY-1', family: 'A', given: 'B' })),
+          ),
+        ).toMatchObject({ code: 'AA' });
+        steady.write(Buffer.from('\r\n'));
+        await sleep(400);
+      }
+      expect(steady.isClosed).toBe(false);
+    } finally {
+      await steady.close();
+    }
+  });
+
   it('requires a client certificate from hl7.tls.ca when requireClientCert is set, and records its subject', async () => {
     const message = adtMessage('A08', 'MTLS-1', { id: 'MTLS-1', family: 'A', given: 'B' });
     const withoutCert = async () => {

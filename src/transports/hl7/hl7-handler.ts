@@ -193,11 +193,28 @@ export class Hl7Handler {
    * A frame the connection ended inside (the peer dropped, or was silent past hl7.idleTimeoutSeconds): nothing of
    * it was applied, and no ACK can tell the sender so; the ledger does.
    */
-  async unfinished(head: Buffer, size: number, peer: Hl7Peer): Promise<void> {
+  async unfinished(head: Buffer, size: number, peer: Hl7Peer, withinMs?: number): Promise<void> {
     await this.recordFrameRefused(
       head,
       peer,
-      `the connection closed ${size} byte(s) into a frame, before its end block (0x1C 0x0D): nothing of it was applied`,
+      withinMs === undefined
+        ? `the connection closed ${size} byte(s) into a frame, before its end block (0x1C 0x0D): nothing of it was applied`
+        : `the frame was not finished within ${withinMs / 1000} s of its start (hl7.idleTimeoutSeconds): the connection was closed ${size} byte(s) into it, before its end block (0x1C 0x0D), and nothing of it was applied`,
+    );
+  }
+
+  /**
+   * A run of bytes outside a frame (answered AR/100 as it began) still going on hl7.idleTimeoutSeconds after its
+   * first byte: the connection was closed.
+   */
+  async slowOutside(size: number, withinMs: number, peer: Hl7Peer): Promise<void> {
+    await this.opts.feed.recordRefusal(
+      this.principal('unknown', peer),
+      'hl7-message',
+      'failure',
+      emptyInfo,
+      `${size} byte(s) arrived outside an MLLP frame over more than ${withinMs / 1000} s (hl7.idleTimeoutSeconds) with no frame after them: the connection was closed`,
+      { hl7Error: Hl7ErrorCode.SegmentSequenceError, peer: peer.address },
     );
   }
 

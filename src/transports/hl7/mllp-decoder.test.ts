@@ -129,4 +129,29 @@ describe('MLLP decoder', () => {
       { kind: 'oversize', head: expect.any(Buffer), size: 2048 },
     ]);
   });
+
+  it('numbers each run a peer is in the middle of: a frame, or bytes outside one other than whitespace', () => {
+    const d = new MllpDecoder(1024);
+    expect(d.run).toBeUndefined();
+    d.push(Buffer.from('\r\n'));
+    expect(d.run).toBeUndefined();
+    d.push(Buffer.from('\x0bMSH|A'));
+    const frame = d.run;
+    expect(frame).toBeDefined();
+    d.push(Buffer.from('|more'));
+    expect(d.run).toBe(frame);
+    d.push(Buffer.from('\x1c\r\n'));
+    expect(d.run).toBeUndefined();
+    d.push(Buffer.from('junk'));
+    const junk = d.run;
+    expect(junk).toBeDefined();
+    expect(junk).not.toBe(frame);
+    d.push(Buffer.from('\x0bMSH|B\x1c\r'));
+    expect(d.run).toBeUndefined();
+    // A frame a start block cuts short, and the one it begins, are two runs.
+    d.push(Buffer.from('\x0bMSH|C'));
+    const cut = d.run;
+    d.push(Buffer.from('\x0bMSH|D'));
+    expect(d.run).not.toBe(cut);
+  });
 });

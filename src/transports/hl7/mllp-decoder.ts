@@ -48,6 +48,8 @@ export class MllpDecoder {
   private afterEnd = false;
   /** Bytes outside a frame since the last frame ended (or the connection began), whitespace included. */
   private outside = 0;
+  /** Runs begun so far (see `run`). */
+  private runs = 0;
   /** True after an overrun: nothing more is read. */
   private stopped = false;
 
@@ -79,6 +81,7 @@ export class MllpDecoder {
         this.flushGarbage(events);
         this.outside = 0;
         this.inFrame = true;
+        this.runs++;
         this.parts = [];
         this.size = 0;
         this.oversize = false;
@@ -96,6 +99,7 @@ export class MllpDecoder {
         this.parts = [];
         this.size = 0;
         this.oversize = false;
+        this.runs++;
         i = restart + 1;
         continue;
       }
@@ -120,6 +124,15 @@ export class MllpDecoder {
       this.garbageReported = true;
     }
     return events;
+  }
+
+  /**
+   * Which run of bytes the peer is in the middle of, if any: a frame begun and not ended, or bytes outside a frame
+   * other than whitespace; undefined between frames. Each run has its own number, so a caller can bound how long one
+   * takes.
+   */
+  get run(): number | undefined {
+    return !this.stopped && (this.inFrame || this.garbageSize > 0) ? this.runs : undefined;
   }
 
   /** Bytes buffered in an unfinished frame (for an idle connection's report). */
@@ -171,6 +184,7 @@ export class MllpDecoder {
     if (/^[\s]*$/.test(bytes.toString('latin1')) && this.garbageSize === 0) return;
     if (!this.garbageReported && this.garbageSize < HEAD_BYTES)
       this.garbage.push(Buffer.from(bytes.subarray(0, HEAD_BYTES - this.garbageSize)));
+    if (this.garbageSize === 0) this.runs++;
     this.garbageSize += bytes.length;
   }
 

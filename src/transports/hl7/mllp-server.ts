@@ -106,6 +106,27 @@ export class MllpServer {
     socket.setTimeout(this.opts.idleTimeoutMs, () => {
       if (unanswered === 0) socket.destroy();
     });
+    // A frame, or a run of bytes outside one, must be done within hl7.idleTimeoutSeconds of its first byte: a peer
+    // that trickles it (a byte now and then, each starting the idle time again) is closed then. Until 8 Dec 2026 such a
+    // peer held its connection as long as it went on.
+    let timed: { run: number; timer: NodeJS.Timeout } | undefined;
+    /** Set when the connection is closed for a run that took too long: what the close records. */
+    let tooSlow: { run: 'frame' | 'outside'; size: number } | undefined;
+    const timeRun = () => {
+      const run = decoder.run;
+      if (run === timed?.run) return;
+      if (timed) clearTimeout(timed.timer);
+      timed = undefined;
+      if (run === undefined) return;
+      const timer = setTimeout(() => {
+        if (decoder.run !== run || socket.destroyed) return;
+        const frame = decoder.unfinished();
+        tooSlow = frame ? { run: 'frame', size: frame.size } : { run: 'outside', size: decoder.pending };
+        socket.destroy();
+      }, this.opts.idleTimeoutMs);
+      timer.unref();
+      timed = { run, timer };
+    };
     socket.on('data', (chunk: Buffer) => {
       for (const ev of decoder.push(chunk)) {
         if (ev.kind === 'frame') reply(() => handler.frame(ev.payload, peer));
@@ -126,6 +147,7 @@ export class MllpServer {
             });
         }
       }
+      timeRun();
     });
     // The peer sent all it will: the connection ends once the replies owed are written. Until 8 Dec 2026 it ended at
     // once, the replies still being made were written after the end and lost, and a message applied had no ACK.
@@ -137,11 +159,18 @@ export class MllpServer {
       this.sockets.delete(socket);
       // A connection that ends inside a frame (the peer dropped, or went silent past the idle timeout) leaves a
       // message no ACK can answer: it is recorded as not applied (until 7 Dec 2026 it left no trace).
+      if (timed) clearTimeout(timed.timer);
       const cut = decoder.unfinished();
-      if (!cut) return;
+      const slow = tooSlow;
+      if (!cut && slow?.run !== 'outside') return;
+      const within = slow ? this.opts.idleTimeoutMs : undefined;
       const recorded = chain
         .catch(() => undefined)
-        .then(() => handler.unfinished(cut.head, cut.size, peer))
+        .then(() =>
+          cut
+            ? handler.unfinished(cut.head, cut.size, peer, within)
+            : handler.slowOutside(slow!.size, within!, peer),
+        )
         .catch((err: unknown) => this.opts.onError?.(err));
       this.closing.add(recorded);
       void recorded.finally(() => this.closing.delete(recorded));
