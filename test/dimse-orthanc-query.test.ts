@@ -8,9 +8,10 @@
 //
 // Each runs with Orthanc's DefaultEncoding at its default, Latin1, and at Utf8. Orthanc writes its query in that
 // encoding (Specific Character Set ISO_IR 100 or ISO_IR 192) and converts every answer into it when it receives
-// it. Custos answers in ISO_IR 192 whatever the query's set, which PS3.4 C.4.1.1.3.2 allows ("The SCP may return
-// responses with a different Specific Character Set"), so with Latin1 the ideographic part of a name that Latin-1
-// cannot hold is lost at Orthanc's end, not on the wire: the test reads the same answer with findscu to show that.
+// it. Custos answers in the query's set where the answer fits it, and in ISO_IR 192 where it does not, which PS3.4
+// C.4.1.1.3.2 allows ("The SCP may return responses with a different Specific Character Set"), so with Latin1 the
+// ideographic part of a name that Latin-1 cannot hold is lost at Orthanc's end, not on the wire: the test reads the
+// same answer with findscu to show that.
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemPrincipal } from '../src/services/auth-service.js';

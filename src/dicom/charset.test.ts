@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { textDecoding, textEncoding } from './charset.js';
+import { textDecoding, textEncoding, writableCharacterSet } from './charset.js';
 
 const esc = (s: string) => Buffer.from(s, 'latin1');
 const YAMADA = Buffer.concat([
@@ -221,5 +221,20 @@ describe('textEncoding', () => {
     // No Specific Character Set is the default repertoire, ASCII (PS3.5 §6.1.2.1), not ISO 8859-1.
     expect(textEncoding(undefined)('Muller')).toEqual(Buffer.from('Muller'));
     expect(textEncoding(undefined)('Müller')).toBeUndefined();
+  });
+});
+
+describe('writableCharacterSet', () => {
+  it('names the Defined Term a query in that set can be answered in, and none for a set Custos cannot write', () => {
+    expect(writableCharacterSet(['ISO_IR 100'])).toBe('ISO_IR 100');
+    expect(writableCharacterSet(['iso_ir100'])).toBe('ISO_IR 100');
+    expect(writableCharacterSet(['UTF-8'])).toBe('ISO_IR 192');
+    expect(writableCharacterSet(undefined)).toBe('');
+    expect(writableCharacterSet([''])).toBe('');
+    expect(writableCharacterSet(['ISO_IR 6'])).toBe('');
+    expect(writableCharacterSet(['ISO_IR 144'])).toBeUndefined();
+    expect(writableCharacterSet(['', 'ISO 2022 IR 87'])).toBeUndefined();
+    expect(writableCharacterSet(['GB18030'])).toBeUndefined();
+    expect(writableCharacterSet(['FOO'])).toBeUndefined();
   });
 });

@@ -374,3 +374,20 @@ export function textEncoding(values: string[] | undefined): (s: string) => Buffe
     return (s) => ([...s].every((c) => c.charCodeAt(0) <= 0xff) ? Buffer.from(s, 'latin1') : undefined);
   return (s) => ([...s].every((c) => c.charCodeAt(0) < 0x80) ? Buffer.from(s, 'latin1') : undefined);
 }
+
+/**
+ * The Defined Term a data set can be written back in for a Specific Character Set as a requestor gave it, misspelt
+ * or not: '' for the default repertoire (none given, or ISO_IR 6), 'ISO_IR 100' or 'ISO_IR 192', the sets
+ * textEncoding writes; undefined for any other (code extensions, the other single-byte and the multi-byte sets, a
+ * term Custos does not know).
+ */
+export function writableCharacterSet(values: string[] | undefined): string | undefined {
+  const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
+  if (norm.length > 1) return undefined;
+  const given = norm[0] ?? '';
+  const term = given === '' || SINGLE[given] !== undefined ? given : MISSPELT.get(compact(given));
+  if (term === '' || term === 'ISO_IR_6') return '';
+  if (term === 'ISO_IR_100') return 'ISO_IR 100';
+  if (term === 'ISO_IR_192') return 'ISO_IR 192';
+  return undefined;
+}

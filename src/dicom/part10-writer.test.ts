@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CustosError } from '../domain/errors.js';
 import { getNumbers, getString, getStrings, type Dataset, type Element } from './dataset.js';
 import { parsePart10 } from './part10-parser.js';
-import { writeDataset, writePart10, type WriteElement } from './part10-writer.js';
+import { inCharacterSet, writeDataset, writePart10, type WriteElement } from './part10-writer.js';
 import { Tags, TransferSyntax, tag } from './tags.js';
 
 const every: WriteElement[] = [
@@ -261,5 +261,35 @@ describe('writePart10', () => {
 
   it('refuses a transfer syntax it cannot encode', () => {
     expect(() => writePart10(every, { transferSyntaxUid: '1.2.3.4' })).toThrow(CustosError);
+  });
+});
+
+describe('inCharacterSet', () => {
+  const item: WriteElement[] = [
+    { tag: Tags.SpecificCharacterSet, vr: 'CS', value: 'ISO_IR 144' },
+    { tag: 0x00080104, vr: 'LO', value: 'Müller' },
+  ];
+  const elements: WriteElement[] = [
+    { tag: 0x00100010, vr: 'PN', value: 'Renée' },
+    { tag: 0x00081032, vr: 'SQ', value: [item] },
+  ];
+
+  it('writes the data set and every item naming its own set in the one set given', () => {
+    const bytes = writeDataset(inCharacterSet(elements, 'ISO_IR 100'), TransferSyntax.ExplicitVRLittleEndian);
+    expect(bytes.includes(Buffer.from('Renée', 'latin1'))).toBe(true);
+    expect(bytes.includes(Buffer.from('Müller', 'latin1'))).toBe(true);
+    expect(bytes.toString('latin1').match(/ISO_IR 100/g)).toHaveLength(2);
+    expect(bytes.includes(Buffer.from('ISO_IR 144'))).toBe(false);
+  });
+
+  it('leaves Specific Character Set out for the default repertoire, and refuses what it cannot hold', () => {
+    const ascii = writeDataset(
+      inCharacterSet([{ tag: 0x00100010, vr: 'PN', value: 'Smith' }], ''),
+      TransferSyntax.ExplicitVRLittleEndian,
+    );
+    expect(ascii.includes(Buffer.from([0x08, 0x00, 0x05, 0x00]))).toBe(false);
+    expect(() => writeDataset(inCharacterSet(elements, ''), TransferSyntax.ExplicitVRLittleEndian)).toThrow(
+      CustosError,
+    );
   });
 });

@@ -262,16 +262,33 @@ const UTF8_CHARACTER_SET: WriteElement = { tag: Tags.SpecificCharacterSet, vr: '
  * decoded; an item left saying ISO_IR 144, say, could not be written back (textEncoding writes only ASCII for it).
  */
 export function inUtf8(elements: WriteElement[]): WriteElement[] {
-  const items = (list: WriteElement[]): WriteElement[] =>
-    list.map((e) =>
-      e.tag === Tags.SpecificCharacterSet
+  return inCharacterSet(elements, 'ISO_IR 192');
+}
+
+/**
+ * The elements as a data set whose text is all written in one character set, `term` (a single Defined Term, or ''
+ * for the default repertoire, which has no Specific Character Set element): at the top level and in every sequence
+ * item that names its own. The writer refuses (`dicom.not-encodable`) a value that set cannot hold.
+ */
+export function inCharacterSet(elements: WriteElement[], term: string): WriteElement[] {
+  const element: WriteElement | undefined =
+    term === ''
+      ? undefined
+      : term === 'ISO_IR 192'
         ? UTF8_CHARACTER_SET
+        : { ...UTF8_CHARACTER_SET, value: term };
+  const items = (list: WriteElement[]): WriteElement[] =>
+    list.flatMap((e) =>
+      e.tag === Tags.SpecificCharacterSet
+        ? element
+          ? [element]
+          : []
         : e.vr === 'SQ' && Array.isArray(e.value)
-          ? { ...e, value: (e.value as WriteElement[][]).map(items) }
-          : e,
+          ? [{ ...e, value: (e.value as WriteElement[][]).map(items) }]
+          : [e],
     );
   const out = items(elements);
-  return out.some((e) => e.tag === Tags.SpecificCharacterSet) ? out : [UTF8_CHARACTER_SET, ...out];
+  return !element || out.some((e) => e.tag === Tags.SpecificCharacterSet) ? out : [element, ...out];
 }
 
 /**

@@ -13,14 +13,14 @@ import {
   type DicomJsonObject,
 } from '../../domain/dicom-levels.js';
 import { matchKeyLevel, parseQidoQuery, takesValueList, type QidoLevel } from '../../domain/qido-query.js';
-import { textDecoding } from '../../dicom/charset.js';
+import { textDecoding, writableCharacterSet } from '../../dicom/charset.js';
 import type { Dataset, Element } from '../../dicom/dataset.js';
 import { lookupTag } from '../../dicom/dictionary.js';
-import { inUtf8, type WriteElement } from '../../dicom/part10-writer.js';
+import { inCharacterSet, inUtf8, type WriteElement } from '../../dicom/part10-writer.js';
 import { isPrivateCreatorTag, isPrivateDataTag, Tags, tagToHex } from '../../dicom/tags.js';
 import { allPages } from '../../services/query-service.js';
 import { Cmd, encodeCommand, type Command } from './command.js';
-import { encodeDataset, jsonToElements, SPECIFIC_CHARACTER_SET_UTF8 } from './dimse-dataset.js';
+import { encodeDataset, jsonToElements } from './dimse-dataset.js';
 import type { DimseServices } from './dimse-services.js';
 import type { NegotiatedContext, ScpAssociation } from './scp-association.js';
 import { Sop } from './sop-classes.js';
@@ -177,11 +177,23 @@ export async function cFind(
   } catch (err) {
     throw badIdentifier((err as Error).message);
   }
+  // PS3.4 C.4.1.1.3.2: an answer is written in the query's character set where Custos can write that set and every
+  // value of the answer fits it, so that a requestor reading only its own set (Latin-1, or the default repertoire)
+  // reads it right; any other answer is written in UTF-8, as that section allows ("The SCP may return responses
+  // with a different Specific Character Set"). Until 8 Dec 2026 every answer was written in UTF-8, which a
+  // requestor that queried in ISO_IR 100 and knows no UTF-8 showed as 'MÃ¼ller'.
+  const answerSet = writableCharacterSet(charsetValues(ds));
+  const encodeAnswer = (elements: WriteElement[]): Buffer => {
+    if (answerSet !== undefined)
+      try {
+        return encodeDataset(inCharacterSet(elements, answerSet), ctx.transferSyntax);
+      } catch (err) {
+        if (!(err instanceof CustosError && err.code === 'dicom.not-encodable')) throw err;
+      }
+    return encodeDataset(inUtf8(elements), ctx.transferSyntax);
+  };
   const identifier = (row: DicomJsonObject): Buffer => {
-    const elements: WriteElement[] = [
-      SPECIFIC_CHARACTER_SET_UTF8,
-      { tag: QUERY_RETRIEVE_LEVEL, vr: 'CS', value: level },
-    ];
+    const elements: WriteElement[] = [{ tag: QUERY_RETRIEVE_LEVEL, vr: 'CS', value: level }];
     const have = new Map(jsonToElements(row).map((e) => [e.tag, e]));
     const storedBlocks = mapsPrivate ? blocksByCreator(have) : undefined;
     for (const r of requested) {
@@ -223,9 +235,9 @@ export async function cFind(
     const timezone = have.get(Tags.TimezoneOffsetFromUTC);
     if (timezone && hasValue(timezone) && elements.some((e) => TIME_VRS.has(e.vr) && hasValue(e)))
       elements.push(timezone);
-    // The answer is written in UTF-8, and so is every item that names its own character set: its text comes decoded
-    // from the index (until 6 Dec 2026 such an item, ISO_IR 144 with Cyrillic text, failed the C-FIND with 0xC000).
-    return encodeDataset(inUtf8(elements), ctx.transferSyntax);
+    // Every item that names its own character set is written in the answer's: its text comes decoded from the index
+    // (until 6 Dec 2026 such an item, ISO_IR 144 with Cyrillic text, failed the C-FIND with 0xC000).
+    return encodeAnswer(elements);
   };
   // Every pending answer carries the same command set (PS3.7 §9.3.2.2): encoded once per query.
   const pending = encodeCommand({
@@ -311,6 +323,7 @@ export async function cFind(
     // Everything an identifier depends on besides its row, so that QueryService remembers it per study with it.
     const variant = [
       level,
+      `charset ${answerSet ?? 'ISO_IR 192'}`,
       ...[...creators].map(([block, creator]) => `creator ${block}:${creator}`),
       ctx.transferSyntax,
       s.deps.aeTitle,

@@ -1,0 +1,158 @@
+// The character set of C-FIND answers (PS3.4 C.4.1.1.3.2): an answer is written in the Specific Character Set of
+// the query where Custos can write that set and every value of the answer fits it, and in UTF-8 (ISO_IR 192)
+// otherwise. Checked on the bytes findscu extracts (-X), as a requestor reading only its own set reads them. Until
+// 8 Dec 2026 every answer was in UTF-8: a workstation querying in ISO_IR 100 that knows no UTF-8 showed 'MÃ¼ller'.
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePart10 } from '../src/dicom/part10-parser.js';
+import { Tags } from '../src/dicom/tags.js';
+import { systemPrincipal } from '../src/services/auth-service.js';
+import { backends } from './support/backends.js';
+import { dcmtk, storescuTo } from './support/dcmtk.js';
+import { makeInstance, uid } from './support/fixtures.js';
+import { startTestServer, stopThenCleanUp, type TestServer } from './support/test-server.js';
+
+const PATIENT_ID = 0x00100020;
+
+/** One extracted answer: its Specific Character Set as written, its raw bytes, and its Patient ID and Name read. */
+interface Answer {
+  charset: string | undefined;
+  bytes: Buffer;
+  patientId: string;
+  patientName: string;
+}
+
+describe.each(backends())('the character set of C-FIND answers, on %s', (backend) => {
+  let s: TestServer;
+  let dir: string;
+  const prefix = `CS-${uid(1)}`;
+  /** Patient ID suffix to the name stored under it, each stored in ISO_IR 192. */
+  const names: Record<string, string> = {
+    latin: 'Müller^Renée',
+    wide: 'Gößmann^Zoë=山田^太郎',
+    ascii: 'Smith^John',
+  };
+
+  beforeAll(async () => {
+    s = await startTestServer(backend);
+    await s.app.aes.add(systemPrincipal('test'), {
+      title: 'CSSCU',
+      host: '127.0.0.1',
+      port: 104,
+      user: 'admin',
+    });
+    dir = await mkdtemp(join(tmpdir(), 'custos-find-charset-'));
+    const files: string[] = [];
+    for (const [i, [suffix, name]] of Object.entries(names).entries()) {
+      const file = join(dir, `${suffix}.dcm`);
+      await writeFile(
+        file,
+        makeInstance({
+          studyUid: uid(10 + i * 3),
+          seriesUid: uid(11 + i * 3),
+          sopInstanceUid: uid(12 + i * 3),
+          patientId: `${prefix}-${suffix}`,
+          patientName: name,
+        }),
+      );
+      files.push(file);
+    }
+    const stored = await storescuTo(s.dicomPort, 'CSSCU', files);
+    expect(stored.code, stored.stderr).toBe(0);
+  }, 60_000);
+  afterAll(async () => {
+    expect(await stopThenCleanUp(s, () => rm(dir, { recursive: true, force: true }))).toEqual([]);
+  });
+
+  /**
+   * findscu -X at STUDY level with the identifier `lines` (a dump, `name` the PatientName key's raw bytes), the
+   * answers it extracted read back from their files, by Patient ID.
+   */
+  const find = async (lines: string[], name: Buffer): Promise<Map<string, Answer>> => {
+    const out = await mkdtemp(join(dir, 'rsp-'));
+    const dump = join(out, 'query.dump');
+    const query = join(out, 'query.dcm');
+    await writeFile(
+      dump,
+      Buffer.concat([
+        Buffer.from([...lines, '(0008,0052) CS [STUDY]', `(0010,0020) LO [${prefix}-*]`, ''].join('\n')),
+        Buffer.from('(0010,0010) PN ['),
+        name,
+        Buffer.from(']\n'),
+      ]),
+    );
+    execFileSync('dump2dcm', [dump, query], { stdio: 'pipe' });
+    const r = await dcmtk('findscu', [
+      '-S',
+      '-X',
+      '-od',
+      out,
+      '-aet',
+      'CSSCU',
+      '-aec',
+      'CUSTOS',
+      '127.0.0.1',
+      String(s.dicomPort),
+      query,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const answers = new Map<string, Answer>();
+    for (const f of (await readdir(out)).filter((n) => n.startsWith('rsp')).sort()) {
+      const bytes = await readFile(join(out, f));
+      const ds = (await parsePart10(bytes)).dataset;
+      const text = (tag: number) => {
+        const el = ds.get(tag);
+        return el?.kind === 'text' ? el.values.join('\\').trim() : undefined;
+      };
+      answers.set(text(PATIENT_ID)!.slice(prefix.length + 1), {
+        charset: text(Tags.SpecificCharacterSet),
+        bytes,
+        patientId: text(PATIENT_ID)!,
+        patientName: text(0x00100010)!,
+      });
+    }
+    return answers;
+  };
+
+  it('answers a query in ISO_IR 100 in ISO_IR 100 where the answer fits it, in ISO_IR 192 where it does not', async () => {
+    const answers = await find(['(0008,0005) CS [ISO_IR 100]'], Buffer.from(''));
+    expect([...answers.keys()].sort()).toEqual(['ascii', 'latin', 'wide']);
+    const latin = answers.get('latin')!;
+    expect(latin.charset).toBe('ISO_IR 100');
+    // The name's bytes are Latin-1, as a requestor that reads only ISO_IR 100 reads them; no UTF-8 among them.
+    expect(latin.bytes.includes(Buffer.from('Müller^Renée', 'latin1'))).toBe(true);
+    expect(latin.bytes.includes(Buffer.from('Müller', 'utf8'))).toBe(false);
+    expect(latin.patientName).toBe('Müller^Renée');
+    // Latin-1 cannot hold 山田: that answer is written whole in UTF-8 and says so.
+    const wide = answers.get('wide')!;
+    expect(wide.charset).toBe('ISO_IR 192');
+    expect(wide.bytes.includes(Buffer.from('Gößmann^Zoë=山田^太郎', 'utf8'))).toBe(true);
+    expect(wide.patientName).toBe('Gößmann^Zoë=山田^太郎');
+    expect(answers.get('ascii')!.charset).toBe('ISO_IR 100');
+  });
+
+  it('reads a Latin-1 key of a query in ISO_IR 100 and answers it in ISO_IR 100', async () => {
+    const answers = await find(['(0008,0005) CS [ISO_IR100]'], Buffer.from('Müller^Ren*', 'latin1'));
+    expect([...answers.keys()]).toEqual(['latin']);
+    // A misspelt term is answered by the Defined Term it names.
+    expect(answers.get('latin')!.charset).toBe('ISO_IR 100');
+    expect(answers.get('latin')!.bytes.includes(Buffer.from('Müller^Renée', 'latin1'))).toBe(true);
+  });
+
+  it('answers a query in ISO_IR 192 in ISO_IR 192, and one in no character set in none where the answer is ASCII', async () => {
+    const utf8 = await find(['(0008,0005) CS [ISO_IR 192]'], Buffer.from(''));
+    expect([...utf8.values()].map((a) => a.charset)).toEqual(['ISO_IR 192', 'ISO_IR 192', 'ISO_IR 192']);
+    expect(utf8.get('latin')!.bytes.includes(Buffer.from('Müller^Renée', 'utf8'))).toBe(true);
+    // PS3.4 C.4.1.1.3.2: Specific Character Set is in an answer that needs more than the default repertoire, and
+    // only then; an answer that does is written in UTF-8.
+    const none = await find([], Buffer.from(''));
+    expect(none.get('ascii')!.charset).toBeUndefined();
+    expect(none.get('ascii')!.patientName).toBe('Smith^John');
+    expect(none.get('latin')!.charset).toBe('ISO_IR 192');
+    expect(none.get('latin')!.patientName).toBe('Müller^Renée');
+    expect(none.get('wide')!.charset).toBe('ISO_IR 192');
+  });
+});
