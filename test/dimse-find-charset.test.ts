@@ -35,15 +35,19 @@ describe.each(backends())('the character set of C-FIND answers, on %s', (backend
     wide: 'Gößmann^Zoë=山田^太郎',
     ascii: 'Smith^John',
   };
+  /** Patient ID suffix to the bytes of the name stored under it, in an object without Specific Character Set. */
+  const undeclaredNames: Record<string, Buffer> = {
+    nosetutf8: Buffer.from('Jönsson^Åsa', 'utf8'),
+    nosetlatin: Buffer.from('Håkansson^Märta', 'latin1'),
+  };
+  let storedUndeclared: { code: number | null; stderr: string };
 
   beforeAll(async () => {
-    s = await startTestServer(backend);
-    await s.app.aes.add(systemPrincipal('test'), {
-      title: 'CSSCU',
-      host: '127.0.0.1',
-      port: 104,
-      user: 'admin',
-    });
+    // NOSETSCU stands for a modality that writes no Specific Character Set: its objects are taken at the lenient
+    // level, where the missing Type 1C attribute is a warning (at the standard level they wait in quarantine).
+    s = await startTestServer(backend, { validation: { byAe: { NOSETSCU: 'lenient' } } });
+    for (const title of ['CSSCU', 'NOSETSCU'])
+      await s.app.aes.add(systemPrincipal('test'), { title, host: '127.0.0.1', port: 104, user: 'admin' });
     dir = await mkdtemp(join(tmpdir(), 'custos-find-charset-'));
     const files: string[] = [];
     for (const [i, [suffix, name]] of Object.entries(names).entries()) {
@@ -62,6 +66,24 @@ describe.each(backends())('the character set of C-FIND answers, on %s', (backend
     }
     const stored = await storescuTo(s.dicomPort, 'CSSCU', files);
     expect(stored.code, stored.stderr).toBe(0);
+    // Two objects that declare no Specific Character Set and hold bytes above 0x7F: one in UTF-8, one in Latin-1.
+    const undeclared: string[] = [];
+    for (const [i, [suffix, name]] of Object.entries(undeclaredNames).entries()) {
+      const file = join(dir, `${suffix}.dcm`);
+      await writeFile(
+        file,
+        makeInstance({
+          studyUid: uid(30 + i * 3),
+          seriesUid: uid(31 + i * 3),
+          sopInstanceUid: uid(32 + i * 3),
+          patientId: `${prefix}-${suffix}`,
+          omit: [Tags.SpecificCharacterSet],
+          extra: [{ tag: 0x00100010, vr: 'PN', value: name }],
+        }),
+      );
+      undeclared.push(file);
+    }
+    storedUndeclared = await storescuTo(s.dicomPort, 'NOSETSCU', undeclared, '-d');
   }, 60_000);
   afterAll(async () => {
     expect(await stopThenCleanUp(s, () => rm(dir, { recursive: true, force: true }))).toEqual([]);
@@ -119,7 +141,7 @@ describe.each(backends())('the character set of C-FIND answers, on %s', (backend
 
   it('answers a query in ISO_IR 100 in ISO_IR 100 where the answer fits it, in ISO_IR 192 where it does not', async () => {
     const answers = await find(['(0008,0005) CS [ISO_IR 100]'], Buffer.from(''));
-    expect([...answers.keys()].sort()).toEqual(['ascii', 'latin', 'wide']);
+    expect([...answers.keys()].filter((k) => names[k]).sort()).toEqual(['ascii', 'latin', 'wide']);
     const latin = answers.get('latin')!;
     expect(latin.charset).toBe('ISO_IR 100');
     // The name's bytes are Latin-1, as a requestor that reads only ISO_IR 100 reads them; no UTF-8 among them.
@@ -144,7 +166,7 @@ describe.each(backends())('the character set of C-FIND answers, on %s', (backend
 
   it('answers a query in ISO_IR 192 in ISO_IR 192, and one in no character set in none where the answer is ASCII', async () => {
     const utf8 = await find(['(0008,0005) CS [ISO_IR 192]'], Buffer.from(''));
-    expect([...utf8.values()].map((a) => a.charset)).toEqual(['ISO_IR 192', 'ISO_IR 192', 'ISO_IR 192']);
+    expect(new Set([...utf8.values()].map((a) => a.charset))).toEqual(new Set(['ISO_IR 192']));
     expect(utf8.get('latin')!.bytes.includes(Buffer.from('Müller^Renée', 'utf8'))).toBe(true);
     // PS3.4 C.4.1.1.3.2: Specific Character Set is in an answer that needs more than the default repertoire, and
     // only then; an answer that does is written in UTF-8.
@@ -154,5 +176,33 @@ describe.each(backends())('the character set of C-FIND answers, on %s', (backend
     expect(none.get('latin')!.charset).toBe('ISO_IR 192');
     expect(none.get('latin')!.patientName).toBe('Müller^Renée');
     expect(none.get('wide')!.charset).toBe('ISO_IR 192');
+  });
+
+  it('reads bytes above 0x7F without a Specific Character Set as UTF-8 where they are valid UTF-8, else as Latin-1, at ingest and in a C-FIND key alike', async () => {
+    expect(storedUndeclared.code, storedUndeclared.stderr).toBe(0);
+    expect(storedUndeclared.stderr.match(/DIMSE Status +: 0xb007/g)).toHaveLength(2);
+    expect(storedUndeclared.stderr).not.toContain('quarantined');
+    // Ingest: the names are indexed as sent, as QIDO-RS shows them.
+    const res = await fetch(`${s.dicomweb}/studies?PatientID=${prefix}-noset*&includefield=00100010`, {
+      headers: { Authorization: `Bearer ${s.token}` },
+    });
+    const studies = (await res.json()) as Record<string, { Value: { Alphabetic: string }[] }>[];
+    expect(studies.map((st) => st['00100010']!.Value[0]!.Alphabetic).sort()).toEqual([
+      'Håkansson^Märta',
+      'Jönsson^Åsa',
+    ]);
+    // C-FIND keys without Specific Character Set are read the same way, and so find those names; the answers need
+    // more than the default repertoire, so they are in UTF-8 and say so.
+    const utf8 = await find([], Buffer.from('Jönsson*', 'utf8'));
+    expect([...utf8.keys()]).toEqual(['nosetutf8']);
+    expect(utf8.get('nosetutf8')!.charset).toBe('ISO_IR 192');
+    expect(utf8.get('nosetutf8')!.patientName).toBe('Jönsson^Åsa');
+    const latin1 = await find([], Buffer.from('Håkansson*', 'latin1'));
+    expect([...latin1.keys()]).toEqual(['nosetlatin']);
+    expect(latin1.get('nosetlatin')!.patientName).toBe('Håkansson^Märta');
+    // A query that declares its set finds the same names.
+    const declared = await find(['(0008,0005) CS [ISO_IR 100]'], Buffer.from('Jönsson^Å*', 'latin1'));
+    expect([...declared.keys()]).toEqual(['nosetutf8']);
+    expect(declared.get('nosetutf8')!.bytes.includes(Buffer.from('Jönsson^Åsa', 'latin1'))).toBe(true);
   });
 });

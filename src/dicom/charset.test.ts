@@ -17,6 +17,15 @@ describe('textDecoding', () => {
     expect(decode(['ISO_IR 100'], Buffer.from([0x4d, 0xfc, 0x6c, 0x6c, 0x65, 0x72]))).toBe('Müller');
   });
 
+  it('reads bytes above 0x7F without Specific Character Set as UTF-8 where valid UTF-8, else as ISO 8859-1', () => {
+    expect(decode(undefined, Buffer.from('Jönsson^Åsa', 'utf8'))).toBe('Jönsson^Åsa');
+    expect(decode([''], Buffer.from('山田^太郎', 'utf8'))).toBe('山田^太郎');
+    expect(decode(['ISO_IR 6'], Buffer.from('Jönsson', 'utf8'))).toBe('Jönsson');
+    expect(decode(undefined, Buffer.from('Håkansson^Märta', 'latin1'))).toBe('Håkansson^Märta');
+    // One byte of a UTF-8 sequence alone is no UTF-8: the value is Latin-1 whole.
+    expect(decode(undefined, Buffer.from([0x4a, 0xc3, 0xb6, 0x6e, 0xe9]))).toBe('JÃ¶né');
+  });
+
   it('reads ISO_IR 192 (UTF-8) Japanese and Greek', () => {
     expect(decode(['ISO_IR 192'], Buffer.from('山田^太郎', 'utf8'))).toBe('山田^太郎');
     expect(decode(['ISO_IR 192'], Buffer.from('Γιώργος', 'utf8'))).toBe('Γιώργος');

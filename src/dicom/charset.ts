@@ -7,8 +7,8 @@ import { isUtf8 } from 'node:buffer';
 
 /** Single-valued defined terms without code extensions (PS3.3 Table C.12-2 and C.12-5). */
 const SINGLE: Record<string, string> = {
-  '': 'latin1',
-  ISO_IR_6: 'latin1',
+  '': 'default',
+  ISO_IR_6: 'default',
   ISO_IR_100: 'latin1',
   ISO_IR_101: 'iso-8859-2',
   ISO_IR_109: 'iso-8859-3',
@@ -129,6 +129,14 @@ function decoderFor(label: string): Decoder {
   if (hit) return hit;
   let d: Decoder;
   if (label === 'latin1') d = (b) => b.toString('latin1');
+  else if (label === 'default')
+    // No Specific Character Set: the default repertoire, ASCII (PS3.5 §6.1.2.1), defines no byte above 0x7F, yet
+    // senders put them there, in UTF-8 (most modalities and gateways of today) or in ISO 8859-1 (older ones). A value
+    // that is valid UTF-8 is read as UTF-8, any other as ISO 8859-1: text in ISO 8859-1 is valid UTF-8 only where a
+    // letter such as 'Ã' is followed by a symbol of 0x80-0xBF ('Ã©'), which names do not hold. ASCII reads the same
+    // either way. Until 8 Dec 2026 every such value was read as ISO 8859-1, so 'Jönsson' sent in UTF-8 was stored,
+    // served and matched as 'JÃ¶nsson'.
+    d = (b) => (isUtf8(b) ? b.toString('utf8') : b.toString('latin1'));
   else if (label === 'utf-8')
     d = (b, report) => {
       const s = b.toString('utf8');
