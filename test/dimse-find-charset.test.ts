@@ -1,6 +1,6 @@
 // The character set of C-FIND answers (PS3.4 C.4.1.1.3.2): an answer is written in the Specific Character Set of
-// the query where Custos can write that set and every value of the answer fits it, and in UTF-8 (ISO_IR 192)
-// otherwise. Checked on the bytes findscu extracts (-X), as a requestor reading only its own set reads them. Until
+// the query where Custos can write that set (a single-byte set, UTF-8, the default repertoire) and every value of
+// the answer fits it, and in UTF-8 (ISO_IR 192) otherwise. Checked on the bytes findscu extracts (-X), as a requestor reading only its own set reads them. Until
 // 8 Dec 2026 every answer was in UTF-8: a workstation querying in ISO_IR 100 that knows no UTF-8 showed 'MÃ¼ller'.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -34,6 +34,7 @@ describe.each(backends())('the character set of C-FIND answers, on %s', (backend
     latin: 'Müller^Renée',
     wide: 'Gößmann^Zoë=山田^太郎',
     ascii: 'Smith^John',
+    cyrillic: 'Петров^Пётр',
   };
   /** Patient ID suffix to the bytes of the name stored under it, in an object without Specific Character Set. */
   const undeclaredNames: Record<string, Buffer> = {
@@ -141,7 +142,12 @@ describe.each(backends())('the character set of C-FIND answers, on %s', (backend
 
   it('answers a query in ISO_IR 100 in ISO_IR 100 where the answer fits it, in ISO_IR 192 where it does not', async () => {
     const answers = await find(['(0008,0005) CS [ISO_IR 100]'], Buffer.from(''));
-    expect([...answers.keys()].filter((k) => names[k]).sort()).toEqual(['ascii', 'latin', 'wide']);
+    expect([...answers.keys()].filter((k) => names[k]).sort()).toEqual([
+      'ascii',
+      'cyrillic',
+      'latin',
+      'wide',
+    ]);
     const latin = answers.get('latin')!;
     expect(latin.charset).toBe('ISO_IR 100');
     // The name's bytes are Latin-1, as a requestor that reads only ISO_IR 100 reads them; no UTF-8 among them.
@@ -154,6 +160,20 @@ describe.each(backends())('the character set of C-FIND answers, on %s', (backend
     expect(wide.bytes.includes(Buffer.from('Gößmann^Zoë=山田^太郎', 'utf8'))).toBe(true);
     expect(wide.patientName).toBe('Gößmann^Zoë=山田^太郎');
     expect(answers.get('ascii')!.charset).toBe('ISO_IR 100');
+    expect(answers.get('cyrillic')!.charset).toBe('ISO_IR 192');
+  });
+
+  it('answers a query in another single-byte set, ISO_IR 144 (Cyrillic), in that set where the answer fits it', async () => {
+    const answers = await find(['(0008,0005) CS [ISO_IR 144]'], Buffer.from(''));
+    const cyrillic = answers.get('cyrillic')!;
+    expect(cyrillic.charset).toBe('ISO_IR 144');
+    // ISO 8859-5: П is 0xBF, е 0xD5, т 0xE2, р 0xE0, о 0xDE, в 0xD2, ё 0xF1.
+    expect(cyrillic.bytes.includes(Buffer.from('bfd5e2e0ded25ebff1e2e0', 'hex'))).toBe(true);
+    expect(cyrillic.patientName).toBe('Петров^Пётр');
+    expect(answers.get('ascii')!.charset).toBe('ISO_IR 144');
+    // ISO 8859-5 has no ü: that answer is in UTF-8.
+    expect(answers.get('latin')!.charset).toBe('ISO_IR 192');
+    expect(answers.get('latin')!.patientName).toBe('Müller^Renée');
   });
 
   it('reads a Latin-1 key of a query in ISO_IR 100 and answers it in ISO_IR 100', async () => {

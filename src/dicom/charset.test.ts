@@ -231,6 +231,25 @@ describe('textEncoding', () => {
     expect(textEncoding(undefined)('Muller')).toEqual(Buffer.from('Muller'));
     expect(textEncoding(undefined)('Müller')).toBeUndefined();
   });
+
+  it('encodes the other single-byte sets when asked, and refuses what each cannot hold', () => {
+    const sets = { singleByteSets: true };
+    expect(textEncoding(['ISO_IR 144'], sets)('Иван')).toEqual(Buffer.from([0xb8, 0xd2, 0xd0, 0xdd]));
+    expect(textEncoding(['ISO_IR 144'], sets)('Müller')).toBeUndefined();
+    expect(textEncoding(['ISO_IR 126'], sets)('Γιώργος')).toEqual(
+      Buffer.from([0xc3, 0xe9, 0xfe, 0xf1, 0xe3, 0xef, 0xf2]),
+    );
+    expect(textEncoding(['ISO_IR 101'], sets)('Łódź')).toEqual(Buffer.from([0xa3, 0xf3, 0x64, 0xbc]));
+    expect(textEncoding(['ISO_IR 138'], sets)('שרון')).toEqual(Buffer.from([0xf9, 0xf8, 0xe5, 0xef]));
+    expect(textEncoding(['ISO_IR 144'], sets)('山')).toBeUndefined();
+    expect(textEncoding(['ISO 2022 IR 144'], sets)('Иван')).toBeUndefined();
+    // Every byte an encoder writes reads back as the character it was given.
+    for (const term of ['ISO_IR 101', 'ISO_IR 144', 'ISO_IR 126', 'ISO_IR 127', 'ISO_IR 138', 'ISO_IR 166']) {
+      const text = textDecoding([term]).decode(Buffer.from(Array.from({ length: 96 }, (_, i) => 0xa0 + i)));
+      const defined = [...text].filter((c) => c !== '\ufffd').join('');
+      expect(textDecoding([term]).decode(textEncoding([term], sets)(defined)!), term).toBe(defined);
+    }
+  });
 });
 
 describe('writableCharacterSet', () => {
@@ -241,7 +260,9 @@ describe('writableCharacterSet', () => {
     expect(writableCharacterSet(undefined)).toBe('');
     expect(writableCharacterSet([''])).toBe('');
     expect(writableCharacterSet(['ISO_IR 6'])).toBe('');
-    expect(writableCharacterSet(['ISO_IR 144'])).toBeUndefined();
+    expect(writableCharacterSet(['ISO_IR 144'])).toBe('ISO_IR 144');
+    expect(writableCharacterSet(['iso-ir 126'])).toBe('ISO_IR 126');
+    expect(writableCharacterSet(['ISO_IR 13'])).toBeUndefined();
     expect(writableCharacterSet(['', 'ISO 2022 IR 87'])).toBeUndefined();
     expect(writableCharacterSet(['GB18030'])).toBeUndefined();
     expect(writableCharacterSet(['FOO'])).toBeUndefined();

@@ -368,26 +368,75 @@ export function textDecoding(values: string[] | undefined): TextDecoding {
   return result;
 }
 
+/** The single-byte sets besides ISO_IR 100 that textEncoding writes when asked (PS3.3 Table C.12-2). */
+const SINGLE_BYTE = new Set([
+  'ISO_IR_101',
+  'ISO_IR_109',
+  'ISO_IR_110',
+  'ISO_IR_144',
+  'ISO_IR_127',
+  'ISO_IR_126',
+  'ISO_IR_138',
+  'ISO_IR_148',
+  'ISO_IR_203',
+  'ISO_IR_166',
+]);
+
+const singleByteEncoders = new Map<string, (s: string) => Buffer | undefined>();
+
+/**
+ * An encoder for a single-byte set: ASCII in G0, and in G1 (0xA0-0xFF) the characters the decoder of that set reads
+ * there, the table turned round; a character the set does not hold is refused (undefined).
+ */
+function singleByteEncoder(label: string): (s: string) => Buffer | undefined {
+  const hit = singleByteEncoders.get(label);
+  if (hit) return hit;
+  const byChar = new Map<number, number>();
+  const decoder = new TextDecoder(label);
+  for (let byte = 0xa0; byte <= 0xff; byte++) {
+    const c = decoder.decode(Buffer.from([byte]));
+    if (c.length === 1 && c !== '\ufffd') byChar.set(c.charCodeAt(0), byte);
+  }
+  const encode = (s: string): Buffer | undefined => {
+    const out = Buffer.allocUnsafe(s.length);
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      const byte = c < 0x80 ? c : byChar.get(c);
+      if (byte === undefined) return undefined;
+      out[i] = byte;
+    }
+    return out;
+  };
+  singleByteEncoders.set(label, encode);
+  return encode;
+}
+
 /**
  * Encoder for the writer: UTF-8 for ISO_IR 192, ISO 8859-1 for ISO_IR 100, ASCII for the default repertoire (no
- * Specific Character Set: PS3.5 §6.1.2.1, until 6 Dec 2026 it was written as ISO 8859-1) and for every other set.
- * Other sets cannot be encoded by Node (TextEncoder only writes UTF-8): callers pass those values as bytes, or write
- * the data set in UTF-8.
+ * Specific Character Set: PS3.5 §6.1.2.1, until 6 Dec 2026 it was written as ISO 8859-1) and for every other set;
+ * with `singleByteSets`, the other single-byte sets of PS3.3 Table C.12-2 (the ISO 8859 parts and TIS 620) in their
+ * own bytes too. Node's TextEncoder writes only UTF-8, and the multi-byte sets and code extensions are not written:
+ * callers pass those values as bytes, or write the data set in UTF-8.
  */
-export function textEncoding(values: string[] | undefined): (s: string) => Buffer | undefined {
+export function textEncoding(
+  values: string[] | undefined,
+  opts: { singleByteSets?: boolean } = {},
+): (s: string) => Buffer | undefined {
   const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
   const first = norm[0] ?? '';
   if (norm.length <= 1 && first === 'ISO_IR_192') return (s) => Buffer.from(s, 'utf8');
   if (norm.length <= 1 && first === 'ISO_IR_100')
     return (s) => ([...s].every((c) => c.charCodeAt(0) <= 0xff) ? Buffer.from(s, 'latin1') : undefined);
+  if (opts.singleByteSets && norm.length <= 1 && SINGLE_BYTE.has(first))
+    return singleByteEncoder(SINGLE[first]!);
   return (s) => ([...s].every((c) => c.charCodeAt(0) < 0x80) ? Buffer.from(s, 'latin1') : undefined);
 }
 
 /**
  * The Defined Term a data set can be written back in for a Specific Character Set as a requestor gave it, misspelt
- * or not: '' for the default repertoire (none given, or ISO_IR 6), 'ISO_IR 100' or 'ISO_IR 192', the sets
- * textEncoding writes; undefined for any other (code extensions, the other single-byte and the multi-byte sets, a
- * term Custos does not know).
+ * or not: '' for the default repertoire (none given, or ISO_IR 6), 'ISO_IR 192', or a single-byte set (ISO_IR 100,
+ * the other ISO 8859 parts, ISO_IR 166), the sets textEncoding writes with `singleByteSets`; undefined for any other
+ * (code extensions, ISO_IR 13, the multi-byte sets, a term Custos does not know).
  */
 export function writableCharacterSet(values: string[] | undefined): string | undefined {
   const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
@@ -395,7 +444,7 @@ export function writableCharacterSet(values: string[] | undefined): string | und
   const given = norm[0] ?? '';
   const term = given === '' || SINGLE[given] !== undefined ? given : MISSPELT.get(compact(given));
   if (term === '' || term === 'ISO_IR_6') return '';
-  if (term === 'ISO_IR_100') return 'ISO_IR 100';
-  if (term === 'ISO_IR_192') return 'ISO_IR 192';
+  if (term === 'ISO_IR_100' || term === 'ISO_IR_192' || (term && SINGLE_BYTE.has(term)))
+    return term.replace('ISO_IR_', 'ISO_IR ');
   return undefined;
 }

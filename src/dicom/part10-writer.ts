@@ -47,6 +47,8 @@ interface Enc {
   undefinedSq: boolean;
   /** Encoder for SH, LO, ST, LT, UT, PN, UC under the Specific Character Set in force. */
   text: (s: string) => Buffer | undefined;
+  /** Whether the single-byte sets other than ISO_IR 100 are written too (textEncoding's `singleByteSets`). */
+  singleByteSets?: boolean;
 }
 
 const bad = (message: string) => new CustosError({ code: 'dicom.write-failed', message, httpStatus: 500 });
@@ -156,6 +158,7 @@ function encodeElements(elements: WriteElement[], parent: Enc, externals = false
         ...parent,
         text: textEncoding(
           Array.isArray(cs.value) ? (cs.value as string[]).map(String) : [String(cs.value as string)],
+          { singleByteSets: parent.singleByteSets ?? false },
         ),
       }
     : parent;
@@ -298,7 +301,7 @@ export function inCharacterSet(elements: WriteElement[], term: string): WriteEle
 export function writeDataset(
   elements: WriteElement[],
   transferSyntaxUid: string,
-  opts: { undefinedLengthSequences?: boolean } = {},
+  opts: { undefinedLengthSequences?: boolean; singleByteSets?: boolean } = {},
 ): Buffer {
   const encoding = transferSyntaxEncoding(transferSyntaxUid);
   if (!encoding || encoding.deflated) throw bad(`cannot write a bare data set in ${transferSyntaxUid}`);
@@ -307,6 +310,7 @@ export function writeDataset(
     little: encoding.little,
     undefinedSq: opts.undefinedLengthSequences ?? false,
     text: textEncoding(undefined),
+    singleByteSets: opts.singleByteSets ?? false,
   });
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }

@@ -71,9 +71,17 @@ export async function parseDataset(bytes: Buffer, transferSyntaxUid: string): Pr
   return parsed.dataset;
 }
 
-/** Encode elements as a bare data set in `transferSyntaxUid` (implicit or explicit VR little endian). */
-export function encodeDataset(elements: WriteElement[], transferSyntaxUid: string): Buffer {
-  return writeDataset(elements, transferSyntaxUid);
+/**
+ * Encode elements as a bare data set in `transferSyntaxUid` (implicit or explicit VR little endian); with
+ * `singleByteSets`, text is written in any single-byte Specific Character Set the elements name (a C-FIND answer in
+ * the query's set).
+ */
+export function encodeDataset(
+  elements: WriteElement[],
+  transferSyntaxUid: string,
+  opts: { singleByteSets?: boolean } = {},
+): Buffer {
+  return writeDataset(elements, transferSyntaxUid, opts);
 }
 
 /** DICOM JSON (as the query service returns it) back to elements for the DIMSE wire. */
