@@ -1317,4 +1317,33 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     );
     await context.close();
   });
+
+  it('data steward: a decision refused because another steward decided first says why, and shows the object as it now is', async () => {
+    await quarantineOne(s, 'QZ-DECIDED-ELSEWHERE');
+    const { context, page } = await signIn('data-steward');
+    const steward = await s.app.auth.localPrincipal(account('data-steward').username, 'test');
+    const id = (
+      await s.app.quarantine.list(steward, { status: 'quarantined', limit: 500, offset: 0 })
+    ).entries.find((e) => e.patientId === 'QZ-DECIDED-ELSEWHERE')!.id;
+    await page.goto(`${s.url}/quarantine/${id}`);
+    await page.getByRole('heading', { name: 'Defects' }).waitFor();
+    const status = page.locator('main .badge').first();
+    expect(await status.textContent()).toBe('quarantined');
+    // Meanwhile another steward (another browser, the CLI) rejects it; then this one releases it.
+    await s.app.quarantine.reject(steward, id, 'a duplicate of an archived object');
+    const release = page.getByRole('button', { name: 'Release into the archive' });
+    await release.click();
+    const refused = page.getByRole('alert').filter({ hasText: 'is rejected, not quarantined' });
+    await refused.waitFor();
+    expect(await refused.textContent()).toContain('quarantine.not-pending');
+    // Until 8 Dec 2026 the object was not read again: still "quarantined", still offering Release and Reject.
+    await expect.poll(() => status.textContent()).toBe('rejected');
+    expect(await release.count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Reject for good' }).count()).toBe(0);
+    // The refusal stays said, and has the keyboard focus the vanished button had.
+    expect(await refused.isVisible()).toBe(true);
+    expect(await page.evaluate(focused)).toMatch(/^div: Refused.*is rejected, not/);
+    await audit(page, 'quarantine-decided-elsewhere-data-steward');
+    await context.close();
+  });
 });

@@ -1,6 +1,6 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { ColumnDef } from '@tanstack/react-table';
-import { useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import type { paths } from '../api/schema';
@@ -140,6 +140,9 @@ export function QuarantineItem() {
     await qc.invalidateQueries({ queryKey: ['quarantine'] });
     await qc.invalidateQueries({ queryKey: ['quarantine-item', id] });
   };
+  // The object and the queue are read again after every decision, refused or unanswered too: a refusal often means
+  // the screen is out of date (another steward released, rejected or corrected it first). Until 8 Dec 2026 they were
+  // read again only after a success, so the screen kept showing the object as held and offering what was refused.
   const correct = useMutation({
     mutationFn: async () =>
       unwrap(
@@ -149,11 +152,11 @@ export function QuarantineItem() {
           body: { [tag.trim()]: value.includes('\\') ? value.split('\\') : value },
         }),
       ),
-    onSuccess: async () => {
+    onSuccess: () => {
       setTag('');
       setValue('');
-      await done();
     },
+    onSettled: done,
   });
   const release = useMutation({
     mutationFn: async () =>
@@ -162,6 +165,7 @@ export function QuarantineItem() {
       await done();
       navigate('/quarantine');
     },
+    onError: done,
   });
   const reject = useMutation({
     mutationFn: async () =>
@@ -170,6 +174,7 @@ export function QuarantineItem() {
       await done();
       navigate('/quarantine');
     },
+    onError: done,
   });
   // A refused correction names the attribute it refuses (correction.invalid: not a keyword, not correctable, not
   // text): the error is tied to the Attribute field, so a screen reader reads it there and the field is marked.
@@ -180,6 +185,16 @@ export function QuarantineItem() {
   // One decision at a time: while a correction, release or rejection is on its way, none of the three can be sent
   // (until 7 Dec 2026 each disabled only its own button, so a Reject could follow a pending Release).
   const deciding = correct.isPending || release.isPending || reject.isPending;
+  // The last decision's refusal, shown in place of the decisions once the object read again is no longer held (they
+  // would take their errors with them); it takes the keyboard focus, which was on a button no longer there.
+  const lastRefused = [correct, release, reject]
+    .filter((m) => m.isError)
+    .sort((a, b) => b.submittedAt - a.submittedAt)[0]?.error;
+  const decided = item.data !== undefined && item.data.status !== 'quarantined';
+  const refusedRef = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (decided && lastRefused) refusedRef.current?.focus();
+  }, [decided, lastRefused]);
   if (item.isPending) return <Loading what="the quarantined object" />;
   if (item.isError) return <ErrorState error={item.error} />;
   const q = item.data;
@@ -249,6 +264,10 @@ export function QuarantineItem() {
             </form>
             {reject.isError ? <ErrorState error={reject.error} id="r-error" /> : null}
           </div>
+        </div>
+      ) : lastRefused ? (
+        <div ref={refusedRef} tabIndex={-1}>
+          <ErrorState error={lastRefused} />
         </div>
       ) : null}
       <h2>Corrections</h2>
