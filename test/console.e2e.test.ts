@@ -1346,4 +1346,42 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await audit(page, 'quarantine-decided-elsewhere-data-steward');
     await context.close();
   });
+
+  it('privacy officer: a Mark reviewed refused because another reviewer was first says why, and the list is read again', async () => {
+    const cardiology = await s.app.index.db
+      .selectFrom('studies')
+      .select('study_uid')
+      .where('department', '=', 'Cardiology')
+      .executeTakeFirstOrThrow();
+    const radiologist = await s.app.auth.localPrincipal(account('radiologist').username, 'test');
+    const reason = 'Transfer from the cardiology ward, echo comparison needed';
+    const window = await s.app.breakGlass.open(radiologist, { studyUid: cardiology.study_uid, reason });
+    const { context, page } = await signIn('privacy-officer');
+    await page.getByRole('link', { name: 'Audit' }).click();
+    const card = page.locator('.cards-list li').filter({ hasText: reason });
+    await card.waitFor();
+    await card.getByLabel('Review note').fill('Justified: ward transfer');
+    // Meanwhile another privacy officer (another browser, the CLI) reviews it.
+    const officer = await s.app.auth.localPrincipal(account('privacy-officer').username, 'test');
+    await s.app.breakGlass.review(officer, window.id, 'Reviewed at the weekly meeting');
+    await card.getByRole('button', { name: 'Mark reviewed' }).click();
+    const refused = page
+      .getByRole('alert')
+      .filter({ hasText: `break-glass window ${window.id} was reviewed by` });
+    await refused.waitFor();
+    expect(await refused.textContent()).toContain('break-glass.already-reviewed');
+    // Until 8 Dec 2026 the list was not read again: the access still awaited review, offering Mark reviewed.
+    await card.waitFor({ state: 'detached' });
+    expect(await refused.isVisible()).toBe(true);
+    expect(await page.evaluate(focused)).toMatch(/^div: Refusedbreak-glass window/);
+    await audit(page, 'break-glass-review-refused-privacy-officer');
+    // Listed among the reviewed, with the other reviewer's note.
+    await page.getByLabel('Show').selectOption('true');
+    await page
+      .locator('.cards-list li')
+      .filter({ hasText: reason })
+      .filter({ hasText: 'Reviewed at the weekly meeting' })
+      .waitFor();
+    await context.close();
+  });
 });

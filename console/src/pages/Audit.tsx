@@ -1,6 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { ColumnDef } from '@tanstack/react-table';
-import { useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import { retryUnreachable } from '../connection';
@@ -262,8 +262,19 @@ function BreakGlassReview() {
           body: { note: notes[id] ?? '' },
         }),
       ),
-    onSuccess: () => qc.invalidateQueries({ queryKey: ['break-glass'] }),
+    // Read again whatever the answer: a refusal often means the list is out of date (another reviewer marked the
+    // access reviewed first). Until 8 Dec 2026 it was read again only after a success, and kept offering what was
+    // refused.
+    onSettled: () => qc.invalidateQueries({ queryKey: ['break-glass'] }),
   });
+  // Once the list read again no longer offers the refused review, its refusal takes the keyboard focus, which was
+  // on a button no longer there.
+  const refusedGone =
+    review.isError && !!items.data && !items.data.some((b) => b.id === review.variables && !b.reviewedBy);
+  const refusedRef = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (refusedGone) refusedRef.current?.focus();
+  }, [refusedGone]);
   // Left out, not faked, while the archive has no break-glass report.
   if (items.isError && items.error instanceof ApiError && items.error.code === 'http.not-found') return null;
   return (
@@ -324,7 +335,11 @@ function BreakGlassReview() {
           ))}
         </ul>
       )}
-      {review.isError ? <ErrorState error={review.error} /> : null}
+      {review.isError ? (
+        <div ref={refusedRef} tabIndex={-1}>
+          <ErrorState error={review.error} />
+        </div>
+      ) : null}
     </>
   );
 }
