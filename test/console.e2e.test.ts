@@ -1384,4 +1384,36 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
       .waitFor();
     await context.close();
   });
+
+  it('data steward: a decision, or Back to the queue, returns to the queue as it was left: status, sort and page', async () => {
+    await quarantineOne(s, 'ZZ-RETURN-1');
+    await quarantineOne(s, 'ZZ-RETURN-2');
+    const { context, page } = await signIn('data-steward');
+    // Sorted by patient, last first: the two above lead the queue.
+    await page.goto(`${s.url}/quarantine?sort=PatientID&dir=desc`);
+    const sortOfPatient = () =>
+      page.getByRole('columnheader', { name: 'Patient ID' }).getAttribute('aria-sort');
+    await expect.poll(sortOfPatient).toBe('descending');
+    await studyRows(page).filter({ hasText: 'ZZ-RETURN-2' }).click();
+    await page.getByRole('heading', { name: 'Defects' }).waitFor();
+    await page.getByRole('link', { name: 'Back to the queue' }).click();
+    await page.getByRole('heading', { name: 'Quarantine', exact: true }).waitFor();
+    // Until 8 Dec 2026 both led to /quarantine: the first page of the held objects, unsorted.
+    expect(new URL(page.url()).search).toBe('?sort=PatientID&dir=desc');
+    await expect.poll(sortOfPatient).toBe('descending');
+    await studyRows(page).filter({ hasText: 'ZZ-RETURN-2' }).click();
+    await page.getByRole('heading', { name: 'Defects' }).waitFor();
+    // A reload keeps where the queue was left (the history entry holds it).
+    await page.reload();
+    await page.getByLabel('Reason for rejecting').fill('sent to the wrong archive');
+    await page.getByRole('button', { name: 'Reject for good' }).click();
+    await page.getByRole('heading', { name: 'Quarantine', exact: true }).waitFor();
+    expect(new URL(page.url()).search).toBe('?sort=PatientID&dir=desc');
+    await expect.poll(sortOfPatient).toBe('descending');
+    await expect
+      .poll(async () => (await studyRows(page).first().innerText()).split('\t')[1]?.trim())
+      .toBe('ZZ-RETURN-1');
+    await audit(page, 'quarantine-returned-data-steward');
+    await context.close();
+  });
 });

@@ -1,7 +1,7 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { ColumnDef } from '@tanstack/react-table';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { Link, useNavigate, useParams } from 'react-router';
+import { Link, useLocation, useNavigate, useParams } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import type { paths } from '../api/schema';
 import { formatInstant } from '../time';
@@ -40,6 +40,7 @@ export function QuarantineQueue() {
   const status = STATUSES.find((s) => s === params.get('status')) ?? 'quarantined';
   const offset = Number(params.get('offset') ?? 0) || 0;
   const navigate = useNavigate();
+  const location = useLocation();
   const list = useQuery({
     queryKey: ['quarantine', status, sorting, offset],
     // The answer carries the sort it was asked in: while the next one loads, the table shows this one's rows and
@@ -104,7 +105,7 @@ export function QuarantineQueue() {
               shown: list.data.sorting,
               busy: list.isPlaceholderData,
             }}
-            onRowOpen={(e) => navigate(`/quarantine/${e.id}`)}
+            onRowOpen={(e) => navigate(`/quarantine/${e.id}`, { state: { queue: location.search } })}
             rowLabel={(e) => `Inspect quarantined object ${e.id}`}
           />
           <nav className="pager" aria-label="Pages">
@@ -129,6 +130,11 @@ export function QuarantineItem() {
   const { id = '' } = useParams();
   const qc = useQueryClient();
   const navigate = useNavigate();
+  // The queue as it was left (status, sort, page: its address, kept in the history entry, so a reload keeps it):
+  // a decision and "Back to the queue" return there. Until 8 Dec 2026 both led to the first page of the held
+  // objects, unsorted, whatever the queue had shown.
+  const { state } = useLocation() as { state?: { queue?: unknown } | null };
+  const queue = `/quarantine${typeof state?.queue === 'string' ? state.queue : ''}`;
   const [tag, setTag] = useState('');
   const [value, setValue] = useState('');
   const [reason, setReason] = useState('');
@@ -163,7 +169,7 @@ export function QuarantineItem() {
       unwrap(await api.POST('/api/quarantine/{id}/release', { params: { path: { id } } })),
     onSuccess: async () => {
       await done();
-      navigate('/quarantine');
+      navigate(queue);
     },
     onError: done,
   });
@@ -172,7 +178,7 @@ export function QuarantineItem() {
       unwrap(await api.POST('/api/quarantine/{id}/reject', { params: { path: { id } }, body: { reason } })),
     onSuccess: async () => {
       await done();
-      navigate('/quarantine');
+      navigate(queue);
     },
     onError: done,
   });
@@ -299,7 +305,7 @@ export function QuarantineItem() {
         </table>
       </details>
       <p>
-        <Link to="/quarantine">Back to the queue</Link>
+        <Link to={queue}>Back to the queue</Link>
       </p>
     </section>
   );
