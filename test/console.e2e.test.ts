@@ -1416,4 +1416,25 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await audit(page, 'quarantine-returned-data-steward');
     await context.close();
   });
+
+  it('data steward: Back to studies returns to the study list as it was left: search, sort and page', async () => {
+    const { context, page } = await signIn('data-steward');
+    const listed = '?ModalitiesInStudy=MR&sort=PatientName&dir=desc';
+    await page.goto(`${s.url}/studies${listed}`);
+    await studyRows(page).first().waitFor();
+    await studyRows(page).first().click();
+    await page.getByRole('heading', { name: 'Governance' }).waitFor();
+    // A reload keeps where the list was left (the history entry holds it).
+    await page.reload();
+    await page.getByRole('link', { name: 'Back to studies' }).click();
+    await page.getByRole('heading', { name: 'Studies', exact: true }).waitFor();
+    // Until 8 Dec 2026 it led to /studies: the first page of every study, in the default order.
+    expect(new URL(page.url()).search).toBe(listed);
+    expect(await page.getByLabel('Modality').inputValue()).toBe('MR');
+    await expect
+      .poll(() => page.getByRole('columnheader', { name: 'Patient' }).first().getAttribute('aria-sort'))
+      .toBe('descending');
+    await audit(page, 'studies-returned-data-steward');
+    await context.close();
+  });
 });

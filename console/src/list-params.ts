@@ -1,6 +1,6 @@
 import type { SortingState } from '@tanstack/react-table';
 import { useState } from 'react';
-import { useSearchParams } from 'react-router';
+import { useLocation, useNavigate, useSearchParams } from 'react-router';
 
 /**
  * A list screen's filters, sort and page live in the address bar's query, not in component state: a reload keeps
@@ -53,4 +53,20 @@ export function useListParams(filterKeys: readonly string[], pageKeys: readonly 
     setParams(next);
   };
   return { params, filters, draft, setDraft, search, setPage, sorting, setSorting };
+}
+
+/**
+ * Opens an entry of the list shown (a study, a held object) keeping the list's address (filters, sort, page) in the
+ * new history entry, so that the entry's page leads back to the list as it was left, after a reload too (useListReturn).
+ */
+export function useOpenFromList(): (to: string) => void {
+  const navigate = useNavigate();
+  const { search } = useLocation();
+  return (to) => navigate(to, { state: { list: search } });
+}
+
+/** The address of the list `path` as it was left when this entry was opened from it, else its first page. */
+export function useListReturn(path: string): string {
+  const { state } = useLocation() as { state?: { list?: unknown } | null };
+  return `${path}${typeof state?.list === 'string' ? state.list : ''}`;
 }

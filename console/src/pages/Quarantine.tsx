@@ -1,13 +1,13 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import type { ColumnDef } from '@tanstack/react-table';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { Link, useLocation, useNavigate, useParams } from 'react-router';
+import { Link, useNavigate, useParams } from 'react-router';
 import { api, ApiError, unwrap, type Schemas } from '../api/client';
 import type { paths } from '../api/schema';
 import { formatInstant } from '../time';
 import { DataTable } from '../components/DataTable';
 import { Empty, ErrorState, Loading, PastTheEnd } from '../components/States';
-import { useListParams } from '../list-params';
+import { useListParams, useListReturn, useOpenFromList } from '../list-params';
 
 type Entry = Schemas['QuarantineSummary'];
 type Sort = NonNullable<NonNullable<paths['/api/quarantine']['get']['parameters']['query']>['sort']>;
@@ -39,8 +39,7 @@ export function QuarantineQueue() {
   const { params, setPage, sorting, setSorting } = useListParams([], ['status', 'offset']);
   const status = STATUSES.find((s) => s === params.get('status')) ?? 'quarantined';
   const offset = Number(params.get('offset') ?? 0) || 0;
-  const navigate = useNavigate();
-  const location = useLocation();
+  const open = useOpenFromList();
   const list = useQuery({
     queryKey: ['quarantine', status, sorting, offset],
     // The answer carries the sort it was asked in: while the next one loads, the table shows this one's rows and
@@ -105,7 +104,7 @@ export function QuarantineQueue() {
               shown: list.data.sorting,
               busy: list.isPlaceholderData,
             }}
-            onRowOpen={(e) => navigate(`/quarantine/${e.id}`, { state: { queue: location.search } })}
+            onRowOpen={(e) => open(`/quarantine/${e.id}`)}
             rowLabel={(e) => `Inspect quarantined object ${e.id}`}
           />
           <nav className="pager" aria-label="Pages">
@@ -133,8 +132,7 @@ export function QuarantineItem() {
   // The queue as it was left (status, sort, page: its address, kept in the history entry, so a reload keeps it):
   // a decision and "Back to the queue" return there. Until 8 Dec 2026 both led to the first page of the held
   // objects, unsorted, whatever the queue had shown.
-  const { state } = useLocation() as { state?: { queue?: unknown } | null };
-  const queue = `/quarantine${typeof state?.queue === 'string' ? state.queue : ''}`;
+  const queue = useListReturn('/quarantine');
   const [tag, setTag] = useState('');
   const [value, setValue] = useState('');
   const [reason, setReason] = useState('');

@@ -1,13 +1,12 @@
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import type { ColumnDef } from '@tanstack/react-table';
 import { useState, type FormEvent } from 'react';
-import { useNavigate } from 'react-router';
 import { api, unwrap, type Schemas } from '../api/client';
 import type { paths } from '../api/schema';
 import { DataTable } from '../components/DataTable';
 import { Empty, ErrorState, Loading, PastTheEnd } from '../components/States';
 import { useAuth } from '../auth';
-import { useListParams } from '../list-params';
+import { useListParams, useOpenFromList } from '../list-params';
 import { BREAK_GLASS_ROLES } from '../roles';
 
 type Study = Schemas['BrowsedStudy'];
@@ -49,7 +48,7 @@ export function Studies() {
     FIELDS.map(([k]) => k),
     ['offset'],
   );
-  const navigate = useNavigate();
+  const open = useOpenFromList();
   const { session } = useAuth();
   const offset = Number(params.get('offset') ?? 0);
   const [openUid, setOpenUid] = useState('');
@@ -124,7 +123,7 @@ export function Studies() {
               shown: query.data.sorting,
               busy: query.isPlaceholderData,
             }}
-            onRowOpen={(s) => navigate(`/studies/${s.studyUid}`)}
+            onRowOpen={(s) => open(`/studies/${s.studyUid}`)}
             rowLabel={(s) => `Open study ${s.accessionNumber || s.studyUid}`}
           />
           <nav className="pager" aria-label="Pages">
@@ -145,7 +144,7 @@ export function Studies() {
           className="open-uid"
           onSubmit={(e) => {
             e.preventDefault();
-            if (openUid.trim()) navigate(`/studies/${openUid.trim()}`);
+            if (openUid.trim()) open(`/studies/${openUid.trim()}`);
           }}
         >
           <label htmlFor="open-uid">Study not listed? Open it by Study Instance UID</label>

@@ -6,6 +6,7 @@ import { retryUnreachable } from '../connection';
 import { useAuth } from '../auth';
 import { Empty, ErrorState, Loading } from '../components/States';
 import { BREAK_GLASS_ROLES } from '../roles';
+import { useListReturn } from '../list-params';
 import { formatInstant } from '../time';
 import { dicomDate, personName } from './Studies';
 
@@ -14,6 +15,8 @@ export function Study() {
   const { uid = '' } = useParams();
   const { session } = useAuth();
   const [breakGlass, setBreakGlass] = useState(false);
+  // The study list as it was left (filters, sort, page); until 8 Dec 2026 its first page, unfiltered.
+  const studies = useListReturn('/studies');
   const study = useQuery({
     queryKey: ['study', uid],
     queryFn: async () => unwrap(await api.GET('/api/studies/{uid}', { params: { path: { uid } } })),
@@ -41,7 +44,7 @@ export function Study() {
         ) : null}
         {breakGlass ? <BreakGlassDialog studyUid={uid} onClose={() => setBreakGlass(false)} /> : null}
         <p>
-          <Link to="/studies">Back to studies</Link>
+          <Link to={studies}>Back to studies</Link>
         </p>
       </section>
     );
@@ -166,7 +169,7 @@ export function Study() {
         </div>
       )}
       <p>
-        <Link to="/studies">Back to studies</Link>
+        <Link to={studies}>Back to studies</Link>
       </p>
     </section>
   );
