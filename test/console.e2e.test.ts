@@ -1437,4 +1437,56 @@ describe('web console in Chromium', { timeout: 180_000 }, () => {
     await audit(page, 'studies-returned-data-steward');
     await context.close();
   });
+
+  it('sysadmin: an account or entity refused as already there (created meanwhile elsewhere) says so, and the list is read again', async () => {
+    const { context, page } = await signIn('sysadmin');
+    const headers = { 'X-Requested-With': 'custos-console' };
+    await page.getByRole('table', { name: 'Accounts' }).waitFor();
+    await page.getByRole('heading', { name: 'DICOM application entities' }).waitFor();
+    await expect.poll(() => page.getByText('Loading application entities').count()).toBe(0);
+    // Meanwhile another administrator (another browser, SCIM, the CLI) creates the account and registers the
+    // entity this one is about to.
+    expect(
+      (
+        await page.request.post(`${s.url}/api/admin/users`, {
+          headers,
+          data: { username: 'tech.meanwhile', role: 'technologist' },
+        })
+      ).status(),
+    ).toBe(201);
+    expect(
+      (
+        await page.request.post(`${s.url}/api/admin/aes`, {
+          headers,
+          data: { title: 'MEANWHILE_AE', host: '127.0.0.1', port: 11112 },
+        })
+      ).status(),
+    ).toBe(201);
+    await page.getByLabel('Account name').fill('tech.meanwhile');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    const accountTaken = page
+      .getByRole('alert')
+      .filter({ hasText: "an account named 'tech.meanwhile' already exists" });
+    await accountTaken.waitFor();
+    expect(await accountTaken.textContent()).toContain('account.exists');
+    // Until 8 Dec 2026 the list was not read again: the account that exists was not listed.
+    await page
+      .getByRole('table', { name: 'Accounts' })
+      .getByRole('cell', { name: 'tech.meanwhile', exact: true })
+      .waitFor();
+    await page.getByLabel('AE title').fill('MEANWHILE_AE');
+    await page.getByLabel('Host').fill('127.0.0.1');
+    await page.getByRole('button', { name: 'Register' }).click();
+    const aeTaken = page
+      .getByRole('alert')
+      .filter({ hasText: "an application entity with the title 'MEANWHILE_AE' is already registered" });
+    await aeTaken.waitFor();
+    expect(await aeTaken.textContent()).toContain('ae.exists');
+    await page.getByRole('button', { name: 'Remove MEANWHILE_AE', exact: true }).waitFor();
+    await audit(page, 'users-created-meanwhile-sysadmin');
+    expect((await page.request.delete(`${s.url}/api/admin/aes/MEANWHILE_AE`, { headers })).status()).toBe(
+      204,
+    );
+    await context.close();
+  });
 });

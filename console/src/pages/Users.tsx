@@ -68,11 +68,14 @@ function Accounts() {
           },
         }),
       ),
-    onSuccess: async (r) => {
+    onSuccess: (r) => {
       setSecret({ label: `One-time password of ${r.username}`, value: r.password });
       setForm({ ...form, username: '', displayName: '' });
-      await refresh();
     },
+    // Read again whatever the answer: a name refused as taken (account.exists) is often an account created
+    // meanwhile (another administrator, SCIM, the CLI), which the list then shows. Until 8 Dec 2026 only a success
+    // read it again.
+    onSettled: refresh,
   });
   const action = useMutation({
     mutationFn: async ({
@@ -608,10 +611,11 @@ function ApplicationEntities() {
           body: { title: form.title, host: form.host, port: Number(form.port) },
         }),
       ),
-    onSuccess: async () => {
-      setForm({ title: '', host: '', port: '104' });
-      await qc.invalidateQueries({ queryKey: ['aes'] });
-    },
+    onSuccess: () => setForm({ title: '', host: '', port: '104' }),
+    // Read again whatever the answer: a title refused as taken (ae.exists) is often an entity registered meanwhile
+    // (another administrator, `custos ae add`), which the list then shows. Until 8 Dec 2026 only a success read it
+    // again.
+    onSettled: () => qc.invalidateQueries({ queryKey: ['aes'] }),
   });
   /**
    * A refused removal says why, and the list is read again whatever the answer: an entity removed meanwhile (by
