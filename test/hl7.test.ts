@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ import {
   ormMessage,
 } from '../src/domain/hl7/hl7-examples.js';
 import { systemPrincipal } from '../src/services/auth-service.js';
-import { MllpDecoder, mllpFrame } from '../src/transports/hl7/mllp-decoder.js';
+import { mllpFrame } from '../src/transports/hl7/mllp-decoder.js';
 import { backends } from './support/backends.js';
 import { CYRILLIC_PROCEDURE_CODE, makeInstance, stowBody, uid } from './support/fixtures.js';
 import { collect, multipartParts } from './support/http.js';
@@ -1353,42 +1353,6 @@ describe.each(backends())('HL7 v2 over MLLP on %s', (backend) => {
     plain.write(mllpFrame(adtMessage('A08', 'PLAIN-1', { id: newId, family: 'X', given: 'Y' })));
     await expect(plain.next(5000)).rejects.toThrow();
     await plain.close();
-  });
-
-  it('answers a sender that shuts down its sending side after its messages (socat), over MLLP and MLLP/TLS', async () => {
-    // Until 8 Dec 2026 the connection ended as the sender's did: the messages were applied and their ACKs lost.
-    /** Sends the frames with socat, which shuts down its sending side at the end of its input and reads on. */
-    const socat = (address: string, frames: Buffer) =>
-      new Promise<string[]>((resolve, reject) => {
-        const child = spawn('socat', ['-t', '10', 'STDIO', address]);
-        const out: Buffer[] = [];
-        let stderr = '';
-        child.stdout.on('data', (d: Buffer) => out.push(d));
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-        child.on('error', reject);
-        child.on('close', (code) =>
-          code === 0
-            ? resolve(
-                new MllpDecoder(1024 * 1024)
-                  .push(Buffer.concat(out))
-                  .flatMap((ev) => (ev.kind === 'frame' ? [ev.payload.toString('utf8')] : [])),
-              )
-            : reject(new Error(`socat exited ${code}: ${stderr}`)),
-        );
-        child.stdin.end(frames);
-      });
-    const message = (controlId: string) =>
-      mllpFrame(adtMessage('A08', controlId, { id: newId, family: 'EVERYMAN-SMITH', given: 'ADAM' }));
-    for (const [address, prefix] of [
-      [`TCP:127.0.0.1:${s.hl7Port!}`, 'HALF'],
-      [`OPENSSL:127.0.0.1:${s.hl7TlsPort!},verify=0`, 'HALF-TLS'],
-    ] as const) {
-      const acks = await socat(address, Buffer.concat([message(`${prefix}-1`), message(`${prefix}-2`)]));
-      expect(acks.map((a) => ackOf(a))).toMatchObject([
-        { code: 'AA', controlId: `${prefix}-1` },
-        { code: 'AA', controlId: `${prefix}-2` },
-      ]);
-    }
   });
 
   it('talks to mllp_send (python3-hl7, Debian), a real MLLP client', async () => {

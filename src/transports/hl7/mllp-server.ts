@@ -30,19 +30,16 @@ export class MllpServer {
 
   constructor(private readonly opts: MllpServerOptions) {
     const onConnection = (socket: Socket) => this.serve(socket);
-    // Half-open: a sender that shuts down its sending side after its last message (nc -N, socat, a script's
-    // shutdown(SHUT_WR)) still reads the ACKs; the connection is ended once they are written (serve()).
     this.server = opts.tls
       ? createTlsServer(
           {
-            allowHalfOpen: true,
             ...serverTlsContext(opts.tls),
             requestCert: opts.tls.requireClientCert,
             rejectUnauthorized: opts.tls.requireClientCert,
           },
           onConnection,
         )
-      : createTcpServer({ allowHalfOpen: true }, onConnection);
+      : createTcpServer(onConnection);
     // A failed handshake or a reset connection is the peer's problem, not the listener's.
     this.server.on('tlsClientError', () => undefined);
   }
@@ -148,11 +145,6 @@ export class MllpServer {
         }
       }
       timeRun();
-    });
-    // The peer sent all it will: the connection ends once the replies owed are written. Until 8 Dec 2026 it ended at
-    // once, the replies still being made were written after the end and lost, and a message applied had no ACK.
-    socket.on('end', () => {
-      void chain.catch(() => undefined).then(() => socket.end());
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
