@@ -313,12 +313,17 @@ const MISSPELT = new Map(
     .concat([['UTF8', 'ISO_IR_192']]),
 );
 
+/** A Specific Character Set value list as Defined Terms with underscores (`ISO_IR 100` → `ISO_IR_100`). */
+function definedTerms(values: string[] | undefined): string[] {
+  return (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
+}
+
 /** The decoder for a Specific Character Set value list (undefined or empty: the default repertoire). */
 export function textDecoding(values: string[] | undefined): TextDecoding {
   const key = (values ?? []).join('\\');
   const hit = cache.get(key);
   if (hit) return hit;
-  const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
+  const norm = definedTerms(values);
   let result: TextDecoding;
   const singleOnly = norm.findIndex((v) => SINGLE_ONLY.has(v));
   if (norm.length <= 1 && SINGLE[norm[0] ?? ''] !== undefined) {
@@ -422,7 +427,7 @@ export function textEncoding(
   values: string[] | undefined,
   opts: { singleByteSets?: boolean } = {},
 ): (s: string) => Buffer | undefined {
-  const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
+  const norm = definedTerms(values);
   const first = norm[0] ?? '';
   if (norm.length <= 1 && first === 'ISO_IR_192') return (s) => Buffer.from(s, 'utf8');
   if (norm.length <= 1 && first === 'ISO_IR_100')
@@ -439,7 +444,7 @@ export function textEncoding(
  * (code extensions, ISO_IR 13, the multi-byte sets, a term Custos does not know).
  */
 export function writableCharacterSet(values: string[] | undefined): string | undefined {
-  const norm = (values ?? []).map((v) => v.trim().replace(/[ -]/g, '_'));
+  const norm = definedTerms(values);
   if (norm.length > 1) return undefined;
   const given = norm[0] ?? '';
   const term = given === '' || SINGLE[given] !== undefined ? given : MISSPELT.get(compact(given));

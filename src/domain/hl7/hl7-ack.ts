@@ -136,7 +136,7 @@ export function buildAck(input: AckInput): string {
           ]
         : '',
       location(p.location),
-      [String(p.code), HL7_ERROR_TEXT[p.code], 'HL70357'],
+      condition(p),
       p.severity ?? 'E',
       '',
       '',

@@ -958,9 +958,12 @@ export function wadoUriHandler(retrieve: RetrieveService) {
             `frameNumber ${frame} is beyond the instance's ${count} frames (PS3.18 §9.5.2.1)`,
           );
       }
-      const image = await retrieve.renderImage(ref!, frame, { ...options, format: contentType });
-      if (annotation) ctx.res.setHeader('Warning', annotation);
-      sendImage(ctx, contentType, image);
+      sendImage(
+        ctx,
+        contentType,
+        await retrieve.renderImage(ref!, frame, { ...options, format: contentType }),
+        annotation,
+      );
       return;
     }
     const wantTs = transferSyntaxParam(q.getAll('transferSyntax'));
@@ -1181,8 +1184,13 @@ function oneFrame(ctx: RequestContext, why: string): [number] {
   return [frames[0]!];
 }
 
-function sendImage(ctx: RequestContext, type: RenderedMediaType, bytes: Buffer) {
-  ctx.res.writeHead(200, { 'Content-Type': type, 'Content-Length': bytes.length });
+/** A rendered image, with the Warning of annotation values left out (annotationWarning) when there is one. */
+function sendImage(ctx: RequestContext, type: RenderedMediaType, bytes: Buffer, warning?: string) {
+  ctx.res.writeHead(200, {
+    'Content-Type': type,
+    'Content-Length': bytes.length,
+    ...(warning ? { Warning: warning } : {}),
+  });
   ctx.res.end(bytes);
 }
 
@@ -1209,9 +1217,7 @@ export function renderedHandler(retrieve: RetrieveService) {
       await pipeBody(ctx.res, body);
       return;
     }
-    const image = await retrieve.renderImage(ref!, frames[0]!, { ...options, format });
-    if (annotation) ctx.res.setHeader('Warning', annotation);
-    sendImage(ctx, format, image);
+    sendImage(ctx, format, await retrieve.renderImage(ref!, frames[0]!, { ...options, format }), annotation);
   };
 }
 
@@ -1427,9 +1433,7 @@ export function thumbnailHandler(retrieve: RetrieveService) {
         representative: true,
       },
     );
-    const image = await retrieve.renderImage(ref!, frames[0]!, { ...options, format });
-    if (annotation) ctx.res.setHeader('Warning', annotation);
-    sendImage(ctx, format, image);
+    sendImage(ctx, format, await retrieve.renderImage(ref!, frames[0]!, { ...options, format }), annotation);
   };
 }
 

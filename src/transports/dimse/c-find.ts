@@ -179,9 +179,9 @@ export async function cFind(
   }
   // PS3.4 C.4.1.1.3.2: an answer is written in the query's character set where Custos can write that set and every
   // value of the answer fits it (the single-byte sets, UTF-8, the default repertoire), so that a requestor reading
-  // only its own set (Latin-1, Cyrillic, ...) reads it right; any other answer is written in UTF-8, as that section allows ("The SCP may return responses
-  // with a different Specific Character Set"). Until 8 Dec 2026 every answer was written in UTF-8, which a
-  // requestor that queried in ISO_IR 100 and knows no UTF-8 showed as 'MÃ¼ller'.
+  // only its own set (Latin-1, Cyrillic, ...) reads it right; any other answer is written in UTF-8, as that section
+  // allows ("The SCP may return responses with a different Specific Character Set"). Until 8 Dec 2026 every answer
+  // was written in UTF-8, which a requestor that queried in ISO_IR 100 and knows no UTF-8 showed as 'MÃ¼ller'.
   const answerSet = writableCharacterSet(charsetValues(ds));
   const encodeAnswer = (elements: WriteElement[]): Buffer => {
     if (answerSet !== undefined)

@@ -208,12 +208,20 @@ export class Hl7Handler {
    * first byte: the connection was closed.
    */
   async slowOutside(size: number, withinMs: number, peer: Hl7Peer): Promise<void> {
+    await this.recordOutside(
+      `${size} byte(s) arrived outside an MLLP frame over more than ${withinMs / 1000} s (hl7.idleTimeoutSeconds) with no frame after them: the connection was closed`,
+      peer,
+    );
+  }
+
+  /** Records bytes outside a frame for which the connection was closed (slowOutside, overrun). */
+  private async recordOutside(message: string, peer: Hl7Peer): Promise<void> {
     await this.opts.feed.recordRefusal(
       this.principal('unknown', peer),
       'hl7-message',
       'failure',
       emptyInfo,
-      `${size} byte(s) arrived outside an MLLP frame over more than ${withinMs / 1000} s (hl7.idleTimeoutSeconds) with no frame after them: the connection was closed`,
+      message,
       { hl7Error: Hl7ErrorCode.SegmentSequenceError, peer: peer.address },
     );
   }
@@ -235,14 +243,9 @@ export class Hl7Handler {
    */
   async overrun(head: Buffer | undefined, size: number, limit: number, peer: Hl7Peer): Promise<Buffer[]> {
     if (head === undefined) {
-      const message = `${size} byte(s) arrived outside an MLLP frame in a row, more than the ${limit} bytes this archive reads there (hl7.maxMessageBytes): the connection was closed`;
-      await this.opts.feed.recordRefusal(
-        this.principal('unknown', peer),
-        'hl7-message',
-        'failure',
-        emptyInfo,
-        message,
-        { hl7Error: Hl7ErrorCode.SegmentSequenceError, peer: peer.address },
+      await this.recordOutside(
+        `${size} byte(s) arrived outside an MLLP frame in a row, more than the ${limit} bytes this archive reads there (hl7.maxMessageBytes): the connection was closed`,
+        peer,
       );
       return [];
     }
